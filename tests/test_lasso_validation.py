@@ -1,0 +1,161 @@
+"""Bad input gives a ValueError that names the argument and the label; nothing is fitted."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from xl_factorlasso import LassoModel, LassoModelType, SolveError
+from tests.conftest import make_panel
+
+
+def fit_error(model, x, y) -> str:
+    with pytest.raises(ValueError) as info:
+        model.fit(x, y)
+    assert not hasattr(model, "coef_")
+    return str(info.value)
+
+
+@pytest.fixture
+def xy():
+    x, y, _ = make_panel(T=40, M=3, N=4)
+    return x, y
+
+
+def test_text_in_numbers_names_column_and_row(xy):
+    x, y = xy
+    y = y.astype(object)
+    y.iloc[5, 2] = "n/a?"
+    msg = fit_error(LassoModel(), x, y)
+    assert "'a2'" in msg and str(y.index[5].date()) in msg and "not a number" in msg
+
+
+def test_infinite_value_is_rejected(xy):
+    x, y = xy
+    x = x.copy()
+    x.iloc[3, 1] = np.inf
+    msg = fit_error(LassoModel(), x, y)
+    assert "'f1'" in msg and "infinite" in msg
+
+
+def test_misaligned_indexes(xy):
+    x, y = xy
+    y = y.copy()
+    y.index = y.index + pd.Timedelta(days=1)
+    assert "different row labels" in fit_error(LassoModel(), x, y)
+
+
+def test_different_lengths(xy):
+    x, y = xy
+    assert "rows" in fit_error(LassoModel(), x.iloc[:-1], y)
+
+
+def test_duplicate_labels(xy):
+    x, y = xy
+    y = y.rename(columns={"a1": "a0"})
+    assert "duplicate column" in fit_error(LassoModel(), x, y)
+
+
+def test_too_few_rows():
+    x, y, _ = make_panel(T=5, M=2, N=2)
+    msg = fit_error(LassoModel(span=10), x, y)  # EWMA drops the first row: 4 < 5
+    assert "too few rows" in msg
+
+
+def test_all_missing_responses(xy):
+    x, y = xy
+    assert "no valid observation" in fit_error(LassoModel(), x, y * np.nan)
+
+
+@pytest.mark.parametrize(
+    "params, needle",
+    [
+        ({"l1_weight": 1.5}, "l1_weight must be in [0, 1]"),
+        ({"l1_weight": -0.1}, "l1_weight"),
+        ({"cutoff_fraction": 0.0}, "cutoff_fraction must be in (0, 1]"),
+        ({"cutoff_fraction": 1.2}, "cutoff_fraction"),
+        ({"reg_lambda": -1.0}, "reg_lambda must be >= 0"),
+        ({"reg_lambda": float("nan")}, "reg_lambda"),
+        ({"span": 0.5}, "span must be a finite number >= 1"),
+        ({"n_clusters": 0}, "n_clusters"),
+        ({"group_penalty": "l2"}, "group_penalty"),
+        ({"model_type": "ridge"}, "model_type: 'ridge' is not one of"),
+        ({"model_type": LassoModelType.GROUP_LASSO}, "needs group_data"),
+        ({"linkage_method": "nope", "model_type": "hcgl"}, "linkage_method"),
+        ({"warmup_period": -3}, "warmup_period"),
+    ],
+)
+def test_bad_parameters(xy, params, needle):
+    x, y = xy
+    assert needle in fit_error(LassoModel(**params), x, y)
+
+
+def test_sign_value_outside_set(xy):
+    x, y = xy
+    signs = pd.DataFrame(np.nan, index=y.columns, columns=x.columns)
+    signs.loc["a3", "f2"] = 2
+    msg = fit_error(LassoModel(factors_beta_loading_signs=signs), x, y)
+    assert "factors_beta_loading_signs['a3', 'f2']" in msg and "not one of 0, 1, -1" in msg
+
+
+def test_sign_text_is_rejected(xy):
+    x, y = xy
+    signs = pd.DataFrame(np.nan, index=y.columns, columns=x.columns).astype(object)
+    signs.loc["a1", "f0"] = "x"
+    msg = fit_error(LassoModel(factors_beta_loading_signs=signs), x, y)
+    assert "['a1', 'f0']" in msg and "'x' is not a number" in msg
+
+
+@pytest.mark.parametrize("which", ["factors_beta_loading_signs", "factors_beta_prior"])
+def test_matrix_labels_must_match(xy, which):
+    x, y = xy
+    base = pd.DataFrame(0.0, index=y.columns, columns=x.columns)
+    msg = fit_error(LassoModel(**{which: base.drop(index="a2")}), x, y)
+    assert f"{which}: response 'a2' of y has no row" in msg
+    msg = fit_error(LassoModel(**{which: base.rename(index={"a2": "MSFT"})}), x, y)
+    assert "'a2'" in msg or "'MSFT'" in msg
+    extra = base.copy()
+    extra["f9"] = 0.0
+    assert "'f9' is not a factor" in fit_error(LassoModel(**{which: extra}), x, y)
+    assert "expected shape (4, 3)" in fit_error(LassoModel(**{which: np.zeros((3, 3))}), x, y)
+
+
+@pytest.mark.parametrize("sign, value", [(0, 0.2), (1, -0.1), (-1, 0.3)])
+def test_prior_contradicting_sign(xy, sign, value):
+    x, y = xy
+    signs = pd.DataFrame(np.nan, index=y.columns, columns=x.columns)
+    prior = pd.DataFrame(0.0, index=y.columns, columns=x.columns)
+    signs.loc["a0", "f1"] = sign
+    prior.loc["a0", "f1"] = value
+    msg = fit_error(
+        LassoModel(factors_beta_loading_signs=signs, factors_beta_prior=prior), x, y
+    )
+    assert "factors_beta_prior['a0', 'f1']" in msg and "contradicts its sign constraint" in msg
+
+
+def test_group_data_must_cover_responses(xy):
+    x, y = xy
+    groups = pd.Series(["g1", "g1", "g2"], index=["a0", "a1", "a2"])
+    msg = fit_error(LassoModel(model_type="GROUP_LASSO", group_data=groups), x, y)
+    assert "group_data: response 'a3' has no group" in msg
+
+
+def test_failed_solve_raises_and_keeps_previous_fit(xy):
+    x, y = xy
+    model = LassoModel(reg_lambda=0.1).fit(x, y)
+    before = model.coef_.copy()
+    model.set_params(reg_lambda=0.01, solver="CLARABEL", solver_params={"max_iter": 1})
+    with pytest.raises(SolveError) as info:
+        model.fit(x, y)
+    assert "CLARABEL" in str(info.value) and info.value.attempts[0][0] == "CLARABEL"
+    pd.testing.assert_frame_equal(model.coef_, before)  # the previous fit is intact
+
+
+def test_fallback_solver_is_used_after_failure(xy):
+    x, y = xy
+    model = LassoModel(reg_lambda=0.01, solver="NOT_A_SOLVER", solver_fallbacks=["CLARABEL"])
+    model.fit(x, y)
+    assert model.solver_ == "CLARABEL" and model.solver_status_ == "optimal"
+    ref = LassoModel(reg_lambda=0.01).fit(x, y)
+    np.testing.assert_allclose(model.coef_, ref.coef_, atol=1e-9)

@@ -1,0 +1,38 @@
+"""Numerical core: estimators and statistics, no knowledge of Excel.
+
+Public names are re-exported here and from :mod:`xl_factorlasso`.
+"""
+
+from .cluster import (
+    ClusterResult,
+    cluster_from_correlation,
+    ewm_correlation,
+    ewm_covariance,
+    ewm_lambda,
+    ewm_mean,
+    response_correlation,
+)
+from .covariance import FactorCovariance, assemble_factor_covariance
+from .exceptions import SolveError
+from .linear_model import LassoEstimationResult, LassoModel, LassoModelType, lambda_max
+from .model_selection import LassoModelCV, default_lambda_grid, expanding_window_splits
+
+__all__ = [
+    "ClusterResult",
+    "FactorCovariance",
+    "LassoEstimationResult",
+    "LassoModel",
+    "LassoModelCV",
+    "LassoModelType",
+    "SolveError",
+    "assemble_factor_covariance",
+    "cluster_from_correlation",
+    "default_lambda_grid",
+    "ewm_correlation",
+    "ewm_covariance",
+    "ewm_lambda",
+    "ewm_mean",
+    "expanding_window_splits",
+    "lambda_max",
+    "response_correlation",
+]

@@ -1,0 +1,90 @@
+"""Hierarchical clustering of responses for HCGL / FCGL (groups discovered from the data)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+from scipy.cluster import hierarchy
+from scipy.spatial.distance import squareform
+
+from ._ewm import ewm_correlation
+
+__all__ = ["ClusterResult", "cluster_from_correlation", "response_correlation"]
+
+_LINKAGE_METHODS = ("single", "complete", "average", "weighted", "centroid", "median", "ward")
+
+
+@dataclass(frozen=True)
+class ClusterResult:
+    """A partition of the responses.
+
+    Attributes
+    ----------
+    labels : pandas.Series
+        1-based cluster label per response.
+    linkage : numpy.ndarray
+        SciPy linkage matrix, shape (N - 1, 4); empty for a single response.
+    cutoff : float
+        Dendrogram height of the cut.
+    """
+
+    labels: pd.Series
+    linkage: np.ndarray
+    cutoff: float
+
+
+def response_correlation(y: pd.DataFrame | np.ndarray, span: float | None = None) -> pd.DataFrame:
+    """Correlation of (centred) responses; NaN marks a missing observation.
+
+    ``span=None`` gives the pairwise-complete sample correlation (pandas ``corr``), a span the
+    EWMA correlation of :func:`~xl_factorlasso.core.cluster.ewm_correlation`.
+    """
+    frame = y if isinstance(y, pd.DataFrame) else pd.DataFrame(np.asarray(y, dtype=float))
+    if span is None:
+        corr = frame.corr()
+    else:
+        corr = pd.DataFrame(ewm_correlation(frame.to_numpy(dtype=float), span),
+                            index=frame.columns, columns=frame.columns)
+    return corr
+
+
+def cluster_from_correlation(
+    corr: pd.DataFrame,
+    *,
+    cutoff_fraction: float = 0.5,
+    n_clusters: int | None = None,
+    linkage_method: str = "ward",
+) -> ClusterResult:
+    """Cluster responses on the distance ``1 - rho``.
+
+    The dendrogram (``linkage_method``, Ward by default) is cut at
+    ``cutoff_fraction * max(pairwise distance)``, or into at most ``n_clusters`` clusters
+    (clamped to the number of responses; ``cutoff`` is then the last accepted merge height).
+    A missing correlation counts as 0.
+    """
+    if linkage_method not in _LINKAGE_METHODS:
+        raise ValueError(
+            f"linkage_method: {linkage_method!r} is not one of {', '.join(_LINKAGE_METHODS)}"
+        )
+    if not (0.0 < cutoff_fraction <= 1.0):
+        raise ValueError(f"cutoff_fraction must be in (0, 1], got {cutoff_fraction!r}")
+    names = corr.index
+    n = len(names)
+    if n == 1:
+        return ClusterResult(pd.Series([1], index=names, name="cluster"), np.empty((0, 4)), 0.0)
+    rho = np.clip(np.nan_to_num(corr.to_numpy(dtype=float), nan=0.0), -1.0, 1.0)
+    distance = 1.0 - rho
+    np.fill_diagonal(distance, 0.0)
+    condensed = squareform((distance + distance.T) / 2.0, checks=False)
+    link = hierarchy.linkage(condensed, method=linkage_method)
+    if n_clusters is None:
+        cutoff = float(cutoff_fraction * np.max(condensed))
+        labels = hierarchy.fcluster(link, cutoff, criterion="distance")
+    else:
+        k = min(int(n_clusters), n)
+        labels = hierarchy.fcluster(link, k, criterion="maxclust")
+        merges = n - len(np.unique(labels))
+        cutoff = float(link[merges - 1, 2]) if merges > 0 else 0.0
+    return ClusterResult(pd.Series(labels, index=names, name="cluster"), link, cutoff)

@@ -1,0 +1,20 @@
+"""Sparse multi-output factor regression."""
+
+from ._formulation import LassoProblem, PenaltySpec, penalty_value
+from ._lasso_model import LassoEstimationResult, LassoModel, lambda_max
+from ._model_type import LassoModelType
+from ._preparation import PreparedPanel, SufficientStats, coerce_panel, prepare_panel
+
+__all__ = [
+    "LassoEstimationResult",
+    "LassoModel",
+    "LassoModelType",
+    "LassoProblem",
+    "PenaltySpec",
+    "PreparedPanel",
+    "SufficientStats",
+    "coerce_panel",
+    "lambda_max",
+    "penalty_value",
+    "prepare_panel",
+]

@@ -1,0 +1,553 @@
+"""``LassoModel``: sparse multi-output factor regression with signs, prior and group penalties."""
+
+from __future__ import annotations
+
+import numbers
+import warnings
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from .._base import BaseEstimator
+from ..cluster import cluster_from_correlation, ewm_lambda, response_correlation
+from ._formulation import LassoProblem, PenaltySpec, penalty_value
+from ._lambda_max import lambda_max_from_stats
+from ._model_type import LassoModelType
+from ._preparation import PreparedPanel, SufficientStats, coerce_panel, prepare_panel
+
+__all__ = ["LassoModel", "LassoEstimationResult", "lambda_max"]
+
+MIN_ROWS = 5
+
+
+@dataclass
+class LassoEstimationResult:
+    """In-sample diagnostics in the loss's EWMA norm (factorlasso's ``estimation_result_``).
+
+    ``alpha`` is the weighted mean residual on the prepared data, ``ss_res`` the weighted mean
+    squared residual, ``ss_total`` the weighted variance of the prepared response and
+    ``r2 = 1 - ss_res / ss_total``.
+    """
+
+    estimated_beta: np.ndarray
+    alpha: np.ndarray
+    ss_total: np.ndarray
+    ss_res: np.ndarray
+    r2: np.ndarray
+
+
+@dataclass
+class _FitSetup:
+    """Everything a solve needs that does not depend on ``reg_lambda``."""
+
+    x: pd.DataFrame
+    y: pd.DataFrame
+    panel: PreparedPanel
+    stats: SufficientStats
+    spec: PenaltySpec
+    clusters: pd.Series | None
+    linkage: np.ndarray | None
+    cutoff: float | None
+
+
+class LassoModel(BaseEstimator):
+    """Sparse multi-output linear factor model ``y_t = alpha + B x_t + e_t``.
+
+    The objective (see :mod:`xl_factorlasso.core.linear_model._formulation`) is the
+    EWMA-weighted mean squared error of the (demeaned) panel plus ``reg_lambda`` times an
+    L1, group or sparse-group penalty on ``B - B0``, with a sign constraint on every cell.
+    Names, defaults and semantics follow factorlasso 1.0.6, so that on the same data the
+    coefficients agree with it to solver tolerance.
+
+    Parameters
+    ----------
+    model_type : LassoModelType or str, default LASSO
+        ``LASSO``, ``GROUP_LASSO``, ``HIERARCHICAL_CLUSTER_GROUP_LASSO`` (alias
+        ``GROUP_LASSO_CLUSTERS``, "HCGL") or ``FACTOR_CLUSTER_GROUP_LASSO`` ("FCGL").
+    group_data : pandas.Series, optional
+        Response -> group label, required by ``GROUP_LASSO``; must cover every response.
+    reg_lambda : float, default 1e-5
+        Penalty weight ``lambda >= 0``.
+    span : float, optional
+        EWMA span of the loss weights and the demeaning, ``lambda_w = 1 - 2/(span+1)``;
+        ``None`` weights all rows equally.
+    demean : bool, default True
+        Subtract the column mean (``span=None``) or the causal EWMA mean before fitting.
+    cutoff_fraction : float, default 0.5
+        HCGL/FCGL: cut the dendrogram at this fraction of the largest pairwise distance, in (0, 1].
+    n_clusters : int, optional
+        HCGL/FCGL: cut into at most this many clusters instead.
+    linkage_method : str, default "ward"
+        SciPy linkage method for cluster discovery.
+    group_penalty : {"normalized", "yuan_lin"}, default "normalized"
+        Group weights ``sqrt(|g|/G)`` or ``sqrt(|g|)``.
+    l1_weight : float, default 0.0
+        Sparse-group mix ``a`` in [0, 1]: ``(1-a)`` group term + ``a`` L1 term.
+    factors_beta_loading_signs : pandas.DataFrame, optional
+        Responses x factors, each cell ``0`` (zero), ``1`` (>= 0), ``-1`` (<= 0) or NaN (free).
+    factors_beta_prior : pandas.DataFrame, optional
+        Responses x factors centre ``B0`` of the penalty (NaN = 0). Must respect the signs.
+    nonneg : bool, default False
+        All coefficients >= 0; ignored when a sign matrix is given (as in factorlasso).
+    warmup_period : int, optional, default 12
+        Responses with fewer valid observations are fitted, then their loadings are set to
+        zero and their diagnostics to NaN (with a warning). ``None`` disables it.
+    solver : str, default "CLARABEL"
+        CVXPY solver name.
+    solver_params : dict, optional
+        Keyword arguments for the solver (e.g. ``{"tol_gap_rel": 1e-10}`` for Clarabel).
+    solver_fallbacks : list of str, optional
+        Solvers to try, in order, when ``solver`` fails.
+    verbose : bool, default False
+        Forwarded to the solver.
+
+    Attributes
+    ----------
+    coef_ : pandas.DataFrame, shape (N, M)
+        Loadings, responses x factors.
+    alpha_const_ : pandas.Series, shape (N,)
+        Economic intercept ``ybar_w - B xbar_w`` with the loss's weights on the original data;
+        :meth:`predict` adds it.
+    intercept_ : pandas.Series, shape (N,)
+        Weighted mean residual of the prepared (demeaned) problem; 0 without a span. Kept for
+        factorlasso compatibility: use ``alpha_const_`` as the intercept.
+    clusters_ : pandas.Series or None
+        Group label per response (user groups or discovered clusters).
+    linkage_ : numpy.ndarray or None
+        SciPy linkage matrix of the cluster discovery.
+    cutoff_ : float or None
+        Dendrogram cut height.
+    r2_ : pandas.Series
+        In-sample weighted R^2 per response.
+    residual_variance_, total_variance_ : pandas.Series
+        Weighted residual and total variance per response (the loss's EWMA norm).
+    n_obs_ : pandas.Series
+        Valid observations per response.
+    estimation_result_ : LassoEstimationResult
+        The same diagnostics as arrays (factorlasso compatible).
+    solver_status_ : str
+        CVXPY status of the accepted solve; ``solver_`` the solver that produced it.
+    objective_value_ : float
+        Objective at the solution (loss including its constant + penalty), before warmup zeroing.
+    reg_lambda_max_ : float
+        Smallest ``reg_lambda`` at which the fit equals the prior.
+    n_features_in_, feature_names_in_
+        Number and names of factors.
+    """
+
+    def __init__(
+        self,
+        model_type=LassoModelType.LASSO,
+        group_data=None,
+        reg_lambda=1e-5,
+        span=None,
+        demean=True,
+        cutoff_fraction=0.5,
+        n_clusters=None,
+        linkage_method="ward",
+        group_penalty="normalized",
+        l1_weight=0.0,
+        factors_beta_loading_signs=None,
+        factors_beta_prior=None,
+        nonneg=False,
+        warmup_period=12,
+        solver="CLARABEL",
+        solver_params=None,
+        solver_fallbacks=None,
+        verbose=False,
+    ):
+        self.model_type = model_type
+        self.group_data = group_data
+        self.reg_lambda = reg_lambda
+        self.span = span
+        self.demean = demean
+        self.cutoff_fraction = cutoff_fraction
+        self.n_clusters = n_clusters
+        self.linkage_method = linkage_method
+        self.group_penalty = group_penalty
+        self.l1_weight = l1_weight
+        self.factors_beta_loading_signs = factors_beta_loading_signs
+        self.factors_beta_prior = factors_beta_prior
+        self.nonneg = nonneg
+        self.warmup_period = warmup_period
+        self.solver = solver
+        self.solver_params = solver_params
+        self.solver_fallbacks = solver_fallbacks
+        self.verbose = verbose
+
+    # ------------------------------------------------------------------ validation
+    def _checked_lambda(self, value=None) -> float:
+        lam = self.reg_lambda if value is None else value
+        if isinstance(lam, bool) or not isinstance(lam, numbers.Real) or not np.isfinite(lam):
+            raise ValueError(f"reg_lambda must be a finite number >= 0, got {lam!r}")
+        if lam < 0:
+            raise ValueError(f"reg_lambda must be >= 0, got {lam!r}")
+        return float(lam)
+
+    def _checked_params(self) -> dict:
+        model_type = LassoModelType.parse(self.model_type)
+        l1 = self.l1_weight
+        if isinstance(l1, bool) or not isinstance(l1, numbers.Real) or not 0.0 <= l1 <= 1.0:
+            raise ValueError(f"l1_weight must be in [0, 1], got {l1!r}")
+        cf = self.cutoff_fraction
+        if isinstance(cf, bool) or not isinstance(cf, numbers.Real) or not 0.0 < cf <= 1.0:
+            raise ValueError(f"cutoff_fraction must be in (0, 1], got {cf!r}")
+        if self.span is not None:
+            ewm_lambda(self.span)  # raises with the message users need
+        if self.n_clusters is not None and (
+            isinstance(self.n_clusters, bool)
+            or not isinstance(self.n_clusters, numbers.Integral)
+            or self.n_clusters < 1
+        ):
+            raise ValueError(f"n_clusters must be a whole number >= 1, got {self.n_clusters!r}")
+        if self.group_penalty not in ("normalized", "yuan_lin"):
+            raise ValueError(
+                f"group_penalty must be 'normalized' or 'yuan_lin', got {self.group_penalty!r}"
+            )
+        if self.warmup_period is not None and (
+            isinstance(self.warmup_period, bool)
+            or not isinstance(self.warmup_period, numbers.Integral)
+            or self.warmup_period < 0
+        ):
+            raise ValueError(
+                f"warmup_period must be a whole number >= 0 or None, got {self.warmup_period!r}"
+            )
+        if model_type is LassoModelType.GROUP_LASSO and self.group_data is None:
+            raise ValueError("model_type GROUP_LASSO needs group_data (response -> group)")
+        return {"model_type": model_type, "l1_weight": float(l1), "cutoff_fraction": float(cf)}
+
+    @staticmethod
+    def _cell_matrix(matrix, name: str, rows: pd.Index, cols: pd.Index) -> np.ndarray:
+        """A responses x factors input as an array in (rows, cols) order, labels checked."""
+        if isinstance(matrix, pd.DataFrame):
+            missing_rows = [r for r in rows if r not in matrix.index]
+            extra_rows = [r for r in matrix.index if r not in rows]
+            missing_cols = [c for c in cols if c not in matrix.columns]
+            extra_cols = [c for c in matrix.columns if c not in cols]
+            if missing_rows:
+                raise ValueError(f"{name}: response {missing_rows[0]!r} of y has no row")
+            if extra_rows:
+                raise ValueError(f"{name}: row {extra_rows[0]!r} is not a response in y")
+            if missing_cols:
+                raise ValueError(f"{name}: factor {missing_cols[0]!r} of x has no column")
+            if extra_cols:
+                raise ValueError(f"{name}: column {extra_cols[0]!r} is not a factor in x")
+            if matrix.index.has_duplicates or matrix.columns.has_duplicates:
+                raise ValueError(f"{name}: duplicate row or column labels")
+            frame = matrix.loc[rows, cols]
+        else:
+            arr = np.asarray(matrix)
+            if arr.shape != (len(rows), len(cols)):
+                raise ValueError(
+                    f"{name}: expected shape {(len(rows), len(cols))} (responses x factors), "
+                    f"got {arr.shape}"
+                )
+            frame = pd.DataFrame(arr, index=rows, columns=cols)
+        values = frame.apply(pd.to_numeric, errors="coerce").to_numpy(dtype=float)
+        bad = frame.notna().to_numpy() & np.isnan(values)
+        if bad.any():
+            r, c = np.argwhere(bad)[0]
+            raise ValueError(
+                f"{name}[{rows[r]!r}, {cols[c]!r}]: {frame.iat[r, c]!r} is not a number"
+            )
+        if np.isinf(values).any():
+            r, c = np.argwhere(np.isinf(values))[0]
+            raise ValueError(f"{name}[{rows[r]!r}, {cols[c]!r}] is infinite")
+        return values
+
+    def _signs_and_prior(self, x: pd.DataFrame, y: pd.DataFrame):
+        signs = None
+        if self.factors_beta_loading_signs is not None:
+            signs = self._cell_matrix(
+                self.factors_beta_loading_signs, "factors_beta_loading_signs", y.columns, x.columns
+            )
+            bad = ~np.isnan(signs) & ~np.isin(signs, (0.0, 1.0, -1.0))
+            if bad.any():
+                r, c = np.argwhere(bad)[0]
+                raise ValueError(
+                    f"factors_beta_loading_signs[{y.columns[r]!r}, {x.columns[c]!r}]: "
+                    f"{signs[r, c]!r} is not one of 0, 1, -1 or blank"
+                )
+        prior = np.zeros((y.shape[1], x.shape[1]))
+        if self.factors_beta_prior is not None:
+            prior = np.nan_to_num(
+                self._cell_matrix(self.factors_beta_prior, "factors_beta_prior", y.columns, x.columns)
+            )
+        if signs is not None:
+            conflict = ((signs == 0) & (prior != 0)) | ((signs == 1) & (prior < 0)) | (
+                (signs == -1) & (prior > 0)
+            )
+            if conflict.any():
+                r, c = np.argwhere(conflict)[0]
+                raise ValueError(
+                    f"factors_beta_prior[{y.columns[r]!r}, {x.columns[c]!r}] = {prior[r, c]!r} "
+                    f"contradicts its sign constraint {int(signs[r, c])}"
+                )
+        elif self.nonneg and (prior < 0).any():
+            r, c = np.argwhere(prior < 0)[0]
+            raise ValueError(
+                f"factors_beta_prior[{y.columns[r]!r}, {x.columns[c]!r}] = {prior[r, c]!r} "
+                "is negative but nonneg=True"
+            )
+        return signs, prior
+
+    # ------------------------------------------------------------------ fitting
+    def _setup(self, x, y) -> _FitSetup:
+        """Validate inputs and derive everything that does not depend on ``reg_lambda``."""
+        params = self._checked_params()
+        model_type = params["model_type"]
+        x, y = coerce_panel(x, y)
+        panel = prepare_panel(x, y, span=self.span, demean=bool(self.demean))
+        if panel.n_rows < MIN_ROWS:
+            raise ValueError(
+                f"too few rows: {panel.n_rows} usable row(s) after preparation, "
+                f"at least {MIN_ROWS} are needed"
+            )
+        if not panel.mask.any():
+            raise ValueError("y: no valid observation (every response cell is missing)")
+        signs, prior = self._signs_and_prior(x, y)
+        stats = SufficientStats.from_panel(panel)
+
+        n = y.shape[1]
+        geometry = model_type.geometry if n > 1 else "cell"  # one response: plain LASSO
+        clusters = linkage = cutoff = None
+        groups = group_weight = None
+        if model_type is LassoModelType.GROUP_LASSO and n > 1:
+            gd = self.group_data
+            if not isinstance(gd, pd.Series):
+                raise ValueError("group_data must be a pandas Series: response -> group")
+            missing = [c for c in y.columns if c not in gd.index]
+            if missing:
+                raise ValueError(f"group_data: response {missing[0]!r} has no group")
+            clusters = gd.loc[y.columns]
+            if clusters.isna().any():
+                raise ValueError(
+                    f"group_data: response {clusters.index[clusters.isna()][0]!r} has no group"
+                )
+        elif model_type.discovers_clusters and n > 1:
+            observed = pd.DataFrame(
+                np.where(panel.mask, panel.y, np.nan), columns=y.columns
+            )
+            found = cluster_from_correlation(
+                response_correlation(observed, span=self.span),
+                cutoff_fraction=params["cutoff_fraction"],
+                n_clusters=self.n_clusters,
+                linkage_method=self.linkage_method,
+            )
+            clusters, linkage, cutoff = found.labels, found.linkage, found.cutoff
+        if clusters is not None:
+            codes, uniques = pd.factorize(clusters, sort=True)
+            groups = np.asarray(codes)
+            sizes = np.bincount(groups, minlength=len(uniques)).astype(float)
+            if self.group_penalty == "normalized":
+                group_weight = np.sqrt(sizes / len(uniques))
+            else:
+                group_weight = np.sqrt(sizes)
+        spec = PenaltySpec(
+            geometry=geometry,
+            groups=groups,
+            group_weight=group_weight,
+            l1_weight=params["l1_weight"],
+            prior=prior,
+            signs=signs,
+            nonneg=bool(self.nonneg),
+        )
+        return _FitSetup(x, y, panel, stats, spec, clusters, linkage, cutoff)
+
+    def fit(self, x, y) -> LassoModel:
+        """Fit the model.
+
+        Parameters
+        ----------
+        x : pandas.DataFrame or array-like, shape (T, M)
+            Factor returns (missing rows allowed; a partly missing row is mean-imputed).
+        y : pandas.DataFrame or array-like, shape (T, N)
+            Response returns; NaN marks a missing observation (ragged histories are masked).
+
+        Returns
+        -------
+        self
+
+        Raises
+        ------
+        ValueError
+            Bad parameters or inputs; the message names the argument and the label.
+        SolveError
+            The solver (and every fallback) failed; no fitted state is changed.
+        """
+        lam = self._checked_lambda()
+        setup = self._setup(x, y)
+        problem = LassoProblem(setup.stats, setup.spec)
+        coef, status, solver = problem.solve(
+            lam, self.solver, self.solver_params, self.solver_fallbacks, bool(self.verbose)
+        )
+        self._install(setup, coef, lam, status, solver)
+        return self
+
+    def _install(self, setup: _FitSetup, coef: np.ndarray, lam: float, status, solver) -> None:
+        """Derive every fitted attribute from a solution and set them together."""
+        x, y, stats = setup.x, setup.y, setup.stats
+        objective = stats.loss(coef) + penalty_value(coef, setup.spec, lam)
+        diag = _diagnostics(stats, coef)
+        n_obs = pd.Series(np.isfinite(y.to_numpy(dtype=float)).sum(axis=0), index=y.columns)
+        coef = coef.copy()
+        clusters = setup.clusters
+        if self.warmup_period is not None:
+            short = (n_obs < self.warmup_period).to_numpy()
+            if short.any():
+                names = list(y.columns[short])
+                warnings.warn(
+                    f"{short.sum()} of {len(short)} responses have fewer than "
+                    f"warmup_period={self.warmup_period} observations; their loadings are set "
+                    f"to zero: {names[:10]}{' ...' if len(names) > 10 else ''}",
+                    UserWarning,
+                    stacklevel=3,
+                )
+                coef[short] = 0.0
+                for arr in diag.values():
+                    arr[short] = np.nan
+                if clusters is not None:
+                    clusters = clusters.drop(y.columns[short])
+        else:
+            short = np.zeros(y.shape[1], dtype=bool)
+        alpha = _economic_intercept(x, y, coef, self.span)
+        alpha[short] = np.nan
+
+        idx = y.columns
+        self.coef_ = pd.DataFrame(coef, index=idx, columns=x.columns)
+        self.alpha_const_ = pd.Series(alpha, index=idx, name="alpha_const")
+        self.intercept_ = pd.Series(diag["alpha"], index=idx, name="intercept")
+        self.r2_ = pd.Series(diag["r2"], index=idx, name="r2")
+        self.residual_variance_ = pd.Series(diag["ss_res"], index=idx, name="residual_variance")
+        self.total_variance_ = pd.Series(diag["ss_total"], index=idx, name="total_variance")
+        self.estimation_result_ = LassoEstimationResult(
+            estimated_beta=coef, alpha=diag["alpha"], ss_total=diag["ss_total"],
+            ss_res=diag["ss_res"], r2=diag["r2"],
+        )
+        self.n_obs_ = n_obs.rename("n_obs")
+        self.clusters_ = clusters
+        self.linkage_ = setup.linkage
+        self.cutoff_ = setup.cutoff
+        self.solver_status_ = status
+        self.solver_ = solver
+        self.objective_value_ = float(objective)
+        self.reg_lambda_max_ = lambda_max_from_stats(stats, setup.spec)
+        self.effective_span_ = self.span
+        self.n_features_in_ = x.shape[1]
+        self.feature_names_in_ = np.asarray(x.columns, dtype=object)
+        self._fit_setup_ = setup
+
+    # ------------------------------------------------------------------ use
+    def _check_fitted(self) -> None:
+        if not hasattr(self, "coef_"):
+            raise ValueError(f"this {type(self).__name__} is not fitted yet: call fit first")
+
+    def _factor_matrix(self, x) -> tuple[np.ndarray, pd.Index | None]:
+        names = self.coef_.columns
+        if isinstance(x, pd.DataFrame):
+            missing = [c for c in names if c not in x.columns]
+            if missing:
+                raise ValueError(f"x: factor {missing[0]!r} used in the fit is missing")
+            return x.loc[:, names].to_numpy(dtype=float), x.index
+        if isinstance(x, pd.Series):
+            return self._factor_matrix(x.to_frame())
+        arr = np.asarray(x, dtype=float)
+        if arr.ndim == 1:
+            arr = arr[:, None]
+        if arr.shape[1] != len(names):
+            raise ValueError(f"x: expected {len(names)} factor columns, got {arr.shape[1]}")
+        return arr, None
+
+    def predict(self, x):
+        """Fitted responses ``x B' + alpha_const_`` (no constant when ``demean=False``).
+
+        Returns a DataFrame (rows of ``x``, responses) for labelled input, else an array.
+        """
+        self._check_fitted()
+        arr, index = self._factor_matrix(x)
+        pred = arr @ self.coef_.to_numpy().T
+        if self.demean:
+            pred = pred + self.alpha_const_.to_numpy()
+        if index is None:
+            return pred
+        return pd.DataFrame(pred, index=index, columns=self.coef_.index)
+
+    def score(self, x, y) -> float:
+        """Mean over responses of the out-of-sample R^2 (test-sample mean; NaN pairs skipped).
+
+        Responses with no variance or no observation are left out of the mean.
+        """
+        pred = np.asarray(self.predict(x), dtype=float)
+        if isinstance(y, pd.DataFrame):
+            yv = y.loc[:, self.coef_.index].to_numpy(dtype=float)
+        else:
+            yv = np.asarray(y, dtype=float)
+            if yv.ndim == 1:
+                yv = yv[:, None]
+        r2 = _r2_columns(yv, pred)
+        return float(np.nanmean(r2)) if np.isfinite(r2).any() else float("nan")
+
+    def objective(self, coef) -> float:
+        """Objective of the last fitted data and penalty at ``coef`` (N x M)."""
+        self._check_fitted()
+        setup = self._fit_setup_
+        b = np.asarray(coef.loc[self.coef_.index, self.coef_.columns] if isinstance(
+            coef, pd.DataFrame) else coef, dtype=float)
+        lam = self._checked_lambda()
+        return float(setup.stats.loss(b) + penalty_value(b, setup.spec, lam))
+
+    def lambda_max(self, x, y) -> float:
+        """Smallest ``reg_lambda`` at which the fit on ``(x, y)`` equals the prior."""
+        setup = self._setup(x, y)
+        return lambda_max_from_stats(setup.stats, setup.spec)
+
+
+def lambda_max(x, y, **params) -> float:
+    """Smallest ``reg_lambda`` at which ``LassoModel(**params)`` fits ``B = B0`` (the prior).
+
+    For plain LASSO without prior this is ``max |(2/T) X'WY|`` on the prepared data.
+    """
+    return LassoModel(**params).lambda_max(x, y)
+
+
+def _diagnostics(stats: SufficientStats, coef: np.ndarray) -> dict[str, np.ndarray]:
+    """factorlasso's in-sample diagnostics from the sufficient statistics (no T x N residuals)."""
+    with np.errstate(invalid="ignore", divide="ignore"):
+        mass = np.where(stats.mass > 0, stats.mass, np.nan)
+        xw = stats.xw[stats.pattern]
+        alpha = (stats.yw - np.einsum("nm,nm->n", coef, xw)) / mass
+        ss_res = np.maximum(stats.loss_terms(coef), 0.0) / mass
+        ymean = stats.yw / mass
+        ss_total = np.maximum(stats.yty / mass - ymean**2, 0.0)
+        r2 = np.where(ss_total > 0, 1.0 - ss_res / ss_total, np.nan)
+    return {"alpha": alpha, "ss_res": ss_res, "ss_total": ss_total, "r2": r2}
+
+
+def _economic_intercept(x: pd.DataFrame, y: pd.DataFrame, coef: np.ndarray, span) -> np.ndarray:
+    """``ybar_w - B xbar_w`` with weights ``lambda^(T-1-t)`` on each response's valid rows.
+
+    As in factorlasso, a missing factor cell counts as 0 in ``xbar_w``.
+    """
+    xa = x.to_numpy(dtype=float)
+    ya = y.to_numpy(dtype=float)
+    t_rows = len(xa)
+    w = np.ones(t_rows) if span is None else ewm_lambda(span) ** np.arange(t_rows - 1, -1, -1.0)
+    valid = np.isfinite(ya) & ~np.isnan(xa).all(axis=1)[:, None]
+    wv = w[:, None] * valid  # (T, N)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        tot = wv.sum(axis=0)
+        x_means = (wv.T @ np.nan_to_num(xa)) / tot[:, None]
+        y_means = np.einsum("tn,tn->n", wv, np.nan_to_num(ya)) / tot
+    return y_means - np.einsum("nm,nm->n", coef, x_means)
+
+
+def _r2_columns(y: np.ndarray, pred: np.ndarray) -> np.ndarray:
+    ok = np.isfinite(y) & np.isfinite(pred)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        count = ok.sum(axis=0)
+        yz = np.where(ok, y, 0.0)
+        mean = yz.sum(axis=0) / count
+        ss_tot = np.where(ok, (y - mean) ** 2, 0.0).sum(axis=0)
+        ss_res = np.where(ok, (y - pred) ** 2, 0.0).sum(axis=0)
+        return np.where(ss_tot > 0, 1.0 - ss_res / ss_tot, np.nan)

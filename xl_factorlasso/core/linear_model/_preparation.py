@@ -1,0 +1,241 @@
+"""From user inputs to the arrays the solver sees, and their sufficient statistics.
+
+Semantics (factorlasso 1.0.6, reference section 1.2):
+
+* validity ``V_ti = 1`` iff ``y_ti`` is finite and factor row ``t`` is not entirely missing;
+* demeaning on NaN-preserved data: the column mean (``span=None``) or the causal EWMA mean
+  including the current observation (``span``), whose first row (identically 0) is dropped;
+* remaining NaN become 0 (a partly missing factor row is thereby imputed at the mean);
+* loss weight of row ``t`` of ``T'`` prepared rows: ``lambda^(T'-1-t) * V_ti``.
+
+Everything the loss needs is then in ``X'WX``, ``X'WY`` and ``sum W Y^2`` per response mask, so
+the problem size never depends on T.
+"""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from ..cluster import ewm_lambda, ewm_mean
+
+__all__ = ["PreparedPanel", "SufficientStats", "coerce_panel", "prepare_panel"]
+
+
+def _to_frame(data, name: str, prefix: str) -> pd.DataFrame:
+    if isinstance(data, pd.Series):
+        frame = data.to_frame(name=data.name if data.name is not None else f"{prefix}0")
+    elif isinstance(data, pd.DataFrame):
+        frame = data
+    else:
+        arr = np.asarray(data)
+        if arr.ndim == 1:
+            arr = arr[:, None]
+        if arr.ndim != 2:
+            raise ValueError(f"{name}: expected a 2-D table, got an array of shape {arr.shape}")
+        frame = pd.DataFrame(arr, columns=[f"{prefix}{i}" for i in range(arr.shape[1])])
+    if frame.shape[1] == 0:
+        raise ValueError(f"{name}: no columns")
+    duplicated = frame.columns[frame.columns.duplicated()].unique()
+    if len(duplicated):
+        raise ValueError(f"{name}: duplicate column label(s) {list(duplicated)!r}")
+    duplicated = frame.index[frame.index.duplicated()].unique()
+    if len(duplicated):
+        raise ValueError(f"{name}: duplicate row label(s) {list(duplicated[:5])!r}")
+    values = {}
+    for col in frame.columns:
+        series = frame[col]
+        if not pd.api.types.is_numeric_dtype(series.dtype) or pd.api.types.is_bool_dtype(
+            series.dtype
+        ):
+            converted = pd.to_numeric(series, errors="coerce")
+            bad = series.notna() & converted.isna()
+            if bad.any():
+                row = series.index[bad.to_numpy()][0]
+                raise ValueError(
+                    f"{name}: column {col!r}, row {row!r}: {series[row]!r} is not a number"
+                )
+            series = converted
+        values[col] = series.astype(float)
+    out = pd.DataFrame(values, index=frame.index)
+    arr = out.to_numpy()
+    if np.isinf(arr).any():
+        r, c = np.argwhere(np.isinf(arr))[0]
+        raise ValueError(f"{name}: column {out.columns[c]!r}, row {out.index[r]!r} is infinite")
+    return out
+
+
+def coerce_panel(x, y) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Factors and responses as aligned float DataFrames, or a ValueError that names the input.
+
+    numpy inputs get names ``x0, x1, ...`` / ``y0, y1, ...``; an unlabelled side (RangeIndex)
+    adopts the other side's row labels; two different labelled indexes are an error.
+    """
+    xf = _to_frame(x, "x", "x")
+    yf = _to_frame(y, "y", "y")
+    if len(xf) != len(yf):
+        raise ValueError(f"x has {len(xf)} rows but y has {len(yf)}: they must be the same dates")
+    if not xf.index.equals(yf.index):
+        x_plain = isinstance(xf.index, pd.RangeIndex)
+        y_plain = isinstance(yf.index, pd.RangeIndex)
+        if x_plain and not y_plain:
+            xf = xf.set_axis(yf.index, axis=0)
+        elif y_plain and not x_plain:
+            yf = yf.set_axis(xf.index, axis=0)
+        else:
+            diff = xf.index.difference(yf.index)
+            where = f" (first in x only: {diff[0]!r})" if len(diff) else ""
+            raise ValueError(f"x and y have different row labels{where}")
+    return xf, yf
+
+
+@dataclass(frozen=True)
+class PreparedPanel:
+    """Prepared solver arrays of ``T'`` rows.
+
+    Attributes
+    ----------
+    x, y : numpy.ndarray, shapes (T', M), (T', N)
+        Demeaned (if requested), missing values zero-filled.
+    mask : numpy.ndarray of bool, shape (T', N)
+        Validity of each response cell.
+    row_weight : numpy.ndarray, shape (T',)
+        Loss weight per row, ``lambda^(T'-1-t)`` (ones without a span).
+    """
+
+    x: np.ndarray
+    y: np.ndarray
+    mask: np.ndarray
+    row_weight: np.ndarray
+
+    @property
+    def n_rows(self) -> int:
+        return self.x.shape[0]
+
+    def weights(self) -> np.ndarray:
+        """Loss weight of every response cell, shape (T', N)."""
+        return self.row_weight[:, None] * self.mask
+
+
+def _demean(a: np.ndarray, span: float | None) -> np.ndarray:
+    if span is None:
+        # An all-missing column has no mean; it stays NaN and is zero-filled below.
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", category=RuntimeWarning)
+            return a - np.nanmean(a, axis=0)
+    return a - ewm_mean(a, span)
+
+
+def prepare_panel(
+    x: pd.DataFrame, y: pd.DataFrame, *, span: float | None = None, demean: bool = True
+) -> PreparedPanel:
+    """Prepared arrays of aligned float frames (see module docstring)."""
+    xa = x.to_numpy(dtype=float)
+    ya = y.to_numpy(dtype=float)
+    x_row_ok = ~np.isnan(xa).all(axis=1)
+    mask = np.isfinite(ya) & x_row_ok[:, None]
+    if demean:
+        xa = _demean(xa, span)
+        ya = _demean(ya, span)
+        if span is not None:
+            xa, ya, mask = xa[1:], ya[1:], mask[1:]
+    xa = np.nan_to_num(xa, nan=0.0)
+    ya = np.nan_to_num(ya, nan=0.0)
+    t_rows = xa.shape[0]
+    if span is None:
+        row_weight = np.ones(t_rows)
+    else:
+        row_weight = ewm_lambda(span) ** np.arange(t_rows - 1, -1, -1, dtype=float)
+    return PreparedPanel(x=xa, y=ya, mask=mask, row_weight=row_weight)
+
+
+@dataclass(frozen=True)
+class SufficientStats:
+    """Weighted Gram statistics of a prepared panel, one Gram per distinct response mask.
+
+    With ``w_i`` the loss weights of response ``i`` (column of ``PreparedPanel.weights()``)
+    and ``p(i)`` its mask pattern:
+
+    * ``gram[p(i)] = X' diag(w_i) X``   (M x M)
+    * ``xty[i]     = X' diag(w_i) y_i`` (M)
+    * ``yty[i]     = y_i' diag(w_i) y_i``
+    * ``xw[p(i)]   = X' w_i``, ``yw[i] = y_i' w_i``, ``mass[i] = sum w_i``
+
+    so that ``sum_t w_ti (y_ti - x_t b)^2 = yty_i - 2 b'xty_i + b' gram_p b``.
+    """
+
+    n_rows: int
+    gram: np.ndarray  # (P, M, M)
+    pattern: np.ndarray  # (N,) index into gram
+    xty: np.ndarray  # (N, M)
+    yty: np.ndarray  # (N,)
+    xw: np.ndarray  # (P, M)
+    yw: np.ndarray  # (N,)
+    mass: np.ndarray  # (N,)
+
+    @classmethod
+    def from_panel(cls, panel: PreparedPanel) -> SufficientStats:
+        x, y = panel.x, panel.y
+        w = panel.weights()
+        patterns, inverse = np.unique(panel.mask.T, axis=0, return_inverse=True)
+        inverse = np.asarray(inverse).reshape(-1)
+        grams = np.empty((len(patterns), x.shape[1], x.shape[1]))
+        xw = np.empty((len(patterns), x.shape[1]))
+        xty = np.empty((y.shape[1], x.shape[1]))
+        for p, pat in enumerate(patterns):
+            wp = panel.row_weight * pat
+            xwp = x * wp[:, None]
+            grams[p] = xwp.T @ x
+            xw[p] = wp @ x
+            cols = np.flatnonzero(inverse == p)
+            xty[cols] = (xwp.T @ y[:, cols]).T
+        wy = w * y
+        return cls(
+            n_rows=panel.n_rows,
+            gram=grams,
+            pattern=inverse,
+            xty=xty,
+            yty=np.einsum("tn,tn->n", wy, y),
+            xw=xw,
+            yw=wy.sum(axis=0),
+            mass=w.sum(axis=0),
+        )
+
+    def loss_terms(self, coef: np.ndarray) -> np.ndarray:
+        """``sum_t w_ti (y_ti - x_t b_i)^2`` per response for a coefficient matrix (N x M)."""
+        g = self.gram[self.pattern]  # (N, M, M)
+        quad = np.einsum("nm,nmk,nk->n", coef, g, coef)
+        return self.yty - 2.0 * np.einsum("nm,nm->n", coef, self.xty) + quad
+
+    def loss(self, coef: np.ndarray) -> float:
+        """The data term ``(1/T') sum_i sum_t w_ti (y_ti - x_t b_i)^2``."""
+        return float(np.sum(self.loss_terms(coef)) / self.n_rows)
+
+    def gradient(self, coef: np.ndarray) -> np.ndarray:
+        """Gradient of :meth:`loss` with respect to ``coef`` (N x M)."""
+        g = self.gram[self.pattern]
+        return (2.0 / self.n_rows) * (np.einsum("nmk,nk->nm", g, coef) - self.xty)
+
+    def root_factors(self, rtol: float = 1e-12) -> tuple[list[np.ndarray], np.ndarray, np.ndarray]:
+        """Square-root form of the loss for a sum of squares.
+
+        Returns ``(roots, targets, offset)``: for each pattern ``p`` a matrix ``R_p`` (r_p x M)
+        with ``R_p'R_p = gram[p]``; per response ``z_i`` with ``R_p'z_i = xty_i`` (stacked per
+        response into a list aligned with ``pattern``); and ``offset_i = yty_i - |z_i|^2 >= 0``.
+        Then ``sum_t w_ti (y_ti - x_t b)^2 = |R_p b - z_i|^2 + offset_i``. Built from the
+        eigendecomposition so a singular Gram (collinear or constant factors) is fine.
+        """
+        roots = []
+        inv_roots = []
+        for g in self.gram:
+            vals, vecs = np.linalg.eigh((g + g.T) / 2.0)
+            keep = vals > rtol * max(vals.max(initial=0.0), 1e-300)
+            sq = np.sqrt(vals[keep])
+            roots.append((vecs[:, keep] * sq).T)
+            inv_roots.append(vecs[:, keep] / sq)
+        targets = [inv_roots[p].T @ self.xty[i] for i, p in enumerate(self.pattern)]
+        offset = self.yty - np.array([t @ t for t in targets])
+        return roots, targets, np.maximum(offset, 0.0)

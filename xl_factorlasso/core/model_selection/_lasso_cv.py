@@ -1,0 +1,196 @@
+"""``LassoModelCV``: time-series cross-validation of ``reg_lambda``."""
+
+from __future__ import annotations
+
+import numbers
+import warnings
+
+import numpy as np
+import pandas as pd
+
+from .._base import BaseEstimator
+from ..exceptions import SolveError
+from ..linear_model import LassoModel, LassoProblem, coerce_panel
+
+__all__ = ["LassoModelCV", "expanding_window_splits", "default_lambda_grid"]
+
+
+def default_lambda_grid() -> np.ndarray:
+    """factorlasso's default grid: 20 log-spaced values on [1e-6, 1e-1] (absolute)."""
+    return np.logspace(-6, -1, 20)
+
+
+def expanding_window_splits(n_samples: int, n_splits: int) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Expanding-window train/test index pairs.
+
+    ``test_size = n_samples // (n_splits + 1)``; fold ``i`` trains on
+    ``[0, test_size * (i + 1))`` and tests on the next ``test_size`` rows. The last
+    ``n_samples mod (n_splits + 1)`` rows are never used, as in factorlasso.
+    """
+    if isinstance(n_splits, bool) or not isinstance(n_splits, numbers.Integral) or n_splits < 1:
+        raise ValueError(f"n_splits must be a whole number >= 1, got {n_splits!r}")
+    test_size = n_samples // (n_splits + 1)
+    if test_size < 1:
+        raise ValueError(
+            f"too few rows for cross-validation: {n_samples} rows cannot make {n_splits} "
+            "expanding-window folds"
+        )
+    return [
+        (np.arange(test_size * (i + 1)), np.arange(test_size * (i + 1), test_size * (i + 2)))
+        for i in range(n_splits)
+    ]
+
+
+class LassoModelCV(BaseEstimator):
+    """Choose ``reg_lambda`` of a :class:`LassoModel` by expanding-window cross-validation.
+
+    Each training window is prepared once (demeaning, clustering, sufficient statistics) and
+    its CVXPY problem compiled once; the whole ``lambda`` grid is then solved by changing a
+    parameter. The score is :meth:`LassoModel.score` (mean R^2) on the following test window;
+    the best ``lambda`` maximises the mean over folds (the first one in grid order on a tie).
+
+    Parameters
+    ----------
+    lambdas : array-like, "auto" or None, default None
+        The grid. ``None``: factorlasso's default, 20 values on [1e-6, 1e-1]. ``"auto"``:
+        ``n_lambdas`` log-spaced values from ``lambda_min_ratio * lambda_max`` to ``lambda_max``,
+        the smallest penalty that sets the full-sample fit to the prior.
+    n_splits : int, default 5
+    base_model : LassoModel, optional
+        Template whose parameters (except ``reg_lambda``) every fit uses.
+    refit : bool, default True
+        Refit on all data with the best ``lambda`` into ``best_model_``.
+    n_lambdas : int, default 20
+        Grid size for ``lambdas="auto"``.
+    lambda_min_ratio : float, default 1e-3
+        Smallest ``lambda`` of the ``"auto"`` grid relative to ``lambda_max``.
+
+    Attributes
+    ----------
+    lambdas_ : numpy.ndarray
+    lambda_max_ : float
+        ``lambda_max`` on the full sample (computed for every grid choice).
+    cv_scores_ : pandas.DataFrame
+        Test score per ``lambda`` (rows) and fold (columns); NaN where a fold failed.
+    mean_scores_ : pandas.Series
+    best_lambda_, best_score_ : float
+    best_model_ : LassoModel or None
+    splits_ : list of (train_index, test_index)
+    fold_errors_ : dict
+        ``(fold, lambda) -> message`` of every failed fit.
+    """
+
+    def __init__(
+        self,
+        lambdas=None,
+        n_splits=5,
+        base_model=None,
+        refit=True,
+        n_lambdas=20,
+        lambda_min_ratio=1e-3,
+    ):
+        self.lambdas = lambdas
+        self.n_splits = n_splits
+        self.base_model = base_model
+        self.refit = refit
+        self.n_lambdas = n_lambdas
+        self.lambda_min_ratio = lambda_min_ratio
+
+    def _template(self) -> LassoModel:
+        base = self.base_model if self.base_model is not None else LassoModel()
+        if not isinstance(base, LassoModel):
+            raise ValueError(f"base_model must be a LassoModel, got {type(base).__name__}")
+        return LassoModel(**base.get_params(deep=False))
+
+    def _grid(self, lam_max: float) -> np.ndarray:
+        if self.lambdas is None:
+            return default_lambda_grid()
+        if isinstance(self.lambdas, str):
+            if self.lambdas.strip().lower() != "auto":
+                raise ValueError(f"lambdas must be 'auto', None or numbers, got {self.lambdas!r}")
+            if not isinstance(self.n_lambdas, numbers.Integral) or self.n_lambdas < 1:
+                raise ValueError(f"n_lambdas must be a whole number >= 1, got {self.n_lambdas!r}")
+            if not 0 < self.lambda_min_ratio < 1:
+                raise ValueError(
+                    f"lambda_min_ratio must be in (0, 1), got {self.lambda_min_ratio!r}"
+                )
+            if lam_max <= 0:
+                raise ValueError(
+                    "lambdas='auto': lambda_max is 0 (the prior already fits the data "
+                    "perfectly); give the grid explicitly"
+                )
+            return np.geomspace(lam_max * self.lambda_min_ratio, lam_max, int(self.n_lambdas))
+        grid = np.asarray(self.lambdas, dtype=float).reshape(-1)
+        if grid.size == 0 or not np.all(np.isfinite(grid)) or np.any(grid < 0):
+            raise ValueError("lambdas must be a non-empty list of finite numbers >= 0")
+        return grid
+
+    def fit(self, x, y) -> LassoModelCV:
+        """Cross-validate the grid on ``(x, y)`` and (with ``refit``) fit the best model."""
+        template = self._template()
+        x, y = coerce_panel(x, y)
+        lam_max = template.lambda_max(x, y)
+        grid = self._grid(lam_max)
+        splits = expanding_window_splits(len(x), self.n_splits)
+        scores = np.full((len(grid), len(splits)), np.nan)
+        errors: dict[tuple[int, float], str] = {}
+        params = template.get_params(deep=False)
+        for k, (train, test) in enumerate(splits):
+            x_tr, y_tr = x.iloc[train], y.iloc[train]
+            x_te, y_te = x.iloc[test], y.iloc[test]
+            try:
+                setup = template._setup(x_tr, y_tr)
+                problem = LassoProblem(setup.stats, setup.spec)
+            except (ValueError, SolveError, np.linalg.LinAlgError) as err:
+                for lam in grid:
+                    errors[(k, float(lam))] = str(err)
+                continue
+            for j, lam in enumerate(grid):
+                try:
+                    coef, status, solver = problem.solve(
+                        float(lam), template.solver, template.solver_params,
+                        template.solver_fallbacks,
+                    )
+                    fold_model = LassoModel(**{**params, "reg_lambda": float(lam)})
+                    with warnings.catch_warnings():
+                        warnings.simplefilter("ignore", UserWarning)  # warmup, per fold
+                        fold_model._install(setup, coef, float(lam), status, solver)
+                    scores[j, k] = fold_model.score(x_te, y_te)
+                except (ValueError, SolveError, np.linalg.LinAlgError) as err:
+                    errors[(k, float(lam))] = str(err)
+        mean = np.full(len(grid), np.nan)
+        has = np.isfinite(scores).any(axis=1)
+        mean[has] = np.nanmean(scores[has], axis=1)
+        if not has.any():
+            first = next(iter(errors.values()), "no finite score")
+            raise ValueError(f"cross-validation failed on every fold: {first}")
+        best = int(np.nanargmax(mean))
+
+        index = pd.Index(grid, name="reg_lambda")
+        self.lambdas_ = grid
+        self.lambda_max_ = float(lam_max)
+        self.splits_ = splits
+        self.cv_scores_ = pd.DataFrame(
+            scores, index=index, columns=[f"fold_{k}" for k in range(len(splits))]
+        )
+        self.mean_scores_ = pd.Series(mean, index=index, name="mean_score")
+        self.best_lambda_ = float(grid[best])
+        self.best_score_ = float(mean[best])
+        self.fold_errors_ = errors
+        self.best_model_ = None
+        if self.refit:
+            self.best_model_ = LassoModel(**{**params, "reg_lambda": self.best_lambda_}).fit(x, y)
+        return self
+
+    def _fitted_model(self) -> LassoModel:
+        if getattr(self, "best_model_", None) is None:
+            raise ValueError("LassoModelCV has no refitted model: fit with refit=True first")
+        return self.best_model_
+
+    def predict(self, x):
+        """Predictions of ``best_model_``."""
+        return self._fitted_model().predict(x)
+
+    def score(self, x, y) -> float:
+        """Mean R^2 of ``best_model_`` on ``(x, y)``."""
+        return self._fitted_model().score(x, y)
