@@ -11,7 +11,7 @@ from scipy.spatial.distance import squareform
 
 from ._ewm import ewm_correlation
 
-__all__ = ["ClusterResult", "cluster_from_correlation", "response_correlation"]
+__all__ = ["ClusterResult", "cluster_from_correlation", "pairwise_correlation", "response_correlation"]
 
 _LINKAGE_METHODS = ("single", "complete", "average", "weighted", "centroid", "median", "ward")
 
@@ -42,12 +42,30 @@ def response_correlation(y: pd.DataFrame | np.ndarray, span: float | None = None
     EWMA correlation of :func:`~xl_factorlasso.core.cluster.ewm_correlation`.
     """
     frame = y if isinstance(y, pd.DataFrame) else pd.DataFrame(np.asarray(y, dtype=float))
-    if span is None:
-        corr = frame.corr()
-    else:
-        corr = pd.DataFrame(ewm_correlation(frame.to_numpy(dtype=float), span),
-                            index=frame.columns, columns=frame.columns)
-    return corr
+    a = frame.to_numpy(dtype=float)
+    corr = pairwise_correlation(a) if span is None else ewm_correlation(a, span)
+    return pd.DataFrame(corr, index=frame.columns, columns=frame.columns)
+
+
+def pairwise_correlation(a: np.ndarray) -> np.ndarray:
+    """Pearson correlation of every pair of columns over the rows where both are observed.
+
+    Equal to pandas ``DataFrame.corr()`` (NaN for a pair with fewer than two common rows or no
+    variance), computed with a few matrix products instead of a loop over pairs.
+    """
+    valid = np.isfinite(a)
+    v = valid.astype(float)
+    z = np.where(valid, a, 0.0)
+    n = v.T @ v  # common rows per pair
+    sx = z.T @ v  # sx[i, j] = sum of column i over rows common with j
+    sxx = (z * z).T @ v
+    sxy = z.T @ z
+    with np.errstate(invalid="ignore", divide="ignore"):
+        cov = sxy - sx * sx.T / n
+        var = sxx - sx**2 / n
+        corr = cov / np.sqrt(var * var.T)
+    corr[(n < 2) | ~np.isfinite(corr)] = np.nan
+    return np.clip(corr, -1.0, 1.0)
 
 
 def cluster_from_correlation(

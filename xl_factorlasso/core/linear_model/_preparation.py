@@ -152,6 +152,18 @@ def prepare_panel(
     return PreparedPanel(x=xa, y=ya, mask=mask, row_weight=row_weight)
 
 
+def _mask_patterns(mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Distinct mask columns (P, T) and the pattern index of every column (N,).
+
+    Columns are compared as packed bytes: ``np.unique(mask.T, axis=0)`` sorts T-long boolean
+    rows and costs ~20x more on a 2000 x 500 panel.
+    """
+    packed = np.ascontiguousarray(np.packbits(mask, axis=0).T)
+    keys = packed.view(np.dtype((np.void, packed.shape[1]))).ravel()
+    _, first, inverse = np.unique(keys, return_index=True, return_inverse=True)
+    return mask[:, first].T, np.asarray(inverse).reshape(-1)
+
+
 @dataclass(frozen=True)
 class SufficientStats:
     """Weighted Gram statistics of a prepared panel, one Gram per distinct response mask.
@@ -180,8 +192,7 @@ class SufficientStats:
     def from_panel(cls, panel: PreparedPanel) -> SufficientStats:
         x, y = panel.x, panel.y
         w = panel.weights()
-        patterns, inverse = np.unique(panel.mask.T, axis=0, return_inverse=True)
-        inverse = np.asarray(inverse).reshape(-1)
+        patterns, inverse = _mask_patterns(panel.mask)
         grams = np.empty((len(patterns), x.shape[1], x.shape[1]))
         xw = np.empty((len(patterns), x.shape[1]))
         xty = np.empty((y.shape[1], x.shape[1]))

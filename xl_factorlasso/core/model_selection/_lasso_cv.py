@@ -156,6 +156,13 @@ class LassoModelCV(BaseEstimator):
                         warnings.simplefilter("ignore", UserWarning)  # warmup, per fold
                         fold_model._install(setup, coef, float(lam), status, solver)
                     scores[j, k] = fold_model.score(x_te, y_te)
+                    if np.isnan(scores[j, k]):
+                        short = int((fold_model.n_obs_ < (template.warmup_period or 0)).sum())
+                        errors[(k, float(lam))] = (
+                            "no response could be scored on the test window"
+                            + (f" ({short} had fewer than warmup_period observations)"
+                               if short else "")
+                        )
                 except (ValueError, SolveError, np.linalg.LinAlgError) as err:
                     errors[(k, float(lam))] = str(err)
         mean = np.full(len(grid), np.nan)

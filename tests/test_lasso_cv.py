@@ -1,0 +1,90 @@
+"""LassoModelCV: splits, grids, lambda_max and scores equal to independent fits."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from xl_factorlasso import LassoModel, LassoModelCV, default_lambda_grid, expanding_window_splits
+from tests.conftest import TIGHT, make_panel
+
+
+def test_expanding_window_splits_layout():
+    splits = expanding_window_splits(23, 4)  # test size 23 // 5 = 4; rows 20..22 unused
+    assert len(splits) == 4
+    for i, (train, test) in enumerate(splits):
+        np.testing.assert_array_equal(train, np.arange(4 * (i + 1)))
+        np.testing.assert_array_equal(test, np.arange(4 * (i + 1), 4 * (i + 2)))
+    with pytest.raises(ValueError, match="too few rows"):
+        expanding_window_splits(3, 5)
+    with pytest.raises(ValueError, match="n_splits"):
+        expanding_window_splits(30, 0)
+
+
+def test_default_grid_is_factorlasso_grid():
+    grid = default_lambda_grid()
+    assert len(grid) == 20 and grid[0] == pytest.approx(1e-6) and grid[-1] == pytest.approx(0.1)
+    np.testing.assert_allclose(np.diff(np.log10(grid)), 5 / 19)
+
+
+@pytest.mark.parametrize("model_type", ["LASSO", "HCGL"])
+def test_cv_scores_equal_independent_fits(model_type):
+    x, y, _ = make_panel(T=90, M=3, N=6, seed=3)
+    lambdas = [0.005, 0.05, 0.5]
+    base = LassoModel(model_type=model_type, span=40, solver_params=TIGHT)
+    cv = LassoModelCV(lambdas=lambdas, n_splits=3, base_model=base).fit(x, y)
+    for k, (tr, te) in enumerate(expanding_window_splits(len(x), 3)):
+        for lam in lambdas:
+            m = LassoModel(model_type=model_type, span=40, reg_lambda=lam, solver_params=TIGHT).fit(
+                x.iloc[tr], y.iloc[tr]
+            )
+            assert cv.cv_scores_.loc[lam, f"fold_{k}"] == pytest.approx(
+                m.score(x.iloc[te], y.iloc[te]), abs=1e-5
+            )
+    mean = cv.cv_scores_.mean(axis=1)
+    assert cv.best_lambda_ == mean.idxmax() and cv.best_score_ == pytest.approx(mean.max())
+    assert cv.best_model_.reg_lambda == cv.best_lambda_
+    ref = LassoModel(
+        model_type=model_type, span=40, reg_lambda=cv.best_lambda_, solver_params=TIGHT
+    ).fit(x, y)
+    np.testing.assert_allclose(cv.predict(x), ref.predict(x), atol=1e-9)
+    assert cv.score(x, y) == pytest.approx(ref.score(x, y), abs=1e-9)
+
+
+def test_auto_grid_is_below_lambda_max():
+    x, y, _ = make_panel(T=100, M=4, N=5, seed=4)
+    cv = LassoModelCV(lambdas="auto", n_lambdas=8, lambda_min_ratio=1e-2, n_splits=3).fit(x, y)
+    lam_max = LassoModel().lambda_max(x, y)
+    assert cv.lambda_max_ == pytest.approx(lam_max)
+    np.testing.assert_allclose(cv.lambdas_, np.geomspace(lam_max * 1e-2, lam_max, 8))
+    # closed form for LASSO without prior: max |(2/T) X'Y| on the demeaned data
+    xd, yd = x - x.mean(), y - y.mean()
+    assert lam_max == pytest.approx(np.abs(2 / len(x) * xd.T.to_numpy() @ yd.to_numpy()).max())
+    # the top of the grid fits zero loadings: every fold scores at most ~0 there
+    assert (cv.cv_scores_.iloc[-1] < 1e-8).all()
+    assert cv.best_lambda_ < lam_max
+
+
+def test_cv_accepts_numpy_and_reports_fold_failures():
+    x, y, _ = make_panel(T=60, M=3, N=4, seed=5)
+    cv = LassoModelCV(lambdas=[0.01, 0.1], n_splits=2).fit(x.to_numpy(), y.to_numpy())
+    assert cv.cv_scores_.shape == (2, 2) and np.isfinite(cv.cv_scores_.to_numpy()).all()
+    # a 5-row first training window is too short for an EWMA fit (4 usable rows < 5)
+    cv2 = LassoModelCV(lambdas=[0.01], n_splits=11, base_model=LassoModel(span=10)).fit(x, y)
+    assert np.isnan(cv2.cv_scores_.loc[0.01, "fold_0"])
+    assert "too few rows" in cv2.fold_errors_[(0, 0.01)]
+    assert np.isfinite(cv2.best_score_)
+    # 6 training rows < warmup_period=12: every response is zeroed, nothing can be scored
+    cv3 = LassoModelCV(lambdas=[0.01], n_splits=9).fit(x, y)
+    assert np.isnan(cv3.cv_scores_.loc[0.01, "fold_0"])
+    assert "warmup_period" in cv3.fold_errors_[(0, 0.01)]
+
+
+def test_cv_bad_grid_messages():
+    x, y, _ = make_panel(T=60, M=3, N=4)
+    with pytest.raises(ValueError, match="lambdas must be"):
+        LassoModelCV(lambdas=[0.1, -1]).fit(x, y)
+    with pytest.raises(ValueError, match="'auto'"):
+        LassoModelCV(lambdas="best").fit(x, y)
+    with pytest.raises(ValueError, match="base_model must be a LassoModel"):
+        LassoModelCV(base_model=object()).fit(x, y)

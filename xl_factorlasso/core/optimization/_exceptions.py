@@ -1,0 +1,52 @@
+"""Exceptions raised by the optimisers.
+
+Invalid *inputs* always raise :class:`ValueError` (or :class:`EquationError`, a subclass).
+A failed *optimisation* raises a subclass of :class:`OptimizationError`; only those trigger
+``fallback`` and are swallowed by ``raise_on_failure=False``.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "EquationError",
+    "InfeasibleProblemError",
+    "OptimizationError",
+    "SolverFailedError",
+]
+
+
+class EquationError(ValueError):
+    """A linear-constraint string that cannot be parsed; the message quotes the string."""
+
+
+class OptimizationError(Exception):
+    """The optimisation did not produce a valid portfolio."""
+
+
+class InfeasibleProblemError(OptimizationError):
+    """No portfolio satisfies the constraints.
+
+    Attributes
+    ----------
+    conflicts : tuple of str
+        Names of the constraints that cannot hold together. For the linear constraints this is
+        an irreducible set: dropping any one of them makes the others feasible.
+    """
+
+    def __init__(self, message: str, conflicts: tuple[str, ...] = ()):
+        super().__init__(message)
+        self.conflicts = tuple(conflicts)
+
+
+class SolverFailedError(OptimizationError):
+    """The solver failed numerically, or returned a solution that violates the constraints.
+
+    Attributes
+    ----------
+    status : str or None
+        The CVXPY status reported by the solver, if any.
+    """
+
+    def __init__(self, message: str, status: str | None = None):
+        super().__init__(message)
+        self.status = status
