@@ -6,8 +6,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from xl_factorlasso import FactorCovariance, LassoModel, assemble_factor_covariance, ewm_lambda
 from tests.conftest import make_panel
+from xl_factorlasso import FactorCovariance, LassoModel, assemble_factor_covariance, ewm_lambda
 
 
 def test_unpenalised_fit_reproduces_sample_variance():

@@ -12,8 +12,8 @@ from sklearn.model_selection import GridSearchCV, TimeSeriesSplit
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import FunctionTransformer
 
-from xl_factorlasso import LassoModel, LassoModelType
 from tests.conftest import make_panel
+from xl_factorlasso import LassoModel, LassoModelType
 
 
 def test_fitted_attributes_shapes_and_labels(panel):
@@ -37,7 +37,8 @@ def test_predict_and_score_definitions(panel):
     x, y, _ = panel
     m = LassoModel(reg_lambda=0.02).fit(x, y)
     pred = m.predict(x)
-    np.testing.assert_allclose(pred, x.to_numpy() @ m.coef_.to_numpy().T + m.alpha_const_.to_numpy())
+    expected = x.to_numpy() @ m.coef_.to_numpy().T + m.alpha_const_.to_numpy()
+    np.testing.assert_allclose(pred, expected)
     assert pred.index.equals(x.index) and list(pred.columns) == list(y.columns)
     resid = y - pred
     r2 = 1 - (resid**2).sum() / ((y - y.mean()) ** 2).sum()
@@ -160,7 +161,8 @@ def test_single_response_group_model_is_lasso(panel):
 def test_model_type_parsing():
     assert LassoModelType.parse("hcgl") is LassoModelType.HIERARCHICAL_CLUSTER_GROUP_LASSO
     assert LassoModelType.GROUP_LASSO_CLUSTERS is LassoModelType.HIERARCHICAL_CLUSTER_GROUP_LASSO
-    assert LassoModelType.parse("factor cluster group lasso") is LassoModelType.FACTOR_CLUSTER_GROUP_LASSO
+    fcgl = LassoModelType.FACTOR_CLUSTER_GROUP_LASSO
+    assert LassoModelType.parse("factor cluster group lasso") is fcgl
     assert LassoModelType.parse(1) is LassoModelType.LASSO
     assert LassoModelType.parse("LassoModelType.GROUP_LASSO") is LassoModelType.GROUP_LASSO
     with pytest.raises(ValueError):

@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from xl_factorlasso import LassoModel, LassoModelCV, default_lambda_grid, expanding_window_splits
 from tests.conftest import TIGHT, make_panel
+from xl_factorlasso import LassoModel, LassoModelCV, default_lambda_grid, expanding_window_splits
 
 
 def test_expanding_window_splits_layout():

@@ -7,8 +7,8 @@ import pandas as pd
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from xl_factorlasso import LassoModel
 from tests.conftest import make_panel
+from xl_factorlasso import LassoModel
 
 MODEL_TYPES = ["LASSO", "GROUP_LASSO", "HCGL", "FCGL"]
 

@@ -6,8 +6,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from xl_factorlasso import LassoModel, LassoModelType, SolveError
 from tests.conftest import make_panel
+from xl_factorlasso import LassoModel, LassoModelType, SolveError
 
 
 def fit_error(model, x, y) -> str:

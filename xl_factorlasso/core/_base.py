@@ -76,7 +76,7 @@ class BaseEstimator:
         return f"{type(self).__name__}({', '.join(changed)})"
 
     def __sklearn_tags__(self):  # pragma: no cover - exercised only where sklearn is installed
-        from sklearn.utils import Tags, RegressorTags, TargetTags, InputTags
+        from sklearn.utils import InputTags, RegressorTags, Tags, TargetTags
 
         return Tags(
             estimator_type=self._estimator_type,

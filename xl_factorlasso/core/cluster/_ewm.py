@@ -14,7 +14,13 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-__all__ = ["ewm_lambda", "ewm_mean", "ewm_covariance", "ewm_correlation", "covariance_to_correlation"]
+__all__ = [
+    "covariance_to_correlation",
+    "ewm_correlation",
+    "ewm_covariance",
+    "ewm_lambda",
+    "ewm_mean",
+]
 
 
 def ewm_lambda(span: float) -> float:

@@ -11,7 +11,12 @@ from scipy.spatial.distance import squareform
 
 from ._ewm import ewm_correlation
 
-__all__ = ["ClusterResult", "cluster_from_correlation", "pairwise_correlation", "response_correlation"]
+__all__ = [
+    "ClusterResult",
+    "cluster_from_correlation",
+    "pairwise_correlation",
+    "response_correlation",
+]
 
 _LINKAGE_METHODS = ("single", "complete", "average", "weighted", "centroid", "median", "ward")
 

@@ -143,7 +143,7 @@ class LassoProblem:
             else:
                 bounds = np.flatnonzero(np.diff(np.r_[-1, groups, -2]))
                 group_term = 0
-                for start, stop in zip(bounds[:-1], bounds[1:]):
+                for start, stop in zip(bounds[:-1], bounds[1:], strict=True):
                     g = groups[start]
                     group_term += weight[g] * cp.sum(cp.norm(D[start:stop, :], 2, axis=0))
             penalty = (1.0 - a) * group_term

@@ -271,9 +271,10 @@ class LassoModel(BaseEstimator):
                 )
         prior = np.zeros((y.shape[1], x.shape[1]))
         if self.factors_beta_prior is not None:
-            prior = np.nan_to_num(
-                self._cell_matrix(self.factors_beta_prior, "factors_beta_prior", y.columns, x.columns)
+            prior = self._cell_matrix(
+                self.factors_beta_prior, "factors_beta_prior", y.columns, x.columns
             )
+            prior = np.nan_to_num(prior)
         if signs is not None:
             conflict = ((signs == 0) & (prior != 0)) | ((signs == 1) & (prior < 0)) | (
                 (signs == -1) & (prior > 0)
