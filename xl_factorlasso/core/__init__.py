@@ -13,6 +13,7 @@ from .cluster import (
     response_correlation,
 )
 from .covariance import FactorCovariance, assemble_factor_covariance
+from .datasets import FactorPanel, load_demo_panel, make_factor_panel
 from .exceptions import SolveError
 from .linear_model import LassoEstimationResult, LassoModel, LassoModelType, lambda_max
 from .model_selection import LassoModelCV, default_lambda_grid, expanding_window_splits
@@ -20,6 +21,7 @@ from .model_selection import LassoModelCV, default_lambda_grid, expanding_window
 __all__ = [
     "ClusterResult",
     "FactorCovariance",
+    "FactorPanel",
     "LassoEstimationResult",
     "LassoModel",
     "LassoModelCV",
@@ -34,5 +36,7 @@ __all__ = [
     "ewm_mean",
     "expanding_window_splits",
     "lambda_max",
+    "load_demo_panel",
+    "make_factor_panel",
     "response_correlation",
 ]

@@ -178,17 +178,23 @@ class LassoProblem:
         """Solve at ``reg_lambda``; return ``(coef, status, solver used)``.
 
         Each solver in ``[solver, *solver_fallbacks]`` is tried in turn until one reports an
-        optimal status; an "optimal_inaccurate" answer is kept only if no later solver does
-        better (with a warning). Raises :class:`SolveError` listing every attempt otherwise.
+        optimal status (``solver_params`` go to ``solver`` only; fallbacks use their defaults);
+        an "optimal_inaccurate" answer is kept only if no later solver does better (with a
+        warning). Raises :class:`SolveError` listing every attempt otherwise.
         The returned coefficients satisfy the sign constraints exactly (interior-point round-off
         is projected away).
         """
         self.reg_lambda.value = float(reg_lambda)
         attempts: list[tuple[str, str]] = []
         inaccurate = None
-        for name in [solver, *(solver_fallbacks or [])]:
+        chain = [(solver, solver_params or {})] + [(f, {}) for f in (solver_fallbacks or [])]
+        for name, params in chain:
+            if str(name).upper() == "CLARABEL":
+                # QDLDL factors this KKT structure 1.2-3x faster than Clarabel's default (faer),
+                # most of all for FCGL blocks; a user's own choice still wins.
+                params = {"direct_solve_method": "qdldl", **params}
             try:
-                self.problem.solve(solver=name, verbose=verbose, **(solver_params or {}))
+                self.problem.solve(solver=name, verbose=verbose, **params)
             except (cp.error.SolverError, ValueError, ArithmeticError) as err:
                 attempts.append((name, f"error: {err}"))
                 continue

@@ -96,9 +96,10 @@ class LassoModel(BaseEstimator):
     solver : str, default "CLARABEL"
         CVXPY solver name.
     solver_params : dict, optional
-        Keyword arguments for the solver (e.g. ``{"tol_gap_rel": 1e-10}`` for Clarabel).
+        Keyword arguments for ``solver`` (e.g. ``{"tol_gap_rel": 1e-10}`` for Clarabel, whose
+        linear solver defaults to QDLDL here).
     solver_fallbacks : list of str, optional
-        Solvers to try, in order, when ``solver`` fails.
+        Solvers to try, in order and with their default settings, when ``solver`` fails.
     verbose : bool, default False
         Forwarded to the solver.
 
