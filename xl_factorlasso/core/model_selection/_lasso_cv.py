@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import numbers
+import sys
+import time
 import warnings
 
 import numpy as np
@@ -64,6 +66,8 @@ class LassoModelCV(BaseEstimator):
         Grid size for ``lambdas="auto"``.
     lambda_min_ratio : float, default 1e-3
         Smallest ``lambda`` of the ``"auto"`` grid relative to ``lambda_max``.
+    verbose : bool, default False
+        Report each fold's progress on standard error.
 
     Attributes
     ----------
@@ -88,6 +92,7 @@ class LassoModelCV(BaseEstimator):
         refit=True,
         n_lambdas=20,
         lambda_min_ratio=1e-3,
+        verbose=False,
     ):
         self.lambdas = lambdas
         self.n_splits = n_splits
@@ -95,6 +100,7 @@ class LassoModelCV(BaseEstimator):
         self.refit = refit
         self.n_lambdas = n_lambdas
         self.lambda_min_ratio = lambda_min_ratio
+        self.verbose = verbose
 
     def _template(self) -> LassoModel:
         base = self.base_model if self.base_model is not None else LassoModel()
@@ -135,7 +141,14 @@ class LassoModelCV(BaseEstimator):
         scores = np.full((len(grid), len(splits)), np.nan)
         errors: dict[tuple[int, float], str] = {}
         params = template.get_params(deep=False)
+        started = time.perf_counter()
         for k, (train, test) in enumerate(splits):
+            if self.verbose:
+                print(
+                    f"[LassoModelCV] fold {k + 1}/{len(splits)}: {len(train)} training rows, "
+                    f"{len(grid)} lambdas ({time.perf_counter() - started:.1f} s so far)",
+                    file=sys.stderr, flush=True,
+                )
             x_tr, y_tr = x.iloc[train], y.iloc[train]
             x_te, y_te = x.iloc[test], y.iloc[test]
             try:

@@ -1,0 +1,177 @@
+"""Build a fresh workbook that follows the contract, filled with a panel's data.
+
+Used by ``xl-factorlasso demo`` and by the tests; the template build (``workbook_template/``)
+adds the ribbon, VBA and documentation sheets on top of the same layout.
+"""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+import pandas as pd
+
+from ._contract import spec
+from ._errors import column_letter
+
+__all__ = ["LAYOUT", "build_workbook"]
+
+# name -> (sheet, top-left row, top-left column); sizes come from the data.
+LAYOUT: dict[str, tuple[str, int, int]] = {
+    "FL_RETURNS": ("Returns", 1, 1),
+    "FL_FACTORS": ("Factors", 1, 1),
+    "FL_SIGNS": ("Signs", 1, 1),
+    "FL_PRIOR": ("Prior", 1, 1),
+    "FL_SETTINGS": ("Settings", 1, 1),
+    "FL_GROUPS": ("Settings", 1, 5),
+    "FL_COEF": ("Results", 1, 1),
+    "FL_STATUS": ("Diagnostics", 1, 1),
+    "FL_R2": ("Diagnostics", 1, 4),
+    "FL_INTERCEPT": ("Diagnostics", 1, 7),
+    "FL_CLUSTERS": ("Diagnostics", 1, 10),
+    "FL_RESID_VOL": ("Diagnostics", 1, 13),
+    "FL_CV": ("CV", 1, 1),
+    "FL_PORTFOLIO_SETTINGS": ("Portfolio", 1, 1),
+    "FL_CONSTRAINTS": ("Portfolio", 1, 4),
+    "FL_PREV_WEIGHTS": ("Portfolio", 1, 6),
+    "FL_WEIGHTS": ("Portfolio", 1, 9),
+    "FL_PORTFOLIO_STATS": ("Portfolio", 1, 12),
+    "FL_ASSET_GROUPS": ("AssetGroups", 1, 1),
+}
+
+_INPUT_FILL = "FFF2CC"
+_OUTPUT_FILL = "DDEBF7"
+_MODEL_TYPES = "LASSO,GROUP_LASSO,HCGL,FCGL"
+
+
+def _frame_rows(frame: pd.DataFrame, corner: str) -> list[list]:
+    rows = [[corner, *[str(c) for c in frame.columns]]]
+    for label, values in zip(frame.index, frame.to_numpy(dtype=object), strict=True):
+        label = label.to_pydatetime() if isinstance(label, pd.Timestamp) else label
+        rows.append(
+            [label, *[None if (isinstance(v, float) and np.isnan(v)) else v for v in values]]
+        )
+    return rows
+
+
+def build_workbook(
+    path,
+    *,
+    returns: pd.DataFrame,
+    factors: pd.DataFrame,
+    signs: pd.DataFrame | None = None,
+    prior: pd.DataFrame | None = None,
+    groups: pd.Series | None = None,
+    settings: dict | None = None,
+    portfolio_settings: dict | None = None,
+    constraints: list[str] | None = None,
+    asset_groups: pd.DataFrame | None = None,
+    description: str = "",
+) -> str:
+    """Write a new .xlsx with every FL_* name defined and the inputs filled in.
+
+    Output names get areas of the size their tables will have, so a first refit needs no room
+    beyond them. Returns the path written.
+    """
+    from openpyxl import Workbook
+    from openpyxl.styles import Font, PatternFill
+    from openpyxl.workbook.defined_name import DefinedName
+    from openpyxl.worksheet.datavalidation import DataValidation
+
+    n_assets, n_factors = returns.shape[1], factors.shape[1]
+    tables: dict[str, list[list]] = {
+        "FL_RETURNS": _frame_rows(returns, "date"),
+        "FL_FACTORS": _frame_rows(factors, "date"),
+        "FL_SETTINGS": [["key", "value"], *[[k, v] for k, v in (settings or {}).items()]],
+        "FL_PORTFOLIO_SETTINGS": [
+            ["key", "value"],
+            *[[k, v] for k, v in (portfolio_settings or {}).items()],
+        ],
+        "FL_CONSTRAINTS": [["constraint"], *[[c] for c in (constraints or [])]],
+        "FL_PREV_WEIGHTS": [["asset", "weight"]],
+    }
+    empty_matrix = pd.DataFrame(np.nan, index=returns.columns, columns=factors.columns)
+    tables["FL_SIGNS"] = _frame_rows(signs if signs is not None else empty_matrix, "asset")
+    tables["FL_PRIOR"] = _frame_rows(prior if prior is not None else empty_matrix, "asset")
+    tables["FL_GROUPS"] = [
+        ["asset", "group"],
+        *([[a, g] for a, g in groups.items()] if groups is not None else []),
+    ]
+    if asset_groups is not None:
+        tables["FL_ASSET_GROUPS"] = _frame_rows(asset_groups, "asset")
+    # output areas sized for their tables
+    sizes = {
+        "FL_COEF": (n_assets + 1, n_factors + 1),
+        "FL_R2": (n_assets + 1, 2),
+        "FL_INTERCEPT": (n_assets + 1, 2),
+        "FL_CLUSTERS": (n_assets + 1, 2),
+        "FL_RESID_VOL": (n_assets + 1, 4),
+        "FL_STATUS": (12, 2),
+        "FL_CV": (21, 9),
+        "FL_WEIGHTS": (n_assets + 1, 2),
+        "FL_PORTFOLIO_STATS": (12, 2),
+    }
+
+    wb = Workbook()
+    start = wb.active
+    start.title = "Start"
+    lines = [
+        "xl-factorlasso workbook",
+        description,
+        "Inputs (yellow): Returns, Factors, Signs, Prior, Settings, Portfolio, AssetGroups.",
+        "Outputs (blue): Results, Diagnostics, CV and the right half of Portfolio.",
+        "Run: the Factor LASSO ribbon tab, =FLASSO_* worksheet functions, or the command line:",
+        "    xl-factorlasso refit THIS_FILE.xlsx [--cv] [--portfolio]",
+        "Every range is a workbook name FL_*; see docs/workbook.md for the contract.",
+    ]
+    for i, line in enumerate(lines, start=1):
+        start.cell(row=i, column=1, value=line)
+    start["A1"].font = Font(bold=True, size=14)
+
+    def sheet(name):
+        return wb[name] if name in wb.sheetnames else wb.create_sheet(name)
+
+    for name, (sheet_name, row, col) in LAYOUT.items():
+        ws = sheet(sheet_name)
+        role = spec(name).role
+        if role == "input":
+            rows = tables.get(
+                name, [["asset"]] if name == "FL_ASSET_GROUPS" else [["key", "value"]]
+            )
+            n_rows, n_cols = len(rows), max(len(r) for r in rows)
+            for i, values in enumerate(rows):
+                for j, v in enumerate(values):
+                    c = ws.cell(row=row + i, column=col + j, value=v)
+                    if i == 0 or (j == 0 and name not in ("FL_CONSTRAINTS",)):
+                        c.font = Font(bold=True)
+                    elif name not in ("FL_RETURNS", "FL_FACTORS"):
+                        c.fill = PatternFill("solid", fgColor=_INPUT_FILL)
+                    if isinstance(v, (pd.Timestamp,)) or hasattr(v, "year"):
+                        c.number_format = "yyyy-mm-dd"
+            # leave room to type more settings / constraints without moving the name
+            if name in (
+                "FL_SETTINGS",
+                "FL_PORTFOLIO_SETTINGS",
+                "FL_CONSTRAINTS",
+                "FL_GROUPS",
+                "FL_PREV_WEIGHTS",
+            ):
+                n_rows = max(n_rows, 30 if name != "FL_GROUPS" else n_assets + 1)
+        else:
+            n_rows, n_cols = sizes[name]
+            ws.cell(row=row, column=col, value=None)
+            for j in range(n_cols):
+                ws.cell(row=row, column=col + j).fill = PatternFill("solid", fgColor=_OUTPUT_FILL)
+        last_row, last_col = row + n_rows - 1, col + n_cols - 1
+        ref = f"${column_letter(col)}${row}:${column_letter(last_col)}${last_row}"
+        wb.defined_names[name] = DefinedName(name, attr_text=f"'{sheet_name}'!{ref}")
+
+    settings_ws = wb["Settings"]
+    dv = DataValidation(type="list", formula1=f'"{_MODEL_TYPES}"', allow_blank=True)
+    settings_ws.add_data_validation(dv)
+    for i, row in enumerate(tables["FL_SETTINGS"]):
+        if row[0] == "model_type":
+            dv.add(settings_ws.cell(row=1 + i, column=2))
+    path = os.fspath(path)
+    wb.save(path)
+    return path

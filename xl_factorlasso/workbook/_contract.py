@@ -1,0 +1,162 @@
+"""The workbook contract: which workbook-scope names hold inputs and outputs, and their layout.
+
+This module is the single place that lists the ``FL_*`` names. Everything else (readers,
+validation, the refit jobs, the templates, ``xl-factorlasso inspect`` and the documentation in
+``docs/workbook.md``) is driven from :data:`CONTRACT`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+__all__ = ["CONTRACT", "INPUTS", "OUTPUTS", "NameSpec", "JOBS", "spec"]
+
+#: The jobs a ribbon button or the CLI can run.
+JOBS = ("refit", "refit_cv", "optimise_portfolio", "clear_outputs")
+
+
+@dataclass(frozen=True)
+class NameSpec:
+    """One named range of the contract.
+
+    Attributes
+    ----------
+    name : str
+        The workbook-scope defined name.
+    role : {"input", "output"}
+    layout : str
+        ``"panel"`` (header row of labels, first column dates, numbers below), ``"matrix"``
+        (assets down, labels across), ``"keyvalue"`` (two columns), ``"list"`` (one column),
+        ``"series"`` (asset, value) or ``"table"`` (an output table with a header row).
+    required_by : tuple of str
+        Jobs that cannot run without it (inputs only).
+    description : str
+    """
+
+    name: str
+    role: str
+    layout: str
+    required_by: tuple[str, ...]
+    description: str
+
+
+CONTRACT: tuple[NameSpec, ...] = (
+    # ---- inputs
+    NameSpec(
+        "FL_RETURNS",
+        "input",
+        "panel",
+        ("refit", "refit_cv", "optimise_portfolio"),
+        "Asset returns: header row of asset names, first column dates, returns below; "
+        "a blank cell is a missing return.",
+    ),
+    NameSpec(
+        "FL_FACTORS",
+        "input",
+        "panel",
+        ("refit", "refit_cv"),
+        "Factor returns on the same dates: header row of factor names, first column dates.",
+    ),
+    NameSpec(
+        "FL_SIGNS",
+        "input",
+        "matrix",
+        (),
+        "Sign constraints, assets x factors: blank = free, 0 = zero, 1 or + = non-negative, "
+        "-1 or - = non-positive.",
+    ),
+    NameSpec(
+        "FL_PRIOR",
+        "input",
+        "matrix",
+        (),
+        "Prior loadings (assets x factors) the penalty shrinks towards; blank = 0.",
+    ),
+    NameSpec(
+        "FL_GROUPS", "input", "series", (), "Asset -> group label, for model_type GROUP_LASSO."
+    ),
+    NameSpec(
+        "FL_SETTINGS",
+        "input",
+        "keyvalue",
+        (),
+        "LassoModel / LassoModelCV parameters, one 'key | value' per row (model_type, "
+        "reg_lambda, span, cutoff_fraction, l1_weight, n_clusters, cv_splits, cv_lambdas, ...).",
+    ),
+    NameSpec(
+        "FL_PORTFOLIO_SETTINGS",
+        "input",
+        "keyvalue",
+        (),
+        "MaximumDiversification parameters, one 'key | value' per row, plus covariance = "
+        "sample | ewma | factor.",
+    ),
+    NameSpec(
+        "FL_CONSTRAINTS",
+        "input",
+        "list",
+        (),
+        "Linear portfolio constraints, one per row, e.g. 'Equity <= 0.6' or 'SPX >= 2*UST10'.",
+    ),
+    NameSpec(
+        "FL_ASSET_GROUPS",
+        "input",
+        "matrix",
+        (),
+        "Asset x grouping tags for constraints: header row of grouping names (e.g. Sector, "
+        "Region), first column assets, each cell a tag.",
+    ),
+    NameSpec(
+        "FL_PREV_WEIGHTS",
+        "input",
+        "series",
+        (),
+        "Current portfolio weights (asset, weight) for turnover and transaction costs.",
+    ),
+    # ---- outputs
+    NameSpec("FL_COEF", "output", "table", (), "Fitted loadings, assets x factors."),
+    NameSpec("FL_INTERCEPT", "output", "table", (), "Intercept (alpha_const_) per asset."),
+    NameSpec("FL_R2", "output", "table", (), "In-sample R^2 per asset."),
+    NameSpec("FL_CLUSTERS", "output", "table", (), "Cluster or group label per asset."),
+    NameSpec(
+        "FL_RESID_VOL",
+        "output",
+        "table",
+        (),
+        "Total, systematic and residual volatility per asset (factor-model covariance).",
+    ),
+    NameSpec(
+        "FL_CV",
+        "output",
+        "table",
+        (),
+        "Cross-validation: lambda x fold out-of-sample R^2, their mean, the best lambda.",
+    ),
+    NameSpec("FL_WEIGHTS", "output", "table", (), "Maximum-diversification weights per asset."),
+    NameSpec(
+        "FL_PORTFOLIO_STATS",
+        "output",
+        "table",
+        (),
+        "Portfolio statistics: diversification ratio, volatility, return, Sharpe, ...",
+    ),
+    NameSpec(
+        "FL_STATUS",
+        "output",
+        "table",
+        (),
+        "Last run: time, job, model, lambda, objective, solver status, message.",
+    ),
+)
+
+INPUTS = tuple(s.name for s in CONTRACT if s.role == "input")
+OUTPUTS = tuple(s.name for s in CONTRACT if s.role == "output")
+_BY_NAME = {s.name: s for s in CONTRACT}
+
+
+def spec(name: str) -> NameSpec:
+    """The contract entry of ``name`` (case-insensitive, as Excel names are)."""
+    try:
+        return _BY_NAME[name.upper()]
+    except KeyError:
+        raise KeyError(f"{name!r} is not a name of the workbook contract") from None
