@@ -1,8 +1,9 @@
-"""The ``xl-factorlasso`` command line (a thin host over the core)."""
+"""The ``xl-factorlasso`` command line (a thin host over the workbook layer and the core)."""
 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
 import warnings
@@ -12,9 +13,12 @@ import pandas as pd
 
 __all__ = ["main"]
 
+DEMO_FILE = "factorlasso_demo.xlsx"
+_CLASS_TAGS = {"Equities": "EQ", "Govies": "GOV", "Credit": "CRD", "Commodities": "CMDTY"}
+
 
 def _table(frame: pd.DataFrame | pd.Series, fmt: str = "{:.3f}") -> str:
-    """A plain-text table: blanks for zeros so that sparsity is visible at a glance."""
+    """A plain-text table: '.' for zeros so that sparsity is visible at a glance."""
     if isinstance(frame, pd.Series):
         frame = frame.to_frame()
 
@@ -28,40 +32,39 @@ def _table(frame: pd.DataFrame | pd.Series, fmt: str = "{:.3f}") -> str:
     return frame.map(cell).to_string()
 
 
-def run_demo(args: argparse.Namespace) -> int:
-    """Fit the factor model on the embedded synthetic panel and print a summary."""
-    from .core import LassoModel, LassoModelCV, LassoModelType, assemble_factor_covariance
+def build_demo_workbook(path: str) -> str:
+    """Write the demo workbook: the synthetic panel in every FL_* input."""
     from .core.datasets import load_demo_panel
+    from .workbook._builder import build_workbook
 
     demo = load_demo_panel()
-    T, M, N = demo.shape
-    print("xl-factorlasso demo")
-    print("=" * 72)
-    print(demo.description)
-    print(f"{T} weeks x {M} factors -> {N} assets; a known sparse, signed loading matrix.")
-    print("Model: HCGL (clusters discovered from the data) + sign matrix + prior, span=52,")
-    print("       reg_lambda chosen by 5-fold expanding-window CV on an automatic grid.\n")
+    classes = demo.clusters.map(_CLASS_TAGS)
+    return build_workbook(
+        path,
+        returns=demo.y,
+        factors=demo.x,
+        signs=demo.signs,
+        prior=demo.prior,
+        settings={
+            "model_type": "HCGL",
+            "span": 52,
+            "n_clusters": 4,
+            "l1_weight": 0.1,
+            "reg_lambda": 1e-5,
+            "cv_lambdas": "auto",
+            "cv_n_lambdas": 15,
+            "cv_splits": 5,
+            "annualization_factor": 52,
+        },
+        portfolio_settings={"covariance": "factor", "max_weights": 0.15},
+        constraints=["EQ <= 0.40", "GOV >= 0.20"],
+        asset_groups=pd.DataFrame({"asset_class": classes}),
+        description=demo.description,
+    )
 
-    base = LassoModel(
-        model_type=LassoModelType.HIERARCHICAL_CLUSTER_GROUP_LASSO,
-        span=52,
-        n_clusters=4,
-        l1_weight=0.1,
-        factors_beta_loading_signs=demo.signs,
-        factors_beta_prior=demo.prior,
-    )
-    started = time.perf_counter()
-    cv = LassoModelCV(lambdas="auto", n_lambdas=args.n_lambdas, n_splits=5, base_model=base)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", UserWarning)
-        cv.fit(demo.x, demo.y)
-    elapsed = time.perf_counter() - started
-    model = cv.best_model_
-    print(
-        f"Cross-validation: {len(cv.lambdas_)} lambdas x {len(cv.splits_)} folds in "
-        f"{elapsed:.2f} s; lambda_max = {cv.lambda_max_:.4g}, best lambda = "
-        f"{cv.best_lambda_:.4g} (mean out-of-sample R^2 {cv.best_score_:.3f})\n"
-    )
+
+def _print_fit(model, demo) -> None:
+    from .core import assemble_factor_covariance
 
     coef = model.coef_
     print("Estimated loadings (assets x factors; '.' = zero)")
@@ -77,24 +80,93 @@ def run_demo(args: argparse.Namespace) -> int:
         f"{active[~support].mean():.2f}, sign agreement on the true support {sign_ok:.2f}, "
         f"relative error {np.linalg.norm(est - truth) / np.linalg.norm(truth):.3f}"
     )
-
-    cov = assemble_factor_covariance(model, demo.x, annualization_factor=52.0)
+    vol = assemble_factor_covariance(model, demo.x, annualization_factor=52.0).volatility
     summary = pd.DataFrame(
         {
             "cluster": model.clusters_.astype(int),
             "true block": demo.clusters,
             "R2": model.r2_,
-            "vol": cov.volatility["total"],
-            "sys vol": cov.volatility["systematic"],
-            "resid vol": cov.volatility["residual"],
+            "vol": vol["total"],
+            "sys vol": vol["systematic"],
+            "resid vol": vol["residual"],
         }
     )
     print("\nPer asset: discovered cluster, in-sample R^2 and annualised volatility split")
     print(_table(summary))
+
+
+def run_demo(args: argparse.Namespace) -> int:
+    """Build the demo workbook, cross-validate, refit and optimise into it, print a summary."""
+    from .core.datasets import load_demo_panel
+    from .workbook import XlsxFileIO, optimise_portfolio, refit_cv
+
+    demo = load_demo_panel()
+    T, M, N = demo.shape
+    path = os.path.abspath(args.out)
+    print("xl-factorlasso demo")
+    print("=" * 72)
+    print(demo.description)
+    print(f"{T} weeks x {M} factors -> {N} assets; a known sparse, signed loading matrix.")
+    print("Model: HCGL (clusters discovered from the data) + sign matrix + prior, span=52,")
+    print("       reg_lambda chosen by 5-fold expanding-window CV on an automatic grid.\n")
+    build_demo_workbook(path)
+    started = time.perf_counter()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        fit = refit_cv(XlsxFileIO(path), verbose=not args.quiet)
+    elapsed = time.perf_counter() - started
+    model = fit.model
+    print(f"\nCross-validation and refit in {elapsed:.2f} s: {fit.summary}\n")
+    _print_fit(model, demo)
+    port = optimise_portfolio(XlsxFileIO(path))
+    weights = port.model.weights_
+    print(f"\nMaximum-diversification portfolio on the factor covariance: {port.summary}")
+    print(_table(weights[weights.abs() > 1e-6].rename("weight")))
+    print(f"\nWorkbook written: {path}")
     print(
-        f"\nSolver: {model.solver_} ({model.solver_status_}), objective "
-        f"{model.objective_value_:.6g}, mean in-sample R^2 {model.r2_.mean():.3f}"
+        f"  outputs: {', '.join(fit.written + [n for n in port.written if n not in fit.written])}"
     )
+    return 0
+
+
+def run_refit(args: argparse.Namespace) -> int:
+    from .workbook import XlsxFileIO, optimise_portfolio, refit, refit_cv
+
+    out = args.out or args.path
+    started = time.perf_counter()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        io = XlsxFileIO(args.path, out)
+        result = (
+            refit_cv(io, pictures=not args.no_pictures, verbose=True)
+            if args.cv
+            else refit(io, pictures=not args.no_pictures)
+        )
+    print(result.summary)
+    if args.portfolio:
+        port = optimise_portfolio(XlsxFileIO(out))
+        print(port.summary)
+    if result.skipped:
+        print(f"not written (name not defined): {', '.join(result.skipped)}")
+    print(f"done in {time.perf_counter() - started:.2f} s -> {os.path.abspath(out)}")
+    return 0
+
+
+def run_inspect(args: argparse.Namespace) -> int:
+    from .workbook import XlsxFileIO
+    from .workbook._inspect import inspect_workbook
+
+    report = inspect_workbook(XlsxFileIO(args.path))
+    print(f"{args.path}: contract names")
+    print("\n".join(report.lines()))
+    for note in report.notes:
+        print(f"note: {note}")
+    if report.problems:
+        print(f"\n{len(report.problems)} problem(s):")
+        for p in report.problems:
+            print(f"  - {p}")
+        return 1
+    print("\nno problems found")
     return 0
 
 
@@ -104,9 +176,20 @@ def build_parser() -> argparse.ArgumentParser:
         description="Sparse factor models and maximum-diversification portfolios for Excel.",
     )
     sub = parser.add_subparsers(dest="command", required=True)
-    demo = sub.add_parser("demo", help="fit the factor model on embedded synthetic sample data")
-    demo.add_argument("--n-lambdas", type=int, default=15, help="size of the CV grid")
+    demo = sub.add_parser("demo", help="write a workbook with synthetic sample data and fit it")
+    demo.add_argument("--out", default=DEMO_FILE, help=f"workbook to write (default {DEMO_FILE})")
+    demo.add_argument("--quiet", action="store_true", help="no progress lines")
     demo.set_defaults(func=run_demo)
+    refit = sub.add_parser("refit", help="refit the factor model of a workbook (.xlsx/.xlsm)")
+    refit.add_argument("path")
+    refit.add_argument("--cv", action="store_true", help="cross-validate reg_lambda first")
+    refit.add_argument("--portfolio", action="store_true", help="then optimise the portfolio")
+    refit.add_argument("--out", help="write to this file instead of PATH")
+    refit.add_argument("--no-pictures", action="store_true", help="no heatmap/dendrogram")
+    refit.set_defaults(func=run_refit)
+    insp = sub.add_parser("inspect", help="list the FL_* names of a workbook and check its inputs")
+    insp.add_argument("path")
+    insp.set_defaults(func=run_inspect)
     return parser
 
 
@@ -115,7 +198,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         return int(args.func(args))
-    except (ValueError, RuntimeError) as err:  # a clear message, never a traceback
+    except (ValueError, RuntimeError, OSError) as err:  # a clear message, never a traceback
         print(f"xl-factorlasso: error: {err}", file=sys.stderr)
         return 2
 

@@ -118,6 +118,13 @@ class Block:
         return Block(self.name, [r[:n_cols] for r in vals[:n_rows]], self.row, self.col)
 
 
+def shown(v) -> str:
+    """A cell value as a user reads it: ``2`` not ``2.0``, text in quotes."""
+    if isinstance(v, float) and v.is_integer():
+        return str(int(v))
+    return repr(v) if isinstance(v, str) else str(v)
+
+
 def is_blank(v) -> bool:
     return (
         v is None
@@ -254,7 +261,7 @@ def parse_sign(block: Block, i: int, j: int) -> float:
         return float(v)
     if text in mapping:
         return mapping[text]
-    raise block.error(f"{v!r} is not one of blank, 0, 1, -1, +, -", i, j)
+    raise block.error(f"{shown(v)} is not one of blank, 0, 1, -1, +, -", i, j)
 
 
 def parse_matrix(

@@ -1,0 +1,992 @@
+"""Surgical editor for .xlsx/.xlsm packages: write cells, names and pictures, keep everything else.
+
+openpyxl rebuilds a workbook from its own object model on save, which drops what it does not
+model (charts and images it loaded, the ``customUI`` relationship of a ribbon, unknown extensions).
+A refit must change only its output ranges, so this module edits the OOXML zip directly:
+
+* the package is read into memory once (:meth:`XlsxPackage.open`);
+* XML parts are parsed lazily with lxml and re-serialised only if an edit touched them;
+* every other zip member is written back with exactly the same bytes;
+* :meth:`XlsxPackage.save` writes a temporary file next to the target, fsyncs it and renames it
+  over the target, so a crash never leaves a half-written workbook.
+
+Values are read as Excel stores them (cached results for formula cells); nothing is recalculated.
+After a value edit the workbook is flagged ``fullCalcOnLoad`` so that Excel recalculates formulas
+that depend on the new values when the file is next opened
+(see :attr:`XlsxPackage.full_calc_on_load`).
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import io
+import os
+import posixpath
+import struct
+import tempfile
+import zipfile
+from dataclasses import dataclass
+from urllib.parse import unquote
+
+from lxml import etree
+
+from ._xlsx_opc import (
+    CT,
+    CT_DRAWING,
+    CT_PNG,
+    CT_RELS,
+    CT_XLSB,
+    MAIN,
+    PR,
+    RT_CALC_CHAIN,
+    RT_DRAWING,
+    RT_IMAGE,
+    RT_OFFICE_DOCUMENT,
+    RT_SHARED_STRINGS,
+    RT_STRICT_OFFICE_DOCUMENT,
+    RT_STYLES,
+    RT_TABLE,
+    RT_WORKSHEET,
+    STRICT_MAIN,
+    WORKBOOK_ORDER,
+    WORKSHEET_ORDER,
+    XDR,
+    A,
+    R,
+    insert_in_order,
+    parse_xml,
+    relative_target,
+    rels_part_for,
+    resolve_target,
+    serialize_xml,
+)
+from ._xlsx_refs import (
+    MAX_COL,
+    MAX_ROW,
+    col_letters,
+    format_range,
+    is_valid_name,
+    parse_cell,
+    parse_name_target,
+    parse_range,
+    quote_sheet,
+)
+from ._xlsx_sheet import EditResult, TableInfo, WorksheetXml
+from ._xlsx_values import ExcelError, FormulaNoValue, encode_value, from_serial, unescape_text
+
+__all__ = ["DefinedName", "ExcelError", "FormulaNoValue", "NameEntry", "XlsxPackage"]
+
+_MAX_READ_CELLS = 5_000_000  # a full-column name would otherwise allocate gigabytes
+_EMU_PER_PX = 9525  # 914400 EMU per inch / 96 px per inch
+_PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+# Built-in number formats that display dates or times. 14-22 and 45-47 are the international
+# ones; 27-36 and 50-58 are locale-specific (East Asian) date formats.
+_BUILTIN_DATE_FORMATS = frozenset([*range(14, 23), *range(27, 37), *range(45, 48), *range(50, 59)])
+
+
+def _q(tag: str, ns: str = MAIN) -> str:
+    return f"{{{ns}}}{tag}"
+
+
+_TAG_V, _TAG_F, _TAG_IS = _q("v"), _q("f"), _q("is")
+
+
+@dataclass(frozen=True)
+class DefinedName:
+    """A workbook-scope name that refers to one contiguous range on one worksheet.
+
+    Attributes
+    ----------
+    name : str
+        The name as stored in the workbook (Excel compares names case-insensitively).
+    sheet : str
+        Worksheet name (unquoted).
+    ref : str
+        Range in A1 notation without ``$`` (``"B2:D9"``; a single cell is ``"B2"``).
+    min_row, min_col, max_row, max_col : int
+        1-based bounds of the range.
+    """
+
+    name: str
+    sheet: str
+    ref: str
+    min_row: int
+    min_col: int
+    max_row: int
+    max_col: int
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        """``(rows, columns)`` of the range."""
+        return self.max_row - self.min_row + 1, self.max_col - self.min_col + 1
+
+
+@dataclass(frozen=True)
+class NameEntry:
+    """Any defined name in the workbook, with the reason it is not a usable range (if any).
+
+    Attributes
+    ----------
+    name : str
+        The name as stored.
+    formula : str
+        Its definition as stored (``Sheet1!$B$2:$D$9``, ``#REF!``, ``0.5`` ...).
+    scope : str or None
+        ``None`` for workbook scope, else the name of the sheet it is local to.
+    hidden : bool
+        Whether the name is hidden from Excel's Name Manager.
+    target : DefinedName or None
+        The parsed range when the definition is one contiguous range on an existing worksheet
+        (also for sheet-scoped names, so a caller can say where they point).
+    reason : str or None
+        ``None`` if the name appears in :meth:`XlsxPackage.defined_names`, else why not.
+    """
+
+    name: str
+    formula: str
+    scope: str | None
+    hidden: bool
+    target: DefinedName | None
+    reason: str | None
+
+
+@dataclass(frozen=True)
+class _Sheet:
+    name: str
+    index: int
+    part: str | None  # zip member of a worksheet; None for chartsheets, macro sheets ...
+    kind: str
+
+
+class XlsxPackage:
+    """An .xlsx/.xlsm workbook held in memory as its OOXML zip members.
+
+    Use :meth:`open`; edit with :meth:`write_values`, :meth:`clear_range`,
+    :meth:`set_defined_name`, :meth:`add_picture` and :meth:`remove_picture`; then :meth:`save`.
+
+    Attributes
+    ----------
+    full_calc_on_load : bool
+        If true (default) and cell values were written, ``<calcPr fullCalcOnLoad="1">`` is set in
+        ``xl/workbook.xml`` on save, so that Excel recalculates formulas that depend on the new
+        values when the workbook is opened. Set to false to leave ``workbook.xml`` untouched by
+        value edits (cached results of dependent formulas then stay stale until Excel
+        recalculates).
+    """
+
+    def __init__(self, members: list[tuple[zipfile.ZipInfo, bytes]], comment: bytes, path: str):
+        self.path = path
+        self.full_calc_on_load = True
+        self._comment = comment
+        self._order: list[str] = []
+        self._infos: dict[str, zipfile.ZipInfo] = {}
+        self._data: dict[str, bytes] = {}
+        self._lookup: dict[str, str] = {}
+        for info, data in members:
+            key = self._key(info.filename)
+            if key in self._lookup:
+                raise ValueError(f"{path}: duplicate zip member {info.filename!r}")
+            self._order.append(info.filename)
+            self._infos[info.filename] = info
+            self._data[info.filename] = data
+            self._lookup[key] = info.filename
+        self._xml: dict[str, etree._Element] = {}
+        self._dirty: set[str] = set()
+        self._sheets_cache: dict[str, WorksheetXml] = {}
+        self._shared_strings: list[str] | None = None
+        self._date_styles: list[bool] | None = None
+        self._values_written = False
+        self._check_package()
+
+    # ================================================================ opening
+    @classmethod
+    def open(cls, path) -> XlsxPackage:
+        """Read a workbook package into memory.
+
+        Parameters
+        ----------
+        path : str or os.PathLike
+            An ``.xlsx`` or ``.xlsm`` file (``.xltx``/``.xltm``/``.xlam`` work the same way).
+
+        Raises
+        ------
+        ValueError
+            If the file is not an Office Open XML spreadsheet (e.g. ``.xls``, ``.xlsb``, a
+            password-protected file, or Strict Open XML).
+        """
+        path = os.fspath(path)
+        try:
+            with zipfile.ZipFile(path) as zf:
+                members = [(info, zf.read(info)) for info in zf.infolist() if not info.is_dir()]
+                comment = zf.comment
+        except zipfile.BadZipFile:
+            raise ValueError(
+                f"{path}: not an .xlsx/.xlsm package (not a zip file; an .xls or a "
+                "password-protected workbook?)"
+            ) from None
+        return cls(members, comment, path)
+
+    def _check_package(self) -> None:
+        if self._find("[Content_Types].xml") is None:
+            raise ValueError(f"{self.path}: no [Content_Types].xml; not an Office Open XML package")
+        rels = self._rels("")
+        office = [t for rid, (typ, t) in rels.items() if typ == RT_OFFICE_DOCUMENT]
+        if not office:
+            if any(typ == RT_STRICT_OFFICE_DOCUMENT for typ, _ in rels.values()):
+                raise ValueError(f"{self.path}: Strict Open XML workbooks are not supported; "
+                                 "save as a normal Excel Workbook")
+            raise ValueError(f"{self.path}: package has no officeDocument relationship")
+        self._workbook_part = office[0]
+        if self._find(self._workbook_part) is None:
+            raise ValueError(f"{self.path}: workbook part {self._workbook_part!r} is missing")
+        if (self._content_type(self._workbook_part) or "").startswith(CT_XLSB):
+            raise ValueError(f"{self.path}: .xlsb (binary) workbooks are not supported")
+        root = self._get_xml(self._workbook_part)
+        if etree.QName(root).namespace == STRICT_MAIN:
+            raise ValueError(f"{self.path}: Strict Open XML workbooks are not supported")
+        if etree.QName(root).namespace != MAIN:
+            raise ValueError(
+                f"{self.path}: {self._workbook_part!r} is not a SpreadsheetML workbook"
+            )
+
+    # ================================================================ zip members / XML parts
+    @staticmethod
+    def _key(name: str) -> str:
+        # OPC part names compare case-insensitively and after percent-decoding.
+        return unquote(name).lstrip("/").lower()
+
+    def _find(self, name: str) -> str | None:
+        return self._lookup.get(self._key(name))
+
+    def _get_xml(self, name: str) -> etree._Element:
+        actual = self._find(name)
+        if actual is None:
+            raise ValueError(f"{self.path}: part {name!r} is missing from the package")
+        if actual not in self._xml:
+            self._xml[actual] = parse_xml(self._data[actual], actual)
+        return self._xml[actual]
+
+    def _touch(self, name: str) -> None:
+        self._dirty.add(self._find(name))
+
+    def _add_part(self, name: str, data: bytes | None = None, root=None) -> str:
+        if self._find(name) is not None:
+            raise ValueError(f"part {name!r} already exists")
+        self._order.append(name)
+        self._lookup[self._key(name)] = name
+        self._data[name] = data if data is not None else b""
+        if root is not None:
+            self._xml[name] = root
+            self._dirty.add(name)
+        return name
+
+    def _delete_part(self, name: str) -> None:
+        actual = self._find(name)
+        if actual is None:
+            return
+        # An Override for a part that no longer exists is a dangling entry: remove it too.
+        types = self._get_xml("[Content_Types].xml")
+        if any(self._key(o.get("PartName", "")) == self._key(actual)
+               for o in types.iterchildren(_q("Override", CT))):
+            self._set_override(actual, None)
+        self._order.remove(actual)
+        del self._lookup[self._key(actual)]
+        self._data.pop(actual, None)
+        self._xml.pop(actual, None)
+        self._dirty.discard(actual)
+        self._infos.pop(actual, None)
+
+    def _unused_name(self, pattern: str) -> str:
+        n = 1
+        while self._find(pattern.format(n)) is not None:
+            n += 1
+        return pattern.format(n)
+
+    # ---------------------------------------------------------------- content types
+    def _content_type(self, part: str) -> str | None:
+        root = self._get_xml("[Content_Types].xml")
+        for o in root.iterchildren(_q("Override", CT)):
+            if self._key(o.get("PartName", "")) == self._key(part):
+                return o.get("ContentType")
+        ext = posixpath.splitext(part)[1].lstrip(".").lower()
+        for d in root.iterchildren(_q("Default", CT)):
+            if d.get("Extension", "").lower() == ext:
+                return d.get("ContentType")
+        return None
+
+    def _set_override(self, part: str, content_type: str | None) -> None:
+        root = self._get_xml("[Content_Types].xml")
+        for o in list(root.iterchildren(_q("Override", CT))):
+            if self._key(o.get("PartName", "")) == self._key(part):
+                root.remove(o)
+        if content_type is not None:
+            etree.SubElement(root, _q("Override", CT), PartName="/" + part,
+                             ContentType=content_type)
+        self._touch("[Content_Types].xml")
+
+    def _ensure_default(self, extension: str, content_type: str) -> None:
+        root = self._get_xml("[Content_Types].xml")
+        for d in root.iterchildren(_q("Default", CT)):
+            if d.get("Extension", "").lower() == extension:
+                return
+        # Defaults precede Overrides in Excel's files; keep that tidy order.
+        new = etree.Element(_q("Default", CT), Extension=extension, ContentType=content_type)
+        overrides = root.find(_q("Override", CT))
+        if overrides is not None:
+            overrides.addprevious(new)
+        else:
+            root.append(new)
+        self._touch("[Content_Types].xml")
+
+    # ---------------------------------------------------------------- relationships
+    def _rels(self, source: str) -> dict[str, tuple[str, str]]:
+        """Internal relationships of ``source``: ``{rId: (type, target zip member)}``."""
+        rels_name = rels_part_for(source)
+        if self._find(rels_name) is None:
+            return {}
+        out = {}
+        for rel in self._get_xml(rels_name).iterchildren(_q("Relationship", PR)):
+            if rel.get("TargetMode") == "External":
+                continue
+            out[rel.get("Id")] = (rel.get("Type"), resolve_target(source, rel.get("Target", "")))
+        return out
+
+    def _add_rel(self, source: str, rel_type: str, target: str) -> str:
+        rels_name = rels_part_for(source)
+        if self._find(rels_name) is None:
+            self._add_part(rels_name, root=etree.Element(_q("Relationships", PR), nsmap={None: PR}))
+            self._ensure_default("rels", CT_RELS)
+        root = self._get_xml(rels_name)
+        used = {rel.get("Id") for rel in root}
+        n = len(used) + 1
+        while f"rId{n}" in used:
+            n += 1
+        rid = f"rId{n}"
+        etree.SubElement(root, _q("Relationship", PR), Id=rid, Type=rel_type,
+                         Target=relative_target(source, target))
+        self._touch(rels_name)
+        return rid
+
+    def _remove_rel(self, source: str, rid: str) -> None:
+        rels_name = rels_part_for(source)
+        if self._find(rels_name) is None:
+            return
+        root = self._get_xml(rels_name)
+        for rel in list(root):
+            if rel.get("Id") == rid:
+                root.remove(rel)
+                self._touch(rels_name)
+
+    def _is_referenced(self, part: str) -> bool:
+        """Whether any relationship in the package still targets ``part``."""
+        key = self._key(part)
+        for name in self._order:
+            if not name.endswith(".rels"):
+                continue
+            folder = posixpath.dirname(posixpath.dirname(name))
+            source = posixpath.join(folder, posixpath.basename(name)[: -len(".rels")])
+            if any(self._key(t) == key for _, t in self._rels(source).values()):
+                return True
+        return False
+
+    # ================================================================ workbook structure
+    def _sheets(self) -> list[_Sheet]:
+        root = self._get_xml(self._workbook_part)
+        rels = self._rels(self._workbook_part)
+        out = []
+        sheets = root.find(_q("sheets"))
+        for i, el in enumerate(sheets.iterchildren(_q("sheet")) if sheets is not None else ()):
+            typ, target = rels.get(el.get(_q("id", R)), (None, None))
+            kind = (typ or "missing").rsplit("/", 1)[-1]
+            part = target if typ == RT_WORKSHEET and self._find(target) else None
+            out.append(_Sheet(el.get("name"), i, part, kind))
+        return out
+
+    @property
+    def sheet_names(self) -> list[str]:
+        """Names of all sheets in tab order (worksheets and chart sheets)."""
+        return [s.name for s in self._sheets()]
+
+    def _sheet(self, sheet: str) -> _Sheet:
+        sheets = self._sheets()
+        match = [s for s in sheets if s.name == sheet] or [
+            s for s in sheets if isinstance(sheet, str) and s.name.lower() == sheet.lower()
+        ]
+        if not match:
+            names = [s.name for s in sheets]
+            raise ValueError(f"unknown sheet {sheet!r}; the workbook has {names}")
+        if match[0].part is None:
+            raise ValueError(f"sheet {match[0].name!r} is a {match[0].kind}, not a worksheet")
+        return match[0]
+
+    def _worksheet(self, sheet: str) -> tuple[_Sheet, WorksheetXml]:
+        info = self._sheet(sheet)
+        ws = self._sheets_cache.get(info.part)
+        if ws is None:
+            ws = WorksheetXml(info.name, self._get_xml(info.part))
+            self._sheets_cache[info.part] = ws
+        return info, ws
+
+    def _date1904(self) -> bool:
+        pr = self._get_xml(self._workbook_part).find(_q("workbookPr"))
+        return pr is not None and pr.get("date1904") in ("1", "true")
+
+    def _part_of(self, rel_type: str) -> str | None:
+        for typ, target in self._rels(self._workbook_part).values():
+            if typ == rel_type and self._find(target):
+                return self._find(target)
+        return None
+
+    def _strings(self) -> list[str]:
+        if self._shared_strings is None:
+            part = self._part_of(RT_SHARED_STRINGS)
+            self._shared_strings = []
+            if part is not None:
+                for si in self._get_xml(part).iterchildren(_q("si")):
+                    self._shared_strings.append(unescape_text(_text_of(si)))
+        return self._shared_strings
+
+    def _date_style_flags(self) -> list[bool]:
+        if self._date_styles is None:
+            from openpyxl.styles.numbers import BUILTIN_FORMATS, is_date_format
+
+            part = self._part_of(RT_STYLES)
+            flags = []
+            if part is not None:
+                root = self._get_xml(part)
+                custom = {}
+                fmts = root.find(_q("numFmts"))
+                for nf in fmts.iterchildren(_q("numFmt")) if fmts is not None else ():
+                    custom[int(nf.get("numFmtId"))] = nf.get("formatCode", "")
+                xfs = root.find(_q("cellXfs"))
+                for xf in xfs.iterchildren(_q("xf")) if xfs is not None else ():
+                    fid = int(xf.get("numFmtId", "0"))
+                    if fid in custom:
+                        flags.append(is_date_format(custom[fid]))
+                    elif fid in BUILTIN_FORMATS:
+                        flags.append(is_date_format(BUILTIN_FORMATS[fid]))
+                    else:
+                        flags.append(fid in _BUILTIN_DATE_FORMATS)
+            self._date_styles = flags
+        return self._date_styles
+
+    def _tables(self, info: _Sheet) -> list[TableInfo]:
+        out = []
+        for typ, target in self._rels(info.part).values():
+            if typ != RT_TABLE or self._find(target) is None:
+                continue
+            root = self._get_xml(target)
+            cols = root.find(_q("tableColumns"))
+            names = tuple(c.get("name", "") for c in cols) if cols is not None else ()
+            out.append(TableInfo(
+                name=root.get("displayName") or root.get("name", ""),
+                bounds=parse_range(root.get("ref"), info.name),
+                header_rows=int(root.get("headerRowCount", "1")),
+                columns=names,
+            ))
+        return out
+
+    # ================================================================ defined names
+    def all_defined_names(self) -> list[NameEntry]:
+        """Every defined name in the workbook, with why it is not a usable range (if so).
+
+        Returns
+        -------
+        list of NameEntry
+            In workbook order. ``reason`` is ``None`` exactly for the names that
+            :meth:`defined_names` returns; otherwise e.g. ``"sheet-scoped to 'Data'"``,
+            ``"refers to #REF! ..."``, ``"multi-area reference (2 areas)"``.
+        """
+        root = self._get_xml(self._workbook_part)
+        sheets = self._sheets()
+        by_name = {s.name.lower(): s for s in sheets}
+        dn = root.find(_q("definedNames"))
+        entries, seen = [], set()
+        for el in dn.iterchildren(_q("definedName")) if dn is not None else ():
+            name, formula = el.get("name", ""), (el.text or "").strip()
+            local = el.get("localSheetId")
+            scope = None
+            if local is not None:
+                idx = int(local)
+                scope = sheets[idx].name if 0 <= idx < len(sheets) else f"#{local}"
+            parsed = parse_name_target(formula)
+            target, reason = None, None
+            if isinstance(parsed, str):
+                reason = parsed
+            else:
+                sheet_name, bounds = parsed
+                sheet = by_name.get(sheet_name.lower())
+                if sheet is None:
+                    reason = f"refers to unknown sheet {sheet_name!r}"
+                elif sheet.part is None:
+                    reason = f"refers to {sheet.kind} {sheet.name!r}, not a worksheet"
+                else:
+                    target = DefinedName(name, sheet.name, format_range(*bounds), *bounds)
+            if name.lower().startswith("_xlnm."):
+                reason = "built-in name"
+            elif scope is not None:
+                reason = f"sheet-scoped to {scope!r}"
+            elif reason is None and name.lower() in seen:
+                reason = "duplicate workbook-scope name"
+            if scope is None:
+                seen.add(name.lower())
+            entries.append(NameEntry(name, formula, scope, el.get("hidden") in ("1", "true"),
+                                     target, reason))
+        return entries
+
+    def defined_names(self) -> dict[str, DefinedName]:
+        """Workbook-scope names that refer to one contiguous range on one worksheet.
+
+        Returns
+        -------
+        dict
+            ``{name: DefinedName}`` keyed by the name as stored. Names that do not qualify
+            (``#REF!``, multi-area, sheet-scoped, constants ...) are listed with a reason by
+            :meth:`all_defined_names`.
+        """
+        return {e.name: e.target for e in self.all_defined_names() if e.reason is None}
+
+    def set_defined_name(self, name: str, sheet: str, ref: str) -> DefinedName:
+        """Create or re-point a workbook-scope name to ``sheet!ref``.
+
+        An existing workbook-scope name is matched case-insensitively (as Excel does) and keeps
+        its other attributes (comment, hidden); sheet-scoped names of the same name are left alone.
+
+        Parameters
+        ----------
+        name : str
+            A legal Excel name (not a cell reference, not ``_xlnm.*``).
+        sheet : str
+            An existing worksheet.
+        ref : str
+            A1 range such as ``"B2:D9"`` (stored absolute: ``'My Sheet'!$B$2:$D$9``).
+
+        Returns
+        -------
+        DefinedName
+        """
+        if not is_valid_name(name) or name.lower().startswith("_xlnm."):
+            raise ValueError(f"{name!r} is not a valid Excel name for a range")
+        info = self._sheet(sheet)
+        bounds = parse_range(ref, info.name)
+        formula = f"{quote_sheet(info.name)}!{format_range(*bounds, absolute=True)}"
+        root = self._get_xml(self._workbook_part)
+        dn = root.find(_q("definedNames"))
+        if dn is None:
+            dn = insert_in_order(root, etree.Element(_q("definedNames")), WORKBOOK_ORDER)
+        existing = [
+            el for el in dn.iterchildren(_q("definedName"))
+            if el.get("name", "").lower() == name.lower() and el.get("localSheetId") is None
+        ]
+        if existing:
+            el = existing[0]
+            stored = el.get("name")
+        else:
+            el = etree.Element(_q("definedName"), name=name)
+            # Keep the list sorted case-insensitively, as Excel writes it.
+            for other in dn.iterchildren(_q("definedName")):
+                if other.get("name", "").lower() > name.lower():
+                    other.addprevious(el)
+                    break
+            else:
+                dn.append(el)
+            stored = name
+        if el.text != formula:
+            el.text = formula
+            self._touch(self._workbook_part)
+        return DefinedName(stored, info.name, format_range(*bounds), *bounds)
+
+    # ================================================================ reading
+    def read_values(self, sheet: str, ref: str) -> list[list]:
+        """Values of a rectangular range, row by row.
+
+        Parameters
+        ----------
+        sheet : str
+            Worksheet name.
+        ref : str
+            A1 range (``"B2:D9"``) or cell.
+
+        Returns
+        -------
+        list of list
+            ``float`` for numbers (``datetime`` if the cell's number format is a date/time
+            format), ``str`` for text (shared, inline and formula results), ``bool``,
+            :class:`ExcelError` for error values, ``None`` for blanks, and
+            :class:`FormulaNoValue` for a formula cell without a cached result. Formula cells
+            return their cached value; nothing is recalculated.
+        """
+        info, ws = self._worksheet(sheet)
+        bounds = parse_range(ref, info.name)
+        nrows, ncols = bounds[2] - bounds[0] + 1, bounds[3] - bounds[1] + 1
+        if nrows * ncols > _MAX_READ_CELLS:
+            raise ValueError(f"{info.name}!{ref}: range of {nrows}x{ncols} cells is too large "
+                             f"to read (limit {_MAX_READ_CELLS:,})")
+        out = [[None] * ncols for _ in range(nrows)]
+        for r, c, cell in ws.cells_in(bounds):
+            out[r - bounds[0]][c - bounds[1]] = self._cell_value(cell, info.name)
+        return out
+
+    def _cell_value(self, c: etree._Element, sheet: str):
+        t = c.get("t", "n")
+        f = v = node = None
+        for child in c:  # one pass over <f>, <v>, <is>: this runs for every cell read
+            tag = child.tag
+            if tag == _TAG_V:
+                v = child
+            elif tag == _TAG_F:
+                f = child
+            elif tag == _TAG_IS:
+                node = child
+        if t == "inlineStr" and node is not None:
+            return unescape_text(_text_of(node))
+        text = (v.text or "") if v is not None else None
+        if text is None or (text == "" and t != "str"):
+            return FormulaNoValue((f.text or "").strip()) if f is not None else None
+        where = f"{sheet}!{c.get('r')}"
+        if t == "s":
+            try:
+                return self._strings()[int(text)]
+            except (ValueError, IndexError):
+                raise ValueError(f"{where}: bad shared-string index {text!r}") from None
+        if t == "str":
+            return unescape_text(text)
+        if t == "b":
+            return text.strip() in ("1", "true")
+        if t == "e":
+            return ExcelError(text.strip())
+        if t == "d":
+            try:
+                return _dt.datetime.fromisoformat(text.strip().rstrip("Z"))
+            except ValueError:
+                raise ValueError(f"{where}: bad ISO 8601 date {text!r}") from None
+        try:
+            number = float(text)
+        except ValueError:
+            raise ValueError(f"{where}: bad number {text!r}") from None
+        style = c.get("s")
+        if style is not None:
+            flags = self._date_style_flags()
+            idx = int(style)
+            if 0 <= idx < len(flags) and flags[idx]:
+                return from_serial(number, self._date1904())
+        return number
+
+    # ================================================================ writing
+    def write_values(self, sheet: str, top_left: str, values) -> str:
+        """Write a rectangular block of values with ``values[0][0]`` at ``top_left``.
+
+        Numbers become ``<v>``, text an inline string (``sharedStrings.xml`` is not touched),
+        booleans ``t="b"``, :class:`ExcelError` an error cell, dates/datetimes a serial number,
+        ``None``/NaN clears the value. Existing cells keep their style (``s``); new cells take
+        the row's or column's style. Formulas of overwritten cells are removed (and
+        ``xl/calcChain.xml`` is dropped so that Excel rebuilds it).
+
+        Parameters
+        ----------
+        sheet : str
+            Worksheet name.
+        top_left : str
+            A1 cell such as ``"B2"``.
+        values : sequence of sequences
+            Rows of equal length.
+
+        Returns
+        -------
+        str
+            The A1 range written (``"B2:D9"``), empty if ``values`` is empty.
+
+        Raises
+        ------
+        ValueError
+            Naming the sheet and cell for a bad reference, a ragged or oversized block, a value
+            that cannot be stored, or an edit Excel would reject (cutting an array formula,
+            writing into the hidden part of a merged range, renaming a table header). Nothing is
+            changed when it is raised.
+        """
+        info, ws = self._worksheet(sheet)
+        r0, c0 = parse_cell(top_left, info.name)
+        if isinstance(values, (str, bytes)) or not hasattr(values, "__iter__"):
+            raise ValueError(f"{info.name}!{top_left}: values must be a list of rows")
+        rows = [row for row in values]
+        if not rows:
+            return ""
+        grid_src = []
+        for i, row in enumerate(rows):
+            if isinstance(row, (str, bytes)) or not hasattr(row, "__iter__"):
+                raise ValueError(f"{info.name}!{top_left}: values must be a list of rows "
+                                 f"(row {i} is {type(row).__name__})")
+            grid_src.append(list(row))
+        width = len(grid_src[0])
+        if width == 0:
+            return ""
+        ragged = [i for i, row in enumerate(grid_src) if len(row) != width]
+        if ragged:
+            raise ValueError(f"{info.name}!{top_left}: rows have different lengths "
+                             f"(row 0 has {width}, row {ragged[0]} has {len(grid_src[ragged[0]])})")
+        if r0 + len(grid_src) - 1 > MAX_ROW or c0 + width - 1 > MAX_COL:
+            raise ValueError(f"{info.name}!{top_left}: a {len(grid_src)}x{width} block does not "
+                             "fit on the sheet")
+        date1904 = self._date1904()
+        grid = [
+            [encode_value(v, f"{info.name}!{col_letters(c0 + j)}{r0 + i}", date1904)
+             for j, v in enumerate(row)]
+            for i, row in enumerate(grid_src)
+        ]
+        self._apply(info, ws, (r0, c0), grid)
+        return format_range(r0, c0, r0 + len(grid) - 1, c0 + width - 1)
+
+    def clear_range(self, sheet: str, ref: str) -> None:
+        """Remove values and formulas in ``ref``; cell styles stay.
+
+        Raises
+        ------
+        ValueError
+            For an unknown sheet or bad range, or if the range cuts an array formula or covers
+            a table header. Nothing is changed when it is raised.
+        """
+        info, ws = self._worksheet(sheet)
+        r1, c1, r2, c2 = parse_range(ref, info.name)
+        grid = [[None] * (c2 - c1 + 1) for _ in range(r2 - r1 + 1)]
+        self._apply(info, ws, (r1, c1), grid)
+
+    def _apply(self, info: _Sheet, ws: WorksheetXml, top_left, grid) -> EditResult:
+        result = ws.edit(top_left, grid, self._tables(info))
+        if not (result.cells_changed or result.rewritten_dependents):
+            return result  # e.g. clearing an empty area: leave the part byte-identical
+        self._touch(info.part)
+        self._values_written = True
+        if result.formulas_removed:
+            self._drop_calc_chain()
+        return result
+
+    def _drop_calc_chain(self) -> None:
+        # calcChain lists formula cells; an entry for a cell that no longer has a formula makes
+        # Excel "repair" the file. Without the part Excel simply rebuilds the chain.
+        for rid, (typ, target) in self._rels(self._workbook_part).items():
+            if typ == RT_CALC_CHAIN:
+                self._remove_rel(self._workbook_part, rid)
+                self._delete_part(target)
+                self._set_override(target, None)
+
+    # ================================================================ pictures
+    def _drawing_part(self, info: _Sheet, create: bool) -> str | None:
+        root = self._get_xml(info.part)
+        el = root.find(_q("drawing"))
+        if el is not None:
+            typ, target = self._rels(info.part).get(el.get(_q("id", R)), (None, None))
+            if typ == RT_DRAWING and self._find(target):
+                return self._find(target)
+            raise ValueError(f"sheet {info.name!r}: its <drawing> relationship is broken")
+        if not create:
+            return None
+        part = self._unused_name("xl/drawings/drawing{}.xml")
+        self._add_part(part, root=etree.Element(_q("wsDr", XDR), nsmap={"xdr": XDR, "a": A}))
+        self._set_override(part, CT_DRAWING)
+        rid = self._add_rel(info.part, RT_DRAWING, part)
+        drawing = etree.Element(_q("drawing"), nsmap={"r": R})
+        drawing.set(_q("id", R), rid)
+        insert_in_order(root, drawing, WORKSHEET_ORDER)
+        self._touch(info.part)
+        return part
+
+    def add_picture(self, sheet: str, anchor_cell: str, png_bytes: bytes, name: str,
+                    width_px: int | None = None, height_px: int | None = None) -> None:
+        """Place a PNG with its top-left corner on ``anchor_cell``, replacing a same-named one.
+
+        The picture goes into the sheet's existing drawing part (next to its charts) or into a
+        new one. It moves with its anchor cell but is not resized with cells.
+
+        Parameters
+        ----------
+        sheet : str
+            Worksheet name.
+        anchor_cell : str
+            A1 cell for the top-left corner, e.g. ``"H2"``.
+        png_bytes : bytes
+            PNG file content.
+        name : str
+            Picture name (``cNvPr/@name``) used to find and replace it later.
+        width_px, height_px : int, optional
+            Displayed size in pixels at 96 dpi; default the PNG's own size.
+        """
+        info, _ = self._worksheet(sheet)
+        row, col = parse_cell(anchor_cell, info.name)
+        if not isinstance(png_bytes, (bytes, bytearray)) or png_bytes[:8] != _PNG_SIGNATURE:
+            raise ValueError(f"picture {name!r} on {info.name!r}: png_bytes is not a PNG image")
+        if not isinstance(name, str) or not name.strip():
+            raise ValueError(f"picture on {info.name!r}: name must be a non-empty string")
+        png_w, png_h = struct.unpack(">II", bytes(png_bytes[16:24]))
+        width_px = png_w if width_px is None else width_px
+        height_px = png_h if height_px is None else height_px
+        if not (int(width_px) > 0 and int(height_px) > 0):
+            raise ValueError(f"picture {name!r} on {info.name!r}: size must be positive")
+        cx, cy = int(width_px) * _EMU_PER_PX, int(height_px) * _EMU_PER_PX
+
+        self.remove_picture(info.name, name)
+        drawing = self._drawing_part(info, create=True)
+        media = self._add_part(self._unused_name("xl/media/image{}.png"), bytes(png_bytes))
+        self._ensure_default("png", CT_PNG)
+        rid = self._add_rel(drawing, RT_IMAGE, media)
+        root = self._get_xml(drawing)
+        # Shape ids must be unique within the drawing (charts and other shapes included).
+        ids = [int(e.get("id")) for e in root.iter(_q("cNvPr", XDR))
+               if (e.get("id") or "").isdigit()]
+        root.append(_picture_anchor(row - 1, col - 1, cx, cy, max(ids, default=0) + 1, name, rid))
+        self._touch(drawing)
+
+    def remove_picture(self, sheet: str, name: str) -> bool:
+        """Remove the pictures named ``name`` from a sheet (charts and shapes are untouched).
+
+        Returns
+        -------
+        bool
+            Whether a picture was removed (a missing picture is not an error).
+        """
+        info, _ = self._worksheet(sheet)
+        drawing = self._drawing_part(info, create=False)
+        if drawing is None:
+            return False
+        root = self._get_xml(drawing)
+        removed_rids, removed_any = [], False
+        for anchor in list(root):
+            if not isinstance(anchor.tag, str):
+                continue
+            pic = anchor.find(_q("pic", XDR))
+            cnv = pic.find(f"{_q('nvPicPr', XDR)}/{_q('cNvPr', XDR)}") if pic is not None else None
+            if cnv is None or cnv.get("name") != name:
+                continue
+            for blip in pic.iter(_q("blip", A)):
+                removed_rids += [blip.get(_q("embed", R)), blip.get(_q("link", R))]
+            root.remove(anchor)
+            removed_any = True
+        if not removed_any:
+            return False
+        self._touch(drawing)
+        rels = self._rels(drawing)
+        still_used = {v for el in root.iter() if isinstance(el.tag, str)
+                      for k, v in el.attrib.items() if k.startswith(f"{{{R}}}")}
+        for rid in {r for r in removed_rids if r}:
+            if rid in still_used or rid not in rels:
+                continue
+            target = rels[rid][1]
+            self._remove_rel(drawing, rid)
+            if self._find(target) and not self._is_referenced(target):
+                self._delete_part(target)
+        return True
+
+    # ================================================================ saving
+    def _finalise_workbook(self) -> None:
+        if not (self._values_written and self.full_calc_on_load):
+            return
+        root = self._get_xml(self._workbook_part)
+        calc = root.find(_q("calcPr"))
+        if calc is None:
+            calc = insert_in_order(root, etree.Element(_q("calcPr")), WORKBOOK_ORDER)
+        if calc.get("fullCalcOnLoad") not in ("1", "true"):
+            calc.set("fullCalcOnLoad", "1")
+            self._touch(self._workbook_part)
+
+    def to_bytes(self) -> bytes:
+        """The package as it would be saved (a zip file's bytes)."""
+        buf = io.BytesIO()
+        self._write_zip(buf)
+        return buf.getvalue()
+
+    def _write_zip(self, fileobj) -> None:
+        self._finalise_workbook()
+        with zipfile.ZipFile(fileobj, "w", zipfile.ZIP_DEFLATED) as zf:
+            for name in self._order:
+                data = serialize_xml(self._xml[name]) if name in self._dirty else self._data[name]
+                old = self._infos.get(name)
+                stamp = old.date_time if old is not None else (1980, 1, 1, 0, 0, 0)
+                info = zipfile.ZipInfo(name, date_time=stamp)
+                info.compress_type = zipfile.ZIP_DEFLATED
+                if old is not None:
+                    info.external_attr = old.external_attr
+                    if old.compress_type == zipfile.ZIP_STORED:
+                        info.compress_type = zipfile.ZIP_STORED
+                zf.writestr(info, data)
+            if self._comment:
+                zf.comment = self._comment
+
+    def save(self, path=None) -> None:
+        """Write the package atomically (temporary file in the same folder, fsync, rename).
+
+        Parameters
+        ----------
+        path : str or os.PathLike, optional
+            Destination; default the file it was opened from. An existing file keeps its
+            permission bits.
+        """
+        path = os.fspath(path if path is not None else self.path)
+        # Through a symlink, replace the file it points to, not the link.
+        path = os.path.realpath(path)
+        folder = os.path.dirname(os.path.abspath(path))
+        try:
+            mode = os.stat(path).st_mode & 0o7777
+        except FileNotFoundError:
+            umask = os.umask(0)
+            os.umask(umask)
+            mode = 0o666 & ~umask
+        fd, tmp = tempfile.mkstemp(prefix="." + os.path.basename(path) + ".", suffix=".tmp",
+                                   dir=folder)
+        try:
+            with os.fdopen(fd, "wb") as fh:
+                self._write_zip(fh)
+                fh.flush()
+                os.fsync(fh.fileno())
+            os.chmod(tmp, mode)
+            os.replace(tmp, path)
+        except BaseException:
+            try:
+                os.unlink(tmp)
+            except FileNotFoundError:
+                pass
+            raise
+        try:  # make the rename itself durable; not possible on every platform
+            dir_fd = os.open(folder, os.O_RDONLY)
+            try:
+                os.fsync(dir_fd)
+            finally:
+                os.close(dir_fd)
+        except OSError:
+            pass
+        # Later edits and saves continue from what is now on disk.
+        for name in self._dirty:
+            self._data[name] = serialize_xml(self._xml[name])
+        self._dirty.clear()
+        self.path = path
+
+
+def _text_of(node: etree._Element) -> str:
+    """Text of a shared or inline string: ``<t>`` or rich-text runs, without phonetic runs."""
+    t = node.find(_q("t"))
+    if t is not None:
+        return t.text or ""
+    return "".join((r.findtext(_q("t")) or "") for r in node.iterchildren(_q("r")))
+
+
+def _picture_anchor(row0: int, col0: int, cx: int, cy: int, shape_id: int, name: str,
+                    rid: str) -> etree._Element:
+    """A ``oneCellAnchor`` holding one picture (0-based anchor row/column, size in EMU)."""
+    x, a, r = XDR, A, R
+    anchor = etree.Element(_q("oneCellAnchor", x), nsmap={"xdr": x, "a": a, "r": r})
+    frm = etree.SubElement(anchor, _q("from", x))
+    for tag, val in (("col", col0), ("colOff", 0), ("row", row0), ("rowOff", 0)):
+        etree.SubElement(frm, _q(tag, x)).text = str(val)
+    etree.SubElement(anchor, _q("ext", x), cx=str(cx), cy=str(cy))
+    pic = etree.SubElement(anchor, _q("pic", x))
+    nv = etree.SubElement(pic, _q("nvPicPr", x))
+    etree.SubElement(nv, _q("cNvPr", x), id=str(shape_id), name=name, descr=name)
+    cnv_pic = etree.SubElement(nv, _q("cNvPicPr", x))
+    etree.SubElement(cnv_pic, _q("picLocks", a), noChangeAspect="1")
+    fill = etree.SubElement(pic, _q("blipFill", x))
+    blip = etree.SubElement(fill, _q("blip", a))
+    blip.set(_q("embed", r), rid)
+    etree.SubElement(etree.SubElement(fill, _q("stretch", a)), _q("fillRect", a))
+    # No <a:xfrm>: position and size come from the anchor, so nothing can disagree with it.
+    sp = etree.SubElement(pic, _q("spPr", x))
+    etree.SubElement(etree.SubElement(sp, _q("prstGeom", a), prst="rect"), _q("avLst", a))
+    etree.SubElement(anchor, _q("clientData", x))
+    return anchor

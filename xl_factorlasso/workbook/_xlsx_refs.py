@@ -1,0 +1,207 @@
+"""A1 references, sheet-name quoting and defined-name targets for the package editor.
+
+Everything here is pure string work so that it can be tested without a workbook. Rows and columns
+are 1-based throughout, like Excel's own A1 notation.
+"""
+
+from __future__ import annotations
+
+import functools
+import re
+
+__all__ = [
+    "MAX_COL",
+    "MAX_ROW",
+    "cell_col",
+    "col_letters",
+    "col_number",
+    "format_range",
+    "is_valid_name",
+    "parse_cell",
+    "parse_name_target",
+    "parse_range",
+    "quote_sheet",
+]
+
+MAX_ROW = 1_048_576
+MAX_COL = 16_384  # XFD
+
+_CELL_RE = re.compile(r"^\$?([A-Za-z]{1,3})\$?([0-9]{1,7})$")
+_R1C1_LIKE = re.compile(r"^[RrCc]$|^[Rr][0-9]*[Cc][0-9]*$|^[Rr][0-9]+$|^[Cc][0-9]+$")
+_PLAIN_SHEET = re.compile(r"^[A-Za-z_][A-Za-z0-9_.]*$")
+# One area of a defined name: Sheet!$A$1 or Sheet!$A$1:$B$2, sheet quoted or not.
+_AREA_RE = re.compile(
+    r"""^(?:'(?P<quoted>(?:[^']|'')+)'|(?P<plain>[^'!:,()\s\[\]]+))!
+        (?P<ref>\$?[A-Za-z]{1,3}\$?[0-9]{1,7}(?::\$?[A-Za-z]{1,3}\$?[0-9]{1,7})?)$""",
+    re.X,
+)
+_WHOLE_RE = re.compile(
+    r"""^(?:'(?:[^']|'')+'|[^'!:,()\s\[\]]+)!
+        (?:\$?[A-Za-z]{1,3}:\$?[A-Za-z]{1,3}|\$?[0-9]{1,7}:\$?[0-9]{1,7})$""",
+    re.X,
+)
+
+
+@functools.lru_cache(maxsize=MAX_COL)
+def col_letters(col: int) -> str:
+    """Column number (1-based) to letters: 1 -> ``A``, 28 -> ``AB``."""
+    letters = ""
+    while col > 0:
+        col, rem = divmod(col - 1, 26)
+        letters = chr(65 + rem) + letters
+    return letters
+
+
+@functools.lru_cache(maxsize=4 * MAX_COL)
+def col_number(letters: str) -> int:
+    """Column letters to number (1-based): ``A`` -> 1, ``ab`` -> 28."""
+    n = 0
+    for ch in letters.upper():
+        n = n * 26 + ord(ch) - 64
+    return n
+
+
+def cell_col(ref: str) -> int:
+    """Column of a cell's own ``r`` attribute (``"AB12"`` -> 28), the hot path of sheet scans.
+
+    Only for references the file itself wrote; user input goes through :func:`parse_cell`.
+    """
+    return col_number(ref.rstrip("0123456789"))
+
+
+def parse_cell(ref: str, where: str = "") -> tuple[int, int]:
+    """Parse ``B2`` or ``$B$2`` into ``(row, col)``.
+
+    Parameters
+    ----------
+    ref : str
+        An A1 cell reference, absolute markers allowed.
+    where : str
+        Context for the error message (e.g. the sheet name).
+
+    Raises
+    ------
+    ValueError
+        If ``ref`` is not a cell inside Excel's grid.
+    """
+    m = _CELL_RE.match(ref.strip()) if isinstance(ref, str) else None
+    if m:
+        row, col = int(m.group(2)), col_number(m.group(1))
+        if 1 <= row <= MAX_ROW and 1 <= col <= MAX_COL:
+            return row, col
+    ctx = f" on sheet {where!r}" if where else ""
+    raise ValueError(f"bad cell reference {ref!r}{ctx}: expected A1 notation like 'B2'")
+
+
+def parse_range(ref: str, where: str = "") -> tuple[int, int, int, int]:
+    """Parse ``B2:D9`` (or a single cell) into ``(min_row, min_col, max_row, max_col)``.
+
+    Corners may be given in any order; ``$`` markers are ignored.
+
+    Raises
+    ------
+    ValueError
+        If ``ref`` is not a rectangular A1 range inside Excel's grid.
+    """
+    if not isinstance(ref, str) or not ref.strip():
+        ctx = f" on sheet {where!r}" if where else ""
+        raise ValueError(f"bad range reference {ref!r}{ctx}: expected A1 notation like 'B2:D9'")
+    parts = ref.strip().split(":")
+    if len(parts) > 2:
+        ctx = f" on sheet {where!r}" if where else ""
+        raise ValueError(f"bad range reference {ref!r}{ctx}: expected A1 notation like 'B2:D9'")
+    try:
+        r1, c1 = parse_cell(parts[0], where)
+        r2, c2 = parse_cell(parts[-1], where)
+    except ValueError:
+        ctx = f" on sheet {where!r}" if where else ""
+        raise ValueError(
+            f"bad range reference {ref!r}{ctx}: expected A1 notation like 'B2:D9'"
+        ) from None
+    return min(r1, r2), min(c1, c2), max(r1, r2), max(c1, c2)
+
+
+def format_range(r1: int, c1: int, r2: int, c2: int, absolute: bool = False) -> str:
+    """``(2, 2, 9, 4)`` -> ``B2:D9`` (``$B$2:$D$9`` if ``absolute``); one cell -> ``B2``."""
+    d = "$" if absolute else ""
+    a = f"{d}{col_letters(c1)}{d}{r1}"
+    if (r1, c1) == (r2, c2):
+        return a
+    return f"{a}:{d}{col_letters(c2)}{d}{r2}"
+
+
+def _looks_like_cell(text: str) -> bool:
+    m = _CELL_RE.match(text)
+    return bool(m) and col_number(m.group(1)) <= MAX_COL and int(m.group(2)) <= MAX_ROW
+
+
+def quote_sheet(name: str) -> str:
+    """Sheet name as it must appear in a formula: ``'My Sheet'!`` needs quotes, ``Data`` not.
+
+    Quoting is always legal in Excel, so anything that is not a plain identifier (or that could
+    be read as a cell or R1C1 reference) is quoted, with embedded quotes doubled.
+    """
+    if _PLAIN_SHEET.match(name) and not _looks_like_cell(name) and not _R1C1_LIKE.match(name):
+        return name
+    return "'" + name.replace("'", "''") + "'"
+
+
+def is_valid_name(name: str) -> bool:
+    """Whether ``name`` is a legal Excel defined name (not a cell or R1C1 reference)."""
+    if not isinstance(name, str) or not 1 <= len(name) <= 255:
+        return False
+    first, rest = name[0], name[1:]
+    if not (first.isalpha() or first in "_\\"):
+        return False
+    if not all(ch.isalnum() or ch in "_.\\?" for ch in rest):
+        return False
+    return not (_looks_like_cell(name) or _R1C1_LIKE.match(name))
+
+
+def _split_top_level(text: str) -> list[str]:
+    """Split on commas that are outside quotes and parentheses (Excel's union operator)."""
+    parts, depth, quoted, start = [], 0, False, 0
+    for i, ch in enumerate(text):
+        if ch == "'":
+            quoted = not quoted
+        elif not quoted and ch == "(":
+            depth += 1
+        elif not quoted and ch == ")":
+            depth -= 1
+        elif not quoted and depth == 0 and ch == ",":
+            parts.append(text[start:i])
+            start = i + 1
+    parts.append(text[start:])
+    return parts
+
+
+def parse_name_target(text: str) -> tuple[str, tuple[int, int, int, int]] | str:
+    """Parse a defined name's formula text.
+
+    Returns
+    -------
+    tuple or str
+        ``(sheet, (min_row, min_col, max_row, max_col))`` when ``text`` is one contiguous range
+        on one sheet; otherwise a short reason why it is not (``"#REF!"``, ``"multi-area"`` ...).
+    """
+    body = (text or "").strip()
+    if body.startswith("="):
+        body = body[1:].strip()
+    if not body:
+        return "empty definition"
+    if "#REF!" in body.upper():
+        return "refers to #REF! (its cells were deleted)"
+    if body.startswith("[") or re.match(r"^'?\[", body):
+        return "refers to another workbook"
+    m = _AREA_RE.match(body)
+    if m:
+        sheet = m.group("quoted").replace("''", "'") if m.group("quoted") else m.group("plain")
+        return sheet, parse_range(m.group("ref"))
+    while body.startswith("(") and body.endswith(")"):
+        body = body[1:-1].strip()
+    areas = _split_top_level(body)
+    if len(areas) > 1 and all(_AREA_RE.match(a.strip()) for a in areas):
+        return f"multi-area reference ({len(areas)} areas)"
+    if _WHOLE_RE.match(body):
+        return "whole-row or whole-column reference"
+    return "not a single range reference (a constant, a formula or a 3-D reference)"
