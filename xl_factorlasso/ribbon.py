@@ -1,0 +1,97 @@
+"""Ribbon entry points: one implementation per button, three hosts.
+
+* desktop (classic xlwings, free): the template's VBA callbacks run
+  ``RunPython "import xl_factorlasso.ribbon as r; r.refit_caller()"``;
+* xlwings Server / Office.js (optional ``server`` extra): the ``@script`` functions below;
+* the CLI calls the same jobs on a file.
+
+Every entry point catches bad input and solver failures and shows one readable message (an
+alert in Excel) instead of a traceback dialog; nothing is written in that case.
+"""
+
+from __future__ import annotations
+
+import xlwings as xw
+from xlwings import script
+
+from .core import SolveError
+from .workbook import WorkbookInputError, XlwingsBookIO, run_job
+
+__all__ = [
+    "clear_outputs",
+    "clear_outputs_caller",
+    "optimise_portfolio",
+    "optimise_portfolio_caller",
+    "refit",
+    "refit_caller",
+    "refit_cv",
+    "refit_cv_caller",
+    "run_book_job",
+]
+
+TITLE = "xl-factorlasso"
+
+
+def run_book_job(book, job: str) -> str:
+    """Run ``job`` on an xlwings ``Book`` and tell the user how it went.
+
+    Returns the message shown (the job's summary, or the problem found). Expected problems
+    (bad input, infeasible constraints, a failed solve) are reported in an alert; anything else
+    is reported the same way with its type, so Excel never shows a Python traceback.
+    """
+    try:
+        result = run_job(XlwingsBookIO(book), job)
+        message = result.summary
+        if result.skipped:
+            message += f" (not defined, not written: {', '.join(result.skipped)})"
+    except (WorkbookInputError, SolveError) as err:
+        message = str(err)
+    except Exception as err:  # noqa: BLE001 - a dialog with a message beats a traceback
+        message = f"unexpected error ({type(err).__name__}): {err}"
+    try:
+        book.app.alert(message, title=TITLE)
+    except Exception:  # noqa: BLE001 - an engine without alerts: the message is still returned
+        pass
+    return message
+
+
+# desktop: RunPython callbacks (xw.Book.caller() is the workbook that pressed the button)
+def refit_caller() -> str:
+    return run_book_job(xw.Book.caller(), "refit")
+
+
+def refit_cv_caller() -> str:
+    return run_book_job(xw.Book.caller(), "refit_cv")
+
+
+def optimise_portfolio_caller() -> str:
+    return run_book_job(xw.Book.caller(), "optimise_portfolio")
+
+
+def clear_outputs_caller() -> str:
+    return run_book_job(xw.Book.caller(), "clear_outputs")
+
+
+# xlwings Server / Office.js scripts (re-exported explicitly by the server project)
+@script
+def refit(book: xw.Book):
+    """Refit the factor model from the FL_* inputs."""
+    run_book_job(book, "refit")
+
+
+@script
+def refit_cv(book: xw.Book):
+    """Cross-validate reg_lambda, then refit."""
+    run_book_job(book, "refit_cv")
+
+
+@script
+def optimise_portfolio(book: xw.Book):
+    """Maximum-diversification weights from the FL_* portfolio inputs."""
+    run_book_job(book, "optimise_portfolio")
+
+
+@script
+def clear_outputs(book: xw.Book):
+    """Clear every FL_* output range."""
+    run_book_job(book, "clear_outputs")
