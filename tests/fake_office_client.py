@@ -71,6 +71,11 @@ def book_payload(path, version: str) -> dict:
             "names": names, "sheets": sheets}
 
 
+def _ref(a: dict) -> str:
+    r, c = a["start_row"] + 1, a["start_column"] + 1
+    return f"{cell_address(r, c)}:{cell_address(r + a['row_count'] - 1, c + a['column_count'] - 1)}"
+
+
 def apply_actions(path, actions: list[dict]) -> list[str]:
     """Replay remote-engine actions on the file; returns the alert messages."""
     pkg = XlsxPackage.open(path)
@@ -81,17 +86,12 @@ def apply_actions(path, actions: list[dict]) -> list[str]:
         func = a["func"]
         sheet = titles[a["sheet_position"]] if a.get("sheet_position") is not None else None
 
-        def ref():
-            r, c = a["start_row"] + 1, a["start_column"] + 1
-            return (f"{cell_address(r, c)}:"
-                    f"{cell_address(r + a['row_count'] - 1, c + a['column_count'] - 1)}")
-
         if func == "setValues":
             values = [[None if v == "" else v for v in row] for row in a["values"]]
             pkg.write_values(sheet, cell_address(a["start_row"] + 1, a["start_column"] + 1),
                              values)
         elif func == "rangeClearContents":
-            pkg.clear_range(sheet, ref())
+            pkg.clear_range(sheet, _ref(a))
         elif func in ("namesAdd", "setNameRefersTo"):
             name, target = (a["args"][0], a["args"][1]) if func == "namesAdd" else (
                 a["args"][0], a["args"][-1])

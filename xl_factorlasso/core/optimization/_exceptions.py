@@ -19,7 +19,7 @@ class EquationError(ValueError):
     """A linear-constraint string that cannot be parsed; the message quotes the string."""
 
 
-class OptimizationError(Exception):
+class OptimizationError(RuntimeError):
     """The optimisation did not produce a valid portfolio."""
 
 
