@@ -160,3 +160,12 @@ def spec(name: str) -> NameSpec:
         return _BY_NAME[name.upper()]
     except KeyError:
         raise KeyError(f"{name!r} is not a name of the workbook contract") from None
+
+
+def contract_markdown() -> str:
+    """The contract as the markdown table of ``docs/workbook.md`` (kept in sync by a test)."""
+    lines = ["| name | role | layout | needed by | what it holds |", "|---|---|---|---|---|"]
+    for s in CONTRACT:
+        needed = ", ".join(s.required_by) or "optional"
+        lines.append(f"| `{s.name}` | {s.role} | {s.layout} | {needed} | {s.description} |")
+    return "\n".join(lines)
