@@ -17,8 +17,26 @@ from .datasets import FactorPanel, load_demo_panel, make_factor_panel
 from .exceptions import SolveError
 from .linear_model import LassoEstimationResult, LassoModel, LassoModelType, lambda_max
 from .model_selection import LassoModelCV, default_lambda_grid, expanding_window_splits
+from .optimization import (
+    EquationError,
+    InfeasibleProblemError,
+    MaximumDiversification,
+    OptimizationError,
+    Population,
+    Portfolio,
+    SolverFailedError,
+    parse_equation,
+)
 
 __all__ = [
+    "EquationError",
+    "InfeasibleProblemError",
+    "MaximumDiversification",
+    "OptimizationError",
+    "Population",
+    "Portfolio",
+    "SolverFailedError",
+    "parse_equation",
     "ClusterResult",
     "FactorCovariance",
     "FactorPanel",

@@ -1,0 +1,35 @@
+"""Portfolio optimisation: the maximum-diversification estimator and its helpers."""
+
+from ._equations import (
+    Equation,
+    LinearConstraints,
+    equations_to_matrix,
+    format_equation,
+    parse_equation,
+)
+from ._exceptions import (
+    EquationError,
+    InfeasibleProblemError,
+    OptimizationError,
+    SolverFailedError,
+)
+from ._maximum_diversification import MaximumDiversification, NotFittedError
+from ._portfolio import Population, Portfolio
+from ._risk import ewma_covariance
+
+__all__ = [
+    "Equation",
+    "EquationError",
+    "InfeasibleProblemError",
+    "LinearConstraints",
+    "MaximumDiversification",
+    "NotFittedError",
+    "OptimizationError",
+    "Population",
+    "Portfolio",
+    "SolverFailedError",
+    "equations_to_matrix",
+    "ewma_covariance",
+    "format_equation",
+    "parse_equation",
+]

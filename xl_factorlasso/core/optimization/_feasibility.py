@@ -1,0 +1,121 @@
+"""LP pre-check of the linear constraints, run before the conic solve.
+
+It tells an infeasible problem apart from a numerical failure and names the conflict: when the
+bounds, budget and linear rows admit no portfolio, a deletion filter finds an *irreducible*
+subset of them (dropping any one member makes the rest feasible). When they are feasible it gives
+the largest attainable net weighted volatility ``max sigma'w - costs - fees``, which must exceed
+the risk-free rate for the diversification ratio to be positive.
+
+Everything here is in weight units ``w`` (not the homogenised variables of the SOCP).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import scipy.sparse as sp
+from scipy.optimize import linprog
+
+__all__ = ["LinearBlock", "LinearSystem", "irreducible_conflict"]
+
+
+class _Infeasible:
+    """Stands in for a linprog result when crossing bounds make the LP trivially infeasible."""
+
+    status = 2
+    fun = np.nan
+
+
+@dataclass
+class LinearBlock:
+    """Rows of one named constraint (e.g. all the ``min_weights`` rows) over the LP variables."""
+
+    name: str
+    A_ub: sp.csr_matrix | None = None
+    b_ub: np.ndarray | None = None
+    A_eq: sp.csr_matrix | None = None
+    b_eq: np.ndarray | None = None
+    lower: np.ndarray | None = None  # bounds on w (shape n); cheaper for HiGHS than rows
+    upper: np.ndarray | None = None
+
+
+@dataclass
+class LinearSystem:
+    """The LP: variables ``[w (n), aux...]``; aux variables are >= 0, ``w`` is free.
+
+    ``structural`` blocks define auxiliary variables and can never conflict, so the deletion
+    filter keeps them.
+    """
+
+    n_vars: int
+    n_assets: int
+    blocks: list[LinearBlock] = field(default_factory=list)
+    structural: list[LinearBlock] = field(default_factory=list)
+    objective: np.ndarray | None = None  # maximised
+
+    def _solve(self, blocks: list[LinearBlock], objective: np.ndarray | None):
+        parts = blocks + self.structural
+        ub = [(b.A_ub, b.b_ub) for b in parts if b.A_ub is not None and b.A_ub.shape[0]]
+        eq = [(b.A_eq, b.b_eq) for b in parts if b.A_eq is not None and b.A_eq.shape[0]]
+        bounds = np.zeros((self.n_vars, 2))
+        bounds[:, 1] = np.inf
+        bounds[: self.n_assets, 0] = -np.inf
+        for b in parts:
+            if b.lower is not None:
+                bounds[: self.n_assets, 0] = np.maximum(bounds[: self.n_assets, 0], b.lower)
+            if b.upper is not None:
+                bounds[: self.n_assets, 1] = np.minimum(bounds[: self.n_assets, 1], b.upper)
+        if np.any(bounds[:, 0] > bounds[:, 1]):
+            return _Infeasible()
+        c = np.zeros(self.n_vars) if objective is None else -objective
+        return linprog(
+            c,
+            A_ub=sp.vstack([a for a, _ in ub]).tocsr() if ub else None,
+            b_ub=np.concatenate([b for _, b in ub]) if ub else None,
+            A_eq=sp.vstack([a for a, _ in eq]).tocsr() if eq else None,
+            b_eq=np.concatenate([b for _, b in eq]) if eq else None,
+            bounds=bounds,
+            method="highs",
+        )
+
+    def is_feasible(self, blocks: list[LinearBlock] | None = None) -> bool | None:
+        """True/False, or None when HiGHS cannot decide."""
+        result = self._solve(self.blocks if blocks is None else blocks, None)
+        if result.status == 0:
+            return True
+        if result.status == 2:
+            return False
+        return None
+
+    def maximum(self) -> tuple[str, float]:
+        """``("optimal", value)``, ``("unbounded", inf)``, ``("infeasible", nan)`` or
+        ``("unknown", nan)`` for the maximum of ``objective`` over all blocks."""
+        result = self._solve(self.blocks, self.objective)
+        if result.status == 0:
+            return "optimal", float(-result.fun)
+        if result.status == 3:
+            return "unbounded", np.inf
+        if result.status == 2:
+            # HiGHS may report "infeasible or unbounded"; decide with a zero objective.
+            feasible = self.is_feasible()
+            if feasible is False:
+                return "infeasible", np.nan
+            if feasible is True:
+                return "unbounded", np.inf
+        return "unknown", np.nan
+
+
+def irreducible_conflict(system: LinearSystem) -> list[str] | None:
+    """Names of an irreducible infeasible subset of ``system.blocks`` (deletion filter).
+
+    Returns None if the whole system is in fact feasible or HiGHS cannot decide.
+    """
+    if system.is_feasible() is not False:
+        return None
+    kept = list(system.blocks)
+    for block in list(kept):
+        trial = [b for b in kept if b is not block]
+        if system.is_feasible(trial) is False:
+            kept = trial
+    return [b.name for b in kept]

@@ -1,0 +1,210 @@
+"""Input checks shared by the optimisers. Every error names the parameter and the asset/label."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+__all__ = [
+    "asset_vector",
+    "check_returns",
+    "constraint_names",
+    "positive_float",
+    "real_float",
+]
+
+
+def real_float(value: Any, name: str, *, allow_none: bool = False) -> float | None:
+    """A finite real number, or None when allowed."""
+    if value is None and allow_none:
+        return None
+    if isinstance(value, bool) or not np.isscalar(value):
+        raise ValueError(f"{name} must be a number, got {value!r}")
+    try:
+        out = float(value)
+    except (TypeError, ValueError) as err:
+        raise ValueError(f"{name} must be a number, got {value!r}") from err
+    if not np.isfinite(out):
+        raise ValueError(f"{name} must be finite, got {value!r}")
+    return out
+
+
+def positive_float(value: Any, name: str, *, allow_none: bool = True, strict: bool = True):
+    """A finite number > 0 (or >= 0 when ``strict=False``), or None when allowed."""
+    out = real_float(value, name, allow_none=allow_none)
+    if out is not None and (out <= 0 if strict else out < 0):
+        bound = "strictly positive" if strict else ">= 0"
+        raise ValueError(f"{name} must be {bound}, got {value!r}")
+    return out
+
+
+def check_returns(X: Any, name: str = "X") -> tuple[np.ndarray, pd.Index | None, pd.Index]:
+    """``X`` as a finite float matrix, its column labels (None if unlabelled) and row index."""
+    if isinstance(X, pd.Series):
+        X = X.to_frame()
+    if isinstance(X, pd.DataFrame):
+        assets = X.columns if not isinstance(X.columns, pd.RangeIndex) else None
+        index = X.index
+        values = X.to_numpy(dtype=float)
+    else:
+        try:
+            values = np.asarray(X, dtype=float)
+        except (TypeError, ValueError) as err:
+            raise ValueError(f"{name} must be a numeric matrix: {err}") from err
+        assets = None
+        index = pd.RangeIndex(values.shape[0]) if values.ndim >= 1 else pd.RangeIndex(0)
+    if values.ndim != 2:
+        raise ValueError(f"{name} must be 2-D (n_observations, n_assets), got shape {values.shape}")
+    if values.shape[0] < 2 or values.shape[1] < 1:
+        raise ValueError(f"{name} needs at least 2 observations and 1 asset, got {values.shape}")
+    if assets is not None and assets.has_duplicates:
+        raise ValueError(f"{name} has duplicate columns: {list(assets[assets.duplicated()][:10])}")
+    bad = ~np.isfinite(values)
+    if bad.any():
+        col = int(np.nonzero(bad.any(axis=0))[0][0])
+        label = repr(assets[col]) if assets is not None else f"#{col}"
+        raise ValueError(f"{name} contains NaN or infinite values (first in column {label})")
+    return values, assets, index
+
+
+def asset_vector(
+    value: Any,
+    name: str,
+    n: int,
+    assets: pd.Index | None,
+    fill: float,
+    *,
+    allow_none: bool = False,
+    allow_inf: bool = False,
+) -> np.ndarray | None:
+    """A per-asset parameter as a float vector of shape (n,).
+
+    Accepts a scalar, a dict ``{asset: value}`` (missing assets get ``fill``; an unknown asset is
+    an error), a labelled Series (read like a dict) or an array of shape (n,).
+    """
+    if value is None:
+        if allow_none:
+            return None
+        raise ValueError(f"{name} must not be None")
+    labelled = isinstance(value, pd.Series) and not isinstance(value.index, pd.RangeIndex)
+    if labelled and assets is not None:
+        value = value.to_dict()
+    if isinstance(value, Mapping):
+        if assets is None:
+            raise ValueError(
+                f"{name} is a dict, so X (or the covariance) must be a DataFrame with asset names"
+            )
+        unknown = [k for k in value if k not in assets]
+        if unknown:
+            raise ValueError(f"{name} refers to unknown assets {unknown[:10]}")
+        out = np.full(n, float(fill))
+        positions = assets.get_indexer(list(value.keys()))
+        out[positions] = [_number(v, f"{name}[{k!r}]") for k, v in value.items()]
+    elif np.isscalar(value):
+        if isinstance(value, bool) or isinstance(value, str):
+            raise ValueError(f"{name} must be a number, a dict or an array, got {value!r}")
+        out = np.full(n, float(value))
+    else:
+        try:
+            out = np.asarray(value, dtype=float).copy()
+        except (TypeError, ValueError) as err:
+            raise ValueError(f"{name} must be numeric: {err}") from err
+        if out.shape != (n,):
+            raise ValueError(f"{name} must have shape (n_assets,) = ({n},), got {out.shape}")
+    if np.any(np.isnan(out)):
+        i = int(np.argmax(np.isnan(out)))
+        raise ValueError(f"{name} is NaN for asset {_label(assets, i)}")
+    if not allow_inf and not np.all(np.isfinite(out)):
+        i = int(np.argmax(~np.isfinite(out)))
+        raise ValueError(f"{name} is infinite for asset {_label(assets, i)}")
+    return out
+
+
+def _number(value: Any, name: str) -> float:
+    try:
+        return float(value)
+    except (TypeError, ValueError) as err:
+        raise ValueError(f"{name} must be a number, got {value!r}") from err
+
+
+def _label(assets: pd.Index | None, i: int) -> str:
+    return repr(assets[i]) if assets is not None else f"#{i}"
+
+
+def _is_blank(label: Any) -> bool:
+    if label is None:
+        return True
+    if isinstance(label, float) and np.isnan(label):
+        return True
+    return isinstance(label, str) and not label.strip()
+
+
+def constraint_names(
+    n: int,
+    assets: pd.Index | None,
+    groups: Any,
+    loadings: pd.DataFrame | None,
+) -> dict[str, np.ndarray]:
+    """Every label usable in ``linear_constraints`` and the vector it stands for.
+
+    * asset names (when known and strings): unit vectors;
+    * ``groups`` labels: 0/1 membership vectors. ``groups`` is a dict ``{asset: [label, ...]}``
+      or an array of shape (n_levels, n_assets) (a 1-D array is one level). A label may appear in
+      several levels; its members are the union. Blank labels are ignored;
+    * factor names of a factor-model covariance: the loadings column (the portfolio's exposure).
+
+    A label that means two different things (an asset and a group, a group and a factor) is an
+    error.
+    """
+    names: dict[str, np.ndarray] = {}
+    origin: dict[str, str] = {}
+
+    def add(label: str, vector: np.ndarray, kind: str):
+        if label in names and origin[label] != kind:
+            raise ValueError(f"{label!r} is both {origin[label]} and {kind}; labels must be unique")
+        names[label] = vector
+        origin[label] = kind
+
+    if assets is not None:
+        for i, asset in enumerate(assets):
+            if isinstance(asset, str):
+                vector = np.zeros(n)
+                vector[i] = 1.0
+                add(asset, vector, "an asset name")
+
+    if groups is not None:
+        memberships: dict[str, np.ndarray] = {}
+        if isinstance(groups, Mapping):
+            if assets is None:
+                raise ValueError("groups is a dict, so X (or the covariance) must be a DataFrame "
+                                 "with asset names")
+            unknown = [k for k in groups if k not in assets]
+            if unknown:
+                raise ValueError(f"groups refers to unknown assets {unknown[:10]}")
+            for asset, labels in groups.items():
+                i = assets.get_loc(asset)
+                labels = [labels] if isinstance(labels, str) or np.isscalar(labels) else labels
+                for label in labels:
+                    if not _is_blank(label):
+                        memberships.setdefault(str(label), np.zeros(n))[i] = 1.0
+        else:
+            table = np.asarray(groups, dtype=object)
+            if table.ndim == 1:
+                table = table[None, :]
+            if table.ndim != 2 or table.shape[1] != n:
+                raise ValueError(f"groups must be a dict or an array of shape (n_levels, {n}), "
+                                 f"got shape {table.shape}")
+            for level in table:
+                for i, label in enumerate(level):
+                    if not _is_blank(label):
+                        memberships.setdefault(str(label), np.zeros(n))[i] = 1.0
+        for label, vector in memberships.items():
+            add(label, vector, "a group label")
+
+    if loadings is not None:
+        for j, factor in enumerate(loadings.columns):
+            add(str(factor), loadings.iloc[:, j].to_numpy(dtype=float), "a factor name")
+    return names
