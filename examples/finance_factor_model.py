@@ -27,24 +27,11 @@ from xl_factorlasso import (
     LassoModelType,
     assemble_factor_covariance,
 )
-from xl_factorlasso.core.datasets import load_demo_panel
+from xl_factorlasso.core.datasets import load_demo_panel, recovery_metrics
 from xl_factorlasso.core.linear_model import lambda_max
 
 SPAN = 52  # one year of weekly data for the EWMA weights
 TOL = 1e-4  # interior-point solutions carry ~1e-8 dust; below this a loading counts as zero
-
-
-def recovery(coef: pd.DataFrame, truth: pd.DataFrame) -> dict[str, float]:
-    """Relative error, support TPR/FPR and sign agreement of an estimate against the truth."""
-    est, true = coef.loc[truth.index, truth.columns].to_numpy(), truth.to_numpy()
-    found, support = np.abs(est) > TOL, true != 0
-    return {
-        "rel_error": np.linalg.norm(est - true) / np.linalg.norm(true),
-        "tpr": (found & support).sum() / support.sum(),
-        "fpr": (found & ~support).sum() / (~support).sum(),
-        "sign_agreement": float(np.mean(np.sign(est[support]) == np.sign(true[support]))),
-        "active": int(found.sum()),
-    }
 
 
 def main() -> None:
@@ -87,7 +74,7 @@ def main() -> None:
 
     print("\nRecovery of the true loadings:")
     for name, fitted in (("LASSO (no structure)", baseline), ("HCGL+signs+prior", model)):
-        r = recovery(fitted.coef_, demo.coef)
+        r = recovery_metrics(fitted.coef_, demo.coef, tol=TOL)
         print(
             f"recovery {name:22s} rel_error={r['rel_error']:.3f} tpr={r['tpr']:.2f} "
             f"fpr={r['fpr']:.2f} sign_agreement={r['sign_agreement']:.2f} "

@@ -27,6 +27,7 @@ import pandas as pd
 from scipy.stats import norm
 
 from xl_factorlasso import LassoModel, LassoModelType
+from xl_factorlasso.core.datasets import recovery_metrics
 from xl_factorlasso.core.linear_model import lambda_max
 
 N_PEOPLE, N_SNPS, N_GENES, N_CHROM, N_PATHWAYS = 400, 40, 80, 4, 8
@@ -98,19 +99,6 @@ def simulate(seed: int = 7):
     )
 
 
-def recovery(coef: pd.DataFrame, truth: pd.DataFrame) -> dict[str, float]:
-    """Relative error, TPR/FPR of the support and sign agreement on the true effects."""
-    est, true = coef.loc[truth.index, truth.columns].to_numpy(), truth.to_numpy()
-    found, support = np.abs(est) > TOL, true != 0
-    return {
-        "rel_error": np.linalg.norm(est - true) / np.linalg.norm(true),
-        "tpr": (found & support).sum() / support.sum(),
-        "fpr": (found & ~support).sum() / (~support).sum(),
-        "sign_agreement": float(np.mean(np.sign(est[support]) == np.sign(true[support]))),
-        "active": int(found.sum()),
-    }
-
-
 def main() -> None:
     genotype, expression, effect, pathway, signs, hotspot = simulate()
     print("SYNTHETIC eQTL panel generated in this script (not real data)")
@@ -144,7 +132,7 @@ def main() -> None:
     print(f"reg_lambda = 0.05 * lambda_max = {lam:.4g}\n")
     for name, model in fits.items():
         model.fit(genotype, expression)
-        r = recovery(model.coef_, effect)
+        r = recovery_metrics(model.coef_, effect, tol=TOL)
         print(
             f"recovery {name:18s} rel_error={r['rel_error']:.3f} tpr={r['tpr']:.2f} "
             f"fpr={r['fpr']:.3f} sign_agreement={r['sign_agreement']:.2f} "

@@ -65,20 +65,17 @@ def build_demo_workbook(path: str) -> str:
 
 def _print_fit(model, demo) -> None:
     from .core import assemble_factor_covariance
+    from .core.datasets import recovery_metrics
 
     coef = model.coef_
     print("Estimated loadings (assets x factors; '.' = zero)")
     print(_table(coef))
-    truth = demo.coef.loc[coef.index, coef.columns].to_numpy()
-    est = coef.to_numpy()
-    support = truth != 0
-    active = np.abs(est) > 1e-6
-    sign_ok = np.mean(np.sign(est[support]) == np.sign(truth[support]))
+    r = recovery_metrics(coef, demo.coef, tol=1e-6)
     print(
-        f"\nRecovery vs the true loadings: {active.sum()} active cells ({support.sum()} true), "
-        f"true-positive rate {active[support].mean():.2f}, false-positive rate "
-        f"{active[~support].mean():.2f}, sign agreement on the true support {sign_ok:.2f}, "
-        f"relative error {np.linalg.norm(est - truth) / np.linalg.norm(truth):.3f}"
+        f"\nRecovery vs the true loadings: {r['active']} active cells "
+        f"({int((demo.coef != 0).to_numpy().sum())} true), true-positive rate {r['tpr']:.2f}, "
+        f"false-positive rate {r['fpr']:.2f}, sign agreement on the true support "
+        f"{r['sign_agreement']:.2f}, relative error {r['rel_error']:.3f}"
     )
     vol = assemble_factor_covariance(model, demo.x, annualization_factor=52.0).volatility
     summary = pd.DataFrame(

@@ -406,3 +406,31 @@ def load_demo_panel() -> FactorPanel:
             "24 assets in 4 blocks on 6 macro factors"
         ),
     )
+
+
+def recovery_metrics(coef: pd.DataFrame, truth: pd.DataFrame, tol: float = 1e-4) -> dict:
+    """How well an estimate recovers known loadings.
+
+    Parameters
+    ----------
+    coef, truth : pandas.DataFrame
+        Estimated and true loadings (responses x factors); ``coef`` is aligned to ``truth``.
+    tol : float, default 1e-4
+        A loading counts as active when ``|b| > tol`` (interior-point solutions carry ~1e-8 dust).
+
+    Returns
+    -------
+    dict
+        ``rel_error`` (Frobenius, relative), ``tpr`` / ``fpr`` of the support,
+        ``sign_agreement`` on the true support and ``active`` (number of active cells).
+    """
+    est = coef.loc[truth.index, truth.columns].to_numpy(dtype=float)
+    true = truth.to_numpy(dtype=float)
+    found, support = np.abs(est) > tol, true != 0
+    return {
+        "rel_error": float(np.linalg.norm(est - true) / np.linalg.norm(true)),
+        "tpr": float((found & support).sum() / support.sum()),
+        "fpr": float((found & ~support).sum() / max((~support).sum(), 1)),
+        "sign_agreement": float(np.mean(np.sign(est[support]) == np.sign(true[support]))),
+        "active": int(found.sum()),
+    }
