@@ -22,6 +22,8 @@ test: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_fit.py
+	$(BIN)/python benchmarks/bench_maxdiv.py
+	@if [ -f benchmarks/bench_udf.py ]; then $(BIN)/python benchmarks/bench_udf.py; fi
 
 lint: $(STAMP)
 	$(BIN)/ruff check xl_factorlasso tests benchmarks examples
