@@ -7,7 +7,8 @@ from dataclasses import dataclass, field
 from ._contract import CONTRACT
 from ._errors import WorkbookInputError
 from ._io import Area, WorkbookIO
-from ._settings import read_fit_settings, read_portfolio_settings
+from ._portfolio import read_portfolio_settings
+from ._settings import read_fit_settings
 from ._tables import Block, parse_list, parse_matrix, parse_panel, parse_series, parse_sign
 
 __all__ = ["InspectReport", "inspect_workbook"]
@@ -39,25 +40,25 @@ class InspectReport:
 
 
 def _parsers():
-    from ._jobs import _tag_cell, _text_cell
+    from ._inputs import tag_cell, text_cell
 
     return {
         "FL_RETURNS": lambda b: parse_panel(b, "asset"),
         "FL_FACTORS": lambda b: parse_panel(b, "factor"),
         "FL_SIGNS": lambda b: parse_matrix(b, cell=parse_sign),
         "FL_PRIOR": parse_matrix,
-        "FL_GROUPS": lambda b: parse_series(b, value=_text_cell),
+        "FL_GROUPS": lambda b: parse_series(b, value=text_cell),
         "FL_SETTINGS": read_fit_settings,
         "FL_PORTFOLIO_SETTINGS": read_portfolio_settings,
         "FL_CONSTRAINTS": parse_list,
-        "FL_ASSET_GROUPS": lambda b: parse_matrix(b, cols_what="grouping", cell=_tag_cell),
+        "FL_ASSET_GROUPS": lambda b: parse_matrix(b, cols_what="grouping", cell=tag_cell),
         "FL_PREV_WEIGHTS": parse_series,
     }
 
 
 def inspect_workbook(io: WorkbookIO) -> InspectReport:
     """Check every input name on its own, then the factor-model inputs against each other."""
-    from ._jobs import FIT_INPUTS, _empty, fit_inputs
+    from ._jobs import FIT_INPUTS, workbook_fit_inputs
 
     report = InspectReport()
     names = io.names()
@@ -77,7 +78,7 @@ def inspect_workbook(io: WorkbookIO) -> InspectReport:
             continue
         block = Block.of(s.name, io.read(area), area.min_row, area.min_col)
         blocks[s.name] = block
-        if _empty(block):
+        if block.is_empty():
             report.notes.append(f"{s.name}: empty")
             continue
         try:
@@ -86,14 +87,14 @@ def inspect_workbook(io: WorkbookIO) -> InspectReport:
             report.problems.append(str(err))
     if "FL_RETURNS" in blocks and "FL_FACTORS" in blocks and not report.problems:
         try:
-            fit_inputs({k: v for k, v in blocks.items() if k in FIT_INPUTS})
+            workbook_fit_inputs({k: v for k, v in blocks.items() if k in FIT_INPUTS})
         except (WorkbookInputError, ValueError) as err:
             report.problems.append(str(err))
     if "FL_CONSTRAINTS" in blocks and "FL_RETURNS" in blocks and not report.problems:
         from ..core.optimization import EquationError, parse_equation
 
         names_ok = set(parse_panel(blocks["FL_RETURNS"], "asset").columns)
-        if "FL_ASSET_GROUPS" in blocks and not _empty(blocks["FL_ASSET_GROUPS"]):
+        if "FL_ASSET_GROUPS" in blocks and not blocks["FL_ASSET_GROUPS"].is_empty():
             tags = parsers["FL_ASSET_GROUPS"](blocks["FL_ASSET_GROUPS"])
             names_ok |= {t for t in tags.to_numpy().ravel() if t}
         if "FL_FACTORS" in blocks:

@@ -28,8 +28,9 @@ from ..core import (
 )
 from ._contract import OUTPUTS, spec
 from ._errors import WorkbookInputError, cell_address
+from ._inputs import FitInputs, check_labels, fit_inputs, tag_cell
 from ._io import Area, WorkbookIO
-from ._settings import read_fit_settings
+from ._portfolio import complete_rows, portfolio_statistics, read_portfolio_settings
 from ._tables import (
     Block,
     is_blank,
@@ -37,7 +38,6 @@ from ._tables import (
     parse_matrix,
     parse_panel,
     parse_series,
-    parse_sign,
 )
 
 __all__ = [
@@ -107,121 +107,21 @@ def read_blocks(io: WorkbookIO, wanted: tuple[str, ...], required: tuple[str, ..
     return blocks
 
 
-def _cell_of(block: Block, row_label: str, col_label: str) -> str:
-    """Address of the cell at (row label, column label) in a labelled matrix block."""
-    b = block.trimmed()
-    header = [str(v).strip() if not is_blank(v) else "" for v in b.values[0]]
-    first = [str(r[0]).strip() if not is_blank(r[0]) else "" for r in b.values]
-    j = header.index(col_label) if col_label in header else 0
-    i = first.index(row_label) if row_label in first else 0
-    return b.cell(i, j)
+def workbook_fit_inputs(blocks: dict[str, Block], overrides: dict | None = None) -> FitInputs:
+    """The factor-model inputs of a workbook (``FL_*`` blocks), validated and aligned.
 
-
-def _label_cells(block: Block, labels, allowed, what: str, source: str, axis: int):
-    """Every label of a matrix/series must be known; name the first stranger and its cell."""
-    for label in labels:
-        if label not in allowed:
-            b = block.trimmed()
-            if axis == 0:
-                cells = [
-                    i
-                    for i, r in enumerate(b.values)
-                    if not is_blank(r[0]) and str(r[0]).strip() == label
-                ]
-                cell = b.cell(cells[0], 0) if cells else None
-            else:
-                cols = [
-                    j
-                    for j, v in enumerate(b.values[0])
-                    if not is_blank(v) and str(v).strip() == label
-                ]
-                cell = b.cell(0, cols[0]) if cols else None
-            raise WorkbookInputError(f"{what} {label!r} is not in {source}", block.name, cell)
-
-
-@dataclass
-class FitInputs:
-    """The factor-model inputs of a workbook, validated and aligned."""
-
-    returns: pd.DataFrame
-    factors: pd.DataFrame
-    params: dict
-    cv: dict
-    annualization_factor: float
-    blocks: dict
-
-
-def fit_inputs(blocks: dict[str, Block]) -> FitInputs:
-    """Validate the factor-model inputs against each other and build LassoModel parameters."""
-    returns = parse_panel(blocks["FL_RETURNS"], what="asset")
-    factors = parse_panel(blocks["FL_FACTORS"], what="factor")
-    if not returns.index.equals(factors.index):
-        only_r = returns.index.difference(factors.index)
-        only_f = factors.index.difference(returns.index)
-        if len(only_r):
-            first = only_r[0]
-            where, name = "FL_FACTORS", "FL_RETURNS"
-        else:
-            first = only_f[0]
-            where, name = "FL_RETURNS", "FL_FACTORS"
-        shown = first.date() if isinstance(first, pd.Timestamp) else first
-        raise WorkbookInputError(
-            f"date {shown} has no row in {where}: FL_RETURNS and FL_FACTORS must have the same "
-            f"dates ({len(returns)} vs {len(factors)} rows)",
-            name=name,
-        )
-    settings = read_fit_settings(blocks.get("FL_SETTINGS"))
-    params = dict(settings.model)
-    assets, facs = list(returns.columns), list(factors.columns)
-    if "FL_SIGNS" in blocks and not _empty(blocks["FL_SIGNS"]):
-        signs = parse_matrix(blocks["FL_SIGNS"], cell=parse_sign)
-        _label_cells(blocks["FL_SIGNS"], signs.index, assets, "asset", "FL_RETURNS", 0)
-        _label_cells(blocks["FL_SIGNS"], signs.columns, facs, "factor", "FL_FACTORS", 1)
-        params["factors_beta_loading_signs"] = signs.reindex(index=assets, columns=facs)
-    if "FL_PRIOR" in blocks and not _empty(blocks["FL_PRIOR"]):
-        prior = parse_matrix(blocks["FL_PRIOR"])
-        _label_cells(blocks["FL_PRIOR"], prior.index, assets, "asset", "FL_RETURNS", 0)
-        _label_cells(blocks["FL_PRIOR"], prior.columns, facs, "factor", "FL_FACTORS", 1)
-        prior = prior.reindex(index=assets, columns=facs)
-        signs = params.get("factors_beta_loading_signs")
-        if signs is not None:
-            s, p = signs.to_numpy(), np.nan_to_num(prior.to_numpy())
-            bad = ((s == 0) & (p != 0)) | ((s == 1) & (p < 0)) | ((s == -1) & (p > 0))
-            if bad.any():
-                i, j = np.argwhere(bad)[0]
-                a, f = assets[i], facs[j]
-                raise WorkbookInputError(
-                    f"the prior {p[i, j]:g} for ({a}, {f}) contradicts the sign {int(s[i, j])} "
-                    f"at FL_SIGNS!{_cell_of(blocks['FL_SIGNS'], a, f)}",
-                    "FL_PRIOR",
-                    _cell_of(blocks["FL_PRIOR"], a, f),
-                )
-        params["factors_beta_prior"] = prior
-    if "FL_GROUPS" in blocks and not _empty(blocks["FL_GROUPS"]):
-        groups = parse_series(blocks["FL_GROUPS"], value=_text_cell)
-        _label_cells(blocks["FL_GROUPS"], groups.index, assets, "asset", "FL_RETURNS", 0)
-        params["group_data"] = groups
-    model_type = LassoModelType.parse(params.get("model_type", "LASSO"))
-    if model_type is LassoModelType.GROUP_LASSO:
-        gd = params.get("group_data")
-        missing = [a for a in assets if gd is None or a not in gd.index]
-        if missing:
-            raise WorkbookInputError(
-                f"model_type GROUP_LASSO needs a group for every asset; {missing[0]!r} has none",
-                "FL_GROUPS",
-            )
-    return FitInputs(returns, factors, params, settings.cv, settings.annualization_factor, blocks)
-
-
-def _text_cell(block: Block, i: int, j: int) -> str:
-    v = block.values[i][j]
-    if is_blank(v):
-        raise block.error("the group is blank", i, j)
-    return str(int(v)) if isinstance(v, float) and v.is_integer() else str(v).strip()
-
-
-def _empty(block: Block) -> bool:
-    return all(is_blank(v) for row in block.values for v in row)
+    ``overrides`` (parameter -> value) win over ``FL_SETTINGS``: the ``factor_*`` keys of
+    ``FL_PORTFOLIO_SETTINGS`` for the portfolio's factor covariance.
+    """
+    return fit_inputs(
+        parse_panel(blocks["FL_RETURNS"], "asset"),
+        parse_panel(blocks["FL_FACTORS"], "factor"),
+        signs=blocks.get("FL_SIGNS"),
+        prior=blocks.get("FL_PRIOR"),
+        groups=blocks.get("FL_GROUPS"),
+        settings=blocks.get("FL_SETTINGS"),
+        overrides={k: (v, "FL_PORTFOLIO_SETTINGS") for k, v in (overrides or {}).items()},
+    )
 
 
 # --------------------------------------------------------------------------- computing
@@ -250,14 +150,19 @@ def _cell(v):
 
 
 def compute_refit(
-    blocks: dict[str, Block], *, cv: bool = False, pictures: bool = True, verbose: bool = False
+    blocks: dict[str, Block],
+    *,
+    cv: bool = False,
+    pictures: bool = True,
+    verbose: bool = False,
+    overrides: dict | None = None,
 ):
     """Fit (or cross-validate and fit) the factor model of a workbook's inputs.
 
     Returns a :class:`JobResult` whose ``outputs`` hold FL_COEF, FL_INTERCEPT, FL_R2,
     FL_CLUSTERS, FL_RESID_VOL, FL_STATUS (and FL_CV with ``cv``).
     """
-    inputs = fit_inputs(blocks)
+    inputs = workbook_fit_inputs(blocks, overrides)
     x, y = inputs.factors, inputs.returns
     job = "refit_cv" if cv else "refit"
     result = JobResult(job)
@@ -484,21 +389,6 @@ PORTFOLIO_INPUTS = FIT_INPUTS + (
 )
 
 
-def _complete_rows(returns: pd.DataFrame, block: Block, why: str) -> pd.DataFrame:
-    missing = returns.isna()
-    if missing.to_numpy().any():
-        i, j = np.argwhere(missing.to_numpy())[0]
-        b = block.trimmed()
-        rows = [k for k in range(1, b.shape[0]) if not all(is_blank(v) for v in b.values[k])]
-        raise WorkbookInputError(
-            f"a missing return ({returns.columns[j]}, row {i + 1}): {why} needs complete rows; "
-            "fill the gap or use covariance = factor, which handles ragged histories",
-            "FL_RETURNS",
-            b.cell(rows[i], j + 1),
-        )
-    return returns
-
-
 def compute_portfolio(blocks: dict[str, Block]) -> JobResult:
     """Maximum-diversification weights from the FL_* portfolio inputs."""
     from ..core.optimization import (
@@ -508,79 +398,79 @@ def compute_portfolio(blocks: dict[str, Block]) -> JobResult:
         OptimizationError,
         parse_equation,
     )
-    from ._settings import read_portfolio_settings
 
     result = JobResult("optimise_portfolio")
-    returns = parse_panel(blocks["FL_RETURNS"], what="asset")
+    returns = parse_panel(blocks["FL_RETURNS"], "asset")
     assets = list(returns.columns)
-    settings = read_portfolio_settings(blocks.get("FL_PORTFOLIO_SETTINGS"))
-    params = dict(settings.params)
+    ps = read_portfolio_settings(blocks.get("FL_PORTFOLIO_SETTINGS"))
+    params = dict(ps.params)
     notes = []
 
     groups = None
-    if "FL_ASSET_GROUPS" in blocks and not _empty(blocks["FL_ASSET_GROUPS"]):
-        tags = parse_matrix(blocks["FL_ASSET_GROUPS"], cols_what="grouping", cell=_tag_cell)
-        _label_cells(blocks["FL_ASSET_GROUPS"], tags.index, assets, "asset", "FL_RETURNS", 0)
+    tag_block = blocks.get("FL_ASSET_GROUPS")
+    if tag_block is not None and not tag_block.is_empty():
+        tags = parse_matrix(tag_block, cols_what="grouping", cell=tag_cell)
+        check_labels(tag_block, tags.index, assets, axis=0, what="asset", source="FL_RETURNS")
         groups = {a: [t for t in tags.loc[a] if t] if a in tags.index else [] for a in assets}
         params["groups"] = groups
     group_labels = {t for ts in (groups or {}).values() for t in ts}
 
     cov = None
-    if settings.covariance == "factor":
+    if ps.covariance == "factor":
         if "FL_FACTORS" not in blocks:
             raise WorkbookInputError(
                 "covariance = factor needs the factor returns FL_FACTORS", "FL_PORTFOLIO_SETTINGS"
             )
-        model = compute_refit(blocks, pictures=False).model
+        model = compute_refit(blocks, pictures=False, overrides=ps.model).model
         try:
             cov = assemble_factor_covariance(model, parse_panel(blocks["FL_FACTORS"], "factor"))
         except ValueError as err:
             raise WorkbookInputError(str(err), "FL_RETURNS") from None
         params["covariance"] = cov
-        x = returns.dropna()
+        x = None
         notes.append(
             f"factor covariance from {LassoModelType.parse(model.model_type).name}, "
             f"lambda={model.reg_lambda:g}"
         )
     else:
-        x = _complete_rows(returns, blocks["FL_RETURNS"], f"the {settings.covariance} covariance")
-        if settings.covariance == "ewma" and params.get("span") is None:
-            raise WorkbookInputError(
-                "covariance = ewma needs a span setting", "FL_PORTFOLIO_SETTINGS"
-            )
+        x = complete_rows(returns, "FL_RETURNS", "(fill the gap or use covariance = factor)")
 
-    if "FL_CONSTRAINTS" in blocks:
-        constraints = parse_list(blocks["FL_CONSTRAINTS"])
-        names = set(assets) | group_labels | (set(cov.factors) if cov is not None else set())
-        for text, cell in constraints:
-            try:
-                parse_equation(text, names)
-            except EquationError as err:
-                raise WorkbookInputError(str(err), "FL_CONSTRAINTS", cell) from None
-        if constraints:
-            params["linear_constraints"] = [t for t, _ in constraints]
-    if "FL_PREV_WEIGHTS" in blocks and not _empty(blocks["FL_PREV_WEIGHTS"]):
-        prev = parse_series(blocks["FL_PREV_WEIGHTS"])
-        _label_cells(blocks["FL_PREV_WEIGHTS"], prev.index, assets, "asset", "FL_RETURNS", 0)
+    constraints = parse_list(blocks["FL_CONSTRAINTS"]) if "FL_CONSTRAINTS" in blocks else []
+    names = set(assets) | group_labels | (set(cov.factors) if cov is not None else set())
+    for text, cell in constraints:
+        try:
+            parse_equation(text, names)
+        except EquationError as err:
+            raise WorkbookInputError(str(err), "FL_CONSTRAINTS", cell) from None
+    if constraints:
+        params["linear_constraints"] = [t for t, _ in constraints]
+    prev_block = blocks.get("FL_PREV_WEIGHTS")
+    if prev_block is not None and not prev_block.is_empty():
+        prev = parse_series(prev_block)
+        check_labels(prev_block, prev.index, assets, axis=0, what="asset", source="FL_RETURNS")
         params["previous_weights"] = prev.reindex(assets).fillna(0.0).to_numpy()
 
     try:
-        opt = MaximumDiversification(**params).fit(x if len(x) else None)
+        opt = MaximumDiversification(**params).fit(x)
+        complete = returns.dropna()
+        portfolio = opt.predict(complete) if len(complete) >= 2 else None
     except InfeasibleProblemError as err:
+        cells = {repr(t): c for t, c in constraints}
+        named = [cells[c] for c in err.conflicts if c in cells]
+        where = f" (FL_CONSTRAINTS cells {', '.join(named)})" if named else ""
         raise WorkbookInputError(
-            f"no portfolio satisfies the constraints: {err}", "FL_CONSTRAINTS"
+            f"no portfolio satisfies the constraints: {err}{where}", "FL_CONSTRAINTS"
         ) from None
     except OptimizationError as err:
         raise WorkbookInputError(f"the optimiser failed: {err}", "FL_PORTFOLIO_SETTINGS") from None
     except (ValueError, TypeError) as err:
         raise WorkbookInputError(str(err), "FL_PORTFOLIO_SETTINGS") from None
     weights = opt.weights_.reindex(assets)
+    n_invested = int((np.abs(weights.to_numpy()) > 1e-6).sum())
     result.outputs.append(OutputTable("FL_WEIGHTS", _rows("asset", {"weight": weights}, assets)))
-    stats = [["statistic", "value"], ["covariance", settings.covariance]]
-    if len(x) >= 2:
-        summary = opt.predict(x).summary()
-        stats += [[k, _cell(v)] for k, v in summary.items()]
-    stats.append(["n_invested", int((np.abs(weights.to_numpy()) > 1e-6).sum())])
+    stats = [["statistic", "value"], ["covariance", ps.covariance]]
+    stats += portfolio_statistics(opt, portfolio, ps)
+    stats.append(["n_invested", n_invested])
     result.outputs.append(OutputTable("FL_PORTFOLIO_STATS", stats))
     result.outputs.append(
         OutputTable(
@@ -596,17 +486,10 @@ def compute_portfolio(blocks: dict[str, Block]) -> JobResult:
     )
     result.model = opt
     result.summary = (
-        f"optimise_portfolio: {int((np.abs(weights.to_numpy()) > 1e-6).sum())} of {len(assets)} "
-        f"assets invested ({settings.covariance} covariance)"
+        f"optimise_portfolio: {n_invested} of {len(assets)} assets invested "
+        f"({ps.covariance} covariance)"
     )
     return result
-
-
-def _tag_cell(block: Block, i: int, j: int) -> str:
-    v = block.values[i][j]
-    if is_blank(v):
-        return ""
-    return str(int(v)) if isinstance(v, float) and v.is_integer() else str(v).strip()
 
 
 def optimise_portfolio(io: WorkbookIO) -> JobResult:

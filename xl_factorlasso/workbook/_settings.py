@@ -9,7 +9,14 @@ from dataclasses import dataclass
 from ..core import LassoModelType
 from ._tables import Block, is_blank, parse_keyvalue
 
-__all__ = ["FitSettings", "PortfolioSettings", "read_fit_settings", "read_portfolio_settings"]
+__all__ = [
+    "CV_KEYS",
+    "FitSettings",
+    "MODEL_KEYS",
+    "PORTFOLIO_KEYS",
+    "REPORT_KEYS",
+    "read_fit_settings",
+]
 
 
 def _text(v) -> str:
@@ -128,14 +135,6 @@ def read_fit_settings(block: Block | None) -> FitSettings:
     return FitSettings(model, cv, parsed.get("annualization_factor", 1.0))
 
 
-@dataclass
-class PortfolioSettings:
-    """Parsed ``FL_PORTFOLIO_SETTINGS``: optimiser parameters and the covariance choice."""
-
-    params: dict
-    covariance: str = "sample"
-
-
 PORTFOLIO_KEYS: dict[str, Callable] = {
     "covariance": lambda v: _text(v).lower(),
     "span": _opt(_float),
@@ -155,16 +154,3 @@ PORTFOLIO_KEYS: dict[str, Callable] = {
     "max_turnover": _opt(_float),
     "solver": lambda v: _text(v).upper(),
 }
-
-
-def read_portfolio_settings(block: Block | None) -> PortfolioSettings:
-    """Parse ``FL_PORTFOLIO_SETTINGS``; ``covariance`` is ``sample``, ``ewma`` or ``factor``."""
-    if block is None:
-        return PortfolioSettings({})
-    parsed = _parse(block, PORTFOLIO_KEYS)
-    cov = parsed.pop("covariance", "sample")
-    if cov not in ("sample", "ewma", "factor"):
-        entries = parse_keyvalue(block)
-        i, j = entries["covariance"][2]
-        raise block.error(f"covariance: {cov!r} is not one of sample, ewma, factor", i, j)
-    return PortfolioSettings(parsed, cov)

@@ -1,0 +1,711 @@
+"""Worksheet functions called directly, with the 2-D lists Excel passes (plain Linux).
+
+On plain Linux ``from xlwings import func, arg`` are pass-through decorators, so each FLASSO_*
+function is an ordinary callable. Inputs are built as the classic add-in delivers them after
+its conversion (``ndim=2``: a list of rows; dates as ``datetime``; blanks as ``None``; error
+cells as ``"#N/A"`` text with ``err_to_str=True``). Every result is compared with the core called
+directly on the same data: labels and numbers.
+"""
+
+from __future__ import annotations
+
+import copy
+import datetime as dt
+import inspect
+import math
+import os
+import threading
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from xl_factorlasso import __version__, udfs
+from xl_factorlasso.core import (
+    LassoModel,
+    LassoModelCV,
+    assemble_factor_covariance,
+    load_demo_panel,
+)
+from xl_factorlasso.core.optimization import MaximumDiversification
+from xl_factorlasso.workbook._tables import Block, panel_fast, parse_panel
+
+RTOL = 1e-10
+
+
+# --------------------------------------------------------------------------- helpers
+def cells(df: pd.DataFrame, corner: str = "date", dates: str = "datetime") -> list:
+    """A DataFrame as the 2-D list a range would arrive as (``None`` for missing values)."""
+
+    def date(d: pd.Timestamp):
+        if dates == "datetime":
+            return d.to_pydatetime()
+        if dates == "iso":
+            return d.strftime("%Y-%m-%dT%H:%M:%S.000Z")
+        if dates == "serial":
+            return float((d - pd.Timestamp("1899-12-30")).days)
+        raise ValueError(dates)
+
+    body = [[date(d), *(None if np.isnan(v) else float(v) for v in row)]
+            for d, row in zip(df.index, df.to_numpy(dtype=float), strict=True)]
+    return [[corner, *map(str, df.columns)], *body]
+
+
+def matrix_cells(df: pd.DataFrame, corner: str = "asset") -> list:
+    return [[corner, *df.columns],
+            *[[a, *[None if (isinstance(v, float) and np.isnan(v)) else v for v in row]]
+              for a, row in zip(df.index, df.to_numpy(dtype=object).tolist(), strict=True)]]
+
+
+def body(table: list) -> pd.DataFrame:
+    """A spilled labelled table back to a DataFrame (first column = index)."""
+    header, *rows = table
+    frame = pd.DataFrame([r[1:] for r in rows], index=[r[0] for r in rows], columns=header[1:])
+    return frame
+
+
+def assert_table(table, expected: pd.DataFrame, corner: str = "asset"):
+    assert isinstance(table, list), table
+    assert table[0][0] == corner
+    assert table[0][1:] == [str(c) for c in expected.columns]
+    assert [r[0] for r in table[1:]] == list(expected.index)
+    got = np.array([[np.nan if v is None else v for v in r[1:]] for r in table[1:]], dtype=float)
+    np.testing.assert_allclose(got, expected.to_numpy(dtype=float), rtol=RTOL, atol=1e-14)
+    for row in table:  # NaN never reaches a cell
+        for v in row:
+            assert not (isinstance(v, float) and math.isnan(v))
+
+
+def is_error(out, argument: str, *fragments: str) -> None:
+    assert isinstance(out, str), f"expected a #FLASSO! cell, got a {type(out).__name__}"
+    assert out.startswith(f"#FLASSO! {argument}:"), out
+    for fragment in fragments:
+        assert fragment in out, f"{fragment!r} not in {out!r}"
+    assert "\n" not in out and "Traceback" not in out
+
+
+@pytest.fixture(scope="module")
+def demo():
+    return load_demo_panel()
+
+
+@pytest.fixture(scope="module")
+def R(demo):
+    return cells(demo.y)
+
+
+@pytest.fixture(scope="module")
+def F(demo):
+    return cells(demo.x)
+
+
+@pytest.fixture
+def fresh_cache():
+    udfs.cache_clear()
+    yield
+    udfs.cache_resize(udfs.CACHE_SIZE)
+    udfs.cache_clear()
+
+
+@pytest.fixture
+def fit_counter(monkeypatch):
+    """Count LassoModel.fit calls (the expensive part every FLASSO fit function shares)."""
+    calls = []
+    original = LassoModel.fit
+
+    def counting(self, x, y):
+        calls.append(1)
+        return original(self, x, y)
+
+    monkeypatch.setattr(LassoModel, "fit", counting)
+    return calls
+
+
+# --------------------------------------------------------------------------- the functions
+SIGNATURES = {
+    "FLASSO_FIT": ["returns", "factors", "reg_lambda", "model_type", "signs", "prior", "settings"],
+    "FLASSO_R2": ["returns", "factors", "reg_lambda", "model_type", "signs", "prior", "settings"],
+    "FLASSO_INTERCEPT": ["returns", "factors", "reg_lambda", "model_type", "signs", "prior",
+                         "settings"],
+    "FLASSO_CLUSTERS": ["returns", "factors", "reg_lambda", "model_type", "signs", "prior",
+                        "settings"],
+    "FLASSO_RESID_VOL": ["returns", "factors", "reg_lambda", "model_type", "signs", "prior",
+                         "settings"],
+    "FLASSO_PREDICT": ["returns", "factors", "new_factors", "reg_lambda", "model_type", "signs",
+                       "prior", "settings"],
+    "FLASSO_CV": ["returns", "factors", "lambdas", "n_splits", "settings"],
+    "FLASSO_COV": ["returns", "factors", "reg_lambda", "model_type", "signs", "prior", "settings"],
+    "FLASSO_MAXDIV": ["returns", "settings", "constraints", "groups", "factors"],
+    "FLASSO_VERSION": [],
+}
+
+
+def test_public_functions_and_signatures():
+    assert sorted(udfs.__all__) == sorted(SIGNATURES)
+    for name, params in SIGNATURES.items():
+        sig = inspect.signature(getattr(udfs, name))
+        assert list(sig.parameters) == params, name
+        required = {"returns", "factors", "new_factors"} if name != "FLASSO_MAXDIV" else {"returns"}
+        for p in sig.parameters.values():  # optional arguments default to None
+            assert (p.default is inspect.Parameter.empty) == (p.name in required), (name, p.name)
+
+
+def test_help_texts_fit_the_function_wizard():
+    for name in udfs.__all__:
+        doc = getattr(udfs, name).__doc__
+        assert doc and "\n" not in doc.strip() and len(doc) <= 255, name
+    for text in udfs.DOCS.values():
+        assert 20 < len(text) <= 255
+
+
+@pytest.mark.skipif(os.environ.get("XLWINGS_ON_SERVER") == "true", reason="server decorators")
+def test_decorators_are_no_ops_on_plain_linux():
+    assert not hasattr(udfs.FLASSO_FIT, "__xlfunc__")
+
+
+def test_version():
+    assert udfs.FLASSO_VERSION() == __version__
+
+
+def test_fit_equals_core(demo, R, F):
+    expected = LassoModel().fit(demo.x, demo.y)
+    assert_table(udfs.FLASSO_FIT(R, F), expected.coef_)
+
+
+def test_fit_with_every_argument_equals_core(demo, R, F):
+    signs = demo.signs.iloc[:10]  # a subset of assets: the others stay free
+    prior = demo.prior.iloc[:10]
+    settings = [["key", "value"], ["span", 52], ["l1_weight", 0.3], ["cutoff_fraction", 0.6]]
+    out = udfs.FLASSO_FIT(R, F, 1e-4, "HCGL", matrix_cells(signs), matrix_cells(prior),
+                          settings)
+    expected = LassoModel(
+        reg_lambda=1e-4, model_type="HCGL", span=52, l1_weight=0.3, cutoff_fraction=0.6,
+        factors_beta_loading_signs=signs.reindex(demo.y.columns),
+        factors_beta_prior=prior.reindex(demo.y.columns),
+    ).fit(demo.x, demo.y)
+    assert_table(out, expected.coef_)
+
+
+def test_signs_as_text_and_prior_numbers(demo, R, F):
+    signs = demo.signs.iloc[:6]
+    text = signs.replace({1.0: "+", -1.0: "-"})
+    out = udfs.FLASSO_FIT(R, F, 1e-4, None, matrix_cells(text))
+    expected = LassoModel(reg_lambda=1e-4, factors_beta_loading_signs=signs.reindex(
+        demo.y.columns)).fit(demo.x, demo.y)
+    assert_table(out, expected.coef_)
+
+
+@pytest.mark.parametrize("name, attribute, column", [
+    ("FLASSO_R2", "r2_", "r2"), ("FLASSO_INTERCEPT", "alpha_const_", "intercept")])
+def test_per_asset_statistics_equal_core(demo, R, F, name, attribute, column):
+    model = LassoModel(reg_lambda=1e-4).fit(demo.x, demo.y)
+    out = getattr(udfs, name)(R, F, 1e-4)
+    assert_table(out, getattr(model, attribute).to_frame(column))
+
+
+def test_clusters_equal_core(demo, R, F):
+    for mt in ("HCGL", "FCGL"):
+        model = LassoModel(model_type=mt, n_clusters=4).fit(demo.x, demo.y)
+        out = udfs.FLASSO_CLUSTERS(R, F, None, mt, None, None, [["n_clusters", 4]])
+        assert out[0] == ["asset", "cluster"]
+        assert [r[0] for r in out[1:]] == list(demo.y.columns)
+        assert [r[1] for r in out[1:]] == [int(v) for v in model.clusters_]
+
+
+def test_resid_vol_and_cov_equal_core(demo, R, F):
+    settings = [["annualization_factor", 52], ["span", 104]]
+    model = LassoModel(span=104).fit(demo.x, demo.y)
+    cov = assemble_factor_covariance(model, demo.x, annualization_factor=52)
+    vol = cov.volatility.rename(columns=lambda c: f"{c}_vol")
+    assert_table(udfs.FLASSO_RESID_VOL(R, F, None, None, None, None, settings), vol)
+    assert_table(udfs.FLASSO_COV(R, F, None, None, None, None, settings), cov.covariance)
+
+
+def test_predict_equals_core(demo, R, F):
+    new = demo.x.iloc[-8:] * 1.5
+    model = LassoModel(reg_lambda=1e-4).fit(demo.x, demo.y)
+    out = udfs.FLASSO_PREDICT(R, F, cells(new), 1e-4)
+    expected = model.predict(new)
+    assert_table(out, expected.set_axis([d.to_pydatetime() for d in new.index]), corner="date")
+    assert all(isinstance(r[0], dt.datetime) for r in out[1:])
+
+
+def test_predict_columns_in_any_order_and_missing_values(demo, R, F):
+    new = demo.x.iloc[-3:][list(reversed(demo.x.columns))].copy()
+    new.iloc[1, 2] = np.nan
+    out = udfs.FLASSO_PREDICT(R, F, cells(new))
+    model = LassoModel().fit(demo.x, demo.y)
+    expected = model.predict(new[demo.x.columns])
+    assert all(v is None for v in out[2][1:])  # a missing factor value: blank predictions
+    assert_table(out, expected.set_axis([d.to_pydatetime() for d in new.index]), corner="date")
+
+
+def test_cv_equals_core(demo, R, F):
+    grid = [1e-5, 1e-4, 1e-3]
+    out = udfs.FLASSO_CV(R, F, [[g] for g in grid], 3)
+    cv = LassoModelCV(lambdas=grid, n_splits=3, refit=False).fit(demo.x, demo.y)
+    assert out[0] == ["reg_lambda", "fold_0", "fold_1", "fold_2", "mean", "best"]
+    assert [r[0] for r in out[1:]] == grid
+    scores = np.array([r[1:4] for r in out[1:]], dtype=float)
+    np.testing.assert_allclose(scores, cv.cv_scores_.to_numpy(), rtol=RTOL)
+    np.testing.assert_allclose([r[4] for r in out[1:]], cv.mean_scores_.to_numpy(), rtol=RTOL)
+    assert [r[0] for r in out[1:] if r[5] == "best"] == [cv.best_lambda_]
+
+
+def test_cv_auto_grid_from_settings(demo, R, F):
+    settings = [["cv_lambdas", "auto"], ["cv_n_lambdas", 4], ["cv_splits", 2],
+                ["cv_lambda_min_ratio", 0.01], ["span", 52]]
+    out = udfs.FLASSO_CV(R, F, None, None, settings)
+    cv = LassoModelCV(lambdas="auto", n_lambdas=4, n_splits=2, lambda_min_ratio=0.01,
+                      base_model=LassoModel(span=52), refit=False).fit(demo.x, demo.y)
+    np.testing.assert_allclose([r[0] for r in out[1:]], cv.lambdas_, rtol=RTOL)
+    np.testing.assert_allclose([r[3] for r in out[1:]], cv.mean_scores_.to_numpy(), rtol=RTOL)
+    # explicit arguments override the settings
+    out2 = udfs.FLASSO_CV(R, F, "0.001, 0.01", 3, settings)
+    assert [r[0] for r in out2[1:]] == [0.001, 0.01] and out2[0][1:4] == [
+        "fold_0", "fold_1", "fold_2"]
+
+
+def _stats(table) -> dict:
+    i = table.index(["statistic", "value"])
+    return {k: v for k, v in table[i + 1:]}
+
+
+def _weights(table) -> pd.Series:
+    i = table.index([None, None])
+    assert table[0] == ["asset", "weight"]
+    return pd.Series({a: w for a, w in table[1:i]})
+
+
+def test_maxdiv_sample_equals_core(demo, R):
+    out = udfs.FLASSO_MAXDIV(R)
+    est = MaximumDiversification().fit(demo.y)
+    summary = est.predict(demo.y).summary()
+    weights = _weights(out)
+    assert list(weights.index) == list(demo.y.columns)
+    np.testing.assert_allclose(weights.to_numpy(), est.weights_.to_numpy(), rtol=RTOL, atol=1e-14)
+    stats = _stats(out)
+    assert stats["diversification_ratio"] == pytest.approx(
+        est.problem_values_["diversification_ratio"], rel=RTOL)
+    assert stats["volatility"] == pytest.approx(est.problem_values_["risk"], rel=RTOL)
+    for key in ("mean", "standard_deviation", "sharpe_ratio", "diversification", "turnover",
+                "effective_number_assets"):
+        assert stats[key] == pytest.approx(summary[key], rel=RTOL), key
+    assert stats["covariance"] == "sample" and stats["observations"] == len(demo.y)
+
+
+def test_maxdiv_ewma_settings_and_annualisation(demo, R):
+    settings = [["key", "value"], ["covariance", "ewma"], ["span", 52], ["max_weights", 0.2],
+                ["annualization_factor", 52], ["risk_free_rate", 0.0001]]
+    out = udfs.FLASSO_MAXDIV(R, settings)
+    est = MaximumDiversification(span=52, max_weights=0.2, risk_free_rate=0.0001).fit(demo.y)
+    summary = est.predict(demo.y).summary()
+    np.testing.assert_allclose(_weights(out).to_numpy(), est.weights_.to_numpy(), rtol=RTOL,
+                               atol=1e-14)
+    stats = _stats(out)
+    assert stats["volatility"] == pytest.approx(est.problem_values_["risk"] * math.sqrt(52))
+    assert stats["mean"] == pytest.approx(summary["mean"] * 52)
+    assert stats["sharpe_ratio"] == pytest.approx(summary["sharpe_ratio"] * math.sqrt(52))
+    assert max(_weights(out)) <= 0.2 + 1e-9
+
+
+def test_maxdiv_factor_covariance_constraints_groups(demo, R, F):
+    groups = pd.DataFrame({"Block": demo.clusters.map(lambda b: f"{b}_block"),
+                           "Region": ["US", "US", "EU", "EU", "JP", "EM"] * 4},
+                          index=demo.y.columns)
+    constraints = [["constraint"], ["Equities_block <= 0.3"], ["US >= 0.1"], ["Equity <= 0.2"]]
+    settings = [["covariance", "factor"], ["reg_lambda", 1e-4], ["factor_span", 104]]
+    out = udfs.FLASSO_MAXDIV(R, settings, constraints, matrix_cells(groups), F)
+    model = LassoModel(reg_lambda=1e-4, span=104).fit(demo.x, demo.y)
+    fc = assemble_factor_covariance(model, demo.x)
+    est = MaximumDiversification(
+        covariance=fc, linear_constraints=["Equities_block <= 0.3", "US >= 0.1", "Equity <= 0.2"],
+        groups={a: list(row) for a, row in groups.iterrows()},
+    ).fit(None)
+    weights = _weights(out)
+    np.testing.assert_allclose(weights.to_numpy(), est.weights_.to_numpy(), rtol=RTOL,
+                               atol=1e-14)
+    assert weights[groups.index[groups["Region"] == "US"]].sum() >= 0.1 - 1e-7
+    assert _stats(out)["covariance"] == "factor"
+
+
+# --------------------------------------------------------------------------- settings override
+def test_explicit_arguments_override_settings(demo, R, F):
+    settings = [["reg_lambda", 1e-3], ["model_type", "HCGL"]]
+    from_settings = udfs.FLASSO_FIT(R, F, None, None, None, None, settings)
+    assert_table(from_settings, LassoModel(reg_lambda=1e-3, model_type="HCGL").fit(
+        demo.x, demo.y).coef_)
+    overridden = udfs.FLASSO_FIT(R, F, 1e-2, "LASSO", None, None, settings)
+    assert_table(overridden, LassoModel(reg_lambda=1e-2).fit(demo.x, demo.y).coef_)
+    # a blank cell for an optional argument means "not given": settings apply
+    blank = udfs.FLASSO_FIT(R, F, [[None]], "", None, None, settings)
+    assert blank == from_settings
+
+
+def test_settings_keys_are_case_and_space_insensitive(demo, R, F):
+    out = udfs.FLASSO_R2(R, F, None, None, None, None, [["Reg Lambda", 1e-3], ["SPAN", 52]])
+    model = LassoModel(reg_lambda=1e-3, span=52).fit(demo.x, demo.y)
+    assert_table(out, model.r2_.to_frame("r2"))
+
+
+# --------------------------------------------------------------------------- dates and blanks
+@pytest.mark.parametrize("dates", ["iso", "serial"])
+def test_dates_as_the_server_sends_them(demo, R, F, dates):
+    """ISO strings (remote engine) and Excel serial numbers (Office.js) give the same fit."""
+    out = udfs.FLASSO_FIT(cells(demo.y, dates=dates), cells(demo.x, dates=dates))
+    assert out == udfs.FLASSO_FIT(R, F)
+    pred = udfs.FLASSO_PREDICT(cells(demo.y, dates=dates), cells(demo.x, dates=dates),
+                               cells(demo.x.iloc[:2], dates=dates))
+    if dates == "serial":  # periods come back as the numbers they were
+        assert pred[0][0] == "period" and pred[1][0] == 43469.0
+    else:
+        assert pred[1][0] == dt.datetime(2019, 1, 4)
+
+
+@pytest.mark.filterwarnings("ignore:1 of 24 responses have fewer than warmup_period")
+def test_missing_values_and_nan_outputs_are_blank(demo, F):
+    y = demo.y.copy()
+    y.iloc[:250, 3] = np.nan  # UKX: 10 observations < warmup_period 12
+    y.iloc[5, 0] = np.nan  # one missing return
+    R = cells(y)
+    assert R[6][1] is None and R[1][4] is None
+    out = udfs.FLASSO_R2(R, F)
+    model = LassoModel().fit(demo.x, y)
+    assert_table(out, model.r2_.to_frame("r2"))
+    assert out[4] == ["UKX", None]
+    assert udfs.FLASSO_INTERCEPT(R, F)[4] == ["UKX", None]
+    assert udfs.FLASSO_FIT(R, F)[4][1:] == [0.0] * 6
+
+
+def test_office_js_cell_objects_are_understood(R, F, fresh_cache):
+    """Office.js error objects and Pyodide's JsNull, as the server passes them "raw"."""
+
+    class JsNull:  # stands for pyodide.ffi.JsNull (a JS proxy: not picklable)
+        def __reduce__(self):
+            raise TypeError("cannot pickle JsNull")
+
+    na = {"type": "Error", "basicValue": "#N/A", "errorType": "NotAvailable"}
+    is_error(udfs.FLASSO_FIT(_set(R, 2, 2, na), F), "returns",
+             "row 3, column 3: #N/A is an Excel error value")
+    is_error(udfs.FLASSO_FIT(_set(R, 2, 2, {"type": "Error", "errorType": "Div0"}), F),
+             "returns", "#DIV/0! is an Excel error value")
+    is_error(udfs.FLASSO_FIT(R, F, na), "reg_lambda", "#N/A is an Excel error value")
+    with_null = [*R[:2], [*R[2][:2], JsNull(), *R[2][3:]], *R[3:]]
+    assert udfs.FLASSO_FIT(with_null, F) == udfs.FLASSO_FIT(_set(R, 2, 2, None), F)
+    hits = udfs.cache_info().hits
+    udfs.FLASSO_FIT(with_null, F)  # cached although the raw cells cannot be pickled
+    assert udfs.cache_info().hits == hits + 1
+    assert udfs.FLASSO_FIT(R, F, JsNull(), [[JsNull()]]) == udfs.FLASSO_FIT(R, F)
+    number = {"type": "FormattedNumber", "basicValue": 1e-4, "numberFormat": "0.00E+00"}
+    assert udfs.FLASSO_FIT(R, F, number) == udfs.FLASSO_FIT(R, F, 1e-4)
+
+
+def test_trailing_blank_rows_and_columns_are_ignored(R, F):
+    padded = [row + [None, ""] for row in R] + [[None] * (len(R[0]) + 2)] * 3
+    assert udfs.FLASSO_FIT(padded, F) == udfs.FLASSO_FIT(R, F)
+
+
+def test_fast_panel_reader_matches_parse_panel(demo):
+    y = demo.y.copy()
+    y.iloc[:30, 2] = np.nan
+    cases = [cells(y), cells(y, dates="serial"), cells(y, dates="iso"),
+             [row + [None] for row in cells(demo.x)],
+             [[None, "a", "b"], [1, 2, None], [2.5, 3, 4]],
+             [["d", "a"], [dt.datetime(2020, 1, 1), 1.0], [dt.datetime(2020, 1, 2), None]]]
+    for values in cases:
+        block = Block.of("returns", values)
+        expected = parse_panel(block, what="asset")
+        got = udfs._panel("returns", values, "asset")
+        pd.testing.assert_frame_equal(got, expected)
+    # the fast path declines what needs a message, a conversion or a decision
+    for values in ([["d", "a"], [dt.datetime(2020, 1, 1), "1.5"]],
+                   [["d", "a"], [dt.datetime(2020, 1, 2), 1.0], [dt.datetime(2020, 1, 1), 2.0]],
+                   [["d", "a"], [dt.datetime(2020, 1, 1), True]],
+                   [["d", 1.0], [dt.datetime(2020, 1, 1), 2.0]],
+                   [["d", "a"], [None, 1.0]],
+                   [["d", "a"], [dt.datetime(2020, 1, 1), float("inf")]]):
+        assert panel_fast(Block.of("returns", values).trimmed()) is None
+
+
+# --------------------------------------------------------------------------- the cache
+def test_functions_on_the_same_inputs_share_one_fit(R, F, fresh_cache, fit_counter):
+    udfs.FLASSO_FIT(R, F, 1e-4)
+    udfs.FLASSO_R2(R, F, 1e-4)
+    udfs.FLASSO_INTERCEPT(R, F, [[1e-4]])  # a 1x1 range hashes like the number
+    udfs.FLASSO_RESID_VOL(R, F, 1e-4)
+    udfs.FLASSO_COV(R, F, 1e-4)
+    udfs.FLASSO_PREDICT(R, F, F[:5], 1e-4)
+    udfs.FLASSO_FIT(copy.deepcopy(R), copy.deepcopy(F), 1e-4)  # same content, new objects
+    assert len(fit_counter) == 1
+    info = udfs.cache_info()
+    assert (info.misses, info.hits, info.currsize) == (1, 6, 1)
+
+
+def test_different_content_misses(R, F, fresh_cache, fit_counter):
+    udfs.FLASSO_FIT(R, F)
+    changed = copy.deepcopy(R)
+    changed[10][3] += 1e-9
+    udfs.FLASSO_FIT(changed, F)
+    udfs.FLASSO_FIT(R, F, 2e-5)
+    udfs.FLASSO_FIT(R, F, None, None, None, None, [["span", 52]])
+    assert len(fit_counter) == 4
+    udfs.FLASSO_FIT(changed, F)
+    assert len(fit_counter) == 4 and udfs.cache_info().hits == 1
+
+
+def test_cache_is_bounded_lru(R, F, fresh_cache, fit_counter):
+    udfs.cache_resize(3)
+    lambdas = [1e-5, 2e-5, 3e-5, 4e-5]
+    for lam in lambdas:
+        udfs.FLASSO_FIT(R, F, lam)
+    assert udfs.cache_info().currsize == 3 and len(fit_counter) == 4
+    udfs.FLASSO_FIT(R, F, 4e-5)  # most recent: kept
+    assert len(fit_counter) == 4
+    udfs.FLASSO_FIT(R, F, 1e-5)  # least recent: evicted, fitted again
+    assert len(fit_counter) == 5 and udfs.cache_info().currsize == 3
+
+
+def test_cache_is_thread_safe_and_fits_once(R, F, fresh_cache, fit_counter):
+    barrier = threading.Barrier(8)
+    results = []
+
+    def worker(fn):
+        barrier.wait()
+        results.append(fn(R, F, 3e-4))
+
+    fns = [udfs.FLASSO_FIT, udfs.FLASSO_R2] * 4
+    threads = [threading.Thread(target=worker, args=(fn,)) for fn in fns]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(fit_counter) == 1 and len(results) == 8
+    assert all(isinstance(r, list) for r in results)
+
+
+def test_input_errors_are_cached_too(R, F, fresh_cache):
+    bad = [["sign"], ["x"]]
+    first = udfs.FLASSO_FIT(R, F, -1)
+    assert udfs.FLASSO_FIT(R, F, -1) == first
+    assert udfs.cache_info().hits == 1
+    assert isinstance(udfs.FLASSO_FIT(R, F, None, None, bad), str)
+
+
+def test_maxdiv_and_cv_are_cached(R, F, fresh_cache, monkeypatch):
+    calls = []
+    original = MaximumDiversification.fit
+
+    def counting(self, *args, **kwargs):
+        calls.append(1)
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(MaximumDiversification, "fit", counting)
+    first = udfs.FLASSO_MAXDIV(R, [["max_weights", 0.3]])
+    assert udfs.FLASSO_MAXDIV(copy.deepcopy(R), [["max_weights", 0.3]]) == first
+    assert len(calls) == 1
+    udfs.FLASSO_CV(R, F, [[1e-4], [1e-3]], 2)
+    udfs.FLASSO_CV(R, F, [[1e-4], [1e-3]], 2)
+    assert udfs.cache_info().computations == 2
+
+
+def test_unexpected_errors_become_one_cell_and_are_not_cached(R, F, fresh_cache, monkeypatch):
+    def boom(self, x, y):
+        raise RuntimeError("boom")
+
+    monkeypatch.setattr(LassoModel, "fit", boom)
+    out = udfs.FLASSO_FIT(R, F)
+    assert out == "#FLASSO! internal error (RuntimeError: boom); please report it"
+    assert udfs.cache_info().currsize == 0
+
+
+# --------------------------------------------------------------------------- bad inputs
+def _set(table, i, j, value):
+    out = copy.deepcopy(table)
+    out[i][j] = value
+    return out
+
+
+def _short(table, n):
+    return table[: n + 1]
+
+
+SIGN_HEADER = ["asset", "Equity", "Rates", "Credit"]
+
+
+def bad_cases(R, F):
+    """(label, call, argument named, fragments of the message)."""
+    fit = udfs.FLASSO_FIT
+    flipped = [R[0], R[2], R[1], *R[3:]]
+    return [
+        ("text in returns", lambda: fit(_set(R, 3, 2, "abc"), F), "returns",
+         ["row 4, column 3: 'abc' is not a number"]),
+        ("#N/A in returns", lambda: fit(_set(R, 3, 2, "#N/A"), F), "returns",
+         ["row 4, column 3: #N/A is an Excel error value"]),
+        ("#DIV/0! in factors", lambda: fit(R, _set(F, 5, 1, "#DIV/0!")), "factors",
+         ["row 6, column 2: #DIV/0! is an Excel error value"]),
+        ("TRUE in returns", lambda: fit(_set(R, 2, 2, True), F), "returns",
+         ["TRUE/FALSE"]),
+        ("infinite return", lambda: fit(_set(R, 2, 2, float("inf")), F), "returns",
+         ["not a finite number"]),
+        ("blank asset name", lambda: fit(_set(R, 0, 3, None), F), "returns",
+         ["row 1, column 4: the asset name is blank"]),
+        ("duplicate asset", lambda: fit(_set(R, 0, 3, "SPX"), F), "returns",
+         ["row 1, column 4: duplicate asset name 'SPX' (also at row 1, column 2)"]),
+        ("duplicate factor", lambda: fit(R, _set(F, 0, 2, "Equity")), "factors",
+         ["duplicate factor name 'Equity'"]),
+        ("error value as a label", lambda: fit(_set(R, 0, 2, "#REF!"), F), "returns",
+         ["error value #REF!"]),
+        ("date only in returns", lambda: fit(R, F[:-1]), "returns",
+         ["date 2023-12-22 has no row in factors", "260 vs 259 rows"]),
+        ("date only in factors", lambda: fit(_short(R, 200), F), "factors",
+         ["has no row in returns"]),
+        ("dates not increasing", lambda: fit(flipped, F), "returns",
+         ["row 3, column 1", "dates must increase"]),
+        ("dates and numbers", lambda: fit(R, cells(load_demo_panel().x, dates="serial")),
+         "returns", ["first column holds dates but that of factors holds numbers"]),
+        ("text date", lambda: fit(_set(R, 4, 0, "yesterday"), F), "returns",
+         ["'yesterday' is not a date"]),
+        ("empty returns", lambda: fit(None, F), "returns", ["the range is empty"]),
+        ("header only", lambda: fit(R[:1], F[:1]), "returns", ["found 1 row(s)"]),
+        ("too few rows", lambda: fit(_short(R, 3), _short(F, 3)), "returns",
+         ["too few rows"]),
+        ("unknown sign value", lambda: fit(R, F, None, None,
+                                           [SIGN_HEADER, ["SPX", 1, "x", None]]), "signs",
+         ["row 2, column 3: 'x' is not one of blank, 0, 1, -1, +, -"]),
+        ("sign 2", lambda: fit(R, F, None, None, [SIGN_HEADER, ["SPX", 2, None, None]]),
+         "signs", ["row 2, column 2: 2 is not one of"]),
+        ("sign for an unknown asset", lambda: fit(R, F, None, None,
+                                                  [SIGN_HEADER, ["MSFT", 1, None, None]]),
+         "signs", ["row 2, column 1: asset 'MSFT' is not in returns"]),
+        ("sign for an unknown factor", lambda: fit(
+            R, F, None, None, [["asset", "Momentum"], ["SPX", 1]]), "signs",
+         ["row 1, column 2: factor 'Momentum' is not in factors"]),
+        ("duplicate sign row", lambda: fit(R, F, None, None,
+                                           [SIGN_HEADER, ["SPX", 1, None, None],
+                                            ["SPX", 1, None, None]]), "signs",
+         ["duplicate asset name 'SPX'"]),
+        ("prior contradicts sign", lambda: fit(
+            R, F, None, None, [SIGN_HEADER, ["SPX", 1, None, None]],
+            [["asset", "Equity"], ["SPX", -0.5]]), "prior",
+         ["row 2, column 2: the prior -0.5 for (SPX, Equity) contradicts the sign 1",
+          "signs (row 2, column 2)"]),
+        ("text in prior", lambda: fit(R, F, None, None, None,
+                                      [["asset", "Equity"], ["SPX", "high"]]), "prior",
+         ["'high' is not a number"]),
+        ("prior for an unknown asset", lambda: fit(R, F, None, None, None,
+                                                   [["asset", "Equity"], ["XYZ", 1]]), "prior",
+         ["asset 'XYZ' is not in returns"]),
+        ("unknown setting", lambda: fit(R, F, None, None, None, None, [["foo", 1]]),
+         "settings", ["row 1, column 1: unknown setting 'foo'", "known settings:"]),
+        ("bad setting value", lambda: fit(R, F, None, None, None, None,
+                                          [["key", "value"], ["span", "long"]]), "settings",
+         ["row 2, column 2: span:"]),
+        ("setting out of range", lambda: fit(R, F, None, None, None, None,
+                                             [["span", 52], ["l1_weight", 2]]), "settings",
+         ["row 2, column 2: l1_weight must be in [0, 1], got 2.0"]),
+        ("repeated setting", lambda: fit(R, F, None, None, None, None,
+                                         [["span", 52], ["span", 26]]), "settings",
+         ["given twice"]),
+        ("settings with one column", lambda: fit(R, F, None, None, None, None, [["span"]]),
+         "settings", ["expected two columns"]),
+        ("negative lambda", lambda: fit(R, F, -1), "reg_lambda", ["-1 must be >= 0"]),
+        ("text lambda", lambda: fit(R, F, "big"), "reg_lambda", ["'big' is not a number"]),
+        ("#N/A lambda", lambda: fit(R, F, "#N/A"), "reg_lambda", ["Excel error value"]),
+        ("range as lambda", lambda: fit(R, F, [[1e-4], [1e-3]]), "reg_lambda",
+         ["expected a single value"]),
+        ("unknown model type", lambda: fit(R, F, None, "ridge"), "model_type",
+         ["'ridge' is not one of LASSO, GROUP_LASSO, HCGL, FCGL"]),
+        ("group lasso without groups", lambda: fit(R, F, None, "GROUP_LASSO"), "model_type",
+         ["needs a group for every asset"]),
+        ("group lasso in settings", lambda: fit(R, F, None, None, None, None,
+                                                [["model_type", "group"]]), "settings",
+         ["GROUP_LASSO needs a group"]),
+        ("clusters of a LASSO", lambda: udfs.FLASSO_CLUSTERS(R, F), "model_type",
+         ["LASSO does not group the assets"]),
+        ("resid vol without residuals", lambda: udfs.FLASSO_RESID_VOL(
+            [[*r[:2], None if 0 < i < 255 else r[2], *r[3:]] for i, r in enumerate(R)], F),
+         "returns", ["no residual variance for ['NDX']"]),
+        ("predict: unknown factor", lambda: udfs.FLASSO_PREDICT(
+            R, F, [[*F[0], "Momentum"], [*F[1], 0.1]]), "new_factors",
+         ["row 1, column 8: factor 'Momentum' is not in factors"]),
+        ("predict: no header row", lambda: udfs.FLASSO_PREDICT(R, F, F[-3:]), "new_factors",
+         ["row 1, column 2: factor '0.0158", "is the header row of factor names missing?"]),
+        ("predict: missing factor", lambda: udfs.FLASSO_PREDICT(
+            R, F, [row[:-1] for row in F[:3]]), "new_factors",
+         ["factor 'Inflation' of factors has no column"]),
+        ("cv: text lambdas", lambda: udfs.FLASSO_CV(R, F, [[1e-4], ["abc"]]), "lambdas",
+         ["row 2, column 1: 'abc' is not a number or 'auto'"]),
+        ("cv: negative lambdas", lambda: udfs.FLASSO_CV(R, F, [[1e-4, -2]]), "lambdas",
+         ["-2 is not a number >= 0"]),
+        ("cv: zero folds", lambda: udfs.FLASSO_CV(R, F, None, 0), "n_splits",
+         ["0 must be >= 1"]),
+        ("cv: fractional folds", lambda: udfs.FLASSO_CV(R, F, None, 2.5), "n_splits",
+         ["not a whole number"]),
+        ("cv: too many folds", lambda: udfs.FLASSO_CV(_short(R, 9), _short(F, 9),
+                                                      [[1e-4]], 20), "returns",
+         ["too few rows for cross-validation"]),
+        ("cv: bad cv setting", lambda: udfs.FLASSO_CV(R, F, None, None, [["cv_splits", "x"]]),
+         "settings", ["cv_splits"]),
+    ]
+
+
+def maxdiv_cases(R, F):
+    md = udfs.FLASSO_MAXDIV
+    return [
+        ("infeasible constraints", lambda: md(R, None, [["SPX >= 0.6"], ["NDX >= 0.6"]]),
+         "constraints", ["Infeasible", "'SPX >= 0.6'", "cells row 1, column 1, row 2, column 1"]),
+        ("infeasible settings", lambda: md(R, [["min_weights", 0.5]]), "settings",
+         ["Infeasible", "min_weights"]),
+        ("constraint syntax", lambda: md(R, None, [["constraint"], ["SPX <= 0.5"],
+                                                   ["SPX >== 0.6"]]), "constraints",
+         ["row 3, column 1: linear constraint 'SPX >== 0.6'"]),
+        ("unknown name in a constraint", lambda: md(R, None, ["Tech <= 0.3"]), "constraints",
+         ["row 1, column 1", "unknown asset, group or factor name 'Tech'"]),
+        ("#N/A constraint", lambda: md(R, None, [["#N/A"]]), "constraints",
+         ["Excel error value"]),
+        ("unknown portfolio setting", lambda: md(R, [["risk_aversion", 2]]), "settings",
+         ["row 1, column 1: unknown setting 'risk_aversion'"]),
+        ("bad covariance", lambda: md(R, [["covariance", "ledoit"]]), "settings",
+         ["'ledoit' is not one of sample, ewma, factor"]),
+        ("ewma without span", lambda: md(R, [["covariance", "ewma"]]), "settings",
+         ["needs a span"]),
+        ("span with sample", lambda: md(R, [["span", 52]]), "settings",
+         ["row 1, column 1: span is the EWMA span"]),
+        ("model key without factor covariance", lambda: md(R, [["reg_lambda", 1e-3]]),
+         "settings", ["reg_lambda is a factor-model setting"]),
+        ("factor covariance without factors", lambda: md(R, [["covariance", "factor"]]),
+         "factors", ["needs the factor returns"]),
+        ("factors without factor covariance", lambda: md(R, None, None, None, F), "factors",
+         ["only with covariance = factor"]),
+        ("factor dates differ", lambda: md(R, [["covariance", "factor"]], None, None, F[:-3]),
+         "returns", ["has no row in factors"]),
+        ("missing return with sample covariance", lambda: md(_set(R, 7, 2, None)), "returns",
+         ["'NDX' has no return on 2019-02-15"]),
+        ("group for an unknown asset", lambda: md(R, None, None,
+                                                  [["asset", "Sector"], ["MSFT", "Tech"]]),
+         "groups", ["row 2, column 1: asset 'MSFT' is not in returns"]),
+        ("group tag equals an asset", lambda: md(R, None, ["SPX <= 0.3"],
+                                                 [["asset", "Sector"], ["NDX", "SPX"]]),
+         "groups", ["'SPX' is both"]),
+        ("negative max_long", lambda: md(R, [["budget", "none"], ["max_long", -1]]), "settings",
+         ["row 2, column 2", "max_long"]),
+        ("bad weight bound text", lambda: md(R, [["max_weights", "lots"]]), "settings",
+         ["row 1, column 2: max_weights:"]),
+        ("too few return rows", lambda: md(_short(R, 1)), "returns", ["at least 2 observations"]),
+    ]
+
+
+@pytest.mark.filterwarnings("ignore:1 of 24 responses have fewer than warmup_period")
+def test_bad_input_corpus(R, F, fresh_cache):
+    cases = bad_cases(R, F) + maxdiv_cases(R, F)
+    assert len(cases) >= 25
+    for label, call, argument, fragments in cases:
+        try:
+            is_error(call(), argument, *fragments)
+        except AssertionError as err:
+            raise AssertionError(f"{label}: {err}") from None
+
+
+def test_error_messages_are_one_readable_cell(R, F):
+    out = udfs.FLASSO_FIT(R, F, None, None, [SIGN_HEADER, ["SPX", 1, "x", None]])
+    assert out == ("#FLASSO! signs: row 2, column 3: 'x' is not one of blank, 0, 1, -1, +, -")

@@ -1,0 +1,839 @@
+"""Worksheet functions ``=FLASSO_*(...)``: the factor model and the portfolio from a formula.
+
+This module is the host layer and stays thin: cells are turned into pandas objects by
+:mod:`xl_factorlasso.workbook._tables` (the same readers as the workbook refit, so the same
+messages), the numbers come from :mod:`xl_factorlasso.core`, and each function returns a
+labelled 2-D list that Excel spills (asset names down, factor names across, a corner label).
+
+One decorator set serves every runtime: ``from xlwings import func, arg`` resolves at import
+time to the classic COM decorators (Windows with pywin32), to the Office.js ones of xlwings
+Server / Lite (``XLWINGS_ON_SERVER=true``), or to pass-through no-ops (plain Linux/macOS), where
+the functions are ordinary Python callables taking the 2-D lists Excel would pass.
+
+Contract of every function
+--------------------------
+* Range arguments are read with ``ndim=2`` (always a list of rows) and ``err_to_str=True``
+  (``#N/A`` arrives as the text ``"#N/A"`` and is reported, instead of silently becoming a
+  blank). Omitted optional arguments and blank cells arrive as ``None``.
+* Dates: the classic add-in passes ``datetime``; Office.js passes Excel serial numbers (its
+  custom-function arguments carry no date type); ISO strings are accepted too. Returns and
+  factors must use the same kind of dates (they do when they come from the same workbook).
+* A problem never raises: the result is one cell ``#FLASSO! <argument>: <message>``.
+* NaN results are blank cells (``None``).
+* Results are cached on the *content* of the arguments (:mod:`._udf_cache`): every formula
+  with the same inputs shares one fit. :func:`cache_info` / :func:`cache_clear` inspect it.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+from xlwings import arg, func
+
+from ._udf_cache import CacheInfo, ContentCache, content_key
+from .core import (
+    LassoModel,
+    LassoModelCV,
+    LassoModelType,
+    SolveError,
+    assemble_factor_covariance,
+)
+from .core.optimization import (
+    EquationError,
+    InfeasibleProblemError,
+    MaximumDiversification,
+    OptimizationError,
+)
+from .workbook._errors import WorkbookInputError
+from .workbook._inputs import (
+    FitInputs,
+    check_labels,
+    fit_inputs,
+    same_dates,
+    tag_cell,
+)
+from .workbook._portfolio import (
+    MAXDIV_KEYS,
+    PortfolioSettings,
+    complete_rows,
+    portfolio_statistics,
+    read_portfolio_settings,
+)
+from .workbook._settings import (
+    CV_KEYS,
+    MODEL_KEYS,
+)
+from .workbook._tables import (
+    Block,
+    is_blank,
+    is_error,
+    panel_fast,
+    parse_keyvalue,
+    parse_list,
+    parse_matrix,
+    parse_number,
+    parse_panel,
+)
+
+__all__ = [
+    "FLASSO_CLUSTERS",
+    "FLASSO_COV",
+    "FLASSO_CV",
+    "FLASSO_FIT",
+    "FLASSO_INTERCEPT",
+    "FLASSO_MAXDIV",
+    "FLASSO_PREDICT",
+    "FLASSO_R2",
+    "FLASSO_RESID_VOL",
+    "FLASSO_VERSION",
+]
+
+ERROR_PREFIX = "#FLASSO!"
+CATEGORY = "xl-factorlasso"
+CACHE_SIZE = 64
+_MAX_MESSAGE = 1000
+
+# --------------------------------------------------------------------------- help texts
+# Excel's function wizard shows a function's docstring and each argument's ``doc``; the classic
+# add-in truncates both to 255 characters, so they are kept short. docs/functions.md has more.
+DOCS = {
+    "returns": "Asset returns: a header row of asset names, the first column dates, returns "
+               "below. A blank cell is a missing return.",
+    "factors": "Factor returns on the same dates: a header row of factor names, the first "
+               "column dates.",
+    "reg_lambda": "Optional penalty weight lambda >= 0 (default 1e-5). Overrides reg_lambda "
+                  "in settings.",
+    "model_type": "Optional LASSO, HCGL (clusters of assets) or FCGL (cluster x factor blocks); "
+                  "default LASSO. Overrides model_type in settings.",
+    "signs": "Optional sign constraints: assets down, factors across; blank = free, 0 = zero, "
+             "1 or + = non-negative, -1 or - = non-positive. May list a subset of assets.",
+    "prior": "Optional prior loadings (assets down, factors across) the penalty shrinks "
+             "towards; blank = 0. Must agree with signs.",
+    "settings": "Optional two-column range of key | value rows: span, l1_weight, n_clusters, "
+                "cutoff_fraction, warmup_period, annualization_factor, ...",
+    "new_factors": "Factor values to predict on: a header row of factor names, the first "
+                   "column dates.",
+    "lambdas": "Optional grid of reg_lambda values (a range of numbers) or \"auto\" (default: "
+               "20 values up to the lambda that zeroes the fit). Overrides cv_lambdas.",
+    "n_splits": "Optional number of expanding-window folds (default 5). Overrides cv_splits.",
+    "portfolio_settings": "Optional key | value rows: covariance (sample, ewma, factor), "
+                          "min_weights, max_weights, budget, span, l1_coef, risk_free_rate, "
+                          "annualization_factor, ...",
+    "constraints": "Optional linear constraints, one per cell, e.g. 'Equities <= 0.6' or "
+                   "'SPX >= 2*UST10'; names are assets, group tags or (factor covariance) "
+                   "factors.",
+    "groups": "Optional asset x grouping table: a header row of grouping names (e.g. Sector), "
+              "the first column assets, each cell a tag usable in constraints.",
+    "maxdiv_factors": "Optional factor returns (same layout and dates as returns); needed by "
+                      "covariance = factor in settings.",
+}
+
+#: True when ``xlwings.func`` is the Office.js decorator (xlwings Server or Lite).
+OFFICE_JS = getattr(func, "__module__", "").startswith("xlwings.pro")
+
+# How range arguments are read. Classic add-in: xlwings' value conversion (a list of rows; error
+# cells as "#N/A" text instead of blanks). Office.js: the JSON matrix as it comes ("raw"), cleaned
+# here (_clean_cells): xlwings 0.37.8's Office.js reader tries ``from pyodide.ffi import JsNull``
+# once per cell outside Pyodide (~50 us per cell, 1.3 s for a 500 x 60 panel), whereas the
+# arguments are already a list of rows there and only error objects need translating.
+_RANGE = {"convert": "raw"} if OFFICE_JS else {"ndim": 2, "err_to_str": True}
+_SCALAR = {"err_to_str": True}
+_OFFICE_JS_ERRORS = {
+    "Div0": "#DIV/0!", "NotAvailable": "#N/A", "Name": "#NAME?", "Null": "#NULL!",
+    "Num": "#NUM!", "Ref": "#REF!", "Value": "#VALUE!", "Spill": "#SPILL!", "Calc": "#CALC!",
+    "Busy": "#BUSY!", "Blocked": "#BLOCKED!", "Connect": "#CONNECT!", "Field": "#FIELD!",
+    "GettingData": "#GETTING_DATA",
+}
+
+
+# --------------------------------------------------------------------------- the cache
+_CACHE = ContentCache(CACHE_SIZE, cache_errors=(WorkbookInputError,))
+
+
+def cache_info() -> CacheInfo:
+    """Hits, misses, bound, size and number of computations of the shared result cache."""
+    return _CACHE.info()
+
+
+def cache_clear() -> None:
+    """Empty the shared result cache (e.g. after upgrading the package in a live process)."""
+    _CACHE.clear()
+
+
+def cache_resize(maxsize: int) -> None:
+    """Change how many distinct inputs are remembered (default 64)."""
+    _CACHE.resize(maxsize)
+
+
+def _content_key(*parts) -> bytes | None:
+    """The cache key of some arguments; values pickle cannot take (Pyodide's ``JsNull`` for an
+    empty cell in xlwings Lite) are cleaned first, so those calls are cached too."""
+    key = content_key(*parts)
+    return key if key is not None else content_key(*_clean_nested(list(parts)))
+
+
+# --------------------------------------------------------------------------- error handling
+def _message(text: str) -> str:
+    text = " ".join(str(text).split())  # one line: a cell is not a log
+    if len(text) > _MAX_MESSAGE:
+        text = text[: _MAX_MESSAGE - 3] + "..."
+    return f"{ERROR_PREFIX} {text}"
+
+
+def _guard(compute: Callable[[], list]) -> list | str:
+    """Run one worksheet function: its table, or a single ``#FLASSO!`` cell, never a raise."""
+    try:
+        return compute()
+    except WorkbookInputError as err:
+        return _message(str(err))
+    except Exception as err:  # noqa: BLE001 - nothing may escape to Excel as a traceback
+        return _message(f"internal error ({type(err).__name__}: {err}); please report it")
+
+
+def _arg_error(name: str, message: str) -> WorkbookInputError:
+    """``name: message`` (without repeating the name when the message already starts with it)."""
+    message = str(message)
+    if _starts_with_name(message, name):
+        message = message[len(name):].lstrip(" :")
+    return WorkbookInputError(message, name=name)
+
+
+def _starts_with_name(message: str, name: str) -> bool:
+    return re.match(rf"{re.escape(name)}(?![A-Za-z0-9_])", message) is not None
+
+
+def _core_error(err: Exception, sources: dict[str, str], default: str,
+                hints: tuple[tuple[str, str], ...] = ()) -> WorkbookInputError:
+    """A core ``ValueError`` as a message naming the worksheet argument it came from.
+
+    The core names its parameter first (``l1_weight must be in [0, 1]``); ``sources`` maps
+    parameter names to the argument that supplied them (``settings``, ``reg_lambda``, ...);
+    ``hints`` maps other message beginnings (``x:``, ``too few rows``) to an argument.
+    """
+    msg = str(err)
+    for param, source in sorted(sources.items(), key=lambda kv: -len(kv[0])):
+        if _starts_with_name(msg, param):
+            return _arg_error(source, msg)
+    for start, source in hints:
+        if msg.startswith(start):
+            return _arg_error(source, msg)
+    return _arg_error(default, msg)
+
+
+# --------------------------------------------------------------------------- cell helpers
+def _clean_value(v):
+    """One Office.js cell value as the classic conversion delivers it.
+
+    Error cells arrive as ``{"type": "Error", "basicValue": "#N/A", ...}`` (-> ``"#N/A"``), other
+    data types as ``{"type": ..., "basicValue": v}`` (-> ``v``) and, in Pyodide, empty cells as
+    ``JsNull`` (-> ``None``).
+    """
+    if isinstance(v, dict):
+        if v.get("type") == "Error":
+            return v.get("basicValue") or _OFFICE_JS_ERRORS.get(v.get("errorType"), "#VALUE!")
+        return v.get("basicValue")
+    if type(v).__name__ == "JsNull":
+        return None
+    return v
+
+
+def _clean_cells(value):
+    """A range argument as rows of cleaned values (see :func:`_rows`, :func:`_clean_value`)."""
+    return _clean_nested(_rows(value))
+
+
+def _clean_nested(value):
+    if isinstance(value, (list, tuple)):
+        return [_clean_nested(v) for v in value]
+    return _clean_value(value)
+
+
+def _rows(value):
+    """A range argument as a list of rows.
+
+    Office.js sends every argument as a matrix, but xlwings' ``to_scalar`` flattens a single
+    row to a flat list before a "raw" argument reaches us; make it a row again (what ``ndim=2``
+    does on the desktop). Elsewhere a flat list keeps :meth:`Block.of`'s meaning (a column).
+    """
+    if (OFFICE_JS and isinstance(value, (list, tuple)) and value
+            and not any(isinstance(v, (list, tuple)) for v in value)):
+        return [list(value)]
+    return value
+
+
+def _omitted(value) -> bool:
+    """An omitted optional argument: None, a blank cell, or a range of blank cells."""
+    if value is None:
+        return True
+    if isinstance(value, (list, tuple)):
+        return all(_omitted(v) for v in value)
+    if isinstance(value, np.ndarray):
+        return all(_omitted(v) for v in value.tolist())
+    return is_blank(_clean_value(value))
+
+
+def _norm_scalar(value):
+    """Unwrap ``[[x]]`` / ``[x]`` to ``x`` so that a cell and a literal hash alike."""
+    while isinstance(value, (list, tuple)) and len(value) == 1:
+        value = value[0]
+    return None if _omitted(value) else value
+
+
+def _norm_range(value):
+    return None if _omitted(value) else value
+
+
+def _scalar(name: str, value):
+    """One cell's value; a range of several non-blank cells is an error."""
+    value = _clean_cells(_norm_scalar(value))
+    if isinstance(value, (list, tuple, np.ndarray)):
+        cells = _flatten(value)
+        filled = [v for v in cells if not is_blank(v)]
+        if len(filled) != 1:
+            raise _arg_error(name, f"expected a single value, got a range of {len(cells)} cells")
+        value = filled[0]
+    if is_error(value):
+        raise _arg_error(name, f"{value.strip()} is an Excel error value")
+    return value
+
+
+def _flatten(value) -> list:
+    if isinstance(value, np.ndarray):
+        value = value.tolist()
+    if isinstance(value, (list, tuple)):
+        return [v for item in value for v in _flatten(item)]
+    return [value]
+
+
+def _number(name: str, value, *, minimum: float | None = None, whole: bool = False) -> float:
+    v = _scalar(name, value)
+    if isinstance(v, bool):
+        raise _arg_error(name, f"{v!r} is a TRUE/FALSE value, not a number")
+    try:
+        f = float(v) if isinstance(v, (int, float, np.number)) else float(str(v).strip())
+    except ValueError:
+        raise _arg_error(name, f"{v!r} is not a number") from None
+    if not math.isfinite(f):
+        raise _arg_error(name, f"{v!r} is not a finite number")
+    if whole and not f.is_integer():
+        raise _arg_error(name, f"{v!r} is not a whole number")
+    if minimum is not None and f < minimum:
+        raise _arg_error(name, f"{v!r} must be >= {minimum:g}")
+    return f
+
+
+def _optional_block(name: str, values) -> Block | None:
+    return None if _omitted(values) else Block.of(name, _clean_cells(values))
+
+
+def _cell(v):
+    """A Python value Excel accepts; NaN, infinities and None become a blank cell."""
+    if v is None:
+        return None
+    if isinstance(v, (bool, np.bool_)):
+        return bool(v)
+    if isinstance(v, (int, np.integer)):
+        return int(v)
+    if isinstance(v, (float, np.floating)):
+        return float(v) if math.isfinite(v) else None
+    if isinstance(v, pd.Timestamp):
+        return None if pd.isna(v) else v.to_pydatetime()
+    return v
+
+
+def _row_label(v):
+    if isinstance(v, pd.Timestamp):
+        return v.to_pydatetime()
+    return _cell(v)
+
+
+# --------------------------------------------------------------------------- panels
+def _panel(name: str, values, what: str) -> pd.DataFrame:
+    """``parse_panel`` of an argument; Office.js cell objects are cleaned only when needed."""
+    if _omitted(values):
+        raise _arg_error(name, f"the range is empty; expected a header row of {what} names, "
+                               "a first column of dates and numbers below")
+    raw = Block.of(name, _rows(values))
+    if panel_fast(raw.trimmed()) is not None:
+        return parse_panel(raw, what)
+    return parse_panel(Block.of(name, _clean_cells(values)), what)
+
+
+# --------------------------------------------------------------------------- fit inputs
+def _model_type_value(name: str, value) -> str:
+    v = _scalar(name, value)
+    try:
+        return LassoModelType.parse(v).name
+    except ValueError as err:
+        raise _arg_error(name, str(err)) from None
+
+
+def _settings_cell(block: Block | None, key: str) -> str | None:
+    if block is None:
+        return None
+    entry = parse_keyvalue(block).get(key)
+    return None if entry is None else block.cell(*entry[2])
+
+
+def _fit_inputs(returns, factors, reg_lambda=None, model_type=None, signs=None, prior=None,
+                settings=None) -> FitInputs:
+    """Parse and cross-check the arguments of the FLASSO fit functions (no solve)."""
+    y = _panel("returns", returns, "asset")
+    x = _panel("factors", factors, "factor")
+    overrides = {}
+    if not _omitted(reg_lambda):
+        overrides["reg_lambda"] = (_number("reg_lambda", reg_lambda, minimum=0.0), "reg_lambda")
+    if not _omitted(model_type):
+        overrides["model_type"] = (_model_type_value("model_type", model_type), "model_type")
+    inputs = fit_inputs(
+        y, x, names=("returns", "factors"),
+        signs=_optional_block("signs", signs), prior=_optional_block("prior", prior),
+        settings=_optional_block("settings", settings), overrides=overrides,
+        require_groups=False,
+    )
+    if LassoModelType.parse(inputs.params.get("model_type", "LASSO")) is (
+        LassoModelType.GROUP_LASSO
+    ):
+        raise _arg_error(
+            inputs.sources["model_type"],
+            "GROUP_LASSO needs a group for every asset, which the worksheet functions do not "
+            "take; use HCGL or FCGL (groups found from the data) or the workbook refit with "
+            "FL_GROUPS")
+    return inputs
+
+
+_FIT_HINTS = (
+    ("x:", "factors"), ("x ", "factors"), ("y:", "returns"), ("y ", "returns"),
+    ("too few rows", "returns"), ("no residual variance", "returns"),
+    ("cross-validation failed", "returns"),
+    ("factors_beta_loading_signs", "signs"), ("factors_beta_prior", "prior"),
+)
+
+
+def _fit_sources(inputs: FitInputs) -> dict[str, str]:
+    """Every LassoModel parameter name -> the argument a problem with it should name."""
+    sources = dict.fromkeys(MODEL_KEYS, "settings")
+    sources.update(inputs.sources)
+    sources["annualization_factor"] = "settings"
+    return sources
+
+
+def _settings_located(err: WorkbookInputError, inputs: FitInputs) -> WorkbookInputError:
+    """Point a ``settings: key ...`` message at the cell of that key's value."""
+    if err.name != "settings" or inputs.settings is None:
+        return err
+    key = next((k for k in inputs.params if _starts_with_name(err.detail, k)), None)
+    if key is None and _starts_with_name(err.detail, "annualization_factor"):
+        key = "annualization_factor"
+    cell = _settings_cell(inputs.settings, key) if key else None
+    if cell is None:
+        return err
+    return WorkbookInputError(f"{cell}: {err.detail}", name="settings")
+
+
+def _solve_error(err: SolveError) -> WorkbookInputError:
+    return WorkbookInputError(
+        f"the solver failed ({err}); try another solver (key solver) or reg_lambda",
+        name="settings")
+
+
+@dataclass
+class _Fitted:
+    """A fitted model and its inputs, shared by every function with the same arguments."""
+
+    inputs: FitInputs
+    model: LassoModel
+    _cov: tuple | None = None
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def covariance(self):
+        """The factor-model covariance (computed once, on first use)."""
+        with self._lock:
+            if self._cov is None:
+                try:
+                    self._cov = (True, assemble_factor_covariance(
+                        self.model, self.inputs.factors,
+                        annualization_factor=self.inputs.annualization_factor))
+                except ValueError as err:
+                    self._cov = (False, _settings_located(
+                        _core_error(err, _fit_sources(self.inputs), "returns", _FIT_HINTS),
+                        self.inputs))
+            ok, value = self._cov
+        if ok:
+            return value
+        raise value.with_traceback(None)
+
+
+def _fitted(returns, factors, reg_lambda, model_type, signs, prior, settings) -> _Fitted:
+    key = _content_key("fit", returns, factors, _norm_scalar(reg_lambda),
+                      _norm_scalar(model_type), _norm_range(signs), _norm_range(prior),
+                      _norm_range(settings))
+
+    def compute() -> _Fitted:
+        inputs = _fit_inputs(returns, factors, reg_lambda, model_type, signs, prior, settings)
+        try:
+            model = LassoModel(**inputs.params).fit(inputs.factors, inputs.returns)
+        except SolveError as err:
+            raise _solve_error(err) from None
+        except ValueError as err:
+            raise _settings_located(
+                _core_error(err, _fit_sources(inputs), "returns", _FIT_HINTS), inputs
+            ) from None
+        return _Fitted(inputs, model)
+
+    return _CACHE.get_or_compute(key, compute)
+
+
+# --------------------------------------------------------------------------- tables
+def _column_table(corner: str, columns: dict[str, pd.Series], rows) -> list:
+    header = [corner, *columns]
+    lookups = [s.to_dict() for s in columns.values()]
+    body = [[r, *(_cell(d.get(r)) for d in lookups)] for r in rows]
+    return [header, *body]
+
+
+def _frame_table(corner: str, frame: pd.DataFrame) -> list:
+    values = frame.to_numpy(dtype=float)
+    body = [[_row_label(label), *(v if math.isfinite(v) else None for v in row)]
+            for label, row in zip(frame.index, values.tolist(), strict=True)]
+    return [[corner, *map(str, frame.columns)], *body]
+
+
+# --------------------------------------------------------------------------- the factor model
+_FIT_ARGS = ("returns", "factors", "reg_lambda", "model_type", "signs", "prior", "settings")
+
+
+def _fit_decorators(fn):
+    """The arguments and help texts shared by FLASSO_FIT, _R2, _INTERCEPT, _CLUSTERS, ..."""
+    for name in reversed(_FIT_ARGS):
+        options = _SCALAR if name in ("reg_lambda", "model_type") else _RANGE
+        fn = arg(name, doc=DOCS[name], **options)(fn)
+    return func(category=CATEGORY, call_in_wizard=False)(fn)
+
+
+@_fit_decorators
+def FLASSO_FIT(returns, factors, reg_lambda=None, model_type=None, signs=None, prior=None,
+               settings=None):
+    """Sparse factor loadings (assets x factors) of a LASSO/group-LASSO factor model."""
+    def compute():
+        model = _fitted(returns, factors, reg_lambda, model_type, signs, prior, settings).model
+        return _frame_table("asset", model.coef_)
+
+    return _guard(compute)
+
+
+@_fit_decorators
+def FLASSO_R2(returns, factors, reg_lambda=None, model_type=None, signs=None, prior=None,
+              settings=None):
+    """In-sample R-squared of each asset under the fitted factor model."""
+    def compute():
+        model = _fitted(returns, factors, reg_lambda, model_type, signs, prior, settings).model
+        return _column_table("asset", {"r2": model.r2_}, model.coef_.index)
+
+    return _guard(compute)
+
+
+@_fit_decorators
+def FLASSO_INTERCEPT(returns, factors, reg_lambda=None, model_type=None, signs=None,
+                     prior=None, settings=None):
+    """Intercept (alpha) of each asset: mean return not explained by the factors."""
+    def compute():
+        model = _fitted(returns, factors, reg_lambda, model_type, signs, prior, settings).model
+        return _column_table("asset", {"intercept": model.alpha_const_}, model.coef_.index)
+
+    return _guard(compute)
+
+
+@_fit_decorators
+def FLASSO_CLUSTERS(returns, factors, reg_lambda=None, model_type=None, signs=None,
+                    prior=None, settings=None):
+    """Cluster of each asset found by an HCGL or FCGL factor model."""
+    def compute():
+        fitted = _fitted(returns, factors, reg_lambda, model_type, signs, prior, settings)
+        model = fitted.model
+        if model.clusters_ is None:
+            source = fitted.inputs.sources.get("model_type", "model_type")
+            kind = LassoModelType.parse(model.model_type).name
+            if model.coef_.shape[0] == 1:
+                raise _arg_error("returns", "one asset: there is nothing to cluster")
+            raise _arg_error(source, f"{kind} does not group the assets; set model_type to "
+                                     "HCGL or FCGL to find clusters")
+        return _column_table("asset", {"cluster": model.clusters_}, model.coef_.index)
+
+    return _guard(compute)
+
+
+@_fit_decorators
+def FLASSO_RESID_VOL(returns, factors, reg_lambda=None, model_type=None, signs=None,
+                     prior=None, settings=None):
+    """Total, systematic and residual volatility of each asset under the factor model."""
+    def compute():
+        fitted = _fitted(returns, factors, reg_lambda, model_type, signs, prior, settings)
+        vol = fitted.covariance().volatility
+        return _column_table("asset", {
+            "total_vol": vol["total"], "systematic_vol": vol["systematic"],
+            "residual_vol": vol["residual"]}, vol.index)
+
+    return _guard(compute)
+
+
+@_fit_decorators
+def FLASSO_COV(returns, factors, reg_lambda=None, model_type=None, signs=None, prior=None,
+               settings=None):
+    """Factor-model covariance of the assets, B Sigma_f B' + D (assets x assets)."""
+    def compute():
+        fitted = _fitted(returns, factors, reg_lambda, model_type, signs, prior, settings)
+        return _frame_table("asset", fitted.covariance().covariance)
+
+    return _guard(compute)
+
+
+@func(category=CATEGORY, call_in_wizard=False)
+@arg("returns", doc=DOCS["returns"], **_RANGE)
+@arg("factors", doc=DOCS["factors"], **_RANGE)
+@arg("new_factors", doc=DOCS["new_factors"], **_RANGE)
+@arg("reg_lambda", doc=DOCS["reg_lambda"], **_SCALAR)
+@arg("model_type", doc=DOCS["model_type"], **_SCALAR)
+@arg("signs", doc=DOCS["signs"], **_RANGE)
+@arg("prior", doc=DOCS["prior"], **_RANGE)
+@arg("settings", doc=DOCS["settings"], **_RANGE)
+def FLASSO_PREDICT(returns, factors, new_factors, reg_lambda=None, model_type=None, signs=None,
+                   prior=None, settings=None):
+    """Fitted asset returns (dates x assets) for new factor values, alpha + B x."""
+    def compute():
+        fitted = _fitted(returns, factors, reg_lambda, model_type, signs, prior, settings)
+        new = _panel("new_factors", new_factors, "factor")
+        block = Block.of("new_factors", _clean_cells(new_factors))
+        used = list(fitted.model.coef_.columns)
+        for label in new.columns:
+            if label not in set(used):
+                check_labels(block, [label], [], axis=1, what="factor", source="factors")
+        missing = [c for c in used if c not in set(new.columns)]
+        if missing:
+            raise _arg_error("new_factors", f"factor {missing[0]!r} of factors has no column")
+        pred = fitted.model.predict(new.loc[:, used])
+        return _frame_table(new.index.name or "date", pred)
+
+    return _guard(compute)
+
+
+# --------------------------------------------------------------------------- cross-validation
+def _lambdas_value(values):
+    """A range of numbers, ``auto``, ``default`` or a ``0.1, 0.01`` text -> the CV grid."""
+    block = Block.of("lambdas", _clean_cells(values)).trimmed()
+    cells = [(i, j, v) for i, row in enumerate(block.values) for j, v in enumerate(row)
+             if not is_blank(v)]
+    if len(cells) == 1 and isinstance(cells[0][2], str) and not is_error(cells[0][2]):
+        text = cells[0][2].strip().lower()
+        if text == "auto":
+            return "auto"
+        if text == "default":
+            return None
+        if "," in text or ";" in text:
+            try:
+                grid = [float(p) for p in text.replace(";", ",").split(",") if p.strip()]
+            except ValueError:
+                raise _arg_error("lambdas", f"{cells[0][2]!r} is not 'auto' or a list of "
+                                            "numbers") from None
+            return _checked_grid(grid)
+    grid = [parse_number(block, i, j, what="a number or 'auto'") for i, j, _v in cells]
+    return _checked_grid(grid)
+
+
+def _checked_grid(grid: list[float]) -> list[float]:
+    if not grid:
+        raise _arg_error("lambdas", "no value; give numbers >= 0 or 'auto'")
+    bad = [g for g in grid if not math.isfinite(g) or g < 0]
+    if bad:
+        raise _arg_error("lambdas", f"{bad[0]:g} is not a number >= 0")
+    return grid
+
+
+_CV_SOURCES = {"n_lambdas": "settings", "lambda_min_ratio": "settings"}
+
+
+@func(category=CATEGORY, call_in_wizard=False)
+@arg("returns", doc=DOCS["returns"], **_RANGE)
+@arg("factors", doc=DOCS["factors"], **_RANGE)
+@arg("lambdas", doc=DOCS["lambdas"], **_RANGE)
+@arg("n_splits", doc=DOCS["n_splits"], **_SCALAR)
+@arg("settings", doc=DOCS["settings"], **_RANGE)
+def FLASSO_CV(returns, factors, lambdas=None, n_splits=None, settings=None):
+    """Cross-validated R-squared per reg_lambda and fold, their mean and the best lambda."""
+    def compute():
+        key = _content_key("cv", returns, factors, _norm_range(lambdas), _norm_scalar(n_splits),
+                          _norm_range(settings))
+        cvm = _CACHE.get_or_compute(key, lambda: _cross_validate(
+            returns, factors, lambdas, n_splits, settings))
+        scores = cvm.cv_scores_
+        table = [["reg_lambda", *scores.columns, "mean", "best"]]
+        for lam, row in scores.iterrows():
+            table.append([float(lam), *(_cell(v) for v in row), _cell(cvm.mean_scores_[lam]),
+                          "best" if lam == cvm.best_lambda_ else None])
+        return table
+
+    return _guard(compute)
+
+
+def _cross_validate(returns, factors, lambdas, n_splits, settings) -> LassoModelCV:
+    inputs = _fit_inputs(returns, factors, settings=settings)
+    sources = {**_fit_sources(inputs), **_CV_SOURCES,
+               "lambdas": "settings", "n_splits": "settings"}
+    grid = inputs.cv.get("cv_lambdas", "auto")
+    if not _omitted(lambdas):
+        grid = _lambdas_value(lambdas)
+        sources["lambdas"] = "lambdas"
+    splits = inputs.cv.get("cv_splits", 5)
+    if not _omitted(n_splits):
+        splits = int(_number("n_splits", n_splits, minimum=1, whole=True))
+        sources["n_splits"] = "n_splits"
+    cv = LassoModelCV(
+        lambdas=grid,
+        n_splits=splits,
+        base_model=LassoModel(**inputs.params),
+        refit=False,
+        n_lambdas=inputs.cv.get("cv_n_lambdas", 20),
+        lambda_min_ratio=inputs.cv.get("cv_lambda_min_ratio", 1e-3),
+    )
+    try:
+        return cv.fit(inputs.factors, inputs.returns)
+    except SolveError as err:
+        raise _solve_error(err) from None
+    except ValueError as err:
+        raise _core_error(err, sources, "returns", _FIT_HINTS) from None
+
+
+# --------------------------------------------------------------------------- the portfolio
+def _constraint_cell(constraints: list[tuple[str, str]], text: str) -> str | None:
+    return next((cell for t, cell in constraints if t == text), None)
+
+
+def _maxdiv_error(err: Exception, ps: PortfolioSettings,
+                  constraints: list[tuple[str, str]]) -> WorkbookInputError:
+    msg = str(err)
+    if isinstance(err, EquationError):
+        quoted = re.match(r"linear constraint (['\"])(.*?)\1:", msg)
+        cell = _constraint_cell(constraints, quoted.group(2)) if quoted else None
+        return WorkbookInputError(f"{cell}: {msg}" if cell else msg, name="constraints")
+    if isinstance(err, InfeasibleProblemError):
+        texts = {f"{t!r}": cell for t, cell in constraints}
+        cells = [texts[c] for c in err.conflicts if c in texts]
+        if cells:
+            return WorkbookInputError(f"{msg} (cells {', '.join(cells)})", name="constraints")
+        return WorkbookInputError(msg, name="settings")
+    if isinstance(err, OptimizationError):
+        return WorkbookInputError(f"the optimisation failed: {msg}", name="settings")
+    if msg.startswith("X "):  # the optimiser's name for the returns
+        return _arg_error("returns", "the range " + msg[2:])
+    sources = dict.fromkeys(MAXDIV_KEYS, "settings")
+    sources.update({"groups": "groups", "linear_constraints": "constraints"})
+    located = _core_error(err, sources, "settings", (("'", "groups"),))
+    if located.name == "settings" and ps.block is not None:
+        key = next((k for k in MAXDIV_KEYS if _starts_with_name(located.detail, k)), None)
+        cell = _settings_cell(ps.block, key) if key else None
+        if cell:
+            return WorkbookInputError(f"{cell}: {located.detail}", name="settings")
+    return located
+
+
+@dataclass
+class _PortfolioResult:
+    weights: pd.Series
+    stats: list
+
+
+def _optimise(returns, settings, constraints, groups, factors) -> _PortfolioResult:
+    y = _panel("returns", returns, "asset")
+    ps = read_portfolio_settings(_optional_block("settings", settings))
+    assets = list(y.columns)
+    constraint_list = []
+    cblock = _optional_block("constraints", constraints)
+    if cblock is not None:
+        constraint_list = parse_list(cblock)
+    group_map = None
+    gblock = _optional_block("groups", groups)
+    if gblock is not None:
+        tags = parse_matrix(gblock, rows_what="asset", cols_what="grouping", cell=tag_cell)
+        check_labels(gblock, tags.index, assets, axis=0, what="asset", source="returns")
+        group_map = {a: [t for t in tags.loc[a] if t] for a in tags.index}
+    params = dict(ps.params)
+    if constraint_list:
+        params["linear_constraints"] = [t for t, _c in constraint_list]
+    if group_map is not None:
+        params["groups"] = group_map
+    x = None
+    if ps.covariance == "factor":
+        if _omitted(factors):
+            raise _arg_error("factors", "covariance = factor (settings) needs the factor "
+                                        "returns in the factors argument")
+        x = _panel("factors", factors, "factor")
+        same_dates(y, x, ("returns", "factors"))
+        sources = {**dict.fromkeys(MODEL_KEYS, "settings")}
+        try:
+            model = LassoModel(**ps.model).fit(x, y)
+            cov = assemble_factor_covariance(model, x)
+        except SolveError as err:
+            raise _solve_error(err) from None
+        except ValueError as err:
+            raise _core_error(err, sources, "returns", _FIT_HINTS) from None
+        params["covariance"] = cov
+        fit_x = None
+    else:
+        if not _omitted(factors):
+            raise _arg_error("factors", "factor returns are used only with covariance = factor "
+                                        "in settings")
+        fit_x = complete_rows(y, "returns", "(trim the range or use covariance = factor in "
+                                             "settings)")
+    estimator = MaximumDiversification(**params)
+    try:
+        estimator.fit(fit_x)
+        complete = y.dropna()
+        portfolio = estimator.predict(complete) if len(complete) >= 2 else None
+    except (ValueError, OptimizationError) as err:
+        raise _maxdiv_error(err, ps, constraint_list) from None
+    weights = estimator.weights_.reindex(assets)
+    stats = portfolio_statistics(estimator, portfolio, ps)
+    stats.append(["covariance", ps.covariance])
+    return _PortfolioResult(weights, stats)
+
+
+@func(category=CATEGORY, call_in_wizard=False)
+@arg("returns", doc=DOCS["returns"], **_RANGE)
+@arg("settings", doc=DOCS["portfolio_settings"], **_RANGE)
+@arg("constraints", doc=DOCS["constraints"], **_RANGE)
+@arg("groups", doc=DOCS["groups"], **_RANGE)
+@arg("factors", doc=DOCS["maxdiv_factors"], **_RANGE)
+def FLASSO_MAXDIV(returns, settings=None, constraints=None, groups=None, factors=None):
+    """Maximum-diversification weights per asset, then the portfolio's statistics."""
+    def compute():
+        key = _content_key("maxdiv", returns, _norm_range(settings), _norm_range(constraints),
+                          _norm_range(groups), _norm_range(factors))
+        result = _CACHE.get_or_compute(
+            key, lambda: _optimise(returns, settings, constraints, groups, factors))
+        table = [["asset", "weight"]]
+        table += [[a, _cell(w)] for a, w in result.weights.items()]
+        table += [[None, None], ["statistic", "value"]]
+        table += [list(row) for row in result.stats]
+        return table
+
+    return _guard(compute)
+
+
+# --------------------------------------------------------------------------- version
+@func(category=CATEGORY)
+def FLASSO_VERSION():
+    """Version of the xl-factorlasso package that computes the FLASSO functions."""
+    from . import __version__
+
+    return __version__
+
+
+# MODEL_KEYS / CV_KEYS are re-exported for docs/functions.md and the tests.
+SETTINGS_KEYS = {"fit": sorted({*MODEL_KEYS, *CV_KEYS, "annualization_factor"}),
+                 "portfolio": sorted(MAXDIV_KEYS)}
