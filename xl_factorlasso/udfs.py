@@ -359,9 +359,9 @@ def _panel(name: str, values, what: str) -> pd.DataFrame:
     if _omitted(values):
         raise _arg_error(name, f"the range is empty; expected a header row of {what} names, "
                                "a first column of dates and numbers below")
-    raw = Block.of(name, _rows(values))
-    if panel_fast(raw.trimmed()) is not None:
-        return parse_panel(raw, what)
+    frame = panel_fast(Block.of(name, _rows(values)).trimmed())
+    if frame is not None:
+        return frame
     return parse_panel(Block.of(name, _clean_cells(values)), what)
 
 
