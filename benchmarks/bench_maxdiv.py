@@ -75,17 +75,6 @@ def config_params(name: str, n: int) -> dict:
     return {}
 
 
-def ols_factor_covariance(X: pd.DataFrame, F: pd.DataFrame) -> FactorCovariance:
-    design = np.column_stack([np.ones(len(F)), F.to_numpy()])
-    coef, *_ = np.linalg.lstsq(design, X.to_numpy(), rcond=None)
-    residual = X.to_numpy() - design @ coef
-    return FactorCovariance(
-        loadings=pd.DataFrame(coef[1:].T, index=X.columns, columns=F.columns),
-        factor_covariance=F.cov(),
-        residual_variance=pd.Series(residual.var(axis=0, ddof=1), index=X.columns),
-    )
-
-
 def ratio(w: np.ndarray, cov: np.ndarray, l1: float = 0.0) -> float:
     sigma = np.sqrt(np.diag(cov))
     return float(sigma @ w / (np.sqrt(w @ cov @ w) + l1 * np.abs(w).sum()))
@@ -146,7 +135,7 @@ def main() -> None:
             d_ours, d_sk = ratio(ours.weights_.to_numpy(), cov, l1), ratio(sk.weights_, cov, l1)
             rows.append((n, cfg, "sample", t_ours, t_sk, d_ours, d_sk))
         if n == max(args.sizes):
-            t_ols, fc = timed(lambda X=X, F=F: ols_factor_covariance(X, F), args.repeats)
+            t_ols, fc = timed(lambda X=X, F=F: FactorCovariance.from_ols(X, F), args.repeats)
             prior = TimeSeriesFactorModel(
                 loading_matrix_estimator=LoadingMatrixRegression(LinearRegression())
             )

@@ -404,25 +404,12 @@ def test_results_do_not_depend_on_the_level_of_returns(synthetic50):
 # --------------------------------------------------------------------- factor covariance
 
 
-def ols_factor_covariance(X, F):
-    """B, Sigma_f, D by OLS with intercept, as skfolio's TimeSeriesFactorModel with
-    LinearRegression; residual variance with ddof=1."""
-    design = np.column_stack([np.ones(len(F)), F.to_numpy()])
-    coef, *_ = np.linalg.lstsq(design, X.to_numpy(), rcond=None)
-    residual = X.to_numpy() - design @ coef
-    return FactorCovariance(
-        loadings=pd.DataFrame(coef[1:].T, index=X.columns, columns=F.columns),
-        factor_covariance=F.cov(),
-        residual_variance=pd.Series(residual.var(axis=0, ddof=1), index=X.columns),
-    )
-
-
 def test_factor_covariance_matches_skfolio_time_series_factor_model(sp500_factors):
     from skfolio.prior import LoadingMatrixRegression, TimeSeriesFactorModel
     from sklearn.linear_model import LinearRegression
 
     X, F = sp500_factors
-    fc = ols_factor_covariance(X, F)
+    fc = FactorCovariance.from_ols(X, F)
     model = MaximumDiversification(covariance=fc).fit(X)
     prior = TimeSeriesFactorModel(loading_matrix_estimator=LoadingMatrixRegression(
         LinearRegression()))
@@ -459,7 +446,7 @@ def test_factor_cone_has_no_dense_n_by_n_block():
     X = make_returns(n, 600, 5)
     rng = np.random.default_rng(1)
     F = pd.DataFrame(rng.normal(0, 0.01, (600, 4)), columns=list("abcd"))
-    fc = ols_factor_covariance(X, F)
+    fc = FactorCovariance.from_ols(X, F)
     dense = MaximumDiversification(covariance=fc.covariance, save_problem=True).fit(X)
     factor = MaximumDiversification(covariance=fc, save_problem=True).fit(X)
     data, _, _ = factor.problem_.get_problem_data(cp.CLARABEL)
@@ -476,7 +463,7 @@ def test_factor_cone_has_no_dense_n_by_n_block():
 
 def test_factor_names_in_linear_constraints(sp500_factors):
     X, F = sp500_factors
-    fc = ols_factor_covariance(X, F)
+    fc = FactorCovariance.from_ols(X, F)
     B = fc.loadings
     model = MaximumDiversification(
         covariance=fc, min_weights=-0.5,
@@ -496,7 +483,7 @@ def test_factor_names_in_linear_constraints(sp500_factors):
 def test_factor_covariance_without_returns():
     X = make_returns(30, 300, 9)
     rng = np.random.default_rng(2)
-    fc = ols_factor_covariance(X, pd.DataFrame(rng.normal(0, 0.01, (300, 3)), columns=list("xyz")))
+    fc = FactorCovariance.from_ols(X, pd.DataFrame(rng.normal(0, 0.01, (300, 3)), columns=list("xyz")))
     with_x = MaximumDiversification(covariance=fc).fit(X).weights_
     without = MaximumDiversification(covariance=fc).fit().weights_
     pd.testing.assert_series_equal(with_x, without)

@@ -65,6 +65,23 @@ class FactorCovariance:
             index=self.assets,
         )
 
+    @classmethod
+    def from_ols(cls, returns: pd.DataFrame, factors: pd.DataFrame) -> FactorCovariance:
+        """Unpenalised time-series factor model (OLS with intercept per asset).
+
+        ``Sigma_x`` is the sample covariance of the factors and ``D`` the residual variances,
+        both with ``ddof=1``: skfolio's ``TimeSeriesFactorModel`` with a ``LinearRegression``.
+        Inputs must be complete (no missing values).
+        """
+        design = np.column_stack([np.ones(len(factors)), factors.to_numpy(dtype=float)])
+        coef, *_ = np.linalg.lstsq(design, returns.to_numpy(dtype=float), rcond=None)
+        residual = returns.to_numpy(dtype=float) - design @ coef
+        return cls(
+            loadings=pd.DataFrame(coef[1:].T, index=returns.columns, columns=factors.columns),
+            factor_covariance=factors.cov(),
+            residual_variance=pd.Series(residual.var(axis=0, ddof=1), index=returns.columns),
+        )
+
     def sqrt_components(self) -> tuple[np.ndarray, np.ndarray]:
         """Factors of ``Sigma_y = F F' + diag(d)**2`` with ``F = B chol(Sigma_x)`` (N x M).
 
