@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from hypothesis import HealthCheck, assume, given, settings
+from hypothesis import example, HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 from xl_factorlasso.core.optimization import (
@@ -113,6 +113,7 @@ equations = st.builds(
 
 @SETTINGS
 @given(equations)
+@example(Equation(coefficients={"Equity": 1.0}, comparison="<=", constant=-0.0))
 def test_round_trip_format_then_parse(equation):
     text = format_equation(equation)
     again = parse_equation(text, NAMES)

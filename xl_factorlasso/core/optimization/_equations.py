@@ -305,7 +305,8 @@ def format_equation(equation: Equation) -> str:
         raise ValueError("an equation needs at least one name")
     lhs = ("-" if parts[0][0] == "-" else "") + parts[0][1]
     lhs += "".join(f" {sign} {term}" for sign, term in parts[1:])
-    return f"{lhs} {equation.comparison} {_format_number(equation.constant)}"
+    # + 0.0 turns -0.0 into 0.0: the parser reads "-0.0" back as 0.0
+    return f"{lhs} {equation.comparison} {_format_number(equation.constant + 0.0)}"
 
 
 def equations_to_matrix(
