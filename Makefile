@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test bench lint clean setup
+.PHONY: demo test bench lint clean setup templates
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -24,6 +24,9 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_fit.py
 	$(BIN)/python benchmarks/bench_maxdiv.py
 	@if [ -f benchmarks/bench_udf.py ]; then $(BIN)/python benchmarks/bench_udf.py; fi
+
+templates: $(STAMP)
+	$(BIN)/python workbook_template/build.py
 
 lint: $(STAMP)
 	$(BIN)/ruff check xl_factorlasso tests benchmarks examples

@@ -1,0 +1,529 @@
+"""The committed workbook templates (workbook_template/): VBA, ribbon, names, jobs, drift.
+
+Checked on the files users get (``workbook_template/factorlasso_template.xlsx`` / ``.xlsm``):
+
+* the VBA project, read back by oletools (an independent reader of [MS-OVBA]/[MS-CFB]), holds
+  ``src/FactorLassoRibbon.bas`` exactly, plus one document module per sheet and the workbook;
+* the ribbon part is ``src/customUI14.xml``, linked from ``_rels/.rels`` with the extensibility
+  relationship, and every ``onAction`` names a ``Sub X(control As IRibbonControl)`` of the .bas;
+* every FL_* contract name resolves, ``xl-factorlasso inspect`` finds no problem, and
+  ``xl-factorlasso refit --cv --portfolio`` writes the outputs and keeps VBA and ribbon bytes;
+* the Formulas sheet: each ``=FLASSO_*`` example is a dynamic-array formula on the FL_* names,
+  computes without error in Python and has room to spill;
+* LibreOffice headless (when installed) opens both templates, the names resolve in the converted
+  file and its Basic import of the module is our source;
+* drift: ``python workbook_template/build.py`` rebuilds the same member contents.
+
+What Excel itself does with the files (rendering the tab, compiling the VBA, RunPython) cannot be
+run here; see workbook_template/README.md.
+"""
+
+from __future__ import annotations
+
+import html
+import importlib.util
+import os
+import random
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+import olefile
+import pytest
+from lxml import etree
+from oletools.olevba import VBA_Parser, decompress_stream
+
+from xl_factorlasso import load_demo_panel
+from xl_factorlasso.cli import main as cli_main
+from xl_factorlasso.workbook import CONTRACT, OUTPUTS, XlsxFileIO
+from xl_factorlasso.workbook._xlsx import XlsxPackage
+
+ROOT = Path(__file__).resolve().parents[1]
+TEMPLATE_DIR = ROOT / "workbook_template"
+XLSX = TEMPLATE_DIR / "factorlasso_template.xlsx"
+XLSM = TEMPLATE_DIR / "factorlasso_template.xlsm"
+BAS = TEMPLATE_DIR / "src" / "FactorLassoRibbon.bas"
+CUSTOM_UI = TEMPLATE_DIR / "src" / "customUI14.xml"
+
+CT = "http://schemas.openxmlformats.org/package/2006/content-types"
+PR = "http://schemas.openxmlformats.org/package/2006/relationships"
+MAIN = "http://schemas.openxmlformats.org/spreadsheetml/2006/main"
+REL = "http://schemas.openxmlformats.org/officeDocument/2006/relationships"
+RT_UI = "http://schemas.microsoft.com/office/2007/relationships/ui/extensibility"
+RT_VBA = "http://schemas.microsoft.com/office/2006/relationships/vbaProject"
+CUSTOMUI_NS = "http://schemas.microsoft.com/office/2009/07/customui"
+XLSM_MAIN = "application/vnd.ms-excel.sheet.macroEnabled.main+xml"
+XLSX_MAIN = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet.main+xml"
+RIBBON_PARTS = ("xl/vbaProject.bin", "customUI/customUI14.xml", "_rels/.rels")
+BUTTONS = ["Refit", "Cross-validate", "Optimise portfolio", "Clear outputs", "Help"]
+SHEETS = ["Start", "Returns", "Factors", "Signs", "Prior", "Settings", "Results", "Portfolio",
+          "Formulas", "xlwings.conf"]
+BOTH = pytest.mark.parametrize("template", [XLSX, XLSM], ids=["xlsx", "xlsm"])
+
+
+def _load_build():
+    spec = importlib.util.spec_from_file_location("factorlasso_template_build",
+                                                  TEMPLATE_DIR / "build.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+build = _load_build()
+import vbaproject  # noqa: E402  (workbook_template/, put on sys.path by build.py)
+
+
+def _members(path) -> dict[str, bytes]:
+    with zipfile.ZipFile(path) as zf:
+        assert zf.testzip() is None
+        return {n: zf.read(n) for n in zf.namelist()}
+
+
+def _xml(data: bytes):
+    return etree.fromstring(data)
+
+
+def _rels(members, part) -> list[tuple[str, str]]:
+    return [(r.get("Type"), r.get("Target")) for r in _xml(members[part])]
+
+
+def _sheet_parts(members) -> dict[str, str]:
+    """sheet name -> worksheet part name."""
+    rels = {r.get("Id"): r.get("Target") for r in _xml(members["xl/_rels/workbook.xml.rels"])}
+    out = {}
+    for s in _xml(members["xl/workbook.xml"]).iter(f"{{{MAIN}}}sheet"):
+        target = rels[s.get(f"{{{REL}}}id")]
+        out[s.get("name")] = target.lstrip("/") if target.startswith("/") else "xl/" + target
+    return out
+
+
+def _bas_text() -> str:
+    return BAS.read_text(encoding="ascii")
+
+
+def _without_attributes(code: str) -> str:
+    lines = code.replace("\r\n", "\n").split("\n")
+    return "\n".join(line for line in lines if not line.startswith("Attribute VB_"))
+
+
+def _module_name() -> str:
+    return re.match(r'Attribute VB_Name = "(\w+)"', _bas_text()).group(1)
+
+
+def _ribbon_subs() -> set[str]:
+    return set(re.findall(r"^Public Sub (\w+)\(control As IRibbonControl\)$", _bas_text(), re.M))
+
+
+@pytest.fixture(scope="module")
+def committed():
+    missing = [p.name for p in (XLSX, XLSM) if not p.exists()]
+    if missing:
+        pytest.fail(f"not built: {missing}; run python workbook_template/build.py")
+    return {XLSX: _members(XLSX), XLSM: _members(XLSM)}
+
+
+# =============================================================================== the VBA project
+def test_olevba_reads_back_the_bas_source_exactly(committed):
+    parser = VBA_Parser(str(XLSM))
+    try:
+        assert parser.detect_vba_macros()
+        modules = {name: code for _f, _s, name, code in parser.extract_macros()}
+    finally:
+        parser.close()
+    name = _module_name()
+    code = modules[f"{name}.bas"]
+    # stored text = the .bas with CRLF line ends (the Attribute header included, as VBA keeps it)
+    assert code == _bas_text().replace("\n", "\r\n")
+    assert _without_attributes(code) == _without_attributes(_bas_text())
+    # the document modules of the workbook and of every sheet, and nothing else
+    codenames = _code_names(committed[XLSM])
+    assert set(modules) == {f"{name}.bas"} | {f"{c}.cls" for c in codenames}
+    for c in codenames:
+        assert modules[f"{c}.cls"].startswith(f'Attribute VB_Name = "{c}"\r\n')
+
+
+def test_xlsx_has_no_macros_and_no_ribbon(committed):
+    members = committed[XLSX]
+    assert not [n for n in members if n.endswith(".bin") or n.startswith("customUI")]
+    assert RT_UI not in {t for t, _ in _rels(members, "_rels/.rels")}
+    parser = VBA_Parser(str(XLSX))
+    try:
+        assert not parser.detect_vba_macros()
+    finally:
+        parser.close()
+
+
+def _code_names(members) -> list[str]:
+    """The workbook's codeName, then each sheet's, in workbook order."""
+    book = _xml(members["xl/workbook.xml"])
+    names = [book.find(f"{{{MAIN}}}workbookPr").get("codeName")]
+    for _sheet, part in _sheet_parts(members).items():
+        pr = _xml(members[part]).find(f"{{{MAIN}}}sheetPr")
+        names.append(pr.get("codeName") if pr is not None else None)
+    return names
+
+
+def test_vba_project_structure(committed):
+    members = committed[XLSM]
+    ole = olefile.OleFileIO(members["xl/vbaProject.bin"], raise_defects=olefile.DEFECT_INCORRECT)
+    try:
+        codenames = _code_names(members)
+        assert codenames[0] == "ThisWorkbook" and None not in codenames
+        streams = {"/".join(e) for e in ole.listdir()}
+        assert streams == {"PROJECT", "PROJECTwm", "VBA/_VBA_PROJECT", "VBA/dir",
+                           *(f"VBA/{c}" for c in codenames), f"VBA/{_module_name()}"}
+        # no p-code: version 0xFFFF tells Office to compile the source ([MS-OVBA] 2.3.4.1)
+        assert ole.openstream("VBA/_VBA_PROJECT").read() == b"\xcc\x61\xff\xff\x00\x00\x00"
+        project = ole.openstream("PROJECT").read().decode("cp1252")
+        assert f"Module={_module_name()}\r\n" in project
+        for c in codenames:
+            assert f"Document={c}/&H00000000\r\n" in project
+        fields = dict(re.findall(r'^(CMG|DPB|GC)="([0-9A-F]+)"', project, re.M))
+        assert vbaproject.decrypt(fields["CMG"]) == bytes(4)  # not protected
+        assert vbaproject.decrypt(fields["DPB"]) == b"\x00"  # no password
+        assert vbaproject.decrypt(fields["GC"]) == b"\xff"  # visible
+        directory = decompress_stream(bytearray(ole.openstream("VBA/dir").read()))
+        # IRibbonControl comes from the Office object library
+        assert b"{2DF8D04C-5BFA-101B-BDE5-00AA0044DE52}" in directory
+        _check_red_black(ole)
+    finally:
+        ole.close()
+
+
+RED, BLACK = 0, 1  # [MS-CFB] 2.6.1 Color Flag (olefile's comment has them the other way round)
+
+
+def _check_red_black(ole) -> None:
+    """Every storage's children form a red-black binary search tree ([MS-CFB] 2.6.4)."""
+    entries = ole.direntries
+
+    def walk(sid, lo_key, hi_key):
+        if sid == olefile.NOSTREAM:
+            return 1
+        e = entries[sid]
+        key = (len(e.name), e.name.upper())
+        assert (lo_key is None or lo_key < key) and (hi_key is None or key < hi_key)
+        if e.color == RED:
+            for child in (e.sid_left, e.sid_right):
+                assert child == olefile.NOSTREAM or entries[child].color == BLACK
+        left, right = walk(e.sid_left, lo_key, key), walk(e.sid_right, key, hi_key)
+        assert left == right
+        return left + (e.color == BLACK)
+
+    for e in entries:
+        if e is not None and e.entry_type in (olefile.STGTY_ROOT, olefile.STGTY_STORAGE):
+            if e.sid_child != olefile.NOSTREAM:
+                assert entries[e.sid_child].color == BLACK
+            walk(e.sid_child, None, None)
+
+
+def test_compression_is_read_back_by_oletools():
+    """[MS-OVBA] 2.4.1 compression against oletools' decompressor, with long repeats."""
+    rng = random.Random(5)
+    text = _bas_text().encode("ascii")
+    cases = [b"a", b"abc" * 2000, text * 7, bytes(rng.randrange(256) for _ in range(5000)),
+             b"".join(rng.choice([b"Sub ", b"End Sub\r\n", b" ", b"x" * 40]) for _ in range(3000))]
+    for data in cases:
+        back = bytes(decompress_stream(bytearray(vbaproject.compress(data))))
+        # an incompressible final chunk is stored raw and padded to 4096 bytes (2.4.1.3.10)
+        assert back[: len(data)] == data and not back[len(data):].strip(b"\x00")
+
+
+def test_decryption_agrees_with_an_excel_written_project():
+    """The CMG/DPB/GC of xlwings' quickstart.xlsm (saved by Excel) decode to the known values."""
+    import xlwings
+
+    path = Path(xlwings.__file__).parent / "quickstart.xlsm"
+    if not path.exists():
+        pytest.skip("xlwings' quickstart.xlsm is not installed")
+    bin_ = zipfile.ZipFile(path).read("xl/vbaProject.bin")
+    ole = olefile.OleFileIO(bin_)
+    project = ole.openstream("PROJECT").read().decode("cp1252")
+    ole.close()
+    fields = dict(re.findall(r'^(CMG|DPB|GC)="([0-9A-F]+)"', project, re.M))
+    assert vbaproject.decrypt(fields["CMG"]) == bytes(4)
+    assert vbaproject.decrypt(fields["DPB"]) == b"\x00"
+    assert vbaproject.decrypt(fields["GC"]) == b"\xff"
+    project_id = re.search(r'^ID="(\{[0-9A-F-]+\})"', project, re.M).group(1)
+    for seed in (0, 0x13, 0x26, 0xFF):
+        ignored = bytes(range((seed & 6) // 2))
+        hex_text = vbaproject.encrypt(project_id, b"\x00\xff", seed, ignored)
+        assert vbaproject.decrypt(hex_text) == b"\x00\xff"
+
+
+# =============================================================================== ribbon + parts
+def test_custom_ui_is_linked_and_every_action_is_a_sub(committed):
+    members = committed[XLSM]
+    assert members["customUI/customUI14.xml"] == CUSTOM_UI.read_bytes()
+    assert (RT_UI, "customUI/customUI14.xml") in _rels(members, "_rels/.rels")
+    root = _xml(members["customUI/customUI14.xml"])  # well-formed
+    assert root.tag == f"{{{CUSTOMUI_NS}}}customUI"
+    tabs = list(root.iter(f"{{{CUSTOMUI_NS}}}tab"))
+    assert [t.get("label") for t in tabs] == ["Factor LASSO"]
+    buttons = list(root.iter(f"{{{CUSTOMUI_NS}}}button"))
+    assert [b.get("label") for b in buttons] == BUTTONS
+    ids = [e.get("id") for e in root.iter() if e.get("id")]
+    assert len(ids) == len(set(ids))
+    module, subs = _module_name(), _ribbon_subs()
+    actions = [e.get("onAction") for e in root.iter() if e.get("onAction")]
+    assert len(actions) == len(BUTTONS)
+    for action in actions:
+        mod, _, sub = action.partition(".")
+        assert mod == module and sub in subs, action
+    # each ribbon Sub calls its ribbon.py entry point through the xlwings add-in's RunPython
+    from xl_factorlasso import ribbon
+
+    text = _bas_text()
+    for entry in ("refit_caller", "refit_cv_caller", "optimise_portfolio_caller",
+                  "clear_outputs_caller"):
+        assert f'RunEntryPoint "{entry}"' in text and callable(getattr(ribbon, entry))
+    assert "Application.Run RUN_PYTHON, \"import xl_factorlasso.ribbon as r; r.\"" in text
+
+
+def test_macro_enabled_package_parts(committed):
+    for path, main_type in ((XLSX, XLSX_MAIN), (XLSM, XLSM_MAIN)):
+        members = committed[path]
+        types = _xml(members["[Content_Types].xml"])
+        overrides = {o.get("PartName"): o.get("ContentType") for o in types.iter(f"{{{CT}}}Override")}
+        defaults = {d.get("Extension"): d.get("ContentType") for d in types.iter(f"{{{CT}}}Default")}
+        assert overrides["/xl/workbook.xml"] == main_type
+        vba_rel = ("http://schemas.microsoft.com/office/2006/relationships/vbaProject",
+                   "vbaProject.bin")
+        has_vba = vba_rel in _rels(members, "xl/_rels/workbook.xml.rels")
+        assert has_vba == (path == XLSM)
+        if path == XLSM:
+            assert defaults["bin"] == "application/vnd.ms-office.vbaProject"
+            assert defaults["xml"] == "application/xml"  # covers customUI/customUI14.xml
+
+
+# =============================================================================== contract
+@BOTH
+def test_every_contract_name_resolves(template, committed):
+    names = XlsxPackage.open(template).defined_names()
+    sheets = XlsxPackage.open(template).sheet_names
+    for s in CONTRACT:
+        assert s.name in names, s.name
+        assert names[s.name].sheet in sheets
+    assert set(SHEETS) <= set(sheets)
+
+
+@BOTH
+def test_inspect_reports_no_problem(template, capsys):
+    assert cli_main(["inspect", str(template)]) == 0
+    out = capsys.readouterr().out
+    assert "no problems found" in out and "not defined" not in out
+
+
+@BOTH
+def test_refit_cv_portfolio_writes_outputs_and_keeps_the_ribbon(template, tmp_path, capsys):
+    before = template.read_bytes()
+    out = tmp_path / f"out{template.suffix}"
+    assert cli_main(["refit", str(template), "--cv", "--portfolio", "--out", str(out)]) == 0
+    assert template.read_bytes() == before
+    io = XlsxFileIO(out)
+    names = io.names()
+    for name in OUTPUTS:
+        values = io.read(names[name])
+        assert values[0][0] not in (None, ""), name  # every output table has its header
+    coef = io.read(names["FL_COEF"])
+    demo = load_demo_panel()
+    assert [r[0] for r in coef[1:]] == list(demo.y.columns)
+    assert any(isinstance(v, float) and v != 0 for r in coef[1:] for v in r[1:])
+    weights = [r[1] for r in io.read(names["FL_WEIGHTS"])[1:]]
+    assert sum(weights) == pytest.approx(1.0, abs=1e-6)
+    old, new = _members(template), _members(out)
+    for part in RIBBON_PARTS:
+        if part != "_rels/.rels":
+            assert (part in old) == (template == XLSM), part
+        if part in old:
+            assert new[part] == old[part], part
+    assert "done in" in capsys.readouterr().out
+
+
+def test_sample_data_is_the_synthetic_demo_panel(committed):
+    demo = load_demo_panel()
+    pkg = XlsxPackage.open(XLSX)
+    names = pkg.defined_names()
+    returns = pkg.read_values("Returns", names["FL_RETURNS"].ref)
+    assert returns[0][1:] == list(demo.y.columns)
+    assert returns[1][1] == pytest.approx(demo.y.iloc[0, 0], rel=1e-15)
+    assert len(returns) == len(demo.y) + 1
+    start = [v for row in pkg.read_values("Start", "A1:C60") for v in row if isinstance(v, str)]
+    text = " ".join(start)
+    assert "SYNTHETIC" in text
+    for word in BUTTONS + ["FLASSO_FIT", "xl-factorlasso refit", "xlwings addin install"]:
+        assert word in text, word
+
+
+# =============================================================================== sheets
+@pytest.fixture
+def udfs():
+    from xl_factorlasso import udfs
+
+    udfs.cache_clear()
+    yield udfs
+    udfs.cache_clear()  # leave the shared function cache as the other tests expect it
+
+
+@BOTH
+def test_formulas_are_dynamic_arrays_that_compute_and_have_room(template, committed, udfs):
+    members = committed[template]
+    part = _sheet_parts(members)["Formulas"]
+    root = _xml(members[part])
+    assert "xl/metadata.xml" in members
+    assert ("http://schemas.openxmlformats.org/officeDocument/2006/relationships/sheetMetadata",
+            "metadata.xml") in _rels(members, "xl/_rels/workbook.xml.rels")
+    pkg = XlsxPackage.open(template)
+    values = {n: pkg.read_values(d.sheet, d.ref) for n, d in pkg.defined_names().items()}
+    found = {}
+    for c in root.iter(f"{{{MAIN}}}c"):
+        f = c.find(f"{{{MAIN}}}f")
+        if f is None:
+            continue
+        assert f.get("t") == "array" and f.get("ref") == c.get("r") and c.get("cm") == "1"
+        found[c.get("r")] = f.text
+    fn_names = {build.split_formula(f)[0] for f in found.values()}
+    assert fn_names == set(udfs.__all__)
+    for anchor, formula in found.items():
+        _name, args = build.split_formula(formula)
+        for a in args:
+            if re.fullmatch(r"[A-Z]+\d+:[A-Z]+\d+", a):
+                values[a] = pkg.read_values("Formulas", a)
+            else:
+                assert a == "" or a in values, (formula, a)  # only FL_* names and blanks
+        result = build.evaluate_formula(formula, values, udfs)
+        result = result if isinstance(result, list) else [[result]]
+        assert not str(result[0][0]).startswith("#FLASSO!"), (formula, result[0][0])
+        # the spill area is free, apart from the formula's own cell
+        row, col = int(re.sub(r"\D", "", anchor)), re.sub(r"\d", "", anchor)
+        width = max(len(r) for r in result)
+        last = _col(_col_index(col) + width - 1)
+        area = pkg.read_values("Formulas", f"{col}{row}:{last}{row + len(result) - 1}")
+        cells = [v for i, r in enumerate(area) for j, v in enumerate(r) if (i, j) != (0, 0)]
+        assert all(v is None for v in cells), formula
+
+
+def _col_index(letters: str) -> int:
+    n = 0
+    for ch in letters:
+        n = n * 26 + ord(ch) - 64
+    return n
+
+
+def _col(n: int) -> str:
+    s = ""
+    while n:
+        n, r = divmod(n - 1, 26)
+        s = chr(65 + r) + s
+    return s
+
+
+def test_settings_dropdowns_and_styles(committed):
+    import openpyxl
+
+    wb = openpyxl.load_workbook(XLSM, keep_vba=True)
+    lists = {}
+    for sheet in ("Settings", "Portfolio"):
+        ws = wb[sheet]
+        keys = {f"B{r}": ws.cell(r, 1).value for r in range(1, ws.max_row + 1)}
+        for dv in ws.data_validations.dataValidation:
+            if dv.type == "list":
+                for cell in str(dv.sqref).split():
+                    lists[keys[cell]] = dv.formula1.strip('"').split(",")
+    assert lists["model_type"] == ["LASSO", "GROUP_LASSO", "HCGL", "FCGL"]
+    assert set(lists["group_penalty"]) == {"normalized", "yuan_lin"}
+    assert "ward" in lists["linkage_method"]
+    assert lists["covariance"] == ["sample", "ewma", "factor"]
+    settings = wb["Settings"]
+    input_fill = settings["B2"].fill.fgColor.rgb
+    output_fill = wb["Results"]["A1"].fill.fgColor.rgb
+    assert input_fill != output_fill and "00000000" not in (input_fill, output_fill)
+
+
+def test_xlwings_conf_sheet_is_the_one_xlwings_reads(committed):
+    """Sheet name and key as the xlwings add-in's VBA looks them up (read from its source)."""
+    import xlwings
+
+    addin = Path(xlwings.__file__).parent / "addin"
+    config_bas = (addin / "Config.bas").read_text(errors="replace")
+    main_bas = (addin / "Main.bas").read_text(errors="replace")
+    project = re.search(r'PROJECT_NAME As String = "(\w+)"', main_bas).group(1)
+    assert 'Sheets(PROJECT_NAME & ".conf")' in config_bas and "UCase(cell.Value)" in config_bas
+    assert 'GetConfig("UDF MODULES")' in main_bas
+    pkg = XlsxPackage.open(XLSM)
+    assert f"{project}.conf" in pkg.sheet_names
+    rows = pkg.read_values(f"{project}.conf", "A1:B3")
+    assert rows[0][0].upper() == "UDF MODULES" and rows[0][1] == "xl_factorlasso.udfs"
+    assert rows[1][0] is None  # GetConfigFromSheet reads column A from A1 down to a gap
+    module = importlib.import_module(rows[0][1])
+    assert {f for f in dir(module) if f.startswith("FLASSO_")} == set(module.__all__)
+
+
+# =============================================================================== LibreOffice
+def _soffice(args: list[str], profile: Path, timeout: float = 180) -> None:
+    """Run soffice headless in its own process group; kill that group (our PID) on timeout."""
+    exe = shutil.which("soffice") or shutil.which("libreoffice")
+    cmd = [exe, f"-env:UserInstallation=file://{profile}", "--headless", "--norestore", *args]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                            start_new_session=True)
+    try:
+        out, _ = proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.communicate()
+        pytest.fail(f"soffice did not finish in {timeout} s: {' '.join(args)}")
+    assert proc.returncode == 0, out.decode(errors="replace")
+
+
+@pytest.mark.skipif(not (shutil.which("soffice") or shutil.which("libreoffice")),
+                    reason="LibreOffice (soffice) is not installed: apt-get install "
+                           "libreoffice-calc-nogui")
+def test_libreoffice_opens_both_templates(tmp_path, committed):
+    inputs = []
+    for template in (XLSX, XLSM):
+        copy = tmp_path / f"in_{template.suffix[1:]}{template.suffix}"
+        shutil.copy(template, copy)
+        inputs.append(copy)
+    profile = tmp_path / "profile"
+    _soffice(["--convert-to", "xlsx", "--outdir", str(tmp_path / "xlsx"), *map(str, inputs)],
+             profile)
+    _soffice(["--convert-to", "ods", "--outdir", str(tmp_path / "ods"), str(inputs[1])], profile)
+    for template, copy in zip((XLSX, XLSM), inputs, strict=True):
+        converted = XlsxPackage.open(tmp_path / "xlsx" / f"{copy.stem}.xlsx")
+        original = XlsxPackage.open(template)
+        got, want = converted.defined_names(), original.defined_names()
+        for s in CONTRACT:
+            assert s.name in got, s.name
+            assert (got[s.name].sheet, got[s.name].ref) == (want[s.name].sheet, want[s.name].ref)
+        ref = want["FL_FACTORS"].ref
+        got_rows = converted.read_values("Factors", ref)
+        want_rows = original.read_values("Factors", ref)
+        assert [r[0] for r in got_rows] == [r[0] for r in want_rows]  # labels and dates
+        assert got_rows[0] == want_rows[0]
+        for g, w in zip(got_rows[1:], want_rows[1:], strict=True):  # LibreOffice keeps 15 digits
+            assert g[1:] == pytest.approx(w[1:], rel=1e-13, abs=1e-16)
+    # LibreOffice's own import of the VBA module (it decompresses the project itself)
+    with zipfile.ZipFile(tmp_path / "ods" / f"{inputs[1].stem}.ods") as zf:
+        xml = zf.read(f"Basic/VBAProject/{_module_name()}.xml").decode("utf-8")
+    body = html.unescape(re.search(r"<script:module[^>]*>(.*)</script:module>", xml, re.S).group(1))
+    lines = [ln for ln in body.replace("\r\n", "\n").split("\n")
+             if ln not in ("Rem Attribute VBA_ModuleType=VBAModule", "Option VBASupport 1")]
+    assert "\n".join(lines).strip() == _without_attributes(_bas_text()).strip()
+
+
+# =============================================================================== drift
+def test_rebuild_gives_the_committed_contents(tmp_path, committed):
+    proc = subprocess.run([sys.executable, str(TEMPLATE_DIR / "build.py"), "--out-dir",
+                           str(tmp_path)], capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    for template in (XLSX, XLSM):
+        rebuilt = _members(tmp_path / template.name)
+        old = committed[template]
+        assert list(rebuilt) == list(old), template.name
+        changed = [n for n in old if rebuilt[n] != old[n]]
+        assert not changed, (f"{template.name} differs from a rebuild in {changed}: run "
+                             "python workbook_template/build.py and commit the templates")

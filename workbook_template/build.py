@@ -1,0 +1,639 @@
+"""Build the workbook templates from the sources kept in this folder.
+
+    python workbook_template/build.py [--out-dir DIR]      (or: make templates)
+
+writes ``factorlasso_template.xlsx`` (no macros: Excel with the worksheet functions, the Office.js
+add-in of xlwings Server, the command line) and ``factorlasso_template.xlsm`` (the same workbook
+plus a "Factor LASSO" ribbon tab and its VBA callbacks, for desktop Excel with the xlwings add-in).
+
+Sources:
+
+* the FL_* layout and the data: :func:`xl_factorlasso.workbook._builder.build_workbook` fed with
+  the synthetic demo panel of :func:`xl_factorlasso.core.datasets.load_demo_panel`;
+* this script: the Start, Formulas and ``xlwings.conf`` sheets, dropdowns and help on the
+  settings, column widths;
+* ``src/customUI14.xml``: the ribbon tab, stored as it is;
+* ``src/FactorLassoRibbon.bas``: the ribbon callbacks, compiled into ``xl/vbaProject.bin`` by
+  ``vbaproject.py`` (nothing binary comes from elsewhere).
+
+The output is reproducible: fixed document properties and zip timestamps, a fixed member order,
+no random identifiers. Rebuilding gives identical member contents (and identical bytes with the
+same zlib); ``tests/test_templates.py`` checks the committed files against a rebuild.
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import os
+import sys
+import tempfile
+import zipfile
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+if str(HERE) not in sys.path:  # run as a script or loaded by the tests: vbaproject is a sibling
+    sys.path.insert(0, str(HERE))
+
+import openpyxl  # noqa: E402
+import pandas as pd  # noqa: E402
+from lxml import etree  # noqa: E402
+from openpyxl.styles import Font, PatternFill  # noqa: E402
+from openpyxl.worksheet.datavalidation import DataValidation  # noqa: E402
+from openpyxl.worksheet.formula import ArrayFormula  # noqa: E402
+from openpyxl.worksheet.hyperlink import Hyperlink  # noqa: E402
+from vbaproject import build_vba_project  # noqa: E402
+
+SRC = HERE / "src"
+CUSTOM_UI = SRC / "customUI14.xml"
+BAS_FILES = (SRC / "FactorLassoRibbon.bas",)
+XLSX_NAME = "factorlasso_template.xlsx"
+XLSM_NAME = "factorlasso_template.xlsm"
+
+# OPC names and types
+CT = "http://schemas.openxmlformats.org/package/2006/content-types"
+PR = "http://schemas.openxmlformats.org/package/2006/relationships"
+MAIN = "http://schemas.openxmlformats.org/spreadsheetml/2006/main"
+RT_UI = "http://schemas.microsoft.com/office/2007/relationships/ui/extensibility"
+RT_VBA = "http://schemas.microsoft.com/office/2006/relationships/vbaProject"
+RT_METADATA = "http://schemas.openxmlformats.org/officeDocument/2006/relationships/sheetMetadata"
+CT_XLSM_MAIN = "application/vnd.ms-excel.sheet.macroEnabled.main+xml"
+CT_VBA = "application/vnd.ms-office.vbaProject"
+CT_METADATA = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheetMetadata+xml"
+CUSTOM_UI_PART = "customUI/customUI14.xml"
+VBA_PART = "xl/vbaProject.bin"
+METADATA_PART = "xl/metadata.xml"
+
+FIXED_DATE = "2024-01-01T00:00:00Z"  # docProps/core.xml created/modified
+ZIP_TIME = (1980, 1, 1, 0, 0, 0)  # the earliest time a zip entry can carry
+
+INPUT_FILL = PatternFill("solid", fgColor="FFF2CC")  # same colours as _builder.py
+OUTPUT_FILL = PatternFill("solid", fgColor="DDEBF7")
+NOTE_FONT = Font(italic=True, color="595959")
+BOLD = Font(bold=True)
+
+CLASS_TAGS = {"Equities": "EQ", "Govies": "GOV", "Credit": "CRD", "Commodities": "CMDTY"}
+
+# FL_SETTINGS rows: key, value (None = blank = the default), help; a list makes a dropdown.
+MODEL_SETTINGS = [
+    ("model_type", "HCGL", "LASSO, GROUP_LASSO (groups in FL_GROUPS, column E), HCGL (clusters "
+     "found from the returns) or FCGL (cluster x factor blocks)",
+     ["LASSO", "GROUP_LASSO", "HCGL", "FCGL"]),
+    ("reg_lambda", 1e-5, "penalty weight lambda >= 0; Cross-validate replaces it by the best "
+     "value", None),
+    ("span", 52, "EWMA span of the loss weights, in rows (none = equal weights)", None),
+    ("demean", None, "TRUE (default): fit an intercept per asset", ["TRUE", "FALSE"]),
+    ("cutoff_fraction", None, "HCGL/FCGL: dendrogram cut as a fraction of its height "
+     "(default 0.5; ignored when n_clusters is set)", None),
+    ("n_clusters", 4, "HCGL/FCGL: number of clusters (none = cut at cutoff_fraction)", None),
+    ("linkage_method", "ward", "HCGL/FCGL: hierarchical clustering linkage",
+     ["ward", "single", "complete", "average", "weighted", "centroid", "median"]),
+    ("group_penalty", "normalized", "group weight: normalized (default) or yuan_lin "
+     "(sqrt of group size)", ["normalized", "yuan_lin"]),
+    ("l1_weight", 0.1, "share of the penalty on single loadings (sparse-group LASSO), 0 to 1",
+     None),
+    ("nonneg", None, "TRUE: every loading >= 0 (default FALSE)", ["TRUE", "FALSE"]),
+    ("warmup_period", None, "assets with fewer observations get zero loadings (default 12)",
+     None),
+    ("solver", None, "CVXPY solver for the reference formulation (default CLARABEL)", None),
+    ("cv_splits", 5, "Cross-validate: number of expanding-window folds", None),
+    ("cv_lambdas", "auto", "Cross-validate: auto, default or lambdas separated by commas",
+     ["auto", "default"]),
+    ("cv_n_lambdas", 15, "Cross-validate: size of the auto grid", None),
+    ("cv_lambda_min_ratio", None, "Cross-validate: smallest lambda of the auto grid as a "
+     "fraction of the largest", None),
+    ("annualization_factor", 52, "periods per year of the returns (52 = weekly) for the "
+     "reported volatilities", None),
+]
+PORTFOLIO_SETTINGS = [
+    ("covariance", "factor", "sample, ewma (needs span) or factor (the factor model of "
+     "FL_SETTINGS)", ["sample", "ewma", "factor"]),
+    ("max_weights", 0.15, "largest weight of one asset", None),
+    ("min_weights", None, "smallest weight of one asset (default 0: long only)", None),
+    ("budget", None, "sum of the weights (default 1)", None),
+    ("max_turnover", None, "largest sum of |w - previous weight| (FL_PREV_WEIGHTS)", None),
+    ("transaction_costs", None, "cost per unit of turnover", None),
+    ("l2_coef", None, "L2 penalty on the weights", None),
+    ("risk_free_rate", None, "for the reported Sharpe ratio", None),
+    ("annualization_factor", 52, "periods per year for the reported mean, volatility and Sharpe",
+     None),
+]
+CONSTRAINTS = ["EQ <= 0.40", "GOV >= 0.20"]
+
+# The Formulas sheet: title, what it shows, the formula (stored without the leading '='), and
+# the number format given to the numbers of its spill area (None: General).
+# {scenarios} is the address of the small factor panel written on the sheet for FLASSO_PREDICT.
+_FIT_ARGS = "FL_RETURNS,FL_FACTORS,,,FL_SIGNS,FL_PRIOR,FL_SETTINGS"
+_NUM = "0.0000"
+FORMULAS = [
+    ("FLASSO_VERSION", "the version of xl-factorlasso computing the functions",
+     "FLASSO_VERSION()", None),
+    ("FLASSO_FIT", "sparse loadings, assets down and factors across (signs, prior and "
+     "settings of the workbook)", f"FLASSO_FIT({_FIT_ARGS})", _NUM),
+    ("FLASSO_R2", "in-sample R^2 per asset (the same fit, answered from the cache)",
+     f"FLASSO_R2({_FIT_ARGS})", _NUM),
+    ("FLASSO_INTERCEPT", "intercept (alpha) per asset", f"FLASSO_INTERCEPT({_FIT_ARGS})", _NUM),
+    ("FLASSO_CLUSTERS", "cluster of each asset found by HCGL", f"FLASSO_CLUSTERS({_FIT_ARGS})",
+     None),
+    ("FLASSO_RESID_VOL", "total, systematic and residual volatility (annualised with "
+     "annualization_factor)", f"FLASSO_RESID_VOL({_FIT_ARGS})", _NUM),
+    ("FLASSO_PREDICT", "fitted returns alpha + B x for the factor values of the scenario panel "
+     "above", "FLASSO_PREDICT(FL_RETURNS,FL_FACTORS,{scenarios},,,FL_SIGNS,FL_PRIOR,"
+     "FL_SETTINGS)", _NUM),
+    ("FLASSO_CV", "cross-validation of reg_lambda: out-of-sample R^2 per lambda and fold "
+     "(cv_* settings)", "FLASSO_CV(FL_RETURNS,FL_FACTORS,,,FL_SETTINGS)", _NUM),
+    ("FLASSO_MAXDIV", "maximum-diversification weights and statistics (portfolio settings, "
+     "constraints and asset groups of the workbook)",
+     "FLASSO_MAXDIV(FL_RETURNS,FL_PORTFOLIO_SETTINGS,FL_CONSTRAINTS,FL_ASSET_GROUPS,"
+     "FL_FACTORS)", None),
+    ("FLASSO_COV", "factor-model covariance of the assets, B S B' + D",
+     f"FLASSO_COV({_FIT_ARGS})", "0.000000"),
+]
+SCENARIO_ROWS = 3  # the last weeks of the factor panel, for FLASSO_PREDICT
+
+XLWINGS_CONF = [("UDF Modules", "xl_factorlasso.udfs")]
+XLWINGS_ADDIN_DOCS = "https://docs.xlwings.org/en/latest/addin.html"
+
+
+# =============================================================================== the workbook
+def _demo_inputs() -> dict:
+    from xl_factorlasso.core.datasets import load_demo_panel
+
+    demo = load_demo_panel()
+    classes = demo.clusters.map(CLASS_TAGS)
+    return {
+        "returns": demo.y,
+        "factors": demo.x,
+        "signs": demo.signs,
+        "prior": demo.prior,
+        "groups": classes.rename("group"),
+        "settings": {k: v for k, v, *_ in MODEL_SETTINGS},
+        "portfolio_settings": {k: v for k, v, *_ in PORTFOLIO_SETTINGS},
+        "constraints": CONSTRAINTS,
+        "asset_groups": pd.DataFrame({"asset_class": classes}),
+        "description": demo.description,
+    }
+
+
+def build_openpyxl_workbook(inputs: dict | None = None) -> openpyxl.Workbook:
+    """The template as an openpyxl workbook: the FL_* layout of ``build_workbook`` + our sheets."""
+    from xl_factorlasso.workbook._builder import build_workbook
+
+    inputs = inputs or _demo_inputs()
+    with tempfile.TemporaryDirectory() as tmp:
+        path = build_workbook(os.path.join(tmp, "base.xlsx"), **inputs)
+        wb = openpyxl.load_workbook(path)
+    _start_sheet(wb, inputs)
+    _settings_help(wb["Settings"], MODEL_SETTINGS, help_column=3)
+    _settings_help(wb["Portfolio"], PORTFOLIO_SETTINGS, help_column=None)
+    _panel_sheets(wb)
+    _formulas_sheet(wb, inputs)
+    _xlwings_conf_sheet(wb)
+    wb.active = 0
+    for ws in wb.worksheets:
+        ws.sheet_view.tabSelected = ws is wb.worksheets[0]
+    wb.code_name = "ThisWorkbook"
+    for i, ws in enumerate(wb.worksheets, start=1):
+        ws.sheet_properties.codeName = f"Sheet{i}"
+    for ws in wb.worksheets:  # text that starts with '=' would have become a formula
+        for row in ws.iter_rows():
+            for c in row:
+                if c.data_type == "f" and not (ws.title == "Formulas"
+                                               and isinstance(c.value, ArrayFormula)):
+                    raise RuntimeError(f"{ws.title}!{c.coordinate} is a formula: {c.value}")
+    props = wb.properties
+    props.creator = props.lastModifiedBy = "xl-factorlasso"
+    props.title = "xl-factorlasso template"
+    props.description = "Generated by workbook_template/build.py; sample data are synthetic."
+    return wb
+
+
+def _write_rows(ws, rows, start_row=1):
+    """rows: list of (values, font or None); returns the next free row."""
+    r = start_row
+    for values, font in rows:
+        for j, v in enumerate(values, start=1):
+            c = ws.cell(row=r, column=j, value=v)
+            if font is not None:
+                c.font = font
+        r += 1
+    return r
+
+
+def _link(cell, sheet: str | None = None, url: str | None = None) -> None:
+    if sheet is not None:
+        cell.hyperlink = Hyperlink(ref=cell.coordinate, location=f"'{sheet}'!A1")
+    else:
+        cell.hyperlink = url
+    cell.font = Font(color="0563C1", underline="single")
+
+
+def _start_sheet(wb, inputs: dict) -> None:
+    wb.remove(wb["Start"])
+    ws = wb.create_sheet("Start", 0)
+    ws.column_dimensions["A"].width = 20
+    ws.column_dimensions["B"].width = 16
+    ws.column_dimensions["C"].width = 110
+    title = ws.cell(row=1, column=1, value="xl-factorlasso template")
+    title.font = Font(bold=True, size=16)
+    r = _write_rows(ws, [
+        (["Sparse, sign-constrained factor models (LASSO, group, HCGL, FCGL) and "
+          "maximum-diversification portfolios in Excel, computed by Python through xlwings."],
+         None),
+        ([f"Sample data: {inputs['description']}. Replace the yellow inputs with your own."],
+         Font(bold=True, color="C00000")),
+    ], start_row=2)
+    r += 1
+    ws.cell(row=r, column=1, value="How to run").font = Font(bold=True, size=12)
+    r = _write_rows(ws, [
+        (["Ribbon", "desktop", "factorlasso_template.xlsm: tab Factor LASSO (buttons below). "
+          "One-time setup: pip install xl-factorlasso, then xlwings addin install; open the "
+          ".xlsm and enable macros."], None),
+        (["Functions", "Excel 365", "worksheet functions such as FLASSO_FIT(FL_RETURNS,"
+          "FL_FACTORS): working examples on the Formulas sheet. Desktop: the xlwings.conf "
+          "sheet sets UDF Modules = xl_factorlasso.udfs; click Import Functions on the xlwings "
+          "tab once."], None),
+        (["Command line", "no Excel", "xl-factorlasso refit THIS_FILE --cv --portfolio   "
+          "(xl-factorlasso inspect THIS_FILE lists the names and checks every input)"], None),
+        (["Server add-in", "Office.js", "factorlasso_template.xlsx with the add-in of "
+          "xl-factorlasso serve: the same buttons in its ribbon, functions as NS.FLASSO_*"],
+         None),
+    ], start_row=r + 1)
+    r += 1
+    ws.cell(row=r, column=1, value="Ribbon buttons").font = Font(bold=True, size=12)
+    r = _write_rows(ws, [
+        (["Refit", "", "fits the factor model on FL_RETURNS and FL_FACTORS with FL_SETTINGS, "
+          "FL_SIGNS and FL_PRIOR; writes FL_COEF (+ heatmap), FL_R2, FL_INTERCEPT, "
+          "FL_CLUSTERS, FL_RESID_VOL and FL_STATUS"], None),
+        (["Cross-validate", "", "chooses reg_lambda by expanding-window cross-validation "
+          "(cv_* settings), refits with it and also writes FL_CV"], None),
+        (["Optimise portfolio", "", "maximum-diversification weights under "
+          "FL_PORTFOLIO_SETTINGS, FL_CONSTRAINTS and FL_ASSET_GROUPS; writes FL_WEIGHTS and "
+          "FL_PORTFOLIO_STATS"], None),
+        (["Clear outputs", "", "empties every FL_* output range (inputs are not touched)"],
+         None),
+        (["Help", "", "a summary of the above"], None),
+    ], start_row=r + 1)
+    r += 1
+    ws.cell(row=r, column=1, value="Sheets").font = Font(bold=True, size=12)
+    sheets = [
+        ("Returns", "input", "FL_RETURNS: dates down, assets across; a blank cell is a missing "
+         "return"),
+        ("Factors", "input", "FL_FACTORS: factor returns on the same dates"),
+        ("Signs", "input", "FL_SIGNS: blank = free, 0 = zero, 1 or + = non-negative, -1 or - "
+         "= non-positive"),
+        ("Prior", "input", "FL_PRIOR: loadings the penalty shrinks towards (blank = 0)"),
+        ("Settings", "input", "FL_SETTINGS (model and cross-validation, with dropdowns and "
+         "help) and FL_GROUPS (asset groups for GROUP_LASSO)"),
+        ("Results", "output", "FL_COEF: the fitted loadings and their heatmap"),
+        ("Diagnostics", "output", "FL_STATUS, FL_R2, FL_INTERCEPT, FL_CLUSTERS, FL_RESID_VOL"),
+        ("CV", "output", "FL_CV: out-of-sample R^2 per lambda and fold, the best lambda"),
+        ("Portfolio", "in + out", "FL_PORTFOLIO_SETTINGS, FL_CONSTRAINTS, FL_PREV_WEIGHTS in; "
+         "FL_WEIGHTS, FL_PORTFOLIO_STATS out"),
+        ("AssetGroups", "input", "FL_ASSET_GROUPS: tags of each asset (EQ, GOV, CRD, CMDTY) "
+         "usable in FL_CONSTRAINTS"),
+        ("Formulas", "examples", "working =FLASSO_* formulas on the FL_* names"),
+        ("xlwings.conf", "settings", "read by the xlwings add-in: UDF Modules = "
+         "xl_factorlasso.udfs (add Interpreter_Win / Interpreter_Mac rows to pick a Python)"),
+    ]
+    r += 1
+    for name, role, what in sheets:
+        _link(ws.cell(row=r, column=1, value=name), sheet=name)
+        ws.cell(row=r, column=2, value=role)
+        ws.cell(row=r, column=3, value=what)
+        r += 1
+    r += 1
+    ws.cell(row=r, column=1, value="Colours and rules").font = Font(bold=True, size=12)
+    r += 1
+    ws.cell(row=r, column=1, value="input").fill = INPUT_FILL
+    ws.cell(row=r, column=3, value="a value you set (settings, signs, prior, constraints, ...)")
+    r += 1
+    ws.cell(row=r, column=1, value="output").fill = OUTPUT_FILL
+    ws.cell(row=r, column=3, value="the header row of an output range, written by a run")
+    r = _write_rows(ws, [
+        (["names", "", "every range is a workbook name FL_* (Formulas > Name Manager): move or "
+          "resize a range by editing its name, the code follows the names"], None),
+        (["runs", "", "a run reads every input first; a problem is reported with its range and "
+          "cell and nothing is written; otherwise only the output names change"], None),
+    ], start_row=r + 1)
+    r += 1
+    ws.cell(row=r, column=1, value="Links").font = Font(bold=True, size=12)
+    r += 1
+    ws.cell(row=r, column=1, value="xlwings add-in")
+    _link(ws.cell(row=r, column=3, value=XLWINGS_ADDIN_DOCS), url=XLWINGS_ADDIN_DOCS)
+    r += 1
+    ws.cell(row=r, column=1, value="documentation")
+    ws.cell(row=r, column=3, value="docs/ of xl-factorlasso: workbook.md (the FL_* contract), "
+            "functions.md (every FLASSO_* function), maxdiv.md, formulation.md")
+
+
+def _settings_help(ws, rows, help_column: int | None) -> None:
+    """Dropdowns and input messages on the value cells of a key | value input range."""
+    ws.data_validations.dataValidation = []  # replaced by one validation per key below
+    keys = {ws.cell(row=r, column=1).value: r for r in range(1, ws.max_row + 1)}
+    for key, _value, text, choices in rows:
+        r = keys[key]
+        cell = ws.cell(row=r, column=2)
+        if choices:
+            dv = DataValidation(type="list", formula1='"' + ",".join(choices) + '"',
+                                allow_blank=True)
+            # cv_lambdas also takes numbers: suggest, do not refuse
+            dv.showErrorMessage = key != "cv_lambdas"
+            dv.error = f"{key}: choose one of {', '.join(choices)} (or leave it blank)"
+            dv.errorTitle = "xl-factorlasso"
+        else:
+            dv = DataValidation(allow_blank=True)
+        dv.showInputMessage = True
+        dv.promptTitle = key[:32]
+        dv.prompt = text[:255]
+        dv.add(cell.coordinate)
+        ws.add_data_validation(dv)
+        if help_column is not None:
+            ws.cell(row=r, column=help_column, value=text).font = NOTE_FONT
+    ws.column_dimensions["A"].width = 22
+    ws.column_dimensions["B"].width = 14
+    if help_column is not None:
+        ws.cell(row=1, column=help_column, value="what it does (blank value = default)").font = BOLD
+        ws.column_dimensions[openpyxl.utils.get_column_letter(help_column)].width = 80
+
+
+def _panel_sheets(wb) -> None:
+    for name in ("Returns", "Factors", "Signs", "Prior"):
+        ws = wb[name]
+        ws.freeze_panes = "B2"
+        ws.column_dimensions["A"].width = 12
+    for name in ("Returns", "Factors"):
+        for row in wb[name].iter_rows(min_row=2, min_col=2):
+            for c in row:
+                c.number_format = "0.0000"
+
+
+def _formulas_sheet(wb, inputs: dict) -> None:
+    from xl_factorlasso import udfs
+
+    ws = wb.create_sheet("Formulas")
+    ws.column_dimensions["A"].width = 16
+    ws["A1"] = "Worksheet functions =FLASSO_* on the FL_* names of this workbook"
+    ws["A1"].font = Font(bold=True, size=14)
+    notes = [
+        "Each formula spills its result (Excel 365 / 2021). Desktop: xlwings add-in, UDF Modules "
+        "= xl_factorlasso.udfs (sheet xlwings.conf), xlwings tab > Import Functions once (it "
+        "adds VBA wrappers to the workbook: use the .xlsm or save as .xlsm).",
+        "xlwings Server / Lite: the functions carry the add-in's namespace (=NS.FLASSO_FIT(...)). "
+        "Until the functions are loaded the cells show #NAME?.",
+        "Formulas on the same inputs share one fit (the results are cached on the cell values). "
+        "Reference: docs/functions.md.",
+    ]
+    for i, text in enumerate(notes, start=2):
+        ws.cell(row=i, column=1, value=text).font = NOTE_FONT
+    r = len(notes) + 3
+    # the scenario panel for FLASSO_PREDICT: the last weeks of the factor returns
+    factors = inputs["factors"]
+    tail = factors.iloc[-SCENARIO_ROWS:]
+    ws.cell(row=r, column=1, value="Scenario factor values for FLASSO_PREDICT (input)").font = BOLD
+    top = r + 1
+    rows = [["date", *map(str, factors.columns)]]
+    rows += [[d.to_pydatetime(), *map(float, v)]
+             for d, v in zip(tail.index, tail.to_numpy(), strict=True)]
+    for i, values in enumerate(rows):
+        for j, v in enumerate(values):
+            c = ws.cell(row=top + i, column=1 + j, value=v)
+            if i == 0 or j == 0:
+                c.font = BOLD
+            else:
+                c.fill = INPUT_FILL
+            if j == 0 and i > 0:
+                c.number_format = "yyyy-mm-dd"
+    last_col = openpyxl.utils.get_column_letter(len(rows[0]))
+    scenarios = f"A{top}:{last_col}{top + len(rows) - 1}"
+    r = top + len(rows) + 1
+
+    # the values the functions will see: names -> 2-D lists, as the classic add-in passes them
+    values = _name_values(wb)
+    values[scenarios] = rows
+    for name, what, formula, number_format in FORMULAS:
+        formula = formula.format(scenarios=scenarios)
+        result = evaluate_formula(formula, values, udfs)
+        if not isinstance(result, list):
+            result = [[result]]
+        if str(result[0][0]).startswith("#FLASSO!"):
+            raise RuntimeError(f"{formula} does not work on the template: {result}")
+        ws.cell(row=r, column=1, value=f"{name}: {what}").font = BOLD
+        ws.cell(row=r + 1, column=1, value=f"formula in A{r + 2}:  ={formula}").font = NOTE_FONT
+        anchor = f"A{r + 2}"
+        ws[anchor] = ArrayFormula(anchor, "=" + formula)
+        if number_format:  # the spilled numbers take the format of the cells they land in
+            for i in range(1, len(result)):
+                for j in range(1, len(result[i])):
+                    ws.cell(row=r + 2 + i, column=1 + j).number_format = number_format
+        r += 2 + len(result) + 1  # the spill area, then a blank row
+
+
+def _name_values(wb) -> dict[str, list[list]]:
+    out = {}
+    for name, dn in wb.defined_names.items():
+        ((sheet, ref),) = list(dn.destinations)
+        ws = wb[sheet]
+        out[name] = [[c.value for c in row] for row in ws[ref.replace("$", "")]]
+    return out
+
+
+def split_formula(formula: str) -> tuple[str, list[str]]:
+    """``"F(a,,b)"`` -> ``("F", ["a", "", "b"])`` (no nested calls or quoted commas needed)."""
+    name, _, rest = formula.partition("(")
+    if not rest.endswith(")"):
+        raise ValueError(f"not a function call: {formula}")
+    inner = rest[:-1]
+    return name, ([] if inner == "" else inner.split(","))
+
+
+def evaluate_formula(formula: str, values: dict[str, list[list]], udfs):
+    """Call the Python function behind ``formula`` with the arguments Excel would pass.
+
+    Arguments are names or ranges (looked up in ``values``), numbers, quoted text or omitted.
+    """
+    name, args = split_formula(formula)
+    call = []
+    for a in args:
+        a = a.strip()
+        if a == "":
+            call.append(None)
+        elif a in values:
+            call.append(values[a])
+        elif a.startswith('"') and a.endswith('"'):
+            call.append(a[1:-1])
+        else:
+            call.append(float(a))
+    while call and call[-1] is None:
+        call.pop()
+    return getattr(udfs, name)(*call)
+
+
+def _xlwings_conf_sheet(wb) -> None:
+    ws = wb.create_sheet("xlwings.conf")
+    for i, (key, value) in enumerate(XLWINGS_CONF, start=1):
+        ws.cell(row=i, column=1, value=key).font = BOLD
+        ws.cell(row=i, column=2, value=value).fill = INPUT_FILL
+    notes = [
+        "The xlwings add-in reads settings from the sheet named xlwings.conf of the active "
+        "workbook: keys in column A from A1 down (no gaps), values in column B.",
+        "A key here overrides the add-in's ribbon and ~/.xlwings/xlwings.conf, even when its "
+        "value is blank: add only the keys you want to set for this workbook,",
+        "e.g. Interpreter_Win  C:\\path\\to\\venv\\Scripts\\pythonw.exe  or  Interpreter_Mac  "
+        "/path/to/venv/bin/python.",
+        "UDF Modules: the Python modules whose functions Import Functions (xlwings tab) brings "
+        "in; separate several with ';'.",
+    ]
+    for i, text in enumerate(notes, start=1):
+        ws.cell(row=i, column=4, value=text).font = NOTE_FONT
+    ws.column_dimensions["A"].width = 16
+    ws.column_dimensions["B"].width = 24
+
+
+# =============================================================================== the packages
+def _xml(data: bytes):
+    return etree.fromstring(data, etree.XMLParser(resolve_entities=False, no_network=True))
+
+
+def _ser(root) -> bytes:
+    return etree.tostring(root, xml_declaration=True, encoding="UTF-8", standalone=True)
+
+
+def _add_rel(members: dict, rels_part: str, rid: str, rel_type: str, target: str) -> None:
+    root = _xml(members[rels_part])
+    etree.SubElement(root, f"{{{PR}}}Relationship", Id=rid, Type=rel_type, Target=target)
+    members[rels_part] = _ser(root)
+
+
+def _content_types(members: dict, *, macro: bool) -> None:
+    root = _xml(members["[Content_Types].xml"])
+    if macro:
+        for o in root.iterfind(f"{{{CT}}}Override"):
+            if o.get("PartName") == "/xl/workbook.xml":
+                o.set("ContentType", CT_XLSM_MAIN)
+        # before the Overrides, as Excel writes it
+        root.insert(0, etree.Element(f"{{{CT}}}Default", Extension="bin", ContentType=CT_VBA))
+        exts = {d.get("Extension") for d in root.iterfind(f"{{{CT}}}Default")}
+        if "xml" not in exts:
+            etree.SubElement(root, f"{{{CT}}}Override", PartName="/" + CUSTOM_UI_PART,
+                             ContentType="application/xml")
+    etree.SubElement(root, f"{{{CT}}}Override", PartName="/" + METADATA_PART,
+                     ContentType=CT_METADATA)
+    members["[Content_Types].xml"] = _ser(root)
+
+
+_DYNAMIC_ARRAY_METADATA = (
+    f'<metadata xmlns="{MAIN}" '
+    'xmlns:xda="http://schemas.microsoft.com/office/spreadsheetml/2017/dynamicarray">'
+    '<metadataTypes count="1"><metadataType name="XLDAPR" minSupportedVersion="120000" copy="1" '
+    'pasteAll="1" pasteValues="1" merge="1" splitFirst="1" rowColShift="1" clearFormats="1" '
+    'clearComments="1" assign="1" coerce="1" cellMeta="1"/></metadataTypes>'
+    '<futureMetadata name="XLDAPR" count="1"><bk><extLst>'
+    '<ext uri="{bdbb8cdc-fa1e-496e-a857-3c3f30c029c3}">'
+    '<xda:dynamicArrayProperties fDynamic="1" fCollapsed="0"/></ext></extLst></bk>'
+    '</futureMetadata><cellMetadata count="1"><bk><rc t="1" v="0"/></bk></cellMetadata>'
+    "</metadata>"
+)
+
+
+def _dynamic_arrays(members: dict) -> None:
+    """Mark the array formulas as dynamic arrays (cm="1" + xl/metadata.xml), as Excel 365 does.
+
+    Without this, Excel 365 opens ``{=FLASSO_FIT(...)}`` as a legacy one-cell array formula
+    (shown with an implicit-intersection '@') instead of letting it spill.
+    """
+    for part in [p for p in members if p.startswith("xl/worksheets/sheet")]:
+        if b't="array"' not in members[part]:
+            continue
+        root = _xml(members[part])
+        for f in root.iter(f"{{{MAIN}}}f"):
+            if f.get("t") == "array":
+                c = f.getparent()
+                c.set("cm", "1")
+                for v in c.findall(f"{{{MAIN}}}v"):
+                    if not (v.text or ""):
+                        c.remove(v)
+        members[part] = _ser(root)
+    members[METADATA_PART] = _ser(_xml(_DYNAMIC_ARRAY_METADATA.encode()))
+    _add_rel(members, "xl/_rels/workbook.xml.rels", "rIdMetadata", RT_METADATA, "metadata.xml")
+
+
+def _doc_props(members: dict) -> None:
+    root = _xml(members["docProps/core.xml"])
+    for el in root.iter():
+        if etree.QName(el).localname in ("created", "modified"):
+            el.text = FIXED_DATE
+    members["docProps/core.xml"] = _ser(root)
+    members["docProps/app.xml"] = _ser(_xml(
+        b'<Properties xmlns="http://schemas.openxmlformats.org/officeDocument/2006/'
+        b'extended-properties"><Application>xl-factorlasso workbook_template/build.py'
+        b"</Application></Properties>"))
+
+
+def vba_project_bytes(sheet_count: int) -> bytes:
+    modules = []
+    for path in BAS_FILES:
+        source = path.read_text(encoding="ascii")
+        modules.append((path.stem, source))
+    return build_vba_project(modules, [f"Sheet{i}" for i in range(1, sheet_count + 1)])
+
+
+def package_members(wb, *, macro: bool) -> list[tuple[str, bytes]]:
+    """The zip members of the .xlsx (``macro=False``) or .xlsm, in a fixed order."""
+    buf = io.BytesIO()
+    wb.save(buf)
+    with zipfile.ZipFile(buf) as zf:
+        order = zf.namelist()
+        members = {n: zf.read(n) for n in order}
+    _doc_props(members)
+    _content_types(members, macro=macro)
+    _dynamic_arrays(members)
+    if macro:
+        members[VBA_PART] = vba_project_bytes(len(wb.worksheets))
+        members[CUSTOM_UI_PART] = CUSTOM_UI.read_bytes()
+        _add_rel(members, "xl/_rels/workbook.xml.rels", "rIdVBA", RT_VBA, "vbaProject.bin")
+        _add_rel(members, "_rels/.rels", "rIdCustomUI", RT_UI, CUSTOM_UI_PART)
+    first = ["[Content_Types].xml", "_rels/.rels"]
+    rest = sorted(n for n in members if n not in first)
+    return [(n, members[n]) for n in first + rest]
+
+
+def write_zip(path: Path, members: list[tuple[str, bytes]]) -> None:
+    """Fixed timestamps, attributes and order; written to a temporary file, then renamed."""
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as zf:
+        for name, data in members:
+            info = zipfile.ZipInfo(name, date_time=ZIP_TIME)
+            info.compress_type = zipfile.ZIP_DEFLATED
+            info.create_system = 0
+            info.external_attr = 0
+            zf.writestr(info, data, compresslevel=6)
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_bytes(buf.getvalue())
+    os.replace(tmp, path)
+
+
+def build_templates(out_dir: Path | str = HERE) -> list[Path]:
+    """Build both templates into ``out_dir``; returns their paths (.xlsx, .xlsm)."""
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    wb = build_openpyxl_workbook()
+    paths = []
+    for name, macro in ((XLSX_NAME, False), (XLSM_NAME, True)):
+        path = out_dir / name
+        write_zip(path, package_members(wb, macro=macro))
+        paths.append(path)
+    return paths
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--out-dir", default=str(HERE), help="default: workbook_template/")
+    args = parser.parse_args(argv)
+    for path in build_templates(args.out_dir):
+        print(f"wrote {path} ({path.stat().st_size:,} bytes)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
