@@ -9,7 +9,7 @@ STAMP  := $(VENV)/.installed
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e ".[dev,bench]"
+	$(BIN)/python -m pip install --quiet -e ".[dev,bench,server]"
 	touch $(STAMP)
 
 setup: $(STAMP)
@@ -17,8 +17,10 @@ setup: $(STAMP)
 demo: $(STAMP)
 	$(BIN)/xl-factorlasso demo
 
+# tests_server runs in its own process: xlwings-server switches xlwings' decorators at import.
 test: $(STAMP)
 	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q tests_server
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_fit.py
@@ -29,7 +31,7 @@ templates: $(STAMP)
 	$(BIN)/python workbook_template/build.py
 
 lint: $(STAMP)
-	$(BIN)/ruff check xl_factorlasso tests benchmarks examples
+	$(BIN)/ruff check xl_factorlasso tests tests_server benchmarks examples workbook_template
 
 clean:
 	rm -rf $(VENV) build dist *.egg-info .pytest_cache

@@ -167,6 +167,24 @@ def run_inspect(args: argparse.Namespace) -> int:
     return 0
 
 
+def run_serve(args: argparse.Namespace) -> int:
+    """Run the xlwings Server add-in (optional extra ``server``); see docs/server.md."""
+    from . import server  # imports neither xlwings nor xlwings-server by itself
+
+    if args.new_token:
+        token, digest = server.new_token()
+        print(f"access token (give it to the user; Help pane -> Access token):\n  {token}")
+        print(f"its SHA-256 digest (server side: {server.TOKEN_ENV}, comma-separated list):")
+        print(f"  {digest}")
+        return 0
+    try:
+        return server.serve(args.host, args.port, reload=args.reload, certs=args.certs,
+                            env_file=args.env_file)
+    except server.ServerSetupError as err:
+        print(f"xl-factorlasso serve: {err}", file=sys.stderr)
+        return 2
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="xl-factorlasso",
@@ -187,6 +205,20 @@ def build_parser() -> argparse.ArgumentParser:
     insp = sub.add_parser("inspect", help="list the FL_* names of a workbook and check its inputs")
     insp.add_argument("path")
     insp.set_defaults(func=run_inspect)
+    serve = sub.add_parser(
+        "serve", help="run the xlwings Server add-in (Office.js; extra 'server', licence key)"
+    )
+    serve.add_argument("--host", default="127.0.0.1", help="interface (default 127.0.0.1)")
+    serve.add_argument("--port", type=int, default=8000, help="port (default 8000)")
+    serve.add_argument("--reload", action="store_true", help="restart when the code changes")
+    serve.add_argument("--certs", metavar="DIR",
+                       help="folder with localhost+2.pem and localhost+2-key.pem for HTTPS "
+                            "(default: ./certs if present)")
+    serve.add_argument("--env-file", metavar="PATH",
+                       help="settings file (default: ./.env if present)")
+    serve.add_argument("--new-token", action="store_true",
+                       help="print a new access token for the custom auth provider and exit")
+    serve.set_defaults(func=run_serve)
     return parser
 
 

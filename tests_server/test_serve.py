@@ -1,0 +1,189 @@
+"""``xl-factorlasso serve``: its messages, and one live server on 127.0.0.1.
+
+Every server process here is started by this test, stopped by its PID (SIGTERM, then SIGKILL
+after a bounded wait) in a ``finally``, and all waits are bounded.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import signal
+import socket
+import ssl
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from xl_factorlasso.cli import main
+from xl_factorlasso.server import CERT_FILE, KEY_FILE, TOKEN_ENV
+
+ROOT = Path(__file__).resolve().parents[1]
+STARTUP_SECONDS = 60
+
+
+def _env(tmp_path: Path, **updates) -> dict:
+    """A clean environment: no xlwings/xlwings-server settings, a HOME without xlwings.conf."""
+    env = {k: v for k, v in os.environ.items()
+           if not k.startswith(("XLWINGS_", "XL_FACTORLASSO_")) and k != "DOTENV_PATH"}
+    env.update(HOME=str(tmp_path), MPLBACKEND="Agg", PYTHONPATH=str(ROOT))
+    env.update({k: v for k, v in updates.items() if v is not None})
+    return env
+
+
+def _serve(tmp_path: Path, *args: str, prelude: str = "", timeout: float = 60, **env):
+    code = f"{prelude}import sys; from xl_factorlasso.cli import main; sys.exit(main(sys.argv[1:]))"
+    return subprocess.run([sys.executable, "-c", code, "serve", *args], cwd=tmp_path,
+                          env=_env(tmp_path, **env), capture_output=True, text=True,
+                          timeout=timeout)
+
+
+def test_new_token_prints_a_token_and_its_digest(capsys):
+    assert main(["serve", "--new-token"]) == 0
+    lines = [line.strip() for line in capsys.readouterr().out.splitlines()]
+    token, digest = lines[1], lines[3]
+    assert hashlib.sha256(token.encode()).hexdigest() == digest
+    assert TOKEN_ENV in lines[2]
+
+
+def test_message_when_the_extra_is_not_installed(monkeypatch, capsys):
+    monkeypatch.setitem(sys.modules, "xlwings_server", None)  # what find_spec sees uninstalled
+    assert main(["serve"]) == 2
+    err = capsys.readouterr().err
+    assert 'pip install "xl-factorlasso[server]"' in err and "Traceback" not in err
+
+
+def test_message_when_no_licence_key_is_set(tmp_path):
+    r = _serve(tmp_path, XLWINGS_ENVIRONMENT="dev")
+    assert r.returncode == 2, r.stderr
+    assert "no xlwings licence key is set" in r.stderr
+    assert "PolyForm Noncommercial" in r.stderr and "XLWINGS_LICENSE_KEY" in r.stderr
+    assert "Traceback" not in r.stderr
+
+
+def test_message_when_the_licence_key_is_rejected(tmp_path):
+    r = _serve(tmp_path, XLWINGS_LICENSE_KEY="not-a-key", XLWINGS_ENVIRONMENT="dev")
+    assert r.returncode == 2, r.stderr
+    assert "licence key was rejected" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_refuses_to_start_without_auth_outside_dev(tmp_path):
+    """The key and the environment come from ./.env (the directory serve is started from)."""
+    (tmp_path / ".env").write_text('XLWINGS_LICENSE_KEY="noncommercial"\n'
+                                   'XLWINGS_ENVIRONMENT="prod"\n')
+    r = _serve(tmp_path)
+    assert r.returncode == 2, r.stderr
+    assert "XLWINGS_ENVIRONMENT is 'prod' and no authentication is configured" in r.stderr
+    assert "Uvicorn running" not in r.stdout + r.stderr
+
+
+def test_certs_option_needs_both_files(tmp_path, monkeypatch, capsys):
+    for key in ("DOTENV_PATH", "XLWINGS_PROJECT_DIR", "XLWINGS_ON_SERVER"):
+        monkeypatch.setenv(key, os.environ[key])  # serve() sets them; restored afterwards
+    monkeypatch.setattr("uvicorn.run", lambda *a, **k: pytest.fail("must not start"))
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "certs").mkdir()
+    (tmp_path / "certs" / CERT_FILE).write_text("")
+    assert main(["serve", "--certs", "certs"]) == 2
+    assert f"certs does not hold both {CERT_FILE} and {KEY_FILE}" in capsys.readouterr().err
+
+
+# --------------------------------------------------------------------------- live server
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _self_signed_certs(folder: Path) -> bool:
+    """certs/localhost+2(-key).pem for 127.0.0.1 (what mkcert makes), if openssl is here."""
+    if shutil.which("openssl") is None:
+        return False
+    folder.mkdir()
+    r = subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+         "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1,DNS:localhost",
+         "-keyout", str(folder / KEY_FILE), "-out", str(folder / CERT_FILE)],
+        capture_output=True, timeout=60)
+    return r.returncode == 0
+
+
+def _stop(proc: subprocess.Popen) -> None:
+    if proc.poll() is not None:
+        return
+    os.kill(proc.pid, signal.SIGTERM)
+    try:
+        proc.wait(timeout=15)
+    except subprocess.TimeoutExpired:
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=15)
+
+
+def _first_answer(http, url: str, proc: subprocess.Popen, log: Path):
+    """GET url as soon as the server answers (bounded); fail early if the process died."""
+    import httpx  # installed with xlwings-server (this directory is skipped without it)
+
+    deadline = time.monotonic() + STARTUP_SECONDS
+    while True:
+        assert proc.poll() is None, log.read_text()[-3000:]
+        try:
+            return http.get(url)
+        except httpx.TransportError:
+            if time.monotonic() > deadline:
+                pytest.fail(f"no answer within {STARTUP_SECONDS} s:\n{log.read_text()[-3000:]}")
+            time.sleep(0.2)
+
+
+def test_live_server_on_loopback(tmp_path, xlwings_version):
+    import httpx
+
+    import xl_factorlasso
+    from xl_factorlasso.udfs import FLASSO_FIT
+
+    https = _self_signed_certs(tmp_path / "certs")
+    scheme = "https" if https else "http"
+    port = _free_port()
+    log = (tmp_path / "server.log").open("w")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "xl_factorlasso", "serve", "--host", "127.0.0.1",
+         "--port", str(port)],
+        cwd=tmp_path, stdout=log, stderr=subprocess.STDOUT,
+        env=_env(tmp_path, XLWINGS_LICENSE_KEY=os.environ["XLWINGS_LICENSE_KEY"],
+                 XLWINGS_ENVIRONMENT="dev"),
+    )
+    base = f"{scheme}://127.0.0.1:{port}"
+    cafile = tmp_path / "certs" / CERT_FILE
+    try:
+        verify = ssl.create_default_context(cafile=cafile) if https else True
+        with httpx.Client(verify=verify, timeout=30) as http:
+            meta = _first_answer(http, f"{base}/xlwings/custom-functions-meta", proc,
+                                 tmp_path / "server.log")
+            assert meta.status_code == 200
+            assert len(meta.json()["functions"]) == 10
+
+            returns = [["date", "A", "B"], *[[45000 + i, 0.01 * ((i * 7) % 5 - 2) + 0.002 * i,
+                                              0.01 * ((i * 3) % 4 - 1.5)] for i in range(30)]]
+            factors = [["date", "F"], *[[45000 + i, 0.01 * ((i * 5) % 7 - 3)] for i in range(30)]]
+            body = {"client": "Office.js", "version": xlwings_version, "runtime": "1.4",
+                    "func_name": "FLASSO_FIT", "args": [returns, factors, [[1e-4]]],
+                    "caller_address": "[Book1.xlsx]Sheet1!A1"}
+            r = http.post(f"{base}/xlwings/custom-functions-call", json=body)
+            assert r.status_code == 200, r.text
+            expected = FLASSO_FIT(returns, factors, 1e-4)
+            assert r.json()["result"][0] == expected[0]
+            assert r.json()["result"][1][1] == pytest.approx(expected[1][1], rel=1e-12)
+            r = http.post(f"{base}/xlwings/custom-functions-call",
+                          json={**body, "func_name": "FLASSO_VERSION", "args": []})
+            assert r.json()["result"] == [[xl_factorlasso.__version__]]
+            manifest = http.get(f"{base}/manifest").text
+            assert f"{base}/taskpane.html" in manifest
+    finally:
+        _stop(proc)
+        log.close()
+    output = (tmp_path / "server.log").read_text()
+    assert ("no certificates" in output) == (not https)
+    assert "Uvicorn running on" in output

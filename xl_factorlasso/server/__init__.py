@@ -1,0 +1,300 @@
+"""The xlwings Server add-in (optional extra ``server``): FLASSO_* and the ribbon over Office.js.
+
+Install with ``pip install "xl-factorlasso[server]"`` and start with ``xl-factorlasso serve``.
+The core, the desktop add-in and the CLI never need this: nothing outside this folder imports
+xlwings-server, and this module imports neither xlwings nor xlwings-server when it is imported
+(:func:`serve` does, after configuring the environment they read at import time).
+
+Licensing: xlwings-server and xlwings' PRO engine (which every server request uses) are
+dual-licensed, PolyForm Noncommercial 1.0.0 or a paid xlwings PRO licence. The server needs
+``XLWINGS_LICENSE_KEY``: ``noncommercial`` under the PolyForm terms, otherwise a trial or paid key.
+
+This folder is also the xlwings-server *project directory* (``XLWINGS_PROJECT_DIR``):
+
+* ``custom_functions/`` re-exports exactly the ten ``FLASSO_*`` worksheet functions;
+* ``custom_scripts/`` re-exports exactly the four ribbon scripts (xlwings-server calls any
+  attribute of that package by name, decorated or not, so nothing else may be visible there);
+* ``templates/manifest.xml`` (ribbon tab), ``templates/taskpane.html`` (the Help pane),
+  ``static/js/ribbon.js`` (buttons -> scripts), ``static/js/auth.js`` (token for the custom
+  provider), ``auth/custom/`` (the token provider), ``lifespan.py`` (refuses to start an
+  unauthenticated server outside ``dev``), ``pyproject.toml`` (non-secret defaults) and
+  ``.env.template`` (every setting a deployment sets).
+
+xlwings-server puts this folder at the front of ``sys.path`` and imports names with a meaning
+for it from here (``config.py``, ``lifespan.py``, ``routers/custom.py``, ``models/``,
+``auth/<provider>/``, ``custom_functions``, ``custom_scripts``): add files under such names only
+for that purpose, and put other Python code in the package, not in this folder.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import ipaddress
+import os
+import re
+import secrets
+import sys
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+__all__ = [
+    "CERT_FILE",
+    "DEV",
+    "FUNCTIONS",
+    "KEY_FILE",
+    "PROJECT_DIR",
+    "RIBBON",
+    "SCRIPTS",
+    "TOKEN_ENV",
+    "RibbonButton",
+    "ServerSetupError",
+    "check_settings",
+    "deployment_problems",
+    "find_certs",
+    "new_token",
+    "serve",
+    "token_digests",
+]
+
+PROJECT_DIR = Path(__file__).resolve().parent
+
+#: The worksheet functions the add-in registers (``xl_factorlasso.udfs.__all__``).
+FUNCTIONS = (
+    "FLASSO_CLUSTERS", "FLASSO_COV", "FLASSO_CV", "FLASSO_FIT", "FLASSO_INTERCEPT",
+    "FLASSO_MAXDIV", "FLASSO_PREDICT", "FLASSO_R2", "FLASSO_RESID_VOL", "FLASSO_VERSION",
+)
+#: The ``@script`` entry points of :mod:`xl_factorlasso.ribbon` callable over HTTP.
+SCRIPTS = ("refit", "refit_cv", "optimise_portfolio", "clear_outputs")
+
+#: xlwings-server's certificate convention (``mkcert localhost 127.0.0.1 ::1`` in ``certs/``).
+CERT_FILE, KEY_FILE = "localhost+2.pem", "localhost+2-key.pem"
+#: Environment variable (or .env key) with the SHA-256 digests of the accepted access tokens.
+TOKEN_ENV = "XL_FACTORLASSO_TOKEN_SHA256"
+DEV = "dev"
+
+
+@dataclass(frozen=True)
+class RibbonButton:
+    """One button of the "Factor LASSO" tab: the desktop template's tab, button for button
+    (``workbook_template/src/customUI14.xml``: same groups, labels and control ids)."""
+
+    group: str  # group label
+    control_id: str  # manifest <Control id> (= the desktop customUI button id)
+    label: str
+    action: str | None  # manifest <FunctionName> (ExecuteFunction); None: shows the task pane
+    script: str | None  # the @script it runs
+
+
+RIBBON = (
+    RibbonButton("Factor model", "FactorLassoRefit", "Refit", "flasso-refit", "refit"),
+    RibbonButton("Factor model", "FactorLassoCrossValidate", "Cross-validate", "flasso-refit-cv",
+                 "refit_cv"),
+    RibbonButton("Portfolio", "FactorLassoOptimise", "Optimise portfolio",
+                 "flasso-optimise-portfolio", "optimise_portfolio"),
+    RibbonButton("Workbook", "FactorLassoClear", "Clear outputs", "flasso-clear-outputs",
+                 "clear_outputs"),
+    RibbonButton("Workbook", "FactorLassoHelp", "Help", None, None),
+)
+
+
+class ServerSetupError(RuntimeError):
+    """The server cannot start as configured; the message says what to change."""
+
+
+# --------------------------------------------------------------------------- access tokens
+_HEX64 = re.compile(r"^[0-9a-f]{64}$")
+
+
+def new_token() -> tuple[str, str]:
+    """A fresh access token for the ``custom`` auth provider and its SHA-256 digest.
+
+    The user keeps the token (entered once in the add-in's Help pane); the server is given only
+    the digest (``XL_FACTORLASSO_TOKEN_SHA256``), so its configuration holds no usable secret.
+    """
+    token = secrets.token_urlsafe(32)
+    return token, hashlib.sha256(token.encode()).hexdigest()
+
+
+def _dotenv_file() -> Path:
+    """The .env file xlwings-server reads (``DOTENV_PATH``, else the project directory's)."""
+    return Path(os.environ.get("DOTENV_PATH") or PROJECT_DIR / ".env")
+
+
+def _dotenv_value(key: str, env_file: Path | None = None) -> str | None:
+    path = env_file or _dotenv_file()
+    if not path.is_file():
+        return None
+    from dotenv import dotenv_values  # a dependency of xlwings-server
+
+    return dotenv_values(path).get(key)
+
+
+def token_digests(env_file: Path | None = None) -> list[str]:
+    """The accepted token digests: the environment variable, else the .env file.
+
+    Comma- or space-separated hex SHA-256 digests; anything else raises ServerSetupError.
+    """
+    raw = os.environ.get(TOKEN_ENV)
+    if raw is None:
+        raw = _dotenv_value(TOKEN_ENV, env_file) or ""
+    digests = [d.lower() for d in re.split(r"[\s,]+", raw.strip()) if d]
+    bad = [d for d in digests if not _HEX64.match(d)]
+    if bad:
+        raise ServerSetupError(
+            f"{TOKEN_ENV} must list SHA-256 hex digests (64 characters), not {bad[0][:12]!r}...; "
+            "make one with `xl-factorlasso serve --new-token`"
+        )
+    return digests
+
+
+# --------------------------------------------------------------------------- policy
+def deployment_problems(environment: str, auth_providers: Iterable[str] | None,
+                        digests: Iterable[str] = ()) -> list[str]:
+    """Why a server with these settings must not start (empty: it may).
+
+    Outside the ``dev`` environment every request must be authenticated: at least one auth
+    provider, and the ``custom`` provider only with at least one token digest (the provider is
+    ours, ``auth/custom``, and accepts nothing without them).
+    """
+    providers = list(auth_providers or [])
+    problems = []
+    if environment != DEV and not providers:
+        problems.append(
+            f"XLWINGS_ENVIRONMENT is {environment!r} and no authentication is configured. "
+            'Outside "dev" the add-in requires XLWINGS_AUTH_PROVIDERS: ["entraid"] (Microsoft '
+            "Entra ID single sign-on; also set XLWINGS_AUTH_ENTRAID_CLIENT_ID and "
+            'XLWINGS_AUTH_ENTRAID_TENANT_ID) or ["custom"] (access tokens; set '
+            f"{TOKEN_ENV}, see `xl-factorlasso serve --new-token`). For a local test only, "
+            "set XLWINGS_ENVIRONMENT=dev."
+        )
+    if "custom" in providers and not list(digests):
+        problems.append(
+            f'XLWINGS_AUTH_PROVIDERS includes "custom" but {TOKEN_ENV} lists no token digest: '
+            "every request would be refused. Run `xl-factorlasso serve --new-token`, give the "
+            f"digest to the server ({TOKEN_ENV}) and the token to the users."
+        )
+    return problems
+
+
+def check_settings(settings) -> None:
+    """Raise ServerSetupError when xlwings-server ``settings`` break :func:`deployment_problems`."""
+    providers = list(settings.auth_providers or [])
+    digests = token_digests() if "custom" in providers else []
+    problems = deployment_problems(settings.environment, providers, digests)
+    if problems:
+        raise ServerSetupError(" ".join(problems))
+
+
+# --------------------------------------------------------------------------- certificates
+def find_certs(dirs: Iterable[Path]) -> tuple[Path, Path] | None:
+    """``(certfile, keyfile)`` from the first directory holding both, else None."""
+    for d in dirs:
+        cert, key = Path(d) / CERT_FILE, Path(d) / KEY_FILE
+        if cert.is_file() and key.is_file():
+            return cert, key
+    return None
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+# --------------------------------------------------------------------------- serve
+def _import_xlwings_for_server():
+    """Import xlwings in server mode; a missing or rejected licence key is a ServerSetupError."""
+    loaded = sys.modules.get("xlwings")
+    if loaded is not None and not getattr(loaded.func, "__module__", "").startswith("xlwings.pro"):
+        raise ServerSetupError(
+            "xlwings was imported in this process before the server was configured, so its "
+            "function decorators are the desktop ones; start the server in a fresh process "
+            "(`xl-factorlasso serve`)"
+        )
+    try:
+        import xlwings
+    except Exception as err:  # noqa: BLE001 - xlwings.LicenseError, not importable before
+        if type(err).__name__ != "LicenseError":
+            raise
+        sys.modules.pop("xlwings", None)
+        if "couldn't find" in str(err).lower():
+            raise ServerSetupError(
+                "no xlwings licence key is set. The server add-in uses xlwings PRO code, "
+                "dual-licensed under PolyForm Noncommercial 1.0.0 or a paid xlwings PRO licence: "
+                'set XLWINGS_LICENSE_KEY="noncommercial" for non-commercial use, or a trial/paid '
+                "key, in the environment or in the .env file (see docs/server.md)"
+            ) from None
+        raise ServerSetupError(f"the xlwings licence key was rejected: {err}") from None
+    if not xlwings.__pro__:
+        raise ServerSetupError("the xlwings licence key does not unlock xlwings PRO (server)")
+    return xlwings
+
+
+def serve(host: str = "127.0.0.1", port: int = 8000, *, reload: bool = False,
+          certs: str | os.PathLike | None = None, env_file: str | os.PathLike | None = None,
+          out: Callable[[str], None] = print) -> int:
+    """Run xlwings-server (uvicorn) with this project directory; blocks until stopped.
+
+    ``env_file``: the .env to read (default: ``./.env`` if it exists, else none). ``certs``: a
+    directory with ``localhost+2.pem`` and ``localhost+2-key.pem`` (default: ``./certs``, then
+    ``certs/`` in the project directory); HTTPS when found, plain HTTP otherwise (fine behind a
+    TLS-terminating proxy; Office.js itself only loads add-ins over HTTPS).
+    """
+    import importlib.util
+
+    if importlib.util.find_spec("xlwings_server") is None:
+        raise ServerSetupError(
+            "the server add-in needs the optional extra (Python 3.11 or later): "
+            "pip install \"xl-factorlasso[server]\""
+        )
+    # xlwings-server and xlwings read these when they are imported: set them first.
+    if env_file is not None:
+        env_path = Path(env_file).resolve()
+        if not env_path.is_file():
+            raise ServerSetupError(f"no such .env file: {env_path}")
+        os.environ["DOTENV_PATH"] = str(env_path)
+    elif "DOTENV_PATH" not in os.environ and Path(".env").is_file():
+        os.environ["DOTENV_PATH"] = str(Path(".env").resolve())
+    os.environ["XLWINGS_PROJECT_DIR"] = str(PROJECT_DIR)
+    os.environ["XLWINGS_ON_SERVER"] = "true"
+
+    from xlwings_server.config import settings  # copies a .env licence key into the env
+
+    xlwings = _import_xlwings_for_server()
+    check_settings(settings)
+
+    cert_dirs = [Path(certs)] if certs is not None else [Path("certs"), PROJECT_DIR / "certs"]
+    if certs is not None and find_certs(cert_dirs) is None:
+        raise ServerSetupError(f"{certs} does not hold both {CERT_FILE} and {KEY_FILE}")
+    found = find_certs(cert_dirs)
+    scheme = "https" if found else "http"
+
+    import uvicorn
+
+    env_note = str(_dotenv_file()) if _dotenv_file().is_file() else "none"
+    out(f"xl-factorlasso server add-in (xlwings {xlwings.__version__}, project {PROJECT_DIR})")
+    out(f"  environment {settings.environment}, auth providers "
+        f"{list(settings.auth_providers or []) or 'none'}, .env {env_note}")
+    namespace = settings.functions_namespace.upper() + (
+        "" if settings.environment == "prod" else f"_{settings.environment.upper()}")
+    out(f"  worksheet functions: ={namespace}.FLASSO_FIT(...) and the nine others")
+    out(f"  manifest: {scheme}://{host}:{port}{settings.app_path}/manifest/download")
+    if not found:
+        out("  no certificates (certs/localhost+2.pem, certs/localhost+2-key.pem): serving plain "
+            "HTTP; Office.js add-ins need HTTPS (a TLS proxy in front, or mkcert certificates)")
+    if settings.environment == DEV and not settings.auth_providers and not _is_loopback(host):
+        out(f"  WARNING: dev environment without authentication, reachable on {host}")
+    uvicorn.run(
+        "xlwings_server.main:main_app",
+        host=host,
+        port=port,
+        reload=reload,
+        reload_dirs=[str(PROJECT_DIR.parent)] if reload else None,  # the whole package
+        ssl_certfile=str(found[0]) if found else None,
+        ssl_keyfile=str(found[1]) if found else None,
+    )
+    return 0

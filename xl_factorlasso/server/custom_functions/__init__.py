@@ -1,0 +1,31 @@
+"""xlwings-server's ``custom_functions``: exactly the ten FLASSO_* worksheet functions.
+
+xlwings-server registers every ``@func`` visible at package level; the names are imported
+explicitly (never ``import *``) so the list is reviewable here and checked by tests_server.
+"""
+
+from xl_factorlasso.udfs import (
+    FLASSO_CLUSTERS,
+    FLASSO_COV,
+    FLASSO_CV,
+    FLASSO_FIT,
+    FLASSO_INTERCEPT,
+    FLASSO_MAXDIV,
+    FLASSO_PREDICT,
+    FLASSO_R2,
+    FLASSO_RESID_VOL,
+    FLASSO_VERSION,
+)
+
+__all__ = [
+    "FLASSO_CLUSTERS",
+    "FLASSO_COV",
+    "FLASSO_CV",
+    "FLASSO_FIT",
+    "FLASSO_INTERCEPT",
+    "FLASSO_MAXDIV",
+    "FLASSO_PREDICT",
+    "FLASSO_R2",
+    "FLASSO_RESID_VOL",
+    "FLASSO_VERSION",
+]
