@@ -24,8 +24,9 @@ test: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_fit.py
+	$(BIN)/python benchmarks/bench_engine.py
 	$(BIN)/python benchmarks/bench_maxdiv.py
-	@if [ -f benchmarks/bench_udf.py ]; then $(BIN)/python benchmarks/bench_udf.py; fi
+	$(BIN)/python benchmarks/bench_udf.py
 
 templates: $(STAMP)
 	$(BIN)/python workbook_template/build.py

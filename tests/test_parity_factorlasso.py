@@ -68,7 +68,10 @@ def test_parity_with_factorlasso(model_type, span, l1_weight):
             x=x, y=y
         )
     ours = LassoModel(model_type=model_type, **kw).fit(x, y)
-    np.testing.assert_allclose(ours.coef_, theirs.coef_, atol=1e-4)
+    # factorlasso stops at Clarabel's default tolerances, ~1e-4 from the optimum in places
+    # (LASSO here: 1.05e-4); our certified solution must not be worse in the objective.
+    assert ours.objective_value_ <= ours.objective(theirs.coef_) * (1 + 1e-9)
+    np.testing.assert_allclose(ours.coef_, theirs.coef_, atol=2e-4)
     np.testing.assert_allclose(ours.alpha_const_, theirs.alpha_const_, atol=1e-4)
     np.testing.assert_allclose(ours.intercept_, theirs.intercept_, atol=1e-4)
     res = theirs.estimation_result_

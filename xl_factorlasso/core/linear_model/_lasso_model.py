@@ -11,6 +11,8 @@ import pandas as pd
 
 from .._base import BaseEstimator
 from ..cluster import cluster_from_correlation, ewm_lambda, response_correlation
+from ..exceptions import SolveError
+from ._engine import DEFAULT_MAX_ITER, DEFAULT_TOL, FastEngine
 from ._formulation import LassoProblem, PenaltySpec, penalty_value
 from ._lambda_max import lambda_max_from_stats
 from ._model_type import LassoModelType
@@ -102,6 +104,17 @@ class LassoModel(BaseEstimator):
         Solvers to try, in order and with their default settings, when ``solver`` fails.
     verbose : bool, default False
         Forwarded to the solver.
+    engine : {"auto", "fast", "cvxpy"}, default "auto"
+        ``"fast"``: the accelerated proximal-gradient engine on the sufficient statistics
+        (:mod:`~xl_factorlasso.core.linear_model._engine`), whose answer is certified by a
+        duality gap; :class:`SolveError` if it cannot certify within its budget. ``"cvxpy"``:
+        the CVXPY formulation with ``solver``. ``"auto"``: the fast engine, falling back to
+        CVXPY when the solution is not certified (``solver_`` then says so); an explicit
+        ``solver`` other than CLARABEL or any ``solver_params`` is a request for that CVXPY
+        solve, which ``"auto"`` honours.
+    engine_params : dict, optional
+        Fast-engine settings: ``tol`` (relative duality gap that certifies, default 1e-8) and
+        ``max_iter`` (iteration budget, default 20000).
 
     Attributes
     ----------
@@ -128,7 +141,13 @@ class LassoModel(BaseEstimator):
     estimation_result_ : LassoEstimationResult
         The same diagnostics as arrays (factorlasso compatible).
     solver_status_ : str
-        CVXPY status of the accepted solve; ``solver_`` the solver that produced it.
+        Status of the accepted solve ("optimal" for a certified fast solve, else CVXPY's);
+        ``solver_`` what produced it: ``"fast"``, a CVXPY solver name, or e.g.
+        ``"CLARABEL (fast engine not certified: gap 3e-06)"`` after an automatic fallback.
+    duality_gap_ : float
+        Relative duality gap certified by the fast engine (NaN for a CVXPY solution).
+    n_iter_ : int or None
+        Fast-engine iterations (None for a CVXPY solution).
     objective_value_ : float
         Objective at the solution (loss including its constant + penalty), before warmup zeroing.
     reg_lambda_max_ : float
@@ -157,6 +176,8 @@ class LassoModel(BaseEstimator):
         solver_params=None,
         solver_fallbacks=None,
         verbose=False,
+        engine="auto",
+        engine_params=None,
     ):
         self.model_type = model_type
         self.group_data = group_data
@@ -176,6 +197,8 @@ class LassoModel(BaseEstimator):
         self.solver_params = solver_params
         self.solver_fallbacks = solver_fallbacks
         self.verbose = verbose
+        self.engine = engine
+        self.engine_params = engine_params
 
     # ------------------------------------------------------------------ validation
     def _checked_lambda(self, value=None) -> float:
@@ -216,7 +239,37 @@ class LassoModel(BaseEstimator):
             )
         if model_type is LassoModelType.GROUP_LASSO and self.group_data is None:
             raise ValueError("model_type GROUP_LASSO needs group_data (response -> group)")
+        self._checked_engine()
         return {"model_type": model_type, "l1_weight": float(l1), "cutoff_fraction": float(cf)}
+
+    def _checked_engine(self) -> tuple[str, dict]:
+        engine = self.engine.strip().lower() if isinstance(self.engine, str) else self.engine
+        if engine not in ("auto", "fast", "cvxpy"):
+            raise ValueError(f"engine must be 'auto', 'fast' or 'cvxpy', got {self.engine!r}")
+        params = {"tol": DEFAULT_TOL, "max_iter": DEFAULT_MAX_ITER}
+        given = self.engine_params or {}
+        if not isinstance(given, dict):
+            raise ValueError(f"engine_params must be a dict, got {type(given).__name__}")
+        unknown = sorted(set(given) - set(params))
+        if unknown:
+            raise ValueError(f"engine_params: unknown key {unknown[0]!r}; known: max_iter, tol")
+        params.update(given)
+        tol, max_iter = params["tol"], params["max_iter"]
+        if isinstance(tol, bool) or not isinstance(tol, numbers.Real) or not 0 < tol < np.inf:
+            raise ValueError(f"engine_params['tol'] must be a number > 0, got {tol!r}")
+        if (isinstance(max_iter, bool) or not isinstance(max_iter, numbers.Integral)
+                or max_iter < 1):
+            raise ValueError(
+                f"engine_params['max_iter'] must be a whole number >= 1, got {max_iter!r}"
+            )
+        return engine, {"tol": float(tol), "max_iter": int(max_iter)}
+
+    def _uses_fast_engine(self) -> bool:
+        engine, _ = self._checked_engine()
+        if engine != "auto":
+            return engine == "fast"
+        # An explicit CVXPY solver or solver settings ask for that solve.
+        return str(self.solver).upper() == "CLARABEL" and not self.solver_params
 
     @staticmethod
     def _cell_matrix(matrix, name: str, rows: pd.Index, cols: pd.Index) -> np.ndarray:
@@ -380,14 +433,45 @@ class LassoModel(BaseEstimator):
         """
         lam = self._checked_lambda()
         setup = self._setup(x, y)
-        problem = LassoProblem(setup.stats, setup.spec)
-        coef, status, solver = problem.solve(
-            lam, self.solver, self.solver_params, self.solver_fallbacks, bool(self.verbose)
-        )
-        self._install(setup, coef, lam, status, solver)
+        coef, status, solver, gap, n_iter = self._solve(setup, lam)
+        self._install(setup, coef, lam, status, solver, gap=gap, n_iter=n_iter)
         return self
 
-    def _install(self, setup: _FitSetup, coef: np.ndarray, lam: float, status, solver) -> None:
+    def _solve(self, setup: _FitSetup, lam: float, engine: FastEngine | None = None,
+               coef_init: np.ndarray | None = None):
+        """Dispatch to the fast engine and/or CVXPY: ``(coef, status, solver, gap, n_iter)``."""
+        kind, params = self._checked_engine()
+        note, attempts = "", []
+        if self._uses_fast_engine():
+            if engine is None:
+                engine = FastEngine(setup.stats, setup.spec)
+            result = engine.solve(lam, coef_init=coef_init, **params)
+            if result.certified:
+                return result.coef, "optimal", "fast", result.gap, result.iterations
+            message = (
+                f"fast engine not certified: relative duality gap {result.gap:.1e} > tol "
+                f"{params['tol']:g} after {result.iterations} iterations"
+            )
+            if kind == "fast":
+                raise SolveError(message, [("fast", message)])
+            note, attempts = f" (fast engine not certified: gap {result.gap:.0e})", [
+                ("fast", message)
+            ]
+        problem = LassoProblem(setup.stats, setup.spec)
+        try:
+            coef, status, solver = problem.solve(
+                lam, self.solver, self.solver_params, self.solver_fallbacks, bool(self.verbose)
+            )
+        except SolveError as err:
+            if not attempts:
+                raise
+            raise SolveError(f"{attempts[0][1]}; then {err}", attempts + err.attempts) from err
+        return coef, status, f"{solver}{note}", float("nan"), None
+
+    def _install(
+        self, setup: _FitSetup, coef: np.ndarray, lam: float, status, solver,
+        gap: float = float("nan"), n_iter: int | None = None,
+    ) -> None:
         """Derive every fitted attribute from a solution and set them together."""
         x, y, stats = setup.x, setup.y, setup.stats
         objective = stats.loss(coef) + penalty_value(coef, setup.spec, lam)
@@ -433,6 +517,8 @@ class LassoModel(BaseEstimator):
         self.cutoff_ = setup.cutoff
         self.solver_status_ = status
         self.solver_ = solver
+        self.duality_gap_ = float(gap)
+        self.n_iter_ = n_iter
         self.objective_value_ = float(objective)
         self.reg_lambda_max_ = lambda_max_from_stats(stats, setup.spec)
         self.effective_span_ = self.span

@@ -1,0 +1,348 @@
+"""Fast engine benchmark: ``engine="fast"`` against ``engine="cvxpy"`` and factorlasso 1.0.6.
+
+Fits: the configurations and sizes of ``bench_fit.py`` (same data, ``reg_lambda = 0.05 *
+lambda_max``, ``warmup_period=None``), one fresh child process per cell for its peak RSS,
+median of ``--repeats`` fits under 5 s (``bench_fit.py`` explains the protocol; its helpers are
+imported, not copied). Accuracy: every coefficient matrix is evaluated with our exact objective
+(``LassoModel.objective``); the table shows ``max|dB|`` and the relative objective difference
+of the fast engine against the CVXPY formulation and against factorlasso (negative: the fast
+engine's objective is lower), and the certified relative duality gap.
+
+Cross-validation (``--cv``): ``LassoModelCV`` with 20 lambdas x 5 folds at (500, 10, 50), LASSO,
+for the fast engine, the CVXPY path, factorlasso's ``LassoModelCV`` and scikit-learn's
+warm-started ``Lasso`` path over the same expanding-window splits (``alpha = lambda / 2`` on
+the fold-demeaned data, same scores).
+
+Usage::
+
+    python benchmarks/bench_engine.py                       # small + mid, all configs, + CV
+    python benchmarks/bench_engine.py --sizes all --out engine.json
+    python benchmarks/bench_engine.py --sizes large --skip-anchor --no-cv
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import multiprocessing as mp
+import os
+import platform
+import statistics
+import sys
+import time
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from bench_fit import (  # noqa: E402
+    CONFIGS,
+    LAMBDA_FRACTION,
+    REPEAT_BELOW_S,
+    SIZES,
+    CellResult,
+    _fmt,
+    _parse_list,
+    _rss_mb,
+    lambda_max,
+    model_kwargs,
+)
+
+LIBS = ("fast", "cvxpy", "factorlasso")
+
+
+@dataclass
+class EngineCell(CellResult):
+    """A ``bench_fit`` cell plus what the fitted model says about its solve."""
+
+    solver: str = ""
+    gap: float = float("nan")
+
+
+def _kwargs(lib: str, config: str, panel, reg_lambda: float) -> dict[str, Any]:
+    if lib == "factorlasso":
+        return model_kwargs("factorlasso", config, panel, reg_lambda)
+    return {**model_kwargs("ours", config, panel, reg_lambda), "engine": lib}
+
+
+def run_engine_cell(lib: str, config: str, size: str, seed: int, repeats: int) -> EngineCell:
+    """Child-process body: warm-up fit, timed fit(s), peak RSS (as ``bench_fit.run_cell``)."""
+    import warnings
+
+    warnings.filterwarnings("ignore")
+    from xl_factorlasso.core.datasets import make_factor_panel
+
+    if lib == "factorlasso":
+        from factorlasso import LassoModel
+    else:
+        from xl_factorlasso import LassoModel
+    tiny = make_factor_panel(60, 3, 6, seed=seed + 1)
+    lam_tiny = LAMBDA_FRACTION * lambda_max(tiny.x.to_numpy(), tiny.y.to_numpy())
+    LassoModel(**_kwargs(lib, config, tiny, lam_tiny)).fit(tiny.x, tiny.y)
+
+    panel = make_factor_panel(*SIZES[size], seed=seed)
+    reg_lambda = LAMBDA_FRACTION * lambda_max(panel.x.to_numpy(), panel.y.to_numpy())
+    kwargs = _kwargs(lib, config, panel, reg_lambda)
+    baseline = _rss_mb()
+    times: list[float] = []
+    while True:
+        model = LassoModel(**kwargs)
+        t0 = time.perf_counter()
+        model.fit(panel.x, panel.y)
+        times.append(time.perf_counter() - t0)
+        if len(times) >= repeats or times[0] >= REPEAT_BELOW_S:
+            break
+    clusters = getattr(model, "clusters_", None)
+    return EngineCell(
+        lib=lib,
+        config=config,
+        size=size,
+        fit_s=statistics.median(times),
+        fit_times=times,
+        peak_mb=_rss_mb(),
+        baseline_mb=baseline,
+        reg_lambda=reg_lambda,
+        n_clusters=None if clusters is None else int(clusters.nunique()),
+        coef=model.coef_.loc[panel.y.columns, panel.x.columns].to_numpy().tolist(),
+        solver=str(getattr(model, "solver_", "")),
+        gap=float(getattr(model, "duality_gap_", float("nan"))),
+    )
+
+
+def _in_child(lib, config, size, seed, repeats, timeout) -> EngineCell:
+    ctx = mp.get_context("spawn")
+    with ctx.Pool(1, maxtasksperchild=1) as pool:
+        job = pool.apply_async(run_engine_cell, (lib, config, size, seed, repeats))
+        try:
+            return job.get(timeout=timeout)
+        except Exception as exc:  # a timeout or a failed fit must not stop the run
+            nan = float("nan")
+            return EngineCell(lib, config, size, nan, [], nan, nan, nan, None, [], repr(exc))
+
+
+def _accuracy(config: str, size: str, seed: int, cells: dict[str, EngineCell]) -> dict:
+    """``max|dB|`` and relative objective differences of the fast engine to the others."""
+    from xl_factorlasso import LassoModel
+    from xl_factorlasso.core.datasets import make_factor_panel
+
+    fast = cells.get("fast")
+    out: dict[str, float] = {}
+    if fast is None or fast.error:
+        return out
+    panel = make_factor_panel(*SIZES[size], seed=seed)
+    model = LassoModel(**_kwargs("fast", config, panel, fast.reg_lambda)).fit(panel.x, panel.y)
+    idx, cols = panel.y.columns, panel.x.columns
+    b_fast = np.asarray(fast.coef)
+    f_fast = model.objective(pd.DataFrame(b_fast, index=idx, columns=cols))
+    for lib in ("cvxpy", "factorlasso"):
+        other = cells.get(lib)
+        if other is None or other.error:
+            continue
+        b = np.asarray(other.coef)
+        f = model.objective(pd.DataFrame(b, index=idx, columns=cols))
+        out[f"max_db_{lib}"] = float(np.abs(b_fast - b).max())
+        out[f"obj_{lib}"] = (f_fast - f) / abs(f)
+    return out
+
+
+def fit_table(rows: list[dict[str, Any]]) -> str:
+    head = (
+        "| config | T,M,N | fast s | cvxpy s | factorlasso s | cvxpy/fast | factorlasso/fast "
+        "| peak MB fast | peak MB factorlasso | max abs dB vs cvxpy | rel. obj. vs cvxpy "
+        "| max abs dB vs factorlasso | rel. obj. vs factorlasso | certified gap |"
+    )
+    lines = [head, "|" + "---|" * 14]
+    for r in rows:
+        t = {lib: r["cells"].get(lib, {}).get("fit_s", float("nan")) for lib in LIBS}
+        mem = {lib: r["cells"].get(lib, {}).get("peak_mb", float("nan")) for lib in LIBS}
+        ratio = {lib: t[lib] / t["fast"] for lib in ("cvxpy", "factorlasso")}
+        lines.append(
+            "| " + " | ".join([
+                CONFIGS[r["config"]][0],
+                ",".join(map(str, SIZES[r["size"]])),
+                _fmt(t["fast"], ".4f"),
+                _fmt(t["cvxpy"], ".3f"),
+                _fmt(t["factorlasso"], ".2f"),
+                _fmt(ratio["cvxpy"], ".0f") + ("x" if np.isfinite(ratio["cvxpy"]) else ""),
+                _fmt(ratio["factorlasso"], ".0f")
+                + ("x" if np.isfinite(ratio["factorlasso"]) else ""),
+                _fmt(mem["fast"], ".0f"),
+                _fmt(mem["factorlasso"], ".0f"),
+                _fmt(r.get("max_db_cvxpy"), ".1e"),
+                _fmt(r.get("obj_cvxpy"), ".1e"),
+                _fmt(r.get("max_db_factorlasso"), ".1e"),
+                _fmt(r.get("obj_factorlasso"), ".1e"),
+                _fmt(r["cells"].get("fast", {}).get("gap"), ".0e"),
+            ]) + " |"
+        )
+    return "\n".join(lines)
+
+
+# ---------------------------------------------------------------------- cross-validation
+def sklearn_cv_path(x: np.ndarray, y: np.ndarray, grid: np.ndarray, n_splits: int):
+    """scikit-learn's warm-started ``Lasso`` path over the same splits and scores."""
+    from sklearn.linear_model import Lasso
+
+    from xl_factorlasso import expanding_window_splits
+
+    scores = np.full((len(grid), n_splits), np.nan)
+    for k, (tr, te) in enumerate(expanding_window_splits(len(x), n_splits)):
+        xm, ym = x[tr].mean(axis=0), y[tr].mean(axis=0)
+        model = Lasso(alpha=float(grid.max()) / 2, warm_start=True, fit_intercept=False)
+        for j in np.argsort(-grid):
+            model.set_params(alpha=float(grid[j]) / 2)
+            model.fit(x[tr] - xm, y[tr] - ym)
+            pred = x[te] @ model.coef_.T + (ym - model.coef_ @ xm)
+            yt = y[te]
+            r2 = 1 - ((yt - pred) ** 2).sum(axis=0) / ((yt - yt.mean(axis=0)) ** 2).sum(axis=0)
+            scores[j, k] = r2.mean()
+    return scores
+
+
+def run_cv(seed: int, repeats: int, with_anchor: bool) -> list[dict[str, Any]]:
+    import warnings
+
+    warnings.filterwarnings("ignore")
+    from xl_factorlasso import LassoModel, LassoModelCV
+    from xl_factorlasso.core.datasets import make_factor_panel
+
+    panel = make_factor_panel(*SIZES["small"], seed=seed)
+    rows = []
+    for grid_name in ("default", "auto"):
+        lambdas = None if grid_name == "default" else "auto"
+        res: dict[str, Any] = {"grid": grid_name}
+        for lib in ("fast", "cvxpy"):
+            base = LassoModel(warmup_period=None, engine=lib)
+            times = []
+            for _ in range(repeats):
+                t0 = time.perf_counter()
+                cv = LassoModelCV(lambdas=lambdas, n_splits=5, base_model=base).fit(
+                    panel.x, panel.y
+                )
+                times.append(time.perf_counter() - t0)
+            res[lib] = statistics.median(times)
+            res[f"scores_{lib}"] = cv.cv_scores_.to_numpy()
+            res[f"best_{lib}"] = cv.best_lambda_
+        grid = cv.lambdas_
+        times = []
+        for _ in range(repeats):
+            t0 = time.perf_counter()
+            sk = sklearn_cv_path(panel.x.to_numpy(), panel.y.to_numpy(), grid, 5)
+            times.append(time.perf_counter() - t0)
+        res["sklearn"] = statistics.median(times)
+        res["score_diff_sklearn"] = float(np.abs(sk - res["scores_fast"]).max())
+        res["score_diff_cvxpy"] = float(np.abs(res["scores_cvxpy"] - res["scores_fast"]).max())
+        if with_anchor:
+            import factorlasso as fl
+
+            fl_base = fl.LassoModel(warmup_period=None)
+            t0 = time.perf_counter()
+            fl_cv = fl.LassoModelCV(lambdas=list(grid), n_splits=5, base_model=fl_base).fit(
+                panel.x, panel.y
+            )
+            res["factorlasso"] = time.perf_counter() - t0
+            res["best_factorlasso"] = float(fl_cv.best_lambda_)
+        rows.append(res)
+        print(f"[cv] {grid_name} grid done", file=sys.stderr, flush=True)
+    return rows
+
+
+def cv_table(rows: list[dict[str, Any]]) -> str:
+    head = (
+        "| grid (20 x 5 folds, 500,10,50, LASSO) | fast s | cvxpy s | factorlasso s "
+        "| sklearn path s | factorlasso/fast | sklearn/fast | max score diff vs cvxpy "
+        "| vs sklearn | best lambda fast / factorlasso |"
+    )
+    lines = [head, "|" + "---|" * 10]
+    nan = float("nan")
+    for r in rows:
+        fl_s = r.get("factorlasso", nan)
+        lines.append(
+            "| " + " | ".join([
+                r["grid"],
+                _fmt(r["fast"], ".3f"),
+                _fmt(r["cvxpy"], ".3f"),
+                _fmt(fl_s, ".2f"),
+                _fmt(r["sklearn"], ".3f"),
+                _fmt(fl_s / r["fast"], ".0f") + ("x" if np.isfinite(fl_s) else ""),
+                _fmt(r["sklearn"] / r["fast"], ".2f") + "x",
+                _fmt(r["score_diff_cvxpy"], ".1e"),
+                _fmt(r["score_diff_sklearn"], ".1e"),
+                f"{r['best_fast']:.4g} / "
+                + (f"{r['best_factorlasso']:.4g}" if "best_factorlasso" in r else "—"),
+            ]) + " |"
+        )
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--sizes", default="small,mid", help=f"comma list of {list(SIZES)} or all")
+    parser.add_argument("--configs", default="all", help=f"comma list of {list(CONFIGS)} or all")
+    parser.add_argument("--skip-anchor", action="store_true", help="no factorlasso cells")
+    parser.add_argument("--no-cv", action="store_true", help="skip the cross-validation part")
+    parser.add_argument("--out", help="write all results as JSON here")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--repeats", type=int, default=5, help="fits per cell when a fit < 5 s")
+    parser.add_argument("--cell-timeout", type=float, default=None)
+    args = parser.parse_args(argv)
+    sizes = _parse_list(args.sizes, SIZES, "size")
+    configs = _parse_list(args.configs, CONFIGS, "config")
+    libs = [lib for lib in LIBS if not (args.skip_anchor and lib == "factorlasso")]
+    if not args.skip_anchor:
+        try:
+            import factorlasso  # noqa: F401
+        except ImportError:
+            raise SystemExit("factorlasso is not installed: pip install -e '.[bench]'") from None
+
+    rows: list[dict[str, Any]] = []
+    for size in sizes:
+        for config in configs:
+            cells = {}
+            for lib in libs:
+                cells[lib] = _in_child(lib, config, size, args.seed, args.repeats,
+                                       args.cell_timeout)
+                c = cells[lib]
+                status = f"error {c.error}" if c.error else f"fit {c.fit_s:.4f}s ({c.solver})"
+                print(f"[{size:5s}] {CONFIGS[config][0]:24s} {lib:12s} {status}, "
+                      f"peak {c.peak_mb:.0f} MB", file=sys.stderr, flush=True)
+            row = {"config": config, "size": size}
+            row.update(_accuracy(config, size, args.seed, cells))
+            row["cells"] = {
+                k: {kk: vv for kk, vv in asdict(v).items() if kk != "coef"}
+                for k, v in cells.items()
+            }
+            rows.append(row)
+    print(fit_table(rows))
+    print(
+        "\nTimes: median of up to "
+        f"{args.repeats} fits (one if >= {REPEAT_BELOW_S:g} s), each cell in a fresh process; "
+        "peak MB = its ru_maxrss (Python, imports and data included). rel. obj. = "
+        "(f(B_fast) - f(B_other)) / |f(B_other)| with our exact objective (negative: the fast "
+        "engine is lower). certified gap: relative duality gap of the fast solve. "
+        f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, "
+        f"Python {platform.python_version()}."
+    )
+    cv_rows: list[dict[str, Any]] = []
+    if not args.no_cv:
+        cv_rows = run_cv(args.seed, 3, not args.skip_anchor)
+        print()
+        print(cv_table(cv_rows))
+        print(
+            "\nLassoModelCV times include the refit on the full sample (factorlasso's too); the "
+            "scikit-learn path has none. Median of 3 runs (factorlasso: 1)."
+        )
+    if args.out:
+        for r in cv_rows:
+            for key in [k for k in r if k.startswith("scores_")]:
+                r[key] = np.asarray(r[key]).tolist()
+        with open(args.out, "w") as fh:
+            json.dump({"args": vars(args), "fits": rows, "cv": cv_rows}, fh, indent=2,
+                      default=str)
+    return 0 if all(not c["error"] for r in rows for c in r["cells"].values()) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

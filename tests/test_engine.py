@@ -1,0 +1,435 @@
+"""The fast engine against the CVXPY reference, its proximal operators and its certificate.
+
+* every model type x span x l1_weight x signs+prior on a ragged panel: ``engine="fast"`` equals
+  ``engine="cvxpy"`` with tight Clarabel tolerances (coefficients, objective no worse);
+* the proximal operators against a CVXPY prox written here (random points, random boxes);
+* the duality gap is an upper bound of the suboptimality at arbitrary feasible points;
+* exact zeros, singular Grams, warm starts, the uncertified path and its fallback;
+* property tests: signs always hold, lambda >= lambda_max gives exactly the prior.
+"""
+
+from __future__ import annotations
+
+import warnings
+
+import cvxpy as cp
+import numpy as np
+import pandas as pd
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from tests.conftest import make_panel
+from tests.test_lasso_reference_cvxpy import GROUPS, make_ragged_panel, make_signs_prior
+from xl_factorlasso import LassoModel, LassoModelCV, expanding_window_splits
+from xl_factorlasso.core.exceptions import SolveError
+from xl_factorlasso.core.linear_model import FastEngine
+from xl_factorlasso.core.linear_model._engine import prox_l1_box, prox_sparse_group
+
+TIGHT = {"tol_gap_abs": 1e-12, "tol_gap_rel": 1e-12, "tol_feas": 1e-12, "tol_ktratio": 1e-12}
+COEF_TOL = 1e-6  # Clarabel at 1e-12 stops about this far from the kinks
+MODEL_TYPES = ["LASSO", "GROUP_LASSO", "HCGL", "FCGL"]
+
+pytestmark = [
+    pytest.mark.filterwarnings("ignore:solver CLARABEL returned an inaccurate solution"),
+    pytest.mark.filterwarnings("ignore:Solution may be inaccurate"),
+]
+
+
+def _kwargs(model_type, span, l1_weight, signed, x, y, reg_lambda=0.05):
+    kw = dict(
+        model_type=model_type, span=span, l1_weight=l1_weight, reg_lambda=reg_lambda,
+        warmup_period=None,
+    )
+    if model_type == "GROUP_LASSO":
+        kw["group_data"] = GROUPS
+    if signed:
+        signs, prior = make_signs_prior(x, y)
+        kw.update(factors_beta_loading_signs=signs, factors_beta_prior=prior)
+    return kw
+
+
+def _fit_pair(kw, x, y):
+    fast = LassoModel(engine="fast", **kw).fit(x, y)
+    ref = LassoModel(engine="cvxpy", solver_params=TIGHT, **kw).fit(x, y)
+    return fast, ref
+
+
+def assert_same_minimiser(fast, ref):
+    """Objective no worse than the reference; coefficients equal to COEF_TOL, or else the
+    difference is what the reference's own excess objective allows.
+
+    Where the loss curvature is small (EWMA weights), Clarabel at 1e-12 can stop ~1e-5 away in
+    the coefficients while its objective is ~1e-11 higher. With ``mu`` the strong convexity
+    modulus of the objective, ``F(B) - F* >= mu/2 ||B - B*||^2`` bounds both distances to the
+    minimiser: by the reference's excess over our certified objective, and by our gap.
+    """
+    assert fast.objective_value_ <= ref.objective_value_ * (1 + 1e-12)
+    diff = np.abs(fast.coef_.to_numpy() - ref.coef_.to_numpy())
+    if diff.max() <= COEF_TOL:
+        return
+    stats = fast._fit_setup_.stats
+    mu = 2.0 / stats.n_rows * np.linalg.eigvalsh(stats.gram)[:, 0].min()
+    gap = fast.duality_gap_ * fast.objective_value_
+    excess = ref.objective_value_ - fast.objective_value_ + gap
+    bound = np.sqrt(2 * excess / mu) + np.sqrt(2 * gap / mu)
+    assert np.linalg.norm(diff) <= bound and diff.max() <= 10 * COEF_TOL, (diff.max(), bound)
+
+
+# ---------------------------------------------------------------- engine == CVXPY reference
+@pytest.mark.parametrize("model_type", MODEL_TYPES)
+@pytest.mark.parametrize("span", [None, 30])
+@pytest.mark.parametrize("l1_weight", [0.0, 0.2])
+@pytest.mark.parametrize("signed", [False, True])
+def test_fast_engine_equals_cvxpy_reference(model_type, span, l1_weight, signed):
+    x, y = make_ragged_panel()
+    kw = _kwargs(model_type, span, l1_weight, signed, x, y)
+    fast, ref = _fit_pair(kw, x, y)
+    assert fast.solver_ == "fast" and fast.solver_status_ == "optimal"
+    assert fast.duality_gap_ <= 1e-8 and fast.n_iter_ >= 0
+    assert ref.solver_ == "CLARABEL" and np.isnan(ref.duality_gap_) and ref.n_iter_ is None
+    # the objective is never worse than the interior point's (both evaluated exactly)
+    assert_same_minimiser(fast, ref)
+    # the certificate bounds the distance to the reference's objective too
+    assert ref.objective_value_ >= fast.objective_value_ * (1 - fast.duality_gap_) - 1e-15
+    # cells the reference finds at zero (with a zero prior) are exact zeros here
+    prior = (
+        np.zeros(fast.coef_.shape) if not signed
+        else kw["factors_beta_prior"].loc[y.columns, x.columns].fillna(0.0).to_numpy()
+    )
+    near = (np.abs(ref.coef_.to_numpy()) < 1e-8) & (prior == 0.0)
+    assert np.all(fast.coef_.to_numpy()[near] == 0.0)
+
+
+@pytest.mark.parametrize("model_type", MODEL_TYPES)
+def test_fast_engine_equals_cvxpy_across_lambdas(model_type):
+    x, y = make_ragged_panel(seed=3)
+    kw = _kwargs(model_type, 20, 0.2, True, x, y)
+    lam_max = LassoModel(**kw).lambda_max(x, y)
+    for fraction in (0.0, 1e-3, 0.1, 0.6):
+        kw["reg_lambda"] = fraction * lam_max
+        fast, ref = _fit_pair(kw, x, y)
+        assert_same_minimiser(fast, ref)
+
+
+def test_singular_gram_short_history_and_constant_factor():
+    """Fewer observations than factors and a constant factor: Grams are singular."""
+    x, y = make_ragged_panel(seed=4)
+    x["f3"] = 1.0  # constant: zero after demeaning
+    y.iloc[:97, 2] = np.nan  # three observations for four factors
+    for model_type in ("LASSO", "FCGL"):
+        kw = _kwargs(model_type, None, 0.2, True, x, y, reg_lambda=0.02)
+        fast, ref = _fit_pair(kw, x, y)
+        assert_same_minimiser(fast, ref)
+
+
+def test_default_engine_is_fast_and_explicit_cvxpy_requests_are_honoured():
+    x, y, _ = make_panel()
+    assert LassoModel().fit(x, y).solver_ == "fast"
+    assert LassoModel(solver_params={"tol_gap_rel": 1e-9}).fit(x, y).solver_ == "CLARABEL"
+    assert LassoModel(engine="cvxpy").fit(x, y).solver_ == "CLARABEL"
+    assert LassoModel().get_params()["engine"] == "auto"
+
+
+# ---------------------------------------------------------------- uncertified path
+def test_uncertified_solve_falls_back_to_cvxpy_and_says_so():
+    x, y, _ = make_panel(seed=2)
+    model = LassoModel(model_type="FCGL", reg_lambda=0.01, engine_params={"max_iter": 1})
+    model.fit(x, y)
+    assert model.solver_.startswith("CLARABEL (fast engine not certified: gap ")
+    assert model.solver_status_ == "optimal" and np.isnan(model.duality_gap_)
+    ref = LassoModel(model_type="FCGL", reg_lambda=0.01, engine="cvxpy").fit(x, y)
+    np.testing.assert_allclose(model.coef_, ref.coef_, atol=1e-12)
+
+
+def test_fast_engine_raises_when_uncertified_and_keeps_previous_fit():
+    x, y, _ = make_panel(seed=2)
+    model = LassoModel(reg_lambda=0.01, engine="fast").fit(x, y)
+    before = model.coef_.copy()
+    model.set_params(engine_params={"max_iter": 1, "tol": 1e-15})
+    with pytest.raises(SolveError, match="fast engine not certified") as info:
+        model.fit(x, y)
+    assert info.value.attempts[0][0] == "fast"
+    pd.testing.assert_frame_equal(model.coef_, before)
+
+
+def test_failed_fallback_reports_both_attempts(monkeypatch):
+    from xl_factorlasso.core.linear_model import _lasso_model
+
+    def broken(self, *args, **kwargs):
+        raise SolveError("the LASSO problem could not be solved (CLARABEL: infeasible)",
+                         [("CLARABEL", "infeasible")])
+
+    monkeypatch.setattr(_lasso_model.LassoProblem, "solve", broken)
+    x, y, _ = make_panel(seed=2)
+    with pytest.raises(SolveError, match="fast engine not certified.*; then the LASSO") as info:
+        LassoModel(reg_lambda=0.01, engine_params={"max_iter": 1}).fit(x, y)
+    assert [a[0] for a in info.value.attempts] == ["fast", "CLARABEL"]
+
+
+@pytest.mark.parametrize(
+    "params, message",
+    [
+        ({"engine": "gpu"}, "engine must be 'auto', 'fast' or 'cvxpy'"),
+        ({"engine_params": {"iters": 3}}, "engine_params: unknown key 'iters'"),
+        ({"engine_params": {"tol": 0}}, r"engine_params\['tol'\] must be a number > 0"),
+        ({"engine_params": {"max_iter": 0}}, r"engine_params\['max_iter'\] must be a whole"),
+        ({"engine_params": [1]}, "engine_params must be a dict"),
+    ],
+)
+def test_engine_parameters_are_validated(params, message):
+    x, y, _ = make_panel()
+    with pytest.raises(ValueError, match=message):
+        LassoModel(**params).fit(x, y)
+
+
+# ---------------------------------------------------------------- the certificate
+@pytest.mark.parametrize("model_type", MODEL_TYPES)
+@pytest.mark.parametrize("reg_lambda", [0.0, 0.01, 0.3])
+def test_duality_gap_bounds_the_suboptimality_anywhere(model_type, reg_lambda):
+    x, y = make_ragged_panel(seed=5)
+    kw = _kwargs(model_type, 30, 0.2, True, x, y, reg_lambda=reg_lambda)
+    setup = LassoModel(**kw)._setup(x, y)
+    engine = FastEngine(setup.stats, setup.spec)
+    best = engine.solve(reg_lambda, tol=1e-13)
+    assert best.certified
+    f_star = engine.objective(best.coef, reg_lambda)
+    rng = np.random.default_rng(0)
+    for k in range(40):
+        coef = best.coef + rng.standard_normal(best.coef.shape) * 10.0 ** rng.uniform(-7, 0)
+        if k % 2:
+            coef[rng.random(coef.shape) < 0.3] = 0.0  # points on the sign bounds
+        coef = np.clip(coef, engine.lo, engine.hi)
+        gap, objective = engine.duality_gap(coef, reg_lambda)
+        assert objective == pytest.approx(engine.objective(coef, reg_lambda), rel=1e-12)
+        assert gap >= (objective - f_star) - 1e-12 * objective
+
+
+def test_warm_start_reaches_the_same_solution_faster():
+    x, y = make_ragged_panel(seed=6)
+    kw = _kwargs("HCGL", None, 0.2, True, x, y)
+    setup = LassoModel(**kw)._setup(x, y)
+    engine = FastEngine(setup.stats, setup.spec)
+    cold = engine.solve(0.05)
+    warm = engine.solve(0.05, coef_init=cold.coef)
+    assert cold.certified and warm.certified and warm.iterations <= cold.iterations
+    np.testing.assert_allclose(warm.coef, cold.coef, atol=1e-7)
+
+
+# ---------------------------------------------------------------- proximal operators
+def _cvxpy_prox(v, alpha, beta, groups, lower, upper):
+    d = cp.Variable(v.size)
+    objective = 0.5 * cp.sum_squares(d - v) + cp.sum(cp.multiply(alpha, cp.abs(d)))
+    for g in range(len(beta)):
+        members = np.flatnonzero(groups == g)
+        if members.size and beta[g] > 0:
+            objective = objective + beta[g] * cp.norm(d[members], 2)
+    cons = []
+    lo_idx, up_idx = np.flatnonzero(np.isfinite(lower)), np.flatnonzero(np.isfinite(upper))
+    if lo_idx.size:
+        cons.append(d[lo_idx] >= lower[lo_idx])
+    if up_idx.size:
+        cons.append(d[up_idx] <= upper[up_idx])
+    cp.Problem(cp.Minimize(objective), cons).solve(solver="CLARABEL", **TIGHT)
+    return d.value
+
+
+def _prox_objective(d, v, alpha, beta, groups):
+    group = sum(beta[g] * np.linalg.norm(d[groups == g]) for g in range(len(beta)))
+    return 0.5 * np.sum((d - v) ** 2) + np.sum(alpha * np.abs(d)) + group
+
+
+def assert_prox_optimal(got, v, alpha, beta, groups, lower, upper):
+    """Against CVXPY, and through the optimality conditions derived in the engine's docstring.
+
+    The prox objective is 1-strongly convex: ``||d - d*||^2 <= 2 (P(d) - P(d*))``, so an
+    interior-point answer ~1e-6 off (Clarabel near a kink) must cost it that much objective.
+    """
+    alpha = np.broadcast_to(alpha, v.shape)
+    assert np.all((got >= lower) & (got <= upper))
+    expected = np.clip(_cvxpy_prox(v, alpha, beta, groups, lower, upper), lower, upper)
+    ours = _prox_objective(got, v, alpha, beta, groups)
+    theirs = _prox_objective(expected, v, alpha, beta, groups)
+    assert ours <= theirs + 1e-12
+    dist = np.linalg.norm(got - expected)
+    assert dist <= np.sqrt(2 * max(theirs - ours, 0.0)) + 1e-7 and dist <= 1e-4
+    # optimality conditions: a zero group iff the blocked soft-threshold fits in beta's ball;
+    # otherwise d = clip(w / (1 + mu), l, u) with mu = beta / ||d||
+    w = np.sign(v) * np.maximum(np.abs(v) - alpha, 0.0)
+    w = np.where(((w < 0) & (lower >= 0)) | ((w > 0) & (upper <= 0)), 0.0, w)
+    for g in range(len(beta)):
+        cells = groups == g
+        if not cells.any():
+            continue
+        norm = np.linalg.norm(got[cells])
+        if norm == 0.0:
+            assert np.linalg.norm(w[cells]) <= beta[g] * (1 + 1e-12)
+        else:
+            mu = beta[g] / norm
+            np.testing.assert_allclose(
+                got[cells], np.clip(w[cells] / (1 + mu), lower[cells], upper[cells]),
+                atol=1e-12,
+            )
+
+
+def _random_box(rng, size):
+    """Boxes containing 0 with every kind of side: free, at 0, finite (often active)."""
+    kind_lo = rng.choice(["free", "zero", "finite"], size=size, p=[0.4, 0.3, 0.3])
+    kind_up = rng.choice(["free", "zero", "finite"], size=size, p=[0.4, 0.3, 0.3])
+    lower = np.where(kind_lo == "free", -np.inf, np.where(kind_lo == "zero", 0.0,
+                                                             -rng.uniform(0.0, 0.8, size)))
+    upper = np.where(kind_up == "free", np.inf, np.where(kind_up == "zero", 0.0,
+                                                            rng.uniform(0.0, 0.8, size)))
+    return lower, upper
+
+
+def test_prox_l1_box_equals_cvxpy():
+    rng = np.random.default_rng(0)
+    for _ in range(10):
+        v = rng.normal(0, 1.5, 12)
+        alpha = rng.uniform(0, 1, 12)
+        lower, upper = _random_box(rng, 12)
+        got = prox_l1_box(v, alpha, lower, upper)
+        assert_prox_optimal(got, v, alpha, np.zeros(0), np.full(12, -1), lower, upper)
+
+
+@pytest.mark.parametrize("seed", range(12))
+def test_prox_sparse_group_equals_cvxpy(seed):
+    rng = np.random.default_rng(seed)
+    size = int(rng.integers(4, 25))
+    n_groups = int(rng.integers(1, 5))
+    groups = rng.integers(0, n_groups, size)
+    v = rng.normal(0, 1.5, size)
+    alpha = rng.uniform(0, 0.5, size) * (seed % 3 != 0)  # pure group prox every third case
+    beta = rng.uniform(0, 2.0, n_groups)
+    lower, upper = _random_box(rng, size)
+    got = prox_sparse_group(v, alpha, beta, groups, lower, upper)
+    assert_prox_optimal(got, v, alpha, beta, groups, lower, upper)
+    # groups CVXPY leaves at ~0 are exact zeros
+    expected = _cvxpy_prox(v, alpha, beta, groups, lower, upper)
+    for g in range(n_groups):
+        if np.all(np.abs(expected[groups == g]) < 1e-9):
+            assert np.all(got[groups == g] == 0.0)
+
+
+def test_prox_sparse_group_root_find_path_is_exercised():
+    """Groups whose closed form leaves the box need the multiplier root; check it exactly."""
+    rng = np.random.default_rng(42)
+    clipped = 0
+    for _ in range(30):
+        v = rng.normal(0, 2.0, 6)
+        lower, upper = -rng.uniform(0.05, 0.5, 6), rng.uniform(0.05, 0.5, 6)
+        beta = np.array([rng.uniform(0.1, 1.0)])
+        w = v * max(0.0, 1 - beta[0] / np.linalg.norm(v))
+        clipped += bool(np.any((w < lower) | (w > upper)))
+        got = prox_sparse_group(v, 0.0, beta, np.zeros(6, int), lower, upper)
+        assert_prox_optimal(got, v, np.zeros(6), beta, np.zeros(6, int), lower, upper)
+    assert clipped >= 10
+
+
+def test_prox_sparse_group_rejects_a_box_without_zero():
+    with pytest.raises(ValueError, match="must contain 0"):
+        prox_sparse_group(np.ones(2), 0.0, [1.0], [0, 0], [0.1, -1.0], [1.0, 1.0])
+
+
+def test_engine_prox_matches_cvxpy_on_fcgl_blocks():
+    """The engine's own prox on a coefficient matrix (blocks = cluster x factor)."""
+    x, y = make_ragged_panel(seed=7)
+    kw = _kwargs("FCGL", None, 0.3, True, x, y)
+    setup = LassoModel(**kw)._setup(x, y)
+    engine = FastEngine(setup.stats, setup.spec)
+    rng = np.random.default_rng(1)
+    z = engine.prior + rng.normal(0, 0.8, engine.prior.shape)
+    lam = 0.4
+    got = engine.prox(z, lam)
+    # step is constant per cluster: alpha, beta in the cell's terms
+    step = engine.step[:, None] * np.ones_like(z)
+    alpha = (step * lam * engine.a).ravel()
+    beta = np.array([
+        engine.step[engine.unit == g // engine.m][0] * lam * (1 - engine.a) * engine.group_w[g]
+        if np.any(engine.unit == g // engine.m) else 0.0
+        for g in range(engine.n_groups)
+    ])
+    assert_prox_optimal(
+        (got - engine.prior).ravel(), (z - engine.prior).ravel(), alpha, beta, engine.gid,
+        engine.dl.ravel(), engine.du.ravel(),
+    )
+
+
+# ---------------------------------------------------------------- cross-validation path
+@pytest.mark.parametrize("model_type", ["LASSO", "FCGL"])
+def test_cv_warm_path_equals_independent_fits_and_the_cvxpy_path(model_type):
+    x, y, _ = make_panel(T=90, M=3, N=6, seed=3, ragged=True)
+    lambdas = [0.5, 0.005, 0.05]  # not sorted: the path order is internal
+    base = LassoModel(model_type=model_type, span=40, warmup_period=None)
+    cv = LassoModelCV(lambdas=lambdas, n_splits=3, base_model=base, refit=False).fit(x, y)
+    slow = LassoModelCV(
+        lambdas=lambdas, n_splits=3, refit=False,
+        base_model=base.set_params(engine="cvxpy", solver_params=TIGHT),
+    ).fit(x, y)
+    np.testing.assert_allclose(cv.cv_scores_, slow.cv_scores_, atol=1e-6)
+    for k, (tr, te) in enumerate(expanding_window_splits(len(x), 3)):
+        for lam in lambdas:
+            m = LassoModel(
+                model_type=model_type, span=40, warmup_period=None, reg_lambda=lam
+            ).fit(x.iloc[tr], y.iloc[tr])
+            assert m.solver_ == "fast"
+            assert cv.cv_scores_.loc[lam, f"fold_{k}"] == pytest.approx(
+                m.score(x.iloc[te], y.iloc[te]), abs=1e-8
+            )
+    assert cv.best_lambda_ == slow.best_lambda_
+
+
+# ---------------------------------------------------------------- properties
+@st.composite
+def problems(draw):
+    seed = draw(st.integers(0, 10_000))
+    n = draw(st.integers(2, 6))
+    m = draw(st.integers(1, 4))
+    x, y, _ = make_panel(T=40, M=m, N=n, seed=seed, ragged=draw(st.booleans()) and n > 2)
+    rng = np.random.default_rng(seed)
+    signs = pd.DataFrame(
+        rng.choice([np.nan, 0.0, 1.0, -1.0], size=(n, m)), index=y.columns, columns=x.columns
+    )
+    raw = rng.normal(0, 0.5, size=(n, m))
+    s = signs.to_numpy()
+    prior = np.where(np.isnan(s), raw, np.abs(raw) * np.nan_to_num(s))
+    params = {
+        "model_type": draw(st.sampled_from(MODEL_TYPES)),
+        "span": draw(st.sampled_from([None, 20])),
+        "l1_weight": draw(st.sampled_from([0.0, 0.3, 1.0])),
+        "factors_beta_loading_signs": signs,
+        "factors_beta_prior": pd.DataFrame(prior, index=y.columns, columns=x.columns)
+        if draw(st.booleans()) else None,
+        "warmup_period": None,
+        "engine": "fast",
+    }
+    if params["model_type"] == "GROUP_LASSO":
+        params["group_data"] = pd.Series(rng.integers(0, 2, n), index=y.columns)
+    return x, y, params
+
+
+@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(problems(), st.floats(0.0, 1.0))
+def test_signs_always_hold_exactly(problem, reg_lambda):
+    x, y, params = problem
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        coef = LassoModel(reg_lambda=reg_lambda, **params).fit(x, y).coef_.to_numpy()
+    s = params["factors_beta_loading_signs"].to_numpy()
+    assert np.all(coef[s == 0] == 0.0)
+    assert np.all(coef[s == 1] >= 0.0)
+    assert np.all(coef[s == -1] <= 0.0)
+
+
+@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(problems(), st.floats(1.0, 3.0))
+def test_lambda_at_or_above_lambda_max_gives_exactly_the_prior(problem, factor):
+    x, y, params = problem
+    model = LassoModel(**params)
+    lam_max = model.lambda_max(x, y)
+    coef = model.set_params(reg_lambda=factor * lam_max * (1 + 1e-9) + 1e-12).fit(x, y).coef_
+    prior = params["factors_beta_prior"]
+    expected = np.zeros(coef.shape) if prior is None else prior.to_numpy()
+    np.testing.assert_array_equal(coef.to_numpy(), expected)
+    assert model.n_iter_ == 0  # certified at the prior itself
