@@ -45,22 +45,29 @@ def _to_frame(data, name: str, prefix: str) -> pd.DataFrame:
     duplicated = frame.index[frame.index.duplicated()].unique()
     if len(duplicated):
         raise ValueError(f"{name}: duplicate row label(s) {list(duplicated[:5])!r}")
-    values = {}
-    for col in frame.columns:
-        series = frame[col]
-        if not pd.api.types.is_numeric_dtype(series.dtype) or pd.api.types.is_bool_dtype(
-            series.dtype
-        ):
-            converted = pd.to_numeric(series, errors="coerce")
-            bad = series.notna() & converted.isna()
-            if bad.any():
-                row = series.index[bad.to_numpy()][0]
-                raise ValueError(
-                    f"{name}: column {col!r}, row {row!r}: {series[row]!r} is not a number"
-                )
-            series = converted
-        values[col] = series.astype(float)
-    out = pd.DataFrame(values, index=frame.index)
+    numeric = all(
+        pd.api.types.is_numeric_dtype(dt) and not pd.api.types.is_bool_dtype(dt)
+        for dt in frame.dtypes
+    )
+    if numeric:  # the common case: one conversion instead of one per column
+        out = frame.astype(float)
+    else:
+        values = {}
+        for col in frame.columns:
+            series = frame[col]
+            if not pd.api.types.is_numeric_dtype(series.dtype) or pd.api.types.is_bool_dtype(
+                series.dtype
+            ):
+                converted = pd.to_numeric(series, errors="coerce")
+                bad = series.notna() & converted.isna()
+                if bad.any():
+                    row = series.index[bad.to_numpy()][0]
+                    raise ValueError(
+                        f"{name}: column {col!r}, row {row!r}: {series[row]!r} is not a number"
+                    )
+                series = converted
+            values[col] = series.astype(float)
+        out = pd.DataFrame(values, index=frame.index)
     arr = out.to_numpy()
     if np.isinf(arr).any():
         r, c = np.argwhere(np.isinf(arr))[0]
