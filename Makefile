@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test bench lint clean setup templates
+.PHONY: demo test bench lint clean setup templates docs
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -30,6 +30,10 @@ bench: $(STAMP)
 
 templates: $(STAMP)
 	$(BIN)/python workbook_template/build.py
+
+# needs LibreOffice (soffice), poppler-utils (pdftoppm) and fonts-crosextra-carlito from apt
+docs: $(STAMP)
+	$(BIN)/python docs/render_screenshots.py
 
 lint: $(STAMP)
 	$(BIN)/ruff check xl_factorlasso tests tests_server benchmarks examples workbook_template

@@ -69,8 +69,9 @@ ZIP_TIME = (1980, 1, 1, 0, 0, 0)  # the earliest time a zip entry can carry
 
 INPUT_FILL = PatternFill("solid", fgColor="FFF2CC")  # same colours as _builder.py
 OUTPUT_FILL = PatternFill("solid", fgColor="DDEBF7")
-NOTE_FONT = Font(italic=True, color="595959")
-BOLD = Font(bold=True)
+NOTE_FONT = Font(name="Calibri", italic=True, color="595959")
+BOLD = Font(bold=True, name="Calibri")
+HEADING = Font(name="Calibri", bold=True, size=12)
 
 CLASS_TAGS = {"Equities": "EQ", "Govies": "GOV", "Credit": "CRD", "Commodities": "CMDTY"}
 
@@ -79,8 +80,9 @@ MODEL_SETTINGS = [
     ("model_type", "HCGL", "LASSO, GROUP_LASSO (groups in FL_GROUPS, column E), HCGL (clusters "
      "found from the returns) or FCGL (cluster x factor blocks)",
      ["LASSO", "GROUP_LASSO", "HCGL", "FCGL"]),
-    ("reg_lambda", 1e-5, "penalty weight lambda >= 0; Cross-validate replaces it by the best "
-     "value", None),
+    ("reg_lambda", 1e-5, "penalty weight lambda >= 0 for Refit and the factor covariance; "
+     "Cross-validate uses its own best lambda (FL_STATUS, FL_CV) and leaves this cell as it is",
+     None),
     ("span", 52, "EWMA span of the loss weights, in rows (none = equal weights)", None),
     ("demean", None, "TRUE (default): fit an intercept per asset", ["TRUE", "FALSE"]),
     ("cutoff_fraction", None, "HCGL/FCGL: dendrogram cut as a fraction of its height "
@@ -225,7 +227,7 @@ def _link(cell, sheet: str | None = None, url: str | None = None) -> None:
         cell.hyperlink = Hyperlink(ref=cell.coordinate, location=f"'{sheet}'!A1")
     else:
         cell.hyperlink = url
-    cell.font = Font(color="0563C1", underline="single")
+    cell.font = Font(name="Calibri", color="0563C1", underline="single")
 
 
 def _start_sheet(wb, inputs: dict) -> None:
@@ -235,16 +237,16 @@ def _start_sheet(wb, inputs: dict) -> None:
     ws.column_dimensions["B"].width = 16
     ws.column_dimensions["C"].width = 110
     title = ws.cell(row=1, column=1, value="xl-factorlasso template")
-    title.font = Font(bold=True, size=16)
+    title.font = Font(name="Calibri", bold=True, size=16)
     r = _write_rows(ws, [
         (["Sparse, sign-constrained factor models (LASSO, group, HCGL, FCGL) and "
           "maximum-diversification portfolios in Excel, computed by Python through xlwings."],
          None),
         ([f"Sample data: {inputs['description']}. Replace the yellow inputs with your own."],
-         Font(bold=True, color="C00000")),
+         Font(name="Calibri", bold=True, color="C00000")),
     ], start_row=2)
     r += 1
-    ws.cell(row=r, column=1, value="How to run").font = Font(bold=True, size=12)
+    ws.cell(row=r, column=1, value="How to run").font = HEADING
     r = _write_rows(ws, [
         (["Ribbon", "desktop", "factorlasso_template.xlsm: tab Factor LASSO (buttons below). "
           "One-time setup: pip install xl-factorlasso, then xlwings addin install; open the "
@@ -260,7 +262,7 @@ def _start_sheet(wb, inputs: dict) -> None:
          None),
     ], start_row=r + 1)
     r += 1
-    ws.cell(row=r, column=1, value="Ribbon buttons").font = Font(bold=True, size=12)
+    ws.cell(row=r, column=1, value="Ribbon buttons").font = HEADING
     r = _write_rows(ws, [
         (["Refit", "", "fits the factor model on FL_RETURNS and FL_FACTORS with FL_SETTINGS, "
           "FL_SIGNS and FL_PRIOR; writes FL_COEF (+ heatmap), FL_R2, FL_INTERCEPT, "
@@ -275,7 +277,7 @@ def _start_sheet(wb, inputs: dict) -> None:
         (["Help", "", "a summary of the above"], None),
     ], start_row=r + 1)
     r += 1
-    ws.cell(row=r, column=1, value="Sheets").font = Font(bold=True, size=12)
+    ws.cell(row=r, column=1, value="Sheets").font = HEADING
     sheets = [
         ("Returns", "input", "FL_RETURNS: dates down, assets across; a blank cell is a missing "
          "return"),
@@ -303,7 +305,7 @@ def _start_sheet(wb, inputs: dict) -> None:
         ws.cell(row=r, column=3, value=what)
         r += 1
     r += 1
-    ws.cell(row=r, column=1, value="Colours and rules").font = Font(bold=True, size=12)
+    ws.cell(row=r, column=1, value="Colours and rules").font = HEADING
     r += 1
     ws.cell(row=r, column=1, value="input").fill = INPUT_FILL
     ws.cell(row=r, column=3, value="a value you set (settings, signs, prior, constraints, ...)")
@@ -317,7 +319,7 @@ def _start_sheet(wb, inputs: dict) -> None:
           "cell and nothing is written; otherwise only the output names change"], None),
     ], start_row=r + 1)
     r += 1
-    ws.cell(row=r, column=1, value="Links").font = Font(bold=True, size=12)
+    ws.cell(row=r, column=1, value="Links").font = HEADING
     r += 1
     ws.cell(row=r, column=1, value="xlwings add-in")
     _link(ws.cell(row=r, column=3, value=XLWINGS_ADDIN_DOCS), url=XLWINGS_ADDIN_DOCS)
@@ -374,7 +376,7 @@ def _formulas_sheet(wb, inputs: dict) -> None:
     ws = wb.create_sheet("Formulas")
     ws.column_dimensions["A"].width = 16
     ws["A1"] = "Worksheet functions =FLASSO_* on the FL_* names of this workbook"
-    ws["A1"].font = Font(bold=True, size=14)
+    ws["A1"].font = Font(name="Calibri", bold=True, size=14)
     notes = [
         "Each formula spills its result (Excel 365 / 2021). Desktop: xlwings add-in, UDF Modules "
         "= xl_factorlasso.udfs (sheet xlwings.conf), xlwings tab > Import Functions once (it "

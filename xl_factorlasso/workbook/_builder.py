@@ -126,7 +126,7 @@ def build_workbook(
     ]
     for i, line in enumerate(lines, start=1):
         start.cell(row=i, column=1, value=line)
-    start["A1"].font = Font(bold=True, size=14)
+    start["A1"].font = Font(name="Calibri", bold=True, size=14)
 
     def sheet(name):
         return wb[name] if name in wb.sheetnames else wb.create_sheet(name)
@@ -143,7 +143,7 @@ def build_workbook(
                 for j, v in enumerate(values):
                     c = ws.cell(row=row + i, column=col + j, value=v)
                     if i == 0 or (j == 0 and name not in ("FL_CONSTRAINTS",)):
-                        c.font = Font(bold=True)
+                        c.font = Font(name="Calibri", bold=True)
                     elif name not in ("FL_RETURNS", "FL_FACTORS"):
                         c.fill = PatternFill("solid", fgColor=_INPUT_FILL)
                     if isinstance(v, (pd.Timestamp,)) or hasattr(v, "year"):
