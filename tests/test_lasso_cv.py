@@ -88,3 +88,12 @@ def test_cv_bad_grid_messages():
         LassoModelCV(lambdas="best").fit(x, y)
     with pytest.raises(ValueError, match="base_model must be a LassoModel"):
         LassoModelCV(base_model=object()).fit(x, y)
+
+
+def test_parallel_folds_give_the_same_scores():
+    x, y, _ = make_panel(T=80, M=3, N=5, seed=9)
+    base = LassoModel(model_type="HCGL", engine="cvxpy")
+    serial = LassoModelCV(lambdas=[0.01, 0.1], n_splits=3, base_model=base).fit(x, y)
+    parallel = LassoModelCV(lambdas=[0.01, 0.1], n_splits=3, base_model=base, n_jobs=2).fit(x, y)
+    np.testing.assert_allclose(parallel.cv_scores_, serial.cv_scores_, rtol=0, atol=1e-12)
+    assert parallel.best_lambda_ == serial.best_lambda_

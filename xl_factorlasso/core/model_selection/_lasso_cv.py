@@ -72,6 +72,10 @@ class LassoModelCV(BaseEstimator):
         Smallest ``lambda`` of the ``"auto"`` grid relative to ``lambda_max``.
     verbose : bool, default False
         Report each fold's progress on standard error.
+    n_jobs : int, optional
+        Folds solved in parallel with joblib (``-1``: all cores). Worth it when folds are slow
+        (the CVXPY engine, many responses); the fast engine's folds take milliseconds, where
+        starting worker processes costs more than it saves.
 
     Attributes
     ----------
@@ -97,6 +101,7 @@ class LassoModelCV(BaseEstimator):
         n_lambdas=20,
         lambda_min_ratio=1e-3,
         verbose=False,
+        n_jobs=None,
     ):
         self.lambdas = lambdas
         self.n_splits = n_splits
@@ -105,6 +110,7 @@ class LassoModelCV(BaseEstimator):
         self.n_lambdas = n_lambdas
         self.lambda_min_ratio = lambda_min_ratio
         self.verbose = verbose
+        self.n_jobs = n_jobs
 
     def _template(self) -> LassoModel:
         base = self.base_model if self.base_model is not None else LassoModel()
@@ -146,56 +152,22 @@ class LassoModelCV(BaseEstimator):
         errors: dict[tuple[int, float], str] = {}
         params = template.get_params(deep=False)
         started = time.perf_counter()
-        for k, (train, test) in enumerate(splits):
-            if self.verbose:
-                print(
-                    f"[LassoModelCV] fold {k + 1}/{len(splits)}: {len(train)} training rows, "
-                    f"{len(grid)} lambdas ({time.perf_counter() - started:.1f} s so far)",
-                    file=sys.stderr, flush=True,
-                )
-            x_tr, y_tr = x.iloc[train], y.iloc[train]
-            # positional arrays: the same columns as the training frames, no label lookups
-            x_te = x.iloc[test].to_numpy(dtype=float)
-            y_te = y.iloc[test].to_numpy(dtype=float)
-            try:
-                setup = template._setup(x_tr, y_tr)
-                fast = template._uses_fast_engine()
-                engine = FastEngine(setup.stats, setup.spec) if fast else None
-                problem = None if fast else LassoProblem(setup.stats, setup.spec)
-            except (ValueError, SolveError, np.linalg.LinAlgError) as err:
-                for lam in grid:
-                    errors[(k, float(lam))] = str(err)
-                continue
-            warm = None
-            # Largest lambda first: each solution is a close start for the next one.
-            for j in np.argsort(-grid, kind="stable"):
-                lam = float(grid[j])
-                try:
-                    fold_model = LassoModel(**{**params, "reg_lambda": lam})
-                    if fast:
-                        coef, status, solver, gap, n_iter = template._solve(
-                            setup, lam, engine=engine, coef_init=warm
-                        )
-                        warm = coef
-                    else:
-                        coef, status, solver = problem.solve(
-                            lam, template.solver, template.solver_params,
-                            template.solver_fallbacks,
-                        )
-                        gap, n_iter = float("nan"), None
-                    with warnings.catch_warnings():
-                        warnings.simplefilter("ignore", UserWarning)  # warmup, per fold
-                        fold_model._install(setup, coef, lam, status, solver, gap, n_iter)
-                    scores[j, k] = fold_model.score(x_te, y_te)
-                    if np.isnan(scores[j, k]):
-                        short = int((fold_model.n_obs_ < (template.warmup_period or 0)).sum())
-                        errors[(k, lam)] = (
-                            "no response could be scored on the test window"
-                            + (f" ({short} had fewer than warmup_period observations)"
-                               if short else "")
-                        )
-                except (ValueError, SolveError, np.linalg.LinAlgError) as err:
-                    errors[(k, lam)] = str(err)
+        n_jobs = 1 if self.n_jobs is None else self.n_jobs
+        if n_jobs == 1:
+            results = [
+                self._fold(template, x, y, k, train, test, grid, started)
+                for k, (train, test) in enumerate(splits)
+            ]
+        else:
+            from joblib import Parallel, delayed
+
+            results = Parallel(n_jobs=n_jobs)(
+                delayed(self._fold)(template, x, y, k, train, test, grid, started)
+                for k, (train, test) in enumerate(splits)
+            )
+        for k, (column, fold_errors) in enumerate(results):
+            scores[:, k] = column
+            errors.update(fold_errors)
         mean = np.full(len(grid), np.nan)
         has = np.isfinite(scores).any(axis=1)
         mean[has] = np.nanmean(scores[has], axis=1)
@@ -219,6 +191,58 @@ class LassoModelCV(BaseEstimator):
         if self.refit:
             self.best_model_ = LassoModel(**{**params, "reg_lambda": self.best_lambda_}).fit(x, y)
         return self
+
+    def _fold(self, template, x, y, k, train, test, grid, started):
+        """Scores of the whole grid on fold ``k`` (one setup and one compiled problem) and the
+        errors met, as ``(scores, {(fold, lambda): message})``."""
+        params = template.get_params(deep=False)
+        column = np.full(len(grid), np.nan)
+        errors: dict[tuple[int, float], str] = {}
+        if self.verbose:
+            print(
+                f"[LassoModelCV] fold {k + 1}/{self.n_splits}: {len(train)} training rows, "
+                f"{len(grid)} lambdas ({time.perf_counter() - started:.1f} s so far)",
+                file=sys.stderr, flush=True,
+            )
+        x_tr, y_tr = x.iloc[train], y.iloc[train]
+        # positional arrays: the same columns as the training frames, no label lookups
+        x_te = x.iloc[test].to_numpy(dtype=float)
+        y_te = y.iloc[test].to_numpy(dtype=float)
+        try:
+            setup = template._setup(x_tr, y_tr)
+            fast = template._uses_fast_engine()
+            engine = FastEngine(setup.stats, setup.spec) if fast else None
+            problem = None if fast else LassoProblem(setup.stats, setup.spec)
+        except (ValueError, SolveError, np.linalg.LinAlgError) as err:
+            return column, {(k, float(lam)): str(err) for lam in grid}
+        warm = None
+        # Largest lambda first: each solution is a close start for the next one.
+        for j in np.argsort(-grid, kind="stable"):
+            lam = float(grid[j])
+            try:
+                fold_model = LassoModel(**{**params, "reg_lambda": lam})
+                if fast:
+                    coef, status, solver, gap, n_iter = template._solve(
+                        setup, lam, engine=engine, coef_init=warm
+                    )
+                    warm = coef
+                else:
+                    coef, status, solver = problem.solve(
+                        lam, template.solver, template.solver_params, template.solver_fallbacks,
+                    )
+                    gap, n_iter = float("nan"), None
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore", UserWarning)  # warmup, per fold
+                    fold_model._install(setup, coef, lam, status, solver, gap, n_iter)
+                column[j] = fold_model.score(x_te, y_te)
+                if np.isnan(column[j]):
+                    short = int((fold_model.n_obs_ < (template.warmup_period or 0)).sum())
+                    errors[(k, lam)] = "no response could be scored on the test window" + (
+                        f" ({short} had fewer than warmup_period observations)" if short else ""
+                    )
+            except (ValueError, SolveError, np.linalg.LinAlgError) as err:
+                errors[(k, lam)] = str(err)
+        return column, errors
 
     def _fitted_model(self) -> LassoModel:
         if getattr(self, "best_model_", None) is None:
