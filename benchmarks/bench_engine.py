@@ -8,6 +8,18 @@ imported, not copied). Accuracy: every coefficient matrix is evaluated with our 
 of the fast engine against the CVXPY formulation and against factorlasso (negative: the fast
 engine's objective is lower), and the certified relative duality gap.
 
+scikit-learn anchors (configurations ``lasso_plain`` and ``fcgl_one``, part of ``all``): where
+our objective is exactly twice a scikit-learn estimator's, that estimator is a fourth library.
+Plain LASSO (no signs, no prior, span=None) against ``Lasso(alpha=lambda / 2)`` fitted on the
+multi-output panel at once (scikit-learn's multi-output ``Lasso`` is separable over the
+responses with one alpha: ``(1/(2T))||Y - XB'||^2 + alpha sum|B|``, ours is
+``(1/T)||Y - XB'||^2 + lambda sum|B|``); FCGL with ``n_clusters=1`` (group weight ``sqrt(N)``)
+against ``MultiTaskLasso(alpha=lambda sqrt(N) / 2)``. Both with ``fit_intercept=True`` and
+scikit-learn's default ``tol`` / ``max_iter`` (``--sklearn-tol`` changes the tolerance).
+
+Size ``xl`` (T, M, N) = (2500, 50, 5000) is issue 6's large-universe case; select it explicitly,
+with ``--libs fast`` (CVXPY and factorlasso need many GB there).
+
 Cross-validation (``--cv``): ``LassoModelCV`` with 20 lambdas x 5 folds at (500, 10, 50), LASSO,
 for the fast engine, the CVXPY path, factorlasso's ``LassoModelCV`` and scikit-learn's
 warm-started ``Lasso`` path over the same expanding-window splits (``alpha = lambda / 2`` on
@@ -18,6 +30,8 @@ Usage::
     python benchmarks/bench_engine.py                       # small + mid, all configs, + CV
     python benchmarks/bench_engine.py --sizes all --out engine.json
     python benchmarks/bench_engine.py --sizes large --skip-anchor --no-cv
+    python benchmarks/bench_engine.py --configs lasso_plain,fcgl_one --sizes all --no-cv
+    python benchmarks/bench_engine.py --sizes xl --configs lasso_sign_prior --libs fast --no-cv
 """
 
 from __future__ import annotations
@@ -50,7 +64,17 @@ from bench_fit import (  # noqa: E402
     model_kwargs,
 )
 
-LIBS = ("fast", "cvxpy", "factorlasso")
+LIBS = ("fast", "cvxpy", "factorlasso", "sklearn")
+
+# Configurations with a scikit-learn estimator of the same objective (label, model type, l1, signs).
+SK_CONFIGS: dict[str, tuple[str, str, float, bool]] = {
+    "lasso_plain": ("LASSO (plain)", "LASSO", 0.0, False),
+    "fcgl_one": ("FCGL n_clusters=1", "FACTOR_CLUSTER_GROUP_LASSO", 0.0, False),
+}
+ALL_CONFIGS = {**CONFIGS, **SK_CONFIGS}
+# issue 6's large universe: N = 5000 responses, T = 2500, M = 50 (not in "all").
+SIZES = {**SIZES, "xl": (2500, 50, 5000)}
+SIZES_ALL = ("small", "mid", "large")
 
 
 @dataclass
@@ -62,29 +86,68 @@ class EngineCell(CellResult):
 
 
 def _kwargs(lib: str, config: str, panel, reg_lambda: float) -> dict[str, Any]:
-    if lib == "factorlasso":
+    if config in SK_CONFIGS:
+        if lib == "factorlasso":
+            from factorlasso import LassoModelType
+        else:
+            from xl_factorlasso import LassoModelType
+        kw: dict[str, Any] = dict(
+            model_type=getattr(LassoModelType, SK_CONFIGS[config][1]),
+            reg_lambda=reg_lambda,
+            warmup_period=None,
+        )
+        if config == "fcgl_one":
+            kw["n_clusters"] = 1
+    elif lib == "factorlasso":
         return model_kwargs("factorlasso", config, panel, reg_lambda)
-    return {**model_kwargs("ours", config, panel, reg_lambda), "engine": lib}
+    else:
+        kw = model_kwargs("ours", config, panel, reg_lambda)
+    return kw if lib == "factorlasso" else {**kw, "engine": lib}
 
 
-def run_engine_cell(lib: str, config: str, size: str, seed: int, repeats: int) -> EngineCell:
+def _sklearn_model(config: str, n_responses: int, reg_lambda: float, tol: float | None):
+    """The scikit-learn estimator whose objective is half of ours (see the module docstring)."""
+    from sklearn.linear_model import Lasso, MultiTaskLasso
+
+    extra = {} if tol is None else {"tol": tol}
+    if config == "lasso_plain":
+        return Lasso(alpha=reg_lambda / 2, fit_intercept=True, **extra)
+    if config == "fcgl_one":
+        return MultiTaskLasso(alpha=reg_lambda * np.sqrt(n_responses) / 2, fit_intercept=True,
+                              **extra)
+    raise ValueError(f"no scikit-learn estimator for {config!r}")
+
+
+def run_engine_cell(
+    lib: str, config: str, size: str, seed: int, repeats: int, sklearn_tol: float | None = None
+) -> EngineCell:
     """Child-process body: warm-up fit, timed fit(s), peak RSS (as ``bench_fit.run_cell``)."""
     import warnings
 
     warnings.filterwarnings("ignore")
     from xl_factorlasso.core.datasets import make_factor_panel
 
-    if lib == "factorlasso":
-        from factorlasso import LassoModel
+    if lib == "sklearn":
+        def LassoModel(**kw):  # noqa: N802 - same call shape as the other libraries
+            return _sklearn_model(config, kw["n_responses"], kw["reg_lambda"], sklearn_tol)
+
+        def _kw(panel, reg_lambda):
+            return {"n_responses": panel.y.shape[1], "reg_lambda": reg_lambda}
     else:
-        from xl_factorlasso import LassoModel
+        if lib == "factorlasso":
+            from factorlasso import LassoModel
+        else:
+            from xl_factorlasso import LassoModel
+
+        def _kw(panel, reg_lambda):
+            return _kwargs(lib, config, panel, reg_lambda)
     tiny = make_factor_panel(60, 3, 6, seed=seed + 1)
     lam_tiny = LAMBDA_FRACTION * lambda_max(tiny.x.to_numpy(), tiny.y.to_numpy())
-    LassoModel(**_kwargs(lib, config, tiny, lam_tiny)).fit(tiny.x, tiny.y)
+    LassoModel(**_kw(tiny, lam_tiny)).fit(tiny.x, tiny.y)
 
     panel = make_factor_panel(*SIZES[size], seed=seed)
     reg_lambda = LAMBDA_FRACTION * lambda_max(panel.x.to_numpy(), panel.y.to_numpy())
-    kwargs = _kwargs(lib, config, panel, reg_lambda)
+    kwargs = _kw(panel, reg_lambda)
     baseline = _rss_mb()
     times: list[float] = []
     while True:
@@ -94,6 +157,14 @@ def run_engine_cell(lib: str, config: str, size: str, seed: int, repeats: int) -
         times.append(time.perf_counter() - t0)
         if len(times) >= repeats or times[0] >= REPEAT_BELOW_S:
             break
+    if lib == "sklearn":
+        n_iter = np.atleast_1d(model.n_iter_)
+        return EngineCell(
+            lib=lib, config=config, size=size, fit_s=statistics.median(times), fit_times=times,
+            peak_mb=_rss_mb(), baseline_mb=baseline, reg_lambda=reg_lambda, n_clusters=None,
+            coef=np.asarray(model.coef_).reshape(panel.y.shape[1], -1).tolist(),
+            solver=f"{type(model).__name__}, max n_iter {int(n_iter.max())}",
+        )
     clusters = getattr(model, "clusters_", None)
     return EngineCell(
         lib=lib,
@@ -111,10 +182,10 @@ def run_engine_cell(lib: str, config: str, size: str, seed: int, repeats: int) -
     )
 
 
-def _in_child(lib, config, size, seed, repeats, timeout) -> EngineCell:
+def _in_child(lib, config, size, seed, repeats, timeout, sklearn_tol=None) -> EngineCell:
     ctx = mp.get_context("spawn")
     with ctx.Pool(1, maxtasksperchild=1) as pool:
-        job = pool.apply_async(run_engine_cell, (lib, config, size, seed, repeats))
+        job = pool.apply_async(run_engine_cell, (lib, config, size, seed, repeats, sklearn_tol))
         try:
             return job.get(timeout=timeout)
         except Exception as exc:  # a timeout or a failed fit must not stop the run
@@ -136,7 +207,7 @@ def _accuracy(config: str, size: str, seed: int, cells: dict[str, EngineCell]) -
     idx, cols = panel.y.columns, panel.x.columns
     b_fast = np.asarray(fast.coef)
     f_fast = model.objective(pd.DataFrame(b_fast, index=idx, columns=cols))
-    for lib in ("cvxpy", "factorlasso"):
+    for lib in ("cvxpy", "factorlasso", "sklearn"):
         other = cells.get(lib)
         if other is None or other.error:
             continue
@@ -160,7 +231,7 @@ def fit_table(rows: list[dict[str, Any]]) -> str:
         ratio = {lib: t[lib] / t["fast"] for lib in ("cvxpy", "factorlasso")}
         lines.append(
             "| " + " | ".join([
-                CONFIGS[r["config"]][0],
+                ALL_CONFIGS[r["config"]][0],
                 ",".join(map(str, SIZES[r["size"]])),
                 _fmt(t["fast"], ".4f"),
                 _fmt(t["cvxpy"], ".3f"),
@@ -175,6 +246,39 @@ def fit_table(rows: list[dict[str, Any]]) -> str:
                 _fmt(r.get("max_db_factorlasso"), ".1e"),
                 _fmt(r.get("obj_factorlasso"), ".1e"),
                 _fmt(r["cells"].get("fast", {}).get("gap"), ".0e"),
+            ]) + " |"
+        )
+    return "\n".join(lines)
+
+
+def sklearn_table(rows: list[dict[str, Any]]) -> str:
+    """The scikit-learn anchor rows: same objective (x 1/2), fast engine against scikit-learn."""
+    head = (
+        "| config | scikit-learn estimator | T,M,N | fast s | sklearn s | sklearn/fast "
+        "| peak MB fast | peak MB sklearn | max abs dB | rel. obj. vs sklearn | sklearn n_iter |"
+    )
+    lines = [head, "|" + "---|" * 11]
+    for r in rows:
+        sk = r["cells"].get("sklearn")
+        if sk is None:
+            continue
+        fast = r["cells"].get("fast", {})
+        t_fast, t_sk = fast.get("fit_s", float("nan")), sk.get("fit_s", float("nan"))
+        est = ("Lasso(alpha=lambda/2)" if r["config"] == "lasso_plain"
+               else "MultiTaskLasso(alpha=lambda sqrt(N)/2)")
+        lines.append(
+            "| " + " | ".join([
+                ALL_CONFIGS[r["config"]][0],
+                est,
+                ",".join(map(str, SIZES[r["size"]])),
+                _fmt(t_fast, ".4f"),
+                _fmt(t_sk, ".4f"),
+                _fmt(t_sk / t_fast, ".1f") + ("x" if np.isfinite(t_sk / t_fast) else ""),
+                _fmt(fast.get("peak_mb"), ".0f"),
+                _fmt(sk.get("peak_mb"), ".0f"),
+                _fmt(r.get("max_db_sklearn"), ".1e"),
+                _fmt(r.get("obj_sklearn"), ".1e"),
+                (sk.get("solver") or "").rsplit(" ", 1)[-1] if not sk.get("error") else "error",
             ]) + " |"
         )
     return "\n".join(lines)
@@ -279,19 +383,29 @@ def cv_table(rows: list[dict[str, Any]]) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--sizes", default="small,mid", help=f"comma list of {list(SIZES)} or all")
-    parser.add_argument("--configs", default="all", help=f"comma list of {list(CONFIGS)} or all")
+    parser.add_argument("--sizes", default="small,mid",
+                        help=f"comma list of {list(SIZES)} or all (= {', '.join(SIZES_ALL)})")
+    parser.add_argument("--configs", default="all",
+                        help=f"comma list of {list(ALL_CONFIGS)} or all")
+    parser.add_argument("--libs", default="all", help=f"comma list of {list(LIBS)} or all "
+                        "(sklearn runs only for the configs it anchors)")
     parser.add_argument("--skip-anchor", action="store_true", help="no factorlasso cells")
+    parser.add_argument("--sklearn-tol", type=float, default=None,
+                        help="tol of the scikit-learn estimators (default: scikit-learn's)")
     parser.add_argument("--no-cv", action="store_true", help="skip the cross-validation part")
     parser.add_argument("--out", help="write all results as JSON here")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--repeats", type=int, default=5, help="fits per cell when a fit < 5 s")
     parser.add_argument("--cell-timeout", type=float, default=None)
     args = parser.parse_args(argv)
-    sizes = _parse_list(args.sizes, SIZES, "size")
-    configs = _parse_list(args.configs, CONFIGS, "config")
-    libs = [lib for lib in LIBS if not (args.skip_anchor and lib == "factorlasso")]
-    if not args.skip_anchor:
+    sizes = (list(SIZES_ALL) if args.sizes == "all"
+             else _parse_list(args.sizes, SIZES, "size"))
+    configs = _parse_list(args.configs, ALL_CONFIGS, "config")
+    libs = _parse_list(args.libs, dict.fromkeys(LIBS), "lib")
+    libs = [lib for lib in libs if not (args.skip_anchor and lib == "factorlasso")]
+    if "fast" not in libs:
+        raise SystemExit("--libs must include fast (every comparison is against it)")
+    if "factorlasso" in libs:
         try:
             import factorlasso  # noqa: F401
         except ImportError:
@@ -302,11 +416,13 @@ def main(argv: list[str] | None = None) -> int:
         for config in configs:
             cells = {}
             for lib in libs:
+                if lib == "sklearn" and config not in SK_CONFIGS:
+                    continue
                 cells[lib] = _in_child(lib, config, size, args.seed, args.repeats,
-                                       args.cell_timeout)
+                                       args.cell_timeout, args.sklearn_tol)
                 c = cells[lib]
                 status = f"error {c.error}" if c.error else f"fit {c.fit_s:.4f}s ({c.solver})"
-                print(f"[{size:5s}] {CONFIGS[config][0]:24s} {lib:12s} {status}, "
+                print(f"[{size:5s}] {ALL_CONFIGS[config][0]:24s} {lib:12s} {status}, "
                       f"peak {c.peak_mb:.0f} MB", file=sys.stderr, flush=True)
             row = {"config": config, "size": size}
             row.update(_accuracy(config, size, args.seed, cells))
@@ -325,9 +441,20 @@ def main(argv: list[str] | None = None) -> int:
         f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, "
         f"Python {platform.python_version()}."
     )
+    if any("sklearn" in r["cells"] for r in rows):
+        import sklearn
+
+        print()
+        print(sklearn_table(rows))
+        print(
+            f"\nscikit-learn {sklearn.__version__}, fit_intercept=True, tol "
+            f"{args.sklearn_tol if args.sklearn_tol is not None else 'default (1e-4)'}; its "
+            "objective is half of ours, so max abs dB and rel. obj. (our formula, negative: the "
+            "fast engine is lower) compare the same problem."
+        )
     cv_rows: list[dict[str, Any]] = []
     if not args.no_cv:
-        cv_rows = run_cv(args.seed, 3, not args.skip_anchor)
+        cv_rows = run_cv(args.seed, 3, "factorlasso" in libs)
         print()
         print(cv_table(cv_rows))
         print(
