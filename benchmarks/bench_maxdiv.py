@@ -24,6 +24,14 @@ Usage::
 
     python benchmarks/bench_maxdiv.py                 # n = 50, 200, 1000; a, b, factor
     python benchmarks/bench_maxdiv.py --sizes 50 200 --repeats 5
+    python benchmarks/bench_maxdiv.py --repeat        # first vs repeated fit (no skfolio)
+
+``--repeat`` times rolling refits of one estimator: the window of ``T`` observations moves one
+day per fit. "first" is the first fit of a new estimator (builds and compiles the CVXPY
+program); "repeat" is the median of ``--repeats`` later fits of the same estimator on the moved
+windows (only Parameter values change); "fresh" is a new estimator on those same windows, and
+``max|dw|`` the largest weight difference between the repeated and the fresh fits. Factor rows
+time the fit only (the ``FactorCovariance`` of each window is built beforehand).
 """
 
 from __future__ import annotations
@@ -41,16 +49,16 @@ from xl_factorlasso.core.covariance import FactorCovariance
 from xl_factorlasso.core.optimization import MaximumDiversification
 
 
-def make_data(n: int, T: int = 2000) -> tuple[pd.DataFrame, pd.DataFrame]:
+def make_data(n: int, T: int = 2000, k: int = 5) -> tuple[pd.DataFrame, pd.DataFrame]:
     rng = np.random.default_rng(20240611 + n)
-    factors = rng.normal(0.0003, 0.01, (T, 5))
-    loadings = rng.normal(0.5, 0.5, (n, 5))
+    factors = rng.normal(0.0003, 0.01, (T, k))
+    loadings = rng.normal(0.5, 0.5, (n, k))
     noise = rng.normal(0.0, 1.0, (T, n)) * rng.uniform(0.005, 0.03, n)
     index = pd.bdate_range("2015-01-01", periods=T)
     X = pd.DataFrame(
         factors @ loadings.T + noise, index=index, columns=[f"A{i:04d}" for i in range(n)]
     )
-    F = pd.DataFrame(factors, index=index, columns=[f"F{j}" for j in range(5)])
+    F = pd.DataFrame(factors, index=index, columns=[f"F{j}" for j in range(k)])
     return X, F
 
 
@@ -103,12 +111,65 @@ def interleaved(ours, theirs, repeats: int):
     return statistics.median(t_ours), statistics.median(t_theirs), a, b
 
 
+def repeat_rows(sizes: list[int], T: int, repeats: int) -> list[tuple]:
+    """First vs repeated fits of one estimator on rolling windows (see the module docstring)."""
+    rows = []
+    cases = [("factor k=5", 5, {}), ("factor k=10", 10, {}), ("sample", 5, {}),
+             ("sample, min_weights=-0.05", 5, {"min_weights": -0.05})]
+    for n in sizes:
+        for label, k, params in cases:
+            X, F = make_data(n, T + repeats + 2, k)
+            windows = [slice(i, i + T) for i in range(repeats + 2)]  # the last: warm-up
+            if label.startswith("factor"):
+                inputs = [(X.iloc[w], {"covariance": FactorCovariance.from_ols(X.iloc[w],
+                                                                                F.iloc[w])})
+                          for w in windows]
+            else:
+                inputs = [(X.iloc[w], {}) for w in windows]
+            # Imports, solver start-up, first use of this covariance type.
+            MaximumDiversification(**params, **inputs[-1][1]).fit(inputs[-1][0])
+
+            def fit(model, i, params=params, inputs=inputs):
+                data, extra = inputs[i]
+                start = time.perf_counter()
+                model.set_params(**extra).fit(data)
+                return time.perf_counter() - start, model.weights_.to_numpy()
+
+            model = MaximumDiversification(**params)
+            t_first, _ = fit(model, 0)
+            t_repeat, t_fresh, dw = [], [], 0.0
+            for i in range(1, repeats + 1):
+                t, w = fit(model, i)
+                t_repeat.append(t)
+                t, w_fresh = fit(MaximumDiversification(**params), i)
+                t_fresh.append(t)
+                dw = max(dw, float(np.max(np.abs(w - w_fresh))))
+            rows.append((n, label, t_first, statistics.median(t_repeat),
+                         statistics.median(t_fresh), dw))
+    return rows
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", type=int, nargs="+", default=[50, 200, 1000])
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--T", type=int, default=2000)
+    parser.add_argument("--repeat", action="store_true",
+                        help="time first vs repeated fits of one estimator (no skfolio)")
     args = parser.parse_args()
+
+    if args.repeat:
+        warnings.filterwarnings("ignore", category=UserWarning)
+        sizes = [n for n in args.sizes if n >= 200] or args.sizes
+        print(f"python {platform.python_version()}, {platform.machine()}, T={args.T}, "
+              f"median of {args.repeats} repeated fits\n")
+        print("| n | covariance | first fit (s) | repeated fit (s) | fresh fit (s) | speed-up "
+              "| max|dw| |")
+        print("|---:|---|---:|---:|---:|---:|---:|")
+        for n, label, first, again, fresh, dw in repeat_rows(sizes, args.T, args.repeats):
+            print(f"| {n} | {label} | {first:.4f} | {again:.4f} | {fresh:.4f} | "
+                  f"{fresh / again:.1f}x | {dw:.1e} |")
+        return
 
     import skfolio
     from skfolio.optimization import MaximumDiversification as SkMaxDiv

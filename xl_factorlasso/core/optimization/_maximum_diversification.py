@@ -1,7 +1,7 @@
 """Maximum-diversification portfolio: maximise ``sigma'w / sqrt(w' Sigma w)``.
 
 The ratio is maximised through its Charnes–Cooper homogenisation, a second-order cone program in
-``y = t * w`` and the scale ``t > 0`` (see :func:`_build_problem`, the one place the model is
+``y = t * w`` and the scale ``t > 0`` (see :func:`_formulate`, the one place the model is
 written, and ``docs/maxdiv.md``).
 """
 
@@ -11,7 +11,7 @@ import copy
 import inspect
 import warnings
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import cvxpy as cp
@@ -134,6 +134,18 @@ class _Handles:
     custom_objective: cp.Expression | None
     custom_constraints: list
     fixing: cp.Constraint | None = None  # y[excluded] == 0 in a screened solve
+    params: dict = field(default_factory=dict)  # name -> cp.Parameter (a re-usable problem)
+    min_return_scale: float = 1.0  # the min_return coefficient is min_return * rc
+
+    def set_min_return(self, target: float):
+        self.min_return.value = self.min_return_scale * target
+
+    def update(self, values: dict):
+        """Load new coefficients (same :func:`_signature` as the ones built) into the
+        Parameters."""
+        for name, param in self.params.items():
+            param.value = values[name]
+        self.min_return_scale = values["rc"]
 
 
 def _n_positional(func: Callable, name: str) -> int:
@@ -160,7 +172,102 @@ def _call_custom(func: Callable, name: str, y: cp.Variable, t: cp.Variable):
         raise ValueError(f"{name} raised {type(err).__name__}: {err}") from err
 
 
+def _coefficients(spec: _Spec, working_set: np.ndarray | None) -> tuple[dict, dict]:
+    """The data of the program: ``values`` (name -> number or array, every scale factor already
+    multiplied in, so that each enters the model as one coefficient) and ``nonneg`` (names whose
+    sign matters for convexity). In a re-usable problem each becomes a ``cp.Parameter``."""
+    n = spec.n
+    so, sc = spec.scale_objective, spec.scale_constraints
+    # Constraints in return units (cones, numerator) are also divided by h = mean volatility:
+    # the solver's feasibility tolerances are absolute, and a risk of 0.002 would otherwise be
+    # resolved only to about 1e-6 relative.
+    rc = sc / spec.h
+    active = np.arange(n) if working_set is None else working_set
+    values: dict[str, Any] = {"rc": rc, "so": so}
+    nonneg = {"rc", "so", "costs", "l1", "l2", "te"}
+    if spec.risk_form == "soc-factor":
+        values["root"] = rc * spec.risk.factor_root.T
+        values["residual"] = rc * spec.risk.residual_sd
+    elif spec.risk_form == "soc-dense":
+        cov = spec.risk.covariance
+        if working_set is not None:
+            cov = cov[np.ix_(active, active)]
+        values["root"] = rc * dense_root(cov).T
+    net_sigma = spec.risk.sigma - spec.fees if spec.fees is not None else spec.risk.sigma
+    values["sigma"] = rc * net_sigma
+    values["rf"] = rc * spec.risk_free_rate
+    if spec.costs is not None:
+        values["costs"] = rc * spec.costs
+    if spec.costs is not None or spec.turnover is not None:
+        values["previous"] = spec.previous
+    for bound, name in ((spec.lower, "lower"), (spec.upper, "upper")):
+        if bound is not None:
+            idx = active[np.isfinite(bound[active])]
+            if idx.size:
+                values[name] = sc * bound[idx]
+    for name in ("budget", "min_budget", "max_budget", "max_long", "max_short", "turnover"):
+        if getattr(spec, name) is not None:
+            values[name] = sc * getattr(spec, name)
+    if spec.A_eq.shape[0]:
+        values["b_eq"] = sc * spec.b_eq
+    if spec.A_ineq.shape[0]:
+        values["b_ineq"] = sc * spec.b_ineq
+    if spec.tracking_error is not None:
+        values["tracking"] = rc * spec.tracking_root[:, :n]
+        values["benchmark"] = rc * spec.tracking_root[:, n]
+        values["te"] = rc * spec.tracking_error * spec.tracking_scale
+    if spec.min_returns is not None:
+        values["min_return"] = rc * spec.min_returns[0]
+    if spec.l1:
+        values["l1"] = so * spec.l1
+    if spec.l2:
+        values["l2"] = so * spec.l2
+    return values, {name: name in nonneg for name in values}
+
+
+def _signature(spec: _Spec, role: str, values: dict) -> tuple:
+    """Everything that fixes the structure of the re-usable program (all data not in
+    :func:`_coefficients` included): equal signatures mean the same compiled problem applies."""
+    def pattern(bound):
+        return None if bound is None else np.isfinite(bound).tobytes()
+
+    return (
+        role, spec.n, spec.risk_form,
+        None if spec.risk.factor_root is None else spec.risk.factor_root.shape[1],
+        pattern(spec.lower), pattern(spec.upper),
+        tuple(getattr(spec, name) is not None for name in (
+            "budget", "min_budget", "max_budget", "max_long", "max_short", "costs", "turnover",
+            "tracking_error", "min_returns")),
+        spec.min_return_is_array, spec.A_eq.shape, spec.A_eq.tobytes(), spec.A_ineq.shape,
+        spec.A_ineq.tobytes(), spec.scale_constraints, bool(spec.l1), bool(spec.l2),
+        tuple((name, np.shape(value)) for name, value in values.items()),
+    )
+
+
+def _reusable(spec: _Spec) -> bool:
+    """Whether the program is built once with Parameters and re-solved on new data: the factor
+    form (a factor covariance) without user callables (their
+    expressions may hold data we cannot see) and without a tracking-error cone (its (n+1)^2
+    triangle comes from X). A dense n x n root or covariance as a Parameter makes CVXPY's DPP
+    compilation far slower than a fresh constant build (measured: 43 s against 4.8 s for the
+    cone at n = 1000), so dense covariances are always built afresh."""
+    return (spec.risk_form == "soc-factor" and spec.add_objective is None
+            and spec.add_constraints is None and spec.tracking_error is None)
+
+
 def _build_problem(spec: _Spec, working_set: np.ndarray | None = None) -> _Handles:
+    """The program with the data as constants (see :func:`_formulate`)."""
+    return _formulate(spec, working_set, parametric=False)
+
+
+def _build_parametric(spec: _Spec, values: dict | None = None) -> _Handles:
+    """The program with the data as ``cp.Parameter``s (DPP), to be re-solved by
+    :meth:`_Handles.update` on new data of the same :func:`_signature`."""
+    return _formulate(spec, None, parametric=True, values=values)
+
+
+def _formulate(spec: _Spec, working_set: np.ndarray | None, parametric: bool,
+               values: dict | None = None) -> _Handles:
     """The homogenised (Charnes–Cooper) program, written once.
 
     With ``w = y / t`` and ``N(w) = sigma'w - fees'w - sum c|w - w_prev|`` (the net weighted
@@ -177,27 +284,33 @@ def _build_problem(spec: _Spec, working_set: np.ndarray | None = None) -> _Handl
     numbers near 1. ``G`` is a square root of Sigma: the factor model's ``[B chol(Sigma_f), diag(
     sqrt(D))]``, or a dense Cholesky factor. When the objective is the risk alone and Sigma is
     dense, ``(so ||G' y||)^2 = so^2 y' Sigma y`` is minimised instead (same minimiser, a QP that
-    Clarabel factors faster than an n x n triangular cone).
+    Clarabel factors faster than an n x n triangular cone). Transaction costs use
+    ``z >= |y - w_prev t|`` (tight at the optimum, costs >= 0).
 
-    ``working_set`` (dense covariance only; see :meth:`MaximumDiversification._solve_screened`)
-    fixes ``y_j = 0`` outside it, drops their bound rows and keeps only ``Sigma[W, W]`` and
-    ``y[W]`` in the objective; everything else is unchanged.
+    Every datum is one coefficient from :func:`_coefficients`; with ``parametric`` each is a
+    ``cp.Parameter`` and the program is DPP (parameter times variable only), so CVXPY compiles it
+    once and later solves only substitute values.
+
+    ``working_set`` (dense covariance only, never parametric; see
+    :meth:`MaximumDiversification._solve_screened`) fixes ``y_j = 0`` outside it, drops their
+    bound rows and keeps only ``Sigma[W, W]`` and ``y[W]`` in the objective; everything else is
+    unchanged.
     """
-    n, sigma = spec.n, spec.risk.sigma
+    n = spec.n
+    computed, nonneg = _coefficients(spec, working_set)
+    values = computed if values is None else values
+    params: dict[str, tuple] = {}
+    if parametric:
+        for name, value in values.items():
+            params[name] = cp.Parameter(np.shape(value), name=name, value=value,
+                                        nonneg=nonneg[name])
+        P = params.__getitem__
+    else:
+        P = values.__getitem__
     y = cp.Variable(n, name="y")  # homogenised weights, y = t * w
     t = cp.Variable(nonneg=True, name="t")  # Charnes–Cooper scale (skfolio leaves it free)
-    so, sc = spec.scale_objective, spec.scale_constraints
-    # Constraints in return units (cones, numerator) are also divided by h = mean volatility:
-    # the solver's feasibility tolerances are absolute, and a risk of 0.002 would otherwise be
-    # resolved only to about 1e-6 relative.
-    rc = sc / spec.h
+    sc = spec.scale_constraints
     constraints: list[cp.Constraint] = []
-
-    def le(lhs, rhs, scale=sc):
-        return scale * lhs <= scale * rhs
-
-    def eq(lhs, rhs, scale=sc):
-        return scale * lhs == scale * rhs
 
     # Assets in play: all, or a screened solve's working set (the others are fixed at 0).
     active, y_active, fixing = np.arange(n), y, None
@@ -209,65 +322,64 @@ def _build_problem(spec: _Spec, working_set: np.ndarray | None = None) -> _Handl
     # Risk t * sigma_p(w) = ||G' y||.
     if spec.risk_form == "soc-factor":
         s = cp.Variable(nonneg=True, name="s")
-        root_y = cp.hstack([spec.risk.factor_root.T @ y, cp.multiply(spec.risk.residual_sd, y)])
-        constraints.append(cp.SOC(rc * s, rc * root_y))
-        risk_term = so * s
-    else:
+        root_y = cp.hstack([P("root") @ y, cp.multiply(P("residual"), y)])
+        constraints.append(cp.SOC(P("rc") * s, root_y))
+        risk_term = P("so") * s
+    elif spec.risk_form == "qp":
         cov = spec.risk.covariance
         if working_set is not None:
             cov = cov[np.ix_(active, active)]
-        if spec.risk_form == "qp":
-            risk_term = so**2 * cp.quad_form(y_active, cp.psd_wrap(cov))
-        else:
-            s = cp.Variable(nonneg=True, name="s")
-            constraints.append(cp.SOC(rc * s, rc * (dense_root(cov).T @ y_active)))
-            risk_term = so * s
-
-    # Numerator t * N(w): weighted volatilities net of fees and transaction costs.
-    net_sigma = sigma - spec.fees if spec.fees is not None else sigma
-    numerator = net_sigma @ y
-    if spec.costs is not None:
-        numerator = numerator - spec.costs @ cp.abs(y - spec.previous * t)
-        constraints.append(le(spec.h, numerator - spec.risk_free_rate * t, rc))
+        risk_term = spec.scale_objective**2 * cp.quad_form(y_active, cp.psd_wrap(cov))
     else:
-        constraints.append(eq(numerator - spec.risk_free_rate * t, spec.h, rc))
+        s = cp.Variable(nonneg=True, name="s")
+        constraints.append(cp.SOC(P("rc") * s, P("root") @ y_active))
+        risk_term = P("so") * s
 
-    # Weight constraints, each homogenised by t.
-    for bound, sign in ((spec.lower, 1.0), (spec.upper, -1.0)):
-        if bound is None:
+    # Numerator rc * t * N(w): weighted volatilities net of fees and transaction costs.
+    numerator = P("sigma") @ y
+    if spec.costs is not None:
+        z = cp.Variable(n, nonneg=True, name="z")  # z >= |y - w_prev t|
+        moved = y - P("previous") * t
+        constraints += [z >= moved, z >= -moved]
+        numerator = numerator - P("costs") @ z
+        constraints.append(numerator - P("rf") * t >= sc)  # rc * h == sc
+    else:
+        constraints.append(numerator - P("rf") * t == sc)
+
+    # Weight constraints, each homogenised by t (rows scaled by sc).
+    for bound, name in ((spec.lower, "lower"), (spec.upper, "upper")):
+        if name not in values:
             continue
         idx = active[np.isfinite(bound[active])]
-        if idx.size == n:
-            constraints.append(le(sign * bound * t, sign * y))
-        elif idx.size:
-            constraints.append(le(sign * bound[idx] * t, sign * y[idx]))
+        y_idx = y if idx.size == n else y[idx]
+        constraints.append(sc * y_idx >= P(name) * t if name == "lower"
+                           else sc * y_idx <= P(name) * t)
     if spec.budget is not None:
-        constraints.append(eq(cp.sum(y), spec.budget * t))
+        constraints.append(sc * cp.sum(y) == P("budget") * t)
     if spec.min_budget is not None:
-        constraints.append(le(spec.min_budget * t, cp.sum(y)))
+        constraints.append(sc * cp.sum(y) >= P("min_budget") * t)
     if spec.max_budget is not None:
-        constraints.append(le(cp.sum(y), spec.max_budget * t))
+        constraints.append(sc * cp.sum(y) <= P("max_budget") * t)
     if spec.max_long is not None:
-        constraints.append(le(cp.sum(cp.pos(y)), spec.max_long * t))
+        constraints.append(sc * cp.sum(cp.pos(y)) <= P("max_long") * t)
     if spec.max_short is not None:
-        constraints.append(le(cp.sum(cp.neg(y)), spec.max_short * t))
+        constraints.append(sc * cp.sum(cp.neg(y)) <= P("max_short") * t)
     if spec.A_eq.shape[0]:
-        constraints.append(eq(spec.A_eq @ y, spec.b_eq * t))
+        constraints.append((sc * spec.A_eq) @ y == P("b_eq") * t)
     if spec.A_ineq.shape[0]:
-        constraints.append(le(spec.A_ineq @ y, spec.b_ineq * t))
+        constraints.append((sc * spec.A_ineq) @ y <= P("b_ineq") * t)
     if spec.turnover is not None:  # per asset, as skfolio: |w_i - w_prev_i| <= max_turnover
-        constraints.append(le(cp.abs(y - spec.previous * t), spec.turnover * t))
+        constraints.append(sc * cp.abs(y - P("previous") * t) <= P("turnover") * t)
     if spec.tracking_error is not None:  # ||X w - b|| / sqrt(T-1) <= TE
-        R = spec.tracking_root
-        constraints.append(cp.SOC(rc * spec.tracking_error * spec.tracking_scale * t,
-                                  rc * (R[:, :n] @ y + R[:, n] * t)))
+        constraints.append(cp.SOC(P("te") * t, P("tracking") @ y + P("benchmark") * t))
     min_return = None
     if spec.min_returns is not None:  # N(w) >= min_return
-        if spec.min_return_is_array:
-            min_return = cp.Parameter(name="min_return", value=spec.min_returns[0])
-            constraints.append(le(min_return * t, numerator, rc))
-        else:
-            constraints.append(le(spec.min_returns[0] * t, numerator, rc))
+        if spec.min_return_is_array and not parametric:
+            min_return = cp.Parameter(name="min_return", value=values["min_return"])
+        elif spec.min_return_is_array:
+            min_return = params["min_return"]
+        constraints.append(numerator >= (min_return if min_return is not None
+                                         else P("min_return")) * t)
 
     custom_constraints: list[cp.Constraint] = []
     if spec.add_constraints is not None:
@@ -283,9 +395,9 @@ def _build_problem(spec: _Spec, working_set: np.ndarray | None = None) -> _Handl
 
     objective = risk_term
     if spec.l1:
-        objective = objective + so * spec.l1 * cp.norm1(y_active)
+        objective = objective + P("l1") * cp.norm1(y_active)
     if spec.l2:  # l2 |w|^2 * t = l2 |y|^2 / t: the penalty joins the ratio's denominator
-        objective = objective + so * spec.l2 * cp.quad_over_lin(y_active, t)
+        objective = objective + P("l2") * cp.quad_over_lin(y_active, t)
     custom_objective = None
     if spec.add_objective is not None:
         custom_objective = _call_custom(spec.add_objective, "add_objective", y, t)
@@ -293,10 +405,11 @@ def _build_problem(spec: _Spec, working_set: np.ndarray | None = None) -> _Handl
             raise ValueError("add_objective must return a scalar CVXPY expression")
         if not custom_objective.is_convex():
             raise ValueError("add_objective must return a convex (DCP) expression; it is minimised")
-        objective = objective + so * custom_objective
+        objective = objective + spec.scale_objective * custom_objective
 
     problem = cp.Problem(cp.Minimize(objective), constraints)
-    return _Handles(problem, y, t, min_return, custom_objective, custom_constraints, fixing)
+    return _Handles(problem, y, t, min_return, custom_objective, custom_constraints, fixing,
+                    params, values["rc"])
 
 
 class MaximumDiversification(BaseEstimator):
@@ -864,8 +977,12 @@ class MaximumDiversification(BaseEstimator):
         problem = handles.problem
         hint = ("; try solver_params (e.g. max_iter), scale_objective/scale_constraints, or "
                 "another solver")
+        # warm_start=False: a kept program's data enter a new solver object, exactly as in a
+        # fresh build (CVXPY would otherwise update Clarabel's data in place, keeping the first
+        # fit's equilibration, and the result would depend on the earlier fits).
+        options = {"warm_start": False, **spec.solver_params}
         try:
-            problem.solve(solver=spec.solver, **spec.solver_params)
+            problem.solve(solver=spec.solver, **options)
         except cp.error.SolverError as err:
             raise SolverFailedError(f"Numerical failure: solver {spec.solver} failed ({err})"
                                     f"{hint}", status=problem.status) from err
@@ -934,7 +1051,7 @@ class MaximumDiversification(BaseEstimator):
             if screened is not None:
                 w, values, handles = screened
             else:
-                handles = _build_problem(spec)
+                handles = self._problem(spec, "full")
                 if self.save_problem:
                     self.problem_ = handles.problem
                 w, values = self._solve_once(spec, handles, target, X)
@@ -942,14 +1059,14 @@ class MaximumDiversification(BaseEstimator):
                 self.problem_ = handles.problem
             return self._label(spec, w), values, None
 
-        handles = _build_problem(spec)
+        handles = self._problem(spec, "full")
         if self.save_problem:
             self.problem_ = handles.problem
         rows, all_values, errors = [], [], []
         for target in spec.min_returns:
             try:
                 self._check_min_return(spec, target, top)
-                handles.min_return.value = target
+                handles.set_min_return(target)
                 w, values = self._solve_once(spec, handles, target, X)
                 rows.append(w)
                 all_values.append(values)
@@ -968,6 +1085,39 @@ class MaximumDiversification(BaseEstimator):
         index = pd.Index(spec.min_returns, name="min_return")
         weights = pd.DataFrame(np.vstack(rows), index=index, columns=self._columns(spec))
         return weights, all_values, errors if failed else None
+
+    def _problem(self, spec: _Spec, role: str) -> _Handles:
+        """The program for ``spec``.
+
+        The first fit of a structure (:func:`_signature`) is built with constants: compiling
+        the parametric program costs 2.5-7x a constant build, a loss for a one-off fit (a
+        worksheet function, a ribbon button). When the same structure comes back, the parametric
+        program is compiled and kept; from then on a fit only updates its Parameter values.
+        Only :func:`_reusable` programs are kept; the others (dense covariance, user callables,
+        tracking error) are built with constants each fit."""
+        if not _reusable(spec):
+            return _build_problem(spec)
+        values, _ = _coefficients(spec, None)
+        key = _signature(spec, role, values)
+        cache = self.__dict__.setdefault("_compiled", {})
+        kept = cache.get(role)
+        if kept is None or kept[0] != key:
+            cache[role] = (key, None)  # seen once: a repeat will compile the parametric program
+            return _build_problem(spec)
+        if kept[1] is not None:
+            kept[1].update(values)
+            return kept[1]
+        handles = _build_parametric(spec, values)
+        if not handles.problem.is_dpp():  # defensive: every coefficient is parameter x variable
+            return _build_problem(spec)
+        cache[role] = (key, handles)
+        return handles
+
+    def __getstate__(self):
+        state = super().__getstate__() if hasattr(super(), "__getstate__") else self.__dict__
+        state = dict(state)
+        state.pop("_compiled", None)  # a compiled CVXPY program: rebuilt on the next fit
+        return state
 
     def _solve_screened(self, spec: _Spec, X: np.ndarray | None, target: float | None):
         """Exact solve on a working set of assets, or None to solve the full problem.
