@@ -55,3 +55,24 @@ def test_refit_round_trip_equals_a_direct_fit(client, demo_xlsx, tmp_path, xlwin
     assert list(got.columns) == list(expected.columns)
     np.testing.assert_allclose(got.to_numpy(), expected.to_numpy(), rtol=0, atol=1e-9)
     assert (got.to_numpy() != 0).sum() == (expected.to_numpy() != 0).sum()  # same sparsity
+
+
+def test_template_round_trip_equals_a_direct_fit(client, tmp_path, xlwings_version):
+    """The shipped .xlsx template through the server equals LassoModel on its own inputs."""
+    from pathlib import Path
+
+    from xl_factorlasso.workbook._jobs import FIT_INPUTS, read_blocks, workbook_fit_inputs
+
+    template = Path(__file__).parent.parent / "workbook_template" / "factorlasso_template.xlsx"
+    path = tmp_path / "template.xlsx"
+    shutil.copy(template, path)
+    inputs = workbook_fit_inputs(read_blocks(XlsxFileIO(str(path)), FIT_INPUTS, ()))
+    model = LassoModel(**inputs.params).fit(inputs.factors, inputs.returns)
+
+    r = client.post("/xlwings/custom-scripts-call/refit", json=book_payload(path, xlwings_version))
+    assert r.status_code == 200, r.text
+    alerts = apply_actions(path, r.json()["actions"])
+    assert len(alerts) == 1 and alerts[0].startswith("refit:")
+    got = _table(path, "FL_COEF")
+    assert list(got.index) == list(model.coef_.index)
+    np.testing.assert_allclose(got.to_numpy(), model.coef_.to_numpy(), rtol=0, atol=1e-9)
