@@ -20,6 +20,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from tests.conftest import make_panel
+from tests.test_lasso_properties import problems
 from tests.test_lasso_reference_cvxpy import GROUPS, make_ragged_panel, make_signs_prior
 from xl_factorlasso import LassoModel, LassoModelCV, expanding_window_splits
 from xl_factorlasso.core.exceptions import SolveError
@@ -381,36 +382,8 @@ def test_cv_warm_path_equals_independent_fits_and_the_cvxpy_path(model_type):
 
 
 # ---------------------------------------------------------------- properties
-@st.composite
-def problems(draw):
-    seed = draw(st.integers(0, 10_000))
-    n = draw(st.integers(2, 6))
-    m = draw(st.integers(1, 4))
-    x, y, _ = make_panel(T=40, M=m, N=n, seed=seed, ragged=draw(st.booleans()) and n > 2)
-    rng = np.random.default_rng(seed)
-    signs = pd.DataFrame(
-        rng.choice([np.nan, 0.0, 1.0, -1.0], size=(n, m)), index=y.columns, columns=x.columns
-    )
-    raw = rng.normal(0, 0.5, size=(n, m))
-    s = signs.to_numpy()
-    prior = np.where(np.isnan(s), raw, np.abs(raw) * np.nan_to_num(s))
-    params = {
-        "model_type": draw(st.sampled_from(MODEL_TYPES)),
-        "span": draw(st.sampled_from([None, 20])),
-        "l1_weight": draw(st.sampled_from([0.0, 0.3, 1.0])),
-        "factors_beta_loading_signs": signs,
-        "factors_beta_prior": pd.DataFrame(prior, index=y.columns, columns=x.columns)
-        if draw(st.booleans()) else None,
-        "warmup_period": None,
-        "engine": "fast",
-    }
-    if params["model_type"] == "GROUP_LASSO":
-        params["group_data"] = pd.Series(rng.integers(0, 2, n), index=y.columns)
-    return x, y, params
-
-
 @settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(problems(), st.floats(0.0, 1.0))
+@given(problems("fast"), st.floats(0.0, 1.0))
 def test_signs_always_hold_exactly(problem, reg_lambda):
     x, y, params = problem
     with warnings.catch_warnings():
@@ -423,7 +396,7 @@ def test_signs_always_hold_exactly(problem, reg_lambda):
 
 
 @settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(problems(), st.floats(1.0, 3.0))
+@given(problems("fast"), st.floats(1.0, 3.0))
 def test_lambda_at_or_above_lambda_max_gives_exactly_the_prior(problem, factor):
     x, y, params = problem
     model = LassoModel(**params)

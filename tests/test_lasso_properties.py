@@ -14,11 +14,13 @@ MODEL_TYPES = ["LASSO", "GROUP_LASSO", "HCGL", "FCGL"]
 
 
 @st.composite
-def problems(draw):
+def problems(draw, engine="cvxpy"):
+    """A small panel (ragged or not), random signs, a sign-consistent prior or none, and the
+    parameters of one model type; ``engine`` "cvxpy" (tight Clarabel) or "fast"."""
     seed = draw(st.integers(0, 10_000))
     n = draw(st.integers(2, 6))
     m = draw(st.integers(1, 4))
-    x, y, _ = make_panel(T=40, M=m, N=n, seed=seed)
+    x, y, _ = make_panel(T=40, M=m, N=n, seed=seed, ragged=draw(st.booleans()) and n > 2)
     rng = np.random.default_rng(seed)
     signs = pd.DataFrame(
         rng.choice([np.nan, 0.0, 1.0, -1.0], size=(n, m)), index=y.columns, columns=x.columns
@@ -35,8 +37,10 @@ def problems(draw):
         "factors_beta_loading_signs": signs,
         "factors_beta_prior": prior if draw(st.booleans()) else None,
         "warmup_period": None,
-        "solver_params": {"tol_gap_abs": 1e-10, "tol_gap_rel": 1e-10, "tol_feas": 1e-10},
+        "engine": engine,
     }
+    if engine == "cvxpy":
+        params["solver_params"] = {"tol_gap_abs": 1e-10, "tol_gap_rel": 1e-10, "tol_feas": 1e-10}
     if params["model_type"] == "GROUP_LASSO":
         params["group_data"] = pd.Series(rng.integers(0, 2, n), index=y.columns)
     return x, y, params
