@@ -435,7 +435,7 @@ def main(argv: list[str] | None = None) -> int:
     print(
         "\nTimes: median of up to "
         f"{args.repeats} fits (one if >= {REPEAT_BELOW_S:g} s), each cell in a fresh process; "
-        "peak MB = its ru_maxrss (Python, imports and data included). rel. obj. = "
+        "peak MB = its peak RSS, VmHWM (Python, imports and data included). rel. obj. = "
         "(f(B_fast) - f(B_other)) / |f(B_other)| with our exact objective (negative: the fast "
         "engine is lower). certified gap: relative duality gap of the fast solve. "
         f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, "
