@@ -155,13 +155,13 @@ def test_fast_engine_raises_when_uncertified_and_keeps_previous_fit():
 
 
 def test_failed_fallback_reports_both_attempts(monkeypatch):
-    from xl_factorlasso.core.linear_model import _lasso_model
+    from xl_factorlasso.core.linear_model import _formulation
 
     def broken(self, *args, **kwargs):
         raise SolveError("the LASSO problem could not be solved (CLARABEL: infeasible)",
                          [("CLARABEL", "infeasible")])
 
-    monkeypatch.setattr(_lasso_model.LassoProblem, "solve", broken)
+    monkeypatch.setattr(_formulation.LassoProblem, "solve", broken)
     x, y, _ = make_panel(seed=2)
     with pytest.raises(SolveError, match="fast engine not certified.*; then the LASSO") as info:
         LassoModel(reg_lambda=0.01, engine_params={"max_iter": 1}).fit(x, y)

@@ -17,16 +17,36 @@ from .datasets import FactorPanel, load_demo_panel, make_factor_panel
 from .exceptions import SolveError
 from .linear_model import LassoEstimationResult, LassoModel, LassoModelType, lambda_max
 from .model_selection import LassoModelCV, default_lambda_grid, expanding_window_splits
-from .optimization import (
-    EquationError,
-    InfeasibleProblemError,
-    MaximumDiversification,
-    OptimizationError,
-    Population,
-    Portfolio,
-    SolverFailedError,
-    parse_equation,
+
+# The optimisation names are loaded on first use: they import CVXPY (~50 MB, ~0.5 s),
+# which a fit with the default fast engine never needs.
+_OPTIMIZATION_NAMES = frozenset(
+    {
+        "EquationError",
+        "InfeasibleProblemError",
+        "MaximumDiversification",
+        "OptimizationError",
+        "Population",
+        "Portfolio",
+        "SolverFailedError",
+        "parse_equation",
+    }
 )
+
+
+def __getattr__(name):
+    if name in _OPTIMIZATION_NAMES:
+        from . import optimization
+
+        value = getattr(optimization, name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__():
+    return sorted(set(globals()) | _OPTIMIZATION_NAMES)
+
 
 __all__ = [
     "EquationError",

@@ -6,8 +6,6 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
-from scipy.cluster import hierarchy
-from scipy.spatial.distance import squareform
 
 from ._ewm import ewm_correlation
 
@@ -110,7 +108,11 @@ def cluster_from_correlation(
     rho = np.clip(np.nan_to_num(corr.to_numpy(dtype=float), nan=0.0), -1.0, 1.0)
     distance = 1.0 - rho
     np.fill_diagonal(distance, 0.0)
-    condensed = squareform((distance + distance.T) / 2.0, checks=False)
+    # scipy's condensed form: the upper triangle, row by row
+    condensed = ((distance + distance.T) / 2.0)[np.triu_indices(n, k=1)]
+    # Imported here: scipy.cluster pulls in scipy.stats (~25 MB), which only HCGL needs.
+    from scipy.cluster import hierarchy
+
     link = hierarchy.linkage(condensed, method=linkage_method)
     if n_clusters is None:
         cutoff = float(cutoff_fraction * np.max(condensed))

@@ -1,10 +1,20 @@
 """Sparse multi-output factor regression."""
 
 from ._engine import EngineResult, FastEngine, solve_fast
-from ._formulation import LassoProblem, PenaltySpec, penalty_value
 from ._lasso_model import LassoEstimationResult, LassoModel, lambda_max
 from ._model_type import LassoModelType
+from ._penalty import PenaltySpec, penalty_value
 from ._preparation import PreparedPanel, SufficientStats, coerce_panel, prepare_panel
+
+
+def __getattr__(name):
+    # The CVXPY reference model is loaded on first use, so the default fast path runs
+    # without importing CVXPY.
+    if name == "LassoProblem":
+        from ._formulation import LassoProblem
+
+        return LassoProblem
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 __all__ = [
     "EngineResult",

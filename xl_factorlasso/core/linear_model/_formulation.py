@@ -22,82 +22,19 @@ distinct response mask ``p`` and ``R_p'z_i = X'W_i y_i`` it equals
 from __future__ import annotations
 
 import warnings
-from dataclasses import dataclass
 
 import cvxpy as cp
 import numpy as np
 import scipy.sparse as sp
 
 from ..exceptions import SolveError
+from ._penalty import PenaltySpec
 from ._preparation import SufficientStats
 
-__all__ = ["PenaltySpec", "LassoProblem", "penalty_value"]
+__all__ = ["LassoProblem"]
 
 _OK = (cp.OPTIMAL,)
 _INACCURATE = (cp.OPTIMAL_INACCURATE,)
-
-
-@dataclass(frozen=True)
-class PenaltySpec:
-    """Geometry and constraints of the penalty (everything except ``lambda``).
-
-    Attributes
-    ----------
-    geometry : {"cell", "row", "block"}
-    groups : numpy.ndarray of int, shape (N,), or None
-        Group code ``0..G-1`` per response (row and block geometries).
-    group_weight : numpy.ndarray, shape (G,), or None
-    l1_weight : float
-        ``a`` in the docstring of this module; ignored by the cell geometry.
-    prior : numpy.ndarray, shape (N, M)
-    signs : numpy.ndarray, shape (N, M), or None
-        ``NaN`` free, ``0`` zero, ``+1`` non-negative, ``-1`` non-positive.
-    nonneg : bool
-    """
-
-    geometry: str
-    groups: np.ndarray | None
-    group_weight: np.ndarray | None
-    l1_weight: float
-    prior: np.ndarray
-    signs: np.ndarray | None
-    nonneg: bool
-
-    def order(self) -> np.ndarray:
-        """A response order that makes every group contiguous (stable)."""
-        if self.groups is None:
-            return np.arange(self.prior.shape[0])
-        return np.argsort(self.groups, kind="stable")
-
-    def lower_upper(self) -> tuple[np.ndarray, np.ndarray]:
-        """Elementwise bounds implied by the signs (or ``nonneg``)."""
-        n, m = self.prior.shape
-        lower = np.full((n, m), -np.inf)
-        upper = np.full((n, m), np.inf)
-        if self.signs is not None:
-            s = self.signs
-            lower[(s == 0) | (s == 1)] = 0.0
-            upper[(s == 0) | (s == -1)] = 0.0
-        elif self.nonneg:
-            lower[:] = 0.0
-        return lower, upper
-
-
-def penalty_value(coef: np.ndarray, spec: PenaltySpec, reg_lambda: float) -> float:
-    """``lambda * P(B - B0)`` in NumPy: the same penalty as the CVXPY model."""
-    d = np.asarray(coef, dtype=float) - spec.prior
-    l1 = np.abs(d).sum()
-    if spec.geometry == "cell":
-        return float(reg_lambda * l1)
-    a = spec.l1_weight
-    w = spec.group_weight
-    if spec.geometry == "row":
-        group = np.sum(w[spec.groups] * np.linalg.norm(d, axis=1))
-    else:
-        group = 0.0
-        for g, weight in enumerate(w):
-            group += weight * np.linalg.norm(d[spec.groups == g], axis=0).sum()
-    return float(reg_lambda * ((1.0 - a) * group + a * l1))
 
 
 class LassoProblem:

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ._formulation import PenaltySpec
+from ._penalty import PenaltySpec
 from ._preparation import SufficientStats
 
 __all__ = ["lambda_max_from_stats"]

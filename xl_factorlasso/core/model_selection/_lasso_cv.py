@@ -12,7 +12,7 @@ import pandas as pd
 
 from .._base import BaseEstimator
 from ..exceptions import SolveError
-from ..linear_model import FastEngine, LassoModel, LassoProblem, coerce_panel
+from ..linear_model import FastEngine, LassoModel, coerce_panel
 
 __all__ = ["LassoModelCV", "expanding_window_splits", "default_lambda_grid"]
 
@@ -212,7 +212,11 @@ class LassoModelCV(BaseEstimator):
             setup = template._setup(x_tr, y_tr)
             fast = template._uses_fast_engine()
             engine = FastEngine(setup.stats, setup.spec) if fast else None
-            problem = None if fast else LassoProblem(setup.stats, setup.spec)
+            problem = None
+            if not fast:
+                from ..linear_model._formulation import LassoProblem  # CVXPY only when asked
+
+                problem = LassoProblem(setup.stats, setup.spec)
         except (ValueError, SolveError, np.linalg.LinAlgError) as err:
             return column, {(k, float(lam)): str(err) for lam in grid}
         warm = None
