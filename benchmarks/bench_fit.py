@@ -330,7 +330,8 @@ def main(argv: list[str] | None = None) -> int:
         for lib in libs
     }
     print(
-        "\nPeak MB = VmHWM (peak RSS) of the cell's child process: it includes Python, the imports and "
+        "\nPeak MB = VmHWM (peak RSS) of the cell's child process: it includes Python, the "
+        "imports and "
         "the panel (RSS just before the timed fit, median over configs: "
         + ", ".join(f"{s} {lib} {v:.0f} MB" for (s, lib), v in base.items())
         + ").\nTimes are the median of up to "

@@ -13,9 +13,9 @@ from .._base import BaseEstimator
 from ..cluster import cluster_from_correlation, ewm_lambda, response_correlation
 from ..exceptions import SolveError
 from ._engine import DEFAULT_MAX_ITER, DEFAULT_TOL, FastEngine
-from ._penalty import PenaltySpec, penalty_value
 from ._lambda_max import lambda_max_from_stats
 from ._model_type import LassoModelType
+from ._penalty import PenaltySpec, penalty_value
 from ._preparation import PreparedPanel, SufficientStats, coerce_panel, prepare_panel
 
 __all__ = ["LassoModel", "LassoEstimationResult", "lambda_max"]
