@@ -97,3 +97,34 @@ def test_parallel_folds_give_the_same_scores():
     parallel = LassoModelCV(lambdas=[0.01, 0.1], n_splits=3, base_model=base, n_jobs=2).fit(x, y)
     np.testing.assert_allclose(parallel.cv_scores_, serial.cv_scores_, rtol=0, atol=1e-12)
     assert parallel.best_lambda_ == serial.best_lambda_
+
+
+@pytest.mark.parametrize("demean, span, warmup", [(True, None, None), (True, 30, 50),
+                                                  (False, 30, None), (False, None, 50)])
+def test_fold_scorer_equals_the_installed_models_score(demean, span, warmup):
+    """CV scores each lambda from the coefficients alone; that must be exactly the score of
+    the model a full fit would install (zeroed short responses, intercept, NaN handling)."""
+    x, y, _ = make_panel(T=120, M=3, N=6, seed=11)
+    y = y.copy()
+    y.iloc[:80, 1] = np.nan  # 40 observations: below warmup_period=50
+    y.iloc[95:100, 4] = np.nan
+    model = LassoModel(demean=demean, span=span, warmup_period=warmup, reg_lambda=0.01)
+    x_tr, y_tr, x_te, y_te = x.iloc[:100], y.iloc[:100], x.iloc[100:], y.iloc[100:]
+    with pytest.warns(UserWarning) if warmup else _no_warning():
+        model.fit(x_tr, y_tr)
+    score, short = model._scorer(model._fit_setup_)
+    assert short.sum() == (1 if warmup else 0)
+    rng = np.random.default_rng(0)
+    for coef in (model.coef_.to_numpy(), rng.standard_normal(model.coef_.shape)):
+        ref = LassoModel(**model.get_params())
+        with pytest.warns(UserWarning) if warmup else _no_warning():
+            ref._install(model._fit_setup_, coef, 0.01, "optimal", "test")
+        assert score(coef, x_te.to_numpy(), y_te.to_numpy()) == pytest.approx(
+            ref.score(x_te, y_te), rel=1e-12, abs=1e-14
+        )
+
+
+def _no_warning():
+    import contextlib
+
+    return contextlib.nullcontext()

@@ -579,6 +579,33 @@ class LassoModel(BaseEstimator):
         r2 = _r2_columns(yv, pred)
         return float(np.nanmean(r2)) if np.isfinite(r2).any() else float("nan")
 
+    def _scorer(self, setup: _FitSetup):
+        """``(score, short)`` for many solutions on one training set, without installing them.
+
+        ``score(coef, x_test, y_test)`` equals :meth:`score` of the model that ``_install``
+        would build from ``coef`` (same zeroed short responses, intercept and R^2), on
+        positional arrays; ``short`` flags the responses below ``warmup_period``. A
+        cross-validation grid scores every lambda this way instead of building pandas
+        attributes it throws away.
+        """
+        y = setup.y
+        n_obs = np.isfinite(y.to_numpy(dtype=float)).sum(axis=0)
+        short = np.zeros(y.shape[1], dtype=bool)
+        if self.warmup_period is not None:
+            short = n_obs < self.warmup_period
+        x_means, y_means = _weighted_means(setup.x, y, self.span)
+
+        def score(coef: np.ndarray, x_test: np.ndarray, y_test: np.ndarray) -> float:
+            coef = np.where(short[:, None], 0.0, coef)
+            pred = x_test @ coef.T
+            if self.demean:
+                alpha = y_means - np.einsum("nm,nm->n", coef, x_means)
+                pred = pred + np.where(short, np.nan, alpha)
+            r2 = _r2_columns(y_test, pred)
+            return float(np.nanmean(r2)) if np.isfinite(r2).any() else float("nan")
+
+        return score, short
+
     def objective(self, coef) -> float:
         """Objective of the last fitted data and penalty at ``coef`` (N x M)."""
         self._check_fitted()
@@ -620,6 +647,12 @@ def _economic_intercept(x: pd.DataFrame, y: pd.DataFrame, coef: np.ndarray, span
 
     As in factorlasso, a missing factor cell counts as 0 in ``xbar_w``.
     """
+    x_means, y_means = _weighted_means(x, y, span)
+    return y_means - np.einsum("nm,nm->n", coef, x_means)
+
+
+def _weighted_means(x: pd.DataFrame, y: pd.DataFrame, span) -> tuple[np.ndarray, np.ndarray]:
+    """``(xbar_w, ybar_w)`` per response: (N, M) and (N,), of :func:`_economic_intercept`."""
     xa = x.to_numpy(dtype=float)
     ya = y.to_numpy(dtype=float)
     t_rows = len(xa)
@@ -630,7 +663,7 @@ def _economic_intercept(x: pd.DataFrame, y: pd.DataFrame, coef: np.ndarray, span
         tot = wv.sum(axis=0)
         x_means = (wv.T @ np.nan_to_num(xa)) / tot[:, None]
         y_means = np.einsum("tn,tn->n", wv, np.nan_to_num(ya)) / tot
-    return y_means - np.einsum("nm,nm->n", coef, x_means)
+    return x_means, y_means
 
 
 def _r2_columns(y: np.ndarray, pred: np.ndarray) -> np.ndarray:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import numbers
 import sys
 import time
-import warnings
 
 import numpy as np
 import pandas as pd
@@ -195,7 +194,6 @@ class LassoModelCV(BaseEstimator):
     def _fold(self, template, x, y, k, train, test, grid, started):
         """Scores of the whole grid on fold ``k`` (one setup and one compiled problem) and the
         errors met, as ``(scores, {(fold, lambda): message})``."""
-        params = template.get_params(deep=False)
         column = np.full(len(grid), np.nan)
         errors: dict[tuple[int, float], str] = {}
         if self.verbose:
@@ -219,30 +217,25 @@ class LassoModelCV(BaseEstimator):
                 problem = LassoProblem(setup.stats, setup.spec)
         except (ValueError, SolveError, np.linalg.LinAlgError) as err:
             return column, {(k, float(lam)): str(err) for lam in grid}
+        score, short = template._scorer(setup)
         warm = None
         # Largest lambda first: each solution is a close start for the next one.
         for j in np.argsort(-grid, kind="stable"):
             lam = float(grid[j])
             try:
-                fold_model = LassoModel(**{**params, "reg_lambda": lam})
                 if fast:
-                    coef, status, solver, gap, n_iter = template._solve(
-                        setup, lam, engine=engine, coef_init=warm
-                    )
+                    coef, *_ = template._solve(setup, lam, engine=engine, coef_init=warm)
                     warm = coef
                 else:
-                    coef, status, solver = problem.solve(
+                    coef, *_ = problem.solve(
                         lam, template.solver, template.solver_params, template.solver_fallbacks,
                     )
-                    gap, n_iter = float("nan"), None
-                with warnings.catch_warnings():
-                    warnings.simplefilter("ignore", UserWarning)  # warmup, per fold
-                    fold_model._install(setup, coef, lam, status, solver, gap, n_iter)
-                column[j] = fold_model.score(x_te, y_te)
+                column[j] = score(coef, x_te, y_te)
                 if np.isnan(column[j]):
-                    short = int((fold_model.n_obs_ < (template.warmup_period or 0)).sum())
+                    n_short = int(short.sum())
                     errors[(k, lam)] = "no response could be scored on the test window" + (
-                        f" ({short} had fewer than warmup_period observations)" if short else ""
+                        f" ({n_short} had fewer than warmup_period observations)"
+                        if n_short else ""
                     )
             except (ValueError, SolveError, np.linalg.LinAlgError) as err:
                 errors[(k, lam)] = str(err)
