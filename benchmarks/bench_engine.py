@@ -53,15 +53,14 @@ import pandas as pd
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from bench_fit import (  # noqa: E402
     CONFIGS,
-    LAMBDA_FRACTION,
     REPEAT_BELOW_S,
     SIZES,
     CellResult,
     _fmt,
     _parse_list,
     _rss_mb,
-    lambda_max,
     model_kwargs,
+    timed_fits,
 )
 
 LIBS = ("fast", "cvxpy", "factorlasso", "sklearn")
@@ -121,60 +120,39 @@ def _sklearn_model(config: str, n_responses: int, reg_lambda: float, tol: float 
 def run_engine_cell(
     lib: str, config: str, size: str, seed: int, repeats: int, sklearn_tol: float | None = None
 ) -> EngineCell:
-    """Child-process body: warm-up fit, timed fit(s), peak RSS (as ``bench_fit.run_cell``)."""
-    import warnings
-
-    warnings.filterwarnings("ignore")
-    from xl_factorlasso.core.datasets import make_factor_panel
-
+    """Child-process body: ``bench_fit.timed_fits`` for one library, then what the fit says."""
     if lib == "sklearn":
-        def LassoModel(**kw):  # noqa: N802 - same call shape as the other libraries
+        def factory(**kw):
             return _sklearn_model(config, kw["n_responses"], kw["reg_lambda"], sklearn_tol)
 
-        def _kw(panel, reg_lambda):
+        def kwargs_for(panel, reg_lambda):
             return {"n_responses": panel.y.shape[1], "reg_lambda": reg_lambda}
     else:
         if lib == "factorlasso":
-            from factorlasso import LassoModel
+            from factorlasso import LassoModel as factory
         else:
-            from xl_factorlasso import LassoModel
+            from xl_factorlasso import LassoModel as factory
 
-        def _kw(panel, reg_lambda):
+        def kwargs_for(panel, reg_lambda):
             return _kwargs(lib, config, panel, reg_lambda)
-    tiny = make_factor_panel(60, 3, 6, seed=seed + 1)
-    lam_tiny = LAMBDA_FRACTION * lambda_max(tiny.x.to_numpy(), tiny.y.to_numpy())
-    LassoModel(**_kw(tiny, lam_tiny)).fit(tiny.x, tiny.y)
 
-    panel = make_factor_panel(*SIZES[size], seed=seed)
-    reg_lambda = LAMBDA_FRACTION * lambda_max(panel.x.to_numpy(), panel.y.to_numpy())
-    kwargs = _kw(panel, reg_lambda)
-    baseline = _rss_mb()
-    times: list[float] = []
-    while True:
-        model = LassoModel(**kwargs)
-        t0 = time.perf_counter()
-        model.fit(panel.x, panel.y)
-        times.append(time.perf_counter() - t0)
-        if len(times) >= repeats or times[0] >= REPEAT_BELOW_S:
-            break
+    panel, reg_lambda, model, times, baseline = timed_fits(
+        factory, kwargs_for, SIZES[size], seed, repeats
+    )
+    common = dict(
+        lib=lib, config=config, size=size, fit_s=statistics.median(times), fit_times=times,
+        peak_mb=_rss_mb(), baseline_mb=baseline, reg_lambda=reg_lambda,
+    )
     if lib == "sklearn":
         n_iter = np.atleast_1d(model.n_iter_)
         return EngineCell(
-            lib=lib, config=config, size=size, fit_s=statistics.median(times), fit_times=times,
-            peak_mb=_rss_mb(), baseline_mb=baseline, reg_lambda=reg_lambda, n_clusters=None,
+            **common, n_clusters=None,
             coef=np.asarray(model.coef_).reshape(panel.y.shape[1], -1).tolist(),
             solver=f"{type(model).__name__}, max n_iter {int(n_iter.max())}",
         )
     clusters = getattr(model, "clusters_", None)
     return EngineCell(
-        lib=lib,
-        config=config,
-        size=size,
-        fit_s=statistics.median(times),
-        fit_times=times,
-        peak_mb=_rss_mb(),
-        baseline_mb=baseline,
-        reg_lambda=reg_lambda,
+        **common,
         n_clusters=None if clusters is None else int(clusters.nunique()),
         coef=model.coef_.loc[panel.y.columns, panel.x.columns].to_numpy().tolist(),
         solver=str(getattr(model, "solver_", "")),

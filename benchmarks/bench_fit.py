@@ -134,32 +134,47 @@ def _rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * scale / 2**20
 
 
-def run_cell(lib: str, config: str, size: str, seed: int, repeats: int) -> CellResult:
-    """Body of a child process: data, warm-up fit, timed fit(s), peak RSS."""
+def timed_fits(factory, kwargs_for, shape: tuple[int, int, int], seed: int, repeats: int):
+    """The timing protocol of every cell, shared with ``bench_engine.py``.
+
+    A warm-up fit on a tiny panel (imports, solver start-up), then fits of fresh models on
+    ``make_factor_panel(*shape)``: ``repeats`` of them, or one when the first takes
+    ``REPEAT_BELOW_S`` or more.
+    ``factory(**kwargs)`` builds a model and ``kwargs_for(panel, reg_lambda)`` its arguments.
+
+    Returns
+    -------
+    (panel, reg_lambda, last fitted model, fit times, RSS in MB before the timed fits)
+    """
     import warnings
 
     warnings.filterwarnings("ignore")
     from xl_factorlasso.core.datasets import make_factor_panel
 
-    LassoModel, _ = _import_lib(lib)
     tiny = make_factor_panel(60, 3, 6, seed=seed + 1)
     lam_tiny = LAMBDA_FRACTION * lambda_max(tiny.x.to_numpy(), tiny.y.to_numpy())
-    LassoModel(**model_kwargs(lib, config, tiny, lam_tiny)).fit(tiny.x, tiny.y)
+    factory(**kwargs_for(tiny, lam_tiny)).fit(tiny.x, tiny.y)
 
-    t, m, n = SIZES[size]
-    panel = make_factor_panel(t, m, n, seed=seed)
+    panel = make_factor_panel(*shape, seed=seed)
     reg_lambda = LAMBDA_FRACTION * lambda_max(panel.x.to_numpy(), panel.y.to_numpy())
-    kwargs = model_kwargs(lib, config, panel, reg_lambda)
+    kwargs = kwargs_for(panel, reg_lambda)
     baseline = _rss_mb()
     times: list[float] = []
-    model = None
     while True:
-        model = LassoModel(**kwargs)  # fresh instance: nothing cached between timed fits
+        model = factory(**kwargs)  # fresh instance: nothing cached between timed fits
         t0 = time.perf_counter()
         model.fit(panel.x, panel.y)
         times.append(time.perf_counter() - t0)
         if len(times) >= repeats or times[0] >= REPEAT_BELOW_S:
-            break
+            return panel, reg_lambda, model, times, baseline
+
+
+def run_cell(lib: str, config: str, size: str, seed: int, repeats: int) -> CellResult:
+    """Body of a child process: data, warm-up fit, timed fit(s), peak RSS."""
+    LassoModel, _ = _import_lib(lib)
+    panel, reg_lambda, model, times, baseline = timed_fits(
+        LassoModel, lambda p, lam: model_kwargs(lib, config, p, lam), SIZES[size], seed, repeats
+    )
     clusters = getattr(model, "clusters_", None)
     coef = model.coef_.loc[panel.y.columns, panel.x.columns].to_numpy()
     return CellResult(

@@ -148,3 +148,30 @@ def test_bench_fit_smoke(tmp_path):
     xc, yc = p.x - p.x.mean(), p.y - p.y.mean()
     lam_max = np.abs(2.0 / 500 * xc.T.to_numpy() @ yc.to_numpy()).max()
     assert cell["reg_lambda"] == pytest.approx(0.05 * lam_max, rel=1e-12)
+
+
+def test_bench_engine_smoke(tmp_path):
+    """bench_engine.py runs the fast engine and scikit-learn on one anchored config through the
+    shared timing protocol, and scores both with one objective."""
+    out_json = tmp_path / "engine.json"
+    proc = subprocess.run(
+        [
+            sys.executable, str(EXAMPLES.parent / "benchmarks" / "bench_engine.py"),
+            "--sizes", "small", "--configs", "lasso_plain", "--libs", "fast,sklearn",
+            "--no-cv", "--repeats", "1", "--out", str(out_json),
+        ],
+        capture_output=True, text=True, timeout=300,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert re.search(r"^\| LASSO \(plain\) \| Lasso\(alpha=lambda/2\) \| 500,10,50 \|",
+                     proc.stdout, re.M)
+    row = json.loads(out_json.read_text())["fits"][0]
+    fast, sk = row["cells"]["fast"], row["cells"]["sklearn"]
+    assert fast["error"] is None and sk["error"] is None
+    assert fast["solver"] == "fast" and fast["gap"] <= 1e-8
+    assert sk["solver"].startswith("Lasso")
+    assert fast["reg_lambda"] == sk["reg_lambda"]
+    for cell in (fast, sk):
+        assert len(cell["fit_times"]) == 1 and cell["peak_mb"] >= cell["baseline_mb"] > 0
+    # sklearn stops at tol=1e-4: a slightly higher objective, the same coefficients to ~1e-4
+    assert -1e-6 < row["obj_sklearn"] <= 1e-12 and row["max_db_sklearn"] < 1e-3
