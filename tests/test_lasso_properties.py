@@ -66,7 +66,13 @@ def test_lambda_above_lambda_max_gives_the_prior(problem, factor):
     coef = model.set_params(reg_lambda=factor * lam_max * 1.001 + 1e-12).fit(x, y).coef_
     prior = params["factors_beta_prior"]
     expected = np.zeros(coef.shape) if prior is None else prior.to_numpy()
-    np.testing.assert_allclose(coef.to_numpy(), expected, atol=1e-6)
+    # Clarabel's objective is accurate, its point less so where the loss is flat (an EWMA at
+    # 1.001 lambda_max once stopped 6e-6 from the prior): the prior must be the minimiser,
+    # i.e. no worse than the solver's point, and that point close to it. (The fast engine
+    # returns the prior exactly: tests/test_engine.py.)
+    f_prior = model.objective(expected)
+    assert f_prior <= model.objective_value_ + 1e-9 * abs(model.objective_value_)
+    np.testing.assert_allclose(coef.to_numpy(), expected, atol=1e-4)
     # ... and just below lambda_max it moves away from the prior
     if lam_max > 1e-6:
         below = model.set_params(reg_lambda=0.8 * lam_max).fit(x, y).coef_.to_numpy()
