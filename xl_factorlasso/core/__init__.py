@@ -20,17 +20,15 @@ from .model_selection import LassoModelCV, default_lambda_grid, expanding_window
 
 # The optimisation names are loaded on first use: they import CVXPY (~50 MB, ~0.5 s),
 # which a fit with the default fast engine never needs.
-_OPTIMIZATION_NAMES = frozenset(
-    {
-        "EquationError",
-        "InfeasibleProblemError",
-        "MaximumDiversification",
-        "OptimizationError",
-        "Population",
-        "Portfolio",
-        "SolverFailedError",
-        "parse_equation",
-    }
+_OPTIMIZATION_NAMES = (
+    "EquationError",
+    "InfeasibleProblemError",
+    "MaximumDiversification",
+    "OptimizationError",
+    "Population",
+    "Portfolio",
+    "SolverFailedError",
+    "parse_equation",
 )
 
 
@@ -45,18 +43,11 @@ def __getattr__(name):
 
 
 def __dir__():
-    return sorted(set(globals()) | _OPTIMIZATION_NAMES)
+    return sorted(set(globals()) | set(_OPTIMIZATION_NAMES))
 
 
 __all__ = [
-    "EquationError",
-    "InfeasibleProblemError",
-    "MaximumDiversification",
-    "OptimizationError",
-    "Population",
-    "Portfolio",
-    "SolverFailedError",
-    "parse_equation",
+    *_OPTIMIZATION_NAMES,
     "ClusterResult",
     "FactorCovariance",
     "FactorPanel",
