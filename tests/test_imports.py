@@ -29,8 +29,8 @@ def _run(model_type: str) -> dict:
     "model_type, expected",
     [
         ("LASSO", []),
-        ("FACTOR_CLUSTER_GROUP_LASSO", ["scipy.cluster"]),
-        ("HIERARCHICAL_CLUSTER_GROUP_LASSO", ["scipy.cluster"]),
+        ("FACTOR_CLUSTER_GROUP_LASSO", []),
+        ("HIERARCHICAL_CLUSTER_GROUP_LASSO", []),
     ],
 )
 def test_fast_fit_loads_no_cvxpy(model_type, expected):

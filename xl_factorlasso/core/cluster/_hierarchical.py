@@ -8,6 +8,7 @@ import numpy as np
 import pandas as pd
 
 from ._ewm import ewm_correlation
+from ._linkage import NN_CHAIN_METHODS, fcluster_distance, fcluster_maxclust, linkage
 
 __all__ = [
     "ClusterResult",
@@ -110,16 +111,18 @@ def cluster_from_correlation(
     np.fill_diagonal(distance, 0.0)
     # scipy's condensed form: the upper triangle, row by row
     condensed = ((distance + distance.T) / 2.0)[np.triu_indices(n, k=1)]
-    # Imported here: scipy.cluster pulls in scipy.stats (~25 MB), which only HCGL needs.
-    from scipy.cluster import hierarchy
+    if linkage_method in NN_CHAIN_METHODS:
+        link = linkage(condensed, n, linkage_method)  # scipy's result, without scipy.cluster
+    else:
+        from scipy.cluster import hierarchy  # only the rarer methods need scipy (~25 MB)
 
-    link = hierarchy.linkage(condensed, method=linkage_method)
+        link = hierarchy.linkage(condensed, method=linkage_method)
     if n_clusters is None:
         cutoff = float(cutoff_fraction * np.max(condensed))
-        labels = hierarchy.fcluster(link, cutoff, criterion="distance")
+        labels = fcluster_distance(link, n, cutoff)
     else:
         k = min(int(n_clusters), n)
-        labels = hierarchy.fcluster(link, k, criterion="maxclust")
+        labels = fcluster_maxclust(link, n, k)
         merges = n - len(np.unique(labels))
         cutoff = float(link[merges - 1, 2]) if merges > 0 else 0.0
     return ClusterResult(pd.Series(labels, index=names, name="cluster"), link, cutoff)
