@@ -431,8 +431,12 @@ class LassoModel(BaseEstimator):
         SolveError
             The solver (and every fallback) failed; no fitted state is changed.
         """
+        self._checked_lambda()  # a bad reg_lambda is reported before any preparation
+        return self._fit_prepared(self._setup(x, y))
+
+    def _fit_prepared(self, setup: _FitSetup) -> LassoModel:
+        """:meth:`fit` on data already prepared by ``_setup`` (which ignores ``reg_lambda``)."""
         lam = self._checked_lambda()
-        setup = self._setup(x, y)
         coef, status, solver, gap, n_iter = self._solve(setup, lam)
         self._install(setup, coef, lam, status, solver, gap=gap, n_iter=n_iter)
         return self

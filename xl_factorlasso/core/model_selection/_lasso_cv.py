@@ -12,6 +12,7 @@ import pandas as pd
 from .._base import BaseEstimator
 from ..exceptions import SolveError
 from ..linear_model import FastEngine, LassoModel, coerce_panel
+from ..linear_model._lambda_max import lambda_max_from_stats
 
 __all__ = ["LassoModelCV", "expanding_window_splits", "default_lambda_grid"]
 
@@ -144,7 +145,10 @@ class LassoModelCV(BaseEstimator):
         """Cross-validate the grid on ``(x, y)`` and (with ``refit``) fit the best model."""
         template = self._template()
         x, y = coerce_panel(x, y)
-        lam_max = template.lambda_max(x, y)
+        # One preparation of the full sample (clustering included) serves lambda_max and the
+        # refit: it does not depend on reg_lambda.
+        full = template._setup(x, y)
+        lam_max = lambda_max_from_stats(full.stats, full.spec)
         grid = self._grid(lam_max)
         splits = expanding_window_splits(len(x), self.n_splits)
         scores = np.full((len(grid), len(splits)), np.nan)
@@ -188,7 +192,8 @@ class LassoModelCV(BaseEstimator):
         self.fold_errors_ = errors
         self.best_model_ = None
         if self.refit:
-            self.best_model_ = LassoModel(**{**params, "reg_lambda": self.best_lambda_}).fit(x, y)
+            best_model = LassoModel(**{**params, "reg_lambda": self.best_lambda_})
+            self.best_model_ = best_model._fit_prepared(full)
         return self
 
     def _fold(self, template, x, y, k, train, test, grid, started):
