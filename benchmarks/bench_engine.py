@@ -38,7 +38,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import multiprocessing as mp
 import os
 import platform
 import statistics
@@ -60,6 +59,8 @@ from bench_fit import (  # noqa: E402
     _parse_list,
     _rss_mb,
     model_kwargs,
+    require_factorlasso,
+    run_in_child,
     timed_fits,
 )
 
@@ -158,17 +159,6 @@ def run_engine_cell(
         solver=str(getattr(model, "solver_", "")),
         gap=float(getattr(model, "duality_gap_", float("nan"))),
     )
-
-
-def _in_child(lib, config, size, seed, repeats, timeout, sklearn_tol=None) -> EngineCell:
-    ctx = mp.get_context("spawn")
-    with ctx.Pool(1, maxtasksperchild=1) as pool:
-        job = pool.apply_async(run_engine_cell, (lib, config, size, seed, repeats, sklearn_tol))
-        try:
-            return job.get(timeout=timeout)
-        except Exception as exc:  # a timeout or a failed fit must not stop the run
-            nan = float("nan")
-            return EngineCell(lib, config, size, nan, [], nan, nan, nan, None, [], repr(exc))
 
 
 def _accuracy(config: str, size: str, seed: int, cells: dict[str, EngineCell]) -> dict:
@@ -427,10 +417,7 @@ def main(argv: list[str] | None = None) -> int:
     if "fast" not in libs:
         raise SystemExit("--libs must include fast (every comparison is against it)")
     if "factorlasso" in libs:
-        try:
-            import factorlasso  # noqa: F401
-        except ImportError:
-            raise SystemExit("factorlasso is not installed: pip install -e '.[bench]'") from None
+        require_factorlasso()
 
     rows: list[dict[str, Any]] = []
     for size in sizes:
@@ -439,8 +426,10 @@ def main(argv: list[str] | None = None) -> int:
             for lib in libs:
                 if lib == "sklearn" and config not in SK_CONFIGS:
                     continue
-                cells[lib] = _in_child(lib, config, size, args.seed, args.repeats,
-                                       args.cell_timeout, args.sklearn_tol)
+                cells[lib] = run_in_child(
+                    lib, config, size, args.seed, args.repeats, args.cell_timeout,
+                    body=run_engine_cell, result=EngineCell, extra=(args.sklearn_tol,),
+                )
                 c = cells[lib]
                 status = f"error {c.error}" if c.error else f"fit {c.fit_s:.4f}s ({c.solver})"
                 print(f"[{size:5s}] {ALL_CONFIGS[config][0]:24s} {lib:12s} {status}, "

@@ -192,17 +192,27 @@ def run_cell(lib: str, config: str, size: str, seed: int, repeats: int) -> CellR
 
 
 def run_in_child(
-    lib: str, config: str, size: str, seed: int, repeats: int, timeout: float | None
+    lib: str, config: str, size: str, seed: int, repeats: int, timeout: float | None,
+    *, body=run_cell, result=CellResult, extra: tuple = (),
 ) -> CellResult:
-    """Run :func:`run_cell` in a fresh spawned process; failures become an error record."""
+    """Run ``body(lib, config, size, seed, repeats, *extra)`` in a fresh spawned process; a
+    failure or timeout becomes a ``result`` error record."""
     ctx = mp.get_context("spawn")
     with ctx.Pool(1, maxtasksperchild=1) as pool:
-        job = pool.apply_async(run_cell, (lib, config, size, seed, repeats))
+        job = pool.apply_async(body, (lib, config, size, seed, repeats, *extra))
         try:
             return job.get(timeout=timeout)
         except Exception as exc:  # a timeout or a failed fit must not kill the whole run
             nan = float("nan")
-            return CellResult(lib, config, size, nan, [], nan, nan, nan, None, [], repr(exc))
+            return result(lib, config, size, nan, [], nan, nan, nan, None, [], repr(exc))
+
+
+def require_factorlasso() -> None:
+    """Stop with an installation hint when the anchor is missing."""
+    try:
+        import factorlasso  # noqa: F401
+    except ImportError:
+        raise SystemExit("factorlasso is not installed: pip install -e '.[bench]'") from None
 
 
 def objective_gap(config: str, size: str, seed: int, ours: CellResult, theirs: CellResult):
@@ -282,10 +292,7 @@ def main(argv: list[str] | None = None) -> int:
     configs = _parse_list(args.configs, CONFIGS, "config")
     libs = ["ours"] if args.skip_anchor else list(LIBS)
     if not args.skip_anchor:
-        try:
-            import factorlasso  # noqa: F401
-        except ImportError:
-            raise SystemExit("factorlasso is not installed: pip install -e '.[bench]'") from None
+        require_factorlasso()
 
     rows: list[dict[str, Any]] = []
     for size in sizes:
