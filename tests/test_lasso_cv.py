@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+
 import numpy as np
 import pytest
 
@@ -110,21 +112,15 @@ def test_fold_scorer_equals_the_installed_models_score(demean, span, warmup):
     y.iloc[95:100, 4] = np.nan
     model = LassoModel(demean=demean, span=span, warmup_period=warmup, reg_lambda=0.01)
     x_tr, y_tr, x_te, y_te = x.iloc[:100], y.iloc[:100], x.iloc[100:], y.iloc[100:]
-    with pytest.warns(UserWarning) if warmup else _no_warning():
+    with pytest.warns(UserWarning) if warmup else contextlib.nullcontext():
         model.fit(x_tr, y_tr)
     score, short = model._scorer(model._fit_setup_)
     assert short.sum() == (1 if warmup else 0)
     rng = np.random.default_rng(0)
     for coef in (model.coef_.to_numpy(), rng.standard_normal(model.coef_.shape)):
         ref = LassoModel(**model.get_params())
-        with pytest.warns(UserWarning) if warmup else _no_warning():
+        with pytest.warns(UserWarning) if warmup else contextlib.nullcontext():
             ref._install(model._fit_setup_, coef, 0.01, "optimal", "test")
         assert score(coef, x_te.to_numpy(), y_te.to_numpy()) == pytest.approx(
             ref.score(x_te, y_te), rel=1e-12, abs=1e-14
         )
-
-
-def _no_warning():
-    import contextlib
-
-    return contextlib.nullcontext()
