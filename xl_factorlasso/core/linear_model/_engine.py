@@ -666,25 +666,14 @@ class FastEngine:
         if n * m * m * 8 > 256 * 2**20:
             return None
         free = support != 0
-        grams = self._stacked if self._stacked is not None else self.gram[self.pattern]
-        mask = free[:, :, None] & free[:, None, :]
-        a = np.where(mask, grams, 0.0)
-        a[:, np.arange(m), np.arange(m)] += ~free
+        a, _ = self._free_gram(free)
         fixed_part = self._gram_times(np.where(free, 0.0, x))
         rhs = np.where(free, self.xty - fixed_part - 0.5 * self.t_rows * lam * support, x)
         try:
             cand = np.linalg.solve(a, rhs[:, :, None])[:, :, 0]
         except np.linalg.LinAlgError:
             return None
-        ok = (np.sign(cand - self.prior) == support) | ~free
-        ok &= (cand >= self.lo) & (cand <= self.hi)
-        ok &= np.isfinite(cand)
-        rows = ok.all(axis=1)
-        if not rows.any():
-            return None
-        out = x.copy()
-        out[rows] = np.where(free[rows], cand[rows], x[rows])
-        return out
+        return self._keep_valid_rows(x, cand, support, free)
 
     def _newton_row(self, x: np.ndarray, lam: float, support: np.ndarray) -> np.ndarray | None:
         """Row groups on a settled support: Newton's method on the smooth piece, per response.
@@ -708,11 +697,7 @@ class FastEngine:
         if not rows.any():
             return None
         scale = 2.0 / self.t_rows
-        grams = self._stacked if self._stacked is not None else self.gram[self.pattern]
-        mask = free[:, :, None] & free[:, None, :]
-        h_data = np.where(mask, scale * grams, 0.0)
-        diag = np.arange(m)
-        h_data[:, diag, diag] += ~free  # identity on the fixed cells: their step is 0
+        h_data, mask = self._free_gram(free, scale)
         kappa = lam * (1.0 - self.a) * self.group_w
         d_fixed = np.where(free, 0.0, x - self.prior)
         fixed_sq = np.einsum("nm,nm->n", d_fixed, d_fixed)
@@ -743,13 +728,29 @@ class FastEngine:
             # Quadratic convergence: after a step this small the next one is below round-off.
             if np.max(np.abs(step), initial=0.0) <= 1e-9 * max(np.max(np.abs(b)), 1.0):
                 break
-        ok = (np.sign(b - self.prior) == support) | ~free
-        ok &= (b >= self.lo) & (b <= self.hi)
-        accept = ok.all(axis=1) & rows
+        return self._keep_valid_rows(x, b, support, free, rows)
+
+    def _free_gram(self, free: np.ndarray, scale: float = 1.0):
+        """``(H, mask)``: per response ``scale * G`` on the free cells (``mask``) and the
+        identity on the fixed ones, so a Newton system leaves the fixed cells where they are."""
+        grams = self._stacked if self._stacked is not None else self.gram[self.pattern]
+        mask = free[:, :, None] & free[:, None, :]
+        h = np.where(mask, scale * grams, 0.0)
+        diag = np.arange(free.shape[1])
+        h[:, diag, diag] += ~free
+        return h, mask
+
+    def _keep_valid_rows(self, x, cand, support, free, rows=None) -> np.ndarray | None:
+        """``x`` with the rows of a Newton candidate that keep their support's signs and the box
+        (restricted to ``rows`` if given); ``None`` when no row does."""
+        ok = (np.sign(cand - self.prior) == support) | ~free
+        ok &= (cand >= self.lo) & (cand <= self.hi)
+        ok &= np.isfinite(cand)
+        accept = ok.all(axis=1) if rows is None else ok.all(axis=1) & rows
         if not accept.any():
             return None
         out = x.copy()
-        out[accept] = b[accept]
+        out[accept] = np.where(free[accept], cand[accept], x[accept])
         return out
 
     @staticmethod
