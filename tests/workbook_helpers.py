@@ -19,6 +19,8 @@ class MemoryIO:
         self.pictures: dict[tuple[str, str], tuple[int, int, int]] = {}
         self.log: list[tuple] = []
         self.saved = 0
+        self.issues: dict[str, str] = {}
+        self.blocker: str | None = None
 
     # building
     def put(self, name: str, sheet: str, row: int, col: int, values, reserve=None):
@@ -71,6 +73,20 @@ class MemoryIO:
 
     def remove_picture(self, sheet, name):
         self.pictures.pop((sheet, name), None)
+
+    def name_issues(self):
+        return dict(self.issues)
+
+    def occupied(self, area):
+        return [
+            (r, c, f"the value {self.cells[(area.sheet, r, c)]!r}")
+            for r in range(area.min_row, area.max_row + 1)
+            for c in range(area.min_col, area.max_col + 1)
+            if (area.sheet, r, c) in self.cells
+        ]
+
+    def write_blocker(self):
+        return self.blocker
 
     def save(self):
         self.saved += 1

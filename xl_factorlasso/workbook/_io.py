@@ -80,6 +80,20 @@ class WorkbookIO(Protocol):
     def remove_picture(self, sheet: str, name: str) -> None:
         """Delete our picture ``name`` from ``sheet`` if it is there."""
 
+    def name_issues(self) -> dict[str, str]:
+        """Defined names that exist but cannot be used as one range, keyed by upper-case name,
+        with the reason (``"refers to #REF!"``, ``"multi-area reference (2 areas)"``, ...).
+
+        A name in :meth:`names` never appears here."""
+
+    def occupied(self, area: Area) -> list[tuple[int, int, str]]:
+        """Cells of ``area`` that hold anything a write would destroy or break, row-major, as
+        ``(row, col, what)``: a value, a formula (even one whose cached value is ``""``), a
+        comment, a merged area, a data validation, a table part."""
+
+    def write_blocker(self) -> str | None:
+        """Why the workbook cannot be written now (open in Excel, locked, read-only), or None."""
+
     def save(self) -> None:
         """Persist the changes (a file adapter saves atomically; a live Book needs nothing)."""
 

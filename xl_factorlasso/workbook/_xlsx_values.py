@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 __all__ = [
     "ERROR_CODES",
+    "BadValue",
     "ExcelError",
     "FormulaNoValue",
     "encode_value",
@@ -57,6 +58,27 @@ class FormulaNoValue:
     """
 
     formula: str = ""
+
+
+@dataclass(frozen=True)
+class BadValue:
+    """Marker for a cell whose stored content is not a valid Excel value.
+
+    Excel never writes such a cell (``<v>NaN</v>``, ``<v>INF</v>``, an unparsable number, a
+    shared-string index out of range, a malformed ISO date); a damaged or hand-made file can.
+    Readers return this marker instead of raising, so that the workbook layer can name the cell
+    in the user's terms (``FL_RETURNS!C5``) rather than the sheet's.
+
+    Attributes
+    ----------
+    text : str
+        The stored content, as found.
+    reason : str
+        What is wrong with it, as a phrase (``"the stored number 'NaN' is not finite"``).
+    """
+
+    text: str
+    reason: str
 
 
 def to_serial(value, date1904: bool = False) -> float:
