@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import datetime as _dt
 import io
+import math
 import os
 import posixpath
 import struct
@@ -30,6 +31,14 @@ from urllib.parse import unquote
 
 from lxml import etree
 
+from ._errors import WorkbookInputError
+from ._xlsx_archive import read_package
+from ._xlsx_guard import (
+    exclusive_for_replace,
+    remove_stale_temps,
+    temp_prefix,
+    write_blocker,
+)
 from ._xlsx_opc import (
     CT,
     CT_DRAWING,
@@ -72,9 +81,16 @@ from ._xlsx_refs import (
     quote_sheet,
 )
 from ._xlsx_sheet import EditResult, TableInfo, WorksheetXml
-from ._xlsx_values import ExcelError, FormulaNoValue, encode_value, from_serial, unescape_text
+from ._xlsx_values import (
+    BadValue,
+    ExcelError,
+    FormulaNoValue,
+    encode_value,
+    from_serial,
+    unescape_text,
+)
 
-__all__ = ["DefinedName", "ExcelError", "FormulaNoValue", "NameEntry", "XlsxPackage"]
+__all__ = ["BadValue", "DefinedName", "ExcelError", "FormulaNoValue", "NameEntry", "XlsxPackage"]
 
 _MAX_READ_CELLS = 5_000_000  # a full-column name would otherwise allocate gigabytes
 _EMU_PER_PX = 9525  # 914400 EMU per inch / 96 px per inch
@@ -212,18 +228,12 @@ class XlsxPackage:
         ------
         ValueError
             If the file is not an Office Open XML spreadsheet (e.g. ``.xls``, ``.xlsb``, a
-            password-protected file, or Strict Open XML).
+            password-protected file, or Strict Open XML), is damaged (the part is named), is
+            beyond the size bounds of :mod:`._xlsx_archive`, or has a part with a DOCTYPE.
         """
         path = os.fspath(path)
-        try:
-            with zipfile.ZipFile(path) as zf:
-                members = [(info, zf.read(info)) for info in zf.infolist() if not info.is_dir()]
-                comment = zf.comment
-        except zipfile.BadZipFile:
-            raise ValueError(
-                f"{path}: not an .xlsx/.xlsm package (not a zip file; an .xls or a "
-                "password-protected workbook?)"
-            ) from None
+        remove_stale_temps(path)  # left by a save that was killed; never a live one
+        members, comment = read_package(path)
         return cls(members, comment, path)
 
     def _check_package(self) -> None:
@@ -613,8 +623,11 @@ class XlsxPackage:
             ``float`` for numbers (``datetime`` if the cell's number format is a date/time
             format), ``str`` for text (shared, inline and formula results), ``bool``,
             :class:`ExcelError` for error values, ``None`` for blanks, and
-            :class:`FormulaNoValue` for a formula cell without a cached result. Formula cells
-            return their cached value; nothing is recalculated.
+            :class:`FormulaNoValue` for a formula cell without a cached result, and
+            :class:`BadValue` for a cell whose stored content is not a valid value (``NaN``,
+            ``INF``, an unparsable number, a shared-string index out of range, a malformed ISO
+            date ...: Excel never writes those). Formula cells return their cached value;
+            nothing is recalculated.
         """
         info, ws = self._worksheet(sheet)
         bounds = parse_range(ref, info.name)
@@ -643,34 +656,49 @@ class XlsxPackage:
         text = (v.text or "") if v is not None else None
         if text is None or (text == "" and t != "str"):
             return FormulaNoValue((f.text or "").strip()) if f is not None else None
-        where = f"{sheet}!{c.get('r')}"
-        if t == "s":
+        if t == "n":
+            # float() also takes "nan", "inf", "1e999" and "1_000", none of which Excel writes.
             try:
-                return self._strings()[int(text)]
-            except (ValueError, IndexError):
-                raise ValueError(f"{where}: bad shared-string index {text!r}") from None
+                number = float(text)
+            except ValueError:
+                return BadValue(text, f"the stored number {text!r} is not a number")
+            if not math.isfinite(number) or "_" in text:
+                return BadValue(text, f"the stored number {text!r} is not a finite number")
+            style = c.get("s")
+            if style is not None and style.isdigit():
+                flags = self._date_style_flags()
+                idx = int(style)
+                if idx < len(flags) and flags[idx]:
+                    return from_serial(number, self._date1904())
+            return number
+        if t == "s":
+            strings = self._strings()
+            try:
+                idx = int(text)
+            except ValueError:
+                return BadValue(text, f"{text!r} is not a shared-string index")
+            if 0 <= idx < len(strings):
+                return strings[idx]
+            return BadValue(text, f"shared-string index {idx} is out of range (the workbook "
+                                  f"has {len(strings)} shared strings)")
         if t == "str":
             return unescape_text(text)
         if t == "b":
-            return text.strip() in ("1", "true")
+            if text.strip() in ("1", "true"):
+                return True
+            if text.strip() in ("0", "false"):
+                return False
+            return BadValue(text, f"{text!r} is not a logical value (0 or 1)")
         if t == "e":
-            return ExcelError(text.strip())
+            if text.strip().startswith("#"):
+                return ExcelError(text.strip())
+            return BadValue(text, f"{text!r} is not an Excel error value")
         if t == "d":
             try:
                 return _dt.datetime.fromisoformat(text.strip().rstrip("Z"))
             except ValueError:
-                raise ValueError(f"{where}: bad ISO 8601 date {text!r}") from None
-        try:
-            number = float(text)
-        except ValueError:
-            raise ValueError(f"{where}: bad number {text!r}") from None
-        style = c.get("s")
-        if style is not None:
-            flags = self._date_style_flags()
-            idx = int(style)
-            if 0 <= idx < len(flags) and flags[idx]:
-                return from_serial(number, self._date1904())
-        return number
+                return BadValue(text, f"{text!r} is not an ISO 8601 date")
+        return BadValue(text, f"unknown cell type t={t!r}")
 
     # ================================================================ writing
     def write_values(self, sheet: str, top_left: str, values) -> str:
@@ -913,31 +941,46 @@ class XlsxPackage:
     def save(self, path=None) -> None:
         """Write the package atomically (temporary file in the same folder, fsync, rename).
 
+        Before anything is written, :func:`._xlsx_guard.write_blocker` checks that the file
+        may be replaced (not open in Excel or LibreOffice, not locked, not read-only); the
+        rename happens under an exclusive POSIX lock on the old file. Stale temporary files of
+        earlier, killed saves are removed; ours is removed on any error.
+
         Parameters
         ----------
         path : str or os.PathLike, optional
             Destination; default the file it was opened from. An existing file keeps its
             permission bits.
+
+        Raises
+        ------
+        WorkbookInputError
+            If the file may not be replaced now; the message says why and what to do. Nothing
+            is written.
         """
         path = os.fspath(path if path is not None else self.path)
+        blocker = write_blocker(path)
+        if blocker is not None:
+            raise WorkbookInputError(blocker)
         # Through a symlink, replace the file it points to, not the link.
         path = os.path.realpath(path)
         folder = os.path.dirname(os.path.abspath(path))
+        remove_stale_temps(path)
         try:
             mode = os.stat(path).st_mode & 0o7777
         except FileNotFoundError:
             umask = os.umask(0)
             os.umask(umask)
             mode = 0o666 & ~umask
-        fd, tmp = tempfile.mkstemp(prefix="." + os.path.basename(path) + ".", suffix=".tmp",
-                                   dir=folder)
+        fd, tmp = tempfile.mkstemp(prefix=temp_prefix(path), suffix=".tmp", dir=folder)
         try:
             with os.fdopen(fd, "wb") as fh:
                 self._write_zip(fh)
                 fh.flush()
                 os.fsync(fh.fileno())
             os.chmod(tmp, mode)
-            os.replace(tmp, path)
+            with exclusive_for_replace(path):
+                os.replace(tmp, path)
         except BaseException:
             try:
                 os.unlink(tmp)
