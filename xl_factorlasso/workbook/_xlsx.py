@@ -48,6 +48,7 @@ from ._xlsx_opc import (
     MAIN,
     PR,
     RT_CALC_CHAIN,
+    RT_COMMENTS,
     RT_DRAWING,
     RT_IMAGE,
     RT_OFFICE_DOCUMENT,
@@ -55,6 +56,7 @@ from ._xlsx_opc import (
     RT_STRICT_OFFICE_DOCUMENT,
     RT_STYLES,
     RT_TABLE,
+    RT_THREADED_COMMENTS,
     RT_WORKSHEET,
     STRICT_MAIN,
     WORKBOOK_ORDER,
@@ -85,6 +87,7 @@ from ._xlsx_values import (
     BadValue,
     ExcelError,
     FormulaNoValue,
+    describe_value,
     encode_value,
     from_serial,
     unescape_text,
@@ -95,6 +98,9 @@ __all__ = ["BadValue", "DefinedName", "ExcelError", "FormulaNoValue", "NameEntry
 _MAX_READ_CELLS = 5_000_000  # a full-column name would otherwise allocate gigabytes
 _EMU_PER_PX = 9525  # 914400 EMU per inch / 96 px per inch
 _PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+_SHEET_KINDS = {"chartsheet": "chart sheet", "dialogsheet": "dialog sheet",
+                "xlMacrosheet": "Excel 4 macro sheet", "xlIntlMacrosheet": "Excel 4 macro sheet",
+                "missing": "the missing sheet"}
 # Built-in number formats that display dates or times. 14-22 and 45-47 are the international
 # ones; 27-36 and 50-58 are locale-specific (East Asian) date formats.
 _BUILTIN_DATE_FORMATS = frozenset([*range(14, 23), *range(27, 37), *range(45, 48), *range(50, 59)])
@@ -497,6 +503,24 @@ class XlsxPackage:
         return out
 
     # ================================================================ defined names
+    def _external_books(self) -> list[str]:
+        """Targets of the workbook's external references, in order (``[1]`` is the first)."""
+        root = self._get_xml(self._workbook_part)
+        refs = root.find(_q("externalReferences"))
+        rels = self._rels(self._workbook_part)
+        books = []
+        for el in refs.iterchildren(_q("externalReference")) if refs is not None else ():
+            _, link = rels.get(el.get(_q("id", R)), (None, None))
+            book = "an external workbook"
+            rels_name = rels_part_for(link) if link else None
+            if rels_name and self._find(rels_name):
+                for rel in self._get_xml(rels_name).iterchildren(_q("Relationship", PR)):
+                    if rel.get("TargetMode") == "External" and rel.get("Target"):
+                        book = unquote(rel.get("Target"))
+                        break
+            books.append(book)
+        return books
+
     def all_defined_names(self) -> list[NameEntry]:
         """Every defined name in the workbook, with why it is not a usable range (if so).
 
@@ -504,22 +528,30 @@ class XlsxPackage:
         -------
         list of NameEntry
             In workbook order. ``reason`` is ``None`` exactly for the names that
-            :meth:`defined_names` returns; otherwise e.g. ``"sheet-scoped to 'Data'"``,
-            ``"refers to #REF! ..."``, ``"multi-area reference (2 areas)"``.
+            :meth:`defined_names` returns; otherwise a phrase that reads after the name:
+            ``"refers to #REF! ..."``, ``"is a multi-area reference (2 areas: ...)"``,
+            ``"refers to the whole column A of sheet 'Data' ..."``, ``"is local to sheet
+            'Data' ..."``, ``"refers to another workbook (...)"``, ``"refers to sheet 'X',
+            which is not in the workbook ..."``, ``"is a constant (0.5), not a range"``,
+            ``"is a formula (...)"``, ``"refers to chart sheet 'Chart1', which has no cells"``,
+            ``"is one of Excel's built-in names"``, ``"is defined twice ..."``.
         """
         root = self._get_xml(self._workbook_part)
         sheets = self._sheets()
         by_name = {s.name.lower(): s for s in sheets}
         dn = root.find(_q("definedNames"))
+        books = None
         entries, seen = [], set()
         for el in dn.iterchildren(_q("definedName")) if dn is not None else ():
             name, formula = el.get("name", ""), (el.text or "").strip()
             local = el.get("localSheetId")
             scope = None
             if local is not None:
-                idx = int(local)
+                idx = int(local) if local.isdigit() else -1
                 scope = sheets[idx].name if 0 <= idx < len(sheets) else f"#{local}"
-            parsed = parse_name_target(formula)
+            if books is None and "[" in formula:
+                books = self._external_books()
+            parsed = parse_name_target(formula, books or ())
             target, reason = None, None
             if isinstance(parsed, str):
                 reason = parsed
@@ -527,22 +559,48 @@ class XlsxPackage:
                 sheet_name, bounds = parsed
                 sheet = by_name.get(sheet_name.lower())
                 if sheet is None:
-                    reason = f"refers to unknown sheet {sheet_name!r}"
+                    listed = ", ".join(repr(s.name) for s in sheets[:10])
+                    more = ", ..." if len(sheets) > 10 else ""
+                    reason = (f"refers to sheet {sheet_name!r}, which is not in the workbook "
+                              f"(it has {listed}{more})")
                 elif sheet.part is None:
-                    reason = f"refers to {sheet.kind} {sheet.name!r}, not a worksheet"
+                    kind = _SHEET_KINDS.get(sheet.kind, sheet.kind)
+                    reason = f"refers to {kind} {sheet.name!r}, which has no cells"
                 else:
                     target = DefinedName(name, sheet.name, format_range(*bounds), *bounds)
             if name.lower().startswith("_xlnm."):
-                reason = "built-in name"
+                reason = "is one of Excel's built-in names"
             elif scope is not None:
-                reason = f"sheet-scoped to {scope!r}"
+                reason = (f"is local to sheet {scope!r} (a sheet-scoped name); contract names "
+                          "must be workbook-scope: delete it and define it again with Scope "
+                          "'Workbook' in Excel's Name Manager")
             elif reason is None and name.lower() in seen:
-                reason = "duplicate workbook-scope name"
+                reason = ("is defined twice at workbook scope; delete the duplicate in "
+                          "Excel's Name Manager")
             if scope is None:
                 seen.add(name.lower())
             entries.append(NameEntry(name, formula, scope, el.get("hidden") in ("1", "true"),
                                      target, reason))
         return entries
+
+    def name_issues(self) -> dict[str, str]:
+        """Defined names that are not usable ranges, keyed by upper-case name, with the reason.
+
+        Excel's own built-in names (``_xlnm.Print_Area`` ...) are left out, and so is a name
+        that :meth:`defined_names` has (a workbook-scope name can coexist with sheet-scoped
+        names of the same spelling). Several reasons for one spelling are joined with ``"; "``.
+        """
+        usable = {n.upper() for n in self.defined_names()}
+        out: dict[str, str] = {}
+        for e in self.all_defined_names():
+            key = e.name.upper()
+            if e.reason is None or key in usable or key.startswith("_XLNM."):
+                continue
+            if key in out and e.reason not in out[key].split("; "):
+                out[key] = f"{out[key]}; {e.reason}"
+            else:
+                out.setdefault(key, e.reason)
+        return out
 
     def defined_names(self) -> dict[str, DefinedName]:
         """Workbook-scope names that refer to one contiguous range on one worksheet.
@@ -699,6 +757,94 @@ class XlsxPackage:
             except ValueError:
                 return BadValue(text, f"{text!r} is not an ISO 8601 date")
         return BadValue(text, f"unknown cell type t={t!r}")
+
+    # ================================================================ what a write would destroy
+    def _comment_cells(self, info: _Sheet) -> set[tuple[int, int]]:
+        """Cells with a note (legacy comment) or a threaded comment."""
+        cells = set()
+        for typ, target in self._rels(info.part).values():
+            if typ not in (RT_COMMENTS, RT_THREADED_COMMENTS) or self._find(target) is None:
+                continue
+            for el in self._get_xml(target).iter():
+                if not isinstance(el.tag, str) or el.get("ref") is None:
+                    continue
+                if etree.QName(el).localname in ("comment", "threadedComment"):
+                    try:
+                        cells.add(parse_cell(el.get("ref"), info.name))
+                    except ValueError:
+                        continue
+        return cells
+
+    def occupied(self, sheet: str, ref: str) -> list[tuple[int, int, str]]:
+        """What a write into ``ref`` would destroy or break, cell by cell.
+
+        Parameters
+        ----------
+        sheet : str
+            Worksheet name.
+        ref : str
+            A1 range.
+
+        Returns
+        -------
+        list of (row, col, what)
+            Row-major; a cell with several things appears once per thing, in this order: its
+            formula (``"a formula =IF(A1>0,\"\",1)"``, also when the cached result is ``""``
+            or missing) or value (``"the value 'mine'"``), ``"part of the array formula
+            {=...} in G2:G3"``, ``"a comment"`` (a note or a threaded comment), ``"part of the
+            merged range E8:F9"``, ``"a data validation"``, ``"part of table 'Tbl1'"``. Cells
+            that are empty but formatted are not listed.
+        """
+        info, ws = self._worksheet(sheet)
+        bounds = parse_range(ref, info.name)
+        if (bounds[2] - bounds[0] + 1) * (bounds[3] - bounds[1] + 1) > _MAX_READ_CELLS:
+            raise ValueError(f"{info.name}!{ref}: range is too large to check (limit "
+                             f"{_MAX_READ_CELLS:,} cells)")
+        found: dict[tuple[int, int], list[str]] = {}
+
+        def add(r, c, what):
+            found.setdefault((r, c), []).append(what)
+
+        def add_area(area, what):
+            for r in range(max(area[0], bounds[0]), min(area[2], bounds[2]) + 1):
+                for c in range(max(area[1], bounds[1]), min(area[3], bounds[3]) + 1):
+                    add(r, c, what)
+
+        arrays = [a for a in ws.array_formulas() if _overlaps(a[1], bounds)]
+        for r, c, cell in sorted(ws.cells_in(bounds), key=lambda t: t[:2]):
+            formula = ws.formula_text(cell)
+            if formula is not None:
+                add(r, c, f"a formula ={formula}" if formula else "a formula")
+                continue
+            if any(_overlaps(area, (r, c, r, c)) for _, area, _, _ in arrays):
+                continue  # a computed result of the array formula, described below
+            value = self._cell_value(cell, info.name)
+            if value is not None and value != "":
+                add(r, c, describe_value(value))
+        for kind, area, master, text in arrays:
+            what = (f"part of the array formula {{={text}}} in {format_range(*area)}"
+                    if kind == "array" else f"part of the data table in {format_range(*area)}")
+            for r in range(max(area[0], bounds[0]), min(area[2], bounds[2]) + 1):
+                for c in range(max(area[1], bounds[1]), min(area[3], bounds[3]) + 1):
+                    if (r, c) != master:
+                        add(r, c, what)
+        for r, c in sorted(self._comment_cells(info)):
+            if bounds[0] <= r <= bounds[2] and bounds[1] <= c <= bounds[3]:
+                add(r, c, "a comment")
+        for area in ws.merged_ranges():
+            if _overlaps(area, bounds):
+                add_area(area, f"part of the merged range {format_range(*area)}")
+        for area in ws.data_validation_ranges():
+            if _overlaps(area, bounds):
+                add_area(area, "a data validation")
+        for table in self._tables(info):
+            if _overlaps(table.bounds, bounds):
+                add_area(table.bounds, f"part of table {table.name!r}")
+        out = []
+        for (r, c), whats in sorted(found.items()):
+            for what in dict.fromkeys(whats):  # a note and a threaded comment are one comment
+                out.append((r, c, what))
+        return out
 
     # ================================================================ writing
     def write_values(self, sheet: str, top_left: str, values) -> str:
@@ -1000,6 +1146,10 @@ class XlsxPackage:
             self._data[name] = serialize_xml(self._xml[name])
         self._dirty.clear()
         self.path = path
+
+
+def _overlaps(a, b) -> bool:
+    return not (a[2] < b[0] or b[2] < a[0] or a[3] < b[1] or b[3] < a[1])
 
 
 def _text_of(node: etree._Element) -> str:

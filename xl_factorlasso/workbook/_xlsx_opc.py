@@ -44,6 +44,8 @@ RT_CALC_CHAIN = R + "/calcChain"
 RT_DRAWING = R + "/drawing"
 RT_IMAGE = R + "/image"
 RT_TABLE = R + "/table"
+RT_COMMENTS = R + "/comments"
+RT_THREADED_COMMENTS = "http://schemas.microsoft.com/office/2017/10/relationships/threadedComment"
 
 CT_DRAWING = "application/vnd.openxmlformats-officedocument.drawing+xml"
 CT_PNG = "image/png"
