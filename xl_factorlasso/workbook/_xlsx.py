@@ -8,7 +8,12 @@ A refit must change only its output ranges, so this module edits the OOXML zip d
 * XML parts are parsed lazily with lxml and re-serialised only if an edit touched them;
 * every other zip member is written back with exactly the same bytes;
 * :meth:`XlsxPackage.save` writes a temporary file next to the target, fsyncs it and renames it
-  over the target, so a crash never leaves a half-written workbook.
+  over the target, so a crash never leaves a half-written workbook -- and only after
+  :mod:`._xlsx_guard` has checked that no one else holds the file.
+
+Reading is bounded and damage-aware (:mod:`._xlsx_archive`); defined names live in
+:mod:`._xlsx_names` and cell reading and occupancy in :mod:`._xlsx_cells` (mixins of
+:class:`XlsxPackage`).
 
 Values are read as Excel stores them (cached results for formula cells); nothing is recalculated.
 After a value edit the workbook is flagged ``fullCalcOnLoad`` so that Excel recalculates formulas
@@ -18,9 +23,7 @@ that depend on the new values when the file is next opened
 
 from __future__ import annotations
 
-import datetime as _dt
 import io
-import math
 import os
 import posixpath
 import struct
@@ -33,12 +36,14 @@ from lxml import etree
 
 from ._errors import WorkbookInputError
 from ._xlsx_archive import read_package
+from ._xlsx_cells import CellsMixin
 from ._xlsx_guard import (
     exclusive_for_replace,
     remove_stale_temps,
     temp_prefix,
     write_blocker,
 )
+from ._xlsx_names import DefinedName, NameEntry, NamesMixin
 from ._xlsx_opc import (
     CT,
     CT_DRAWING,
@@ -48,15 +53,11 @@ from ._xlsx_opc import (
     MAIN,
     PR,
     RT_CALC_CHAIN,
-    RT_COMMENTS,
     RT_DRAWING,
     RT_IMAGE,
     RT_OFFICE_DOCUMENT,
-    RT_SHARED_STRINGS,
     RT_STRICT_OFFICE_DOCUMENT,
-    RT_STYLES,
     RT_TABLE,
-    RT_THREADED_COMMENTS,
     RT_WORKSHEET,
     STRICT_MAIN,
     WORKBOOK_ORDER,
@@ -76,100 +77,25 @@ from ._xlsx_refs import (
     MAX_ROW,
     col_letters,
     format_range,
-    is_valid_name,
     parse_cell,
-    parse_name_target,
     parse_range,
-    quote_sheet,
 )
 from ._xlsx_sheet import EditResult, TableInfo, WorksheetXml
 from ._xlsx_values import (
     BadValue,
     ExcelError,
     FormulaNoValue,
-    describe_value,
     encode_value,
-    from_serial,
-    unescape_text,
 )
 
 __all__ = ["BadValue", "DefinedName", "ExcelError", "FormulaNoValue", "NameEntry", "XlsxPackage"]
 
-_MAX_READ_CELLS = 5_000_000  # a full-column name would otherwise allocate gigabytes
 _EMU_PER_PX = 9525  # 914400 EMU per inch / 96 px per inch
 _PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
-_SHEET_KINDS = {"chartsheet": "chart sheet", "dialogsheet": "dialog sheet",
-                "xlMacrosheet": "Excel 4 macro sheet", "xlIntlMacrosheet": "Excel 4 macro sheet",
-                "missing": "the missing sheet"}
-# Built-in number formats that display dates or times. 14-22 and 45-47 are the international
-# ones; 27-36 and 50-58 are locale-specific (East Asian) date formats.
-_BUILTIN_DATE_FORMATS = frozenset([*range(14, 23), *range(27, 37), *range(45, 48), *range(50, 59)])
 
 
 def _q(tag: str, ns: str = MAIN) -> str:
     return f"{{{ns}}}{tag}"
-
-
-_TAG_V, _TAG_F, _TAG_IS = _q("v"), _q("f"), _q("is")
-
-
-@dataclass(frozen=True)
-class DefinedName:
-    """A workbook-scope name that refers to one contiguous range on one worksheet.
-
-    Attributes
-    ----------
-    name : str
-        The name as stored in the workbook (Excel compares names case-insensitively).
-    sheet : str
-        Worksheet name (unquoted).
-    ref : str
-        Range in A1 notation without ``$`` (``"B2:D9"``; a single cell is ``"B2"``).
-    min_row, min_col, max_row, max_col : int
-        1-based bounds of the range.
-    """
-
-    name: str
-    sheet: str
-    ref: str
-    min_row: int
-    min_col: int
-    max_row: int
-    max_col: int
-
-    @property
-    def shape(self) -> tuple[int, int]:
-        """``(rows, columns)`` of the range."""
-        return self.max_row - self.min_row + 1, self.max_col - self.min_col + 1
-
-
-@dataclass(frozen=True)
-class NameEntry:
-    """Any defined name in the workbook, with the reason it is not a usable range (if any).
-
-    Attributes
-    ----------
-    name : str
-        The name as stored.
-    formula : str
-        Its definition as stored (``Sheet1!$B$2:$D$9``, ``#REF!``, ``0.5`` ...).
-    scope : str or None
-        ``None`` for workbook scope, else the name of the sheet it is local to.
-    hidden : bool
-        Whether the name is hidden from Excel's Name Manager.
-    target : DefinedName or None
-        The parsed range when the definition is one contiguous range on an existing worksheet
-        (also for sheet-scoped names, so a caller can say where they point).
-    reason : str or None
-        ``None`` if the name appears in :meth:`XlsxPackage.defined_names`, else why not.
-    """
-
-    name: str
-    formula: str
-    scope: str | None
-    hidden: bool
-    target: DefinedName | None
-    reason: str | None
 
 
 @dataclass(frozen=True)
@@ -180,7 +106,7 @@ class _Sheet:
     kind: str
 
 
-class XlsxPackage:
+class XlsxPackage(NamesMixin, CellsMixin):
     """An .xlsx/.xlsm workbook held in memory as its OOXML zip members.
 
     Use :meth:`open`; edit with :meth:`write_values`, :meth:`clear_range`,
@@ -453,39 +379,6 @@ class XlsxPackage:
                 return self._find(target)
         return None
 
-    def _strings(self) -> list[str]:
-        if self._shared_strings is None:
-            part = self._part_of(RT_SHARED_STRINGS)
-            self._shared_strings = []
-            if part is not None:
-                for si in self._get_xml(part).iterchildren(_q("si")):
-                    self._shared_strings.append(unescape_text(_text_of(si)))
-        return self._shared_strings
-
-    def _date_style_flags(self) -> list[bool]:
-        if self._date_styles is None:
-            from openpyxl.styles.numbers import BUILTIN_FORMATS, is_date_format
-
-            part = self._part_of(RT_STYLES)
-            flags = []
-            if part is not None:
-                root = self._get_xml(part)
-                custom = {}
-                fmts = root.find(_q("numFmts"))
-                for nf in fmts.iterchildren(_q("numFmt")) if fmts is not None else ():
-                    custom[int(nf.get("numFmtId"))] = nf.get("formatCode", "")
-                xfs = root.find(_q("cellXfs"))
-                for xf in xfs.iterchildren(_q("xf")) if xfs is not None else ():
-                    fid = int(xf.get("numFmtId", "0"))
-                    if fid in custom:
-                        flags.append(is_date_format(custom[fid]))
-                    elif fid in BUILTIN_FORMATS:
-                        flags.append(is_date_format(BUILTIN_FORMATS[fid]))
-                    else:
-                        flags.append(fid in _BUILTIN_DATE_FORMATS)
-            self._date_styles = flags
-        return self._date_styles
-
     def _tables(self, info: _Sheet) -> list[TableInfo]:
         out = []
         for typ, target in self._rels(info.part).values():
@@ -503,349 +396,6 @@ class XlsxPackage:
         return out
 
     # ================================================================ defined names
-    def _external_books(self) -> list[str]:
-        """Targets of the workbook's external references, in order (``[1]`` is the first)."""
-        root = self._get_xml(self._workbook_part)
-        refs = root.find(_q("externalReferences"))
-        rels = self._rels(self._workbook_part)
-        books = []
-        for el in refs.iterchildren(_q("externalReference")) if refs is not None else ():
-            _, link = rels.get(el.get(_q("id", R)), (None, None))
-            book = "an external workbook"
-            rels_name = rels_part_for(link) if link else None
-            if rels_name and self._find(rels_name):
-                for rel in self._get_xml(rels_name).iterchildren(_q("Relationship", PR)):
-                    if rel.get("TargetMode") == "External" and rel.get("Target"):
-                        book = unquote(rel.get("Target"))
-                        break
-            books.append(book)
-        return books
-
-    def all_defined_names(self) -> list[NameEntry]:
-        """Every defined name in the workbook, with why it is not a usable range (if so).
-
-        Returns
-        -------
-        list of NameEntry
-            In workbook order. ``reason`` is ``None`` exactly for the names that
-            :meth:`defined_names` returns; otherwise a phrase that reads after the name:
-            ``"refers to #REF! ..."``, ``"is a multi-area reference (2 areas: ...)"``,
-            ``"refers to the whole column A of sheet 'Data' ..."``, ``"is local to sheet
-            'Data' ..."``, ``"refers to another workbook (...)"``, ``"refers to sheet 'X',
-            which is not in the workbook ..."``, ``"is a constant (0.5), not a range"``,
-            ``"is a formula (...)"``, ``"refers to chart sheet 'Chart1', which has no cells"``,
-            ``"is one of Excel's built-in names"``, ``"is defined twice ..."``.
-        """
-        root = self._get_xml(self._workbook_part)
-        sheets = self._sheets()
-        by_name = {s.name.lower(): s for s in sheets}
-        dn = root.find(_q("definedNames"))
-        books = None
-        entries, seen = [], set()
-        for el in dn.iterchildren(_q("definedName")) if dn is not None else ():
-            name, formula = el.get("name", ""), (el.text or "").strip()
-            local = el.get("localSheetId")
-            scope = None
-            if local is not None:
-                idx = int(local) if local.isdigit() else -1
-                scope = sheets[idx].name if 0 <= idx < len(sheets) else f"#{local}"
-            if books is None and "[" in formula:
-                books = self._external_books()
-            parsed = parse_name_target(formula, books or ())
-            target, reason = None, None
-            if isinstance(parsed, str):
-                reason = parsed
-            else:
-                sheet_name, bounds = parsed
-                sheet = by_name.get(sheet_name.lower())
-                if sheet is None:
-                    listed = ", ".join(repr(s.name) for s in sheets[:10])
-                    more = ", ..." if len(sheets) > 10 else ""
-                    reason = (f"refers to sheet {sheet_name!r}, which is not in the workbook "
-                              f"(it has {listed}{more})")
-                elif sheet.part is None:
-                    kind = _SHEET_KINDS.get(sheet.kind, sheet.kind)
-                    reason = f"refers to {kind} {sheet.name!r}, which has no cells"
-                else:
-                    target = DefinedName(name, sheet.name, format_range(*bounds), *bounds)
-            if name.lower().startswith("_xlnm."):
-                reason = "is one of Excel's built-in names"
-            elif scope is not None:
-                reason = (f"is local to sheet {scope!r} (a sheet-scoped name); contract names "
-                          "must be workbook-scope: delete it and define it again with Scope "
-                          "'Workbook' in Excel's Name Manager")
-            elif reason is None and name.lower() in seen:
-                reason = ("is defined twice at workbook scope; delete the duplicate in "
-                          "Excel's Name Manager")
-            if scope is None:
-                seen.add(name.lower())
-            entries.append(NameEntry(name, formula, scope, el.get("hidden") in ("1", "true"),
-                                     target, reason))
-        return entries
-
-    def name_issues(self) -> dict[str, str]:
-        """Defined names that are not usable ranges, keyed by upper-case name, with the reason.
-
-        Excel's own built-in names (``_xlnm.Print_Area`` ...) are left out, and so is a name
-        that :meth:`defined_names` has (a workbook-scope name can coexist with sheet-scoped
-        names of the same spelling). Several reasons for one spelling are joined with ``"; "``.
-        """
-        usable = {n.upper() for n in self.defined_names()}
-        out: dict[str, str] = {}
-        for e in self.all_defined_names():
-            key = e.name.upper()
-            if e.reason is None or key in usable or key.startswith("_XLNM."):
-                continue
-            if key in out and e.reason not in out[key].split("; "):
-                out[key] = f"{out[key]}; {e.reason}"
-            else:
-                out.setdefault(key, e.reason)
-        return out
-
-    def defined_names(self) -> dict[str, DefinedName]:
-        """Workbook-scope names that refer to one contiguous range on one worksheet.
-
-        Returns
-        -------
-        dict
-            ``{name: DefinedName}`` keyed by the name as stored. Names that do not qualify
-            (``#REF!``, multi-area, sheet-scoped, constants ...) are listed with a reason by
-            :meth:`all_defined_names`.
-        """
-        return {e.name: e.target for e in self.all_defined_names() if e.reason is None}
-
-    def set_defined_name(self, name: str, sheet: str, ref: str) -> DefinedName:
-        """Create or re-point a workbook-scope name to ``sheet!ref``.
-
-        An existing workbook-scope name is matched case-insensitively (as Excel does) and keeps
-        its other attributes (comment, hidden); sheet-scoped names of the same name are left alone.
-
-        Parameters
-        ----------
-        name : str
-            A legal Excel name (not a cell reference, not ``_xlnm.*``).
-        sheet : str
-            An existing worksheet.
-        ref : str
-            A1 range such as ``"B2:D9"`` (stored absolute: ``'My Sheet'!$B$2:$D$9``).
-
-        Returns
-        -------
-        DefinedName
-        """
-        if not is_valid_name(name) or name.lower().startswith("_xlnm."):
-            raise ValueError(f"{name!r} is not a valid Excel name for a range")
-        info = self._sheet(sheet)
-        bounds = parse_range(ref, info.name)
-        formula = f"{quote_sheet(info.name)}!{format_range(*bounds, absolute=True)}"
-        root = self._get_xml(self._workbook_part)
-        dn = root.find(_q("definedNames"))
-        if dn is None:
-            dn = insert_in_order(root, etree.Element(_q("definedNames")), WORKBOOK_ORDER)
-        existing = [
-            el for el in dn.iterchildren(_q("definedName"))
-            if el.get("name", "").lower() == name.lower() and el.get("localSheetId") is None
-        ]
-        if existing:
-            el = existing[0]
-            stored = el.get("name")
-        else:
-            el = etree.Element(_q("definedName"), name=name)
-            # Keep the list sorted case-insensitively, as Excel writes it.
-            for other in dn.iterchildren(_q("definedName")):
-                if other.get("name", "").lower() > name.lower():
-                    other.addprevious(el)
-                    break
-            else:
-                dn.append(el)
-            stored = name
-        if el.text != formula:
-            el.text = formula
-            self._touch(self._workbook_part)
-        return DefinedName(stored, info.name, format_range(*bounds), *bounds)
-
-    # ================================================================ reading
-    def read_values(self, sheet: str, ref: str) -> list[list]:
-        """Values of a rectangular range, row by row.
-
-        Parameters
-        ----------
-        sheet : str
-            Worksheet name.
-        ref : str
-            A1 range (``"B2:D9"``) or cell.
-
-        Returns
-        -------
-        list of list
-            ``float`` for numbers (``datetime`` if the cell's number format is a date/time
-            format), ``str`` for text (shared, inline and formula results), ``bool``,
-            :class:`ExcelError` for error values, ``None`` for blanks, and
-            :class:`FormulaNoValue` for a formula cell without a cached result, and
-            :class:`BadValue` for a cell whose stored content is not a valid value (``NaN``,
-            ``INF``, an unparsable number, a shared-string index out of range, a malformed ISO
-            date ...: Excel never writes those). Formula cells return their cached value;
-            nothing is recalculated.
-        """
-        info, ws = self._worksheet(sheet)
-        bounds = parse_range(ref, info.name)
-        nrows, ncols = bounds[2] - bounds[0] + 1, bounds[3] - bounds[1] + 1
-        if nrows * ncols > _MAX_READ_CELLS:
-            raise ValueError(f"{info.name}!{ref}: range of {nrows}x{ncols} cells is too large "
-                             f"to read (limit {_MAX_READ_CELLS:,})")
-        out = [[None] * ncols for _ in range(nrows)]
-        for r, c, cell in ws.cells_in(bounds):
-            out[r - bounds[0]][c - bounds[1]] = self._cell_value(cell, info.name)
-        return out
-
-    def _cell_value(self, c: etree._Element, sheet: str):
-        t = c.get("t", "n")
-        f = v = node = None
-        for child in c:  # one pass over <f>, <v>, <is>: this runs for every cell read
-            tag = child.tag
-            if tag == _TAG_V:
-                v = child
-            elif tag == _TAG_F:
-                f = child
-            elif tag == _TAG_IS:
-                node = child
-        if t == "inlineStr" and node is not None:
-            return unescape_text(_text_of(node))
-        text = (v.text or "") if v is not None else None
-        if text is None or (text == "" and t != "str"):
-            return FormulaNoValue((f.text or "").strip()) if f is not None else None
-        if t == "n":
-            # float() also takes "nan", "inf", "1e999" and "1_000", none of which Excel writes.
-            try:
-                number = float(text)
-            except ValueError:
-                return BadValue(text, f"the stored number {text!r} is not a number")
-            if not math.isfinite(number) or "_" in text:
-                return BadValue(text, f"the stored number {text!r} is not a finite number")
-            style = c.get("s")
-            if style is not None and style.isdigit():
-                flags = self._date_style_flags()
-                idx = int(style)
-                if idx < len(flags) and flags[idx]:
-                    return from_serial(number, self._date1904())
-            return number
-        if t == "s":
-            strings = self._strings()
-            try:
-                idx = int(text)
-            except ValueError:
-                return BadValue(text, f"{text!r} is not a shared-string index")
-            if 0 <= idx < len(strings):
-                return strings[idx]
-            return BadValue(text, f"shared-string index {idx} is out of range (the workbook "
-                                  f"has {len(strings)} shared strings)")
-        if t == "str":
-            return unescape_text(text)
-        if t == "b":
-            if text.strip() in ("1", "true"):
-                return True
-            if text.strip() in ("0", "false"):
-                return False
-            return BadValue(text, f"{text!r} is not a logical value (0 or 1)")
-        if t == "e":
-            if text.strip().startswith("#"):
-                return ExcelError(text.strip())
-            return BadValue(text, f"{text!r} is not an Excel error value")
-        if t == "d":
-            try:
-                return _dt.datetime.fromisoformat(text.strip().rstrip("Z"))
-            except ValueError:
-                return BadValue(text, f"{text!r} is not an ISO 8601 date")
-        return BadValue(text, f"unknown cell type t={t!r}")
-
-    # ================================================================ what a write would destroy
-    def _comment_cells(self, info: _Sheet) -> set[tuple[int, int]]:
-        """Cells with a note (legacy comment) or a threaded comment."""
-        cells = set()
-        for typ, target in self._rels(info.part).values():
-            if typ not in (RT_COMMENTS, RT_THREADED_COMMENTS) or self._find(target) is None:
-                continue
-            for el in self._get_xml(target).iter():
-                if not isinstance(el.tag, str) or el.get("ref") is None:
-                    continue
-                if etree.QName(el).localname in ("comment", "threadedComment"):
-                    try:
-                        cells.add(parse_cell(el.get("ref"), info.name))
-                    except ValueError:
-                        continue
-        return cells
-
-    def occupied(self, sheet: str, ref: str) -> list[tuple[int, int, str]]:
-        """What a write into ``ref`` would destroy or break, cell by cell.
-
-        Parameters
-        ----------
-        sheet : str
-            Worksheet name.
-        ref : str
-            A1 range.
-
-        Returns
-        -------
-        list of (row, col, what)
-            Row-major; a cell with several things appears once per thing, in this order: its
-            formula (``"a formula =IF(A1>0,\"\",1)"``, also when the cached result is ``""``
-            or missing) or value (``"the value 'mine'"``), ``"part of the array formula
-            {=...} in G2:G3"``, ``"a comment"`` (a note or a threaded comment), ``"part of the
-            merged range E8:F9"``, ``"a data validation"``, ``"part of table 'Tbl1'"``. Cells
-            that are empty but formatted are not listed.
-        """
-        info, ws = self._worksheet(sheet)
-        bounds = parse_range(ref, info.name)
-        if (bounds[2] - bounds[0] + 1) * (bounds[3] - bounds[1] + 1) > _MAX_READ_CELLS:
-            raise ValueError(f"{info.name}!{ref}: range is too large to check (limit "
-                             f"{_MAX_READ_CELLS:,} cells)")
-        found: dict[tuple[int, int], list[str]] = {}
-
-        def add(r, c, what):
-            found.setdefault((r, c), []).append(what)
-
-        def add_area(area, what):
-            for r in range(max(area[0], bounds[0]), min(area[2], bounds[2]) + 1):
-                for c in range(max(area[1], bounds[1]), min(area[3], bounds[3]) + 1):
-                    add(r, c, what)
-
-        arrays = [a for a in ws.array_formulas() if _overlaps(a[1], bounds)]
-        for r, c, cell in sorted(ws.cells_in(bounds), key=lambda t: t[:2]):
-            formula = ws.formula_text(cell)
-            if formula is not None:
-                add(r, c, f"a formula ={formula}" if formula else "a formula")
-                continue
-            if any(_overlaps(area, (r, c, r, c)) for _, area, _, _ in arrays):
-                continue  # a computed result of the array formula, described below
-            value = self._cell_value(cell, info.name)
-            if value is not None and value != "":
-                add(r, c, describe_value(value))
-        for kind, area, master, text in arrays:
-            what = (f"part of the array formula {{={text}}} in {format_range(*area)}"
-                    if kind == "array" else f"part of the data table in {format_range(*area)}")
-            for r in range(max(area[0], bounds[0]), min(area[2], bounds[2]) + 1):
-                for c in range(max(area[1], bounds[1]), min(area[3], bounds[3]) + 1):
-                    if (r, c) != master:
-                        add(r, c, what)
-        for r, c in sorted(self._comment_cells(info)):
-            if bounds[0] <= r <= bounds[2] and bounds[1] <= c <= bounds[3]:
-                add(r, c, "a comment")
-        for area in ws.merged_ranges():
-            if _overlaps(area, bounds):
-                add_area(area, f"part of the merged range {format_range(*area)}")
-        for area in ws.data_validation_ranges():
-            if _overlaps(area, bounds):
-                add_area(area, "a data validation")
-        for table in self._tables(info):
-            if _overlaps(table.bounds, bounds):
-                add_area(table.bounds, f"part of table {table.name!r}")
-        out = []
-        for (r, c), whats in sorted(found.items()):
-            for what in dict.fromkeys(whats):  # a note and a threaded comment are one comment
-                out.append((r, c, what))
-        return out
-
     # ================================================================ writing
     def write_values(self, sheet: str, top_left: str, values) -> str:
         """Write a rectangular block of values with ``values[0][0]`` at ``top_left``.
@@ -1146,18 +696,6 @@ class XlsxPackage:
             self._data[name] = serialize_xml(self._xml[name])
         self._dirty.clear()
         self.path = path
-
-
-def _overlaps(a, b) -> bool:
-    return not (a[2] < b[0] or b[2] < a[0] or a[3] < b[1] or b[3] < a[1])
-
-
-def _text_of(node: etree._Element) -> str:
-    """Text of a shared or inline string: ``<t>`` or rich-text runs, without phonetic runs."""
-    t = node.find(_q("t"))
-    if t is not None:
-        return t.text or ""
-    return "".join((r.findtext(_q("t")) or "") for r in node.iterchildren(_q("r")))
 
 
 def _picture_anchor(row0: int, col0: int, cx: int, cy: int, shape_id: int, name: str,
