@@ -82,14 +82,17 @@ class WorkbookIO(Protocol):
 
     def name_issues(self) -> dict[str, str]:
         """Defined names that exist but cannot be used as one range, keyed by upper-case name,
-        with the reason (``"refers to #REF!"``, ``"multi-area reference (2 areas)"``, ...).
+        with the reason as a phrase that follows the name (``"refers to #REF! ..."``,
+        ``"is a multi-area reference (2 areas: ...)"``, ``"is local to sheet 'Data' ..."``).
 
-        A name in :meth:`names` never appears here."""
+        A name in :meth:`names` never appears here; nor do Excel's built-in ``_xlnm.*`` names."""
 
     def occupied(self, area: Area) -> list[tuple[int, int, str]]:
         """Cells of ``area`` that hold anything a write would destroy or break, row-major, as
         ``(row, col, what)``: a value, a formula (even one whose cached value is ``""``), a
-        comment, a merged area, a data validation, a table part."""
+        comment, a merged area, a data validation, a table part. A cell with several such
+        things appears once per thing; ``what`` reads in a message (``"the value 'mine'"``,
+        ``"a formula =A1*2"``, ``"part of the merged range E8:F9"``)."""
 
     def write_blocker(self) -> str | None:
         """Why the workbook cannot be written now (open in Excel, locked, read-only), or None."""
