@@ -181,6 +181,14 @@ def test_libreoffice_lock_of_another_host_always_blocks(book, tmp_path):
         "left behind by a crash: delete it")
 
 
+def test_an_unreadable_libreoffice_lock_blocks_to_be_safe(book):
+    (book.parent / ".~lock.book.xlsx#").write_bytes(b"\x00\xff garbage without fields")
+    assert XlsxFileIO(book).write_blocker() == (
+        "book.xlsx is open in LibreOffice (.~lock.book.xlsx# beside it): close it in "
+        f"LibreOffice first, {OUT}. If LibreOffice is not running, .~lock.book.xlsx# was left "
+        "behind by a crash: delete it")
+
+
 def test_lock_files_beside_a_symlink_target_count(tmp_path):
     real = small_book(tmp_path / "real.xlsx")
     link = tmp_path / "sub" / "link.xlsx"
