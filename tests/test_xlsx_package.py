@@ -380,12 +380,16 @@ def test_defined_names_and_reasons(xlsx):
     assert names["FL_COEF"].shape == (3, 3)
     reasons = {e.name: e.reason for e in pkg.all_defined_names()}
     assert reasons["FL_RETURNS"] is None and reasons["FL_COEF"] is None
-    assert "#REF!" in reasons["FL_BROKEN"]
-    assert reasons["FL_MULTI"].startswith("multi-area")
-    assert reasons["FL_CONST"].startswith("not a single range")
-    assert reasons["FL_GONE"] == "refers to unknown sheet 'Nowhere'"
+    assert reasons["FL_BROKEN"] == ("refers to #REF!: the cells it pointed to were deleted; "
+                                    "define it again on the intended range")
+    assert reasons["FL_MULTI"] == ("is a multi-area reference (2 areas: Inputs!$A$1:$A$2, "
+                                   "Inputs!$C$1:$C$2); the contract needs one rectangular range")
+    assert reasons["FL_CONST"] == "is a constant (0.5), not a range"
+    assert reasons["FL_GONE"] == ("refers to sheet 'Nowhere', which is not in the workbook (it "
+                                  "has 'Inputs', 'Out sheet', 'Other')")
     local = next(e for e in pkg.all_defined_names() if e.name == "FL_LOCAL")
-    assert local.reason == "sheet-scoped to 'Inputs'" and local.scope == "Inputs"
+    assert local.reason.startswith("is local to sheet 'Inputs' (a sheet-scoped name); contract "
+                                   "names must be workbook-scope") and local.scope == "Inputs"
     assert local.target == DefinedName("FL_LOCAL", "Inputs", "A1", 1, 1, 1, 1)
     values = pkg.read_values(names["FL_RETURNS"].sheet, names["FL_RETURNS"].ref)
     assert values[0] == ["date", "AAA", "B\tB"]
@@ -951,24 +955,39 @@ def test_quote_sheet(name, quoted):
     assert quote_sheet(name) == quoted
 
 
+_BOUNDED = "the contract needs a bounded range such as"
+
+
 @pytest.mark.parametrize("text, expected", [
     ("Inputs!$A$1:$C$4", ("Inputs", (1, 1, 4, 3))),
     ("'O''Brien x'!B2", ("O'Brien x", (2, 2, 2, 2))),
     ("=Data!$D$9:$B$2", ("Data", (2, 2, 9, 4))),
-    ("#REF!", "refers to #REF!"),
-    ("Data!#REF!", "refers to #REF!"),
-    ("(Data!$A$1,Data!$B$2)", "multi-area reference (2 areas)"),
-    ("Data!$A:$A", "whole-row or whole-column reference"),
-    ("[1]Data!$A$1", "refers to another workbook"),
-    ("OFFSET(Data!$A$1,0,0,5,1)", "not a single range"),
-    ("Sheet1:Sheet3!$A$1", "not a single range"),
+    ("#REF!", "refers to #REF!: the cells it pointed to were deleted; define it again on the intended range"),
+    ("Data!#REF!", "refers to #REF! (Data!#REF!): the cells it pointed to were deleted; define it again on the intended range"),
+    ("=Data!$A$1:#REF!", "refers to #REF! (Data!$A$1:#REF!): the cells it pointed to were deleted; define it again on the intended range"),
+    ("(Data!$A$1,Data!$B$2)", "is a multi-area reference (2 areas: Data!$A$1, Data!$B$2); the contract needs one rectangular range"),
+    ("=S!$A$1:$B$2,S!$D$1", "is a multi-area reference (2 areas: S!$A$1:$B$2, S!$D$1); the contract needs one rectangular range"),
+    ("Data!$A:$A", f"refers to the whole column A of sheet 'Data' (Data!$A:$A); {_BOUNDED} Data!$A$1:$A$100"),
+    ("=Sheet1!$A:$A", f"refers to the whole column A of sheet 'Sheet1' (Sheet1!$A:$A); {_BOUNDED} Sheet1!$A$1:$A$100"),
+    ("'My Data'!$C:$B", f"refers to the whole columns B:C of sheet 'My Data' ('My Data'!$C:$B); {_BOUNDED} 'My Data'!$B$1:$C$100"),
+    ("Data!$3:$3", f"refers to the whole row 3 of sheet 'Data' (Data!$3:$3); {_BOUNDED} Data!$A$3:$J$3"),
+    ("Data!5:2", f"refers to the whole rows 2:5 of sheet 'Data' (Data!5:2); {_BOUNDED} Data!$A$2:$J$5"),
+    ("[1]Data!$A$1", "refers to another workbook (other.xlsx: [1]Data!$A$1); contract ranges must be in this workbook"),
+    ("='[other.xlsx]S'!$A$1", "refers to another workbook (other.xlsx: '[other.xlsx]S'!$A$1); contract ranges must be in this workbook"),
+    ("='C:\\dir\\[other.xlsx]S'!$A$1", "refers to another workbook (C:\\dir\\other.xlsx: 'C:\\dir\\[other.xlsx]S'!$A$1); contract ranges must be in this workbook"),
+    ("[2]!Rates", "refers to another workbook (2: [2]!Rates); contract ranges must be in this workbook"),
+    ("OFFSET(Data!$A$1,0,0,5,1)", "is a formula (OFFSET(Data!$A$1,0,0,5,1)), not a fixed range; the contract needs a plain range such as Sheet1!$B$2:$D$9"),
+    ("Data!$A$1 Data!$A$1:$B$3", "is a formula (Data!$A$1 Data!$A$1:$B$3), not a fixed range; the contract needs a plain range such as Sheet1!$B$2:$D$9"),
+    ("Sheet1:Sheet3!$A$1", "is a 3-D reference across several sheets (Sheet1:Sheet3!$A$1); the contract needs a range on one sheet"),
+    ("'Sheet 1:Sheet 3'!$A$1", "is a 3-D reference across several sheets ('Sheet 1:Sheet 3'!$A$1); the contract needs a range on one sheet"),
+    ("0.5", "is a constant (0.5), not a range"),
+    ('="text"', 'is a constant ("text"), not a range'),
+    ("TRUE", "is a constant (TRUE), not a range"),
+    ("{1,2;3,4}", "is a constant ({1,2;3,4}), not a range"),
+    ("=", "has an empty definition"),
 ])
 def test_parse_name_target(text, expected):
-    got = parse_name_target(text)
-    if isinstance(expected, str):
-        assert isinstance(got, str) and got.startswith(expected)
-    else:
-        assert got == expected
+    assert parse_name_target(text, ["other.xlsx"]) == expected
 
 
 def test_name_validity():

@@ -82,14 +82,17 @@ class WorkbookIO(Protocol):
 
     def name_issues(self) -> dict[str, str]:
         """Defined names that exist but cannot be used as one range, keyed by upper-case name,
-        with the reason (``"refers to #REF!"``, ``"multi-area reference (2 areas)"``, ...).
+        with the reason as a phrase that follows the name (``"refers to #REF! ..."``,
+        ``"is a multi-area reference (2 areas: ...)"``, ``"is local to sheet 'Data' ..."``).
 
-        A name in :meth:`names` never appears here."""
+        A name in :meth:`names` never appears here; nor do Excel's built-in ``_xlnm.*`` names."""
 
     def occupied(self, area: Area) -> list[tuple[int, int, str]]:
         """Cells of ``area`` that hold anything a write would destroy or break, row-major, as
         ``(row, col, what)``: a value, a formula (even one whose cached value is ``""``), a
-        comment, a merged area, a data validation, a table part."""
+        comment, a merged area, a data validation, a table part. A cell with several such
+        things appears once per thing; ``what`` reads in a message (``"the value 'mine'"``,
+        ``"a formula =A1*2"``, ``"part of the merged range E8:F9"``)."""
 
     def write_blocker(self) -> str | None:
         """Why the workbook cannot be written now (open in Excel, locked, read-only), or None."""
@@ -101,6 +104,10 @@ class WorkbookIO(Protocol):
 # --------------------------------------------------------------------------- file adapter
 class XlsxFileIO:
     """An .xlsx/.xlsm file edited in place, part by part (VBA, ribbon, charts stay intact).
+
+    Opening only reads: a workbook that is open in Excel can be inspected. Writing is checked
+    by :meth:`write_blocker` (and again by :meth:`save`), so a file that is open elsewhere,
+    locked or read-only is never replaced.
 
     Parameters
     ----------
@@ -119,9 +126,9 @@ class XlsxFileIO:
             raise WorkbookInputError(f"no such workbook: {self.path}")
         try:
             self.package = XlsxPackage.open(self.path)
-        except ValueError:
-            raise
-        except Exception as err:  # a zip error, a missing part: say so plainly
+        except ValueError as err:  # the message names the file, the part and what to do
+            raise WorkbookInputError(str(err)) from None
+        except Exception as err:  # the file cannot be read at all (permissions, a folder)
             raise WorkbookInputError(
                 f"{self.path} is not a readable .xlsx/.xlsm file ({err})"
             ) from None
@@ -132,8 +139,18 @@ class XlsxFileIO:
             out[dn.name.upper()] = Area(dn.sheet, dn.min_row, dn.min_col, dn.max_row, dn.max_col)
         return out
 
+    def name_issues(self) -> dict[str, str]:
+        """Defined names that are not usable ranges, with the reason (see
+        :meth:`XlsxPackage.all_defined_names <._xlsx.XlsxPackage.all_defined_names>`)."""
+        return self.package.name_issues()
+
     def read(self, area: Area) -> list[list]:
         return self.package.read_values(area.sheet, area.ref)
+
+    def occupied(self, area: Area) -> list[tuple[int, int, str]]:
+        """Values, formulas, comments, merged ranges, data validations and tables in ``area``
+        (see :meth:`XlsxPackage.occupied <._xlsx.XlsxPackage.occupied>`)."""
+        return self.package.occupied(area.sheet, area.ref)
 
     def write(self, area: Area, values: list[list]) -> None:
         self.package.write_values(area.sheet, cell_address(area.min_row, area.min_col), values)
@@ -150,7 +167,16 @@ class XlsxFileIO:
     def remove_picture(self, sheet, name) -> None:
         self.package.remove_picture(sheet, name)
 
+    def write_blocker(self) -> str | None:
+        """Why the file that :meth:`save` would write (``out``, else ``path``) cannot be
+        written now -- open in Excel or LibreOffice, locked, read-only -- or None."""
+        from ._xlsx_guard import write_blocker
+
+        return write_blocker(self.out)
+
     def save(self) -> None:
+        """Write atomically to ``out``; raises :class:`WorkbookInputError` with the reason of
+        :meth:`write_blocker` instead of writing if the file may not be replaced."""
         self.package.save(self.out)
 
 
@@ -175,21 +201,90 @@ def _parse_refers_to(text: str) -> Area | None:
     return Area(sheet, min(r1, r2), min(c1, c2), max(r1, r2), max(c1, c2))
 
 
+def _scope_and_name(full: str) -> tuple[str | None, str]:
+    """``'My Sheet'!FL_X`` -> ``("My Sheet", "FL_X")``; a workbook-scope name has no sheet."""
+    if "!" not in full:
+        return None, full
+    scope, bare = full.rsplit("!", 1)
+    if len(scope) > 1 and scope.startswith("'") and scope.endswith("'"):
+        scope = scope[1:-1].replace("''", "'")
+    return scope, bare
+
+
+def _as_rows(value, shape: tuple[int, int]) -> list[list] | None:
+    """An engine's 2-D answer (a scalar for one cell, tuples for more) as rows of ``shape``."""
+    if not isinstance(value, (list, tuple)):
+        value = [[value]]
+    elif value and not isinstance(value[0], (list, tuple)):
+        value = [list(value)] if shape[0] == 1 else [[v] for v in value]
+    rows = [list(r) for r in value]
+    if len(rows) != shape[0] or any(len(r) != shape[1] for r in rows):
+        return None
+    return rows
+
+
 class XlwingsBookIO:
-    """Any xlwings ``Book``: the desktop COM/AppleScript engine or the remote engine."""
+    """Any xlwings ``Book``: the desktop COM/AppleScript engine or the remote engine.
+
+    What :meth:`occupied` can see depends on the engine. The desktop engines (Excel on Windows
+    and macOS) report values, formulas, merged ranges, notes, threaded comments and tables;
+    xlwings exposes no data validations, so those are not reported. The remote engine
+    (Office.js add-in, xlwings Server) sees only what the request payload carries: values,
+    notes (ExcelApi 1.18) and tables. Formulas and merged ranges would need an extra round
+    trip to Excel, which a job does not make -- so there a formula whose result is ``""`` and
+    an empty merged cell look empty.
+    """
 
     def __init__(self, book):
         self.book = book
 
-    def names(self) -> dict[str, Area]:
-        out = {}
+    def _classify_names(self) -> tuple[dict[str, Area], dict[str, str]]:
+        from ._xlsx_refs import parse_name_target
+
+        try:
+            sheets = {s.name.lower(): s.name for s in self.book.sheets}
+        except Exception:  # an engine that cannot list sheets: do not judge by sheet
+            sheets = None
+        areas: dict[str, Area] = {}
+        issues: dict[str, str] = {}
         for name in self.book.names:
-            if "!" in name.name:  # sheet-scope name: not part of the contract
+            try:
+                scope, bare = _scope_and_name(str(name.name))
+                refers_to = name.refers_to
+            except Exception:  # a hidden name the engine cannot describe
                 continue
-            area = _parse_refers_to(str(name.refers_to))
-            if area is not None:
-                out[name.name.upper()] = area
-        return out
+            key = bare.upper()
+            if key.startswith("_XLNM.") or key.startswith("_XLFN."):
+                continue  # Excel's own names (print areas, future functions)
+            reason = None
+            if scope is not None:
+                reason = (f"is local to sheet {scope!r} (a sheet-scoped name); contract names "
+                          "must be workbook-scope: delete it and define it again with Scope "
+                          "'Workbook' in Excel's Name Manager")
+            elif refers_to is None:
+                reason = "is not a single range (the engine does not say what it refers to)"
+            else:
+                parsed = parse_name_target(str(refers_to))
+                if isinstance(parsed, str):
+                    reason = parsed
+                else:
+                    sheet, bounds = parsed
+                    if sheets is not None and sheet.lower() not in sheets:
+                        reason = f"refers to sheet {sheet!r}, which is not in the workbook"
+                    else:
+                        actual = sheets[sheet.lower()] if sheets is not None else sheet
+                        areas[key] = Area(actual, *bounds)
+            if reason is not None:
+                issues[key] = f"{issues[key]}; {reason}" if key in issues else reason
+        return areas, {k: v for k, v in issues.items() if k not in areas}
+
+    def names(self) -> dict[str, Area]:
+        return self._classify_names()[0]
+
+    def name_issues(self) -> dict[str, str]:
+        """Defined names that are not usable ranges, parsed from what ``book.names`` gives
+        (``=#REF!``, ``=Sheet1!$A:$A``, ``='[other.xlsx]S'!$A$1``, ``=S!$A$1,S!$D$1`` ...)."""
+        return self._classify_names()[1]
 
     def _range(self, area: Area):
         sheet = self.book.sheets[area.sheet]
@@ -197,6 +292,107 @@ class XlwingsBookIO:
 
     def read(self, area: Area) -> list[list]:
         return self._range(area).options(ndim=2).value
+
+    def occupied(self, area: Area) -> list[tuple[int, int, str]]:
+        """What a write into ``area`` would destroy, as far as the engine can tell (see the
+        class notes); the same ``(row, col, what)`` entries as the file adapter."""
+        from ._xlsx_values import describe_value
+
+        sheet = self.book.sheets[area.sheet]
+        rng = self._range(area)
+        found: dict[tuple[int, int], list[str]] = {}
+
+        def add(r, c, what):
+            if area.contains(r, c):
+                found.setdefault((r, c), []).append(what)
+
+        values = _as_rows(rng.options(ndim=2).value, area.shape) or []
+        try:
+            formulas = _as_rows(rng.formula, area.shape)
+        except Exception:  # the remote engine: formulas are not in the payload
+            formulas = None
+        for i, row in enumerate(values):
+            for j, v in enumerate(row):
+                r, c = area.min_row + i, area.min_col + j
+                f = formulas[i][j] if formulas else None
+                if isinstance(f, str) and f.startswith("="):
+                    add(r, c, f"a formula {f}")
+                elif v is not None and v != "":
+                    add(r, c, describe_value(v))
+        for r, c in self._comment_cells(sheet, area):
+            add(r, c, "a comment")
+        for bounds in self._merged_areas(sheet, rng, area):
+            for r in range(bounds[0], bounds[2] + 1):
+                for c in range(bounds[1], bounds[3] + 1):
+                    add(r, c, f"part of the merged range {_ref(bounds)}")
+        try:
+            tables = list(sheet.tables)
+        except Exception:
+            tables = []
+        for table in tables:
+            try:
+                tr = table.range
+                bounds = (tr.row, tr.column, tr.row + tr.shape[0] - 1,
+                          tr.column + tr.shape[1] - 1)
+                label = table.name
+            except Exception:
+                continue
+            for r in range(max(bounds[0], area.min_row), min(bounds[2], area.max_row) + 1):
+                for c in range(max(bounds[1], area.min_col), min(bounds[3], area.max_col) + 1):
+                    add(r, c, f"part of table {label!r}")
+        return [(r, c, what) for (r, c), whats in sorted(found.items())
+                for what in dict.fromkeys(whats)]
+
+    @staticmethod
+    def _comment_cells(sheet, area: Area) -> list[tuple[int, int]]:
+        cells: list[tuple[int, int]] = []
+        for collection in ("notes", "comments"):
+            try:
+                items = list(getattr(sheet, collection))
+            except Exception:  # not on this engine or platform
+                continue
+            if not items:
+                continue
+            try:
+                cells += [(it.location.row, it.location.column) for it in items]
+            except Exception:
+                # The remote engine lists notes but cannot say where synchronously; its
+                # cell-level ``note`` is answered from the payload without a round trip.
+                if collection != "notes":
+                    continue
+                for r in range(area.min_row, area.max_row + 1):
+                    for c in range(area.min_col, area.max_col + 1):
+                        try:
+                            if sheet.range((r, c)).note is not None:
+                                cells.append((r, c))
+                        except Exception:
+                            break
+        return cells
+
+    @staticmethod
+    def _merged_areas(sheet, rng, area: Area) -> list[tuple[int, int, int, int]]:
+        try:
+            merged = rng.merge_cells  # True, False, or None for "some"
+        except Exception:  # the remote engine: not in the payload
+            return []
+        if merged is False:
+            return []
+        out, covered = [], set()
+        for r in range(area.min_row, area.max_row + 1):
+            for c in range(area.min_col, area.max_col + 1):
+                if (r, c) in covered:
+                    continue
+                try:
+                    m = sheet.range((r, c)).merge_area
+                    rows, cols = m.shape
+                    bounds = (m.row, m.column, m.row + rows - 1, m.column + cols - 1)
+                except Exception:
+                    return out
+                if rows * cols > 1:
+                    out.append(bounds)
+                    covered |= {(i, j) for i in range(bounds[0], bounds[2] + 1)
+                                for j in range(bounds[1], bounds[3] + 1)}
+        return out
 
     def write(self, area: Area, values: list[list]) -> None:
         self._range(area).value = values
@@ -231,8 +427,17 @@ class XlwingsBookIO:
         if name in [p.name for p in sh.pictures]:
             sh.pictures[name].delete()
 
+    def write_blocker(self) -> str | None:
+        """Always None: the workbook is open in the very Excel that receives the writes, and
+        Excel itself owns the file."""
+        return None
+
     def save(self) -> None:
         return None
+
+
+def _ref(bounds) -> str:
+    return Area("", *bounds).ref if bounds[:2] != bounds[2:] else cell_address(*bounds[:2])
 
 
 def _absolute(ref: str) -> str:

@@ -8,7 +8,12 @@ A refit must change only its output ranges, so this module edits the OOXML zip d
 * XML parts are parsed lazily with lxml and re-serialised only if an edit touched them;
 * every other zip member is written back with exactly the same bytes;
 * :meth:`XlsxPackage.save` writes a temporary file next to the target, fsyncs it and renames it
-  over the target, so a crash never leaves a half-written workbook.
+  over the target, so a crash never leaves a half-written workbook -- and only after
+  :mod:`._xlsx_guard` has checked that no one else holds the file.
+
+Reading is bounded and damage-aware (:mod:`._xlsx_archive`); defined names live in
+:mod:`._xlsx_names` and cell reading and occupancy in :mod:`._xlsx_cells` (mixins of
+:class:`XlsxPackage`).
 
 Values are read as Excel stores them (cached results for formula cells); nothing is recalculated.
 After a value edit the workbook is flagged ``fullCalcOnLoad`` so that Excel recalculates formulas
@@ -18,7 +23,6 @@ that depend on the new values when the file is next opened
 
 from __future__ import annotations
 
-import datetime as _dt
 import io
 import os
 import posixpath
@@ -30,6 +34,16 @@ from urllib.parse import unquote
 
 from lxml import etree
 
+from ._errors import WorkbookInputError
+from ._xlsx_archive import read_package
+from ._xlsx_cells import CellsMixin
+from ._xlsx_guard import (
+    exclusive_for_replace,
+    remove_stale_temps,
+    temp_prefix,
+    write_blocker,
+)
+from ._xlsx_names import DefinedName, NameEntry, NamesMixin
 from ._xlsx_opc import (
     CT,
     CT_DRAWING,
@@ -42,9 +56,7 @@ from ._xlsx_opc import (
     RT_DRAWING,
     RT_IMAGE,
     RT_OFFICE_DOCUMENT,
-    RT_SHARED_STRINGS,
     RT_STRICT_OFFICE_DOCUMENT,
-    RT_STYLES,
     RT_TABLE,
     RT_WORKSHEET,
     STRICT_MAIN,
@@ -65,89 +77,25 @@ from ._xlsx_refs import (
     MAX_ROW,
     col_letters,
     format_range,
-    is_valid_name,
     parse_cell,
-    parse_name_target,
     parse_range,
-    quote_sheet,
 )
 from ._xlsx_sheet import EditResult, TableInfo, WorksheetXml
-from ._xlsx_values import ExcelError, FormulaNoValue, encode_value, from_serial, unescape_text
+from ._xlsx_values import (
+    BadValue,
+    ExcelError,
+    FormulaNoValue,
+    encode_value,
+)
 
-__all__ = ["DefinedName", "ExcelError", "FormulaNoValue", "NameEntry", "XlsxPackage"]
+__all__ = ["BadValue", "DefinedName", "ExcelError", "FormulaNoValue", "NameEntry", "XlsxPackage"]
 
-_MAX_READ_CELLS = 5_000_000  # a full-column name would otherwise allocate gigabytes
 _EMU_PER_PX = 9525  # 914400 EMU per inch / 96 px per inch
 _PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
-# Built-in number formats that display dates or times. 14-22 and 45-47 are the international
-# ones; 27-36 and 50-58 are locale-specific (East Asian) date formats.
-_BUILTIN_DATE_FORMATS = frozenset([*range(14, 23), *range(27, 37), *range(45, 48), *range(50, 59)])
 
 
 def _q(tag: str, ns: str = MAIN) -> str:
     return f"{{{ns}}}{tag}"
-
-
-_TAG_V, _TAG_F, _TAG_IS = _q("v"), _q("f"), _q("is")
-
-
-@dataclass(frozen=True)
-class DefinedName:
-    """A workbook-scope name that refers to one contiguous range on one worksheet.
-
-    Attributes
-    ----------
-    name : str
-        The name as stored in the workbook (Excel compares names case-insensitively).
-    sheet : str
-        Worksheet name (unquoted).
-    ref : str
-        Range in A1 notation without ``$`` (``"B2:D9"``; a single cell is ``"B2"``).
-    min_row, min_col, max_row, max_col : int
-        1-based bounds of the range.
-    """
-
-    name: str
-    sheet: str
-    ref: str
-    min_row: int
-    min_col: int
-    max_row: int
-    max_col: int
-
-    @property
-    def shape(self) -> tuple[int, int]:
-        """``(rows, columns)`` of the range."""
-        return self.max_row - self.min_row + 1, self.max_col - self.min_col + 1
-
-
-@dataclass(frozen=True)
-class NameEntry:
-    """Any defined name in the workbook, with the reason it is not a usable range (if any).
-
-    Attributes
-    ----------
-    name : str
-        The name as stored.
-    formula : str
-        Its definition as stored (``Sheet1!$B$2:$D$9``, ``#REF!``, ``0.5`` ...).
-    scope : str or None
-        ``None`` for workbook scope, else the name of the sheet it is local to.
-    hidden : bool
-        Whether the name is hidden from Excel's Name Manager.
-    target : DefinedName or None
-        The parsed range when the definition is one contiguous range on an existing worksheet
-        (also for sheet-scoped names, so a caller can say where they point).
-    reason : str or None
-        ``None`` if the name appears in :meth:`XlsxPackage.defined_names`, else why not.
-    """
-
-    name: str
-    formula: str
-    scope: str | None
-    hidden: bool
-    target: DefinedName | None
-    reason: str | None
 
 
 @dataclass(frozen=True)
@@ -158,7 +106,7 @@ class _Sheet:
     kind: str
 
 
-class XlsxPackage:
+class XlsxPackage(NamesMixin, CellsMixin):
     """An .xlsx/.xlsm workbook held in memory as its OOXML zip members.
 
     Use :meth:`open`; edit with :meth:`write_values`, :meth:`clear_range`,
@@ -212,18 +160,12 @@ class XlsxPackage:
         ------
         ValueError
             If the file is not an Office Open XML spreadsheet (e.g. ``.xls``, ``.xlsb``, a
-            password-protected file, or Strict Open XML).
+            password-protected file, or Strict Open XML), is damaged (the part is named), is
+            beyond the size bounds of :mod:`._xlsx_archive`, or has a part with a DOCTYPE.
         """
         path = os.fspath(path)
-        try:
-            with zipfile.ZipFile(path) as zf:
-                members = [(info, zf.read(info)) for info in zf.infolist() if not info.is_dir()]
-                comment = zf.comment
-        except zipfile.BadZipFile:
-            raise ValueError(
-                f"{path}: not an .xlsx/.xlsm package (not a zip file; an .xls or a "
-                "password-protected workbook?)"
-            ) from None
+        remove_stale_temps(path)  # left by a save that was killed; never a live one
+        members, comment = read_package(path)
         return cls(members, comment, path)
 
     def _check_package(self) -> None:
@@ -437,39 +379,6 @@ class XlsxPackage:
                 return self._find(target)
         return None
 
-    def _strings(self) -> list[str]:
-        if self._shared_strings is None:
-            part = self._part_of(RT_SHARED_STRINGS)
-            self._shared_strings = []
-            if part is not None:
-                for si in self._get_xml(part).iterchildren(_q("si")):
-                    self._shared_strings.append(unescape_text(_text_of(si)))
-        return self._shared_strings
-
-    def _date_style_flags(self) -> list[bool]:
-        if self._date_styles is None:
-            from openpyxl.styles.numbers import BUILTIN_FORMATS, is_date_format
-
-            part = self._part_of(RT_STYLES)
-            flags = []
-            if part is not None:
-                root = self._get_xml(part)
-                custom = {}
-                fmts = root.find(_q("numFmts"))
-                for nf in fmts.iterchildren(_q("numFmt")) if fmts is not None else ():
-                    custom[int(nf.get("numFmtId"))] = nf.get("formatCode", "")
-                xfs = root.find(_q("cellXfs"))
-                for xf in xfs.iterchildren(_q("xf")) if xfs is not None else ():
-                    fid = int(xf.get("numFmtId", "0"))
-                    if fid in custom:
-                        flags.append(is_date_format(custom[fid]))
-                    elif fid in BUILTIN_FORMATS:
-                        flags.append(is_date_format(BUILTIN_FORMATS[fid]))
-                    else:
-                        flags.append(fid in _BUILTIN_DATE_FORMATS)
-            self._date_styles = flags
-        return self._date_styles
-
     def _tables(self, info: _Sheet) -> list[TableInfo]:
         out = []
         for typ, target in self._rels(info.part).values():
@@ -487,191 +396,6 @@ class XlsxPackage:
         return out
 
     # ================================================================ defined names
-    def all_defined_names(self) -> list[NameEntry]:
-        """Every defined name in the workbook, with why it is not a usable range (if so).
-
-        Returns
-        -------
-        list of NameEntry
-            In workbook order. ``reason`` is ``None`` exactly for the names that
-            :meth:`defined_names` returns; otherwise e.g. ``"sheet-scoped to 'Data'"``,
-            ``"refers to #REF! ..."``, ``"multi-area reference (2 areas)"``.
-        """
-        root = self._get_xml(self._workbook_part)
-        sheets = self._sheets()
-        by_name = {s.name.lower(): s for s in sheets}
-        dn = root.find(_q("definedNames"))
-        entries, seen = [], set()
-        for el in dn.iterchildren(_q("definedName")) if dn is not None else ():
-            name, formula = el.get("name", ""), (el.text or "").strip()
-            local = el.get("localSheetId")
-            scope = None
-            if local is not None:
-                idx = int(local)
-                scope = sheets[idx].name if 0 <= idx < len(sheets) else f"#{local}"
-            parsed = parse_name_target(formula)
-            target, reason = None, None
-            if isinstance(parsed, str):
-                reason = parsed
-            else:
-                sheet_name, bounds = parsed
-                sheet = by_name.get(sheet_name.lower())
-                if sheet is None:
-                    reason = f"refers to unknown sheet {sheet_name!r}"
-                elif sheet.part is None:
-                    reason = f"refers to {sheet.kind} {sheet.name!r}, not a worksheet"
-                else:
-                    target = DefinedName(name, sheet.name, format_range(*bounds), *bounds)
-            if name.lower().startswith("_xlnm."):
-                reason = "built-in name"
-            elif scope is not None:
-                reason = f"sheet-scoped to {scope!r}"
-            elif reason is None and name.lower() in seen:
-                reason = "duplicate workbook-scope name"
-            if scope is None:
-                seen.add(name.lower())
-            entries.append(NameEntry(name, formula, scope, el.get("hidden") in ("1", "true"),
-                                     target, reason))
-        return entries
-
-    def defined_names(self) -> dict[str, DefinedName]:
-        """Workbook-scope names that refer to one contiguous range on one worksheet.
-
-        Returns
-        -------
-        dict
-            ``{name: DefinedName}`` keyed by the name as stored. Names that do not qualify
-            (``#REF!``, multi-area, sheet-scoped, constants ...) are listed with a reason by
-            :meth:`all_defined_names`.
-        """
-        return {e.name: e.target for e in self.all_defined_names() if e.reason is None}
-
-    def set_defined_name(self, name: str, sheet: str, ref: str) -> DefinedName:
-        """Create or re-point a workbook-scope name to ``sheet!ref``.
-
-        An existing workbook-scope name is matched case-insensitively (as Excel does) and keeps
-        its other attributes (comment, hidden); sheet-scoped names of the same name are left alone.
-
-        Parameters
-        ----------
-        name : str
-            A legal Excel name (not a cell reference, not ``_xlnm.*``).
-        sheet : str
-            An existing worksheet.
-        ref : str
-            A1 range such as ``"B2:D9"`` (stored absolute: ``'My Sheet'!$B$2:$D$9``).
-
-        Returns
-        -------
-        DefinedName
-        """
-        if not is_valid_name(name) or name.lower().startswith("_xlnm."):
-            raise ValueError(f"{name!r} is not a valid Excel name for a range")
-        info = self._sheet(sheet)
-        bounds = parse_range(ref, info.name)
-        formula = f"{quote_sheet(info.name)}!{format_range(*bounds, absolute=True)}"
-        root = self._get_xml(self._workbook_part)
-        dn = root.find(_q("definedNames"))
-        if dn is None:
-            dn = insert_in_order(root, etree.Element(_q("definedNames")), WORKBOOK_ORDER)
-        existing = [
-            el for el in dn.iterchildren(_q("definedName"))
-            if el.get("name", "").lower() == name.lower() and el.get("localSheetId") is None
-        ]
-        if existing:
-            el = existing[0]
-            stored = el.get("name")
-        else:
-            el = etree.Element(_q("definedName"), name=name)
-            # Keep the list sorted case-insensitively, as Excel writes it.
-            for other in dn.iterchildren(_q("definedName")):
-                if other.get("name", "").lower() > name.lower():
-                    other.addprevious(el)
-                    break
-            else:
-                dn.append(el)
-            stored = name
-        if el.text != formula:
-            el.text = formula
-            self._touch(self._workbook_part)
-        return DefinedName(stored, info.name, format_range(*bounds), *bounds)
-
-    # ================================================================ reading
-    def read_values(self, sheet: str, ref: str) -> list[list]:
-        """Values of a rectangular range, row by row.
-
-        Parameters
-        ----------
-        sheet : str
-            Worksheet name.
-        ref : str
-            A1 range (``"B2:D9"``) or cell.
-
-        Returns
-        -------
-        list of list
-            ``float`` for numbers (``datetime`` if the cell's number format is a date/time
-            format), ``str`` for text (shared, inline and formula results), ``bool``,
-            :class:`ExcelError` for error values, ``None`` for blanks, and
-            :class:`FormulaNoValue` for a formula cell without a cached result. Formula cells
-            return their cached value; nothing is recalculated.
-        """
-        info, ws = self._worksheet(sheet)
-        bounds = parse_range(ref, info.name)
-        nrows, ncols = bounds[2] - bounds[0] + 1, bounds[3] - bounds[1] + 1
-        if nrows * ncols > _MAX_READ_CELLS:
-            raise ValueError(f"{info.name}!{ref}: range of {nrows}x{ncols} cells is too large "
-                             f"to read (limit {_MAX_READ_CELLS:,})")
-        out = [[None] * ncols for _ in range(nrows)]
-        for r, c, cell in ws.cells_in(bounds):
-            out[r - bounds[0]][c - bounds[1]] = self._cell_value(cell, info.name)
-        return out
-
-    def _cell_value(self, c: etree._Element, sheet: str):
-        t = c.get("t", "n")
-        f = v = node = None
-        for child in c:  # one pass over <f>, <v>, <is>: this runs for every cell read
-            tag = child.tag
-            if tag == _TAG_V:
-                v = child
-            elif tag == _TAG_F:
-                f = child
-            elif tag == _TAG_IS:
-                node = child
-        if t == "inlineStr" and node is not None:
-            return unescape_text(_text_of(node))
-        text = (v.text or "") if v is not None else None
-        if text is None or (text == "" and t != "str"):
-            return FormulaNoValue((f.text or "").strip()) if f is not None else None
-        where = f"{sheet}!{c.get('r')}"
-        if t == "s":
-            try:
-                return self._strings()[int(text)]
-            except (ValueError, IndexError):
-                raise ValueError(f"{where}: bad shared-string index {text!r}") from None
-        if t == "str":
-            return unescape_text(text)
-        if t == "b":
-            return text.strip() in ("1", "true")
-        if t == "e":
-            return ExcelError(text.strip())
-        if t == "d":
-            try:
-                return _dt.datetime.fromisoformat(text.strip().rstrip("Z"))
-            except ValueError:
-                raise ValueError(f"{where}: bad ISO 8601 date {text!r}") from None
-        try:
-            number = float(text)
-        except ValueError:
-            raise ValueError(f"{where}: bad number {text!r}") from None
-        style = c.get("s")
-        if style is not None:
-            flags = self._date_style_flags()
-            idx = int(style)
-            if 0 <= idx < len(flags) and flags[idx]:
-                return from_serial(number, self._date1904())
-        return number
-
     # ================================================================ writing
     def write_values(self, sheet: str, top_left: str, values) -> str:
         """Write a rectangular block of values with ``values[0][0]`` at ``top_left``.
@@ -913,31 +637,46 @@ class XlsxPackage:
     def save(self, path=None) -> None:
         """Write the package atomically (temporary file in the same folder, fsync, rename).
 
+        Before anything is written, :func:`._xlsx_guard.write_blocker` checks that the file
+        may be replaced (not open in Excel or LibreOffice, not locked, not read-only); the
+        rename happens under an exclusive POSIX lock on the old file. Stale temporary files of
+        earlier, killed saves are removed; ours is removed on any error.
+
         Parameters
         ----------
         path : str or os.PathLike, optional
             Destination; default the file it was opened from. An existing file keeps its
             permission bits.
+
+        Raises
+        ------
+        WorkbookInputError
+            If the file may not be replaced now; the message says why and what to do. Nothing
+            is written.
         """
         path = os.fspath(path if path is not None else self.path)
+        blocker = write_blocker(path)
+        if blocker is not None:
+            raise WorkbookInputError(blocker)
         # Through a symlink, replace the file it points to, not the link.
         path = os.path.realpath(path)
         folder = os.path.dirname(os.path.abspath(path))
+        remove_stale_temps(path)
         try:
             mode = os.stat(path).st_mode & 0o7777
         except FileNotFoundError:
             umask = os.umask(0)
             os.umask(umask)
             mode = 0o666 & ~umask
-        fd, tmp = tempfile.mkstemp(prefix="." + os.path.basename(path) + ".", suffix=".tmp",
-                                   dir=folder)
+        fd, tmp = tempfile.mkstemp(prefix=temp_prefix(path), suffix=".tmp", dir=folder)
         try:
             with os.fdopen(fd, "wb") as fh:
                 self._write_zip(fh)
                 fh.flush()
                 os.fsync(fh.fileno())
             os.chmod(tmp, mode)
-            os.replace(tmp, path)
+            with exclusive_for_replace(path):
+                os.replace(tmp, path)
         except BaseException:
             try:
                 os.unlink(tmp)
@@ -957,14 +696,6 @@ class XlsxPackage:
             self._data[name] = serialize_xml(self._xml[name])
         self._dirty.clear()
         self.path = path
-
-
-def _text_of(node: etree._Element) -> str:
-    """Text of a shared or inline string: ``<t>`` or rich-text runs, without phonetic runs."""
-    t = node.find(_q("t"))
-    if t is not None:
-        return t.text or ""
-    return "".join((r.findtext(_q("t")) or "") for r in node.iterchildren(_q("r")))
 
 
 def _picture_anchor(row0: int, col0: int, cx: int, cy: int, shape_id: int, name: str,

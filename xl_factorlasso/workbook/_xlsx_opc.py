@@ -7,6 +7,8 @@ from urllib.parse import unquote
 
 from lxml import etree
 
+from ._xlsx_archive import check_no_doctype
+
 __all__ = [
     "A",
     "CT",
@@ -42,6 +44,8 @@ RT_CALC_CHAIN = R + "/calcChain"
 RT_DRAWING = R + "/drawing"
 RT_IMAGE = R + "/image"
 RT_TABLE = R + "/table"
+RT_COMMENTS = R + "/comments"
+RT_THREADED_COMMENTS = "http://schemas.microsoft.com/office/2017/10/relationships/threadedComment"
 
 CT_DRAWING = "application/vnd.openxmlformats-officedocument.drawing+xml"
 CT_PNG = "image/png"
@@ -66,12 +70,17 @@ WORKBOOK_ORDER = (
     "fileRecoveryPr", "webPublishObjects", "extLst",
 )
 
-# Parts come from users' files: never resolve external entities or fetch DTDs.
-_PARSER = etree.XMLParser(resolve_entities=False, no_network=True, huge_tree=True)
+# Parts come from users' files: never load a DTD, expand an entity or touch the network.
+# (huge_tree lifts libxml2's depth and text-size limits that a 1M-row sheet can reach; entity
+# amplification cannot happen because a part with a DOCTYPE is refused before parsing.)
+_PARSER = etree.XMLParser(resolve_entities=False, load_dtd=False, no_network=True,
+                          huge_tree=True)
 
 
 def parse_xml(data: bytes, part: str) -> etree._Element:
-    """Parse one XML part; a clear ``ValueError`` naming the part if it is not well-formed."""
+    """Parse one XML part; a clear ``ValueError`` naming the part if it is not well-formed
+    or declares a DOCTYPE."""
+    check_no_doctype(data, part)
     try:
         return etree.fromstring(data, _PARSER)
     except etree.XMLSyntaxError as exc:

@@ -35,10 +35,23 @@ _AREA_RE = re.compile(
         (?P<ref>\$?[A-Za-z]{1,3}\$?[0-9]{1,7}(?::\$?[A-Za-z]{1,3}\$?[0-9]{1,7})?)$""",
     re.X,
 )
+_SHEET = r"(?:'(?P<quoted>(?:[^']|'')+)'|(?P<plain>[^'!:,()\s\[\]]+))"
 _WHOLE_RE = re.compile(
-    r"""^(?:'(?:[^']|'')+'|[^'!:,()\s\[\]]+)!
-        (?:\$?[A-Za-z]{1,3}:\$?[A-Za-z]{1,3}|\$?[0-9]{1,7}:\$?[0-9]{1,7})$""",
+    _SHEET + r"""!(?:\$?(?P<c1>[A-Za-z]{1,3}):\$?(?P<c2>[A-Za-z]{1,3})
+                   |\$?(?P<r1>[0-9]{1,7}):\$?(?P<r2>[0-9]{1,7}))$""",
     re.X,
+)
+# Another workbook: [1]Data!A1 (an index into externalReferences), [other.xlsx]Data!A1,
+# 'C:\dir\[other.xlsx]My Data'!A1, or a name in it: [1]!Rates.
+_EXTERNAL_RE = re.compile(r"^'?(?P<dir>[^'!\[]*)\[(?P<book>[^\]]+)\]")
+# Sheet1:Sheet3!A1 -- one range on several sheets.
+_3D_RE = re.compile(r"^(?:'(?:[^']|'')+'|[^'!,()\s]+):(?:'(?:[^']|'')+'|[^'!,()\s]+)!")
+_CONSTANT_RE = re.compile(
+    r"""^(?:[+-]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?%?  # a number
+          |"(?:[^"]|"")*"                                             # a string
+          |TRUE|FALSE|\#[A-Z/0!?]+[!?A]?                              # a logical, an error
+          |\{[^{}]*\})$                                               # an array constant""",
+    re.X | re.I,
 )
 
 
@@ -175,33 +188,80 @@ def _split_top_level(text: str) -> list[str]:
     return parts
 
 
-def parse_name_target(text: str) -> tuple[str, tuple[int, int, int, int]] | str:
+def _short(text: str, limit: int = 60) -> str:
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def _whole_reason(m: re.Match, body: str) -> str:
+    sheet = m.group("quoted").replace("''", "'") if m.group("quoted") else m.group("plain")
+    q = quote_sheet(sheet)
+    if m.group("c1"):
+        c1, c2 = sorted((m.group("c1").upper(), m.group("c2").upper()), key=col_number)
+        what = f"the whole column {c1}" if c1 == c2 else f"the whole columns {c1}:{c2}"
+        example = f"{q}!${c1}$1:${c2}$100"
+    else:
+        r1, r2 = sorted((int(m.group("r1")), int(m.group("r2"))))
+        what = f"the whole row {r1}" if r1 == r2 else f"the whole rows {r1}:{r2}"
+        example = f"{q}!$A${r1}:$J${r2}"
+    return (f"refers to {what} of sheet {sheet!r} ({body}); the contract needs a bounded "
+            f"range such as {example}")
+
+
+def parse_name_target(text: str, external_books=()) -> tuple[str, tuple[int, int, int, int]] | str:
     """Parse a defined name's formula text.
+
+    Parameters
+    ----------
+    text : str
+        The definition, with or without the leading ``=``.
+    external_books : sequence of str, optional
+        The workbook's external references in order, so that ``[1]Data!A1`` can name the book.
 
     Returns
     -------
     tuple or str
         ``(sheet, (min_row, min_col, max_row, max_col))`` when ``text`` is one contiguous range
-        on one sheet; otherwise a short reason why it is not (``"#REF!"``, ``"multi-area"`` ...).
+        on one sheet; otherwise why it is not, as a phrase that follows the name
+        (``"refers to #REF! ..."``, ``"is a multi-area reference (2 areas: ...)"``,
+        ``"refers to the whole column A of sheet 'Data' ..."``, ``"refers to another workbook
+        ..."``, ``"is a 3-D reference ..."``, ``"is a constant ..."``, ``"is a formula ..."``).
     """
     body = (text or "").strip()
     if body.startswith("="):
         body = body[1:].strip()
     if not body:
-        return "empty definition"
+        return "has an empty definition"
     if "#REF!" in body.upper():
-        return "refers to #REF! (its cells were deleted)"
-    if body.startswith("[") or re.match(r"^'?\[", body):
-        return "refers to another workbook"
+        shown = "" if body.upper() == "#REF!" else f" ({_short(body)})"
+        return (f"refers to #REF!{shown}: the cells it pointed to were deleted; define it "
+                "again on the intended range")
+    m = _EXTERNAL_RE.match(body)
+    if m:
+        book = m.group("book")
+        if book.isdigit() and 1 <= int(book) <= len(external_books):
+            book = external_books[int(book) - 1]
+        else:
+            book = m.group("dir") + book
+        return (f"refers to another workbook ({book}: {_short(body)}); contract ranges must "
+                "be in this workbook")
     m = _AREA_RE.match(body)
+    if _3D_RE.match(body) or (m and ":" in (m.group("quoted") or "")):  # ':' is no sheet name
+        return (f"is a 3-D reference across several sheets ({_short(body)}); the contract "
+                "needs a range on one sheet")
     if m:
         sheet = m.group("quoted").replace("''", "'") if m.group("quoted") else m.group("plain")
         return sheet, parse_range(m.group("ref"))
-    while body.startswith("(") and body.endswith(")"):
-        body = body[1:-1].strip()
-    areas = _split_top_level(body)
-    if len(areas) > 1 and all(_AREA_RE.match(a.strip()) for a in areas):
-        return f"multi-area reference ({len(areas)} areas)"
-    if _WHOLE_RE.match(body):
-        return "whole-row or whole-column reference"
-    return "not a single range reference (a constant, a formula or a 3-D reference)"
+    m = _WHOLE_RE.match(body)
+    if m:
+        return _whole_reason(m, body)
+    inner = body
+    while inner.startswith("(") and inner.endswith(")"):
+        inner = inner[1:-1].strip()
+    areas = [a.strip() for a in _split_top_level(inner)]
+    if len(areas) > 1 and all(_AREA_RE.match(a) or _WHOLE_RE.match(a) for a in areas):
+        return (f"is a multi-area reference ({len(areas)} areas: {_short(', '.join(areas))}); "
+                "the contract needs one rectangular range")
+    if _CONSTANT_RE.match(body):
+        return f"is a constant ({_short(body)}), not a range"
+    return (f"is a formula ({_short(body)}), not a fixed range; the contract needs a plain "
+            "range such as Sheet1!$B$2:$D$9")

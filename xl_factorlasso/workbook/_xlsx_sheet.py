@@ -140,6 +140,65 @@ class WorksheetXml:
             for m in merges.iterchildren(f"{{{MAIN}}}mergeCell")
         ]
 
+    def data_validation_ranges(self) -> list[tuple[int, int, int, int]]:
+        """Bounds of every range a data validation applies to.
+
+        Both the classic ``<dataValidations>`` and the Excel 2010 extension
+        (``x14:dataValidation`` with an ``xm:sqref`` child, written when a list refers to
+        another sheet) are read. A reference that does not parse is skipped.
+        """
+        out = []
+        holders = [self.root.find(f"{{{MAIN}}}dataValidations"), self.root.find(_EXT)]
+        for holder in (h for h in holders if h is not None):
+            for el in holder.iter():
+                if not isinstance(el.tag, str) or etree.QName(el).localname != "dataValidation":
+                    continue
+                sqref = el.get("sqref")
+                if sqref is None:
+                    sqref = next((c.text for c in el if isinstance(c.tag, str)
+                                  and etree.QName(c).localname == "sqref"), None)
+                for ref in (sqref or "").split():
+                    try:
+                        out.append(parse_range(ref, self.name))
+                    except ValueError:
+                        continue
+        return out
+
+    def array_formulas(self) -> list[tuple[str, tuple[int, int, int, int], tuple[int, int], str]]:
+        """``(kind, bounds, master cell, formula text)`` of every array formula (kind
+        ``"array"``) and data table (``"dataTable"``)."""
+        out = []
+        for f in self.sheet_data.iter(_F):
+            if f.get("t") in ("array", "dataTable") and f.get("ref"):
+                try:
+                    out.append((f.get("t"), parse_range(f.get("ref"), self.name),
+                                self._formula_cell(f), (f.text or "").strip()))
+                except ValueError:
+                    continue
+        return out
+
+    def formula_text(self, c: etree._Element) -> str | None:
+        """The formula of cell ``c`` as Excel shows it (without ``=``), or None if it has none.
+
+        A dependent of a shared formula stores no text: it is translated from its master.
+        """
+        f = c.find(_F)
+        if f is None:
+            return None
+        text = (f.text or "").strip()
+        if text or f.get("t") != "shared" or f.get("si") is None:
+            return text
+        for other in self.sheet_data.iter(_F):
+            if (other.get("t") == "shared" and other.get("si") == f.get("si")
+                    and (other.text or "").strip()):
+                origin = self._formula_cell(other)
+                try:
+                    return _translate(other.text.strip(), origin, self._formula_cell(f),
+                                      self.name)
+                except ValueError:
+                    return other.text.strip()
+        return ""
+
     # ---------------------------------------------------------------- checks
     def _formula_cell(self, f: etree._Element) -> tuple[int, int]:
         return parse_cell(f.getparent().get("r"), self.name)

@@ -15,6 +15,7 @@ __all__ = [
     "BadValue",
     "ExcelError",
     "FormulaNoValue",
+    "describe_value",
     "encode_value",
     "from_serial",
     "to_serial",
@@ -79,6 +80,24 @@ class BadValue:
 
     text: str
     reason: str
+
+
+def describe_value(value) -> str:
+    """A cell value as a message names it: ``the value 'mine'``, ``the value 12.5``,
+    ``the date 2024-01-05``, ``the error value #N/A``, ``the damaged value 'NaN'``."""
+    if isinstance(value, BadValue):
+        return f"the damaged value {value.text!r}"
+    if isinstance(value, ExcelError):
+        return f"the error value {value}"
+    if isinstance(value, bool):
+        return f"the value {'TRUE' if value else 'FALSE'}"
+    if isinstance(value, float):
+        shown = str(int(value)) if value.is_integer() and abs(value) < 1e15 else repr(value)
+        return f"the value {shown}"
+    if isinstance(value, _dt.datetime):
+        shown = value.date().isoformat() if value.time() == _dt.time() else str(value)
+        return f"the date {shown}"
+    return f"the value {value!r}"
 
 
 def to_serial(value, date1904: bool = False) -> float:
