@@ -215,7 +215,7 @@ CORPUS = [
     ("T too short", "refit", _many(_name("FL_RETURNS", "Returns!$A$1:$Y$5"),
                                    _name("FL_FACTORS", "Factors!$A$1:$G$5")), "too few rows"),
     ("output has no room", "refit", _many(_name("FL_R2", "Diagnostics!$D$1:$E$3"),
-                                          _set("Diagnostics", "E9", "mine")), "Diagnostics!E9 next to it is not empty"),
+                                          _set("Diagnostics", "E9", "mine")), "Diagnostics!E9 next to it holds the value 'mine'"),
     ("infeasible portfolio", "optimise_portfolio",
      _settings(("EQ >= 0.9", None), sheet="Portfolio", col="D"), "no portfolio satisfies the constraints"),
     ("unknown name in constraint", "optimise_portfolio",

@@ -133,7 +133,7 @@ def test_table_growth_needs_empty_cells_and_repoints_the_name():
     io2.defined["FL_R2"] = Area("Diagnostics", 1, 1, 5, 2)
     io2.cells[("Diagnostics", 12, 2)] = "keep me"
     before = io2.snapshot()
-    with pytest.raises(WorkbookInputError, match=r"Diagnostics!B12 next to it is not empty"):
+    with pytest.raises(WorkbookInputError, match=r"Diagnostics!B12 next to it holds the value .keep me."):
         refit(io2)
     assert io2.snapshot() == before and io2.log == [] and io2.saved == 0
 

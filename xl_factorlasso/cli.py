@@ -95,7 +95,7 @@ def _print_fit(model, demo) -> None:
 def run_demo(args: argparse.Namespace) -> int:
     """Build the demo workbook, cross-validate, refit and optimise into it, print a summary."""
     from .core.datasets import load_demo_panel
-    from .workbook import XlsxFileIO, optimise_portfolio, refit_cv
+    from .workbook import XlsxFileIO, run_jobs
 
     demo = load_demo_panel()
     T, M, N = demo.shape
@@ -110,39 +110,36 @@ def run_demo(args: argparse.Namespace) -> int:
     started = time.perf_counter()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)
-        fit = refit_cv(XlsxFileIO(path), verbose=not args.quiet)
+        result = run_jobs(XlsxFileIO(path), ["refit_cv", "optimise_portfolio"],
+                          verbose=not args.quiet)
     elapsed = time.perf_counter() - started
-    model = fit.model
-    print(f"\nCross-validation and refit in {elapsed:.2f} s: {fit.summary}\n")
-    _print_fit(model, demo)
-    port = optimise_portfolio(XlsxFileIO(path))
+    fit, port = result.parts
+    print(f"\nCross-validation, refit and portfolio in {elapsed:.2f} s: {fit.summary}\n")
+    _print_fit(fit.model, demo)
     weights = port.model.weights_
     print(f"\nMaximum-diversification portfolio on the factor covariance: {port.summary}")
     print(_table(weights[weights.abs() > 1e-6].rename("weight")))
     print(f"\nWorkbook written: {path}")
-    print(
-        f"  outputs: {', '.join(fit.written + [n for n in port.written if n not in fit.written])}"
-    )
+    print(f"  outputs: {', '.join(result.written)}")
     return 0
 
 
 def run_refit(args: argparse.Namespace) -> int:
-    from .workbook import XlsxFileIO, optimise_portfolio, refit, refit_cv
+    """Every step asked for is computed before anything is written; then one atomic save."""
+    from .workbook import XlsxFileIO, run_jobs
 
     out = args.out or args.path
     started = time.perf_counter()
+    steps = ["refit_cv" if args.cv else "refit"] + (["optimise_portfolio"] if args.portfolio
+                                                     else [])
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)
-        io = XlsxFileIO(args.path, out)
-        result = (
-            refit_cv(io, pictures=not args.no_pictures, verbose=True)
-            if args.cv
-            else refit(io, pictures=not args.no_pictures)
-        )
-    print(result.summary)
-    if args.portfolio:
-        port = optimise_portfolio(XlsxFileIO(out))
-        print(port.summary)
+        result = run_jobs(XlsxFileIO(args.path, out), steps, pictures=not args.no_pictures,
+                          verbose=args.cv)
+    for part in result.parts or [result]:
+        print(part.summary)
+    for warning in result.warnings:
+        print(f"warning: {warning}")
     if result.skipped:
         print(f"not written (name not defined): {', '.join(result.skipped)}")
     print(f"done in {time.perf_counter() - started:.2f} s -> {os.path.abspath(out)}")
@@ -230,6 +227,13 @@ def main(argv: list[str] | None = None) -> int:
     except (ValueError, RuntimeError, OSError) as err:  # a clear message, never a traceback
         print(f"xl-factorlasso: error: {err}", file=sys.stderr)
         return 2
+    except Exception as err:  # noqa: BLE001 - a bug or exhaustion: still no traceback
+        if os.environ.get("XL_FACTORLASSO_DEBUG"):
+            raise
+        print(f"xl-factorlasso: unexpected error ({type(err).__name__}): {err}; nothing was "
+              "written. Set XL_FACTORLASSO_DEBUG=1 for the traceback and report it.",
+              file=sys.stderr)
+        return 3
 
 
 if __name__ == "__main__":  # pragma: no cover

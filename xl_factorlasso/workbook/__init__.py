@@ -11,12 +11,14 @@ from ._jobs import (
     OutputTable,
     apply_result,
     clear_outputs,
+    compute_jobs,
     compute_refit,
     optimise_portfolio,
     read_blocks,
     refit,
     refit_cv,
     run_job,
+    run_jobs,
 )
 from ._tables import Block
 
@@ -37,6 +39,7 @@ __all__ = [
     "apply_result",
     "cell_address",
     "clear_outputs",
+    "compute_jobs",
     "compute_refit",
     "open_workbook",
     "optimise_portfolio",
@@ -44,5 +47,6 @@ __all__ = [
     "refit",
     "refit_cv",
     "run_job",
+    "run_jobs",
     "spec",
 ]

@@ -1,12 +1,22 @@
-"""``inspect``: which contract names a workbook has, their shapes, and every validation problem."""
+"""``inspect``: which contract names a workbook has, their shapes, and every problem a job meets.
+
+It runs the checks of every job and reports all of them, never stopping at the first: names
+that exist but are unusable, missing required names, whether the file can be written, outputs
+overlapping inputs or each other, each input on its own, the inputs against each other, the
+refit and the portfolio computed exactly as the jobs compute them (so a failed solve or
+infeasible constraints show here too), and the room every output table needs. Nothing is
+written.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from ._compute import FIT_INPUTS, PORTFOLIO_INPUTS, compute_portfolio, compute_refit
 from ._contract import CONTRACT
 from ._errors import WorkbookInputError
 from ._io import Area, WorkbookIO
+from ._layout import layout_problems, name_problem, plan_writes
 from ._portfolio import read_portfolio_settings
 from ._settings import read_fit_settings
 from ._tables import Block, parse_list, parse_matrix, parse_panel, parse_series, parse_sign
@@ -26,6 +36,10 @@ class InspectReport:
     @property
     def ok(self) -> bool:
         return not self.problems
+
+    def add(self, problem: str) -> None:
+        if problem not in self.problems:  # the same overlap can be found from two checks
+            self.problems.append(problem)
 
     def lines(self) -> list[str]:
         out = []
@@ -56,22 +70,35 @@ def _parsers():
     }
 
 
-def inspect_workbook(io: WorkbookIO) -> InspectReport:
-    """Check every input name on its own, then the factor-model inputs against each other."""
-    from ._jobs import FIT_INPUTS, workbook_fit_inputs
+def _run(report: InspectReport, compute, *args, **kwargs):
+    try:
+        return compute(*args, **kwargs)
+    except WorkbookInputError as err:
+        report.add(str(err))
+        return None
 
+
+def inspect_workbook(io: WorkbookIO) -> InspectReport:
+    """Run every check any job runs on ``io`` and report every problem found."""
     report = InspectReport()
-    names = io.names()
+    names, issues = io.names(), io.name_issues()
+    blocker = io.write_blocker()
+    if blocker is not None:
+        report.add(blocker)
     blocks: dict[str, Block] = {}
+    broken: set[str] = set()
     parsers = _parsers()
     for s in CONTRACT:
         area = names.get(s.name)
         if area is None:
             report.missing.append(s.name)
-            if s.required_by:
-                report.problems.append(
-                    f"{s.name}: not defined; {', '.join(s.required_by)} cannot run without it"
-                )
+            reason = name_problem(s.name, issues)
+            if reason is not None:
+                report.add(f"{s.name}: {reason}")
+                broken.add(s.name)
+            elif s.required_by:
+                report.add(f"{s.name}: not defined; {', '.join(s.required_by)} cannot run "
+                           "without it")
             continue
         report.found[s.name] = area
         if s.role != "input":
@@ -84,24 +111,32 @@ def inspect_workbook(io: WorkbookIO) -> InspectReport:
         try:
             parsers[s.name](block)
         except WorkbookInputError as err:
-            report.problems.append(str(err))
-    if "FL_RETURNS" in blocks and "FL_FACTORS" in blocks and not report.problems:
-        try:
-            workbook_fit_inputs({k: v for k, v in blocks.items() if k in FIT_INPUTS})
-        except (WorkbookInputError, ValueError) as err:
-            report.problems.append(str(err))
-    if "FL_CONSTRAINTS" in blocks and "FL_RETURNS" in blocks and not report.problems:
-        from ..core.optimization import EquationError, parse_equation
+            report.add(str(err))
+            broken.add(s.name)
+    for name, message in layout_problems(
+        {n: a for n, a in report.found.items()}
+    ):
+        report.add(f"{name}: {message}")
 
-        names_ok = set(parse_panel(blocks["FL_RETURNS"], "asset").columns)
-        if "FL_ASSET_GROUPS" in blocks and not blocks["FL_ASSET_GROUPS"].is_empty():
-            tags = parsers["FL_ASSET_GROUPS"](blocks["FL_ASSET_GROUPS"])
-            names_ok |= {t for t in tags.to_numpy().ravel() if t}
-        if "FL_FACTORS" in blocks:
-            names_ok |= set(parse_panel(blocks["FL_FACTORS"], "factor").columns)
-        for text, cell in parse_list(blocks["FL_CONSTRAINTS"]):
-            try:
-                parse_equation(text, names_ok)
-            except EquationError as err:
-                report.problems.append(str(WorkbookInputError(str(err), "FL_CONSTRAINTS", cell)))
+    # The jobs themselves, on inputs that parse: what they compute is what they would write.
+    tables = []
+    fit_ready = {"FL_RETURNS", "FL_FACTORS"} <= set(blocks) and not broken & set(FIT_INPUTS)
+    if fit_ready:
+        result = _run(report, compute_refit, blocks, pictures=False)
+        if result is not None:
+            tables += result.outputs
+            report.notes.append(
+                "refit computed as the job does (cross-validation itself not run; its "
+                "settings were checked)"
+            )
+    wants_portfolio = any(n in report.found for n in ("FL_WEIGHTS", "FL_PORTFOLIO_SETTINGS"))
+    if wants_portfolio and "FL_RETURNS" in blocks and not broken & set(PORTFOLIO_INPUTS):
+        result = _run(report, compute_portfolio, blocks)
+        if result is not None:
+            tables += [t for t in result.outputs if t.name != "FL_STATUS"]
+            report.notes.append("portfolio optimised as the job does")
+    if tables:
+        _plan, _skipped, problems = plan_writes(io, tables, raise_first=False)
+        for problem in problems:
+            report.add(problem)
     return report

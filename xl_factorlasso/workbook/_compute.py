@@ -1,0 +1,383 @@
+"""Read the FL_* inputs and compute a job's results; nothing here writes to the workbook.
+
+Every problem a job can meet before writing is raised from here as a
+:class:`WorkbookInputError` naming the input (and the cell when one cell is at fault), so that
+``xl-factorlasso inspect`` can run exactly what the jobs run.
+"""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import pandas as pd
+
+from ..core import (
+    LassoModel,
+    LassoModelCV,
+    LassoModelType,
+    SolveError,
+    assemble_factor_covariance,
+)
+from ._contract import spec
+from ._errors import WorkbookInputError
+from ._inputs import FitInputs, check_labels, fit_inputs, tag_cell
+from ._io import WorkbookIO
+from ._layout import name_problem
+from ._portfolio import complete_rows, portfolio_statistics, read_portfolio_settings
+from ._results import JobResult, OutputTable, Picture, cell_value, now_text, series_table
+from ._tables import Block, parse_list, parse_matrix, parse_panel, parse_series
+
+__all__ = [
+    "FIT_INPUTS",
+    "PORTFOLIO_INPUTS",
+    "compute_portfolio",
+    "compute_refit",
+    "read_blocks",
+    "workbook_fit_inputs",
+]
+
+FIT_INPUTS = ("FL_RETURNS", "FL_FACTORS", "FL_SIGNS", "FL_PRIOR", "FL_GROUPS", "FL_SETTINGS")
+PORTFOLIO_INPUTS = FIT_INPUTS + (
+    "FL_PORTFOLIO_SETTINGS",
+    "FL_CONSTRAINTS",
+    "FL_ASSET_GROUPS",
+    "FL_PREV_WEIGHTS",
+)
+
+
+# --------------------------------------------------------------------------- reading
+def read_blocks(io: WorkbookIO, wanted: tuple[str, ...], required: tuple[str, ...]):
+    """Read the named inputs as :class:`Block` s.
+
+    A required name that is missing, and any wanted name that exists but is not one usable
+    range (``#REF!``, multi-area, sheet-scoped ...), is an error that says which and why: a
+    broken optional input such as FL_SIGNS must not silently fit without constraints.
+    """
+    names = io.names()
+    issues = io.name_issues()
+    blocks: dict[str, Block] = {}
+    for name in wanted:
+        area = names.get(name)
+        if area is None:
+            reason = name_problem(name, issues)
+            if reason is not None:
+                raise WorkbookInputError(reason, name=name)
+            if name in required:
+                raise WorkbookInputError(
+                    f"the workbook has no name {name} ({spec(name).description})", name=name
+                )
+            continue
+        values = io.read(area)
+        blocks[name] = Block.of(name, values, area.min_row, area.min_col)
+    return blocks
+
+
+def workbook_fit_inputs(blocks: dict[str, Block], overrides: dict | None = None) -> FitInputs:
+    """The factor-model inputs of a workbook (``FL_*`` blocks), validated and aligned.
+
+    ``overrides`` (parameter -> value) win over ``FL_SETTINGS``: the ``factor_*`` keys of
+    ``FL_PORTFOLIO_SETTINGS`` for the portfolio's factor covariance.
+    """
+    return fit_inputs(
+        parse_panel(blocks["FL_RETURNS"], "asset"),
+        parse_panel(blocks["FL_FACTORS"], "factor"),
+        signs=blocks.get("FL_SIGNS"),
+        prior=blocks.get("FL_PRIOR"),
+        groups=blocks.get("FL_GROUPS"),
+        settings=blocks.get("FL_SETTINGS"),
+        overrides={k: (v, "FL_PORTFOLIO_SETTINGS") for k, v in (overrides or {}).items()},
+    )
+
+
+# --------------------------------------------------------------------------- the factor model
+def _core_error(err: Exception, inputs: FitInputs) -> WorkbookInputError:
+    """A core ValueError/SolveError as a workbook message naming the input it concerns.
+
+    The core prefixes data problems with ``x:``/``y:`` and parameter problems with the
+    parameter's name; ``inputs.sources`` says which range set each parameter.
+    """
+    text = str(err)
+    if isinstance(err, SolveError):
+        return WorkbookInputError(f"the solver failed: {text}", name="FL_SETTINGS")
+    head, _, rest = text.partition(":")
+    if head == "x":
+        return WorkbookInputError(rest.strip(), name="FL_FACTORS")
+    if head == "y":
+        return WorkbookInputError(rest.strip(), name="FL_RETURNS")
+    source = next((s for p, s in inputs.sources.items() if text.startswith(p)), None)
+    return WorkbookInputError(text, name=source or "FL_SETTINGS")
+
+
+def _check_finite(model, assets: list[str], notes: list[str]) -> None:
+    """A fit whose numbers are not finite is an error, never a result with blanks."""
+    coef = model.coef_.to_numpy(dtype=float)
+    if not np.isfinite(coef).all() or not np.isfinite(float(model.objective_value_)):
+        raise WorkbookInputError(
+            "the fit produced non-finite loadings or objective (overflow); check FL_RETURNS "
+            "and FL_FACTORS for extreme values",
+            name="FL_RETURNS",
+        )
+    r2 = model.r2_.reindex(assets).to_numpy(dtype=float)
+    bad = [a for a, v in zip(assets, r2, strict=True) if not np.isfinite(v)]
+    if len(bad) == len(assets):
+        raise WorkbookInputError(
+            "R^2 is undefined for every asset (no variation left to explain after weighting "
+            "and demeaning); check the span and the returns",
+            name="FL_RETURNS",
+        )
+    if bad:
+        shown = ", ".join(bad[:5]) + (f" and {len(bad) - 5} more" if len(bad) > 5 else "")
+        notes.append(f"R2 undefined (left blank) for {shown}: no variation to explain")
+
+
+def _pictures(model, coef: pd.DataFrame, assets: list[str], result: JobResult) -> None:
+    """Draw the pictures; one that cannot be drawn is a warning, never a failed refit."""
+    from ._plots import coefficient_heatmap, dendrogram_png
+
+    try:
+        result.pictures.append(Picture("FL_HEATMAP", coefficient_heatmap(coef), "FL_COEF"))
+    except Exception as err:  # noqa: BLE001 - matplotlib can fail in many ways; results stand
+        result.warnings.append(f"picture FL_HEATMAP not drawn ({type(err).__name__}: {err})")
+    if model.linkage_ is None or not len(model.linkage_):
+        return
+    try:
+        png = dendrogram_png(model.linkage_, assets)
+        result.pictures.append(Picture("FL_DENDROGRAM", png, "FL_COEF", row_offset=20))
+    except Exception as err:  # noqa: BLE001
+        result.warnings.append(f"picture FL_DENDROGRAM not drawn ({type(err).__name__}: {err})")
+
+
+def _fit(inputs: FitInputs, cv: bool, verbose: bool):
+    x, y = inputs.factors, inputs.returns
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", UserWarning)
+        base = LassoModel(**inputs.params)
+        cvm = None
+        if cv:
+            cvm = LassoModelCV(
+                lambdas=inputs.cv.get("cv_lambdas", "auto"),
+                n_splits=inputs.cv.get("cv_splits", 5),
+                n_lambdas=inputs.cv.get("cv_n_lambdas", 20),
+                lambda_min_ratio=inputs.cv.get("cv_lambda_min_ratio", 1e-3),
+                base_model=base,
+                verbose=verbose,
+            ).fit(x, y)
+            model = cvm.best_model_
+        else:
+            model = base.fit(x, y)
+    notes = [str(w.message) for w in caught if issubclass(w.category, UserWarning)]
+    return model, cvm, notes
+
+
+def compute_refit(
+    blocks: dict[str, Block],
+    *,
+    cv: bool = False,
+    pictures: bool = True,
+    verbose: bool = False,
+    overrides: dict | None = None,
+) -> JobResult:
+    """Fit (or cross-validate and fit) the factor model of a workbook's inputs.
+
+    Returns a :class:`JobResult` whose ``outputs`` hold FL_COEF, FL_INTERCEPT, FL_R2,
+    FL_CLUSTERS, FL_RESID_VOL, FL_STATUS (and FL_CV with ``cv``).
+    """
+    inputs = workbook_fit_inputs(blocks, overrides)
+    x, y = inputs.factors, inputs.returns
+    job = "refit_cv" if cv else "refit"
+    result = JobResult(job)
+    try:
+        model, cvm, notes = _fit(inputs, cv, verbose)
+        cov = (
+            assemble_factor_covariance(model, x, annualization_factor=inputs.annualization_factor)
+            if model.residual_variance_.notna().all()
+            else None
+        )
+    except WorkbookInputError:
+        raise
+    except (ValueError, SolveError) as err:
+        raise _core_error(err, inputs) from None
+    assets = list(y.columns)
+    _check_finite(model, assets, notes)
+    coef = model.coef_
+    result.outputs.append(
+        OutputTable(
+            "FL_COEF",
+            [
+                ["asset", *coef.columns],
+                *[[a, *(cell_value(v) for v in coef.loc[a])] for a in assets],
+            ],
+        )
+    )
+    intercept = series_table("asset", {"intercept": model.alpha_const_}, assets)
+    result.outputs.append(OutputTable("FL_INTERCEPT", intercept))
+    result.outputs.append(OutputTable("FL_R2", series_table("asset", {"r2": model.r2_}, assets)))
+    clusters = model.clusters_ if model.clusters_ is not None else pd.Series(dtype=object)
+    result.outputs.append(
+        OutputTable("FL_CLUSTERS", series_table("asset", {"cluster": clusters}, assets))
+    )
+    if cov is not None:
+        vol = cov.volatility
+        columns = {
+            "total_vol": vol["total"],
+            "systematic_vol": vol["systematic"],
+            "residual_vol": vol["residual"],
+        }
+        result.outputs.append(OutputTable("FL_RESID_VOL", series_table("asset", columns, assets)))
+    else:
+        notes.append("FL_RESID_VOL not written: some assets have no residual variance (warmup)")
+    if cvm is not None:
+        scores = cvm.cv_scores_
+        table = [["reg_lambda", *scores.columns, "mean", "best"]]
+        for lam, row in scores.iterrows():
+            table.append(
+                [
+                    float(lam),
+                    *(cell_value(v) for v in row),
+                    cell_value(cvm.mean_scores_[lam]),
+                    "best" if lam == cvm.best_lambda_ else None,
+                ]
+            )
+        result.outputs.append(OutputTable("FL_CV", table))
+    if pictures:
+        _pictures(model, coef, assets, result)
+    notes += result.warnings
+    mt = LassoModelType.parse(model.model_type).name
+    status = [
+        ["item", "value"],
+        ["time", now_text()],
+        ["job", job],
+        ["model", mt],
+        ["reg_lambda", float(model.reg_lambda)],
+        ["lambda_max", float(model.reg_lambda_max_)],
+        ["objective", float(model.objective_value_)],
+        ["solver_status", f"{model.solver_} {model.solver_status_}"],
+        ["assets x factors x dates", f"{len(assets)} x {coef.shape[1]} x {len(y)}"],
+        ["message", "; ".join(notes) if notes else "ok"],
+    ]
+    if cvm is not None:
+        status.insert(5, ["cv_best_score", float(cvm.best_score_)])
+    result.outputs.append(OutputTable("FL_STATUS", status))
+    result.model = model
+    result.summary = (
+        f"{job}: {mt}, lambda={model.reg_lambda:.4g}, {int((coef.to_numpy() != 0).sum())} "
+        f"non-zero loadings of {coef.size}, mean R2 {np.nanmean(model.r2_):.3f}"
+    )
+    return result
+
+
+# --------------------------------------------------------------------------- the portfolio
+def compute_portfolio(blocks: dict[str, Block]) -> JobResult:
+    """Maximum-diversification weights from the FL_* portfolio inputs."""
+    from ..core.optimization import (
+        EquationError,
+        InfeasibleProblemError,
+        MaximumDiversification,
+        OptimizationError,
+        parse_equation,
+    )
+
+    result = JobResult("optimise_portfolio")
+    returns = parse_panel(blocks["FL_RETURNS"], "asset")
+    assets = list(returns.columns)
+    ps = read_portfolio_settings(blocks.get("FL_PORTFOLIO_SETTINGS"))
+    params = dict(ps.params)
+    notes = []
+
+    groups = None
+    tag_block = blocks.get("FL_ASSET_GROUPS")
+    if tag_block is not None and not tag_block.is_empty():
+        tags = parse_matrix(tag_block, cols_what="grouping", cell=tag_cell)
+        check_labels(tag_block, tags.index, assets, axis=0, what="asset", source="FL_RETURNS")
+        groups = {a: [t for t in tags.loc[a] if t] if a in tags.index else [] for a in assets}
+        params["groups"] = groups
+    group_labels = {t for ts in (groups or {}).values() for t in ts}
+
+    # Every input is read and checked before the (possibly slow) factor fit.
+    constraints = parse_list(blocks["FL_CONSTRAINTS"]) if "FL_CONSTRAINTS" in blocks else []
+    prev_block = blocks.get("FL_PREV_WEIGHTS")
+    if prev_block is not None and not prev_block.is_empty():
+        prev = parse_series(prev_block)
+        check_labels(prev_block, prev.index, assets, axis=0, what="asset", source="FL_RETURNS")
+        params["previous_weights"] = prev.reindex(assets).fillna(0.0).to_numpy()
+
+    cov = None
+    if ps.covariance == "factor":
+        if "FL_FACTORS" not in blocks:
+            raise WorkbookInputError(
+                "covariance = factor needs the factor returns FL_FACTORS", "FL_PORTFOLIO_SETTINGS"
+            )
+        factor_names = set(parse_panel(blocks["FL_FACTORS"], "factor").columns)
+        _check_constraints(constraints, set(assets) | group_labels | factor_names, parse_equation,
+                           EquationError)
+        model = compute_refit(blocks, pictures=False, overrides=ps.model).model
+        try:
+            cov = assemble_factor_covariance(model, parse_panel(blocks["FL_FACTORS"], "factor"))
+        except ValueError as err:
+            raise WorkbookInputError(str(err), "FL_RETURNS") from None
+        params["covariance"] = cov
+        x = None
+        notes.append(
+            f"factor covariance from {LassoModelType.parse(model.model_type).name}, "
+            f"lambda={model.reg_lambda:g}"
+        )
+    else:
+        _check_constraints(constraints, set(assets) | group_labels, parse_equation, EquationError)
+        x = complete_rows(returns, "FL_RETURNS", "(fill the gap or use covariance = factor)")
+    if constraints:
+        params["linear_constraints"] = [t for t, _ in constraints]
+
+    try:
+        opt = MaximumDiversification(**params).fit(x)
+        complete = returns.dropna()
+        portfolio = opt.predict(complete) if len(complete) >= 2 else None
+    except InfeasibleProblemError as err:
+        cells = {repr(t): c for t, c in constraints}
+        named = [cells[c] for c in err.conflicts if c in cells]
+        where = f" (FL_CONSTRAINTS cells {', '.join(named)})" if named else ""
+        raise WorkbookInputError(
+            f"no portfolio satisfies the constraints: {err}{where}", "FL_CONSTRAINTS"
+        ) from None
+    except OptimizationError as err:
+        raise WorkbookInputError(f"the optimiser failed: {err}", "FL_PORTFOLIO_SETTINGS") from None
+    except (ValueError, TypeError) as err:
+        raise WorkbookInputError(str(err), "FL_PORTFOLIO_SETTINGS") from None
+    weights = opt.weights_.reindex(assets)
+    if not np.isfinite(weights.to_numpy(dtype=float)).all():
+        raise WorkbookInputError("the optimiser returned non-finite weights",
+                                 "FL_PORTFOLIO_SETTINGS")
+    n_invested = int((np.abs(weights.to_numpy()) > 1e-6).sum())
+    result.outputs.append(
+        OutputTable("FL_WEIGHTS", series_table("asset", {"weight": weights}, assets))
+    )
+    stats = [["statistic", "value"], ["covariance", ps.covariance]]
+    stats += portfolio_statistics(opt, portfolio, ps)
+    stats.append(["n_invested", n_invested])
+    result.outputs.append(OutputTable("FL_PORTFOLIO_STATS", stats))
+    result.outputs.append(
+        OutputTable(
+            "FL_STATUS",
+            [
+                ["item", "value"],
+                ["time", now_text()],
+                ["job", "optimise_portfolio"],
+                ["assets x dates", f"{len(assets)} x {len(returns)}"],
+                ["message", "; ".join(notes) if notes else "ok"],
+            ],
+        )
+    )
+    result.model = opt
+    result.summary = (
+        f"optimise_portfolio: {n_invested} of {len(assets)} assets invested "
+        f"({ps.covariance} covariance)"
+    )
+    return result
+
+
+def _check_constraints(constraints, known: set, parse_equation, error_type) -> None:
+    for text, cell in constraints:
+        try:
+            parse_equation(text, known)
+        except error_type as err:
+            raise WorkbookInputError(str(err), "FL_CONSTRAINTS", cell) from None
