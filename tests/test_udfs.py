@@ -692,7 +692,8 @@ def maxdiv_cases(R, F):
          ["row 2, column 2", "max_long"]),
         ("bad weight bound text", lambda: md(R, [["max_weights", "lots"]]), "settings",
          ["row 1, column 2: max_weights:"]),
-        ("too few return rows", lambda: md(_short(R, 1)), "returns", ["at least 2 observations"]),
+        ("too few return rows", lambda: md(_short(R, 1)), "returns",
+         ["only 1 date: a covariance of the returns needs at least 2"]),
     ]
 
 

@@ -69,6 +69,7 @@ from .workbook._portfolio import (
 from .workbook._settings import (
     CV_KEYS,
     MODEL_KEYS,
+    REPORT_KEYS,
     check_setting,
 )
 from .workbook._tables import (
@@ -831,5 +832,5 @@ def FLASSO_VERSION():
 
 
 # MODEL_KEYS / CV_KEYS are re-exported for docs/functions.md and the tests.
-SETTINGS_KEYS = {"fit": sorted({*MODEL_KEYS, *CV_KEYS, "annualization_factor"}),
+SETTINGS_KEYS = {"fit": sorted({*MODEL_KEYS, *CV_KEYS, *REPORT_KEYS}),
                  "portfolio": sorted(MAXDIV_KEYS)}

@@ -346,8 +346,15 @@ def _check_against_data(inputs: FitInputs) -> None:
             f"{MIN_ROWS}",
             name=r_name,
         )
-    if not returns.notna().to_numpy().any():
+    observed = returns.notna().to_numpy()
+    if not observed.any():
         raise WorkbookInputError("every return is blank: there is nothing to fit", name=r_name)
+    # the core's validity rule: a return counts on a date where some factor has a value
+    if not (observed & inputs.factors.notna().to_numpy().any(axis=1)[:, None]).any():
+        raise WorkbookInputError(
+            f"no date with a return has a factor value in {f_name}: there is nothing to fit",
+            name=f_name,
+        )
     n_assets = returns.shape[1]
     k = params.get("n_clusters")
     if k is not None and k > n_assets:

@@ -167,7 +167,7 @@ def _check_bounds(params: dict, cells: dict[str, SettingCell]) -> None:
 
 def complete_rows(returns: pd.DataFrame, name: str, remedy: str) -> pd.DataFrame:
     """Returns without a gap, or an error naming the first missing one (a covariance of
-    returns needs a value in every cell)."""
+    returns needs a value in every cell, and at least two dates)."""
     missing = returns.isna().to_numpy()
     if missing.any():
         i, j = np.argwhere(missing)[0]
@@ -175,6 +175,10 @@ def complete_rows(returns: pd.DataFrame, name: str, remedy: str) -> pd.DataFrame
             f"{returns.columns[j]!r} has no return on {show_label(returns.index[i])}: the sample "
             f"and EWMA covariances need a value in every cell {remedy}",
             name=name,
+        )
+    if len(returns) < 2:
+        raise WorkbookInputError(
+            f"only {len(returns)} date: a covariance of the returns needs at least 2", name=name
         )
     return returns
 
