@@ -423,18 +423,26 @@ def panel_fast(b: Block) -> pd.DataFrame | None:
     if all(isinstance(d, dt.datetime) and d.tzinfo is None and d is not pd.NaT for d in dates):
         index = pd.DatetimeIndex(dates, name="date")
     elif all(type(d) in (float, int, np.float64) for d in dates):
-        arr = np.asarray(dates, dtype=float)
-        if not np.all(np.isfinite(arr)):
+        arr = _floats(dates)
+        if arr is None or not np.all(np.isfinite(arr)):
             return None
         index = pd.Index(arr, name="period")
     else:
         return None
     if not (index.is_monotonic_increasing and index.is_unique):
         return None
-    data = np.array([r[1:] for r in rows[1:]], dtype=float)  # None -> NaN
-    if np.isinf(data).any():
+    data = _floats([r[1:] for r in rows[1:]])  # None -> NaN
+    if data is None or np.isinf(data).any():
         return None
     return pd.DataFrame(data, index=index, columns=columns)
+
+
+def _floats(values) -> np.ndarray | None:
+    """Plain numbers and ``None`` as a float array; ``None`` if an int is beyond a float."""
+    try:
+        return np.array(values, dtype=float)
+    except OverflowError:
+        return None
 
 
 def parse_panel(block: Block, what: str = "asset", *, fast: bool = True) -> pd.DataFrame:
@@ -488,7 +496,7 @@ def parse_panel(block: Block, what: str = "asset", *, fast: bool = True) -> pd.D
     seen: set[type] = set()
     for r in body:
         seen.update(map(type, r))
-    data = np.array(body, dtype=float) if seen.issubset(_FAST_NUMBER_TYPES) else None
+    data = _floats(body) if seen.issubset(_FAST_NUMBER_TYPES) else None
     if data is None or np.isinf(data).any():  # the cell-by-cell reader names the problem
         data = np.array(
             [[parse_number(b, i, j, date_what="a return") for j in range(1, n_cols)]
@@ -531,8 +539,8 @@ def parse_sign(block: Block, i: int, j: int) -> float:
     problem = cell_problem(v, "; leave the cell blank for a free loading")
     if problem is not None:
         raise block.error(problem, i, j)
-    if isinstance(v, numbers.Real) and not isinstance(v, bool) and float(v) in (0.0, 1.0, -1.0):
-        return float(v)
+    if isinstance(v, numbers.Real) and not isinstance(v, bool) and v in (0, 1, -1):
+        return float(v)  # compared exactly first: float() of a huge int would overflow
     if isinstance(v, str) and v.strip() in _SIGNS:
         return _SIGNS[v.strip()]
     raise block.error(f"{shown(v)} is not one of blank, 0, 1, -1, +, -", i, j)
