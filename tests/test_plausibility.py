@@ -313,3 +313,15 @@ def test_the_check_is_the_same_for_iso_and_serial_dates(demo):
     block = Block.of("returns", rows)
     assert refused(parse_panel(block), block, bound=5.0, source="settings").startswith(
         "returns: row 3, column 6: -9 is not a plausible return")
+
+
+def test_scenario_factors_of_predict_are_checked_with_the_same_bound(demo):
+    udfs.cache_clear()
+    r, f = frame_rows(demo.y, "date"), frame_rows(demo.x, "date")
+    scenario = [f[0], [f[1][0], 2.5, *f[1][2:]], [f[2][0], *f[2][1:3], 25.0, *f[2][4:]]]
+    assert udfs.FLASSO_PREDICT(r, f, scenario) == (
+        "#FLASSO! new_factors: row 3, column 4: 25 is not a plausible factor return (beyond "
+        f"+/-5, i.e. 500 %): {DECIMALS}; prices or percent? (max_abs_return in settings sets the "
+        "bound; none switches it off)")
+    table = udfs.FLASSO_PREDICT(r, f, scenario, None, None, None, None, [["max_abs_return", 30]])
+    assert isinstance(table, list) and len(table) == 3

@@ -612,7 +612,9 @@ def FLASSO_PREDICT(returns, factors, new_factors, reg_lambda=None, model_type=No
     """Fitted asset returns (dates x assets) for new factor values, alpha + B x."""
     def compute():
         fitted = _fitted(returns, factors, reg_lambda, model_type, signs, prior, settings)
-        new = _panel("new_factors", new_factors, "factor")
+        new, new_block = _panel_block("new_factors", new_factors, "factor")
+        check_plausible(new, new_block, bound=fitted.inputs.max_abs_return,
+                        what="factor return", source="settings")
         block = Block.of("new_factors", _clean_cells(new_factors))
         used = list(fitted.model.coef_.columns)
         for label in new.columns:

@@ -14,7 +14,7 @@ import pandas as pd
 from ..core import LassoModelType
 from ..core.linear_model._lasso_model import MIN_ROWS
 from ._errors import WorkbookInputError
-from ._plausibility import check_plausible
+from ._plausibility import MAX_ABS_RETURN, check_plausible
 from ._settings import read_fit_settings
 from ._tables import (
     Block,
@@ -165,6 +165,9 @@ class FitInputs:
         overrides), for messages that need the data.
     names : tuple of str
         What messages call the returns and the factors (``FL_RETURNS``, ``returns``, ...).
+    max_abs_return : float or None
+        The plausibility bound the returns were checked with (for other panels of the same
+        fit, e.g. the scenario factors of ``FLASSO_PREDICT``).
     """
 
     returns: pd.DataFrame
@@ -176,6 +179,7 @@ class FitInputs:
     settings: Block | None
     cells: dict = field(default_factory=dict)
     names: tuple[str, str] = ("FL_RETURNS", "FL_FACTORS")
+    max_abs_return: float | None = MAX_ABS_RETURN
 
     def setting_error(self, param: str, message: str) -> WorkbookInputError:
         """``message`` about the value of ``param`` (it starts with the value), on its cell.
@@ -325,7 +329,8 @@ def fit_inputs(
                 groups.name if groups is not None else "FL_GROUPS",
             )
     inputs = FitInputs(
-        returns, factors, params, sources, fs.cv, fs.annualization_factor, settings, cells, names
+        returns, factors, params, sources, fs.cv, fs.annualization_factor, settings, cells, names,
+        bound,
     )
     _check_against_data(inputs)
     if cv:
