@@ -192,13 +192,16 @@ class FitInputs:
             return cell.error(message)
         if param in self.sources:
             return WorkbookInputError(f"{param} {message}", name=self.sources[param])
-        return WorkbookInputError(f"the default {param} {message}", name=_settings_name(self))
+        name = _settings_name(self.settings, self.names)
+        return WorkbookInputError(f"the default {param} {message}", name=name)
 
 
-def _settings_name(inputs: FitInputs) -> str:
-    if inputs.settings is not None:
-        return inputs.settings.name
-    return "FL_SETTINGS" if inputs.names[0].startswith("FL_") else "settings"
+def _settings_name(settings: Block | None, names: tuple[str, str]) -> str:
+    """The settings input: its name, or where the settings would be (``FL_SETTINGS`` in a
+    workbook, the ``settings`` argument of a worksheet function)."""
+    if settings is not None:
+        return settings.name
+    return "FL_SETTINGS" if names[0].startswith("FL_") else "settings"
 
 
 def _usable_rows(n_dates: int, params: dict) -> tuple[int, bool]:
@@ -263,9 +266,7 @@ def fit_inputs(
     """
     r_name, f_name = names
     fs = read_fit_settings(settings)
-    source = settings.name if settings is not None else (
-        "FL_SETTINGS" if r_name.startswith("FL_") else "settings"
-    )
+    source = _settings_name(settings, names)
     bound = fs.max_abs_return if max_abs_return is _FROM_SETTINGS else max_abs_return
     check_plausible(returns, blocks[0] or r_name, bound=bound, what="return", source=source)
     check_plausible(factors, blocks[1] or f_name, bound=bound, what="factor return", source=source)

@@ -179,7 +179,9 @@ def cell_problem(v, remedy: str = "") -> str | None:
     if isinstance(v, str):
         return f"{v.strip()} is an Excel error value{remedy}" if is_error(v) else None
     if isinstance(v, FormulaNoValue):
-        formula = f"={v.formula}" if v.formula else "the formula"
+        formula = f"={v.formula[:57]}{'...' * (len(v.formula) > 57)}" if v.formula else (
+            "the formula"
+        )
         return (
             f"{formula} has no calculated value (the file was saved by a program that does not "
             "calculate, e.g. openpyxl); open and save it in Excel, or type the value"
