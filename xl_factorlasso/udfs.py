@@ -53,11 +53,12 @@ from .core.optimization import (
 from .workbook._errors import WorkbookInputError
 from .workbook._inputs import (
     FitInputs,
+    check_cv,
     check_labels,
     fit_inputs,
-    same_dates,
     tag_cell,
 )
+from .workbook._plausibility import check_plausible
 from .workbook._portfolio import (
     MAXDIV_KEYS,
     PortfolioSettings,
@@ -68,11 +69,13 @@ from .workbook._portfolio import (
 from .workbook._settings import (
     CV_KEYS,
     MODEL_KEYS,
+    REPORT_KEYS,
+    check_setting,
 )
 from .workbook._tables import (
     Block,
+    cell_problem,
     is_blank,
-    is_error,
     panel_fast,
     parse_keyvalue,
     parse_list,
@@ -298,8 +301,9 @@ def _scalar(name: str, value):
         if len(filled) != 1:
             raise _arg_error(name, f"expected a single value, got a range of {len(cells)} cells")
         value = filled[0]
-    if is_error(value):
-        raise _arg_error(name, f"{value.strip()} is an Excel error value")
+    problem = cell_problem(value)
+    if problem is not None:
+        raise _arg_error(name, problem)
     return value
 
 
@@ -311,21 +315,13 @@ def _flatten(value) -> list:
     return [value]
 
 
-def _number(name: str, value, *, minimum: float | None = None, whole: bool = False) -> float:
-    v = _scalar(name, value)
-    if isinstance(v, bool):
-        raise _arg_error(name, f"{v!r} is a TRUE/FALSE value, not a number")
+def _setting_argument(name: str, value, keys: dict, key: str):
+    """An argument that stands for a setting (``reg_lambda``, ``n_splits``): the setting's
+    parser and rule, the message naming the argument."""
     try:
-        f = float(v) if isinstance(v, (int, float, np.number)) else float(str(v).strip())
-    except ValueError:
-        raise _arg_error(name, f"{v!r} is not a number") from None
-    if not math.isfinite(f):
-        raise _arg_error(name, f"{v!r} is not a finite number")
-    if whole and not f.is_integer():
-        raise _arg_error(name, f"{v!r} is not a whole number")
-    if minimum is not None and f < minimum:
-        raise _arg_error(name, f"{v!r} must be >= {minimum:g}")
-    return f
+        return check_setting(keys, key, _scalar(name, value), name)
+    except ValueError as err:
+        raise _arg_error(name, str(err)) from None
 
 
 def _optional_block(name: str, values) -> Block | None:
@@ -354,15 +350,22 @@ def _row_label(v):
 
 
 # --------------------------------------------------------------------------- panels
-def _panel(name: str, values, what: str) -> pd.DataFrame:
-    """``parse_panel`` of an argument; Office.js cell objects are cleaned only when needed."""
+def _panel_block(name: str, values, what: str) -> tuple[pd.DataFrame, Block]:
+    """``parse_panel`` of an argument and the block it read (to name a cell later);
+    Office.js cell objects are cleaned only when needed."""
     if _omitted(values):
         raise _arg_error(name, f"the range is empty; expected a header row of {what} names, "
                                "a first column of dates and numbers below")
-    frame = panel_fast(Block.of(name, _rows(values)).trimmed())
+    block = Block.of(name, _rows(values)).trimmed()
+    frame = panel_fast(block)
     if frame is not None:
-        return frame
-    return parse_panel(Block.of(name, _clean_cells(values)), what)
+        return frame, block  # the fast path read plain values: the block is the cells
+    block = Block.of(name, _clean_cells(values))
+    return parse_panel(block, what), block
+
+
+def _panel(name: str, values, what: str) -> pd.DataFrame:
+    return _panel_block(name, values, what)[0]
 
 
 # --------------------------------------------------------------------------- fit inputs
@@ -384,18 +387,19 @@ def _settings_cell(block: Block | None, key: str) -> str | None:
 def _fit_inputs(returns, factors, reg_lambda=None, model_type=None, signs=None, prior=None,
                 settings=None) -> FitInputs:
     """Parse and cross-check the arguments of the FLASSO fit functions (no solve)."""
-    y = _panel("returns", returns, "asset")
-    x = _panel("factors", factors, "factor")
+    y, y_block = _panel_block("returns", returns, "asset")
+    x, x_block = _panel_block("factors", factors, "factor")
     overrides = {}
     if not _omitted(reg_lambda):
-        overrides["reg_lambda"] = (_number("reg_lambda", reg_lambda, minimum=0.0), "reg_lambda")
+        overrides["reg_lambda"] = (
+            _setting_argument("reg_lambda", reg_lambda, MODEL_KEYS, "reg_lambda"), "reg_lambda")
     if not _omitted(model_type):
         overrides["model_type"] = (_model_type_value("model_type", model_type), "model_type")
     inputs = fit_inputs(
         y, x, names=("returns", "factors"),
         signs=_optional_block("signs", signs), prior=_optional_block("prior", prior),
         settings=_optional_block("settings", settings), overrides=overrides,
-        require_groups=False,
+        require_groups=False, blocks=(y_block, x_block),
     )
     if LassoModelType.parse(inputs.params.get("model_type", "LASSO")) is (
         LassoModelType.GROUP_LASSO
@@ -608,7 +612,9 @@ def FLASSO_PREDICT(returns, factors, new_factors, reg_lambda=None, model_type=No
     """Fitted asset returns (dates x assets) for new factor values, alpha + B x."""
     def compute():
         fitted = _fitted(returns, factors, reg_lambda, model_type, signs, prior, settings)
-        new = _panel("new_factors", new_factors, "factor")
+        new, new_block = _panel_block("new_factors", new_factors, "factor")
+        check_plausible(new, new_block, bound=fitted.inputs.max_abs_return,
+                        what="factor return", source="settings")
         block = Block.of("new_factors", _clean_cells(new_factors))
         used = list(fitted.model.coef_.columns)
         for label in new.columns:
@@ -625,33 +631,21 @@ def FLASSO_PREDICT(returns, factors, new_factors, reg_lambda=None, model_type=No
 
 # --------------------------------------------------------------------------- cross-validation
 def _lambdas_value(values):
-    """A range of numbers, ``auto``, ``default`` or a ``0.1, 0.01`` text -> the CV grid."""
+    """A range of numbers, ``auto``, ``default`` or a ``0.1; 0.01`` text -> the CV grid
+    (the text read as the ``cv_lambdas`` setting is)."""
     block = Block.of("lambdas", _clean_cells(values)).trimmed()
     cells = [(i, j, v) for i, row in enumerate(block.values) for j, v in enumerate(row)
              if not is_blank(v)]
-    if len(cells) == 1 and isinstance(cells[0][2], str) and not is_error(cells[0][2]):
-        text = cells[0][2].strip().lower()
-        if text == "auto":
-            return "auto"
-        if text == "default":
-            return None
-        if "," in text or ";" in text:
-            try:
-                grid = [float(p) for p in text.replace(";", ",").split(",") if p.strip()]
-            except ValueError:
-                raise _arg_error("lambdas", f"{cells[0][2]!r} is not 'auto' or a list of "
-                                            "numbers") from None
-            return _checked_grid(grid)
+    if len(cells) == 1 and isinstance(cells[0][2], str):
+        try:
+            return check_setting(CV_KEYS, "cv_lambdas", cells[0][2], "lambdas")
+        except ValueError as err:
+            raise _arg_error("lambdas", str(err)) from None
     grid = [parse_number(block, i, j, what="a number or 'auto'") for i, j, _v in cells]
-    return _checked_grid(grid)
-
-
-def _checked_grid(grid: list[float]) -> list[float]:
-    if not grid:
-        raise _arg_error("lambdas", "no value; give numbers >= 0 or 'auto'")
-    bad = [g for g in grid if not math.isfinite(g) or g < 0]
+    bad = [(i, j, g) for (i, j, _v), g in zip(cells, grid, strict=True) if g < 0]
     if bad:
-        raise _arg_error("lambdas", f"{bad[0]:g} is not a number >= 0")
+        i, j, g = bad[0]
+        raise block.error(f"{g:g} is not a number >= 0", i, j)
     return grid
 
 
@@ -689,9 +683,11 @@ def _cross_validate(returns, factors, lambdas, n_splits, settings) -> LassoModel
     if not _omitted(lambdas):
         grid = _lambdas_value(lambdas)
         sources["lambdas"] = "lambdas"
-    splits = inputs.cv.get("cv_splits", 5)
-    if not _omitted(n_splits):
-        splits = int(_number("n_splits", n_splits, minimum=1, whole=True))
+    if _omitted(n_splits):
+        splits = check_cv(inputs)
+    else:
+        given = _setting_argument("n_splits", n_splits, CV_KEYS, "cv_splits")
+        splits = check_cv(inputs, n_splits=given)
         sources["n_splits"] = "n_splits"
     cv = LassoModelCV(
         lambdas=grid,
@@ -749,8 +745,9 @@ class _PortfolioResult:
 
 
 def _optimise(returns, settings, constraints, groups, factors) -> _PortfolioResult:
-    y = _panel("returns", returns, "asset")
+    y, y_block = _panel_block("returns", returns, "asset")
     ps = read_portfolio_settings(_optional_block("settings", settings))
+    check_plausible(y, y_block, bound=ps.max_abs_return, what="return", source="settings")
     assets = list(y.columns)
     constraint_list = []
     cblock = _optional_block("constraints", constraints)
@@ -772,11 +769,13 @@ def _optimise(returns, settings, constraints, groups, factors) -> _PortfolioResu
         if _omitted(factors):
             raise _arg_error("factors", "covariance = factor (settings) needs the factor "
                                         "returns in the factors argument")
-        x = _panel("factors", factors, "factor")
-        same_dates(y, x, ("returns", "factors"))
+        x, x_block = _panel_block("factors", factors, "factor")
+        inputs = fit_inputs(y, x, names=("returns", "factors"), overrides=ps.model_overrides(),
+                            require_groups=False, blocks=(y_block, x_block),
+                            max_abs_return=ps.max_abs_return)
         sources = {**dict.fromkeys(MODEL_KEYS, "settings")}
         try:
-            model = LassoModel(**ps.model).fit(x, y)
+            model = LassoModel(**inputs.params).fit(x, y)
             cov = assemble_factor_covariance(model, x)
         except SolveError as err:
             raise _solve_error(err) from None
@@ -835,5 +834,5 @@ def FLASSO_VERSION():
 
 
 # MODEL_KEYS / CV_KEYS are re-exported for docs/functions.md and the tests.
-SETTINGS_KEYS = {"fit": sorted({*MODEL_KEYS, *CV_KEYS, "annualization_factor"}),
+SETTINGS_KEYS = {"fit": sorted({*MODEL_KEYS, *CV_KEYS, *REPORT_KEYS}),
                  "portfolio": sorted(MAXDIV_KEYS)}

@@ -6,18 +6,28 @@ Both hosts hand over labelled blocks (named ranges ``FL_RETURNS``, ... or functi
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
 
 from ..core import LassoModelType
+from ..core.linear_model._lasso_model import MIN_ROWS
 from ._errors import WorkbookInputError
+from ._plausibility import MAX_ABS_RETURN, check_plausible
 from ._settings import read_fit_settings
-from ._tables import Block, is_blank, is_error, parse_matrix, parse_series, parse_sign
+from ._tables import (
+    Block,
+    cell_problem,
+    is_blank,
+    parse_matrix,
+    parse_series,
+    parse_sign,
+)
 
 __all__ = [
     "FitInputs",
+    "check_cv",
     "check_labels",
     "find_label",
     "fit_inputs",
@@ -118,8 +128,9 @@ def tag_cell(block: Block, i: int, j: int) -> str:
     v = block.values[i][j]
     if is_blank(v):
         return ""
-    if is_error(v):
-        raise block.error(f"{v.strip()} is an Excel error value", i, j)
+    problem = cell_problem(v, "; leave the cell blank for no group")
+    if problem is not None:
+        raise block.error(problem, i, j)
     return _label_text(v)
 
 
@@ -128,6 +139,9 @@ def text_cell(block: Block, i: int, j: int) -> str:
     v = block.values[i][j]
     if is_blank(v):
         raise block.error("the group is blank", i, j)
+    problem = cell_problem(v)
+    if problem is not None:
+        raise block.error(problem, i, j)
     return _label_text(v)
 
 
@@ -146,6 +160,14 @@ class FitInputs:
         Cross-validation settings (``cv_splits``, ``cv_lambdas``, ...).
     annualization_factor : float
     settings : Block or None
+    cells : dict
+        Parameter -> :class:`~._settings.SettingCell` of the value that set it (settings or
+        overrides), for messages that need the data.
+    names : tuple of str
+        What messages call the returns and the factors (``FL_RETURNS``, ``returns``, ...).
+    max_abs_return : float or None
+        The plausibility bound the returns were checked with (for other panels of the same
+        fit, e.g. the scenario factors of ``FLASSO_PREDICT``).
     """
 
     returns: pd.DataFrame
@@ -155,6 +177,47 @@ class FitInputs:
     cv: dict
     annualization_factor: float
     settings: Block | None
+    cells: dict = field(default_factory=dict)
+    names: tuple[str, str] = ("FL_RETURNS", "FL_FACTORS")
+    max_abs_return: float | None = MAX_ABS_RETURN
+
+    def setting_error(self, param: str, message: str) -> WorkbookInputError:
+        """``message`` about the value of ``param`` (it starts with the value), on its cell.
+
+        The value's cell when it has one, else the argument that gave it, else (a default) the
+        settings input with "the default <param>".
+        """
+        cell = self.cells.get(param)
+        if cell is not None:
+            return cell.error(message)
+        if param in self.sources:
+            return WorkbookInputError(f"{param} {message}", name=self.sources[param])
+        name = _settings_name(self.settings, self.names)
+        return WorkbookInputError(f"the default {param} {message}", name=name)
+
+
+def _settings_name(settings: Block | None, names: tuple[str, str]) -> str:
+    """The settings input: its name, or where the settings would be (``FL_SETTINGS`` in a
+    workbook, the ``settings`` argument of a worksheet function)."""
+    if settings is not None:
+        return settings.name
+    return "FL_SETTINGS" if names[0].startswith("FL_") else "settings"
+
+
+def _usable_rows(n_dates: int, params: dict) -> tuple[int, bool]:
+    """Rows the fit keeps of ``n_dates`` and whether demeaning dropped one (the core's rule:
+    with a span, the EWMA demeaning drops the first row, whose mean is the value itself)."""
+    dropped = params.get("span") is not None and bool(params.get("demean", True))
+    return n_dates - int(dropped), dropped
+
+
+def _warmup(params: dict) -> int:
+    """The warmup_period of the fit (LassoModel's default 12; ``None``: no warmup)."""
+    w = params.get("warmup_period", 12)
+    return 0 if w is None else int(w)
+
+
+_FROM_SETTINGS = object()
 
 
 def fit_inputs(
@@ -168,8 +231,17 @@ def fit_inputs(
     settings: Block | None = None,
     overrides: dict | None = None,
     require_groups: bool = True,
+    blocks: tuple[Block | None, Block | None] = (None, None),
+    cv: bool = False,
+    max_abs_return=_FROM_SETTINGS,
 ) -> FitInputs:
     """Check the inputs against each other and build ``LassoModel`` parameters.
+
+    Everything the fit would reject, or would accept and answer meaninglessly, is refused here
+    with the input and the cell: implausible returns (:func:`~._plausibility.check_plausible`
+    with the ``max_abs_return`` of the settings), fewer dates than the fit needs,
+    ``n_clusters`` above the number of assets, a ``warmup_period`` no asset reaches and, with
+    ``cv``, more folds than the dates allow (:func:`check_cv`).
 
     Parameters
     ----------
@@ -177,19 +249,37 @@ def fit_inputs(
         Parsed panels; ``names`` are what messages call them.
     signs, prior, groups, settings : Block, optional
     overrides : dict, optional
-        ``{parameter: (value, source name)}`` that win over ``settings`` (explicit arguments of
-        a worksheet function).
+        ``{parameter: (value, source name)}`` or ``{parameter: (value, source name,
+        SettingCell)}`` that win over ``settings`` (explicit arguments of a worksheet
+        function; the ``factor_*`` keys of the portfolio settings, see
+        :meth:`~._portfolio.PortfolioSettings.model_overrides`).
     require_groups : bool, default True
         ``GROUP_LASSO`` needs a group for every asset; with ``False`` the caller checks.
+    blocks : (Block or None, Block or None)
+        The cells ``returns`` and ``factors`` were parsed from, so that an implausible value
+        is named by its cell (without them: by its column and date).
+    cv : bool, default False
+        Also check the cross-validation folds against the dates.
+    max_abs_return : float or None, optional
+        The plausibility bound, when another input than ``settings`` sets it (the portfolio
+        settings of ``FLASSO_MAXDIV``); by default that of ``settings``.
     """
     r_name, f_name = names
-    same_dates(returns, factors, names)
     fs = read_fit_settings(settings)
+    source = _settings_name(settings, names)
+    bound = fs.max_abs_return if max_abs_return is _FROM_SETTINGS else max_abs_return
+    check_plausible(returns, blocks[0] or r_name, bound=bound, what="return", source=source)
+    check_plausible(factors, blocks[1] or f_name, bound=bound, what="factor return", source=source)
+    same_dates(returns, factors, names)
     params = dict(fs.model)
-    sources = dict.fromkeys(params, settings.name if settings is not None else "settings")
-    for key, (value, source) in (overrides or {}).items():
-        params[key] = value
-        sources[key] = source
+    sources = dict.fromkeys(params, source)
+    cells = dict(fs.cells)
+    for key, (value, origin, *where) in (overrides or {}).items():
+        params[key] = value  # checked by whoever read it (an argument, the portfolio settings)
+        sources[key] = origin
+        cells.pop(key, None)
+        if where and where[0] is not None:
+            cells[key] = where[0]
     assets, facs = list(returns.columns), list(factors.columns)
     sign_frame = None
     if signs is not None and not signs.is_empty():
@@ -239,4 +329,93 @@ def fit_inputs(
                 f"model_type GROUP_LASSO needs a group for every asset; {missing[0]!r} has none",
                 groups.name if groups is not None else "FL_GROUPS",
             )
-    return FitInputs(returns, factors, params, sources, fs.cv, fs.annualization_factor, settings)
+    inputs = FitInputs(
+        returns, factors, params, sources, fs.cv, fs.annualization_factor, settings, cells, names,
+        bound,
+    )
+    _check_against_data(inputs)
+    if cv:
+        check_cv(inputs)
+    return inputs
+
+
+def _check_against_data(inputs: FitInputs) -> None:
+    """Settings that are valid alone but not for these returns, and too few dates."""
+    r_name, f_name = inputs.names
+    params, returns = inputs.params, inputs.returns
+    n_dates = len(returns)
+    usable, dropped = _usable_rows(n_dates, params)
+    if usable < MIN_ROWS:
+        after = f"after demeaning {usable} usable rows remain, " if dropped else ""
+        raise WorkbookInputError(
+            f"{r_name} and {f_name} have {n_dates} dates; {after}the fit needs at least "
+            f"{MIN_ROWS}",
+            name=r_name,
+        )
+    observed = returns.notna().to_numpy()
+    if not observed.any():
+        raise WorkbookInputError("every return is blank: there is nothing to fit", name=r_name)
+    # the core's validity rule: a return counts on a date where some factor has a value
+    if not (observed & inputs.factors.notna().to_numpy().any(axis=1)[:, None]).any():
+        raise WorkbookInputError(
+            f"no date with a return has a factor value in {f_name}: there is nothing to fit",
+            name=f_name,
+        )
+    n_assets = returns.shape[1]
+    k = params.get("n_clusters")
+    if k is not None and k > n_assets:
+        raise inputs.setting_error(
+            "n_clusters",
+            f"{k} is more than the {n_assets} assets of {r_name}; use at most {n_assets}",
+        )
+    warmup = _warmup(params)
+    most = int(returns.notna().sum().max())
+    if warmup > most:
+        raise inputs.setting_error(
+            "warmup_period",
+            f"{warmup} is more than the {most} returns of any asset in {r_name}: every "
+            f"loading would be set to zero; use at most {most}, or none",
+        )
+
+
+def check_cv(inputs: FitInputs, *, n_splits: int | None = None) -> int:
+    """The number of cross-validation folds, checked against the dates.
+
+    Fold ``k`` of ``LassoModelCV`` trains on the first ``(k + 1) * (T // (n_splits + 1))``
+    dates; the first training window must be a fit of its own (at least 5 usable rows, and no
+    fewer rows than ``warmup_period``), or that fold would be blank.
+
+    Parameters
+    ----------
+    inputs : FitInputs
+    n_splits : int, optional
+        A value given as a worksheet-function argument (checked, and named as ``n_splits``);
+        by default ``cv_splits`` of the settings (default 5).
+
+    Returns
+    -------
+    int
+    """
+    splits = inputs.cv.get("cv_splits", 5) if n_splits is None else n_splits
+    n_dates = len(inputs.returns)
+    usable, dropped = _usable_rows(n_dates, inputs.params)
+    warmup = _warmup(inputs.params)
+    need = max(MIN_ROWS + n_dates - usable, warmup)
+    first = n_dates // (splits + 1)
+    if first >= need:
+        return splits
+    if warmup == need:
+        reason = f"warmup_period {warmup}"
+    else:
+        reason = f"{MIN_ROWS} usable rows" + (" after demeaning" if dropped else "")
+    most = n_dates // need - 1
+    remedy = f"use at most {most}" if most >= 2 else "too few dates to cross-validate"
+    if warmup == need:
+        remedy += " (or lower warmup_period)"
+    message = (
+        f"{splits} is too many for the {n_dates} dates: the first training window would have "
+        f"{first} row{'' if first == 1 else 's'} and needs {need} ({reason}); {remedy}"
+    )
+    if n_splits is not None:
+        raise WorkbookInputError(message, name="n_splits")
+    raise inputs.setting_error("cv_splits", message)

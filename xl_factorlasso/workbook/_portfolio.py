@@ -3,15 +3,16 @@
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
 
 from ._errors import WorkbookInputError
 from ._inputs import show_label
-from ._settings import MODEL_KEYS, PORTFOLIO_KEYS, REPORT_KEYS
-from ._tables import Block, is_blank, is_error, parse_keyvalue
+from ._plausibility import MAX_ABS_RETURN
+from ._settings import MODEL_KEYS, PORTFOLIO_KEYS, REPORT_KEYS, SettingCell, check_setting
+from ._tables import Block, is_blank, parse_keyvalue, shown
 
 __all__ = [
     "MAXDIV_KEYS",
@@ -32,11 +33,17 @@ class PortfolioSettings:
         ``MaximumDiversification`` parameters.
     covariance : {"sample", "ewma", "factor"}
     model : dict
-        ``LassoModel`` parameters for ``covariance = factor`` (worksheet functions only; a
-        workbook takes them from ``FL_SETTINGS``).
+        ``LassoModel`` parameters for ``covariance = factor`` (the ``factor_*`` keys, and in a
+        worksheet function the plain model keys too).
     annualization_factor : float
         Scales the reported mean (``a``), volatilities and Sharpe ratio (``sqrt(a)``).
     block : Block or None
+    max_abs_return : float or None
+        Bound of :func:`~._plausibility.check_plausible` for the returns (default 5).
+    cells : dict
+        ``MaximumDiversification`` parameter -> :class:`~._settings.SettingCell` of its value.
+    model_cells : dict
+        ``LassoModel`` parameter -> :class:`~._settings.SettingCell` (``factor_span`` ...).
     """
 
     params: dict
@@ -44,32 +51,44 @@ class PortfolioSettings:
     model: dict
     annualization_factor: float
     block: Block | None
+    max_abs_return: float | None = MAX_ABS_RETURN
+    cells: dict = field(default_factory=dict)
+    model_cells: dict = field(default_factory=dict)
+
+    def model_overrides(self) -> dict:
+        """``{parameter: (value, input name, SettingCell)}``: the ``overrides`` of
+        :func:`~._inputs.fit_inputs` for the factor model of ``covariance = factor``."""
+        name = self.block.name if self.block is not None else "FL_PORTFOLIO_SETTINGS"
+        return {k: (v, name, self.model_cells.get(k)) for k, v in self.model.items()}
 
 
 _MODEL_PREFIX = "factor_"
-#: FLASSO_MAXDIV's own keys: the optimiser's, ``covariance`` and ``annualization_factor``.
+#: FLASSO_MAXDIV's own keys: the optimiser's, ``covariance`` and the reporting ones.
 MAXDIV_KEYS = {**PORTFOLIO_KEYS, **REPORT_KEYS}
 
 
 def read_portfolio_settings(block: Block | None) -> PortfolioSettings:
     """``key | value`` portfolio settings (``FL_PORTFOLIO_SETTINGS`` or FLASSO_MAXDIV's).
 
-    Keys are MaximumDiversification parameters and ``covariance``; with ``covariance = factor``
-    the LassoModel parameters too (``model_type``, ``reg_lambda``, ...; ``factor_span`` and
-    ``factor_solver`` for the two names both estimators use).
+    Keys are MaximumDiversification parameters, ``covariance``, ``annualization_factor`` and
+    ``max_abs_return``; with ``covariance = factor`` the LassoModel parameters too
+    (``model_type``, ``reg_lambda``, ...; ``factor_span`` and ``factor_solver`` for the two
+    names both estimators use). Each value is checked with the optimiser's rule, and the
+    bounds against each other, naming the cell.
     """
     if block is None:
         return PortfolioSettings({}, "sample", {}, 1.0, None)
     params: dict = {}
     model: dict = {}
+    cells: dict[str, SettingCell] = {}
+    model_cells: dict[str, SettingCell] = {}
     for key, (value, _where, (i, j)) in parse_keyvalue(block).items():
         if key in MAXDIV_KEYS:
-            target, name, parser = params, key, MAXDIV_KEYS[key]
+            target, where, name, keys = params, cells, key, MAXDIV_KEYS
         elif key.startswith(_MODEL_PREFIX) and key[len(_MODEL_PREFIX) :] in MODEL_KEYS:
-            name = key[len(_MODEL_PREFIX) :]
-            target, parser = model, MODEL_KEYS[name]
+            target, where, name, keys = model, model_cells, key[len(_MODEL_PREFIX) :], MODEL_KEYS
         elif key in MODEL_KEYS:
-            target, name, parser = model, key, MODEL_KEYS[key]
+            target, where, name, keys = model, model_cells, key, MODEL_KEYS
         else:
             known = ", ".join(sorted(MAXDIV_KEYS))
             raise block.error(
@@ -78,50 +97,77 @@ def read_portfolio_settings(block: Block | None) -> PortfolioSettings:
                 i,
                 0,
             )
+        if name in where:
+            raise block.error(
+                f"{key} sets the factor model's {name}, as does {where[name].key} (at "
+                f"{block.cell(where[name].i, 0)}); keep one",
+                i,
+                0,
+            )
         if is_blank(value):
             continue
-        if is_error(value):
-            raise block.error(f"{key}: {value.strip()} is an Excel error value", i, j)
         try:
-            target[name] = parser(value)
-        except (ValueError, TypeError) as err:
-            raise block.error(f"{key}: {err}", i, j) from None
+            target[name] = check_setting(keys, name, value, key)
+        except ValueError as err:
+            raise block.error(str(err), i, j) from None
+        where[name] = SettingCell(block, i, j, key)
     cov = params.pop("covariance", "sample")
-    entries = parse_keyvalue(block)
-    if cov not in ("sample", "ewma", "factor"):
-        raise block.error(
-            f"covariance: {cov!r} is not one of sample, ewma, factor", *entries["covariance"][2]
-        )
     if cov == "ewma" and params.get("span") is None:
-        raise block.error(
-            "covariance ewma needs a span (e.g. span | 52)", *entries["covariance"][2]
-        )
+        at = cells["covariance"]
+        raise block.error("covariance ewma needs a span (e.g. span | 52)", at.i, at.j)
     if cov != "ewma" and params.get("span") is not None:
         raise block.error(
             f"span is the EWMA span of covariance ewma, but covariance is {cov}; "
             "for the factor model's span write factor_span",
-            entries["span"][2][0],
+            cells["span"].i,
             0,
         )
     if model and cov != "factor":
-        first = next(iter(model))
-        key = first if first in entries else _MODEL_PREFIX + first
+        first = model_cells[next(iter(model))]
         raise block.error(
-            f"{key} is a factor-model setting, used only with covariance = factor",
-            entries[key][2][0],
+            f"{first.key} is a factor-model setting, used only with covariance = factor",
+            first.i,
             0,
         )
+    _check_bounds(params, cells)
     af = params.pop("annualization_factor", 1.0)
-    if not math.isfinite(af) or af <= 0:
-        raise block.error(
-            f"annualization_factor must be > 0, got {af!r}", *entries["annualization_factor"][2]
+    bound = params.pop("max_abs_return", MAX_ABS_RETURN)
+    cells = {k: c for k, c in cells.items() if k in params}
+    return PortfolioSettings(params, cov, model, af, block, bound, cells, model_cells)
+
+
+def _check_bounds(params: dict, cells: dict[str, SettingCell]) -> None:
+    """Bounds that contradict each other or the optimiser's defaults, named on their cells."""
+
+    def at(key: str) -> str:
+        c = cells.get(key)
+        return "the default" if c is None else c.block.cell(c.i, c.j)
+
+    lo, hi = params.get("min_weights", 0.0), params.get("max_weights", 1.0)
+    if lo is not None and hi is not None and lo > hi:
+        if "max_weights" in cells:
+            raise cells["max_weights"].error(
+                f"{shown(hi)} is below min_weights {shown(lo)} ({at('min_weights')}); no weight "
+                "can satisfy both"
+            )
+        raise cells["min_weights"].error(
+            f"{shown(lo)} is above max_weights {shown(hi)} (the default); set max_weights too"
         )
-    return PortfolioSettings(params, cov, model, af, block)
+    for key in ("min_budget", "max_budget"):
+        if params.get(key) is not None and params.get("budget", 1.0) is not None:
+            raise cells[key].error(
+                "needs budget | none: a budget (default 1) already fixes the sum of the weights"
+            )
+    lo, hi = params.get("min_budget"), params.get("max_budget")
+    if lo is not None and hi is not None and lo > hi:
+        raise cells["max_budget"].error(
+            f"{shown(hi)} is below min_budget {shown(lo)} ({at('min_budget')})"
+        )
 
 
 def complete_rows(returns: pd.DataFrame, name: str, remedy: str) -> pd.DataFrame:
     """Returns without a gap, or an error naming the first missing one (a covariance of
-    returns needs a value in every cell)."""
+    returns needs a value in every cell, and at least two dates)."""
     missing = returns.isna().to_numpy()
     if missing.any():
         i, j = np.argwhere(missing)[0]
@@ -129,6 +175,10 @@ def complete_rows(returns: pd.DataFrame, name: str, remedy: str) -> pd.DataFrame
             f"{returns.columns[j]!r} has no return on {show_label(returns.index[i])}: the sample "
             f"and EWMA covariances need a value in every cell {remedy}",
             name=name,
+        )
+    if len(returns) < 2:
+        raise WorkbookInputError(
+            f"only {len(returns)} date: a covariance of the returns needs at least 2", name=name
         )
     return returns
 

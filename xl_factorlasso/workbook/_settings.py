@@ -1,13 +1,28 @@
-"""``key | value`` settings -> estimator parameters, validated with the cell of each value."""
+"""``key | value`` settings -> estimator parameters, validated with the cell of each value.
+
+Every value is checked here against the rule of the estimator that will use it, so that a bad
+setting is reported on its cell (``FL_SETTINGS!B4: span must be >= 2 ...``) and never rejected
+later by the estimator, whose message could not say where it came from. Where the estimator
+accepts a value that makes the result meaningless the rule here is stricter (``span`` must be
+>= 2: a span of 1 puts every weight on one row and returns the prior). Rules that need the data
+(``n_clusters`` against the assets, ``warmup_period`` and ``cv_splits`` against the dates) are
+in :mod:`._inputs`.
+
+A validator takes ``(value, key)`` -- a non-blank cell value and the key as the user wrote it --
+and returns the parameter or raises ``ValueError`` with the whole message (``key ...``).
+"""
 
 from __future__ import annotations
 
 import numbers
+import re
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from ..core import LassoModelType
-from ._tables import Block, is_blank, parse_keyvalue
+from ..core.cluster._hierarchical import _LINKAGE_METHODS  # the methods the fit accepts
+from ._plausibility import MAX_ABS_RETURN
+from ._tables import Block, cell_number, cell_problem, is_blank, parse_keyvalue, shown, text_number
 
 __all__ = [
     "CV_KEYS",
@@ -15,103 +30,241 @@ __all__ = [
     "MODEL_KEYS",
     "PORTFOLIO_KEYS",
     "REPORT_KEYS",
+    "SettingCell",
+    "check_setting",
     "read_fit_settings",
 ]
 
-
-def _text(v) -> str:
-    return str(v).strip()
-
-
-def _float(v) -> float:
-    if isinstance(v, bool):
-        raise ValueError("expected a number, got TRUE/FALSE")
-    if isinstance(v, numbers.Real):
-        return float(v)
-    return float(_text(v))
+_OFF = ("none", "off", "no")
+_BLANK_MEANS = "the default"
 
 
-def _opt(conv: Callable) -> Callable:
-    def parse(v):
-        if isinstance(v, str) and v.strip().lower() in ("none", "off", "no"):
+# --------------------------------------------------------------------------- validators
+def _number(v, key: str) -> float:
+    try:
+        return cell_number(v, "a number", blank_means=_BLANK_MEANS)
+    except ValueError as err:
+        raise ValueError(f"{key}: {err}") from None
+
+
+def _is_off(v) -> bool:
+    return isinstance(v, str) and v.strip().lower() in _OFF
+
+
+def _ranged(
+    rule: str,
+    ok: Callable[[float], bool],
+    *,
+    whole: bool = False,
+    optional: bool = False,
+    hint: str = "",
+) -> Callable:
+    """A number validator: ``ok(x)`` must hold (``rule`` says it in words)."""
+
+    def parse(v, key: str):
+        if optional and _is_off(v):
             return None
-        return conv(v)
+        f = _number(v, key)
+        if whole and not f.is_integer():
+            raise ValueError(f"{key} must be a whole number {rule}, got {shown(f)}")
+        if not ok(f):
+            what = f"a whole number {rule}" if whole else rule
+            off = " (or none)" if optional else ""
+            raise ValueError(f"{key} must be {what}{off}, got {shown(f)}{hint}")
+        return int(f) if whole else f
+
+    parse.rule = rule  # for the documentation and the tests
+    return parse
+
+
+def _finite(*, optional: bool = False) -> Callable:
+    return _ranged("a finite number", lambda f: True, optional=optional)
+
+
+def _choice(options: tuple[str, ...], *, case: Callable[[str], str] = str.lower) -> Callable:
+    def parse(v, key: str) -> str:
+        t = case(v.strip()) if isinstance(v, str) else None
+        if t not in options:
+            raise ValueError(f"{key}: {shown(v)} is not one of {', '.join(options)}")
+        return t
 
     return parse
 
 
-def _int(v) -> int:
-    f = _float(v)
-    if not f.is_integer():
-        raise ValueError(f"expected a whole number, got {v!r}")
-    return int(f)
-
-
-def _bool(v) -> bool:
+def _bool(v, key: str) -> bool:
     if isinstance(v, bool):
         return v
     if isinstance(v, numbers.Real) and float(v) in (0.0, 1.0):
         return bool(v)
-    t = _text(v).lower()
+    t = v.strip().lower() if isinstance(v, str) else None
     if t in ("true", "yes", "y", "1", "on"):
         return True
     if t in ("false", "no", "n", "0", "off"):
         return False
-    raise ValueError(f"expected TRUE or FALSE, got {v!r}")
+    raise ValueError(f"{key}: {shown(v)} is not TRUE or FALSE")
 
 
-def _model_type(v) -> str:
-    return LassoModelType.parse(v).name
+def _model_type(v, key: str) -> str:
+    try:
+        return LassoModelType.parse(v.strip() if isinstance(v, str) else v).name
+    except ValueError:
+        names = "LASSO, GROUP_LASSO, HCGL, FCGL"
+        raise ValueError(f"{key}: {shown(v)} is not one of {names}") from None
 
 
-def _lambdas(v):
-    """``auto``, ``default`` or numbers separated by commas or semicolons."""
-    if isinstance(v, numbers.Real) and not isinstance(v, bool):
-        return [float(v)]
-    t = _text(v).lower()
-    if t == "auto":
-        return "auto"
-    if t == "default":
-        return None
-    return [float(p) for p in t.replace(";", ",").split(",") if p.strip()]
+def _solver(v, key: str) -> str:
+    """A CVXPY solver that is installed (CLARABEL, the default, always is)."""
+    if not isinstance(v, str) or not v.strip():
+        raise ValueError(f"{key}: {shown(v)} is not a solver name")
+    name = v.strip().upper()
+    if name == "CLARABEL":  # the default: no need to import CVXPY to know
+        return name
+    import cvxpy
+
+    installed = cvxpy.installed_solvers()
+    if name not in installed:
+        raise ValueError(
+            f"{key}: {shown(v)} is not an installed solver; installed: {', '.join(installed)}"
+        )
+    return name
 
 
-#: LassoModel parameters a sheet can set, with their parsers.
+_LIST_SEPARATORS = re.compile(r"[;,]")
+
+
+def _lambdas(v, key: str):
+    """``auto``, ``default``, one number or numbers separated by ``;`` or ``,`` (all >= 0).
+
+    A comma between two digits with no decimal point anywhere (``0,1``) could be a decimal
+    comma or a separator, so it is refused rather than read as two numbers.
+    """
+    if not isinstance(v, str):
+        grid = [_number(v, key)]
+    else:
+        t = v.strip()
+        if t.lower() == "auto":
+            return "auto"
+        if t.lower() == "default":
+            return None
+        if ";" in t:
+            parts = t.split(";")
+            if "," in t:
+                raise ValueError(
+                    f"{key}: {v!r} has commas between semicolons: decimal commas are not read; "
+                    "write decimals with a point (0.5)"
+                )
+        else:
+            if re.search(r"[0-9],[0-9]", t) and not re.search(r"[.eE]", t):
+                raise ValueError(
+                    f"{key}: {v!r} is ambiguous: a comma between digits could be a decimal "
+                    "comma; write decimals with a point and separate values by '; ' or ', '"
+                )
+            parts = t.split(",")
+        grid = []
+        for part in parts:
+            if not part.strip():
+                raise ValueError(f"{key}: {v!r} has an empty value between separators")
+            try:
+                grid.append(text_number(part, "a number", blank_means=_BLANK_MEANS))
+            except ValueError as err:
+                raise ValueError(f"{key}: {err} (expected auto, default or numbers)") from None
+    bad = [g for g in grid if g < 0]
+    if bad:
+        raise ValueError(f"{key} must be auto, default or numbers >= 0, got {shown(bad[0])}")
+    return grid
+
+
+#: LassoModel parameters a sheet can set, with their validators.
 MODEL_KEYS: dict[str, Callable] = {
     "model_type": _model_type,
-    "reg_lambda": _float,
-    "span": _opt(_float),
+    "reg_lambda": _ranged(">= 0", lambda f: f >= 0),
+    "span": _ranged(
+        ">= 2",
+        lambda f: f >= 2,
+        optional=True,
+        hint=" (a span below 2 puts nearly all the weight on the last row)",
+    ),
     "demean": _bool,
-    "cutoff_fraction": _float,
-    "n_clusters": _opt(_int),
-    "linkage_method": lambda v: _text(v).lower(),
-    "group_penalty": lambda v: _text(v).lower(),
-    "l1_weight": _float,
+    "cutoff_fraction": _ranged("in (0, 1]", lambda f: 0 < f <= 1),
+    "n_clusters": _ranged(">= 1", lambda f: f >= 1, whole=True, optional=True),
+    "linkage_method": _choice(_LINKAGE_METHODS),
+    "group_penalty": _choice(("normalized", "yuan_lin")),
+    "l1_weight": _ranged("in [0, 1]", lambda f: 0 <= f <= 1),
     "nonneg": _bool,
-    "warmup_period": _opt(_int),
-    "solver": lambda v: _text(v).upper(),
+    "warmup_period": _ranged(">= 0", lambda f: f >= 0, whole=True, optional=True),
+    "solver": _solver,
 }
-#: Cross-validation and reporting settings.
+#: Cross-validation settings (LassoModelCV).
 CV_KEYS: dict[str, Callable] = {
-    "cv_splits": _int,
+    "cv_splits": _ranged(">= 2", lambda f: f >= 2, whole=True),
     "cv_lambdas": _lambdas,
-    "cv_n_lambdas": _int,
-    "cv_lambda_min_ratio": _float,
+    # a grid beyond a thousand values is a typo, and would cost a thousand fits per fold
+    "cv_n_lambdas": _ranged("in [1, 1000]", lambda f: 1 <= f <= 1000, whole=True),
+    "cv_lambda_min_ratio": _ranged("in (0, 1)", lambda f: 0 < f < 1),
 }
-REPORT_KEYS: dict[str, Callable] = {"annualization_factor": _float}
+#: Reporting and checking settings of the workbook layer (not estimator parameters).
+REPORT_KEYS: dict[str, Callable] = {
+    "annualization_factor": _ranged("> 0", lambda f: f > 0),
+    "max_abs_return": _ranged("> 0", lambda f: f > 0, optional=True),
+}
+
+
+def check_setting(keys: dict[str, Callable], name: str, value, key: str | None = None):
+    """Validate one non-blank value with the validator of ``name`` in ``keys``.
+
+    ``key`` is the name shown in messages (``factor_span`` for ``span``); ``ValueError``
+    carries the whole message. Used by the readers and by worksheet-function arguments that
+    override a setting (``reg_lambda``, ``n_splits``).
+    """
+    key = key or name
+    problem = cell_problem(value, f"; leave the cell blank for {_BLANK_MEANS}")
+    if problem is not None:
+        raise ValueError(f"{key}: {problem}")
+    return keys[name](value, key)
+
+
+@dataclass(frozen=True)
+class SettingCell:
+    """Where a setting's value is: its block, position and the key as written there."""
+
+    block: Block
+    i: int
+    j: int
+    key: str
+
+    def error(self, message: str):
+        """A :class:`WorkbookInputError` naming this cell (``message`` follows the key)."""
+        return self.block.error(f"{self.key} {message}", self.i, self.j)
 
 
 @dataclass
 class FitSettings:
-    """Parsed ``FL_SETTINGS``: model parameters, CV parameters, annualisation."""
+    """Parsed ``FL_SETTINGS``: model parameters, CV parameters, reporting and checks.
+
+    Attributes
+    ----------
+    model : dict
+        ``LassoModel`` parameters.
+    cv : dict
+        ``cv_splits``, ``cv_lambdas``, ``cv_n_lambdas``, ``cv_lambda_min_ratio`` when given.
+    annualization_factor : float
+    max_abs_return : float or None
+        Bound of :func:`~._plausibility.check_plausible` (default 5; ``None`` = no bound).
+    cells : dict
+        Parameter -> :class:`SettingCell` of every value given, for messages that need the data.
+    block : Block or None
+    """
 
     model: dict
     cv: dict
     annualization_factor: float = 1.0
+    max_abs_return: float | None = MAX_ABS_RETURN
+    cells: dict = field(default_factory=dict)
+    block: Block | None = None
 
 
-def _parse(block: Block, keys: dict[str, Callable]) -> dict:
-    out = {}
+def _parse(block: Block, keys: dict[str, Callable]) -> tuple[dict, dict]:
+    out, cells = {}, {}
     for key, (value, _cell, (i, j)) in parse_keyvalue(block).items():
         if key not in keys:
             known = ", ".join(sorted(keys))
@@ -119,38 +272,47 @@ def _parse(block: Block, keys: dict[str, Callable]) -> dict:
         if is_blank(value):
             continue
         try:
-            out[key] = keys[key](value)
-        except (ValueError, TypeError) as err:
-            raise block.error(f"{key}: {err}", i, j) from None
-    return out
+            out[key] = check_setting(keys, key, value)
+        except ValueError as err:
+            raise block.error(str(err), i, j) from None
+        cells[key] = SettingCell(block, i, j, key)
+    return out, cells
 
 
 def read_fit_settings(block: Block | None) -> FitSettings:
     """Parse the factor-model settings (``FL_SETTINGS`` or a function's ``settings``)."""
     if block is None:
         return FitSettings({}, {})
-    parsed = _parse(block, {**MODEL_KEYS, **CV_KEYS, **REPORT_KEYS})
+    parsed, cells = _parse(block, {**MODEL_KEYS, **CV_KEYS, **REPORT_KEYS})
     model = {k: v for k, v in parsed.items() if k in MODEL_KEYS}
     cv = {k: v for k, v in parsed.items() if k in CV_KEYS}
-    return FitSettings(model, cv, parsed.get("annualization_factor", 1.0))
+    return FitSettings(
+        model,
+        cv,
+        parsed.get("annualization_factor", 1.0),
+        parsed.get("max_abs_return", MAX_ABS_RETURN),
+        cells,
+        block,
+    )
 
 
+#: MaximumDiversification parameters (and ``covariance``) a sheet can set.
 PORTFOLIO_KEYS: dict[str, Callable] = {
-    "covariance": lambda v: _text(v).lower(),
-    "span": _opt(_float),
-    "min_weights": _opt(_float),
-    "max_weights": _opt(_float),
-    "budget": _opt(_float),
-    "min_budget": _opt(_float),
-    "max_budget": _opt(_float),
-    "max_short": _opt(_float),
-    "max_long": _opt(_float),
-    "transaction_costs": _float,
-    "management_fees": _float,
-    "l1_coef": _float,
-    "l2_coef": _float,
-    "risk_free_rate": _float,
-    "min_return": _opt(_float),
-    "max_turnover": _opt(_float),
-    "solver": lambda v: _text(v).upper(),
+    "covariance": _choice(("sample", "ewma", "factor")),
+    "span": MODEL_KEYS["span"],
+    "min_weights": _finite(optional=True),
+    "max_weights": _finite(optional=True),
+    "budget": _finite(optional=True),
+    "min_budget": _finite(optional=True),
+    "max_budget": _finite(optional=True),
+    "max_short": _ranged("> 0", lambda f: f > 0, optional=True),
+    "max_long": _ranged("> 0", lambda f: f > 0, optional=True),
+    "transaction_costs": _ranged(">= 0", lambda f: f >= 0),
+    "management_fees": _finite(),
+    "l1_coef": _ranged(">= 0", lambda f: f >= 0),
+    "l2_coef": _ranged(">= 0", lambda f: f >= 0),
+    "risk_free_rate": _finite(),
+    "min_return": _finite(optional=True),
+    "max_turnover": _ranged(">= 0", lambda f: f >= 0, optional=True),
+    "solver": _solver,
 }

@@ -3,8 +3,12 @@
 A :class:`Block` is the 2-D values of one named range (or of one worksheet-function argument)
 plus where it sits, so every message can say ``FL_SIGNS!C7: 'x' is not one of ...``. Readers
 accept what the engines deliver: numbers, strings, booleans, ``None``/``""`` for blanks,
-``datetime`` for dates (ISO strings from the remote engine too) and Excel error values
-(``#N/A``, ``#VALUE!``, ...) as strings.
+``datetime`` for dates (ISO strings from the remote engine too), Excel error values
+(``#N/A``, ``#VALUE!``, ...) as strings or :class:`~._xlsx_values.ExcelError`, and the file
+reader's markers :class:`~._xlsx_values.FormulaNoValue` and :class:`~._xlsx_values.BadValue`.
+
+Nothing is guessed: text is a number only when it is a plain number (``-1.5e-3``), a date only
+when it is ISO 8601 (``2020-01-31``); anything else is an error naming the cell.
 """
 
 from __future__ import annotations
@@ -12,16 +16,25 @@ from __future__ import annotations
 import datetime as dt
 import math
 import numbers
+import re
+import unicodedata
 from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
 
 from ._errors import WorkbookInputError, cell_address
+from ._xlsx_values import BadValue, ExcelError, FormulaNoValue
 
 __all__ = [
     "Block",
     "EXCEL_ERRORS",
+    "cell_date",
+    "cell_number",
+    "cell_problem",
+    "frame_cell",
+    "is_blank",
+    "is_error",
     "parse_keyvalue",
     "parse_list",
     "parse_matrix",
@@ -30,6 +43,8 @@ __all__ = [
     "panel_fast",
     "parse_sign",
     "parse_number",
+    "shown",
+    "text_number",
 ]
 
 EXCEL_ERRORS = frozenset(
@@ -124,45 +139,167 @@ class Block:
 
 
 def shown(v) -> str:
-    """A cell value as a user reads it: ``2`` not ``2.0``, text in quotes."""
-    if isinstance(v, float) and v.is_integer():
-        return str(int(v))
-    return repr(v) if isinstance(v, str) else str(v)
+    """A cell value as a user reads it: ``2`` not ``2.0``, text in quotes, dates in ISO; cut
+    to about 60 characters (a message is one line)."""
+    if isinstance(v, float) and v.is_integer() and abs(v) < 1e15:
+        text = str(int(v))
+    elif isinstance(v, str):
+        text = str.__repr__(str(v))  # an ExcelError subclass would show its class name
+    elif isinstance(v, (dt.datetime, dt.date)) and v is not pd.NaT:
+        text = _show_date(pd.Timestamp(v))
+    else:
+        text = str(v)
+    return text if len(text) <= 60 else text[:57] + "..."
 
 
 def is_blank(v) -> bool:
+    """An empty cell: ``None``, blank text, a float NaN (pandas' missing value) or NaT."""
     return (
         v is None
         or (isinstance(v, str) and v.strip() == "")
         or (isinstance(v, float) and math.isnan(v))
+        or v is pd.NaT
     )
 
 
 def is_error(v) -> bool:
-    return isinstance(v, str) and v.strip().upper() in EXCEL_ERRORS
+    """An Excel error value (``#N/A``), as the file reader's marker or as text."""
+    return isinstance(v, ExcelError) or (
+        isinstance(v, str) and v.strip().upper() in EXCEL_ERRORS
+    )
 
 
-def parse_number(block: Block, i: int, j: int, *, blank=np.nan, what: str = "a number") -> float:
-    """One numeric cell; a blank gives ``blank``; text, booleans and error values are errors."""
+def cell_problem(v, remedy: str = "") -> str | None:
+    """Why a non-blank cell holds no usable value at all, or ``None``.
+
+    Excel error values (``remedy`` is appended, e.g. ``"; leave the cell blank ..."``), formulas
+    without a calculated value (a file saved by openpyxl) and stored content that is not a
+    valid value (:class:`~._xlsx_values.BadValue`).
+    """
+    if isinstance(v, str):
+        return f"{v.strip()} is an Excel error value{remedy}" if is_error(v) else None
+    if isinstance(v, FormulaNoValue):
+        formula = f"={v.formula[:57]}{'...' * (len(v.formula) > 57)}" if v.formula else (
+            "the formula"
+        )
+        return (
+            f"{formula} has no calculated value (the file was saved by a program that does not "
+            "calculate, e.g. openpyxl); open and save it in Excel, or type the value"
+        )
+    if isinstance(v, BadValue):
+        return f"{v.reason} (the file holds no valid value for this cell); type the value again"
+    return None
+
+
+# --------------------------------------------------------------------------- numbers
+# A plain number, ASCII digits only (Python's float() also takes '1_000', 'nan', Arabic-Indic
+# digits, ...; none of them is something a user means as a return).
+_PLAIN_NUMBER = re.compile(r"[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)?")
+_SPACED_NUMBER = re.compile(r"[+-]?[0-9]{1,3}(?:[ '\u00a0\u202f\u2009][0-9]{3})+(?:\.[0-9]*)?")
+_DATE_TYPES = (dt.date, dt.time, dt.timedelta, np.datetime64, np.timedelta64)
+
+
+def _text_problem(text: str, what: str, blank_means: str) -> str:
+    """Why a text is not a plain number, with the likely cause when there is one."""
+    t = text.strip()
+    bare = t.lower().lstrip("+-")
+    if bare == "nan":
+        return f"{text!r} is not a number; leave the cell blank for {blank_means}"
+    if bare in ("inf", "infinity"):
+        return f"{text!r} is not a finite number"
+    if "," in t:
+        return (
+            f"{text!r} is not {what}: commas are read neither as decimal commas nor as thousands "
+            "separators; type it with a decimal point and no separators (e.g. 0.5, 1000)"
+        )
+    if "%" in t:
+        return (
+            f"{text!r} is not {what}: a percent sign is not read; type a decimal "
+            "(0.05 for 5 %)"
+        )
+    if any(unicodedata.category(ch) == "Sc" for ch in t):
+        return f"{text!r} is not {what}: currency signs are not read; type the number alone"
+    if _SPACED_NUMBER.fullmatch(t):
+        return (
+            f"{text!r} is not {what}: separators inside a number are not read; type it "
+            "without them"
+        )
+    if "\u2212" in t:
+        return f"{text!r} is not {what}: type the minus sign as '-'"
+    return f"{text!r} is not {what}"
+
+
+def text_number(
+    text: str, what: str = "a number", *, blank_means: str = "a missing value"
+) -> float:
+    """A text cell as a number: only plain numbers (``-1.5``, ``2e-3``), surrounding spaces
+    allowed; anything else raises ``ValueError`` with the reason (commas, percent, ...)."""
+    t = text.strip()
+    if not _PLAIN_NUMBER.fullmatch(t):
+        raise ValueError(_text_problem(text, what, blank_means))
+    f = float(t)
+    if not math.isfinite(f):
+        raise ValueError(f"{text!r} is not a finite number (too large)")
+    return f
+
+
+def cell_number(
+    v, what: str = "a number", *, date_what: str | None = None, blank_means: str = "a missing value"
+) -> float:
+    """A non-blank cell as a finite float, or ``ValueError`` saying what is wrong with it.
+
+    Parameters
+    ----------
+    v : object
+        The cell value (not blank: the caller decides what a blank means).
+    what : str
+        What the cell should hold, for messages (``"a number"``).
+    date_what : str, optional
+        Name used when the cell holds a date (``"a return"``); defaults to ``what``.
+    blank_means : str
+        What a blank cell would mean, offered as the remedy for an Excel error value.
+    """
+    problem = cell_problem(v, f"; leave the cell blank for {blank_means}")
+    if problem is not None:
+        raise ValueError(problem)
+    if isinstance(v, (bool, np.bool_)):
+        raise ValueError(f"{v!r} is a TRUE/FALSE value, not {what}")
+    if isinstance(v, _DATE_TYPES):
+        raise ValueError(
+            f"{shown(v)} is a date, not {date_what or what} (the cell has a date format; "
+            "give it a number format)"
+        )
+    if isinstance(v, numbers.Real):
+        try:
+            f = float(v)
+        except OverflowError:
+            raise ValueError(f"{shown(v)} is not a finite number (too large)") from None
+        if not math.isfinite(f):
+            raise ValueError(f"{shown(v)} is not a finite number")
+        return f
+    if isinstance(v, str):
+        return text_number(v, what, blank_means=blank_means)
+    raise ValueError(f"{shown(v)} is not {what}")
+
+
+def parse_number(
+    block: Block,
+    i: int,
+    j: int,
+    *,
+    blank=np.nan,
+    what: str = "a number",
+    date_what: str | None = None,
+) -> float:
+    """One numeric cell; a blank gives ``blank``; text, booleans, dates and error values are
+    errors naming the cell (see :func:`cell_number`)."""
     v = block.values[i][j]
     if is_blank(v):
         return blank
-    if is_error(v):
-        raise block.error(
-            f"{v.strip()} is an Excel error value; leave the cell blank for a missing value", i, j
-        )
-    if isinstance(v, bool):
-        raise block.error(f"{v!r} is a TRUE/FALSE value, not {what}", i, j)
-    if isinstance(v, numbers.Real):
-        f = float(v)
-    else:
-        try:
-            f = float(str(v).strip().replace(",", ""))
-        except ValueError:
-            raise block.error(f"{v!r} is not {what}", i, j) from None
-    if not math.isfinite(f):
-        raise block.error(f"{v!r} is not a finite number", i, j)
-    return f
+    try:
+        return cell_number(v, what, date_what=date_what)
+    except ValueError as err:
+        raise block.error(str(err), i, j) from None
 
 
 def _label(block: Block, i: int, j: int, what: str) -> str:
@@ -171,6 +308,9 @@ def _label(block: Block, i: int, j: int, what: str) -> str:
         raise block.error(f"the {what} is blank", i, j)
     if is_error(v):
         raise block.error(f"the {what} is the error value {v.strip()}", i, j)
+    problem = cell_problem(v)
+    if problem is not None:
+        raise block.error(problem, i, j)
     if isinstance(v, float) and v.is_integer():
         v = int(v)
     return str(v).strip()
@@ -190,24 +330,71 @@ def _labels(block: Block, cells: list[tuple[int, int]], what: str) -> list[str]:
     return out
 
 
+# --------------------------------------------------------------------------- dates
 def _show_date(v) -> str:
     if isinstance(v, pd.Timestamp):
         return v.date().isoformat() if v == v.normalize() else v.isoformat()
     return shown(v)
 
 
-def _as_date(v):
-    if isinstance(v, (dt.datetime, dt.date, pd.Timestamp, np.datetime64)):
-        return pd.Timestamp(v).tz_localize(None) if pd.Timestamp(v).tzinfo else pd.Timestamp(v)
-    if isinstance(v, str):
+# ISO 8601 calendar dates, optionally with a time and a zone (the remote engine sends
+# '2021-01-01T00:00:00.000Z'). Year first, so the day/month order is never in doubt.
+_ISO_DATE = re.compile(
+    r"[0-9]{4}-[0-9]{1,2}-[0-9]{1,2}"
+    r"(?:[T ][0-9]{1,2}:[0-9]{2}(?::[0-9]{2}(?:\.[0-9]{1,9})?)?)?"
+    r"(?:Z|[+-][0-9]{2}(?::?[0-9]{2})?)?"
+)
+_TYPE_A_DATE = "type it as a date (or as ISO text such as 2020-01-31)"
+
+
+def _timestamp(v) -> pd.Timestamp:
+    ts = pd.Timestamp(v)
+    return ts.tz_convert(None) if ts.tzinfo is not None else ts
+
+
+def cell_date(v) -> tuple[object, str]:
+    """A non-blank date cell as ``(label, kind)``: ``(Timestamp, "date")`` or
+    ``(float, "number")`` (a period or an Excel serial); ``ValueError`` otherwise.
+
+    Text is a date only in ISO 8601 form: ``today``, ``Q1`` or ``01/02/2020`` (1 February or
+    2 January?) are refused rather than guessed. Time zones are converted to UTC.
+    """
+    problem = cell_problem(v)
+    if problem is not None:
+        raise ValueError(problem)
+    if isinstance(v, (bool, np.bool_)):
+        raise ValueError(f"{v!r} is a TRUE/FALSE value, not a date")
+    if isinstance(v, (dt.datetime, dt.date, np.datetime64)):
+        ts = pd.Timestamp(v)
+        if ts is pd.NaT:
+            raise ValueError("NaT is not a date")
+        # an aware datetime: the wall-clock date the cell shows
+        return (ts.tz_localize(None) if ts.tzinfo is not None else ts), "date"
+    if isinstance(v, numbers.Real):
         try:
-            ts = pd.Timestamp(v.strip())
-        except (ValueError, TypeError):
-            return None
-        return ts.tz_convert(None) if ts.tzinfo else ts
-    return None
+            f = float(v)
+        except OverflowError:
+            f = math.inf
+        if not math.isfinite(f):
+            raise ValueError(f"{shown(v)} is not a finite number")
+        return f, "number"
+    if isinstance(v, str):
+        t = v.strip()
+        if _ISO_DATE.fullmatch(t):
+            try:
+                return _timestamp(t), "date"
+            except ValueError:
+                raise ValueError(f"{v!r} is not a valid date; {_TYPE_A_DATE}") from None
+        if re.search(r"[0-9][/.][0-9]", t):
+            raise ValueError(
+                f"{v!r} is not a date: the day/month order of such text depends on the "
+                f"locale (01/02/2020: 1 February or 2 January?); {_TYPE_A_DATE}"
+            )
+        raise ValueError(f"{v!r} is not a date; {_TYPE_A_DATE}")
+    raise ValueError(f"{shown(v)} is not a date")
 
 
+# --------------------------------------------------------------------------- panels
 _FAST_NUMBER_TYPES = (float, int, np.float64, type(None))
 
 
@@ -216,8 +403,9 @@ def panel_fast(b: Block) -> pd.DataFrame | None:
 
     Text header labels, unique and non-blank; dates all ``datetime`` (naive) or all numbers,
     strictly increasing; every other cell a finite number or ``None``. Anything else returns
-    ``None`` and goes through the cell-by-cell path, which finds and names the problem. This
-    path is ~10x faster on a 500 x 51 panel (worksheet functions recalculate often).
+    ``None`` and goes through :func:`parse_panel`'s checked path, which reads the dates one
+    by one (ISO text, blank rows, order) and the numbers cell by cell only when they are not
+    all plain numbers, so that it finds and names the problem.
     """
     rows = b.values
     if len(rows) < 2 or len(rows[0]) < 2:
@@ -234,21 +422,29 @@ def panel_fast(b: Block) -> pd.DataFrame | None:
     if not seen.issubset(_FAST_NUMBER_TYPES):
         return None
     dates = [r[0] for r in rows[1:]]
-    if all(isinstance(d, dt.datetime) and d.tzinfo is None for d in dates):
+    if all(isinstance(d, dt.datetime) and d.tzinfo is None and d is not pd.NaT for d in dates):
         index = pd.DatetimeIndex(dates, name="date")
     elif all(type(d) in (float, int, np.float64) for d in dates):
-        arr = np.asarray(dates, dtype=float)
-        if not np.all(np.isfinite(arr)):
+        arr = _floats(dates)
+        if arr is None or not np.all(np.isfinite(arr)):
             return None
         index = pd.Index(arr, name="period")
     else:
         return None
     if not (index.is_monotonic_increasing and index.is_unique):
         return None
-    data = np.array([r[1:] for r in rows[1:]], dtype=float)  # None -> NaN
-    if np.isinf(data).any():
+    data = _floats([r[1:] for r in rows[1:]])  # None -> NaN
+    if data is None or np.isinf(data).any():
         return None
     return pd.DataFrame(data, index=index, columns=columns)
+
+
+def _floats(values) -> np.ndarray | None:
+    """Plain numbers and ``None`` as a float array; ``None`` if an int is beyond a float."""
+    try:
+        return np.array(values, dtype=float)
+    except OverflowError:
+        return None
 
 
 def parse_panel(block: Block, what: str = "asset", *, fast: bool = True) -> pd.DataFrame:
@@ -256,7 +452,8 @@ def parse_panel(block: Block, what: str = "asset", *, fast: bool = True) -> pd.D
 
     Blank cells are missing values. Fully blank rows are skipped. Dates must be unique and
     increasing (the fit weights recent rows more and cross-validates forward in time).
-    ``fast=False`` skips the vectorised path (tests compare the two).
+    ``fast=False`` skips the vectorised path (tests compare the two). The values are checked
+    to be numbers here; whether they are plausible returns is :func:`check_plausible`'s job.
     """
     b = block.trimmed()
     frame = panel_fast(b) if fast else None
@@ -269,22 +466,19 @@ def parse_panel(block: Block, what: str = "asset", *, fast: bool = True) -> pd.D
             f"row of data; found {n_rows} row(s) x {n_cols} column(s)"
         )
     columns = _labels(b, [(0, j) for j in range(1, n_cols)], f"{what} name")
-    index, rows = [], []
+    index = []
     kind = None
     for i in range(1, n_rows):
         row = b.values[i]
-        if all(is_blank(v) for v in row):
-            continue
         raw = row[0]
         if is_blank(raw):
+            if all(is_blank(v) for v in row):
+                continue
             raise b.error("the date is blank but the row has values", i, 0)
-        date = _as_date(raw)
-        if date is not None:
-            label, this = date, "date"
-        elif isinstance(raw, numbers.Real) and not isinstance(raw, bool):
-            label, this = float(raw), "number"
-        else:
-            raise b.error(f"{raw!r} is not a date", i, 0)
+        try:
+            label, this = cell_date(raw)
+        except ValueError as err:
+            raise b.error(str(err), i, 0) from None
         if kind is None:
             kind = this
         elif this != kind:
@@ -298,15 +492,45 @@ def parse_panel(block: Block, what: str = "asset", *, fast: bool = True) -> pd.D
                 0,
             )
         index.append((label, i))
-        rows.append([parse_number(b, i, j) for j in range(1, n_cols)])
-    if not rows:
+    if not index:
         raise b.error("no data rows below the header")
+    body = [b.values[i][1:] for _, i in index]
+    seen: set[type] = set()
+    for r in body:
+        seen.update(map(type, r))
+    data = _floats(body) if seen.issubset(_FAST_NUMBER_TYPES) else None
+    if data is None or np.isinf(data).any():  # the cell-by-cell reader names the problem
+        data = np.array(
+            [[parse_number(b, i, j, date_what="a return") for j in range(1, n_cols)]
+             for _, i in index],
+            dtype=float,
+        )
     idx = (
         pd.DatetimeIndex([d for d, _ in index], name="date")
         if kind == "date"
         else pd.Index([d for d, _ in index], name="period")
     )
-    return pd.DataFrame(np.array(rows, dtype=float), index=idx, columns=columns)
+    return pd.DataFrame(data, index=idx, columns=columns)
+
+
+def frame_cell(block: Block, row: int, col: int) -> tuple[int, int]:
+    """Position in ``block.trimmed()`` of the value at ``(row, col)`` of its parsed panel.
+
+    :func:`parse_panel` keeps the header's columns in order and skips fully blank rows, so the
+    ``row``-th kept data row is found by counting them.
+    """
+    b = block.trimmed()
+    kept = -1
+    for i in range(1, b.shape[0]):
+        if not is_blank(b.values[i][0]) or not all(is_blank(v) for v in b.values[i]):
+            kept += 1
+            if kept == row:
+                return i, col + 1
+    raise IndexError(f"row {row} is not in the panel of {block.name}")
+
+
+# --------------------------------------------------------------------------- other layouts
+_SIGNS = {"+": 1.0, "-": -1.0, "0": 0.0, "1": 1.0, "-1": -1.0, "+1": 1.0}
 
 
 def parse_sign(block: Block, i: int, j: int) -> float:
@@ -314,16 +538,13 @@ def parse_sign(block: Block, i: int, j: int) -> float:
     v = block.values[i][j]
     if is_blank(v):
         return np.nan
-    if is_error(v):
-        raise block.error(
-            f"{v.strip()} is an Excel error value; leave the cell blank for a free loading", i, j
-        )
-    text = str(v).strip()
-    mapping = {"+": 1.0, "-": -1.0, "0": 0.0, "1": 1.0, "-1": -1.0, "+1": 1.0}
-    if isinstance(v, numbers.Real) and not isinstance(v, bool) and float(v) in (0.0, 1.0, -1.0):
-        return float(v)
-    if text in mapping:
-        return mapping[text]
+    problem = cell_problem(v, "; leave the cell blank for a free loading")
+    if problem is not None:
+        raise block.error(problem, i, j)
+    if isinstance(v, numbers.Real) and not isinstance(v, bool) and v in (0, 1, -1):
+        return float(v)  # compared exactly first: float() of a huge int would overflow
+    if isinstance(v, str) and v.strip() in _SIGNS:
+        return _SIGNS[v.strip()]
     raise block.error(f"{shown(v)} is not one of blank, 0, 1, -1, +, -", i, j)
 
 
@@ -358,7 +579,8 @@ def parse_keyvalue(block: Block) -> dict[str, tuple[object, str, tuple[int, int]
     """``key | value`` rows -> ``{key: (value, cell of the value, (i, j))}``.
 
     An optional header row (``key``, ``setting``, ``parameter``, ``name``) is skipped, as are
-    rows whose key is blank. Keys are case-insensitive; a repeated key is an error.
+    rows whose key is blank. Keys are case-insensitive; a repeated key is an error. Values are
+    returned as found (blank -> ``None``); the settings readers check them.
     """
     b = block.trimmed()
     if b.shape[0] == 0:
@@ -371,7 +593,11 @@ def parse_keyvalue(block: Block) -> dict[str, tuple[object, str, tuple[int, int]
         key = b.values[i][0]
         if is_blank(key):
             continue
-        k = str(key).strip().lower().replace(" ", "_")
+        problem = cell_problem(key)
+        if problem is not None:
+            raise b.error(f"the setting name: {problem}", i, 0)
+        k = shown(key) if not isinstance(key, str) else key
+        k = k.strip().lower().replace(" ", "_")
         if k in out:
             raise b.error(f"setting {k!r} is given twice (also at {where[k]})", i, 0)
         value = b.values[i][1]
@@ -394,8 +620,9 @@ def parse_list(block: Block) -> list[tuple[str, str]]:
         v = b.values[i][0]
         if is_blank(v):
             continue
-        if is_error(v):
-            raise b.error(f"{v.strip()} is an Excel error value", i, 0)
+        problem = cell_problem(v)
+        if problem is not None:
+            raise b.error(problem, i, 0)
         out.append((str(v).strip(), b.cell(i, 0)))
     return out
 

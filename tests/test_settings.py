@@ -1,0 +1,418 @@
+"""Settings readers: every value the sheet gives is checked on its cell with the core's rules.
+
+Properties: whatever the readers accept, the estimators accept (their own parameter checks are
+run on the parsed values), and an invalid value anywhere in the range is refused naming exactly
+its cell. Then the exact message for each rule, in FL_SETTINGS, FL_PORTFOLIO_SETTINGS and a
+worksheet function's ``settings`` argument, and the documented tables against the code.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from tests.workbook_helpers import demo_memory_book, frame_rows
+from xl_factorlasso import udfs
+from xl_factorlasso.core import LassoModel, LassoModelCV, cluster_from_correlation, ewm_lambda
+from xl_factorlasso.core.cluster._hierarchical import _LINKAGE_METHODS
+from xl_factorlasso.core.datasets import load_demo_panel
+from xl_factorlasso.core.model_selection import expanding_window_splits
+from xl_factorlasso.core.optimization import MaximumDiversification
+from xl_factorlasso.workbook import WorkbookInputError, refit
+from xl_factorlasso.workbook._portfolio import MAXDIV_KEYS, read_portfolio_settings
+from xl_factorlasso.workbook._settings import (
+    CV_KEYS,
+    MODEL_KEYS,
+    PORTFOLIO_KEYS,
+    REPORT_KEYS,
+    read_fit_settings,
+)
+from xl_factorlasso.workbook._xlsx_values import ExcelError, FormulaNoValue
+
+PROPS = settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+DOCS = Path(__file__).resolve().parent.parent / "docs"
+
+
+def fit_block(pairs, name="FL_SETTINGS", header=True):
+    rows = ([["key", "value"]] if header else []) + [list(p) for p in pairs]
+    return read_fit_settings_block(rows, name)
+
+
+def read_fit_settings_block(rows, name="FL_SETTINGS"):
+    from xl_factorlasso.workbook._tables import Block
+
+    return read_fit_settings(Block.of(name, rows, 1, 1))
+
+
+def portfolio(pairs, name="FL_PORTFOLIO_SETTINGS"):
+    from xl_factorlasso.workbook._tables import Block
+
+    return read_portfolio_settings(Block.of(name, [list(p) for p in pairs], 1, 1))
+
+
+# --------------------------------------------------------------------------- strategies
+def number(lo, hi, **kw):
+    """A number as a cell holds it: a float, or its text (typed into a text-formatted cell)."""
+    values = st.floats(lo, hi, allow_nan=False, **kw)
+    return st.one_of(values, values.map(repr))
+
+
+def whole(lo, hi):
+    return st.one_of(st.integers(lo, hi), st.integers(lo, hi).map(float),
+                     st.integers(lo, hi).map(str))
+
+
+NONE = st.sampled_from(["none", "None", " off ", "no"])
+VALID_FIT = {
+    "model_type": st.sampled_from(["LASSO", "lasso", "HCGL", "fcgl", "group lasso",
+                                   "HIERARCHICAL_CLUSTER_GROUP_LASSO", 1, 4.0, 5]),
+    "reg_lambda": number(0, 1e6),
+    "span": st.one_of(number(2, 1e4), NONE),
+    "demean": st.sampled_from([True, False, 1, 0.0, "TRUE", "false", "yes", "N"]),
+    "cutoff_fraction": number(0, 1, exclude_min=True),
+    "n_clusters": st.one_of(whole(1, 8), NONE),
+    "linkage_method": st.sampled_from([*_LINKAGE_METHODS, " Ward ", "AVERAGE"]),
+    "group_penalty": st.sampled_from(["normalized", "yuan_lin", "Yuan_Lin"]),
+    "l1_weight": number(0, 1),
+    "nonneg": st.booleans(),
+    "warmup_period": st.one_of(whole(0, 200), NONE),
+    "solver": st.sampled_from(["CLARABEL", "clarabel", "SCS"]),
+    "cv_splits": whole(2, 40),
+    "cv_lambdas": st.one_of(
+        st.sampled_from(["auto", "AUTO", "default"]), number(0, 10),
+        st.lists(st.floats(0, 10), min_size=1, max_size=5).flatmap(
+            lambda g: st.sampled_from(["; ", ", ", ";"]).map(lambda sep: sep.join(map(repr, g))))),
+    "cv_n_lambdas": whole(1, 1000),
+    "cv_lambda_min_ratio": number(0, 1, exclude_min=True, exclude_max=True),
+    "annualization_factor": number(1e-6, 1e6),
+    "max_abs_return": st.one_of(number(1e-6, 1e6), NONE),
+}
+BAD_ANY = [FormulaNoValue("B1"), ExcelError("#N/A"), "abc", "0,5", "nan", "inf"]
+INVALID_FIT = {
+    "model_type": ["ridge", 2, True, *BAD_ANY],
+    "reg_lambda": [-1, "-1e-9", float("-inf"), True, *BAD_ANY],
+    "span": [1, 1.99, 0, -5, "1", *BAD_ANY],
+    "demean": ["maybe", 2, 0.5, *BAD_ANY],
+    "cutoff_fraction": [0, -0.1, 1.01, *BAD_ANY],
+    "n_clusters": [0, -1, 2.5, *BAD_ANY],
+    "linkage_method": ["foo", 1, *BAD_ANY],
+    "group_penalty": ["l2", *BAD_ANY],
+    "l1_weight": [2, -0.01, 1.0000001, *BAD_ANY],
+    "nonneg": ["maybe", *BAD_ANY],
+    "warmup_period": [-1, 1.5, *BAD_ANY],
+    "solver": ["NOT_A_SOLVER", 3, *BAD_ANY],
+    "cv_splits": [1, 0, -3, 2.5, "none", *BAD_ANY],
+    "cv_lambdas": ["-1", -0.5, "0.1; -2", "0,1", "0,1; 0,2", "1;;2", "abc", "nan", True,
+                   FormulaNoValue("B1"), ExcelError("#N/A")],
+    "cv_n_lambdas": [0, 1001, 2.5, *BAD_ANY],
+    "cv_lambda_min_ratio": [0, 1, -0.5, 2, *BAD_ANY],
+    "annualization_factor": [0, -1, "none", *BAD_ANY],
+    "max_abs_return": [0, -5, *BAD_ANY],
+}
+
+
+def test_the_strategies_cover_every_key():
+    keys = {*MODEL_KEYS, *CV_KEYS, *REPORT_KEYS}
+    assert set(VALID_FIT) == keys and set(INVALID_FIT) == keys
+
+
+def _core_accepts(fs) -> None:
+    """Run the estimators' own checks on the parsed values."""
+    model = dict(fs.model)
+    if model.get("model_type") == "GROUP_LASSO":
+        model["group_data"] = pd.Series(["g"] * 4, index=[f"a{i}" for i in range(4)])
+    m = LassoModel(**model)
+    m._checked_params()
+    m._checked_lambda()
+    if m.span is not None:
+        ewm_lambda(m.span)
+    corr = pd.DataFrame(np.eye(4) * 0.5 + 0.5, index=list("abcd"), columns=list("abcd"))
+    cluster_from_correlation(corr, cutoff_fraction=m.cutoff_fraction, n_clusters=m.n_clusters,
+                             linkage_method=m.linkage_method)
+    cv = LassoModelCV(lambdas=fs.cv.get("cv_lambdas", "auto"),
+                      n_lambdas=fs.cv.get("cv_n_lambdas", 20),
+                      lambda_min_ratio=fs.cv.get("cv_lambda_min_ratio", 1e-3))
+    assert len(cv._grid(1.0)) >= 1
+    expanding_window_splits(10_000, fs.cv.get("cv_splits", 5))
+    assert fs.annualization_factor > 0
+    assert fs.max_abs_return is None or fs.max_abs_return > 0
+
+
+@PROPS
+@given(st.lists(st.sampled_from(sorted(VALID_FIT)), unique=True, max_size=len(VALID_FIT))
+       .flatmap(lambda keys: st.tuples(*[st.tuples(st.just(k), VALID_FIT[k]) for k in keys])))
+def test_valid_settings_parse_to_what_the_core_accepts(pairs):
+    fs = fit_block(pairs)
+    _core_accepts(fs)
+    for key, value in pairs:
+        parsed = {**fs.model, **fs.cv, "annualization_factor": fs.annualization_factor,
+                  "max_abs_return": fs.max_abs_return}[key]
+        if key == "cv_lambdas" and isinstance(value, float):
+            assert parsed == [value]
+        elif isinstance(value, float) and key not in ("demean", "model_type"):
+            assert parsed == value  # numbers pass through exactly (3.0 == 3 for whole ones)
+
+
+@PROPS
+@given(st.sampled_from(sorted(INVALID_FIT)).flatmap(
+    lambda k: st.tuples(st.just(k), st.sampled_from(INVALID_FIT[k]))),
+    st.lists(st.sampled_from(sorted(VALID_FIT)), unique=True, max_size=6).flatmap(
+    lambda keys: st.tuples(*[st.tuples(st.just(k), VALID_FIT[k]) for k in keys])),
+    st.integers(0, 6))
+def test_an_invalid_value_is_refused_naming_exactly_its_cell(bad, others, at):
+    pairs = [p for p in others if p[0] != bad[0]]
+    at = min(at, len(pairs))
+    pairs.insert(at, bad)
+    with pytest.raises(WorkbookInputError) as info:
+        fit_block(pairs)
+    assert str(info.value).startswith(f"FL_SETTINGS!B{at + 2}: {bad[0]}")
+
+
+# --------------------------------------------------------------------------- exact messages
+SPAN = "(a span below 2 puts nearly all the weight on the last row)"
+
+
+@pytest.mark.parametrize("key, value, message", [
+    ("span", 1, f"span must be >= 2 (or none), got 1 {SPAN}"),
+    ("span", 0, f"span must be >= 2 (or none), got 0 {SPAN}"),
+    ("reg_lambda", "nan", "reg_lambda: 'nan' is not a number; leave the cell blank for the default"),
+    ("reg_lambda", "inf", "reg_lambda: 'inf' is not a finite number"),
+    ("reg_lambda", -1, "reg_lambda must be >= 0, got -1"),
+    ("n_clusters", 0, "n_clusters must be a whole number >= 1 (or none), got 0"),
+    ("n_clusters", 2.5, "n_clusters must be a whole number >= 1, got 2.5"),
+    ("l1_weight", 2, "l1_weight must be in [0, 1], got 2"),
+    ("cutoff_fraction", 0, "cutoff_fraction must be in (0, 1], got 0"),
+    ("warmup_period", -1, "warmup_period must be a whole number >= 0 (or none), got -1"),
+    ("cv_splits", 1, "cv_splits must be a whole number >= 2, got 1"),
+    ("cv_n_lambdas", 0, "cv_n_lambdas must be a whole number in [1, 1000], got 0"),
+    ("cv_lambda_min_ratio", 1, "cv_lambda_min_ratio must be in (0, 1), got 1"),
+    ("cv_lambdas", "0.1, -1", "cv_lambdas must be auto, default or numbers >= 0, got -1"),
+    ("cv_lambdas", "nan", "cv_lambdas: 'nan' is not a number; leave the cell blank for the "
+                          "default (expected auto, default or numbers)"),
+    ("cv_lambdas", "fast", "cv_lambdas: 'fast' is not a number (expected auto, default or "
+                           "numbers)"),
+    ("cv_lambdas", "0,1", "cv_lambdas: '0,1' is ambiguous: a comma between digits could be a "
+                          "decimal comma; write decimals with a point and separate values by "
+                          "'; ' or ', '"),
+    ("annualization_factor", "nan", "annualization_factor: 'nan' is not a number; leave the cell "
+                                    "blank for the default"),
+    ("annualization_factor", 0, "annualization_factor must be > 0, got 0"),
+    ("annualization_factor", -1, "annualization_factor must be > 0, got -1"),
+    ("linkage_method", "foo", "linkage_method: 'foo' is not one of single, complete, average, "
+                              "weighted, centroid, median, ward"),
+    ("group_penalty", "l2", "group_penalty: 'l2' is not one of normalized, yuan_lin"),
+    ("model_type", "ridge", "model_type: 'ridge' is not one of LASSO, GROUP_LASSO, HCGL, FCGL"),
+    ("demean", "maybe", "demean: 'maybe' is not TRUE or FALSE"),
+    ("max_abs_return", 0, "max_abs_return must be > 0 (or none), got 0"),
+])
+def test_each_rule_names_its_cell(key, value, message):
+    with pytest.raises(WorkbookInputError) as info:
+        fit_block([("solver", "CLARABEL"), ("nonneg", False), (key, value)])
+    assert str(info.value) == f"FL_SETTINGS!B4: {message}"
+
+
+def test_unknown_solver_lists_the_installed_ones():
+    import cvxpy
+
+    with pytest.raises(WorkbookInputError) as info:
+        fit_block([("solver", "gurobi-ish")])
+    assert str(info.value) == ("FL_SETTINGS!B2: solver: 'gurobi-ish' is not an installed solver; "
+                               f"installed: {', '.join(cvxpy.installed_solvers())}")
+
+
+@pytest.mark.parametrize("value, grid", [
+    ("auto", "auto"), ("default", None), (0.01, [0.01]), ("0.1, 0.01", [0.1, 0.01]),
+    ("1e-3;1e-2; 0.1", [1e-3, 1e-2, 0.1]), ("0.5,1", [0.5, 1.0]), (0, [0.0]),
+])
+def test_cv_lambdas(value, grid):
+    assert fit_block([("cv_lambdas", value)]).cv["cv_lambdas"] == grid
+
+
+def test_the_demo_settings_parse_to_the_same_values():
+    fs = fit_block([("model_type", "HCGL"), ("span", 52), ("n_clusters", 4), ("l1_weight", 0.1),
+                    ("reg_lambda", 1e-5), ("cv_lambdas", "auto"), ("cv_n_lambdas", 15),
+                    ("cv_splits", 5), ("annualization_factor", 52)])
+    assert fs.model == {"model_type": "HIERARCHICAL_CLUSTER_GROUP_LASSO", "span": 52.0,
+                        "n_clusters": 4, "l1_weight": 0.1, "reg_lambda": 1e-5}
+    assert fs.cv == {"cv_lambdas": "auto", "cv_n_lambdas": 15, "cv_splits": 5}
+    assert fs.annualization_factor == 52.0 and fs.max_abs_return == 5.0
+
+
+def test_span_of_one_no_longer_fits_silently():
+    io = demo_memory_book(settings={"model_type": "LASSO", "span": 1})
+    before = io.snapshot()
+    with pytest.raises(WorkbookInputError) as info:
+        refit(io)
+    assert str(info.value) == f"FL_SETTINGS!B3: span must be >= 2 (or none), got 1 {SPAN}"
+    assert io.snapshot() == before and io.log == [] and io.saved == 0
+
+
+# --------------------------------------------------------------------------- portfolio
+@pytest.mark.parametrize("pairs, message", [
+    ([("min_weights", 0.5), ("max_weights", 0.2)],
+     "B2: max_weights 0.2 is below min_weights 0.5 (B1); no weight can satisfy both"),
+    ([("max_weights", -0.1)],
+     "B1: max_weights -0.1 is below min_weights 0 (the default); no weight can satisfy both"),
+    ([("min_weights", 1.5)],
+     "B1: min_weights 1.5 is above max_weights 1 (the default); set max_weights too"),
+    ([("budget", "nan")], "B1: budget: 'nan' is not a number; leave the cell blank for the "
+                          "default"),
+    ([("transaction_costs", -0.01)], "B1: transaction_costs must be >= 0, got -0.01"),
+    ([("max_turnover", -1)], "B1: max_turnover must be >= 0 (or none), got -1"),
+    ([("l1_coef", -1)], "B1: l1_coef must be >= 0, got -1"),
+    ([("l2_coef", "-1")], "B1: l2_coef must be >= 0, got -1"),
+    ([("max_long", 0)], "B1: max_long must be > 0 (or none), got 0"),
+    ([("min_budget", 0.5)], "B1: min_budget needs budget | none: a budget (default 1) already "
+                            "fixes the sum of the weights"),
+    ([("budget", "none"), ("min_budget", 0.9), ("max_budget", 0.5)],
+     "B3: max_budget 0.5 is below min_budget 0.9 (B2)"),
+    ([("covariance", "ewma"), ("span", 1)], f"B2: span must be >= 2 (or none), got 1 {SPAN}"),
+    ([("covariance", "ewma")], "B1: covariance ewma needs a span (e.g. span | 52)"),
+    ([("covariance", "factor"), ("factor_n_clusters", 0)],
+     "B2: factor_n_clusters must be a whole number >= 1 (or none), got 0"),
+    ([("covariance", "factor"), ("reg_lambda", 1e-3), ("factor_reg_lambda", 1e-2)],
+     "A3: factor_reg_lambda sets the factor model's reg_lambda, as does reg_lambda (at A2); "
+     "keep one"),
+    ([("annualization_factor", 0)], "B1: annualization_factor must be > 0, got 0"),
+    ([("risk_free_rate", "2%")], "B1: risk_free_rate: '2%' is not a number: a percent sign is "
+                                 "not read; type a decimal (0.05 for 5 %)"),
+])
+def test_portfolio_rules_name_their_cell(pairs, message):
+    with pytest.raises(WorkbookInputError) as info:
+        portfolio(pairs)
+    assert str(info.value) == f"FL_PORTFOLIO_SETTINGS!{message}"
+
+
+VALID_PORTFOLIO = {
+    "covariance": st.sampled_from(["sample", "ewma"]),
+    "span": number(2, 500),
+    "min_weights": st.one_of(number(-1, 0.2), NONE),
+    "max_weights": st.one_of(number(0.2, 2), NONE),
+    "budget": st.one_of(number(0.5, 1.5), NONE),
+    "min_budget": number(-1, 1),
+    "max_budget": number(0, 2),
+    "max_short": st.one_of(number(0.01, 2), NONE),
+    "max_long": st.one_of(number(0.01, 3), NONE),
+    "transaction_costs": number(0, 0.01),
+    "management_fees": number(-0.01, 0.01),
+    "l1_coef": number(0, 1),
+    "l2_coef": number(0, 1),
+    "risk_free_rate": number(-0.01, 0.01),
+    "min_return": st.one_of(number(-1, 1), NONE),
+    "max_turnover": st.one_of(number(0, 1), NONE),
+    "solver": st.sampled_from(["CLARABEL", "clarabel"]),
+    "annualization_factor": number(1, 365),
+    "max_abs_return": st.one_of(number(0.1, 100), NONE),
+}
+
+
+def test_the_portfolio_strategies_cover_every_key():
+    assert set(VALID_PORTFOLIO) == set(MAXDIV_KEYS) == {*PORTFOLIO_KEYS, *REPORT_KEYS}
+
+
+@st.composite
+def portfolio_settings(draw) -> list[tuple]:
+    """Keys drawn independently, with the ones that go together drawn together (a span with
+    covariance ewma; min/max_budget with budget none), so that most draws are valid."""
+    free = sorted(set(VALID_PORTFOLIO) - {"covariance", "span", "budget", "min_budget",
+                                          "max_budget"})
+    keys = draw(st.lists(st.sampled_from(free), unique=True, max_size=6))
+    pairs = [(k, draw(VALID_PORTFOLIO[k])) for k in keys]
+    cov = draw(st.sampled_from([None, "sample", "ewma"]))
+    if cov is not None:
+        pairs.append(("covariance", cov))
+    if cov == "ewma":
+        pairs.append(("span", draw(VALID_PORTFOLIO["span"])))
+    budget = draw(st.sampled_from([None, "number", "none"]))
+    if budget == "number":
+        pairs.append(("budget", draw(number(0.5, 1.5))))
+    elif budget == "none":
+        pairs.append(("budget", "none"))
+        lo, hi = sorted(draw(st.tuples(st.floats(-1, 2), st.floats(-1, 2))))
+        pairs += draw(st.sampled_from([[], [("min_budget", lo)], [("max_budget", hi)],
+                                       [("min_budget", lo), ("max_budget", hi)]]))
+    return draw(st.permutations(pairs))
+
+
+@PROPS
+@given(portfolio_settings())
+def test_what_the_portfolio_reader_accepts_the_optimiser_accepts(pairs):
+    try:
+        ps = portfolio(pairs)
+    except WorkbookInputError as err:
+        # only bounds that contradict each other are refused here, each on a cell
+        assert re.match(r"FL_PORTFOLIO_SETTINGS!B\d+: (max|min)_weights ", str(err)), err
+        return
+    rng = np.random.default_rng(0)
+    x = pd.DataFrame(rng.normal(0, 0.01, (40, 5)), columns=list("abcde"))
+    MaximumDiversification(**ps.params)._validate(x, None)  # the optimiser's own checks
+
+
+# --------------------------------------------------------------------------- worksheet functions
+@pytest.fixture(scope="module")
+def panels():
+    d = load_demo_panel()
+    return frame_rows(d.y, "date"), frame_rows(d.x, "date")
+
+
+@pytest.mark.parametrize("settings_rows, message", [
+    ([["key", "value"], ["span", 1]], f"settings: row 2, column 2: span must be >= 2 (or none), "
+                                      f"got 1 {SPAN}"),
+    ([["reg_lambda", "1,5"]], "settings: row 1, column 2: reg_lambda: '1,5' is not a number: "
+                              "commas are read neither as decimal commas nor as thousands "
+                              "separators; type it with a decimal point and no separators "
+                              "(e.g. 0.5, 1000)"),
+    ([["n_clusters", 30], ["model_type", "HCGL"]],
+     "settings: row 1, column 2: n_clusters 30 is more than the 24 assets of returns; use at "
+     "most 24"),
+    ([["annualization_factor", -1]], "settings: row 1, column 2: annualization_factor must be "
+                                     "> 0, got -1"),
+])
+def test_worksheet_functions_name_the_settings_cell(panels, settings_rows, message):
+    udfs.cache_clear()
+    out = udfs.FLASSO_FIT(*panels, None, None, None, None, settings_rows)
+    assert out == f"#FLASSO! {message}"
+
+
+def test_worksheet_function_arguments_follow_the_setting_rules(panels):
+    udfs.cache_clear()
+    r, f = panels
+    assert udfs.FLASSO_FIT(r, f, "nan") == ("#FLASSO! reg_lambda: 'nan' is not a number; leave "
+                                            "the cell blank for the default")
+    assert udfs.FLASSO_FIT(r, f, "0,001").startswith("#FLASSO! reg_lambda: '0,001' is not a "
+                                                    "number: commas")
+    assert udfs.FLASSO_CV(r, f, None, 1) == ("#FLASSO! n_splits: must be a whole number >= 2, "
+                                             "got 1")
+    assert udfs.FLASSO_CV(r, f, "0,1") == (
+        "#FLASSO! lambdas: '0,1' is ambiguous: a comma between digits could be a decimal comma; "
+        "write decimals with a point and separate values by '; ' or ', '")
+    assert udfs.FLASSO_MAXDIV(r, [["min_weights", 0.5], ["max_weights", 0.2]]) == (
+        "#FLASSO! settings: row 2, column 2: max_weights 0.2 is below min_weights 0.5 (row 1, "
+        "column 2); no weight can satisfy both")
+
+
+# --------------------------------------------------------------------------- documentation
+def _doc_table(marker: str) -> dict[str, str]:
+    doc = (DOCS / "workbook.md").read_text(encoding="utf-8")
+    body = doc[doc.index(f"<!-- {marker}:start -->"):doc.index(f"<!-- {marker}:end -->")]
+    return {m.group(1): m.group(2) for m in re.finditer(r"^\| `(\w+)` \| [^|]* \| (.*) \|$",
+                                                         body, re.M)}
+
+
+def test_the_documented_settings_tables_list_every_key_and_rule():
+    fit = _doc_table("settings-table")
+    assert list(fit) == [*MODEL_KEYS, *CV_KEYS, *REPORT_KEYS]
+    port = _doc_table("portfolio-settings-table")
+    assert list(port) == list(MAXDIV_KEYS)
+    for table, keys in ((fit, {**MODEL_KEYS, **CV_KEYS, **REPORT_KEYS}), (port, MAXDIV_KEYS)):
+        for key, parse in keys.items():
+            rule = getattr(parse, "rule", None)
+            if rule is not None and rule != "a finite number":
+                assert rule in table[key], (key, rule, table[key])
+    assert sorted(udfs.SETTINGS_KEYS["fit"]) == sorted(fit)
