@@ -24,6 +24,7 @@ from ._errors import WorkbookInputError
 from ._inputs import FitInputs, check_labels, fit_inputs, tag_cell
 from ._io import WorkbookIO
 from ._layout import name_problem
+from ._plausibility import check_plausible
 from ._portfolio import complete_rows, portfolio_statistics, read_portfolio_settings
 from ._results import JobResult, OutputTable, Picture, cell_value, now_text, series_table
 from ._tables import Block, parse_list, parse_matrix, parse_panel, parse_series
@@ -47,6 +48,11 @@ PORTFOLIO_INPUTS = FIT_INPUTS + (
 
 
 # --------------------------------------------------------------------------- reading
+def missing_name(name: str) -> str:
+    """The message for a required contract name the workbook does not define."""
+    return f"the workbook has no name {name} ({spec(name).description})"
+
+
 def read_blocks(io: WorkbookIO, wanted: tuple[str, ...], required: tuple[str, ...]):
     """Read the named inputs as :class:`Block` s.
 
@@ -64,20 +70,21 @@ def read_blocks(io: WorkbookIO, wanted: tuple[str, ...], required: tuple[str, ..
             if reason is not None:
                 raise WorkbookInputError(reason, name=name)
             if name in required:
-                raise WorkbookInputError(
-                    f"the workbook has no name {name} ({spec(name).description})", name=name
-                )
+                raise WorkbookInputError(missing_name(name), name=name)
             continue
         values = io.read(area)
         blocks[name] = Block.of(name, values, area.min_row, area.min_col)
     return blocks
 
 
-def workbook_fit_inputs(blocks: dict[str, Block], overrides: dict | None = None) -> FitInputs:
+def workbook_fit_inputs(blocks: dict[str, Block], overrides: dict | None = None, *,
+                        cv: bool = False) -> FitInputs:
     """The factor-model inputs of a workbook (``FL_*`` blocks), validated and aligned.
 
-    ``overrides`` (parameter -> value) win over ``FL_SETTINGS``: the ``factor_*`` keys of
-    ``FL_PORTFOLIO_SETTINGS`` for the portfolio's factor covariance.
+    ``overrides`` (:meth:`~._portfolio.PortfolioSettings.model_overrides`: parameter ->
+    ``(value, input, cell)``) win over ``FL_SETTINGS``: the ``factor_*`` keys of
+    ``FL_PORTFOLIO_SETTINGS`` for the portfolio's factor covariance. ``cv`` also checks the
+    cross-validation folds against the dates.
     """
     return fit_inputs(
         parse_panel(blocks["FL_RETURNS"], "asset"),
@@ -86,7 +93,9 @@ def workbook_fit_inputs(blocks: dict[str, Block], overrides: dict | None = None)
         prior=blocks.get("FL_PRIOR"),
         groups=blocks.get("FL_GROUPS"),
         settings=blocks.get("FL_SETTINGS"),
-        overrides={k: (v, "FL_PORTFOLIO_SETTINGS") for k, v in (overrides or {}).items()},
+        overrides=overrides,
+        blocks=(blocks["FL_RETURNS"], blocks["FL_FACTORS"]),
+        cv=cv,
     )
 
 
@@ -183,7 +192,7 @@ def compute_refit(
     Returns a :class:`JobResult` whose ``outputs`` hold FL_COEF, FL_INTERCEPT, FL_R2,
     FL_CLUSTERS, FL_RESID_VOL, FL_STATUS (and FL_CV with ``cv``).
     """
-    inputs = workbook_fit_inputs(blocks, overrides)
+    inputs = workbook_fit_inputs(blocks, overrides, cv=cv)
     x, y = inputs.factors, inputs.returns
     job = "refit_cv" if cv else "refit"
     result = JobResult(job)
@@ -282,6 +291,8 @@ def compute_portfolio(blocks: dict[str, Block]) -> JobResult:
     returns = parse_panel(blocks["FL_RETURNS"], "asset")
     assets = list(returns.columns)
     ps = read_portfolio_settings(blocks.get("FL_PORTFOLIO_SETTINGS"))
+    check_plausible(returns, blocks["FL_RETURNS"], bound=ps.max_abs_return, what="return",
+                    source="FL_PORTFOLIO_SETTINGS")
     params = dict(ps.params)
     notes = []
 
@@ -311,7 +322,7 @@ def compute_portfolio(blocks: dict[str, Block]) -> JobResult:
         factor_names = set(parse_panel(blocks["FL_FACTORS"], "factor").columns)
         _check_constraints(constraints, set(assets) | group_labels | factor_names, parse_equation,
                            EquationError)
-        model = compute_refit(blocks, pictures=False, overrides=ps.model).model
+        model = compute_refit(blocks, pictures=False, overrides=ps.model_overrides()).model
         try:
             cov = assemble_factor_covariance(model, parse_panel(blocks["FL_FACTORS"], "factor"))
         except ValueError as err:

@@ -12,7 +12,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from ._compute import FIT_INPUTS, PORTFOLIO_INPUTS, compute_portfolio, compute_refit
+from ._compute import (
+    FIT_INPUTS,
+    PORTFOLIO_INPUTS,
+    compute_portfolio,
+    compute_refit,
+    missing_name,
+    workbook_fit_inputs,
+)
 from ._contract import CONTRACT
 from ._errors import WorkbookInputError
 from ._io import Area, WorkbookIO
@@ -97,8 +104,8 @@ def inspect_workbook(io: WorkbookIO) -> InspectReport:
                 report.add(f"{s.name}: {reason}")
                 broken.add(s.name)
             elif s.required_by:
-                report.add(f"{s.name}: not defined; {', '.join(s.required_by)} cannot run "
-                           "without it")
+                report.add(f"{s.name}: {missing_name(s.name)}; {', '.join(s.required_by)} "
+                           "cannot run without it")
             continue
         report.found[s.name] = area
         if s.role != "input":
@@ -113,9 +120,7 @@ def inspect_workbook(io: WorkbookIO) -> InspectReport:
         except WorkbookInputError as err:
             report.add(str(err))
             broken.add(s.name)
-    for name, message in layout_problems(
-        {n: a for n, a in report.found.items()}
-    ):
+    for name, message in layout_problems(report.found):
         report.add(f"{name}: {message}")
 
     # The jobs themselves, on inputs that parse: what they compute is what they would write.
@@ -127,8 +132,10 @@ def inspect_workbook(io: WorkbookIO) -> InspectReport:
             tables += result.outputs
             report.notes.append(
                 "refit computed as the job does (cross-validation itself not run; its "
-                "settings were checked)"
+                "settings and folds were checked)"
             )
+        if "FL_CV" in report.found:  # the folds against the dates, as refit_cv checks them
+            _run(report, workbook_fit_inputs, blocks, cv=True)
     wants_portfolio = any(n in report.found for n in ("FL_WEIGHTS", "FL_PORTFOLIO_SETTINGS"))
     if wants_portfolio and "FL_RETURNS" in blocks and not broken & set(PORTFOLIO_INPUTS):
         result = _run(report, compute_portfolio, blocks)
