@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import re
 import sys
 from pathlib import Path
 
@@ -469,6 +470,22 @@ def test_max_body_bytes_from_the_env_file(monkeypatch, tmp_path):
     env = tmp_path / "settings.env"
     env.write_text(f"{MAX_BODY_ENV}=3\n")
     assert max_body_bytes(env) == 3 * 2**20
+
+
+def test_the_env_template_passes_the_startup_checks(monkeypatch):
+    """The template sets nothing a server refuses; its commented examples are valid settings."""
+    from dotenv import dotenv_values
+
+    template = PROJECT_DIR / ".env.template"
+    values = dotenv_values(template)
+    assert "XLWINGS_CORS_ALLOW_ORIGINS" not in values  # the add-in needs no cross-origin access
+    assert values["XLWINGS_ENVIRONMENT"] == "prod"
+    examples = dict(re.findall(r"^# (XLWINGS_CORS_ALLOW_ORIGINS|XL_FACTORLASSO_MAX_BODY_MB)=(.+)$",
+                               template.read_text(), re.M))
+    origins = json.loads(examples["XLWINGS_CORS_ALLOW_ORIGINS"])
+    assert deployment_problems("dev", [], cors_allow_origins=origins) == []
+    monkeypatch.setenv(MAX_BODY_ENV, examples[MAX_BODY_ENV])
+    assert max_body_bytes() == DEFAULT_MAX_BODY_MB * 2**20
 
 
 # --------------------------------------------------------------------------- the running app
