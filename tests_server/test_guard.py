@@ -306,6 +306,13 @@ def test_body_over_the_limit_by_content_length_is_never_read():
     assert headers[b"connection"] == b"close"
 
 
+def test_invalid_content_length_is_refused():
+    app = FakeApp()
+    status, _, body, reads = _run(_guard(app), headers=[("content-length", "-1")])
+    assert (status, json.loads(body), reads, app.received) == (
+        400, {"detail": "invalid Content-Length header"}, 0, None)
+
+
 def test_streamed_body_is_counted_as_it_arrives():
     app = FakeApp()
     status, _, _, reads = _run(_guard(app), chunks=[b"x" * 40] * 5,
@@ -362,6 +369,9 @@ def test_paths_are_redacted_from_successful_bodies_but_not_from_static_files():
     _, _, sent, _ = _run(_guard(FakeApp(200, b"see /srv/app")), path="/static/js/a.js",
                          method="GET")
     assert sent == b"see /srv/app"  # files are served as they are
+    status, _, sent, _ = _run(_guard(FakeApp(500, b"PermissionError('/srv/app/static/x')")),
+                              path="/static/x", method="GET")
+    assert (status, json.loads(sent)) == (500, {"detail": guard.INTERNAL_ERROR})  # errors aren't
 
 
 def test_path_markers_name_the_server_folders():

@@ -400,7 +400,10 @@ class RequestGuard:
             return
         headers = dict(scope.get("headers") or [])
         length = headers.get(b"content-length")
-        if length is not None and (not length.isdigit() or int(length) > self.max_body):
+        if length is not None and not length.isdigit():
+            await _reply(send, 400, "invalid Content-Length header")
+            return
+        if length is not None and int(length) > self.max_body:
             await self._too_large(send)
             return
         body = None
@@ -437,22 +440,28 @@ class RequestGuard:
         return None
 
     def _scrubbing(self, scope, send):
-        """``send`` for the app's response: buffered, then cleaned by :meth:`_clean`."""
-        if scope["method"] == "HEAD" or scope["path"].startswith(self.static_prefixes):
+        """``send`` for the app's response: buffered, then cleaned by :meth:`_clean`; a file
+        served from a static mount (status below 400) passes as it is, unbuffered."""
+        if scope["method"] == "HEAD":
             return send
-        start, chunks = [], []
+        static = scope["path"].startswith(self.static_prefixes)
+        head, chunks, passing = None, [], False
 
         async def scrubbing_send(message) -> None:
+            nonlocal head, passing
             if message["type"] == "http.response.start":
-                start.append(message)
+                passing = static and message["status"] < 400
+                if passing:
+                    await send(message)
+                else:
+                    head = message
                 return
-            if message["type"] != "http.response.body" or not start:
+            if passing or message["type"] != "http.response.body" or head is None:
                 await send(message)
                 return
             chunks.append(message.get("body", b""))
             if message.get("more_body", False):
                 return
-            head = start.pop()
             status, body, replaced = self._clean(scope, head["status"], b"".join(chunks))
             headers = [(k, v) for k, v in head.get("headers", [])
                        if k.lower() != b"content-length"
