@@ -89,10 +89,12 @@ def server_settings():
 
 @pytest.fixture(scope="session")
 def client(app):
-    """In-process client (lifespan not run); server errors come back as HTTP 500."""
+    """In-process client of the started app (``lifespan.py`` has run: the request guard is
+    installed, as in a real server); server errors come back as HTTP 500."""
     from fastapi.testclient import TestClient
 
-    return TestClient(app, raise_server_exceptions=False)
+    with TestClient(app, raise_server_exceptions=False) as started:
+        yield started
 
 
 @pytest.fixture(scope="session")

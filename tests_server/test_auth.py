@@ -74,6 +74,10 @@ def test_office_needs_metadata_and_manifest_before_signing_in(client, token):
 
 
 # --------------------------------------------------------------------------- startup policy
+ENTRA = {"entraid_client_id": "0b17fe4c-c241-40a4-818b-982893871d8c",
+         "entraid_tenant_id": "7efc2c74-5575-4681-aa9b-557c5c661a5a"}
+
+
 @pytest.mark.parametrize(("environment", "providers", "digests", "ok"), [
     ("dev", [], [], True),
     ("prod", [], [], False),
@@ -85,7 +89,7 @@ def test_office_needs_metadata_and_manifest_before_signing_in(client, token):
     ("prod", ["entraid", "custom"], ["ab" * 32], True),
 ])
 def test_deployment_policy(environment, providers, digests, ok):
-    problems = deployment_problems(environment, providers, digests)
+    problems = deployment_problems(environment, providers, digests, **ENTRA)
     assert (problems == []) == ok, problems
 
 
@@ -103,7 +107,8 @@ def test_token_digests_are_validated(monkeypatch, tmp_path):
     assert token_digests(env) == [digest]
 
 
-def test_server_refuses_to_start_unauthenticated_outside_dev(app, monkeypatch, server_settings):
+def test_server_refuses_to_start_unauthenticated_outside_dev(app, monkeypatch, server_settings,
+                                                             xlwings_version):
     """lifespan.py: however the app is started (serve, uvicorn, gunicorn), not without auth."""
     from fastapi.testclient import TestClient
 
@@ -120,5 +125,5 @@ def test_server_refuses_to_start_unauthenticated_outside_dev(app, monkeypatch, s
     token, digest = new_token()
     monkeypatch.setenv(TOKEN_ENV, digest)
     with TestClient(app, raise_server_exceptions=False) as c:
-        r = c.post("/xlwings/custom-functions-call", json={"func_name": "FLASSO_VERSION"})
-        assert r.status_code == 401  # prod: authentication first
+        r = c.post("/xlwings/custom-functions-call", json=_function_call(xlwings_version))
+        assert r.status_code == 401  # prod: a well-formed call needs a token

@@ -9,30 +9,20 @@ from __future__ import annotations
 import hashlib
 import os
 import shutil
-import signal
-import socket
 import ssl
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
 
+from tests_server._live import clean_env, first_answer, free_port, stop
 from xl_factorlasso.cli import main
 from xl_factorlasso.server import CERT_FILE, KEY_FILE, TOKEN_ENV
 
-ROOT = Path(__file__).resolve().parents[1]
-STARTUP_SECONDS = 60
-
 
 def _env(tmp_path: Path, **updates) -> dict:
-    """A clean environment: no xlwings/xlwings-server settings, a HOME without xlwings.conf."""
-    env = {k: v for k, v in os.environ.items()
-           if not k.startswith(("XLWINGS_", "XL_FACTORLASSO_")) and k != "DOTENV_PATH"}
-    env.update(HOME=str(tmp_path), MPLBACKEND="Agg", PYTHONPATH=str(ROOT))
-    env.update({k: v for k, v in updates.items() if v is not None})
-    return env
+    return clean_env(tmp_path, **updates)
 
 
 def _serve(tmp_path: Path, *args: str, prelude: str = "", timeout: float = 60, **env):
@@ -93,12 +83,6 @@ def test_certs_option_needs_both_files(tmp_path, monkeypatch, capsys):
 
 
 # --------------------------------------------------------------------------- live server
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def _self_signed_certs(folder: Path) -> bool:
     """certs/localhost+2(-key).pem for 127.0.0.1 (what mkcert makes), if openssl is here."""
     if shutil.which("openssl") is None:
@@ -112,32 +96,6 @@ def _self_signed_certs(folder: Path) -> bool:
     return r.returncode == 0
 
 
-def _stop(proc: subprocess.Popen) -> None:
-    if proc.poll() is not None:
-        return
-    os.kill(proc.pid, signal.SIGTERM)
-    try:
-        proc.wait(timeout=15)
-    except subprocess.TimeoutExpired:
-        os.kill(proc.pid, signal.SIGKILL)
-        proc.wait(timeout=15)
-
-
-def _first_answer(http, url: str, proc: subprocess.Popen, log: Path):
-    """GET url as soon as the server answers (bounded); fail early if the process died."""
-    import httpx  # installed with xlwings-server (this directory is skipped without it)
-
-    deadline = time.monotonic() + STARTUP_SECONDS
-    while True:
-        assert proc.poll() is None, log.read_text()[-3000:]
-        try:
-            return http.get(url)
-        except httpx.TransportError:
-            if time.monotonic() > deadline:
-                pytest.fail(f"no answer within {STARTUP_SECONDS} s:\n{log.read_text()[-3000:]}")
-            time.sleep(0.2)
-
-
 def test_live_server_on_loopback(tmp_path, xlwings_version):
     import httpx
 
@@ -146,7 +104,7 @@ def test_live_server_on_loopback(tmp_path, xlwings_version):
 
     https = _self_signed_certs(tmp_path / "certs")
     scheme = "https" if https else "http"
-    port = _free_port()
+    port = free_port()
     log = (tmp_path / "server.log").open("w")
     proc = subprocess.Popen(
         [sys.executable, "-m", "xl_factorlasso", "serve", "--host", "127.0.0.1",
@@ -160,7 +118,7 @@ def test_live_server_on_loopback(tmp_path, xlwings_version):
     try:
         verify = ssl.create_default_context(cafile=cafile) if https else True
         with httpx.Client(verify=verify, timeout=30) as http:
-            meta = _first_answer(http, f"{base}/xlwings/custom-functions-meta", proc,
+            meta = first_answer(http, f"{base}/xlwings/custom-functions-meta", proc,
                                  tmp_path / "server.log")
             assert meta.status_code == 200
             assert len(meta.json()["functions"]) == 10
@@ -182,7 +140,7 @@ def test_live_server_on_loopback(tmp_path, xlwings_version):
             manifest = http.get(f"{base}/manifest").text
             assert f"{base}/taskpane.html" in manifest
     finally:
-        _stop(proc)
+        stop(proc)
         log.close()
     output = (tmp_path / "server.log").read_text()
     assert ("no certificates" in output) == (not https)

@@ -39,21 +39,31 @@ from dataclasses import dataclass
 from pathlib import Path
 
 __all__ = [
+    "AUTH_PROVIDERS",
     "CERT_FILE",
+    "CORS_WILDCARD_WARNING",
+    "DEFAULT_MAX_BODY_MB",
     "DEV",
     "FUNCTIONS",
     "KEY_FILE",
+    "MAX_BODY_ENV",
     "PROJECT_DIR",
     "RIBBON",
     "SCRIPTS",
+    "SERVE_ORIGINS_ENV",
     "TOKEN_ENV",
     "RibbonButton",
     "ServerSetupError",
+    "allowed_origins",
     "check_settings",
     "deployment_problems",
     "find_certs",
+    "max_body_bytes",
     "new_token",
+    "normalise_origin",
+    "own_origins",
     "serve",
+    "served_origins",
     "token_digests",
 ]
 
@@ -72,6 +82,20 @@ CERT_FILE, KEY_FILE = "localhost+2.pem", "localhost+2-key.pem"
 #: Environment variable (or .env key) with the SHA-256 digests of the accepted access tokens.
 TOKEN_ENV = "XL_FACTORLASSO_TOKEN_SHA256"
 DEV = "dev"
+#: The auth providers with an implementation: ours (``auth/custom``) and xlwings-server's Entra ID.
+AUTH_PROVIDERS = {
+    "custom": f"access tokens, {TOKEN_ENV}",
+    "entraid": "Microsoft Entra ID single sign-on, XLWINGS_AUTH_ENTRAID_CLIENT_ID and "
+               "XLWINGS_AUTH_ENTRAID_TENANT_ID",
+}
+#: Request-body limit (environment or .env), in MB of 2**20 bytes; see :func:`max_body_bytes`.
+MAX_BODY_ENV = "XL_FACTORLASSO_MAX_BODY_MB"
+#: 8 MB: about 40 times the demo workbook's refit request (0.19 MB for 8,890 cells) and some
+#: 375,000 filled cells at 22.3 bytes a cell (full-precision numbers): 10 years of daily returns
+#: on 100 assets with 8 factors sends 5.9 MB.
+DEFAULT_MAX_BODY_MB = 8.0
+#: Set by :func:`serve` for the app: the origins the server itself is reached at.
+SERVE_ORIGINS_ENV = "XL_FACTORLASSO_SERVE_ORIGINS"
 
 
 @dataclass(frozen=True)
@@ -149,13 +173,103 @@ def token_digests(env_file: Path | None = None) -> list[str]:
 
 
 # --------------------------------------------------------------------------- policy
+_GUID = re.compile(r"^[0-9a-fA-F]{8}(-[0-9a-fA-F]{4}){3}-[0-9a-fA-F]{12}$")
+_MULTITENANT_IDS = ("common", "organizations", "consumers")
+_ORIGIN = re.compile(r"^(https?)://(\[[0-9a-f:.]+\]|[a-z0-9.-]+)(:[0-9]{1,5})?$")
+_DEFAULT_PORTS = {"http": ":80", "https": ":443"}
+
+
+def normalise_origin(origin: str) -> str | None:
+    """``origin`` as browsers send it in the ``Origin`` header, or None if it is not one.
+
+    Lower case, no trailing slash, no default port (``https://Host:443/`` ->
+    ``https://host``); a path, query, user name or any scheme but http(s) is not an origin.
+    """
+    text = str(origin).strip().lower().removesuffix("/")
+    match = _ORIGIN.match(text)
+    if match is None:
+        return None
+    scheme, host, port = match.groups()
+    if port == _DEFAULT_PORTS[scheme]:
+        port = None
+    return f"{scheme}://{host}{port or ''}"
+
+
+def own_origins(hostname: str | None = None, served: Iterable[str] = ()) -> list[str]:
+    """The origins the add-in's own pages are loaded from: ``https://<XLWINGS_HOSTNAME>`` and
+    the ``served`` origins (what :func:`serve` listens on, passed in ``SERVE_ORIGINS_ENV``)."""
+    candidates = [f"https://{hostname}"] if hostname else []
+    candidates += list(served)
+    found = [normalise_origin(o) for o in candidates]
+    return list(dict.fromkeys(o for o in found if o))
+
+
+def allowed_origins(configured: Iterable[str] | None, hostname: str | None = None,
+                    served: Iterable[str] = ()) -> list[str]:
+    """The CORS allow-list the server runs with: its own origins, then the configured ones
+    (``XLWINGS_CORS_ALLOW_ORIGINS``, normalised); ``["*"]`` if that is configured.
+
+    Invalid entries are left out here; :func:`deployment_problems` refuses them at startup.
+    """
+    configured = list(configured or [])
+    if "*" in configured:
+        return ["*"]
+    extra = [normalise_origin(o) for o in configured]
+    return list(dict.fromkeys([*own_origins(hostname, served), *(o for o in extra if o)]))
+
+
+def served_origins() -> list[str]:
+    """The origins :func:`serve` listens on (``SERVE_ORIGINS_ENV``; empty under plain uvicorn)."""
+    return [o for o in re.split(r"[\s,]+", os.environ.get(SERVE_ORIGINS_ENV, "")) if o]
+
+
+CORS_WILDCARD_WARNING = (
+    'XLWINGS_CORS_ALLOW_ORIGINS is ["*"]: any web page opened on this machine can call this dev '
+    "server; list the origins that need access instead (the add-in itself needs none)"
+)
+
+
+def max_body_bytes(env_file: Path | None = None) -> int:
+    """The request-body limit in bytes: ``XL_FACTORLASSO_MAX_BODY_MB`` (environment, else the
+    .env file; megabytes of 2**20 bytes, fractions allowed), default :data:`DEFAULT_MAX_BODY_MB`.
+
+    Anything but a number in [0.01, 1024] raises ServerSetupError.
+    """
+    raw = os.environ.get(MAX_BODY_ENV)
+    if raw is None:
+        raw = _dotenv_value(MAX_BODY_ENV, env_file)
+    if raw is None or not str(raw).strip():
+        return int(DEFAULT_MAX_BODY_MB * 2**20)
+    try:
+        megabytes = float(raw)
+    except ValueError:
+        megabytes = float("nan")
+    if not 0.01 <= megabytes <= 1024:  # also false for nan
+        raise ServerSetupError(
+            f"{MAX_BODY_ENV} must be a number of megabytes between 0.01 and 1024 (default "
+            f"{DEFAULT_MAX_BODY_MB:g}), not {raw!r}"
+        )
+    return int(megabytes * 2**20)
+
+
 def deployment_problems(environment: str, auth_providers: Iterable[str] | None,
-                        digests: Iterable[str] = ()) -> list[str]:
+                        digests: Iterable[str] = (), *, entraid_client_id: str | None = None,
+                        entraid_tenant_id: str | None = None, entraid_multitenant: bool = False,
+                        required_roles: Iterable[str] | None = (),
+                        cors_allow_origins: Iterable[str] | None = (), host: str | None = None,
+                        enable_wasm: bool = False) -> list[str]:
     """Why a server with these settings must not start (empty: it may).
 
     Outside the ``dev`` environment every request must be authenticated: at least one auth
     provider, and the ``custom`` provider only with at least one token digest (the provider is
-    ours, ``auth/custom``, and accepts nothing without them).
+    ours, ``auth/custom``, and accepts nothing without them). In every environment, settings
+    under which every call fails are refused: an unknown provider (every call would answer
+    500), Entra ID without a valid client id and tenant id (every sign-in fails), required roles
+    when only token users (who have no roles) can sign in, and xlwings Wasm mode (the add-in
+    runs on the server). CORS: every ``cors_allow_origins`` entry must be an origin
+    (``https://host[:port]``; ``"null"`` would admit sandboxed pages of any site), and ``"*"``
+    is refused outside ``dev`` and, when ``host`` is known, on an interface that is not
+    loopback.
     """
     providers = list(auth_providers or [])
     problems = []
@@ -168,22 +282,104 @@ def deployment_problems(environment: str, auth_providers: Iterable[str] | None,
             f"{TOKEN_ENV}, see `xl-factorlasso serve --new-token`). For a local test only, "
             "set XLWINGS_ENVIRONMENT=dev."
         )
+    unknown = [p for p in providers if p not in AUTH_PROVIDERS]
+    if unknown:
+        known = "; ".join(f'"{name}" ({what})' for name, what in AUTH_PROVIDERS.items())
+        problems.append(
+            f"XLWINGS_AUTH_PROVIDERS lists {', '.join(map(repr, unknown))}, which is not an "
+            f"auth provider: every call would fail. The known providers are {known}."
+        )
     if "custom" in providers and not list(digests):
         problems.append(
             f'XLWINGS_AUTH_PROVIDERS includes "custom" but {TOKEN_ENV} lists no token digest: '
             "every request would be refused. Run `xl-factorlasso serve --new-token`, give the "
             f"digest to the server ({TOKEN_ENV}) and the token to the users."
         )
+    if "entraid" in providers:
+        problems += _entraid_problems(entraid_client_id, entraid_tenant_id, entraid_multitenant)
+    if list(required_roles or []) and providers and set(providers) <= {"custom"}:
+        problems.append(
+            "XLWINGS_AUTH_REQUIRED_ROLES is set but the only auth provider is \"custom\", whose "
+            "token users have no roles: every call would be refused (403). Remove the roles or "
+            'add "entraid".'
+        )
+    problems += _cors_problems(list(cors_allow_origins or []), environment, host)
+    if enable_wasm:
+        problems.append(
+            "XLWINGS_ENABLE_WASM is on: the add-in runs its Python on the server and ships no "
+            "Wasm build; remove the setting."
+        )
     return problems
 
 
-def check_settings(settings) -> None:
-    """Raise ServerSetupError when xlwings-server ``settings`` break :func:`deployment_problems`."""
+def _entraid_problems(client_id: str | None, tenant_id: str | None,
+                      multitenant: bool) -> list[str]:
+    problems = []
+    if not client_id or not _GUID.match(client_id.strip()):
+        problems.append(
+            'XLWINGS_AUTH_PROVIDERS includes "entraid" but XLWINGS_AUTH_ENTRAID_CLIENT_ID is '
+            f"{'not set' if not client_id else repr(client_id)}: it must be the application "
+            "(client) id of the Entra ID app registration, a GUID; every sign-in would fail."
+        )
+    tenant = (tenant_id or "").strip()
+    if multitenant:
+        ok, expected = (_GUID.match(tenant) or tenant.lower() in _MULTITENANT_IDS,
+                        "a GUID, or common, organizations or consumers")
+    else:
+        ok, expected = _GUID.match(tenant), "the directory (tenant) id, a GUID"
+    if not ok:
+        problems.append(
+            'XLWINGS_AUTH_PROVIDERS includes "entraid" but XLWINGS_AUTH_ENTRAID_TENANT_ID is '
+            f"{'not set' if not tenant else repr(tenant_id)}: it must be {expected}; every "
+            "sign-in would fail."
+        )
+    return problems
+
+
+def _cors_problems(origins: list[str], environment: str, host: str | None) -> list[str]:
+    problems = []
+    bad = [o for o in origins if o != "*" and normalise_origin(o) is None]
+    if bad:
+        problems.append(
+            f"XLWINGS_CORS_ALLOW_ORIGINS lists {', '.join(map(repr, bad))}, which is not an "
+            'origin: list origins such as "https://excel.example.com" (scheme, host and '
+            'optional port; no path; never "null"), or leave it empty (the add-in itself needs '
+            "no cross-origin access)."
+        )
+    if "*" in origins and environment != DEV:
+        problems.append(
+            'XLWINGS_CORS_ALLOW_ORIGINS is ["*"] outside "dev": any web page a user opens could '
+            "call the server with the user's browser. List the origins that need access, or "
+            "leave it empty (the add-in itself needs no cross-origin access)."
+        )
+    elif "*" in origins and host is not None and not _is_loopback(host):
+        problems.append(
+            f'XLWINGS_CORS_ALLOW_ORIGINS is ["*"] on {host}, which is not a loopback interface: '
+            "any web page could call this dev server. Use it only with --host 127.0.0.1, or "
+            "list the origins that need access."
+        )
+    return problems
+
+
+def check_settings(settings, host: str | None = None) -> None:
+    """Raise ServerSetupError when xlwings-server ``settings`` break :func:`deployment_problems`
+    (``host``: the interface :func:`serve` listens on, when known) or the body limit
+    (:func:`max_body_bytes`) is not a valid number."""
     providers = list(settings.auth_providers or [])
     digests = token_digests() if "custom" in providers else []
-    problems = deployment_problems(settings.environment, providers, digests)
+    problems = deployment_problems(
+        settings.environment, providers, digests,
+        entraid_client_id=settings.auth_entraid_client_id,
+        entraid_tenant_id=settings.auth_entraid_tenant_id,
+        entraid_multitenant=settings.auth_entraid_multitenant,
+        required_roles=settings.auth_required_roles,
+        cors_allow_origins=settings.cors_allow_origins,
+        host=host,
+        enable_wasm=settings.enable_wasm,
+    )
     if problems:
         raise ServerSetupError(" ".join(problems))
+    max_body_bytes()
 
 
 # --------------------------------------------------------------------------- certificates
@@ -194,6 +390,22 @@ def find_certs(dirs: Iterable[Path]) -> tuple[Path, Path] | None:
         if cert.is_file() and key.is_file():
             return cert, key
     return None
+
+
+def _listen_origins(scheme: str, host: str, port: int) -> list[str]:
+    """The origins a browser uses for a server on ``host:port`` (none for 0.0.0.0 or ::: the
+    public name is then XLWINGS_HOSTNAME)."""
+    try:
+        address = ipaddress.ip_address(host)
+    except ValueError:
+        address = None
+    if address is not None and address.is_unspecified:
+        return []
+    url_host = f"[{host}]" if address is not None and address.version == 6 else host
+    origins = [f"{scheme}://{url_host}:{port}"]
+    if _is_loopback(host):
+        origins += [f"{scheme}://localhost:{port}", f"{scheme}://127.0.0.1:{port}"]
+    return list(dict.fromkeys(origins))
 
 
 def _is_loopback(host: str) -> bool:
@@ -265,13 +477,16 @@ def serve(host: str = "127.0.0.1", port: int = 8000, *, reload: bool = False,
     from xlwings_server.config import settings  # copies a .env licence key into the env
 
     xlwings = _import_xlwings_for_server()
-    check_settings(settings)
+    check_settings(settings, host)
 
     cert_dirs = [Path(certs)] if certs is not None else [Path("certs"), PROJECT_DIR / "certs"]
     if certs is not None and find_certs(cert_dirs) is None:
         raise ServerSetupError(f"{certs} does not hold both {CERT_FILE} and {KEY_FILE}")
     found = find_certs(cert_dirs)
     scheme = "https" if found else "http"
+    # the app (lifespan.py, possibly in a reloader's child process) reads its own origins here
+    os.environ[SERVE_ORIGINS_ENV] = ",".join(_listen_origins(scheme, host, port))
+    origins = allowed_origins(settings.cors_allow_origins, settings.hostname, served_origins())
 
     import uvicorn
 
@@ -286,12 +501,17 @@ def serve(host: str = "127.0.0.1", port: int = 8000, *, reload: bool = False,
     if not found:
         out("  no certificates (certs/localhost+2.pem, certs/localhost+2-key.pem): serving plain "
             "HTTP; Office.js add-ins need HTTPS (a TLS proxy in front, or mkcert certificates)")
+    out(f"  request bodies up to {max_body_bytes() / 2**20:g} MB ({MAX_BODY_ENV}); "
+        f"cross-origin calls from: {', '.join(origins) or 'no other origin'}")
     if settings.environment == DEV and not settings.auth_providers and not _is_loopback(host):
         out(f"  WARNING: dev environment without authentication, reachable on {host}")
+    if origins == ["*"]:
+        out(f"  WARNING: {CORS_WILDCARD_WARNING}")
     uvicorn.run(
         "xlwings_server.main:main_app",
         host=host,
         port=port,
+        lifespan="on",  # the startup checks and the request guard live in the lifespan
         reload=reload,
         reload_dirs=[str(PROJECT_DIR.parent)] if reload else None,  # the whole package
         ssl_certfile=str(found[0]) if found else None,
