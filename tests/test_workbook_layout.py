@@ -240,3 +240,16 @@ def test_inspect_of_a_sound_workbook_finds_nothing_and_writes_nothing():
     report = inspect_workbook(io)
     assert report.problems == [] and io.log == [] and io.saved == 0
     assert any("refit computed" in n for n in report.notes)
+
+
+def test_a_refit_with_a_32767_character_asset_label_writes_results_and_pictures():
+    io = demo_memory_book()
+    label = "S" * 32_767  # Excel's longest cell text
+    for key, value in list(io.cells.items()):
+        if value == "SPX":
+            io.cells[key] = label
+    result = refit(io)
+    assert result.warnings == []
+    assert {("Results", "FL_HEATMAP"), ("Results", "FL_DENDROGRAM")} <= set(io.pictures)
+    coef = io.read(io.names()["FL_COEF"])
+    assert coef[1][0] == label  # the cell keeps the whole label; only the picture shortens it
