@@ -135,7 +135,7 @@ def test_refit_and_portfolio_write_once_with_one_status():
     status = dict(map(tuple, io.read(io.names()["FL_STATUS"])))
     assert status["job"] == "refit + optimise_portfolio"
     assert status["model"] == "HIERARCHICAL_CLUSTER_GROUP_LASSO"
-    assert status["optimise_portfolio: assets x dates"] == "24 x 260"
+    assert status["portfolio assets x dates"] == "24 x 260"
     # the same numbers as the two jobs run one after the other
     io2 = _with_portfolio(demo_memory_book())
     refit(io2)

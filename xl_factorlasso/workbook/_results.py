@@ -88,11 +88,15 @@ def now_text() -> str:
     return dt.datetime.now().replace(microsecond=0).isoformat(sep=" ")
 
 
+_STEP_NAMES = {"refit": "refit", "refit_cv": "cv", "optimise_portfolio": "portfolio"}
+
+
 def merge_results(parts: list[JobResult]) -> JobResult:
     """One result for several steps computed on the same inputs, written in one save.
 
     Tables of later steps win for the same name, except FL_STATUS, which lists every step:
-    the first step's rows, then each later step's rows under ``<job>: <item>``.
+    the first step's rows, then each later step's rows as ``<step> <item>`` (``portfolio
+    message``: short, so that the item column stays readable).
     """
     job = " + ".join(p.job for p in parts)
     merged = JobResult(job, parts=list(parts), model=parts[-1].model)
@@ -106,7 +110,7 @@ def merge_results(parts: list[JobResult]) -> JobResult:
             for item, value in table.values[1:]:
                 if item in ("time", "job"):
                     continue
-                status.append([item if k == 0 else f"{part.job}: {item}", value])
+                status.append([item if k == 0 else f"{_STEP_NAMES[part.job]} {item}", value])
         merged.pictures += part.pictures
         merged.warnings += part.warnings
     merged.outputs = [*by_name.values(), OutputTable("FL_STATUS", status)]
