@@ -12,7 +12,8 @@ import pandas as pd
 from .._base import BaseEstimator
 from ..cluster import cluster_from_correlation, ewm_lambda, response_correlation
 from ..exceptions import SolveError
-from ._engine import DEFAULT_MAX_ITER, DEFAULT_TOL, FastEngine
+from ._certified import CertifiedSolver, Solution
+from ._engine import DEFAULT_MAX_ITER, DEFAULT_TOL
 from ._lambda_max import lambda_max_from_stats
 from ._model_type import LassoModelType
 from ._penalty import PenaltySpec, penalty_value
@@ -51,6 +52,7 @@ class _FitSetup:
     clusters: pd.Series | None
     linkage: np.ndarray | None
     cutoff: float | None
+    lambda_max: float
 
 
 class LassoModel(BaseEstimator):
@@ -363,6 +365,9 @@ class LassoModel(BaseEstimator):
             raise ValueError("y: no valid observation (every response cell is missing)")
         signs, prior = self._signs_and_prior(x, y)
         stats = SufficientStats.from_panel(panel)
+        if not np.any(stats.yty > 0.0):
+            what = "every column is constant" if self.demean else "every value is 0"
+            raise ValueError(f"y: no response varies ({what}): there is nothing to fit")
 
         n = y.shape[1]
         geometry = model_type.geometry if n > 1 else "cell"  # one response: plain LASSO
@@ -407,8 +412,12 @@ class LassoModel(BaseEstimator):
             prior=prior,
             signs=signs,
             nonneg=bool(self.nonneg),
+            # a factor that is identically zero on a response's observations (constant, or
+            # missing there) leaves the loss: the penalty alone holds that cell at the prior
+            pinned=stats.zero_cells(),
         )
-        return _FitSetup(x, y, panel, stats, spec, clusters, linkage, cutoff)
+        lam_max = lambda_max_from_stats(stats, spec)
+        return _FitSetup(x, y, panel, stats, spec, clusters, linkage, cutoff, lam_max)
 
     def fit(self, x, y) -> LassoModel:
         """Fit the model.
@@ -437,57 +446,44 @@ class LassoModel(BaseEstimator):
     def _fit_prepared(self, setup: _FitSetup) -> LassoModel:
         """:meth:`fit` on data already prepared by ``_setup`` (which ignores ``reg_lambda``)."""
         lam = self._checked_lambda()
-        coef, status, solver, gap, n_iter = self._solve(setup, lam)
-        self._install(setup, coef, lam, status, solver, gap=gap, n_iter=n_iter)
+        self._install(setup, self._solver(setup).solve(lam), lam)
         return self
 
-    def _solve(self, setup: _FitSetup, lam: float, engine: FastEngine | None = None,
-               coef_init: np.ndarray | None = None):
-        """Dispatch to the fast engine and/or CVXPY: ``(coef, status, solver, gap, n_iter)``."""
+    def _solver(self, setup: _FitSetup) -> CertifiedSolver:
+        """The certified solve path for ``setup`` (reusable across lambdas, e.g. by CV)."""
         kind, params = self._checked_engine()
-        note, attempts = "", []
-        if self._uses_fast_engine():
-            if engine is None:
-                engine = FastEngine(setup.stats, setup.spec)
-            result = engine.solve(lam, coef_init=coef_init, **params)
-            if result.certified:
-                return result.coef, "optimal", "fast", result.gap, result.iterations
-            message = (
-                f"fast engine not certified: relative duality gap {result.gap:.1e} > tol "
-                f"{params['tol']:g} after {result.iterations} iterations"
-            )
-            if kind == "fast":
-                raise SolveError(message, [("fast", message)])
-            note, attempts = f" (fast engine not certified: gap {result.gap:.0e})", [
-                ("fast", message)
-            ]
-        # Imported here: the fast path never needs CVXPY (~50 MB, ~0.5 s to import).
-        from ._formulation import LassoProblem
+        return CertifiedSolver(
+            setup.stats, setup.spec, setup.lambda_max, engine=kind,
+            use_fast=self._uses_fast_engine(), tol=params["tol"], max_iter=params["max_iter"],
+            solver=self.solver, solver_params=self.solver_params,
+            solver_fallbacks=self.solver_fallbacks, verbose=bool(self.verbose),
+        )
 
-        problem = LassoProblem(setup.stats, setup.spec)
-        try:
-            coef, status, solver = problem.solve(
-                lam, self.solver, self.solver_params, self.solver_fallbacks, bool(self.verbose)
-            )
-        except SolveError as err:
-            if not attempts:
-                raise
-            raise SolveError(f"{attempts[0][1]}; then {err}", attempts + err.attempts) from err
-        return coef, status, f"{solver}{note}", float("nan"), None
+    def _install(self, setup: _FitSetup, solution: Solution, lam: float) -> None:
+        """Derive every fitted attribute from a certified solution and set them together.
 
-    def _install(
-        self, setup: _FitSetup, coef: np.ndarray, lam: float, status, solver,
-        gap: float = float("nan"), n_iter: int | None = None,
-    ) -> None:
-        """Derive every fitted attribute from a solution and set them together."""
+        Raises (changing nothing) when a number that should be finite is not, or when no
+        response is left to report on.
+        """
         x, y, stats = setup.x, setup.y, setup.stats
-        objective = stats.loss(coef) + penalty_value(coef, setup.spec, lam)
-        diag = _diagnostics(stats, coef)
+        coef = solution.coef.copy()
+        _check_solution(coef, x.columns, y.columns)
+        with np.errstate(over="ignore", invalid="ignore"):
+            objective = stats.loss(coef) + penalty_value(coef, setup.spec, lam)
+            diag = _diagnostics(stats, coef)
+        if not np.isfinite(objective):
+            raise SolveError(f"the objective at the solution is {objective} (overflow): the "
+                             "data or the prior are too large in magnitude", gap=solution.gap)
         n_obs = pd.Series(np.isfinite(y.to_numpy(dtype=float)).sum(axis=0), index=y.columns)
-        coef = coef.copy()
         clusters = setup.clusters
         if self.warmup_period is not None:
             short = (n_obs < self.warmup_period).to_numpy()
+            if short.all():
+                raise ValueError(
+                    f"y: every response has fewer than warmup_period={self.warmup_period} "
+                    f"observations (at most {int(n_obs.max())}): nothing would be left to "
+                    "report; lower warmup_period or give a longer history"
+                )
             if short.any():
                 names = list(y.columns[short])
                 warnings.warn(
@@ -522,12 +518,12 @@ class LassoModel(BaseEstimator):
         self.clusters_ = clusters
         self.linkage_ = setup.linkage
         self.cutoff_ = setup.cutoff
-        self.solver_status_ = status
-        self.solver_ = solver
-        self.duality_gap_ = float(gap)
-        self.n_iter_ = n_iter
+        self.solver_status_ = solution.status
+        self.solver_ = solution.solver
+        self.duality_gap_ = float(solution.gap)
+        self.n_iter_ = solution.n_iter
         self.objective_value_ = float(objective)
-        self.reg_lambda_max_ = lambda_max_from_stats(stats, setup.spec)
+        self.reg_lambda_max_ = setup.lambda_max
         self.effective_span_ = self.span
         self.n_features_in_ = x.shape[1]
         self.feature_names_in_ = np.asarray(x.columns, dtype=object)
@@ -621,8 +617,7 @@ class LassoModel(BaseEstimator):
 
     def lambda_max(self, x, y) -> float:
         """Smallest ``reg_lambda`` at which the fit on ``(x, y)`` equals the prior."""
-        setup = self._setup(x, y)
-        return lambda_max_from_stats(setup.stats, setup.spec)
+        return self._setup(x, y).lambda_max
 
 
 def lambda_max(x, y, **params) -> float:
@@ -631,6 +626,17 @@ def lambda_max(x, y, **params) -> float:
     For plain LASSO without prior this is ``max |(2/T) X'WY|`` on the prepared data.
     """
     return LassoModel(**params).lambda_max(x, y)
+
+
+def _check_solution(coef: np.ndarray, factors: pd.Index, responses: pd.Index) -> None:
+    """SolveError naming the first non-finite coefficient (never install NaN or inf)."""
+    bad = ~np.isfinite(coef)
+    if bad.any():
+        r, c = np.argwhere(bad)[0]
+        raise SolveError(
+            f"the solution is not finite: coefficient of response {responses[r]!r} on factor "
+            f"{factors[c]!r} is {coef[r, c]}"
+        )
 
 
 def _diagnostics(stats: SufficientStats, coef: np.ndarray) -> dict[str, np.ndarray]:
