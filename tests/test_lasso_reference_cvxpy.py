@@ -292,6 +292,8 @@ def ref_polish(
             flat = np.ravel_multi_index(idx, (n, m))
             hess[np.ix_(flat, flat)] += k * (np.eye(len(flat)) - np.outer(d, d) / nd**2) / nd
         f = np.flatnonzero(free.ravel())
+        if f.size == 0:  # every cell at a kink (lambda >= lambda_max): nothing to refine
+            break
         step = np.linalg.solve(hess[np.ix_(f, f)], -grad.ravel()[f])
         cur.ravel()[f] += step
         if np.abs(step).max() < 1e-15:

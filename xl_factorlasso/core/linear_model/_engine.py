@@ -12,15 +12,19 @@ Algorithm
 ---------
 FISTA with the gradient adaptive restart of O'Donoghue and Candes (2015). The loss is separable
 over responses, the penalty over *units* (a response for the cell and row geometries, a cluster
-for FCGL blocks), so each unit has its own step ``1 / L_u`` with
-``L_u = (2/T') max_{i in u} lambda_max(G_i)`` (a block-diagonal metric in which ``f`` is
-1-smooth) and its own momentum and restart: the iteration is N (or G) independent FISTA runs,
-vectorised. For the cell and row geometries, once the signs of the support have not changed
-for a few iterations, Newton's method solves the smooth piece exactly (small linear systems
-per response, batched); the result is kept only if it lowers the duality gap, so it can speed
-up but never spoil a solve. On that piece the cell objective is quadratic (one step); the row
-objective adds ``lambda (1-a) w ||D_i||_2``, smooth while the row is nonzero, so a few steps
-(tried only while ``N M^2 <= 2e5``: beyond, its dense systems cost what they save).
+for FCGL blocks), so each unit has its own steps, momentum and restart: the iteration is N (or
+G) independent FISTA runs, vectorised. The steps are a diagonal metric in which ``f`` is
+1-smooth: for row groups one step per response, ``1 / L_i``, ``L_i = (2/T') lambda_max(G_i)``;
+for cells and FCGL blocks (each group inside one factor column) one step per factor column,
+``1 / ((2/T') lambda_max(J G J) G_jj)`` with ``J = diag(G)^(-1/2)`` (Jacobi preconditioning:
+factors 1e8 apart in scale converge together). At ``lambda = 0`` the geometry is irrelevant
+and every model is solved as cells. For the cell and row geometries, once the signs of the
+support have not changed for a few iterations, Newton's method solves the smooth piece exactly
+(small linear systems per response, batched); the result is kept only if it lowers the
+duality gap, so it can speed up but never spoil a solve. On that piece the cell objective is
+quadratic (one step); the row objective adds ``lambda (1-a) w ||D_i||_2``, smooth while the
+row is nonzero, so a few steps (tried only while ``N M^2 <= 2e5``: beyond, its dense systems
+cost what they save).
 
 Proximal operators (exact)
 --------------------------
@@ -86,6 +90,14 @@ upper bounds of ``F(B) - F*`` and vanish at the optimum (where ``V`` is an exact
 decomposition); the first suits large ``lambda``, the second ``lambda -> 0``. The solve is
 *certified* when ``gap <= tol * F(B)`` (default ``tol = 1e-8``): the objective is then within
 that relative distance of the true minimum, whichever solver one compares with.
+:meth:`FastEngine.relative_gap` is that certificate for any feasible point, whoever computed
+it (CVXPY's answers and the closed form at ``lambda >= lambda_max`` pass through it too).
+
+``G^+`` and ``G^-1`` are taken from the eigendecomposition of the Jacobi-scaled Gram
+``J G J`` (unit diagonal), ``G^+ = J (J G J)^+ J``: with the raw Gram, a factor 1e6 times
+smaller than another falls below the eigenvalue cut-off, ``c'G^+c`` loses its share of the
+explained variance, and the certificate passed a point 83% above the minimum (two factors
+1e6 apart in scale, ``lambda = 0``).
 """
 
 from __future__ import annotations

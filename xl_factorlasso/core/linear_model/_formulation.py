@@ -49,8 +49,9 @@ __all__ = ["PENALTY_SCALE_RATIO", "LassoProblem", "problem_scales"]
 
 PENALTY_SCALE_RATIO = 1e4
 
-# Statuses whose point is worth certifying: the caller checks it with the duality gap.
-_HAS_POINT = (cp.OPTIMAL, cp.OPTIMAL_INACCURATE)
+# Statuses whose point is worth certifying (the caller checks it with the duality gap):
+# "user_limit" is an iteration or time limit, whose last iterate may still be good enough.
+_HAS_POINT = (cp.OPTIMAL, cp.OPTIMAL_INACCURATE, cp.USER_LIMIT)
 
 
 def _power_of_two(value: np.ndarray) -> np.ndarray:
@@ -172,7 +173,8 @@ class LassoProblem:
 
         ``status`` is CVXPY's status, or ``"error: ..."`` when the solver raised; ``coef`` is
         the point in original units, projected onto the sign constraints (interior-point
-        round-off), when the status has one ("optimal" or "optimal_inaccurate"), else None.
+        round-off), when the status has one ("optimal", "optimal_inaccurate" or
+        "user_limit"), else None.
         Nothing here decides whether the point is good enough: the caller certifies it with
         the duality gap (:meth:`FastEngine.relative_gap`), whatever the status says.
         """

@@ -108,15 +108,18 @@ class LassoModel(BaseEstimator):
         Forwarded to the solver.
     engine : {"auto", "fast", "cvxpy"}, default "auto"
         ``"fast"``: the accelerated proximal-gradient engine on the sufficient statistics
-        (:mod:`~xl_factorlasso.core.linear_model._engine`), whose answer is certified by a
-        duality gap; :class:`SolveError` if it cannot certify within its budget. ``"cvxpy"``:
-        the CVXPY formulation with ``solver``. ``"auto"``: the fast engine, falling back to
-        CVXPY when the solution is not certified (``solver_`` then says so); an explicit
-        ``solver`` other than CLARABEL or any ``solver_params`` is a request for that CVXPY
-        solve, which ``"auto"`` honours.
+        (:mod:`~xl_factorlasso.core.linear_model._engine`); :class:`SolveError` if it cannot
+        certify within its budget. ``"cvxpy"``: the CVXPY formulation with ``solver``, in
+        scaled units. ``"auto"``: the fast engine, falling back to CVXPY when the solution is
+        not certified (``solver_`` then says so); an explicit ``solver`` other than CLARABEL or
+        any ``solver_params`` is a request for that CVXPY solve, which ``"auto"`` honours.
+        Whatever the engine, an answer is accepted only when its relative duality gap
+        (computed from the data and the point alone) is at most ``tol``; an uncertified
+        CVXPY answer is polished by the fast engine, else :class:`SolveError`. At
+        ``reg_lambda >= reg_lambda_max_`` the prior is returned without a solve.
     engine_params : dict, optional
-        Fast-engine settings: ``tol`` (relative duality gap that certifies, default 1e-8) and
-        ``max_iter`` (iteration budget, default 20000).
+        ``tol`` (relative duality gap that certifies any answer, default 1e-8) and
+        ``max_iter`` (the fast engine's iteration budget, default 20000).
 
     Attributes
     ----------
@@ -143,13 +146,20 @@ class LassoModel(BaseEstimator):
     estimation_result_ : LassoEstimationResult
         The same diagnostics as arrays (factorlasso compatible).
     solver_status_ : str
-        Status of the accepted solve ("optimal" for a certified fast solve, else CVXPY's);
-        ``solver_`` what produced it: ``"fast"``, a CVXPY solver name, or e.g.
-        ``"CLARABEL (fast engine not certified: gap 3e-06)"`` after an automatic fallback.
+        Always ``"optimal"``: a fit is installed only when certified (``duality_gap_ <=
+        tol``); nothing else is ever reported as a result.
+    solver_ : str
+        What produced the answer: ``"closed form"`` (``reg_lambda >= reg_lambda_max_``: the
+        prior), ``"fast"``, a CVXPY solver name (e.g. ``"CLARABEL"``, or
+        ``"CLARABEL (optimal_inaccurate, certified)"`` when the solver doubted an answer the
+        certificate accepts), ``"CLARABEL + fast polish"`` (CVXPY's answer needed the fast
+        engine to be certified), each followed by e.g.
+        ``" (fast engine not certified: gap 3e-06)"`` after an automatic fallback.
     duality_gap_ : float
-        Relative duality gap certified by the fast engine (NaN for a CVXPY solution).
+        Relative duality gap of the answer, ``(F(B) - dual bound) / F(B)``: an upper bound of
+        its relative distance to the optimal objective, for every engine.
     n_iter_ : int or None
-        Fast-engine iterations (None for a CVXPY solution).
+        Fast-engine iterations (0 for the closed form, None for CVXPY's own answer).
     objective_value_ : float
         Objective at the solution (loss including its constant + penalty), before warmup zeroing.
     reg_lambda_max_ : float
@@ -436,9 +446,12 @@ class LassoModel(BaseEstimator):
         Raises
         ------
         ValueError
-            Bad parameters or inputs; the message names the argument and the label.
+            Bad parameters or inputs; the message names the argument and the label (also a
+            column whose values overflow the sums of squares, a panel where no response
+            varies, or one where every response is shorter than ``warmup_period``).
         SolveError
-            The solver (and every fallback) failed; no fitted state is changed.
+            No answer could be certified (after every fallback and the polish), or a derived
+            number overflowed; no fitted state is changed.
         """
         self._checked_lambda()  # a bad reg_lambda is reported before any preparation
         return self._fit_prepared(self._setup(x, y))
@@ -500,8 +513,18 @@ class LassoModel(BaseEstimator):
                     clusters = clusters.drop(y.columns[short])
         else:
             short = np.zeros(y.shape[1], dtype=bool)
-        alpha = _economic_intercept(x, y, coef, self.span)
+        with np.errstate(over="ignore", invalid="ignore"):
+            alpha = _economic_intercept(x, y, coef, self.span)
         alpha[short] = np.nan
+        # Stats and coefficients are finite; what is derived from them must be too.
+        observed = (stats.mass > 0) & ~short
+        for name, values in (("residual variance", diag["ss_res"]),
+                             ("in-sample intercept", diag["alpha"]), ("alpha_const", alpha)):
+            bad = observed & ~np.isfinite(values)
+            if bad.any():
+                raise SolveError(
+                    f"the {name} of response {y.columns[np.flatnonzero(bad)[0]]!r} overflows: "
+                    "the data or the loadings are too large in magnitude", gap=solution.gap)
 
         idx = y.columns
         self.coef_ = pd.DataFrame(coef, index=idx, columns=x.columns)
@@ -557,9 +580,11 @@ class LassoModel(BaseEstimator):
         """
         self._check_fitted()
         arr, index = self._factor_matrix(x)
-        pred = arr @ self.coef_.to_numpy().T
-        if self.demean:
-            pred = pred + self.alpha_const_.to_numpy()
+        with np.errstate(over="ignore", invalid="ignore"):
+            pred = arr @ self.coef_.to_numpy().T
+            if self.demean:
+                pred = pred + self.alpha_const_.to_numpy()
+        _check_prediction(pred, arr, self.coef_.index)
         if index is None:
             return pred
         return pd.DataFrame(pred, index=index, columns=self.coef_.index)
@@ -567,7 +592,8 @@ class LassoModel(BaseEstimator):
     def score(self, x, y) -> float:
         """Mean over responses of the out-of-sample R^2 (test-sample mean; NaN pairs skipped).
 
-        Responses with no variance or no observation are left out of the mean.
+        Responses with no variance or no observation are left out of the mean. A prediction
+        or an R^2 that overflows is a ValueError naming the response, never an infinite score.
         """
         pred = np.asarray(self.predict(x), dtype=float)
         if isinstance(y, pd.DataFrame):
@@ -576,8 +602,7 @@ class LassoModel(BaseEstimator):
             yv = np.asarray(y, dtype=float)
             if yv.ndim == 1:
                 yv = yv[:, None]
-        r2 = _r2_columns(yv, pred)
-        return float(np.nanmean(r2)) if np.isfinite(r2).any() else float("nan")
+        return _mean_r2(yv, pred, self.coef_.index)
 
     def _scorer(self, setup: _FitSetup):
         """``(score, short)`` for many solutions on one training set, without installing them.
@@ -597,12 +622,13 @@ class LassoModel(BaseEstimator):
 
         def score(coef: np.ndarray, x_test: np.ndarray, y_test: np.ndarray) -> float:
             coef = np.where(short[:, None], 0.0, coef)
-            pred = x_test @ coef.T
-            if self.demean:
-                alpha = y_means - np.einsum("nm,nm->n", coef, x_means)
-                pred = pred + np.where(short, np.nan, alpha)
-            r2 = _r2_columns(y_test, pred)
-            return float(np.nanmean(r2)) if np.isfinite(r2).any() else float("nan")
+            with np.errstate(over="ignore", invalid="ignore"):
+                pred = x_test @ coef.T
+                if self.demean:
+                    alpha = y_means - np.einsum("nm,nm->n", coef, x_means)
+                    pred = pred + np.where(short, np.nan, alpha)
+            _check_prediction(pred, x_test, y.columns)
+            return _mean_r2(y_test, pred, y.columns)
 
         return score, short
 
@@ -676,12 +702,56 @@ def _weighted_means(x: pd.DataFrame, y: pd.DataFrame, span) -> tuple[np.ndarray,
     return x_means, y_means
 
 
+def _raise_overflow(response) -> None:
+    raise ValueError(
+        f"x: the prediction of response {response!r} overflows (factor values too large for "
+        "its loadings)"
+    )
+
+
+def _check_prediction(pred: np.ndarray, x: np.ndarray, responses: pd.Index) -> None:
+    """ValueError when a prediction from a complete factor row is infinite."""
+    over = np.isinf(pred) & np.isfinite(x).all(axis=1)[:, None]
+    if over.any():
+        _raise_overflow(responses[int(np.flatnonzero(over.any(axis=0))[0])])
+
+
+def _mean_r2(y: np.ndarray, pred: np.ndarray, responses: pd.Index) -> float:
+    """Mean R^2 over the responses that can be scored (NaN when none can).
+
+    Raises ValueError naming the response when a prediction overflows where ``y`` is
+    observed, or when its R^2 is too large in magnitude to represent.
+    """
+    over = np.isinf(pred) & np.isfinite(y)
+    if over.any():
+        _raise_overflow(responses[int(np.flatnonzero(over.any(axis=0))[0])])
+    r2 = _r2_columns(y, pred)
+    if np.isinf(r2).any():
+        col = int(np.flatnonzero(np.isinf(r2))[0])
+        raise ValueError(
+            f"the R^2 of response {responses[col]!r} overflows: its prediction errors are too "
+            "large next to its variance in y on this sample to be represented (check the units "
+            "of x and y)"
+        )
+    return float(np.nanmean(r2)) if np.isfinite(r2).any() else float("nan")
+
+
 def _r2_columns(y: np.ndarray, pred: np.ndarray) -> np.ndarray:
+    """R^2 per column over the pairs where both are finite; NaN without variance.
+
+    Deviations and residuals are divided by their largest magnitude before squaring, so
+    neither sum overflows nor underflows whatever the units.
+    """
     ok = np.isfinite(y) & np.isfinite(pred)
-    with np.errstate(invalid="ignore", divide="ignore"):
+    with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
         count = ok.sum(axis=0)
         yz = np.where(ok, y, 0.0)
         mean = yz.sum(axis=0) / count
-        ss_tot = np.where(ok, (y - mean) ** 2, 0.0).sum(axis=0)
-        ss_res = np.where(ok, (y - pred) ** 2, 0.0).sum(axis=0)
-        return np.where(ss_tot > 0, 1.0 - ss_res / ss_tot, np.nan)
+        dev = np.where(ok, y - mean, 0.0)
+        res = np.where(ok, y - pred, 0.0)
+        sd = np.abs(dev).max(axis=0, initial=0.0)
+        sr = np.abs(res).max(axis=0, initial=0.0)
+        ss_tot = ((dev / np.where(sd > 0, sd, 1.0)) ** 2).sum(axis=0)
+        ss_res = ((res / np.where(sr > 0, sr, 1.0)) ** 2).sum(axis=0)
+        ratio = ss_res / ss_tot * (sr / np.where(sd > 0, sd, 1.0)) ** 2
+        return np.where(sd > 0, 1.0 - ratio, np.nan)
