@@ -9,6 +9,7 @@ import pytest
 
 from tests.conftest import TIGHT, make_panel
 from xl_factorlasso import LassoModel, LassoModelCV, default_lambda_grid, expanding_window_splits
+from xl_factorlasso.core.linear_model._certified import Solution
 
 
 def test_expanding_window_splits_layout():
@@ -120,7 +121,7 @@ def test_fold_scorer_equals_the_installed_models_score(demean, span, warmup):
     for coef in (model.coef_.to_numpy(), rng.standard_normal(model.coef_.shape)):
         ref = LassoModel(**model.get_params())
         with pytest.warns(UserWarning) if warmup else contextlib.nullcontext():
-            ref._install(model._fit_setup_, coef, 0.01, "optimal", "test")
+            ref._install(model._fit_setup_, Solution(coef, "test", 0.0, None), 0.01)
         assert score(coef, x_te.to_numpy(), y_te.to_numpy()) == pytest.approx(
             ref.score(x_te, y_te), rel=1e-12, abs=1e-14
         )

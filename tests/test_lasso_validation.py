@@ -145,7 +145,9 @@ def test_failed_solve_raises_and_keeps_previous_fit(xy):
     x, y = xy
     model = LassoModel(reg_lambda=0.1).fit(x, y)
     before = model.coef_.copy()
-    model.set_params(reg_lambda=0.01, solver="CLARABEL", solver_params={"max_iter": 1})
+    # Clarabel stopped after one iteration, and a one-iteration polish: nothing certifiable
+    model.set_params(reg_lambda=0.01, solver="CLARABEL", solver_params={"max_iter": 1},
+                     engine_params={"max_iter": 1})
     with pytest.raises(SolveError) as info:
         model.fit(x, y)
     assert "CLARABEL" in str(info.value) and info.value.attempts[0][0] == "CLARABEL"

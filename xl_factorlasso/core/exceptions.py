@@ -6,14 +6,19 @@ __all__ = ["SolveError"]
 
 
 class SolveError(RuntimeError):
-    """A convex solve did not reach an optimal solution (after every fallback solver).
+    """A convex solve did not reach a certified optimum (after every fallback and polish).
 
     Attributes
     ----------
     attempts : list of tuple
-        ``(solver, status or error message)`` for every solver tried, in order.
+        ``(solver, status or error message)`` for every attempt, in order.
+    gap : float or None
+        The smallest relative duality gap any attempt reached (``inf`` when none produced a
+        point; None when not applicable).
     """
 
-    def __init__(self, message: str, attempts: list[tuple[str, str]] | None = None):
+    def __init__(self, message: str, attempts: list[tuple[str, str]] | None = None,
+                 gap: float | None = None):
         super().__init__(message)
         self.attempts = list(attempts or [])
+        self.gap = gap

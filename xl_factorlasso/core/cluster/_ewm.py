@@ -107,11 +107,16 @@ def ewm_covariance(data, span: float) -> np.ndarray:
 
 
 def covariance_to_correlation(covar: np.ndarray) -> np.ndarray:
-    """Correlation from a covariance; a zero-variance column gets a zero row and unit diagonal."""
+    """Correlation from a covariance; a zero-variance column gets a zero row and unit diagonal.
+
+    "Zero" is relative to the largest variance, so that the units of the data (returns in
+    1e-8 or 1e8) do not change the correlations.
+    """
     d = np.diag(covar).copy()
-    if np.nansum(d) <= 1e-10:
+    top = np.nanmax(d, initial=0.0)
+    if not top > 0.0:
         return np.identity(len(d))
-    pos = d > 1e-12
+    pos = d > 1e-12 * top
     inv = np.zeros_like(d)
     inv[pos] = 1.0 / np.sqrt(d[pos])
     corr = covar * np.outer(inv, inv)

@@ -12,15 +12,19 @@ Algorithm
 ---------
 FISTA with the gradient adaptive restart of O'Donoghue and Candes (2015). The loss is separable
 over responses, the penalty over *units* (a response for the cell and row geometries, a cluster
-for FCGL blocks), so each unit has its own step ``1 / L_u`` with
-``L_u = (2/T') max_{i in u} lambda_max(G_i)`` (a block-diagonal metric in which ``f`` is
-1-smooth) and its own momentum and restart: the iteration is N (or G) independent FISTA runs,
-vectorised. For the cell and row geometries, once the signs of the support have not changed
-for a few iterations, Newton's method solves the smooth piece exactly (small linear systems
-per response, batched); the result is kept only if it lowers the duality gap, so it can speed
-up but never spoil a solve. On that piece the cell objective is quadratic (one step); the row
-objective adds ``lambda (1-a) w ||D_i||_2``, smooth while the row is nonzero, so a few steps
-(tried only while ``N M^2 <= 2e5``: beyond, its dense systems cost what they save).
+for FCGL blocks), so each unit has its own steps, momentum and restart: the iteration is N (or
+G) independent FISTA runs, vectorised. The steps are a diagonal metric in which ``f`` is
+1-smooth: for row groups one step per response, ``1 / L_i``, ``L_i = (2/T') lambda_max(G_i)``;
+for cells and FCGL blocks (each group inside one factor column) one step per factor column,
+``1 / ((2/T') lambda_max(J G J) G_jj)`` with ``J = diag(G)^(-1/2)`` (Jacobi preconditioning:
+factors 1e8 apart in scale converge together). At ``lambda = 0`` the geometry is irrelevant
+and every model is solved as cells. For the cell and row geometries, once the signs of the
+support have not changed for a few iterations, Newton's method solves the smooth piece exactly
+(small linear systems per response, batched); the result is kept only if it lowers the
+duality gap, so it can speed up but never spoil a solve. On that piece the cell objective is
+quadratic (one step); the row objective adds ``lambda (1-a) w ||D_i||_2``, smooth while the
+row is nonzero, so a few steps (tried only while ``N M^2 <= 2e5``: beyond, its dense systems
+cost what they save).
 
 Proximal operators (exact)
 --------------------------
@@ -86,10 +90,19 @@ upper bounds of ``F(B) - F*`` and vanish at the optimum (where ``V`` is an exact
 decomposition); the first suits large ``lambda``, the second ``lambda -> 0``. The solve is
 *certified* when ``gap <= tol * F(B)`` (default ``tol = 1e-8``): the objective is then within
 that relative distance of the true minimum, whichever solver one compares with.
+:meth:`FastEngine.relative_gap` is that certificate for any feasible point, whoever computed
+it (CVXPY's answers and the closed form at ``lambda >= lambda_max`` pass through it too).
+
+``G^+`` and ``G^-1`` are taken from the eigendecomposition of the Jacobi-scaled Gram
+``J G J`` (unit diagonal), ``G^+ = J (J G J)^+ J``: with the raw Gram, a factor 1e6 times
+smaller than another falls below the eigenvalue cut-off, ``c'G^+c`` loses its share of the
+explained variance, and the certificate passed a point 83% above the minimum (two factors
+1e6 apart in scale, ``lambda = 0``).
 """
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import NamedTuple
 
 import numpy as np
@@ -308,14 +321,24 @@ class FastEngine:
         self.gram = gram
         self.pattern = np.asarray(stats.pattern)
         self.xty = stats.xty
-        vals, vecs = np.linalg.eigh(gram)
-        self._vals, self._vecs = vals, vecs
-        top = np.maximum(vals[:, -1], 0.0)
-        keep = vals > 1e-12 * np.maximum(top, 1e-300)[:, None]
+        # Jacobi scaling J = diag(G)^(-1/2): the spectral pieces of the certificate are taken
+        # from J G J (unit diagonal), so factors of very different scales (1e8 next to 1e-8,
+        # a near-constant factor) do not push real directions below the eigenvalue cut-off.
+        # A zero factor (zero diagonal) gets J = 0: it is outside the Gram's range.
+        diag = np.diagonal(gram, axis1=1, axis2=2)
+        nonzero = diag > 0.0
+        jac = np.where(nonzero, 1.0 / np.sqrt(np.where(nonzero, diag, 1.0)), 0.0)
+        vals, vecs = np.linalg.eigh(gram * jac[:, :, None] * jac[:, None, :])
+        self._jac, self._vecs = jac, vecs
+        top_hat = np.maximum(vals[:, -1], 0.0)
+        keep = vals > 1e-12 * np.maximum(top_hat, 1e-300)[:, None]
         inv_vals = np.where(keep, 1.0 / np.where(keep, vals, 1.0), 0.0)
         self._inv_vals = inv_vals
-        # translation certificate only where G^-1 is accurate
-        self._invertible = vals[:, 0] > 1e-10 * np.maximum(top, 1e-300)
+        # Translation certificate only where G^-1 is accurate on the non-zero factors (the
+        # zero ones are pinned at the prior, where the translation vanishes).
+        n_zero = (~nonzero).sum(axis=1)
+        smallest = np.take_along_axis(vals, np.minimum(n_zero, m - 1)[:, None], axis=1)[:, 0]
+        self._invertible = (n_zero < m) & (smallest > 1e-10 * np.maximum(top_hat, 1e-300))
         self._patterns = [np.flatnonzero(self.pattern == p) for p in range(len(gram))]
         # Many patterns (ragged panels): one batched product beats a Python loop, memory allowing.
         stack = len(gram) > 8 and n * m * m * 8 <= 256 * 2**20
@@ -355,15 +378,39 @@ class FastEngine:
         self.n_groups = len(self.group_w)
         self._table = _member_table(self.gid, self.n_groups) if geometry != "cell" else None
 
-        lip = (2.0 / self.t_rows) * top[self.pattern]  # per response
+        self.step = self._steps(diag, top_hat)
+        self._twin = None  # the cell engine that solves lambda = 0 (see solve)
         if geometry == "block":
-            lip_unit = np.zeros(self.n_units)
-            np.maximum.at(lip_unit, self.unit, lip)
-            lip = lip_unit[self.unit]
-        # A response with no valid observation has a zero Gram: any step works (its gradient is
-        # zero and the prox returns the prior); keep the step finite.
-        floor = 1e-12 * max(float(lip.max(initial=0.0)), 1e-300)
-        self.step = 1.0 / np.maximum(lip, floor)  # per response
+            # first member of every cluster (codes 0..G-1 all occur)
+            self._unit_first = np.unique(self.unit, return_index=True)[1]
+
+    def _steps(self, diag: np.ndarray, top_hat: np.ndarray) -> np.ndarray:
+        """Step sizes ``(N, M)``: a diagonal metric in which ``f`` is 1-smooth per unit.
+
+        Row groups couple a response's factors in one norm, so their step is one number per
+        response, ``1 / L_i`` with ``L_i = (2/T') eig_max(G_i)``. Cells and FCGL blocks (a block
+        lies in one factor column) allow a step per factor column: with ``d`` the Gram diagonal
+        and ``G = D^(1/2) G^ D^(1/2)``, ``(2/T') G <= (2/T') eig_max(G^) D``, so
+        ``step_ij = 1 / ((2/T') eig_max(G^) d_j)`` (Jacobi preconditioning: a factor 1e8 times
+        smaller than the others converges as fast as they do). For a FCGL cluster ``d`` and
+        ``eig_max(G^)`` are the maxima over its responses, which keeps the bound.
+        """
+        two_t = 2.0 / self.t_rows
+        if self.geometry == "row":
+            top = np.maximum(np.linalg.eigvalsh(self.gram)[:, -1], 0.0)
+            lip = two_t * np.broadcast_to(top[self.pattern][:, None], (self.n, self.m))
+        else:
+            d, curv = diag[self.pattern], top_hat[self.pattern]
+            if self.geometry == "block":
+                d_unit = np.zeros((self.n_units, self.m))
+                np.maximum.at(d_unit, self.unit, d)
+                curv_unit = np.zeros(self.n_units)
+                np.maximum.at(curv_unit, self.unit, curv)
+                d, curv = d_unit[self.unit], curv_unit[self.unit]
+            lip = two_t * curv[:, None] * d
+        # A zero factor (or a response without observations) has no curvature: its cells are
+        # pinned or have a zero gradient, any finite step works.
+        return 1.0 / np.where(lip > 0.0, lip, max(float(lip.max(initial=0.0)), 1e-300))
 
     # ------------------------------------------------------------------ pieces
     def _gram_times(self, coef: np.ndarray) -> np.ndarray:
@@ -378,7 +425,9 @@ class FastEngine:
         return out
 
     def _eig_coordinates(self, rows: np.ndarray) -> np.ndarray:
-        """Rows ``Q_p(i)' r_i`` in the eigenbasis of each response's Gram."""
+        """Rows ``Q_p(i)' J_p r_i`` in the eigenbasis of each response's scaled Gram ``J G J``,
+        so that ``r' G^+ r = sum_k coord_k^2 / eig_k`` (for ``r`` in the range of ``G``)."""
+        rows = rows * self._jac[self.pattern]
         if len(self.gram) == 1:
             return rows @ self._vecs[0]
         if self._stacked_vecs is not None:
@@ -396,21 +445,22 @@ class FastEngine:
     def prox(self, z: np.ndarray, reg_lambda: float, step: np.ndarray | None = None) -> np.ndarray:
         """``argmin_B 1/2 ||B - z||^2_(1/step) + lambda P(B - B0)`` over the sign box.
 
-        ``step`` is one value per response (constant over a FCGL cluster); default: the
-        engine's own steps.
+        ``step`` (broadcastable to N x M; default the engine's own steps) must be constant
+        over every group: over a row for the row geometry, over a FCGL cluster's responses
+        in each factor column for blocks.
         """
-        step = self.step if step is None else np.asarray(step, dtype=float)
+        step = self.step if step is None else np.broadcast_to(
+            np.asarray(step, dtype=float), self.prior.shape)
         v = z - self.prior
         if self.geometry == "cell":
-            d = np.clip(_soft(v, (step * reg_lambda)[:, None]), self.dl, self.du)
+            d = np.clip(_soft(v, step * reg_lambda), self.dl, self.du)
         else:
-            alpha = (step * reg_lambda * self.a)[:, None]
+            alpha = step * reg_lambda * self.a
             if self.geometry == "row":
-                beta = step * reg_lambda * (1.0 - self.a) * self.group_w
-            else:
-                unit_step = np.empty(self.n_units)
-                unit_step[self.unit] = step
-                beta = unit_step[self.group_unit] * reg_lambda * (1.0 - self.a) * self.group_w
+                beta = step[:, 0] * reg_lambda * (1.0 - self.a) * self.group_w
+            else:  # group u * M + j is cluster u's block in factor column j
+                beta = step[self._unit_first].ravel() * reg_lambda * (1.0 - self.a) * \
+                    self.group_w
             w = _soft(v, alpha).ravel()
             d = _prox_groups(
                 w, beta, self.gid, self.dl.ravel(), self.du.ravel(), self._table,
@@ -571,6 +621,16 @@ class FastEngine:
             gap = np.where(inv_unit, np.minimum(gap_s, gap_t), gap_s)
         return float(gap.sum()), objective
 
+    def relative_gap(self, coef: np.ndarray, reg_lambda: float) -> float:
+        """The certificate of a feasible ``coef``, whoever computed it: the duality gap over
+        the objective, an upper bound of ``(F(B) - F*) / F(B)``.
+
+        Every answer of :class:`~xl_factorlasso.LassoModel` passes through this one function
+        (the fast engine's iterates, CVXPY's solutions, the prior at ``lambda >= lambda_max``).
+        """
+        gap, objective = self.duality_gap(np.clip(coef, self.lo, self.hi), reg_lambda)
+        return _relative(gap, objective)
+
     # ------------------------------------------------------------------ solve
     def solve(
         self,
@@ -600,11 +660,19 @@ class FastEngine:
             ``(coef, certified, relative gap, iterations)``.
         """
         lam = float(reg_lambda)
+        if lam == 0.0 and self.geometry != "cell":
+            # Without a penalty the geometry is irrelevant (and so is the certificate's, which
+            # is the same at lambda = 0): the cell engine's per-factor steps and Newton finish
+            # solve the box-constrained least squares however the factors are scaled.
+            if self._twin is None:
+                self._twin = FastEngine(self.stats, replace(self.spec, geometry="cell"))
+            return self._twin.solve(0.0, tol=tol, max_iter=max_iter, coef_init=coef_init)
         max_iter = max(int(max_iter), 1)
         x = self.prior.copy() if coef_init is None else np.clip(coef_init, self.lo, self.hi)
         y = x.copy()
         momentum = np.ones(self.n_units)
-        scale = (2.0 / self.t_rows) * self.step[:, None]
+        scale = (2.0 / self.t_rows) * self.step
+        metric = 1.0 / self.step
         gap, obj = self.duality_gap(x, lam)
         rel = _relative(gap, obj)
         first = 0 if rel <= tol else None  # iteration at which the gap first met tol
@@ -616,8 +684,9 @@ class FastEngine:
             z = y - scale * (self._gram_times(y) - self.xty)
             x_new = self.prox(z, lam)
             diff = x_new - x
-            # Gradient restart per unit: momentum that points uphill is dropped.
-            crit = self._unit_sum(np.einsum("nm,nm->n", y - x_new, diff))
+            # Gradient restart per unit: momentum that points uphill (in the step's metric,
+            # (y - x_new) / step is the gradient mapping) is dropped.
+            crit = self._unit_sum(np.einsum("nm,nm->n", (y - x_new) * metric, diff))
             nxt = 0.5 * (1.0 + np.sqrt(1.0 + 4.0 * momentum * momentum))
             beta = (momentum - 1.0) / nxt
             restart = crit > 0
@@ -725,8 +794,9 @@ class FastEngine:
             b = b - step
             if not np.all(np.isfinite(b)):
                 return None
-            # Quadratic convergence: after a step this small the next one is below round-off.
-            if np.max(np.abs(step), initial=0.0) <= 1e-9 * max(np.max(np.abs(b)), 1.0):
+            # Quadratic convergence: after a step this small (relative to each row, whatever
+            # the units) the next one is below round-off.
+            if np.all(np.abs(step).max(axis=1) <= 1e-9 * np.abs(b).max(axis=1)):
                 break
         return self._keep_valid_rows(x, b, support, free, rows)
 
@@ -766,6 +836,8 @@ class FastEngine:
 
 
 def _relative(gap: float, objective: float) -> float:
+    if not (np.isfinite(gap) and np.isfinite(objective)):
+        return np.inf  # an overflowing objective certifies nothing
     return max(gap, 0.0) / max(abs(objective), np.finfo(float).tiny)
 
 

@@ -5,7 +5,8 @@ For coefficients ``B`` (N x M, responses x factors), prior centre ``B0``, ``D = 
 
     minimise   (1/T') sum_i sum_t w_ti (y_ti - x_t b_i)^2  +  lambda * P(D)
     subject to B_ij = 0 where sign 0,  B_ij >= 0 where sign +1,  B_ij <= 0 where sign -1
-               (B >= 0 everywhere with ``nonneg`` and no sign matrix)
+               (B >= 0 everywhere with ``nonneg`` and no sign matrix;
+                B_ij = B0_ij where factor j is identically zero on response i's observations)
 
     cell  (LASSO):          P(D) = sum_ij |D_ij|
     row   (GROUP, HCGL):    P(D) = (1-a) sum_i w_g(i) ||D_i.||_2        + a sum_ij |D_ij|
@@ -17,79 +18,136 @@ The data term is never written on the T x N residual matrix: with ``R_p'R_p = X'
 distinct response mask ``p`` and ``R_p'z_i = X'W_i y_i`` it equals
 ``sum_i ||R_p(i) b_i - z_i||^2`` plus a constant, so the programme's size is independent of T.
 ``lambda`` is a CVXPY parameter: one compiled problem serves a whole grid of penalties.
+
+Scaling. An interior-point solver works to tolerances relative to the numbers it is given, so
+the programme is posed in units where they are of order one: factor ``j`` divided by
+``s_j`` (its weighted root mean square), responses by ``c`` (their root mean square), both
+rounded to powers of two so that the change of units is exact. With ``B~ = B s / c``
+(column-wise) the objective is ``c^2`` times
+
+    L~(B~) + (lambda / c) * P((B~ - B~0) / s),
+
+the penalty acting on ``D~ / s``: a weight ``1 / s_j`` per factor column inside the same norms.
+Sign bounds (0 or infinite) are unchanged. :meth:`LassoProblem.solve` maps the answer back.
+Those weights are why a programme for ``lambda > 0`` keeps every ``s_j`` within a factor
+``PENALTY_SCALE_RATIO`` (1e4) of the largest: penalty weights spanning more than that cost an
+interior-point solver more accuracy than the factor scales it equalises (measured on factors
+1e8 apart and a factor of variance 1e-15). Without a penalty (``lambda = 0``) nothing limits
+the scales (``max_ratio=None``).
 """
 
 from __future__ import annotations
-
-import warnings
 
 import cvxpy as cp
 import numpy as np
 import scipy.sparse as sp
 
-from ..exceptions import SolveError
 from ._penalty import PenaltySpec
 from ._preparation import SufficientStats
 
-__all__ = ["LassoProblem"]
+__all__ = ["PENALTY_SCALE_RATIO", "LassoProblem", "problem_scales"]
 
-_OK = (cp.OPTIMAL,)
-_INACCURATE = (cp.OPTIMAL_INACCURATE,)
+PENALTY_SCALE_RATIO = 1e4
+
+# Statuses whose point is worth certifying (the caller checks it with the duality gap):
+# "user_limit" is an iteration or time limit, whose last iterate may still be good enough.
+_HAS_POINT = (cp.OPTIMAL, cp.OPTIMAL_INACCURATE, cp.USER_LIMIT)
+
+
+def _power_of_two(value: np.ndarray) -> np.ndarray:
+    return np.exp2(np.round(np.log2(value)))
+
+
+def problem_scales(
+    stats: SufficientStats, max_ratio: float | None = PENALTY_SCALE_RATIO
+) -> tuple[np.ndarray, float]:
+    """``(s, c)``: per-factor and response scales, powers of two (see module docstring).
+
+    ``s_j`` is the largest weighted root mean square of factor ``j`` over the response masks,
+    at least ``max(s) / max_ratio`` (when given); a factor that is zero everywhere (its cells
+    are pinned at the prior) gets the largest scale. ``c`` is the root mean square of all
+    weighted responses (1 when all are zero).
+    """
+    t_rows = float(stats.n_rows)
+    ms = np.diagonal(stats.gram, axis1=1, axis2=2).max(axis=0) / t_rows
+    pos = ms > 0.0
+    s = np.ones(ms.shape)
+    s[pos] = _power_of_two(np.sqrt(ms[pos]))
+    top = s[pos].max(initial=1.0)
+    s[~pos] = top
+    if max_ratio is not None:
+        s = np.maximum(s, _power_of_two(top / max_ratio))
+    total = float(np.sum(stats.yty)) / (t_rows * max(len(stats.yty), 1))
+    c = float(_power_of_two(np.sqrt(total))) if total > 0.0 else 1.0
+    return s, c
 
 
 class LassoProblem:
-    """The compiled CVXPY programme for one data set and penalty geometry.
+    """The compiled CVXPY programme for one data set and penalty geometry, in scaled units.
 
     Parameters
     ----------
     stats : SufficientStats
     spec : PenaltySpec
+    max_ratio : float or None, default PENALTY_SCALE_RATIO
+        Largest ratio between two factor scales (see the module docstring); None for a
+        programme that is only solved at ``lambda = 0``.
 
     Notes
     -----
     Responses are permuted so that each group is a contiguous slice; :meth:`solve` returns
-    coefficients in the caller's order.
+    coefficients in the caller's order and original units.
     """
 
-    def __init__(self, stats: SufficientStats, spec: PenaltySpec):
+    def __init__(self, stats: SufficientStats, spec: PenaltySpec,
+                 max_ratio: float | None = PENALTY_SCALE_RATIO):
         self.stats = stats
         self.spec = spec
         n, m = spec.prior.shape
         order = spec.order()
         self.order = order
-        roots, targets, _ = stats.root_factors()
+        s, c = problem_scales(stats, max_ratio)
+        self.factor_scale, self.response_scale = s, c
+        # Penalty weights 1/s_j, divided by their largest value (absorbed into lambda).
+        omega = s.min() / s
+        self._lambda_unit = c * s.min()  # lambda in the programme = reg_lambda / _lambda_unit
+        roots, targets, _ = stats.rescaled(s, c).root_factors()
+        to_scaled = s[None, :] / c  # B~ = B * s / c, column-wise
 
-        # Data term: blockdiag(R_p(i)) @ vec(rows of B) - stacked z_i, in permuted order.
+        # Data term: blockdiag(R_p(i)) @ vec(rows of B~) - stacked z_i, in permuted order.
         K = sp.block_diag([roots[stats.pattern[i]] for i in order], format="csc")
         z = np.concatenate([targets[i] for i in order]) if n else np.zeros(0)
 
         B = cp.Variable((n, m), name="coef")
         b = cp.vec(B.T, order="F")  # row i of B occupies b[i*m:(i+1)*m]
         lam = cp.Parameter(nonneg=True, name="reg_lambda")
-        D = B - spec.prior[order]
+        D = B - (spec.prior * to_scaled)[order]
         loss = cp.sum_squares(K @ b - z) / stats.n_rows
 
         a = spec.l1_weight
+        l1 = cp.sum(cp.abs(D) @ omega)
         if spec.geometry == "cell":
-            penalty = cp.sum(cp.abs(D))
+            penalty = l1
         else:
             groups = spec.groups[order]
             weight = spec.group_weight
             if spec.geometry == "row":
-                group_term = cp.sum(cp.multiply(weight[groups], cp.norm(D, 2, axis=1)))
-            else:
+                norms = cp.norm(cp.multiply(D, omega[None, :]), 2, axis=1)
+                group_term = cp.sum(cp.multiply(weight[groups], norms))
+            else:  # a block lies in one factor column: its weight stays outside the norm
                 bounds = np.flatnonzero(np.diff(np.r_[-1, groups, -2]))
                 group_term = 0
                 for start, stop in zip(bounds[:-1], bounds[1:], strict=True):
                     g = groups[start]
-                    group_term += weight[g] * cp.sum(cp.norm(D[start:stop, :], 2, axis=0))
+                    group_term += weight[g] * (cp.norm(D[start:stop, :], 2, axis=0) @ omega)
             penalty = (1.0 - a) * group_term
             if a > 0.0:
-                penalty = penalty + a * cp.sum(cp.abs(D))
+                penalty = penalty + a * l1
 
         constraints = []
         lower, upper = spec.lower_upper()
-        lower, upper = lower[order].reshape(-1), upper[order].reshape(-1)
+        lower = (lower * to_scaled)[order].reshape(-1)
+        upper = (upper * to_scaled)[order].reshape(-1)
         fixed = np.flatnonzero(lower == upper)
         only_lower = np.flatnonzero(np.isfinite(lower) & (lower != upper))
         only_upper = np.flatnonzero(np.isfinite(upper) & (lower != upper))
@@ -109,51 +167,49 @@ class LassoProblem:
         reg_lambda: float,
         solver: str = "CLARABEL",
         solver_params: dict | None = None,
-        solver_fallbacks: list[str] | tuple[str, ...] | None = None,
         verbose: bool = False,
-    ) -> tuple[np.ndarray, str, str]:
-        """Solve at ``reg_lambda``; return ``(coef, status, solver used)``.
+    ) -> tuple[str, np.ndarray | None]:
+        """One solve at ``reg_lambda`` with ``solver``: ``(status, coef)``.
 
-        Each solver in ``[solver, *solver_fallbacks]`` is tried in turn until one reports an
-        optimal status (``solver_params`` go to ``solver`` only; fallbacks use their defaults);
-        an "optimal_inaccurate" answer is kept only if no later solver does better (with a
-        warning). Raises :class:`SolveError` listing every attempt otherwise.
-        The returned coefficients satisfy the sign constraints exactly (interior-point round-off
-        is projected away).
+        ``status`` is CVXPY's status, or ``"error: ..."`` when the solver raised; ``coef`` is
+        the point in original units, projected onto the sign constraints (interior-point
+        round-off), when the status has one ("optimal", "optimal_inaccurate" or
+        "user_limit"), else None.
+        Nothing here decides whether the point is good enough: the caller certifies it with
+        the duality gap (:meth:`FastEngine.relative_gap`), whatever the status says.
         """
-        self.reg_lambda.value = float(reg_lambda)
-        attempts: list[tuple[str, str]] = []
-        inaccurate = None
-        chain = [(solver, solver_params or {})] + [(f, {}) for f in (solver_fallbacks or [])]
-        for name, params in chain:
-            if str(name).upper() == "CLARABEL":
-                # QDLDL factors this KKT structure 1.2-3x faster than Clarabel's default (faer),
-                # most of all for FCGL blocks; a user's own choice still wins.
-                params = {"direct_solve_method": "qdldl", **params}
-            try:
-                self.problem.solve(solver=name, verbose=verbose, **params)
-            except (cp.error.SolverError, ValueError, ArithmeticError) as err:
-                attempts.append((name, f"error: {err}"))
-                continue
-            status = self.problem.status
-            attempts.append((name, status))
-            if status in _OK and self.coef.value is not None:
-                return self._extract(), status, name
-            if status in _INACCURATE and self.coef.value is not None and inaccurate is None:
-                inaccurate = (self._extract(), status, name)
-        if inaccurate is not None:
-            warnings.warn(
-                f"solver {inaccurate[2]} returned an inaccurate solution "
-                f"(attempts: {attempts})",
-                RuntimeWarning,
-                stacklevel=3,
-            )
-            return inaccurate
-        detail = "; ".join(f"{n}: {s}" for n, s in attempts)
-        raise SolveError(f"the LASSO problem could not be solved ({detail})", attempts)
-
-    def _extract(self) -> np.ndarray:
-        coef = np.empty_like(self.coef.value)
-        coef[self.order] = self.coef.value
+        self.reg_lambda.value = float(reg_lambda) / self._lambda_unit
+        params = dict(solver_params or {})
+        if str(solver).upper() == "CLARABEL":
+            # QDLDL factors this KKT structure 1.2-3x faster than Clarabel's default (faer),
+            # most of all for FCGL blocks; a user's own choice still wins.
+            params = {"direct_solve_method": "qdldl", **params}
+        try:
+            self.problem.solve(solver=solver, verbose=verbose, **params)
+        except (cp.error.SolverError, ValueError, ArithmeticError) as err:
+            return f"error: {err}", None
+        status = self.problem.status
+        value = self.coef.value
+        if status not in _HAS_POINT or value is None or not np.all(np.isfinite(value)):
+            return status, None
+        coef = np.empty_like(value)
+        coef[self.order] = value * (self.response_scale / self.factor_scale)[None, :]
         lower, upper = self.spec.lower_upper()
-        return np.clip(coef, lower, upper)
+        return status, np.clip(coef, lower, upper)
+
+    def snapped(self, coef: np.ndarray, eps: float) -> np.ndarray:
+        """``coef`` with every cell within ``eps`` (in the programme's scaled units) of its
+        prior or of a sign bound moved onto it.
+
+        An interior-point solution approaches the faces of the optimum (zeros of ``B - B0``,
+        active sign bounds) without reaching them; the duality gap of such a point is poor
+        even when its objective is excellent. Snapping lands on the face, and the certificate
+        then judges the snapped point like any other.
+        """
+        to_scaled = self.factor_scale[None, :] / self.response_scale
+        lower, upper = self.spec.lower_upper()
+        out = np.where(np.abs((coef - self.spec.prior) * to_scaled) <= eps, self.spec.prior, coef)
+        for bound in (lower, upper):
+            near = np.isfinite(bound) & (np.abs((out - bound) * to_scaled) <= eps)
+            out = np.where(near, bound, out)
+        return np.clip(out, lower, upper)

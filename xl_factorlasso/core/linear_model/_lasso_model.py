@@ -12,7 +12,8 @@ import pandas as pd
 from .._base import BaseEstimator
 from ..cluster import cluster_from_correlation, ewm_lambda, response_correlation
 from ..exceptions import SolveError
-from ._engine import DEFAULT_MAX_ITER, DEFAULT_TOL, FastEngine
+from ._certified import CertifiedSolver, Solution
+from ._engine import DEFAULT_MAX_ITER, DEFAULT_TOL
 from ._lambda_max import lambda_max_from_stats
 from ._model_type import LassoModelType
 from ._penalty import PenaltySpec, penalty_value
@@ -51,6 +52,7 @@ class _FitSetup:
     clusters: pd.Series | None
     linkage: np.ndarray | None
     cutoff: float | None
+    lambda_max: float
 
 
 class LassoModel(BaseEstimator):
@@ -106,15 +108,18 @@ class LassoModel(BaseEstimator):
         Forwarded to the solver.
     engine : {"auto", "fast", "cvxpy"}, default "auto"
         ``"fast"``: the accelerated proximal-gradient engine on the sufficient statistics
-        (:mod:`~xl_factorlasso.core.linear_model._engine`), whose answer is certified by a
-        duality gap; :class:`SolveError` if it cannot certify within its budget. ``"cvxpy"``:
-        the CVXPY formulation with ``solver``. ``"auto"``: the fast engine, falling back to
-        CVXPY when the solution is not certified (``solver_`` then says so); an explicit
-        ``solver`` other than CLARABEL or any ``solver_params`` is a request for that CVXPY
-        solve, which ``"auto"`` honours.
+        (:mod:`~xl_factorlasso.core.linear_model._engine`); :class:`SolveError` if it cannot
+        certify within its budget. ``"cvxpy"``: the CVXPY formulation with ``solver``, in
+        scaled units. ``"auto"``: the fast engine, falling back to CVXPY when the solution is
+        not certified (``solver_`` then says so); an explicit ``solver`` other than CLARABEL or
+        any ``solver_params`` is a request for that CVXPY solve, which ``"auto"`` honours.
+        Whatever the engine, an answer is accepted only when its relative duality gap
+        (computed from the data and the point alone) is at most ``tol``; an uncertified
+        CVXPY answer is polished by the fast engine, else :class:`SolveError`. At
+        ``reg_lambda >= reg_lambda_max_`` the prior is returned without a solve.
     engine_params : dict, optional
-        Fast-engine settings: ``tol`` (relative duality gap that certifies, default 1e-8) and
-        ``max_iter`` (iteration budget, default 20000).
+        ``tol`` (relative duality gap that certifies any answer, default 1e-8) and
+        ``max_iter`` (the fast engine's iteration budget, default 20000).
 
     Attributes
     ----------
@@ -141,13 +146,20 @@ class LassoModel(BaseEstimator):
     estimation_result_ : LassoEstimationResult
         The same diagnostics as arrays (factorlasso compatible).
     solver_status_ : str
-        Status of the accepted solve ("optimal" for a certified fast solve, else CVXPY's);
-        ``solver_`` what produced it: ``"fast"``, a CVXPY solver name, or e.g.
-        ``"CLARABEL (fast engine not certified: gap 3e-06)"`` after an automatic fallback.
+        Always ``"optimal"``: a fit is installed only when certified (``duality_gap_ <=
+        tol``); nothing else is ever reported as a result.
+    solver_ : str
+        What produced the answer: ``"closed form"`` (``reg_lambda >= reg_lambda_max_``: the
+        prior), ``"fast"``, a CVXPY solver name (e.g. ``"CLARABEL"``, or
+        ``"CLARABEL (optimal_inaccurate, certified)"`` when the solver doubted an answer the
+        certificate accepts), ``"CLARABEL + fast polish"`` (CVXPY's answer needed the fast
+        engine to be certified), each followed by e.g.
+        ``" (fast engine not certified: gap 3e-06)"`` after an automatic fallback.
     duality_gap_ : float
-        Relative duality gap certified by the fast engine (NaN for a CVXPY solution).
+        Relative duality gap of the answer, ``(F(B) - dual bound) / F(B)``: an upper bound of
+        its relative distance to the optimal objective, for every engine.
     n_iter_ : int or None
-        Fast-engine iterations (None for a CVXPY solution).
+        Fast-engine iterations (0 for the closed form, None for CVXPY's own answer).
     objective_value_ : float
         Objective at the solution (loss including its constant + penalty), before warmup zeroing.
     reg_lambda_max_ : float
@@ -363,6 +375,9 @@ class LassoModel(BaseEstimator):
             raise ValueError("y: no valid observation (every response cell is missing)")
         signs, prior = self._signs_and_prior(x, y)
         stats = SufficientStats.from_panel(panel)
+        if not np.any(stats.yty > 0.0):
+            what = "every column is constant" if self.demean else "every value is 0"
+            raise ValueError(f"y: no response varies ({what}): there is nothing to fit")
 
         n = y.shape[1]
         geometry = model_type.geometry if n > 1 else "cell"  # one response: plain LASSO
@@ -407,8 +422,12 @@ class LassoModel(BaseEstimator):
             prior=prior,
             signs=signs,
             nonneg=bool(self.nonneg),
+            # a factor that is identically zero on a response's observations (constant, or
+            # missing there) leaves the loss: the penalty alone holds that cell at the prior
+            pinned=stats.zero_cells(),
         )
-        return _FitSetup(x, y, panel, stats, spec, clusters, linkage, cutoff)
+        lam_max = lambda_max_from_stats(stats, spec)
+        return _FitSetup(x, y, panel, stats, spec, clusters, linkage, cutoff, lam_max)
 
     def fit(self, x, y) -> LassoModel:
         """Fit the model.
@@ -427,9 +446,12 @@ class LassoModel(BaseEstimator):
         Raises
         ------
         ValueError
-            Bad parameters or inputs; the message names the argument and the label.
+            Bad parameters or inputs; the message names the argument and the label (also a
+            column whose values overflow the sums of squares, a panel where no response
+            varies, or one where every response is shorter than ``warmup_period``).
         SolveError
-            The solver (and every fallback) failed; no fitted state is changed.
+            No answer could be certified (after every fallback and the polish), or a derived
+            number overflowed; no fitted state is changed.
         """
         self._checked_lambda()  # a bad reg_lambda is reported before any preparation
         return self._fit_prepared(self._setup(x, y))
@@ -437,57 +459,44 @@ class LassoModel(BaseEstimator):
     def _fit_prepared(self, setup: _FitSetup) -> LassoModel:
         """:meth:`fit` on data already prepared by ``_setup`` (which ignores ``reg_lambda``)."""
         lam = self._checked_lambda()
-        coef, status, solver, gap, n_iter = self._solve(setup, lam)
-        self._install(setup, coef, lam, status, solver, gap=gap, n_iter=n_iter)
+        self._install(setup, self._solver(setup).solve(lam), lam)
         return self
 
-    def _solve(self, setup: _FitSetup, lam: float, engine: FastEngine | None = None,
-               coef_init: np.ndarray | None = None):
-        """Dispatch to the fast engine and/or CVXPY: ``(coef, status, solver, gap, n_iter)``."""
+    def _solver(self, setup: _FitSetup) -> CertifiedSolver:
+        """The certified solve path for ``setup`` (reusable across lambdas, e.g. by CV)."""
         kind, params = self._checked_engine()
-        note, attempts = "", []
-        if self._uses_fast_engine():
-            if engine is None:
-                engine = FastEngine(setup.stats, setup.spec)
-            result = engine.solve(lam, coef_init=coef_init, **params)
-            if result.certified:
-                return result.coef, "optimal", "fast", result.gap, result.iterations
-            message = (
-                f"fast engine not certified: relative duality gap {result.gap:.1e} > tol "
-                f"{params['tol']:g} after {result.iterations} iterations"
-            )
-            if kind == "fast":
-                raise SolveError(message, [("fast", message)])
-            note, attempts = f" (fast engine not certified: gap {result.gap:.0e})", [
-                ("fast", message)
-            ]
-        # Imported here: the fast path never needs CVXPY (~50 MB, ~0.5 s to import).
-        from ._formulation import LassoProblem
+        return CertifiedSolver(
+            setup.stats, setup.spec, setup.lambda_max, engine=kind,
+            use_fast=self._uses_fast_engine(), tol=params["tol"], max_iter=params["max_iter"],
+            solver=self.solver, solver_params=self.solver_params,
+            solver_fallbacks=self.solver_fallbacks, verbose=bool(self.verbose),
+        )
 
-        problem = LassoProblem(setup.stats, setup.spec)
-        try:
-            coef, status, solver = problem.solve(
-                lam, self.solver, self.solver_params, self.solver_fallbacks, bool(self.verbose)
-            )
-        except SolveError as err:
-            if not attempts:
-                raise
-            raise SolveError(f"{attempts[0][1]}; then {err}", attempts + err.attempts) from err
-        return coef, status, f"{solver}{note}", float("nan"), None
+    def _install(self, setup: _FitSetup, solution: Solution, lam: float) -> None:
+        """Derive every fitted attribute from a certified solution and set them together.
 
-    def _install(
-        self, setup: _FitSetup, coef: np.ndarray, lam: float, status, solver,
-        gap: float = float("nan"), n_iter: int | None = None,
-    ) -> None:
-        """Derive every fitted attribute from a solution and set them together."""
+        Raises (changing nothing) when a number that should be finite is not, or when no
+        response is left to report on.
+        """
         x, y, stats = setup.x, setup.y, setup.stats
-        objective = stats.loss(coef) + penalty_value(coef, setup.spec, lam)
-        diag = _diagnostics(stats, coef)
+        coef = solution.coef.copy()
+        _check_solution(coef, x.columns, y.columns)
+        with np.errstate(over="ignore", invalid="ignore"):
+            objective = stats.loss(coef) + penalty_value(coef, setup.spec, lam)
+            diag = _diagnostics(stats, coef)
+        if not np.isfinite(objective):
+            raise SolveError(f"the objective at the solution is {objective} (overflow): the "
+                             "data or the prior are too large in magnitude", gap=solution.gap)
         n_obs = pd.Series(np.isfinite(y.to_numpy(dtype=float)).sum(axis=0), index=y.columns)
-        coef = coef.copy()
         clusters = setup.clusters
         if self.warmup_period is not None:
             short = (n_obs < self.warmup_period).to_numpy()
+            if short.all():
+                raise ValueError(
+                    f"y: every response has fewer than warmup_period={self.warmup_period} "
+                    f"observations (at most {int(n_obs.max())}): nothing would be left to "
+                    "report; lower warmup_period or give a longer history"
+                )
             if short.any():
                 names = list(y.columns[short])
                 warnings.warn(
@@ -504,8 +513,18 @@ class LassoModel(BaseEstimator):
                     clusters = clusters.drop(y.columns[short])
         else:
             short = np.zeros(y.shape[1], dtype=bool)
-        alpha = _economic_intercept(x, y, coef, self.span)
+        with np.errstate(over="ignore", invalid="ignore"):
+            alpha = _economic_intercept(x, y, coef, self.span)
         alpha[short] = np.nan
+        # Stats and coefficients are finite; what is derived from them must be too.
+        observed = (stats.mass > 0) & ~short
+        for name, values in (("residual variance", diag["ss_res"]),
+                             ("in-sample intercept", diag["alpha"]), ("alpha_const", alpha)):
+            bad = observed & ~np.isfinite(values)
+            if bad.any():
+                raise SolveError(
+                    f"the {name} of response {y.columns[np.flatnonzero(bad)[0]]!r} overflows: "
+                    "the data or the loadings are too large in magnitude", gap=solution.gap)
 
         idx = y.columns
         self.coef_ = pd.DataFrame(coef, index=idx, columns=x.columns)
@@ -522,12 +541,12 @@ class LassoModel(BaseEstimator):
         self.clusters_ = clusters
         self.linkage_ = setup.linkage
         self.cutoff_ = setup.cutoff
-        self.solver_status_ = status
-        self.solver_ = solver
-        self.duality_gap_ = float(gap)
-        self.n_iter_ = n_iter
+        self.solver_status_ = solution.status
+        self.solver_ = solution.solver
+        self.duality_gap_ = float(solution.gap)
+        self.n_iter_ = solution.n_iter
         self.objective_value_ = float(objective)
-        self.reg_lambda_max_ = lambda_max_from_stats(stats, setup.spec)
+        self.reg_lambda_max_ = setup.lambda_max
         self.effective_span_ = self.span
         self.n_features_in_ = x.shape[1]
         self.feature_names_in_ = np.asarray(x.columns, dtype=object)
@@ -561,9 +580,11 @@ class LassoModel(BaseEstimator):
         """
         self._check_fitted()
         arr, index = self._factor_matrix(x)
-        pred = arr @ self.coef_.to_numpy().T
-        if self.demean:
-            pred = pred + self.alpha_const_.to_numpy()
+        with np.errstate(over="ignore", invalid="ignore"):
+            pred = arr @ self.coef_.to_numpy().T
+            if self.demean:
+                pred = pred + self.alpha_const_.to_numpy()
+        _check_prediction(pred, arr, self.coef_.index)
         if index is None:
             return pred
         return pd.DataFrame(pred, index=index, columns=self.coef_.index)
@@ -571,7 +592,8 @@ class LassoModel(BaseEstimator):
     def score(self, x, y) -> float:
         """Mean over responses of the out-of-sample R^2 (test-sample mean; NaN pairs skipped).
 
-        Responses with no variance or no observation are left out of the mean.
+        Responses with no variance or no observation are left out of the mean. A prediction
+        or an R^2 that overflows is a ValueError naming the response, never an infinite score.
         """
         pred = np.asarray(self.predict(x), dtype=float)
         if isinstance(y, pd.DataFrame):
@@ -580,8 +602,7 @@ class LassoModel(BaseEstimator):
             yv = np.asarray(y, dtype=float)
             if yv.ndim == 1:
                 yv = yv[:, None]
-        r2 = _r2_columns(yv, pred)
-        return float(np.nanmean(r2)) if np.isfinite(r2).any() else float("nan")
+        return _mean_r2(yv, pred, self.coef_.index)
 
     def _scorer(self, setup: _FitSetup):
         """``(score, short)`` for many solutions on one training set, without installing them.
@@ -601,12 +622,13 @@ class LassoModel(BaseEstimator):
 
         def score(coef: np.ndarray, x_test: np.ndarray, y_test: np.ndarray) -> float:
             coef = np.where(short[:, None], 0.0, coef)
-            pred = x_test @ coef.T
-            if self.demean:
-                alpha = y_means - np.einsum("nm,nm->n", coef, x_means)
-                pred = pred + np.where(short, np.nan, alpha)
-            r2 = _r2_columns(y_test, pred)
-            return float(np.nanmean(r2)) if np.isfinite(r2).any() else float("nan")
+            with np.errstate(over="ignore", invalid="ignore"):
+                pred = x_test @ coef.T
+                if self.demean:
+                    alpha = y_means - np.einsum("nm,nm->n", coef, x_means)
+                    pred = pred + np.where(short, np.nan, alpha)
+            _check_prediction(pred, x_test, y.columns)
+            return _mean_r2(y_test, pred, y.columns)
 
         return score, short
 
@@ -621,8 +643,7 @@ class LassoModel(BaseEstimator):
 
     def lambda_max(self, x, y) -> float:
         """Smallest ``reg_lambda`` at which the fit on ``(x, y)`` equals the prior."""
-        setup = self._setup(x, y)
-        return lambda_max_from_stats(setup.stats, setup.spec)
+        return self._setup(x, y).lambda_max
 
 
 def lambda_max(x, y, **params) -> float:
@@ -631,6 +652,17 @@ def lambda_max(x, y, **params) -> float:
     For plain LASSO without prior this is ``max |(2/T) X'WY|`` on the prepared data.
     """
     return LassoModel(**params).lambda_max(x, y)
+
+
+def _check_solution(coef: np.ndarray, factors: pd.Index, responses: pd.Index) -> None:
+    """SolveError naming the first non-finite coefficient (never install NaN or inf)."""
+    bad = ~np.isfinite(coef)
+    if bad.any():
+        r, c = np.argwhere(bad)[0]
+        raise SolveError(
+            f"the solution is not finite: coefficient of response {responses[r]!r} on factor "
+            f"{factors[c]!r} is {coef[r, c]}"
+        )
 
 
 def _diagnostics(stats: SufficientStats, coef: np.ndarray) -> dict[str, np.ndarray]:
@@ -670,12 +702,56 @@ def _weighted_means(x: pd.DataFrame, y: pd.DataFrame, span) -> tuple[np.ndarray,
     return x_means, y_means
 
 
+def _raise_overflow(response) -> None:
+    raise ValueError(
+        f"x: the prediction of response {response!r} overflows (factor values too large for "
+        "its loadings)"
+    )
+
+
+def _check_prediction(pred: np.ndarray, x: np.ndarray, responses: pd.Index) -> None:
+    """ValueError when a prediction from a complete factor row is infinite."""
+    over = np.isinf(pred) & np.isfinite(x).all(axis=1)[:, None]
+    if over.any():
+        _raise_overflow(responses[int(np.flatnonzero(over.any(axis=0))[0])])
+
+
+def _mean_r2(y: np.ndarray, pred: np.ndarray, responses: pd.Index) -> float:
+    """Mean R^2 over the responses that can be scored (NaN when none can).
+
+    Raises ValueError naming the response when a prediction overflows where ``y`` is
+    observed, or when its R^2 is too large in magnitude to represent.
+    """
+    over = np.isinf(pred) & np.isfinite(y)
+    if over.any():
+        _raise_overflow(responses[int(np.flatnonzero(over.any(axis=0))[0])])
+    r2 = _r2_columns(y, pred)
+    if np.isinf(r2).any():
+        col = int(np.flatnonzero(np.isinf(r2))[0])
+        raise ValueError(
+            f"the R^2 of response {responses[col]!r} overflows: its prediction errors are too "
+            "large next to its variance in y on this sample to be represented (check the units "
+            "of x and y)"
+        )
+    return float(np.nanmean(r2)) if np.isfinite(r2).any() else float("nan")
+
+
 def _r2_columns(y: np.ndarray, pred: np.ndarray) -> np.ndarray:
+    """R^2 per column over the pairs where both are finite; NaN without variance.
+
+    Deviations and residuals are divided by their largest magnitude before squaring, so
+    neither sum overflows nor underflows whatever the units.
+    """
     ok = np.isfinite(y) & np.isfinite(pred)
-    with np.errstate(invalid="ignore", divide="ignore"):
+    with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
         count = ok.sum(axis=0)
         yz = np.where(ok, y, 0.0)
         mean = yz.sum(axis=0) / count
-        ss_tot = np.where(ok, (y - mean) ** 2, 0.0).sum(axis=0)
-        ss_res = np.where(ok, (y - pred) ** 2, 0.0).sum(axis=0)
-        return np.where(ss_tot > 0, 1.0 - ss_res / ss_tot, np.nan)
+        dev = np.where(ok, y - mean, 0.0)
+        res = np.where(ok, y - pred, 0.0)
+        sd = np.abs(dev).max(axis=0, initial=0.0)
+        sr = np.abs(res).max(axis=0, initial=0.0)
+        ss_tot = ((dev / np.where(sd > 0, sd, 1.0)) ** 2).sum(axis=0)
+        ss_res = ((res / np.where(sr > 0, sr, 1.0)) ** 2).sum(axis=0)
+        ratio = ss_res / ss_tot * (sr / np.where(sd > 0, sd, 1.0)) ** 2
+        return np.where(sd > 0, 1.0 - ratio, np.nan)

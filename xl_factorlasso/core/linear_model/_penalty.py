@@ -30,6 +30,9 @@ class PenaltySpec:
     signs : numpy.ndarray, shape (N, M), or None
         ``NaN`` free, ``0`` zero, ``+1`` non-negative, ``-1`` non-positive.
     nonneg : bool
+    pinned : numpy.ndarray of bool, shape (N, M), or None
+        Cells the loss does not see (the factor is identically zero on the response's
+        observations): held at the prior, the penalty's unique minimiser in that cell.
     """
 
     geometry: str
@@ -39,6 +42,7 @@ class PenaltySpec:
     prior: np.ndarray
     signs: np.ndarray | None
     nonneg: bool
+    pinned: np.ndarray | None = None
 
     def order(self) -> np.ndarray:
         """A response order that makes every group contiguous (stable)."""
@@ -47,7 +51,8 @@ class PenaltySpec:
         return np.argsort(self.groups, kind="stable")
 
     def lower_upper(self) -> tuple[np.ndarray, np.ndarray]:
-        """Elementwise bounds implied by the signs (or ``nonneg``)."""
+        """Elementwise bounds implied by the signs (or ``nonneg``); a pinned cell is fixed at
+        its prior (which respects the signs)."""
         n, m = self.prior.shape
         lower = np.full((n, m), -np.inf)
         upper = np.full((n, m), np.inf)
@@ -57,6 +62,9 @@ class PenaltySpec:
             upper[(s == 0) | (s == -1)] = 0.0
         elif self.nonneg:
             lower[:] = 0.0
+        if self.pinned is not None:
+            lower = np.where(self.pinned, self.prior, lower)
+            upper = np.where(self.pinned, self.prior, upper)
         return lower, upper
 
 

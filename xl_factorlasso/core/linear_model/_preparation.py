@@ -136,19 +136,39 @@ def _demean(a: np.ndarray, span: float | None) -> np.ndarray:
     return a - ewm_mean(a, span)
 
 
+# A demeaned column this small next to its raw values is the round-off of the demeaning (a
+# constant column): it is set to exactly zero. Round-off is ~1e-16 relative per operation.
+ROUNDOFF = 1e-12
+
+
 def prepare_panel(
     x: pd.DataFrame, y: pd.DataFrame, *, span: float | None = None, demean: bool = True
 ) -> PreparedPanel:
-    """Prepared arrays of aligned float frames (see module docstring)."""
+    """Prepared arrays of aligned float frames (see module docstring).
+
+    A column that demeaning turns into round-off (at most ``ROUNDOFF`` times its largest raw
+    value: a constant factor or response) becomes exactly zero.
+
+    Raises
+    ------
+    ValueError
+        A column whose values overflow the demeaning or the weighted sums of squares the fit
+        is built on (``X'WX`` or ``y'Wy`` infinite), named.
+    """
     xa = x.to_numpy(dtype=float)
     ya = y.to_numpy(dtype=float)
     x_row_ok = ~np.isnan(xa).all(axis=1)
     mask = np.isfinite(ya) & x_row_ok[:, None]
     if demean:
+        raw_x, raw_y = _max_abs(xa), _max_abs(ya)
         xa = _demean(xa, span)
         ya = _demean(ya, span)
+        _check_finite(xa, x, "x", "when demeaned")
+        _check_finite(ya, y, "y", "when demeaned")
         if span is not None:
             xa, ya, mask = xa[1:], ya[1:], mask[1:]
+        xa[:, _max_abs(xa) <= ROUNDOFF * raw_x] = 0.0
+        ya[:, _max_abs(ya) <= ROUNDOFF * raw_y] = 0.0
     xa = np.nan_to_num(xa, nan=0.0)
     ya = np.nan_to_num(ya, nan=0.0)
     t_rows = xa.shape[0]
@@ -156,7 +176,29 @@ def prepare_panel(
         row_weight = np.ones(t_rows)
     else:
         row_weight = ewm_lambda(span) ** np.arange(t_rows - 1, -1, -1, dtype=float)
+    with np.errstate(over="ignore", invalid="ignore"):
+        _check_finite(row_weight @ (xa * xa), x, "x", "in the weighted sum of squares X'WX")
+        _check_finite(np.einsum("t,tn,tn->n", row_weight, ya * mask, ya), y, "y",
+                      "in the weighted sum of squares y'Wy")
     return PreparedPanel(x=xa, y=ya, mask=mask, row_weight=row_weight)
+
+
+def _max_abs(a: np.ndarray) -> np.ndarray:
+    """Largest absolute value per column, ignoring NaN (0 for an all-missing column)."""
+    return np.abs(np.where(np.isnan(a), 0.0, a)).max(axis=0, initial=0.0)
+
+
+def _check_finite(values: np.ndarray, frame: pd.DataFrame, name: str, where: str) -> None:
+    """ValueError naming the first column of ``frame`` whose ``values`` overflowed."""
+    bad = np.isinf(values)
+    if not bad.any():
+        return
+    col = int(np.flatnonzero(bad.reshape(-1, frame.shape[1]).any(axis=0))[0])
+    largest = float(np.nanmax(np.abs(frame.iloc[:, col].to_numpy(dtype=float))))
+    raise ValueError(
+        f"{name}: column {frame.columns[col]!r} has values up to {largest:.3g} in magnitude, "
+        f"which overflow {where}; rescale the column (e.g. returns as decimals)"
+    )
 
 
 def _mask_patterns(mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -211,15 +253,44 @@ class SufficientStats:
             cols = np.flatnonzero(inverse == p)
             xty[cols] = (xwp.T @ y[:, cols]).T
         wy = w * y
+        yty = np.einsum("tn,tn->n", wy, y)
+        # A factor whose weighted sum of squares is 0 (identically zero on the mask, or
+        # underflow) is zero: its cross products are too, exactly. Likewise a zero response.
+        zero = np.diagonal(grams, axis1=1, axis2=2) == 0.0  # (P, M)
+        grams[np.broadcast_to(zero[:, :, None], grams.shape)] = 0.0
+        grams[np.broadcast_to(zero[:, None, :], grams.shape)] = 0.0
+        xty[zero[inverse]] = 0.0
+        xty[yty == 0.0] = 0.0
         return cls(
             n_rows=panel.n_rows,
             gram=grams,
             pattern=inverse,
             xty=xty,
-            yty=np.einsum("tn,tn->n", wy, y),
+            yty=yty,
             xw=xw,
             yw=wy.sum(axis=0),
             mass=w.sum(axis=0),
+        )
+
+    def zero_cells(self) -> np.ndarray:
+        """(N, M) bool: cells whose factor is identically zero on the response's observations,
+        so the loss does not depend on them."""
+        return (np.diagonal(self.gram, axis1=1, axis2=2) == 0.0)[self.pattern]
+
+    def rescaled(self, factor_scale: np.ndarray, response_scale: float) -> SufficientStats:
+        """The statistics of ``x_j / s_j`` and ``y / c`` (``s = factor_scale``,
+        ``c = response_scale``): the loss of ``B~ = B * s / c`` is the loss of ``B`` over
+        ``c^2``. Exact when the scales are powers of two."""
+        s, c = np.asarray(factor_scale, dtype=float), float(response_scale)
+        return SufficientStats(
+            n_rows=self.n_rows,
+            gram=self.gram / (s[:, None] * s[None, :]),
+            pattern=self.pattern,
+            xty=self.xty / (s * c),
+            yty=self.yty / (c * c),
+            xw=self.xw / s,
+            yw=self.yw / c,
+            mass=self.mass,
         )
 
     def loss_terms(self, coef: np.ndarray) -> np.ndarray:

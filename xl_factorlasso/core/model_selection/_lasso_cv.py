@@ -11,8 +11,7 @@ import pandas as pd
 
 from .._base import BaseEstimator
 from ..exceptions import SolveError
-from ..linear_model import FastEngine, LassoModel, coerce_panel
-from ..linear_model._lambda_max import lambda_max_from_stats
+from ..linear_model import LassoModel, coerce_panel
 
 __all__ = ["LassoModelCV", "expanding_window_splits", "default_lambda_grid"]
 
@@ -53,7 +52,9 @@ class LassoModelCV(BaseEstimator):
     :meth:`LassoModel.fit`. With CVXPY the fold's problem is compiled once and the grid solved
     by changing a parameter. The score is :meth:`LassoModel.score` (mean R^2) on the following
     test window; the best ``lambda`` maximises the mean over folds (the first one in grid order
-    on a tie).
+    on a tie). Every solve goes through the fit's certified path (``LassoModel``): grid values
+    at or above a fold's ``lambda_max`` are the prior in closed form, and no uncertified
+    solution is ever scored (a failed solve is recorded in ``fold_errors_``).
 
     Parameters
     ----------
@@ -148,7 +149,7 @@ class LassoModelCV(BaseEstimator):
         # One preparation of the full sample (clustering included) serves lambda_max and the
         # refit: it does not depend on reg_lambda.
         full = template._setup(x, y)
-        lam_max = lambda_max_from_stats(full.stats, full.spec)
+        lam_max = full.lambda_max
         grid = self._grid(lam_max)
         splits = expanding_window_splits(len(x), self.n_splits)
         scores = np.full((len(grid), len(splits)), np.nan)
@@ -213,13 +214,9 @@ class LassoModelCV(BaseEstimator):
         y_te = y.iloc[test].to_numpy(dtype=float)
         try:
             setup = template._setup(x_tr, y_tr)
-            fast = template._uses_fast_engine()
-            engine = FastEngine(setup.stats, setup.spec) if fast else None
-            problem = None
-            if not fast:
-                from ..linear_model._formulation import LassoProblem  # CVXPY only when asked
-
-                problem = LassoProblem(setup.stats, setup.spec)
+            # the fit's own certified solve path: closed form above the fold's lambda_max,
+            # the fast engine and/or CVXPY (compiled once per fold), every answer certified
+            solver = template._solver(setup)
         except (ValueError, SolveError, np.linalg.LinAlgError) as err:
             return column, {(k, float(lam)): str(err) for lam in grid}
         score, short = template._scorer(setup)
@@ -228,13 +225,8 @@ class LassoModelCV(BaseEstimator):
         for j in np.argsort(-grid, kind="stable"):
             lam = float(grid[j])
             try:
-                if fast:
-                    coef, *_ = template._solve(setup, lam, engine=engine, coef_init=warm)
-                    warm = coef
-                else:
-                    coef, *_ = problem.solve(
-                        lam, template.solver, template.solver_params, template.solver_fallbacks,
-                    )
+                coef = solver.solve(lam, coef_init=warm).coef
+                warm = coef
                 column[j] = score(coef, x_te, y_te)
                 if np.isnan(column[j]):
                     n_short = int(short.sum())
