@@ -216,15 +216,23 @@ def _libreoffice_lock_is_stale(lock: str, fields: list[str]) -> bool:
     return _stat_missing(os.path.join(profile, ".lock")) is True
 
 
-def _excel_blocker(path: str, name: str) -> str | None:
-    owner = excel_owner_file(path)
+def _lock_head(lock: str, size: int) -> bytes | None:
+    """The first ``size`` bytes of a lock file; None if there is none, ``b""`` if it exists
+    but cannot be read (its owner may hold it exclusively: it exists, which is what matters)."""
     try:
-        with open(owner, "rb") as fh:
-            data = fh.read(512)
+        with open(lock, "rb") as fh:
+            return fh.read(size)
     except FileNotFoundError:
         return None
     except OSError:
-        data = b""  # Excel may hold it exclusively: it exists, which is what matters
+        return b""
+
+
+def _excel_blocker(path: str, name: str) -> str | None:
+    owner = excel_owner_file(path)
+    data = _lock_head(owner, 512)
+    if data is None:
+        return None
     user = _owner_user(data)
     by = f"by {user}; " if user else ""
     owner_name = os.path.basename(owner)
@@ -237,13 +245,9 @@ def _excel_blocker(path: str, name: str) -> str | None:
 
 def _libreoffice_blocker(path: str, name: str) -> str | None:
     lock = libreoffice_lock_file(path)
-    try:
-        with open(lock, "rb") as fh:
-            data = fh.read(4096)
-    except FileNotFoundError:
+    data = _lock_head(lock, 4096)
+    if data is None:
         return None
-    except OSError:
-        data = b""
     fields = _libreoffice_fields(data)
     if _libreoffice_lock_is_stale(lock, fields):
         return None
