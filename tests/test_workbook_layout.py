@@ -83,23 +83,23 @@ def test_layout_problems_ignore_inputs_sharing_a_sheet():
 def test_a_broken_name_says_why_instead_of_not_defined():
     io = demo_memory_book()
     del io.defined["FL_FACTORS"]
-    io.issues["FL_FACTORS"] = "refers to #REF!"
-    _refuses(refit, io, "FL_FACTORS: the name FL_FACTORS exists but cannot be used: refers to "
-                        "#REF!")
+    io.issues["FL_FACTORS"] = "refers to #REF!: the cells it pointed to were deleted"
+    _refuses(refit, io, "FL_FACTORS: the name FL_FACTORS refers to #REF!: the cells it pointed "
+                        "to were deleted")
 
 
 def test_a_broken_optional_input_is_an_error_not_a_fit_without_it():
     io = demo_memory_book()
     del io.defined["FL_SIGNS"]
-    io.issues["FL_SIGNS"] = "sheet-scoped to 'Signs'"
-    _refuses(refit, io, "FL_SIGNS: the name FL_SIGNS exists but cannot be used: sheet-scoped")
+    io.issues["FL_SIGNS"] = "is local to sheet 'Signs' (a sheet-scoped name)"
+    _refuses(refit, io, "FL_SIGNS: the name FL_SIGNS is local to sheet 'Signs'")
 
 
 def test_a_broken_output_name_is_an_error_not_a_skip():
     io = demo_memory_book()
     del io.defined["FL_R2"]
-    io.issues["FL_R2"] = "multi-area reference (2 areas)"
-    _refuses(refit, io, "FL_R2: the name FL_R2 exists but cannot be used: multi-area")
+    io.issues["FL_R2"] = "is a multi-area reference (2 areas)"
+    _refuses(refit, io, "FL_R2: the name FL_R2 is a multi-area reference")
 
 
 def test_a_workbook_that_cannot_be_written_is_refused_before_any_work(monkeypatch):
@@ -195,7 +195,7 @@ _REFUSED = [
                             io.cells.__setitem__(("Diagnostics", 12, 2), "keep me"))),
     ("grows into output", lambda io: (io.defined.__setitem__("FL_R2", Area("Diagnostics", 1, 1, 5, 2)),
                                       io.defined.__setitem__("FL_INTERCEPT", Area("Diagnostics", 20, 1, 44, 2)))),
-    ("broken name", lambda io: (io.defined.pop("FL_SIGNS"), io.issues.__setitem__("FL_SIGNS", "refers to #REF!"))),
+    ("broken name", lambda io: (io.defined.pop("FL_SIGNS"), io.issues.__setitem__("FL_SIGNS", "refers to #REF!: the cells it pointed to were deleted"))),
     ("blocked", lambda io: setattr(io, "blocker", "book.xlsx is read-only")),
     ("text in returns", lambda io: io.cells.__setitem__(("Returns", 5, 3), "abc")),
     ("prior contradicts sign", lambda io: io.cells.__setitem__(("Prior", 2, 2), -0.5)),

@@ -44,14 +44,13 @@ def _where(area: Area) -> str:
 
 
 def name_problem(name: str, issues: dict[str, str]) -> str | None:
-    """Why a contract name that exists in the workbook cannot be used (None: it can)."""
+    """Why a contract name that exists in the workbook cannot be used (None: it can).
+
+    The adapters' reasons are phrases that follow the name and say what to do
+    (``"refers to #REF!: the cells it pointed to were deleted; ..."``).
+    """
     reason = issues.get(name.upper())
-    if reason is None:
-        return None
-    return (
-        f"the name {name} exists but cannot be used: {reason}; the contract needs a "
-        f"workbook-scope name for one rectangular range (Formulas > Name Manager)"
-    )
+    return None if reason is None else f"the name {name} {reason}"
 
 
 def layout_problems(names: dict[str, Area], outputs=OUTPUTS) -> list[tuple[str, str]]:
