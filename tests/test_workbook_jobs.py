@@ -29,7 +29,7 @@ def test_refit_writes_labelled_outputs_equal_to_the_core():
         factors_beta_prior=d.prior,
     ).fit(d.x, d.y)
     coef = read_table(io, "FL_COEF")
-    assert coef[0] == ["asset", *d.x.columns]
+    assert coef[0] == ["asset (HCGL, lambda 1e-05)", *d.x.columns]
     assert [r[0] for r in coef[1:]] == list(d.y.columns)
     np.testing.assert_allclose(
         np.array([r[1:] for r in coef[1:]], dtype=float), ref.coef_, atol=1e-9
@@ -47,9 +47,11 @@ def test_refit_writes_labelled_outputs_equal_to_the_core():
         vol.to_numpy(),
         atol=1e-9,
     )
-    status = dict(map(tuple, read_table(io, "FL_STATUS")))
-    assert status["job"] == "refit" and status["model"] == "HIERARCHICAL_CLUSTER_GROUP_LASSO"
-    assert status["reg_lambda"] == 1e-5 and status["solver_status"] == "fast optimal"
+    table = read_table(io, "FL_STATUS")
+    assert table[0] == ["item", "refit"]
+    status = dict(map(tuple, table))
+    assert status["model"] == "HIERARCHICAL_CLUSTER_GROUP_LASSO"
+    assert status["reg_lambda"] == 1e-5 and status["solver"] == "fast optimal"
     assert set(result.written) >= {"FL_COEF", "FL_R2", "FL_STATUS"}
     assert "FL_CV" not in result.written  # refit without CV leaves FL_CV alone
     assert {("Results", "FL_HEATMAP"), ("Results", "FL_DENDROGRAM")} <= set(io.pictures)

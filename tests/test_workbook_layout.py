@@ -132,10 +132,12 @@ def test_refit_and_portfolio_write_once_with_one_status():
     assert io.saved == 1
     assert [p.job for p in result.parts] == ["refit", "optimise_portfolio"]
     assert {"FL_COEF", "FL_WEIGHTS", "FL_PORTFOLIO_STATS", "FL_STATUS"} <= set(result.written)
-    status = dict(map(tuple, io.read(io.names()["FL_STATUS"])))
-    assert status["job"] == "refit + optimise_portfolio"
-    assert status["model"] == "HIERARCHICAL_CLUSTER_GROUP_LASSO"
-    assert status["portfolio assets x dates"] == "24 x 260"
+    table = io.read(io.names()["FL_STATUS"])
+    assert table[0] == ["item", "refit", "optimise_portfolio"]
+    status = {r[0]: r[1:] for r in table[1:]}
+    assert status["model"][0] == "HIERARCHICAL_CLUSTER_GROUP_LASSO"
+    assert status["assets x dates"] == [None, "24 x 260"]
+    assert status["covariance"] == [None, "sample"]
     # the same numbers as the two jobs run one after the other
     io2 = _with_portfolio(demo_memory_book())
     refit(io2)

@@ -7,7 +7,10 @@ Every problem a job can meet before writing is raised from here as a
 
 from __future__ import annotations
 
+import hashlib
+import math
 import warnings
+from dataclasses import replace
 
 import numpy as np
 import pandas as pd
@@ -26,14 +29,24 @@ from ._io import WorkbookIO
 from ._layout import name_problem
 from ._plausibility import check_plausible
 from ._portfolio import complete_rows, portfolio_statistics, read_portfolio_settings
-from ._results import JobResult, OutputTable, Picture, cell_value, now_text, series_table
-from ._tables import Block, parse_list, parse_matrix, parse_panel, parse_series
+from ._results import (
+    JobResult,
+    OutputTable,
+    Picture,
+    cell_value,
+    now_text,
+    series_table,
+    status_table,
+)
+from ._settings import read_fit_settings
+from ._tables import Block, parse_keyvalue, parse_list, parse_matrix, parse_panel, parse_series
 
 __all__ = [
     "FIT_INPUTS",
     "PORTFOLIO_INPUTS",
     "compute_portfolio",
     "compute_refit",
+    "fit_fingerprint",
     "read_blocks",
     "workbook_fit_inputs",
 ]
@@ -44,7 +57,12 @@ PORTFOLIO_INPUTS = FIT_INPUTS + (
     "FL_CONSTRAINTS",
     "FL_ASSET_GROUPS",
     "FL_PREV_WEIGHTS",
+    "FL_STATUS",  # read, not an input: which factor model the sheet shows (see compute_portfolio)
 )
+
+
+#: Short model names for the corner of FL_COEF.
+MODEL_LABELS = {"HIERARCHICAL_CLUSTER_GROUP_LASSO": "HCGL", "FACTOR_CLUSTER_GROUP_LASSO": "FCGL"}
 
 
 # --------------------------------------------------------------------------- reading
@@ -97,6 +115,34 @@ def workbook_fit_inputs(blocks: dict[str, Block], overrides: dict | None = None,
         blocks=(blocks["FL_RETURNS"], blocks["FL_FACTORS"]),
         cv=cv,
     )
+
+
+def fit_fingerprint(inputs: FitInputs) -> str:
+    """A short digest of everything that determines the factor model: the panels, the
+    parameters (signs, prior, groups, settings) and the CV settings.
+
+    FL_STATUS records it with every fit, so that a later portfolio run can tell whether the
+    loadings the sheet shows were fitted on the inputs it sees (:func:`compute_portfolio`).
+    Computed on the parsed inputs, so it does not depend on the engine that read the cells.
+    """
+    h = hashlib.sha256()
+
+    def frame(obj) -> None:
+        h.update(pd.util.hash_pandas_object(obj, index=True).to_numpy().tobytes())
+        labels = obj.columns if isinstance(obj, pd.DataFrame) else [obj.name]
+        h.update(repr(list(labels)).encode())
+
+    for panel in (inputs.returns, inputs.factors):
+        frame(panel)
+    for key in sorted(inputs.params):
+        value = inputs.params[key]
+        h.update(key.encode())
+        if isinstance(value, (pd.DataFrame, pd.Series)):
+            frame(value)
+        else:
+            h.update(repr(value).encode())
+    h.update(repr(sorted(inputs.cv.items())).encode())
+    return h.hexdigest()[:12]
 
 
 # --------------------------------------------------------------------------- the factor model
@@ -210,11 +256,14 @@ def compute_refit(
     assets = list(y.columns)
     _check_finite(model, assets, notes)
     coef = model.coef_
+    mt = LassoModelType.parse(model.model_type).name
     result.outputs.append(
         OutputTable(
             "FL_COEF",
             [
-                ["asset", *coef.columns],
+                # the corner says which model produced the table (the sheet shows no FL_STATUS)
+                [f"asset ({MODEL_LABELS.get(mt, mt)}, lambda {model.reg_lambda:.4g})",
+                 *coef.columns],
                 *[[a, *(cell_value(v) for v in coef.loc[a])] for a in assets],
             ],
         )
@@ -253,21 +302,22 @@ def compute_refit(
         _pictures(model, coef, assets, result)
     notes += result.warnings
     mt = LassoModelType.parse(model.model_type).name
-    status = [
-        ["item", "value"],
-        ["time", now_text()],
-        ["job", job],
-        ["model", mt],
-        ["reg_lambda", float(model.reg_lambda)],
-        ["lambda_max", float(model.reg_lambda_max_)],
-        ["objective", float(model.objective_value_)],
-        ["solver_status", f"{model.solver_} {model.solver_status_}"],
-        ["assets x factors x dates", f"{len(assets)} x {coef.shape[1]} x {len(y)}"],
-        ["message", "; ".join(notes) if notes else "ok"],
-    ]
+    result.status = {
+        "time": now_text(),
+        "model": mt,
+        "reg_lambda": float(model.reg_lambda),
+        "lambda_max": float(model.reg_lambda_max_),
+    }
     if cvm is not None:
-        status.insert(5, ["cv_best_score", float(cvm.best_score_)])
-    result.outputs.append(OutputTable("FL_STATUS", status))
+        result.status["cv_best_score"] = float(cvm.best_score_)
+    result.status.update({
+        "objective": float(model.objective_value_),
+        "solver": f"{model.solver_} {model.solver_status_}",
+        "assets x factors x dates": f"{len(assets)} x {coef.shape[1]} x {len(y)}",
+        "inputs": fit_fingerprint(inputs),
+        "message": "; ".join(notes) if notes else "ok",
+    })
+    result.outputs.append(status_table([result]))
     result.model = model
     result.summary = (
         f"{job}: {mt}, lambda={model.reg_lambda:.4g}, {int((coef.to_numpy() != 0).sum())} "
@@ -277,8 +327,64 @@ def compute_refit(
 
 
 # --------------------------------------------------------------------------- the portfolio
-def compute_portfolio(blocks: dict[str, Block]) -> JobResult:
-    """Maximum-diversification weights from the FL_* portfolio inputs."""
+def _shown_lambda(status: Block | None, fingerprint: str) -> tuple[float, str] | None:
+    """``(reg_lambda, step)`` of the fit FL_STATUS records for inputs with this fingerprint.
+
+    FL_STATUS is our own output; anything in it we do not recognise (an older layout, user
+    edits) simply means "no recorded fit".
+    """
+    if status is None or not status.values or not status.values[0]:
+        return None
+    header = status.values[0]
+    if header[0] != "item":
+        return None
+    rows = {r[0]: r for r in status.values[1:] if r and isinstance(r[0], str)}
+    inputs, lams = rows.get("inputs"), rows.get("reg_lambda")
+    if inputs is None or lams is None:
+        return None
+    for j in range(len(header) - 1, 0, -1):  # the latest step first
+        lam = lams[j]
+        if (inputs[j] == fingerprint and isinstance(lam, (int, float))
+                and not isinstance(lam, bool) and math.isfinite(lam) and lam >= 0):
+            return float(lam), str(header[j])
+    return None
+
+
+def _factor_model(blocks: dict[str, Block], ps, fitted):
+    """The factor model of ``covariance = factor``: the model the sheet shows.
+
+    * ``factor_*`` keys in FL_PORTFOLIO_SETTINGS ask for a model of its own: fitted with them.
+    * Otherwise the model of these very inputs: ``fitted`` (the refit of the same run), else
+      the lambda FL_STATUS records for a fit of the same inputs (a cross-validated one
+      included), else FL_SETTINGS' own.
+
+    Returns ``(model, fingerprint, note)``.
+    """
+    overrides = ps.model_overrides()
+    if overrides:
+        model = compute_refit(blocks, pictures=False, overrides=overrides).model
+        return model, None, "factor model with the factor_* keys of FL_PORTFOLIO_SETTINGS"
+    fingerprint = fit_fingerprint(workbook_fit_inputs(blocks))
+    if fitted is not None and fitted.status.get("inputs") == fingerprint:
+        return fitted.model, fingerprint, f"factor model of this run's {fitted.job}"
+    shown = _shown_lambda(blocks.get("FL_STATUS"), fingerprint)
+    if shown is not None:
+        lam, step = shown
+        model = compute_refit(blocks, pictures=False,
+                              overrides={"reg_lambda": (lam, "FL_STATUS")}).model
+        return model, fingerprint, f"factor model of the last {step} (lambda {lam:.4g})"
+    model = compute_refit(blocks, pictures=False).model
+    return model, fingerprint, (
+        "factor model fitted with FL_SETTINGS: FL_STATUS shows no fit of these inputs"
+    )
+
+
+def compute_portfolio(blocks: dict[str, Block], fitted: JobResult | None = None) -> JobResult:
+    """Maximum-diversification weights from the FL_* portfolio inputs.
+
+    ``fitted``: the refit (or cross-validation) of the same run, whose model a factor
+    covariance then uses (see :func:`_factor_model`).
+    """
     from ..core.optimization import (
         EquationError,
         InfeasibleProblemError,
@@ -293,6 +399,7 @@ def compute_portfolio(blocks: dict[str, Block]) -> JobResult:
     ps = read_portfolio_settings(blocks.get("FL_PORTFOLIO_SETTINGS"))
     check_plausible(returns, blocks["FL_RETURNS"], bound=ps.max_abs_return, what="return",
                     source="FL_PORTFOLIO_SETTINGS")
+    ps = replace(ps, annualization_factor=_annualization(blocks, ps))
     params = dict(ps.params)
     notes = []
 
@@ -313,7 +420,8 @@ def compute_portfolio(blocks: dict[str, Block]) -> JobResult:
         check_labels(prev_block, prev.index, assets, axis=0, what="asset", source="FL_RETURNS")
         params["previous_weights"] = prev.reindex(assets).fillna(0.0).to_numpy()
 
-    cov = None
+    result.status["time"] = now_text()
+    result.status["covariance"] = ps.covariance
     if ps.covariance == "factor":
         if "FL_FACTORS" not in blocks:
             raise WorkbookInputError(
@@ -322,17 +430,18 @@ def compute_portfolio(blocks: dict[str, Block]) -> JobResult:
         factor_names = set(parse_panel(blocks["FL_FACTORS"], "factor").columns)
         _check_constraints(constraints, set(assets) | group_labels | factor_names, parse_equation,
                            EquationError)
-        model = compute_refit(blocks, pictures=False, overrides=ps.model_overrides()).model
+        model, fingerprint, note = _factor_model(blocks, ps, fitted)
         try:
             cov = assemble_factor_covariance(model, parse_panel(blocks["FL_FACTORS"], "factor"))
         except ValueError as err:
             raise WorkbookInputError(str(err), "FL_RETURNS") from None
         params["covariance"] = cov
         x = None
-        notes.append(
-            f"factor covariance from {LassoModelType.parse(model.model_type).name}, "
-            f"lambda={model.reg_lambda:g}"
-        )
+        notes.append(note)
+        result.status["model"] = LassoModelType.parse(model.model_type).name
+        result.status["reg_lambda"] = float(model.reg_lambda)
+        if fingerprint is not None:
+            result.status["inputs"] = fingerprint
     else:
         _check_constraints(constraints, set(assets) | group_labels, parse_equation, EquationError)
         x = complete_rows(returns, "FL_RETURNS", "(fill the gap or use covariance = factor)")
@@ -362,28 +471,32 @@ def compute_portfolio(blocks: dict[str, Block]) -> JobResult:
     result.outputs.append(
         OutputTable("FL_WEIGHTS", series_table("asset", {"weight": weights}, assets))
     )
-    stats = [["statistic", "value"], ["covariance", ps.covariance]]
+    stats = [["statistic", "value"], ["covariance", ps.covariance],
+             ["annualization_factor", ps.annualization_factor]]
     stats += portfolio_statistics(opt, portfolio, ps)
     stats.append(["n_invested", n_invested])
     result.outputs.append(OutputTable("FL_PORTFOLIO_STATS", stats))
-    result.outputs.append(
-        OutputTable(
-            "FL_STATUS",
-            [
-                ["item", "value"],
-                ["time", now_text()],
-                ["job", "optimise_portfolio"],
-                ["assets x dates", f"{len(assets)} x {len(returns)}"],
-                ["message", "; ".join(notes) if notes else "ok"],
-            ],
-        )
-    )
+    result.status.update({
+        "assets x dates": f"{len(assets)} x {len(returns)}",
+        "message": "; ".join(notes) if notes else "ok",
+    })
+    result.outputs.append(status_table([result]))
     result.model = opt
     result.summary = (
         f"optimise_portfolio: {n_invested} of {len(assets)} assets invested "
         f"({ps.covariance} covariance)"
     )
     return result
+
+
+def _annualization(blocks: dict[str, Block], ps) -> float:
+    """The portfolio statistics' annualisation: FL_PORTFOLIO_SETTINGS' own factor when it
+    sets one, else FL_SETTINGS' (the factor model's), else 1. One convention for the same
+    portfolio however the workbook splits its settings; FL_PORTFOLIO_STATS states it."""
+    block = blocks.get("FL_PORTFOLIO_SETTINGS")
+    if block is not None and "annualization_factor" in parse_keyvalue(block):
+        return ps.annualization_factor
+    return read_fit_settings(blocks.get("FL_SETTINGS")).annualization_factor
 
 
 def _check_constraints(constraints, known: set, parse_equation, error_type) -> None:

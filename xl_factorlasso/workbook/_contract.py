@@ -145,7 +145,8 @@ CONTRACT: tuple[NameSpec, ...] = (
         "output",
         "table",
         (),
-        "Last run: time, job, model, lambda, objective, solver status, message.",
+        "Last run: one column per step (refit, refit_cv, optimise_portfolio) with its time, "
+        "model, lambda, scores, solver, inputs digest and message.",
     ),
 )
 

@@ -118,7 +118,8 @@ def compute_jobs(io: WorkbookIO, jobs, *, pictures: bool = True,
     parts = []
     for job in jobs:
         if job == "optimise_portfolio":
-            parts.append(compute_portfolio(blocks))
+            fitted = next((p for p in reversed(parts) if p.job != job), None)
+            parts.append(compute_portfolio(blocks, fitted=fitted))
         else:
             parts.append(compute_refit(blocks, cv=job == "refit_cv", pictures=pictures,
                                        verbose=verbose))

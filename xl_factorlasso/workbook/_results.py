@@ -9,7 +9,15 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-__all__ = ["JobResult", "OutputTable", "Picture", "cell_value", "merge_results", "series_table"]
+__all__ = [
+    "JobResult",
+    "OutputTable",
+    "Picture",
+    "cell_value",
+    "merge_results",
+    "series_table",
+    "status_table",
+]
 
 
 @dataclass
@@ -50,6 +58,8 @@ class JobResult:
         The fitted estimator (of the last step for a combined run).
     parts : list of JobResult
         The steps of a combined run (``refit --portfolio``), each with its own summary.
+    status : dict
+        ``item -> value`` of this step's column of FL_STATUS (time, model, reg_lambda, ...).
     """
 
     job: str
@@ -61,6 +71,7 @@ class JobResult:
     summary: str = ""
     model: object = None
     parts: list[JobResult] = field(default_factory=list)
+    status: dict = field(default_factory=dict)
 
     def output(self, name: str) -> OutputTable | None:
         return next((t for t in self.outputs if t.name == name), None)
@@ -88,31 +99,37 @@ def now_text() -> str:
     return dt.datetime.now().replace(microsecond=0).isoformat(sep=" ")
 
 
-_STEP_NAMES = {"refit": "refit", "refit_cv": "cv", "optimise_portfolio": "portfolio"}
+def status_table(parts: list[JobResult]) -> OutputTable:
+    """FL_STATUS: one column per step of the run, one row per item (the union of the steps'
+    items, in order of first appearance; blank where a step has no such item).
+
+    Items run down the first column so that the table stays two columns wide for one step and
+    reads in the narrow columns users give it; each step keeps its model, lambda, scores,
+    solver, time and message.
+    """
+    items: list[str] = []
+    for part in parts:
+        items += [k for k in part.status if k not in items]
+    rows = [["item", *(p.job for p in parts)]]
+    rows += [[item, *(cell_value(p.status.get(item)) for p in parts)] for item in items]
+    return OutputTable("FL_STATUS", rows)
 
 
 def merge_results(parts: list[JobResult]) -> JobResult:
     """One result for several steps computed on the same inputs, written in one save.
 
-    Tables of later steps win for the same name, except FL_STATUS, which lists every step:
-    the first step's rows, then each later step's rows as ``<step> <item>`` (``portfolio
-    message``: short, so that the item column stays readable).
+    Tables of later steps win for the same name, except FL_STATUS, which has one column per
+    step (:func:`status_table`).
     """
     job = " + ".join(p.job for p in parts)
     merged = JobResult(job, parts=list(parts), model=parts[-1].model)
     by_name: dict[str, OutputTable] = {}
-    status = [["item", "value"], ["time", now_text()], ["job", job]]
-    for k, part in enumerate(parts):
+    for part in parts:
         for table in part.outputs:
             if table.name != "FL_STATUS":
                 by_name[table.name] = table
-                continue
-            for item, value in table.values[1:]:
-                if item in ("time", "job"):
-                    continue
-                status.append([item if k == 0 else f"{_STEP_NAMES[part.job]} {item}", value])
         merged.pictures += part.pictures
         merged.warnings += part.warnings
-    merged.outputs = [*by_name.values(), OutputTable("FL_STATUS", status)]
+    merged.outputs = [*by_name.values(), status_table(parts)]
     merged.summary = "; ".join(p.summary for p in parts)
     return merged
