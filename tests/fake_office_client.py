@@ -67,17 +67,21 @@ def _tables(pkg: XlsxPackage) -> dict[str, list[dict]]:
 
 
 def _excel_resolves(pkg: XlsxPackage, formula: str):
-    """(sheet, bounds) Excel's ``NamedItem.getRange()`` gives for a name's formula, or None.
+    """``(sheet, bounds)`` where Excel's ``NamedItem.getRange()`` puts a name now, ``None``
+    for a table reference it resolves in a way these tests do not model (a column, this
+    row), or ``False`` for a name the add-in does not send here (not a range).
 
     Excel resolves every table reference to rows of the table (a bare name to its data body),
-    whether or not the contract accepts it; only the adapter judges.
+    whether or not the contract accepts it: only the adapter judges.
     """
     parsed = parse_name_target(formula)
     if not isinstance(parsed, str):
         return parsed
     ref = parse_structured_ref(formula)
     tables = pkg.table_spans()
-    if ref is None or ref.table.lower() not in tables or ref.columns or ref.this_row:
+    if ref is None or (not ref.bracketed and ref.table.lower() not in tables):
+        return False
+    if ref.table.lower() not in tables or ref.columns or ref.this_row:
         return None
     t = tables[ref.table.lower()]
     r1, c1, r2, c2 = t.bounds
@@ -109,11 +113,12 @@ def book_payload(path, version: str) -> dict:
     for name, dn in wb.defined_names.items():
         # NamedItem.formula and, for a range, where Excel resolves it now
         resolved = _excel_resolves(pkg, dn.attr_text)
-        if resolved is None:
+        if resolved is False:
             continue
-        sheet, bounds = resolved
+        sheet, bounds = resolved or (None, None)
         names.append({"name": name, "refers_to": "=" + dn.attr_text, "type": "Range",
-                      "sheet_index": titles.index(sheet), "address": format_range(*bounds),
+                      "sheet_index": titles.index(sheet) if sheet else None,
+                      "address": format_range(*bounds) if bounds else None,
                       "scope_sheet_name": None, "scope_sheet_index": None, "book_scope": True})
     return {"client": "Office.js", "version": version,
             "book": {"name": str(path).rsplit("/", 1)[-1], "active_sheet_index": 0,
