@@ -50,6 +50,8 @@ def _tables(pkg: XlsxPackage) -> dict[str, list[dict]]:
     its header, data body and totals rows (``static/js/custom-scripts/index.js``)."""
     out: dict[str, list[dict]] = {}
     for t in pkg.table_spans().values():
+        if t.damage is not None:
+            continue  # Excel would have repaired or dropped it before the add-in ran
         r1, c1, r2, c2 = t.bounds
         top, bottom = r1 + t.header_rows, r2 - t.totals_rows
         out.setdefault(t.sheet, []).append({
@@ -78,7 +80,7 @@ def _excel_resolves(pkg: XlsxPackage, formula: str):
     if not isinstance(parsed, str):
         return parsed
     ref = parse_structured_ref(formula)
-    tables = pkg.table_spans()
+    tables = {k: t for k, t in pkg.table_spans().items() if t.damage is None}
     if ref is None or (not ref.bracketed and ref.table.lower() not in tables):
         return False
     if ref.table.lower() not in tables or ref.columns or ref.this_row:

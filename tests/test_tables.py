@@ -417,3 +417,19 @@ def test_defining_an_output_name_keeps_the_name_on_a_table(tmp_path):
                           "FL_RETURNS": Area("Returns", 1, 1, 6, 3)}
     assert [e.formula for e in io.package.all_defined_names()] == [
         "Returns!$A$20:$B$22", "tblReturns[#All]"]
+
+
+def test_a_damaged_table_part_is_reported_not_guessed(tmp_path):
+    from tests.file_safety_helpers import members, write_zip
+
+    path = _table_book(tmp_path / "t.xlsx")
+    parts = members(path)
+    parts["xl/tables/table1.xml"] = parts["xl/tables/table1.xml"].replace(
+        b'ref="A1:C6"', b'ref="A1:C"')
+    write_zip(path, parts)
+    io = XlsxFileIO(path)
+    assert io.names() == {}
+    assert io.name_issues() == {"FL_RETURNS": (
+        "refers to table 'tblReturns' (tblReturns[#All]), which cannot be read: its part "
+        "xl/tables/table1.xml has the range 'A1:C' and row counts '1'/'0'; the file is damaged: "
+        "repair it in Excel (File > Open > Open and Repair)")}

@@ -161,6 +161,11 @@ def adjoining_data(
     table : (str, Area), optional
         The table the name follows and the whole table's range; rows below are then looked
         for under the table (below its totals row). Found from the adapter when not given.
+    right : bool, optional
+        Whether to look to the right too. By default yes for a panel or a matrix (a new
+        column is a new asset, factor or grouping) and for a name outside the contract, no
+        for the key | value, list and series inputs, whose columns are fixed (a column beside
+        them is commentary, like the template's "what it does" column beside FL_SETTINGS).
 
     Returns
     -------
@@ -173,22 +178,23 @@ def adjoining_data(
         table = _name_tables(io).get(name.upper())
     if right is None:
         right = name.upper() not in INPUTS or spec(name).layout in _GROWS_RIGHT
+    n_right, more_right = 0, False
     others = [a for n, a in names.items()
               if n.upper().startswith("FL_") and n.upper() != name.upper()
               and a.sheet.lower() == area.sheet.lower()]
     bottom = max(area.max_row, table[1].max_row) if table is not None else area.max_row
     n_below, more_below = _run_length(io, area.sheet, bottom + 1, area.min_col, area.max_col,
                                       rows=True, others=others)
-    n_right, more_right = _run_length(io, area.sheet, area.max_col + 1, area.min_row,
-                                      area.max_row, rows=False, others=others) if right else (
-        0, False)
+    if right:
+        n_right, more_right = _run_length(io, area.sheet, area.max_col + 1, area.min_row,
+                                          area.max_row, rows=False, others=others)
     if not n_below and not n_right:
         return None
-    below = (Area(area.sheet, bottom + 1, area.min_col, bottom + n_below, area.max_col)
-             if n_below else None)
-    right = (Area(area.sheet, area.min_row, area.max_col + 1, area.max_row,
-                  area.max_col + n_right) if n_right else None)
-    return Adjoining(name.upper(), area, below, right, table[0] if table else None,
+    below_area = (Area(area.sheet, bottom + 1, area.min_col, bottom + n_below, area.max_col)
+                  if n_below else None)
+    right_area = (Area(area.sheet, area.min_row, area.max_col + 1, area.max_row,
+                       area.max_col + n_right) if n_right else None)
+    return Adjoining(name.upper(), area, below_area, right_area, table[0] if table else None,
                      more_below, more_right)
 
 

@@ -61,7 +61,9 @@ class WorkbookIO(Protocol):
     """What the jobs need from a workbook."""
 
     def names(self) -> dict[str, Area]:
-        """Workbook-scope names that refer to one range, keyed by upper-case name."""
+        """Workbook-scope names that refer to one range, keyed by upper-case name. A name on
+        an Excel table (``=tblReturns[#All]``, ``=tblReturns[[#Headers],[#Data]]``) is the
+        table's current range; other table references are in :meth:`name_issues`."""
 
     def read(self, area: Area) -> list[list]:
         """Cell values of ``area`` as rows."""

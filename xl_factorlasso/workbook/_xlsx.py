@@ -407,8 +407,8 @@ class XlsxPackage(NamesMixin, CellsMixin):
         ``xl/tables/tableN.xml``), keyed by lower-case name: what a name such as
         ``tblReturns[#All]`` resolves against (:func:`._xlsx_refs.resolve_table_ref`).
 
-        A table part whose range or row counts do not parse is left out (a name on it then
-        says the table is not there); :meth:`occupied` and the editor report it instead.
+        A table part whose range or row counts do not parse is listed with the damage (a name
+        on it says so); one that is not XML at all is left out.
         """
         out: dict[str, TableSpan] = {}
         for info in self._sheets():
@@ -418,11 +418,20 @@ class XlsxPackage(NamesMixin, CellsMixin):
                 if typ != RT_TABLE or self._find(target) is None:
                     continue
                 try:
-                    t = self._table_info(info, target)
+                    root = self._get_xml(target)
                 except ValueError:
                     continue
-                out.setdefault(t.name.lower(), TableSpan(
-                    t.name, info.name, t.bounds, t.header_rows, t.totals_rows))
+                name = root.get("displayName") or root.get("name", "")
+                try:
+                    t = self._table_info(info, target)
+                    span = TableSpan(name, info.name, t.bounds, t.header_rows, t.totals_rows)
+                except ValueError:
+                    span = TableSpan(name, info.name, (1, 1, 1, 1), damage=(
+                        f"its part {target} has the range {root.get('ref')!r} and row counts "
+                        f"{root.get('headerRowCount', '1')!r}/{root.get('totalsRowCount', '0')!r}"
+                        "; the file is damaged: repair it in Excel (File > Open > Open and "
+                        "Repair)"))
+                out.setdefault(name.lower(), span)
         return out
 
     # ================================================================ defined names

@@ -281,6 +281,8 @@ class TableSpan:
         and totals row.
     header_rows, totals_rows : int
         0 or 1: whether the header row and the totals row are shown.
+    damage : str or None
+        Why the table's definition cannot be read (then ``bounds`` means nothing).
     """
 
     name: str
@@ -288,6 +290,7 @@ class TableSpan:
     bounds: tuple[int, int, int, int]
     header_rows: int = 1
     totals_rows: int = 0
+    damage: str | None = None
 
 
 def _bracket_items(inner: str) -> list[tuple[str, str]] | None:
@@ -421,6 +424,8 @@ def resolve_table_ref(
         return (f"refers to table {ref.table!r} ({_short(ref.text)}), which is not in the "
                 f"workbook ({has})")
     q = repr(table.name)
+    if table.damage is not None:
+        return f"refers to table {q} ({_short(ref.text)}), which cannot be read: {table.damage}"
     fix = f"define it as ={table.name}[#All]"
     if ref.sheet is not None and ref.sheet.lower() != table.sheet.lower():
         return (f"refers to table {q} on sheet {ref.sheet!r} ({_short(ref.text)}), but that "
