@@ -17,6 +17,11 @@ from lxml import etree
 from xl_factorlasso.workbook import cell_address
 from xl_factorlasso.workbook._io import _parse_refers_to
 from xl_factorlasso.workbook._xlsx import XlsxPackage
+from xl_factorlasso.workbook._xlsx_refs import (
+    format_range,
+    parse_name_target,
+    parse_structured_ref,
+)
 
 XDR = "http://schemas.openxmlformats.org/drawingml/2006/spreadsheetDrawing"
 
@@ -40,9 +45,58 @@ def _pictures(path, wb) -> dict[str, list[dict]]:
     return out
 
 
+def _tables(pkg: XlsxPackage) -> dict[str, list[dict]]:
+    """Each sheet's tables as the add-in sends them: unqualified addresses of the whole table,
+    its header, data body and totals rows (``static/js/custom-scripts/index.js``)."""
+    out: dict[str, list[dict]] = {}
+    for t in pkg.table_spans().values():
+        if t.damage is not None:
+            continue  # Excel would have repaired or dropped it before the add-in ran
+        r1, c1, r2, c2 = t.bounds
+        top, bottom = r1 + t.header_rows, r2 - t.totals_rows
+        out.setdefault(t.sheet, []).append({
+            "name": t.name,
+            "range_address": format_range(r1, c1, r2, c2),
+            "row_count": r2 - r1 + 1,
+            "column_count": c2 - c1 + 1,
+            "header_row_range_address": format_range(r1, c1, r1, c2) if t.header_rows else None,
+            "data_body_range_address": format_range(top, c1, bottom, c2),
+            "total_row_range_address": format_range(r2, c1, r2, c2) if t.totals_rows else None,
+            "show_headers": bool(t.header_rows),
+            "show_totals": bool(t.totals_rows),
+        })
+    return out
+
+
+def _excel_resolves(pkg: XlsxPackage, formula: str):
+    """``(sheet, bounds)`` where Excel's ``NamedItem.getRange()`` puts a name now, ``None``
+    for a table reference it resolves in a way these tests do not model (a column, this
+    row), or ``False`` for a name the add-in does not send here (not a range).
+
+    Excel resolves every table reference to rows of the table (a bare name to its data body),
+    whether or not the contract accepts it: only the adapter judges.
+    """
+    parsed = parse_name_target(formula)
+    if not isinstance(parsed, str):
+        return parsed
+    ref = parse_structured_ref(formula)
+    tables = {k: t for k, t in pkg.table_spans().items() if t.damage is None}
+    if ref is None or (not ref.bracketed and ref.table.lower() not in tables):
+        return False
+    if ref.table.lower() not in tables or ref.columns or ref.this_row:
+        return None
+    t = tables[ref.table.lower()]
+    r1, c1, r2, c2 = t.bounds
+    top = r1 if "headers" in ref.parts else r1 + t.header_rows
+    bottom = r2 if "totals" in ref.parts else r2 - t.totals_rows
+    return t.sheet, (top, c1, bottom, c2)
+
+
 def book_payload(path, version: str) -> dict:
     wb = openpyxl.load_workbook(path, data_only=True)
+    pkg = XlsxPackage.open(path)
     pictures = _pictures(path, wb)
+    tables = _tables(pkg)
     sheets = []
     for ws in wb.worksheets:
         values = []
@@ -55,16 +109,19 @@ def book_payload(path, version: str) -> dict:
                 vals.append("" if v is None else v)
             values.append(vals)
         sheets.append({"name": ws.title, "values": values or [[""]],
-                       "pictures": pictures[ws.title], "tables": []})
+                       "pictures": pictures[ws.title], "tables": tables.get(ws.title, [])})
     names = []
     titles = [ws.title for ws in wb.worksheets]
     for name, dn in wb.defined_names.items():
-        area = _parse_refers_to(dn.attr_text)
-        if area is None:
+        # NamedItem.formula and, for a range, where Excel resolves it now
+        resolved = _excel_resolves(pkg, dn.attr_text)
+        if resolved is False:
             continue
-        names.append({"name": name, "sheet_index": titles.index(area.sheet),
-                      "address": area.ref, "scope_sheet_name": None,
-                      "scope_sheet_index": None, "book_scope": True})
+        sheet, bounds = resolved or (None, None)
+        names.append({"name": name, "refers_to": "=" + dn.attr_text, "type": "Range",
+                      "sheet_index": titles.index(sheet) if sheet else None,
+                      "address": format_range(*bounds) if bounds else None,
+                      "scope_sheet_name": None, "scope_sheet_index": None, "book_scope": True})
     return {"client": "Office.js", "version": version,
             "book": {"name": str(path).rsplit("/", 1)[-1], "active_sheet_index": 0,
                      "selection": "A1"},

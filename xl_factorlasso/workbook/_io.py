@@ -10,9 +10,12 @@ import os
 import re
 import tempfile
 from dataclasses import dataclass
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from ._errors import WorkbookInputError, cell_address
+
+if TYPE_CHECKING:
+    from ._xlsx_refs import TableSpan
 
 __all__ = ["Area", "WorkbookIO", "XlsxFileIO", "XlwingsBookIO", "open_workbook"]
 
@@ -58,7 +61,9 @@ class WorkbookIO(Protocol):
     """What the jobs need from a workbook."""
 
     def names(self) -> dict[str, Area]:
-        """Workbook-scope names that refer to one range, keyed by upper-case name."""
+        """Workbook-scope names that refer to one range, keyed by upper-case name. A name on
+        an Excel table (``=tblReturns[#All]``, ``=tblReturns[[#Headers],[#Data]]``) is the
+        table's current range; other table references are in :meth:`name_issues`."""
 
     def read(self, area: Area) -> list[list]:
         """Cell values of ``area`` as rows."""
@@ -134,6 +139,8 @@ class XlsxFileIO:
             ) from None
 
     def names(self) -> dict[str, Area]:
+        """Workbook-scope names that refer to one range; a name on an Excel table
+        (``=tblReturns[#All]``) is the table's current range, so it follows the table."""
         out = {}
         for dn in self.package.defined_names().values():
             out[dn.name.upper()] = Area(dn.sheet, dn.min_row, dn.min_col, dn.max_row, dn.max_col)
@@ -143,6 +150,17 @@ class XlsxFileIO:
         """Defined names that are not usable ranges, with the reason (see
         :meth:`XlsxPackage.all_defined_names <._xlsx.XlsxPackage.all_defined_names>`)."""
         return self.package.name_issues()
+
+    def _name_tables(self) -> dict[str, tuple[str, Area]]:
+        """Usable names that follow a table: ``{NAME: (table name, the whole table)}``, the
+        whole table including a totals row the name leaves out (see :mod:`._growth`)."""
+        spans = self.package.table_spans()
+        out = {}
+        for e in self.package.all_defined_names():
+            if e.reason is None and e.table is not None:
+                t = spans[e.table.lower()]
+                out[e.name.upper()] = (t.name, Area(t.sheet, *t.bounds))
+        return out
 
     def read(self, area: Area) -> list[list]:
         return self.package.read_values(area.sheet, area.ref)
@@ -238,15 +256,49 @@ class XlwingsBookIO:
     def __init__(self, book):
         self.book = book
 
-    def _classify_names(self) -> tuple[dict[str, Area], dict[str, str]]:
-        from ._xlsx_refs import parse_name_target
+    def _book_tables(self) -> dict[str, TableSpan]:
+        """Every table the engine can see, keyed by lower-case name (the remote engine's
+        payload carries each table's ``range_address``, header and totals row addresses;
+        the desktop engines ask Excel)."""
+        from ._xlsx_refs import TableSpan
+
+        out: dict[str, TableSpan] = {}
+        for sheet in self.book.sheets:
+            try:
+                tables = list(sheet.tables)
+            except Exception:  # an engine or sheet without tables
+                continue
+            for table in tables:
+                try:
+                    rng = table.range
+                    rows, cols = rng.shape
+                    bounds = (rng.row, rng.column, rng.row + rows - 1, rng.column + cols - 1)
+                    header = 0 if table.header_row_range is None else 1
+                    totals = 0 if table.totals_row_range is None else 1
+                    out.setdefault(str(table.name).lower(), TableSpan(
+                        str(table.name), sheet.name, bounds, header, totals))
+                except Exception:  # a table the engine cannot describe: a name on it says so
+                    continue
+        return out
+
+    def _classify_names(self) -> tuple[dict[str, Area], dict[str, str], dict[str, tuple]]:
+        from ._xlsx_refs import parse_name_target, parse_structured_ref
 
         try:
             sheets = {s.name.lower(): s.name for s in self.book.sheets}
         except Exception:  # an engine that cannot list sheets: do not judge by sheet
             sheets = None
+        tables = None
+
+        def book_tables():  # asked of the engine only if a name refers to a table
+            nonlocal tables
+            if tables is None:
+                tables = self._book_tables()
+            return tables
+
         areas: dict[str, Area] = {}
         issues: dict[str, str] = {}
+        followed: dict[str, tuple[str, Area]] = {}
         for name in self.book.names:
             try:
                 scope, bare = _scope_and_name(str(name.name))
@@ -264,7 +316,9 @@ class XlwingsBookIO:
             elif refers_to is None:
                 reason = "is not a single range (the engine does not say what it refers to)"
             else:
-                parsed = parse_name_target(str(refers_to))
+                # "=tblReturns[#All]" on every engine: resolved against the tables, not the
+                # engine's own resolution, so that all engines accept the same references.
+                parsed = parse_name_target(str(refers_to), tables=book_tables)
                 if isinstance(parsed, str):
                     reason = parsed
                 else:
@@ -274,17 +328,28 @@ class XlwingsBookIO:
                     else:
                         actual = sheets[sheet.lower()] if sheets is not None else sheet
                         areas[key] = Area(actual, *bounds)
+                        ref = parse_structured_ref(str(refers_to)) if tables else None
+                        if ref is not None and ref.table.lower() in tables:
+                            t = tables[ref.table.lower()]
+                            followed[key] = (t.name, Area(t.sheet, *t.bounds))
             if reason is not None:
                 issues[key] = f"{issues[key]}; {reason}" if key in issues else reason
-        return areas, {k: v for k, v in issues.items() if k not in areas}
+        return areas, {k: v for k, v in issues.items() if k not in areas}, followed
 
     def names(self) -> dict[str, Area]:
+        """Workbook-scope names that refer to one range; a name on an Excel table
+        (``=tblReturns[#All]``) is the table's current range."""
         return self._classify_names()[0]
 
     def name_issues(self) -> dict[str, str]:
         """Defined names that are not usable ranges, parsed from what ``book.names`` gives
-        (``=#REF!``, ``=Sheet1!$A:$A``, ``='[other.xlsx]S'!$A$1``, ``=S!$A$1,S!$D$1`` ...)."""
+        (``=#REF!``, ``=Sheet1!$A:$A``, ``='[other.xlsx]S'!$A$1``, ``=S!$A$1,S!$D$1``,
+        ``=tblReturns[#Data]`` ...)."""
         return self._classify_names()[1]
+
+    def _name_tables(self) -> dict[str, tuple[str, Area]]:
+        """Usable names that follow a table: ``{NAME: (table name, the whole table)}``."""
+        return self._classify_names()[2]
 
     def _range(self, area: Area):
         sheet = self.book.sheets[area.sheet]

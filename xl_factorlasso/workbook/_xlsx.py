@@ -75,6 +75,7 @@ from ._xlsx_opc import (
 from ._xlsx_refs import (
     MAX_COL,
     MAX_ROW,
+    TableSpan,
     col_letters,
     format_range,
     parse_cell,
@@ -380,19 +381,57 @@ class XlsxPackage(NamesMixin, CellsMixin):
         return None
 
     def _tables(self, info: _Sheet) -> list[TableInfo]:
-        out = []
-        for typ, target in self._rels(info.part).values():
-            if typ != RT_TABLE or self._find(target) is None:
+        return [self._table_info(info, target) for typ, target in self._rels(info.part).values()
+                if typ == RT_TABLE and self._find(target) is not None]
+
+    def _table_info(self, info: _Sheet, part: str) -> TableInfo:
+        root = self._get_xml(part)
+        cols = root.find(_q("tableColumns"))
+        names = tuple(c.get("name", "") for c in cols) if cols is not None else ()
+        try:
+            header_rows = int(root.get("headerRowCount", "1"))
+            totals_rows = int(root.get("totalsRowCount", "0"))
+        except ValueError:
+            raise ValueError(f"{self.path}: table part {part!r} has a row count that is not a "
+                             "number") from None
+        return TableInfo(
+            name=root.get("displayName") or root.get("name", ""),
+            bounds=parse_range(root.get("ref"), info.name),
+            header_rows=header_rows,
+            columns=names,
+            totals_rows=totals_rows,
+        )
+
+    def table_spans(self) -> dict[str, TableSpan]:
+        """Every table of the workbook's worksheets as it is now (``ref`` of
+        ``xl/tables/tableN.xml``), keyed by lower-case name: what a name such as
+        ``tblReturns[#All]`` resolves against (:func:`._xlsx_refs.resolve_table_ref`).
+
+        A table part whose range or row counts do not parse is listed with the damage (a name
+        on it says so); one that is not XML at all is left out.
+        """
+        out: dict[str, TableSpan] = {}
+        for info in self._sheets():
+            if info.part is None:
                 continue
-            root = self._get_xml(target)
-            cols = root.find(_q("tableColumns"))
-            names = tuple(c.get("name", "") for c in cols) if cols is not None else ()
-            out.append(TableInfo(
-                name=root.get("displayName") or root.get("name", ""),
-                bounds=parse_range(root.get("ref"), info.name),
-                header_rows=int(root.get("headerRowCount", "1")),
-                columns=names,
-            ))
+            for typ, target in self._rels(info.part).values():
+                if typ != RT_TABLE or self._find(target) is None:
+                    continue
+                try:
+                    root = self._get_xml(target)
+                except ValueError:
+                    continue
+                name = root.get("displayName") or root.get("name", "")
+                try:
+                    t = self._table_info(info, target)
+                    span = TableSpan(name, info.name, t.bounds, t.header_rows, t.totals_rows)
+                except ValueError:
+                    span = TableSpan(name, info.name, (1, 1, 1, 1), damage=(
+                        f"its part {target} has the range {root.get('ref')!r} and row counts "
+                        f"{root.get('headerRowCount', '1')!r}/{root.get('totalsRowCount', '0')!r}"
+                        "; the file is damaged: repair it in Excel (File > Open > Open and "
+                        "Repair)"))
+                out.setdefault(name.lower(), span)
         return out
 
     # ================================================================ defined names

@@ -1,7 +1,11 @@
 """Defined names of a workbook package: the usable ranges, and why the others are not usable.
 
+A name on an Excel table (``tblReturns[#All]``) is a usable range: the table's current range
+(``ref`` of its table part), so a name on a table follows the table as it grows.
+
 A mixin of :class:`._xlsx.XlsxPackage`; it relies on the package's part, relationship and sheet
-helpers (``_get_xml``, ``_rels``, ``_find``, ``_sheets``, ``_sheet``, ``_touch``).
+helpers (``_get_xml``, ``_rels``, ``_find``, ``_sheets``, ``_sheet``, ``_touch``,
+``table_spans``).
 """
 
 from __future__ import annotations
@@ -12,7 +16,14 @@ from urllib.parse import unquote
 from lxml import etree
 
 from ._xlsx_opc import MAIN, PR, WORKBOOK_ORDER, R, insert_in_order, rels_part_for
-from ._xlsx_refs import format_range, is_valid_name, parse_name_target, parse_range, quote_sheet
+from ._xlsx_refs import (
+    format_range,
+    is_valid_name,
+    parse_name_target,
+    parse_range,
+    parse_structured_ref,
+    quote_sheet,
+)
 
 __all__ = ["DefinedName", "NameEntry", "NamesMixin"]
 
@@ -74,6 +85,8 @@ class NameEntry:
         (also for sheet-scoped names, so a caller can say where they point).
     reason : str or None
         ``None`` if the name appears in :meth:`XlsxPackage.defined_names`, else why not.
+    table : str or None
+        The table a usable name follows (``tblReturns`` for ``tblReturns[#All]``), else None.
     """
 
     name: str
@@ -82,6 +95,7 @@ class NameEntry:
     hidden: bool
     target: DefinedName | None
     reason: str | None
+    table: str | None = None
 
 
 class NamesMixin:
@@ -118,13 +132,23 @@ class NamesMixin:
             'Data' ..."``, ``"refers to another workbook (...)"``, ``"refers to sheet 'X',
             which is not in the workbook ..."``, ``"is a constant (0.5), not a range"``,
             ``"is a formula (...)"``, ``"refers to chart sheet 'Chart1', which has no cells"``,
-            ``"is one of Excel's built-in names"``, ``"is defined twice ..."``.
+            ``"is one of Excel's built-in names"``, ``"is defined twice ..."``, and for a
+            name on a table the reasons of :func:`._xlsx_refs.resolve_table_ref` (``"refers
+            to the data rows of table 'tblReturns' without its header row ..."``).
         """
         root = self._get_xml(self._workbook_part)
         sheets = self._sheets()
         by_name = {s.name.lower(): s for s in sheets}
         dn = root.find(_q("definedNames"))
         books = None
+        tables = None
+
+        def table_spans():  # read the table parts only if a name needs them
+            nonlocal tables
+            if tables is None:
+                tables = self.table_spans()
+            return tables
+
         entries, seen = [], set()
         for el in dn.iterchildren(_q("definedName")) if dn is not None else ():
             name, formula = el.get("name", ""), (el.text or "").strip()
@@ -135,8 +159,8 @@ class NamesMixin:
                 scope = sheets[idx].name if 0 <= idx < len(sheets) else f"#{local}"
             if books is None and "[" in formula:
                 books = self._external_books()
-            parsed = parse_name_target(formula, books or ())
-            target, reason = None, None
+            parsed = parse_name_target(formula, books or (), table_spans)
+            target, reason, table = None, None, None
             if isinstance(parsed, str):
                 reason = parsed
             else:
@@ -152,6 +176,9 @@ class NamesMixin:
                     reason = f"refers to {kind} {sheet.name!r}, which has no cells"
                 else:
                     target = DefinedName(name, sheet.name, format_range(*bounds), *bounds)
+                    ref = parse_structured_ref(formula) if tables else None
+                    if ref is not None and ref.table.lower() in tables:
+                        table = tables[ref.table.lower()].name
             if name.lower().startswith("_xlnm."):
                 reason = "is one of Excel's built-in names"
             elif scope is not None:
@@ -164,7 +191,7 @@ class NamesMixin:
             if scope is None:
                 seen.add(name.lower())
             entries.append(NameEntry(name, formula, scope, el.get("hidden") in ("1", "true"),
-                                     target, reason))
+                                     target, reason, table if reason is None else None))
         return entries
 
     def name_issues(self) -> dict[str, str]:

@@ -32,12 +32,14 @@ _CONTENT_ATTRS = ("t", "cm", "vm")
 
 @dataclass(frozen=True)
 class TableInfo:
-    """An Excel table (ListObject) on the sheet, enough to protect its header row."""
+    """An Excel table (ListObject) on the sheet: enough to protect its header row and to
+    resolve a name that refers to it (``bounds`` covers header, data and totals rows)."""
 
     name: str
     bounds: tuple[int, int, int, int]
     header_rows: int
     columns: tuple[str, ...]
+    totals_rows: int = 0
 
 
 @dataclass
