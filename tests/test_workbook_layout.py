@@ -255,3 +255,16 @@ def test_a_refit_with_a_32767_character_asset_label_writes_results_and_pictures(
     assert {("Results", "FL_HEATMAP"), ("Results", "FL_DENDROGRAM")} <= set(io.pictures)
     coef = io.read(io.names()["FL_COEF"])
     assert coef[1][0] == label  # the cell keeps the whole label; only the picture shortens it
+
+
+def test_data_pasted_below_the_returns_is_a_warning_in_the_run_and_a_problem_in_inspect():
+    io = demo_memory_book()
+    for c in range(1, 26):  # one more week under FL_RETURNS (A1:Y261)
+        io.cells[("Returns", 262, c)] = 0.01 if c > 1 else "2030-01-04"
+    report = inspect_workbook(io)
+    expected = "FL_RETURNS: 1 row below FL_RETURNS (Returns!A262:Y262)"
+    assert any(p.startswith(expected) for p in report.problems), report.problems
+    result = refit(io)
+    assert io.saved == 1 and any(w.startswith(expected) for w in result.warnings)
+    status = dict(map(tuple, io.read(io.names()["FL_STATUS"])))
+    assert expected in status["message"]

@@ -42,6 +42,8 @@ def run_book_job(book, job: str) -> str:
     try:
         result = run_job(XlwingsBookIO(book), job)
         message = result.summary
+        for warning in result.warnings:
+            message += f"\nwarning: {warning}"
         if result.skipped:
             message += f" (not defined, not written: {', '.join(result.skipped)})"
     except (WorkbookInputError, SolveError) as err:

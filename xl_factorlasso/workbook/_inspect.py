@@ -22,6 +22,7 @@ from ._compute import (
 )
 from ._contract import CONTRACT
 from ._errors import WorkbookInputError
+from ._growth import adjoining_inputs
 from ._io import Area, WorkbookIO
 from ._layout import layout_problems, name_problem, plan_writes
 from ._portfolio import read_portfolio_settings
@@ -122,6 +123,9 @@ def inspect_workbook(io: WorkbookIO) -> InspectReport:
             broken.add(s.name)
     for name, message in layout_problems(report.found):
         report.add(f"{name}: {message}")
+    # Data pasted next to an input is what a job would silently leave out: a problem here.
+    for found in adjoining_inputs(io, names):
+        report.add(f"{found.name}: {found.message}")
 
     # The jobs themselves, on inputs that parse: what they compute is what they would write.
     tables = []

@@ -26,9 +26,10 @@ from ._compute import (
 )
 from ._contract import OUTPUTS
 from ._errors import WorkbookInputError
+from ._growth import adjoining_inputs
 from ._io import WorkbookIO
 from ._layout import layout_problems, name_problem, plan_writes
-from ._results import JobResult, OutputTable, Picture, merge_results
+from ._results import JobResult, OutputTable, Picture, add_warning, merge_results
 
 __all__ = [
     "FIT_INPUTS",
@@ -115,6 +116,9 @@ def compute_jobs(io: WorkbookIO, jobs, *, pictures: bool = True,
     wanted = tuple(dict.fromkeys(n for j in jobs for n in _STEPS[j][0]))
     required = tuple(dict.fromkeys(n for j in jobs for n in _STEPS[j][1]))
     blocks = read_blocks(io, wanted, required)
+    # Data pasted next to a plain input range is left out of the fit: said, not refused (a
+    # caption under a range is legitimate).
+    growth = [a for a in adjoining_inputs(io) if a.name in wanted]
     parts = []
     for job in jobs:
         if job == "optimise_portfolio":
@@ -123,6 +127,10 @@ def compute_jobs(io: WorkbookIO, jobs, *, pictures: bool = True,
         else:
             parts.append(compute_refit(blocks, cv=job == "refit_cv", pictures=pictures,
                                        verbose=verbose))
+    for part in parts:
+        for found in growth:
+            if found.name in _STEPS[part.job][0]:
+                add_warning(part, f"{found.name}: {found.message}")
     return parts[0] if len(parts) == 1 else merge_results(parts)
 
 

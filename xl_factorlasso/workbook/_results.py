@@ -12,6 +12,7 @@ import pandas as pd
 __all__ = [
     "JobResult",
     "OutputTable",
+    "add_warning",
     "Picture",
     "cell_value",
     "merge_results",
@@ -97,6 +98,16 @@ def series_table(label: str, series_map: dict[str, pd.Series], rows) -> list:
 
 def now_text() -> str:
     return dt.datetime.now().replace(microsecond=0).isoformat(sep=" ")
+
+
+def add_warning(result: JobResult, text: str) -> None:
+    """A problem that does not stop the step: in its warnings, its FL_STATUS message and its
+    FL_STATUS table (rebuilt)."""
+    result.warnings.append(text)
+    message = result.status.get("message")
+    result.status["message"] = text if message in (None, "", "ok") else f"{message}; {text}"
+    result.outputs = [t for t in result.outputs if t.name != "FL_STATUS"]
+    result.outputs.append(status_table([result]))
 
 
 def status_table(parts: list[JobResult]) -> OutputTable:
