@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 
 from xl_factorlasso.workbook import Area
-from xl_factorlasso.workbook._xlsx_styles import (
+from xl_factorlasso.workbook._formats import (
     DEFAULT_WIDTH,
     check_cell,
     check_columns,

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from ._errors import WorkbookInputError, cell_address
-from ._xlsx_styles import (
+from ._formats import (
     DEFAULT_WIDTH,
     check_cell,
     check_columns,

@@ -12,47 +12,36 @@ existing ``cellXfs`` before one is appended. Formatting the same cells again, in
 a later one, therefore adds nothing; an edit that changes nothing leaves every part
 byte-identical.
 
-Column widths are in Excel's *displayed* character units (what Excel's Column Width dialog and
-COM's ``ColumnWidth`` show, 8.43 for a default column); the file stores Excel's padded value
-(:func:`stored_width`), computed for the default fonts' maximum digit width of 7 pixels
-(Calibri 11, Aptos Narrow 11). Widths that fit a column to its content are estimated from the
-text each cell displays (:func:`display_text`, :func:`text_width`): there is no font renderer
-here, so the estimate is generous rather than exact.
+Column widths are in Excel's displayed characters and stored as Excel stores them; a column
+fitted to its content gets a width estimated from the text its cells display (see
+:mod:`._formats`).
 """
 
 from __future__ import annotations
 
 import copy
 import datetime as _dt
-import math
-import re
 
 from lxml import etree
 
+from ._formats import (
+    DEFAULT_WIDTH,
+    check_cell,
+    check_columns,
+    check_format_code,
+    check_width_bounds,
+    display_text,
+    displayed_width,
+    fitted_width,
+    stored_width,
+)
 from ._xlsx_opc import MAIN, RT_STYLES, WORKSHEET_ORDER, insert_in_order
-from ._xlsx_refs import MAX_COL, MAX_ROW, col_letters, format_range, parse_cell, parse_range
+from ._xlsx_refs import MAX_COL, col_letters, format_range, parse_cell, parse_range
 
-__all__ = [
-    "DEFAULT_WIDTH",
-    "StylesMixin",
-    "check_cell",
-    "check_columns",
-    "check_format_code",
-    "check_width_bounds",
-    "column_points",
-    "display_text",
-    "displayed_width",
-    "fitted_width",
-    "stored_width",
-    "text_width",
-]
+__all__ = ["StylesMixin"]
 
 CT_STYLES = "application/vnd.openxmlformats-officedocument.spreadsheetml.styles+xml"
-DEFAULT_WIDTH = 8.43  # Excel's default column width in displayed characters
-MAX_WIDTH = 255.0  # Excel's largest column width
 MAX_FORMAT_CELLS = 1_000_000  # a whole-column area would otherwise create a million cells
-_DIGIT_PX = 7  # maximum digit width of Calibri 11 / Aptos Narrow 11 at 96 dpi
-_PAD_PX = 5  # Excel's cell padding
 _FIRST_CUSTOM_ID = 164  # ids below are reserved for built-in formats
 
 # Built-in formats whose display does not depend on the locale: a code equal to one of these is
@@ -75,174 +64,6 @@ _SHEETVIEW_ORDER = ("pane", "selection", "pivotSelection", "extLst")
 
 def _q(tag: str, ns: str = MAIN) -> str:
     return f"{{{ns}}}{tag}"
-
-
-# =================================================================== widths
-def stored_width(chars: float) -> float:
-    """The ``<col width>`` Excel stores for a column that displays ``chars`` characters.
-
-    ``width = trunc((chars * 7 + 5) / 7 * 256) / 256`` (ECMA-376 Part 1, 18.3.1.13, with the
-    default fonts' 7-pixel maximum digit width and 5 pixels of padding); 0 stays 0 (hidden).
-    """
-    if chars <= 0:
-        return 0.0
-    return math.trunc((chars * _DIGIT_PX + _PAD_PX) / _DIGIT_PX * 256) / 256
-
-
-def displayed_width(stored: float) -> float:
-    """Inverse of :func:`stored_width`, rounded to Excel's two decimals."""
-    if stored <= 0:
-        return 0.0
-    px = math.trunc((256 * stored + math.trunc(128 / _DIGIT_PX)) / 256 * _DIGIT_PX)
-    return max(0.0, round((px - _PAD_PX) / _DIGIT_PX, 2))
-
-
-def column_points(chars: float) -> float:
-    """Column width in points (what Office.js takes) for ``chars`` displayed characters:
-    ``(7 * chars + 5)`` pixels at 0.75 points each (8.43 -> 48 points, Excel's default)."""
-    return 0.0 if chars <= 0 else (round(chars * _DIGIT_PX) + _PAD_PX) * 0.75
-
-
-# Relative widths of Calibri's glyphs against its digits (the unit of a column width).
-_NARROW = frozenset("fijlrtI.,:;'!|` ")
-_SLIM = frozenset("()[]{}-\"/\\sJ")
-_WIDE = frozenset("mwMW@%&")
-
-
-def text_width(text: str) -> float:
-    """Approximate width of ``text`` in digit widths (the unit of a column width)."""
-    total = 0.0
-    for ch in text:
-        if ch in _NARROW:
-            total += 0.5
-        elif ch in _SLIM:
-            total += 0.7
-        elif ch in _WIDE:
-            total += 1.5
-        elif ch.isupper():
-            total += 1.2
-        else:
-            total += 1.0
-    return total
-
-
-def fitted_width(texts, min_width: float = DEFAULT_WIDTH, max_width: float = 60.0) -> float:
-    """A column width (displayed characters) that shows every text of ``texts``.
-
-    The widest text's :func:`text_width` plus 10% (bold headers) and one character, clamped to
-    ``[min_width, max_width]`` and rounded up to a quarter character.
-    """
-    widest = max((text_width(t) for t in texts), default=0.0)
-    width = math.ceil((widest * 1.1 + 1.0) * 4) / 4 if widest else 0.0
-    return min(max(width, min_width), max_width)
-
-
-# =================================================================== display text
-_QUOTED = re.compile(r'"[^"]*"')
-
-
-def _sections(code: str) -> list[str]:
-    """Sections of a format code split on ``;`` outside quotes."""
-    out, buf, quoted = [], "", False
-    for ch in code:
-        if ch == '"':
-            quoted = not quoted
-        if ch == ";" and not quoted:
-            out.append(buf)
-            buf = ""
-        else:
-            buf += ch
-    return [*out, buf]
-
-
-def _literals(section: str) -> str:
-    """The literal text a number-format section adds around the number."""
-    text = "".join(m.group(0)[1:-1] for m in _QUOTED.finditer(section))
-    rest = _QUOTED.sub("", section)
-    rest = re.sub(r"\[[^\]]*\]", "", rest)  # colours, conditions, locales
-    rest = re.sub(r"\\(.)", r"\1", rest)
-    rest = re.sub(r"_(.)", " ", rest)  # _x: a space the width of x
-    rest = re.sub(r"\*.", "", rest)  # *x: repeat x to fill (no width of its own)
-    return text + re.sub(r"[0#?.,%Ee+\-]", "", rest)
-
-
-def _is_date_code(code: str) -> bool:
-    plain = re.sub(r"\[[^\]]*\]", "", _QUOTED.sub("", code))
-    return bool(re.search(r"[dmyhs]", plain, re.I)) and "General" not in code
-
-
-def _date_text(code: str) -> str:
-    """A stand-in of the longest text ``code`` shows for a date (for widths, not display)."""
-    section = re.sub(r"\[[^\]]*\]", "", _sections(code)[0])
-    section = _QUOTED.sub(lambda m: m.group(0)[1:-1], section)
-    section = re.sub(r"(?i)mmmmm?", "September", section)
-    section = re.sub(r"(?i)dddd+", "Wednesday", section)
-    section = re.sub(r"(?i)ddd|mmm", "Wed", section)
-    section = re.sub(r"(?i)am/pm", "AM", section)
-    return re.sub(r"[A-Za-z]", "0", section.replace("\\", ""))
-
-
-def _general(v: float) -> str:
-    """Excel's General format: at most 11 characters, scientific when a number needs more."""
-    if v == 0:
-        return "0"
-    text = f"{v:.10g}"
-    if "e" in text or len(text) > 11:
-        for digits in range(10, -1, -1):
-            text = f"{v:.{digits}g}"
-            if len(text.replace("e", "E")) <= 11 and "e" not in text:
-                return text
-            sci = f"{v:.{digits}E}"
-            mant, exp = sci.split("E")
-            if "." in mant:
-                mant = mant.rstrip("0").rstrip(".")
-            sci = f"{mant}E{exp[0]}{exp[1:].zfill(2)}"
-            if len(sci) <= 11:
-                return sci
-    return text.upper()
-
-
-def display_text(value, code: str = "General") -> str:
-    """Approximately what Excel shows for ``value`` in a cell with number format ``code``.
-
-    Used to size columns: exact for the codes the jobs write (``General``, ``0.000``,
-    ``#,##0.00``, ``0.0%``, ``0.00E+00``, ``yyyy-mm-dd``), a same-length stand-in for other
-    date codes.
-    """
-    if value is None:
-        return ""
-    if isinstance(value, bool):
-        return "TRUE" if value else "FALSE"
-    if isinstance(value, str):
-        return value
-    if isinstance(value, (_dt.date, _dt.datetime)):
-        return _date_text(code) if _is_date_code(code) else value.isoformat()
-    if not isinstance(value, (int, float)) or not math.isfinite(float(value)):
-        return str(value)
-    v = float(value)
-    if code in ("General", "") or code.lower() == "general":
-        return _general(v)
-    if code == "@":
-        return _general(v)
-    if _is_date_code(code):
-        return _date_text(code)
-    sections = _sections(code)
-    section = sections[1] if v < 0 and len(sections) > 1 else sections[0]
-    sign = "-" if v < 0 and len(sections) == 1 else ""
-    plain = re.sub(r"\[[^\]]*\]", "", _QUOTED.sub("", section))
-    v = abs(v) * (100 ** plain.count("%"))
-    sci = re.search(r"[Ee][+-]", plain)
-    head = plain[: sci.start()] if sci else plain
-    decimals = len(re.findall(r"[0#?]", head.split(".", 1)[1])) if "." in head else 0
-    if sci:
-        number = f"{v:.{decimals}E}"
-        mant, exp = number.split("E")
-        digits = len(re.findall(r"[0#?]", plain[sci.end():])) or 1
-        number = f"{mant}E{exp[0]}{exp[1:].lstrip('0').zfill(digits)}"
-    else:
-        thousands = "," in head.split(".", 1)[0]
-        number = f"{v:{',' if thousands else ''}.{decimals}f}"
-    return sign + number + _literals(section)
 
 
 # =================================================================== the mixin
@@ -314,6 +135,8 @@ class StylesMixin:
 
     def _xf_with_format(self, root, old: int, code: str) -> int:
         """Index of a cellXfs entry equal to entry ``old`` but with number format ``code``."""
+        # (old xf, code) -> new xf for this package's lifetime; the package's __init__ does not
+        # know about formats, hence the lazy attribute.
         cache = self.__dict__.setdefault("_xf_cache", {})
         if (old, code) in cache:
             return cache[(old, code)]
@@ -401,6 +224,8 @@ class StylesMixin:
         if (r2 - r1 + 1) * (c2 - c1 + 1) > MAX_FORMAT_CELLS:
             raise ValueError(f"{info.name}!{ref}: range is too large to format (limit "
                              f"{MAX_FORMAT_CELLS:,} cells)")
+        if code == "General" and self._part_of(RT_STYLES) is None:
+            return 0  # without a stylesheet every cell is General already
         root = self._styles_root(create=True)
         col_styles = ws._column_styles()
         rows = ws.rows()
@@ -554,7 +379,7 @@ class StylesMixin:
         pane = view.find(_q("pane")) if view is not None else None
         if pane is None or pane.get("state") not in ("frozen", "frozenSplit"):
             return 1, 1
-        return (int(float(pane.get("ySplit", "0"))) + 1, int(float(pane.get("xSplit", "0"))) + 1)
+        return _split(pane.get("ySplit")) + 1, _split(pane.get("xSplit")) + 1
 
     def freeze_panes(self, sheet: str, row: int, col: int) -> bool:
         """Freeze the rows above ``row`` and the columns left of ``col`` (1-based).
@@ -590,57 +415,17 @@ class StylesMixin:
 
 
 # =================================================================== helpers
-def check_format_code(code, where: str) -> str:
-    """``code`` if it can be a number format, else a ValueError naming ``where``."""
-    if not isinstance(code, str) or not code.strip():
-        raise ValueError(f"{where}: number format {code!r} is not a format code")
-    if len(code) > 255:
-        raise ValueError(f"{where}: number format of {len(code)} characters is longer than "
-                         "Excel's 255")
-    return code
-
-
-def _is_int(v) -> bool:
-    return isinstance(v, int) and not isinstance(v, bool)
-
-
-def _is_number(v) -> bool:
-    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
-
-
-def check_columns(sheet: str, first_col, last_col, width) -> None:
-    """A ValueError naming the sheet unless ``first_col <= last_col`` are column numbers and
-    ``width`` is a width Excel takes (0..255 characters)."""
-    for col in (first_col, last_col):
-        if not _is_int(col) or not 1 <= col <= MAX_COL:
-            raise ValueError(f"sheet {sheet!r}: column {col!r} is not a column number "
-                             f"1..{MAX_COL}")
-    if last_col < first_col:
-        raise ValueError(f"sheet {sheet!r}: columns {first_col}..{last_col} are in the wrong "
-                         "order")
-    if not _is_number(width) or not 0 <= width <= MAX_WIDTH:
-        raise ValueError(f"sheet {sheet!r}: column width {width!r} is not a number of "
-                         f"characters 0..{MAX_WIDTH:g}")
-
-
-def check_width_bounds(min_width, max_width) -> None:
-    """A ValueError unless ``0 <= min_width <= max_width <= 255``."""
-    if not (_is_number(min_width) and _is_number(max_width)
-            and 0 <= min_width <= max_width <= MAX_WIDTH):
-        raise ValueError(f"column width bounds {min_width!r}..{max_width!r} are not "
-                         f"0 <= min <= max <= {MAX_WIDTH:g} characters")
-
-
-def check_cell(sheet: str, row, col) -> None:
-    """A ValueError naming the sheet unless (row, col) is a cell of the grid."""
-    for what, v, top in (("row", row, MAX_ROW), ("column", col, MAX_COL)):
-        if not _is_int(v) or not 1 <= v <= top:
-            raise ValueError(f"sheet {sheet!r}: {what} {v!r} is not a {what} number 1..{top}")
-
-
 def _int(text) -> int:
     try:
         return int(text or 0)
+    except ValueError:
+        return 0
+
+
+def _split(text) -> int:
+    """A pane's ``xSplit``/``ySplit``: a double in the schema, whole rows/columns when frozen."""
+    try:
+        return int(float(text or 0))
     except ValueError:
         return 0
 
@@ -743,10 +528,16 @@ def _freeze_view(view: etree._Element, row: int, col: int) -> bool:
     current = next((s for s in selections if s.get("pane", "topLeft") == old_active), None)
     active_cell = current.get("activeCell") if current is not None else None
     sqref = current.get("sqref") if current is not None else None
+    y, x = row - 1, col - 1
+    top_left = f"{col_letters(col)}{row}"
+    active = "bottomRight" if x and y else ("bottomLeft" if y else "topRight")
+    if pane is not None and (x or y) and pane.get("state") == "frozen" and (
+            _split(pane.get("xSplit")), _split(pane.get("ySplit")), pane.get("topLeftCell"),
+            pane.get("activePane")) == (x, y, top_left, active):
+        return False  # frozen there already: keep the user's selection as it is
     for el in [pane, *selections]:
         if el is not None:
             view.remove(el)
-    y, x = row - 1, col - 1
     if not (x or y):
         if active_cell or sqref:
             sel = etree.Element(_q("selection"))
@@ -755,8 +546,6 @@ def _freeze_view(view: etree._Element, row: int, col: int) -> bool:
                     sel.set(k, v)
             _insert(view, sel)
         return etree.tostring(view) != before
-    top_left = f"{col_letters(col)}{row}"
-    active = "bottomRight" if x and y else ("bottomLeft" if y else "topRight")
     # The frozen rows are those above the pane in the *unscrolled* view.
     if view.get("topLeftCell") not in (None, "A1"):
         view.set("topLeftCell", "A1")
