@@ -735,3 +735,54 @@ def test_libreoffice_shows_the_demo_dates(demo, tmp_path):
     assert "###" not in text
     assert text.count("2019-01-04") == 2  # the first date of Returns and of Factors
     assert "annualization_factor" in text and "-0.0051" in text
+
+
+def test_switching_formats_back_and_forth_reuses_the_styles(tmp_path):
+    path = tmp_path / "toggle.xlsx"
+    wb = openpyxl.Workbook()
+    ws = wb.active
+    ws.title = "S"
+    for r in range(1, 4):
+        ws.cell(r, 1, value=r / 7)
+        ws.cell(r, 1).alignment = openpyxl.styles.Alignment(horizontal="center")
+        ws.cell(r, 1).font = openpyxl.styles.Font(bold=True)
+    wb.save(path)
+    xfs_before = len(etree.fromstring(_members(path)["xl/styles.xml"]).find(_q("cellXfs")))
+    for _ in range(5):
+        for code in ("0.0%", "0.000", "0.0%"):
+            pkg = XlsxPackage.open(path)
+            pkg.set_number_format("S", "A1:A3", code)
+            pkg.save()
+    styles = etree.fromstring(_members(path)["xl/styles.xml"])
+    xfs = styles.find(_q("cellXfs")).findall(_q("xf"))
+    assert len(xfs) == xfs_before + 2  # one copy per code, found again on every later run
+    assert [nf.get("formatCode") for nf in styles.iter(_q("numFmt"))] == ["0.0%", "0.000"]
+    new = xfs[-2]  # the copy keeps the cell's font and alignment
+    assert new.find(_q("alignment")).get("horizontal") == "center"
+    assert new.get("fontId") == xfs[int(etree.fromstring(_members(path)[
+        "xl/worksheets/sheet1.xml"]).find(f".//{_q('c')}").get("s"))].get("fontId")
+    ws = openpyxl.load_workbook(path)["S"]
+    assert [(c.number_format, c.font.b, c.alignment.horizontal) for (c,) in ws["A1:A3"]] == [
+        ("0.0%", True, "center")] * 3
+
+
+def test_a_missing_cell_shows_its_column_or_row_format(tmp_path):
+    path = tmp_path / "inherit.xlsx"
+    wb = openpyxl.Workbook()
+    ws = wb.active
+    ws.title = "S"
+    ws["A1"] = 1
+    ws.column_dimensions["C"].number_format = "0.00"
+    ws.row_dimensions[5].number_format = "0.000"
+    wb.save(path)
+    pkg = XlsxPackage.open(path)
+    assert [pkg.number_format("S", ref) for ref in ("A1", "C9", "B5", "Z9")] == [
+        "General", "0.00", "0.000", "General"]
+    # formatting C9 (no cell yet) starts from the column's style: nothing else is lost
+    assert pkg.set_number_format("S", "C8:C9", "0.00") == 0
+    assert pkg.set_number_format("S", "C9", "0.0%") == 1
+    pkg.save()
+    ws = openpyxl.load_workbook(path)["S"]
+    assert ws["C9"].number_format == "0.0%" and ws["C9"].value is None
+    # (openpyxl gives a missing cell the default style; Excel shows the column's)
+    assert XlsxPackage.open(path).number_format("S", "C8") == "0.00"

@@ -323,6 +323,24 @@ class XlwingsBookIO:
     notes (ExcelApi 1.18) and tables. Formulas and merged ranges would need an extra round
     trip to Excel, which a job does not make -- so there a formula whose result is ``""`` and
     an empty merged cell look empty.
+
+    Formats follow what each engine offers (xlwings 0.37, xlwings Server 1.20); a format an
+    engine cannot apply is skipped and the method returns False, so formatting never fails a
+    job:
+
+    * number formats: the desktop engines (``NumberFormat``) and the remote engine (action
+      ``setNumberFormat``, which Office.js applies to the whole range);
+    * column widths: characters on the desktop, points on the remote engine (action
+      ``setColumnWidth``), converted for the default fonts (:func:`._formats.column_points`);
+    * :meth:`fit_columns`: Excel's AutoFit of the range's cells (remote: ``setAutofit``, which
+      xlwings Server restricts to the range's rows). The desktop clamps the result to the
+      bounds; the remote engine cannot read widths back, so there the bounds do not apply;
+    * frozen panes: xlwings' ``sheet.freeze_panes`` where the engine has it (remote:
+      ``freezePaneAtRange`` / ``freezePaneUnfreeze``); on desktop Excel, which xlwings does
+      not cover, the book window's ``FreezePanes``/``SplitRow``/``SplitColumn`` (COM on
+      Windows, AppleScript on macOS) with the sheet activated for a moment, screen updating
+      off, and the active sheet restored;
+    * a reading engine (calamine) formats nothing.
     """
 
     def __init__(self, book):
@@ -525,21 +543,7 @@ class XlwingsBookIO:
     def save(self) -> None:
         return None
 
-    # ------------------------------------------------------------------ formats
-    # What each engine can do (xlwings 0.37, xlwings Server 1.20):
-    # * number formats: desktop (COM/AppleScript NumberFormat) and remote (action
-    #   setNumberFormat, applied by Office.js to the whole range);
-    # * column widths: characters on the desktop, points on the remote engine (setColumnWidth),
-    #   converted here for the default fonts (:func:`._xlsx_styles.column_points`);
-    # * AutoFit: Excel measures the cells of the range (remote: setAutofit, which xlwings
-    #   Server restricts to the range's rows). The desktop clamps the result to the bounds;
-    #   the remote engine cannot read widths back, so there the bounds do not apply;
-    # * frozen panes: xlwings' sheet.freeze_panes where the engine has it (remote:
-    #   freezePaneAtRange / freezePaneUnfreeze); desktop Excel through the book window's
-    #   FreezePanes / SplitRow / SplitColumn (xlwings has no desktop implementation), which
-    #   activates the sheet for a moment and restores the active sheet;
-    # * a reading engine (calamine) formats nothing.
-    # Whatever an engine refuses is skipped and reported as False: a format never fails a job.
+    # ---------------------------------------------------- formats (see the class notes)
     def _engine(self) -> str:
         try:
             return str(self.book.app.engine.name)
@@ -585,7 +589,10 @@ class XlwingsBookIO:
 
     def freeze_panes(self, sheet, row, col) -> bool:
         check_cell(sheet, row, col)
-        sh = self.book.sheets[sheet]
+        try:
+            sh = self.book.sheets[sheet]
+        except Exception:  # noqa: BLE001
+            return False
         try:
             panes = sh.freeze_panes
             if (row, col) == (1, 1):

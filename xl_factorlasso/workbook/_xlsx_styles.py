@@ -355,18 +355,15 @@ class StylesMixin:
         info, ws = self._worksheet(sheet)
         check_width_bounds(min_width, max_width)
         r1, c1, r2, c2 = parse_range(ref, info.name)
-        values = self.read_values(info.name, ref)
+        texts: dict[int, list[str]] = {c: [] for c in range(c1, c2 + 1)}
+        codes = self._xf_codes()
+        for _, c, cell in ws.cells_in((r1, c1, r2, c2)):  # a value needs a <c>: its own style
+            v = self._cell_value(cell, info.name)
+            if v is not None and not (isinstance(v, str) and not v):
+                texts[c].append(display_text(_plain(v), _code_of(codes, cell.get("s"))))
         out = {}
-        codes, col_styles = self._xf_codes(), ws._column_styles()
-        for j, c in enumerate(range(c1, c2 + 1)):
-            texts = []
-            for i, r in enumerate(range(r1, r2 + 1)):
-                v = values[i][j]
-                if v is None or (isinstance(v, str) and not v):
-                    continue
-                code = _code_of(codes, self._style_at(ws, r, c, col_styles))
-                texts.append(display_text(_plain(v), code))
-            out[c] = fitted_width(texts, min_width, max_width)
+        for c, column in texts.items():
+            out[c] = fitted_width(column, min_width, max_width)
             self.set_column_width(info.name, c, c, out[c])
         return out
 
