@@ -8,15 +8,35 @@ import numpy as np
 import pandas as pd
 
 from xl_factorlasso.workbook import Area
+from xl_factorlasso.workbook._formats import (
+    DEFAULT_WIDTH,
+    check_cell,
+    check_columns,
+    check_format_code,
+    check_width_bounds,
+    display_text,
+    fitted_width,
+)
 
 
 class MemoryIO:
-    """A dict-backed workbook implementing the WorkbookIO surface, recording every write."""
+    """A dict-backed workbook implementing the WorkbookIO surface, recording every write.
+
+    Formats are kept like values: ``formats[(sheet, row, col)]`` is a cell's number format
+    code, ``widths[(sheet, col)]`` a column's width in characters (``fit_columns`` estimates it
+    from the displayed text, as the file adapter does) and ``frozen[sheet]`` the first
+    scrolling cell ``(row, col)`` of a sheet with frozen panes. ``can_format = False`` makes it
+    an engine that cannot format (every format method returns False, nothing changes).
+    """
 
     def __init__(self):
         self.cells: dict[tuple[str, int, int], object] = {}
         self.defined: dict[str, Area] = {}
         self.pictures: dict[tuple[str, str], tuple[int, int, int]] = {}
+        self.formats: dict[tuple[str, int, int], str] = {}
+        self.widths: dict[tuple[str, int], float] = {}
+        self.frozen: dict[str, tuple[int, int]] = {}
+        self.can_format = True
         self.log: list[tuple] = []
         self.saved = 0
         self.issues: dict[str, str] = {}
@@ -34,7 +54,12 @@ class MemoryIO:
         self.defined[name.upper()] = Area(sheet, row, col, row + n_rows - 1, col + n_cols - 1)
 
     def snapshot(self):
-        return copy.deepcopy((self.cells, self.defined, self.pictures))
+        return copy.deepcopy((self.cells, self.defined, self.pictures, self.formats,
+                              self.widths, self.frozen))
+
+    def number_format(self, sheet: str, row: int, col: int) -> str:
+        """A cell's number format code (``"General"`` when none was set)."""
+        return self.formats.get((sheet, row, col), "General")
 
     # WorkbookIO
     def names(self):
@@ -90,6 +115,51 @@ class MemoryIO:
 
     def save(self):
         self.saved += 1
+
+    # formats (checked like the real adapters: bad arguments raise ValueError)
+    def set_number_format(self, area, code):
+        check_format_code(code, str(area))
+        if not self.can_format:
+            return False
+        self.log.append(("number_format", area, code))
+        for r in range(area.min_row, area.max_row + 1):
+            for c in range(area.min_col, area.max_col + 1):
+                self.formats[(area.sheet, r, c)] = code
+        return True
+
+    def set_column_width(self, sheet, first_col, width, last_col=None):
+        last = first_col if last_col is None else last_col
+        check_columns(sheet, first_col, last, width)
+        if not self.can_format:
+            return False
+        self.log.append(("column_width", sheet, first_col, last, width))
+        for c in range(first_col, last + 1):
+            self.widths[(sheet, c)] = float(width)
+        return True
+
+    def fit_columns(self, area, min_width=DEFAULT_WIDTH, max_width=60.0):
+        check_width_bounds(min_width, max_width)
+        if not self.can_format:
+            return False
+        self.log.append(("fit_columns", area))
+        for c in range(area.min_col, area.max_col + 1):
+            texts = [display_text(self.cells[(area.sheet, r, c)],
+                                  self.number_format(area.sheet, r, c))
+                     for r in range(area.min_row, area.max_row + 1)
+                     if (area.sheet, r, c) in self.cells]
+            self.widths[(area.sheet, c)] = fitted_width(texts, min_width, max_width)
+        return True
+
+    def freeze_panes(self, sheet, row, col):
+        check_cell(sheet, row, col)
+        if not self.can_format:
+            return False
+        self.log.append(("freeze_panes", sheet, row, col))
+        if (row, col) == (1, 1):
+            self.frozen.pop(sheet, None)
+        else:
+            self.frozen[sheet] = (row, col)
+        return True
 
 
 def frame_rows(frame: pd.DataFrame, corner: str) -> list[list]:

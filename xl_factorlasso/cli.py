@@ -60,6 +60,7 @@ def build_demo_workbook(path: str) -> str:
         constraints=["EQ <= 0.40", "GOV >= 0.20"],
         asset_groups=pd.DataFrame({"asset_class": classes}),
         description=demo.description,
+        readable=True,
     )
 
 

@@ -67,11 +67,15 @@ def build_workbook(
     constraints: list[str] | None = None,
     asset_groups: pd.DataFrame | None = None,
     description: str = "",
+    readable: bool = False,
 ) -> str:
     """Write a new .xlsx with every FL_* name defined and the inputs filled in.
 
     Output names get areas of the size their tables will have, so a first refit needs no room
-    beyond them. Returns the path written.
+    beyond them. With ``readable``, the inputs get number formats (returns ``0.0000``, prior
+    loadings ``0.00``, dates ``yyyy-mm-dd``), columns as wide as their content and every sheet
+    of the layout its header row frozen (and its label column, where rows have labels).
+    Returns the path written.
     """
     from openpyxl import Workbook
     from openpyxl.styles import Font, PatternFill
@@ -172,6 +176,45 @@ def build_workbook(
     for i, row in enumerate(tables["FL_SETTINGS"]):
         if row[0] == "model_type":
             dv.add(settings_ws.cell(row=1 + i, column=2))
+    if readable:
+        _make_readable(wb, tables)
     path = os.fspath(path)
     wb.save(path)
     return path
+
+
+# Number formats of the inputs' numbers (dates are yyyy-mm-dd wherever they are).
+_INPUT_FORMATS = {"FL_RETURNS": "0.0000", "FL_FACTORS": "0.0000", "FL_PRIOR": "0.00"}
+# Outputs with one row per asset.
+_ASSET_ROWS = ("FL_COEF", "FL_R2", "FL_INTERCEPT", "FL_CLUSTERS", "FL_RESID_VOL", "FL_WEIGHTS")
+# Sheets whose rows have labels in column A: freeze it with the header row.
+_LABELLED = ("Returns", "Factors", "Signs", "Prior", "AssetGroups", "Results")
+
+
+def _make_readable(wb, tables: dict[str, list[list]]) -> None:
+    """Formats, widths and frozen header rows of a built workbook (see ``readable``)."""
+    from openpyxl.utils import get_column_letter
+
+    from ._formats import display_text, fitted_width, stored_width
+
+    texts: dict[tuple[str, int], list[str]] = {}
+    assets = [str(a) for a in tables["FL_RETURNS"][0][1:]]
+    for name in _ASSET_ROWS:  # outputs: their label column will hold the asset names
+        sheet_name, _, col = LAYOUT[name]
+        texts.setdefault((sheet_name, col), []).extend(["asset", *assets])
+    for name, (sheet_name, row, col) in LAYOUT.items():
+        ws = wb[sheet_name]
+        code = _INPUT_FORMATS.get(name)
+        for i, values in enumerate(tables.get(name, [])):
+            for j, v in enumerate(values):
+                cell = ws.cell(row=row + i, column=col + j)
+                if code and i > 0 and j > 0 and isinstance(v, (int, float)):
+                    cell.number_format = code
+                texts.setdefault((sheet_name, col + j), []).append(
+                    display_text(v, cell.number_format))
+    for (sheet_name, col), column_texts in texts.items():
+        # openpyxl stores the width as given: store what Excel stores for these characters
+        width = fitted_width(column_texts, max_width=40.0)
+        wb[sheet_name].column_dimensions[get_column_letter(col)].width = stored_width(width)
+    for sheet_name in dict.fromkeys(sheet for sheet, _, _ in LAYOUT.values()):
+        wb[sheet_name].freeze_panes = "B2" if sheet_name in _LABELLED else "A2"

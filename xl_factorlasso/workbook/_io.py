@@ -13,6 +13,14 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol
 
 from ._errors import WorkbookInputError, cell_address
+from ._formats import (
+    DEFAULT_WIDTH,
+    check_cell,
+    check_columns,
+    check_format_code,
+    check_width_bounds,
+    column_points,
+)
 
 if TYPE_CHECKING:
     from ._xlsx_refs import TableSpan
@@ -104,6 +112,66 @@ class WorkbookIO(Protocol):
 
     def save(self) -> None:
         """Persist the changes (a file adapter saves atomically; a live Book needs nothing)."""
+
+    # Formats: each returns whether the engine applied it. An engine that cannot format (or
+    # not this) returns False and changes nothing; bad arguments raise ValueError.
+    def set_number_format(self, area: Area, code: str) -> bool:
+        """Give every cell of ``area`` (blank ones too) the number format ``code``.
+
+        Parameters
+        ----------
+        area : Area
+        code : str
+            An Excel format code in its English (en-US) form: ``"0.000"``, ``"0.0%"``,
+            ``"#,##0.00"``, ``"0.00E+00"``, ``"yyyy-mm-dd"``, ``"General"``.
+
+        Returns
+        -------
+        bool
+            True if applied, False if the engine cannot set number formats.
+        """
+
+    def set_column_width(self, sheet: str, first_col: int, width: float,
+                         last_col: int | None = None) -> bool:
+        """Set the width of columns ``first_col..last_col`` (1-based; one column by default).
+
+        Parameters
+        ----------
+        sheet : str
+        first_col : int
+        width : float
+            Excel's displayed character units, 0..255 (a default column is 8.43).
+        last_col : int, optional
+
+        Returns
+        -------
+        bool
+            True if applied, False if the engine cannot set column widths.
+        """
+
+    def fit_columns(self, area: Area, min_width: float = DEFAULT_WIDTH,
+                    max_width: float = 60.0) -> bool:
+        """Size each column of ``area`` to the text its cells in ``area`` display (Excel's
+        AutoFit of a selection), within ``[min_width, max_width]`` characters where the
+        engine can tell.
+
+        Returns
+        -------
+        bool
+            True if applied, False if the engine cannot size columns.
+        """
+
+    def freeze_panes(self, sheet: str, row: int, col: int) -> bool:
+        """Freeze the rows above ``row`` and the columns left of ``col`` (1-based).
+
+        ``(2, 1)`` freezes the header row, ``(2, 2)`` the header row and the label column,
+        ``(1, 1)`` unfreezes. Idempotent: freezing again at the same cell changes nothing.
+
+        Returns
+        -------
+        bool
+            True if applied, False if the engine cannot freeze panes.
+        """
 
 
 # --------------------------------------------------------------------------- file adapter
@@ -197,6 +265,28 @@ class XlsxFileIO:
         :meth:`write_blocker` instead of writing if the file may not be replaced."""
         self.package.save(self.out)
 
+    # Formats are edited in styles.xml and the sheet part (see :mod:`._xlsx_styles`); they
+    # always apply, and an edit that changes nothing leaves the parts byte-identical.
+    def set_number_format(self, area: Area, code: str) -> bool:
+        self.package.set_number_format(area.sheet, area.ref, code)
+        return True
+
+    def set_column_width(self, sheet, first_col, width, last_col=None) -> bool:
+        last = first_col if last_col is None else last_col
+        self.package.set_column_width(sheet, first_col, last, width)
+        return True
+
+    def fit_columns(self, area: Area, min_width=DEFAULT_WIDTH, max_width=60.0) -> bool:
+        """Widths estimated from the displayed text (no font renderer: see
+        :func:`._xlsx_styles.fitted_width`)."""
+        check_width_bounds(min_width, max_width)
+        self.package.fit_columns(area.sheet, area.ref, min_width, max_width)
+        return True
+
+    def freeze_panes(self, sheet, row, col) -> bool:
+        self.package.freeze_panes(sheet, row, col)
+        return True
+
 
 # --------------------------------------------------------------------------- xlwings adapter
 _REF = re.compile(r"^=?(?:'((?:[^']|'')+)'|([^!]+))!\$?([A-Z]+)\$?(\d+)(?::\$?([A-Z]+)\$?(\d+))?$")
@@ -251,6 +341,24 @@ class XlwingsBookIO:
     notes (ExcelApi 1.18) and tables. Formulas and merged ranges would need an extra round
     trip to Excel, which a job does not make -- so there a formula whose result is ``""`` and
     an empty merged cell look empty.
+
+    Formats follow what each engine offers (xlwings 0.37, xlwings Server 1.20); a format an
+    engine cannot apply is skipped and the method returns False, so formatting never fails a
+    job:
+
+    * number formats: the desktop engines (``NumberFormat``) and the remote engine (action
+      ``setNumberFormat``, which Office.js applies to the whole range);
+    * column widths: characters on the desktop, points on the remote engine (action
+      ``setColumnWidth``), converted for the default fonts (:func:`._formats.column_points`);
+    * :meth:`fit_columns`: Excel's AutoFit of the range's cells (remote: ``setAutofit``, which
+      xlwings Server restricts to the range's rows). The desktop clamps the result to the
+      bounds; the remote engine cannot read widths back, so there the bounds do not apply;
+    * frozen panes: xlwings' ``sheet.freeze_panes`` where the engine has it (remote:
+      ``freezePaneAtRange`` / ``freezePaneUnfreeze``); on desktop Excel, which xlwings does
+      not cover, the book window's ``FreezePanes``/``SplitRow``/``SplitColumn`` (COM on
+      Windows, AppleScript on macOS) with the sheet activated for a moment, screen updating
+      off, and the active sheet restored;
+    * a reading engine (calamine) formats nothing.
     """
 
     def __init__(self, book):
@@ -499,6 +607,135 @@ class XlwingsBookIO:
 
     def save(self) -> None:
         return None
+
+    # ---------------------------------------------------- formats (see the class notes)
+    def _engine(self) -> str:
+        try:
+            return str(self.book.app.engine.name)
+        except Exception:  # an engine without an app (a stand-in Book)
+            return ""
+
+    def set_number_format(self, area: Area, code: str) -> bool:
+        check_format_code(code, str(area))
+        try:
+            self._range(area).number_format = code
+        except Exception:  # noqa: BLE001 - a reading engine, a protected sheet ...
+            return False
+        return True
+
+    def set_column_width(self, sheet, first_col, width, last_col=None) -> bool:
+        last = first_col if last_col is None else last_col
+        check_columns(sheet, first_col, last, width)
+        try:
+            rng = self.book.sheets[sheet].range((1, first_col), (1, last))
+            rng.column_width = column_points(width) if self._engine() == "remote" else width
+        except Exception:  # noqa: BLE001
+            return False
+        return True
+
+    def fit_columns(self, area: Area, min_width=DEFAULT_WIDTH, max_width=60.0) -> bool:
+        check_width_bounds(min_width, max_width)
+        try:
+            self._range(area).columns.autofit()
+        except Exception:  # noqa: BLE001
+            return False
+        if self._engine() == "remote":
+            return True  # widths cannot be read back synchronously: no clamping there
+        sheet = self.book.sheets[area.sheet]
+        for col in range(area.min_col, area.max_col + 1):
+            try:
+                column = sheet.range((1, col))
+                width = column.column_width
+                if width is not None and not min_width <= width <= max_width:
+                    column.column_width = min(max(width, min_width), max_width)
+            except Exception:  # noqa: BLE001 - the AutoFit itself was applied
+                continue
+        return True
+
+    def freeze_panes(self, sheet, row, col) -> bool:
+        check_cell(sheet, row, col)
+        try:
+            sh = self.book.sheets[sheet]
+        except Exception:  # noqa: BLE001
+            return False
+        try:
+            panes = sh.freeze_panes
+            if (row, col) == (1, 1):
+                panes.unfreeze()
+            else:
+                panes.freeze_at(_frozen_range(row, col))
+            return True
+        except NotImplementedError:
+            pass  # the desktop engines: through the window below
+        except Exception:  # noqa: BLE001
+            return False
+        if self._engine() != "excel":
+            return False
+        try:
+            _freeze_desktop(sh, row, col)
+        except Exception:  # noqa: BLE001 - a hidden sheet, Excel busy in a dialog ...
+            return False
+        return True
+
+
+def _frozen_range(row: int, col: int) -> str:
+    """The range Office.js' ``freezePanes.freezeAt`` freezes for a pane at (row, col):
+    ``A1:B1`` for (2, 3), ``1:1`` for (2, 1), ``A:B`` for (1, 3)."""
+    from ._xlsx_refs import col_letters
+
+    rows, cols = row - 1, col - 1
+    if rows and cols:
+        return f"A1:{col_letters(cols)}{rows}"
+    if rows:
+        return f"1:{rows}"
+    return f"A:{col_letters(cols)}"
+
+
+def _freeze_desktop(sheet, row: int, col: int) -> None:
+    """Freeze panes through the book's first window (COM on Windows, AppleScript on macOS).
+
+    The window freezes what it shows, so the sheet is activated (screen updating off) and the
+    previously active sheet restored. Scrolling to A1 first makes the frozen rows the sheet's
+    first rows.
+    """
+    import sys
+
+    book = sheet.book
+    app = book.app
+    previous = book.sheets.active
+    updating = app.screen_updating
+    app.screen_updating = False
+    try:
+        sheet.activate()
+        if sys.platform.startswith("win"):
+            window = book.api.Windows(1)
+
+            def put(prop, value):
+                setattr(window, prop, value)
+
+            names = ("FreezePanes", "ScrollRow", "ScrollColumn", "SplitRow", "SplitColumn")
+        else:
+            window = book.api.windows[1]
+
+            def put(prop, value):
+                getattr(window, prop).set(value)
+
+            names = ("freeze_panes", "scroll_row", "scroll_column", "split_row", "split_column")
+        freeze, scroll_row, scroll_col, split_row, split_col = names
+        put(freeze, False)
+        put(split_row, 0)
+        put(split_col, 0)
+        if (row, col) != (1, 1):
+            put(scroll_row, 1)
+            put(scroll_col, 1)
+            put(split_row, row - 1)
+            put(split_col, col - 1)
+            put(freeze, True)
+    finally:
+        try:
+            previous.activate()
+        finally:
+            app.screen_updating = updating
 
 
 def _ref(bounds) -> str:

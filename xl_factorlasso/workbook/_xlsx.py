@@ -12,8 +12,8 @@ A refit must change only its output ranges, so this module edits the OOXML zip d
   :mod:`._xlsx_guard` has checked that no one else holds the file.
 
 Reading is bounded and damage-aware (:mod:`._xlsx_archive`); defined names live in
-:mod:`._xlsx_names` and cell reading and occupancy in :mod:`._xlsx_cells` (mixins of
-:class:`XlsxPackage`).
+:mod:`._xlsx_names`, cell reading and occupancy in :mod:`._xlsx_cells`, number formats, column
+widths and frozen panes in :mod:`._xlsx_styles` (mixins of :class:`XlsxPackage`).
 
 Values are read as Excel stores them (cached results for formula cells); nothing is recalculated.
 After a value edit the workbook is flagged ``fullCalcOnLoad`` so that Excel recalculates formulas
@@ -82,6 +82,7 @@ from ._xlsx_refs import (
     parse_range,
 )
 from ._xlsx_sheet import EditResult, TableInfo, WorksheetXml
+from ._xlsx_styles import StylesMixin
 from ._xlsx_values import (
     BadValue,
     ExcelError,
@@ -107,11 +108,13 @@ class _Sheet:
     kind: str
 
 
-class XlsxPackage(NamesMixin, CellsMixin):
+class XlsxPackage(NamesMixin, CellsMixin, StylesMixin):
     """An .xlsx/.xlsm workbook held in memory as its OOXML zip members.
 
     Use :meth:`open`; edit with :meth:`write_values`, :meth:`clear_range`,
-    :meth:`set_defined_name`, :meth:`add_picture` and :meth:`remove_picture`; then :meth:`save`.
+    :meth:`set_defined_name`, :meth:`add_picture` and :meth:`remove_picture`, format with
+    :meth:`set_number_format`, :meth:`set_column_width`, :meth:`fit_columns` and
+    :meth:`freeze_panes` (:mod:`._xlsx_styles`); then :meth:`save`.
 
     Attributes
     ----------
