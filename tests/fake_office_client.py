@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import datetime as dt
+import re
 import zipfile
 
 import openpyxl
@@ -18,6 +19,7 @@ from xl_factorlasso.workbook import cell_address
 from xl_factorlasso.workbook._io import _parse_refers_to
 from xl_factorlasso.workbook._xlsx import XlsxPackage
 from xl_factorlasso.workbook._xlsx_refs import (
+    col_number,
     format_range,
     parse_name_target,
     parse_structured_ref,
@@ -168,6 +170,23 @@ def apply_actions(path, actions: list[dict]) -> list[str]:
             pass  # replaced below by name (add_picture replaces a picture of the same name)
         elif func == "alert":
             alerts.append(a["args"][0])
+        elif func == "setNumberFormat":  # Office.js: numberFormat = [[code]] for the range
+            pkg.set_number_format(sheet, _ref(a), a["args"][0])
+        elif func == "freezePaneAtRange":  # freezePanes.freezeAt(range): rows, columns or both
+            target = a["args"][0]
+            rows = re.fullmatch(r"1:(\d+)", target)
+            cols = re.fullmatch(r"A:([A-Z]+)", target)
+            both = re.fullmatch(r"A1:([A-Z]+)(\d+)", target)
+            if rows:
+                pkg.freeze_panes(sheet, int(rows.group(1)) + 1, 1)
+            elif cols:
+                pkg.freeze_panes(sheet, 1, col_number(cols.group(1)) + 1)
+            else:
+                pkg.freeze_panes(sheet, int(both.group(2)) + 1, col_number(both.group(1)) + 1)
+        elif func == "freezePaneUnfreeze":
+            pkg.freeze_panes(sheet, 1, 1)
+        elif func in ("setColumnWidth", "setAutofit"):
+            pass  # widths in points / measured by Excel: checked on the actions themselves
         else:
             raise AssertionError(f"unexpected action {func!r}: {a}")
     for sheet, pics in pictures.items():

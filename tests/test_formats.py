@@ -14,7 +14,6 @@
 from __future__ import annotations
 
 import datetime as dt
-import re
 import shutil
 import subprocess
 import zipfile
@@ -38,7 +37,6 @@ from xl_factorlasso.workbook._formats import (
 )
 from xl_factorlasso.workbook._io import _freeze_desktop, _frozen_range
 from xl_factorlasso.workbook._xlsx import XlsxPackage
-from xl_factorlasso.workbook._xlsx_refs import col_number
 
 MAIN = "http://schemas.openxmlformats.org/spreadsheetml/2006/main"
 RESULTS = "xl/worksheets/sheet7.xml"  # the demo's Results sheet
@@ -74,18 +72,13 @@ def _body(area: Area) -> Area:
 
 
 def format_outputs(io) -> None:
-    """What a job does after writing (the lead's choice of formats, approximated)."""
+    """What a job does after writing: the jobs' own formats, on the outputs as they stand."""
+    from xl_factorlasso.workbook import OUTPUTS, OutputTable
+    from xl_factorlasso.workbook._output_formats import apply_formats
+
     names = io.names()
-    for name, code in (("FL_COEF", "0.000"), ("FL_R2", "0.0%"), ("FL_WEIGHTS", "0.0%"),
-                       ("FL_RESID_VOL", "0.00%")):
-        if name in names:
-            assert io.set_number_format(_body(names[name]), code) is True
-    for name in ("FL_COEF", "FL_R2", "FL_WEIGHTS", "FL_PORTFOLIO_STATS", "FL_STATUS"):
-        if name in names:
-            a = names[name]
-            assert io.fit_columns(Area(a.sheet, a.min_row, a.min_col, a.max_row, a.min_col))
-    for sheet in ("Results", "Diagnostics", "Portfolio"):
-        assert io.freeze_panes(sheet, 2, 1) is True
+    placed = [(OutputTable(n, io.read(a)), a) for n, a in names.items() if n in OUTPUTS]
+    assert apply_formats(io, placed) == []
 
 
 # =================================================================== file adapter
@@ -97,7 +90,7 @@ def test_openpyxl_reads_back_formats_widths_and_panes(refitted, tmp_path):
     assert io.set_number_format(_body(coef), "0.000") is True
     assert io.set_number_format(Area("Results", 1, 1, 1, 7), "@") is True  # the header row
     assert io.set_column_width("Results", 2, 11.5, last_col=7) is True
-    assert io.fit_columns(Area("Results", 1, 1, 25, 1)) is True
+    assert io.fit_columns(Area("Results", 2, 1, 25, 1)) is True  # the asset labels
     assert io.freeze_panes("Results", 2, 2) is True
     io.save()
 
@@ -119,9 +112,9 @@ def test_openpyxl_reads_back_formats_widths_and_panes(refitted, tmp_path):
         [c.value for c in row] for row in before["A1:G25"]]
 
 
-def test_builtin_codes_use_their_id_and_custom_codes_are_stored_once(refitted, tmp_path):
+def test_builtin_codes_use_their_id_and_custom_codes_are_stored_once(demo, tmp_path):
     path = tmp_path / "ids.xlsx"
-    shutil.copy(refitted, path)
+    shutil.copy(demo, path)  # before any job: the jobs' own formats would add codes
     pkg = XlsxPackage.open(path)
     styles = etree.fromstring(_members(path)["xl/styles.xml"])
     custom = {int(nf.get("numFmtId")): nf.get("formatCode") for nf in styles.iter(_q("numFmt"))}
@@ -171,9 +164,9 @@ def test_five_refits_leave_styles_the_size_of_one(demo, tmp_path):
     assert pkg.to_bytes() == io.package.to_bytes()
 
 
-def test_untouched_parts_keep_their_bytes(refitted, tmp_path):
+def test_untouched_parts_keep_their_bytes(demo, tmp_path):
     path = tmp_path / "parts.xlsx"
-    shutil.copy(refitted, path)
+    shutil.copy(demo, path)  # not yet formatted by a job
     before = _members(path)
     io = XlsxFileIO(path)
     format_outputs(io)
@@ -182,7 +175,8 @@ def test_untouched_parts_keep_their_bytes(refitted, tmp_path):
     assert list(after) == list(before)
     changed = {n for n in before if before[n] != after[n]}
     assert changed == {"xl/styles.xml", RESULTS, "xl/worksheets/sheet8.xml",
-                       "xl/worksheets/sheet10.xml"}  # Results, Diagnostics, Portfolio
+                       "xl/worksheets/sheet9.xml",
+                       "xl/worksheets/sheet10.xml"}  # Results, Diagnostics, CV, Portfolio
     assert zipfile.ZipFile(path).testzip() is None
 
 
@@ -409,7 +403,7 @@ def test_libreoffice_reads_the_formats(refitted, tmp_path):
     assert run.returncode == 0, run.stderr
     wb = openpyxl.load_workbook(out / "lo.xlsx")
     assert wb["Results"]["C5"].number_format == "0.000"
-    assert wb["Portfolio"]["J3"].number_format == "0.0%"
+    assert wb["Portfolio"]["J3"].number_format == "0.00%"
     # LibreOffice stores widths in its own rounding: within a pixel of ours
     assert abs(wb["Results"].column_dimensions["B"].width - stored_width(14.0)) < 1 / 7
 
@@ -471,34 +465,10 @@ def _remote_book(path):
 
 
 def _replay(path, actions) -> None:
-    """Apply format actions as xlwings Server's JavaScript does (range by indexes; Office.js
-    ``numberFormat = [[code]]`` for the whole range, ``freezePanes.freezeAt(range)``)."""
-    pkg = XlsxPackage.open(path)
-    titles = pkg.sheet_names
-    for a in actions:
-        sheet = titles[a["sheet_position"]]
-        if a["func"] == "setNumberFormat":
-            r, c = a["start_row"] + 1, a["start_column"] + 1
-            ref = Area(sheet, r, c, r + a["row_count"] - 1, c + a["column_count"] - 1).ref
-            pkg.set_number_format(sheet, ref, a["args"][0])
-        elif a["func"] == "freezePaneAtRange":  # the frozen range: rows, columns or both
-            target = a["args"][0]
-            rows = re.fullmatch(r"1:(\d+)", target)
-            cols = re.fullmatch(r"A:([A-Z]+)", target)
-            both = re.fullmatch(r"A1:([A-Z]+)(\d+)", target)
-            if rows:
-                pkg.freeze_panes(sheet, int(rows.group(1)) + 1, 1)
-            elif cols:
-                pkg.freeze_panes(sheet, 1, col_number(cols.group(1)) + 1)
-            else:
-                pkg.freeze_panes(sheet, int(both.group(2)) + 1, col_number(both.group(1)) + 1)
-        elif a["func"] == "freezePaneUnfreeze":
-            pkg.freeze_panes(sheet, 1, 1)
-        elif a["func"] in ("setColumnWidth", "setAutofit"):
-            continue  # widths in points / measured by Excel: checked on the actions
-        else:
-            raise AssertionError(f"unexpected action {a}")
-    pkg.save()
+    """Apply format actions as xlwings Server's JavaScript does (the fake Office client)."""
+    from tests.fake_office_client import apply_actions
+
+    apply_actions(path, actions)
 
 
 @remote_only

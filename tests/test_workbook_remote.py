@@ -51,7 +51,9 @@ def test_remote_engine_writes_what_the_file_adapter_writes(demo_file, tmp_path, 
     assert {a["func"] for a in actions} <= {"setValues", "rangeClearContents", "namesAdd",
                                             "setNameRefersTo", "addPicture", "setPictureName",
                                             "setPictureWidth", "setPictureHeight", "alert",
-                                            "deletePicture", "nameDelete"}
+                                            "deletePicture", "nameDelete", "setNumberFormat",
+                                            "setAutofit", "setColumnWidth",
+                                            "freezePaneAtRange"}
     alerts = apply_actions(remote, actions)
     assert alerts == [message] and job in message
     a, b = _values(direct), _values(remote)

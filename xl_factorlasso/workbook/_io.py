@@ -593,7 +593,9 @@ class XlwingsBookIO:
             anchor = sh.range((row, col))
             if name in [p.name for p in sh.pictures]:
                 sh.pictures[name].delete()
-            sh.pictures.add(path, name=name, anchor=anchor, width=width, height=height)
+            # xlwings sizes pictures in points; ours are pixels at 96 dpi (0.75 pt each)
+            sh.pictures.add(path, name=name, anchor=anchor, width=width * 0.75,
+                            height=height * 0.75)
 
     def remove_picture(self, sheet, name) -> None:
         sh = self.book.sheets[sheet]

@@ -29,6 +29,7 @@ from ._errors import WorkbookInputError
 from ._growth import adjoining_inputs
 from ._io import WorkbookIO
 from ._layout import layout_problems, name_problem, plan_writes
+from ._output_formats import apply_formats
 from ._results import JobResult, OutputTable, Picture, add_warning, merge_results
 
 __all__ = [
@@ -75,6 +76,9 @@ def apply_result(io: WorkbookIO, result: JobResult) -> JobResult:
             io.define_name(p.table.name, p.target)
         result.written.append(p.table.name)
     result.skipped = skipped
+    not_shown = apply_formats(io, [(p.table, p.target) for p in plan])
+    if not_shown:  # an engine that cannot format (a read-only or minimal one): numbers stand
+        result.warnings.append(f"formats not applied to {', '.join(not_shown)}")
     placed = {p.table.name: p.target for p in plan}
     for pic in result.pictures:
         target = placed.get(pic.beside)
