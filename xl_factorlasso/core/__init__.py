@@ -12,7 +12,13 @@ from .cluster import (
     ewm_mean,
     response_correlation,
 )
-from .covariance import FactorCovariance, assemble_factor_covariance
+from .covariance import (
+    FactorCovariance,
+    RiskAttribution,
+    assemble_factor_covariance,
+    covariance_risk_attribution,
+    risk_attribution,
+)
 from .datasets import FactorPanel, load_demo_panel, make_factor_panel
 from .exceptions import SolveError
 from .linear_model import LassoEstimationResult, LassoModel, LassoModelType, lambda_max
@@ -55,9 +61,11 @@ __all__ = [
     "LassoModel",
     "LassoModelCV",
     "LassoModelType",
+    "RiskAttribution",
     "SolveError",
     "assemble_factor_covariance",
     "cluster_from_correlation",
+    "covariance_risk_attribution",
     "default_lambda_grid",
     "ewm_correlation",
     "ewm_covariance",
@@ -68,4 +76,5 @@ __all__ = [
     "load_demo_panel",
     "make_factor_panel",
     "response_correlation",
+    "risk_attribution",
 ]
