@@ -23,6 +23,7 @@ from .datasets import FactorPanel, load_demo_panel, make_factor_panel
 from .exceptions import SolveError
 from .linear_model import LassoEstimationResult, LassoModel, LassoModelType, lambda_max
 from .model_selection import LassoModelCV, default_lambda_grid, expanding_window_splits
+from .preprocessing import PricesError, prices_to_returns
 
 # The optimisation names are loaded on first use: they import CVXPY (~50 MB, ~0.5 s),
 # which a fit with the default fast engine never needs.
@@ -61,6 +62,7 @@ __all__ = [
     "LassoModel",
     "LassoModelCV",
     "LassoModelType",
+    "PricesError",
     "RiskAttribution",
     "SolveError",
     "assemble_factor_covariance",
@@ -75,6 +77,7 @@ __all__ = [
     "lambda_max",
     "load_demo_panel",
     "make_factor_panel",
+    "prices_to_returns",
     "response_correlation",
     "risk_attribution",
 ]
