@@ -23,7 +23,13 @@ from .._base import BaseEstimator, clone
 from ._equations import equations_to_matrix
 from ._exceptions import InfeasibleProblemError, OptimizationError, SolverFailedError
 from ._feasibility import LinearBlock, LinearSystem, irreducible_conflict
-from ._polish import RATIO_TOLERANCE, PolishReport, snap_and_restore, strict_violations
+from ._polish import (
+    RATIO_TOLERANCE,
+    PolishReport,
+    box_violation,
+    snap_and_restore,
+    strict_violations,
+)
 from ._portfolio import Population, Portfolio
 from ._risk import RiskModel, dense_root, resolve_risk_model
 from ._validation import (
@@ -1072,7 +1078,8 @@ class MaximumDiversification(BaseEstimator):
         The polished point must satisfy the bounds exactly, every other built-in constraint to
         1e-12 relative, the certified checks of :meth:`_violations`, each ``add_constraints``
         constraint at least as well as the raw point, and keep the ratio within
-        ``RATIO_TOLERANCE`` (relative) of the raw one."""
+        ``RATIO_TOLERANCE`` (relative) of the raw one, plus what the raw point gains from its
+        own bound violations (:mod:`._polish`)."""
         if not self.polish:
             return w, values, PolishReport(False, 0, 0.0, 0.0, "polish=False")
         t = values["factor"]
@@ -1088,8 +1095,15 @@ class MaximumDiversification(BaseEstimator):
                 problems.append(f"add_constraints[{i}] would hold less well")
         raw_ratio, new_ratio = values["ratio"], new_values["ratio"]
         change = (new_ratio - raw_ratio) / abs(raw_ratio)
-        if not np.isfinite(change) or change < -RATIO_TOLERANCE:
-            problems.append(f"the ratio would drop by {-change:.1e} (relative)")
+        allowed = RATIO_TOLERANCE
+        violation = box_violation(spec, w)
+        if violation > 0:
+            gradient = self._ratio_gradient(spec, w, values)
+            if gradient is not None:
+                allowed += 2.0 * float(np.max(np.abs(gradient))) * violation / abs(raw_ratio)
+        if not np.isfinite(change) or change < -allowed:
+            problems.append(f"the ratio would drop by {-change:.1e} (relative; {allowed:.1e} "
+                            "allowed)")
         if problems:
             handles.y.value = raw_y
             note = ("kept the solver's weights: the polished point breaks "
@@ -1097,6 +1111,24 @@ class MaximumDiversification(BaseEstimator):
             return w, values, PolishReport(False, 0, 0.0, 0.0, note)
         return polished, new_values, PolishReport(
             True, n_snapped, float(np.max(np.abs(polished - w), initial=0.0)), float(change))
+
+    @staticmethod
+    def _ratio_gradient(spec: _Spec, w: np.ndarray, values: dict) -> np.ndarray | None:
+        """``d ratio / d w`` (a subgradient at a kink), or None with ``add_objective``, whose
+        gradient is not known here."""
+        if spec.add_objective is not None:
+            return None
+        risk = spec.risk
+        if risk.is_factor:
+            cov_w = risk.factor_root @ (risk.factor_root.T @ w) + risk.residual_sd**2 * w
+        else:
+            cov_w = risk.covariance @ w
+        numerator = risk.sigma - (spec.fees if spec.fees is not None else 0.0)
+        if spec.costs is not None:
+            numerator = numerator - spec.costs * np.sign(w - spec.previous)
+        denominator = values["risk"] + values["regularization"]
+        slope = cov_w / values["risk"] + spec.l1 * np.sign(w) + 2.0 * spec.l2 * w
+        return (numerator - values["ratio"] * slope) / denominator
 
     @staticmethod
     def _custom_excess(constraint, t: float) -> float:

@@ -18,8 +18,13 @@ information. :func:`snap_and_restore` turns them into the values the optimum has
 
 :func:`strict_violations` then certifies the result: bounds hold exactly, every other linear or
 built-in constraint to ``EXACT_TOLERANCE * (1 + |rhs|)``. The estimator adds the objective check
-(the ratio may not drop by more than ``RATIO_TOLERANCE`` relative) and keeps the raw point,
-with a note, when any check fails.
+and keeps the raw point, with a note, when any check fails: the ratio may drop by at most
+``RATIO_TOLERANCE`` (relative) plus what the raw point gains from its own bound violations.
+Clarabel's iterates are not strictly feasible: on 1000 assets, 870 weights held at 0 came back
+as ``-3.7e-11`` each, which flatters the raw ratio by about 3e-8 (relative) over any feasible
+point. That gain is bounded, to first order, by ``2 max_i |d ratio / d w_i| * sum_i v_i`` (``v_i``
+the violation of weight i's bounds; the factor 2 covers the budget's multiplier, itself one of
+the partial derivatives), see :func:`box_violation`.
 
 Everything here is in weight units ``w`` and reads the estimator's validated ``_Spec``.
 """
@@ -36,6 +41,7 @@ __all__ = [
     "RATIO_TOLERANCE",
     "SNAP_TOLERANCE",
     "PolishReport",
+    "box_violation",
     "snap_and_restore",
     "strict_violations",
 ]
@@ -118,21 +124,16 @@ def _corners(spec, lo: np.ndarray, hi: np.ndarray) -> list[np.ndarray]:
 def _snap(w: np.ndarray, corners: list[np.ndarray], free: np.ndarray) -> int:
     """Set each free weight within the snap tolerance of a corner to the nearest one (in place,
     marking it not free); return how many were snapped."""
-    count = 0
-    for i in np.flatnonzero(free):
-        best, distance = None, np.inf
-        for corner in corners:
-            c = corner[i]
-            if np.isnan(c):
-                continue
-            gap = abs(w[i] - c)
-            if gap <= SNAP_TOLERANCE * (1.0 + abs(c)) and gap < distance:
-                best, distance = c, gap
-        if best is not None:
-            w[i] = best
-            free[i] = False
-            count += 1
-    return count
+    values = np.column_stack(corners)  # n x candidates, NaN where one does not apply
+    with np.errstate(invalid="ignore"):
+        gap = np.abs(w[:, None] - values)
+        close = gap <= SNAP_TOLERANCE * (1.0 + np.abs(values))
+    gap = np.where(close, gap, np.inf)
+    nearest = np.argmin(gap, axis=1)
+    hit = free & close.any(axis=1)
+    w[hit] = values[hit, nearest[hit]]
+    free[hit] = False
+    return int(hit.sum())
 
 
 def _rows(spec, min_return: float | None) -> list[_Row]:
@@ -253,6 +254,12 @@ def snap_and_restore(spec, w_raw: np.ndarray, min_return: float | None
         if not outside.any() and all(r in active for r in _active(rows, w)):
             break
     return w, n_snapped
+
+
+def box_violation(spec, w: np.ndarray) -> float:
+    """``sum_i v_i``: how far the weights are outside their bounds (turnover limits included)."""
+    lo, hi = _box(spec)
+    return float(np.sum(np.clip(lo - w, 0.0, None)) + np.sum(np.clip(w - hi, 0.0, None)))
 
 
 def strict_violations(spec, w: np.ndarray, min_return: float | None) -> list[str]:
