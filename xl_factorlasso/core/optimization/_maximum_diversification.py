@@ -26,7 +26,7 @@ from ._feasibility import LinearBlock, LinearSystem, irreducible_conflict
 from ._polish import (
     RATIO_TOLERANCE,
     PolishReport,
-    box_violation,
+    repair_cost,
     snap_and_restore,
     strict_violations,
 )
@@ -1079,7 +1079,7 @@ class MaximumDiversification(BaseEstimator):
         1e-12 relative, the certified checks of :meth:`_violations`, each ``add_constraints``
         constraint at least as well as the raw point, and keep the ratio within
         ``RATIO_TOLERANCE`` (relative) of the raw one, plus what the raw point gains from its
-        own bound violations (:mod:`._polish`)."""
+        own violations (:func:`._polish.repair_cost`)."""
         if not self.polish:
             return w, values, PolishReport(False, 0, 0.0, 0.0, "polish=False")
         t = values["factor"]
@@ -1096,11 +1096,9 @@ class MaximumDiversification(BaseEstimator):
         raw_ratio, new_ratio = values["ratio"], new_values["ratio"]
         change = (new_ratio - raw_ratio) / abs(raw_ratio)
         allowed = RATIO_TOLERANCE
-        violation = box_violation(spec, w)
-        if violation > 0:
-            gradient = self._ratio_gradient(spec, w, values)
-            if gradient is not None:
-                allowed += 2.0 * float(np.max(np.abs(gradient))) * violation / abs(raw_ratio)
+        gradient = self._ratio_gradient(spec, w, values)
+        if gradient is not None:
+            allowed += repair_cost(spec, w, min_return, gradient) / abs(raw_ratio)
         if not np.isfinite(change) or change < -allowed:
             problems.append(f"the ratio would drop by {-change:.1e} (relative; {allowed:.1e} "
                             "allowed)")
