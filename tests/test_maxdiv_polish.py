@@ -327,3 +327,22 @@ def test_ratio_check_allows_for_the_raw_points_own_bound_violations():
     groups = np.array([i % 10 for i in range(n)])
     assert w[groups == 0].sum() <= 0.05 + EXACT and w[groups == 1].sum() >= 0.15 - EXACT
     assert abs(w.sum() - 1) <= EXACT
+
+
+def test_repair_cost_counts_bound_and_row_violations(X):
+    from xl_factorlasso.core.optimization._polish import repair_cost
+
+    model = MaximumDiversification(groups=GROUPS, linear_constraints=["Equity <= 0.2",
+                                                                      "2 * US >= 0.2"]).fit(X)
+    spec = model._spec
+    gradient = np.linspace(-3.0, 2.0, 20)  # max |g| = 3
+    w = np.full(20, 0.05)  # Equity = 0.15, 2 * US = 0.2: feasible (to round-off), nothing to repair
+    assert repair_cost(spec, w, None, gradient) <= 1e-14
+    w[19], w[18] = -1e-9, 0.05 + 1e-9  # a bound broken by 1e-9 (the budget holds): 2 * 3 * 1e-9
+    assert repair_cost(spec, w, None, gradient) == pytest.approx(6e-9, rel=1e-6)
+    w = np.full(20, 0.05)
+    w[0], w[19] = 0.1 + 4e-9, 0.0  # Equity and the budget both over by 4e-9 (coefficients 1)
+    assert repair_cost(spec, w, None, gradient) == pytest.approx(2 * 3 * 8e-9, rel=1e-6)
+    w = np.full(20, 0.05)
+    w[1], w[19] = 0.05 - 1e-9, 0.05 + 1e-9  # 2 * US short by 2e-9, through coefficient 2
+    assert repair_cost(spec, w, None, gradient) == pytest.approx(2 * 3 * 1e-9, rel=1e-6)
