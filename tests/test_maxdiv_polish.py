@@ -338,7 +338,7 @@ def test_repair_cost_counts_bound_and_row_violations(X):
     gradient = np.linspace(-3.0, 2.0, 20)  # max |g| = 3
     w = np.full(20, 0.05)  # Equity = 0.15, 2 * US = 0.2: feasible (to round-off), nothing to repair
     assert repair_cost(spec, w, None, gradient) <= 1e-14
-    w[19], w[18] = -1e-9, 0.05 + 1e-9  # a bound broken by 1e-9 (the budget holds): 2 * 3 * 1e-9
+    w[19], w[18] = -1e-9, 0.1 + 1e-9  # a bound broken by 1e-9 (the budget holds): 2 * 3 * 1e-9
     assert repair_cost(spec, w, None, gradient) == pytest.approx(6e-9, rel=1e-6)
     w = np.full(20, 0.05)
     w[0], w[19] = 0.1 + 4e-9, 0.0  # Equity and the budget both over by 4e-9 (coefficients 1)
