@@ -54,6 +54,19 @@ def test_a_date_without_any_price_is_dropped():
     np.testing.assert_allclose(returns.to_numpy(), [[0.5, 0.1], [1.0, 0.0]], atol=1e-15)
 
 
+def test_blank_text_is_a_missing_price_and_python_dates_are_named():
+    import datetime
+
+    dates = [datetime.date(2024, 1, d) for d in (1, 2, 3)]
+    prices = pd.DataFrame({"a": [1.0, "", 2.0], "b": [1.0, 2.0, "  "]},
+                          index=pd.Index(dates, dtype=object))
+    returns = prices_to_returns(prices, span_gaps=True)
+    np.testing.assert_allclose(returns.to_numpy(), [[np.nan, 1.0], [1.0, np.nan]])
+    prices.iloc[1, 1] = -2.0
+    with pytest.raises(PricesError, match="column 'b' has the price -2 on 2024-01-02;"):
+        prices_to_returns(prices)
+
+
 def test_numbers_as_dates_and_object_columns():
     prices = pd.DataFrame({"a": ["1", 2, None], "b": [1.0, 1.5, 3.0]}, index=[45000, 45001, 45005])
     returns = prices_to_returns(prices)

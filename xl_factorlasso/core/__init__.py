@@ -32,6 +32,7 @@ _OPTIMIZATION_NAMES = (
     "InfeasibleProblemError",
     "MaximumDiversification",
     "OptimizationError",
+    "PolishReport",
     "Population",
     "Portfolio",
     "SolverFailedError",

@@ -5,7 +5,8 @@ Rules (``docs/formulation.md``, "Prices to returns"):
 * Dates go down the index and must be strictly increasing: a repeated or out-of-order date is
   an error naming both.
 * A price must be a number > 0; anything else (text, 0, a negative number, infinity) is an error
-  naming the column and the date. A missing price (NaN, None, an empty cell) is allowed.
+  naming the column and the date. A missing price (NaN, None, an empty cell, a blank text such
+  as a formula's ``""``) is allowed.
 * A date with no price at all is not a trading day: the row is dropped, and the next return runs
   from the previous date that has prices.
 * The return on date ``t`` is ``p_t / p_prev - 1`` (``"simple"``) or ``log(p_t / p_prev)``
@@ -18,6 +19,8 @@ Rules (``docs/formulation.md``, "Prices to returns"):
 """
 
 from __future__ import annotations
+
+import datetime
 
 import numpy as np
 import pandas as pd
@@ -45,7 +48,8 @@ class PricesError(ValueError):
 
 
 def _date(label) -> str:
-    if isinstance(label, pd.Timestamp):
+    if isinstance(label, (datetime.date, np.datetime64)):
+        label = pd.Timestamp(label)
         return label.strftime("%Y-%m-%d") if label == label.normalize() else label.isoformat()
     return str(label)
 
@@ -76,6 +80,8 @@ def _numeric(prices: pd.DataFrame) -> np.ndarray:
     values = np.full(prices.shape, np.nan)
     for j, column in enumerate(prices.columns):
         raw = prices.iloc[:, j]
+        if raw.dtype == object:  # a blank text cell (a formula's "") is a missing price
+            raw = raw.map(lambda v: None if isinstance(v, str) and not v.strip() else v)
         if pd.api.types.is_bool_dtype(raw):
             raise PricesError(f"prices: column {column!r} holds TRUE/FALSE, not prices",
                               column=column, row=0)
