@@ -12,11 +12,18 @@ from .cluster import (
     ewm_mean,
     response_correlation,
 )
-from .covariance import FactorCovariance, assemble_factor_covariance
+from .covariance import (
+    FactorCovariance,
+    RiskAttribution,
+    assemble_factor_covariance,
+    covariance_risk_attribution,
+    risk_attribution,
+)
 from .datasets import FactorPanel, load_demo_panel, make_factor_panel
 from .exceptions import SolveError
 from .linear_model import LassoEstimationResult, LassoModel, LassoModelType, lambda_max
 from .model_selection import LassoModelCV, default_lambda_grid, expanding_window_splits
+from .preprocessing import PricesError, prices_to_returns
 
 # The optimisation names are loaded on first use: they import CVXPY (~50 MB, ~0.5 s),
 # which a fit with the default fast engine never needs.
@@ -25,6 +32,7 @@ _OPTIMIZATION_NAMES = (
     "InfeasibleProblemError",
     "MaximumDiversification",
     "OptimizationError",
+    "PolishReport",
     "Population",
     "Portfolio",
     "SolverFailedError",
@@ -55,9 +63,12 @@ __all__ = [
     "LassoModel",
     "LassoModelCV",
     "LassoModelType",
+    "PricesError",
+    "RiskAttribution",
     "SolveError",
     "assemble_factor_covariance",
     "cluster_from_correlation",
+    "covariance_risk_attribution",
     "default_lambda_grid",
     "ewm_correlation",
     "ewm_covariance",
@@ -67,5 +78,7 @@ __all__ = [
     "lambda_max",
     "load_demo_panel",
     "make_factor_panel",
+    "prices_to_returns",
     "response_correlation",
+    "risk_attribution",
 ]

@@ -14,6 +14,7 @@ from ._exceptions import (
     SolverFailedError,
 )
 from ._maximum_diversification import MaximumDiversification, NotFittedError
+from ._polish import PolishReport
 from ._portfolio import Population, Portfolio
 from ._risk import ewma_covariance
 
@@ -25,6 +26,7 @@ __all__ = [
     "MaximumDiversification",
     "NotFittedError",
     "OptimizationError",
+    "PolishReport",
     "Population",
     "Portfolio",
     "SolverFailedError",

@@ -23,6 +23,13 @@ from .._base import BaseEstimator, clone
 from ._equations import equations_to_matrix
 from ._exceptions import InfeasibleProblemError, OptimizationError, SolverFailedError
 from ._feasibility import LinearBlock, LinearSystem, irreducible_conflict
+from ._polish import (
+    RATIO_TOLERANCE,
+    PolishReport,
+    repair_cost,
+    snap_and_restore,
+    strict_violations,
+)
 from ._portfolio import Population, Portfolio
 from ._risk import RiskModel, dense_root, resolve_risk_model
 from ._validation import (
@@ -524,6 +531,15 @@ class MaximumDiversification(BaseEstimator):
     raise_on_failure : bool, default=True
         When every attempt fails: raise (True), or warn and set ``weights_ = None`` (False), in
         which case ``predict`` returns a failed :class:`Portfolio` with NaN measures.
+    polish : bool, default=True
+        Make weights at a corner of the problem exact (solver dust is not a weight): a weight
+        within the certified tolerance (1e-6, relative to ``1 + |value|``) of its bound, of 0,
+        of a turnover limit or (with transaction costs) of its previous weight is set to that
+        value, and the other weights move by the least-norm change that keeps the budget, the
+        equalities and every active inequality exact. The polished point is used only if it
+        satisfies the bounds exactly and every other built-in constraint to 1e-12 relative,
+        and its ratio is at most 1e-9 (relative) below the solver's; otherwise the solver's
+        weights are kept and ``polish_`` says why. See ``docs/maxdiv.md``.
 
     Attributes
     ----------
@@ -549,6 +565,10 @@ class MaximumDiversification(BaseEstimator):
         ``(estimator repr, "success" or error message)`` for each attempt after a failure.
     error_ : str, list or None
         The primary failure message (a list aligned with rows for an array ``min_return``).
+    polish_ : PolishReport, list of PolishReport or None
+        What polishing did (``applied``, ``n_snapped``, ``max_change``, ``ratio_change``,
+        ``note``); a list aligned with the rows for an array ``min_return`` (None for a failed
+        row); None when the weights come from a fallback or the fit failed.
     """
 
     _estimator_type = None  # an optimiser: y (benchmark returns) is optional
@@ -587,6 +607,7 @@ class MaximumDiversification(BaseEstimator):
         portfolio_params=None,
         fallback=None,
         raise_on_failure=True,
+        polish=True,
     ):
         self.covariance = covariance
         self.span = span
@@ -620,6 +641,7 @@ class MaximumDiversification(BaseEstimator):
         self.portfolio_params = portfolio_params
         self.fallback = fallback
         self.raise_on_failure = raise_on_failure
+        self.polish = polish
 
     # ------------------------------------------------------------------ validation
 
@@ -761,6 +783,8 @@ class MaximumDiversification(BaseEstimator):
                                  f"{list(_PORTFOLIO_KEYS)}")
         if not isinstance(self.save_problem, (bool, np.bool_)):
             raise ValueError("save_problem must be a bool")
+        if not isinstance(self.polish, (bool, np.bool_)):
+            raise ValueError("polish must be a bool")
 
         spec = _Spec(
             n=n, assets=assets, risk=risk, lower=lower, upper=upper, budget=budget,
@@ -1025,13 +1049,18 @@ class MaximumDiversification(BaseEstimator):
                           "hold within tolerance but the ratio may be suboptimal", UserWarning,
                           stacklevel=4)
 
+        return w, self._measures(spec, w, handles, t)
+
+    def _measures(self, spec: _Spec, w: np.ndarray, handles: _Handles, t: float) -> dict:
+        """``problem_values_`` of the weights ``w`` (a custom objective is read at the
+        variables' current values, which must be ``y = t w``)."""
         risk = spec.risk.volatility(w)
         net = self._net_volatility(spec, w)
         regularization = spec.l1 * np.abs(w).sum() + spec.l2 * (w @ w)
         custom = 0.0
         if handles.custom_objective is not None:
             custom = float(handles.custom_objective.value)
-        values = {
+        return {
             "expected_return": net,
             "risk": risk,
             "regularization": float(regularization),
@@ -1040,7 +1069,71 @@ class MaximumDiversification(BaseEstimator):
             "factor": t,
             "objective": t * (risk + regularization) + custom,
         }
-        return w, values
+
+    def _polish(self, spec: _Spec, w: np.ndarray, values: dict, handles: _Handles,
+                min_return: float | None, X: np.ndarray | None
+                ) -> tuple[np.ndarray, dict, PolishReport]:
+        """Weights at a corner made exact (see :mod:`._polish`), or the raw ones with a note.
+
+        The polished point must satisfy the bounds exactly, every other built-in constraint to
+        1e-12 relative, the certified checks of :meth:`_violations`, each ``add_constraints``
+        constraint at least as well as the raw point, and keep the ratio within
+        ``RATIO_TOLERANCE`` (relative) of the raw one, plus what the raw point gains from its
+        own violations (:func:`._polish.repair_cost`)."""
+        if not self.polish:
+            return w, values, PolishReport(False, 0, 0.0, 0.0, "polish=False")
+        t = values["factor"]
+        raw_y = None if handles.y.value is None else np.array(handles.y.value, copy=True)
+        raw_custom = [self._custom_excess(c, t) for c in handles.custom_constraints]
+        polished, n_snapped = snap_and_restore(spec, w, min_return)
+        handles.y.value = t * polished  # custom objective/constraints are read at y = t w
+        new_values = self._measures(spec, polished, handles, t)
+        problems = strict_violations(spec, polished, min_return)
+        problems += self._violations(spec, polished, handles, min_return, X)
+        for i, c in enumerate(handles.custom_constraints):
+            if self._custom_excess(c, t) > raw_custom[i] + 1e-12:
+                problems.append(f"add_constraints[{i}] would hold less well")
+        raw_ratio, new_ratio = values["ratio"], new_values["ratio"]
+        change = (new_ratio - raw_ratio) / abs(raw_ratio)
+        allowed = RATIO_TOLERANCE
+        gradient = self._ratio_gradient(spec, w, values)
+        if gradient is not None:
+            allowed += repair_cost(spec, w, min_return, gradient) / abs(raw_ratio)
+        if not np.isfinite(change) or change < -allowed:
+            problems.append(f"the ratio would drop by {-change:.1e} (relative; {allowed:.1e} "
+                            "allowed)")
+        if problems:
+            handles.y.value = raw_y
+            note = ("kept the solver's weights: the polished point breaks "
+                    + "; ".join(problems))
+            return w, values, PolishReport(False, 0, 0.0, 0.0, note)
+        return polished, new_values, PolishReport(
+            True, n_snapped, float(np.max(np.abs(polished - w), initial=0.0)), float(change))
+
+    @staticmethod
+    def _ratio_gradient(spec: _Spec, w: np.ndarray, values: dict) -> np.ndarray | None:
+        """``d ratio / d w`` (a subgradient at a kink), or None with ``add_objective``, whose
+        gradient is not known here."""
+        if spec.add_objective is not None:
+            return None
+        risk = spec.risk
+        if risk.is_factor:
+            cov_w = risk.factor_root @ (risk.factor_root.T @ w) + risk.residual_sd**2 * w
+        else:
+            cov_w = risk.covariance @ w
+        numerator = risk.sigma - (spec.fees if spec.fees is not None else 0.0)
+        if spec.costs is not None:
+            numerator = numerator - spec.costs * np.sign(w - spec.previous)
+        denominator = values["risk"] + values["regularization"]
+        slope = cov_w / values["risk"] + spec.l1 * np.sign(w) + 2.0 * spec.l2 * w
+        return (numerator - values["ratio"] * slope) / denominator
+
+    @staticmethod
+    def _custom_excess(constraint, t: float) -> float:
+        violation = constraint.violation()
+        if violation is None or np.any(~np.isfinite(violation)):
+            return np.inf
+        return float(np.max(violation)) / max(t, 1.0)
 
     def _optimize(self, spec: _Spec, X: np.ndarray | None):
         top = self._precheck(spec)
@@ -1057,24 +1150,29 @@ class MaximumDiversification(BaseEstimator):
                 w, values = self._solve_once(spec, handles, target, X)
             if self.save_problem:
                 self.problem_ = handles.problem
+            w, values, self.polish_ = self._polish(spec, w, values, handles, target, X)
             return self._label(spec, w), values, None
 
         handles = self._problem(spec, "full")
         if self.save_problem:
             self.problem_ = handles.problem
-        rows, all_values, errors = [], [], []
+        rows, all_values, errors, reports = [], [], [], []
         for target in spec.min_returns:
             try:
                 self._check_min_return(spec, target, top)
                 handles.set_min_return(target)
                 w, values = self._solve_once(spec, handles, target, X)
+                w, values, report = self._polish(spec, w, values, handles, target, X)
                 rows.append(w)
                 all_values.append(values)
                 errors.append(None)
+                reports.append(report)
             except OptimizationError as err:
                 rows.append(np.full(spec.n, np.nan))
                 all_values.append(None)
                 errors.append(str(err))
+                reports.append(None)
+        self.polish_ = reports
         failed = [e for e in errors if e is not None]
         if len(failed) == len(errors):
             raise OptimizationError(f"All {len(errors)} optimisations (one per min_return) failed; "
@@ -1194,7 +1292,7 @@ class MaximumDiversification(BaseEstimator):
     def _reset(self):
         for name in ("weights_", "problem_values_", "problem_", "n_features_in_",
                      "feature_names_in_", "fallback_", "fallback_chain_", "error_",
-                     "covariance_", "asset_volatilities_", "_spec"):
+                     "covariance_", "asset_volatilities_", "polish_", "_spec"):
             if hasattr(self, name):
                 delattr(self, name)
 
@@ -1231,6 +1329,7 @@ class MaximumDiversification(BaseEstimator):
         self.asset_volatilities_ = pd.Series(spec.risk.sigma, index=self._columns(spec),
                                              name="volatility")
         self.fallback_, self.fallback_chain_, self.error_ = None, None, None
+        self.polish_ = None
         try:
             weights, problem_values, errors = self._optimize(spec, values)
         except OptimizationError as err:
