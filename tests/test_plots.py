@@ -4,8 +4,11 @@ and odd inputs that must still give a picture or a plain error."""
 from __future__ import annotations
 
 import io
+import os
 import pickle
 import re
+import subprocess
+import sys
 import zipfile
 
 import numpy as np
@@ -511,3 +514,16 @@ def test_labels_are_one_short_line_and_dollars_stay_text():
     assert plots.short_label(3.5) == "3.5"
     png = plots.weights_png(pd.Series({"$unbalanced": 0.5, "two $ signs $": 0.5}))
     assert plots.png_size(png) == (png.width, png.height)
+
+
+def test_drawing_the_dendrogram_does_not_load_scipys_clustering():
+    """The fast fit avoids scipy.cluster (~25 MB, see test_imports); so does its picture."""
+    script = (
+        "import sys, numpy as np\n"
+        "from xl_factorlasso.workbook._plots import dendrogram_png\n"
+        "png = dendrogram_png(np.array([[0, 1, 0.2, 2], [2, 3, 0.9, 3]]), list('abc'), [1, 1, 2])\n"
+        "print(png.width, 'scipy.cluster' in sys.modules)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                         check=True, timeout=120, env={**os.environ, "MPLBACKEND": "Agg"})
+    assert out.stdout.split() == ["560", "False"]

@@ -129,23 +129,24 @@ def tick_layout(n: int, axis_px: float, spread: float = 1.35) -> tuple[float, in
     return font, step
 
 
-def set_ticks(axis, labels, axis_px: float | None = None, spread: float = 1.35,
-              **text) -> tuple[float, int]:
+def set_ticks(axis, labels, axis_px: float, spread: float = 1.35, **text) -> tuple[float, int]:
     """Label positions 0..n-1 of ``axis`` (``ax.xaxis`` or ``ax.yaxis``), thinned to fit.
 
-    ``axis_px=None`` measures the axis as laid out: call it once with an estimate (so the
-    layout makes room for labels) and again with None once everything else is drawn.
+    Call it once with an estimate of the axis length (so the layout makes room for labels)
+    and again with :func:`axes_size` once everything else is drawn.
     """
     n = len(labels)
-    if axis_px is None:
-        fig = axis.axes.figure
-        fig.draw_without_rendering()  # runs the constrained layout
-        box = axis.axes.get_window_extent()
-        axis_px = box.height if axis.axis_name == "y" else box.width
     font, step = tick_layout(n, axis_px, spread)
     positions = list(range(0, n, step))
     axis.set_ticks(positions, [tick_text(labels[i]) for i in positions], fontsize=font, **text)
     return font, step
+
+
+def axes_size(ax) -> tuple[float, float]:
+    """Width and height in pixels of ``ax`` as the constrained layout places it."""
+    ax.figure.draw_without_rendering()
+    box = ax.get_window_extent()
+    return box.width, box.height
 
 
 def cluster_colours(k: int) -> list[str]:

@@ -11,6 +11,7 @@ from ._base import (
     MIN_FONT,
     MISSING,
     Png,
+    axes_size,
     cluster_colours,
     new_figure,
     picture_size,
@@ -88,8 +89,9 @@ def coefficient_heatmap(coef: pd.DataFrame, width_px: int | None = None,
     bar = fig.colorbar(image, ax=ax, fraction=0.06, pad=0.02)
     bar.set_label("loading", fontsize=AXIS_FONT)
     bar.ax.tick_params(labelsize=MIN_FONT + 1)
-    set_ticks(ax.yaxis, list(coef.index))  # again, on the axes as laid out
-    set_ticks(ax.xaxis, list(coef.columns), spread=1.6, rotation=45, ha="right",
+    ax_width, ax_height = axes_size(ax)  # again, on the axes as laid out
+    set_ticks(ax.yaxis, list(coef.index), ax_height)
+    set_ticks(ax.xaxis, list(coef.columns), ax_width, spread=1.6, rotation=45, ha="right",
               rotation_mode="anchor")
     return render(fig)
 
@@ -264,7 +266,7 @@ def dendrogram_png(linkage, labels, clusters=None, *, cutoff: float | None = Non
             texts.append(f"... {len(names) - 12} more")
         fig.legend(handles, texts, loc="outside right upper", fontsize=MIN_FONT + 1,
                    frameon=False, handlelength=1.2)
-    _, step = set_ticks(ax.yaxis, [labels[i] for i in order])  # on the axes as laid out
+    _, step = set_ticks(ax.yaxis, [labels[i] for i in order], axes_size(ax)[1])  # as laid out
     for tick, i in zip(ax.yaxis.get_ticklabels(), order[::step], strict=True):
         tick.set_color("black" if leaf_cluster[i] is None else colour_of[leaf_cluster[i]])
     return render(fig)
@@ -358,15 +360,20 @@ def cv_curve_png(lambdas, mean_scores, fold_scores=None, *, best_lambda: float |
                 gid="best_point")
     text = f"best \u03bb = {best_lambda:.3g}" + (
         f"\nR\u00b2 = {best_score:.3f}" if np.isfinite(best_score) else "")
+    # The note reads right of the line, or left of it in the right third of the axis (it
+    # would run off the picture); lambda_max's note then moves to the bottom, out of its way.
+    right_third = (ax.transData + ax.transAxes.inverted()).transform((best_lambda, 0))[0] > 0.65
     ax.annotate(text, xy=(best_lambda, 1), xycoords=("data", "axes fraction"),
-                xytext=(4, -4), textcoords="offset points", va="top",
-                fontsize=AXIS_FONT, color="#c0392b")
+                xytext=(-4 if right_third else 4, -4), textcoords="offset points", va="top",
+                ha="right" if right_third else "left", fontsize=AXIS_FONT, color="#c0392b")
     if lambda_max is not None and np.isfinite(lambda_max):
         ax.axvline(float(lambda_max), color="#555555", lw=1.0, ls=":", gid="lambda_max")
-        ax.annotate(f"\u03bb_max\n{float(lambda_max):.3g}", xy=(float(lambda_max), 1),
-                    xycoords=("data", "axes fraction"), xytext=(-4, -4),
-                    textcoords="offset points", ha="right", va="top",
-                    fontsize=MIN_FONT + 1, color="#555555")
+        ax.annotate(f"\u03bb_max\n{float(lambda_max):.3g}",
+                    xy=(float(lambda_max), 0 if right_third else 1),
+                    xycoords=("data", "axes fraction"), xytext=(-4, 4 if right_third else -4),
+                    textcoords="offset points", ha="right",
+                    va="bottom" if right_third else "top", fontsize=MIN_FONT + 1,
+                    color="#555555")
     ax.set_ylim(*_score_limits(mean, folds))
     ax.set_xlabel(f"reg_lambda ({scale})", fontsize=AXIS_FONT)
     ax.set_ylabel("out-of-sample R\u00b2", fontsize=AXIS_FONT)
@@ -374,7 +381,7 @@ def cv_curve_png(lambdas, mean_scores, fold_scores=None, *, best_lambda: float |
     ax.grid(True, which="major", color="#e5e5e5", lw=0.6)
     n_folds = folds.shape[1] if folds is not None else None
     title(ax, "Cross-validation: mean R\u00b2" + (f" over {n_folds} folds" if n_folds else ""))
-    ax.legend(loc="lower left", fontsize=MIN_FONT + 1, frameon=False)
+    ax.legend(loc="best", fontsize=MIN_FONT + 1, frameon=False)
     return render(fig)
 
 

@@ -10,6 +10,7 @@ from ._base import (
     MIN_FONT,
     Png,
     as_series,
+    axes_size,
     new_figure,
     percent,
     percent_axis,
@@ -69,7 +70,7 @@ def _finish(fig, ax, labels) -> None:
     if handles:
         fig.legend(handles, texts, loc="outside lower center", ncols=len(handles),
                    fontsize=MIN_FONT + 1, frameon=False)
-    set_ticks(ax.yaxis, labels)
+    set_ticks(ax.yaxis, labels, axes_size(ax)[1])
 
 
 def _per_asset(bound, index: pd.Index, what: str) -> np.ndarray:
