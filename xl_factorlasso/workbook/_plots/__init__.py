@@ -5,8 +5,10 @@ bytes with its true ``width`` and ``height`` in pixels. Pictures are rendered at
 resolution at which Excel shows a picture's pixels 1:1, so placing one at ``png.width`` x
 ``png.height`` neither stretches it nor changes its text size (a 9-point label is as large as
 9-point text in the cells). Sizes grow with the content (about 15-18 pixels per asset row)
-within 160..1600 pixels; labels are shortened to 24 characters and thinned when there are
-more than fit. A picture that cannot be drawn raises an ordinary exception.
+within 160..1200 pixels (a caller may ask for 160..1600 with ``width_px``/``height_px``);
+labels are shortened to 24 characters and thinned when there are more than fit; a PNG stays
+under 200 KB. A picture that cannot be drawn raises an ordinary exception (``ValueError``
+for input it cannot draw).
 
 =============================  =====================================================
 function                       picture
