@@ -175,8 +175,8 @@ def test_untouched_parts_keep_their_bytes(demo, tmp_path):
     assert list(after) == list(before)
     changed = {n for n in before if before[n] != after[n]}
     assert changed == {"xl/styles.xml", RESULTS, "xl/worksheets/sheet8.xml",
-                       "xl/worksheets/sheet9.xml",
-                       "xl/worksheets/sheet10.xml"}  # Results, Diagnostics, CV, Portfolio
+                       "xl/worksheets/sheet9.xml", "xl/worksheets/sheet10.xml",
+                       "xl/worksheets/sheet12.xml"}  # Results, Diagnostics, CV, Portfolio, Risk
     assert zipfile.ZipFile(path).testzip() is None
 
 

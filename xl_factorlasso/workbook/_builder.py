@@ -37,6 +37,8 @@ LAYOUT: dict[str, tuple[str, int, int]] = {
     "FL_WEIGHTS": ("Portfolio", 1, 9),
     "FL_PORTFOLIO_STATS": ("Portfolio", 1, 12),
     "FL_ASSET_GROUPS": ("AssetGroups", 1, 1),
+    "FL_RISK": ("Risk", 1, 1),
+    "FL_RISK_ASSETS": ("Risk", 1, 7),
 }
 
 _INPUT_FILL = "FFF2CC"
@@ -110,10 +112,12 @@ def build_workbook(
         "FL_INTERCEPT": (n_assets + 1, 2),
         "FL_CLUSTERS": (n_assets + 1, 2),
         "FL_RESID_VOL": (n_assets + 1, 4),
-        "FL_STATUS": (12, 2),
+        "FL_STATUS": (14, 3),  # refit_cv + optimise_portfolio: a column each
         "FL_CV": (21, 9),
         "FL_WEIGHTS": (n_assets + 1, 2),
-        "FL_PORTFOLIO_STATS": (12, 2),
+        "FL_PORTFOLIO_STATS": (16, 2),
+        "FL_RISK": (n_factors + 3, 4),
+        "FL_RISK_ASSETS": (n_assets + 1, 6),
     }
 
     wb = Workbook()
@@ -123,10 +127,11 @@ def build_workbook(
         "xl-factorlasso workbook",
         description,
         "Inputs (yellow): Returns, Factors, Signs, Prior, Settings, Portfolio, AssetGroups.",
-        "Outputs (blue): Results, Diagnostics, CV and the right half of Portfolio.",
+        "Outputs (blue): Results, Diagnostics, CV, Risk and the right half of Portfolio.",
         "Run: the Factor LASSO ribbon tab, =FLASSO_* worksheet functions, or the command line:",
         "    xl-factorlasso refit THIS_FILE.xlsx [--cv] [--portfolio]",
-        "Every range is a workbook name FL_*; see docs/workbook.md for the contract.",
+        "Every range is a workbook name FL_*; `xl-factorlasso inspect THIS_FILE.xlsx` lists them "
+        "and checks them.",
     ]
     for i, line in enumerate(lines, start=1):
         start.cell(row=i, column=1, value=line)
@@ -186,7 +191,8 @@ def build_workbook(
 # Number formats of the inputs' numbers (dates are yyyy-mm-dd wherever they are).
 _INPUT_FORMATS = {"FL_RETURNS": "0.0000", "FL_FACTORS": "0.0000", "FL_PRIOR": "0.00"}
 # Outputs with one row per asset.
-_ASSET_ROWS = ("FL_COEF", "FL_R2", "FL_INTERCEPT", "FL_CLUSTERS", "FL_RESID_VOL", "FL_WEIGHTS")
+_ASSET_ROWS = ("FL_COEF", "FL_R2", "FL_INTERCEPT", "FL_CLUSTERS", "FL_RESID_VOL", "FL_WEIGHTS",
+               "FL_RISK_ASSETS")
 # Sheets whose rows have labels in column A: freeze it with the header row.
 _LABELLED = ("Returns", "Factors", "Signs", "Prior", "AssetGroups", "Results")
 

@@ -26,13 +26,13 @@ from ._contract import spec
 from ._errors import WorkbookInputError
 from ._inputs import FitInputs, check_labels, fit_inputs, tag_cell
 from ._io import WorkbookIO
+from ._job_pictures import portfolio_pictures, refit_pictures
 from ._layout import name_problem
 from ._plausibility import check_plausible
 from ._portfolio import complete_rows, portfolio_statistics, read_portfolio_settings
 from ._results import (
     JobResult,
     OutputTable,
-    Picture,
     cell_value,
     now_text,
     series_table,
@@ -186,23 +186,6 @@ def _check_finite(model, assets: list[str], notes: list[str]) -> None:
         notes.append(f"R2 undefined (left blank) for {shown}: no variation to explain")
 
 
-def _pictures(model, coef: pd.DataFrame, assets: list[str], result: JobResult) -> None:
-    """Draw the pictures; one that cannot be drawn is a warning, never a failed refit."""
-    from ._plots import coefficient_heatmap, dendrogram_png
-
-    try:
-        result.pictures.append(Picture("FL_HEATMAP", coefficient_heatmap(coef), "FL_COEF"))
-    except Exception as err:  # noqa: BLE001 - matplotlib can fail in many ways; results stand
-        result.warnings.append(f"picture FL_HEATMAP not drawn ({type(err).__name__}: {err})")
-    if model.linkage_ is None or not len(model.linkage_):
-        return
-    try:
-        png = dendrogram_png(model.linkage_, assets)
-        result.pictures.append(Picture("FL_DENDROGRAM", png, "FL_COEF", row_offset=20))
-    except Exception as err:  # noqa: BLE001
-        result.warnings.append(f"picture FL_DENDROGRAM not drawn ({type(err).__name__}: {err})")
-
-
 def _fit(inputs: FitInputs, cv: bool, verbose: bool):
     x, y = inputs.factors, inputs.returns
     with warnings.catch_warnings(record=True) as caught:
@@ -275,6 +258,7 @@ def compute_refit(
     result.outputs.append(
         OutputTable("FL_CLUSTERS", series_table("asset", {"cluster": clusters}, assets))
     )
+    vol = None
     if cov is not None:
         vol = cov.volatility
         columns = {
@@ -299,7 +283,7 @@ def compute_refit(
             )
         result.outputs.append(OutputTable("FL_CV", table))
     if pictures:
-        _pictures(model, coef, assets, result)
+        refit_pictures(result, model, cvm, vol, assets)
     notes += result.warnings
     mt = LassoModelType.parse(model.model_type).name
     result.status = {
@@ -379,8 +363,10 @@ def _factor_model(blocks: dict[str, Block], ps, fitted):
     )
 
 
-def compute_portfolio(blocks: dict[str, Block], fitted: JobResult | None = None) -> JobResult:
-    """Maximum-diversification weights from the FL_* portfolio inputs.
+def compute_portfolio(blocks: dict[str, Block], fitted: JobResult | None = None, *,
+                      pictures: bool = True) -> JobResult:
+    """Maximum-diversification weights from the FL_* portfolio inputs, their statistics and
+    risk attribution (FL_WEIGHTS, FL_PORTFOLIO_STATS, FL_RISK, FL_RISK_ASSETS, FL_STATUS).
 
     ``fitted``: the refit (or cross-validation) of the same run, whose model a factor
     covariance then uses (see :func:`_factor_model`).
@@ -476,6 +462,13 @@ def compute_portfolio(blocks: dict[str, Block], fitted: JobResult | None = None)
     stats += portfolio_statistics(opt, portfolio, ps)
     stats.append(["n_invested", n_invested])
     result.outputs.append(OutputTable("FL_PORTFOLIO_STATS", stats))
+    attribution = _attribution(opt, weights, ps.annualization_factor, notes)
+    if attribution is not None:
+        result.outputs += _risk_tables(attribution, assets)
+    if pictures:
+        portfolio_pictures(result, weights, params.get("min_weights", 0.0),
+                           params.get("max_weights", 1.0), attribution)
+        notes += result.warnings
     result.status.update({
         "assets x dates": f"{len(assets)} x {len(returns)}",
         "message": "; ".join(notes) if notes else "ok",
@@ -487,6 +480,43 @@ def compute_portfolio(blocks: dict[str, Block], fitted: JobResult | None = None)
         f"({ps.covariance} covariance)"
     )
     return result
+
+
+def _attribution(opt, weights: pd.Series, annualization_factor: float, notes: list[str]):
+    """The Euler split of the portfolio's volatility under the covariance it was optimised
+    with (per factor and per asset with the factor model; per asset otherwise)."""
+    from ..core.covariance import (
+        FactorCovariance,
+        covariance_risk_attribution,
+        risk_attribution,
+    )
+
+    cov = opt.covariance_
+    try:
+        if isinstance(cov, FactorCovariance):
+            return risk_attribution(cov, weights, annualization_factor=annualization_factor)
+        return covariance_risk_attribution(cov, weights,
+                                           annualization_factor=annualization_factor)
+    except (ValueError, TypeError) as err:  # e.g. a portfolio of zero variance
+        notes.append(f"FL_RISK not written: {err}")
+        return None
+
+
+def _risk_tables(ra, assets: list[str]) -> list[OutputTable]:
+    """FL_RISK (per factor, specific, total) and FL_RISK_ASSETS (per asset)."""
+    total = ra.total_volatility
+    risk = [["risk source", "exposure", "contribution", "share"]]
+    if ra.factors is not None:
+        for factor, row in ra.factors.iterrows():
+            risk.append([factor, cell_value(row["exposure"]), cell_value(row["contribution"]),
+                         cell_value(row["share"])])
+        specific = float(ra.assets["specific"].sum())
+        risk.append(["specific", None, specific, specific / total])
+    risk.append(["total", None, total, 1.0])
+    columns = [c for c in ("weight", "contribution", "share", "systematic", "specific")
+               if c in ra.assets.columns]
+    per_asset = series_table("asset", {c: ra.assets[c] for c in columns}, assets)
+    return [OutputTable("FL_RISK", risk), OutputTable("FL_RISK_ASSETS", per_asset)]
 
 
 def _annualization(blocks: dict[str, Block], ps) -> float:

@@ -141,6 +141,22 @@ CONTRACT: tuple[NameSpec, ...] = (
         "Portfolio statistics: diversification ratio, volatility, return, Sharpe, ...",
     ),
     NameSpec(
+        "FL_RISK",
+        "output",
+        "table",
+        (),
+        "Risk attribution of the portfolio: per factor its exposure (B'w), contribution to "
+        "volatility and share, then the specific part and the total (factor covariance).",
+    ),
+    NameSpec(
+        "FL_RISK_ASSETS",
+        "output",
+        "table",
+        (),
+        "Each asset's weight, contribution to the portfolio's volatility (Euler) and share; "
+        "with the factor covariance also its systematic and specific parts.",
+    ),
+    NameSpec(
         "FL_STATUS",
         "output",
         "table",

@@ -28,6 +28,7 @@ from ._contract import OUTPUTS
 from ._errors import WorkbookInputError
 from ._growth import adjoining_inputs
 from ._io import WorkbookIO
+from ._job_pictures import PICTURES
 from ._layout import layout_problems, name_problem, plan_writes
 from ._output_formats import apply_formats
 from ._results import JobResult, OutputTable, Picture, add_warning, merge_results
@@ -52,7 +53,6 @@ __all__ = [
     "workbook_fit_inputs",
 ]
 
-PICTURE_NAMES = ("FL_HEATMAP", "FL_DENDROGRAM")
 
 
 def check_writable(io: WorkbookIO) -> None:
@@ -84,9 +84,10 @@ def apply_result(io: WorkbookIO, result: JobResult) -> JobResult:
         target = placed.get(pic.beside)
         if target is None:
             continue
+        row, col = ((target.max_row + 2 + pic.row_offset, target.min_col) if pic.below
+                    else (target.min_row + pic.row_offset, target.max_col + 2))
         try:
-            io.add_picture(target.sheet, target.min_row + pic.row_offset, target.max_col + 2,
-                           pic.png, pic.name, pic.width, pic.height)
+            io.add_picture(target.sheet, row, col, pic.png, pic.name, pic.width, pic.height)
         except Exception as err:  # noqa: BLE001 - a picture is optional; the numbers are not
             result.warnings.append(f"picture {pic.name} not placed ({type(err).__name__}: {err})")
     io.save()
@@ -127,7 +128,7 @@ def compute_jobs(io: WorkbookIO, jobs, *, pictures: bool = True,
     for job in jobs:
         if job == "optimise_portfolio":
             fitted = next((p for p in reversed(parts) if p.job != job), None)
-            parts.append(compute_portfolio(blocks, fitted=fitted))
+            parts.append(compute_portfolio(blocks, fitted=fitted, pictures=pictures))
         else:
             parts.append(compute_refit(blocks, cv=job == "refit_cv", pictures=pictures,
                                        verbose=verbose))
@@ -154,9 +155,10 @@ def refit_cv(io: WorkbookIO, *, pictures: bool = True, verbose: bool = False) ->
     return run_jobs(io, ["refit_cv"], pictures=pictures, verbose=verbose)
 
 
-def optimise_portfolio(io: WorkbookIO) -> JobResult:
-    """Maximum-diversification weights (optionally on the fitted factor covariance)."""
-    return run_jobs(io, ["optimise_portfolio"])
+def optimise_portfolio(io: WorkbookIO, *, pictures: bool = True) -> JobResult:
+    """Maximum-diversification weights (optionally on the fitted factor covariance), their
+    statistics and risk attribution."""
+    return run_jobs(io, ["optimise_portfolio"], pictures=pictures)
 
 
 def clear_outputs(io: WorkbookIO) -> JobResult:
@@ -182,10 +184,9 @@ def clear_outputs(io: WorkbookIO) -> JobResult:
             continue
         io.clear(area)
         result.written.append(name)
-    coef = names.get("FL_COEF")
-    if coef is not None:
-        for pic in PICTURE_NAMES:
-            io.remove_picture(coef.sheet, pic)
+    for pic, output in PICTURES.items():
+        if output in names:
+            io.remove_picture(names[output].sheet, pic)
     io.save()
     result.summary = f"cleared {len(result.written)} output ranges"
     return result

@@ -25,6 +25,8 @@ COLUMN_FORMATS: dict[str, str | list[str]] = {
     "FL_RESID_VOL": PERCENT2,
     "FL_CV": [PERCENT1],  # the lambda column (the labels) is formatted below
     "FL_WEIGHTS": PERCENT2,
+    "FL_RISK": ["0.000", PERCENT2, PERCENT1],
+    "FL_RISK_ASSETS": [PERCENT2, PERCENT2, PERCENT1, PERCENT2],
 }
 #: Item tables (``item | value ...``): format of the values of each item's row.
 ROW_FORMATS: dict[str, dict[str, str]] = {

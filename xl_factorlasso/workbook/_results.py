@@ -35,10 +35,11 @@ class Picture:
 
     name: str
     png: bytes
-    beside: str  # the output name it sits to the right of
+    beside: str  # the output name it is placed with: to its right, or below it
     row_offset: int = 0
-    width: int = 480
+    width: int = 480  # displayed size in pixels: the PNG's own, so nothing is stretched
     height: int = 360
+    below: bool = False
 
 
 @dataclass
