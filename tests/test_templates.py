@@ -289,6 +289,29 @@ def test_custom_ui_is_linked_and_every_action_is_a_sub(committed):
     assert "Application.Run RUN_PYTHON, \"import xl_factorlasso.ribbon as r; r.\"" in text
 
 
+def _msgbox_prompts(bas: str) -> list[str]:
+    """The constant text of each MsgBox prompt (string literals and vbCr, joined by & _)."""
+    prompts = []
+    for m in re.finditer(r"MsgBox[ (](.*?),\s*(?:_\s+)?vb\w+(?: \+ vb\w+)*, TITLE", bas, re.S):
+        parts = re.findall(r'"((?:[^"]|"")*)"|\b(vbCr)\b', m.group(1))
+        prompts.append("".join("\n" if cr else lit.replace('""', '"') for lit, cr in parts))
+    return prompts
+
+
+def test_vba_messages_fit_and_install_only_what_exists():
+    prompts = _msgbox_prompts(_bas_text())
+    assert len(prompts) == 3  # Clear outputs' question, Help, the add-in failure
+    for text in prompts:
+        assert len(text) < 1024 - 256, text  # MsgBox's limit, with room for Err.Description
+    install = [t for t in prompts if "pip install" in t]
+    assert len(install) == 2
+    for text in install:
+        # not published: no instruction may fetch xl-factorlasso by name from an index
+        assert not re.search(r"pip install [\"']?xl[-_]factorlasso(?![-\w.])", text)
+        assert "pip install xl_factorlasso-<version>-py3-none-any.whl" in text
+        assert "not on PyPI" in text and "xlwings addin install" in text
+
+
 def test_macro_enabled_package_parts(committed):
     for path, main_type in ((XLSX, XLSX_MAIN), (XLSM, XLSM_MAIN)):
         members = committed[path]
