@@ -9,8 +9,10 @@ TEST_STAMP    := $(VENV)/.installed-test
 
 .PHONY: demo test bench lint clean setup templates docs dist
 
+# a current pip: editable installs of a pyproject.toml project need pip >= 21.3
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
 
 $(RUNTIME_STAMP): pyproject.toml setup.py | $(BIN)/python
 	$(BIN)/python -m pip install --quiet -e .
@@ -44,9 +46,9 @@ templates: $(RUNTIME_STAMP)
 # dist/xl_factorlasso-<version>-py3-none-any.whl, with the templates and the user guide; the
 # package is not on PyPI: this wheel is what users install (docs/install.md). build/ is removed
 # first because setuptools would otherwise pack files left there by an earlier build.
-dist:
+dist: | $(BIN)/python
 	rm -rf build
-	$(PYTHON) -m pip wheel --no-deps --wheel-dir dist .
+	$(BIN)/python -m pip wheel --no-deps --wheel-dir dist .
 	@ls dist/*.whl
 
 # needs LibreOffice (soffice), poppler-utils (pdftoppm) and fonts-crosextra-carlito from apt
