@@ -1,42 +1,62 @@
-# Two commands a new user needs: `make demo` and `make test`. Both build .venv on first use.
+# Two commands a new user needs: `make demo` and `make test`. Both build .venv on first use;
+# the demo installs only the package and what it runs on, the tests add the dev, bench and
+# server extras. Each set has its own stamp, so either command works first on a fresh machine.
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
-STAMP  := $(VENV)/.installed
+RUNTIME_STAMP := $(VENV)/.installed-runtime
+TEST_STAMP    := $(VENV)/.installed-test
 
-.PHONY: demo test bench lint clean setup templates docs
+.PHONY: demo test bench lint clean setup templates docs dist
 
-$(STAMP): pyproject.toml
+# a current pip: editable installs of a pyproject.toml project need pip >= 21.3
+$(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
+
+$(RUNTIME_STAMP): pyproject.toml setup.py | $(BIN)/python
+	$(BIN)/python -m pip install --quiet -e .
+	touch $@
+
+# the extras include the runtime, so the demo's stamp is brought up to date too
+$(TEST_STAMP): pyproject.toml setup.py | $(BIN)/python
 	$(BIN)/python -m pip install --quiet -e ".[dev,bench,server]"
-	touch $(STAMP)
+	touch $@ $(RUNTIME_STAMP)
 
-setup: $(STAMP)
+setup: $(TEST_STAMP)
 
-demo: $(STAMP)
+demo: $(RUNTIME_STAMP)
 	$(BIN)/xl-factorlasso demo
 
 # tests_server runs in its own process: xlwings-server switches xlwings' decorators at import.
-test: $(STAMP)
+test: $(TEST_STAMP)
 	$(BIN)/python -m pytest -q
 	$(BIN)/python -m pytest -q tests_server
 
-bench: $(STAMP)
+bench: $(TEST_STAMP)
 	$(BIN)/python benchmarks/bench_fit.py
 	$(BIN)/python benchmarks/bench_engine.py
 	$(BIN)/python benchmarks/bench_maxdiv.py
 	$(BIN)/python benchmarks/bench_udf.py
 
-templates: $(STAMP)
+# writes xl_factorlasso/templates/factorlasso_template.xlsx and .xlsm (package data)
+templates: $(RUNTIME_STAMP)
 	$(BIN)/python workbook_template/build.py
 
+# dist/xl_factorlasso-<version>-py3-none-any.whl, with the templates and the user guide; the
+# package is not on PyPI: this wheel is what users install (docs/install.md). build/ is removed
+# first because setuptools would otherwise pack files left there by an earlier build.
+dist: | $(BIN)/python
+	rm -rf build
+	$(BIN)/python -m pip wheel --no-deps --wheel-dir dist .
+	@ls dist/*.whl
+
 # needs LibreOffice (soffice), poppler-utils (pdftoppm) and fonts-crosextra-carlito from apt
-docs: $(STAMP)
+docs: $(TEST_STAMP)
 	$(BIN)/python docs/render_screenshots.py
 
-lint: $(STAMP)
-	$(BIN)/ruff check xl_factorlasso tests tests_server benchmarks examples workbook_template
+lint: $(TEST_STAMP)
+	$(BIN)/ruff check xl_factorlasso tests tests_server benchmarks examples workbook_template setup.py
 
 clean:
 	rm -rf $(VENV) build dist *.egg-info .pytest_cache

@@ -9,7 +9,7 @@ pictures are LibreOffice's print rendering of the workbook cells, not screenshot
 
 What it does, in a temporary folder:
 
-1. copies ``workbook_template/factorlasso_template.xlsx`` three times: as shipped, after
+1. copies ``xl_factorlasso/templates/factorlasso_template.xlsx`` three times: as shipped, after
    ``xl-factorlasso refit BOOK --cv`` and after ``xl-factorlasso refit BOOK --cv --portfolio``
    (the same command a user runs, so Results, Diagnostics, CV and Portfolio hold real outputs);
 2. for each picture, writes a one-sheet copy of the right book with openpyxl (the other sheets
@@ -44,7 +44,7 @@ from pathlib import Path
 
 DOCS = Path(__file__).resolve().parent
 ROOT = DOCS.parent
-TEMPLATE = ROOT / "workbook_template" / "factorlasso_template.xlsx"
+TEMPLATE = ROOT / "xl_factorlasso" / "templates" / "factorlasso_template.xlsx"
 CUSTOM_UI = ROOT / "workbook_template" / "src" / "customUI14.xml"
 BUILD_PY = ROOT / "workbook_template" / "build.py"
 
@@ -64,7 +64,7 @@ class Shot:
 
 
 SHOTS = [
-    Shot("start.png", "template", "Start", "A1:C40", widths=(("C", 185),)),
+    Shot("start.png", "template", "Start", "A1:C46", widths=(("C", 185),)),
     Shot("returns.png", "template", "Returns", "A1:N24"),
     Shot("signs.png", "template", "Signs", "A1:G25"),
     Shot("settings.png", "template", "Settings", "A1:F25"),

@@ -52,6 +52,6 @@ def test_every_job_writes_a_valid_package(tmp_path):
     shutil.copy(written[-1], cleared)
     clear_outputs(XlsxFileIO(cleared))
     template = tmp_path / "template.xlsm"
-    shutil.copy(ROOT / "workbook_template" / "factorlasso_template.xlsm", template)
+    shutil.copy(ROOT / "xl_factorlasso" / "templates" / "factorlasso_template.xlsm", template)
     run_jobs(XlsxFileIO(template), ["refit_cv", "optimise_portfolio"])
     assert _validate([*written, cleared, template]) == []

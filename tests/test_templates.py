@@ -1,6 +1,8 @@
-"""The committed workbook templates (workbook_template/): VBA, ribbon, names, jobs, drift.
+"""The committed workbook templates: VBA, ribbon, names, jobs, the Start sheet, drift.
 
-Checked on the files users get (``workbook_template/factorlasso_template.xlsx`` / ``.xlsm``):
+Checked on the files users get (``xl_factorlasso/templates/factorlasso_template.xlsx`` /
+``.xlsm``, shipped in the wheel and written by ``xl-factorlasso template``), built from the
+sources in ``workbook_template/``:
 
 * the VBA project, read back by oletools (an independent reader of [MS-OVBA]/[MS-CFB]), holds
   ``src/FactorLassoRibbon.bas`` exactly, plus one document module per sheet and the workbook;
@@ -12,6 +14,8 @@ Checked on the files users get (``workbook_template/factorlasso_template.xlsx`` 
   computes without error in Python and has room to spill;
 * LibreOffice headless (when installed) opens both templates, the names resolve in the converted
   file and its Basic import of the module is our source;
+* the Start sheet points only at what a pip user has: commands of this package, no repository
+  paths, no ``pip install xl-factorlasso`` (not published);
 * drift: ``python workbook_template/build.py`` rebuilds the same member contents.
 
 What Excel itself does with the files (rendering the tab, compiling the VBA, RunPython) cannot be
@@ -43,9 +47,10 @@ from xl_factorlasso.workbook import CONTRACT, OUTPUTS, XlsxFileIO
 from xl_factorlasso.workbook._xlsx import XlsxPackage
 
 ROOT = Path(__file__).resolve().parents[1]
-TEMPLATE_DIR = ROOT / "workbook_template"
-XLSX = TEMPLATE_DIR / "factorlasso_template.xlsx"
-XLSM = TEMPLATE_DIR / "factorlasso_template.xlsm"
+TEMPLATE_DIR = ROOT / "workbook_template"  # the sources and build.py
+SHIPPED = ROOT / "xl_factorlasso" / "templates"  # what build.py writes and the wheel ships
+XLSX = SHIPPED / "factorlasso_template.xlsx"
+XLSM = SHIPPED / "factorlasso_template.xlsm"
 BAS = TEMPLATE_DIR / "src" / "FactorLassoRibbon.bas"
 CUSTOM_UI = TEMPLATE_DIR / "src" / "customUI14.xml"
 
@@ -284,6 +289,29 @@ def test_custom_ui_is_linked_and_every_action_is_a_sub(committed):
     assert "Application.Run RUN_PYTHON, \"import xl_factorlasso.ribbon as r; r.\"" in text
 
 
+def _msgbox_prompts(bas: str) -> list[str]:
+    """The constant text of each MsgBox prompt (string literals and vbCr, joined by & _)."""
+    prompts = []
+    for m in re.finditer(r"MsgBox[ (](.*?),\s*(?:_\s+)?vb\w+(?: \+ vb\w+)*, TITLE", bas, re.S):
+        parts = re.findall(r'"((?:[^"]|"")*)"|\b(vbCr)\b', m.group(1))
+        prompts.append("".join("\n" if cr else lit.replace('""', '"') for lit, cr in parts))
+    return prompts
+
+
+def test_vba_messages_fit_and_install_only_what_exists():
+    prompts = _msgbox_prompts(_bas_text())
+    assert len(prompts) == 3  # Clear outputs' question, Help, the add-in failure
+    for text in prompts:
+        assert len(text) < 1024 - 256, text  # MsgBox's limit, with room for Err.Description
+    install = [t for t in prompts if "pip install" in t]
+    assert len(install) == 2
+    for text in install:
+        # not published: no instruction may fetch xl-factorlasso by name from an index
+        assert not re.search(r"pip install [\"']?xl[-_]factorlasso(?![-\w.])", text)
+        assert "pip install xl_factorlasso-<version>-py3-none-any.whl" in text
+        assert "not on PyPI" in text and "xlwings addin install" in text
+
+
 def test_macro_enabled_package_parts(committed):
     for path, main_type in ((XLSX, XLSX_MAIN), (XLSM, XLSM_MAIN)):
         members = committed[path]
@@ -357,6 +385,48 @@ def test_sample_data_is_the_synthetic_demo_panel(committed):
     assert "SYNTHETIC" in text
     for word in BUTTONS + ["FLASSO_FIT", "xl-factorlasso refit", "xlwings addin install"]:
         assert word in text, word
+
+
+def _start_text(template) -> str:
+    pkg = XlsxPackage.open(template)
+    return "\n".join(v for row in pkg.read_values("Start", "A1:C80") for v in row
+                     if isinstance(v, str))
+
+
+@BOTH
+def test_start_sheet_points_only_at_what_a_pip_user_has(template, committed):
+    """A user who installed the wheel has the package and its command, not the repository."""
+    import argparse
+
+    from xl_factorlasso.cli import build_parser
+
+    text = _start_text(template)
+    for repo_only in ("workbook_template", "docs/", "git clone", "README"):
+        assert repo_only not in text, repo_only
+    # xl-factorlasso is not published: no instruction may fetch it by name from an index
+    assert not re.search(r"pip install [\"']?xl[-_]factorlasso(?![-\w.])", text)
+    assert f"pip install {build.WHEEL}" in text and "not published on PyPI" in text
+    assert build.WHEEL == "xl_factorlasso-<version>-py3-none-any.whl"
+    # every command it quotes is one the installed command has, with options it has
+    parser = build_parser()
+    (sub,) = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
+    quoted = re.findall(r"xl-factorlasso ((?:--)?[\w-]+)((?: --[\w-]+)*)", text)
+    assert {c for c, _ in quoted} >= {"template", "refit", "inspect", "serve", "--help"}
+    for command, options in quoted:
+        if command == "--help":
+            continue
+        assert command in sub.choices, command
+        known = {o for a in sub.choices[command]._actions for o in a.option_strings}
+        assert set(options.split()) <= known, (command, options)
+    assert "xl-factorlasso template --macro BOOK.xlsm" in text
+    assert "xl-factorlasso template BOOK.xlsx" in text
+
+
+def test_build_writes_into_the_package():
+    import inspect
+
+    assert build.OUT_DIR == SHIPPED
+    assert inspect.signature(build.build_templates).parameters["out_dir"].default == SHIPPED
 
 
 # =============================================================================== sheets
@@ -526,4 +596,5 @@ def test_rebuild_gives_the_committed_contents(tmp_path, committed):
         assert list(rebuilt) == list(old), template.name
         changed = [n for n in old if rebuilt[n] != old[n]]
         assert not changed, (f"{template.name} differs from a rebuild in {changed}: run "
-                             "python workbook_template/build.py and commit the templates")
+                             "make templates (python workbook_template/build.py) and commit "
+                             "xl_factorlasso/templates/")

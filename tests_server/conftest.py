@@ -47,7 +47,7 @@ if str(ROOT) not in sys.path:  # tests.fake_office_client
 
 def _skip_reason() -> str | None:
     if importlib.util.find_spec("xlwings_server") is None:
-        return "xlwings-server is not installed (pip install \"xl-factorlasso[server]\")"
+        return "xlwings-server is not installed (the extra 'server': pip install \".[server]\")"
     try:
         import xlwings
     except Exception as err:  # noqa: BLE001 - xlwings.LicenseError in server mode

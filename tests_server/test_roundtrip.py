@@ -63,7 +63,8 @@ def test_template_round_trip_equals_a_direct_fit(client, tmp_path, xlwings_versi
 
     from xl_factorlasso.workbook._jobs import FIT_INPUTS, read_blocks, workbook_fit_inputs
 
-    template = Path(__file__).parent.parent / "workbook_template" / "factorlasso_template.xlsx"
+    template = (Path(__file__).parent.parent / "xl_factorlasso" / "templates"
+                / "factorlasso_template.xlsx")
     path = tmp_path / "template.xlsx"
     shutil.copy(template, path)
     inputs = workbook_fit_inputs(read_blocks(XlsxFileIO(str(path)), FIT_INPUTS, ()))

@@ -4,7 +4,9 @@
 
 writes ``factorlasso_template.xlsx`` (no macros: Excel with the worksheet functions, the Office.js
 add-in of xlwings Server, the command line) and ``factorlasso_template.xlsm`` (the same workbook
-plus a "Factor LASSO" ribbon tab and its VBA callbacks, for desktop Excel with the xlwings add-in).
+plus a "Factor LASSO" ribbon tab and its VBA callbacks, for desktop Excel with the xlwings add-in)
+into ``xl_factorlasso/templates/``: the wheel ships them from there as package data, and
+``xl-factorlasso template [--macro] PATH`` writes a copy for the user.
 
 Sources:
 
@@ -32,8 +34,12 @@ import zipfile
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-if str(HERE) not in sys.path:  # run as a script or loaded by the tests: vbaproject is a sibling
-    sys.path.insert(0, str(HERE))
+ROOT = HERE.parent
+# vbaproject is a sibling; xl_factorlasso is the package of this checkout, even when another
+# copy is installed
+for _folder in (ROOT, HERE):
+    if str(_folder) not in sys.path:
+        sys.path.insert(0, str(_folder))
 
 import openpyxl  # noqa: E402
 import pandas as pd  # noqa: E402
@@ -44,11 +50,12 @@ from openpyxl.worksheet.formula import ArrayFormula  # noqa: E402
 from openpyxl.worksheet.hyperlink import Hyperlink  # noqa: E402
 from vbaproject import build_vba_project  # noqa: E402
 
+from xl_factorlasso.templates import FOLDER as OUT_DIR  # noqa: E402
+from xl_factorlasso.templates import XLSM_NAME, XLSX_NAME  # noqa: E402
+
 SRC = HERE / "src"
 CUSTOM_UI = SRC / "customUI14.xml"
 BAS_FILES = (SRC / "FactorLassoRibbon.bas",)
-XLSX_NAME = "factorlasso_template.xlsx"
-XLSM_NAME = "factorlasso_template.xlsm"
 
 # OPC names and types
 CT = "http://schemas.openxmlformats.org/package/2006/content-types"
@@ -155,6 +162,8 @@ SCENARIO_ROWS = 3  # the last weeks of the factor panel, for FLASSO_PREDICT
 
 XLWINGS_CONF = [("UDF Modules", "xl_factorlasso.udfs")]
 XLWINGS_ADDIN_DOCS = "https://docs.xlwings.org/en/latest/addin.html"
+# what `make dist` builds; no version number, so that a release does not change the templates
+WHEEL = "xl_factorlasso-<version>-py3-none-any.whl"
 
 
 # =============================================================================== the workbook
@@ -246,20 +255,29 @@ def _start_sheet(wb, inputs: dict) -> None:
          Font(name="Calibri", bold=True, color="C00000")),
     ], start_row=2)
     r += 1
+    ws.cell(row=r, column=1, value="Set up once").font = HEADING
+    r = _write_rows(ws, [
+        (["Python", "", "Python 3.10 or newer on this computer (python.org)"], None),
+        (["xl-factorlasso", "package", f"pip install {WHEEL}   (the wheel file you were given, "
+          "built by make dist in the source repository; not published on PyPI)"], None),
+        (["xlwings add-in", "desktop", "xlwings addin install   (then restart Excel: an xlwings "
+          "tab appears; the ribbon buttons and the desktop functions need it)"], None),
+        (["Fresh copy", "", "xl-factorlasso template --macro BOOK.xlsm   (this workbook with "
+          "the ribbon)   or   xl-factorlasso template BOOK.xlsx   (without macros)"], None),
+    ], start_row=r + 1)
+    r += 1
     ws.cell(row=r, column=1, value="How to run").font = HEADING
     r = _write_rows(ws, [
-        (["Ribbon", "desktop", "factorlasso_template.xlsm: tab Factor LASSO (buttons below). "
-          "One-time setup: pip install xl-factorlasso, then xlwings addin install; open the "
-          ".xlsm and enable macros."], None),
+        (["Ribbon", "desktop", "the .xlsm: tab Factor LASSO (buttons below). Open it, enable "
+          "macros; Help on the tab works without Python, the other buttons run it."], None),
         (["Functions", "Excel 365", "worksheet functions such as FLASSO_FIT(FL_RETURNS,"
           "FL_FACTORS): working examples on the Formulas sheet. Desktop: the xlwings.conf "
           "sheet sets UDF Modules = xl_factorlasso.udfs; click Import Functions on the xlwings "
           "tab once."], None),
         (["Command line", "no Excel", "xl-factorlasso refit THIS_FILE --cv --portfolio   "
           "(xl-factorlasso inspect THIS_FILE lists the names and checks every input)"], None),
-        (["Server add-in", "Office.js", "factorlasso_template.xlsx with the add-in of "
-          "xl-factorlasso serve: the same buttons in its ribbon, functions as NS.FLASSO_*"],
-         None),
+        (["Server add-in", "Office.js", "the .xlsx with the add-in of xl-factorlasso serve: "
+          "the same buttons in its ribbon, functions as NS.FLASSO_*"], None),
     ], start_row=r + 1)
     r += 1
     ws.cell(row=r, column=1, value="Ribbon buttons").font = HEADING
@@ -319,14 +337,16 @@ def _start_sheet(wb, inputs: dict) -> None:
           "cell and nothing is written; otherwise only the output names change"], None),
     ], start_row=r + 1)
     r += 1
-    ws.cell(row=r, column=1, value="Links").font = HEADING
+    ws.cell(row=r, column=1, value="Documentation").font = HEADING
+    r += 1
+    ws.cell(row=r, column=1, value="user guide")
+    ws.cell(row=r, column=2, value="installed")
+    ws.cell(row=r, column=3, value="xl-factorlasso --help prints its folder: index.md (a "
+            "five-minute tour), install.md (setup, troubleshooting), functions.md (every "
+            "FLASSO_* function), workbook.md (the FL_* names)")
     r += 1
     ws.cell(row=r, column=1, value="xlwings add-in")
     _link(ws.cell(row=r, column=3, value=XLWINGS_ADDIN_DOCS), url=XLWINGS_ADDIN_DOCS)
-    r += 1
-    ws.cell(row=r, column=1, value="documentation")
-    ws.cell(row=r, column=3, value="docs/ of xl-factorlasso: workbook.md (the FL_* contract), "
-            "functions.md (every FLASSO_* function), maxdiv.md, formulation.md")
 
 
 def _settings_help(ws, rows, help_column: int | None) -> None:
@@ -615,7 +635,7 @@ def write_zip(path: Path, members: list[tuple[str, bytes]]) -> None:
     os.replace(tmp, path)
 
 
-def build_templates(out_dir: Path | str = HERE) -> list[Path]:
+def build_templates(out_dir: Path | str = OUT_DIR) -> list[Path]:
     """Build both templates into ``out_dir``; returns their paths (.xlsx, .xlsm)."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -630,7 +650,8 @@ def build_templates(out_dir: Path | str = HERE) -> list[Path]:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--out-dir", default=str(HERE), help="default: workbook_template/")
+    parser.add_argument("--out-dir", default=str(OUT_DIR),
+                        help="default: xl_factorlasso/templates/, where the package ships them")
     args = parser.parse_args(argv)
     for path in build_templates(args.out_dir):
         print(f"wrote {path} ({path.stat().st_size:,} bytes)")

@@ -7,6 +7,7 @@ import os
 import sys
 import time
 import warnings
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -183,10 +184,51 @@ def run_serve(args: argparse.Namespace) -> int:
         return 2
 
 
+def run_template(args: argparse.Namespace) -> int:
+    """Write a copy of a shipped template (``xl_factorlasso/templates/``) to ``args.path``."""
+    from .templates import write_template
+
+    path = write_template(args.path, macro=args.macro, force=args.force)
+    shown = f'"{args.path}"' if " " in args.path else args.path
+    if args.macro:
+        print(f"wrote {path}: the template with the Factor LASSO ribbon tab (synthetic sample "
+              "data)")
+        print("next: open it in desktop Excel and enable macros; the buttons need the xlwings "
+              "add-in once (xlwings addin install)")
+    else:
+        print(f"wrote {path}: the template without macros (synthetic sample data)")
+        print("next: open it in Excel (its Formulas sheet shows the =FLASSO_* functions) or "
+              "with the server add-in")
+    print(f"without Excel: xl-factorlasso refit {shown} --cv --portfolio")
+    return 0
+
+
+def user_guide() -> Path | None:
+    """The folder of the user guide (``index.md``, ...): inside the installed package (the
+    wheel ships ``docs/`` as ``xl_factorlasso/docs/``), else ``docs/`` of a source checkout."""
+    here = Path(__file__).resolve().parent
+    if (here / "docs" / "index.md").is_file():
+        return here / "docs"
+    if (here.parent / "pyproject.toml").is_file() and (here.parent / "docs" / "index.md").is_file():
+        return here.parent / "docs"
+    return None
+
+
+def _guide_line() -> str:
+    guide = user_guide()
+    if guide is None:
+        return "User guide: docs/ of the source repository (not installed here)"
+    return f"User guide (Markdown): {guide / 'index.md'}"
+
+
 def build_parser() -> argparse.ArgumentParser:
+    from .templates import FOLDER, XLSM_NAME, XLSX_NAME
+
     parser = argparse.ArgumentParser(
         prog="xl-factorlasso",
         description="Sparse factor models and maximum-diversification portfolios for Excel.",
+        epilog=f"{_guide_line()}\nA workbook to start from: xl-factorlasso template --help",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     sub = parser.add_subparsers(dest="command", required=True)
     demo = sub.add_parser("demo", help="write a workbook with synthetic sample data and fit it")
@@ -203,6 +245,26 @@ def build_parser() -> argparse.ArgumentParser:
     insp = sub.add_parser("inspect", help="list the FL_* names of a workbook and check its inputs")
     insp.add_argument("path")
     insp.set_defaults(func=run_inspect)
+    template = sub.add_parser(
+        "template", help="write a ready workbook (the .xlsx, or the .xlsm with the ribbon)",
+        description="Write a ready workbook: every FL_* name with synthetic sample data, the\n"
+                    "Start sheet, dropdowns and the Formulas sheet. With --macro: the .xlsm with\n"
+                    "the Factor LASSO ribbon tab (desktop Excel with the xlwings add-in).\n"
+                    "An existing PATH is replaced only with --force, and never while it is open\n"
+                    "in Excel or LibreOffice, locked or read-only.",
+        epilog="The templates come from inside the installed package:\n"
+               f"  {FOLDER / XLSX_NAME}\n  {FOLDER / XLSM_NAME}\n"
+               "They are built from workbook_template/ of the source repository by "
+               "`make templates`\nand shipped in the wheel as package data.",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    template.add_argument("path", metavar="PATH",
+                          help="the workbook to write: .xlsx, or .xlsm with --macro")
+    template.add_argument("--macro", action="store_true",
+                          help="the .xlsm with the Factor LASSO ribbon tab and its VBA")
+    template.add_argument("--force", action="store_true",
+                          help="replace PATH if it exists (not while it is open or locked)")
+    template.set_defaults(func=run_template)
     serve = sub.add_parser(
         "serve", help="run the xlwings Server add-in (Office.js; extra 'server', licence key)"
     )

@@ -54,8 +54,9 @@ Public Sub ShowHelp(control As IRibbonControl)
            "Clear outputs: empty every FL_* output range." & vbCr & vbCr & _
            "Yellow cells are inputs, blue headers are outputs. The Start sheet explains the " & _
            "workbook; the Formulas sheet shows the =FLASSO_* worksheet functions." & vbCr & vbCr & _
-           "Needs Python with xl-factorlasso (pip install xl-factorlasso) and the xlwings " & _
-           "add-in (xlwings addin install).", vbInformation, TITLE
+           "Needs Python with the xl-factorlasso package, installed from its wheel file (it is " & _
+           "not on PyPI): pip install xl_factorlasso-<version>-py3-none-any.whl, and the xlwings " & _
+           "add-in: xlwings addin install. The Start sheet has the steps.", vbInformation, TITLE
 End Sub
 
 Private Sub RunEntryPoint(ByVal entryPoint As String)
@@ -65,6 +66,8 @@ Private Sub RunEntryPoint(ByVal entryPoint As String)
 Failed:
     MsgBox "Could not run xl-factorlasso through the xlwings add-in:" & vbCr & Err.Description & _
            vbCr & vbCr & "Install it once from a terminal, then restart Excel:" & vbCr & _
-           "    pip install xl-factorlasso" & vbCr & "    xlwings addin install", _
+           "    pip install xl_factorlasso-<version>-py3-none-any.whl" & vbCr & _
+           "    xlwings addin install" & vbCr & _
+           "(the wheel file you were given; xl-factorlasso is not on PyPI)", _
            vbExclamation, TITLE
 End Sub

@@ -1,6 +1,7 @@
 """The xlwings Server add-in (optional extra ``server``): FLASSO_* and the ribbon over Office.js.
 
-Install with ``pip install "xl-factorlasso[server]"`` and start with ``xl-factorlasso serve``.
+Install with ``pip install "path/to/xl_factorlasso-<version>-py3-none-any.whl[server]"`` (or
+``pip install ".[server]"`` in a source checkout) and start with ``xl-factorlasso serve``.
 The core, the desktop add-in and the CLI never need this: nothing outside this folder imports
 xlwings-server, and this module imports neither xlwings nor xlwings-server when it is imported
 (:func:`serve` does, after configuring the environment they read at import time).
@@ -460,8 +461,9 @@ def serve(host: str = "127.0.0.1", port: int = 8000, *, reload: bool = False,
 
     if importlib.util.find_spec("xlwings_server") is None:
         raise ServerSetupError(
-            "the server add-in needs the optional extra (Python 3.11 or later): "
-            "pip install \"xl-factorlasso[server]\""
+            "the server add-in needs the optional extra 'server' (Python 3.11 or later): "
+            "pip install \"path/to/xl_factorlasso-<version>-py3-none-any.whl[server]\" (the "
+            "wheel built by make dist), or pip install \".[server]\" in a source checkout"
         )
     # xlwings-server and xlwings read these when they are imported: set them first.
     if env_file is not None:
