@@ -122,20 +122,21 @@ def fit_counter(monkeypatch):
 
 
 # --------------------------------------------------------------------------- the functions
+FIT = ["returns", "factors", "reg_lambda", "model_type", "signs", "prior", "settings", "groups"]
+CV = ["returns", "factors", "lambdas", "n_splits", "settings", "signs", "prior", "groups"]
 SIGNATURES = {
-    "FLASSO_FIT": ["returns", "factors", "reg_lambda", "model_type", "signs", "prior", "settings"],
-    "FLASSO_R2": ["returns", "factors", "reg_lambda", "model_type", "signs", "prior", "settings"],
-    "FLASSO_INTERCEPT": ["returns", "factors", "reg_lambda", "model_type", "signs", "prior",
-                         "settings"],
-    "FLASSO_CLUSTERS": ["returns", "factors", "reg_lambda", "model_type", "signs", "prior",
-                        "settings"],
-    "FLASSO_RESID_VOL": ["returns", "factors", "reg_lambda", "model_type", "signs", "prior",
-                         "settings"],
-    "FLASSO_PREDICT": ["returns", "factors", "new_factors", "reg_lambda", "model_type", "signs",
-                       "prior", "settings"],
-    "FLASSO_CV": ["returns", "factors", "lambdas", "n_splits", "settings"],
-    "FLASSO_COV": ["returns", "factors", "reg_lambda", "model_type", "signs", "prior", "settings"],
-    "FLASSO_MAXDIV": ["returns", "settings", "constraints", "groups", "factors"],
+    "FLASSO_FIT": FIT,
+    "FLASSO_R2": FIT,
+    "FLASSO_INTERCEPT": FIT,
+    "FLASSO_CLUSTERS": FIT,
+    "FLASSO_RESID_VOL": FIT,
+    "FLASSO_PREDICT": [*FIT[:2], "new_factors", *FIT[2:]],
+    "FLASSO_CV": CV,
+    "FLASSO_BEST_LAMBDA": CV,
+    "FLASSO_COV": FIT,
+    # new arguments go at the end: existing formulas keep their meaning
+    "FLASSO_MAXDIV": ["returns", "settings", "constraints", "groups", "factors", "signs", "prior",
+                      "model_settings", "model_groups", "previous_weights"],
     "FLASSO_VERSION": [],
 }
 
@@ -676,8 +677,6 @@ def maxdiv_cases(R, F):
          "settings", ["reg_lambda is a factor-model setting"]),
         ("factor covariance without factors", lambda: md(R, [["covariance", "factor"]]),
          "factors", ["needs the factor returns"]),
-        ("factors without factor covariance", lambda: md(R, None, None, None, F), "factors",
-         ["only with covariance = factor"]),
         ("factor dates differ", lambda: md(R, [["covariance", "factor"]], None, None, F[:-3]),
          "returns", ["has no row in factors"]),
         ("missing return with sample covariance", lambda: md(_set(R, 7, 2, None)), "returns",
