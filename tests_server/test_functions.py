@@ -184,6 +184,13 @@ def test_the_namespace_rule_is_the_manifests(manifest_namespace, server_settings
     assert f'functions_namespace = "{FUNCTIONS_NAMESPACE}"' in toml
 
 
+def test_the_task_pane_names_every_function_in_the_namespace(client, manifest_namespace):
+    html = client.get("/taskpane.html").text
+    assert f"={manifest_namespace}.FLASSO_FIT(FL_RETURNS, FL_FACTORS)" in html
+    listed = set(re.findall(r"\bFLASSO_[A-Z0-9_]+", html))
+    assert listed == set(FUNCTIONS)
+
+
 def test_namespaced_formula():
     f = '=INDEX(FLASSO_CV(R, F), XMATCH("best", INDEX(FLASSO_CV(R, F), , 8), 0, -1), 1)'
     assert namespaced_formula(f, "FACTORLASSO") == (
