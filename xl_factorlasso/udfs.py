@@ -22,6 +22,12 @@ Contract of every function
 * NaN results are blank cells (``None``).
 * Results are cached on the *content* of the arguments (:mod:`._udf_cache`): every formula
   with the same inputs shares one fit. :func:`cache_info` / :func:`cache_clear` inspect it.
+  Every argument is part of the key.
+* One answer everywhere: each function takes the model inputs of the job it mirrors (returns,
+  factors, signs, prior, settings, groups; the portfolio's settings, constraints, asset groups,
+  previous weights and, for ``covariance = factor``, the refit's model inputs) and computes
+  them with the job's readers and core calls, so that the template's Formulas sheet equals
+  what the ribbon writes (``tests/test_one_answer.py``). New arguments go at the end.
 """
 
 from __future__ import annotations
@@ -747,6 +753,7 @@ def FLASSO_BEST_LAMBDA(returns, factors, lambdas=None, n_splits=None, settings=N
     """The reg_lambda with the best cross-validated R-squared (the best row of FLASSO_CV)."""
     def compute():
         cvm = _cv_model(returns, factors, lambdas, n_splits, settings, signs, prior, groups)
+        # a value of the grid, so finite: LassoModelCV refuses a run where no lambda scores
         return float(cvm.best_lambda_)
 
     return _guard(compute)
