@@ -244,18 +244,27 @@ class _OverHttp:
 
 
 def test_the_server_template_formulas_call_the_registered_functions_and_compute(
-        client, udfs, meta, manifest_namespace, xlwings_version):
-    """The template with its Formulas sheet written for this server's namespace: every formula
-    calls registered functions under the manifest's namespace, in the form an .xlsx stores
-    them, and over HTTP gives the numbers of the desktop template's formula."""
-    from openpyxl.worksheet.formula import ArrayFormula
+        client, udfs, meta, manifest_namespace, xlwings_version, tmp_path):
+    """The template written for this server's namespace (``build_template_for``): every
+    formula of the file calls registered functions under the manifest's namespace, in the form
+    an .xlsx stores them, and over HTTP gives the numbers of the desktop template's formula."""
+    import zipfile
+
+    import openpyxl
+    from lxml import etree
 
     build = _build()
     ns = manifest_namespace
-    wb = build.build_openpyxl_workbook(namespace=ns)
+    path = build.build_template_for(tmp_path / "server.xlsx", ns)
+    wb = openpyxl.load_workbook(path)
     ws = wb["Formulas"]
-    stored = [c.value.text for row in ws.iter_rows() for c in row
-              if isinstance(c.value, ArrayFormula)]
+    main = "http://schemas.openxmlformats.org/spreadsheetml/2006/main"
+    index = wb.sheetnames.index("Formulas") + 1
+    with zipfile.ZipFile(path) as zf:
+        sheet = etree.fromstring(zf.read(f"xl/worksheets/sheet{index}.xml"))
+    cells = [f.getparent() for f in sheet.iter(f"{{{main}}}f")]
+    assert cells and all(c.get("cm") == "1" for c in cells)  # dynamic arrays: they spill
+    stored = [c.find(f"{{{main}}}f").text for c in cells]
     assert len(stored) == len(build.FORMULAS)
     called = set()
     for formula in stored:

@@ -901,6 +901,19 @@ def build_templates(out_dir: Path | str = HERE) -> list[Path]:
     return paths
 
 
+def build_template_for(path: Path | str, namespace: str | None) -> Path:
+    """Write the .xlsx template with its Formulas sheet written for one add-in.
+
+    ``namespace`` None: the desktop add-in (the same workbook as :data:`XLSX_NAME`); the
+    server add-in's namespace (:func:`xl_factorlasso.server.functions_namespace`,
+    ``FACTORLASSO`` in prod): every formula calls that add-in's functions, stored as Excel
+    stores Office.js custom functions (``_xldudf_FACTORLASSO_FLASSO_FIT(...)``).
+    """
+    path = Path(path)
+    write_zip(path, package_members(build_openpyxl_workbook(namespace=namespace), macro=False))
+    return path
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--out-dir", default=str(HERE), help="default: workbook_template/")
