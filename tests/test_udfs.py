@@ -437,6 +437,18 @@ def test_maxdiv_factor_model_from_signs_prior_and_model_settings(demo, R, F):
     # without them it is another model, and other weights
     plain = udfs.FLASSO_MAXDIV(R, settings, None, None, F)
     assert np.abs(_weights(plain).to_numpy() - _weights(out).to_numpy()).max() > 1e-3
+    # GROUP_LASSO needs the model's groups, in model_groups (groups are the asset tags)
+    group = [["covariance", "factor"], ["max_weights", 0.2], ["model_type", "GROUP_LASSO"]]
+    is_error(udfs.FLASSO_MAXDIV(R, group, None, None, F), "settings",
+             "give them in the model_groups argument")
+    is_error(udfs.FLASSO_MAXDIV(R, group, None, None, F, None, None, None,
+                                _group_cells(demo.clusters.iloc[1:])), "model_groups",
+             "needs a group for every asset; 'SPX' has none")
+    grouped = udfs.FLASSO_MAXDIV(R, group, None, None, F, None, None, None,
+                                 _group_cells(demo.clusters))
+    est = _maxdiv_model(demo, model_type="GROUP_LASSO", group_data=demo.clusters)
+    np.testing.assert_allclose(_weights(grouped).to_numpy(), est.weights_.to_numpy(),
+                               rtol=RTOL, atol=1e-14)
     # a bad model setting is reported on its cell of model_settings
     is_error(udfs.FLASSO_MAXDIV(R, settings, None, None, F, None, None,
                                 [["n_clusters", 99]]), "model_settings",

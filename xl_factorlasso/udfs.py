@@ -438,9 +438,9 @@ def _fit_inputs(returns, factors, reg_lambda=None, model_type=None, signs=None, 
     return inputs
 
 
-def _check_groups(inputs: FitInputs, groups: Block | None) -> None:
-    """GROUP_LASSO needs a group for every asset (the message names the function argument;
-    :func:`fit_inputs` would name FL_GROUPS)."""
+def _check_groups(inputs: FitInputs, groups: Block | None, argument: str = "groups") -> None:
+    """GROUP_LASSO needs a group for every asset (the message names the function argument,
+    ``argument``; :func:`fit_inputs` would name FL_GROUPS)."""
     if LassoModelType.parse(inputs.params.get("model_type", "LASSO")) is not (
         LassoModelType.GROUP_LASSO
     ):
@@ -450,14 +450,13 @@ def _check_groups(inputs: FitInputs, groups: Block | None) -> None:
     if not missing:
         return
     if groups is None or groups.is_empty():
-        name = "groups" if groups is None else groups.name
         raise _arg_error(
             inputs.sources["model_type"],
-            f"GROUP_LASSO needs a group for every asset: give them in the {name} argument "
+            f"GROUP_LASSO needs a group for every asset: give them in the {argument} argument "
             "(asset | group rows, e.g. FL_GROUPS), or use HCGL or FCGL (groups found from the "
             "data)")
-    raise _arg_error(groups.name, f"model_type GROUP_LASSO needs a group for every asset; "
-                                  f"{missing[0]!r} has none")
+    raise _arg_error(argument, f"model_type GROUP_LASSO needs a group for every asset; "
+                               f"{missing[0]!r} has none")
 
 
 _FIT_HINTS = (
@@ -876,7 +875,7 @@ def _factor_covariance(y, y_block, factors, ps: PortfolioSettings, signs, prior,
                         prior=_optional_block("prior", prior), groups=gblock, settings=mblock,
                         overrides=ps.model_overrides(), require_groups=False,
                         blocks=(y_block, x_block), **bound)
-    _check_groups(inputs, gblock)
+    _check_groups(inputs, gblock, "model_groups")
     try:
         model = LassoModel(**inputs.params).fit(x, y)
         return assemble_factor_covariance(model, x)
