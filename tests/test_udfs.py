@@ -122,20 +122,21 @@ def fit_counter(monkeypatch):
 
 
 # --------------------------------------------------------------------------- the functions
+FIT = ["returns", "factors", "reg_lambda", "model_type", "signs", "prior", "settings", "groups"]
+CV = ["returns", "factors", "lambdas", "n_splits", "settings", "signs", "prior", "groups"]
 SIGNATURES = {
-    "FLASSO_FIT": ["returns", "factors", "reg_lambda", "model_type", "signs", "prior", "settings"],
-    "FLASSO_R2": ["returns", "factors", "reg_lambda", "model_type", "signs", "prior", "settings"],
-    "FLASSO_INTERCEPT": ["returns", "factors", "reg_lambda", "model_type", "signs", "prior",
-                         "settings"],
-    "FLASSO_CLUSTERS": ["returns", "factors", "reg_lambda", "model_type", "signs", "prior",
-                        "settings"],
-    "FLASSO_RESID_VOL": ["returns", "factors", "reg_lambda", "model_type", "signs", "prior",
-                         "settings"],
-    "FLASSO_PREDICT": ["returns", "factors", "new_factors", "reg_lambda", "model_type", "signs",
-                       "prior", "settings"],
-    "FLASSO_CV": ["returns", "factors", "lambdas", "n_splits", "settings"],
-    "FLASSO_COV": ["returns", "factors", "reg_lambda", "model_type", "signs", "prior", "settings"],
-    "FLASSO_MAXDIV": ["returns", "settings", "constraints", "groups", "factors"],
+    "FLASSO_FIT": FIT,
+    "FLASSO_R2": FIT,
+    "FLASSO_INTERCEPT": FIT,
+    "FLASSO_CLUSTERS": FIT,
+    "FLASSO_RESID_VOL": FIT,
+    "FLASSO_PREDICT": [*FIT[:2], "new_factors", *FIT[2:]],
+    "FLASSO_CV": CV,
+    "FLASSO_BEST_LAMBDA": CV,
+    "FLASSO_COV": FIT,
+    # new arguments go at the end: existing formulas keep their meaning
+    "FLASSO_MAXDIV": ["returns", "settings", "constraints", "groups", "factors", "signs", "prior",
+                      "model_settings", "model_groups", "previous_weights"],
     "FLASSO_VERSION": [],
 }
 
@@ -156,6 +157,11 @@ def test_help_texts_fit_the_function_wizard():
         assert doc and "\n" not in doc.strip() and len(doc) <= 255, name
     for text in udfs.DOCS.values():
         assert 20 < len(text) <= 255
+    used = set()
+    for name in udfs.__all__:  # every argument has its text; no text is left unused
+        for param in inspect.signature(getattr(udfs, name)).parameters:
+            used.add(udfs.argument_doc(name, param))
+    assert used == set(udfs.DOCS.values())
 
 
 @pytest.mark.skipif(os.environ.get("XLWINGS_ON_SERVER") == "true", reason="server decorators")
@@ -327,6 +333,159 @@ def test_maxdiv_factor_covariance_constraints_groups(demo, R, F):
                                atol=1e-14)
     assert weights[groups.index[groups["Region"] == "US"]].sum() >= 0.1 - 1e-7
     assert _stats(out)["covariance"] == "factor"
+
+
+def _group_cells(groups: pd.Series) -> list:
+    return [["asset", "group"], *[[a, g] for a, g in groups.items()]]
+
+
+def test_cv_with_signs_prior_and_groups_equals_core(demo, R, F):
+    """FLASSO_CV takes the model inputs of the fit functions (those of the refit_cv job)."""
+    signs, prior = demo.signs.iloc[:12], demo.prior.iloc[:12]
+    settings = [["span", 52], ["cv_n_lambdas", 5], ["cv_splits", 3]]
+    out = udfs.FLASSO_CV(R, F, None, None, settings, matrix_cells(signs), matrix_cells(prior))
+    base = LassoModel(span=52, factors_beta_loading_signs=signs.reindex(demo.y.columns),
+                      factors_beta_prior=prior.reindex(demo.y.columns))
+    cv = LassoModelCV(lambdas="auto", n_lambdas=5, n_splits=3, base_model=base,
+                      refit=False).fit(demo.x, demo.y)
+    np.testing.assert_allclose([r[0] for r in out[1:]], cv.lambdas_, rtol=RTOL)
+    np.testing.assert_allclose(np.array([r[1:4] for r in out[1:]], dtype=float),
+                               cv.cv_scores_.to_numpy(), rtol=RTOL)
+    assert udfs.FLASSO_BEST_LAMBDA(R, F, None, None, settings, matrix_cells(signs),
+                                   matrix_cells(prior)) == cv.best_lambda_
+    # without the signs and prior the scores are those of another model
+    plain = udfs.FLASSO_CV(R, F, None, None, settings)
+    assert [r[1:4] for r in plain[1:]] != [r[1:4] for r in out[1:]]
+    # GROUP_LASSO with the groups argument: the base model of every fold groups the assets
+    grouped = udfs.FLASSO_CV(R, F, [[1e-5], [1e-4]], 2, [["model_type", "GROUP_LASSO"]], None,
+                             None, _group_cells(demo.clusters))
+    cvg = LassoModelCV(lambdas=[1e-5, 1e-4], n_splits=2, refit=False, base_model=LassoModel(
+        model_type="GROUP_LASSO", group_data=demo.clusters)).fit(demo.x, demo.y)
+    np.testing.assert_allclose([r[3] for r in grouped[1:]], cvg.mean_scores_.to_numpy(),
+                               rtol=RTOL)
+
+
+def test_best_lambda_is_the_best_row_and_shares_the_cross_validation(R, F, fresh_cache):
+    grid = [[1e-6], [1e-5], [1e-4], [1e-3]]
+    table = udfs.FLASSO_CV(R, F, grid, 3)
+    best = udfs.FLASSO_BEST_LAMBDA(R, F, grid, 3)
+    assert isinstance(best, float)
+    assert best == next(r[0] for r in table[1:] if r[-1] == "best")
+    assert best == max(table[1:], key=lambda r: r[-2])[0]  # the highest mean score
+    info = udfs.cache_info()
+    assert (info.computations, info.hits) == (1, 1)  # one cross-validation for both
+    assert udfs.FLASSO_BEST_LAMBDA(R, F, [[1e-4], ["x"]]) == (
+        "#FLASSO! lambdas: row 2, column 1: 'x' is not a number or 'auto'")
+
+
+def test_a_changed_sign_cell_changes_the_cross_validation(demo, R, F, fresh_cache):
+    """Every argument is part of the cache key: one sign cell more is a new result."""
+    grid = [[1e-6], [1e-5], [1e-4]]
+    signs = matrix_cells(demo.signs)
+    first = udfs.FLASSO_CV(R, F, grid, 3, None, signs)
+    changed = copy.deepcopy(signs)
+    row = next(i for i, r in enumerate(changed) if r[0] == "SPX")
+    col = changed[0].index("Equity")
+    assert changed[row][col] != 0
+    changed[row][col] = 0  # SPX may not load on Equity any more
+    second = udfs.FLASSO_CV(R, F, grid, 3, None, changed)
+    assert udfs.cache_info().computations == 2
+    assert [r[1:4] for r in second[1:]] != [r[1:4] for r in first[1:]]
+    assert second[1][4] < first[1][4]  # SPX's out-of-sample fit is worse without its equity beta
+    assert udfs.FLASSO_CV(R, F, grid, 3, None, copy.deepcopy(changed)) == second
+    assert udfs.cache_info().computations == 2  # the same content: answered from the cache
+    assert udfs.FLASSO_CV(R, F, grid, 3, None, signs) == first
+
+
+def test_fit_with_groups_equals_core_group_lasso(demo, R, F):
+    out = udfs.FLASSO_FIT(R, F, 1e-4, "GROUP_LASSO", None, None, None,
+                          _group_cells(demo.clusters))
+    model = LassoModel(reg_lambda=1e-4, model_type="GROUP_LASSO",
+                       group_data=demo.clusters).fit(demo.x, demo.y)
+    assert_table(out, model.coef_)
+    clusters = udfs.FLASSO_CLUSTERS(R, F, 1e-4, "GROUP_LASSO", None, None, None,
+                                    _group_cells(demo.clusters))
+    assert [r[1] for r in clusters[1:]] == list(demo.clusters)
+    partial = _group_cells(demo.clusters.iloc[:-1])
+    is_error(udfs.FLASSO_FIT(R, F, None, "GROUP_LASSO", None, None, None, partial), "groups",
+             f"needs a group for every asset; {demo.y.columns[-1]!r} has none")
+    is_error(udfs.FLASSO_FIT(R, F, None, None, None, None, [["model_type", "GROUP_LASSO"]]),
+             "settings", "give them in the groups argument")
+
+
+def _maxdiv_model(demo, **params) -> MaximumDiversification:
+    model = LassoModel(**params).fit(demo.x, demo.y)
+    return MaximumDiversification(covariance=assemble_factor_covariance(model, demo.x),
+                                  max_weights=0.2).fit(None)
+
+
+def test_maxdiv_factor_model_from_signs_prior_and_model_settings(demo, R, F):
+    """covariance = factor fits the model of the refit job: signs, prior and the model settings
+    (FL_SETTINGS), with the factor_* keys of the portfolio settings on top."""
+    signs, prior = demo.signs, demo.prior
+    model_settings = [["key", "value"], ["model_type", "HCGL"], ["n_clusters", 4],
+                      ["reg_lambda", 1e-5], ["span", 52], ["annualization_factor", 52]]
+    settings = [["covariance", "factor"], ["max_weights", 0.2], ["factor_reg_lambda", 1e-4]]
+    out = udfs.FLASSO_MAXDIV(R, settings, None, None, F, matrix_cells(signs),
+                             matrix_cells(prior), model_settings)
+    est = _maxdiv_model(demo, model_type="HCGL", n_clusters=4, reg_lambda=1e-4, span=52,
+                        factors_beta_loading_signs=signs, factors_beta_prior=prior)
+    np.testing.assert_allclose(_weights(out).to_numpy(), est.weights_.to_numpy(), rtol=RTOL,
+                               atol=1e-14)
+    # the model's annualization_factor does not scale the covariance the optimiser sees
+    assert _stats(out)["volatility"] == pytest.approx(est.problem_values_["risk"], rel=RTOL)
+    # without them it is another model, and other weights
+    plain = udfs.FLASSO_MAXDIV(R, settings, None, None, F)
+    assert np.abs(_weights(plain).to_numpy() - _weights(out).to_numpy()).max() > 1e-3
+    # GROUP_LASSO needs the model's groups, in model_groups (groups are the asset tags)
+    group = [["covariance", "factor"], ["max_weights", 0.2], ["model_type", "GROUP_LASSO"]]
+    is_error(udfs.FLASSO_MAXDIV(R, group, None, None, F), "settings",
+             "give them in the model_groups argument")
+    is_error(udfs.FLASSO_MAXDIV(R, group, None, None, F, None, None, None,
+                                _group_cells(demo.clusters.iloc[1:])), "model_groups",
+             "needs a group for every asset; 'SPX' has none")
+    grouped = udfs.FLASSO_MAXDIV(R, group, None, None, F, None, None, None,
+                                 _group_cells(demo.clusters))
+    est = _maxdiv_model(demo, model_type="GROUP_LASSO", group_data=demo.clusters)
+    np.testing.assert_allclose(_weights(grouped).to_numpy(), est.weights_.to_numpy(),
+                               rtol=RTOL, atol=1e-14)
+    # a bad model setting is reported on its cell of model_settings
+    is_error(udfs.FLASSO_MAXDIV(R, settings, None, None, F, None, None,
+                                [["n_clusters", 99]]), "model_settings",
+             "row 1, column 2: n_clusters 99 is more than the 24 assets")
+
+
+def test_maxdiv_previous_weights_turnover_and_costs(demo, R):
+    prev = pd.Series(1 / 6, index=demo.y.columns[:6])
+    settings = [["max_turnover", 0.1], ["transaction_costs", 0.002]]
+    out = udfs.FLASSO_MAXDIV(R, settings, None, None, None, None, None, None, None,
+                             [["asset", "weight"], *[[a, w] for a, w in prev.items()]])
+    previous = prev.reindex(demo.y.columns).fillna(0.0).to_numpy()
+    est = MaximumDiversification(max_turnover=0.1, transaction_costs=0.002,
+                                 previous_weights=previous).fit(demo.y)
+    weights = _weights(out)
+    np.testing.assert_allclose(weights.to_numpy(), est.weights_.to_numpy(), rtol=RTOL,
+                               atol=1e-14)
+    moves = np.abs(weights.to_numpy() - previous)  # max_turnover caps each asset's move
+    assert moves.max() <= 0.1 + 1e-7 and moves.max() == pytest.approx(0.1, abs=1e-7)
+    summary = est.predict(demo.y).summary()
+    assert _stats(out)["turnover"] == pytest.approx(summary["turnover"], rel=RTOL)
+    is_error(udfs.FLASSO_MAXDIV(R, None, None, None, None, None, None, None, None,
+                                [["asset", "weight"], ["MSFT", 1.0]]), "previous_weights",
+             "row 2, column 1: asset 'MSFT' is not in returns")
+
+
+def test_maxdiv_statistics_rows_are_those_of_the_job(demo, R, F):
+    """covariance first and n_invested last, as FL_PORTFOLIO_STATS; factor-model inputs are
+    not used with another covariance (as the job ignores FL_FACTORS then)."""
+    out = udfs.FLASSO_MAXDIV(R, [["max_weights", 0.2]])
+    rows = out[out.index(["statistic", "value"]) + 1:]
+    assert rows[0] == ["covariance", "sample"]
+    assert [r[0] for r in rows[1:3]] == ["diversification_ratio", "volatility"]
+    weights = _weights(out).to_numpy()
+    assert rows[-1] == ["n_invested", int((np.abs(weights) > 1e-6).sum())]
+    assert udfs.FLASSO_MAXDIV(R, [["max_weights", 0.2]], None, None, F, matrix_cells(
+        demo.signs), None, [["span", 52]], _group_cells(demo.clusters)) == out
 
 
 # --------------------------------------------------------------------------- settings override
@@ -676,8 +835,6 @@ def maxdiv_cases(R, F):
          "settings", ["reg_lambda is a factor-model setting"]),
         ("factor covariance without factors", lambda: md(R, [["covariance", "factor"]]),
          "factors", ["needs the factor returns"]),
-        ("factors without factor covariance", lambda: md(R, None, None, None, F), "factors",
-         ["only with covariance = factor"]),
         ("factor dates differ", lambda: md(R, [["covariance", "factor"]], None, None, F[:-3]),
          "returns", ["has no row in factors"]),
         ("missing return with sample covariance", lambda: md(_set(R, 7, 2, None)), "returns",

@@ -31,7 +31,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-FUNCTIONS = ["FLASSO_CLUSTERS", "FLASSO_COV", "FLASSO_CV", "FLASSO_FIT", "FLASSO_INTERCEPT",
+FUNCTIONS = ["FLASSO_BEST_LAMBDA", "FLASSO_CLUSTERS", "FLASSO_COV", "FLASSO_CV", "FLASSO_FIT", "FLASSO_INTERCEPT",
              "FLASSO_MAXDIV", "FLASSO_PREDICT", "FLASSO_R2", "FLASSO_RESID_VOL",
              "FLASSO_VERSION"]
 
@@ -265,14 +265,14 @@ def test_classic_metadata(classic):
         assert info["doc"] == getattr(udfs, name).__doc__  # the wizard's description
         assert info["call_in_wizard"] is (name == "FLASSO_VERSION")  # no fits while typing
         for a in info["args"]:
-            assert a["doc"] in udfs.DOCS.values(), (name, a["name"])  # every argument has help
+            assert a["doc"] == udfs.argument_doc(name, a["name"])  # every argument has help
             assert a["options"]["err_to_str"] is True
             if a["name"] not in ("reg_lambda", "model_type", "n_splits"):
                 assert a["options"]["ndim"] == 2
     fit = functions["FLASSO_FIT"]["args"]
     assert [(a["name"], a["optional"]) for a in fit] == [
         ("returns", False), ("factors", False), ("reg_lambda", True), ("model_type", True),
-        ("signs", True), ("prior", True), ("settings", True)]
+        ("signs", True), ("prior", True), ("settings", True), ("groups", True)]
     assert all(a["default"] is None for a in fit if a["optional"])
 
 
@@ -325,12 +325,13 @@ def test_server_metadata(server):
         assert f["description"] == getattr(udfs, name).__doc__
         assert f["result"] == {"dimensionality": "matrix", "type": "any"}
         for p in f["parameters"]:
-            assert p["description"] in udfs.DOCS.values()
+            assert p["description"] == udfs.argument_doc(name, p["name"])
             assert p["dimensionality"] == "matrix" and p["type"] == "any"
     params = meta["FLASSO_MAXDIV"]["parameters"]
     assert [(p["name"], p.get("optional", False)) for p in params] == [
         ("returns", False), ("settings", True), ("constraints", True), ("groups", True),
-        ("factors", True)]
+        ("factors", True), ("signs", True), ("prior", True), ("model_settings", True),
+        ("model_groups", True), ("previous_weights", True)]
 
 
 def test_server_calls_equal_direct_calls(server):

@@ -1,15 +1,24 @@
-"""Worksheet functions over HTTP: metadata, help texts and calls equal to the direct call."""
+"""Worksheet functions over HTTP: metadata, help texts, calls equal to the direct call, and the
+namespace: the formulas of a template written for this add-in call its functions."""
 
 from __future__ import annotations
 
 import inspect
 import math
+import re
+from pathlib import Path
 
 import pandas as pd
 import pytest
 
 from xl_factorlasso.core.datasets import load_demo_panel
-from xl_factorlasso.server import FUNCTIONS
+from xl_factorlasso.server import (
+    FUNCTIONS,
+    FUNCTIONS_NAMESPACE,
+    PROJECT_DIR,
+    functions_namespace,
+    namespaced_formula,
+)
 
 
 @pytest.fixture(scope="module")
@@ -26,13 +35,7 @@ def meta(client):
     return {f["id"]: f for f in r.json()["functions"]}
 
 
-def _param_doc_key(func_name: str, param: str) -> str:
-    if func_name == "FLASSO_MAXDIV":
-        return {"settings": "portfolio_settings", "factors": "maxdiv_factors"}.get(param, param)
-    return param
-
-
-def test_metadata_lists_exactly_the_ten_functions(meta, udfs):
+def test_metadata_lists_exactly_the_functions(meta, udfs):
     assert sorted(meta) == sorted(FUNCTIONS) == sorted(udfs.__all__)
 
 
@@ -44,7 +47,7 @@ def test_every_function_and_argument_has_its_help_text(meta, udfs):
         signature = inspect.signature(fn).parameters
         assert [p["name"] for p in f["parameters"]] == list(signature), name
         for p in f["parameters"]:
-            assert p["description"] == udfs.DOCS[_param_doc_key(name, p["name"])], (name, p)
+            assert p["description"] == udfs.argument_doc(name, p["name"]), (name, p)
             has_default = signature[p["name"]].default is not inspect.Parameter.empty
             assert p.get("optional", False) == has_default, (name, p["name"])
             assert p["dimensionality"] == "matrix"  # ranges and scalars both arrive as 2-D
@@ -141,3 +144,154 @@ def test_request_without_runtime_is_refused(client, panel, xlwings_version):
     body = _body(xlwings_version, "FLASSO_VERSION")
     del body["runtime"]
     assert client.post("/xlwings/custom-functions-call", json=body).status_code >= 400
+
+
+# --------------------------------------------------------------------------- the namespace
+def _build():
+    import importlib.util
+
+    root = Path(__file__).resolve().parents[1]
+    spec = importlib.util.spec_from_file_location("factorlasso_template_build_server",
+                                                  root / "workbook_template" / "build.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture(scope="module")
+def manifest_namespace(client):
+    from lxml import etree
+
+    r = client.get("/manifest")
+    assert r.status_code == 200
+    root = etree.fromstring(r.content)
+    bt = "http://schemas.microsoft.com/office/officeappbasictypes/1.0"
+    strings = {s.get("id"): s.get("DefaultValue") for s in root.iter(f"{{{bt}}}String")}
+    ov = "http://schemas.microsoft.com/office/taskpaneappversionoverrides"
+    (point,) = [e for e in root.iter(f"{{{ov}}}ExtensionPoint")
+                if e.get("{http://www.w3.org/2001/XMLSchema-instance}type") == "CustomFunctions"]
+    assert point.find(f"{{{ov}}}Namespace").get("resid") == "Functions.Namespace"
+    return strings["Functions.Namespace"]
+
+
+def test_the_namespace_rule_is_the_manifests(manifest_namespace, server_settings):
+    assert server_settings.environment == "dev"  # tests_server/conftest.py
+    assert manifest_namespace == "FACTORLASSO_DEV" == functions_namespace(
+        server_settings.functions_namespace, server_settings.environment)
+    assert functions_namespace() == FUNCTIONS_NAMESPACE == "FACTORLASSO"  # prod
+    assert functions_namespace("factorlasso", "qa") == "FACTORLASSO_QA"
+    toml = (PROJECT_DIR / "pyproject.toml").read_text(encoding="utf-8")
+    assert f'functions_namespace = "{FUNCTIONS_NAMESPACE}"' in toml
+
+
+def test_the_task_pane_names_every_function_in_the_namespace(client, manifest_namespace):
+    html = client.get("/taskpane.html").text
+    assert f"={manifest_namespace}.FLASSO_FIT(FL_RETURNS, FL_FACTORS)" in html
+    listed = set(re.findall(r"\bFLASSO_[A-Z0-9_]+", html))
+    assert listed == set(FUNCTIONS)
+
+
+def test_namespaced_formula():
+    f = '=INDEX(FLASSO_CV(R, F), XMATCH("best", INDEX(FLASSO_CV(R, F), , 8), 0, -1), 1)'
+    assert namespaced_formula(f, "FACTORLASSO") == (
+        '=INDEX(FACTORLASSO.FLASSO_CV(R, F), XMATCH("best", INDEX(FACTORLASSO.FLASSO_CV(R, F), '
+        ', 8), 0, -1), 1)')
+    stored = namespaced_formula(f, "FACTORLASSO", stored=True)
+    assert stored.count("_xldudf_FACTORLASSO_FLASSO_CV(") == 2
+    # already namespaced: typed -> stored only; quoted text and other names untouched
+    assert namespaced_formula("=FACTORLASSO.FLASSO_FIT(R,F)", "FACTORLASSO") == (
+        "=FACTORLASSO.FLASSO_FIT(R,F)")
+    assert namespaced_formula("=FACTORLASSO.FLASSO_FIT(R,F)", "factorlasso", stored=True) == (
+        "=_xldudf_FACTORLASSO_FLASSO_FIT(R,F)")
+    assert namespaced_formula('=MYFLASSO_FIT(A1)&"FLASSO_FIT(x)"', "NS") == (
+        '=MYFLASSO_FIT(A1)&"FLASSO_FIT(x)"')
+
+
+def _serials(rows):
+    """Cell values as Office.js sends them: dates as serial numbers, blanks as null."""
+    import datetime as dt
+
+    def cell(v):
+        if isinstance(v, dt.datetime):
+            return _serial(v)
+        if isinstance(v, int) and not isinstance(v, bool):
+            return float(v)
+        return v
+
+    return [[cell(v) for v in row] for row in rows]
+
+
+class _OverHttp:
+    """The functions as the server add-in runs them: each call is an Office.js request."""
+
+    def __init__(self, client, version, names):
+        self.client, self.version, self.names = client, version, set(names)
+
+    def __getattr__(self, name):
+        if name not in self.names:
+            raise AttributeError(name)
+
+        def call(*args):
+            body = _body(self.version, name, *[None if a is None else
+                                               a if isinstance(a, list) else [[a]]
+                                               for a in args])
+            r = self.client.post("/xlwings/custom-functions-call", json=body)
+            assert r.status_code == 200, r.text
+            result = r.json()["result"]
+            return result[0][0] if len(result) == 1 == len(result[0]) else result
+
+        return call
+
+
+def test_the_server_template_formulas_call_the_registered_functions_and_compute(
+        client, udfs, meta, manifest_namespace, xlwings_version, tmp_path):
+    """The template written for this server's namespace (``build_template_for``): every
+    formula of the file calls registered functions under the manifest's namespace, in the form
+    an .xlsx stores them, and over HTTP gives the numbers of the desktop template's formula."""
+    import zipfile
+
+    import openpyxl
+    from lxml import etree
+
+    build = _build()
+    ns = manifest_namespace
+    path = build.build_template_for(tmp_path / "server.xlsx", ns)
+    wb = openpyxl.load_workbook(path)
+    ws = wb["Formulas"]
+    main = "http://schemas.openxmlformats.org/spreadsheetml/2006/main"
+    index = wb.sheetnames.index("Formulas") + 1
+    with zipfile.ZipFile(path) as zf:
+        sheet = etree.fromstring(zf.read(f"xl/worksheets/sheet{index}.xml"))
+    cells = [f.getparent() for f in sheet.iter(f"{{{main}}}f")]
+    assert cells and all(c.get("cm") == "1" for c in cells)  # dynamic arrays: they spill
+    stored = [c.find(f"{{{main}}}f").text for c in cells]
+    assert len(stored) == len(build.FORMULAS)
+    called = set()
+    for formula in stored:
+        names = re.findall(r"([A-Za-z_][\w.]*)\(", formula)
+        assert names and all(n.startswith(f"_xldudf_{ns}_") for n in names), formula
+        called |= {n[len(f"_xldudf_{ns}_"):] for n in names}
+    assert called == set(meta) == set(FUNCTIONS)
+    typed = {build.split_formula(f.format(scenarios="A1:G4"))[0]
+             for _n, _w, f, _fmt in build.formulas_for(ns)}
+    assert typed == {f"{ns}.{m['name']}" for m in meta.values()}  # as Excel shows them
+    # a desktop formula is #NAME? under this add-in, and the other way round
+    assert build.evaluate_formula("=FLASSO_VERSION()", {}, udfs, ns) == "#NAME?"
+    assert build.evaluate_formula(stored[0], {}, udfs) == "#NAME?"
+
+    values = build._name_values(wb)
+    # the scenario panel of FLASSO_PREDICT: a range of the sheet
+    (scenarios,) = {a for f in stored for a in build.split_formula(f)[1] if ":" in a}
+    values[scenarios] = [[c.value for c in row] for row in ws[scenarios]]
+    over_http = _OverHttp(client, xlwings_version, meta)
+    office = {k: _serials(v) for k, v in values.items()}
+    udfs.cache_clear()
+    for formula, (_name, _what, desktop, _fmt) in zip(stored, build.FORMULAS, strict=True):
+        got = build.evaluate_formula(formula, office, over_http, ns)
+        expected = build.evaluate_formula(desktop.format(scenarios=scenarios), values, udfs)
+        if isinstance(expected, list):
+            expected = _serials(expected)
+            if expected[0][0] == "date":  # FLASSO_PREDICT: serial dates are periods
+                expected[0][0] = "period"
+        _assert_same(got if isinstance(got, list) else [[got]], _as_written(
+            expected if isinstance(expected, list) else [[expected]]))

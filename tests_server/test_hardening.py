@@ -43,8 +43,9 @@ TOKEN = "a-token-for-the-tests"
 PARTNER = "https://partner.example"
 MAX_BODY = int(DEFAULT_MAX_BODY_MB * 2**20)
 SCRIPT_LIST = "clear_outputs, optimise_portfolio, refit, refit_cv"
-FUNCTION_LIST = ("FLASSO_CLUSTERS, FLASSO_COV, FLASSO_CV, FLASSO_FIT, FLASSO_INTERCEPT, "
-                 "FLASSO_MAXDIV, FLASSO_PREDICT, FLASSO_R2, FLASSO_RESID_VOL, FLASSO_VERSION")
+FUNCTION_LIST = ("FLASSO_BEST_LAMBDA, FLASSO_CLUSTERS, FLASSO_COV, FLASSO_CV, FLASSO_FIT, "
+                 "FLASSO_INTERCEPT, FLASSO_MAXDIV, FLASSO_PREDICT, FLASSO_R2, FLASSO_RESID_VOL, "
+                 "FLASSO_VERSION")
 NOT_FOUND = {"detail": "Not Found"}
 
 
@@ -269,7 +270,7 @@ def test_only_the_ten_functions_are_looked_up(server, name):
 
 
 FIT_USAGE = ("FLASSO_FIT(returns, factors, [reg_lambda], [model_type], [signs], [prior], "
-             "[settings])")
+             "[settings], [groups])")
 BAD_CALLS = [
     (_function_call("FLASSO_FIT", []),
      f"FLASSO_FIT: argument 'returns' is missing; {FIT_USAGE} needs at least 2 arguments, got 0"),

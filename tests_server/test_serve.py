@@ -18,7 +18,7 @@ import pytest
 
 from tests_server._live import clean_env, first_answer, free_port, stop
 from xl_factorlasso.cli import main
-from xl_factorlasso.server import CERT_FILE, KEY_FILE, TOKEN_ENV
+from xl_factorlasso.server import CERT_FILE, FUNCTIONS, KEY_FILE, TOKEN_ENV
 
 
 def _env(tmp_path: Path, **updates) -> dict:
@@ -124,7 +124,7 @@ def test_live_server_on_loopback(tmp_path, xlwings_version):
             meta = first_answer(http, f"{base}/xlwings/custom-functions-meta", proc,
                                  tmp_path / "server.log")
             assert meta.status_code == 200
-            assert len(meta.json()["functions"]) == 10
+            assert len(meta.json()["functions"]) == len(FUNCTIONS)
 
             returns = [["date", "A", "B"], *[[45000 + i, 0.01 * ((i * 7) % 5 - 2) + 0.002 * i,
                                               0.01 * ((i * 3) % 4 - 1.5)] for i in range(30)]]

@@ -28,6 +28,7 @@ from __future__ import annotations
 import argparse
 import io
 import os
+import re
 import sys
 import tempfile
 import zipfile
@@ -132,13 +133,19 @@ CONSTRAINTS = ["EQ <= 0.40", "GOV >= 0.20"]
 # The Formulas sheet: title, what it shows, the formula (stored without the leading '='), and
 # the number format given to the numbers of its spill area (None: General).
 # {scenarios} is the address of the small factor panel written on the sheet for FLASSO_PREDICT.
-_FIT_ARGS = "FL_RETURNS,FL_FACTORS,,,FL_SIGNS,FL_PRIOR,FL_SETTINGS"
+# Every function gets the inputs the ribbon's jobs read, so that each result equals theirs
+# (tests/test_one_answer.py): the fit functions those of Refit, FLASSO_CV and FLASSO_BEST_LAMBDA
+# those of Cross-validate, FLASSO_MAXDIV those of Optimise portfolio (its factor model is
+# Refit's, with the factor_* keys of FL_PORTFOLIO_SETTINGS on top).
+_FIT_ARGS = "FL_RETURNS,FL_FACTORS,,,FL_SIGNS,FL_PRIOR,FL_SETTINGS,FL_GROUPS"
+_CV_ARGS = "FL_RETURNS,FL_FACTORS,,,FL_SETTINGS,FL_SIGNS,FL_PRIOR,FL_GROUPS"
 _NUM = "0.0000"
 FORMULAS = [
     ("FLASSO_VERSION", "the version of xl-factorlasso computing the functions",
      "FLASSO_VERSION()", None),
-    ("FLASSO_FIT", "sparse loadings, assets down and factors across (signs, prior and "
-     "settings of the workbook)", f"FLASSO_FIT({_FIT_ARGS})", _NUM),
+    ("FLASSO_FIT", "sparse loadings, assets down and factors across (signs, prior, settings "
+     "and groups of the workbook: the numbers Refit writes to FL_COEF)",
+     f"FLASSO_FIT({_FIT_ARGS})", _NUM),
     ("FLASSO_R2", "in-sample R^2 per asset (the same fit, answered from the cache)",
      f"FLASSO_R2({_FIT_ARGS})", _NUM),
     ("FLASSO_INTERCEPT", "intercept (alpha) per asset", f"FLASSO_INTERCEPT({_FIT_ARGS})", _NUM),
@@ -148,16 +155,42 @@ FORMULAS = [
      "annualization_factor)", f"FLASSO_RESID_VOL({_FIT_ARGS})", _NUM),
     ("FLASSO_PREDICT", "fitted returns alpha + B x for the factor values of the scenario panel "
      "above", "FLASSO_PREDICT(FL_RETURNS,FL_FACTORS,{scenarios},,,FL_SIGNS,FL_PRIOR,"
-     "FL_SETTINGS)", _NUM),
+     "FL_SETTINGS,FL_GROUPS)", _NUM),
     ("FLASSO_CV", "cross-validation of reg_lambda: out-of-sample R^2 per lambda and fold "
-     "(cv_* settings)", "FLASSO_CV(FL_RETURNS,FL_FACTORS,,,FL_SETTINGS)", _NUM),
+     "(cv_* settings; the table Cross-validate writes to FL_CV)", f"FLASSO_CV({_CV_ARGS})",
+     _NUM),
+    ("FLASSO_BEST_LAMBDA", "the cross-validated reg_lambda (the best row of FLASSO_CV); give it "
+     "to FLASSO_FIT as reg_lambda for Cross-validate's fit", f"FLASSO_BEST_LAMBDA({_CV_ARGS})",
+     "0.000E+00"),
     ("FLASSO_MAXDIV", "maximum-diversification weights and statistics (portfolio settings, "
-     "constraints and asset groups of the workbook)",
+     "constraints, asset groups and previous weights; the factor model of the workbook: the "
+     "numbers Optimise portfolio writes)",
      "FLASSO_MAXDIV(FL_RETURNS,FL_PORTFOLIO_SETTINGS,FL_CONSTRAINTS,FL_ASSET_GROUPS,"
-     "FL_FACTORS)", None),
+     "FL_FACTORS,FL_SIGNS,FL_PRIOR,FL_SETTINGS,FL_GROUPS,FL_PREV_WEIGHTS)", None),
     ("FLASSO_COV", "factor-model covariance of the assets, B S B' + D",
      f"FLASSO_COV({_FIT_ARGS})", "0.000000"),
 ]
+
+
+def formulas_for(namespace: str | None = None) -> list[tuple[str, str, str, str | None]]:
+    """The Formulas sheet's entries ``(function, what, formula, number format)`` for an add-in.
+
+    Parameters
+    ----------
+    namespace : str, optional
+        None: the desktop add-in (xlwings' VBA wrappers, ``FLASSO_FIT(...)``), i.e.
+        :data:`FORMULAS`. The server add-in's namespace
+        (:func:`xl_factorlasso.server.functions_namespace`, ``FACTORLASSO`` in prod): every
+        call as that add-in names it, ``FACTORLASSO.FLASSO_FIT(...)``.
+    """
+    if namespace is None:
+        return list(FORMULAS)
+    from xl_factorlasso.server import namespaced_formula
+
+    return [(name, what, namespaced_formula(formula, namespace), fmt)
+            for name, what, formula, fmt in FORMULAS]
+
+
 SCENARIO_ROWS = 3  # the last weeks of the factor panel, for FLASSO_PREDICT
 
 XLWINGS_CONF = [("UDF Modules", "xl_factorlasso.udfs")]
@@ -186,8 +219,13 @@ def _demo_inputs() -> dict:
     }
 
 
-def build_openpyxl_workbook(inputs: dict | None = None) -> openpyxl.Workbook:
-    """The template as an openpyxl workbook: the FL_* layout of ``build_workbook`` + our sheets."""
+def build_openpyxl_workbook(inputs: dict | None = None,
+                            namespace: str | None = None) -> openpyxl.Workbook:
+    """The template as an openpyxl workbook: the FL_* layout of ``build_workbook`` + our sheets.
+
+    ``namespace``: None writes the Formulas sheet for the desktop add-in; the server add-in's
+    namespace (``FACTORLASSO``) writes it for that add-in (:func:`formulas_for`).
+    """
     from xl_factorlasso.workbook._builder import build_workbook
 
     inputs = inputs or _demo_inputs()
@@ -198,7 +236,7 @@ def build_openpyxl_workbook(inputs: dict | None = None) -> openpyxl.Workbook:
     _settings_help(wb["Settings"], MODEL_SETTINGS, help_column=3)
     _settings_help(wb["Portfolio"], PORTFOLIO_SETTINGS, help_column=None)
     _panel_sheets(wb)
-    _formulas_sheet(wb, inputs)
+    _formulas_sheet(wb, inputs, namespace)
     _xlwings_conf_sheet(wb)
     wb.active = 0
     for ws in wb.worksheets:
@@ -390,21 +428,36 @@ def _panel_sheets(wb) -> None:
                 c.number_format = "0.0000"
 
 
-def _formulas_sheet(wb, inputs: dict) -> None:
+def _formulas_sheet(wb, inputs: dict, namespace: str | None = None) -> None:
+    """The Formulas sheet, its formulas written for the desktop add-in (``namespace`` None) or
+    for the server add-in with that namespace (see :func:`formulas_for`)."""
     from xl_factorlasso import udfs
 
     ws = wb.create_sheet("Formulas")
     ws.column_dimensions["A"].width = 16
     ws["A1"] = "Worksheet functions =FLASSO_* on the FL_* names of this workbook"
     ws["A1"].font = Font(name="Calibri", bold=True, size=14)
+    if namespace is None:
+        addin = ("These formulas are written for the desktop add-in: xlwings add-in, UDF "
+                 "Modules = xl_factorlasso.udfs (sheet xlwings.conf), xlwings tab > Import "
+                 "Functions once (it adds VBA wrappers to the workbook: use the .xlsm or save "
+                 "as .xlsm).")
+        other = ("The server add-in (xl-factorlasso serve) names the functions "
+                 "FACTORLASSO.FLASSO_FIT(...): with it these cells show #NAME?; use a workbook "
+                 "whose Formulas sheet is written for that add-in (docs/functions.md).")
+    else:
+        shown = f"{namespace}.FLASSO_FIT" if namespace else "FLASSO_FIT"
+        addin = (f"These formulas are written for the server add-in (xl-factorlasso serve), "
+                 f"whose functions are {shown}(...) and the others of its namespace.")
+        other = ("Until the add-in is loaded the cells show #NAME?. The desktop add-in (xlwings) "
+                 f"names them FLASSO_FIT(...), not {shown}(...): use the desktop template there "
+                 "(docs/functions.md).")
     notes = [
-        "Each formula spills its result (Excel 365 / 2021). Desktop: xlwings add-in, UDF Modules "
-        "= xl_factorlasso.udfs (sheet xlwings.conf), xlwings tab > Import Functions once (it "
-        "adds VBA wrappers to the workbook: use the .xlsm or save as .xlsm).",
-        "xlwings Server / Lite: the functions carry the add-in's namespace (=NS.FLASSO_FIT(...)). "
-        "Until the functions are loaded the cells show #NAME?.",
+        "Each formula spills its result (Excel 365 / 2021). " + addin,
+        other,
         "Formulas on the same inputs share one fit (the results are cached on the cell values). "
-        "Reference: docs/functions.md.",
+        "Each one equals what the ribbon's Refit, Cross-validate or Optimise portfolio writes "
+        "for the same inputs. Reference: docs/functions.md.",
     ]
     for i, text in enumerate(notes, start=2):
         ws.cell(row=i, column=1, value=text).font = NOTE_FONT
@@ -433,21 +486,27 @@ def _formulas_sheet(wb, inputs: dict) -> None:
     # the values the functions will see: names -> 2-D lists, as the classic add-in passes them
     values = _name_values(wb)
     values[scenarios] = rows
-    for name, what, formula, number_format in FORMULAS:
+    for name, what, formula, number_format in formulas_for(namespace):
         formula = formula.format(scenarios=scenarios)
-        result = evaluate_formula(formula, values, udfs)
+        result = evaluate_formula(formula, values, udfs, namespace)
         if not isinstance(result, list):
             result = [[result]]
-        if str(result[0][0]).startswith("#FLASSO!"):
+        if str(result[0][0]).startswith("#"):
             raise RuntimeError(f"{formula} does not work on the template: {result}")
         ws.cell(row=r, column=1, value=f"{name}: {what}").font = BOLD
         ws.cell(row=r + 1, column=1, value=f"formula in A{r + 2}:  ={formula}").font = NOTE_FONT
         anchor = f"A{r + 2}"
-        ws[anchor] = ArrayFormula(anchor, "=" + formula)
+        stored = formula
+        if namespace is not None:  # as Excel saves an Office.js custom function
+            from xl_factorlasso.server import namespaced_formula
+
+            stored = namespaced_formula(formula, namespace, stored=True)
+        ws[anchor] = ArrayFormula(anchor, "=" + stored)
         if number_format:  # the spilled numbers take the format of the cells they land in
-            for i in range(1, len(result)):
-                for j in range(1, len(result[i])):
-                    ws.cell(row=r + 2 + i, column=1 + j).number_format = number_format
+            body = [(0, 0)] if len(result) == 1 == len(result[0]) else [
+                (i, j) for i in range(1, len(result)) for j in range(1, len(result[i]))]
+            for i, j in body:
+                ws.cell(row=r + 2 + i, column=1 + j).number_format = number_format
         r += 2 + len(result) + 1  # the spill area, then a blank row
 
 
@@ -460,35 +519,249 @@ def _name_values(wb) -> dict[str, list[list]]:
     return out
 
 
+# =============================================================================== formulas in Python
+# A small evaluator of the formulas this project writes and documents (the Formulas sheet,
+# docs/functions.md): function calls (nested), omitted arguments, names and ranges, numbers,
+# "text", TRUE/FALSE and one comparison (=, <>), with the few Excel functions the documentation
+# combines with FLASSO_*: INDEX, MATCH, XMATCH, ISTEXT, ISNUMBER, LEFT. Excel's error values
+# are returned as their text ("#N/A"), as xlwings' err_to_str reads them.
+_TOKEN = re.compile(r"""
+    \s*(?:
+      (?P<string>"(?:[^"]|"")*")
+    | (?P<ref>(?:'(?:[^']|'')+'|[A-Za-z_][\w.]*)?!?\$?[A-Za-z]{1,3}\$?\d+:\$?[A-Za-z]{1,3}\$?\d+)
+    | (?P<number>\d+(?:\.\d*)?(?:[eE][-+]?\d+)?|\.\d+(?:[eE][-+]?\d+)?)
+    | (?P<name>[A-Za-z_][\w.]*(?:!\$?[A-Za-z]{1,3}\$?\d+)?)
+    | (?P<op><>|[-=(),])
+    )""", re.VERBOSE)
+_OMITTED = object()  # an argument left out: =F(a,,b)
+NA, VALUE, NAME = "#N/A", "#VALUE!", "#NAME?"
+
+
+def _tokens(formula: str) -> list[tuple[str, str]]:
+    text, pos, out = formula.strip(), 0, []
+    if text.startswith("="):
+        pos = 1
+    while pos < len(text):
+        if text[pos:].strip() == "":
+            break
+        m = _TOKEN.match(text, pos)
+        if m is None:
+            raise ValueError(f"cannot read {text[pos:]!r} of the formula {formula!r}")
+        kind = m.lastgroup
+        out.append((kind, m.group(kind)))
+        pos = m.end()
+    return out
+
+
+def _split_top(tokens: list[tuple[str, str]]) -> list[list[tuple[str, str]]]:
+    """The comma-separated parts of a token list, commas inside parentheses kept."""
+    parts, depth, current = [], 0, []
+    for kind, text in tokens:
+        if kind == "op" and text == "," and depth == 0:
+            parts.append(current)
+            current = []
+            continue
+        if kind == "op" and text == "(":
+            depth += 1
+        elif kind == "op" and text == ")":
+            depth -= 1
+        current.append((kind, text))
+    parts.append(current)
+    return parts
+
+
 def split_formula(formula: str) -> tuple[str, list[str]]:
-    """``"F(a,,b)"`` -> ``("F", ["a", "", "b"])`` (no nested calls or quoted commas needed)."""
-    name, _, rest = formula.partition("(")
-    if not rest.endswith(")"):
+    """``"F(a,,G(b,c))"`` -> ``("F", ["a", "", "G(b,c)"])``: the outer call and its arguments."""
+    tokens = _tokens(formula)
+    if (len(tokens) < 3 or tokens[0][0] != "name" or tokens[1] != ("op", "(")
+            or tokens[-1] != ("op", ")")):
         raise ValueError(f"not a function call: {formula}")
-    inner = rest[:-1]
-    return name, ([] if inner == "" else inner.split(","))
+    inner = tokens[2:-1]
+    if not inner:
+        return tokens[0][1], []
+    return tokens[0][1], ["".join(text for _kind, text in part) for part in _split_top(inner)]
 
 
-def evaluate_formula(formula: str, values: dict[str, list[list]], udfs):
-    """Call the Python function behind ``formula`` with the arguments Excel would pass.
+def flasso_name(name: str, namespace: str | None = None) -> str | None:
+    """The FLASSO_* function a formula's function name calls, or None.
 
-    Arguments are names or ranges (looked up in ``values``), numbers, quoted text or omitted.
+    Without ``namespace`` (the desktop add-in) the name is ``FLASSO_FIT``; with the server
+    add-in's namespace ``NS`` it is ``NS.FLASSO_FIT`` as typed, or ``_xldudf_NS_FLASSO_FIT`` as
+    an .xlsx file stores an Office.js custom function.
     """
-    name, args = split_formula(formula)
-    call = []
-    for a in args:
-        a = a.strip()
-        if a == "":
-            call.append(None)
-        elif a in values:
-            call.append(values[a])
-        elif a.startswith('"') and a.endswith('"'):
-            call.append(a[1:-1])
-        else:
-            call.append(float(a))
-    while call and call[-1] is None:
-        call.pop()
-    return getattr(udfs, name)(*call)
+    upper = name.upper()
+    if namespace is None:
+        prefixes = [""]
+    else:
+        ns = namespace.upper()
+        prefixes = [f"{ns}." if ns else "", f"_XLDUDF_{ns}_" if ns else "_XLDUDF_"]
+    for prefix in prefixes:
+        rest = upper[len(prefix):] if upper.startswith(prefix) else None
+        if rest is not None and re.fullmatch(r"FLASSO_[A-Z0-9_]+", rest):
+            return rest
+    return None
+
+
+def _excel_value(v):
+    """A cell value as Excel hands it to a function: every number a float."""
+    if isinstance(v, int) and not isinstance(v, bool):
+        return float(v)
+    return v
+
+
+def _rows_of(value) -> list[list]:
+    return value if isinstance(value, list) else [[value]]
+
+
+def _index(array, row=_OMITTED, col=_OMITTED):
+    rows = _rows_of(array)
+    r = 0 if row in (_OMITTED, None) else int(row)
+    c = 0 if col in (_OMITTED, None) else int(col)
+    if len(rows) == 1 and col is _OMITTED and r:  # INDEX(one row, n): the n-th value
+        r, c = 1, r
+    if r < 0 or c < 0 or r > len(rows) or c > max(len(x) for x in rows):
+        return "#REF!"
+    if r and c:
+        return rows[r - 1][c - 1]
+    if r:
+        return [list(rows[r - 1])]
+    if c:
+        return [[x[c - 1]] for x in rows]
+    return rows
+
+
+def _same(a, b) -> bool:
+    """Excel's = : text case-insensitively, numbers by value, a blank equal to "" or 0."""
+    if isinstance(a, str) and isinstance(b, str):
+        return a.lower() == b.lower()
+    if isinstance(a, bool) or isinstance(b, bool):
+        return a is b
+    if a is None or b is None:
+        return (a if b is None else b) in (None, "", 0)
+    if isinstance(a, str) or isinstance(b, str):
+        return False
+    return float(a) == float(b)
+
+
+def _vector(array) -> list:
+    rows = _rows_of(array)
+    if len(rows) == 1:
+        return list(rows[0])
+    if all(len(r) == 1 for r in rows):
+        return [r[0] for r in rows]
+    raise ValueError("MATCH needs one row or one column")
+
+
+def _match(value, array, mode=1.0):
+    if mode in (_OMITTED, None) or float(mode) != 0:
+        raise ValueError("only MATCH(..., 0) (exact match) is supported")
+    hits = [i for i, v in enumerate(_vector(array), start=1) if _same(v, value)]
+    return float(hits[0]) if hits else NA
+
+
+def _xmatch(value, array, mode=_OMITTED, search=_OMITTED):
+    if mode not in (_OMITTED, None) and float(mode) != 0:
+        raise ValueError("only exact XMATCH is supported")
+    hits = [i for i, v in enumerate(_vector(array), start=1) if _same(v, value)]
+    if not hits:
+        return NA
+    last = search not in (_OMITTED, None) and float(search) == -1
+    return float(hits[-1] if last else hits[0])
+
+
+_EXCEL = {
+    "INDEX": _index,
+    "MATCH": _match,
+    "XMATCH": _xmatch,
+    "ISTEXT": lambda v: isinstance(v, str),
+    "ISNUMBER": lambda v: isinstance(v, (int, float)) and not isinstance(v, bool),
+    "LEFT": lambda text, n=1.0: text[: int(n)] if isinstance(text, str) else VALUE,
+}
+
+
+class _Evaluator:
+    def __init__(self, values: dict, udfs, namespace: str | None):
+        self.values = {k.upper(): v for k, v in values.items()}
+        self.udfs, self.namespace = udfs, namespace
+
+    def expression(self, tokens):
+        for i, (kind, text) in enumerate(tokens):  # a comparison outside parentheses
+            depth = sum(1 if t == "(" else -1 if t == ")" else 0
+                        for k, t in tokens[:i] if k == "op")
+            if kind == "op" and text in ("=", "<>") and depth == 0:
+                same = _same(self.expression(tokens[:i]), self.expression(tokens[i + 1:]))
+                return same if text == "=" else not same
+        return self.operand(tokens)
+
+    def operand(self, tokens):
+        if not tokens:
+            return _OMITTED
+        kind, text = tokens[0]
+        if kind == "op" and text == "-" and len(tokens) == 2 and tokens[1][0] == "number":
+            return -float(tokens[1][1])
+        if len(tokens) == 1:
+            if kind == "number":
+                return float(text)
+            if kind == "string":
+                return text[1:-1].replace('""', '"')
+            if kind == "name" and text.upper() in ("TRUE", "FALSE"):
+                return text.upper() == "TRUE"
+            if kind in ("name", "ref"):
+                return self.reference(text)
+        if kind == "name" and tokens[1] == ("op", "(") and tokens[-1] == ("op", ")"):
+            inner = tokens[2:-1]
+            args = [self.expression(part) for part in _split_top(inner)] if inner else []
+            return self.call(text, args)
+        raise ValueError(f"cannot evaluate {''.join(t for _k, t in tokens)!r}")
+
+    def reference(self, text: str):
+        key = text.replace("$", "").upper()
+        if key not in self.values:
+            raise KeyError(f"{text} is not among the names and ranges given: "
+                           f"{', '.join(sorted(self.values))}")
+        return [[_excel_value(v) for v in row] for row in self.values[key]]
+
+    def call(self, name: str, args: list):
+        target = flasso_name(name, self.namespace)
+        if target is not None:
+            fn = getattr(self.udfs, target, None)
+            if fn is None:
+                return NAME
+            call = [None if a is _OMITTED else a for a in args]
+            while call and call[-1] is None:  # trailing omitted arguments: not passed
+                call.pop()
+            return fn(*call)
+        if name.upper() in _EXCEL:
+            return _EXCEL[name.upper()](*args)
+        return NAME  # an unknown function, or FLASSO_* without the add-in's namespace
+
+
+def evaluate_formula(formula: str, values: dict[str, list[list]], udfs,
+                     namespace: str | None = None):
+    """Evaluate ``formula`` as Excel would, calling the Python FLASSO_* functions in ``udfs``.
+
+    Each FLASSO_* call gets the arguments Excel passes: a name or range as the 2-D list of
+    its cells (``values``, numbers as floats), a number, a text, a nested call's result, and
+    ``None`` for an omitted argument (trailing ones are left out).
+
+    Parameters
+    ----------
+    formula : str
+        With or without the leading ``=``.
+    values : dict
+        Name or range address (``FL_RETURNS``, ``A10:G13``) -> rows of cell values.
+    udfs : module
+        :mod:`xl_factorlasso.udfs`.
+    namespace : str, optional
+        The server add-in's namespace (``FACTORLASSO``): FLASSO_* functions are then found
+        only under it (``FACTORLASSO.FLASSO_FIT``), as in Excel with that add-in; a bare
+        ``FLASSO_FIT`` is ``#NAME?``.
+
+    Returns
+    -------
+    list of lists or a single value
+    """
+    return _Evaluator(values, udfs, namespace).expression(_tokens(formula))
 
 
 def _xlwings_conf_sheet(wb) -> None:
@@ -646,6 +919,19 @@ def build_templates(out_dir: Path | str = OUT_DIR) -> list[Path]:
         write_zip(path, package_members(wb, macro=macro))
         paths.append(path)
     return paths
+
+
+def build_template_for(path: Path | str, namespace: str | None) -> Path:
+    """Write the .xlsx template with its Formulas sheet written for one add-in.
+
+    ``namespace`` None: the desktop add-in (the same workbook as :data:`XLSX_NAME`); the
+    server add-in's namespace (:func:`xl_factorlasso.server.functions_namespace`,
+    ``FACTORLASSO`` in prod): every formula calls that add-in's functions, stored as Excel
+    stores Office.js custom functions (``_xldudf_FACTORLASSO_FLASSO_FIT(...)``).
+    """
+    path = Path(path)
+    write_zip(path, package_members(build_openpyxl_workbook(namespace=namespace), macro=False))
+    return path
 
 
 def main(argv: list[str] | None = None) -> int:

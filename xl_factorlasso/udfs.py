@@ -22,6 +22,12 @@ Contract of every function
 * NaN results are blank cells (``None``).
 * Results are cached on the *content* of the arguments (:mod:`._udf_cache`): every formula
   with the same inputs shares one fit. :func:`cache_info` / :func:`cache_clear` inspect it.
+  Every argument is part of the key.
+* One answer everywhere: each function takes the model inputs of the job it mirrors (returns,
+  factors, signs, prior, settings, groups; the portfolio's settings, constraints, asset groups,
+  previous weights and, for ``covariance = factor``, the refit's model inputs) and computes
+  them with the job's readers and core calls, so that the template's Formulas sheet equals
+  what the ribbon writes (``tests/test_one_answer.py``). New arguments go at the end.
 """
 
 from __future__ import annotations
@@ -82,9 +88,11 @@ from .workbook._tables import (
     parse_matrix,
     parse_number,
     parse_panel,
+    parse_series,
 )
 
 __all__ = [
+    "FLASSO_BEST_LAMBDA",
     "FLASSO_CLUSTERS",
     "FLASSO_COV",
     "FLASSO_CV",
@@ -131,11 +139,35 @@ DOCS = {
     "constraints": "Optional linear constraints, one per cell, e.g. 'Equities <= 0.6' or "
                    "'SPX >= 2*UST10'; names are assets, group tags or (factor covariance) "
                    "factors.",
-    "groups": "Optional asset x grouping table: a header row of grouping names (e.g. Sector), "
-              "the first column assets, each cell a tag usable in constraints.",
+    "groups": "Optional asset | group rows (e.g. FL_GROUPS): the group of each asset, which "
+              "model_type GROUP_LASSO needs.",
+    "asset_groups": "Optional asset x grouping table: a header row of grouping names (e.g. "
+                    "Sector), the first column assets, each cell a tag usable in constraints.",
     "maxdiv_factors": "Optional factor returns (same layout and dates as returns); needed by "
                       "covariance = factor in settings.",
+    "maxdiv_signs": "Optional sign constraints of the factor model of covariance = factor "
+                    "(e.g. FL_SIGNS): assets down, factors across.",
+    "maxdiv_prior": "Optional prior loadings of the factor model of covariance = factor (e.g. "
+                    "FL_PRIOR).",
+    "model_settings": "Optional key | value rows of the factor model of covariance = factor "
+                      "(e.g. FL_SETTINGS); the factor_* keys of settings win over them.",
+    "model_groups": "Optional asset | group rows of the factor model of covariance = factor "
+                    "(e.g. FL_GROUPS), for model_type GROUP_LASSO.",
+    "previous_weights": "Optional asset | weight rows (e.g. FL_PREV_WEIGHTS): the current "
+                        "portfolio, for max_turnover, transaction_costs and the turnover.",
 }
+
+#: The help text (a key of DOCS) of each argument whose text is not DOCS[argument name].
+ARGUMENT_DOCS = {
+    "FLASSO_MAXDIV": {"settings": "portfolio_settings", "groups": "asset_groups",
+                      "factors": "maxdiv_factors", "signs": "maxdiv_signs",
+                      "prior": "maxdiv_prior"},
+}
+
+
+def argument_doc(function: str, argument: str) -> str:
+    """The function-wizard help text of one argument of a FLASSO function."""
+    return DOCS[ARGUMENT_DOCS.get(function, {}).get(argument, argument)]
 
 #: True when ``xlwings.func`` is the Office.js decorator (xlwings Server or Lite).
 OFFICE_JS = getattr(func, "__module__", "").startswith("xlwings.pro")
@@ -385,7 +417,7 @@ def _settings_cell(block: Block | None, key: str) -> str | None:
 
 
 def _fit_inputs(returns, factors, reg_lambda=None, model_type=None, signs=None, prior=None,
-                settings=None) -> FitInputs:
+                settings=None, groups=None) -> FitInputs:
     """Parse and cross-check the arguments of the FLASSO fit functions (no solve)."""
     y, y_block = _panel_block("returns", returns, "asset")
     x, x_block = _panel_block("factors", factors, "factor")
@@ -395,21 +427,36 @@ def _fit_inputs(returns, factors, reg_lambda=None, model_type=None, signs=None, 
             _setting_argument("reg_lambda", reg_lambda, MODEL_KEYS, "reg_lambda"), "reg_lambda")
     if not _omitted(model_type):
         overrides["model_type"] = (_model_type_value("model_type", model_type), "model_type")
+    gblock = _optional_block("groups", groups)
     inputs = fit_inputs(
         y, x, names=("returns", "factors"),
         signs=_optional_block("signs", signs), prior=_optional_block("prior", prior),
-        settings=_optional_block("settings", settings), overrides=overrides,
+        groups=gblock, settings=_optional_block("settings", settings), overrides=overrides,
         require_groups=False, blocks=(y_block, x_block),
     )
-    if LassoModelType.parse(inputs.params.get("model_type", "LASSO")) is (
+    _check_groups(inputs, gblock)
+    return inputs
+
+
+def _check_groups(inputs: FitInputs, groups: Block | None, argument: str = "groups") -> None:
+    """GROUP_LASSO needs a group for every asset (the message names the function argument,
+    ``argument``; :func:`fit_inputs` would name FL_GROUPS)."""
+    if LassoModelType.parse(inputs.params.get("model_type", "LASSO")) is not (
         LassoModelType.GROUP_LASSO
     ):
+        return
+    known = inputs.params.get("group_data")
+    missing = [a for a in inputs.returns.columns if known is None or a not in known.index]
+    if not missing:
+        return
+    if groups is None or groups.is_empty():
         raise _arg_error(
             inputs.sources["model_type"],
-            "GROUP_LASSO needs a group for every asset, which the worksheet functions do not "
-            "take; use HCGL or FCGL (groups found from the data) or the workbook refit with "
-            "FL_GROUPS")
-    return inputs
+            f"GROUP_LASSO needs a group for every asset: give them in the {argument} argument "
+            "(asset | group rows, e.g. FL_GROUPS), or use HCGL or FCGL (groups found from the "
+            "data)")
+    raise _arg_error(argument, f"model_type GROUP_LASSO needs a group for every asset; "
+                               f"{missing[0]!r} has none")
 
 
 _FIT_HINTS = (
@@ -474,13 +521,16 @@ class _Fitted:
         raise value.with_traceback(None)
 
 
-def _fitted(returns, factors, reg_lambda, model_type, signs, prior, settings) -> _Fitted:
+def _fitted(returns, factors, reg_lambda, model_type, signs, prior, settings,
+            groups) -> _Fitted:
+    # every argument is part of the key: a changed sign, prior or group cell is a new fit
     key = _content_key("fit", returns, factors, _norm_scalar(reg_lambda),
                       _norm_scalar(model_type), _norm_range(signs), _norm_range(prior),
-                      _norm_range(settings))
+                      _norm_range(settings), _norm_range(groups))
 
     def compute() -> _Fitted:
-        inputs = _fit_inputs(returns, factors, reg_lambda, model_type, signs, prior, settings)
+        inputs = _fit_inputs(returns, factors, reg_lambda, model_type, signs, prior, settings,
+                             groups)
         try:
             model = LassoModel(**inputs.params).fit(inputs.factors, inputs.returns)
         except SolveError as err:
@@ -510,7 +560,8 @@ def _frame_table(corner: str, frame: pd.DataFrame) -> list:
 
 
 # --------------------------------------------------------------------------- the factor model
-_FIT_ARGS = ("returns", "factors", "reg_lambda", "model_type", "signs", "prior", "settings")
+_FIT_ARGS = ("returns", "factors", "reg_lambda", "model_type", "signs", "prior", "settings",
+             "groups")
 
 
 def _fit_decorators(fn):
@@ -523,10 +574,11 @@ def _fit_decorators(fn):
 
 @_fit_decorators
 def FLASSO_FIT(returns, factors, reg_lambda=None, model_type=None, signs=None, prior=None,
-               settings=None):
+               settings=None, groups=None):
     """Sparse factor loadings (assets x factors) of a LASSO/group-LASSO factor model."""
     def compute():
-        model = _fitted(returns, factors, reg_lambda, model_type, signs, prior, settings).model
+        model = _fitted(returns, factors, reg_lambda, model_type, signs, prior, settings,
+                        groups).model
         return _frame_table("asset", model.coef_)
 
     return _guard(compute)
@@ -534,10 +586,11 @@ def FLASSO_FIT(returns, factors, reg_lambda=None, model_type=None, signs=None, p
 
 @_fit_decorators
 def FLASSO_R2(returns, factors, reg_lambda=None, model_type=None, signs=None, prior=None,
-              settings=None):
+              settings=None, groups=None):
     """In-sample R-squared of each asset under the fitted factor model."""
     def compute():
-        model = _fitted(returns, factors, reg_lambda, model_type, signs, prior, settings).model
+        model = _fitted(returns, factors, reg_lambda, model_type, signs, prior, settings,
+                        groups).model
         return _column_table("asset", {"r2": model.r2_}, model.coef_.index)
 
     return _guard(compute)
@@ -545,10 +598,11 @@ def FLASSO_R2(returns, factors, reg_lambda=None, model_type=None, signs=None, pr
 
 @_fit_decorators
 def FLASSO_INTERCEPT(returns, factors, reg_lambda=None, model_type=None, signs=None,
-                     prior=None, settings=None):
+                     prior=None, settings=None, groups=None):
     """Intercept (alpha) of each asset: mean return not explained by the factors."""
     def compute():
-        model = _fitted(returns, factors, reg_lambda, model_type, signs, prior, settings).model
+        model = _fitted(returns, factors, reg_lambda, model_type, signs, prior, settings,
+                        groups).model
         return _column_table("asset", {"intercept": model.alpha_const_}, model.coef_.index)
 
     return _guard(compute)
@@ -556,10 +610,11 @@ def FLASSO_INTERCEPT(returns, factors, reg_lambda=None, model_type=None, signs=N
 
 @_fit_decorators
 def FLASSO_CLUSTERS(returns, factors, reg_lambda=None, model_type=None, signs=None,
-                    prior=None, settings=None):
+                    prior=None, settings=None, groups=None):
     """Cluster of each asset found by an HCGL or FCGL factor model."""
     def compute():
-        fitted = _fitted(returns, factors, reg_lambda, model_type, signs, prior, settings)
+        fitted = _fitted(returns, factors, reg_lambda, model_type, signs, prior, settings,
+                         groups)
         model = fitted.model
         if model.clusters_ is None:
             source = fitted.inputs.sources.get("model_type", "model_type")
@@ -575,10 +630,11 @@ def FLASSO_CLUSTERS(returns, factors, reg_lambda=None, model_type=None, signs=No
 
 @_fit_decorators
 def FLASSO_RESID_VOL(returns, factors, reg_lambda=None, model_type=None, signs=None,
-                     prior=None, settings=None):
+                     prior=None, settings=None, groups=None):
     """Total, systematic and residual volatility of each asset under the factor model."""
     def compute():
-        fitted = _fitted(returns, factors, reg_lambda, model_type, signs, prior, settings)
+        fitted = _fitted(returns, factors, reg_lambda, model_type, signs, prior, settings,
+                         groups)
         vol = fitted.covariance().volatility
         return _column_table("asset", {
             "total_vol": vol["total"], "systematic_vol": vol["systematic"],
@@ -589,10 +645,11 @@ def FLASSO_RESID_VOL(returns, factors, reg_lambda=None, model_type=None, signs=N
 
 @_fit_decorators
 def FLASSO_COV(returns, factors, reg_lambda=None, model_type=None, signs=None, prior=None,
-               settings=None):
+               settings=None, groups=None):
     """Factor-model covariance of the assets, B Sigma_f B' + D (assets x assets)."""
     def compute():
-        fitted = _fitted(returns, factors, reg_lambda, model_type, signs, prior, settings)
+        fitted = _fitted(returns, factors, reg_lambda, model_type, signs, prior, settings,
+                         groups)
         return _frame_table("asset", fitted.covariance().covariance)
 
     return _guard(compute)
@@ -607,11 +664,13 @@ def FLASSO_COV(returns, factors, reg_lambda=None, model_type=None, signs=None, p
 @arg("signs", doc=DOCS["signs"], **_RANGE)
 @arg("prior", doc=DOCS["prior"], **_RANGE)
 @arg("settings", doc=DOCS["settings"], **_RANGE)
+@arg("groups", doc=DOCS["groups"], **_RANGE)
 def FLASSO_PREDICT(returns, factors, new_factors, reg_lambda=None, model_type=None, signs=None,
-                   prior=None, settings=None):
+                   prior=None, settings=None, groups=None):
     """Fitted asset returns (dates x assets) for new factor values, alpha + B x."""
     def compute():
-        fitted = _fitted(returns, factors, reg_lambda, model_type, signs, prior, settings)
+        fitted = _fitted(returns, factors, reg_lambda, model_type, signs, prior, settings,
+                         groups)
         new, new_block = _panel_block("new_factors", new_factors, "factor")
         check_plausible(new, new_block, bound=fitted.inputs.max_abs_return,
                         what="factor return", source="settings")
@@ -650,21 +709,33 @@ def _lambdas_value(values):
 
 
 _CV_SOURCES = {"n_lambdas": "settings", "lambda_min_ratio": "settings"}
+_CV_ARGS = ("returns", "factors", "lambdas", "n_splits", "settings", "signs", "prior", "groups")
 
 
-@func(category=CATEGORY, call_in_wizard=False)
-@arg("returns", doc=DOCS["returns"], **_RANGE)
-@arg("factors", doc=DOCS["factors"], **_RANGE)
-@arg("lambdas", doc=DOCS["lambdas"], **_RANGE)
-@arg("n_splits", doc=DOCS["n_splits"], **_SCALAR)
-@arg("settings", doc=DOCS["settings"], **_RANGE)
-def FLASSO_CV(returns, factors, lambdas=None, n_splits=None, settings=None):
+def _cv_decorators(fn):
+    """The arguments and help texts of FLASSO_CV and FLASSO_BEST_LAMBDA."""
+    for name in reversed(_CV_ARGS):
+        options = _SCALAR if name == "n_splits" else _RANGE
+        fn = arg(name, doc=DOCS[name], **options)(fn)
+    return func(category=CATEGORY, call_in_wizard=False)(fn)
+
+
+def _cv_model(returns, factors, lambdas, n_splits, settings, signs, prior,
+              groups) -> LassoModelCV:
+    """The cross-validation of these arguments, shared by FLASSO_CV and FLASSO_BEST_LAMBDA."""
+    key = _content_key("cv", returns, factors, _norm_range(lambdas), _norm_scalar(n_splits),
+                      _norm_range(settings), _norm_range(signs), _norm_range(prior),
+                      _norm_range(groups))
+    return _CACHE.get_or_compute(key, lambda: _cross_validate(
+        returns, factors, lambdas, n_splits, settings, signs, prior, groups))
+
+
+@_cv_decorators
+def FLASSO_CV(returns, factors, lambdas=None, n_splits=None, settings=None, signs=None,
+              prior=None, groups=None):
     """Cross-validated R-squared per reg_lambda and fold, their mean and the best lambda."""
     def compute():
-        key = _content_key("cv", returns, factors, _norm_range(lambdas), _norm_scalar(n_splits),
-                          _norm_range(settings))
-        cvm = _CACHE.get_or_compute(key, lambda: _cross_validate(
-            returns, factors, lambdas, n_splits, settings))
+        cvm = _cv_model(returns, factors, lambdas, n_splits, settings, signs, prior, groups)
         scores = cvm.cv_scores_
         table = [["reg_lambda", *scores.columns, "mean", "best"]]
         for lam, row in scores.iterrows():
@@ -675,8 +746,22 @@ def FLASSO_CV(returns, factors, lambdas=None, n_splits=None, settings=None):
     return _guard(compute)
 
 
-def _cross_validate(returns, factors, lambdas, n_splits, settings) -> LassoModelCV:
-    inputs = _fit_inputs(returns, factors, settings=settings)
+@_cv_decorators
+def FLASSO_BEST_LAMBDA(returns, factors, lambdas=None, n_splits=None, settings=None,
+                       signs=None, prior=None, groups=None):
+    """The reg_lambda with the best cross-validated R-squared (the best row of FLASSO_CV)."""
+    def compute():
+        cvm = _cv_model(returns, factors, lambdas, n_splits, settings, signs, prior, groups)
+        # a value of the grid, so finite: LassoModelCV refuses a run where no lambda scores
+        return float(cvm.best_lambda_)
+
+    return _guard(compute)
+
+
+def _cross_validate(returns, factors, lambdas, n_splits, settings, signs, prior,
+                    groups) -> LassoModelCV:
+    inputs = _fit_inputs(returns, factors, signs=signs, prior=prior, settings=settings,
+                         groups=groups)
     sources = {**_fit_sources(inputs), **_CV_SOURCES,
                "lambdas": "settings", "n_splits": "settings"}
     grid = inputs.cv.get("cv_lambdas", "auto")
@@ -689,6 +774,8 @@ def _cross_validate(returns, factors, lambdas, n_splits, settings) -> LassoModel
         given = _setting_argument("n_splits", n_splits, CV_KEYS, "cv_splits")
         splits = check_cv(inputs, n_splits=given)
         sources["n_splits"] = "n_splits"
+    # the grid and the base model of the refit_cv job (workbook._compute._fit); the best model
+    # is not refitted here: FLASSO_FIT at FLASSO_BEST_LAMBDA fits it (and caches it)
     cv = LassoModelCV(
         lambdas=grid,
         n_splits=splits,
@@ -744,7 +831,63 @@ class _PortfolioResult:
     stats: list
 
 
-def _optimise(returns, settings, constraints, groups, factors) -> _PortfolioResult:
+_MAXDIV_ARGS = ("returns", "settings", "constraints", "groups", "factors", "signs", "prior",
+                "model_settings", "model_groups", "previous_weights")
+# A weight above this counts as invested (the n_invested row of the optimise_portfolio job).
+_INVESTED = 1e-6
+
+
+def _asset_groups(groups, assets: list[str]) -> dict | None:
+    """The asset tags of the ``groups`` argument, for every asset (as the job reads
+    FL_ASSET_GROUPS: an asset without a row has no tag)."""
+    gblock = _optional_block("groups", groups)
+    if gblock is None:
+        return None
+    tags = parse_matrix(gblock, rows_what="asset", cols_what="grouping", cell=tag_cell)
+    check_labels(gblock, tags.index, assets, axis=0, what="asset", source="returns")
+    return {a: [t for t in tags.loc[a] if t] if a in tags.index else [] for a in assets}
+
+
+def _previous_weights(values, assets: list[str]):
+    """The current weights (asset | weight rows), 0 for an asset not listed, as the job reads
+    FL_PREV_WEIGHTS."""
+    block = _optional_block("previous_weights", values)
+    if block is None:
+        return None
+    prev = parse_series(block)
+    check_labels(block, prev.index, assets, axis=0, what="asset", source="returns")
+    return prev.reindex(assets).fillna(0.0).to_numpy()
+
+
+def _factor_covariance(y, y_block, factors, ps: PortfolioSettings, signs, prior,
+                       model_settings, model_groups):
+    """The factor covariance of ``covariance = factor``: the model the refit job would fit from
+    the same inputs (signs, prior, model settings and groups), with the ``factor_*`` keys of
+    the portfolio settings on top, and its covariance not annualised (the statistics are)."""
+    x, x_block = _panel_block("factors", factors, "factor")
+    mblock = _optional_block("model_settings", model_settings)
+    gblock = _optional_block("model_groups", model_groups)
+    # the plausibility bound of the fit: that of the model settings when given (as the job
+    # checks FL_RETURNS and FL_FACTORS with FL_SETTINGS), else that of the portfolio settings
+    bound = {} if mblock is not None else {"max_abs_return": ps.max_abs_return}
+    inputs = fit_inputs(y, x, names=("returns", "factors"),
+                        signs=_optional_block("signs", signs),
+                        prior=_optional_block("prior", prior), groups=gblock, settings=mblock,
+                        overrides=ps.model_overrides(), require_groups=False,
+                        blocks=(y_block, x_block), **bound)
+    _check_groups(inputs, gblock, "model_groups")
+    try:
+        model = LassoModel(**inputs.params).fit(x, y)
+        return assemble_factor_covariance(model, x)
+    except SolveError as err:
+        raise _solve_error(err) from None
+    except ValueError as err:
+        raise _settings_located(
+            _core_error(err, _fit_sources(inputs), "returns", _FIT_HINTS), inputs) from None
+
+
+def _optimise(returns, settings, constraints, groups, factors, signs, prior, model_settings,
+              model_groups, previous_weights) -> _PortfolioResult:
     y, y_block = _panel_block("returns", returns, "asset")
     ps = read_portfolio_settings(_optional_block("settings", settings))
     check_plausible(y, y_block, bound=ps.max_abs_return, what="return", source="settings")
@@ -753,40 +896,23 @@ def _optimise(returns, settings, constraints, groups, factors) -> _PortfolioResu
     cblock = _optional_block("constraints", constraints)
     if cblock is not None:
         constraint_list = parse_list(cblock)
-    group_map = None
-    gblock = _optional_block("groups", groups)
-    if gblock is not None:
-        tags = parse_matrix(gblock, rows_what="asset", cols_what="grouping", cell=tag_cell)
-        check_labels(gblock, tags.index, assets, axis=0, what="asset", source="returns")
-        group_map = {a: [t for t in tags.loc[a] if t] for a in tags.index}
     params = dict(ps.params)
     if constraint_list:
         params["linear_constraints"] = [t for t, _c in constraint_list]
+    group_map = _asset_groups(groups, assets)
     if group_map is not None:
         params["groups"] = group_map
-    x = None
+    prev = _previous_weights(previous_weights, assets)
+    if prev is not None:
+        params["previous_weights"] = prev
     if ps.covariance == "factor":
         if _omitted(factors):
             raise _arg_error("factors", "covariance = factor (settings) needs the factor "
                                         "returns in the factors argument")
-        x, x_block = _panel_block("factors", factors, "factor")
-        inputs = fit_inputs(y, x, names=("returns", "factors"), overrides=ps.model_overrides(),
-                            require_groups=False, blocks=(y_block, x_block),
-                            max_abs_return=ps.max_abs_return)
-        sources = {**dict.fromkeys(MODEL_KEYS, "settings")}
-        try:
-            model = LassoModel(**inputs.params).fit(x, y)
-            cov = assemble_factor_covariance(model, x)
-        except SolveError as err:
-            raise _solve_error(err) from None
-        except ValueError as err:
-            raise _core_error(err, sources, "returns", _FIT_HINTS) from None
-        params["covariance"] = cov
+        params["covariance"] = _factor_covariance(y, y_block, factors, ps, signs, prior,
+                                                  model_settings, model_groups)
         fit_x = None
-    else:
-        if not _omitted(factors):
-            raise _arg_error("factors", "factor returns are used only with covariance = factor "
-                                        "in settings")
+    else:  # the factor model's inputs are not used, as in the job (the stats say which)
         fit_x = complete_rows(y, "returns", "(trim the range or use covariance = factor in "
                                              "settings)")
     estimator = MaximumDiversification(**params)
@@ -797,24 +923,30 @@ def _optimise(returns, settings, constraints, groups, factors) -> _PortfolioResu
     except (ValueError, OptimizationError) as err:
         raise _maxdiv_error(err, ps, constraint_list) from None
     weights = estimator.weights_.reindex(assets)
-    stats = portfolio_statistics(estimator, portfolio, ps)
-    stats.append(["covariance", ps.covariance])
+    if not np.isfinite(weights.to_numpy(dtype=float)).all():
+        raise _arg_error("settings", "the optimiser returned non-finite weights")
+    # the rows and order of the optimise_portfolio job's FL_PORTFOLIO_STATS
+    stats = [["covariance", ps.covariance], *portfolio_statistics(estimator, portfolio, ps),
+             ["n_invested", int((np.abs(weights.to_numpy(dtype=float)) > _INVESTED).sum())]]
     return _PortfolioResult(weights, stats)
 
 
-@func(category=CATEGORY, call_in_wizard=False)
-@arg("returns", doc=DOCS["returns"], **_RANGE)
-@arg("settings", doc=DOCS["portfolio_settings"], **_RANGE)
-@arg("constraints", doc=DOCS["constraints"], **_RANGE)
-@arg("groups", doc=DOCS["groups"], **_RANGE)
-@arg("factors", doc=DOCS["maxdiv_factors"], **_RANGE)
-def FLASSO_MAXDIV(returns, settings=None, constraints=None, groups=None, factors=None):
+def _maxdiv_decorators(fn):
+    for name in reversed(_MAXDIV_ARGS):
+        fn = arg(name, doc=argument_doc("FLASSO_MAXDIV", name), **_RANGE)(fn)
+    return func(category=CATEGORY, call_in_wizard=False)(fn)
+
+
+@_maxdiv_decorators
+def FLASSO_MAXDIV(returns, settings=None, constraints=None, groups=None, factors=None,
+                  signs=None, prior=None, model_settings=None, model_groups=None,
+                  previous_weights=None):
     """Maximum-diversification weights per asset, then the portfolio's statistics."""
     def compute():
-        key = _content_key("maxdiv", returns, _norm_range(settings), _norm_range(constraints),
-                          _norm_range(groups), _norm_range(factors))
-        result = _CACHE.get_or_compute(
-            key, lambda: _optimise(returns, settings, constraints, groups, factors))
+        args = (returns, settings, constraints, groups, factors, signs, prior, model_settings,
+                model_groups, previous_weights)
+        key = _content_key("maxdiv", returns, *(_norm_range(a) for a in args[1:]))
+        result = _CACHE.get_or_compute(key, lambda: _optimise(*args))
         table = [["asset", "weight"]]
         table += [[a, _cell(w)] for a, w in result.weights.items()]
         table += [[None, None], ["statistic", "value"]]

@@ -12,7 +12,7 @@ dual-licensed, PolyForm Noncommercial 1.0.0 or a paid xlwings PRO licence. The s
 
 This folder is also the xlwings-server *project directory* (``XLWINGS_PROJECT_DIR``):
 
-* ``custom_functions/`` re-exports exactly the ten ``FLASSO_*`` worksheet functions;
+* ``custom_functions/`` re-exports exactly the ``FLASSO_*`` worksheet functions (:data:`FUNCTIONS`);
 * ``custom_scripts/`` re-exports exactly the four ribbon scripts (xlwings-server calls any
   attribute of that package by name, decorated or not, so nothing else may be visible there);
 * ``templates/manifest.xml`` (ribbon tab), ``templates/taskpane.html`` (the Help pane),
@@ -46,6 +46,7 @@ __all__ = [
     "DEFAULT_MAX_BODY_MB",
     "DEV",
     "FUNCTIONS",
+    "FUNCTIONS_NAMESPACE",
     "KEY_FILE",
     "MAX_BODY_ENV",
     "PROJECT_DIR",
@@ -59,7 +60,9 @@ __all__ = [
     "check_settings",
     "deployment_problems",
     "find_certs",
+    "functions_namespace",
     "max_body_bytes",
+    "namespaced_formula",
     "new_token",
     "normalise_origin",
     "own_origins",
@@ -72,9 +75,12 @@ PROJECT_DIR = Path(__file__).resolve().parent
 
 #: The worksheet functions the add-in registers (``xl_factorlasso.udfs.__all__``).
 FUNCTIONS = (
-    "FLASSO_CLUSTERS", "FLASSO_COV", "FLASSO_CV", "FLASSO_FIT", "FLASSO_INTERCEPT",
-    "FLASSO_MAXDIV", "FLASSO_PREDICT", "FLASSO_R2", "FLASSO_RESID_VOL", "FLASSO_VERSION",
+    "FLASSO_BEST_LAMBDA", "FLASSO_CLUSTERS", "FLASSO_COV", "FLASSO_CV", "FLASSO_FIT",
+    "FLASSO_INTERCEPT", "FLASSO_MAXDIV", "FLASSO_PREDICT", "FLASSO_R2", "FLASSO_RESID_VOL",
+    "FLASSO_VERSION",
 )
+#: The namespace of the functions in prod (``functions_namespace`` of ``pyproject.toml``).
+FUNCTIONS_NAMESPACE = "FACTORLASSO"
 #: The ``@script`` entry points of :mod:`xl_factorlasso.ribbon` callable over HTTP.
 SCRIPTS = ("refit", "refit_cv", "optimise_portfolio", "clear_outputs")
 
@@ -125,6 +131,74 @@ RIBBON = (
 
 class ServerSetupError(RuntimeError):
     """The server cannot start as configured; the message says what to change."""
+
+
+# --------------------------------------------------------------------------- function names
+# Office.js names every custom function NAMESPACE.FUNCTION, so a formula written for the
+# desktop add-in (=FLASSO_FIT(...), the xlwings VBA wrappers) is #NAME? under this add-in and
+# the other way round: a workbook's formulas are written for one add-in (docs/functions.md).
+def functions_namespace(namespace: str | None = FUNCTIONS_NAMESPACE,
+                        environment: str = "prod") -> str:
+    """The namespace Excel shows before the add-in's functions (``FACTORLASSO.FLASSO_FIT``).
+
+    xlwings-server's rule (its manifest's ``Functions.Namespace``): the configured
+    ``functions_namespace`` in capitals, followed outside ``prod`` by ``_<ENVIRONMENT>``
+    (``FACTORLASSO_DEV``), so that several environments can be installed side by side.
+
+    Parameters
+    ----------
+    namespace : str, optional
+        ``settings.functions_namespace`` (``XLWINGS_FUNCTIONS_NAMESPACE``).
+    environment : str, default "prod"
+        ``settings.environment`` (``XLWINGS_ENVIRONMENT``).
+
+    Returns
+    -------
+    str
+    """
+    ns = (namespace or "").upper()
+    if environment == "prod":
+        return ns
+    env = environment.upper()
+    return f"{ns}_{env}" if ns else env
+
+
+def namespaced_formula(formula: str, namespace: str, *, stored: bool = False) -> str:
+    """``formula`` with every ``FLASSO_*`` call made a call of the server add-in's function.
+
+    As typed in a cell: ``FLASSO_FIT(`` -> ``FACTORLASSO.FLASSO_FIT(``. As an .xlsx file keeps
+    it (``stored=True``): ``_xldudf_FACTORLASSO_FLASSO_FIT(``, the prefix and the ``_`` in place
+    of the dot with which Excel saves an Office.js custom function, and which it maps back to
+    the function of the loaded add-in with that namespace. Calls already in the namespace are
+    rewritten only from the typed to the stored form; text in quotes is left as it is.
+
+    Parameters
+    ----------
+    formula : str
+        Written for the desktop add-in (``=FLASSO_FIT(FL_RETURNS, FL_FACTORS)``) or for this
+        add-in as typed (``=FACTORLASSO.FLASSO_FIT(...)``).
+    namespace : str
+        :func:`functions_namespace` of the server the workbook will be used with.
+    stored : bool, default False
+
+    Returns
+    -------
+    str
+    """
+    ns = namespace.upper()
+    typed = rf"(?:{re.escape(ns)}\.)?" if ns else ""
+    call = re.compile(rf'("(?:[^"]|"")*")|(?<![\w.]){typed}(FLASSO_\w+)(?=\s*\()',
+                      re.IGNORECASE)
+
+    def name(m: re.Match) -> str:
+        if m.group(1) is not None:  # a quoted text
+            return m.group(1)
+        fn = m.group(2).upper()
+        if stored:
+            return f"_xldudf_{ns}_{fn}" if ns else f"_xldudf_{fn}"
+        return f"{ns}.{fn}" if ns else fn
+
+    return call.sub(name, formula)
 
 
 # --------------------------------------------------------------------------- access tokens
@@ -496,9 +570,9 @@ def serve(host: str = "127.0.0.1", port: int = 8000, *, reload: bool = False,
     out(f"xl-factorlasso server add-in (xlwings {xlwings.__version__}, project {PROJECT_DIR})")
     out(f"  environment {settings.environment}, auth providers "
         f"{list(settings.auth_providers or []) or 'none'}, .env {env_note}")
-    namespace = settings.functions_namespace.upper() + (
-        "" if settings.environment == "prod" else f"_{settings.environment.upper()}")
-    out(f"  worksheet functions: ={namespace}.FLASSO_FIT(...) and the nine others")
+    namespace = functions_namespace(settings.functions_namespace, settings.environment)
+    out(f"  worksheet functions: ={namespaced_formula('FLASSO_FIT(', namespace)}...) and the "
+        f"{len(FUNCTIONS) - 1} others")
     out(f"  manifest: {scheme}://{host}:{port}{settings.app_path}/manifest/download")
     if not found:
         out("  no certificates (certs/localhost+2.pem, certs/localhost+2-key.pem): serving plain "

@@ -1,10 +1,12 @@
-"""xlwings-server's ``custom_functions``: exactly the ten FLASSO_* worksheet functions.
+"""xlwings-server's ``custom_functions``: exactly the FLASSO_* worksheet functions.
 
 xlwings-server registers every ``@func`` visible at package level; the names are imported
-explicitly (never ``import *``) so the list is reviewable here and checked by tests_server.
+explicitly (never ``import *``) so the list is reviewable here and checked by tests_server
+against ``xl_factorlasso.server.FUNCTIONS`` and ``xl_factorlasso.udfs.__all__``.
 """
 
 from xl_factorlasso.udfs import (
+    FLASSO_BEST_LAMBDA,
     FLASSO_CLUSTERS,
     FLASSO_COV,
     FLASSO_CV,
@@ -18,6 +20,7 @@ from xl_factorlasso.udfs import (
 )
 
 __all__ = [
+    "FLASSO_BEST_LAMBDA",
     "FLASSO_CLUSTERS",
     "FLASSO_COV",
     "FLASSO_CV",
