@@ -17,7 +17,6 @@ import datetime as dt
 import shutil
 import subprocess
 import zipfile
-from pathlib import Path
 
 import openpyxl
 import pytest
@@ -26,6 +25,7 @@ from lxml import etree
 from tests.test_ooxml_valid import _validate
 from tests.workbook_helpers import MemoryIO, demo_memory_book
 from xl_factorlasso.cli import build_demo_workbook
+from xl_factorlasso.templates import template_path
 from xl_factorlasso.workbook import Area, XlsxFileIO, XlwingsBookIO, refit, run_jobs
 from xl_factorlasso.workbook._formats import (
     column_points,
@@ -368,8 +368,7 @@ def test_every_formatted_package_passes_the_validator(refitted, tmp_path):
         io.save()
         paths.append(path)
     template = tmp_path / "template.xlsm"
-    shutil.copy(Path(__file__).resolve().parents[1] / "workbook_template"
-                / "factorlasso_template.xlsm", template)
+    shutil.copy(template_path(macro=True), template)
     run_jobs(XlsxFileIO(template), ["refit", "optimise_portfolio"])
     io = XlsxFileIO(template)
     format_outputs(io)
@@ -686,7 +685,7 @@ def test_demo_inputs_are_readable(demo):
     assert {ws.title: ws.freeze_panes for ws in wb.worksheets} == {
         "Start": None, "Returns": "B2", "Factors": "B2", "Signs": "B2", "Prior": "B2",
         "Settings": "A2", "Results": "B2", "Diagnostics": "A2", "CV": "A2", "Portfolio": "A2",
-        "AssetGroups": "B2"}
+        "AssetGroups": "B2", "Risk": "A2"}
     settings = wb["Settings"]
     assert displayed_width(settings.column_dimensions["A"].width) == fitted_width(
         [c.value for c in settings["A"] if c.value])

@@ -28,7 +28,7 @@ from xl_factorlasso.workbook import XlsxFileIO
 
 ROOT = Path(__file__).resolve().parents[1]
 DOC = ROOT / "docs" / "functions.md"
-TEMPLATE = ROOT / "workbook_template" / "factorlasso_template.xlsx"
+TEMPLATE = ROOT / "xl_factorlasso" / "templates" / "factorlasso_template.xlsx"
 
 
 def _load_build():

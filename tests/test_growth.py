@@ -61,7 +61,7 @@ def test_demo_with_pasted_weeks_and_a_new_asset(demo, tmp_path):
 
 def test_nothing_adjoins_the_demo_or_the_templates(demo):
     assert adjoining_inputs(XlsxFileIO(demo)) == []
-    for template in sorted((ROOT / "workbook_template").glob("factorlasso_template.xls*")):
+    for template in sorted((ROOT / "xl_factorlasso" / "templates").glob("factorlasso_template.xls*")):
         # the "what it does" column beside FL_SETTINGS is commentary, not a left-out column
         assert adjoining_inputs(XlsxFileIO(template)) == [], template.name
 

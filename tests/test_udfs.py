@@ -432,8 +432,11 @@ def test_maxdiv_factor_model_from_signs_prior_and_model_settings(demo, R, F):
                         factors_beta_loading_signs=signs, factors_beta_prior=prior)
     np.testing.assert_allclose(_weights(out).to_numpy(), est.weights_.to_numpy(), rtol=RTOL,
                                atol=1e-14)
-    # the model's annualization_factor does not scale the covariance the optimiser sees
-    assert _stats(out)["volatility"] == pytest.approx(est.problem_values_["risk"], rel=RTOL)
+    # the statistics use the model settings' annualization_factor (the portfolio settings set
+    # none), as the job uses FL_SETTINGS'; the covariance the optimiser sees is not scaled
+    assert _stats(out)["annualization_factor"] == 52
+    assert _stats(out)["volatility"] == pytest.approx(
+        est.problem_values_["risk"] * math.sqrt(52), rel=RTOL)
     # without them it is another model, and other weights
     plain = udfs.FLASSO_MAXDIV(R, settings, None, None, F)
     assert np.abs(_weights(plain).to_numpy() - _weights(out).to_numpy()).max() > 1e-3
@@ -481,7 +484,8 @@ def test_maxdiv_statistics_rows_are_those_of_the_job(demo, R, F):
     out = udfs.FLASSO_MAXDIV(R, [["max_weights", 0.2]])
     rows = out[out.index(["statistic", "value"]) + 1:]
     assert rows[0] == ["covariance", "sample"]
-    assert [r[0] for r in rows[1:3]] == ["diversification_ratio", "volatility"]
+    assert rows[1] == ["annualization_factor", 1.0]  # stated, as in FL_PORTFOLIO_STATS
+    assert [r[0] for r in rows[2:4]] == ["diversification_ratio", "volatility"]
     weights = _weights(out).to_numpy()
     assert rows[-1] == ["n_invested", int((np.abs(weights) > 1e-6).sum())]
     assert udfs.FLASSO_MAXDIV(R, [["max_weights", 0.2]], None, None, F, matrix_cells(

@@ -138,7 +138,7 @@ def test_refit_file_round_trip_equals_direct_fit(book):
     assert wb.defined_names["FL_COEF"].attr_text in ("Results!$A$1:$G$25", "'Results'!$A$1:$G$25")
     # pictures are in the package, next to the coefficients
     with zipfile.ZipFile(book) as zf:
-        assert sum(n.startswith("xl/media/") for n in zf.namelist()) == 2
+        assert sum(n.startswith("xl/media/") for n in zf.namelist()) == 3
 
 
 def test_cli_refit_inspect_and_out(book, tmp_path, capsys):

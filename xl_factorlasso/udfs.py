@@ -69,14 +69,16 @@ from .workbook._portfolio import (
     MAXDIV_KEYS,
     PortfolioSettings,
     complete_rows,
-    portfolio_statistics,
     read_portfolio_settings,
+    statistics_table,
+    with_annualization,
 )
 from .workbook._settings import (
     CV_KEYS,
     MODEL_KEYS,
     REPORT_KEYS,
     check_setting,
+    read_fit_settings,
 )
 from .workbook._tables import (
     Block,
@@ -834,7 +836,6 @@ class _PortfolioResult:
 _MAXDIV_ARGS = ("returns", "settings", "constraints", "groups", "factors", "signs", "prior",
                 "model_settings", "model_groups", "previous_weights")
 # A weight above this counts as invested (the n_invested row of the optimise_portfolio job).
-_INVESTED = 1e-6
 
 
 def _asset_groups(groups, assets: list[str]) -> dict | None:
@@ -925,9 +926,10 @@ def _optimise(returns, settings, constraints, groups, factors, signs, prior, mod
     weights = estimator.weights_.reindex(assets)
     if not np.isfinite(weights.to_numpy(dtype=float)).all():
         raise _arg_error("settings", "the optimiser returned non-finite weights")
-    # the rows and order of the optimise_portfolio job's FL_PORTFOLIO_STATS
-    stats = [["covariance", ps.covariance], *portfolio_statistics(estimator, portfolio, ps),
-             ["n_invested", int((np.abs(weights.to_numpy(dtype=float)) > _INVESTED).sum())]]
+    # the rows, order and annualisation of the optimise_portfolio job's FL_PORTFOLIO_STATS
+    ps = with_annualization(ps, read_fit_settings(_optional_block("model_settings",
+                                                                  model_settings)))
+    stats = statistics_table(estimator, portfolio, ps, weights)
     return _PortfolioResult(weights, stats)
 
 

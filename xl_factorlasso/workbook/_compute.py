@@ -10,7 +10,6 @@ from __future__ import annotations
 import hashlib
 import math
 import warnings
-from dataclasses import replace
 
 import numpy as np
 import pandas as pd
@@ -29,7 +28,12 @@ from ._io import WorkbookIO
 from ._job_pictures import portfolio_pictures, refit_pictures
 from ._layout import name_problem
 from ._plausibility import check_plausible
-from ._portfolio import complete_rows, portfolio_statistics, read_portfolio_settings
+from ._portfolio import (
+    complete_rows,
+    read_portfolio_settings,
+    statistics_table,
+    with_annualization,
+)
 from ._results import (
     JobResult,
     OutputTable,
@@ -39,7 +43,7 @@ from ._results import (
     status_table,
 )
 from ._settings import read_fit_settings
-from ._tables import Block, parse_keyvalue, parse_list, parse_matrix, parse_panel, parse_series
+from ._tables import Block, parse_list, parse_matrix, parse_panel, parse_series
 
 __all__ = [
     "FIT_INPUTS",
@@ -385,7 +389,7 @@ def compute_portfolio(blocks: dict[str, Block], fitted: JobResult | None = None,
     ps = read_portfolio_settings(blocks.get("FL_PORTFOLIO_SETTINGS"))
     check_plausible(returns, blocks["FL_RETURNS"], bound=ps.max_abs_return, what="return",
                     source="FL_PORTFOLIO_SETTINGS")
-    ps = replace(ps, annualization_factor=_annualization(blocks, ps))
+    ps = with_annualization(ps, read_fit_settings(blocks.get("FL_SETTINGS")))
     params = dict(ps.params)
     notes = []
 
@@ -453,14 +457,11 @@ def compute_portfolio(blocks: dict[str, Block], fitted: JobResult | None = None,
     if not np.isfinite(weights.to_numpy(dtype=float)).all():
         raise WorkbookInputError("the optimiser returned non-finite weights",
                                  "FL_PORTFOLIO_SETTINGS")
-    n_invested = int((np.abs(weights.to_numpy()) > 1e-6).sum())
     result.outputs.append(
         OutputTable("FL_WEIGHTS", series_table("asset", {"weight": weights}, assets))
     )
-    stats = [["statistic", "value"], ["covariance", ps.covariance],
-             ["annualization_factor", ps.annualization_factor]]
-    stats += portfolio_statistics(opt, portfolio, ps)
-    stats.append(["n_invested", n_invested])
+    stats = [["statistic", "value"], *statistics_table(opt, portfolio, ps, weights)]
+    n_invested = stats[-1][1]
     result.outputs.append(OutputTable("FL_PORTFOLIO_STATS", stats))
     attribution = _attribution(opt, weights, ps.annualization_factor, notes)
     if attribution is not None:
@@ -517,16 +518,6 @@ def _risk_tables(ra, assets: list[str]) -> list[OutputTable]:
                if c in ra.assets.columns]
     per_asset = series_table("asset", {c: ra.assets[c] for c in columns}, assets)
     return [OutputTable("FL_RISK", risk), OutputTable("FL_RISK_ASSETS", per_asset)]
-
-
-def _annualization(blocks: dict[str, Block], ps) -> float:
-    """The portfolio statistics' annualisation: FL_PORTFOLIO_SETTINGS' own factor when it
-    sets one, else FL_SETTINGS' (the factor model's), else 1. One convention for the same
-    portfolio however the workbook splits its settings; FL_PORTFOLIO_STATS states it."""
-    block = blocks.get("FL_PORTFOLIO_SETTINGS")
-    if block is not None and "annualization_factor" in parse_keyvalue(block):
-        return ps.annualization_factor
-    return read_fit_settings(blocks.get("FL_SETTINGS")).annualization_factor
 
 
 def _check_constraints(constraints, known: set, parse_equation, error_type) -> None:

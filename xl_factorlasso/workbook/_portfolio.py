@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 import pandas as pd
@@ -20,6 +20,8 @@ __all__ = [
     "complete_rows",
     "portfolio_statistics",
     "read_portfolio_settings",
+    "statistics_table",
+    "with_annualization",
 ]
 
 
@@ -211,3 +213,26 @@ def portfolio_statistics(estimator, portfolio, ps: PortfolioSettings) -> list[li
             ["observations", len(portfolio.returns) if hasattr(portfolio, "returns") else None],
         ]
     return stats
+
+
+#: A weight counts as invested above this (the optimiser's weights are polished to exact zeros).
+INVESTED = 1e-6
+
+
+def with_annualization(ps: PortfolioSettings, fit_settings) -> PortfolioSettings:
+    """``ps`` with the annualisation its statistics use: the portfolio settings' own factor
+    when they set one, else the factor model's settings' (``FL_SETTINGS``; a
+    :class:`~._settings.FitSettings`), else 1. One portfolio gets one convention however the
+    workbook splits its settings, in the job and in FLASSO_MAXDIV alike."""
+    if ps.block is not None and "annualization_factor" in parse_keyvalue(ps.block):
+        return ps
+    factor = fit_settings.annualization_factor if fit_settings is not None else 1.0
+    return replace(ps, annualization_factor=factor)
+
+
+def statistics_table(estimator, portfolio, ps: PortfolioSettings, weights) -> list[list]:
+    """The rows of FL_PORTFOLIO_STATS (and of FLASSO_MAXDIV's statistics): the covariance, the
+    annualisation factor used, :func:`portfolio_statistics`, the number of assets invested."""
+    n_invested = int((np.abs(np.asarray(weights, dtype=float)) > INVESTED).sum())
+    return [["covariance", ps.covariance], ["annualization_factor", ps.annualization_factor],
+            *portfolio_statistics(estimator, portfolio, ps), ["n_invested", n_invested]]
