@@ -38,7 +38,7 @@ LAYOUT: dict[str, tuple[str, int, int]] = {
     "FL_PORTFOLIO_STATS": ("Portfolio", 1, 12),
     "FL_ASSET_GROUPS": ("AssetGroups", 1, 1),
     "FL_RISK": ("Risk", 1, 1),
-    "FL_RISK_ASSETS": ("Risk", 1, 7),
+    "FL_RISK_ASSETS": ("Risk", 1, 10),  # right of the attribution chart under FL_RISK
 }
 
 _INPUT_FILL = "FFF2CC"
