@@ -1114,8 +1114,7 @@ def _risk_decorators(fn):
 def FLASSO_RISK(returns, settings=None, constraints=None, groups=None, factors=None,
                 signs=None, prior=None, model_settings=None, model_groups=None,
                 previous_weights=None, weights=None):
-    """Risk attribution of the FLASSO_MAXDIV portfolio (or of weights): per factor exposure
-    B'w, contribution to volatility and share, then specific and total."""
+    """Risk attribution per factor (exposure B'w, contribution, share), specific and total."""
     def compute():
         ra, assets = _risk(returns, settings, constraints, groups, factors, signs, prior,
                            model_settings, model_groups, previous_weights, weights)
@@ -1128,8 +1127,7 @@ def FLASSO_RISK(returns, settings=None, constraints=None, groups=None, factors=N
 def FLASSO_RISK_ASSETS(returns, settings=None, constraints=None, groups=None, factors=None,
                        signs=None, prior=None, model_settings=None, model_groups=None,
                        previous_weights=None, weights=None):
-    """Risk attribution per asset of the FLASSO_MAXDIV portfolio (or of weights): weight,
-    contribution to volatility, share, systematic and specific parts."""
+    """Risk attribution per asset: weight, contribution, share, systematic and specific."""
     def compute():
         ra, assets = _risk(returns, settings, constraints, groups, factors, signs, prior,
                            model_settings, model_groups, previous_weights, weights)
@@ -1168,8 +1166,7 @@ def _price_returns(prices, method, span_gaps) -> pd.DataFrame:
 @arg("method", doc=DOCS["method"], **_SCALAR)
 @arg("span_gaps", doc=DOCS["span_gaps"], **_SCALAR)
 def FLASSO_RETURNS(prices, method=None, span_gaps=None):
-    """Returns (dates x assets) of a price panel: simple p_t / p_prev - 1 (default) or log; a
-    missing price gives a blank return."""
+    """Returns (dates x assets) of a price panel: simple p_t/p_prev - 1 (default) or log."""
     def compute():
         key = _content_key("returns", prices, _norm_scalar(method), _norm_scalar(span_gaps))
         frame = _CACHE.get_or_compute(key, lambda: _price_returns(prices, method, span_gaps))
