@@ -206,19 +206,13 @@ def run_template(args: argparse.Namespace) -> int:
 def run_returns(args: argparse.Namespace) -> int:
     """Prices (CSV or a workbook range) -> returns (CSV or .xlsx); nothing is written unless
     every price is read and every return computed."""
-    from .workbook._price_files import (
-        check_output,
-        read_price_block,
-        returns_file_bytes,
-        write_file,
-    )
+    from .workbook._price_files import check_output, read_price_block, write_returns
     from .workbook._prices import returns_from_prices
 
     check_output(args.out, force=args.force, source=args.prices)  # before the work
     block = read_price_block(args.prices, sheet=args.sheet, ref=args.range)
     returns = returns_from_prices(block, args.method, span_gaps=args.span_gaps)
-    suffix = os.path.splitext(args.out)[1].lower()
-    path = write_file(args.out, returns_file_bytes(returns, suffix), force=args.force)
+    path = write_returns(returns, args.out, force=args.force)
     missing = int(returns.isna().to_numpy().sum())
     first, last = (_label_text(returns.index[i]) for i in (0, -1))
     print(f"wrote {path}: {args.method} returns of {returns.shape[1]} assets on "

@@ -23,8 +23,8 @@ import pandas as pd
 from ._errors import WorkbookInputError
 from ._tables import Block, is_blank, text_number
 
-__all__ = ["OUTPUT_SUFFIXES", "check_output", "read_price_block", "returns_file_bytes",
-           "write_file"]
+__all__ = ["OUTPUT_SUFFIXES", "check_output", "read_price_block", "write_file",
+           "write_returns"]
 
 OUTPUT_SUFFIXES = (".csv", ".xlsx")
 _WORKBOOK_SUFFIXES = (".xlsx", ".xlsm")
@@ -200,41 +200,39 @@ def _csv_bytes(frame: pd.DataFrame) -> bytes:
     return out.getvalue().encode("utf-8")
 
 
-def _xlsx_bytes(frame: pd.DataFrame) -> bytes:
+def _write_xlsx(frame: pd.DataFrame, out: str) -> str:
+    """The returns in a new workbook (sheet ``Returns``: the header row frozen, dates as dates,
+    returns as numbers in a percent format, a missing return a blank cell), saved to ``out``
+    by the workbook layer's writer: every float kept to the last digit (openpyxl would round
+    to 16 significant digits), the file-safety checks, one atomic rename."""
     from openpyxl import Workbook
     from openpyxl.styles import Font
-    from openpyxl.utils import get_column_letter
 
-    wb = Workbook()
-    ws = wb.active
-    ws.title = RETURNS_SHEET
-    bold = Font(bold=True)
+    from ._io import Area, XlsxFileIO
+
     header = [frame.index.name or "date", *map(str, frame.columns)]
-    for j, v in enumerate(header, start=1):
-        ws.cell(row=1, column=j, value=v).font = bold
-    dates = isinstance(frame.index, pd.DatetimeIndex)
-    for i, (label, row) in enumerate(zip(frame.index, frame.to_numpy(dtype=float).tolist(),
-                                         strict=True), start=2):
-        c = ws.cell(row=i, column=1, value=label.to_pydatetime() if dates else float(label))
-        if dates:
-            c.number_format = DATE_FORMAT
-        for j, v in enumerate(row, start=2):
-            if not math.isnan(v):
-                ws.cell(row=i, column=j, value=v).number_format = RETURN_FORMAT
-    ws.column_dimensions["A"].width = 12
-    for j, name in enumerate(header[1:], start=2):
-        ws.column_dimensions[get_column_letter(j)].width = max(10, len(name) + 2)
-    ws.freeze_panes = "B2"
-    buffer = io.BytesIO()
-    wb.save(buffer)
-    return buffer.getvalue()
-
-
-def returns_file_bytes(frame: pd.DataFrame, suffix: str) -> bytes:
-    """The returns as a ``.csv`` (dates ISO, numbers exact, a missing return empty) or as an
-    ``.xlsx`` (sheet ``Returns``: the header row frozen, dates as dates, returns as numbers in
-    a percent format, a missing return a blank cell)."""
-    return _csv_bytes(frame) if suffix == ".csv" else _xlsx_bytes(frame)
+    labels = (frame.index.to_pydatetime() if isinstance(frame.index, pd.DatetimeIndex)
+              else frame.index.to_numpy(dtype=float).tolist())
+    body = [[label, *(None if math.isnan(v) else v for v in row)]
+            for label, row in zip(labels, frame.to_numpy(dtype=float).tolist(), strict=True)]
+    with tempfile.TemporaryDirectory() as folder:
+        skeleton = os.path.join(folder, "returns.xlsx")
+        wb = Workbook()
+        ws = wb.active
+        ws.title = RETURNS_SHEET
+        for j, name in enumerate(header, start=1):
+            ws.cell(row=1, column=j, value=name).font = Font(name="Calibri", bold=True)
+        wb.save(skeleton)
+        book = XlsxFileIO(skeleton, out)
+        n_rows, n_cols = len(body), len(header)
+        book.write(Area(RETURNS_SHEET, 2, 1, n_rows + 1, n_cols), body)
+        if isinstance(frame.index, pd.DatetimeIndex):
+            book.set_number_format(Area(RETURNS_SHEET, 2, 1, n_rows + 1, 1), DATE_FORMAT)
+        book.set_number_format(Area(RETURNS_SHEET, 2, 2, n_rows + 1, n_cols), RETURN_FORMAT)
+        book.fit_columns(Area(RETURNS_SHEET, 1, 1, n_rows + 1, n_cols))
+        book.freeze_panes(RETURNS_SHEET, 2, 2)  # the header row and the dates
+        book.save()
+    return os.path.realpath(out)
 
 
 def _for_out(reason: str) -> str:
@@ -266,6 +264,26 @@ def check_output(out, *, force: bool = False, source=None) -> None:
     blocker = write_blocker(out)
     if blocker is not None:
         raise WorkbookInputError(_for_out(blocker))
+
+
+def write_returns(frame: pd.DataFrame, out, *, force: bool = False) -> str:
+    """Write returns to ``out`` after :func:`check_output`: a ``.csv`` (dates ISO, every float
+    as its shortest exact text, a missing return empty) or an ``.xlsx`` (see
+    :func:`_write_xlsx`). Returns the absolute path written.
+
+    Raises
+    ------
+    WorkbookInputError
+        If ``out`` may not be written (see :func:`check_output`); nothing is written then.
+    """
+    out = os.fspath(out)
+    check_output(out, force=force)
+    if _suffix(out) == ".csv":
+        return write_file(out, _csv_bytes(frame), force=force)
+    try:
+        return _write_xlsx(frame, out)
+    except WorkbookInputError as err:  # taken since the check (open, locked)
+        raise WorkbookInputError(_for_out(str(err))) from None
 
 
 def write_file(out, data: bytes, *, force: bool = False) -> str:
