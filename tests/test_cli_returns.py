@@ -131,6 +131,13 @@ def test_workbook_sheet_to_xlsx(tmp_path, prices, capsys):
     assert ws["A2"].number_format == "yyyy-mm-dd" and ws["B2"].number_format == "0.00%"
     expected = (prices / prices.shift(1) - 1).iloc[1:].to_numpy()
     np.testing.assert_array_equal(np.array([r[1:] for r in body], dtype=float), expected)
+    # every column shows its header and its returns (as "-1.23%") without ###
+    widths = {c: d.width for d in ws.column_dimensions.values() if d.min
+              for c in range(d.min, d.max + 1)}
+    assert widths[1] >= len("2024-01-12")
+    for j, name in enumerate(["SPX", "UST10", "GOLD"], start=2):
+        texts = [name, *(f"{v:.2%}" for v in expected[:, j - 2])]
+        assert widths[j] >= max(map(len, texts)) + 1, (name, widths[j])
 
 
 @pytest.mark.parametrize("ref", ["MY_PRICES", "Prices!B3:E11", "'Prices'!$B$3:$E$11"])

@@ -200,6 +200,20 @@ def _csv_bytes(frame: pd.DataFrame) -> bytes:
     return out.getvalue().encode("utf-8")
 
 
+def _widths(frame: pd.DataFrame, header: list[str]) -> list[float]:
+    """Column widths (characters) that show every header and every return in its percent
+    format: the widest is the smallest or the largest return of the column (measured from the
+    numbers, not cell by cell: a panel can have a million of them)."""
+    first = 10 if isinstance(frame.index, pd.DatetimeIndex) else max(
+        (len(f"{v:g}") for v in frame.index), default=6)
+    widths = [max(first, len(header[0])) + 2.0]
+    for j, name in enumerate(header[1:]):
+        column = frame.iloc[:, j].dropna()
+        texts = [f"{v:.2%}" for v in (column.min(), column.max())] if len(column) else []
+        widths.append(max([len(name), *map(len, texts), 6]) + 2.0)
+    return widths
+
+
 def _write_xlsx(frame: pd.DataFrame, out: str) -> str:
     """The returns in a new workbook (sheet ``Returns``: the header row frozen, dates as dates,
     returns as numbers in a percent format, a missing return a blank cell), saved to ``out``
@@ -229,7 +243,8 @@ def _write_xlsx(frame: pd.DataFrame, out: str) -> str:
         if isinstance(frame.index, pd.DatetimeIndex):
             book.set_number_format(Area(RETURNS_SHEET, 2, 1, n_rows + 1, 1), DATE_FORMAT)
         book.set_number_format(Area(RETURNS_SHEET, 2, 2, n_rows + 1, n_cols), RETURN_FORMAT)
-        book.fit_columns(Area(RETURNS_SHEET, 1, 1, n_rows + 1, n_cols))
+        for j, width in enumerate(_widths(frame, header), start=1):
+            book.set_column_width(RETURNS_SHEET, j, width)
         book.freeze_panes(RETURNS_SHEET, 2, 2)  # the header row and the dates
         book.save()
     return os.path.realpath(out)

@@ -20,6 +20,7 @@ __all__ = ["METHODS", "read_method", "returns_from_prices"]
 
 #: The kinds of return: ``p_t / p_prev - 1`` and ``log(p_t / p_prev)``.
 METHODS = ("simple", "log")
+_PLAIN = (float, type(None))
 
 
 def read_method(value) -> str:
@@ -42,8 +43,10 @@ def _check_prices(b: Block) -> None:
     """Every non-blank cell below the header and right of the dates is a number ("a price"
     in the message, where :func:`parse_panel` would say "a return")."""
     for i in range(1, b.shape[0]):
+        row = b.values[i]
         for j in range(1, b.shape[1]):
-            parse_number(b, i, j, what="a price")
+            if type(row[j]) not in _PLAIN:  # a number or a blank needs no message
+                parse_number(b, i, j, what="a price")
 
 
 def _located(b: Block, frame: pd.DataFrame, err: PricesError) -> WorkbookInputError:
