@@ -284,6 +284,10 @@ def test_bad_weights_name_the_argument_and_the_cell(R, F):
                 is_error(out, "weights", *fragments)
             except AssertionError as err:
                 raise AssertionError(f"{label}: {err}") from None
+    # FLASSO_MAXDIV's whole spill (weights, a blank row, its statistics): the first stranger
+    maxdiv = udfs.FLASSO_MAXDIV(R, [["max_weights", 0.2]])
+    is_error(udfs.FLASSO_RISK(R, [["max_weights", 0.2]], *[None] * 8, maxdiv), "weights",
+             "row 27, column 1: asset 'statistic' is not in returns")
     # one message, one cell
     out = udfs.FLASSO_RISK_ASSETS(R, None, *[None] * 8, [["asset", "weight"], ["XYZ", 1.0]])
     assert out == "#FLASSO! weights: row 2, column 1: asset 'XYZ' is not in returns"

@@ -1049,11 +1049,12 @@ def _given_weights(values, assets: list) -> pd.Series:
     block = Block.of("weights", _clean_cells(values)).trimmed()
     n_rows, n_cols = block.shape
     if n_cols == 2 and any(_is_label(r[0]) for r in block.values):
-        given = parse_series(block, value=_weight_cell)
-        if given.empty:
+        # the names first: a stranger (FLASSO_MAXDIV's 'statistic' rows, say) is named as such
+        names = parse_series(block, value=lambda _b, _i, _j: 0.0).index
+        if names.empty:
             raise _arg_error("weights", "no asset | weight rows below the header")
-        check_labels(block, given.index, assets, axis=0, what="asset", source="returns")
-        return given.reindex(assets).fillna(0.0)
+        check_labels(block, names, assets, axis=0, what="asset", source="returns")
+        return parse_series(block, value=_weight_cell).reindex(assets).fillna(0.0)
     if n_rows == 1 or n_cols == 1:
         cells = ([(0, j) for j in range(n_cols)] if n_rows == 1
                  else [(i, 0) for i in range(n_rows)])
