@@ -60,6 +60,9 @@ from .core.optimization import (
     MaximumDiversification,
     OptimizationError,
 )
+
+# the optimiser's own covariance estimate and the job's own FL_RISK tables: FLASSO_RISK gives
+# the job's answer by construction (both are private to their modules; no public twin exists)
 from .core.optimization._risk import resolve_risk_model
 from .workbook._compute import _risk_tables as risk_tables
 from .workbook._errors import WorkbookInputError
