@@ -67,6 +67,14 @@ def _examples() -> dict[str, list[list]]:
         "P2:Q3": [["max_weights", 0.2], ["annualization_factor", 52.0]],
         "P5:P6": [["Govies <= 0.5"], ["GOLD >= 0.05"]],
         "M1:N25": [["asset", "block"], *[[a, b] for a, b in demo.clusters.items()]],
+        "P8:Q10": [["covariance", "factor"], ["max_weights", 0.2],
+                   ["annualization_factor", 52.0]],
+        "S1:T4": [["asset", "weight"], ["SPX", 0.5], ["BUND10", 0.3], ["GOLD", 0.2]],
+        "Prices!A1:C5": [["date", "SPX", "UST10"],
+                         [dt.datetime(2024, 1, 5), 100.0, 50.0],
+                         [dt.datetime(2024, 1, 12), 102.0, 50.5],
+                         [dt.datetime(2024, 1, 19), 99.96, None],
+                         [dt.datetime(2024, 1, 26), 101.9592, 51.005]],
     }
     io = XlsxFileIO(TEMPLATE)  # the FL_* names: the template workbook's
     examples.update({name: io.read(area) for name, area in io.names().items()})
@@ -271,3 +279,20 @@ def test_reading_the_page():
     assert _close("0.9001", 0.90014) and not _close("0.9001", 0.90016)
     assert _close("2.127e-06", 2.1274e-06) and not _close("2.127e-06", 2.128e-06)
     assert math.isclose(float("1E-4"), 1e-4)
+
+
+def test_the_price_example_is_the_range_the_page_shows(page):
+    """The prices shown under "`Prices!A1:C5` holds" are EXAMPLES' (the result tables of
+    FLASSO_RETURNS are checked against them above), and the error the page quotes is the one
+    a price of 0 there gives."""
+    (rows,) = [item[1] for kind, item in page
+               if kind == "table" and item[2].startswith("`Prices!A1:C5` holds")]
+    prices = _examples()["Prices!A1:C5"]
+    assert rows[0] == prices[0]
+    assert [[_label(v) for v in r] for r in prices[1:]] == [
+        [c if not c or _number(c) is None else _label(float(c)) for c in r] for r in rows[1:]]
+    zero = [list(r) for r in prices]
+    zero[2][1] = 0.0
+    message = udfs.FLASSO_RETURNS(zero)
+    text = " ".join(DOC.read_text(encoding="utf-8").split())
+    assert f"`{message}`" in text

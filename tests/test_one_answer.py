@@ -12,6 +12,9 @@ numbers as floats, omitted arguments as ``None``), and compared with those outpu
 * FLASSO_FIT/_R2 at FLASSO_BEST_LAMBDA (a nested formula)  = Cross-validate's FL_COEF, FL_R2
 * FLASSO_MAXDIV                                            = Optimise portfolio's FL_WEIGHTS,
                                                              FL_PORTFOLIO_STATS
+* FLASSO_RISK, FLASSO_RISK_ASSETS (also given FL_WEIGHTS)   = Optimise portfolio's FL_RISK,
+                                                             FL_RISK_ASSETS
+* FLASSO_RETURNS of the sheet's price panel  = the last rows of FL_RETURNS (numpy, 1e-12)
 * FLASSO_PREDICT  = alpha + B x from Refit's FL_INTERCEPT and FL_COEF (computed here in numpy)
 * FLASSO_COV      = its diagonal is FL_RESID_VOL's total_vol squared
 
@@ -217,6 +220,46 @@ def test_maxdiv_equals_optimise_portfolio(case):
         moves = [abs(w - prev.get(a, 0.0)) for a, w in weights[1:]]
         assert max(moves) <= 0.05 + 1e-7
         assert max(moves) == pytest.approx(0.05, abs=1e-7)  # and the limit binds
+
+
+def test_risk_equals_optimise_portfolio(case):
+    functions = _by_function(case)
+    risk = case.evaluate(functions["FLASSO_RISK"])
+    per_asset = case.evaluate(functions["FLASSO_RISK_ASSETS"])
+    assert risk == case.table("optimise_portfolio", "FL_RISK")
+    assert per_asset == case.table("optimise_portfolio", "FL_RISK_ASSETS")
+    # the factor split of the factor covariance (the template's), summing to the total
+    factors = case.values["FL_FACTORS"][0][1:]
+    assert [r[0] for r in risk[1:]] == [*factors, "specific", "total"]
+    total = risk[-1][2]
+    assert math.fsum(r[2] for r in risk[1:-1]) == pytest.approx(total, rel=1e-12, abs=0)
+    assert math.fsum(r[2] for r in per_asset[1:]) == pytest.approx(total, rel=1e-12, abs=0)
+    # the volatility of FL_PORTFOLIO_STATS (the optimiser's, annualised the same way)
+    stats = dict(case.table("optimise_portfolio", "FL_PORTFOLIO_STATS")[1:])
+    assert total == pytest.approx(stats["volatility"], rel=1e-8)
+    # the job's weights, given back as the weights argument: the same attribution
+    assert [r[:2] for r in per_asset[1:]] == case.table("optimise_portfolio", "FL_WEIGHTS")[1:]
+    with_weights = {**case.values, "FL_WEIGHTS": case.outputs["optimise_portfolio"]["FL_WEIGHTS"]}
+    for name, table in (("FLASSO_RISK", risk), ("FLASSO_RISK_ASSETS", per_asset)):
+        formula = functions[name].replace(")", ",FL_WEIGHTS)")
+        got = build.evaluate_formula(formula, with_weights, udfs)
+        np.testing.assert_allclose(_matrix(got), _matrix(table), rtol=1e-12, atol=1e-15)
+        assert [r[0] for r in got] == [r[0] for r in table]
+
+
+def test_returns_of_the_price_panel_are_the_last_rows_of_the_returns(case):
+    formula = _by_function(case)["FLASSO_RETURNS"]
+    got = case.evaluate(formula)
+    prices = case.values[build.split_formula(formula)[1][0]]
+    assert got[0] == ["date", *prices[0][1:]]
+    assert [r[0] for r in got[1:]] == [r[0] for r in prices[2:]]
+    p = _matrix(prices)
+    np.testing.assert_array_equal(_matrix(got), p[1:] / p[:-1] - 1.0)  # the same floats
+    returns = [r for r in case.values["FL_RETURNS"] if r[0] is not None]
+    tail = {r[0]: r for r in returns[-(len(got) - 1):]}
+    columns = [returns[0].index(a) for a in got[0][1:]]
+    expected = np.array([[tail[r[0]][j] for j in columns] for r in got[1:]])
+    np.testing.assert_allclose(_matrix(got), expected, rtol=0, atol=1e-15)
 
 
 def test_predict_is_alpha_plus_b_x_of_refit(case):

@@ -137,8 +137,18 @@ SIGNATURES = {
     # new arguments go at the end: existing formulas keep their meaning
     "FLASSO_MAXDIV": ["returns", "settings", "constraints", "groups", "factors", "signs", "prior",
                       "model_settings", "model_groups", "previous_weights"],
+    # the inputs of FLASSO_MAXDIV (whose portfolio they attribute), then the weights to
+    # attribute instead
+    "FLASSO_RISK": ["returns", "settings", "constraints", "groups", "factors", "signs", "prior",
+                    "model_settings", "model_groups", "previous_weights", "weights"],
+    "FLASSO_RISK_ASSETS": ["returns", "settings", "constraints", "groups", "factors", "signs",
+                           "prior", "model_settings", "model_groups", "previous_weights",
+                           "weights"],
+    "FLASSO_RETURNS": ["prices", "method", "span_gaps"],
     "FLASSO_VERSION": [],
 }
+REQUIRED = {"FLASSO_MAXDIV": {"returns"}, "FLASSO_RISK": {"returns"},
+            "FLASSO_RISK_ASSETS": {"returns"}, "FLASSO_RETURNS": {"prices"}}
 
 
 def test_public_functions_and_signatures():
@@ -146,7 +156,7 @@ def test_public_functions_and_signatures():
     for name, params in SIGNATURES.items():
         sig = inspect.signature(getattr(udfs, name))
         assert list(sig.parameters) == params, name
-        required = {"returns", "factors", "new_factors"} if name != "FLASSO_MAXDIV" else {"returns"}
+        required = REQUIRED.get(name, {"returns", "factors", "new_factors"})
         for p in sig.parameters.values():  # optional arguments default to None
             assert (p.default is inspect.Parameter.empty) == (p.name in required), (name, p.name)
 

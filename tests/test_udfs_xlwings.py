@@ -33,7 +33,7 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 FUNCTIONS = ["FLASSO_BEST_LAMBDA", "FLASSO_CLUSTERS", "FLASSO_COV", "FLASSO_CV", "FLASSO_FIT", "FLASSO_INTERCEPT",
              "FLASSO_MAXDIV", "FLASSO_PREDICT", "FLASSO_R2", "FLASSO_RESID_VOL",
-             "FLASSO_VERSION"]
+             "FLASSO_RETURNS", "FLASSO_RISK", "FLASSO_RISK_ASSETS", "FLASSO_VERSION"]
 
 # Shared by both child processes: the demo panel as 2-D lists.
 PANEL = '''
@@ -267,7 +267,8 @@ def test_classic_metadata(classic):
         for a in info["args"]:
             assert a["doc"] == udfs.argument_doc(name, a["name"])  # every argument has help
             assert a["options"]["err_to_str"] is True
-            if a["name"] not in ("reg_lambda", "model_type", "n_splits"):
+            if a["name"] not in ("reg_lambda", "model_type", "n_splits", "method",
+                                 "span_gaps"):
                 assert a["options"]["ndim"] == 2
     fit = functions["FLASSO_FIT"]["args"]
     assert [(a["name"], a["optional"]) for a in fit] == [

@@ -105,10 +105,14 @@ def _assert_same(got, expected):
                 assert a == b
 
 
-@pytest.mark.parametrize("case", ["fit", "resid_vol", "maxdiv", "version"])
+@pytest.mark.parametrize("case", ["fit", "resid_vol", "maxdiv", "risk", "risk_weights",
+                                  "returns", "version"])
 def test_function_call_equals_the_direct_call(client, udfs, panel, xlwings_version, case):
     R, F = panel
     settings = [["span", 52], ["reg_lambda", 1e-4]]
+    factor = [["covariance", "factor"], ["max_weights", 0.25], ["annualization_factor", 52]]
+    weights = [["asset", "weight"], [R[0][1], 0.5], [R[0][3], 0.5]]
+    prices = _cells(100 * (1 + load_demo_panel().y.iloc[:30, :4]).cumprod())
     http_args, direct = {
         "fit": (("FLASSO_FIT", R, F, [[1e-4]], [["LASSO"]]),
                 lambda: udfs.FLASSO_FIT(R, F, 1e-4, "LASSO")),
@@ -116,6 +120,13 @@ def test_function_call_equals_the_direct_call(client, udfs, panel, xlwings_versi
                       lambda: udfs.FLASSO_RESID_VOL(R, F, None, "HCGL", None, None, settings)),
         "maxdiv": (("FLASSO_MAXDIV", R, [["max_weights", 0.25]], [["SPX <= 0.1"]]),
                    lambda: udfs.FLASSO_MAXDIV(R, [["max_weights", 0.25]], [["SPX <= 0.1"]])),
+        "risk": (("FLASSO_RISK", R, factor, None, None, F),
+                 lambda: udfs.FLASSO_RISK(R, factor, None, None, F)),
+        "risk_weights": (("FLASSO_RISK_ASSETS", R, factor, None, None, F, *[None] * 5, weights),
+                         lambda: udfs.FLASSO_RISK_ASSETS(R, factor, None, None, F, *[None] * 5,
+                                                         weights)),
+        "returns": (("FLASSO_RETURNS", prices, [["log"]]),
+                    lambda: udfs.FLASSO_RETURNS(prices, "log")),
         "version": (("FLASSO_VERSION",), lambda: udfs.FLASSO_VERSION()),
     }[case]
     udfs.cache_clear()
@@ -272,7 +283,7 @@ def test_the_server_template_formulas_call_the_registered_functions_and_compute(
         assert names and all(n.startswith(f"_xldudf_{ns}_") for n in names), formula
         called |= {n[len(f"_xldudf_{ns}_"):] for n in names}
     assert called == set(meta) == set(FUNCTIONS)
-    typed = {build.split_formula(f.format(scenarios="A1:G4"))[0]
+    typed = {build.split_formula(f.format(scenarios="A1:G4", prices="A6:G10"))[0]
              for _n, _w, f, _fmt in build.formulas_for(ns)}
     assert typed == {f"{ns}.{m['name']}" for m in meta.values()}  # as Excel shows them
     # a desktop formula is #NAME? under this add-in, and the other way round
@@ -280,18 +291,25 @@ def test_the_server_template_formulas_call_the_registered_functions_and_compute(
     assert build.evaluate_formula(stored[0], {}, udfs) == "#NAME?"
 
     values = build._name_values(wb)
-    # the scenario panel of FLASSO_PREDICT: a range of the sheet
-    (scenarios,) = {a for f in stored for a in build.split_formula(f)[1] if ":" in a}
-    values[scenarios] = [[c.value for c in row] for row in ws[scenarios]]
+    # the scenario panel of FLASSO_PREDICT and the prices of FLASSO_RETURNS: ranges of the sheet
+    panels = {}
+    for formula in stored:
+        name, args = build.split_formula(formula)
+        panels.update({name[len(f"_xldudf_{ns}_"):]: a for a in args if ":" in a})
+    assert sorted(panels) == ["FLASSO_PREDICT", "FLASSO_RETURNS"]
+    for area in panels.values():
+        values[area] = [[c.value for c in row] for row in ws[area]]
+    scenarios, prices = panels["FLASSO_PREDICT"], panels["FLASSO_RETURNS"]
     over_http = _OverHttp(client, xlwings_version, meta)
     office = {k: _serials(v) for k, v in values.items()}
     udfs.cache_clear()
     for formula, (_name, _what, desktop, _fmt) in zip(stored, build.FORMULAS, strict=True):
         got = build.evaluate_formula(formula, office, over_http, ns)
-        expected = build.evaluate_formula(desktop.format(scenarios=scenarios), values, udfs)
+        expected = build.evaluate_formula(desktop.format(scenarios=scenarios, prices=prices),
+                                          values, udfs)
         if isinstance(expected, list):
             expected = _serials(expected)
-            if expected[0][0] == "date":  # FLASSO_PREDICT: serial dates are periods
+            if expected[0][0] == "date":  # FLASSO_PREDICT, _RETURNS: serial dates are periods
                 expected[0][0] = "period"
         _assert_same(got if isinstance(got, list) else [[got]], _as_written(
             expected if isinstance(expected, list) else [[expected]]))

@@ -131,14 +131,20 @@ PORTFOLIO_SETTINGS = [
 CONSTRAINTS = ["EQ <= 0.40", "GOV >= 0.20"]
 
 # The Formulas sheet: title, what it shows, the formula (stored without the leading '='), and
-# the number format given to the numbers of its spill area (None: General).
-# {scenarios} is the address of the small factor panel written on the sheet for FLASSO_PREDICT.
+# the number format given to the numbers of its spill area (None: General; a list: one per
+# column after the labels, the last one repeating, as the jobs format their outputs).
+# {scenarios} is the address of the small factor panel written on the sheet for FLASSO_PREDICT,
+# {prices} that of the price panel for FLASSO_RETURNS.
 # Every function gets the inputs the ribbon's jobs read, so that each result equals theirs
 # (tests/test_one_answer.py): the fit functions those of Refit, FLASSO_CV and FLASSO_BEST_LAMBDA
-# those of Cross-validate, FLASSO_MAXDIV those of Optimise portfolio (its factor model is
-# Refit's, with the factor_* keys of FL_PORTFOLIO_SETTINGS on top).
+# those of Cross-validate, FLASSO_MAXDIV, FLASSO_RISK and FLASSO_RISK_ASSETS those of Optimise
+# portfolio (its factor model is Refit's, with the factor_* keys of FL_PORTFOLIO_SETTINGS on top).
+from xl_factorlasso.workbook._output_formats import COLUMN_FORMATS  # noqa: E402
+
 _FIT_ARGS = "FL_RETURNS,FL_FACTORS,,,FL_SIGNS,FL_PRIOR,FL_SETTINGS,FL_GROUPS"
 _CV_ARGS = "FL_RETURNS,FL_FACTORS,,,FL_SETTINGS,FL_SIGNS,FL_PRIOR,FL_GROUPS"
+_PORTFOLIO_ARGS = ("FL_RETURNS,FL_PORTFOLIO_SETTINGS,FL_CONSTRAINTS,FL_ASSET_GROUPS,FL_FACTORS,"
+                   "FL_SIGNS,FL_PRIOR,FL_SETTINGS,FL_GROUPS,FL_PREV_WEIGHTS")
 _NUM = "0.0000"
 FORMULAS = [
     ("FLASSO_VERSION", "the version of xl-factorlasso computing the functions",
@@ -165,10 +171,20 @@ FORMULAS = [
     ("FLASSO_MAXDIV", "maximum-diversification weights and statistics (portfolio settings, "
      "constraints, asset groups and previous weights; the factor model of the workbook: the "
      "numbers Optimise portfolio writes)",
-     "FLASSO_MAXDIV(FL_RETURNS,FL_PORTFOLIO_SETTINGS,FL_CONSTRAINTS,FL_ASSET_GROUPS,"
-     "FL_FACTORS,FL_SIGNS,FL_PRIOR,FL_SETTINGS,FL_GROUPS,FL_PREV_WEIGHTS)", None),
+     f"FLASSO_MAXDIV({_PORTFOLIO_ARGS})", None),
+    ("FLASSO_RISK", "risk attribution of that portfolio under the covariance it was optimised "
+     "with: per factor the exposure B'w, its contribution to the volatility and its share, then "
+     "the specific part and the total (annualised; the table Optimise portfolio writes to "
+     "FL_RISK). A last argument weights attributes any portfolio you type instead",
+     f"FLASSO_RISK({_PORTFOLIO_ARGS})", COLUMN_FORMATS["FL_RISK"]),
+    ("FLASSO_RISK_ASSETS", "the same attribution per asset: weight, contribution, share, "
+     "systematic and specific parts (FL_RISK_ASSETS)",
+     f"FLASSO_RISK_ASSETS({_PORTFOLIO_ARGS})", COLUMN_FORMATS["FL_RISK_ASSETS"]),
     ("FLASSO_COV", "factor-model covariance of the assets, B S B' + D",
      f"FLASSO_COV({_FIT_ARGS})", "0.000000"),
+    ("FLASSO_RETURNS", "simple returns p_t / p_prev - 1 of the price panel above (add \"log\" "
+     "for log returns): the last rows of FL_RETURNS again", "FLASSO_RETURNS({prices})",
+     "0.00%"),
 ]
 
 
@@ -462,32 +478,21 @@ def _formulas_sheet(wb, inputs: dict, namespace: str | None = None) -> None:
     for i, text in enumerate(notes, start=2):
         ws.cell(row=i, column=1, value=text).font = NOTE_FONT
     r = len(notes) + 3
-    # the scenario panel for FLASSO_PREDICT: the last weeks of the factor returns
+    # the input panels: the last weeks of the factor returns for FLASSO_PREDICT, and prices
+    # that compound the last weeks of the returns for FLASSO_RETURNS (which gives them back)
     factors = inputs["factors"]
-    tail = factors.iloc[-SCENARIO_ROWS:]
-    ws.cell(row=r, column=1, value="Scenario factor values for FLASSO_PREDICT (input)").font = BOLD
-    top = r + 1
-    rows = [["date", *map(str, factors.columns)]]
-    rows += [[d.to_pydatetime(), *map(float, v)]
-             for d, v in zip(tail.index, tail.to_numpy(), strict=True)]
-    for i, values in enumerate(rows):
-        for j, v in enumerate(values):
-            c = ws.cell(row=top + i, column=1 + j, value=v)
-            if i == 0 or j == 0:
-                c.font = BOLD
-            else:
-                c.fill = INPUT_FILL
-            if j == 0 and i > 0:
-                c.number_format = "yyyy-mm-dd"
-    last_col = openpyxl.utils.get_column_letter(len(rows[0]))
-    scenarios = f"A{top}:{last_col}{top + len(rows) - 1}"
-    r = top + len(rows) + 1
+    scenarios, rows, r = _input_panel(ws, r, "Scenario factor values for FLASSO_PREDICT (input)",
+                                      factors.iloc[-SCENARIO_ROWS:], None)
+    values_at = {scenarios: rows}
+    prices, rows, r = _input_panel(ws, r, "Prices for FLASSO_RETURNS (input: 100 compounded "
+                                   "with the last weeks of FL_RETURNS)",
+                                   price_panel(inputs["returns"]), "0.00")
+    values_at[prices] = rows
 
     # the values the functions will see: names -> 2-D lists, as the classic add-in passes them
-    values = _name_values(wb)
-    values[scenarios] = rows
+    values = {**_name_values(wb), **values_at}
     for name, what, formula, number_format in formulas_for(namespace):
-        formula = formula.format(scenarios=scenarios)
+        formula = formula.format(scenarios=scenarios, prices=prices)
         result = evaluate_formula(formula, values, udfs, namespace)
         if not isinstance(result, list):
             result = [[result]]
@@ -503,11 +508,51 @@ def _formulas_sheet(wb, inputs: dict, namespace: str | None = None) -> None:
             stored = namespaced_formula(formula, namespace, stored=True)
         ws[anchor] = ArrayFormula(anchor, "=" + stored)
         if number_format:  # the spilled numbers take the format of the cells they land in
+            codes = [number_format] if isinstance(number_format, str) else number_format
             body = [(0, 0)] if len(result) == 1 == len(result[0]) else [
                 (i, j) for i in range(1, len(result)) for j in range(1, len(result[i]))]
             for i, j in body:
-                ws.cell(row=r + 2 + i, column=1 + j).number_format = number_format
+                code = codes[min(max(j - 1, 0), len(codes) - 1)]
+                ws.cell(row=r + 2 + i, column=1 + j).number_format = code
         r += 2 + len(result) + 1  # the spill area, then a blank row
+
+
+PRICE_ROWS = 4  # returns of the last weeks given back by FLASSO_RETURNS on the Formulas sheet
+
+
+def price_panel(returns: pd.DataFrame, n: int = PRICE_ROWS) -> pd.DataFrame:
+    """Prices whose simple returns are the last ``n`` rows of ``returns``: 100 on the date before
+    them, compounded. Assets with a missing return in those rows are left out (a price panel
+    with a gap would not give the returns back)."""
+    tail = returns.iloc[-n - 1:]
+    tail = tail.loc[:, tail.iloc[1:].notna().all()]
+    growth = (1.0 + tail.iloc[1:]).cumprod()
+    base = pd.DataFrame(1.0, index=tail.index[:1], columns=tail.columns)
+    return 100.0 * pd.concat([base, growth])
+
+
+def _input_panel(ws, r: int, title: str, frame: pd.DataFrame, number_format: str | None):
+    """Write a dates x names panel under a title at row ``r``; returns its address, its rows as
+    the functions see them and the next free row."""
+    ws.cell(row=r, column=1, value=title).font = BOLD
+    top = r + 1
+    rows = [["date", *map(str, frame.columns)]]
+    rows += [[d.to_pydatetime(), *map(float, v)]
+             for d, v in zip(frame.index, frame.to_numpy(), strict=True)]
+    for i, values in enumerate(rows):
+        for j, v in enumerate(values):
+            c = ws.cell(row=top + i, column=1 + j, value=v)
+            if i == 0 or j == 0:
+                c.font = BOLD
+            else:
+                c.fill = INPUT_FILL
+                if number_format:
+                    c.number_format = number_format
+            if j == 0 and i > 0:
+                c.number_format = "yyyy-mm-dd"
+    last_col = openpyxl.utils.get_column_letter(len(rows[0]))
+    address = f"A{top}:{last_col}{top + len(rows) - 1}"
+    return address, rows, top + len(rows) + 1
 
 
 def _name_values(wb) -> dict[str, list[list]]:

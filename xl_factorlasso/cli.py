@@ -203,6 +203,29 @@ def run_template(args: argparse.Namespace) -> int:
     return 0
 
 
+def run_returns(args: argparse.Namespace) -> int:
+    """Prices (CSV or a workbook range) -> returns (CSV or .xlsx); nothing is written unless
+    every price is read and every return computed."""
+    from .workbook._price_files import check_output, read_price_block, write_returns
+    from .workbook._prices import returns_from_prices
+
+    check_output(args.out, force=args.force, source=args.prices)  # before the work
+    block = read_price_block(args.prices, sheet=args.sheet, ref=args.range)
+    returns = returns_from_prices(block, args.method, span_gaps=args.span_gaps)
+    path = write_returns(returns, args.out, force=args.force)
+    missing = int(returns.isna().to_numpy().sum())
+    first, last = (_label_text(returns.index[i]) for i in (0, -1))
+    print(f"wrote {path}: {args.method} returns of {returns.shape[1]} assets on "
+          f"{returns.shape[0]} dates ({first} to {last}); {missing} missing")
+    return 0
+
+
+def _label_text(label) -> str:
+    if isinstance(label, pd.Timestamp):
+        return label.date().isoformat() if label == label.normalize() else label.isoformat()
+    return f"{label:g}"
+
+
 def user_guide() -> Path | None:
     """The folder of the user guide (``index.md``, ...): inside the installed package (the
     wheel ships ``docs/`` as ``xl_factorlasso/docs/``), else ``docs/`` of a source checkout."""
@@ -265,6 +288,39 @@ def build_parser() -> argparse.ArgumentParser:
     template.add_argument("--force", action="store_true",
                           help="replace PATH if it exists (not while it is open or locked)")
     template.set_defaults(func=run_template)
+    returns = sub.add_parser(
+        "returns", help="turn a table of prices (CSV or a workbook sheet) into returns",
+        description="Read prices -- a header row of asset names, dates increasing down the "
+                    "first\ncolumn, prices > 0 below, a blank cell a missing price -- from a CSV "
+                    "file or a\nworkbook, and write their returns (the first date has none) to "
+                    "a CSV or an\n.xlsx file. A missing price gives a missing return; so does "
+                    "the next one,\nunless --span-gaps. Numbers are never guessed: 1,5 or 5% "
+                    "are refused, with the\nrow and column of the cell. OUT is written in one "
+                    "step, replaced only with\n--force, and never while it is open in Excel or "
+                    "LibreOffice, locked or read-only.",
+        epilog="examples:\n"
+               "  xl-factorlasso returns prices.csv returns.csv\n"
+               "  xl-factorlasso returns book.xlsx returns.xlsx --sheet Prices --method log\n"
+               "  xl-factorlasso returns book.xlsx returns.csv --range 'Prices!A1:F300'",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    returns.add_argument("prices", metavar="PRICES",
+                         help="a .csv file (UTF-8, comma-separated) or an .xlsx/.xlsm workbook")
+    returns.add_argument("out", metavar="OUT", help="the returns to write: .csv or .xlsx")
+    returns.add_argument("--method", choices=("simple", "log"), default="simple",
+                         help="p_t / p_prev - 1 (simple, the default) or log(p_t / p_prev)")
+    returns.add_argument("--span-gaps", action="store_true",
+                         help="the first price after a missing one gives the return since the "
+                              "last price (default: a missing return)")
+    returns.add_argument("--sheet", metavar="NAME",
+                         help="the workbook's sheet of prices (needed if it has several); its "
+                              "used area is read")
+    returns.add_argument("--range", metavar="REF",
+                         help="a range (A1:F300, 'Prices!A1:F300') or a defined name of the "
+                              "workbook, instead of the used area")
+    returns.add_argument("--force", action="store_true",
+                         help="replace OUT if it exists (not while it is open or locked)")
+    returns.set_defaults(func=run_returns)
     serve = sub.add_parser(
         "serve", help="run the xlwings Server add-in (Office.js; extra 'server', licence key)"
     )

@@ -44,11 +44,15 @@ from xlwings import arg, func
 
 from ._udf_cache import CacheInfo, ContentCache, content_key
 from .core import (
+    FactorCovariance,
     LassoModel,
     LassoModelCV,
     LassoModelType,
+    RiskAttribution,
     SolveError,
     assemble_factor_covariance,
+    covariance_risk_attribution,
+    risk_attribution,
 )
 from .core.optimization import (
     EquationError,
@@ -56,6 +60,11 @@ from .core.optimization import (
     MaximumDiversification,
     OptimizationError,
 )
+
+# the optimiser's own covariance estimate and the job's own FL_RISK tables: FLASSO_RISK gives
+# the job's answer by construction (both are private to their modules; no public twin exists)
+from .core.optimization._risk import resolve_risk_model
+from .workbook._compute import _risk_tables as risk_tables
 from .workbook._errors import WorkbookInputError
 from .workbook._inputs import (
     FitInputs,
@@ -73,6 +82,7 @@ from .workbook._portfolio import (
     statistics_table,
     with_annualization,
 )
+from .workbook._prices import read_method, returns_from_prices
 from .workbook._settings import (
     CV_KEYS,
     MODEL_KEYS,
@@ -80,6 +90,7 @@ from .workbook._settings import (
     check_setting,
     read_fit_settings,
 )
+from .workbook._settings import _bool as setting_bool
 from .workbook._tables import (
     Block,
     cell_problem,
@@ -91,6 +102,7 @@ from .workbook._tables import (
     parse_number,
     parse_panel,
     parse_series,
+    text_number,
 )
 
 __all__ = [
@@ -104,6 +116,9 @@ __all__ = [
     "FLASSO_PREDICT",
     "FLASSO_R2",
     "FLASSO_RESID_VOL",
+    "FLASSO_RETURNS",
+    "FLASSO_RISK",
+    "FLASSO_RISK_ASSETS",
     "FLASSO_VERSION",
 ]
 
@@ -157,14 +172,21 @@ DOCS = {
                     "(e.g. FL_GROUPS), for model_type GROUP_LASSO.",
     "previous_weights": "Optional asset | weight rows (e.g. FL_PREV_WEIGHTS): the current "
                         "portfolio, for max_turnover, transaction_costs and the turnover.",
+    "weights": "Optional weights to attribute instead of the optimiser's: asset | weight rows "
+               "(e.g. FL_WEIGHTS; an asset not listed weighs 0) or one number per asset in "
+               "the order of returns.",
+    "prices": "Prices: a header row of asset names, the first column dates (increasing), "
+              "prices > 0 below. A blank cell is a missing price.",
+    "method": "Optional simple (default: p_t / p_prev - 1) or log (log of p_t / p_prev).",
+    "span_gaps": "Optional TRUE: the first price after a missing one gives the return since "
+                 "the last price; FALSE (default): its return is missing too.",
 }
 
 #: The help text (a key of DOCS) of each argument whose text is not DOCS[argument name].
-ARGUMENT_DOCS = {
-    "FLASSO_MAXDIV": {"settings": "portfolio_settings", "groups": "asset_groups",
-                      "factors": "maxdiv_factors", "signs": "maxdiv_signs",
-                      "prior": "maxdiv_prior"},
-}
+_PORTFOLIO_DOCS = {"settings": "portfolio_settings", "groups": "asset_groups",
+                   "factors": "maxdiv_factors", "signs": "maxdiv_signs", "prior": "maxdiv_prior"}
+ARGUMENT_DOCS = {"FLASSO_MAXDIV": _PORTFOLIO_DOCS, "FLASSO_RISK": _PORTFOLIO_DOCS,
+                 "FLASSO_RISK_ASSETS": _PORTFOLIO_DOCS}
 
 
 def argument_doc(function: str, argument: str) -> str:
@@ -829,8 +851,13 @@ def _maxdiv_error(err: Exception, ps: PortfolioSettings,
 
 @dataclass
 class _PortfolioResult:
+    """The optimiser's weights and statistics, and the covariance and annualisation the risk
+    attribution of FLASSO_RISK uses (those of the optimise_portfolio job)."""
+
     weights: pd.Series
     stats: list
+    covariance: object  # the optimiser's covariance_: a FactorCovariance or a DataFrame
+    annualization_factor: float
 
 
 _MAXDIV_ARGS = ("returns", "settings", "constraints", "groups", "factors", "signs", "prior",
@@ -930,7 +957,7 @@ def _optimise(returns, settings, constraints, groups, factors, signs, prior, mod
     ps = with_annualization(ps, read_fit_settings(_optional_block("model_settings",
                                                                   model_settings)))
     stats = statistics_table(estimator, portfolio, ps, weights)
-    return _PortfolioResult(weights, stats)
+    return _PortfolioResult(weights, stats, estimator.covariance_, ps.annualization_factor)
 
 
 def _maxdiv_decorators(fn):
@@ -939,21 +966,215 @@ def _maxdiv_decorators(fn):
     return func(category=CATEGORY, call_in_wizard=False)(fn)
 
 
+def _portfolio(*args) -> _PortfolioResult:
+    """The optimisation of FLASSO_MAXDIV's arguments (in :data:`_MAXDIV_ARGS` order), shared by
+    FLASSO_MAXDIV, FLASSO_RISK and FLASSO_RISK_ASSETS on the same arguments."""
+    key = _content_key("maxdiv", args[0], *(_norm_range(a) for a in args[1:]))
+    return _CACHE.get_or_compute(key, lambda: _optimise(*args))
+
+
 @_maxdiv_decorators
 def FLASSO_MAXDIV(returns, settings=None, constraints=None, groups=None, factors=None,
                   signs=None, prior=None, model_settings=None, model_groups=None,
                   previous_weights=None):
     """Maximum-diversification weights per asset, then the portfolio's statistics."""
     def compute():
-        args = (returns, settings, constraints, groups, factors, signs, prior, model_settings,
-                model_groups, previous_weights)
-        key = _content_key("maxdiv", returns, *(_norm_range(a) for a in args[1:]))
-        result = _CACHE.get_or_compute(key, lambda: _optimise(*args))
+        result = _portfolio(returns, settings, constraints, groups, factors, signs, prior,
+                            model_settings, model_groups, previous_weights)
         table = [["asset", "weight"]]
         table += [[a, _cell(w)] for a, w in result.weights.items()]
         table += [[None, None], ["statistic", "value"]]
         table += [list(row) for row in result.stats]
         return table
+
+    return _guard(compute)
+
+
+# --------------------------------------------------------------------------- risk attribution
+@dataclass
+class _RiskModel:
+    """The covariance FLASSO_MAXDIV optimises with on some inputs, without the optimisation."""
+
+    covariance: object  # a FactorCovariance or a labelled DataFrame
+    annualization_factor: float
+    assets: list
+
+
+def _risk_model(returns, settings, factors, signs, prior, model_settings,
+                model_groups) -> _RiskModel:
+    """The covariance of the portfolio settings (``sample``, ``ewma`` or ``factor``) estimated
+    as :func:`_optimise` has the optimiser estimate it, and the annualisation of its
+    statistics: what the attribution of given weights needs (nothing is optimised)."""
+    y, y_block = _panel_block("returns", returns, "asset")
+    ps = read_portfolio_settings(_optional_block("settings", settings))
+    check_plausible(y, y_block, bound=ps.max_abs_return, what="return", source="settings")
+    if ps.covariance == "factor":
+        if _omitted(factors):
+            raise _arg_error("factors", "covariance = factor (settings) needs the factor "
+                                        "returns in the factors argument")
+        cov = _factor_covariance(y, y_block, factors, ps, signs, prior, model_settings,
+                                 model_groups)
+    else:
+        x = complete_rows(y, "returns", "(trim the range or use covariance = factor in "
+                                        "settings)")
+        try:  # the optimiser's own estimate (MaximumDiversification._validate)
+            _risk, _assets, cov = resolve_risk_model(None, ps.params.get("span"),
+                                                     x.to_numpy(dtype=float), x.columns)
+        except ValueError as err:
+            raise _maxdiv_error(err, ps, []) from None
+    ps = with_annualization(ps, read_fit_settings(_optional_block("model_settings",
+                                                                  model_settings)))
+    return _RiskModel(cov, ps.annualization_factor, list(y.columns))
+
+
+def _is_label(v) -> bool:
+    """A cell that names an asset: text that is not a plain number."""
+    if not isinstance(v, str) or is_blank(v):
+        return False
+    try:
+        text_number(v)
+    except ValueError:
+        return True
+    return False
+
+
+def _weight_cell(block: Block, i: int, j: int) -> float:
+    w = parse_number(block, i, j, what="a weight")
+    if math.isnan(w):
+        raise block.error("the weight is blank; type 0 for an asset without a holding", i, j)
+    return w
+
+
+def _given_weights(values, assets: list) -> pd.Series:
+    """The ``weights`` argument: ``asset | weight`` rows (an optional header row; an asset not
+    listed weighs 0), or one row or column with one number per asset in the order of the
+    returns' columns."""
+    block = Block.of("weights", _clean_cells(values)).trimmed()
+    n_rows, n_cols = block.shape
+    if n_cols == 2 and any(_is_label(r[0]) for r in block.values):
+        # the names first: a stranger (FLASSO_MAXDIV's 'statistic' rows, say) is named as such
+        names = parse_series(block, value=lambda _b, _i, _j: 0.0).index
+        if names.empty:
+            raise _arg_error("weights", "no asset | weight rows below the header")
+        check_labels(block, names, assets, axis=0, what="asset", source="returns")
+        return parse_series(block, value=_weight_cell).reindex(assets).fillna(0.0)
+    if n_rows == 1 or n_cols == 1:
+        cells = ([(0, j) for j in range(n_cols)] if n_rows == 1
+                 else [(i, 0) for i in range(n_rows)])
+        what = (f"{len(cells)} weights for the {len(assets)} assets of returns: give one per "
+                "asset, in the order of the returns' columns, or asset | weight rows")
+        if len(cells) > len(assets):
+            raise block.error(what, *cells[len(assets)])
+        if len(cells) < len(assets):
+            raise _arg_error("weights", f"{what} (no weight for {assets[len(cells)]!r})")
+        return pd.Series([_weight_cell(block, i, j) for i, j in cells], index=assets)
+    raise _arg_error("weights", "expected asset | weight rows (two columns) or one row or "
+                                f"column of numbers, one per asset; got {n_rows} rows x "
+                                f"{n_cols} columns")
+
+
+def _attribution(covariance, weights: pd.Series, annualization_factor: float,
+                 source: str) -> RiskAttribution:
+    """The Euler split of the optimise_portfolio job (``workbook._compute._attribution``):
+    per factor and per asset under a factor model, per asset under a covariance matrix."""
+    try:
+        if isinstance(covariance, FactorCovariance):
+            return risk_attribution(covariance, weights,
+                                    annualization_factor=annualization_factor)
+        return covariance_risk_attribution(covariance, weights,
+                                           annualization_factor=annualization_factor)
+    except ValueError as err:  # e.g. a portfolio of zero variance
+        raise _arg_error(source, str(err)) from None
+
+
+_RISK_ARGS = (*_MAXDIV_ARGS, "weights")
+
+
+def _risk(returns, settings, constraints, groups, factors, signs, prior, model_settings,
+          model_groups, previous_weights, weights) -> tuple[RiskAttribution, list]:
+    """The attribution of FLASSO_RISK's arguments and the assets in the returns' order."""
+    if _omitted(weights):  # the optimiser's portfolio: FLASSO_MAXDIV's, from the cache
+        result = _portfolio(returns, settings, constraints, groups, factors, signs, prior,
+                            model_settings, model_groups, previous_weights)
+        ra = _attribution(result.covariance, result.weights, result.annualization_factor,
+                          "settings")
+        return ra, list(result.weights.index)
+    # given weights: only the covariance is needed (constraints, asset groups and previous
+    # weights constrain an optimisation, and there is none)
+    parts = (settings, factors, signs, prior, model_settings, model_groups)
+    key = _content_key("risk_model", returns, *(_norm_range(a) for a in parts))
+    model = _CACHE.get_or_compute(key, lambda: _risk_model(returns, *parts))
+    w = _given_weights(weights, model.assets)
+    return _attribution(model.covariance, w, model.annualization_factor, "weights"), model.assets
+
+
+def _risk_decorators(fn):
+    for name in reversed(_RISK_ARGS):
+        fn = arg(name, doc=argument_doc(fn.__name__, name), **_RANGE)(fn)
+    return func(category=CATEGORY, call_in_wizard=False)(fn)
+
+
+@_risk_decorators
+def FLASSO_RISK(returns, settings=None, constraints=None, groups=None, factors=None,
+                signs=None, prior=None, model_settings=None, model_groups=None,
+                previous_weights=None, weights=None):
+    """Risk attribution per factor (exposure B'w, contribution, share), specific and total."""
+    def compute():
+        ra, assets = _risk(returns, settings, constraints, groups, factors, signs, prior,
+                           model_settings, model_groups, previous_weights, weights)
+        return risk_tables(ra, assets)[0].values
+
+    return _guard(compute)
+
+
+@_risk_decorators
+def FLASSO_RISK_ASSETS(returns, settings=None, constraints=None, groups=None, factors=None,
+                       signs=None, prior=None, model_settings=None, model_groups=None,
+                       previous_weights=None, weights=None):
+    """Risk attribution per asset: weight, contribution, share, systematic and specific."""
+    def compute():
+        ra, assets = _risk(returns, settings, constraints, groups, factors, signs, prior,
+                           model_settings, model_groups, previous_weights, weights)
+        return risk_tables(ra, assets)[1].values
+
+    return _guard(compute)
+
+
+# --------------------------------------------------------------------------- prices
+def _span_gaps_value(value) -> bool:
+    if _omitted(value):
+        return False
+    try:
+        return setting_bool(_scalar("span_gaps", value), "span_gaps")
+    except ValueError as err:
+        raise _arg_error("span_gaps", str(err)) from None
+
+
+def _price_returns(prices, method, span_gaps) -> pd.DataFrame:
+    try:
+        kind = read_method(_scalar("method", method))
+    except ValueError as err:
+        raise _arg_error("method", str(err)) from None
+    gaps = _span_gaps_value(span_gaps)
+    if _omitted(prices):
+        raise _arg_error("prices", "the range is empty; expected a header row of asset names, "
+                                   "a first column of dates and prices below")
+    block = Block.of("prices", _rows(prices)).trimmed()
+    if panel_fast(block) is None:  # Office.js cell objects are cleaned only when needed
+        block = Block.of("prices", _clean_cells(prices))
+    return returns_from_prices(block, kind, span_gaps=gaps)
+
+
+@func(category=CATEGORY, call_in_wizard=False)
+@arg("prices", doc=DOCS["prices"], **_RANGE)
+@arg("method", doc=DOCS["method"], **_SCALAR)
+@arg("span_gaps", doc=DOCS["span_gaps"], **_SCALAR)
+def FLASSO_RETURNS(prices, method=None, span_gaps=None):
+    """Returns (dates x assets) of a price panel: simple p_t/p_prev - 1 (default) or log."""
+    def compute():
+        key = _content_key("returns", prices, _norm_scalar(method), _norm_scalar(span_gaps))
+        frame = _CACHE.get_or_compute(key, lambda: _price_returns(prices, method, span_gaps))
+        return _frame_table(frame.index.name or "date", frame)
 
     return _guard(compute)
 

@@ -16,6 +16,9 @@ from xl_factorlasso.udfs import (
     FLASSO_PREDICT,
     FLASSO_R2,
     FLASSO_RESID_VOL,
+    FLASSO_RETURNS,
+    FLASSO_RISK,
+    FLASSO_RISK_ASSETS,
     FLASSO_VERSION,
 )
 
@@ -30,5 +33,8 @@ __all__ = [
     "FLASSO_PREDICT",
     "FLASSO_R2",
     "FLASSO_RESID_VOL",
+    "FLASSO_RETURNS",
+    "FLASSO_RISK",
+    "FLASSO_RISK_ASSETS",
     "FLASSO_VERSION",
 ]
