@@ -79,15 +79,15 @@ BOOKS = {
 }
 
 SHOTS = [
-    Shot("start.png", "template", "Start", "A1:C54"),
+    Shot("start.png", "template", "Start", "A1:C49"),
     Shot("returns.png", "template", "Returns", "A1:N24"),
     Shot("signs.png", "template", "Signs", "A1:G25"),
     Shot("settings.png", "template", "Settings", "A1:F25"),
     Shot("results.png", "refit", "Results", "A1:P45"),
     Shot("diagnostics.png", "refit", "Diagnostics", "A1:P25"),
     Shot("cv.png", "refit", "CV", "A1:S24"),
-    Shot("portfolio.png", "portfolio", "Portfolio", "A1:N45"),
-    Shot("risk.png", "portfolio", "Risk", "A1:N45"),
+    Shot("portfolio.png", "portfolio", "Portfolio", "A1:N44"),
+    Shot("risk.png", "portfolio", "Risk", "A1:L26"),
     Shot("formulas.png", "template", "Formulas", "A1:N43"),
     Shot("xlwings_conf.png", "template", "xlwings.conf", "A1:O5"),
     Shot("sp500_results.png", "sp500", "Results", "A1:P45"),

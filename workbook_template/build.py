@@ -2,16 +2,26 @@
 
     python workbook_template/build.py [--out-dir DIR]      (or: make templates)
 
-writes ``factorlasso_template.xlsx`` (no macros: Excel with the worksheet functions, the Office.js
-add-in of xlwings Server, the command line) and ``factorlasso_template.xlsm`` (the same workbook
-plus a "Factor LASSO" ribbon tab and its VBA callbacks, for desktop Excel with the xlwings add-in)
-into ``xl_factorlasso/templates/``: the wheel ships them from there as package data, and
-``xl-factorlasso template [--macro] PATH`` writes a copy for the user.
+writes into ``xl_factorlasso/templates/`` one template per add-in, each with two samples
+(:data:`xl_factorlasso.templates.VARIANTS`):
+
+* ``factorlasso_template.xlsx``: the desktop add-in's worksheet functions (``FLASSO_FIT``), the
+  command line; no macros;
+* ``factorlasso_template.xlsm``: the same workbook plus a "Factor LASSO" ribbon tab and its VBA
+  callbacks, for desktop Excel with the xlwings add-in;
+* ``factorlasso_template_server.xlsx``: the Formulas sheet written for the server add-in
+  (``FACTORLASSO.FLASSO_FIT``, Office.js);
+* ``factorlasso_template_sp500*.xls*``: the same three with real data, skfolio's S&P 500 stocks
+  on factor ETFs (needs skfolio, the ``dev`` extra, at build time only).
+
+The wheel ships them as package data, and ``xl-factorlasso template [--macro | --server]
+[--data sp500] PATH`` writes a copy for the user.
 
 Sources:
 
-* the FL_* layout and the data: :func:`xl_factorlasso.workbook._builder.build_workbook` fed with
-  the synthetic demo panel of :func:`xl_factorlasso.core.datasets.load_demo_panel`;
+* the FL_* layout, the input tables and the data:
+  :func:`xl_factorlasso.workbook._builder.build_workbook` fed with the synthetic demo panel of
+  :func:`xl_factorlasso.core.datasets.load_demo_panel` or with :func:`sp500_weekly_returns`;
 * this script: the Start, Formulas and ``xlwings.conf`` sheets, dropdowns and help on the
   settings, column widths;
 * ``src/customUI14.xml``: the ribbon tab, stored as it is;
@@ -371,7 +381,6 @@ def build_openpyxl_workbook(inputs: dict | None = None,
     _start_sheet(wb, inputs, namespace)
     _settings_help(wb["Settings"], MODEL_SETTINGS, help_column=3)
     _settings_help(wb["Portfolio"], PORTFOLIO_SETTINGS, help_column=None)
-    _panel_sheets(wb)
     _formulas_sheet(wb, inputs, namespace)
     _xlwings_conf_sheet(wb)
     wb.active = 0
@@ -651,17 +660,6 @@ def _settings_help(ws, rows, help_column: int | None) -> None:
         ws.cell(row=1, column=help_column, value="what it does (blank value = default)").font = BOLD
         ws.column_dimensions[openpyxl.utils.get_column_letter(help_column)].width = HELP_WIDTH
         _wrap_rows(ws, {help_column: HELP_WIDTH}, rows=[keys[key] for key, *_ in rows])
-
-
-def _panel_sheets(wb) -> None:
-    for name in ("Returns", "Factors", "Signs", "Prior"):
-        ws = wb[name]
-        ws.freeze_panes = "B2"
-        ws.column_dimensions["A"].width = 12
-    for name in ("Returns", "Factors"):
-        for row in wb[name].iter_rows(min_row=2, min_col=2):
-            for c in row:
-                c.number_format = "0.0000"
 
 
 def _formulas_sheet(wb, inputs: dict, namespace: str | None = None) -> None:

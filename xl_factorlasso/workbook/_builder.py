@@ -100,10 +100,11 @@ def build_workbook(
     loadings ``0.00``, dates ``yyyy-mm-dd``), columns as wide as their content and every sheet
     of the layout its header row frozen (and its label column, where rows have labels).
 
-    With ``tables`` (the default) every input is an Excel table (:data:`TABLES`) of its header
-    row and data rows -- one blank data row where an input is empty, as Excel makes a table --
-    and its name is ``=<table>[#All]``. Without, the inputs are plain named ranges, the
-    key | value and list inputs with blank rows below for typing. The cells are the same.
+    With ``tables`` (the default) every input is an Excel table (:data:`TABLES`), without
+    filter buttons, and its name is ``=<table>[#All]``; without, a plain named range. Either
+    way a name covers the same cells: the header row and the data, and for the key | value,
+    list and series inputs blank rows below them to type more (30 rows in all; ``FL_GROUPS``
+    one per asset). An empty input gets one blank data row (a table has at least one).
 
     Returns the path written.
 
