@@ -83,14 +83,14 @@ SHOTS = [
     Shot("returns.png", "template", "Returns", "A1:N24"),
     Shot("signs.png", "template", "Signs", "A1:G25"),
     Shot("settings.png", "template", "Settings", "A1:F25"),
-    Shot("results.png", "refit", "Results", "A1:P45"),
+    Shot("results.png", "refit", "Results", "A1:R48"),
     Shot("diagnostics.png", "refit", "Diagnostics", "A1:P25"),
     Shot("cv.png", "refit", "CV", "A1:S24"),
     Shot("portfolio.png", "portfolio", "Portfolio", "A1:N44"),
     Shot("risk.png", "portfolio", "Risk", "A1:L26"),
     Shot("formulas.png", "template", "Formulas", "A1:N43"),
     Shot("xlwings_conf.png", "template", "xlwings.conf", "A1:O5"),
-    Shot("sp500_results.png", "sp500", "Results", "A1:P45"),
+    Shot("sp500_results.png", "sp500", "Results", "A1:R44"),
 ]
 
 
@@ -216,7 +216,7 @@ def one_sheet_copy(book: Path, shot: Shot, dst: Path, formulas: dict | None) -> 
 
 
 # =============================================================================== images
-def crop_and_store(png_in: Path, png_out: Path, margin: int = 8, colours: int = 96) -> int:
+def crop_and_store(png_in: Path, png_out: Path, margin: int = 8, colours: int = 256) -> int:
     """Crop the white page around the content; store as an optimised palette PNG."""
     from PIL import Image, ImageChops
 
@@ -228,7 +228,9 @@ def crop_and_store(png_in: Path, png_out: Path, margin: int = 8, colours: int = 
     left, top, right, bottom = bbox
     im = im.crop((max(left - margin, 0), max(top - margin, 0),
                   min(right + margin, im.width), min(bottom + margin, im.height)))
-    im.quantize(colors=colours, method=Image.Quantize.MEDIANCUT).save(png_out, optimize=True)
+    # octree keeps the small areas of colour (a legend swatch, a cluster's leaves) that median
+    # cut merges into the greys of the text
+    im.quantize(colors=colours, method=Image.Quantize.FASTOCTREE).save(png_out, optimize=True)
     return png_out.stat().st_size
 
 
