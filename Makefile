@@ -39,8 +39,9 @@ bench: $(TEST_STAMP)
 	$(BIN)/python benchmarks/bench_maxdiv.py
 	$(BIN)/python benchmarks/bench_udf.py
 
-# writes xl_factorlasso/templates/factorlasso_template.xlsx and .xlsm (package data)
-templates: $(RUNTIME_STAMP)
+# writes xl_factorlasso/templates/factorlasso_template*.xlsx/.xlsm (package data): one per add-in,
+# with synthetic and with real sample data (skfolio's datasets: the dev extra)
+templates: $(TEST_STAMP)
 	$(BIN)/python workbook_template/build.py
 
 # dist/xl_factorlasso-<version>-py3-none-any.whl, with the templates and the user guide; the

@@ -1,6 +1,7 @@
-"""Render the template's sheets to PNG for the user guide (``docs/img/*.png``).
+"""Render the templates' sheets to PNG for the user guide (``docs/img/*.png``).
 
     python docs/render_screenshots.py [--out-dir docs/img] [--keep DIR] [--dpi 100]
+    python docs/render_screenshots.py --review DIR    (every sheet of every book, to look at)
 
 Needs LibreOffice (``soffice``; Debian: ``apt-get install libreoffice-calc-nogui``), ``pdftoppm``
 (Debian: ``apt-get install poppler-utils``) and, for Excel's column widths, the Calibri-compatible
@@ -9,17 +10,18 @@ pictures are LibreOffice's print rendering of the workbook cells, not screenshot
 
 What it does, in a temporary folder:
 
-1. copies ``xl_factorlasso/templates/factorlasso_template.xlsx`` three times: as shipped, after
-   ``xl-factorlasso refit BOOK --cv`` and after ``xl-factorlasso refit BOOK --cv --portfolio``
-   (the same command a user runs, so Results, Diagnostics, CV and Portfolio hold real outputs);
+1. copies the shipped templates (``xl_factorlasso/templates/``): as shipped, and after
+   ``xl-factorlasso refit BOOK --cv`` or ``xl-factorlasso refit BOOK --cv --portfolio`` (the
+   same command a user runs, so Results, Diagnostics, CV, Portfolio and Risk hold real outputs,
+   formatted and sized by the jobs);
 2. for each picture, writes a one-sheet copy of the right book with openpyxl (the other sheets
    and the names removed, a print area, one landscape A3 page, grid lines and row/column
-   headings printed). Only the look is touched: a few column widths where a label would be
-   clipped, one long note wrapped, a font name where the template's has none (see ``Shot``);
-   the cell values are those of the workbook. On the Formulas sheet the ``=FLASSO_*`` formulas
-   are replaced by the values the same Python functions return (``workbook_template/build.py``
-   evaluates them the way the add-in passes the named ranges): LibreOffice does not know the
-   functions and would show ``#NAME?``;
+   headings printed, a font name where a cell's font has none: LibreOffice would draw it in a
+   serif fallback). Nothing else is touched: the column widths, number formats and pictures
+   are the workbook's, so the picture shows what a user sees. On the Formulas sheet the
+   ``=FLASSO_*`` formulas are replaced by the values the same Python functions return
+   (``workbook_template/build.py`` evaluates them the way the add-in passes the named ranges):
+   LibreOffice does not know the functions and would show ``#NAME?``;
 3. converts every copy to PDF with one ``soffice --headless --convert-to pdf`` run, started in
    its own process group and killed by its PID after ``--timeout`` seconds;
 4. ``pdftoppm`` renders page 1 of each PDF; the white border is cropped and the picture stored
@@ -27,6 +29,11 @@ What it does, in a temporary folder:
 5. draws ``ribbon_tab.png``, a diagram of the "Factor LASSO" tab made from
    ``workbook_template/src/customUI14.xml`` (labels and groups only; Excel's own rendering with
    its icons cannot be produced here).
+
+``--review DIR`` renders instead every sheet of the synthetic template, the S&P 500 template and
+the demo workbook after ``refit --cv --portfolio``, each on one page (``DIR/<book>-<sheet>.png``,
+the PDFs beside them), to check by eye that no number shows ``###``, no label is cut and no
+picture is stretched or covers a table.
 """
 
 from __future__ import annotations
@@ -44,37 +51,46 @@ from pathlib import Path
 
 DOCS = Path(__file__).resolve().parent
 ROOT = DOCS.parent
-TEMPLATE = ROOT / "xl_factorlasso" / "templates" / "factorlasso_template.xlsx"
+TEMPLATES = ROOT / "xl_factorlasso" / "templates"
+TEMPLATE = TEMPLATES / "factorlasso_template.xlsx"
+SP500 = TEMPLATES / "factorlasso_template_sp500.xlsx"
 CUSTOM_UI = ROOT / "workbook_template" / "src" / "customUI14.xml"
 BUILD_PY = ROOT / "workbook_template" / "build.py"
+
+
+REVIEW_ROWS = 60  # rows of a long sheet that --review shows
 
 
 @dataclass(frozen=True)
 class Shot:
     png: str  # file name under docs/img
-    book: str  # "template" (as shipped), "refit" (after --cv) or "portfolio" (--cv --portfolio)
+    book: str  # a key of BOOKS
     sheet: str
     area: str  # print area: what the picture shows
-    # For the picture only (the workbook's cells are not changed):
-    # column -> width, where the template's width clips a label or LibreOffice's print does not
-    # let long text run on into the empty cells to its right as Excel's window does;
-    widths: tuple[tuple[str, float], ...] = ()
-    # (range, lines): a note too long for the print area, merged across it and wrapped.
-    wrap: tuple[tuple[str, int], ...] = ()
 
+
+#: Book -> (the shipped template it starts from, the ``refit`` options run on a copy; None: the
+#: template as shipped).
+BOOKS = {
+    "template": (TEMPLATE, None),
+    "refit": (TEMPLATE, ("--cv",)),
+    "portfolio": (TEMPLATE, ("--cv", "--portfolio")),
+    "sp500": (SP500, ("--cv", "--portfolio")),
+}
 
 SHOTS = [
-    Shot("start.png", "template", "Start", "A1:C46", widths=(("C", 185),)),
+    Shot("start.png", "template", "Start", "A1:C49"),
     Shot("returns.png", "template", "Returns", "A1:N24"),
     Shot("signs.png", "template", "Signs", "A1:G25"),
     Shot("settings.png", "template", "Settings", "A1:F25"),
-    Shot("results.png", "refit", "Results", "A1:P40"),
-    Shot("diagnostics.png", "refit", "Diagnostics", "A1:P25",
-         widths=(("A", 22), ("B", 34), ("O", 14), ("P", 12))),
-    Shot("cv.png", "refit", "CV", "A1:I16", widths=(("A", 11),)),
-    Shot("portfolio.png", "portfolio", "Portfolio", "A1:M25", widths=(("L", 23),)),
-    Shot("formulas.png", "template", "Formulas", "A1:N43", wrap=(("A2:N2", 2),)),
+    Shot("results.png", "refit", "Results", "A1:R48"),
+    Shot("diagnostics.png", "refit", "Diagnostics", "A1:P25"),
+    Shot("cv.png", "refit", "CV", "A1:S24"),
+    Shot("portfolio.png", "portfolio", "Portfolio", "A1:N44"),
+    Shot("risk.png", "portfolio", "Risk", "A1:L26"),
+    Shot("formulas.png", "template", "Formulas", "A1:N43"),
     Shot("xlwings_conf.png", "template", "xlwings.conf", "A1:O5"),
+    Shot("sp500_results.png", "sp500", "Results", "A1:R44"),
 ]
 
 
@@ -160,9 +176,9 @@ def _name_fonts(ws) -> None:
 
 
 def one_sheet_copy(book: Path, shot: Shot, dst: Path, formulas: dict | None) -> Path:
-    """A copy of ``book`` holding only ``shot.sheet``, set up to print ``shot.area`` on 1 page."""
+    """A copy of ``book`` holding only ``shot.sheet``, set up to print ``shot.area`` (None:
+    everything on the sheet) on 1 page."""
     import openpyxl
-    from openpyxl.styles import Alignment
     from openpyxl.utils.cell import column_index_from_string, coordinate_from_string
     from openpyxl.worksheet.page import PageMargins
 
@@ -183,14 +199,8 @@ def one_sheet_copy(book: Path, shot: Shot, dst: Path, formulas: dict | None) -> 
             for i, values in enumerate(table):
                 for j, v in enumerate(values):
                     ws.cell(row=row + i, column=c0 + j, value=v)
-    for col, width in shot.widths:
-        ws.column_dimensions[col].width = width
-    for ref, lines in shot.wrap:
-        first = ws[ref.split(":")[0]]
-        first.alignment = Alignment(wrap_text=True, vertical="top")
-        ws.merge_cells(ref)
-        ws.row_dimensions[first.row].height = 15 * lines
-    ws.print_area = shot.area
+    if shot.area is not None:
+        ws.print_area = shot.area
     ws.print_title_rows = None
     ws.page_setup.orientation = "landscape"
     ws.page_setup.paperSize = ws.PAPERSIZE_A3
@@ -206,7 +216,7 @@ def one_sheet_copy(book: Path, shot: Shot, dst: Path, formulas: dict | None) -> 
 
 
 # =============================================================================== images
-def crop_and_store(png_in: Path, png_out: Path, margin: int = 8, colours: int = 96) -> int:
+def crop_and_store(png_in: Path, png_out: Path, margin: int = 8, colours: int = 256) -> int:
     """Crop the white page around the content; store as an optimised palette PNG."""
     from PIL import Image, ImageChops
 
@@ -218,7 +228,9 @@ def crop_and_store(png_in: Path, png_out: Path, margin: int = 8, colours: int = 
     left, top, right, bottom = bbox
     im = im.crop((max(left - margin, 0), max(top - margin, 0),
                   min(right + margin, im.width), min(bottom + margin, im.height)))
-    im.quantize(colors=colours, method=Image.Quantize.MEDIANCUT).save(png_out, optimize=True)
+    # octree keeps the small areas of colour (a legend swatch, a cluster's leaves) that median
+    # cut merges into the greys of the text
+    im.quantize(colors=colours, method=Image.Quantize.FASTOCTREE).save(png_out, optimize=True)
     return png_out.stat().st_size
 
 
@@ -272,20 +284,51 @@ def draw_ribbon(png_out: Path) -> int:
 
 
 # =============================================================================== main
-def render(out_dir: Path, work: Path, dpi: int, timeout: float) -> list[Path]:
+def _tools() -> tuple[str, str]:
     soffice = shutil.which("soffice") or shutil.which("libreoffice")
     pdftoppm = shutil.which("pdftoppm")
     if not soffice:
         raise SystemExit("soffice not found: apt-get install libreoffice-calc-nogui")
     if not pdftoppm:
         raise SystemExit("pdftoppm not found: apt-get install poppler-utils")
+    return soffice, pdftoppm
+
+
+def make_books(names, work: Path, timeout: float) -> dict[str, Path]:
+    """The books of :data:`BOOKS` named in ``names``: a shipped template, or a refit copy."""
+    books = {}
+    for name in dict.fromkeys(names):
+        template, options = BOOKS[name]
+        books[name] = template if options is None else refit_copy(
+            template, work / f"{name}.xlsx", *options, timeout=timeout)
+    return books
+
+
+def to_pdf(copies: list[Path], pdf_dir: Path, work: Path, timeout: float) -> None:
+    """One ``soffice --convert-to pdf`` run for every copy (a private profile in ``work``)."""
+    soffice, _ = _tools()
+    profile = work / "lo-profile"
+    run_bounded([soffice, f"-env:UserInstallation=file://{profile}", "--headless",
+                 "--norestore", "--nolockcheck", "--convert-to", "pdf", "--outdir", str(pdf_dir),
+                 *map(str, copies)], timeout, "soffice --convert-to pdf")
+    missing = [c.stem for c in copies if not (pdf_dir / f"{c.stem}.pdf").exists()]
+    if missing:
+        raise RuntimeError(f"soffice wrote no PDF for {missing}")
+
+
+def first_page_png(pdf: Path, png_out: Path, dpi: int, timeout: float) -> int:
+    """Page 1 of ``pdf`` as a cropped palette PNG; returns its size in bytes."""
+    _, pdftoppm = _tools()
+    raw = pdf.with_name(f"{pdf.stem}-raw")
+    run_bounded([pdftoppm, "-png", "-r", str(dpi), "-f", "1", "-l", "1", "-singlefile",
+                 str(pdf), str(raw)], timeout, "pdftoppm")
+    return crop_and_store(raw.with_suffix(".png"), png_out)
+
+
+def render(out_dir: Path, work: Path, dpi: int, timeout: float) -> list[Path]:
+    _tools()
     out_dir.mkdir(parents=True, exist_ok=True)
-    books = {
-        "template": TEMPLATE,
-        "refit": refit_copy(TEMPLATE, work / "after_refit_cv.xlsx", "--cv", timeout=timeout),
-        "portfolio": refit_copy(TEMPLATE, work / "after_portfolio.xlsx", "--cv", "--portfolio",
-                                timeout=timeout),
-    }
+    books = make_books([shot.book for shot in SHOTS], work, timeout)
     sheets_dir = work / "sheets"
     sheets_dir.mkdir()
     copies = []
@@ -295,19 +338,10 @@ def render(out_dir: Path, work: Path, dpi: int, timeout: float) -> list[Path]:
         copies.append(one_sheet_copy(books[shot.book], shot, sheets_dir / f"{stem}.xlsx",
                                      formulas))
     pdf_dir = work / "pdf"
-    profile = work / "lo-profile"
-    run_bounded([soffice, f"-env:UserInstallation=file://{profile}", "--headless",
-                 "--norestore", "--nolockcheck", "--convert-to", "pdf", "--outdir", str(pdf_dir),
-                 *map(str, copies)], timeout, "soffice --convert-to pdf")
+    to_pdf(copies, pdf_dir, work, timeout)
     written = []
     for shot, copy in zip(SHOTS, copies, strict=True):
-        pdf = pdf_dir / f"{copy.stem}.pdf"
-        if not pdf.exists():
-            raise RuntimeError(f"soffice wrote no {pdf.name}")
-        raw = work / f"{copy.stem}-raw"
-        run_bounded([pdftoppm, "-png", "-r", str(dpi), "-f", "1", "-l", "1", "-singlefile",
-                     str(pdf), str(raw)], timeout, "pdftoppm")
-        size = crop_and_store(raw.with_suffix(".png"), out_dir / shot.png)
+        size = first_page_png(pdf_dir / f"{copy.stem}.pdf", out_dir / shot.png, dpi, timeout)
         written.append(out_dir / shot.png)
         print(f"wrote {out_dir / shot.png} ({size / 1024:.0f} KB): {shot.sheet}!{shot.area}"
               f" ({shot.book})")
@@ -317,16 +351,63 @@ def render(out_dir: Path, work: Path, dpi: int, timeout: float) -> list[Path]:
     return written
 
 
+def review(out_dir: Path, dpi: int, timeout: float) -> list[Path]:
+    """Every sheet of the two templates and the demo after ``refit --cv --portfolio``, each on
+    one page, as ``out_dir/<book>-<sheet>.png`` (with its PDF)."""
+    import openpyxl
+    from openpyxl.utils import get_column_letter
+
+    _tools()
+    out_dir.mkdir(parents=True, exist_ok=False)
+    work = out_dir / "work"
+    work.mkdir()
+    demo = work / "demo.xlsx"
+    run_bounded([sys.executable, "-m", "xl_factorlasso", "demo", "--quiet", "--out", str(demo)],
+                timeout, "xl-factorlasso demo")
+    books = {"template": refit_copy(TEMPLATE, work / "template.xlsx", "--cv", "--portfolio",
+                                    timeout=timeout),
+             "sp500": refit_copy(SP500, work / "sp500.xlsx", "--cv", "--portfolio",
+                                 timeout=timeout),
+             "demo": demo}
+    copies = []
+    for book, path in books.items():
+        wb = openpyxl.load_workbook(path, read_only=True)
+        for ws in wb.worksheets:
+            stem = f"{book}-{ws.title}".replace(" ", "_").replace(".", "_")
+            # a long panel (the returns): its first rows; otherwise all of the sheet, pictures
+            # included (LibreOffice prints the used area)
+            area = (f"A1:{get_column_letter(ws.max_column)}{REVIEW_ROWS}"
+                    if ws.max_row > 2 * REVIEW_ROWS else None)
+            shot = Shot(f"{stem}.png", book, ws.title, area)
+            sheet = ws.title
+            formulas = formula_values(path) if sheet == "Formulas" else None
+            copies.append(one_sheet_copy(path, shot, work / f"{stem}.xlsx", formulas))
+    to_pdf(copies, out_dir, work, timeout)
+    written = []
+    for copy in copies:
+        size = first_page_png(out_dir / f"{copy.stem}.pdf", out_dir / f"{copy.stem}.png", dpi,
+                              timeout)
+        (out_dir / f"{copy.stem}-raw.png").unlink()
+        written.append(out_dir / f"{copy.stem}.png")
+        print(f"wrote {written[-1]} ({size / 1024:.0f} KB)")
+    return written
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--out-dir", default=str(DOCS / "img"), help="default: docs/img")
     parser.add_argument("--keep", metavar="DIR",
                         help="work in DIR and keep the intermediate files (default: a temp dir)")
+    parser.add_argument("--review", metavar="DIR",
+                        help="render every sheet of both templates and the demo after refit "
+                             "--cv --portfolio into DIR instead (a new folder)")
     parser.add_argument("--dpi", type=int, default=100, help="resolution of the PNGs (100)")
     parser.add_argument("--timeout", type=float, default=300,
                         help="seconds allowed to each external step (soffice, refit, pdftoppm)")
     args = parser.parse_args(argv)
-    if args.keep:
+    if args.review:
+        review(Path(args.review), args.dpi, args.timeout)
+    elif args.keep:
         work = Path(args.keep)
         work.mkdir(parents=True, exist_ok=False)
         render(Path(args.out_dir), work, args.dpi, args.timeout)

@@ -30,7 +30,7 @@ PASTED = ("10 rows below FL_RETURNS (Returns!A262:Y271) and 1 column to its righ
 @pytest.fixture(scope="module")
 def demo(tmp_path_factory):
     path = tmp_path_factory.mktemp("growth") / "demo.xlsx"
-    build_demo_workbook(str(path))
+    build_demo_workbook(str(path), tables=False)  # plain named ranges
     return path
 
 

@@ -286,7 +286,7 @@ def test_dendrogram_colours_are_the_models_clusters(demo, drawn):
         "cluster 1", "cluster 2", "cluster 3", "cluster 4"]
     assert {rgb(h.get_color()) for h in fig.legends[0].legend_handles} == {
         next(iter(by_cluster[c])) for c in (1, 2, 3, 4)}
-    assert ax.get_xlabel() == "distance (1 - correlation)"
+    assert ax.get_xlabel() == "merge height (linkage of 1 - correlation)"
     # SciPy's own colouring cut at the model's height finds the same four groups
     ref = dendrogram(model.linkage_, no_plot=True, color_threshold=model.cutoff_ * (1 + 1e-9))
     scipy_groups = {frozenset(assets[k] for k, c in zip(ref["leaves"], ref["leaves_color_list"],

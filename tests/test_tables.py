@@ -239,7 +239,7 @@ def _demo_with_tables(path, *, returns_rows=261):
     """The demo workbook with FL_RETURNS and FL_FACTORS as tables (Returns!A1:Y261 and
     Factors!A1:G261 hold the same cells as in the plain demo); tblReturns covers only the
     first ``returns_rows`` rows."""
-    build_demo_workbook(str(path))
+    build_demo_workbook(str(path), tables=False)  # plain named ranges
     wb = openpyxl.load_workbook(path)
     for name, sheet, table, last_col in (("FL_RETURNS", "Returns", "tblReturns", "Y"),
                                          ("FL_FACTORS", "Factors", "tblFactors", "G")):
@@ -262,7 +262,7 @@ def _outputs(path) -> dict:
 @pytest.fixture(scope="module")
 def plain_refit(tmp_path_factory):
     path = tmp_path_factory.mktemp("plain") / "plain.xlsx"
-    build_demo_workbook(str(path))
+    build_demo_workbook(str(path), tables=False)  # plain named ranges
     refit(XlsxFileIO(path))
     return path
 

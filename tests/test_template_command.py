@@ -1,6 +1,8 @@
-"""``xl-factorlasso template [--macro] [--force] PATH``: a byte-for-byte copy of a shipped
-template, and every refusal (extension, existing file, a file open, locked or read-only, a
-missing or read-only folder) with its message and nothing written."""
+"""``xl-factorlasso template [--macro | --server] [--data sp500] [--force] PATH``: a
+byte-for-byte copy of a shipped template (one per add-in, each with synthetic or real sample
+data), and every refusal (options that exclude each other, extension, existing file, a file
+open, locked or read-only, a missing or read-only folder) with its message and nothing
+written."""
 
 from __future__ import annotations
 
@@ -38,6 +40,21 @@ def test_the_shipped_templates_are_the_ones_in_the_package_folder():
     assert templates.template_path() == templates.FOLDER / "factorlasso_template.xlsx"
     assert templates.template_path(macro=True) == templates.FOLDER / "factorlasso_template.xlsm"
     assert XLSX_BYTES[:2] == XLSM_BYTES[:2] == b"PK" and XLSX_BYTES != XLSM_BYTES
+    names = {(m, sv, d): templates.template_name(m, server=sv, data=d)
+             for m, sv, d in templates.VARIANTS}
+    assert names == {
+        (False, False, "synthetic"): "factorlasso_template.xlsx",
+        (True, False, "synthetic"): "factorlasso_template.xlsm",
+        (False, True, "synthetic"): "factorlasso_template_server.xlsx",
+        (False, False, "sp500"): "factorlasso_template_sp500.xlsx",
+        (True, False, "sp500"): "factorlasso_template_sp500.xlsm",
+        (False, True, "sp500"): "factorlasso_template_sp500_server.xlsx",
+    }
+    assert templates.SERVER_NAME == names[(False, True, "synthetic")]
+    # every shipped file is one of them, and each of them is shipped, different from the rest
+    shipped = sorted(p.name for p in templates.FOLDER.glob("*.xls*"))
+    assert shipped == sorted(names.values())
+    assert len({(templates.FOLDER / n).read_bytes() for n in shipped}) == len(shipped)
 
 
 def test_writes_each_template_byte_for_byte(tmp_path, capsys):
@@ -45,9 +62,10 @@ def test_writes_each_template_byte_for_byte(tmp_path, capsys):
     assert (code, err) == (0, "")
     assert (tmp_path / "Y.xlsx").read_bytes() == XLSX_BYTES
     assert out.splitlines() == [
-        f"wrote {tmp_path / 'Y.xlsx'}: the template without macros (synthetic sample data)",
-        "next: open it in Excel (its Formulas sheet shows the =FLASSO_* functions) or with the "
-        "server add-in",
+        f"wrote {tmp_path / 'Y.xlsx'}: the template without macros, for the desktop add-in "
+        "(synthetic sample data)",
+        "next: open it in Excel; its Formulas sheet calls the desktop add-in's =FLASSO_* "
+        "functions (for the server add-in: --server)",
         f"without Excel: xl-factorlasso refit {tmp_path / 'Y.xlsx'} --cv --portfolio",
     ]
     code, out, err = _cli(capsys, "--macro", str(tmp_path / "X.xlsm"))
@@ -60,6 +78,50 @@ def test_writes_each_template_byte_for_byte(tmp_path, capsys):
     assert _cli(capsys, "--macro", str(tmp_path / "BOOK.XLSM"))[0] == 0
     assert (tmp_path / "BOOK.XLSM").read_bytes() == XLSM_BYTES
     assert sorted(p.name for p in tmp_path.iterdir()) == ["BOOK.XLSM", "X.xlsm", "Y.xlsx"]
+
+
+def test_the_server_template_and_the_real_data(tmp_path, capsys):
+    sp500 = ("sample data: weekly returns of 20 S&P 500 stocks on 5 factor ETFs, 2014-2022 "
+             "(skfolio's datasets, BSD-3-Clause)")
+    cases = [
+        (["--server"], "S.xlsx", "factorlasso_template_server.xlsx",
+         "the template for the server add-in (synthetic sample data)"),
+        (["--data", "sp500"], "R.xlsx", "factorlasso_template_sp500.xlsx",
+         f"the template without macros, for the desktop add-in ({sp500})"),
+        (["--macro", "--data", "sp500"], "R.xlsm", "factorlasso_template_sp500.xlsm",
+         f"the template with the Factor LASSO ribbon tab ({sp500})"),
+        (["--data", "sp500", "--server"], "RS.xlsx", "factorlasso_template_sp500_server.xlsx",
+         f"the template for the server add-in ({sp500})"),
+        (["--data", "synthetic"], "Y.xlsx", "factorlasso_template.xlsx",
+         "the template without macros, for the desktop add-in (synthetic sample data)"),
+    ]
+    for options, name, shipped, what in cases:
+        code, out, err = _cli(capsys, *options, str(tmp_path / name))
+        assert (code, err) == (0, ""), options
+        assert (tmp_path / name).read_bytes() == (templates.FOLDER / shipped).read_bytes()
+        assert out.splitlines()[0] == f"wrote {tmp_path / name}: {what}"
+    code, out, _ = _cli(capsys, "--server", str(tmp_path / "S2.xlsx"))
+    assert out.splitlines()[1] == (
+        "next: open it in Excel with the add-in of xl-factorlasso serve loaded: its Formulas "
+        "sheet calls FACTORLASSO.FLASSO_*, its ribbon tab runs the jobs")
+
+
+def test_macro_and_server_exclude_each_other(tmp_path, capsys):
+    with pytest.raises(SystemExit) as stop:
+        main(["template", "--macro", "--server", str(tmp_path / "a.xlsm")])
+    assert stop.value.code == 2
+    assert capsys.readouterr().err.endswith(
+        "xl-factorlasso template: error: argument --server: not allowed with argument --macro\n")
+    with pytest.raises(SystemExit):
+        main(["template", "--data", "ftse", str(tmp_path / "a.xlsx")])
+    assert "argument --data: invalid choice: 'ftse' (choose from" in capsys.readouterr().err
+    # the library function says the same, for callers that are not the command line
+    with pytest.raises(templates.TemplateError, match="--macro and --server exclude each other"):
+        templates.write_template(tmp_path / "a.xlsm", macro=True, server=True)
+    with pytest.raises(templates.TemplateError,
+                       match=r"^--data 'ftse': the sample data are one of synthetic, sp500$"):
+        templates.write_template(tmp_path / "a.xlsx", data="ftse")
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_a_relative_path_with_a_space_is_quoted_in_the_next_step(tmp_path, capsys, monkeypatch):
@@ -81,7 +143,12 @@ def test_a_relative_path_with_a_space_is_quoted_in_the_next_step(tmp_path, capsy
      "--macro); other formats are not written"),
     (["{d}/a"], "{d}/a: the file name must end in .xlsx (or .xlsm with --macro); other formats "
      "are not written"),
-], ids=["macro-as-xlsx", "xlsm-without-macro", "xls", "xlsb", "no-extension"])
+    (["--server", "{d}/a.xlsm"], "{d}/a.xlsm: the server add-in's template has no macros "
+     "(Office.js add-ins run no VBA): name it {d}/a.xlsx"),
+    (["--server", "--data", "sp500", "{d}/a.csv"], "{d}/a.csv: the file name must end in .xlsx "
+     "(or .xlsm with --macro); other formats are not written"),
+], ids=["macro-as-xlsx", "xlsm-without-macro", "xls", "xlsb", "no-extension", "server-as-xlsm",
+        "server-csv"])
 def test_a_mismatched_extension_is_refused(tmp_path, capsys, args, message):
     d = str(tmp_path)
     _refused(capsys, [a.format(d=d) for a in args], message.format(d=d))
@@ -196,18 +263,26 @@ def test_through_a_symlink_the_file_it_points_to_is_replaced(tmp_path, capsys):
     assert link.is_symlink() and real.read_bytes() == XLSX_BYTES
 
 
-def test_template_help_says_where_the_templates_come_from(capsys):
+def test_template_help_says_which_template_is_for_which_add_in_and_where_they_come_from(capsys):
     with pytest.raises(SystemExit) as stop:
         main(["template", "--help"])
     assert stop.value.code == 0
     out = capsys.readouterr().out
-    shipped = [templates.FOLDER / templates.XLSX_NAME, templates.FOLDER / templates.XLSM_NAME]
-    assert all(p.is_file() for p in shipped)
+    shipped = [templates.template_path(m, server=sv, data=d) for m, sv, d in templates.VARIANTS]
+    assert all(p.is_file() for p in shipped) and len(shipped) == 6
     assert ("The templates come from inside the installed package:\n"
-            f"  {shipped[0]}\n  {shipped[1]}\n"
-            "They are built from workbook_template/ of the source repository by "
+            + "".join(f"  {p}\n" for p in shipped)
+            + "They are built from workbook_template/ of the source repository by "
             "`make templates`\nand shipped in the wheel as package data.") in out
-    assert "usage: xl-factorlasso template [-h] [--macro] [--force] PATH" in out
+    assert ("usage: xl-factorlasso template [-h] [--macro | --server]\n"
+            "                               [--data {synthetic,sp500}] [--force]\n"
+            "                               PATH") in out
+    assert ("  (default)  .xlsx, the desktop add-in's functions FLASSO_FIT(...)\n"
+            "             (xlwings add-in, Import Functions), and the command line\n"
+            "  --macro    .xlsm, the same plus the Factor LASSO ribbon tab (VBA)\n"
+            "  --server   .xlsx, the server add-in's functions\n"
+            "             FACTORLASSO.FLASSO_FIT(...) (xl-factorlasso serve; Office.js)\n") in out
+    assert "BSD-3-Clause; source and licence on the Start sheet" in out
 
 
 def test_main_help_points_at_the_user_guide(capsys):

@@ -1,17 +1,22 @@
-"""The committed workbook templates: VBA, ribbon, names, jobs, the Start sheet, drift.
+"""The committed workbook templates: VBA, ribbon, names, tables, jobs, the Start sheet, drift.
 
-Checked on the files users get (``xl_factorlasso/templates/factorlasso_template.xlsx`` /
-``.xlsm``, shipped in the wheel and written by ``xl-factorlasso template``), built from the
-sources in ``workbook_template/``:
+Checked on the files users get (``xl_factorlasso/templates/factorlasso_template*.xls*``: one per
+add-in -- desktop ``.xlsx``, desktop ``.xlsm`` with the ribbon, server ``_server.xlsx`` -- each
+with the synthetic and the S&P 500 sample; shipped in the wheel and written by
+``xl-factorlasso template``), built from the sources in ``workbook_template/``:
 
 * the VBA project, read back by oletools (an independent reader of [MS-OVBA]/[MS-CFB]), holds
   ``src/FactorLassoRibbon.bas`` exactly, plus one document module per sheet and the workbook;
 * the ribbon part is ``src/customUI14.xml``, linked from ``_rels/.rels`` with the extensibility
   relationship, and every ``onAction`` names a ``Sub X(control As IRibbonControl)`` of the .bas;
-* every FL_* contract name resolves, ``xl-factorlasso inspect`` finds no problem, and
+* every FL_* contract name resolves, every input is an Excel table its name refers to
+  (``=tblReturns[#All]``), ``xl-factorlasso inspect`` finds no problem, and
   ``xl-factorlasso refit --cv --portfolio`` writes the outputs and keeps VBA and ribbon bytes;
 * the Formulas sheet: each ``=FLASSO_*`` example is a dynamic-array formula on the FL_* names,
-  computes without error in Python and has room to spill;
+  written for its add-in (``FACTORLASSO.FLASSO_FIT`` in the server template), computes without
+  error in Python and has room to spill;
+* the S&P 500 sample: the weekly returns of skfolio's prices, computed here independently, and
+  the source and skfolio's licence text on the Start sheet;
 * LibreOffice headless (when installed) opens both templates, the names resolve in the converted
   file and its Basic import of the module is our source;
 * the Start sheet points only at what a pip user has: commands of this package, no repository
@@ -36,14 +41,18 @@ import sys
 import zipfile
 from pathlib import Path
 
+import numpy as np
 import olefile
+import pandas as pd
 import pytest
 from lxml import etree
 from oletools.olevba import VBA_Parser, decompress_stream
+from openpyxl.utils.cell import range_boundaries
 
 from xl_factorlasso import load_demo_panel
 from xl_factorlasso.cli import main as cli_main
-from xl_factorlasso.workbook import CONTRACT, OUTPUTS, XlsxFileIO
+from xl_factorlasso.workbook import CONTRACT, OUTPUTS, Area, XlsxFileIO
+from xl_factorlasso.workbook._builder import LAYOUT, TABLES
 from xl_factorlasso.workbook._xlsx import XlsxPackage
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -51,6 +60,14 @@ TEMPLATE_DIR = ROOT / "workbook_template"  # the sources and build.py
 SHIPPED = ROOT / "xl_factorlasso" / "templates"  # what build.py writes and the wheel ships
 XLSX = SHIPPED / "factorlasso_template.xlsx"
 XLSM = SHIPPED / "factorlasso_template.xlsm"
+SERVER = SHIPPED / "factorlasso_template_server.xlsx"
+SP500_XLSX = SHIPPED / "factorlasso_template_sp500.xlsx"
+SP500_XLSM = SHIPPED / "factorlasso_template_sp500.xlsm"
+SP500_SERVER = SHIPPED / "factorlasso_template_sp500_server.xlsx"
+ALL_TEMPLATES = [XLSX, XLSM, SERVER, SP500_XLSX, SP500_XLSM, SP500_SERVER]
+MACRO = (XLSM, SP500_XLSM)
+SERVER_TEMPLATES = (SERVER, SP500_SERVER)
+SP500_TEMPLATES = (SP500_XLSX, SP500_XLSM, SP500_SERVER)
 BAS = TEMPLATE_DIR / "src" / "FactorLassoRibbon.bas"
 CUSTOM_UI = TEMPLATE_DIR / "src" / "customUI14.xml"
 
@@ -68,6 +85,9 @@ BUTTONS = ["Refit", "Cross-validate", "Optimise portfolio", "Clear outputs", "He
 SHEETS = ["Start", "Returns", "Factors", "Signs", "Prior", "Settings", "Results", "Portfolio",
           "Formulas", "xlwings.conf"]
 BOTH = pytest.mark.parametrize("template", [XLSX, XLSM], ids=["xlsx", "xlsm"])
+ALL = pytest.mark.parametrize("template", ALL_TEMPLATES, ids=[p.stem.replace(
+    "factorlasso_template", "t") + p.suffix for p in ALL_TEMPLATES])
+EACH_MACRO = pytest.mark.parametrize("template", MACRO, ids=["xlsm", "sp500-xlsm"])
 
 
 def _load_build():
@@ -125,15 +145,16 @@ def _ribbon_subs() -> set[str]:
 
 @pytest.fixture(scope="module")
 def committed():
-    missing = [p.name for p in (XLSX, XLSM) if not p.exists()]
+    missing = [p.name for p in ALL_TEMPLATES if not p.exists()]
     if missing:
         pytest.fail(f"not built: {missing}; run python workbook_template/build.py")
-    return {XLSX: _members(XLSX), XLSM: _members(XLSM)}
+    return {p: _members(p) for p in ALL_TEMPLATES}
 
 
 # =============================================================================== the VBA project
-def test_olevba_reads_back_the_bas_source_exactly(committed):
-    parser = VBA_Parser(str(XLSM))
+@EACH_MACRO
+def test_olevba_reads_back_the_bas_source_exactly(template, committed):
+    parser = VBA_Parser(str(template))
     try:
         assert parser.detect_vba_macros()
         modules = {name: code for _f, _s, name, code in parser.extract_macros()}
@@ -145,21 +166,24 @@ def test_olevba_reads_back_the_bas_source_exactly(committed):
     assert code == _bas_text().replace("\n", "\r\n")
     assert _without_attributes(code) == _without_attributes(_bas_text())
     # the document modules of the workbook and of every sheet, and nothing else
-    codenames = _code_names(committed[XLSM])
+    codenames = _code_names(committed[template])
     assert set(modules) == {f"{name}.bas"} | {f"{c}.cls" for c in codenames}
     for c in codenames:
         assert modules[f"{c}.cls"].startswith(f'Attribute VB_Name = "{c}"\r\n')
 
 
 def test_xlsx_has_no_macros_and_no_ribbon(committed):
-    members = committed[XLSX]
-    assert not [n for n in members if n.endswith(".bin") or n.startswith("customUI")]
-    assert RT_UI not in {t for t, _ in _rels(members, "_rels/.rels")}
-    parser = VBA_Parser(str(XLSX))
-    try:
-        assert not parser.detect_vba_macros()
-    finally:
-        parser.close()
+    for template in ALL_TEMPLATES:
+        if template.suffix != ".xlsx":
+            continue
+        members = committed[template]
+        assert not [n for n in members if n.endswith(".bin") or n.startswith("customUI")]
+        assert RT_UI not in {t for t, _ in _rels(members, "_rels/.rels")}
+        parser = VBA_Parser(str(template))
+        try:
+            assert not parser.detect_vba_macros(), template.name
+        finally:
+            parser.close()
 
 
 def _code_names(members) -> list[str]:
@@ -172,8 +196,9 @@ def _code_names(members) -> list[str]:
     return names
 
 
-def test_vba_project_structure(committed):
-    members = committed[XLSM]
+@EACH_MACRO
+def test_vba_project_structure(template, committed):
+    members = committed[template]
     ole = olefile.OleFileIO(members["xl/vbaProject.bin"], raise_defects=olefile.DEFECT_INCORRECT)
     try:
         codenames = _code_names(members)
@@ -261,8 +286,9 @@ def test_decryption_agrees_with_an_excel_written_project():
 
 
 # =============================================================================== ribbon + parts
-def test_custom_ui_is_linked_and_every_action_is_a_sub(committed):
-    members = committed[XLSM]
+@EACH_MACRO
+def test_custom_ui_is_linked_and_every_action_is_a_sub(template, committed):
+    members = committed[template]
     assert members["customUI/customUI14.xml"] == CUSTOM_UI.read_bytes()
     assert (RT_UI, "customUI/customUI14.xml") in _rels(members, "_rels/.rels")
     root = _xml(members["customUI/customUI14.xml"])  # well-formed
@@ -313,7 +339,8 @@ def test_vba_messages_fit_and_install_only_what_exists():
 
 
 def test_macro_enabled_package_parts(committed):
-    for path, main_type in ((XLSX, XLSX_MAIN), (XLSM, XLSM_MAIN)):
+    for path in ALL_TEMPLATES:
+        main_type = XLSM_MAIN if path in MACRO else XLSX_MAIN
         members = committed[path]
         types = _xml(members["[Content_Types].xml"])
         overrides = {o.get("PartName"): o.get("ContentType") for o in types.iter(f"{{{CT}}}Override")}
@@ -322,14 +349,14 @@ def test_macro_enabled_package_parts(committed):
         vba_rel = ("http://schemas.microsoft.com/office/2006/relationships/vbaProject",
                    "vbaProject.bin")
         has_vba = vba_rel in _rels(members, "xl/_rels/workbook.xml.rels")
-        assert has_vba == (path == XLSM)
-        if path == XLSM:
+        assert has_vba == (path in MACRO)
+        if path in MACRO:
             assert defaults["bin"] == "application/vnd.ms-office.vbaProject"
             assert defaults["xml"] == "application/xml"  # covers customUI/customUI14.xml
 
 
 # =============================================================================== contract
-@BOTH
+@ALL
 def test_every_contract_name_resolves(template, committed):
     names = XlsxPackage.open(template).defined_names()
     sheets = XlsxPackage.open(template).sheet_names
@@ -339,14 +366,56 @@ def test_every_contract_name_resolves(template, committed):
     assert set(SHEETS) <= set(sheets)
 
 
-@BOTH
+@ALL
+def test_every_input_is_an_excel_table_its_name_refers_to(template, committed):
+    """Each input name is ``=<table>[#All]`` and resolves to the whole table on the file
+    adapter; each table (read back by openpyxl) has the header row's cells as its column
+    names, no filter buttons and no totals row. The outputs stay plain named ranges."""
+    import openpyxl
+
+    entries = {e.name: e for e in XlsxPackage.open(template).all_defined_names()}
+    io = XlsxFileIO(template)
+    names, followed = io.names(), io._name_tables()
+    wb = openpyxl.load_workbook(template)
+    tables = {t.name: (ws, t) for ws in wb.worksheets for t in ws.tables.values()}
+    assert set(tables) == set(TABLES.values())
+    for name, table in TABLES.items():
+        assert entries[name].formula == f"{table}[#All]", name
+        ws, t = tables[table]
+        c1, r1, c2, r2 = range_boundaries(t.ref)
+        whole = Area(ws.title, r1, c1, r2, c2)
+        assert names[name] == whole and followed[name] == (table, whole), name
+        assert (r1, c1) == LAYOUT[name][1:] and ws.title == LAYOUT[name][0], name
+        header = [ws.cell(r1, c).value for c in range(c1, c2 + 1)]
+        assert [col.name for col in t.tableColumns] == header, name
+        assert all(isinstance(h, str) and h for h in header), name
+        assert len({h.lower() for h in header}) == len(header), name
+        assert t.autoFilter is None and not t.totalsRowCount and t.headerRowCount in (None, 1)
+        assert t.tableStyleInfo.name == "TableStyleLight1" and not t.tableStyleInfo.showRowStripes
+        assert r2 > r1, name  # at least one data row
+    for name in OUTPUTS:
+        assert name not in followed and "[" not in entries[name].formula, name
+    # the panels are exactly their data; the key | value and list inputs keep blank rows
+    # for typing inside their tables (beyond them Excel extends the table)
+    n_dates = len(_read(io, "FL_FACTORS")) - 1
+    assert names["FL_RETURNS"].shape[0] == names["FL_FACTORS"].shape[0] == n_dates + 1
+    for name in ("FL_SETTINGS", "FL_PORTFOLIO_SETTINGS", "FL_CONSTRAINTS", "FL_PREV_WEIGHTS"):
+        assert names[name].shape[0] == 30, name
+
+
+def _read(io, name):
+    return io.read(io.names()[name])
+
+
+@ALL
 def test_inspect_reports_no_problem(template, capsys):
     assert cli_main(["inspect", str(template)]) == 0
     out = capsys.readouterr().out
     assert "no problems found" in out and "not defined" not in out
+    assert "leaves out" not in out  # no data adjoins a table
 
 
-@BOTH
+@ALL
 def test_refit_cv_portfolio_writes_outputs_and_keeps_the_ribbon(template, tmp_path, capsys):
     before = template.read_bytes()
     out = tmp_path / f"out{template.suffix}"
@@ -358,42 +427,115 @@ def test_refit_cv_portfolio_writes_outputs_and_keeps_the_ribbon(template, tmp_pa
         values = io.read(names[name])
         assert values[0][0] not in (None, ""), name  # every output table has its header
     coef = io.read(names["FL_COEF"])
-    demo = load_demo_panel()
-    assert [r[0] for r in coef[1:]] == list(demo.y.columns)
+    assets = [str(a) for a in _read(XlsxFileIO(template), "FL_RETURNS")[0][1:]]
+    assert [r[0] for r in coef[1:]] == assets
     assert any(isinstance(v, float) and v != 0 for r in coef[1:] for v in r[1:])
     weights = [r[1] for r in io.read(names["FL_WEIGHTS"])[1:]]
     assert sum(weights) == pytest.approx(1.0, abs=1e-6)
     old, new = _members(template), _members(out)
     for part in RIBBON_PARTS:
         if part != "_rels/.rels":
-            assert (part in old) == (template == XLSM), part
+            assert (part in old) == (template in MACRO), part
         if part in old:
             assert new[part] == old[part], part
+    # the input tables are the template's, byte for byte
+    for part in (n for n in old if n.startswith("xl/tables/")):
+        assert new[part] == old[part], part
     assert "done in" in capsys.readouterr().out
 
 
 def test_sample_data_is_the_synthetic_demo_panel(committed):
     demo = load_demo_panel()
-    pkg = XlsxPackage.open(XLSX)
-    names = pkg.defined_names()
-    returns = pkg.read_values("Returns", names["FL_RETURNS"].ref)
-    assert returns[0][1:] == list(demo.y.columns)
-    assert returns[1][1] == pytest.approx(demo.y.iloc[0, 0], rel=1e-15)
-    assert len(returns) == len(demo.y) + 1
-    start = [v for row in pkg.read_values("Start", "A1:C60") for v in row if isinstance(v, str)]
-    text = " ".join(start)
-    assert "SYNTHETIC" in text
-    for word in BUTTONS + ["FLASSO_FIT", "xl-factorlasso refit", "xlwings addin install"]:
-        assert word in text, word
+    for template in (XLSX, XLSM, SERVER):
+        pkg = XlsxPackage.open(template)
+        names = pkg.defined_names()
+        returns = pkg.read_values("Returns", names["FL_RETURNS"].ref)
+        assert returns[0][1:] == list(demo.y.columns)
+        assert returns[1][1] == pytest.approx(demo.y.iloc[0, 0], rel=1e-15)
+        assert len(returns) == len(demo.y) + 1
+        text = _start_text(template)
+        assert "SYNTHETIC" in text and "skfolio" not in text
+        for word in BUTTONS + ["FLASSO_FIT", "xl-factorlasso refit"]:
+            assert word in text, word
+    assert "xlwings addin install" in _start_text(XLSX)
+    assert "xl-factorlasso serve" in _start_text(SERVER)
+
+
+def _weekly_returns_from_skfolio():
+    """The S&P 500 sample computed here, not with build.py's code: daily prices of the 20
+    stocks and 5 ETFs on the ETFs' dates, the last price of each Friday-ending week (with its
+    own date), the final week only if it is complete, then p_t / p_prev - 1."""
+    from skfolio.datasets import load_factors_dataset, load_sp500_dataset
+
+    stocks, etfs = load_sp500_dataset(), load_factors_dataset()
+    prices = pd.concat([stocks, etfs], axis=1, join="inner")
+    rows = []
+    for _week, block in prices.groupby(prices.index.to_period("W-FRI")):
+        rows.append(block.iloc[-1])
+    last_week_end = prices.index[-1].to_period("W-FRI").end_time.normalize()
+    if prices.index[-1] < last_week_end:
+        rows = rows[:-1]
+    weekly = pd.DataFrame(rows)
+    returns = (weekly / weekly.shift(1) - 1).iloc[1:]
+    return returns[list(stocks.columns)], returns[list(etfs.columns)]
+
+
+def test_sp500_sample_is_skfolios_prices_as_weekly_returns(committed):
+    y, x = _weekly_returns_from_skfolio()
+    assert (len(y), y.index[0].date().isoformat(), y.index[-1].date().isoformat()) == (
+        468, "2014-01-10", "2022-12-23")
+    for template in SP500_TEMPLATES:
+        io = XlsxFileIO(template)
+        for name, expected in (("FL_RETURNS", y), ("FL_FACTORS", x)):
+            rows = _read(io, name)
+            assert rows[0] == ["date", *expected.columns], name
+            assert [r[0].date() for r in rows[1:]] == [d.date() for d in expected.index]
+            got = np.array([r[1:] for r in rows[1:]], dtype=float)
+            assert np.allclose(got, expected.to_numpy(), rtol=1e-13, atol=0), name
+        # every loading >= 0; no prior; sectors as asset groups; the settings documented
+        signs = _read(io, "FL_SIGNS")
+        assert {v for r in signs[1:] for v in r[1:]} == {1}
+        assert {v for r in _read(io, "FL_PRIOR")[1:] for v in r[1:]} == {None}
+        sectors = dict((r[0], r[1]) for r in _read(io, "FL_ASSET_GROUPS")[1:])
+        assert sectors == build.SP500_SECTORS
+        settings = {r[0]: r[1] for r in _read(io, "FL_SETTINGS")[1:] if r[0]}
+        assert (settings["model_type"], settings["span"], settings["n_clusters"],
+                settings["annualization_factor"]) == ("HCGL", 104, 4, 52)
+        constraints = [r[0] for r in _read(io, "FL_CONSTRAINTS")[1:] if r[0]]
+        assert constraints == ["HEALTH <= 0.30", "ENERGY <= 0.20"]
+
+
+def test_sp500_start_sheet_attributes_the_data_and_carries_skfolios_licence(committed):
+    from importlib.metadata import distribution
+
+    dist = distribution("skfolio")
+    (licence,) = [f.read_text() for f in dist.files if f.name.upper().startswith("LICEN")]
+    for template in SP500_TEMPLATES:
+        pkg = XlsxPackage.open(template)
+        rows = pkg.read_values("Start", "A1:C200")
+        text = _start_text(template)
+        assert "REAL market data" in text and "SYNTHETIC" not in text
+        assert f"skfolio {dist.version} (skfolio.datasets): load_sp500_dataset" in text
+        assert "load_factors_dataset" in text and "not for investment" in text
+        assert "BSD-3-Clause" in text
+        # the licence, line by line, in column C below its heading
+        column_c = [r[2] for r in rows]
+        first = column_c.index("BSD 3-Clause License")
+        lines = licence.strip().splitlines()
+        assert [v or "" for v in column_c[first:first + len(lines)]] == [
+            line if line.strip() else "" for line in lines]
+        assert "Copyright (c) 2023-2026 The skfolio developers." in lines  # this skfolio's
+    for template in (XLSX, XLSM, SERVER):
+        assert "BSD 3-Clause License" not in _start_text(template)
 
 
 def _start_text(template) -> str:
     pkg = XlsxPackage.open(template)
-    return "\n".join(v for row in pkg.read_values("Start", "A1:C80") for v in row
+    return "\n".join(v for row in pkg.read_values("Start", "A1:C200") for v in row
                      if isinstance(v, str))
 
 
-@BOTH
+@ALL
 def test_start_sheet_points_only_at_what_a_pip_user_has(template, committed):
     """A user who installed the wheel has the package and its command, not the repository."""
     import argparse
@@ -420,6 +562,12 @@ def test_start_sheet_points_only_at_what_a_pip_user_has(template, committed):
         assert set(options.split()) <= known, (command, options)
     assert "xl-factorlasso template --macro BOOK.xlsm" in text
     assert "xl-factorlasso template BOOK.xlsx" in text
+    assert "xl-factorlasso template --server BOOK.xlsx" in text and "--data sp500" in text
+    # the server template says which functions its Formulas sheet calls
+    server = template in SERVER_TEMPLATES
+    assert ("FACTORLASSO.FLASSO_FIT(FL_RETURNS,FL_FACTORS)" in text) == server
+    assert text.startswith("xl-factorlasso template for the server add-in" if server else
+                           "xl-factorlasso template\n")
 
 
 def test_build_writes_into_the_package():
@@ -439,8 +587,11 @@ def udfs():
     udfs.cache_clear()  # leave the shared function cache as the other tests expect it
 
 
-@BOTH
+@ALL
 def test_formulas_are_dynamic_arrays_that_compute_and_have_room(template, committed, udfs):
+    from xl_factorlasso.server import functions_namespace
+
+    ns = functions_namespace() if template in SERVER_TEMPLATES else None
     members = committed[template]
     part = _sheet_parts(members)["Formulas"]
     root = _xml(members[part])
@@ -457,7 +608,9 @@ def test_formulas_are_dynamic_arrays_that_compute_and_have_room(template, commit
         assert f.get("t") == "array" and f.get("ref") == c.get("r") and c.get("cm") == "1"
         found[c.get("r")] = f.text
     fn_names = {build.split_formula(f)[0] for f in found.values()}
-    assert fn_names == set(udfs.__all__)
+    if ns is not None:  # as Excel stores an Office.js custom function of the add-in
+        assert all(n.startswith(f"_xldudf_{ns}_FLASSO_") for n in fn_names), fn_names
+    assert {build.flasso_name(n, ns) for n in fn_names} == set(udfs.__all__)
     for anchor, formula in found.items():
         _name, args = build.split_formula(formula)
         for a in args:
@@ -465,9 +618,9 @@ def test_formulas_are_dynamic_arrays_that_compute_and_have_room(template, commit
                 values[a] = pkg.read_values("Formulas", a)
             else:
                 assert a == "" or a in values, (formula, a)  # only FL_* names and blanks
-        result = build.evaluate_formula(formula, values, udfs)
+        result = build.evaluate_formula(formula, values, udfs, ns)
         result = result if isinstance(result, list) else [[result]]
-        assert not str(result[0][0]).startswith("#FLASSO!"), (formula, result[0][0])
+        assert not str(result[0][0]).startswith("#"), (formula, result[0][0])
         # the spill area is free, apart from the formula's own cell
         row, col = int(re.sub(r"\D", "", anchor)), re.sub(r"\d", "", anchor)
         width = max(len(r) for r in result)
@@ -552,18 +705,20 @@ def _soffice(args: list[str], profile: Path, timeout: float = 180) -> None:
 @pytest.mark.skipif(not (shutil.which("soffice") or shutil.which("libreoffice")),
                     reason="LibreOffice (soffice) is not installed: apt-get install "
                            "libreoffice-calc-nogui")
-def test_libreoffice_opens_both_templates(tmp_path, committed):
+def test_libreoffice_opens_every_template(tmp_path, committed):
     inputs = []
-    for template in (XLSX, XLSM):
-        copy = tmp_path / f"in_{template.suffix[1:]}{template.suffix}"
+    for i, template in enumerate(ALL_TEMPLATES):
+        copy = tmp_path / f"in_{i}_{template.suffix[1:]}{template.suffix}"
         shutil.copy(template, copy)
         inputs.append(copy)
     profile = tmp_path / "profile"
     _soffice(["--convert-to", "xlsx", "--outdir", str(tmp_path / "xlsx"), *map(str, inputs)],
              profile)
     _soffice(["--convert-to", "ods", "--outdir", str(tmp_path / "ods"), str(inputs[1])], profile)
-    for template, copy in zip((XLSX, XLSM), inputs, strict=True):
+    for template, copy in zip(ALL_TEMPLATES, inputs, strict=True):
         converted = XlsxPackage.open(tmp_path / "xlsx" / f"{copy.stem}.xlsx")
+        # LibreOffice imports the input tables as tables and keeps the names on them
+        assert {t.name for t in converted.table_spans().values()} == set(TABLES.values())
         original = XlsxPackage.open(template)
         got, want = converted.defined_names(), original.defined_names()
         for s in CONTRACT:
@@ -590,7 +745,8 @@ def test_rebuild_gives_the_committed_contents(tmp_path, committed):
     proc = subprocess.run([sys.executable, str(TEMPLATE_DIR / "build.py"), "--out-dir",
                            str(tmp_path)], capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr
-    for template in (XLSX, XLSM):
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(p.name for p in ALL_TEMPLATES)
+    for template in ALL_TEMPLATES:
         rebuilt = _members(tmp_path / template.name)
         old = committed[template]
         assert list(rebuilt) == list(old), template.name

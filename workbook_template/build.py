@@ -2,16 +2,26 @@
 
     python workbook_template/build.py [--out-dir DIR]      (or: make templates)
 
-writes ``factorlasso_template.xlsx`` (no macros: Excel with the worksheet functions, the Office.js
-add-in of xlwings Server, the command line) and ``factorlasso_template.xlsm`` (the same workbook
-plus a "Factor LASSO" ribbon tab and its VBA callbacks, for desktop Excel with the xlwings add-in)
-into ``xl_factorlasso/templates/``: the wheel ships them from there as package data, and
-``xl-factorlasso template [--macro] PATH`` writes a copy for the user.
+writes into ``xl_factorlasso/templates/`` one template per add-in, each with two samples
+(:data:`xl_factorlasso.templates.VARIANTS`):
+
+* ``factorlasso_template.xlsx``: the desktop add-in's worksheet functions (``FLASSO_FIT``), the
+  command line; no macros;
+* ``factorlasso_template.xlsm``: the same workbook plus a "Factor LASSO" ribbon tab and its VBA
+  callbacks, for desktop Excel with the xlwings add-in;
+* ``factorlasso_template_server.xlsx``: the Formulas sheet written for the server add-in
+  (``FACTORLASSO.FLASSO_FIT``, Office.js);
+* ``factorlasso_template_sp500*.xls*``: the same three with real data, skfolio's S&P 500 stocks
+  on factor ETFs (needs skfolio, the ``dev`` extra, at build time only).
+
+The wheel ships them as package data, and ``xl-factorlasso template [--macro | --server]
+[--data sp500] PATH`` writes a copy for the user.
 
 Sources:
 
-* the FL_* layout and the data: :func:`xl_factorlasso.workbook._builder.build_workbook` fed with
-  the synthetic demo panel of :func:`xl_factorlasso.core.datasets.load_demo_panel`;
+* the FL_* layout, the input tables and the data:
+  :func:`xl_factorlasso.workbook._builder.build_workbook` fed with the synthetic demo panel of
+  :func:`xl_factorlasso.core.datasets.load_demo_panel` or with :func:`sp500_weekly_returns`;
 * this script: the Start, Formulas and ``xlwings.conf`` sheets, dropdowns and help on the
   settings, column widths;
 * ``src/customUI14.xml``: the ribbon tab, stored as it is;
@@ -51,8 +61,15 @@ from openpyxl.worksheet.formula import ArrayFormula  # noqa: E402
 from openpyxl.worksheet.hyperlink import Hyperlink  # noqa: E402
 from vbaproject import build_vba_project  # noqa: E402
 
+from xl_factorlasso.templates import (  # noqa: E402, F401 (the names: for readers and tests)
+    DATASETS,
+    SERVER_NAME,
+    VARIANTS,
+    XLSM_NAME,
+    XLSX_NAME,
+    template_name,
+)
 from xl_factorlasso.templates import FOLDER as OUT_DIR  # noqa: E402
-from xl_factorlasso.templates import XLSM_NAME, XLSX_NAME  # noqa: E402
 
 SRC = HERE / "src"
 CUSTOM_UI = SRC / "customUI14.xml"
@@ -139,6 +156,7 @@ CONSTRAINTS = ["EQ <= 0.40", "GOV >= 0.20"]
 # (tests/test_one_answer.py): the fit functions those of Refit, FLASSO_CV and FLASSO_BEST_LAMBDA
 # those of Cross-validate, FLASSO_MAXDIV, FLASSO_RISK and FLASSO_RISK_ASSETS those of Optimise
 # portfolio (its factor model is Refit's, with the factor_* keys of FL_PORTFOLIO_SETTINGS on top).
+from xl_factorlasso.workbook._formats import display_text, fitted_width, stored_width  # noqa: E402
 from xl_factorlasso.workbook._output_formats import COLUMN_FORMATS  # noqa: E402
 
 _FIT_ARGS = "FL_RETURNS,FL_FACTORS,,,FL_SIGNS,FL_PRIOR,FL_SETTINGS,FL_GROUPS"
@@ -207,6 +225,9 @@ def formulas_for(namespace: str | None = None) -> list[tuple[str, str, str, str 
             for name, what, formula, fmt in FORMULAS]
 
 
+START_TEXT_WIDTH = 100  # characters of the Start sheet's text column (C); longer text wraps
+HELP_WIDTH = 80  # the "what it does" column beside FL_SETTINGS
+
 SCENARIO_ROWS = 3  # the last weeks of the factor panel, for FLASSO_PREDICT
 
 XLWINGS_CONF = [("UDF Modules", "xl_factorlasso.udfs")]
@@ -215,7 +236,7 @@ XLWINGS_ADDIN_DOCS = "https://docs.xlwings.org/en/latest/addin.html"
 WHEEL = "xl_factorlasso-<version>-py3-none-any.whl"
 
 
-# =============================================================================== the workbook
+# =============================================================================== sample data
 def _demo_inputs() -> dict:
     from xl_factorlasso.core.datasets import load_demo_panel
 
@@ -235,10 +256,134 @@ def _demo_inputs() -> dict:
     }
 
 
+# The real-data sample: skfolio's bundled S&P 500 stock prices and factor ETF prices (BSD-3).
+# Sector of each stock (GICS sector at the end of the data, 2022), for FL_GROUPS (GROUP_LASSO)
+# and FL_ASSET_GROUPS (sector limits in FL_CONSTRAINTS).
+SP500_SECTORS = {
+    "AAPL": "TECH", "AMD": "TECH", "MSFT": "TECH",
+    "BAC": "FIN", "JPM": "FIN",
+    "BBY": "DISCR", "HD": "DISCR",
+    "CVX": "ENERGY", "RRC": "ENERGY", "XOM": "ENERGY",
+    "GE": "INDU",
+    "JNJ": "HEALTH", "LLY": "HEALTH", "MRK": "HEALTH", "PFE": "HEALTH", "UNH": "HEALTH",
+    "KO": "STAPLES", "PEP": "STAPLES", "PG": "STAPLES", "WMT": "STAPLES",
+}
+SP500_SECTOR_NAMES = {
+    "TECH": "information technology", "FIN": "financials", "DISCR": "consumer discretionary",
+    "ENERGY": "energy", "INDU": "industrials", "HEALTH": "health care",
+    "STAPLES": "consumer staples",
+}
+# Settings that differ from the synthetic template's (docs/workbook.md says why):
+# weekly data as the synthetic sample (annualisation 52); a two-year EWMA span; HCGL with four
+# clusters of stocks found from the returns; every loading >= 0 (FL_SIGNS) because the five
+# ETFs are long-only equity portfolios; no prior (blank = 0).
+SP500_SETTINGS = {"span": 104}
+SP500_PORTFOLIO_SETTINGS: dict = {}
+SP500_CONSTRAINTS = ["HEALTH <= 0.30", "ENERGY <= 0.20"]
+SKFOLIO_DATASETS_URL = "https://skfolio.org/generated/skfolio.datasets.load_sp500_dataset.html"
+
+
+def sp500_weekly_returns() -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Weekly simple returns of skfolio's 20 S&P 500 stocks and its 5 factor ETFs.
+
+    The prices (skfolio's ``load_sp500_dataset`` and ``load_factors_dataset``, daily adjusted
+    closes, bundled in the skfolio package: nothing is downloaded) are taken on the ETFs' dates
+    (2014-01-02 to 2022-12-28), sampled on the last trading day of each week (Friday, or the
+    day before a Friday holiday, at its own date) and turned into returns by
+    :func:`xl_factorlasso.core.preprocessing.prices_to_returns`. The data end on a Wednesday:
+    that last, incomplete week is left out.
+
+    Returns
+    -------
+    (returns, factors) : tuple of pandas.DataFrame
+        468 weeks from 2014-01-10 to 2022-12-23; 20 stocks, and MTUM, QUAL, SIZE, USMV, VLUE.
+    """
+    from skfolio.datasets import load_factors_dataset, load_sp500_dataset
+
+    from xl_factorlasso.core.preprocessing import prices_to_returns
+
+    stocks, etfs = load_sp500_dataset(), load_factors_dataset()
+    prices = stocks.join(etfs, how="inner")
+    week = prices.index.to_period("W-FRI")
+    weekly = prices.groupby(week).tail(1)
+    if weekly.index[-1] < week[-1].end_time.normalize():  # the data stop within a week
+        weekly = weekly.iloc[:-1]
+    returns = prices_to_returns(weekly, "simple")
+    returns.index = pd.DatetimeIndex(returns.index).as_unit("ns").rename("date")
+    return returns[list(stocks.columns)], returns[list(etfs.columns)]
+
+
+def skfolio_licence() -> tuple[str, str]:
+    """skfolio's version and its licence text, as installed (the data are redistributed under
+    it: BSD-3-Clause asks for the notice, the conditions and the disclaimer to go with them)."""
+    from importlib.metadata import distribution
+
+    dist = distribution("skfolio")
+    files = [f for f in dist.files or () if "licen" in f.name.lower()]
+    texts = [f.read_text() for f in files if f.read_text()]
+    if not texts or "BSD 3-Clause License" not in texts[0]:
+        raise RuntimeError("the installed skfolio has no BSD 3-Clause licence file: the S&P 500 "
+                           "sample cannot be redistributed without it")
+    return dist.version, texts[0].strip()
+
+
+def _sp500_inputs() -> dict:
+    returns, factors = sp500_weekly_returns()
+    unknown = sorted(set(returns.columns) - set(SP500_SECTORS))
+    if unknown:
+        raise RuntimeError(f"no sector for {unknown}: add them to SP500_SECTORS")
+    sectors = pd.Series([SP500_SECTORS[a] for a in returns.columns], index=returns.columns)
+    version, licence = skfolio_licence()
+    settings = {k: v for k, v, *_ in MODEL_SETTINGS} | SP500_SETTINGS
+    first, last = (d.strftime("%Y-%m-%d") for d in returns.index[[0, -1]])
+    return {
+        "returns": returns,
+        "factors": factors,
+        # long-only equity ETFs: a stock's exposure to each is non-negative
+        "signs": pd.DataFrame(1.0, index=returns.columns, columns=factors.columns),
+        "prior": None,
+        "groups": sectors.rename("group"),
+        "settings": settings,
+        "portfolio_settings": {k: v for k, v, *_ in PORTFOLIO_SETTINGS}
+        | SP500_PORTFOLIO_SETTINGS,
+        "constraints": SP500_CONSTRAINTS,
+        "asset_groups": pd.DataFrame({"sector": sectors}),
+        "description": (f"REAL market data: {len(returns)} weekly returns ({first} to {last}) "
+                        f"of {returns.shape[1]} S&P 500 stocks on {factors.shape[1]} factor "
+                        f"ETFs ({', '.join(factors.columns)}), from skfolio's bundled datasets "
+                        "(BSD-3-Clause); stale example data, not for investment decisions"),
+        "source": [
+            ("data", f"skfolio {version} (skfolio.datasets): load_sp500_dataset (daily adjusted "
+             "closes of 20 S&P 500 constituents) and load_factors_dataset (daily adjusted "
+             "closes of the iShares MSCI USA factor ETFs MTUM momentum, QUAL quality, SIZE "
+             "size, USMV minimum volatility, VLUE value)"),
+            ("made by", "the template build of xl-factorlasso: the ETFs' dates; the last "
+             "trading day of each week; simple returns p_t / p_prev - 1 (xl-factorlasso's "
+             "prices_to_returns, FLASSO_RETURNS in a cell); the incomplete last week left out"),
+            ("caution", "skfolio: the datasets are provided solely for testing and example "
+             "purposes; stale, not current or accurate market prices; not for investment, "
+             "trading or commercial use"),
+            ("sectors", "AssetGroups and FL_GROUPS: the GICS sector of each stock ("
+             + ", ".join(f"{k} {v}" for k, v in SP500_SECTOR_NAMES.items()) + ")"),
+            ("licence", "the data are redistributed under skfolio's licence, reproduced below"),
+        ],
+        "licence": licence,
+        "web": SKFOLIO_DATASETS_URL,
+    }
+
+
+#: Sample data -> the inputs of a template with it.
+SAMPLE_INPUTS = {"synthetic": _demo_inputs, "sp500": _sp500_inputs}
+# keys of a template's inputs that are not build_workbook's
+_EXTRA_KEYS = ("source", "licence", "web")
+
+
+# =============================================================================== the workbook
 def build_openpyxl_workbook(inputs: dict | None = None,
                             namespace: str | None = None) -> openpyxl.Workbook:
     """The template as an openpyxl workbook: the FL_* layout of ``build_workbook`` + our sheets.
 
+    ``inputs``: the sample data (:data:`SAMPLE_INPUTS`; by default the synthetic panel).
     ``namespace``: None writes the Formulas sheet for the desktop add-in; the server add-in's
     namespace (``FACTORLASSO``) writes it for that add-in (:func:`formulas_for`).
     """
@@ -246,12 +391,13 @@ def build_openpyxl_workbook(inputs: dict | None = None,
 
     inputs = inputs or _demo_inputs()
     with tempfile.TemporaryDirectory() as tmp:
-        path = build_workbook(os.path.join(tmp, "base.xlsx"), **inputs)
+        # readable: formats, widths and frozen header rows of the inputs, as in the demo
+        path = build_workbook(os.path.join(tmp, "base.xlsx"), readable=True,
+                              **{k: v for k, v in inputs.items() if k not in _EXTRA_KEYS})
         wb = openpyxl.load_workbook(path)
-    _start_sheet(wb, inputs)
+    _start_sheet(wb, inputs, namespace)
     _settings_help(wb["Settings"], MODEL_SETTINGS, help_column=3)
     _settings_help(wb["Portfolio"], PORTFOLIO_SETTINGS, help_column=None)
-    _panel_sheets(wb)
     _formulas_sheet(wb, inputs, namespace)
     _xlwings_conf_sheet(wb)
     wb.active = 0
@@ -269,7 +415,10 @@ def build_openpyxl_workbook(inputs: dict | None = None,
     props = wb.properties
     props.creator = props.lastModifiedBy = "xl-factorlasso"
     props.title = "xl-factorlasso template"
-    props.description = "Generated by workbook_template/build.py; sample data are synthetic."
+    real = "licence" in inputs
+    props.description = ("Generated by workbook_template/build.py; sample data: "
+                         + ("skfolio's S&P 500 and factor ETF prices (BSD-3-Clause), see the "
+                            "Start sheet." if real else "synthetic."))
     return wb
 
 
@@ -293,14 +442,18 @@ def _link(cell, sheet: str | None = None, url: str | None = None) -> None:
     cell.font = Font(name="Calibri", color="0563C1", underline="single")
 
 
-def _start_sheet(wb, inputs: dict) -> None:
+def _start_sheet(wb, inputs: dict, namespace: str | None = None) -> None:
     wb.remove(wb["Start"])
     ws = wb.create_sheet("Start", 0)
     ws.column_dimensions["A"].width = 20
     ws.column_dimensions["B"].width = 16
-    ws.column_dimensions["C"].width = 110
-    title = ws.cell(row=1, column=1, value="xl-factorlasso template")
+    ws.column_dimensions["C"].width = START_TEXT_WIDTH
+    server = namespace is not None
+    shown = f"{namespace}.FLASSO_FIT" if namespace else "FLASSO_FIT"
+    title = ws.cell(row=1, column=1, value="xl-factorlasso template"
+                    + (" for the server add-in" if server else ""))
     title.font = Font(name="Calibri", bold=True, size=16)
+    ws.row_dimensions[1].height = 21  # the 16-point title
     r = _write_rows(ws, [
         (["Sparse, sign-constrained factor models (LASSO, group, HCGL, FCGL) and "
           "maximum-diversification portfolios in Excel, computed by Python through xlwings."],
@@ -310,29 +463,51 @@ def _start_sheet(wb, inputs: dict) -> None:
     ], start_row=2)
     r += 1
     ws.cell(row=r, column=1, value="Set up once").font = HEADING
-    r = _write_rows(ws, [
+    setup = [
         (["Python", "", "Python 3.10 or newer on this computer (python.org)"], None),
         (["xl-factorlasso", "package", f"pip install {WHEEL}   (the wheel file you were given, "
           "built by make dist in the source repository; not published on PyPI)"], None),
-        (["xlwings add-in", "desktop", "xlwings addin install   (then restart Excel: an xlwings "
-          "tab appears; the ribbon buttons and the desktop functions need it)"], None),
-        (["Fresh copy", "", "xl-factorlasso template --macro BOOK.xlsm   (this workbook with "
-          "the ribbon)   or   xl-factorlasso template BOOK.xlsx   (without macros)"], None),
-    ], start_row=r + 1)
+    ]
+    if server:
+        setup.append((["server add-in", "Office.js", "xl-factorlasso serve   (on the computer "
+                       "or server that computes; then load its add-in in Excel: "
+                       "server.md of the user guide)"], None))
+    else:
+        setup.append((["xlwings add-in", "desktop", "xlwings addin install   (then restart "
+                       "Excel: an xlwings tab appears; the ribbon buttons and the desktop "
+                       "functions need it)"], None))
+    setup += [
+        (["Fresh copy", "", "xl-factorlasso template --macro BOOK.xlsm   (with the ribbon)   "
+          "xl-factorlasso template BOOK.xlsx   (desktop functions, no macros)   "
+          "xl-factorlasso template --server BOOK.xlsx   (server add-in)"], None),
+        (["", "", "add --data sp500 for real S&P 500 sample data, or leave it out for the "
+          "synthetic sample (xl-factorlasso template --help)"], None),
+    ]
+    r = _write_rows(ws, setup, start_row=r + 1)
     r += 1
     ws.cell(row=r, column=1, value="How to run").font = HEADING
-    r = _write_rows(ws, [
-        (["Ribbon", "desktop", "the .xlsm: tab Factor LASSO (buttons below). Open it, enable "
-          "macros; Help on the tab works without Python, the other buttons run it."], None),
+    functions = (
+        (["Functions", "server add-in", f"worksheet functions such as {shown}(FL_RETURNS,"
+          "FL_FACTORS) of the add-in of xl-factorlasso serve: working examples on the "
+          "Formulas sheet (#NAME? until the add-in is loaded)"], None) if server else
         (["Functions", "Excel 365", "worksheet functions such as FLASSO_FIT(FL_RETURNS,"
           "FL_FACTORS): working examples on the Formulas sheet. Desktop: the xlwings.conf "
           "sheet sets UDF Modules = xl_factorlasso.udfs; click Import Functions on the xlwings "
-          "tab once."], None),
+          "tab once."], None))
+    run = [
+        (["Ribbon", "desktop", "the .xlsm (xl-factorlasso template --macro): tab Factor LASSO "
+          "(buttons below). Open it, enable macros; Help on the tab works without Python, the "
+          "other buttons run it."], None),
+        functions,
         (["Command line", "no Excel", "xl-factorlasso refit THIS_FILE --cv --portfolio   "
           "(xl-factorlasso inspect THIS_FILE lists the names and checks every input)"], None),
-        (["Server add-in", "Office.js", "the .xlsx with the add-in of xl-factorlasso serve: "
-          "the same buttons in its ribbon, functions as NS.FLASSO_*"], None),
-    ], start_row=r + 1)
+        (["Server add-in", "Office.js", "the add-in of xl-factorlasso serve: the same buttons "
+          "in its own ribbon tab; its functions are FACTORLASSO.FLASSO_*, which only the "
+          "server template's Formulas sheet calls (xl-factorlasso template --server)"], None),
+    ]
+    if server:
+        run = [run[1], run[3], run[2]]
+    r = _write_rows(ws, run, start_row=r + 1)
     r += 1
     ws.cell(row=r, column=1, value="Ribbon buttons").font = HEADING
     r = _write_rows(ws, [
@@ -342,18 +517,19 @@ def _start_sheet(wb, inputs: dict) -> None:
         (["Cross-validate", "", "chooses reg_lambda by expanding-window cross-validation "
           "(cv_* settings), refits with it and also writes FL_CV"], None),
         (["Optimise portfolio", "", "maximum-diversification weights under "
-          "FL_PORTFOLIO_SETTINGS, FL_CONSTRAINTS and FL_ASSET_GROUPS; writes FL_WEIGHTS and "
-          "FL_PORTFOLIO_STATS"], None),
+          "FL_PORTFOLIO_SETTINGS, FL_CONSTRAINTS and FL_ASSET_GROUPS; writes FL_WEIGHTS, "
+          "FL_PORTFOLIO_STATS and the risk attribution FL_RISK, FL_RISK_ASSETS"], None),
         (["Clear outputs", "", "empties every FL_* output range (inputs are not touched)"],
          None),
         (["Help", "", "a summary of the above"], None),
     ], start_row=r + 1)
     r += 1
     ws.cell(row=r, column=1, value="Sheets").font = HEADING
+    tags = ", ".join(dict.fromkeys(str(v) for v in inputs["asset_groups"].iloc[:, 0]))
     sheets = [
-        ("Returns", "input", "FL_RETURNS: dates down, assets across; a blank cell is a missing "
-         "return"),
-        ("Factors", "input", "FL_FACTORS: factor returns on the same dates"),
+        ("Returns", "input", "FL_RETURNS (table tblReturns): dates down, assets across; a "
+         "blank cell is a missing return"),
+        ("Factors", "input", "FL_FACTORS (table tblFactors): factor returns on the same dates"),
         ("Signs", "input", "FL_SIGNS: blank = free, 0 = zero, 1 or + = non-negative, -1 or - "
          "= non-positive"),
         ("Prior", "input", "FL_PRIOR: loadings the penalty shrinks towards (blank = 0)"),
@@ -364,9 +540,12 @@ def _start_sheet(wb, inputs: dict) -> None:
         ("CV", "output", "FL_CV: out-of-sample R^2 per lambda and fold, the best lambda"),
         ("Portfolio", "in + out", "FL_PORTFOLIO_SETTINGS, FL_CONSTRAINTS, FL_PREV_WEIGHTS in; "
          "FL_WEIGHTS, FL_PORTFOLIO_STATS out"),
-        ("AssetGroups", "input", "FL_ASSET_GROUPS: tags of each asset (EQ, GOV, CRD, CMDTY) "
-         "usable in FL_CONSTRAINTS"),
-        ("Formulas", "examples", "working =FLASSO_* formulas on the FL_* names"),
+        ("AssetGroups", "input", f"FL_ASSET_GROUPS: tags of each asset ({tags}) usable in "
+         "FL_CONSTRAINTS"),
+        ("Risk", "output", "FL_RISK, FL_RISK_ASSETS: the portfolio's risk by factor and by "
+         "asset (Optimise portfolio)"),
+        ("Formulas", "examples", "working =FLASSO_* formulas on the FL_* names"
+         + (f", written for the server add-in ({shown})" if server else "")),
         ("xlwings.conf", "settings", "read by the xlwings add-in: UDF Modules = "
          "xl_factorlasso.udfs (add Interpreter_Win / Interpreter_Mac rows to pick a Python)"),
     ]
@@ -385,8 +564,13 @@ def _start_sheet(wb, inputs: dict) -> None:
     ws.cell(row=r, column=1, value="output").fill = OUTPUT_FILL
     ws.cell(row=r, column=3, value="the header row of an output range, written by a run")
     r = _write_rows(ws, [
-        (["names", "", "every range is a workbook name FL_* (Formulas > Name Manager): move or "
-          "resize a range by editing its name, the code follows the names"], None),
+        (["tables", "", "every input is an Excel table (tblReturns, tblSettings, ...; Table "
+          "Design shows its name) and its name FL_* refers to the whole table: paste weeks "
+          "under the returns or type an asset beside them and the table, and the name, grow"],
+         None),
+        (["names", "", "every range is a workbook name FL_* (Formulas > Name Manager): move "
+          "an output by editing its name, an input by moving its table; the code follows the "
+          "names"], None),
         (["runs", "", "a run reads every input first; a problem is reported with its range and "
           "cell and nothing is written; otherwise only the output names change"], None),
     ], start_row=r + 1)
@@ -401,6 +585,67 @@ def _start_sheet(wb, inputs: dict) -> None:
     r += 1
     ws.cell(row=r, column=1, value="xlwings add-in")
     _link(ws.cell(row=r, column=3, value=XLWINGS_ADDIN_DOCS), url=XLWINGS_ADDIN_DOCS)
+    if "licence" in inputs:
+        _data_source(ws, r + 2, inputs)
+    # the two lines under the title run across A:C; every text of C wraps in its column
+    for row in (2, 3):
+        ws.merge_cells(start_row=row, start_column=1, end_row=row, end_column=3)
+    _wrap_rows(ws, {1: 20 + 16 + START_TEXT_WIDTH}, rows=(2, 3))
+    _wrap_rows(ws, {3: START_TEXT_WIDTH}, rows=range(4, ws.max_row + 1))
+
+
+def _wrapped_lines(text: str, width: float, text_width) -> int:
+    """The lines ``text`` takes in a wrapping cell ``width`` characters wide: words are
+    placed greedily, as Excel does; ``text_width`` matches Calibri (Carlito) within about 2%,
+    so a line holds 97% of the width."""
+    room, lines, used = 0.97 * width, 1, 0.0
+    for word in text.split(" "):
+        w = text_width(word)
+        if used and used + text_width(" ") + w > room:
+            lines, used = lines + 1 + int(w // room), w % room
+        else:
+            used += (text_width(" ") if used else 0.0) + w
+    return lines
+
+
+def _wrap_rows(ws, widths: dict[int, float], rows) -> None:
+    """Wrap the text of the given columns (column -> width in characters) in ``rows`` and make
+    each row tall enough for its lines. Excel and LibreOffice both keep a stored row height, so
+    the sheet looks the same in each (the lines are estimated from the text's width)."""
+    from openpyxl.styles import Alignment
+
+    from xl_factorlasso.workbook._formats import text_width
+
+    for r in rows:
+        lines = 1
+        for col, width in widths.items():
+            cell = ws.cell(row=r, column=col)
+            if not isinstance(cell.value, str):
+                continue
+            lines = max(lines, _wrapped_lines(cell.value, width, text_width))
+            cell.alignment = Alignment(wrap_text=True, vertical="top")
+        if lines > 1:
+            ws.row_dimensions[r].height = 15 * lines
+        for cell in ws[r]:  # the other cells of the row: at the top too
+            if cell.value is not None and not cell.alignment.wrap_text:
+                cell.alignment = Alignment(vertical="top")
+
+
+def _data_source(ws, r: int, inputs: dict) -> None:
+    """Where the sample data come from, and the licence they are redistributed under."""
+    ws.cell(row=r, column=1, value="Sample data: source and licence").font = HEADING
+    r += 1
+    for label, text in inputs["source"]:
+        ws.cell(row=r, column=1, value=label)
+        ws.cell(row=r, column=3, value=text)
+        r += 1
+    ws.cell(row=r, column=1, value="skfolio datasets")
+    _link(ws.cell(row=r, column=3, value=inputs["web"]), url=inputs["web"])
+    r += 2
+    for line in inputs["licence"].splitlines():
+        if line.strip():  # the licence's paragraphs, each in one cell
+            ws.cell(row=r, column=3, value=line).font = NOTE_FONT
+        r += 1
 
 
 def _settings_help(ws, rows, help_column: int | None) -> None:
@@ -430,18 +675,8 @@ def _settings_help(ws, rows, help_column: int | None) -> None:
     ws.column_dimensions["B"].width = 14
     if help_column is not None:
         ws.cell(row=1, column=help_column, value="what it does (blank value = default)").font = BOLD
-        ws.column_dimensions[openpyxl.utils.get_column_letter(help_column)].width = 80
-
-
-def _panel_sheets(wb) -> None:
-    for name in ("Returns", "Factors", "Signs", "Prior"):
-        ws = wb[name]
-        ws.freeze_panes = "B2"
-        ws.column_dimensions["A"].width = 12
-    for name in ("Returns", "Factors"):
-        for row in wb[name].iter_rows(min_row=2, min_col=2):
-            for c in row:
-                c.number_format = "0.0000"
+        ws.column_dimensions[openpyxl.utils.get_column_letter(help_column)].width = HELP_WIDTH
+        _wrap_rows(ws, {help_column: HELP_WIDTH}, rows=[keys[key] for key, *_ in rows])
 
 
 def _formulas_sheet(wb, inputs: dict, namespace: str | None = None) -> None:
@@ -459,21 +694,22 @@ def _formulas_sheet(wb, inputs: dict, namespace: str | None = None) -> None:
                  "Functions once (it adds VBA wrappers to the workbook: use the .xlsm or save "
                  "as .xlsm).")
         other = ("The server add-in (xl-factorlasso serve) names the functions "
-                 "FACTORLASSO.FLASSO_FIT(...): with it these cells show #NAME?; use a workbook "
-                 "whose Formulas sheet is written for that add-in (docs/functions.md).")
+                 "FACTORLASSO.FLASSO_FIT(...): with it these cells show #NAME?; use the workbook "
+                 "written for that add-in (xl-factorlasso template --server BOOK.xlsx).")
     else:
         shown = f"{namespace}.FLASSO_FIT" if namespace else "FLASSO_FIT"
         addin = (f"These formulas are written for the server add-in (xl-factorlasso serve), "
                  f"whose functions are {shown}(...) and the others of its namespace.")
         other = ("Until the add-in is loaded the cells show #NAME?. The desktop add-in (xlwings) "
                  f"names them FLASSO_FIT(...), not {shown}(...): use the desktop template there "
-                 "(docs/functions.md).")
+                 "(xl-factorlasso template --macro BOOK.xlsm).")
     notes = [
         "Each formula spills its result (Excel 365 / 2021). " + addin,
         other,
         "Formulas on the same inputs share one fit (the results are cached on the cell values). "
         "Each one equals what the ribbon's Refit, Cross-validate or Optimise portfolio writes "
-        "for the same inputs. Reference: docs/functions.md.",
+        "for the same inputs. Reference: the user guide's functions page "
+        "(xl-factorlasso --help shows where it is installed).",
     ]
     for i, text in enumerate(notes, start=2):
         ws.cell(row=i, column=1, value=text).font = NOTE_FONT
@@ -491,6 +727,7 @@ def _formulas_sheet(wb, inputs: dict, namespace: str | None = None) -> None:
 
     # the values the functions will see: names -> 2-D lists, as the classic add-in passes them
     values = {**_name_values(wb), **values_at}
+    shown: dict[int, list[str]] = {}  # column -> what its cells display, to size it
     for name, what, formula, number_format in formulas_for(namespace):
         formula = formula.format(scenarios=scenarios, prices=prices)
         result = evaluate_formula(formula, values, udfs, namespace)
@@ -514,7 +751,19 @@ def _formulas_sheet(wb, inputs: dict, namespace: str | None = None) -> None:
             for i, j in body:
                 code = codes[min(max(j - 1, 0), len(codes) - 1)]
                 ws.cell(row=r + 2 + i, column=1 + j).number_format = code
+        for i, row in enumerate(result):
+            for j, v in enumerate(row):
+                cell = ws.cell(row=r + 2 + i, column=1 + j)
+                if hasattr(v, "year"):  # a date spilled by FLASSO_PREDICT / FLASSO_RETURNS
+                    cell.number_format = "yyyy-mm-dd"
+                if j > 0 or i > 0:  # column A also holds the long titles: sized apart
+                    shown.setdefault(1 + j, []).append(display_text(v, cell.number_format))
         r += 2 + len(result) + 1  # the spill area, then a blank row
+    for col, texts in shown.items():  # every spilled value readable: no ###, no cut label
+        letter = openpyxl.utils.get_column_letter(col)
+        if col > 1:
+            ws.column_dimensions[letter].width = stored_width(fitted_width(texts,
+                                                                          max_width=30.0))
 
 
 PRICE_ROWS = 4  # returns of the last weeks given back by FLASSO_RETURNS on the Formulas sheet
@@ -556,9 +805,17 @@ def _input_panel(ws, r: int, title: str, frame: pd.DataFrame, number_format: str
 
 
 def _name_values(wb) -> dict[str, list[list]]:
+    """Every defined name -> the rows of its cells; a name on a table (``=tblReturns[#All]``)
+    is the whole table, as the add-ins pass it."""
+    tables = {t.name.lower(): (ws.title, t.ref) for ws in wb.worksheets
+              for t in ws.tables.values()}
     out = {}
     for name, dn in wb.defined_names.items():
-        ((sheet, ref),) = list(dn.destinations)
+        on_table = re.fullmatch(r"(\w+)\[#All\]", dn.attr_text.strip(), re.IGNORECASE)
+        if on_table:
+            sheet, ref = tables[on_table.group(1).lower()]
+        else:
+            ((sheet, ref),) = list(dn.destinations)
         ws = wb[sheet]
         out[name] = [[c.value for c in row] for row in ws[ref.replace("$", "")]]
     return out
@@ -954,28 +1211,45 @@ def write_zip(path: Path, members: list[tuple[str, bytes]]) -> None:
 
 
 def build_templates(out_dir: Path | str = OUT_DIR) -> list[Path]:
-    """Build both templates into ``out_dir``; returns their paths (.xlsx, .xlsm)."""
+    """Build every shipped template into ``out_dir``; returns their paths.
+
+    For each sample data set (:data:`xl_factorlasso.templates.DATASETS`): the desktop
+    add-in's ``.xlsx`` and ``.xlsm`` (one workbook, with and without the ribbon) and the
+    server add-in's ``.xlsx`` (its Formulas sheet in the add-in's production namespace), named
+    by :func:`xl_factorlasso.templates.template_name`.
+    """
+    from xl_factorlasso.server import functions_namespace
+
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    wb = build_openpyxl_workbook()
     paths = []
-    for name, macro in ((XLSX_NAME, False), (XLSM_NAME, True)):
-        path = out_dir / name
-        write_zip(path, package_members(wb, macro=macro))
-        paths.append(path)
+    for data in DATASETS:
+        inputs = SAMPLE_INPUTS[data]()
+        books = {False: build_openpyxl_workbook(inputs),
+                 True: build_openpyxl_workbook(inputs, namespace=functions_namespace())}
+        for macro, server, variant_data in VARIANTS:
+            if variant_data != data:
+                continue
+            path = out_dir / template_name(macro, server=server, data=data)
+            write_zip(path, package_members(books[server], macro=macro))
+            paths.append(path)
     return paths
 
 
-def build_template_for(path: Path | str, namespace: str | None) -> Path:
+def build_template_for(path: Path | str, namespace: str | None,
+                       data: str = "synthetic") -> Path:
     """Write the .xlsx template with its Formulas sheet written for one add-in.
 
     ``namespace`` None: the desktop add-in (the same workbook as :data:`XLSX_NAME`); the
     server add-in's namespace (:func:`xl_factorlasso.server.functions_namespace`,
-    ``FACTORLASSO`` in prod): every formula calls that add-in's functions, stored as Excel
-    stores Office.js custom functions (``_xldudf_FACTORLASSO_FLASSO_FIT(...)``).
+    ``FACTORLASSO`` in prod, as in :data:`SERVER_NAME`; another for a server in another
+    environment): every formula calls that add-in's functions, stored as Excel stores
+    Office.js custom functions (``_xldudf_FACTORLASSO_FLASSO_FIT(...)``). ``data``: the sample
+    data (:data:`SAMPLE_INPUTS`).
     """
     path = Path(path)
-    write_zip(path, package_members(build_openpyxl_workbook(namespace=namespace), macro=False))
+    wb = build_openpyxl_workbook(SAMPLE_INPUTS[data](), namespace=namespace)
+    write_zip(path, package_members(wb, macro=False))
     return path
 
 

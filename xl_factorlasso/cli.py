@@ -33,8 +33,9 @@ def _table(frame: pd.DataFrame | pd.Series, fmt: str = "{:.3f}") -> str:
     return frame.map(cell).to_string()
 
 
-def build_demo_workbook(path: str) -> str:
-    """Write the demo workbook: the synthetic panel in every FL_* input."""
+def build_demo_workbook(path: str, *, tables: bool = True) -> str:
+    """Write the demo workbook: the synthetic panel in every FL_* input, each input an Excel
+    table (``tables=False``: plain named ranges over the same cells)."""
     from .core.datasets import load_demo_panel
     from .workbook._builder import build_workbook
 
@@ -62,6 +63,7 @@ def build_demo_workbook(path: str) -> str:
         asset_groups=pd.DataFrame({"asset_class": classes}),
         description=demo.description,
         readable=True,
+        tables=tables,
     )
 
 
@@ -186,19 +188,24 @@ def run_serve(args: argparse.Namespace) -> int:
 
 def run_template(args: argparse.Namespace) -> int:
     """Write a copy of a shipped template (``xl_factorlasso/templates/``) to ``args.path``."""
-    from .templates import write_template
+    from .templates import DATASETS, write_template
 
-    path = write_template(args.path, macro=args.macro, force=args.force)
+    path = write_template(args.path, macro=args.macro, server=args.server, data=args.data,
+                          force=args.force)
     shown = f'"{args.path}"' if " " in args.path else args.path
+    data = DATASETS[args.data]
     if args.macro:
-        print(f"wrote {path}: the template with the Factor LASSO ribbon tab (synthetic sample "
-              "data)")
+        print(f"wrote {path}: the template with the Factor LASSO ribbon tab ({data})")
         print("next: open it in desktop Excel and enable macros; the buttons need the xlwings "
               "add-in once (xlwings addin install)")
+    elif args.server:
+        print(f"wrote {path}: the template for the server add-in ({data})")
+        print("next: open it in Excel with the add-in of xl-factorlasso serve loaded: its "
+              "Formulas sheet calls FACTORLASSO.FLASSO_*, its ribbon tab runs the jobs")
     else:
-        print(f"wrote {path}: the template without macros (synthetic sample data)")
-        print("next: open it in Excel (its Formulas sheet shows the =FLASSO_* functions) or "
-              "with the server add-in")
+        print(f"wrote {path}: the template without macros, for the desktop add-in ({data})")
+        print("next: open it in Excel; its Formulas sheet calls the desktop add-in's =FLASSO_* "
+              "functions (for the server add-in: --server)")
     print(f"without Excel: xl-factorlasso refit {shown} --cv --portfolio")
     return 0
 
@@ -245,7 +252,7 @@ def _guide_line() -> str:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from .templates import FOLDER, XLSM_NAME, XLSX_NAME
+    from .templates import DATASETS, FOLDER, VARIANTS, template_name
 
     parser = argparse.ArgumentParser(
         prog="xl-factorlasso",
@@ -269,22 +276,37 @@ def build_parser() -> argparse.ArgumentParser:
     insp.add_argument("path")
     insp.set_defaults(func=run_inspect)
     template = sub.add_parser(
-        "template", help="write a ready workbook (the .xlsx, or the .xlsm with the ribbon)",
-        description="Write a ready workbook: every FL_* name with synthetic sample data, the\n"
-                    "Start sheet, dropdowns and the Formulas sheet. With --macro: the .xlsm with\n"
-                    "the Factor LASSO ribbon tab (desktop Excel with the xlwings add-in).\n"
+        "template", help="write a ready workbook, for the desktop add-in (.xlsx, or .xlsm with "
+                         "the ribbon) or the server add-in",
+        description="Write a ready workbook: every FL_* input an Excel table with sample data,\n"
+                    "the Start sheet, dropdowns and the Formulas sheet. One template per add-in:\n"
+                    "  (default)  .xlsx, the desktop add-in's functions FLASSO_FIT(...)\n"
+                    "             (xlwings add-in, Import Functions), and the command line\n"
+                    "  --macro    .xlsm, the same plus the Factor LASSO ribbon tab (VBA)\n"
+                    "  --server   .xlsx, the server add-in's functions\n"
+                    "             FACTORLASSO.FLASSO_FIT(...) (xl-factorlasso serve; Office.js)\n"
+                    "Each with synthetic sample data, or with --data sp500 real data: weekly\n"
+                    "returns of 20 S&P 500 stocks on 5 factor ETFs, 2014-2022, from skfolio's\n"
+                    "datasets (BSD-3-Clause; source and licence on the Start sheet).\n"
                     "An existing PATH is replaced only with --force, and never while it is open\n"
                     "in Excel or LibreOffice, locked or read-only.",
         epilog="The templates come from inside the installed package:\n"
-               f"  {FOLDER / XLSX_NAME}\n  {FOLDER / XLSM_NAME}\n"
-               "They are built from workbook_template/ of the source repository by "
+               + "".join(f"  {FOLDER / template_name(m, server=sv, data=d)}\n"
+                         for m, sv, d in VARIANTS)
+               + "They are built from workbook_template/ of the source repository by "
                "`make templates`\nand shipped in the wheel as package data.",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     template.add_argument("path", metavar="PATH",
                           help="the workbook to write: .xlsx, or .xlsm with --macro")
-    template.add_argument("--macro", action="store_true",
-                          help="the .xlsm with the Factor LASSO ribbon tab and its VBA")
+    addin = template.add_mutually_exclusive_group()
+    addin.add_argument("--macro", action="store_true",
+                       help="the .xlsm with the Factor LASSO ribbon tab and its VBA (desktop)")
+    addin.add_argument("--server", action="store_true",
+                       help="the .xlsx for the server add-in (FACTORLASSO.FLASSO_* formulas)")
+    template.add_argument("--data", choices=list(DATASETS), default="synthetic",
+                          help="the sample data (default synthetic; sp500: real S&P 500 stocks "
+                               "on factor ETFs)")
     template.add_argument("--force", action="store_true",
                           help="replace PATH if it exists (not while it is open or locked)")
     template.set_defaults(func=run_template)

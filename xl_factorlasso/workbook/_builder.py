@@ -2,6 +2,11 @@
 
 Used by ``xl-factorlasso demo`` and by the tests; the template build (``workbook_template/``)
 adds the ribbon, VBA and documentation sheets on top of the same layout.
+
+Every input is an Excel table (a ListObject, :data:`TABLES`) and its FL_* name refers to the
+whole table (``=tblReturns[#All]``): Excel extends a table when a user pastes rows under it or
+types a column beside it, and the name follows. The outputs are plain named ranges that the
+jobs resize.
 """
 
 from __future__ import annotations
@@ -14,7 +19,7 @@ import pandas as pd
 from ._contract import spec
 from ._errors import column_letter
 
-__all__ = ["LAYOUT", "build_workbook"]
+__all__ = ["LAYOUT", "TABLES", "build_workbook"]
 
 # name -> (sheet, top-left row, top-left column); sizes come from the data.
 LAYOUT: dict[str, tuple[str, int, int]] = {
@@ -40,6 +45,22 @@ LAYOUT: dict[str, tuple[str, int, int]] = {
     "FL_RISK": ("Risk", 1, 1),
     "FL_RISK_ASSETS": ("Risk", 1, 10),  # right of the attribution chart under FL_RISK
 }
+
+#: Input name -> the Excel table holding it; the name is defined as ``=<table>[#All]``.
+TABLES: dict[str, str] = {
+    "FL_RETURNS": "tblReturns",
+    "FL_FACTORS": "tblFactors",
+    "FL_SIGNS": "tblSigns",
+    "FL_PRIOR": "tblPrior",
+    "FL_SETTINGS": "tblSettings",
+    "FL_GROUPS": "tblGroups",
+    "FL_PORTFOLIO_SETTINGS": "tblPortfolioSettings",
+    "FL_CONSTRAINTS": "tblConstraints",
+    "FL_PREV_WEIGHTS": "tblPrevWeights",
+    "FL_ASSET_GROUPS": "tblAssetGroups",
+}
+# Light lines, no banding: the yellow input fills stay readable.
+_TABLE_STYLE = "TableStyleLight1"
 
 _INPUT_FILL = "FFF2CC"
 _OUTPUT_FILL = "DDEBF7"
@@ -70,6 +91,7 @@ def build_workbook(
     asset_groups: pd.DataFrame | None = None,
     description: str = "",
     readable: bool = False,
+    tables: bool = True,
 ) -> str:
     """Write a new .xlsx with every FL_* name defined and the inputs filled in.
 
@@ -77,7 +99,20 @@ def build_workbook(
     beyond them. With ``readable``, the inputs get number formats (returns ``0.0000``, prior
     loadings ``0.00``, dates ``yyyy-mm-dd``), columns as wide as their content and every sheet
     of the layout its header row frozen (and its label column, where rows have labels).
+
+    With ``tables`` (the default) every input is an Excel table (:data:`TABLES`), without
+    filter buttons, and its name is ``=<table>[#All]``; without, a plain named range. Either
+    way a name covers the same cells: the header row and the data, and for the key | value,
+    list and series inputs blank rows below them to type more (30 rows in all; ``FL_GROUPS``
+    one per asset). An empty input gets one blank data row (a table has at least one).
+
     Returns the path written.
+
+    Raises
+    ------
+    ValueError
+        With ``tables``, if an input's header row repeats a name (an Excel table needs unique
+        column names): the input and the repeated name are named.
     """
     from openpyxl import Workbook
     from openpyxl.styles import Font, PatternFill
@@ -85,7 +120,7 @@ def build_workbook(
     from openpyxl.worksheet.datavalidation import DataValidation
 
     n_assets, n_factors = returns.shape[1], factors.shape[1]
-    tables: dict[str, list[list]] = {
+    cells: dict[str, list[list]] = {
         "FL_RETURNS": _frame_rows(returns, "date"),
         "FL_FACTORS": _frame_rows(factors, "date"),
         "FL_SETTINGS": [["key", "value"], *[[k, v] for k, v in (settings or {}).items()]],
@@ -97,14 +132,14 @@ def build_workbook(
         "FL_PREV_WEIGHTS": [["asset", "weight"]],
     }
     empty_matrix = pd.DataFrame(np.nan, index=returns.columns, columns=factors.columns)
-    tables["FL_SIGNS"] = _frame_rows(signs if signs is not None else empty_matrix, "asset")
-    tables["FL_PRIOR"] = _frame_rows(prior if prior is not None else empty_matrix, "asset")
-    tables["FL_GROUPS"] = [
+    cells["FL_SIGNS"] = _frame_rows(signs if signs is not None else empty_matrix, "asset")
+    cells["FL_PRIOR"] = _frame_rows(prior if prior is not None else empty_matrix, "asset")
+    cells["FL_GROUPS"] = [
         ["asset", "group"],
         *([[a, g] for a, g in groups.items()] if groups is not None else []),
     ]
     if asset_groups is not None:
-        tables["FL_ASSET_GROUPS"] = _frame_rows(asset_groups, "asset")
+        cells["FL_ASSET_GROUPS"] = _frame_rows(asset_groups, "asset")
     # output areas sized for their tables
     sizes = {
         "FL_COEF": (n_assets + 1, n_factors + 1),
@@ -144,7 +179,7 @@ def build_workbook(
         ws = sheet(sheet_name)
         role = spec(name).role
         if role == "input":
-            rows = tables.get(
+            rows = cells.get(
                 name, [["asset"]] if name == "FL_ASSET_GROUPS" else [["key", "value"]]
             )
             n_rows, n_cols = len(rows), max(len(r) for r in rows)
@@ -157,7 +192,9 @@ def build_workbook(
                         c.fill = PatternFill("solid", fgColor=_INPUT_FILL)
                     if isinstance(v, (pd.Timestamp,)) or hasattr(v, "year"):
                         c.number_format = "yyyy-mm-dd"
-            # leave room to type more settings / constraints without moving the name
+            # leave room to type more settings / constraints without moving the name (in a
+            # table too: typing in a blank row needs no table to grow, and beyond the last
+            # row Excel extends the table)
             if name in (
                 "FL_SETTINGS",
                 "FL_PORTFOLIO_SETTINGS",
@@ -166,6 +203,17 @@ def build_workbook(
                 "FL_PREV_WEIGHTS",
             ):
                 n_rows = max(n_rows, 30 if name != "FL_GROUPS" else n_assets + 1)
+            if tables:
+                # a table has at least one data row; an empty input's is blank, coloured as
+                # an input
+                if n_rows == 1:
+                    n_rows = 2
+                    for j in range(n_cols):
+                        ws.cell(row=row + 1, column=col + j).fill = PatternFill(
+                            "solid", fgColor=_INPUT_FILL)
+                ws.add_table(_input_table(name, rows[0], row, col, n_rows))
+                wb.defined_names[name] = DefinedName(name, attr_text=f"{TABLES[name]}[#All]")
+                continue
         else:
             n_rows, n_cols = sizes[name]
             ws.cell(row=row, column=col, value=None)
@@ -178,14 +226,40 @@ def build_workbook(
     settings_ws = wb["Settings"]
     dv = DataValidation(type="list", formula1=f'"{_MODEL_TYPES}"', allow_blank=True)
     settings_ws.add_data_validation(dv)
-    for i, row in enumerate(tables["FL_SETTINGS"]):
+    for i, row in enumerate(cells["FL_SETTINGS"]):
         if row[0] == "model_type":
             dv.add(settings_ws.cell(row=1 + i, column=2))
     if readable:
-        _make_readable(wb, tables)
+        _make_readable(wb, cells)
     path = os.fspath(path)
     wb.save(path)
     return path
+
+
+def _input_table(name: str, header: list, row: int, col: int, n_rows: int):
+    """The Excel table of input ``name``: its header row at (``row``, ``col``), ``n_rows`` rows
+    in all. No filter buttons: sorting a returns table by one column would scramble its dates,
+    and the buttons would hide the end of the column names."""
+    from openpyxl.worksheet.table import Table, TableColumn, TableStyleInfo
+
+    names = [str(h) for h in header]
+    seen: set[str] = set()
+    for h in names:  # Excel compares table column names without regard to case
+        if h.lower() in seen:
+            raise ValueError(f"{name}: the column name {h!r} appears twice in the header row; "
+                             "an Excel table needs unique column names")
+        seen.add(h.lower())
+    last_col = col + len(names) - 1
+    table = Table(
+        displayName=TABLES[name],
+        name=TABLES[name],
+        ref=f"{column_letter(col)}{row}:{column_letter(last_col)}{row + n_rows - 1}",
+        tableStyleInfo=TableStyleInfo(name=_TABLE_STYLE, showFirstColumn=False,
+                                      showLastColumn=False, showRowStripes=False,
+                                      showColumnStripes=False),
+    )
+    table.tableColumns = [TableColumn(id=i, name=h) for i, h in enumerate(names, start=1)]
+    return table
 
 
 # Number formats of the inputs' numbers (dates are yyyy-mm-dd wherever they are).

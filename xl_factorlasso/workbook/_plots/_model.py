@@ -253,7 +253,8 @@ def dendrogram_png(linkage, labels, clusters=None, *, cutoff: float | None = Non
     ax.tick_params(axis="y", length=0, pad=3)
     ax.tick_params(axis="x", labelsize=MIN_FONT + 1)
     ax.spines[["top", "right", "left"]].set_visible(False)
-    ax.set_xlabel("distance (1 - correlation)", fontsize=AXIS_FONT)
+    # the linkage merges on 1 - correlation; a ward or average height is not itself one
+    ax.set_xlabel("merge height (linkage of 1 - correlation)", fontsize=AXIS_FONT)
     title(ax, f"Asset clusters: {len(names)} cluster{'s' if len(names) != 1 else ''}")
     if names:
         handles = [Line2D([], [], color=colour_of[c], lw=3) for c in names[:12]]
