@@ -718,7 +718,7 @@ def _formulas_sheet(wb, inputs: dict, namespace: str | None = None) -> None:
     # that compound the last weeks of the returns for FLASSO_RETURNS (which gives them back)
     factors = inputs["factors"]
     scenarios, rows, r = _input_panel(ws, r, "Scenario factor values for FLASSO_PREDICT (input)",
-                                      factors.iloc[-SCENARIO_ROWS:], None)
+                                      factors.iloc[-SCENARIO_ROWS:], "0.0000")
     values_at = {scenarios: rows}
     prices, rows, r = _input_panel(ws, r, "Prices for FLASSO_RETURNS (input: 100 compounded "
                                    "with the last weeks of FL_RETURNS)",
