@@ -25,7 +25,6 @@ them by hand.
 from __future__ import annotations
 
 import os
-import tempfile
 from pathlib import Path
 
 __all__ = ["DATASETS", "FOLDER", "SERVER_NAME", "VARIANTS", "XLSM_NAME", "XLSX_NAME",
@@ -145,12 +144,7 @@ def write_template(path: str | os.PathLike, *, macro: bool = False, server: bool
         ``--force``). Nothing is written.
     """
     from ..workbook._errors import WorkbookInputError
-    from ..workbook._xlsx_guard import (
-        exclusive_for_replace,
-        remove_stale_temps,
-        temp_prefix,
-        write_blocker,
-    )
+    from ..workbook._xlsx_guard import atomic_write, write_blocker
 
     shown = os.fspath(path)
     source = template_path(macro, server=server, data=data)  # checks the combination
@@ -164,31 +158,8 @@ def write_template(path: str | os.PathLike, *, macro: bool = False, server: bool
     if blocker is not None:
         raise TemplateError(_for_this_command(blocker))
     content = source.read_bytes()
-    target = os.path.realpath(shown)  # through a symlink, replace the file it points to
-    folder = os.path.dirname(target)
-    remove_stale_temps(target)
     try:
-        mode = os.stat(target).st_mode & 0o7777
-    except FileNotFoundError:
-        umask = os.umask(0)
-        os.umask(umask)
-        mode = 0o666 & ~umask
-    fd, tmp = tempfile.mkstemp(prefix=temp_prefix(target), suffix=".tmp", dir=folder)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(content)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.chmod(tmp, mode)
-        with exclusive_for_replace(target):
-            os.replace(tmp, target)
+        target = atomic_write(shown, lambda fh: fh.write(content))
     except WorkbookInputError as err:  # someone took a lock on the file since the check
-        os.unlink(tmp)
         raise TemplateError(_for_this_command(str(err))) from None
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
-        raise
     return Path(target)

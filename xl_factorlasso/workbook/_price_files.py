@@ -305,34 +305,11 @@ def write_file(out, data: bytes, *, force: bool = False) -> str:
     """Write ``data`` to ``out`` in one step (temporary file, fsync, rename), after
     :func:`check_output`; an existing file keeps its permission bits. Returns the absolute
     path written."""
-    from ._xlsx_guard import exclusive_for_replace, remove_stale_temps, temp_prefix
+    from ._xlsx_guard import atomic_write
 
     check_output(out, force=force)
-    target = os.path.realpath(os.fspath(out))  # through a symlink, replace the file itself
-    remove_stale_temps(target)
     try:
-        mode = os.stat(target).st_mode & 0o7777
-    except FileNotFoundError:
-        umask = os.umask(0)
-        os.umask(umask)
-        mode = 0o666 & ~umask
-    fd, tmp = tempfile.mkstemp(prefix=temp_prefix(target), suffix=".tmp",
-                               dir=os.path.dirname(target))
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.chmod(tmp, mode)
-        with exclusive_for_replace(target):
-            os.replace(tmp, target)
+        target = atomic_write(out, lambda fh: fh.write(data))
     except WorkbookInputError as err:  # someone took a lock on the file since the check
-        os.unlink(tmp)
         raise WorkbookInputError(_for_out(str(err))) from None
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
-        raise
     return target

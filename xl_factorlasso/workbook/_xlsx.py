@@ -27,7 +27,6 @@ import io
 import os
 import posixpath
 import struct
-import tempfile
 import zipfile
 from dataclasses import dataclass
 from urllib.parse import unquote
@@ -37,12 +36,7 @@ from lxml import etree
 from ._errors import WorkbookInputError
 from ._xlsx_archive import read_package
 from ._xlsx_cells import CellsMixin
-from ._xlsx_guard import (
-    exclusive_for_replace,
-    remove_stale_temps,
-    temp_prefix,
-    write_blocker,
-)
+from ._xlsx_guard import atomic_write, remove_stale_temps, write_blocker
 from ._xlsx_names import DefinedName, NameEntry, NamesMixin
 from ._xlsx_opc import (
     CT,
@@ -700,39 +694,7 @@ class XlsxPackage(NamesMixin, CellsMixin, StylesMixin):
         blocker = write_blocker(path)
         if blocker is not None:
             raise WorkbookInputError(blocker)
-        # Through a symlink, replace the file it points to, not the link.
-        path = os.path.realpath(path)
-        folder = os.path.dirname(os.path.abspath(path))
-        remove_stale_temps(path)
-        try:
-            mode = os.stat(path).st_mode & 0o7777
-        except FileNotFoundError:
-            umask = os.umask(0)
-            os.umask(umask)
-            mode = 0o666 & ~umask
-        fd, tmp = tempfile.mkstemp(prefix=temp_prefix(path), suffix=".tmp", dir=folder)
-        try:
-            with os.fdopen(fd, "wb") as fh:
-                self._write_zip(fh)
-                fh.flush()
-                os.fsync(fh.fileno())
-            os.chmod(tmp, mode)
-            with exclusive_for_replace(path):
-                os.replace(tmp, path)
-        except BaseException:
-            try:
-                os.unlink(tmp)
-            except FileNotFoundError:
-                pass
-            raise
-        try:  # make the rename itself durable; not possible on every platform
-            dir_fd = os.open(folder, os.O_RDONLY)
-            try:
-                os.fsync(dir_fd)
-            finally:
-                os.close(dir_fd)
-        except OSError:
-            pass
+        path = atomic_write(path, self._write_zip)
         # Later edits and saves continue from what is now on disk.
         for name in self._dirty:
             self._data[name] = serialize_xml(self._xml[name])

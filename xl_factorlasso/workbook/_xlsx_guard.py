@@ -52,6 +52,7 @@ from ._errors import WorkbookInputError
 
 __all__ = [
     "UNATTRIBUTED_TEMP_AGE",
+    "atomic_write",
     "excel_owner_file",
     "exclusive_for_replace",
     "libreoffice_lock_file",
@@ -457,3 +458,57 @@ def remove_stale_temps(path) -> list[str]:
                 os.unlink(full)
                 removed.append(full)
     return removed
+
+
+# --------------------------------------------------------------------------- replacing a file
+def atomic_write(path, write) -> str:
+    """Replace the file at ``path`` in one step with what ``write(fileobj)`` writes.
+
+    A temporary file of this program (:func:`temp_prefix`) in the same folder is written,
+    fsynced and renamed over the target while holding :func:`exclusive_for_replace`; the
+    rename is then made durable (the folder fsynced, where the platform allows). Through a
+    symlink, the file it points to is replaced. An existing file keeps its permission bits.
+    Stale temporary files of earlier saves are removed first; on any error the temporary file
+    is removed and the target is untouched.
+
+    Callers check :func:`write_blocker` first (their messages differ); a lock taken since is
+    raised by :func:`exclusive_for_replace` as :class:`WorkbookInputError`.
+
+    Returns
+    -------
+    str
+        The real path written.
+    """
+    import tempfile
+
+    target = os.path.realpath(os.fspath(path))
+    folder = os.path.dirname(target)
+    remove_stale_temps(target)
+    try:
+        mode = os.stat(target).st_mode & 0o7777
+    except FileNotFoundError:
+        umask = os.umask(0)
+        os.umask(umask)
+        mode = 0o666 & ~umask
+    fd, tmp = tempfile.mkstemp(prefix=temp_prefix(target), suffix=".tmp", dir=folder)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            write(fh)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.chmod(tmp, mode)
+        with exclusive_for_replace(target):
+            os.replace(tmp, target)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
+    try:  # make the rename itself durable; not possible on every platform
+        dir_fd = os.open(folder, os.O_RDONLY)
+        try:
+            os.fsync(dir_fd)
+        finally:
+            os.close(dir_fd)
+    except OSError:
+        pass
+    return target
