@@ -251,47 +251,54 @@ def status(entry: dict | None) -> str:
     return entry["outcome"]
 
 
-def report(base: dict, ours: dict, failures_only: bool) -> int:
+def report(base: dict, ours: dict, failures_only: bool = False, show_all: bool = False) -> int:
     """Print the table and the summary; the exit status (1 on an unexpected failure)."""
     ids = sorted(set(base) | set(ours))
+    not_run = ("skipped", "deselected")
+    ran = [i for i in ids if status(base.get(i)) not in not_run]
     rows = []
-    for nodeid in ids:
+    for nodeid in ids if show_all else ran:
         a, b = status(base.get(nodeid)), status(ours.get(nodeid))
         if failures_only and not (a == "passed" and b != "passed"):
             continue
-        rows.append((nodeid.split("::", 1)[0].rsplit("/", 1)[-1] + "::"
-                     + nodeid.split("::", 1)[-1], a, b))
-    width = max([len(r[0]) for r in rows] + [7])
+        module, _, name = nodeid.partition("::")
+        rows.append((f"{module.rsplit('/', 1)[-1]}::{name}", a, b))
+    width = max([len(r[0]) for r in rows] + [4])
     print(f"{'test':<{width}}  {'skfolio':<13}  ours")
     for name, a, b in rows:
         print(f"{name:<{width}}  {a:<13}  {b}")
 
-    passed_base = [i for i in ids if status(base.get(i)) == "passed"]
+    passed_base = [i for i in ran if status(base.get(i)) == "passed"]
     passed_both = [i for i in passed_base if status(ours.get(i)) == "passed"]
     failed = [i for i in passed_base if status(ours.get(i)) != "passed"]
     deliberate = [i for i in failed if (ours.get(i) or {}).get("l2_coef")]
     unexpected = [i for i in failed if i not in deliberate]
     counts: dict[str, int] = {}
-    for i in ids:
+    for i in ran:
         counts[status(base.get(i))] = counts.get(status(base.get(i)), 0) + 1
     print()
-    print(f"{len(ids)} tests; passed on skfolio: {len(passed_base)}; of those passed here: "
+    print(f"{len(ran)} tests; passed on skfolio: {len(passed_base)}; of those passed here: "
           f"{len(passed_both)}; failures: {len(unexpected)}"
           + (f" (+{len(deliberate)} deliberate l2_coef differences)" if deliberate else ""))
-    print("on skfolio: " + ", ".join(f"{k} {v}" for k, v in sorted(counts.items())))
-    skipped_reasons: dict[str, int] = {}
+    print("on skfolio: " + ", ".join(f"{k} {v}" for k, v in sorted(counts.items()))
+          + " (a failure there: the test checks MeanRisk's own numbers or behaviour)")
+    reasons: dict[str, int] = {}
     for i in ids:
         entry = base.get(i)
-        if entry and entry["outcome"] == "skipped":
-            skipped_reasons[entry["reason"]] = skipped_reasons.get(entry["reason"], 0) + 1
-    for reason, n in sorted(skipped_reasons.items(), key=lambda kv: -kv[1]):
-        print(f"  skipped {n:4d}: {reason}")
+        if entry and status(entry) in not_run:
+            key = entry["reason"]
+            if key.startswith("risk measure "):
+                key = "risk measure other than the standard deviation or the variance"
+            reasons[key] = reasons.get(key, 0) + 1
+    print(f"not run: {len(ids) - len(ran)} parametrised cases")
+    for reason, n in sorted(reasons.items(), key=lambda kv: -kv[1]):
+        print(f"  {n:5d}  {reason}")
     for title, group in (("failures", unexpected), ("deliberate (l2_coef)", deliberate)):
         if group:
             print(f"{title}:")
             for i in group:
                 entry = ours.get(i) or {"outcome": "missing", "reason": "not run"}
-                print(f"  {i}: {status(entry)}: {entry['reason']}")
+                print(f"  {i.rsplit('/', 1)[-1]}: {status(entry)}: {entry['reason']}")
     return 1 if unexpected else 0
 
 
@@ -305,6 +312,8 @@ def main(argv=None) -> int:
     parser.add_argument("--keep", action="store_true", help="keep the temporary directory")
     parser.add_argument("--failures-only", action="store_true",
                         help="print only the rows that pass on skfolio and not here")
+    parser.add_argument("--all", dest="show_all", action="store_true",
+                        help="also print the rows of the cases that did not run")
     args = parser.parse_args(argv)
 
     if args.impl == "ours":
@@ -322,7 +331,7 @@ def main(argv=None) -> int:
         extract(args.repo, args.ref, workdir)
         base = run_pytest(workdir, "skfolio", "baseline", args.selection)
         ours_results = run_pytest(workdir, args.impl, "compared", args.selection)
-        return report(base, ours_results, args.failures_only)
+        return report(base, ours_results, args.failures_only, args.show_all)
     finally:
         if args.keep:
             print(f"kept {workdir}")
