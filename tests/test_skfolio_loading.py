@@ -23,8 +23,8 @@ cp = pytest.importorskip("cvxpy")
 
 from skfolio.datasets import load_factors_dataset, load_sp500_dataset  # noqa: E402
 from skfolio.model_selection import WalkForward, cross_val_predict  # noqa: E402
+from skfolio.optimization import HierarchicalRiskParity, MeanRisk, RiskBudgeting  # noqa: E402
 from skfolio.optimization import MaximumDiversification as SkMaxDiv  # noqa: E402
-from skfolio.optimization import MeanRisk, RiskBudgeting  # noqa: E402
 from skfolio.preprocessing import prices_to_returns  # noqa: E402
 from skfolio.prior import BasePrior, ReturnDistribution, TimeSeriesFactorModel  # noqa: E402
 from sklearn.base import clone  # noqa: E402
@@ -61,13 +61,15 @@ def _prior(**params) -> TimeSeriesFactorModel:
 
 
 class _FixedPrior(BasePrior):
-    """A prior holding a given covariance (skfolio then builds a dense Cholesky of it)."""
+    """A prior holding a given covariance (skfolio then builds a dense Cholesky of it) and,
+    optionally, given return scenarios (else those of ``X``)."""
 
-    def __init__(self, covariance=None):
+    def __init__(self, covariance=None, returns=None):
         self.covariance = covariance
+        self.returns = returns
 
     def fit(self, X, y=None, **fit_params):
-        returns = np.asarray(X, dtype=float)
+        returns = np.asarray(X if self.returns is None else self.returns, dtype=float)
         self.return_distribution_ = ReturnDistribution(
             mu=returns.mean(axis=0), covariance=np.asarray(self.covariance), returns=returns
         )
@@ -324,6 +326,20 @@ def test_risk_budgeting_is_equal_risk_contribution(sp500):
     np.testing.assert_allclose(w, fixed.weights_, rtol=0, atol=1e-6)
 
 
+def test_hierarchical_risk_parity_on_the_lasso_prior(sp500):
+    X, F = sp500
+    model = HierarchicalRiskParity(prior_estimator=_prior()).fit(X, factors=F)
+    direct = LassoModel().fit(F, X)
+    _, cov = _hand_prior(direct, X, F)
+    # HRP clusters on the prior's return scenarios, which a factor model makes F B' + a.
+    scenarios = F.to_numpy() @ direct.coef_.to_numpy().T + direct.alpha_const_.to_numpy()
+    fixed = HierarchicalRiskParity(
+        prior_estimator=_FixedPrior(covariance=cov, returns=scenarios)).fit(X)
+    np.testing.assert_allclose(model.weights_, fixed.weights_, rtol=0, atol=1e-12)
+    sample = HierarchicalRiskParity().fit(X)
+    assert np.abs(model.weights_ - sample.weights_).max() > 0.01  # the prior matters
+
+
 def test_maximum_diversification_on_the_lasso_prior(sp500):
     X, F = sp500
     model = SkMaxDiv(prior_estimator=_prior()).fit(X, factors=F)
@@ -415,6 +431,6 @@ def test_import_without_skfolio_says_how_to_install():
                           capture_output=True, text=True, timeout=120)
     assert done.returncode == 1
     assert done.stderr.strip().splitlines()[-1] == (
-        'ImportError: xl_factorlasso.skfolio needs skfolio: '
-        'pip install "xl-factorlasso[skfolio]"'
+        "ImportError: xl_factorlasso.skfolio needs skfolio (the [skfolio] extra): pip install "
+        'skfolio, or pip install ".[skfolio]" in a checkout of xl-factorlasso'
     )
