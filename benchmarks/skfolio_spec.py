@@ -280,8 +280,9 @@ def report(base: dict, ours: dict, failures_only: bool = False, show_all: bool =
     print(f"{len(ran)} tests; passed on skfolio: {len(passed_base)}; of those passed here: "
           f"{len(passed_both)}; failures: {len(unexpected)}"
           + (f" (+{len(deliberate)} deliberate l2_coef differences)" if deliberate else ""))
-    print("on skfolio: " + ", ".join(f"{k} {v}" for k, v in sorted(counts.items()))
-          + " (a failure there: the test checks MeanRisk's own numbers or behaviour)")
+    note = (" (a failure there: the test checks MeanRisk's own numbers or behaviour)"
+            if counts.get("failed") or counts.get("error") else "")
+    print("on skfolio: " + ", ".join(f"{k} {v}" for k, v in sorted(counts.items())) + note)
     reasons: dict[str, int] = {}
     for i in ids:
         entry = base.get(i)
@@ -326,6 +327,11 @@ def main(argv=None) -> int:
             raise SystemExit("--impl ours: xl_factorlasso.skfolio has no MaximumDiversification "
                              "on this branch yet; run with --impl skfolio to check the runner")
 
+    import skfolio
+
+    commit = subprocess.run(["git", "-C", args.repo, "rev-parse", "--short", args.ref],
+                            capture_output=True, text=True).stdout.strip()
+    print(f"skfolio {skfolio.__version__} installed; tests from {args.ref} ({commit or '?'})")
     workdir = Path(tempfile.mkdtemp(prefix="skfolio-spec-"))
     try:
         extract(args.repo, args.ref, workdir)
