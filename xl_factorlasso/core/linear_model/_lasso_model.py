@@ -333,7 +333,7 @@ class LassoModel(BaseEstimator):
                 r, c = np.argwhere(bad)[0]
                 raise ValueError(
                     f"factors_beta_loading_signs[{y.columns[r]!r}, {x.columns[c]!r}]: "
-                    f"{signs[r, c]!r} is not one of 0, 1, -1 or blank"
+                    f"{float(signs[r, c])!r} is not one of 0, 1, -1 or blank"
                 )
         prior = np.zeros((y.shape[1], x.shape[1]))
         if self.factors_beta_prior is not None:
