@@ -11,7 +11,7 @@ import pytest
 
 from xl_factorlasso.core.covariance import FactorCovariance
 from xl_factorlasso.core.optimization import MaximumDiversification
-from xl_factorlasso.core.optimization import _maximum_diversification as md
+from xl_factorlasso.core.optimization import _solve as md
 
 skd = pytest.importorskip("skfolio.datasets")
 from skfolio.optimization import MaximumDiversification as SkMaxDiv  # noqa: E402
