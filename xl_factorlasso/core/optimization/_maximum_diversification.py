@@ -239,7 +239,6 @@ class MaximumDiversification(ConvexRatioOptimization):
         self.raise_on_failure = raise_on_failure
         self.polish = polish
 
-
     def _numerator(self, risk: RiskModel) -> np.ndarray:
         """``sigma``, the asset volatilities: the numerator ``sigma'w`` of the ratio."""
         return risk.sigma
