@@ -280,8 +280,9 @@ def test_raw_point_is_kept_when_polishing_breaks_a_bound(X, monkeypatch):
 def test_polish_is_validated_and_reported_on_failure(X):
     with pytest.raises(ValueError, match="polish must be a bool"):
         MaximumDiversification(polish="yes").fit(X)
-    model = MaximumDiversification(min_weights=0.1, max_weights=0.01,
-                                   fallback="previous_weights", previous_weights=0.05).fit(X)
+    with pytest.warns(UserWarning, match="come from the fallback previous_weights"):
+        model = MaximumDiversification(min_weights=0.1, max_weights=0.01,
+                                       fallback="previous_weights", previous_weights=0.05).fit(X)
     assert model.fallback_ == "previous_weights" and model.polish_ is None
 
 

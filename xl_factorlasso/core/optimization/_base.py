@@ -230,7 +230,12 @@ class ConvexRatioOptimization(BaseEstimator):
         return self
 
     def _recover(self, err: OptimizationError, X, y, spec: _Spec, fallbacks: list):
-        """Run the fallback chain after a failed optimisation."""
+        """Run the fallback chain after a failed optimisation.
+
+        A success sets ``weights_`` from the fallback and warns (``UserWarning``) naming the
+        primary error and the fallback; ``fallback_chain_`` lists every attempt. Without
+        fallbacks ``fallback_chain_`` stays None and the error is raised or, with
+        ``raise_on_failure=False``, warned about."""
         chain = [(repr(self), str(err))]
         for item in fallbacks:
             name = item if isinstance(item, str) else repr(item)
@@ -258,8 +263,15 @@ class ConvexRatioOptimization(BaseEstimator):
             self.weights_ = self._label(spec, weights)
             self.problem_values_ = None
             self.fallback_, self.fallback_chain_, self.error_ = fitted, chain, None
+            # A rescued fit returns other weights than the ones asked for: say so, once.
+            failed = len(chain) - 2
+            before = f" after {failed} other fallback(s) failed" if failed else ""
+            warnings.warn(f"{type(self).__name__}.fit failed ({str(err).rstrip('.')}); the "
+                          f"weights come from the fallback {name}{before}. See "
+                          "fallback_chain_.", UserWarning, stacklevel=3)
             return
-        self.fallback_chain_, self.error_ = chain, str(err)
+        # As skfolio: a chain only when fallbacks were tried.
+        self.fallback_chain_, self.error_ = (chain if fallbacks else None), str(err)
         if self.raise_on_failure:
             if fallbacks:  # same exception type and attributes, with the chain in the message
                 tried = "; ".join(f"{n}: {o}" for n, o in chain[1:])

@@ -125,7 +125,8 @@ class MaximumDiversification(ConvexRatioOptimization):
         Tried in order when the optimisation fails (:class:`OptimizationError`: infeasible or
         numerical failure). An estimator is cloned, given ``previous_weights`` and fitted on the
         same ``X, y``; ``"previous_weights"`` returns those weights. Invalid inputs
-        (``ValueError``) are not caught.
+        (``ValueError``) are not caught. A fit rescued by a fallback warns (``UserWarning``)
+        naming the primary error and the fallback used.
     raise_on_failure : bool, default=True
         When every attempt fails: raise (True), or warn and set ``weights_ = None`` (False), in
         which case ``predict`` returns a failed :class:`Portfolio` with NaN measures.
@@ -160,7 +161,9 @@ class MaximumDiversification(ConvexRatioOptimization):
     fallback_ : estimator, "previous_weights" or None
         The fallback that produced ``weights_``.
     fallback_chain_ : list of (str, str) or None
-        ``(estimator repr, "success" or error message)`` for each attempt after a failure.
+        ``(estimator repr, "success" or error message)`` for each attempt, the primary first,
+        when the fallback chain ran after a failure; None after a clean fit and when no
+        ``fallback`` is set (as skfolio).
     error_ : str, list or None
         The primary failure message (a list aligned with rows for an array ``min_return``).
     polish_ : PolishReport, list of PolishReport or None
