@@ -10,7 +10,7 @@ import pytest
 
 from xl_factorlasso.core.covariance import FactorCovariance
 from xl_factorlasso.core.optimization import MaximumDiversification, ewma_covariance
-from xl_factorlasso.core.optimization import _maximum_diversification as md
+from xl_factorlasso.core.optimization import _screening as md
 
 skd = pytest.importorskip("skfolio.datasets")
 from skfolio.optimization import MaximumDiversification as SkMaxDiv  # noqa: E402
@@ -554,14 +554,14 @@ def _full_solve(monkeypatch, params, X):
     ids=["default", "max_weights", "rows_costs", "l1_turnover", "l2"])
 def test_screened_solve_equals_full_solve(monkeypatch, synthetic400, params):
     calls = []
-    original = md.MaximumDiversification._solve_screened
+    original = MaximumDiversification._solve_screened
 
     def spy(self, *args):
         out = original(self, *args)
         calls.append(out is not None)
         return out
 
-    monkeypatch.setattr(md.MaximumDiversification, "_solve_screened", spy)
+    monkeypatch.setattr(MaximumDiversification, "_solve_screened", spy)
     screened = MaximumDiversification(**params).fit(synthetic400)
     assert calls == [True]  # the working-set path produced the answer
     full = _full_solve(monkeypatch, params, synthetic400)

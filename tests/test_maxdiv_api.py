@@ -355,9 +355,10 @@ def test_solver_params_merge_with_defaults(X):
 
 def test_fallback_chain_order_and_previous_weights(X):
     previous = pd.Series(1 / 20, index=X.columns)
-    model = MaximumDiversification(
-        min_weights=0.1, previous_weights=previous,
-        fallback=[MaximumDiversification(max_weights=0.01), "previous_weights"]).fit(X)
+    with pytest.warns(UserWarning, match="come from the fallback previous_weights"):
+        model = MaximumDiversification(
+            min_weights=0.1, previous_weights=previous,
+            fallback=[MaximumDiversification(max_weights=0.01), "previous_weights"]).fit(X)
     chain = model.fallback_chain_
     assert [step for step, _ in chain] == [repr(model), "MaximumDiversification(max_weights=0.01)",
                                            "previous_weights"]
@@ -372,7 +373,8 @@ def test_fallback_chain_order_and_previous_weights(X):
 def test_fallback_estimator_gets_previous_weights(X):
     previous = np.full(20, 0.05)
     inner = MaximumDiversification(max_turnover=0.05, previous_weights=0.0)
-    with pytest.warns(UserWarning, match="has its own previous_weights"):
+    with pytest.warns(UserWarning, match="has its own previous_weights"), pytest.warns(
+            UserWarning, match=r"come from the fallback MaximumDiversification\(max_turnover"):
         model = MaximumDiversification(min_weights=0.1, previous_weights=previous,
                                        fallback=inner).fit(X)
     assert model.fallback_ is not inner and model.fallback_.previous_weights is previous
@@ -384,7 +386,8 @@ def test_fallback_estimator_gets_previous_weights(X):
 def test_fallback_to_skfolio_estimator(X):
     from skfolio.optimization import EqualWeighted
 
-    model = MaximumDiversification(min_weights=0.1, fallback=EqualWeighted()).fit(X)
+    with pytest.warns(UserWarning, match=r"come from the fallback EqualWeighted\(\)"):
+        model = MaximumDiversification(min_weights=0.1, fallback=EqualWeighted()).fit(X)
     np.testing.assert_allclose(model.weights_, 1 / 20)
     assert model.fallback_chain_[-1] == ("EqualWeighted()", "success")
 
@@ -418,12 +421,64 @@ def test_raise_on_failure_false(X):
         model.fit(X)
     assert model.weights_ is None and model.problem_values_ is None
     assert model.error_.startswith("Infeasible")
-    assert model.fallback_chain_ == [(repr(model), model.error_)]
+    assert model.fallback_chain_ is None  # no fallback set: no chain ran (as skfolio)
     portfolio = model.predict(X)
     assert isinstance(portfolio, Portfolio) and portfolio.failed
+    assert portfolio.fallback_chain is None
     assert portfolio.optimization_error == model.error_
     assert np.isnan(portfolio.sharpe_ratio) and np.isnan(portfolio.diversification)
     assert np.isnan(model.score(X))
+
+
+INFEASIBLE_MIN_WEIGHTS = (
+    "Infeasible: no portfolio satisfies these constraints together: min_weights, budget=1 "
+    "(sum(min_weights) = 2). Dropping or relaxing any one of them makes the rest feasible.")
+
+
+def fit_recording(model, X):
+    """Fit, returning the messages of every UserWarning raised."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        model.fit(X)
+    return [str(w.message) for w in caught if issubclass(w.category, UserWarning)]
+
+
+def test_fallback_chain_is_none_without_fallback(X):
+    clean = MaximumDiversification(fallback=MaximumDiversification())
+    assert fit_recording(clean, X) == []  # a clean fit: no chain, no warning
+    assert clean.fallback_chain_ is None and clean.fallback_ is None
+    assert clean.predict(X).fallback_chain is None
+    failing = MaximumDiversification(min_weights=0.1)
+    with pytest.raises(InfeasibleProblemError) as raised:
+        failing.fit(X)
+    assert str(raised.value) == INFEASIBLE_MIN_WEIGHTS
+    assert failing.fallback_chain_ is None and failing.error_ == INFEASIBLE_MIN_WEIGHTS
+
+
+def test_a_rescued_fit_warns_naming_the_error_and_the_fallback(X):
+    from skfolio.optimization import EqualWeighted
+
+    model = MaximumDiversification(min_weights=0.1, fallback=EqualWeighted())
+    assert fit_recording(model, X) == [
+        "MaximumDiversification.fit failed (" + INFEASIBLE_MIN_WEIGHTS.rstrip(".") + "); the "
+        "weights come from the fallback EqualWeighted(). See fallback_chain_."]
+    assert model.fallback_chain_ == [
+        ("MaximumDiversification(fallback=EqualWeighted(), min_weights=0.1)",
+         INFEASIBLE_MIN_WEIGHTS),
+        ("EqualWeighted()", "success")]
+    np.testing.assert_array_equal(model.weights_.to_numpy(), np.full(20, 1 / 20))
+
+
+def test_a_rescue_after_failed_fallbacks_says_how_many_failed(X):
+    previous = pd.Series(1 / 20, index=X.columns)
+    model = MaximumDiversification(
+        min_weights=0.1, previous_weights=previous,
+        fallback=[MaximumDiversification(max_weights=0.01), "previous_weights"])
+    assert fit_recording(model, X) == [
+        "MaximumDiversification.fit failed (" + INFEASIBLE_MIN_WEIGHTS.rstrip(".") + "); the "
+        "weights come from the fallback previous_weights after 1 other fallback(s) failed. See "
+        "fallback_chain_."]
+    assert [outcome == "success" for _, outcome in model.fallback_chain_] == [False, False, True]
 
 
 def test_min_return_array_with_partial_failure(X):

@@ -11,7 +11,7 @@ import pytest
 
 from xl_factorlasso.core.covariance import FactorCovariance
 from xl_factorlasso.core.optimization import MaximumDiversification
-from xl_factorlasso.core.optimization import _maximum_diversification as md
+from xl_factorlasso.core.optimization import _solve as md
 
 skd = pytest.importorskip("skfolio.datasets")
 from skfolio.optimization import MaximumDiversification as SkMaxDiv  # noqa: E402
@@ -280,8 +280,9 @@ def test_raw_point_is_kept_when_polishing_breaks_a_bound(X, monkeypatch):
 def test_polish_is_validated_and_reported_on_failure(X):
     with pytest.raises(ValueError, match="polish must be a bool"):
         MaximumDiversification(polish="yes").fit(X)
-    model = MaximumDiversification(min_weights=0.1, max_weights=0.01,
-                                   fallback="previous_weights", previous_weights=0.05).fit(X)
+    with pytest.warns(UserWarning, match="come from the fallback previous_weights"):
+        model = MaximumDiversification(min_weights=0.1, max_weights=0.01,
+                                       fallback="previous_weights", previous_weights=0.05).fit(X)
     assert model.fallback_ == "previous_weights" and model.polish_ is None
 
 

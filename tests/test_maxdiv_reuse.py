@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 import sklearn.base
 
-import xl_factorlasso.core.optimization._maximum_diversification as md
+import xl_factorlasso.core.optimization._base as md
 from xl_factorlasso.core._base import clone
 from xl_factorlasso.core.covariance import FactorCovariance
 from xl_factorlasso.core.optimization import MaximumDiversification

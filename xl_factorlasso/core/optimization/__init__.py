@@ -1,5 +1,6 @@
 """Portfolio optimisation: the maximum-diversification estimator and its helpers."""
 
+from ._base import NotFittedError
 from ._equations import (
     Equation,
     LinearConstraints,
@@ -13,7 +14,7 @@ from ._exceptions import (
     OptimizationError,
     SolverFailedError,
 )
-from ._maximum_diversification import MaximumDiversification, NotFittedError
+from ._maximum_diversification import MaximumDiversification
 from ._polish import PolishReport
 from ._portfolio import Population, Portfolio
 from ._risk import ewma_covariance

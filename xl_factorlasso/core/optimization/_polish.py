@@ -160,7 +160,7 @@ def _rows(spec, min_return: float | None) -> list[_Row]:
     for i, text in enumerate(spec.ineq_labels):
         rows.append(_linear(repr(text), spec.A_ineq[i], float(spec.b_ineq[i]), False))
     if min_return is not None:  # N(w) >= min_return, linear for a fixed sign of w - previous
-        slope = spec.risk.sigma - (spec.fees if spec.fees is not None else 0.0)
+        slope = spec.mu - (spec.fees if spec.fees is not None else 0.0)
 
         def net(w):
             value = slope @ w
