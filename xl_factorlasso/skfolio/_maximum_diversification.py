@@ -325,20 +325,21 @@ class MaximumDiversification(BaseOptimization):
             add_objective=self._custom(self.add_objective, "add_objective"),
             add_constraints=self._custom(self.add_constraints, "add_constraints"),
         )
-        with warnings.catch_warnings(record=True) as core_warnings:
-            warnings.simplefilter("always")
-            try:
+        try:
+            with warnings.catch_warnings(record=True) as core_warnings:
+                warnings.simplefilter("always")
                 core.fit(X_core, _benchmark(y) if self.max_tracking_error is not None else None)
-            except _CoreOptimizationError as err:
-                raise translate(err) from err
-            finally:
-                if self.save_problem and hasattr(core, "problem_"):
-                    self.problem_ = core.problem_
-                errors = getattr(core, "error_", None)
-                raising = isinstance(errors, list) and self.raise_on_failure
-                _replay(w for w in core_warnings
-                        if not (prior_repaired and _NOT_PD in str(w.message))
-                        and not (raising and _ROWS_FAILED in str(w.message)))
+        except _CoreOptimizationError as err:
+            raise translate(err) from err
+        finally:
+            if self.save_problem and hasattr(core, "problem_"):
+                self.problem_ = core.problem_
+            errors = getattr(core, "error_", None)
+            raising = isinstance(errors, list) and self.raise_on_failure
+            # outside the recording block: a replayed warning must not be recorded again
+            _replay(w for w in core_warnings
+                    if not (prior_repaired and _NOT_PD in str(w.message))
+                    and not (raising and _ROWS_FAILED in str(w.message)))
         self.polish_ = core.polish_
         if isinstance(core.weights_, pd.DataFrame):  # an array of min_return values
             failed = [e is not None for e in errors] if errors is not None else [False] * len(
@@ -346,13 +347,15 @@ class MaximumDiversification(BaseOptimization):
             if any(failed) and self.raise_on_failure:
                 first = next(e for e in errors if e is not None)
                 raise ConvexOptimizationError(first)
-            weights = self._expand_weights_to_full_universe(core.weights_.to_numpy(dtype=float))
+            weights = self._expand_weights_to_full_universe(
+                np.array(core.weights_, dtype=float))
             weights[np.asarray(failed)] = np.nan
             self.problem_values_ = [None if v is None else _problem_values(v, liquidation)
                                     for v in core.problem_values_]
             self.error_ = list(errors) if errors is not None else [None] * len(failed)
         else:
-            weights = self._expand_weights_to_full_universe(core.weights_.to_numpy(dtype=float))
+            weights = self._expand_weights_to_full_universe(
+                np.array(core.weights_, dtype=float))
             self.problem_values_ = _problem_values(core.problem_values_, liquidation)
         self.weights_ = weights
 
