@@ -112,7 +112,9 @@ def test_without_skfolio_the_package_says_how_to_install_it():
     assert done.returncode == 1
     assert done.stdout.strip() == "MaximumDiversification"
     assert ('ImportError: xl_factorlasso.skfolio needs skfolio, an optional dependency: '
-            'pip install "xl-factorlasso[skfolio]"') in done.stderr
+            'pip install "skfolio>=1.12", or install with the extra: pip install '
+            '"xl_factorlasso-<version>-py3-none-any.whl[skfolio]" (or ".[skfolio]" in a '
+            'checkout)') in done.stderr
 
 
 # ---------------------------------------------------------------- same optimum as skfolio
