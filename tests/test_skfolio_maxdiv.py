@@ -548,3 +548,21 @@ def test_pickle_clone_and_params(X):
     saved = MaximumDiversification(save_problem=True).fit(X)
     assert isinstance(saved.problem_, cp.Problem) and saved.problem_.status == "optimal"
     assert model.n_features_in_ == 20 and list(model.feature_names_in_) == list(X.columns)
+
+
+def test_previous_holdings_outside_x_are_liquidated_as_skfolio(X):
+    previous = {**{a: 0.08 for a in X.columns[:10]}, "OLD": 0.2}
+    for costs in (0.002, {**{a: 0.002 for a in X.columns}, "OLD": 0.01}):
+        kwargs = {"previous_weights": previous, "transaction_costs": costs}
+        ours = MaximumDiversification(**kwargs).fit(X)
+        theirs = SkMaxDiv(**kwargs).fit(X)
+        c = np.full(20, 0.002)
+        liquidation = 0.2 * (0.002 if isinstance(costs, float) else 0.01)
+        pw = np.r_[np.full(10, 0.08), np.zeros(10)]
+        # the liquidation of OLD is a constant cost: it lowers the ratio like a risk-free rate
+        _assert_same_optimum(ours, theirs, previous=pw, costs=c, r_f=liquidation)
+        # skfolio's expected_return: sigma'w - costs, the liquidation of OLD included
+        w = ours.weights_
+        sigma = np.sqrt(np.diag(ours.prior_estimator_.return_distribution_.covariance))
+        np.testing.assert_allclose(ours.problem_values_["expected_return"],
+                                   sigma @ w - c @ np.abs(w - pw) - liquidation, rtol=1e-9)

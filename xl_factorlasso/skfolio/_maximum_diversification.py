@@ -309,7 +309,11 @@ class MaximumDiversification(BaseOptimization):
             max_weights=vector(self.max_weights, "max_weights", 1.0),
             budget=self.budget, min_budget=self.min_budget, max_budget=self.max_budget,
             max_short=self.max_short, max_long=self.max_long,
-            transaction_costs=vector(self.transaction_costs, "transaction_costs", 0.0),
+            # costs may price the liquidation of previous holdings outside X (as skfolio)
+            transaction_costs=vector(self.transaction_costs, "transaction_costs", 0.0,
+                                     outside=frozenset(self.previous_weights)
+                                     if isinstance(self.previous_weights, Mapping)
+                                     else frozenset()),
             management_fees=vector(self.management_fees, "management_fees", 0.0),
             previous_weights=vector(self.previous_weights, "previous_weights", 0.0,
                                     strict=False),
@@ -407,11 +411,12 @@ class _AssetInputs:
     def __init__(self, names: np.ndarray | None, mask: np.ndarray | None, n_full: int):
         self.names, self.mask, self.n_full = names, mask, n_full
 
-    def _dict(self, value: Mapping, name: str, fill: float, strict: bool) -> np.ndarray:
+    def _dict(self, value: Mapping, name: str, fill: float, strict: bool,
+              outside: frozenset = frozenset()) -> np.ndarray:
         if self.names is None:
             raise ValueError(f"If `{name}` is provided as a dictionary, you must input `X` as a "
                              "DataFrame with assets names in columns")
-        known = set(self.names)
+        known = set(self.names) | outside
         unknown = [k for k in value if k not in known]
         if unknown and strict:  # skfolio drops them silently
             raise ValueError(f"{name} refers to unknown assets {unknown[:10]}")
@@ -422,11 +427,13 @@ class _AssetInputs:
             return array[..., self.mask]
         return array
 
-    def __call__(self, value, name: str, fill: float, strict: bool = True):
+    def __call__(self, value, name: str, fill: float, strict: bool = True,
+                 outside: frozenset = frozenset()):
+        """``outside``: names allowed although not in ``X`` (ignored here)."""
         if value is None or (isinstance(value, numbers.Real) and not isinstance(value, bool)):
             return value
         if isinstance(value, Mapping):
-            return self._restrict(self._dict(value, name, fill, strict))
+            return self._restrict(self._dict(value, name, fill, strict, outside))
         try:
             array = np.asarray(value, dtype=float)
         except (TypeError, ValueError):
