@@ -435,6 +435,12 @@ def test_fallback_chain_as_skfolio(X):
     np.testing.assert_array_equal(ours.weights_, np.full(20, 1 / 20))
     assert isinstance(ours.fallback_, EqualWeighted) and ours.error_ is None
     assert ours.predict(X).fallback_chain == ours.fallback_chain_
+    # a refit that falls back keeps nothing of the previous solve (as skfolio)
+    refit = MaximumDiversification().fit(X)
+    assert refit.problem_values_ is not None
+    refit.set_params(min_weights=0.1, fallback=EqualWeighted()).fit(X)
+    assert refit.problem_values_ is None and refit.polish_ is None
+    np.testing.assert_array_equal(refit.weights_, np.full(20, 1 / 20))
 
 
 def test_raise_on_failure_false_gives_a_failed_portfolio(X):

@@ -277,6 +277,7 @@ class MaximumDiversification(BaseOptimization):
         return self
 
     def _solve(self, distribution, y, prior_repaired: bool):
+        self.problem_values_, self.polish_ = None, None  # never a previous fit's after a failure
         mask = getattr(self, "investable_mask_", None)
         names = getattr(self, "feature_names_in_", None)
         n_full = len(mask) if mask is not None else distribution.returns.shape[1]
