@@ -8,10 +8,7 @@ optimiser against an independent solve on that hand-built covariance.
 from __future__ import annotations
 
 import inspect
-import os
 import pickle
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -422,15 +419,3 @@ def test_walk_forward_folds_fit_on_their_training_rows(sp500):
         np.testing.assert_array_equal(portfolio.observations, X.index[test].to_numpy())
     # The loadings differ between folds: each fold really refits.
     assert not np.array_equal(_FOLDS[0][1], _FOLDS[-1][1])
-
-
-def test_import_without_skfolio_says_how_to_install():
-    code = "import sys; sys.modules['skfolio'] = None; import xl_factorlasso.skfolio"
-    env = dict(os.environ, PYTHONPATH=str(ROOT))
-    done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env,
-                          capture_output=True, text=True, timeout=120)
-    assert done.returncode == 1
-    assert done.stderr.strip().splitlines()[-1] == (
-        "ImportError: xl_factorlasso.skfolio needs skfolio (the [skfolio] extra): pip install "
-        'skfolio, or pip install ".[skfolio]" in a checkout of xl-factorlasso'
-    )

@@ -22,11 +22,17 @@ class FactorCovariance:
         ``Sigma_x``.
     residual_variance : pandas.Series, shape (N,)
         Diagonal of ``D``.
+    factor_families : pandas.Series, sequence of str or None, default None
+        Optional family label of each factor (a Series indexed by factor name, or one label per
+        loadings column in order; a blank label means no family), e.g. ``"style"`` for
+        momentum and value. In the optimiser's ``linear_constraints`` a family name stands for
+        the sum of its factors' exposures (``"style <= -0.05"``), as in skfolio.
     """
 
     loadings: pd.DataFrame
     factor_covariance: pd.DataFrame
     residual_variance: pd.Series
+    factor_families: pd.Series | None = None
 
     @property
     def assets(self) -> pd.Index:

@@ -7,6 +7,9 @@ A failed *optimisation* raises a subclass of :class:`OptimizationError`; only th
 
 from __future__ import annotations
 
+# Only the optimisation package imports this module, and it loads CVXPY anyway.
+import cvxpy as cp
+
 __all__ = [
     "EquationError",
     "InfeasibleProblemError",
@@ -19,8 +22,12 @@ class EquationError(ValueError):
     """A linear-constraint string that cannot be parsed; the message quotes the string."""
 
 
-class OptimizationError(RuntimeError):
-    """The optimisation did not produce a valid portfolio."""
+class OptimizationError(cp.error.SolverError, RuntimeError):
+    """The optimisation did not produce a valid portfolio.
+
+    Also a ``cvxpy.error.SolverError`` (itself an ``Exception``), so code written for skfolio,
+    which catches ``cvxpy.SolverError`` around an optimiser's ``fit``, catches it too.
+    """
 
 
 class InfeasibleProblemError(OptimizationError):

@@ -280,9 +280,39 @@ def _factor_model(model: Any, X: np.ndarray | None, assets: pd.Index | None):
         F, d, loadings = F[order], d[order], loadings.iloc[order]
     if assets is None:
         assets = loadings.index
+    loadings = _with_families(loadings, getattr(model, "factor_families", None))
     sigma = np.sqrt(np.sum(F**2, axis=1) + d**2)
     if np.any(sigma <= 0):
         i = int(np.argmin(sigma))
         raise ValueError(f"FactorCovariance gives zero volatility for asset {assets[i]!r}")
     risk = RiskModel(sigma, "factor", factor_root=F, residual_sd=d, loadings=loadings)
     return risk, assets, model
+
+
+def _with_families(loadings: pd.DataFrame, families: Any) -> pd.DataFrame:
+    """The loadings, carrying the factor families (one label per column, None for a factor
+    without family) in ``attrs["factor_families"]``, where
+    :func:`~._validation.constraint_names` reads them."""
+    if families is None:
+        return loadings
+    factors = loadings.columns
+    if isinstance(families, pd.Series):
+        unknown = [f for f in families.index if f not in factors]
+        if unknown:
+            raise ValueError(f"FactorCovariance.factor_families refers to unknown factors "
+                             f"{unknown[:10]}")
+        labels = [families.get(f) for f in factors]
+    else:
+        labels = list(np.asarray(families, dtype=object).reshape(-1))
+        if len(labels) != len(factors):
+            raise ValueError(f"FactorCovariance.factor_families must have one label per factor "
+                             f"({len(factors)}), got {len(labels)}")
+    labels = [None if _blank(label) else str(label) for label in labels]
+    out = loadings.copy()
+    out.attrs["factor_families"] = tuple(labels)
+    return out
+
+
+def _blank(label: Any) -> bool:
+    return label is None or (isinstance(label, float) and np.isnan(label)) or (
+        isinstance(label, str) and not label.strip())

@@ -154,10 +154,12 @@ def constraint_names(
     * ``groups`` labels: 0/1 membership vectors. ``groups`` is a dict ``{asset: [label, ...]}``
       or an array of shape (n_levels, n_assets) (a 1-D array is one level). A label may appear in
       several levels; its members are the union. Blank labels are ignored;
-    * factor names of a factor-model covariance: the loadings column (the portfolio's exposure).
+    * factor names of a factor-model covariance: the loadings column (the portfolio's exposure);
+    * factor families (``loadings.attrs["factor_families"]``, one label or None per column, set
+      from ``FactorCovariance.factor_families``): the sum of the family's loadings columns.
 
-    A label that means two different things (an asset and a group, a group and a factor) is an
-    error.
+    A label that means two different things (an asset and a group, a group and a factor, a
+    factor and a family) is an error.
     """
     names: dict[str, np.ndarray] = {}
     origin: dict[str, str] = {}
@@ -207,4 +209,11 @@ def constraint_names(
     if loadings is not None:
         for j, factor in enumerate(loadings.columns):
             add(str(factor), loadings.iloc[:, j].to_numpy(dtype=float), "a factor name")
+        families: dict[str, np.ndarray] = {}
+        for j, family in enumerate(loadings.attrs.get("factor_families") or ()):
+            if family is not None:
+                column = loadings.iloc[:, j].to_numpy(dtype=float)
+                families[family] = families.get(family, np.zeros(n)) + column
+        for family, vector in families.items():
+            add(family, vector, "a factor family")
     return names
