@@ -361,7 +361,10 @@ def test_partial_fit_allows_only_previous_weights_fallback(X):
     model = MaximumDiversification(
         min_weights=0.1, fallback="previous_weights", previous_weights=1 / 20,
         prior_estimator=EmpiricalPrior(mu_estimator=EWMu(), covariance_estimator=EWCovariance()))
-    model.partial_fit(X)
+    with pytest.warns(UserWarning, match=r"^MaximumDiversification\.partial_fit failed "
+                                         r"\(Infeasible: .*the weights come from the fallback "
+                                         r"previous_weights\. See fallback_chain_\.$"):
+        model.partial_fit(X)
     np.testing.assert_array_equal(model.weights_, np.full(20, 1 / 20))
     assert model.fallback_ == "previous_weights"
     assert model.fallback_chain_[-1] == ("previous_weights", "success")
@@ -423,9 +426,15 @@ def test_failure_is_caught_as_skfolio_cvxpy_and_core_errors(X):
 def test_fallback_chain_as_skfolio(X):
     ours = MaximumDiversification(min_weights=0.1, fallback=[
         MaximumDiversification(max_weights=0.01), EqualWeighted()])
-    with warnings.catch_warnings():
-        warnings.simplefilter("error")  # skfolio does not warn when a fallback succeeds
+    # skfolio is silent when a fallback succeeds; these weights are not the ones asked for.
+    with pytest.warns(UserWarning) as caught:
         ours.fit(X)
+    assert [str(w.message) for w in caught] == [
+        "MaximumDiversification.fit failed (Infeasible: no portfolio satisfies these constraints "
+        "together: min_weights, budget=1 (sum(min_weights) = 2). Dropping or relaxing any one of "
+        "them makes the rest feasible); the weights come from the fallback EqualWeighted() after "
+        "1 other fallback(s) failed. See fallback_chain_."]
+    assert caught[0].filename == __file__  # points at the user's fit call, not into skfolio
     theirs = SkMaxDiv(min_weights=0.1, fallback=[SkMaxDiv(max_weights=0.01), EqualWeighted()])
     theirs.fit(X)
     assert [step[0] for step in ours.fallback_chain_] == [s[0] for s in theirs.fallback_chain_]
@@ -438,7 +447,8 @@ def test_fallback_chain_as_skfolio(X):
     # a refit that falls back keeps nothing of the previous solve (as skfolio)
     refit = MaximumDiversification().fit(X)
     assert refit.problem_values_ is not None
-    refit.set_params(min_weights=0.1, fallback=EqualWeighted()).fit(X)
+    with pytest.warns(UserWarning, match="the weights come from the fallback EqualWeighted()"):
+        refit.set_params(min_weights=0.1, fallback=EqualWeighted()).fit(X)
     assert refit.problem_values_ is None and refit.polish_ is None
     np.testing.assert_array_equal(refit.weights_, np.full(20, 1 / 20))
 

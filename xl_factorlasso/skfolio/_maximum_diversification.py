@@ -9,12 +9,16 @@ lets :class:`xl_factorlasso.core.optimization.MaximumDiversification` solve.
 
 from __future__ import annotations
 
+import contextlib
 import numbers
+import os
+import sys
 import warnings
 from collections.abc import Callable, Mapping
 
 import numpy as np
 import pandas as pd
+import skfolio
 import sklearn.base as skb
 import sklearn.utils.metadata_routing as skm
 from skfolio.optimization import BaseOptimization
@@ -242,10 +246,24 @@ class MaximumDiversification(BaseOptimization):
         """
         return self._fit(X, y, "partial_fit", **fit_params)
 
+    def _run_fallback_chain(self, X, y, primary_error: Exception, **fit_params) -> None:
+        """skfolio's chain, plus the core's warning when a fallback rescues the fit: the
+        weights are then not the ones asked for (skfolio says nothing)."""
+        super()._run_fallback_chain(X, y, primary_error, **fit_params)
+        chain = self.fallback_chain_
+        failed = len(chain) - 2
+        before = f" after {failed} other fallback(s) failed" if failed else ""
+        method = getattr(self, "_method", "fit")
+        warnings.warn(f"{type(self).__name__}.{method} failed "
+                      f"({str(primary_error).rstrip('.')}); "
+                      f"the weights come from the fallback {chain[-1][0]}{before}. See "
+                      "fallback_chain_.", UserWarning, stacklevel=_caller_level())
+
     # ------------------------------------------------------------------ fitting
 
     def _fit(self, X, y, method: str, **fit_params) -> MaximumDiversification:
         routed = skm.process_routing(self, method, **fit_params)
+        self._method = method  # for the rescue warning's wording
         first_call = not hasattr(self, "weights_")
         validate_data(self, X, skip_check_array=True, reset=first_call,
                       ensure_all_finite="allow-nan")
@@ -484,6 +502,17 @@ def _problem_values(values: dict, liquidation: float) -> dict:
         "ratio": float(values["ratio"]),
         "diversification_ratio": float(values["diversification_ratio"]),
     }
+
+
+def _caller_level() -> int:
+    """The ``stacklevel`` of the first frame outside skfolio, contextlib and this package: the
+    user's ``fit`` call, however deep skfolio's fit wrapper nests the fallback chain."""
+    inside = (os.path.dirname(skfolio.__file__), os.path.dirname(contextlib.__file__) +
+              os.sep + "contextlib", os.path.dirname(os.path.dirname(__file__)))
+    frame, level = sys._getframe(1), 1
+    while frame is not None and frame.f_code.co_filename.startswith(inside):
+        frame, level = frame.f_back, level + 1
+    return level
 
 
 def _replay(records) -> None:
