@@ -52,6 +52,8 @@ from xl_factorlasso.skfolio import (  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 FAMILIES = ["style", "quality", "style", "defensive", "style"]
+SKFOLIO_FAILED = ("Solver 'CLARABEL' failed. Try another solver, or solve with "
+                  "solver_params=dict(verbose=True) for more information")
 
 
 @pytest.fixture(scope="module")
@@ -256,6 +258,8 @@ def test_factor_and_family_constraints(XF):
             assert abs(exposure[0]) <= 1e-9
         elif equations == ["style <= -0.05"]:
             np.testing.assert_allclose(style, -0.05, atol=1e-9)  # binding
+            assert style <= -0.05  # and holding exactly, however the sum is rounded
+            assert (ours.weights_ @ B[:, [0, 2, 4]]).sum() <= -0.05
         else:
             assert exposure[1] >= 0.3 - 1e-9 and style <= 0.9 + 1e-9
 
@@ -416,10 +420,19 @@ def test_failure_is_caught_as_skfolio_cvxpy_and_core_errors(X):
                   core.InfeasibleProblemError, core.OptimizationError, InfeasibleProblemError):
         with pytest.raises(catch) as caught:
             model.fit(X)
-    message = str(caught.value)
-    assert message.startswith("Infeasible: no portfolio satisfies these constraints together: "
-                              "min_weights, budget=1 (sum(min_weights) = 2)")
+    # skfolio's sentence, word for word (skfolio's users and tests compare error_ with it) ...
+    assert str(caught.value) == SKFOLIO_FAILED
+    # ... and the core's diagnosis under it: attribute, traceback note, estimator attribute
+    diagnosis = caught.value.diagnosis
+    assert diagnosis.startswith("Infeasible: no portfolio satisfies these constraints together: "
+                                "min_weights, budget=1 (sum(min_weights) = 2)")
+    assert caught.value.__notes__ == [diagnosis] and model.diagnosis_ == diagnosis
     assert caught.value.conflicts == ("min_weights", "budget=1")
+    with pytest.raises(skx.ConvexOptimizationError) as theirs:
+        SkMaxDiv(min_weights=0.1).fit(X)
+    assert str(theirs.value) == str(caught.value)
+    model.set_params(min_weights=0.0).fit(X)
+    assert model.diagnosis_ is None
     assert issubclass(core.OptimizationError, cp.error.SolverError)
 
 
@@ -437,9 +450,8 @@ def test_fallback_chain_as_skfolio(X):
     assert caught[0].filename == __file__  # points at the user's fit call, not into skfolio
     theirs = SkMaxDiv(min_weights=0.1, fallback=[SkMaxDiv(max_weights=0.01), EqualWeighted()])
     theirs.fit(X)
-    assert [step[0] for step in ours.fallback_chain_] == [s[0] for s in theirs.fallback_chain_]
-    assert ours.fallback_chain_[1][1].startswith("Infeasible: no portfolio satisfies these "
-                                                 "constraints together: max_weights, budget=1")
+    assert ours.fallback_chain_ == theirs.fallback_chain_  # reprs and messages
+    assert ours.fallback_chain_[1][1] == SKFOLIO_FAILED
     assert ours.fallback_chain_[2] == ("EqualWeighted()", "success")
     np.testing.assert_array_equal(ours.weights_, np.full(20, 1 / 20))
     assert isinstance(ours.fallback_, EqualWeighted) and ours.error_ is None
@@ -455,11 +467,13 @@ def test_fallback_chain_as_skfolio(X):
 
 def test_raise_on_failure_false_gives_a_failed_portfolio(X):
     model = MaximumDiversification(min_weights=0.1, raise_on_failure=False)
-    with pytest.warns(UserWarning, match="MaximumDiversification.fit failed: Infeasible: .*"
-                                         "Because raise_on_failure=False, weights_ is set to "
-                                         "None"):
+    with pytest.warns(UserWarning) as caught:
         model.fit(X)
-    assert model.weights_ is None and model.error_.startswith("Infeasible")
+    assert [str(w.message) for w in caught] == [
+        f"MaximumDiversification.fit failed: {SKFOLIO_FAILED}. Because raise_on_failure=False, "
+        "weights_ is set to None. Inspect 'error_' and 'fallback_chain_' for details."]
+    assert model.weights_ is None and model.error_ == SKFOLIO_FAILED
+    assert model.diagnosis_.startswith("Infeasible: no portfolio satisfies these constraints")
     portfolio = model.predict(X)
     assert isinstance(portfolio, FailedPortfolio)
     assert np.isnan(portfolio.mean) and portfolio.optimization_error == model.error_

@@ -72,7 +72,9 @@ class MaximumDiversification(BaseOptimization):
       1e-9, "tol_feas": 1e-9}`` (skfolio replaces its defaults);
     * failures raise :class:`~xl_factorlasso.skfolio.InfeasibleProblemError` /
       :class:`~xl_factorlasso.skfolio.SolverFailedError` (both skfolio
-      ``ConvexOptimizationError``\ s) whose message names the conflicting constraints;
+      ``ConvexOptimizationError``\ s) with skfolio's message; their ``diagnosis`` (and the
+      estimator's ``diagnosis_``) names the conflicting constraints;
+    * a fit rescued by a fallback warns, quoting the diagnosis (skfolio is silent);
     * ``add_objective`` / ``add_constraints`` get ``w`` (the homogenised weights, as in skfolio)
       and optionally the estimator; terms that are not positively homogeneous of degree one
       depend on the homogenisation scale, which differs from skfolio's;
@@ -116,6 +118,9 @@ class MaximumDiversification(BaseOptimization):
         The core's corner polishing (see ``docs/maxdiv.md``).
     problem_ : cvxpy.Problem
         With ``save_problem=True``.
+    diagnosis_ : str or None
+        Why the last solve failed, in this project's words (the constraints that conflict);
+        None when it succeeded. ``error_`` holds skfolio's message.
     n_features_in_, feature_names_in_, fallback_, fallback_chain_, error_
         As skfolio.
     """
@@ -255,7 +260,7 @@ class MaximumDiversification(BaseOptimization):
         before = f" after {failed} other fallback(s) failed" if failed else ""
         method = getattr(self, "_method", "fit")
         warnings.warn(f"{type(self).__name__}.{method} failed "
-                      f"({str(primary_error).rstrip('.')}); "
+                      f"({getattr(primary_error, 'diagnosis', str(primary_error)).rstrip('.')}); "
                       f"the weights come from the fallback {chain[-1][0]}{before}. See "
                       "fallback_chain_.", UserWarning, stacklevel=_caller_level())
 
@@ -295,7 +300,8 @@ class MaximumDiversification(BaseOptimization):
         return self
 
     def _solve(self, distribution, y, prior_repaired: bool):
-        self.problem_values_, self.polish_ = None, None  # never a previous fit's after a failure
+        # never a previous fit's after a failure
+        self.problem_values_, self.polish_, self.diagnosis_ = None, None, None
         mask = getattr(self, "investable_mask_", None)
         names = getattr(self, "feature_names_in_", None)
         n_full = len(mask) if mask is not None else distribution.returns.shape[1]
@@ -353,7 +359,8 @@ class MaximumDiversification(BaseOptimization):
                 warnings.simplefilter("always")
                 core.fit(X_core, _benchmark(y) if self.max_tracking_error is not None else None)
         except _CoreOptimizationError as err:
-            raise translate(err) from err
+            self.diagnosis_ = str(err)
+            raise translate(err, self.solver) from err
         finally:
             if self.save_problem and hasattr(core, "problem_"):
                 self.problem_ = core.problem_
