@@ -11,10 +11,11 @@ information. :func:`snap_and_restore` turns them into the values the optimum has
    certified tolerance: a solution is only returned when every constraint holds to it, so no
    weight this close to a corner can be told apart from the corner.
 2. **Restore.** The other ("free") weights move by the smallest change (least norm) that makes
-   every equality and every active inequality hold exactly: the budget, the linear constraint
-   rows, ``min/max_budget``, ``max_long/max_short``, ``min_return`` and the tracking-error cone
-   (linearised; a few Newton steps). An inequality is active when it is within the snap tolerance
-   of its bound or violated.
+   every equality hold exactly and puts every active inequality on its bound, a hair
+   (``1e-14`` relative) inside so that re-evaluating it cannot round it out: the budget, the
+   linear constraint rows, ``min/max_budget``, ``max_long/max_short``, ``min_return`` and the
+   tracking-error cone (linearised; a few Newton steps). An inequality is active when it is
+   within the snap tolerance of its bound or violated.
 
 :func:`strict_violations` then certifies the result: bounds hold exactly, every other linear or
 built-in constraint to ``EXACT_TOLERANCE * (1 + |rhs|)``. The estimator adds the objective check
