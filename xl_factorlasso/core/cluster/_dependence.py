@@ -6,7 +6,10 @@ Names, defaults and semantics are factorlasso 1.0.6's (``compute_dependence_matr
 * ``pearson``: pairwise-complete sample correlation without a span, the EWMA correlation of
   :func:`~xl_factorlasso.core.cluster.ewm_correlation` with one.
 * ``spearman``: the same on the ranks of each column (ties averaged, missing values kept
-  missing), ranked once over the whole sample.
+  missing), ranked once over the whole sample. With a span the ranks are first centred at
+  their mean: the EWMA recursion is a second moment and needs centred data. (factorlasso 1.0.6
+  runs it on the raw ranks 1..T, which are all positive: two independent series then show a
+  "correlation" near 0.75 whatever their dependence; a documented difference.)
 * ``gerber``: ``g_ij = (n_UU + n_DD - n_UD - n_DU) / (n_ij - n_NN)`` where a leg moves up
   (down) when its value is ``>= c sigma`` (``<= -c sigma``), ``n_ij`` counts the rows where
   both legs are observed and ``n_NN`` those where neither leg moves; every count is weighted by
@@ -18,6 +21,7 @@ Names, defaults and semantics are factorlasso 1.0.6's (``compute_dependence_matr
 from __future__ import annotations
 
 import numbers
+import warnings
 
 import numpy as np
 import pandas as pd
@@ -148,7 +152,8 @@ def compute_dependence_matrix(
     a : array-like, shape (T, N)
         Return panel; NaN marks a missing observation.
     dependence_measure : DependenceMeasure or str, default "pearson"
-        ``"pearson"``, ``"spearman"`` or ``"gerber"``.
+        ``"pearson"``, ``"spearman"`` or ``"gerber"``. With a span, ``"spearman"`` centres
+        the ranks before the EWMA recursion (factorlasso 1.0.6 does not; see the module notes).
     span : float, optional
         EWMA span; None weights the rows equally (pairwise-complete correlation).
     gerber_threshold : float, default 0.5
@@ -178,6 +183,10 @@ def compute_dependence_matrix(
         ewm_lambda(span)  # a bad span is reported as such before any work
     if measure is DependenceMeasure.SPEARMAN:
         a = pd.DataFrame(a).rank().to_numpy(dtype=float)  # NaN stays NaN
+        if span is not None:  # (pairwise-complete Pearson centres each pair itself)
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", category=RuntimeWarning)  # all-NaN column
+                a = a - np.nanmean(a, axis=0)
     if span is None:
         return pairwise_correlation(a)
     return _ewm_correlation_backfilled(a, span, backfill)
