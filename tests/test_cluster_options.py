@@ -8,6 +8,7 @@ compared label for label (not up to renaming).
 from __future__ import annotations
 
 import warnings
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -544,3 +545,105 @@ def test_cross_validation_clusters_with_the_options():
     pearson = LassoModelCV(lambdas=[1e-3, 1e-2, 1e-1], n_splits=3,
                            base_model=LassoModel(model_type="HCGL", n_clusters=3)).fit(x, y)
     assert not pearson.best_model_.clusters_.equals(direct.clusters_)
+
+
+# ------------------------------------------------------------------ workbook and functions
+def _cells(frame: pd.DataFrame) -> list[list]:
+    return [["date", *frame.columns]] + [[d.to_pydatetime(), *map(float, row)]
+                                         for d, row in zip(frame.index, frame.to_numpy(),
+                                                           strict=True)]
+
+
+def test_worksheet_function_settings_reach_the_clustering():
+    from xl_factorlasso import udfs
+
+    demo = xf.load_demo_panel()
+    settings = [["key", "value"], ["dependence_measure", "Gerber"], ["gerber_threshold", 0.3],
+                ["distance_transform", "chord"], ["cluster_correlation_transform", "remove_pc1"],
+                ["cluster_correlation_span", 26], ["n_clusters", 4]]
+    out = udfs.FLASSO_CLUSTERS(_cells(demo.y), _cells(demo.x), 1e-4, "HCGL", None, None,
+                               settings)
+    direct = LassoModel(reg_lambda=1e-4, model_type="HCGL", dependence_measure="gerber",
+                        gerber_threshold=0.3, distance_transform="chord",
+                        cluster_correlation_transform="remove_pc1", cluster_correlation_span=26,
+                        n_clusters=4).fit(demo.x, demo.y)
+    assert [r[0] for r in out[1:]] == list(direct.clusters_.index)
+    assert [r[1] for r in out[1:]] == direct.clusters_.tolist()
+    default = LassoModel(reg_lambda=1e-4, model_type="HCGL", n_clusters=4).fit(demo.x, demo.y)
+    assert not direct.clusters_.equals(default.clusters_)  # the settings did something
+    bad = udfs.FLASSO_CLUSTERS(_cells(demo.y), _cells(demo.x), 1e-4, "HCGL", None, None,
+                               [["key", "value"], ["dependence_measure", "kendall"]])
+    assert bad == ("#FLASSO! settings: row 2, column 2: dependence_measure: 'kendall' is not "
+                   "one of pearson, spearman, gerber")
+
+
+@pytest.mark.parametrize(
+    "key, value, message",
+    [
+        ("dependence_measure", "kendall",
+         "dependence_measure: 'kendall' is not one of pearson, spearman, gerber"),
+        ("gerber_threshold", 1.5, "gerber_threshold must be in [0, 1], got 1.5"),
+        ("distance_transform", "euclid",
+         "distance_transform: 'euclid' is not one of one_minus_rho, chord, arccos"),
+        ("cluster_correlation_transform", "pc1",
+         "cluster_correlation_transform: 'pc1' is not one of none, remove_pc1"),
+        ("cluster_correlation_span", 1, "cluster_correlation_span must be >= 2 (or none), got 1"),
+    ],
+)
+def test_fl_settings_refuse_a_bad_value_naming_the_cell(tmp_path, key, value, message):
+    import openpyxl
+
+    from xl_factorlasso.cli import build_demo_workbook
+    from xl_factorlasso.workbook import WorkbookInputError, XlsxFileIO, refit
+
+    book = Path(build_demo_workbook(tmp_path / "demo.xlsx"))
+    wb = openpyxl.load_workbook(book)
+    ws = wb["Settings"]
+    row = 2
+    while ws[f"A{row}"].value is not None:
+        row += 1
+    ws[f"A{row}"], ws[f"B{row}"] = key, value
+    wb.save(book)
+    before = book.read_bytes()
+    with pytest.raises(WorkbookInputError) as info:
+        refit(XlsxFileIO(book))
+    assert f"FL_SETTINGS!B{row}: {message}" in str(info.value)
+    assert book.read_bytes() == before  # nothing written
+
+
+def test_refit_with_cluster_settings_equals_direct_fit(tmp_path):
+    import openpyxl
+
+    from xl_factorlasso.cli import build_demo_workbook
+    from xl_factorlasso.workbook import XlsxFileIO, refit
+
+    book = Path(build_demo_workbook(tmp_path / "demo.xlsx"))
+    wb = openpyxl.load_workbook(book)
+    ws = wb["Settings"]
+    row = 2
+    while ws[f"A{row}"].value is not None:
+        row += 1
+    for key, value in (("dependence_measure", "spearman"), ("distance_transform", "arccos")):
+        ws[f"A{row}"], ws[f"B{row}"] = key, value
+        row += 1
+    wb.save(book)
+    refit(XlsxFileIO(book))
+    d = xf.load_demo_panel()
+    ref = LassoModel(model_type="HCGL", span=52, n_clusters=4, l1_weight=0.1, reg_lambda=1e-5,
+                     factors_beta_loading_signs=d.signs, factors_beta_prior=d.prior,
+                     dependence_measure="spearman", distance_transform="arccos").fit(d.x, d.y)
+    wb = openpyxl.load_workbook(book)
+    coef = np.array([[c.value or 0.0 for c in r[1:]]
+                     for r in wb["Results"].iter_rows(min_row=2, max_row=25, max_col=7)])
+    np.testing.assert_allclose(coef, ref.coef_.to_numpy(), atol=1e-9)
+
+
+def test_dendrogram_axis_names_the_distance_of_the_fit():
+    from xl_factorlasso.workbook._plots._model import distance_name
+
+    assert distance_name(LassoModel()) == "1 - correlation"
+    assert distance_name(LassoModel(dependence_measure="gerber", distance_transform="chord")) == (
+        "sqrt(2 (1 - Gerber statistic))")
+    assert distance_name(LassoModel(dependence_measure="spearman", distance_transform="arccos",
+                                    cluster_correlation_transform="remove_pc1")) == (
+        "arccos(rank correlation without its first component)")
