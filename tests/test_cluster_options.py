@@ -647,3 +647,17 @@ def test_dendrogram_axis_names_the_distance_of_the_fit():
     assert distance_name(LassoModel(dependence_measure="spearman", distance_transform="arccos",
                                     cluster_correlation_transform="remove_pc1")) == (
         "arccos(rank correlation without its first component)")
+
+
+def test_skfolio_loading_matrix_forwards_the_cluster_options():
+    pytest.importorskip("skfolio")
+    from xl_factorlasso.skfolio import LassoLoadingMatrix
+
+    x, y = panel(seed=19, T=120, N=8)
+    kw = dict(model_type="HCGL", reg_lambda=0.02, dependence_measure="gerber",
+              distance_transform="arccos", cluster_correlation_transform="remove_pc1",
+              cluster_correlation_span=30, gerber_threshold=0.3, n_clusters=3)
+    est = LassoLoadingMatrix(**kw).fit(y.fillna(0.0), x)
+    direct = LassoModel(**kw).fit(x, y.fillna(0.0))
+    pd.testing.assert_series_equal(est.model_.clusters_, direct.clusters_)
+    assert est.model_.effective_cluster_correlation_span_ == 30.0
