@@ -661,3 +661,25 @@ def test_skfolio_loading_matrix_forwards_the_cluster_options():
     direct = LassoModel(**kw).fit(x, y.fillna(0.0))
     pd.testing.assert_series_equal(est.model_.clusters_, direct.clusters_)
     assert est.model_.effective_cluster_correlation_span_ == 30.0
+
+
+def test_remove_pc1_on_a_matrix_that_is_no_correlation_is_refused_as_factorlasso():
+    """With gaps and a span, pairs are estimated over different rows and a "correlation" can
+    exceed 1: factorlasso refuses the common-mode removal, and so does the fit here, saying
+    why."""
+    x, y = panel(seed=1)
+    kw = dict(reg_lambda=0.02, span=20, cluster_correlation_transform="remove_pc1")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        with pytest.raises(ValueError, match="materially outside"):
+            fl.LassoModel(model_type=fl.LassoModelType.HIERARCHICAL_CLUSTER_GROUP_LASSO,
+                          **kw).fit(x, y)
+    model = LassoModel(model_type="HCGL", **kw)
+    with pytest.raises(ValueError) as err:
+        model.fit(x, y)
+    assert str(err.value).startswith(
+        "cluster_correlation_transform='remove_pc1' cannot be applied: corr_matrix contains a "
+        "correlation materially outside [-1, 1]: maximum absolute value 1.35071694651")
+    assert "use it without a span, or on responses without gaps" in str(err.value)
+    assert not hasattr(model, "coef_")
+    LassoModel(model_type="HCGL", **{**kw, "span": None}).fit(x, y)  # without a span: fine

@@ -506,8 +506,17 @@ class LassoModel(BaseEstimator):
                 gerber_threshold=params["gerber_threshold"]),
             index=y.columns, columns=y.columns,
         )
-        dependence = apply_cluster_correlation_transform(
-            dependence, params["cluster_correlation_transform"])
+        try:
+            dependence = apply_cluster_correlation_transform(
+                dependence, params["cluster_correlation_transform"])
+        except ValueError as err:
+            # Raised, as factorlasso does: a correlation beyond 1 has no common mode to remove.
+            raise ValueError(
+                f"cluster_correlation_transform='remove_pc1' cannot be applied: {err}. The "
+                "dependence matrix of the responses is not a correlation matrix (with missing "
+                "values and a span each pair is estimated over its own rows); use it without a "
+                "span, or on responses without gaps"
+            ) from None
         return cluster_from_correlation(
             dependence,
             cutoff_fraction=params["cutoff_fraction"],
