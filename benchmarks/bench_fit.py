@@ -57,6 +57,11 @@ CONFIGS: dict[str, tuple[str, str, float, bool]] = {
         True,
     ),
     "fcgl": ("FCGL", "FACTOR_CLUSTER_GROUP_LASSO", 0.0, False),
+    "hcgl_gerber": ("HCGL gerber", "HIERARCHICAL_CLUSTER_GROUP_LASSO", 0.0, False),
+}
+# Further constructor arguments of a config (the same for both libraries).
+CONFIG_OPTIONS: dict[str, dict[str, Any]] = {
+    "hcgl_gerber": {"dependence_measure": "gerber"},
 }
 
 LIBS = ("ours", "factorlasso")
@@ -110,6 +115,7 @@ def model_kwargs(lib: str, config: str, panel, reg_lambda: float) -> dict[str, A
     if signed:
         kw["factors_beta_loading_signs"] = panel.signs
         kw["factors_beta_prior"] = panel.prior
+    kw.update(CONFIG_OPTIONS.get(config, {}))
     return kw
 
 

@@ -4,12 +4,21 @@ Public names are re-exported here and from :mod:`xl_factorlasso`.
 """
 
 from .cluster import (
+    ClusterCorrelationTransform,
+    ClusterCorrelationTransformResult,
     ClusterResult,
+    DependenceMeasure,
+    DistanceTransform,
+    apply_cluster_correlation_transform,
     cluster_from_correlation,
+    compute_clusters_from_corr_matrix,
+    compute_dependence_matrix,
+    compute_gerber_matrix,
     ewm_correlation,
     ewm_covariance,
     ewm_lambda,
     ewm_mean,
+    remove_first_principal_component,
     response_correlation,
 )
 from .covariance import (
@@ -56,7 +65,11 @@ def __dir__():
 
 __all__ = [
     *_OPTIMIZATION_NAMES,
+    "ClusterCorrelationTransform",
+    "ClusterCorrelationTransformResult",
     "ClusterResult",
+    "DependenceMeasure",
+    "DistanceTransform",
     "FactorCovariance",
     "FactorPanel",
     "LassoEstimationResult",
@@ -66,8 +79,12 @@ __all__ = [
     "PricesError",
     "RiskAttribution",
     "SolveError",
+    "apply_cluster_correlation_transform",
     "assemble_factor_covariance",
     "cluster_from_correlation",
+    "compute_clusters_from_corr_matrix",
+    "compute_dependence_matrix",
+    "compute_gerber_matrix",
     "covariance_risk_attribution",
     "default_lambda_grid",
     "ewm_correlation",
@@ -79,6 +96,7 @@ __all__ = [
     "load_demo_panel",
     "make_factor_panel",
     "prices_to_returns",
+    "remove_first_principal_component",
     "response_correlation",
     "risk_attribution",
 ]

@@ -32,6 +32,8 @@ _MODEL_PARAMS = (
     "n_clusters", "linkage_method", "group_penalty", "l1_weight",
     "factors_beta_loading_signs", "factors_beta_prior", "nonneg", "warmup_period", "solver",
     "solver_params", "solver_fallbacks", "verbose", "engine", "engine_params",
+    "dependence_measure", "gerber_threshold", "distance_transform",
+    "cluster_correlation_transform", "cluster_correlation_span",
 )
 _CELL_MATRICES = ("factors_beta_loading_signs", "factors_beta_prior")
 
@@ -47,7 +49,8 @@ class LassoLoadingMatrix(BaseLoadingMatrix):
     ----------
     model_type, group_data, reg_lambda, span, demean, cutoff_fraction, n_clusters, \
 linkage_method, group_penalty, l1_weight, nonneg, warmup_period, solver, solver_params, \
-solver_fallbacks, verbose, engine, engine_params
+solver_fallbacks, verbose, engine, engine_params, dependence_measure, gerber_threshold, \
+distance_transform, cluster_correlation_transform, cluster_correlation_span
         As in :class:`~xl_factorlasso.core.linear_model.LassoModel` (same names, same
         defaults). ``group_data`` maps each asset to its group: a Series indexed by the
         asset labels of a DataFrame ``X``, or an array of length ``n_assets``.
@@ -116,6 +119,11 @@ solver_fallbacks, verbose, engine, engine_params
         verbose=False,
         engine="auto",
         engine_params=None,
+        dependence_measure="pearson",
+        gerber_threshold=0.5,
+        distance_transform="one_minus_rho",
+        cluster_correlation_transform="none",
+        cluster_correlation_span=None,
         cv=None,
         lambdas=None,
     ):
@@ -139,6 +147,11 @@ solver_fallbacks, verbose, engine, engine_params
         self.verbose = verbose
         self.engine = engine
         self.engine_params = engine_params
+        self.dependence_measure = dependence_measure
+        self.gerber_threshold = gerber_threshold
+        self.distance_transform = distance_transform
+        self.cluster_correlation_transform = cluster_correlation_transform
+        self.cluster_correlation_span = cluster_correlation_span
         self.cv = cv
         self.lambdas = lambdas
 

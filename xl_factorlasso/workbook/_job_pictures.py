@@ -40,13 +40,15 @@ def refit_pictures(result: JobResult, model, cvm, vol, assets: list[str]) -> Non
     """Heatmap of the loadings with the dendrogram under it (cluster models), the CV curve
     beside FL_CV, the systematic/residual split beside FL_RESID_VOL."""
     from ._plots import coefficient_heatmap, cv_curve_from_model, dendrogram_png, risk_split_png
+    from ._plots._model import distance_name
 
     heat = _draw(result, "FL_HEATMAP", lambda: coefficient_heatmap(model.coef_))
     if model.linkage_ is not None and len(model.linkage_):
         below = math.ceil(heat.height / ROW_PX) + 1 if heat is not None else 0
         _draw(result, "FL_DENDROGRAM",
               lambda: dendrogram_png(model.linkage_, assets, model.clusters_,
-                                     cutoff=getattr(model, "cutoff_", None)),
+                                     cutoff=getattr(model, "cutoff_", None),
+                                     distance=distance_name(model)),
               row_offset=below)
     if cvm is not None:
         _draw(result, "FL_CV_CURVE", lambda: cv_curve_from_model(cvm))

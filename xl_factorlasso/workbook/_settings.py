@@ -20,6 +20,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from ..core import LassoModelType
+from ..core.cluster import ClusterCorrelationTransform, DependenceMeasure, DistanceTransform
 from ..core.cluster._hierarchical import _LINKAGE_METHODS  # the methods the fit accepts
 from ._plausibility import MAX_ABS_RETURN
 from ._tables import Block, cell_number, cell_problem, is_blank, parse_keyvalue, shown, text_number
@@ -193,6 +194,17 @@ MODEL_KEYS: dict[str, Callable] = {
     "nonneg": _bool,
     "warmup_period": _ranged(">= 0", lambda f: f >= 0, whole=True, optional=True),
     "solver": _solver,
+    # cluster discovery of HCGL / FCGL (factorlasso 1.0.6's options)
+    "dependence_measure": _choice(tuple(m.value for m in DependenceMeasure)),
+    "gerber_threshold": _ranged("in [0, 1]", lambda f: 0 <= f <= 1),
+    "distance_transform": _choice(tuple(m.value for m in DistanceTransform)),
+    "cluster_correlation_transform": _choice(tuple(m.value for m in ClusterCorrelationTransform)),
+    "cluster_correlation_span": _ranged(
+        ">= 2",
+        lambda f: f >= 2,
+        optional=True,
+        hint=" (a span below 2 puts nearly all the weight on the last row)",
+    ),
 }
 #: Cross-validation settings (LassoModelCV).
 CV_KEYS: dict[str, Callable] = {

@@ -7,12 +7,15 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from ._choices import DistanceTransform, parse_choice
 from ._ewm import ewm_correlation
 from ._linkage import NN_CHAIN_METHODS, fcluster_distance, fcluster_maxclust, linkage
 
 __all__ = [
     "ClusterResult",
     "cluster_from_correlation",
+    "compute_clusters_from_corr_matrix",
+    "correlation_distance",
     "pairwise_correlation",
     "response_correlation",
 ]
@@ -82,19 +85,39 @@ def pairwise_correlation(a: np.ndarray) -> np.ndarray:
     return np.clip(corr, -1.0, 1.0)
 
 
+def correlation_distance(rho: np.ndarray, distance_transform="one_minus_rho") -> np.ndarray:
+    """Square distance matrix of a correlation matrix, zero diagonal.
+
+    ``rho`` is clipped to [-1, 1] (a missing entry must already be replaced), then mapped by
+    ``"one_minus_rho"`` (``1 - rho``), ``"chord"`` (``sqrt(2 (1 - rho))``) or ``"arccos"``.
+    """
+    transform = parse_choice(DistanceTransform, distance_transform, "distance_transform")
+    rho = np.clip(rho, -1.0, 1.0)
+    if transform is DistanceTransform.ONE_MINUS_RHO:
+        d = 1.0 - rho
+    elif transform is DistanceTransform.CHORD:
+        d = np.sqrt(np.clip(2.0 * (1.0 - rho), 0.0, None))
+    else:
+        d = np.arccos(rho)
+    np.fill_diagonal(d, 0.0)
+    return d
+
+
 def cluster_from_correlation(
     corr: pd.DataFrame,
     *,
     cutoff_fraction: float = 0.5,
     n_clusters: int | None = None,
     linkage_method: str = "ward",
+    distance_transform="one_minus_rho",
 ) -> ClusterResult:
-    """Cluster responses on the distance ``1 - rho``.
+    """Cluster responses on a distance of their correlation.
 
-    The dendrogram (``linkage_method``, Ward by default) is cut at
-    ``cutoff_fraction * max(pairwise distance)``, or into at most ``n_clusters`` clusters
-    (clamped to the number of responses; ``cutoff`` is then the last accepted merge height).
-    A missing correlation counts as 0.
+    The distance is :func:`correlation_distance` (``1 - rho`` by default; only the upper
+    triangle is read, as SciPy's ``squareform``). The dendrogram (``linkage_method``, Ward by
+    default) is cut at ``cutoff_fraction * max(pairwise distance)``, or into at most
+    ``n_clusters`` clusters (clamped to the number of responses; ``cutoff`` is then the last
+    accepted merge height). A missing correlation counts as 0.
     """
     if linkage_method not in _LINKAGE_METHODS:
         raise ValueError(
@@ -102,15 +125,15 @@ def cluster_from_correlation(
         )
     if not (0.0 < cutoff_fraction <= 1.0):
         raise ValueError(f"cutoff_fraction must be in (0, 1], got {cutoff_fraction!r}")
+    parse_choice(DistanceTransform, distance_transform, "distance_transform")
     names = corr.index
     n = len(names)
     if n == 1:
         return ClusterResult(pd.Series([1], index=names, name="cluster"), np.empty((0, 4)), 0.0)
-    rho = np.clip(np.nan_to_num(corr.to_numpy(dtype=float), nan=0.0), -1.0, 1.0)
-    distance = 1.0 - rho
-    np.fill_diagonal(distance, 0.0)
+    rho = np.nan_to_num(corr.to_numpy(dtype=float), nan=0.0)
+    distance = correlation_distance(rho, distance_transform)
     # scipy's condensed form: the upper triangle, row by row
-    condensed = ((distance + distance.T) / 2.0)[np.triu_indices(n, k=1)]
+    condensed = distance[np.triu_indices(n, k=1)]
     if linkage_method in NN_CHAIN_METHODS:
         link = linkage(condensed, n, linkage_method)  # scipy's result, without scipy.cluster
     else:
@@ -126,3 +149,53 @@ def cluster_from_correlation(
         merges = n - len(np.unique(labels))
         cutoff = float(link[merges - 1, 2]) if merges > 0 else 0.0
     return ClusterResult(pd.Series(labels, index=names, name="cluster"), link, cutoff)
+
+
+def compute_clusters_from_corr_matrix(
+    corr_matrix: pd.DataFrame,
+    cutoff_fraction: float = 0.5,
+    linkage_method: str = "ward",
+    distance_transform="one_minus_rho",
+    n_clusters: int | None = None,
+) -> tuple[pd.Series, np.ndarray, float]:
+    """Hierarchical clustering from a correlation matrix, as factorlasso's function of this name.
+
+    Parameters
+    ----------
+    corr_matrix : pandas.DataFrame, shape (N, N)
+        Correlation (or other signed dependence) matrix labelled by response; NaN counts as 0.
+    cutoff_fraction : float, default 0.5
+        Cut at this fraction of the largest pairwise distance, in (0, 1].
+    linkage_method : str, default "ward"
+        ``single``, ``complete``, ``average``, ``weighted``, ``centroid``, ``median`` or
+        ``ward``.
+    distance_transform : DistanceTransform or str, default "one_minus_rho"
+        ``"one_minus_rho"``, ``"chord"`` or ``"arccos"`` (see :func:`correlation_distance`).
+        A ``cutoff_fraction`` tuned for one transform does not carry over to another.
+    n_clusters : int, optional
+        Cut into at most this many clusters instead (clamped to N).
+
+    Returns
+    -------
+    clusters : pandas.Series
+        1-based label per response (SciPy's ``fcluster`` numbering).
+    linkage : numpy.ndarray, shape (N - 1, 4)
+        SciPy linkage matrix.
+    cutoff : float
+        Height of the cut.
+    """
+    if n_clusters is not None:
+        if isinstance(n_clusters, bool) or not isinstance(n_clusters, (int, np.integer)):
+            raise ValueError(f"n_clusters must be an integer or None, got {n_clusters!r}")
+        if n_clusters < 1:
+            raise ValueError(f"n_clusters must be at least 1, got {n_clusters!r}")
+    if not isinstance(corr_matrix, pd.DataFrame):
+        corr_matrix = pd.DataFrame(np.asarray(corr_matrix, dtype=float))
+    found = cluster_from_correlation(
+        corr_matrix.set_axis(corr_matrix.columns, axis=0),
+        cutoff_fraction=cutoff_fraction,
+        n_clusters=n_clusters,
+        linkage_method=linkage_method,
+        distance_transform=distance_transform,
+    )
+    return found.labels.rename(None), found.linkage, found.cutoff

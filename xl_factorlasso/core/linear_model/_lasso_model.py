@@ -10,7 +10,16 @@ import numpy as np
 import pandas as pd
 
 from .._base import BaseEstimator
-from ..cluster import cluster_from_correlation, ewm_lambda, response_correlation
+from ..cluster import (
+    ClusterCorrelationTransform,
+    DependenceMeasure,
+    DistanceTransform,
+    apply_cluster_correlation_transform,
+    cluster_from_correlation,
+    compute_dependence_matrix,
+    ewm_lambda,
+)
+from ..cluster._choices import parse_choice
 from ..exceptions import SolveError
 from ._certified import CertifiedSolver, Solution
 from ._engine import DEFAULT_MAX_ITER, DEFAULT_TOL
@@ -53,6 +62,7 @@ class _FitSetup:
     linkage: np.ndarray | None
     cutoff: float | None
     lambda_max: float
+    cluster_span: float | None = None
 
 
 class LassoModel(BaseEstimator):
@@ -120,6 +130,21 @@ class LassoModel(BaseEstimator):
     engine_params : dict, optional
         ``tol`` (relative duality gap that certifies any answer, default 1e-8) and
         ``max_iter`` (the fast engine's iteration budget, default 20000).
+    dependence_measure : {"pearson", "spearman", "gerber"}, default "pearson"
+        HCGL/FCGL: dependence of the prepared responses that the clustering reads (see
+        :func:`~xl_factorlasso.core.cluster.compute_dependence_matrix`).
+    gerber_threshold : float, default 0.5
+        ``"gerber"``: a move counts when beyond this many standard deviations, in [0, 1].
+    distance_transform : {"one_minus_rho", "chord", "arccos"}, default "one_minus_rho"
+        HCGL/FCGL: distance ``1 - rho``, ``sqrt(2 (1 - rho))`` or ``arccos(rho)`` that the
+        linkage merges on (a ``cutoff_fraction`` does not carry over between them).
+    cluster_correlation_transform : {"none", "remove_pc1"}, default "none"
+        HCGL/FCGL: ``"remove_pc1"`` removes the dominant eigencomponent of the dependence
+        matrix before clustering (see
+        :func:`~xl_factorlasso.core.cluster.remove_first_principal_component`).
+    cluster_correlation_span : float, optional
+        HCGL/FCGL: EWMA span of the clustering (its demeaning and its weights); by default
+        the fit's ``span``. A different span prepares the responses again with it.
 
     Attributes
     ----------
@@ -137,6 +162,8 @@ class LassoModel(BaseEstimator):
         SciPy linkage matrix of the cluster discovery.
     cutoff_ : float or None
         Dendrogram cut height.
+    effective_cluster_correlation_span_ : float or None
+        Span the clustering used (``cluster_correlation_span``, else ``span``).
     r2_ : pandas.Series
         In-sample weighted R^2 per response.
     residual_variance_, total_variance_ : pandas.Series
@@ -190,6 +217,11 @@ class LassoModel(BaseEstimator):
         verbose=False,
         engine="auto",
         engine_params=None,
+        dependence_measure="pearson",
+        gerber_threshold=0.5,
+        distance_transform="one_minus_rho",
+        cluster_correlation_transform="none",
+        cluster_correlation_span=None,
     ):
         self.model_type = model_type
         self.group_data = group_data
@@ -211,6 +243,11 @@ class LassoModel(BaseEstimator):
         self.verbose = verbose
         self.engine = engine
         self.engine_params = engine_params
+        self.dependence_measure = dependence_measure
+        self.gerber_threshold = gerber_threshold
+        self.distance_transform = distance_transform
+        self.cluster_correlation_transform = cluster_correlation_transform
+        self.cluster_correlation_span = cluster_correlation_span
 
     # ------------------------------------------------------------------ validation
     def _checked_lambda(self, value=None) -> float:
@@ -252,7 +289,35 @@ class LassoModel(BaseEstimator):
         if model_type is LassoModelType.GROUP_LASSO and self.group_data is None:
             raise ValueError("model_type GROUP_LASSO needs group_data (response -> group)")
         self._checked_engine()
-        return {"model_type": model_type, "l1_weight": float(l1), "cutoff_fraction": float(cf)}
+        return {"model_type": model_type, "l1_weight": float(l1), "cutoff_fraction": float(cf),
+                **self._checked_cluster_options()}
+
+    def _checked_cluster_options(self) -> dict:
+        """The cluster-discovery options, checked for every model type (as factorlasso does)."""
+        c = self.gerber_threshold
+        if isinstance(c, bool) or not isinstance(c, numbers.Real) or not 0.0 <= c <= 1.0:
+            raise ValueError(f"gerber_threshold must lie in [0, 1], got {c!r}")
+        span = self.span if self.cluster_correlation_span is None else (
+            self.cluster_correlation_span)
+        if self.cluster_correlation_span is not None:
+            try:
+                ewm_lambda(self.cluster_correlation_span)
+            except ValueError:
+                raise ValueError(
+                    "cluster_correlation_span must be a finite number >= 1 or None, got "
+                    f"{self.cluster_correlation_span!r}"
+                ) from None
+        return {
+            "dependence_measure": parse_choice(
+                DependenceMeasure, self.dependence_measure, "dependence_measure"),
+            "gerber_threshold": float(c),
+            "distance_transform": parse_choice(
+                DistanceTransform, self.distance_transform, "distance_transform"),
+            "cluster_correlation_transform": parse_choice(
+                ClusterCorrelationTransform, self.cluster_correlation_transform,
+                "cluster_correlation_transform"),
+            "cluster_span": None if span is None else float(span),
+        }
 
     def _checked_engine(self) -> tuple[str, dict]:
         engine = self.engine.strip().lower() if isinstance(self.engine, str) else self.engine
@@ -396,15 +461,7 @@ class LassoModel(BaseEstimator):
                     f"group_data: response {clusters.index[clusters.isna()][0]!r} has no group"
                 )
         elif model_type.discovers_clusters and n > 1:
-            observed = pd.DataFrame(
-                np.where(panel.mask, panel.y, np.nan), columns=y.columns
-            )
-            found = cluster_from_correlation(
-                response_correlation(observed, span=self.span),
-                cutoff_fraction=params["cutoff_fraction"],
-                n_clusters=self.n_clusters,
-                linkage_method=self.linkage_method,
-            )
+            found = self._discover_clusters(x, y, panel, params)
             clusters, linkage, cutoff = found.labels, found.linkage, found.cutoff
         if clusters is not None:
             codes, uniques = pd.factorize(clusters, sort=True)
@@ -427,7 +484,46 @@ class LassoModel(BaseEstimator):
             pinned=stats.zero_cells(),
         )
         lam_max = lambda_max_from_stats(stats, spec)
-        return _FitSetup(x, y, panel, stats, spec, clusters, linkage, cutoff, lam_max)
+        return _FitSetup(x, y, panel, stats, spec, clusters, linkage, cutoff, lam_max,
+                         params["cluster_span"])
+
+    def _discover_clusters(self, x, y, panel: PreparedPanel, params: dict):
+        """Partition the responses from the dependence of their prepared values.
+
+        Masked cells are missing again (zero-filling is the solver's convenience, not a zero
+        return). A clustering span other than the fit's prepares the responses again with it
+        (its own EWMA demeaning and first-row drop), as factorlasso does.
+        """
+        span = params["cluster_span"]
+        if span != (None if self.span is None else float(self.span)):
+            panel = prepare_panel(x, y, span=span, demean=bool(self.demean))
+        observed = np.where(panel.mask, panel.y, np.nan)
+        if not len(observed):
+            raise ValueError("cluster_correlation_span: no row is left to cluster the responses")
+        dependence = pd.DataFrame(
+            compute_dependence_matrix(
+                observed, params["dependence_measure"], span=span,
+                gerber_threshold=params["gerber_threshold"]),
+            index=y.columns, columns=y.columns,
+        )
+        try:
+            dependence = apply_cluster_correlation_transform(
+                dependence, params["cluster_correlation_transform"])
+        except ValueError as err:
+            # Raised, as factorlasso does: a correlation beyond 1 has no common mode to remove.
+            raise ValueError(
+                f"cluster_correlation_transform='remove_pc1' cannot be applied: {err}. The "
+                "dependence matrix of the responses is not a correlation matrix (with missing "
+                "values and a span each pair is estimated over its own rows); use it without a "
+                "span, or on responses without gaps"
+            ) from None
+        return cluster_from_correlation(
+            dependence,
+            cutoff_fraction=params["cutoff_fraction"],
+            n_clusters=self.n_clusters,
+            linkage_method=self.linkage_method,
+            distance_transform=params["distance_transform"],
+        )
 
     def fit(self, x, y) -> LassoModel:
         """Fit the model.
@@ -548,6 +644,7 @@ class LassoModel(BaseEstimator):
         self.objective_value_ = float(objective)
         self.reg_lambda_max_ = setup.lambda_max
         self.effective_span_ = self.span
+        self.effective_cluster_correlation_span_ = setup.cluster_span
         self.n_features_in_ = x.shape[1]
         self.feature_names_in_ = np.asarray(x.columns, dtype=object)
         self._fit_setup_ = setup

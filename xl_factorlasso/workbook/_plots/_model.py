@@ -27,6 +27,7 @@ __all__ = [
     "cv_curve_png",
     "dendrogram_layout",
     "dendrogram_png",
+    "distance_name",
 ]
 
 
@@ -178,8 +179,43 @@ def _cluster_name(c) -> str:
     return f"cluster {tick_text(c)}"
 
 
+_MEASURE_NAMES = {"pearson": "correlation", "spearman": "rank correlation",
+                  "gerber": "Gerber statistic"}
+
+
+def distance_name(model=None) -> str:
+    """The distance a model's linkage merges on, in words (``"1 - correlation"`` by default).
+
+    Reads ``dependence_measure``, ``cluster_correlation_transform`` and ``distance_transform``
+    of a :class:`~xl_factorlasso.core.linear_model.LassoModel` (missing ones: the defaults).
+    """
+    from ...core.cluster import (
+        ClusterCorrelationTransform,
+        DependenceMeasure,
+        DistanceTransform,
+    )
+    from ...core.cluster._choices import parse_choice
+
+    measure = parse_choice(DependenceMeasure, getattr(model, "dependence_measure", "pearson"),
+                           "dependence_measure")
+    rho = _MEASURE_NAMES[measure.value]
+    transform = parse_choice(ClusterCorrelationTransform,
+                             getattr(model, "cluster_correlation_transform", "none"),
+                             "cluster_correlation_transform")
+    if transform is ClusterCorrelationTransform.REMOVE_PC1:
+        rho = f"{rho} without its first component"
+    distance = parse_choice(DistanceTransform, getattr(model, "distance_transform",
+                                                       "one_minus_rho"), "distance_transform")
+    if distance is DistanceTransform.CHORD:
+        return f"sqrt(2 (1 - {rho}))"
+    if distance is DistanceTransform.ARCCOS:
+        return f"arccos({rho})"
+    return f"1 - {rho}"
+
+
 def dendrogram_png(linkage, labels, clusters=None, *, cutoff: float | None = None,
-                   width_px: int | None = None, height_px: int | None = None) -> Png:
+                   width_px: int | None = None, height_px: int | None = None,
+                   distance: str = "1 - correlation") -> Png:
     """The clustering of the assets as a dendrogram coloured by the model's clusters.
 
     Leaves run down the left edge (labelled, in the dendrogram's order) and joins grow to the
@@ -200,6 +236,8 @@ def dendrogram_png(linkage, labels, clusters=None, *, cutoff: float | None = Non
         Height at which the tree was cut (``LassoModel.cutoff_``), drawn as a dashed line.
     width_px, height_px : int, optional
         Picture size; by default about 15 pixels per asset in height.
+    distance : str, default "1 - correlation"
+        What the linkage merged on, for the axis label (:func:`distance_name` of the model).
 
     Returns
     -------
@@ -253,8 +291,8 @@ def dendrogram_png(linkage, labels, clusters=None, *, cutoff: float | None = Non
     ax.tick_params(axis="y", length=0, pad=3)
     ax.tick_params(axis="x", labelsize=MIN_FONT + 1)
     ax.spines[["top", "right", "left"]].set_visible(False)
-    # the linkage merges on 1 - correlation; a ward or average height is not itself one
-    ax.set_xlabel("merge height (linkage of 1 - correlation)", fontsize=AXIS_FONT)
+    # the linkage merges on the distance; a ward or average height is not itself one
+    ax.set_xlabel(f"merge height (linkage of {distance})", fontsize=AXIS_FONT)
     title(ax, f"Asset clusters: {len(names)} cluster{'s' if len(names) != 1 else ''}")
     if names:
         handles = [Line2D([], [], color=colour_of[c], lw=3) for c in names[:12]]
