@@ -21,7 +21,14 @@ from .covariance import (
 )
 from .datasets import FactorPanel, load_demo_panel, make_factor_panel
 from .exceptions import SolveError
-from .linear_model import LassoEstimationResult, LassoModel, LassoModelType, lambda_max
+from .linear_model import (
+    LassoEstimationResult,
+    LassoModel,
+    LassoModelType,
+    derive_sign_constraints,
+    lambda_max,
+    validate_cluster_signs,
+)
 from .model_selection import LassoModelCV, default_lambda_grid, expanding_window_splits
 from .preprocessing import PricesError, prices_to_returns
 
@@ -70,6 +77,7 @@ __all__ = [
     "cluster_from_correlation",
     "covariance_risk_attribution",
     "default_lambda_grid",
+    "derive_sign_constraints",
     "ewm_correlation",
     "ewm_covariance",
     "ewm_lambda",
@@ -81,4 +89,5 @@ __all__ = [
     "prices_to_returns",
     "response_correlation",
     "risk_attribution",
+    "validate_cluster_signs",
 ]
