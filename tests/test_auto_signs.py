@@ -299,3 +299,104 @@ def test_adaptive_weights_without_auto_signs_is_the_plain_fit():
     plain = LassoModel(reg_lambda=1e-2).fit(x, y)
     flagged = LassoModel(reg_lambda=1e-2, auto_sign_adaptive_weights=True).fit(x, y)
     pd.testing.assert_frame_equal(plain.coef_, flagged.coef_)
+
+
+# ---------------------------------------------------------------------- workbook and functions
+def _demo_with_derived_signs(settings):
+    from tests.workbook_helpers import demo_memory_book
+    from xl_factorlasso.core.datasets import load_demo_panel
+    from xl_factorlasso.workbook import Area
+
+    d = load_demo_panel()
+    io = demo_memory_book(settings=settings)
+    n, m = d.y.shape[1], d.x.shape[1]
+    io.defined["FL_DERIVED_SIGNS"] = Area("DerivedSigns", 1, 1, n + 1, m + 1)
+    return io, d
+
+
+def test_refit_writes_the_signs_the_fit_imposed():
+    from xl_factorlasso.workbook import refit
+
+    settings = {"model_type": "HCGL", "reg_lambda": 1e-5, "span": 52, "n_clusters": 4,
+                "auto_sign_constraints": "TRUE", "auto_sign_variance": "date",
+                "auto_sign_ewma_span": "fit", "auto_sign_excluded_factors": "USD; Inflation"}
+    io, d = _demo_with_derived_signs(settings)
+    result = refit(io)
+    ref = LassoModel(model_type="HCGL", reg_lambda=1e-5, span=52, n_clusters=4,
+                     factors_beta_loading_signs=d.signs, factors_beta_prior=d.prior,
+                     auto_sign_constraints=True, auto_sign_variance="date",
+                     auto_sign_use_fit_span=True,
+                     auto_sign_excluded_factors=["USD", "Inflation"]).fit(d.x, d.y)
+    table = io.read(io.names()["FL_DERIVED_SIGNS"])
+    assert "FL_DERIVED_SIGNS" in result.written
+    assert table[0] == ["asset", *d.x.columns]
+    assert [r[0] for r in table[1:]] == list(d.y.columns)
+    got = np.array([[np.nan if v is None else v for v in r[1:]] for r in table[1:]], dtype=float)
+    np.testing.assert_array_equal(got, ref.derived_signs_.to_numpy())
+    coef = np.array([r[1:] for r in io.read(io.names()["FL_COEF"])[1:]], dtype=float)
+    np.testing.assert_allclose(coef, ref.coef_, atol=1e-9)
+    # the workbook's own sign cells won; the derivation filled the blanks
+    explicit = d.signs.to_numpy()
+    assert np.array_equal(got[~np.isnan(explicit)], explicit[~np.isnan(explicit)])
+    assert (got == 0).any()
+
+
+def test_refit_without_signs_writes_a_free_table_and_nonneg_ones():
+    from xl_factorlasso.workbook import refit
+
+    io, d = _demo_with_derived_signs({"reg_lambda": 1e-4})
+    io.defined.pop("FL_SIGNS")
+    refit(io)
+    table = io.read(io.names()["FL_DERIVED_SIGNS"])
+    assert all(v is None for r in table[1:] for v in r[1:])
+    io, d = _demo_with_derived_signs({"reg_lambda": 1e-4, "nonneg": True})
+    io.defined.pop("FL_SIGNS")
+    io.defined.pop("FL_PRIOR")
+    refit(io)
+    assert all(v == 1.0 for r in io.read(io.names()["FL_DERIVED_SIGNS"])[1:] for v in r[1:])
+
+
+def test_a_workbook_without_the_name_is_refit_as_before():
+    from tests.workbook_helpers import demo_memory_book
+    from xl_factorlasso.workbook import refit
+
+    io = demo_memory_book(settings={"auto_sign_constraints": True, "reg_lambda": 1e-4})
+    result = refit(io)
+    assert "FL_DERIVED_SIGNS" in result.skipped and "FL_COEF" in result.written
+
+
+def test_worksheet_functions_take_the_auto_sign_settings():
+    from tests.workbook_helpers import frame_rows
+    from xl_factorlasso import udfs
+    from xl_factorlasso.core.datasets import load_demo_panel
+
+    udfs.cache_clear()
+    d = load_demo_panel()
+    r, f = frame_rows(d.y, "date"), frame_rows(d.x, "date")
+    settings = [["auto_sign_constraints", "TRUE"], ["auto_sign_threshold_t", 1.5],
+                ["auto_sign_ewma_span", 26]]
+    out = udfs.FLASSO_FIT(r, f, 1e-4, "LASSO", None, None, settings)
+    ref = LassoModel(reg_lambda=1e-4, auto_sign_constraints=True, auto_sign_threshold_t=1.5,
+                     auto_sign_ewma_span=26).fit(d.x, d.y)
+    np.testing.assert_allclose(np.array([row[1:] for row in out[1:]], dtype=float), ref.coef_,
+                               atol=1e-12)
+    assert (ref.derived_signs_ == 0).to_numpy().any()
+    bad = udfs.FLASSO_FIT(r, f, 1e-4, "LASSO", None, None,
+                          [["auto_sign_excluded_factors", "Rates; BOGUS"]])
+    assert bad == ("#FLASSO! settings: row 1, column 2: auto_sign_excluded_factors names "
+                   "'BOGUS', which is not a factor of factors")
+    bad = udfs.FLASSO_FIT(r, f, 1e-4, "LASSO", None, None, [["auto_sign_variance", "hac"]])
+    assert bad == ("#FLASSO! settings: row 1, column 2: auto_sign_variance: 'hac' is not one "
+                   "of independent, date")
+
+
+def test_workbook_setting_errors_name_the_cell():
+    from xl_factorlasso.workbook import WorkbookInputError, refit
+
+    io, _ = _demo_with_derived_signs({"reg_lambda": 1e-4, "auto_sign_constraints": True,
+                                      "auto_sign_excluded_factors": "BOGUS"})
+    with pytest.raises(WorkbookInputError) as info:
+        refit(io)
+    assert str(info.value) == ("FL_SETTINGS!B4: auto_sign_excluded_factors names 'BOGUS', "
+                               "which is not a factor of FL_FACTORS")
+    assert io.saved == 0
