@@ -400,3 +400,16 @@ def test_workbook_setting_errors_name_the_cell():
     assert str(info.value) == ("FL_SETTINGS!B4: auto_sign_excluded_factors names 'BOGUS', "
                                "which is not a factor of FL_FACTORS")
     assert io.saved == 0
+
+
+def test_skfolio_loading_matrix_passes_the_auto_sign_parameters():
+    pytest.importorskip("skfolio")
+    from xl_factorlasso.skfolio import LassoLoadingMatrix
+
+    x, y = panel(seed=14, N=5)
+    kw = dict(reg_lambda=2e-3, auto_sign_constraints=True, auto_sign_variance="date",
+              auto_sign_excluded_factors=["f2"])
+    loading = LassoLoadingMatrix(**kw).fit(y, x)
+    direct = LassoModel(**kw).fit(x, y)
+    pd.testing.assert_frame_equal(loading.model_.derived_signs_, direct.derived_signs_)
+    np.testing.assert_allclose(loading.loading_matrix_, direct.coef_.to_numpy(), atol=1e-12)

@@ -32,6 +32,9 @@ _MODEL_PARAMS = (
     "n_clusters", "linkage_method", "group_penalty", "l1_weight",
     "factors_beta_loading_signs", "factors_beta_prior", "nonneg", "warmup_period", "solver",
     "solver_params", "solver_fallbacks", "verbose", "engine", "engine_params",
+    "auto_sign_constraints", "auto_sign_threshold_t", "auto_sign_adaptive_weights",
+    "auto_sign_adaptive_gamma", "auto_sign_adaptive_floor", "auto_sign_excluded_factors",
+    "auto_sign_ewma_span", "auto_sign_use_fit_span", "auto_sign_variance",
 )
 _CELL_MATRICES = ("factors_beta_loading_signs", "factors_beta_prior")
 
@@ -47,7 +50,10 @@ class LassoLoadingMatrix(BaseLoadingMatrix):
     ----------
     model_type, group_data, reg_lambda, span, demean, cutoff_fraction, n_clusters, \
 linkage_method, group_penalty, l1_weight, nonneg, warmup_period, solver, solver_params, \
-solver_fallbacks, verbose, engine, engine_params
+solver_fallbacks, verbose, engine, engine_params, auto_sign_constraints, \
+auto_sign_threshold_t, auto_sign_adaptive_weights, auto_sign_adaptive_gamma, \
+auto_sign_adaptive_floor, auto_sign_excluded_factors, auto_sign_ewma_span, \
+auto_sign_use_fit_span, auto_sign_variance
         As in :class:`~xl_factorlasso.core.linear_model.LassoModel` (same names, same
         defaults). ``group_data`` maps each asset to its group: a Series indexed by the
         asset labels of a DataFrame ``X``, or an array of length ``n_assets``.
@@ -116,6 +122,15 @@ solver_fallbacks, verbose, engine, engine_params
         verbose=False,
         engine="auto",
         engine_params=None,
+        auto_sign_constraints=False,
+        auto_sign_threshold_t=0.75,
+        auto_sign_adaptive_weights=False,
+        auto_sign_adaptive_gamma=1.0,
+        auto_sign_adaptive_floor=1e-3,
+        auto_sign_excluded_factors=None,
+        auto_sign_ewma_span=None,
+        auto_sign_use_fit_span=False,
+        auto_sign_variance="independent",
         cv=None,
         lambdas=None,
     ):
@@ -139,6 +154,15 @@ solver_fallbacks, verbose, engine, engine_params
         self.verbose = verbose
         self.engine = engine
         self.engine_params = engine_params
+        self.auto_sign_constraints = auto_sign_constraints
+        self.auto_sign_threshold_t = auto_sign_threshold_t
+        self.auto_sign_adaptive_weights = auto_sign_adaptive_weights
+        self.auto_sign_adaptive_gamma = auto_sign_adaptive_gamma
+        self.auto_sign_adaptive_floor = auto_sign_adaptive_floor
+        self.auto_sign_excluded_factors = auto_sign_excluded_factors
+        self.auto_sign_ewma_span = auto_sign_ewma_span
+        self.auto_sign_use_fit_span = auto_sign_use_fit_span
+        self.auto_sign_variance = auto_sign_variance
         self.cv = cv
         self.lambdas = lambdas
 
