@@ -57,7 +57,16 @@ CONFIGS: dict[str, tuple[str, str, float, bool]] = {
         True,
     ),
     "fcgl": ("FCGL", "FACTOR_CLUSTER_GROUP_LASSO", 0.0, False),
+    "hcgl_auto_signs": (
+        "HCGL l1w=0.1+auto signs",
+        "HIERARCHICAL_CLUSTER_GROUP_LASSO",
+        0.1,
+        False,
+    ),
 }
+#: Configurations that derive their signs from the data (auto_sign_constraints=True, the
+#: factorlasso defaults otherwise: t-gate 0.75, "independent" variance, no sign span).
+AUTO_SIGNS = {"hcgl_auto_signs"}
 
 LIBS = ("ours", "factorlasso")
 LAMBDA_FRACTION = 0.05
@@ -110,6 +119,8 @@ def model_kwargs(lib: str, config: str, panel, reg_lambda: float) -> dict[str, A
     if signed:
         kw["factors_beta_loading_signs"] = panel.signs
         kw["factors_beta_prior"] = panel.prior
+    if config in AUTO_SIGNS:
+        kw["auto_sign_constraints"] = True
     return kw
 
 
