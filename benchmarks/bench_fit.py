@@ -58,10 +58,18 @@ CONFIGS: dict[str, tuple[str, str, float, bool]] = {
     ),
     "fcgl": ("FCGL", "FACTOR_CLUSTER_GROUP_LASSO", 0.0, False),
     "hcgl_gerber": ("HCGL gerber", "HIERARCHICAL_CLUSTER_GROUP_LASSO", 0.0, False),
+    "hcgl_auto_signs": (
+        "HCGL l1w=0.1+auto signs",
+        "HIERARCHICAL_CLUSTER_GROUP_LASSO",
+        0.1,
+        False,
+    ),
 }
-# Further constructor arguments of a config (the same for both libraries).
+# Further constructor arguments of a config (the same for both libraries). Auto signs use the
+# factorlasso defaults otherwise: t-gate 0.75, "independent" variance, no sign span.
 CONFIG_OPTIONS: dict[str, dict[str, Any]] = {
     "hcgl_gerber": {"dependence_measure": "gerber"},
+    "hcgl_auto_signs": {"auto_sign_constraints": True},
 }
 
 LIBS = ("ours", "factorlasso")

@@ -115,6 +115,9 @@ MODEL_SETTINGS = [
     ("n_clusters", 4, "HCGL/FCGL: number of clusters (none = cut at cutoff_fraction)", None),
     ("linkage_method", "ward", "HCGL/FCGL: hierarchical clustering linkage",
      ["ward", "single", "complete", "average", "weighted", "centroid", "median"]),
+    ("dependence_measure", None, "HCGL/FCGL: how the returns' co-movement is measured for the "
+     "clusters: pearson (default), spearman (ranks) or gerber (joint moves)",
+     ["pearson", "spearman", "gerber"]),
     ("group_penalty", "normalized", "group weight: normalized (default) or yuan_lin "
      "(sqrt of group size)", ["normalized", "yuan_lin"]),
     ("l1_weight", 0.1, "share of the penalty on single loadings (sparse-group LASSO), 0 to 1",
@@ -123,6 +126,11 @@ MODEL_SETTINGS = [
     ("warmup_period", None, "assets with fewer observations get zero loadings (default 12)",
      None),
     ("solver", None, "CVXPY solver for the reference formulation (default CLARABEL)", None),
+    ("auto_sign_constraints", None, "TRUE: derive each loading's sign from the data (slope "
+     "and t-test per asset, group or cluster); FL_SIGNS cells win; the signs used are in "
+     "FL_DERIVED_SIGNS (default FALSE)", ["TRUE", "FALSE"]),
+    ("auto_sign_threshold_t", None, "derived signs: |t| below this sets the loading to 0 "
+     "(default 0.75; none = no gate)", None),
     ("cv_splits", 5, "Cross-validate: number of expanding-window folds", None),
     ("cv_lambdas", "auto", "Cross-validate: auto, default or lambdas separated by commas",
      ["auto", "default"]),
@@ -513,8 +521,8 @@ def _start_sheet(wb, inputs: dict, namespace: str | None = None) -> None:
     ws.cell(row=r, column=1, value="Ribbon buttons").font = HEADING
     r = _write_rows(ws, [
         (["Refit", "", "fits the factor model on FL_RETURNS and FL_FACTORS with FL_SETTINGS, "
-          "FL_SIGNS and FL_PRIOR; writes FL_COEF (+ heatmap), FL_R2, FL_INTERCEPT, "
-          "FL_CLUSTERS, FL_RESID_VOL and FL_STATUS"], None),
+          "FL_SIGNS and FL_PRIOR; writes FL_COEF (+ heatmap), FL_DERIVED_SIGNS, FL_R2, "
+          "FL_INTERCEPT, FL_CLUSTERS, FL_RESID_VOL and FL_STATUS"], None),
         (["Cross-validate", "", "chooses reg_lambda by expanding-window cross-validation "
           "(cv_* settings), refits with it and also writes FL_CV"], None),
         (["Optimise portfolio", "", "maximum-diversification weights under "
@@ -537,6 +545,8 @@ def _start_sheet(wb, inputs: dict, namespace: str | None = None) -> None:
         ("Settings", "input", "FL_SETTINGS (model and cross-validation, with dropdowns and "
          "help) and FL_GROUPS (asset groups for GROUP_LASSO)"),
         ("Results", "output", "FL_COEF: the fitted loadings and their heatmap"),
+        ("DerivedSigns", "output", "FL_DERIVED_SIGNS: the sign the fit imposed on each loading "
+         "(FL_SIGNS, with blanks filled by auto_sign_constraints)"),
         ("Diagnostics", "output", "FL_STATUS, FL_R2, FL_INTERCEPT, FL_CLUSTERS, FL_RESID_VOL"),
         ("CV", "output", "FL_CV: out-of-sample R^2 per lambda and fold, the best lambda"),
         ("Portfolio", "in + out", "FL_PORTFOLIO_SETTINGS, FL_CONSTRAINTS, FL_PREV_WEIGHTS in; "

@@ -30,7 +30,14 @@ from .covariance import (
 )
 from .datasets import FactorPanel, load_demo_panel, make_factor_panel
 from .exceptions import SolveError
-from .linear_model import LassoEstimationResult, LassoModel, LassoModelType, lambda_max
+from .linear_model import (
+    LassoEstimationResult,
+    LassoModel,
+    LassoModelType,
+    derive_sign_constraints,
+    lambda_max,
+    validate_cluster_signs,
+)
 from .model_selection import LassoModelCV, default_lambda_grid, expanding_window_splits
 from .preprocessing import PricesError, prices_to_returns
 
@@ -87,6 +94,7 @@ __all__ = [
     "compute_gerber_matrix",
     "covariance_risk_attribution",
     "default_lambda_grid",
+    "derive_sign_constraints",
     "ewm_correlation",
     "ewm_covariance",
     "ewm_lambda",
@@ -99,4 +107,5 @@ __all__ = [
     "remove_first_principal_component",
     "response_correlation",
     "risk_attribution",
+    "validate_cluster_signs",
 ]

@@ -34,6 +34,9 @@ _MODEL_PARAMS = (
     "solver_params", "solver_fallbacks", "verbose", "engine", "engine_params",
     "dependence_measure", "gerber_threshold", "distance_transform",
     "cluster_correlation_transform", "cluster_correlation_span",
+    "auto_sign_constraints", "auto_sign_threshold_t", "auto_sign_adaptive_weights",
+    "auto_sign_adaptive_gamma", "auto_sign_adaptive_floor", "auto_sign_excluded_factors",
+    "auto_sign_ewma_span", "auto_sign_use_fit_span", "auto_sign_variance",
 )
 _CELL_MATRICES = ("factors_beta_loading_signs", "factors_beta_prior")
 
@@ -50,7 +53,10 @@ class LassoLoadingMatrix(BaseLoadingMatrix):
     model_type, group_data, reg_lambda, span, demean, cutoff_fraction, n_clusters, \
 linkage_method, group_penalty, l1_weight, nonneg, warmup_period, solver, solver_params, \
 solver_fallbacks, verbose, engine, engine_params, dependence_measure, gerber_threshold, \
-distance_transform, cluster_correlation_transform, cluster_correlation_span
+distance_transform, cluster_correlation_transform, cluster_correlation_span, \
+auto_sign_constraints, auto_sign_threshold_t, auto_sign_adaptive_weights, \
+auto_sign_adaptive_gamma, auto_sign_adaptive_floor, auto_sign_excluded_factors, \
+auto_sign_ewma_span, auto_sign_use_fit_span, auto_sign_variance
         As in :class:`~xl_factorlasso.core.linear_model.LassoModel` (same names, same
         defaults). ``group_data`` maps each asset to its group: a Series indexed by the
         asset labels of a DataFrame ``X``, or an array of length ``n_assets``.
@@ -124,6 +130,15 @@ distance_transform, cluster_correlation_transform, cluster_correlation_span
         distance_transform="one_minus_rho",
         cluster_correlation_transform="none",
         cluster_correlation_span=None,
+        auto_sign_constraints=False,
+        auto_sign_threshold_t=0.75,
+        auto_sign_adaptive_weights=False,
+        auto_sign_adaptive_gamma=1.0,
+        auto_sign_adaptive_floor=1e-3,
+        auto_sign_excluded_factors=None,
+        auto_sign_ewma_span=None,
+        auto_sign_use_fit_span=False,
+        auto_sign_variance="independent",
         cv=None,
         lambdas=None,
     ):
@@ -152,6 +167,15 @@ distance_transform, cluster_correlation_transform, cluster_correlation_span
         self.distance_transform = distance_transform
         self.cluster_correlation_transform = cluster_correlation_transform
         self.cluster_correlation_span = cluster_correlation_span
+        self.auto_sign_constraints = auto_sign_constraints
+        self.auto_sign_threshold_t = auto_sign_threshold_t
+        self.auto_sign_adaptive_weights = auto_sign_adaptive_weights
+        self.auto_sign_adaptive_gamma = auto_sign_adaptive_gamma
+        self.auto_sign_adaptive_floor = auto_sign_adaptive_floor
+        self.auto_sign_excluded_factors = auto_sign_excluded_factors
+        self.auto_sign_ewma_span = auto_sign_ewma_span
+        self.auto_sign_use_fit_span = auto_sign_use_fit_span
+        self.auto_sign_variance = auto_sign_variance
         self.cv = cv
         self.lambdas = lambdas
 

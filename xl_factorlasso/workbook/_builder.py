@@ -30,6 +30,8 @@ LAYOUT: dict[str, tuple[str, int, int]] = {
     "FL_SETTINGS": ("Settings", 1, 1),
     "FL_GROUPS": ("Settings", 1, 5),
     "FL_COEF": ("Results", 1, 1),
+    # its own sheet: beside FL_COEF it would stop FL_COEF and its heatmap from growing
+    "FL_DERIVED_SIGNS": ("DerivedSigns", 1, 1),
     "FL_STATUS": ("Diagnostics", 1, 1),
     "FL_R2": ("Diagnostics", 1, 4),
     "FL_INTERCEPT": ("Diagnostics", 1, 7),
@@ -143,6 +145,7 @@ def build_workbook(
     # output areas sized for their tables
     sizes = {
         "FL_COEF": (n_assets + 1, n_factors + 1),
+        "FL_DERIVED_SIGNS": (n_assets + 1, n_factors + 1),
         "FL_R2": (n_assets + 1, 2),
         "FL_INTERCEPT": (n_assets + 1, 2),
         "FL_CLUSTERS": (n_assets + 1, 2),
@@ -162,7 +165,8 @@ def build_workbook(
         "xl-factorlasso workbook",
         description,
         "Inputs (yellow): Returns, Factors, Signs, Prior, Settings, Portfolio, AssetGroups.",
-        "Outputs (blue): Results, Diagnostics, CV, Risk and the right half of Portfolio.",
+        "Outputs (blue): Results, DerivedSigns, Diagnostics, CV, Risk and the right half of "
+        "Portfolio.",
         "Run: the Factor LASSO ribbon tab, =FLASSO_* worksheet functions, or the command line:",
         "    xl-factorlasso refit THIS_FILE.xlsx [--cv] [--portfolio]",
         "Every range is a workbook name FL_*; `xl-factorlasso inspect THIS_FILE.xlsx` lists them "
@@ -265,10 +269,11 @@ def _input_table(name: str, header: list, row: int, col: int, n_rows: int):
 # Number formats of the inputs' numbers (dates are yyyy-mm-dd wherever they are).
 _INPUT_FORMATS = {"FL_RETURNS": "0.0000", "FL_FACTORS": "0.0000", "FL_PRIOR": "0.00"}
 # Outputs with one row per asset.
-_ASSET_ROWS = ("FL_COEF", "FL_R2", "FL_INTERCEPT", "FL_CLUSTERS", "FL_RESID_VOL", "FL_WEIGHTS",
-               "FL_RISK_ASSETS")
+_ASSET_ROWS = ("FL_COEF", "FL_DERIVED_SIGNS", "FL_R2", "FL_INTERCEPT", "FL_CLUSTERS",
+               "FL_RESID_VOL", "FL_WEIGHTS", "FL_RISK_ASSETS")
 # Sheets whose rows have labels in column A: freeze it with the header row.
-_LABELLED = ("Returns", "Factors", "Signs", "Prior", "AssetGroups", "Results")
+_LABELLED = ("Returns", "Factors", "Signs", "Prior", "AssetGroups", "Results",
+             "DerivedSigns")
 
 
 def _make_readable(wb, tables: dict[str, list[list]]) -> None:

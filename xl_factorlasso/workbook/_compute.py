@@ -212,6 +212,22 @@ def _fit(inputs: FitInputs, cv: bool, verbose: bool):
     return model, cvm, notes
 
 
+def derived_signs_table(model) -> list[list]:
+    """FL_DERIVED_SIGNS: the sign the fit imposed on every loading, laid out as FL_SIGNS.
+
+    The solver's sign matrix (``derived_signs_``: explicit signs over derived ones); without
+    one, 1 everywhere under ``nonneg`` and blank (free) otherwise.
+    """
+    coef = model.coef_
+    signs = model.derived_signs_
+    if signs is None:
+        signs = pd.DataFrame(1.0 if model.nonneg else np.nan, index=coef.index,
+                             columns=coef.columns)
+    return [["asset", *coef.columns],
+            *[[a, *(None if np.isnan(v) else float(v) for v in signs.loc[a])]
+              for a in coef.index]]
+
+
 def compute_refit(
     blocks: dict[str, Block],
     *,
@@ -222,8 +238,8 @@ def compute_refit(
 ) -> JobResult:
     """Fit (or cross-validate and fit) the factor model of a workbook's inputs.
 
-    Returns a :class:`JobResult` whose ``outputs`` hold FL_COEF, FL_INTERCEPT, FL_R2,
-    FL_CLUSTERS, FL_RESID_VOL, FL_STATUS (and FL_CV with ``cv``).
+    Returns a :class:`JobResult` whose ``outputs`` hold FL_COEF, FL_DERIVED_SIGNS,
+    FL_INTERCEPT, FL_R2, FL_CLUSTERS, FL_RESID_VOL, FL_STATUS (and FL_CV with ``cv``).
     """
     inputs = workbook_fit_inputs(blocks, overrides, cv=cv)
     x, y = inputs.factors, inputs.returns
@@ -255,6 +271,7 @@ def compute_refit(
             ],
         )
     )
+    result.outputs.append(OutputTable("FL_DERIVED_SIGNS", derived_signs_table(model)))
     intercept = series_table("asset", {"intercept": model.alpha_const_}, assets)
     result.outputs.append(OutputTable("FL_INTERCEPT", intercept))
     result.outputs.append(OutputTable("FL_R2", series_table("asset", {"r2": model.r2_}, assets)))

@@ -115,6 +115,15 @@ CONTRACT: tuple[NameSpec, ...] = (
     ),
     # ---- outputs
     NameSpec("FL_COEF", "output", "table", (), "Fitted loadings, assets x factors."),
+    NameSpec(
+        "FL_DERIVED_SIGNS",
+        "output",
+        "table",
+        (),
+        "The sign of every loading the fit imposed, assets x factors, as in FL_SIGNS (1, -1, "
+        "0, blank = free): FL_SIGNS over the signs derived from the data "
+        "(auto_sign_constraints).",
+    ),
     NameSpec("FL_INTERCEPT", "output", "table", (), "Intercept (alpha_const_) per asset."),
     NameSpec("FL_R2", "output", "table", (), "In-sample R^2 per asset."),
     NameSpec("FL_CLUSTERS", "output", "table", (), "Cluster or group label per asset."),

@@ -15,7 +15,7 @@ from ..core import LassoModelType
 from ..core.linear_model._lasso_model import MIN_ROWS
 from ._errors import WorkbookInputError
 from ._plausibility import MAX_ABS_RETURN, check_plausible
-from ._settings import read_fit_settings
+from ._settings import read_fit_settings, resolve_sign_span
 from ._tables import (
     Block,
     cell_problem,
@@ -280,6 +280,7 @@ def fit_inputs(
         cells.pop(key, None)
         if where and where[0] is not None:
             cells[key] = where[0]
+    resolve_sign_span(params)
     assets, facs = list(returns.columns), list(factors.columns)
     sign_frame = None
     if signs is not None and not signs.is_empty():
@@ -367,6 +368,13 @@ def _check_against_data(inputs: FitInputs) -> None:
         raise inputs.setting_error(
             "n_clusters",
             f"{k} is more than the {n_assets} assets of {r_name}; use at most {n_assets}",
+        )
+    unknown = [f for f in params.get("auto_sign_excluded_factors") or ()
+               if f not in inputs.factors.columns]
+    if unknown:
+        raise inputs.setting_error(
+            "auto_sign_excluded_factors",
+            f"names {unknown[0]!r}, which is not a factor of {f_name}",
         )
     warmup = _warmup(params)
     most = int(returns.notna().sum().max())

@@ -19,6 +19,7 @@ SCIENTIFIC = "0.000E+00"
 #: with one code per column after the labels (the last one repeats).
 COLUMN_FORMATS: dict[str, str | list[str]] = {
     "FL_COEF": "0.000",
+    "FL_DERIVED_SIGNS": "0",
     "FL_INTERCEPT": PERCENT3,
     "FL_R2": PERCENT1,
     "FL_CLUSTERS": "0",

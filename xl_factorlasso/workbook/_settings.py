@@ -175,6 +175,40 @@ def _lambdas(v, key: str):
     return grid
 
 
+def _sign_span(v, key: str):
+    """``fit`` (the loss's span), none (equal weights) or a span >= 2."""
+    if isinstance(v, str) and v.strip().lower() == "fit":
+        return "fit"
+    return _SIGN_SPAN(v, key)
+
+
+_SIGN_SPAN = _ranged(">= 2", lambda f: f >= 2, optional=True,
+                     hint=" (a span below 2 puts nearly all the weight on the last row)")
+_sign_span.rule = ">= 2"
+
+
+def _factor_names(v, key: str) -> list[str]:
+    """Factor names separated by ``;`` or ``,`` (checked against the factors in ``_inputs``)."""
+    if not isinstance(v, str):
+        raise ValueError(f"{key}: {shown(v)} is not a list of factor names (separate names by "
+                         "'; ' or ', ')")
+    names = [part.strip() for part in _LIST_SEPARATORS.split(v)]
+    if any(not name for name in names):
+        raise ValueError(f"{key}: {v!r} has an empty name between separators")
+    seen = {n for n in names if names.count(n) > 1}
+    if seen:
+        raise ValueError(f"{key}: {sorted(seen)[0]!r} is named twice")
+    return names
+
+
+def resolve_sign_span(params: dict) -> dict:
+    """``auto_sign_ewma_span = fit`` as the estimator says it: ``auto_sign_use_fit_span``."""
+    if params.get("auto_sign_ewma_span") == "fit":
+        params["auto_sign_ewma_span"] = None
+        params["auto_sign_use_fit_span"] = True
+    return params
+
+
 #: LassoModel parameters a sheet can set, with their validators.
 MODEL_KEYS: dict[str, Callable] = {
     "model_type": _model_type,
@@ -205,6 +239,13 @@ MODEL_KEYS: dict[str, Callable] = {
         optional=True,
         hint=" (a span below 2 puts nearly all the weight on the last row)",
     ),
+    # data-driven signs (factorlasso's auto_sign_*); auto_sign_ewma_span "fit" is
+    # auto_sign_use_fit_span (read_fit_settings)
+    "auto_sign_constraints": _bool,
+    "auto_sign_threshold_t": _ranged(">= 0", lambda f: f >= 0, optional=True),
+    "auto_sign_variance": _choice(("independent", "date")),
+    "auto_sign_ewma_span": _sign_span,
+    "auto_sign_excluded_factors": _factor_names,
 }
 #: Cross-validation settings (LassoModelCV).
 CV_KEYS: dict[str, Callable] = {
@@ -297,6 +338,7 @@ def read_fit_settings(block: Block | None) -> FitSettings:
         return FitSettings({}, {})
     parsed, cells = _parse(block, {**MODEL_KEYS, **CV_KEYS, **REPORT_KEYS})
     model = {k: v for k, v in parsed.items() if k in MODEL_KEYS}
+    resolve_sign_span(model)
     cv = {k: v for k, v in parsed.items() if k in CV_KEYS}
     return FitSettings(
         model,

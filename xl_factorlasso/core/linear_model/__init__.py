@@ -1,5 +1,6 @@
 """Sparse multi-output factor regression."""
 
+from ._auto_signs import derive_sign_constraints, validate_cluster_signs
 from ._engine import EngineResult, FastEngine, solve_fast
 from ._lasso_model import LassoEstimationResult, LassoModel, lambda_max
 from ._model_type import LassoModelType
@@ -27,8 +28,10 @@ __all__ = [
     "PreparedPanel",
     "SufficientStats",
     "coerce_panel",
+    "derive_sign_constraints",
     "lambda_max",
     "penalty_value",
     "prepare_panel",
     "solve_fast",
+    "validate_cluster_signs",
 ]

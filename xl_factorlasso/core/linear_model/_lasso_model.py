@@ -21,6 +21,13 @@ from ..cluster import (
 )
 from ..cluster._choices import parse_choice
 from ..exceptions import SolveError
+from ._auto_signs import (
+    DetectedSigns,
+    check_threshold,
+    check_variance,
+    detect_signs,
+    resolve_signs,
+)
 from ._certified import CertifiedSolver, Solution
 from ._engine import DEFAULT_MAX_ITER, DEFAULT_TOL
 from ._lambda_max import lambda_max_from_stats
@@ -63,6 +70,8 @@ class _FitSetup:
     cutoff: float | None
     lambda_max: float
     cluster_span: float | None = None
+    detected: DetectedSigns | None = None
+    sign_span: float | None = None
 
 
 class LassoModel(BaseEstimator):
@@ -145,6 +154,31 @@ class LassoModel(BaseEstimator):
     cluster_correlation_span : float, optional
         HCGL/FCGL: EWMA span of the clustering (its demeaning and its weights); by default
         the fit's ``span``. A different span prepares the responses again with it.
+    auto_sign_constraints : bool, default False
+        Derive a sign for every cell from pooled univariate slopes on the prepared arrays
+        (:mod:`~xl_factorlasso.core.linear_model._auto_signs`): per response for LASSO (and
+        any single-response fit), per ``group_data`` group for GROUP_LASSO, per discovered
+        cluster for HCGL/FCGL. Non-NaN cells of ``factors_beta_loading_signs`` override
+        derived ones; a nonzero prior overrides a conflicting derived sign. With a sign
+        matrix in force ``nonneg`` is ignored (as in factorlasso).
+    auto_sign_threshold_t : float or None, default 0.75
+        Screening gate: derived cells with ``|t| <`` this are forced to 0. ``None`` or 0: no
+        gate; ``inf``: every derived cell 0. Must be >= 0 (factorlasso silently ignores a
+        negative value).
+    auto_sign_adaptive_weights : bool, default False
+        factorlasso's adaptive L1 weights. Not supported yet: ``True`` is a ValueError in
+        :meth:`fit` (never a silently unweighted fit).
+    auto_sign_adaptive_gamma, auto_sign_adaptive_floor : float, default 1.0, 1e-3
+        Accepted for factorlasso compatibility; used only with adaptive weights.
+    auto_sign_excluded_factors : list or tuple of str, optional
+        Factors exempt from derived signs (their cells stay free unless signed explicitly).
+    auto_sign_ewma_span : float, optional
+        EWMA span of the date weights of the slopes (``None``: equal weights).
+    auto_sign_use_fit_span : bool, default False
+        Use ``span`` as the slopes' span instead (exclusive with ``auto_sign_ewma_span``).
+    auto_sign_variance : {"independent", "date"}, default "independent"
+        Variance of the screening t-statistic: responses of a pool independent, or scores
+        summed by date (date-clustered sandwich).
 
     Attributes
     ----------
@@ -193,6 +227,15 @@ class LassoModel(BaseEstimator):
         Smallest ``reg_lambda`` at which the fit equals the prior.
     n_features_in_, feature_names_in_
         Number and names of factors.
+    derived_signs_ : pandas.DataFrame or None
+        The sign matrix the solver used (explicit and/or derived), None without one.
+    detected_signs_, sign_slopes_, sign_t_stats_, sign_effective_n_, sign_valid_counts_ : \
+pandas.DataFrame or None
+        With ``auto_sign_constraints``: the gated detected signs (before overrides and
+        exclusions), the pooled slopes, their t-statistics, the Kish effective number of
+        dates and the pooled valid observation counts, responses x factors; else None.
+    effective_sign_span_ : float or None
+        The span the slopes used.
     """
 
     def __init__(
@@ -222,6 +265,15 @@ class LassoModel(BaseEstimator):
         distance_transform="one_minus_rho",
         cluster_correlation_transform="none",
         cluster_correlation_span=None,
+        auto_sign_constraints=False,
+        auto_sign_threshold_t=0.75,
+        auto_sign_adaptive_weights=False,
+        auto_sign_adaptive_gamma=1.0,
+        auto_sign_adaptive_floor=1e-3,
+        auto_sign_excluded_factors=None,
+        auto_sign_ewma_span=None,
+        auto_sign_use_fit_span=False,
+        auto_sign_variance="independent",
     ):
         self.model_type = model_type
         self.group_data = group_data
@@ -248,6 +300,15 @@ class LassoModel(BaseEstimator):
         self.distance_transform = distance_transform
         self.cluster_correlation_transform = cluster_correlation_transform
         self.cluster_correlation_span = cluster_correlation_span
+        self.auto_sign_constraints = auto_sign_constraints
+        self.auto_sign_threshold_t = auto_sign_threshold_t
+        self.auto_sign_adaptive_weights = auto_sign_adaptive_weights
+        self.auto_sign_adaptive_gamma = auto_sign_adaptive_gamma
+        self.auto_sign_adaptive_floor = auto_sign_adaptive_floor
+        self.auto_sign_excluded_factors = auto_sign_excluded_factors
+        self.auto_sign_ewma_span = auto_sign_ewma_span
+        self.auto_sign_use_fit_span = auto_sign_use_fit_span
+        self.auto_sign_variance = auto_sign_variance
 
     # ------------------------------------------------------------------ validation
     def _checked_lambda(self, value=None) -> float:
@@ -286,6 +347,7 @@ class LassoModel(BaseEstimator):
             raise ValueError(
                 f"warmup_period must be a whole number >= 0 or None, got {self.warmup_period!r}"
             )
+        self._checked_auto_signs()
         if model_type is LassoModelType.GROUP_LASSO and self.group_data is None:
             raise ValueError("model_type GROUP_LASSO needs group_data (response -> group)")
         self._checked_engine()
@@ -318,6 +380,36 @@ class LassoModel(BaseEstimator):
                 "cluster_correlation_transform"),
             "cluster_span": None if span is None else float(span),
         }
+
+    def _checked_auto_signs(self) -> None:
+        """The ``auto_sign_*`` parameters (checked whether or not derivation is on)."""
+        for name in ("auto_sign_constraints", "auto_sign_adaptive_weights",
+                     "auto_sign_use_fit_span"):
+            if not isinstance(getattr(self, name), (bool, np.bool_)):
+                raise ValueError(f"{name} must be True or False, got {getattr(self, name)!r}")
+        check_threshold(self.auto_sign_threshold_t)
+        check_variance(self.auto_sign_variance)
+        for name in ("auto_sign_adaptive_gamma", "auto_sign_adaptive_floor"):
+            value = getattr(self, name)
+            if (isinstance(value, bool) or not isinstance(value, numbers.Real)
+                    or not 0 < value < np.inf):
+                raise ValueError(f"{name} must be a number > 0, got {value!r}")
+        if self.auto_sign_ewma_span is not None:
+            ewm_lambda(self.auto_sign_ewma_span)
+        if self.auto_sign_use_fit_span and self.auto_sign_ewma_span is not None:
+            raise ValueError("give either auto_sign_use_fit_span or auto_sign_ewma_span, "
+                             "not both")
+        excluded = self.auto_sign_excluded_factors
+        if excluded is not None and (
+                not isinstance(excluded, (list, tuple))
+                or any(not isinstance(name, str) for name in excluded)
+                or len(set(excluded)) != len(excluded)):
+            raise ValueError("auto_sign_excluded_factors must be a list of distinct factor "
+                             f"names, got {excluded!r}")
+        if self.auto_sign_adaptive_weights and self.auto_sign_constraints:
+            raise ValueError(
+                "auto_sign_adaptive_weights=True is not supported yet (adaptive L1 weights "
+                "are not in the certified engines); fit without it")
 
     def _checked_engine(self) -> tuple[str, dict]:
         engine = self.engine.strip().lower() if isinstance(self.engine, str) else self.engine
@@ -416,7 +508,7 @@ class LassoModel(BaseEstimator):
                     f"factors_beta_prior[{y.columns[r]!r}, {x.columns[c]!r}] = {prior[r, c]!r} "
                     f"contradicts its sign constraint {int(signs[r, c])}"
                 )
-        elif self.nonneg and (prior < 0).any():
+        elif self.nonneg and not self.auto_sign_constraints and (prior < 0).any():
             r, c = np.argwhere(prior < 0)[0]
             raise ValueError(
                 f"factors_beta_prior[{y.columns[r]!r}, {x.columns[c]!r}] = {prior[r, c]!r} "
@@ -471,6 +563,23 @@ class LassoModel(BaseEstimator):
                 group_weight = np.sqrt(sizes / len(uniques))
             else:
                 group_weight = np.sqrt(sizes)
+        detected = sign_span = None
+        if self.auto_sign_constraints:
+            excluded = list(self.auto_sign_excluded_factors or ())
+            unknown = [name for name in excluded if name not in x.columns]
+            if unknown:
+                raise ValueError(
+                    f"auto_sign_excluded_factors: {unknown[0]!r} is not a factor in x")
+            sign_span = self.span if self.auto_sign_use_fit_span else self.auto_sign_ewma_span
+            # the slopes see the prepared arrays with their missing cells restored
+            offset = len(x) - panel.n_rows
+            detected = detect_signs(
+                np.where(x.iloc[offset:].notna().to_numpy(), panel.x, np.nan),
+                np.where(panel.mask, panel.y, np.nan),
+                groups, sign_span, check_threshold(self.auto_sign_threshold_t),
+                self.auto_sign_variance,
+            )
+            signs = resolve_signs(detected.signs, signs, prior, x.columns.isin(excluded))
         spec = PenaltySpec(
             geometry=geometry,
             groups=groups,
@@ -485,7 +594,7 @@ class LassoModel(BaseEstimator):
         )
         lam_max = lambda_max_from_stats(stats, spec)
         return _FitSetup(x, y, panel, stats, spec, clusters, linkage, cutoff, lam_max,
-                         params["cluster_span"])
+                         params["cluster_span"], detected, sign_span)
 
     def _discover_clusters(self, x, y, panel: PreparedPanel, params: dict):
         """Partition the responses from the dependence of their prepared values.
@@ -647,6 +756,16 @@ class LassoModel(BaseEstimator):
         self.effective_cluster_correlation_span_ = setup.cluster_span
         self.n_features_in_ = x.shape[1]
         self.feature_names_in_ = np.asarray(x.columns, dtype=object)
+        signs = setup.spec.signs
+        self.derived_signs_ = (None if signs is None
+                               else pd.DataFrame(signs, index=idx, columns=x.columns))
+        found = setup.detected
+        for name, field in (("detected_signs_", "signs"), ("sign_slopes_", "slopes"),
+                            ("sign_t_stats_", "t_stats"), ("sign_effective_n_", "effective_n"),
+                            ("sign_valid_counts_", "valid_counts")):
+            setattr(self, name, None if found is None else pd.DataFrame(
+                getattr(found, field).copy(), index=idx, columns=x.columns))
+        self.effective_sign_span_ = setup.sign_span
         self._fit_setup_ = setup
 
     # ------------------------------------------------------------------ use
