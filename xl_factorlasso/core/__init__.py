@@ -29,7 +29,7 @@ from .covariance import (
     risk_attribution,
 )
 from .datasets import FactorPanel, load_demo_panel, make_factor_panel
-from .exceptions import SolveError
+from .exceptions import ModelNotFittedError, SolveError
 from .linear_model import (
     LassoEstimationResult,
     LassoModel,
@@ -40,6 +40,7 @@ from .linear_model import (
 )
 from .model_selection import LassoModelCV, default_lambda_grid, expanding_window_splits
 from .preprocessing import PricesError, prices_to_returns
+from .utils import compute_ewm, compute_ewm_covar, get_x_y_np, set_group_loadings
 
 # The optimisation names are loaded on first use: they import CVXPY (~50 MB, ~0.5 s),
 # which a fit with the default fast engine never needs.
@@ -83,6 +84,7 @@ __all__ = [
     "LassoModel",
     "LassoModelCV",
     "LassoModelType",
+    "ModelNotFittedError",
     "PricesError",
     "RiskAttribution",
     "SolveError",
@@ -91,6 +93,8 @@ __all__ = [
     "cluster_from_correlation",
     "compute_clusters_from_corr_matrix",
     "compute_dependence_matrix",
+    "compute_ewm",
+    "compute_ewm_covar",
     "compute_gerber_matrix",
     "covariance_risk_attribution",
     "default_lambda_grid",
@@ -100,6 +104,7 @@ __all__ = [
     "ewm_lambda",
     "ewm_mean",
     "expanding_window_splits",
+    "get_x_y_np",
     "lambda_max",
     "load_demo_panel",
     "make_factor_panel",
@@ -107,5 +112,6 @@ __all__ = [
     "remove_first_principal_component",
     "response_correlation",
     "risk_attribution",
+    "set_group_loadings",
     "validate_cluster_signs",
 ]

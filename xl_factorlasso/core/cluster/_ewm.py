@@ -20,6 +20,8 @@ __all__ = [
     "ewm_covariance",
     "ewm_lambda",
     "ewm_mean",
+    "ewm_mean_decay",
+    "ewm_cross_moment",
 ]
 
 
@@ -48,14 +50,24 @@ def ewm_mean(data, span: float):
     -------
     Same type and shape as ``data``. Entries before a column's first observation are NaN.
     """
-    lam = ewm_lambda(span)
+    return ewm_mean_decay(data, ewm_lambda(span))
+
+
+def ewm_mean_decay(data, lam: float, init=None):
+    """:func:`ewm_mean` with the decay ``lam`` in [0, 1) and an optional initial state.
+
+    ``init`` (scalar or one value per column) replaces the first observation as the state a
+    column starts from at its first observation; by default the first row, 0 where missing.
+    """
     a = _as_array(data)
     squeeze = a.ndim == 1
     a2 = a[:, None] if squeeze else a
     out = np.full_like(a2, np.nan)
     if a2.shape[0]:
         first = a2[0]
-        init = np.where(np.isfinite(first), first, 0.0)
+        if init is None:
+            init = np.where(np.isfinite(first), first, 0.0)
+        init = np.broadcast_to(np.asarray(init, dtype=float), first.shape)
         last = np.where(np.isfinite(first), init, np.nan)
         out[0] = last
         for t in range(1, a2.shape[0]):
@@ -86,22 +98,40 @@ def ewm_covariance(data, span: float) -> np.ndarray:
     -------
     numpy.ndarray, shape (N, N)
     """
-    lam = ewm_lambda(span)
-    a = _as_array(data)
+    return ewm_cross_moment(data, None, ewm_lambda(span))
+
+
+def ewm_cross_moment(a, b, lam: float, start=None) -> np.ndarray:
+    """:func:`ewm_covariance` of ``a`` against ``b`` (None: ``a``) with decay ``lam``.
+
+    ``start`` is the matrix the recursion starts from (default zeros; non-finite entries
+    count as 0). An entry whose product is missing keeps its last value.
+    """
+    a = _as_array(a)
     if a.ndim == 1:
         a = a[:, None]
+    if b is None:
+        b = a
+    else:
+        b = _as_array(b)
+        if b.ndim == 1:
+            b = b[:, None]
     t_rows, n = a.shape
-    valid = np.isfinite(a)
+    if start is None:
+        covar = np.zeros((n, b.shape[1]))
+    else:
+        covar = np.array(start, dtype=float)
+        covar[~np.isfinite(covar)] = 0.0
+    valid = np.isfinite(a) if b is a else None
     # A column whose observations form one run to the end decays every pair on every later
-    # row, so the recursion is a single weighted Gram matrix. Only gaps or trailing NaN need
-    # the row-by-row recursion.
-    if not np.any(valid[:-1] & ~valid[1:]):
+    # row, so the recursion (from zero) is a single weighted Gram matrix. Only gaps or trailing
+    # NaN need the row-by-row recursion.
+    if valid is not None and start is None and not np.any(valid[:-1] & ~valid[1:]):
         z = np.where(valid, a, 0.0)
         w = (1.0 - lam) * lam ** np.arange(t_rows - 1, -1, -1)
         return (z * w[:, None]).T @ z
-    covar = np.zeros((n, n))
     for t in range(t_rows):
-        new = lam * covar + (1.0 - lam) * np.outer(a[t], a[t])
+        new = lam * covar + (1.0 - lam) * np.outer(a[t], b[t])
         covar = np.where(np.isfinite(new), new, covar)
     return covar
 

@@ -20,7 +20,7 @@ from ..cluster import (
     ewm_lambda,
 )
 from ..cluster._choices import parse_choice
-from ..exceptions import SolveError
+from ..exceptions import ModelNotFittedError, SolveError
 from ._auto_signs import (
     DetectedSigns,
     check_threshold,
@@ -29,6 +29,7 @@ from ._auto_signs import (
     resolve_signs,
 )
 from ._certified import CertifiedSolver, Solution
+from ._compat import FactorlassoCompatMixin, overridden
 from ._engine import DEFAULT_MAX_ITER, DEFAULT_TOL
 from ._lambda_max import lambda_max_from_stats
 from ._model_type import LassoModelType
@@ -74,7 +75,7 @@ class _FitSetup:
     sign_span: float | None = None
 
 
-class LassoModel(BaseEstimator):
+class LassoModel(FactorlassoCompatMixin, BaseEstimator):
     """Sparse multi-output linear factor model ``y_t = alpha + B x_t + e_t``.
 
     The objective (see :mod:`xl_factorlasso.core.linear_model._formulation`) is the
@@ -634,7 +635,7 @@ pandas.DataFrame or None
             distance_transform=params["distance_transform"],
         )
 
-    def fit(self, x, y) -> LassoModel:
+    def fit(self, x, y, verbose=None, span=None, *, cluster_correlation_span=None) -> LassoModel:
         """Fit the model.
 
         Parameters
@@ -643,6 +644,11 @@ pandas.DataFrame or None
             Factor returns (missing rows allowed; a partly missing row is mean-imputed).
         y : pandas.DataFrame or array-like, shape (T, N)
             Response returns; NaN marks a missing observation (ragged histories are masked).
+        verbose, span, cluster_correlation_span : optional
+            Override the parameters of the same names for this fit only (None: the
+            parameter), as factorlasso's ``fit``; without ``cluster_correlation_span`` (call
+            or parameter) the clustering uses the effective ``span``. ``effective_span_``
+            and ``effective_cluster_correlation_span_`` record what the fit used.
 
         Returns
         -------
@@ -658,8 +664,10 @@ pandas.DataFrame or None
             No answer could be certified (after every fallback and the polish), or a derived
             number overflowed; no fitted state is changed.
         """
-        self._checked_lambda()  # a bad reg_lambda is reported before any preparation
-        return self._fit_prepared(self._setup(x, y))
+        with overridden(self, verbose=verbose, span=span,
+                        cluster_correlation_span=cluster_correlation_span):
+            self._checked_lambda()  # a bad reg_lambda is reported before any preparation
+            return self._fit_prepared(self._setup(x, y))
 
     def _fit_prepared(self, setup: _FitSetup) -> LassoModel:
         """:meth:`fit` on data already prepared by ``_setup`` (which ignores ``reg_lambda``)."""
@@ -771,7 +779,8 @@ pandas.DataFrame or None
     # ------------------------------------------------------------------ use
     def _check_fitted(self) -> None:
         if not hasattr(self, "coef_"):
-            raise ValueError(f"this {type(self).__name__} is not fitted yet: call fit first")
+            raise ModelNotFittedError(
+                f"this {type(self).__name__} is not fitted yet: call fit first")
 
     def _factor_matrix(self, x) -> tuple[np.ndarray, pd.Index | None]:
         names = self.coef_.columns
