@@ -57,10 +57,11 @@ def adaptive_weights(slopes: np.ndarray, signs: np.ndarray, geometry: str,
     -------
     AdaptiveWeights
     """
-    cell = 1.0 / np.maximum(np.abs(slopes), floor) ** gamma
-    cell = np.where(signs == 0, 1.0, cell)
+    with np.errstate(over="ignore", divide="ignore"):  # an overflow is refused by the caller
+        cell = 1.0 / np.maximum(np.abs(slopes), floor) ** gamma
+        cell = np.where(signs == 0, 1.0, cell)
+        squares = cell * cell
     active = signs != 0
-    squares = cell * cell
     row = _root_mean_square(squares, active, axis=1) if geometry == "row" else None
     block = None
     if geometry == "block":
