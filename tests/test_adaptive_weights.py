@@ -356,3 +356,49 @@ def test_bad_gamma_or_floor_is_refused_in_fit(name, value):
     with pytest.raises(ValueError) as err:
         model.fit(x, y)
     assert str(err.value) == f"{name} must be a number > 0, got {value!r}"
+
+
+def test_cross_validation_keeps_the_weights():
+    from xl_factorlasso import LassoModelCV
+
+    x, y = panel(seed=3)
+    kw = dict(ADAPTIVE, model_type="HIERARCHICAL_CLUSTER_GROUP_LASSO", l1_weight=0.2)
+    cv = LassoModelCV(base_model=LassoModel(**kw), n_splits=3).fit(x, y)
+    best = cv.best_model_
+    direct = LassoModel(reg_lambda=best.reg_lambda, **kw).fit(x, y)
+    pd.testing.assert_frame_equal(best.sign_penalty_weights_, direct.sign_penalty_weights_)
+    np.testing.assert_allclose(best.coef_, direct.coef_, atol=1e-7)
+    assert best.duality_gap_ <= 1e-8
+
+
+def test_workbook_refit_applies_the_setting():
+    from tests.workbook_helpers import demo_memory_book
+    from xl_factorlasso.core.datasets import load_demo_panel
+    from xl_factorlasso.workbook import refit
+
+    d = load_demo_panel()
+    settings = {"model_type": "FCGL", "reg_lambda": 1e-4, "n_clusters": 3, "l1_weight": 0.2,
+                "auto_sign_constraints": "TRUE", "auto_sign_adaptive_weights": "TRUE"}
+    io = demo_memory_book(settings=settings)
+    refit(io)
+    coef = np.array([r[1:] for r in io.read(io.names()["FL_COEF"])[1:]], dtype=float)
+    kw = dict(model_type="FCGL", reg_lambda=1e-4, n_clusters=3, l1_weight=0.2,
+              factors_beta_loading_signs=d.signs, factors_beta_prior=d.prior,
+              auto_sign_constraints=True)
+    ref = LassoModel(auto_sign_adaptive_weights=True, **kw).fit(d.x, d.y)
+    plain = LassoModel(**kw).fit(d.x, d.y)
+    np.testing.assert_allclose(coef, ref.coef_, atol=1e-9)
+    assert np.abs(coef - plain.coef_.to_numpy()).max() > 1e-4
+
+
+def test_workbook_names_the_cell_of_a_bad_flag():
+    from tests.workbook_helpers import demo_memory_book
+    from xl_factorlasso.workbook import refit
+
+    io = demo_memory_book(settings={"auto_sign_adaptive_weights": "maybe"})
+    before = {name: io.read(area) for name, area in io.names().items()}
+    with pytest.raises(ValueError) as err:
+        refit(io)
+    assert str(err.value) == ("FL_SETTINGS!B2: auto_sign_adaptive_weights: 'maybe' is not "
+                              "TRUE or FALSE")
+    assert {name: io.read(area) for name, area in io.names().items()} == before
