@@ -280,8 +280,7 @@ def test_validate_cluster_signs_matches_factorlasso():
     (dict(auto_sign_excluded_factors="f0"),
      "auto_sign_excluded_factors must be a list of distinct factor names, got 'f0'"),
     (dict(auto_sign_constraints="yes"), "auto_sign_constraints must be True or False"),
-    (dict(auto_sign_adaptive_weights=True),
-     "auto_sign_adaptive_weights=True is not supported yet"),
+    (dict(auto_sign_adaptive_weights="yes"), "auto_sign_adaptive_weights must be True or False"),
     (dict(auto_sign_adaptive_floor=0.0), "auto_sign_adaptive_floor must be a number > 0"),
 ])
 def test_bad_parameters_are_named_in_fit(kw, message):

@@ -131,6 +131,9 @@ MODEL_SETTINGS = [
      "FL_DERIVED_SIGNS (default FALSE)", ["TRUE", "FALSE"]),
     ("auto_sign_threshold_t", None, "derived signs: |t| below this sets the loading to 0 "
      "(default 0.75; none = no gate)", None),
+    ("auto_sign_adaptive_weights", None, "TRUE: with derived signs, penalise each loading by "
+     "1 / max(|slope|, 0.001): strong evidence is shrunk less (default FALSE)",
+     ["TRUE", "FALSE"]),
     ("cv_splits", 5, "Cross-validate: number of expanding-window folds", None),
     ("cv_lambdas", "auto", "Cross-validate: auto, default or lambdas separated by commas",
      ["auto", "default"]),

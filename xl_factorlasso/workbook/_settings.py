@@ -246,6 +246,7 @@ MODEL_KEYS: dict[str, Callable] = {
     "auto_sign_variance": _choice(("independent", "date")),
     "auto_sign_ewma_span": _sign_span,
     "auto_sign_excluded_factors": _factor_names,
+    "auto_sign_adaptive_weights": _bool,
 }
 #: Cross-validation settings (LassoModelCV).
 CV_KEYS: dict[str, Callable] = {

@@ -29,10 +29,13 @@ cost what they save).
 Proximal operators (exact)
 --------------------------
 In ``D = B - B0`` the box becomes ``[l, u] = [lo - B0, hi - B0]``, which contains 0 (the prior
-respects the signs). With ``alpha = step * lambda * a`` and ``beta_g = step * lambda * (1-a) w_g``
-the prox of a group ``g`` at ``v`` is
+respects the signs). With ``alpha_j = step * lambda * a * omega_j`` (``omega`` the adaptive L1
+weights, 1 without them) and ``beta_g = step * lambda * (1-a) w_g`` (``w_g`` the group's whole
+weight, adaptive row or block weight included) the prox of a group ``g`` at ``v`` is
 
-    argmin_{l <= d <= u}  1/2 ||d - v||^2 + alpha ||d||_1 + beta_g ||d||_2.
+    argmin_{l <= d <= u}  1/2 ||d - v||^2 + sum_j alpha_j |d_j| + beta_g ||d||_2.
+
+Everything below holds with a threshold per coordinate (``soft(v, alpha)`` is elementwise).
 
 *Cell geometry* (and ``a = 1``): separable, ``d = clip(soft(v, alpha), l, u)`` (a convex
 function of one variable is minimised over an interval by clipping its free minimiser).
@@ -72,7 +75,8 @@ point (``f*`` is separable over responses, ``h*`` over groups). With ``V = -grad
 ``V = v3 + r``: ``v3`` is the part the box absorbs (``V`` on zero cells; on a cell at a finite
 bound, the part of ``V`` beyond the penalty's gradient there, with the sign the bound allows; 0
 elsewhere) and ``r`` is left for the penalty, whose dual ball is ``lambda C`` (``C`` =
-``{z : ||soft(z, a)||_2 <= (1-a) w_g}`` per group, ``[-1, 1]`` per cell). Two dual points,
+``{z : ||soft(z, a omega)||_2 <= (1-a) w_g}`` per group, ``[-omega, omega]`` per cell; its
+gauge, the dual norm, is found piecewise in the order of ``|z_j| / omega_j``). Two dual points,
 the smaller gap kept per unit:
 
 * *scaling*: ``U = s grad f(B)`` with ``s = min(1, lambda / ||r||_C*)``;
@@ -355,6 +359,9 @@ class FastEngine:
         self.du = hi - self.prior
 
         geometry = spec.geometry
+        # Adaptive L1 weights omega (N x M, ones without them); row / block weights are folded
+        # into group_w below, the whole weight of each group's norm.
+        self.omega = spec.l1_weights()
         self.a = 1.0 if geometry == "cell" else float(spec.l1_weight)
         if geometry != "cell" and self.a >= 1.0:
             geometry = "cell"  # the group term vanishes
@@ -364,7 +371,7 @@ class FastEngine:
             self.unit = groups  # a cluster is a unit: its blocks couple its responses
             self.n_units = int(groups.max()) + 1
             self.gid = (groups[:, None] * m + np.arange(m)[None, :]).ravel()
-            self.group_w = np.repeat(np.asarray(spec.group_weight, dtype=float), m)
+            self.group_w = spec.block_weights().ravel()  # group g * M + j: block (g, j)
             self.group_unit = np.repeat(np.arange(self.n_units), m)
         else:
             self.unit = np.arange(n)
@@ -372,7 +379,7 @@ class FastEngine:
             self.gid = np.repeat(np.arange(n), m)
             self.group_unit = np.arange(n)
             if geometry == "row":
-                self.group_w = np.asarray(spec.group_weight, dtype=float)[np.asarray(spec.groups)]
+                self.group_w = spec.row_weights()
             else:
                 self.group_w = np.ones(n)
         self.n_groups = len(self.group_w)
@@ -453,9 +460,9 @@ class FastEngine:
             np.asarray(step, dtype=float), self.prior.shape)
         v = z - self.prior
         if self.geometry == "cell":
-            d = np.clip(_soft(v, step * reg_lambda), self.dl, self.du)
+            d = np.clip(_soft(v, step * reg_lambda * self.omega), self.dl, self.du)
         else:
-            alpha = step * reg_lambda * self.a
+            alpha = step * reg_lambda * self.a * self.omega
             if self.geometry == "row":
                 beta = step[:, 0] * reg_lambda * (1.0 - self.a) * self.group_w
             else:  # group u * M + j is cluster u's block in factor column j
@@ -470,7 +477,7 @@ class FastEngine:
 
     def penalty_parts(self, d: np.ndarray) -> np.ndarray:
         """``P(D)`` per unit (without ``lambda``)."""
-        l1 = np.abs(d).sum(axis=1)
+        l1 = (self.omega * np.abs(d)).sum(axis=1)
         if self.geometry == "cell":
             return self._unit_sum(l1)
         if self.geometry == "row":
@@ -496,22 +503,36 @@ class FastEngine:
         """Per unit, ``max_g ||r_g||_C*``: the smallest rho with ``r_g in rho C_g`` for all g."""
         ar = np.abs(r)
         if self.geometry == "cell":
-            return self._unit_max(ar.max(axis=1))
+            return self._unit_max((ar / self.omega).max(axis=1))
         a, c = self.a, (1.0 - self.a) * self.group_w
         if self.geometry == "row":
-            vals = ar
+            vals, om = ar, self.omega
         else:
             vals = np.append(ar.ravel(), 0.0)[self._table]
+            om = np.append(self.omega.ravel(), 1.0)[self._table]
+        ar_rows = vals
         if a <= 0.0:
             rho = np.linalg.norm(vals, axis=1) / c
         else:
-            # ||soft(r, rho a)||_2 = rho c: sort descending; on the piece where the k largest
-            # exceed rho*a, (k a^2 - c^2) rho^2 - 2 a S1 rho + S2 = 0.
-            srt = -np.sort(-vals, axis=1)
-            s1 = np.cumsum(srt, axis=1)
-            s2 = np.cumsum(srt * srt, axis=1)
-            k = np.arange(1, srt.shape[1] + 1)[None, :]
-            qa = k * a * a - (c * c)[:, None]
+            # ||soft(r, rho a omega)||_2 = rho c: sort by |r_j| / omega_j, descending; on the
+            # piece where the k first exceed their thresholds rho a omega_j,
+            # (a^2 K2 - c^2) rho^2 - 2 a S1 rho + S2 = 0 with the partial sums
+            # K2 = sum omega_j^2, S1 = sum omega_j |r_j|, S2 = sum r_j^2 (omega = 1: K2 = k).
+            if self.spec.cell_weight is None:
+                srt = -np.sort(-vals, axis=1)
+                s1 = np.cumsum(srt, axis=1)
+                s2 = np.cumsum(srt * srt, axis=1)
+                k2 = np.arange(1, srt.shape[1] + 1)[None, :]
+            else:
+                by = np.argsort(-(vals / om), axis=1, kind="stable")
+                rs = np.take_along_axis(vals, by, axis=1)
+                os = np.take_along_axis(om, by, axis=1)
+                srt = rs / os  # the ratios, descending: where each cell's threshold bites
+                s1 = np.cumsum(rs * os, axis=1)
+                s2 = np.cumsum(rs * rs, axis=1)
+                k2 = np.cumsum(os * os, axis=1)
+                vals = vals / om  # for the fallback bound's max below
+            qa = k2 * a * a - (c * c)[:, None]
             qb = a * s1
             disc = np.sqrt(np.maximum(qb * qb - qa * s2, 0.0))
             with np.errstate(divide="ignore", invalid="ignore"):
@@ -522,7 +543,7 @@ class FastEngine:
             ok &= srt > 0
             rho = np.where(ok, cand, 0.0).max(axis=1)
             # No piece recognised (ties at round-off): a bound that is never too small.
-            upper = np.minimum(np.linalg.norm(vals, axis=1) / c, vals.max(axis=1) / a)
+            upper = np.minimum(np.linalg.norm(ar_rows, axis=1) / c, vals.max(axis=1) / a)
             rho = np.where(ok.any(axis=1), rho, upper)
             rho = np.where(vals.max(axis=1) > 0, rho, 0.0)
         rho = rho * (1.0 + 8 * _EPS)  # round up: feasibility of the scaled dual point
@@ -545,8 +566,8 @@ class FastEngine:
     def _project_dual_ball(self, r: np.ndarray, reg_lambda: float) -> np.ndarray:
         """A point of ``lambda C`` next to ``r``: clip to ``lambda a``, then shrink the rest."""
         if self.geometry == "cell":
-            return np.clip(r, -reg_lambda, reg_lambda)
-        inner = np.clip(r, -reg_lambda * self.a, reg_lambda * self.a)
+            return np.clip(r, -reg_lambda * self.omega, reg_lambda * self.omega)
+        inner = np.clip(r, -reg_lambda * self.a * self.omega, reg_lambda * self.a * self.omega)
         outer = r - inner
         radius = reg_lambda * (1.0 - self.a) * self.group_w
         if self.geometry == "row":
@@ -577,14 +598,14 @@ class FastEngine:
 
         # v3: what the box absorbs.
         if self.geometry == "cell":
-            gpen = lam * np.sign(d)
+            gpen = lam * self.omega * np.sign(d)
         else:
             norms = self._group_norms(d)
             with np.errstate(divide="ignore", invalid="ignore"):
                 radial = np.where(norms > 0, d / np.where(norms > 0, norms, 1.0), 0.0)
             gw = self.group_w[self.gid].reshape(d.shape) if self.geometry == "block" else \
                 self.group_w[:, None]
-            gpen = lam * (self.a * np.sign(d) + (1.0 - self.a) * gw * radial)
+            gpen = lam * (self.a * self.omega * np.sign(d) + (1.0 - self.a) * gw * radial)
         at_lo = np.isfinite(self.lo) & (coef <= self.lo) & ~self.fixed
         at_hi = np.isfinite(self.hi) & (coef >= self.hi) & ~self.fixed
         v3 = np.zeros_like(v)
@@ -737,7 +758,8 @@ class FastEngine:
         free = support != 0
         a, _ = self._free_gram(free)
         fixed_part = self._gram_times(np.where(free, 0.0, x))
-        rhs = np.where(free, self.xty - fixed_part - 0.5 * self.t_rows * lam * support, x)
+        rhs = np.where(free, self.xty - fixed_part - 0.5 * self.t_rows * lam * self.omega
+                       * support, x)
         try:
             cand = np.linalg.solve(a, rhs[:, :, None])[:, :, 0]
         except np.linalg.LinAlgError:
@@ -772,7 +794,7 @@ class FastEngine:
         fixed_sq = np.einsum("nm,nm->n", d_fixed, d_fixed)
         # Everything in the residual that does not move: the fixed cells' data term and the L1.
         const = scale * (self._gram_times(np.where(free, 0.0, x)) - self.xty)
-        const = const + lam * self.a * support
+        const = const + lam * self.a * self.omega * support
         b = x.copy()
         for _ in range(_NEWTON_STEPS):
             b_free = np.where(free, b, 0.0)

@@ -8,11 +8,18 @@ For coefficients ``B`` (N x M, responses x factors), prior centre ``B0``, ``D = 
                (B >= 0 everywhere with ``nonneg`` and no sign matrix;
                 B_ij = B0_ij where factor j is identically zero on response i's observations)
 
-    cell  (LASSO):          P(D) = sum_ij |D_ij|
-    row   (GROUP, HCGL):    P(D) = (1-a) sum_i w_g(i) ||D_i.||_2        + a sum_ij |D_ij|
-    block (FCGL):           P(D) = (1-a) sum_g w_g sum_j ||D_{g,j}||_2  + a sum_ij |D_ij|
+    cell  (LASSO):          P(D) = sum_ij omega_ij |D_ij|
+    row   (GROUP, HCGL):    P(D) = (1-a) sum_i w_g(i) rho_i ||D_i.||_2
+                                   + a sum_ij omega_ij |D_ij|
+    block (FCGL):           P(D) = (1-a) sum_g w_g sum_j kappa_gj ||D_{g,j}||_2
+                                   + a sum_ij omega_ij |D_ij|
 
 with group weights ``w_g = sqrt(|g| / G)`` ("normalized") or ``sqrt(|g|)`` ("yuan_lin").
+The adaptive weights (``auto_sign_adaptive_weights``, Zou 2006; Wang and Leng 2008) are 1
+unless set: ``omega_ij = 1 / max(|beta_uni_ij|, floor)^gamma`` from the univariate slopes
+(1 on a cell whose detected sign is 0), ``rho_i`` the root mean square of ``omega_i.`` over the
+cells of row ``i`` whose detected sign is not 0, ``kappa_gj`` the same over the members of
+cluster ``g`` in column ``j`` (1 where no cell qualifies).
 
 The data term is never written on the T x N residual matrix: with ``R_p'R_p = X'W_pX`` for each
 distinct response mask ``p`` and ``R_p'z_i = X'W_i y_i`` it equals
@@ -125,7 +132,10 @@ class LassoProblem:
         loss = cp.sum_squares(K @ b - z) / stats.n_rows
 
         a = spec.l1_weight
-        l1 = cp.sum(cp.abs(D) @ omega)
+        if spec.cell_weight is None:
+            l1 = cp.sum(cp.abs(D) @ omega)
+        else:  # adaptive L1 weights, in the permuted order, times the unit change
+            l1 = cp.sum(cp.multiply(cp.abs(D), spec.cell_weight[order] * omega[None, :]))
         if spec.geometry == "cell":
             penalty = l1
         else:
@@ -133,13 +143,19 @@ class LassoProblem:
             weight = spec.group_weight
             if spec.geometry == "row":
                 norms = cp.norm(cp.multiply(D, omega[None, :]), 2, axis=1)
-                group_term = cp.sum(cp.multiply(weight[groups], norms))
+                rows = weight[groups] if spec.row_weight is None else spec.row_weights()[order]
+                group_term = cp.sum(cp.multiply(rows, norms))
             else:  # a block lies in one factor column: its weight stays outside the norm
                 bounds = np.flatnonzero(np.diff(np.r_[-1, groups, -2]))
+                blocks = None if spec.block_weight is None else spec.block_weights()
                 group_term = 0
                 for start, stop in zip(bounds[:-1], bounds[1:], strict=True):
                     g = groups[start]
-                    group_term += weight[g] * (cp.norm(D[start:stop, :], 2, axis=0) @ omega)
+                    norms = cp.norm(D[start:stop, :], 2, axis=0)
+                    if blocks is None:
+                        group_term += weight[g] * (norms @ omega)
+                    else:
+                        group_term += norms @ (blocks[g] * omega)
             penalty = (1.0 - a) * group_term
             if a > 0.0:
                 penalty = penalty + a * l1

@@ -7,9 +7,11 @@ Per cell, the part of ``-g`` that a zero subgradient cannot absorb is
 * ``+1`` cell at its bound (prior 0): ``max(-g, 0)``; ``-1`` cell at its bound: ``max(g, 0)``,
 * ``0`` cell: nothing.
 
-Cell geometry: ``lambda_max = max r``. Group geometries with L1 mix ``a`` need, for every row
-or block, ``|| max(r - a*lambda, 0) ||_2 <= (1-a) * lambda * w_g``; the left side falls and the
-right side rises with lambda, so each group has one root, found by bisection to machine precision.
+Cell geometry: ``lambda_max = max r / omega`` (``omega`` the L1 weights, 1 unless adaptive).
+Group geometries with L1 mix ``a`` need, for every row or block,
+``|| max(r - a*lambda*omega, 0) ||_2 <= (1-a) * lambda * W`` (``W`` the group's whole weight,
+``w_g`` times its adaptive row or block weight); the left side falls and the right side rises
+with lambda, so each group has one root, found by bisection to machine precision.
 """
 
 from __future__ import annotations
@@ -37,26 +39,31 @@ def _excess(stats: SufficientStats, spec: PenaltySpec) -> np.ndarray:
 def lambda_max_from_stats(stats: SufficientStats, spec: PenaltySpec) -> float:
     """``lambda_max`` for prepared statistics and a penalty geometry (see module docstring)."""
     r = _excess(stats, spec)
+    omega = spec.l1_weights()
     if spec.geometry == "cell" or r.size == 0:
-        return float(r.max(initial=0.0))
+        return float((r / omega).max(initial=0.0))
     a = spec.l1_weight
     if spec.geometry == "row":
-        values, weight = r, spec.group_weight[spec.groups]
+        values, cell_w, weight = r, omega, spec.row_weights()
     else:
         # One block per (cluster, factor); pad with zeros, which never exceed the threshold.
+        m = r.shape[1]
         sizes = np.bincount(spec.groups, minlength=len(spec.group_weight))
-        values = np.zeros((len(sizes) * r.shape[1], sizes.max()))
-        weight = np.repeat(spec.group_weight, r.shape[1])
+        values = np.zeros((len(sizes) * m, sizes.max()))
+        cell_w = np.ones_like(values)
+        weight = spec.block_weights().ravel()  # block (g, j) is row g * M + j
         for g in range(len(sizes)):
-            members = r[spec.groups == g]  # (|g|, M)
-            values[g * r.shape[1]:(g + 1) * r.shape[1], : len(members)] = members.T
-    return float(_group_roots(values, weight, a).max(initial=0.0))
+            members = spec.groups == g
+            values[g * m:(g + 1) * m, : members.sum()] = r[members].T
+            cell_w[g * m:(g + 1) * m, : members.sum()] = omega[members].T
+    return float(_group_roots(values, cell_w, weight, a).max(initial=0.0))
 
 
-def _group_roots(values: np.ndarray, weight: np.ndarray, a: float) -> np.ndarray:
+def _group_roots(values: np.ndarray, cell_w: np.ndarray, weight: np.ndarray,
+                 a: float) -> np.ndarray:
     """Per row of ``values``: smallest lambda with
-    ``|| max(values - a*lambda, 0) ||_2 <= (1-a) * lambda * weight``."""
-    top = values.max(axis=1, initial=0.0)
+    ``|| max(values - a*lambda*cell_w, 0) ||_2 <= (1-a) * lambda * weight``."""
+    top = (values / cell_w).max(axis=1, initial=0.0)
     if a <= 0.0:
         return np.linalg.norm(values, axis=1) / weight
     if a >= 1.0:
@@ -64,7 +71,7 @@ def _group_roots(values: np.ndarray, weight: np.ndarray, a: float) -> np.ndarray
     lo, hi = np.zeros_like(top), top / a  # at top / a the L1 part absorbs every excess
     for _ in range(100):
         mid = 0.5 * (lo + hi)
-        excess = np.linalg.norm(np.maximum(values - a * mid[:, None], 0.0), axis=1)
+        excess = np.linalg.norm(np.maximum(values - a * mid[:, None] * cell_w, 0.0), axis=1)
         ok = excess <= (1.0 - a) * mid * weight
         hi = np.where(ok, mid, hi)
         lo = np.where(ok, lo, mid)

@@ -21,6 +21,7 @@ from ..cluster import (
 )
 from ..cluster._choices import parse_choice
 from ..exceptions import ModelNotFittedError, SolveError
+from ._adaptive import adaptive_weights
 from ._auto_signs import (
     DetectedSigns,
     check_threshold,
@@ -167,10 +168,14 @@ class LassoModel(FactorlassoCompatMixin, BaseEstimator):
         gate; ``inf``: every derived cell 0. Must be >= 0 (factorlasso silently ignores a
         negative value).
     auto_sign_adaptive_weights : bool, default False
-        factorlasso's adaptive L1 weights. Not supported yet: ``True`` is a ValueError in
-        :meth:`fit` (never a silently unweighted fit).
+        With ``auto_sign_constraints``: adaptive penalty weights from the pooled slopes
+        (:mod:`~xl_factorlasso.core.linear_model._adaptive`, as factorlasso 1.0.6): per-cell
+        L1 weights ``1 / max(|slope|, floor)^gamma``, and their root mean squares on the row
+        (GROUP_LASSO, HCGL) or cluster-by-factor block (FCGL) norms. Ignored without
+        ``auto_sign_constraints``.
     auto_sign_adaptive_gamma, auto_sign_adaptive_floor : float, default 1.0, 1e-3
-        Accepted for factorlasso compatibility; used only with adaptive weights.
+        The exponent ``gamma`` and the stabiliser ``floor`` of the adaptive weights (both
+        finite and > 0).
     auto_sign_excluded_factors : list or tuple of str, optional
         Factors exempt from derived signs (their cells stay free unless signed explicitly).
     auto_sign_ewma_span : float, optional
@@ -237,6 +242,11 @@ pandas.DataFrame or None
         dates and the pooled valid observation counts, responses x factors; else None.
     effective_sign_span_ : float or None
         The span the slopes used.
+    sign_penalty_weights_ : pandas.DataFrame or None
+        With adaptive weights: the per-cell L1 weights, responses x factors; else None.
+    sign_block_weights_ : numpy.ndarray, shape (G, M), or None
+        With adaptive weights on FCGL blocks: the block weights, clusters (in the order of
+        their first appearance in ``clusters_``, as factorlasso) x factors; else None.
     """
 
     def __init__(
@@ -407,10 +417,6 @@ pandas.DataFrame or None
                 or len(set(excluded)) != len(excluded)):
             raise ValueError("auto_sign_excluded_factors must be a list of distinct factor "
                              f"names, got {excluded!r}")
-        if self.auto_sign_adaptive_weights and self.auto_sign_constraints:
-            raise ValueError(
-                "auto_sign_adaptive_weights=True is not supported yet (adaptive L1 weights "
-                "are not in the certified engines); fit without it")
 
     def _checked_engine(self) -> tuple[str, dict]:
         engine = self.engine.strip().lower() if isinstance(self.engine, str) else self.engine
@@ -581,6 +587,9 @@ pandas.DataFrame or None
                 self.auto_sign_variance,
             )
             signs = resolve_signs(detected.signs, signs, prior, x.columns.isin(excluded))
+        adaptive = None
+        if self.auto_sign_constraints and self.auto_sign_adaptive_weights:
+            adaptive = self._adaptive_weights(detected, geometry, groups)
         spec = PenaltySpec(
             geometry=geometry,
             groups=groups,
@@ -592,10 +601,30 @@ pandas.DataFrame or None
             # a factor that is identically zero on a response's observations (constant, or
             # missing there) leaves the loss: the penalty alone holds that cell at the prior
             pinned=stats.zero_cells(),
+            cell_weight=None if adaptive is None else adaptive.cell,
+            row_weight=None if adaptive is None else adaptive.row,
+            block_weight=None if adaptive is None else adaptive.block,
         )
         lam_max = lambda_max_from_stats(stats, spec)
         return _FitSetup(x, y, panel, stats, spec, clusters, linkage, cutoff, lam_max,
                          params["cluster_span"], detected, sign_span)
+
+    def _adaptive_weights(self, detected: DetectedSigns, geometry: str, groups):
+        """The adaptive weights of this fit; refused when one is not a positive finite number
+        (an overflow of ``|slope|^gamma`` or ``floor^gamma``), never a silently unpenalised or
+        infinitely penalised cell."""
+        found = adaptive_weights(detected.slopes, detected.signs, geometry, groups,
+                                 float(self.auto_sign_adaptive_gamma),
+                                 float(self.auto_sign_adaptive_floor))
+        for part in (found.cell, found.row, found.block):
+            if part is not None and not np.all((part > 0) & np.isfinite(part)):
+                raise ValueError(
+                    "auto_sign_adaptive_gamma / auto_sign_adaptive_floor: the adaptive weights "
+                    "1 / max(|slope|, floor)^gamma overflow (a weight is 0 or infinite) with "
+                    f"gamma={self.auto_sign_adaptive_gamma!r}, "
+                    f"floor={self.auto_sign_adaptive_floor!r}; use a smaller gamma or a "
+                    "larger floor")
+        return found
 
     def _discover_clusters(self, x, y, panel: PreparedPanel, params: dict):
         """Partition the responses from the dependence of their prepared values.
@@ -774,6 +803,12 @@ pandas.DataFrame or None
             setattr(self, name, None if found is None else pd.DataFrame(
                 getattr(found, field).copy(), index=idx, columns=x.columns))
         self.effective_sign_span_ = setup.sign_span
+        spec = setup.spec
+        self.sign_penalty_weights_ = None if spec.cell_weight is None else pd.DataFrame(
+            spec.cell_weight.copy(), index=idx, columns=x.columns)
+        # rows in the order the clusters first appear in clusters_, as factorlasso's
+        self.sign_block_weights_ = (None if spec.block_weight is None
+                                    else spec.block_weight[pd.unique(spec.groups)])
         self._fit_setup_ = setup
 
     # ------------------------------------------------------------------ use

@@ -33,6 +33,14 @@ class PenaltySpec:
     pinned : numpy.ndarray of bool, shape (N, M), or None
         Cells the loss does not see (the factor is identically zero on the response's
         observations): held at the prior, the penalty's unique minimiser in that cell.
+    cell_weight : numpy.ndarray, shape (N, M), or None
+        Adaptive L1 weight ``omega_ij > 0`` of every cell (Zou 2006); None: all 1.
+    row_weight : numpy.ndarray, shape (N,), or None
+        Row geometry: adaptive weight ``rho_i > 0`` of response ``i``'s L2 norm (Wang and
+        Leng 2008); None: all 1.
+    block_weight : numpy.ndarray, shape (G, M), or None
+        Block geometry: adaptive weight ``kappa_gj > 0`` of block ``(g, j)``'s L2 norm;
+        None: all 1.
     """
 
     geometry: str
@@ -43,6 +51,32 @@ class PenaltySpec:
     signs: np.ndarray | None
     nonneg: bool
     pinned: np.ndarray | None = None
+    cell_weight: np.ndarray | None = None
+    row_weight: np.ndarray | None = None
+    block_weight: np.ndarray | None = None
+
+    @property
+    def weighted(self) -> bool:
+        """Whether any adaptive weight is set (None everywhere: the unweighted penalty)."""
+        return not (self.cell_weight is None and self.row_weight is None
+                    and self.block_weight is None)
+
+    def l1_weights(self) -> np.ndarray:
+        """``omega`` (N, M): the L1 weight of every cell (ones without adaptive weights)."""
+        if self.cell_weight is None:
+            return np.ones(self.prior.shape)
+        return np.asarray(self.cell_weight, dtype=float)
+
+    def row_weights(self) -> np.ndarray:
+        """Row geometry: ``w_g(i) rho_i`` (N,), the whole weight of response ``i``'s norm."""
+        w = np.asarray(self.group_weight, dtype=float)[self.groups]
+        return w if self.row_weight is None else w * self.row_weight
+
+    def block_weights(self) -> np.ndarray:
+        """Block geometry: ``w_g kappa_gj`` (G, M), the whole weight of block ``(g, j)``."""
+        w = np.repeat(np.asarray(self.group_weight, dtype=float)[:, None],
+                      self.prior.shape[1], axis=1)
+        return w if self.block_weight is None else w * self.block_weight
 
     def order(self) -> np.ndarray:
         """A response order that makes every group contiguous (stable)."""
@@ -71,15 +105,21 @@ class PenaltySpec:
 def penalty_value(coef: np.ndarray, spec: PenaltySpec, reg_lambda: float) -> float:
     """``lambda * P(B - B0)`` in NumPy: the same penalty as the CVXPY model."""
     d = np.asarray(coef, dtype=float) - spec.prior
-    l1 = np.abs(d).sum()
+    ad = np.abs(d) if spec.cell_weight is None else spec.cell_weight * np.abs(d)
+    l1 = ad.sum()
     if spec.geometry == "cell":
         return float(reg_lambda * l1)
     a = spec.l1_weight
     w = spec.group_weight
     if spec.geometry == "row":
-        group = np.sum(w[spec.groups] * np.linalg.norm(d, axis=1))
-    else:
+        rows = w[spec.groups] if spec.row_weight is None else spec.row_weights()
+        group = np.sum(rows * np.linalg.norm(d, axis=1))
+    elif spec.block_weight is None:
         group = 0.0
         for g, weight in enumerate(w):
             group += weight * np.linalg.norm(d[spec.groups == g], axis=0).sum()
+    else:
+        blocks = spec.block_weights()
+        group = sum(float(blocks[g] @ np.linalg.norm(d[spec.groups == g], axis=0))
+                    for g in range(len(w)))
     return float(reg_lambda * ((1.0 - a) * group + a * l1))
