@@ -115,6 +115,8 @@ class LassoModel(FactorlassoCompatMixin, BaseEstimator):
         Responses x factors, each cell ``0`` (zero), ``1`` (>= 0), ``-1`` (<= 0) or NaN (free).
     factors_beta_prior : pandas.DataFrame, optional
         Responses x factors centre ``B0`` of the penalty (NaN = 0). Must respect the signs.
+        With ``apply_ols_prior``: finite cells override the OLS centre (NaN defers to it) and
+        a cell the final signs forbid is set to 0 instead of refused.
     nonneg : bool, default False
         All coefficients >= 0; ignored when a sign matrix is given (as in factorlasso).
     warmup_period : int, optional, default 12
