@@ -242,3 +242,17 @@ def test_skfolio_loading_matrix_passes_the_ols_prior_parameters():
     pd.testing.assert_frame_equal(loading.model_.effective_beta_prior_,
                                   direct.effective_beta_prior_)
     np.testing.assert_allclose(loading.loading_matrix_, direct.coef_.to_numpy(), atol=1e-12)
+
+
+def test_cross_validation_keeps_the_ols_prior_in_the_refit():
+    from xl_factorlasso import LassoModelCV
+
+    x, y = panel(seed=15, N=4)
+    base = LassoModel(apply_ols_prior=True, factor_for_prior={"y1": "f0"})
+    cv = LassoModelCV(lambdas=[1e-3, 1e-2], n_splits=3, base_model=base).fit(x, y)
+    best = cv.best_model_
+    direct = LassoModel(apply_ols_prior=True, factor_for_prior={"y1": "f0"},
+                        reg_lambda=best.reg_lambda).fit(x, y)
+    pd.testing.assert_frame_equal(best.effective_beta_prior_, direct.effective_beta_prior_)
+    np.testing.assert_allclose(best.coef_, direct.coef_, atol=1e-12)
+    assert best.apply_ols_prior and best.factor_for_prior == {"y1": "f0"}
