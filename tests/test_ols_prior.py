@@ -256,3 +256,34 @@ def test_cross_validation_keeps_the_ols_prior_in_the_refit():
     pd.testing.assert_frame_equal(best.effective_beta_prior_, direct.effective_beta_prior_)
     np.testing.assert_allclose(best.coef_, direct.coef_, atol=1e-12)
     assert best.apply_ols_prior and best.factor_for_prior == {"y1": "f0"}
+
+
+def test_workbook_refit_applies_the_setting():
+    from tests.workbook_helpers import demo_memory_book
+    from xl_factorlasso.core.datasets import load_demo_panel
+    from xl_factorlasso.workbook import refit
+
+    d = load_demo_panel()
+    settings = {"model_type": "HCGL", "reg_lambda": 1e-3, "n_clusters": 3, "span": 52,
+                "apply_ols_prior": "TRUE"}
+    io = demo_memory_book(settings=settings, prior=False)  # no FL_PRIOR: the OLS centre rules
+    refit(io)
+    coef = np.array([r[1:] for r in io.read(io.names()["FL_COEF"])[1:]], dtype=float)
+    kw = dict(model_type="HCGL", reg_lambda=1e-3, n_clusters=3, span=52,
+              factors_beta_loading_signs=d.signs)
+    ref = LassoModel(apply_ols_prior=True, **kw).fit(d.x, d.y)
+    plain = LassoModel(**kw).fit(d.x, d.y)
+    np.testing.assert_allclose(coef, ref.coef_, atol=1e-9)
+    assert np.abs(coef - plain.coef_.to_numpy()).max() > 1e-4
+
+
+def test_workbook_names_the_cell_of_a_bad_flag():
+    from tests.workbook_helpers import demo_memory_book
+    from xl_factorlasso.workbook import refit
+
+    io = demo_memory_book(settings={"apply_ols_prior": "maybe"})
+    before = {name: io.read(area) for name, area in io.names().items()}
+    with pytest.raises(ValueError) as err:
+        refit(io)
+    assert str(err.value) == "FL_SETTINGS!B2: apply_ols_prior: 'maybe' is not TRUE or FALSE"
+    assert {name: io.read(area) for name, area in io.names().items()} == before
