@@ -94,6 +94,7 @@ VALID_FIT = {
     "auto_sign_ewma_span": st.one_of(number(2, 1e4), NONE, st.sampled_from(["fit", " FIT "])),
     "auto_sign_excluded_factors": st.sampled_from(["MKT", "MKT; SMB", "HML, MKT", " RMW "]),
     "auto_sign_adaptive_weights": st.sampled_from([True, False, "TRUE", "false", 0]),
+    "apply_ols_prior": st.sampled_from([True, False, "TRUE", "No", 1]),
     "cv_splits": whole(2, 40),
     "cv_lambdas": st.one_of(
         st.sampled_from(["auto", "AUTO", "default"]), number(0, 10),
@@ -130,6 +131,7 @@ INVALID_FIT = {
     "auto_sign_excluded_factors": [3, "MKT;; SMB", "MKT, MKT", "a;", FormulaNoValue("B1"),
                                    ExcelError("#N/A")],
     "auto_sign_adaptive_weights": ["adaptive", 2, 0.5, *BAD_ANY],
+    "apply_ols_prior": ["ols", 3, -1, 0.5, *BAD_ANY],
     "cv_splits": [1, 0, -3, 2.5, "none", *BAD_ANY],
     "cv_lambdas": ["-1", -0.5, "0.1; -2", "0,1", "0,1; 0,2", "1;;2", "abc", "nan", True,
                    FormulaNoValue("B1"), ExcelError("#N/A")],

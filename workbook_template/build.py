@@ -134,6 +134,9 @@ MODEL_SETTINGS = [
     ("auto_sign_adaptive_weights", None, "TRUE: with derived signs, penalise each loading by "
      "1 / max(|slope|, 0.001): strong evidence is shrunk less (default FALSE)",
      ["TRUE", "FALSE"]),
+    ("apply_ols_prior", None, "TRUE: shrink each asset towards the slope of its best single "
+     "factor (highest R^2) instead of 0; filled FL_PRIOR cells win (default FALSE)",
+     ["TRUE", "FALSE"]),
     ("cv_splits", 5, "Cross-validate: number of expanding-window folds", None),
     ("cv_lambdas", "auto", "Cross-validate: auto, default or lambdas separated by commas",
      ["auto", "default"]),

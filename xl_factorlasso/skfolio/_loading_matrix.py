@@ -37,6 +37,7 @@ _MODEL_PARAMS = (
     "auto_sign_constraints", "auto_sign_threshold_t", "auto_sign_adaptive_weights",
     "auto_sign_adaptive_gamma", "auto_sign_adaptive_floor", "auto_sign_excluded_factors",
     "auto_sign_ewma_span", "auto_sign_use_fit_span", "auto_sign_variance",
+    "apply_ols_prior", "prior_selection_type", "factor_for_prior",
 )
 _CELL_MATRICES = ("factors_beta_loading_signs", "factors_beta_prior")
 
@@ -56,7 +57,8 @@ solver_fallbacks, verbose, engine, engine_params, dependence_measure, gerber_thr
 distance_transform, cluster_correlation_transform, cluster_correlation_span, \
 auto_sign_constraints, auto_sign_threshold_t, auto_sign_adaptive_weights, \
 auto_sign_adaptive_gamma, auto_sign_adaptive_floor, auto_sign_excluded_factors, \
-auto_sign_ewma_span, auto_sign_use_fit_span, auto_sign_variance
+auto_sign_ewma_span, auto_sign_use_fit_span, auto_sign_variance, apply_ols_prior, \
+prior_selection_type, factor_for_prior
         As in :class:`~xl_factorlasso.core.linear_model.LassoModel` (same names, same
         defaults). ``group_data`` maps each asset to its group: a Series indexed by the
         asset labels of a DataFrame ``X``, or an array of length ``n_assets``.
@@ -139,6 +141,9 @@ auto_sign_ewma_span, auto_sign_use_fit_span, auto_sign_variance
         auto_sign_ewma_span=None,
         auto_sign_use_fit_span=False,
         auto_sign_variance="independent",
+        apply_ols_prior=False,
+        prior_selection_type="highest_r2",
+        factor_for_prior=None,
         cv=None,
         lambdas=None,
     ):
@@ -176,6 +181,9 @@ auto_sign_ewma_span, auto_sign_use_fit_span, auto_sign_variance
         self.auto_sign_ewma_span = auto_sign_ewma_span
         self.auto_sign_use_fit_span = auto_sign_use_fit_span
         self.auto_sign_variance = auto_sign_variance
+        self.apply_ols_prior = apply_ols_prior
+        self.prior_selection_type = prior_selection_type
+        self.factor_for_prior = factor_for_prior
         self.cv = cv
         self.lambdas = lambdas
 

@@ -247,6 +247,8 @@ MODEL_KEYS: dict[str, Callable] = {
     "auto_sign_ewma_span": _sign_span,
     "auto_sign_excluded_factors": _factor_names,
     "auto_sign_adaptive_weights": _bool,
+    # empirical prior (factorlasso's apply_ols_prior): FL_PRIOR cells override it
+    "apply_ols_prior": _bool,
 }
 #: Cross-validation settings (LassoModelCV).
 CV_KEYS: dict[str, Callable] = {

@@ -34,6 +34,7 @@ from ._compat import FactorlassoCompatMixin, overridden
 from ._engine import DEFAULT_MAX_ITER, DEFAULT_TOL
 from ._lambda_max import lambda_max_from_stats
 from ._model_type import LassoModelType
+from ._ols_prior import OlsPrior, check_ols_prior_params, ols_prior, zero_incompatible
 from ._penalty import PenaltySpec, penalty_value
 from ._preparation import PreparedPanel, SufficientStats, coerce_panel, prepare_panel
 
@@ -74,6 +75,7 @@ class _FitSetup:
     cluster_span: float | None = None
     detected: DetectedSigns | None = None
     sign_span: float | None = None
+    ols: OlsPrior | None = None
 
 
 class LassoModel(FactorlassoCompatMixin, BaseEstimator):
@@ -113,6 +115,8 @@ class LassoModel(FactorlassoCompatMixin, BaseEstimator):
         Responses x factors, each cell ``0`` (zero), ``1`` (>= 0), ``-1`` (<= 0) or NaN (free).
     factors_beta_prior : pandas.DataFrame, optional
         Responses x factors centre ``B0`` of the penalty (NaN = 0). Must respect the signs.
+        With ``apply_ols_prior``: finite cells override the OLS centre (NaN defers to it) and
+        a cell the final signs forbid is set to 0 instead of refused.
     nonneg : bool, default False
         All coefficients >= 0; ignored when a sign matrix is given (as in factorlasso).
     warmup_period : int, optional, default 12
@@ -185,6 +189,19 @@ class LassoModel(FactorlassoCompatMixin, BaseEstimator):
     auto_sign_variance : {"independent", "date"}, default "independent"
         Variance of the screening t-statistic: responses of a pool independent, or scores
         summed by date (date-clustered sandwich).
+    apply_ols_prior : bool, default False
+        Centre the penalty on an empirical prior (:mod:`~xl_factorlasso.core.linear_model.\
+_ols_prior`, as factorlasso 1.0.6): per response, the univariate weighted OLS slope (with
+        intercept, on the original data, with the fit's span) of the factor selected by
+        ``prior_selection_type``, 0 elsewhere. Finite cells of ``factors_beta_prior`` override
+        it (NaN defers to it); a nonzero centre overrides a conflicting derived sign; a centre
+        that the final signs (explicit, or ``nonneg`` without signs) forbid is set to 0.
+    prior_selection_type : {"highest_r2"}, default "highest_r2"
+        The factor with the highest weighted R2 (first in factor order on ties).
+    factor_for_prior : dict or pandas.Series, optional
+        Response -> factor (its univariate slope) or a list of up to 2 factors (the slopes of
+        one joint weighted regression; a pair with weighted VIF > 2.5 keeps its first factor),
+        overriding the selection; omitted responses keep it. Needs ``apply_ols_prior``.
 
     Attributes
     ----------
@@ -247,6 +264,12 @@ pandas.DataFrame or None
     sign_block_weights_ : numpy.ndarray, shape (G, M), or None
         With adaptive weights on FCGL blocks: the block weights, clusters (in the order of
         their first appearance in ``clusters_``, as factorlasso) x factors; else None.
+    ols_betas_, ols_r2_ : pandas.DataFrame or None
+        With ``apply_ols_prior``: the univariate weighted slopes and R2 of every
+        (response, factor) pair on the original data (NaN where undefined); else None.
+    ols_beta_prior_, effective_beta_prior_ : pandas.DataFrame or None
+        With ``apply_ols_prior``: the selected OLS centres (before explicit overrides and
+        signs), and the centre the solver used (after both); else None.
     """
 
     def __init__(
@@ -285,6 +308,9 @@ pandas.DataFrame or None
         auto_sign_ewma_span=None,
         auto_sign_use_fit_span=False,
         auto_sign_variance="independent",
+        apply_ols_prior=False,
+        prior_selection_type="highest_r2",
+        factor_for_prior=None,
     ):
         self.model_type = model_type
         self.group_data = group_data
@@ -320,6 +346,9 @@ pandas.DataFrame or None
         self.auto_sign_ewma_span = auto_sign_ewma_span
         self.auto_sign_use_fit_span = auto_sign_use_fit_span
         self.auto_sign_variance = auto_sign_variance
+        self.apply_ols_prior = apply_ols_prior
+        self.prior_selection_type = prior_selection_type
+        self.factor_for_prior = factor_for_prior
 
     # ------------------------------------------------------------------ validation
     def _checked_lambda(self, value=None) -> float:
@@ -362,8 +391,10 @@ pandas.DataFrame or None
         if model_type is LassoModelType.GROUP_LASSO and self.group_data is None:
             raise ValueError("model_type GROUP_LASSO needs group_data (response -> group)")
         self._checked_engine()
+        selections = check_ols_prior_params(
+            self.apply_ols_prior, self.prior_selection_type, self.factor_for_prior)
         return {"model_type": model_type, "l1_weight": float(l1), "cutoff_fraction": float(cf),
-                **self._checked_cluster_options()}
+                "prior_selections": selections, **self._checked_cluster_options()}
 
     def _checked_cluster_options(self) -> dict:
         """The cluster-discovery options, checked for every model type (as factorlasso does)."""
@@ -486,7 +517,11 @@ pandas.DataFrame or None
             raise ValueError(f"{name}[{rows[r]!r}, {cols[c]!r}] is infinite")
         return values
 
-    def _signs_and_prior(self, x: pd.DataFrame, y: pd.DataFrame):
+    def _signs_and_prior(self, x: pd.DataFrame, y: pd.DataFrame, ols: OlsPrior | None = None):
+        """Explicit signs and the prior centre (the OLS prior ``ols`` overlaid by the finite
+        cells of ``factors_beta_prior``, when given). Without an OLS prior a conflict of the
+        explicit prior with the signs is an error; with one, conflicting cells are zeroed
+        later against the final signs (factorlasso's rule)."""
         signs = None
         if self.factors_beta_loading_signs is not None:
             signs = self._cell_matrix(
@@ -504,7 +539,12 @@ pandas.DataFrame or None
             prior = self._cell_matrix(
                 self.factors_beta_prior, "factors_beta_prior", y.columns, x.columns
             )
-            prior = np.nan_to_num(prior)
+            prior = np.nan_to_num(prior) if ols is None else np.where(
+                np.isnan(prior), ols.prior, prior)
+        elif ols is not None:
+            prior = ols.prior.copy()
+        if ols is not None:
+            return signs, prior
         if signs is not None:
             conflict = ((signs == 0) & (prior != 0)) | ((signs == 1) & (prior < 0)) | (
                 (signs == -1) & (prior > 0)
@@ -537,7 +577,10 @@ pandas.DataFrame or None
             )
         if not panel.mask.any():
             raise ValueError("y: no valid observation (every response cell is missing)")
-        signs, prior = self._signs_and_prior(x, y)
+        ols = None
+        if self.apply_ols_prior:
+            ols = ols_prior(x, y, self.span, self.warmup_period, params["prior_selections"])
+        signs, prior = self._signs_and_prior(x, y, ols)
         stats = SufficientStats.from_panel(panel)
         if not np.any(stats.yty > 0.0):
             what = "every column is constant" if self.demean else "every value is 0"
@@ -587,6 +630,9 @@ pandas.DataFrame or None
                 self.auto_sign_variance,
             )
             signs = resolve_signs(detected.signs, signs, prior, x.columns.isin(excluded))
+        if ols is not None:
+            # only cells the final signs forbid lose their centre; nothing is re-selected
+            prior = zero_incompatible(prior, signs, bool(self.nonneg))
         adaptive = None
         if self.auto_sign_constraints and self.auto_sign_adaptive_weights:
             adaptive = self._adaptive_weights(detected, geometry, groups)
@@ -607,7 +653,7 @@ pandas.DataFrame or None
         )
         lam_max = lambda_max_from_stats(stats, spec)
         return _FitSetup(x, y, panel, stats, spec, clusters, linkage, cutoff, lam_max,
-                         params["cluster_span"], detected, sign_span)
+                         params["cluster_span"], detected, sign_span, ols)
 
     def _adaptive_weights(self, detected: DetectedSigns, geometry: str, groups):
         """The adaptive weights of this fit; refused when one is not a positive finite number
@@ -803,6 +849,13 @@ pandas.DataFrame or None
             setattr(self, name, None if found is None else pd.DataFrame(
                 getattr(found, field).copy(), index=idx, columns=x.columns))
         self.effective_sign_span_ = setup.sign_span
+        ols = setup.ols
+        for name, values in (("ols_betas_", None if ols is None else ols.betas),
+                             ("ols_r2_", None if ols is None else ols.r2),
+                             ("ols_beta_prior_", None if ols is None else ols.prior),
+                             ("effective_beta_prior_", None if ols is None else setup.spec.prior)):
+            setattr(self, name, None if values is None else pd.DataFrame(
+                values.copy(), index=idx, columns=x.columns))
         spec = setup.spec
         self.sign_penalty_weights_ = None if spec.cell_weight is None else pd.DataFrame(
             spec.cell_weight.copy(), index=idx, columns=x.columns)
