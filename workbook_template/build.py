@@ -688,7 +688,9 @@ def _settings_help(ws, rows, help_column: int | None) -> None:
         ws.add_data_validation(dv)
         if help_column is not None:
             ws.cell(row=r, column=help_column, value=text).font = NOTE_FONT
-    ws.column_dimensions["A"].width = 22
+    # the longest key (auto_sign_adaptive_weights) shown whole: no cut label
+    ws.column_dimensions["A"].width = stored_width(fitted_width(
+        [key for key in keys if isinstance(key, str)], min_width=22))
     ws.column_dimensions["B"].width = 14
     if help_column is not None:
         ws.cell(row=1, column=help_column, value="what it does (blank value = default)").font = BOLD
