@@ -14,6 +14,7 @@ when both inputs are labelled, by position otherwise.
 
 from __future__ import annotations
 
+import inspect
 import numbers
 
 import numpy as np
@@ -26,19 +27,10 @@ from ..core.model_selection import LassoModelCV
 
 __all__ = ["LassoLoadingMatrix"]
 
-# The LassoModel parameters this estimator forwards unchanged (all of them).
-_MODEL_PARAMS = (
-    "model_type", "group_data", "reg_lambda", "span", "demean", "cutoff_fraction",
-    "n_clusters", "linkage_method", "group_penalty", "l1_weight",
-    "factors_beta_loading_signs", "factors_beta_prior", "nonneg", "warmup_period", "solver",
-    "solver_params", "solver_fallbacks", "verbose", "engine", "engine_params",
-    "dependence_measure", "gerber_threshold", "distance_transform",
-    "cluster_correlation_transform", "cluster_correlation_span",
-    "auto_sign_constraints", "auto_sign_threshold_t", "auto_sign_adaptive_weights",
-    "auto_sign_adaptive_gamma", "auto_sign_adaptive_floor", "auto_sign_excluded_factors",
-    "auto_sign_ewma_span", "auto_sign_use_fit_span", "auto_sign_variance",
-    "apply_ols_prior", "prior_selection_type", "factor_for_prior",
-)
+# The LassoModel parameters this estimator forwards unchanged: all of them, read from its
+# signature so a parameter added there is forwarded (the constructor below must list it too,
+# explicitly, for scikit-learn's get_params; a test checks the two agree).
+_MODEL_PARAMS = tuple(inspect.signature(LassoModel.__init__).parameters)[1:]
 _CELL_MATRICES = ("factors_beta_loading_signs", "factors_beta_prior")
 
 

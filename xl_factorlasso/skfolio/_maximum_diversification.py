@@ -28,6 +28,7 @@ from sklearn.utils.validation import validate_data
 
 from ..core.optimization import MaximumDiversification as _CoreMaximumDiversification
 from ..core.optimization import OptimizationError as _CoreOptimizationError
+from ..core.optimization._exceptions import rescued_message
 from ._convert import core_covariance
 from ._exceptions import ConvexOptimizationError, translate
 
@@ -256,13 +257,10 @@ class MaximumDiversification(BaseOptimization):
         weights are then not the ones asked for (skfolio says nothing)."""
         super()._run_fallback_chain(X, y, primary_error, **fit_params)
         chain = self.fallback_chain_
-        failed = len(chain) - 2
-        before = f" after {failed} other fallback(s) failed" if failed else ""
-        method = getattr(self, "_method", "fit")
-        warnings.warn(f"{type(self).__name__}.{method} failed "
-                      f"({getattr(primary_error, 'diagnosis', str(primary_error)).rstrip('.')}); "
-                      f"the weights come from the fallback {chain[-1][0]}{before}. See "
-                      "fallback_chain_.", UserWarning, stacklevel=_caller_level())
+        owner = f"{type(self).__name__}.{getattr(self, '_method', 'fit')}"
+        error = getattr(primary_error, "diagnosis", str(primary_error))
+        warnings.warn(rescued_message(owner, error, chain[-1][0], len(chain) - 2), UserWarning,
+                      stacklevel=_caller_level())
 
     # ------------------------------------------------------------------ fitting
 

@@ -22,7 +22,7 @@ import pandas as pd
 from .._base import BaseEstimator, clone
 from . import _screening
 from ._diagnosis import _check_min_return, _precheck
-from ._exceptions import OptimizationError
+from ._exceptions import OptimizationError, rescued_message
 from ._formulation import _build_parametric, _build_problem, _coefficients, _reusable, _signature
 from ._portfolio import Population, Portfolio
 from ._risk import RiskModel, resolve_risk_model
@@ -264,11 +264,8 @@ class ConvexRatioOptimization(BaseEstimator):
             self.problem_values_ = None
             self.fallback_, self.fallback_chain_, self.error_ = fitted, chain, None
             # A rescued fit returns other weights than the ones asked for: say so, once.
-            failed = len(chain) - 2
-            before = f" after {failed} other fallback(s) failed" if failed else ""
-            warnings.warn(f"{type(self).__name__}.fit failed ({str(err).rstrip('.')}); the "
-                          f"weights come from the fallback {name}{before}. See "
-                          "fallback_chain_.", UserWarning, stacklevel=3)
+            warnings.warn(rescued_message(f"{type(self).__name__}.fit", str(err), name,
+                                          len(chain) - 2), UserWarning, stacklevel=3)
             return
         # As skfolio: a chain only when fallbacks were tried.
         self.fallback_chain_, self.error_ = (chain if fallbacks else None), str(err)

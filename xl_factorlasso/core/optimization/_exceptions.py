@@ -12,6 +12,7 @@ import cvxpy as cp
 
 __all__ = [
     "EquationError",
+    "rescued_message",
     "InfeasibleProblemError",
     "OptimizationError",
     "SolverFailedError",
@@ -57,3 +58,12 @@ class SolverFailedError(OptimizationError):
     def __init__(self, message: str, status: str | None = None):
         super().__init__(message)
         self.status = status
+
+
+def rescued_message(owner: str, error: str, fallback: str, n_failed: int) -> str:
+    """The warning when a fallback rescues ``owner`` (e.g. ``"MaximumDiversification.fit"``)
+    from ``error``: the weights are not the ones asked for. Shared by the core estimator and
+    the skfolio-facing one, so both say it the same way."""
+    before = f" after {n_failed} other fallback(s) failed" if n_failed else ""
+    return (f"{owner} failed ({error.rstrip('.')}); the weights come from the fallback "
+            f"{fallback}{before}. See fallback_chain_.")
