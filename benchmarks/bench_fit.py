@@ -64,12 +64,23 @@ CONFIGS: dict[str, tuple[str, str, float, bool]] = {
         0.1,
         False,
     ),
+    "hcgl_gerber_auto_ols": (
+        "HCGL gerber l1w=0.1+auto signs+OLS prior",
+        "HIERARCHICAL_CLUSTER_GROUP_LASSO",
+        0.1,
+        False,
+    ),
 }
 # Further constructor arguments of a config (the same for both libraries). Auto signs use the
 # factorlasso defaults otherwise: t-gate 0.75, "independent" variance, no sign span.
 CONFIG_OPTIONS: dict[str, dict[str, Any]] = {
     "hcgl_gerber": {"dependence_measure": "gerber"},
     "hcgl_auto_signs": {"auto_sign_constraints": True},
+    "hcgl_gerber_auto_ols": {
+        "dependence_measure": "gerber",
+        "auto_sign_constraints": True,
+        "apply_ols_prior": True,
+    },
 }
 
 LIBS = ("ours", "factorlasso")
