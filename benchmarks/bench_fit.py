@@ -64,12 +64,20 @@ CONFIGS: dict[str, tuple[str, str, float, bool]] = {
         0.1,
         False,
     ),
+    "coop": ("cooperative (CCGL)", "COOPERATIVE_CLUSTER_GROUP_LASSO", 0.0, False),
+    "coop_l1_weight_sum": (
+        "CCGL l1w=0.1+weight_sum",
+        "COOPERATIVE_CLUSTER_GROUP_LASSO",
+        0.1,
+        False,
+    ),
 }
 # Further constructor arguments of a config (the same for both libraries). Auto signs use the
 # factorlasso defaults otherwise: t-gate 0.75, "independent" variance, no sign span.
 CONFIG_OPTIONS: dict[str, dict[str, Any]] = {
     "hcgl_gerber": {"dependence_measure": "gerber"},
     "hcgl_auto_signs": {"auto_sign_constraints": True},
+    "coop_l1_weight_sum": {"loss_normalization": "weight_sum"},
 }
 
 LIBS = ("ours", "factorlasso")
