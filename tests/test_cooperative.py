@@ -456,3 +456,25 @@ def test_worksheet_function_accepts_the_cooperative_types():
     coef = udfs.FLASSO_FIT(r, f, 1e-4, "CCGL", None, None, settings)
     np.testing.assert_allclose(np.array([row[1:] for row in coef[1:]], dtype=float),
                                ref.coef_.to_numpy(), atol=1e-9)
+
+
+@pytest.mark.parametrize("model_type", COOP)
+def test_ols_prior_with_auto_signs_as_in_factorlasso(model_type):
+    """The empirical prior centres the cooperative penalty; derived signs stay unenforced."""
+    fl = _factorlasso()
+    x, y, _, _ = panel(seed=2)
+    kw = dict(reg_lambda=0.05, span=30, l1_weight=0.2, apply_ols_prior=True,
+              auto_sign_constraints=True)
+    if model_type == "COOPERATIVE_GROUP_LASSO":
+        kw["group_data"] = pd.Series([i % 3 for i in range(y.shape[1])], index=y.columns)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        theirs = fl.LassoModel(model_type=getattr(fl.LassoModelType, model_type), **kw).fit(
+            x=x, y=y)
+    ours = LassoModel(model_type=model_type, **kw).fit(x, y)
+    np.testing.assert_allclose(ours.effective_beta_prior_,
+                               theirs.effective_beta_prior_.loc[y.columns, x.columns], atol=1e-12)
+    assert (ours.effective_beta_prior_ != 0).any().any()
+    assert ours.derived_signs_ is None and theirs.derived_signs_ is None
+    assert ours.objective_value_ <= ours.objective(theirs.coef_) * (1 + 1e-9)
+    np.testing.assert_allclose(ours.coef_, theirs.coef_.loc[y.columns, x.columns], atol=2e-4)
