@@ -70,6 +70,13 @@ CONFIGS: dict[str, tuple[str, str, float, bool]] = {
         0.1,
         False,
     ),
+    "coop": ("cooperative (CCGL)", "COOPERATIVE_CLUSTER_GROUP_LASSO", 0.0, False),
+    "coop_l1_weight_sum": (
+        "CCGL l1w=0.1+weight_sum",
+        "COOPERATIVE_CLUSTER_GROUP_LASSO",
+        0.1,
+        False,
+    ),
 }
 # Further constructor arguments of a config (the same for both libraries). Auto signs use the
 # factorlasso defaults otherwise: t-gate 0.75, "independent" variance, no sign span.
@@ -81,6 +88,7 @@ CONFIG_OPTIONS: dict[str, dict[str, Any]] = {
         "auto_sign_constraints": True,
         "apply_ols_prior": True,
     },
+    "coop_l1_weight_sum": {"loss_normalization": "weight_sum"},
 }
 
 LIBS = ("ours", "factorlasso")

@@ -71,7 +71,8 @@ def whole(lo, hi):
 NONE = st.sampled_from(["none", "None", " off ", "no"])
 VALID_FIT = {
     "model_type": st.sampled_from(["LASSO", "lasso", "HCGL", "fcgl", "group lasso",
-                                   "HIERARCHICAL_CLUSTER_GROUP_LASSO", 1, 4.0, 5]),
+                                   "HIERARCHICAL_CLUSTER_GROUP_LASSO", 1, 4.0, 5,
+                                   "COOPERATIVE_GROUP_LASSO", "ccgl", "Coop", 6, 7.0]),
     "reg_lambda": number(0, 1e6),
     "span": st.one_of(number(2, 1e4), NONE),
     "demean": st.sampled_from([True, False, 1, 0.0, "TRUE", "false", "yes", "N"]),
@@ -95,6 +96,7 @@ VALID_FIT = {
     "auto_sign_excluded_factors": st.sampled_from(["MKT", "MKT; SMB", "HML, MKT", " RMW "]),
     "auto_sign_adaptive_weights": st.sampled_from([True, False, "TRUE", "false", 0]),
     "apply_ols_prior": st.sampled_from([True, False, "TRUE", "No", 1]),
+    "loss_normalization": st.sampled_from(["sample", "weight_sum", "Weight_Sum", " SAMPLE "]),
     "cv_splits": whole(2, 40),
     "cv_lambdas": st.one_of(
         st.sampled_from(["auto", "AUTO", "default"]), number(0, 10),
@@ -132,6 +134,7 @@ INVALID_FIT = {
                                    ExcelError("#N/A")],
     "auto_sign_adaptive_weights": ["adaptive", 2, 0.5, *BAD_ANY],
     "apply_ols_prior": ["ols", 3, -1, 0.5, *BAD_ANY],
+    "loss_normalization": ["mean", "weight sum", "weights", 1, True, *BAD_ANY],
     "cv_splits": [1, 0, -3, 2.5, "none", *BAD_ANY],
     "cv_lambdas": ["-1", -0.5, "0.1; -2", "0,1", "0,1; 0,2", "1;;2", "abc", "nan", True,
                    FormulaNoValue("B1"), ExcelError("#N/A")],
@@ -150,8 +153,12 @@ def test_the_strategies_cover_every_key():
 def _core_accepts(fs) -> None:
     """Run the estimators' own checks on the parsed values."""
     model = dict(fs.model)
-    if model.get("model_type") == "GROUP_LASSO":
+    if model.get("model_type") in ("GROUP_LASSO", "COOPERATIVE_GROUP_LASSO"):
         model["group_data"] = pd.Series(["g"] * 4, index=[f"a{i}" for i in range(4)])
+    if model.get("model_type", "").startswith("COOPERATIVE"):
+        # nonneg with a cooperative type is a rule across two keys, refused by fit_inputs on
+        # the nonneg cell (tests/test_cooperative.py)
+        model.pop("nonneg", None)
     m = LassoModel(**model)
     m._checked_params()
     m._checked_lambda()
@@ -232,7 +239,8 @@ SPAN = "(a span below 2 puts nearly all the weight on the last row)"
     ("linkage_method", "foo", "linkage_method: 'foo' is not one of single, complete, average, "
                               "weighted, centroid, median, ward"),
     ("group_penalty", "l2", "group_penalty: 'l2' is not one of normalized, yuan_lin"),
-    ("model_type", "ridge", "model_type: 'ridge' is not one of LASSO, GROUP_LASSO, HCGL, FCGL"),
+    ("model_type", "ridge", "model_type: 'ridge' is not one of LASSO, GROUP_LASSO, HCGL, FCGL, "
+                            "COOPERATIVE_GROUP_LASSO, COOPERATIVE_CLUSTER_GROUP_LASSO"),
     ("demean", "maybe", "demean: 'maybe' is not TRUE or FALSE"),
     ("max_abs_return", 0, "max_abs_return must be > 0 (or none), got 0"),
 ])

@@ -103,8 +103,11 @@ CLASS_TAGS = {"Equities": "EQ", "Govies": "GOV", "Credit": "CRD", "Commodities":
 # FL_SETTINGS rows: key, value (None = blank = the default), help; a list makes a dropdown.
 MODEL_SETTINGS = [
     ("model_type", "HCGL", "LASSO, GROUP_LASSO (groups in FL_GROUPS, column E), HCGL (clusters "
-     "found from the returns) or FCGL (cluster x factor blocks)",
-     ["LASSO", "GROUP_LASSO", "HCGL", "FCGL"]),
+     "found from the returns), FCGL (cluster x factor blocks), COOPERATIVE_GROUP_LASSO or "
+     "COOPERATIVE_CLUSTER_GROUP_LASSO (FCGL blocks favouring one sign, on FL_GROUPS or "
+     "clusters; no FL_SIGNS)",
+     ["LASSO", "GROUP_LASSO", "HCGL", "FCGL", "COOPERATIVE_GROUP_LASSO",
+      "COOPERATIVE_CLUSTER_GROUP_LASSO"]),
     ("reg_lambda", 1e-5, "penalty weight lambda >= 0 for Refit and the factor covariance; "
      "Cross-validate uses its own best lambda (FL_STATUS, FL_CV) and leaves this cell as it is",
      None),
@@ -137,6 +140,9 @@ MODEL_SETTINGS = [
     ("apply_ols_prior", None, "TRUE: shrink each asset towards the slope of its best single "
      "factor (highest R^2) instead of 0; filled FL_PRIOR cells win (default FALSE)",
      ["TRUE", "FALSE"]),
+    ("loss_normalization", None, "sample (default): each asset's squared errors divided by the "
+     "dates; weight_sum: by the asset's own weight mass (short histories weigh as much)",
+     ["sample", "weight_sum"]),
     ("cv_splits", 5, "Cross-validate: number of expanding-window folds", None),
     ("cv_lambdas", "auto", "Cross-validate: auto, default or lambdas separated by commas",
      ["auto", "default"]),

@@ -137,7 +137,8 @@ DOCS = {
                "column dates.",
     "reg_lambda": "Optional penalty weight lambda >= 0 (default 1e-5). Overrides reg_lambda "
                   "in settings.",
-    "model_type": "Optional LASSO, HCGL (clusters of assets) or FCGL (cluster x factor blocks); "
+    "model_type": "Optional LASSO, GROUP_LASSO, HCGL (clusters of assets), FCGL (cluster x "
+                  "factor blocks), COOPERATIVE_GROUP_LASSO or COOPERATIVE_CLUSTER_GROUP_LASSO; "
                   "default LASSO. Overrides model_type in settings.",
     "signs": "Optional sign constraints: assets down, factors across; blank = free, 0 = zero, "
              "1 or + = non-negative, -1 or - = non-positive. May list a subset of assets.",
@@ -157,7 +158,7 @@ DOCS = {
                    "'SPX >= 2*UST10'; names are assets, group tags or (factor covariance) "
                    "factors.",
     "groups": "Optional asset | group rows (e.g. FL_GROUPS): the group of each asset, which "
-              "model_type GROUP_LASSO needs.",
+              "model_type GROUP_LASSO and COOPERATIVE_GROUP_LASSO need.",
     "asset_groups": "Optional asset x grouping table: a header row of grouping names (e.g. "
                     "Sector), the first column assets, each cell a tag usable in constraints.",
     "maxdiv_factors": "Optional factor returns (same layout and dates as returns); needed by "
@@ -463,11 +464,10 @@ def _fit_inputs(returns, factors, reg_lambda=None, model_type=None, signs=None, 
 
 
 def _check_groups(inputs: FitInputs, groups: Block | None, argument: str = "groups") -> None:
-    """GROUP_LASSO needs a group for every asset (the message names the function argument,
-    ``argument``; :func:`fit_inputs` would name FL_GROUPS)."""
-    if LassoModelType.parse(inputs.params.get("model_type", "LASSO")) is not (
-        LassoModelType.GROUP_LASSO
-    ):
+    """GROUP_LASSO and COOPERATIVE_GROUP_LASSO need a group for every asset (the message
+    names the function argument, ``argument``; :func:`fit_inputs` would name FL_GROUPS)."""
+    kind = LassoModelType.parse(inputs.params.get("model_type", "LASSO"))
+    if not kind.uses_group_data:
         return
     known = inputs.params.get("group_data")
     missing = [a for a in inputs.returns.columns if known is None or a not in known.index]
@@ -476,10 +476,10 @@ def _check_groups(inputs: FitInputs, groups: Block | None, argument: str = "grou
     if groups is None or groups.is_empty():
         raise _arg_error(
             inputs.sources["model_type"],
-            f"GROUP_LASSO needs a group for every asset: give them in the {argument} argument "
+            f"{kind.name} needs a group for every asset: give them in the {argument} argument "
             "(asset | group rows, e.g. FL_GROUPS), or use HCGL or FCGL (groups found from the "
             "data)")
-    raise _arg_error(argument, f"model_type GROUP_LASSO needs a group for every asset; "
+    raise _arg_error(argument, f"model_type {kind.name} needs a group for every asset; "
                                f"{missing[0]!r} has none")
 
 
@@ -635,7 +635,7 @@ def FLASSO_INTERCEPT(returns, factors, reg_lambda=None, model_type=None, signs=N
 @_fit_decorators
 def FLASSO_CLUSTERS(returns, factors, reg_lambda=None, model_type=None, signs=None,
                     prior=None, settings=None, groups=None):
-    """Cluster of each asset found by an HCGL or FCGL factor model."""
+    """Cluster of each asset found by an HCGL, FCGL or cooperative-cluster factor model."""
     def compute():
         fitted = _fitted(returns, factors, reg_lambda, model_type, signs, prior, settings,
                          groups)
@@ -646,7 +646,8 @@ def FLASSO_CLUSTERS(returns, factors, reg_lambda=None, model_type=None, signs=No
             if model.coef_.shape[0] == 1:
                 raise _arg_error("returns", "one asset: there is nothing to cluster")
             raise _arg_error(source, f"{kind} does not group the assets; set model_type to "
-                                     "HCGL or FCGL to find clusters")
+                                     "HCGL, FCGL or COOPERATIVE_CLUSTER_GROUP_LASSO to find "
+                                     "clusters")
         return _column_table("asset", {"cluster": model.clusters_}, model.coef_.index)
 
     return _guard(compute)

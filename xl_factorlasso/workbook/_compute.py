@@ -66,7 +66,8 @@ PORTFOLIO_INPUTS = FIT_INPUTS + (
 
 
 #: Short model names for the corner of FL_COEF.
-MODEL_LABELS = {"HIERARCHICAL_CLUSTER_GROUP_LASSO": "HCGL", "FACTOR_CLUSTER_GROUP_LASSO": "FCGL"}
+MODEL_LABELS = {"HIERARCHICAL_CLUSTER_GROUP_LASSO": "HCGL", "FACTOR_CLUSTER_GROUP_LASSO": "FCGL",
+                "COOPERATIVE_GROUP_LASSO": "COOP", "COOPERATIVE_CLUSTER_GROUP_LASSO": "CCGL"}
 
 
 # --------------------------------------------------------------------------- reading

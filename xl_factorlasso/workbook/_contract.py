@@ -73,7 +73,8 @@ CONTRACT: tuple[NameSpec, ...] = (
         "Prior loadings (assets x factors) the penalty shrinks towards; blank = 0.",
     ),
     NameSpec(
-        "FL_GROUPS", "input", "series", (), "Asset -> group label, for model_type GROUP_LASSO."
+        "FL_GROUPS", "input", "series", (),
+        "Asset -> group label, for model_type GROUP_LASSO and COOPERATIVE_GROUP_LASSO.",
     ),
     NameSpec(
         "FL_SETTINGS",

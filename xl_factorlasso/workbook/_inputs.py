@@ -322,22 +322,46 @@ def fit_inputs(
         params["group_data"] = group_series
         sources["group_data"] = groups.name
     model_type = LassoModelType.parse(params.get("model_type", "LASSO"))
-    if require_groups and model_type is LassoModelType.GROUP_LASSO:
+    if require_groups and model_type.uses_group_data:
         gd = params.get("group_data")
         missing = [a for a in assets if gd is None or a not in gd.index]
         if missing:
             raise WorkbookInputError(
-                f"model_type GROUP_LASSO needs a group for every asset; {missing[0]!r} has none",
+                f"model_type {model_type.name} needs a group for every asset; {missing[0]!r} "
+                "has none",
                 groups.name if groups is not None else "FL_GROUPS",
             )
     inputs = FitInputs(
         returns, factors, params, sources, fs.cv, fs.annualization_factor, settings, cells, names,
         bound,
     )
+    if model_type.is_cooperative:
+        _check_cooperative(inputs, signs, sign_frame)
     _check_against_data(inputs)
     if cv:
         check_cv(inputs)
     return inputs
+
+
+def _check_cooperative(inputs: FitInputs, signs: Block | None, sign_frame) -> None:
+    """The cooperative types take no sign constraint (factorlasso refuses them too): a filled
+    sign cell or ``nonneg = TRUE`` is an error on its cell; a sign matrix with every cell blank
+    constrains nothing and is dropped."""
+    kind = inputs.params["model_type"]
+    why = (f"model_type {kind} takes no sign constraint (its penalty favours loadings of one "
+           "sign within a group softly)")
+    if sign_frame is not None:
+        filled = np.argwhere(sign_frame.notna().to_numpy())
+        if len(filled):
+            a, f = sign_frame.index[filled[0][0]], sign_frame.columns[filled[0][1]]
+            i, j = find_label(signs, a, 0)[0], find_label(signs, f, 1)[1]
+            raise signs.trimmed().error(
+                f"the sign of ({a}, {f}) is set, but {why}; clear {signs.name} or use FCGL",
+                i, j)
+        del inputs.params["factors_beta_loading_signs"]
+        inputs.sources.pop("factors_beta_loading_signs", None)
+    if inputs.params.get("nonneg"):
+        raise inputs.setting_error("nonneg", f"TRUE is not allowed: {why}")
 
 
 def _check_against_data(inputs: FitInputs) -> None:

@@ -109,7 +109,8 @@ def _model_type(v, key: str) -> str:
     try:
         return LassoModelType.parse(v.strip() if isinstance(v, str) else v).name
     except ValueError:
-        names = "LASSO, GROUP_LASSO, HCGL, FCGL"
+        names = ("LASSO, GROUP_LASSO, HCGL, FCGL, COOPERATIVE_GROUP_LASSO, "
+                 "COOPERATIVE_CLUSTER_GROUP_LASSO")
         raise ValueError(f"{key}: {shown(v)} is not one of {names}") from None
 
 
@@ -249,6 +250,9 @@ MODEL_KEYS: dict[str, Callable] = {
     "auto_sign_adaptive_weights": _bool,
     # empirical prior (factorlasso's apply_ols_prior): FL_PRIOR cells override it
     "apply_ols_prior": _bool,
+    # factorlasso's loss_normalization: divide each asset's squared errors by the dates
+    # (sample) or by its own weight mass (weight_sum)
+    "loss_normalization": _choice(("sample", "weight_sum")),
 }
 #: Cross-validation settings (LassoModelCV).
 CV_KEYS: dict[str, Callable] = {

@@ -68,6 +68,17 @@ the box forbids removed (``w_j := 0`` where ``w_j < 0 = l_j`` or ``w_j > 0 = u_j
    at the root this is the closed form ``d = w (1 - beta / ||w||)``, used directly for every
    group whose closed form lies in the box; only the others go through the root-find.
 
+*Cooperative blocks* (:func:`prox_cooperative`). The block term is
+``beta_g (||d+||_2 + ||d-||_2)``. Its prox keeps every coordinate's sign: if ``d_j v_j < 0``,
+setting ``d_j = 0`` (in the box, which contains 0) brings ``d_j`` closer to ``v_j``, lowers
+``alpha_j |d_j|`` and removes ``d_j`` from one of the two norms, so it lowers the objective
+strictly. With the signs of ``v`` fixed, the coordinates where ``v_j > 0`` enter only ``||d+||``
+and those where ``v_j < 0`` only ``||d-||``: the problem splits into two sparse-group proxes, one
+on each sign half of the block, and each keeps the signs of its ``v`` (so the restriction
+``d_j v_j >= 0`` is not active). Each is the sparse-group prox above: soft-threshold first (the
+L1 prox, which keeps ``sign(v)`` or gives 0), then block soft-thresholding. So the cooperative
+prox is :func:`prox_sparse_group` with the groups ``(block, sign of soft(v, alpha))``.
+
 Certificate: a duality gap
 --------------------------
 For any ``U``, ``F(B) >= D(U) = -f*(U) - h*(-U)`` (Fenchel). Each unit gets its own dual
@@ -76,7 +87,9 @@ point (``f*`` is separable over responses, ``h*`` over groups). With ``V = -grad
 bound, the part of ``V`` beyond the penalty's gradient there, with the sign the bound allows; 0
 elsewhere) and ``r`` is left for the penalty, whose dual ball is ``lambda C`` (``C`` =
 ``{z : ||soft(z, a omega)||_2 <= (1-a) w_g}`` per group, ``[-omega, omega]`` per cell; its
-gauge, the dual norm, is found piecewise in the order of ``|z_j| / omega_j``). Two dual points,
+gauge, the dual norm, is found piecewise in the order of ``|z_j| / omega_j``; for a cooperative
+block, whose penalty is the sparse-group norm of ``D+`` plus that of ``D-``, the dual ball is
+``{z : z+ in C and z- in C}``, so its gauge is ``max(||z+||_C*, ||z-||_C*)``). Two dual points,
 the smaller gap kept per unit:
 
 * *scaling*: ``U = s grad f(B)`` with ``s = min(1, lambda / ||r||_C*)``;
@@ -114,7 +127,8 @@ import numpy as np
 from ._penalty import PenaltySpec, penalty_value
 from ._preparation import SufficientStats
 
-__all__ = ["EngineResult", "FastEngine", "prox_l1_box", "prox_sparse_group", "solve_fast"]
+__all__ = ["EngineResult", "FastEngine", "prox_cooperative", "prox_l1_box", "prox_sparse_group",
+           "solve_fast"]
 
 DEFAULT_TOL = 1e-8
 DEFAULT_MAX_ITER = 20_000
@@ -262,6 +276,36 @@ def prox_sparse_group(v, alpha, beta, groups, lower, upper) -> np.ndarray:
     return _prox_groups(w, beta, gid, lower, upper, table).reshape(shape)
 
 
+def prox_cooperative(v, alpha, beta, groups, lower, upper) -> np.ndarray:
+    """Exact prox of the sparse cooperative penalty with a box, for any partition of the cells.
+
+    Solves, for every group ``g`` of cells,
+    ``argmin_{lower <= d <= upper} 1/2 ||d - v||^2 + sum_j alpha_j |d_j|
+    + beta_g (||(d_g)+||_2 + ||(d_g)-||_2)``: the sparse-group prox on each sign half of every
+    group (see the module docstring for the proof).
+
+    Parameters
+    ----------
+    v, alpha, lower, upper : array_like of the same shape (or broadcastable to ``v``)
+        ``alpha >= 0``; the box must contain 0: ``lower <= 0 <= upper``.
+    beta : array_like, shape (n_groups,)
+        Group thresholds ``>= 0``.
+    groups : array_like of int, shape of ``v``
+        Group code ``0 .. n_groups-1`` of every cell.
+
+    Returns
+    -------
+    numpy.ndarray, shape of ``v``
+    """
+    v = np.asarray(v, dtype=float)
+    shape = v.shape
+    alpha = np.broadcast_to(np.asarray(alpha, dtype=float), shape).ravel()
+    w = _soft(v.ravel(), alpha)
+    halves = 2 * np.asarray(groups).ravel() + (w < 0)
+    beta = np.repeat(np.asarray(beta, dtype=float).ravel(), 2)  # half 2g + s of group g
+    return prox_sparse_group(v, alpha.reshape(shape), beta, halves.reshape(shape), lower, upper)
+
+
 def _member_table(gid: np.ndarray, n_groups: int) -> np.ndarray:
     """(n_groups, kmax) flat cell indices of every group, padded with ``gid.size``."""
     order = np.argsort(gid, kind="stable")
@@ -275,7 +319,10 @@ def _member_table(gid: np.ndarray, n_groups: int) -> np.ndarray:
 
 
 def _prox_groups(w, beta, gid, lower, upper, table, row_norms=None) -> np.ndarray:
-    """Group step of the sparse-group prox on soft-thresholded ``w`` (flat), see module doc."""
+    """Group step of the sparse-group prox on soft-thresholded ``w`` (flat), see module doc.
+
+    ``table`` (:func:`_member_table` of ``gid``) is only needed when a bound bites; None builds
+    it then."""
     # A direction the box forbids (bound exactly 0) can never be taken: drop it first.
     w = np.where(((w < 0) & (lower >= 0)) | ((w > 0) & (upper <= 0)), 0.0, w)
     if row_norms is not None:  # row geometry: groups are rows of length row_norms
@@ -289,6 +336,8 @@ def _prox_groups(w, beta, gid, lower, upper, table, row_norms=None) -> np.ndarra
     if not bad.any():
         return d
     flagged = np.unique(gid[bad])
+    if table is None:
+        table = _member_table(gid, len(beta))
     cells = table[flagged]  # (K, kmax), padded with w.size
     w_ext = np.append(w, 0.0)
     lo_ext = np.append(lower, -np.inf)
@@ -366,6 +415,9 @@ class FastEngine:
         if geometry != "cell" and self.a >= 1.0:
             geometry = "cell"  # the group term vanishes
         self.geometry = geometry
+        # Cooperative blocks: each block's positive and negative parts are two groups whose
+        # members change with the signs (see prox_cooperative).
+        self.coop = bool(spec.cooperative) and geometry == "block"
         if geometry == "block":
             groups = np.asarray(spec.groups)
             self.unit = groups  # a cluster is a unit: its blocks couple its responses
@@ -469,10 +521,16 @@ class FastEngine:
                 beta = step[self._unit_first].ravel() * reg_lambda * (1.0 - self.a) * \
                     self.group_w
             w = _soft(v, alpha).ravel()
-            d = _prox_groups(
-                w, beta, self.gid, self.dl.ravel(), self.du.ravel(), self._table,
-                row_norms=self.m if self.geometry == "row" else None,
-            ).reshape(v.shape)
+            if self.coop:  # the sign halves of the blocks, groups 2 * gid + (w < 0)
+                d = _prox_groups(
+                    w, np.repeat(beta, 2), 2 * self.gid + (w < 0), self.dl.ravel(),
+                    self.du.ravel(), None,
+                ).reshape(v.shape)
+            else:
+                d = _prox_groups(
+                    w, beta, self.gid, self.dl.ravel(), self.du.ravel(), self._table,
+                    row_norms=self.m if self.geometry == "row" else None,
+                ).reshape(v.shape)
         return self.prior + d
 
     def penalty_parts(self, d: np.ndarray) -> np.ndarray:
@@ -483,10 +541,26 @@ class FastEngine:
         if self.geometry == "row":
             group = self.group_w * np.linalg.norm(d, axis=1)
             return (1.0 - self.a) * group + self.a * l1
-        norms = np.sqrt(np.bincount(self.gid, weights=(d * d).ravel(), minlength=self.n_groups))
-        group = np.bincount(self.group_unit, weights=self.group_w * norms,
-                            minlength=self.n_units)
+        if self.coop:
+            norms = self._half_norms(d)
+            group = np.bincount(np.repeat(self.group_unit, 2),
+                                weights=np.repeat(self.group_w, 2) * norms,
+                                minlength=self.n_units)
+        else:
+            norms = np.sqrt(np.bincount(self.gid, weights=(d * d).ravel(),
+                                        minlength=self.n_groups))
+            group = np.bincount(self.group_unit, weights=self.group_w * norms,
+                                minlength=self.n_units)
         return (1.0 - self.a) * group + self.a * self._unit_sum(l1)
+
+    def _half_keys(self, d: np.ndarray) -> np.ndarray:
+        """Cooperative blocks: sign half ``2 g + (d < 0)`` of every cell (flat)."""
+        return 2 * self.gid + (d.ravel() < 0)
+
+    def _half_norms(self, d: np.ndarray) -> np.ndarray:
+        """Cooperative blocks: ``||(D_g)+||_2`` and ``||(D_g)-||_2`` at ``2g`` and ``2g + 1``."""
+        return np.sqrt(np.bincount(self._half_keys(d), weights=(d * d).ravel(),
+                                   minlength=2 * self.n_groups))
 
     def objective(self, coef: np.ndarray, reg_lambda: float) -> float:
         """``F(B)``, the exact objective (loss with its constant plus penalty)."""
@@ -496,14 +570,25 @@ class FastEngine:
         """``||D_g||_2`` per cell's group, shape (N, M)."""
         if self.geometry == "row":
             return np.broadcast_to(np.linalg.norm(d, axis=1)[:, None], d.shape)
+        if self.coop:  # the norm of the cell's own sign half
+            return self._half_norms(d)[self._half_keys(d)].reshape(d.shape)
         norms = np.sqrt(np.bincount(self.gid, weights=(d * d).ravel(), minlength=self.n_groups))
         return norms[self.gid].reshape(d.shape)
 
     def _dual_norms(self, r: np.ndarray) -> np.ndarray:
         """Per unit, ``max_g ||r_g||_C*``: the smallest rho with ``r_g in rho C_g`` for all g."""
-        ar = np.abs(r)
         if self.geometry == "cell":
-            return self._unit_max((ar / self.omega).max(axis=1))
+            return self._unit_max((np.abs(r) / self.omega).max(axis=1))
+        if self.coop:  # the dual ball constrains each sign half (module docstring)
+            rho = np.maximum(self._group_dual(np.maximum(r, 0.0)),
+                             self._group_dual(np.maximum(-r, 0.0)))
+        else:
+            rho = self._group_dual(np.abs(r))
+        rho = rho * (1.0 + 8 * _EPS)  # round up: feasibility of the scaled dual point
+        return self._unit_max_groups(rho)
+
+    def _group_dual(self, ar: np.ndarray) -> np.ndarray:
+        """Per group, the sparse-group gauge ``||ar_g||_C*`` of magnitudes ``ar >= 0``."""
         a, c = self.a, (1.0 - self.a) * self.group_w
         if self.geometry == "row":
             vals, om = ar, self.omega
@@ -546,8 +631,7 @@ class FastEngine:
             upper = np.minimum(np.linalg.norm(ar_rows, axis=1) / c, vals.max(axis=1) / a)
             rho = np.where(ok.any(axis=1), rho, upper)
             rho = np.where(vals.max(axis=1) > 0, rho, 0.0)
-        rho = rho * (1.0 + 8 * _EPS)  # round up: feasibility of the scaled dual point
-        return self._unit_max_groups(rho)
+        return rho
 
     def _unit_max(self, per_response: np.ndarray) -> np.ndarray:
         if self.geometry != "block":
@@ -570,6 +654,13 @@ class FastEngine:
         inner = np.clip(r, -reg_lambda * self.a * self.omega, reg_lambda * self.a * self.omega)
         outer = r - inner
         radius = reg_lambda * (1.0 - self.a) * self.group_w
+        if self.coop:  # shrink each sign half of a block on its own (outer has r's signs)
+            keys = self._half_keys(outer)
+            norm = np.sqrt(np.bincount(keys, weights=(outer * outer).ravel(),
+                                       minlength=2 * self.n_groups))
+            radius = np.repeat(radius, 2)
+            scale = np.where(norm > radius, radius / np.where(norm > 0, norm, 1.0), 1.0)
+            return inner + outer * scale[keys].reshape(r.shape)
         if self.geometry == "row":
             norm = np.linalg.norm(outer, axis=1)
             scale = np.where(norm > radius, radius / np.where(norm > 0, norm, 1.0), 1.0)

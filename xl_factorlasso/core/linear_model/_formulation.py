@@ -13,6 +13,9 @@ For coefficients ``B`` (N x M, responses x factors), prior centre ``B0``, ``D = 
                                    + a sum_ij omega_ij |D_ij|
     block (FCGL):           P(D) = (1-a) sum_g w_g sum_j kappa_gj ||D_{g,j}||_2
                                    + a sum_ij omega_ij |D_ij|
+    cooperative (COOPERATIVE_GROUP_LASSO, COOPERATIVE_CLUSTER_GROUP_LASSO):
+                            P(D) = (1-a) sum_g w_g sum_j (||(D_{g,j})+||_2 + ||(D_{g,j})-||_2)
+                                   + a sum_ij |D_ij|
 
 with group weights ``w_g = sqrt(|g| / G)`` ("normalized") or ``sqrt(|g|)`` ("yuan_lin").
 The adaptive weights (``auto_sign_adaptive_weights``, Zou 2006; Wang and Leng 2008) are 1
@@ -35,6 +38,8 @@ rounded to powers of two so that the change of units is exact. With ``B~ = B s /
     L~(B~) + (lambda / c) * P((B~ - B~0) / s),
 
 the penalty acting on ``D~ / s``: a weight ``1 / s_j`` per factor column inside the same norms.
+(The cooperative norms are written directly, ``||pos(D)||_2 + ||neg(D)||_2``: a norm of a
+nonnegative convex argument is convex and DCP, so no ``P - Q`` split doubles the variables.)
 Sign bounds (0 or infinite) are unchanged. :meth:`LassoProblem.solve` maps the answer back.
 Those weights are why a programme for ``lambda > 0`` keeps every ``s_j`` within a factor
 ``PENALTY_SCALE_RATIO`` (1e4) of the largest: penalty weights spanning more than that cost an
@@ -151,7 +156,12 @@ class LassoProblem:
                 group_term = 0
                 for start, stop in zip(bounds[:-1], bounds[1:], strict=True):
                     g = groups[start]
-                    norms = cp.norm(D[start:stop, :], 2, axis=0)
+                    if spec.cooperative:  # the block's positive and negative parts
+                        block = D[start:stop, :]
+                        norms = cp.norm(cp.pos(block), 2, axis=0) + cp.norm(
+                            cp.neg(block), 2, axis=0)
+                    else:
+                        norms = cp.norm(D[start:stop, :], 2, axis=0)
                     if blocks is None:
                         group_term += weight[g] * (norms @ omega)
                     else:

@@ -12,6 +12,10 @@ Group geometries with L1 mix ``a`` need, for every row or block,
 ``|| max(r - a*lambda*omega, 0) ||_2 <= (1-a) * lambda * W`` (``W`` the group's whole weight,
 ``w_g`` times its adaptive row or block weight); the left side falls and the right side rises
 with lambda, so each group has one root, found by bisection to machine precision.
+
+Cooperative blocks pay the sparse-group norm of ``D+`` plus that of ``D-``; at ``D = 0`` the
+excess pushes a cell up where ``-g > 0`` and down where ``-g < 0``, so each block's positive and
+negative halves of the excess are two groups, each with the root above.
 """
 
 from __future__ import annotations
@@ -45,18 +49,28 @@ def lambda_max_from_stats(stats: SufficientStats, spec: PenaltySpec) -> float:
     a = spec.l1_weight
     if spec.geometry == "row":
         values, cell_w, weight = r, omega, spec.row_weights()
+    elif spec.cooperative:
+        up = stats.gradient(spec.prior) < 0  # -g > 0: the excess pushes the cell up
+        return max(_block_lambda(np.where(up, r, 0.0), omega, spec),
+                   _block_lambda(np.where(up, 0.0, r), omega, spec))
     else:
-        # One block per (cluster, factor); pad with zeros, which never exceed the threshold.
-        m = r.shape[1]
-        sizes = np.bincount(spec.groups, minlength=len(spec.group_weight))
-        values = np.zeros((len(sizes) * m, sizes.max()))
-        cell_w = np.ones_like(values)
-        weight = spec.block_weights().ravel()  # block (g, j) is row g * M + j
-        for g in range(len(sizes)):
-            members = spec.groups == g
-            values[g * m:(g + 1) * m, : members.sum()] = r[members].T
-            cell_w[g * m:(g + 1) * m, : members.sum()] = omega[members].T
+        return _block_lambda(r, omega, spec)
     return float(_group_roots(values, cell_w, weight, a).max(initial=0.0))
+
+
+def _block_lambda(r: np.ndarray, omega: np.ndarray, spec: PenaltySpec) -> float:
+    """The largest root over the (cluster, factor) blocks of the excess ``r``."""
+    # One block per (cluster, factor); pad with zeros, which never exceed the threshold.
+    m = r.shape[1]
+    sizes = np.bincount(spec.groups, minlength=len(spec.group_weight))
+    values = np.zeros((len(sizes) * m, sizes.max()))
+    cell_w = np.ones_like(values)
+    weight = spec.block_weights().ravel()  # block (g, j) is row g * M + j
+    for g in range(len(sizes)):
+        members = spec.groups == g
+        values[g * m:(g + 1) * m, : members.sum()] = r[members].T
+        cell_w[g * m:(g + 1) * m, : members.sum()] = omega[members].T
+    return float(_group_roots(values, cell_w, weight, spec.l1_weight).max(initial=0.0))
 
 
 def _group_roots(values: np.ndarray, cell_w: np.ndarray, weight: np.ndarray,

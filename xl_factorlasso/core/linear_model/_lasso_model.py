@@ -36,7 +36,13 @@ from ._lambda_max import lambda_max_from_stats
 from ._model_type import LassoModelType
 from ._ols_prior import OlsPrior, check_ols_prior_params, ols_prior, zero_incompatible
 from ._penalty import PenaltySpec, penalty_value
-from ._preparation import PreparedPanel, SufficientStats, coerce_panel, prepare_panel
+from ._preparation import (
+    PreparedPanel,
+    SufficientStats,
+    check_loss_normalization,
+    coerce_panel,
+    prepare_panel,
+)
 
 __all__ = ["LassoModel", "LassoEstimationResult", "lambda_max"]
 
@@ -91,9 +97,16 @@ class LassoModel(FactorlassoCompatMixin, BaseEstimator):
     ----------
     model_type : LassoModelType or str, default LASSO
         ``LASSO``, ``GROUP_LASSO``, ``HIERARCHICAL_CLUSTER_GROUP_LASSO`` (alias
-        ``GROUP_LASSO_CLUSTERS``, "HCGL") or ``FACTOR_CLUSTER_GROUP_LASSO`` ("FCGL").
+        ``GROUP_LASSO_CLUSTERS``, "HCGL"), ``FACTOR_CLUSTER_GROUP_LASSO`` ("FCGL"),
+        ``COOPERATIVE_GROUP_LASSO`` ("COOP", on ``group_data``) or
+        ``COOPERATIVE_CLUSTER_GROUP_LASSO`` ("CCGL", on discovered clusters). The cooperative
+        types penalise each cluster x factor block's positive and negative parts apart (soft
+        sign coherence) and take no sign constraint: ``factors_beta_loading_signs`` and
+        ``nonneg=True`` are refused, derived signs are not enforced (``derived_signs_`` stays
+        None) and adaptive weights are not used, as in factorlasso 1.0.6.
     group_data : pandas.Series, optional
-        Response -> group label, required by ``GROUP_LASSO``; must cover every response.
+        Response -> group label, required by ``GROUP_LASSO`` and ``COOPERATIVE_GROUP_LASSO``;
+        must cover every response.
     reg_lambda : float, default 1e-5
         Penalty weight ``lambda >= 0``.
     span : float, optional
@@ -202,6 +215,13 @@ _ols_prior`, as factorlasso 1.0.6): per response, the univariate weighted OLS sl
         Response -> factor (its univariate slope) or a list of up to 2 factors (the slopes of
         one joint weighted regression; a pair with weighted VIF > 2.5 keeps its first factor),
         overriding the selection; omitted responses keep it. Needs ``apply_ols_prior``.
+    loss_normalization : {"sample", "weight_sum"}, default "sample"
+        ``"sample"``: every response's weighted squared error is divided by the number of
+        prepared rows ``T'``. ``"weight_sum"``: response ``i``'s is divided by its own weight
+        mass ``S_i = sum_t w_ti`` (a short history weighs as much as a long one). On a balanced
+        panel the two fits agree at ``lambda_weight_sum = lambda_sample * T' / S``. The
+        objective, ``reg_lambda_max_`` and the certificate follow it; the diagnostics do not
+        change.
 
     Attributes
     ----------
@@ -311,6 +331,7 @@ pandas.DataFrame or None
         apply_ols_prior=False,
         prior_selection_type="highest_r2",
         factor_for_prior=None,
+        loss_normalization="sample",
     ):
         self.model_type = model_type
         self.group_data = group_data
@@ -349,6 +370,7 @@ pandas.DataFrame or None
         self.apply_ols_prior = apply_ols_prior
         self.prior_selection_type = prior_selection_type
         self.factor_for_prior = factor_for_prior
+        self.loss_normalization = loss_normalization
 
     # ------------------------------------------------------------------ validation
     def _checked_lambda(self, value=None) -> float:
@@ -388,8 +410,20 @@ pandas.DataFrame or None
                 f"warmup_period must be a whole number >= 0 or None, got {self.warmup_period!r}"
             )
         self._checked_auto_signs()
-        if model_type is LassoModelType.GROUP_LASSO and self.group_data is None:
-            raise ValueError("model_type GROUP_LASSO needs group_data (response -> group)")
+        if model_type.uses_group_data and self.group_data is None:
+            raise ValueError(
+                f"model_type {model_type.name} needs group_data (response -> group)")
+        if model_type.is_cooperative:
+            # factorlasso 1.0.6 refuses them too: the cooperative penalty takes no hard sign
+            if self.factors_beta_loading_signs is not None:
+                raise ValueError(
+                    f"factors_beta_loading_signs is not supported by {model_type.name}, which "
+                    "takes no sign constraint (its penalty favours sign-coherent blocks)")
+            if self.nonneg:
+                raise ValueError(
+                    f"nonneg=True is not supported by {model_type.name}, which takes no sign "
+                    "constraint (its penalty favours sign-coherent blocks)")
+        check_loss_normalization(self.loss_normalization)
         self._checked_engine()
         selections = check_ols_prior_params(
             self.apply_ols_prior, self.prior_selection_type, self.factor_for_prior)
@@ -581,7 +615,7 @@ pandas.DataFrame or None
         if self.apply_ols_prior:
             ols = ols_prior(x, y, self.span, self.warmup_period, params["prior_selections"])
         signs, prior = self._signs_and_prior(x, y, ols)
-        stats = SufficientStats.from_panel(panel)
+        stats = SufficientStats.from_panel(panel, self.loss_normalization)
         if not np.any(stats.yty > 0.0):
             what = "every column is constant" if self.demean else "every value is 0"
             raise ValueError(f"y: no response varies ({what}): there is nothing to fit")
@@ -590,7 +624,7 @@ pandas.DataFrame or None
         geometry = model_type.geometry if n > 1 else "cell"  # one response: plain LASSO
         clusters = linkage = cutoff = None
         groups = group_weight = None
-        if model_type is LassoModelType.GROUP_LASSO and n > 1:
+        if model_type.uses_group_data and n > 1:
             gd = self.group_data
             if not isinstance(gd, pd.Series):
                 raise ValueError("group_data must be a pandas Series: response -> group")
@@ -629,12 +663,14 @@ pandas.DataFrame or None
                 groups, sign_span, check_threshold(self.auto_sign_threshold_t),
                 self.auto_sign_variance,
             )
-            signs = resolve_signs(detected.signs, signs, prior, x.columns.isin(excluded))
+            if not model_type.is_cooperative:  # diagnostics only: nothing enforces them
+                signs = resolve_signs(detected.signs, signs, prior, x.columns.isin(excluded))
         if ols is not None:
             # only cells the final signs forbid lose their centre; nothing is re-selected
             prior = zero_incompatible(prior, signs, bool(self.nonneg))
         adaptive = None
-        if self.auto_sign_constraints and self.auto_sign_adaptive_weights:
+        if (self.auto_sign_constraints and self.auto_sign_adaptive_weights
+                and not model_type.is_cooperative):  # factorlasso's cooperative solve has none
             adaptive = self._adaptive_weights(detected, geometry, groups)
         spec = PenaltySpec(
             geometry=geometry,
@@ -650,6 +686,7 @@ pandas.DataFrame or None
             cell_weight=None if adaptive is None else adaptive.cell,
             row_weight=None if adaptive is None else adaptive.row,
             block_weight=None if adaptive is None else adaptive.block,
+            cooperative=model_type.is_cooperative and geometry == "block",
         )
         lam_max = lambda_max_from_stats(stats, spec)
         return _FitSetup(x, y, panel, stats, spec, clusters, linkage, cutoff, lam_max,

@@ -18,6 +18,12 @@ class LassoModelType(Enum):
         Row geometry on groups discovered by hierarchical clustering of the responses.
     ``FACTOR_CLUSTER_GROUP_LASSO`` ("FCGL")
         Cluster x factor blocks: the responses of a cluster enter or leave a factor together.
+    ``COOPERATIVE_GROUP_LASSO`` ("COOP")
+        Cooperative LASSO (Chiquet, Grandvalet and Charbonnier 2012) on the cluster x factor
+        blocks of user groups: each block pays ``||D+||_2 + ||D-||_2``, so a block whose
+        loadings share a sign costs less than a mixed one (soft sign coherence, no hard sign).
+    ``COOPERATIVE_CLUSTER_GROUP_LASSO`` ("CCGL")
+        The same penalty on clusters discovered as for HCGL / FCGL.
     """
 
     LASSO = 1
@@ -25,12 +31,14 @@ class LassoModelType(Enum):
     HIERARCHICAL_CLUSTER_GROUP_LASSO = 4
     GROUP_LASSO_CLUSTERS = 4  # alias kept for users of older factorlasso releases
     FACTOR_CLUSTER_GROUP_LASSO = 5
+    COOPERATIVE_GROUP_LASSO = 6
+    COOPERATIVE_CLUSTER_GROUP_LASSO = 7
 
     @classmethod
     def parse(cls, value: LassoModelType | str | int) -> LassoModelType:
         """Accept the enum, its name (any case, ``-``/space for ``_``), a short name or its value.
 
-        Short names: ``lasso``, ``group``, ``hcgl``, ``fcgl``.
+        Short names: ``lasso``, ``group``, ``hcgl``, ``fcgl``, ``coop``, ``ccgl``.
         """
         if isinstance(value, cls):
             return value
@@ -48,7 +56,8 @@ class LassoModelType(Enum):
             key = _SHORT_NAMES.get(key, key)
             if key in cls.__members__:
                 return cls.__members__[key]
-        names = ", ".join(["LASSO", "GROUP_LASSO", "HCGL", "FCGL"])
+        names = ", ".join(["LASSO", "GROUP_LASSO", "HCGL", "FCGL",
+                           "COOPERATIVE_GROUP_LASSO", "COOPERATIVE_CLUSTER_GROUP_LASSO"])
         raise ValueError(f"model_type: {value!r} is not one of {names}")
 
     @property
@@ -60,14 +69,29 @@ class LassoModelType(Enum):
         return self in (
             LassoModelType.HIERARCHICAL_CLUSTER_GROUP_LASSO,
             LassoModelType.FACTOR_CLUSTER_GROUP_LASSO,
+            LassoModelType.COOPERATIVE_CLUSTER_GROUP_LASSO,
         )
 
     @property
+    def is_cooperative(self) -> bool:
+        """The cooperative penalty: blocks split into their positive and negative parts."""
+        return self in (
+            LassoModelType.COOPERATIVE_GROUP_LASSO,
+            LassoModelType.COOPERATIVE_CLUSTER_GROUP_LASSO,
+        )
+
+    @property
+    def uses_group_data(self) -> bool:
+        """Groups come from ``group_data`` (GROUP_LASSO, COOPERATIVE_GROUP_LASSO)."""
+        return self in (LassoModelType.GROUP_LASSO, LassoModelType.COOPERATIVE_GROUP_LASSO)
+
+    @property
     def geometry(self) -> str:
-        """``"cell"`` (LASSO), ``"row"`` (GROUP_LASSO, HCGL) or ``"block"`` (FCGL)."""
+        """``"cell"`` (LASSO), ``"row"`` (GROUP_LASSO, HCGL) or ``"block"`` (FCGL and the
+        cooperative types, whose blocks are split by sign: see ``is_cooperative``)."""
         if self is LassoModelType.LASSO:
             return "cell"
-        if self is LassoModelType.FACTOR_CLUSTER_GROUP_LASSO:
+        if self is LassoModelType.FACTOR_CLUSTER_GROUP_LASSO or self.is_cooperative:
             return "block"
         return "row"
 
@@ -77,4 +101,6 @@ _SHORT_NAMES = {
     "FCGL": "FACTOR_CLUSTER_GROUP_LASSO",
     "GROUP": "GROUP_LASSO",
     "CLUSTER_FACTOR_GROUP_LASSO": "FACTOR_CLUSTER_GROUP_LASSO",
+    "COOP": "COOPERATIVE_GROUP_LASSO",
+    "CCGL": "COOPERATIVE_CLUSTER_GROUP_LASSO",
 }

@@ -41,6 +41,9 @@ class PenaltySpec:
     block_weight : numpy.ndarray, shape (G, M), or None
         Block geometry: adaptive weight ``kappa_gj > 0`` of block ``(g, j)``'s L2 norm;
         None: all 1.
+    cooperative : bool, default False
+        Block geometry: each block pays ``||(D_gj)+||_2 + ||(D_gj)-||_2`` (its positive and
+        negative parts, cooperative LASSO) instead of ``||D_gj||_2``.
     """
 
     geometry: str
@@ -54,6 +57,7 @@ class PenaltySpec:
     cell_weight: np.ndarray | None = None
     row_weight: np.ndarray | None = None
     block_weight: np.ndarray | None = None
+    cooperative: bool = False
 
     @property
     def weighted(self) -> bool:
@@ -114,6 +118,11 @@ def penalty_value(coef: np.ndarray, spec: PenaltySpec, reg_lambda: float) -> flo
     if spec.geometry == "row":
         rows = w[spec.groups] if spec.row_weight is None else spec.row_weights()
         group = np.sum(rows * np.linalg.norm(d, axis=1))
+    elif spec.cooperative:  # each block's positive and negative parts
+        blocks = spec.block_weights()
+        group = sum(float(blocks[g] @ np.linalg.norm(half[spec.groups == g], axis=0))
+                    for half in (np.maximum(d, 0.0), np.minimum(d, 0.0))
+                    for g in range(len(w)))
     elif spec.block_weight is None:
         group = 0.0
         for g, weight in enumerate(w):

@@ -10,6 +10,14 @@ Semantics (factorlasso 1.0.6, reference section 1.2):
 
 Everything the loss needs is then in ``X'WX``, ``X'WY`` and ``sum W Y^2`` per response mask, so
 the problem size never depends on T.
+
+Loss normalisation (factorlasso's ``loss_normalization``): ``"sample"`` divides every
+response's weighted squared error by ``T'``; ``"weight_sum"`` divides response ``i``'s by its own
+weight mass ``S_i = sum_t w_ti``. ``S_i`` depends only on the response's mask (and the EWMA
+weights), so ``"weight_sum"`` is the ``"sample"`` loss of statistics scaled by ``T'/S_p`` per mask
+pattern: :meth:`SufficientStats.from_panel` applies it there, once, for every model type and
+everything built on the statistics (engines, ``lambda_max``, the objective). The diagnostics
+(ratios of statistics of one response) are unchanged, as in factorlasso.
 """
 
 from __future__ import annotations
@@ -22,7 +30,17 @@ import pandas as pd
 
 from ..cluster import ewm_lambda, ewm_mean
 
-__all__ = ["PreparedPanel", "SufficientStats", "coerce_panel", "prepare_panel"]
+__all__ = ["LOSS_NORMALIZATIONS", "PreparedPanel", "SufficientStats", "check_loss_normalization",
+           "coerce_panel", "prepare_panel"]
+
+LOSS_NORMALIZATIONS = ("sample", "weight_sum")
+
+
+def check_loss_normalization(value) -> str:
+    """``value`` if it is ``"sample"`` or ``"weight_sum"``, else a ValueError naming it."""
+    if not isinstance(value, str) or value not in LOSS_NORMALIZATIONS:
+        raise ValueError(f"loss_normalization must be 'sample' or 'weight_sum', got {value!r}")
+    return value
 
 
 def _to_frame(data, name: str, prefix: str) -> pd.DataFrame:
@@ -238,7 +256,34 @@ class SufficientStats:
     mass: np.ndarray  # (N,)
 
     @classmethod
-    def from_panel(cls, panel: PreparedPanel) -> SufficientStats:
+    def from_panel(cls, panel: PreparedPanel,
+                   loss_normalization: str = "sample") -> SufficientStats:
+        """The statistics of ``panel``; ``"weight_sum"`` scales each mask pattern's by
+        ``T'/S_p`` (see the module docstring), so the loss divides response ``i`` by ``S_i``."""
+        stats = cls._sample(panel)
+        if check_loss_normalization(loss_normalization) == "sample":
+            return stats
+        return stats._per_mass()
+
+    def _per_mass(self) -> SufficientStats:
+        """Statistics scaled by ``T'/S_i`` per response (1 where ``S_i = 0``: all zero)."""
+        mass_p = np.zeros(len(self.gram))
+        mass_p[self.pattern] = self.mass  # one mass per pattern
+        k_p = np.where(mass_p > 0, self.n_rows / np.where(mass_p > 0, mass_p, 1.0), 1.0)
+        k = k_p[self.pattern]
+        return SufficientStats(
+            n_rows=self.n_rows,
+            gram=self.gram * k_p[:, None, None],
+            pattern=self.pattern,
+            xty=self.xty * k[:, None],
+            yty=self.yty * k,
+            xw=self.xw * k_p[:, None],
+            yw=self.yw * k,
+            mass=self.mass * k,
+        )
+
+    @classmethod
+    def _sample(cls, panel: PreparedPanel) -> SufficientStats:
         x, y = panel.x, panel.y
         w = panel.weights()
         patterns, inverse = _mask_patterns(panel.mask)
