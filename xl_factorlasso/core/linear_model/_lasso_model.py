@@ -37,6 +37,7 @@ from ._model_type import LassoModelType
 from ._ols_prior import OlsPrior, check_ols_prior_params, ols_prior, zero_incompatible
 from ._penalty import PenaltySpec, penalty_value
 from ._preparation import PreparedPanel, SufficientStats, coerce_panel, prepare_panel
+from ._unilasso import UniLassoDesign, UniLassoSolver, unilasso_design, unilasso_spec
 
 __all__ = ["LassoModel", "LassoEstimationResult", "lambda_max"]
 
@@ -76,6 +77,14 @@ class _FitSetup:
     detected: DetectedSigns | None = None
     sign_span: float | None = None
     ols: OlsPrior | None = None
+    unilasso: UniLassoDesign | None = None
+
+    def objective(self, coef: np.ndarray, reg_lambda: float) -> float:
+        """The objective at ``coef`` (N x M); for UniLasso stage two's, at ``theta = B / b``."""
+        if self.unilasso is None:
+            return self.stats.loss(coef) + penalty_value(coef, self.spec, reg_lambda)
+        theta = self.unilasso.theta(coef)
+        return self.unilasso.stats.loss(theta) + penalty_value(theta, self.spec, reg_lambda)
 
 
 class LassoModel(FactorlassoCompatMixin, BaseEstimator):
@@ -90,8 +99,15 @@ class LassoModel(FactorlassoCompatMixin, BaseEstimator):
     Parameters
     ----------
     model_type : LassoModelType or str, default LASSO
-        ``LASSO``, ``GROUP_LASSO``, ``HIERARCHICAL_CLUSTER_GROUP_LASSO`` (alias
+        ``LASSO``, ``UNILASSO``, ``GROUP_LASSO``, ``HIERARCHICAL_CLUSTER_GROUP_LASSO`` (alias
         ``GROUP_LASSO_CLUSTERS``, "HCGL") or ``FACTOR_CLUSTER_GROUP_LASSO`` ("FCGL").
+        ``UNILASSO`` (:mod:`~xl_factorlasso.core.linear_model._unilasso`, as factorlasso
+        1.0.6) fits each response in two stages on its valid rows, unweighted (``span``
+        only demeans): univariate slopes ``b``, then an L1-penalised regression on the
+        univariate fits ``x_j b_j`` with weights ``theta``, ``B = theta * b``;
+        ``reg_lambda`` penalises ``theta`` and the loss is ``(1/T_k)`` per response. It takes
+        no signs, prior, ``nonneg``, ``auto_sign_constraints`` or ``apply_ols_prior``
+        (ValueError); ``objective_value_`` and ``reg_lambda_max_`` are stage two's.
     group_data : pandas.Series, optional
         Response -> group label, required by ``GROUP_LASSO``; must cover every response.
     reg_lambda : float, default 1e-5
@@ -202,6 +218,11 @@ _ols_prior`, as factorlasso 1.0.6): per response, the univariate weighted OLS sl
         Response -> factor (its univariate slope) or a list of up to 2 factors (the slopes of
         one joint weighted regression; a pair with weighted VIF > 2.5 keeps its first factor),
         overriding the selection; omitted responses keep it. Needs ``apply_ols_prior``.
+    unilasso_loo : bool, default True
+        UNILASSO: stage two regresses on leave-one-out univariate fits (each row's slope
+        refitted without it, as published); False: on the in-sample fits.
+    unilasso_non_negative : bool, default True
+        UNILASSO: ``theta >= 0``, so each loading keeps the sign of its univariate slope.
 
     Attributes
     ----------
@@ -311,6 +332,8 @@ pandas.DataFrame or None
         apply_ols_prior=False,
         prior_selection_type="highest_r2",
         factor_for_prior=None,
+        unilasso_loo=True,
+        unilasso_non_negative=True,
     ):
         self.model_type = model_type
         self.group_data = group_data
@@ -349,6 +372,8 @@ pandas.DataFrame or None
         self.apply_ols_prior = apply_ols_prior
         self.prior_selection_type = prior_selection_type
         self.factor_for_prior = factor_for_prior
+        self.unilasso_loo = unilasso_loo
+        self.unilasso_non_negative = unilasso_non_negative
 
     # ------------------------------------------------------------------ validation
     def _checked_lambda(self, value=None) -> float:
@@ -391,6 +416,7 @@ pandas.DataFrame or None
         if model_type is LassoModelType.GROUP_LASSO and self.group_data is None:
             raise ValueError("model_type GROUP_LASSO needs group_data (response -> group)")
         self._checked_engine()
+        self._checked_unilasso(model_type)
         selections = check_ols_prior_params(
             self.apply_ols_prior, self.prior_selection_type, self.factor_for_prior)
         return {"model_type": model_type, "l1_weight": float(l1), "cutoff_fraction": float(cf),
@@ -422,6 +448,29 @@ pandas.DataFrame or None
                 "cluster_correlation_transform"),
             "cluster_span": None if span is None else float(span),
         }
+
+    def _checked_unilasso(self, model_type: LassoModelType) -> None:
+        """The ``unilasso_*`` flags (always), and with UNILASSO the inputs its solver takes
+        none of: refused as factorlasso does (ValueError), never silently dropped."""
+        for name in ("unilasso_loo", "unilasso_non_negative"):
+            if not isinstance(getattr(self, name), (bool, np.bool_)):
+                raise ValueError(f"{name} must be True or False, got {getattr(self, name)!r}")
+        if model_type is not LassoModelType.UNILASSO:
+            return
+        why = ("UNILASSO takes no sign constraint (unilasso_non_negative keeps each loading's "
+               "univariate sign)")
+        if self.factors_beta_loading_signs is not None:
+            raise ValueError(f"factors_beta_loading_signs is not supported: {why}")
+        if self.nonneg:
+            raise ValueError(f"nonneg=True is not supported: {why}")
+        if self.auto_sign_constraints:
+            # factorlasso derives the signs and then ignores them; refusing is clearer
+            raise ValueError(f"auto_sign_constraints=True is not supported: {why}")
+        if self.factors_beta_prior is not None:
+            raise ValueError("factors_beta_prior is not supported: UNILASSO takes no beta prior")
+        if self.apply_ols_prior:
+            raise ValueError("apply_ols_prior=True is not supported: UNILASSO takes no beta "
+                             "prior")
 
     def _checked_auto_signs(self) -> None:
         """The ``auto_sign_*`` parameters (checked whether or not derivation is on)."""
@@ -586,6 +635,12 @@ pandas.DataFrame or None
             what = "every column is constant" if self.demean else "every value is 0"
             raise ValueError(f"y: no response varies ({what}): there is nothing to fit")
 
+        if model_type is LassoModelType.UNILASSO:
+            design = unilasso_design(panel, bool(self.unilasso_loo))
+            spec = unilasso_spec(design, bool(self.unilasso_non_negative))
+            return _FitSetup(x, y, panel, stats, spec, None, None, None,
+                             lambda_max_from_stats(design.stats, spec),
+                             params["cluster_span"], unilasso=design)
         n = y.shape[1]
         geometry = model_type.geometry if n > 1 else "cell"  # one response: plain LASSO
         clusters = linkage = cutoff = None
@@ -750,15 +805,18 @@ pandas.DataFrame or None
         self._install(setup, self._solver(setup).solve(lam), lam)
         return self
 
-    def _solver(self, setup: _FitSetup) -> CertifiedSolver:
+    def _solver(self, setup: _FitSetup) -> CertifiedSolver | UniLassoSolver:
         """The certified solve path for ``setup`` (reusable across lambdas, e.g. by CV)."""
         kind, params = self._checked_engine()
-        return CertifiedSolver(
-            setup.stats, setup.spec, setup.lambda_max, engine=kind,
+        design = setup.unilasso
+        certified = CertifiedSolver(
+            setup.stats if design is None else design.stats, setup.spec, setup.lambda_max,
+            engine=kind,
             use_fast=self._uses_fast_engine(), tol=params["tol"], max_iter=params["max_iter"],
             solver=self.solver, solver_params=self.solver_params,
             solver_fallbacks=self.solver_fallbacks, verbose=bool(self.verbose),
         )
+        return certified if design is None else UniLassoSolver(design, certified)
 
     def _install(self, setup: _FitSetup, solution: Solution, lam: float) -> None:
         """Derive every fitted attribute from a certified solution and set them together.
@@ -770,7 +828,7 @@ pandas.DataFrame or None
         coef = solution.coef.copy()
         _check_solution(coef, x.columns, y.columns)
         with np.errstate(over="ignore", invalid="ignore"):
-            objective = stats.loss(coef) + penalty_value(coef, setup.spec, lam)
+            objective = setup.objective(coef, lam)
             diag = _diagnostics(stats, coef)
         if not np.isfinite(objective):
             raise SolveError(f"the objective at the solution is {objective} (overflow): the "
@@ -952,7 +1010,7 @@ pandas.DataFrame or None
         b = np.asarray(coef.loc[self.coef_.index, self.coef_.columns] if isinstance(
             coef, pd.DataFrame) else coef, dtype=float)
         lam = self._checked_lambda()
-        return float(setup.stats.loss(b) + penalty_value(b, setup.spec, lam))
+        return float(setup.objective(b, lam))
 
     def lambda_max(self, x, y) -> float:
         """Smallest ``reg_lambda`` at which the fit on ``(x, y)`` equals the prior."""

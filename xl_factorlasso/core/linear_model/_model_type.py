@@ -12,6 +12,9 @@ class LassoModelType(Enum):
 
     ``LASSO``
         ``lambda * sum |B - B0|``.
+    ``UNILASSO``
+        Two-stage univariate-guided LASSO per response (:mod:`._unilasso`): an L1 penalty
+        on the stage-two weights ``theta``, ``B = theta * b`` (no signs, prior or groups).
     ``GROUP_LASSO``
         Row geometry on user groups (``group_data``: response -> group).
     ``HIERARCHICAL_CLUSTER_GROUP_LASSO`` (alias ``GROUP_LASSO_CLUSTERS``, "HCGL")
@@ -21,6 +24,7 @@ class LassoModelType(Enum):
     """
 
     LASSO = 1
+    UNILASSO = 2
     GROUP_LASSO = 3
     HIERARCHICAL_CLUSTER_GROUP_LASSO = 4
     GROUP_LASSO_CLUSTERS = 4  # alias kept for users of older factorlasso releases
@@ -30,7 +34,7 @@ class LassoModelType(Enum):
     def parse(cls, value: LassoModelType | str | int) -> LassoModelType:
         """Accept the enum, its name (any case, ``-``/space for ``_``), a short name or its value.
 
-        Short names: ``lasso``, ``group``, ``hcgl``, ``fcgl``.
+        Short names: ``lasso``, ``unilasso``, ``group``, ``hcgl``, ``fcgl``.
         """
         if isinstance(value, cls):
             return value
@@ -48,12 +52,12 @@ class LassoModelType(Enum):
             key = _SHORT_NAMES.get(key, key)
             if key in cls.__members__:
                 return cls.__members__[key]
-        names = ", ".join(["LASSO", "GROUP_LASSO", "HCGL", "FCGL"])
+        names = ", ".join(["LASSO", "UNILASSO", "GROUP_LASSO", "HCGL", "FCGL"])
         raise ValueError(f"model_type: {value!r} is not one of {names}")
 
     @property
     def is_group(self) -> bool:
-        return self is not LassoModelType.LASSO
+        return self not in (LassoModelType.LASSO, LassoModelType.UNILASSO)
 
     @property
     def discovers_clusters(self) -> bool:
@@ -64,8 +68,8 @@ class LassoModelType(Enum):
 
     @property
     def geometry(self) -> str:
-        """``"cell"`` (LASSO), ``"row"`` (GROUP_LASSO, HCGL) or ``"block"`` (FCGL)."""
-        if self is LassoModelType.LASSO:
+        """``"cell"`` (LASSO, UNILASSO), ``"row"`` (GROUP_LASSO, HCGL) or ``"block"`` (FCGL)."""
+        if self in (LassoModelType.LASSO, LassoModelType.UNILASSO):
             return "cell"
         if self is LassoModelType.FACTOR_CLUSTER_GROUP_LASSO:
             return "block"
