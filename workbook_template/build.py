@@ -102,9 +102,10 @@ CLASS_TAGS = {"Equities": "EQ", "Govies": "GOV", "Credit": "CRD", "Commodities":
 
 # FL_SETTINGS rows: key, value (None = blank = the default), help; a list makes a dropdown.
 MODEL_SETTINGS = [
-    ("model_type", "HCGL", "LASSO, GROUP_LASSO (groups in FL_GROUPS, column E), HCGL (clusters "
-     "found from the returns) or FCGL (cluster x factor blocks)",
-     ["LASSO", "GROUP_LASSO", "HCGL", "FCGL"]),
+    ("model_type", "HCGL", "LASSO, UNILASSO (univariate-guided, no signs or prior), GROUP_LASSO "
+     "(groups in FL_GROUPS, column E), HCGL (clusters found from the returns) or FCGL "
+     "(cluster x factor blocks)",
+     ["LASSO", "UNILASSO", "GROUP_LASSO", "HCGL", "FCGL"]),
     ("reg_lambda", 1e-5, "penalty weight lambda >= 0 for Refit and the factor covariance; "
      "Cross-validate uses its own best lambda (FL_STATUS, FL_CV) and leaves this cell as it is",
      None),
@@ -137,6 +138,10 @@ MODEL_SETTINGS = [
     ("apply_ols_prior", None, "TRUE: shrink each asset towards the slope of its best single "
      "factor (highest R^2) instead of 0; filled FL_PRIOR cells win (default FALSE)",
      ["TRUE", "FALSE"]),
+    ("unilasso_loo", None, "UNILASSO: TRUE (default) regresses on leave-one-out univariate "
+     "fits, FALSE on in-sample ones", ["TRUE", "FALSE"]),
+    ("unilasso_non_negative", None, "UNILASSO: TRUE (default) keeps the sign of each "
+     "loading's univariate slope", ["TRUE", "FALSE"]),
     ("cv_splits", 5, "Cross-validate: number of expanding-window folds", None),
     ("cv_lambdas", "auto", "Cross-validate: auto, default or lambdas separated by commas",
      ["auto", "default"]),

@@ -50,7 +50,7 @@ distance_transform, cluster_correlation_transform, cluster_correlation_span, \
 auto_sign_constraints, auto_sign_threshold_t, auto_sign_adaptive_weights, \
 auto_sign_adaptive_gamma, auto_sign_adaptive_floor, auto_sign_excluded_factors, \
 auto_sign_ewma_span, auto_sign_use_fit_span, auto_sign_variance, apply_ols_prior, \
-prior_selection_type, factor_for_prior
+prior_selection_type, factor_for_prior, unilasso_loo, unilasso_non_negative
         As in :class:`~xl_factorlasso.core.linear_model.LassoModel` (same names, same
         defaults). ``group_data`` maps each asset to its group: a Series indexed by the
         asset labels of a DataFrame ``X``, or an array of length ``n_assets``.
@@ -136,6 +136,8 @@ prior_selection_type, factor_for_prior
         apply_ols_prior=False,
         prior_selection_type="highest_r2",
         factor_for_prior=None,
+        unilasso_loo=True,
+        unilasso_non_negative=True,
         cv=None,
         lambdas=None,
     ):
@@ -176,6 +178,8 @@ prior_selection_type, factor_for_prior
         self.apply_ols_prior = apply_ols_prior
         self.prior_selection_type = prior_selection_type
         self.factor_for_prior = factor_for_prior
+        self.unilasso_loo = unilasso_loo
+        self.unilasso_non_negative = unilasso_non_negative
         self.cv = cv
         self.lambdas = lambdas
 

@@ -334,10 +334,48 @@ def fit_inputs(
         returns, factors, params, sources, fs.cv, fs.annualization_factor, settings, cells, names,
         bound,
     )
+    if model_type is LassoModelType.UNILASSO:
+        _check_unilasso(inputs, signs, prior)
     _check_against_data(inputs)
     if cv:
         check_cv(inputs)
     return inputs
+
+
+def _check_unilasso(inputs: FitInputs, signs: Block | None, prior: Block | None) -> None:
+    """UNILASSO takes no signs and no prior (the core refuses them, as factorlasso does):
+    a filled cell of either is named; a matrix of labels with blank cells is no input."""
+    params = inputs.params
+    for key, block, what in (("factors_beta_loading_signs", signs, "sign constraints"),
+                             ("factors_beta_prior", prior, "prior")):
+        frame = params.get(key)
+        if frame is None:
+            continue
+        filled = frame.notna().to_numpy()
+        if not filled.any():
+            del params[key]
+            inputs.sources.pop(key, None)
+            continue
+        i, j = np.argwhere(filled)[0]
+        a, f = frame.index[i], frame.columns[j]
+        message = (f"model_type UNILASSO takes no {what}, but the cell for ({a}, {f}) is "
+                   f"filled; clear the cells of {block.name} or choose another model_type")
+        if block is None:  # given another way: no cell to name
+            raise WorkbookInputError(message, name=inputs.sources.get(key, key))
+        pi, pj = find_label(block, a, 0)[0], find_label(block, f, 1)[1]
+        raise block.trimmed().error(message, pi, pj)
+    why = {
+        "nonneg": "TRUE is not supported with model_type UNILASSO, which takes no sign "
+                  "constraint (unilasso_non_negative keeps each loading's univariate sign)",
+        "auto_sign_constraints": "TRUE is not supported with model_type UNILASSO, which takes "
+                                 "no sign constraint (unilasso_non_negative keeps each "
+                                 "loading's univariate sign)",
+        "apply_ols_prior": "TRUE is not supported with model_type UNILASSO, which takes no "
+                           "prior",
+    }
+    for key, message in why.items():
+        if params.get(key):
+            raise inputs.setting_error(key, message)
 
 
 def _check_against_data(inputs: FitInputs) -> None:

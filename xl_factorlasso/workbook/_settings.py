@@ -109,7 +109,7 @@ def _model_type(v, key: str) -> str:
     try:
         return LassoModelType.parse(v.strip() if isinstance(v, str) else v).name
     except ValueError:
-        names = "LASSO, GROUP_LASSO, HCGL, FCGL"
+        names = "LASSO, UNILASSO, GROUP_LASSO, HCGL, FCGL"
         raise ValueError(f"{key}: {shown(v)} is not one of {names}") from None
 
 
@@ -249,6 +249,9 @@ MODEL_KEYS: dict[str, Callable] = {
     "auto_sign_adaptive_weights": _bool,
     # empirical prior (factorlasso's apply_ols_prior): FL_PRIOR cells override it
     "apply_ols_prior": _bool,
+    # model_type UNILASSO (factorlasso's unilasso_*): leave-one-out stage two, theta >= 0
+    "unilasso_loo": _bool,
+    "unilasso_non_negative": _bool,
 }
 #: Cross-validation settings (LassoModelCV).
 CV_KEYS: dict[str, Callable] = {
