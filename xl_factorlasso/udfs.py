@@ -137,8 +137,9 @@ DOCS = {
                "column dates.",
     "reg_lambda": "Optional penalty weight lambda >= 0 (default 1e-5). Overrides reg_lambda "
                   "in settings.",
-    "model_type": "Optional LASSO, HCGL (clusters of assets) or FCGL (cluster x factor blocks); "
-                  "default LASSO. Overrides model_type in settings.",
+    "model_type": "Optional LASSO, UNILASSO (univariate-guided, no signs or prior), HCGL "
+                  "(clusters of assets) or FCGL (cluster x factor blocks); default LASSO. "
+                  "Overrides model_type in settings.",
     "signs": "Optional sign constraints: assets down, factors across; blank = free, 0 = zero, "
              "1 or + = non-negative, -1 or - = non-positive. May list a subset of assets.",
     "prior": "Optional prior loadings (assets down, factors across) the penalty shrinks "
