@@ -46,8 +46,9 @@ __all__ = [
 #: Fewest valid rows a response needs to be fitted (factorlasso: ``tk < 5`` is skipped).
 MIN_RESPONSE_ROWS = 5
 
-# Elements of one (T, responses, M) block of leave-one-out fits (~32 MB of float64).
-_BLOCK_ELEMENTS = 1 << 22
+# Elements of one (T, responses, M) block of leave-one-out fits (8 MB of float64; a few such
+# arrays are alive at once).
+_BLOCK_ELEMENTS = 1 << 20
 
 
 @dataclass(frozen=True)
@@ -110,10 +111,12 @@ def leave_one_out_slopes(x: np.ndarray, y: np.ndarray, s_xx: np.ndarray,
     slope refitted on the other valid rows (rows outside the mask are not in the sums and
     their values here are not used).
     """
-    num = s_xy[None, :, :] - x[:, None, :] * y[:, :, None]
+    num = x[:, None, :] * y[:, :, None]
+    np.subtract(s_xy[None, :, :], num, out=num)
     den = s_xx[None, :, :] - (x * x)[:, None, :]
-    positive = den > 0.0
-    return np.where(positive, num / np.where(positive, den, 1.0), 0.0)
+    out = np.zeros_like(num)
+    np.divide(num, den, out=out, where=den > 0.0)
+    return out
 
 
 def unilasso_design(panel: PreparedPanel, loo: bool) -> UniLassoDesign:
@@ -136,8 +139,10 @@ def unilasso_design(panel: PreparedPanel, loo: bool) -> UniLassoDesign:
         for lo in range(0, n, step):
             cols = slice(lo, min(n, lo + step))
             # eta[k, t, j] on valid rows, 0 elsewhere (those rows are not in the loss)
-            eta = x[:, None, :] * leave_one_out_slopes(x, y[:, cols], s_xx[cols], s_xy[cols])
-            eta = np.ascontiguousarray((eta * w[:, cols, None]).transpose(1, 0, 2))
+            eta = leave_one_out_slopes(x, y[:, cols], s_xx[cols], s_xy[cols])
+            eta *= x[:, None, :]
+            eta *= w[:, cols, None]
+            eta = np.ascontiguousarray(eta.transpose(1, 0, 2))
             grams[cols] = np.matmul(eta.transpose(0, 2, 1), eta)
             xty[cols] = np.einsum("ktj,tk->kj", eta, y[:, cols])
     else:
