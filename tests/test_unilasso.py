@@ -387,3 +387,27 @@ def test_workbook_refuses_naming_the_cell_and_writes_nothing(tmp_path, settings,
     assert str(err.value) == message.format(row=row, cell=first[0], asset=first[1],
                                             factor=first[2])
     assert book.read_bytes() == before
+
+
+# --------------------------------------------------------------------------- worksheet functions
+def test_worksheet_function_fits_unilasso_and_names_a_filled_signs_cell():
+    from tests.test_udfs import cells, matrix_cells
+    from xl_factorlasso import udfs
+    from xl_factorlasso.core.datasets import load_demo_panel
+
+    d = load_demo_panel()
+    R, F = cells(d.y), cells(d.x)
+    settings = [["key", "value"], ["unilasso_loo", "FALSE"], ["span", 52]]
+    out = udfs.FLASSO_FIT(R, F, 1e-4, "unilasso", None, None, settings)
+    ref = LassoModel(model_type="UNILASSO", reg_lambda=1e-4, span=52, unilasso_loo=False).fit(
+        d.x, d.y)
+    got = np.array([[np.nan if v is None else v for v in r[1:]] for r in out[1:]], dtype=float)
+    np.testing.assert_allclose(got, ref.coef_.to_numpy(), rtol=1e-10, atol=1e-14)
+    signs = d.signs.iloc[:3]
+    first = next((a, f) for a in signs.index for f in signs.columns if pd.notna(signs.at[a, f]))
+    row = list(signs.index).index(first[0]) + 2
+    col = list(signs.columns).index(first[1]) + 2
+    out = udfs.FLASSO_FIT(R, F, 1e-4, "UNILASSO", matrix_cells(signs))
+    assert out == (f"#FLASSO! signs: row {row}, column {col}: model_type UNILASSO takes no sign "
+                   f"constraints, but the cell for ({first[0]}, {first[1]}) is filled; clear "
+                   "the cells of signs or choose another model_type")
