@@ -77,6 +77,10 @@ CONFIGS: dict[str, tuple[str, str, float, bool]] = {
         0.1,
         False,
     ),
+    # stage two's lambda is in theta units: 0.05 * the LASSO lambda_max above is ~0.03 of
+    # stage two's and leaves about a quarter of the loadings nonzero at every size (defaults:
+    # leave-one-out, theta >= 0)
+    "unilasso": ("UNILASSO", "UNILASSO", 0.0, False),
 }
 # Further constructor arguments of a config (the same for both libraries). Auto signs use the
 # factorlasso defaults otherwise: t-gate 0.75, "independent" variance, no sign span.

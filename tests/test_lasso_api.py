@@ -165,5 +165,6 @@ def test_model_type_parsing():
     assert LassoModelType.parse("factor cluster group lasso") is fcgl
     assert LassoModelType.parse(1) is LassoModelType.LASSO
     assert LassoModelType.parse("LassoModelType.GROUP_LASSO") is LassoModelType.GROUP_LASSO
+    assert LassoModelType.parse(2) is LassoModelType.UNILASSO  # factorlasso's integer
     with pytest.raises(ValueError):
-        LassoModelType.parse(2)
+        LassoModelType.parse(0)

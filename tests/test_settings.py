@@ -72,7 +72,8 @@ NONE = st.sampled_from(["none", "None", " off ", "no"])
 VALID_FIT = {
     "model_type": st.sampled_from(["LASSO", "lasso", "HCGL", "fcgl", "group lasso",
                                    "HIERARCHICAL_CLUSTER_GROUP_LASSO", 1, 4.0, 5,
-                                   "COOPERATIVE_GROUP_LASSO", "ccgl", "Coop", 6, 7.0]),
+                                   "COOPERATIVE_GROUP_LASSO", "ccgl", "Coop", 6, 7.0,
+                                   "UNILASSO", " unilasso ", 2]),
     "reg_lambda": number(0, 1e6),
     "span": st.one_of(number(2, 1e4), NONE),
     "demean": st.sampled_from([True, False, 1, 0.0, "TRUE", "false", "yes", "N"]),
@@ -97,6 +98,8 @@ VALID_FIT = {
     "auto_sign_adaptive_weights": st.sampled_from([True, False, "TRUE", "false", 0]),
     "apply_ols_prior": st.sampled_from([True, False, "TRUE", "No", 1]),
     "loss_normalization": st.sampled_from(["sample", "weight_sum", "Weight_Sum", " SAMPLE "]),
+    "unilasso_loo": st.sampled_from([True, False, "TRUE", "false", 1, 0.0]),
+    "unilasso_non_negative": st.sampled_from([True, False, "FALSE", "yes", 0]),
     "cv_splits": whole(2, 40),
     "cv_lambdas": st.one_of(
         st.sampled_from(["auto", "AUTO", "default"]), number(0, 10),
@@ -109,7 +112,7 @@ VALID_FIT = {
 }
 BAD_ANY = [FormulaNoValue("B1"), ExcelError("#N/A"), "abc", "0,5", "nan", "inf"]
 INVALID_FIT = {
-    "model_type": ["ridge", 2, True, *BAD_ANY],
+    "model_type": ["ridge", 9, True, *BAD_ANY],
     "reg_lambda": [-1, "-1e-9", float("-inf"), True, *BAD_ANY],
     "span": [1, 1.99, 0, -5, "1", *BAD_ANY],
     "demean": ["maybe", 2, 0.5, *BAD_ANY],
@@ -135,6 +138,8 @@ INVALID_FIT = {
     "auto_sign_adaptive_weights": ["adaptive", 2, 0.5, *BAD_ANY],
     "apply_ols_prior": ["ols", 3, -1, 0.5, *BAD_ANY],
     "loss_normalization": ["mean", "weight sum", "weights", 1, True, *BAD_ANY],
+    "unilasso_loo": ["loo", 2, -1, *BAD_ANY],
+    "unilasso_non_negative": ["positive", 0.5, *BAD_ANY],
     "cv_splits": [1, 0, -3, 2.5, "none", *BAD_ANY],
     "cv_lambdas": ["-1", -0.5, "0.1; -2", "0,1", "0,1; 0,2", "1;;2", "abc", "nan", True,
                    FormulaNoValue("B1"), ExcelError("#N/A")],
@@ -159,6 +164,11 @@ def _core_accepts(fs) -> None:
         # nonneg with a cooperative type is a rule across two keys, refused by fit_inputs on
         # the nonneg cell (tests/test_cooperative.py)
         model.pop("nonneg", None)
+    if model.get("model_type") == "UNILASSO":
+        # valid alone; refused with UNILASSO against the other settings by fit_inputs, naming
+        # the cell (tests/test_unilasso.py)
+        for key in ("nonneg", "auto_sign_constraints", "apply_ols_prior", "loss_normalization"):
+            model.pop(key, None)
     m = LassoModel(**model)
     m._checked_params()
     m._checked_lambda()
@@ -239,8 +249,8 @@ SPAN = "(a span below 2 puts nearly all the weight on the last row)"
     ("linkage_method", "foo", "linkage_method: 'foo' is not one of single, complete, average, "
                               "weighted, centroid, median, ward"),
     ("group_penalty", "l2", "group_penalty: 'l2' is not one of normalized, yuan_lin"),
-    ("model_type", "ridge", "model_type: 'ridge' is not one of LASSO, GROUP_LASSO, HCGL, FCGL, "
-                            "COOPERATIVE_GROUP_LASSO, COOPERATIVE_CLUSTER_GROUP_LASSO"),
+    ("model_type", "ridge", "model_type: 'ridge' is not one of LASSO, UNILASSO, GROUP_LASSO, HCGL, "
+                            "FCGL, COOPERATIVE_GROUP_LASSO, COOPERATIVE_CLUSTER_GROUP_LASSO"),
     ("demean", "maybe", "demean: 'maybe' is not TRUE or FALSE"),
     ("max_abs_return", 0, "max_abs_return must be > 0 (or none), got 0"),
 ])

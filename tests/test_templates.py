@@ -657,7 +657,7 @@ def test_settings_dropdowns_and_styles(committed):
             if dv.type == "list":
                 for cell in str(dv.sqref).split():
                     lists[keys[cell]] = dv.formula1.strip('"').split(",")
-    assert lists["model_type"] == ["LASSO", "GROUP_LASSO", "HCGL", "FCGL"]
+    assert lists["model_type"] == ["LASSO", "UNILASSO", "GROUP_LASSO", "HCGL", "FCGL"]
     assert set(lists["group_penalty"]) == {"normalized", "yuan_lin"}
     assert "ward" in lists["linkage_method"]
     assert lists["covariance"] == ["sample", "ewma", "factor"]

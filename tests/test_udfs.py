@@ -787,7 +787,7 @@ def bad_cases(R, F):
         ("range as lambda", lambda: fit(R, F, [[1e-4], [1e-3]]), "reg_lambda",
          ["expected a single value"]),
         ("unknown model type", lambda: fit(R, F, None, "ridge"), "model_type",
-         ["'ridge' is not one of LASSO, GROUP_LASSO, HCGL, FCGL"]),
+         ["'ridge' is not one of LASSO, UNILASSO, GROUP_LASSO, HCGL, FCGL"]),
         ("group lasso without groups", lambda: fit(R, F, None, "GROUP_LASSO"), "model_type",
          ["needs a group for every asset"]),
         ("group lasso in settings", lambda: fit(R, F, None, None, None, None,

@@ -102,11 +102,11 @@ CLASS_TAGS = {"Equities": "EQ", "Govies": "GOV", "Credit": "CRD", "Commodities":
 
 # FL_SETTINGS rows: key, value (None = blank = the default), help; a list makes a dropdown.
 MODEL_SETTINGS = [
-    ("model_type", "HCGL", "LASSO, GROUP_LASSO (groups in FL_GROUPS, column E), HCGL (clusters "
-     "found from the returns), FCGL (cluster x factor blocks), COOPERATIVE_GROUP_LASSO or "
-     "COOPERATIVE_CLUSTER_GROUP_LASSO (FCGL blocks favouring one sign, on FL_GROUPS or "
-     "clusters; no FL_SIGNS)",
-     ["LASSO", "GROUP_LASSO", "HCGL", "FCGL", "COOPERATIVE_GROUP_LASSO",
+    ("model_type", "HCGL", "LASSO, UNILASSO (univariate-guided, no signs or prior), GROUP_LASSO "
+     "(groups in FL_GROUPS, column E), HCGL (clusters found from the returns), FCGL (cluster x "
+     "factor blocks), COOPERATIVE_GROUP_LASSO or COOPERATIVE_CLUSTER_GROUP_LASSO (FCGL blocks "
+     "favouring one sign, on FL_GROUPS or clusters; no FL_SIGNS)",
+     ["LASSO", "UNILASSO", "GROUP_LASSO", "HCGL", "FCGL", "COOPERATIVE_GROUP_LASSO",
       "COOPERATIVE_CLUSTER_GROUP_LASSO"]),
     ("reg_lambda", 1e-5, "penalty weight lambda >= 0 for Refit and the factor covariance; "
      "Cross-validate uses its own best lambda (FL_STATUS, FL_CV) and leaves this cell as it is",
@@ -143,6 +143,10 @@ MODEL_SETTINGS = [
     ("loss_normalization", None, "sample (default): each asset's squared errors divided by the "
      "dates; weight_sum: by the asset's own weight mass (short histories weigh as much)",
      ["sample", "weight_sum"]),
+    ("unilasso_loo", None, "UNILASSO: TRUE (default) regresses on leave-one-out univariate "
+     "fits, FALSE on in-sample ones", ["TRUE", "FALSE"]),
+    ("unilasso_non_negative", None, "UNILASSO: TRUE (default) keeps the sign of each "
+     "loading's univariate slope", ["TRUE", "FALSE"]),
     ("cv_splits", 5, "Cross-validate: number of expanding-window folds", None),
     ("cv_lambdas", "auto", "Cross-validate: auto, default or lambdas separated by commas",
      ["auto", "default"]),

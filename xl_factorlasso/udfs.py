@@ -137,9 +137,10 @@ DOCS = {
                "column dates.",
     "reg_lambda": "Optional penalty weight lambda >= 0 (default 1e-5). Overrides reg_lambda "
                   "in settings.",
-    "model_type": "Optional LASSO, GROUP_LASSO, HCGL (clusters of assets), FCGL (cluster x "
-                  "factor blocks), COOPERATIVE_GROUP_LASSO or COOPERATIVE_CLUSTER_GROUP_LASSO; "
-                  "default LASSO. Overrides model_type in settings.",
+    "model_type": "Optional LASSO, UNILASSO (univariate-guided, no signs or prior), "
+                  "GROUP_LASSO, HCGL (clusters of assets), FCGL (cluster x factor blocks), "
+                  "COOPERATIVE_GROUP_LASSO or COOPERATIVE_CLUSTER_GROUP_LASSO; default LASSO. "
+                  "Overrides model_type in settings.",
     "signs": "Optional sign constraints: assets down, factors across; blank = free, 0 = zero, "
              "1 or + = non-negative, -1 or - = non-positive. May list a subset of assets.",
     "prior": "Optional prior loadings (assets down, factors across) the penalty shrinks "

@@ -50,7 +50,7 @@ distance_transform, cluster_correlation_transform, cluster_correlation_span, \
 auto_sign_constraints, auto_sign_threshold_t, auto_sign_adaptive_weights, \
 auto_sign_adaptive_gamma, auto_sign_adaptive_floor, auto_sign_excluded_factors, \
 auto_sign_ewma_span, auto_sign_use_fit_span, auto_sign_variance, apply_ols_prior, \
-prior_selection_type, factor_for_prior, loss_normalization
+prior_selection_type, factor_for_prior, loss_normalization, unilasso_loo, unilasso_non_negative
         As in :class:`~xl_factorlasso.core.linear_model.LassoModel` (same names, same
         defaults). ``group_data`` maps each asset to its group: a Series indexed by the
         asset labels of a DataFrame ``X``, or an array of length ``n_assets``.
@@ -137,6 +137,8 @@ prior_selection_type, factor_for_prior, loss_normalization
         prior_selection_type="highest_r2",
         factor_for_prior=None,
         loss_normalization="sample",
+        unilasso_loo=True,
+        unilasso_non_negative=True,
         cv=None,
         lambdas=None,
     ):
@@ -178,6 +180,8 @@ prior_selection_type, factor_for_prior, loss_normalization
         self.prior_selection_type = prior_selection_type
         self.factor_for_prior = factor_for_prior
         self.loss_normalization = loss_normalization
+        self.unilasso_loo = unilasso_loo
+        self.unilasso_non_negative = unilasso_non_negative
         self.cv = cv
         self.lambdas = lambdas
 

@@ -337,6 +337,8 @@ def fit_inputs(
     )
     if model_type.is_cooperative:
         _check_cooperative(inputs, signs, sign_frame)
+    if model_type is LassoModelType.UNILASSO:
+        _check_unilasso(inputs, signs, prior)
     _check_against_data(inputs)
     if cv:
         check_cv(inputs)
@@ -362,6 +364,44 @@ def _check_cooperative(inputs: FitInputs, signs: Block | None, sign_frame) -> No
         inputs.sources.pop("factors_beta_loading_signs", None)
     if inputs.params.get("nonneg"):
         raise inputs.setting_error("nonneg", f"TRUE is not allowed: {why}")
+def _check_unilasso(inputs: FitInputs, signs: Block | None, prior: Block | None) -> None:
+    """UNILASSO takes no signs and no prior (the core refuses them, as factorlasso does):
+    a filled cell of either is named; a matrix of labels with blank cells is no input."""
+    params = inputs.params
+    for key, block, what in (("factors_beta_loading_signs", signs, "sign constraints"),
+                             ("factors_beta_prior", prior, "prior")):
+        frame = params.get(key)
+        if frame is None:
+            continue
+        filled = frame.notna().to_numpy()
+        if not filled.any():
+            del params[key]
+            inputs.sources.pop(key, None)
+            continue
+        i, j = np.argwhere(filled)[0]
+        a, f = frame.index[i], frame.columns[j]
+        message = (f"model_type UNILASSO takes no {what}, but the cell for ({a}, {f}) is "
+                   f"filled; clear the cells of {block.name} or choose another model_type")
+        if block is None:  # given another way: no cell to name
+            raise WorkbookInputError(message, name=inputs.sources.get(key, key))
+        pi, pj = find_label(block, a, 0)[0], find_label(block, f, 1)[1]
+        raise block.trimmed().error(message, pi, pj)
+    why = {
+        "nonneg": "TRUE is not supported with model_type UNILASSO, which takes no sign "
+                  "constraint (unilasso_non_negative keeps each loading's univariate sign)",
+        "auto_sign_constraints": "TRUE is not supported with model_type UNILASSO, which takes "
+                                 "no sign constraint (unilasso_non_negative keeps each "
+                                 "loading's univariate sign)",
+        "apply_ols_prior": "TRUE is not supported with model_type UNILASSO, which takes no "
+                           "prior",
+    }
+    for key, message in why.items():
+        if params.get(key):
+            raise inputs.setting_error(key, message)
+    if params.get("loss_normalization", "sample") != "sample":
+        raise inputs.setting_error(
+            "loss_normalization", "weight_sum is not supported with model_type UNILASSO, "
+            "which divides each asset's loss by its own dates")
 
 
 def _check_against_data(inputs: FitInputs) -> None:

@@ -109,7 +109,7 @@ def _model_type(v, key: str) -> str:
     try:
         return LassoModelType.parse(v.strip() if isinstance(v, str) else v).name
     except ValueError:
-        names = ("LASSO, GROUP_LASSO, HCGL, FCGL, COOPERATIVE_GROUP_LASSO, "
+        names = ("LASSO, UNILASSO, GROUP_LASSO, HCGL, FCGL, COOPERATIVE_GROUP_LASSO, "
                  "COOPERATIVE_CLUSTER_GROUP_LASSO")
         raise ValueError(f"{key}: {shown(v)} is not one of {names}") from None
 
@@ -253,6 +253,9 @@ MODEL_KEYS: dict[str, Callable] = {
     # factorlasso's loss_normalization: divide each asset's squared errors by the dates
     # (sample) or by its own weight mass (weight_sum)
     "loss_normalization": _choice(("sample", "weight_sum")),
+    # model_type UNILASSO (factorlasso's unilasso_*): leave-one-out stage two, theta >= 0
+    "unilasso_loo": _bool,
+    "unilasso_non_negative": _bool,
 }
 #: Cross-validation settings (LassoModelCV).
 CV_KEYS: dict[str, Callable] = {

@@ -29,6 +29,11 @@ distinct response mask ``p`` and ``R_p'z_i = X'W_i y_i`` it equals
 ``sum_i ||R_p(i) b_i - z_i||^2`` plus a constant, so the programme's size is independent of T.
 ``lambda`` is a CVXPY parameter: one compiled problem serves a whole grid of penalties.
 
+UniLasso (``model_type=UNILASSO``) has no programme of its own: its stage two is this cell
+programme in ``theta`` (no prior, ``theta >= 0`` as ``nonneg``) on the per-response statistics
+of :func:`~xl_factorlasso.core.linear_model._unilasso.unilasso_design` (one Gram per response),
+so the same :class:`LassoProblem` is its CVXPY reference, of a size independent of T.
+
 Scaling. An interior-point solver works to tolerances relative to the numbers it is given, so
 the programme is posed in units where they are of order one: factor ``j`` divided by
 ``s_j`` (its weighted root mean square), responses by ``c`` (their root mean square), both

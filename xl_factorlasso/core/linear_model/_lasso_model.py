@@ -43,6 +43,7 @@ from ._preparation import (
     coerce_panel,
     prepare_panel,
 )
+from ._unilasso import UniLassoDesign, UniLassoSolver, unilasso_design, unilasso_spec
 
 __all__ = ["LassoModel", "LassoEstimationResult", "lambda_max"]
 
@@ -82,6 +83,14 @@ class _FitSetup:
     detected: DetectedSigns | None = None
     sign_span: float | None = None
     ols: OlsPrior | None = None
+    unilasso: UniLassoDesign | None = None
+
+    def objective(self, coef: np.ndarray, reg_lambda: float) -> float:
+        """The objective at ``coef`` (N x M); for UniLasso stage two's, at ``theta = B / b``."""
+        if self.unilasso is None:
+            return self.stats.loss(coef) + penalty_value(coef, self.spec, reg_lambda)
+        theta = self.unilasso.theta(coef)
+        return self.unilasso.stats.loss(theta) + penalty_value(theta, self.spec, reg_lambda)
 
 
 class LassoModel(FactorlassoCompatMixin, BaseEstimator):
@@ -96,7 +105,7 @@ class LassoModel(FactorlassoCompatMixin, BaseEstimator):
     Parameters
     ----------
     model_type : LassoModelType or str, default LASSO
-        ``LASSO``, ``GROUP_LASSO``, ``HIERARCHICAL_CLUSTER_GROUP_LASSO`` (alias
+        ``LASSO``, ``UNILASSO``, ``GROUP_LASSO``, ``HIERARCHICAL_CLUSTER_GROUP_LASSO`` (alias
         ``GROUP_LASSO_CLUSTERS``, "HCGL"), ``FACTOR_CLUSTER_GROUP_LASSO`` ("FCGL"),
         ``COOPERATIVE_GROUP_LASSO`` ("COOP", on ``group_data``) or
         ``COOPERATIVE_CLUSTER_GROUP_LASSO`` ("CCGL", on discovered clusters). The cooperative
@@ -104,6 +113,14 @@ class LassoModel(FactorlassoCompatMixin, BaseEstimator):
         sign coherence) and take no sign constraint: ``factors_beta_loading_signs`` and
         ``nonneg=True`` are refused, derived signs are not enforced (``derived_signs_`` stays
         None) and adaptive weights are not used, as in factorlasso 1.0.6.
+        ``UNILASSO`` (:mod:`~xl_factorlasso.core.linear_model._unilasso`, as factorlasso
+        1.0.6) fits each response in two stages on its valid rows, unweighted (``span``
+        only demeans): univariate slopes ``b``, then an L1-penalised regression on the
+        univariate fits ``x_j b_j`` with weights ``theta``, ``B = theta * b``;
+        ``reg_lambda`` penalises ``theta`` and the loss is ``(1/T_k)`` per response. It takes
+        no signs, prior, ``nonneg``, ``auto_sign_constraints``, ``apply_ols_prior`` or
+        ``loss_normalization="weight_sum"`` (ValueError); ``objective_value_`` and
+        ``reg_lambda_max_`` are stage two's.
     group_data : pandas.Series, optional
         Response -> group label, required by ``GROUP_LASSO`` and ``COOPERATIVE_GROUP_LASSO``;
         must cover every response.
@@ -222,6 +239,11 @@ _ols_prior`, as factorlasso 1.0.6): per response, the univariate weighted OLS sl
         panel the two fits agree at ``lambda_weight_sum = lambda_sample * T' / S``. The
         objective, ``reg_lambda_max_`` and the certificate follow it; the diagnostics do not
         change.
+    unilasso_loo : bool, default True
+        UNILASSO: stage two regresses on leave-one-out univariate fits (each row's slope
+        refitted without it, as published); False: on the in-sample fits.
+    unilasso_non_negative : bool, default True
+        UNILASSO: ``theta >= 0``, so each loading keeps the sign of its univariate slope.
 
     Attributes
     ----------
@@ -332,6 +354,8 @@ pandas.DataFrame or None
         prior_selection_type="highest_r2",
         factor_for_prior=None,
         loss_normalization="sample",
+        unilasso_loo=True,
+        unilasso_non_negative=True,
     ):
         self.model_type = model_type
         self.group_data = group_data
@@ -371,6 +395,8 @@ pandas.DataFrame or None
         self.prior_selection_type = prior_selection_type
         self.factor_for_prior = factor_for_prior
         self.loss_normalization = loss_normalization
+        self.unilasso_loo = unilasso_loo
+        self.unilasso_non_negative = unilasso_non_negative
 
     # ------------------------------------------------------------------ validation
     def _checked_lambda(self, value=None) -> float:
@@ -425,6 +451,7 @@ pandas.DataFrame or None
                     "constraint (its penalty favours sign-coherent blocks)")
         check_loss_normalization(self.loss_normalization)
         self._checked_engine()
+        self._checked_unilasso(model_type)
         selections = check_ols_prior_params(
             self.apply_ols_prior, self.prior_selection_type, self.factor_for_prior)
         return {"model_type": model_type, "l1_weight": float(l1), "cutoff_fraction": float(cf),
@@ -456,6 +483,33 @@ pandas.DataFrame or None
                 "cluster_correlation_transform"),
             "cluster_span": None if span is None else float(span),
         }
+
+    def _checked_unilasso(self, model_type: LassoModelType) -> None:
+        """The ``unilasso_*`` flags (always), and with UNILASSO the inputs its solver takes
+        none of: refused as factorlasso does (ValueError), never silently dropped."""
+        for name in ("unilasso_loo", "unilasso_non_negative"):
+            if not isinstance(getattr(self, name), (bool, np.bool_)):
+                raise ValueError(f"{name} must be True or False, got {getattr(self, name)!r}")
+        if model_type is not LassoModelType.UNILASSO:
+            return
+        why = ("UNILASSO takes no sign constraint (unilasso_non_negative keeps each loading's "
+               "univariate sign)")
+        if self.factors_beta_loading_signs is not None:
+            raise ValueError(f"factors_beta_loading_signs is not supported: {why}")
+        if self.nonneg:
+            raise ValueError(f"nonneg=True is not supported: {why}")
+        if self.auto_sign_constraints:
+            # factorlasso derives the signs and then ignores them; refusing is clearer
+            raise ValueError(f"auto_sign_constraints=True is not supported: {why}")
+        if self.factors_beta_prior is not None:
+            raise ValueError("factors_beta_prior is not supported: UNILASSO takes no beta prior")
+        if self.apply_ols_prior:
+            raise ValueError("apply_ols_prior=True is not supported: UNILASSO takes no beta "
+                             "prior")
+        if self.loss_normalization != "sample":
+            # stage two has its own per-response (1/T_k) loss, as in factorlasso
+            raise ValueError(f"loss_normalization={self.loss_normalization!r} is not supported: "
+                             "UNILASSO divides each response's loss by its own rows")
 
     def _checked_auto_signs(self) -> None:
         """The ``auto_sign_*`` parameters (checked whether or not derivation is on)."""
@@ -620,6 +674,12 @@ pandas.DataFrame or None
             what = "every column is constant" if self.demean else "every value is 0"
             raise ValueError(f"y: no response varies ({what}): there is nothing to fit")
 
+        if model_type is LassoModelType.UNILASSO:
+            design = unilasso_design(panel, bool(self.unilasso_loo))
+            spec = unilasso_spec(design, bool(self.unilasso_non_negative))
+            return _FitSetup(x, y, panel, stats, spec, None, None, None,
+                             lambda_max_from_stats(design.stats, spec),
+                             params["cluster_span"], unilasso=design)
         n = y.shape[1]
         geometry = model_type.geometry if n > 1 else "cell"  # one response: plain LASSO
         clusters = linkage = cutoff = None
@@ -787,15 +847,18 @@ pandas.DataFrame or None
         self._install(setup, self._solver(setup).solve(lam), lam)
         return self
 
-    def _solver(self, setup: _FitSetup) -> CertifiedSolver:
+    def _solver(self, setup: _FitSetup) -> CertifiedSolver | UniLassoSolver:
         """The certified solve path for ``setup`` (reusable across lambdas, e.g. by CV)."""
         kind, params = self._checked_engine()
-        return CertifiedSolver(
-            setup.stats, setup.spec, setup.lambda_max, engine=kind,
+        design = setup.unilasso
+        certified = CertifiedSolver(
+            setup.stats if design is None else design.stats, setup.spec, setup.lambda_max,
+            engine=kind,
             use_fast=self._uses_fast_engine(), tol=params["tol"], max_iter=params["max_iter"],
             solver=self.solver, solver_params=self.solver_params,
             solver_fallbacks=self.solver_fallbacks, verbose=bool(self.verbose),
         )
+        return certified if design is None else UniLassoSolver(design, certified)
 
     def _install(self, setup: _FitSetup, solution: Solution, lam: float) -> None:
         """Derive every fitted attribute from a certified solution and set them together.
@@ -807,7 +870,7 @@ pandas.DataFrame or None
         coef = solution.coef.copy()
         _check_solution(coef, x.columns, y.columns)
         with np.errstate(over="ignore", invalid="ignore"):
-            objective = stats.loss(coef) + penalty_value(coef, setup.spec, lam)
+            objective = setup.objective(coef, lam)
             diag = _diagnostics(stats, coef)
         if not np.isfinite(objective):
             raise SolveError(f"the objective at the solution is {objective} (overflow): the "
@@ -989,7 +1052,7 @@ pandas.DataFrame or None
         b = np.asarray(coef.loc[self.coef_.index, self.coef_.columns] if isinstance(
             coef, pd.DataFrame) else coef, dtype=float)
         lam = self._checked_lambda()
-        return float(setup.stats.loss(b) + penalty_value(b, setup.spec, lam))
+        return float(setup.objective(b, lam))
 
     def lambda_max(self, x, y) -> float:
         """Smallest ``reg_lambda`` at which the fit on ``(x, y)`` equals the prior."""

@@ -12,6 +12,9 @@ class LassoModelType(Enum):
 
     ``LASSO``
         ``lambda * sum |B - B0|``.
+    ``UNILASSO``
+        Two-stage univariate-guided LASSO per response (:mod:`._unilasso`): an L1 penalty
+        on the stage-two weights ``theta``, ``B = theta * b`` (no signs, prior or groups).
     ``GROUP_LASSO``
         Row geometry on user groups (``group_data``: response -> group).
     ``HIERARCHICAL_CLUSTER_GROUP_LASSO`` (alias ``GROUP_LASSO_CLUSTERS``, "HCGL")
@@ -27,6 +30,7 @@ class LassoModelType(Enum):
     """
 
     LASSO = 1
+    UNILASSO = 2
     GROUP_LASSO = 3
     HIERARCHICAL_CLUSTER_GROUP_LASSO = 4
     GROUP_LASSO_CLUSTERS = 4  # alias kept for users of older factorlasso releases
@@ -38,7 +42,7 @@ class LassoModelType(Enum):
     def parse(cls, value: LassoModelType | str | int) -> LassoModelType:
         """Accept the enum, its name (any case, ``-``/space for ``_``), a short name or its value.
 
-        Short names: ``lasso``, ``group``, ``hcgl``, ``fcgl``, ``coop``, ``ccgl``.
+        Short names: ``lasso``, ``unilasso``, ``group``, ``hcgl``, ``fcgl``, ``coop``, ``ccgl``.
         """
         if isinstance(value, cls):
             return value
@@ -56,13 +60,13 @@ class LassoModelType(Enum):
             key = _SHORT_NAMES.get(key, key)
             if key in cls.__members__:
                 return cls.__members__[key]
-        names = ", ".join(["LASSO", "GROUP_LASSO", "HCGL", "FCGL",
+        names = ", ".join(["LASSO", "UNILASSO", "GROUP_LASSO", "HCGL", "FCGL",
                            "COOPERATIVE_GROUP_LASSO", "COOPERATIVE_CLUSTER_GROUP_LASSO"])
         raise ValueError(f"model_type: {value!r} is not one of {names}")
 
     @property
     def is_group(self) -> bool:
-        return self is not LassoModelType.LASSO
+        return self not in (LassoModelType.LASSO, LassoModelType.UNILASSO)
 
     @property
     def discovers_clusters(self) -> bool:
@@ -87,9 +91,9 @@ class LassoModelType(Enum):
 
     @property
     def geometry(self) -> str:
-        """``"cell"`` (LASSO), ``"row"`` (GROUP_LASSO, HCGL) or ``"block"`` (FCGL and the
-        cooperative types, whose blocks are split by sign: see ``is_cooperative``)."""
-        if self is LassoModelType.LASSO:
+        """``"cell"`` (LASSO, UNILASSO), ``"row"`` (GROUP_LASSO, HCGL) or ``"block"`` (FCGL and
+        the cooperative types, whose blocks are split by sign: see ``is_cooperative``)."""
+        if self in (LassoModelType.LASSO, LassoModelType.UNILASSO):
             return "cell"
         if self is LassoModelType.FACTOR_CLUSTER_GROUP_LASSO or self.is_cooperative:
             return "block"
