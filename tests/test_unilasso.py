@@ -140,7 +140,13 @@ def test_leave_one_out_slopes_equal_brute_force_refits():
                 assert loo[t, k, j] == pytest.approx(refit, rel=1e-10)
 
 
-def test_stage_two_grams_equal_the_explicit_design():
+@pytest.mark.parametrize("shared_min", [1, 2, 10**9])
+def test_stage_two_grams_equal_the_explicit_design(monkeypatch, shared_min):
+    # 1: every response through the shared-pattern products (even alone); 10**9: every
+    # response through its explicit design; 2: the default mix (y0 and y2 share a pattern)
+    from xl_factorlasso.core.linear_model import _unilasso
+
+    monkeypatch.setattr(_unilasso, "_SHARED_PATTERN_MIN", shared_min)
     x, y = panel(seed=4, T=40, M=3, N=4)
     p = prepare_panel(x, y)
     for loo in (True, False):

@@ -31,7 +31,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 
 from ._penalty import PenaltySpec
-from ._preparation import PreparedPanel, SufficientStats
+from ._preparation import PreparedPanel, SufficientStats, _mask_patterns
 
 __all__ = [
     "MIN_RESPONSE_ROWS",
@@ -49,6 +49,10 @@ MIN_RESPONSE_ROWS = 5
 # Elements of one (T, responses, M) block of leave-one-out fits (8 MB of float64; a few such
 # arrays are alive at once).
 _BLOCK_ELEMENTS = 1 << 20
+
+# Responses sharing a missing-row pattern take the product route of _pattern_stats from this
+# many on; alone (or nearly), the explicit design costs less than the pattern's outer products.
+_SHARED_PATTERN_MIN = 2
 
 
 @dataclass(frozen=True)
@@ -122,8 +126,11 @@ def leave_one_out_slopes(x: np.ndarray, y: np.ndarray, s_xx: np.ndarray,
 def unilasso_design(panel: PreparedPanel, loo: bool) -> UniLassoDesign:
     """Stage one and the stage-two statistics of a prepared panel (module docstring).
 
-    Cost O(N T M^2) in BLAS products; the leave-one-out design is built in blocks of
-    responses so that no (T, N, M) array is held at once.
+    Responses that share their missing-row pattern with at least
+    :data:`_SHARED_PATTERN_MIN` - 1 others get their statistics from products over that
+    pattern (:func:`_pattern_stats`: BLAS products of cost O(T M^2) per response, no
+    (T, n, M) array); the others from their explicit design, built in blocks of responses so
+    that no (T, N, M) array is held at once (:func:`_explicit_stats`).
     """
     x, y, mask = panel.x, panel.y, panel.mask
     t_rows, m = x.shape
@@ -132,24 +139,19 @@ def unilasso_design(panel: PreparedPanel, loo: bool) -> UniLassoDesign:
     s_xx, s_xy, b = univariate_slopes(x, y, mask)
     w = mask.astype(float)
     yty = np.einsum("tn,tn->n", w * y, y)
-    if loo:
-        grams = np.empty((n, m, m))
-        xty = np.empty((n, m))
-        step = max(1, _BLOCK_ELEMENTS // max(1, t_rows * m))
-        for lo in range(0, n, step):
-            cols = slice(lo, min(n, lo + step))
-            # eta[k, t, j] on valid rows, 0 elsewhere (those rows are not in the loss)
-            eta = leave_one_out_slopes(x, y[:, cols], s_xx[cols], s_xy[cols])
-            eta *= x[:, None, :]
-            eta *= w[:, cols, None]
-            eta = np.ascontiguousarray(eta.transpose(1, 0, 2))
-            grams[cols] = np.matmul(eta.transpose(0, 2, 1), eta)
-            xty[cols] = np.einsum("ktj,tk->kj", eta, y[:, cols])
-    else:
-        # X'W_kX for every response in one product: (N, T) @ (T, M*M)
-        outer = (x[:, :, None] * x[:, None, :]).reshape(t_rows, m * m)
-        grams = (w.T @ outer).reshape(n, m, m) * (b[:, :, None] * b[:, None, :])
-        xty = b * s_xy
+    grams = np.empty((n, m, m))
+    xty = np.empty((n, m))
+    patterns, inverse = _mask_patterns(mask)
+    counts = np.bincount(inverse, minlength=len(patterns))
+    for p, pat in enumerate(patterns):
+        if counts[p] >= _SHARED_PATTERN_MIN:
+            cols = np.flatnonzero(inverse == p)
+            grams[cols], xty[cols] = _pattern_stats(x, y[:, cols], pat, s_xy[cols], b[cols],
+                                                    loo)
+    alone = np.flatnonzero(counts[inverse] < _SHARED_PATTERN_MIN)
+    if len(alone):
+        grams[alone], xty[alone] = _explicit_stats(x, y[:, alone], w[:, alone], s_xx[alone],
+                                                   s_xy[alone], b[alone], loo)
     short = n_valid < MIN_RESPONSE_ROWS
     with np.errstate(divide="ignore"):
         scale = np.where(short, 0.0, t_rows / np.maximum(n_valid, 1))
@@ -167,6 +169,66 @@ def unilasso_design(panel: PreparedPanel, loo: bool) -> UniLassoDesign:
         xw=np.zeros((n, m)), yw=np.zeros(n), mass=n_valid.astype(float),
     )
     return UniLassoDesign(slopes=b, stats=stats, n_valid=n_valid, loo=bool(loo))
+
+
+def _pattern_stats(x, y, pat, s_xy, b, loo):
+    """``(eta'eta, eta'y)`` of responses ``y`` (T, n) that share the row mask ``pat``.
+
+    In-sample, ``eta_k = X diag(b_k)`` on the rows of ``pat``. Leave-one-out, with
+    ``r_tj = 1 / (s_xx_j - x_tj^2)`` (0 where not positive) the same for all of them,
+    ``eta_k = A diag(s_xy_k) - diag(y_k) C`` with ``A = w x r`` and ``C = w x^2 r``, so
+
+        eta_k'eta_k = S_k A'A S_k - S_k Q_k - (S_k Q_k)' + R_k,
+        eta_k'y_k = S_k A'y_k - C'(y_k^2),
+
+    ``S_k = diag(s_xy_k)``, ``Q_k = A' diag(y_k) C`` and ``R_k = C' diag(y_k^2) C``: two
+    (n, T) x (T, M^2) products for all the responses at once. The first term dominates
+    (``C`` is ``O(1/T)`` relative to ``A``), so nothing cancels.
+    """
+    w = pat.astype(float)
+    t_rows, m = x.shape
+    n = y.shape[1]
+    xw = x * w[:, None]
+    if not loo:
+        gram = xw.T @ x
+        return gram[None, :, :] * (b[:, :, None] * b[:, None, :]), b * (y.T @ xw)
+    s_xx = w @ (x * x)
+    den = s_xx[None, :] - x * x
+    r = np.zeros_like(den)
+    np.divide(w[:, None], den, out=r, where=den > 0.0)
+    a = x * r
+    c = x * a
+    q = (y.T @ (a[:, :, None] * c[:, None, :]).reshape(t_rows, m * m)).reshape(n, m, m)
+    y2 = (y * y).T
+    rr = (y2 @ (c[:, :, None] * c[:, None, :]).reshape(t_rows, m * m)).reshape(n, m, m)
+    sq = s_xy[:, :, None] * q
+    gram = (s_xy[:, :, None] * (a.T @ a)[None] * s_xy[:, None, :]) - sq
+    gram -= sq.transpose(0, 2, 1)
+    gram += rr
+    return gram, s_xy * (y.T @ a) - y2 @ c
+
+
+def _explicit_stats(x, y, w, s_xx, s_xy, b, loo):
+    """``(eta'eta, eta'y)`` of responses with any masks ``w`` (T, n), from the design itself."""
+    t_rows, m = x.shape
+    n = y.shape[1]
+    if not loo:
+        # X'W_kX for every response in one product: (n, T) @ (T, M*M)
+        outer = (x[:, :, None] * x[:, None, :]).reshape(t_rows, m * m)
+        return (w.T @ outer).reshape(n, m, m) * (b[:, :, None] * b[:, None, :]), b * s_xy
+    grams = np.empty((n, m, m))
+    xty = np.empty((n, m))
+    step = max(1, _BLOCK_ELEMENTS // max(1, t_rows * m))
+    for lo in range(0, n, step):
+        cols = slice(lo, min(n, lo + step))
+        # eta[k, t, j] on valid rows, 0 elsewhere (those rows are not in the loss)
+        eta = leave_one_out_slopes(x, y[:, cols], s_xx[cols], s_xy[cols])
+        eta *= x[:, None, :]
+        eta *= w[:, cols, None]
+        eta = np.ascontiguousarray(eta.transpose(1, 0, 2))
+        grams[cols] = np.matmul(eta.transpose(0, 2, 1), eta)
+        xty[cols] = np.einsum("ktj,tk->kj", eta, y[:, cols])
+    return grams, xty
 
 
 def unilasso_spec(design: UniLassoDesign, non_negative: bool) -> PenaltySpec:
