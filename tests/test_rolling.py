@@ -12,6 +12,7 @@ from xl_factorlasso import (
     LassoModel,
     RollingFactorCovarData,
     RollingLassoModel,
+    SolveError,
     assemble_factor_covariance,
     make_factor_panel,
     stable_cluster_labels,
@@ -301,6 +302,8 @@ def test_warm_start_gives_the_cold_answers(panel, config):
                                    rtol=0, atol=1e-8)
         np.testing.assert_allclose(warm.results_[d].y_variances["r2"],
                                    cold.results_[d].y_variances["r2"], rtol=0, atol=1e-10)
+    # the warm start is used: it takes fewer iterations to the same certified answers
+    assert warm.fit_info_["n_iter"].sum() < cold.fit_info_["n_iter"].sum()
     print(f"\n{config}: iterations warm {warm.fit_info_['n_iter'].sum():.0f}, "
           f"cold {cold.fit_info_['n_iter'].sum():.0f}")
 
@@ -477,3 +480,26 @@ def test_containers_match_factorlassos_from_the_same_fits(panel):
     np.testing.assert_allclose(converted.get_y_covar(), latest.get_y_covar(), rtol=1e-14)
     pd.testing.assert_frame_equal(converted.get_model_vols(), latest.get_model_vols(),
                                   check_names=False)
+
+
+def test_solve_failure_is_raised_with_its_date_and_attempts(panel):
+    model = LassoModel(reg_lambda=_lam(panel), engine="fast", engine_params={"max_iter": 1})
+    dates = list(panel.x.index[[99, 199]])
+    with pytest.raises(SolveError, match=f"^rebalancing date {dates[0].date()}: ") as info:
+        RollingLassoModel(model, rebalance=dates, on_failure="raise").fit(panel.x, panel.y)
+    assert info.value.attempts and info.value.gap > 0
+    roll = RollingLassoModel(model, rebalance=dates, on_failure="skip").fit(panel.x, panel.y)
+    assert len(roll.results_) == 0
+    assert roll.failures_["reason"].str.startswith("SolveError: fast engine not certified").all()
+
+
+def test_sklearn_clone_and_params(panel):
+    sklearn_base = pytest.importorskip("sklearn.base")
+    roll = RollingLassoModel(LassoModel(reg_lambda=0.01), rebalance="QE", window=52)
+    params = roll.get_params()
+    assert params["estimator__reg_lambda"] == 0.01 and params["window"] == 52
+    copy = sklearn_base.clone(roll)
+    assert copy.get_params()["estimator__reg_lambda"] == 0.01
+    assert copy.estimator is not roll.estimator
+    roll.fit(panel.x, panel.y)
+    assert not hasattr(roll.estimator, "coef_")  # the estimator itself is never fitted

@@ -23,6 +23,14 @@ ON_FAILURE = ("previous", "skip", "raise")
 _FIT_ERRORS = (ValueError, SolveError, np.linalg.LinAlgError)
 
 
+def _dated(err: Exception, date: pd.Timestamp) -> Exception:
+    """The same error, its message prefixed with the rebalancing date."""
+    message = f"rebalancing date {date.date()}: {err}"
+    if isinstance(err, SolveError):
+        return SolveError(message, err.attempts, gap=err.gap)
+    return type(err)(message)
+
+
 class RollingLassoModel(BaseEstimator):
     """Re-fit a :class:`~xl_factorlasso.LassoModel` at each rebalancing date, without look-ahead.
 
@@ -196,7 +204,7 @@ class RollingLassoModel(BaseEstimator):
                     annualization_factor=float(self.annualization_factor))
             except _FIT_ERRORS as err:
                 if self.on_failure == "raise":
-                    raise type(err)(f"rebalancing date {date.date()}: {err}") from err
+                    raise _dated(err, date) from err
                 keep = self.on_failure == "previous" and last_snapshot is not None
                 if keep:
                     results.add(date, last_snapshot)
