@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
-from scipy.optimize import linear_sum_assignment
 
 __all__ = ["stable_cluster_labels"]
 
@@ -42,6 +41,9 @@ def stable_cluster_labels(
     Fresh labels go to unmatched clusters in the order of their first asset in ``current``,
     so the result does not depend on how the clustering happened to number its clusters.
     """
+    # Imported here: scipy.optimize is heavy and a fit without clusters never needs it.
+    from scipy.optimize import linear_sum_assignment
+
     codes, uniques = pd.factorize(current, sort=False)  # order of first appearance
     mapping = np.full(len(uniques), -1, dtype=np.int64)
     if previous is not None and len(previous):
