@@ -386,6 +386,9 @@ def test_panels_and_long_export(panel):
     np.testing.assert_array_equal(res.get_beta("f1").loc[d], res[d].y_betas["f1"])
     assert res.get_factor_var("f0")[d] == res[d].x_covar.loc["f0", "f0"]
     assert res.get_latest() is res[res.dates[-1]]
+    assert res[str(d.date())] is res[d]
+    clusters = res.get_clusters()  # a LASSO fit has none
+    assert clusters.shape == (len(res), N) and clusters.isna().all().all()
     assert list(iter(res)) == list(res.dates) and res.n_observations == len(res)
     # Sigma_y = B Sigma_x B' + D, checked against the FactorCovariance it converts to
     snap = res[d]

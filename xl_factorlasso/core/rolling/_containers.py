@@ -278,8 +278,13 @@ class RollingFactorCovarData:
         return self._panel(INSAMPLE_ALPHA)
 
     def get_clusters(self) -> pd.DataFrame:
-        """Stable cluster labels, dates x assets (NaN: no cluster that date)."""
-        return self._panel(CLUSTER)
+        """Stable cluster labels, dates x assets (NaN: no cluster that date, e.g. a LASSO
+        fit)."""
+        frame = pd.DataFrame({
+            d: e.y_variances[CLUSTER] if CLUSTER in e.y_variances.columns
+            else pd.Series(np.nan, index=e.y_variances.index) for d, e in self._items()}).T
+        frame.index = pd.DatetimeIndex(frame.index, name="date")
+        return frame
 
     def get_systematic_vars(self) -> pd.DataFrame:
         """``diag(B Sigma_x B')``, dates x assets."""
