@@ -40,6 +40,12 @@ from .linear_model import (
 )
 from .model_selection import LassoModelCV, default_lambda_grid, expanding_window_splits
 from .preprocessing import PricesError, prices_to_returns
+from .rolling import (
+    CurrentFactorCovarData,
+    RollingFactorCovarData,
+    RollingLassoModel,
+    stable_cluster_labels,
+)
 from .utils import compute_ewm, compute_ewm_covar, get_x_y_np, set_group_loadings
 
 # The optimisation names are loaded on first use: they import CVXPY (~50 MB, ~0.5 s),
@@ -76,6 +82,7 @@ __all__ = [
     "ClusterCorrelationTransform",
     "ClusterCorrelationTransformResult",
     "ClusterResult",
+    "CurrentFactorCovarData",
     "DependenceMeasure",
     "DistanceTransform",
     "FactorCovariance",
@@ -87,6 +94,8 @@ __all__ = [
     "ModelNotFittedError",
     "PricesError",
     "RiskAttribution",
+    "RollingFactorCovarData",
+    "RollingLassoModel",
     "SolveError",
     "apply_cluster_correlation_transform",
     "assemble_factor_covariance",
@@ -113,5 +122,6 @@ __all__ = [
     "response_correlation",
     "risk_attribution",
     "set_group_loadings",
+    "stable_cluster_labels",
     "validate_cluster_signs",
 ]

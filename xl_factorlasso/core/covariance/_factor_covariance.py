@@ -104,6 +104,22 @@ class FactorCovariance:
         return self.loadings.to_numpy() @ root, np.sqrt(self.residual_variance.to_numpy())
 
 
+def fit_factor_covariance(x: pd.DataFrame, span, demean: bool) -> np.ndarray:
+    """``Sigma_x = sum_t w_t x_t x_t'`` (M x M) of the factors prepared as a fit with ``span``
+    and ``demean`` prepares them, ``w_t`` its loss weights normalised to sum to one (see
+    :func:`assemble_factor_covariance`)."""
+    from ..linear_model._preparation import coerce_panel, prepare_panel
+
+    # Factors only: a dummy complete response leaves the factor preparation unchanged.
+    xf, dummy = coerce_panel(x, np.zeros((len(x), 1)))
+    panel = prepare_panel(xf, dummy, span=span, demean=demean)
+    w = panel.row_weight * ~np.isnan(xf.to_numpy()).all(axis=1)[len(xf) - panel.n_rows:]
+    if panel.n_rows < 2 or w.sum() <= 0:
+        raise ValueError("x: too few rows to estimate the factor covariance")
+    w = w / w.sum()
+    return (panel.x * w[:, None]).T @ panel.x
+
+
 def assemble_factor_covariance(model, x, *, annualization_factor: float = 1.0) -> FactorCovariance:
     """Factor-model covariance of a fitted :class:`~xl_factorlasso.LassoModel`.
 
@@ -133,8 +149,6 @@ def assemble_factor_covariance(model, x, *, annualization_factor: float = 1.0) -
         Unfitted model, missing factors, too few rows, or responses without a residual
         variance (zeroed by ``warmup_period``), named in the message.
     """
-    from ..linear_model._preparation import coerce_panel, prepare_panel
-
     if not hasattr(model, "coef_"):
         raise ValueError("assemble_factor_covariance: the model is not fitted")
     if not np.isfinite(annualization_factor) or annualization_factor <= 0:
@@ -152,14 +166,7 @@ def assemble_factor_covariance(model, x, *, annualization_factor: float = 1.0) -
             f"no residual variance for {list(short)[:10]} (fewer than warmup_period "
             "observations); drop them or lower warmup_period"
         )
-    # Factors only: a dummy complete response leaves the factor preparation unchanged.
-    xf, dummy = coerce_panel(x.loc[:, coef.columns], np.zeros((len(x), 1)))
-    panel = prepare_panel(xf, dummy, span=model.span, demean=bool(model.demean))
-    w = panel.row_weight * ~np.isnan(xf.to_numpy()).all(axis=1)[len(xf) - panel.n_rows:]
-    if panel.n_rows < 2 or w.sum() <= 0:
-        raise ValueError("x: too few rows to estimate the factor covariance")
-    w = w / w.sum()
-    sigma_x = (panel.x * w[:, None]).T @ panel.x
+    sigma_x = fit_factor_covariance(x.loc[:, coef.columns], model.span, bool(model.demean))
     return FactorCovariance(
         loadings=coef.copy(),
         factor_covariance=pd.DataFrame(

@@ -841,10 +841,11 @@ pandas.DataFrame or None
             self._checked_lambda()  # a bad reg_lambda is reported before any preparation
             return self._fit_prepared(self._setup(x, y))
 
-    def _fit_prepared(self, setup: _FitSetup) -> LassoModel:
-        """:meth:`fit` on data already prepared by ``_setup`` (which ignores ``reg_lambda``)."""
+    def _fit_prepared(self, setup: _FitSetup, *, coef_init=None) -> LassoModel:
+        """:meth:`fit` on data already prepared by ``_setup`` (which ignores ``reg_lambda``);
+        ``coef_init`` (N x M) warm-starts the fast engine (the rolling fit's previous date)."""
         lam = self._checked_lambda()
-        self._install(setup, self._solver(setup).solve(lam), lam)
+        self._install(setup, self._solver(setup).solve(lam, coef_init=coef_init), lam)
         return self
 
     def _solver(self, setup: _FitSetup) -> CertifiedSolver | UniLassoSolver:

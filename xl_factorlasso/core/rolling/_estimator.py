@@ -1,0 +1,245 @@
+"""``RollingLassoModel``: a :class:`LassoModel` re-estimated at every rebalancing date."""
+
+from __future__ import annotations
+
+import numbers
+
+import numpy as np
+import pandas as pd
+
+from .._base import BaseEstimator, clone
+from ..exceptions import SolveError
+from ..linear_model import LassoModel
+from ._containers import CurrentFactorCovarData, RollingFactorCovarData
+from ._dates import check_index, rebalance_positions, window_start
+from ._labels import stable_cluster_labels
+
+__all__ = ["RollingLassoModel", "ON_FAILURE"]
+
+#: The failure policies of :class:`RollingLassoModel` (parameter ``on_failure``).
+ON_FAILURE = ("previous", "skip", "raise")
+
+# What a date's fit may raise about its data; anything else is a bug and propagates.
+_FIT_ERRORS = (ValueError, SolveError, np.linalg.LinAlgError)
+
+
+def _dated(err: Exception, date: pd.Timestamp) -> Exception:
+    """The same error, its message prefixed with the rebalancing date."""
+    message = f"rebalancing date {date.date()}: {err}"
+    if isinstance(err, SolveError):
+        return SolveError(message, err.attempts, gap=err.gap)
+    return type(err)(message)
+
+
+class RollingLassoModel(BaseEstimator):
+    """Re-fit a :class:`~xl_factorlasso.LassoModel` at each rebalancing date, without look-ahead.
+
+    At a date whose row is ``d`` the model is fitted on the rows ``[d - window + 1, d]``
+    (``window`` an int) or ``[0, d]`` (``"expanding"``) only; nothing after ``d`` is read. Each
+    date's model is a clone of ``estimator`` (any model type and option), started from the
+    previous date's loadings when ``warm_start`` is on.
+
+    Parameters
+    ----------
+    estimator : LassoModel, optional
+        The model to re-fit (default ``LassoModel()``); it is cloned, never fitted itself.
+    rebalance : str or sequence of date-like, default "ME"
+        A pandas frequency ("W-FRI", "ME", "QE", ...): the date of each period is its last row
+        of data (the last, possibly incomplete, period included). Or explicit dates: each maps
+        to the last row at or before it; a date with no row at or before it is a failure
+        (reason "no data"), two dates on the same row count once.
+    window : "expanding" or int, default "expanding"
+        All rows up to the date, or the last ``window`` rows (a positive whole number).
+    min_history : int, optional
+        Fewest rows a window must have (default: ``window`` for an integer window, so only
+        full windows are fitted; 1 for an expanding window, leaving the check to the model).
+        A date with fewer rows is a failure (reason "too little history") and has no result.
+    on_failure : {"previous", "skip", "raise"}, default "previous"
+        What a date whose fit fails (bad data in its window, no certified solution) gets:
+
+        * ``"previous"``: the last successful snapshot, unchanged (its ``estimation_date``
+          stays the date it was estimated at); skipped when there is none yet;
+        * ``"skip"``: no result for that date;
+        * ``"raise"``: the error, prefixed with the date.
+
+        Every failure — also "too little history" and "no data", which are never raised — is
+        a row of ``failures_``; none is silent.
+    warm_start : bool, default True
+        Start each date's solve from the previous successful date's loadings (the answer is
+        the same to the solver's certified tolerance; it only takes fewer iterations).
+    annualization_factor : float, default 1.0
+        Multiplies ``x_covar``, ``residual_var``, ``ewma_var`` and ``insample_alpha`` of the
+        snapshots (e.g. 52 for weekly returns); loadings and R² are unchanged.
+
+    Attributes
+    ----------
+    results_ : RollingFactorCovarData
+        One :class:`CurrentFactorCovarData` per date that has a result, keyed by the date's
+        row. Cluster labels (HCGL/FCGL/GROUP) are stable across dates.
+    failures_ : pandas.DataFrame
+        One row per failed date: ``date``, ``reason``, ``action`` ("kept previous",
+        "skipped").
+    fit_info_ : pandas.DataFrame
+        One row per fitted date (index ``date``): ``first_row`` (first date of the window),
+        ``n_rows``, ``n_iter`` (fast-engine iterations, NaN when another solver answered),
+        ``duality_gap``, ``solver``, ``warm`` (whether a warm start was used).
+    dates_ : pandas.DatetimeIndex
+        Every rebalancing date, fitted or failed.
+    """
+
+    _estimator_type = None
+
+    def __init__(self, estimator=None, rebalance="ME", window="expanding", min_history=None,
+                 on_failure="previous", warm_start=True, annualization_factor=1.0):
+        self.estimator = estimator
+        self.rebalance = rebalance
+        self.window = window
+        self.min_history = min_history
+        self.on_failure = on_failure
+        self.warm_start = warm_start
+        self.annualization_factor = annualization_factor
+
+    # ------------------------------------------------------------------ validation
+    def _checked(self) -> tuple[LassoModel, int]:
+        base = LassoModel() if self.estimator is None else self.estimator
+        if not isinstance(base, LassoModel):
+            raise ValueError(f"estimator must be a LassoModel, got {type(base).__name__}")
+        # Parameters are the same at every date: a bad one is reported once, before any fit.
+        base._checked_params()
+        base._checked_lambda()
+        w = self.window
+        if w != "expanding" and (isinstance(w, bool) or not isinstance(w, numbers.Integral)
+                                 or w < 1):
+            raise ValueError(f"window must be 'expanding' or a whole number of rows >= 1, "
+                             f"got {w!r}")
+        m = self.min_history
+        if m is not None and (isinstance(m, bool) or not isinstance(m, numbers.Integral)
+                              or m < 1):
+            raise ValueError(f"min_history must be a whole number of rows >= 1, got {m!r}")
+        if m is None:
+            m = 1 if w == "expanding" else int(w)
+        if self.on_failure not in ON_FAILURE:
+            raise ValueError(f"on_failure must be one of {list(ON_FAILURE)}, "
+                             f"got {self.on_failure!r}")
+        if not isinstance(self.warm_start, (bool, np.bool_)):
+            raise ValueError(f"warm_start must be True or False, got {self.warm_start!r}")
+        a = self.annualization_factor
+        if (isinstance(a, bool) or not isinstance(a, numbers.Real) or not np.isfinite(a)
+                or a <= 0):
+            raise ValueError(f"annualization_factor must be a number > 0, got {a!r}")
+        return base, int(m)
+
+    @staticmethod
+    def _checked_data(x, y) -> pd.DatetimeIndex:
+        for name, frame in (("x", x), ("y", y)):
+            if not isinstance(frame, pd.DataFrame):
+                raise ValueError(f"{name} must be a pandas DataFrame indexed by date, "
+                                 f"got {type(frame).__name__}")
+        index = check_index(x.index, "x")
+        if not y.index.equals(index):
+            if len(y.index) != len(index):
+                raise ValueError(f"y has {len(y.index)} rows and x {len(index)}: give both on "
+                                 "the same dates")
+            bad = int(np.flatnonzero(y.index != index)[0])
+            raise ValueError(f"y: row {bad} is dated {y.index[bad]!r}, x's is "
+                             f"{index[bad]!r}; give both on the same dates")
+        return index
+
+    # ------------------------------------------------------------------ fitting
+    def fit(self, x, y) -> RollingLassoModel:
+        """Fit at every rebalancing date.
+
+        Parameters
+        ----------
+        x : pandas.DataFrame, shape (T, M)
+            Factor returns, indexed by strictly increasing dates.
+        y : pandas.DataFrame, shape (T, N)
+            Response returns on the same dates (NaN: missing).
+
+        Returns
+        -------
+        self
+
+        Raises
+        ------
+        ValueError
+            Bad parameters or inputs (before any fit), or with ``on_failure="raise"`` the
+            first failed fit, its message prefixed with the date.
+        """
+        base, min_history = self._checked()
+        index = self._checked_data(x, y)
+        results = RollingFactorCovarData()
+        failures: list[dict] = []
+        info: list[dict] = []
+        dates: list[pd.Timestamp] = []
+        last_snapshot = prev_coef = prev_labels = None
+        next_label = 1
+        for target in rebalance_positions(index, self.rebalance):
+            if target.position is None:
+                dates.append(target.requested)
+                failures.append({"date": target.requested, "action": "skipped",
+                                 "reason": f"no data at or before {target.requested.date()} "
+                                           f"(the data start on {index[0].date()})"})
+                continue
+            stop = target.position
+            date = index[stop]
+            dates.append(date)
+            start = window_start(stop, self.window)
+            if stop - start + 1 < min_history:
+                failures.append({"date": date, "action": "skipped",
+                                 "reason": f"too little history: {stop - start + 1} rows < "
+                                           f"min_history={min_history}"})
+                continue
+            warm = bool(self.warm_start) and prev_coef is not None
+            model = clone(base)
+            xw = x.iloc[start:stop + 1]
+            try:
+                self._fit_window(model, xw, y.iloc[start:stop + 1], prev_coef if warm else None)
+                labels = prev_labels
+                if model.clusters_ is not None:
+                    labels, next_label = stable_cluster_labels(
+                        model.clusters_, prev_labels, next_label)
+                snapshot = CurrentFactorCovarData.from_model(
+                    model, xw, estimation_date=date, clusters=labels,
+                    annualization_factor=float(self.annualization_factor))
+            except _FIT_ERRORS as err:
+                if self.on_failure == "raise":
+                    raise _dated(err, date) from err
+                keep = self.on_failure == "previous" and last_snapshot is not None
+                if keep:
+                    results.add(date, last_snapshot)
+                failures.append({
+                    "date": date, "reason": f"{type(err).__name__}: {err}",
+                    "action": (f"kept previous ({last_snapshot.estimation_date.date()})"
+                               if keep else "skipped")})
+                continue
+            results.add(date, snapshot)
+            prev_labels = labels
+            last_snapshot, prev_coef = snapshot, model.coef_.to_numpy()
+            info.append({"date": date, "first_row": index[start], "n_rows": stop - start + 1,
+                         "n_iter": np.nan if model.n_iter_ is None else model.n_iter_,
+                         "duality_gap": model.duality_gap_, "solver": model.solver_,
+                         "warm": warm})
+        self.results_ = results
+        self.failures_ = pd.DataFrame(failures, columns=["date", "reason", "action"])
+        self.fit_info_ = pd.DataFrame(
+            info, columns=["date", "first_row", "n_rows", "n_iter", "duality_gap", "solver",
+                           "warm"]).set_index("date")
+        self.dates_ = pd.DatetimeIndex(dates, name="date")
+        return self
+
+    @staticmethod
+    def _fit_window(model: LassoModel, x: pd.DataFrame, y: pd.DataFrame, coef_init) -> None:
+        """Fit ``model`` on one window, warm-started from ``coef_init`` (N x M or None).
+
+        The seam for incremental statistics: today every window is prepared from scratch by
+        ``LassoModel._setup``; a later version updates the previous window's sufficient
+        statistics (rows added / removed, EWMA decay) and hands them to ``_fit_prepared``.
+        """
+        model._fit_prepared(model._setup(x, y), coef_init=coef_init)
+        del model._fit_setup_  # the window's prepared panel: not kept for every date
+
+    # ------------------------------------------------------------------ shortcuts
+    def to_long(self) -> pd.DataFrame:
+        """``results_.to_long()``: columns date, asset, factor, beta."""
+        return self.results_.to_long()
