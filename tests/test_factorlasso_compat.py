@@ -457,7 +457,7 @@ def test_failed_solve_is_caught_as_cvxpys_solver_error():
 
 
 # ---------------------------------------------------------------------------- names
-IN_SCOPE = {  # factorlasso 1.0.6's top-level names covered by issue 15's items 1, 3 and 5
+IN_SCOPE = {  # factorlasso 1.0.6's top-level names covered by issue 15 (and 11)
     "LassoModel", "LassoModelCV", "LassoModelType", "LassoEstimationResult",
     "derive_sign_constraints", "validate_cluster_signs",  # item 1
     "DependenceMeasure", "DistanceTransform", "ClusterCorrelationTransform",  # item 3
@@ -465,6 +465,7 @@ IN_SCOPE = {  # factorlasso 1.0.6's top-level names covered by issue 15's items 
     "remove_first_principal_component", "apply_cluster_correlation_transform",
     "compute_clusters_from_corr_matrix",
     "compute_ewm", "compute_ewm_covar", "get_x_y_np", "set_group_loadings",  # item 5
+    "CurrentFactorCovarData", "RollingFactorCovarData",  # issue 11's rolling containers
 }
 
 
