@@ -34,7 +34,21 @@ from ._compat import FactorlassoCompatMixin, overridden
 from ._engine import DEFAULT_MAX_ITER, DEFAULT_TOL
 from ._lambda_max import lambda_max_from_stats
 from ._model_type import LassoModelType
-from ._ols_prior import OlsPrior, check_ols_prior_params, ols_prior, zero_incompatible
+from ._expert_bounds import (
+    ExpertBounds,
+    check_expert_params,
+    exclusion_mask,
+    expert_bounds,
+    floor_centres,
+)
+from ._ols_prior import (
+    OlsPrior,
+    _date_weights,
+    check_named_set_params,
+    check_ols_prior_params,
+    ols_prior,
+    zero_incompatible,
+)
 from ._penalty import PenaltySpec, penalty_value
 from ._preparation import PreparedPanel, SufficientStats, coerce_panel, prepare_panel
 
@@ -76,6 +90,9 @@ class _FitSetup:
     detected: DetectedSigns | None = None
     sign_span: float | None = None
     ols: OlsPrior | None = None
+    effective_prior: np.ndarray | None = None  # the prior centre before floor centring
+    expert: ExpertBounds | None = None
+    excluded: np.ndarray | None = None
 
 
 class LassoModel(FactorlassoCompatMixin, BaseEstimator):
@@ -200,8 +217,38 @@ _ols_prior`, as factorlasso 1.0.6): per response, the univariate weighted OLS sl
         The factor with the highest weighted R2 (first in factor order on ties).
     factor_for_prior : dict or pandas.Series, optional
         Response -> factor (its univariate slope) or a list of up to 2 factors (the slopes of
-        one joint weighted regression; a pair with weighted VIF > 2.5 keeps its first factor),
-        overriding the selection; omitted responses keep it. Needs ``apply_ols_prior``.
+        one joint weighted regression; a pair with weighted VIF > ``named_set_max_vif`` keeps
+        its first factor), overriding the selection; omitted responses keep it. Needs
+        ``apply_ols_prior``.
+    max_named_factors : {1, 2}, default 2
+        Most factors one ``factor_for_prior`` entry may name.
+    named_set_max_vif : float >= 1 or None, default 2.5
+        Largest weighted VIF of a named pair (on its joint regression's rows and weights);
+        None: no check (a singular pair then has a zero centre).
+    excluded_factors : dict or pandas.Series, optional
+        Response -> factor or list of factors whose loadings are pinned to 0 (a hard zero over
+        every sign layer; they cannot win the automatic OLS prior). A factor also named in
+        ``factor_for_prior`` or with a nonzero ``factors_beta_prior`` cell is refused; responses
+        not in ``y`` are ignored. Unlike factorlasso, ``nonneg`` keeps holding on the other
+        cells (factorlasso's zero-sign matrix replaces ``nonneg``).
+    expert_prior_bound_n_std : float >= 0, optional
+        Floors on the selected OLS cells (:mod:`~xl_factorlasso.core.linear_model._expert_bounds`): ``|B_ij| >= max(0, |c| - n_std * HAC_SE(c))`` on the side of the OLS target
+        ``c``. Needs ``apply_ols_prior``.
+    expert_prior_hac_lags : int >= 0, default 0
+        Bartlett bandwidth (rows of the original grid) of the HAC standard errors.
+    expert_prior_hac_lags_freq_dict : dict, optional
+        Frequency -> lags, carried for callers that pick a cadence (a fit uses
+        ``expert_prior_hac_lags``), as factorlasso.
+    expert_prior_exposure_budget : pandas.DataFrame, optional
+        Responses x factors budgets ``d_ij >= 0`` on the non-selected loadings; a response with a
+        finite cell uses the exposure-budget slack instead of ``n_std`` standard errors.
+    expert_prior_bound_centre : {"prior", "floor"}, default "prior"
+        Penalty centre of a floored cell: the OLS target, or the floor itself.
+    expert_prior_bound_scope : {"all", "named"}, default "all"
+        Floor every selection, or only the ``factor_for_prior`` ones.
+    expert_prior_budget_rule : {"n_std"}, default "n_std"
+        factorlasso's ``"cluster_mean"`` (budgets from a first-pass fit) is refused with a
+        clear message (not implemented).
 
     Attributes
     ----------
@@ -270,6 +317,18 @@ pandas.DataFrame or None
     ols_beta_prior_, effective_beta_prior_ : pandas.DataFrame or None
         With ``apply_ols_prior``: the selected OLS centres (before explicit overrides and
         signs), and the centre the solver used (after both); else None.
+    effective_factor_for_prior_, named_set_diagnostics_ : dict, pandas.DataFrame or None
+        With ``apply_ols_prior``: each response's named factors after the VIF check (empty:
+        automatic), and per response ``requested_set``, ``named_set``, ``named_set_status``,
+        ``largest_vif``; else None.
+    excluded_factor_mask_ : pandas.DataFrame of bool or None
+        The cells ``excluded_factors`` pinned to 0.
+    prior_lower_bounds_, prior_upper_bounds_ : pandas.DataFrame or None
+        With expert bounds: the floors (NaN: unbounded), responses x factors; else None.
+    prior_bound_diagnostics_ : pandas.DataFrame or None
+        One row per selected cell: OLS/HAC statistics, floor, slack, status, competitor.
+    resolved_budgets_, budget_sources_, effective_prior_hac_lags_ : optional
+        The budgets used (NaN: n_std rule) and their source per cell; the HAC bandwidth.
     """
 
     def __init__(
@@ -311,6 +370,16 @@ pandas.DataFrame or None
         apply_ols_prior=False,
         prior_selection_type="highest_r2",
         factor_for_prior=None,
+        max_named_factors=2,
+        named_set_max_vif=2.5,
+        excluded_factors=None,
+        expert_prior_bound_n_std=None,
+        expert_prior_hac_lags=0,
+        expert_prior_hac_lags_freq_dict=None,
+        expert_prior_exposure_budget=None,
+        expert_prior_bound_centre="prior",
+        expert_prior_bound_scope="all",
+        expert_prior_budget_rule="n_std",
     ):
         self.model_type = model_type
         self.group_data = group_data
@@ -349,6 +418,16 @@ pandas.DataFrame or None
         self.apply_ols_prior = apply_ols_prior
         self.prior_selection_type = prior_selection_type
         self.factor_for_prior = factor_for_prior
+        self.max_named_factors = max_named_factors
+        self.named_set_max_vif = named_set_max_vif
+        self.excluded_factors = excluded_factors
+        self.expert_prior_bound_n_std = expert_prior_bound_n_std
+        self.expert_prior_hac_lags = expert_prior_hac_lags
+        self.expert_prior_hac_lags_freq_dict = expert_prior_hac_lags_freq_dict
+        self.expert_prior_exposure_budget = expert_prior_exposure_budget
+        self.expert_prior_bound_centre = expert_prior_bound_centre
+        self.expert_prior_bound_scope = expert_prior_bound_scope
+        self.expert_prior_budget_rule = expert_prior_budget_rule
 
     # ------------------------------------------------------------------ validation
     def _checked_lambda(self, value=None) -> float:
@@ -391,10 +470,14 @@ pandas.DataFrame or None
         if model_type is LassoModelType.GROUP_LASSO and self.group_data is None:
             raise ValueError("model_type GROUP_LASSO needs group_data (response -> group)")
         self._checked_engine()
+        check_named_set_params(self.max_named_factors, self.named_set_max_vif)
         selections = check_ols_prior_params(
-            self.apply_ols_prior, self.prior_selection_type, self.factor_for_prior)
+            self.apply_ols_prior, self.prior_selection_type, self.factor_for_prior,
+            self.max_named_factors)
+        expert = check_expert_params(self, bool(self.apply_ols_prior))
         return {"model_type": model_type, "l1_weight": float(l1), "cutoff_fraction": float(cf),
-                "prior_selections": selections, **self._checked_cluster_options()}
+                "prior_selections": selections, "expert": expert,
+                **self._checked_cluster_options()}
 
     def _checked_cluster_options(self) -> dict:
         """The cluster-discovery options, checked for every model type (as factorlasso does)."""
@@ -577,10 +660,22 @@ pandas.DataFrame or None
             )
         if not panel.mask.any():
             raise ValueError("y: no valid observation (every response cell is missing)")
+        explicit_prior = None if self.factors_beta_prior is None else self._cell_matrix(
+            self.factors_beta_prior, "factors_beta_prior", y.columns, x.columns)
+        exclusions = exclusion_mask(self.excluded_factors, x, y, params["prior_selections"],
+                                  explicit_prior)
         ols = None
         if self.apply_ols_prior:
-            ols = ols_prior(x, y, self.span, self.warmup_period, params["prior_selections"])
+            ols = ols_prior(x, y, self.span, self.warmup_period, params["prior_selections"],
+                            max_vif=self.named_set_max_vif, excluded=exclusions)
         signs, prior = self._signs_and_prior(x, y, ols)
+        if exclusions is not None and exclusions.any():
+            # a hard zero over every other sign layer, as factorlasso; nonneg still holds on
+            # the other cells (factorlasso's sign matrix would silently drop it)
+            if signs is None:
+                fill = 1.0 if self.nonneg and not self.auto_sign_constraints else np.nan
+                signs = np.full(prior.shape, fill)
+            signs = np.where(exclusions, 0.0, signs)
         stats = SufficientStats.from_panel(panel)
         if not np.any(stats.yty > 0.0):
             what = "every column is constant" if self.demean else "every value is 0"
@@ -633,6 +728,17 @@ pandas.DataFrame or None
         if ols is not None:
             # only cells the final signs forbid lose their centre; nothing is re-selected
             prior = zero_incompatible(prior, signs, bool(self.nonneg))
+        effective_prior, expert = prior, None
+        if params["expert"]["enabled"]:
+            expert = expert_bounds(
+                x, y, _date_weights(len(x), self.span), ols, ols.prior, prior, explicit_prior,
+                signs, n_std=self.expert_prior_bound_n_std,
+                hac_lags=int(self.expert_prior_hac_lags),
+                min_rows=max(3, int(self.warmup_period or 0)),
+                budget=params["expert"]["budget"], scope=self.expert_prior_bound_scope,
+                excluded=exclusions)
+            if self.expert_prior_bound_centre == "floor":
+                prior = floor_centres(prior, expert.lower, expert.upper)
         adaptive = None
         if self.auto_sign_constraints and self.auto_sign_adaptive_weights:
             adaptive = self._adaptive_weights(detected, geometry, groups)
@@ -650,10 +756,13 @@ pandas.DataFrame or None
             cell_weight=None if adaptive is None else adaptive.cell,
             row_weight=None if adaptive is None else adaptive.row,
             block_weight=None if adaptive is None else adaptive.block,
+            lower_bound=None if expert is None else expert.lower,
+            upper_bound=None if expert is None else expert.upper,
         )
         lam_max = lambda_max_from_stats(stats, spec)
         return _FitSetup(x, y, panel, stats, spec, clusters, linkage, cutoff, lam_max,
-                         params["cluster_span"], detected, sign_span, ols)
+                         params["cluster_span"], detected, sign_span, ols, effective_prior,
+                         expert, exclusions)
 
     def _adaptive_weights(self, detected: DetectedSigns, geometry: str, groups):
         """The adaptive weights of this fit; refused when one is not a positive finite number
@@ -853,9 +962,11 @@ pandas.DataFrame or None
         for name, values in (("ols_betas_", None if ols is None else ols.betas),
                              ("ols_r2_", None if ols is None else ols.r2),
                              ("ols_beta_prior_", None if ols is None else ols.prior),
-                             ("effective_beta_prior_", None if ols is None else setup.spec.prior)):
+                             ("effective_beta_prior_",
+                              None if ols is None else setup.effective_prior)):
             setattr(self, name, None if values is None else pd.DataFrame(
                 values.copy(), index=idx, columns=x.columns))
+        self._install_expert(setup)
         spec = setup.spec
         self.sign_penalty_weights_ = None if spec.cell_weight is None else pd.DataFrame(
             spec.cell_weight.copy(), index=idx, columns=x.columns)
@@ -863,6 +974,26 @@ pandas.DataFrame or None
         self.sign_block_weights_ = (None if spec.block_weight is None
                                     else spec.block_weight[pd.unique(spec.groups)])
         self._fit_setup_ = setup
+
+    def _install_expert(self, setup: _FitSetup) -> None:
+        """The named-set, exclusion and expert-bound attributes (factorlasso's names)."""
+        idx, cols, ols, expert = setup.y.columns, setup.x.columns, setup.ols, setup.expert
+        self.effective_factor_for_prior_ = (
+            None if ols is None else {r: ols.named.get(r, ()) for r in idx})
+        self.named_set_diagnostics_ = None if ols is None else ols.named_diagnostics.copy()
+        self.excluded_factor_mask_ = (None if setup.excluded is None else pd.DataFrame(
+            setup.excluded.copy(), index=idx, columns=cols))
+
+        def frame(values):
+            return pd.DataFrame(values.copy(), index=idx, columns=cols)
+
+        self.prior_lower_bounds_ = None if expert is None else frame(expert.lower)
+        self.prior_upper_bounds_ = None if expert is None else frame(expert.upper)
+        self.prior_bound_diagnostics_ = None if expert is None else expert.diagnostics.copy()
+        self.resolved_budgets_ = None if expert is None else expert.budgets.copy()
+        self.budget_sources_ = None if expert is None else expert.budget_sources.copy()
+        self.effective_prior_hac_lags_ = (None if expert is None
+                                          else int(self.expert_prior_hac_lags))
 
     # ------------------------------------------------------------------ use
     def _check_fitted(self) -> None:
