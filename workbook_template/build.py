@@ -137,6 +137,17 @@ MODEL_SETTINGS = [
     ("apply_ols_prior", None, "TRUE: shrink each asset towards the slope of its best single "
      "factor (highest R^2) instead of 0; filled FL_PRIOR cells win (default FALSE)",
      ["TRUE", "FALSE"]),
+    ("max_named_factors", None, "most factors a named OLS prior may use: 1 or 2 (default 2)",
+     ["1", "2"]),
+    ("named_set_max_vif", None, "a named factor pair more collinear than this VIF keeps its "
+     "first factor (default 2.5; none = no check)", None),
+    ("expert_prior_bound_n_std", None, "with apply_ols_prior: each selected loading keeps at "
+     "least |slope| - n_std x HAC standard error (default none = no floor)", None),
+    ("expert_prior_hac_lags", None, "Bartlett lags of those standard errors (default 0)", None),
+    ("expert_prior_bound_centre", None, "penalty centre of a floored loading: prior or floor "
+     "(default prior)", ["prior", "floor"]),
+    ("expert_prior_bound_scope", None, "floor all selected loadings or only named ones "
+     "(default all)", ["all", "named"]),
     ("cv_splits", 5, "Cross-validate: number of expanding-window folds", None),
     ("cv_lambdas", "auto", "Cross-validate: auto, default or lambdas separated by commas",
      ["auto", "default"]),

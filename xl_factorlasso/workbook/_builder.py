@@ -32,6 +32,7 @@ LAYOUT: dict[str, tuple[str, int, int]] = {
     "FL_COEF": ("Results", 1, 1),
     # its own sheet: beside FL_COEF it would stop FL_COEF and its heatmap from growing
     "FL_DERIVED_SIGNS": ("DerivedSigns", 1, 1),
+    "FL_PRIOR_USED": ("PriorUsed", 1, 1),
     "FL_STATUS": ("Diagnostics", 1, 1),
     "FL_R2": ("Diagnostics", 1, 4),
     "FL_INTERCEPT": ("Diagnostics", 1, 7),
@@ -146,6 +147,7 @@ def build_workbook(
     sizes = {
         "FL_COEF": (n_assets + 1, n_factors + 1),
         "FL_DERIVED_SIGNS": (n_assets + 1, n_factors + 1),
+        "FL_PRIOR_USED": (n_assets + 1, n_factors + 1),
         "FL_R2": (n_assets + 1, 2),
         "FL_INTERCEPT": (n_assets + 1, 2),
         "FL_CLUSTERS": (n_assets + 1, 2),
@@ -269,11 +271,11 @@ def _input_table(name: str, header: list, row: int, col: int, n_rows: int):
 # Number formats of the inputs' numbers (dates are yyyy-mm-dd wherever they are).
 _INPUT_FORMATS = {"FL_RETURNS": "0.0000", "FL_FACTORS": "0.0000", "FL_PRIOR": "0.00"}
 # Outputs with one row per asset.
-_ASSET_ROWS = ("FL_COEF", "FL_DERIVED_SIGNS", "FL_R2", "FL_INTERCEPT", "FL_CLUSTERS",
-               "FL_RESID_VOL", "FL_WEIGHTS", "FL_RISK_ASSETS")
+_ASSET_ROWS = ("FL_COEF", "FL_DERIVED_SIGNS", "FL_PRIOR_USED", "FL_R2", "FL_INTERCEPT",
+               "FL_CLUSTERS", "FL_RESID_VOL", "FL_WEIGHTS", "FL_RISK_ASSETS")
 # Sheets whose rows have labels in column A: freeze it with the header row.
 _LABELLED = ("Returns", "Factors", "Signs", "Prior", "AssetGroups", "Results",
-             "DerivedSigns")
+             "DerivedSigns", "PriorUsed")
 
 
 def _make_readable(wb, tables: dict[str, list[list]]) -> None:

@@ -228,6 +228,25 @@ def derived_signs_table(model) -> list[list]:
               for a in coef.index]]
 
 
+def prior_used_table(model) -> list[list]:
+    """FL_PRIOR_USED: the prior centre of every loading, laid out as FL_PRIOR.
+
+    ``effective_beta_prior_`` with an OLS prior (the filled FL_PRIOR cells over it, after the
+    signs); the FL_PRIOR cells (blank = 0) without one; all blank when no prior is in force.
+    """
+    coef = model.coef_
+    prior = model.effective_beta_prior_
+    if prior is None and model.factors_beta_prior is not None:
+        prior = model.factors_beta_prior.reindex(index=coef.index, columns=coef.columns)
+        prior = prior.astype(float).fillna(0.0)
+    corner = "asset" if prior is not None else "asset (no prior in force)"
+    if prior is None:
+        prior = pd.DataFrame(np.nan, index=coef.index, columns=coef.columns)
+    return [[corner, *coef.columns],
+            *[[a, *(cell_value(v) if np.isfinite(v) else None for v in prior.loc[a])]
+              for a in coef.index]]
+
+
 def compute_refit(
     blocks: dict[str, Block],
     *,
@@ -238,7 +257,7 @@ def compute_refit(
 ) -> JobResult:
     """Fit (or cross-validate and fit) the factor model of a workbook's inputs.
 
-    Returns a :class:`JobResult` whose ``outputs`` hold FL_COEF, FL_DERIVED_SIGNS,
+    Returns a :class:`JobResult` whose ``outputs`` hold FL_COEF, FL_DERIVED_SIGNS, FL_PRIOR_USED,
     FL_INTERCEPT, FL_R2, FL_CLUSTERS, FL_RESID_VOL, FL_STATUS (and FL_CV with ``cv``).
     """
     inputs = workbook_fit_inputs(blocks, overrides, cv=cv)
@@ -272,6 +291,7 @@ def compute_refit(
         )
     )
     result.outputs.append(OutputTable("FL_DERIVED_SIGNS", derived_signs_table(model)))
+    result.outputs.append(OutputTable("FL_PRIOR_USED", prior_used_table(model)))
     intercept = series_table("asset", {"intercept": model.alpha_const_}, assets)
     result.outputs.append(OutputTable("FL_INTERCEPT", intercept))
     result.outputs.append(OutputTable("FL_R2", series_table("asset", {"r2": model.r2_}, assets)))

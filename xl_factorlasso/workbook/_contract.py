@@ -124,6 +124,15 @@ CONTRACT: tuple[NameSpec, ...] = (
         "0, blank = free): FL_SIGNS over the signs derived from the data "
         "(auto_sign_constraints).",
     ),
+    NameSpec(
+        "FL_PRIOR_USED",
+        "output",
+        "table",
+        (),
+        "The prior centre the fit shrank each loading towards, assets x factors: the OLS "
+        "prior (apply_ols_prior) with the filled FL_PRIOR cells over it, after the signs; "
+        "blank when no prior is in force.",
+    ),
     NameSpec("FL_INTERCEPT", "output", "table", (), "Intercept (alpha_const_) per asset."),
     NameSpec("FL_R2", "output", "table", (), "In-sample R^2 per asset."),
     NameSpec("FL_CLUSTERS", "output", "table", (), "Cluster or group label per asset."),

@@ -404,7 +404,7 @@ def expert_bounds(x: pd.DataFrame, y: pd.DataFrame, weights: np.ndarray, ols, ra
 
 def _budget_slack(gamma, budgets, signs, direction) -> float:
     total = 0.0
-    for g, d, s in zip(gamma, budgets, signs):
+    for g, d, s in zip(gamma, budgets, signs, strict=True):
         if d == 0.0 or s == 0.0:
             continue
         if not np.isfinite(g):

@@ -32,8 +32,6 @@ from ._auto_signs import (
 from ._certified import CertifiedSolver, Solution
 from ._compat import FactorlassoCompatMixin, overridden
 from ._engine import DEFAULT_MAX_ITER, DEFAULT_TOL
-from ._lambda_max import lambda_max_from_stats
-from ._model_type import LassoModelType
 from ._expert_bounds import (
     ExpertBounds,
     check_expert_params,
@@ -41,6 +39,8 @@ from ._expert_bounds import (
     expert_bounds,
     floor_centres,
 )
+from ._lambda_max import lambda_max_from_stats
+from ._model_type import LassoModelType
 from ._ols_prior import (
     OlsPrior,
     _date_weights,
@@ -232,7 +232,9 @@ _ols_prior`, as factorlasso 1.0.6): per response, the univariate weighted OLS sl
         not in ``y`` are ignored. Unlike factorlasso, ``nonneg`` keeps holding on the other
         cells (factorlasso's zero-sign matrix replaces ``nonneg``).
     expert_prior_bound_n_std : float >= 0, optional
-        Floors on the selected OLS cells (:mod:`~xl_factorlasso.core.linear_model._expert_bounds`): ``|B_ij| >= max(0, |c| - n_std * HAC_SE(c))`` on the side of the OLS target
+        Floors on the selected OLS cells (see
+        :mod:`~xl_factorlasso.core.linear_model._expert_bounds`):
+        ``|B_ij| >= max(0, |c| - n_std * HAC_SE(c))`` on the side of the OLS target
         ``c``. Needs ``apply_ols_prior``.
     expert_prior_hac_lags : int >= 0, default 0
         Bartlett bandwidth (rows of the original grid) of the HAC standard errors.
