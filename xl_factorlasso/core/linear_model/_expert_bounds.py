@@ -21,6 +21,11 @@ never excludes the penalty centre (``|c| >= floor``), so the box of ``B - B0`` c
 both engines certify the fit as before. ``expert_prior_bound_centre="floor"`` moves the centre
 of every floored cell onto its bound.
 
+*Cluster-mean budgets* (``expert_prior_budget_rule="cluster_mean"``, group models): a first
+fit at the same ``reg_lambda`` without any prior or floor gives each cell the mean absolute
+loading of the other members of its cluster as its budget (clusters of fewer than 3 fall back to
+the ``n_std`` slack, one standard error when ``n_std`` is None); finite declared budgets win.
+
 *Exclusions.* ``excluded_factors`` (response -> factor or list) pins those loadings to 0: a
 hard zero sign overriding every other layer; excluded factors cannot win the automatic prior.
 """
@@ -35,7 +40,8 @@ import numpy as np
 import pandas as pd
 
 __all__ = ["BOUND_CENTRES", "BOUND_SCOPES", "BUDGET_RULES", "ExpertBounds", "WlsHac",
-           "check_expert_params", "exclusion_mask", "expert_bounds", "floor_centres", "wls_hac"]
+           "check_expert_params", "exclusion_mask", "expert_bounds", "floor_centres",
+           "leave_one_out_budgets", "wls_hac"]
 
 BOUND_CENTRES = ("prior", "floor")
 BOUND_SCOPES = ("all", "named")
@@ -83,10 +89,6 @@ def check_expert_params(model, apply_ols_prior: bool) -> dict:
         value = getattr(model, name)
         if not isinstance(value, str) or value not in allowed:
             raise ValueError(f"{name} must be one of {allowed!r}, got {value!r}")
-    if model.expert_prior_budget_rule == "cluster_mean":
-        raise ValueError("expert_prior_budget_rule='cluster_mean' (budgets from a first-pass "
-                         "fit) is not supported yet; use 'n_std' with expert_prior_bound_n_std "
-                         "or declared expert_prior_exposure_budget rows")
     budget = model.expert_prior_exposure_budget
     if budget is not None:
         if not isinstance(budget, pd.DataFrame):
@@ -102,10 +104,13 @@ def check_expert_params(model, apply_ols_prior: bool) -> dict:
         if np.isinf(values).any() or (values[np.isfinite(values)] < 0).any():
             raise ValueError("expert_prior_exposure_budget cells must be finite numbers >= 0 "
                              "(or blank)")
-    enabled = n_std is not None or budget is not None
+    cluster_mean = model.expert_prior_budget_rule == "cluster_mean"
+    enabled = n_std is not None or budget is not None or cluster_mean
     for name in ("expert_prior_bound_n_std", "expert_prior_exposure_budget"):
         if getattr(model, name) is not None and not apply_ols_prior:
             raise ValueError(f"{name} requires apply_ols_prior=True")
+    if cluster_mean and not apply_ols_prior:
+        raise ValueError("expert_prior_budget_rule='cluster_mean' requires apply_ols_prior=True")
     excluded = model.excluded_factors
     if excluded is not None:
         if not isinstance(excluded, (Mapping, pd.Series)):
@@ -115,7 +120,7 @@ def check_expert_params(model, apply_ols_prior: bool) -> dict:
             raise ValueError("excluded_factors: a response is named twice")
         for response, value in excluded.items():
             _excluded(response, value)
-    return {"enabled": enabled, "budget": budget}
+    return {"enabled": enabled, "budget": budget, "cluster_mean": cluster_mean}
 
 
 def _excluded(response, value) -> tuple:
@@ -286,10 +291,30 @@ class ExpertBounds:
     budget_sources: pd.DataFrame
 
 
-def _resolve_budgets(declared, responses, factors):
-    """Declared rows: finite cells as given, missing cells 0; other rows NaN (n_std)."""
+def leave_one_out_budgets(coef: pd.DataFrame, clusters: pd.Series):
+    """``cluster_mean`` budgets: per cell, the mean absolute first-pass loading of the OTHER
+    members of the response's cluster (NaN, status ``cluster_too_small``, below 3 members)."""
+    labels = clusters.reindex(coef.index)
+    budgets = pd.DataFrame(np.nan, index=coef.index, columns=coef.columns)
+    status = pd.Series("cluster_too_small", index=coef.index)
+    for label in labels.dropna().unique():
+        members = labels.index[labels == label]
+        if len(members) < 3:
+            continue
+        values = coef.loc[members].abs()
+        budgets.loc[members] = ((values.sum(axis=0) - values) / (len(members) - 1)).to_numpy()
+        status.loc[members] = "cluster_mean"
+    return budgets, status
+
+
+def _resolve_budgets(declared, responses, factors, automatic=None):
+    """Declared rows: finite cells as given, missing cells 0 (or the automatic budget); other
+    rows the automatic budgets (``cluster_mean``) or NaN (the ``n_std`` slack)."""
     budgets = pd.DataFrame(np.nan, index=responses, columns=factors)
     sources = pd.DataFrame("n_std", index=responses, columns=factors)
+    if automatic is not None:
+        budgets.loc[:, :] = automatic.reindex(index=responses, columns=factors).to_numpy()
+        sources = sources.mask(budgets.notna(), "cluster_mean")
     if declared is None:
         return budgets, sources
     unknown = [f for f in declared.columns if f not in factors]
@@ -297,18 +322,21 @@ def _resolve_budgets(declared, responses, factors):
         raise ValueError(f"expert_prior_exposure_budget: column {unknown[0]!r} is not a "
                          "factor in x")
     for r in responses.intersection(declared.index):
-        row = declared.loc[r].reindex(factors)
+        row = declared.loc[r].reindex(factors).astype(float)
         if not row.notna().any():
             continue
-        budgets.loc[r] = row.fillna(0.0)
-        sources.loc[r] = np.where(row.isna(), "undeclared_zero",
-                                  np.where(row == 0, "declared_zero", "declared"))
+        missing = budgets.loc[r].isna() & row.isna()
+        budgets.loc[r, missing] = 0.0
+        sources.loc[r, missing] = "undeclared_zero"
+        given = row.notna()
+        budgets.loc[r, given] = row[given]
+        sources.loc[r, given] = np.where(row[given] == 0, "declared_zero", "declared")
     return budgets, sources
 
 
 def expert_bounds(x: pd.DataFrame, y: pd.DataFrame, weights: np.ndarray, ols, raw_prior,
                   effective_prior, explicit_prior, signs, *, n_std, hac_lags, min_rows,
-                  budget, scope, excluded) -> ExpertBounds:
+                  budget, scope, excluded, automatic=None) -> ExpertBounds:
     """The floors of every selected OLS cell (see the module docstring).
 
     Parameters
@@ -327,11 +355,13 @@ def expert_bounds(x: pd.DataFrame, y: pd.DataFrame, weights: np.ndarray, ols, ra
         The final sign matrix (orients the budget slack; NaN free).
     n_std, hac_lags, min_rows, budget, scope, excluded
         The settings; ``budget`` the declared DataFrame or None, ``excluded`` a mask or None.
+    automatic : pandas.DataFrame, optional
+        ``cluster_mean`` budgets (declared finite cells override them).
     """
     xa, ya = x.to_numpy(dtype=float), y.to_numpy(dtype=float)
     n, m = ya.shape[1], xa.shape[1]
     lower, upper = np.full((n, m), np.nan), np.full((n, m), np.nan)
-    budgets, sources = _resolve_budgets(budget, y.columns, x.columns)
+    budgets, sources = _resolve_budgets(budget, y.columns, x.columns, automatic)
     bvals = budgets.to_numpy()
     if signs is None:
         signs = np.full((n, m), np.nan)

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from .._base import BaseEstimator
+from .._base import BaseEstimator, clone
 from ..cluster import (
     ClusterCorrelationTransform,
     DependenceMeasure,
@@ -38,6 +38,7 @@ from ._expert_bounds import (
     exclusion_mask,
     expert_bounds,
     floor_centres,
+    leave_one_out_budgets,
 )
 from ._lambda_max import lambda_max_from_stats
 from ._model_type import LassoModelType
@@ -93,6 +94,8 @@ class _FitSetup:
     effective_prior: np.ndarray | None = None  # the prior centre before floor centring
     expert: ExpertBounds | None = None
     excluded: np.ndarray | None = None
+    # cluster_mean budgets: (first-pass coef_, budget_rule_status_, the reg_lambda of both)
+    first_pass: tuple | None = None
 
 
 class LassoModel(FactorlassoCompatMixin, BaseEstimator):
@@ -248,9 +251,10 @@ _ols_prior`, as factorlasso 1.0.6): per response, the univariate weighted OLS sl
         Penalty centre of a floored cell: the OLS target, or the floor itself.
     expert_prior_bound_scope : {"all", "named"}, default "all"
         Floor every selection, or only the ``factor_for_prior`` ones.
-    expert_prior_budget_rule : {"n_std"}, default "n_std"
-        factorlasso's ``"cluster_mean"`` (budgets from a first-pass fit) is refused with a
-        clear message (not implemented).
+    expert_prior_budget_rule : {"n_std", "cluster_mean"}, default "n_std"
+        ``"cluster_mean"`` (group models): budgets from a first, prior-free fit at the same
+        ``reg_lambda``, the mean absolute loading of the other members of each cluster
+        (``budget_first_pass_coef_``, ``budget_rule_status_``); not with cross-validation.
 
     Attributes
     ----------
@@ -730,15 +734,20 @@ pandas.DataFrame or None
         if ols is not None:
             # only cells the final signs forbid lose their centre; nothing is re-selected
             prior = zero_incompatible(prior, signs, bool(self.nonneg))
-        effective_prior, expert = prior, None
+        effective_prior, expert, first_pass, automatic = prior, None, None, None
+        n_std = self.expert_prior_bound_n_std
+        if params["expert"]["cluster_mean"]:
+            first_pass = self._budget_first_pass(x, y, clusters)
+            automatic = leave_one_out_budgets(first_pass[0], first_pass[3])[0]
+            n_std = 1.0 if n_std is None else n_std  # small clusters: one standard error
         if params["expert"]["enabled"]:
             expert = expert_bounds(
                 x, y, _date_weights(len(x), self.span), ols, ols.prior, prior, explicit_prior,
-                signs, n_std=self.expert_prior_bound_n_std,
+                signs, n_std=n_std,
                 hac_lags=int(self.expert_prior_hac_lags),
                 min_rows=max(3, int(self.warmup_period or 0)),
                 budget=params["expert"]["budget"], scope=self.expert_prior_bound_scope,
-                excluded=exclusions)
+                excluded=exclusions, automatic=automatic)
             if self.expert_prior_bound_centre == "floor":
                 prior = floor_centres(prior, expert.lower, expert.upper)
         adaptive = None
@@ -764,7 +773,27 @@ pandas.DataFrame or None
         lam_max = lambda_max_from_stats(stats, spec)
         return _FitSetup(x, y, panel, stats, spec, clusters, linkage, cutoff, lam_max,
                          params["cluster_span"], detected, sign_span, ols, effective_prior,
-                         expert, exclusions)
+                         expert, exclusions, first_pass and first_pass[:3])
+
+    def _budget_first_pass(self, x, y, clusters) -> tuple:
+        """``cluster_mean``: the unfloored, prior-free fit at this ``reg_lambda``, as
+        factorlasso (signs, exclusions and adaptive weights kept).
+
+        Returns ``(coef_, budget_rule_status_, reg_lambda, clusters_)``.
+        """
+        if clusters is None:
+            raise ValueError(
+                "expert_prior_budget_rule='cluster_mean' needs a partition of the responses: "
+                "model_type GROUP_LASSO, HCGL or FCGL with more than one response")
+        first = clone(self).set_params(
+            expert_prior_budget_rule="n_std", expert_prior_bound_n_std=None,
+            expert_prior_exposure_budget=None, apply_ols_prior=False, factor_for_prior=None,
+            factors_beta_prior=None)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # the main fit reports the same warnings
+            first.fit(x, y)
+        _, status = leave_one_out_budgets(first.coef_, first.clusters_)
+        return first.coef_.copy(), status, self._checked_lambda(), first.clusters_
 
     def _adaptive_weights(self, detected: DetectedSigns, geometry: str, groups):
         """The adaptive weights of this fit; refused when one is not a positive finite number
@@ -856,13 +885,22 @@ pandas.DataFrame or None
             return self._fit_prepared(self._setup(x, y))
 
     def _fit_prepared(self, setup: _FitSetup) -> LassoModel:
-        """:meth:`fit` on data already prepared by ``_setup`` (which ignores ``reg_lambda``)."""
+        """:meth:`fit` on data already prepared by ``_setup`` (which ignores ``reg_lambda``,
+        except for ``cluster_mean`` budgets: those are prepared again at another lambda)."""
         lam = self._checked_lambda()
-        self._install(setup, self._solver(setup).solve(lam), lam)
+        if setup.first_pass is not None and setup.first_pass[2] != lam:
+            setup = self._setup(setup.x, setup.y)
+        self._install(setup, self._solver(setup, lam).solve(lam), lam)
         return self
 
-    def _solver(self, setup: _FitSetup) -> CertifiedSolver:
-        """The certified solve path for ``setup`` (reusable across lambdas, e.g. by CV)."""
+    def _solver(self, setup: _FitSetup, reg_lambda=None) -> CertifiedSolver:
+        """The certified solve path for ``setup`` (reusable across lambdas, e.g. by CV, except
+        with ``cluster_mean`` budgets, which hold for the ``reg_lambda`` of their first pass)."""
+        if setup.first_pass is not None and reg_lambda != setup.first_pass[2]:
+            raise ValueError(
+                "expert_prior_budget_rule='cluster_mean': the budgets come from a first-pass "
+                "fit at one reg_lambda, so one preparation cannot serve a grid of lambdas "
+                "(cross-validation); use expert_prior_bound_n_std or declared budgets")
         kind, params = self._checked_engine()
         return CertifiedSolver(
             setup.stats, setup.spec, setup.lambda_max, engine=kind,
@@ -996,6 +1034,9 @@ pandas.DataFrame or None
         self.budget_sources_ = None if expert is None else expert.budget_sources.copy()
         self.effective_prior_hac_lags_ = (None if expert is None
                                           else int(self.expert_prior_hac_lags))
+        first = setup.first_pass
+        self.budget_first_pass_coef_ = None if first is None else first[0].copy()
+        self.budget_rule_status_ = None if first is None else first[1].copy()
 
     # ------------------------------------------------------------------ use
     def _check_fitted(self) -> None:
