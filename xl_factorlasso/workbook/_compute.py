@@ -232,13 +232,16 @@ def prior_used_table(model) -> list[list]:
     """FL_PRIOR_USED: the prior centre of every loading, laid out as FL_PRIOR.
 
     ``effective_beta_prior_`` with an OLS prior (the filled FL_PRIOR cells over it, after the
-    signs); the FL_PRIOR cells (blank = 0) without one; all blank when no prior is in force.
+    signs); the FL_PRIOR cells (blank = 0) without one; all blank when no prior is in force
+    (no OLS prior and no nonzero FL_PRIOR cell: every centre is 0).
     """
     coef = model.coef_
     prior = model.effective_beta_prior_
     if prior is None and model.factors_beta_prior is not None:
         prior = model.factors_beta_prior.reindex(index=coef.index, columns=coef.columns)
         prior = prior.astype(float).fillna(0.0)
+        if not prior.to_numpy().any():
+            prior = None
     corner = "asset" if prior is not None else "asset (no prior in force)"
     if prior is None:
         prior = pd.DataFrame(np.nan, index=coef.index, columns=coef.columns)
