@@ -64,12 +64,21 @@ CONFIGS: dict[str, tuple[str, str, float, bool]] = {
         0.1,
         False,
     ),
+    "hcgl_ols_floors": (
+        "HCGL l1w=0.1+OLS prior+floors",
+        "HIERARCHICAL_CLUSTER_GROUP_LASSO",
+        0.1,
+        False,
+    ),
 }
 # Further constructor arguments of a config (the same for both libraries). Auto signs use the
 # factorlasso defaults otherwise: t-gate 0.75, "independent" variance, no sign span.
 CONFIG_OPTIONS: dict[str, dict[str, Any]] = {
     "hcgl_gerber": {"dependence_measure": "gerber"},
     "hcgl_auto_signs": {"auto_sign_constraints": True},
+    # OLS prior with expert floors: |b| >= |OLS slope| - 1 HAC standard error (lag 2)
+    "hcgl_ols_floors": {"apply_ols_prior": True, "expert_prior_bound_n_std": 1.0,
+                        "expert_prior_hac_lags": 2},
 }
 
 LIBS = ("ours", "factorlasso")

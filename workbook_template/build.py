@@ -538,8 +538,8 @@ def _start_sheet(wb, inputs: dict, namespace: str | None = None) -> None:
     ws.cell(row=r, column=1, value="Ribbon buttons").font = HEADING
     r = _write_rows(ws, [
         (["Refit", "", "fits the factor model on FL_RETURNS and FL_FACTORS with FL_SETTINGS, "
-          "FL_SIGNS and FL_PRIOR; writes FL_COEF (+ heatmap), FL_DERIVED_SIGNS, FL_R2, "
-          "FL_INTERCEPT, FL_CLUSTERS, FL_RESID_VOL and FL_STATUS"], None),
+          "FL_SIGNS and FL_PRIOR; writes FL_COEF (+ heatmap), FL_DERIVED_SIGNS, "
+          "FL_PRIOR_USED, FL_R2, FL_INTERCEPT, FL_CLUSTERS, FL_RESID_VOL and FL_STATUS"], None),
         (["Cross-validate", "", "chooses reg_lambda by expanding-window cross-validation "
           "(cv_* settings), refits with it and also writes FL_CV"], None),
         (["Optimise portfolio", "", "maximum-diversification weights under "
@@ -564,6 +564,8 @@ def _start_sheet(wb, inputs: dict, namespace: str | None = None) -> None:
         ("Results", "output", "FL_COEF: the fitted loadings and their heatmap"),
         ("DerivedSigns", "output", "FL_DERIVED_SIGNS: the sign the fit imposed on each loading "
          "(FL_SIGNS, with blanks filled by auto_sign_constraints)"),
+        ("PriorUsed", "output", "FL_PRIOR_USED: the prior centre each loading was shrunk "
+         "towards (the OLS prior with FL_PRIOR over it; blank without a prior)"),
         ("Diagnostics", "output", "FL_STATUS, FL_R2, FL_INTERCEPT, FL_CLUSTERS, FL_RESID_VOL"),
         ("CV", "output", "FL_CV: out-of-sample R^2 per lambda and fold, the best lambda"),
         ("Portfolio", "in + out", "FL_PORTFOLIO_SETTINGS, FL_CONSTRAINTS, FL_PREV_WEIGHTS in; "

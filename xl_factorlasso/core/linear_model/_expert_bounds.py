@@ -366,6 +366,9 @@ def expert_bounds(x: pd.DataFrame, y: pd.DataFrame, weights: np.ndarray, ols, ra
     if signs is None:
         signs = np.full((n, m), np.nan)
     records = []
+    # Gamma depends on the response only through its observed rows: responses sharing a
+    # selection and a missing pattern share it (all of them, on a panel without gaps)
+    geometries: dict = {}
     for i, asset in enumerate(y.columns):
         factors = ols.named.get(asset, ())
         named = bool(factors)
@@ -406,7 +409,11 @@ def expert_bounds(x: pd.DataFrame, y: pd.DataFrame, weights: np.ndarray, ols, ra
                            calendar_gaps=stats.calendar_gaps, status=stats.status)
                 if stats.status == "ok":
                     if geometry is None:
-                        geometry = _competitors(xa, ya[:, i], sel, others, weights, min_rows)
+                        key = (tuple(sel), np.isfinite(ya[:, i]).tobytes())
+                        if key not in geometries:
+                            geometries[key] = _competitors(xa, ya[:, i], sel, others, weights,
+                                                           min_rows)
+                        geometry = geometries[key]
                     gamma, corr = geometry[0][k], geometry[1][k]
                     if declared:
                         slack, row["slack_source"] = _budget_slack(
