@@ -55,7 +55,8 @@ __all__ = [
     "workbook_fit_inputs",
 ]
 
-FIT_INPUTS = ("FL_RETURNS", "FL_FACTORS", "FL_SIGNS", "FL_PRIOR", "FL_GROUPS", "FL_SETTINGS")
+FIT_INPUTS = ("FL_RETURNS", "FL_FACTORS", "FL_SIGNS", "FL_PRIOR", "FL_GROUPS", "FL_SETTINGS",
+              "FL_PRIOR_FACTOR")
 PORTFOLIO_INPUTS = FIT_INPUTS + (
     "FL_PORTFOLIO_SETTINGS",
     "FL_CONSTRAINTS",
@@ -115,6 +116,7 @@ def workbook_fit_inputs(blocks: dict[str, Block], overrides: dict | None = None,
         prior=blocks.get("FL_PRIOR"),
         groups=blocks.get("FL_GROUPS"),
         settings=blocks.get("FL_SETTINGS"),
+        prior_factors=blocks.get("FL_PRIOR_FACTOR"),
         overrides=overrides,
         blocks=(blocks["FL_RETURNS"], blocks["FL_FACTORS"]),
         cv=cv,

@@ -84,6 +84,15 @@ CONTRACT: tuple[NameSpec, ...] = (
         "reg_lambda, span, cutoff_fraction, l1_weight, n_clusters, cv_splits, cv_lambdas, ...).",
     ),
     NameSpec(
+        "FL_PRIOR_FACTOR",
+        "input",
+        "series",
+        (),
+        "The factor(s) each asset's OLS prior is taken on (apply_ols_prior), one 'asset | "
+        "factor | optional second factor' per row; assets not listed take their best single "
+        "factor.",
+    ),
+    NameSpec(
         "FL_PORTFOLIO_SETTINGS",
         "input",
         "keyvalue",
