@@ -197,32 +197,45 @@ def wls_hac(x, y, weights, hac_lags: int = 0, min_rows: int = 3) -> WlsHac:
     Parameters
     ----------
     x : array_like, shape (T, K)
-    y : array_like, shape (T,)
+    y : array_like, shape (T,) or (T, R)
+        One response, or several regressed on the same design (a row is used only where
+        every column is finite: give columns with the same missing rows).
     weights : array_like, shape (T,)
         Nonnegative sampling weights (EWMA ``lambda^(T-1-t)``, or ones).
     hac_lags : int
         Bartlett bandwidth ``L`` (0: heteroskedasticity-robust only).
     min_rows : int
         Fewest usable rows (at least 3, and more than ``p = K + 1``).
+
+    Returns
+    -------
+    WlsHac
+        ``coef`` and ``se`` of shape ``(p,)``, or ``(p, R)`` for a 2-D ``y``.
     """
     xx, yy = np.asarray(x, dtype=float), np.asarray(y, dtype=float)
+    one = yy.ndim == 1
+    y2 = yy[:, None] if one else yy
     w = np.asarray(weights, dtype=float)
-    p = xx.shape[1] + 1
-    valid = np.isfinite(xx).all(axis=1) & np.isfinite(yy) & (w > 0)
+    p, r = xx.shape[1] + 1, y2.shape[1]
+    valid = np.isfinite(xx).all(axis=1) & np.isfinite(y2).all(axis=1) & (w > 0)
     n = int(valid.sum())
     at = np.flatnonzero(valid)
     gaps = int(at[-1] - at[0] + 1 - n) if n else 0
     wv = w[valid] / w[valid].max() if n else w[valid]
     eff_n = float(wv.sum() ** 2 / (wv @ wv)) if n else 0.0
 
+    def out(coef, se, status):
+        return WlsHac(coef[:, 0] if one else coef, se[:, 0] if one else se, n, eff_n, gaps,
+                      status)
+
     def failed(status):
-        return WlsHac(np.full(p, np.nan), np.full(p, np.nan), n, eff_n, gaps, status)
+        return out(np.full((p, r), np.nan), np.full((p, r), np.nan), status)
 
     if n < max(3, min_rows) or n <= p:
         return failed("insufficient_observations")
     # centre on the last row first, then on the weighted mean: no cancellation
     xv = xx[valid] - xx[valid][-1]
-    yv = yy[valid] - yy[valid][-1]
+    yv = y2[valid] - y2[valid][-1]
     xm, ym = wv @ xv / wv.sum(), wv @ yv / wv.sum()
     xc, yc = xv - xm, yv - ym
     scale = np.sqrt(wv @ (xc * xc) / wv.sum())
@@ -233,27 +246,24 @@ def wls_hac(x, y, weights, hac_lags: int = 0, min_rows: int = 3) -> WlsHac:
     u, sv, vt = np.linalg.svd(root[:, None] * design, full_matrices=False)
     if sv[-1] <= sv[0] * max(design.shape) * np.finfo(float).eps:
         return failed("rank_deficient")
-    beta = vt.T @ ((u.T @ (root * yc)) / sv)
+    beta = vt.T @ ((u.T @ (root[:, None] * yc)) / sv[:, None])  # (p, R)
     bread = (vt.T / sv ** 2) @ vt  # (X'WX)^-1
-    resid = yc - design @ beta
-    scores = np.zeros((len(yy), p))
-    scores[valid] = (wv * resid)[:, None] * design
-    infl = scores @ bread
-    var = np.sum(infl ** 2, axis=0)
-    for lag in range(1, min(hac_lags, len(infl) - 1) + 1):
-        var += 2.0 * (1.0 - lag / (hac_lags + 1)) * np.sum(infl[lag:] * infl[:-lag], axis=0)
-    se = np.sqrt(np.maximum(var * n / (n - p), 0.0))
-    slopes = beta[1:] / scale
-    se[1:] /= scale
-    origin_x, origin_y = xx[valid][-1] + xm, yy[valid][-1] + ym
+    resid = yc - design @ beta  # (n, R)
+    # influence of each row on each response's coefficients: (T, R, p), zero at gaps
+    infl = np.zeros((len(y2), r, p))
+    infl[valid] = (wv[:, None] * resid)[:, :, None] * (design @ bread)[:, None, :]
+    icpt = infl[:, :, 0] - infl[:, :, 1:] @ ((xx[valid][-1] + xm) / scale)
+    stacked = np.concatenate([infl, icpt[:, :, None]], axis=2)  # slopes, then the intercept
+    var = np.sum(stacked ** 2, axis=0)
+    for lag in range(1, min(hac_lags, len(stacked) - 1) + 1):
+        var += 2.0 * (1.0 - lag / (hac_lags + 1)) * np.sum(stacked[lag:] * stacked[:-lag],
+                                                           axis=0)
+    sd = np.sqrt(np.maximum(var * n / (n - p), 0.0)).T  # (p + 1, R)
+    slopes = beta[1:] / scale[:, None]
+    origin_x, origin_y = xx[valid][-1] + xm, y2[valid][-1] + ym
     intercept = beta[0] + origin_y - origin_x @ slopes
-    # the intercept's influence in original units (the slopes' shift of the means)
-    icpt = infl[:, 0] - infl[:, 1:] @ (origin_x / scale)
-    ivar = icpt @ icpt
-    for lag in range(1, min(hac_lags, len(icpt) - 1) + 1):
-        ivar += 2.0 * (1.0 - lag / (hac_lags + 1)) * (icpt[lag:] @ icpt[:-lag])
-    se[0] = np.sqrt(max(ivar * n / (n - p), 0.0))
-    return WlsHac(np.concatenate([[intercept], slopes]), se, n, eff_n, gaps, "ok")
+    se = np.vstack([sd[p], sd[1:p] / scale[:, None]])
+    return out(np.vstack([intercept, slopes]), se, "ok")
 
 
 def _weighted_corr(a, b, w) -> float:
@@ -263,13 +273,54 @@ def _weighted_corr(a, b, w) -> float:
     return np.nan if va <= 0 or vb <= 0 else float(w @ (a * b) / np.sqrt(va * vb))
 
 
+def _slopes_many(xs, ys, w, min_rows):
+    """Slopes of each column of ``ys`` on ``[1, xs]`` (one design, complete rows), as
+    :func:`wls_hac` computes them; None when the design is not identified."""
+    n, p = len(xs), xs.shape[1] + 1
+    if n < max(3, min_rows) or n <= p:
+        return None
+    wv = w / w.max()
+    xv, yv = xs - xs[-1], ys - ys[-1]
+    xc = xv - wv @ xv / wv.sum()
+    yc = yv - wv @ yv / wv.sum()
+    scale = np.sqrt(wv @ (xc * xc) / wv.sum())
+    if np.any(scale == 0):
+        return None
+    root = np.sqrt(wv)
+    u, sv, vt = np.linalg.svd(root[:, None] * np.column_stack([np.ones(n), xc / scale]),
+                              full_matrices=False)
+    if sv[-1] <= sv[0] * max(n, p) * np.finfo(float).eps:
+        return None
+    beta = vt.T @ ((u.T @ (root[:, None] * yc)) / sv[:, None])
+    return beta[1:] / scale[:, None]
+
+
 def _competitors(xa, ya, sel, others, w, min_rows):
     """``Gamma`` (selected x others) and the weighted correlations on the prior's rows."""
     slopes = np.full((len(sel), len(others)), np.nan)
     corr = np.full_like(slopes, np.nan)
     wy = w * np.isfinite(ya)
     xs = xa[:, sel]
-    for k, j in enumerate(others):
+    rows = np.isfinite(xs).all(axis=1) & (wy > 0)
+    others = np.asarray(others, dtype=int)
+    # competitors observed on every row of the selection: one solve for all of them
+    whole = np.isfinite(xa[np.ix_(rows, others)]).all(axis=0)
+    if whole.any() and rows.any():
+        cols = others[whole]
+        many = _slopes_many(xs[rows], xa[np.ix_(rows, cols)], wy[rows], min_rows)
+        if many is not None:
+            slopes[:, whole] = many
+        if rows.sum() >= max(3, min_rows):
+            wn = wy[rows] / wy[rows].sum()
+            a = xs[rows] - wn @ xs[rows]
+            b = xa[np.ix_(rows, cols)] - wn @ xa[np.ix_(rows, cols)]
+            va, vb = wn @ (a * a), wn @ (b * b)
+            cov = (wn[:, None] * a).T @ b
+            with np.errstate(invalid="ignore", divide="ignore"):
+                c = cov / np.sqrt(np.outer(va, vb))
+            corr[:, whole] = np.where((va[:, None] > 0) & (vb[None, :] > 0), c, np.nan)
+    for k in np.flatnonzero(~whole):
+        j = others[k]
         fit = wls_hac(xs, xa[:, j], wy, 0, min_rows)
         if fit.status == "ok":
             slopes[:, k] = fit.coef[1:]
@@ -369,23 +420,45 @@ def expert_bounds(x: pd.DataFrame, y: pd.DataFrame, weights: np.ndarray, ols, ra
     # Gamma depends on the response only through its observed rows: responses sharing a
     # selection and a missing pattern share it (all of them, on a panel without gaps)
     geometries: dict = {}
-    for i, asset in enumerate(y.columns):
+    names = list(x.columns)
+    position = {f: j for j, f in enumerate(names)}
+    chosen, groups, assets = {}, {}, list(y.columns)
+    for i, asset in enumerate(assets):
         factors = ols.named.get(asset, ())
-        named = bool(factors)
-        if not named:
+        if not factors:
             r2 = np.where(np.isfinite(ols.r2[i]), ols.r2[i], -np.inf)
             if excluded is not None:
                 r2 = np.where(excluded[i], -np.inf, r2)
             if not np.isfinite(r2).any():
                 continue
-            factors = (x.columns[int(np.argmax(r2))],)  # first on ties
-        sel = list(x.columns.get_indexer(list(factors)))
+            factors = (names[int(np.argmax(r2))],)  # first on ties
+        sel = tuple(position[f] for f in factors)
+        key = (sel, np.isfinite(ya[:, i]).tobytes())
+        chosen[i] = (factors, key)
+        groups.setdefault(key, []).append(i)
+    # the statistics of responses sharing a selection and missing rows: one batched solve
+    batches: dict = {}
+
+    def statistics(i, key):
+        if key not in batches:
+            members = groups[key]
+            batches[key] = (wls_hac(xa[:, list(key[0])], ya[:, members], weights, hac_lags,
+                                    min_rows), {r: c for c, r in enumerate(members)})
+        fit, column = batches[key]
+        c = column[i]
+        return WlsHac(fit.coef[:, c], fit.se[:, c], fit.observations, fit.effective_n,
+                      fit.calendar_gaps, fit.status)
+
+    for i, (factors, key) in chosen.items():
+        asset = assets[i]
+        named = bool(ols.named.get(asset, ()))
+        sel = list(key[0])
         others = [j for j in range(m) if j not in sel]
         declared = bool(np.isfinite(bvals[i]).any())
         stats = geometry = None
         for k, j in enumerate(sel):
             target = raw_prior[i, j]
-            row = dict(asset=asset, factor=x.columns[j], selection=tuple(factors),
+            row = dict(asset=asset, factor=names[j], selection=tuple(factors),
                        reference_beta=target, se_hac=np.nan, floor=np.nan,
                        direction=float(np.sign(target)), n_std=n_std, hac_lags=hac_lags,
                        imposed=False, slack=np.nan, slack_source=None, competitor=None,
@@ -403,13 +476,12 @@ def expert_bounds(x: pd.DataFrame, y: pd.DataFrame, weights: np.ndarray, ols, ra
                 row["status"] = "no_exposure_budget"
             else:
                 if stats is None:
-                    stats = wls_hac(xa[:, sel], ya[:, i], weights, hac_lags, min_rows)
+                    stats = statistics(i, key)
                 row.update(reference_beta=stats.coef[1 + k], se_hac=stats.se[1 + k],
                            observations=stats.observations, effective_n=stats.effective_n,
                            calendar_gaps=stats.calendar_gaps, status=stats.status)
                 if stats.status == "ok":
                     if geometry is None:
-                        key = (tuple(sel), np.isfinite(ya[:, i]).tobytes())
                         if key not in geometries:
                             geometries[key] = _competitors(xa, ya[:, i], sel, others, weights,
                                                            min_rows)
@@ -421,8 +493,8 @@ def expert_bounds(x: pd.DataFrame, y: pd.DataFrame, weights: np.ndarray, ols, ra
                     else:
                         slack, row["slack_source"] = n_std * row["se_hac"], "n_std"
                     row["slack"] = slack
-                    row.update(_competitor(x.columns[others], gamma, corr, signs[i, others],
-                                           slack))
+                    row.update(_competitor([names[o] for o in others], gamma, corr,
+                                           signs[i, others], slack))
                     if not np.isfinite(slack):
                         row["status"] = "budget_slope_undefined"
                     else:
