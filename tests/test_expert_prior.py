@@ -488,3 +488,68 @@ def test_floors_without_the_ols_prior_name_the_settings_cell(tmp_path):
         "FL_SETTINGS!B3: expert_prior_bound_n_std floors the OLS prior: it needs "
         "apply_ols_prior = TRUE (or leave it blank)")
     assert {name: io.read(area) for name, area in io.names().items()} == before
+
+
+def _book_with_prior_factors(settings, rows):
+    from tests.workbook_helpers import demo_memory_book
+
+    io = demo_memory_book(settings=settings, prior=False)
+    io.put("FL_PRIOR_FACTOR", "PriorFactor", 1, 1, rows, reserve=(10, 3))
+    return io
+
+
+def test_prior_factor_range_reaches_factor_for_prior():
+    from xl_factorlasso.core.datasets import load_demo_panel
+    from xl_factorlasso.workbook import refit
+    from xl_factorlasso.workbook._inspect import inspect_workbook
+
+    d = load_demo_panel()
+    a, f = list(d.y.columns), list(d.x.columns)
+    settings = {"model_type": "LASSO", "reg_lambda": 1e-3, "apply_ols_prior": True,
+                "named_set_max_vif": "none"}
+    io = _book_with_prior_factors(settings, [["asset", "factor", "factor 2"],
+                                             [a[0], f[2], None], [a[3], f[0], f[1]]])
+    report = inspect_workbook(io)
+    assert report.ok, report.problems
+    refit(io)
+    ref = LassoModel(reg_lambda=1e-3, apply_ols_prior=True, named_set_max_vif=None,
+                     factors_beta_loading_signs=d.signs,
+                     factor_for_prior={a[0]: f[2], a[3]: [f[0], f[1]]}).fit(d.x, d.y)
+    coef = np.array([r[1:] for r in io.read(io.names()["FL_COEF"])[1:]], dtype=float)
+    np.testing.assert_allclose(coef, ref.coef_, atol=1e-9)
+    assert ref.named_set_diagnostics_.loc[a[3], "named_set"] == (f[0], f[1])
+    plain = LassoModel(reg_lambda=1e-3, apply_ols_prior=True,
+                       factors_beta_loading_signs=d.signs).fit(d.x, d.y)
+    assert not np.allclose(plain.effective_beta_prior_, ref.effective_beta_prior_)
+
+
+@pytest.mark.parametrize("settings, rows, message", [
+    ({"apply_ols_prior": True}, [["asset", "factor"], ["nope", "f0"]],
+     "FL_PRIOR_FACTOR!A2: 'nope' is not an asset of FL_RETURNS"),
+    ({"apply_ols_prior": True}, [["asset", "factor"], ["A1", "zz"]],
+     "FL_PRIOR_FACTOR!B2: 'zz' is not a factor of FL_FACTORS"),
+    ({"apply_ols_prior": True}, [["asset", "factor"], ["A1", "F1"], ["A1", "F2"]],
+     "FL_PRIOR_FACTOR!A3: 'A1' is listed twice (first at A2)"),
+    ({"apply_ols_prior": True}, [["A1", "F1", "F1"]], "FL_PRIOR_FACTOR!C1: 'F1' is named twice"),
+    ({"apply_ols_prior": True}, [["A1", None, None]], "FL_PRIOR_FACTOR!B1: no factor given for"),
+    ({"apply_ols_prior": True}, [["A1", "F1", "F2", "F3"]],
+     "FL_PRIOR_FACTOR!D1: a third factor for 'A1': a named prior uses one or two factors"),
+    ({"apply_ols_prior": True, "max_named_factors": 1}, [["A1", "F1", "F2"]],
+     "FL_PRIOR_FACTOR!C1: 'A1' names 2 factors but max_named_factors is 1"),
+    ({}, [["A1", "F1"]], "FL_PRIOR_FACTOR!A1: names the factors of the OLS prior, which is off"),
+])
+def test_prior_factor_range_names_the_bad_cell(settings, rows, message):
+    from xl_factorlasso.core.datasets import load_demo_panel
+    from xl_factorlasso.workbook import refit
+
+    d = load_demo_panel()
+    names = {"A1": d.y.columns[0], "F1": d.x.columns[0], "F2": d.x.columns[1],
+             "F3": d.x.columns[2]}
+    rows = [[names.get(v, v) for v in r] for r in rows]
+    message = message.replace("'A1'", repr(names["A1"])).replace("'F1'", repr(names["F1"]))
+    io = _book_with_prior_factors({"reg_lambda": 1e-3, **settings}, rows)
+    before = {name: io.read(area) for name, area in io.names().items()}
+    with pytest.raises(ValueError) as err:
+        refit(io)
+    assert str(err.value).startswith(message), str(err.value)
+    assert {name: io.read(area) for name, area in io.names().items()} == before

@@ -158,8 +158,6 @@ def parse_prior_factors(block: Block) -> list[tuple[str, list[str], int, list[in
     b = block.trimmed()
     if b.shape[0] == 0:
         return []
-    if b.shape[1] < 2:
-        raise b.error("expected an asset column and one or two factor columns")
     start = 1 if isinstance(b.values[0][0], str) and b.values[0][0].strip().lower() in (
         "asset", "response") else 0
     rows, seen = [], {}
