@@ -29,6 +29,7 @@ LAYOUT: dict[str, tuple[str, int, int]] = {
     "FL_PRIOR": ("Prior", 1, 1),
     "FL_SETTINGS": ("Settings", 1, 1),
     "FL_GROUPS": ("Settings", 1, 5),
+    "FL_PRIOR_FACTOR": ("Settings", 1, 8),
     "FL_COEF": ("Results", 1, 1),
     # its own sheet: beside FL_COEF it would stop FL_COEF and its heatmap from growing
     "FL_DERIVED_SIGNS": ("DerivedSigns", 1, 1),
@@ -57,6 +58,7 @@ TABLES: dict[str, str] = {
     "FL_PRIOR": "tblPrior",
     "FL_SETTINGS": "tblSettings",
     "FL_GROUPS": "tblGroups",
+    "FL_PRIOR_FACTOR": "tblPriorFactor",
     "FL_PORTFOLIO_SETTINGS": "tblPortfolioSettings",
     "FL_CONSTRAINTS": "tblConstraints",
     "FL_PREV_WEIGHTS": "tblPrevWeights",
@@ -133,6 +135,7 @@ def build_workbook(
         ],
         "FL_CONSTRAINTS": [["constraint"], *[[c] for c in (constraints or [])]],
         "FL_PREV_WEIGHTS": [["asset", "weight"]],
+        "FL_PRIOR_FACTOR": [["asset", "factor", "factor 2"]],
     }
     empty_matrix = pd.DataFrame(np.nan, index=returns.columns, columns=factors.columns)
     cells["FL_SIGNS"] = _frame_rows(signs if signs is not None else empty_matrix, "asset")
@@ -207,6 +210,7 @@ def build_workbook(
                 "FL_CONSTRAINTS",
                 "FL_GROUPS",
                 "FL_PREV_WEIGHTS",
+                "FL_PRIOR_FACTOR",
             ):
                 n_rows = max(n_rows, 30 if name != "FL_GROUPS" else n_assets + 1)
             if tables:

@@ -371,8 +371,10 @@ def fit_inputs(
         check_labels(groups, group_series.index, assets, axis=0, what="asset", source=r_name)
         params["group_data"] = group_series
         sources["group_data"] = groups.name
-    if prior_factors is not None and not prior_factors.is_empty():
-        params["factor_for_prior"] = _prior_factors(prior_factors, params, assets, facs, names)
+    named = (_prior_factors(prior_factors, params, assets, facs, names)
+             if prior_factors is not None else None)
+    if named:  # a header alone (the empty template table) names nothing
+        params["factor_for_prior"] = named
         sources["factor_for_prior"] = prior_factors.name
     model_type = LassoModelType.parse(params.get("model_type", "LASSO"))
     if require_groups and model_type is LassoModelType.GROUP_LASSO:
