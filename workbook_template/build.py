@@ -560,7 +560,8 @@ def _start_sheet(wb, inputs: dict, namespace: str | None = None) -> None:
          "= non-positive"),
         ("Prior", "input", "FL_PRIOR: loadings the penalty shrinks towards (blank = 0)"),
         ("Settings", "input", "FL_SETTINGS (model and cross-validation, with dropdowns and "
-         "help) and FL_GROUPS (asset groups for GROUP_LASSO)"),
+         "help), FL_GROUPS (asset groups for GROUP_LASSO) and FL_PRIOR_FACTOR (the factor or "
+         "two an asset's OLS prior is taken on)"),
         ("Results", "output", "FL_COEF: the fitted loadings and their heatmap"),
         ("DerivedSigns", "output", "FL_DERIVED_SIGNS: the sign the fit imposed on each loading "
          "(FL_SIGNS, with blanks filled by auto_sign_constraints)"),
