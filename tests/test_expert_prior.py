@@ -553,3 +553,27 @@ def test_prior_factor_range_names_the_bad_cell(settings, rows, message):
         refit(io)
     assert str(err.value).startswith(message), str(err.value)
     assert {name: io.read(area) for name, area in io.names().items()} == before
+
+
+def test_worksheet_functions_take_the_expert_settings():
+    from tests.workbook_helpers import frame_rows
+    from xl_factorlasso import udfs
+    from xl_factorlasso.core.datasets import load_demo_panel
+
+    udfs.cache_clear()
+    d = load_demo_panel()
+    r, f = frame_rows(d.y, "date"), frame_rows(d.x, "date")
+    settings = [["apply_ols_prior", "TRUE"], ["expert_prior_bound_n_std", 0.5],
+                ["expert_prior_hac_lags", 3], ["expert_prior_bound_centre", "floor"],
+                ["named_set_max_vif", 4], ["max_named_factors", 1]]
+    out = udfs.FLASSO_FIT(r, f, 1e-3, "LASSO", None, None, settings)
+    ref = LassoModel(reg_lambda=1e-3, apply_ols_prior=True, expert_prior_bound_n_std=0.5,
+                     expert_prior_hac_lags=3, expert_prior_bound_centre="floor",
+                     named_set_max_vif=4.0, max_named_factors=1).fit(d.x, d.y)
+    np.testing.assert_allclose(np.array([row[1:] for row in out[1:]], dtype=float), ref.coef_,
+                               atol=1e-12)
+    assert ref.prior_lower_bounds_.notna().any().any() or ref.prior_upper_bounds_.notna().any(
+    ).any()
+    bad = udfs.FLASSO_FIT(r, f, 1e-3, "LASSO", None, None, [["expert_prior_bound_scope", "x"]])
+    assert bad == ("#FLASSO! settings: row 1, column 2: expert_prior_bound_scope: 'x' is not "
+                   "one of all, named")
