@@ -577,3 +577,19 @@ def test_worksheet_functions_take_the_expert_settings():
     bad = udfs.FLASSO_FIT(r, f, 1e-3, "LASSO", None, None, [["expert_prior_bound_scope", "x"]])
     assert bad == ("#FLASSO! settings: row 1, column 2: expert_prior_bound_scope: 'x' is not "
                    "one of all, named")
+
+
+def test_solvers_without_hard_constraints_refuse_floors_and_exclusions(monkeypatch):
+    """UniLasso and the cooperative types take no hard constraint (as in factorlasso); the
+    check reads the allowed types, so simulate one such type by removing LASSO from them."""
+    from xl_factorlasso.core.linear_model import _lasso_model
+
+    monkeypatch.setattr(_lasso_model, "_HARD_CONSTRAINT_TYPES", ("GROUP_LASSO",))
+    x, y = panel(seed=1, N=5)
+    for kw, what in ((dict(apply_ols_prior=True, expert_prior_bound_n_std=1.0),
+                      "expert prior bounds"), (dict(excluded_factors={"y0": "f1"}),
+                                               "excluded_factors")):
+        with pytest.raises(ValueError, match=f"{what} are not supported by LASSO, which takes "
+                                             "no hard constraint"):
+            LassoModel(**kw).fit(x, y)
+    LassoModel(apply_ols_prior=True).fit(x, y)  # the prior alone is a soft centre: allowed

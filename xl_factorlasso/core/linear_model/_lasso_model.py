@@ -56,6 +56,9 @@ from ._preparation import PreparedPanel, SufficientStats, coerce_panel, prepare_
 __all__ = ["LassoModel", "LassoEstimationResult", "lambda_max"]
 
 MIN_ROWS = 5
+# model types whose solvers take hard constraints (signs, floors, exclusions)
+_HARD_CONSTRAINT_TYPES = ("LASSO", "GROUP_LASSO", "HIERARCHICAL_CLUSTER_GROUP_LASSO",
+                          "FACTOR_CLUSTER_GROUP_LASSO")
 
 
 @dataclass
@@ -481,6 +484,15 @@ pandas.DataFrame or None
             self.apply_ols_prior, self.prior_selection_type, self.factor_for_prior,
             self.max_named_factors)
         expert = check_expert_params(self, bool(self.apply_ols_prior))
+        # floors and exclusions are hard constraints: only the solvers that take signs
+        # (factorlasso refuses them for UniLasso and the cooperative types too)
+        if model_type.name not in _HARD_CONSTRAINT_TYPES:
+            for name, given in (("expert prior bounds", expert["enabled"]),
+                                ("excluded_factors", self.excluded_factors is not None)):
+                if given:
+                    raise ValueError(f"{name} are not supported by {model_type.name}, which "
+                                     "takes no hard constraint; use LASSO, GROUP_LASSO, HCGL "
+                                     "or FCGL")
         return {"model_type": model_type, "l1_weight": float(l1), "cutoff_fraction": float(cf),
                 "prior_selections": selections, "expert": expert,
                 **self._checked_cluster_options()}
