@@ -70,6 +70,12 @@ CONFIGS: dict[str, tuple[str, str, float, bool]] = {
         0.1,
         False,
     ),
+    "hcgl_ols_floors": (
+        "HCGL l1w=0.1+OLS prior+floors",
+        "HIERARCHICAL_CLUSTER_GROUP_LASSO",
+        0.1,
+        False,
+    ),
     "coop": ("cooperative (CCGL)", "COOPERATIVE_CLUSTER_GROUP_LASSO", 0.0, False),
     "coop_l1_weight_sum": (
         "CCGL l1w=0.1+weight_sum",
@@ -93,6 +99,9 @@ CONFIG_OPTIONS: dict[str, dict[str, Any]] = {
         "apply_ols_prior": True,
     },
     "coop_l1_weight_sum": {"loss_normalization": "weight_sum"},
+    # OLS prior with expert floors: |b| >= |OLS slope| - 1 HAC standard error (lag 2)
+    "hcgl_ols_floors": {"apply_ols_prior": True, "expert_prior_bound_n_std": 1.0,
+                        "expert_prior_hac_lags": 2},
 }
 
 LIBS = ("ours", "factorlasso")

@@ -176,8 +176,9 @@ def test_untouched_parts_keep_their_bytes(demo, tmp_path):
     changed = {n for n in before if before[n] != after[n]}
     assert changed == {"xl/styles.xml", RESULTS, "xl/worksheets/sheet8.xml",
                        "xl/worksheets/sheet9.xml", "xl/worksheets/sheet10.xml",
-                       "xl/worksheets/sheet11.xml", "xl/worksheets/sheet13.xml"}
-    # Results, DerivedSigns, Diagnostics, CV, Portfolio, Risk
+                       "xl/worksheets/sheet11.xml", "xl/worksheets/sheet12.xml",
+                       "xl/worksheets/sheet14.xml"}
+    # Results, DerivedSigns, PriorUsed, Diagnostics, CV, Portfolio, Risk
     assert zipfile.ZipFile(path).testzip() is None
 
 
@@ -685,7 +686,8 @@ def test_demo_inputs_are_readable(demo):
     assert displayed_width(returns.column_dimensions["A"].width) >= 10.75
     assert {ws.title: ws.freeze_panes for ws in wb.worksheets} == {
         "Start": None, "Returns": "B2", "Factors": "B2", "Signs": "B2", "Prior": "B2",
-        "Settings": "A2", "Results": "B2", "DerivedSigns": "B2", "Diagnostics": "A2", "CV": "A2", "Portfolio": "A2",
+        "Settings": "A2", "Results": "B2", "DerivedSigns": "B2", "PriorUsed": "B2",
+        "Diagnostics": "A2", "CV": "A2", "Portfolio": "A2",
         "AssetGroups": "B2", "Risk": "A2"}
     settings = wb["Settings"]
     assert displayed_width(settings.column_dimensions["A"].width) == fitted_width(

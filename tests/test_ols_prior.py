@@ -218,7 +218,7 @@ def test_fast_engine_equals_cvxpy_reference_on_the_ols_prior(model_type):
     (dict(apply_ols_prior=True, factor_for_prior={"y0": ["f1", "f1"]}),
      "factor_for_prior['y0'] names a factor twice: ['f1', 'f1']"),
     (dict(apply_ols_prior=True, factor_for_prior={"y0": ["f1", "f2", "f3"]}),
-     "factor_for_prior['y0'] has 3 factors; at most 2 are allowed"),
+     "factor_for_prior['y0'] has 3 factors; at most max_named_factors=2 are allowed"),
     (dict(apply_ols_prior=True, factor_for_prior={"y0": []}),
      "factor_for_prior['y0'] must be a factor name or a nonempty list of factor names"),
 ])

@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 from tests.workbook_helpers import demo_memory_book, frame_rows
@@ -100,6 +100,12 @@ VALID_FIT = {
     "loss_normalization": st.sampled_from(["sample", "weight_sum", "Weight_Sum", " SAMPLE "]),
     "unilasso_loo": st.sampled_from([True, False, "TRUE", "false", 1, 0.0]),
     "unilasso_non_negative": st.sampled_from([True, False, "FALSE", "yes", 0]),
+    "max_named_factors": st.sampled_from([1, 2, 1.0, "2"]),
+    "named_set_max_vif": st.one_of(number(1, 1e3), NONE),
+    "expert_prior_bound_n_std": st.one_of(number(0, 10), NONE),
+    "expert_prior_hac_lags": whole(0, 20),
+    "expert_prior_bound_centre": st.sampled_from(["prior", "floor", " Floor "]),
+    "expert_prior_bound_scope": st.sampled_from(["all", "named", "NAMED"]),
     "cv_splits": whole(2, 40),
     "cv_lambdas": st.one_of(
         st.sampled_from(["auto", "AUTO", "default"]), number(0, 10),
@@ -140,6 +146,12 @@ INVALID_FIT = {
     "loss_normalization": ["mean", "weight sum", "weights", 1, True, *BAD_ANY],
     "unilasso_loo": ["loo", 2, -1, *BAD_ANY],
     "unilasso_non_negative": ["positive", 0.5, *BAD_ANY],
+    "max_named_factors": [0, 3, 1.5, "none", *BAD_ANY],
+    "named_set_max_vif": [0.5, 0, -2, *BAD_ANY],
+    "expert_prior_bound_n_std": [-0.1, -3, *BAD_ANY],
+    "expert_prior_hac_lags": [-1, 2.5, "none", *BAD_ANY],
+    "expert_prior_bound_centre": ["centre", 0, *BAD_ANY],
+    "expert_prior_bound_scope": ["some", 1, *BAD_ANY],
     "cv_splits": [1, 0, -3, 2.5, "none", *BAD_ANY],
     "cv_lambdas": ["-1", -0.5, "0.1; -2", "0,1", "0,1; 0,2", "1;;2", "abc", "nan", True,
                    FormulaNoValue("B1"), ExcelError("#N/A")],
@@ -190,6 +202,12 @@ def _core_accepts(fs) -> None:
 @given(st.lists(st.sampled_from(sorted(VALID_FIT)), unique=True, max_size=len(VALID_FIT))
        .flatmap(lambda keys: st.tuples(*[st.tuples(st.just(k), VALID_FIT[k]) for k in keys])))
 def test_valid_settings_parse_to_what_the_core_accepts(pairs):
+    keys = dict(pairs)
+    n_std = keys.get("expert_prior_bound_n_std", "none")
+    if MODEL_KEYS["expert_prior_bound_n_std"](n_std, "n_std") is not None:
+        if "apply_ols_prior" not in keys:
+            pairs = (*pairs, ("apply_ols_prior", True))  # floors need the OLS prior
+        assume(MODEL_KEYS["apply_ols_prior"](dict(pairs)["apply_ols_prior"], "apply_ols_prior"))
     fs = fit_block(pairs)
     _core_accepts(fs)
     for key, value in pairs:
@@ -253,6 +271,13 @@ SPAN = "(a span below 2 puts nearly all the weight on the last row)"
                             "FCGL, COOPERATIVE_GROUP_LASSO, COOPERATIVE_CLUSTER_GROUP_LASSO"),
     ("demean", "maybe", "demean: 'maybe' is not TRUE or FALSE"),
     ("max_abs_return", 0, "max_abs_return must be > 0 (or none), got 0"),
+    ("max_named_factors", 3, "max_named_factors must be a whole number 1 or 2, got 3"),
+    ("named_set_max_vif", 0.5, "named_set_max_vif must be >= 1 (or none), got 0.5"),
+    ("expert_prior_bound_n_std", -1, "expert_prior_bound_n_std must be >= 0 (or none), got -1"),
+    ("expert_prior_hac_lags", 1.5, "expert_prior_hac_lags must be a whole number >= 0, got 1.5"),
+    ("expert_prior_bound_centre", "mid", "expert_prior_bound_centre: 'mid' is not one of "
+                                         "prior, floor"),
+    ("expert_prior_bound_scope", "x", "expert_prior_bound_scope: 'x' is not one of all, named"),
 ])
 def test_each_rule_names_its_cell(key, value, message):
     with pytest.raises(WorkbookInputError) as info:

@@ -57,6 +57,7 @@ PCT1, PCT2, PCT3, SCI = "0.0%", "0.00%", "0.000%", "0.000E+00"
 COLUMNS = {
     "FL_COEF": "0.000",
     "FL_DERIVED_SIGNS": "0",
+    "FL_PRIOR_USED": "0.000",
     "FL_R2": PCT1,
     "FL_INTERCEPT": PCT3,
     "FL_CLUSTERS": "0",

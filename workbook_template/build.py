@@ -147,6 +147,17 @@ MODEL_SETTINGS = [
      "fits, FALSE on in-sample ones", ["TRUE", "FALSE"]),
     ("unilasso_non_negative", None, "UNILASSO: TRUE (default) keeps the sign of each "
      "loading's univariate slope", ["TRUE", "FALSE"]),
+    ("max_named_factors", None, "most factors a named OLS prior may use: 1 or 2 (default 2)",
+     ["1", "2"]),
+    ("named_set_max_vif", None, "a named factor pair more collinear than this VIF keeps its "
+     "first factor (default 2.5; none = no check)", None),
+    ("expert_prior_bound_n_std", None, "with apply_ols_prior: each selected loading keeps at "
+     "least |slope| - n_std x HAC standard error (default none = no floor)", None),
+    ("expert_prior_hac_lags", None, "Bartlett lags of those standard errors (default 0)", None),
+    ("expert_prior_bound_centre", None, "penalty centre of a floored loading: prior or floor "
+     "(default prior)", ["prior", "floor"]),
+    ("expert_prior_bound_scope", None, "floor all selected loadings or only named ones "
+     "(default all)", ["all", "named"]),
     ("cv_splits", 5, "Cross-validate: number of expanding-window folds", None),
     ("cv_lambdas", "auto", "Cross-validate: auto, default or lambdas separated by commas",
      ["auto", "default"]),
@@ -537,8 +548,8 @@ def _start_sheet(wb, inputs: dict, namespace: str | None = None) -> None:
     ws.cell(row=r, column=1, value="Ribbon buttons").font = HEADING
     r = _write_rows(ws, [
         (["Refit", "", "fits the factor model on FL_RETURNS and FL_FACTORS with FL_SETTINGS, "
-          "FL_SIGNS and FL_PRIOR; writes FL_COEF (+ heatmap), FL_DERIVED_SIGNS, FL_R2, "
-          "FL_INTERCEPT, FL_CLUSTERS, FL_RESID_VOL and FL_STATUS"], None),
+          "FL_SIGNS and FL_PRIOR; writes FL_COEF (+ heatmap), FL_DERIVED_SIGNS, "
+          "FL_PRIOR_USED, FL_R2, FL_INTERCEPT, FL_CLUSTERS, FL_RESID_VOL and FL_STATUS"], None),
         (["Cross-validate", "", "chooses reg_lambda by expanding-window cross-validation "
           "(cv_* settings), refits with it and also writes FL_CV"], None),
         (["Optimise portfolio", "", "maximum-diversification weights under "
@@ -559,10 +570,13 @@ def _start_sheet(wb, inputs: dict, namespace: str | None = None) -> None:
          "= non-positive"),
         ("Prior", "input", "FL_PRIOR: loadings the penalty shrinks towards (blank = 0)"),
         ("Settings", "input", "FL_SETTINGS (model and cross-validation, with dropdowns and "
-         "help) and FL_GROUPS (asset groups for GROUP_LASSO)"),
+         "help), FL_GROUPS (asset groups for GROUP_LASSO) and FL_PRIOR_FACTOR (the factor or "
+         "two an asset's OLS prior is taken on)"),
         ("Results", "output", "FL_COEF: the fitted loadings and their heatmap"),
         ("DerivedSigns", "output", "FL_DERIVED_SIGNS: the sign the fit imposed on each loading "
          "(FL_SIGNS, with blanks filled by auto_sign_constraints)"),
+        ("PriorUsed", "output", "FL_PRIOR_USED: the prior centre each loading was shrunk "
+         "towards (the OLS prior with FL_PRIOR over it; blank without a prior)"),
         ("Diagnostics", "output", "FL_STATUS, FL_R2, FL_INTERCEPT, FL_CLUSTERS, FL_RESID_VOL"),
         ("CV", "output", "FL_CV: out-of-sample R^2 per lambda and fold, the best lambda"),
         ("Portfolio", "in + out", "FL_PORTFOLIO_SETTINGS, FL_CONSTRAINTS, FL_PREV_WEIGHTS in; "

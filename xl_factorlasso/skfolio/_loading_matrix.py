@@ -50,7 +50,10 @@ distance_transform, cluster_correlation_transform, cluster_correlation_span, \
 auto_sign_constraints, auto_sign_threshold_t, auto_sign_adaptive_weights, \
 auto_sign_adaptive_gamma, auto_sign_adaptive_floor, auto_sign_excluded_factors, \
 auto_sign_ewma_span, auto_sign_use_fit_span, auto_sign_variance, apply_ols_prior, \
-prior_selection_type, factor_for_prior, loss_normalization, unilasso_loo, unilasso_non_negative
+prior_selection_type, factor_for_prior, loss_normalization, unilasso_loo, unilasso_non_negative, \
+max_named_factors, named_set_max_vif, excluded_factors, expert_prior_bound_n_std, \
+expert_prior_hac_lags, expert_prior_hac_lags_freq_dict, expert_prior_exposure_budget, \
+expert_prior_bound_centre, expert_prior_bound_scope, expert_prior_budget_rule
         As in :class:`~xl_factorlasso.core.linear_model.LassoModel` (same names, same
         defaults). ``group_data`` maps each asset to its group: a Series indexed by the
         asset labels of a DataFrame ``X``, or an array of length ``n_assets``.
@@ -139,6 +142,16 @@ prior_selection_type, factor_for_prior, loss_normalization, unilasso_loo, unilas
         loss_normalization="sample",
         unilasso_loo=True,
         unilasso_non_negative=True,
+        max_named_factors=2,
+        named_set_max_vif=2.5,
+        excluded_factors=None,
+        expert_prior_bound_n_std=None,
+        expert_prior_hac_lags=0,
+        expert_prior_hac_lags_freq_dict=None,
+        expert_prior_exposure_budget=None,
+        expert_prior_bound_centre="prior",
+        expert_prior_bound_scope="all",
+        expert_prior_budget_rule="n_std",
         cv=None,
         lambdas=None,
     ):
@@ -182,6 +195,16 @@ prior_selection_type, factor_for_prior, loss_normalization, unilasso_loo, unilas
         self.loss_normalization = loss_normalization
         self.unilasso_loo = unilasso_loo
         self.unilasso_non_negative = unilasso_non_negative
+        self.max_named_factors = max_named_factors
+        self.named_set_max_vif = named_set_max_vif
+        self.excluded_factors = excluded_factors
+        self.expert_prior_bound_n_std = expert_prior_bound_n_std
+        self.expert_prior_hac_lags = expert_prior_hac_lags
+        self.expert_prior_hac_lags_freq_dict = expert_prior_hac_lags_freq_dict
+        self.expert_prior_exposure_budget = expert_prior_exposure_budget
+        self.expert_prior_bound_centre = expert_prior_bound_centre
+        self.expert_prior_bound_scope = expert_prior_bound_scope
+        self.expert_prior_budget_rule = expert_prior_budget_rule
         self.cv = cv
         self.lambdas = lambdas
 

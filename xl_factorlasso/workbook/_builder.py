@@ -29,9 +29,11 @@ LAYOUT: dict[str, tuple[str, int, int]] = {
     "FL_PRIOR": ("Prior", 1, 1),
     "FL_SETTINGS": ("Settings", 1, 1),
     "FL_GROUPS": ("Settings", 1, 5),
+    "FL_PRIOR_FACTOR": ("Settings", 1, 8),
     "FL_COEF": ("Results", 1, 1),
     # its own sheet: beside FL_COEF it would stop FL_COEF and its heatmap from growing
     "FL_DERIVED_SIGNS": ("DerivedSigns", 1, 1),
+    "FL_PRIOR_USED": ("PriorUsed", 1, 1),
     "FL_STATUS": ("Diagnostics", 1, 1),
     "FL_R2": ("Diagnostics", 1, 4),
     "FL_INTERCEPT": ("Diagnostics", 1, 7),
@@ -56,6 +58,7 @@ TABLES: dict[str, str] = {
     "FL_PRIOR": "tblPrior",
     "FL_SETTINGS": "tblSettings",
     "FL_GROUPS": "tblGroups",
+    "FL_PRIOR_FACTOR": "tblPriorFactor",
     "FL_PORTFOLIO_SETTINGS": "tblPortfolioSettings",
     "FL_CONSTRAINTS": "tblConstraints",
     "FL_PREV_WEIGHTS": "tblPrevWeights",
@@ -132,6 +135,7 @@ def build_workbook(
         ],
         "FL_CONSTRAINTS": [["constraint"], *[[c] for c in (constraints or [])]],
         "FL_PREV_WEIGHTS": [["asset", "weight"]],
+        "FL_PRIOR_FACTOR": [["asset", "factor", "factor 2"]],
     }
     empty_matrix = pd.DataFrame(np.nan, index=returns.columns, columns=factors.columns)
     cells["FL_SIGNS"] = _frame_rows(signs if signs is not None else empty_matrix, "asset")
@@ -146,6 +150,7 @@ def build_workbook(
     sizes = {
         "FL_COEF": (n_assets + 1, n_factors + 1),
         "FL_DERIVED_SIGNS": (n_assets + 1, n_factors + 1),
+        "FL_PRIOR_USED": (n_assets + 1, n_factors + 1),
         "FL_R2": (n_assets + 1, 2),
         "FL_INTERCEPT": (n_assets + 1, 2),
         "FL_CLUSTERS": (n_assets + 1, 2),
@@ -205,6 +210,7 @@ def build_workbook(
                 "FL_CONSTRAINTS",
                 "FL_GROUPS",
                 "FL_PREV_WEIGHTS",
+                "FL_PRIOR_FACTOR",
             ):
                 n_rows = max(n_rows, 30 if name != "FL_GROUPS" else n_assets + 1)
             if tables:
@@ -269,11 +275,11 @@ def _input_table(name: str, header: list, row: int, col: int, n_rows: int):
 # Number formats of the inputs' numbers (dates are yyyy-mm-dd wherever they are).
 _INPUT_FORMATS = {"FL_RETURNS": "0.0000", "FL_FACTORS": "0.0000", "FL_PRIOR": "0.00"}
 # Outputs with one row per asset.
-_ASSET_ROWS = ("FL_COEF", "FL_DERIVED_SIGNS", "FL_R2", "FL_INTERCEPT", "FL_CLUSTERS",
-               "FL_RESID_VOL", "FL_WEIGHTS", "FL_RISK_ASSETS")
+_ASSET_ROWS = ("FL_COEF", "FL_DERIVED_SIGNS", "FL_PRIOR_USED", "FL_R2", "FL_INTERCEPT",
+               "FL_CLUSTERS", "FL_RESID_VOL", "FL_WEIGHTS", "FL_RISK_ASSETS")
 # Sheets whose rows have labels in column A: freeze it with the header row.
 _LABELLED = ("Returns", "Factors", "Signs", "Prior", "AssetGroups", "Results",
-             "DerivedSigns")
+             "DerivedSigns", "PriorUsed")
 
 
 def _make_readable(wb, tables: dict[str, list[list]]) -> None:

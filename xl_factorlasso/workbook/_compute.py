@@ -55,7 +55,8 @@ __all__ = [
     "workbook_fit_inputs",
 ]
 
-FIT_INPUTS = ("FL_RETURNS", "FL_FACTORS", "FL_SIGNS", "FL_PRIOR", "FL_GROUPS", "FL_SETTINGS")
+FIT_INPUTS = ("FL_RETURNS", "FL_FACTORS", "FL_SIGNS", "FL_PRIOR", "FL_GROUPS", "FL_SETTINGS",
+              "FL_PRIOR_FACTOR")
 PORTFOLIO_INPUTS = FIT_INPUTS + (
     "FL_PORTFOLIO_SETTINGS",
     "FL_CONSTRAINTS",
@@ -116,6 +117,7 @@ def workbook_fit_inputs(blocks: dict[str, Block], overrides: dict | None = None,
         prior=blocks.get("FL_PRIOR"),
         groups=blocks.get("FL_GROUPS"),
         settings=blocks.get("FL_SETTINGS"),
+        prior_factors=blocks.get("FL_PRIOR_FACTOR"),
         overrides=overrides,
         blocks=(blocks["FL_RETURNS"], blocks["FL_FACTORS"]),
         cv=cv,
@@ -229,6 +231,28 @@ def derived_signs_table(model) -> list[list]:
               for a in coef.index]]
 
 
+def prior_used_table(model) -> list[list]:
+    """FL_PRIOR_USED: the prior centre of every loading, laid out as FL_PRIOR.
+
+    ``effective_beta_prior_`` with an OLS prior (the filled FL_PRIOR cells over it, after the
+    signs); the FL_PRIOR cells (blank = 0) without one; all blank when no prior is in force
+    (no OLS prior and no nonzero FL_PRIOR cell: every centre is 0).
+    """
+    coef = model.coef_
+    prior = model.effective_beta_prior_
+    if prior is None and model.factors_beta_prior is not None:
+        prior = model.factors_beta_prior.reindex(index=coef.index, columns=coef.columns)
+        prior = prior.astype(float).fillna(0.0)
+        if not prior.to_numpy().any():
+            prior = None
+    corner = "asset" if prior is not None else "asset (no prior in force)"
+    if prior is None:
+        prior = pd.DataFrame(np.nan, index=coef.index, columns=coef.columns)
+    return [[corner, *coef.columns],
+            *[[a, *(cell_value(v) if np.isfinite(v) else None for v in prior.loc[a])]
+              for a in coef.index]]
+
+
 def compute_refit(
     blocks: dict[str, Block],
     *,
@@ -239,7 +263,7 @@ def compute_refit(
 ) -> JobResult:
     """Fit (or cross-validate and fit) the factor model of a workbook's inputs.
 
-    Returns a :class:`JobResult` whose ``outputs`` hold FL_COEF, FL_DERIVED_SIGNS,
+    Returns a :class:`JobResult` whose ``outputs`` hold FL_COEF, FL_DERIVED_SIGNS, FL_PRIOR_USED,
     FL_INTERCEPT, FL_R2, FL_CLUSTERS, FL_RESID_VOL, FL_STATUS (and FL_CV with ``cv``).
     """
     inputs = workbook_fit_inputs(blocks, overrides, cv=cv)
@@ -273,6 +297,7 @@ def compute_refit(
         )
     )
     result.outputs.append(OutputTable("FL_DERIVED_SIGNS", derived_signs_table(model)))
+    result.outputs.append(OutputTable("FL_PRIOR_USED", prior_used_table(model)))
     intercept = series_table("asset", {"intercept": model.alpha_const_}, assets)
     result.outputs.append(OutputTable("FL_INTERCEPT", intercept))
     result.outputs.append(OutputTable("FL_R2", series_table("asset", {"r2": model.r2_}, assets)))

@@ -85,6 +85,15 @@ CONTRACT: tuple[NameSpec, ...] = (
         "reg_lambda, span, cutoff_fraction, l1_weight, n_clusters, cv_splits, cv_lambdas, ...).",
     ),
     NameSpec(
+        "FL_PRIOR_FACTOR",
+        "input",
+        "series",
+        (),
+        "The factor(s) each asset's OLS prior is taken on (apply_ols_prior), one 'asset | "
+        "factor | optional second factor' per row; assets not listed take their best single "
+        "factor.",
+    ),
+    NameSpec(
         "FL_PORTFOLIO_SETTINGS",
         "input",
         "keyvalue",
@@ -124,6 +133,15 @@ CONTRACT: tuple[NameSpec, ...] = (
         "The sign of every loading the fit imposed, assets x factors, as in FL_SIGNS (1, -1, "
         "0, blank = free): FL_SIGNS over the signs derived from the data "
         "(auto_sign_constraints).",
+    ),
+    NameSpec(
+        "FL_PRIOR_USED",
+        "output",
+        "table",
+        (),
+        "The prior centre the fit shrank each loading towards, assets x factors: the OLS "
+        "prior (apply_ols_prior) with the filled FL_PRIOR cells over it, after the signs; "
+        "blank when no prior is in force.",
     ),
     NameSpec("FL_INTERCEPT", "output", "table", (), "Intercept (alpha_const_) per asset."),
     NameSpec("FL_R2", "output", "table", (), "In-sample R^2 per asset."),

@@ -32,6 +32,7 @@ __all__ = [
     "find_label",
     "fit_inputs",
     "matrix_cell",
+    "parse_prior_factors",
     "same_dates",
     "show_label",
     "tag_cell",
@@ -145,6 +146,51 @@ def text_cell(block: Block, i: int, j: int) -> str:
     return _label_text(v)
 
 
+def parse_prior_factors(block: Block) -> list[tuple[str, list[str], int, list[int]]]:
+    """``asset | factor [| second factor]`` rows (``FL_PRIOR_FACTOR``): the factors an asset's
+    OLS prior is taken on (factorlasso's ``factor_for_prior``).
+
+    An optional header row (first cell ``asset``) is skipped, as are blank rows. Returns
+    ``(asset, factors, row, factor columns)`` per row, positions inside the trimmed block; a
+    blank or repeated asset, an asset without a factor, a factor named twice or more than two
+    factors is an error naming the cell.
+    """
+    b = block.trimmed()
+    if b.shape[0] == 0:
+        return []
+    start = 1 if isinstance(b.values[0][0], str) and b.values[0][0].strip().lower() in (
+        "asset", "response") else 0
+    rows, seen = [], {}
+    for i in range(start, b.shape[0]):
+        row = b.values[i]
+        if all(is_blank(v) for v in row):
+            continue
+        asset = text_cell(b, i, 0) if not is_blank(row[0]) else None
+        if asset is None:
+            raise b.error("the asset is blank (each row: asset | factor | optional second "
+                          "factor)", i, 0)
+        if asset in seen:
+            raise b.error(f"{asset!r} is listed twice (first at {b.cell(seen[asset], 0)})", i, 0)
+        seen[asset] = i
+        cols = [j for j in range(1, b.shape[1]) if not is_blank(row[j])]
+        if not cols:
+            raise b.error(f"no factor given for {asset!r}", i, 1)
+        factors = []
+        for j in cols:
+            problem = cell_problem(row[j])
+            if problem is not None:
+                raise b.error(problem, i, j)
+            name = _label_text(row[j])
+            if name in factors:
+                raise b.error(f"{name!r} is named twice for {asset!r}", i, j)
+            if len(factors) == 2:
+                raise b.error(f"a third factor for {asset!r}: a named prior uses one or two "
+                              "factors", i, j)
+            factors.append(name)
+        rows.append((asset, factors, i, cols))
+    return rows
+
+
 @dataclass
 class FitInputs:
     """Validated factor-model inputs.
@@ -229,6 +275,7 @@ def fit_inputs(
     prior: Block | None = None,
     groups: Block | None = None,
     settings: Block | None = None,
+    prior_factors: Block | None = None,
     overrides: dict | None = None,
     require_groups: bool = True,
     blocks: tuple[Block | None, Block | None] = (None, None),
@@ -248,6 +295,9 @@ def fit_inputs(
     returns, factors : pandas.DataFrame
         Parsed panels; ``names`` are what messages call them.
     signs, prior, groups, settings : Block, optional
+    prior_factors : Block, optional
+        ``FL_PRIOR_FACTOR`` (:func:`parse_prior_factors`): ``factor_for_prior``; needs
+        ``apply_ols_prior`` in the settings.
     overrides : dict, optional
         ``{parameter: (value, source name)}`` or ``{parameter: (value, source name,
         SettingCell)}`` that win over ``settings`` (explicit arguments of a worksheet
@@ -321,6 +371,11 @@ def fit_inputs(
         check_labels(groups, group_series.index, assets, axis=0, what="asset", source=r_name)
         params["group_data"] = group_series
         sources["group_data"] = groups.name
+    named = (_prior_factors(prior_factors, params, assets, facs, names)
+             if prior_factors is not None else None)
+    if named:  # a header alone (the empty template table) names nothing
+        params["factor_for_prior"] = named
+        sources["factor_for_prior"] = prior_factors.name
     model_type = LassoModelType.parse(params.get("model_type", "LASSO"))
     if require_groups and model_type.uses_group_data:
         gd = params.get("group_data")
@@ -364,6 +419,8 @@ def _check_cooperative(inputs: FitInputs, signs: Block | None, sign_frame) -> No
         inputs.sources.pop("factors_beta_loading_signs", None)
     if inputs.params.get("nonneg"):
         raise inputs.setting_error("nonneg", f"TRUE is not allowed: {why}")
+
+
 def _check_unilasso(inputs: FitInputs, signs: Block | None, prior: Block | None) -> None:
     """UNILASSO takes no signs and no prior (the core refuses them, as factorlasso does):
     a filled cell of either is named; a matrix of labels with blank cells is no input."""
@@ -402,6 +459,29 @@ def _check_unilasso(inputs: FitInputs, signs: Block | None, prior: Block | None)
         raise inputs.setting_error(
             "loss_normalization", "weight_sum is not supported with model_type UNILASSO, "
             "which divides each asset's loss by its own dates")
+
+
+def _prior_factors(block: Block, params: dict, assets, facs, names) -> dict:
+    """``factor_for_prior`` from ``FL_PRIOR_FACTOR``, every label checked against the panels."""
+    rows = parse_prior_factors(block)
+    b = block.trimmed()
+    if rows and not params.get("apply_ols_prior"):
+        raise b.error(f"names the factors of the OLS prior, which is off: set "
+                      f"apply_ols_prior = TRUE in the settings, or clear {block.name}",
+                      rows[0][2], 0)
+    limit = params.get("max_named_factors", 2)
+    out = {}
+    for asset, factors, i, cols in rows:
+        if asset not in assets:
+            raise b.error(f"{asset!r} is not an asset of {names[0]}", i, 0)
+        for name, j in zip(factors, cols, strict=False):
+            if name not in facs:
+                raise b.error(f"{name!r} is not a factor of {names[1]}", i, j)
+        if len(factors) > limit:
+            raise b.error(f"{asset!r} names {len(factors)} factors but max_named_factors is "
+                          f"{limit}", i, cols[limit])
+        out[asset] = factors[0] if len(factors) == 1 else list(factors)
+    return out
 
 
 def _check_against_data(inputs: FitInputs) -> None:

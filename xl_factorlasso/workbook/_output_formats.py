@@ -20,6 +20,7 @@ SCIENTIFIC = "0.000E+00"
 COLUMN_FORMATS: dict[str, str | list[str]] = {
     "FL_COEF": "0.000",
     "FL_DERIVED_SIGNS": "0",
+    "FL_PRIOR_USED": "0.000",
     "FL_INTERCEPT": PERCENT3,
     "FL_R2": PERCENT1,
     "FL_CLUSTERS": "0",

@@ -256,6 +256,14 @@ MODEL_KEYS: dict[str, Callable] = {
     # model_type UNILASSO (factorlasso's unilasso_*): leave-one-out stage two, theta >= 0
     "unilasso_loo": _bool,
     "unilasso_non_negative": _bool,
+    # expert prior settings (factorlasso 1.0.6): named sets and floors on the OLS centres
+    "max_named_factors": _ranged("1 or 2", lambda f: f in (1, 2), whole=True),
+    "named_set_max_vif": _ranged(">= 1", lambda f: 1 <= f < float("inf"), optional=True),
+    "expert_prior_bound_n_std": _ranged(">= 0", lambda f: 0 <= f < float("inf"),
+                                        optional=True),
+    "expert_prior_hac_lags": _ranged(">= 0", lambda f: f >= 0, whole=True),
+    "expert_prior_bound_centre": _choice(("prior", "floor")),
+    "expert_prior_bound_scope": _choice(("all", "named")),
 }
 #: Cross-validation settings (LassoModelCV).
 CV_KEYS: dict[str, Callable] = {
@@ -349,6 +357,9 @@ def read_fit_settings(block: Block | None) -> FitSettings:
     parsed, cells = _parse(block, {**MODEL_KEYS, **CV_KEYS, **REPORT_KEYS})
     model = {k: v for k, v in parsed.items() if k in MODEL_KEYS}
     resolve_sign_span(model)
+    if model.get("expert_prior_bound_n_std") is not None and not model.get("apply_ols_prior"):
+        raise cells["expert_prior_bound_n_std"].error(
+            "floors the OLS prior: it needs apply_ols_prior = TRUE (or leave it blank)")
     cv = {k: v for k, v in parsed.items() if k in CV_KEYS}
     return FitSettings(
         model,

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from .._base import BaseEstimator
+from .._base import BaseEstimator, clone
 from ..cluster import (
     ClusterCorrelationTransform,
     DependenceMeasure,
@@ -32,9 +32,24 @@ from ._auto_signs import (
 from ._certified import CertifiedSolver, Solution
 from ._compat import FactorlassoCompatMixin, overridden
 from ._engine import DEFAULT_MAX_ITER, DEFAULT_TOL
+from ._expert_bounds import (
+    ExpertBounds,
+    check_expert_params,
+    exclusion_mask,
+    expert_bounds,
+    floor_centres,
+    leave_one_out_budgets,
+)
 from ._lambda_max import lambda_max_from_stats
 from ._model_type import LassoModelType
-from ._ols_prior import OlsPrior, check_ols_prior_params, ols_prior, zero_incompatible
+from ._ols_prior import (
+    OlsPrior,
+    _date_weights,
+    check_named_set_params,
+    check_ols_prior_params,
+    ols_prior,
+    zero_incompatible,
+)
 from ._penalty import PenaltySpec, penalty_value
 from ._preparation import (
     PreparedPanel,
@@ -48,6 +63,9 @@ from ._unilasso import UniLassoDesign, UniLassoSolver, unilasso_design, unilasso
 __all__ = ["LassoModel", "LassoEstimationResult", "lambda_max"]
 
 MIN_ROWS = 5
+# model types whose solvers take hard constraints (signs, floors, exclusions)
+_HARD_CONSTRAINT_TYPES = ("LASSO", "GROUP_LASSO", "HIERARCHICAL_CLUSTER_GROUP_LASSO",
+                          "FACTOR_CLUSTER_GROUP_LASSO")
 
 
 @dataclass
@@ -84,6 +102,11 @@ class _FitSetup:
     sign_span: float | None = None
     ols: OlsPrior | None = None
     unilasso: UniLassoDesign | None = None
+    effective_prior: np.ndarray | None = None  # the prior centre before floor centring
+    expert: ExpertBounds | None = None
+    excluded: np.ndarray | None = None
+    # cluster_mean budgets: (first-pass coef_, budget_rule_status_, the reg_lambda of both)
+    first_pass: tuple | None = None
 
     def objective(self, coef: np.ndarray, reg_lambda: float) -> float:
         """The objective at ``coef`` (N x M); for UniLasso stage two's, at ``theta = B / b``."""
@@ -230,8 +253,41 @@ _ols_prior`, as factorlasso 1.0.6): per response, the univariate weighted OLS sl
         The factor with the highest weighted R2 (first in factor order on ties).
     factor_for_prior : dict or pandas.Series, optional
         Response -> factor (its univariate slope) or a list of up to 2 factors (the slopes of
-        one joint weighted regression; a pair with weighted VIF > 2.5 keeps its first factor),
-        overriding the selection; omitted responses keep it. Needs ``apply_ols_prior``.
+        one joint weighted regression; a pair with weighted VIF > ``named_set_max_vif`` keeps
+        its first factor), overriding the selection; omitted responses keep it. Needs
+        ``apply_ols_prior``.
+    max_named_factors : {1, 2}, default 2
+        Most factors one ``factor_for_prior`` entry may name.
+    named_set_max_vif : float >= 1 or None, default 2.5
+        Largest weighted VIF of a named pair (on its joint regression's rows and weights);
+        None: no check (a singular pair then has a zero centre).
+    excluded_factors : dict or pandas.Series, optional
+        Response -> factor or list of factors whose loadings are pinned to 0 (a hard zero over
+        every sign layer; they cannot win the automatic OLS prior). A factor also named in
+        ``factor_for_prior`` or with a nonzero ``factors_beta_prior`` cell is refused; responses
+        not in ``y`` are ignored. Unlike factorlasso, ``nonneg`` keeps holding on the other
+        cells (factorlasso's zero-sign matrix replaces ``nonneg``).
+    expert_prior_bound_n_std : float >= 0, optional
+        Floors on the selected OLS cells (see
+        :mod:`~xl_factorlasso.core.linear_model._expert_bounds`):
+        ``|B_ij| >= max(0, |c| - n_std * HAC_SE(c))`` on the side of the OLS target
+        ``c``. Needs ``apply_ols_prior``.
+    expert_prior_hac_lags : int >= 0, default 0
+        Bartlett bandwidth (rows of the original grid) of the HAC standard errors.
+    expert_prior_hac_lags_freq_dict : dict, optional
+        Frequency -> lags, carried for callers that pick a cadence (a fit uses
+        ``expert_prior_hac_lags``), as factorlasso.
+    expert_prior_exposure_budget : pandas.DataFrame, optional
+        Responses x factors budgets ``d_ij >= 0`` on the non-selected loadings; a response with a
+        finite cell uses the exposure-budget slack instead of ``n_std`` standard errors.
+    expert_prior_bound_centre : {"prior", "floor"}, default "prior"
+        Penalty centre of a floored cell: the OLS target, or the floor itself.
+    expert_prior_bound_scope : {"all", "named"}, default "all"
+        Floor every selection, or only the ``factor_for_prior`` ones.
+    expert_prior_budget_rule : {"n_std", "cluster_mean"}, default "n_std"
+        ``"cluster_mean"`` (group models): budgets from a first, prior-free fit at the same
+        ``reg_lambda``, the mean absolute loading of the other members of each cluster
+        (``budget_first_pass_coef_``, ``budget_rule_status_``); not with cross-validation.
     loss_normalization : {"sample", "weight_sum"}, default "sample"
         ``"sample"``: every response's weighted squared error is divided by the number of
         prepared rows ``T'``. ``"weight_sum"``: response ``i``'s is divided by its own weight
@@ -312,6 +368,18 @@ pandas.DataFrame or None
     ols_beta_prior_, effective_beta_prior_ : pandas.DataFrame or None
         With ``apply_ols_prior``: the selected OLS centres (before explicit overrides and
         signs), and the centre the solver used (after both); else None.
+    effective_factor_for_prior_, named_set_diagnostics_ : dict, pandas.DataFrame or None
+        With ``apply_ols_prior``: each response's named factors after the VIF check (empty:
+        automatic), and per response ``requested_set``, ``named_set``, ``named_set_status``,
+        ``largest_vif``; else None.
+    excluded_factor_mask_ : pandas.DataFrame of bool or None
+        The cells ``excluded_factors`` pinned to 0.
+    prior_lower_bounds_, prior_upper_bounds_ : pandas.DataFrame or None
+        With expert bounds: the floors (NaN: unbounded), responses x factors; else None.
+    prior_bound_diagnostics_ : pandas.DataFrame or None
+        One row per selected cell: OLS/HAC statistics, floor, slack, status, competitor.
+    resolved_budgets_, budget_sources_, effective_prior_hac_lags_ : optional
+        The budgets used (NaN: n_std rule) and their source per cell; the HAC bandwidth.
     """
 
     def __init__(
@@ -356,6 +424,16 @@ pandas.DataFrame or None
         loss_normalization="sample",
         unilasso_loo=True,
         unilasso_non_negative=True,
+        max_named_factors=2,
+        named_set_max_vif=2.5,
+        excluded_factors=None,
+        expert_prior_bound_n_std=None,
+        expert_prior_hac_lags=0,
+        expert_prior_hac_lags_freq_dict=None,
+        expert_prior_exposure_budget=None,
+        expert_prior_bound_centre="prior",
+        expert_prior_bound_scope="all",
+        expert_prior_budget_rule="n_std",
     ):
         self.model_type = model_type
         self.group_data = group_data
@@ -397,6 +475,16 @@ pandas.DataFrame or None
         self.loss_normalization = loss_normalization
         self.unilasso_loo = unilasso_loo
         self.unilasso_non_negative = unilasso_non_negative
+        self.max_named_factors = max_named_factors
+        self.named_set_max_vif = named_set_max_vif
+        self.excluded_factors = excluded_factors
+        self.expert_prior_bound_n_std = expert_prior_bound_n_std
+        self.expert_prior_hac_lags = expert_prior_hac_lags
+        self.expert_prior_hac_lags_freq_dict = expert_prior_hac_lags_freq_dict
+        self.expert_prior_exposure_budget = expert_prior_exposure_budget
+        self.expert_prior_bound_centre = expert_prior_bound_centre
+        self.expert_prior_bound_scope = expert_prior_bound_scope
+        self.expert_prior_budget_rule = expert_prior_budget_rule
 
     # ------------------------------------------------------------------ validation
     def _checked_lambda(self, value=None) -> float:
@@ -452,10 +540,23 @@ pandas.DataFrame or None
         check_loss_normalization(self.loss_normalization)
         self._checked_engine()
         self._checked_unilasso(model_type)
+        check_named_set_params(self.max_named_factors, self.named_set_max_vif)
         selections = check_ols_prior_params(
-            self.apply_ols_prior, self.prior_selection_type, self.factor_for_prior)
+            self.apply_ols_prior, self.prior_selection_type, self.factor_for_prior,
+            self.max_named_factors)
+        expert = check_expert_params(self, bool(self.apply_ols_prior))
+        # floors and exclusions are hard constraints: only the solvers that take signs
+        # (factorlasso refuses them for UniLasso and the cooperative types too)
+        if model_type.name not in _HARD_CONSTRAINT_TYPES:
+            for name, given in (("expert prior bounds", expert["enabled"]),
+                                ("excluded_factors", self.excluded_factors is not None)):
+                if given:
+                    raise ValueError(f"{name} are not supported by {model_type.name}, which "
+                                     "takes no hard constraint; use LASSO, GROUP_LASSO, HCGL "
+                                     "or FCGL")
         return {"model_type": model_type, "l1_weight": float(l1), "cutoff_fraction": float(cf),
-                "prior_selections": selections, **self._checked_cluster_options()}
+                "prior_selections": selections, "expert": expert,
+                **self._checked_cluster_options()}
 
     def _checked_cluster_options(self) -> dict:
         """The cluster-discovery options, checked for every model type (as factorlasso does)."""
@@ -665,10 +766,22 @@ pandas.DataFrame or None
             )
         if not panel.mask.any():
             raise ValueError("y: no valid observation (every response cell is missing)")
+        explicit_prior = None if self.factors_beta_prior is None else self._cell_matrix(
+            self.factors_beta_prior, "factors_beta_prior", y.columns, x.columns)
+        exclusions = exclusion_mask(self.excluded_factors, x, y, params["prior_selections"],
+                                  explicit_prior)
         ols = None
         if self.apply_ols_prior:
-            ols = ols_prior(x, y, self.span, self.warmup_period, params["prior_selections"])
+            ols = ols_prior(x, y, self.span, self.warmup_period, params["prior_selections"],
+                            max_vif=self.named_set_max_vif, excluded=exclusions)
         signs, prior = self._signs_and_prior(x, y, ols)
+        if exclusions is not None and exclusions.any():
+            # a hard zero over every other sign layer, as factorlasso; nonneg still holds on
+            # the other cells (factorlasso's sign matrix would silently drop it)
+            if signs is None:
+                fill = 1.0 if self.nonneg and not self.auto_sign_constraints else np.nan
+                signs = np.full(prior.shape, fill)
+            signs = np.where(exclusions, 0.0, signs)
         stats = SufficientStats.from_panel(panel, self.loss_normalization)
         if not np.any(stats.yty > 0.0):
             what = "every column is constant" if self.demean else "every value is 0"
@@ -728,6 +841,22 @@ pandas.DataFrame or None
         if ols is not None:
             # only cells the final signs forbid lose their centre; nothing is re-selected
             prior = zero_incompatible(prior, signs, bool(self.nonneg))
+        effective_prior, expert, first_pass, automatic = prior, None, None, None
+        n_std = self.expert_prior_bound_n_std
+        if params["expert"]["cluster_mean"]:
+            first_pass = self._budget_first_pass(x, y, clusters)
+            automatic = leave_one_out_budgets(first_pass[0], first_pass[3])[0]
+            n_std = 1.0 if n_std is None else n_std  # small clusters: one standard error
+        if params["expert"]["enabled"]:
+            expert = expert_bounds(
+                x, y, _date_weights(len(x), self.span), ols, ols.prior, prior, explicit_prior,
+                signs, n_std=n_std,
+                hac_lags=int(self.expert_prior_hac_lags),
+                min_rows=max(3, int(self.warmup_period or 0)),
+                budget=params["expert"]["budget"], scope=self.expert_prior_bound_scope,
+                excluded=exclusions, automatic=automatic)
+            if self.expert_prior_bound_centre == "floor":
+                prior = floor_centres(prior, expert.lower, expert.upper)
         adaptive = None
         if (self.auto_sign_constraints and self.auto_sign_adaptive_weights
                 and not model_type.is_cooperative):  # factorlasso's cooperative solve has none
@@ -747,10 +876,34 @@ pandas.DataFrame or None
             row_weight=None if adaptive is None else adaptive.row,
             block_weight=None if adaptive is None else adaptive.block,
             cooperative=model_type.is_cooperative and geometry == "block",
+            lower_bound=None if expert is None else expert.lower,
+            upper_bound=None if expert is None else expert.upper,
         )
         lam_max = lambda_max_from_stats(stats, spec)
         return _FitSetup(x, y, panel, stats, spec, clusters, linkage, cutoff, lam_max,
-                         params["cluster_span"], detected, sign_span, ols)
+                         params["cluster_span"], detected, sign_span, ols,
+                         effective_prior=effective_prior, expert=expert, excluded=exclusions,
+                         first_pass=first_pass and first_pass[:3])
+
+    def _budget_first_pass(self, x, y, clusters) -> tuple:
+        """``cluster_mean``: the unfloored, prior-free fit at this ``reg_lambda``, as
+        factorlasso (signs, exclusions and adaptive weights kept).
+
+        Returns ``(coef_, budget_rule_status_, reg_lambda, clusters_)``.
+        """
+        if clusters is None:
+            raise ValueError(
+                "expert_prior_budget_rule='cluster_mean' needs a partition of the responses: "
+                "model_type GROUP_LASSO, HCGL or FCGL with more than one response")
+        first = clone(self).set_params(
+            expert_prior_budget_rule="n_std", expert_prior_bound_n_std=None,
+            expert_prior_exposure_budget=None, apply_ols_prior=False, factor_for_prior=None,
+            factors_beta_prior=None)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # the main fit reports the same warnings
+            first.fit(x, y)
+        _, status = leave_one_out_budgets(first.coef_, first.clusters_)
+        return first.coef_.copy(), status, self._checked_lambda(), first.clusters_
 
     def _adaptive_weights(self, detected: DetectedSigns, geometry: str, groups):
         """The adaptive weights of this fit; refused when one is not a positive finite number
@@ -842,14 +995,23 @@ pandas.DataFrame or None
             return self._fit_prepared(self._setup(x, y))
 
     def _fit_prepared(self, setup: _FitSetup, *, coef_init=None) -> LassoModel:
-        """:meth:`fit` on data already prepared by ``_setup`` (which ignores ``reg_lambda``);
+        """:meth:`fit` on data already prepared by ``_setup`` (which ignores ``reg_lambda``,
+        except for ``cluster_mean`` budgets: those are prepared again at another lambda);
         ``coef_init`` (N x M) warm-starts the fast engine (the rolling fit's previous date)."""
         lam = self._checked_lambda()
-        self._install(setup, self._solver(setup).solve(lam, coef_init=coef_init), lam)
+        if setup.first_pass is not None and setup.first_pass[2] != lam:
+            setup = self._setup(setup.x, setup.y)
+        self._install(setup, self._solver(setup, lam).solve(lam, coef_init=coef_init), lam)
         return self
 
-    def _solver(self, setup: _FitSetup) -> CertifiedSolver | UniLassoSolver:
-        """The certified solve path for ``setup`` (reusable across lambdas, e.g. by CV)."""
+    def _solver(self, setup: _FitSetup, reg_lambda=None) -> CertifiedSolver | UniLassoSolver:
+        """The certified solve path for ``setup`` (reusable across lambdas, e.g. by CV, except
+        with ``cluster_mean`` budgets, which hold for the ``reg_lambda`` of their first pass)."""
+        if setup.first_pass is not None and reg_lambda != setup.first_pass[2]:
+            raise ValueError(
+                "expert_prior_budget_rule='cluster_mean': the budgets come from a first-pass "
+                "fit at one reg_lambda, so one preparation cannot serve a grid of lambdas "
+                "(cross-validation); use expert_prior_bound_n_std or declared budgets")
         kind, params = self._checked_engine()
         design = setup.unilasso
         certified = CertifiedSolver(
@@ -954,9 +1116,11 @@ pandas.DataFrame or None
         for name, values in (("ols_betas_", None if ols is None else ols.betas),
                              ("ols_r2_", None if ols is None else ols.r2),
                              ("ols_beta_prior_", None if ols is None else ols.prior),
-                             ("effective_beta_prior_", None if ols is None else setup.spec.prior)):
+                             ("effective_beta_prior_",
+                              None if ols is None else setup.effective_prior)):
             setattr(self, name, None if values is None else pd.DataFrame(
                 values.copy(), index=idx, columns=x.columns))
+        self._install_expert(setup)
         spec = setup.spec
         self.sign_penalty_weights_ = None if spec.cell_weight is None else pd.DataFrame(
             spec.cell_weight.copy(), index=idx, columns=x.columns)
@@ -964,6 +1128,29 @@ pandas.DataFrame or None
         self.sign_block_weights_ = (None if spec.block_weight is None
                                     else spec.block_weight[pd.unique(spec.groups)])
         self._fit_setup_ = setup
+
+    def _install_expert(self, setup: _FitSetup) -> None:
+        """The named-set, exclusion and expert-bound attributes (factorlasso's names)."""
+        idx, cols, ols, expert = setup.y.columns, setup.x.columns, setup.ols, setup.expert
+        self.effective_factor_for_prior_ = (
+            None if ols is None else {r: ols.named.get(r, ()) for r in idx})
+        self.named_set_diagnostics_ = None if ols is None else ols.named_diagnostics.copy()
+        self.excluded_factor_mask_ = (None if setup.excluded is None else pd.DataFrame(
+            setup.excluded.copy(), index=idx, columns=cols))
+
+        def frame(values):
+            return pd.DataFrame(values.copy(), index=idx, columns=cols)
+
+        self.prior_lower_bounds_ = None if expert is None else frame(expert.lower)
+        self.prior_upper_bounds_ = None if expert is None else frame(expert.upper)
+        self.prior_bound_diagnostics_ = None if expert is None else expert.diagnostics.copy()
+        self.resolved_budgets_ = None if expert is None else expert.budgets.copy()
+        self.budget_sources_ = None if expert is None else expert.budget_sources.copy()
+        self.effective_prior_hac_lags_ = (None if expert is None
+                                          else int(self.expert_prior_hac_lags))
+        first = setup.first_pass
+        self.budget_first_pass_coef_ = None if first is None else first[0].copy()
+        self.budget_rule_status_ = None if first is None else first[1].copy()
 
     # ------------------------------------------------------------------ use
     def _check_fitted(self) -> None:

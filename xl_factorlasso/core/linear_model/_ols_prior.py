@@ -13,21 +13,23 @@ slope of its highest-R2 factor (first in factor order on ties), every other auto
 0. ``factor_for_prior`` overrides the choice per response: one factor takes its univariate
 slope, an ordered list takes the slopes of one joint weighted regression with intercept on the
 complete rows (zeros when that is unidentified). A two-factor list whose weighted VIF exceeds
-``NAMED_SET_MAX_VIF`` keeps only its first factor (with a warning), as factorlasso's default.
+``named_set_max_vif`` (default 2.5; None: no check) keeps only its first factor (with a
+warning), as factorlasso. Factors of ``excluded_factors`` never win the automatic selection.
 """
 
 from __future__ import annotations
 
 import warnings
 from collections.abc import Mapping
+from numbers import Real
 
 import numpy as np
 import pandas as pd
 
 from ..cluster import ewm_lambda
 
-__all__ = ["NAMED_SET_MAX_VIF", "PRIOR_SELECTION_TYPES", "OlsPrior", "check_ols_prior_params",
-           "ols_prior", "zero_incompatible"]
+__all__ = ["MAX_NAMED_FACTORS", "NAMED_SET_MAX_VIF", "PRIOR_SELECTION_TYPES", "OlsPrior",
+           "check_named_set_params", "check_ols_prior_params", "ols_prior", "zero_incompatible"]
 
 PRIOR_SELECTION_TYPES = ("highest_r2",)
 MAX_NAMED_FACTORS = 2  # factorlasso's default max_named_factors
@@ -36,7 +38,7 @@ NAMED_SET_MAX_VIF = 2.5  # factorlasso's default named_set_max_vif
 _RELATIVE_TOL = 64.0 * np.finfo(float).eps
 
 
-def _selection(response, value) -> tuple:
+def _selection(response, value, max_named: int = MAX_NAMED_FACTORS) -> tuple:
     """One response's ``factor_for_prior`` entry as an ordered tuple (empty: automatic)."""
     if value is None or (pd.api.types.is_scalar(value) and pd.isna(value)):
         return ()
@@ -48,14 +50,26 @@ def _selection(response, value) -> tuple:
                          f"list of factor names, got {value!r}")
     if len(set(value)) != len(value):
         raise ValueError(f"factor_for_prior[{response!r}] names a factor twice: {value!r}")
-    if len(value) > MAX_NAMED_FACTORS:
+    if len(value) > max_named:
         raise ValueError(f"factor_for_prior[{response!r}] has {len(value)} factors; at most "
-                         f"{MAX_NAMED_FACTORS} are allowed")
+                         f"max_named_factors={max_named} are allowed")
     return tuple(value)
 
 
-def check_ols_prior_params(apply_ols_prior, prior_selection_type, factor_for_prior) -> dict:
-    """Validate the three parameters (as ``fit`` does) and return the selections.
+def check_named_set_params(max_named_factors, named_set_max_vif) -> None:
+    """``max_named_factors`` must be 1 or 2, ``named_set_max_vif`` a number >= 1 or None."""
+    m = max_named_factors
+    if isinstance(m, (bool, np.bool_)) or not isinstance(m, (int, np.integer)) or m not in (1, 2):
+        raise ValueError(f"max_named_factors must be 1 or 2, got {m!r}")
+    v = named_set_max_vif
+    if v is not None and (isinstance(v, (bool, np.bool_)) or not isinstance(v, Real)
+                          or not np.isfinite(v) or v < 1):
+        raise ValueError(f"named_set_max_vif must be a finite number >= 1 or None, got {v!r}")
+
+
+def check_ols_prior_params(apply_ols_prior, prior_selection_type, factor_for_prior,
+                           max_named_factors=MAX_NAMED_FACTORS) -> dict:
+    """Validate the parameters (as ``fit`` does) and return the selections.
 
     Returns
     -------
@@ -77,7 +91,7 @@ def check_ols_prior_params(apply_ols_prior, prior_selection_type, factor_for_pri
                          f"(response -> factor), got {type(factor_for_prior).__name__}")
     if isinstance(factor_for_prior, pd.Series) and factor_for_prior.index.has_duplicates:
         raise ValueError("factor_for_prior: a response is named twice")
-    chosen = {r: _selection(r, v) for r, v in factor_for_prior.items()}
+    chosen = {r: _selection(r, v, max_named_factors) for r, v in factor_for_prior.items()}
     return {r: v for r, v in chosen.items() if v}
 
 
@@ -97,10 +111,19 @@ class OlsPrior:
         Univariate weighted slopes and R2, NaN where undefined.
     prior : numpy.ndarray, shape (N, M)
         Selected centres before explicit overrides and sign filtering.
+    named : dict
+        Response -> the factors it is centred on by ``factor_for_prior`` after the VIF check
+        (factorlasso's ``effective_factor_for_prior_``; responses of ``y`` only).
+    named_diagnostics : pandas.DataFrame
+        factorlasso's ``named_set_diagnostics_``: per response of ``y``, ``requested_set``,
+        ``named_set``, ``named_set_status`` (``automatic``, ``named``, ``named_set_accepted``,
+        ``named_set_demoted``, ``conditioning_disabled``) and ``largest_vif``.
     """
 
-    def __init__(self, betas, r2, prior):
+    def __init__(self, betas, r2, prior, named=None, named_diagnostics=None):
         self.betas, self.r2, self.prior = betas, r2, prior
+        self.named = {} if named is None else named
+        self.named_diagnostics = named_diagnostics
 
 
 def _univariate(x: np.ndarray, y: np.ndarray, w: np.ndarray, min_rows: int):
@@ -169,7 +192,7 @@ def _max_vif(x: np.ndarray, y: np.ndarray, w: np.ndarray, min_rows: int) -> floa
 
 
 def ols_prior(x: pd.DataFrame, y: pd.DataFrame, span, warmup_period,
-              selections: dict) -> OlsPrior:
+              selections: dict, max_vif=NAMED_SET_MAX_VIF, excluded=None) -> OlsPrior:
     """The OLS prior of the original panels (see the module docstring).
 
     Parameters
@@ -182,6 +205,10 @@ def ols_prior(x: pd.DataFrame, y: pd.DataFrame, span, warmup_period,
         Minimum rows of a pair is ``max(3, warmup_period)``.
     selections : dict
         ``check_ols_prior_params``'s response -> factors; responses not in ``y`` are ignored.
+    max_vif : float or None
+        ``named_set_max_vif``: a named pair above it keeps its first factor; None: no check.
+    excluded : numpy.ndarray of bool, shape (N, M), optional
+        Cells that cannot win the automatic selection (``excluded_factors``).
 
     Raises
     ------
@@ -193,11 +220,11 @@ def ols_prior(x: pd.DataFrame, y: pd.DataFrame, span, warmup_period,
     min_rows = max(3, int(warmup_period or 0))
     betas, r2 = _univariate(xa, ya, w, min_rows)
     prior = np.zeros_like(betas)
-    eligible = np.isfinite(r2)
+    eligible = np.isfinite(r2) if excluded is None else np.isfinite(r2) & ~excluded
     rows = np.flatnonzero(eligible.any(axis=1))
     winners = np.argmax(np.where(eligible, r2, -np.inf), axis=1)[rows]  # first on ties
     prior[rows, winners] = betas[rows, winners]
-    demoted = []
+    demoted, named, records = [], {}, {}
     for response, factors in selections.items():
         unknown = [f for f in factors if f not in x.columns]
         if unknown:
@@ -207,9 +234,15 @@ def ols_prior(x: pd.DataFrame, y: pd.DataFrame, span, warmup_period,
             continue  # a superset map serves several panels
         i = y.columns.get_loc(response)
         cols = x.columns.get_indexer(list(factors))
-        if len(cols) == 2 and _max_vif(xa[:, cols], ya[:, i], w, min_rows) > NAMED_SET_MAX_VIF:
-            cols = cols[:1]
-            demoted.append(response)
+        vif, status = 1.0, "named"
+        if len(cols) == 2:
+            vif = _max_vif(xa[:, cols], ya[:, i], w, min_rows)
+            status = "conditioning_disabled" if max_vif is None else "named_set_accepted"
+            if max_vif is not None and vif > max_vif:
+                cols, status = cols[:1], "named_set_demoted"
+                demoted.append(response)
+        named[response] = tuple(x.columns[cols])
+        records[response] = (tuple(factors), named[response], status, vif)
         prior[i] = 0.0
         if len(cols) == 1:
             b = betas[i, cols[0]]
@@ -218,9 +251,13 @@ def ols_prior(x: pd.DataFrame, y: pd.DataFrame, span, warmup_period,
             prior[i, cols] = _joint(xa[:, cols], ya[:, i], w, min_rows)
     if demoted:
         warnings.warn(f"factor_for_prior: the two factors of {demoted!r} are collinear "
-                      f"(weighted VIF > {NAMED_SET_MAX_VIF}); only the first factor's slope "
-                      "is used", UserWarning, stacklevel=3)
-    return OlsPrior(betas, r2, prior)
+                      f"(weighted VIF > named_set_max_vif={max_vif}); only the first factor's "
+                      "slope is used", UserWarning, stacklevel=3)
+    rows = [records.get(r, ((), (), "automatic", 1.0)) for r in y.columns]
+    diagnostics = pd.DataFrame(
+        rows, index=pd.Index(y.columns, name="response"),
+        columns=["requested_set", "named_set", "named_set_status", "largest_vif"])
+    return OlsPrior(betas, r2, prior, named, diagnostics)
 
 
 

@@ -44,6 +44,9 @@ class PenaltySpec:
     cooperative : bool, default False
         Block geometry: each block pays ``||(D_gj)+||_2 + ||(D_gj)-||_2`` (its positive and
         negative parts, cooperative LASSO) instead of ``||D_gj||_2``.
+    lower_bound, upper_bound : numpy.ndarray, shape (N, M), or None
+        Extra per-cell bounds on ``B`` (the expert prior floors; NaN: none), intersected with
+        the signs' box. They never exclude the prior.
     """
 
     geometry: str
@@ -58,6 +61,8 @@ class PenaltySpec:
     row_weight: np.ndarray | None = None
     block_weight: np.ndarray | None = None
     cooperative: bool = False
+    lower_bound: np.ndarray | None = None
+    upper_bound: np.ndarray | None = None
 
     @property
     def weighted(self) -> bool:
@@ -100,6 +105,12 @@ class PenaltySpec:
             upper[(s == 0) | (s == -1)] = 0.0
         elif self.nonneg:
             lower[:] = 0.0
+        if self.lower_bound is not None:
+            lower = np.where(np.isnan(self.lower_bound), lower,
+                             np.fmax(lower, self.lower_bound))
+        if self.upper_bound is not None:
+            upper = np.where(np.isnan(self.upper_bound), upper,
+                             np.fmin(upper, self.upper_bound))
         if self.pinned is not None:
             lower = np.where(self.pinned, self.prior, lower)
             upper = np.where(self.pinned, self.prior, upper)
