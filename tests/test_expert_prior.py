@@ -593,3 +593,23 @@ def test_solvers_without_hard_constraints_refuse_floors_and_exclusions(monkeypat
                                              "no hard constraint"):
             LassoModel(**kw).fit(x, y)
     LassoModel(apply_ols_prior=True).fit(x, y)  # the prior alone is a soft centre: allowed
+
+
+@pytest.mark.parametrize("model_type", ["UNILASSO", "COOPERATIVE_GROUP_LASSO",
+                                        "COOPERATIVE_CLUSTER_GROUP_LASSO"])
+def test_unilasso_and_cooperative_types_refuse_floors_and_exclusions(model_type):
+    x, y = panel(seed=1, N=5)
+    extra = {"group_data": pd.Series([0, 0, 1, 1, 1], index=y.columns)} if (
+        model_type == "COOPERATIVE_GROUP_LASSO") else {}
+    for kw, what in ((dict(expert_prior_bound_n_std=1.0), "expert prior bounds"),
+                     (dict(excluded_factors={"y0": "f1"}), "excluded_factors")):
+        if model_type == "UNILASSO" and what != "excluded_factors":
+            continue  # floors need the OLS prior, which UNILASSO refuses itself
+        if model_type != "UNILASSO":
+            kw = {**kw, "apply_ols_prior": True}
+        model = LassoModel(model_type=model_type, **extra, **kw)
+        with pytest.raises(ValueError) as err:
+            model.fit(x, y)
+        assert str(err.value) == (f"{what} are not supported by {model_type}, which takes no "
+                                  "hard constraint; use LASSO, GROUP_LASSO, HCGL or FCGL")
+        assert not hasattr(model, "coef_")
