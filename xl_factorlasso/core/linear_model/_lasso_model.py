@@ -10,6 +10,7 @@ import numpy as np
 import pandas as pd
 
 from .._base import BaseEstimator, clone
+from .._threads import limit_blas_threads
 from ..cluster import (
     ClusterCorrelationTransform,
     DependenceMeasure,
@@ -960,6 +961,7 @@ pandas.DataFrame or None
             distance_transform=params["distance_transform"],
         )
 
+    @limit_blas_threads
     def fit(self, x, y, verbose=None, span=None, *, cluster_correlation_span=None) -> LassoModel:
         """Fit the model.
 

@@ -10,6 +10,7 @@ import numpy as np
 import pandas as pd
 
 from .._base import BaseEstimator
+from .._threads import limit_blas_threads
 from ..exceptions import SolveError
 from ..linear_model import LassoModel, coerce_panel
 
@@ -142,6 +143,7 @@ class LassoModelCV(BaseEstimator):
             raise ValueError("lambdas must be a non-empty list of finite numbers >= 0")
         return grid
 
+    @limit_blas_threads
     def fit(self, x, y) -> LassoModelCV:
         """Cross-validate the grid on ``(x, y)`` and (with ``refit``) fit the best model."""
         template = self._template()

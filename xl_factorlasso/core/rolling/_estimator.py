@@ -8,6 +8,7 @@ import numpy as np
 import pandas as pd
 
 from .._base import BaseEstimator, clone
+from .._threads import limit_blas_threads
 from ..exceptions import SolveError
 from ..linear_model import LassoModel
 from ._containers import CurrentFactorCovarData, RollingFactorCovarData
@@ -146,6 +147,7 @@ class RollingLassoModel(BaseEstimator):
         return index
 
     # ------------------------------------------------------------------ fitting
+    @limit_blas_threads
     def fit(self, x, y) -> RollingLassoModel:
         """Fit at every rebalancing date.
 
