@@ -613,3 +613,19 @@ def test_unilasso_and_cooperative_types_refuse_floors_and_exclusions(model_type)
         assert str(err.value) == (f"{what} are not supported by {model_type}, which takes no "
                                   "hard constraint; use LASSO, GROUP_LASSO, HCGL or FCGL")
         assert not hasattr(model, "coef_")
+
+
+def test_floors_with_a_cooperative_type_name_the_settings_cell():
+    from tests.workbook_helpers import demo_memory_book
+    from xl_factorlasso.workbook import refit
+
+    io = demo_memory_book(settings={"reg_lambda": 1e-4, "model_type": "CCGL",
+                                    "apply_ols_prior": True, "expert_prior_bound_n_std": 1})
+    before = {name: io.read(area) for name, area in io.names().items()}
+    with pytest.raises(ValueError) as err:
+        refit(io)
+    assert str(err.value) == (
+        "FL_SETTINGS!B5: expert_prior_bound_n_std floors are hard constraints, which model_type "
+        "COOPERATIVE_CLUSTER_GROUP_LASSO does not take; use LASSO, GROUP_LASSO, HCGL or FCGL "
+        "(or leave it blank)")
+    assert {name: io.read(area) for name, area in io.names().items()} == before

@@ -19,7 +19,13 @@ from hypothesis import strategies as st
 
 from tests.workbook_helpers import demo_memory_book, frame_rows
 from xl_factorlasso import udfs
-from xl_factorlasso.core import LassoModel, LassoModelCV, cluster_from_correlation, ewm_lambda
+from xl_factorlasso.core import (
+    LassoModel,
+    LassoModelCV,
+    LassoModelType,
+    cluster_from_correlation,
+    ewm_lambda,
+)
 from xl_factorlasso.core.cluster._hierarchical import _LINKAGE_METHODS
 from xl_factorlasso.core.datasets import load_demo_panel
 from xl_factorlasso.core.model_selection import expanding_window_splits
@@ -179,7 +185,8 @@ def _core_accepts(fs) -> None:
     if model.get("model_type") == "UNILASSO":
         # valid alone; refused with UNILASSO against the other settings by fit_inputs, naming
         # the cell (tests/test_unilasso.py)
-        for key in ("nonneg", "auto_sign_constraints", "apply_ols_prior", "loss_normalization"):
+        for key in ("nonneg", "auto_sign_constraints", "apply_ols_prior", "loss_normalization",
+                    "expert_prior_bound_n_std"):
             model.pop(key, None)
     m = LassoModel(**model)
     m._checked_params()
@@ -208,6 +215,9 @@ def test_valid_settings_parse_to_what_the_core_accepts(pairs):
         if "apply_ols_prior" not in keys:
             pairs = (*pairs, ("apply_ols_prior", True))  # floors need the OLS prior
         assume(MODEL_KEYS["apply_ols_prior"](dict(pairs)["apply_ols_prior"], "apply_ols_prior"))
+    if LassoModelType.parse(keys.get("model_type", "LASSO")).is_cooperative:
+        # floors with a cooperative type: refused on the n_std cell (test below)
+        pairs = tuple(p for p in pairs if p[0] != "expert_prior_bound_n_std")
     fs = fit_block(pairs)
     _core_accepts(fs)
     for key, value in pairs:

@@ -11,14 +11,17 @@ from xl_factorlasso.core import _threads
 from xl_factorlasso.core.datasets import make_factor_panel
 
 
-def _blas_threads() -> set[int]:
-    return {lib["num_threads"] for lib in threadpool_info() if lib["user_api"] == "blas"}
+def _blas_threads() -> dict[str, int]:
+    """Threads of every loaded BLAS library (some builds are single-threaded whatever the
+    limit, e.g. a solver's own OpenBLAS), by file."""
+    return {lib["filepath"]: lib["num_threads"] for lib in threadpool_info()
+            if lib["user_api"] == "blas"}
 
 
 @pytest.fixture
 def seen(monkeypatch):
-    """The BLAS thread counts in force inside LassoModel._setup, one set per call."""
-    calls: list[set[int]] = []
+    """The BLAS thread counts in force inside LassoModel._setup, one dict per call."""
+    calls: list[dict[str, int]] = []
     original = LassoModel._setup
 
     def spy(self, x, y):
@@ -46,7 +49,7 @@ def test_fits_run_with_one_blas_thread_and_restore_it(seen, monkeypatch, make):
         before = _blas_threads()
         make().fit(x, y)
         assert _blas_threads() == before  # restored on return
-    assert seen and all(s == {1} for s in seen)
+    assert seen and all(set(s.values()) == {1} for s in seen)
 
 
 def test_restored_when_the_fit_raises(seen, monkeypatch):
@@ -62,11 +65,13 @@ def test_restored_when_the_fit_raises(seen, monkeypatch):
 def test_environment_variable_sets_or_lifts_the_limit(seen, monkeypatch):
     x, y = _panel()
     with threadpool_limits(limits=2, user_api="blas"):
+        before = _blas_threads()
         monkeypatch.setenv(_threads.ENV, "2")
         LassoModel(reg_lambda=1e-4).fit(x, y)
         monkeypatch.setenv(_threads.ENV, "default")
         LassoModel(reg_lambda=1e-4).fit(x, y)
-    assert seen == [{2}, {2}]
+    assert 2 in before.values()
+    assert seen == [before, before]
 
 
 @pytest.mark.parametrize("value", ["0", "-1", "two", "1.5"])

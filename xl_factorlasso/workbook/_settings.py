@@ -360,6 +360,12 @@ def read_fit_settings(block: Block | None) -> FitSettings:
     if model.get("expert_prior_bound_n_std") is not None and not model.get("apply_ols_prior"):
         raise cells["expert_prior_bound_n_std"].error(
             "floors the OLS prior: it needs apply_ols_prior = TRUE (or leave it blank)")
+    kind = LassoModelType.parse(model.get("model_type", "LASSO"))
+    if model.get("expert_prior_bound_n_std") is not None and kind.is_cooperative:
+        # floors are hard constraints, which the cooperative penalty does not take
+        raise cells["expert_prior_bound_n_std"].error(
+            f"floors are hard constraints, which model_type {kind.name} does not take; use "
+            "LASSO, GROUP_LASSO, HCGL or FCGL (or leave it blank)")
     cv = {k: v for k, v in parsed.items() if k in CV_KEYS}
     return FitSettings(
         model,
