@@ -1,11 +1,13 @@
 """One BLAS thread while a model fits.
 
 The fits here are sequences of small dense products (M x M Grams, T x M panels). On the
-2-core machine of docs/performance.md, with other programs busy, OpenBLAS's worker threads
-made a fit 3-5x slower than one thread (they spin while waiting for a core); with a core to
-spare the second thread gained little at these sizes. So every fit runs with one BLAS thread,
-restored on return. ``XL_FACTORLASSO_BLAS_THREADS`` (a whole number >= 1, or ``default`` to
-leave BLAS alone) changes that for the process.
+2-core machine of docs/performance.md with one other busy process (load average about 1),
+OpenBLAS's second thread made fits at (T, M, N) = (2000, 30, 500) 3x slower (LASSO, FCGL) and
+up to 10x slower (UniLasso) than one thread: its workers spin while they wait for a core. An
+Excel user's machine is rarely idle, so every fit runs with one BLAS thread, restored on
+return. ``XL_FACTORLASSO_BLAS_THREADS`` (a whole number >= 1, or ``default`` to leave BLAS
+alone) changes that for the process. BLAS libraries loaded after the first fit (a solver's
+own build) are not limited.
 """
 
 from __future__ import annotations
