@@ -667,8 +667,8 @@ def _wrap_rows(ws, widths: dict[int, float], rows) -> None:
             cell.alignment = Alignment(wrap_text=True, vertical="top")
         if lines > 1:
             ws.row_dimensions[r].height = 15 * lines
-        for cell in ws[r]:  # the other cells of the row: at the top too
-            if cell.value is not None and not cell.alignment.wrap_text:
+        for cell in ws[r]:  # the other cells of the row at the top too, blank ones included:
+            if not cell.alignment.wrap_text:  # a value typed later sits beside its key
                 cell.alignment = Alignment(vertical="top")
 
 
