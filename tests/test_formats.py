@@ -683,12 +683,13 @@ def test_demo_inputs_are_readable(demo):
     returns = wb["Returns"]
     assert returns["A2"].number_format == "yyyy-mm-dd" and returns["B2"].number_format == "0.0000"
     assert wb["Prior"]["B2"].number_format == "0.00"
+    assert wb["ExposureBudget"]["B2"].number_format == "0.00"
     assert displayed_width(returns.column_dimensions["A"].width) >= 10.75
     assert {ws.title: ws.freeze_panes for ws in wb.worksheets} == {
         "Start": None, "Returns": "B2", "Factors": "B2", "Signs": "B2", "Prior": "B2",
         "Settings": "A2", "Results": "B2", "DerivedSigns": "B2", "PriorUsed": "B2",
         "Diagnostics": "A2", "CV": "A2", "Portfolio": "A2",
-        "AssetGroups": "B2", "Risk": "A2"}
+        "AssetGroups": "B2", "Risk": "A2", "ExposureBudget": "B2"}
     settings = wb["Settings"]
     assert displayed_width(settings.column_dimensions["A"].width) == fitted_width(
         [c.value for c in settings["A"] if c.value])

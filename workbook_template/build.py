@@ -578,8 +578,6 @@ def _start_sheet(wb, inputs: dict, namespace: str | None = None) -> None:
         ("Signs", "input", "FL_SIGNS: blank = free, 0 = zero, 1 or + = non-negative, -1 or - "
          "= non-positive"),
         ("Prior", "input", "FL_PRIOR: loadings the penalty shrinks towards (blank = 0)"),
-        ("ExposureBudget", "input", "FL_EXPOSURE_BUDGET: exposure budgets of the OLS prior's "
-         "floors (blank = none; needs apply_ols_prior)"),
         ("Settings", "input", "FL_SETTINGS (model and cross-validation, with dropdowns and "
          "help), FL_GROUPS (asset groups for GROUP_LASSO), FL_PRIOR_FACTOR (the factor or "
          "two an asset's OLS prior is taken on) and FL_EXCLUDED (loadings pinned to 0)"),
@@ -596,6 +594,8 @@ def _start_sheet(wb, inputs: dict, namespace: str | None = None) -> None:
          "FL_CONSTRAINTS"),
         ("Risk", "output", "FL_RISK, FL_RISK_ASSETS: the portfolio's risk by factor and by "
          "asset (Optimise portfolio)"),
+        ("ExposureBudget", "input", "FL_EXPOSURE_BUDGET: exposure budgets of the OLS prior's "
+         "floors (blank = none; needs apply_ols_prior)"),
         ("Formulas", "examples", "working =FLASSO_* formulas on the FL_* names"
          + (f", written for the server add-in ({shown})" if server else "")),
         ("xlwings.conf", "settings", "read by the xlwings add-in: UDF Modules = "

@@ -27,8 +27,6 @@ LAYOUT: dict[str, tuple[str, int, int]] = {
     "FL_FACTORS": ("Factors", 1, 1),
     "FL_SIGNS": ("Signs", 1, 1),
     "FL_PRIOR": ("Prior", 1, 1),
-    # its own sheet, as FL_PRIOR: an assets x factors table grows down and across
-    "FL_EXPOSURE_BUDGET": ("ExposureBudget", 1, 1),
     "FL_SETTINGS": ("Settings", 1, 1),
     "FL_GROUPS": ("Settings", 1, 5),
     "FL_PRIOR_FACTOR": ("Settings", 1, 8),
@@ -51,6 +49,9 @@ LAYOUT: dict[str, tuple[str, int, int]] = {
     "FL_ASSET_GROUPS": ("AssetGroups", 1, 1),
     "FL_RISK": ("Risk", 1, 1),
     "FL_RISK_ASSETS": ("Risk", 1, 10),  # right of the attribution chart under FL_RISK
+    # its own sheet, as FL_PRIOR (an assets x factors table grows down and across); the last
+    # sheet, so that the sheets before it keep their places
+    "FL_EXPOSURE_BUDGET": ("ExposureBudget", 1, 1),
 }
 
 #: Input name -> the Excel table holding it; the name is defined as ``=<table>[#All]``.
@@ -176,7 +177,8 @@ def build_workbook(
     lines = [
         "xl-factorlasso workbook",
         description,
-        "Inputs (yellow): Returns, Factors, Signs, Prior, Settings, Portfolio, AssetGroups.",
+        "Inputs (yellow): Returns, Factors, Signs, Prior, Settings, Portfolio, AssetGroups, "
+        "ExposureBudget.",
         "Outputs (blue): Results, DerivedSigns, Diagnostics, CV, Risk and the right half of "
         "Portfolio.",
         "Run: the Factor LASSO ribbon tab, =FLASSO_* worksheet functions, or the command line:",
