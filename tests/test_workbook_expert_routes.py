@@ -223,8 +223,8 @@ NKY_PRIOR_FACTOR = [("NKY", "Equity")]
      "FL_SETTINGS!B7: expert_prior_budget_rule cluster_mean needs clusters or groups: it is not "
      "supported with model_type LASSO; use GROUP_LASSO, HCGL or FCGL, or n_std"),
     ("refit", {"model_type": "COOPERATIVE_CLUSTER_GROUP_LASSO", "apply_ols_prior": "TRUE",
-               "expert_prior_bound_n_std": 1}, (), None, (), True,
-     "FL_SETTINGS!B7: expert_prior_bound_n_std 1 is not supported with model_type "
+               "expert_prior_budget_rule": "cluster_mean"}, (), None, (), True,
+     "FL_SETTINGS!B7: expert_prior_budget_rule cluster_mean is not supported with model_type "
      "COOPERATIVE_CLUSTER_GROUP_LASSO, which takes no hard constraint (floors); use LASSO, "
      "GROUP_LASSO, HCGL or FCGL"),
     ("refit_cv", {"apply_ols_prior": "TRUE", "expert_prior_budget_rule": "cluster_mean"}, (),

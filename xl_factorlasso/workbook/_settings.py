@@ -364,13 +364,13 @@ def read_fit_settings(block: Block | None) -> FitSettings:
     parsed, cells = _parse(block, {**MODEL_KEYS, **CV_KEYS, **REPORT_KEYS})
     model = {k: v for k, v in parsed.items() if k in MODEL_KEYS}
     resolve_sign_span(model)
-    if model.get("expert_prior_bound_n_std") is not None and not model.get("apply_ols_prior"):
-        raise cells["expert_prior_bound_n_std"].error(
-            "floors the OLS prior: it needs apply_ols_prior = TRUE (or leave it blank)")
     if model.get("expert_prior_budget_rule") == "cluster_mean" and not model.get(
             "apply_ols_prior"):
         raise cells["expert_prior_budget_rule"].error(
             "cluster_mean floors the OLS prior: it needs apply_ols_prior = TRUE (or n_std)")
+    if model.get("expert_prior_bound_n_std") is not None and not model.get("apply_ols_prior"):
+        raise cells["expert_prior_bound_n_std"].error(
+            "floors the OLS prior: it needs apply_ols_prior = TRUE (or leave it blank)")
     cv = {k: v for k, v in parsed.items() if k in CV_KEYS}
     return FitSettings(
         model,
