@@ -683,7 +683,6 @@ def test_demo_inputs_are_readable(demo):
     returns = wb["Returns"]
     assert returns["A2"].number_format == "yyyy-mm-dd" and returns["B2"].number_format == "0.0000"
     assert wb["Prior"]["B2"].number_format == "0.00"
-    assert wb["ExposureBudget"]["B2"].number_format == "0.00"
     assert displayed_width(returns.column_dimensions["A"].width) >= 10.75
     assert {ws.title: ws.freeze_panes for ws in wb.worksheets} == {
         "Start": None, "Returns": "B2", "Factors": "B2", "Signs": "B2", "Prior": "B2",
