@@ -307,6 +307,22 @@ CASES: list[Case] = [
     Case("group for an unknown asset", both(setting("model_type", "GROUP_LASSO"),
                                             cells("Settings", E2="MSFT", F2="g1")),
          "FL_GROUPS!E2: asset 'MSFT' is not in FL_RETURNS"),
+    # ---- exclusions and exposure budgets (FL_EXCLUDED at Settings!L:M, FL_EXPOSURE_BUDGET)
+    Case("unknown asset in exclusions", cells("Settings", L2="MSFT", M2="Equity"),
+         "FL_EXCLUDED!L2: 'MSFT' is not an asset of FL_RETURNS"),
+    Case("exclusion against the prior", cells("Settings", L2="SPX", M2="Equity"),
+         "FL_EXCLUDED!M2: (SPX, Equity) is excluded (pinned to 0) but its prior at FL_PRIOR!B2 "
+         "is 1.02"),
+    Case("excluded pair twice", cells("Settings", L2="NKY", M2="Rates", L3="NKY", M3="Rates"),
+         "FL_EXCLUDED!M3: (NKY, Rates) is listed twice (first at L2)"),
+    Case("negative exposure budget", both(setting("apply_ols_prior", True),
+                                          cells("ExposureBudget", C3=-0.1)),
+         "FL_EXPOSURE_BUDGET!C3: the exposure budget -0.1 for (NDX, Rates) is negative"),
+    Case("text in exposure budget", cells("ExposureBudget", D4="abc"), "FL_EXPOSURE_BUDGET!D4"),
+    Case("cluster_mean cross-validated", both(setting("apply_ols_prior", True),
+                                              setting("expert_prior_budget_rule",
+                                                      "cluster_mean")),
+         "FL_SETTINGS!B12: expert_prior_budget_rule cluster_mean cannot be cross-validated", CV),
     # ---- settings
     Case("unknown setting", setting("alpha", 1), "unknown setting 'alpha'"),
     Case("repeated setting", _book(lambda wb: wb["Settings"].append(["span", 26])), "setting 'span' is given twice"),

@@ -688,7 +688,7 @@ def test_demo_inputs_are_readable(demo):
         "Start": None, "Returns": "B2", "Factors": "B2", "Signs": "B2", "Prior": "B2",
         "Settings": "A2", "Results": "B2", "DerivedSigns": "B2", "PriorUsed": "B2",
         "Diagnostics": "A2", "CV": "A2", "Portfolio": "A2",
-        "AssetGroups": "B2", "Risk": "A2"}
+        "AssetGroups": "B2", "Risk": "A2", "ExposureBudget": "B2"}
     settings = wb["Settings"]
     assert displayed_width(settings.column_dimensions["A"].width) == fitted_width(
         [c.value for c in settings["A"] if c.value])

@@ -112,6 +112,11 @@ VALID_FIT = {
     "expert_prior_hac_lags": whole(0, 20),
     "expert_prior_bound_centre": st.sampled_from(["prior", "floor", " Floor "]),
     "expert_prior_bound_scope": st.sampled_from(["all", "named", "NAMED"]),
+    "auto_sign_adaptive_gamma": st.one_of(number(1e-6, 1e3), st.sampled_from([1, "2"])),
+    "auto_sign_adaptive_floor": st.one_of(number(1e-12, 10), st.sampled_from([1, "1e-3"])),
+    "expert_prior_budget_rule": st.sampled_from(["n_std", "cluster_mean", " N_STD ",
+                                                 "Cluster_Mean"]),
+    "prior_selection_type": st.sampled_from(["highest_r2", "HIGHEST_R2", " highest_r2 "]),
     "cv_splits": whole(2, 40),
     "cv_lambdas": st.one_of(
         st.sampled_from(["auto", "AUTO", "default"]), number(0, 10),
@@ -158,6 +163,10 @@ INVALID_FIT = {
     "expert_prior_hac_lags": [-1, 2.5, "none", *BAD_ANY],
     "expert_prior_bound_centre": ["centre", 0, *BAD_ANY],
     "expert_prior_bound_scope": ["some", 1, *BAD_ANY],
+    "auto_sign_adaptive_gamma": [0, -1, "0", "none", True, *BAD_ANY],
+    "auto_sign_adaptive_floor": [0, -1e-3, "none", False, *BAD_ANY],
+    "expert_prior_budget_rule": ["cluster", "mean", "nstd", 0, True, *BAD_ANY],
+    "prior_selection_type": ["highest_t", "r2", "lowest_r2", 1, True, *BAD_ANY],
     "cv_splits": [1, 0, -3, 2.5, "none", *BAD_ANY],
     "cv_lambdas": ["-1", -0.5, "0.1; -2", "0,1", "0,1; 0,2", "1;;2", "abc", "nan", True,
                    FormulaNoValue("B1"), ExcelError("#N/A")],
@@ -178,6 +187,12 @@ def _core_accepts(fs) -> None:
     model = dict(fs.model)
     if model.get("model_type") in ("GROUP_LASSO", "COOPERATIVE_GROUP_LASSO"):
         model["group_data"] = pd.Series(["g"] * 4, index=[f"a{i}" for i in range(4)])
+    if model.get("model_type", "").startswith("COOPERATIVE") or model.get(
+            "model_type") == "UNILASSO":
+        # floors are hard constraints: refused with these types by fit_inputs on their cell
+        # (tests/test_workbook_expert_routes.py)
+        model.pop("expert_prior_bound_n_std", None)
+        model.pop("expert_prior_budget_rule", None)
     if model.get("model_type", "").startswith("COOPERATIVE"):
         # nonneg with a cooperative type is a rule across two keys, refused by fit_inputs on
         # the nonneg cell (tests/test_cooperative.py)
@@ -211,7 +226,10 @@ def _core_accepts(fs) -> None:
 def test_valid_settings_parse_to_what_the_core_accepts(pairs):
     keys = dict(pairs)
     n_std = keys.get("expert_prior_bound_n_std", "none")
-    if MODEL_KEYS["expert_prior_bound_n_std"](n_std, "n_std") is not None:
+    rule = MODEL_KEYS["expert_prior_budget_rule"](keys.get("expert_prior_budget_rule", "n_std"),
+                                                  "rule")
+    if MODEL_KEYS["expert_prior_bound_n_std"](n_std, "n_std") is not None or (
+            rule == "cluster_mean"):
         if "apply_ols_prior" not in keys:
             pairs = (*pairs, ("apply_ols_prior", True))  # floors need the OLS prior
         assume(MODEL_KEYS["apply_ols_prior"](dict(pairs)["apply_ols_prior"], "apply_ols_prior"))
@@ -288,6 +306,13 @@ SPAN = "(a span below 2 puts nearly all the weight on the last row)"
     ("expert_prior_bound_centre", "mid", "expert_prior_bound_centre: 'mid' is not one of "
                                          "prior, floor"),
     ("expert_prior_bound_scope", "x", "expert_prior_bound_scope: 'x' is not one of all, named"),
+    ("auto_sign_adaptive_gamma", 0, "auto_sign_adaptive_gamma must be > 0, got 0"),
+    ("auto_sign_adaptive_gamma", "inf", "auto_sign_adaptive_gamma: 'inf' is not a finite number"),
+    ("auto_sign_adaptive_floor", -0.001, "auto_sign_adaptive_floor must be > 0, got -0.001"),
+    ("expert_prior_budget_rule", "mean", "expert_prior_budget_rule: 'mean' is not one of n_std, "
+                                         "cluster_mean"),
+    ("prior_selection_type", "highest_t", "prior_selection_type: 'highest_t' is not one of "
+                                          "highest_r2"),
 ])
 def test_each_rule_names_its_cell(key, value, message):
     with pytest.raises(WorkbookInputError) as info:

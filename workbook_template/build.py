@@ -158,6 +158,15 @@ MODEL_SETTINGS = [
      "(default prior)", ["prior", "floor"]),
     ("expert_prior_bound_scope", None, "floor all selected loadings or only named ones "
      "(default all)", ["all", "named"]),
+    ("auto_sign_adaptive_gamma", None, "adaptive weights: the exponent gamma of "
+     "1 / max(|slope|, floor)^gamma (default 1)", None),
+    ("auto_sign_adaptive_floor", None, "adaptive weights: the floor of |slope| (default 0.001)",
+     None),
+    ("expert_prior_budget_rule", None, "n_std (default) or cluster_mean: floors from the "
+     "cluster's mean loading in a first fit (GROUP_LASSO/HCGL/FCGL; not with Cross-validate)",
+     ["n_std", "cluster_mean"]),
+    ("prior_selection_type", None, "how the OLS prior picks its factor: highest_r2 (the only "
+     "rule)", ["highest_r2"]),
     ("cv_splits", 5, "Cross-validate: number of expanding-window folds", None),
     ("cv_lambdas", "auto", "Cross-validate: auto, default or lambdas separated by commas",
      ["auto", "default"]),
@@ -570,8 +579,8 @@ def _start_sheet(wb, inputs: dict, namespace: str | None = None) -> None:
          "= non-positive"),
         ("Prior", "input", "FL_PRIOR: loadings the penalty shrinks towards (blank = 0)"),
         ("Settings", "input", "FL_SETTINGS (model and cross-validation, with dropdowns and "
-         "help), FL_GROUPS (asset groups for GROUP_LASSO) and FL_PRIOR_FACTOR (the factor or "
-         "two an asset's OLS prior is taken on)"),
+         "help), FL_GROUPS (asset groups for GROUP_LASSO), FL_PRIOR_FACTOR (the factor or "
+         "two an asset's OLS prior is taken on) and FL_EXCLUDED (loadings pinned to 0)"),
         ("Results", "output", "FL_COEF: the fitted loadings and their heatmap"),
         ("DerivedSigns", "output", "FL_DERIVED_SIGNS: the sign the fit imposed on each loading "
          "(FL_SIGNS, with blanks filled by auto_sign_constraints)"),
@@ -585,6 +594,8 @@ def _start_sheet(wb, inputs: dict, namespace: str | None = None) -> None:
          "FL_CONSTRAINTS"),
         ("Risk", "output", "FL_RISK, FL_RISK_ASSETS: the portfolio's risk by factor and by "
          "asset (Optimise portfolio)"),
+        ("ExposureBudget", "input", "FL_EXPOSURE_BUDGET: exposure budgets of the OLS prior's "
+         "floors (blank = none; needs apply_ols_prior)"),
         ("Formulas", "examples", "working =FLASSO_* formulas on the FL_* names"
          + (f", written for the server add-in ({shown})" if server else "")),
         ("xlwings.conf", "settings", "read by the xlwings add-in: UDF Modules = "

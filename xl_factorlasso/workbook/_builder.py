@@ -30,6 +30,7 @@ LAYOUT: dict[str, tuple[str, int, int]] = {
     "FL_SETTINGS": ("Settings", 1, 1),
     "FL_GROUPS": ("Settings", 1, 5),
     "FL_PRIOR_FACTOR": ("Settings", 1, 8),
+    "FL_EXCLUDED": ("Settings", 1, 12),
     "FL_COEF": ("Results", 1, 1),
     # its own sheet: beside FL_COEF it would stop FL_COEF and its heatmap from growing
     "FL_DERIVED_SIGNS": ("DerivedSigns", 1, 1),
@@ -48,6 +49,9 @@ LAYOUT: dict[str, tuple[str, int, int]] = {
     "FL_ASSET_GROUPS": ("AssetGroups", 1, 1),
     "FL_RISK": ("Risk", 1, 1),
     "FL_RISK_ASSETS": ("Risk", 1, 10),  # right of the attribution chart under FL_RISK
+    # its own sheet, as FL_PRIOR (an assets x factors table grows down and across); the last
+    # sheet, so that the sheets before it keep their places
+    "FL_EXPOSURE_BUDGET": ("ExposureBudget", 1, 1),
 }
 
 #: Input name -> the Excel table holding it; the name is defined as ``=<table>[#All]``.
@@ -59,6 +63,8 @@ TABLES: dict[str, str] = {
     "FL_SETTINGS": "tblSettings",
     "FL_GROUPS": "tblGroups",
     "FL_PRIOR_FACTOR": "tblPriorFactor",
+    "FL_EXCLUDED": "tblExcluded",
+    "FL_EXPOSURE_BUDGET": "tblExposureBudget",
     "FL_PORTFOLIO_SETTINGS": "tblPortfolioSettings",
     "FL_CONSTRAINTS": "tblConstraints",
     "FL_PREV_WEIGHTS": "tblPrevWeights",
@@ -136,10 +142,12 @@ def build_workbook(
         "FL_CONSTRAINTS": [["constraint"], *[[c] for c in (constraints or [])]],
         "FL_PREV_WEIGHTS": [["asset", "weight"]],
         "FL_PRIOR_FACTOR": [["asset", "factor", "factor 2"]],
+        "FL_EXCLUDED": [["asset", "factor"]],
     }
     empty_matrix = pd.DataFrame(np.nan, index=returns.columns, columns=factors.columns)
     cells["FL_SIGNS"] = _frame_rows(signs if signs is not None else empty_matrix, "asset")
     cells["FL_PRIOR"] = _frame_rows(prior if prior is not None else empty_matrix, "asset")
+    cells["FL_EXPOSURE_BUDGET"] = _frame_rows(empty_matrix, "asset")
     cells["FL_GROUPS"] = [
         ["asset", "group"],
         *([[a, g] for a, g in groups.items()] if groups is not None else []),
@@ -169,7 +177,8 @@ def build_workbook(
     lines = [
         "xl-factorlasso workbook",
         description,
-        "Inputs (yellow): Returns, Factors, Signs, Prior, Settings, Portfolio, AssetGroups.",
+        "Inputs (yellow): Returns, Factors, Signs, Prior, Settings, Portfolio, AssetGroups, "
+        "ExposureBudget.",
         "Outputs (blue): Results, DerivedSigns, Diagnostics, CV, Risk and the right half of "
         "Portfolio.",
         "Run: the Factor LASSO ribbon tab, =FLASSO_* worksheet functions, or the command line:",
@@ -211,6 +220,7 @@ def build_workbook(
                 "FL_GROUPS",
                 "FL_PREV_WEIGHTS",
                 "FL_PRIOR_FACTOR",
+                "FL_EXCLUDED",
             ):
                 n_rows = max(n_rows, 30 if name != "FL_GROUPS" else n_assets + 1)
             if tables:
@@ -273,12 +283,13 @@ def _input_table(name: str, header: list, row: int, col: int, n_rows: int):
 
 
 # Number formats of the inputs' numbers (dates are yyyy-mm-dd wherever they are).
-_INPUT_FORMATS = {"FL_RETURNS": "0.0000", "FL_FACTORS": "0.0000", "FL_PRIOR": "0.00"}
+_INPUT_FORMATS = {"FL_RETURNS": "0.0000", "FL_FACTORS": "0.0000", "FL_PRIOR": "0.00",
+                  "FL_EXPOSURE_BUDGET": "0.00"}
 # Outputs with one row per asset.
 _ASSET_ROWS = ("FL_COEF", "FL_DERIVED_SIGNS", "FL_PRIOR_USED", "FL_R2", "FL_INTERCEPT",
                "FL_CLUSTERS", "FL_RESID_VOL", "FL_WEIGHTS", "FL_RISK_ASSETS")
 # Sheets whose rows have labels in column A: freeze it with the header row.
-_LABELLED = ("Returns", "Factors", "Signs", "Prior", "AssetGroups", "Results",
+_LABELLED = ("Returns", "Factors", "Signs", "Prior", "ExposureBudget", "AssetGroups", "Results",
              "DerivedSigns", "PriorUsed")
 
 

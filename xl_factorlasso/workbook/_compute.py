@@ -56,7 +56,7 @@ __all__ = [
 ]
 
 FIT_INPUTS = ("FL_RETURNS", "FL_FACTORS", "FL_SIGNS", "FL_PRIOR", "FL_GROUPS", "FL_SETTINGS",
-              "FL_PRIOR_FACTOR")
+              "FL_PRIOR_FACTOR", "FL_EXCLUDED", "FL_EXPOSURE_BUDGET")
 PORTFOLIO_INPUTS = FIT_INPUTS + (
     "FL_PORTFOLIO_SETTINGS",
     "FL_CONSTRAINTS",
@@ -118,6 +118,8 @@ def workbook_fit_inputs(blocks: dict[str, Block], overrides: dict | None = None,
         groups=blocks.get("FL_GROUPS"),
         settings=blocks.get("FL_SETTINGS"),
         prior_factors=blocks.get("FL_PRIOR_FACTOR"),
+        excluded=blocks.get("FL_EXCLUDED"),
+        exposure_budget=blocks.get("FL_EXPOSURE_BUDGET"),
         overrides=overrides,
         blocks=(blocks["FL_RETURNS"], blocks["FL_FACTORS"]),
         cv=cv,

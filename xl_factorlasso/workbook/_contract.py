@@ -94,6 +94,22 @@ CONTRACT: tuple[NameSpec, ...] = (
         "factor.",
     ),
     NameSpec(
+        "FL_EXCLUDED",
+        "input",
+        "series",
+        (),
+        "Loadings pinned to 0 (excluded_factors), one 'asset | factor' per row; list an asset "
+        "on several rows to exclude several factors.",
+    ),
+    NameSpec(
+        "FL_EXPOSURE_BUDGET",
+        "input",
+        "matrix",
+        (),
+        "Exposure budgets of the OLS prior's floors (expert_prior_exposure_budget), assets x "
+        "factors like FL_PRIOR: numbers >= 0, blank = none; needs apply_ols_prior.",
+    ),
+    NameSpec(
         "FL_PORTFOLIO_SETTINGS",
         "input",
         "keyvalue",

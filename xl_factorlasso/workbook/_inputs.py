@@ -23,6 +23,7 @@ from ._tables import (
     parse_matrix,
     parse_series,
     parse_sign,
+    shown,
 )
 
 __all__ = [
@@ -32,6 +33,7 @@ __all__ = [
     "find_label",
     "fit_inputs",
     "matrix_cell",
+    "parse_excluded",
     "parse_prior_factors",
     "same_dates",
     "show_label",
@@ -191,6 +193,45 @@ def parse_prior_factors(block: Block) -> list[tuple[str, list[str], int, list[in
     return rows
 
 
+def parse_excluded(block: Block) -> list[tuple[str, str, int]]:
+    """``asset | factor`` rows (``FL_EXCLUDED``): loadings pinned to 0 (factorlasso's
+    ``excluded_factors``), one pair per row, several rows per asset allowed.
+
+    An optional header row (first cell ``asset``) is skipped, as are blank rows. Returns
+    ``(asset, factor, row)`` per pair, the row inside the trimmed block; a blank asset or
+    factor, a third filled column or a pair listed twice is an error naming the cell.
+    """
+    b = block.trimmed()
+    if b.shape[0] == 0:
+        return []
+    start = 1 if isinstance(b.values[0][0], str) and b.values[0][0].strip().lower() in (
+        "asset", "response") else 0
+    pairs, seen = [], {}
+    for i in range(start, b.shape[0]):
+        row = b.values[i]
+        if all(is_blank(v) for v in row):
+            continue
+        if is_blank(row[0]):
+            raise b.error("the asset is blank (each row: asset | factor)", i, 0)
+        asset = text_cell(b, i, 0)
+        if b.shape[1] < 2 or is_blank(row[1]):
+            raise b.error(f"no factor given for {asset!r} (each row: asset | factor)", i, 1)
+        problem = cell_problem(row[1])
+        if problem is not None:
+            raise b.error(problem, i, 1)
+        factor = _label_text(row[1])
+        extra = next((j for j in range(2, b.shape[1]) if not is_blank(row[j])), None)
+        if extra is not None:
+            raise b.error(f"one pair per row (asset | factor): list another factor of "
+                          f"{asset!r} on a row of its own", i, extra)
+        if (asset, factor) in seen:
+            raise b.error(f"({asset}, {factor}) is listed twice (first at "
+                          f"{b.cell(seen[asset, factor], 0)})", i, 1)
+        seen[asset, factor] = i
+        pairs.append((asset, factor, i))
+    return pairs
+
+
 @dataclass
 class FitInputs:
     """Validated factor-model inputs.
@@ -276,6 +317,8 @@ def fit_inputs(
     groups: Block | None = None,
     settings: Block | None = None,
     prior_factors: Block | None = None,
+    excluded: Block | None = None,
+    exposure_budget: Block | None = None,
     overrides: dict | None = None,
     require_groups: bool = True,
     blocks: tuple[Block | None, Block | None] = (None, None),
@@ -298,6 +341,11 @@ def fit_inputs(
     prior_factors : Block, optional
         ``FL_PRIOR_FACTOR`` (:func:`parse_prior_factors`): ``factor_for_prior``; needs
         ``apply_ols_prior`` in the settings.
+    excluded : Block, optional
+        ``FL_EXCLUDED`` (:func:`parse_excluded`): ``excluded_factors``.
+    exposure_budget : Block, optional
+        ``FL_EXPOSURE_BUDGET``, assets x factors like ``prior``:
+        ``expert_prior_exposure_budget``; needs ``apply_ols_prior``.
     overrides : dict, optional
         ``{parameter: (value, source name)}`` or ``{parameter: (value, source name,
         SettingCell)}`` that win over ``settings`` (explicit arguments of a worksheet
@@ -377,6 +425,17 @@ def fit_inputs(
         params["factor_for_prior"] = named
         sources["factor_for_prior"] = prior_factors.name
     model_type = LassoModelType.parse(params.get("model_type", "LASSO"))
+    if excluded is not None:
+        out = _excluded_factors(excluded, params, model_type, assets, facs, names,
+                                prior_factors, prior)
+        if out:  # a header alone (the empty template table) pins nothing
+            params["excluded_factors"] = out
+            sources["excluded_factors"] = excluded.name
+    if exposure_budget is not None and not exposure_budget.is_empty():
+        budget = _exposure_budget(exposure_budget, params, model_type, assets, facs, names)
+        if budget is not None:
+            params["expert_prior_exposure_budget"] = budget
+            sources["expert_prior_exposure_budget"] = exposure_budget.name
     if require_groups and model_type.uses_group_data:
         gd = params.get("group_data")
         missing = [a for a in assets if gd is None or a not in gd.index]
@@ -390,6 +449,21 @@ def fit_inputs(
         returns, factors, params, sources, fs.cv, fs.annualization_factor, settings, cells, names,
         bound,
     )
+    if model_type.name not in _HARD_CONSTRAINT_TYPES:
+        # floors are hard constraints (the core refuses them): name the setting's cell
+        for key in ("expert_prior_bound_n_std", "expert_prior_budget_rule"):
+            value = params.get(key)
+            if value is not None and value != "n_std":
+                text = value if isinstance(value, str) else shown(value)
+                raise inputs.setting_error(
+                    key, f"{text} is not supported with model_type {model_type.name}, which "
+                    f"takes no hard constraint (floors); {_HARD_REMEDY}")
+    if (params.get("expert_prior_budget_rule") == "cluster_mean"
+            and model_type.name not in _PARTITIONED_TYPES):
+        raise inputs.setting_error(
+            "expert_prior_budget_rule",
+            f"cluster_mean needs clusters or groups: it is not supported with model_type "
+            f"{model_type.name}; use GROUP_LASSO, HCGL or FCGL, or n_std")
     if model_type.is_cooperative:
         _check_cooperative(inputs, signs, sign_frame)
     if model_type is LassoModelType.UNILASSO:
@@ -484,6 +558,98 @@ def _prior_factors(block: Block, params: dict, assets, facs, names) -> dict:
     return out
 
 
+#: The model types that take hard constraints (floors, exclusions), as the core.
+_HARD_CONSTRAINT_TYPES = ("LASSO", "GROUP_LASSO", "HIERARCHICAL_CLUSTER_GROUP_LASSO",
+                          "FACTOR_CLUSTER_GROUP_LASSO")
+_HARD_REMEDY = "use LASSO, GROUP_LASSO, HCGL or FCGL"
+#: The hard-constraint types with a partition of the assets (cluster_mean budgets).
+_PARTITIONED_TYPES = _HARD_CONSTRAINT_TYPES[1:]
+
+
+def _excluded_factors(block: Block, params: dict, model_type, assets, facs, names,
+                      prior_factors: Block | None, prior: Block | None) -> dict:
+    """``excluded_factors`` from ``FL_EXCLUDED``, every pair checked against the panels and
+    against the priors that would contradict it (the core's refusals, named on the cell)."""
+    pairs = parse_excluded(block)
+    b = block.trimmed()
+    if pairs and model_type.name not in _HARD_CONSTRAINT_TYPES:
+        raise b.error(f"model_type {model_type.name} takes no hard constraint, so no loading "
+                      f"can be excluded: clear {block.name} or {_HARD_REMEDY}", pairs[0][2], 0)
+    named = params.get("factor_for_prior") or {}
+    prior_frame = params.get("factors_beta_prior")
+    out: dict[str, list[str]] = {}
+    for asset, factor, i in pairs:
+        if asset not in assets:
+            raise b.error(f"{asset!r} is not an asset of {names[0]}", i, 0)
+        if factor not in facs:
+            raise b.error(f"{factor!r} is not a factor of {names[1]}", i, 1)
+        chosen = named.get(asset, ())
+        if factor in ([chosen] if isinstance(chosen, str) else chosen):
+            at = _where(prior_factors, asset)
+            raise b.error(f"({asset}, {factor}) is excluded but {factor!r} is also the factor "
+                          f"of {asset!r}'s OLS prior{at}; an excluded loading cannot be its "
+                          "prior", i, 1)
+        if prior_frame is not None:
+            value = prior_frame.loc[asset, factor]
+            if np.isfinite(value) and value != 0:
+                pi, pj = find_label(prior, asset, 0)[0], find_label(prior, factor, 1)[1]
+                raise b.error(f"({asset}, {factor}) is excluded (pinned to 0) but its prior at "
+                              f"{_cell_name(prior, pi, pj)} is {value:g}; clear one of them",
+                              i, 1)
+        out.setdefault(asset, []).append(factor)
+    return {a: f[0] if len(f) == 1 else f for a, f in out.items()}
+
+
+def _where(block: Block | None, asset: str) -> str:
+    """`` at FL_PRIOR_FACTOR!A3``: the row naming ``asset`` in a ``FL_PRIOR_FACTOR`` block."""
+    if block is None:
+        return ""
+    for a, _factors, i, _cols in parse_prior_factors(block):
+        if a == asset:
+            return f" at {_cell_name(block, i, 0)}"
+    return ""
+
+
+def _cell_name(block: Block, i: int, j: int) -> str:
+    """``FL_PRIOR!C3`` (or ``prior (row 2, column 3)`` for a function argument)."""
+    cell = block.trimmed().cell(i, j)
+    return f"{block.name}!{cell}" if block.row is not None else f"{block.name} ({cell})"
+
+
+def _exposure_budget(block: Block, params: dict, model_type, assets, facs,
+                     names) -> pd.DataFrame | None:
+    """``expert_prior_exposure_budget`` from ``FL_EXPOSURE_BUDGET`` (assets x factors, blank =
+    no budget): labels checked against the panels, every filled cell a finite number >= 0.
+    All cells blank (the empty template sheet) is no budget."""
+    frame = parse_matrix(block)
+    check_labels(block, frame.index, assets, axis=0, what="asset", source=names[0])
+    check_labels(block, frame.columns, facs, axis=1, what="factor", source=names[1])
+    values = frame.to_numpy(dtype=float)
+    b = block.trimmed()
+
+    def at(i, j):
+        a, f = frame.index[i], frame.columns[j]
+        return find_label(block, a, 0)[0], find_label(block, f, 1)[1]
+
+    negative = np.argwhere(values < 0)
+    if len(negative):
+        i, j = negative[0]
+        raise b.error(f"the exposure budget {values[i, j]:g} for ({frame.index[i]}, "
+                      f"{frame.columns[j]}) is negative: a budget is a number >= 0, or blank",
+                      *at(i, j))
+    filled = np.argwhere(np.isfinite(values))
+    if not len(filled):
+        return None
+    first = at(*filled[0])
+    if model_type.name not in _HARD_CONSTRAINT_TYPES:
+        raise b.error(f"model_type {model_type.name} takes no hard constraint, so no exposure "
+                      f"budget: clear {block.name} or {_HARD_REMEDY}", *first)
+    if not params.get("apply_ols_prior"):
+        raise b.error(f"budgets the floors of the OLS prior, which is off: set "
+                      f"apply_ols_prior = TRUE in the settings, or clear {block.name}", *first)
+    return frame.reindex(index=assets, columns=facs)
+
+
 def _check_against_data(inputs: FitInputs) -> None:
     """Settings that are valid alone but not for these returns, and too few dates."""
     r_name, f_name = inputs.names
@@ -548,6 +714,13 @@ def check_cv(inputs: FitInputs, *, n_splits: int | None = None) -> int:
     -------
     int
     """
+    if inputs.params.get("expert_prior_budget_rule") == "cluster_mean":
+        # the core refuses it under a lambda grid: its budgets hold for one reg_lambda
+        raise inputs.setting_error(
+            "expert_prior_budget_rule",
+            "cluster_mean cannot be cross-validated: its budgets come from a first fit at one "
+            "reg_lambda; to cross-validate use n_std (with expert_prior_bound_n_std or declared "
+            "exposure budgets), or fit without cross-validation")
     splits = inputs.cv.get("cv_splits", 5) if n_splits is None else n_splits
     n_dates = len(inputs.returns)
     usable, dropped = _usable_rows(n_dates, inputs.params)

@@ -62,7 +62,7 @@ class InspectReport:
 
 
 def _parsers():
-    from ._inputs import parse_prior_factors, tag_cell, text_cell
+    from ._inputs import parse_excluded, parse_prior_factors, tag_cell, text_cell
 
     return {
         "FL_RETURNS": lambda b: parse_panel(b, "asset"),
@@ -76,6 +76,8 @@ def _parsers():
         "FL_ASSET_GROUPS": lambda b: parse_matrix(b, cols_what="grouping", cell=tag_cell),
         "FL_PREV_WEIGHTS": parse_series,
         "FL_PRIOR_FACTOR": parse_prior_factors,
+        "FL_EXCLUDED": parse_excluded,
+        "FL_EXPOSURE_BUDGET": parse_matrix,
     }
 
 

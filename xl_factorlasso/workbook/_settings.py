@@ -264,6 +264,13 @@ MODEL_KEYS: dict[str, Callable] = {
     "expert_prior_hac_lags": _ranged(">= 0", lambda f: f >= 0, whole=True),
     "expert_prior_bound_centre": _choice(("prior", "floor")),
     "expert_prior_bound_scope": _choice(("all", "named")),
+    # the last factorlasso options without a route (issue 15): the adaptive weights' exponent
+    # and floor (the core's domain: finite and > 0), the budget rule of the floors, and the
+    # prior selector (factorlasso has one: highest_r2)
+    "auto_sign_adaptive_gamma": _ranged("> 0", lambda f: 0 < f < float("inf")),
+    "auto_sign_adaptive_floor": _ranged("> 0", lambda f: 0 < f < float("inf")),
+    "expert_prior_budget_rule": _choice(("n_std", "cluster_mean")),
+    "prior_selection_type": _choice(("highest_r2",)),
 }
 #: Cross-validation settings (LassoModelCV).
 CV_KEYS: dict[str, Callable] = {
@@ -357,6 +364,10 @@ def read_fit_settings(block: Block | None) -> FitSettings:
     parsed, cells = _parse(block, {**MODEL_KEYS, **CV_KEYS, **REPORT_KEYS})
     model = {k: v for k, v in parsed.items() if k in MODEL_KEYS}
     resolve_sign_span(model)
+    if model.get("expert_prior_budget_rule") == "cluster_mean" and not model.get(
+            "apply_ols_prior"):
+        raise cells["expert_prior_budget_rule"].error(
+            "cluster_mean floors the OLS prior: it needs apply_ols_prior = TRUE (or n_std)")
     if model.get("expert_prior_bound_n_std") is not None and not model.get("apply_ols_prior"):
         raise cells["expert_prior_bound_n_std"].error(
             "floors the OLS prior: it needs apply_ols_prior = TRUE (or leave it blank)")
