@@ -6,20 +6,22 @@ OpenBLAS's second thread made fits at (T, M, N) = (2000, 30, 500) 3x slower (LAS
 up to 10x slower (UniLasso) than one thread: its workers spin while they wait for a core. An
 Excel user's machine is rarely idle, so every fit runs with one BLAS thread, restored on
 return. ``XL_FACTORLASSO_BLAS_THREADS`` (a whole number >= 1, or ``default`` to leave BLAS
-alone) changes that for the process. BLAS libraries loaded after the first fit (a solver's
-own build) are not limited.
+alone) changes that for the process. BLAS libraries loaded during a fit (a solver's own build,
+imported on first use) are limited from the next fit on.
 """
 
 from __future__ import annotations
 
 import os
+import sys
 from contextlib import contextmanager
 from functools import wraps
 
 __all__ = ["blas_threads", "limit_blas_threads"]
 
 ENV = "XL_FACTORLASSO_BLAS_THREADS"
-_controller = None  # threadpoolctl's library scan, done once (a fresh scan costs ~0.7 ms)
+_controller = None  # threadpoolctl's library scan (see _current_controller)
+_modules_seen = 0
 
 
 def _limit() -> int | None:
@@ -35,23 +37,32 @@ def _limit() -> int | None:
     return limit
 
 
+def _current_controller():
+    """threadpoolctl's view of the loaded BLAS libraries, scanned again only after an import
+    (a library arrives with the module that loads it; a scan costs ~0.7 ms)."""
+    global _controller, _modules_seen
+    if _controller is None or len(sys.modules) != _modules_seen:
+        import scipy.linalg  # noqa: F401  (loads SciPy's BLAS, which the fits use, first)
+        from threadpoolctl import ThreadpoolController
+
+        _controller = ThreadpoolController()
+        _modules_seen = len(sys.modules)
+    return _controller
+
+
 @contextmanager
 def blas_threads():
     """Run the block with the BLAS thread limit of :data:`ENV` (default 1)."""
-    global _controller
     limit = _limit()
     if limit is None:
         yield
         return
     try:
-        if _controller is None:
-            from threadpoolctl import ThreadpoolController
-
-            _controller = ThreadpoolController()
+        controller = _current_controller()
     except ImportError:  # threadpoolctl is a dependency; a broken install only loses speed
         yield
         return
-    with _controller.limit(limits=limit, user_api="blas"):
+    with controller.limit(limits=limit, user_api="blas"):
         yield
 
 
