@@ -466,6 +466,8 @@ IN_SCOPE = {  # factorlasso 1.0.6's top-level names covered by issue 15 (and 11)
     "compute_clusters_from_corr_matrix",
     "compute_ewm", "compute_ewm_covar", "get_x_y_np", "set_group_loadings",  # item 5
     "CurrentFactorCovarData", "RollingFactorCovarData",  # issue 11's rolling containers
+    "ExpertPriorResolution", "map_expert_factor_priors",  # item 2's expert prior map
+    "compute_expert_prior_statistics",
 }
 
 

@@ -31,11 +31,14 @@ from .covariance import (
 from .datasets import FactorPanel, load_demo_panel, make_factor_panel
 from .exceptions import ModelNotFittedError, SolveError
 from .linear_model import (
+    ExpertPriorResolution,
     LassoEstimationResult,
     LassoModel,
     LassoModelType,
+    compute_expert_prior_statistics,
     derive_sign_constraints,
     lambda_max,
+    map_expert_factor_priors,
     validate_cluster_signs,
 )
 from .model_selection import LassoModelCV, default_lambda_grid, expanding_window_splits
@@ -85,6 +88,7 @@ __all__ = [
     "CurrentFactorCovarData",
     "DependenceMeasure",
     "DistanceTransform",
+    "ExpertPriorResolution",
     "FactorCovariance",
     "FactorPanel",
     "LassoEstimationResult",
@@ -102,6 +106,7 @@ __all__ = [
     "cluster_from_correlation",
     "compute_clusters_from_corr_matrix",
     "compute_dependence_matrix",
+    "compute_expert_prior_statistics",
     "compute_ewm",
     "compute_ewm_covar",
     "compute_gerber_matrix",
@@ -117,6 +122,7 @@ __all__ = [
     "lambda_max",
     "load_demo_panel",
     "make_factor_panel",
+    "map_expert_factor_priors",
     "prices_to_returns",
     "remove_first_principal_component",
     "response_correlation",

@@ -2,6 +2,8 @@
 
 from ._auto_signs import derive_sign_constraints, validate_cluster_signs
 from ._engine import EngineResult, FastEngine, solve_fast
+from ._expert_map import ExpertPriorResolution, map_expert_factor_priors
+from ._expert_statistics import compute_expert_prior_statistics
 from ._lasso_model import LassoEstimationResult, LassoModel, lambda_max
 from ._model_type import LassoModelType
 from ._penalty import PenaltySpec, penalty_value
@@ -19,6 +21,7 @@ def __getattr__(name):
 
 __all__ = [
     "EngineResult",
+    "ExpertPriorResolution",
     "FastEngine",
     "LassoEstimationResult",
     "LassoModel",
@@ -28,8 +31,10 @@ __all__ = [
     "PreparedPanel",
     "SufficientStats",
     "coerce_panel",
+    "compute_expert_prior_statistics",
     "derive_sign_constraints",
     "lambda_max",
+    "map_expert_factor_priors",
     "penalty_value",
     "prepare_panel",
     "solve_fast",
