@@ -500,8 +500,9 @@ def _start_sheet(wb, inputs: dict, namespace: str | None = None) -> None:
     title.font = Font(name="Calibri", bold=True, size=16)
     ws.row_dimensions[1].height = 21  # the 16-point title
     r = _write_rows(ws, [
-        (["Sparse, sign-constrained factor models (LASSO, group, HCGL, FCGL) and "
-          "maximum-diversification portfolios in Excel, computed by Python through xlwings."],
+        (["Sparse, sign-constrained factor models (LASSO, UniLasso, group, HCGL, FCGL, "
+          "cooperative) and maximum-diversification portfolios in Excel, computed by Python "
+          "through xlwings."],
          None),
         ([f"Sample data: {inputs['description']}. Replace the yellow inputs with your own."],
          Font(name="Calibri", bold=True, color="C00000")),
