@@ -3,15 +3,16 @@
 from __future__ import annotations
 
 import numbers
+from dataclasses import dataclass, replace
 
 import numpy as np
 import pandas as pd
 
 from .._base import BaseEstimator, clone
-from .._threads import limit_blas_threads
+from .._threads import blas_threads, limit_blas_threads
 from ..exceptions import SolveError
 from ..linear_model import LassoModel
-from ._containers import CurrentFactorCovarData, RollingFactorCovarData
+from ._containers import CLUSTER, CurrentFactorCovarData, RollingFactorCovarData
 from ._dates import check_index, rebalance_positions, window_start
 from ._labels import stable_cluster_labels
 
@@ -30,6 +31,85 @@ def _dated(err: Exception, date: pd.Timestamp) -> Exception:
     if isinstance(err, SolveError):
         return SolveError(message, err.attempts, gap=err.gap)
     return type(err)(message)
+
+
+@dataclass(frozen=True)
+class _Job:
+    """One date to fit: its date and its window's rows ``[start, stop]`` (positions)."""
+
+    date: pd.Timestamp
+    start: int
+    stop: int
+
+
+@dataclass(frozen=True)
+class _DateFit:
+    """What the parent needs of one date's fit: the snapshot (raw cluster labels), its
+    loadings and solve info — or the error."""
+
+    snapshot: CurrentFactorCovarData | None = None
+    clusters: pd.Series | None = None
+    n_iter: float = np.nan
+    duality_gap: float = np.nan
+    solver: str | None = None
+    warm: bool = False
+    error: Exception | None = None
+
+
+def _fit_date(base: LassoModel, x: pd.DataFrame, y: pd.DataFrame, coef_init, date,
+              annualization_factor: float) -> tuple[_DateFit, np.ndarray | None]:
+    """Fit a clone of ``base`` on one window; a pure function of its arguments.
+
+    Returns the date's result and its loadings (N x M, the next warm start) or None on error.
+    """
+    model = clone(base)
+    try:
+        model._fit_prepared(model._setup(x, y), coef_init=coef_init)
+        del model._fit_setup_  # the window's prepared panel: not kept for every date
+        snapshot = CurrentFactorCovarData.from_model(
+            model, x, estimation_date=date, annualization_factor=annualization_factor)
+    except _FIT_ERRORS as err:
+        return _DateFit(error=err), None
+    return _DateFit(snapshot=snapshot, clusters=model.clusters_,
+                    n_iter=np.nan if model.n_iter_ is None else model.n_iter_,
+                    duality_gap=model.duality_gap_, solver=model.solver_,
+                    warm=coef_init is not None), model.coef_.to_numpy()
+
+
+def _fit_block(base: LassoModel, x: pd.DataFrame, y: pd.DataFrame, offset: int,
+               jobs: list[_Job], warm_start: bool, annualization_factor: float,
+               stop_on_error: bool) -> list[_DateFit]:
+    """Fit consecutive dates on the rows ``x``, ``y`` (position ``offset`` of the panel on).
+
+    The first date starts cold, each later one from the previous successful date's loadings
+    when ``warm_start``. With ``stop_on_error`` the block ends at its first failed date (the
+    parent raises it; later dates would be discarded). Runs in a worker process or in the
+    parent (serial: one block), always with the BLAS thread limit of the fits.
+    """
+    out: list[_DateFit] = []
+    prev_coef = None
+    with blas_threads():
+        for job in jobs:
+            rows = slice(job.start - offset, job.stop - offset + 1)
+            result, coef = _fit_date(base, x.iloc[rows], y.iloc[rows],
+                                     prev_coef if warm_start else None, job.date,
+                                     annualization_factor)
+            out.append(result)
+            if coef is not None:
+                prev_coef = coef
+            elif stop_on_error:
+                break
+    return out
+
+
+def _blocks(jobs: list[_Job], n_blocks: int) -> list[list[_Job]]:
+    """Contiguous blocks of ``jobs`` with about the same total window rows each (a date's fit
+    costs about its rows: an expanding window's later dates weigh more)."""
+    rows = np.cumsum([job.stop - job.start + 1 for job in jobs], dtype=float)
+    # Cut after the first date whose cumulative rows reach k / n_blocks of the total.
+    cuts = np.searchsorted(rows, rows[-1] * np.arange(1, n_blocks) / n_blocks) + 1
+    bounds = [0, *sorted(set(int(c) for c in cuts if 0 < c < len(jobs))), len(jobs)]
+    return [jobs[a:b] for a, b in zip(bounds[:-1], bounds[1:], strict=True)]
 
 
 class RollingLassoModel(BaseEstimator):
@@ -71,6 +151,13 @@ class RollingLassoModel(BaseEstimator):
     annualization_factor : float, default 1.0
         Multiplies ``x_covar``, ``residual_var``, ``ewma_var`` and ``insample_alpha`` of the
         snapshots (e.g. 52 for weekly returns); loadings and R² are unchanged.
+    n_jobs : int, optional
+        Worker processes (joblib's "loky"): None or 1 fits serially; ``k > 1`` splits the
+        dates into ``k`` contiguous blocks of about equal total window rows, one process each
+        (-1: one per core). Each block's first date starts cold, later ones warm; every date
+        is certified, so the loadings equal the serial ones to the solver's tolerance
+        (bit for bit with ``warm_start=False``). Failures, labels and policies are applied
+        in date order in the calling process, as serially.
 
     Attributes
     ----------
@@ -91,7 +178,8 @@ class RollingLassoModel(BaseEstimator):
     _estimator_type = None
 
     def __init__(self, estimator=None, rebalance="ME", window="expanding", min_history=None,
-                 on_failure="previous", warm_start=True, annualization_factor=1.0):
+                 on_failure="previous", warm_start=True, annualization_factor=1.0,
+                 n_jobs=None):
         self.estimator = estimator
         self.rebalance = rebalance
         self.window = window
@@ -99,6 +187,7 @@ class RollingLassoModel(BaseEstimator):
         self.on_failure = on_failure
         self.warm_start = warm_start
         self.annualization_factor = annualization_factor
+        self.n_jobs = n_jobs
 
     # ------------------------------------------------------------------ validation
     def _checked(self) -> tuple[LassoModel, int]:
@@ -128,6 +217,11 @@ class RollingLassoModel(BaseEstimator):
         if (isinstance(a, bool) or not isinstance(a, numbers.Real) or not np.isfinite(a)
                 or a <= 0):
             raise ValueError(f"annualization_factor must be a number > 0, got {a!r}")
+        k = self.n_jobs
+        if k is not None and (isinstance(k, bool) or not isinstance(k, numbers.Integral)
+                              or not (k >= 1 or k == -1)):
+            raise ValueError(f"n_jobs must be None, a whole number >= 1 or -1 (one process "
+                             f"per core), got {k!r}")
         return base, int(m)
 
     @staticmethod
@@ -170,41 +264,74 @@ class RollingLassoModel(BaseEstimator):
         """
         base, min_history = self._checked()
         index = self._checked_data(x, y)
-        results = RollingFactorCovarData()
-        failures: list[dict] = []
-        info: list[dict] = []
+        # Plan in date order: each date is a failure known before any fit, or a job.
+        plan: list[dict | _Job] = []
         dates: list[pd.Timestamp] = []
-        last_snapshot = prev_coef = prev_labels = None
-        next_label = 1
         for target in rebalance_positions(index, self.rebalance):
             if target.position is None:
                 dates.append(target.requested)
-                failures.append({"date": target.requested, "action": "skipped",
-                                 "reason": f"no data at or before {target.requested.date()} "
-                                           f"(the data start on {index[0].date()})"})
+                plan.append({"date": target.requested, "action": "skipped",
+                             "reason": f"no data at or before {target.requested.date()} "
+                                       f"(the data start on {index[0].date()})"})
                 continue
             stop = target.position
             date = index[stop]
             dates.append(date)
             start = window_start(stop, self.window)
             if stop - start + 1 < min_history:
-                failures.append({"date": date, "action": "skipped",
-                                 "reason": f"too little history: {stop - start + 1} rows < "
-                                           f"min_history={min_history}"})
+                plan.append({"date": date, "action": "skipped",
+                             "reason": f"too little history: {stop - start + 1} rows < "
+                                       f"min_history={min_history}"})
                 continue
-            warm = bool(self.warm_start) and prev_coef is not None
-            model = clone(base)
-            xw = x.iloc[start:stop + 1]
-            try:
-                self._fit_window(model, xw, y.iloc[start:stop + 1], prev_coef if warm else None)
-                labels = prev_labels
-                if model.clusters_ is not None:
-                    labels, next_label = stable_cluster_labels(
-                        model.clusters_, prev_labels, next_label)
-                snapshot = CurrentFactorCovarData.from_model(
-                    model, xw, estimation_date=date, clusters=labels,
-                    annualization_factor=float(self.annualization_factor))
-            except _FIT_ERRORS as err:
+            plan.append(_Job(date, start, stop))
+        fits = iter(self._fit_jobs(base, x, y, [p for p in plan if isinstance(p, _Job)]))
+        self._assemble(plan, fits, index)
+        self.dates_ = pd.DatetimeIndex(dates, name="date")
+        return self
+
+    def _fit_jobs(self, base, x, y, jobs: list[_Job]) -> list[_DateFit]:
+        """Every job's fit, in date order: serially, or by blocks in joblib processes."""
+        if not jobs:
+            return []
+        args = (bool(self.warm_start), float(self.annualization_factor),
+                self.on_failure == "raise")
+        n_blocks = 1
+        if self.n_jobs not in (None, 1):
+            from joblib import effective_n_jobs
+
+            n_blocks = min(effective_n_jobs(self.n_jobs), len(jobs))
+        if n_blocks == 1:
+            return _fit_block(base, x, y, 0, jobs, *args)
+        from joblib import Parallel, delayed
+
+        tasks = []
+        for block in _blocks(jobs, n_blocks):
+            lo, hi = min(j.start for j in block), block[-1].stop
+            # Each worker gets its block's rows once (not the panel, not once per date).
+            tasks.append(delayed(_fit_block)(base, x.iloc[lo:hi + 1], y.iloc[lo:hi + 1], lo,
+                                             block, *args))
+        out: list[_DateFit] = []
+        for fits in Parallel(n_jobs=len(tasks), backend="loky")(tasks):
+            out.extend(fits)
+            if len(fits) and fits[-1].error is not None and self.on_failure == "raise":
+                break  # a block stopped at its error: nothing after it is used
+        return out
+
+    def _assemble(self, plan, fits, index: pd.DatetimeIndex) -> None:
+        """Labels, the failure policy, ``results_``, ``failures_`` and ``fit_info_``, in date
+        order (the same whether the fits ran serially or in blocks)."""
+        results = RollingFactorCovarData()
+        failures: list[dict] = []
+        info: list[dict] = []
+        last_snapshot = prev_labels = None
+        next_label = 1
+        for item in plan:
+            if not isinstance(item, _Job):
+                failures.append(item)
+                continue
+            date, fit = item.date, next(fits)
+            if fit.error is not None:
+                err = fit.error
                 if self.on_failure == "raise":
                     raise _dated(err, date) from err
                 keep = self.on_failure == "previous" and last_snapshot is not None
@@ -215,31 +342,24 @@ class RollingLassoModel(BaseEstimator):
                     "action": (f"kept previous ({last_snapshot.estimation_date.date()})"
                                if keep else "skipped")})
                 continue
+            snapshot = fit.snapshot
+            if fit.clusters is not None:
+                prev_labels, next_label = stable_cluster_labels(
+                    fit.clusters, prev_labels, next_label)
+                # The worker recorded the fit's own labels: replace them by the stable ones.
+                snapshot = replace(snapshot, clusters=prev_labels,
+                                   y_variances=snapshot.y_variances.drop(columns=CLUSTER))
             results.add(date, snapshot)
-            prev_labels = labels
-            last_snapshot, prev_coef = snapshot, model.coef_.to_numpy()
-            info.append({"date": date, "first_row": index[start], "n_rows": stop - start + 1,
-                         "n_iter": np.nan if model.n_iter_ is None else model.n_iter_,
-                         "duality_gap": model.duality_gap_, "solver": model.solver_,
-                         "warm": warm})
+            last_snapshot = snapshot
+            info.append({"date": date, "first_row": index[item.start],
+                         "n_rows": item.stop - item.start + 1, "n_iter": fit.n_iter,
+                         "duality_gap": fit.duality_gap, "solver": fit.solver,
+                         "warm": fit.warm})
         self.results_ = results
         self.failures_ = pd.DataFrame(failures, columns=["date", "reason", "action"])
         self.fit_info_ = pd.DataFrame(
             info, columns=["date", "first_row", "n_rows", "n_iter", "duality_gap", "solver",
                            "warm"]).set_index("date")
-        self.dates_ = pd.DatetimeIndex(dates, name="date")
-        return self
-
-    @staticmethod
-    def _fit_window(model: LassoModel, x: pd.DataFrame, y: pd.DataFrame, coef_init) -> None:
-        """Fit ``model`` on one window, warm-started from ``coef_init`` (N x M or None).
-
-        The seam for incremental statistics: today every window is prepared from scratch by
-        ``LassoModel._setup``; a later version updates the previous window's sufficient
-        statistics (rows added / removed, EWMA decay) and hands them to ``_fit_prepared``.
-        """
-        model._fit_prepared(model._setup(x, y), coef_init=coef_init)
-        del model._fit_setup_  # the window's prepared panel: not kept for every date
 
     # ------------------------------------------------------------------ shortcuts
     def to_long(self) -> pd.DataFrame:
