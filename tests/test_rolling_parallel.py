@@ -1,0 +1,230 @@
+"""RollingLassoModel(n_jobs=2): blocks of dates fitted in real loky processes give the serial
+answers (bit for bit without warm starts, to the certified tolerance with them), with the same
+failures, policies, stable labels and no look-ahead."""
+
+from __future__ import annotations
+
+import re
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from xl_factorlasso import LassoModel, RollingLassoModel, SolveError, make_factor_panel
+from xl_factorlasso.core.rolling._estimator import _blocks, _Job
+
+T, M, N = 260, 5, 12
+
+# Warm and cold answers are both certified to a relative duality gap of 1e-8 (the fast engine's
+# default); on these unit-scale panels that bounds loading differences far below 1e-8, the
+# bound tests/test_rolling.py already uses between warm and cold serial fits.
+WARM_ATOL = 1e-8
+
+
+@pytest.fixture(scope="module")
+def panel():
+    return make_factor_panel(T, M, N, seed=3, freq="W-FRI", start="2015-01-02")
+
+
+def _lam(panel):
+    return 0.05 * LassoModel().lambda_max(panel.x, panel.y)
+
+
+def _model(panel, config):
+    if config == "hcgl_l1":
+        return LassoModel(model_type="HCGL", reg_lambda=_lam(panel), l1_weight=0.1, span=52)
+    return LassoModel(reg_lambda=_lam(panel), factors_beta_loading_signs=panel.signs,
+                      factors_beta_prior=panel.prior)
+
+
+def _assert_same(a: RollingLassoModel, b: RollingLassoModel, atol: float = 0.0):
+    """Same dates, snapshots (exactly when atol == 0), labels and failures."""
+    assert list(a.results_.dates) == list(b.results_.dates)
+    pd.testing.assert_index_equal(a.dates_, b.dates_)
+    pd.testing.assert_frame_equal(a.failures_, b.failures_)
+    for d in a.results_.dates:
+        sa, sb = a.results_[d], b.results_[d]
+        assert sa.estimation_date == sb.estimation_date
+        pd.testing.assert_frame_equal(sa.x_covar, sb.x_covar, check_exact=True)
+        for name in ("y_betas", "y_variances"):
+            pd.testing.assert_frame_equal(getattr(sa, name), getattr(sb, name),
+                                          check_exact=atol == 0, rtol=0, atol=atol)
+        if sa.clusters is None:
+            assert sb.clusters is None
+        else:
+            pd.testing.assert_series_equal(sa.clusters, sb.clusters, check_exact=True)
+
+
+# ---------------------------------------------------------------------------- blocks
+def test_blocks_balance_window_rows_and_stay_contiguous():
+    d = pd.Timestamp("2020-01-31")
+    # an expanding window: the fits cost 1, 2, ..., 10 rows (55 in all)
+    jobs = [_Job(d, 0, k) for k in range(10)]
+    blocks = _blocks(jobs, 2)
+    assert [len(b) for b in blocks] == [7, 3]  # 1+..+7 = 28 rows, 8+9+10 = 27 rows
+    assert sum(blocks, []) == jobs
+    equal = [_Job(d, k, k + 29) for k in range(9)]
+    assert [len(b) for b in _blocks(equal, 3)] == [3, 3, 3]
+    assert _blocks(equal[:1], 2) == [equal[:1]]
+
+
+# ---------------------------------------------------------------------------- equality
+@pytest.mark.parametrize("config", ["lasso_signs_prior", "hcgl_l1"])
+def test_cold_parallel_equals_serial_bit_for_bit(panel, config):
+    kw = dict(rebalance="ME", min_history=52, warm_start=False)
+    serial = RollingLassoModel(_model(panel, config), **kw).fit(panel.x, panel.y)
+    par = RollingLassoModel(_model(panel, config), n_jobs=2, **kw).fit(panel.x, panel.y)
+    assert len(serial.results_) >= 40
+    _assert_same(serial, par)
+    pd.testing.assert_frame_equal(serial.fit_info_, par.fit_info_, check_exact=True)
+
+
+@pytest.mark.parametrize("config", ["lasso_signs_prior", "hcgl_l1"])
+def test_warm_parallel_is_certified_and_equals_serial(panel, config):
+    kw = dict(rebalance="ME", min_history=52)
+    serial = RollingLassoModel(_model(panel, config), **kw).fit(panel.x, panel.y)
+    par = RollingLassoModel(_model(panel, config), n_jobs=2, **kw).fit(panel.x, panel.y)
+    _assert_same(serial, par, atol=WARM_ATOL)
+    info = par.fit_info_
+    assert (info["duality_gap"] <= 1e-8).all()
+    # exactly two cold starts: the first date of each block, where _blocks cut
+    cold = list(info.index[~info["warm"].astype(bool)])
+    jobs = [_Job(d, 0, int(n) - 1) for d, n in zip(info.index, info["n_rows"], strict=True)]
+    assert cold == [block[0].date for block in _blocks(jobs, 2)]
+    assert cold[0] == info.index[0] and len(cold) == 2
+    # everything else about a date (window, solver) is the serial one
+    pd.testing.assert_frame_equal(serial.fit_info_[["first_row", "n_rows", "solver"]],
+                                  info[["first_row", "n_rows", "solver"]])
+
+
+def test_labels_stay_stable_across_the_block_boundary(panel):
+    """Each block's worker numbers its clusters from scratch; the parent relabels in date
+    order, so the labels (and each partition) are the serial ones on both sides of the cut."""
+    model = LassoModel(model_type="HCGL", reg_lambda=_lam(panel), l1_weight=0.1)
+    kw = dict(rebalance="QE", min_history=60)
+    serial = RollingLassoModel(model, **kw).fit(panel.x, panel.y)
+    par = RollingLassoModel(model, n_jobs=2, **kw).fit(panel.x, panel.y)
+    pd.testing.assert_frame_equal(serial.results_.get_clusters(), par.results_.get_clusters(),
+                                  check_exact=True)
+    info = par.fit_info_
+    cut = list(info.index).index(info.index[~info["warm"].astype(bool)][1])
+    hist = par.results_.get_clusters()
+    before, after = hist.loc[info.index[cut - 1]], hist.loc[info.index[cut]]
+    # the cut falls between two dates with the same partition: its labels carry over as is
+    assert _partition(before) == _partition(after)
+    pd.testing.assert_series_equal(before, after, check_names=False)
+    same = 0
+    for a, b in zip(hist.index[:-1], hist.index[1:], strict=True):
+        if _partition(hist.loc[a]) == _partition(hist.loc[b]):
+            same += 1
+            pd.testing.assert_series_equal(hist.loc[a], hist.loc[b], check_names=False)
+        for label in set(hist.loc[a]) & set(hist.loc[b]):  # a kept label means overlap
+            assert ((hist.loc[a] == label) & (hist.loc[b] == label)).any()
+    assert same >= 3
+
+
+def _partition(labels: pd.Series) -> set:
+    return {frozenset(g) for g in labels.groupby(labels).groups.values()}
+
+
+# ---------------------------------------------------------------------------- failures
+def _broken(panel):
+    """x with an infinite value on row 130 and eight 30-row windows (two blocks of four):
+    the fourth date (last of block 1) and the fifth (first of block 2) hold it."""
+    x = panel.x.copy()
+    x.iloc[130, 2] = np.inf
+    return x, list(x.index[[99, 109, 119, 139, 159, 179, 199, 219]])
+
+
+@pytest.mark.parametrize("on_failure", ["previous", "skip"])
+@pytest.mark.parametrize("warm", [False, True])
+def test_failures_inside_blocks_match_serial(panel, on_failure, warm):
+    x, dates = _broken(panel)
+    kw = dict(rebalance=dates, window=30, on_failure=on_failure, warm_start=warm)
+    base = _model(panel, "lasso_signs_prior")
+    serial = RollingLassoModel(base, **kw).fit(x, panel.y)
+    par = RollingLassoModel(base, n_jobs=2, **kw).fit(x, panel.y)
+    _assert_same(serial, par, atol=0.0 if not warm else WARM_ATOL)
+    assert list(par.failures_["date"]) == dates[3:5]
+    if on_failure == "previous":
+        # the date of block 2 keeps the snapshot fitted in block 1's process
+        assert par.results_[dates[4]] is par.results_[dates[2]]
+        assert list(par.failures_["action"]) == [f"kept previous ({dates[2].date()})"] * 2
+    else:
+        assert list(par.results_.dates) == dates[:3] + dates[5:]
+
+
+def test_raise_gives_the_first_failed_date_in_date_order(panel):
+    x, dates = _broken(panel)
+    # a second, later failure in block 2 only: the first one (block 1) is the one raised
+    x.iloc[200, 0] = np.nan
+    base = _model(panel, "lasso_signs_prior")
+    messages = []
+    for n_jobs in (None, 2):
+        with pytest.raises(ValueError, match=(
+                f"^rebalancing date {dates[3].date()}: x: column 'f2', row .* is infinite$"
+        )) as info:
+            RollingLassoModel(base, rebalance=dates, window=30, on_failure="raise",
+                              n_jobs=n_jobs).fit(x, panel.y)
+        messages.append(str(info.value))
+    assert messages[0] == messages[1]
+
+
+def test_solve_error_from_a_worker_keeps_its_attempts(panel):
+    model = LassoModel(reg_lambda=_lam(panel), engine="fast", engine_params={"max_iter": 1})
+    dates = list(panel.x.index[[99, 149, 199, 249]])
+    with pytest.raises(SolveError, match=f"^rebalancing date {dates[0].date()}: ") as info:
+        RollingLassoModel(model, rebalance=dates, on_failure="raise", n_jobs=2).fit(
+            panel.x, panel.y)
+    assert info.value.attempts and info.value.gap > 0
+    skip = RollingLassoModel(model, rebalance=dates, on_failure="skip", n_jobs=2).fit(
+        panel.x, panel.y)
+    assert len(skip.results_) == 0 and list(skip.failures_["date"]) == dates
+    assert skip.failures_["reason"].str.startswith("SolveError: fast engine not certified").all()
+
+
+# ---------------------------------------------------------------------------- look-ahead
+def test_no_look_ahead_with_two_processes(panel):
+    """Rows after d changed and added: every result at or before d is unchanged, bit for bit
+    (cold starts: the blocks move when dates are added)."""
+    base = _model(panel, "hcgl_l1")
+    kw = dict(rebalance="QE", min_history=40, warm_start=False, n_jobs=2)
+    first = RollingLassoModel(base, **kw).fit(panel.x, panel.y)
+    d = first.results_.dates[-3]
+    cut = panel.x.index.get_loc(d) + 1
+    rng = np.random.default_rng(0)
+    extra = pd.date_range(panel.x.index[-1] + pd.Timedelta(weeks=1), periods=30, freq="W-FRI")
+    x2 = pd.concat([panel.x, pd.DataFrame(rng.normal(size=(30, M)), index=extra,
+                                          columns=panel.x.columns)])
+    y2 = pd.concat([panel.y, pd.DataFrame(rng.normal(size=(30, N)), index=extra,
+                                          columns=panel.y.columns)])
+    x2.iloc[cut:] = x2.iloc[cut:] * rng.uniform(0.5, 2.0, size=x2.iloc[cut:].shape) + 0.01
+    y2.iloc[cut:] = -y2.iloc[cut:]
+    later = RollingLassoModel(base, **kw).fit(x2, y2).results_
+    before = [t for t in first.results_.dates if t <= d]
+    assert [t for t in later.dates if t <= d] == before and len(before) >= 5
+    for t in before:
+        a, b = first.results_[t], later[t]
+        for name in ("x_covar", "y_betas", "y_variances"):
+            pd.testing.assert_frame_equal(getattr(a, name), getattr(b, name), check_exact=True)
+    assert not np.allclose(first.results_[first.results_.dates[-1]].y_betas,
+                           later[first.results_.dates[-2]].y_betas)
+
+
+# ---------------------------------------------------------------------------- parameters
+@pytest.mark.parametrize("bad", [0, -2, 1.5, True, "2"])
+def test_bad_n_jobs_is_refused_in_fit(panel, bad):
+    model = RollingLassoModel(n_jobs=bad)  # accepted as given (scikit-learn convention)
+    message = ("n_jobs must be None, a whole number >= 1 or -1 (one process per core), "
+               f"got {bad!r}")
+    with pytest.raises(ValueError, match=f"^{re.escape(message)}$"):
+        model.fit(panel.x, panel.y)
+    assert not hasattr(model, "results_")
+
+
+def test_n_jobs_one_and_all_cores(panel):
+    base = _model(panel, "lasso_signs_prior")
+    kw = dict(rebalance="QE", min_history=52, warm_start=False)
+    serial = RollingLassoModel(base, **kw).fit(panel.x, panel.y)
+    _assert_same(serial, RollingLassoModel(base, n_jobs=1, **kw).fit(panel.x, panel.y))
+    _assert_same(serial, RollingLassoModel(base, n_jobs=-1, **kw).fit(panel.x, panel.y))
