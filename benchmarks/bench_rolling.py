@@ -18,6 +18,13 @@ For each configuration, in this process and serially:
   spread evenly over the range (first, last and between), the mean time multiplied by the
   number of dates — an extrapolation, printed as such.
 
+With ``--n-jobs K`` (K > 1) instead: for each configuration, warm rolling fits serially and with
+``n_jobs=K`` (loky processes, blocks of dates) on the same data, ``--repeats`` times each,
+interleaved (serial, parallel, serial, ...) so both see the same machine load; printed are the
+median seconds of each, the ratio serial/parallel, and the largest loading difference between
+the two (both certified; the blocks' first dates start cold). Process start-up is included
+(joblib reuses its workers across runs, so only the first run pays it; one untimed run first).
+
 Printed: seconds (total, and ``solve``: the part spent in the certified solve, the only part a
 warm start can shorten), fast-engine iterations (sum over dates), the largest warm-cold loading
 difference, and the ratios. No number here is
@@ -28,6 +35,7 @@ Usage::
     python benchmarks/bench_rolling.py                       # N=500, M=30, 240 dates
     python benchmarks/bench_rolling.py --n-assets 50 --n-factors 10 --dates 24 --fl-dates 2
     python benchmarks/bench_rolling.py --skip-anchor         # without factorlasso
+    python benchmarks/bench_rolling.py --skip-anchor --n-jobs 2 --repeats 3
 """
 
 from __future__ import annotations
@@ -96,11 +104,11 @@ class _SolveClock:
         self.cls.solve = self.original
 
 
-def _rolling(config, panel, lam, dates, warm: bool):
+def _rolling(config, panel, lam, dates, warm: bool, n_jobs=None):
     from xl_factorlasso import LassoModelType
 
     model = LassoModel(**_kwargs(config, panel, lam, LassoModelType))
-    roll = RollingLassoModel(model, rebalance=dates, warm_start=warm)
+    roll = RollingLassoModel(model, rebalance=dates, warm_start=warm, n_jobs=n_jobs)
     with _SolveClock() as clock:
         t0 = time.perf_counter()
         roll.fit(panel.x, panel.y)
@@ -135,8 +143,13 @@ def main(argv=None) -> int:
                         help="dates factorlasso is timed on (extrapolated)")
     parser.add_argument("--configs", default="all", help=f"comma list of {list(CONFIGS)}")
     parser.add_argument("--skip-anchor", action="store_true", help="no factorlasso")
+    parser.add_argument("--n-jobs", type=int, default=None,
+                        help="time serial vs this many processes instead (K > 1)")
+    parser.add_argument("--repeats", type=int, default=3, help="runs of each with --n-jobs")
     args = parser.parse_args(argv)
     configs = list(CONFIGS) if args.configs == "all" else args.configs.split(",")
+    if args.n_jobs is not None and (args.n_jobs < 2 or args.repeats < 1):
+        parser.error("--n-jobs needs K >= 2 and --repeats >= 1")
 
     n_rows = 52 * (args.dates // 12 + 1) + 5  # one year of history before the first date
     panel = make_factor_panel(n_rows, args.n_factors, args.n_assets, seed=0, freq="W-FRI",
@@ -146,6 +159,8 @@ def main(argv=None) -> int:
     print(f"# bench_rolling: T={n_rows} weekly rows, M={args.n_factors}, N={args.n_assets}, "
           f"{len(dates)} monthly dates ({dates[0].date()} .. {dates[-1].date()}), expanding "
           f"window; python {platform.python_version()}, {os.cpu_count()} cores")
+    if args.n_jobs is not None:
+        return _parallel(configs, panel, lam, dates, args.n_jobs, args.repeats)
     header = (f"{'config':18s} {'warm s':>8s} {'cold s':>8s} {'cold/warm':>9s} "
               f"{'solve w':>7s} {'solve c':>7s} "
               f"{'iter warm':>9s} {'iter cold':>9s} {'max|dB| w-c':>11s} "
@@ -185,6 +200,35 @@ def main(argv=None) -> int:
     if not args.skip_anchor:
         print(f"* factorlasso: mean of {args.fl_dates} dates spread over the range, times "
               f"{len(dates)} dates (an extrapolation, not a run)")
+    return 0
+
+
+def _parallel(configs, panel, lam, dates, k: int, repeats: int) -> int:
+    """Serial vs ``k`` processes, interleaved, medians (warm starts on in both)."""
+    print(f"{'config':18s} {'serial s':>8s} {f'{k} proc s':>8s} {'ratio':>6s} "
+          f"{'runs':>4s} {'iter ser':>8s} {'iter par':>8s} {'max|dB|':>8s} {'max gap':>8s}")
+    for config in configs:
+        label = CONFIGS[config][0]
+        _rolling(config, panel, lam, dates[:4], True, n_jobs=k)  # start the workers: untimed
+        times = {None: [], k: []}
+        for r in range(repeats):
+            for n_jobs in (None, k):
+                print(f"[{label}] run {r + 1}/{repeats}, n_jobs={n_jobs} ...", file=sys.stderr,
+                      flush=True)
+                seconds, roll = _rolling(config, panel, lam, dates, True, n_jobs=n_jobs)
+                times[n_jobs].append(seconds)
+                if n_jobs is None:
+                    serial = roll
+                else:
+                    par = roll
+        diff = max(np.abs(serial.results_[d].y_betas.to_numpy()
+                          - par.results_[d].y_betas.to_numpy()).max()
+                   for d in serial.results_.dates)
+        t_s, t_p = float(np.median(times[None])), float(np.median(times[k]))
+        gap = max(serial.fit_info_["duality_gap"].max(), par.fit_info_["duality_gap"].max())
+        print(f"{label:18s} {t_s:8.2f} {t_p:8.2f} {t_s / t_p:6.2f} {repeats:4d} "
+              f"{serial.fit_info_['n_iter'].sum():8.0f} {par.fit_info_['n_iter'].sum():8.0f} "
+              f"{diff:8.1e} {gap:8.1e}", flush=True)
     return 0
 
 
