@@ -228,3 +228,27 @@ def test_n_jobs_one_and_all_cores(panel):
     serial = RollingLassoModel(base, **kw).fit(panel.x, panel.y)
     _assert_same(serial, RollingLassoModel(base, n_jobs=1, **kw).fit(panel.x, panel.y))
     _assert_same(serial, RollingLassoModel(base, n_jobs=-1, **kw).fit(panel.x, panel.y))
+
+
+def test_a_block_fits_with_one_blas_thread(panel, monkeypatch):
+    """The block function (what a worker process runs) limits BLAS itself: a loky worker does
+    not go through the parent's decorated ``fit``."""
+    threadpoolctl = pytest.importorskip("threadpoolctl")
+    from xl_factorlasso.core.rolling import _estimator
+
+    seen = []
+    real = _estimator._fit_date
+
+    def probe(*args):
+        seen.append({lib["num_threads"] for lib in threadpoolctl.threadpool_info()
+                     if lib["user_api"] == "blas"})
+        return real(*args)
+
+    monkeypatch.setattr(_estimator, "_fit_date", probe)
+    monkeypatch.delenv("XL_FACTORLASSO_BLAS_THREADS", raising=False)
+    jobs = [_Job(panel.x.index[k], 0, k) for k in (99, 149)]
+    with threadpoolctl.threadpool_limits(limits=2, user_api="blas"):
+        fits = _estimator._fit_block(_model(panel, "lasso_signs_prior"), panel.x, panel.y, 0,
+                                     jobs, True, 1.0, False)
+    assert [f.error for f in fits] == [None, None] and fits[1].warm
+    assert seen == [{1}, {1}]
