@@ -61,6 +61,9 @@ def _fit_date(base: LassoModel, x: pd.DataFrame, y: pd.DataFrame, coef_init, dat
     """Fit a clone of ``base`` on one window; a pure function of its arguments.
 
     Returns the date's result and its loadings (N x M, the next warm start) or None on error.
+    The seam for incremental statistics: every window is prepared from scratch by
+    ``LassoModel._setup`` today; a later version hands ``_fit_prepared`` the previous window's
+    sufficient statistics updated (rows added / removed, EWMA decay).
     """
     model = clone(base)
     try:
