@@ -148,6 +148,20 @@ def text_cell(block: Block, i: int, j: int) -> str:
     return _label_text(v)
 
 
+def _listed_rows(block: Block):
+    """``(trimmed block, row, values)`` of every filled row of an ``asset | ...`` list, after
+    an optional header row (first cell ``asset`` or ``response``)."""
+    b = block.trimmed()
+    if b.shape[0] == 0:
+        return
+    start = 1 if isinstance(b.values[0][0], str) and b.values[0][0].strip().lower() in (
+        "asset", "response") else 0
+    for i in range(start, b.shape[0]):
+        row = b.values[i]
+        if not all(is_blank(v) for v in row):
+            yield b, i, row
+
+
 def parse_prior_factors(block: Block) -> list[tuple[str, list[str], int, list[int]]]:
     """``asset | factor [| second factor]`` rows (``FL_PRIOR_FACTOR``): the factors an asset's
     OLS prior is taken on (factorlasso's ``factor_for_prior``).
@@ -157,20 +171,12 @@ def parse_prior_factors(block: Block) -> list[tuple[str, list[str], int, list[in
     blank or repeated asset, an asset without a factor, a factor named twice or more than two
     factors is an error naming the cell.
     """
-    b = block.trimmed()
-    if b.shape[0] == 0:
-        return []
-    start = 1 if isinstance(b.values[0][0], str) and b.values[0][0].strip().lower() in (
-        "asset", "response") else 0
     rows, seen = [], {}
-    for i in range(start, b.shape[0]):
-        row = b.values[i]
-        if all(is_blank(v) for v in row):
-            continue
-        asset = text_cell(b, i, 0) if not is_blank(row[0]) else None
-        if asset is None:
+    for b, i, row in _listed_rows(block):
+        if is_blank(row[0]):
             raise b.error("the asset is blank (each row: asset | factor | optional second "
                           "factor)", i, 0)
+        asset = text_cell(b, i, 0)
         if asset in seen:
             raise b.error(f"{asset!r} is listed twice (first at {b.cell(seen[asset], 0)})", i, 0)
         seen[asset] = i
@@ -179,10 +185,7 @@ def parse_prior_factors(block: Block) -> list[tuple[str, list[str], int, list[in
             raise b.error(f"no factor given for {asset!r}", i, 1)
         factors = []
         for j in cols:
-            problem = cell_problem(row[j])
-            if problem is not None:
-                raise b.error(problem, i, j)
-            name = _label_text(row[j])
+            name = text_cell(b, i, j)  # not blank (cols)
             if name in factors:
                 raise b.error(f"{name!r} is named twice for {asset!r}", i, j)
             if len(factors) == 2:
@@ -201,25 +204,14 @@ def parse_excluded(block: Block) -> list[tuple[str, str, int]]:
     ``(asset, factor, row)`` per pair, the row inside the trimmed block; a blank asset or
     factor, a third filled column or a pair listed twice is an error naming the cell.
     """
-    b = block.trimmed()
-    if b.shape[0] == 0:
-        return []
-    start = 1 if isinstance(b.values[0][0], str) and b.values[0][0].strip().lower() in (
-        "asset", "response") else 0
     pairs, seen = [], {}
-    for i in range(start, b.shape[0]):
-        row = b.values[i]
-        if all(is_blank(v) for v in row):
-            continue
+    for b, i, row in _listed_rows(block):
         if is_blank(row[0]):
             raise b.error("the asset is blank (each row: asset | factor)", i, 0)
         asset = text_cell(b, i, 0)
         if b.shape[1] < 2 or is_blank(row[1]):
             raise b.error(f"no factor given for {asset!r} (each row: asset | factor)", i, 1)
-        problem = cell_problem(row[1])
-        if problem is not None:
-            raise b.error(problem, i, 1)
-        factor = _label_text(row[1])
+        factor = text_cell(b, i, 1)  # not blank (checked above)
         extra = next((j for j in range(2, b.shape[1]) if not is_blank(row[j])), None)
         if extra is not None:
             raise b.error(f"one pair per row (asset | factor): list another factor of "
