@@ -707,11 +707,12 @@ pandas.DataFrame or None
             raise ValueError(f"{name}[{rows[r]!r}, {cols[c]!r}] is infinite")
         return values
 
-    def _signs_and_prior(self, x: pd.DataFrame, y: pd.DataFrame, ols: OlsPrior | None = None):
+    def _signs_and_prior(self, x: pd.DataFrame, y: pd.DataFrame, ols: OlsPrior | None,
+                         explicit_prior: np.ndarray | None):
         """Explicit signs and the prior centre (the OLS prior ``ols`` overlaid by the finite
-        cells of ``factors_beta_prior``, when given). Without an OLS prior a conflict of the
-        explicit prior with the signs is an error; with one, conflicting cells are zeroed
-        later against the final signs (factorlasso's rule)."""
+        cells of ``explicit_prior``, ``factors_beta_prior`` as read by ``_setup``). Without an
+        OLS prior a conflict of the explicit prior with the signs is an error; with one,
+        conflicting cells are zeroed later against the final signs (factorlasso's rule)."""
         signs = None
         if self.factors_beta_loading_signs is not None:
             signs = self._cell_matrix(
@@ -725,12 +726,9 @@ pandas.DataFrame or None
                     f"{float(signs[r, c])!r} is not one of 0, 1, -1 or blank"
                 )
         prior = np.zeros((y.shape[1], x.shape[1]))
-        if self.factors_beta_prior is not None:
-            prior = self._cell_matrix(
-                self.factors_beta_prior, "factors_beta_prior", y.columns, x.columns
-            )
-            prior = np.nan_to_num(prior) if ols is None else np.where(
-                np.isnan(prior), ols.prior, prior)
+        if explicit_prior is not None:
+            prior = np.nan_to_num(explicit_prior) if ols is None else np.where(
+                np.isnan(explicit_prior), ols.prior, explicit_prior)
         elif ols is not None:
             prior = ols.prior.copy()
         if ols is not None:
@@ -775,7 +773,7 @@ pandas.DataFrame or None
         if self.apply_ols_prior:
             ols = ols_prior(x, y, self.span, self.warmup_period, params["prior_selections"],
                             max_vif=self.named_set_max_vif, excluded=exclusions)
-        signs, prior = self._signs_and_prior(x, y, ols)
+        signs, prior = self._signs_and_prior(x, y, ols, explicit_prior)
         if exclusions is not None and exclusions.any():
             # a hard zero over every other sign layer, as factorlasso; nonneg still holds on
             # the other cells (factorlasso's sign matrix would silently drop it)
