@@ -371,6 +371,9 @@ def test_progress_counts_fits_then_rebalances_and_can_cancel(panel):
     assert done == sorted(done) and done[-1] == total
     assert done[-n_dates:] == list(range(n_fits + 1, total + 1))
 
+    assert list(bt.timings_.index) == ["rolling fits", "factor", "equal_weight"]
+    assert (bt.timings_ >= 0).all()
+
     class Stop(Exception):
         pass
 
@@ -380,6 +383,36 @@ def test_progress_counts_fits_then_rebalances_and_can_cancel(panel):
 
     with pytest.raises(Stop):
         bt.fit(x, y, progress=cancel)
+
+
+class _ReportingRolling(RollingLassoModel):
+    """A rolling model whose fit reports progress (interface (b) of issue 11)."""
+
+    def fit(self, x, y, *, progress=None):
+        super().fit(x, y)
+        if progress is not None:
+            for k in range(len(self.fit_info_)):
+                progress(k + 1, len(self.fit_info_))
+        return self
+
+
+def test_progress_passes_through_a_reporting_rolling_model(panel):
+    x, y = panel
+    calls = []
+    rolling = _ReportingRolling(LassoModel(reg_lambda=1e-6), rebalance="QE", window=60)
+    bt = MaxDiversificationBacktest(rolling=rolling, benchmarks=())
+    bt.fit(x, y, progress=lambda done, total: calls.append((done, total)))
+    n_fits, n_dates = len(bt.rolling_.fit_info_), len(bt.rebalance_dates_)
+    total = n_fits + n_dates
+    assert calls == ([(k, total) for k in range(1, n_fits + 1)] + [(n_fits, total)]
+                     + [(n_fits + k, total) for k in range(1, n_dates + 1)])
+
+
+def test_bad_rolling_parameters_are_named_before_any_work(panel):
+    x, y = panel
+    with pytest.raises(ValueError, match=r"window must be 'expanding' or a whole number of "
+                                         r"rows >= 1, got 'abc'"):
+        MaxDiversificationBacktest(rolling=RollingLassoModel(window="abc")).fit(x, y)
 
 
 # ---------------------------------------------------------------------------- measures

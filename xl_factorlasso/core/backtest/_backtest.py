@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import inspect
 import numbers
+import time
 
 import numpy as np
 import pandas as pd
@@ -138,6 +139,9 @@ class MaxDiversificationBacktest(BaseEstimator):
         The factor used.
     ewma_span_ : float or None
         The EWMA span used (None without the ``"ewma"`` benchmark).
+    timings_ : pandas.Series
+        Seconds spent: ``"rolling fits"``, then per strategy its weights at every date (the
+        optimisations, covariance checks included), in this process.
     """
 
     _estimator_type = None
@@ -236,6 +240,7 @@ class MaxDiversificationBacktest(BaseEstimator):
             ``on_failure="raise"`` the first failed date (named with its strategy and reason).
         """
         rolling, portfolio, benchmarks = self._checked()
+        rolling._checked()  # its parameters, named, before the dates are planned with them
         if not isinstance(y, pd.DataFrame):
             raise ValueError(f"y must be a pandas DataFrame indexed by date, "
                              f"got {type(y).__name__}")
@@ -249,7 +254,9 @@ class MaxDiversificationBacktest(BaseEstimator):
         rows = [t.position for t in targets if t.position is not None]
         n_fits = sum(p - window_start(p, window) + 1 >= min_history for p in rows)
         total = n_fits + len(rows)
+        clock = time.perf_counter()
         self._fit_rolling(rolling, x, y, progress, n_fits, total)
+        self._seconds = {"rolling fits": time.perf_counter() - clock}
 
         self.strategies_ = [_FACTOR, *benchmarks]
         self.rolling_ = rolling
@@ -258,6 +265,8 @@ class MaxDiversificationBacktest(BaseEstimator):
         self._run(rolling, portfolio, y, index, window, min_history, span, progress,
                   n_fits, total)
         self._statistics(portfolio)
+        self.timings_ = pd.Series(self._seconds, name="seconds")
+        del self._seconds
         return self
 
     @staticmethod
@@ -272,7 +281,8 @@ class MaxDiversificationBacktest(BaseEstimator):
     def _fit_rolling(rolling, x, y, progress, n_fits: int, total: int) -> None:
         """Fit the rolling model, reporting its progress as part of the backtest's."""
         if progress is not None and "progress" in inspect.signature(rolling.fit).parameters:
-            rolling.fit(x, y, progress=lambda done, _total: progress(done, total))
+            # The rolling model counts the same fits; clamped so the count never goes back.
+            rolling.fit(x, y, progress=lambda done, _total: progress(min(done, n_fits), total))
         else:
             rolling.fit(x, y)
         if progress is not None:
@@ -317,9 +327,11 @@ class MaxDiversificationBacktest(BaseEstimator):
                 book = books[s]
                 book.advance(row)
                 held = book.holdings.copy()
+                clock = time.perf_counter()
                 target, reason, cov = self._target(
                     s, date, rolling, rolling_failed, optimisers.get(s), block, held, span,
                     min_history, assets)
+                self._seconds[s] = self._seconds.get(s, 0.0) + time.perf_counter() - clock
                 if target is None:
                     self._fail(failures, date, s, reason,
                                "kept previous holdings" if held.any()
