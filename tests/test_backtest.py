@@ -110,6 +110,21 @@ def test_equal_weight_two_assets_in_closed_form(drift):
         realised, rel=1e-12)
 
 
+def test_management_fees_are_taken_from_every_net_return():
+    x, y = _two_assets()
+    bt = MaxDiversificationBacktest(
+        rolling=_rolling(rebalance=[y.index[3], y.index[6]]),
+        portfolio=MaximumDiversification(management_fees={"A": 0.002}),
+        benchmarks=("equal_weight",), annualization_factor=52).fit(x, y)
+    got = bt.returns_["equal_weight"]
+    # A's weight entering rows 4..8: 0.5, drifted 0.55 and 0.55/1.09, then 0.5 after the
+    # second rebalance and 0.5 * 1.02 / 1.03 on the last row.
+    held_a = [0.5, 0.55, 0.55 / 1.09, 0.5, 0.51 / 1.03]
+    np.testing.assert_allclose(got["gross"] - got["net"], 0.002 * np.array(held_a),
+                               rtol=1e-13, atol=0)
+    assert (bt.costs_ == 0).all().all()
+
+
 def test_factor_strategy_turnover_costs_and_drift_are_consistent(fitted, panel):
     """For every strategy: the turnover is measured against the holdings drifted (by an
     independent loop) from the previous date's weights, and the net return is the gross less
@@ -464,19 +479,20 @@ def test_returns_and_measures_equal_skfolio_multi_period_portfolio(panel):
 
     x, y = panel
     train, test = 60, 20
-    bt = _walk_forward_backtest(x, y, train, test,
-                                portfolio=MaximumDiversification(risk_free_rate=1e-4))
+    bt = _walk_forward_backtest(x, y, train, test, portfolio=MaximumDiversification(
+        risk_free_rate=1e-4, management_fees=2e-4))
     for s in ("factor", "sample"):
         w = bt.weights_[s]
         portfolios = [Portfolio(X=y.iloc[train + k * test:train + (k + 1) * test],
                                 weights=w.iloc[k].to_numpy(), annualization_factor=52,
-                                risk_free_rate=1e-4)
+                                risk_free_rate=1e-4, management_fees=2e-4)
                       for k in range(len(w))]
         mpp = MultiPeriodPortfolio(portfolios=portfolios, annualization_factor=52,
                                    risk_free_rate=1e-4)
-        np.testing.assert_allclose(bt.returns_[(s, "gross")], mpp.returns, rtol=0,
+        # Net of fees (no transaction costs here: skfolio charges those on every row).
+        np.testing.assert_allclose(bt.returns_[(s, "net")], mpp.returns, rtol=0,
                                    atol=1e-15)
-        st = bt.stats_.loc[(s, "gross")]
+        st = bt.stats_.loc[(s, "net")]
         assert st.annualized_mean == pytest.approx(mpp.annualized_mean, rel=1e-12)
         assert st.annualized_volatility == pytest.approx(mpp.annualized_standard_deviation,
                                                          rel=1e-12)
@@ -484,8 +500,10 @@ def test_returns_and_measures_equal_skfolio_multi_period_portfolio(panel):
         assert st.sortino_ratio == pytest.approx(mpp.annualized_sortino_ratio, rel=1e-12)
         assert st.max_drawdown == pytest.approx(mpp.max_drawdown, rel=1e-12)
         assert st.calmar_ratio == pytest.approx(52 * mpp.calmar_ratio, rel=1e-12)
+        # skfolio's diversification uses the net returns' volatility: fees are constant per
+        # row here (fully invested), so it equals the gross one.
         np.testing.assert_allclose(bt.diversification_[(s, "realised")],
-                                   [p.diversification for p in portfolios], rtol=1e-12)
+                                   [p.diversification for p in portfolios], rtol=1e-9)
 
 
 def test_sample_weights_equal_skfolio_walk_forward(panel):
@@ -522,6 +540,10 @@ def test_sample_weights_equal_skfolio_walk_forward(panel):
     ({"rolling": LassoModel()}, r"rolling must be a RollingLassoModel, got LassoModel"),
     ({"portfolio": LassoModel()}, r"portfolio must be a MaximumDiversification, got "
                                   r"LassoModel"),
+    ({"portfolio": MaximumDiversification(min_return=[0.01, 0.02])},
+     r"portfolio.min_return: the backtest holds one portfolio per date; give one number"),
+    ({"portfolio": MaximumDiversification(max_tracking_error=0.01)},
+     r"portfolio.max_tracking_error: the backtest has no benchmark returns to track"),
 ])
 def test_bad_parameters_are_named(panel, kw, message):
     x, y = panel

@@ -74,7 +74,8 @@ class MaxDiversificationBacktest(BaseEstimator):
         groups, linear constraints, ``max_turnover``, ``transaction_costs``, ...) apply to every
         covariance strategy; its ``covariance``, ``span`` and ``previous_weights`` are set by
         the backtest. ``transaction_costs`` are also the costs charged on every strategy's
-        trades, the equal-weight one included.
+        trades and ``management_fees`` the fees taken from every net return, the equal-weight
+        strategy included. ``min_return`` must be one number and ``max_tracking_error`` None.
     benchmarks : sequence of {"sample", "ewma", "equal_weight"}, default all three
         The strategies run next to ``"factor"``, in this order (may be empty).
     ewma_span : float, optional
@@ -113,7 +114,8 @@ class MaxDiversificationBacktest(BaseEstimator):
         asset); at a failed date the kept holdings (zeros: cash).
     returns_ : pandas.DataFrame
         Every row after the first rebalancing date; columns ``(strategy, "gross"|"net")``.
-        ``net`` is ``gross`` less the costs of a rebalance, on the first row after it.
+        ``net`` is ``gross`` less the costs of a rebalance, on the first row after it, and
+        less the portfolio's ``management_fees`` ``f'w`` on every row.
     turnover_, costs_ : pandas.DataFrame
         Rebalance date x strategy: ``sum |w - h|`` against the drifted holdings ``h`` (from
         cash at the first date) and ``sum c_i |w_i - h_i|`` (0 at a failed date).
@@ -170,6 +172,12 @@ class MaxDiversificationBacktest(BaseEstimator):
         if not isinstance(portfolio, MaximumDiversification):
             raise ValueError(f"portfolio must be a MaximumDiversification, got "
                              f"{type(portfolio).__name__}")
+        if portfolio.min_return is not None and np.ndim(portfolio.min_return) > 0:
+            raise ValueError("portfolio.min_return: the backtest holds one portfolio per date; "
+                             "give one number (or None), not a list")
+        if portfolio.max_tracking_error is not None:
+            raise ValueError("portfolio.max_tracking_error: the backtest has no benchmark "
+                             "returns to track; leave it None")
         b = self.benchmarks
         if isinstance(b, str) or not isinstance(b, (list, tuple)):
             raise ValueError(f"benchmarks must be a list of {list(BENCHMARKS)}, got {b!r}")
@@ -303,7 +311,9 @@ class MaxDiversificationBacktest(BaseEstimator):
 
         costs = asset_vector(portfolio.transaction_costs, "portfolio.transaction_costs", n,
                              assets, 0.0)
-        books = {s: Book(s, y, costs, bool(self.drift)) for s in self.strategies_}
+        fees = asset_vector(portfolio.management_fees, "portfolio.management_fees", n,
+                            assets, 0.0)
+        books = {s: Book(s, y, costs, fees, bool(self.drift)) for s in self.strategies_}
         # One optimiser per covariance strategy, kept across dates: a factor covariance's
         # compiled program is then re-used from the second date on (only its data change).
         optimisers = {s: clone(portfolio) for s in self.strategies_ if s != "equal_weight"}

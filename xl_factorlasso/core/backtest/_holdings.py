@@ -6,6 +6,8 @@ Timing: weights set at the close of a rebalancing row ``d`` earn from row ``d + 
 traded weights every row (skfolio's ``MultiPeriodPortfolio`` assumption). Trading from the
 drifted holdings ``h`` to ``w`` has turnover ``sum |w - h|`` and costs ``sum c_i |w_i - h_i|``,
 charged on the first return of the new period: ``net = gross - costs`` on that row only.
+Management fees ``f'w`` (``w`` the weights held entering the row) are taken from every net
+return, as skfolio's ``Portfolio`` does.
 """
 
 from __future__ import annotations
@@ -27,16 +29,20 @@ class Book:
         Asset returns; a missing return is allowed only for an asset not held that row.
     costs : ndarray of shape (N,)
         Proportional transaction costs per unit traded.
+    fees : ndarray of shape (N,)
+        Management fees per row and unit held.
     drift : bool
         Let the weights drift with the returns between rebalances.
     """
 
-    def __init__(self, name: str, returns: pd.DataFrame, costs: np.ndarray, drift: bool):
+    def __init__(self, name: str, returns: pd.DataFrame, costs: np.ndarray, fees: np.ndarray,
+                 drift: bool):
         self.name = name
         self._dates = returns.index
         self._assets = returns.columns
         self._r = returns.to_numpy(dtype=float)
         self._costs = costs
+        self._fees = fees
         self._drift = drift
         n = self._r.shape[1]
         # Held at the close of row ``self.row`` (zeros: cash). Without drift they stay the
@@ -66,7 +72,7 @@ class Book:
             r = np.where(held, r, 0.0)
             gross = float(w @ r)
             self.gross[t] = gross
-            self.net[t] = gross - self._pending_cost
+            self.net[t] = gross - float(self._fees @ w) - self._pending_cost
             self._pending_cost = 0.0
             if self._drift:
                 if 1.0 + gross <= 0.0:
