@@ -280,6 +280,21 @@ def test_infeasible_date_raises_with_the_date():
         bt2.fit(x, y)
 
 
+def test_an_optimiser_that_does_not_raise_is_a_failure_too():
+    """raise_on_failure=False: the optimiser warns and gives no weights; the backtest records
+    the failure with the optimiser's error and keeps the holdings."""
+    bt, x, y = _regime_backtest("previous")
+    bt.set_params(portfolio=MaximumDiversification(linear_constraints=["f >= 0.8"],
+                                                   raise_on_failure=False))
+    with pytest.warns(UserWarning, match="raise_on_failure=False"):
+        bt.fit(x, y)
+    reference, _, _ = _regime_backtest("previous")
+    reference.fit(x, y)
+    assert list(bt.failures_.date) == list(reference.failures_.date)
+    assert bt.failures_.reason.str.startswith("optimisation failed: ").all()
+    pd.testing.assert_frame_equal(bt.weights_["factor"], reference.weights_["factor"])
+
+
 def test_before_first_success_holds_cash_and_says_so(panel):
     x, y = panel
     bt = MaxDiversificationBacktest(rolling=_rolling(rebalance="QE", window=60),

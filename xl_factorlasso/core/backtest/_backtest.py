@@ -386,7 +386,10 @@ class MaxDiversificationBacktest(BaseEstimator):
         if strategy == _FACTOR:
             if date in rolling_failed:
                 return None, f"factor model: {rolling_failed[date]}", None
-            fc = rolling.results_[date].to_factor_covariance()
+            snapshot = rolling.results_[date]
+            if not snapshot.y_betas.index.equals(assets):  # y's order, for w and the DR
+                snapshot = snapshot.filter_on_tickers(assets)
+            fc = snapshot.to_factor_covariance()
             bad = _nonfinite_assets(fc)
             if bad:
                 return None, (f"factor model: no finite loadings or residual variance for "
