@@ -222,6 +222,22 @@ def test_factor_strategy_equals_dense_per_date_optimisation(fitted, panel):
     assert checked >= 3
 
 
+def test_factor_strategy_compiles_its_program_once(panel, monkeypatch):
+    """One optimiser is kept across dates: the factor form's parametric program is compiled
+    once (at the second date) and then only given new data."""
+    import xl_factorlasso.core.optimization._base as md
+
+    builds = []
+    original = md._build_parametric
+    monkeypatch.setattr(md, "_build_parametric",
+                        lambda spec, values=None: builds.append(spec.n) or original(spec, values))
+    x, y = panel
+    bt = MaxDiversificationBacktest(rolling=_rolling(rebalance="QE", window=60),
+                                    benchmarks=()).fit(x, y)
+    traded = int((bt.weights_["factor"] != 0).any(axis=1).sum())
+    assert traded >= 5 and builds == [y.shape[1]]
+
+
 # ---------------------------------------------------------------------------- failures
 def _regime_panel():
     """One factor; asset A's beta falls from 1.2 to 0.1 at row 100, so an exposure floor of
