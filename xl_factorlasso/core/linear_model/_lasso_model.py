@@ -675,6 +675,15 @@ pandas.DataFrame or None
     def _cell_matrix(matrix, name: str, rows: pd.Index, cols: pd.Index) -> np.ndarray:
         """A responses x factors input as an array in (rows, cols) order, labels checked."""
         if isinstance(matrix, pd.DataFrame):
+            if (matrix.index.equals(rows) and matrix.columns.equals(cols)
+                    and all(dt.kind in "fiu" for dt in matrix.dtypes)):
+                # already aligned numbers (e.g. the rolling fit's block-level copy): no label
+                # to look up, nothing to convert or reorder
+                values = matrix.to_numpy(dtype=float, copy=True)
+                if np.isinf(values).any():
+                    r, c = np.argwhere(np.isinf(values))[0]
+                    raise ValueError(f"{name}[{rows[r]!r}, {cols[c]!r}] is infinite")
+                return values
             missing_rows = [r for r in rows if r not in matrix.index]
             extra_rows = [r for r in matrix.index if r not in rows]
             missing_cols = [c for c in cols if c not in matrix.columns]
@@ -689,15 +698,6 @@ pandas.DataFrame or None
                 raise ValueError(f"{name}: column {extra_cols[0]!r} is not a factor in x")
             if matrix.index.has_duplicates or matrix.columns.has_duplicates:
                 raise ValueError(f"{name}: duplicate row or column labels")
-            if (matrix.index.equals(rows) and matrix.columns.equals(cols)
-                    and all(dt.kind in "fiu" for dt in matrix.dtypes)):
-                # already aligned numbers (e.g. the rolling fit's block-level copy): nothing
-                # to convert or reorder
-                values = matrix.to_numpy(dtype=float, copy=True)
-                if np.isinf(values).any():
-                    r, c = np.argwhere(np.isinf(values))[0]
-                    raise ValueError(f"{name}[{rows[r]!r}, {cols[c]!r}] is infinite")
-                return values
             frame = matrix.loc[rows, cols]
         else:
             arr = np.asarray(matrix)
