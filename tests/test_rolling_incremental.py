@@ -325,3 +325,57 @@ def test_each_carried_date_equals_a_fresh_fit(panel, monkeypatch, config, window
                           ("ewma_var", "total_variance_")):
             np.testing.assert_allclose(snap.y_variances[col], getattr(fresh, attr),
                                        rtol=1e-6, atol=1e-12)
+
+
+# ------------------------------------------------------------------ per-block shortcuts
+def test_block_level_sign_and_prior_matrices_read_the_same_numbers(panel):
+    """The block reads the sign/prior matrices once; every date then takes the aligned copy
+    through the fast path of _cell_matrix, which gives the same array (and refusal)."""
+    rows, cols = panel.y.columns, panel.x.columns
+    shuffled = panel.signs.iloc[::-1, ::-1].astype(object)  # other order, object cells
+    slow = LassoModel._cell_matrix(shuffled, "factors_beta_loading_signs", rows, cols)
+    aligned = pd.DataFrame(slow, index=rows, columns=cols)
+    fast = LassoModel._cell_matrix(aligned, "factors_beta_loading_signs", rows, cols)
+    np.testing.assert_array_equal(fast, slow)
+    bad = aligned.copy()
+    bad.iloc[2, 1] = np.inf
+    with pytest.raises(ValueError, match=r"factors_beta_prior\['y2', 'f1'\] is infinite"):
+        LassoModel._cell_matrix(bad, "factors_beta_prior", rows, cols)
+    # a matrix the model refuses is left as given: every date reports it
+    prior = panel.prior.astype(object)
+    prior.iloc[0, 0] = "high"
+    base = LassoModel(factors_beta_prior=prior)
+    block = BlockStatistics(base, panel.x, panel.y, [0])
+    assert _estimator._aligned_cells(base, block) is base
+    roll = RollingLassoModel(base, rebalance="QE", min_history=60, on_failure="skip").fit(
+        panel.x, panel.y)
+    assert len(roll.results_) == 0
+    assert roll.failures_["reason"].str.contains("'high' is not a number").sum() >= 3
+
+
+def _bisection_100_rounds(values, cell_w, weight, a):
+    """The smallest lambda with ||max(v - a lambda c, 0)|| <= (1 - a) lambda w, by 100 rounds
+    of bisection (the reference the early stop must reproduce bit for bit)."""
+    top = (values / cell_w).max(axis=1, initial=0.0)
+    lo, hi = np.zeros_like(top), top / a
+    for _ in range(100):
+        mid = 0.5 * (lo + hi)
+        ok = (np.linalg.norm(np.maximum(values - a * mid[:, None] * cell_w, 0.0), axis=1)
+              <= (1.0 - a) * mid * weight)
+        lo, hi = np.where(ok, lo, mid), np.where(ok, mid, hi)
+    return hi
+
+
+def test_lambda_max_bisection_stops_early_with_the_same_bits():
+    from xl_factorlasso.core.linear_model._lambda_max import _group_roots
+
+    rng = np.random.default_rng(5)
+    for _ in range(200):
+        r, c = rng.integers(1, 30), rng.integers(1, 15)
+        values = np.abs(rng.normal(size=(r, c))) * 10.0 ** rng.uniform(-8, 3)
+        values[rng.random((r, c)) < 0.3] = 0.0
+        cell_w = rng.uniform(0.1, 3.0, size=(r, c))
+        weight = rng.uniform(0.1, 3.0, size=r)
+        a = float(rng.choice([0.01, 0.1, 0.5, 0.9, 0.999]))
+        np.testing.assert_array_equal(_group_roots(values, cell_w, weight, a),
+                                      _bisection_100_rounds(values, cell_w, weight, a))
