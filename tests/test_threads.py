@@ -24,9 +24,9 @@ def seen(monkeypatch):
     calls: list[dict[str, int]] = []
     original = LassoModel._setup
 
-    def spy(self, x, y):
+    def spy(self, x, y, **kwargs):  # kwargs: the rolling fit's carried window
         calls.append(_blas_threads())
-        return original(self, x, y)
+        return original(self, x, y, **kwargs)
 
     monkeypatch.setattr(LassoModel, "_setup", spy)
     return calls

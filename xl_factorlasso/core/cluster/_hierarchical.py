@@ -15,6 +15,7 @@ __all__ = [
     "ClusterResult",
     "cluster_from_correlation",
     "compute_clusters_from_corr_matrix",
+    "correlation_from_gram",
     "correlation_distance",
     "pairwise_correlation",
     "response_correlation",
@@ -63,14 +64,7 @@ def pairwise_correlation(a: np.ndarray) -> np.ndarray:
     valid = np.isfinite(a)
     if valid.all():  # one Gram instead of four (most panels have no gaps)
         centred = a - a.mean(axis=0)
-        gram = centred.T @ centred
-        with np.errstate(invalid="ignore", divide="ignore"):
-            sd = np.sqrt(np.diag(gram))
-            corr = gram / np.outer(sd, sd)
-        corr[~np.isfinite(corr)] = np.nan
-        if len(a) < 2:
-            corr[:] = np.nan
-        return np.clip(corr, -1.0, 1.0)
+        return correlation_from_gram(centred.T @ centred, len(a))
     v = valid.astype(float)
     z = np.where(valid, a, 0.0)
     n = v.T @ v  # common rows per pair
@@ -82,6 +76,19 @@ def pairwise_correlation(a: np.ndarray) -> np.ndarray:
         var = sxx - sx**2 / n
         corr = cov / np.sqrt(var * var.T)
     corr[(n < 2) | ~np.isfinite(corr)] = np.nan
+    return np.clip(corr, -1.0, 1.0)
+
+
+def correlation_from_gram(gram: np.ndarray, n_rows: int) -> np.ndarray:
+    """:func:`pairwise_correlation` of a complete panel from its centred Gram ``C'C`` (N x N)
+    and its number of rows, so a Gram kept up to date row by row (the rolling fit) gives
+    the same matrix as the panel."""
+    with np.errstate(invalid="ignore", divide="ignore"):
+        sd = np.sqrt(np.diag(gram))
+        corr = gram / np.outer(sd, sd)
+    corr[~np.isfinite(corr)] = np.nan
+    if n_rows < 2:
+        corr[:] = np.nan
     return np.clip(corr, -1.0, 1.0)
 
 

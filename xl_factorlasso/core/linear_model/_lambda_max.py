@@ -87,6 +87,8 @@ def _group_roots(values: np.ndarray, cell_w: np.ndarray, weight: np.ndarray,
         mid = 0.5 * (lo + hi)
         excess = np.linalg.norm(np.maximum(values - a * mid[:, None] * cell_w, 0.0), axis=1)
         ok = excess <= (1.0 - a) * mid * weight
-        hi = np.where(ok, mid, hi)
-        lo = np.where(ok, lo, mid)
+        new_hi, new_lo = np.where(ok, mid, hi), np.where(ok, lo, mid)
+        if np.array_equal(new_hi, hi) and np.array_equal(new_lo, lo):
+            break  # no interval can shrink below a float: later rounds repeat this one
+        hi, lo = new_hi, new_lo
     return hi

@@ -108,6 +108,9 @@ class _FitSetup:
     excluded: np.ndarray | None = None
     # cluster_mean budgets: (first-pass coef_, budget_rule_status_, the reg_lambda of both)
     first_pass: tuple | None = None
+    # the rolling fit's carried window statistics (``core.rolling._incremental``): counts and
+    # weighted means for _install instead of re-reading x and y
+    window: object | None = None
 
     def objective(self, coef: np.ndarray, reg_lambda: float) -> float:
         """The objective at ``coef`` (N x M); for UniLasso stage two's, at ``theta = B / b``."""
@@ -672,6 +675,15 @@ pandas.DataFrame or None
     def _cell_matrix(matrix, name: str, rows: pd.Index, cols: pd.Index) -> np.ndarray:
         """A responses x factors input as an array in (rows, cols) order, labels checked."""
         if isinstance(matrix, pd.DataFrame):
+            if (matrix.index.equals(rows) and matrix.columns.equals(cols)
+                    and all(dt.kind in "fiu" for dt in matrix.dtypes)):
+                # already aligned numbers (e.g. the rolling fit's block-level copy): no label
+                # to look up, nothing to convert or reorder
+                values = matrix.to_numpy(dtype=float, copy=True)
+                if np.isinf(values).any():
+                    r, c = np.argwhere(np.isinf(values))[0]
+                    raise ValueError(f"{name}[{rows[r]!r}, {cols[c]!r}] is infinite")
+                return values
             missing_rows = [r for r in rows if r not in matrix.index]
             extra_rows = [r for r in matrix.index if r not in rows]
             missing_cols = [c for c in cols if c not in matrix.columns]
@@ -752,18 +764,28 @@ pandas.DataFrame or None
         return signs, prior
 
     # ------------------------------------------------------------------ fitting
-    def _setup(self, x, y) -> _FitSetup:
-        """Validate inputs and derive everything that does not depend on ``reg_lambda``."""
+    def _setup(self, x, y, *, window=None) -> _FitSetup:
+        """Validate inputs and derive everything that does not depend on ``reg_lambda``.
+
+        ``window`` (the rolling fit's hook, :class:`~xl_factorlasso.core.rolling._incremental.\
+Window`): the statistics of ``x``, ``y`` (already coerced) carried from the previous date,
+        used instead of preparing the panel; it is only given for models that read nothing
+        else of the prepared panel (no UNILASSO, no derived signs).
+        """
         params = self._checked_params()
         model_type = params["model_type"]
-        x, y = coerce_panel(x, y)
-        panel = prepare_panel(x, y, span=self.span, demean=bool(self.demean))
-        if panel.n_rows < MIN_ROWS:
+        if window is None:
+            x, y = coerce_panel(x, y)
+            panel = prepare_panel(x, y, span=self.span, demean=bool(self.demean))
+            n_rows, any_valid = panel.n_rows, bool(panel.mask.any())
+        else:
+            panel, n_rows, any_valid = None, window.n_rows, window.any_valid
+        if n_rows < MIN_ROWS:
             raise ValueError(
-                f"too few rows: {panel.n_rows} usable row(s) after preparation, "
+                f"too few rows: {n_rows} usable row(s) after preparation, "
                 f"at least {MIN_ROWS} are needed"
             )
-        if not panel.mask.any():
+        if not any_valid:
             raise ValueError("y: no valid observation (every response cell is missing)")
         explicit_prior = None if self.factors_beta_prior is None else self._cell_matrix(
             self.factors_beta_prior, "factors_beta_prior", y.columns, x.columns)
@@ -781,7 +803,8 @@ pandas.DataFrame or None
                 fill = 1.0 if self.nonneg and not self.auto_sign_constraints else np.nan
                 signs = np.full(prior.shape, fill)
             signs = np.where(exclusions, 0.0, signs)
-        stats = SufficientStats.from_panel(panel, self.loss_normalization)
+        stats = (SufficientStats.from_panel(panel, self.loss_normalization) if window is None
+                 else window.stats(self.loss_normalization))
         if not np.any(stats.yty > 0.0):
             what = "every column is constant" if self.demean else "every value is 0"
             raise ValueError(f"y: no response varies ({what}): there is nothing to fit")
@@ -809,7 +832,10 @@ pandas.DataFrame or None
                     f"group_data: response {clusters.index[clusters.isna()][0]!r} has no group"
                 )
         elif model_type.discovers_clusters and n > 1:
-            found = self._discover_clusters(x, y, panel, params)
+            dependence = None if window is None else window.dependence(params)
+            if dependence is None and panel is None:
+                panel = prepare_panel(x, y, span=self.span, demean=bool(self.demean))
+            found = self._discover_clusters(x, y, panel, params, dependence)
             clusters, linkage, cutoff = found.labels, found.linkage, found.cutoff
         if clusters is not None:
             codes, uniques = pd.factorize(clusters, sort=True)
@@ -882,7 +908,7 @@ pandas.DataFrame or None
         return _FitSetup(x, y, panel, stats, spec, clusters, linkage, cutoff, lam_max,
                          params["cluster_span"], detected, sign_span, ols,
                          effective_prior=effective_prior, expert=expert, excluded=exclusions,
-                         first_pass=first_pass and first_pass[:3])
+                         first_pass=first_pass and first_pass[:3], window=window)
 
     def _budget_first_pass(self, x, y, clusters) -> tuple:
         """``cluster_mean``: the unfloored, prior-free fit at this ``reg_lambda``, as
@@ -921,25 +947,27 @@ pandas.DataFrame or None
                     "larger floor")
         return found
 
-    def _discover_clusters(self, x, y, panel: PreparedPanel, params: dict):
+    def _discover_clusters(self, x, y, panel: PreparedPanel | None, params: dict,
+                           dependence: np.ndarray | None = None):
         """Partition the responses from the dependence of their prepared values.
 
         Masked cells are missing again (zero-filling is the solver's convenience, not a zero
         return). A clustering span other than the fit's prepares the responses again with it
-        (its own EWMA demeaning and first-row drop), as factorlasso does.
+        (its own EWMA demeaning and first-row drop), as factorlasso does. ``dependence``: the
+        same matrix computed from carried sums (the rolling fit), used as given.
         """
         span = params["cluster_span"]
-        if span != (None if self.span is None else float(self.span)):
-            panel = prepare_panel(x, y, span=span, demean=bool(self.demean))
-        observed = np.where(panel.mask, panel.y, np.nan)
-        if not len(observed):
-            raise ValueError("cluster_correlation_span: no row is left to cluster the responses")
-        dependence = pd.DataFrame(
-            compute_dependence_matrix(
+        if dependence is None:
+            if span != (None if self.span is None else float(self.span)):
+                panel = prepare_panel(x, y, span=span, demean=bool(self.demean))
+            observed = np.where(panel.mask, panel.y, np.nan)
+            if not len(observed):
+                raise ValueError(
+                    "cluster_correlation_span: no row is left to cluster the responses")
+            dependence = compute_dependence_matrix(
                 observed, params["dependence_measure"], span=span,
-                gerber_threshold=params["gerber_threshold"]),
-            index=y.columns, columns=y.columns,
-        )
+                gerber_threshold=params["gerber_threshold"])
+        dependence = pd.DataFrame(dependence, index=y.columns, columns=y.columns)
         try:
             dependence = apply_cluster_correlation_transform(
                 dependence, params["cluster_correlation_transform"])
@@ -1038,7 +1066,9 @@ pandas.DataFrame or None
         if not np.isfinite(objective):
             raise SolveError(f"the objective at the solution is {objective} (overflow): the "
                              "data or the prior are too large in magnitude", gap=solution.gap)
-        n_obs = pd.Series(np.isfinite(y.to_numpy(dtype=float)).sum(axis=0), index=y.columns)
+        window = setup.window
+        n_obs = pd.Series(np.isfinite(y.to_numpy(dtype=float)).sum(axis=0) if window is None
+                          else window.n_obs, index=y.columns)
         clusters = setup.clusters
         if self.warmup_period is not None:
             short = (n_obs < self.warmup_period).to_numpy()
@@ -1065,7 +1095,11 @@ pandas.DataFrame or None
         else:
             short = np.zeros(y.shape[1], dtype=bool)
         with np.errstate(over="ignore", invalid="ignore"):
-            alpha = _economic_intercept(x, y, coef, self.span)
+            if window is None:
+                alpha = _economic_intercept(x, y, coef, self.span)
+            else:
+                x_means, y_means = window.weighted_means()
+                alpha = y_means - np.einsum("nm,nm->n", coef, x_means)
         alpha[short] = np.nan
         # Stats and coefficients are finite; what is derived from them must be too.
         observed = (stats.mass > 0) & ~short

@@ -231,6 +231,17 @@ def _mask_patterns(mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return mask[:, first].T, np.asarray(inverse).reshape(-1)
 
 
+def zero_exact(grams: np.ndarray, xty: np.ndarray, yty: np.ndarray, pattern: np.ndarray) -> None:
+    """In place: a factor whose weighted sum of squares is 0 (identically zero on the mask, or
+    underflow) is zero, so its cross products are too, exactly; likewise a zero response.
+    (Shared with the rolling fit's carried statistics, which must apply the same rule.)"""
+    zero = np.diagonal(grams, axis1=1, axis2=2) == 0.0  # (P, M)
+    grams[np.broadcast_to(zero[:, :, None], grams.shape)] = 0.0
+    grams[np.broadcast_to(zero[:, None, :], grams.shape)] = 0.0
+    xty[zero[pattern]] = 0.0
+    xty[yty == 0.0] = 0.0
+
+
 @dataclass(frozen=True)
 class SufficientStats:
     """Weighted Gram statistics of a prepared panel, one Gram per distinct response mask.
@@ -299,13 +310,7 @@ class SufficientStats:
             xty[cols] = (xwp.T @ y[:, cols]).T
         wy = w * y
         yty = np.einsum("tn,tn->n", wy, y)
-        # A factor whose weighted sum of squares is 0 (identically zero on the mask, or
-        # underflow) is zero: its cross products are too, exactly. Likewise a zero response.
-        zero = np.diagonal(grams, axis1=1, axis2=2) == 0.0  # (P, M)
-        grams[np.broadcast_to(zero[:, :, None], grams.shape)] = 0.0
-        grams[np.broadcast_to(zero[:, None, :], grams.shape)] = 0.0
-        xty[zero[inverse]] = 0.0
-        xty[yty == 0.0] = 0.0
+        zero_exact(grams, xty, yty, inverse)
         return cls(
             n_rows=panel.n_rows,
             gram=grams,

@@ -76,7 +76,8 @@ class CurrentFactorCovarData:
 
     @classmethod
     def from_model(cls, model, x, *, estimation_date=None, clusters=None,
-                   annualization_factor: float = 1.0) -> CurrentFactorCovarData:
+                   annualization_factor: float = 1.0,
+                   x_covar: np.ndarray | None = None) -> CurrentFactorCovarData:
         """The snapshot of a fitted :class:`~xl_factorlasso.LassoModel`.
 
         ``x_covar`` is estimated on ``x`` (the fit's rows) in the fit's own convention, the
@@ -97,13 +98,18 @@ class CurrentFactorCovarData:
         clusters : pandas.Series, optional
             Labels to record (default the model's ``clusters_``).
         annualization_factor : float, default 1.0
+        x_covar : numpy.ndarray, optional
+            ``Sigma_x`` (M x M, not annualised) when already known, e.g. from the rolling
+            fit's carried statistics of ``x``; estimated on ``x`` otherwise.
         """
         a = float(annualization_factor)
         coef = model.coef_
         # Not assemble_factor_covariance: a response shorter than warmup_period (NaN residual
         # variance) is kept here as a row of NaN diagnostics, as a rolling history needs.
-        sigma_x = a * fit_factor_covariance(x.loc[:, coef.columns], model.span,
+        if x_covar is None:
+            x_covar = fit_factor_covariance(x.loc[:, coef.columns], model.span,
                                             bool(model.demean))
+        sigma_x = a * x_covar
         y_variances = pd.DataFrame({
             EWMA_VAR: a * model.total_variance_,
             RESIDUAL_VAR: a * model.residual_variance_,

@@ -14,6 +14,7 @@ from ..exceptions import SolveError
 from ..linear_model import LassoModel
 from ._containers import CLUSTER, CurrentFactorCovarData, RollingFactorCovarData
 from ._dates import check_index, rebalance_positions, window_start
+from ._incremental import BlockStatistics, Window
 from ._labels import stable_cluster_labels
 
 __all__ = ["RollingLassoModel", "ON_FAILURE"]
@@ -57,20 +58,22 @@ class _DateFit:
 
 
 def _fit_date(base: LassoModel, x: pd.DataFrame, y: pd.DataFrame, coef_init, date,
-              annualization_factor: float) -> tuple[_DateFit, np.ndarray | None]:
+              annualization_factor: float, window: Window | None = None
+              ) -> tuple[_DateFit, np.ndarray | None]:
     """Fit a clone of ``base`` on one window; a pure function of its arguments.
 
     Returns the date's result and its loadings (N x M, the next warm start) or None on error.
-    The seam for incremental statistics: every window is prepared from scratch by
-    ``LassoModel._setup`` today; a later version hands ``_fit_prepared`` the previous window's
-    sufficient statistics updated (rows added / removed, EWMA decay).
+    ``window``: the window's statistics carried from the previous date
+    (:mod:`~xl_factorlasso.core.rolling._incremental`); None prepares ``x``, ``y`` from
+    scratch (``LassoModel._setup``).
     """
     model = clone(base)
     try:
-        model._fit_prepared(model._setup(x, y), coef_init=coef_init)
+        model._fit_prepared(model._setup(x, y, window=window), coef_init=coef_init)
         del model._fit_setup_  # the window's prepared panel: not kept for every date
         snapshot = CurrentFactorCovarData.from_model(
-            model, x, estimation_date=date, annualization_factor=annualization_factor)
+            model, x, estimation_date=date, annualization_factor=annualization_factor,
+            x_covar=None if window is None else window.factor_covariance())
     except _FIT_ERRORS as err:
         return _DateFit(error=err), None
     return _DateFit(snapshot=snapshot, clusters=model.clusters_,
@@ -79,24 +82,50 @@ def _fit_date(base: LassoModel, x: pd.DataFrame, y: pd.DataFrame, coef_init, dat
                     warm=coef_init is not None), model.coef_.to_numpy()
 
 
+def _aligned_cells(base: LassoModel, block: BlockStatistics) -> LassoModel:
+    """``base`` with its sign and prior matrices read once for the block (the same numbers
+    every date's ``_setup`` would read, already aligned: it then skips the conversion).
+    Unchanged when the block's data are not carried or a matrix is refused (each date then
+    reports the error)."""
+    if block.reason is not None:
+        return base
+    aligned = {}
+    for name in ("factors_beta_loading_signs", "factors_beta_prior"):
+        matrix = getattr(base, name)
+        if matrix is None:
+            continue
+        try:
+            values = base._cell_matrix(matrix, name, block.y.columns, block.x.columns)
+        except ValueError:
+            return base
+        aligned[name] = pd.DataFrame(values, index=block.y.columns, columns=block.x.columns)
+    return clone(base).set_params(**aligned) if aligned else base
+
+
 def _fit_block(base: LassoModel, x: pd.DataFrame, y: pd.DataFrame, offset: int,
                jobs: list[_Job], warm_start: bool, annualization_factor: float,
                stop_on_error: bool) -> list[_DateFit]:
     """Fit consecutive dates on the rows ``x``, ``y`` (position ``offset`` of the panel on).
 
     The first date starts cold, each later one from the previous successful date's loadings
-    when ``warm_start``. With ``stop_on_error`` the block ends at its first failed date (the
-    parent raises it; later dates would be discarded). Runs in a worker process or in the
-    parent (serial: one block), always with the BLAS thread limit of the fits.
+    when ``warm_start``. The windows' sufficient statistics are carried from date to date
+    (:class:`~xl_factorlasso.core.rolling._incremental.BlockStatistics`: rows added and
+    removed, EWMA decay), a date that cannot be carried exactly is prepared from scratch.
+    With ``stop_on_error`` the block ends at its first failed date (the parent raises it;
+    later dates would be discarded). Runs in a worker process or in the parent (serial: one
+    block), always with the BLAS thread limit of the fits.
     """
     out: list[_DateFit] = []
     prev_coef = None
     with blas_threads():
+        block = BlockStatistics(base, x, y, [job.start - offset for job in jobs], offset)
+        base = _aligned_cells(base, block)
         for job in jobs:
             rows = slice(job.start - offset, job.stop - offset + 1)
+            window = block.window(rows.start, rows.stop - 1)
             result, coef = _fit_date(base, x.iloc[rows], y.iloc[rows],
                                      prev_coef if warm_start else None, job.date,
-                                     annualization_factor)
+                                     annualization_factor, window)
             out.append(result)
             if coef is not None:
                 prev_coef = coef
