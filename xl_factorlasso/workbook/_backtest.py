@@ -141,11 +141,12 @@ def _planned_dates(index: pd.DatetimeIndex, rs: RollingSettings) -> int:
 def _check_sizes(rs: RollingSettings, n_dates: int, assets, factors, defined) -> None:
     """Refuse, before any fit, a table longer than a worksheet (never cut silently)."""
     if n_dates == 0:
-        index_note = "min_history" if rs.rolling["min_history"] else "window"
-        raise rs.error("rebalance", (
-            f"gives no rebalancing date with enough history ({index_note} "
-            f"{rs.rolling['min_history'] or rs.rolling['window']}): every window would be "
-            "too short; rebalance later, or lower min_history"))
+        key = "min_history" if "min_history" in rs.cells else "rebalance"
+        raise rs.error(key, (
+            f"gives no rebalancing date with enough history (min_history "
+            f"{rs.rolling['min_history'] or rs.rolling['window']} rows, window "
+            f"{rs.rolling['window']}, rebalance {rs.rolling['rebalance']}): every window "
+            "would be too short; lower min_history or give more dates"))
     if defined is not None and "FL_BETA_HISTORY" not in defined:
         return
     rows = 1 + n_dates * len(assets) * len(factors)

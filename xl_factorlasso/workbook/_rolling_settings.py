@@ -37,13 +37,17 @@ _ADDRESS = re.compile(r"^(tcp|tls)://[^\s:/]+:\d{1,5}$")
 
 def _rebalance(v, key: str) -> str:
     """A pandas frequency of at least a day, written in capitals (``W-FRI``, ``ME``, ``QE``)."""
-    text = v.strip().upper() if isinstance(v, str) else None
     offset = None
-    if text:
+    written = v.strip() if isinstance(v, str) else ""
+    # As written, then in capitals (me -> ME); a deprecated alias is refused, not guessed.
+    for text in dict.fromkeys((written, written.upper())):
+        if not text:
+            continue
         try:
             with warnings.catch_warnings():
-                warnings.simplefilter("error")  # a deprecated alias is refused, not guessed
+                warnings.simplefilter("error")
                 offset = pd.tseries.frequencies.to_offset(text)
+            break
         except (ValueError, Warning):
             offset = None
     if offset is None:
