@@ -240,10 +240,15 @@ def compute_backtest(blocks: dict[str, Block], *, pictures: bool = True, progres
             if Backtest is not None:
                 from ..core.optimization import MaximumDiversification
 
+                # The portfolio keeps its holdings at a date it cannot rebalance unless the
+                # sheet says stop; FL_BACKTEST's cumulative returns and drawdowns compound, so
+                # the statistics' drawdowns must too (one answer in both tables).
+                extra_bt = {"compounded": True} if _accepts(Backtest, "compounded") else {}
                 bt = Backtest(rolling=rolling, portfolio=MaximumDiversification(**params),
                               benchmarks=rs.benchmarks, ewma_span=rs.ewma_span,
-                              on_failure=rs.rolling["on_failure"],
-                              annualization_factor=annualization)
+                              on_failure="raise" if rs.rolling["on_failure"] == "raise"
+                              else "previous",
+                              annualization_factor=annualization, **extra_bt)
                 bt.fit(x, y, progress=progress)
                 rolling = bt.rolling_
             elif progress is not None and _accepts(rolling.fit, "progress"):
@@ -252,7 +257,7 @@ def compute_backtest(blocks: dict[str, Block], *, pictures: bool = True, progres
                 rolling.fit(x, y)
     except (ValueError, SolveError) as err:
         text = str(err)
-        if text.startswith("rebalancing date"):
+        if "rebalancing date" in text[:30]:  # on_failure = stop: the first failed date
             raise rs.error("on_failure", f"= stop: {text}; with previous or skip the other "
                                          "dates carry on") from None
         raise _core_error(err, inputs) from None
