@@ -84,10 +84,9 @@ def _portfolio(blocks: dict[str, Block], assets: list[str], rs: RollingSettings)
     params = dict(ps.params)
     params.pop("span", None)  # the EWMA span of covariance = ewma: the benchmarks have theirs
     notes = []
-    if ps.covariance != "sample" and ps.block is not None:
-        notes.append(f"FL_PORTFOLIO_SETTINGS covariance = {ps.covariance} is the snapshot "
-                     "portfolio's; the backtest's factor strategy uses each date's factor "
-                     "model, its benchmarks their own covariance")
+    if ps.model:  # the factor_* keys shape the snapshot portfolio's model, not the backtest's
+        notes.append(f"FL_PORTFOLIO_SETTINGS {', '.join(c.key for c in ps.model_cells.values())}"
+                     " not used: the backtest re-fits the model of FL_SETTINGS")
     # One source for the cost per unit traded: charged in the backtest and in the objective.
     if rs.transaction_cost_bps is not None and "transaction_costs" in ps.cells:
         c = ps.cells["transaction_costs"]
