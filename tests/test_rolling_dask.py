@@ -222,7 +222,8 @@ def test_not_a_client_is_refused(panel):
 def test_without_dask_the_error_says_what_to_install(panel, monkeypatch):
     monkeypatch.setitem(sys.modules, "distributed", None)  # import distributed fails
     with pytest.raises(ImportError, match=re.escape(
-            'scheduler: Dask is not installed; pip install "xl-factorlasso[dask]"')):
+            'scheduler: Dask is not installed; pip install "dask[distributed]" (or the dask '
+            'extra: pip install ".[dask]" in a checkout)')):
         RollingLassoModel(scheduler="tcp://127.0.0.1:8786").fit(panel.x, panel.y)
 
 

@@ -17,7 +17,9 @@ __all__ = ["CONNECT_TIMEOUT", "INSTALL_HINT", "check_scheduler", "connected", "f
 
 #: Seconds to wait for a scheduler given by address before giving up (not a hang).
 CONNECT_TIMEOUT = 10.0
-INSTALL_HINT = 'pip install "xl-factorlasso[dask]"'
+# xl-factorlasso is not on PyPI (tests/test_install_text.py): name what is.
+INSTALL_HINT = ('pip install "dask[distributed]" (or the dask extra: pip install ".[dask]" '
+                'in a checkout)')
 # The address schemes of distributed's comms (a user's typo such as "localhost:8786" or
 # "http://..." — the dashboard — is refused before any connection attempt).
 _ADDRESS = re.compile(r"^(tcp|tls|inproc|ucx|ws|wss)://\S+$")
