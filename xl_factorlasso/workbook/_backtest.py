@@ -28,10 +28,14 @@ from ._rolling_settings import ROLLING_KEYS, RollingSettings, read_rolling_setti
 from ._settings import check_setting, read_fit_settings
 from ._tables import Block, parse_list, parse_matrix
 
-__all__ = ["BACKTEST_INPUTS", "EXCEL_ROWS", "compute_backtest", "drawdown", "growth"]
+__all__ = ["BACKTEST_INPUTS", "BACKTEST_OUTPUTS", "EXCEL_ROWS", "compute_backtest", "drawdown",
+           "growth"]
 
 BACKTEST_INPUTS = FIT_INPUTS + ("FL_PORTFOLIO_SETTINGS", "FL_CONSTRAINTS", "FL_ASSET_GROUPS",
                                 "FL_ROLLING_SETTINGS")
+#: The outputs only this job writes (with FL_STATUS, which every job writes).
+BACKTEST_OUTPUTS = ("FL_BETA_HISTORY", "FL_R2_HISTORY", "FL_RESID_VOL_HISTORY",
+                    "FL_CLUSTER_HISTORY", "FL_WEIGHT_HISTORY", "FL_BACKTEST", "FL_BACKTEST_STATS")
 #: Rows of a worksheet: a table longer than this cannot be written (and is never cut).
 EXCEL_ROWS = 1_048_576
 #: The columns of FL_BACKTEST_STATS after the strategy and the returns (gross / net).
