@@ -194,6 +194,9 @@ def test_formats_and_pictures(ran):
     assert wb["Backtest"]["A13"].number_format == "yyyy-mm-dd"
     assert wb["Backtest"]["B13"].number_format == "0.00%"
     assert wb["R2History"]["B2"].number_format == "0.0%"
+    status = wb["Diagnostics"]
+    row = next(c.row for c in status["A"] if c.value == "cost per unit traded")
+    assert status.cell(row, 2).number_format == "0.000%"
     with zipfile.ZipFile(path) as zf:
         media = [n for n in zf.namelist() if n.startswith("xl/media/")]
     assert len(media) == 2  # the loadings through time and the strategies' growth
