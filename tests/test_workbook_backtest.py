@@ -404,3 +404,24 @@ def test_an_unreachable_scheduler_names_its_cell_and_writes_nothing(built, tmp_p
         "FL_ROLLING_SETTINGS!B6: scheduler 'tcp://127.0.0.1:9': no Dask scheduler answered "
         "within 10 s"), str(info.value)
     assert _digest(path) == before
+
+
+def test_each_failed_date_is_a_status_row_with_its_strategy_and_reason(built, tmp_path):
+    """A missing return in the first window: the sample and EWMA benchmarks cannot estimate a
+    covariance at the dates whose window holds it; the factor model can (NaN is missing)."""
+    path = tmp_path / "book.xlsx"
+    shutil.copy(built, path)
+    wb = openpyxl.load_workbook(path)
+    wb["Returns"]["B12"] = None
+    wb["Rolling"]["A6"], wb["Rolling"]["B6"] = "window", 104
+    wb.save(path)
+    result = run_job(XlsxFileIO(path), "backtest", pictures=False)
+    bt = result.model
+    late = bt.failures_[~bt.failures_["reason"].str.startswith("too little history")]
+    assert set(late["strategy"]) == {"sample", "ewma"} and len(late) >= 2
+    status = [r[1] for r in _table(path, "FL_STATUS")[1:]
+              if isinstance(r[0], str) and r[0].startswith("failure ")]
+    assert status[0].startswith("7 dates with too little history (before min_history)")
+    assert status[1:] == [f"{d.date().isoformat()} {s}: {why} ({action})"
+                          for d, s, why, action in late.itertuples(index=False)]
+    assert all("SPX" in why for why in late["reason"])  # the reason names the asset
