@@ -311,21 +311,25 @@ def test_an_optimiser_that_does_not_raise_is_a_failure_too():
     pd.testing.assert_frame_equal(bt.weights_["factor"], reference.weights_["factor"])
 
 
-def test_before_first_success_holds_cash_and_says_so(panel):
+@pytest.mark.parametrize("on_failure", ["previous", "raise"])
+def test_the_warm_up_is_said_and_the_backtest_starts_after_it(panel, on_failure):
     x, y = panel
     bt = MaxDiversificationBacktest(rolling=_rolling(rebalance="QE", window=60),
-                                    benchmarks=("sample", "equal_weight")).fit(x, y)
-    early = bt.failures_[bt.failures_.reason.str.startswith("too little history")]
-    n_early = int((bt.rebalance_dates_ < y.index[59]).sum())
+                                    benchmarks=("sample", "equal_weight"),
+                                    on_failure=on_failure).fit(x, y)
+    quarter_ends = y.index.to_series().resample("QE").last()
+    n_early = int((quarter_ends < y.index[59]).sum())
     assert n_early >= 2
-    assert len(early) == 3 * n_early
-    assert (early.action == "held cash (nothing held yet)").all()
-    first = bt.rebalance_dates_[n_early]
-    before = bt.returns_.index <= first
-    assert (bt.returns_[before] == 0).all().all()
+    early = bt.failures_[bt.failures_.reason.str.startswith("too little history")]
+    assert len(early) == 3 * n_early  # every strategy, never raised, even with "raise"
+    assert (early.action == "not a rebalance (warm-up)").all()
+    # The first rebalance is the first quarter end with 60 rows; returns start the row after,
+    # so no warm-up cash dilutes the statistics.
+    first = quarter_ends[quarter_ends >= y.index[59]].iloc[0]
+    assert bt.rebalance_dates_[0] == first
+    assert bt.returns_.index[0] == y.index[y.index.get_loc(first) + 1]
     for s in bt.strategies_:
-        assert (bt.weights_[s].iloc[:n_early] == 0).all().all()
-        assert bt.turnover_[s].iloc[n_early] == pytest.approx(1.0, abs=1e-9)
+        assert bt.turnover_[s].iloc[0] == pytest.approx(1.0, abs=1e-9)  # from cash
 
 
 @pytest.mark.parametrize("on_failure", ["previous", "raise"])
@@ -411,6 +415,7 @@ def test_progress_counts_fits_then_rebalances_and_can_cancel(panel):
     bt.fit(x, y, progress=lambda done, total: calls.append((done, total)))
     n_dates = len(bt.rebalance_dates_)
     n_fits = len(bt.rolling_.fit_info_)
+    assert n_dates == n_fits  # the warm-up dates are neither
     total = n_fits + n_dates
     assert {t for _, t in calls} == {total}
     done = [d for d, _ in calls]

@@ -84,14 +84,16 @@ class MaxDiversificationBacktest(BaseEstimator):
         year of data).
     on_failure : {"previous", "raise"}, default "previous"
         What a strategy gets at a date it cannot rebalance (an infeasible or failed
-        optimisation, a failed factor-model fit, too little history, a window with missing
-        returns, a date before the data):
+        optimisation, a failed factor-model fit, a window with missing returns):
 
         * ``"previous"``: it keeps its holdings (drifting); before its first successful date it
           holds nothing (cash, return 0). The row of ``failures_`` says which;
         * ``"raise"``: a ValueError naming the date, the strategy and the reason.
 
-        Every failure is a row of ``failures_``; none is silent.
+        Every failure is a row of ``failures_``; none is silent. The dates before the first
+        one with ``min_history`` rows (the warm-up, also dates before the data) are not
+        rebalances of any strategy: the backtest starts at that first date. They are rows of
+        ``failures_`` (action "not a rebalance (warm-up)") and never raise.
     annualization_factor : float, optional
         Periods per year for the statistics. Default: the rolling model's
         ``annualization_factor`` when > 1, else inferred from the dates' spacing (252 daily,
@@ -108,7 +110,7 @@ class MaxDiversificationBacktest(BaseEstimator):
     strategies_ : list of str
         ``"factor"`` then the benchmarks in the order given.
     rebalance_dates_ : pandas.DatetimeIndex
-        The rolling model's dates that are rows of the data.
+        The rolling model's dates from the first one with ``min_history`` rows of data on.
     weights_ : dict of str -> pandas.DataFrame
         Per strategy, the weights held after trading at each rebalancing date (rebalance date x
         asset); at a failed date the kept holdings (zeros: cash).
@@ -233,8 +235,8 @@ class MaxDiversificationBacktest(BaseEstimator):
         progress : callable, optional
             ``progress(done, total)``, called in this process as the work completes: the
             rolling fits (as the rolling model reports them, else once when they are done),
-            then after each rebalancing date's optimisations. ``total`` = the dates to fit +
-            the rebalancing dates. An exception it raises propagates (that is how a host
+            then after each rebalancing date's optimisations. ``total`` = twice the dates
+            with ``min_history`` rows (each is fitted, then rebalanced). An exception it raises propagates (that is how a host
             cancels).
 
         Returns
@@ -261,7 +263,7 @@ class MaxDiversificationBacktest(BaseEstimator):
         targets = [t for t in rebalance_positions(index, rolling.rebalance)]
         rows = [t.position for t in targets if t.position is not None]
         n_fits = sum(p - window_start(p, window) + 1 >= min_history for p in rows)
-        total = n_fits + len(rows)
+        total = 2 * n_fits  # the warm-up dates are neither fitted nor rebalanced
         clock = time.perf_counter()
         self._fit_rolling(rolling, x, y, progress, n_fits, total)
         self._seconds = {"rolling fits": time.perf_counter() - clock}
@@ -323,14 +325,28 @@ class MaxDiversificationBacktest(BaseEstimator):
         failures: list[dict] = []
         dates, weights, turnover, cost, ex_ante = [], [], [], [], []
         for date in rolling.dates_:
+            warm_up = None
             if date not in index:
+                warm_up = rolling_failed.get(date, "no data")
+            else:
+                row = int(index.get_loc(date))
+                start = window_start(row, window)
+                block = y.iloc[start:row + 1]
+                if len(block) < min_history:
+                    warm_up = (f"too little history: {len(block)} rows < "
+                               f"min_history={min_history}")
+            if warm_up is not None:
+                # Before the first date with min_history rows nothing can be estimated, for
+                # any strategy: the backtest starts later. Said, never a failure to act on
+                # (a "raise" policy would otherwise stop at every warm-up).
+                if not dates:
+                    failures.extend({"date": date, "strategy": s, "reason": warm_up,
+                                     "action": "not a rebalance (warm-up)"}
+                                    for s in self.strategies_)
+                    continue
                 for s in self.strategies_:
-                    self._fail(failures, date, s, rolling_failed.get(date, "no data"),
-                               "no rebalance (no row of data)")
+                    self._fail(failures, date, s, warm_up, "no rebalance")
                 continue
-            row = int(index.get_loc(date))
-            start = window_start(row, window)
-            block = y.iloc[start:row + 1]
             dates.append(date)
             w_row, t_row, c_row, dr_row = {}, {}, {}, {}
             for s in self.strategies_:
@@ -362,7 +378,9 @@ class MaxDiversificationBacktest(BaseEstimator):
             if progress is not None:
                 progress(done, total)
         if not dates:
-            raise ValueError("backtest: no rebalancing date falls on a row of the data")
+            raise ValueError(f"backtest: no rebalancing date has min_history={min_history} "
+                             "rows of data up to it; give more data, an earlier "
+                             "min_history or later dates")
         for book in books.values():
             book.advance(len(index) - 1)
         self._collect(index, assets, dates, weights, turnover, cost, ex_ante, books,
@@ -372,9 +390,6 @@ class MaxDiversificationBacktest(BaseEstimator):
                 min_history, assets):
         """The weights to trade to at ``date`` and the covariance used, or ``(None, reason,
         covariance or None)``."""
-        if len(block) < min_history:  # the same dates for every strategy, equal weight too
-            return None, (f"too little history: {len(block)} rows < "
-                          f"min_history={min_history}"), None
         if strategy == "equal_weight":
             # 1/n over the assets with a complete window: a gap means the asset was not
             # investable then (not listed yet), and holding it would need a return we lack.
