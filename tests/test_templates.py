@@ -81,7 +81,8 @@ CUSTOMUI_NS = "http://schemas.microsoft.com/office/2009/07/customui"
 XLSM_MAIN = "application/vnd.ms-excel.sheet.macroEnabled.main+xml"
 XLSX_MAIN = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet.main+xml"
 RIBBON_PARTS = ("xl/vbaProject.bin", "customUI/customUI14.xml", "_rels/.rels")
-BUTTONS = ["Refit", "Cross-validate", "Optimise portfolio", "Clear outputs", "Help"]
+BUTTONS = ["Refit", "Cross-validate", "Optimise portfolio", "Backtest", "Clear outputs",
+           "Help"]
 SHEETS = ["Start", "Returns", "Factors", "Signs", "Prior", "Settings", "Results", "Portfolio",
           "Formulas", "xlwings.conf"]
 BOTH = pytest.mark.parametrize("template", [XLSX, XLSM], ids=["xlsx", "xlsm"])
@@ -310,7 +311,7 @@ def test_custom_ui_is_linked_and_every_action_is_a_sub(template, committed):
 
     text = _bas_text()
     for entry in ("refit_caller", "refit_cv_caller", "optimise_portfolio_caller",
-                  "clear_outputs_caller"):
+                  "backtest_caller", "clear_outputs_caller"):
         assert f'RunEntryPoint "{entry}"' in text and callable(getattr(ribbon, entry))
     assert "Application.Run RUN_PYTHON, \"import xl_factorlasso.ribbon as r; r.\"" in text
 
