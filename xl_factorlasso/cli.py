@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 import sys
 import time
 import warnings
@@ -150,6 +151,78 @@ def run_refit(args: argparse.Namespace) -> int:
     return 0
 
 
+#: How ``--scheduler`` is written: a Dask scheduler address (``distributed``'s protocols).
+_SCHEDULER = re.compile(
+    r"(?:tcp|tls|ws|wss|ucx)://(?:\[[0-9A-Fa-f:.]+\]|[^\s/:\[\]]+)(?::\d{1,5})?|inproc://\S+")
+
+
+def _scheduler_address(text: str) -> str:
+    """argparse type of ``--scheduler``: the address of a Dask scheduler, checked for its form
+    here (whether something answers there is the job's to find out)."""
+    if not _SCHEDULER.fullmatch(text.strip()):
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not a Dask scheduler address; expected tcp://host:port (e.g. "
+            "tcp://127.0.0.1:8786; also tls://, ws://, wss://, ucx://)")
+    return text.strip()
+
+
+def _n_jobs(text: str) -> int:
+    """argparse type of ``--n-jobs``: a whole number >= 1, or -1 (one block per core)."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1 and value != -1:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not a number of blocks; expected a whole number >= 1, or -1 "
+            "(one per core)")
+    return value
+
+
+def _stats_text(stats: pd.DataFrame) -> str:
+    """The backtest's statistics table, strategies down (gross and net rows)."""
+    frame = stats.copy()
+    if isinstance(frame.index, pd.MultiIndex):
+        frame.index = [" ".join(map(str, label)) for label in frame.index]
+    return frame.to_string(float_format=lambda v: f"{v:.4f}", na_rep="n/a")
+
+
+def run_backtest(args: argparse.Namespace) -> int:
+    """Walk-forward backtest of a workbook: computed in full, then one atomic save; progress
+    (dates done / total, elapsed, remaining) on stderr; Ctrl-C writes nothing."""
+    from ._progress import ProgressBar
+    from .workbook import XlsxFileIO, run_job
+
+    out = args.out or args.path
+    io = XlsxFileIO(args.path, out)
+    bar = None if args.quiet else ProgressBar(sys.stderr)
+    started = time.perf_counter()
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)
+            result = run_job(io, "backtest", pictures=not args.no_pictures, progress=bar,
+                             scheduler=args.scheduler, n_jobs=args.n_jobs)
+    except KeyboardInterrupt:
+        if bar is not None:
+            bar.close()
+        print("xl-factorlasso backtest: interrupted; nothing was written", file=sys.stderr)
+        return 130
+    finally:
+        if bar is not None:
+            bar.close()
+    print(result.summary)
+    stats = getattr(result.model, "stats_", None)
+    if isinstance(stats, pd.DataFrame) and not stats.empty:
+        print("\nStrategy statistics (annualised; net = after transaction costs)")
+        print(_stats_text(stats))
+    for warning in result.warnings:
+        print(f"warning: {warning}")
+    if result.skipped:
+        print(f"not written (name not defined): {', '.join(result.skipped)}")
+    print(f"done in {time.perf_counter() - started:.2f} s -> {os.path.abspath(out)}")
+    return 0
+
+
 def run_inspect(args: argparse.Namespace) -> int:
     from .workbook import XlsxFileIO
     from .workbook._inspect import inspect_workbook
@@ -272,6 +345,33 @@ def build_parser() -> argparse.ArgumentParser:
     refit.add_argument("--out", help="write to this file instead of PATH")
     refit.add_argument("--no-pictures", action="store_true", help="no heatmap/dendrogram")
     refit.set_defaults(func=run_refit)
+    backtest = sub.add_parser(
+        "backtest", help="walk-forward backtest of a workbook's portfolio (FL_ROLLING_SETTINGS)",
+        description="At every rebalancing date of FL_ROLLING_SETTINGS: refit the factor model "
+                    "on the data\nup to that date, re-optimise the maximum-diversification "
+                    "portfolio (with the\nportfolio inputs), and hold it to the next date; "
+                    "sample-covariance, EWMA and\nequal-weight portfolios alongside. Every date "
+                    "is computed before anything is\nwritten, then one atomic save; Ctrl-C "
+                    "writes nothing. Progress (dates done /\ntotal, elapsed, remaining) goes "
+                    "to stderr, the summary and statistics to stdout.",
+        epilog="examples:\n"
+               "  xl-factorlasso backtest book.xlsx\n"
+               "  xl-factorlasso backtest book.xlsx --n-jobs 2 --out result.xlsx\n"
+               "  xl-factorlasso backtest book.xlsx --scheduler tcp://127.0.0.1:8786",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    backtest.add_argument("path")
+    backtest.add_argument("--scheduler", metavar="ADDR", type=_scheduler_address,
+                          help="run the dates on this Dask scheduler (tcp://host:port) "
+                               "instead of FL_ROLLING_SETTINGS' scheduler")
+    backtest.add_argument("--n-jobs", metavar="K", type=_n_jobs,
+                          help="blocks of dates run in parallel (-1: one per core) instead of "
+                               "FL_ROLLING_SETTINGS' n_jobs")
+    backtest.add_argument("--out", help="write to this file instead of PATH")
+    backtest.add_argument("--no-pictures", action="store_true",
+                          help="no cumulative-return or loading-history pictures")
+    backtest.add_argument("--quiet", action="store_true", help="no progress bar")
+    backtest.set_defaults(func=run_backtest)
     insp = sub.add_parser("inspect", help="list the FL_* names of a workbook and check its inputs")
     insp.add_argument("path")
     insp.set_defaults(func=run_inspect)
