@@ -39,7 +39,8 @@ class Case:
 
     ``mutate`` edits the workbook at the path it is given (and may put files beside it);
     ``expect`` is text the error message must contain; ``args`` are extra ``refit`` options;
-    ``inspect`` says whether ``xl-factorlasso inspect`` must report the same message.
+    ``inspect`` says whether ``xl-factorlasso inspect`` must report the same message; ``job``
+    ``"backtest"`` runs that job (``run_job``, as a host does) instead of ``refit``.
     """
 
     id: str
@@ -47,6 +48,7 @@ class Case:
     expect: str
     args: tuple[str, ...] = ()
     inspect: bool = True
+    job: str = "refit"
 
 
 @dataclass
@@ -103,6 +105,11 @@ def name(nm: str, ref: str | None, local_sheet: int | None = None) -> Callable[[
             wb.worksheets[local_sheet].defined_names[nm] = DefinedName(nm, attr_text=ref)
 
     return _book(edit)
+
+
+def rolling(key: str, value) -> Callable[[Path], None]:
+    """Set (or add) a ``key | value`` row of FL_ROLLING_SETTINGS."""
+    return setting(key, value, "Rolling")
 
 
 def both(*mutations) -> Callable[[Path], None]:
@@ -399,6 +406,42 @@ CASES: list[Case] = [
     Case("declared-size bomb", declared_size_bomb, "would decompress to"),
     Case("an .xls named .xlsx", ole2(("Workbook",)), "Excel 97-2003"),
     Case("encrypted workbook", ole2(("EncryptedPackage", "EncryptionInfo")), "password-protected"),
+    # ---- FL_ROLLING_SETTINGS (the backtest job), one case per key family
+    *[Case(f"rolling {case_id}", mutation, expect, job="backtest")
+      for case_id, mutation, expect in [
+          ("unknown key", rolling("rebalence", "QE"), "FL_ROLLING_SETTINGS!A2: unknown setting"),
+          ("old frequency alias", rolling("rebalance", "M"),
+           "FL_ROLLING_SETTINGS!B2: rebalance: 'M' is not a rebalancing frequency"),
+          ("intraday frequency", rolling("rebalance", "5min"),
+           "FL_ROLLING_SETTINGS!B2: rebalance: '5min' is shorter than a day"),
+          ("window text", rolling("window", "rolling"),
+           "FL_ROLLING_SETTINGS!B2: window: 'rolling' is neither expanding nor a number"),
+          ("window of one row", rolling("window", 1),
+           "FL_ROLLING_SETTINGS!B2: window must be a whole number >= 2, got 1"),
+          ("min_history above the window", both(rolling("window", 52),
+                                                rolling("min_history", 104)),
+           "FL_ROLLING_SETTINGS!B3: min_history 104 is more than the window's 52 rows"),
+          ("min_history beyond the data", rolling("min_history", 1000),
+           "FL_ROLLING_SETTINGS!B2: min_history gives no rebalancing date with enough history"),
+          ("on_failure ignore", rolling("on_failure", "ignore"),
+           "FL_ROLLING_SETTINGS!B2: on_failure: 'ignore' is not one of previous, skip, stop"),
+          ("unknown benchmark", rolling("benchmarks", "sample, magic"),
+           "FL_ROLLING_SETTINGS!B2: benchmarks: 'magic' is not one of sample, ewma"),
+          ("ewma_span of one", rolling("ewma_span", 1),
+           "FL_ROLLING_SETTINGS!B2: ewma_span must be >= 2"),
+          ("negative cost", rolling("transaction_cost_bps", -5),
+           "FL_ROLLING_SETTINGS!B2: transaction_cost_bps must be >= 0, got -5"),
+          ("two cost sources", both(rolling("transaction_cost_bps", 10),
+                                    setting("transaction_costs", 0.001, "Portfolio")),
+           "FL_ROLLING_SETTINGS!B2: transaction_cost_bps and FL_PORTFOLIO_SETTINGS!B4 "
+           "transaction_costs both set the cost per unit traded"),
+          ("unknown history factor", rolling("history_factor", "Gold"),
+           "FL_ROLLING_SETTINGS!B2: history_factor 'Gold' is not a factor of FL_FACTORS"),
+          ("scheduler without a port", rolling("scheduler", "localhost"),
+           "FL_ROLLING_SETTINGS!B2: scheduler: 'localhost' is not a Dask scheduler address"),
+          ("n_jobs zero", rolling("n_jobs", 0),
+           "FL_ROLLING_SETTINGS!B2: n_jobs must be a whole number >= 1 or -1"),
+      ]],
 ]
 
 
@@ -415,6 +458,19 @@ def _run_cli(args: list[str]) -> tuple[int | None, str, str]:
     return status, out.getvalue(), err.getvalue()
 
 
+def _run_job(job: str, path: Path) -> tuple[int | None, str, str]:
+    """``run_job`` as a host calls it: a WorkbookInputError is the message (status 2)."""
+    from xl_factorlasso.workbook import WorkbookInputError, XlsxFileIO, run_job
+
+    try:
+        run_job(XlsxFileIO(path), job, pictures=False)
+    except WorkbookInputError as err:
+        return 2, "", str(err)
+    except BaseException as exc:  # noqa: BLE001 - an escaping exception is what we look for
+        return None, "", f"Traceback: {type(exc).__name__}: {exc}"
+    return 0, "", ""
+
+
 def _digest(path: Path) -> str | None:
     return hashlib.sha256(path.read_bytes()).hexdigest() if path.exists() else None
 
@@ -425,7 +481,10 @@ def run_case(case: Case, demo: Path, folder: Path) -> Outcome:
     shutil.copy(demo, path)
     case.mutate(path)
     before, listing = _digest(path), set(os.listdir(folder))
-    status, out, err = _run_cli(["refit", str(path), "--no-pictures", *case.args])
+    if case.job == "refit":
+        status, out, err = _run_cli(["refit", str(path), "--no-pictures", *case.args])
+    else:
+        status, out, err = _run_job(case.job, path)
     message = err.strip()
     details = []
     changed = _digest(path) != before

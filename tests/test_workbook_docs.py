@@ -11,4 +11,4 @@ def test_contract_doc_is_in_sync_with_the_code():
     start = doc.index("<!-- contract-table:start -->") + len("<!-- contract-table:start -->")
     end = doc.index("<!-- contract-table:end -->")
     assert doc[start:end].strip() == contract_markdown()
-    assert len(CONTRACT) == 26 and all(f"`{s.name}`" in doc for s in CONTRACT)
+    assert len(CONTRACT) == 34 and all(f"`{s.name}`" in doc for s in CONTRACT)

@@ -52,6 +52,17 @@ LAYOUT: dict[str, tuple[str, int, int]] = {
     # its own sheet, as FL_PRIOR (an assets x factors table grows down and across); the last
     # sheet, so that the sheets before it keep their places
     "FL_EXPOSURE_BUDGET": ("ExposureBudget", 1, 1),
+    # the walk-forward backtest (after the sheets above, which keep their places): its
+    # settings, then one sheet per history (each grows down with the dates and across with
+    # the assets); FL_BACKTEST under its statistics, its chart beside it
+    "FL_ROLLING_SETTINGS": ("Rolling", 1, 1),
+    "FL_BACKTEST_STATS": ("Backtest", 1, 1),
+    "FL_BACKTEST": ("Backtest", 12, 1),
+    "FL_WEIGHT_HISTORY": ("WeightHistory", 1, 1),
+    "FL_BETA_HISTORY": ("BetaHistory", 1, 1),
+    "FL_R2_HISTORY": ("R2History", 1, 1),
+    "FL_RESID_VOL_HISTORY": ("ResidVolHistory", 1, 1),
+    "FL_CLUSTER_HISTORY": ("ClusterHistory", 1, 1),
 }
 
 #: Input name -> the Excel table holding it; the name is defined as ``=<table>[#All]``.
@@ -69,6 +80,7 @@ TABLES: dict[str, str] = {
     "FL_CONSTRAINTS": "tblConstraints",
     "FL_PREV_WEIGHTS": "tblPrevWeights",
     "FL_ASSET_GROUPS": "tblAssetGroups",
+    "FL_ROLLING_SETTINGS": "tblRollingSettings",
 }
 # Light lines, no banding: the yellow input fills stay readable.
 _TABLE_STYLE = "TableStyleLight1"
@@ -100,6 +112,7 @@ def build_workbook(
     portfolio_settings: dict | None = None,
     constraints: list[str] | None = None,
     asset_groups: pd.DataFrame | None = None,
+    rolling_settings: dict | None = None,
     description: str = "",
     readable: bool = False,
     tables: bool = True,
@@ -139,6 +152,10 @@ def build_workbook(
             ["key", "value"],
             *[[k, v] for k, v in (portfolio_settings or {}).items()],
         ],
+        "FL_ROLLING_SETTINGS": [
+            ["key", "value"],
+            *[[k, v] for k, v in (rolling_settings or {}).items()],
+        ],
         "FL_CONSTRAINTS": [["constraint"], *[[c] for c in (constraints or [])]],
         "FL_PREV_WEIGHTS": [["asset", "weight"]],
         "FL_PRIOR_FACTOR": [["asset", "factor", "factor 2"]],
@@ -169,6 +186,14 @@ def build_workbook(
         "FL_PORTFOLIO_STATS": (16, 2),
         "FL_RISK": (n_factors + 3, 4),
         "FL_RISK_ASSETS": (n_assets + 1, 6),
+        # the backtest's tables grow down with the rebalancing dates (into blank cells)
+        "FL_BACKTEST_STATS": (9, 10),
+        "FL_BACKTEST": (2, 13),
+        "FL_WEIGHT_HISTORY": (2, n_assets + 1),
+        "FL_BETA_HISTORY": (2, 4),
+        "FL_R2_HISTORY": (2, n_assets + 1),
+        "FL_RESID_VOL_HISTORY": (2, n_assets + 1),
+        "FL_CLUSTER_HISTORY": (2, n_assets + 1),
     }
 
     wb = Workbook()
@@ -178,9 +203,9 @@ def build_workbook(
         "xl-factorlasso workbook",
         description,
         "Inputs (yellow): Returns, Factors, Signs, Prior, Settings, Portfolio, AssetGroups, "
-        "ExposureBudget.",
-        "Outputs (blue): Results, DerivedSigns, Diagnostics, CV, Risk and the right half of "
-        "Portfolio.",
+        "ExposureBudget, Rolling.",
+        "Outputs (blue): Results, DerivedSigns, Diagnostics, CV, Risk, the right half of "
+        "Portfolio, Backtest and the *History sheets.",
         "Run: the Factor LASSO ribbon tab, =FLASSO_* worksheet functions, or the command line:",
         "    xl-factorlasso refit THIS_FILE.xlsx [--cv] [--portfolio]",
         "Every range is a workbook name FL_*; `xl-factorlasso inspect THIS_FILE.xlsx` lists them "
@@ -216,6 +241,7 @@ def build_workbook(
             if name in (
                 "FL_SETTINGS",
                 "FL_PORTFOLIO_SETTINGS",
+                "FL_ROLLING_SETTINGS",
                 "FL_CONSTRAINTS",
                 "FL_GROUPS",
                 "FL_PREV_WEIGHTS",

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 __all__ = ["CONTRACT", "INPUTS", "OUTPUTS", "NameSpec", "JOBS", "spec"]
 
 #: The jobs a ribbon button or the CLI can run.
-JOBS = ("refit", "refit_cv", "optimise_portfolio", "clear_outputs")
+JOBS = ("refit", "refit_cv", "optimise_portfolio", "backtest", "clear_outputs")
 
 
 @dataclass(frozen=True)
@@ -46,7 +46,7 @@ CONTRACT: tuple[NameSpec, ...] = (
         "FL_RETURNS",
         "input",
         "panel",
-        ("refit", "refit_cv", "optimise_portfolio"),
+        ("refit", "refit_cv", "optimise_portfolio", "backtest"),
         "Asset returns: header row of asset names, first column dates, returns below; "
         "a blank cell is a missing return.",
     ),
@@ -54,7 +54,7 @@ CONTRACT: tuple[NameSpec, ...] = (
         "FL_FACTORS",
         "input",
         "panel",
-        ("refit", "refit_cv"),
+        ("refit", "refit_cv", "backtest"),
         "Factor returns on the same dates: header row of factor names, first column dates.",
     ),
     NameSpec(
@@ -139,6 +139,15 @@ CONTRACT: tuple[NameSpec, ...] = (
         (),
         "Current portfolio weights (asset, weight) for turnover and transaction costs.",
     ),
+    NameSpec(
+        "FL_ROLLING_SETTINGS",
+        "input",
+        "keyvalue",
+        (),
+        "Walk-forward backtest settings, one 'key | value' per row: rebalance, window, "
+        "min_history, on_failure, benchmarks, ewma_span, transaction_cost_bps, "
+        "history_factor, scheduler, n_jobs.",
+    ),
     # ---- outputs
     NameSpec("FL_COEF", "output", "table", (), "Fitted loadings, assets x factors."),
     NameSpec(
@@ -201,12 +210,47 @@ CONTRACT: tuple[NameSpec, ...] = (
         "with the factor covariance also its systematic and specific parts.",
     ),
     NameSpec(
+        "FL_BETA_HISTORY",
+        "output",
+        "table",
+        (),
+        "Every loading at every rebalancing date, one row each: date | asset | factor | beta "
+        "(zeros included, so a PivotTable of it is complete).",
+    ),
+    NameSpec("FL_R2_HISTORY", "output", "table", (),
+             "In-sample R^2 of each asset (across) at each rebalancing date (down)."),
+    NameSpec("FL_RESID_VOL_HISTORY", "output", "table", (),
+             "Residual volatility of each asset (across, annualised as FL_RESID_VOL) at each "
+             "rebalancing date (down)."),
+    NameSpec("FL_CLUSTER_HISTORY", "output", "table", (),
+             "Cluster label of each asset at each rebalancing date (cluster and group models; "
+             "labels kept stable from date to date)."),
+    NameSpec("FL_WEIGHT_HISTORY", "output", "table", (),
+             "Weights of the factor strategy held after trading at each rebalancing date "
+             "(assets across)."),
+    NameSpec(
+        "FL_BACKTEST",
+        "output",
+        "table",
+        (),
+        "Walk-forward backtest, one row per date after the first rebalancing: each "
+        "strategy's return net of costs, its cumulative return and its drawdown.",
+    ),
+    NameSpec(
+        "FL_BACKTEST_STATS",
+        "output",
+        "table",
+        (),
+        "Per strategy, gross and net of costs: annualised mean, volatility, Sharpe, Sortino, "
+        "max drawdown, Calmar, average turnover, total costs.",
+    ),
+    NameSpec(
         "FL_STATUS",
         "output",
         "table",
         (),
-        "Last run: one column per step (refit, refit_cv, optimise_portfolio) with its time, "
-        "model, lambda, scores, solver, inputs digest and message.",
+        "Last run: one column per step (refit, refit_cv, optimise_portfolio, backtest) with "
+        "its time, model, lambda, scores, solver, inputs digest, failures and message.",
     ),
 )
 

@@ -4,7 +4,8 @@ It runs the checks of every job and reports all of them, never stopping at the f
 that exist but are unusable, missing required names, whether the file can be written, outputs
 overlapping inputs or each other, each input on its own, the inputs against each other, the
 refit and the portfolio computed exactly as the jobs compute them (so a failed solve or
-infeasible constraints show here too), and the room every output table needs. Nothing is
+infeasible constraints show here too), the backtest's checks up to its fits, and the room every
+output table needs. Nothing is
 written.
 """
 
@@ -12,6 +13,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from ._backtest import BACKTEST_INPUTS, compute_backtest
 from ._compute import (
     FIT_INPUTS,
     PORTFOLIO_INPUTS,
@@ -26,6 +28,7 @@ from ._growth import adjoining_inputs
 from ._io import Area, WorkbookIO
 from ._layout import layout_problems, name_problem, plan_writes
 from ._portfolio import read_portfolio_settings
+from ._rolling_settings import read_rolling_settings
 from ._settings import read_fit_settings
 from ._tables import Block, parse_list, parse_matrix, parse_panel, parse_series, parse_sign
 
@@ -78,6 +81,7 @@ def _parsers():
         "FL_PRIOR_FACTOR": parse_prior_factors,
         "FL_EXCLUDED": parse_excluded,
         "FL_EXPOSURE_BUDGET": parse_matrix,
+        "FL_ROLLING_SETTINGS": read_rolling_settings,
     }
 
 
@@ -149,6 +153,14 @@ def inspect_workbook(io: WorkbookIO) -> InspectReport:
         if result is not None:
             tables += [t for t in result.outputs if t.name != "FL_STATUS"]
             report.notes.append("portfolio optimised as the job does")
+    wants_backtest = "FL_ROLLING_SETTINGS" in report.found or any(
+        n in report.found for n in ("FL_BACKTEST", "FL_BETA_HISTORY"))
+    if wants_backtest and fit_ready and not broken & set(BACKTEST_INPUTS):
+        # Every check before the fits (settings, inputs, table sizes); the fits are not run.
+        if _run(report, compute_backtest, blocks, check_only=True,
+                defined=set(report.found)):
+            report.notes.append("backtest inputs checked as the job checks them (its fits "
+                                "not run)")
     if tables:
         _plan, _skipped, problems = plan_writes(io, tables, raise_first=False)
         for problem in problems:

@@ -11,7 +11,7 @@ import math
 
 from ._results import JobResult, Picture
 
-__all__ = ["PICTURES", "portfolio_pictures", "refit_pictures"]
+__all__ = ["PICTURES", "backtest_pictures", "portfolio_pictures", "refit_pictures"]
 
 #: Picture name -> the output it is placed with (``clear_outputs`` removes it from that sheet).
 PICTURES = {
@@ -21,6 +21,8 @@ PICTURES = {
     "FL_RISK_SPLIT": "FL_RESID_VOL",
     "FL_WEIGHTS_CHART": "FL_WEIGHTS",
     "FL_RISK_CHART": "FL_RISK",
+    "FL_BACKTEST_CHART": "FL_BACKTEST",
+    "FL_BETA_HISTORY_CHART": "FL_BETA_HISTORY",
 }
 ROW_PX = 20  # Excel's default row height (15 pt)
 
@@ -68,3 +70,14 @@ def portfolio_pictures(result: JobResult, weights, lower, upper, attribution) ->
               lambda: risk_attribution_png(attribution.factors["contribution"],
                                            attribution.assets["specific"]),
               below=True)
+
+
+def backtest_pictures(result: JobResult, betas, factor: str, backtest) -> None:
+    """The chosen factor's loadings through time beside FL_BETA_HISTORY and, with a
+    backtest (``(cumulative, drawdown)`` of the strategies' net returns), their growth and
+    drawdown beside FL_BACKTEST."""
+    from ._plots import backtest_png, loading_history_png
+
+    _draw(result, "FL_BETA_HISTORY_CHART", lambda: loading_history_png(betas, factor))
+    if backtest is not None:
+        _draw(result, "FL_BACKTEST_CHART", lambda: backtest_png(*backtest))

@@ -16,6 +16,7 @@ Several steps (``refit --cv --portfolio``) are computed first and written in tha
 
 from __future__ import annotations
 
+from ._backtest import BACKTEST_INPUTS, compute_backtest
 from ._compute import (
     FIT_INPUTS,
     PORTFOLIO_INPUTS,
@@ -40,7 +41,9 @@ __all__ = [
     "PORTFOLIO_INPUTS",
     "Picture",
     "apply_result",
+    "backtest",
     "clear_outputs",
+    "compute_backtest",
     "compute_jobs",
     "compute_portfolio",
     "compute_refit",
@@ -161,6 +164,34 @@ def optimise_portfolio(io: WorkbookIO, *, pictures: bool = True) -> JobResult:
     return run_jobs(io, ["optimise_portfolio"], pictures=pictures)
 
 
+def backtest(io: WorkbookIO, *, pictures: bool = True, progress=None, scheduler=None,
+             n_jobs=None) -> JobResult:
+    """Re-estimate the factor model at every rebalancing date and backtest the
+    maximum-diversification portfolio on it, walk-forward; write the histories, the
+    backtest, its statistics and FL_STATUS in one save.
+
+    Parameters
+    ----------
+    io : WorkbookIO
+    pictures : bool, default True
+    progress : callable, optional
+        ``progress(done, total)`` as dates are fitted; an exception it raises stops the job
+        before anything is written (how a host cancels).
+    scheduler : str or dask.distributed.Client, optional
+        Overrides FL_ROLLING_SETTINGS' ``scheduler`` when not None.
+    n_jobs : int, optional
+        Overrides FL_ROLLING_SETTINGS' ``n_jobs`` when not None.
+    """
+    check_writable(io)
+    blocks = read_blocks(io, BACKTEST_INPUTS, ("FL_RETURNS", "FL_FACTORS"))
+    result = compute_backtest(blocks, pictures=pictures, progress=progress,
+                              scheduler=scheduler, n_jobs=n_jobs, defined=set(io.names()))
+    for found in adjoining_inputs(io):
+        if found.name in BACKTEST_INPUTS:
+            add_warning(result, f"{found.name}: {found.message}")
+    return apply_result(io, result)
+
+
 def clear_outputs(io: WorkbookIO) -> JobResult:
     """Clear the contents of every output name (formats stay) and remove our pictures.
 
@@ -196,6 +227,7 @@ JOB_FUNCTIONS = {
     "refit": refit,
     "refit_cv": refit_cv,
     "optimise_portfolio": optimise_portfolio,
+    "backtest": backtest,
     "clear_outputs": clear_outputs,
 }
 

@@ -14,10 +14,11 @@ __all__ = ["COLUMN_FORMATS", "ROW_FORMATS", "apply_formats"]
 
 PERCENT1, PERCENT2, PERCENT3 = "0.0%", "0.00%", "0.000%"
 SCIENTIFIC = "0.000E+00"
+DATE = "yyyy-mm-dd"
 
 #: Output -> format of its data columns: one code for every column after the labels, or a list
 #: with one code per column after the labels (the last one repeats).
-COLUMN_FORMATS: dict[str, str | list[str]] = {
+COLUMN_FORMATS: dict[str, str | list[str | None]] = {
     "FL_COEF": "0.000",
     "FL_DERIVED_SIGNS": "0",
     "FL_PRIOR_USED": "0.000",
@@ -29,6 +30,16 @@ COLUMN_FORMATS: dict[str, str | list[str]] = {
     "FL_WEIGHTS": PERCENT2,
     "FL_RISK": ["0.000", PERCENT2, PERCENT1],
     "FL_RISK_ASSETS": [PERCENT2, PERCENT2, PERCENT1, PERCENT2],
+    # the histories: dates down (formatted below); FL_BETA_HISTORY's asset and factor are text
+    "FL_BETA_HISTORY": [None, None, "0.000"],
+    "FL_R2_HISTORY": PERCENT1,
+    "FL_RESID_VOL_HISTORY": PERCENT2,
+    "FL_CLUSTER_HISTORY": "0",
+    "FL_WEIGHT_HISTORY": PERCENT2,
+    "FL_BACKTEST": PERCENT2,
+    # strategy | gross/net | mean, vol, Sharpe, Sortino, max drawdown, Calmar, turnover, costs
+    "FL_BACKTEST_STATS": [None, PERCENT2, PERCENT2, "0.00", "0.00", PERCENT2, "0.00", PERCENT1,
+                          PERCENT3],
 }
 #: Item tables (``item | value ...``): format of the values of each item's row.
 ROW_FORMATS: dict[str, dict[str, str]] = {
@@ -54,8 +65,11 @@ ROW_FORMATS: dict[str, dict[str, str]] = {
         "cv_best_score": PERCENT1,
     },
 }
-#: Label columns formatted apart from the data (FL_CV's first column is the penalty).
-LABEL_FORMATS = {"FL_CV": SCIENTIFIC}
+#: Label columns formatted apart from the data (FL_CV's first column is the penalty; the
+#: histories' and the backtest's are dates).
+LABEL_FORMATS = {"FL_CV": SCIENTIFIC, "FL_BETA_HISTORY": DATE, "FL_R2_HISTORY": DATE,
+                 "FL_RESID_VOL_HISTORY": DATE, "FL_CLUSTER_HISTORY": DATE,
+                 "FL_WEIGHT_HISTORY": DATE, "FL_BACKTEST": DATE}
 MAX_WIDTH = 40.0  # characters: a long label is cut in the cell rather than pushing tables away
 
 

@@ -19,10 +19,13 @@ function                       picture
 :func:`weights_png`            invested weights as bars, bounds marked
 :func:`risk_split_png`         volatility per asset: systematic vs residual
 :func:`risk_attribution_png`   contributions to portfolio volatility per factor + specific
+:func:`backtest_png`           strategies' cumulative return and drawdown through time
+:func:`loading_history_png`    one factor's loadings through time (lines or a heatmap)
 =============================  =====================================================
 """
 
 from ._base import LABEL_CHARS, Png, png_size, short_label
+from ._history import backtest_png, loading_history_png
 from ._model import (
     coefficient_heatmap,
     cv_curve_from_model,
@@ -35,11 +38,13 @@ from ._portfolio import risk_attribution_png, risk_split_png, weights_png
 __all__ = [
     "LABEL_CHARS",
     "Png",
+    "backtest_png",
     "coefficient_heatmap",
     "cv_curve_from_model",
     "cv_curve_png",
     "dendrogram_layout",
     "dendrogram_png",
+    "loading_history_png",
     "png_size",
     "risk_attribution_png",
     "risk_split_png",
