@@ -135,8 +135,12 @@ def test_one_rolling_fit_serves_every_factor(R, F, monkeypatch):
     (("Equities",), "#FLASSO! factor: 'Equities' is not a factor of factors; the factors are "
                     "Equity, Rates, Credit, USD, Commodities, Inflation"),
     ((None,), "#FLASSO! factor: give the name of a factor (a header of factors)"),
-    (("Equity", "monthly"), "#FLASSO! rebalance: 'monthly' is not a pandas frequency (e.g. "
-                            "'W-FRI', 'ME', 'QE') nor a list of dates"),
+    (("Equity", "monthly"), "#FLASSO! rebalance: 'monthly' is not a rebalancing frequency; "
+                            "write a pandas frequency such as W-FRI (weekly, Fridays), ME "
+                            "(month end), QE (quarter end) or YE (year end)"),
+    (("Equity", "M"), "#FLASSO! rebalance: 'M' is not a rebalancing frequency; "
+                      "write a pandas frequency such as W-FRI (weekly, Fridays), ME "
+                      "(month end), QE (quarter end) or YE (year end)"),  # deprecated alias
     (("Equity", [["2021-06-30"], ["30/06/2022"]]),
      "#FLASSO! rebalance: row 2, column 1: '30/06/2022' is not a date: the day/month order of "
      "such text depends on the locale (01/02/2020: 1 February or 2 January?); type it as a "
@@ -145,21 +149,25 @@ def test_one_rolling_fit_serves_every_factor(R, F, monkeypatch):
     (("Equity", [[dt.datetime(1990, 1, 31)]]),
      "#FLASSO! rebalance: no rebalancing date could be fitted (first: 1990-01-31: no data at "
      "or before 1990-01-31 (the data start on 2019-01-04))"),
-    (("Equity", "QE", "abc"), "#FLASSO! window: must be 'expanding' or a whole number of rows "
-                              ">= 1, got 'abc'"),
-    (("Equity", "QE", 52.5), "#FLASSO! window: must be 'expanding' or a whole number of rows "
-                             ">= 1, got 52.5"),
-    (("Equity", "QE", None, 0), "#FLASSO! min_history: must be a whole number of rows >= 1, "
-                                "got 0"),
+    (("Equity", "QE", "abc"), "#FLASSO! window: 'abc' is neither expanding nor a number of "
+                              "rows"),
+    (("Equity", "QE", 52.5), "#FLASSO! window: must be a whole number >= 2, got 52.5"),
+    (("Equity", "QE", None, 0), "#FLASSO! min_history: must be a whole number >= 2 (or none), got 0"),
+    (("Equity", "QE", 52, 104), "#FLASSO! min_history: 104 is more than the window's 52 rows: "
+                                "no date could be fitted; lower it or widen the window"),
     (("Equity", "QE", None, 1000), "#FLASSO! min_history: no rebalancing date could be "
                                    "fitted (first: 2019-03-29: too little history: 13 rows < "
                                    "min_history=1000)"),
     (("Equity", "QE", 1000), "#FLASSO! window: no rebalancing date could be fitted (first: "
                              "2019-03-29: too little history: 13 rows < min_history=1000)"),
+    (("Equity", "QE", "Expanding", 104.0), None),  # the sheet's spelling and Excel's numbers
     (("Equity", "QE", None, None, -1.0), "#FLASSO! reg_lambda:"),
 ])
 def test_problems_name_the_argument(R, F, args, message):
     out = udfs.FLASSO_BETA_HISTORY(R, F, *args)
+    if message is None:
+        assert not isinstance(out, str) and out[0][0] == "date", out
+        return
     assert isinstance(out, str) and out.startswith(message), out
     if not message.endswith(":"):
         assert out == message

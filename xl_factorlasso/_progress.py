@@ -69,25 +69,25 @@ class ProgressBar:
     stream : file-like, optional
         Default ``sys.stderr`` (stdout keeps the job's results).
     label : str, default "dates"
-    clock : callable, default ``time.monotonic``
-        Seconds; the job's start is the time of construction.
+    clock : callable, optional
+        Seconds (default ``time.monotonic``); the job's start is the time of construction.
     min_interval : float, default 0.1
     tty : bool, optional
         Whether ``stream`` is a terminal (default: ``stream.isatty()``).
     """
 
     def __init__(self, stream: TextIO | None = None, *, label: str = "dates",
-                 clock: Callable[[], float] = time.monotonic,
+                 clock: Callable[[], float] | None = None,
                  min_interval: float = MIN_INTERVAL, tty: bool | None = None):
         self.stream = sys.stderr if stream is None else stream
         self.label = label
-        self.clock = clock
+        self.clock = time.monotonic if clock is None else clock
         self.min_interval = min_interval
         if tty is None:
             isatty = getattr(self.stream, "isatty", None)
             tty = bool(isatty()) if callable(isatty) else False
         self.tty = tty
-        self.start = clock()
+        self.start = self.clock()
         self._shown: float | None = None  # clock of the last line written
         self._width = 0  # length of the line on screen (terminal), to blank what is left
         self._open = False  # a terminal line without its newline yet
@@ -132,13 +132,13 @@ class StatusBarProgress:
     """
 
     def __init__(self, app, *, label: str = "dates",
-                 clock: Callable[[], float] = time.monotonic,
+                 clock: Callable[[], float] | None = None,
                  min_interval: float = MIN_INTERVAL):
         self.app = app
         self.label = label
-        self.clock = clock
+        self.clock = time.monotonic if clock is None else clock
         self.min_interval = min_interval
-        self.start = clock()
+        self.start = self.clock()
         self._shown: float | None = None
 
     def _set(self, value) -> None:

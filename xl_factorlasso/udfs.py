@@ -84,6 +84,7 @@ from .workbook._portfolio import (
     with_annualization,
 )
 from .workbook._prices import read_method, returns_from_prices
+from .workbook._rolling_settings import ROLLING_KEYS
 from .workbook._settings import (
     CV_KEYS,
     MODEL_KEYS,
@@ -188,9 +189,9 @@ DOCS = {
                  "the default; W-FRI, QE) or a range of dates. Each date is refitted on the "
                  "data up to it only.",
     "window": "Optional expanding (default: every row up to the date) or a number of rows "
-              "(the last rows only).",
-    "min_history": "Optional fewest rows a date's window must have (default: window, or 1 "
-                   "when expanding); earlier dates are left out.",
+              ">= 2 (the last rows only).",
+    "min_history": "Optional fewest rows (>= 2) a date's window must have (default: window, "
+                   "or 1 when expanding); earlier dates are left out.",
     "span_gaps": "Optional TRUE: the first price after a missing one gives the return since "
                  "the last price; FALSE (default): its return is missing too.",
 }
@@ -1179,8 +1180,8 @@ def _rebalance_value(values):
         text = cells[0][2].strip()
         try:
             label, _kind = cell_date(text)
-        except ValueError:
-            return text  # a frequency; the rolling model names it if pandas does not know it
+        except ValueError:  # a frequency, by FL_ROLLING_SETTINGS' rule for rebalance
+            return _setting_argument("rebalance", text, ROLLING_KEYS, "rebalance")
         return [label]
     dates = []
     for i, j, v in cells:
@@ -1193,23 +1194,13 @@ def _rebalance_value(values):
     return dates
 
 
-def _whole_or_text(name: str, value, default):
-    """A cell for ``window`` / ``min_history``: a whole number as int (Excel gives floats),
-    anything else unchanged for the rolling model to accept or refuse, naming the argument."""
+def _rolling_argument(name: str, value, default):
+    """``window`` / ``min_history``: FL_ROLLING_SETTINGS' rule for that key (one answer with
+    the Backtest job), the message naming the argument."""
     if _omitted(value):
         return default
-    v = _scalar(name, value)
-    if isinstance(v, str):
-        t = v.strip()
-        if t.lower() == "expanding":
-            return "expanding"
-        try:
-            v = text_number(t)
-        except ValueError:
-            return t  # refused by the rolling model with its rule, naming the argument
-    if isinstance(v, (float, np.floating)) and math.isfinite(v) and float(v).is_integer():
-        return int(v)
-    return v
+    value = _setting_argument(name, value, ROLLING_KEYS, name)
+    return value if value is None or isinstance(value, str) else int(value)
 
 
 def _history_failure(rolling, window, min_history) -> WorkbookInputError:
@@ -1244,11 +1235,14 @@ def _beta_history(returns, factors, rebalance, window, min_history, reg_lambda, 
     dates = _calendar(x.index)
     labels = dict(zip(dates, x.index, strict=True))
     x, y = x.set_axis(dates, axis=0), y.set_axis(dates, axis=0)
+    rows = _rolling_argument("window", window, "expanding")
+    low = _rolling_argument("min_history", min_history, None)
+    if low is not None and rows != "expanding" and low > rows:  # FL_ROLLING_SETTINGS' rule
+        raise _arg_error("min_history", f"{low} is more than the window's {rows} rows: no date "
+                                        "could be fitted; lower it or widen the window")
     rolling = RollingLassoModel(
-        LassoModel(**inputs.params), rebalance=_rebalance_value(rebalance),
-        window=_whole_or_text("window", window, "expanding"),
-        min_history=_whole_or_text("min_history", min_history, None),
-        annualization_factor=inputs.annualization_factor)
+        LassoModel(**inputs.params), rebalance=_rebalance_value(rebalance), window=rows,
+        min_history=low, annualization_factor=inputs.annualization_factor)
     sources = {**_fit_sources(inputs), "rebalance": "rebalance", "window": "window",
                "min_history": "min_history"}
     try:
