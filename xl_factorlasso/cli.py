@@ -473,6 +473,9 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         return int(args.func(args))
+    except KeyboardInterrupt:  # Ctrl-C: the shell's convention, without a traceback
+        print("xl-factorlasso: interrupted", file=sys.stderr)
+        return 130
     except (ValueError, RuntimeError, OSError) as err:  # a clear message, never a traceback
         print(f"xl-factorlasso: error: {err}", file=sys.stderr)
         return 2
