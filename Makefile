@@ -1,6 +1,7 @@
 # Two commands a new user needs: `make demo` and `make test`. Both build .venv on first use;
-# the demo installs only the package and what it runs on, the tests add the dev, bench and
-# server extras. Each set has its own stamp, so either command works first on a fresh machine.
+# the demo installs only the package and what it runs on, the tests add the dev, bench,
+# server and dask extras. Each set has its own stamp, so either command works first on a
+# fresh machine.
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
@@ -20,7 +21,7 @@ $(RUNTIME_STAMP): pyproject.toml setup.py | $(BIN)/python
 
 # the extras include the runtime, so the demo's stamp is brought up to date too
 $(TEST_STAMP): pyproject.toml setup.py | $(BIN)/python
-	$(BIN)/python -m pip install --quiet -e ".[dev,bench,server]"
+	$(BIN)/python -m pip install --quiet -e ".[dev,bench,server,dask]"
 	touch $@ $(RUNTIME_STAMP)
 
 setup: $(TEST_STAMP)

@@ -238,3 +238,30 @@ def test_demo_scale_is_weekly_returns(demo):
 def test_docstring_examples():
     result = doctest.testmod(_synthetic, optionflags=doctest.NORMALIZE_WHITESPACE)
     assert result.attempted >= 4 and result.failed == 0
+
+
+def test_a_longer_demo_panel_for_walk_forward_backtests(demo):
+    long = load_demo_panel(520)
+    assert long.shape == (520, 6, 24)
+    assert long.x.index[-1] == demo.x.index[-1] == pd.Timestamp("2023-12-22")
+    assert long.x.index[0] == pd.Timestamp("2014-01-10")
+    assert (np.diff(long.x.index.to_numpy()) == np.timedelta64(7, "D")).all()
+    for part in ("coef", "signs", "prior", "clusters", "factor_cov", "noise_var"):
+        a, b = getattr(long, part), getattr(demo, part)
+        (pd.testing.assert_series_equal if isinstance(a, pd.Series)
+         else pd.testing.assert_frame_equal)(a, b)
+    assert "520 weekly returns" in long.description
+    pd.testing.assert_frame_equal(long.y, load_demo_panel(520).y)  # deterministic
+    assert not np.allclose(long.y.iloc[-260:].to_numpy(), demo.y.to_numpy())  # another draw
+    # twice the data: OLS on the true factors lands closer to the true loadings
+    def ols_error(panel):
+        x1 = np.column_stack([np.ones(len(panel.x)), panel.x.to_numpy()])
+        b = np.linalg.lstsq(x1, panel.y.to_numpy(), rcond=None)[0][1:].T
+        return np.linalg.norm(b - panel.coef.to_numpy())
+    assert ols_error(long) < ols_error(demo)
+
+
+@pytest.mark.parametrize("n_weeks", [51, 0, 260.0, True, "520"])
+def test_demo_panel_length_is_a_whole_number_of_at_least_a_year(n_weeks):
+    with pytest.raises(ValueError, match=r"n_weeks must be a whole number >= 52, got "):
+        load_demo_panel(n_weeks)

@@ -519,3 +519,133 @@ def test_the_documented_settings_tables_list_every_key_and_rule():
             if rule is not None and rule != "a finite number":
                 assert rule in table[key], (key, rule, table[key])
     assert sorted(udfs.SETTINGS_KEYS["fit"]) == sorted(fit)
+
+
+# --------------------------------------------------------------------------- FL_ROLLING_SETTINGS
+VALID_ROLLING = {
+    "rebalance": st.sampled_from(["ME", "me", "QE", " qe ", "W-FRI", "w-fri", "YE", "2ME",
+                                  "BME", "D", "W"]),
+    "window": st.one_of(st.sampled_from(["expanding", " Expanding "]), whole(104, 520)),
+    "min_history": st.one_of(whole(2, 104), NONE),
+    "on_failure": st.sampled_from(["previous", "skip", "stop", " Stop ", "PREVIOUS"]),
+    "benchmarks": st.sampled_from(["sample", "sample, ewma", "equal_weight; ewma; sample",
+                                   " EWMA ", "none", "off"]),
+    "ewma_span": st.one_of(number(2, 1e4), NONE),
+    "transaction_cost_bps": number(0, 1e4),
+    "history_factor": st.sampled_from(["Equity", " Rates ", "USD"]),
+    "scheduler": st.one_of(NONE, st.sampled_from(["tcp://10.0.0.5:8786",
+                                                  " tls://scheduler.local:8786 "])),
+    "n_jobs": st.one_of(whole(1, 64), st.sampled_from([-1, "-1"]), NONE),
+}
+INVALID_ROLLING = {
+    "rebalance": ["M", "Q", "A", "monthly", "5min", "h", "0ME", "-1ME", 12, True, *BAD_ANY],
+    "window": ["rolling", 1, 0, -5, 2.5, "1", True, *BAD_ANY],
+    "min_history": [1, 0, -1, 2.5, True, *BAD_ANY],
+    "on_failure": ["raise", "ignore", 1, *BAD_ANY],
+    "benchmarks": ["magic", "sample, sample", "sample,,ewma", "sample;", 1, True,
+                   FormulaNoValue("B1"), ExcelError("#N/A")],
+    "ewma_span": [1, 0, -2, "1.5", *BAD_ANY],
+    "transaction_cost_bps": [-1, "-0.5", "none", True, *BAD_ANY],
+    "history_factor": [3, True, FormulaNoValue("B1"), ExcelError("#N/A")],
+    "scheduler": ["localhost", "tcp://host", "http://h:8786", "tcp://h:port", 8786, True,
+                  FormulaNoValue("B1"), ExcelError("#N/A")],
+    "n_jobs": [0, -2, 2.5, "many", True, *BAD_ANY],
+}
+
+
+def rolling_block(pairs):
+    from xl_factorlasso.workbook._rolling_settings import read_rolling_settings
+    from xl_factorlasso.workbook._tables import Block
+
+    return read_rolling_settings(Block.of("FL_ROLLING_SETTINGS",
+                                          [["key", "value"], *[list(p) for p in pairs]], 1, 1))
+
+
+def test_the_rolling_strategies_cover_every_key():
+    from xl_factorlasso.workbook._rolling_settings import ROLLING_KEYS
+
+    assert set(VALID_ROLLING) == set(ROLLING_KEYS) == set(INVALID_ROLLING)
+
+
+@PROPS
+@given(st.lists(st.sampled_from(sorted(VALID_ROLLING)), unique=True).flatmap(
+    lambda keys: st.tuples(*[st.tuples(st.just(k), VALID_ROLLING[k]) for k in keys])))
+def test_valid_rolling_settings_parse_to_what_the_core_accepts(pairs):
+    from xl_factorlasso.core.rolling import RollingLassoModel, rebalance_positions
+
+    rs = rolling_block(pairs)  # min_history <= 104 <= an integer window: never contradictory
+    model = RollingLassoModel(**rs.rolling, n_jobs=rs.n_jobs)
+    model._checked()  # the rolling model's own parameter checks
+    index = pd.date_range("2020-01-03", periods=60, freq="W-FRI")
+    assert rebalance_positions(index, rs.rolling["rebalance"])
+    assert set(rs.benchmarks) <= {"sample", "ewma", "equal_weight"}
+    assert rs.transaction_cost_bps is None or rs.transaction_cost_bps >= 0
+    for key, value in pairs:
+        if key == "history_factor":
+            assert rs.history_factor == value.strip()
+        if key == "on_failure":
+            assert rs.rolling["on_failure"] == {"previous": "previous", "skip": "skip",
+                                                "stop": "raise"}[value.strip().lower()]
+
+
+@PROPS
+@given(st.sampled_from(sorted(INVALID_ROLLING)).flatmap(
+    lambda k: st.tuples(st.just(k), st.sampled_from(INVALID_ROLLING[k]))),
+    st.lists(st.sampled_from(sorted(VALID_ROLLING)), unique=True, max_size=5).flatmap(
+    lambda keys: st.tuples(*[st.tuples(st.just(k), VALID_ROLLING[k]) for k in keys])),
+    st.integers(0, 5))
+def test_an_invalid_rolling_value_is_refused_naming_exactly_its_cell(bad, others, at):
+    pairs = [p for p in others if p[0] != bad[0]]
+    at = min(at, len(pairs))
+    pairs.insert(at, bad)
+    with pytest.raises(WorkbookInputError) as info:
+        rolling_block(pairs)
+    assert str(info.value).startswith(f"FL_ROLLING_SETTINGS!B{at + 2}: {bad[0]}")
+
+
+@pytest.mark.parametrize("key, value, message", [
+    ("rebalance", "M", "rebalance: 'M' is not a rebalancing frequency; write a pandas frequency "
+                       "such as W-FRI (weekly, Fridays), ME (month end), QE (quarter end) or YE "
+                       "(year end)"),
+    ("rebalance", "-1ME", "rebalance: '-1ME' does not move forward in time; write a pandas "
+                          "frequency such as W-FRI (weekly, Fridays), ME (month end), QE "
+                          "(quarter end) or YE (year end)"),
+    ("window", 1, "window must be a whole number >= 2, got 1"),
+    ("window", "rolling", "window: 'rolling' is neither expanding nor a number of rows"),
+    ("min_history", 1, "min_history must be a whole number >= 2 (or none), got 1"),
+    ("on_failure", "raise", "on_failure: 'raise' is not one of previous, skip, stop"),
+    ("benchmarks", "sample, sample", "benchmarks: 'sample' is named twice"),
+    ("benchmarks", "magic", "benchmarks: 'magic' is not one of sample, ewma, equal_weight "
+                            "(or none)"),
+    ("ewma_span", 1, f"ewma_span must be >= 2 (or none), got 1 {SPAN}"),
+    ("transaction_cost_bps", -1, "transaction_cost_bps must be >= 0, got -1"),
+    ("history_factor", 3, "history_factor: 3 is not a factor name"),
+    ("scheduler", "localhost", "scheduler: 'localhost' is not a Dask scheduler address such as "
+                               "tcp://10.0.0.5:8786 (or none)"),
+    ("n_jobs", 0, "n_jobs must be a whole number >= 1 or -1 (or none), got 0"),
+])
+def test_each_rolling_rule_names_its_cell(key, value, message):
+    with pytest.raises(WorkbookInputError) as info:
+        rolling_block([("rebalance", "QE"), ("benchmarks", "none"), (key, value)]
+                      if key not in ("rebalance", "benchmarks") else
+                      [("window", "expanding"), ("on_failure", "skip"), (key, value)])
+    assert str(info.value) == f"FL_ROLLING_SETTINGS!B4: {message}"
+
+
+def test_min_history_beyond_an_integer_window_names_both_cells():
+    with pytest.raises(WorkbookInputError) as info:
+        rolling_block([("window", 52), ("min_history", 104)])
+    assert str(info.value) == (
+        "FL_ROLLING_SETTINGS!B3: min_history 104 is more than the window's 52 rows "
+        "(FL_ROLLING_SETTINGS!B2): no date could be fitted; lower it or widen the window")
+
+
+def test_the_documented_rolling_settings_table_lists_every_key_and_rule():
+    from xl_factorlasso.workbook._rolling_settings import ROLLING_KEYS
+
+    table = _doc_table("rolling-settings-table")
+    assert list(table) == list(ROLLING_KEYS)
+    for key, parse in ROLLING_KEYS.items():
+        rule = getattr(parse, "rule", None)
+        if rule is not None:
+            assert rule in table[key], (key, rule, table[key])

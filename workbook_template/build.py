@@ -191,6 +191,32 @@ PORTFOLIO_SETTINGS = [
      None),
 ]
 CONSTRAINTS = ["EQ <= 0.40", "GOV >= 0.20"]
+# FL_ROLLING_SETTINGS rows (the Backtest button): quarterly re-fits after two years of weekly
+# data, every benchmark, 10 bps per unit traded.
+ROLLING_SETTINGS = [
+    ("rebalance", "QE", "when the model is re-fitted and the portfolio rebalanced: a pandas "
+     "frequency, W-FRI (weekly), ME (month end), QE (quarter end), YE (year end)",
+     ["W-FRI", "ME", "QE", "YE"]),
+    ("window", None, "expanding (default: every row up to the date) or the number of rows "
+     "each fit uses", None),
+    ("min_history", 104, "fewest rows a fit needs (earlier dates are skipped: the warm-up)",
+     None),
+    ("on_failure", None, "previous (default: a failed date keeps the previous model and "
+     "holdings), skip, or stop (the run stops and writes nothing)",
+     ["previous", "skip", "stop"]),
+    ("benchmarks", None, "compared with the factor strategy (default all): sample, ewma, "
+     "equal_weight separated by commas, or none", None),
+    ("ewma_span", None, "span of the ewma benchmark (default: the model's span)", None),
+    ("transaction_cost_bps", 10, "cost in basis points per unit traded (10 = 0.1%), charged "
+     "on every strategy's trades and in the optimiser; not with FL_PORTFOLIO_SETTINGS' "
+     "transaction_costs", None),
+    ("history_factor", None, "the factor whose loadings the BetaHistory picture draws "
+     "(default the first)", None),
+    ("scheduler", None, "a Dask scheduler address tcp://host:port to fit on a cluster "
+     "(blank: this machine)", None),
+    ("n_jobs", None, "processes the dates are split into (blank or 1: one; -1: every core)",
+     None),
+]
 
 # The Formulas sheet: title, what it shows, the formula (stored without the leading '='), and
 # the number format given to the numbers of its spill area (None: General; a list: one per
@@ -296,6 +322,7 @@ def _demo_inputs() -> dict:
         "settings": {k: v for k, v, *_ in MODEL_SETTINGS},
         "portfolio_settings": {k: v for k, v, *_ in PORTFOLIO_SETTINGS},
         "constraints": CONSTRAINTS,
+        "rolling_settings": {k: v for k, v, *_ in ROLLING_SETTINGS},
         "asset_groups": pd.DataFrame({"asset_class": classes}),
         "description": demo.description,
     }
@@ -392,6 +419,7 @@ def _sp500_inputs() -> dict:
         "portfolio_settings": {k: v for k, v, *_ in PORTFOLIO_SETTINGS}
         | SP500_PORTFOLIO_SETTINGS,
         "constraints": SP500_CONSTRAINTS,
+        "rolling_settings": {k: v for k, v, *_ in ROLLING_SETTINGS},
         "asset_groups": pd.DataFrame({"sector": sectors}),
         "description": (f"REAL market data: {len(returns)} weekly returns ({first} to {last}) "
                         f"of {returns.shape[1]} S&P 500 stocks on {factors.shape[1]} factor "
@@ -443,6 +471,7 @@ def build_openpyxl_workbook(inputs: dict | None = None,
     _start_sheet(wb, inputs, namespace)
     _settings_help(wb["Settings"], MODEL_SETTINGS, help_column=3)
     _settings_help(wb["Portfolio"], PORTFOLIO_SETTINGS, help_column=None)
+    _settings_help(wb["Rolling"], ROLLING_SETTINGS, help_column=3)
     _formulas_sheet(wb, inputs, namespace)
     _xlwings_conf_sheet(wb)
     wb.active = 0
@@ -565,6 +594,10 @@ def _start_sheet(wb, inputs: dict, namespace: str | None = None) -> None:
         (["Optimise portfolio", "", "maximum-diversification weights under "
           "FL_PORTFOLIO_SETTINGS, FL_CONSTRAINTS and FL_ASSET_GROUPS; writes FL_WEIGHTS, "
           "FL_PORTFOLIO_STATS and the risk attribution FL_RISK, FL_RISK_ASSETS"], None),
+        (["Backtest", "", "re-fits the model at every rebalancing date of FL_ROLLING_SETTINGS "
+          "(on the data up to that date only) and backtests the portfolio on it against the "
+          "benchmarks; writes FL_BETA_HISTORY, FL_R2_HISTORY, FL_RESID_VOL_HISTORY, "
+          "FL_CLUSTER_HISTORY, FL_WEIGHT_HISTORY, FL_BACKTEST and FL_BACKTEST_STATS"], None),
         (["Clear outputs", "", "empties every FL_* output range (inputs are not touched)"],
          None),
         (["Help", "", "a summary of the above"], None),
@@ -597,6 +630,19 @@ def _start_sheet(wb, inputs: dict, namespace: str | None = None) -> None:
          "asset (Optimise portfolio)"),
         ("ExposureBudget", "input", "FL_EXPOSURE_BUDGET: exposure budgets of the OLS prior's "
          "floors (blank = none; needs apply_ols_prior)"),
+        ("Rolling", "input", "FL_ROLLING_SETTINGS: when to re-fit and rebalance, the "
+         "benchmarks and the trading cost of Backtest (with dropdowns and help)"),
+        ("Backtest", "output", "FL_BACKTEST_STATS, and FL_BACKTEST under it: each strategy's "
+         "net return, cumulative return and drawdown, with their chart"),
+        ("WeightHistory", "output", "FL_WEIGHT_HISTORY: the factor strategy's weights at "
+         "each rebalancing date"),
+        ("BetaHistory", "output", "FL_BETA_HISTORY: every loading at every date (date, asset, "
+         "factor, beta: ready for a PivotTable) and a picture of one factor's loadings"),
+        ("R2History", "output", "FL_R2_HISTORY: each asset's R^2 at each date"),
+        ("ResidVolHistory", "output", "FL_RESID_VOL_HISTORY: each asset's residual "
+         "volatility at each date"),
+        ("ClusterHistory", "output", "FL_CLUSTER_HISTORY: each asset's cluster at each date "
+         "(cluster models)"),
         ("Formulas", "examples", "working =FLASSO_* formulas on the FL_* names"
          + (f", written for the server add-in ({shown})" if server else "")),
         ("xlwings.conf", "settings", "read by the xlwings add-in: UDF Modules = "

@@ -3,6 +3,7 @@
 Public names are re-exported here and from :mod:`xl_factorlasso`.
 """
 
+from .backtest import MaxDiversificationBacktest
 from .cluster import (
     ClusterCorrelationTransform,
     ClusterCorrelationTransformResult,
@@ -95,6 +96,7 @@ __all__ = [
     "LassoModel",
     "LassoModelCV",
     "LassoModelType",
+    "MaxDiversificationBacktest",
     "ModelNotFittedError",
     "PricesError",
     "RiskAttribution",

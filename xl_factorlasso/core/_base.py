@@ -26,11 +26,15 @@ def clone(estimator: Any) -> Any:
     """A new unfitted estimator with the same parameters (sklearn ``clone`` semantics).
 
     Estimators found in parameters (directly or in lists/tuples) are cloned recursively; other
-    values are deep-copied. Objects without ``get_params`` are deep-copied.
+    values are deep-copied. Objects without ``get_params`` are deep-copied, except a Dask
+    ``Client`` (a connection, shared).
     """
     if isinstance(estimator, (list, tuple)):
         return type(estimator)(clone(e) for e in estimator)
     if not _is_estimator(estimator):
+        # a live connection (a dask.distributed.Client) is shared by the clones, not copied
+        if type(estimator).__module__.startswith("distributed."):
+            return estimator
         return copy.deepcopy(estimator)
     params = estimator.get_params(deep=False)
     return type(estimator)(**{name: clone(value) for name, value in params.items()})

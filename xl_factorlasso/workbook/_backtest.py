@@ -16,6 +16,7 @@ import numpy as np
 import pandas as pd
 
 from ..core import LassoModel, LassoModelType, SolveError
+from ..core.backtest import MaxDiversificationBacktest
 from ..core.rolling import RollingLassoModel, rebalance_positions
 from ..core.rolling._dates import window_start
 from ._compute import FIT_INPUTS, _core_error, workbook_fit_inputs
@@ -37,15 +38,6 @@ EXCEL_ROWS = 1_048_576
 #: The columns of FL_BACKTEST_STATS after the strategy and the returns (gross / net).
 STATS_COLUMNS = ["annualized_mean", "annualized_volatility", "sharpe_ratio", "sortino_ratio",
                  "max_drawdown", "calmar_ratio", "average_turnover", "total_costs"]
-
-
-def _backtest_class():
-    """``MaximumDiversificationBacktest`` when this version has it (None otherwise)."""
-    try:
-        from ..core.backtest import MaximumDiversificationBacktest
-    except ImportError:
-        return None
-    return MaximumDiversificationBacktest
 
 
 def _accepts(func, name: str) -> bool:
@@ -92,10 +84,9 @@ def _portfolio(blocks: dict[str, Block], assets: list[str], rs: RollingSettings)
     params = dict(ps.params)
     params.pop("span", None)  # the EWMA span of covariance = ewma: the benchmarks have theirs
     notes = []
-    if ps.covariance != "sample" and ps.block is not None:
-        notes.append(f"FL_PORTFOLIO_SETTINGS covariance = {ps.covariance} is the snapshot "
-                     "portfolio's; the backtest's factor strategy uses each date's factor "
-                     "model, its benchmarks their own covariance")
+    if ps.model:  # the factor_* keys shape the snapshot portfolio's model, not the backtest's
+        notes.append(f"FL_PORTFOLIO_SETTINGS {', '.join(c.key for c in ps.model_cells.values())}"
+                     " not used: the backtest re-fits the model of FL_SETTINGS")
     # One source for the cost per unit traded: charged in the backtest and in the objective.
     if rs.transaction_cost_bps is not None and "transaction_costs" in ps.cells:
         c = ps.cells["transaction_costs"]
@@ -221,7 +212,6 @@ def compute_backtest(blocks: dict[str, Block], *, pictures: bool = True, progres
     if rs.scheduler is not None and not _accepts(RollingLassoModel, "scheduler"):
         raise rs.error("scheduler", "needs the Dask engine, not in this version; leave it blank "
                                     "(the fits run on this machine, n_jobs processes)")
-    Backtest = _backtest_class()
     params, annualization, notes = _portfolio(blocks, assets, rs)
     n_dates = _planned_dates(x.index, rs)
     _check_sizes(rs, n_dates, assets, factors, defined)
@@ -232,27 +222,25 @@ def compute_backtest(blocks: dict[str, Block], *, pictures: bool = True, progres
     rolling = RollingLassoModel(LassoModel(**inputs.params), **rs.rolling,
                                 annualization_factor=inputs.annualization_factor,
                                 n_jobs=rs.n_jobs, **extra)
+    from ..core.optimization import MaximumDiversification
+
     result = JobResult("backtest")
-    bt = None
     try:
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always", UserWarning)
-            if Backtest is not None:
-                from ..core.optimization import MaximumDiversification
-
-                bt = Backtest(rolling=rolling, portfolio=MaximumDiversification(**params),
-                              benchmarks=rs.benchmarks, ewma_span=rs.ewma_span,
-                              on_failure=rs.rolling["on_failure"],
-                              annualization_factor=annualization)
-                bt.fit(x, y, progress=progress)
-                rolling = bt.rolling_
-            elif progress is not None and _accepts(rolling.fit, "progress"):
-                rolling.fit(x, y, progress=progress)
-            else:
-                rolling.fit(x, y)
+            # The portfolio keeps its holdings at a date it cannot rebalance unless the sheet
+            # says stop; FL_BACKTEST's cumulative returns and drawdowns compound, so the
+            # statistics' drawdowns do too (one answer in both tables).
+            bt = MaxDiversificationBacktest(
+                rolling=rolling, portfolio=MaximumDiversification(**params),
+                benchmarks=rs.benchmarks, ewma_span=rs.ewma_span,
+                on_failure="raise" if rs.rolling["on_failure"] == "raise" else "previous",
+                annualization_factor=annualization, compounded=True)
+            bt.fit(x, y, progress=progress)
+            rolling = bt.rolling_
     except (ValueError, SolveError) as err:
         text = str(err)
-        if text.startswith("rebalancing date"):
+        if "rebalancing date" in text[:30]:  # on_failure = stop: the first failed date
             raise rs.error("on_failure", f"= stop: {text}; with previous or skip the other "
                                          "dates carry on") from None
         raise _core_error(err, inputs) from None
@@ -279,12 +267,7 @@ def compute_backtest(blocks: dict[str, Block], *, pictures: bool = True, progres
         notes.append(f"FL_CLUSTER_HISTORY not written: model_type "
                      f"{LassoModelType.parse(inputs.params.get('model_type', 'LASSO')).name} "
                      "has no clusters")
-    backtest = None
-    if bt is not None:
-        backtest = _backtest_tables(result, bt, assets)
-    else:
-        notes.append("the portfolio backtest is not in this version: only the model's history "
-                     "was computed")
+    backtest = _backtest_tables(result, bt, assets)
     failures = _failures(rolling, bt)
     if pictures:
         betas = results.get_beta(history_factor)
@@ -300,40 +283,37 @@ def compute_backtest(blocks: dict[str, Block], *, pictures: bool = True, progres
         "dates fitted": f"{len(rolling.fit_info_)} of {len(rolling.dates_)}",
         "assets x factors x dates": f"{len(assets)} x {len(factors)} x {len(y)}",
     }
-    if bt is not None:
-        result.status["strategies"] = ", ".join(bt.strategies_)
-        result.status["cost per unit traded"] = float(params.get("transaction_costs", 0.0))
+    result.status["strategies"] = ", ".join(bt.strategies_)
+    result.status["cost per unit traded"] = float(params.get("transaction_costs", 0.0))
     result.status["failures"] = len(failures)
     for k, text in enumerate(failures, start=1):
         result.status[f"failure {k}"] = text
     result.status["message"] = "; ".join(notes) if notes else "ok"
     result.outputs.append(status_table([result]))
-    result.model = bt if bt is not None else rolling
+    result.model = bt
     result.summary = (
         f"backtest: {model}, {len(rolling.fit_info_)} of {len(rolling.dates_)} rebalancing "
-        f"dates fitted, {len(failures)} failures"
-        + (f"; strategies {', '.join(bt.strategies_)}" if bt is not None else ""))
+        f"dates fitted, {len(failures)} failures; strategies {', '.join(bt.strategies_)}")
     return result
 
 
 def _failures(rolling, bt) -> list[str]:
-    """Every failure, each with its date, strategy (for the portfolio's) and reason."""
+    """Every failure with its date, strategy (``model`` for the factor model's fit) and
+    reason. The dates before ``min_history`` are the warm-up, expected: one line for all."""
+    model = rolling.failures_.assign(strategy="model")
+    rows = pd.concat([model, bt.failures_], ignore_index=True)
+    early = rows["reason"].str.startswith("too little history")
     out = []
-    # Dates before min_history are the warm-up, not trouble: one line for all of them.
-    early = rolling.failures_["reason"].str.startswith("too little history")
     if early.any():
-        dates = rolling.failures_.loc[early, "date"]
-        out.append(f"{int(early.sum())} dates with too little history (before min_history) "
-                   f"skipped: {show_label(dates.iloc[0])} .. {show_label(dates.iloc[-1])}")
-    for row in rolling.failures_.loc[~early].itertuples():
-        out.append(f"{show_label(row.date)} model: {row.reason} ({row.action})")
-    if bt is not None:
-        for row in bt.failures_.itertuples():
-            text = f"{show_label(row.date)} {row.strategy}: {row.reason} ({row.action})"
-            if row.strategy == "factor" and any(
-                    t.startswith(f"{show_label(row.date)} model:") for t in out):
-                continue  # the model's failure, already listed
-            out.append(text)
+        dates = pd.DatetimeIndex(rows.loc[early, "date"]).unique().sort_values()
+        out.append(f"{len(dates)} dates with too little history (before min_history) skipped: "
+                   f"{show_label(dates[0])} .. {show_label(dates[-1])}")
+    # The factor strategy's failure at a date the model's fit failed says the same again.
+    failed_fits = set(pd.DatetimeIndex(model["date"]))
+    for row in rows.loc[~early].itertuples():
+        if row.strategy == "factor" and pd.Timestamp(row.date) in failed_fits:
+            continue
+        out.append(f"{show_label(row.date)} {row.strategy}: {row.reason} ({row.action})")
     return out
 
 

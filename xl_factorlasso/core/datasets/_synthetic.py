@@ -267,6 +267,7 @@ def make_factor_panel(
 
 _DEMO_SEED = 20_240_105
 _DEMO_WEEKS = 260
+_DEMO_END = "2023-12-22"  # the last Friday of the 260 weeks from 2019-01-04
 _DEMO_FACTORS = ("Equity", "Rates", "Credit", "USD", "Commodities", "Inflation")
 # Annualised factor vols; the factors are excess returns of tradable proxies ("Rates" is a
 # long-duration bond return, so govies load positively on it).
@@ -325,17 +326,25 @@ _DEMO_KNOWN_ZEROS = (
 )
 
 
-def load_demo_panel() -> FactorPanel:
+def load_demo_panel(n_weeks: int = _DEMO_WEEKS) -> FactorPanel:
     """Return the embedded sample panel: synthetic weekly multi-asset returns, 6 macro factors.
 
     The panel is generated deterministically (fixed seed, no files) and is **synthetic**: the
-    names are illustrative and the numbers are not market data. It has 260 weekly
+    names are illustrative and the numbers are not market data. By default it has 260 weekly
     observations (Fridays from 2019-01-04) of six factor returns (``Equity``, ``Rates``,
     ``Credit``, ``USD``, ``Commodities``, ``Inflation``, with realistic annualised vols and
     correlations) and 24 assets in four economic blocks (``Equities``, ``Govies``,
     ``Credit``, ``Commodities``), six assets each. Each asset loads on one to three factors;
     within a block the loadings on a factor share a sign. Idiosyncratic noise is set per asset
     from a target population R² between 0.35 and 0.92.
+
+    Parameters
+    ----------
+    n_weeks : int, default 260
+        Number of weeks. Every length ends on the same Friday (2023-12-22) and has the same
+        true loadings, blocks, signs, prior and noise levels; the returns of another length
+        are another draw (the default's numbers never change). 520 weeks (ten years) leave
+        room for a walk-forward backtest: quarterly re-fits after two years of history.
 
     Returns
     -------
@@ -354,7 +363,11 @@ def load_demo_panel() -> FactorPanel:
     >>> sorted(demo.clusters.unique())
     ['Commodities', 'Credit', 'Equities', 'Govies']
     """
-    rng = np.random.default_rng(_DEMO_SEED)
+    if isinstance(n_weeks, bool) or not isinstance(n_weeks, (int, np.integer)) or n_weeks < 52:
+        raise ValueError(f"n_weeks must be a whole number >= 52, got {n_weeks!r}")
+    n_weeks = int(n_weeks)
+    # The default keeps its historical seed; another length draws from a seed of its own.
+    rng = np.random.default_rng(_DEMO_SEED if n_weeks == _DEMO_WEEKS else (_DEMO_SEED, n_weeks))
     factors = pd.Index(_DEMO_FACTORS, name="factor")
     assets = pd.Index([a for _, a, _, _ in _DEMO_ASSETS], name="asset")
     blocks = pd.Series([b for b, _, _, _ in _DEMO_ASSETS], index=assets, name="cluster")
@@ -364,7 +377,7 @@ def load_demo_panel() -> FactorPanel:
     factor_cov = _DEMO_FACTOR_CORR * np.outer(vol_w, vol_w)
     # Small positive drift: factor risk premia of a few % a year.
     drift = np.array([0.06, 0.01, 0.02, 0.0, 0.02, 0.0]) / 52.0
-    x = drift + rng.standard_normal((_DEMO_WEEKS, m)) @ np.linalg.cholesky(factor_cov).T
+    x = drift + rng.standard_normal((n_weeks, m)) @ np.linalg.cholesky(factor_cov).T
 
     coef = pd.DataFrame(0.0, index=assets, columns=factors)
     for _, name, loads, _ in _DEMO_ASSETS:
@@ -375,7 +388,7 @@ def load_demo_panel() -> FactorPanel:
     signal_var = np.einsum("im,mk,ik->i", b, factor_cov, b)
     noise_var = signal_var * (1.0 - r2) / r2
     intercept = rng.normal(0.0, 0.0005, size=n)  # ~ +/-2.6% a year
-    y = intercept + x @ b.T + rng.standard_normal((_DEMO_WEEKS, n)) * np.sqrt(noise_var)
+    y = intercept + x @ b.T + rng.standard_normal((n_weeks, n)) * np.sqrt(noise_var)
 
     support = b != 0.0
     signs = pd.DataFrame(np.where(support, np.sign(b), np.nan), index=assets, columns=factors)
@@ -390,7 +403,7 @@ def load_demo_panel() -> FactorPanel:
     # Sign-coherent blocks make the block-mean prior agree with every asset's sign.
     assert (np.sign(prior.to_numpy()) == np.sign(b)).all()
 
-    index = pd.date_range("2019-01-04", periods=_DEMO_WEEKS, freq="W-FRI", name="date")
+    index = pd.date_range(end=_DEMO_END, periods=n_weeks, freq="W-FRI", name="date")
     return FactorPanel(
         x=pd.DataFrame(x, index=index, columns=factors),
         y=pd.DataFrame(y, index=index, columns=assets),
@@ -402,8 +415,8 @@ def load_demo_panel() -> FactorPanel:
         factor_cov=pd.DataFrame(factor_cov, index=factors, columns=factors),
         noise_var=pd.Series(noise_var, index=assets, name="noise_var"),
         description=(
-            "SYNTHETIC demo data (deterministic, not market data): 260 weekly returns of "
-            "24 assets in 4 blocks on 6 macro factors"
+            f"SYNTHETIC demo data (deterministic, not market data): {n_weeks} weekly returns "
+            "of 24 assets in 4 blocks on 6 macro factors"
         ),
     )
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numbers
+import warnings
 from dataclasses import dataclass, replace
 
 import numpy as np
@@ -81,13 +82,14 @@ def _fit_date(base: LassoModel, x: pd.DataFrame, y: pd.DataFrame, coef_init, dat
 
 def _fit_block(base: LassoModel, x: pd.DataFrame, y: pd.DataFrame, offset: int,
                jobs: list[_Job], warm_start: bool, annualization_factor: float,
-               stop_on_error: bool) -> list[_DateFit]:
+               stop_on_error: bool, progress=None) -> list[_DateFit]:
     """Fit consecutive dates on the rows ``x``, ``y`` (position ``offset`` of the panel on).
 
     The first date starts cold, each later one from the previous successful date's loadings
     when ``warm_start``. With ``stop_on_error`` the block ends at its first failed date (the
     parent raises it; later dates would be discarded). Runs in a worker process or in the
     parent (serial: one block), always with the BLAS thread limit of the fits.
+    ``progress(done)``, if given, is called after each date with the dates done so far.
     """
     out: list[_DateFit] = []
     prev_coef = None
@@ -98,6 +100,8 @@ def _fit_block(base: LassoModel, x: pd.DataFrame, y: pd.DataFrame, offset: int,
                                      prev_coef if warm_start else None, job.date,
                                      annualization_factor)
             out.append(result)
+            if progress is not None:
+                progress(len(out))
             if coef is not None:
                 prev_coef = coef
             elif stop_on_error:
@@ -113,6 +117,50 @@ def _blocks(jobs: list[_Job], n_blocks: int) -> list[list[_Job]]:
     cuts = np.searchsorted(rows, rows[-1] * np.arange(1, n_blocks) / n_blocks) + 1
     bounds = [0, *sorted(set(int(c) for c in cuts if 0 < c < len(jobs))), len(jobs)]
     return [jobs[a:b] for a, b in zip(bounds[:-1], bounds[1:], strict=True)]
+
+
+def _numbered_block(number: int, *args) -> tuple[int, list[_DateFit]]:
+    """``_fit_block(*args)`` with its block's number (joblib returns blocks as they finish)."""
+    return number, _fit_block(*args)
+
+
+def _in_date_order(arrivals, n_blocks: int, stop_on_error: bool, report) -> list[_DateFit]:
+    """Every fit in date order from blocks arriving in any order as ``(number, fits)``.
+
+    ``report(n)`` is called as each block arrives (``n``: its dates). With ``stop_on_error``
+    collecting ends once every block up to the first one that stopped at an error is in:
+    nothing after that error is used (the parent raises it). ``arrivals`` is closed on the way
+    out, so a pool or cluster stops the blocks still running.
+    """
+    got: dict[int, list[_DateFit]] = {}
+
+    def stops(fits):
+        return stop_on_error and bool(fits) and fits[-1].error is not None
+
+    try:
+        for number, fits in arrivals:
+            got[number] = fits
+            report(len(fits))
+            k = 0
+            while k in got and not stops(got[k]):
+                k += 1
+            if k in got:  # blocks 0..k are in and block k ended at an error
+                break
+    finally:
+        close = getattr(arrivals, "close", None)
+        if close is not None:
+            with warnings.catch_warnings():  # joblib's notice that it cancelled the rest
+                warnings.filterwarnings("ignore", "[0-9]+ tasks which were still being",
+                                        UserWarning)
+                close()
+    out: list[_DateFit] = []
+    for k in range(n_blocks):
+        if k not in got:
+            break
+        out.extend(got[k])
+        if stops(got[k]):
+            break
+    return out
 
 
 class RollingLassoModel(BaseEstimator):
@@ -160,7 +208,14 @@ class RollingLassoModel(BaseEstimator):
         (-1: one per core). Each block's first date starts cold, later ones warm; every date
         is certified, so the loadings equal the serial ones to the solver's tolerance
         (bit for bit with ``warm_start=False``). Failures, labels and policies are applied
-        in date order in the calling process, as serially.
+        in date order in the calling process, as serially. With ``scheduler``: the number of
+        blocks (default, or -1: the cluster's worker threads).
+    scheduler : dask.distributed.Client or str, optional
+        Run the blocks of dates on a Dask cluster (the ``dask`` extra, see
+        docs/distributed.md): a ``Client`` (used and left open) or a scheduler's address
+        such as ``"tcp://host:8786"`` (connected for the fit only, then closed; no answer
+        within 10 s is a ``ConnectionError``). Each block's rows are shipped once; the
+        results are those of ``n_jobs`` blocks in processes (the same blocks).
 
     Attributes
     ----------
@@ -182,7 +237,7 @@ class RollingLassoModel(BaseEstimator):
 
     def __init__(self, estimator=None, rebalance="ME", window="expanding", min_history=None,
                  on_failure="previous", warm_start=True, annualization_factor=1.0,
-                 n_jobs=None):
+                 n_jobs=None, scheduler=None):
         self.estimator = estimator
         self.rebalance = rebalance
         self.window = window
@@ -191,6 +246,7 @@ class RollingLassoModel(BaseEstimator):
         self.warm_start = warm_start
         self.annualization_factor = annualization_factor
         self.n_jobs = n_jobs
+        self.scheduler = scheduler
 
     # ------------------------------------------------------------------ validation
     def _checked(self) -> tuple[LassoModel, int]:
@@ -225,6 +281,10 @@ class RollingLassoModel(BaseEstimator):
                               or not (k >= 1 or k == -1)):
             raise ValueError(f"n_jobs must be None, a whole number >= 1 or -1 (one process "
                              f"per core), got {k!r}")
+        if self.scheduler is not None:
+            from ._distributed import check_scheduler
+
+            check_scheduler(self.scheduler)
         return base, int(m)
 
     @staticmethod
@@ -245,7 +305,7 @@ class RollingLassoModel(BaseEstimator):
 
     # ------------------------------------------------------------------ fitting
     @limit_blas_threads
-    def fit(self, x, y) -> RollingLassoModel:
+    def fit(self, x, y, *, progress=None) -> RollingLassoModel:
         """Fit at every rebalancing date.
 
         Parameters
@@ -254,6 +314,11 @@ class RollingLassoModel(BaseEstimator):
             Factor returns, indexed by strictly increasing dates.
         y : pandas.DataFrame, shape (T, N)
             Response returns on the same dates (NaN: missing).
+        progress : callable, optional
+            ``progress(done, total)``, called in this process as dates are fitted: after
+            each date serially, as each block completes with ``n_jobs`` or ``scheduler``
+            (``done`` cumulative; ``total``: the dates to fit, those with enough history).
+            An exception it raises stops the fit and propagates (how a host cancels).
 
         Returns
         -------
@@ -264,8 +329,15 @@ class RollingLassoModel(BaseEstimator):
         ValueError
             Bad parameters or inputs (before any fit), or with ``on_failure="raise"`` the
             first failed fit, its message prefixed with the date.
+        ImportError
+            ``scheduler`` given without Dask installed.
+        ConnectionError
+            No Dask scheduler at the ``scheduler`` address.
         """
         base, min_history = self._checked()
+        if progress is not None and not callable(progress):
+            raise ValueError(f"progress must be a function progress(done, total) or None, "
+                             f"got {type(progress).__name__}")
         index = self._checked_data(x, y)
         # Plan in date order: each date is a failure known before any fit, or a job.
         plan: list[dict | _Job] = []
@@ -287,38 +359,55 @@ class RollingLassoModel(BaseEstimator):
                                        f"min_history={min_history}"})
                 continue
             plan.append(_Job(date, start, stop))
-        fits = iter(self._fit_jobs(base, x, y, [p for p in plan if isinstance(p, _Job)]))
+        fits = iter(self._fit_jobs(base, x, y, [p for p in plan if isinstance(p, _Job)],
+                                   progress))
         self._assemble(plan, fits, index)
         self.dates_ = pd.DatetimeIndex(dates, name="date")
         return self
 
-    def _fit_jobs(self, base, x, y, jobs: list[_Job]) -> list[_DateFit]:
-        """Every job's fit, in date order: serially, or by blocks in joblib processes."""
+    def _fit_jobs(self, base, x, y, jobs: list[_Job], progress=None) -> list[_DateFit]:
+        """Every job's fit, in date order: serially, by blocks in joblib processes, or by
+        blocks on a Dask cluster."""
         if not jobs:
             return []
-        args = (bool(self.warm_start), float(self.annualization_factor),
-                self.on_failure == "raise")
+        total, done = len(jobs), 0
+
+        def report(n_dates: int) -> None:  # a block (or the serial run) has n more dates
+            nonlocal done
+            done += n_dates
+            if progress is not None:
+                progress(done, total)
+
+        stop_on_error = self.on_failure == "raise"
+        args = (bool(self.warm_start), float(self.annualization_factor), stop_on_error)
+
+        def collect(arrivals, n_blocks: int) -> list[_DateFit]:
+            return _in_date_order(arrivals, n_blocks, stop_on_error, report)
+
+        if self.scheduler is not None:
+            from ._distributed import connected, fit_blocks
+
+            with connected(self.scheduler) as client:
+                return fit_blocks(client, self.n_jobs, base, x, y, jobs, args, collect)
         n_blocks = 1
         if self.n_jobs not in (None, 1):
             from joblib import effective_n_jobs
 
             n_blocks = min(effective_n_jobs(self.n_jobs), len(jobs))
         if n_blocks == 1:
-            return _fit_block(base, x, y, 0, jobs, *args)
+            return _fit_block(base, x, y, 0, jobs, *args,
+                              progress=None if progress is None else lambda k: progress(k, total))
         from joblib import Parallel, delayed
 
         tasks = []
-        for block in _blocks(jobs, n_blocks):
+        for number, block in enumerate(_blocks(jobs, n_blocks)):
             lo, hi = min(j.start for j in block), block[-1].stop
             # Each worker gets its block's rows once (not the panel, not once per date).
-            tasks.append(delayed(_fit_block)(base, x.iloc[lo:hi + 1], y.iloc[lo:hi + 1], lo,
-                                             block, *args))
-        out: list[_DateFit] = []
-        for fits in Parallel(n_jobs=len(tasks), backend="loky")(tasks):
-            out.extend(fits)
-            if len(fits) and fits[-1].error is not None and self.on_failure == "raise":
-                break  # a block stopped at its error: nothing after it is used
-        return out
+            tasks.append(delayed(_numbered_block)(number, base, x.iloc[lo:hi + 1],
+                                                  y.iloc[lo:hi + 1], lo, block, *args))
+        arrivals = Parallel(n_jobs=len(tasks), backend="loky",
+                            return_as="generator_unordered")(tasks)
+        return collect(arrivals, len(tasks))
 
     def _assemble(self, plan, fits, index: pd.DatetimeIndex) -> None:
         """Labels, the failure policy, ``results_``, ``failures_`` and ``fit_info_``, in date

@@ -1,0 +1,319 @@
+"""RollingLassoModel(scheduler=...): blocks of dates on real Dask clusters on 127.0.0.1 — a
+LocalCluster of two worker processes, and a ``dask scheduler`` with two ``dask worker``
+processes started and stopped by PID — give the serial answers, failures and policies; the
+scheduler's address or Client, progress, cancelling, and the errors a user can meet."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+distributed = pytest.importorskip("distributed")
+
+from xl_factorlasso import LassoModel, RollingLassoModel, make_factor_panel  # noqa: E402
+from xl_factorlasso.core._base import clone  # noqa: E402
+from xl_factorlasso.core.rolling import _distributed  # noqa: E402
+
+T, M, N = 260, 5, 12
+WARM_ATOL = 1e-8  # both certified to a relative duality gap of 1e-8 (as test_rolling_parallel)
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def panel():
+    return make_factor_panel(T, M, N, seed=3, freq="W-FRI", start="2015-01-02")
+
+
+@pytest.fixture(scope="module")
+def client():
+    cluster = distributed.LocalCluster(n_workers=2, processes=True, threads_per_worker=1,
+                                       host="127.0.0.1", dashboard_address=None,
+                                       scheduler_port=0)
+    with cluster, distributed.Client(cluster, set_as_default=False) as c:
+        yield c
+
+
+def _model(panel, config="lasso"):
+    lam = 0.05 * LassoModel().lambda_max(panel.x, panel.y)
+    if config == "hcgl":
+        return LassoModel(model_type="HCGL", reg_lambda=lam, l1_weight=0.1, span=52)
+    return LassoModel(reg_lambda=lam, factors_beta_loading_signs=panel.signs,
+                      factors_beta_prior=panel.prior)
+
+
+def _assert_same(a, b, atol=0.0):
+    assert list(a.results_.dates) == list(b.results_.dates)
+    pd.testing.assert_index_equal(a.dates_, b.dates_)
+    pd.testing.assert_frame_equal(a.failures_, b.failures_)
+    for d in a.results_.dates:
+        sa, sb = a.results_[d], b.results_[d]
+        assert sa.estimation_date == sb.estimation_date
+        pd.testing.assert_frame_equal(sa.x_covar, sb.x_covar, check_exact=True)
+        for name in ("y_betas", "y_variances"):
+            pd.testing.assert_frame_equal(getattr(sa, name), getattr(sb, name),
+                                          check_exact=atol == 0, rtol=0, atol=atol)
+        if sa.clusters is None:
+            assert sb.clusters is None
+        else:
+            pd.testing.assert_series_equal(sa.clusters, sb.clusters, check_exact=True)
+
+
+def _scheduler_tasks(client) -> int:
+    return client.run_on_scheduler(lambda dask_scheduler: len(dask_scheduler.tasks))
+
+
+def _wait_cluster_empty(client):
+    """The fit released everything it put on the cluster (release is asynchronous)."""
+    deadline = time.monotonic() + 10
+    while _scheduler_tasks(client) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert _scheduler_tasks(client) == 0
+
+
+# ---------------------------------------------------------------------------- equality
+@pytest.mark.parametrize("config", ["lasso", "hcgl"])
+def test_local_cluster_equals_serial(panel, client, config):
+    kw = dict(rebalance="ME", min_history=52)
+    base = _model(panel, config)
+    cold = RollingLassoModel(base, warm_start=False, **kw).fit(panel.x, panel.y)
+    dask_cold = RollingLassoModel(base, warm_start=False, scheduler=client, **kw).fit(
+        panel.x, panel.y)
+    assert len(cold.results_) >= 40
+    _assert_same(cold, dask_cold)  # bit for bit
+    pd.testing.assert_frame_equal(cold.fit_info_, dask_cold.fit_info_, check_exact=True)
+    warm = RollingLassoModel(base, **kw).fit(panel.x, panel.y)
+    dask_warm = RollingLassoModel(base, scheduler=client, **kw).fit(panel.x, panel.y)
+    _assert_same(warm, dask_warm, atol=WARM_ATOL)
+    # the cluster's two worker threads make two blocks: exactly the joblib path's blocks
+    assert (~dask_warm.fit_info_["warm"].astype(bool)).sum() == 2
+    _assert_same(RollingLassoModel(base, n_jobs=2, **kw).fit(panel.x, panel.y), dask_warm)
+    _wait_cluster_empty(client)
+
+
+def test_n_jobs_sets_the_number_of_blocks(panel, client):
+    base = _model(panel)
+    kw = dict(rebalance="QE", min_history=52, scheduler=client)
+    for n_jobs, cold_starts in ((1, 1), (3, 3), (-1, 2)):
+        info = RollingLassoModel(base, n_jobs=n_jobs, **kw).fit(panel.x, panel.y).fit_info_
+        assert (~info["warm"].astype(bool)).sum() == cold_starts
+
+
+def _broken(panel):
+    """x infinite on row 130; eight 30-row windows: dates 4 and 5 (either side of the cut
+    between two blocks of four) hold it."""
+    x = panel.x.copy()
+    x.iloc[130, 2] = np.inf
+    return x, list(x.index[[99, 109, 119, 139, 159, 179, 199, 219]])
+
+
+@pytest.mark.parametrize("on_failure", ["previous", "skip"])
+def test_failures_and_policies_match_serial(panel, client, on_failure):
+    x, dates = _broken(panel)
+    kw = dict(rebalance=dates, window=30, on_failure=on_failure, warm_start=False)
+    base = _model(panel)
+    serial = RollingLassoModel(base, **kw).fit(x, panel.y)
+    dask = RollingLassoModel(base, scheduler=client, **kw).fit(x, panel.y)
+    _assert_same(serial, dask)
+    assert list(dask.failures_["date"]) == dates[3:5]
+    if on_failure == "previous":
+        assert dask.results_[dates[4]] is dask.results_[dates[2]]
+
+
+def test_raise_gives_the_first_failed_date_and_frees_the_cluster(panel, client):
+    x, dates = _broken(panel)
+    x.iloc[200, 0] = np.nan  # a later failure in block 2 only
+    base = _model(panel)
+    messages = []
+    for scheduler in (None, client):
+        with pytest.raises(ValueError, match=(
+                f"^rebalancing date {dates[3].date()}: x: column 'f2', row .* is infinite$"
+        )) as info:
+            RollingLassoModel(base, rebalance=dates, window=30, on_failure="raise",
+                              scheduler=scheduler).fit(x, panel.y)
+        messages.append(str(info.value))
+    assert messages[0] == messages[1]
+    _wait_cluster_empty(client)
+
+
+def test_a_worker_exception_keeps_its_type_and_message(panel, client):
+    class Broken(LassoModel):  # a local class: shipped to the workers by value
+        def _fit_prepared(self, *args, **kwargs):
+            raise KeyError("no such factor: f9")
+
+    with pytest.raises(KeyError, match="no such factor: f9"):
+        RollingLassoModel(Broken(reg_lambda=0.1), rebalance="QE", min_history=52,
+                          scheduler=client).fit(panel.x, panel.y)
+    _wait_cluster_empty(client)
+
+
+# ---------------------------------------------------------------------------- progress
+def test_progress_per_block_and_cancelling(panel, client):
+    calls = []
+    model = RollingLassoModel(_model(panel), rebalance="ME", min_history=52, scheduler=client)
+    model.fit(panel.x, panel.y, progress=lambda done, total: calls.append((done, total)))
+    n = len(model.fit_info_)
+    assert len(calls) == 2 and all(total == n for _, total in calls)
+    assert calls[-1] == (n, n) and 0 < calls[0][0] < n
+
+    def cancel(done, total):
+        raise KeyboardInterrupt(f"stopped at {done}/{total}")
+
+    again = RollingLassoModel(_model(panel), rebalance="ME", min_history=52, scheduler=client)
+    with pytest.raises(KeyboardInterrupt, match=rf"^stopped at \d+/{n}$"):
+        again.fit(panel.x, panel.y, progress=cancel)
+    assert not hasattr(again, "results_")
+    _wait_cluster_empty(client)
+
+
+# ---------------------------------------------------------------------------- addresses
+def _clients(client) -> int:
+    return client.run_on_scheduler(lambda dask_scheduler: len(dask_scheduler.clients))
+
+
+def test_an_address_connects_for_the_fit_only(panel, client):
+    base = _model(panel)
+    kw = dict(rebalance="QE", min_history=52, warm_start=False)
+    before = _clients(client)
+    by_client = RollingLassoModel(base, scheduler=client, **kw).fit(panel.x, panel.y)
+    by_address = RollingLassoModel(base, scheduler=client.scheduler.address, **kw).fit(
+        panel.x, panel.y)
+    _assert_same(by_client, by_address)
+    assert client.status == "running"  # the user's Client stays open
+    deadline = time.monotonic() + 10
+    while _clients(client) != before and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert _clients(client) == before  # the fit's own Client was closed
+
+
+def test_clone_shares_the_client(client):
+    model = RollingLassoModel(scheduler=client)
+    assert clone(model).scheduler is client
+
+
+@pytest.mark.parametrize("bad", ["localhost:8786", "http://127.0.0.1:8787", "tcp://", ""])
+def test_a_bad_address_is_refused_before_connecting(panel, bad):
+    message = ("scheduler must be a dask.distributed.Client or a Dask scheduler address such "
+               "as 'tcp://host:8786' (tcp://, tls://, inproc://, ucx://, ws://, wss://), "
+               f"got {bad!r}")
+    model = RollingLassoModel(scheduler=bad)
+    with pytest.raises(ValueError, match=f"^{re.escape(message)}$"):
+        model.fit(panel.x, panel.y)
+    assert not hasattr(model, "results_")
+
+
+def test_not_a_client_is_refused(panel):
+    with pytest.raises(ValueError, match=r"^scheduler must be a dask.distributed.Client or a "
+                                         r"Dask scheduler address such as 'tcp://host:8786', "
+                                         r"got int$"):
+        RollingLassoModel(scheduler=8786).fit(panel.x, panel.y)
+
+
+def test_without_dask_the_error_says_what_to_install(panel, monkeypatch):
+    monkeypatch.setitem(sys.modules, "distributed", None)  # import distributed fails
+    with pytest.raises(ImportError, match=re.escape(
+            'scheduler: Dask is not installed; pip install "dask[distributed]" (or the dask '
+            'extra: pip install ".[dask]" in a checkout)')):
+        RollingLassoModel(scheduler="tcp://127.0.0.1:8786").fit(panel.x, panel.y)
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_an_unreachable_scheduler_times_out_with_its_address(panel, monkeypatch):
+    monkeypatch.setattr(_distributed, "CONNECT_TIMEOUT", 1.0)
+    address = f"tcp://127.0.0.1:{_free_port()}"  # nothing listens there
+    model = RollingLassoModel(scheduler=address)
+    with pytest.raises(ConnectionError, match=(
+            f"^scheduler {re.escape(repr(address))}: no Dask scheduler answered within 1 s ")):
+        model.fit(panel.x, panel.y)
+    assert not hasattr(model, "results_")
+
+
+def test_a_closed_client_is_refused(panel, client):
+    c = distributed.Client(client.scheduler.address, set_as_default=False)
+    c.close()
+    with pytest.raises(ConnectionError, match="^scheduler: the dask.distributed.Client is "
+                                              "closed; give an open Client or the scheduler's"):
+        RollingLassoModel(scheduler=c).fit(panel.x, panel.y)
+
+
+# ---------------------------------------------------------------------------- deployment
+def _start(args, log):
+    env = dict(os.environ, PYTHONPATH=str(ROOT), XL_FACTORLASSO_BLAS_THREADS="1")
+    # own session: the finalizer kills the whole group (a nanny and its worker process)
+    return subprocess.Popen([sys.executable, "-m", *args], cwd=ROOT, env=env,
+                            stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+
+
+def _stop(procs):
+    for proc in procs:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGTERM)
+    for proc in procs:
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(timeout=10)
+
+
+def _gone(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    return False
+
+
+def test_scheduler_and_two_worker_processes_by_pid(panel, tmp_path):
+    """The way a user deploys: ``dask scheduler`` and two ``dask worker`` commands sharing a
+    scheduler file; the model is given the address only."""
+    file = tmp_path / "scheduler.json"
+    procs, pids = [], []
+    log = open(tmp_path / "cluster.log", "wb")  # noqa: SIM115 - closed in the finally
+    try:
+        procs.append(_start(["distributed.cli.dask_scheduler", "--host", "127.0.0.1",
+                             "--port", "0", "--no-dashboard", "--scheduler-file", str(file)],
+                            log))
+        for _ in range(2):
+            procs.append(_start(["distributed.cli.dask_worker", "--scheduler-file", str(file),
+                                 "--nthreads", "1", "--nworkers", "1", "--no-dashboard",
+                                 "--host", "127.0.0.1"], log))
+        deadline = time.monotonic() + 40
+        while not file.exists() and time.monotonic() < deadline:
+            time.sleep(0.1)
+        address = json.loads(file.read_text())["address"]
+        with distributed.Client(address, timeout=20, set_as_default=False) as c:
+            c.wait_for_workers(2, timeout=40)
+            pids = [p.pid for p in procs]
+            pids += [pid for pid in c.run(os.getpid).values()]  # the worker processes
+        base = _model(panel)
+        kw = dict(rebalance="ME", min_history=52, warm_start=False)
+        serial = RollingLassoModel(base, **kw).fit(panel.x, panel.y)
+        calls = []
+        deployed = RollingLassoModel(base, scheduler=address, **kw).fit(
+            panel.x, panel.y, progress=lambda done, total: calls.append(done))
+        _assert_same(serial, deployed)
+        assert len(calls) == 2 and calls[-1] == len(serial.fit_info_)
+    finally:
+        _stop(procs)
+        log.close()
+    assert len(pids) == 5
+    deadline = time.monotonic() + 10
+    while not all(_gone(pid) for pid in pids) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert [pid for pid in pids if not _gone(pid)] == []

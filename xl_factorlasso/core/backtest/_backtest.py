@@ -1,0 +1,492 @@
+"""``MaxDiversificationBacktest``: a walk-forward maximum-diversification backtest.
+
+At each rebalancing date of a :class:`~xl_factorlasso.RollingLassoModel` the factor model's
+covariance ``B Sigma_f B' + D`` (and, as benchmarks, the sample and EWMA covariances of the
+same window) feed a :class:`~xl_factorlasso.MaximumDiversification` whose previous weights
+are the holdings actually held; an equal-weight portfolio rebalanced on the same dates is the
+naive benchmark. Holdings, costs and statistics are in :mod:`._holdings` and
+:mod:`._measures`; the conventions are in ``docs/backtest.md``.
+"""
+
+from __future__ import annotations
+
+import inspect
+import numbers
+
+import numpy as np
+import pandas as pd
+
+from .._base import BaseEstimator, clone
+from ..rolling import RollingLassoModel
+from ..rolling._dates import check_index, rebalance_positions, window_start
+from ._holdings import Book
+from ._measures import (
+    STATS_COLUMNS,
+    diversification_ratio,
+    infer_annualization_factor,
+    return_statistics,
+)
+
+__all__ = ["MaxDiversificationBacktest", "BENCHMARKS", "ON_FAILURE"]
+
+#: The benchmark strategies, in the order they may be listed.
+BENCHMARKS = ("sample", "ewma", "equal_weight")
+#: The failure policies (parameter ``on_failure``).
+ON_FAILURE = ("previous", "raise")
+
+_FACTOR = "factor"
+
+
+class MaxDiversificationBacktest(BaseEstimator):
+    """Walk-forward backtest of the maximum-diversification portfolio on the factor model.
+
+    At each rebalancing date ``d`` (the rows of ``rolling``'s dates) and for each covariance
+    strategy, a clone of ``portfolio`` is optimised with ``previous_weights`` = the holdings
+    drifted to the close of ``d``; the new weights are traded at the close of ``d`` and earn
+    from the next row on, drifting with the returns until the next rebalance. Nothing after
+    ``d`` is read to set the weights at ``d``.
+
+    Strategies (``strategies_``):
+
+    * ``"factor"``: the date's factor covariance ``B Sigma_f B' + D`` from the rolling fit
+      (passed as a :class:`~xl_factorlasso.FactorCovariance`: the cone uses ``B chol(Sigma_f)``
+      and ``sqrt(D)``, never an n x n matrix);
+    * ``"sample"``: the sample covariance (``ddof=1``) of the asset returns in the rolling
+      model's window at ``d`` (the same rows the factor model is fitted on);
+    * ``"ewma"``: the EWMA covariance of the same rows with span ``ewma_span``;
+    * ``"equal_weight"``: ``1 / n`` in each of the ``n`` assets with a complete window (no
+      missing return in it), traded back at the same dates with the same cost accounting.
+
+    The sample and EWMA benchmarks refuse a date whose window has a missing return (the reason
+    names the assets) or has no more rows than assets (a singular covariance). A held asset
+    must have a return on every row it is held (else a ValueError names it and the date).
+
+    Parameters
+    ----------
+    rolling : RollingLassoModel, optional
+        The factor model re-fitted at each date (default ``RollingLassoModel()``); it is cloned
+        and fitted on ``(x, y)``. Its dates are the rebalancing dates, its ``window`` and
+        ``min_history`` also those of the sample/EWMA benchmarks, its ``n_jobs`` (and
+        ``scheduler`` where available) parallelise the fits.
+    portfolio : MaximumDiversification, optional
+        The optimiser (default ``MaximumDiversification()``): its constraints (bounds, budget,
+        groups, linear constraints, ``max_turnover``, ``transaction_costs``, ...) apply to every
+        covariance strategy; its ``covariance``, ``span`` and ``previous_weights`` are set by
+        the backtest. ``transaction_costs`` are also the costs charged on every strategy's
+        trades, the equal-weight one included.
+    benchmarks : sequence of {"sample", "ewma", "equal_weight"}, default all three
+        The strategies run next to ``"factor"``, in this order (may be empty).
+    ewma_span : float, optional
+        Span (> 1) of the ``"ewma"`` benchmark. Default: the factor model's ``span`` when it
+        has one (the same weighting of the window), else ``annualization_factor`` (about a
+        year of data).
+    on_failure : {"previous", "raise"}, default "previous"
+        What a strategy gets at a date it cannot rebalance (an infeasible or failed
+        optimisation, a failed factor-model fit, too little history, a window with missing
+        returns, a date before the data):
+
+        * ``"previous"``: it keeps its holdings (drifting); before its first successful date it
+          holds nothing (cash, return 0). The row of ``failures_`` says which;
+        * ``"raise"``: a ValueError naming the date, the strategy and the reason.
+
+        Every failure is a row of ``failures_``; none is silent.
+    annualization_factor : float, optional
+        Periods per year for the statistics. Default: the rolling model's
+        ``annualization_factor`` when > 1, else inferred from the dates' spacing (252 daily,
+        52 weekly, 12 monthly, 4 quarterly, 1 annual).
+    drift : bool, default True
+        Let the weights drift with the returns between rebalances. ``False`` resets them to the
+        traded weights every row, as skfolio's ``MultiPeriodPortfolio`` assumes.
+    compounded : bool, default False
+        Drawdowns (and the Calmar ratio) on compounded wealth rather than on the cumulative sum
+        of returns (skfolio's default, ``False``).
+
+    Attributes
+    ----------
+    strategies_ : list of str
+        ``"factor"`` then the benchmarks in the order given.
+    rebalance_dates_ : pandas.DatetimeIndex
+        The rolling model's dates that are rows of the data.
+    weights_ : dict of str -> pandas.DataFrame
+        Per strategy, the weights held after trading at each rebalancing date (rebalance date x
+        asset); at a failed date the kept holdings (zeros: cash).
+    returns_ : pandas.DataFrame
+        Every row after the first rebalancing date; columns ``(strategy, "gross"|"net")``.
+        ``net`` is ``gross`` less the costs of a rebalance, on the first row after it.
+    turnover_, costs_ : pandas.DataFrame
+        Rebalance date x strategy: ``sum |w - h|`` against the drifted holdings ``h`` (from
+        cash at the first date) and ``sum c_i |w_i - h_i|`` (0 at a failed date).
+    diversification_ : pandas.DataFrame
+        Rebalance date x ``(strategy, "ex_ante"|"realised")``. Ex ante: ``w'sigma / sqrt(w'
+        Sigma w)`` of the held weights under the strategy's covariance at the date (the sample
+        covariance of the window for equal weight; NaN without a covariance: a failed factor fit,
+        too little history, missing returns, or nothing held). Realised: the held weights'
+        sample volatilities of the asset returns over the holding period (the rows after the
+        date up to the next one, ddof=1) over the sample volatility of the strategy's gross
+        returns there; NaN when the period has fewer than 2 rows or a zero portfolio volatility.
+    stats_ : pandas.DataFrame
+        Index ``(strategy, "gross"|"net")``, columns ``annualized_mean``,
+        ``annualized_volatility``, ``sharpe_ratio``, ``sortino_ratio``, ``max_drawdown``,
+        ``calmar_ratio`` (see :func:`._measures.return_statistics`; skfolio's definitions with
+        the portfolio's ``risk_free_rate``), ``average_turnover`` (mean over the rebalancing
+        dates) and ``total_costs`` (their sum); the last two are the same on both rows.
+    failures_ : pandas.DataFrame
+        Columns ``date``, ``strategy``, ``reason``, ``action``.
+    rolling_ : RollingLassoModel
+        The fitted rolling model (``results_``, ``failures_``, ``fit_info_``).
+    annualization_factor_ : float
+        The factor used.
+    ewma_span_ : float or None
+        The EWMA span used (None without the ``"ewma"`` benchmark).
+    """
+
+    _estimator_type = None
+
+    def __init__(self, rolling=None, portfolio=None, benchmarks=BENCHMARKS, ewma_span=None,
+                 on_failure="previous", annualization_factor=None, drift=True,
+                 compounded=False):
+        self.rolling = rolling
+        self.portfolio = portfolio
+        self.benchmarks = benchmarks
+        self.ewma_span = ewma_span
+        self.on_failure = on_failure
+        self.annualization_factor = annualization_factor
+        self.drift = drift
+        self.compounded = compounded
+
+    # ------------------------------------------------------------------ validation
+    def _checked(self):
+        from ..optimization import MaximumDiversification
+
+        rolling = RollingLassoModel() if self.rolling is None else self.rolling
+        if not isinstance(rolling, RollingLassoModel):
+            raise ValueError(f"rolling must be a RollingLassoModel, got "
+                             f"{type(rolling).__name__}")
+        portfolio = MaximumDiversification() if self.portfolio is None else self.portfolio
+        if not isinstance(portfolio, MaximumDiversification):
+            raise ValueError(f"portfolio must be a MaximumDiversification, got "
+                             f"{type(portfolio).__name__}")
+        b = self.benchmarks
+        if isinstance(b, str) or not isinstance(b, (list, tuple)):
+            raise ValueError(f"benchmarks must be a list of {list(BENCHMARKS)}, got {b!r}")
+        unknown = [s for s in b if s not in BENCHMARKS]
+        if unknown:
+            raise ValueError(f"benchmarks: unknown strategy {unknown[0]!r}; choose from "
+                             f"{list(BENCHMARKS)}")
+        if len(set(b)) != len(b):
+            raise ValueError(f"benchmarks: a strategy is listed twice in {list(b)}")
+        if self.on_failure not in ON_FAILURE:
+            raise ValueError(f"on_failure must be one of {list(ON_FAILURE)}, "
+                             f"got {self.on_failure!r}")
+        for name in ("drift", "compounded"):
+            if not isinstance(getattr(self, name), (bool, np.bool_)):
+                raise ValueError(f"{name} must be True or False, got {getattr(self, name)!r}")
+        for name in ("annualization_factor", "ewma_span"):
+            v = getattr(self, name)
+            low = 0.0 if name == "annualization_factor" else 1.0
+            if v is not None and (isinstance(v, bool) or not isinstance(v, numbers.Real)
+                                  or not np.isfinite(v) or v <= low):
+                raise ValueError(f"{name} must be a number > {low:g}, got {v!r}")
+        return clone(rolling), portfolio, list(b)
+
+    def _annualization(self, rolling, index) -> float:
+        if self.annualization_factor is not None:
+            return float(self.annualization_factor)
+        a = rolling.annualization_factor
+        if isinstance(a, numbers.Real) and not isinstance(a, bool) and a > 1:
+            return float(a)
+        return infer_annualization_factor(index)
+
+    def _span(self, rolling, annualization: float) -> float:
+        if self.ewma_span is not None:
+            return float(self.ewma_span)
+        span = getattr(rolling.estimator, "span", None)
+        if span is not None and span > 1:
+            return float(span)
+        if annualization <= 1:
+            raise ValueError("ewma_span: the default (annualization_factor, here "
+                             f"{annualization:g}) is not > 1; give ewma_span")
+        return annualization
+
+    # ------------------------------------------------------------------ fitting
+    def fit(self, x, y, *, progress=None) -> MaxDiversificationBacktest:
+        """Run the backtest.
+
+        Parameters
+        ----------
+        x : pandas.DataFrame, shape (T, M)
+            Factor returns, indexed by strictly increasing dates.
+        y : pandas.DataFrame, shape (T, N)
+            Asset returns on the same dates (NaN: missing; a held asset must have a return).
+        progress : callable, optional
+            ``progress(done, total)``, called in this process as the work completes: the
+            rolling fits (as the rolling model reports them, else once when they are done),
+            then after each rebalancing date's optimisations. ``total`` = the dates to fit +
+            the rebalancing dates. An exception it raises propagates (that is how a host
+            cancels).
+
+        Returns
+        -------
+        self
+
+        Raises
+        ------
+        ValueError
+            Bad parameters or data, a held asset without a return, or with
+            ``on_failure="raise"`` the first failed date (named with its strategy and reason).
+        """
+        rolling, portfolio, benchmarks = self._checked()
+        if not isinstance(y, pd.DataFrame):
+            raise ValueError(f"y must be a pandas DataFrame indexed by date, "
+                             f"got {type(y).__name__}")
+        index = check_index(y.index, "y")
+        annualization = self._annualization(rolling, index)
+        span = self._span(rolling, annualization) if "ewma" in benchmarks else None
+        window, min_history = self._window(rolling)
+
+        # total = the rolling model's fits + the rebalancing rows, known before any work.
+        targets = [t for t in rebalance_positions(index, rolling.rebalance)]
+        rows = [t.position for t in targets if t.position is not None]
+        n_fits = sum(p - window_start(p, window) + 1 >= min_history for p in rows)
+        total = n_fits + len(rows)
+        self._fit_rolling(rolling, x, y, progress, n_fits, total)
+
+        self.strategies_ = [_FACTOR, *benchmarks]
+        self.rolling_ = rolling
+        self.annualization_factor_ = annualization
+        self.ewma_span_ = span
+        self._run(rolling, portfolio, y, index, window, min_history, span, progress,
+                  n_fits, total)
+        self._statistics(portfolio)
+        return self
+
+    @staticmethod
+    def _window(rolling) -> tuple:
+        window = rolling.window
+        m = rolling.min_history
+        if m is None:
+            m = 1 if window == "expanding" else int(window)
+        return window, int(m)
+
+    @staticmethod
+    def _fit_rolling(rolling, x, y, progress, n_fits: int, total: int) -> None:
+        """Fit the rolling model, reporting its progress as part of the backtest's."""
+        if progress is not None and "progress" in inspect.signature(rolling.fit).parameters:
+            rolling.fit(x, y, progress=lambda done, _total: progress(done, total))
+        else:
+            rolling.fit(x, y)
+        if progress is not None:
+            progress(n_fits, total)
+
+    def _fail(self, failures, date, strategy, reason, action):
+        if self.on_failure == "raise":
+            raise ValueError(f"backtest: rebalancing date {pd.Timestamp(date).date()}, "
+                             f"strategy {strategy!r}: {reason}")
+        failures.append({"date": date, "strategy": strategy, "reason": reason,
+                         "action": action})
+
+    def _run(self, rolling, portfolio, y, index, window, min_history, span, progress,
+             done: int, total: int) -> None:
+        assets = y.columns
+        n = len(assets)
+        from ..optimization._validation import asset_vector
+
+        costs = asset_vector(portfolio.transaction_costs, "portfolio.transaction_costs", n,
+                             assets, 0.0)
+        books = {s: Book(s, y, costs, bool(self.drift)) for s in self.strategies_}
+        # One optimiser per covariance strategy, kept across dates: a factor covariance's
+        # compiled program is then re-used from the second date on (only its data change).
+        optimisers = {s: clone(portfolio) for s in self.strategies_ if s != "equal_weight"}
+        rolling_failed = {pd.Timestamp(d): r for d, r in
+                          zip(rolling.failures_["date"], rolling.failures_["reason"],
+                              strict=True)}
+        failures: list[dict] = []
+        dates, weights, turnover, cost, ex_ante = [], [], [], [], []
+        for date in rolling.dates_:
+            if date not in index:
+                for s in self.strategies_:
+                    self._fail(failures, date, s, rolling_failed.get(date, "no data"),
+                               "no rebalance (no row of data)")
+                continue
+            row = int(index.get_loc(date))
+            start = window_start(row, window)
+            block = y.iloc[start:row + 1]
+            dates.append(date)
+            w_row, t_row, c_row, dr_row = {}, {}, {}, {}
+            for s in self.strategies_:
+                book = books[s]
+                book.advance(row)
+                held = book.holdings.copy()
+                target, reason, cov = self._target(
+                    s, date, rolling, rolling_failed, optimisers.get(s), block, held, span,
+                    min_history, assets)
+                if target is None:
+                    self._fail(failures, date, s, reason,
+                               "kept previous holdings" if held.any()
+                               else "held cash (nothing held yet)")
+                    book.hold(row)
+                    t_row[s] = c_row[s] = 0.0
+                    w = held
+                else:
+                    t_row[s], c_row[s] = book.trade(row, target)
+                    w = target
+                w_row[s] = w
+                dr_row[s] = _ex_ante(w, cov)
+            weights.append(w_row)
+            turnover.append(t_row)
+            cost.append(c_row)
+            ex_ante.append(dr_row)
+            done += 1
+            if progress is not None:
+                progress(done, total)
+        if not dates:
+            raise ValueError("backtest: no rebalancing date falls on a row of the data")
+        for book in books.values():
+            book.advance(len(index) - 1)
+        self._collect(index, assets, dates, weights, turnover, cost, ex_ante, books,
+                      failures, y)
+
+    def _target(self, strategy, date, rolling, rolling_failed, optimiser, block, held, span,
+                min_history, assets):
+        """The weights to trade to at ``date`` and the covariance used, or ``(None, reason,
+        covariance or None)``."""
+        if len(block) < min_history:  # the same dates for every strategy, equal weight too
+            return None, (f"too little history: {len(block)} rows < "
+                          f"min_history={min_history}"), None
+        if strategy == "equal_weight":
+            # 1/n over the assets with a complete window: a gap means the asset was not
+            # investable then (not listed yet), and holding it would need a return we lack.
+            full = ~block.isna().any().to_numpy()
+            if not full.any():
+                return None, "every asset has a missing return in the window", None
+            w = np.where(full, 1.0 / full.sum(), 0.0)
+            return w, None, _sample_cov(block.loc[:, full], full)
+        if strategy == _FACTOR:
+            if date in rolling_failed:
+                return None, f"factor model: {rolling_failed[date]}", None
+            fc = rolling.results_[date].to_factor_covariance()
+            bad = _nonfinite_assets(fc)
+            if bad:
+                return None, (f"factor model: no finite loadings or residual variance for "
+                              f"{bad[:10]}"), None
+            optimiser.set_params(covariance=fc, span=None)
+            data = None
+        else:
+            missing = block.columns[block.isna().any().to_numpy()]
+            if len(missing):
+                return None, (f"missing returns in the window for {list(missing)[:10]} "
+                              f"(first row {block.index[0].date()})"), None
+            if len(block) <= len(assets):
+                return None, (f"the window has {len(block)} rows for {len(assets)} assets: "
+                              f"the {strategy} covariance is singular"), None
+            optimiser.set_params(covariance="sample",
+                                 span=span if strategy == "ewma" else None)
+            data = block
+        optimiser.set_params(previous_weights=pd.Series(held, index=assets))
+        from ..optimization import OptimizationError
+
+        try:
+            optimiser.fit(data)
+        except OptimizationError as err:
+            cov = optimiser.covariance_ if hasattr(optimiser, "covariance_") else None
+            return None, f"{type(err).__name__}: {err}", cov
+        except ValueError as err:
+            raise ValueError(f"backtest: rebalancing date {date.date()}, strategy "
+                             f"{strategy!r}: {err}") from err
+        if optimiser.weights_ is None:  # raise_on_failure=False
+            return None, f"optimisation failed: {optimiser.error_}", optimiser.covariance_
+        w = optimiser.weights_.reindex(assets).to_numpy(dtype=float)
+        return w, None, optimiser.covariance_
+
+    def _collect(self, index, assets, dates, weights, turnover, cost, ex_ante, books,
+                 failures, y) -> None:
+        strategies = self.strategies_
+        rebalance = pd.DatetimeIndex(dates, name="date")
+        self.rebalance_dates_ = rebalance
+        self.weights_ = {s: pd.DataFrame([w[s] for w in weights], index=rebalance,
+                                         columns=assets) for s in strategies}
+        self.turnover_ = pd.DataFrame(turnover, index=rebalance, columns=strategies)
+        self.costs_ = pd.DataFrame(cost, index=rebalance, columns=strategies)
+        first = int(index.get_loc(rebalance[0]))
+        rows = np.arange(first + 1, len(index))
+        columns = pd.MultiIndex.from_product([strategies, ["gross", "net"]],
+                                             names=["strategy", "returns"])
+        data = np.column_stack([
+            np.array([getattr(books[s], kind)[t] for t in rows], dtype=float)
+            for s in strategies for kind in ("gross", "net")]) if len(rows) else (
+            np.empty((0, len(columns))))
+        self.returns_ = pd.DataFrame(data, index=index[rows], columns=columns)
+        # Realised diversification over each holding period (rows after the date to the next).
+        positions = [int(index.get_loc(d)) for d in rebalance] + [len(index) - 1]
+        values = y.to_numpy(dtype=float)
+        realised = []
+        for k in range(len(rebalance)):
+            a, b = positions[k] + 1, positions[k + 1]
+            period = values[a:b + 1]
+            row = {}
+            for s in strategies:
+                w = self.weights_[s].iloc[k].to_numpy()
+                gross = self.returns_[(s, "gross")].to_numpy()[a - first - 1:b - first]
+                row[s] = _realised(w, period, gross)
+            realised.append(row)
+        realised = pd.DataFrame(realised, index=rebalance, columns=strategies)
+        ex_ante = pd.DataFrame(ex_ante, index=rebalance, columns=strategies)
+        self.diversification_ = pd.concat(
+            {s: pd.DataFrame({"ex_ante": ex_ante[s], "realised": realised[s]})
+             for s in strategies}, axis=1, names=["strategy", "diversification"])
+        self.failures_ = pd.DataFrame(failures, columns=["date", "strategy", "reason",
+                                                         "action"])
+
+    def _statistics(self, portfolio) -> None:
+        rf = float(portfolio.risk_free_rate)
+        rows, labels = [], []
+        for s in self.strategies_:
+            for kind in ("gross", "net"):
+                stats = return_statistics(self.returns_[(s, kind)].to_numpy(),
+                                          self.annualization_factor_, rf,
+                                          bool(self.compounded))
+                stats["average_turnover"] = float(self.turnover_[s].mean())
+                stats["total_costs"] = float(self.costs_[s].sum())
+                rows.append(stats)
+                labels.append((s, kind))
+        self.stats_ = pd.DataFrame(rows, index=pd.MultiIndex.from_tuples(
+            labels, names=["strategy", "returns"]), columns=STATS_COLUMNS)
+
+
+def _nonfinite_assets(fc) -> list:
+    b = np.isfinite(fc.loadings.to_numpy()).all(axis=1)
+    d = np.isfinite(fc.residual_variance.to_numpy()) & (fc.residual_variance.to_numpy() >= 0)
+    return list(fc.assets[~(b & d)])
+
+
+def _sample_cov(block: pd.DataFrame, columns: np.ndarray):
+    """The sample covariance (ddof=1) of the complete ``block``, as an N x N matrix with
+    zeros outside ``columns`` (assets not held), or None for a window of < 2 rows."""
+    if len(block) < 2:
+        return None
+    cov = np.zeros((len(columns), len(columns)))
+    cov[np.ix_(columns, columns)] = np.cov(block.to_numpy(dtype=float), rowvar=False, ddof=1)
+    return cov
+
+
+def _ex_ante(w: np.ndarray, cov) -> float:
+    """``w'sigma / sqrt(w' Sigma w)`` under a dense matrix or a FactorCovariance."""
+    if cov is None or not w.any():
+        return np.nan
+    if hasattr(cov, "sqrt_components"):
+        f, d = cov.sqrt_components()
+        sigma = np.sqrt((f ** 2).sum(axis=1) + d ** 2)
+        risk = np.sqrt(float(np.sum((f.T @ w) ** 2) + np.sum((d * w) ** 2)))
+    else:
+        c = np.asarray(cov, dtype=float)
+        sigma = np.sqrt(np.diag(c))
+        risk = np.sqrt(max(float(w @ c @ w), 0.0))
+    return diversification_ratio(w, sigma, risk)
+
+
+def _realised(w: np.ndarray, period: np.ndarray, gross: np.ndarray) -> float:
+    if len(period) < 2 or not w.any():
+        return np.nan
+    held = w != 0
+    sigma = np.std(period[:, held], axis=0, ddof=1)
+    return diversification_ratio(w[held], sigma, float(np.std(gross, ddof=1)))
