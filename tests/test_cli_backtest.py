@@ -7,6 +7,7 @@ from __future__ import annotations
 import hashlib
 import io
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -43,9 +44,9 @@ def _digest(path: Path) -> str:
 
 
 def _classes(demo) -> pd.DataFrame:
-    # FL_ASSET_GROUPS filled: the builder's header-only table is refused by the portfolio
-    # readers (a header row without a grouping column)
-    return pd.DataFrame({"asset_class": demo.clusters})
+    # FL_ASSET_GROUPS filled (the builder's header-only table is refused by the portfolio
+    # readers), with the demo's tags: a tag may not also be a factor name ("Credit")
+    return pd.DataFrame({"asset_class": demo.clusters.map(cli._CLASS_TAGS)})
 
 
 @pytest.fixture(scope="module")
@@ -70,14 +71,25 @@ def _history(path: Path) -> pd.DataFrame:
     return pd.DataFrame(body, columns=header)
 
 
+PROGRESS = re.compile(r"steps (\d+)/(\d+) \[([#.]{10})\] [0-9.]+ s elapsed"
+                      r"(?:, ~[0-9.]+ s left|, done)?")
+
+
 def test_backtest_writes_the_file_and_prints_the_summary(book, tmp_path, demo):
     out = tmp_path / "result.xlsx"
     before = _digest(book)
-    run = _run("backtest", str(book), "--out", str(out), "--no-pictures", "--quiet")
+    run = _run("backtest", str(book), "--out", str(out), "--no-pictures")
     assert run.returncode == 0, run.stderr
-    assert run.stderr == ""  # --quiet: no progress; and never a traceback
     lines = run.stdout.splitlines()
     assert lines[0].startswith("backtest: LASSO, ")
+    assert lines[0].endswith("; strategies factor, sample, ewma, equal_weight")
+    assert lines[1:3] == ["", "Strategy statistics (annualised; net = after transaction costs)"]
+    assert lines[3].split() == ["annualized_mean", "annualized_volatility", "sharpe_ratio",
+                                "sortino_ratio", "max_drawdown", "calmar_ratio",
+                                "average_turnover", "total_costs"]
+    assert [" ".join(r.split()[:2]) for r in lines[4:12]] == [
+        f"{s} {k}" for s in ("factor", "sample", "ewma", "equal_weight")
+        for k in ("gross", "net")]
     assert lines[-1].startswith("done in ") and lines[-1].endswith(f" s -> {out}")
     assert _digest(book) == before  # --out leaves BOOK as it was
     # the file holds the rolling model's loadings, the same as a direct run
@@ -92,6 +104,17 @@ def test_backtest_writes_the_file_and_prints_the_summary(book, tmp_path, demo):
     np.testing.assert_allclose(got["beta"].to_numpy(float), expected["beta"].to_numpy(),
                                rtol=0, atol=1e-12)
     assert list(got["asset"]) == list(expected["asset"])
+    # progress on stderr, not a terminal: plain lines, one total (the model's fits at the
+    # dates + the rebalancing dates' portfolios), counts rising to the total, then "done"
+    assert "\r" not in run.stderr and "Traceback" not in run.stderr
+    progress = [PROGRESS.fullmatch(line) for line in run.stderr.splitlines()]
+    assert progress and all(progress), run.stderr
+    done = [int(m.group(1)) for m in progress]
+    totals = {int(m.group(2)) for m in progress}
+    assert totals == {len(rolling.fit_info_) + len(rolling.dates_)}
+    assert done == sorted(done) and done[-1] == totals.pop()
+    assert run.stderr.splitlines()[-1].endswith(", done")
+    assert progress[-1].group(3) == "#" * 10
 
 
 def test_bad_scheduler_address_is_refused_before_reading(book):
@@ -187,9 +210,9 @@ def test_progress_lines_summary_and_statistics(book, monkeypatch, capsys):
     assert seen == [("backtest", {"pictures": False, "scheduler": "tcp://127.0.0.1:8786",
                                   "n_jobs": 2}, True)]
     # not a terminal: one plain line per update; the clock moves 1.5 s at every reading
-    assert err == ("dates 1/3 [###.......] 1.5 s elapsed, ~3.0 s left\n"
-                   "dates 2/3 [######....] 3.0 s elapsed, ~1.5 s left\n"
-                   "dates 3/3 [##########] 4.5 s elapsed, done\n")
+    assert err == ("steps 1/3 [###.......] 1.5 s elapsed, ~3.0 s left\n"
+                   "steps 2/3 [######....] 3.0 s elapsed, ~1.5 s left\n"
+                   "steps 3/3 [##########] 4.5 s elapsed, done\n")
     assert out.splitlines()[:9] == [
         "backtest: LASSO, 3 of 3 rebalancing dates fitted",
         "",
@@ -224,7 +247,7 @@ def test_ctrl_c_writes_nothing_and_exits_130(book, monkeypatch, capsys):
     assert cli.main(["backtest", str(book)]) == 130
     out, err = capsys.readouterr()
     assert out == ""
-    assert err == ("dates 1/4 [##........] 1.5 s elapsed, ~4.5 s left\n"
+    assert err == ("steps 1/4 [##........] 1.5 s elapsed, ~4.5 s left\n"
                    "xl-factorlasso backtest: interrupted; nothing was written\n")
     assert _digest(book) == before
 
@@ -241,7 +264,7 @@ def test_terminal_line_is_ended_before_an_error(book, monkeypatch, capsys):
     monkeypatch.setattr(sys, "stderr", stream)
     _fake_job(monkeypatch, WorkbookInputError("FL_ROLLING_SETTINGS!B3: window bad"), [(1, 2)])
     assert cli.main(["backtest", str(book)]) == 2
-    assert stream.getvalue() == ("\rdates 1/2 [#####.....] 1.5 s elapsed, ~1.5 s left\n"
+    assert stream.getvalue() == ("\rsteps 1/2 [#####.....] 1.5 s elapsed, ~1.5 s left\n"
                                  "xl-factorlasso: error: FL_ROLLING_SETTINGS!B3: window bad\n")
 
 

@@ -31,6 +31,17 @@ def test_progress_text(done, total, elapsed, text):
     assert progress_text(done, total, elapsed) == text
 
 
+@pytest.mark.parametrize(("done", "elapsed", "since", "text"), [
+    # only the first report so far: elapsed / done
+    (1, 20.0, (20.0, 1), "dates 1/5 [##........] 20 s elapsed, ~80 s left"),
+    # 4 s for 2 units since the first report (20 s of it was set-up): 2 s a unit, 2 to go
+    (3, 24.0, (20.0, 1), "dates 3/5 [######....] 24 s elapsed, ~4.0 s left"),
+    (3, 24.0, None, "dates 3/5 [######....] 24 s elapsed, ~16 s left"),
+])
+def test_estimate_from_the_pace_since_the_first_report(done, elapsed, since, text):
+    assert progress_text(done, 5, elapsed, since=since) == text
+
+
 def test_progress_text_label():
     assert progress_text(3, 6, 1.0, "steps") == "steps 3/6 [#####.....] 1.0 s elapsed, ~1.0 s left"
 
@@ -49,7 +60,7 @@ def test_log_form_is_plain_lines_throttled():
     bar.close()  # nothing left open in the log form
     assert out.getvalue() == (
         "dates 1/4 [##........] 1.0 s elapsed, ~3.0 s left\n"
-        "dates 3/4 [#######...] 1.1 s elapsed, ~0.4 s left\n"
+        "dates 3/4 [#######...] 1.1 s elapsed, ~0.1 s left\n"  # 0.11 s for 2 dates since 1/4
         "dates 4/4 [##########] 1.1 s elapsed, done\n"
     )
     assert "\r" not in out.getvalue()
@@ -65,7 +76,8 @@ def test_terminal_form_rewrites_one_line():
     clock.t += 1.0
     bar(3, 3)
     first = "dates 1/3 [###.......] 12 s elapsed, ~24 s left"
-    second = "dates 2/3 [######....] 13 s elapsed, ~6.5 s left"
+    # the first date took 12 s with the set-up, the second 1 s: the estimate follows the pace
+    second = "dates 2/3 [######....] 13 s elapsed, ~1.0 s left"
     last = "dates 3/3 [##########] 14 s elapsed, done"
     pad = " " * (len(second) - len(last))  # the end of the longer line is blanked
     assert out.getvalue() == f"\r{first}\r{second}\r{last}{pad}\n"

@@ -83,9 +83,13 @@ def test_backtest_caller_shows_progress_then_restores_the_bar(book, monkeypatch)
     assert message == ("backtest: 24 rebalances, 4 strategies\n"
                        "warning: picture FL_BACKTEST_CHART not drawn")
     # start 100 s; steps at 101, 102, 103 s
-    assert _bars(book) == [progress_text(1, 3, 1.0), progress_text(2, 3, 2.0),
-                           progress_text(3, 3, 3.0), False]
-    assert _bars(book)[0] == "dates 1/3 [###.......] 1.0 s elapsed, ~2.0 s left"
+    assert _bars(book) == [progress_text(1, 3, 1.0, "steps"),
+                           progress_text(2, 3, 2.0, "steps", since=(1.0, 1)),
+                           progress_text(3, 3, 3.0, "steps"), False]
+    # the CLI's line: the backtest counts steps (model fits, then portfolios, per date)
+    assert _bars(book)[:3] == ["steps 1/3 [###.......] 1.0 s elapsed, ~2.0 s left",
+                               "steps 2/3 [######....] 2.0 s elapsed, ~1.0 s left",
+                               "steps 3/3 [##########] 3.0 s elapsed, done"]
     assert book.app.events[-2:] == [("status_bar", False), ("alert", message, "xl-factorlasso")]
 
 
@@ -95,7 +99,8 @@ def test_bad_input_restores_the_bar_and_alerts_the_cell(book, monkeypatch):
     message = ribbon.backtest_caller()
     assert message == str(error)
     assert "FL_ROLLING_SETTINGS!B2" in message
-    assert book.app.events == [("status_bar", progress_text(1, 5, 1.0)), ("status_bar", False),
+    assert book.app.events == [("status_bar", "steps 1/5 [##........] 1.0 s elapsed, ~4.0 s left"),
+                               ("status_bar", False),
                                ("alert", message, "xl-factorlasso")]
 
 

@@ -15,8 +15,12 @@ import time
 from collections.abc import Callable
 from typing import TextIO
 
-__all__ = ["ProgressBar", "StatusBarProgress", "progress_text"]
+__all__ = ["BACKTEST_UNIT", "ProgressBar", "StatusBarProgress", "progress_text"]
 
+#: What the backtest's progress counts: its ``total`` is the model fits at the rebalancing
+#: dates plus the rebalancing dates' portfolios (``MaxDiversificationBacktest.fit``), so
+#: "dates" would overstate the number of dates.
+BACKTEST_UNIT = "steps"
 BAR_WIDTH = 10
 #: At most one update per this many seconds (the first and the last are always shown).
 MIN_INTERVAL = 0.1
@@ -27,7 +31,8 @@ def _seconds(t: float) -> str:
     return f"{t:.1f} s" if t < 10 else f"{t:.0f} s"
 
 
-def progress_text(done: int, total: int, elapsed: float, label: str = "dates") -> str:
+def progress_text(done: int, total: int, elapsed: float, label: str = "dates", *,
+                  since: tuple[float, int] | None = None) -> str:
     """One progress line.
 
     Parameters
@@ -38,22 +43,30 @@ def progress_text(done: int, total: int, elapsed: float, label: str = "dates") -
         Seconds since the job started.
     label : str, default "dates"
         What is counted.
+    since : (float, int), optional
+        ``(elapsed, done)`` at the first report. Given, and with work done since, the time
+        left is extrapolated from the pace since then, so that the job's set-up (reading the
+        workbook, starting processes) does not count as time per unit.
 
     Returns
     -------
     str
         ``"dates 37/240 [#.........] 12 s elapsed, ~66 s left"``; no estimate before the first
         unit completes (nothing to extrapolate from), ``"done"`` once ``done == total``.
-        The estimate is ``elapsed / done * (total - done)``.
+        The estimate is ``elapsed / done * (total - done)``, or with ``since = (e0, d0)``
+        ``(elapsed - e0) / (done - d0) * (total - done)`` once ``done > d0``.
     """
     filled = BAR_WIDTH * done // total if total > 0 else BAR_WIDTH
     bar = "#" * filled + "." * (BAR_WIDTH - filled)
     text = f"{label} {done}/{total} [{bar}] {_seconds(elapsed)} elapsed"
     if total > 0 and done >= total:
         return text + ", done"
-    if done > 0:
-        return text + f", ~{_seconds(elapsed / done * (total - done))} left"
-    return text
+    if done <= 0:
+        return text
+    per_unit = elapsed / done
+    if since is not None and done > since[1] and elapsed > since[0]:
+        per_unit = (elapsed - since[0]) / (done - since[1])
+    return text + f", ~{_seconds(per_unit * (total - done))} left"
 
 
 class ProgressBar:
@@ -62,7 +75,8 @@ class ProgressBar:
     On a terminal one line is rewritten in place (carriage return) and ended by a newline at
     the last update; elsewhere (a log file, a pipe) every update is a line of its own. Updates
     closer than ``min_interval`` seconds to the previous one are dropped, except the first and
-    the last (``done == total``), so a fast job does not flood its log.
+    the last (``done == total``), so a fast job does not flood its log. The time left is
+    extrapolated from the pace since the first report (``since`` of :func:`progress_text`).
 
     Parameters
     ----------
@@ -89,17 +103,20 @@ class ProgressBar:
         self.tty = tty
         self.start = self.clock()
         self._shown: float | None = None  # clock of the last line written
+        self._first: tuple[float, int] | None = None  # (elapsed, done) at the first report
         self._width = 0  # length of the line on screen (terminal), to blank what is left
         self._open = False  # a terminal line without its newline yet
 
     def __call__(self, done: int, total: int) -> None:
         now = self.clock()
+        if self._first is None and done > 0:
+            self._first = (now - self.start, done)
         last = total > 0 and done >= total
         if (not last and self._shown is not None
                 and now - self._shown < self.min_interval):
             return
         self._shown = now
-        text = progress_text(done, total, now - self.start, self.label)
+        text = progress_text(done, total, now - self.start, self.label, since=self._first)
         if self.tty:
             pad = " " * max(0, self._width - len(text))
             self.stream.write("\r" + text + pad + ("\n" if last else ""))
@@ -140,6 +157,7 @@ class StatusBarProgress:
         self.min_interval = min_interval
         self.start = self.clock()
         self._shown: float | None = None
+        self._first: tuple[float, int] | None = None
 
     def _set(self, value) -> None:
         try:
@@ -149,11 +167,13 @@ class StatusBarProgress:
 
     def __call__(self, done: int, total: int) -> None:
         now = self.clock()
+        if self._first is None and done > 0:
+            self._first = (now - self.start, done)
         last = total > 0 and done >= total
         if not last and self._shown is not None and now - self._shown < self.min_interval:
             return
         self._shown = now
-        self._set(progress_text(done, total, now - self.start, self.label))
+        self._set(progress_text(done, total, now - self.start, self.label, since=self._first))
 
     def restore(self) -> None:
         """Give the status bar back to Excel."""

@@ -104,7 +104,7 @@ def _print_fit(model, demo) -> None:
 def run_demo(args: argparse.Namespace) -> int:
     """Build the demo workbook, cross-validate, refit and optimise into it, then backtest it
     walk-forward (a second save), and print a summary of each."""
-    from ._progress import ProgressBar
+    from ._progress import BACKTEST_UNIT, ProgressBar
     from .core.datasets import load_demo_panel
     from .workbook import XlsxFileIO, run_job, run_jobs
 
@@ -137,7 +137,8 @@ def run_demo(args: argparse.Namespace) -> int:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)
         backtest = run_job(XlsxFileIO(path), "backtest",
-                           progress=None if args.quiet else ProgressBar(sys.stderr))
+                           progress=None if args.quiet else ProgressBar(
+                               sys.stderr, label=BACKTEST_UNIT))
     print(f"{backtest.summary} ({time.perf_counter() - started:.2f} s)")
     stats = getattr(backtest.model, "stats_", None)
     if isinstance(stats, pd.DataFrame) and not stats.empty:
@@ -198,12 +199,12 @@ def _stats_text(stats: pd.DataFrame) -> str:
 def run_backtest(args: argparse.Namespace) -> int:
     """Walk-forward backtest of a workbook: computed in full, then one atomic save; progress
     (dates done / total, elapsed, remaining) on stderr; Ctrl-C writes nothing."""
-    from ._progress import ProgressBar
+    from ._progress import BACKTEST_UNIT, ProgressBar
     from .workbook import XlsxFileIO, run_job
 
     out = args.out or args.path
     io = XlsxFileIO(args.path, out)
-    bar = None if args.quiet else ProgressBar(sys.stderr)
+    bar = None if args.quiet else ProgressBar(sys.stderr, label=BACKTEST_UNIT)
     started = time.perf_counter()
     try:
         with warnings.catch_warnings():

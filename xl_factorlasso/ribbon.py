@@ -19,7 +19,7 @@ from __future__ import annotations
 import xlwings as xw
 from xlwings import script
 
-from ._progress import StatusBarProgress
+from ._progress import BACKTEST_UNIT, StatusBarProgress
 from .core import SolveError
 from .workbook import WorkbookInputError, XlwingsBookIO, run_job
 
@@ -84,7 +84,7 @@ def run_book_backtest(book) -> str:
 
     The status bar is given back to Excel before the alert, whether the job succeeded or not.
     """
-    status = StatusBarProgress(book.app)
+    status = StatusBarProgress(book.app, label=BACKTEST_UNIT)
     try:
         message = job_message(book, "backtest", progress=status)
     finally:
