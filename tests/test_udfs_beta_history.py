@@ -178,3 +178,42 @@ def test_bad_cell_of_returns_is_named(demo, F):
     bad[5][3] = "#N/A"
     out = udfs.FLASSO_BETA_HISTORY(bad, F, "Equity")
     assert out.startswith("#FLASSO! returns: row 6, column 4:") and "#N/A" in out
+
+
+# --------------------------------------------------------------------------- one answer
+def _load_build():
+    import importlib.util
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    spec = importlib.util.spec_from_file_location("factorlasso_template_build_beta_history",
+                                                  root / "workbook_template" / "build.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_formulas_sheet_entry_equals_the_backtest_job(tmp_path):
+    """The template's FLASSO_BETA_HISTORY formula (workbook_template/build.py), evaluated on a
+    workbook's cells as Excel would call it, gives that factor's rows of the FL_BETA_HISTORY
+    the Backtest job writes into the same workbook."""
+    from xl_factorlasso.cli import build_demo_workbook
+    from xl_factorlasso.workbook import XlsxFileIO, run_job
+
+    build = _load_build()
+    (formula,) = [f for name, _what, f, _fmt in build.FORMULAS if name == "FLASSO_BETA_HISTORY"]
+    path = tmp_path / "book.xlsx"
+    build_demo_workbook(str(path))
+    io_ = XlsxFileIO(str(path))
+    values = {name: io_.read(area) for name, area in io_.names().items()}
+    got = build.evaluate_formula(formula, values, udfs)
+    run_job(XlsxFileIO(str(path)), "backtest", pictures=False)
+    written = XlsxFileIO(str(path))
+    rows = [r for r in written.read(written.names()["FL_BETA_HISTORY"]) if r[0] is not None]
+    long = pd.DataFrame(rows[1:], columns=rows[0])
+    factor = values["FL_FACTORS"][0][1]  # the first factor: the formula's and the job's default
+    wide = long[long["factor"] == factor].pivot(index="date", columns="asset", values="beta")
+    frame = _frame(got)
+    assert factor == "Equity" and len(frame) > 30
+    assert [pd.Timestamp(d) for d in frame.index] == [pd.Timestamp(d) for d in wide.index]
+    np.testing.assert_array_equal(frame.to_numpy(), wide[frame.columns].to_numpy(float))
