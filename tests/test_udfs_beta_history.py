@@ -107,6 +107,7 @@ def test_explicit_dates_and_serial_numbers(demo, R, F):
         [[(dt.datetime(2021, 6, 30) - EXCEL_EPOCH).days * 1.0],
          [(dt.datetime(2022, 12, 31) - EXCEL_EPOCH).days * 1.0]])
     assert [r[1:] for r in serial] == [r[1:] for r in got]
+    assert serial[0][0] == "period"  # numbers in the date column, as FLASSO_PREDICT says
     assert [r[0] for r in serial[1:]] == [(pd.Timestamp(d) - EXCEL_EPOCH).days * 1.0
                                           for d in expected.index]
     # an ISO date in one cell is a date, not a frequency

@@ -118,7 +118,8 @@ def test_beta_history_over_http_equals_the_direct_call(client, xlwings_version):
     direct = udfs.FLASSO_BETA_HISTORY(R, F, "Equity", "QE", None, 104, 1e-4)
     assert not isinstance(direct, str), direct
     assert len(got) == len(direct) > 2
-    assert got[0] == direct[0] == ["date", *map(str, demo.y.columns[:8])]
+    # serial numbers in the date column: the corner says period, as FLASSO_PREDICT's does
+    assert got[0] == direct[0] == ["period", *map(str, demo.y.columns[:8])]
     for g, d in zip(got[1:], direct[1:], strict=True):
         assert g[0] == d[0]  # the serial number of the date, as sent
         assert g[1:] == [float(v) for v in d[1:]]

@@ -1225,6 +1225,7 @@ class _History:
 
     rolling: object
     labels: dict
+    corner: str  # "date", or "period" for serial numbers (as FLASSO_PREDICT answers them)
 
 
 def _beta_history(returns, factors, rebalance, window, min_history, reg_lambda, model_type,
@@ -1232,6 +1233,7 @@ def _beta_history(returns, factors, rebalance, window, min_history, reg_lambda, 
     inputs = _fit_inputs(returns, factors, reg_lambda, model_type, signs, prior, settings,
                          groups)
     y, x = inputs.returns, inputs.factors
+    corner = x.index.name or "date"
     dates = _calendar(x.index)
     labels = dict(zip(dates, x.index, strict=True))
     x, y = x.set_axis(dates, axis=0), y.set_axis(dates, axis=0)
@@ -1254,7 +1256,7 @@ def _beta_history(returns, factors, rebalance, window, min_history, reg_lambda, 
                                 inputs) from None
     if len(rolling.results_) == 0:
         raise _history_failure(rolling, window, min_history)
-    return _History(rolling, labels)
+    return _History(rolling, labels, corner)
 
 
 @func(category=CATEGORY, call_in_wizard=False)
@@ -1294,7 +1296,7 @@ def FLASSO_BETA_HISTORY(returns, factors, factor, rebalance=None, window=None,
             prior, settings, groups))
         frame = history.rolling.results_.get_beta(name)
         frame.index = [history.labels[d] for d in frame.index]
-        return _frame_table("date", frame)
+        return _frame_table(history.corner, frame)
 
     return _guard(compute)
 
