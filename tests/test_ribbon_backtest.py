@@ -136,3 +136,28 @@ def test_server_script_runs_the_job_without_progress(monkeypatch):
     monkeypatch.setattr(ribbon, "run_book_job", lambda book, job, **o: seen.append((job, o)))
     ribbon.backtest(FakeBook())
     assert seen == [("backtest", {})]
+
+
+def test_backtest_caller_on_the_remote_engine(tmp_path, monkeypatch):
+    """The real job through xlwings' remote engine (a workbook payload, actions back): the
+    backtest's outputs are written, one alert ends the actions, whatever the engine does with
+    the status bar."""
+    if not xw.__pro__:  # pragma: no cover - depends on the machine's licence key
+        pytest.skip("xlwings' remote engine needs XLWINGS_LICENSE_KEY")
+    from tests.fake_office_client import apply_actions, book_payload
+    from xl_factorlasso.cli import build_demo_workbook
+    from xl_factorlasso.workbook import XlsxFileIO
+
+    path = tmp_path / "remote.xlsx"
+    build_demo_workbook(str(path))
+    book = xw.Book(json=book_payload(path, xw.__version__))
+    monkeypatch.setattr(xw.Book, "caller", staticmethod(lambda: book))
+    message = ribbon.backtest_caller()
+    assert message.startswith("backtest: HIERARCHICAL_CLUSTER_GROUP_LASSO, 37 of 60 "
+                              "rebalancing dates fitted")
+    actions = book.json()["actions"]
+    assert actions[-1] == {**actions[-1], "func": "alert"} and actions[-1]["args"][0] == message
+    assert apply_actions(path, actions) == [message]
+    io_ = XlsxFileIO(str(path))
+    history = [r for r in io_.read(io_.names()["FL_BACKTEST_STATS"]) if r[0] is not None]
+    assert history[0][:2] == ["strategy", "returns"] and len(history) == 9

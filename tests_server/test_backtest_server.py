@@ -130,3 +130,14 @@ def test_beta_history_over_http_equals_the_direct_call(client, xlwings_version):
     assert r.json()["result"] == [[
         "#FLASSO! factor: 'Equities' is not a factor of factors; the factors are Equity, "
         "Rates, Credit, USD, Commodities, Inflation"]]
+
+
+def test_the_desktop_backtest_helpers_are_not_scripts(client, demo_xlsx, xlwings_version):
+    """Only the decorated ``backtest`` is callable: the desktop caller (status bar) and the
+    message helper are refused by the request guard."""
+    for name in ("backtest_caller", "run_book_backtest", "job_message", "StatusBarProgress"):
+        r = client.post(f"/xlwings/custom-scripts-call/{name}",
+                        json=book_payload(demo_xlsx, xlwings_version))
+        assert r.status_code == 404, name
+        assert r.json() == {"detail": f"no script named {name!r}; the scripts are backtest, "
+                                      "clear_outputs, optimise_portfolio, refit, refit_cv"}
