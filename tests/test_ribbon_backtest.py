@@ -145,11 +145,11 @@ def test_backtest_caller_on_the_remote_engine(tmp_path, monkeypatch):
     if not xw.__pro__:  # pragma: no cover - depends on the machine's licence key
         pytest.skip("xlwings' remote engine needs XLWINGS_LICENSE_KEY")
     from tests.fake_office_client import apply_actions, book_payload
-    from xl_factorlasso.cli import build_demo_workbook
+    from xl_factorlasso.cli import DEMO_ROLLING, build_demo_workbook
     from xl_factorlasso.workbook import XlsxFileIO
 
     path = tmp_path / "remote.xlsx"
-    build_demo_workbook(str(path))
+    build_demo_workbook(str(path), rolling_settings=DEMO_ROLLING)
     book = xw.Book(json=book_payload(path, xw.__version__))
     monkeypatch.setattr(xw.Book, "caller", staticmethod(lambda: book))
     message = ribbon.backtest_caller()

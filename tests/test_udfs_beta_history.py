@@ -198,13 +198,13 @@ def test_formulas_sheet_entry_equals_the_backtest_job(tmp_path):
     """The template's FLASSO_BETA_HISTORY formula (workbook_template/build.py), evaluated on a
     workbook's cells as Excel would call it, gives that factor's rows of the FL_BETA_HISTORY
     the Backtest job writes into the same workbook."""
-    from xl_factorlasso.cli import build_demo_workbook
+    from xl_factorlasso.cli import DEMO_ROLLING, build_demo_workbook
     from xl_factorlasso.workbook import XlsxFileIO, run_job
 
     build = _load_build()
     (formula,) = [f for name, _what, f, _fmt in build.FORMULAS if name == "FLASSO_BETA_HISTORY"]
     path = tmp_path / "book.xlsx"
-    build_demo_workbook(str(path))
+    build_demo_workbook(str(path), rolling_settings=DEMO_ROLLING)
     io_ = XlsxFileIO(str(path))
     values = {name: io_.read(area) for name, area in io_.names().items()}
     got = build.evaluate_formula(formula, values, udfs)

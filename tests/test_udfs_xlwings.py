@@ -268,7 +268,7 @@ def test_classic_metadata(classic):
             assert a["doc"] == udfs.argument_doc(name, a["name"])  # every argument has help
             assert a["options"]["err_to_str"] is True
             if a["name"] not in ("reg_lambda", "model_type", "n_splits", "method",
-                                 "span_gaps"):
+                                 "span_gaps", "factor", "window", "min_history"):
                 assert a["options"]["ndim"] == 2
     fit = functions["FLASSO_FIT"]["args"]
     assert [(a["name"], a["optional"]) for a in fit] == [

@@ -76,8 +76,8 @@ def test_backtest_script_bad_setting_is_one_alert(client, demo_xlsx, tmp_path,
     area = io_.names()["FL_ROLLING_SETTINGS"]
     wb = openpyxl.load_workbook(path)
     ws = wb[area.sheet]
-    row = next(r for r in range(area.min_row, area.max_row + 1)
-               if ws.cell(r, area.min_col).value == "rebalance")
+    row = area.min_row + 1  # the demo's table is empty: its first row under the header
+    ws.cell(row, area.min_col).value = "rebalance"
     ws.cell(row, area.min_col + 1).value = "monthly"
     wb.save(path)
     r = client.post("/xlwings/custom-scripts-call/backtest",

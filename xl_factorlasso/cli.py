@@ -15,7 +15,8 @@ import pandas as pd
 __all__ = ["main"]
 
 DEMO_FILE = "factorlasso_demo.xlsx"
-#: FL_ROLLING_SETTINGS of the demo workbook.
+#: FL_ROLLING_SETTINGS of ``xl-factorlasso demo``: the walk-forward refits at every month end
+#: from two years of history on and charges 10 bp per unit traded.
 DEMO_ROLLING = {"rebalance": "ME", "window": "expanding", "min_history": 104,
                 "transaction_cost_bps": 10, "history_factor": "Equity"}
 _CLASS_TAGS = {"Equities": "EQ", "Govies": "GOV", "Credit": "CRD", "Commodities": "CMDTY"}
@@ -36,9 +37,12 @@ def _table(frame: pd.DataFrame | pd.Series, fmt: str = "{:.3f}") -> str:
     return frame.map(cell).to_string()
 
 
-def build_demo_workbook(path: str, *, tables: bool = True) -> str:
+def build_demo_workbook(path: str, *, tables: bool = True,
+                        rolling_settings: dict | None = None) -> str:
     """Write the demo workbook: the synthetic panel in every FL_* input, each input an Excel
-    table (``tables=False``: plain named ranges over the same cells)."""
+    table (``tables=False``: plain named ranges over the same cells). ``rolling_settings``:
+    the ``FL_ROLLING_SETTINGS`` rows (default none: every default; ``xl-factorlasso demo``
+    writes :data:`DEMO_ROLLING`)."""
     from .core.datasets import load_demo_panel
     from .workbook._builder import build_workbook
 
@@ -64,8 +68,7 @@ def build_demo_workbook(path: str, *, tables: bool = True) -> str:
         portfolio_settings={"covariance": "factor", "max_weights": 0.15},
         constraints=["EQ <= 0.40", "GOV >= 0.20"],
         asset_groups=pd.DataFrame({"asset_class": classes}),
-        # the walk-forward: month ends from two years of history on, 10 bp per unit traded
-        rolling_settings=DEMO_ROLLING,
+        rolling_settings=rolling_settings,
         description=demo.description,
         readable=True,
         tables=tables,
@@ -117,7 +120,7 @@ def run_demo(args: argparse.Namespace) -> int:
     print(f"{T} weeks x {M} factors -> {N} assets; a known sparse, signed loading matrix.")
     print("Model: HCGL (clusters discovered from the data) + sign matrix + prior, span=52,")
     print("       reg_lambda chosen by 5-fold expanding-window CV on an automatic grid.\n")
-    build_demo_workbook(path)
+    build_demo_workbook(path, rolling_settings=DEMO_ROLLING)
     started = time.perf_counter()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)
@@ -198,7 +201,7 @@ def _stats_text(stats: pd.DataFrame) -> str:
 
 def run_backtest(args: argparse.Namespace) -> int:
     """Walk-forward backtest of a workbook: computed in full, then one atomic save; progress
-    (dates done / total, elapsed, remaining) on stderr; Ctrl-C writes nothing."""
+    (steps done / total, elapsed, remaining) on stderr; Ctrl-C writes nothing."""
     from ._progress import BACKTEST_UNIT, ProgressBar
     from .workbook import XlsxFileIO, run_job
 
