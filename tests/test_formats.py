@@ -177,8 +177,10 @@ def test_untouched_parts_keep_their_bytes(demo, tmp_path):
     assert changed == {"xl/styles.xml", RESULTS, "xl/worksheets/sheet8.xml",
                        "xl/worksheets/sheet9.xml", "xl/worksheets/sheet10.xml",
                        "xl/worksheets/sheet11.xml", "xl/worksheets/sheet12.xml",
-                       "xl/worksheets/sheet14.xml"}
-    # Results, DerivedSigns, PriorUsed, Diagnostics, CV, Portfolio, Risk
+                       "xl/worksheets/sheet14.xml",
+                       *(f"xl/worksheets/sheet{k}.xml" for k in range(17, 23))}
+    # Results, DerivedSigns, PriorUsed, Diagnostics, CV, Portfolio, Risk; Backtest,
+    # WeightHistory, BetaHistory, R2History, ResidVolHistory, ClusterHistory
     assert zipfile.ZipFile(path).testzip() is None
 
 
@@ -688,7 +690,9 @@ def test_demo_inputs_are_readable(demo):
         "Start": None, "Returns": "B2", "Factors": "B2", "Signs": "B2", "Prior": "B2",
         "Settings": "A2", "Results": "B2", "DerivedSigns": "B2", "PriorUsed": "B2",
         "Diagnostics": "A2", "CV": "A2", "Portfolio": "A2",
-        "AssetGroups": "B2", "Risk": "A2", "ExposureBudget": "B2"}
+        "AssetGroups": "B2", "Risk": "A2", "ExposureBudget": "B2", "Rolling": "A2",
+        "Backtest": "A2", "WeightHistory": "A2", "BetaHistory": "A2", "R2History": "A2",
+        "ResidVolHistory": "A2", "ClusterHistory": "A2"}
     settings = wb["Settings"]
     assert displayed_width(settings.column_dimensions["A"].width) == fitted_width(
         [c.value for c in settings["A"] if c.value])

@@ -194,6 +194,9 @@ def test_formats_and_pictures(ran):
     assert wb["Backtest"]["A13"].number_format == "yyyy-mm-dd"
     assert wb["Backtest"]["B13"].number_format == "0.00%"
     assert wb["R2History"]["B2"].number_format == "0.0%"
+    status = wb["Diagnostics"]
+    row = next(c.row for c in status["A"] if c.value == "cost per unit traded")
+    assert status.cell(row, 2).number_format == "0.000%"
     with zipfile.ZipFile(path) as zf:
         media = [n for n in zf.namelist() if n.startswith("xl/media/")]
     assert len(media) == 2  # the loadings through time and the strategies' growth
@@ -366,3 +369,59 @@ def test_the_written_workbook_is_a_valid_package(ran, tmp_path, monkeypatch):
     for name in HISTORY:
         assert all(v is None for row in _table(cleared, name) for v in row), name
     assert ooxml._validate([ran[0], cleared]) == []
+
+
+# --------------------------------------------------------------------------- Dask
+def test_a_dask_client_gives_the_serial_numbers(ran, built, tmp_path):
+    distributed = pytest.importorskip("dask.distributed")
+    path = tmp_path / "book.xlsx"
+    shutil.copy(built, path)
+    with distributed.LocalCluster(n_workers=2, processes=False, threads_per_worker=1,
+                                  dashboard_address=":0") as cluster, \
+            distributed.Client(cluster) as client:
+        result = run_job(XlsxFileIO(path), "backtest", scheduler=client, pictures=False)
+    assert result.written == HISTORY
+    # every date is certified: blocks that start cold agree with the serial warm starts to the
+    # solver's tolerance
+    serial = np.array([r[3] for r in _table(ran[0], "FL_BETA_HISTORY")[1:]], dtype=float)
+    blocks = np.array([r[3] for r in _table(path, "FL_BETA_HISTORY")[1:]], dtype=float)
+    np.testing.assert_allclose(blocks, serial, atol=1e-6)
+    np.testing.assert_allclose(_frame(_table(path, "FL_WEIGHT_HISTORY")).to_numpy(),
+                               _frame(_table(ran[0], "FL_WEIGHT_HISTORY")).to_numpy(), atol=1e-5)
+
+
+def test_an_unreachable_scheduler_names_its_cell_and_writes_nothing(built, tmp_path):
+    pytest.importorskip("dask.distributed")
+    path = tmp_path / "book.xlsx"
+    shutil.copy(built, path)
+    wb = openpyxl.load_workbook(path)
+    wb["Rolling"]["A6"], wb["Rolling"]["B6"] = "scheduler", "tcp://127.0.0.1:9"
+    wb.save(path)
+    before = _digest(path)
+    with pytest.raises(WorkbookInputError) as info:
+        run_job(XlsxFileIO(path), "backtest")
+    assert str(info.value).startswith(
+        "FL_ROLLING_SETTINGS!B6: scheduler 'tcp://127.0.0.1:9': no Dask scheduler answered "
+        "within 10 s"), str(info.value)
+    assert _digest(path) == before
+
+
+def test_each_failed_date_is_a_status_row_with_its_strategy_and_reason(built, tmp_path):
+    """A missing return in the first window: the sample and EWMA benchmarks cannot estimate a
+    covariance at the dates whose window holds it; the factor model can (NaN is missing)."""
+    path = tmp_path / "book.xlsx"
+    shutil.copy(built, path)
+    wb = openpyxl.load_workbook(path)
+    wb["Returns"]["B12"] = None
+    wb["Rolling"]["A6"], wb["Rolling"]["B6"] = "window", 104
+    wb.save(path)
+    result = run_job(XlsxFileIO(path), "backtest", pictures=False)
+    bt = result.model
+    late = bt.failures_[~bt.failures_["reason"].str.startswith("too little history")]
+    assert set(late["strategy"]) == {"sample", "ewma"} and len(late) >= 2
+    status = [r[1] for r in _table(path, "FL_STATUS")[1:]
+              if isinstance(r[0], str) and r[0].startswith("failure ")]
+    assert status[0].startswith("7 dates with too little history (before min_history)")
+    assert status[1:] == [f"{d.date().isoformat()} {s}: {why} ({action})"
+                          for d, s, why, action in late.itertuples(index=False)]
+    assert all("SPX" in why for why in late["reason"])  # the reason names the asset

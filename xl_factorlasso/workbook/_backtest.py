@@ -9,7 +9,6 @@ read and checked, and the size of every table known, before the first fit.
 
 from __future__ import annotations
 
-import inspect
 import warnings
 
 import numpy as np
@@ -29,19 +28,19 @@ from ._rolling_settings import ROLLING_KEYS, RollingSettings, read_rolling_setti
 from ._settings import check_setting, read_fit_settings
 from ._tables import Block, parse_list, parse_matrix
 
-__all__ = ["BACKTEST_INPUTS", "EXCEL_ROWS", "compute_backtest", "drawdown", "growth"]
+__all__ = ["BACKTEST_INPUTS", "BACKTEST_OUTPUTS", "EXCEL_ROWS", "compute_backtest", "drawdown",
+           "growth"]
 
 BACKTEST_INPUTS = FIT_INPUTS + ("FL_PORTFOLIO_SETTINGS", "FL_CONSTRAINTS", "FL_ASSET_GROUPS",
                                 "FL_ROLLING_SETTINGS")
+#: The outputs only this job writes (with FL_STATUS, which every job writes).
+BACKTEST_OUTPUTS = ("FL_BETA_HISTORY", "FL_R2_HISTORY", "FL_RESID_VOL_HISTORY",
+                    "FL_CLUSTER_HISTORY", "FL_WEIGHT_HISTORY", "FL_BACKTEST", "FL_BACKTEST_STATS")
 #: Rows of a worksheet: a table longer than this cannot be written (and is never cut).
 EXCEL_ROWS = 1_048_576
 #: The columns of FL_BACKTEST_STATS after the strategy and the returns (gross / net).
 STATS_COLUMNS = ["annualized_mean", "annualized_volatility", "sharpe_ratio", "sortino_ratio",
                  "max_drawdown", "calmar_ratio", "average_turnover", "total_costs"]
-
-
-def _accepts(func, name: str) -> bool:
-    return name in inspect.signature(func).parameters
 
 
 def growth(returns: pd.DataFrame) -> pd.DataFrame:
@@ -66,12 +65,15 @@ def _override(rs: RollingSettings, key: str, value) -> None:
         return
     if key == "scheduler" and not isinstance(value, str):  # a dask.distributed.Client
         rs.scheduler = value
+        rs.cells.pop(key, None)
+        rs.arguments.add(key)
         return
     try:
         setattr(rs, key, check_setting(ROLLING_KEYS, key, value))
     except ValueError as err:
         raise WorkbookInputError(f"the {key} argument: {err}") from None
     rs.cells.pop(key, None)  # messages about it now name the argument, not the sheet
+    rs.arguments.add(key)
 
 
 def _portfolio(blocks: dict[str, Block], assets: list[str], rs: RollingSettings):
@@ -209,19 +211,15 @@ def compute_backtest(blocks: dict[str, Block], *, pictures: bool = True, progres
         raise rs.error("history_factor", f"{rs.history_factor!r} is not a factor of FL_FACTORS "
                                          f"({', '.join(factors)})")
     history_factor = rs.history_factor or factors[0]
-    if rs.scheduler is not None and not _accepts(RollingLassoModel, "scheduler"):
-        raise rs.error("scheduler", "needs the Dask engine, not in this version; leave it blank "
-                                    "(the fits run on this machine, n_jobs processes)")
     params, annualization, notes = _portfolio(blocks, assets, rs)
     n_dates = _planned_dates(x.index, rs)
     _check_sizes(rs, n_dates, assets, factors, defined)
     if check_only:
         return True
 
-    extra = {"scheduler": rs.scheduler} if rs.scheduler is not None else {}
     rolling = RollingLassoModel(LassoModel(**inputs.params), **rs.rolling,
                                 annualization_factor=inputs.annualization_factor,
-                                n_jobs=rs.n_jobs, **extra)
+                                n_jobs=rs.n_jobs, scheduler=rs.scheduler)
     from ..core.optimization import MaximumDiversification
 
     result = JobResult("backtest")
@@ -238,6 +236,9 @@ def compute_backtest(blocks: dict[str, Block], *, pictures: bool = True, progres
                 annualization_factor=annualization, compounded=True)
             bt.fit(x, y, progress=progress)
             rolling = bt.rolling_
+    except (ConnectionError, ImportError) as err:  # the Dask cluster: unreachable, not installed
+        text = str(err)
+        raise rs.error("scheduler", text.removeprefix("scheduler").lstrip(": ")) from None
     except (ValueError, SolveError) as err:
         text = str(err)
         if "rebalancing date" in text[:30]:  # on_failure = stop: the first failed date

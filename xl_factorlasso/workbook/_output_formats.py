@@ -63,6 +63,7 @@ ROW_FORMATS: dict[str, dict[str, str]] = {
         "lambda_max": SCIENTIFIC,
         "objective": SCIENTIFIC,
         "cv_best_score": PERCENT1,
+        "cost per unit traded": PERCENT3,  # the backtest's: 0.001 reads 0.100%
     },
 }
 #: Label columns formatted apart from the data (FL_CV's first column is the penalty; the

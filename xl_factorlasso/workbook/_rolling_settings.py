@@ -32,7 +32,8 @@ ON_FAILURE = {"previous": "previous", "skip": "skip", "stop": "raise"}
 _FREQUENCY_HINT = ("a pandas frequency such as W-FRI (weekly, Fridays), ME (month end), QE "
                    "(quarter end) or YE (year end)")
 _LIST_SEPARATORS = re.compile(r"[;,]")
-_ADDRESS = re.compile(r"^(tcp|tls)://[^\s:/]+:\d{1,5}$")
+# host:port after a Dask protocol (the core also takes inproc://, which a sheet has no use for)
+_ADDRESS = re.compile(r"^(tcp|tls|ucx|ws|wss)://(\[[0-9a-fA-F:]+\]|[^\s:/\[\]]+):\d{1,5}$")
 
 
 def _rebalance(v, key: str) -> str:
@@ -174,6 +175,7 @@ class RollingSettings:
     n_jobs: int | None = None
     cells: dict = field(default_factory=dict)
     block: Block | None = None
+    arguments: set = field(default_factory=set)
 
     def where(self, key: str) -> str:
         """The cell of ``key``'s value (``FL_ROLLING_SETTINGS!B4``), or the name when unset."""
@@ -187,6 +189,8 @@ class RollingSettings:
         """A :class:`~._errors.WorkbookInputError` on ``key``'s cell (or on the block)."""
         from ._errors import WorkbookInputError
 
+        if key in self.arguments:  # the job's argument overrode the sheet
+            return WorkbookInputError(f"the {key} argument: {key} {message}")
         c = self.cells.get(key)
         if c is None:
             return WorkbookInputError(f"{key} {message}", name="FL_ROLLING_SETTINGS")
