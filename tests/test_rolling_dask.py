@@ -38,10 +38,13 @@ def panel():
 @pytest.fixture(scope="module")
 def client():
     cluster = distributed.LocalCluster(n_workers=2, processes=True, threads_per_worker=1,
-                                       host="127.0.0.1", dashboard_address=None,
+                                       host="127.0.0.1", dashboard_address="127.0.0.1:0",
                                        scheduler_port=0)
     with cluster, distributed.Client(cluster, set_as_default=False) as c:
+        pids = list(c.run(os.getpid).values())
+        assert len(pids) == 2 and os.getpid() not in pids
         yield c
+    _assert_gone(pids)  # closing the cluster stopped its worker processes
 
 
 def _model(panel, config="lasso"):
@@ -279,6 +282,24 @@ def _gone(pid: int) -> bool:
     return False
 
 
+def _assert_gone(pids):
+    deadline = time.monotonic() + 10
+    while not all(_gone(pid) for pid in pids) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert [pid for pid in pids if not _gone(pid)] == []
+
+
+def _address(file: Path) -> str:
+    """The scheduler's address from its scheduler file (written once it listens)."""
+    deadline = time.monotonic() + 40
+    while time.monotonic() < deadline:
+        try:
+            return json.loads(file.read_text())["address"]
+        except (FileNotFoundError, json.JSONDecodeError, KeyError):
+            time.sleep(0.1)
+    raise AssertionError(f"the scheduler wrote no {file.name} within 40 s")
+
+
 def test_scheduler_and_two_worker_processes_by_pid(panel, tmp_path):
     """The way a user deploys: ``dask scheduler`` and two ``dask worker`` commands sharing a
     scheduler file; the model is given the address only."""
@@ -287,16 +308,15 @@ def test_scheduler_and_two_worker_processes_by_pid(panel, tmp_path):
     log = open(tmp_path / "cluster.log", "wb")  # noqa: SIM115 - closed in the finally
     try:
         procs.append(_start(["distributed.cli.dask_scheduler", "--host", "127.0.0.1",
-                             "--port", "0", "--no-dashboard", "--scheduler-file", str(file)],
+                             "--port", "0", "--no-dashboard", "--dashboard-address",
+                             "127.0.0.1:0", "--scheduler-file", str(file)],
                             log))
         for _ in range(2):
             procs.append(_start(["distributed.cli.dask_worker", "--scheduler-file", str(file),
                                  "--nthreads", "1", "--nworkers", "1", "--no-dashboard",
-                                 "--host", "127.0.0.1"], log))
-        deadline = time.monotonic() + 40
-        while not file.exists() and time.monotonic() < deadline:
-            time.sleep(0.1)
-        address = json.loads(file.read_text())["address"]
+                                 "--dashboard-address", "127.0.0.1:0", "--host", "127.0.0.1"],
+                                log))
+        address = _address(file)
         with distributed.Client(address, timeout=20, set_as_default=False) as c:
             c.wait_for_workers(2, timeout=40)
             pids = [p.pid for p in procs]
@@ -312,8 +332,5 @@ def test_scheduler_and_two_worker_processes_by_pid(panel, tmp_path):
     finally:
         _stop(procs)
         log.close()
-    assert len(pids) == 5
-    deadline = time.monotonic() + 10
-    while not all(_gone(pid) for pid in pids) and time.monotonic() < deadline:
-        time.sleep(0.1)
-    assert [pid for pid in pids if not _gone(pid)] == []
+    assert len(pids) == 5  # the scheduler, two nannies, their two worker processes
+    _assert_gone(pids)
