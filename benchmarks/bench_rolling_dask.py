@@ -11,7 +11,8 @@ the package), ``--repeats`` rounds of serial, 1 worker, 2 workers, interleaved s
 see the same machine load. Printed: median seconds, the ratios 1 worker / 2 workers and
 serial / 2 workers, and the largest loading difference from serial (1 worker fits one block,
 so it is the serial computation; 2 workers start their second block cold, certified to the
-same tolerance).
+same tolerance), and the median CPU seconds of each (this process plus the workers': the work
+done whatever the machine's load; wall seconds on a shared machine depend on it).
 
 Then the overhead on a small job: the same three on ``--small-dates`` dates (default 24, the
 panel ``bench_rolling.py --dates 24`` builds), medians.
@@ -61,12 +62,21 @@ def _panel(n_dates: int, n_factors: int, n_assets: int):
     return panel, lam, _dates(panel.x.index, n_dates)
 
 
+def _cpu(client) -> float:
+    """CPU seconds used so far by this process and the cluster's worker processes."""
+    workers = 0.0 if client is None else sum(client.run(time.process_time).values())
+    return time.process_time() + workers
+
+
 def _run(config, panel, lam, dates, client):
+    """Wall seconds, CPU seconds (this process + the workers) and the fitted model."""
     model = LassoModel(**_kwargs(config, panel, lam, LassoModelType))
     roll = RollingLassoModel(model, rebalance=dates, scheduler=client)
+    c0 = _cpu(client)
     t0 = time.perf_counter()
     roll.fit(panel.x, panel.y)
-    return time.perf_counter() - t0, roll
+    wall = time.perf_counter() - t0
+    return wall, _cpu(client) - c0, roll
 
 
 def _max_diff(a, b) -> float:
@@ -88,23 +98,28 @@ def _timed(configs, panel, lam, dates, clients, repeats: int, title: str) -> Non
     print(f"\n## {title}: T={len(panel.x)}, {len(dates)} dates, medians of {repeats} "
           "interleaved runs")
     print(f"{'config':18s} {'serial s':>8s} {'1 wkr s':>8s} {'2 wkr s':>8s} {'1w/2w':>6s} "
-          f"{'ser/2w':>6s} {'ovh 1w s':>8s} {'|dB| 1w':>8s} {'|dB| 2w':>8s}")
+          f"{'ser/2w':>6s} {'ovh 1w s':>8s} {'cpu ser':>7s} {'cpu 1w':>7s} {'cpu 2w':>7s} "
+          f"{'|dB| 1w':>8s} {'|dB| 2w':>8s}")
     for config in configs:
         label = CONFIGS[config][0]
         for client in clients.values():  # the workers import the package: untimed
             _run(config, panel, lam, dates[:2], client)
         times = {name: [] for name in ("serial", *clients)}
+        cpus = {name: [] for name in times}
         fits = {}
         for r in range(repeats):
             for name in times:
                 print(f"[{label}] {title} run {r + 1}/{repeats}, {name} ...", file=sys.stderr,
                       flush=True)
-                seconds, fits[name] = _run(config, panel, lam, dates, clients.get(name))
+                seconds, cpu, fits[name] = _run(config, panel, lam, dates, clients.get(name))
                 times[name].append(seconds)
+                cpus[name].append(cpu)
         med = {name: float(np.median(t)) for name, t in times.items()}
+        cpu = {name: float(np.median(t)) for name, t in cpus.items()}
         print(f"{label:18s} {med['serial']:8.2f} {med['1w']:8.2f} {med['2w']:8.2f} "
               f"{med['1w'] / med['2w']:6.2f} {med['serial'] / med['2w']:6.2f} "
               f"{med['1w'] - med['serial']:8.2f} "
+              f"{cpu['serial']:7.2f} {cpu['1w']:7.2f} {cpu['2w']:7.2f} "
               f"{_max_diff(fits['serial'], fits['1w']):8.1e} "
               f"{_max_diff(fits['serial'], fits['2w']):8.1e}", flush=True)
 
@@ -137,7 +152,8 @@ def main(argv=None) -> int:
         small = _panel(args.small_dates, args.n_factors, args.n_assets)
         _timed(configs, *small, clients, args.repeats, "small job")
     print(f"\nload average at end {os.getloadavg()[0]:.2f}; ovh 1w = 1 worker - serial (the "
-          "distributed path's cost: scatter, scheduling, gathering)")
+          "distributed path's cost: scatter, scheduling, gathering); cpu = CPU seconds of this "
+          "process + the workers")
     return 0
 
 
