@@ -342,3 +342,13 @@ def test_scheduler_and_two_worker_processes_by_pid(panel, tmp_path):
         log.close()
     assert len(pids) == 5  # the scheduler, two nannies, their two worker processes
     _assert_gone(pids)
+
+
+def test_a_cluster_without_workers_is_an_error_not_a_wait(panel):
+    with distributed.LocalCluster(n_workers=0, processes=False,
+                                  dashboard_address="127.0.0.1:0") as cluster, \
+            distributed.Client(cluster, set_as_default=False) as empty:
+        message = f"scheduler {empty.scheduler.address}: the Dask cluster has no workers"
+        with pytest.raises(ConnectionError, match=f"^{re.escape(message)}$"):
+            RollingLassoModel(_model(panel), rebalance="QE", min_history=52,
+                              scheduler=empty).fit(panel.x, panel.y)
