@@ -352,3 +352,41 @@ def test_a_cluster_without_workers_is_an_error_not_a_wait(panel):
         with pytest.raises(ConnectionError, match=f"^{re.escape(message)}$"):
             RollingLassoModel(_model(panel), rebalance="QE", min_history=52,
                               scheduler=empty).fit(panel.x, panel.y)
+
+
+class _FakeLibc:
+    def __init__(self):
+        self.calls = []
+
+    def mallopt(self, param, value):
+        self.calls.append(("mallopt", param, value))
+        return 1
+
+    def malloc_trim(self, pad):
+        self.calls.append(("malloc_trim", pad))
+        return 1
+
+
+def test_blocks_reuse_the_heap_under_dasks_trim_setting_then_restore_it(monkeypatch):
+    """Dask workers start with MALLOC_TRIM_THRESHOLD_=65536 (glibc then mmaps every array
+    above 128 KiB): raised while blocks run, set back (and trimmed) after the last one."""
+    libc = _FakeLibc()
+    monkeypatch.setattr(_distributed, "_glibc", lambda: libc)
+    monkeypatch.setenv("MALLOC_TRIM_THRESHOLD_", "65536")
+    monkeypatch.delenv("MALLOC_MMAP_THRESHOLD_", raising=False)
+    with _distributed._heap_for_arrays():
+        with _distributed._heap_for_arrays():  # a second block in another thread
+            assert libc.calls == [("mallopt", -1, 256 << 20), ("mallopt", -3, 32 << 20)]
+        assert len(libc.calls) == 2  # the first block still runs
+    assert libc.calls[2:] == [("mallopt", -1, 65536), ("mallopt", -3, 128 * 1024),
+                              ("malloc_trim", 0)]
+    monkeypatch.delenv("MALLOC_TRIM_THRESHOLD_")
+    libc.calls.clear()
+    with _distributed._heap_for_arrays():  # not a Dask worker's setting: left alone
+        pass
+    assert libc.calls == []
+
+
+def test_the_workers_run_with_dasks_trim_setting(client):
+    """What the heap setting above answers: the workers of a LocalCluster have it."""
+    assert set(client.run(os.environ.get, "MALLOC_TRIM_THRESHOLD_").values()) == {"65536"}
