@@ -38,10 +38,13 @@ def panel():
 @pytest.fixture(scope="module")
 def client():
     cluster = distributed.LocalCluster(n_workers=2, processes=True, threads_per_worker=1,
-                                       host="127.0.0.1", dashboard_address=None,
+                                       host="127.0.0.1", dashboard_address="127.0.0.1:0",
                                        scheduler_port=0)
     with cluster, distributed.Client(cluster, set_as_default=False) as c:
+        pids = list(c.run(os.getpid).values())
+        assert len(pids) == 2 and os.getpid() not in pids
         yield c
+    _assert_gone(pids)  # closing the cluster stopped its worker processes
 
 
 def _model(panel, config="lasso"):
@@ -82,23 +85,31 @@ def _wait_cluster_empty(client):
 
 
 # ---------------------------------------------------------------------------- equality
-@pytest.mark.parametrize("config", ["lasso", "hcgl"])
-def test_local_cluster_equals_serial(panel, client, config):
-    kw = dict(rebalance="ME", min_history=52)
+@pytest.mark.parametrize(("config", "rebalance"), [("lasso", "ME"), ("hcgl", "QE")])
+def test_local_cluster_equals_serial(panel, client, config, rebalance):
+    kw = dict(rebalance=rebalance, min_history=52)
     base = _model(panel, config)
     cold = RollingLassoModel(base, warm_start=False, **kw).fit(panel.x, panel.y)
     dask_cold = RollingLassoModel(base, warm_start=False, scheduler=client, **kw).fit(
         panel.x, panel.y)
-    assert len(cold.results_) >= 40
+    assert len(cold.results_) >= 16
     _assert_same(cold, dask_cold)  # bit for bit
     pd.testing.assert_frame_equal(cold.fit_info_, dask_cold.fit_info_, check_exact=True)
     warm = RollingLassoModel(base, **kw).fit(panel.x, panel.y)
     dask_warm = RollingLassoModel(base, scheduler=client, **kw).fit(panel.x, panel.y)
     _assert_same(warm, dask_warm, atol=WARM_ATOL)
-    # the cluster's two worker threads make two blocks: exactly the joblib path's blocks
+    # the cluster's two worker threads make two blocks: the second starts cold
     assert (~dask_warm.fit_info_["warm"].astype(bool)).sum() == 2
-    _assert_same(RollingLassoModel(base, n_jobs=2, **kw).fit(panel.x, panel.y), dask_warm)
     _wait_cluster_empty(client)
+
+
+def test_the_blocks_are_those_of_joblib(panel, client):
+    """Two Dask workers and two loky processes fit the same blocks: the same numbers, bit for
+    bit, warm starts included."""
+    kw = dict(rebalance="QE", min_history=52)
+    base = _model(panel)
+    _assert_same(RollingLassoModel(base, n_jobs=2, **kw).fit(panel.x, panel.y),
+                 RollingLassoModel(base, scheduler=client, **kw).fit(panel.x, panel.y))
 
 
 def test_n_jobs_sets_the_number_of_blocks(panel, client):
@@ -279,6 +290,24 @@ def _gone(pid: int) -> bool:
     return False
 
 
+def _assert_gone(pids):
+    deadline = time.monotonic() + 10
+    while not all(_gone(pid) for pid in pids) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert [pid for pid in pids if not _gone(pid)] == []
+
+
+def _address(file: Path) -> str:
+    """The scheduler's address from its scheduler file (written once it listens)."""
+    deadline = time.monotonic() + 40
+    while time.monotonic() < deadline:
+        try:
+            return json.loads(file.read_text())["address"]
+        except (FileNotFoundError, json.JSONDecodeError, KeyError):
+            time.sleep(0.1)
+    raise AssertionError(f"the scheduler wrote no {file.name} within 40 s")
+
+
 def test_scheduler_and_two_worker_processes_by_pid(panel, tmp_path):
     """The way a user deploys: ``dask scheduler`` and two ``dask worker`` commands sharing a
     scheduler file; the model is given the address only."""
@@ -287,22 +316,21 @@ def test_scheduler_and_two_worker_processes_by_pid(panel, tmp_path):
     log = open(tmp_path / "cluster.log", "wb")  # noqa: SIM115 - closed in the finally
     try:
         procs.append(_start(["distributed.cli.dask_scheduler", "--host", "127.0.0.1",
-                             "--port", "0", "--no-dashboard", "--scheduler-file", str(file)],
+                             "--port", "0", "--no-dashboard", "--dashboard-address",
+                             "127.0.0.1:0", "--scheduler-file", str(file)],
                             log))
         for _ in range(2):
             procs.append(_start(["distributed.cli.dask_worker", "--scheduler-file", str(file),
                                  "--nthreads", "1", "--nworkers", "1", "--no-dashboard",
-                                 "--host", "127.0.0.1"], log))
-        deadline = time.monotonic() + 40
-        while not file.exists() and time.monotonic() < deadline:
-            time.sleep(0.1)
-        address = json.loads(file.read_text())["address"]
+                                 "--dashboard-address", "127.0.0.1:0", "--host", "127.0.0.1"],
+                                log))
+        address = _address(file)
         with distributed.Client(address, timeout=20, set_as_default=False) as c:
             c.wait_for_workers(2, timeout=40)
             pids = [p.pid for p in procs]
             pids += [pid for pid in c.run(os.getpid).values()]  # the worker processes
         base = _model(panel)
-        kw = dict(rebalance="ME", min_history=52, warm_start=False)
+        kw = dict(rebalance="QE", min_history=52, warm_start=False)
         serial = RollingLassoModel(base, **kw).fit(panel.x, panel.y)
         calls = []
         deployed = RollingLassoModel(base, scheduler=address, **kw).fit(
@@ -312,8 +340,53 @@ def test_scheduler_and_two_worker_processes_by_pid(panel, tmp_path):
     finally:
         _stop(procs)
         log.close()
-    assert len(pids) == 5
-    deadline = time.monotonic() + 10
-    while not all(_gone(pid) for pid in pids) and time.monotonic() < deadline:
-        time.sleep(0.1)
-    assert [pid for pid in pids if not _gone(pid)] == []
+    assert len(pids) == 5  # the scheduler, two nannies, their two worker processes
+    _assert_gone(pids)
+
+
+def test_a_cluster_without_workers_is_an_error_not_a_wait(panel):
+    with distributed.LocalCluster(n_workers=0, processes=False,
+                                  dashboard_address="127.0.0.1:0") as cluster, \
+            distributed.Client(cluster, set_as_default=False) as empty:
+        message = f"scheduler {empty.scheduler.address}: the Dask cluster has no workers"
+        with pytest.raises(ConnectionError, match=f"^{re.escape(message)}$"):
+            RollingLassoModel(_model(panel), rebalance="QE", min_history=52,
+                              scheduler=empty).fit(panel.x, panel.y)
+
+
+class _FakeLibc:
+    def __init__(self):
+        self.calls = []
+
+    def mallopt(self, param, value):
+        self.calls.append(("mallopt", param, value))
+        return 1
+
+    def malloc_trim(self, pad):
+        self.calls.append(("malloc_trim", pad))
+        return 1
+
+
+def test_blocks_reuse_the_heap_under_dasks_trim_setting_then_restore_it(monkeypatch):
+    """Dask workers start with MALLOC_TRIM_THRESHOLD_=65536 (glibc then mmaps every array
+    above 128 KiB): raised while blocks run, set back (and trimmed) after the last one."""
+    libc = _FakeLibc()
+    monkeypatch.setattr(_distributed, "_glibc", lambda: libc)
+    monkeypatch.setenv("MALLOC_TRIM_THRESHOLD_", "65536")
+    monkeypatch.delenv("MALLOC_MMAP_THRESHOLD_", raising=False)
+    with _distributed._heap_for_arrays():
+        with _distributed._heap_for_arrays():  # a second block in another thread
+            assert libc.calls == [("mallopt", -1, 256 << 20), ("mallopt", -3, 32 << 20)]
+        assert len(libc.calls) == 2  # the first block still runs
+    assert libc.calls[2:] == [("mallopt", -1, 65536), ("mallopt", -3, 128 * 1024),
+                              ("malloc_trim", 0)]
+    monkeypatch.delenv("MALLOC_TRIM_THRESHOLD_")
+    libc.calls.clear()
+    with _distributed._heap_for_arrays():  # not a Dask worker's setting: left alone
+        pass
+    assert libc.calls == []
+
+
+def test_the_workers_run_with_dasks_trim_setting(client):
+    """What the heap setting above answers: the workers of a LocalCluster have it."""
+    assert set(client.run(os.environ.get, "MALLOC_TRIM_THRESHOLD_").values()) == {"65536"}

@@ -82,7 +82,8 @@ CUSTOMUI_NS = "http://schemas.microsoft.com/office/2009/07/customui"
 XLSM_MAIN = "application/vnd.ms-excel.sheet.macroEnabled.main+xml"
 XLSX_MAIN = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet.main+xml"
 RIBBON_PARTS = ("xl/vbaProject.bin", "customUI/customUI14.xml", "_rels/.rels")
-BUTTONS = ["Refit", "Cross-validate", "Optimise portfolio", "Clear outputs", "Help"]
+BUTTONS = ["Refit", "Cross-validate", "Optimise portfolio", "Backtest", "Clear outputs",
+           "Help"]
 SHEETS = ["Start", "Returns", "Factors", "Signs", "Prior", "Settings", "Results", "Portfolio",
           "Formulas", "xlwings.conf"]
 BOTH = pytest.mark.parametrize("template", [XLSX, XLSM], ids=["xlsx", "xlsm"])
@@ -311,7 +312,7 @@ def test_custom_ui_is_linked_and_every_action_is_a_sub(template, committed):
 
     text = _bas_text()
     for entry in ("refit_caller", "refit_cv_caller", "optimise_portfolio_caller",
-                  "clear_outputs_caller"):
+                  "backtest_caller", "clear_outputs_caller"):
         assert f'RunEntryPoint "{entry}"' in text and callable(getattr(ribbon, entry))
     assert "Application.Run RUN_PYTHON, \"import xl_factorlasso.ribbon as r; r.\"" in text
 
@@ -621,8 +622,10 @@ def test_formulas_are_dynamic_arrays_that_compute_and_have_room(template, commit
         for a in args:
             if re.fullmatch(r"[A-Z]+\d+:[A-Z]+\d+", a):
                 values[a] = pkg.read_values("Formulas", a)
-            else:
-                assert a == "" or a in values, (formula, a)  # only FL_* names and blanks
+            else:  # only FL_* names and blanks, or Excel's INDEX/MATCH picking a value
+                # out of them (FLASSO_BETA_HISTORY's factor and FL_ROLLING_SETTINGS' keys)
+                names = re.findall(r"\bFL_\w+", a) if a.startswith("INDEX(") else [a]
+                assert a == "" or (names and all(n in values for n in names)), (formula, a)
         result = build.evaluate_formula(formula, values, udfs, ns)
         result = result if isinstance(result, list) else [[result]]
         assert not str(result[0][0]).startswith("#"), (formula, result[0][0])

@@ -145,10 +145,14 @@ SIGNATURES = {
                            "prior", "model_settings", "model_groups", "previous_weights",
                            "weights"],
     "FLASSO_RETURNS": ["prices", "method", "span_gaps"],
+    # the rolling fit's own arguments, then FLASSO_FIT's model options
+    "FLASSO_BETA_HISTORY": ["returns", "factors", "factor", "rebalance", "window", "min_history",
+                            *FIT[2:]],
     "FLASSO_VERSION": [],
 }
 REQUIRED = {"FLASSO_MAXDIV": {"returns"}, "FLASSO_RISK": {"returns"},
-            "FLASSO_RISK_ASSETS": {"returns"}, "FLASSO_RETURNS": {"prices"}}
+            "FLASSO_RISK_ASSETS": {"returns"}, "FLASSO_RETURNS": {"prices"},
+            "FLASSO_BETA_HISTORY": {"returns", "factors", "factor"}}
 
 
 def test_public_functions_and_signatures():

@@ -31,7 +31,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-FUNCTIONS = ["FLASSO_BEST_LAMBDA", "FLASSO_CLUSTERS", "FLASSO_COV", "FLASSO_CV", "FLASSO_FIT", "FLASSO_INTERCEPT",
+FUNCTIONS = ["FLASSO_BEST_LAMBDA", "FLASSO_BETA_HISTORY", "FLASSO_CLUSTERS", "FLASSO_COV", "FLASSO_CV", "FLASSO_FIT", "FLASSO_INTERCEPT",
              "FLASSO_MAXDIV", "FLASSO_PREDICT", "FLASSO_R2", "FLASSO_RESID_VOL",
              "FLASSO_RETURNS", "FLASSO_RISK", "FLASSO_RISK_ASSETS", "FLASSO_VERSION"]
 
@@ -268,7 +268,7 @@ def test_classic_metadata(classic):
             assert a["doc"] == udfs.argument_doc(name, a["name"])  # every argument has help
             assert a["options"]["err_to_str"] is True
             if a["name"] not in ("reg_lambda", "model_type", "n_splits", "method",
-                                 "span_gaps"):
+                                 "span_gaps", "factor", "window", "min_history"):
                 assert a["options"]["ndim"] == 2
     fit = functions["FLASSO_FIT"]["args"]
     assert [(a["name"], a["optional"]) for a in fit] == [

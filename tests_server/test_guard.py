@@ -33,7 +33,7 @@ from xl_factorlasso.server import (
 )
 
 GUID = "0b17fe4c-c241-40a4-818b-982893871d8c"
-SCRIPT_LIST = "clear_outputs, optimise_portfolio, refit, refit_cv"
+SCRIPT_LIST = "backtest, clear_outputs, optimise_portfolio, refit, refit_cv"
 
 
 # --------------------------------------------------------------------------- path screen

@@ -42,8 +42,9 @@ from xl_factorlasso.server import DEFAULT_MAX_BODY_MB, MAX_BODY_ENV, TOKEN_ENV
 TOKEN = "a-token-for-the-tests"
 PARTNER = "https://partner.example"
 MAX_BODY = int(DEFAULT_MAX_BODY_MB * 2**20)
-SCRIPT_LIST = "clear_outputs, optimise_portfolio, refit, refit_cv"
-FUNCTION_LIST = ("FLASSO_BEST_LAMBDA, FLASSO_CLUSTERS, FLASSO_COV, FLASSO_CV, FLASSO_FIT, "
+SCRIPT_LIST = "backtest, clear_outputs, optimise_portfolio, refit, refit_cv"
+FUNCTION_LIST = ("FLASSO_BEST_LAMBDA, FLASSO_BETA_HISTORY, FLASSO_CLUSTERS, FLASSO_COV, "
+                 "FLASSO_CV, FLASSO_FIT, "
                  "FLASSO_INTERCEPT, FLASSO_MAXDIV, FLASSO_PREDICT, FLASSO_R2, FLASSO_RESID_VOL, "
                  "FLASSO_RETURNS, FLASSO_RISK, FLASSO_RISK_ASSETS, FLASSO_VERSION")
 NOT_FOUND = {"detail": "Not Found"}
@@ -252,7 +253,7 @@ NOT_SCRIPTS = ["__class__", "__init__", "__dict__", "_private", "run_book_job", 
 
 
 @pytest.mark.parametrize("name", NOT_SCRIPTS)
-def test_only_the_four_scripts_are_looked_up(server, name, demo_xlsx, xlwings_version):
+def test_only_the_ribbon_scripts_are_looked_up(server, name, demo_xlsx, xlwings_version):
     from tests.fake_office_client import book_payload
 
     r = _post(server, f"/xlwings/custom-scripts-call/{name}",

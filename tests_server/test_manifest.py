@@ -45,7 +45,7 @@ def test_ribbon_tab_has_the_desktop_buttons(manifest):
     groups = _groups(strings, tab)
     assert [(label, [c.get("id") for c in controls]) for label, controls in groups] == [
         ("Factor model", ["FactorLassoRefit", "FactorLassoCrossValidate"]),
-        ("Portfolio", ["FactorLassoOptimise"]),
+        ("Portfolio", ["FactorLassoOptimise", "FactorLassoBacktest"]),
         ("Workbook", ["FactorLassoClear", "FactorLassoHelp"]),
     ]
     controls = [(label, c) for label, cs in groups for c in cs]
@@ -63,7 +63,7 @@ def test_ribbon_tab_has_the_desktop_buttons(manifest):
             assert action.get(XSI_TYPE) == "ExecuteFunction"
             assert action.find("ov:FunctionName", NS).text == button.action
     assert [b.label for b in RIBBON] == ["Refit", "Cross-validate", "Optimise portfolio",
-                                         "Clear outputs", "Help"]
+                                         "Backtest", "Clear outputs", "Help"]
     assert {b.script for b in RIBBON if b.script} == set(SCRIPTS)
 
 
@@ -112,7 +112,7 @@ def test_ribbon_js_runs_the_script_of_each_button(client):
     assert "xlwings.runPython(" in js and "event.completed()" in js
 
 
-def test_task_pane_is_the_help_page_with_the_four_buttons(client):
+def test_task_pane_is_the_help_page_with_the_ribbon_buttons(client):
     r = client.get("/taskpane.html")
     assert r.status_code == 200
     html = r.text

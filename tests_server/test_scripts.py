@@ -102,7 +102,7 @@ def test_bad_input_gives_one_alert_naming_the_cell(client, demo_xlsx, tmp_path, 
 
 
 # --------------------------------------------------------------------------- what is callable
-def test_scripts_meta_lists_exactly_the_four_scripts(client):
+def test_scripts_meta_lists_exactly_the_ribbon_scripts(client):
     r = client.get("/xlwings/custom-scripts-meta")
     assert r.status_code == 200
     assert sorted(m["function_name"] for m in r.json()) == sorted(SCRIPTS)
@@ -131,8 +131,8 @@ def test_undecorated_helpers_are_not_callable(client, demo_xlsx, xlwings_version
     monkeypatch.setattr(ribbon, "run_book_job", lambda *a, **k: called.append(a))
     r = call_script(client, demo_xlsx, name, xlwings_version)
     assert r.status_code == 404
-    assert r.json() == {"detail": f"no script named {name!r}; the scripts are clear_outputs, "
-                                  "optimise_portfolio, refit, refit_cv"}
+    assert r.json() == {"detail": f"no script named {name!r}; the scripts are backtest, "
+                                  "clear_outputs, optimise_portfolio, refit, refit_cv"}
     assert called == []
 
 

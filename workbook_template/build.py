@@ -274,6 +274,13 @@ FORMULAS = [
     ("FLASSO_RETURNS", "simple returns p_t / p_prev - 1 of the price panel above (add \"log\" "
      "for log returns): the last rows of FL_RETURNS again", "FLASSO_RETURNS({prices})",
      "0.00%"),
+    ("FLASSO_BETA_HISTORY", "the first factor's loadings refitted at every rebalancing date of "
+     "FL_ROLLING_SETTINGS on the data up to that date (the model of FL_SETTINGS): that "
+     "factor's rows of FL_BETA_HISTORY, which Backtest writes, dates down",
+     "FLASSO_BETA_HISTORY(FL_RETURNS,FL_FACTORS,INDEX(FL_FACTORS,1,2),"
+     + ",".join(f'INDEX(FL_ROLLING_SETTINGS,MATCH("{key}",INDEX(FL_ROLLING_SETTINGS,,1),0),2)'
+                for key in ("rebalance", "window", "min_history"))
+     + ",,,FL_SIGNS,FL_PRIOR,FL_SETTINGS,FL_GROUPS)", _NUM),
 ]
 
 

@@ -15,6 +15,10 @@ import pandas as pd
 __all__ = ["main"]
 
 DEMO_FILE = "factorlasso_demo.xlsx"
+#: FL_ROLLING_SETTINGS of ``xl-factorlasso demo``: the walk-forward refits at every month end
+#: from two years of history on and charges 10 bp per unit traded.
+DEMO_ROLLING = {"rebalance": "ME", "window": "expanding", "min_history": 104,
+                "transaction_cost_bps": 10, "history_factor": "Equity"}
 _CLASS_TAGS = {"Equities": "EQ", "Govies": "GOV", "Credit": "CRD", "Commodities": "CMDTY"}
 
 
@@ -33,9 +37,12 @@ def _table(frame: pd.DataFrame | pd.Series, fmt: str = "{:.3f}") -> str:
     return frame.map(cell).to_string()
 
 
-def build_demo_workbook(path: str, *, tables: bool = True) -> str:
+def build_demo_workbook(path: str, *, tables: bool = True,
+                        rolling_settings: dict | None = None) -> str:
     """Write the demo workbook: the synthetic panel in every FL_* input, each input an Excel
-    table (``tables=False``: plain named ranges over the same cells)."""
+    table (``tables=False``: plain named ranges over the same cells). ``rolling_settings``:
+    the ``FL_ROLLING_SETTINGS`` rows (default none: every default; ``xl-factorlasso demo``
+    writes :data:`DEMO_ROLLING`)."""
     from .core.datasets import load_demo_panel
     from .workbook._builder import build_workbook
 
@@ -61,6 +68,7 @@ def build_demo_workbook(path: str, *, tables: bool = True) -> str:
         portfolio_settings={"covariance": "factor", "max_weights": 0.15},
         constraints=["EQ <= 0.40", "GOV >= 0.20"],
         asset_groups=pd.DataFrame({"asset_class": classes}),
+        rolling_settings=rolling_settings,
         description=demo.description,
         readable=True,
         tables=tables,
@@ -97,9 +105,11 @@ def _print_fit(model, demo) -> None:
 
 
 def run_demo(args: argparse.Namespace) -> int:
-    """Build the demo workbook, cross-validate, refit and optimise into it, print a summary."""
+    """Build the demo workbook, cross-validate, refit and optimise into it, then backtest it
+    walk-forward (a second save), and print a summary of each."""
+    from ._progress import BACKTEST_UNIT, ProgressBar
     from .core.datasets import load_demo_panel
-    from .workbook import XlsxFileIO, run_jobs
+    from .workbook import XlsxFileIO, run_job, run_jobs
 
     demo = load_demo_panel()
     T, M, N = demo.shape
@@ -110,7 +120,7 @@ def run_demo(args: argparse.Namespace) -> int:
     print(f"{T} weeks x {M} factors -> {N} assets; a known sparse, signed loading matrix.")
     print("Model: HCGL (clusters discovered from the data) + sign matrix + prior, span=52,")
     print("       reg_lambda chosen by 5-fold expanding-window CV on an automatic grid.\n")
-    build_demo_workbook(path)
+    build_demo_workbook(path, rolling_settings=DEMO_ROLLING)
     started = time.perf_counter()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)
@@ -123,8 +133,22 @@ def run_demo(args: argparse.Namespace) -> int:
     weights = port.model.weights_
     print(f"\nMaximum-diversification portfolio on the factor covariance: {port.summary}")
     print(_table(weights[weights.abs() > 1e-6].rename("weight")))
+    # the backtest refits at every month end: the reg_lambda of FL_SETTINGS (the CV's choice
+    # is not written back), a separate job and save after the snapshot above
+    print(f"\nWalk-forward backtest ({', '.join(f'{k} {v}' for k, v in DEMO_ROLLING.items())})")
+    started = time.perf_counter()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        backtest = run_job(XlsxFileIO(path), "backtest",
+                           progress=None if args.quiet else ProgressBar(
+                               sys.stderr, label=BACKTEST_UNIT))
+    print(f"{backtest.summary} ({time.perf_counter() - started:.2f} s)")
+    stats = getattr(backtest.model, "stats_", None)
+    if isinstance(stats, pd.DataFrame) and not stats.empty:
+        print("Strategy statistics (annualised; net = after transaction costs)")
+        print(_stats_text(stats))
     print(f"\nWorkbook written: {path}")
-    print(f"  outputs: {', '.join(result.written)}")
+    print(f"  outputs: {', '.join(dict.fromkeys([*result.written, *backtest.written]))}")
     return 0
 
 
@@ -142,6 +166,67 @@ def run_refit(args: argparse.Namespace) -> int:
                           verbose=args.cv)
     for part in result.parts or [result]:
         print(part.summary)
+    for warning in result.warnings:
+        print(f"warning: {warning}")
+    if result.skipped:
+        print(f"not written (name not defined): {', '.join(result.skipped)}")
+    print(f"done in {time.perf_counter() - started:.2f} s -> {os.path.abspath(out)}")
+    return 0
+
+
+def _rolling_option(key: str):
+    """argparse type of ``--scheduler`` / ``--n-jobs``: FL_ROLLING_SETTINGS' rule for ``key``
+    (one rule for the sheet and the command line), checked before anything is read."""
+    def parse(text: str):
+        from .workbook._rolling_settings import ROLLING_KEYS
+        from .workbook._settings import check_setting
+
+        try:
+            return check_setting(ROLLING_KEYS, key, text)
+        except ValueError as err:
+            message = str(err).removeprefix(f"{key}: ").removeprefix(f"{key} ")
+            raise argparse.ArgumentTypeError(message) from None
+
+    parse.__name__ = key  # argparse names the type in its messages
+    return parse
+
+
+def _stats_text(stats: pd.DataFrame) -> str:
+    """The backtest's statistics table, strategies down (gross and net rows)."""
+    frame = stats.copy()
+    if isinstance(frame.index, pd.MultiIndex):
+        frame.index = [" ".join(map(str, label)) for label in frame.index]
+    return frame.to_string(float_format=lambda v: f"{v:.4f}", na_rep="n/a")
+
+
+def run_backtest(args: argparse.Namespace) -> int:
+    """Walk-forward backtest of a workbook: computed in full, then one atomic save; progress
+    (steps done / total, elapsed, remaining) on stderr; Ctrl-C writes nothing."""
+    from ._progress import BACKTEST_UNIT, ProgressBar
+    from .workbook import XlsxFileIO, run_job
+
+    out = args.out or args.path
+    io = XlsxFileIO(args.path, out)
+    bar = None if args.quiet else ProgressBar(sys.stderr, label=BACKTEST_UNIT)
+    started = time.perf_counter()
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)
+            result = run_job(io, "backtest", pictures=not args.no_pictures, progress=bar,
+                             scheduler=args.scheduler, n_jobs=args.n_jobs)
+    except KeyboardInterrupt:
+        if bar is not None:
+            bar.close()
+        print("xl-factorlasso backtest: interrupted; nothing was written", file=sys.stderr)
+        return 130
+    finally:
+        if bar is not None:
+            bar.close()
+    print(result.summary)
+    stats = getattr(result.model, "stats_", None)
+    if isinstance(stats, pd.DataFrame) and not stats.empty:
+        print("\nStrategy statistics (annualised; net = after transaction costs)")
+        print(_stats_text(stats))
     for warning in result.warnings:
         print(f"warning: {warning}")
     if result.skipped:
@@ -272,6 +357,33 @@ def build_parser() -> argparse.ArgumentParser:
     refit.add_argument("--out", help="write to this file instead of PATH")
     refit.add_argument("--no-pictures", action="store_true", help="no heatmap/dendrogram")
     refit.set_defaults(func=run_refit)
+    backtest = sub.add_parser(
+        "backtest", help="walk-forward backtest of a workbook's portfolio (FL_ROLLING_SETTINGS)",
+        description="At every rebalancing date of FL_ROLLING_SETTINGS: refit the factor model "
+                    "on the data\nup to that date, re-optimise the maximum-diversification "
+                    "portfolio (with the\nportfolio inputs), and hold it to the next date; "
+                    "sample-covariance, EWMA and\nequal-weight portfolios alongside. Every date "
+                    "is computed before anything is\nwritten, then one atomic save; Ctrl-C "
+                    "writes nothing. Progress (dates done /\ntotal, elapsed, remaining) goes "
+                    "to stderr, the summary and statistics to stdout.",
+        epilog="examples:\n"
+               "  xl-factorlasso backtest book.xlsx\n"
+               "  xl-factorlasso backtest book.xlsx --n-jobs 2 --out result.xlsx\n"
+               "  xl-factorlasso backtest book.xlsx --scheduler tcp://127.0.0.1:8786",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    backtest.add_argument("path")
+    backtest.add_argument("--scheduler", metavar="ADDR", type=_rolling_option("scheduler"),
+                          help="run the dates on this Dask scheduler (tcp://host:port) "
+                               "instead of FL_ROLLING_SETTINGS' scheduler")
+    backtest.add_argument("--n-jobs", metavar="K", type=_rolling_option("n_jobs"),
+                          help="blocks of dates run in parallel (-1: one per core) instead of "
+                               "FL_ROLLING_SETTINGS' n_jobs")
+    backtest.add_argument("--out", help="write to this file instead of PATH")
+    backtest.add_argument("--no-pictures", action="store_true",
+                          help="no cumulative-return or loading-history pictures")
+    backtest.add_argument("--quiet", action="store_true", help="no progress bar")
+    backtest.set_defaults(func=run_backtest)
     insp = sub.add_parser("inspect", help="list the FL_* names of a workbook and check its inputs")
     insp.add_argument("path")
     insp.set_defaults(func=run_inspect)
@@ -365,6 +477,9 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         return int(args.func(args))
+    except KeyboardInterrupt:  # Ctrl-C: the shell's convention, without a traceback
+        print("xl-factorlasso: interrupted", file=sys.stderr)
+        return 130
     except (ValueError, RuntimeError, OSError) as err:  # a clear message, never a traceback
         print(f"xl-factorlasso: error: {err}", file=sys.stderr)
         return 2

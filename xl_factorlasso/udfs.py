@@ -49,6 +49,7 @@ from .core import (
     LassoModelCV,
     LassoModelType,
     RiskAttribution,
+    RollingLassoModel,
     SolveError,
     assemble_factor_covariance,
     covariance_risk_attribution,
@@ -83,6 +84,7 @@ from .workbook._portfolio import (
     with_annualization,
 )
 from .workbook._prices import read_method, returns_from_prices
+from .workbook._rolling_settings import ROLLING_KEYS
 from .workbook._settings import (
     CV_KEYS,
     MODEL_KEYS,
@@ -93,6 +95,7 @@ from .workbook._settings import (
 from .workbook._settings import _bool as setting_bool
 from .workbook._tables import (
     Block,
+    cell_date,
     cell_problem,
     is_blank,
     panel_fast,
@@ -107,6 +110,7 @@ from .workbook._tables import (
 
 __all__ = [
     "FLASSO_BEST_LAMBDA",
+    "FLASSO_BETA_HISTORY",
     "FLASSO_CLUSTERS",
     "FLASSO_COV",
     "FLASSO_CV",
@@ -180,6 +184,14 @@ DOCS = {
     "prices": "Prices: a header row of asset names, the first column dates (increasing), "
               "prices > 0 below. A blank cell is a missing price.",
     "method": "Optional simple (default: p_t / p_prev - 1) or log (log of p_t / p_prev).",
+    "factor": "The factor whose loadings to show: a header of factors (e.g. \"Equity\").",
+    "rebalance": "Optional rebalancing dates: a pandas frequency in one cell (ME month-end, "
+                 "the default; W-FRI, QE) or a range of dates. Each date is refitted on the "
+                 "data up to it only.",
+    "window": "Optional expanding (default: every row up to the date) or a number of rows "
+              ">= 2 (the last rows only).",
+    "min_history": "Optional fewest rows (>= 2) a date's window must have (default: window, "
+                   "or 1 when expanding); earlier dates are left out.",
     "span_gaps": "Optional TRUE: the first price after a missing one gives the return since "
                  "the last price; FALSE (default): its return is missing too.",
 }
@@ -1138,6 +1150,153 @@ def FLASSO_RISK_ASSETS(returns, settings=None, constraints=None, groups=None, fa
         ra, assets = _risk(returns, settings, constraints, groups, factors, signs, prior,
                            model_settings, model_groups, previous_weights, weights)
         return risk_tables(ra, assets)[1].values
+
+    return _guard(compute)
+
+
+# --------------------------------------------------------------------------- loading history
+# Office.js passes dates as Excel serial numbers (days since 1899-12-30, the 1900 system from
+# 1 March 1900 on): a panel read with numbers for dates is put on those calendar dates for the
+# rolling fit (which needs dates to find months and quarters) and answered with its own numbers.
+_EXCEL_EPOCH = pd.Timestamp("1899-12-30")
+
+
+def _calendar(index: pd.Index) -> pd.DatetimeIndex:
+    if isinstance(index, pd.DatetimeIndex):
+        return index
+    return pd.DatetimeIndex(_EXCEL_EPOCH + pd.to_timedelta(np.asarray(index, float), unit="D"),
+                            name="date")
+
+
+def _rebalance_value(values):
+    """A pandas frequency in one cell (``ME``, ``W-FRI``, ``QE``; default ``ME``) or a range
+    of dates (datetime cells, ISO text or Excel serial numbers)."""
+    if _omitted(values):
+        return "ME"
+    block = Block.of("rebalance", _clean_cells(_rows(values))).trimmed()
+    cells = [(i, j, v) for i, row in enumerate(block.values) for j, v in enumerate(row)
+             if not is_blank(v)]
+    if len(cells) == 1 and isinstance(cells[0][2], str):
+        text = cells[0][2].strip()
+        try:
+            label, _kind = cell_date(text)
+        except ValueError:  # a frequency, by FL_ROLLING_SETTINGS' rule for rebalance
+            return _setting_argument("rebalance", text, ROLLING_KEYS, "rebalance")
+        return [label]
+    dates = []
+    for i, j, v in cells:
+        try:
+            label, kind = cell_date(v)
+        except ValueError as err:
+            raise block.error(f"{err}; expected a pandas frequency (ME, W-FRI, QE) in one "
+                              "cell or a range of rebalancing dates", i, j) from None
+        dates.append(label if kind == "date" else _calendar(pd.Index([label]))[0])
+    return dates
+
+
+def _rolling_argument(name: str, value, default):
+    """``window`` / ``min_history``: FL_ROLLING_SETTINGS' rule for that key (one answer with
+    the Backtest job), the message naming the argument."""
+    if _omitted(value):
+        return default
+    value = _setting_argument(name, value, ROLLING_KEYS, name)
+    return value if value is None or isinstance(value, str) else int(value)
+
+
+def _history_failure(rolling, window, min_history) -> WorkbookInputError:
+    """No rebalancing date has a fit: the first reason, naming the argument to change."""
+    first = rolling.failures_.iloc[0] if len(rolling.failures_) else None
+    if first is None:
+        return _arg_error("rebalance", "no rebalancing date falls within the dates of returns")
+    reason = f"{pd.Timestamp(first['date']).date()}: {first['reason']}"
+    name = "returns"
+    if str(first["reason"]).startswith("too little history"):
+        name = "min_history" if not _omitted(min_history) else (
+            "window" if not _omitted(window) else "returns")
+    elif str(first["reason"]).startswith("no data"):
+        name = "rebalance"
+    return _arg_error(name, f"no rebalancing date could be fitted (first: {reason})")
+
+
+@dataclass
+class _History:
+    """A rolling fit shared by every FLASSO_BETA_HISTORY formula with the same inputs (any
+    factor), and the row labels to answer with (the panel's own dates or serial numbers)."""
+
+    rolling: object
+    labels: dict
+    corner: str  # "date", or "period" for serial numbers (as FLASSO_PREDICT answers them)
+
+
+def _beta_history(returns, factors, rebalance, window, min_history, reg_lambda, model_type,
+                  signs, prior, settings, groups) -> _History:
+    inputs = _fit_inputs(returns, factors, reg_lambda, model_type, signs, prior, settings,
+                         groups)
+    y, x = inputs.returns, inputs.factors
+    corner = x.index.name or "date"
+    dates = _calendar(x.index)
+    labels = dict(zip(dates, x.index, strict=True))
+    x, y = x.set_axis(dates, axis=0), y.set_axis(dates, axis=0)
+    rows = _rolling_argument("window", window, "expanding")
+    low = _rolling_argument("min_history", min_history, None)
+    if low is not None and rows != "expanding" and low > rows:  # FL_ROLLING_SETTINGS' rule
+        raise _arg_error("min_history", f"{low} is more than the window's {rows} rows: no date "
+                                        "could be fitted; lower it or widen the window")
+    rolling = RollingLassoModel(
+        LassoModel(**inputs.params), rebalance=_rebalance_value(rebalance), window=rows,
+        min_history=low, annualization_factor=inputs.annualization_factor)
+    sources = {**_fit_sources(inputs), "rebalance": "rebalance", "window": "window",
+               "min_history": "min_history"}
+    try:
+        rolling.fit(x, y)
+    except SolveError as err:
+        raise _solve_error(err) from None
+    except ValueError as err:
+        raise _settings_located(_core_error(err, sources, "returns", _FIT_HINTS),
+                                inputs) from None
+    if len(rolling.results_) == 0:
+        raise _history_failure(rolling, window, min_history)
+    return _History(rolling, labels, corner)
+
+
+@func(category=CATEGORY, call_in_wizard=False)
+@arg("returns", doc=DOCS["returns"], **_RANGE)
+@arg("factors", doc=DOCS["factors"], **_RANGE)
+@arg("factor", doc=DOCS["factor"], **_SCALAR)
+@arg("rebalance", doc=DOCS["rebalance"], **_RANGE)
+@arg("window", doc=DOCS["window"], **_SCALAR)
+@arg("min_history", doc=DOCS["min_history"], **_SCALAR)
+@arg("reg_lambda", doc=DOCS["reg_lambda"], **_SCALAR)
+@arg("model_type", doc=DOCS["model_type"], **_SCALAR)
+@arg("signs", doc=DOCS["signs"], **_RANGE)
+@arg("prior", doc=DOCS["prior"], **_RANGE)
+@arg("settings", doc=DOCS["settings"], **_RANGE)
+@arg("groups", doc=DOCS["groups"], **_RANGE)
+def FLASSO_BETA_HISTORY(returns, factors, factor, rebalance=None, window=None,
+                        min_history=None, reg_lambda=None, model_type=None, signs=None,
+                        prior=None, settings=None, groups=None):
+    """One factor's loadings (dates x assets), refitted at each rebalancing date on past data."""
+    def compute():
+        name = _scalar("factor", factor)
+        if is_blank(name):
+            raise _arg_error("factor", "give the name of a factor (a header of factors)")
+        name = str(name).strip()
+        known = [str(c) for c in _panel("factors", factors, "factor").columns]
+        if name not in known:  # before the fit: a typo costs no refits
+            raise _arg_error("factor", f"{name!r} is not a factor of factors; the factors are "
+                                       f"{', '.join(known)}")
+        # the factor is not part of the key: every factor's formula shares one rolling fit
+        key = _content_key("beta_history", returns, factors, _norm_scalar(rebalance),
+                          _norm_scalar(window), _norm_scalar(min_history),
+                          _norm_scalar(reg_lambda), _norm_scalar(model_type),
+                          _norm_range(signs), _norm_range(prior), _norm_range(settings),
+                          _norm_range(groups))
+        history = _CACHE.get_or_compute(key, lambda: _beta_history(
+            returns, factors, rebalance, window, min_history, reg_lambda, model_type, signs,
+            prior, settings, groups))
+        frame = history.rolling.results_.get_beta(name)
+        frame.index = [history.labels[d] for d in frame.index]
+        return _frame_table(history.corner, frame)
 
     return _guard(compute)
 

@@ -19,7 +19,7 @@ Attribute VB_Name = "FactorLassoRibbon"
 ' xw.Book.caller() in Python is this workbook, and RunPython reads this workbook's "xlwings.conf"
 ' sheet (UDF Modules; add Interpreter_Win / Interpreter_Mac rows there to choose the Python).
 ' The Python entry points are in xl_factorlasso/ribbon.py (refit_caller, refit_cv_caller,
-' optimise_portfolio_caller, clear_outputs_caller); each reports its result or the problem in
+' optimise_portfolio_caller, backtest_caller, clear_outputs_caller); each reports its result or the problem in
 ' an alert and writes nothing when the inputs are not valid.
 Option Explicit
 
@@ -38,6 +38,11 @@ Public Sub OptimisePortfolio(control As IRibbonControl)
     RunEntryPoint "optimise_portfolio_caller"
 End Sub
 
+Public Sub Backtest(control As IRibbonControl)
+    ' a long job: Python shows its progress in the status bar and gives the bar back at the end
+    RunEntryPoint "backtest_caller"
+End Sub
+
 Public Sub ClearOutputs(control As IRibbonControl)
     If MsgBox("Clear every FL_* output range of this workbook?", vbOKCancel + vbQuestion, TITLE) = vbOK Then
         RunEntryPoint "clear_outputs_caller"
@@ -51,6 +56,8 @@ Public Sub ShowHelp(control As IRibbonControl)
     MsgBox "Refit: fit the factor model on FL_RETURNS and FL_FACTORS with FL_SETTINGS." & vbCr & _
            "Cross-validate: choose reg_lambda by expanding-window cross-validation, then refit." & vbCr & _
            "Optimise portfolio: maximum-diversification weights from FL_PORTFOLIO_SETTINGS." & vbCr & _
+           "Backtest: refit and re-optimise at every date of FL_ROLLING_SETTINGS (progress in " & _
+           "the status bar)." & vbCr & _
            "Clear outputs: empty every FL_* output range." & vbCr & vbCr & _
            "Yellow cells are inputs, blue headers are outputs. The Start sheet explains the " & _
            "workbook; the Formulas sheet shows the =FLASSO_* worksheet functions." & vbCr & vbCr & _

@@ -13,7 +13,7 @@ dual-licensed, PolyForm Noncommercial 1.0.0 or a paid xlwings PRO licence. The s
 This folder is also the xlwings-server *project directory* (``XLWINGS_PROJECT_DIR``):
 
 * ``custom_functions/`` re-exports exactly the ``FLASSO_*`` worksheet functions (:data:`FUNCTIONS`);
-* ``custom_scripts/`` re-exports exactly the four ribbon scripts (xlwings-server calls any
+* ``custom_scripts/`` re-exports exactly the five ribbon scripts (xlwings-server calls any
   attribute of that package by name, decorated or not, so nothing else may be visible there);
 * ``templates/manifest.xml`` (ribbon tab), ``templates/taskpane.html`` (the Help pane),
   ``static/js/ribbon.js`` (buttons -> scripts), ``static/js/auth.js`` (token for the custom
@@ -75,14 +75,14 @@ PROJECT_DIR = Path(__file__).resolve().parent
 
 #: The worksheet functions the add-in registers (``xl_factorlasso.udfs.__all__``).
 FUNCTIONS = (
-    "FLASSO_BEST_LAMBDA", "FLASSO_CLUSTERS", "FLASSO_COV", "FLASSO_CV", "FLASSO_FIT",
-    "FLASSO_INTERCEPT", "FLASSO_MAXDIV", "FLASSO_PREDICT", "FLASSO_R2", "FLASSO_RESID_VOL",
-    "FLASSO_RETURNS", "FLASSO_RISK", "FLASSO_RISK_ASSETS", "FLASSO_VERSION",
+    "FLASSO_BEST_LAMBDA", "FLASSO_BETA_HISTORY", "FLASSO_CLUSTERS", "FLASSO_COV", "FLASSO_CV",
+    "FLASSO_FIT", "FLASSO_INTERCEPT", "FLASSO_MAXDIV", "FLASSO_PREDICT", "FLASSO_R2",
+    "FLASSO_RESID_VOL", "FLASSO_RETURNS", "FLASSO_RISK", "FLASSO_RISK_ASSETS", "FLASSO_VERSION",
 )
 #: The namespace of the functions in prod (``functions_namespace`` of ``pyproject.toml``).
 FUNCTIONS_NAMESPACE = "FACTORLASSO"
 #: The ``@script`` entry points of :mod:`xl_factorlasso.ribbon` callable over HTTP.
-SCRIPTS = ("refit", "refit_cv", "optimise_portfolio", "clear_outputs")
+SCRIPTS = ("refit", "refit_cv", "optimise_portfolio", "backtest", "clear_outputs")
 
 #: xlwings-server's certificate convention (``mkcert localhost 127.0.0.1 ::1`` in ``certs/``).
 CERT_FILE, KEY_FILE = "localhost+2.pem", "localhost+2-key.pem"
@@ -123,6 +123,7 @@ RIBBON = (
                  "refit_cv"),
     RibbonButton("Portfolio", "FactorLassoOptimise", "Optimise portfolio",
                  "flasso-optimise-portfolio", "optimise_portfolio"),
+    RibbonButton("Portfolio", "FactorLassoBacktest", "Backtest", "flasso-backtest", "backtest"),
     RibbonButton("Workbook", "FactorLassoClear", "Clear outputs", "flasso-clear-outputs",
                  "clear_outputs"),
     RibbonButton("Workbook", "FactorLassoHelp", "Help", None, None),

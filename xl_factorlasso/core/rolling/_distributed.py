@@ -8,7 +8,11 @@ imported inside the functions: the core imports (and fits serially) without it.
 
 from __future__ import annotations
 
+import os
+import platform
 import re
+import sys
+import threading
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -87,11 +91,69 @@ def connected(scheduler, timeout: float | None = None) -> Iterator:
         client.close()
 
 
+# glibc's mallopt parameters
+_M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3
+_MMAP_DEFAULT = 128 * 1024
+_heap_lock = threading.Lock()
+_heap_users = 0
+
+
+def _glibc():
+    """The C library when it is glibc (Linux), else None."""
+    if not sys.platform.startswith("linux") or platform.libc_ver()[0] != "glibc":
+        return None
+    import ctypes
+
+    try:
+        return ctypes.CDLL("libc.so.6")
+    except OSError:
+        return None
+
+
+@contextmanager
+def _heap_for_arrays() -> Iterator[None]:
+    """Let malloc reuse its heap for a block's arrays, then restore the worker's settings.
+
+    Dask's nanny starts workers with ``MALLOC_TRIM_THRESHOLD_=65536`` (to hand freed memory
+    back to the system). That also fixes glibc's mmap threshold at 128 KiB, so every array of
+    a fit above that size is a fresh mmap, zeroed page by page: measured on issue 11's panel
+    (48 dates, N=500, M=30) 75 times the page faults and 1.7-1.8x the CPU time of the fits
+    with the heap reused. For the duration of the blocks the thresholds are raised; when the
+    last block of the process ends they are set back and the memory is returned
+    (``malloc_trim``). Nothing happens outside glibc or without that variable.
+    """
+    global _heap_users
+    trim = os.environ.get("MALLOC_TRIM_THRESHOLD_")
+    libc = _glibc() if trim is not None else None
+    try:
+        restore = (int(trim), int(os.environ.get("MALLOC_MMAP_THRESHOLD_", _MMAP_DEFAULT)))
+    except (TypeError, ValueError):
+        libc = None
+    if libc is None:
+        yield
+        return
+    with _heap_lock:  # blocks may run in several threads of one worker
+        if _heap_users == 0:
+            libc.mallopt(_M_TRIM_THRESHOLD, 256 << 20)
+            libc.mallopt(_M_MMAP_THRESHOLD, 32 << 20)
+        _heap_users += 1
+    try:
+        yield
+    finally:
+        with _heap_lock:
+            _heap_users -= 1
+            if _heap_users == 0:
+                libc.mallopt(_M_TRIM_THRESHOLD, restore[0])
+                libc.mallopt(_M_MMAP_THRESHOLD, restore[1])
+                libc.malloc_trim(0)
+
+
 def _fit_scattered(base, xy, offset, jobs, *args):
     """``_fit_block`` on a block's scattered ``(x, y)`` rows (runs in a worker)."""
     from ._estimator import _fit_block
 
-    return _fit_block(base, xy[0], xy[1], offset, jobs, *args)
+    with _heap_for_arrays():
+        return _fit_block(base, xy[0], xy[1], offset, jobs, *args)
 
 
 def fit_blocks(client, n_jobs: int | None, base, x, y, jobs, args: tuple,

@@ -7,6 +7,7 @@ against ``xl_factorlasso.server.FUNCTIONS`` and ``xl_factorlasso.udfs.__all__``.
 
 from xl_factorlasso.udfs import (
     FLASSO_BEST_LAMBDA,
+    FLASSO_BETA_HISTORY,
     FLASSO_CLUSTERS,
     FLASSO_COV,
     FLASSO_CV,
@@ -24,6 +25,7 @@ from xl_factorlasso.udfs import (
 
 __all__ = [
     "FLASSO_BEST_LAMBDA",
+    "FLASSO_BETA_HISTORY",
     "FLASSO_CLUSTERS",
     "FLASSO_COV",
     "FLASSO_CV",

@@ -7,6 +7,7 @@ const FLASSO_RIBBON = {
   "flasso-refit": "refit",
   "flasso-refit-cv": "refit_cv",
   "flasso-optimise-portfolio": "optimise_portfolio",
+  "flasso-backtest": "backtest",
   "flasso-clear-outputs": "clear_outputs",
 };
 
