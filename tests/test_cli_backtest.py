@@ -111,7 +111,7 @@ def test_backtest_writes_the_file_and_prints_the_summary(book, tmp_path, demo):
     assert progress and all(progress), run.stderr
     done = [int(m.group(1)) for m in progress]
     totals = {int(m.group(2)) for m in progress}
-    assert totals == {len(rolling.fit_info_) + len(rolling.dates_)}
+    assert totals == {2 * len(rolling.fit_info_)}  # each fitted date, then its portfolio
     assert done == sorted(done) and done[-1] == totals.pop()
     assert run.stderr.splitlines()[-1].endswith(", done")
     assert progress[-1].group(3) == "#" * 10

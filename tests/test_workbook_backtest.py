@@ -174,8 +174,8 @@ def test_status_lists_the_run_and_its_failures(ran):
                                    "skipped: 2019-03-29 .. 2020-09-25")
     assert status["message"] == "ok"
     assert result.summary == ("backtest: HIERARCHICAL_CLUSTER_GROUP_LASSO, 13 of 20 rebalancing "
-                              "dates fitted, 1 failures; strategies factor, sample, ewma, "
-                              "equal_weight")
+                              "dates fitted (7 before min_history: warm-up), 0 failures; "
+                              "strategies factor, sample, ewma, equal_weight")
 
 
 def test_progress_reaches_the_total_in_the_calling_process(ran):

@@ -292,9 +292,12 @@ def compute_backtest(blocks: dict[str, Block], *, pictures: bool = True, progres
     result.status["message"] = "; ".join(notes) if notes else "ok"
     result.outputs.append(status_table([result]))
     result.model = bt
+    warm_up = int(rolling.failures_["reason"].str.startswith("too little history").sum())
+    failed = len(failures) - (warm_up > 0)  # the warm-up is one line of FL_STATUS
     result.summary = (
         f"backtest: {model}, {len(rolling.fit_info_)} of {len(rolling.dates_)} rebalancing "
-        f"dates fitted, {len(failures)} failures; strategies {', '.join(bt.strategies_)}")
+        f"dates fitted ({warm_up} before min_history: warm-up), {failed} "
+        f"failure{'' if failed == 1 else 's'}; strategies {', '.join(bt.strategies_)}")
     return result
 
 
