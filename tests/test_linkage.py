@@ -217,3 +217,30 @@ def test_input_not_modified() -> None:
     before = y.copy()
     linkage(y, 10, "ward")
     np.testing.assert_array_equal(y, before)
+
+
+@pytest.mark.parametrize("method", NN_CHAIN_METHODS)
+def test_compiled_linkage_gives_the_same_clusters_and_is_used(method, monkeypatch) -> None:
+    """Inside ``compiled_linkage`` (the rolling fits) SciPy's linkage answers, with the same
+    matrix and labels as the numpy chain outside it."""
+    import pandas as pd
+
+    from xl_factorlasso.core.cluster._hierarchical import (
+        cluster_from_correlation,
+        compiled_linkage,
+    )
+
+    rng = np.random.default_rng(7)
+    x = rng.standard_normal((80, 3)) @ rng.standard_normal((3, 40)) + rng.standard_normal((80, 40))
+    corr = pd.DataFrame(np.corrcoef(x.T))
+    plain = cluster_from_correlation(corr, linkage_method=method, n_clusters=5)
+    calls = []
+    original = hierarchy.linkage
+    monkeypatch.setattr(hierarchy, "linkage",
+                        lambda *a, **k: calls.append(k["method"]) or original(*a, **k))
+    with compiled_linkage():
+        compiled = cluster_from_correlation(corr, linkage_method=method, n_clusters=5)
+    after = cluster_from_correlation(corr, linkage_method=method, n_clusters=5)
+    assert calls == [method]  # once inside, never after the block
+    assert np.array_equal(compiled.linkage, plain.linkage)
+    assert compiled.labels.equals(plain.labels) and after.labels.equals(plain.labels)

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import numpy as np
@@ -17,11 +20,33 @@ __all__ = [
     "compute_clusters_from_corr_matrix",
     "correlation_from_gram",
     "correlation_distance",
+    "compiled_linkage",
     "pairwise_correlation",
     "response_correlation",
 ]
 
 _LINKAGE_METHODS = ("single", "complete", "average", "weighted", "centroid", "median", "ward")
+
+# Whether SciPy's compiled linkage replaces the numpy one (per thread: a Dask worker may run
+# blocks in several threads).
+_COMPILED = threading.local()
+
+
+@contextmanager
+def compiled_linkage() -> Iterator[None]:
+    """Use ``scipy.cluster.hierarchy.linkage`` for every method inside the ``with`` block.
+
+    The numpy nearest-neighbour chain of :mod:`._linkage` gives SciPy's matrix bit for bit
+    without importing ``scipy.cluster`` (~25 MB, ~0.2 s), the right trade for one fit; a job
+    clustering at many dates (rolling fits) pays that import once and saves the Python loop
+    (ward at 500 responses: ~18 ms vs ~2 ms per clustering).
+    """
+    previous = getattr(_COMPILED, "on", False)
+    _COMPILED.on = True
+    try:
+        yield
+    finally:
+        _COMPILED.on = previous
 
 
 @dataclass(frozen=True)
@@ -141,7 +166,7 @@ def cluster_from_correlation(
     distance = correlation_distance(rho, distance_transform)
     # scipy's condensed form: the upper triangle, row by row
     condensed = distance[np.triu_indices(n, k=1)]
-    if linkage_method in NN_CHAIN_METHODS:
+    if linkage_method in NN_CHAIN_METHODS and not getattr(_COMPILED, "on", False):
         link = linkage(condensed, n, linkage_method)  # scipy's result, without scipy.cluster
     else:
         from scipy.cluster import hierarchy  # only the rarer methods need scipy (~25 MB)

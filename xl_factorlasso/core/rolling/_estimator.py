@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numbers
 import warnings
+from contextlib import nullcontext
 from dataclasses import dataclass, replace
 
 import numpy as np
@@ -11,6 +12,7 @@ import pandas as pd
 
 from .._base import BaseEstimator, clone
 from .._threads import blas_threads, limit_blas_threads
+from ..cluster._hierarchical import compiled_linkage
 from ..exceptions import SolveError
 from ..linear_model import LassoModel
 from ._containers import CLUSTER, CurrentFactorCovarData, RollingFactorCovarData
@@ -119,7 +121,8 @@ def _fit_block(base: LassoModel, x: pd.DataFrame, y: pd.DataFrame, offset: int,
     """
     out: list[_DateFit] = []
     prev_coef = None
-    with blas_threads():
+    # Many dates: SciPy's compiled linkage (same matrix) is worth its one-off import.
+    with blas_threads(), compiled_linkage() if len(jobs) > 1 else nullcontext():
         block = BlockStatistics(base, x, y, [job.start - offset for job in jobs], offset)
         base = _aligned_cells(base, block)
         for job in jobs:
