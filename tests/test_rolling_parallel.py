@@ -56,75 +56,18 @@ def _assert_same(a: RollingLassoModel, b: RollingLassoModel, atol: float = 0.0):
 
 
 # ---------------------------------------------------------------------------- blocks
-def test_blocks_balance_window_rows_and_stay_contiguous():
+def test_blocks_have_equal_numbers_of_dates_and_stay_contiguous():
     d = pd.Timestamp("2020-01-31")
-    # an expanding window: the fits cost 1, 2, ..., 10 rows (55 in all)
+    # an expanding window (1, 2, ..., 10 rows): carried statistics make a date cost about the
+    # same whatever its rows, so the blocks split the dates, not the rows
     jobs = [_Job(d, 0, k) for k in range(10)]
-    blocks = _blocks(jobs, 2)
-    assert [len(b) for b in blocks] == [7, 3]  # 1+..+7 = 28 rows, 8+9+10 = 27 rows
-    assert sum(blocks, []) == jobs
-    equal = [_Job(d, k, k + 29) for k in range(9)]
-    assert [len(b) for b in _blocks(equal, 3)] == [3, 3, 3]
-    assert _blocks(equal[:1], 2) == [equal[:1]]
-
-
-# ---------------------------------------------------------------------------- equality
-@pytest.mark.parametrize("config", ["lasso_signs_prior", "hcgl_l1"])
-def test_cold_parallel_equals_serial_bit_for_bit(panel, config):
-    kw = dict(rebalance="ME", min_history=52, warm_start=False)
-    serial = RollingLassoModel(_model(panel, config), **kw).fit(panel.x, panel.y)
-    par = RollingLassoModel(_model(panel, config), n_jobs=2, **kw).fit(panel.x, panel.y)
-    assert len(serial.results_) >= 40
-    _assert_same(serial, par)
-    pd.testing.assert_frame_equal(serial.fit_info_, par.fit_info_, check_exact=True)
-
-
-@pytest.mark.parametrize("config", ["lasso_signs_prior", "hcgl_l1"])
-def test_warm_parallel_is_certified_and_equals_serial(panel, config):
-    kw = dict(rebalance="ME", min_history=52)
-    serial = RollingLassoModel(_model(panel, config), **kw).fit(panel.x, panel.y)
-    par = RollingLassoModel(_model(panel, config), n_jobs=2, **kw).fit(panel.x, panel.y)
-    _assert_same(serial, par, atol=WARM_ATOL)
-    info = par.fit_info_
-    assert (info["duality_gap"] <= 1e-8).all()
-    # exactly two cold starts: the first date of each block, where _blocks cut
-    cold = list(info.index[~info["warm"].astype(bool)])
-    jobs = [_Job(d, 0, int(n) - 1) for d, n in zip(info.index, info["n_rows"], strict=True)]
-    assert cold == [block[0].date for block in _blocks(jobs, 2)]
-    assert cold[0] == info.index[0] and len(cold) == 2
-    # everything else about a date (window, solver) is the serial one
-    pd.testing.assert_frame_equal(serial.fit_info_[["first_row", "n_rows", "solver"]],
-                                  info[["first_row", "n_rows", "solver"]])
-
-
-def test_labels_stay_stable_across_the_block_boundary(panel):
-    """Each block's worker numbers its clusters from scratch; the parent relabels in date
-    order, so the labels (and each partition) are the serial ones on both sides of the cut."""
-    model = LassoModel(model_type="HCGL", reg_lambda=_lam(panel), l1_weight=0.1)
-    kw = dict(rebalance="QE", min_history=60)
-    serial = RollingLassoModel(model, **kw).fit(panel.x, panel.y)
-    par = RollingLassoModel(model, n_jobs=2, **kw).fit(panel.x, panel.y)
-    pd.testing.assert_frame_equal(serial.results_.get_clusters(), par.results_.get_clusters(),
-                                  check_exact=True)
-    info = par.fit_info_
-    cut = list(info.index).index(info.index[~info["warm"].astype(bool)][1])
-    hist = par.results_.get_clusters()
-    before, after = hist.loc[info.index[cut - 1]], hist.loc[info.index[cut]]
-    # the cut falls between two dates with the same partition: its labels carry over as is
-    assert _partition(before) == _partition(after)
-    pd.testing.assert_series_equal(before, after, check_names=False)
-    same = 0
-    for a, b in zip(hist.index[:-1], hist.index[1:], strict=True):
-        if _partition(hist.loc[a]) == _partition(hist.loc[b]):
-            same += 1
-            pd.testing.assert_series_equal(hist.loc[a], hist.loc[b], check_names=False)
-        for label in set(hist.loc[a]) & set(hist.loc[b]):  # a kept label means overlap
-            assert ((hist.loc[a] == label) & (hist.loc[b] == label)).any()
-    assert same >= 3
-
-
-def _partition(labels: pd.Series) -> set:
-    return {frozenset(g) for g in labels.groupby(labels).groups.values()}
+    assert [len(b) for b in _blocks(jobs, 2)] == [5, 5]
+    assert [len(b) for b in _blocks(jobs, 3)] == [4, 3, 3]
+    assert [len(b) for b in _blocks(jobs, 4)] == [3, 3, 2, 2]
+    for k in (1, 2, 3, 4, 10):
+        assert sum(_blocks(jobs, k), []) == jobs
+    assert _blocks(jobs, 12) == [[j] for j in jobs]  # never an empty block
+    assert _blocks(jobs[:1], 2) == [jobs[:1]]
 
 
 # ---------------------------------------------------------------------------- failures

@@ -236,8 +236,8 @@ class MaxDiversificationBacktest(BaseEstimator):
             ``progress(done, total)``, called in this process as the work completes: the
             rolling fits (as the rolling model reports them, else once when they are done),
             then after each rebalancing date's optimisations. ``total`` = twice the dates
-            with ``min_history`` rows (each is fitted, then rebalanced). An exception it raises propagates (that is how a host
-            cancels).
+            with ``min_history`` rows (each is fitted, then rebalanced). An exception it
+            raises propagates (that is how a host cancels).
 
         Returns
         -------

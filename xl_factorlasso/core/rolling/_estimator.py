@@ -142,12 +142,17 @@ def _fit_block(base: LassoModel, x: pd.DataFrame, y: pd.DataFrame, offset: int,
 
 
 def _blocks(jobs: list[_Job], n_blocks: int) -> list[list[_Job]]:
-    """Contiguous blocks of ``jobs`` with about the same total window rows each (a date's fit
-    costs about its rows: an expanding window's later dates weigh more)."""
-    rows = np.cumsum([job.stop - job.start + 1 for job in jobs], dtype=float)
-    # Cut after the first date whose cumulative rows reach k / n_blocks of the total.
-    cuts = np.searchsorted(rows, rows[-1] * np.arange(1, n_blocks) / n_blocks) + 1
-    bounds = [0, *sorted(set(int(c) for c in cuts if 0 < c < len(jobs))), len(jobs)]
+    """Contiguous blocks of ``jobs`` with about the same number of dates each (the first ones
+    one longer when they do not divide evenly).
+
+    A date costs about the same whatever its window's rows: the statistics are carried from
+    date to date (only a block's first window is summed whole) and the certified solve does
+    not depend on the rows. Balancing rows instead gave an expanding window's first block
+    twice the dates of the second (measured at 240 dates, N=500: 3.8 s vs 1.1 s).
+    """
+    n_blocks = max(1, min(int(n_blocks), len(jobs)))
+    size, extra = divmod(len(jobs), n_blocks)
+    bounds = np.cumsum([0] + [size + (k < extra) for k in range(n_blocks)])
     return [jobs[a:b] for a, b in zip(bounds[:-1], bounds[1:], strict=True)]
 
 
@@ -236,7 +241,7 @@ class RollingLassoModel(BaseEstimator):
         snapshots (e.g. 52 for weekly returns); loadings and R² are unchanged.
     n_jobs : int, optional
         Worker processes (joblib's "loky"): None or 1 fits serially; ``k > 1`` splits the
-        dates into ``k`` contiguous blocks of about equal total window rows, one process each
+        dates into ``k`` contiguous blocks of about equal numbers of dates, one process each
         (-1: one per core). Each block's first date starts cold, later ones warm; every date
         is certified, so the loadings equal the serial ones to the solver's tolerance
         (bit for bit with ``warm_start=False``). Failures, labels and policies are applied
