@@ -18,15 +18,15 @@ from ..core import LassoModel, LassoModelType, SolveError
 from ..core.backtest import MaxDiversificationBacktest
 from ..core.rolling import RollingLassoModel, rebalance_positions
 from ..core.rolling._dates import window_start
-from ._compute import FIT_INPUTS, _core_error, workbook_fit_inputs
+from ._compute import FIT_INPUTS, _core_error, asset_groups, workbook_fit_inputs
 from ._errors import WorkbookInputError
-from ._inputs import check_labels, show_label, tag_cell
+from ._inputs import show_label
 from ._job_pictures import backtest_pictures
 from ._portfolio import read_portfolio_settings, with_annualization
 from ._results import JobResult, OutputTable, cell_value, now_text, status_table
 from ._rolling_settings import ROLLING_KEYS, RollingSettings, read_rolling_settings
 from ._settings import check_setting, read_fit_settings
-from ._tables import Block, parse_list, parse_matrix
+from ._tables import Block, parse_list
 
 __all__ = ["BACKTEST_INPUTS", "BACKTEST_OUTPUTS", "EXCEL_ROWS", "compute_backtest", "drawdown",
            "growth"]
@@ -98,13 +98,10 @@ def _portfolio(blocks: dict[str, Block], assets: list[str], rs: RollingSettings)
             "0.001)"))
     if rs.transaction_cost_bps is not None:
         params["transaction_costs"] = rs.transaction_cost_bps / 1e4
-    groups = {}
-    tag_block = blocks.get("FL_ASSET_GROUPS")
-    if tag_block is not None and not tag_block.is_empty():
-        tags = parse_matrix(tag_block, cols_what="grouping", cell=tag_cell)
-        check_labels(tag_block, tags.index, assets, axis=0, what="asset", source="FL_RETURNS")
-        groups = {a: [t for t in tags.loc[a] if t] if a in tags.index else [] for a in assets}
+    groups = asset_groups(blocks, assets)
+    if groups is not None:
         params["groups"] = groups
+    groups = groups or {}
     known = set(assets) | {t for ts in groups.values() for t in ts}
     constraints = parse_list(blocks["FL_CONSTRAINTS"]) if "FL_CONSTRAINTS" in blocks else []
     for text, cell in constraints:

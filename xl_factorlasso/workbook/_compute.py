@@ -412,6 +412,17 @@ def _factor_model(blocks: dict[str, Block], ps, fitted):
     )
 
 
+def asset_groups(blocks: dict[str, Block], assets: list[str]) -> dict[str, list[str]] | None:
+    """FL_ASSET_GROUPS as ``{asset: [tag, ...]}`` for every asset (checked against
+    FL_RETURNS' assets, cells named), or None when the table is absent or empty."""
+    tag_block = blocks.get("FL_ASSET_GROUPS")
+    if tag_block is None or tag_block.is_empty():
+        return None
+    tags = parse_matrix(tag_block, cols_what="grouping", cell=tag_cell)
+    check_labels(tag_block, tags.index, assets, axis=0, what="asset", source="FL_RETURNS")
+    return {a: [t for t in tags.loc[a] if t] if a in tags.index else [] for a in assets}
+
+
 def compute_portfolio(blocks: dict[str, Block], fitted: JobResult | None = None, *,
                       pictures: bool = True) -> JobResult:
     """Maximum-diversification weights from the FL_* portfolio inputs, their statistics and
@@ -438,12 +449,8 @@ def compute_portfolio(blocks: dict[str, Block], fitted: JobResult | None = None,
     params = dict(ps.params)
     notes = []
 
-    groups = None
-    tag_block = blocks.get("FL_ASSET_GROUPS")
-    if tag_block is not None and not tag_block.is_empty():
-        tags = parse_matrix(tag_block, cols_what="grouping", cell=tag_cell)
-        check_labels(tag_block, tags.index, assets, axis=0, what="asset", source="FL_RETURNS")
-        groups = {a: [t for t in tags.loc[a] if t] if a in tags.index else [] for a in assets}
+    groups = asset_groups(blocks, assets)
+    if groups is not None:
         params["groups"] = groups
     group_labels = {t for ts in (groups or {}).values() for t in ts}
 
