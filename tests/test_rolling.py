@@ -6,6 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
+from rolling_helpers import changed_after
 
 from xl_factorlasso import (
     CurrentFactorCovarData,
@@ -121,15 +122,7 @@ def test_no_look_ahead(panel, config):
     roll = RollingLassoModel(base, rebalance="QE", min_history=40)
     first = roll.fit(panel.x, panel.y).results_
     d = first.dates[-3]
-    cut = panel.x.index.get_loc(d) + 1
-    rng = np.random.default_rng(0)
-    extra = pd.date_range(panel.x.index[-1] + pd.Timedelta(weeks=1), periods=30, freq="W-FRI")
-    x2 = pd.concat([panel.x, pd.DataFrame(rng.normal(size=(30, M)), index=extra,
-                                          columns=panel.x.columns)])
-    y2 = pd.concat([panel.y, pd.DataFrame(rng.normal(size=(30, N)), index=extra,
-                                          columns=panel.y.columns)])
-    x2.iloc[cut:] = x2.iloc[cut:] * rng.uniform(0.5, 2.0, size=x2.iloc[cut:].shape) + 0.01
-    y2.iloc[cut:] = -y2.iloc[cut:]
+    x2, y2 = changed_after(panel.x, panel.y, d)
     second = RollingLassoModel(base, rebalance="QE", min_history=40).fit(x2, y2)
     later = second.results_
     assert len(later) > len(first)

@@ -21,6 +21,8 @@ import pytest
 
 distributed = pytest.importorskip("distributed")
 
+from rolling_helpers import assert_same_rolling  # noqa: E402
+
 from xl_factorlasso import LassoModel, RollingLassoModel, make_factor_panel  # noqa: E402
 from xl_factorlasso.core._base import clone  # noqa: E402
 from xl_factorlasso.core.rolling import _distributed  # noqa: E402
@@ -55,23 +57,6 @@ def _model(panel, config="lasso"):
                       factors_beta_prior=panel.prior)
 
 
-def _assert_same(a, b, atol=0.0):
-    assert list(a.results_.dates) == list(b.results_.dates)
-    pd.testing.assert_index_equal(a.dates_, b.dates_)
-    pd.testing.assert_frame_equal(a.failures_, b.failures_)
-    for d in a.results_.dates:
-        sa, sb = a.results_[d], b.results_[d]
-        assert sa.estimation_date == sb.estimation_date
-        pd.testing.assert_frame_equal(sa.x_covar, sb.x_covar, check_exact=True)
-        for name in ("y_betas", "y_variances"):
-            pd.testing.assert_frame_equal(getattr(sa, name), getattr(sb, name),
-                                          check_exact=atol == 0, rtol=0, atol=atol)
-        if sa.clusters is None:
-            assert sb.clusters is None
-        else:
-            pd.testing.assert_series_equal(sa.clusters, sb.clusters, check_exact=True)
-
-
 def _scheduler_tasks(client) -> int:
     return client.run_on_scheduler(lambda dask_scheduler: len(dask_scheduler.tasks))
 
@@ -93,11 +78,11 @@ def test_local_cluster_equals_serial(panel, client, config, rebalance):
     dask_cold = RollingLassoModel(base, warm_start=False, scheduler=client, **kw).fit(
         panel.x, panel.y)
     assert len(cold.results_) >= 16
-    _assert_same(cold, dask_cold)  # bit for bit
+    assert_same_rolling(cold, dask_cold)  # bit for bit
     pd.testing.assert_frame_equal(cold.fit_info_, dask_cold.fit_info_, check_exact=True)
     warm = RollingLassoModel(base, **kw).fit(panel.x, panel.y)
     dask_warm = RollingLassoModel(base, scheduler=client, **kw).fit(panel.x, panel.y)
-    _assert_same(warm, dask_warm, atol=WARM_ATOL)
+    assert_same_rolling(warm, dask_warm, atol=WARM_ATOL)
     # the cluster's two worker threads make two blocks: the second starts cold
     assert (~dask_warm.fit_info_["warm"].astype(bool)).sum() == 2
     _wait_cluster_empty(client)
@@ -108,7 +93,7 @@ def test_the_blocks_are_those_of_joblib(panel, client):
     bit, warm starts included."""
     kw = dict(rebalance="QE", min_history=52)
     base = _model(panel)
-    _assert_same(RollingLassoModel(base, n_jobs=2, **kw).fit(panel.x, panel.y),
+    assert_same_rolling(RollingLassoModel(base, n_jobs=2, **kw).fit(panel.x, panel.y),
                  RollingLassoModel(base, scheduler=client, **kw).fit(panel.x, panel.y))
 
 
@@ -135,7 +120,7 @@ def test_failures_and_policies_match_serial(panel, client, on_failure):
     base = _model(panel)
     serial = RollingLassoModel(base, **kw).fit(x, panel.y)
     dask = RollingLassoModel(base, scheduler=client, **kw).fit(x, panel.y)
-    _assert_same(serial, dask)
+    assert_same_rolling(serial, dask)
     assert list(dask.failures_["date"]) == dates[3:5]
     if on_failure == "previous":
         assert dask.results_[dates[4]] is dask.results_[dates[2]]
@@ -199,7 +184,7 @@ def test_an_address_connects_for_the_fit_only(panel, client):
     by_client = RollingLassoModel(base, scheduler=client, **kw).fit(panel.x, panel.y)
     by_address = RollingLassoModel(base, scheduler=client.scheduler.address, **kw).fit(
         panel.x, panel.y)
-    _assert_same(by_client, by_address)
+    assert_same_rolling(by_client, by_address)
     assert client.status == "running"  # the user's Client stays open
     deadline = time.monotonic() + 10
     while _clients(client) != before and time.monotonic() < deadline:
@@ -335,7 +320,7 @@ def test_scheduler_and_two_worker_processes_by_pid(panel, tmp_path):
         calls = []
         deployed = RollingLassoModel(base, scheduler=address, **kw).fit(
             panel.x, panel.y, progress=lambda done, total: calls.append(done))
-        _assert_same(serial, deployed)
+        assert_same_rolling(serial, deployed)
         assert len(calls) == 2 and calls[-1] == len(serial.fit_info_)
     finally:
         _stop(procs)

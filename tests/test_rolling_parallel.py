@@ -9,6 +9,7 @@ import re
 import numpy as np
 import pandas as pd
 import pytest
+from rolling_helpers import assert_same_rolling, changed_after
 
 from xl_factorlasso import LassoModel, RollingLassoModel, SolveError, make_factor_panel
 from xl_factorlasso.core.rolling._estimator import _blocks, _Job
@@ -35,24 +36,6 @@ def _model(panel, config):
         return LassoModel(model_type="HCGL", reg_lambda=_lam(panel), l1_weight=0.1, span=52)
     return LassoModel(reg_lambda=_lam(panel), factors_beta_loading_signs=panel.signs,
                       factors_beta_prior=panel.prior)
-
-
-def _assert_same(a: RollingLassoModel, b: RollingLassoModel, atol: float = 0.0):
-    """Same dates, snapshots (exactly when atol == 0), labels and failures."""
-    assert list(a.results_.dates) == list(b.results_.dates)
-    pd.testing.assert_index_equal(a.dates_, b.dates_)
-    pd.testing.assert_frame_equal(a.failures_, b.failures_)
-    for d in a.results_.dates:
-        sa, sb = a.results_[d], b.results_[d]
-        assert sa.estimation_date == sb.estimation_date
-        pd.testing.assert_frame_equal(sa.x_covar, sb.x_covar, check_exact=True)
-        for name in ("y_betas", "y_variances"):
-            pd.testing.assert_frame_equal(getattr(sa, name), getattr(sb, name),
-                                          check_exact=atol == 0, rtol=0, atol=atol)
-        if sa.clusters is None:
-            assert sb.clusters is None
-        else:
-            pd.testing.assert_series_equal(sa.clusters, sb.clusters, check_exact=True)
 
 
 # ---------------------------------------------------------------------------- blocks
@@ -87,7 +70,7 @@ def test_failures_inside_blocks_match_serial(panel, on_failure, warm):
     base = _model(panel, "lasso_signs_prior")
     serial = RollingLassoModel(base, **kw).fit(x, panel.y)
     par = RollingLassoModel(base, n_jobs=2, **kw).fit(x, panel.y)
-    _assert_same(serial, par, atol=0.0 if not warm else WARM_ATOL)
+    assert_same_rolling(serial, par, atol=0.0 if not warm else WARM_ATOL)
     assert list(par.failures_["date"]) == dates[3:5]
     if on_failure == "previous":
         # the date of block 2 keeps the snapshot fitted in block 1's process
@@ -134,15 +117,7 @@ def test_no_look_ahead_with_two_processes(panel):
     kw = dict(rebalance="QE", min_history=40, warm_start=False, n_jobs=2)
     first = RollingLassoModel(base, **kw).fit(panel.x, panel.y)
     d = first.results_.dates[-3]
-    cut = panel.x.index.get_loc(d) + 1
-    rng = np.random.default_rng(0)
-    extra = pd.date_range(panel.x.index[-1] + pd.Timedelta(weeks=1), periods=30, freq="W-FRI")
-    x2 = pd.concat([panel.x, pd.DataFrame(rng.normal(size=(30, M)), index=extra,
-                                          columns=panel.x.columns)])
-    y2 = pd.concat([panel.y, pd.DataFrame(rng.normal(size=(30, N)), index=extra,
-                                          columns=panel.y.columns)])
-    x2.iloc[cut:] = x2.iloc[cut:] * rng.uniform(0.5, 2.0, size=x2.iloc[cut:].shape) + 0.01
-    y2.iloc[cut:] = -y2.iloc[cut:]
+    x2, y2 = changed_after(panel.x, panel.y, d)
     later = RollingLassoModel(base, **kw).fit(x2, y2).results_
     before = [t for t in first.results_.dates if t <= d]
     assert [t for t in later.dates if t <= d] == before and len(before) >= 5
@@ -169,8 +144,8 @@ def test_n_jobs_one_and_all_cores(panel):
     base = _model(panel, "lasso_signs_prior")
     kw = dict(rebalance="QE", min_history=52, warm_start=False)
     serial = RollingLassoModel(base, **kw).fit(panel.x, panel.y)
-    _assert_same(serial, RollingLassoModel(base, n_jobs=1, **kw).fit(panel.x, panel.y))
-    _assert_same(serial, RollingLassoModel(base, n_jobs=-1, **kw).fit(panel.x, panel.y))
+    assert_same_rolling(serial, RollingLassoModel(base, n_jobs=1, **kw).fit(panel.x, panel.y))
+    assert_same_rolling(serial, RollingLassoModel(base, n_jobs=-1, **kw).fit(panel.x, panel.y))
 
 
 def test_a_block_fits_with_one_blas_thread(panel, monkeypatch):
