@@ -152,6 +152,15 @@ def run_demo(args: argparse.Namespace) -> int:
     return 0
 
 
+def _print_outcome(result, started: float, out: str) -> None:
+    """What every writing job ends with: its warnings, the names not written, time and file."""
+    for warning in result.warnings:
+        print(f"warning: {warning}")
+    if result.skipped:
+        print(f"not written (name not defined): {', '.join(result.skipped)}")
+    print(f"done in {time.perf_counter() - started:.2f} s -> {os.path.abspath(out)}")
+
+
 def run_refit(args: argparse.Namespace) -> int:
     """Every step asked for is computed before anything is written; then one atomic save."""
     from .workbook import XlsxFileIO, run_jobs
@@ -166,11 +175,7 @@ def run_refit(args: argparse.Namespace) -> int:
                           verbose=args.cv)
     for part in result.parts or [result]:
         print(part.summary)
-    for warning in result.warnings:
-        print(f"warning: {warning}")
-    if result.skipped:
-        print(f"not written (name not defined): {', '.join(result.skipped)}")
-    print(f"done in {time.perf_counter() - started:.2f} s -> {os.path.abspath(out)}")
+    _print_outcome(result, started, out)
     return 0
 
 
@@ -227,11 +232,7 @@ def run_backtest(args: argparse.Namespace) -> int:
     if isinstance(stats, pd.DataFrame) and not stats.empty:
         print("\nStrategy statistics (annualised; net = after transaction costs)")
         print(_stats_text(stats))
-    for warning in result.warnings:
-        print(f"warning: {warning}")
-    if result.skipped:
-        print(f"not written (name not defined): {', '.join(result.skipped)}")
-    print(f"done in {time.perf_counter() - started:.2f} s -> {os.path.abspath(out)}")
+    _print_outcome(result, started, out)
     return 0
 
 
