@@ -237,6 +237,118 @@ def test_warm_start_reaches_the_same_solution_faster():
     np.testing.assert_allclose(warm.coef, cold.coef, atol=1e-7)
 
 
+def _lasso_kwargs(true_coef, signed, reg_lambda):
+    """LASSO; signed: the true coefficients' signs on half the cells and a prior inside them."""
+    kw = {"reg_lambda": reg_lambda, "warmup_period": None}
+    if signed:
+        mask = np.random.default_rng(0).random(true_coef.shape) < 0.5
+        kw["factors_beta_loading_signs"] = np.sign(true_coef).where(mask)
+        kw["factors_beta_prior"] = (0.3 * true_coef).where(mask, 0.0)
+    return kw
+
+
+def _lasso_engine(seed=3, n_assets=60, reg_lambda=0.05, signed=True):
+    """A LASSO engine with many responses of different support sizes, and its minimiser."""
+    x, y, coef = make_panel(T=300, M=8, N=n_assets, seed=seed)
+    setup = LassoModel(**_lasso_kwargs(coef, signed, reg_lambda))._setup(x, y)
+    engine = FastEngine(setup.stats, setup.spec)
+    return engine, engine.solve(reg_lambda)
+
+
+def test_cell_newton_solves_every_support_size_exactly():
+    """From a perturbed point on the minimiser's support, the cell Newton step (systems
+    gathered by support size) returns the minimiser: gap at round-off on every response."""
+    engine, best = _lasso_engine()
+    lam = 0.05
+    free = (best.coef != engine.prior) & (best.coef > engine.lo) & (best.coef < engine.hi)
+    support = np.sign(best.coef - engine.prior) * free
+    assert len(np.unique(free.sum(axis=1))) >= 3  # several system sizes, so the test has teeth
+    rng = np.random.default_rng(0)
+    start = np.where(free, best.coef * (1 + 1e-2 * rng.standard_normal(best.coef.shape)),
+                     best.coef)
+    rows = np.ones(engine.n, dtype=bool)
+    out = engine._newton_cell(start, lam, support, rows)
+    gaps, objs = engine.unit_gaps(out, lam)
+    assert (gaps <= 1e-14 * np.abs(objs)).all()
+    np.testing.assert_allclose(out, best.coef, atol=1e-12)
+    # rows left out keep the start exactly
+    rows[::2] = False
+    part = engine._newton_cell(start, lam, support, rows)
+    np.testing.assert_array_equal(part[~rows], start[~rows])
+    np.testing.assert_allclose(part[rows], best.coef[rows], atol=1e-12)
+
+
+def test_unit_gaps_add_up_and_a_rows_view_is_the_engine_of_those_rows():
+    engine, best = _lasso_engine()
+    lam = 0.05
+    rng = np.random.default_rng(1)
+    point = np.clip(best.coef + 0.01 * rng.standard_normal(best.coef.shape), engine.lo,
+                    engine.hi)
+    gaps, objs = engine.unit_gaps(point, lam)
+    gap, objective = engine.duality_gap(point, lam)
+    assert gap == pytest.approx(gaps.sum(), rel=1e-12)
+    assert objective == pytest.approx(engine.objective(point, lam), rel=1e-12)
+    rows = rng.random(engine.n) < 0.3
+    view = engine._rows_view(rows)
+    sub_gaps, sub_objs = view.unit_gaps(point[rows], lam)
+    np.testing.assert_allclose(sub_gaps, gaps[rows], rtol=1e-12, atol=1e-300)
+    np.testing.assert_allclose(sub_objs, objs[rows], rtol=1e-12)
+    # and it solves the sub-problem to the whole problem's minimiser on those rows
+    np.testing.assert_allclose(view.solve(lam).coef, best.coef[rows], atol=1e-10)
+
+
+@pytest.mark.parametrize("signed", [True, False])
+def test_warm_start_from_a_neighbouring_problem_lands_on_the_cold_minimiser(signed):
+    """Warm from the previous window's minimiser (a third of the supports change): Newton
+    takes the responses whose support held, the others are solved apart; the answer equals
+    the cold solve, and the reported gap is the whole point's certificate."""
+    x, y, coef = make_panel(T=400, M=8, N=80, seed=5)
+    kw = _lasso_kwargs(coef, signed, 0.03)
+    before = LassoModel(**kw)._setup(x.iloc[:385], y.iloc[:385])
+    after = LassoModel(**kw)._setup(x, y)
+    previous = FastEngine(before.stats, before.spec).solve(0.03).coef
+    engine = FastEngine(after.stats, after.spec)
+    cold = engine.solve(0.03)
+    moved = (np.sign(previous - engine.prior) != np.sign(cold.coef - engine.prior)).any(axis=1)
+    assert 0 < moved.sum() < engine.n / 2  # some supports change, most hold
+    warm = engine.solve(0.03, coef_init=previous)
+    assert warm.certified and cold.certified
+    np.testing.assert_allclose(warm.coef, cold.coef, atol=1e-12)
+    assert warm.gap == pytest.approx(engine.relative_gap(warm.coef, 0.03), rel=1e-6, abs=1e-17)
+
+
+def test_a_loading_entering_by_a_hair_is_not_missed():
+    """Warm from the minimiser just above the lambda where a loading enters, solved just below
+    it: the start's gap is already 5e-13 (below the polish target) and Newton on its support
+    gives a valid point with a gap near that, 1.2e-6 from the minimiser. Neither may end the
+    solve: the answer is the minimiser, with the new loading."""
+    x, y, _ = make_panel(T=300, M=6, N=4, seed=11)
+    setup = LassoModel(reg_lambda=0.1, warmup_period=None)._setup(x, y)
+    engine = FastEngine(setup.stats, setup.spec)
+    lams = LassoModel().lambda_max(x, y) * np.geomspace(0.9, 0.01, 40)
+    prev = engine.solve(lams[0]).coef
+    k = 1
+    while not ((engine.solve(lams[k]).coef != 0) & (prev == 0)).any():  # a loading enters
+        prev = engine.solve(lams[k]).coef
+        k += 1
+    hi, lo = lams[k - 1], lams[k]
+    for _ in range(60):  # bisect to the lambda where it enters
+        mid = 0.5 * (hi + lo)
+        if ((engine.solve(mid).coef != 0) & (prev == 0)).any():
+            lo = mid
+        else:
+            hi = mid
+    start = engine.solve(hi * (1 + 1e-6)).coef
+    lam = hi * (1 - 1e-6)
+    best = engine.solve(lam)
+    new = (best.coef != 0) & (start == 0)
+    assert new.sum() == 1 and 1e-7 < np.abs(best.coef[new]).max() < 1e-5
+    assert engine.relative_gap(start, lam) < 1e-12  # the trap: already "polished"
+    warm = engine.solve(lam, coef_init=start)
+    np.testing.assert_allclose(warm.coef, best.coef, atol=1e-12)
+    assert (warm.coef[new] != 0).all()
+
+
 @pytest.mark.parametrize("model_type, l1_weight", [("HCGL", 0.0), ("HCGL", 0.2),
                                                    ("GROUP_LASSO", 0.5)])
 def test_row_newton_finish_lands_on_the_minimiser(model_type, l1_weight):
@@ -255,7 +367,7 @@ def test_row_newton_finish_lands_on_the_minimiser(model_type, l1_weight):
     rng = np.random.default_rng(0)
     start = np.where(free, best * (1 + 1e-3 * rng.standard_normal(best.shape)), best)
     start_gap, _ = engine.duality_gap(start, 0.02)
-    out = engine._newton_row(start, 0.02, support)
+    out = engine._newton_row(start, 0.02, support, np.ones(len(start), dtype=bool))
     assert out is not None
     gap, objective = engine.duality_gap(out, 0.02)
     assert gap / objective <= 1e-13 < start_gap / objective

@@ -18,13 +18,23 @@ G) independent FISTA runs, vectorised. The steps are a diagonal metric in which 
 for cells and FCGL blocks (each group inside one factor column) one step per factor column,
 ``1 / ((2/T') lambda_max(J G J) G_jj)`` with ``J = diag(G)^(-1/2)`` (Jacobi preconditioning:
 factors 1e8 apart in scale converge together). At ``lambda = 0`` the geometry is irrelevant
-and every model is solved as cells. For the cell and row geometries, once the signs of the
-support have not changed for a few iterations, Newton's method solves the smooth piece exactly
-(small linear systems per response, batched); the result is kept only if it lowers the
-duality gap, so it can speed up but never spoil a solve. On that piece the cell objective is
-quadratic (one step); the row objective adds ``lambda (1-a) w ||D_i||_2``, smooth while the
-row is nonzero, so a few steps (tried only while ``N M^2 <= 2e5``: beyond, its dense systems
-cost what they save).
+and every model is solved as cells.
+
+For the cell and row geometries (a unit is a response) Newton's method finishes the solve. Once
+a response's support and signs have not changed for a few iterations, Newton solves its smooth
+piece (on that face the cell objective is quadratic: one step on the ``|F| x |F|`` system of
+the free cells, batched by support size; the row objective adds ``lambda (1-a) w ||D_i||_2``,
+smooth while the row is nonzero: a few steps, tried only while ``n M^2 <= 2e5``, beyond which
+its dense systems cost what they save). A response takes Newton's point only when its own
+duality gap there is at round-off (``_EXACT`` of its objective): it is then the response's
+minimiser. A point that is merely better is refused, because on a support with a loading about
+to enter or leave it has a tiny gap while 1e-6 away, and the solve would stop there; for the
+same reason a small total gap ends the solve only when no response's gap is above round-off
+(or after the polishing iterations). Once at least half of the responses are at their
+minimisers, the others are solved apart, as a problem of their own on the same Gram (responses
+are independent): their iterations no longer pay for the finished rows. A warm start (the
+previous lambda of a path, or the previous date of a rolling fit) tries Newton on its own
+support before any iteration: where the support held, that one step is the answer.
 
 Proximal operators (exact)
 --------------------------
@@ -119,6 +129,7 @@ explained variance, and the certificate passed a point 83% above the minimum (tw
 
 from __future__ import annotations
 
+import copy
 from dataclasses import replace
 from typing import NamedTuple
 
@@ -135,11 +146,14 @@ DEFAULT_MAX_ITER = 20_000
 _CHECK_EVERY = 10
 _NEWTON_AFTER = 3  # iterations with an unchanged support before a Newton finish
 _NEWTON_STEPS = 12  # row groups: Newton steps at most (quadratic convergence: ~3-5)
-# Row-group Newton builds N dense M x M systems per step, several times an iteration's cost.
+# Row-group Newton builds a dense M x M system per response tried, per step: several times an
+# iteration's cost.
 # Measured: 2x faster solves at N M^2 ~ 1e3-1e4 (demo, small panels), even at 8e4, slower at
 # 4.5e5 (N=500, M=30), where FISTA's own iterations are the cheaper way to the last digits.
 _ROW_NEWTON_MAX = 200_000
 _POLISH = 1e-4  # after certification, aim for this fraction of tol (see FastEngine._done)
+_EXACT = 1e-14  # a Newton candidate is a response's minimiser when its gap is this small
+_SPLIT_MIN = 16  # below this many responses a sub-problem saves nothing
 _EPS = np.finfo(float).eps
 
 
@@ -675,6 +689,16 @@ class FastEngine:
 
         See the module docstring for the two dual points; the better one is kept per unit.
         """
+        gap, objective = self.unit_gaps(coef, reg_lambda)
+        return float(gap.sum()), float(objective.sum())
+
+    def unit_gaps(self, coef: np.ndarray, reg_lambda: float) -> tuple[np.ndarray, np.ndarray]:
+        """Per unit (response, or FCGL cluster), the duality gap and the objective's share.
+
+        Units are independent problems (the loss is separable over responses, the penalty
+        and the dual points over units), so rows of two feasible points may be mixed unit by
+        unit, and the mixture's gap is the sum of the chosen units' gaps.
+        """
         lam = float(reg_lambda)
         gb = self._gram_times(coef)
         c = self.xty
@@ -685,7 +709,7 @@ class FastEngine:
         bgb = np.einsum("nm,nm->n", coef, gb)
         bc = np.einsum("nm,nm->n", coef, c)
         loss_terms = self.stats.yty - 2.0 * bc + bgb
-        objective = float(loss_terms.sum() / self.t_rows + lam * pen.sum())
+        objective = self._unit_sum(loss_terms) / self.t_rows + lam * pen
 
         # v3: what the box absorbs.
         if self.geometry == "cell":
@@ -731,7 +755,7 @@ class FastEngine:
             vtd = self._unit_sum(np.einsum("nm,nm->n", v - t, d))
             gap_t = -vtd + lam * pen + sigma + (self.t_rows / 4.0) * self._unit_sum(quad)
             gap = np.where(inv_unit, np.minimum(gap_s, gap_t), gap_s)
-        return float(gap.sum()), objective
+        return gap, objective
 
     def relative_gap(self, coef: np.ndarray, reg_lambda: float) -> float:
         """The certificate of a feasible ``coef``, whoever computed it: the duality gap over
@@ -779,19 +803,39 @@ class FastEngine:
             if self._twin is None:
                 self._twin = FastEngine(self.stats, replace(self.spec, geometry="cell"))
             return self._twin.solve(0.0, tol=tol, max_iter=max_iter, coef_init=coef_init)
-        max_iter = max(int(max_iter), 1)
         x = self.prior.copy() if coef_init is None else np.clip(coef_init, self.lo, self.hi)
+        coef, gaps, objs, it = self._solve_units(x, lam, tol, max(int(max_iter), 1),
+                                                 warm=coef_init is not None)
+        rel = _relative(gaps.sum(), objs.sum())
+        return EngineResult(coef, bool(rel <= tol), rel, it)
+
+    def _solve_units(self, x, lam, tol, max_iter, *, warm, known=None):
+        """The solve from a feasible ``x``: ``(coef, unit gaps, unit objectives, iterations)``.
+
+        ``warm``: try Newton on ``x``'s support first; ``known``: ``x``'s unit gaps and
+        objectives, when the caller has them.
+        """
+        newton = {"cell": self._newton_cell, "row": self._newton_row}.get(self.geometry)
+        finish = _NewtonFinish(self, newton, lam) if newton is not None else None
+        if finish is not None and warm:
+            # A warm start (the previous lambda or date) usually sits on the new solution's
+            # support: one Newton step there is exact, before any iteration.
+            finish.last = finish.support(x)
+            x = finish.attempt(x, finish.last, np.ones(self.n, dtype=bool))
         y = x.copy()
         momentum = np.ones(self.n_units)
         scale = (2.0 / self.t_rows) * self.step
         metric = 1.0 / self.step
-        gap, obj = self.duality_gap(x, lam)
-        rel = _relative(gap, obj)
+        gaps, objs = self.unit_gaps(x, lam) if known is None or warm else known
+        rel = _relative(gaps.sum(), objs.sum())
         first = 0 if rel <= tol else None  # iteration at which the gap first met tol
-        newton = {"cell": self._newton_cell, "row": self._newton_row}.get(self.geometry)
-        last_support, stable, tried = None, 0, False
         it = 0
-        while not self._done(rel, tol, it, first) and it < max_iter:
+        if finish is not None and warm:
+            done = self._solve_the_rest(x, gaps, objs, lam, tol, max_iter, 0)
+            if done is not None:
+                return done
+        while it < max_iter and not self._done(
+                rel, tol, it, first, finish is not None and finish.pending(gaps, objs)):
             it += 1
             z = y - scale * (self._gram_times(y) - self.xty)
             x_new = self.prox(z, lam)
@@ -807,57 +851,103 @@ class FastEngine:
             momentum = nxt
             y = x_new + beta[self.unit][:, None] * diff
             x = x_new
-            if newton is not None:
-                # Support and signs unchanged for a few iterations: finish with Newton.
-                support = np.sign(x - self.prior) * ((x > self.lo) & (x < self.hi))
-                if last_support is not None and np.array_equal(support, last_support):
-                    stable += 1
-                else:
-                    stable, tried = 0, False
-                last_support = support
-                if stable >= _NEWTON_AFTER and not tried:
-                    tried = True
-                    cand = newton(x, lam, support)
-                    if cand is not None:
-                        c_gap, c_obj = self.duality_gap(cand, lam)
-                        c_rel = _relative(c_gap, c_obj)
-                        if c_rel < rel:
-                            x, y, rel = cand, cand.copy(), c_rel
-                            momentum[:] = 1.0
-                            if rel <= tol and first is None:
-                                first = it
-                            continue
+            if finish is not None:
+                moved = finish.step(x, it)
+                if moved is not None:
+                    x, accepted = moved
+                    y[accepted] = x[accepted]
+                    momentum[accepted] = 1.0
+                    gaps, objs = self.unit_gaps(x, lam)
+                    rel = _relative(gaps.sum(), objs.sum())
+                    if rel <= tol and first is None:
+                        first = it
+                    done = self._solve_the_rest(x, gaps, objs, lam, tol, max_iter - it, it)
+                    if done is not None:
+                        return done
+                    continue
             if it % _CHECK_EVERY == 0 or it == max_iter:
-                gap, obj = self.duality_gap(x, lam)
-                rel = _relative(gap, obj)
+                gaps, objs = self.unit_gaps(x, lam)
+                rel = _relative(gaps.sum(), objs.sum())
                 if rel <= tol and first is None:
                     first = it
-        return EngineResult(x, bool(rel <= tol), rel, it)
+        return x, gaps, objs, it
 
-    def _newton_cell(self, x: np.ndarray, lam: float, support: np.ndarray) -> np.ndarray | None:
+    def _solve_the_rest(self, x, gaps, objs, lam, tol, max_iter, it):
+        """Once most responses are at their minimisers (Newton, unit gaps at round-off), solve
+        the others alone: responses are independent problems, and a solve on 20 of 500 rows
+        costs a 25th of an iteration on all of them. ``None``: not worth it (yet).
+
+        The parts' unit gaps add up to the whole's (the same dual points, unit by unit).
+        """
+        rest = _inexact(gaps, objs)
+        n_rest = int(rest.sum())
+        if n_rest == 0 or 2 * n_rest > self.n or self.n < _SPLIT_MIN:
+            return None
+        # the sub-problem's certificate is relative to its own, smaller, objective: stricter
+        coef, sub_gaps, sub_objs, sub_it = self._rows_view(rest)._solve_units(
+            x[rest], lam, tol, max(max_iter, 1), warm=False, known=(gaps[rest], objs[rest]))
+        x, gaps, objs = x.copy(), gaps.copy(), objs.copy()
+        x[rest], gaps[rest], objs[rest] = coef, sub_gaps, sub_objs
+        return x, gaps, objs, it + sub_it
+
+    def _rows_view(self, rows: np.ndarray) -> FastEngine:
+        """The engine of the responses ``rows`` alone (cell and row geometries), sharing the
+        per-pattern pieces (Grams, spectra) instead of computing them again."""
+        idx = np.flatnonzero(rows)
+        sub = copy.copy(self)
+        sub.stats, sub.spec = _row_subset(self.stats, self.spec, idx)
+        k = len(idx)
+        sub.n, sub.n_units, sub.n_groups = k, k, k
+        for name in ("pattern", "xty", "_czz", "prior", "lo", "hi", "fixed", "dl", "du",
+                     "omega", "group_w", "step"):
+            setattr(sub, name, getattr(self, name)[idx])
+        sub.unit = sub.group_unit = np.arange(k)
+        sub.gid = np.repeat(np.arange(k), self.m)
+        sub._table = _member_table(sub.gid, k) if self.geometry != "cell" else None
+        sub._patterns = [np.flatnonzero(sub.pattern == p) for p in range(len(self.gram))]
+        if self._stacked is not None:
+            sub._stacked, sub._stacked_vecs = self._stacked[idx], self._stacked_vecs[idx]
+        sub._twin = None
+        return sub
+
+    def _newton_cell(self, x: np.ndarray, lam: float, support: np.ndarray,
+                     rows: np.ndarray) -> np.ndarray:
         """LASSO on a settled support: the exact minimiser of the smooth piece, per response.
 
         With the free cells ``F`` (nonzero ``D``, strictly inside the box) and their signs
         ``s`` fixed, the objective is quadratic in ``b_F``:
-        ``G_FF b_F = c_F - G_F,~F b_~F - (T'/2) lambda s``. A response whose solution keeps its
-        signs and box keeps it (responses are independent); the others keep ``x``. The caller
-        accepts the result only if its duality gap is smaller.
+        ``G_FF b_F = c_F - G_F,~F b_~F - (T'/2) lambda s``. Only the ``|F| x |F|`` systems
+        are formed, batched by size (supports are sparse: ~5 of 30 factors in a typical
+        fit). Returns the candidate rows for ``rows`` (others are ``x``); responses whose
+        system is singular keep ``x``.
         """
-        n, m = x.shape
-        if n * m * m * 8 > 256 * 2**20:
-            return None
-        free = support != 0
-        a, _ = self._free_gram(free)
+        free = (support != 0) & rows[:, None]
         fixed_part = self._gram_times(np.where(free, 0.0, x))
-        rhs = np.where(free, self.xty - fixed_part - 0.5 * self.t_rows * lam * self.omega
-                       * support, x)
-        try:
-            cand = np.linalg.solve(a, rhs[:, :, None])[:, :, 0]
-        except np.linalg.LinAlgError:
-            return None
-        return self._keep_valid_rows(x, cand, support, free)
+        rhs = self.xty - fixed_part - 0.5 * self.t_rows * lam * self.omega * support
+        cand = x.copy()
+        sizes = free.sum(axis=1)
+        # free columns first, in order, for every row
+        order = np.argsort(~free, axis=1, kind="stable")
+        for k in np.unique(sizes[sizes > 0]):
+            idx_rows = np.flatnonzero(sizes == k)
+            cols = order[idx_rows, :k]
+            pat = self.pattern[idx_rows]
+            a = self.gram[pat[:, None, None], cols[:, :, None], cols[:, None, :]]
+            b = np.take_along_axis(rhs[idx_rows], cols, axis=1)
+            try:
+                sol = np.linalg.solve(a, b[:, :, None])[:, :, 0]
+            except np.linalg.LinAlgError:
+                sol = np.full_like(b, np.nan)  # a singular system: those rows keep x
+                for r in range(len(idx_rows)):
+                    try:
+                        sol[r] = np.linalg.solve(a[r], b[r])
+                    except np.linalg.LinAlgError:
+                        pass
+            cand[idx_rows[:, None], cols] = sol
+        return cand
 
-    def _newton_row(self, x: np.ndarray, lam: float, support: np.ndarray) -> np.ndarray | None:
+    def _newton_row(self, x: np.ndarray, lam: float, support: np.ndarray,
+                    rows: np.ndarray) -> np.ndarray | None:
         """Row groups on a settled support: Newton's method on the smooth piece, per response.
 
         With the free cells ``F`` (nonzero ``D``, strictly inside the box), their signs ``s`` and
@@ -867,33 +957,38 @@ class FastEngine:
             kappa = lambda (1-a) w_i,
 
         smooth while the row is nonzero, with the positive definite Jacobian
-        ``(2/T') G_FF + kappa (I - u u') / ||D_i||`` (``u = D_F / ||D_i||``). Responses are
-        independent; one whose iterate keeps its signs and box keeps it, the others keep ``x``.
-        The caller accepts the result only if its duality gap is smaller.
+        ``(2/T') G_FF + kappa (I - u u') / ||D_i||`` (``u = D_F / ||D_i||``). Returns the
+        candidate rows for ``rows`` (others are ``x``), or ``None`` when the dense systems
+        would cost more than the iterations they save.
         """
         n, m = x.shape
-        if n * m * m > _ROW_NEWTON_MAX:
+        free = (support != 0) & rows[:, None]
+        idx = np.flatnonzero(free.any(axis=1))
+        if len(idx) * m * m > _ROW_NEWTON_MAX or len(idx) == 0:
             return None
-        free = support != 0
-        rows = free.any(axis=1)
-        if not rows.any():
-            return None
+        free, x_r = free[idx], x[idx]
+        prior, omega, support = self.prior[idx], self.omega[idx], support[idx]
         scale = 2.0 / self.t_rows
-        h_data, mask = self._free_gram(free, scale)
-        kappa = lam * (1.0 - self.a) * self.group_w
-        d_fixed = np.where(free, 0.0, x - self.prior)
+        grams = self.gram[self.pattern[idx]]
+        mask = free[:, :, None] & free[:, None, :]
+        h_data = np.where(mask, scale * grams, 0.0)
+        diag = np.arange(m)
+        h_data[:, diag, diag] += ~free
+        kappa = lam * (1.0 - self.a) * self.group_w[idx]
+        d_fixed = np.where(free, 0.0, x_r - prior)
         fixed_sq = np.einsum("nm,nm->n", d_fixed, d_fixed)
         # Everything in the residual that does not move: the fixed cells' data term and the L1.
-        const = scale * (self._gram_times(np.where(free, 0.0, x)) - self.xty)
-        const = const + lam * self.a * self.omega * support
-        b = x.copy()
+        fixed_b = np.where(free, 0.0, x_r)
+        const = scale * (np.einsum("nij,nj->ni", grams, fixed_b) - self.xty[idx])
+        const = const + lam * self.a * omega * support
+        b = x_r.copy()
         for _ in range(_NEWTON_STEPS):
             b_free = np.where(free, b, 0.0)
-            d = np.where(free, b - self.prior, 0.0)
+            d = np.where(free, b - prior, 0.0)
             norm = np.sqrt(np.einsum("nm,nm->n", d, d) + fixed_sq)
-            if np.any(norm[rows] <= 0.0):
+            if np.any(norm <= 0.0):
                 return None
-            inv = np.where(rows, 1.0 / np.where(rows, norm, 1.0), 0.0)
+            inv = 1.0 / norm
             u = d * inv[:, None]
             resid = const + np.einsum("nij,nj->ni", h_data, b_free) + (kappa * inv)[:, None] * d
             resid = np.where(free, resid, 0.0)
@@ -911,41 +1006,124 @@ class FastEngine:
             # the units) the next one is below round-off.
             if np.all(np.abs(step).max(axis=1) <= 1e-9 * np.abs(b).max(axis=1)):
                 break
-        return self._keep_valid_rows(x, b, support, free, rows)
-
-    def _free_gram(self, free: np.ndarray, scale: float = 1.0):
-        """``(H, mask)``: per response ``scale * G`` on the free cells (``mask``) and the
-        identity on the fixed ones, so a Newton system leaves the fixed cells where they are."""
-        grams = self._stacked if self._stacked is not None else self.gram[self.pattern]
-        mask = free[:, :, None] & free[:, None, :]
-        h = np.where(mask, scale * grams, 0.0)
-        diag = np.arange(free.shape[1])
-        h[:, diag, diag] += ~free
-        return h, mask
-
-    def _keep_valid_rows(self, x, cand, support, free, rows=None) -> np.ndarray | None:
-        """``x`` with the rows of a Newton candidate that keep their support's signs and the box
-        (restricted to ``rows`` if given); ``None`` when no row does."""
-        ok = (np.sign(cand - self.prior) == support) | ~free
-        ok &= (cand >= self.lo) & (cand <= self.hi)
-        ok &= np.isfinite(cand)
-        accept = ok.all(axis=1) if rows is None else ok.all(axis=1) & rows
-        if not accept.any():
-            return None
-        out = x.copy()
-        out[accept] = np.where(free[accept], cand[accept], x[accept])
-        return out
+        cand = x.copy()
+        cand[idx] = np.where(free, b, x_r)
+        return cand
 
     @staticmethod
-    def _done(rel: float, tol: float, it: int, first: int | None) -> bool:
-        """Certified, then polished: a gap of ``_POLISH * tol`` or as many iterations again.
+    def _done(rel: float, tol: float, it: int, first: int | None, pending: bool = False) -> bool:
+        """Certified, then polished: a gap of ``_POLISH * tol`` (with every response known to
+        be at its minimiser, see :meth:`_NewtonFinish.pending`) or as many iterations again.
 
         A relative gap of 1e-8 bounds the objective, but coefficients only to about
         ``sqrt(1e-8)``; linear convergence makes the extra digits cheap.
         """
         if first is None:
             return False
-        return rel <= _POLISH * tol or it >= 2 * first + 2 * _CHECK_EVERY
+        return (rel <= _POLISH * tol and not pending) or it >= 2 * first + 2 * _CHECK_EVERY
+
+
+class _NewtonFinish:
+    """When and where :class:`FastEngine` tries Newton's method (cell and row geometries, where
+    a unit is a response).
+
+    A response whose support and signs have not changed for ``_NEWTON_AFTER`` iterations, and
+    have not been tried yet, is *eligible*. A try solves the smooth piece of the eligible
+    responses at once; it runs when at least half of the responses still waiting are eligible
+    (so a few late movers do not trigger a try each), at most every ``_NEWTON_AFTER``
+    iterations. A response takes its candidate when it keeps the support's signs and the box
+    and its duality gap is at round-off (``_EXACT`` of its objective): it is the response's
+    minimiser. Responses are independent, so one response's bad candidate never costs another
+    its good one.
+    """
+
+    def __init__(self, engine: FastEngine, newton, lam: float):
+        self.engine, self.newton, self.lam = engine, newton, lam
+        self.last = None
+        self.stable = np.zeros(engine.n, dtype=int)
+        self.tried = np.zeros(engine.n, dtype=bool)
+        self.unavailable = False  # the systems were too costly: polish by iterations only
+        self.last_try = -_NEWTON_AFTER
+
+    def pending(self, gaps: np.ndarray, objs: np.ndarray) -> bool:
+        """Some response is not known to be at its minimiser (its gap is above round-off).
+
+        A small total gap does not end the solve then: a loading entering or leaving by a
+        hair leaves its response 1e-6 from the minimiser with a relative gap of 5e-13, and
+        Newton, once the new support settles, lands on the minimiser exactly.
+        """
+        return not self.unavailable and bool(_inexact(gaps, objs).any())
+
+    def support(self, x: np.ndarray) -> np.ndarray:
+        e = self.engine
+        return np.sign(x - e.prior) * ((x > e.lo) & (x < e.hi))
+
+    def step(self, x: np.ndarray, it: int):
+        """After iteration ``it``: ``(x', accepted rows)`` if a try moved some responses, else
+        ``None``."""
+        support = self.support(x)
+        if self.last is not None:
+            same = (support == self.last).all(axis=1)
+            self.stable = np.where(same, self.stable + 1, 0)
+            self.tried &= same
+        self.last = support
+        eligible = (self.stable >= _NEWTON_AFTER) & ~self.tried
+        n_eligible = int(eligible.sum())
+        if n_eligible == 0 or it - self.last_try < _NEWTON_AFTER:
+            return None
+        if 2 * n_eligible < int((~self.tried).sum()):
+            return None
+        self.last_try = it
+        out, accepted = self.accept(x, support, eligible)
+        return (out, accepted) if accepted.any() else None
+
+    def attempt(self, x: np.ndarray, support: np.ndarray, rows: np.ndarray) -> np.ndarray:
+        """``x`` with the accepted Newton rows among ``rows`` (a warm start's first move)."""
+        return self.accept(x, support, rows)[0]
+
+    def accept(self, x, support, rows) -> tuple[np.ndarray, np.ndarray]:
+        e = self.engine
+        self.tried |= rows
+        free = support != 0
+        rows = rows & free.any(axis=1)
+        if not rows.any():
+            return x, rows
+        cand = self.newton(x, self.lam, support, rows)
+        if cand is None:
+            self.unavailable = True
+            return x, np.zeros_like(rows)
+        ok = (np.sign(cand - e.prior) == support) | ~free
+        ok &= (cand >= e.lo) & (cand <= e.hi) & np.isfinite(cand)
+        accepted = rows & ok.all(axis=1)
+        if accepted.any():
+            # Only a response's minimiser is taken: on a support with one cell too many (a
+            # loading about to leave keeps its sign by 1e-7) Newton's point is valid and
+            # better than x, its gap is tiny, and the solve would stop there, 1e-7 away.
+            accepted &= ~_inexact(*e.unit_gaps(cand, self.lam))
+        out = x.copy()
+        out[accepted] = cand[accepted]
+        return out, accepted
+
+
+def _row_subset(stats: SufficientStats, spec: PenaltySpec, rows: np.ndarray):
+    """The statistics and penalty of the responses ``rows`` (cell and row geometries: the
+    responses are independent problems); the per-pattern Grams are shared."""
+
+    def pick(a):
+        return None if a is None else np.asarray(a)[rows]
+
+    sub_stats = replace(stats, pattern=stats.pattern[rows], xty=stats.xty[rows],
+                        yty=stats.yty[rows], yw=stats.yw[rows], mass=stats.mass[rows])
+    sub_spec = replace(spec, prior=spec.prior[rows], signs=pick(spec.signs),
+                       pinned=pick(spec.pinned), cell_weight=pick(spec.cell_weight),
+                       row_weight=pick(spec.row_weight), lower_bound=pick(spec.lower_bound),
+                       upper_bound=pick(spec.upper_bound), groups=pick(spec.groups))
+    return sub_stats, sub_spec
+
+
+def _inexact(gaps: np.ndarray, objs: np.ndarray) -> np.ndarray:
+    """Units whose gap is above round-off (``_EXACT`` of their objective)."""
+    return gaps > _EXACT * np.maximum(np.abs(objs), np.finfo(float).tiny)
 
 
 def _relative(gap: float, objective: float) -> float:
