@@ -821,19 +821,22 @@ class FastEngine:
             # A warm start (the previous lambda or date) usually sits on the new solution's
             # support: one Newton step there is exact, before any iteration.
             finish.last = finish.support(x)
-            x = finish.attempt(x, finish.last, np.ones(self.n, dtype=bool))
+            x, accepted, exact = finish.accept(x, finish.last, np.ones(self.n, dtype=bool))
+            done = self._split_off(x, accepted, exact, lam, tol, max_iter, 0)
+            if done is not None:
+                return done
+        gaps, objs = known if known is not None and not warm else self.unit_gaps(x, lam)
+        if finish is not None:
+            done = self._solve_the_rest(x, gaps, objs, lam, tol, max_iter, 0)
+            if done is not None:
+                return done
         y = x.copy()
         momentum = np.ones(self.n_units)
         scale = (2.0 / self.t_rows) * self.step
         metric = 1.0 / self.step
-        gaps, objs = self.unit_gaps(x, lam) if known is None or warm else known
         rel = _relative(gaps.sum(), objs.sum())
         first = 0 if rel <= tol else None  # iteration at which the gap first met tol
         it = 0
-        if finish is not None and warm:
-            done = self._solve_the_rest(x, gaps, objs, lam, tol, max_iter, 0)
-            if done is not None:
-                return done
         while it < max_iter and not self._done(
                 rel, tol, it, first, finish is not None and finish.pending(gaps, objs)):
             it += 1
@@ -854,16 +857,16 @@ class FastEngine:
             if finish is not None:
                 moved = finish.step(x, it)
                 if moved is not None:
-                    x, accepted = moved
+                    x, accepted, exact = moved
+                    done = self._split_off(x, accepted, exact, lam, tol, max_iter - it, it)
+                    if done is not None:
+                        return done
                     y[accepted] = x[accepted]
                     momentum[accepted] = 1.0
                     gaps, objs = self.unit_gaps(x, lam)
                     rel = _relative(gaps.sum(), objs.sum())
                     if rel <= tol and first is None:
                         first = it
-                    done = self._solve_the_rest(x, gaps, objs, lam, tol, max_iter - it, it)
-                    if done is not None:
-                        return done
                     continue
             if it % _CHECK_EVERY == 0 or it == max_iter:
                 gaps, objs = self.unit_gaps(x, lam)
@@ -873,8 +876,8 @@ class FastEngine:
         return x, gaps, objs, it
 
     def _solve_the_rest(self, x, gaps, objs, lam, tol, max_iter, it):
-        """Once most responses are at their minimisers (Newton, unit gaps at round-off), solve
-        the others alone: responses are independent problems, and a solve on 20 of 500 rows
+        """Once most responses are at their minimisers (unit gaps at round-off), solve the
+        others alone: responses are independent problems, and a solve on 20 of 500 rows
         costs a 25th of an iteration on all of them. ``None``: not worth it (yet).
 
         The parts' unit gaps add up to the whole's (the same dual points, unit by unit).
@@ -888,6 +891,24 @@ class FastEngine:
             x[rest], lam, tol, max(max_iter, 1), warm=False, known=(gaps[rest], objs[rest]))
         x, gaps, objs = x.copy(), gaps.copy(), objs.copy()
         x[rest], gaps[rest], objs[rest] = coef, sub_gaps, sub_objs
+        return x, gaps, objs, it + sub_it
+
+    def _split_off(self, x, accepted, exact, lam, tol, max_iter, it):
+        """After a Newton try: when it finished most responses (``accepted``, whose gaps and
+        objectives are ``exact``), solve the others alone, as :meth:`_solve_the_rest` does,
+        without evaluating the finished ones' gaps again. ``None``: not worth it."""
+        rest = ~accepted
+        n_rest = int(rest.sum())
+        if 2 * n_rest > self.n or (n_rest and self.n < _SPLIT_MIN):
+            return None
+        gaps, objs = np.empty(self.n), np.empty(self.n)
+        gaps[accepted], objs[accepted] = exact
+        if n_rest == 0:
+            return x, gaps, objs, it
+        coef, gaps[rest], objs[rest], sub_it = self._rows_view(rest)._solve_units(
+            x[rest], lam, tol, max(max_iter, 1), warm=False)
+        x = x.copy()
+        x[rest] = coef
         return x, gaps, objs, it + sub_it
 
     def _rows_view(self, rows: np.ndarray) -> FastEngine:
@@ -1074,35 +1095,41 @@ class _NewtonFinish:
         if 2 * n_eligible < int((~self.tried).sum()):
             return None
         self.last_try = it
-        out, accepted = self.accept(x, support, eligible)
-        return (out, accepted) if accepted.any() else None
+        out, accepted, exact = self.accept(x, support, eligible)
+        return (out, accepted, exact) if accepted.any() else None
 
-    def attempt(self, x: np.ndarray, support: np.ndarray, rows: np.ndarray) -> np.ndarray:
-        """``x`` with the accepted Newton rows among ``rows`` (a warm start's first move)."""
-        return self.accept(x, support, rows)[0]
+    def accept(self, x, support, rows):
+        """Newton on ``rows``: ``(x', accepted rows, (their gaps, their objectives))``.
 
-    def accept(self, x, support, rows) -> tuple[np.ndarray, np.ndarray]:
+        Only a response's minimiser is taken: on a support with a loading about to enter or
+        leave, Newton's point is valid and better than ``x``, its gap is tiny, and the solve
+        would stop there, 1e-6 away (module docstring).
+        """
         e = self.engine
         self.tried |= rows
         free = support != 0
         rows = rows & free.any(axis=1)
+        none = np.zeros_like(rows)
         if not rows.any():
-            return x, rows
+            return x, none, (np.empty(0), np.empty(0))
         cand = self.newton(x, self.lam, support, rows)
         if cand is None:
             self.unavailable = True
-            return x, np.zeros_like(rows)
+            return x, none, (np.empty(0), np.empty(0))
         ok = (np.sign(cand - e.prior) == support) | ~free
         ok &= (cand >= e.lo) & (cand <= e.hi) & np.isfinite(cand)
-        accepted = rows & ok.all(axis=1)
-        if accepted.any():
-            # Only a response's minimiser is taken: on a support with one cell too many (a
-            # loading about to leave keeps its sign by 1e-7) Newton's point is valid and
-            # better than x, its gap is tiny, and the solve would stop there, 1e-7 away.
-            accepted &= ~_inexact(*e.unit_gaps(cand, self.lam))
+        valid = rows & ok.all(axis=1)
+        if not valid.any():
+            return x, none, (np.empty(0), np.empty(0))
+        # the gaps of the candidates only, on the engine of their rows
+        view = e if valid.all() else e._rows_view(valid)
+        gaps, objs = view.unit_gaps(cand[valid], self.lam)
+        exact = ~_inexact(gaps, objs)
+        accepted = none.copy()
+        accepted[np.flatnonzero(valid)[exact]] = True
         out = x.copy()
         out[accepted] = cand[accepted]
-        return out, accepted
+        return out, accepted, (gaps[exact], objs[exact])
 
 
 def _row_subset(stats: SufficientStats, spec: PenaltySpec, rows: np.ndarray):
