@@ -271,6 +271,19 @@ def test_cell_newton_solves_every_support_size_exactly():
     gaps, objs = engine.unit_gaps(out, lam)
     assert (gaps <= 1e-14 * np.abs(objs)).all()
     np.testing.assert_allclose(out, best.coef, atol=1e-12)
+    # at the minimiser the optimality conditions hold off the support on every response
+    # (signs: cells at a bound of 0 on one side, fixed cells, free cells)
+    assert engine._kkt_holds(best.coef, lam, support).all()
+    # a loading held at its prior (D = 0) where the minimiser has it nonzero fails them, also
+    # where its sign constraint leaves only one direction open
+    one_sided = free & (np.isfinite(engine.lo) ^ np.isfinite(engine.hi))
+    i, j = np.argwhere(one_sided)[0]
+    cut = best.coef.copy()
+    cut[i, j] = engine.prior[i, j]
+    cut_support = support.copy()
+    cut_support[i, j] = 0
+    held = engine._kkt_holds(cut, lam, cut_support)
+    assert not held[i] and held[np.arange(engine.n) != i].all()
     # rows left out keep the start exactly
     rows[::2] = False
     part = engine._newton_cell(start, lam, support, rows)
@@ -344,6 +357,9 @@ def test_a_loading_entering_by_a_hair_is_not_missed():
     new = (best.coef != 0) & (start == 0)
     assert new.sum() == 1 and 1e-7 < np.abs(best.coef[new]).max() < 1e-5
     assert engine.relative_gap(start, lam) < 1e-12  # the trap: already "polished"
+    # the optimality conditions off the support see it: only that response fails them
+    support = np.sign(start - engine.prior)
+    np.testing.assert_array_equal(engine._kkt_holds(start, lam, support), ~new.any(axis=1))
     warm = engine.solve(lam, coef_init=start)
     np.testing.assert_allclose(warm.coef, best.coef, atol=1e-12)
     assert (warm.coef[new] != 0).all()

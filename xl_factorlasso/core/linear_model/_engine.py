@@ -25,11 +25,13 @@ a response's support and signs have not changed for a few iterations, Newton sol
 piece (on that face the cell objective is quadratic: one step on the ``|F| x |F|`` system of
 the free cells, batched by support size; the row objective adds ``lambda (1-a) w ||D_i||_2``,
 smooth while the row is nonzero: a few steps, tried only while ``n M^2 <= 2e5``, beyond which
-its dense systems cost what they save). A response takes Newton's point only when its own
-duality gap there is at round-off (``_EXACT`` of its objective): it is then the response's
-minimiser. A point that is merely better is refused, because on a support with a loading about
-to enter or leave it has a tiny gap while 1e-6 away, and the solve would stop there; for the
-same reason a small total gap ends the solve only when no response's gap is above round-off
+its dense systems cost what they save). A response takes Newton's point only when it is the
+response's minimiser: it keeps the support's signs and box (the support's cells are then
+stationary) and the optimality conditions hold off the support, to 1e-9 of the threshold. A
+point that is merely better is refused, because on a support with a loading about to enter or
+leave it has a relative gap of 5e-13 while 1e-6 away, and the solve would stop there; for the
+same reason (and because a gap at round-off still allows 1e-8 along a flat direction) a small
+total gap ends the solve only when every response is known to be at its minimiser
 (or after the polishing iterations). Once at least half of the responses are at their
 minimisers, the others are solved apart, as a problem of their own on the same Gram (responses
 are independent): their iterations no longer pay for the finished rows. A warm start (the
@@ -152,7 +154,6 @@ _NEWTON_STEPS = 12  # row groups: Newton steps at most (quadratic convergence: ~
 # 4.5e5 (N=500, M=30), where FISTA's own iterations are the cheaper way to the last digits.
 _ROW_NEWTON_MAX = 200_000
 _POLISH = 1e-4  # after certification, aim for this fraction of tol (see FastEngine._done)
-_EXACT = 1e-14  # a Newton candidate is a response's minimiser when its gap is this small
 _SPLIT_MIN = 16  # below this many responses a sub-problem saves nothing
 _EPS = np.finfo(float).eps
 
@@ -809,27 +810,26 @@ class FastEngine:
         rel = _relative(gaps.sum(), objs.sum())
         return EngineResult(coef, bool(rel <= tol), rel, it)
 
-    def _solve_units(self, x, lam, tol, max_iter, *, warm, known=None):
+    def _solve_units(self, x, lam, tol, max_iter, *, warm):
         """The solve from a feasible ``x``: ``(coef, unit gaps, unit objectives, iterations)``.
 
-        ``warm``: try Newton on ``x``'s support first; ``known``: ``x``'s unit gaps and
-        objectives, when the caller has them.
+        ``warm``: try Newton on ``x``'s support first.
         """
         newton = {"cell": self._newton_cell, "row": self._newton_row}.get(self.geometry)
         finish = _NewtonFinish(self, newton, lam) if newton is not None else None
-        if finish is not None and warm:
-            # A warm start (the previous lambda or date) usually sits on the new solution's
-            # support: one Newton step there is exact, before any iteration.
-            finish.last = finish.support(x)
-            x, accepted, exact = finish.accept(x, finish.last, np.ones(self.n, dtype=bool))
-            done = self._split_off(x, accepted, exact, lam, tol, max_iter, 0)
-            if done is not None:
-                return done
-        gaps, objs = known if known is not None and not warm else self.unit_gaps(x, lam)
         if finish is not None:
-            done = self._solve_the_rest(x, gaps, objs, lam, tol, max_iter, 0)
+            finish.last = finish.support(x)
+            if warm:
+                # A warm start (the previous lambda or date) usually sits on the new solution's
+                # support: one Newton step there is exact, before any iteration.
+                x = finish.accept(x, finish.last, np.ones(self.n, dtype=bool))
+            else:
+                empty = ~(finish.last != 0).any(axis=1)
+                finish.exact |= empty & self._kkt_holds(x, lam, finish.last)
+            done = self._split(x, finish.exact, lam, tol, max_iter, 0)
             if done is not None:
                 return done
+        gaps, objs = self.unit_gaps(x, lam)
         y = x.copy()
         momentum = np.ones(self.n_units)
         scale = (2.0 / self.t_rows) * self.step
@@ -838,7 +838,7 @@ class FastEngine:
         first = 0 if rel <= tol else None  # iteration at which the gap first met tol
         it = 0
         while it < max_iter and not self._done(
-                rel, tol, it, first, finish is not None and finish.pending(gaps, objs)):
+                rel, tol, it, first, finish is not None and finish.pending):
             it += 1
             z = y - scale * (self._gram_times(y) - self.xty)
             x_new = self.prox(z, lam)
@@ -857,8 +857,8 @@ class FastEngine:
             if finish is not None:
                 moved = finish.step(x, it)
                 if moved is not None:
-                    x, accepted, exact = moved
-                    done = self._split_off(x, accepted, exact, lam, tol, max_iter - it, it)
+                    x, accepted = moved
+                    done = self._split(x, finish.exact, lam, tol, max_iter - it, it)
                     if done is not None:
                         return done
                     y[accepted] = x[accepted]
@@ -875,41 +875,52 @@ class FastEngine:
                     first = it
         return x, gaps, objs, it
 
-    def _solve_the_rest(self, x, gaps, objs, lam, tol, max_iter, it):
-        """Once most responses are at their minimisers (unit gaps at round-off), solve the
-        others alone: responses are independent problems, and a solve on 20 of 500 rows
-        costs a 25th of an iteration on all of them. ``None``: not worth it (yet).
+    def _split(self, x, exact, lam, tol, max_iter, it):
+        """Once most responses are at their minimisers (``exact``), solve the others alone:
+        responses are independent problems, and a solve on 20 of 500 rows costs a 25th of an
+        iteration on all of them. ``None``: not worth it (yet).
 
-        The parts' unit gaps add up to the whole's (the same dual points, unit by unit).
+        The parts' unit gaps add up to the whole's (the same dual points, unit by unit), so the
+        answer's certificate is exact without evaluating the whole again.
         """
-        rest = _inexact(gaps, objs)
+        rest = ~exact
         n_rest = int(rest.sum())
-        if n_rest == 0 or 2 * n_rest > self.n or self.n < _SPLIT_MIN:
+        if n_rest and (2 * n_rest > self.n or self.n < _SPLIT_MIN):
             return None
-        # the sub-problem's certificate is relative to its own, smaller, objective: stricter
-        coef, sub_gaps, sub_objs, sub_it = self._rows_view(rest)._solve_units(
-            x[rest], lam, tol, max(max_iter, 1), warm=False, known=(gaps[rest], objs[rest]))
-        x, gaps, objs = x.copy(), gaps.copy(), objs.copy()
-        x[rest], gaps[rest], objs[rest] = coef, sub_gaps, sub_objs
-        return x, gaps, objs, it + sub_it
-
-    def _split_off(self, x, accepted, exact, lam, tol, max_iter, it):
-        """After a Newton try: when it finished most responses (``accepted``, whose gaps and
-        objectives are ``exact``), solve the others alone, as :meth:`_solve_the_rest` does,
-        without evaluating the finished ones' gaps again. ``None``: not worth it."""
-        rest = ~accepted
-        n_rest = int(rest.sum())
-        if 2 * n_rest > self.n or (n_rest and self.n < _SPLIT_MIN):
-            return None
+        if not n_rest:
+            return (x, *self.unit_gaps(x, lam), it)
         gaps, objs = np.empty(self.n), np.empty(self.n)
-        gaps[accepted], objs[accepted] = exact
-        if n_rest == 0:
-            return x, gaps, objs, it
+        gaps[exact], objs[exact] = self._rows_view(exact).unit_gaps(x[exact], lam)
+        # the sub-problem's certificate is relative to its own, smaller, objective: stricter
         coef, gaps[rest], objs[rest], sub_it = self._rows_view(rest)._solve_units(
             x[rest], lam, tol, max(max_iter, 1), warm=False)
         x = x.copy()
         x[rest] = coef
         return x, gaps, objs, it + sub_it
+
+    def _kkt_holds(self, x: np.ndarray, lam: float, support: np.ndarray) -> np.ndarray:
+        """Per response (cell and row geometries), whether the cells off ``support`` (zero
+        ``D``, or at a bound) satisfy the optimality conditions at ``x``: no feasible direction
+        lowers the objective. With the support's cells stationary (a Newton point), that is
+        the response's minimiser. Tolerance: 1e-9 of the threshold, far above round-off, far
+        below any loading that matters (a violation ``v`` moves a loading by about ``v / G_jj``).
+        """
+        d = x - self.prior
+        grad = (2.0 / self.t_rows) * (self._gram_times(x) - self.xty)
+        thr = lam * self.a * self.omega if self.geometry == "row" else lam * self.omega
+        if self.geometry == "row":
+            norm = np.linalg.norm(d, axis=1, keepdims=True)
+            with np.errstate(divide="ignore", invalid="ignore"):
+                radial = np.where(norm > 0, d / np.where(norm > 0, norm, 1.0), 0.0)
+            grad = grad + lam * (1.0 - self.a) * self.group_w[:, None] * radial
+        slack = 1e-9 * (thr + np.abs(grad))
+        # the objective's slope upwards and downwards at x (penalty: |D| grows or shrinks)
+        up = grad + np.where(d < 0, -thr, thr)
+        down = -grad + np.where(d > 0, -thr, thr)
+        can_up = x < self.hi
+        can_down = x > self.lo
+        ok = (~can_up | (up >= -slack)) & (~can_down | (down >= -slack))
+        return (ok | (support != 0)).all(axis=1)
 
     def _rows_view(self, rows: np.ndarray) -> FastEngine:
         """The engine of the responses ``rows`` alone (cell and row geometries), sharing the
@@ -1034,7 +1045,7 @@ class FastEngine:
     @staticmethod
     def _done(rel: float, tol: float, it: int, first: int | None, pending: bool = False) -> bool:
         """Certified, then polished: a gap of ``_POLISH * tol`` (with every response known to
-        be at its minimiser, see :meth:`_NewtonFinish.pending`) or as many iterations again.
+        be at its minimiser, see :attr:`_NewtonFinish.pending`) or as many iterations again.
 
         A relative gap of 1e-8 bounds the objective, but coefficients only to about
         ``sqrt(1e-8)``; linear convergence makes the extra digits cheap.
@@ -1046,16 +1057,17 @@ class FastEngine:
 
 class _NewtonFinish:
     """When and where :class:`FastEngine` tries Newton's method (cell and row geometries, where
-    a unit is a response).
+    a unit is a response), and which responses are known to be at their minimisers.
 
     A response whose support and signs have not changed for ``_NEWTON_AFTER`` iterations, and
     have not been tried yet, is *eligible*. A try solves the smooth piece of the eligible
     responses at once; it runs when at least half of the responses still waiting are eligible
     (so a few late movers do not trigger a try each), at most every ``_NEWTON_AFTER``
-    iterations. A response takes its candidate when it keeps the support's signs and the box
-    and its duality gap is at round-off (``_EXACT`` of its objective): it is the response's
-    minimiser. Responses are independent, so one response's bad candidate never costs another
-    its good one.
+    iterations. A response takes its candidate only when it is the response's minimiser: the
+    candidate keeps the support's signs and the box (its support cells are then stationary)
+    and the optimality conditions hold off the support (:meth:`FastEngine._kkt_holds`).
+    Responses are independent, so one response's bad candidate never costs another its good
+    one.
     """
 
     def __init__(self, engine: FastEngine, newton, lam: float):
@@ -1063,17 +1075,20 @@ class _NewtonFinish:
         self.last = None
         self.stable = np.zeros(engine.n, dtype=int)
         self.tried = np.zeros(engine.n, dtype=bool)
+        self.exact = np.zeros(engine.n, dtype=bool)  # at the minimiser, support unchanged since
         self.unavailable = False  # the systems were too costly: polish by iterations only
         self.last_try = -_NEWTON_AFTER
 
-    def pending(self, gaps: np.ndarray, objs: np.ndarray) -> bool:
-        """Some response is not known to be at its minimiser (its gap is above round-off).
+    @property
+    def pending(self) -> bool:
+        """Some response is not known to be at its minimiser.
 
-        A small total gap does not end the solve then: a loading entering or leaving by a
-        hair leaves its response 1e-6 from the minimiser with a relative gap of 5e-13, and
-        Newton, once the new support settles, lands on the minimiser exactly.
+        A small total gap does not end the solve then: a loading entering or leaving by a hair
+        leaves its response 1e-6 from the minimiser with a relative gap of 5e-13 (and a
+        relative gap at round-off still allows 1e-8 along a flat direction), while Newton, once
+        the support settles, lands on the minimiser.
         """
-        return not self.unavailable and bool(_inexact(gaps, objs).any())
+        return not self.unavailable and not self.exact.all()
 
     def support(self, x: np.ndarray) -> np.ndarray:
         e = self.engine
@@ -1087,6 +1102,7 @@ class _NewtonFinish:
             same = (support == self.last).all(axis=1)
             self.stable = np.where(same, self.stable + 1, 0)
             self.tried &= same
+            self.exact &= same
         self.last = support
         eligible = (self.stable >= _NEWTON_AFTER) & ~self.tried
         n_eligible = int(eligible.sum())
@@ -1095,41 +1111,36 @@ class _NewtonFinish:
         if 2 * n_eligible < int((~self.tried).sum()):
             return None
         self.last_try = it
-        out, accepted, exact = self.accept(x, support, eligible)
-        return (out, accepted, exact) if accepted.any() else None
+        before = self.exact.copy()
+        out = self.accept(x, support, eligible)
+        accepted = self.exact & ~before
+        return (out, accepted) if accepted.any() else None
 
-    def accept(self, x, support, rows):
-        """Newton on ``rows``: ``(x', accepted rows, (their gaps, their objectives))``.
-
-        Only a response's minimiser is taken: on a support with a loading about to enter or
-        leave, Newton's point is valid and better than ``x``, its gap is tiny, and the solve
-        would stop there, 1e-6 away (module docstring).
-        """
+    def accept(self, x, support, rows) -> np.ndarray:
+        """``x`` with Newton's point on the responses ``rows`` where it is their minimiser
+        (marked in :attr:`exact`)."""
         e = self.engine
         self.tried |= rows
         free = support != 0
-        rows = rows & free.any(axis=1)
-        none = np.zeros_like(rows)
+        empty = rows & ~free.any(axis=1)
+        if empty.any():  # nothing to solve: at D = 0 the conditions decide
+            self.exact |= empty & e._kkt_holds(x, self.lam, support)
+        rows = rows & ~empty
         if not rows.any():
-            return x, none, (np.empty(0), np.empty(0))
+            return x
         cand = self.newton(x, self.lam, support, rows)
         if cand is None:
             self.unavailable = True
-            return x, none, (np.empty(0), np.empty(0))
+            return x
         ok = (np.sign(cand - e.prior) == support) | ~free
         ok &= (cand >= e.lo) & (cand <= e.hi) & np.isfinite(cand)
-        valid = rows & ok.all(axis=1)
-        if not valid.any():
-            return x, none, (np.empty(0), np.empty(0))
-        # the gaps of the candidates only, on the engine of their rows
-        view = e if valid.all() else e._rows_view(valid)
-        gaps, objs = view.unit_gaps(cand[valid], self.lam)
-        exact = ~_inexact(gaps, objs)
-        accepted = none.copy()
-        accepted[np.flatnonzero(valid)[exact]] = True
+        accepted = rows & ok.all(axis=1)
+        if accepted.any():
+            accepted &= e._kkt_holds(cand, self.lam, support)
+        self.exact |= accepted
         out = x.copy()
         out[accepted] = cand[accepted]
-        return out, accepted, (gaps[exact], objs[exact])
+        return out
 
 
 def _row_subset(stats: SufficientStats, spec: PenaltySpec, rows: np.ndarray):
@@ -1146,11 +1157,6 @@ def _row_subset(stats: SufficientStats, spec: PenaltySpec, rows: np.ndarray):
                        row_weight=pick(spec.row_weight), lower_bound=pick(spec.lower_bound),
                        upper_bound=pick(spec.upper_bound), groups=pick(spec.groups))
     return sub_stats, sub_spec
-
-
-def _inexact(gaps: np.ndarray, objs: np.ndarray) -> np.ndarray:
-    """Units whose gap is above round-off (``_EXACT`` of their objective)."""
-    return gaps > _EXACT * np.maximum(np.abs(objs), np.finfo(float).tiny)
 
 
 def _relative(gap: float, objective: float) -> float:
