@@ -255,6 +255,50 @@ def _lasso_engine(seed=3, n_assets=60, reg_lambda=0.05, signed=True):
     return engine, engine.solve(reg_lambda)
 
 
+@pytest.mark.parametrize("model_type, l1_weight", [("LASSO", 0.0), ("HCGL", 0.3),
+                                                   ("FCGL", 0.0), ("GROUP_LASSO", 0.5)])
+def test_many_factors_skip_the_eigendecomposition_and_keep_the_certificate(
+        monkeypatch, model_type, l1_weight):
+    """Beyond _SPECTRAL_MAX factors the engine takes its steps from Lanczos and bounds c'G^+c
+    by y'Wy: the same minimiser, a certified gap that is never below the spectral one, and
+    still an upper bound of the suboptimality at arbitrary points."""
+    from xl_factorlasso.core.linear_model import _engine
+
+    x, y = make_ragged_panel(seed=4)
+    kw = _kwargs(model_type, None, l1_weight, True, x, y, reg_lambda=0.03)
+    setup = LassoModel(**kw)._setup(x, y)
+    spectral = FastEngine(setup.stats, setup.spec)
+    monkeypatch.setattr(_engine, "_SPECTRAL_MAX", 2)
+    lanczos = FastEngine(setup.stats, setup.spec)
+    assert spectral.spectral and not lanczos.spectral and lanczos._vecs is None
+    np.testing.assert_allclose(lanczos.step, spectral.step, rtol=1e-5)
+    assert (lanczos.step <= spectral.step * (1 + 1e-12)).all()  # never a longer step
+    best = spectral.solve(0.03)
+    fast = lanczos.solve(0.03)
+    assert fast.certified and best.certified
+    np.testing.assert_allclose(fast.coef, best.coef, atol=1e-8)
+    f_star = spectral.objective(best.coef, 0.03)
+    rng = np.random.default_rng(0)
+    for scale in (1e-3, 1e-1):
+        point = np.clip(best.coef + scale * rng.standard_normal(best.coef.shape),
+                        spectral.lo, spectral.hi)
+        gap_l, objective = lanczos.duality_gap(point, 0.03)
+        gap_s, _ = spectral.duality_gap(point, 0.03)
+        assert gap_l >= gap_s * (1 - 1e-9)
+        assert gap_l >= (objective - f_star) - 1e-12 * objective
+
+
+def test_top_eigenvalue_by_lanczos_bounds_the_spectrum_from_above():
+    from xl_factorlasso.core.linear_model._engine import _top_eigenvalue
+
+    rng = np.random.default_rng(2)
+    a = rng.standard_normal((300, 40))
+    g = a.T @ a
+    exact = np.linalg.eigvalsh(g)[-1]
+    assert exact <= _top_eigenvalue(g) <= exact * (1 + 2e-6)
+    assert _top_eigenvalue(np.zeros((5, 5))) == 0.0
+
+
 def test_cell_newton_solves_every_support_size_exactly():
     """From a perturbed point on the minimiser's support, the cell Newton step (systems
     gathered by support size) returns the minimiser: gap at round-off on every response."""
