@@ -145,8 +145,10 @@ def test_failed_solve_raises_and_keeps_previous_fit(xy):
     x, y = xy
     model = LassoModel(reg_lambda=0.1).fit(x, y)
     before = model.coef_.copy()
-    # Clarabel stopped after one iteration, and a one-iteration polish: nothing certifiable
-    model.set_params(reg_lambda=0.01, solver="CLARABEL", solver_params={"max_iter": 1},
+    # Clarabel stopped after one iteration, and a one-iteration polish: nothing certifiable.
+    # (At reg_lambda=0.01 the minimiser has no zero, so Newton on the interior point's full
+    # support lands on it before any iteration and certifies it; at 0.3 it has 8 zeros.)
+    model.set_params(reg_lambda=0.3, solver="CLARABEL", solver_params={"max_iter": 1},
                      engine_params={"max_iter": 1})
     with pytest.raises(SolveError) as info:
         model.fit(x, y)
