@@ -10,6 +10,7 @@ evaluated with OUR objective.
 
 from __future__ import annotations
 
+import pickle
 import warnings
 
 import numpy as np
@@ -138,13 +139,16 @@ def test_duplicates_share_one_answer_and_own_their_state():
     x, y = panel()
     template = LassoModel(model_type="HCGL", l1_weight=0.2)
     lambdas = lambdas_for(template, x, y)
-    path = template.fit_reg_lambda_path(x, y, lambdas)
+    path = template.fit_reg_lambda_path(x, y, np.asarray(lambdas))  # any sequence of numbers
     first, again = path[0], path[3]  # both 0.1 lambda_max
     pd.testing.assert_frame_equal(first.coef_, again.coef_)
     assert first.n_iter_ == again.n_iter_
     first.coef_.iloc[0, 0] = 123.0  # a user's edit of one model stays in that model
     assert again.coef_.iloc[0, 0] != 123.0
     assert first.coef_ is not again.coef_ and first.r2_ is not again.r2_
+    restored = pickle.loads(pickle.dumps(path[2]))  # a path model travels like a fit
+    np.testing.assert_array_equal(restored.predict(x.fillna(0.0)), path[2].predict(x.fillna(0.0)))
+    assert restored.objective(path[2].coef_) == pytest.approx(path[2].objective_value_, rel=1e-14)
 
 
 def test_warm_starts_save_iterations():
