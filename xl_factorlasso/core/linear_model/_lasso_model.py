@@ -1048,12 +1048,13 @@ Window`): the statistics of ``x``, ``y`` (already coerced) carried from the prev
         of the same name and semantics.
 
         How: everything that does not depend on ``reg_lambda`` (preparation, statistics,
-        clusters, signs, OLS prior, bounds, adaptive weights, ``lambda_max``) is derived once
-        and one certified solver (one :class:`FastEngine`, its spectra computed once) solves
-        the distinct values from the largest down, each warm-started at the previous answer;
-        values at or above ``reg_lambda_max_`` are the prior in closed form. Exception:
-        ``expert_prior_budget_rule="cluster_mean"`` budgets come from a first-pass fit at the
-        same ``reg_lambda``, so that rule gets a fresh :meth:`fit` per value.
+        clusters, signs, OLS prior, bounds, adaptive weights, ``lambda_max``, the intercept's
+        weighted means) is derived once and one certified solver (one :class:`FastEngine`,
+        its spectra computed once) solves the distinct values from the largest down, each
+        warm-started at the previous answer; values at or above ``reg_lambda_max_`` are the
+        prior in closed form. Exception: ``expert_prior_budget_rule="cluster_mean"`` budgets
+        come from a first-pass fit at the same ``reg_lambda``, so that rule gets a fresh
+        :meth:`fit` per value.
 
         The returned models share one read-only preparation (``x``, ``y`` and their
         statistics, not a copy per model); their fitted attributes are their own.
