@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numbers
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import pandas as pd
@@ -118,6 +118,20 @@ class _FitSetup:
             return self.stats.loss(coef) + penalty_value(coef, self.spec, reg_lambda)
         theta = self.unilasso.theta(coef)
         return self.unilasso.stats.loss(theta) + penalty_value(theta, self.spec, reg_lambda)
+
+
+@dataclass(frozen=True)
+class _PathWindow:
+    """The part of a rolling window (``_FitSetup.window``) that ``_install`` reads: the
+    observation counts and weighted means of ``x`` and ``y``. They do not depend on
+    ``reg_lambda``, so a regularisation path computes them once instead of once per model
+    (each is a pass over the T x N panel)."""
+
+    n_obs: np.ndarray
+    means: tuple[np.ndarray, np.ndarray]
+
+    def weighted_means(self) -> tuple[np.ndarray, np.ndarray]:
+        return self.means
 
 
 class LassoModel(FactorlassoCompatMixin, BaseEstimator):
@@ -1021,6 +1035,86 @@ Window`): the statistics of ``x``, ``y`` (already coerced) carried from the prev
                         cluster_correlation_span=cluster_correlation_span):
             self._checked_lambda()  # a bad reg_lambda is reported before any preparation
             return self._fit_prepared(self._setup(x, y))
+
+    @limit_blas_threads
+    def fit_reg_lambda_path(self, x, y, reg_lambdas, verbose=None, span=None,
+                            cluster_correlation_span=None) -> list[LassoModel]:
+        """Fit at every ``reg_lambda`` of ``reg_lambdas``, sharing one preparation.
+
+        Each returned model is what ``clone(self).set_params(reg_lambda=lam).fit(x, y, verbose,
+        span, cluster_correlation_span=cluster_correlation_span)`` would be (same attributes,
+        certified like any fit: ``duality_gap_ <= tol``), so its coefficients agree with a
+        fresh fit to the certification tolerance, not bit for bit. factorlasso 1.0.6's method
+        of the same name and semantics.
+
+        How: everything that does not depend on ``reg_lambda`` (preparation, statistics,
+        clusters, signs, OLS prior, bounds, adaptive weights, ``lambda_max``, the intercept's
+        weighted means) is derived once and one certified solver (one :class:`FastEngine`,
+        its spectra computed once) solves the distinct values from the largest down, each
+        warm-started at the previous answer; values at or above ``reg_lambda_max_`` are the
+        prior in closed form. Exception: ``expert_prior_budget_rule="cluster_mean"`` budgets
+        come from a first-pass fit at the same ``reg_lambda``, so that rule gets a fresh
+        :meth:`fit` per value.
+
+        The returned models share one read-only preparation (``x``, ``y`` and their
+        statistics, not a copy per model); their fitted attributes are their own.
+
+        Parameters
+        ----------
+        x, y
+            As in :meth:`fit`.
+        reg_lambdas : sequence of float
+            Penalty weights ``>= 0``, in any order, duplicates allowed; not empty.
+        verbose, span, cluster_correlation_span : optional
+            As in :meth:`fit` (None: the parameter; factorlasso's ``verbose`` defaults to False).
+
+        Returns
+        -------
+        list of LassoModel
+            One fitted model per value, in the order of ``reg_lambdas``.
+
+        Raises
+        ------
+        ValueError, SolveError
+            As :meth:`fit` (an empty or invalid ``reg_lambdas`` before any preparation).
+            ``self`` is never fitted or changed by this method, on success or on error.
+        """
+        try:
+            values = [] if isinstance(reg_lambdas, (str, bytes)) else list(reg_lambdas)
+        except TypeError:
+            values = []
+        if not values:
+            raise ValueError("reg_lambdas must be a non-empty sequence of numbers >= 0, got "
+                             f"{reg_lambdas!r}")
+        lambdas = [self._checked_lambda(value) for value in values]
+        overrides = {"verbose": verbose, "span": span,
+                     "cluster_correlation_span": cluster_correlation_span}
+        with overridden(self, **overrides):
+            shared = None
+            if not self._checked_params()["expert"]["cluster_mean"]:
+                shared = self._setup(x, y)
+                solver = self._solver(shared)
+                if shared.window is None:
+                    with np.errstate(over="ignore", invalid="ignore"):
+                        means = _weighted_means(shared.x, shared.y, self.span)
+                    shared = replace(shared, window=_PathWindow(
+                        np.isfinite(shared.y.to_numpy(dtype=float)).sum(axis=0), means))
+        models: list[LassoModel | None] = [None] * len(lambdas)
+        previous = None  # (lambda, Solution) of the last solve: the next warm start
+        for j in sorted(range(len(lambdas)), key=lambda k: -lambdas[k]):
+            lam = lambdas[j]
+            model = clone(self).set_params(reg_lambda=lam)
+            if shared is None:
+                models[j] = model.fit(x, y, verbose, span,
+                                      cluster_correlation_span=cluster_correlation_span)
+                continue
+            if previous is None or previous[0] != lam:
+                warm = None if previous is None else previous[1].coef
+                previous = (lam, solver.solve(lam, coef_init=warm))
+            with overridden(model, **overrides):  # _install reads span, warmup_period
+                model._install(shared, previous[1], lam)
+            models[j] = model
+        return models
 
     def _fit_prepared(self, setup: _FitSetup, *, coef_init=None) -> LassoModel:
         """:meth:`fit` on data already prepared by ``_setup`` (which ignores ``reg_lambda``,
