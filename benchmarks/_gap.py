@@ -16,9 +16,10 @@ with ``P`` a sum over *units* u (disjoint sets of cells) of ``alpha_u ||D_u||_2 
 * ``block`` (FCGL): unit = (cluster g, factor j), the same ``alpha`` and ``beta``.
 
 Dual point. Fenchel duality with ``f(Z) = (1/T)||Y - Z||^2`` gives, for the scaled residual
-``Theta = (2 s / T) R`` (``R = Y - X B'``, ``V_s = Theta' X = -s grad``)::
+``Theta = (2 / T) R diag(s)`` (``R = Y - X B'``, ``V_s = Theta' X = -diag(s) grad``)::
 
-    F(B) - D(Theta) = (1/T) (1 - s)^2 ||R||^2 + lambda P(D) - <V_s, D> + sum_u phi_u(V_s)
+    F(B) - D(Theta) = (1/T) sum_i (1 - s_i)^2 ||R_i||^2 + lambda P(D) - <V_s, D>
+                      + sum_u phi_u(V_s)
 
 where ``phi_u(v) = sup_{d in box_u} <v, d> - alpha_u ||d|| - beta sum|d_j|`` is the conjugate of
 the unit's penalty plus its box (``box = [lower - B0, upper - B0]``, which holds 0). The
@@ -31,9 +32,11 @@ For a multiplier ``mu`` the minimiser is coordinate-wise ``|z_j| = min(e_j, c_j 
 ``e_j = (|v_j| - beta)_+`` and ``c_j`` the bound on the side of ``v_j`` (``hi_j`` or ``-lo_j``);
 ``mu`` is found by bisection so that ``||z|| <= alpha_u`` holds in floating point. Any feasible
 ``z`` bounds ``phi_u`` from above, so the gap stays an upper bound of ``F(B) - F*`` however
-coarse the bisection. ``s`` is the largest value in (0, 1] for which every ``phi_u(s V)`` is
-finite (the cells that an unbounded side lets grow must be absorbed by the ball), also by
-bisection. At the optimum ``s = 1`` and the gap is 0.
+coarse the bisection. Both ``f*`` and ``h*`` separate over *components* (a response for cells
+and rows, a cluster for blocks: no unit straddles two), so each component gets its own scale
+``s_i``: the largest value in (0, 1] for which its ``phi_u(s_i V)`` are finite (the cells that
+an unbounded side lets grow must be absorbed by the ball), also by bisection. At the optimum
+every ``s_i = 1`` and the gap is 0.
 
 Only what the benchmarks need: no adaptive weights, no sample weights (``span=None``), no
 pinned cells, ``loss_normalization="sample"``.
@@ -156,20 +159,37 @@ def _unit_norms(values: np.ndarray, unit: np.ndarray, n_units: int) -> np.ndarra
                                minlength=n_units))
 
 
-def _feasible_scale(v, unit, alpha, beta, lo, hi) -> float:
-    """Largest ``s`` in (0, 1] (to bisection accuracy, on the feasible side) with every unit's
-    forced part inside its ball at ``s v``."""
-    n_units = alpha.size
+def _components(p: GapProblem, n_units: int) -> tuple[np.ndarray, np.ndarray]:
+    """``(component of every response, component of every unit)``: the smallest sets of
+    responses that no unit straddles (a response for cells and rows, a cluster for blocks);
+    each gets its own dual scale."""
+    n, m = p.shape
+    if p.geometry == "block":
+        return np.asarray(p.groups), np.arange(n_units) // m
+    return np.arange(n), (np.arange(n_units) // m if p.geometry == "cell" else np.arange(n))
 
-    def ok(s: float) -> bool:
-        return bool(np.all(_unit_norms(_forced(s * v, beta, lo, hi), unit, n_units) <= alpha))
 
-    if ok(1.0):
-        return 1.0
-    good, bad = 0.0, 1.0  # s = 0 is feasible: the forced part vanishes
+def _feasible_scales(v, unit, alpha, beta, lo, hi, comp_of_response, comp_of_unit):
+    """Per component, the largest ``s`` in (0, 1] (to bisection accuracy, on the feasible
+    side) with every unit's forced part inside its ball at ``s v``."""
+    n_units, n_comp = alpha.size, int(comp_of_unit.max(initial=-1)) + 1
+
+    def ok(s: np.ndarray) -> np.ndarray:
+        forced = _forced(s[comp_of_response][:, None] * v, beta, lo, hi)
+        bad = _unit_norms(forced, unit, n_units) > alpha
+        return np.bincount(comp_of_unit, weights=bad, minlength=n_comp) == 0
+
+    good = np.ones(n_comp)
+    if ok(good).all():
+        return good
+    good = np.where(ok(good), 1.0, 0.0)  # s = 0 is feasible: the forced part vanishes
+    bad = np.ones(good.shape)
+    todo = good < 1.0
     for _ in range(_BISECTIONS):
-        mid = 0.5 * (good + bad)
-        good, bad = (mid, bad) if ok(mid) else (good, mid)
+        mid = np.where(todo, 0.5 * (good + bad), good)
+        fits = ok(mid)
+        good = np.where(todo & fits, mid, good)
+        bad = np.where(todo & ~fits, mid, bad)
     return good
 
 
@@ -232,11 +252,13 @@ def duality_gap(p: GapProblem, coef: np.ndarray) -> tuple[float, float]:
     rr = float(np.sum(r * r))
     v = (2.0 / t) * (r.T @ p.x)  # -grad of the loss, N x M
     unit, alpha, beta = p.units()
-    s = _feasible_scale(v, unit, alpha, beta, lo, hi)
-    vs = s * v
+    comp_r, comp_u = _components(p, alpha.size)
+    s = _feasible_scales(v, unit, alpha, beta, lo, hi, comp_r, comp_u)[comp_r]  # per response
+    vs = s[:, None] * v
     penalty = _penalty_units(p, d)
     phi = _conjugates(vs, unit, alpha, beta, lo, hi)
-    gap = (1.0 - s) ** 2 * rr / t + penalty - float(np.sum(vs * d)) + float(phi.sum())
+    shrink = float(np.sum((1.0 - s) ** 2 * np.sum(r * r, axis=0))) / t
+    gap = shrink + penalty - float(np.sum(vs * d)) + float(phi.sum())
     return max(gap, 0.0), rr / t + penalty
 
 
