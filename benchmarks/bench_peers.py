@@ -49,7 +49,8 @@ Usage::
 
     python benchmarks/bench_peers.py                          # small and mid sizes, every model
     python benchmarks/bench_peers.py --sizes 2000,30,500 --repeats 3
-    python benchmarks/bench_peers.py --sizes large hd1 hd20 --configs lasso,lasso_nonneg
+    python benchmarks/bench_peers.py --sizes large --kinds gram,red,ref
+    python benchmarks/bench_peers.py --sizes hd1 hd20 --configs lasso,lasso_nonneg
     python benchmarks/bench_peers.py --quick                  # tiny sizes, one repeat (tests)
 """
 
@@ -84,6 +85,7 @@ QUICK_SIZES = [(120, 5, 8)]
 DEFAULT_SIZES = ["small", "mid"]
 TARGET_GAP = 1e-8
 TOLS = tuple(10.0 ** -k for k in range(5, 15))
+KINDS = ("raw", "gram", "red", "ref")
 N_USER_GROUPS = 5  # GROUP_LASSO: contiguous blocks of responses
 
 # name -> (label, our model type, l1_weight, signs+prior, nonneg, peer family)
@@ -377,8 +379,10 @@ def installed_peers() -> dict[str, bool]:
     return found
 
 
-def variants(case: Case, available: dict[str, bool]) -> list[Variant]:
-    """Every peer variant that solves ``case``'s objective (see the module docstring)."""
+def variants(case: Case, available: dict[str, bool],
+             kinds_wanted: tuple[str, ...] = KINDS) -> list[Variant]:
+    """Every peer variant that solves ``case``'s objective (see the module docstring), of the
+    kinds wanted."""
     family = CONFIGS[case.config][5]
     t, m, n = case.shape
     if family in ("mtl", "rows") and case.problem.geometry == "cell":
@@ -399,7 +403,7 @@ def variants(case: Case, available: dict[str, bool]) -> list[Variant]:
     else:
         libs = ("skglm",) if case.nonneg else ("celer", "skglm")  # celer: no positive groups
         out += [Variant(lib, k, _group_rows(lib, k)) for lib in libs for k in kinds]
-    return [v for v in out if available.get(v.peer, True)]
+    return [v for v in out if available.get(v.peer, True) and v.kind in kinds_wanted]
 
 
 # ------------------------------------------------------------------------ timing
@@ -424,7 +428,8 @@ def calibrate(case: Case, v: Variant, x: np.ndarray, y: np.ndarray) -> None:
             return
 
 
-def run_case(config: str, shape, seed: int, repeats: int, available) -> dict:
+def run_case(config: str, shape, seed: int, repeats: int, available,
+             kinds: tuple[str, ...] = KINDS) -> dict:
     """Warm-up, calibration, then ``repeats`` interleaved rounds of every timed piece."""
     from xl_factorlasso import LassoModel
 
@@ -432,7 +437,7 @@ def run_case(config: str, shape, seed: int, repeats: int, available) -> dict:
     model = LassoModel(**case.kwargs).fit(case.x, case.y)  # warm-up, and the clusters
     complete_case(case, model)
     x, y = case.x.to_numpy(), case.y.to_numpy()
-    vs = variants(case, available)
+    vs = variants(case, available, kinds)
     for v in vs:
         calibrate(case, v, x, y)
     engine_times, setup_times, floor_times = [], [], []
@@ -545,6 +550,10 @@ def main(argv: list[str] | None = None) -> int:
                         help=f"T,M,N triples or names {list(SIZES)} (default: small mid)")
     parser.add_argument("--configs", default="all", help=f"comma list of {list(CONFIGS)} or all")
     parser.add_argument("--repeats", type=int, default=5, help="timed rounds (odd: a median)")
+    parser.add_argument("--kinds", default=",".join(KINDS),
+                        help="comma list of peer variants to time: raw, gram, red (a peer's "
+                        "design) and ref (the CVXPY reference); e.g. gram,red,ref at large sizes, "
+                        "where the raw design is never the fastest")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--quick", action="store_true", help="tiny sizes, one repeat (tests)")
     args = parser.parse_args(argv)
@@ -554,6 +563,9 @@ def main(argv: list[str] | None = None) -> int:
     unknown = [c for c in configs if c not in CONFIGS]
     if unknown:
         raise SystemExit(f"unknown config(s) {unknown}; choose from {list(CONFIGS)} or all")
+    kinds = tuple(k.strip() for k in args.kinds.split(",") if k.strip())
+    if not set(kinds) <= set(KINDS):
+        raise SystemExit(f"--kinds: choose from {list(KINDS)}")
     available = installed_peers()
     for name, ok in available.items():
         if not ok:
@@ -568,7 +580,7 @@ def main(argv: list[str] | None = None) -> int:
         for shape in sizes:
             for config in configs:
                 t0 = time.perf_counter()
-                row = run_case(config, shape, args.seed, repeats, available)
+                row = run_case(config, shape, args.seed, repeats, available, kinds)
                 rows.append(row)
                 best = _best(row)
                 print(f"[{shape}] {CONFIGS[config][0]}: engine {row['engine']:.4f}s, best peer "
