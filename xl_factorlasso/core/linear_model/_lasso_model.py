@@ -1066,9 +1066,7 @@ Window`): the statistics of ``x``, ``y`` (already coerced) carried from the prev
         if not np.isfinite(objective):
             raise SolveError(f"the objective at the solution is {objective} (overflow): the "
                              "data or the prior are too large in magnitude", gap=solution.gap)
-        window = setup.window
-        n_obs = pd.Series(np.isfinite(y.to_numpy(dtype=float)).sum(axis=0) if window is None
-                          else window.n_obs, index=y.columns)
+        n_obs = pd.Series(_observation_counts(setup), index=y.columns)
         clusters = setup.clusters
         if self.warmup_period is not None:
             short = (n_obs < self.warmup_period).to_numpy()
@@ -1095,11 +1093,8 @@ Window`): the statistics of ``x``, ``y`` (already coerced) carried from the prev
         else:
             short = np.zeros(y.shape[1], dtype=bool)
         with np.errstate(over="ignore", invalid="ignore"):
-            if window is None:
-                alpha = _economic_intercept(x, y, coef, self.span)
-            else:
-                x_means, y_means = window.weighted_means()
-                alpha = y_means - np.einsum("nm,nm->n", coef, x_means)
+            x_means, y_means = _intercept_means(setup, self.span)
+            alpha = y_means - np.einsum("nm,nm->n", coef, x_means)
         alpha[short] = np.nan
         # Stats and coefficients are finite; what is derived from them must be too.
         observed = (stats.mass > 0) & ~short
@@ -1249,11 +1244,11 @@ Window`): the statistics of ``x``, ``y`` (already coerced) carried from the prev
         attributes it throws away.
         """
         y = setup.y
-        n_obs = np.isfinite(y.to_numpy(dtype=float)).sum(axis=0)
+        n_obs = _observation_counts(setup)
         short = np.zeros(y.shape[1], dtype=bool)
         if self.warmup_period is not None:
             short = n_obs < self.warmup_period
-        x_means, y_means = _weighted_means(setup.x, y, self.span)
+        x_means, y_means = _intercept_means(setup, self.span)
 
         def score(coef: np.ndarray, x_test: np.ndarray, y_test: np.ndarray) -> float:
             coef = np.where(short[:, None], 0.0, coef)
@@ -1313,17 +1308,30 @@ def _diagnostics(stats: SufficientStats, coef: np.ndarray) -> dict[str, np.ndarr
     return {"alpha": alpha, "ss_res": ss_res, "ss_total": ss_total, "r2": r2}
 
 
-def _economic_intercept(x: pd.DataFrame, y: pd.DataFrame, coef: np.ndarray, span) -> np.ndarray:
-    """``ybar_w - B xbar_w`` with weights ``lambda^(T-1-t)`` on each response's valid rows.
+def _observation_counts(setup: _FitSetup) -> np.ndarray:
+    """Finite observations of every response over the original rows, from the preparation
+    (or the rolling window) instead of another pass over ``y``."""
+    if setup.window is not None:
+        return np.asarray(setup.window.n_obs)
+    if setup.panel is not None and setup.panel.n_obs is not None:
+        return setup.panel.n_obs
+    return np.isfinite(setup.y.to_numpy(dtype=float)).sum(axis=0)
 
-    As in factorlasso, a missing factor cell counts as 0 in ``xbar_w``.
-    """
-    x_means, y_means = _weighted_means(x, y, span)
-    return y_means - np.einsum("nm,nm->n", coef, x_means)
+
+def _intercept_means(setup: _FitSetup, span) -> tuple[np.ndarray, np.ndarray]:
+    """``(xbar_w, ybar_w)`` of the economic intercept ``ybar_w - B xbar_w`` (weights
+    ``lambda^(T-1-t)`` on each response's valid rows; a missing factor cell counts as 0, as in
+    factorlasso): carried by the rolling window or summed during the preparation."""
+    if setup.window is not None:
+        return setup.window.weighted_means()
+    if setup.panel is not None and setup.panel.means is not None:
+        return setup.panel.means
+    return _weighted_means(setup.x, setup.y, span)
 
 
 def _weighted_means(x: pd.DataFrame, y: pd.DataFrame, span) -> tuple[np.ndarray, np.ndarray]:
-    """``(xbar_w, ybar_w)`` per response: (N, M) and (N,), of :func:`_economic_intercept`."""
+    """``(xbar_w, ybar_w)`` per response: (N, M) and (N,), of :func:`_intercept_means`, from
+    the frames (a setup prepared without them)."""
     xa = x.to_numpy(dtype=float)
     ya = y.to_numpy(dtype=float)
     t_rows = len(xa)

@@ -23,7 +23,7 @@ everything built on the statistics (engines, ``lambda_max``, the objective). The
 from __future__ import annotations
 
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
@@ -124,17 +124,33 @@ class PreparedPanel:
     Attributes
     ----------
     x, y : numpy.ndarray, shapes (T', M), (T', N)
-        Demeaned (if requested), missing values zero-filled.
+        Demeaned (if requested), missing values zero-filled. ``y`` may be a read-only view of
+        the caller's data when preparation changes nothing (``demean=False``, no missing
+        value).
     mask : numpy.ndarray of bool, shape (T', N)
         Validity of each response cell.
     row_weight : numpy.ndarray, shape (T',)
         Loss weight per row, ``lambda^(T'-1-t)`` (ones without a span).
+    n_obs : numpy.ndarray of int, shape (N,), optional
+        Finite observations of each response over the original rows (before a span drops
+        the first one).
+    means : tuple of numpy.ndarray, optional
+        ``(xbar_w, ybar_w)``, shapes (N, M) and (N,): the loss-weighted means of the original
+        factors and responses over each response's valid rows (weights ``lambda^(T-1-t)`` on
+        the original ``T`` rows, a missing factor cell counting as 0), from which the economic
+        intercept ``ybar_w - B xbar_w`` follows. NaN for a response without observation.
     """
 
     x: np.ndarray
     y: np.ndarray
     mask: np.ndarray
     row_weight: np.ndarray
+    n_obs: np.ndarray | None = None
+    means: tuple[np.ndarray, np.ndarray] | None = None
+    # products of the one pass over y that the statistics reuse: ``row_ok`` (rows whose
+    # factors are not all missing), ``patterns`` (:func:`_mask_patterns` of ``mask``) and
+    # ``yty`` (``sum_t w_t y_t^2`` on the valid cells)
+    _cache: dict = field(default_factory=dict, repr=False, compare=False)
 
     @property
     def n_rows(self) -> int:
@@ -144,6 +160,28 @@ class PreparedPanel:
         """Loss weight of every response cell, shape (T', N)."""
         return self.row_weight[:, None] * self.mask
 
+    def mask_patterns(self) -> tuple[np.ndarray, np.ndarray]:
+        """:func:`_mask_patterns` of ``mask``, computed once."""
+        if "patterns" not in self._cache:
+            self._cache["patterns"] = _mask_patterns(self.mask)
+        return self._cache["patterns"]
+
+    def _zero_filled(self) -> tuple[np.ndarray, np.ndarray]:
+        """``(y, row_ok)`` with ``y`` zero wherever ``mask`` is False except on the rows
+        where ``row_ok`` is False (all factors missing: ``x`` is zero there), so that a sum
+        over the rows weighted by ``row_weight * row_ok`` is a sum over the valid cells.
+        :func:`prepare_panel` makes its panels so; another panel pays one masked copy."""
+        if "row_ok" in self._cache:
+            return self.y, self._cache["row_ok"]
+        return np.where(self.mask, self.y, 0.0), np.ones(self.n_rows, dtype=bool)
+
+    def yty(self) -> np.ndarray:
+        """``sum_t w_t y_ti^2`` over the valid cells of each response, shape (N,)."""
+        if "yty" not in self._cache:
+            y, row_ok = self._zero_filled()
+            self._cache["yty"] = _weighted_squares(y, self.row_weight, row_ok)
+        return self._cache["yty"]
+
 
 def _demean(a: np.ndarray, span: float | None) -> np.ndarray:
     if span is None:
@@ -152,6 +190,47 @@ def _demean(a: np.ndarray, span: float | None) -> np.ndarray:
             warnings.simplefilter("ignore", category=RuntimeWarning)
             return a - np.nanmean(a, axis=0)
     return a - ewm_mean(a, span)
+
+
+def _weighted_squares(y: np.ndarray, row_weight: np.ndarray, row_ok: np.ndarray) -> np.ndarray:
+    """``sum_t w_t y_t^2`` per column of a zero-filled ``y`` on the rows ``row_ok``, without a
+    (T, N) temporary (``einsum`` multiplies and adds in one loop)."""
+    w = row_weight if row_ok.all() else row_weight * row_ok
+    with np.errstate(over="ignore", invalid="ignore"):
+        if np.all(w == 1.0):
+            return np.einsum("tn,tn->n", y, y)
+        return np.einsum("t,tn,tn->n", w, y, y)
+
+
+def _column_max_abs(a: np.ndarray) -> np.ndarray:
+    """Largest absolute value per column of an array without NaN (0 for no row), in two
+    reductions instead of an ``abs`` copy."""
+    if not len(a):
+        return np.zeros(a.shape[1])
+    return np.maximum(np.maximum.reduce(a, axis=0), -np.minimum.reduce(a, axis=0))
+
+
+def _ewm_demean_rows(a: np.ndarray, finite: np.ndarray, lam: float) -> None:
+    """In place: ``a - m`` on the observed cells of a zero-filled ``a`` (C order), ``m`` the
+    causal EWMA mean of :func:`~xl_factorlasso.core.cluster.ewm_mean_decay` (same recursion
+    and missing-value rules, bit for bit), one row at a time so that ``m`` is never a second
+    (T, N) array. Cells that are not ``finite`` are left to the caller to zero."""
+    first_ok = finite[0]
+    init = np.where(first_ok, a[0], 0.0)
+    last = np.where(first_ok, init, np.nan)
+    a[0] -= last
+    complete = bool(finite.all())
+    for t in range(1, a.shape[0]):
+        obs = a[t]
+        if complete:  # every column started at row 0 and observed everywhere
+            current = lam * last + (1.0 - lam) * obs
+            last = np.where(np.isfinite(current), current, last)
+        else:
+            ok = finite[t]
+            prev = np.where(~np.isfinite(last) & ok, init, last)
+            current = lam * prev + (1.0 - lam) * obs
+            last = np.where(ok & np.isfinite(current), current, prev)
+        obs -= last
 
 
 # A demeaned column this small next to its raw values is the round-off of the demeaning (a
@@ -167,6 +246,10 @@ def prepare_panel(
     A column that demeaning turns into round-off (at most ``ROUNDOFF`` times its largest raw
     value: a constant factor or response) becomes exactly zero.
 
+    The responses are read in one pass that makes at most one float copy of them (the
+    demeaned, zero-filled ``y``), their validity mask once, and the weighted sums that the
+    statistics and the intercept need from the same arrays (see :class:`PreparedPanel`).
+
     Raises
     ------
     ValueError
@@ -174,31 +257,92 @@ def prepare_panel(
         is built on (``X'WX`` or ``y'Wy`` infinite), named.
     """
     xa = x.to_numpy(dtype=float)
-    ya = y.to_numpy(dtype=float)
+    yv = y.to_numpy(dtype=float)  # a view of the caller's data when it is one float block
+    t_all = xa.shape[0]
     x_row_ok = ~np.isnan(xa).all(axis=1)
-    mask = np.isfinite(ya) & x_row_ok[:, None]
+    finite = np.isfinite(yv)  # infinite values were refused by coerce_panel: NaN = missing
+    complete = bool(finite.all())
+    mask = finite if x_row_ok.all() else finite & x_row_ok[:, None]
+    n_obs = (np.full(yv.shape[1], t_all) if complete else finite.sum(axis=0))
+    w_all = (np.ones(t_all) if span is None
+             else ewm_lambda(span) ** np.arange(t_all - 1, -1, -1, dtype=float))
+    w_ok = w_all * x_row_ok
+    # the one float copy of y: zero-filled (which also makes np.nanmean's sums)
+    if complete and not demean:
+        ya = yv
+    elif complete:
+        ya = None  # made by the demeaning below
+    else:
+        ya = np.array(yv, dtype=float, order="C" if span is not None else "K")
+        np.copyto(ya, 0.0, where=~finite)
+    raw = yv if ya is None else ya
+    y_sum = w_ok @ raw  # the intercept's weighted sums of the original responses
     if demean:
-        raw_x, raw_y = _max_abs(xa), _max_abs(ya)
+        raw_x = _max_abs(xa)
+        raw_y = _column_max_abs(raw)
         xa = _demean(xa, span)
-        ya = _demean(ya, span)
         _check_finite(xa, x, "x", "when demeaned")
-        _check_finite(ya, y, "y", "when demeaned")
+        if span is None:
+            count = n_obs
+            with np.errstate(invalid="ignore", divide="ignore"):
+                # np.nanmean's own sum and division: the same bits
+                mean = (raw.sum(axis=0) if ya is None else ya.sum(axis=0)) / count
+            if ya is None:
+                ya = yv - mean
+            else:
+                ya -= mean
+                np.copyto(ya, 0.0, where=~finite)  # also an all-missing column (NaN mean)
+        else:
+            if ya is None:
+                ya = np.array(yv, dtype=float, order="C")
+            _ewm_demean_rows(ya, finite, ewm_lambda(span))
+            if not complete:
+                np.copyto(ya, 0.0, where=~finite)
+        y_max = _column_max_abs(ya)
+        _check_finite(y_max, y, "y", "when demeaned")
         if span is not None:
             xa, ya, mask = xa[1:], ya[1:], mask[1:]
         xa[:, _max_abs(xa) <= ROUNDOFF * raw_x] = 0.0
-        ya[:, _max_abs(ya) <= ROUNDOFF * raw_y] = 0.0
+        ya[:, y_max <= ROUNDOFF * raw_y] = 0.0
     xa = np.nan_to_num(xa, nan=0.0)
-    ya = np.nan_to_num(ya, nan=0.0)
     t_rows = xa.shape[0]
-    if span is None:
-        row_weight = np.ones(t_rows)
-    else:
-        row_weight = ewm_lambda(span) ** np.arange(t_rows - 1, -1, -1, dtype=float)
+    head = t_all - t_rows  # the row a span drops (0 or 1)
+    row_weight = w_all[head:] if span is not None else w_all
+    row_ok = x_row_ok[head:]
+    cache = {"row_ok": row_ok}
     with np.errstate(over="ignore", invalid="ignore"):
         _check_finite(row_weight @ (xa * xa), x, "x", "in the weighted sum of squares X'WX")
-        _check_finite(np.einsum("t,tn,tn->n", row_weight, ya * mask, ya), y, "y",
-                      "in the weighted sum of squares y'Wy")
-    return PreparedPanel(x=xa, y=ya, mask=mask, row_weight=row_weight)
+        yty = _weighted_squares(ya, row_weight, row_ok)
+        _check_finite(yty, y, "y", "in the weighted sum of squares y'Wy")
+    cache["yty"] = yty
+    patterns, inverse = cache["patterns"] = _mask_patterns(mask)
+    means = _raw_means(x.to_numpy(dtype=float), finite, x_row_ok, w_all, y_sum,
+                       patterns, inverse, head)
+    return PreparedPanel(x=xa, y=ya, mask=mask, row_weight=row_weight, n_obs=n_obs,
+                         means=means, _cache=cache)
+
+
+def _raw_means(x_raw, finite, x_row_ok, w_all, y_sum, patterns, inverse, head):
+    """``(xbar_w, ybar_w)`` of :class:`PreparedPanel` from the prepared mask's patterns.
+
+    The prepared rows are the original rows from ``head`` on, with the same weights; the
+    dropped first row (a span) adds its own term. No (T, N) array is formed.
+    """
+    xz = np.nan_to_num(x_raw[head:], nan=0.0)
+    w_rows = w_all[head:]
+    x_sum = np.empty((len(patterns), xz.shape[1]))
+    mass = np.empty(len(patterns))
+    for start in range(0, len(patterns), 256):  # (256, T') weights at a time, never (N, T')
+        pat_w = patterns[start:start + 256] * w_rows
+        x_sum[start:start + 256] = pat_w @ xz
+        mass[start:start + 256] = pat_w.sum(axis=1)
+    x_sum, mass = x_sum[inverse], mass[inverse]
+    if head:
+        valid0 = finite[0] & x_row_ok[0]
+        x_sum = x_sum + np.outer(w_all[0] * valid0, np.nan_to_num(x_raw[0], nan=0.0))
+        mass = mass + w_all[0] * valid0
+    with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
+        return x_sum / mass[:, None], y_sum / mass
 
 
 def _max_abs(a: np.ndarray) -> np.ndarray:
@@ -295,21 +439,24 @@ class SufficientStats:
 
     @classmethod
     def _sample(cls, panel: PreparedPanel) -> SufficientStats:
-        x, y = panel.x, panel.y
-        w = panel.weights()
-        patterns, inverse = _mask_patterns(panel.mask)
+        # y is zero outside the mask (but on rows without factors, where x is zero), so the
+        # products over y need no per-pattern weights: one product for X'WY, one pass for
+        # y'Wy, no (T, N) weight array and no copy of a pattern's columns.
+        x = panel.x
+        y, row_ok = panel._zero_filled()
+        w_ok = panel.row_weight if row_ok.all() else panel.row_weight * row_ok
+        patterns, inverse = panel.mask_patterns()
         grams = np.empty((len(patterns), x.shape[1], x.shape[1]))
         xw = np.empty((len(patterns), x.shape[1]))
-        xty = np.empty((y.shape[1], x.shape[1]))
+        mass_p = np.empty(len(patterns))
         for p, pat in enumerate(patterns):
             wp = panel.row_weight * pat
-            xwp = x * wp[:, None]
-            grams[p] = xwp.T @ x
+            grams[p] = (x * wp[:, None]).T @ x
             xw[p] = wp @ x
-            cols = np.flatnonzero(inverse == p)
-            xty[cols] = (xwp.T @ y[:, cols]).T
-        wy = w * y
-        yty = np.einsum("tn,tn->n", wy, y)
+            mass_p[p] = wp.sum()
+        xty = y.T @ (x * w_ok[:, None])  # (N, M)
+        yw = y.sum(axis=0) if np.all(w_ok == 1.0) else w_ok @ y
+        yty = panel.yty().copy()
         zero_exact(grams, xty, yty, inverse)
         return cls(
             n_rows=panel.n_rows,
@@ -318,8 +465,8 @@ class SufficientStats:
             xty=xty,
             yty=yty,
             xw=xw,
-            yw=wy.sum(axis=0),
-            mass=w.sum(axis=0),
+            yw=yw,
+            mass=mass_p[inverse],
         )
 
     def zero_cells(self) -> np.ndarray:
