@@ -91,7 +91,7 @@ class _FitSetup:
 
     x: pd.DataFrame
     y: pd.DataFrame
-    panel: PreparedPanel
+    panel: PreparedPanel | None  # None once set up: its statistics are all a solve reads
     stats: SufficientStats
     spec: PenaltySpec
     clusters: pd.Series | None
@@ -111,6 +111,9 @@ class _FitSetup:
     # the rolling fit's carried window statistics (``core.rolling._incremental``): counts and
     # weighted means for _install instead of re-reading x and y
     window: object | None = None
+    # the same from the preparation (PreparedPanel.n_obs, .means), kept without the panel
+    n_obs: np.ndarray | None = None
+    means: tuple | None = None
 
     def objective(self, coef: np.ndarray, reg_lambda: float) -> float:
         """The objective at ``coef`` (N x M); for UniLasso stage two's, at ``theta = B / b``."""
@@ -161,7 +164,9 @@ class LassoModel(FactorlassoCompatMixin, BaseEstimator):
     cutoff_fraction : float, default 0.5
         HCGL/FCGL: cut the dendrogram at this fraction of the largest pairwise distance, in (0, 1].
     n_clusters : int, optional
-        HCGL/FCGL: cut into at most this many clusters instead.
+        HCGL/FCGL: cut into at most this many clusters instead. ``1`` puts every response in
+        one cluster without computing their dependence or a linkage (``linkage_`` and
+        ``cutoff_`` are then None).
     linkage_method : str, default "ward"
         SciPy linkage method for cluster discovery.
     group_penalty : {"normalized", "yuan_lin"}, default "normalized"
@@ -812,9 +817,10 @@ Window`): the statistics of ``x``, ``y`` (already coerced) carried from the prev
         if model_type is LassoModelType.UNILASSO:
             design = unilasso_design(panel, bool(self.unilasso_loo))
             spec = unilasso_spec(design, bool(self.unilasso_non_negative))
-            return _FitSetup(x, y, panel, stats, spec, None, None, None,
+            return _FitSetup(x, y, None, stats, spec, None, None, None,
                              lambda_max_from_stats(design.stats, spec),
-                             params["cluster_span"], unilasso=design)
+                             params["cluster_span"], unilasso=design, n_obs=panel.n_obs,
+                             means=panel.means)
         n = y.shape[1]
         geometry = model_type.geometry if n > 1 else "cell"  # one response: plain LASSO
         clusters = linkage = cutoff = None
@@ -831,6 +837,9 @@ Window`): the statistics of ``x``, ``y`` (already coerced) carried from the prev
                 raise ValueError(
                     f"group_data: response {clusters.index[clusters.isna()][0]!r} has no group"
                 )
+        elif model_type.discovers_clusters and n > 1 and self.n_clusters == 1:
+            # one cluster whatever the dependence: no dependence matrix, no linkage
+            clusters = pd.Series(1, index=y.columns, name="cluster")
         elif model_type.discovers_clusters and n > 1:
             dependence = None if window is None else window.dependence(params)
             if dependence is None and panel is None:
@@ -905,10 +914,14 @@ Window`): the statistics of ``x``, ``y`` (already coerced) carried from the prev
             upper_bound=None if expert is None else expert.upper,
         )
         lam_max = lambda_max_from_stats(stats, spec)
-        return _FitSetup(x, y, panel, stats, spec, clusters, linkage, cutoff, lam_max,
+        # the prepared panel (a float copy of y) is not kept: everything after this point reads
+        # the statistics, so it is freed before the solve
+        return _FitSetup(x, y, None, stats, spec, clusters, linkage, cutoff, lam_max,
                          params["cluster_span"], detected, sign_span, ols,
                          effective_prior=effective_prior, expert=expert, excluded=exclusions,
-                         first_pass=first_pass and first_pass[:3], window=window)
+                         first_pass=first_pass and first_pass[:3], window=window,
+                         n_obs=None if panel is None else panel.n_obs,
+                         means=None if panel is None else panel.means)
 
     def _budget_first_pass(self, x, y, clusters) -> tuple:
         """``cluster_mean``: the unfloored, prior-free fit at this ``reg_lambda``, as
@@ -1313,8 +1326,8 @@ def _observation_counts(setup: _FitSetup) -> np.ndarray:
     (or the rolling window) instead of another pass over ``y``."""
     if setup.window is not None:
         return np.asarray(setup.window.n_obs)
-    if setup.panel is not None and setup.panel.n_obs is not None:
-        return setup.panel.n_obs
+    if setup.n_obs is not None:
+        return setup.n_obs
     return np.isfinite(setup.y.to_numpy(dtype=float)).sum(axis=0)
 
 
@@ -1324,8 +1337,8 @@ def _intercept_means(setup: _FitSetup, span) -> tuple[np.ndarray, np.ndarray]:
     factorlasso): carried by the rolling window or summed during the preparation."""
     if setup.window is not None:
         return setup.window.weighted_means()
-    if setup.panel is not None and setup.panel.means is not None:
-        return setup.panel.means
+    if setup.means is not None:
+        return setup.means
     return _weighted_means(setup.x, setup.y, span)
 
 

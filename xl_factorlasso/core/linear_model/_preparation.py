@@ -490,10 +490,28 @@ class SufficientStats:
             mass=self.mass,
         )
 
+    def gram_times(self, coef: np.ndarray) -> np.ndarray:
+        """``G_p(i) b_i`` for every response (N x M), without the (N, M, M) array of every
+        response's Gram (as large as Y when M^2 ~ T): one product per pattern, or batches of
+        at most 256 responses when the patterns are many."""
+        coef = np.asarray(coef, dtype=float)
+        n_patterns = len(self.gram)
+        if n_patterns == 1:
+            return coef @ self.gram[0]  # Grams are symmetric
+        out = np.empty_like(coef)
+        if n_patterns <= 8:
+            for p in range(n_patterns):
+                rows = self.pattern == p
+                out[rows] = coef[rows] @ self.gram[p]
+            return out
+        for start in range(0, len(coef), 256):
+            part = slice(start, start + 256)
+            out[part] = np.einsum("nmk,nk->nm", self.gram[self.pattern[part]], coef[part])
+        return out
+
     def loss_terms(self, coef: np.ndarray) -> np.ndarray:
         """``sum_t w_ti (y_ti - x_t b_i)^2`` per response for a coefficient matrix (N x M)."""
-        g = self.gram[self.pattern]  # (N, M, M)
-        quad = np.einsum("nm,nmk,nk->n", coef, g, coef)
+        quad = np.einsum("nm,nm->n", coef, self.gram_times(coef))
         return self.yty - 2.0 * np.einsum("nm,nm->n", coef, self.xty) + quad
 
     def loss(self, coef: np.ndarray) -> float:
@@ -502,8 +520,7 @@ class SufficientStats:
 
     def gradient(self, coef: np.ndarray) -> np.ndarray:
         """Gradient of :meth:`loss` with respect to ``coef`` (N x M)."""
-        g = self.gram[self.pattern]
-        return (2.0 / self.n_rows) * (np.einsum("nmk,nk->nm", g, coef) - self.xty)
+        return (2.0 / self.n_rows) * (self.gram_times(coef) - self.xty)
 
     def root_factors(self, rtol: float = 1e-12) -> tuple[list[np.ndarray], np.ndarray, np.ndarray]:
         """Square-root form of the loss for a sum of squares.
