@@ -117,7 +117,7 @@ def coerce_panel(x, y) -> tuple[pd.DataFrame, pd.DataFrame]:
     return xf, yf
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class PreparedPanel:
     """Prepared solver arrays of ``T'`` rows.
 
@@ -126,7 +126,10 @@ class PreparedPanel:
     x, y : numpy.ndarray, shapes (T', M), (T', N)
         Demeaned (if requested), missing values zero-filled. ``y`` may be a read-only view of
         the caller's data when preparation changes nothing (``demean=False``, no missing
-        value).
+        value). A complete panel demeaned by the column mean defers it: ``y`` is formed from
+        ``values`` on first use (the statistics do not need it, see ``y_shift``).
+    values : numpy.ndarray, shape (T', N)
+        ``y``, or the original responses when ``y_shift`` is set.
     mask : numpy.ndarray of bool, shape (T', N)
         Validity of each response cell.
     row_weight : numpy.ndarray, shape (T',)
@@ -139,18 +142,35 @@ class PreparedPanel:
         factors and responses over each response's valid rows (weights ``lambda^(T-1-t)`` on
         the original ``T`` rows, a missing factor cell counting as 0), from which the economic
         intercept ``ybar_w - B xbar_w`` follows. NaN for a response without observation.
+    y_shift : numpy.ndarray, shape (N,), optional
+        The column means to subtract from ``values`` (``y = values - y_shift``, constant
+        columns then zero): the statistics centre in the Gram instead
+        (``X'(v - 1 s') = X'v - (X'1) s'``), which :func:`prepare_panel` does only where that
+        loses no accuracy against the centred copy.
     """
 
     x: np.ndarray
-    y: np.ndarray
+    values: np.ndarray
     mask: np.ndarray
     row_weight: np.ndarray
     n_obs: np.ndarray | None = None
     means: tuple[np.ndarray, np.ndarray] | None = None
+    y_shift: np.ndarray | None = None
     # products of the one pass over y that the statistics reuse: ``row_ok`` (rows whose
-    # factors are not all missing), ``patterns`` (:func:`_mask_patterns` of ``mask``) and
-    # ``yty`` (``sum_t w_t y_t^2`` on the valid cells)
+    # factors are not all missing), ``patterns`` (:func:`_mask_patterns` of ``mask``),
+    # ``yty`` and ``yw`` (``sum_t w_t y_t^2``, ``sum_t w_t y_t`` on the valid cells),
+    # ``zero_columns`` (constant responses, with ``y_shift``) and the deferred ``y``
     _cache: dict = field(default_factory=dict, repr=False, compare=False)
+
+    @property
+    def y(self) -> np.ndarray:
+        if self.y_shift is None:
+            return self.values
+        if "y" not in self._cache:  # np.nanmean's demeaning, the same bits
+            y = self.values - self.y_shift
+            y[:, self._cache["zero_columns"]] = 0.0
+            self._cache["y"] = y
+        return self._cache["y"]
 
     @property
     def n_rows(self) -> int:
@@ -173,7 +193,7 @@ class PreparedPanel:
         :func:`prepare_panel` makes its panels so; another panel pays one masked copy."""
         if "row_ok" in self._cache:
             return self.y, self._cache["row_ok"]
-        return np.where(self.mask, self.y, 0.0), np.ones(self.n_rows, dtype=bool)
+        return np.where(self.mask, self.values, 0.0), np.ones(self.n_rows, dtype=bool)
 
     def yty(self) -> np.ndarray:
         """``sum_t w_t y_ti^2`` over the valid cells of each response, shape (N,)."""
@@ -247,8 +267,9 @@ def prepare_panel(
     value: a constant factor or response) becomes exactly zero.
 
     The responses are read in one pass that makes at most one float copy of them (the
-    demeaned, zero-filled ``y``), their validity mask once, and the weighted sums that the
-    statistics and the intercept need from the same arrays (see :class:`PreparedPanel`).
+    demeaned, zero-filled ``y``; none for a complete panel whose column means the statistics
+    can take out in the Gram, see :class:`PreparedPanel`), their validity mask once, and the
+    weighted sums that the statistics and the intercept need from the same arrays.
 
     Raises
     ------
@@ -266,60 +287,96 @@ def prepare_panel(
     n_obs = (np.full(yv.shape[1], t_all) if complete else finite.sum(axis=0))
     w_all = (np.ones(t_all) if span is None
              else ewm_lambda(span) ** np.arange(t_all - 1, -1, -1, dtype=float))
-    w_ok = w_all * x_row_ok
-    # the one float copy of y: zero-filled (which also makes np.nanmean's sums)
-    if complete and not demean:
-        ya = yv
-    elif complete:
-        ya = None  # made by the demeaning below
-    else:
+    ya = None  # the one float copy of y, zero-filled (which also makes np.nanmean's sums)
+    if not complete:
         ya = np.array(yv, dtype=float, order="C" if span is not None else "K")
         np.copyto(ya, 0.0, where=~finite)
     raw = yv if ya is None else ya
-    y_sum = w_ok @ raw  # the intercept's weighted sums of the original responses
+    y_sum = (w_all * x_row_ok) @ raw  # the intercept's weighted sums of the original y
+    cache: dict = {}
+    shift = None
     if demean:
-        raw_x = _max_abs(xa)
-        raw_y = _column_max_abs(raw)
+        raw_x, raw_y = _max_abs(xa), _column_max_abs(raw)
         xa = _demean(xa, span)
         _check_finite(xa, x, "x", "when demeaned")
-        if span is None:
-            count = n_obs
-            with np.errstate(invalid="ignore", divide="ignore"):
-                # np.nanmean's own sum and division: the same bits
-                mean = (raw.sum(axis=0) if ya is None else ya.sum(axis=0)) / count
-            if ya is None:
-                ya = yv - mean
-            else:
-                ya -= mean
-                np.copyto(ya, 0.0, where=~finite)  # also an all-missing column (NaN mean)
-        else:
-            if ya is None:
-                ya = np.array(yv, dtype=float, order="C")
-            _ewm_demean_rows(ya, finite, ewm_lambda(span))
-            if not complete:
-                np.copyto(ya, 0.0, where=~finite)
-        y_max = _column_max_abs(ya)
+        ya, shift, y_max = _demean_responses(yv, ya, finite, complete, n_obs, span, raw_y,
+                                             x_row_ok, cache)
         _check_finite(y_max, y, "y", "when demeaned")
         if span is not None:
             xa, ya, mask = xa[1:], ya[1:], mask[1:]
         xa[:, _max_abs(xa) <= ROUNDOFF * raw_x] = 0.0
-        ya[:, y_max <= ROUNDOFF * raw_y] = 0.0
+        if shift is None:
+            ya[:, y_max <= ROUNDOFF * raw_y] = 0.0
+    elif ya is None:
+        ya = yv  # nothing to change: no copy
     xa = np.nan_to_num(xa, nan=0.0)
-    t_rows = xa.shape[0]
-    head = t_all - t_rows  # the row a span drops (0 or 1)
-    row_weight = w_all[head:] if span is not None else w_all
-    row_ok = x_row_ok[head:]
-    cache = {"row_ok": row_ok}
+    head = t_all - xa.shape[0]  # the row a span drops (0 or 1)
+    row_weight = w_all[head:]
+    cache["row_ok"] = row_ok = x_row_ok[head:]
     with np.errstate(over="ignore", invalid="ignore"):
         _check_finite(row_weight @ (xa * xa), x, "x", "in the weighted sum of squares X'WX")
-        yty = _weighted_squares(ya, row_weight, row_ok)
-        _check_finite(yty, y, "y", "in the weighted sum of squares y'Wy")
-    cache["yty"] = yty
+        if "yty" not in cache:
+            cache["yty"] = _weighted_squares(ya, row_weight, row_ok)
+        _check_finite(cache["yty"], y, "y", "in the weighted sum of squares y'Wy")
     patterns, inverse = cache["patterns"] = _mask_patterns(mask)
     means = _raw_means(x.to_numpy(dtype=float), finite, x_row_ok, w_all, y_sum,
                        patterns, inverse, head)
-    return PreparedPanel(x=xa, y=ya, mask=mask, row_weight=row_weight, n_obs=n_obs,
-                         means=means, _cache=cache)
+    return PreparedPanel(x=xa, values=ya, mask=mask, row_weight=row_weight, n_obs=n_obs,
+                         means=means, y_shift=shift, _cache=cache)
+
+
+def _demean_responses(yv, ya, finite, complete, count, span, raw_max, rows_ok, cache):
+    """``(values, y_shift, max |y| per column)`` of the demeaned responses (see
+    :class:`PreparedPanel`): ``ya`` (the zero-filled copy, None for a complete panel) demeaned
+    in place, or a complete ``yv`` kept as it is with the column means as ``y_shift`` when
+    :func:`_centred_sums` accepts it (which then leaves its sums in ``cache``)."""
+    if span is not None:
+        if ya is None:
+            ya = np.array(yv, dtype=float, order="C")
+        _ewm_demean_rows(ya, finite, ewm_lambda(span))
+        if not complete:
+            np.copyto(ya, 0.0, where=~finite)
+        return ya, None, _column_max_abs(ya)
+    with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
+        total = (yv if ya is None else ya).sum(axis=0)
+        mean = total / count  # np.nanmean's own sum and division: the same bits
+    if ya is None and rows_ok.all():
+        deferred = _centred_sums(yv, mean, total, raw_max)
+        if deferred is not None:
+            y_max, cache["zero_columns"], cache["yty"], cache["yw"] = deferred
+            return yv, mean, y_max
+    if ya is None:
+        ya = yv - mean
+    else:
+        ya -= mean
+        np.copyto(ya, 0.0, where=~finite)  # also an all-missing column (NaN mean)
+    return ya, None, _column_max_abs(ya)
+
+
+def _centred_sums(yv, mean, total, raw_max):
+    """``(max |y - mean|, constant columns, sum (y - mean)^2, sum (y - mean) = 0)`` per column of a
+    complete ``yv`` from its own sums, without forming ``y - mean``; None when that would lose
+    accuracy.
+
+    ``sum (y - m)^2 = sum y^2 - m sum y`` cancels by the factor ``sum y^2 / sum (y - m)^2``:
+    it is accepted only while that is at most 2 (``|mean| <= sd``, e.g. returns), so the
+    centred sums and ``X'(y - m) = X'y - (X'1) m`` (whose round-off is ``eps |X| |y|``) keep
+    the accuracy of the centred copy to a bit. A level far above the variation (prices, a
+    1e6 offset) is centred in a copy instead. The largest deviation is exact: rounding is
+    monotone, so ``max fl(y - m) = fl(max y - m)``.
+    """
+    with np.errstate(over="ignore", invalid="ignore"):
+        squares = np.einsum("tn,tn->n", yv, yv)
+        level = mean * total
+        if not (np.all(np.isfinite(squares)) and np.all(level <= 0.5 * squares)):
+            return None
+        top = np.maximum.reduce(yv, axis=0) - mean
+        bottom = mean - np.minimum.reduce(yv, axis=0)
+    y_max = np.maximum(top, bottom)
+    zero = y_max <= ROUNDOFF * raw_max
+    yty = np.where(zero, 0.0, np.maximum(squares - level, 0.0))
+    # sum (y - mean) is 0 by construction (the centred copy only ever held its round-off)
+    return y_max, zero, yty, np.zeros_like(mean)
 
 
 def _raw_means(x_raw, finite, x_row_ok, w_all, y_sum, patterns, inverse, head):
@@ -443,7 +500,11 @@ class SufficientStats:
         # products over y need no per-pattern weights: one product for X'WY, one pass for
         # y'Wy, no (T, N) weight array and no copy of a pattern's columns.
         x = panel.x
-        y, row_ok = panel._zero_filled()
+        shift = panel.y_shift
+        if shift is None:
+            y, row_ok = panel._zero_filled()
+        else:  # complete, every row valid: centre in the Gram (see prepare_panel)
+            y, row_ok = panel.values, panel._cache["row_ok"]
         w_ok = panel.row_weight if row_ok.all() else panel.row_weight * row_ok
         patterns, inverse = panel.mask_patterns()
         grams = np.empty((len(patterns), x.shape[1], x.shape[1]))
@@ -455,7 +516,13 @@ class SufficientStats:
             xw[p] = wp @ x
             mass_p[p] = wp.sum()
         xty = y.T @ (x * w_ok[:, None])  # (N, M)
-        yw = y.sum(axis=0) if np.all(w_ok == 1.0) else w_ok @ y
+        if shift is not None:
+            xty -= np.outer(shift, w_ok @ x)
+            xty[panel._cache["zero_columns"]] = 0.0
+        if "yw" in panel._cache:
+            yw = panel._cache["yw"]
+        else:
+            yw = y.sum(axis=0) if np.all(w_ok == 1.0) else w_ok @ y
         yty = panel.yty().copy()
         zero_exact(grams, xty, yty, inverse)
         return cls(
