@@ -839,7 +839,7 @@ Window`): the statistics of ``x``, ``y`` (already coerced) carried from the prev
                 )
         elif model_type.discovers_clusters and n > 1 and self.n_clusters == 1:
             # one cluster whatever the dependence: no dependence matrix, no linkage
-            clusters = pd.Series(1, index=y.columns, name="cluster")
+            clusters = pd.Series(np.ones(n, dtype=np.int32), index=y.columns, name="cluster")
         elif model_type.discovers_clusters and n > 1:
             dependence = None if window is None else window.dependence(params)
             if dependence is None and panel is None:
