@@ -223,12 +223,18 @@ def _weighted_squares(y: np.ndarray, row_weight: np.ndarray, row_ok: np.ndarray)
         return np.einsum("t,tn,tn->n", w, y, y)
 
 
-def _column_max_abs(a: np.ndarray) -> np.ndarray:
-    """Largest absolute value per column of an array without NaN (0 for no row), in two
-    reductions instead of an ``abs`` copy."""
+def _column_range(a: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``(max, min)`` per column of an array without NaN (0, 0 for no row)."""
     if not len(a):
-        return np.zeros(a.shape[1])
-    return np.maximum(np.maximum.reduce(a, axis=0), -np.minimum.reduce(a, axis=0))
+        return np.zeros(a.shape[1]), np.zeros(a.shape[1])
+    return np.maximum.reduce(a, axis=0), np.minimum.reduce(a, axis=0)
+
+
+def _column_max_abs(a: np.ndarray) -> np.ndarray:
+    """Largest absolute value per column of an array without NaN, in two reductions instead
+    of an ``abs`` copy."""
+    hi, lo = _column_range(a)
+    return np.maximum(hi, -lo)
 
 
 def _ewm_demean_rows(a: np.ndarray, finite: np.ndarray, lam: float) -> None:
@@ -300,10 +306,11 @@ def prepare_panel(
     cache: dict = {}
     shift = None
     if demean:
-        raw_x, raw_y = _max_abs(xa), _column_max_abs(raw)
+        raw_range = _column_range(raw)
+        raw_x, raw_y = _max_abs(xa), np.maximum(raw_range[0], -raw_range[1])
         xa = _demean(xa, span)
         _check_finite(xa, x, "x", "when demeaned")
-        ya, shift, y_max = _demean_responses(yv, ya, finite, complete, n_obs, span, raw_y,
+        ya, shift, y_max = _demean_responses(yv, ya, finite, complete, n_obs, span, raw_range,
                                              y_sum if plain else None, cache)
         _check_finite(y_max, y, "y", "when demeaned")
         if span is not None:
@@ -322,14 +329,19 @@ def prepare_panel(
         if "yty" not in cache:
             cache["yty"] = _weighted_squares(ya, row_weight, row_ok)
         _check_finite(cache["yty"], y, "y", "in the weighted sum of squares y'Wy")
-    patterns, inverse = cache["patterns"] = _mask_patterns(mask)
+    if complete and x_row_ok.all():  # one pattern: no column to compare
+        patterns = np.ones((1, len(mask)), dtype=bool)
+        inverse = np.zeros(mask.shape[1], dtype=np.intp)
+    else:
+        patterns, inverse = _mask_patterns(mask)
+    cache["patterns"] = (patterns, inverse)
     means = _raw_means(x.to_numpy(dtype=float), finite, x_row_ok, w_all, y_sum,
                        patterns, inverse, head)
     return PreparedPanel(x=xa, values=ya, mask=mask, row_weight=row_weight, n_obs=n_obs,
                          means=means, y_shift=shift, _cache=cache)
 
 
-def _demean_responses(yv, ya, finite, complete, count, span, raw_max, total, cache):
+def _demean_responses(yv, ya, finite, complete, count, span, raw_range, total, cache):
     """``(values, y_shift, max |y| per column)`` of the demeaned responses (see
     :class:`PreparedPanel`): ``ya`` (the zero-filled copy, None for a complete panel) demeaned
     in place, or a complete ``yv`` kept as it is with the column means as ``y_shift`` when
@@ -348,7 +360,7 @@ def _demean_responses(yv, ya, finite, complete, count, span, raw_max, total, cac
             total = (yv if ya is None else ya).sum(axis=0)
         mean = total / count  # np.nanmean's own sum and division: the same bits
     if ya is None and rows_ok:
-        deferred = _centred_sums(yv, mean, total, raw_max)
+        deferred = _centred_sums(yv, mean, total, raw_range)
         if deferred is not None:
             y_max, cache["zero_columns"], cache["yty"], cache["yw"] = deferred
             return yv, mean, y_max
@@ -360,7 +372,7 @@ def _demean_responses(yv, ya, finite, complete, count, span, raw_max, total, cac
     return ya, None, _column_max_abs(ya)
 
 
-def _centred_sums(yv, mean, total, raw_max):
+def _centred_sums(yv, mean, total, raw_range):
     """``(max |y - mean|, constant columns, sum (y - mean)^2, sum (y - mean) = 0)`` per column of a
     complete ``yv`` from its own sums, without forming ``y - mean``; None when that would lose
     accuracy.
@@ -377,10 +389,9 @@ def _centred_sums(yv, mean, total, raw_max):
         level = mean * total
         if not (np.all(np.isfinite(squares)) and np.all(level <= 0.5 * squares)):
             return None
-        top = np.maximum.reduce(yv, axis=0) - mean
-        bottom = mean - np.minimum.reduce(yv, axis=0)
-    y_max = np.maximum(top, bottom)
-    zero = y_max <= ROUNDOFF * raw_max
+        hi, lo = raw_range
+        y_max = np.maximum(hi - mean, mean - lo)
+    zero = y_max <= ROUNDOFF * np.maximum(hi, -lo)
     yty = np.where(zero, 0.0, np.maximum(squares - level, 0.0))
     # sum (y - mean) is 0 by construction (the centred copy only ever held its round-off)
     return y_max, zero, yty, np.zeros_like(mean)
@@ -572,12 +583,12 @@ class SufficientStats:
         coef = np.asarray(coef, dtype=float)
         n_patterns = len(self.gram)
         if n_patterns == 1:
-            return coef @ self.gram[0]  # Grams are symmetric
+            return coef @ self.gram[0].T  # G b per row (G is symmetric up to round-off)
         out = np.empty_like(coef)
         if n_patterns <= 8:
             for p in range(n_patterns):
                 rows = self.pattern == p
-                out[rows] = coef[rows] @ self.gram[p]
+                out[rows] = coef[rows] @ self.gram[p].T
             return out
         for start in range(0, len(coef), 256):
             part = slice(start, start + 256)
