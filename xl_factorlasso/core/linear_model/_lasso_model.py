@@ -973,7 +973,9 @@ Window`): the statistics of ``x``, ``y`` (already coerced) carried from the prev
         if dependence is None:
             if span != (None if self.span is None else float(self.span)):
                 panel = prepare_panel(x, y, span=span, demean=bool(self.demean))
-            observed = np.where(panel.mask, panel.y, np.nan)
+            # nothing to restore on a complete panel: no second copy of y
+            observed = (panel.y if panel.mask.all()
+                        else np.where(panel.mask, panel.y, np.nan))
             if not len(observed):
                 raise ValueError(
                     "cluster_correlation_span: no row is left to cluster the responses")
