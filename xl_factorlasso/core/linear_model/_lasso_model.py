@@ -91,7 +91,7 @@ class _FitSetup:
 
     x: pd.DataFrame
     y: pd.DataFrame
-    panel: PreparedPanel
+    panel: PreparedPanel | None  # None once set up: its statistics are all a solve reads
     stats: SufficientStats
     spec: PenaltySpec
     clusters: pd.Series | None
@@ -111,6 +111,9 @@ class _FitSetup:
     # the rolling fit's carried window statistics (``core.rolling._incremental``): counts and
     # weighted means for _install instead of re-reading x and y
     window: object | None = None
+    # the same from the preparation (PreparedPanel.n_obs, .means), kept without the panel
+    n_obs: np.ndarray | None = None
+    means: tuple | None = None
 
     def objective(self, coef: np.ndarray, reg_lambda: float) -> float:
         """The objective at ``coef`` (N x M); for UniLasso stage two's, at ``theta = B / b``."""
@@ -175,7 +178,9 @@ class LassoModel(FactorlassoCompatMixin, BaseEstimator):
     cutoff_fraction : float, default 0.5
         HCGL/FCGL: cut the dendrogram at this fraction of the largest pairwise distance, in (0, 1].
     n_clusters : int, optional
-        HCGL/FCGL: cut into at most this many clusters instead.
+        HCGL/FCGL: cut into at most this many clusters instead. ``1`` puts every response in
+        one cluster without computing their dependence or a linkage (``linkage_`` and
+        ``cutoff_`` are then None).
     linkage_method : str, default "ward"
         SciPy linkage method for cluster discovery.
     group_penalty : {"normalized", "yuan_lin"}, default "normalized"
@@ -826,9 +831,10 @@ Window`): the statistics of ``x``, ``y`` (already coerced) carried from the prev
         if model_type is LassoModelType.UNILASSO:
             design = unilasso_design(panel, bool(self.unilasso_loo))
             spec = unilasso_spec(design, bool(self.unilasso_non_negative))
-            return _FitSetup(x, y, panel, stats, spec, None, None, None,
+            return _FitSetup(x, y, None, stats, spec, None, None, None,
                              lambda_max_from_stats(design.stats, spec),
-                             params["cluster_span"], unilasso=design)
+                             params["cluster_span"], unilasso=design, n_obs=panel.n_obs,
+                             means=panel.means)
         n = y.shape[1]
         geometry = model_type.geometry if n > 1 else "cell"  # one response: plain LASSO
         clusters = linkage = cutoff = None
@@ -845,6 +851,9 @@ Window`): the statistics of ``x``, ``y`` (already coerced) carried from the prev
                 raise ValueError(
                     f"group_data: response {clusters.index[clusters.isna()][0]!r} has no group"
                 )
+        elif model_type.discovers_clusters and n > 1 and self.n_clusters == 1:
+            # one cluster whatever the dependence: no dependence matrix, no linkage
+            clusters = pd.Series(np.ones(n, dtype=np.int32), index=y.columns, name="cluster")
         elif model_type.discovers_clusters and n > 1:
             dependence = None if window is None else window.dependence(params)
             if dependence is None and panel is None:
@@ -919,10 +928,14 @@ Window`): the statistics of ``x``, ``y`` (already coerced) carried from the prev
             upper_bound=None if expert is None else expert.upper,
         )
         lam_max = lambda_max_from_stats(stats, spec)
-        return _FitSetup(x, y, panel, stats, spec, clusters, linkage, cutoff, lam_max,
+        # the prepared panel (a float copy of y) is not kept: everything after this point reads
+        # the statistics, so it is freed before the solve
+        return _FitSetup(x, y, None, stats, spec, clusters, linkage, cutoff, lam_max,
                          params["cluster_span"], detected, sign_span, ols,
                          effective_prior=effective_prior, expert=expert, excluded=exclusions,
-                         first_pass=first_pass and first_pass[:3], window=window)
+                         first_pass=first_pass and first_pass[:3], window=window,
+                         n_obs=None if panel is None else panel.n_obs,
+                         means=None if panel is None else panel.means)
 
     def _budget_first_pass(self, x, y, clusters) -> tuple:
         """``cluster_mean``: the unfloored, prior-free fit at this ``reg_lambda``, as
@@ -974,7 +987,9 @@ Window`): the statistics of ``x``, ``y`` (already coerced) carried from the prev
         if dependence is None:
             if span != (None if self.span is None else float(self.span)):
                 panel = prepare_panel(x, y, span=span, demean=bool(self.demean))
-            observed = np.where(panel.mask, panel.y, np.nan)
+            # nothing to restore on a complete panel: no second copy of y
+            observed = (panel.y if panel.mask.all()
+                        else np.where(panel.mask, panel.y, np.nan))
             if not len(observed):
                 raise ValueError(
                     "cluster_correlation_span: no row is left to cluster the responses")
@@ -1160,9 +1175,7 @@ Window`): the statistics of ``x``, ``y`` (already coerced) carried from the prev
         if not np.isfinite(objective):
             raise SolveError(f"the objective at the solution is {objective} (overflow): the "
                              "data or the prior are too large in magnitude", gap=solution.gap)
-        window = setup.window
-        n_obs = pd.Series(np.isfinite(y.to_numpy(dtype=float)).sum(axis=0) if window is None
-                          else window.n_obs, index=y.columns)
+        n_obs = pd.Series(_observation_counts(setup), index=y.columns)
         clusters = setup.clusters
         if self.warmup_period is not None:
             short = (n_obs < self.warmup_period).to_numpy()
@@ -1189,11 +1202,8 @@ Window`): the statistics of ``x``, ``y`` (already coerced) carried from the prev
         else:
             short = np.zeros(y.shape[1], dtype=bool)
         with np.errstate(over="ignore", invalid="ignore"):
-            if window is None:
-                alpha = _economic_intercept(x, y, coef, self.span)
-            else:
-                x_means, y_means = window.weighted_means()
-                alpha = y_means - np.einsum("nm,nm->n", coef, x_means)
+            x_means, y_means = _intercept_means(setup, self.span)
+            alpha = y_means - np.einsum("nm,nm->n", coef, x_means)
         alpha[short] = np.nan
         # Stats and coefficients are finite; what is derived from them must be too.
         observed = (stats.mass > 0) & ~short
@@ -1343,11 +1353,11 @@ Window`): the statistics of ``x``, ``y`` (already coerced) carried from the prev
         attributes it throws away.
         """
         y = setup.y
-        n_obs = np.isfinite(y.to_numpy(dtype=float)).sum(axis=0)
+        n_obs = _observation_counts(setup)
         short = np.zeros(y.shape[1], dtype=bool)
         if self.warmup_period is not None:
             short = n_obs < self.warmup_period
-        x_means, y_means = _weighted_means(setup.x, y, self.span)
+        x_means, y_means = _intercept_means(setup, self.span)
 
         def score(coef: np.ndarray, x_test: np.ndarray, y_test: np.ndarray) -> float:
             coef = np.where(short[:, None], 0.0, coef)
@@ -1407,17 +1417,30 @@ def _diagnostics(stats: SufficientStats, coef: np.ndarray) -> dict[str, np.ndarr
     return {"alpha": alpha, "ss_res": ss_res, "ss_total": ss_total, "r2": r2}
 
 
-def _economic_intercept(x: pd.DataFrame, y: pd.DataFrame, coef: np.ndarray, span) -> np.ndarray:
-    """``ybar_w - B xbar_w`` with weights ``lambda^(T-1-t)`` on each response's valid rows.
+def _observation_counts(setup: _FitSetup) -> np.ndarray:
+    """Finite observations of every response over the original rows, from the preparation
+    (or the rolling window) instead of another pass over ``y``."""
+    if setup.window is not None:
+        return np.asarray(setup.window.n_obs)
+    if setup.n_obs is not None:
+        return setup.n_obs
+    return np.isfinite(setup.y.to_numpy(dtype=float)).sum(axis=0)
 
-    As in factorlasso, a missing factor cell counts as 0 in ``xbar_w``.
-    """
-    x_means, y_means = _weighted_means(x, y, span)
-    return y_means - np.einsum("nm,nm->n", coef, x_means)
+
+def _intercept_means(setup: _FitSetup, span) -> tuple[np.ndarray, np.ndarray]:
+    """``(xbar_w, ybar_w)`` of the economic intercept ``ybar_w - B xbar_w`` (weights
+    ``lambda^(T-1-t)`` on each response's valid rows; a missing factor cell counts as 0, as in
+    factorlasso): carried by the rolling window or summed during the preparation."""
+    if setup.window is not None:
+        return setup.window.weighted_means()
+    if setup.means is not None:
+        return setup.means
+    return _weighted_means(setup.x, setup.y, span)
 
 
 def _weighted_means(x: pd.DataFrame, y: pd.DataFrame, span) -> tuple[np.ndarray, np.ndarray]:
-    """``(xbar_w, ybar_w)`` per response: (N, M) and (N,), of :func:`_economic_intercept`."""
+    """``(xbar_w, ybar_w)`` per response: (N, M) and (N,), of :func:`_intercept_means`, from
+    the frames (a setup prepared without them)."""
     xa = x.to_numpy(dtype=float)
     ya = y.to_numpy(dtype=float)
     t_rows = len(xa)
