@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numbers
 import warnings
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
@@ -121,20 +121,6 @@ class _FitSetup:
             return self.stats.loss(coef) + penalty_value(coef, self.spec, reg_lambda)
         theta = self.unilasso.theta(coef)
         return self.unilasso.stats.loss(theta) + penalty_value(theta, self.spec, reg_lambda)
-
-
-@dataclass(frozen=True)
-class _PathWindow:
-    """The part of a rolling window (``_FitSetup.window``) that ``_install`` reads: the
-    observation counts and weighted means of ``x`` and ``y``. They do not depend on
-    ``reg_lambda``, so a regularisation path computes them once instead of once per model
-    (each is a pass over the T x N panel)."""
-
-    n_obs: np.ndarray
-    means: tuple[np.ndarray, np.ndarray]
-
-    def weighted_means(self) -> tuple[np.ndarray, np.ndarray]:
-        return self.means
 
 
 class LassoModel(FactorlassoCompatMixin, BaseEstimator):
@@ -1107,13 +1093,10 @@ Window`): the statistics of ``x``, ``y`` (already coerced) carried from the prev
         with overridden(self, **overrides):
             shared = None
             if not self._checked_params()["expert"]["cluster_mean"]:
+                # the intercept's weighted means and the counts come with the preparation
+                # (_FitSetup.means, .n_obs): every model of the path reads them, no new pass
                 shared = self._setup(x, y)
                 solver = self._solver(shared)
-                if shared.window is None:
-                    with np.errstate(over="ignore", invalid="ignore"):
-                        means = _weighted_means(shared.x, shared.y, self.span)
-                    shared = replace(shared, window=_PathWindow(
-                        np.isfinite(shared.y.to_numpy(dtype=float)).sum(axis=0), means))
         models: list[LassoModel | None] = [None] * len(lambdas)
         previous = None  # (lambda, Solution) of the last solve: the next warm start
         for j in sorted(range(len(lambdas)), key=lambda k: -lambdas[k]):
