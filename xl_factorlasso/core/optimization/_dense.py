@@ -1,0 +1,374 @@
+"""The dense path: maximum diversification on a dense covariance without CVXPY.
+
+For the default constraint family (long-only, fully invested, a dense covariance, the risk
+alone in the denominator) the homogenised program of :func:`._formulation._formulate` is the
+small QP::
+
+    minimise  y' Sigma y   subject to   a'y = 1,  y >= 0,      w = y / (1'y / budget)
+
+with ``a = mu - fees - r_f / budget`` (``r_f t = r_f 1'y / budget`` folds into ``a``). Its
+optimality conditions on a free set ``F`` (``y_j = 0`` outside) are the linear system
+``2 Sigma_FF y_F = lam a_F``, ``a_F' y_F = 1`` plus the signs ``y_F >= 0`` and
+``m_j = 2 (Sigma y)_j - lam a_j >= 0`` off ``F``: a linear complementarity problem.
+:func:`_block_pivoting` solves it by block principal pivoting (Judice and Pires; the
+safeguard of Kim and Park: a bounded number of block exchanges that do not reduce the number
+of sign violations, then single exchanges of the largest index), one dense Cholesky of
+``Sigma_FF`` per exchange.
+
+The answer is certified by :func:`relative_gap`, which reads only ``Sigma``, ``a`` and the
+point: the Frank-Wolfe (Lagrangian) lower bound of the convex QP, turned into a bound on the
+relative loss of diversification ratio. A point whose bound exceeds ``GAP_TOLERANCE``, or any
+numerical trouble, returns None and the fit takes today's path (screening or the full CVXPY
+program) with the same constraint families, messages and diagnosis.
+
+:func:`dense_eligible` is the documented rule for when this path runs.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import scipy.linalg as sla
+
+from ._diagnosis import _violations
+from ._screening import _SURROGATE_RANK, _low_rank_plus_diagonal
+from ._spec import _Handles, _Spec
+
+__all__ = ["GAP_TOLERANCE", "SolveReport", "dense_eligible", "relative_gap"]
+
+# The certified relative loss of diversification ratio the dense answer may have; Clarabel's
+# 1e-9 gap tolerances give today's path about this accuracy.
+GAP_TOLERANCE = 1e-9
+# Block exchanges allowed without fewer sign violations before single exchanges (Kim-Park's p).
+_BLOCK_TRIES = 3
+_MAX_EXCHANGES = 200
+# Ridges (times the mean variance on F) for the factorisation of Sigma_FF. The first is always
+# on: it moves the answer by ~1e-10 (relative) where Sigma_FF is well conditioned, and where it is
+# singular (duplicate assets) it picks the least-norm optimum (duplicates share equally, as the
+# interior-point path's analytic centre does) instead of a split made by round-off. Larger ones
+# are tried when the factorisation still fails; the certificate is always on the true Sigma.
+_RIDGES = (1e-10, 1e-8, 1e-6)
+# Iterative-refinement steps at most (each: one product with Sigma and one solve).
+_REFINEMENTS = 4
+
+
+@dataclass(frozen=True)
+class SolveReport:
+    """Which path solved the fit and how it was certified (``MaximumDiversification.solve_``).
+
+    Attributes
+    ----------
+    path : {"dense", "screened", "cvxpy"}
+        ``"dense"``: the active-set solver of :mod:`._dense`; ``"screened"``: CVXPY on a
+        working set (:mod:`._screening`); ``"cvxpy"``: the full CVXPY program.
+    relative_gap : float or None
+        Dense path: a certified bound on ``(D* - D(w)) / D(w)``, the relative loss of
+        diversification ratio against the optimum (before polishing). None on the CVXPY
+        paths, certified by the solver's own gap tolerances.
+    exchanges : int
+        Pivoting exchanges of the dense solver (0 on the other paths).
+    note : str
+        Why the dense path did not answer, when it was tried and the fit fell back.
+    """
+
+    path: str
+    relative_gap: float | None = None
+    exchanges: int = 0
+    note: str = ""
+
+
+def dense_eligible(spec: _Spec, save_problem: bool = False) -> bool:
+    """Whether the dense path is tried: one solve of the QP form (dense covariance, no l1, l2
+    or add_objective), ``min_weights`` 0 for every asset, ``max_weights`` absent or at least
+    the budget (then redundant), ``budget > 0``, and no other constraint family (no
+    min/max_budget, max_long/short, linear constraints, turnover, tracking error,
+    min_return, transaction costs or add_constraints). Fees and the risk-free rate are
+    allowed (they only change ``a``). ``save_problem=True`` asks for the CVXPY program, so it
+    keeps today's path."""
+    if save_problem or spec.risk_form != "qp" or spec.min_return_is_array:
+        return False
+    if spec.budget is None or spec.budget <= 0:
+        return False
+    if spec.lower is None or np.any(spec.lower != 0):
+        return False
+    if spec.upper is not None and np.any(spec.upper < spec.budget):
+        return False
+    others = (spec.min_budget, spec.max_budget, spec.max_long, spec.max_short, spec.costs,
+              spec.turnover, spec.tracking_error, spec.min_returns, spec.add_constraints,
+              spec.add_objective)
+    return all(v is None for v in others) and not spec.A_eq.size and not spec.A_ineq.size
+
+
+def _coefficients(spec: _Spec) -> np.ndarray:
+    """``a`` of the normalisation ``a'y = 1`` in this family."""
+    a = spec.mu - (spec.fees if spec.fees is not None else 0.0)
+    return a - spec.risk_free_rate / spec.budget
+
+
+def relative_gap(cov: np.ndarray, a: np.ndarray, y: np.ndarray) -> float:
+    """A certified bound on the relative loss of diversification ratio of ``y``.
+
+    ``y`` is first made feasible (negative entries set to 0, scaled to ``a'y = 1``). For the
+    convex ``p* = min y'Sigma y s.t. a'y = 1, y >= 0`` and ``g = 2 Sigma y``, convexity gives
+    ``p* >= f(y) - g'y + min {g'z : a'z = 1, z >= 0}``, and by LP duality the minimum is
+    ``lam = min_{a_j > 0} g_j / a_j`` when that is at least ``max_{a_j < 0} g_j / a_j`` and
+    ``g_j >= 0`` wherever ``a_j = 0`` (otherwise the bound is ``-inf``). The diversification
+    ratio is ``D = 1 / sqrt(f)``, so ``D* / D(y) - 1 <= sqrt(f / p*) - 1``, returned (``inf``
+    when no positive lower bound holds)."""
+    y = np.clip(np.asarray(y, dtype=float), 0.0, None)
+    scale = float(a @ y)
+    if not np.isfinite(scale) or scale <= 0:
+        return np.inf
+    y = y / scale
+    g = 2.0 * (cov @ y)
+    f = 0.5 * float(g @ y)
+    pos, neg, zero = a > 0, a < 0, a == 0
+    if not pos.any() or np.any(g[zero] < 0):
+        return np.inf
+    lam = float(np.min(g[pos] / a[pos]))
+    if neg.any() and lam < float(np.max(g[neg] / a[neg])):
+        return np.inf
+    lower = f - 2.0 * f + lam  # f - g'y + lam, with g'y = 2 f
+    if not (np.isfinite(lower) and lower > 0 and f > 0):
+        return np.inf
+    return max(float(np.sqrt(f / lower)) - 1.0, 0.0)
+
+
+def _factor(cov: np.ndarray, free: np.ndarray) -> tuple[tuple, float] | None:
+    """A Cholesky factor of ``Sigma_FF + delta I`` and ``delta``, with the first ridge of
+    ``_RIDGES`` (times the mean variance on ``F``) that makes it factorable, or None."""
+    block = cov[np.ix_(free, free)]
+    level = float(np.mean(np.diag(block))) if free.size else 0.0
+    if not level > 0:
+        return None
+    diagonal = np.diag_indices(free.size)
+    for ridge in _RIDGES:
+        matrix = block.copy()
+        matrix[diagonal] += ridge * level
+        try:
+            return sla.cho_factor(matrix, overwrite_a=True, check_finite=False), ridge * level
+        except np.linalg.LinAlgError:
+            continue
+    return None
+
+
+class _FreeSetSolver:
+    """Solutions ``x`` of ``Sigma_FF x = a_F`` for a sequence of free sets ``F``.
+
+    A Cholesky factor of ``Sigma_BB + delta I`` for a base set ``B`` is kept (``delta``: the
+    ridge of :func:`_factor`); a nearby ``F`` (``A`` added, ``R`` removed) is solved by the
+    Schur complement of the bordered system ``[[S_BB, S_BA, E_R], [S_AB, S_AA, 0], [E_R', 0,
+    0]] [x_B; x_A; nu] = [r_B; r_A; 0]`` (``x_R = 0`` imposed by the multiplier ``nu``), which
+    costs ``|B|^2 k`` for ``k = |A| + |R|`` instead of a new factorisation's ``|F|^3 / 3``;
+    ``B`` is re-factored when that is cheaper. Iterative refinement against the unridged
+    ``Sigma_FF`` then removes the ridge's bias (where ``Sigma_FF`` is singular, e.g. duplicate
+    assets, it leaves the least-norm solution). ``factorisations`` counts the Cholesky
+    factorisations."""
+
+    def __init__(self, cov: np.ndarray, a: np.ndarray):
+        self.cov, self.a = cov, a
+        self.base = None
+        self.factorisations = 0
+
+    def _refactor(self, free: np.ndarray) -> bool:
+        self.factorisations += 1
+        factored = _factor(self.cov, free)
+        if factored is None:
+            self.base = None
+            return False
+        self.base, (self.chol, self.delta) = free, factored
+        self.border = None
+        return True
+
+    def _prepare(self, free: np.ndarray) -> bool:
+        """Set up :meth:`_apply` for ``F``; False when no ridge makes it factorable."""
+        if self.base is None:
+            return self._refactor(free)
+        base = self.base
+        removed = np.setdiff1d(base, free, assume_unique=True)
+        added = np.setdiff1d(free, base, assume_unique=True)
+        k = removed.size + added.size
+        if k == 0:
+            self.border = None
+            return True
+        if 2.0 * base.size**2 * k + k**3 / 3.0 >= free.size**3 / 3.0:
+            return self._refactor(free)
+        border = np.zeros((base.size, k))
+        border[:, :added.size] = self.cov[np.ix_(base, added)]
+        border[np.searchsorted(base, removed), added.size + np.arange(removed.size)] = 1.0
+        z = sla.cho_solve(self.chol, border, check_finite=False)
+        schur = -border.T @ z
+        schur[:added.size, :added.size] += self.cov[np.ix_(added, added)]
+        schur[np.arange(added.size), np.arange(added.size)] += self.delta
+        try:
+            lu = sla.lu_factor(schur, check_finite=False)
+        except (np.linalg.LinAlgError, ValueError):
+            return self._refactor(free)
+        if not np.all(np.isfinite(lu[0])) or np.min(np.abs(np.diag(lu[0]))) == 0:
+            return self._refactor(free)
+        keep = np.isin(base, free, assume_unique=True)
+        self.border = (border, z, lu, np.searchsorted(free, added), keep,
+                       np.searchsorted(free, base[keep]))
+        return True
+
+    def _apply(self, free: np.ndarray, rhs: np.ndarray) -> np.ndarray:
+        """``(Sigma_FF + delta I)^{-1} rhs`` for the prepared ``F`` (``rhs`` aligned with it)."""
+        if self.border is None:
+            return sla.cho_solve(self.chol, rhs, check_finite=False)
+        border, z, lu, at_added, keep, at_kept = self.border
+        n_added = at_added.size
+        rhs_base = np.zeros(self.base.size)
+        rhs_base[keep] = rhs[at_kept]
+        x_base = sla.cho_solve(self.chol, rhs_base, check_finite=False)
+        small = -border.T @ x_base
+        small[:n_added] += rhs[at_added]
+        sol = sla.lu_solve(lu, small, check_finite=False)
+        x_base -= z @ sol
+        x = np.empty(free.size)
+        x[at_added] = sol[:n_added]
+        x[at_kept] = x_base[keep]
+        return x
+
+    def solve(self, free: np.ndarray) -> np.ndarray | None:
+        """``x_F`` (aligned with the sorted ``free``), or None when ``Sigma_FF`` is not
+        factorable even with a ridge."""
+        if not self._prepare(free):
+            return None
+        a_free = self.a[free]
+        x = self._apply(free, a_free)
+        full = np.zeros(self.a.size)
+        best = np.inf
+        for _ in range(_REFINEMENTS):
+            full[free] = x
+            residual = a_free - (self.cov @ full)[free]
+            size = float(np.max(np.abs(residual)))
+            if not size < best:
+                break
+            best = size
+            x = x + self._apply(free, residual)
+        return x if np.all(np.isfinite(x)) else None
+
+    def product(self, y: np.ndarray) -> np.ndarray:
+        return self.cov @ y
+
+
+class _LowRankSolver:
+    """``Sigma_FF x = a_F`` and ``Sigma y`` for ``Sigma = R R' + diag(d**2)``, by Woodbury:
+    ``|F| r^2`` per solve, no factorisation of an ``|F| x |F|`` matrix."""
+
+    def __init__(self, root: np.ndarray, residual: np.ndarray, a: np.ndarray):
+        self.root, self.d2, self.a = root, residual**2, a
+
+    def solve(self, free: np.ndarray) -> np.ndarray | None:
+        root, d2, a = self.root[free], self.d2[free], self.a[free]
+        scaled = root / d2[:, None]
+        small = np.eye(root.shape[1]) + root.T @ scaled
+        try:
+            inner = np.linalg.solve(small, scaled.T @ a)
+        except np.linalg.LinAlgError:
+            return None
+        return a / d2 - scaled @ inner
+
+    def product(self, y: np.ndarray) -> np.ndarray:
+        return self.root @ (self.root.T @ y) + self.d2 * y
+
+
+def _block_pivoting(a: np.ndarray, system, in_free: np.ndarray
+                    ) -> tuple[np.ndarray, int] | None:
+    """``(y, exchanges)`` solving the complementarity conditions of the module docstring from
+    the free set ``in_free`` (a boolean mask, changed in place), or None (no factorable free
+    set, or no convergence within ``_MAX_EXCHANGES``). ``system`` gives ``solve(F)`` (``x`` with
+    ``Sigma_FF x = a_F``) and ``product(y)`` (``Sigma y``).
+
+    Up to the positive scale ``a_F'x``, this is block principal pivoting for the linear
+    complementarity problem ``Sigma x - a >= 0, x >= 0, x'(Sigma x - a) = 0`` (the optimality
+    conditions of ``min x'Sigma x / 2 - a'x, x >= 0``), finite for a positive definite
+    ``Sigma`` with the backup rule."""
+    n = a.size
+    best, tries = n + 1, _BLOCK_TRIES
+    for exchange in range(_MAX_EXCHANGES):
+        free = np.flatnonzero(in_free)
+        if free.size == 0:
+            return None
+        x = system.solve(free)
+        if x is None:
+            return None
+        denominator = float(a[free] @ x)
+        if not denominator > 0:
+            return None
+        y = np.zeros(n)
+        y[free] = x / denominator
+        g = 2.0 * system.product(y)
+        lam = float(g[free] @ y[free])  # g_F = lam a_F and a_F'y_F = 1
+        multiplier = g - lam * a
+        # Round-off thresholds: relative to the sizes of the compared quantities.
+        y_tol = 1e-12 * float(np.max(np.abs(y)))
+        m_tol = 1e-11 * float(np.max(np.abs(g)) + abs(lam) * np.max(np.abs(a)))
+        bad_y = in_free & (y < -y_tol)
+        bad_m = ~in_free & (multiplier < -m_tol)
+        violators = np.flatnonzero(bad_y | bad_m)
+        if violators.size == 0:
+            return y, exchange
+        if violators.size < best:
+            best, tries = violators.size, _BLOCK_TRIES
+            in_free[violators] = ~in_free[violators]
+        elif tries > 0:
+            tries -= 1
+            in_free[violators] = ~in_free[violators]
+        else:  # the backup rule: one exchange, the largest index
+            last = violators[-1]
+            in_free[last] = ~in_free[last]
+    return None
+
+
+def _pivot_dense(cov: np.ndarray, a: np.ndarray) -> tuple[np.ndarray, int] | None:
+    """``(y, exchanges)`` on the exact covariance, started from the optimal support for a
+    rank-20-plus-diagonal surrogate of it (the screening's, solved by the same pivoting at
+    ``n r^2`` per exchange): a start near the answer, so that the exact exchanges are few and
+    mostly Schur-complement updates of one factorisation. Assets with ``a_j <= 0`` (e.g. zero
+    variance) start at 0 and enter only if their sign condition asks."""
+    can_carry = a > 0
+    root, residual = _low_rank_plus_diagonal(cov, _SURROGATE_RANK)
+    guess = _block_pivoting(a, _LowRankSolver(root, residual, a), can_carry.copy())
+    start = can_carry if guess is None else can_carry & (guess[0] > 0)
+    if not start.any():
+        start = can_carry
+    solved = _block_pivoting(a, _FreeSetSolver(cov, a), start.copy())
+    return solved
+
+
+class _Value:
+    """A stand-in for a CVXPY variable's ``value`` (what :mod:`._solve` reads)."""
+
+    def __init__(self, value):
+        self.value = value
+
+
+def solve_dense(spec: _Spec, X: np.ndarray | None = None
+                ) -> tuple[np.ndarray, float, _Handles, int] | str:
+    """The certified weights of the dense path: ``(w, gap, handles, exchanges)``, or a string
+    saying why there is none (the caller then takes today's path).
+
+    ``handles`` carries ``y`` and ``t`` as CVXPY's would after a solve (``a'y = h``, ``t =
+    1'y / budget``), so :func:`._solve._measures` and :func:`._solve._polish` apply unchanged.
+    """
+    cov = spec.risk.covariance
+    a = _coefficients(spec)
+    solved = _pivot_dense(cov, a)
+    if solved is None:
+        return "the dense solver found no factorable free set or did not converge"
+    y, exchanges = solved
+    gap = relative_gap(cov, a, y)
+    if not gap <= GAP_TOLERANCE:
+        return f"the dense solution was not certified (relative gap {gap:.1e})"
+    y = np.clip(y, 0.0, None)
+    y = spec.h * y / float(a @ y)  # the CVXPY program's normalisation: (N - r_f t) = h
+    t = float(y.sum()) / spec.budget
+    handles = _Handles(problem=None, y=_Value(y), t=_Value(t), min_return=None,
+                       custom_objective=None, custom_constraints=[])
+    w = y / t
+    broken = _violations(spec, w, handles, None, X)  # the check every CVXPY answer passes
+    if broken:
+        return f"the dense solution violates {', '.join(broken)}"
+    return w, gap, handles, exchanges
