@@ -33,7 +33,7 @@ import scipy.linalg as sla
 
 from ._diagnosis import _violations
 from ._screening import _SURROGATE_RANK, _low_rank_plus_diagonal
-from ._spec import _Handles, _Spec
+from ._spec import _CLARABEL_DEFAULTS, _Handles, _Spec
 
 __all__ = ["GAP_TOLERANCE", "SolveReport", "dense_eligible", "relative_gap"]
 
@@ -84,9 +84,12 @@ def dense_eligible(spec: _Spec, save_problem: bool = False) -> bool:
     the budget (then redundant), ``budget > 0``, and no other constraint family (no
     min/max_budget, max_long/short, linear constraints, turnover, tracking error,
     min_return, transaction costs or add_constraints). Fees and the risk-free rate are
-    allowed (they only change ``a``). ``save_problem=True`` asks for the CVXPY program, so it
-    keeps today's path."""
+    allowed (they only change ``a``). A request addressed to CVXPY keeps today's path:
+    ``save_problem=True`` (the program) or a ``solver``/``solver_params`` other than the
+    defaults."""
     if save_problem or spec.risk_form != "qp" or spec.min_return_is_array:
+        return False
+    if spec.solver != "CLARABEL" or spec.solver_params != _CLARABEL_DEFAULTS:
         return False
     if spec.budget is None or spec.budget <= 0:
         return False
