@@ -51,6 +51,8 @@ _MAX_EXCHANGES = 200
 _RIDGES = (1e-10, 1e-8, 1e-6)
 # Iterative-refinement steps at most (each: one product with Sigma and one solve).
 _REFINEMENTS = 4
+# ... stopped once the residual of Sigma_FF x = a_F is this small relative to a_F.
+_RESIDUAL = 1e-14
 
 
 @dataclass(frozen=True)
@@ -246,7 +248,7 @@ class _FreeSetSolver:
             full[free] = x
             residual = a_free - (self.cov @ full)[free]
             size = float(np.max(np.abs(residual)))
-            if not size < best:
+            if not size < best or size <= _RESIDUAL * np.max(np.abs(a_free)):
                 break
             best = size
             x = x + self._apply(free, residual)
