@@ -87,18 +87,33 @@ def test_dense_path_equals_cvxpy_path_n1000(old_path, dense):
     ({"management_fees": np.linspace(0.0, 0.004, 60)}, {"fees": np.linspace(0.0, 0.004, 60)}),
     ({"max_weights": None}, {}),
     ({"budget": 2.0, "max_weights": 2.0}, {}),
-], ids=["risk_free_rate", "fees", "no_upper", "budget2"])
+    ({"max_weights": 0.03}, {}),
+    ({"min_weights": 0.002, "max_weights": 0.04, "risk_free_rate": 0.001}, {"rf": 0.001}),
+], ids=["risk_free_rate", "fees", "no_upper", "budget2", "max_weights", "box_rf"])
 def test_family_members_take_the_dense_path(old_path, params, extra):
     X = make_returns(60, 400, 3)
     model = MaximumDiversification(**params).fit(X)
     reference = old_path(X, **params)
     assert_same(model, reference, X.cov().to_numpy(), **extra)
-    assert model.weights_.sum() == pytest.approx(params.get("budget", 1.0), abs=1e-12)
+    w = model.weights_.to_numpy()
+    assert w.sum() == pytest.approx(params.get("budget", 1.0), abs=1e-12)
+    assert w.min() >= params.get("min_weights", 0.0)
+    upper = params.get("max_weights")
+    if upper is not None and upper < 1:
+        assert w.max() <= upper and np.count_nonzero(w == upper) >= 2  # the caps bind
+
+
+@pytest.mark.parametrize("dense", [False, True], ids=["sparse", "dense"])
+def test_binding_caps_at_n200(old_path, dense):
+    X = make_returns(200, 600, 12, dense)
+    model = MaximumDiversification(max_weights=0.012).fit(X)
+    assert_same(model, old_path(X, max_weights=0.012), X.cov().to_numpy())
+    assert np.count_nonzero(model.weights_.to_numpy() == 0.012) >= 5
 
 
 @pytest.mark.parametrize("params", [
-    {"max_weights": 0.05},
     {"min_weights": -0.05, "max_weights": 0.1},
+    {"min_weights": -0.01},
     {"linear_constraints": ["A0000 + A0001 >= 0.05"]},
     {"max_turnover": 0.05, "previous_weights": 1 / 60},
     {"transaction_costs": 0.001, "previous_weights": 1 / 60},
@@ -107,7 +122,7 @@ def test_family_members_take_the_dense_path(old_path, params, extra):
     {"budget": None, "min_budget": 1.0},
     {"max_long": 1.0},
     {"save_problem": True},
-], ids=["max_weights", "long_short", "linear", "turnover", "costs", "l1", "min_return",
+], ids=["long_short", "short_no_cap", "linear", "turnover", "costs", "l1", "min_return",
         "min_budget", "max_long", "save_problem"])
 def test_other_families_keep_the_old_path(monkeypatch, params):
     X = make_returns(60, 400, 3)
@@ -142,7 +157,7 @@ def test_refit_clears_the_report(old_path):
     X = make_returns(60, 400, 3)
     model = MaximumDiversification().fit(X)
     assert model.solve_.path == "dense" and model.solve_.exchanges >= 0
-    model.set_params(max_weights=0.05).fit(X)
+    model.set_params(min_weights=-0.05).fit(X)
     assert model.solve_.path == "cvxpy"
 
 
@@ -242,7 +257,8 @@ def test_relative_gap_is_infinite_without_a_bound():
 
 def test_uncertified_answer_falls_back(monkeypatch, old_path):
     X = make_returns(60, 400, 6)
-    monkeypatch.setattr(_dense, "_pivot_dense", lambda cov, a: (np.ones(a.size) / a.sum(), 0))
+    monkeypatch.setattr(_dense, "_pivot_dense",
+                        lambda cov, a, box=None: (np.ones(a.size) / a.sum(), 0))
     model = MaximumDiversification().fit(X)
     assert model.solve_.path == "cvxpy" and "not certified" in model.solve_.note
     reference = old_path(X)
@@ -251,10 +267,47 @@ def test_uncertified_answer_falls_back(monkeypatch, old_path):
 
 def test_solver_failure_falls_back(monkeypatch):
     X = make_returns(300, 900, 6)
-    monkeypatch.setattr(_dense, "_pivot_dense", lambda cov, a: None)
+    monkeypatch.setattr(_dense, "_pivot_dense", lambda cov, a, box=None: None)
     model = MaximumDiversification().fit(X)
     assert model.solve_.path == "screened" and "did not converge" in model.solve_.note
     assert model.problem_values_["diversification_ratio"] > 1.0
+
+
+def test_knapsack_equals_linprog():
+    from scipy.optimize import linprog
+
+    rng = np.random.default_rng(5)
+    for upper in (np.full(30, 0.08), np.r_[np.full(15, 0.1), np.full(15, np.inf)]):
+        box = _dense._Box(rng.uniform(0, 0.01, 30), upper, 1.0)
+        c = rng.standard_normal(30)
+        value, w = _dense._knapsack(c, box)
+        reference = linprog(c, A_eq=np.ones((1, 30)), b_eq=[1.0],
+                            bounds=list(zip(box.lower, np.where(np.isinf(upper), None, upper),
+                                            strict=True)))
+        assert value == pytest.approx(reference.fun, abs=1e-12)
+        assert w.sum() == pytest.approx(1.0, abs=1e-14)
+        assert np.all(w >= box.lower) and np.all(w <= upper)
+    assert _dense._knapsack(c, _dense._Box(np.zeros(30), np.full(30, 0.03), 1.0)) is None
+
+
+def test_bounded_relative_gap_bounds_the_true_loss():
+    X = make_returns(40, 300, 2)
+    cov = X.cov().to_numpy()
+    a = np.sqrt(np.diag(cov))
+    box = _dense._Box(np.full(40, 0.005), np.full(40, 0.05), 1.0)
+    y_star, _ = _dense._pivot_dense(cov, a, box)
+    w_star = y_star / y_star.sum()
+    assert np.isclose(w_star, 0.05).sum() >= 3 and np.isclose(w_star, 0.005).sum() >= 3
+    assert _dense.relative_gap(cov, a, y_star, box) <= 1e-13
+    d_star = a @ w_star / np.sqrt(w_star @ cov @ w_star)
+    rng = np.random.default_rng(1)
+    for mix in (1e-5, 1e-3, 1e-1):  # feasible points: mixtures with another point of P
+        other = _dense._knapsack(rng.standard_normal(40), box)[1]
+        w = (1 - mix) * w_star + mix * other
+        loss = d_star / (a @ w / np.sqrt(w @ cov @ w)) - 1.0
+        assert 0 < loss <= _dense.relative_gap(cov, a, w, box)
+    # The box is the certificate's: the unbounded bound would call the capped optimum poor.
+    assert _dense.relative_gap(cov, a, y_star) > 1e-3
 
 
 # ------------------------------------------------------------ the solver's parts
@@ -285,11 +338,17 @@ def test_backup_rule_and_cold_start_reach_the_same_optimum(monkeypatch):
     X = make_returns(150, 500, 8)
     cov = X.cov().to_numpy()
     a = np.sqrt(np.diag(cov))
+    box = _dense._Box(np.zeros(150), np.full(150, np.inf), 1.0)
     y, _ = _dense._pivot_dense(cov, a)
-    cold, _ = _dense._block_pivoting(a, _dense._FreeSetSolver(cov, a), a > 0)
+
+    def cold():
+        state = np.full(150, _dense.FREE, dtype=np.int8)
+        return _dense._block_pivoting(a, _dense._FreeSetSolver(cov, a), state, box)
+
+    free_start, _ = cold()
     monkeypatch.setattr(_dense, "_BLOCK_TRIES", 0)
-    single, exchanges = _dense._block_pivoting(a, _dense._FreeSetSolver(cov, a), a > 0)
-    for other in (cold, single):
+    single, exchanges = cold()
+    for other in (free_start, single):
         np.testing.assert_allclose(other, y, rtol=0, atol=1e-10 * np.max(y))
     assert exchanges >= 2
 

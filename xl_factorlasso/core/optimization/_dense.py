@@ -54,6 +54,8 @@ _RIDGES = (1e-10, 1e-8, 1e-6)
 _REFINEMENTS = 4
 # ... stopped once the residual of Sigma_FF x = a_F is this small relative to a_F.
 _RESIDUAL = 1e-14
+# Dinkelbach steps of the bounded certificate (each a sort; it ends in a few).
+_DINKELBACH_STEPS = 50
 
 
 @dataclass(frozen=True)
@@ -81,10 +83,24 @@ class SolveReport:
     note: str = ""
 
 
+FREE, LOW, UP = 0, 1, 2  # an asset's state: free, or its weight on its lower/upper bound
+
+
+@dataclass(frozen=True)
+class _Box:
+    """Per-asset bounds (``lower`` finite, ``upper`` may be +inf) and the budget (> 0)."""
+
+    lower: np.ndarray
+    upper: np.ndarray
+    budget: float
+
+
 def dense_eligible(spec: _Spec, save_problem: bool = False) -> bool:
     """Whether the dense path is tried: one solve of the QP form (dense covariance, no l1, l2
-    or add_objective), ``min_weights`` 0 for every asset, ``max_weights`` absent or at least
-    the budget (then redundant), ``budget > 0``, and no other constraint family (no
+    or add_objective), long-only bounds (finite ``min_weights >= 0`` for every asset,
+    ``max_weights`` any, ``None`` or ``inf`` for none; short positions need a certificate
+    this path cannot give, see :func:`_fractional_minimum`), ``budget > 0``, and no other
+    constraint family (no
     min/max_budget, max_long/short, linear constraints, turnover, tracking error,
     min_return, transaction costs or add_constraints). Fees and the risk-free rate are
     allowed (they only change ``a``). A request addressed to CVXPY keeps today's path:
@@ -96,14 +112,21 @@ def dense_eligible(spec: _Spec, save_problem: bool = False) -> bool:
         return False
     if spec.budget is None or spec.budget <= 0:
         return False
-    if spec.lower is None or np.any(spec.lower != 0):
-        return False
-    if spec.upper is not None and np.any(spec.upper < spec.budget):
+    if spec.lower is None or not np.all((spec.lower >= 0) & np.isfinite(spec.lower)):
         return False
     others = (spec.min_budget, spec.max_budget, spec.max_long, spec.max_short, spec.costs,
               spec.turnover, spec.tracking_error, spec.min_returns, spec.add_constraints,
               spec.add_objective)
     return all(v is None for v in others) and not spec.A_eq.size and not spec.A_ineq.size
+
+
+def _box(spec: _Spec) -> _Box:
+    """The bounds of an eligible spec; an upper bound that cannot bind (long-only, at least
+    the budget) is dropped, so the default family pivots on lower bounds only."""
+    upper = np.full(spec.n, np.inf) if spec.upper is None else spec.upper.astype(float)
+    if np.all(spec.lower >= 0):
+        upper = np.where(upper >= spec.budget, np.inf, upper)
+    return _Box(spec.lower.astype(float), upper, float(spec.budget))
 
 
 def _coefficients(spec: _Spec) -> np.ndarray:
@@ -112,33 +135,91 @@ def _coefficients(spec: _Spec) -> np.ndarray:
     return a - spec.risk_free_rate / spec.budget
 
 
-def relative_gap(cov: np.ndarray, a: np.ndarray, y: np.ndarray) -> float:
+def relative_gap(cov: np.ndarray, a: np.ndarray, y: np.ndarray, box: _Box | None = None
+                 ) -> float:
     """A certified bound on the relative loss of diversification ratio of ``y``.
 
-    ``y`` is first made feasible (negative entries set to 0, scaled to ``a'y = 1``). For the
-    convex ``p* = min y'Sigma y s.t. a'y = 1, y >= 0`` and ``g = 2 Sigma y``, convexity gives
-    ``p* >= f(y) - g'y + min {g'z : a'z = 1, z >= 0}``, and by LP duality the minimum is
-    ``lam = min_{a_j > 0} g_j / a_j`` when that is at least ``max_{a_j < 0} g_j / a_j`` and
-    ``g_j >= 0`` wherever ``a_j = 0`` (otherwise the bound is ``-inf``). The diversification
-    ratio is ``D = 1 / sqrt(f)``, so ``D* / D(y) - 1 <= sqrt(f / p*) - 1``, returned (``inf``
-    when no positive lower bound holds)."""
-    y = np.clip(np.asarray(y, dtype=float), 0.0, None)
+    ``y`` is scaled to ``a'y = 1`` (long-only: negative entries set to 0 first). For the convex
+    ``p* = min y'Sigma y`` over the feasible cone ``K`` (``a'y = 1``, ``y = t w`` with ``w`` in
+    the box-and-budget polytope ``P``; ``box=None``: long-only, no upper bound) and ``g = 2
+    Sigma y``, convexity gives ``p* >= f(y) - g'y + m`` with ``m = min {g'z : z in K}``, and
+    ``g'y = 2 f``. The diversification ratio is ``D = 1 / sqrt(f)``, so ``D*/D(y) - 1 <=
+    sqrt(f / (m - f)) - 1``, returned (``inf`` when no positive lower bound holds).
+
+    Long-only without upper bounds ``m`` has a closed form by LP duality: ``m = min_{a_j > 0}
+    g_j / a_j`` when that is at least ``max_{a_j < 0} g_j / a_j`` and ``g_j >= 0`` wherever
+    ``a_j = 0`` (otherwise ``-inf``). With bounds see :func:`_fractional_minimum`."""
+    y = np.asarray(y, dtype=float)
+    default = box is None or (np.all(box.lower == 0) and np.all(np.isinf(box.upper)))
+    if default:
+        y = np.clip(y, 0.0, None)
     scale = float(a @ y)
     if not np.isfinite(scale) or scale <= 0:
         return np.inf
     y = y / scale
     g = 2.0 * (cov @ y)
     f = 0.5 * float(g @ y)
-    pos, neg, zero = a > 0, a < 0, a == 0
-    if not pos.any() or np.any(g[zero] < 0):
-        return np.inf
-    lam = float(np.min(g[pos] / a[pos]))
-    if neg.any() and lam < float(np.max(g[neg] / a[neg])):
-        return np.inf
-    lower = f - 2.0 * f + lam  # f - g'y + lam, with g'y = 2 f
+    if default:
+        m = _closed_form_minimum(a, g)
+    else:
+        m = _fractional_minimum(a, g, box, theta=2.0 * f)
+    lower = m - f  # f - g'y + m
     if not (np.isfinite(lower) and lower > 0 and f > 0):
         return np.inf
     return max(float(np.sqrt(f / lower)) - 1.0, 0.0)
+
+
+def _closed_form_minimum(a: np.ndarray, g: np.ndarray) -> float:
+    """``min {g'z : a'z = 1, z >= 0}`` (see :func:`relative_gap`)."""
+    pos, neg, zero = a > 0, a < 0, a == 0
+    if not pos.any() or np.any(g[zero] < 0):
+        return -np.inf
+    lam = float(np.min(g[pos] / a[pos]))
+    if neg.any() and lam < float(np.max(g[neg] / a[neg])):
+        return -np.inf
+    return lam
+
+
+def _knapsack(c: np.ndarray, box: _Box) -> tuple[float, np.ndarray] | None:
+    """``min c'w`` over ``lower <= w <= upper, 1'w = budget`` and its minimiser (the cheapest
+    coefficients filled first), or None when that set is empty."""
+    rest = box.budget - float(box.lower.sum())
+    if rest < 0:
+        return None
+    order = np.argsort(c, kind="stable")
+    room = np.minimum(box.upper - box.lower, rest)[order]
+    take = np.clip(rest - (np.cumsum(room) - room), 0.0, room)
+    if take.sum() < rest * (1.0 - 1e-12):
+        return None
+    w = box.lower.copy()
+    w[order] += take
+    w = np.minimum(w, box.upper)  # lower + (upper - lower) may round one ulp above upper
+    return float(c @ w), w
+
+
+def _fractional_minimum(a: np.ndarray, g: np.ndarray, box: _Box, theta: float) -> float:
+    """A lower bound on ``m = min {g'z : a'z = 1, z in cone(P)} = min_{w in P} g'w / a'w``
+    (see :func:`relative_gap`), which needs ``A = min_P a'w > 0``.
+
+    For any ``theta`` and ``phi = min_P (g - theta a)'w`` (a fractional knapsack), every
+    ``w`` in ``P`` has ``g'w / a'w >= theta + min(phi, 0) / A``. Dinkelbach's iteration from
+    ``theta`` (the value at a point of the cone, so ``>= m``) takes ``theta`` down to ``m``,
+    where ``phi`` is 0 up to round-off. ``A > 0`` holds for long-only bounds when every
+    ``a_j > 0``; with short positions the optimal face of the knapsack holds portfolios with
+    ``a'w <= 0`` and round-off leaves no certified bound, so those take today's path."""
+    low = _knapsack(a, box)
+    if low is None or not low[0] > 0:
+        return -np.inf
+    for _ in range(_DINKELBACH_STEPS):
+        phi, w = _knapsack(g - theta * a, box)
+        if phi >= 0:
+            break
+        step = float(g @ w) / float(a @ w)  # a'w >= A > 0
+        if not step < theta:  # round-off at the root
+            break
+        theta = step
+    phi, _ = _knapsack(g - theta * a, box)
+    return theta + min(phi, 0.0) / low[0]
 
 
 def _factor(cov: np.ndarray, free: np.ndarray) -> tuple[tuple, float] | None:
@@ -219,41 +300,42 @@ class _FreeSetSolver:
         return True
 
     def _apply(self, free: np.ndarray, rhs: np.ndarray) -> np.ndarray:
-        """``(Sigma_FF + delta I)^{-1} rhs`` for the prepared ``F`` (``rhs`` aligned with it)."""
+        """``(Sigma_FF + delta I)^{-1} rhs`` for the prepared ``F`` (``rhs``: (|F|, m))."""
         if self.border is None:
             return sla.cho_solve(self.chol, rhs, check_finite=False)
         border, z, lu, at_added, keep, at_kept = self.border
         n_added = at_added.size
-        rhs_base = np.zeros(self.base.size)
+        rhs_base = np.zeros((self.base.size, rhs.shape[1]))
         rhs_base[keep] = rhs[at_kept]
         x_base = sla.cho_solve(self.chol, rhs_base, check_finite=False)
         small = -border.T @ x_base
         small[:n_added] += rhs[at_added]
         sol = sla.lu_solve(lu, small, check_finite=False)
         x_base -= z @ sol
-        x = np.empty(free.size)
+        x = np.empty(rhs.shape)
         x[at_added] = sol[:n_added]
         x[at_kept] = x_base[keep]
         return x
 
-    def solve(self, free: np.ndarray) -> np.ndarray | None:
-        """``x_F`` (aligned with the sorted ``free``), or None when ``Sigma_FF`` is not
-        factorable even with a ridge."""
+    def solve(self, free: np.ndarray, rhs: np.ndarray | None = None) -> np.ndarray | None:
+        """``Sigma_FF^{-1} rhs`` (default ``rhs = a_F``; shape (|F|,) or (|F|, m), aligned with
+        the sorted ``free``), or None when ``Sigma_FF`` is not factorable even with a ridge."""
         if not self._prepare(free):
             return None
-        a_free = self.a[free]
-        x = self._apply(free, a_free)
-        full = np.zeros(self.a.size)
+        rhs = self.a[free] if rhs is None else rhs
+        matrix = rhs.reshape(free.size, -1)
+        x = self._apply(free, matrix)
+        full = np.zeros((self.a.size, matrix.shape[1]))
         best = np.inf
         for _ in range(_REFINEMENTS):
             full[free] = x
-            residual = a_free - (self.cov @ full)[free]
+            residual = matrix - (self.cov @ full)[free]
             size = float(np.max(np.abs(residual)))
-            if not size < best or size <= _RESIDUAL * np.max(np.abs(a_free)):
+            if not size < best or size <= _RESIDUAL * np.max(np.abs(matrix)):
                 break
             best = size
             x = x + self._apply(free, residual)
-        return x if np.all(np.isfinite(x)) else None
+        return x.reshape(rhs.shape) if np.all(np.isfinite(x)) else None
 
     def product(self, y: np.ndarray) -> np.ndarray:
         return self.cov @ y
@@ -266,82 +348,140 @@ class _LowRankSolver:
     def __init__(self, root: np.ndarray, residual: np.ndarray, a: np.ndarray):
         self.root, self.d2, self.a = root, residual**2, a
 
-    def solve(self, free: np.ndarray) -> np.ndarray | None:
-        root, d2, a = self.root[free], self.d2[free], self.a[free]
+    def solve(self, free: np.ndarray, rhs: np.ndarray | None = None) -> np.ndarray | None:
+        root, d2 = self.root[free], self.d2[free]
+        rhs = self.a[free] if rhs is None else rhs
         scaled = root / d2[:, None]
         small = np.eye(root.shape[1]) + root.T @ scaled
         try:
-            inner = np.linalg.solve(small, scaled.T @ a)
+            inner = np.linalg.solve(small, scaled.T @ rhs)
         except np.linalg.LinAlgError:
             return None
-        return a / d2 - scaled @ inner
+        d = d2 if rhs.ndim == 1 else d2[:, None]
+        return rhs / d - scaled @ inner
 
     def product(self, y: np.ndarray) -> np.ndarray:
         return self.root @ (self.root.T @ y) + self.d2 * y
 
 
-def _block_pivoting(a: np.ndarray, system, in_free: np.ndarray
-                    ) -> tuple[np.ndarray, int] | None:
-    """``(y, exchanges)`` solving the complementarity conditions of the module docstring from
-    the free set ``in_free`` (a boolean mask, changed in place), or None (no factorable free
-    set, or no convergence within ``_MAX_EXCHANGES``). ``system`` gives ``solve(F)`` (``x`` with
-    ``Sigma_FF x = a_F``) and ``product(y)`` (``Sigma y``).
+def _free_solution(a: np.ndarray, system, box: _Box, state: np.ndarray):
+    """``(y, lam, gamma)`` of the equality-constrained problem of ``state``, or None.
 
-    Up to the positive scale ``a_F'x``, this is block principal pivoting for the linear
-    complementarity problem ``Sigma x - a >= 0, x >= 0, x'(Sigma x - a) = 0`` (the optimality
-    conditions of ``min x'Sigma x / 2 - a'x, x >= 0``), finite for a positive definite
-    ``Sigma`` with the backup rule."""
+    With bound values ``b`` on the bound set ``B`` and ``c = budget - sum b``, the budget reads
+    ``1'y_F = c t`` and ``y_B = b t``, so ``y = M y_F`` and the problem is ``min y_F'Q y_F``
+    s.t. ``a~'y_F = 1`` with ``Q = Sigma_FF + (v 1' + 1 v') / c + beta 1 1' / c^2`` (``v =
+    Sigma_FB b``, ``beta = b'Sigma_BB b``) and ``a~ = a_F + (a_B'b / c) 1``; Woodbury reduces
+    ``Q x = a~`` to three solves with ``Sigma_FF``. With all bound values 0 (long-only) ``Q =
+    Sigma_FF``. ``lam`` is the multiplier of ``a'y = 1`` and ``gamma`` the common value of
+    ``(2 Sigma y - lam a)_F`` (0 without nonzero bound values)."""
+    n = a.size
+    free = np.flatnonzero(state == FREE)
+    bound = np.flatnonzero(state != FREE)
+    if free.size == 0:
+        return None
+    b = np.where(state[bound] == LOW, box.lower[bound], box.upper[bound])
+    c = box.budget - float(b.sum())
+    if not abs(c) > 1e-12 * box.budget:
+        return None
+    alpha = float(a[bound] @ b)
+    a_tilde = a[free] + alpha / c
+    if np.any(b != 0):
+        y_bound = np.zeros(n)
+        y_bound[bound] = b
+        v = system.product(y_bound)
+        beta = float(b @ v[bound])
+        cols = system.solve(free, np.column_stack([a_tilde, v[free], np.ones(free.size)]))
+        if cols is None:
+            return None
+        x0, xv, x1 = cols.T
+        v_free = v[free]
+        inner = np.array([[-beta + v_free @ xv, c + v_free @ x1],
+                          [c + xv.sum(), x1.sum()]])
+        try:
+            k = np.linalg.solve(inner, np.array([v_free @ x0, x0.sum()]))
+        except np.linalg.LinAlgError:
+            return None
+        x = x0 - xv * k[0] - x1 * k[1]
+    else:
+        x = system.solve(free, a_tilde)
+        if x is None:
+            return None
+    denominator = float(a_tilde @ x)
+    if not denominator > 0:
+        return None
+    y_free = x / denominator
+    t = float(y_free.sum()) / c
+    if not t > 0:
+        return None
+    y = np.zeros(n)
+    y[free] = y_free
+    y[bound] = b * t
+    return y, t, 2.0 / denominator, alpha, c, bound, b
+
+
+def _block_pivoting(a: np.ndarray, system, state: np.ndarray, box: _Box
+                    ) -> tuple[np.ndarray, int] | None:
+    """``(y, exchanges)`` solving the optimality conditions of the module docstring from
+    ``state`` (changed in place), or None (no factorable free set, a degenerate one, or no
+    convergence within ``_MAX_EXCHANGES``). ``system`` gives ``solve(F, rhs)`` (``Sigma_FF^{-1}
+    rhs``, default ``rhs = a_F``) and ``product(y)`` (``Sigma y``).
+
+    Block principal pivoting: every sign violation is exchanged at once (a free weight outside
+    ``[lower t, upper t]`` goes to that bound; a bound weight whose multiplier is negative is
+    freed), and after ``_BLOCK_TRIES`` exchanges that do not reduce their number, only the
+    largest index is. Without upper bounds and with lower bounds 0 this is, up to the positive
+    scale, the method for the complementarity problem ``Sigma x - a >= 0, x >= 0, x'(Sigma x -
+    a) = 0``, finite for a positive definite ``Sigma`` with that backup rule."""
     n = a.size
     best, tries = n + 1, _BLOCK_TRIES
     for exchange in range(_MAX_EXCHANGES):
-        free = np.flatnonzero(in_free)
-        if free.size == 0:
+        solved = _free_solution(a, system, box, state)
+        if solved is None:
             return None
-        x = system.solve(free)
-        if x is None:
-            return None
-        denominator = float(a[free] @ x)
-        if not denominator > 0:
-            return None
-        y = np.zeros(n)
-        y[free] = x / denominator
+        y, t, lam, alpha, c, bound, b = solved
         g = 2.0 * system.product(y)
-        lam = float(g[free] @ y[free])  # g_F = lam a_F and a_F'y_F = 1
-        multiplier = g - lam * a
+        gamma = (lam * alpha - float(b @ g[bound])) / c
+        r = g - lam * a - gamma  # the multiplier of a lower bound; minus that of an upper one
         # Round-off thresholds: relative to the sizes of the compared quantities.
         y_tol = 1e-12 * float(np.max(np.abs(y)))
-        m_tol = 1e-11 * float(np.max(np.abs(g)) + abs(lam) * np.max(np.abs(a)))
-        bad_y = in_free & (y < -y_tol)
-        bad_m = ~in_free & (multiplier < -m_tol)
-        violators = np.flatnonzero(bad_y | bad_m)
+        m_tol = 1e-11 * float(np.max(np.abs(g)) + abs(lam) * np.max(np.abs(a)) + abs(gamma))
+        is_free = state == FREE
+        below = is_free & (y < box.lower * t - y_tol)
+        above = is_free & (y > box.upper * t + y_tol)
+        wrong = ((state == LOW) & (r < -m_tol)) | ((state == UP) & (r > m_tol))
+        violators = np.flatnonzero(below | above | wrong)
         if violators.size == 0:
             return y, exchange
         if violators.size < best:
             best, tries = violators.size, _BLOCK_TRIES
-            in_free[violators] = ~in_free[violators]
         elif tries > 0:
             tries -= 1
-            in_free[violators] = ~in_free[violators]
         else:  # the backup rule: one exchange, the largest index
-            last = violators[-1]
-            in_free[last] = ~in_free[last]
+            violators = violators[-1:]
+        target = np.full(violators.size, FREE, dtype=state.dtype)
+        target[below[violators]] = LOW
+        target[above[violators]] = UP
+        state[violators] = target
     return None
 
 
-def _pivot_dense(cov: np.ndarray, a: np.ndarray) -> tuple[np.ndarray, int] | None:
-    """``(y, exchanges)`` on the exact covariance, started from the optimal support for a
-    rank-20-plus-diagonal surrogate of it (the screening's, solved by the same pivoting at
-    ``n r^2`` per exchange): a start near the answer, so that the exact exchanges are few and
-    mostly Schur-complement updates of one factorisation. Assets with ``a_j <= 0`` (e.g. zero
-    variance) start at 0 and enter only if their sign condition asks."""
-    can_carry = a > 0
+def _pivot_dense(cov: np.ndarray, a: np.ndarray, box: _Box | None = None
+                 ) -> tuple[np.ndarray, int] | None:
+    """``(y, exchanges)`` on the exact covariance (``box``: default long-only, no upper bound),
+    started from the optimal state for a rank-20-plus-diagonal surrogate of it (the
+    screening's, solved by the same pivoting at ``n r^2`` per exchange): a start near the
+    answer, so that the exact exchanges are few and mostly Schur-complement updates of one
+    factorisation. Assets with ``a_j <= 0`` and a lower bound 0 (e.g. zero variance) start
+    on it and leave only if their sign condition asks."""
+    n = a.size
+    if box is None:
+        box = _Box(np.zeros(n), np.full(n, np.inf), 1.0)
+    start = np.where((a <= 0) & (box.lower == 0), LOW, FREE).astype(np.int8)
     root, residual = _low_rank_plus_diagonal(cov, _SURROGATE_RANK)
-    guess = _block_pivoting(a, _LowRankSolver(root, residual, a), can_carry.copy())
-    start = can_carry if guess is None else can_carry & (guess[0] > 0)
-    if not start.any():
-        start = can_carry
-    solved = _block_pivoting(a, _FreeSetSolver(cov, a), start.copy())
-    return solved
+    guess = start.copy()
+    if _block_pivoting(a, _LowRankSolver(root, residual, a), guess, box) is not None:
+        start = guess
+    return _block_pivoting(a, _FreeSetSolver(cov, a), start, box)
 
 
 class _Value:
@@ -361,18 +501,20 @@ def solve_dense(spec: _Spec, X: np.ndarray | None = None
     """
     cov = spec.risk.covariance
     a = _coefficients(spec)
+    box = _box(spec)
     # One BLAS thread (the package's policy, core/_threads.py): NumPy's products and SciPy's
     # factorisations use two OpenBLAS builds here, and each one's spinning workers slowed the
     # other's calls up to 1000x (a 200 x 200 Cholesky: 0.5 s instead of 0.4 ms).
     with blas_threads():
-        solved = _pivot_dense(cov, a)
+        solved = _pivot_dense(cov, a, box)
     if solved is None:
         return "the dense solver found no factorable free set or did not converge"
     y, exchanges = solved
-    gap = relative_gap(cov, a, y)
+    gap = relative_gap(cov, a, y, box)
     if not gap <= GAP_TOLERANCE:
         return f"the dense solution was not certified (relative gap {gap:.1e})"
-    y = np.clip(y, 0.0, None)
+    if np.all(box.lower == 0):
+        y = np.clip(y, 0.0, None)
     y = spec.h * y / float(a @ y)  # the CVXPY program's normalisation: (N - r_f t) = h
     t = float(y.sum()) / spec.budget
     handles = _Handles(problem=None, y=_Value(y), t=_Value(t), min_return=None,
