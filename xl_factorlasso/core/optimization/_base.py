@@ -5,8 +5,9 @@
 everything but the choice of ``mu``, which a thin subclass makes in :meth:`_numerator` (for
 :class:`~._maximum_diversification.MaximumDiversification`, ``mu = sigma``). The pieces:
 validation (:mod:`._spec`), the CVXPY model (:mod:`._formulation`), feasibility diagnosis
-(:mod:`._diagnosis`), one solve and its polishing (:mod:`._solve`) and the screened solve for
-large dense problems (:mod:`._screening`).
+(:mod:`._diagnosis`), one solve and its polishing (:mod:`._solve`), the dense path for long-only
+bounds and a budget (:mod:`._dense`) and the screened solve for large dense problems
+(:mod:`._screening`).
 """
 
 from __future__ import annotations

@@ -1,27 +1,28 @@
 """The dense path: maximum diversification on a dense covariance without CVXPY.
 
-For the default constraint family (long-only, fully invested, a dense covariance, the risk
-alone in the denominator) the homogenised program of :func:`._formulation._formulate` is the
-small QP::
+For long-only bounds and a budget (:func:`dense_eligible`: a dense covariance, the risk alone
+in the denominator, no other constraint family) the homogenised program of
+:func:`._formulation._formulate` is the small QP::
 
-    minimise  y' Sigma y   subject to   a'y = 1,  y >= 0,      w = y / (1'y / budget)
+    minimise  y' Sigma y   subject to   a'y = 1,  lower t <= y <= upper t,  t = 1'y / budget
 
-with ``a = mu - fees - r_f / budget`` (``r_f t = r_f 1'y / budget`` folds into ``a``). Its
-optimality conditions on a free set ``F`` (``y_j = 0`` outside) are the linear system
-``2 Sigma_FF y_F = lam a_F``, ``a_F' y_F = 1`` plus the signs ``y_F >= 0`` and
-``m_j = 2 (Sigma y)_j - lam a_j >= 0`` off ``F``: a linear complementarity problem.
+with ``w = y / t`` and ``a = mu - fees - r_f / budget`` (``r_f t`` folds into ``a``). In the
+default family (lower 0, no cap) its optimality conditions on a free set ``F`` (``y_j = 0``
+outside) are ``2 Sigma_FF y_F = lam a_F``, ``a_F'y_F = 1`` plus the signs ``y_F >= 0`` and
+``2 (Sigma y)_j - lam a_j >= 0`` off ``F``: a linear complementarity problem; caps add an upper
+state per asset and a rank-two coupling through ``t`` (:func:`_free_solution`).
 :func:`_block_pivoting` solves it by block principal pivoting (Judice and Pires; the
 safeguard of Kim and Park: a bounded number of block exchanges that do not reduce the number
-of sign violations, then single exchanges of the largest index), one dense Cholesky of
-``Sigma_FF`` per exchange.
+of sign violations, then single exchanges of the largest index), started from the answer for
+a low-rank surrogate, with one dense Cholesky of ``Sigma_FF`` re-used through Schur
+complements while the free set moves little (:class:`_FreeSetSolver`).
 
-The answer is certified by :func:`relative_gap`, which reads only ``Sigma``, ``a`` and the
-point: the Frank-Wolfe (Lagrangian) lower bound of the convex QP, turned into a bound on the
-relative loss of diversification ratio. A point whose bound exceeds ``GAP_TOLERANCE``, or any
-numerical trouble, returns None and the fit takes today's path (screening or the full CVXPY
-program) with the same constraint families, messages and diagnosis.
-
-:func:`dense_eligible` is the documented rule for when this path runs.
+The answer is certified by :func:`relative_gap`, which reads only ``Sigma``, ``a``, the bounds
+and the point: the Frank-Wolfe (Lagrangian) lower bound of the convex QP, turned into a bound on
+the relative loss of diversification ratio. A point whose bound exceeds ``GAP_TOLERANCE``, or
+any numerical trouble, gives no answer and the fit takes today's path (screening or the full
+CVXPY program) with the same constraint families, messages and diagnosis. ``solve_`` (a
+:class:`SolveReport`) says which path answered.
 """
 
 from __future__ import annotations
