@@ -31,9 +31,9 @@ Usage::
 sparse ones (the default data, ~12%), long-only (the dense path of ``_dense.py``), and at
 n = 1000 three families the dense path does not cover (``path`` says which ran): long-short
 bounds -0.05..0.1, ``max_turnover=0.05`` and ``transaction_costs=0.001`` around
-``previous_weights = 1/n``. ``T = max(--T, 2 n)``. "np.cov" is the time of the sample
-covariance alone, which both libraries compute; "held" counts our nonzero weights. ``dD``
-is on the net ratio with costs.
+``previous_weights = 1/n``, and one it covers, a binding cap ``max_weights=0.002``.
+``T = max(--T, 2 n)``. "np.cov" is the time of the sample covariance alone, which both
+libraries compute; "held" counts our nonzero weights. ``dD`` is on the net ratio with costs.
 
 ``--repeat`` times rolling refits of one estimator: the window of ``T`` observations moves one
 day per fit. "first" is the first fit of a new estimator (builds and compiles the CVXPY
@@ -168,18 +168,18 @@ def repeat_rows(sizes: list[int], T: int, repeats: int) -> list[tuple]:
 DENSE_CASES = [
     ("dense", "long-only", {}, None),
     ("sparse", "long-only", {}, None),
+    ("dense", "max_weights 0.002", {"max_weights": 0.002}, {1000}),
     ("dense", "long-short -0.05..0.1", {"min_weights": -0.05, "max_weights": 0.1}, {1000}),
     ("dense", "turnover 0.05", {"max_turnover": 0.05, "previous_weights": "1/n"}, {1000}),
     ("dense", "costs 0.001", {"transaction_costs": 0.001, "previous_weights": "1/n"}, {1000}),
 ]
 
 
-def dense_rows(sizes: list[int], T: int, repeats: int) -> list[tuple]:
+def dense_rows(sizes: list[int], T: int, repeats: int):
     """Ours against skfolio on the rows of ``DENSE_CASES`` (see ``--dense`` in the module
-    docstring); ``T = max(T, 2 n)`` observations."""
+    docstring), one row at a time; ``T = max(T, 2 n)`` observations."""
     from skfolio.optimization import MaximumDiversification as SkMaxDiv
 
-    rows = []
     for n in sizes:
         n_obs = max(T, 2 * n)
         for data, label, template, only in DENSE_CASES:
@@ -199,9 +199,8 @@ def dense_rows(sizes: list[int], T: int, repeats: int) -> list[tuple]:
                 "transaction_costs" in params) else {}
             w = ours.weights_.to_numpy()
             d_ours, d_sk = ratio(w, cov, **extra), ratio(np.asarray(sk.weights_), cov, **extra)
-            rows.append((n, n_obs, data, label, ours.solve_.path, int(np.count_nonzero(w)),
-                         t_cov, t_ours, t_sk, d_ours, d_sk))
-    return rows
+            yield (n, n_obs, data, label, ours.solve_.path, int(np.count_nonzero(w)), t_cov,
+                   t_ours, t_sk, d_ours, d_sk)
 
 
 def main() -> None:
@@ -231,7 +230,7 @@ def main() -> None:
              d_sk) in dense_rows(sizes, args.T, args.repeats):
             print(f"| {n} | {n_obs} | {data} | {label} | {path} | {held} | {t_cov:.3f} | "
                   f"{t_ours:.3f} | {t_sk:.3f} | {t_sk / t_ours:.1f}x | {d_ours:.6f} | "
-                  f"{d_ours - d_sk:+.1e} |")
+                  f"{d_ours - d_sk:+.1e} |", flush=True)
         return
 
     if args.repeat:
