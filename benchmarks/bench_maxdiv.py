@@ -26,6 +26,7 @@ Usage::
     python benchmarks/bench_maxdiv.py --sizes 50 200 --repeats 5
     python benchmarks/bench_maxdiv.py --repeat        # first vs repeated fit (no skfolio)
     python benchmarks/bench_maxdiv.py --dense         # dense path rows, n = 1000, 2000
+    python benchmarks/bench_maxdiv.py --scaling --T 4000 --repeats 5   # ours, n = 1000, 2000
 
 ``--dense`` compares dense optima (``make_data(dense=True)``: ~85% of the assets held) and
 sparse ones (the default data, ~12%), long-only (the dense path of ``_dense.py``), and at
@@ -203,6 +204,25 @@ def dense_rows(sizes: list[int], T: int, repeats: int):
                    t_ours, t_sk, d_ours, d_sk)
 
 
+def scaling_rows(sizes: list[int], T: int, repeats: int):
+    """Our fit alone (no skfolio) at each size on the same ``T``: wall and CPU medians, and
+    the time of ``np.cov``, so that the solve's own growth can be read off."""
+    for data in ("dense", "sparse"):
+        for n in sizes:
+            X, _ = make_data(n, T, dense=data == "dense")
+            values = X.to_numpy()
+            t_cov, _ = timed(lambda values=values: np.cov(values, rowvar=False), repeats)
+            MaximumDiversification().fit(X)
+            walls, cpus = [], []
+            for _ in range(repeats):
+                start, cpu = time.perf_counter(), time.process_time()
+                model = MaximumDiversification().fit(X)
+                walls.append(time.perf_counter() - start)
+                cpus.append(time.process_time() - cpu)
+            yield (n, data, model.solve_.path, int(np.count_nonzero(model.weights_)), t_cov,
+                   statistics.median(walls), statistics.median(cpus))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", type=int, nargs="+", default=[50, 200, 1000])
@@ -213,7 +233,21 @@ def main() -> None:
     parser.add_argument("--dense", action="store_true",
                         help="dense vs sparse optima, long-only/long-short/turnover/costs, "
                              "against skfolio (default sizes 1000 2000)")
+    parser.add_argument("--scaling", action="store_true",
+                        help="our fit alone at --sizes on one T (default sizes 1000 2000)")
     args = parser.parse_args()
+
+    if args.scaling:
+        warnings.filterwarnings("ignore", category=UserWarning)
+        sizes = args.sizes if args.sizes != [50, 200, 1000] else [1000, 2000]
+        print(f"python {platform.python_version()}, {platform.machine()}, T={args.T}, median "
+              f"of {args.repeats} warm fits\n")
+        print("| n | optimum | path | held | np.cov (s) | fit wall (s) | fit CPU (s) |")
+        print("|---:|---|---|---:|---:|---:|---:|")
+        for n, data, path, held, t_cov, wall, cpu in scaling_rows(sizes, args.T, args.repeats):
+            print(f"| {n} | {data} | {path} | {held} | {t_cov:.3f} | {wall:.3f} | {cpu:.3f} |",
+                  flush=True)
+        return
 
     if args.dense:
         import skfolio

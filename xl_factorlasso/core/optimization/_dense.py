@@ -101,11 +101,10 @@ def dense_eligible(spec: _Spec, save_problem: bool = False) -> bool:
     or add_objective), long-only bounds (finite ``min_weights >= 0`` for every asset,
     ``max_weights`` any, ``None`` or ``inf`` for none; short positions need a certificate
     this path cannot give, see :func:`_fractional_minimum`), ``budget > 0``, and no other
-    constraint family (no
-    min/max_budget, max_long/short, linear constraints, turnover, tracking error,
-    min_return, transaction costs or add_constraints). Fees and the risk-free rate are
-    allowed (they only change ``a``). A request addressed to CVXPY keeps today's path:
-    ``save_problem=True`` (the program) or a ``solver``/``solver_params`` other than the
+    constraint family (no min/max_budget, max_long/short, linear constraints, turnover,
+    tracking error, min_return, transaction costs or add_constraints). Fees and the risk-free
+    rate are allowed (they only change ``a``). A request addressed to CVXPY keeps today's
+    path: ``save_problem=True`` (the program) or a ``solver``/``solver_params`` other than the
     defaults."""
     if save_problem or spec.risk_form != "qp" or spec.min_return_is_array:
         return False
