@@ -89,7 +89,11 @@ def test_dense_path_equals_cvxpy_path_n1000(old_path, dense):
     ({"budget": 2.0, "max_weights": 2.0}, {}),
     ({"max_weights": 0.03}, {}),
     ({"min_weights": 0.002, "max_weights": 0.04, "risk_free_rate": 0.001}, {"rf": 0.001}),
-], ids=["risk_free_rate", "fees", "no_upper", "budget2", "max_weights", "box_rf"])
+    ({"max_turnover": 0.01, "previous_weights": 1 / 60}, {}),
+    ({"max_turnover": 0.004, "previous_weights": np.random.default_rng(0).dirichlet(
+        np.ones(60))}, {}),
+], ids=["risk_free_rate", "fees", "no_upper", "budget2", "max_weights", "box_rf", "turnover",
+        "turnover_previous"])
 def test_family_members_take_the_dense_path(old_path, params, extra):
     X = make_returns(60, 400, 3)
     model = MaximumDiversification(**params).fit(X)
@@ -101,6 +105,10 @@ def test_family_members_take_the_dense_path(old_path, params, extra):
     upper = params.get("max_weights")
     if upper is not None and upper < 1:
         assert w.max() <= upper and np.count_nonzero(w == upper) >= 2  # the caps bind
+    if "max_turnover" in params:  # the box around previous_weights binds, exactly
+        moved = np.abs(w - params["previous_weights"])
+        assert moved.max() <= params["max_turnover"]
+        assert np.count_nonzero(moved == params["max_turnover"]) >= 2
 
 
 @pytest.mark.parametrize("dense", [False, True], ids=["sparse", "dense"])
@@ -115,14 +123,13 @@ def test_binding_caps_at_n200(old_path, dense):
     {"min_weights": -0.05, "max_weights": 0.1},
     {"min_weights": -0.01},
     {"linear_constraints": ["A0000 + A0001 >= 0.05"]},
-    {"max_turnover": 0.05, "previous_weights": 1 / 60},
     {"transaction_costs": 0.001, "previous_weights": 1 / 60},
     {"l1_coef": 1e-3},
     {"min_return": 0.01},
     {"budget": None, "min_budget": 1.0},
     {"max_long": 1.0},
     {"save_problem": True},
-], ids=["long_short", "short_no_cap", "linear", "turnover", "costs", "l1", "min_return",
+], ids=["long_short", "short_no_cap", "linear", "costs", "l1", "min_return",
         "min_budget", "max_long", "save_problem"])
 def test_other_families_keep_the_old_path(monkeypatch, params):
     X = make_returns(60, 400, 3)

@@ -101,9 +101,10 @@ def dense_eligible(spec: _Spec, save_problem: bool = False) -> bool:
     or add_objective), long-only bounds (finite ``min_weights >= 0`` for every asset,
     ``max_weights`` any, ``None`` or ``inf`` for none; short positions need a certificate
     this path cannot give, see :func:`_fractional_minimum`), ``budget > 0``, and no other
-    constraint family (no min/max_budget, max_long/short, linear constraints, turnover,
-    tracking error, min_return, transaction costs or add_constraints). Fees and the risk-free
-    rate are allowed (they only change ``a``). A request addressed to CVXPY keeps today's
+    constraint family (no min/max_budget, max_long/short, linear constraints, tracking error,
+    min_return, transaction costs or add_constraints). ``max_turnover`` is a box around
+    ``previous_weights`` and folds into the bounds (:func:`_box`); fees and the risk-free rate
+    are allowed (they only change ``a``). A request addressed to CVXPY keeps today's
     path: ``save_problem=True`` (the program) or a ``solver``/``solver_params`` other than the
     defaults."""
     if save_problem or spec.risk_form != "qp" or spec.min_return_is_array:
@@ -115,18 +116,22 @@ def dense_eligible(spec: _Spec, save_problem: bool = False) -> bool:
     if spec.lower is None or not np.all((spec.lower >= 0) & np.isfinite(spec.lower)):
         return False
     others = (spec.min_budget, spec.max_budget, spec.max_long, spec.max_short, spec.costs,
-              spec.turnover, spec.tracking_error, spec.min_returns, spec.add_constraints,
-              spec.add_objective)
+              spec.tracking_error, spec.min_returns, spec.add_constraints, spec.add_objective)
     return all(v is None for v in others) and not spec.A_eq.size and not spec.A_ineq.size
 
 
 def _box(spec: _Spec) -> _Box:
-    """The bounds of an eligible spec; an upper bound that cannot bind (long-only, at least
-    the budget) is dropped, so the default family pivots on lower bounds only."""
+    """The bounds of an eligible spec, with ``max_turnover``'s per-asset ``|w - previous| <=
+    max_turnover`` folded in (the same box in the homogenised program: ``|y - previous t| <=
+    max_turnover t``); an upper bound that cannot bind (at least the budget, with lower bounds
+    >= 0) is dropped, so the default family pivots on lower bounds only."""
+    lower = spec.lower.astype(float)
     upper = np.full(spec.n, np.inf) if spec.upper is None else spec.upper.astype(float)
-    if np.all(spec.lower >= 0):
-        upper = np.where(upper >= spec.budget, np.inf, upper)
-    return _Box(spec.lower.astype(float), upper, float(spec.budget))
+    if spec.turnover is not None:
+        lower = np.maximum(lower, spec.previous - spec.turnover)
+        upper = np.minimum(upper, spec.previous + spec.turnover)
+    upper = np.where(upper >= spec.budget, np.inf, upper)
+    return _Box(lower, upper, float(spec.budget))
 
 
 def _coefficients(spec: _Spec) -> np.ndarray:
