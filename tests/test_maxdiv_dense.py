@@ -360,6 +360,29 @@ def test_backup_rule_and_cold_start_reach_the_same_optimum(monkeypatch):
     assert exchanges >= 2
 
 
+def test_conjugate_gradient_solver_and_stage(monkeypatch):
+    X = make_returns(600, 1500, 9, dense=True)
+    cov = X.cov().to_numpy()
+    a = np.sqrt(np.diag(cov))
+    root, residual = _dense._low_rank_plus_diagonal(cov, 20)
+    solver = _dense._IterativeSolver(cov, a, root, residual)
+    free = np.arange(0, 600, 2)
+    rhs = np.column_stack([a[free], np.ones(free.size)])
+    direct = np.linalg.solve(cov[np.ix_(free, free)], rhs)
+    error = np.linalg.norm(solver.solve(free, rhs) - direct, axis=0)
+    assert np.all(error <= 1e-4 * np.linalg.norm(direct, axis=0))  # residual 1e-6 x condition
+    # The stage only moves the start: the answer is the one without it.
+    y, _ = _dense._pivot_dense(cov, a)
+    assert np.count_nonzero(y) > _dense._ITERATIVE_FROM
+    monkeypatch.setattr(_dense, "_ITERATIVE_FROM", 10**9)
+    y_direct, _ = _dense._pivot_dense(cov, a)
+    np.testing.assert_allclose(y, y_direct, rtol=0, atol=1e-10 * np.max(y))
+    monkeypatch.setattr(_dense, "_CG_STEPS", 1)  # CG gives up: the exact stage still answers
+    monkeypatch.setattr(_dense, "_ITERATIVE_FROM", 400)
+    y_failed, _ = _dense._pivot_dense(cov, a)
+    np.testing.assert_allclose(y_failed, y_direct, rtol=0, atol=1e-10 * np.max(y))
+
+
 def test_low_rank_solver_equals_dense_algebra():
     rng = np.random.default_rng(2)
     root, residual = rng.standard_normal((30, 4)), rng.uniform(0.1, 0.3, 30)

@@ -57,6 +57,14 @@ _REFINEMENTS = 4
 _RESIDUAL = 1e-14
 # Dinkelbach steps of the bounded certificate (each a sort; it ends in a few).
 _DINKELBACH_STEPS = 50
+# The conjugate-gradient stage of _pivot_dense: from this many free assets, at most this many
+# exchanges, this relative residual (enough for the signs), this many steps per solve. Measured
+# (one BLAS thread, CPU, dense optima at T = 4000): n = 2000 pivoting 0.31 s -> 0.23 s, one
+# factorisation of 1688 assets instead of 2000 and 1660; n = 1000 0.052 s -> 0.044 s.
+_ITERATIVE_FROM = 400
+_ITERATIVE_EXCHANGES = 2
+_CG_TOLERANCE = 1e-6
+_CG_STEPS = 300
 
 
 @dataclass(frozen=True)
@@ -424,8 +432,8 @@ def _free_solution(a: np.ndarray, system, box: _Box, state: np.ndarray):
     return y, t, 2.0 / denominator, alpha, c, bound, b
 
 
-def _block_pivoting(a: np.ndarray, system, state: np.ndarray, box: _Box
-                    ) -> tuple[np.ndarray, int] | None:
+def _block_pivoting(a: np.ndarray, system, state: np.ndarray, box: _Box,
+                    max_exchanges: int = _MAX_EXCHANGES) -> tuple[np.ndarray, int] | None:
     """``(y, exchanges)`` solving the optimality conditions of the module docstring from
     ``state`` (changed in place), or None (no factorable free set, a degenerate one, or no
     convergence within ``_MAX_EXCHANGES``). ``system`` gives ``solve(F, rhs)`` (``Sigma_FF^{-1}
@@ -439,7 +447,7 @@ def _block_pivoting(a: np.ndarray, system, state: np.ndarray, box: _Box
     a) = 0``, finite for a positive definite ``Sigma`` with that backup rule."""
     n = a.size
     best, tries = n + 1, _BLOCK_TRIES
-    for exchange in range(_MAX_EXCHANGES):
+    for exchange in range(max_exchanges):
         solved = _free_solution(a, system, box, state)
         if solved is None:
             return None
@@ -470,14 +478,70 @@ def _block_pivoting(a: np.ndarray, system, state: np.ndarray, box: _Box
     return None
 
 
+class _IterativeSolver:
+    """``Sigma_FF^{-1} rhs`` by conjugate gradients preconditioned with the low-rank surrogate
+    (``(R_F R_F' + D_F)^{-1}`` by Woodbury), to relative residual ``_CG_TOLERANCE``; None when
+    it does not get there in ``_CG_STEPS``. A few dozen products with ``Sigma_FF`` instead of
+    a factorisation: used to find the free set of a dense optimum before the one
+    factorisation at its final size."""
+
+    def __init__(self, cov: np.ndarray, a: np.ndarray, root: np.ndarray,
+                 residual: np.ndarray):
+        self.cov, self.a, self.root, self.d2 = cov, a, root, residual**2
+
+    def solve(self, free: np.ndarray, rhs: np.ndarray | None = None) -> np.ndarray | None:
+        rhs = self.a[free] if rhs is None else rhs
+        root, d2 = self.root[free], self.d2[free]
+        scaled = root / d2[:, None]
+        try:
+            small = sla.cho_factor(np.eye(root.shape[1]) + root.T @ scaled, check_finite=False)
+        except np.linalg.LinAlgError:
+            return None
+
+        def precondition(v):
+            return v / d2 - scaled @ sla.cho_solve(small, scaled.T @ v, check_finite=False)
+
+        block = self.cov[np.ix_(free, free)]
+        columns = rhs.reshape(free.size, -1)
+        out = np.empty(columns.shape)
+        for j in range(columns.shape[1]):
+            b = columns[:, j]
+            x, r = np.zeros(free.size), b.copy()
+            z = precondition(r)
+            p, rz, target = z.copy(), float(r @ z), _CG_TOLERANCE * float(np.linalg.norm(b))
+            for _ in range(_CG_STEPS):
+                q = block @ p
+                alpha = rz / float(p @ q)
+                x += alpha * p
+                r -= alpha * q
+                if np.linalg.norm(r) <= target:
+                    break
+                z = precondition(r)
+                rz, previous = float(r @ z), rz
+                p = z + (rz / previous) * p
+            else:
+                return None
+            out[:, j] = x
+        return out.reshape(rhs.shape)
+
+    def product(self, y: np.ndarray) -> np.ndarray:
+        return self.cov @ y
+
+
 def _pivot_dense(cov: np.ndarray, a: np.ndarray, box: _Box | None = None
                  ) -> tuple[np.ndarray, int] | None:
-    """``(y, exchanges)`` on the exact covariance (``box``: default long-only, no upper bound),
-    started from the optimal state for a rank-20-plus-diagonal surrogate of it (the
-    screening's, solved by the same pivoting at ``n r^2`` per exchange): a start near the
-    answer, so that the exact exchanges are few and mostly Schur-complement updates of one
-    factorisation. Assets with ``a_j <= 0`` and a lower bound 0 (e.g. zero variance) start
-    on it and leave only if their sign condition asks."""
+    """``(y, exchanges)`` on the exact covariance (``box``: default long-only, no upper bound).
+
+    Three stages, each starting from the state the previous one ends in: the pivoting on a
+    rank-20-plus-diagonal surrogate of ``Sigma`` (the screening's; ``n r^2`` per exchange);
+    when more than ``_ITERATIVE_FROM`` assets are then free (a dense optimum), the pivoting on
+    ``Sigma`` with preconditioned conjugate-gradient solves (``_ITERATIVE_EXCHANGES``
+    exchanges; products with ``Sigma`` only, no factorisation of the full set); and the exact
+    pivoting with Cholesky factors and
+    Schur-complement updates, which gives the answer (few exchanges remain, usually one
+    factorisation at the final size). Every stage passes on the state it reaches. Assets
+    with ``a_j <= 0`` and a lower bound 0 (e.g. zero variance) start on it and leave only if
+    their sign condition asks."""
     n = a.size
     if box is None:
         box = _Box(np.zeros(n), np.full(n, np.inf), 1.0)
@@ -486,6 +550,10 @@ def _pivot_dense(cov: np.ndarray, a: np.ndarray, box: _Box | None = None
     guess = start.copy()
     if _block_pivoting(a, _LowRankSolver(root, residual, a), guess, box) is not None:
         start = guess
+    if np.count_nonzero(start == FREE) > _ITERATIVE_FROM:
+        # Its exchanges move the state on even when it stops short (any state is a start).
+        _block_pivoting(a, _IterativeSolver(cov, a, root, residual), start, box,
+                        _ITERATIVE_EXCHANGES)
     return _block_pivoting(a, _FreeSetSolver(cov, a), start, box)
 
 
