@@ -378,15 +378,18 @@ class _LowRankSolver:
 
 
 def _free_solution(a: np.ndarray, system, box: _Box, state: np.ndarray):
-    """``(y, lam, gamma)`` of the equality-constrained problem of ``state``, or None.
+    """``(y, t, lam, alpha, c, bound, b)`` for the equality-constrained problem of ``state``
+    (``alpha = a_B'b``; the rest as below), or None when it is degenerate (no free asset,
+    ``c = 0``, ``t <= 0``) or not solvable.
 
     With bound values ``b`` on the bound set ``B`` and ``c = budget - sum b``, the budget reads
     ``1'y_F = c t`` and ``y_B = b t``, so ``y = M y_F`` and the problem is ``min y_F'Q y_F``
     s.t. ``a~'y_F = 1`` with ``Q = Sigma_FF + (v 1' + 1 v') / c + beta 1 1' / c^2`` (``v =
     Sigma_FB b``, ``beta = b'Sigma_BB b``) and ``a~ = a_F + (a_B'b / c) 1``; Woodbury reduces
     ``Q x = a~`` to three solves with ``Sigma_FF``. With all bound values 0 (long-only) ``Q =
-    Sigma_FF``. ``lam`` is the multiplier of ``a'y = 1`` and ``gamma`` the common value of
-    ``(2 Sigma y - lam a)_F`` (0 without nonzero bound values)."""
+    Sigma_FF``. ``lam = 2 / a~'x`` is the multiplier of ``a'y = 1``; the common value of
+    ``(2 Sigma y - lam a)_F`` is ``gamma = (lam alpha - b'(2 Sigma y)_B) / c`` (0 without
+    nonzero bound values), computed by the caller."""
     n = a.size
     free = np.flatnonzero(state == FREE)
     bound = np.flatnonzero(state != FREE)
@@ -436,7 +439,7 @@ def _block_pivoting(a: np.ndarray, system, state: np.ndarray, box: _Box,
                     max_exchanges: int = _MAX_EXCHANGES) -> tuple[np.ndarray, int] | None:
     """``(y, exchanges)`` solving the optimality conditions of the module docstring from
     ``state`` (changed in place), or None (no factorable free set, a degenerate one, or no
-    convergence within ``_MAX_EXCHANGES``). ``system`` gives ``solve(F, rhs)`` (``Sigma_FF^{-1}
+    convergence within ``max_exchanges``). ``system`` gives ``solve(F, rhs)`` (``Sigma_FF^{-1}
     rhs``, default ``rhs = a_F``) and ``product(y)`` (``Sigma y``).
 
     Block principal pivoting: every sign violation is exchanged at once (a free weight outside
