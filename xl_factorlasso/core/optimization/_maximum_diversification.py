@@ -176,8 +176,9 @@ class MaximumDiversification(ConvexRatioOptimization):
         Which path solved the fit (``path``: ``"dense"``, the active-set solver used for
         long-only bounds and a budget; ``"screened"`` or ``"cvxpy"``), the dense path's
         certified ``relative_gap`` (a bound on the relative loss of ratio), its ``exchanges``,
-        and a ``note`` when the dense path was tried and gave no certified answer. None when
-        the fit failed before a solve.
+        and a ``note`` when the dense path was tried and gave no certified answer. After a
+        failed solve it names the path that failed; None when the fit failed before a solve
+        (invalid or infeasible inputs).
     """
 
     def __init__(
