@@ -25,6 +25,16 @@ Usage::
     python benchmarks/bench_maxdiv.py                 # n = 50, 200, 1000; a, b, factor
     python benchmarks/bench_maxdiv.py --sizes 50 200 --repeats 5
     python benchmarks/bench_maxdiv.py --repeat        # first vs repeated fit (no skfolio)
+    python benchmarks/bench_maxdiv.py --dense         # dense path rows, n = 1000, 2000
+    python benchmarks/bench_maxdiv.py --scaling --T 4000 --repeats 5   # ours, n = 1000, 2000
+
+``--dense`` compares dense optima (``make_data(dense=True)``: ~85% of the assets held) and
+sparse ones (the default data, ~12%), long-only (the dense path of ``_dense.py``), and at
+n = 1000 three families the dense path does not cover (``path`` says which ran): long-short
+bounds -0.05..0.1, ``max_turnover=0.05`` and ``transaction_costs=0.001`` around
+``previous_weights = 1/n``, and one it covers, a binding cap ``max_weights=0.002``.
+``T = max(--T, 2 n)``. "np.cov" is the time of the sample covariance alone, which both
+libraries compute; "held" counts our nonzero weights. ``dD`` is on the net ratio with costs.
 
 ``--repeat`` times rolling refits of one estimator: the window of ``T`` observations moves one
 day per fit. "first" is the first fit of a new estimator (builds and compiles the CVXPY
@@ -49,10 +59,13 @@ from xl_factorlasso.core.covariance import FactorCovariance
 from xl_factorlasso.core.optimization import MaximumDiversification
 
 
-def make_data(n: int, T: int = 2000, k: int = 5) -> tuple[pd.DataFrame, pd.DataFrame]:
+def make_data(n: int, T: int = 2000, k: int = 5, dense: bool = False
+              ) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Returns and factors. ``dense=True`` centres the loadings on 0 (sd 0.35 instead of
+    N(0.5, 0.5)): no common market factor, so the optimum holds most assets (~85%)."""
     rng = np.random.default_rng(20240611 + n)
     factors = rng.normal(0.0003, 0.01, (T, k))
-    loadings = rng.normal(0.5, 0.5, (n, k))
+    loadings = rng.normal(0.0, 0.35, (n, k)) if dense else rng.normal(0.5, 0.5, (n, k))
     noise = rng.normal(0.0, 1.0, (T, n)) * rng.uniform(0.005, 0.03, n)
     index = pd.bdate_range("2015-01-01", periods=T)
     X = pd.DataFrame(
@@ -83,9 +96,11 @@ def config_params(name: str, n: int) -> dict:
     return {}
 
 
-def ratio(w: np.ndarray, cov: np.ndarray, l1: float = 0.0) -> float:
+def ratio(w: np.ndarray, cov: np.ndarray, l1: float = 0.0, costs: float = 0.0,
+          previous: float = 0.0) -> float:
     sigma = np.sqrt(np.diag(cov))
-    return float(sigma @ w / (np.sqrt(w @ cov @ w) + l1 * np.abs(w).sum()))
+    numerator = sigma @ w - costs * np.abs(w - previous).sum()
+    return float(numerator / (np.sqrt(w @ cov @ w) + l1 * np.abs(w).sum()))
 
 
 def timed(fn, repeats: int) -> tuple[float, object]:
@@ -98,8 +113,9 @@ def timed(fn, repeats: int) -> tuple[float, object]:
     return statistics.median(times), out
 
 
-def interleaved(ours, theirs, repeats: int):
-    ours(), theirs()
+def interleaved(ours, theirs, repeats: int, warm: bool = True):
+    if warm:
+        ours(), theirs()
     t_ours, t_theirs, a, b = [], [], None, None
     for _ in range(repeats):
         start = time.perf_counter()
@@ -149,6 +165,64 @@ def repeat_rows(sizes: list[int], T: int, repeats: int) -> list[tuple]:
     return rows
 
 
+# The --dense rows: (data, label, parameters, sizes it runs at; None = every size).
+DENSE_CASES = [
+    ("dense", "long-only", {}, None),
+    ("sparse", "long-only", {}, None),
+    ("dense", "max_weights 0.002", {"max_weights": 0.002}, {1000}),
+    ("dense", "long-short -0.05..0.1", {"min_weights": -0.05, "max_weights": 0.1}, {1000}),
+    ("dense", "turnover 0.05", {"max_turnover": 0.05, "previous_weights": "1/n"}, {1000}),
+    ("dense", "costs 0.001", {"transaction_costs": 0.001, "previous_weights": "1/n"}, {1000}),
+]
+
+
+def dense_rows(sizes: list[int], T: int, repeats: int):
+    """Ours against skfolio on the rows of ``DENSE_CASES`` (see ``--dense`` in the module
+    docstring), one row at a time; ``T = max(T, 2 n)`` observations."""
+    from skfolio.optimization import MaximumDiversification as SkMaxDiv
+
+    for n in sizes:
+        n_obs = max(T, 2 * n)
+        for data, label, template, only in DENSE_CASES:
+            if only is not None and n not in only:
+                continue
+            params = {k: (1.0 / n if v == "1/n" else v) for k, v in template.items()}
+            X, _ = make_data(n, n_obs, dense=data == "dense")
+            values = X.to_numpy()
+            t_cov, _ = timed(lambda values=values: np.cov(values, rowvar=False), repeats)
+            t_ours, t_sk, ours, sk = interleaved(
+                lambda p=params, X=X: MaximumDiversification(**p).fit(X),
+                lambda p=params, X=X: SkMaxDiv(**p).fit(X),
+                repeats, warm=n < 2000,  # at n = 2000 a skfolio fit takes a minute
+            )
+            cov = X.cov().to_numpy()
+            extra = {"costs": params["transaction_costs"], "previous": 1.0 / n} if (
+                "transaction_costs" in params) else {}
+            w = ours.weights_.to_numpy()
+            d_ours, d_sk = ratio(w, cov, **extra), ratio(np.asarray(sk.weights_), cov, **extra)
+            yield (n, n_obs, data, label, ours.solve_.path, int(np.count_nonzero(w)), t_cov,
+                   t_ours, t_sk, d_ours, d_sk)
+
+
+def scaling_rows(sizes: list[int], T: int, repeats: int):
+    """Our fit alone (no skfolio) at each size on the same ``T``: wall and CPU medians, and
+    the time of ``np.cov``, so that the solve's own growth can be read off."""
+    for data in ("dense", "sparse"):
+        for n in sizes:
+            X, _ = make_data(n, T, dense=data == "dense")
+            values = X.to_numpy()
+            t_cov, _ = timed(lambda values=values: np.cov(values, rowvar=False), repeats)
+            MaximumDiversification().fit(X)
+            walls, cpus = [], []
+            for _ in range(repeats):
+                start, cpu = time.perf_counter(), time.process_time()
+                model = MaximumDiversification().fit(X)
+                walls.append(time.perf_counter() - start)
+                cpus.append(time.process_time() - cpu)
+            yield (n, data, model.solve_.path, int(np.count_nonzero(model.weights_)), t_cov,
+                   statistics.median(walls), statistics.median(cpus))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", type=int, nargs="+", default=[50, 200, 1000])
@@ -156,7 +230,42 @@ def main() -> None:
     parser.add_argument("--T", type=int, default=2000)
     parser.add_argument("--repeat", action="store_true",
                         help="time first vs repeated fits of one estimator (no skfolio)")
+    parser.add_argument("--dense", action="store_true",
+                        help="dense vs sparse optima, long-only/long-short/turnover/costs, "
+                             "against skfolio (default sizes 1000 2000)")
+    parser.add_argument("--scaling", action="store_true",
+                        help="our fit alone at --sizes on one T (default sizes 1000 2000)")
     args = parser.parse_args()
+
+    if args.scaling:
+        warnings.filterwarnings("ignore", category=UserWarning)
+        sizes = args.sizes if args.sizes != [50, 200, 1000] else [1000, 2000]
+        print(f"python {platform.python_version()}, {platform.machine()}, T={args.T}, median "
+              f"of {args.repeats} warm fits\n")
+        print("| n | optimum | path | held | np.cov (s) | fit wall (s) | fit CPU (s) |")
+        print("|---:|---|---|---:|---:|---:|---:|")
+        for n, data, path, held, t_cov, wall, cpu in scaling_rows(sizes, args.T, args.repeats):
+            print(f"| {n} | {data} | {path} | {held} | {t_cov:.3f} | {wall:.3f} | {cpu:.3f} |",
+                  flush=True)
+        return
+
+    if args.dense:
+        import skfolio
+
+        warnings.filterwarnings("ignore", category=UserWarning)
+        sizes = args.sizes if args.sizes != [50, 200, 1000] else [1000, 2000]
+        print(f"python {platform.python_version()}, skfolio {skfolio.__version__}, "
+              f"{platform.machine()}, T=max({args.T}, 2n), median of {args.repeats} fits "
+              "(interleaved; no warm-up fit at n >= 2000)\n")
+        print("| n | T | optimum | constraints | path | held | np.cov (s) | ours (s) "
+              "| skfolio (s) | speed-up | D ours | dD (ours - skfolio) |")
+        print("|---:|---:|---|---|---|---:|---:|---:|---:|---:|---:|---:|")
+        for (n, n_obs, data, label, path, held, t_cov, t_ours, t_sk, d_ours,
+             d_sk) in dense_rows(sizes, args.T, args.repeats):
+            print(f"| {n} | {n_obs} | {data} | {label} | {path} | {held} | {t_cov:.3f} | "
+                  f"{t_ours:.3f} | {t_sk:.3f} | {t_sk / t_ours:.1f}x | {d_ours:.6f} | "
+                  f"{d_ours - d_sk:+.1e} |", flush=True)
+        return
 
     if args.repeat:
         warnings.filterwarnings("ignore", category=UserWarning)

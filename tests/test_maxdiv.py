@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 
 from xl_factorlasso.core.covariance import FactorCovariance
-from xl_factorlasso.core.optimization import MaximumDiversification, ewma_covariance
+from xl_factorlasso.core.optimization import MaximumDiversification, _dense, ewma_covariance
 from xl_factorlasso.core.optimization import _screening as md
 
 skd = pytest.importorskip("skfolio.datasets")
@@ -538,6 +538,13 @@ def synthetic400():
     return make_returns(400, 900, 400)
 
 
+@pytest.fixture
+def no_dense_path(monkeypatch):
+    """These tests exercise the screening: the default family would take the dense path
+    (tests/test_maxdiv_dense.py) first."""
+    monkeypatch.setattr(_dense, "dense_eligible", lambda spec, save_problem=False: False)
+
+
 def _full_solve(monkeypatch, params, X):
     with monkeypatch.context() as patch:
         patch.setattr(md, "_SCREEN_MIN_ASSETS", 10**9)
@@ -552,7 +559,7 @@ def _full_solve(monkeypatch, params, X):
      {"l1_coef": 2e-3, "max_turnover": 0.02, "previous_weights": 1 / 400},  # cone form
      {"l2_coef": 0.05}],
     ids=["default", "max_weights", "rows_costs", "l1_turnover", "l2"])
-def test_screened_solve_equals_full_solve(monkeypatch, synthetic400, params):
+def test_screened_solve_equals_full_solve(monkeypatch, synthetic400, params, no_dense_path):
     calls = []
     original = MaximumDiversification._solve_screened
 
@@ -573,7 +580,7 @@ def test_screened_solve_equals_full_solve(monkeypatch, synthetic400, params):
                          net_ratio(full.weights_.to_numpy(), cov, **ratio))
 
 
-def test_screening_adds_assets_until_certified(monkeypatch, synthetic400):
+def test_screening_adds_assets_until_certified(monkeypatch, synthetic400, no_dense_path):
     # A rank-1 surrogate misses much of the support, so the KKT test must grow the working set.
     monkeypatch.setattr(md, "_SURROGATE_RANK", 1)
     sizes = []

@@ -19,6 +19,7 @@ from xl_factorlasso.core.optimization import (
     Population,
     Portfolio,
     SolverFailedError,
+    _dense,
 )
 
 skd = pytest.importorskip("skfolio.datasets")
@@ -336,6 +337,8 @@ def test_violating_solution_is_never_returned(X, monkeypatch):
         return out
 
     monkeypatch.setattr(cp.Problem, "solve", corrupted)
+    # The default family would take the dense path, which does not call CVXPY.
+    monkeypatch.setattr(_dense, "dense_eligible", lambda spec, save_problem=False: False)
     with pytest.raises(SolverFailedError, match="violates budget=1"):
         MaximumDiversification().fit(X)
     with pytest.raises(SolverFailedError, match="violates max_weights for 'AAPL' by"):

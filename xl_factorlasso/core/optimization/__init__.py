@@ -1,6 +1,7 @@
 """Portfolio optimisation: the maximum-diversification estimator and its helpers."""
 
 from ._base import NotFittedError
+from ._dense import SolveReport
 from ._equations import (
     Equation,
     LinearConstraints,
@@ -30,6 +31,7 @@ __all__ = [
     "PolishReport",
     "Population",
     "Portfolio",
+    "SolveReport",
     "SolverFailedError",
     "equations_to_matrix",
     "ewma_covariance",

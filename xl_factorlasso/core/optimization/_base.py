@@ -5,8 +5,9 @@
 everything but the choice of ``mu``, which a thin subclass makes in :meth:`_numerator` (for
 :class:`~._maximum_diversification.MaximumDiversification`, ``mu = sigma``). The pieces:
 validation (:mod:`._spec`), the CVXPY model (:mod:`._formulation`), feasibility diagnosis
-(:mod:`._diagnosis`), one solve and its polishing (:mod:`._solve`) and the screened solve for
-large dense problems (:mod:`._screening`).
+(:mod:`._diagnosis`), one solve and its polishing (:mod:`._solve`), the dense path for long-only
+bounds and a budget (:mod:`._dense`) and the screened solve for large dense problems
+(:mod:`._screening`).
 """
 
 from __future__ import annotations
@@ -20,14 +21,14 @@ import numpy as np
 import pandas as pd
 
 from .._base import BaseEstimator, clone
-from . import _screening
+from . import _dense, _screening
 from ._diagnosis import _check_min_return, _precheck
 from ._exceptions import OptimizationError, rescued_message
 from ._formulation import _build_parametric, _build_problem, _coefficients, _reusable, _signature
 from ._portfolio import Population, Portfolio
 from ._risk import RiskModel, resolve_risk_model
 from ._screening import _screenable
-from ._solve import _polish, _solve_once
+from ._solve import _measures, _polish, _solve_once
 from ._spec import _Handles, _Spec, specify
 from ._validation import asset_vector, check_returns, real_float
 
@@ -89,19 +90,13 @@ class ConvexRatioOptimization(BaseEstimator):
         if not spec.min_return_is_array:
             target = spec.min_returns[0] if spec.min_returns else None
             _check_min_return(spec, target, top)
-            screened = self._solve_screened(spec, X, target) if _screenable(spec) else None
-            if screened is not None:
-                w, values, handles = screened
-            else:
-                handles = self._problem(spec, "full")
-                if self.save_problem:
-                    self.problem_ = handles.problem
-                w, values = _solve_once(spec, handles, target, X)
+            w, values, handles = self._solve_single(spec, X, target)
             if self.save_problem:
                 self.problem_ = handles.problem
             w, values, self.polish_ = _polish(spec, w, values, handles, target, X, self.polish)
             return self._label(spec, w), values, None
 
+        self.solve_ = _dense.SolveReport("cvxpy")
         handles = self._problem(spec, "full")
         if self.save_problem:
             self.problem_ = handles.problem
@@ -132,6 +127,30 @@ class ConvexRatioOptimization(BaseEstimator):
         index = pd.Index(spec.min_returns, name="min_return")
         weights = pd.DataFrame(np.vstack(rows), index=index, columns=self._columns(spec))
         return weights, all_values, errors if failed else None
+
+    def _solve_single(self, spec: _Spec, X: np.ndarray | None, target: float | None):
+        """``(w, problem_values, handles)`` of one solve, by the first path that answers: the
+        dense active-set solver (:func:`._dense.dense_eligible`), the screened solve, the full
+        CVXPY program. Sets ``solve_`` (which path, its certificate, why an earlier one did
+        not answer)."""
+        note = ""
+        if _dense.dense_eligible(spec, self.save_problem):
+            dense = _dense.solve_dense(spec, X)
+            if not isinstance(dense, str):
+                w, gap, handles, exchanges = dense
+                self.solve_ = _dense.SolveReport("dense", gap, exchanges)
+                return w, _measures(spec, w, handles, handles.t.value), handles
+            note = dense
+        screened = self._solve_screened(spec, X, target) if _screenable(spec) else None
+        if screened is not None:
+            self.solve_ = _dense.SolveReport("screened", note=note)
+            return screened
+        self.solve_ = _dense.SolveReport("cvxpy", note=note)
+        handles = self._problem(spec, "full")
+        if self.save_problem:
+            self.problem_ = handles.problem
+        w, values = _solve_once(spec, handles, target, X)
+        return w, values, handles
 
     def _problem(self, spec: _Spec, role: str) -> _Handles:
         """The program for ``spec``.
@@ -183,7 +202,7 @@ class ConvexRatioOptimization(BaseEstimator):
     def _reset(self):
         for name in ("weights_", "problem_values_", "problem_", "n_features_in_",
                      "feature_names_in_", "fallback_", "fallback_chain_", "error_",
-                     "covariance_", "asset_volatilities_", "polish_", "_spec"):
+                     "covariance_", "asset_volatilities_", "polish_", "solve_", "_spec"):
             if hasattr(self, name):
                 delattr(self, name)
 
@@ -220,7 +239,7 @@ class ConvexRatioOptimization(BaseEstimator):
         self.asset_volatilities_ = pd.Series(spec.risk.sigma, index=self._columns(spec),
                                              name="volatility")
         self.fallback_, self.fallback_chain_, self.error_ = None, None, None
-        self.polish_ = None
+        self.polish_ = self.solve_ = None
         try:
             weights, problem_values, errors = self._optimize(spec, values)
         except OptimizationError as err:

@@ -27,8 +27,10 @@ class MaximumDiversification(ConvexRatioOptimization):
 
     with :math:`\sigma = \sqrt{\operatorname{diag}\Sigma}`, by its Charnes–Cooper homogenisation
     (a second-order cone program, or its QP form when the risk alone is minimised over a dense
-    covariance, solved by Clarabel through CVXPY). In the default case it is
-    :math:`\sigma^\top w / \sqrt{w^\top\Sigma w}` over long-only, fully invested portfolios.
+    covariance, solved by Clarabel through CVXPY; with a dense covariance, long-only bounds and
+    a budget only, by a certified active-set solver instead, see ``solve_``). In the default
+    case it is :math:`\sigma^\top w / \sqrt{w^\top\Sigma w}` over long-only, fully invested
+    portfolios.
 
     Parameters
     ----------
@@ -170,6 +172,13 @@ class MaximumDiversification(ConvexRatioOptimization):
         What polishing did (``applied``, ``n_snapped``, ``max_change``, ``ratio_change``,
         ``note``); a list aligned with the rows for an array ``min_return`` (None for a failed
         row); None when the weights come from a fallback or the fit failed.
+    solve_ : SolveReport or None
+        Which path solved the fit (``path``: ``"dense"``, the active-set solver used for
+        long-only bounds and a budget; ``"screened"`` or ``"cvxpy"``), the dense path's
+        certified ``relative_gap`` (a bound on the relative loss of ratio), its ``exchanges``,
+        and a ``note`` when the dense path was tried and gave no certified answer. After a
+        failed solve it names the path that failed; None when the fit failed before a solve
+        (invalid or infeasible inputs).
     """
 
     def __init__(
