@@ -39,6 +39,7 @@ bench: $(TEST_STAMP)
 	$(BIN)/python benchmarks/bench_engine.py
 	$(BIN)/python benchmarks/bench_maxdiv.py
 	$(BIN)/python benchmarks/bench_udf.py
+	$(BIN)/python benchmarks/bench_peers.py
 
 # writes xl_factorlasso/templates/factorlasso_template*.xlsx/.xlsm (package data): one per add-in,
 # with synthetic and with real sample data (skfolio's datasets: the dev extra)
