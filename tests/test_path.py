@@ -282,6 +282,19 @@ def _centred(x, y):
     return xa - xa.mean(axis=0), ya - ya.mean(axis=0)
 
 
+def _against_path(path, lambdas, desc, coefs):
+    """Yield ``(model, scikit-learn's coefficients at its lambda)`` after checking that both
+    reach the same objective (1e-8) and the same loadings (1e-6); ``coefs`` is (N, M, len)
+    in the order of ``desc``."""
+    for model, lam in zip(path, lambdas, strict=True):
+        theirs = coefs[:, :, int(np.flatnonzero(desc == lam)[0])]
+        f_theirs = model.objective(theirs)
+        assert model.objective_value_ <= f_theirs * (1 + 1e-8)
+        assert f_theirs <= model.objective_value_ * (1 + 1e-8)
+        np.testing.assert_allclose(model.coef_.to_numpy(), theirs, atol=1e-6)
+        yield model, theirs
+
+
 def test_plain_lasso_against_sklearn_lasso_path():
     """Ours ``(1/T)||Y - XB' - 1a'||^2 + lambda |B|_1`` is twice scikit-learn's multi-output
     Lasso at ``alpha = lambda / 2`` on centred data, separable over responses."""
@@ -295,12 +308,7 @@ def test_plain_lasso_against_sklearn_lasso_path():
     desc = np.sort(lambdas)[::-1]
     coefs = np.stack([lasso_path(xc, yc[:, k], alphas=desc / 2, tol=1e-14, max_iter=100_000)[1]
                       for k in range(y.shape[1])])  # (N, M, n_lambdas)
-    for model, lam in zip(path, lambdas, strict=True):
-        theirs = coefs[:, :, int(np.flatnonzero(desc == lam)[0])]
-        f_theirs = model.objective(theirs)
-        assert model.objective_value_ <= f_theirs * (1 + 1e-8)
-        assert f_theirs <= model.objective_value_ * (1 + 1e-8)
-        np.testing.assert_allclose(model.coef_.to_numpy(), theirs, atol=1e-6)
+    for model, theirs in _against_path(path, lambdas, desc, coefs):
         assert ((model.coef_.to_numpy() == 0) == (np.abs(theirs) < 1e-12)).mean() > 0.95
 
 
@@ -319,12 +327,7 @@ def test_fcgl_one_cluster_against_sklearn_multitask_path():
     desc = np.sort(lambdas)[::-1]
     _, coefs, _ = lasso_path(xc, yc, alphas=desc * np.sqrt(n) / 2, tol=1e-14,
                              max_iter=100_000)  # (N, M, n_lambdas)
-    for model, lam in zip(path, lambdas, strict=True):
-        theirs = coefs[:, :, int(np.flatnonzero(desc == lam)[0])]
-        f_theirs = model.objective(theirs)
-        assert model.objective_value_ <= f_theirs * (1 + 1e-8)
-        assert f_theirs <= model.objective_value_ * (1 + 1e-8)
-        np.testing.assert_allclose(model.coef_.to_numpy(), theirs, atol=1e-6)
+    for model, theirs in _against_path(path, lambdas, desc, coefs):
         # the same factors dropped for every response
         np.testing.assert_array_equal((model.coef_.to_numpy() == 0).all(axis=0),
                                       (np.abs(theirs) < 1e-12).all(axis=0))
