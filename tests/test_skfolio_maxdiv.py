@@ -459,9 +459,11 @@ def test_fallback_chain_as_skfolio(X):
     # a refit that falls back keeps nothing of the previous solve (as skfolio)
     refit = MaximumDiversification().fit(X)
     assert refit.problem_values_ is not None
+    # the core's report of the path that answered passes through (the defaults: the dense path)
+    assert refit.solve_.path == "dense" and refit.solve_.relative_gap <= 1e-9
     with pytest.warns(UserWarning, match="the weights come from the fallback EqualWeighted()"):
         refit.set_params(min_weights=0.1, fallback=EqualWeighted()).fit(X)
-    assert refit.problem_values_ is None and refit.polish_ is None
+    assert refit.problem_values_ is None and refit.polish_ is None and refit.solve_ is None
     np.testing.assert_array_equal(refit.weights_, np.full(20, 1 / 20))
 
 

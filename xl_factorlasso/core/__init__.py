@@ -62,6 +62,7 @@ _OPTIMIZATION_NAMES = (
     "PolishReport",
     "Population",
     "Portfolio",
+    "SolveReport",
     "SolverFailedError",
     "parse_equation",
 )

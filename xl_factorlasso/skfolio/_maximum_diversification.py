@@ -117,6 +117,9 @@ class MaximumDiversification(BaseOptimization):
     investable_mask_ : ndarray of bool or None
     polish_ : PolishReport, list or None
         The core's corner polishing (see ``docs/maxdiv.md``).
+    solve_ : SolveReport or None
+        Which path answered (``"dense"``, ``"screened"``, ``"cvxpy"``) and its certificate
+        (see ``docs/maxdiv.md``, "Dense path").
     problem_ : cvxpy.Problem
         With ``save_problem=True``.
     diagnosis_ : str or None
@@ -300,6 +303,7 @@ class MaximumDiversification(BaseOptimization):
     def _solve(self, distribution, y, prior_repaired: bool):
         # never a previous fit's after a failure
         self.problem_values_, self.polish_, self.diagnosis_ = None, None, None
+        self.solve_ = None
         mask = getattr(self, "investable_mask_", None)
         names = getattr(self, "feature_names_in_", None)
         n_full = len(mask) if mask is not None else distribution.returns.shape[1]
@@ -369,6 +373,7 @@ class MaximumDiversification(BaseOptimization):
                     if not (prior_repaired and _NOT_PD in str(w.message))
                     and not (raising and _ROWS_FAILED in str(w.message)))
         self.polish_ = core.polish_
+        self.solve_ = getattr(core, "solve_", None)
         if isinstance(core.weights_, pd.DataFrame):  # an array of min_return values
             failed = [e is not None for e in errors] if errors is not None else [False] * len(
                 core.weights_)
