@@ -335,6 +335,31 @@ def test_cell_newton_solves_every_support_size_exactly():
     np.testing.assert_allclose(part[rows], best.coef[rows], atol=1e-12)
 
 
+@pytest.mark.parametrize("l1_weight", [0.0, 0.3])
+def test_row_groups_optimality_conditions_on_zero_rows(l1_weight):
+    """Row groups: at the minimiser the conditions hold on every response, zero rows included
+    (their test is the group ball, not each cell); a row held at zero where the minimiser has
+    it nonzero fails them."""
+    x, y = make_ragged_panel(seed=8)
+    lam = 0.3 * LassoModel(**_kwargs("HCGL", None, l1_weight, True, x, y)).lambda_max(x, y)
+    setup = LassoModel(**_kwargs("HCGL", None, l1_weight, True, x, y, reg_lambda=lam))._setup(
+        x, y)
+    engine = FastEngine(setup.stats, setup.spec)
+    assert engine.geometry == "row"
+    best = engine.solve(lam).coef
+    d = best - engine.prior
+    support = np.sign(d) * ((best > engine.lo) & (best < engine.hi))
+    zero = ~d.any(axis=1)
+    assert zero.any() and (~zero).any()  # both kinds of rows, so the test has teeth
+    assert engine._kkt_holds(best, lam, support).all()
+    i = np.flatnonzero(~zero)[0]
+    cut = best.copy()
+    cut[i] = engine.prior[i]
+    cut_support = np.where(np.arange(engine.n)[:, None] == i, 0, support)
+    held = engine._kkt_holds(cut, lam, cut_support)
+    assert not held[i]
+
+
 def test_unit_gaps_add_up_and_a_rows_view_is_the_engine_of_those_rows():
     engine, best = _lasso_engine()
     lam = 0.05

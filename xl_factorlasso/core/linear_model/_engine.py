@@ -925,26 +925,35 @@ class FastEngine:
         the response's minimiser. Tolerance: 1e-9 of the threshold, far above round-off, far
         below any loading that matters (a violation ``v`` moves a loading by about ``v / G_jj``).
         """
-        return (~self._kkt_violated(x, lam) | (support != 0)).all(axis=1)
-
-    def _kkt_violated(self, x: np.ndarray, lam: float) -> np.ndarray:
-        """Cells (N, M) where moving in a feasible direction lowers the objective at ``x``
-        (meaningful off the support; see :meth:`_kkt_holds`)."""
         d = x - self.prior
         grad = (2.0 / self.t_rows) * (self._gram_times(x) - self.xty)
         thr = lam * self.a * self.omega if self.geometry == "row" else lam * self.omega
+        can_up = x < self.hi
+        can_down = x > self.lo
+        zero_row = np.zeros(self.n, dtype=bool)
         if self.geometry == "row":
             norm = np.linalg.norm(d, axis=1, keepdims=True)
             with np.errstate(divide="ignore", invalid="ignore"):
                 radial = np.where(norm > 0, d / np.where(norm > 0, norm, 1.0), 0.0)
             grad = grad + lam * (1.0 - self.a) * self.group_w[:, None] * radial
+            zero_row = norm[:, 0] == 0.0
         slack = 1e-9 * (thr + np.abs(grad))
         # the objective's slope upwards and downwards at x (penalty: |D| grows or shrinks)
         up = grad + np.where(d < 0, -thr, thr)
         down = -grad + np.where(d > 0, -thr, thr)
-        can_up = x < self.hi
-        can_down = x > self.lo
-        return (can_up & (up < -slack)) | (can_down & (down < -slack))
+        violated = (can_up & (up < -slack)) | (can_down & (down < -slack))
+        ok = (~violated | (support != 0)).all(axis=1)
+        if zero_row.any():
+            # A zero row's group term has the whole ball as subgradient: the row stays at 0 iff
+            # the soft-thresholded pull, without the directions the box forbids, is inside it
+            # (the prox's zero test, module docstring).
+            pull = _soft(-grad[zero_row], thr[zero_row])
+            pull = np.where((pull > 0) & ~can_up[zero_row], 0.0, pull)
+            pull = np.where((pull < 0) & ~can_down[zero_row], 0.0, pull)
+            radius = lam * (1.0 - self.a) * self.group_w[zero_row]
+            ok[zero_row] = np.linalg.norm(pull, axis=1) <= radius * (1 + 1e-9) + 1e-9 * \
+                np.abs(grad[zero_row]).max(axis=1)
+        return ok
 
     def _rows_view(self, rows: np.ndarray) -> FastEngine:
         """The engine of the responses ``rows`` alone (cell and row geometries), sharing the
@@ -962,7 +971,9 @@ class FastEngine:
         sub._table = _member_table(sub.gid, k) if self.geometry != "cell" else None
         sub._patterns = [np.flatnonzero(sub.pattern == p) for p in range(len(self.gram))]
         if self._stacked is not None:
-            sub._stacked, sub._stacked_vecs = self._stacked[idx], self._stacked_vecs[idx]
+            sub._stacked = self._stacked[idx]
+        if self._stacked_vecs is not None:
+            sub._stacked_vecs = self._stacked_vecs[idx]
         sub._twin = None
         return sub
 
