@@ -41,3 +41,40 @@ def panel():
 @pytest.fixture
 def ragged_panel():
     return make_panel(ragged=True)
+
+
+# ------------------------------------------------- worksheet-function inputs (udfs tests)
+def cells(df: pd.DataFrame, corner: str = "date", dates: str = "datetime") -> list:
+    """A DataFrame as the 2-D list a range would arrive as (``None`` for missing values)."""
+
+    def date(d: pd.Timestamp):
+        if dates == "datetime":
+            return d.to_pydatetime()
+        if dates == "iso":
+            return d.strftime("%Y-%m-%dT%H:%M:%S.000Z")
+        if dates == "serial":
+            return float((d - pd.Timestamp("1899-12-30")).days)
+        raise ValueError(dates)
+
+    body = [[date(d), *(None if np.isnan(v) else float(v) for v in row)]
+            for d, row in zip(df.index, df.to_numpy(dtype=float), strict=True)]
+    return [[corner, *map(str, df.columns)], *body]
+
+
+@pytest.fixture(scope="module")
+def demo():
+    """The demo panel (module scope; a module may define its own ``demo``)."""
+    from xl_factorlasso.core import load_demo_panel  # after the environment set above
+
+    return load_demo_panel()
+
+
+@pytest.fixture(scope="module")
+def R(demo):
+    return cells(demo.y)
+
+
+@pytest.fixture(scope="module")
+def F(demo):
+    return cells(demo.x)
+

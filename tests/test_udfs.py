@@ -20,6 +20,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from tests.conftest import cells
 from xl_factorlasso import __version__, udfs
 from xl_factorlasso.core import (
     LassoModel,
@@ -34,23 +35,6 @@ RTOL = 1e-10
 
 
 # --------------------------------------------------------------------------- helpers
-def cells(df: pd.DataFrame, corner: str = "date", dates: str = "datetime") -> list:
-    """A DataFrame as the 2-D list a range would arrive as (``None`` for missing values)."""
-
-    def date(d: pd.Timestamp):
-        if dates == "datetime":
-            return d.to_pydatetime()
-        if dates == "iso":
-            return d.strftime("%Y-%m-%dT%H:%M:%S.000Z")
-        if dates == "serial":
-            return float((d - pd.Timestamp("1899-12-30")).days)
-        raise ValueError(dates)
-
-    body = [[date(d), *(None if np.isnan(v) else float(v) for v in row)]
-            for d, row in zip(df.index, df.to_numpy(dtype=float), strict=True)]
-    return [[corner, *map(str, df.columns)], *body]
-
-
 def matrix_cells(df: pd.DataFrame, corner: str = "asset") -> list:
     return [[corner, *df.columns],
             *[[a, *[None if (isinstance(v, float) and np.isnan(v)) else v for v in row]]
@@ -82,21 +66,6 @@ def is_error(out, argument: str, *fragments: str) -> None:
     for fragment in fragments:
         assert fragment in out, f"{fragment!r} not in {out!r}"
     assert "\n" not in out and "Traceback" not in out
-
-
-@pytest.fixture(scope="module")
-def demo():
-    return load_demo_panel()
-
-
-@pytest.fixture(scope="module")
-def R(demo):
-    return cells(demo.y)
-
-
-@pytest.fixture(scope="module")
-def F(demo):
-    return cells(demo.x)
 
 
 @pytest.fixture

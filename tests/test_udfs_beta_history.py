@@ -5,41 +5,16 @@ one rolling fit shared by every factor's formula."""
 from __future__ import annotations
 
 import datetime as dt
-import math
 
 import numpy as np
 import pandas as pd
 import pytest
 
+from tests.conftest import cells
 from xl_factorlasso import udfs
-from xl_factorlasso.core import LassoModel, RollingLassoModel, load_demo_panel
+from xl_factorlasso.core import LassoModel, RollingLassoModel
 
 EXCEL_EPOCH = dt.datetime(1899, 12, 30)
-
-
-def cells(frame: pd.DataFrame, serial: bool = False) -> list[list]:
-    """A panel as Excel passes it: datetimes (desktop) or serial numbers (Office.js)."""
-    def date(d):
-        return (d.to_pydatetime() - EXCEL_EPOCH).days * 1.0 if serial else d.to_pydatetime()
-
-    rows = [[date(d), *(None if math.isnan(v) else float(v) for v in r)]
-            for d, r in zip(frame.index, frame.to_numpy(dtype=float), strict=True)]
-    return [["date", *map(str, frame.columns)], *rows]
-
-
-@pytest.fixture(scope="module")
-def demo():
-    return load_demo_panel()
-
-
-@pytest.fixture(scope="module")
-def R(demo):
-    return cells(demo.y)
-
-
-@pytest.fixture(scope="module")
-def F(demo):
-    return cells(demo.x)
 
 
 @pytest.fixture(autouse=True)
@@ -103,7 +78,7 @@ def test_explicit_dates_and_serial_numbers(demo, R, F):
     # Office.js: dates are serial numbers, in the panels and in rebalance; the same fits,
     # answered with the panel's own serial numbers
     serial = udfs.FLASSO_BETA_HISTORY(
-        cells(demo.y, serial=True), cells(demo.x, serial=True), "Credit",
+        cells(demo.y, dates="serial"), cells(demo.x, dates="serial"), "Credit",
         [[(dt.datetime(2021, 6, 30) - EXCEL_EPOCH).days * 1.0],
          [(dt.datetime(2022, 12, 31) - EXCEL_EPOCH).days * 1.0]])
     assert [r[1:] for r in serial] == [r[1:] for r in got]

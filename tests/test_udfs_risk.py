@@ -18,15 +18,8 @@ import pandas as pd
 import pytest
 
 from xl_factorlasso import udfs
-from xl_factorlasso.core import LassoModel, assemble_factor_covariance, load_demo_panel
+from xl_factorlasso.core import LassoModel, assemble_factor_covariance
 from xl_factorlasso.core.optimization import MaximumDiversification
-
-
-def cells(df: pd.DataFrame) -> list:
-    """A panel as the classic add-in passes it: a list of rows, dates as datetime."""
-    return [["date", *map(str, df.columns)],
-            *[[d.to_pydatetime(), *(None if np.isnan(v) else float(v) for v in row)]
-              for d, row in zip(df.index, df.to_numpy(dtype=float), strict=True)]]
 
 
 def matrix_cells(df: pd.DataFrame) -> list:
@@ -43,21 +36,6 @@ def is_error(out, argument: str, *fragments: str) -> None:
 SUM = 1e-12
 FACTOR = [["covariance", "factor"], ["reg_lambda", 1e-4], ["max_weights", 0.2],
           ["annualization_factor", 52]]
-
-
-@pytest.fixture(scope="module")
-def demo():
-    return load_demo_panel()
-
-
-@pytest.fixture(scope="module")
-def R(demo):
-    return cells(demo.y)
-
-
-@pytest.fixture(scope="module")
-def F(demo):
-    return cells(demo.x)
 
 
 @pytest.fixture
