@@ -11,6 +11,7 @@ import shutil
 import openpyxl
 
 from tests.fake_office_client import apply_actions, book_payload
+from tests_server.test_scripts import _written_names
 from xl_factorlasso.core.datasets import load_demo_panel
 from xl_factorlasso.server import RIBBON, SCRIPTS
 from xl_factorlasso.workbook import XlsxFileIO
@@ -25,21 +26,8 @@ def _filled(path, area) -> bool:
 
 def _written(actions, path) -> set[str]:
     """The FL_* names whose areas the setValues actions write into; each write is inside one."""
-    areas = XlsxFileIO(str(path)).names()
     titles = openpyxl.load_workbook(path, read_only=True).sheetnames
-    hit = set()
-    for a in actions:
-        if a["func"] != "setValues":
-            continue
-        sheet = titles[a["sheet_position"]]
-        r0, c0 = a["start_row"] + 1, a["start_column"] + 1
-        r1, c1 = r0 + a["row_count"] - 1, c0 + a["column_count"] - 1
-        inside = [n for n, ar in areas.items()
-                  if ar.sheet == sheet and ar.min_row <= r0 and r1 <= ar.max_row
-                  and ar.min_col <= c0 and c1 <= ar.max_col]
-        assert inside, f"setValues outside every FL_* name: {sheet}!R{r0}C{c0}:R{r1}C{c1}"
-        hit.update(inside)
-    return hit
+    return _written_names(actions, XlsxFileIO(str(path)).names(), titles)
 
 
 def test_backtest_is_a_ribbon_button_and_a_script():
