@@ -297,6 +297,9 @@ def test_top_eigenvalue_by_lanczos_bounds_the_spectrum_from_above():
     exact = np.linalg.eigvalsh(g)[-1]
     assert exact <= _top_eigenvalue(g) <= exact * (1 + 2e-6)
     assert _top_eigenvalue(np.zeros((5, 5))) == 0.0
+    scale = np.random.default_rng(1).uniform(0.1, 3.0, len(g))
+    exact = np.linalg.eigvalsh(g * np.outer(scale, scale))[-1]
+    assert exact <= _top_eigenvalue(g, scale=scale) <= exact * (1 + 2e-6)
 
 
 def test_cell_newton_solves_every_support_size_exactly():

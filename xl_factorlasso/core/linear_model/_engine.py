@@ -435,7 +435,7 @@ class FastEngine:
             # scaling certificate bounds c'G^+c (the explained part of y'Wy) by y'Wy itself,
             # which keeps it an upper bound and costs nothing as s -> 1 at the optimum; the
             # translation point, which needs G^-1, is not used.
-            top_hat = np.array([_top_eigenvalue(g * np.outer(j, j))
+            top_hat = np.array([_top_eigenvalue(g, scale=j)
                                 for g, j in zip(gram, jac, strict=True)])
             self._vecs = self._inv_vals = self._stacked_vecs = None
             self._invertible = np.zeros(len(gram), dtype=bool)
@@ -1217,15 +1217,19 @@ class _NewtonFinish:
         return out
 
 
-def _top_eigenvalue(matrix: np.ndarray) -> float:
-    """The largest eigenvalue of a symmetric PSD matrix by Lanczos iterations, rounded up so
-    that ``1 / value`` is a safe step (ARPACK converges from below)."""
-    from scipy.sparse.linalg import eigsh
+def _top_eigenvalue(matrix: np.ndarray, scale: np.ndarray | None = None) -> float:
+    """The largest eigenvalue of a symmetric PSD matrix (of ``S A S``, ``S = diag(scale)``,
+    applied as products: no second M x M array) by Lanczos iterations, rounded up so that
+    ``1 / value`` is a safe step (ARPACK converges from below)."""
+    from scipy.sparse.linalg import LinearOperator, eigsh
 
-    if not np.any(matrix):
+    if not np.any(matrix) or (scale is not None and not np.any(scale)):
         return 0.0
-    v0 = np.ones(len(matrix))  # deterministic start
-    value = eigsh(matrix, k=1, which="LA", tol=1e-10, v0=v0, return_eigenvectors=False)[0]
+    n = len(matrix)
+    op = matrix if scale is None else LinearOperator(
+        (n, n), matvec=lambda v: scale * (matrix @ (scale * np.ravel(v))), dtype=float)
+    v0 = np.ones(n)  # deterministic start
+    value = eigsh(op, k=1, which="LA", tol=1e-10, v0=v0, return_eigenvectors=False)[0]
     return float(max(value, 0.0) * (1.0 + 1e-6))
 
 
