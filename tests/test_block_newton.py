@@ -12,7 +12,7 @@ from tests.test_lasso_reference_cvxpy import make_ragged_panel
 from xl_factorlasso import LassoModel, make_factor_panel
 from xl_factorlasso.core.linear_model import FastEngine, _engine
 from xl_factorlasso.core.linear_model._block_newton import (
-    _solve_cluster,
+    _solve_batch,
     block_activity,
     block_kkt,
     block_newton,
@@ -44,28 +44,36 @@ def test_one_active_factor_is_the_closed_form():
     """|A| = 1: D = r / (g + nu) and nu ||r|| / (g + nu) = kappa, so nu = kappa g / (||r|| - kappa)."""
     rng = np.random.default_rng(0)
     r = rng.standard_normal((6, 1))
-    g, kappa = 2.5, np.array([0.4 * np.linalg.norm(r)])
-    (d,) = _solve_cluster([(np.array([[g]]), r)], kappa, np.array([1.0]))
-    nu = kappa[0] * g / (np.linalg.norm(r) - kappa[0])
-    np.testing.assert_allclose(d, r / (g + nu), rtol=1e-13)
+    g, kappa = 2.5, np.array([[0.4 * np.linalg.norm(r)]])
+    inverse, done = _solve_batch(np.full((1, 1, 1, 1), g), (r.T @ r)[None, None], kappa,
+                                 np.ones((1, 1)))
+    assert done.all()
+    nu = kappa[0, 0] * g / (np.linalg.norm(r) - kappa[0, 0])
+    np.testing.assert_allclose(r @ inverse[0, 0], r / (g + nu), rtol=1e-13)
 
 
-def test_secular_equations_hold_on_several_patterns():
-    """Two patterns (two Grams) in one cluster: at the answer, every block's nu_j ||D_j|| equals
-    kappa_j and each pattern's rows solve their own linear system."""
+def test_secular_equations_hold_for_a_batch_and_several_patterns():
+    """Three clusters at once, each with two Grams (patterns): at the answer every block's
+    nu_j ||D_j|| equals kappa_j and each part's rows solve their own linear system."""
     rng = np.random.default_rng(1)
-    k = 3
-    parts = []
-    for rows in (5, 4):
-        a = rng.standard_normal((20, k))
-        parts.append((a.T @ a, rng.standard_normal((rows, k)) * 3.0))
-    kappa = np.array([0.5, 1.0, 0.8])
-    ds = _solve_cluster(parts, kappa, np.ones(k))
-    assert ds is not None
-    norms = np.sqrt(sum((d * d).sum(axis=0) for d in ds))
-    nu = kappa / norms
-    for (g, r), d in zip(parts, ds, strict=True):
-        np.testing.assert_allclose(d @ (g + np.diag(nu)), r, atol=1e-12)
+    k, n_batch = 3, 3
+    grams = np.empty((n_batch, 2, k, k))
+    residuals = [[rng.standard_normal((rows, k)) * 3.0 for rows in (5, 4)]
+                 for _ in range(n_batch)]
+    for b in range(n_batch):
+        for p in range(2):
+            a = rng.standard_normal((20, k))
+            grams[b, p] = a.T @ a
+    q = np.array([[r.T @ r for r in parts] for parts in residuals])
+    kappa = rng.uniform(0.3, 1.0, (n_batch, k))
+    inverse, done = _solve_batch(grams, q, kappa, np.ones((n_batch, k)))
+    assert done.all()
+    for b in range(n_batch):
+        ds = [residuals[b][p] @ inverse[b, p] for p in range(2)]
+        nu = kappa[b] / np.sqrt(sum((d * d).sum(axis=0) for d in ds))
+        for p in range(2):
+            np.testing.assert_allclose(ds[p] @ (grams[b, p] + np.diag(nu)), residuals[b][p],
+                                       atol=1e-12)
 
 
 def _one_cluster_engine(seed=8, reg_lambda=LAM, signed=False, span=26):
@@ -148,7 +156,7 @@ def test_engine_with_and_without_the_block_newton_agree(monkeypatch, signed, n_c
     setup = LassoModel(reg_lambda=lam, **kw)._setup(p.x, p.y)
     engine = FastEngine(setup.stats, setup.spec)
     with_newton = engine.solve(lam)
-    monkeypatch.setattr(_engine, "_BLOCK_NEWTON_MAX", 0)
+    monkeypatch.setattr(_engine, "_BLOCK_NEWTON_SIZE", 0)
     without = FastEngine(setup.stats, setup.spec).solve(lam)
     assert with_newton.certified and without.certified
     if signed:

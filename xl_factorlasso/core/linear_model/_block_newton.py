@@ -41,91 +41,142 @@ def block_activity(engine, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return norms > 0.0, norms
 
 
-def _unit_all(engine, per_response: np.ndarray) -> np.ndarray:
-    """Per response: ``per_response`` holds for every member of its cluster."""
-    bad = np.bincount(engine.unit, weights=~per_response, minlength=engine.n_units) > 0
-    return ~bad[engine.unit]
-
-
 def block_newton(engine, x: np.ndarray, lam: float,
                  rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Newton's point of every cluster whose members are all in ``rows``.
 
     Returns ``(candidate, solved)``: the candidate (``x`` elsewhere) and, per response, whether
     its cluster was solved (converged, finite, every active cell strictly inside the box; a
-    cluster without an active block is its own candidate).
+    cluster without an active block is its own candidate). Clusters with the same number of
+    active blocks are solved together; a cluster spanning several Grams (a ragged panel) alone.
     """
     e = engine
-    m = e.m
     cand = x.copy()
     solved = np.zeros(e.n, dtype=bool)
-    inside = (x > e.lo) & (x < e.hi)
     active, norms = block_activity(e, x)
-    whole = _unit_all(e, rows)
-    residual = None  # c_i - G b0_i, computed at the first cluster that needs it
-    weights = e.group_w.reshape(e.n_units, m)
-    for u in np.unique(e.unit[whole]):
-        members = np.flatnonzero(e.unit == u)
-        cols = np.flatnonzero(active[u])
-        if not len(cols):
-            solved[members] = True
-            continue
-        if not inside[np.ix_(members, cols)].all():
-            continue  # a cell at a bound: not the smooth piece this solves
-        if residual is None:
-            residual = e.xty - e._gram_times(e.prior)
-        kappa = 0.5 * e.t_rows * lam * (1.0 - e.a) * weights[u, cols]
-        pats = e.pattern[members]
-        parts = [(e.gram[p][np.ix_(cols, cols)], residual[np.ix_(members[pats == p], cols)])
-                 for p in np.unique(pats)]
-        d_parts = _solve_cluster(parts, kappa, kappa / norms[u, cols])
-        if d_parts is None:
-            continue
-        for (p, d) in zip(np.unique(pats), d_parts, strict=True):
-            rows_p = members[pats == p]
-            cand[np.ix_(rows_p, cols)] = e.prior[np.ix_(rows_p, cols)] + d
-        solved[members] = np.isfinite(cand[members]).all()
+    inside = (x > e.lo) & (x < e.hi)
+    # a cluster qualifies when all its members are tried and its active cells are inside the box
+    ok_rows = rows & (inside | ~active[e.unit]).all(axis=1)
+    ok_unit = np.bincount(e.unit, weights=~ok_rows, minlength=e.n_units) == 0
+    sizes = active.sum(axis=1)
+    empty = ok_unit & (sizes == 0)
+    solved[empty[e.unit]] = True
+    if not (ok_unit & (sizes > 0)).any():
+        return cand, solved
+    parts = _parts(e)
+    weights = e.group_w.reshape(e.n_units, e.m)
+    multi = parts.count > 1
+    for k in np.unique(sizes[ok_unit & (sizes > 0)]):
+        units = np.flatnonzero(ok_unit & (sizes == k) & ~multi)
+        batches = [units] if len(units) else []
+        batches += [np.array([u]) for u in np.flatnonzero(ok_unit & (sizes == k) & multi)]
+        for batch in batches:
+            cols = np.nonzero(active[batch])[1].reshape(len(batch), k)  # sorted per row
+            ids = parts.ids[batch]  # (B, P): the clusters' parts
+            sel = (ids[:, :, None, None], cols[:, None, :, None], cols[:, None, None, :])
+            gram = e.gram[parts.pattern[ids][:, :, None, None], cols[:, None, :, None],
+                          cols[:, None, None, :]]
+            kappa = 0.5 * e.t_rows * lam * (1.0 - e.a) * np.take_along_axis(
+                weights[batch], cols, axis=1)
+            nu0 = kappa / np.take_along_axis(norms[batch], cols, axis=1)
+            inverse, done = _solve_batch(gram, parts.q[sel], kappa, nu0)
+            for b in np.flatnonzero(done):
+                members = np.flatnonzero(e.unit == batch[b])
+                for j, part in enumerate(ids[b]):
+                    if part < 0:
+                        continue
+                    idx = members[e.pattern[members] == parts.pattern[part]]
+                    d = parts.residual[np.ix_(idx, cols[b])] @ inverse[b, j]
+                    cand[np.ix_(idx, cols[b])] = e.prior[np.ix_(idx, cols[b])] + d
+                solved[members] = np.isfinite(cand[members]).all()
     return cand, solved
 
 
-def _solve_cluster(parts, kappa: np.ndarray, nu: np.ndarray) -> list[np.ndarray] | None:
-    """Newton on ``phi(nu) = nu ||D(nu)|| - kappa`` for one cluster; ``parts`` are its patterns'
-    ``(G_AA, R_A)``. Returns the ``D_A`` of each part, or None without convergence."""
+class _Parts:
+    """A cluster's pieces by Gram (one for a complete panel): their ``R = C - B0 G`` and its
+    Gram ``Q = R'R`` per part (``D'D = K^-1 Q K^-1``: the iterations never touch the rows)."""
+
+    def __init__(self, engine):
+        e = engine
+        self.residual = e.xty - e._gram_times(e.prior)
+        key = e.unit * len(e.gram) + e.pattern
+        uniq, part_of = np.unique(key, return_inverse=True)
+        self.pattern = uniq % len(e.gram)
+        unit_of_part = uniq // len(e.gram)
+        self.count = np.bincount(unit_of_part, minlength=e.n_units)
+        pmax = int(self.count.max())
+        self.ids = np.full((e.n_units, pmax), -1)
+        first = np.searchsorted(unit_of_part, np.arange(e.n_units))
+        slot = np.arange(len(uniq)) - first[unit_of_part]
+        self.ids[unit_of_part, slot] = np.arange(len(uniq))
+        m = e.m
+        self.q = np.zeros((len(uniq) + 1, m, m))  # + a zero part for the padding id -1
+        order = np.argsort(part_of, kind="stable")
+        bounds = np.r_[0, np.cumsum(np.bincount(part_of, minlength=len(uniq)))]
+        for part in range(len(uniq)):  # few parts: the finish runs on large clusters only
+            r = self.residual[order[bounds[part]:bounds[part + 1]]]
+            self.q[part] = r.T @ r
+        self.pattern = np.append(self.pattern, 0)
+
+
+def _parts(engine) -> _Parts:
+    """The engine's :class:`_Parts`, built once (they depend on neither lambda nor the point)."""
+    parts = getattr(engine, "_block_parts", None)
+    if parts is None:
+        parts = engine._block_parts = _Parts(engine)
+    return parts
+
+
+def _solve_batch(gram, q, kappa, nu):
+    """Newton on ``phi(nu) = nu ||D(nu)|| - kappa`` for a batch of clusters at once.
+
+    ``gram``, ``q``: (B, P, k, k) per cluster and part, ``G_AA`` and ``Q_AA`` (a padding part
+    has ``Q = 0``); ``kappa``, ``nu``: (B, k). Returns ``(K^-1 per cluster and part, converged)``
+    at the final ``nu``.
+    """
     with np.errstate(all="ignore"):  # a block heading to zero (nu -> inf) fails, no warning
-        return _newton_nu(parts, kappa, nu)
+        return _newton_nu(gram, q, kappa, np.array(nu, dtype=float))
 
 
-def _newton_nu(parts, kappa: np.ndarray, nu: np.ndarray) -> list[np.ndarray] | None:
-    eye = np.eye(len(kappa))
+def _newton_nu(gram, q, kappa, nu):
+    n_batch, _, k, _ = gram.shape
+    eye = np.eye(k)
+    inverse = np.zeros_like(gram)
+    done = np.zeros(n_batch, dtype=bool)
+    failed = np.zeros(n_batch, dtype=bool)
+    todo = np.arange(n_batch)
     for _ in range(_MAX_STEPS):
         try:
-            inverses = [np.linalg.inv(g + np.diag(nu)) for g, _ in parts]
+            inv = np.linalg.inv(gram[todo] + nu[todo][:, None, :, None] * eye)
         except np.linalg.LinAlgError:
-            return None
-        ds = [r @ inv for (_, r), inv in zip(parts, inverses, strict=True)]
-        sq = sum(np.einsum("ij,ij->j", d, d) for d in ds)
-        norms = np.sqrt(sq)
-        if not np.all(np.isfinite(norms)) or np.any(norms <= 0.0):
-            return None
-        phi = nu * norms - kappa
-        if np.all(np.abs(phi) <= _RTOL * kappa):
-            return ds
-        coupling = sum((d.T @ d) * inv for d, inv in zip(ds, inverses, strict=True))
-        jac = eye * norms - (nu / norms)[:, None] * coupling
+            failed[todo] = True
+            break
+        inverse[todo] = inv
+        s_parts = inv @ q[todo] @ inv
+        s = s_parts.sum(axis=1)
+        norms = np.sqrt(np.diagonal(s, axis1=1, axis2=2))
+        v = nu[todo]
+        phi = v * norms - kappa[todo]
+        bad = ~np.isfinite(norms).all(axis=1) | (norms <= 0.0).any(axis=1)
+        failed[todo[bad]] = True
+        conv = ~bad & (np.abs(phi) <= _RTOL * kappa[todo]).all(axis=1)
+        done[todo[conv]] = True
+        go = ~bad & ~conv
+        if not go.any():
+            break
+        # J_jk = delta_jk ||D_j|| - (nu_j / ||D_j||) sum_parts (D'D)_jk (K^-1)_kj
+        coupling = (s_parts[go] * inv[go]).sum(axis=1)
+        jac = eye * norms[go][:, :, None] - (v[go] / norms[go])[:, :, None] * coupling
         try:
-            step = np.linalg.solve(jac, phi)
+            step = np.linalg.solve(jac, phi[go][:, :, None])[:, :, 0]
         except np.linalg.LinAlgError:
-            return None
-        new = nu - step
-        # nu > 0 (a block at the minimiser of a nonzero block has a finite norm): halve the
-        # step where it would cross zero
-        while np.any(new <= 0.0):
-            step = 0.5 * step
-            new = nu - step
-            if np.all(np.abs(step) <= _RTOL * nu):
-                return None
-        nu = new
-    return None
+            failed[todo[go]] = True
+            break
+        new = v[go] - step
+        # nu > 0 (a nonzero block has a finite norm at the minimiser): no step across zero
+        nu[todo[go]] = np.where(new > 0.0, new, 0.5 * v[go])
+        todo = todo[go]
+    return inverse, done & ~failed
 
 
 def block_kkt(engine, x: np.ndarray, lam: float) -> np.ndarray:

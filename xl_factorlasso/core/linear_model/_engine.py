@@ -38,9 +38,10 @@ are independent): their iterations no longer pay for the finished rows. A warm s
 previous lambda of a path, or the previous date of a rolling fit) tries Newton on its own
 support before any iteration: where the support held, that one step is the answer.
 
-FCGL blocks without an L1 share get the same finish per cluster (a few clusters only: it runs
-cluster by cluster): once the active blocks settle, Newton's method on one multiplier per
-active block gives the exact minimiser (:mod:`._block_newton`).
+FCGL blocks without an L1 share get the same finish per cluster: once the active blocks
+settle, Newton's method on one multiplier per active block gives the exact minimiser
+(:mod:`._block_newton`; clusters with as many active blocks are solved together; it runs where
+clusters are large, see ``_BLOCK_NEWTON_SIZE``).
 
 Proximal operators (exact)
 --------------------------
@@ -160,10 +161,11 @@ _NEWTON_STEPS = 12  # row groups: Newton steps at most (quadratic convergence: ~
 _ROW_NEWTON_MAX = 200_000
 _POLISH = 1e-4  # after certification, aim for this fraction of tol (see FastEngine._done)
 _SPLIT_MIN = 16  # below this many responses a sub-problem saves nothing
-# FCGL block Newton solves cluster by cluster in Python: worth it for a few large clusters
-# (one cluster, (2000,30,500): 12 ms -> 4 ms), not for hundreds of small ones (133 clusters:
-# 14 ms -> 47-290 ms), whose proximal iterations are vectorised over all of them.
-_BLOCK_NEWTON_MAX = 8
+# FCGL block Newton: a cluster's iteration costs k^3 (k active blocks), a proximal iteration
+# N M^2 for all clusters, and the finish pays only once every cluster is done. It runs where
+# clusters average at least M / 2 responses: one cluster at (2000,30,500) went from 40
+# iterations to 4; 133 clusters of ~4 responses there took 2-4x longer with it.
+_BLOCK_NEWTON_SIZE = 2
 # Beyond this many factors no M x M eigendecomposition (FastEngine.__init__): at M = 600 it
 # costs ~0.1 s, at M = 2000 1.2 s, more than the solve it serves.
 _SPECTRAL_MAX = 600
@@ -846,7 +848,7 @@ class FastEngine:
         """
         newton = {"cell": self._newton_cell, "row": self._newton_row}.get(self.geometry)
         if (self.geometry == "block" and self.a == 0.0 and not self.coop
-                and self.n_units <= _BLOCK_NEWTON_MAX):
+                and self.n_units * self.m <= _BLOCK_NEWTON_SIZE * self.n):
             newton = block_newton
         finish = _NewtonFinish(self, newton, lam) if newton is not None else None
         if finish is not None:
