@@ -159,6 +159,7 @@ _NEWTON_STEPS = 12  # row groups: Newton steps at most (quadratic convergence: ~
 # Measured: 2x faster solves at N M^2 ~ 1e3-1e4 (demo, small panels), even at 8e4, slower at
 # 4.5e5 (N=500, M=30), where FISTA's own iterations are the cheaper way to the last digits.
 _ROW_NEWTON_MAX = 200_000
+_SUPPORT_ROUNDS = 3  # LASSO: corrected supports tried after a refused Newton point
 _POLISH = 1e-4  # after certification, aim for this fraction of tol (see FastEngine._done)
 _SPLIT_MIN = 16  # below this many responses a sub-problem saves nothing
 # FCGL block Newton: a cluster's iteration costs k^3 (k active blocks), a proximal iteration
@@ -948,24 +949,10 @@ class FastEngine:
         the response's minimiser. Tolerance: 1e-9 of the threshold, far above round-off, far
         below any loading that matters (a violation ``v`` moves a loading by about ``v / G_jj``).
         """
-        d = x - self.prior
-        grad = (2.0 / self.t_rows) * (self._gram_times(x) - self.xty)
-        thr = lam * self.a * self.omega if self.geometry == "row" else lam * self.omega
+        up_bad, down_bad, grad, thr, zero_row = self._descents(x, lam)
+        ok = (~(up_bad | down_bad) | (support != 0)).all(axis=1)
         can_up = x < self.hi
         can_down = x > self.lo
-        zero_row = np.zeros(self.n, dtype=bool)
-        if self.geometry == "row":
-            norm = np.linalg.norm(d, axis=1, keepdims=True)
-            with np.errstate(divide="ignore", invalid="ignore"):
-                radial = np.where(norm > 0, d / np.where(norm > 0, norm, 1.0), 0.0)
-            grad = grad + lam * (1.0 - self.a) * self.group_w[:, None] * radial
-            zero_row = norm[:, 0] == 0.0
-        slack = 1e-9 * (thr + np.abs(grad))
-        # the objective's slope upwards and downwards at x (penalty: |D| grows or shrinks)
-        up = grad + np.where(d < 0, -thr, thr)
-        down = -grad + np.where(d > 0, -thr, thr)
-        violated = (can_up & (up < -slack)) | (can_down & (down < -slack))
-        ok = (~violated | (support != 0)).all(axis=1)
         if zero_row.any():
             # A zero row's group term has the whole ball as subgradient: the row stays at 0 iff
             # the soft-thresholded pull, without the directions the box forbids, is inside it
@@ -977,6 +964,27 @@ class FastEngine:
             ok[zero_row] = np.linalg.norm(pull, axis=1) <= radius * (1 + 1e-9) + 1e-9 * \
                 np.abs(grad[zero_row]).max(axis=1)
         return ok
+
+    def _descents(self, x: np.ndarray, lam: float):
+        """Cells where moving up / down lowers the objective at ``x`` (beyond 1e-9 of the
+        threshold), with the pieces :meth:`_kkt_holds` reuses:
+        ``(up_bad, down_bad, grad, thr, zero_row)``."""
+        d = x - self.prior
+        grad = (2.0 / self.t_rows) * (self._gram_times(x) - self.xty)
+        thr = lam * self.a * self.omega if self.geometry == "row" else lam * self.omega
+        zero_row = np.zeros(self.n, dtype=bool)
+        if self.geometry == "row":
+            norm = np.linalg.norm(d, axis=1, keepdims=True)
+            with np.errstate(divide="ignore", invalid="ignore"):
+                radial = np.where(norm > 0, d / np.where(norm > 0, norm, 1.0), 0.0)
+            grad = grad + lam * (1.0 - self.a) * self.group_w[:, None] * radial
+            zero_row = norm[:, 0] == 0.0
+        slack = 1e-9 * (thr + np.abs(grad))
+        # the objective's slope upwards and downwards at x (penalty: |D| grows or shrinks)
+        up = grad + np.where(d < 0, -thr, thr)
+        down = -grad + np.where(d > 0, -thr, thr)
+        return ((x < self.hi) & (up < -slack), (x > self.lo) & (down < -slack), grad, thr,
+                zero_row)
 
     def _rows_view(self, rows: np.ndarray) -> FastEngine:
         """The engine of the responses ``rows`` alone (cell and row geometries), sharing the
@@ -1193,21 +1201,59 @@ class _NewtonFinish:
         if empty.any():  # nothing to solve: at D = 0 the conditions decide
             self.exact |= empty & e._kkt_holds(x, self.lam, support)
         rows = rows & ~empty
-        if not rows.any():
-            return x
-        cand = self.newton(x, self.lam, support, rows)
-        if cand is None:
-            self.unavailable = True
-            return x
-        ok = (np.sign(cand - e.prior) == support) | ~free
-        ok &= (cand >= e.lo) & (cand <= e.hi) & np.isfinite(cand)
-        accepted = rows & ok.all(axis=1)
-        if accepted.any():
-            accepted &= e._kkt_holds(cand, self.lam, support)
-        self.exact |= accepted
         out = x.copy()
-        out[accepted] = cand[accepted]
+        rounds = _SUPPORT_ROUNDS if e.geometry == "cell" else 0
+        for attempt in range(rounds + 1):
+            if not rows.any():
+                break
+            cand = self.newton(x, self.lam, support, rows)
+            if cand is None:
+                self.unavailable = True
+                break
+            free = support != 0
+            kept = ((np.sign(cand - e.prior) == support) | ~free) & \
+                (cand >= e.lo) & (cand <= e.hi) & np.isfinite(cand)
+            accepted = rows & kept.all(axis=1)
+            if accepted.any():
+                accepted &= e._kkt_holds(cand, self.lam, support)
+            self.exact |= accepted
+            out[accepted] = cand[accepted]
+            if attempt and self.last is not None:  # a corrected support: the rows' own now
+                self.last[accepted] = self.support(cand)[accepted]
+            rows = rows & ~accepted
+            if attempt < rounds and rows.any():
+                x, support, rows = self._corrected(x, cand, support, rows, kept)
         return out
+
+    def _corrected(self, x, cand, support, rows, kept):
+        """LASSO: the support of the next try where Newton's point was refused (an active-set
+        step). A free cell that crossed zero leaves the support at the prior, one beyond its
+        box at that bound; a row without such a cell adds the cells whose conditions fail at
+        the candidate. Between month-ends of a rolling fit or neighbouring lambdas a support
+        typically gains or loses one or two cells: a few tries find it, where the proximal
+        iterations would spend tens of iterations. Returns ``(x, support, rows still to try)``.
+        """
+        e = self.engine
+        x, support = x.copy(), support.copy()
+        crossed = rows[:, None] & (support != 0) & ~kept
+        flip = np.sign(cand - e.prior) != support
+        x = np.where(crossed & flip, e.prior, x)
+        x = np.where(crossed & ~flip & (cand > e.hi), e.hi, x)
+        x = np.where(crossed & ~flip & (cand < e.lo), e.lo, x)
+        support[crossed] = 0.0
+        dropped = crossed.any(axis=1)
+        adding = rows & ~dropped
+        added = np.zeros_like(crossed)
+        if adding.any():
+            trial = np.where(adding[:, None], cand, x)
+            up_bad, down_bad = e._descents(trial, self.lam)[:2]
+            added = adding[:, None] & (support == 0) & (up_bad | down_bad)
+            d = trial - e.prior
+            sign = np.where(d != 0, np.sign(d), np.where(up_bad, 1.0, -1.0))
+            support[added] = sign[added]
+            x[adding] = trial[adding]
+        retry = (rows & dropped) | added.any(axis=1)
+        return x, support, retry
 
 
     def _accept_blocks(self, x, rows) -> np.ndarray:
