@@ -519,14 +519,17 @@ class FastEngine:
         return 1.0 / np.where(lip > 0.0, lip, max(float(lip.max(initial=0.0)), 1e-300))
 
     # ------------------------------------------------------------------ pieces
-    def _gram_times(self, coef: np.ndarray) -> np.ndarray:
-        """Rows ``G_p(i) b_i``."""
+    def _gram_times(self, coef: np.ndarray, idx: np.ndarray | None = None) -> np.ndarray:
+        """Rows ``G_p(i) b_i`` (``coef`` holds the responses ``idx``, default all)."""
         if len(self.gram) == 1:
             return coef @ self.gram[0]
         if self._stacked is not None:
-            return np.matmul(self._stacked, coef[:, :, None])[:, :, 0]
+            stacked = self._stacked if idx is None else self._stacked[idx]
+            return np.matmul(stacked, coef[:, :, None])[:, :, 0]
+        patterns = self._patterns if idx is None else [
+            np.flatnonzero(self.pattern[idx] == p) for p in range(len(self.gram))]
         out = np.empty_like(coef)
-        for p, rows in enumerate(self._patterns):
+        for p, rows in enumerate(patterns):
             out[rows] = coef[rows] @ self.gram[p]
         return out
 
@@ -863,7 +866,7 @@ class FastEngine:
                 finish.exact |= empty & block_kkt(self, x, lam)
             else:
                 empty = ~(finish.last != 0).any(axis=1)
-                finish.exact |= empty & self._kkt_holds(x, lam, finish.last)
+                finish.exact |= self._kkt_holds(x, lam, finish.last, rows=empty)
             done = self._split(x, finish.exact, lam, tol, max_iter, 0)
             if done is not None:
                 return done
@@ -942,17 +945,29 @@ class FastEngine:
         x[rest] = coef
         return x, gaps, objs, it + sub_it
 
-    def _kkt_holds(self, x: np.ndarray, lam: float, support: np.ndarray) -> np.ndarray:
+    def _kkt_holds(self, x: np.ndarray, lam: float, support: np.ndarray,
+                   rows: np.ndarray | None = None) -> np.ndarray:
         """Per response (cell and row geometries), whether the cells off ``support`` (zero
         ``D``, or at a bound) satisfy the optimality conditions at ``x``: no feasible direction
         lowers the objective. With the support's cells stationary (a Newton point), that is
         the response's minimiser. Tolerance: 1e-9 of the threshold, far above round-off, far
         below any loading that matters (a violation ``v`` moves a loading by about ``v / G_jj``).
+        Only the responses ``rows`` are tested when given (False elsewhere).
         """
-        up_bad, down_bad, grad, thr, zero_row = self._descents(x, lam)
-        ok = (~(up_bad | down_bad) | (support != 0)).all(axis=1)
-        can_up = x < self.hi
-        can_down = x > self.lo
+        if rows is not None:
+            idx = np.flatnonzero(rows)
+            out = np.zeros(self.n, dtype=bool)
+            out[idx] = self._kkt_rows(x, lam, support, idx)
+            return out
+        return self._kkt_rows(x, lam, support, None)
+
+    def _kkt_rows(self, x, lam, support, idx):
+        sub = slice(None) if idx is None else idx
+        up_bad, down_bad, grad, thr, zero_row = self._descents(x, lam, idx)
+        ok = (~(up_bad | down_bad) | (support[sub] != 0)).all(axis=1)
+        x = x[sub]
+        can_up = x < self.hi[sub]
+        can_down = x > self.lo[sub]
         if zero_row.any():
             # A zero row's group term has the whole ball as subgradient: the row stays at 0 iff
             # the soft-thresholded pull, without the directions the box forbids, is inside it
@@ -960,31 +975,34 @@ class FastEngine:
             pull = _soft(-grad[zero_row], thr[zero_row])
             pull = np.where((pull > 0) & ~can_up[zero_row], 0.0, pull)
             pull = np.where((pull < 0) & ~can_down[zero_row], 0.0, pull)
-            radius = lam * (1.0 - self.a) * self.group_w[zero_row]
+            radius = lam * (1.0 - self.a) * self.group_w[sub][zero_row]
             ok[zero_row] = np.linalg.norm(pull, axis=1) <= radius * (1 + 1e-9) + 1e-9 * \
                 np.abs(grad[zero_row]).max(axis=1)
         return ok
 
-    def _descents(self, x: np.ndarray, lam: float):
+    def _descents(self, x: np.ndarray, lam: float, idx: np.ndarray | None = None):
         """Cells where moving up / down lowers the objective at ``x`` (beyond 1e-9 of the
         threshold), with the pieces :meth:`_kkt_holds` reuses:
-        ``(up_bad, down_bad, grad, thr, zero_row)``."""
-        d = x - self.prior
-        grad = (2.0 / self.t_rows) * (self._gram_times(x) - self.xty)
-        thr = lam * self.a * self.omega if self.geometry == "row" else lam * self.omega
-        zero_row = np.zeros(self.n, dtype=bool)
+        ``(up_bad, down_bad, grad, thr, zero_row)``, for the responses ``idx`` (default all)."""
+        sub = slice(None) if idx is None else idx
+        x = x[sub]
+        d = x - self.prior[sub]
+        grad = (2.0 / self.t_rows) * (self._gram_times(x, idx) - self.xty[sub])
+        omega = self.omega[sub]
+        thr = lam * self.a * omega if self.geometry == "row" else lam * omega
+        zero_row = np.zeros(len(x), dtype=bool)
         if self.geometry == "row":
             norm = np.linalg.norm(d, axis=1, keepdims=True)
             with np.errstate(divide="ignore", invalid="ignore"):
                 radial = np.where(norm > 0, d / np.where(norm > 0, norm, 1.0), 0.0)
-            grad = grad + lam * (1.0 - self.a) * self.group_w[:, None] * radial
+            grad = grad + lam * (1.0 - self.a) * self.group_w[sub][:, None] * radial
             zero_row = norm[:, 0] == 0.0
         slack = 1e-9 * (thr + np.abs(grad))
         # the objective's slope upwards and downwards at x (penalty: |D| grows or shrinks)
         up = grad + np.where(d < 0, -thr, thr)
         down = -grad + np.where(d > 0, -thr, thr)
-        return ((x < self.hi) & (up < -slack), (x > self.lo) & (down < -slack), grad, thr,
-                zero_row)
+        return ((x < self.hi[sub]) & (up < -slack), (x > self.lo[sub]) & (down < -slack), grad,
+                thr, zero_row)
 
     def _rows_view(self, rows: np.ndarray) -> FastEngine:
         """The engine of the responses ``rows`` alone (cell and row geometries), sharing the
@@ -1019,19 +1037,22 @@ class FastEngine:
         fit). Returns the candidate rows for ``rows`` (others are ``x``); responses whose
         system is singular keep ``x``.
         """
-        free = (support != 0) & rows[:, None]
-        fixed_part = self._gram_times(np.where(free, 0.0, x))
-        rhs = self.xty - fixed_part - 0.5 * self.t_rows * lam * self.omega * support
+        idx = np.flatnonzero(rows)
+        free = support[idx] != 0
+        fixed_part = self._gram_times(np.where(free, 0.0, x[idx]), idx)
+        rhs = self.xty[idx] - fixed_part - 0.5 * self.t_rows * lam * self.omega[idx] * \
+            support[idx]
         cand = x.copy()
         sizes = free.sum(axis=1)
         # free columns first, in order, for every row
         order = np.argsort(~free, axis=1, kind="stable")
         for k in np.unique(sizes[sizes > 0]):
-            idx_rows = np.flatnonzero(sizes == k)
-            cols = order[idx_rows, :k]
+            sel = np.flatnonzero(sizes == k)
+            idx_rows = idx[sel]
+            cols = order[sel, :k]
             pat = self.pattern[idx_rows]
             a = self.gram[pat[:, None, None], cols[:, :, None], cols[:, None, :]]
-            b = np.take_along_axis(rhs[idx_rows], cols, axis=1)
+            b = np.take_along_axis(rhs[sel], cols, axis=1)
             try:
                 sol = np.linalg.solve(a, b[:, :, None])[:, :, 0]
             except np.linalg.LinAlgError:
@@ -1199,7 +1220,7 @@ class _NewtonFinish:
         free = support != 0
         empty = rows & ~free.any(axis=1)
         if empty.any():  # nothing to solve: at D = 0 the conditions decide
-            self.exact |= empty & e._kkt_holds(x, self.lam, support)
+            self.exact |= e._kkt_holds(x, self.lam, support, rows=empty)
         rows = rows & ~empty
         out = x.copy()
         rounds = _SUPPORT_ROUNDS if e.geometry == "cell" else 0
@@ -1215,7 +1236,7 @@ class _NewtonFinish:
                 (cand >= e.lo) & (cand <= e.hi) & np.isfinite(cand)
             accepted = rows & kept.all(axis=1)
             if accepted.any():
-                accepted &= e._kkt_holds(cand, self.lam, support)
+                accepted = e._kkt_holds(cand, self.lam, support, rows=accepted)
             self.exact |= accepted
             out[accepted] = cand[accepted]
             if attempt and self.last is not None:  # a corrected support: the rows' own now
@@ -1245,13 +1266,14 @@ class _NewtonFinish:
         adding = rows & ~dropped
         added = np.zeros_like(crossed)
         if adding.any():
-            trial = np.where(adding[:, None], cand, x)
-            up_bad, down_bad = e._descents(trial, self.lam)[:2]
-            added = adding[:, None] & (support == 0) & (up_bad | down_bad)
-            d = trial - e.prior
+            idx = np.flatnonzero(adding)
+            up_bad, down_bad = e._descents(cand, self.lam, idx)[:2]
+            new = (support[idx] == 0) & (up_bad | down_bad)
+            d = cand[idx] - e.prior[idx]
             sign = np.where(d != 0, np.sign(d), np.where(up_bad, 1.0, -1.0))
-            support[added] = sign[added]
-            x[adding] = trial[adding]
+            support[idx] = np.where(new, sign, support[idx])
+            added[idx] = new
+            x[idx] = cand[idx]
         retry = (rows & dropped) | added.any(axis=1)
         return x, support, retry
 
