@@ -1197,7 +1197,9 @@ class FastEngine:
             with np.errstate(divide="ignore", invalid="ignore"):
                 nu = np.where(norm0[sel] > 0, k / norm0[sel],
                               max(vals[-1], 1e-300) * k / (rnorm - k))
-            nu = np.where(np.isfinite(nu) & (nu > 0), nu, np.inf)
+            # a row whose group belongs at zero (||r|| <= k) has no root: it fails alone
+            valid = np.isfinite(nu) & (nu > 0)
+            nu = np.where(valid, nu, 1.0)
             ok = np.zeros(len(nu), dtype=bool)
             with np.errstate(all="ignore"):
                 for _ in range(_NEWTON_STEPS * 3):
@@ -1206,9 +1208,10 @@ class FastEngine:
                     slope = np.einsum("nk,nk->n", q2, 1.0 / den**3) / size**3 - 1.0 / k
                     step = (1.0 / size - nu / k) / slope
                     new = nu - step
-                    nu = np.where(new > 0.0, new, 0.5 * nu)
-                    ok = np.abs(step) <= 1e-14 * nu
-                    if ok.all() or not np.isfinite(nu).all():
+                    valid &= np.isfinite(new)
+                    nu = np.where(valid, np.where(new > 0.0, new, 0.5 * nu), 1.0)
+                    ok = valid & (np.abs(step) <= 1e-14 * nu)
+                    if ok[valid].all():
                         break
             d = (q / (vals[None, :] + nu[:, None])) @ vecs.T
             rows_p = idx[sel]
@@ -1316,6 +1319,10 @@ class _NewtonFinish:
             if cand is None:
                 self.unavailable = True
                 break
+            if e.geometry == "row" and not np.isfinite(cand[rows]).all():
+                # rows beyond the closed form whose dense systems are too costly: as None
+                # for them (the solve may end on a small gap without them being exact)
+                self.unavailable = True
             free = support != 0
             kept = ((np.sign(cand - e.prior) == support) | ~free) & \
                 (cand >= e.lo) & (cand <= e.hi) & np.isfinite(cand)
@@ -1368,6 +1375,10 @@ class _NewtonFinish:
         taken where it stays in the box and the zero blocks' conditions hold."""
         e = self.engine
         cand, solved = block_newton(e, x, self.lam, rows)
+        if not solved[rows].all():
+            # a cluster with a bound in its active cells, or not converged: the solve may end
+            # on a small gap without it (as without the finish)
+            self.unavailable = True
         ok = solved & ((cand >= e.lo) & (cand <= e.hi)).all(axis=1)
         ok = np.bincount(e.unit, weights=~ok, minlength=e.n_units)[e.unit] == 0
         if ok.any():
