@@ -16,8 +16,11 @@ matrix for the whole cluster. What is left is ``|A|`` scalar equations,
 
 whose Jacobian follows from ``dD/dnu_k = -D e_k e_k' K^-1``:
 ``J_jk = delta_jk ||D_j|| - (nu_j / ||D_j||) (D'D)_jk (K^-1)_kj``. Newton's method on ``nu``, from
-the iterate's own ``||D_gj||``, converges in a few steps, each costing about one gradient of the
-cluster — where the proximal iterations approach the same point linearly.
+the iterate's own ``||D_gj||``, converges in a few steps — where the proximal iterations approach
+the same point linearly. With ``Q = R'R`` formed once per engine, ``D'D = K^-1 Q K^-1``: a step
+costs ``|A|^3`` per cluster whatever its size, and clusters with as many active blocks take
+their steps together. (The engine runs this finish where clusters are large: see
+``_BLOCK_NEWTON_SIZE`` in ``_engine``.)
 
 A cluster whose responses do not share one Gram (a ragged panel) sums the same terms over its
 patterns. The engine accepts the candidate only if it stays in the box and the blocks left at
