@@ -195,6 +195,14 @@ def test_quick_run_prints_the_table():
         peer_gaps = [float(g) for g in re.findall(r" ([0-9.]+e[-+]\d+) \(tol", gaps)]
         assert peer_gaps and min(peer_gaps) <= 1e-8
     assert "cvxpy ref" in rows[3] and "sklearn" in rows[0] and "celer" in rows[2]
+    # clustering seconds: none for the LASSO; for HCGL, a part of the fit, and the time
+    # without it is the rest (the peers were given the clusters)
+    assert rows[0].rstrip(" |").endswith("—")
+    last = [c.strip() for c in rows[2].strip("|").split("|")][-1]
+    spent, rest, ratio = re.fullmatch(r"([0-9.]+); ([0-9.]+) \(([0-9.]+)x\)", last).groups()
+    engine_s = float([c.strip() for c in rows[2].strip("|").split("|")][1])
+    assert 0 < float(spent) < engine_s
+    assert float(spent) + float(rest) == pytest.approx(engine_s, abs=2e-4)
     assert "BLAS limited with threadpoolctl" in out and "cores" in out
 
 
