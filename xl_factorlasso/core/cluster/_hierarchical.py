@@ -147,15 +147,20 @@ def _normalise(gram: np.ndarray, n_rows: int, tile: int = 256) -> np.ndarray:
     forms it), non-finite to NaN, clipped to [-1, 1]; the block's own temporaries only.
     """
     n = len(gram)
-    if n_rows < 2:
+    if n_rows < 2 or n == 0:
         gram[:] = np.nan
         return gram
     sd = np.sqrt(np.diag(gram))
+    # No product sd_i sd_j is 0 when the smallest square is not, and |g_ij| <= (g_ii + g_jj)/2
+    # is finite: no ratio can be infinite, so the search for one is skipped.
+    lowest = float(sd.min())
+    exact = bool(np.isfinite(sd).all()) and lowest * lowest > 0.0
     with np.errstate(invalid="ignore", divide="ignore"):
         for i in range(0, n, tile):
             block = gram[i : i + tile, i:]
             block /= np.outer(sd[i : i + tile], sd[i:])
-            block[np.isinf(block)] = np.nan
+            if not exact:
+                block[np.isinf(block)] = np.nan
             np.clip(block, -1.0, 1.0, out=block)
     return gram
 

@@ -98,47 +98,55 @@ def linkage_square(dist: np.ndarray, method: str) -> np.ndarray:
     np.fill_diagonal(dist, np.inf)  # never its own nearest neighbour
     slot = np.arange(n)  # original slot of each position of the working matrix
     size = np.ones(n)  # observations per live cluster, 0 once a slot is merged away
-    dead = 0
+    # +inf at merged-away positions, added to a row before its scan: their stale distances
+    # are never written over (a column write strides the whole matrix, the mask is one add)
+    dead = np.zeros(n)
+    n_dead = 0
+    scan = np.empty(n)
     update = _UPDATES[method]
-    rows = np.empty((n - 1, 4))
+    merges = []
     chain: list[int] = []  # positions in the working matrix
-    for k in range(n - 1):
-        if 2 * dead >= len(size) and len(size) > _COMPACT_MIN:
+    # Scalars are read as Python floats (``.item``): cheaper to compare and to pass than
+    # numpy scalars, and the same doubles in every operation.
+    for _ in range(n - 1):
+        if 2 * n_dead >= len(size) and len(size) > _COMPACT_MIN:
             keep = size > 0
             position = np.cumsum(keep) - 1
             chain = [int(position[p]) for p in chain]  # the chain holds live clusters only
             dist = dist[np.ix_(keep, keep)]
-            slot, size, dead = slot[keep], size[keep], 0
+            slot, size = slot[keep], size[keep]
+            dead, scan, n_dead = np.zeros(len(size)), np.empty(len(size)), 0
         if not chain:
             chain.append(int(np.argmax(size > 0)))  # restart from the lowest live slot
         while True:
             x = chain[-1]
             row = dist[x]
-            j = int(row.argmin())  # first minimum, as a scan taking strictly smaller values
+            # first minimum over the live clusters (row + 0 is row: the same comparisons)
+            j = int(np.add(row, dead, out=scan).argmin())
             if len(chain) > 1:
                 # The previous element wins ties: otherwise the chain could cycle.
                 prev = chain[-2]
-                current = row[prev]
-                if not row[j] < current:
+                current = row.item(prev)
+                if not row.item(j) < current:
                     y_slot = prev
                     break
-            y_slot, current = j, row[j]
+            y_slot, current = j, row.item(j)
             chain.append(y_slot)
         del chain[-2:]
         x, y_slot = min(x, y_slot), max(x, y_slot)
-        nx, ny = size[x], size[y_slot]
-        rows[k] = (slot[x], slot[y_slot], current, nx + ny)
-        # Dead slots and the diagonal hold +inf, and every update maps (inf, any) to inf,
-        # so whole rows are updated at once: only live entries come out finite.
+        nx, ny = size.item(x), size.item(y_slot)
+        merges.append((slot.item(x), slot.item(y_slot), current, nx + ny))
+        # Whole rows are updated at once; the entries of merged-away clusters come out as
+        # finite or infinite junk (never NaN: sizes 0 keep Ward's radicand >= 0), masked.
         new = update(dist[x], dist[y_slot], current, nx, ny, size)
         dist[y_slot] = new
         dist[:, y_slot] = new
-        dist[x] = np.inf
-        dist[:, x] = np.inf
         size[y_slot] = nx + ny
         size[x] = 0.0
-        dead += 1
+        dead[x] = np.inf
+        n_dead += 1
 
+    rows = np.array(merges, dtype=float)
     order = np.argsort(rows[:, 2], kind="mergesort")  # stable: equal heights keep merge order
     return _relabel(rows[order], n)
 

@@ -982,7 +982,8 @@ Window`): the statistics of ``x``, ``y`` (already coerced) carried from the prev
             dependence = compute_dependence_matrix(
                 observed, params["dependence_measure"], span=span,
                 gerber_threshold=params["gerber_threshold"])
-        dependence = pd.DataFrame(dependence, index=y.columns, columns=y.columns)
+        # wrapped, not copied (pandas copies an array by default): nothing else holds it
+        dependence = pd.DataFrame(dependence, index=y.columns, columns=y.columns, copy=False)
         try:
             dependence = apply_cluster_correlation_transform(
                 dependence, params["cluster_correlation_transform"])
