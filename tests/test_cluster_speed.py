@@ -16,12 +16,13 @@ from scipy.spatial.distance import squareform
 
 from xl_factorlasso import LassoModel, LassoModelType
 from xl_factorlasso.core.cluster import (
+    _hierarchical,
+    _linkage,
     cluster_from_correlation,
     compute_dependence_matrix,
     correlation_distance,
     pairwise_correlation,
 )
-from xl_factorlasso.core.cluster import _hierarchical, _linkage
 from xl_factorlasso.core.cluster._hierarchical import correlation_from_gram
 from xl_factorlasso.core.cluster._linkage import NN_CHAIN_METHODS, linkage, mirror_upper
 from xl_factorlasso.core.datasets import make_factor_panel
@@ -120,6 +121,14 @@ def test_correlation_from_gram_keeps_its_input_and_contract():
     z = correlation_from_gram(zero, len(a))
     assert np.isnan(z[3]).all() and np.isnan(z[:, 3]).all() and np.isfinite(z[0, 1])
     assert np.isnan(correlation_from_gram(gram, 1)).all()
+    # a carried Gram whose diagonal cancelled to 0 (or below) while a product did not: the
+    # ratio is infinite (or NaN), and either is missing, never clipped to +-1
+    bad = gram.copy()
+    bad[3, 3] = 0.0
+    bad[4, 4] = -1e-9
+    b = correlation_from_gram(bad, len(a))
+    assert np.isnan(b[3, [0, 1, 2, 5]]).all() and np.isnan(b[[0, 1, 2, 5], 4]).all()
+    assert np.isfinite(b[0, 1]) and b[0, 1] == got[0, 1]
 
 
 def test_mirror_upper_copies_the_upper_triangle():

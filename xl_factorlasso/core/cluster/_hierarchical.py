@@ -150,7 +150,8 @@ def _normalise(gram: np.ndarray, n_rows: int, tile: int = 256) -> np.ndarray:
     if n_rows < 2 or n == 0:
         gram[:] = np.nan
         return gram
-    sd = np.sqrt(np.diag(gram))
+    with np.errstate(invalid="ignore"):  # a carried Gram's diagonal may cancel below 0
+        sd = np.sqrt(np.diag(gram))
     # No product sd_i sd_j is 0 when the smallest square is not, and |g_ij| <= (g_ii + g_jj)/2
     # is finite: no ratio can be infinite, so the search for one is skipped.
     lowest = float(sd.min())
