@@ -193,18 +193,31 @@ def _reference_partition(observed: np.ndarray, cutoff_fraction: float = 0.5):
     "model_type",
     [LassoModelType.HIERARCHICAL_CLUSTER_GROUP_LASSO, LassoModelType.FACTOR_CLUSTER_GROUP_LASSO],
 )
-@pytest.mark.parametrize("shape,seed,nan_fraction", [((600, 5, 300), 0, 0.0),
-                                                     ((400, 4, 150), 1, 0.0),
-                                                     ((500, 4, 200), 2, 0.05)])
-def test_fit_partition_equals_pandas_and_scipy(model_type, shape, seed, nan_fraction,
+@pytest.mark.parametrize("shape,seed,nan_fraction,constant", [((600, 5, 300), 0, 0.0, ""),
+                                                              ((400, 4, 150), 1, 0.0, "zero"),
+                                                              ((400, 4, 150), 3, 0.0, "levels"),
+                                                              ((500, 4, 200), 2, 0.05, "")])
+def test_fit_partition_equals_pandas_and_scipy(model_type, shape, seed, nan_fraction, constant,
                                                small_blocks):
+    # "" and "zero": complete panels whose demeaning is deferred (the correlation is read
+    # from the raw values); "levels": constant columns, which the preparation centres in a
+    # copy; a ragged panel last.
     panel = make_factor_panel(*shape, seed=seed, nan_fraction=nan_fraction)
+    y = panel.y.copy()
+    if constant:  # no correlation with anything: a missing one, read as 0
+        y.iloc[:, 3] = 0.0
+    if constant == "levels":
+        # neither mean is exact in floating point: centred, both columns would be constants
+        # of opposite signs, correlated at -1 with each other
+        y.iloc[:, 7] = 0.1
+        y.iloc[:, 11] = 0.7
     model = LassoModel(model_type=model_type, reg_lambda=1e-3, warmup_period=None)
-    setup = model._setup(panel.x, panel.y)
+    setup = model._setup(panel.x, y)
     # the responses the clustering reads: demeaned over each one's observed rows
-    y = panel.y.to_numpy()
-    observed = np.where(panel.x.notna().all(axis=1).to_numpy()[:, None], y, np.nan)
+    observed = np.where(panel.x.notna().all(axis=1).to_numpy()[:, None], y.to_numpy(), np.nan)
     observed = observed - np.nanmean(observed, axis=0)
+    if constant:
+        observed[:, [3, 7, 11] if constant == "levels" else [3]] = 0.0  # 0.1 - mean: not 0
     labels, link, cutoff = _reference_partition(observed)
     np.testing.assert_array_equal(np.asarray(setup.clusters.loc[panel.y.columns]), labels)
     np.testing.assert_allclose(setup.linkage, link, rtol=0, atol=1e-12)
