@@ -9,10 +9,17 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
+from scipy.linalg.blas import dsyrk
 
 from ._choices import DistanceTransform, parse_choice
 from ._ewm import ewm_correlation
-from ._linkage import NN_CHAIN_METHODS, fcluster_distance, fcluster_maxclust, linkage
+from ._linkage import (
+    NN_CHAIN_METHODS,
+    fcluster_distance,
+    fcluster_maxclust,
+    linkage_square,
+    mirror_upper,
+)
 
 __all__ = [
     "ClusterResult",
@@ -25,6 +32,9 @@ __all__ = [
     "response_correlation",
 ]
 
+# Rows of the panel centred at a time for the Gram: a few MB, so the centred copy never
+# approaches the size of the panel (one block's SYRK still runs at full speed).
+_CENTRING_BLOCK_BYTES = 8 * 2**20
 _LINKAGE_METHODS = ("single", "complete", "average", "weighted", "centroid", "median", "ward")
 
 # Whether SciPy's compiled linkage replaces the numpy one (per thread: a Dask worker may run
@@ -86,16 +96,24 @@ def pairwise_correlation(a: np.ndarray) -> np.ndarray:
     Equal to pandas ``DataFrame.corr()`` (NaN for a pair with fewer than two common rows or no
     variance), computed with a few matrix products instead of a loop over pairs.
     """
+    a = np.asarray(a, dtype=float)
+    if len(a) < 2 or a.shape[1] == 0:  # no pair has two rows
+        return np.full((a.shape[1], a.shape[1]), np.nan)
+    sums = a.sum(axis=0)  # finite only if every value is (inf and NaN propagate)
+    if np.isfinite(sums).all():  # one Gram instead of four
+        corr = _normalise(_centred_gram(a, sums / len(a)), len(a))  # the mean, as a.mean
+        return mirror_upper(corr).T  # symmetric: its transpose is the C-ordered same matrix
     valid = np.isfinite(a)
-    if valid.all():  # one Gram instead of four (most panels have no gaps)
-        centred = a - a.mean(axis=0)
-        return correlation_from_gram(centred.T @ centred, len(a))
     v = valid.astype(float)
     z = np.where(valid, a, 0.0)
+    del valid
+    # numpy's matmul forms a product of an array with its own transpose by SYRK
     n = v.T @ v  # common rows per pair
     sx = z.T @ v  # sx[i, j] = sum of column i over rows common with j
-    sxx = (z * z).T @ v
     sxy = z.T @ z
+    z *= z  # in place: no third T x N temporary
+    sxx = z.T @ v
+    del z, v
     with np.errstate(invalid="ignore", divide="ignore"):
         cov = sxy - sx * sx.T / n
         var = sxx - sx**2 / n
@@ -104,17 +122,56 @@ def pairwise_correlation(a: np.ndarray) -> np.ndarray:
     return np.clip(corr, -1.0, 1.0)
 
 
+def _centred_gram(a: np.ndarray, mean: np.ndarray) -> np.ndarray:
+    """Upper triangle of ``C'C`` for ``C = a - mean`` (the lower triangle is not set).
+
+    SYRK (half a general product's flops) on blocks of rows centred one at a time, so the only
+    T x N-sized temporary is a block; each block is C-contiguous, i.e. its transpose is the
+    Fortran-ordered N x rows matrix that BLAS reads without a copy.
+    """
+    rows = max(1, _CENTRING_BLOCK_BYTES // (8 * max(a.shape[1], 1)))
+    gram = None
+    for start in range(0, len(a), rows):
+        block = np.subtract(a[start : start + rows], mean, order="C")
+        if gram is None:
+            gram = dsyrk(1.0, block.T)
+        else:
+            gram = dsyrk(1.0, block.T, beta=1.0, c=gram, overwrite_c=True)
+    return gram
+
+
+def _normalise(gram: np.ndarray, n_rows: int, tile: int = 256) -> np.ndarray:
+    """:func:`correlation_from_gram` in place on the upper triangle of ``gram``.
+
+    One pass over row blocks: ``g_ij / (sd_i sd_j)`` (the product formed as ``np.outer``
+    forms it), non-finite to NaN, clipped to [-1, 1]; the block's own temporaries only.
+    """
+    n = len(gram)
+    if n_rows < 2 or n == 0:
+        gram[:] = np.nan
+        return gram
+    with np.errstate(invalid="ignore"):  # a carried Gram's diagonal may cancel below 0
+        sd = np.sqrt(np.diag(gram))
+    # No product sd_i sd_j is 0 when the smallest square is not, and |g_ij| <= (g_ii + g_jj)/2
+    # is finite: no ratio can be infinite, so the search for one is skipped.
+    lowest = float(sd.min())
+    exact = bool(np.isfinite(sd).all()) and lowest * lowest > 0.0
+    with np.errstate(invalid="ignore", divide="ignore"):
+        for i in range(0, n, tile):
+            block = gram[i : i + tile, i:]
+            block /= np.outer(sd[i : i + tile], sd[i:])
+            if not exact:
+                block[np.isinf(block)] = np.nan
+            np.clip(block, -1.0, 1.0, out=block)
+    return gram
+
+
 def correlation_from_gram(gram: np.ndarray, n_rows: int) -> np.ndarray:
     """:func:`pairwise_correlation` of a complete panel from its centred Gram ``C'C`` (N x N)
     and its number of rows, so a Gram kept up to date row by row (the rolling fit) gives
-    the same matrix as the panel."""
-    with np.errstate(invalid="ignore", divide="ignore"):
-        sd = np.sqrt(np.diag(gram))
-        corr = gram / np.outer(sd, sd)
-    corr[~np.isfinite(corr)] = np.nan
-    if n_rows < 2:
-        corr[:] = np.nan
-    return np.clip(corr, -1.0, 1.0)
+    the same matrix as the panel. ``gram`` is not modified; a new symmetric array is
+    returned (computed from its upper triangle)."""
+    return mirror_upper(_normalise(np.array(gram, dtype=float), n_rows))
 
 
 def correlation_distance(rho: np.ndarray, distance_transform="one_minus_rho") -> np.ndarray:
@@ -124,15 +181,39 @@ def correlation_distance(rho: np.ndarray, distance_transform="one_minus_rho") ->
     ``"one_minus_rho"`` (``1 - rho``), ``"chord"`` (``sqrt(2 (1 - rho))``) or ``"arccos"``.
     """
     transform = parse_choice(DistanceTransform, distance_transform, "distance_transform")
-    rho = np.clip(rho, -1.0, 1.0)
-    if transform is DistanceTransform.ONE_MINUS_RHO:
-        d = 1.0 - rho
-    elif transform is DistanceTransform.CHORD:
-        d = np.sqrt(np.clip(2.0 * (1.0 - rho), 0.0, None))
-    else:
-        d = np.arccos(rho)
+    d = np.clip(rho, -1.0, 1.0)
+    _to_distance(d, transform)
     np.fill_diagonal(d, 0.0)
     return d
+
+
+def _to_distance(d: np.ndarray, transform: DistanceTransform) -> None:
+    """The distance of clipped correlations ``d``, in place (the operations of
+    :func:`correlation_distance`, in its order)."""
+    if transform is DistanceTransform.ONE_MINUS_RHO:
+        np.subtract(1.0, d, out=d)
+    elif transform is DistanceTransform.CHORD:
+        np.subtract(1.0, d, out=d)
+        d *= 2.0
+        np.maximum(d, 0.0, out=d)
+        np.sqrt(d, out=d)
+    else:
+        np.arccos(d, out=d)
+
+
+def _square_distance(rho: np.ndarray, transform: DistanceTransform,
+                     tile: int = 256) -> np.ndarray:
+    """Symmetric distance matrix from the upper triangle of the correlations ``rho`` (which
+    is not modified): NaN as 0, clipped, transformed, zero diagonal; one pass over ``rho``."""
+    n = len(rho)
+    d = np.empty((n, n))
+    for i in range(0, n, tile):
+        block = d[i : i + tile, i:]
+        np.clip(rho[i : i + tile, i:], -1.0, 1.0, out=block)  # +-inf to +-1, NaN kept
+        block[np.isnan(block)] = 0.0
+        _to_distance(block, transform)
+    np.fill_diagonal(d, 0.0)
+    return mirror_upper(d)
 
 
 def cluster_from_correlation(
@@ -157,23 +238,26 @@ def cluster_from_correlation(
         )
     if not (0.0 < cutoff_fraction <= 1.0):
         raise ValueError(f"cutoff_fraction must be in (0, 1], got {cutoff_fraction!r}")
-    parse_choice(DistanceTransform, distance_transform, "distance_transform")
+    transform = parse_choice(DistanceTransform, distance_transform, "distance_transform")
     names = corr.index
     n = len(names)
     if n == 1:
         return ClusterResult(pd.Series([1], index=names, name="cluster"), np.empty((0, 4)), 0.0)
-    rho = np.nan_to_num(corr.to_numpy(dtype=float), nan=0.0)
-    distance = correlation_distance(rho, distance_transform)
-    # scipy's condensed form: the upper triangle, row by row
-    condensed = distance[np.triu_indices(n, k=1)]
+    # the upper triangle only, as scipy's squareform reads it (mirrored onto the lower one)
+    distance = _square_distance(corr.to_numpy(dtype=float), transform)
+    largest = float(distance.max())  # the diagonal's 0 is no larger: distances are >= 0
     if linkage_method in NN_CHAIN_METHODS and not getattr(_COMPILED, "on", False):
-        link = linkage(condensed, n, linkage_method)  # scipy's result, without scipy.cluster
+        # scipy's result, without scipy.cluster; works in the square matrix it is given
+        link = linkage_square(distance, linkage_method)
     else:
         from scipy.cluster import hierarchy  # only the rarer methods need scipy (~25 MB)
 
+        # scipy's condensed form: the upper triangle, row by row
+        condensed = np.concatenate([distance[i, i + 1 :] for i in range(n - 1)])
+        del distance
         link = hierarchy.linkage(condensed, method=linkage_method)
     if n_clusters is None:
-        cutoff = float(cutoff_fraction * np.max(condensed))
+        cutoff = float(cutoff_fraction * largest)
         labels = fcluster_distance(link, n, cutoff)
     else:
         k = min(int(n_clusters), n)

@@ -19,6 +19,7 @@ from ..cluster import (
     cluster_from_correlation,
     compute_dependence_matrix,
     ewm_lambda,
+    pairwise_correlation,
 )
 from ..cluster._choices import parse_choice
 from ..exceptions import ModelNotFittedError, SolveError
@@ -973,16 +974,25 @@ Window`): the statistics of ``x``, ``y`` (already coerced) carried from the prev
         if dependence is None:
             if span != (None if self.span is None else float(self.span)):
                 panel = prepare_panel(x, y, span=span, demean=bool(self.demean))
-            # nothing to restore on a complete panel: no second copy of y
-            observed = (panel.y if panel.mask.all()
-                        else np.where(panel.mask, panel.y, np.nan))
-            if not len(observed):
+            if not panel.n_rows:
                 raise ValueError(
                     "cluster_correlation_span: no row is left to cluster the responses")
-            dependence = compute_dependence_matrix(
-                observed, params["dependence_measure"], span=span,
-                gerber_threshold=params["gerber_threshold"])
-        dependence = pd.DataFrame(dependence, index=y.columns, columns=y.columns)
+            if (panel.y_shift is not None and span is None
+                    and params["dependence_measure"] is DependenceMeasure.PEARSON):
+                # A complete panel whose demeaning is deferred: y = values - y_shift is not
+                # formed (a copy of the panel), Pearson being blind to the shift. (The
+                # deferral needs |mean| <= sd per column, so the only columns y holds at 0
+                # are all-zero values: no correlation either way.)
+                dependence = pairwise_correlation(panel.values)
+            else:
+                # nothing to restore on a complete panel: no second copy of y
+                observed = (panel.y if panel.mask.all()
+                            else np.where(panel.mask, panel.y, np.nan))
+                dependence = compute_dependence_matrix(
+                    observed, params["dependence_measure"], span=span,
+                    gerber_threshold=params["gerber_threshold"])
+        # wrapped, not copied (pandas copies an array by default): nothing else holds it
+        dependence = pd.DataFrame(dependence, index=y.columns, columns=y.columns, copy=False)
         try:
             dependence = apply_cluster_correlation_transform(
                 dependence, params["cluster_correlation_transform"])
