@@ -8,7 +8,7 @@ import pytest
 
 from tests.conftest import make_panel
 from xl_factorlasso import LassoModel, LassoModelType, SolveError
-from xl_factorlasso.core.linear_model import _engine
+from xl_factorlasso.core.linear_model import _newton_finish
 
 
 def fit_error(model, x, y) -> str:
@@ -150,7 +150,7 @@ def test_failed_solve_raises_and_keeps_previous_fit(xy, monkeypatch):
     # (At reg_lambda=0.01 the minimiser has no zero, so Newton on the interior point's full
     # support lands on it before any iteration and certifies it; at 0.3 it has 8 zeros, which
     # the LASSO support corrections find from that support: they are switched off here.)
-    monkeypatch.setattr(_engine, "_SUPPORT_ROUNDS", 0)
+    monkeypatch.setattr(_newton_finish, "_SUPPORT_ROUNDS", 0)
     model.set_params(reg_lambda=0.3, solver="CLARABEL", solver_params={"max_iter": 1},
                      engine_params={"max_iter": 1})
     with pytest.raises(SolveError) as info:

@@ -40,7 +40,7 @@ from tests.test_lasso_reference_cvxpy import (
     ref_solve,
 )
 from xl_factorlasso import LassoModel, LassoModelCV, SolveError
-from xl_factorlasso.core.linear_model import _engine
+from xl_factorlasso.core.linear_model import _newton_finish
 
 SPAN = 30.0
 L1 = 0.2
@@ -269,7 +269,7 @@ def test_uncertified_cvxpy_answer_is_never_optimal(engine, monkeypatch):
     """Clarabel stopped after 2 iterations hands back a point; the certificate rejects it, the
     polish (1 iteration, without the LASSO support corrections, which repair this point)
     cannot repair it: SolveError naming the gap and every attempt."""
-    monkeypatch.setattr(_engine, "_SUPPORT_ROUNDS", 0)
+    monkeypatch.setattr(_newton_finish, "_SUPPORT_ROUNDS", 0)
     x, y, _ = make_panel(seed=2)
     model = LassoModel(reg_lambda=0.01, engine=engine, solver_params={"max_iter": 2},
                        engine_params={"max_iter": 1})
@@ -418,7 +418,7 @@ def test_cv_with_cvxpy_is_certified_like_the_fit(monkeypatch):
     LASSO support corrections, which would repair it)."""
     from xl_factorlasso.core.linear_model import _formulation
 
-    monkeypatch.setattr(_engine, "_SUPPORT_ROUNDS", 0)
+    monkeypatch.setattr(_newton_finish, "_SUPPORT_ROUNDS", 0)
 
     real = _formulation.LassoProblem.solve
 

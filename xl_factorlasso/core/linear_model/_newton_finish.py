@@ -1,0 +1,179 @@
+"""When and where the fast engine tries Newton's method, and which responses it finished.
+
+:class:`~xl_factorlasso.core.linear_model._engine.FastEngine` iterates; this module decides
+after each iteration whether the settled responses (cell and row geometries) or clusters (FCGL
+blocks) get a Newton try, takes a candidate only at a unit's minimiser, and for LASSO corrects a
+refused candidate's support (active-set steps). The Newton systems themselves are the engine's
+(``_newton_cell``, ``_newton_row``) and :mod:`._block_newton`'s.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from ._block_newton import block_activity, block_kkt, block_newton
+
+if TYPE_CHECKING:
+    from ._engine import FastEngine
+
+_NEWTON_AFTER = 3  # iterations with an unchanged support before a Newton finish
+_SUPPORT_ROUNDS = 3  # LASSO: corrected supports tried after a refused Newton point
+
+
+class _NewtonFinish:
+    """When and where :class:`FastEngine` tries Newton's method (cell and row geometries, where
+    a unit is a response), and which responses are known to be at their minimisers.
+
+    A response whose support and signs have not changed for ``_NEWTON_AFTER`` iterations, and
+    have not been tried yet, is *eligible*. A try solves the smooth piece of the eligible
+    responses at once; it runs when at least half of the responses still waiting are eligible
+    (so a few late movers do not trigger a try each), at most every ``_NEWTON_AFTER``
+    iterations. A response takes its candidate only when it is the response's minimiser: the
+    candidate keeps the support's signs and the box (its support cells are then stationary)
+    and the optimality conditions hold off the support (:meth:`FastEngine._kkt_holds`).
+    Responses are independent, so one response's bad candidate never costs another its good
+    one.
+    """
+
+    def __init__(self, engine: FastEngine, newton, lam: float):
+        self.engine, self.newton, self.lam = engine, newton, lam
+        self.last = None
+        self.stable = np.zeros(engine.n, dtype=int)
+        self.tried = np.zeros(engine.n, dtype=bool)
+        self.exact = np.zeros(engine.n, dtype=bool)  # at the minimiser, support unchanged since
+        self.unavailable = False  # the systems were too costly: polish by iterations only
+        self.last_try = -_NEWTON_AFTER
+
+    @property
+    def pending(self) -> bool:
+        """Some response is not known to be at its minimiser.
+
+        A small total gap does not end the solve then: a loading entering or leaving by a hair
+        leaves its response 1e-6 from the minimiser with a relative gap of 5e-13 (and a
+        relative gap at round-off still allows 1e-8 along a flat direction), while Newton, once
+        the support settles, lands on the minimiser.
+        """
+        return not self.unavailable and not self.exact.all()
+
+    def support(self, x: np.ndarray) -> np.ndarray:
+        e = self.engine
+        inside = (x > e.lo) & (x < e.hi)
+        if e.geometry == "block":
+            # a nonzero block is smooth whatever its cells' signs: only activity and the box
+            # define its piece (a cell crossing zero inside it changes nothing)
+            return (block_activity(e, x)[0][e.unit] & inside).astype(float)
+        return np.sign(x - e.prior) * inside
+
+    def step(self, x: np.ndarray, it: int):
+        """After iteration ``it``: ``(x', accepted rows)`` if a try moved some responses, else
+        ``None``."""
+        support = self.support(x)
+        if self.last is not None:
+            same = (support == self.last).all(axis=1)
+            self.stable = np.where(same, self.stable + 1, 0)
+            self.tried &= same
+            self.exact &= same
+        self.last = support
+        eligible = (self.stable >= _NEWTON_AFTER) & ~self.tried
+        n_eligible = int(eligible.sum())
+        if n_eligible == 0 or it - self.last_try < _NEWTON_AFTER:
+            return None
+        if 2 * n_eligible < int((~self.tried).sum()):
+            return None
+        self.last_try = it
+        before = self.exact.copy()
+        out = self.accept(x, support, eligible)
+        accepted = self.exact & ~before
+        return (out, accepted) if accepted.any() else None
+
+    def accept(self, x, support, rows) -> np.ndarray:
+        """``x`` with Newton's point on the responses ``rows`` where it is their minimiser
+        (marked in :attr:`exact`)."""
+        e = self.engine
+        self.tried |= rows
+        if e.geometry == "block":
+            return self._accept_blocks(x, rows)
+        free = support != 0
+        empty = rows & ~free.any(axis=1)
+        if empty.any():  # nothing to solve: at D = 0 the conditions decide
+            self.exact |= e._kkt_holds(x, self.lam, support, rows=empty)
+        rows = rows & ~empty
+        out = x.copy()
+        rounds = _SUPPORT_ROUNDS if e.geometry == "cell" else 0
+        for attempt in range(rounds + 1):
+            if not rows.any():
+                break
+            cand = self.newton(x, self.lam, support, rows)
+            if cand is None:
+                self.unavailable = True
+                break
+            if e.geometry == "row" and not np.isfinite(cand[rows]).all():
+                # rows beyond the closed form whose dense systems are too costly: as None
+                # for them (the solve may end on a small gap without them being exact)
+                self.unavailable = True
+            free = support != 0
+            kept = ((np.sign(cand - e.prior) == support) | ~free) & \
+                (cand >= e.lo) & (cand <= e.hi) & np.isfinite(cand)
+            accepted = rows & kept.all(axis=1)
+            if accepted.any():
+                accepted = e._kkt_holds(cand, self.lam, support, rows=accepted)
+            self.exact |= accepted
+            out[accepted] = cand[accepted]
+            if attempt and self.last is not None:  # a corrected support: the rows' own now
+                self.last[accepted] = self.support(cand)[accepted]
+            rows = rows & ~accepted
+            if attempt < rounds and rows.any():
+                x, support, rows = self._corrected(x, cand, support, rows, kept)
+        return out
+
+    def _corrected(self, x, cand, support, rows, kept):
+        """LASSO: the support of the next try where Newton's point was refused (an active-set
+        step). A free cell that crossed zero leaves the support at the prior, one beyond its
+        box at that bound; a row without such a cell adds the cells whose conditions fail at
+        the candidate. Between month-ends of a rolling fit or neighbouring lambdas a support
+        typically gains or loses one or two cells: a few tries find it, where the proximal
+        iterations would spend tens of iterations. Returns ``(x, support, rows still to try)``.
+        """
+        e = self.engine
+        x, support = x.copy(), support.copy()
+        crossed = rows[:, None] & (support != 0) & ~kept
+        flip = np.sign(cand - e.prior) != support
+        x = np.where(crossed & flip, e.prior, x)
+        x = np.where(crossed & ~flip & (cand > e.hi), e.hi, x)
+        x = np.where(crossed & ~flip & (cand < e.lo), e.lo, x)
+        support[crossed] = 0.0
+        dropped = crossed.any(axis=1)
+        adding = rows & ~dropped
+        added = np.zeros_like(crossed)
+        if adding.any():
+            idx = np.flatnonzero(adding)
+            up_bad, down_bad = e._descents(cand, self.lam, idx)[:2]
+            new = (support[idx] == 0) & (up_bad | down_bad)
+            d = cand[idx] - e.prior[idx]
+            sign = np.where(d != 0, np.sign(d), np.where(up_bad, 1.0, -1.0))
+            support[idx] = np.where(new, sign, support[idx])
+            added[idx] = new
+            x[idx] = cand[idx]
+        retry = (rows & dropped) | added.any(axis=1)
+        return x, support, retry
+
+
+    def _accept_blocks(self, x, rows) -> np.ndarray:
+        """FCGL blocks: Newton's point of every cluster of ``rows`` (:func:`block_newton`),
+        taken where it stays in the box and the zero blocks' conditions hold."""
+        e = self.engine
+        cand, solved = block_newton(e, x, self.lam, rows)
+        if not solved[rows].all():
+            # a cluster with a bound in its active cells, or not converged: the solve may end
+            # on a small gap without it (as without the finish)
+            self.unavailable = True
+        ok = solved & ((cand >= e.lo) & (cand <= e.hi)).all(axis=1)
+        ok = np.bincount(e.unit, weights=~ok, minlength=e.n_units)[e.unit] == 0
+        if ok.any():
+            ok &= block_kkt(e, cand, self.lam)
+        self.exact |= ok
+        out = x.copy()
+        out[ok] = cand[ok]
+        return out
