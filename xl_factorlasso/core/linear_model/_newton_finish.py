@@ -159,7 +159,6 @@ class _NewtonFinish:
         retry = (rows & dropped) | added.any(axis=1)
         return x, support, retry
 
-
     def _accept_blocks(self, x, rows) -> np.ndarray:
         """FCGL blocks: Newton's point of every cluster of ``rows`` (:func:`block_newton`),
         taken where it stays in the box and the zero blocks' conditions hold."""
