@@ -288,8 +288,16 @@ def prepare_panel(
     yv = y.to_numpy(dtype=float)  # a view of the caller's data when it is one float block
     t_all = xa.shape[0]
     x_row_ok = ~np.isnan(xa).all(axis=1)
-    finite = np.isfinite(yv)  # infinite values were refused by coerce_panel: NaN = missing
-    complete = bool(finite.all())
+    # Infinite values were refused by coerce_panel: NaN = missing, and a NaN makes its column's
+    # sum NaN. The sums, needed anyway, tell a complete panel apart without a T x N pass of
+    # isfinite, and a complete panel's mask is a read-only view of True (no T x N array).
+    col_sum = yv.sum(axis=0)
+    complete = bool(np.isfinite(col_sum).all())
+    if not complete:
+        finite = np.isfinite(yv)
+        complete = bool(finite.all())  # finite values whose sum overflowed
+    if complete:
+        finite = np.broadcast_to(np.True_, yv.shape)
     mask = finite if x_row_ok.all() else finite & x_row_ok[:, None]
     n_obs = (np.full(yv.shape[1], t_all) if complete else finite.sum(axis=0))
     w_all = (np.ones(t_all) if span is None
@@ -302,7 +310,10 @@ def prepare_panel(
     # the intercept's weighted sums of the original y (without a span and with every factor
     # row present: np.nanmean's sums, which the demeaning reuses)
     plain = span is None and bool(x_row_ok.all())
-    y_sum = raw.sum(axis=0) if plain else (w_all * x_row_ok) @ raw
+    if plain:
+        y_sum = col_sum if ya is None else raw.sum(axis=0)
+    else:
+        y_sum = (w_all * x_row_ok) @ raw
     cache: dict = {}
     shift = None
     if demean:
