@@ -101,7 +101,7 @@ class _Parts:
 
     def __init__(self, engine):
         e = engine
-        self.residual = e.xty - e._gram_times(e.prior)
+        self.residual = e._prior_residual()
         key = e.unit * len(e.gram) + e.pattern
         uniq, part_of = np.unique(key, return_inverse=True)
         self.pattern = uniq % len(e.gram)
@@ -124,10 +124,9 @@ class _Parts:
 
 def _parts(engine) -> _Parts:
     """The engine's :class:`_Parts`, built once (they depend on neither lambda nor the point)."""
-    parts = getattr(engine, "_block_parts", None)
-    if parts is None:
-        parts = engine._block_parts = _Parts(engine)
-    return parts
+    if engine._block_parts is None:
+        engine._block_parts = _Parts(engine)
+    return engine._block_parts
 
 
 def _solve_batch(gram, q, kappa, nu):

@@ -145,6 +145,7 @@ explained variance, and the certificate passed a point 83% above the minimum (tw
 from __future__ import annotations
 
 import copy
+import functools
 from dataclasses import replace
 from typing import NamedTuple
 
@@ -491,6 +492,9 @@ class FastEngine:
 
         self.step = self._steps(diag, top_hat)
         self._twin = None  # the cell engine that solves lambda = 0 (see solve)
+        # Formed on first use by the Newton finishes: C - B0 G (_prior_residual), the plain
+        # Grams' eigendecompositions (_newton_row_secular), FCGL's parts (_block_newton).
+        self._r0 = self._plain_eig = self._block_parts = None
         if geometry == "block":
             # first member of every cluster (codes 0..G-1 all occur)
             self._unit_first = np.unique(self.unit, return_index=True)[1]
@@ -861,7 +865,7 @@ class FastEngine:
         newton = {"cell": self._newton_cell, "row": self._newton_row}.get(self.geometry)
         if (self.geometry == "block" and self.a == 0.0 and not self.coop
                 and self.n_units * self.m <= _BLOCK_NEWTON_SIZE * self.n):
-            newton = block_newton
+            newton = functools.partial(block_newton, self)  # (x, lam, rows): per cluster
         finish = _NewtonFinish(self, newton, lam) if newton is not None else None
         if finish is not None:
             finish.last = finish.support(x)
@@ -886,7 +890,8 @@ class FastEngine:
                     if inside.any():
                         x = np.where(inside[:, None], guess, x)
                         finish.last = finish.support(x)
-                        x = finish.accept(x, finish.last, inside)
+                        finish.tried |= inside
+                        finish.take(x, guess, finish.last, inside)
             done = self._split(x, finish.exact, lam, tol, max_iter, 0)
             if done is not None:
                 return done
@@ -1024,6 +1029,13 @@ class FastEngine:
         return ((x < self.hi[sub]) & (up < -slack), (x > self.lo[sub]) & (down < -slack), grad,
                 thr, zero_row)
 
+    def _prior_residual(self) -> np.ndarray:
+        """Rows ``c_i - G_p(i) b0_i``: the right-hand side of the Newton finishes, which solve
+        in ``D = B - B0`` (the row groups' closed form, FCGL's blocks); formed once."""
+        if self._r0 is None:
+            self._r0 = self.xty - self._gram_times(self.prior)
+        return self._r0
+
     def _rows_view(self, rows: np.ndarray) -> FastEngine:
         """The engine of the responses ``rows`` alone (cell and row geometries), sharing the
         per-pattern pieces (Grams, spectra) instead of computing them again."""
@@ -1044,6 +1056,7 @@ class FastEngine:
         if self._stacked_vecs is not None:
             sub._stacked_vecs = self._stacked_vecs[idx]
         sub._twin = None
+        sub._r0 = None if self._r0 is None else self._r0[idx]
         return sub
 
     def _newton_cell(self, x: np.ndarray, lam: float, support: np.ndarray,
@@ -1178,10 +1191,10 @@ class FastEngine:
         full = rows & (support != 0).all(axis=1)
         if not full.any():
             return cand, done
-        if getattr(self, "_plain_eig", None) is None:
+        if self._plain_eig is None:
             self._plain_eig = [np.linalg.eigh(g) for g in self.gram]
         idx = np.flatnonzero(full)
-        resid = self.xty[idx] - self._gram_times(self.prior[idx], idx)
+        resid = self._prior_residual()[idx]
         norm0 = np.linalg.norm(x[idx] - self.prior[idx], axis=1)
         kappa = 0.5 * self.t_rows * lam * self.group_w[idx]
         for p in np.unique(self.pattern[idx]):

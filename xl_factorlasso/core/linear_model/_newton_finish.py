@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from ._block_newton import block_activity, block_kkt, block_newton
+from ._block_newton import block_activity, block_kkt
 
 if TYPE_CHECKING:
     from ._engine import FastEngine
@@ -113,20 +113,27 @@ class _NewtonFinish:
                 # rows beyond the closed form whose dense systems are too costly: as None
                 # for them (the solve may end on a small gap without them being exact)
                 self.unavailable = True
-            free = support != 0
-            kept = ((np.sign(cand - e.prior) == support) | ~free) & \
-                (cand >= e.lo) & (cand <= e.hi) & np.isfinite(cand)
-            accepted = rows & kept.all(axis=1)
-            if accepted.any():
-                accepted = e._kkt_holds(cand, self.lam, support, rows=accepted)
-            self.exact |= accepted
-            out[accepted] = cand[accepted]
+            accepted, kept = self.take(out, cand, support, rows)
             if attempt and self.last is not None:  # a corrected support: the rows' own now
                 self.last[accepted] = self.support(cand)[accepted]
             rows = rows & ~accepted
             if attempt < rounds and rows.any():
                 x, support, rows = self._corrected(x, cand, support, rows, kept)
         return out
+
+    def take(self, out, cand, support, rows):
+        """Put ``cand`` into ``out`` (in place) on the responses ``rows`` where it is their
+        minimiser (marked in :attr:`exact`): it keeps the support's signs and the box, and the
+        conditions off the support hold. Returns ``(accepted rows, cells kept)``."""
+        e = self.engine
+        kept = ((np.sign(cand - e.prior) == support) | (support == 0)) & \
+            (cand >= e.lo) & (cand <= e.hi) & np.isfinite(cand)
+        accepted = rows & kept.all(axis=1)
+        if accepted.any():
+            accepted = e._kkt_holds(cand, self.lam, support, rows=accepted)
+        self.exact |= accepted
+        out[accepted] = cand[accepted]
+        return accepted, kept
 
     def _corrected(self, x, cand, support, rows, kept):
         """LASSO: the support of the next try where Newton's point was refused (an active-set
@@ -163,7 +170,7 @@ class _NewtonFinish:
         """FCGL blocks: Newton's point of every cluster of ``rows`` (:func:`block_newton`),
         taken where it stays in the box and the zero blocks' conditions hold."""
         e = self.engine
-        cand, solved = block_newton(e, x, self.lam, rows)
+        cand, solved = self.newton(x, self.lam, rows)
         if not solved[rows].all():
             # a cluster with a bound in its active cells, or not converged: the solve may end
             # on a small gap without it (as without the finish)
