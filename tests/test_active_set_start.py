@@ -1,0 +1,106 @@
+"""LASSO's active-set start (``_NewtonFinish.cold_start``, ``FastEngine._support_guess``) and
+the two ways the engine solves its Newton systems (padded M x M, or by support size)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+from sklearn.linear_model import Lasso
+
+from tests.test_engine import _fit_pair, _kwargs, assert_same_minimiser
+from tests.test_lasso_reference_cvxpy import make_ragged_panel
+from xl_factorlasso import LassoModel, make_factor_panel
+from xl_factorlasso.core.linear_model import FastEngine, _engine, _newton_finish
+
+pytestmark = [
+    pytest.mark.filterwarnings("ignore:solver CLARABEL returned an inaccurate solution"),
+    pytest.mark.filterwarnings("ignore:Solution may be inaccurate"),
+]
+
+
+def _engine_of(x, y, **kw):
+    kw.setdefault("warmup_period", None)
+    setup = LassoModel(**kw)._setup(x, y)
+    return FastEngine(setup.stats, setup.spec)
+
+
+@pytest.mark.parametrize("constraint", ["none", "nonneg", "signs_prior"])
+@pytest.mark.parametrize("fraction", [0.01, 0.1, 0.5])
+def test_cold_start_reaches_the_minimiser_before_any_iteration(monkeypatch, constraint,
+                                                               fraction):
+    """On a complete panel the guess and its corrections finish every response with no
+    proximal iteration, at the minimiser the iterations alone reach (active-set steps off)."""
+    p = make_factor_panel(300, 8, 60, seed=4)
+    kw = {}
+    if constraint == "nonneg":
+        kw["factors_beta_loading_signs"] = pd.DataFrame(1.0, index=p.y.columns,
+                                                        columns=p.x.columns)
+    elif constraint == "signs_prior":
+        kw.update(factors_beta_loading_signs=p.signs, factors_beta_prior=p.prior)
+    lam = fraction * LassoModel(warmup_period=None, **kw).lambda_max(p.x, p.y)
+    engine = _engine_of(p.x, p.y, reg_lambda=lam, **kw)
+    fast = engine.solve(lam)
+    assert fast.certified and fast.iterations == 0
+    monkeypatch.setattr(_newton_finish._NewtonFinish, "cold_start", lambda self, x: x)
+    monkeypatch.setattr(_engine, "_PADDED_MAX", 0)
+    alone = _engine_of(p.x, p.y, reg_lambda=lam, **kw).solve(lam)
+    assert alone.certified and alone.iterations > 0
+    np.testing.assert_allclose(fast.coef, alone.coef, rtol=0, atol=1e-10)
+    if constraint != "none":
+        assert (fast.coef[engine.lo == 0.0] >= 0.0).all()
+
+
+def test_cold_start_equals_scikit_learn_lasso():
+    """Unconstrained, complete panel: the full-solve guess path; scikit-learn's Lasso on the
+    centred data (alpha = lambda / 2 in its (1/2n) scaling) at a tight tolerance."""
+    p = make_factor_panel(400, 10, 30, seed=6)
+    lam = 0.05 * LassoModel(warmup_period=None).lambda_max(p.x, p.y)
+    model = LassoModel(reg_lambda=lam, warmup_period=None).fit(p.x, p.y)
+    assert model.n_iter_ == 0
+    x = p.x.to_numpy() - p.x.to_numpy().mean(axis=0)
+    y = p.y.to_numpy() - p.y.to_numpy().mean(axis=0)
+    ref = Lasso(alpha=lam / 2.0, fit_intercept=False, tol=1e-14, max_iter=100_000).fit(x, y)
+    np.testing.assert_allclose(model.coef_.to_numpy(), ref.coef_, rtol=0, atol=1e-8)
+    assert ((model.coef_.to_numpy() == 0.0) == (np.abs(ref.coef_) < 1e-10)).all()
+
+
+@pytest.mark.parametrize("signed", [False, True])
+def test_cold_start_on_a_ragged_panel_with_a_span_equals_cvxpy(signed):
+    """Several Grams (no full-solve guess) and EWMA weights: equal to tight CVXPY."""
+    x, y = make_ragged_panel(seed=5)
+    kw = _kwargs("LASSO", 26, 0.0, signed, x, y, reg_lambda=0.05)
+    fast, ref = _fit_pair(kw, x, y)
+    assert_same_minimiser(fast, ref)
+
+
+def test_guess_on_a_singular_gram_falls_back_to_the_descents():
+    """More factors than rows: the free solve's Cholesky fails; the guess is then the cells
+    where moving lowers the objective, and the solve is still certified."""
+    p = make_factor_panel(40, 60, 3, seed=1)
+    lam = 0.2 * LassoModel(warmup_period=None).lambda_max(p.x, p.y)
+    engine = _engine_of(p.x, p.y, reg_lambda=lam)
+    idx = np.arange(engine.n)
+    up, down = engine._descents(engine.prior, lam, idx)[:2]
+    guess = engine._support_guess(engine.prior, lam, idx)
+    np.testing.assert_array_equal(guess, np.where(up, 1.0, np.where(down, -1.0, 0.0)))
+    assert engine.solve(lam).certified
+
+
+def test_padded_and_sized_newton_systems_agree(monkeypatch):
+    """The padded M x M systems (small problems) and the support-sized ones give the same
+    candidate, fixed cells kept."""
+    x, y = make_ragged_panel(seed=2)
+    engine = _engine_of(x, y, reg_lambda=0.05, span=26)
+    lam = 0.05
+    rng = np.random.default_rng(0)
+    support = rng.choice([-1.0, 0.0, 1.0], size=engine.prior.shape)
+    support[0] = 0.0  # a response with nothing free
+    rows = np.ones(engine.n, dtype=bool)
+    x0 = engine.prior + 0.01
+    monkeypatch.setattr(_engine, "_PADDED_MAX", 10**9)
+    padded = engine._newton_cell(x0, lam, support, rows)
+    monkeypatch.setattr(_engine, "_PADDED_MAX", 0)
+    sized = engine._newton_cell(x0, lam, support, rows)
+    np.testing.assert_allclose(padded, sized, rtol=0, atol=1e-12)
+    np.testing.assert_array_equal(padded[support == 0], x0[support == 0])
