@@ -40,12 +40,13 @@ def panel():
 
 @pytest.fixture
 def iterations_only(monkeypatch):
-    """The fast engine's LASSO active-set steps off (the cold start's supports and the support
-    corrections of a refused Newton point): a solve truncated to a few iterations stays
+    """The fast engine's LASSO active-set steps off (the cold start's guess and the support
+    corrections of a refused Newton point, before or between iterations): a solve truncated to a few iterations stays
     truncated, for the tests of what happens when nothing can be certified."""
     from xl_factorlasso.core.linear_model import _newton_finish
 
     monkeypatch.setattr(_newton_finish, "_SUPPORT_ROUNDS", 0)
+    monkeypatch.setattr(_newton_finish, "_START_ROUNDS", 0)
     monkeypatch.setattr(_newton_finish._NewtonFinish, "cold_start", lambda self, x: x)
 
 

@@ -435,7 +435,7 @@ def test_bad_input_is_a_valueerror_in_both():
         fl.LassoModel(l1_weight=2)  # ... where factorlasso validates in its constructor
 
 
-def test_failed_solve_is_caught_as_cvxpys_solver_error():
+def test_failed_solve_is_caught_as_cvxpys_solver_error(iterations_only):
     x, y = panel()
     # an iteration budget far too small to certify: the fast engine gives up
     model = LassoModel(reg_lambda=0.03, engine="fast", engine_params={"max_iter": 2})

@@ -153,7 +153,7 @@ import numpy as np
 from scipy.linalg import LinAlgError, cho_factor, cho_solve
 
 from ._block_newton import block_activity, block_kkt, block_newton
-from ._newton_finish import _START_ROUNDS, _NewtonFinish
+from ._newton_finish import _NewtonFinish
 from ._penalty import PenaltySpec, penalty_value
 from ._preparation import SufficientStats
 
@@ -880,8 +880,7 @@ class FastEngine:
             if warm:
                 # A warm start (the previous lambda or date) usually sits on the new solution's
                 # support: one Newton step there is exact, before any iteration.
-                x = finish.accept(x, finish.last, np.ones(self.n, dtype=bool),
-                                  rounds=_START_ROUNDS)
+                x = finish.accept(x, finish.last, np.ones(self.n, dtype=bool), start=True)
             elif self.geometry == "block":  # a cluster at zero: its conditions decide
                 empty = ~block_activity(self, x)[0].any(axis=1)[self.unit]
                 finish.exact |= empty & block_kkt(self, x, lam)

@@ -107,14 +107,14 @@ class _NewtonFinish:
             return x
         support = self.last.copy()
         support[rows] = self.engine._support_guess(x, self.lam, np.flatnonzero(rows))
-        out = self.accept(x, support, rows, rounds=_START_ROUNDS)
+        out = self.accept(x, support, rows, start=True)
         self.last = self.support(out)
         return out
 
-    def accept(self, x, support, rows, rounds=None) -> np.ndarray:
+    def accept(self, x, support, rows, start: bool = False) -> np.ndarray:
         """``x`` with Newton's point on the responses ``rows`` where it is their minimiser
         (marked in :attr:`exact`); for LASSO a refused point's support is corrected up to
-        ``rounds`` times (default ``_SUPPORT_ROUNDS``)."""
+        ``_SUPPORT_ROUNDS`` times, ``_START_ROUNDS`` before any iteration (``start``)."""
         e = self.engine
         self.tried |= rows
         if e.geometry == "block":
@@ -125,10 +125,7 @@ class _NewtonFinish:
             self.exact |= e._kkt_holds(x, self.lam, support, rows=empty)
         rows = rows & ~empty
         out = x.copy()
-        if e.geometry != "cell":
-            rounds = 0
-        elif rounds is None:
-            rounds = _SUPPORT_ROUNDS
+        rounds = 0 if e.geometry != "cell" else _START_ROUNDS if start else _SUPPORT_ROUNDS
         for attempt in range(rounds + 1):
             if not rows.any():
                 break
