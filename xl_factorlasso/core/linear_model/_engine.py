@@ -41,7 +41,10 @@ support before any iteration: where the support held, that one step is the answe
 
 For LASSO a refused Newton point corrects the support (a cell that crossed zero or its box
 leaves it, cells whose conditions fail join it) and tries again, up to three times: between
-neighbouring lambdas or rolling dates a support usually gains or loses a cell or two. Row groups
+neighbouring lambdas or rolling dates a support usually gains or loses a cell or two. Before any
+iteration (up to six tries) the same steps start from a warm start's support or, cold, from a
+guess (:meth:`FastEngine._support_guess`): an active-set method that usually leaves no
+iteration to do. Row groups
 without an L1 share have, on a row whose every cell is free, a minimiser in closed form up to
 one scalar (a secular equation in the eigenbasis of ``G``, :meth:`FastEngine._newton_row_secular`):
 it is tried at a cold start before any iteration, and in every later try.
@@ -526,7 +529,8 @@ class FastEngine:
             lip = two_t * np.broadcast_to(top[self.pattern][:, None], (self.n, self.m))
         else:
             d, curv = diag[self.pattern], top_hat[self.pattern]
-            if self.geometry == "block":
+            if self.geometry == "block" and len(self.gram) > 1:
+                # (one Gram: every response's d and curvature are its cluster's maxima)
                 d_unit = np.zeros((self.n_units, self.m))
                 np.maximum.at(d_unit, self.unit, d)
                 curv_unit = np.zeros(self.n_units)
@@ -884,6 +888,7 @@ class FastEngine:
             elif self.geometry == "block":  # a cluster at zero: its conditions decide
                 empty = ~block_activity(self, x)[0].any(axis=1)[self.unit]
                 finish.exact |= empty & block_kkt(self, x, lam)
+                finish.early = True
             else:
                 empty = ~(finish.last != 0).any(axis=1)
                 finish.exact |= self._kkt_holds(x, lam, finish.last, rows=empty)
