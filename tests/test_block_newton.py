@@ -176,3 +176,48 @@ def test_fcgl_one_cluster_fit_equals_cvxpy_with_signs():
     fast = LassoModel(engine="fast", **kw).fit(x, y)
     ref = LassoModel(engine="cvxpy", solver_params=TIGHT, **kw).fit(x, y)
     assert_same_minimiser(fast, ref)
+
+
+def _fcgl_one(seed, fraction, t=300, m=6, n=30):
+    p = make_factor_panel(t, m, n, seed=seed)
+    kw = dict(model_type="FCGL", warmup_period=None, n_clusters=1)
+    lam = fraction * LassoModel(**kw).lambda_max(p.x, p.y)
+    setup = LassoModel(reg_lambda=lam, **kw)._setup(p.x, p.y)
+    return setup, lam
+
+
+def _without_newton(monkeypatch, setup, lam):
+    with monkeypatch.context() as patched:
+        patched.setattr(_engine, "_BLOCK_NEWTON_SIZE", 0)
+        return FastEngine(setup.stats, setup.spec).solve(lam)
+
+
+def test_cold_start_tries_every_cluster_after_one_iteration(monkeypatch):
+    """Every block active at the answer: the first iteration's active blocks are the answer's,
+    and the try after it ends the solve."""
+    setup, lam = _fcgl_one(seed=2, fraction=0.05, t=400, n=40)
+    engine = FastEngine(setup.stats, setup.spec)
+    got = engine.solve(lam)
+    assert got.certified and got.iterations == 1
+    assert block_activity(engine, got.coef)[0].all()
+    alone = _without_newton(monkeypatch, setup, lam)
+    assert alone.iterations > 1
+    np.testing.assert_allclose(got.coef, alone.coef, rtol=0, atol=1e-7)
+    assert _stationarity(engine, got.coef, lam) <= 1e-11
+
+
+def test_a_wrong_first_guess_keeps_the_usual_schedule(monkeypatch):
+    """After one iteration a block is active that belongs at zero: the early try is refused,
+    the later tries (the usual schedule, not switched off by it) still end at the minimiser."""
+    setup, lam = _fcgl_one(seed=0, fraction=0.5)
+    engine = FastEngine(setup.stats, setup.spec)
+    first = engine.prox(engine.prior - (2.0 / engine.t_rows) * engine.step
+                        * (engine._gram_times(engine.prior) - engine.xty), lam)
+    got = engine.solve(lam)
+    assert got.certified and got.iterations > 1
+    early = block_activity(engine, first)[0]
+    final = block_activity(engine, got.coef)[0]
+    assert (early & ~final).any()  # the guess had a block too many
+    alone = _without_newton(monkeypatch, setup, lam)
+    np.testing.assert_allclose(got.coef, alone.coef, rtol=0, atol=1e-7)
+    assert _stationarity(engine, got.coef, lam) <= 1e-11
