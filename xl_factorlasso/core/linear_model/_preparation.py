@@ -118,6 +118,12 @@ def coerce_panel(x, y) -> tuple[pd.DataFrame, pd.DataFrame]:
     return xf, yf
 
 
+# From this many factors the Gram is formed by SYRK (half the work; other round-off). Below it
+# the Gram costs little beside X'Y and keeps the bits of the general product, which some
+# Clarabel solves on flat problems are sensitive to.
+_SYRK_MIN = 100
+
+
 @dataclass(frozen=True, eq=False)
 class PreparedPanel:
     """Prepared solver arrays of ``T'`` rows.
@@ -549,7 +555,13 @@ class SufficientStats:
         for p, pat in enumerate(patterns):
             wp = panel.row_weight * pat
             xwp = x * wp[:, None]
-            grams[p] = xwp.T @ x
+            if m >= _SYRK_MIN:
+                # X'WX as (W^1/2 X)'(W^1/2 X): NumPy hands A.T @ A to BLAS's SYRK, half the
+                # multiply-adds (at (1000,2000,1) the set-up went from 0.19 to 0.13 s)
+                half = x * np.sqrt(wp)[:, None]
+                grams[p] = half.T @ half
+            else:  # a few factors: negligible beside X'Y, and the bits as always
+                grams[p] = xwp.T @ x
             xw[p] = wp @ x
             mass_p[p] = wp.sum()
             if len(patterns) > 1:
