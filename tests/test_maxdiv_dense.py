@@ -111,6 +111,57 @@ def test_family_members_take_the_dense_path(old_path, params, extra):
         assert np.count_nonzero(moved == params["max_turnover"]) >= 2
 
 
+@pytest.mark.parametrize("params", [
+    {"min_weights": -0.05, "max_weights": 0.1},
+    {"min_weights": -0.01},
+    {"min_weights": -0.02, "max_weights": None},
+    {"min_weights": -0.03, "max_weights": 0.06, "budget": 0.5},
+    {"min_weights": -0.05, "max_weights": 0.1, "risk_free_rate": 0.001},
+], ids=["long_short", "short_default_cap", "short_no_cap", "short_budget", "short_rf"])
+@pytest.mark.parametrize("n, T, dense", [(60, 400, False), (200, 600, True)],
+                         ids=["n60", "n200_dense"])
+def test_long_short_takes_the_dense_path(old_path, params, n, T, dense):
+    """Short positions: the same pivoting, certified by the Lagrangian dual bound; equal to
+    today's CVXPY path, with weights on both bounds."""
+    X = make_returns(n, T, 3, dense)
+    extra = {"rf": params["risk_free_rate"]} if "risk_free_rate" in params else {}
+    model = MaximumDiversification(**params).fit(X)
+    assert_same(model, old_path(X, **params), X.cov().to_numpy(), **extra)
+    w = model.weights_.to_numpy()
+    assert w.sum() == pytest.approx(params.get("budget", 1.0), abs=1e-12)
+    assert w.min() >= params["min_weights"] and (w < 0).sum() >= 1
+    if not dense:  # (the dense optimum holds most assets inside their bounds)
+        assert np.count_nonzero(w == params["min_weights"]) >= 1  # a short bound binds
+
+
+def test_dual_bound_is_a_lower_bound_and_tight_at_the_optimum():
+    """On random feasible long-short points the certificate bounds the true loss (the
+    optimum from the pivoting, checked against CVXPY above); at the optimum it is round-off."""
+    X = make_returns(40, 300, 2)
+    cov = X.cov().to_numpy()
+    a = np.sqrt(np.diag(cov))
+    box = _dense._Box(np.full(40, -0.04), np.full(40, 0.08), 1.0)
+    y_star, _ = _dense._pivot_dense(cov, a, box)
+    w_star = y_star / y_star.sum()
+    assert np.isclose(w_star, -0.04).sum() >= 2 and np.isclose(w_star, 0.08).sum() >= 2
+    assert _dense.relative_gap(cov, a, y_star, box) <= 1e-12
+    d_star = a @ w_star / np.sqrt(w_star @ cov @ w_star)
+    rng = np.random.default_rng(3)
+    for mix in (1e-6, 1e-3, 1e-1, 0.5):
+        other = _dense._knapsack(rng.standard_normal(40), box)[1]
+        w = (1 - mix) * w_star + mix * other
+        loss = d_star / (a @ w / np.sqrt(w @ cov @ w)) - 1.0
+        assert 0 < loss <= _dense.relative_gap(cov, a, w, box)
+    # Wider shorts: portfolios of the box with a'w <= 0 leave the linear (Frank-Wolfe) bound
+    # without a value; the dual bound still certifies the optimum.
+    wide = _dense._Box(np.full(40, -0.3), np.full(40, 0.5), 1.0)
+    assert _dense._knapsack(a, wide)[0] < 0
+    y_wide, _ = _dense._pivot_dense(cov, a, wide)
+    y_wide = y_wide / (a @ y_wide)
+    assert _dense._fractional_minimum(a, 2 * cov @ y_wide, wide, 1.0) == -np.inf
+    assert _dense.relative_gap(cov, a, y_wide, wide) <= 1e-12
+
+
 @pytest.mark.parametrize("dense", [False, True], ids=["sparse", "dense"])
 def test_binding_caps_at_n200(old_path, dense):
     X = make_returns(200, 600, 12, dense)
@@ -120,8 +171,6 @@ def test_binding_caps_at_n200(old_path, dense):
 
 
 @pytest.mark.parametrize("params", [
-    {"min_weights": -0.05, "max_weights": 0.1},
-    {"min_weights": -0.01},
     {"linear_constraints": ["A0000 + A0001 >= 0.05"]},
     {"transaction_costs": 0.001, "previous_weights": 1 / 60},
     {"l1_coef": 1e-3},
@@ -129,8 +178,7 @@ def test_binding_caps_at_n200(old_path, dense):
     {"budget": None, "min_budget": 1.0},
     {"max_long": 1.0},
     {"save_problem": True},
-], ids=["long_short", "short_no_cap", "linear", "costs", "l1", "min_return",
-        "min_budget", "max_long", "save_problem"])
+], ids=["linear", "costs", "l1", "min_return", "min_budget", "max_long", "save_problem"])
 def test_other_families_keep_the_old_path(monkeypatch, params):
     X = make_returns(60, 400, 3)
     tried = []
@@ -164,7 +212,7 @@ def test_refit_clears_the_report(old_path):
     X = make_returns(60, 400, 3)
     model = MaximumDiversification().fit(X)
     assert model.solve_.path == "dense" and model.solve_.exchanges >= 0
-    model.set_params(min_weights=-0.05).fit(X)
+    model.set_params(l1_coef=1e-3).fit(X)
     assert model.solve_.path == "cvxpy"
 
 

@@ -1,6 +1,6 @@
 """The dense path: maximum diversification on a dense covariance without CVXPY.
 
-For long-only bounds and a budget (:func:`dense_eligible`: a dense covariance, the risk alone
+For per-asset bounds and a budget (:func:`dense_eligible`: a dense covariance, the risk alone
 in the denominator, no other constraint family) the homogenised program of
 :func:`._formulation._formulate` is the small QP::
 
@@ -18,7 +18,8 @@ a low-rank surrogate, with one dense Cholesky of ``Sigma_FF`` re-used through Sc
 complements while the free set moves little (:class:`_FreeSetSolver`).
 
 The answer is certified by :func:`relative_gap`, which reads only ``Sigma``, ``a``, the bounds
-and the point: the Frank-Wolfe (Lagrangian) lower bound of the convex QP, turned into a bound on
+and the point: the Frank-Wolfe (linearised) lower bound of the convex QP for long-only bounds,
+the Lagrangian dual bound with short positions (:func:`_dual_bound`), turned into a bound on
 the relative loss of diversification ratio. A point whose bound exceeds ``GAP_TOLERANCE``, or
 any numerical trouble, gives no answer and the fit takes today's path (screening or the full
 CVXPY program) with the same constraint families, messages and diagnosis. ``solve_`` (a
@@ -106,9 +107,8 @@ class _Box:
 
 def dense_eligible(spec: _Spec, save_problem: bool = False) -> bool:
     """Whether the dense path is tried: one solve of the QP form (dense covariance, no l1, l2
-    or add_objective), long-only bounds (finite ``min_weights >= 0`` for every asset,
-    ``max_weights`` any, ``None`` or ``inf`` for none; short positions need a certificate
-    this path cannot give, see :func:`_fractional_minimum`), ``budget > 0``, and no other
+    or add_objective), bounds (a finite ``min_weights`` for every asset, negative for short
+    positions, ``max_weights`` any, ``None`` or ``inf`` for none), ``budget > 0``, and no other
     constraint family (no min/max_budget, max_long/short, linear constraints, tracking error,
     min_return, transaction costs or add_constraints). ``max_turnover`` is a box around
     ``previous_weights`` and folds into the bounds (:func:`_box`); fees and the risk-free rate
@@ -121,7 +121,7 @@ def dense_eligible(spec: _Spec, save_problem: bool = False) -> bool:
         return False
     if spec.budget is None or spec.budget <= 0:
         return False
-    if spec.lower is None or not np.all((spec.lower >= 0) & np.isfinite(spec.lower)):
+    if spec.lower is None or not np.all(np.isfinite(spec.lower)):
         return False
     others = (spec.min_budget, spec.max_budget, spec.max_long, spec.max_short, spec.costs,
               spec.tracking_error, spec.min_returns, spec.add_constraints, spec.add_objective)
@@ -132,13 +132,14 @@ def _box(spec: _Spec) -> _Box:
     """The bounds of an eligible spec, with ``max_turnover``'s per-asset ``|w - previous| <=
     max_turnover`` folded in (the same box in the homogenised program: ``|y - previous t| <=
     max_turnover t``); an upper bound that cannot bind (at least the budget, with lower bounds
-    >= 0) is dropped, so the default family pivots on lower bounds only."""
+    >= 0; with shorts it can) is dropped, so the default family pivots on lower bounds only."""
     lower = spec.lower.astype(float)
     upper = np.full(spec.n, np.inf) if spec.upper is None else spec.upper.astype(float)
     if spec.turnover is not None:
         lower = np.maximum(lower, spec.previous - spec.turnover)
         upper = np.minimum(upper, spec.previous + spec.turnover)
-    upper = np.where(upper >= spec.budget, np.inf, upper)
+    if np.all(lower >= 0):
+        upper = np.where(upper >= spec.budget, np.inf, upper)
     return _Box(lower, upper, float(spec.budget))
 
 
@@ -161,7 +162,9 @@ def relative_gap(cov: np.ndarray, a: np.ndarray, y: np.ndarray, box: _Box | None
 
     Long-only without upper bounds ``m`` has a closed form by LP duality: ``m = min_{a_j > 0}
     g_j / a_j`` when that is at least ``max_{a_j < 0} g_j / a_j`` and ``g_j >= 0`` wherever
-    ``a_j = 0`` (otherwise ``-inf``). With bounds see :func:`_fractional_minimum`."""
+    ``a_j = 0`` (otherwise ``-inf``). With bounds see :func:`_fractional_minimum`. With short
+    positions (a negative lower bound) the cone holds points with ``a'w`` near 0 and that
+    linear bound is ``-inf``: the Lagrangian dual bound of :func:`_dual_bound` is used."""
     y = np.asarray(y, dtype=float)
     default = box is None or (np.all(box.lower == 0) and np.all(np.isinf(box.upper)))
     if default:
@@ -173,13 +176,52 @@ def relative_gap(cov: np.ndarray, a: np.ndarray, y: np.ndarray, box: _Box | None
     g = 2.0 * (cov @ y)
     f = 0.5 * float(g @ y)
     if default:
-        m = _closed_form_minimum(a, g)
+        lower = _closed_form_minimum(a, g) - f  # f - g'y + m
+    elif np.any(box.lower < 0):
+        lower = _dual_bound(cov, a, y, g, box)
     else:
-        m = _fractional_minimum(a, g, box, theta=2.0 * f)
-    lower = m - f  # f - g'y + m
+        lower = _fractional_minimum(a, g, box, theta=2.0 * f) - f
     if not (np.isfinite(lower) and lower > 0 and f > 0):
         return np.inf
     return max(float(np.sqrt(f / lower)) - 1.0, 0.0)
+
+
+def _dual_bound(cov: np.ndarray, a: np.ndarray, y: np.ndarray, g: np.ndarray,
+                box: _Box) -> float:
+    """A lower bound on ``p*`` from the Lagrangian dual of the homogenised QP (any box, short
+    positions included), at multipliers read off ``y`` (``a'y = 1``, ``g = 2 Sigma y``);
+    ``-inf`` when ``Sigma`` does not factor.
+
+    With ``nu`` for ``a'y = 1``, ``mu`` for ``1'y = budget t``, ``l, u >= 0`` for ``y >= lower
+    t`` and ``y <= upper t`` and ``k >= 0`` for ``t >= 0``, stationarity in ``t`` reads ``k =
+    l'lower - u'upper + mu budget``, and the dual function is ``nu - v'Sigma^-1 v / 4`` with
+    ``v = nu a + l - u + mu 1``: a lower bound for every such choice. ``nu, mu`` are fitted on
+    the free assets (``g = nu a + mu`` there), ``l, u`` are the residuals' positive parts on the
+    assets at a bound, and ``mu`` is raised where needed so that ``k >= 0``; a wrong guess only
+    loosens the bound. At the optimum it equals ``f`` up to round-off (one Cholesky of
+    ``Sigma``)."""
+    t = float(y.sum()) / box.budget
+    tol = 1e-9 * float(np.max(np.abs(y)))
+    finite = np.isfinite(box.upper)
+    at_low = y <= box.lower * t + tol
+    at_up = finite & (y >= np.where(finite, box.upper, 0.0) * t - tol) & ~at_low
+    free = ~(at_low | at_up)
+    if np.count_nonzero(free) < 2:
+        return -np.inf
+    (nu, mu), *_ = np.linalg.lstsq(np.column_stack([a[free], np.ones(np.count_nonzero(free))]),
+                                   g[free], rcond=None)
+    r = g - nu * a - mu  # a lower bound's multiplier; minus an upper bound's
+    low = np.where(at_low, np.maximum(r, 0.0), 0.0)
+    up = np.where(at_up, np.maximum(-r, 0.0), 0.0)
+    k = float(low @ box.lower) - float(up[finite] @ box.upper[finite]) + mu * box.budget
+    if k < 0:
+        mu -= k / box.budget
+    v = nu * a + low - up + mu
+    try:
+        u = sla.cho_solve(sla.cho_factor(cov, check_finite=False), v, check_finite=False)
+    except (np.linalg.LinAlgError, ValueError):
+        return -np.inf
+    return float(nu - 0.25 * (v @ u))
 
 
 def _closed_form_minimum(a: np.ndarray, g: np.ndarray) -> float:
@@ -219,7 +261,7 @@ def _fractional_minimum(a: np.ndarray, g: np.ndarray, box: _Box, theta: float) -
     ``theta`` (the value at a point of the cone, so ``>= m``) takes ``theta`` down to ``m``,
     where ``phi`` is 0 up to round-off. ``A > 0`` holds for long-only bounds when every
     ``a_j > 0``; with short positions the optimal face of the knapsack holds portfolios with
-    ``a'w <= 0`` and round-off leaves no certified bound, so those take today's path."""
+    ``a'w <= 0`` and round-off leaves no certified bound: :func:`_dual_bound` is used there."""
     low = _knapsack(a, box)
     if low is None or not low[0] > 0:
         return -np.inf

@@ -174,9 +174,10 @@ class MaximumDiversification(ConvexRatioOptimization):
         row); None when the weights come from a fallback or the fit failed.
     solve_ : SolveReport or None
         Which path solved the fit (``path``: ``"dense"``, the active-set solver used for
-        long-only bounds and a budget; ``"screened"`` or ``"cvxpy"``), the dense path's
-        certified ``relative_gap`` (a bound on the relative loss of ratio), its ``exchanges``,
-        and a ``note`` when the dense path was tried and gave no certified answer. After a
+        per-asset bounds (long-only or long-short) and a budget; ``"screened"`` or
+        ``"cvxpy"``), the dense path's certified ``relative_gap`` (a bound on the relative
+        loss of ratio), its ``exchanges``, and a ``note`` when the dense path was tried and
+        gave no certified answer. After a
         failed solve it names the path that failed; None when the fit failed before a solve
         (invalid or infeasible inputs).
     """
