@@ -323,17 +323,16 @@ def prepare_panel(
     cache: dict = {}
     shift = None
     if demean:
-        raw_range = _column_range(raw)
-        raw_x, raw_y = _max_abs(xa), np.maximum(raw_range[0], -raw_range[1])
+        raw_x = _max_abs(xa)
         xa = _demean(xa, span)
         _check_finite(xa, x, "x", "when demeaned")
-        ya, shift, y_max = _demean_responses(yv, ya, finite, complete, n_obs, span, raw_range,
-                                             y_sum if plain else None, cache)
-        _check_finite(y_max, y, "y", "when demeaned")
+        ya, shift, y_max, raw_y = _demean_responses(yv, ya, finite, complete, n_obs, span,
+                                                    y_sum if plain else None, cache)
         if span is not None:
             xa, ya, mask = xa[1:], ya[1:], mask[1:]
         xa[:, _max_abs(xa) <= ROUNDOFF * raw_x] = 0.0
-        if shift is None:
+        if shift is None:  # (deferred: finite sums of squares, constant columns found there)
+            _check_finite(y_max, y, "y", "when demeaned")
             ya[:, y_max <= ROUNDOFF * raw_y] = 0.0
     elif ya is None:
         ya = yv  # nothing to change: no copy
@@ -358,60 +357,62 @@ def prepare_panel(
                          means=means, y_shift=shift, _cache=cache)
 
 
-def _demean_responses(yv, ya, finite, complete, count, span, raw_range, total, cache):
-    """``(values, y_shift, max |y| per column)`` of the demeaned responses (see
-    :class:`PreparedPanel`): ``ya`` (the zero-filled copy, None for a complete panel) demeaned
-    in place, or a complete ``yv`` kept as it is with the column means as ``y_shift`` when
-    :func:`_centred_sums` accepts it (which then leaves its sums in ``cache``). ``total``:
-    the column sums when already made, given only when every factor row is present."""
+def _demean_responses(yv, ya, finite, complete, count, span, total, cache):
+    """``(values, y_shift, max |y - mean|, max |y|)`` per column of the demeaned responses
+    (see :class:`PreparedPanel`): ``ya`` (the zero-filled copy, None for a complete panel)
+    demeaned in place, or a complete ``yv`` kept as it is with the column means as ``y_shift``
+    when :func:`_centred_sums` accepts it (which then leaves its sums and constant columns in
+    ``cache``, and the two maxima are None: no pass for them). ``total``: the column sums when
+    already made, given only when every factor row is present."""
     if span is not None:
         if ya is None:
             ya = np.array(yv, dtype=float, order="C")
+        raw_y = _column_max_abs(ya)
         _ewm_demean_rows(ya, finite, ewm_lambda(span))
         if not complete:
             np.copyto(ya, 0.0, where=~finite)
-        return ya, None, _column_max_abs(ya)
+        return ya, None, _column_max_abs(ya), raw_y
     rows_ok = total is not None
     with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
         if total is None:
             total = (yv if ya is None else ya).sum(axis=0)
         mean = total / count  # np.nanmean's own sum and division: the same bits
     if ya is None and rows_ok:
-        deferred = _centred_sums(yv, mean, total, raw_range)
+        deferred = _centred_sums(yv, mean, total)
         if deferred is not None:
-            y_max, cache["zero_columns"], cache["yty"], cache["yw"] = deferred
-            return yv, mean, y_max
+            cache["zero_columns"], cache["yty"], cache["yw"] = deferred
+            return yv, mean, None, None
+    raw_y = _column_max_abs(yv if ya is None else ya)
     if ya is None:
         ya = yv - mean
     else:
         ya -= mean
         np.copyto(ya, 0.0, where=~finite)  # also an all-missing column (NaN mean)
-    return ya, None, _column_max_abs(ya)
+    return ya, None, _column_max_abs(ya), raw_y
 
 
-def _centred_sums(yv, mean, total, raw_range):
-    """``(max |y - mean|, constant columns, sum (y - mean)^2, sum (y - mean) = 0)`` per column of a
-    complete ``yv`` from its own sums, without forming ``y - mean``; None when that would lose
+def _centred_sums(yv, mean, total):
+    """``(constant columns, sum (y - mean)^2, sum (y - mean) = 0)`` per column of a complete
+    ``yv`` from its own sums, without forming ``y - mean``; None when that would lose
     accuracy.
 
     ``sum (y - m)^2 = sum y^2 - m sum y`` cancels by the factor ``sum y^2 / sum (y - m)^2``:
     it is accepted only while that is at most 2 (``|mean| <= sd``, e.g. returns), so the
     centred sums and ``X'(y - m) = X'y - (X'1) m`` (whose round-off is ``eps |X| |y|``) keep
     the accuracy of the centred copy to a bit. A level far above the variation (prices, a
-    1e6 offset) is centred in a copy instead. The largest deviation is exact: rounding is
-    monotone, so ``max fl(y - m) = fl(max y - m)``.
+    1e6 offset) is centred in a copy instead. Accepted, a column is constant only when it is
+    all zero (``sum y^2 = 0``): any other has ``max |y - m| >= (1 - 1/sqrt 2) max |y|``, far
+    above the ``ROUNDOFF`` test of a centred copy, so no pass for the column ranges is needed.
     """
     with np.errstate(over="ignore", invalid="ignore"):
         squares = np.einsum("tn,tn->n", yv, yv)
         level = mean * total
         if not (np.all(np.isfinite(squares)) and np.all(level <= 0.5 * squares)):
             return None
-        hi, lo = raw_range
-        y_max = np.maximum(hi - mean, mean - lo)
-    zero = y_max <= ROUNDOFF * np.maximum(hi, -lo)
+    zero = squares == 0.0
     yty = np.where(zero, 0.0, np.maximum(squares - level, 0.0))
     # sum (y - mean) is 0 by construction (the centred copy only ever held its round-off)
-    return y_max, zero, yty, np.zeros_like(mean)
+    return zero, yty, np.zeros_like(mean)
 
 
 def _raw_means(x_raw, finite, x_row_ok, w_all, y_sum, patterns, inverse, head):
