@@ -656,3 +656,24 @@ def test_lambda_at_or_above_lambda_max_gives_exactly_the_prior(problem, factor):
     expected = np.zeros(coef.shape) if prior is None else prior.to_numpy()
     np.testing.assert_array_equal(coef.to_numpy(), expected)
     assert model.n_iter_ == 0  # certified at the prior itself
+
+
+@pytest.mark.parametrize("n, m, clusters", [(7, 3, 3), (50, 4, 1), (200, 10, 17), (1, 5, 1)])
+def test_member_tables_of_rows_and_blocks_equal_the_generic_one(n, m, clusters):
+    """The engine's group tables built from the rows' layout (no sort of the N M cells) are the
+    generic table of the same groups."""
+    from xl_factorlasso.core.linear_model._engine import (
+        _block_member_table,
+        _member_table,
+        _row_member_table,
+    )
+
+    rng = np.random.default_rng(n)
+    unit = rng.integers(0, clusters, n)
+    unit[:clusters] = np.arange(min(clusters, n))
+    n_units = int(unit.max()) + 1
+    gid = (unit[:, None] * m + np.arange(m)).ravel()
+    np.testing.assert_array_equal(_block_member_table(unit, n_units, m),
+                                  _member_table(gid, n_units * m))
+    np.testing.assert_array_equal(_row_member_table(n, m),
+                                  _member_table(np.repeat(np.arange(n), m), n))

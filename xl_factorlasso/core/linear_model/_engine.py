@@ -354,6 +354,27 @@ def prox_cooperative(v, alpha, beta, groups, lower, upper) -> np.ndarray:
     return prox_sparse_group(v, alpha.reshape(shape), beta, halves.reshape(shape), lower, upper)
 
 
+def _row_member_table(n: int, m: int) -> np.ndarray:
+    """:func:`_member_table` of row groups (group ``i``: the cells of row ``i``)."""
+    return np.arange(n * m).reshape(n, m)
+
+
+def _block_member_table(unit: np.ndarray, n_units: int, m: int) -> np.ndarray:
+    """:func:`_member_table` of FCGL blocks (group ``g M + j``: column ``j`` of cluster ``g``'s
+    rows), from a sort of the N rows instead of the N M cells."""
+    n = unit.size
+    order = np.argsort(unit, kind="stable")
+    counts = np.bincount(unit, minlength=n_units)
+    starts = np.concatenate([[0], np.cumsum(counts)[:-1]])
+    pos = np.empty(n, dtype=np.intp)
+    pos[order] = np.arange(n) - np.repeat(starts, counts)
+    table = np.full((n_units * m, int(counts.max(initial=1))), n * m, dtype=np.intp)
+    cols = np.arange(m)
+    table[(unit[:, None] * m + cols).ravel(), np.repeat(pos, m)] = \
+        (np.arange(n)[:, None] * m + cols).ravel()
+    return table
+
+
 def _member_table(gid: np.ndarray, n_groups: int) -> np.ndarray:
     """(n_groups, kmax) flat cell indices of every group, padded with ``gid.size``."""
     order = np.argsort(gid, kind="stable")
@@ -498,7 +519,8 @@ class FastEngine:
             else:
                 self.group_w = np.ones(n)
         self.n_groups = len(self.group_w)
-        self._table = _member_table(self.gid, self.n_groups) if geometry != "cell" else None
+        self._table = (None if geometry == "cell" else _row_member_table(n, m)
+                       if geometry == "row" else _block_member_table(self.unit, self.n_units, m))
 
         self.step = self._steps(diag, top_hat)
         self._twin = None  # the cell engine that solves lambda = 0 (see solve)
@@ -1083,7 +1105,7 @@ class FastEngine:
             setattr(sub, name, getattr(self, name)[idx])
         sub.unit = sub.group_unit = np.arange(k)
         sub.gid = np.repeat(np.arange(k), self.m)
-        sub._table = _member_table(sub.gid, k) if self.geometry != "cell" else None
+        sub._table = _row_member_table(k, self.m) if self.geometry != "cell" else None
         sub._patterns = [np.flatnonzero(sub.pattern == p) for p in range(len(self.gram))]
         if self._stacked is not None:
             sub._stacked = self._stacked[idx]
