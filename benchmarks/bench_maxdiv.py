@@ -30,9 +30,9 @@ Usage::
 
 ``--dense`` compares dense optima (``make_data(dense=True)``: ~85% of the assets held) and
 sparse ones (the default data, ~12%), long-only (the dense path of ``_dense.py``), and at
-n = 1000 three families the dense path does not cover (``path`` says which ran): long-short
-bounds -0.05..0.1, ``max_turnover=0.05`` and ``transaction_costs=0.001`` around
-``previous_weights = 1/n``, and one it covers, a binding cap ``max_weights=0.002``.
+n = 1000 other families (``path`` says which ran): long-short bounds -0.05..0.1,
+``max_turnover=0.05`` and ``transaction_costs=0.001`` around ``previous_weights = 1/n``, and a
+binding cap ``max_weights=0.002``.
 ``T = max(--T, 2 n)``. "np.cov" is the time of the sample covariance alone, which both
 libraries compute; "held" counts our nonzero weights. ``dD`` is on the net ratio with costs.
 

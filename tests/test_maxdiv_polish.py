@@ -160,11 +160,17 @@ def test_previous_weights_are_kept_exactly_under_costs(X):
     n = X.shape[1]
     previous = np.full(n, 1.0 / n)
     params = dict(transaction_costs=0.002, previous_weights=previous)
-    raw = MaximumDiversification(polish=False, **params).fit(X).weights_.to_numpy()
-    w = MaximumDiversification(**params).fit(X).weights_.to_numpy()
+    # the interior-point path (save_problem keeps it) stops near the kinks: the polish snaps
+    raw = MaximumDiversification(polish=False, save_problem=True, **params).fit(X)
+    raw = raw.weights_.to_numpy()
+    w = MaximumDiversification(save_problem=True, **params).fit(X).weights_.to_numpy()
     kept = np.abs(raw - previous) <= 1e-6 * (1 + previous)
     assert kept.sum() >= 3 and np.all(raw[kept] != previous[kept])
     assert np.all(w[kept] == previous[kept])
+    # the dense path holds them at the kink by construction, before any polish
+    dense = MaximumDiversification(polish=False, **params).fit(X)
+    assert dense.solve_.path == "dense"
+    assert np.all(dense.weights_.to_numpy()[kept] == previous[kept])
 
 
 @pytest.mark.parametrize("name", ["default", "max_weights", "groups", "turnover", "costs"])

@@ -66,6 +66,9 @@ _ITERATIVE_FROM = 400
 _ITERATIVE_EXCHANGES = 2
 _CG_TOLERANCE = 1e-6
 _CG_STEPS = 300
+# With transaction costs, when the pivoting from the cost-free optimum does not converge: the
+# costs are reached in these fractions, each pivoting from the state of the last.
+_COST_STEPS = tuple(k / 10 for k in range(1, 11))
 
 
 @dataclass(frozen=True)
@@ -93,7 +96,8 @@ class SolveReport:
     note: str = ""
 
 
-FREE, LOW, UP = 0, 1, 2  # an asset's state: free, or its weight on its lower/upper bound
+FREE, LOW, UP, HOLD = 0, 1, 2, 3  # an asset's state: free, on its lower/upper bound, or (with
+# transaction costs) held at its previous weight, the kink of its cost
 
 
 @dataclass(frozen=True)
@@ -105,12 +109,22 @@ class _Box:
     budget: float
 
 
+@dataclass(frozen=True)
+class _Costs:
+    """Transaction costs ``c >= 0`` per unit traded away from ``previous`` (``w_prev``): the
+    numerator loses ``c'|w - w_prev|``, in the homogenised program ``c'|y - w_prev t|``."""
+
+    rate: np.ndarray
+    previous: np.ndarray
+
+
 def dense_eligible(spec: _Spec, save_problem: bool = False) -> bool:
     """Whether the dense path is tried: one solve of the QP form (dense covariance, no l1, l2
     or add_objective), bounds (a finite ``min_weights`` for every asset, negative for short
     positions, ``max_weights`` any, ``None`` or ``inf`` for none), ``budget > 0``, and no other
     constraint family (no min/max_budget, max_long/short, linear constraints, tracking error,
-    min_return, transaction costs or add_constraints). ``max_turnover`` is a box around
+    min_return or add_constraints). Transaction costs are a kink per asset (:class:`_Costs`).
+    ``max_turnover`` is a box around
     ``previous_weights`` and folds into the bounds (:func:`_box`); fees and the risk-free rate
     are allowed (they only change ``a``). A request addressed to CVXPY keeps today's
     path: ``save_problem=True`` (the program) or a ``solver``/``solver_params`` other than the
@@ -123,7 +137,7 @@ def dense_eligible(spec: _Spec, save_problem: bool = False) -> bool:
         return False
     if spec.lower is None or not np.all(np.isfinite(spec.lower)):
         return False
-    others = (spec.min_budget, spec.max_budget, spec.max_long, spec.max_short, spec.costs,
+    others = (spec.min_budget, spec.max_budget, spec.max_long, spec.max_short,
               spec.tracking_error, spec.min_returns, spec.add_constraints, spec.add_objective)
     return all(v is None for v in others) and not spec.A_eq.size and not spec.A_ineq.size
 
@@ -149,8 +163,17 @@ def _coefficients(spec: _Spec) -> np.ndarray:
     return a - spec.risk_free_rate / spec.budget
 
 
-def relative_gap(cov: np.ndarray, a: np.ndarray, y: np.ndarray, box: _Box | None = None
-                 ) -> float:
+def _numerator(a: np.ndarray, y: np.ndarray, box: _Box | None, costs: _Costs | None) -> float:
+    """``a'y``, less ``c'|y - w_prev t|`` (``t = 1'y / budget``) with transaction costs."""
+    value = float(a @ y)
+    if costs is not None:
+        t = float(y.sum()) / box.budget
+        value -= float(costs.rate @ np.abs(y - costs.previous * t))
+    return value
+
+
+def relative_gap(cov: np.ndarray, a: np.ndarray, y: np.ndarray, box: _Box | None = None,
+                 costs: _Costs | None = None) -> float:
     """A certified bound on the relative loss of diversification ratio of ``y``.
 
     ``y`` is scaled to ``a'y = 1`` (long-only: negative entries set to 0 first). For the convex
@@ -164,12 +187,15 @@ def relative_gap(cov: np.ndarray, a: np.ndarray, y: np.ndarray, box: _Box | None
     g_j / a_j`` when that is at least ``max_{a_j < 0} g_j / a_j`` and ``g_j >= 0`` wherever
     ``a_j = 0`` (otherwise ``-inf``). With bounds see :func:`_fractional_minimum`. With short
     positions (a negative lower bound) the cone holds points with ``a'w`` near 0 and that
-    linear bound is ``-inf``: the Lagrangian dual bound of :func:`_dual_bound` is used."""
+    linear bound is ``-inf``, and transaction costs (``costs``: the normalisation is then
+    ``a'y - c'|y - w_prev t| = 1``) are not linear: the Lagrangian dual bound of
+    :func:`_dual_bound` is used for both."""
     y = np.asarray(y, dtype=float)
-    default = box is None or (np.all(box.lower == 0) and np.all(np.isinf(box.upper)))
+    default = costs is None and (
+        box is None or (np.all(box.lower == 0) and np.all(np.isinf(box.upper))))
     if default:
         y = np.clip(y, 0.0, None)
-    scale = float(a @ y)
+    scale = _numerator(a, y, box, costs)
     if not np.isfinite(scale) or scale <= 0:
         return np.inf
     y = y / scale
@@ -177,8 +203,8 @@ def relative_gap(cov: np.ndarray, a: np.ndarray, y: np.ndarray, box: _Box | None
     f = 0.5 * float(g @ y)
     if default:
         lower = _closed_form_minimum(a, g) - f  # f - g'y + m
-    elif np.any(box.lower < 0):
-        lower = _dual_bound(cov, a, y, g, box)
+    elif costs is not None or np.any(box.lower < 0):
+        lower = _dual_bound(cov, a, y, g, box, costs)
     else:
         lower = _fractional_minimum(a, g, box, theta=2.0 * f) - f
     if not (np.isfinite(lower) and lower > 0 and f > 0):
@@ -187,36 +213,54 @@ def relative_gap(cov: np.ndarray, a: np.ndarray, y: np.ndarray, box: _Box | None
 
 
 def _dual_bound(cov: np.ndarray, a: np.ndarray, y: np.ndarray, g: np.ndarray,
-                box: _Box) -> float:
+                box: _Box, costs: _Costs | None = None) -> float:
     """A lower bound on ``p*`` from the Lagrangian dual of the homogenised QP (any box, short
-    positions included), at multipliers read off ``y`` (``a'y = 1``, ``g = 2 Sigma y``);
-    ``-inf`` when ``Sigma`` does not factor.
+    positions and transaction costs included), at multipliers read off ``y`` (numerator 1,
+    ``g = 2 Sigma y``); ``-inf`` when ``Sigma`` does not factor.
 
-    With ``nu`` for ``a'y = 1``, ``mu`` for ``1'y = budget t``, ``l, u >= 0`` for ``y >= lower
-    t`` and ``y <= upper t`` and ``k >= 0`` for ``t >= 0``, stationarity in ``t`` reads ``k =
-    l'lower - u'upper + mu budget``, and the dual function is ``nu - v'Sigma^-1 v / 4`` with
-    ``v = nu a + l - u + mu 1``: a lower bound for every such choice. ``nu, mu`` are fitted on
-    the free assets (``g = nu a + mu`` there), ``l, u`` are the residuals' positive parts on the
-    assets at a bound, and ``mu`` is raised where needed so that ``k >= 0``; a wrong guess only
-    loosens the bound. At the optimum it equals ``f`` up to round-off (one Cholesky of
-    ``Sigma``)."""
+    Costs are written ``a'y - c'z >= 1``, ``z >= +-(y - w_prev t)``. With ``nu >= 0`` for the
+    numerator, ``pi+-`` for ``z``'s rows (stationarity in ``z``: ``pi+ + pi- = nu c``, so
+    ``pi+ - pi- = nu c xi`` with ``|xi| <= 1``), ``mu`` for ``1'y = budget t``, ``l, u >= 0``
+    for ``y >= lower t`` and ``y <= upper t`` and ``k >= 0`` for ``t >= 0``, stationarity in
+    ``t`` reads ``k = -nu (c xi)'w_prev + l'lower - u'upper + mu budget``, and the dual
+    function is ``nu - v'Sigma^-1 v / 4`` with ``v = nu (a - c xi) + l - u + mu 1``: a lower
+    bound for every such choice. ``nu, mu`` are fitted on the free assets (``g = nu (a - c s)
+    + mu`` there, ``s`` the side of the previous weight), ``xi`` is that side, or for a weight
+    at its previous one the clipped ``-r / (nu c)`` (``r = g - nu a - mu``), ``l, u`` are the
+    positive parts of ``r + nu c xi`` on the weights at a bound, and ``mu`` is raised where
+    needed so that ``k >= 0``; a wrong guess only loosens the bound. At the optimum it equals
+    ``f`` up to round-off (one Cholesky of ``Sigma``)."""
+    n = y.size
     t = float(y.sum()) / box.budget
     tol = 1e-9 * float(np.max(np.abs(y)))
     finite = np.isfinite(box.upper)
     at_low = y <= box.lower * t + tol
     at_up = finite & (y >= np.where(finite, box.upper, 0.0) * t - tol) & ~at_low
-    free = ~(at_low | at_up)
+    c = np.zeros(n) if costs is None else costs.rate
+    w0 = np.zeros(n) if costs is None else costs.previous
+    moved = y - w0 * t
+    at_prev = (c > 0) & (np.abs(moved) <= tol) & ~(at_low | at_up)
+    side = np.where(np.abs(moved) <= tol, 0.0, np.sign(moved))
+    free = ~(at_low | at_up | at_prev)
     if np.count_nonzero(free) < 2:
         return -np.inf
-    (nu, mu), *_ = np.linalg.lstsq(np.column_stack([a[free], np.ones(np.count_nonzero(free))]),
-                                   g[free], rcond=None)
-    r = g - nu * a - mu  # a lower bound's multiplier; minus an upper bound's
+    (nu, mu), *_ = np.linalg.lstsq(
+        np.column_stack([(a - c * side)[free], np.ones(np.count_nonzero(free))]), g[free],
+        rcond=None)
+    if costs is not None and not nu > 0:  # the numerator's row is an inequality
+        return -np.inf
+    r = g - nu * a - mu
+    with np.errstate(divide="ignore", invalid="ignore"):
+        kink = np.clip(np.where(c > 0, -r / (nu * c), 0.0), -1.0, 1.0)
+    xi = np.where(side != 0, side, kink)
+    r = r + nu * c * xi  # a lower bound's multiplier; minus an upper bound's
     low = np.where(at_low, np.maximum(r, 0.0), 0.0)
     up = np.where(at_up, np.maximum(-r, 0.0), 0.0)
-    k = float(low @ box.lower) - float(up[finite] @ box.upper[finite]) + mu * box.budget
+    k = (-nu * float((c * xi) @ w0) + float(low @ box.lower)
+         - float(up[finite] @ box.upper[finite]) + mu * box.budget)
     if k < 0:
         mu -= k / box.budget
-    v = nu * a + low - up + mu
+    v = nu * (a - c * xi) + low - up + mu
     try:
         u = sla.cho_solve(sla.cho_factor(cov, check_finite=False), v, check_finite=False)
     except (np.linalg.LinAlgError, ValueError):
@@ -419,7 +463,8 @@ class _LowRankSolver:
         return self.root @ (self.root.T @ y) + self.d2 * y
 
 
-def _free_solution(a: np.ndarray, system, box: _Box, state: np.ndarray):
+def _free_solution(a: np.ndarray, system, box: _Box, state: np.ndarray,
+                   previous: np.ndarray | None = None):
     """``(y, t, lam, alpha, c, bound, b)`` for the equality-constrained problem of ``state``
     (``alpha = a_B'b``; the rest as below), or None when it is degenerate (no free asset,
     ``c = 0``, ``t <= 0``) or not solvable.
@@ -431,13 +476,16 @@ def _free_solution(a: np.ndarray, system, box: _Box, state: np.ndarray):
     ``Q x = a~`` to three solves with ``Sigma_FF``. With all bound values 0 (long-only) ``Q =
     Sigma_FF``. ``lam = 2 / a~'x`` is the multiplier of ``a'y = 1``; the common value of
     ``(2 Sigma y - lam a)_F`` is ``gamma = (lam alpha - b'(2 Sigma y)_B) / c`` (0 without
-    nonzero bound values), computed by the caller."""
+    nonzero bound values), computed by the caller. With transaction costs an asset ``HOLD``
+    at its previous weight is bound there (``previous``)."""
     n = a.size
     free = np.flatnonzero(state == FREE)
     bound = np.flatnonzero(state != FREE)
     if free.size == 0:
         return None
     b = np.where(state[bound] == LOW, box.lower[bound], box.upper[bound])
+    if previous is not None:  # held at the previous weight (transaction costs' kink)
+        b = np.where(state[bound] == HOLD, previous[bound], b)
     c = box.budget - float(b.sum())
     if not abs(c) > 1e-12 * box.budget:
         return None
@@ -521,6 +569,104 @@ def _block_pivoting(a: np.ndarray, system, state: np.ndarray, box: _Box,
         target[above[violators]] = UP
         state[violators] = target
     return None
+
+
+def _cost_coefficients(a: np.ndarray, state: np.ndarray, side: np.ndarray, box: _Box,
+                       costs: _Costs) -> tuple[np.ndarray, float]:
+    """``(a^, shift)``: on the piece of ``state`` (a free weight on ``side`` of its previous
+    weight, +1 above, -1 below; a bound one on the side of its bound) the numerator is linear,
+    ``a'y - sum c s (y - w_prev t) = a^'y`` with ``t = 1'y / budget`` and ``a^ = a - c s +
+    shift``, ``shift = (c s)'w_prev / budget``."""
+    w0, c = costs.previous, costs.rate
+    s = np.where(state == FREE, side, 0.0)
+    s = np.where(state == LOW, np.sign(box.lower - w0), s)
+    s = np.where(state == UP, np.sign(np.where(np.isfinite(box.upper), box.upper, w0) - w0), s)
+    shift = float((c * s) @ w0) / box.budget
+    return a - c * s + shift, shift
+
+
+def _pivoting_with_costs(a: np.ndarray, system, state: np.ndarray, side: np.ndarray,
+                         box: _Box, costs: _Costs, max_exchanges: int = _MAX_EXCHANGES
+                         ) -> tuple[np.ndarray, int] | None:
+    """:func:`_block_pivoting` with transaction costs: each weight is free on one side of its
+    previous weight, on a bound, or held at the previous weight (the kink). On each piece the
+    problem is the cost-free one with ``a^`` (:func:`_cost_coefficients`) and the held weights
+    bound at ``w_prev``; with ``r = 2 Sigma y - lam a - mu`` (``mu`` the budget's multiplier) a
+    free weight has ``r = -lam c s``, and the exchanges are: a free weight past its bounds to
+    the bound, past its previous weight to ``HOLD``; a held or bound weight whose move lowers
+    the Lagrangian (``r + lam c s' < 0`` upwards, ``> 0`` downwards, ``s'`` the side it moves
+    into) to free on that side. ``state`` and ``side`` change in place."""
+    n = a.size
+    c, w0 = costs.rate, costs.previous
+    up_side = np.where(box.lower >= w0, 1.0, -1.0)  # leaving the lower bound upwards
+    down_side = np.where(box.upper <= w0, -1.0, 1.0)  # leaving the upper bound downwards
+    best, tries = n + 1, _BLOCK_TRIES
+    for exchange in range(max_exchanges):
+        a_hat, shift = _cost_coefficients(a, state, side, box, costs)
+        solved = _free_solution(a_hat, system, box, state, w0)
+        if solved is None:
+            return None
+        y, t, lam, alpha, cc, bound, b = solved
+        g = 2.0 * system.product(y)
+        gamma = (lam * alpha - float(b @ g[bound])) / cc
+        r = g - lam * a - (gamma + lam * shift)
+        y_tol = 1e-12 * float(np.max(np.abs(y)))
+        m_tol = 1e-11 * float(np.max(np.abs(g)) + abs(lam) * np.max(np.abs(a_hat)) + abs(gamma))
+        is_free = state == FREE
+        below = is_free & (y < box.lower * t - y_tol)
+        above = is_free & (y > box.upper * t + y_tol)
+        crossed = is_free & ~below & ~above & (side * (y - w0 * t) < -y_tol)
+        leave_low = (state == LOW) & (r + lam * c * up_side < -m_tol)
+        leave_up = (state == UP) & (r + lam * c * down_side > m_tol)
+        buy = (state == HOLD) & (r + lam * c < -m_tol)
+        sell = (state == HOLD) & (r - lam * c > m_tol)
+        moves = below | above | crossed | leave_low | leave_up | buy | sell
+        violators = np.flatnonzero(moves)
+        if violators.size == 0:
+            return y, exchange
+        if violators.size < best:
+            best, tries = violators.size, _BLOCK_TRIES
+        elif tries > 0:
+            tries -= 1
+        else:  # the backup rule: one exchange, the largest index
+            violators = violators[-1:]
+        new_state = np.select([below, above, crossed], [LOW, UP, HOLD], FREE)[violators]
+        new_side = np.select([leave_low, leave_up, buy, sell],
+                             [up_side, down_side, 1.0, -1.0], side)[violators]
+        state[violators] = new_state
+        side[violators] = new_side
+    return None
+
+
+def _pivot_costs(cov: np.ndarray, a: np.ndarray, box: _Box, costs: _Costs
+                 ) -> tuple[np.ndarray, int] | None:
+    """``(y, exchanges)`` with transaction costs: from the cost-free optimum's bounds and
+    sides (:func:`_pivot_dense`), :func:`_pivoting_with_costs` on the exact covariance."""
+    start = _pivot_dense(cov, a, box)
+    n = a.size
+    state = np.full(n, FREE, dtype=np.int8)
+    side = np.ones(n)
+    if start is not None:
+        y0 = start[0]
+        t0 = float(y0.sum()) / box.budget
+        tol = 1e-12 * float(np.max(np.abs(y0)))
+        state[y0 <= box.lower * t0 + tol] = LOW
+        state[y0 >= box.upper * t0 - tol] = UP
+        side = np.where(y0 >= costs.previous * t0, 1.0, -1.0)
+    system = _FreeSetSolver(cov, a)
+    solved = _pivoting_with_costs(a, system, state.copy(), side.copy(), box, costs)
+    if solved is not None:
+        return solved
+    # The pivoting can cycle with costs (the kinks make the problem no P-matrix one): reach
+    # the costs in steps, each from the state of the last.
+    total = 0
+    for fraction in _COST_STEPS:
+        scaled = _Costs(fraction * costs.rate, costs.previous)
+        solved = _pivoting_with_costs(a, system, state, side, box, scaled)
+        if solved is None:
+            return None
+        total += solved[1]
+    return solved[0], total
 
 
 class _IterativeSolver:
@@ -620,20 +766,24 @@ def solve_dense(spec: _Spec, X: np.ndarray | None = None
     cov = spec.risk.covariance
     a = _coefficients(spec)
     box = _box(spec)
+    costs = None if spec.costs is None else _Costs(spec.costs.astype(float),
+                                                   spec.previous.astype(float))
     # One BLAS thread (the package's policy, core/_threads.py): NumPy's products and SciPy's
     # factorisations use two OpenBLAS builds here, and each one's spinning workers slowed the
     # other's calls up to 1000x (a 200 x 200 Cholesky: 0.5 s instead of 0.4 ms).
     with blas_threads():
-        solved = _pivot_dense(cov, a, box)
-    if solved is None:
-        return "the dense solver found no factorable free set or did not converge"
-    y, exchanges = solved
-    gap = relative_gap(cov, a, y, box)
+        solved = (_pivot_dense(cov, a, box) if costs is None
+                  else _pivot_costs(cov, a, box, costs))
+        if solved is None:
+            return "the dense solver found no factorable free set or did not converge"
+        y, exchanges = solved
+        gap = relative_gap(cov, a, y, box, costs)  # (a Cholesky of Sigma with shorts or costs)
     if not gap <= GAP_TOLERANCE:
         return f"the dense solution was not certified (relative gap {gap:.1e})"
     if np.all(box.lower == 0):
         y = np.clip(y, 0.0, None)
-    y = spec.h * y / float(a @ y)  # the CVXPY program's normalisation: (N - r_f t) = h
+    # the CVXPY program's normalisation: (N - r_f t) = h
+    y = spec.h * y / _numerator(a, y, box, costs)
     t = float(y.sum()) / spec.budget
     handles = _Handles(problem=None, y=_Value(y), t=_Value(t), min_return=None,
                        custom_objective=None, custom_constraints=[])
