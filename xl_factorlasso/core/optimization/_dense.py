@@ -525,6 +525,17 @@ def _free_solution(a: np.ndarray, system, box: _Box, state: np.ndarray,
     return y, t, 2.0 / denominator, alpha, c, bound, b
 
 
+def _safeguard(violators: np.ndarray, best: int, tries: int) -> tuple[np.ndarray, int, int]:
+    """Kim and Park's safeguard of block pivoting: ``(violators to exchange, best, tries)``.
+    Every violator while their number falls (or within ``_BLOCK_TRIES`` exchanges that do
+    not lower it); then the backup rule, one exchange, the largest index."""
+    if violators.size < best:
+        return violators, violators.size, _BLOCK_TRIES
+    if tries > 0:
+        return violators, best, tries - 1
+    return violators[-1:], best, tries
+
+
 def _block_pivoting(a: np.ndarray, system, state: np.ndarray, box: _Box,
                     max_exchanges: int = _MAX_EXCHANGES) -> tuple[np.ndarray, int] | None:
     """``(y, exchanges)`` solving the optimality conditions of the module docstring from
@@ -558,12 +569,7 @@ def _block_pivoting(a: np.ndarray, system, state: np.ndarray, box: _Box,
         violators = np.flatnonzero(below | above | wrong)
         if violators.size == 0:
             return y, exchange
-        if violators.size < best:
-            best, tries = violators.size, _BLOCK_TRIES
-        elif tries > 0:
-            tries -= 1
-        else:  # the backup rule: one exchange, the largest index
-            violators = violators[-1:]
+        violators, best, tries = _safeguard(violators, best, tries)
         target = np.full(violators.size, FREE, dtype=state.dtype)
         target[below[violators]] = LOW
         target[above[violators]] = UP
@@ -624,12 +630,7 @@ def _pivoting_with_costs(a: np.ndarray, system, state: np.ndarray, side: np.ndar
         violators = np.flatnonzero(moves)
         if violators.size == 0:
             return y, exchange
-        if violators.size < best:
-            best, tries = violators.size, _BLOCK_TRIES
-        elif tries > 0:
-            tries -= 1
-        else:  # the backup rule: one exchange, the largest index
-            violators = violators[-1:]
+        violators, best, tries = _safeguard(violators, best, tries)
         new_state = np.select([below, above, crossed], [LOW, UP, HOLD], FREE)[violators]
         new_side = np.select([leave_low, leave_up, buy, sell],
                              [up_side, down_side, 1.0, -1.0], side)[violators]
