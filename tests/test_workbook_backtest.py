@@ -203,6 +203,24 @@ def test_formats_and_pictures(ran):
     assert [p.name for p in ran[1].pictures] == ["FL_BETA_HISTORY_CHART", "FL_BACKTEST_CHART"]
 
 
+def test_tables_sharing_columns_are_fitted_together(ran):
+    """FL_BACKTEST_STATS sits above FL_BACKTEST in the same columns: each column is wide
+    enough for both tables' texts (fitted one after the other, the statistics narrowed the
+    columns below the strategies' return headers)."""
+    from xl_factorlasso.workbook._formats import fitted_width
+    from xl_factorlasso.workbook._output_formats import MAX_WIDTH
+    from xl_factorlasso.workbook._xlsx import XlsxPackage
+
+    path = ran[0]
+    widths = XlsxPackage.open(path).column_widths("Backtest")
+    header = _table(path, "FL_BACKTEST")[0]
+    stats_header = _table(path, "FL_BACKTEST_STATS")[0]
+    for col, text in enumerate(header, start=1):
+        assert widths[col] >= fitted_width([text], max_width=MAX_WIDTH), text
+    for col, text in enumerate(stats_header, start=1):
+        assert widths[col] >= fitted_width([text], max_width=MAX_WIDTH), text
+
+
 # --------------------------------------------------------------------------- what it touches
 def _cells(path) -> dict:
     wb = openpyxl.load_workbook(path)

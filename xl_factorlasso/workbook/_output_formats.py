@@ -111,14 +111,41 @@ def apply_formats(io: WorkbookIO, placed: list[tuple[object, Area]]) -> list[str
                     r = area.min_row + i
                     ok &= io.set_number_format(Area(sheet, r, area.min_col + 1, r, area.max_col),
                                                code)
-        ok &= io.fit_columns(area, max_width=MAX_WIDTH)
         if area.min_row == 1:
             # Row 1 headers stay in view; FL_COEF's asset column too (a wide factor table).
             col = 2 if table.name == "FL_COEF" and area.min_col == 1 else 1
             frozen[sheet] = max(frozen.get(sheet, (2, 1)), (2, col))
         if not ok:
             skipped.add(table.name)
+    for fit, names in _fit_areas(placed):
+        if not io.fit_columns(fit, max_width=MAX_WIDTH):
+            skipped.update(names)
     for sheet, (row, col) in frozen.items():
         if not io.freeze_panes(sheet, row, col):
             skipped.add(f"frozen header of {sheet}")
     return sorted(skipped)
+
+
+def _fit_areas(placed: list[tuple[object, Area]]) -> list[tuple[Area, list[str]]]:
+    """The areas whose columns are fitted, with the tables in each: a table alone, or the
+    box around tables of one sheet that share columns (fitted one after the other, the last
+    table's AutoFit would narrow a column to its own text and cut the other's, e.g. the
+    backtest's header under its statistics)."""
+    groups: list[tuple[Area, list[str]]] = []
+    for table, area in placed:
+        box, names = area, [table.name]
+        merged = True
+        while merged:  # a grown box may now share columns with another group
+            merged = False
+            for i, (other, other_names) in enumerate(groups):
+                if other.sheet == box.sheet and other.min_col <= box.max_col and \
+                        box.min_col <= other.max_col:
+                    box = Area(box.sheet, min(box.min_row, other.min_row),
+                               min(box.min_col, other.min_col), max(box.max_row, other.max_row),
+                               max(box.max_col, other.max_col))
+                    names = other_names + names
+                    del groups[i]
+                    merged = True
+                    break
+        groups.append((box, names))
+    return groups
