@@ -15,7 +15,9 @@ state per asset and a rank-two coupling through ``t`` (:func:`_free_solution`).
 safeguard of Kim and Park: a bounded number of block exchanges that do not reduce the number
 of sign violations, then single exchanges of the largest index), started from the answer for
 a low-rank surrogate, with one dense Cholesky of ``Sigma_FF`` re-used through Schur
-complements while the free set moves little (:class:`_FreeSetSolver`).
+complements while the free set moves little (:class:`_FreeSetSolver`). Transaction costs
+(``a'y - c'|y - w_prev t| = 1``) add a kink per asset, a third state (held at the previous
+weight) for :func:`_pivoting_with_costs`.
 
 The answer is certified by :func:`relative_gap`, which reads only ``Sigma``, ``a``, the bounds
 and the point: the Frank-Wolfe (linearised) lower bound of the convex QP for long-only bounds,
