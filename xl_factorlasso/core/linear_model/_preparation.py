@@ -555,7 +555,8 @@ class SufficientStats:
         block = max(16, -(-y.shape[1] // 8))
         for p, pat in enumerate(patterns):
             wp = panel.row_weight * pat
-            xwp = x * wp[:, None]
+            # W X: for the general Gram product and the patterns' own X'Y only
+            xwp = x * wp[:, None] if m < _SYRK_MIN or len(patterns) > 1 else None
             if m >= _SYRK_MIN:
                 # X'WX as (W^1/2 X)'(W^1/2 X): NumPy hands A.T @ A to BLAS's SYRK, half the
                 # multiply-adds (at (1000,2000,1) the set-up went from 0.19 to 0.13 s)
