@@ -59,11 +59,12 @@ from xl_factorlasso.core.covariance import FactorCovariance
 from xl_factorlasso.core.optimization import MaximumDiversification
 
 
-def make_data(n: int, T: int = 2000, k: int = 5, dense: bool = False
+def make_data(n: int, T: int = 2000, k: int = 5, dense: bool = False, seed: int | None = None
               ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Returns and factors. ``dense=True`` centres the loadings on 0 (sd 0.35 instead of
-    N(0.5, 0.5)): no common market factor, so the optimum holds most assets (~85%)."""
-    rng = np.random.default_rng(20240611 + n)
+    N(0.5, 0.5)): no common market factor, so the optimum holds most assets (~85%).
+    ``seed``: default ``20240611 + n``."""
+    rng = np.random.default_rng(20240611 + n if seed is None else seed)
     factors = rng.normal(0.0003, 0.01, (T, k))
     loadings = rng.normal(0.0, 0.35, (n, k)) if dense else rng.normal(0.5, 0.5, (n, k))
     noise = rng.normal(0.0, 1.0, (T, n)) * rng.uniform(0.005, 0.03, n)

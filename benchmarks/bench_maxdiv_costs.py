@@ -3,7 +3,8 @@
 With costs every asset has a kink at its previous weight and the dense solver's pivoting
 (``core/optimization/_dense.py``) is no longer guaranteed to end: it starts from the cost-free
 optimum and, when it cycles, reaches the costs in steps. This script draws random problems
-(n in {20, 40, 80, 200}, T = 3n + 100, sparse and dense optima, caps, short positions, equal or
+(``bench_maxdiv.make_data``, seeded per problem; n in {20, 40, 80, 200}, T = 3n + 100, sparse
+and dense optima, caps, short positions, equal or
 random previous weights, costs from 1e-4 to 3e-3) and counts, for each, whether the pivoting
 from the cost-free start converged, whether the steps were needed, and whether the answer is
 certified (``relative_gap <= 1e-9``); a problem it does not answer takes the CVXPY path in a
@@ -27,28 +28,24 @@ import time
 import warnings
 
 import numpy as np
-import pandas as pd
 
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+_HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.join(_HERE, ".."))
+sys.path.insert(0, _HERE)
+
+from bench_maxdiv import make_data  # noqa: E402
 
 from xl_factorlasso.core.optimization import MaximumDiversification, _dense  # noqa: E402
 
 
-def make_returns(n: int, t: int, seed: int, dense: bool) -> pd.DataFrame:
-    """Five latent factors plus noise at daily scale (dense: most assets held)."""
-    rng = np.random.default_rng(seed)
-    factors = rng.normal(0.0003, 0.01, (t, 5))
-    loadings = rng.normal(0.0, 0.35, (n, 5)) if dense else rng.normal(0.5, 0.5, (n, 5))
-    noise = rng.normal(0, 1, (t, n)) * rng.uniform(0.005, 0.03, n)
-    return pd.DataFrame(factors @ loadings.T + noise, columns=[f"A{i:04d}" for i in range(n)])
-
-
 def draw(k: int, rng: np.random.Generator) -> dict:
+    """Problem ``k``: bench_maxdiv's data (seed ``k``) and random bounds, costs, previous."""
     n = int(rng.choice([20, 40, 80, 200]))
     upper = float(rng.choice([np.inf, 3.0 / n, 0.1]))
     lower = float(rng.choice([0.0, 0.0, -0.5 / n]))
     previous = rng.dirichlet(np.ones(n)) if k % 3 else np.full(n, 1.0 / n)
-    return dict(n=n, X=make_returns(n, 3 * n + 100, k, bool(k % 2)), lower=lower, upper=upper,
+    X = make_data(n, 3 * n + 100, dense=bool(k % 2), seed=k)[0]
+    return dict(n=n, X=X, lower=lower, upper=upper,
                 previous=previous, cost=float(rng.choice([1e-4, 5e-4, 1e-3, 3e-3])))
 
 
