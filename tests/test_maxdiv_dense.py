@@ -28,9 +28,11 @@ def make_returns(n, T, seed, dense=False):
     return pd.DataFrame(factors @ loadings.T + noise, columns=[f"A{i:04d}" for i in range(n)])
 
 
-def ratio(w, cov, rf=0.0, fees=0.0):
+def ratio(w, cov, rf=0.0, fees=0.0, costs=0.0, previous=0.0):
+    """The net ratio: volatilities less fees and transaction costs, less ``rf``, over risk."""
     sigma = np.sqrt(np.diag(cov))
-    return float((sigma @ w - np.sum(fees * w) - rf) / np.sqrt(w @ cov @ w))
+    net = sigma @ w - np.sum(fees * w) - np.sum(costs * np.abs(w - previous)) - rf
+    return float(net / np.sqrt(w @ cov @ w))
 
 
 @pytest.fixture
@@ -134,11 +136,6 @@ def test_long_short_takes_the_dense_path(old_path, params, n, T, dense):
         assert np.count_nonzero(w == params["min_weights"]) >= 1  # a short bound binds
 
 
-def net_ratio(w, cov, costs, previous):
-    sigma = np.sqrt(np.diag(cov))
-    return float((sigma @ w - np.sum(costs * np.abs(w - previous))) / np.sqrt(w @ cov @ w))
-
-
 COST_CASES = {
     "equal_previous": {"transaction_costs": 0.001, "previous_weights": 1 / 60},
     "random_previous": {"transaction_costs": 0.0005,
@@ -167,7 +164,8 @@ def test_transaction_costs_take_the_dense_path(old_path, case, dense):
     costs = np.broadcast_to(params["transaction_costs"], 60)
     previous = np.broadcast_to(params["previous_weights"], 60)
     w, w_ref = model.weights_.to_numpy(), reference.weights_.to_numpy()
-    value, value_ref = net_ratio(w, cov, costs, previous), net_ratio(w_ref, cov, costs, previous)
+    value = ratio(w, cov, costs=costs, previous=previous)
+    value_ref = ratio(w_ref, cov, costs=costs, previous=previous)
     assert value == pytest.approx(value_ref, rel=D_REL)
     assert value >= value_ref * (1 - _dense.GAP_TOLERANCE)
     np.testing.assert_allclose(w, w_ref, atol=W_ABS, rtol=0)
@@ -190,7 +188,7 @@ def test_dual_bound_with_costs_bounds_the_true_loss():
     assert np.isclose(w_star, 1 / 40, rtol=0, atol=1e-14).sum() >= 1
 
     def value(w):
-        return (a @ w - costs.rate @ np.abs(w - costs.previous)) / np.sqrt(w @ cov @ w)
+        return ratio(w, cov, costs=costs.rate, previous=costs.previous)
 
     rng = np.random.default_rng(4)
     for mix in (1e-6, 1e-3, 1e-1, 0.5):
