@@ -38,16 +38,22 @@ def panel():
     return make_panel()
 
 
-@pytest.fixture
-def iterations_only(monkeypatch):
-    """The fast engine's LASSO active-set steps off (the cold start's guess and the support
-    corrections of a refused Newton point, before or between iterations): a solve truncated to a few iterations stays
-    truncated, for the tests of what happens when nothing can be certified."""
+def switch_off_active_set(patch) -> None:
+    """With ``patch`` (a monkeypatch or its context): the fast engine's LASSO active-set steps
+    off (the cold start's guess and the support corrections of a refused Newton point, before
+    or between iterations), leaving the proximal iterations and the plain Newton finish."""
     from xl_factorlasso.core.linear_model import _newton_finish
 
-    monkeypatch.setattr(_newton_finish, "_SUPPORT_ROUNDS", 0)
-    monkeypatch.setattr(_newton_finish, "_START_ROUNDS", 0)
-    monkeypatch.setattr(_newton_finish._NewtonFinish, "cold_start", lambda self, x: x)
+    patch.setattr(_newton_finish, "_SUPPORT_ROUNDS", 0)
+    patch.setattr(_newton_finish, "_START_ROUNDS", 0)
+    patch.setattr(_newton_finish._NewtonFinish, "cold_start", lambda self, x: x)
+
+
+@pytest.fixture
+def iterations_only(monkeypatch):
+    """:func:`switch_off_active_set` for a whole test: a solve truncated to a few iterations
+    stays truncated, for the tests of what happens when nothing can be certified."""
+    switch_off_active_set(monkeypatch)
 
 
 @pytest.fixture

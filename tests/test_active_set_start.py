@@ -8,10 +8,11 @@ import pandas as pd
 import pytest
 from sklearn.linear_model import Lasso
 
+from tests.conftest import switch_off_active_set
 from tests.test_engine import _fit_pair, _kwargs, assert_same_minimiser
 from tests.test_lasso_reference_cvxpy import make_ragged_panel
 from xl_factorlasso import LassoModel, make_factor_panel
-from xl_factorlasso.core.linear_model import FastEngine, _engine, _newton_finish
+from xl_factorlasso.core.linear_model import FastEngine, _engine
 
 pytestmark = [
     pytest.mark.filterwarnings("ignore:solver CLARABEL returned an inaccurate solution"),
@@ -42,7 +43,7 @@ def test_cold_start_reaches_the_minimiser_before_any_iteration(monkeypatch, cons
     engine = _engine_of(p.x, p.y, reg_lambda=lam, **kw)
     fast = engine.solve(lam)
     assert fast.certified and fast.iterations == 0
-    monkeypatch.setattr(_newton_finish._NewtonFinish, "cold_start", lambda self, x: x)
+    switch_off_active_set(monkeypatch)
     monkeypatch.setattr(_engine, "_PADDED_MAX", 0)
     alone = _engine_of(p.x, p.y, reg_lambda=lam, **kw).solve(lam)
     assert alone.certified and alone.iterations > 0
