@@ -387,20 +387,25 @@ def _member_table(gid: np.ndarray, n_groups: int) -> np.ndarray:
     return table
 
 
-def _prox_groups(w, beta, gid, lower, upper, table, row_norms=None) -> np.ndarray:
+def _prox_groups(w, beta, gid, lower, upper, table, row_norms=None,
+                 boxed: bool = True) -> np.ndarray:
     """Group step of the sparse-group prox on soft-thresholded ``w`` (flat), see module doc.
 
     ``table`` (:func:`_member_table` of ``gid``) is only needed when a bound bites; None builds
-    it then."""
-    # A direction the box forbids (bound exactly 0) can never be taken: drop it first.
-    w = np.where(((w < 0) & (lower >= 0)) | ((w > 0) & (upper <= 0)), 0.0, w)
+    it then. ``boxed=False`` says every bound is infinite: the box's two passes are skipped."""
+    if boxed:
+        # A direction the box forbids (bound exactly 0) can never be taken: drop it first.
+        w = np.where(((w < 0) & (lower >= 0)) | ((w > 0) & (upper <= 0)), 0.0, w)
     if row_norms is not None:  # row geometry: groups are rows of length row_norms
-        norm = np.sqrt(np.einsum("ij,ij->i", w.reshape(-1, row_norms), w.reshape(-1, row_norms)))
+        rows = w.reshape(-1, row_norms)
+        norm = np.sqrt(np.einsum("ij,ij->i", rows, rows))
     else:
         norm = np.sqrt(np.bincount(gid, weights=w * w, minlength=len(beta)))
     with np.errstate(divide="ignore", invalid="ignore"):
         factor = np.where(norm > beta, 1.0 - beta / norm, 0.0)
-    d = w * factor[gid]
+    d = (rows * factor[:, None]).ravel() if row_norms is not None else w * factor[gid]
+    if not boxed:
+        return d
     bad = (d < lower) | (d > upper)
     if not bad.any():
         return d
@@ -527,6 +532,7 @@ class FastEngine:
         # Formed on first use by the Newton finishes: C - B0 G (_prior_residual), the plain
         # Grams' eigendecompositions (_newton_row_secular), FCGL's parts (_block_newton).
         self._r0 = self._plain_eig = self._block_parts = None
+        self._thresholds = None  # (lambda, alpha, beta) of the prox at the engine's own steps
         if geometry == "block":
             # first member of every cluster (codes 0..G-1 all occur)
             self._unit_first = np.unique(self.unit, return_index=True)[1]
@@ -603,18 +609,24 @@ class FastEngine:
         over every group: over a row for the row geometry, over a FCGL cluster's responses
         in each factor column for blocks.
         """
-        step = self.step if step is None else np.broadcast_to(
+        own = step is None
+        step = self.step if own else np.broadcast_to(
             np.asarray(step, dtype=float), self.prior.shape)
         v = z - self.prior
         if self.geometry == "cell":
             d = np.clip(_soft(v, step * reg_lambda * self.omega), self.dl, self.du)
         else:
-            alpha = step * reg_lambda * self.a * self.omega
-            if self.geometry == "row":
-                beta = step[:, 0] * reg_lambda * (1.0 - self.a) * self.group_w
-            else:  # group u * M + j is cluster u's block in factor column j
-                beta = step[self._unit_first].ravel() * reg_lambda * (1.0 - self.a) * \
-                    self.group_w
+            if own and self._thresholds is not None and self._thresholds[0] == reg_lambda:
+                alpha, beta = self._thresholds[1:]  # an iteration of the same solve
+            else:
+                alpha = step * reg_lambda * self.a * self.omega
+                if self.geometry == "row":
+                    beta = step[:, 0] * reg_lambda * (1.0 - self.a) * self.group_w
+                else:  # group u * M + j is cluster u's block in factor column j
+                    beta = step[self._unit_first].ravel() * reg_lambda * (1.0 - self.a) * \
+                        self.group_w
+                if own:
+                    self._thresholds = (reg_lambda, alpha, beta)
             w = _soft(v, alpha).ravel()
             if self.coop:  # the sign halves of the blocks, groups 2 * gid + (w < 0)
                 d = _prox_groups(
@@ -625,6 +637,7 @@ class FastEngine:
                 d = _prox_groups(
                     w, beta, self.gid, self.dl.ravel(), self.du.ravel(), self._table,
                     row_norms=self.m if self.geometry == "row" else None,
+                    boxed=not self._unboxed,
                 ).reshape(v.shape)
         return self.prior + d
 
@@ -792,27 +805,11 @@ class FastEngine:
         loss_terms = self.stats.yty - 2.0 * bc + bgb
         objective = self._unit_sum(loss_terms) / self.t_rows + lam * pen
 
-        # v3: what the box absorbs.
-        if self.geometry == "cell":
-            gpen = lam * self.omega * np.sign(d)
+        # v3: what the box absorbs (nothing without one).
+        if self._unboxed:
+            r, sigma = v, 0.0
         else:
-            norms = self._group_norms(d)
-            with np.errstate(divide="ignore", invalid="ignore"):
-                radial = np.where(norms > 0, d / np.where(norms > 0, norms, 1.0), 0.0)
-            gw = self.group_w[self.gid].reshape(d.shape) if self.geometry == "block" else \
-                self.group_w[:, None]
-            gpen = lam * (self.a * self.omega * np.sign(d) + (1.0 - self.a) * gw * radial)
-        at_lo = np.isfinite(self.lo) & (coef <= self.lo) & ~self.fixed
-        at_hi = np.isfinite(self.hi) & (coef >= self.hi) & ~self.fixed
-        v3 = np.zeros_like(v)
-        v3 = np.where(at_lo, np.minimum(v - gpen, 0.0), v3)
-        v3 = np.where(at_hi, np.maximum(v - gpen, 0.0), v3)
-        v3 = np.where(self.fixed, v, v3)
-        dl = np.where(np.isfinite(self.dl), self.dl, 0.0)
-        du = np.where(np.isfinite(self.du), self.du, 0.0)
-        sigma_cells = np.where(v3 < 0, v3 * dl, v3 * du)
-        sigma = self._unit_sum(sigma_cells.sum(axis=1))
-        r = v - v3
+            r, sigma = self._box_part(coef, d, v, lam)
         vd = self._unit_sum(np.einsum("nm,nm->n", v, d))
 
         # scaling
@@ -837,6 +834,30 @@ class FastEngine:
             gap_t = -vtd + lam * pen + sigma + (self.t_rows / 4.0) * self._unit_sum(quad)
             gap = np.where(inv_unit, np.minimum(gap_s, gap_t), gap_s)
         return gap, objective
+
+    def _box_part(self, coef, d, v, lam):
+        """:meth:`unit_gaps`' box term: ``(r, sigma)`` with ``r = v - v3``, ``v3`` the part of
+        ``v`` that the active bounds (and fixed cells) absorb, ``sigma`` its support function
+        per unit."""
+        if self.geometry == "cell":
+            gpen = lam * self.omega * np.sign(d)
+        else:
+            norms = self._group_norms(d)
+            with np.errstate(divide="ignore", invalid="ignore"):
+                radial = np.where(norms > 0, d / np.where(norms > 0, norms, 1.0), 0.0)
+            gw = self.group_w[self.gid].reshape(d.shape) if self.geometry == "block" else \
+                self.group_w[:, None]
+            gpen = lam * (self.a * self.omega * np.sign(d) + (1.0 - self.a) * gw * radial)
+        at_lo = np.isfinite(self.lo) & (coef <= self.lo) & ~self.fixed
+        at_hi = np.isfinite(self.hi) & (coef >= self.hi) & ~self.fixed
+        v3 = np.zeros_like(v)
+        v3 = np.where(at_lo, np.minimum(v - gpen, 0.0), v3)
+        v3 = np.where(at_hi, np.maximum(v - gpen, 0.0), v3)
+        v3 = np.where(self.fixed, v, v3)
+        dl = np.where(np.isfinite(self.dl), self.dl, 0.0)
+        du = np.where(np.isfinite(self.du), self.du, 0.0)
+        sigma_cells = np.where(v3 < 0, v3 * dl, v3 * du)
+        return v - v3, self._unit_sum(sigma_cells.sum(axis=1))
 
     def relative_gap(self, coef: np.ndarray, reg_lambda: float) -> float:
         """The certificate of a feasible ``coef``, whoever computed it: the duality gap over
@@ -901,9 +922,13 @@ class FastEngine:
                 and self.n_units * self.m <= _BLOCK_NEWTON_SIZE * self.n):
             newton = functools.partial(block_newton, self)  # (x, lam, rows): per cluster
         finish = _NewtonFinish(self, newton, lam) if newton is not None else None
+        if finish is not None and self.geometry == "row" and not self._row_newton_runs():
+            # the finish only marks the rows that sit at zero (below); no try will run, so
+            # tracking supports every iteration would cost ~10% of a solve at (500 x 30)
+            finish.idle = finish.unavailable = True
         if finish is not None:
             finish.last = finish.support(x)
-            if warm:
+            if warm and not finish.idle:
                 # A warm start (the previous lambda or date) usually sits on the new solution's
                 # support: one Newton step there is exact, before any iteration.
                 x = finish.accept(x, finish.last, np.ones(self.n, dtype=bool), start=True)
@@ -916,8 +941,7 @@ class FastEngine:
                 finish.exact |= self._kkt_holds(x, lam, finish.last, rows=empty)
                 if self.geometry == "cell" and self.m <= _SPECTRAL_MAX and not seeded:
                     x = finish.cold_start(x)
-                if (self.geometry == "row" and self.a == 0.0
-                        and len(self.gram) <= _SECULAR_PATTERNS):
+                if self.geometry == "row" and self._row_secular_runs():
                     # Row groups without an L1 share: a row whose group is active has every
                     # cell free unless its box binds, and its minimiser is then closed-form
                     # (_newton_row_secular): tried before any iteration.
@@ -1113,6 +1137,7 @@ class FastEngine:
             sub._stacked_vecs = self._stacked_vecs[idx]
         sub._twin = None
         sub._r0 = None if self._r0 is None else self._r0[idx]
+        sub._thresholds = None
         return sub
 
     def _newton_cell(self, x: np.ndarray, lam: float, support: np.ndarray,
@@ -1167,6 +1192,14 @@ class FastEngine:
             cand[idx_rows[:, None], cols] = sol
         return cand
 
+    def _row_secular_runs(self) -> bool:
+        """Row groups: the closed-form finish applies (no L1 share, few Gram patterns)."""
+        return self.a == 0.0 and len(self.gram) <= _SECULAR_PATTERNS
+
+    def _row_newton_runs(self) -> bool:
+        """Row groups: some Newton finish may run (:meth:`_newton_row`)."""
+        return self._row_secular_runs() or self.n * self.m * self.m <= _ROW_NEWTON_MAX
+
     def _newton_row(self, x: np.ndarray, lam: float, support: np.ndarray,
                     rows: np.ndarray) -> np.ndarray | None:
         """Row groups on a settled support: Newton's method on the smooth piece, per response.
@@ -1184,7 +1217,7 @@ class FastEngine:
         """
         n, m = x.shape
         base = None
-        if self.a == 0.0 and len(self.gram) <= _SECULAR_PATTERNS:
+        if self._row_secular_runs():
             base, done = self._newton_row_secular(x, lam, support, rows)
             rows = rows & ~done
             if not rows.any():

@@ -49,6 +49,7 @@ class _NewtonFinish:
         self.tried = np.zeros(engine.n, dtype=bool)
         self.exact = np.zeros(engine.n, dtype=bool)  # at the minimiser, support unchanged since
         self.unavailable = False  # the systems were too costly: polish by iterations only
+        self.idle = False  # no system will ever be tried: skip the per-iteration bookkeeping
         self.early = False  # FCGL, cold: try every cluster after the first iteration
         self.last_try = -_NEWTON_AFTER
 
@@ -75,6 +76,8 @@ class _NewtonFinish:
     def step(self, x: np.ndarray, it: int):
         """After iteration ``it``: ``(x', accepted rows)`` if a try moved some responses, else
         ``None``."""
+        if self.idle:
+            return None
         support = self.support(x)
         if self.last is not None:
             same = (support == self.last).all(axis=1)
