@@ -532,7 +532,8 @@ class FastEngine:
         # Formed on first use by the Newton finishes: C - B0 G (_prior_residual), the plain
         # Grams' eigendecompositions (_newton_row_secular), FCGL's parts (_block_newton).
         self._r0 = self._plain_eig = self._block_parts = None
-        self._thresholds = None  # (lambda, alpha, beta) of the prox at the engine's own steps
+        # (lambda, alpha, -alpha, beta): the prox's thresholds at the engine's own steps
+        self._thresholds = None
         if geometry == "block":
             # first member of every cluster (codes 0..G-1 all occur)
             self._unit_first = np.unique(self.unit, return_index=True)[1]
@@ -610,14 +611,14 @@ class FastEngine:
         in each factor column for blocks.
         """
         own = step is None
-        step = self.step if own else np.broadcast_to(
-            np.asarray(step, dtype=float), self.prior.shape)
-        v = z - self.prior
-        if self.geometry == "cell":
-            d = np.clip(_soft(v, step * reg_lambda * self.omega), self.dl, self.du)
+        if own and self._thresholds is not None and self._thresholds[0] == reg_lambda:
+            alpha, neg_alpha, beta = self._thresholds[1:]  # an iteration of the same solve
         else:
-            if own and self._thresholds is not None and self._thresholds[0] == reg_lambda:
-                alpha, beta = self._thresholds[1:]  # an iteration of the same solve
+            step = self.step if own else np.broadcast_to(
+                np.asarray(step, dtype=float), self.prior.shape)
+            beta = None
+            if self.geometry == "cell":
+                alpha = step * reg_lambda * self.omega
             else:
                 alpha = step * reg_lambda * self.a * self.omega
                 if self.geometry == "row":
@@ -625,9 +626,16 @@ class FastEngine:
                 else:  # group u * M + j is cluster u's block in factor column j
                     beta = step[self._unit_first].ravel() * reg_lambda * (1.0 - self.a) * \
                         self.group_w
-                if own:
-                    self._thresholds = (reg_lambda, alpha, beta)
-            w = _soft(v, alpha).ravel()
+            neg_alpha = -alpha
+            if own:
+                self._thresholds = (reg_lambda, alpha, neg_alpha, beta)
+        v = z - self.prior
+        # soft thresholding as v - clip(v, -alpha, alpha): the same numbers in three passes
+        w = v - np.minimum(np.maximum(v, neg_alpha), alpha)
+        if self.geometry == "cell":
+            d = w if self._unboxed else np.clip(w, self.dl, self.du)
+        else:
+            w = w.ravel()
             if self.coop:  # the sign halves of the blocks, groups 2 * gid + (w < 0)
                 d = _prox_groups(
                     w, np.repeat(beta, 2), 2 * self.gid + (w < 0), self.dl.ravel(),
