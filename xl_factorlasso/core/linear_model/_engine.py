@@ -932,7 +932,7 @@ class FastEngine:
         finish = _NewtonFinish(self, newton, lam) if newton is not None else None
         if finish is not None and self.geometry == "row" and not self._row_newton_runs():
             # the finish only marks the rows that sit at zero (below); no try will run, so
-            # tracking supports every iteration would cost ~10% of a solve at (500 x 30)
+            # tracking supports every iteration cost ~15% of the solves at (500 x 30)
             finish.idle = finish.unavailable = True
         if finish is not None:
             finish.last = finish.support(x)
