@@ -135,10 +135,12 @@ class ConvexRatioOptimization(BaseEstimator):
         not answer)."""
         note = ""
         if _dense.dense_eligible(spec, self.save_problem):
-            dense = _dense.solve_dense(spec, X)
+            previous = getattr(self, "_warm_weights", None)
+            start = None if previous is None else _dense.warm_state(spec, previous)
+            dense = _dense.solve_dense(spec, X, start)
             if not isinstance(dense, str):
-                w, gap, handles, exchanges = dense
-                self.solve_ = _dense.SolveReport("dense", gap, exchanges)
+                w, gap, handles, exchanges, warm = dense
+                self.solve_ = _dense.SolveReport("dense", gap, exchanges, warm_start=warm)
                 return w, _measures(spec, w, handles, handles.t.value), handles
             note = dense
         screened = self._solve_screened(spec, X, target) if _screenable(spec) else None
@@ -229,6 +231,8 @@ class ConvexRatioOptimization(BaseEstimator):
             :class:`InfeasibleProblemError` or :class:`SolverFailedError` when no fallback
             succeeds and ``raise_on_failure=True``.
         """
+        # warm_start: the previous fit's weights, read before the reset (see _solve_single)
+        previous = getattr(self, "weights_", None) if getattr(self, "warm_start", False) else None
         self._reset()
         spec, values = self._validate(X, y)
         fallbacks = self._fallbacks()
@@ -240,11 +244,14 @@ class ConvexRatioOptimization(BaseEstimator):
                                              name="volatility")
         self.fallback_, self.fallback_chain_, self.error_ = None, None, None
         self.polish_ = self.solve_ = None
+        self._warm_weights = previous
         try:
             weights, problem_values, errors = self._optimize(spec, values)
         except OptimizationError as err:
             self._recover(err, X, y, spec, fallbacks)
             return self
+        finally:
+            del self._warm_weights  # only this fit's start
         self.weights_, self.problem_values_, self.error_ = weights, problem_values, errors
         return self
 

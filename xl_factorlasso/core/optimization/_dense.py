@@ -33,6 +33,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+import pandas as pd
 import scipy.linalg as sla
 
 from .._threads import blas_threads
@@ -90,12 +91,16 @@ class SolveReport:
         Pivoting exchanges of the dense solver (0 on the other paths).
     note : str
         Why the dense path did not answer, when it was tried and the fit fell back.
+    warm_start : bool
+        Dense path: the pivoting started from the previous fit's weights
+        (``warm_start=True``) and ended there, without the cold start's stages.
     """
 
     path: str
     relative_gap: float | None = None
     exchanges: int = 0
     note: str = ""
+    warm_start: bool = False
 
 
 FREE, LOW, UP, HOLD = 0, 1, 2, 3  # an asset's state: free, on its lower/upper bound, or (with
@@ -722,6 +727,24 @@ class _IterativeSolver:
         return self.cov @ y
 
 
+def warm_state(spec: _Spec, weights) -> np.ndarray | None:
+    """The pivoting state of ``weights`` (a previous fit's ``weights_``) under ``spec``'s box:
+    on a bound where a weight is at or beyond it, free elsewhere; None when the weights are not
+    one finite vector of the same assets in the same order (a warm start then starts cold)."""
+    if not isinstance(weights, pd.Series) or len(weights) != spec.n:
+        return None
+    if spec.assets is not None and not weights.index.equals(pd.Index(spec.assets)):
+        return None
+    w = weights.to_numpy(dtype=float)
+    if not np.all(np.isfinite(w)):
+        return None
+    box = _box(spec)
+    state = np.full(spec.n, FREE, dtype=np.int8)
+    state[w <= box.lower] = LOW
+    state[w >= box.upper] = UP
+    return state
+
+
 def _pivot_dense(cov: np.ndarray, a: np.ndarray, box: _Box | None = None
                  ) -> tuple[np.ndarray, int] | None:
     """``(y, exchanges)`` on the exact covariance (``box``: default long-only, no upper bound).
@@ -758,13 +781,20 @@ class _Value:
         self.value = value
 
 
-def solve_dense(spec: _Spec, X: np.ndarray | None = None
-                ) -> tuple[np.ndarray, float, _Handles, int] | str:
-    """The certified weights of the dense path: ``(w, gap, handles, exchanges)``, or a string
-    saying why there is none (the caller then takes today's path).
+def solve_dense(spec: _Spec, X: np.ndarray | None = None, start: np.ndarray | None = None
+                ) -> tuple[np.ndarray, float, _Handles, int, bool] | str:
+    """The certified weights of the dense path: ``(w, gap, handles, exchanges, warm)``, or a
+    string saying why there is none (the caller then takes today's path).
 
     ``handles`` carries ``y`` and ``t`` as CVXPY's would after a solve (``a'y = h``, ``t =
     1'y / budget``), so :func:`._solve._measures` and :func:`._solve._polish` apply unchanged.
+
+    ``start`` (:func:`warm_state` of the previous fit's weights; not with transaction costs,
+    whose pivoting has its own start): the exact pivoting runs from there first, and ``warm``
+    says it answered. Between neighbouring dates of a backtest few assets change state: on 12
+    month-ends of an EWMA covariance at N = 500 (condition number ~2e11, the cold start's
+    stages needing 44-199 exchanges or not answering within 200 on 5 dates), 6-18 exchanges
+    (once 128) from the previous date's weights. The answer is certified as any other.
     """
     cov = spec.risk.covariance
     a = _coefficients(spec)
@@ -775,8 +805,13 @@ def solve_dense(spec: _Spec, X: np.ndarray | None = None
     # factorisations use two OpenBLAS builds here, and each one's spinning workers slowed the
     # other's calls up to 1000x (a 200 x 200 Cholesky: 0.5 s instead of 0.4 ms).
     with blas_threads():
-        solved = (_pivot_dense(cov, a, box) if costs is None
-                  else _pivot_costs(cov, a, box, costs))
+        solved = None
+        if start is not None and costs is None:
+            solved = _block_pivoting(a, _FreeSetSolver(cov, a), start.copy(), box)
+        warm = solved is not None
+        if not warm:
+            solved = (_pivot_dense(cov, a, box) if costs is None
+                      else _pivot_costs(cov, a, box, costs))
         if solved is None:
             return "the dense solver found no factorable free set or did not converge"
         y, exchanges = solved
@@ -794,4 +829,4 @@ def solve_dense(spec: _Spec, X: np.ndarray | None = None
     broken = _violations(spec, w, handles, None, X)  # the check every CVXPY answer passes
     if broken:
         return f"the dense solution violates {', '.join(broken)}"
-    return w, gap, handles, exchanges
+    return w, gap, handles, exchanges, warm

@@ -141,6 +141,13 @@ class MaximumDiversification(ConvexRatioOptimization):
         satisfies the bounds exactly and every other built-in constraint to 1e-12 relative,
         and its ratio is at most 1e-9 (relative) below the solver's; otherwise the solver's
         weights are kept and ``polish_`` says why. See ``docs/maxdiv.md``.
+    warm_start : bool, default=False
+        Start the next ``fit`` from this fit's ``weights_`` (scikit-learn's meaning): the
+        dense path's pivoting begins with every weight at its bound on that bound and the
+        others free, and falls back to its cold start when that does not answer. Only the
+        time changes: the answer is certified as always. For a sequence of related fits on
+        the same assets (a backtest's rebalancing dates); ignored when the assets differ,
+        with transaction costs, and on the CVXPY paths.
 
     Attributes
     ----------
@@ -177,7 +184,8 @@ class MaximumDiversification(ConvexRatioOptimization):
         per-asset bounds (long-only or long-short) and a budget; ``"screened"`` or
         ``"cvxpy"``), the dense path's certified ``relative_gap`` (a bound on the relative
         loss of ratio), its ``exchanges``, and a ``note`` when the dense path was tried and
-        gave no certified answer. After a
+        gave no certified answer, and whether it started from the previous fit
+        (``warm_start``). After a
         failed solve it names the path that failed; None when the fit failed before a solve
         (invalid or infeasible inputs).
     """
@@ -217,6 +225,7 @@ class MaximumDiversification(ConvexRatioOptimization):
         fallback=None,
         raise_on_failure=True,
         polish=True,
+        warm_start=False,
     ):
         self.covariance = covariance
         self.span = span
@@ -251,6 +260,7 @@ class MaximumDiversification(ConvexRatioOptimization):
         self.fallback = fallback
         self.raise_on_failure = raise_on_failure
         self.polish = polish
+        self.warm_start = warm_start
 
     def _numerator(self, risk: RiskModel) -> np.ndarray:
         """``sigma``, the asset volatilities: the numerator ``sigma'w`` of the ratio."""

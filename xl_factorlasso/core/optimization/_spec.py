@@ -230,6 +230,8 @@ def specify(est, risk: RiskModel, assets: pd.Index | None, values: np.ndarray | 
         raise ValueError("save_problem must be a bool")
     if not isinstance(est.polish, (bool, np.bool_)):
         raise ValueError("polish must be a bool")
+    if not isinstance(getattr(est, "warm_start", False), (bool, np.bool_)):
+        raise ValueError(f"warm_start must be a bool, got {est.warm_start!r}")
 
     return _Spec(
         n=n, assets=assets, risk=risk, mu=mu, lower=lower, upper=upper, budget=budget,

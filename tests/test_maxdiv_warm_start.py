@@ -1,0 +1,143 @@
+"""MaximumDiversification(warm_start=True): the dense pivoting of the next fit starts from the
+previous fit's weights. Only the time may change: every answer is compared with a cold fit on
+the same data (the dense path from its cold start, or CVXPY with the dense path off)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from xl_factorlasso import (
+    LassoModel,
+    MaxDiversificationBacktest,
+    MaximumDiversification,
+    RollingLassoModel,
+    make_factor_panel,
+)
+from xl_factorlasso.core.optimization import _dense
+
+
+def make_returns(n, T, seed):
+    """Five latent factors and idiosyncratic noise; loadings centred on 0 (a dense optimum)."""
+    rng = np.random.default_rng(seed)
+    factors = rng.normal(0.0003, 0.01, (T, 5))
+    loadings = rng.normal(0.0, 0.35, (n, 5))
+    noise = rng.normal(0, 1, (T, n)) * rng.uniform(0.005, 0.03, n)
+    return pd.DataFrame(factors @ loadings.T + noise, columns=[f"A{i:03d}" for i in range(n)])
+
+
+def dr(w, cov):
+    cov = np.asarray(cov, dtype=float)
+    return float(w @ np.sqrt(np.diag(cov)) / np.sqrt(w @ cov @ w))
+
+
+def cold_dense_off(X, monkeypatch, **params):
+    """CVXPY's answer (the dense path switched off)."""
+    with monkeypatch.context() as patch:
+        patch.setattr(_dense, "dense_eligible", lambda spec, save_problem=False: False)
+        return MaximumDiversification(**params).fit(X)
+
+
+@pytest.mark.parametrize("span", [None, 20], ids=["sample", "ewma"])
+def test_warm_fits_equal_cold_fits_on_moving_windows(span, monkeypatch):
+    """Eight windows moving by 5 rows: each warm fit equals the cold fit of its window, and from
+    the second on the pivoting started from the previous weights. With an EWMA covariance
+    (span 20 on 150 rows for 100 assets: nearly singular) the warm answers are checked against
+    CVXPY's."""
+    X = make_returns(100, 190, seed=3)
+    warm = MaximumDiversification(span=span, warm_start=True)
+    started = 0
+    for k in range(8):
+        block = X.iloc[5 * k:5 * k + 150]
+        warm.fit(block)
+        cold = MaximumDiversification(span=span).fit(block)
+        cov = warm.covariance_.to_numpy() if hasattr(warm.covariance_, "to_numpy") else \
+            np.asarray(warm.covariance_)
+        assert warm.solve_.path == "dense"
+        assert warm.solve_.relative_gap <= _dense.GAP_TOLERANCE
+        started += warm.solve_.warm_start
+        if k == 0:
+            assert not warm.solve_.warm_start  # nothing to start from
+        w = warm.weights_.to_numpy()
+        if cold.solve_.path == "dense":
+            np.testing.assert_allclose(w, cold.weights_.to_numpy(), atol=1e-9, rtol=0)
+        reference = cold_dense_off(block, monkeypatch, span=span)
+        assert dr(w, cov) == pytest.approx(dr(reference.weights_.to_numpy(), cov), rel=1e-6)
+        # (a flat optimum: CVXPY's weights move more than its ratio)
+        np.testing.assert_allclose(w, reference.weights_.to_numpy(), atol=1e-4, rtol=0)
+    assert started == 7
+
+
+def test_warm_start_needs_the_same_assets_in_the_same_order():
+    X = make_returns(40, 200, seed=1)
+    model = MaximumDiversification(warm_start=True).fit(X)
+    for other in (X[X.columns[::-1]], X.iloc[:, :30]):
+        model.fit(other)
+        assert model.solve_.path == "dense" and not model.solve_.warm_start
+        np.testing.assert_allclose(model.weights_.to_numpy(),
+                                   MaximumDiversification().fit(other).weights_.to_numpy(),
+                                   atol=1e-12, rtol=0)
+    model.fit(X.iloc[:, :30])  # the same 30 again: warm
+    assert model.solve_.warm_start
+
+
+def test_warm_start_is_off_by_default_and_with_transaction_costs():
+    X = make_returns(40, 200, seed=2)
+    model = MaximumDiversification().fit(X)
+    model.fit(X.iloc[5:])
+    assert not model.solve_.warm_start
+    previous = pd.Series(1.0 / 40, index=X.columns)
+    costly = MaximumDiversification(transaction_costs=0.001, previous_weights=previous,
+                                    warm_start=True).fit(X)
+    costly.fit(X.iloc[5:])  # costs have their own start (the cost-free optimum)
+    assert costly.solve_.path == "dense" and not costly.solve_.warm_start
+
+
+def test_warm_start_must_be_a_bool():
+    X = make_returns(5, 50, seed=0)
+    with pytest.raises(ValueError, match="warm_start must be a bool, got 'yes'"):
+        MaximumDiversification(warm_start="yes").fit(X)
+
+
+def test_warm_state_puts_weights_at_their_bounds_on_them():
+    X = make_returns(6, 100, seed=4)
+    model = MaximumDiversification(min_weights=0.0, max_weights=0.3).fit(X)
+    weights = pd.Series([0.0, 0.3, 0.2, 0.35, -0.01, 0.16], index=X.columns)
+    state = _dense.warm_state(model._spec, weights)
+    np.testing.assert_array_equal(
+        state, [_dense.LOW, _dense.UP, _dense.FREE, _dense.UP, _dense.LOW, _dense.FREE])
+    assert _dense.warm_state(model._spec, weights.iloc[::-1]) is None  # another order
+    assert _dense.warm_state(model._spec, weights.iloc[:5]) is None
+    assert _dense.warm_state(model._spec, weights.where(weights > 0)) is None  # NaN
+    assert _dense.warm_state(model._spec, None) is None
+
+
+def test_backtest_dates_start_from_the_previous_weights(monkeypatch):
+    """The backtest's sample and EWMA optimisers start each date (after their first) from the
+    previous date's weights, and their weights are those of a cold fit of the same window."""
+    panel = make_factor_panel(150, 3, 12, seed=7, freq="W-FRI", start="2015-01-02")
+    x, y = panel.x * 0.01, panel.y * 0.01
+    starts = []
+    solve = _dense.solve_dense
+
+    def recording(spec, X=None, start=None):
+        starts.append(start is not None)
+        return solve(spec, X, start)
+
+    monkeypatch.setattr(_dense, "solve_dense", recording)
+    window = 60
+    bt = MaxDiversificationBacktest(
+        rolling=RollingLassoModel(LassoModel(reg_lambda=1e-6), rebalance="ME", window=window),
+        benchmarks=("sample", "ewma")).fit(x, y)
+    dates = bt.weights_["sample"].dropna(how="all").index
+    assert len(dates) >= 6
+    assert sum(starts) >= 2 * (len(dates) - 1)  # each strategy's later dates
+    monkeypatch.setattr(_dense, "solve_dense", solve)
+    for strategy, span in (("sample", None), ("ewma", bt.ewma_span_)):
+        for date in dates:
+            end = y.index.get_loc(date)
+            block = y.iloc[end - window + 1:end + 1]
+            cold = MaximumDiversification(span=span).fit(block)
+            np.testing.assert_allclose(bt.weights_[strategy].loc[date].to_numpy(),
+                                       cold.weights_.to_numpy(), atol=1e-9, rtol=0)
