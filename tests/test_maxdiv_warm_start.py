@@ -8,6 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from tests.test_maxdiv_dense import make_returns
 from xl_factorlasso import (
     LassoModel,
     MaxDiversificationBacktest,
@@ -16,15 +17,6 @@ from xl_factorlasso import (
     make_factor_panel,
 )
 from xl_factorlasso.core.optimization import _dense
-
-
-def make_returns(n, T, seed):
-    """Five latent factors and idiosyncratic noise; loadings centred on 0 (a dense optimum)."""
-    rng = np.random.default_rng(seed)
-    factors = rng.normal(0.0003, 0.01, (T, 5))
-    loadings = rng.normal(0.0, 0.35, (n, 5))
-    noise = rng.normal(0, 1, (T, n)) * rng.uniform(0.005, 0.03, n)
-    return pd.DataFrame(factors @ loadings.T + noise, columns=[f"A{i:03d}" for i in range(n)])
 
 
 def dr(w, cov):
@@ -45,7 +37,7 @@ def test_warm_fits_equal_cold_fits_on_moving_windows(span, monkeypatch):
     the second on the pivoting started from the previous weights. With an EWMA covariance
     (span 20 on 150 rows for 100 assets: nearly singular) the warm answers are checked against
     CVXPY's."""
-    X = make_returns(100, 190, seed=3)
+    X = make_returns(100, 190, 3, dense=True)
     warm = MaximumDiversification(span=span, warm_start=True)
     started = 0
     for k in range(8):
@@ -70,7 +62,7 @@ def test_warm_fits_equal_cold_fits_on_moving_windows(span, monkeypatch):
 
 
 def test_warm_start_needs_the_same_assets_in_the_same_order():
-    X = make_returns(40, 200, seed=1)
+    X = make_returns(40, 200, 1, dense=True)
     model = MaximumDiversification(warm_start=True).fit(X)
     for other in (X[X.columns[::-1]], X.iloc[:, :30]):
         model.fit(other)
@@ -83,7 +75,7 @@ def test_warm_start_needs_the_same_assets_in_the_same_order():
 
 
 def test_warm_start_is_off_by_default_and_with_transaction_costs():
-    X = make_returns(40, 200, seed=2)
+    X = make_returns(40, 200, 2, dense=True)
     model = MaximumDiversification().fit(X)
     model.fit(X.iloc[5:])
     assert not model.solve_.warm_start
@@ -95,13 +87,13 @@ def test_warm_start_is_off_by_default_and_with_transaction_costs():
 
 
 def test_warm_start_must_be_a_bool():
-    X = make_returns(5, 50, seed=0)
+    X = make_returns(5, 50, 0, dense=True)
     with pytest.raises(ValueError, match="warm_start must be a bool, got 'yes'"):
         MaximumDiversification(warm_start="yes").fit(X)
 
 
 def test_warm_state_puts_weights_at_their_bounds_on_them():
-    X = make_returns(6, 100, seed=4)
+    X = make_returns(6, 100, 4, dense=True)
     model = MaximumDiversification(min_weights=0.0, max_weights=0.3).fit(X)
     weights = pd.Series([0.0, 0.3, 0.2, 0.35, -0.01, 0.16], index=X.columns)
     state = _dense.warm_state(model._spec, weights)
