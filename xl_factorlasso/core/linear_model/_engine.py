@@ -375,6 +375,43 @@ def _block_member_table(unit: np.ndarray, n_units: int, m: int) -> np.ndarray:
     return table
 
 
+def sparse_group_roots(vals, om, c, a, weighted: bool) -> tuple[np.ndarray, np.ndarray]:
+    """Per row, the ``rho >= 0`` with ``||soft(vals, rho a om)||_2 = rho c`` (``vals >= 0``,
+    ``0 < a < 1``): the sparse-group gauge of the dual norm (:meth:`FastEngine._group_dual`)
+    and each group's root of ``lambda_max`` (:mod:`._lambda_max`).
+
+    Sorted by ``vals / om`` (descending), on the piece where the ``k`` first cells exceed
+    their thresholds ``rho a om_j`` the condition is ``(a^2 K2 - c^2) rho^2 - 2 a S1 rho + S2
+    = 0`` with the partial sums ``K2 = sum om_j^2``, ``S1 = sum om_j vals_j``, ``S2 = sum
+    vals_j^2`` (``om = 1``, ``weighted=False``: ``K2 = k``); its smaller root, in the form
+    without cancellation. Returns ``(rho, found)``: ``rho`` 0 and ``found`` False where
+    round-off hides the piece (ties), or for an all-zero row.
+    """
+    if not weighted:
+        srt = -np.sort(-vals, axis=1)
+        s1 = np.cumsum(srt, axis=1)
+        s2 = np.cumsum(srt * srt, axis=1)
+        k2 = np.arange(1, srt.shape[1] + 1)[None, :]
+    else:
+        by = np.argsort(-(vals / om), axis=1, kind="stable")
+        rs = np.take_along_axis(vals, by, axis=1)
+        os = np.take_along_axis(om, by, axis=1)
+        srt = rs / os  # the ratios, descending: where each cell's threshold bites
+        s1 = np.cumsum(rs * os, axis=1)
+        s2 = np.cumsum(rs * rs, axis=1)
+        k2 = np.cumsum(os * os, axis=1)
+    qa = k2 * a * a - (c * c)[:, None]
+    qb = a * s1
+    disc = np.sqrt(np.maximum(qb * qb - qa * s2, 0.0))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        cand = np.where(s2 > 0, s2 / (qb + disc), 0.0)
+    # the piece is valid when srt[k] > cand*a >= srt[k+1]
+    nxt = np.hstack([srt[:, 1:], np.zeros((srt.shape[0], 1))])
+    ok = (srt * (1 + 1e-12) >= cand * a) & (cand * a >= nxt * (1 - 1e-12))
+    ok &= srt > 0
+    return np.where(ok, cand, 0.0).max(axis=1), ok.any(axis=1)
+
+
 def _member_table(gid: np.ndarray, n_groups: int) -> np.ndarray:
     """(n_groups, kmax) flat cell indices of every group, padded with ``gid.size``."""
     order = np.argsort(gid, kind="stable")
@@ -711,42 +748,15 @@ class FastEngine:
         else:
             vals = np.append(ar.ravel(), 0.0)[self._table]
             om = np.append(self.omega.ravel(), 1.0)[self._table]
-        ar_rows = vals
         if a <= 0.0:
-            rho = np.linalg.norm(vals, axis=1) / c
-        else:
-            # ||soft(r, rho a omega)||_2 = rho c: sort by |r_j| / omega_j, descending; on the
-            # piece where the k first exceed their thresholds rho a omega_j,
-            # (a^2 K2 - c^2) rho^2 - 2 a S1 rho + S2 = 0 with the partial sums
-            # K2 = sum omega_j^2, S1 = sum omega_j |r_j|, S2 = sum r_j^2 (omega = 1: K2 = k).
-            if self.spec.cell_weight is None:
-                srt = -np.sort(-vals, axis=1)
-                s1 = np.cumsum(srt, axis=1)
-                s2 = np.cumsum(srt * srt, axis=1)
-                k2 = np.arange(1, srt.shape[1] + 1)[None, :]
-            else:
-                by = np.argsort(-(vals / om), axis=1, kind="stable")
-                rs = np.take_along_axis(vals, by, axis=1)
-                os = np.take_along_axis(om, by, axis=1)
-                srt = rs / os  # the ratios, descending: where each cell's threshold bites
-                s1 = np.cumsum(rs * os, axis=1)
-                s2 = np.cumsum(rs * rs, axis=1)
-                k2 = np.cumsum(os * os, axis=1)
-                vals = vals / om  # for the fallback bound's max below
-            qa = k2 * a * a - (c * c)[:, None]
-            qb = a * s1
-            disc = np.sqrt(np.maximum(qb * qb - qa * s2, 0.0))
-            with np.errstate(divide="ignore", invalid="ignore"):
-                cand = np.where(s2 > 0, s2 / (qb + disc), 0.0)
-            # the piece is valid when srt[k] > cand*a >= srt[k+1]
-            nxt = np.hstack([srt[:, 1:], np.zeros((srt.shape[0], 1))])
-            ok = (srt * (1 + 1e-12) >= cand * a) & (cand * a >= nxt * (1 - 1e-12))
-            ok &= srt > 0
-            rho = np.where(ok, cand, 0.0).max(axis=1)
-            # No piece recognised (ties at round-off): a bound that is never too small.
-            upper = np.minimum(np.linalg.norm(ar_rows, axis=1) / c, vals.max(axis=1) / a)
-            rho = np.where(ok.any(axis=1), rho, upper)
-            rho = np.where(vals.max(axis=1) > 0, rho, 0.0)
+            return np.linalg.norm(vals, axis=1) / c
+        weighted = self.spec.cell_weight is not None
+        rho, found = sparse_group_roots(vals, om, c, a, weighted)
+        ratios = vals / om if weighted else vals
+        # No piece recognised (ties at round-off): a bound that is never too small.
+        upper = np.minimum(np.linalg.norm(vals, axis=1) / c, ratios.max(axis=1) / a)
+        rho = np.where(found, rho, upper)
+        rho = np.where(ratios.max(axis=1) > 0, rho, 0.0)
         return rho
 
     def _unit_max(self, per_response: np.ndarray) -> np.ndarray:

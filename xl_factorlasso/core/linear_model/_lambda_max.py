@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from ._engine import _block_member_table, sparse_group_roots
 from ._penalty import PenaltySpec
 from ._preparation import SufficientStats
 
@@ -63,18 +64,10 @@ def lambda_max_from_stats(stats: SufficientStats, spec: PenaltySpec) -> float:
 
 def _block_lambda(r: np.ndarray, omega: np.ndarray, spec: PenaltySpec) -> float:
     """The largest root over the (cluster, factor) blocks of the excess ``r``."""
-    # One block per (cluster, factor); pad with zeros, which never exceed the threshold.
-    n, m = r.shape
-    groups = np.asarray(spec.groups)
-    sizes = np.bincount(groups, minlength=len(spec.group_weight))
-    order = np.argsort(groups, kind="stable")
-    pos = np.empty(n, dtype=np.intp)  # each response's place among its cluster's members
-    pos[order] = np.arange(n) - np.repeat(np.cumsum(sizes) - sizes, sizes)
-    block_rows = groups[:, None] * m + np.arange(m)[None, :]
-    values = np.zeros((len(sizes) * m, sizes.max()))
-    cell_w = np.ones_like(values)
-    values[block_rows, pos[:, None]] = r
-    cell_w[block_rows, pos[:, None]] = omega
+    # One block per (cluster, factor), padded with zeros, which never exceed the threshold.
+    table = _block_member_table(np.asarray(spec.groups), len(spec.group_weight), r.shape[1])
+    values = np.append(r.ravel(), 0.0)[table]
+    cell_w = np.append(omega.ravel(), 1.0)[table]
     weight = spec.block_weights().ravel()  # block (g, j) is row g * M + j
     return _largest_root(values, cell_w, weight, spec.l1_weight)
 
@@ -91,8 +84,7 @@ def _group_roots(values: np.ndarray, cell_w: np.ndarray, weight: np.ndarray,
     lo, hi = np.zeros_like(top), top / a  # at top / a the L1 part absorbs every excess
     for _ in range(100):
         mid = 0.5 * (lo + hi)
-        excess = np.linalg.norm(np.maximum(values - a * mid[:, None] * cell_w, 0.0), axis=1)
-        ok = excess <= (1.0 - a) * mid * weight
+        ok = _holds(values, cell_w, weight, a, mid)
         new_hi, new_lo = np.where(ok, mid, hi), np.where(ok, lo, mid)
         if np.array_equal(new_hi, hi) and np.array_equal(new_lo, lo):
             break  # no interval can shrink below a float: later rounds repeat this one
@@ -102,39 +94,12 @@ def _group_roots(values: np.ndarray, cell_w: np.ndarray, weight: np.ndarray,
 
 def _closed_form_roots(values: np.ndarray, cell_w: np.ndarray, weight: np.ndarray,
                        a: float) -> np.ndarray:
-    """The roots of :func:`_group_roots` in closed form (``0 < a < 1``), to round-off; NaN
-    where round-off hides the piece that holds a root.
-
-    Sorted by ``t_j = values_j / cell_w_j`` (descending), on the piece where the ``k`` first
-    cells exceed their thresholds (``t_k >= a lambda >= t_(k+1)``) the condition is the
-    quadratic ``(a^2 K2 - c^2) lambda^2 - 2 a S1 lambda + S2 = 0`` with ``c = (1-a) weight``
-    and the partial sums ``K2 = sum cell_w^2``, ``S1 = sum cell_w values``,
-    ``S2 = sum values^2``; its smaller positive root, in the form without cancellation.
-    """
-    if (cell_w == 1.0).all():  # no adaptive weights: a plain sort
-        v = -np.sort(-values, axis=1)
-        w = np.ones_like(v)
-        t = v
-    else:
-        order = np.argsort(-(values / cell_w), axis=1, kind="stable")
-        v = np.take_along_axis(values, order, axis=1)
-        w = np.take_along_axis(cell_w, order, axis=1)
-        t = v / w
-    s1 = np.cumsum(v * w, axis=1)
-    s2 = np.cumsum(v * v, axis=1)
-    k2 = np.cumsum(w * w, axis=1)
-    c = ((1.0 - a) * weight)[:, None]
-    qa = a * a * k2 - c * c
-    qb = a * s1
-    with np.errstate(divide="ignore", invalid="ignore"):
-        root = s2 / (qb + np.sqrt(np.maximum(qb * qb - qa * s2, 0.0)))
-    after = np.hstack([t[:, 1:], np.zeros((len(t), 1))])
-    # a relative slack of 1e-12 on the piece's ends: a root on a breakpoint belongs to both
-    valid = ((t > 0) & (t * (1 + 1e-12) >= a * root) & (a * root >= after * (1 - 1e-12))
-             & np.isfinite(root))
-    out = np.where(valid, root, -np.inf).max(axis=1)
-    out = np.where(valid.any(axis=1), out, np.nan)
-    return np.where(t[:, 0] > 0, out, 0.0)
+    """The roots of :func:`_group_roots` in closed form (``0 < a < 1``,
+    :func:`~._engine.sparse_group_roots`), to round-off; NaN where round-off hides the piece
+    that holds a root, 0 for an all-zero row."""
+    rho, found = sparse_group_roots(values, cell_w, (1.0 - a) * weight, a,
+                                    weighted=not (cell_w == 1.0).all())
+    return np.where(values.max(axis=1, initial=0.0) > 0, np.where(found, rho, np.nan), 0.0)
 
 
 def _holds(values, cell_w, weight, a, lam) -> np.ndarray:
