@@ -657,9 +657,7 @@ def _pivot_costs(cov: np.ndarray, a: np.ndarray, box: _Box, costs: _Costs
     if start is not None:
         y0 = start[0]
         t0 = float(y0.sum()) / box.budget
-        tol = 1e-12 * float(np.max(np.abs(y0)))
-        state[y0 <= box.lower * t0 + tol] = LOW
-        state[y0 >= box.upper * t0 - tol] = UP
+        state = _bound_state(y0, box, t0, 1e-12 * float(np.max(np.abs(y0))))
         side = np.where(y0 >= costs.previous * t0, 1.0, -1.0)
     system = _FreeSetSolver(cov, a)
     solved = _pivoting_with_costs(a, system, state.copy(), side.copy(), box, costs)
@@ -738,10 +736,15 @@ def warm_state(spec: _Spec, weights) -> np.ndarray | None:
     w = weights.to_numpy(dtype=float)
     if not np.all(np.isfinite(w)):
         return None
-    box = _box(spec)
-    state = np.full(spec.n, FREE, dtype=np.int8)
-    state[w <= box.lower] = LOW
-    state[w >= box.upper] = UP
+    return _bound_state(w, _box(spec), 1.0, 0.0)
+
+
+def _bound_state(y: np.ndarray, box: _Box, t: float, tol: float) -> np.ndarray:
+    """The pivoting state of a point ``y`` (``t = 1'y / budget``): on its lower or upper bound
+    where ``y`` is within ``tol`` of it or beyond, free elsewhere."""
+    state = np.full(y.size, FREE, dtype=np.int8)
+    state[y <= box.lower * t + tol] = LOW
+    state[y >= box.upper * t - tol] = UP
     return state
 
 
