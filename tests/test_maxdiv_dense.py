@@ -28,6 +28,15 @@ def make_returns(n, T, seed, dense=False):
     return pd.DataFrame(factors @ loadings.T + noise, columns=[f"A{i:04d}" for i in range(n)])
 
 
+def factor_returns(n, T, seed, k=5):
+    """``make_returns`` plus ``k`` observed factors (returned with them) that drive the assets,
+    so that a factor model fitted on them explains a good part of each variance."""
+    rng = np.random.default_rng(seed + 100)
+    factors = pd.DataFrame(rng.normal(0.0003, 0.01, (T, k)), columns=[f"F{j}" for j in range(k)])
+    loadings = rng.normal(0.5, 0.5, (n, k))
+    return make_returns(n, T, seed) + factors.to_numpy() @ loadings.T, factors
+
+
 def ratio(w, cov, rf=0.0, fees=0.0, costs=0.0, previous=0.0):
     """The net ratio: volatilities less fees and transaction costs, less ``rf``, over risk."""
     sigma = np.sqrt(np.diag(cov))
@@ -543,3 +552,20 @@ def test_dense_path_matches_skfolio():
         assert ratio(model.weights_.to_numpy(), cov) == pytest.approx(ratio(sk.weights_, cov),
                                                                       rel=1e-6)
         np.testing.assert_allclose(model.weights_, sk.weights_, atol=1e-3, rtol=0)
+
+
+def test_an_overshooting_block_exchange_is_taken_back():
+    """From every asset free, the third block exchange puts 100 assets on caps of 0.01: the
+    whole budget, nothing left for the free ones, a state without a solution. The pivoting
+    takes that exchange back and goes on with single exchanges to the certified optimum
+    (before, it gave no answer there)."""
+    X, factors = factor_returns(300, 500, 8)
+    cov = FactorCovariance.from_ols(X, factors).covariance.to_numpy()
+    spec = MaximumDiversification(covariance=cov, max_weights=0.01)._validate(None, None)[0]
+    a, box = _dense._coefficients(spec), _dense._box(spec)
+    state = np.full(a.size, _dense.FREE, dtype=np.int8)
+    solved = _dense._block_pivoting(a, _dense._FreeSetSolver(cov, a), state, box)
+    assert solved is not None
+    assert _dense.relative_gap(cov, a, solved[0], box) <= _dense.GAP_TOLERANCE
+    w = solved[0] / solved[0].sum()
+    assert np.count_nonzero(np.isclose(w, 0.01, rtol=1e-9)) > 20  # the caps bind

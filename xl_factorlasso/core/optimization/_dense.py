@@ -558,8 +558,17 @@ def _block_pivoting(a: np.ndarray, system, state: np.ndarray, box: _Box,
     a) = 0``, finite for a positive definite ``Sigma`` with that backup rule."""
     n = a.size
     best, tries = n + 1, _BLOCK_TRIES
+    undo = None  # the last block exchange: (assets, their states before it)
     for exchange in range(max_exchanges):
         solved = _free_solution(a, system, box, state)
+        if solved is None and undo is not None:
+            # A block exchange can overshoot into a degenerate state (e.g. caps bound for the
+            # whole budget): take it back and make only its backup-rule exchange,
+            # the largest index, then go on with single exchanges.
+            moved, before = undo
+            state[moved[:-1]] = before[:-1]
+            undo, tries = None, 0
+            solved = _free_solution(a, system, box, state)
         if solved is None:
             return None
         y, t, lam, alpha, c, bound, b = solved
@@ -580,6 +589,7 @@ def _block_pivoting(a: np.ndarray, system, state: np.ndarray, box: _Box,
         target = np.full(violators.size, FREE, dtype=state.dtype)
         target[below[violators]] = LOW
         target[above[violators]] = UP
+        undo = (violators, state[violators].copy()) if violators.size > 1 else None
         state[violators] = target
     return None
 
