@@ -223,8 +223,9 @@ def test_factor_strategy_equals_dense_per_date_optimisation(fitted, panel):
 
 
 def test_factor_strategy_compiles_its_program_once(panel, monkeypatch):
-    """One optimiser is kept across dates: the factor form's parametric program is compiled
-    once (at the second date) and then only given new data."""
+    """One optimiser is kept across dates: where the constraints need CVXPY (a cap on the
+    shorts), the factor form's parametric program is compiled once (at the second date) and
+    then only given new data."""
     import xl_factorlasso.core.optimization._base as md
 
     builds = []
@@ -232,10 +233,41 @@ def test_factor_strategy_compiles_its_program_once(panel, monkeypatch):
     monkeypatch.setattr(md, "_build_parametric",
                         lambda spec, values=None: builds.append(spec.n) or original(spec, values))
     x, y = panel
-    bt = MaxDiversificationBacktest(rolling=_rolling(rebalance="QE", window=60),
-                                    benchmarks=()).fit(x, y)
+    bt = MaxDiversificationBacktest(
+        rolling=_rolling(rebalance="QE", window=60), benchmarks=(),
+        portfolio=MaximumDiversification(min_weights=-0.1, max_short=0.2)).fit(x, y)
     traded = int((bt.weights_["factor"] != 0).any(axis=1).sum())
     assert traded >= 5 and builds == [y.shape[1]]
+
+
+def test_factor_strategy_warm_starts_the_factor_path(panel, monkeypatch):
+    """With bounds and a budget the factor strategy needs no CVXPY (solve_.path "factor"):
+    every date after the first starts from the previous date's weights, and the weights are
+    those of a fresh cold optimisation of the same covariance and previous holdings."""
+    from xl_factorlasso.core.optimization import _dense
+
+    calls = []
+    original = _dense.solve_dense
+
+    def spy(spec, X=None, start=None):
+        out = original(spec, X, start)
+        calls.append((spec.risk.is_factor, start is not None, out[4]))
+        return out
+
+    monkeypatch.setattr(_dense, "solve_dense", spy)
+    x, y = panel
+    bt = MaxDiversificationBacktest(rolling=_rolling(rebalance="QE", window=60), benchmarks=(),
+                                    portfolio=MaximumDiversification(max_weights=0.4)).fit(x, y)
+    w = bt.weights_["factor"]
+    assert len(calls) == len(w) >= 5 and all(factor for factor, _, _ in calls)
+    assert [started for _, started, _ in calls] == [False] + [True] * (len(w) - 1)
+    assert sum(answered for _, _, answered in calls) >= len(w) - 2
+    monkeypatch.setattr(_dense, "solve_dense", original)
+    for date in w.index[-3:]:
+        cov = bt.rolling_.results_[date].get_y_covar()
+        cold = MaximumDiversification(covariance=cov, max_weights=0.4).fit()
+        assert cold.solve_.path == "dense"  # the n x n matrix: the other path
+        np.testing.assert_allclose(w.loc[date].to_numpy(), cold.weights_.to_numpy(), atol=1e-9)
 
 
 # ---------------------------------------------------------------------------- failures

@@ -1,4 +1,8 @@
-"""MaximumDiversification re-uses its compiled CVXPY program across repeated fits."""
+"""MaximumDiversification re-uses its compiled CVXPY program across repeated fits.
+
+A factor covariance with bounds and a budget only is solved without CVXPY (the ``"factor"``
+path, tests/test_maxdiv_factor_path.py); these tests ask for CVXPY with ``save_problem=True``
+(``CVXPY``), which keeps the program's reuse, the subject here, on every family."""
 
 from __future__ import annotations
 
@@ -16,6 +20,7 @@ from xl_factorlasso.core.covariance import FactorCovariance
 from xl_factorlasso.core.optimization import MaximumDiversification
 
 TOL = 1e-6
+CVXPY = {"save_problem": True}  # the CVXPY program, whatever the constraint family
 
 
 def make_data(n: int, T: int = 300, k: int = 3, seed: int = 0):
@@ -82,25 +87,25 @@ def test_second_fit_reuses_program_and_equals_fresh_fit(monkeypatch, windows, bu
     assert first.is_dpp() and first.parameters()
     model.set_params(covariance=fc1).fit(X1)
     assert model.problem_ is first and builds == [30]
-    fresh = MaximumDiversification(covariance=fc1, **params).fit(X1)
+    fresh = MaximumDiversification(covariance=fc1, **CVXPY, **params).fit(X1)
     np.testing.assert_allclose(model.weights_, fresh.weights_, atol=TOL)
-    reference = constant_fit(monkeypatch, {"covariance": fc1, **params}, X1)
+    reference = constant_fit(monkeypatch, {"covariance": fc1, **CVXPY, **params}, X1)
     np.testing.assert_allclose(model.weights_, reference.weights_, atol=TOL)
     assert model.problem_values_["ratio"] == pytest.approx(reference.problem_values_["ratio"],
                                                            rel=1e-7)
     assert not np.allclose(model.weights_, MaximumDiversification(
-        covariance=fc0, **params).fit(X0).weights_, atol=1e-4)  # the data did change
+        covariance=fc0, **CVXPY, **params).fit(X0).weights_, atol=1e-4)  # the data did change
 
 
 def test_changed_values_with_same_structure_reuse(windows, builds):
     X, fc = windows[0]
     model = MaximumDiversification(covariance=fc, max_weights=0.2, previous_weights=0.0,
-                                   max_turnover=0.15)
+                                   max_turnover=0.15, **CVXPY)
     model.fit(X).fit(X)
     model.set_params(max_weights=0.1, previous_weights=1 / 30, max_turnover=0.1).fit(X)
     assert builds == [30]
     fresh = MaximumDiversification(covariance=fc, max_weights=0.1, previous_weights=1 / 30,
-                                   max_turnover=0.1).fit(X)
+                                   max_turnover=0.1, **CVXPY).fit(X)
     np.testing.assert_allclose(model.weights_, fresh.weights_, atol=TOL)
 
 
@@ -132,7 +137,7 @@ def test_structural_change_rebuilds(windows, builds, change):
     assert second.parameters() and builds == [30, 30]
     model.fit(X)
     assert model.problem_ is second and len(builds) == 2  # the new structure is kept
-    fresh = MaximumDiversification(covariance=fc, **change).fit(X)
+    fresh = MaximumDiversification(covariance=fc, **CVXPY, **change).fit(X)
     np.testing.assert_allclose(model.weights_, fresh.weights_, atol=TOL)
 
 
@@ -155,7 +160,7 @@ def test_different_n_or_factor_count_rebuilds(builds):
         fc = FactorCovariance.from_ols(X, F)
         model.set_params(covariance=fc).fit(X)
         problems.append(model.problem_)
-        fresh = MaximumDiversification(covariance=fc).fit(X)
+        fresh = MaximumDiversification(covariance=fc, **CVXPY).fit(X)
         np.testing.assert_allclose(model.weights_, fresh.weights_, atol=TOL)
     assert builds == []  # each (n, k) is new to the model, and fresh fits are one-offs
     assert len({id(p) for p in problems}) == 3
@@ -163,7 +168,9 @@ def test_different_n_or_factor_count_rebuilds(builds):
 
 def test_clone_and_pickle_drop_the_cache(windows, builds):
     X, fc = windows[0]
-    model = MaximumDiversification(covariance=fc).fit(X).fit(X)
+    # (not save_problem: the problem_ it keeps does not pickle; a linear constraint keeps CVXPY)
+    model = MaximumDiversification(covariance=fc, linear_constraints=["A0 <= 0.5"])
+    model.fit(X).fit(X)
     assert "_compiled" in vars(model) and builds == [30]
     for copy in (sklearn.base.clone(model), clone(model)):
         assert "_compiled" not in vars(copy) and not hasattr(copy, "weights_")

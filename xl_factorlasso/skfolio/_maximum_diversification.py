@@ -118,7 +118,8 @@ class MaximumDiversification(BaseOptimization):
     polish_ : PolishReport, list or None
         The core's corner polishing (see ``docs/maxdiv.md``).
     solve_ : SolveReport or None
-        Which path answered (``"dense"``, ``"screened"``, ``"cvxpy"``) and its certificate
+        Which path answered (``"dense"``, ``"factor"``, ``"screened"``, ``"cvxpy"``) and its
+        certificate
         (see ``docs/maxdiv.md``, "Dense path").
     problem_ : cvxpy.Problem
         With ``save_problem=True``.

@@ -140,7 +140,8 @@ class ConvexRatioOptimization(BaseEstimator):
             dense = _dense.solve_dense(spec, X, start)
             if not isinstance(dense, str):
                 w, gap, handles, exchanges, warm = dense
-                self.solve_ = _dense.SolveReport("dense", gap, exchanges, warm_start=warm)
+                path = "factor" if spec.risk.is_factor else "dense"
+                self.solve_ = _dense.SolveReport(path, gap, exchanges, warm_start=warm)
                 return w, _measures(spec, w, handles, handles.t.value), handles
             note = dense
         screened = self._solve_screened(spec, X, target) if _screenable(spec) else None

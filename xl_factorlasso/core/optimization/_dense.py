@@ -1,4 +1,4 @@
-"""The dense path: maximum diversification on a dense covariance without CVXPY.
+"""The dense and factor paths: maximum diversification without CVXPY.
 
 For per-asset bounds and a budget (:func:`dense_eligible`: a dense covariance, the risk alone
 in the denominator, no other constraint family) the homogenised program of
@@ -18,6 +18,10 @@ a low-rank surrogate, with one dense Cholesky of ``Sigma_FF`` re-used through Sc
 complements while the free set moves little (:class:`_FreeSetSolver`). Transaction costs
 (``a'y - c'|y - w_prev t| = 1``) add a kink per asset, a third state (held at the previous
 weight) for :func:`_pivoting_with_costs`.
+
+A factor covariance ``Sigma = F F' + diag(d**2)`` (``FactorCovariance``, every ``d > 0``) takes
+the same pivoting with Woodbury solves (:class:`LowRankCovariance`): ``|F| k^2`` an exchange,
+never an n x n matrix, one stage since the surrogate is then exact (the ``"factor"`` path).
 
 The answer is certified by :func:`relative_gap`, which reads only ``Sigma``, ``a``, the bounds
 and the point: the Frank-Wolfe (linearised) lower bound of the convex QP for long-only bounds,
@@ -80,11 +84,13 @@ class SolveReport:
 
     Attributes
     ----------
-    path : {"dense", "screened", "cvxpy"}
-        ``"dense"``: the active-set solver of :mod:`._dense`; ``"screened"``: CVXPY on a
-        working set (:mod:`._screening`); ``"cvxpy"``: the full CVXPY program.
+    path : {"dense", "factor", "screened", "cvxpy"}
+        ``"dense"``: the active-set solver of :mod:`._dense` on a dense covariance;
+        ``"factor"``: the same solver on a factor covariance (:class:`LowRankCovariance`, no
+        n x n matrix); ``"screened"``: CVXPY on a working set (:mod:`._screening`);
+        ``"cvxpy"``: the full CVXPY program.
     relative_gap : float or None
-        Dense path: a certified bound on ``(D* - D(w)) / D(w)``, the relative loss of
+        Dense and factor paths: a certified bound on ``(D* - D(w)) / D(w)``, the relative loss of
         diversification ratio against the optimum (before polishing). None on the CVXPY
         paths, certified by the solver's own gap tolerances.
     exchanges : int
@@ -126,17 +132,21 @@ class _Costs:
 
 
 def dense_eligible(spec: _Spec, save_problem: bool = False) -> bool:
-    """Whether the dense path is tried: one solve of the QP form (dense covariance, no l1, l2
-    or add_objective), bounds (a finite ``min_weights`` for every asset, negative for short
-    positions, ``max_weights`` any, ``None`` or ``inf`` for none), ``budget > 0``, and no other
-    constraint family (no min/max_budget, max_long/short, linear constraints, tracking error,
-    min_return or add_constraints). Transaction costs are a kink per asset (:class:`_Costs`).
-    ``max_turnover`` is a box around
-    ``previous_weights`` and folds into the bounds (:func:`_box`); fees and the risk-free rate
-    are allowed (they only change ``a``). A request addressed to CVXPY keeps today's
-    path: ``save_problem=True`` (the program) or a ``solver``/``solver_params`` other than the
-    defaults."""
-    if save_problem or spec.risk_form != "qp" or spec.min_return_is_array:
+    """Whether the dense path is tried: one solve of the QP form (a dense covariance, or a
+    factor covariance for the factor path; no l1, l2 or add_objective), bounds (a finite
+    ``min_weights`` for every asset, negative for short positions, ``max_weights`` any,
+    ``None`` or ``inf`` for none), ``budget > 0``, and no other constraint family (no
+    min/max_budget, max_long/short, linear constraints, tracking error, min_return or
+    add_constraints). Transaction costs are a kink per asset (:class:`_Costs`).
+    ``max_turnover`` is a box around ``previous_weights`` and folds into the bounds
+    (:func:`_box`); fees and the risk-free rate are allowed (they only change ``a``). A
+    request addressed to CVXPY keeps today's path: ``save_problem=True`` (the program) or a
+    ``solver``/``solver_params`` other than the defaults."""
+    if save_problem or spec.min_return_is_array:
+        return False
+    factor_qp = (spec.risk_form == "soc-factor" and spec.l1 == 0 and spec.l2 == 0
+                 and spec.add_objective is None)
+    if spec.risk_form != "qp" and not factor_qp:
         return False
     if spec.solver != "CLARABEL" or spec.solver_params != _CLARABEL_DEFAULTS:
         return False
@@ -268,6 +278,11 @@ def _dual_bound(cov: np.ndarray, a: np.ndarray, y: np.ndarray, g: np.ndarray,
     if k < 0:
         mu -= k / box.budget
     v = nu * (a - c * xi) + low - up + mu
+    if isinstance(cov, LowRankCovariance):
+        u = cov.inverse_times(v)
+        if u is None:
+            return -np.inf
+        return float(nu - 0.25 * (v @ u))
     try:
         u = sla.cho_solve(sla.cho_factor(cov, check_finite=False), v, check_finite=False)
     except (np.linalg.LinAlgError, ValueError):
@@ -449,25 +464,65 @@ class _FreeSetSolver:
 
 class _LowRankSolver:
     """``Sigma_FF x = a_F`` and ``Sigma y`` for ``Sigma = R R' + diag(d**2)``, by Woodbury:
-    ``|F| r^2`` per solve, no factorisation of an ``|F| x |F|`` matrix."""
+    ``|F| r^2`` per solve, no factorisation of an ``|F| x |F|`` matrix.
 
-    def __init__(self, root: np.ndarray, residual: np.ndarray, a: np.ndarray):
-        self.root, self.d2, self.a = root, residual**2, a
+    ``refine``: iterative refinement against ``Sigma_FF`` itself (products ``R_F (R_F' x)``),
+    for the exact pivoting on a factor covariance; the surrogate's start needs none."""
+
+    def __init__(self, root: np.ndarray, residual: np.ndarray, a: np.ndarray,
+                 refine: bool = False):
+        self.root, self.d2, self.a, self.refine = root, residual**2, a, refine
 
     def solve(self, free: np.ndarray, rhs: np.ndarray | None = None) -> np.ndarray | None:
         root, d2 = self.root[free], self.d2[free]
         rhs = self.a[free] if rhs is None else rhs
         scaled = root / d2[:, None]
         small = np.eye(root.shape[1]) + root.T @ scaled
+        d = d2 if rhs.ndim == 1 else d2[:, None]
+
+        def apply(b):
+            return b / d - scaled @ np.linalg.solve(small, scaled.T @ b)
+
         try:
-            inner = np.linalg.solve(small, scaled.T @ rhs)
+            x = apply(rhs)
         except np.linalg.LinAlgError:
             return None
-        d = d2 if rhs.ndim == 1 else d2[:, None]
-        return rhs / d - scaled @ inner
+        best = np.inf
+        for _ in range(_REFINEMENTS if self.refine else 0):
+            residual = rhs - (root @ (root.T @ x) + d * x)
+            size = float(np.max(np.abs(residual)))
+            if not size < best or size <= _RESIDUAL * np.max(np.abs(rhs)):
+                break
+            best = size
+            x = x + apply(residual)
+        return x if np.all(np.isfinite(x)) else None
 
     def product(self, y: np.ndarray) -> np.ndarray:
         return self.root @ (self.root.T @ y) + self.d2 * y
+
+
+@dataclass(frozen=True)
+class LowRankCovariance:
+    """A factor covariance ``Sigma = R R' + diag(d**2)`` (``R``: n x k, every ``d > 0``) as the
+    dense path's covariance: products and solves by Woodbury, never the n x n matrix.
+
+    The exact pivoting then costs ``|F| k^2`` per exchange (:class:`_LowRankSolver`, which is
+    exact here, not a surrogate) and the certificate reads ``Sigma y`` and ``Sigma^-1 v``
+    through the same two factors."""
+
+    root: np.ndarray
+    residual: np.ndarray
+
+    def __matmul__(self, y: np.ndarray) -> np.ndarray:
+        return self.root @ (self.root.T @ y) + self.residual**2 * y
+
+    def inverse_times(self, v: np.ndarray) -> np.ndarray | None:
+        """``Sigma^-1 v``, or None when it is not finite."""
+        return _LowRankSolver(self.root, self.residual, v, refine=True).solve(
+            np.arange(v.size))
+
+    def system(self, a: np.ndarray) -> _LowRankSolver:
+        return _LowRankSolver(self.root, self.residual, a, refine=True)
 
 
 def _free_solution(a: np.ndarray, system, box: _Box, state: np.ndarray,
@@ -656,6 +711,12 @@ def _pivoting_with_costs(a: np.ndarray, system, state: np.ndarray, side: np.ndar
     return None
 
 
+def _exact_system(cov, a: np.ndarray):
+    """The pivoting's ``Sigma_FF`` solves on the exact covariance: Cholesky factors and Schur
+    updates of a dense matrix, Woodbury for a :class:`LowRankCovariance`."""
+    return cov.system(a) if isinstance(cov, LowRankCovariance) else _FreeSetSolver(cov, a)
+
+
 def _pivot_costs(cov: np.ndarray, a: np.ndarray, box: _Box, costs: _Costs
                  ) -> tuple[np.ndarray, int] | None:
     """``(y, exchanges)`` with transaction costs: from the cost-free optimum's bounds and
@@ -669,7 +730,7 @@ def _pivot_costs(cov: np.ndarray, a: np.ndarray, box: _Box, costs: _Costs
         t0 = float(y0.sum()) / box.budget
         state = _bound_state(y0, box, t0, 1e-12 * float(np.max(np.abs(y0))))
         side = np.where(y0 >= costs.previous * t0, 1.0, -1.0)
-    system = _FreeSetSolver(cov, a)
+    system = _exact_system(cov, a)
     solved = _pivoting_with_costs(a, system, state.copy(), side.copy(), box, costs)
     if solved is not None:
         return solved
@@ -776,6 +837,8 @@ def _pivot_dense(cov: np.ndarray, a: np.ndarray, box: _Box | None = None
     if box is None:
         box = _Box(np.zeros(n), np.full(n, np.inf), 1.0)
     start = np.where((a <= 0) & (box.lower == 0), LOW, FREE).astype(np.int8)
+    if isinstance(cov, LowRankCovariance):  # the surrogate is the covariance: one stage
+        return _block_pivoting(a, cov.system(a), start, box)
     root, residual = _low_rank_plus_diagonal(cov, _SURROGATE_RANK)
     guess = start.copy()
     if _block_pivoting(a, _LowRankSolver(root, residual, a), guess, box) is not None:
@@ -809,7 +872,13 @@ def solve_dense(spec: _Spec, X: np.ndarray | None = None, start: np.ndarray | No
     stages needing 44-199 exchanges or not answering within 200 on 5 dates), 6-18 exchanges
     (once 128) from the previous date's weights. The answer is certified as any other.
     """
-    cov = spec.risk.covariance
+    risk = spec.risk
+    if risk.is_factor:
+        if not np.all(risk.residual_sd > 0):
+            return "a residual variance is zero: the factor form has no Woodbury solve"
+        cov = LowRankCovariance(risk.factor_root, risk.residual_sd)
+    else:
+        cov = risk.covariance
     a = _coefficients(spec)
     box = _box(spec)
     costs = None if spec.costs is None else _Costs(spec.costs.astype(float),
@@ -820,7 +889,7 @@ def solve_dense(spec: _Spec, X: np.ndarray | None = None, start: np.ndarray | No
     with blas_threads():
         solved = None
         if start is not None and costs is None:
-            solved = _block_pivoting(a, _FreeSetSolver(cov, a), start.copy(), box)
+            solved = _block_pivoting(a, _exact_system(cov, a), start.copy(), box)
         warm = solved is not None
         if not warm:
             solved = (_pivot_dense(cov, a, box) if costs is None

@@ -27,8 +27,9 @@ class MaximumDiversification(ConvexRatioOptimization):
 
     with :math:`\sigma = \sqrt{\operatorname{diag}\Sigma}`, by its Charnes–Cooper homogenisation
     (a second-order cone program, or its QP form when the risk alone is minimised over a dense
-    covariance, solved by Clarabel through CVXPY; with a dense covariance, long-only bounds and
-    a budget only, by a certified active-set solver instead, see ``solve_``). In the default
+    covariance, solved by Clarabel through CVXPY; with per-asset bounds and a budget only, on a
+    dense or a factor covariance, by a certified active-set solver instead, see ``solve_``).
+    In the default
     case it is :math:`\sigma^\top w / \sqrt{w^\top\Sigma w}` over long-only, fully invested
     portfolios.
 
@@ -143,9 +144,9 @@ class MaximumDiversification(ConvexRatioOptimization):
         weights are kept and ``polish_`` says why. See ``docs/maxdiv.md``.
     warm_start : bool, default=False
         Start the next ``fit`` from this fit's ``weights_`` (scikit-learn's meaning): the
-        dense path's pivoting begins with every weight at its bound on that bound and the
-        others free, and falls back to its cold start when that does not answer. Only the
-        time changes: the answer is certified as always. For a sequence of related fits on
+        dense and factor paths' pivoting begins with every weight at its bound on that bound
+        and the others free, and falls back to its cold start when that does not answer. Only
+        the time changes: the answer is certified as always. For a sequence of related fits on
         the same assets (a backtest's rebalancing dates); ignored when the assets differ,
         with transaction costs, and on the CVXPY paths.
 
@@ -181,9 +182,10 @@ class MaximumDiversification(ConvexRatioOptimization):
         row); None when the weights come from a fallback or the fit failed.
     solve_ : SolveReport or None
         Which path solved the fit (``path``: ``"dense"``, the active-set solver used for
-        per-asset bounds (long-only or long-short) and a budget; ``"screened"`` or
-        ``"cvxpy"``), the dense path's certified ``relative_gap`` (a bound on the relative
-        loss of ratio), its ``exchanges``, and a ``note`` when the dense path was tried and
+        per-asset bounds (long-only or long-short) and a budget; ``"factor"``, the same on a
+        ``FactorCovariance``, by Woodbury solves; ``"screened"`` or ``"cvxpy"``), the
+        active-set solver's certified ``relative_gap`` (a bound on the relative loss of
+        ratio), its ``exchanges``, and a ``note`` when that solver was tried and
         gave no certified answer, and whether it started from the previous fit
         (``warm_start``). After a
         failed solve it names the path that failed; None when the fit failed before a solve
