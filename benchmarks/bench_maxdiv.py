@@ -27,6 +27,7 @@ Usage::
     python benchmarks/bench_maxdiv.py --repeat        # first vs repeated fit (no skfolio)
     python benchmarks/bench_maxdiv.py --dense         # dense path rows, n = 1000, 2000
     python benchmarks/bench_maxdiv.py --scaling --T 4000 --repeats 5   # ours, n = 1000, 2000
+    python benchmarks/bench_maxdiv.py --factor        # factor covariance, per constraint family
 
 ``--dense`` compares dense optima (``make_data(dense=True)``: ~85% of the assets held) and
 sparse ones (the default data, ~12%), long-only (the dense path of ``_dense.py``), and at
@@ -42,6 +43,17 @@ program); "repeat" is the median of ``--repeats`` later fits of the same estimat
 windows (only Parameter values change); "fresh" is a new estimator on those same windows, and
 ``max|dw|`` the largest weight difference between the repeated and the fresh fits. Factor rows
 time the fit only (the ``FactorCovariance`` of each window is built beforehand).
+
+``--factor`` (default sizes 200, 1000, 2000; ``k = 5`` factors, the default data) times, per
+constraint family of ``FACTOR_CASES``, three fits of the factor-model covariance, interleaved:
+ours as shipped (``path``: the active-set solver on the factor form where the family allows,
+``"factor"``), ours with that solver switched off (the CVXPY cone on ``B chol(Sigma_f)`` and
+``sqrt(D)``, the path every factor covariance took before), both given the ``FactorCovariance``
+(OLS on the true factors, built beforehand), and skfolio's ``MaximumDiversification`` with
+``TimeSeriesFactorModel(LoadingMatrixRegression(LinearRegression()))`` (the same OLS model,
+its time including that regression; "ours+OLS" adds ours the time of
+``FactorCovariance.from_ols``). ``D`` is the net ratio of each weight vector on the assembled
+``B Sigma_f B' + D`` matrix, by one formula (``ratio``) independent of every solver.
 """
 
 from __future__ import annotations
@@ -205,6 +217,69 @@ def dense_rows(sizes: list[int], T: int, repeats: int):
                    t_ours, t_sk, d_ours, d_sk)
 
 
+# The --factor rows: (label, parameters; "1/n" = 1 / n).
+FACTOR_CASES = [
+    ("long-only", {}),
+    ("max_weights 0.01", {"max_weights": 0.01}),
+    ("long-short -0.05..0.1", {"min_weights": -0.05, "max_weights": 0.1}),
+    ("turnover 0.05", {"max_turnover": 0.05, "previous_weights": "1/n"}),
+    ("costs 0.001", {"transaction_costs": 0.001, "previous_weights": "1/n"}),
+]
+
+
+def factor_rows(sizes: list[int], T: int, repeats: int):
+    """Ours (as shipped, and on the CVXPY cone) and skfolio on a factor covariance, per row of
+    ``FACTOR_CASES`` (see ``--factor`` in the module docstring)."""
+    from skfolio.optimization import MaximumDiversification as SkMaxDiv
+    from skfolio.prior import LoadingMatrixRegression, TimeSeriesFactorModel
+    from sklearn.linear_model import LinearRegression
+
+    from xl_factorlasso.core.optimization import _dense
+
+    def cone(params, fc):
+        eligible = _dense.dense_eligible
+        _dense.dense_eligible = lambda spec, save_problem=False: False
+        try:
+            return MaximumDiversification(covariance=fc, **params).fit()
+        finally:
+            _dense.dense_eligible = eligible
+
+    for n in sizes:
+        X, F = make_data(n, T)
+        t_ols, fc = timed(lambda X=X, F=F: FactorCovariance.from_ols(X, F), repeats)
+        cov = fc.covariance.to_numpy()
+        for label, template in FACTOR_CASES:
+            params = {k: (1.0 / n if v == "1/n" else v) for k, v in template.items()}
+            fits = {
+                "ours": lambda p=params, fc=fc: MaximumDiversification(covariance=fc, **p).fit(),
+                "cone": lambda p=params, fc=fc: cone(p, fc),
+                "skfolio": lambda p=params, X=X, F=F: SkMaxDiv(
+                    prior_estimator=TimeSeriesFactorModel(
+                        loading_matrix_estimator=LoadingMatrixRegression(LinearRegression())),
+                    **p).fit(X, factors=F),
+            }
+            for fit in fits.values():  # warm-up: imports, solver start-up
+                fit()
+            times = {name: [] for name in fits}
+            out = {}
+            for _ in range(repeats):
+                for name, fit in fits.items():
+                    start = time.perf_counter()
+                    out[name] = fit()
+                    times[name].append(time.perf_counter() - start)
+            extra = {"costs": params["transaction_costs"], "previous": 1.0 / n} if (
+                "transaction_costs" in params) else {}
+            weights = {"ours": out["ours"].weights_.to_numpy(),
+                       "cone": out["cone"].weights_.to_numpy(),
+                       "skfolio": np.asarray(out["skfolio"].weights_)}
+            d = {name: ratio(w, cov, **extra) for name, w in weights.items()}
+            medians = {name: statistics.median(t) for name, t in times.items()}
+            yield (n, label, out["ours"].solve_.path, medians["ours"], medians["cone"],
+                   medians["ours"] + t_ols, medians["skfolio"], d["ours"],
+                   d["ours"] - d["cone"], d["ours"] - d["skfolio"],
+                   float(np.max(np.abs(weights["ours"] - weights["cone"]))))
+
+
 def scaling_rows(sizes: list[int], T: int, repeats: int):
     """Our fit alone (no skfolio) at each size on the same ``T``: wall and CPU medians, and
     the time of ``np.cov``, so that the solve's own growth can be read off."""
@@ -236,7 +311,29 @@ def main() -> None:
                              "against skfolio (default sizes 1000 2000)")
     parser.add_argument("--scaling", action="store_true",
                         help="our fit alone at --sizes on one T (default sizes 1000 2000)")
+    parser.add_argument("--factor", action="store_true",
+                        help="factor covariance per constraint family: ours, ours on the "
+                             "CVXPY cone, skfolio (default sizes 200 1000 2000)")
     args = parser.parse_args()
+
+    if args.factor:
+        import skfolio
+
+        warnings.filterwarnings("ignore", category=UserWarning)
+        sizes = args.sizes if args.sizes != [50, 200, 1000] else [200, 1000, 2000]
+        print(f"python {platform.python_version()}, skfolio {skfolio.__version__}, "
+              f"{platform.machine()}, T={args.T}, k=5, median of {args.repeats} fits "
+              "(interleaved, one warm-up each)\n")
+        print("| n | constraints | path | ours (s) | cone (s) | cone / ours | ours+OLS (s) "
+              "| skfolio (s) | skfolio / ours+OLS | D ours | D ours - cone | D ours - skfolio "
+              "| max|w ours - w cone| |")
+        print("|---:|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+        for (n, label, path, t_ours, t_cone, t_ols, t_sk, d_ours, d_cone, d_sk,
+             dw) in factor_rows(sizes, args.T, args.repeats):
+            print(f"| {n} | {label} | {path} | {t_ours:.4f} | {t_cone:.4f} | "
+                  f"{t_cone / t_ours:.1f}x | {t_ols:.4f} | {t_sk:.3f} | {t_sk / t_ols:.1f}x | "
+                  f"{d_ours:.6f} | {d_cone:+.1e} | {d_sk:+.1e} | {dw:.1e} |", flush=True)
+        return
 
     if args.scaling:
         warnings.filterwarnings("ignore", category=UserWarning)
