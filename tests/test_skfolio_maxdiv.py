@@ -232,6 +232,7 @@ def test_factor_prior_as_skfolio(XF):
     ours = MaximumDiversification(prior_estimator=_factor_prior()).fit(X, factors=F)
     theirs = SkMaxDiv(prior_estimator=_factor_prior()).fit(X, factors=F)
     _assert_same_optimum(ours, theirs)
+    assert ours.solve_.path == "factor"  # the factor pieces, by Woodbury: no n x n matrix
     values = ours.problem_values_
     # the optimiser used the factor covariance, predict() measures the sample one
     ratio = values["expected_return"] / values["risk"]
