@@ -243,7 +243,8 @@ def test_factor_strategy_compiles_its_program_once(panel, monkeypatch):
 def test_factor_strategy_warm_starts_the_factor_path(panel, monkeypatch):
     """With bounds and a budget the factor strategy needs no CVXPY (solve_.path "factor"):
     every date after the first starts from the previous date's weights, and the weights are
-    those of a fresh cold optimisation of the same covariance and previous holdings."""
+    those of a fresh cold optimisation of the same covariance as an n x n matrix (no costs or
+    turnover: the holdings do not enter)."""
     from xl_factorlasso.core.optimization import _dense
 
     calls = []

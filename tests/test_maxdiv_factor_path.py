@@ -183,7 +183,6 @@ def test_large_universe_without_an_n_by_n_matrix():
     assert w.sum() == pytest.approx(1.0) and np.all(w >= 0) and np.count_nonzero(w) > 100
 
 
-
 def test_an_overshooting_block_exchange_is_taken_back_on_the_factors():
     """test_maxdiv_dense's overshooting case (caps of 0.01 bound for the whole budget after
     the third block exchange) with Woodbury solves: the same certified optimum as the dense

@@ -895,11 +895,12 @@ def solve_dense(spec: _Spec, X: np.ndarray | None = None, start: np.ndarray | No
             solved = (_pivot_dense(cov, a, box) if costs is None
                       else _pivot_costs(cov, a, box, costs))
         if solved is None:
-            return "the dense solver found no factorable free set or did not converge"
+            return ("the active-set solver found no factorable free set or did not "
+                    "converge")
         y, exchanges = solved
         gap = relative_gap(cov, a, y, box, costs)  # (a Cholesky of Sigma with shorts or costs)
     if not gap <= GAP_TOLERANCE:
-        return f"the dense solution was not certified (relative gap {gap:.1e})"
+        return f"the active-set solution was not certified (relative gap {gap:.1e})"
     if np.all(box.lower == 0):
         y = np.clip(y, 0.0, None)
     # the CVXPY program's normalisation: (N - r_f t) = h
@@ -910,5 +911,5 @@ def solve_dense(spec: _Spec, X: np.ndarray | None = None, start: np.ndarray | No
     w = y / t
     broken = _violations(spec, w, handles, None, X)  # the check every CVXPY answer passes
     if broken:
-        return f"the dense solution violates {', '.join(broken)}"
+        return f"the active-set solution violates {', '.join(broken)}"
     return w, gap, handles, exchanges, warm
