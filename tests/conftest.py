@@ -96,3 +96,15 @@ def R(demo):
 def F(demo):
     return cells(demo.x)
 
+
+@pytest.fixture
+def old_path(monkeypatch):
+    """MaximumDiversification fitted with the CVXPY paths: the active-set solver (the dense
+    and factor paths) switched off."""
+    from xl_factorlasso.core.optimization import MaximumDiversification, _dense
+
+    def fit(X, **params):
+        with monkeypatch.context() as patch:
+            patch.setattr(_dense, "dense_eligible", lambda spec, save_problem=False: False)
+            return MaximumDiversification(**params).fit(X)
+    return fit

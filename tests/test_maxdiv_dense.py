@@ -44,16 +44,6 @@ def ratio(w, cov, rf=0.0, fees=0.0, costs=0.0, previous=0.0):
     return float(net / np.sqrt(w @ cov @ w))
 
 
-@pytest.fixture
-def old_path(monkeypatch):
-    """Fit with today's path (the dense one switched off)."""
-    def fit(X, **params):
-        with monkeypatch.context() as patch:
-            patch.setattr(_dense, "dense_eligible", lambda spec, save_problem=False: False)
-            return MaximumDiversification(**params).fit(X)
-    return fit
-
-
 def assert_same(model, reference, cov, **extra):
     assert model.solve_.path == "dense" and model.solve_.relative_gap <= _dense.GAP_TOLERANCE
     assert reference.solve_.path in ("screened", "cvxpy")

@@ -43,23 +43,13 @@ def _extra(params: dict, n: int) -> dict:
             "previous": np.full(n, params.get("previous_weights", 0.0))}
 
 
-@pytest.fixture
-def cvxpy_fit(monkeypatch):
-    """Fit with the CVXPY cone program on the factor pieces (the active-set paths off)."""
-    def fit(X, **params):
-        with monkeypatch.context() as patch:
-            patch.setattr(_dense, "dense_eligible", lambda spec, save_problem=False: False)
-            return MaximumDiversification(**params).fit(X)
-    return fit
-
-
 @pytest.mark.parametrize("family", list(FAMILIES))
 @pytest.mark.parametrize("n, seed", [(50, 0), (200, 1)])
-def test_factor_path_equals_cvxpy(cvxpy_fit, family, n, seed):
+def test_factor_path_equals_cvxpy(old_path, family, n, seed):
     X, fc = factor_covariance(n, 400, seed)
     params = {"covariance": fc, **FAMILIES[family]}
     ours = MaximumDiversification(**params).fit(X)
-    reference = cvxpy_fit(X, **params)
+    reference = old_path(X, **params)
     assert ours.solve_.path == "factor" and ours.solve_.relative_gap <= _dense.GAP_TOLERANCE
     assert reference.solve_.path == "cvxpy"
     cov = fc.covariance.to_numpy()
@@ -126,7 +116,7 @@ def test_woodbury_solves_match_numpy():
                                np.linalg.solve(cov[np.ix_(free, free)], rhs), rtol=1e-9)
 
 
-def test_zero_residual_variance_takes_cvxpy(cvxpy_fit):
+def test_zero_residual_variance_takes_cvxpy(old_path):
     """Woodbury needs every residual variance > 0: an asset the factors span exactly keeps the
     CVXPY program, and ``solve_.note`` says why."""
     X, fc = factor_covariance(40, 300, 5)
@@ -135,7 +125,7 @@ def test_zero_residual_variance_takes_cvxpy(cvxpy_fit):
     fc = FactorCovariance(fc.loadings, fc.factor_covariance, residual)
     model = MaximumDiversification(covariance=fc).fit(X)
     assert model.solve_.path == "cvxpy" and "residual variance is zero" in model.solve_.note
-    np.testing.assert_allclose(model.weights_, cvxpy_fit(X, covariance=fc).weights_, atol=1e-9)
+    np.testing.assert_allclose(model.weights_, old_path(X, covariance=fc).weights_, atol=1e-9)
 
 
 @pytest.mark.parametrize("params", [{"linear_constraints": ["F0 >= 0.6"]}, {"l1_coef": 1e-3},
