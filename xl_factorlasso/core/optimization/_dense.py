@@ -189,8 +189,8 @@ def _numerator(a: np.ndarray, y: np.ndarray, box: _Box | None, costs: _Costs | N
     return value
 
 
-def relative_gap(cov: np.ndarray, a: np.ndarray, y: np.ndarray, box: _Box | None = None,
-                 costs: _Costs | None = None) -> float:
+def relative_gap(cov: np.ndarray | LowRankCovariance, a: np.ndarray, y: np.ndarray,
+                 box: _Box | None = None, costs: _Costs | None = None) -> float:
     """A certified bound on the relative loss of diversification ratio of ``y``.
 
     ``y`` is scaled to ``a'y = 1`` (long-only: negative entries set to 0 first). For the convex
@@ -229,7 +229,7 @@ def relative_gap(cov: np.ndarray, a: np.ndarray, y: np.ndarray, box: _Box | None
     return max(float(np.sqrt(f / lower)) - 1.0, 0.0)
 
 
-def _dual_bound(cov: np.ndarray, a: np.ndarray, y: np.ndarray, g: np.ndarray,
+def _dual_bound(cov: np.ndarray | LowRankCovariance, a: np.ndarray, y: np.ndarray, g: np.ndarray,
                 box: _Box, costs: _Costs | None = None) -> float:
     """A lower bound on ``p*`` from the Lagrangian dual of the homogenised QP (any box, short
     positions and transaction costs included), at multipliers read off ``y`` (numerator 1,
@@ -618,8 +618,8 @@ def _block_pivoting(a: np.ndarray, system, state: np.ndarray, box: _Box,
         solved = _free_solution(a, system, box, state)
         if solved is None and undo is not None:
             # A block exchange can overshoot into a degenerate state (e.g. caps bound for the
-            # whole budget): take it back and make only its backup-rule exchange,
-            # the largest index, then go on with single exchanges.
+            # whole budget): take it back and make only its backup-rule exchange, the
+            # largest index, then go on with single exchanges.
             moved, before = undo
             state[moved[:-1]] = before[:-1]
             undo, tries = None, 0
@@ -711,13 +711,13 @@ def _pivoting_with_costs(a: np.ndarray, system, state: np.ndarray, side: np.ndar
     return None
 
 
-def _exact_system(cov, a: np.ndarray):
+def _exact_system(cov: np.ndarray | LowRankCovariance, a: np.ndarray):
     """The pivoting's ``Sigma_FF`` solves on the exact covariance: Cholesky factors and Schur
     updates of a dense matrix, Woodbury for a :class:`LowRankCovariance`."""
     return cov.system(a) if isinstance(cov, LowRankCovariance) else _FreeSetSolver(cov, a)
 
 
-def _pivot_costs(cov: np.ndarray, a: np.ndarray, box: _Box, costs: _Costs
+def _pivot_costs(cov: np.ndarray | LowRankCovariance, a: np.ndarray, box: _Box, costs: _Costs
                  ) -> tuple[np.ndarray, int] | None:
     """``(y, exchanges)`` with transaction costs: from the cost-free optimum's bounds and
     sides (:func:`_pivot_dense`), :func:`_pivoting_with_costs` on the exact covariance."""
@@ -819,9 +819,10 @@ def _bound_state(y: np.ndarray, box: _Box, t: float, tol: float) -> np.ndarray:
     return state
 
 
-def _pivot_dense(cov: np.ndarray, a: np.ndarray, box: _Box | None = None
+def _pivot_dense(cov: np.ndarray | LowRankCovariance, a: np.ndarray, box: _Box | None = None
                  ) -> tuple[np.ndarray, int] | None:
     """``(y, exchanges)`` on the exact covariance (``box``: default long-only, no upper bound).
+    A :class:`LowRankCovariance` takes one stage, the exact pivoting with Woodbury solves.
 
     Three stages, each starting from the state the previous one ends in: the pivoting on a
     rank-20-plus-diagonal surrogate of ``Sigma`` (the screening's; ``n r^2`` per exchange);
@@ -898,7 +899,8 @@ def solve_dense(spec: _Spec, X: np.ndarray | None = None, start: np.ndarray | No
             return ("the active-set solver found no factorable free set or did not "
                     "converge")
         y, exchanges = solved
-        gap = relative_gap(cov, a, y, box, costs)  # (a Cholesky of Sigma with shorts or costs)
+        # (Sigma^-1 with shorts or costs: a Cholesky, or Woodbury on a factor covariance)
+        gap = relative_gap(cov, a, y, box, costs)
     if not gap <= GAP_TOLERANCE:
         return f"the active-set solution was not certified (relative gap {gap:.1e})"
     if np.all(box.lower == 0):

@@ -29,9 +29,8 @@ class MaximumDiversification(ConvexRatioOptimization):
     (a second-order cone program, or its QP form when the risk alone is minimised over a dense
     covariance, solved by Clarabel through CVXPY; with per-asset bounds and a budget only, on a
     dense or a factor covariance, by a certified active-set solver instead, see ``solve_``).
-    In the default
-    case it is :math:`\sigma^\top w / \sqrt{w^\top\Sigma w}` over long-only, fully invested
-    portfolios.
+    In the default case it is :math:`\sigma^\top w / \sqrt{w^\top\Sigma w}` over long-only,
+    fully invested portfolios.
 
     Parameters
     ----------
