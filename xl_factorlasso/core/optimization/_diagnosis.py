@@ -15,7 +15,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from ._exceptions import InfeasibleProblemError
-from ._feasibility import LinearBlock, LinearSystem, irreducible_conflict
+from ._feasibility import LinearBlock, LinearSystem, box_budget_maximum, irreducible_conflict
 from ._spec import _TOLERANCE, _Handles, _net_numerator, _Spec
 
 __all__: list[str] = []
@@ -112,11 +112,35 @@ def _explain_conflict(spec: _Spec, conflict: list[str]) -> str:
     return f" ({'; '.join(details)})" if details else ""
 
 
+def _box_budget_top(spec: _Spec) -> float | None:
+    """The largest net weighted volatility when the linear part is only per-asset bounds
+    (finite lower ones), ``max_turnover`` and a budget (the dense path's family), in closed
+    form (:func:`._feasibility.box_budget_maximum`); None for any other family or an empty
+    set (the LP then decides, and names the conflict)."""
+    if spec.budget is None or spec.lower is None or spec.A_eq.size or spec.A_ineq.size:
+        return None
+    if any(v is not None for v in (spec.min_budget, spec.max_budget, spec.max_long,
+                                   spec.max_short)):
+        return None
+    lower = spec.lower.astype(float)
+    upper = np.full(spec.n, np.inf) if spec.upper is None else spec.upper.astype(float)
+    if spec.turnover is not None:
+        lower = np.maximum(lower, spec.previous - spec.turnover)
+        upper = np.minimum(upper, spec.previous + spec.turnover)
+    if not np.all(np.isfinite(lower)):
+        return None
+    a = spec.mu - (spec.fees if spec.fees is not None else 0.0)
+    return box_budget_maximum(a, lower, upper, spec.budget, spec.costs, spec.previous)
+
+
 def _precheck(spec: _Spec) -> float:
     """Raise InfeasibleProblemError if the linear constraints admit no portfolio with a
     positive ratio; return the largest attainable net weighted volatility."""
-    system = _linear_system(spec)
-    status, top = system.maximum()
+    top = _box_budget_top(spec)
+    status = "optimal"
+    if top is None:  # another family, or no portfolio: the LP (and its conflict)
+        system = _linear_system(spec)
+        status, top = system.maximum()
     if status == "infeasible":
         conflict = irreducible_conflict(system) or [b.name for b in system.blocks]
         raise InfeasibleProblemError(
