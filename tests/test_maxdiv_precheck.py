@@ -10,7 +10,7 @@ import pytest
 
 from xl_factorlasso.core.optimization import InfeasibleProblemError, MaximumDiversification
 from xl_factorlasso.core.optimization._diagnosis import _box_budget_top, _linear_system
-from xl_factorlasso.core.optimization._feasibility import box_budget_maximum
+from xl_factorlasso.core.optimization._feasibility import _Box, box_budget_maximum
 
 
 def _spec(n, rng, **params):
@@ -59,8 +59,8 @@ def test_other_families_are_left_to_the_lp():
 
 def test_empty_sets_keep_the_lp_conflict_message():
     """No portfolio: the closed form says None and the fit names the conflict as before."""
-    assert box_budget_maximum(np.ones(3), np.full(3, 0.5), np.ones(3), 1.0) is None
-    assert box_budget_maximum(np.ones(3), np.zeros(3), np.full(3, 0.2), 1.0) is None
+    assert box_budget_maximum(np.ones(3), _Box(np.full(3, 0.5), np.ones(3), 1.0)) is None
+    assert box_budget_maximum(np.ones(3), _Box(np.zeros(3), np.full(3, 0.2), 1.0)) is None
     rng = np.random.default_rng(1)
     X = pd.DataFrame(rng.normal(0, 0.01, (60, 5)), columns=list("ABCDE"))
     with pytest.raises(InfeasibleProblemError, match=r"max_weights, budget=1.*sum\(max_weights\)"):
@@ -73,6 +73,6 @@ def test_a_hand_computed_case():
     # a = (3, 2, 1), costs 0.5 around previous (0.2, 0.5, 0.3), box [0, 0.6], budget 1:
     # pieces from w = 0: A up to 0.2 at 3.5, then to 0.6 at 2.5; B to 0.5 at 2.5, then 1.5;
     # C to 0.3 at 1.5. Value at 0: -0.5 * 1.0 = -0.5; fill 1.0: 0.2 * 3.5 + 0.8 * 2.5 = 2.7.
-    top = box_budget_maximum(np.array([3.0, 2.0, 1.0]), np.zeros(3), np.full(3, 0.6), 1.0,
+    top = box_budget_maximum(np.array([3.0, 2.0, 1.0]), _Box(np.zeros(3), np.full(3, 0.6), 1.0),
                              np.full(3, 0.5), np.array([0.2, 0.5, 0.3]))
     assert top == pytest.approx(-0.5 + 2.7, abs=1e-15)

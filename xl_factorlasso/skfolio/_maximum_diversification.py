@@ -119,8 +119,7 @@ class MaximumDiversification(BaseOptimization):
         The core's corner polishing (see ``docs/maxdiv.md``).
     solve_ : SolveReport or None
         Which path answered (``"dense"``, ``"factor"``, ``"screened"``, ``"cvxpy"``) and its
-        certificate
-        (see ``docs/maxdiv.md``, "Dense path").
+        certificate (see ``docs/maxdiv.md``, "Dense path").
     problem_ : cvxpy.Problem
         With ``save_problem=True``.
     diagnosis_ : str or None

@@ -42,6 +42,7 @@ import scipy.linalg as sla
 
 from .._threads import blas_threads
 from ._diagnosis import _violations
+from ._feasibility import _Box, _box, _fill
 from ._screening import _SURROGATE_RANK, _low_rank_plus_diagonal
 from ._spec import _CLARABEL_DEFAULTS, _Handles, _Spec
 
@@ -114,15 +115,6 @@ FREE, LOW, UP, HOLD = 0, 1, 2, 3  # an asset's state: free, on its lower/upper b
 
 
 @dataclass(frozen=True)
-class _Box:
-    """Per-asset bounds (``lower`` finite, ``upper`` may be +inf) and the budget (> 0)."""
-
-    lower: np.ndarray
-    upper: np.ndarray
-    budget: float
-
-
-@dataclass(frozen=True)
 class _Costs:
     """Transaction costs ``c >= 0`` per unit traded away from ``previous`` (``w_prev``): the
     numerator loses ``c'|w - w_prev|``, in the homogenised program ``c'|y - w_prev t|``."""
@@ -157,21 +149,6 @@ def dense_eligible(spec: _Spec, save_problem: bool = False) -> bool:
     others = (spec.min_budget, spec.max_budget, spec.max_long, spec.max_short,
               spec.tracking_error, spec.min_returns, spec.add_constraints, spec.add_objective)
     return all(v is None for v in others) and not spec.A_eq.size and not spec.A_ineq.size
-
-
-def _box(spec: _Spec) -> _Box:
-    """The bounds of an eligible spec, with ``max_turnover``'s per-asset ``|w - previous| <=
-    max_turnover`` folded in (the same box in the homogenised program: ``|y - previous t| <=
-    max_turnover t``); an upper bound that cannot bind (at least the budget, with lower bounds
-    >= 0; with shorts it can) is dropped, so the default family pivots on lower bounds only."""
-    lower = spec.lower.astype(float)
-    upper = np.full(spec.n, np.inf) if spec.upper is None else spec.upper.astype(float)
-    if spec.turnover is not None:
-        lower = np.maximum(lower, spec.previous - spec.turnover)
-        upper = np.minimum(upper, spec.previous + spec.turnover)
-    if np.all(lower >= 0):
-        upper = np.where(upper >= spec.budget, np.inf, upper)
-    return _Box(lower, upper, float(spec.budget))
 
 
 def _coefficients(spec: _Spec) -> np.ndarray:
@@ -280,12 +257,12 @@ def _dual_bound(cov: np.ndarray | LowRankCovariance, a: np.ndarray, y: np.ndarra
     v = nu * (a - c * xi) + low - up + mu
     if isinstance(cov, LowRankCovariance):
         u = cov.inverse_times(v)
-        if u is None:
-            return -np.inf
-        return float(nu - 0.25 * (v @ u))
-    try:
-        u = sla.cho_solve(sla.cho_factor(cov, check_finite=False), v, check_finite=False)
-    except (np.linalg.LinAlgError, ValueError):
+    else:
+        try:
+            u = sla.cho_solve(sla.cho_factor(cov, check_finite=False), v, check_finite=False)
+        except (np.linalg.LinAlgError, ValueError):
+            u = None
+    if u is None:
         return -np.inf
     return float(nu - 0.25 * (v @ u))
 
@@ -305,13 +282,10 @@ def _knapsack(c: np.ndarray, box: _Box) -> tuple[float, np.ndarray] | None:
     """``min c'w`` over ``lower <= w <= upper, 1'w = budget`` and its minimiser (the cheapest
     coefficients filled first), or None when that set is empty."""
     rest = box.budget - float(box.lower.sum())
-    if rest < 0:
+    filled = None if rest < 0 else _fill(c, box.upper - box.lower, rest)
+    if filled is None:
         return None
-    order = np.argsort(c, kind="stable")
-    room = np.minimum(box.upper - box.lower, rest)[order]
-    take = np.clip(rest - (np.cumsum(room) - room), 0.0, room)
-    if take.sum() < rest * (1.0 - 1e-12):
-        return None
+    order, take = filled
     w = box.lower.copy()
     w[order] += take
     w = np.minimum(w, box.upper)  # lower + (upper - lower) may round one ulp above upper
@@ -462,6 +436,11 @@ class _FreeSetSolver:
         return self.cov @ y
 
 
+def _low_rank_times(root: np.ndarray, d2: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """``(R R' + diag(d2)) y`` by two thin products (``d2`` broadcast against ``y``)."""
+    return root @ (root.T @ y) + d2 * y
+
+
 class _LowRankSolver:
     """``Sigma_FF x = a_F`` and ``Sigma y`` for ``Sigma = R R' + diag(d**2)``, by Woodbury:
     ``|F| r^2`` per solve, no factorisation of an ``|F| x |F|`` matrix.
@@ -489,7 +468,7 @@ class _LowRankSolver:
             return None
         best = np.inf
         for _ in range(_REFINEMENTS if self.refine else 0):
-            residual = rhs - (root @ (root.T @ x) + d * x)
+            residual = rhs - _low_rank_times(root, d, x)
             size = float(np.max(np.abs(residual)))
             if not size < best or size <= _RESIDUAL * np.max(np.abs(rhs)):
                 break
@@ -498,7 +477,7 @@ class _LowRankSolver:
         return x if np.all(np.isfinite(x)) else None
 
     def product(self, y: np.ndarray) -> np.ndarray:
-        return self.root @ (self.root.T @ y) + self.d2 * y
+        return _low_rank_times(self.root, self.d2, y)
 
 
 @dataclass(frozen=True)
@@ -514,7 +493,7 @@ class LowRankCovariance:
     residual: np.ndarray
 
     def __matmul__(self, y: np.ndarray) -> np.ndarray:
-        return self.root @ (self.root.T @ y) + self.residual**2 * y
+        return _low_rank_times(self.root, self.residual**2, y)
 
     def inverse_times(self, v: np.ndarray) -> np.ndarray | None:
         """``Sigma^-1 v``, or None when it is not finite."""

@@ -15,7 +15,13 @@ import numpy as np
 import scipy.sparse as sp
 
 from ._exceptions import InfeasibleProblemError
-from ._feasibility import LinearBlock, LinearSystem, box_budget_maximum, irreducible_conflict
+from ._feasibility import (
+    LinearBlock,
+    LinearSystem,
+    _box,
+    box_budget_maximum,
+    irreducible_conflict,
+)
 from ._spec import _TOLERANCE, _Handles, _net_numerator, _Spec
 
 __all__: list[str] = []
@@ -122,15 +128,11 @@ def _box_budget_top(spec: _Spec) -> float | None:
     if any(v is not None for v in (spec.min_budget, spec.max_budget, spec.max_long,
                                    spec.max_short)):
         return None
-    lower = spec.lower.astype(float)
-    upper = np.full(spec.n, np.inf) if spec.upper is None else spec.upper.astype(float)
-    if spec.turnover is not None:
-        lower = np.maximum(lower, spec.previous - spec.turnover)
-        upper = np.minimum(upper, spec.previous + spec.turnover)
-    if not np.all(np.isfinite(lower)):
+    box = _box(spec)  # (the caps it drops cannot bind: the maximum is the same)
+    if not np.all(np.isfinite(box.lower)):
         return None
     a = spec.mu - (spec.fees if spec.fees is not None else 0.0)
-    return box_budget_maximum(a, lower, upper, spec.budget, spec.costs, spec.previous)
+    return box_budget_maximum(a, box, spec.costs, spec.previous)
 
 
 def _precheck(spec: _Spec) -> float:

@@ -6,16 +6,23 @@ subset of them (dropping any one member makes the rest feasible). When they are 
 the largest attainable net weighted volatility ``max sigma'w - costs - fees``, which must exceed
 the risk-free rate for the diversification ratio to be positive.
 
+For per-asset bounds, turnover and a budget (the box of :func:`_box`, shared with the dense
+path) that largest value is a fractional knapsack, :func:`box_budget_maximum`, with no LP.
+
 Everything here is in weight units ``w`` (not the homogenised variables of the SOCP).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import numpy as np
 import scipy.sparse as sp
 from scipy.optimize import linprog
+
+if TYPE_CHECKING:
+    from ._spec import _Spec
 
 __all__ = ["LinearBlock", "LinearSystem", "box_budget_maximum", "irreducible_conflict"]
 
@@ -106,19 +113,57 @@ class LinearSystem:
         return "unknown", np.nan
 
 
-def box_budget_maximum(a: np.ndarray, lower: np.ndarray, upper: np.ndarray, budget: float,
-                       costs: np.ndarray | None = None, previous: np.ndarray | None = None
-                       ) -> float | None:
-    """``max a'w - c'|w - previous|`` over ``lower <= w <= upper`` (``lower`` finite, ``upper``
-    may be inf) and ``1'w = budget``, without an LP; None when that set is empty.
+@dataclass(frozen=True)
+class _Box:
+    """Per-asset bounds (``lower`` finite, ``upper`` may be +inf) and the budget (> 0)."""
+
+    lower: np.ndarray
+    upper: np.ndarray
+    budget: float
+
+
+def _box(spec: _Spec) -> _Box:
+    """The bounds of a spec whose lower ones are given, with ``max_turnover``'s per-asset
+    ``|w - previous| <= max_turnover`` folded in (the same box in the homogenised program:
+    ``|y - previous t| <= max_turnover t``); an upper bound that cannot bind (at least the
+    budget, with lower bounds >= 0; with shorts it can) is dropped, so the dense path's default
+    family pivots on lower bounds only."""
+    lower = spec.lower.astype(float)
+    upper = np.full(spec.n, np.inf) if spec.upper is None else spec.upper.astype(float)
+    if spec.turnover is not None:
+        lower = np.maximum(lower, spec.previous - spec.turnover)
+        upper = np.minimum(upper, spec.previous + spec.turnover)
+    if np.all(lower >= 0):
+        upper = np.where(upper >= spec.budget, np.inf, upper)
+    return _Box(lower, upper, float(spec.budget))
+
+
+def _fill(priority: np.ndarray, lengths: np.ndarray, rest: float
+          ) -> tuple[np.ndarray, np.ndarray] | None:
+    """A fractional knapsack: ``rest >= 0`` units placed on pieces of ``lengths`` (may be inf),
+    lowest ``priority`` first. ``(order, take)``: the pieces in that order and the amount each
+    takes; None when the pieces hold less than ``rest``."""
+    order = np.argsort(priority, kind="stable")
+    room = np.minimum(lengths[order], rest)
+    take = np.clip(rest - (np.cumsum(room) - room), 0.0, room)
+    if take.sum() < rest * (1.0 - 1e-12):
+        return None
+    return order, take
+
+
+def box_budget_maximum(a: np.ndarray, box: _Box, costs: np.ndarray | None = None,
+                       previous: np.ndarray | None = None) -> float | None:
+    """``max a'w - c'|w - previous|`` over ``lower <= w <= upper`` (``box``: ``lower`` finite,
+    ``upper`` may be inf) and ``1'w = budget``, without an LP; None when that set is empty.
 
     The objective is separable and concave per asset: from ``lower`` a weight gains ``a_i +
     c_i`` a unit up to ``previous_i`` (clipped to its box) and ``a_i - c_i`` beyond. Starting
     from ``w = lower``, the ``budget - sum(lower)`` still to place goes to the steepest pieces
-    first (a fractional knapsack over the pieces; an asset's first piece is never the flatter
-    one, so no piece is taken before its predecessor).
+    first (:func:`_fill`; an asset's first piece is never the flatter one, so no piece is taken
+    before its predecessor).
     """
-    rest = float(budget) - float(np.sum(lower))
+    lower, upper = box.lower, box.upper
+    rest = float(box.budget) - float(np.sum(lower))
     if rest < 0 or np.any(lower > upper):
         return None
     if costs is None:
@@ -129,11 +174,10 @@ def box_budget_maximum(a: np.ndarray, lower: np.ndarray, upper: np.ndarray, budg
         slopes = np.concatenate([a + costs, a - costs])
         lengths = np.concatenate([kink - lower, upper - kink])
         value = float(a @ lower) - float(costs @ np.abs(lower - previous))
-    order = np.argsort(-slopes, kind="stable")
-    room = np.minimum(lengths[order], rest)
-    take = np.clip(rest - (np.cumsum(room) - room), 0.0, room)
-    if take.sum() < rest * (1.0 - 1e-12):
+    filled = _fill(-slopes, lengths, rest)
+    if filled is None:
         return None  # the upper bounds hold less than the budget
+    order, take = filled
     return value + float(slopes[order] @ take)
 
 
