@@ -48,7 +48,8 @@ time the fit only (the ``FactorCovariance`` of each window is built beforehand).
 constraint family of ``FACTOR_CASES``, three fits of the factor-model covariance, interleaved:
 ours as shipped (``path``: the active-set solver on the factor form where the family allows,
 ``"factor"``), ours with that solver switched off (the CVXPY cone on ``B chol(Sigma_f)`` and
-``sqrt(D)``, the path every factor covariance took before), both given the ``FactorCovariance``
+``sqrt(D)``, the path every factor covariance took before, with today's closed-form
+pre-check), both given the ``FactorCovariance``
 (OLS on the true factors, built beforehand), and skfolio's ``MaximumDiversification`` with
 ``TimeSeriesFactorModel(LoadingMatrixRegression(LinearRegression()))`` (the same OLS model,
 its time including that regression; "ours+OLS" adds ours the time of
