@@ -32,10 +32,14 @@ Usage::
 ``--dense`` compares dense optima (``make_data(dense=True)``: ~85% of the assets held) and
 sparse ones (the default data, ~12%), long-only (the dense path of ``_dense.py``), and at
 n = 1000 other families (``path`` says which ran): long-short bounds -0.05..0.1,
-``max_turnover=0.05`` and ``transaction_costs=0.001`` around ``previous_weights = 1/n``, and a
-binding cap ``max_weights=0.002``.
+``max_turnover=0.05`` and ``transaction_costs=0.001`` around ``previous_weights = 1/n``, a
+binding cap ``max_weights=0.002``, and configuration ``b``'s two group levels and five linear
+constraints alone ("5 group constraints", dense and sparse optima).
 ``T = max(--T, 2 n)``. "np.cov" is the time of the sample covariance alone, which both
 libraries compute; "held" counts our nonzero weights. ``dD`` is on the net ratio with costs.
+"outside" is each weight vector's largest step outside its bounds and, with groups, outside
+the five constraints, evaluated from the groups' definition (``group_excess``): a ratio can be
+higher for a point a little outside them.
 
 ``--repeat`` times rolling refits of one estimator: the window of ``T`` observations moves one
 day per fit. "first" is the first fit of a new estimator (builds and compiles the CVXPY
@@ -54,9 +58,9 @@ pre-check), both given the ``FactorCovariance``
 ``TimeSeriesFactorModel(LoadingMatrixRegression(LinearRegression()))`` (the same OLS model,
 its time including that regression; "ours+OLS" adds ours the time of
 ``FactorCovariance.from_ols``). ``D`` is the net ratio of each weight vector on the assembled
-``B Sigma_f B' + D`` matrix, by one formula (``ratio``) independent of every solver; "bounds"
-is each weight vector's largest step outside ``[min_weights, max_weights]`` (a ratio can be
-higher for a point a little outside them). Turnover is not checked there.
+``B Sigma_f B' + D`` matrix, by one formula (``ratio``) independent of every solver;
+"outside" is each weight vector's largest step outside ``[min_weights, max_weights]`` and the
+group constraints, as for ``--dense``. Turnover is not checked there.
 """
 
 from __future__ import annotations
@@ -91,24 +95,51 @@ def make_data(n: int, T: int = 2000, k: int = 5, dense: bool = False, seed: int 
     return X, F
 
 
+def group_params(n: int) -> dict:
+    """Configuration ``b``'s two group levels and five linear constraints."""
+    return dict(
+        groups=[
+            [f"Sector{i % 5}" for i in range(n)],
+            [["US", "EU", "ASIA"][i % 3] for i in range(n)],
+        ],
+        linear_constraints=[
+            "Sector0 <= 0.30",
+            "US >= 0.40",
+            "EU <= 0.35",
+            "Sector1 >= 0.5 * Sector2",
+            "Sector3 + Sector4 <= 0.45",
+        ],
+    )
+
+
+def group_excess(w: np.ndarray) -> float:
+    """The largest violation of :func:`group_params`' five constraints by ``w``, evaluated
+    here from the groups' definition (no solver's code)."""
+    i = np.arange(w.size)
+    sector = [w[i % 5 == k].sum() for k in range(5)]
+    region = [w[i % 3 == k].sum() for k in range(3)]  # US, EU, ASIA
+    return max(0.0, sector[0] - 0.30, 0.40 - region[0], region[1] - 0.35,
+               0.5 * sector[2] - sector[1], sector[3] + sector[4] - 0.45)
+
+
+def case_params(template: dict, n: int) -> dict:
+    """A case's parameters: ``"1/n"`` is ``1 / n``; ``"groups": True`` adds
+    :func:`group_params`."""
+    params = {k: (1.0 / n if v == "1/n" else v) for k, v in template.items() if k != "groups"}
+    return {**params, **group_params(n)} if template.get("groups") else params
+
+
+def outside(w: np.ndarray, params: dict) -> float:
+    """``w``'s largest step outside ``[min_weights, max_weights]`` and, with groups, outside
+    :func:`group_params`' constraints."""
+    lower, upper = params.get("min_weights", 0.0), params.get("max_weights", 1.0)
+    step = float(np.max(np.maximum(np.maximum(lower - w, w - upper), 0.0)))
+    return max(step, group_excess(w)) if "groups" in params else step
+
+
 def config_params(name: str, n: int) -> dict:
     if name == "b":
-        return dict(
-            groups=[
-                [f"Sector{i % 5}" for i in range(n)],
-                [["US", "EU", "ASIA"][i % 3] for i in range(n)],
-            ],
-            linear_constraints=[
-                "Sector0 <= 0.30",
-                "US >= 0.40",
-                "EU <= 0.35",
-                "Sector1 >= 0.5 * Sector2",
-                "Sector3 + Sector4 <= 0.45",
-            ],
-            max_turnover=0.05,
-            previous_weights=1.0 / n,
-            l1_coef=1e-3,
-        )
+        return dict(group_params(n), max_turnover=0.05, previous_weights=1.0 / n, l1_coef=1e-3)
     return {}
 
 
@@ -189,6 +220,8 @@ DENSE_CASES = [
     ("dense", "long-short -0.05..0.1", {"min_weights": -0.05, "max_weights": 0.1}, {1000}),
     ("dense", "turnover 0.05", {"max_turnover": 0.05, "previous_weights": "1/n"}, {1000}),
     ("dense", "costs 0.001", {"transaction_costs": 0.001, "previous_weights": "1/n"}, {1000}),
+    ("dense", "5 group constraints", {"groups": True}, {1000}),
+    ("sparse", "5 group constraints", {"groups": True}, {1000}),
 ]
 
 
@@ -202,7 +235,7 @@ def dense_rows(sizes: list[int], T: int, repeats: int):
         for data, label, template, only in DENSE_CASES:
             if only is not None and n not in only:
                 continue
-            params = {k: (1.0 / n if v == "1/n" else v) for k, v in template.items()}
+            params = case_params(template, n)
             X, _ = make_data(n, n_obs, dense=data == "dense")
             values = X.to_numpy()
             t_cov, _ = timed(lambda values=values: np.cov(values, rowvar=False), repeats)
@@ -214,10 +247,10 @@ def dense_rows(sizes: list[int], T: int, repeats: int):
             cov = X.cov().to_numpy()
             extra = {"costs": params["transaction_costs"], "previous": 1.0 / n} if (
                 "transaction_costs" in params) else {}
-            w = ours.weights_.to_numpy()
-            d_ours, d_sk = ratio(w, cov, **extra), ratio(np.asarray(sk.weights_), cov, **extra)
+            w, w_sk = ours.weights_.to_numpy(), np.asarray(sk.weights_)
+            d_ours, d_sk = ratio(w, cov, **extra), ratio(w_sk, cov, **extra)
             yield (n, n_obs, data, label, ours.solve_.path, int(np.count_nonzero(w)), t_cov,
-                   t_ours, t_sk, d_ours, d_sk)
+                   t_ours, t_sk, d_ours, d_sk, outside(w, params), outside(w_sk, params))
 
 
 # The --factor rows: (label, parameters; "1/n" = 1 / n).
@@ -227,6 +260,7 @@ FACTOR_CASES = [
     ("long-short -0.05..0.1", {"min_weights": -0.05, "max_weights": 0.1}),
     ("turnover 0.05", {"max_turnover": 0.05, "previous_weights": "1/n"}),
     ("costs 0.001", {"transaction_costs": 0.001, "previous_weights": "1/n"}),
+    ("5 group constraints", {"groups": True}),
 ]
 
 
@@ -252,7 +286,7 @@ def factor_rows(sizes: list[int], T: int, repeats: int):
         t_ols, fc = timed(lambda X=X, F=F: FactorCovariance.from_ols(X, F), repeats)
         cov = fc.covariance.to_numpy()
         for label, template in FACTOR_CASES:
-            params = {k: (1.0 / n if v == "1/n" else v) for k, v in template.items()}
+            params = case_params(template, n)
             fits = {
                 "ours": lambda p=params, fc=fc: MaximumDiversification(covariance=fc, **p).fit(),
                 "cone": lambda p=params, fc=fc: cone(p, fc),
@@ -277,14 +311,11 @@ def factor_rows(sizes: list[int], T: int, repeats: int):
                        "skfolio": np.asarray(out["skfolio"].weights_)}
             d = {name: ratio(w, cov, **extra) for name, w in weights.items()}
             medians = {name: statistics.median(t) for name, t in times.items()}
-            lower = params.get("min_weights", 0.0)
-            upper = params.get("max_weights", 1.0)
             yield (n, label, out["ours"].solve_.path, medians["ours"], medians["cone"],
                    medians["ours"] + t_ols, medians["skfolio"], d["ours"],
                    d["ours"] - d["cone"], d["ours"] - d["skfolio"],
                    float(np.max(np.abs(weights["ours"] - weights["cone"]))),
-                   {name: float(np.max(np.maximum(np.maximum(lower - w, w - upper), 0.0)))
-                    for name, w in weights.items()})
+                   {name: outside(w, params) for name, w in weights.items()})
 
 
 def scaling_rows(sizes: list[int], T: int, repeats: int):
@@ -333,7 +364,7 @@ def main() -> None:
               "(interleaved, one warm-up each)\n")
         print("| n | constraints | path | ours (s) | cone (s) | cone / ours | ours+OLS (s) "
               "| skfolio (s) | skfolio / ours+OLS | D ours | D ours - cone | D ours - skfolio "
-              "| max|w ours - w cone| | bounds ours / cone / skfolio |")
+              "| max|w ours - w cone| | outside ours / cone / skfolio |")
         print("|---:|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|")
         for (n, label, path, t_ours, t_cone, t_ols, t_sk, d_ours, d_cone, d_sk,
              dw, outside) in factor_rows(sizes, args.T, args.repeats):
@@ -365,13 +396,14 @@ def main() -> None:
               f"{platform.machine()}, T=max({args.T}, 2n), median of {args.repeats} fits "
               "(interleaved; no warm-up fit at n >= 2000)\n")
         print("| n | T | optimum | constraints | path | held | np.cov (s) | ours (s) "
-              "| skfolio (s) | speed-up | D ours | dD (ours - skfolio) |")
-        print("|---:|---:|---|---|---|---:|---:|---:|---:|---:|---:|---:|")
+              "| skfolio (s) | speed-up | D ours | dD (ours - skfolio) "
+              "| outside ours / skfolio |")
+        print("|---:|---:|---|---|---|---:|---:|---:|---:|---:|---:|---:|---|")
         for (n, n_obs, data, label, path, held, t_cov, t_ours, t_sk, d_ours,
-             d_sk) in dense_rows(sizes, args.T, args.repeats):
+             d_sk, out_ours, out_sk) in dense_rows(sizes, args.T, args.repeats):
             print(f"| {n} | {n_obs} | {data} | {label} | {path} | {held} | {t_cov:.3f} | "
                   f"{t_ours:.3f} | {t_sk:.3f} | {t_sk / t_ours:.1f}x | {d_ours:.6f} | "
-                  f"{d_ours - d_sk:+.1e} |", flush=True)
+                  f"{d_ours - d_sk:+.1e} | {out_ours:.0e} / {out_sk:.0e} |", flush=True)
         return
 
     if args.repeat:

@@ -256,13 +256,14 @@ def test_binding_caps_at_n200(old_path, dense):
 
 
 @pytest.mark.parametrize("params", [
-    {"linear_constraints": ["A0000 + A0001 >= 0.05"]},
+    {"linear_constraints": ["A0000 + A0001 >= 0.05"], "transaction_costs": 1e-3,
+     "previous_weights": 1 / 60},
     {"l1_coef": 1e-3},
     {"min_return": 0.01},
     {"budget": None, "min_budget": 1.0},
     {"max_long": 1.0},
     {"save_problem": True},
-], ids=["linear", "l1", "min_return", "min_budget", "max_long", "save_problem"])
+], ids=["linear with costs", "l1", "min_return", "min_budget", "max_long", "save_problem"])
 def test_other_families_keep_the_old_path(monkeypatch, params):
     X = make_returns(60, 400, 3)
     tried = []
@@ -400,7 +401,7 @@ def test_relative_gap_is_infinite_without_a_bound():
 def test_uncertified_answer_falls_back(monkeypatch, old_path):
     X = make_returns(60, 400, 6)
     monkeypatch.setattr(_dense, "_pivot_dense",
-                        lambda cov, a, box=None: (np.ones(a.size) / a.sum(), 0))
+                        lambda cov, a, box=None, rows=None: (np.ones(a.size) / a.sum(), 0))
     model = MaximumDiversification().fit(X)
     assert model.solve_.path == "cvxpy" and "not certified" in model.solve_.note
     reference = old_path(X)
@@ -409,7 +410,7 @@ def test_uncertified_answer_falls_back(monkeypatch, old_path):
 
 def test_solver_failure_falls_back(monkeypatch):
     X = make_returns(300, 900, 6)
-    monkeypatch.setattr(_dense, "_pivot_dense", lambda cov, a, box=None: None)
+    monkeypatch.setattr(_dense, "_pivot_dense", lambda cov, a, box=None, rows=None: None)
     model = MaximumDiversification().fit(X)
     assert model.solve_.path == "screened" and "did not converge" in model.solve_.note
     assert model.problem_values_["diversification_ratio"] > 1.0

@@ -322,8 +322,9 @@ def test_ratio_check_allows_for_the_raw_points_own_bound_violations():
                      + rng.normal(0, 1, (T, n)) * rng.uniform(0.005, 0.03, n),
                      columns=[f"A{i}" for i in range(n)])
     fc = FactorCovariance.from_ols(X, F)
+    # (save_problem: the CVXPY program, whose raw point this is about)
     params = dict(covariance=fc, max_weights=0.01, groups=[[f"G{i % 10}" for i in range(n)]],
-                  linear_constraints=["G0 <= 0.05", "G1 >= 0.15"])
+                  linear_constraints=["G0 <= 0.05", "G1 >= 0.15"], save_problem=True)
     raw = MaximumDiversification(polish=False, **params).fit().weights_.to_numpy()
     model = MaximumDiversification(**params).fit()
     w = model.weights_.to_numpy()

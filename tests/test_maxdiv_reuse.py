@@ -144,7 +144,7 @@ def test_structural_change_rebuilds(windows, builds, change):
 def test_factor_exposure_constraint_rebuilds_when_loadings_change(windows, builds):
     # The constraint matrices are part of the signature; a factor name's row is B' (data).
     (X0, fc0), (X1, fc1) = windows[0], windows[1]
-    model = MaximumDiversification(covariance=fc0, linear_constraints=["F0 >= 0.2"])
+    model = MaximumDiversification(covariance=fc0, linear_constraints=["F0 >= 0.2"], **CVXPY)
     model.fit(X0).fit(X0)
     model.set_params(covariance=fc1).fit(X1)  # a new signature: constants again
     assert builds == [30]
@@ -168,8 +168,8 @@ def test_different_n_or_factor_count_rebuilds(builds):
 
 def test_clone_and_pickle_drop_the_cache(windows, builds):
     X, fc = windows[0]
-    # (not save_problem: the problem_ it keeps does not pickle; a linear constraint keeps CVXPY)
-    model = MaximumDiversification(covariance=fc, linear_constraints=["A0 <= 0.5"])
+    # (not save_problem: the problem_ it keeps does not pickle; max_long keeps CVXPY)
+    model = MaximumDiversification(covariance=fc, max_long=1.0)
     model.fit(X).fit(X)
     assert "_compiled" in vars(model) and builds == [30]
     for copy in (sklearn.base.clone(model), clone(model)):

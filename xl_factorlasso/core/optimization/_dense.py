@@ -123,13 +123,42 @@ class _Costs:
     previous: np.ndarray
 
 
+@dataclass(frozen=True)
+class _Rows:
+    """The linear constraints (``linear_constraints``, groups, ``left_inequality``) in the
+    homogenised program: ``E y <= e t``, or ``E y = e t`` where ``equality`` (rows of
+    ``A_eq w = b_eq`` first, then ``A_ineq w <= b_ineq``)."""
+
+    matrix: np.ndarray  # (k, n)
+    rhs: np.ndarray  # (k,)
+    equality: np.ndarray  # (k,) bool
+
+    def slack(self, y: np.ndarray, t: float) -> tuple[np.ndarray, np.ndarray]:
+        """``E y - e t`` (<= 0 where an inequality holds) and its round-off scale."""
+        return (self.matrix @ y - self.rhs * t,
+                np.abs(self.matrix) @ np.abs(y) + np.abs(self.rhs) * t)
+
+
+def _rows(spec: _Spec) -> _Rows | None:
+    """The spec's linear constraints as :class:`_Rows`, or None when it has none."""
+    if not spec.A_eq.size and not spec.A_ineq.size:
+        return None
+    n = spec.n
+    matrix = np.vstack([spec.A_eq.reshape(-1, n), spec.A_ineq.reshape(-1, n)]).astype(float)
+    rhs = np.concatenate([spec.b_eq, spec.b_ineq]).astype(float)
+    equality = np.arange(len(rhs)) < spec.A_eq.reshape(-1, n).shape[0]
+    return _Rows(matrix, rhs, equality)
+
+
 def dense_eligible(spec: _Spec, save_problem: bool = False) -> bool:
     """Whether the dense path is tried: one solve of the QP form (a dense covariance, or a
     factor covariance for the factor path; no l1, l2 or add_objective), bounds (a finite
     ``min_weights`` for every asset, negative for short positions, ``max_weights`` any,
     ``None`` or ``inf`` for none), ``budget > 0``, and no other constraint family (no
-    min/max_budget, max_long/short, linear constraints, tracking error, min_return or
-    add_constraints). Transaction costs are a kink per asset (:class:`_Costs`).
+    min/max_budget, max_long/short, tracking error, min_return or add_constraints). Linear
+    constraints (groups, ``linear_constraints``, ``left_inequality``) are rows the pivoting
+    holds active or not (:class:`_Rows`), without transaction costs; transaction costs are
+    a kink per asset (:class:`_Costs`).
     ``max_turnover`` is a box around ``previous_weights`` and folds into the bounds
     (:func:`_box`); fees and the risk-free rate are allowed (they only change ``a``). A
     request addressed to CVXPY keeps today's path: ``save_problem=True`` (the program) or a
@@ -148,7 +177,9 @@ def dense_eligible(spec: _Spec, save_problem: bool = False) -> bool:
         return False
     others = (spec.min_budget, spec.max_budget, spec.max_long, spec.max_short,
               spec.tracking_error, spec.min_returns, spec.add_constraints, spec.add_objective)
-    return all(v is None for v in others) and not spec.A_eq.size and not spec.A_ineq.size
+    if (spec.A_eq.size or spec.A_ineq.size) and spec.costs is not None:
+        return False
+    return all(v is None for v in others)
 
 
 def _coefficients(spec: _Spec) -> np.ndarray:
@@ -167,7 +198,8 @@ def _numerator(a: np.ndarray, y: np.ndarray, box: _Box | None, costs: _Costs | N
 
 
 def relative_gap(cov: np.ndarray | LowRankCovariance, a: np.ndarray, y: np.ndarray,
-                 box: _Box | None = None, costs: _Costs | None = None) -> float:
+                 box: _Box | None = None, costs: _Costs | None = None,
+                 rows: _Rows | None = None) -> float:
     """A certified bound on the relative loss of diversification ratio of ``y``.
 
     ``y`` is scaled to ``a'y = 1`` (long-only: negative entries set to 0 first). For the convex
@@ -183,9 +215,11 @@ def relative_gap(cov: np.ndarray | LowRankCovariance, a: np.ndarray, y: np.ndarr
     positions (a negative lower bound) the cone holds points with ``a'w`` near 0 and that
     linear bound is ``-inf``, and transaction costs (``costs``: the normalisation is then
     ``a'y - c'|y - w_prev t| = 1``) are not linear: the Lagrangian dual bound of
-    :func:`_dual_bound` is used for both."""
+    :func:`_dual_bound` is used for both, and for linear constraints (``rows``), whose
+    polytope the knapsacks do not describe. The bound assumes ``y`` feasible: the caller checks
+    the weights against every constraint (:func:`._diagnosis._violations`)."""
     y = np.asarray(y, dtype=float)
-    default = costs is None and (
+    default = costs is None and rows is None and (
         box is None or (np.all(box.lower == 0) and np.all(np.isinf(box.upper))))
     if default:
         y = np.clip(y, 0.0, None)
@@ -197,8 +231,8 @@ def relative_gap(cov: np.ndarray | LowRankCovariance, a: np.ndarray, y: np.ndarr
     f = 0.5 * float(g @ y)
     if default:
         lower = _closed_form_minimum(a, g) - f  # f - g'y + m
-    elif costs is not None or np.any(box.lower < 0):
-        lower = _dual_bound(cov, a, y, g, box, costs)
+    elif costs is not None or rows is not None or np.any(box.lower < 0):
+        lower = _dual_bound(cov, a, y, g, box, costs, rows)
     else:
         lower = _fractional_minimum(a, g, box, theta=2.0 * f) - f
     if not (np.isfinite(lower) and lower > 0 and f > 0):
@@ -207,7 +241,7 @@ def relative_gap(cov: np.ndarray | LowRankCovariance, a: np.ndarray, y: np.ndarr
 
 
 def _dual_bound(cov: np.ndarray | LowRankCovariance, a: np.ndarray, y: np.ndarray, g: np.ndarray,
-                box: _Box, costs: _Costs | None = None) -> float:
+                box: _Box, costs: _Costs | None = None, rows: _Rows | None = None) -> float:
     """A lower bound on ``p*`` from the Lagrangian dual of the homogenised QP (any box, short
     positions and transaction costs included), at multipliers read off ``y`` (numerator 1,
     ``g = 2 Sigma y``); ``-inf`` when ``Sigma`` does not factor.
@@ -223,7 +257,11 @@ def _dual_bound(cov: np.ndarray | LowRankCovariance, a: np.ndarray, y: np.ndarra
     at its previous one the clipped ``-r / (nu c)`` (``r = g - nu a - mu``), ``l, u`` are the
     positive parts of ``r + nu c xi`` on the weights at a bound, and ``mu`` is raised where
     needed so that ``k >= 0``; a wrong guess only loosens the bound. At the optimum it equals
-    ``f`` up to round-off (one Cholesky of ``Sigma``)."""
+    ``f`` up to round-off (one Cholesky of ``Sigma``).
+
+    Linear constraints ``E y <= e t`` (``rows``) add ``pi >= 0`` (free for equalities): ``v``
+    gains ``- E'pi`` and ``k`` gains ``- pi'e``. ``pi`` is fitted with ``nu, mu`` on the rows
+    that hold with equality at ``y`` (0 elsewhere), then clipped to its sign."""
     n = y.size
     t = float(y.sum()) / box.budget
     tol = 1e-9 * float(np.max(np.abs(y)))
@@ -238,12 +276,22 @@ def _dual_bound(cov: np.ndarray | LowRankCovariance, a: np.ndarray, y: np.ndarra
     free = ~(at_low | at_up | at_prev)
     if np.count_nonzero(free) < 2:
         return -np.inf
-    (nu, mu), *_ = np.linalg.lstsq(
-        np.column_stack([(a - c * side)[free], np.ones(np.count_nonzero(free))]), g[free],
-        rcond=None)
+    columns = [(a - c * side)[free], np.ones(np.count_nonzero(free))]
+    pi, tight = np.zeros(0), np.zeros(0, dtype=bool)
+    if rows is not None:
+        slack, scale = rows.slack(y, t)
+        tight = rows.equality | (np.abs(slack) <= 1e-9 * scale)
+        columns += list(-rows.matrix[tight][:, free])
+    fitted, *_ = np.linalg.lstsq(np.column_stack(columns), g[free], rcond=None)
+    nu, mu = fitted[:2]
     if costs is not None and not nu > 0:  # the numerator's row is an inequality
         return -np.inf
     r = g - nu * a - mu
+    if rows is not None:
+        pi = np.zeros(tight.size)
+        pi[tight] = fitted[2:]
+        pi = np.where(rows.equality, pi, np.maximum(pi, 0.0))
+        r = r + rows.matrix.T @ pi
     with np.errstate(divide="ignore", invalid="ignore"):
         kink = np.clip(np.where(c > 0, -r / (nu * c), 0.0), -1.0, 1.0)
     xi = np.where(side != 0, side, kink)
@@ -252,9 +300,13 @@ def _dual_bound(cov: np.ndarray | LowRankCovariance, a: np.ndarray, y: np.ndarra
     up = np.where(at_up, np.maximum(-r, 0.0), 0.0)
     k = (-nu * float((c * xi) @ w0) + float(low @ box.lower)
          - float(up[finite] @ box.upper[finite]) + mu * box.budget)
+    if rows is not None:
+        k -= float(pi @ rows.rhs)
     if k < 0:
         mu -= k / box.budget
     v = nu * (a - c * xi) + low - up + mu
+    if rows is not None:
+        v = v - rows.matrix.T @ pi
     if isinstance(cov, LowRankCovariance):
         u = cov.inverse_times(v)
     else:
@@ -505,7 +557,8 @@ class LowRankCovariance:
 
 
 def _free_solution(a: np.ndarray, system, box: _Box, state: np.ndarray,
-                   previous: np.ndarray | None = None):
+                   previous: np.ndarray | None = None, rows: _Rows | None = None,
+                   active: np.ndarray | None = None):
     """``(y, t, lam, alpha, c, bound, b)`` for the equality-constrained problem of ``state``
     (``alpha = a_B'b``; the rest as below), or None when it is degenerate (no free asset,
     ``c = 0``, ``t <= 0``) or not solvable.
@@ -518,7 +571,12 @@ def _free_solution(a: np.ndarray, system, box: _Box, state: np.ndarray,
     Sigma_FF``. ``lam = 2 / a~'x`` is the multiplier of ``a'y = 1``; the common value of
     ``(2 Sigma y - lam a)_F`` is ``gamma = (lam alpha - b'(2 Sigma y)_B) / c`` (0 without
     nonzero bound values), computed by the caller. With transaction costs an asset ``HOLD``
-    at its previous weight is bound there (``previous``)."""
+    at its previous weight is bound there (``previous``).
+
+    Active linear constraints (``rows``, those of ``active``) hold with equality: ``E y = e t``
+    reads ``H y_F = 0`` with ``H = E_F - d 1' / c``, ``d = e - E_B b``; then ``x = Q^-1 a~ -
+    Q^-1 H' rho`` with ``(H Q^-1 H') rho = H Q^-1 a~`` (None when ``H x = 0`` cannot be met,
+    e.g. an active row on bound assets only)."""
     n = a.size
     free = np.flatnonzero(state == FREE)
     bound = np.flatnonzero(state != FREE)
@@ -532,27 +590,15 @@ def _free_solution(a: np.ndarray, system, box: _Box, state: np.ndarray,
         return None
     alpha = float(a[bound] @ b)
     a_tilde = a[free] + alpha / c
-    if np.any(b != 0):
-        y_bound = np.zeros(n)
-        y_bound[bound] = b
-        v = system.product(y_bound)
-        beta = float(b @ v[bound])
-        cols = system.solve(free, np.column_stack([a_tilde, v[free], np.ones(free.size)]))
-        if cols is None:
-            return None
-        x0, xv, x1 = cols.T
-        v_free = v[free]
-        inner = np.array([[-beta + v_free @ xv, c + v_free @ x1],
-                          [c + xv.sum(), x1.sum()]])
-        try:
-            k = np.linalg.solve(inner, np.array([v_free @ x0, x0.sum()]))
-        except np.linalg.LinAlgError:
-            return None
-        x = x0 - xv * k[0] - x1 * k[1]
-    else:
-        x = system.solve(free, a_tilde)
+    if rows is not None and active.any():
+        x = _constrained_direction(system, free, bound, b, c, a_tilde, rows, active)
         if x is None:
             return None
+    else:
+        x = _q_solve(system, free, bound, b, c, a_tilde[:, None])
+        if x is None:
+            return None
+        x = x[:, 0]
     denominator = float(a_tilde @ x)
     if not denominator > 0:
         return None
@@ -564,6 +610,68 @@ def _free_solution(a: np.ndarray, system, box: _Box, state: np.ndarray,
     y[free] = y_free
     y[bound] = b * t
     return y, t, 2.0 / denominator, alpha, c, bound, b
+
+
+def _q_solve(system, free: np.ndarray, bound: np.ndarray, b: np.ndarray, c: float,
+             rhs: np.ndarray) -> np.ndarray | None:
+    """``Q^-1 rhs`` (``rhs``: (|F|, m)) for the ``Q`` of :func:`_free_solution`: three (here
+    ``m + 2``) column solves with ``Sigma_FF`` and a 2 x 2 system (Woodbury), or one solve when
+    every bound value is 0."""
+    if not np.any(b != 0):
+        return system.solve(free, rhs)
+    y_bound = np.zeros(system.a.size)
+    y_bound[bound] = b
+    v = system.product(y_bound)
+    beta = float(b @ v[bound])
+    v_free = v[free]
+    m = rhs.shape[1]
+    cols = system.solve(free, np.column_stack([rhs, v_free, np.ones(free.size)]))
+    if cols is None:
+        return None
+    x0, xv, x1 = cols[:, :m], cols[:, m], cols[:, m + 1]
+    inner = np.array([[-beta + v_free @ xv, c + v_free @ x1], [c + xv.sum(), x1.sum()]])
+    try:
+        k = np.linalg.solve(inner, np.vstack([v_free @ x0, x0.sum(axis=0)]))
+    except np.linalg.LinAlgError:
+        return None
+    return x0 - np.outer(xv, k[0]) - np.outer(x1, k[1])
+
+
+def _held_rows(rows: _Rows, active, free, bound, b, c) -> tuple[np.ndarray, np.ndarray]:
+    """``(d, H)`` of the active rows on a state (:func:`_free_solution`): ``d = e - E_B b``,
+    ``H = E_F - d 1' / c``."""
+    e_rows = rows.matrix[active]
+    d = rows.rhs[active] - e_rows[:, bound] @ b
+    return d, e_rows[:, free] - np.outer(d, np.ones(free.size)) / c
+
+
+def _constrained_direction(system, free, bound, b, c, a_tilde, rows: _Rows,
+                           active: np.ndarray) -> np.ndarray | None:
+    """``x`` of :func:`_free_solution` with the active rows held (``H x = 0``), or None."""
+    h = _held_rows(rows, active, free, bound, b, c)[1]
+    z = _q_solve(system, free, bound, b, c, np.column_stack([a_tilde, h.T]))
+    if z is None or not np.all(np.isfinite(z)):
+        return None
+    za, zh = z[:, 0], z[:, 1:]
+    rho, *_ = np.linalg.lstsq(h @ zh, h @ za, rcond=None)
+    x = za - zh @ rho
+    # dependent rows are fine (least squares); rows that cannot hold on F are not
+    if np.max(np.abs(h @ x), initial=0.0) > 1e-9 * float(np.abs(h).max() * np.abs(x).max()):
+        return None
+    return x
+
+
+def _row_multipliers(a, g, lam, gamma, c, free, bound, b, rows: _Rows, active):
+    """``(pi, gamma)``: the active rows' multipliers (0 on the others), fitted on the free
+    assets where ``(2 Sigma y - lam a)_F = gamma0 1 - H' pi``, and the budget's multiplier
+    ``gamma = gamma0 + d'pi / c`` (``gamma0``: the caller's, without rows)."""
+    pi = np.zeros(rows.rhs.size)
+    if not active.any():
+        return pi, gamma
+    d, h = _held_rows(rows, active, free, bound, b, c)
+    fitted, *_ = np.linalg.lstsq(-h.T, (g - lam * a)[free] - gamma, rcond=None)
+    pi[active] = fitted
+    return pi, gamma + float(d @ fitted) / c
 
 
 def _safeguard(violators: np.ndarray, best: int, tries: int) -> tuple[np.ndarray, int, int]:
@@ -578,7 +686,8 @@ def _safeguard(violators: np.ndarray, best: int, tries: int) -> tuple[np.ndarray
 
 
 def _block_pivoting(a: np.ndarray, system, state: np.ndarray, box: _Box,
-                    max_exchanges: int = _MAX_EXCHANGES) -> tuple[np.ndarray, int] | None:
+                    max_exchanges: int = _MAX_EXCHANGES, rows: _Rows | None = None,
+                    active: np.ndarray | None = None) -> tuple[np.ndarray, int] | None:
     """``(y, exchanges)`` solving the optimality conditions of the module docstring from
     ``state`` (changed in place), or None (no factorable free set, a degenerate one, or no
     convergence within ``max_exchanges``). ``system`` gives ``solve(F, rhs)`` (``Sigma_FF^{-1}
@@ -589,26 +698,39 @@ def _block_pivoting(a: np.ndarray, system, state: np.ndarray, box: _Box,
     freed), and after ``_BLOCK_TRIES`` exchanges that do not reduce their number, only the
     largest index is. Without upper bounds and with lower bounds 0 this is, up to the positive
     scale, the method for the complementarity problem ``Sigma x - a >= 0, x >= 0, x'(Sigma x -
-    a) = 0``, finite for a positive definite ``Sigma`` with that backup rule."""
+    a) = 0``, finite for a positive definite ``Sigma`` with that backup rule.
+
+    Linear constraints (``rows``; ``active``, changed in place, says which hold with equality;
+    equalities always do) are exchanged with the assets, indexed after them: an inactive
+    inequality that the point breaks becomes active, an active one whose multiplier is
+    negative inactive. The problem is then no P-matrix one and finiteness is not guaranteed;
+    ``max_exchanges`` bounds it, and every answer is certified by the caller."""
     n = a.size
-    best, tries = n + 1, _BLOCK_TRIES
-    undo = None  # the last block exchange: (assets, their states before it)
+    if rows is not None:
+        active |= rows.equality
+    best, tries = n + (0 if rows is None else rows.rhs.size) + 1, _BLOCK_TRIES
+    undo = None  # the last block exchange: (indices, their states before it)
     for exchange in range(max_exchanges):
-        solved = _free_solution(a, system, box, state)
+        solved = _free_solution(a, system, box, state, rows=rows, active=active)
         if solved is None and undo is not None:
             # A block exchange can overshoot into a degenerate state (e.g. caps bound for the
             # whole budget): take it back and make only its backup-rule exchange, the
             # largest index, then go on with single exchanges.
             moved, before = undo
-            state[moved[:-1]] = before[:-1]
+            _set_states(state, active, moved[:-1], before[:-1])
             undo, tries = None, 0
-            solved = _free_solution(a, system, box, state)
+            solved = _free_solution(a, system, box, state, rows=rows, active=active)
         if solved is None:
             return None
         y, t, lam, alpha, c, bound, b = solved
         g = 2.0 * system.product(y)
         gamma = (lam * alpha - float(b @ g[bound])) / c
+        if rows is not None:
+            pi, gamma = _row_multipliers(a, g, lam, gamma, c, np.flatnonzero(state == FREE),
+                                         bound, b, rows, active)
         r = g - lam * a - gamma  # the multiplier of a lower bound; minus that of an upper one
+        if rows is not None:
+            r = r + rows.matrix.T @ pi
         # Round-off thresholds: relative to the sizes of the compared quantities.
         y_tol = 1e-12 * float(np.max(np.abs(y)))
         m_tol = 1e-11 * float(np.max(np.abs(g)) + abs(lam) * np.max(np.abs(a)) + abs(gamma))
@@ -617,15 +739,43 @@ def _block_pivoting(a: np.ndarray, system, state: np.ndarray, box: _Box,
         above = is_free & (y > box.upper * t + y_tol)
         wrong = ((state == LOW) & (r < -m_tol)) | ((state == UP) & (r > m_tol))
         violators = np.flatnonzero(below | above | wrong)
+        if rows is not None:
+            slack, scale = rows.slack(y, t)
+            broken = ~active & (slack > 1e-12 * scale)
+            loose = active & ~rows.equality & (pi < -m_tol)
+            violators = np.concatenate([violators, n + np.flatnonzero(broken | loose)])
         if violators.size == 0:
             return y, exchange
         violators, best, tries = _safeguard(violators, best, tries)
+        on_asset = violators < n
         target = np.full(violators.size, FREE, dtype=state.dtype)
-        target[below[violators]] = LOW
-        target[above[violators]] = UP
-        undo = (violators, state[violators].copy()) if violators.size > 1 else None
-        state[violators] = target
+        assets = violators[on_asset]
+        target[on_asset] = np.select([below[assets], above[assets]], [LOW, UP], FREE)
+        if rows is not None:
+            target[~on_asset] = ~active[violators[~on_asset] - n]  # a row changes activity
+        undo = (violators, _get_states(state, active, violators)) if violators.size > 1 \
+            else None
+        _set_states(state, active, violators, target)
     return None
+
+
+def _get_states(state: np.ndarray, active: np.ndarray | None, index: np.ndarray) -> np.ndarray:
+    """The states of ``index`` (assets below ``n = state.size``, rows from ``n``: 1 active)."""
+    n = state.size
+    out = np.empty(index.size, dtype=state.dtype)
+    out[index < n] = state[index[index < n]]
+    if active is not None:
+        out[index >= n] = active[index[index >= n] - n]
+    return out
+
+
+def _set_states(state: np.ndarray, active: np.ndarray | None, index: np.ndarray,
+                values: np.ndarray) -> None:
+    """Set the states of ``index`` (see :func:`_get_states`) to ``values``, in place."""
+    n = state.size
+    state[index[index < n]] = values[index < n]
+    if active is not None:
+        active[index[index >= n] - n] = values[index >= n].astype(bool)
 
 
 def _cost_coefficients(a: np.ndarray, state: np.ndarray, side: np.ndarray, box: _Box,
@@ -798,8 +948,8 @@ def _bound_state(y: np.ndarray, box: _Box, t: float, tol: float) -> np.ndarray:
     return state
 
 
-def _pivot_dense(cov: np.ndarray | LowRankCovariance, a: np.ndarray, box: _Box | None = None
-                 ) -> tuple[np.ndarray, int] | None:
+def _pivot_dense(cov: np.ndarray | LowRankCovariance, a: np.ndarray, box: _Box | None = None,
+                 rows: _Rows | None = None) -> tuple[np.ndarray, int] | None:
     """``(y, exchanges)`` on the exact covariance (``box``: default long-only, no upper bound).
     A :class:`LowRankCovariance` takes one stage, the exact pivoting with Woodbury solves.
 
@@ -812,22 +962,26 @@ def _pivot_dense(cov: np.ndarray | LowRankCovariance, a: np.ndarray, box: _Box |
     Schur-complement updates, which gives the answer (few exchanges remain, usually one
     factorisation at the final size). Every stage passes on the state it reaches. Assets
     with ``a_j <= 0`` and a lower bound 0 (e.g. zero variance) start on it and leave only if
-    their sign condition asks."""
+    their sign condition asks. Linear constraints (``rows``) start inactive (equalities
+    active); their activity passes from stage to stage with the assets' states."""
     n = a.size
     if box is None:
         box = _Box(np.zeros(n), np.full(n, np.inf), 1.0)
     start = np.where((a <= 0) & (box.lower == 0), LOW, FREE).astype(np.int8)
+    active = None if rows is None else rows.equality.copy()
     if isinstance(cov, LowRankCovariance):  # the surrogate is the covariance: one stage
-        return _block_pivoting(a, cov.system(a), start, box)
+        return _block_pivoting(a, cov.system(a), start, box, rows=rows, active=active)
     root, residual = _low_rank_plus_diagonal(cov, _SURROGATE_RANK)
     guess = start.copy()
-    if _block_pivoting(a, _LowRankSolver(root, residual, a), guess, box) is not None:
-        start = guess
+    tried = None if active is None else active.copy()
+    if _block_pivoting(a, _LowRankSolver(root, residual, a), guess, box, rows=rows,
+                       active=tried) is not None:
+        start, active = guess, tried
     if np.count_nonzero(start == FREE) > _ITERATIVE_FROM:
         # Its exchanges move the state on even when it stops short (any state is a start).
         _block_pivoting(a, _IterativeSolver(cov, a, root, residual), start, box,
-                        _ITERATIVE_EXCHANGES)
-    return _block_pivoting(a, _FreeSetSolver(cov, a), start, box)
+                        _ITERATIVE_EXCHANGES, rows=rows, active=active)
+    return _block_pivoting(a, _FreeSetSolver(cov, a), start, box, rows=rows, active=active)
 
 
 class _Value:
@@ -861,6 +1015,7 @@ def solve_dense(spec: _Spec, X: np.ndarray | None = None, start: np.ndarray | No
         cov = risk.covariance
     a = _coefficients(spec)
     box = _box(spec)
+    rows = _rows(spec)
     costs = None if spec.costs is None else _Costs(spec.costs.astype(float),
                                                    spec.previous.astype(float))
     # One BLAS thread (the package's policy, core/_threads.py): NumPy's products and SciPy's
@@ -869,17 +1024,18 @@ def solve_dense(spec: _Spec, X: np.ndarray | None = None, start: np.ndarray | No
     with blas_threads():
         solved = None
         if start is not None and costs is None:
-            solved = _block_pivoting(a, _exact_system(cov, a), start.copy(), box)
+            solved = _block_pivoting(a, _exact_system(cov, a), start.copy(), box, rows=rows,
+                                     active=None if rows is None else rows.equality.copy())
         warm = solved is not None
         if not warm:
-            solved = (_pivot_dense(cov, a, box) if costs is None
+            solved = (_pivot_dense(cov, a, box, rows) if costs is None
                       else _pivot_costs(cov, a, box, costs))
         if solved is None:
             return ("the active-set solver found no factorable free set or did not "
                     "converge")
         y, exchanges = solved
         # (Sigma^-1 with shorts or costs: a Cholesky, or Woodbury on a factor covariance)
-        gap = relative_gap(cov, a, y, box, costs)
+        gap = relative_gap(cov, a, y, box, costs, rows)
     if not gap <= GAP_TOLERANCE:
         return f"the active-set solution was not certified (relative gap {gap:.1e})"
     if np.all(box.lower == 0):

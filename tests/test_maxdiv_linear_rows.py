@@ -1,0 +1,189 @@
+"""Linear constraints (groups, ``linear_constraints``, ``left_inequality``) on the dense and
+factor paths of MaximumDiversification: rows the active-set solver holds active or not.
+
+Every answer is compared with the CVXPY program on the same problem (the active-set solver
+switched off): ratio to 1e-6 relative and never below it (certified), weights to 1e-5. The
+constraint sets bind: the fit without them breaks at least one, so the answers depend on the
+rows' exchanges. The certificate (the Lagrangian dual bound with the rows' multipliers) is
+checked against the true loss at feasible points away from the optimum.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from tests.test_maxdiv_dense import factor_returns, ratio
+from xl_factorlasso.core.covariance import FactorCovariance
+from xl_factorlasso.core.optimization import MaximumDiversification, _dense
+
+
+def groups_of(columns: pd.Index) -> pd.DataFrame:
+    """Two classifications of the assets: four groups ``g0..g3`` and three sectors
+    ``s0..s2``."""
+    n = len(columns)
+    return pd.DataFrame([[f"g{i % 4}" for i in range(n)], [f"s{(7 * i) % 3}" for i in range(n)]],
+                        columns=columns, index=["group", "sector"])
+
+
+FAMILIES = {
+    "groups": {"linear_constraints": ["g0 <= 0.15", "g1 >= 0.3", "s2 <= 0.2"]},
+    "equality, caps": {"linear_constraints": ["g0 <= 0.15", "g1 >= 0.3", "s0 == 0.35"],
+                       "max_weights": 0.1},
+    "long-short": {"linear_constraints": ["g0 <= 0.1", "g2 + g3 >= 0.6"],
+                   "min_weights": -0.05, "max_weights": 0.1},
+    "turnover": {"linear_constraints": ["g0 <= 0.15", "g1 >= 0.3"], "max_weights": 0.2,
+                 "previous_weights": "equal", "max_turnover": 0.03},
+    "fees, rf, budget 2": {"linear_constraints": ["g0 <= 0.3", "s1 >= 0.8"], "budget": 2.0,
+                           "management_fees": 2e-4, "risk_free_rate": 1e-4},
+}
+
+
+def problem(family: str, n: int, seed: int, factor: bool):
+    X, factors = factor_returns(n, 400, seed)
+    fc = FactorCovariance.from_ols(X, factors)
+    params = dict(FAMILIES[family], covariance=fc if factor else fc.covariance,
+                  groups=groups_of(X.columns))
+    if params.get("previous_weights") == "equal":
+        params["previous_weights"] = 1.0 / n
+    return X, fc.covariance.to_numpy(), params
+
+
+def _extra(params: dict) -> dict:
+    return {"rf": params.get("risk_free_rate", 0.0), "fees": params.get("management_fees", 0.0)}
+
+
+@pytest.mark.parametrize("factor", [False, True], ids=["dense", "factor"])
+@pytest.mark.parametrize("family", list(FAMILIES))
+@pytest.mark.parametrize("n, seed", [(40, 0), (150, 1)])
+def test_linear_constraints_equal_cvxpy(old_path, family, n, seed, factor):
+    X, cov, params = problem(family, n, seed, factor)
+    ours = MaximumDiversification(**params).fit(X)
+    reference = old_path(X, **params)
+    assert ours.solve_.path == ("factor" if factor else "dense")
+    assert ours.solve_.relative_gap <= _dense.GAP_TOLERANCE
+    assert reference.solve_.path == "cvxpy"
+    w, w_ref = ours.weights_.to_numpy(), reference.weights_.to_numpy()
+    value, value_ref = ratio(w, cov, **_extra(params)), ratio(w_ref, cov, **_extra(params))
+    assert value == pytest.approx(value_ref, rel=1e-6)
+    assert value >= value_ref * (1 - _dense.GAP_TOLERANCE)  # certified: never below CVXPY
+    budget = params.get("budget", 1.0)
+    np.testing.assert_allclose(w, w_ref, atol=1e-5 * budget, rtol=0)
+    # the rows bind: without them the optimum breaks at least one
+    free = MaximumDiversification(**{k: v for k, v in params.items()
+                                     if k not in ("linear_constraints", "groups")}).fit(X)
+    spec = ours._validate(X, None)[0]
+    rows = _dense._rows(spec)
+    slack, _ = rows.slack(free.weights_.to_numpy(), 1.0)
+    broken = np.where(rows.equality, np.abs(slack), slack)
+    assert broken.max() > 1e-3
+    slack, _ = rows.slack(w, 1.0)  # ... and hold at ours
+    assert np.all(np.where(rows.equality, np.abs(slack), slack) <= 1e-9)
+
+
+def test_rows_that_do_not_bind_leave_the_answer_unchanged():
+    X, cov, params = problem("groups", 80, 2, factor=False)
+    params["linear_constraints"] = ["g0 <= 0.9", "s1 >= 0.0"]
+    ours = MaximumDiversification(**params).fit(X)
+    plain = MaximumDiversification(covariance=params["covariance"]).fit(X)
+    assert ours.solve_.path == plain.solve_.path == "dense"
+    np.testing.assert_allclose(ours.weights_, plain.weights_, atol=1e-10, rtol=0)
+
+
+def test_left_inequality_rows_on_a_dense_covariance(old_path):
+    """Rows of any sign and density (``left_inequality``), long-short."""
+    X, cov, _ = problem("groups", 60, 3, factor=False)
+    rng = np.random.default_rng(3)
+    left = rng.normal(0, 1, (3, 60))
+    params = dict(covariance=cov, min_weights=-0.1, max_weights=0.2, left_inequality=left,
+                  right_inequality=np.array([0.05, -0.02, 0.1]))
+    ours = MaximumDiversification(**params).fit(X)
+    reference = old_path(X, **params)
+    assert ours.solve_.path == "dense" and ours.solve_.relative_gap <= _dense.GAP_TOLERANCE
+    w, w_ref = ours.weights_.to_numpy(), reference.weights_.to_numpy()
+    assert ratio(w, cov) == pytest.approx(ratio(w_ref, cov), rel=1e-6)
+    np.testing.assert_allclose(w, w_ref, atol=1e-5, rtol=0)
+    assert np.max(left @ w - params["right_inequality"]) > -1e-9  # one binds
+
+
+def test_factor_exposure_rows_on_the_factor_path(old_path):
+    """Factor names in constraints (a row ``B'``: the portfolio's exposure) are rows too."""
+    X, factors = factor_returns(100, 400, 8)
+    fc = FactorCovariance.from_ols(X, factors)
+    params = dict(covariance=fc, max_weights=0.1,
+                  linear_constraints=["F0 >= 0.7", "F1 <= 0.3", "F2 - F3 == 0.1"])
+    ours = MaximumDiversification(**params).fit(X)
+    reference = old_path(X, **params)
+    assert ours.solve_.path == "factor" and ours.solve_.relative_gap <= _dense.GAP_TOLERANCE
+    cov = fc.covariance.to_numpy()
+    w, w_ref = ours.weights_.to_numpy(), reference.weights_.to_numpy()
+    assert ratio(w, cov) == pytest.approx(ratio(w_ref, cov), rel=1e-6)
+    assert ratio(w, cov) >= ratio(w_ref, cov) * (1 - _dense.GAP_TOLERANCE)
+    np.testing.assert_allclose(w, w_ref, atol=1e-5, rtol=0)
+    exposure = fc.loadings.to_numpy().T @ w
+    assert exposure[0] == pytest.approx(0.7, abs=1e-9)  # binds
+    assert exposure[2] - exposure[3] == pytest.approx(0.1, abs=1e-9)
+
+
+@pytest.mark.parametrize("factor", [False, True], ids=["dense", "factor"])
+@pytest.mark.parametrize("family", ["groups", "equality, caps", "long-short"])
+def test_certificate_bounds_the_true_loss(family, factor):
+    """The certified bound is at least the true relative loss of diversification ratio at
+    feasible points away from the optimum: between it and another feasible portfolio (the
+    optimum of another covariance under the same constraints), and at the optimum of a nearby
+    covariance, where the multipliers read off the point are nearly right and the bound is
+    small."""
+    X, cov, params = problem(family, 60, 4, factor)
+    model = MaximumDiversification(**params).fit(X)
+    spec = model._validate(X, None)[0]
+    a, box, rows = _dense._coefficients(spec), _dense._box(spec), _dense._rows(spec)
+    system = (_dense.LowRankCovariance(*params["covariance"].sqrt_components()) if factor
+              else cov)
+    w_star = model.weights_.to_numpy()
+    best = ratio(w_star, cov)
+    other = MaximumDiversification(**dict(params, covariance=np.diag(np.diag(cov)))).fit(X)
+    nearby = MaximumDiversification(**dict(params, covariance=cov + 1e-6 * np.eye(60))).fit(X)
+    points = [(1 - s) * w_star + s * other.weights_.to_numpy() for s in (1e-4, 1e-2, 0.3)]
+    for w in points + [nearby.weights_.to_numpy()]:
+        bound = _dense.relative_gap(system, a, w, box, None, rows)
+        loss = best / ratio(w, cov) - 1
+        assert loss > 0 and bound >= loss * (1 - 1e-6)
+    assert loss < bound < 1e-3  # the nearby optimum
+    # the box's bound alone (no rows) does not certify the optimum under the rows
+    assert _dense.relative_gap(system, a, w_star, box, None, None) > 1e-3
+
+
+def test_warm_start_with_rows_equals_a_cold_fit():
+    X, cov, params = problem("equality, caps", 120, 5, factor=True)
+    model = MaximumDiversification(**params, warm_start=True)
+    model.fit(X.iloc[:300])
+    model.fit(X.iloc[50:])
+    cold = MaximumDiversification(**params).fit(X.iloc[50:])
+    assert model.solve_.path == "factor" and model.solve_.warm_start
+    np.testing.assert_allclose(model.weights_, cold.weights_, atol=1e-9, rtol=0)
+
+
+def test_rows_with_transaction_costs_keep_cvxpy():
+    X, cov, params = problem("groups", 40, 6, factor=False)
+    model = MaximumDiversification(**params, transaction_costs=1e-3,
+                                   previous_weights=1 / 40).fit(X)
+    assert model.solve_.path == "cvxpy" and model.solve_.note == ""
+
+
+def test_rows_the_free_assets_cannot_meet_fall_back():
+    """An active row on bound assets only has no free solution (``_free_solution`` gives
+    None), and the pivoting that cannot leave such a state gives no answer: the fit then
+    takes the CVXPY program, with the same answer."""
+    rows = _dense._Rows(np.array([[1.0, 1.0, 0.0, 0.0]]), np.array([0.5]), np.array([True]))
+    cov = np.diag([1.0, 2.0, 3.0, 4.0])
+    a = np.sqrt(np.diag(cov))
+    box = _dense._Box(np.zeros(4), np.full(4, np.inf), 1.0)
+    state = np.array([_dense.LOW, _dense.LOW, _dense.FREE, _dense.FREE], dtype=np.int8)
+    assert _dense._free_solution(a, _dense._FreeSetSolver(cov, a), box, state, rows=rows,
+                                 active=np.array([True])) is None
+    solved = _dense._pivot_dense(cov, a, box, rows)
+    assert solved is not None  # from the usual start the pivoting frees them
+    y = solved[0] / solved[0].sum()
+    assert y[:2].sum() == pytest.approx(0.5, abs=1e-12)
+    assert _dense.relative_gap(cov, a, solved[0], box, None, rows) <= _dense.GAP_TOLERANCE
