@@ -187,3 +187,27 @@ def test_rows_the_free_assets_cannot_meet_fall_back():
     y = solved[0] / solved[0].sum()
     assert y[:2].sum() == pytest.approx(0.5, abs=1e-12)
     assert _dense.relative_gap(cov, a, solved[0], box, None, rows) <= _dense.GAP_TOLERANCE
+
+
+def test_rows_tied_through_the_budget():
+    """Two groups that hold every asset, so ``G0 = 1 - G1``. With ``s`` the weight of ``G1``
+    at the optimum without rows, ``G1 <= s - 0.1`` forces ``G0 = 1 - s + 0.1``, and ``G0 >=
+    1 - s + 0.05`` cannot be active with it. Both are broken at the start (no asset is): made
+    active together they leave no solution, nor does ``G1``'s after ``G0``'s; the pivoting then
+    keeps only the row that entered (before, it gave no answer there and the fit fell back to
+    CVXPY)."""
+    sd = np.linspace(0.01, 0.03, 10)
+    cov, a = np.diag(sd**2), sd
+    odd = np.arange(10) % 2 == 1
+    s = float((1 / sd)[odd].sum() / (1 / sd).sum())  # y ~ Sigma^-1 a = 1 / sd
+    rows = _dense._Rows(np.vstack([odd, ~odd]) * np.array([[1.0], [-1.0]]),
+                        np.array([s - 0.1, -(1 - s + 0.05)]), np.zeros(2, dtype=bool))
+    box = _dense._Box(np.full(10, -1.0), np.full(10, 1.0), 1.0)
+    state = np.full(10, _dense.FREE, dtype=np.int8)
+    active = np.zeros(2, dtype=bool)
+    solved = _dense._block_pivoting(a, _dense._FreeSetSolver(cov, a), state, box, rows=rows,
+                                    active=active)
+    assert solved is not None and list(active) == [True, False]
+    w = solved[0] / solved[0].sum()
+    assert w[odd].sum() == pytest.approx(s - 0.1, abs=1e-12)
+    assert _dense.relative_gap(cov, a, solved[0], box, None, rows) <= _dense.GAP_TOLERANCE

@@ -703,13 +703,19 @@ def _block_pivoting(a: np.ndarray, system, state: np.ndarray, box: _Box,
     Linear constraints (``rows``; ``active``, changed in place, says which hold with equality;
     equalities always do) are exchanged with the assets, indexed after them: an inactive
     inequality that the point breaks becomes active, an active one whose multiplier is
-    negative inactive. The problem is then no P-matrix one and finiteness is not guaranteed;
-    ``max_exchanges`` bounds it, and every answer is certified by the caller."""
+    negative inactive. Rows can depend on each other through the budget (two groups that
+    cover every asset: ``G1 <= 0.2`` with ``G0 >= 0.6`` active forces ``G0 = 0.8``), or on
+    the bound assets (a group whose last free asset reaches a bound), so that an exchange
+    leaves no solution with the rows active before it; the inequalities the exchange did not
+    make active then leave (they come back if the point breaks them). The problem is no
+    P-matrix one and finiteness is not guaranteed; ``max_exchanges`` bounds it, and every
+    answer is certified by the caller."""
     n = a.size
     if rows is not None:
         active |= rows.equality
     best, tries = n + (0 if rows is None else rows.rhs.size) + 1, _BLOCK_TRIES
     undo = None  # the last block exchange: (indices, their states before it)
+    entered = np.zeros(0, dtype=int)  # rows the last exchange made active
     for exchange in range(max_exchanges):
         solved = _free_solution(a, system, box, state, rows=rows, active=active)
         if solved is None and undo is not None:
@@ -718,8 +724,15 @@ def _block_pivoting(a: np.ndarray, system, state: np.ndarray, box: _Box,
             # largest index, then go on with single exchanges.
             moved, before = undo
             _set_states(state, active, moved[:-1], before[:-1])
+            entered = entered[entered == moved[-1] - n]
             undo, tries = None, 0
             solved = _free_solution(a, system, box, state, rows=rows, active=active)
+        if solved is None and rows is not None:
+            keep = rows.equality.copy()
+            keep[entered] = True
+            if np.any(active & ~keep):  # the rows that entered, without the others
+                active[:] = keep
+                solved = _free_solution(a, system, box, state, rows=rows, active=active)
         if solved is None:
             return None
         y, t, lam, alpha, c, bound, b = solved
@@ -755,6 +768,8 @@ def _block_pivoting(a: np.ndarray, system, state: np.ndarray, box: _Box,
             target[~on_asset] = ~active[violators[~on_asset] - n]  # a row changes activity
         undo = (violators, _get_states(state, active, violators)) if violators.size > 1 \
             else None
+        if rows is not None:
+            entered = violators[~on_asset][target[~on_asset] == 1] - n
         _set_states(state, active, violators, target)
     return None
 
