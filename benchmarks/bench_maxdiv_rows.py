@@ -55,7 +55,8 @@ def draw(k: int, rng: np.random.Generator) -> dict:
     n_groups = int(rng.integers(2, 7))
     labels = rng.integers(0, n_groups, n)
     rules = []  # (group, sense, value)
-    for g in rng.permutation(n_groups)[:int(rng.integers(1, n_groups + 1))]:
+    present = np.unique(labels)  # (a label no asset drew is no group)
+    for g in rng.permutation(present)[:int(rng.integers(1, present.size + 1))]:
         share = np.mean(labels == g)
         sense = rng.choice(["<=", ">=", "=="], p=[0.45, 0.45, 0.1])
         scale = {"<=": rng.uniform(0.3, 0.9), ">=": rng.uniform(1.2, 2.0), "==": 1.0}[sense]

@@ -22,7 +22,7 @@ import pandas as pd
 
 from .._base import BaseEstimator, clone
 from . import _dense, _screening
-from ._diagnosis import _check_min_return, _precheck
+from ._diagnosis import _check_min_return, _precheck, _precheck_holds_at
 from ._exceptions import OptimizationError, rescued_message
 from ._formulation import _build_parametric, _build_problem, _coefficients, _reusable, _signature
 from ._portfolio import Population, Portfolio
@@ -86,16 +86,21 @@ class ConvexRatioOptimization(BaseEstimator):
     # ------------------------------------------------------------------ solve
 
     def _optimize(self, spec: _Spec, X: np.ndarray | None):
-        top = _precheck(spec)
         if not spec.min_return_is_array:
             target = spec.min_returns[0] if spec.min_returns else None
-            _check_min_return(spec, target, top)
-            w, values, handles = self._solve_single(spec, X, target)
+            dense = self._solve_dense(spec, X)
+            if not (isinstance(dense, tuple) and _precheck_holds_at(spec, dense[0])):
+                # (a dense answer is a feasible point with a positive net ratio: what the
+                # pre-check's LP would establish, an LP of 2-20 ms with linear constraints)
+                _check_min_return(spec, target, _precheck(spec))
+            w, values, handles = dense if isinstance(dense, tuple) else self._solve_single(
+                spec, X, target, dense or "")
             if self.save_problem:
                 self.problem_ = handles.problem
             w, values, self.polish_ = _polish(spec, w, values, handles, target, X, self.polish)
             return self._label(spec, w), values, None
 
+        top = _precheck(spec)
         self.solve_ = _dense.SolveReport("cvxpy")
         handles = self._problem(spec, "full")
         if self.save_problem:
@@ -128,22 +133,27 @@ class ConvexRatioOptimization(BaseEstimator):
         weights = pd.DataFrame(np.vstack(rows), index=index, columns=self._columns(spec))
         return weights, all_values, errors if failed else None
 
-    def _solve_single(self, spec: _Spec, X: np.ndarray | None, target: float | None):
-        """``(w, problem_values, handles)`` of one solve, by the first path that answers: the
-        dense active-set solver (:func:`._dense.dense_eligible`), the screened solve, the full
-        CVXPY program. Sets ``solve_`` (which path, its certificate, why an earlier one did
-        not answer)."""
-        note = ""
-        if _dense.dense_eligible(spec, self.save_problem):
-            previous = getattr(self, "_warm_weights", None)
-            start = None if previous is None else _dense.warm_state(spec, previous)
-            dense = _dense.solve_dense(spec, X, start)
-            if not isinstance(dense, str):
-                w, gap, handles, exchanges, warm = dense
-                path = "factor" if spec.risk.is_factor else "dense"
-                self.solve_ = _dense.SolveReport(path, gap, exchanges, warm_start=warm)
-                return w, _measures(spec, w, handles, handles.t.value), handles
-            note = dense
+    def _solve_dense(self, spec: _Spec, X: np.ndarray | None):
+        """The dense active-set solver's ``(w, problem_values, handles)`` (setting ``solve_``),
+        or why it gave none (a note), or None when the family is not its
+        (:func:`._dense.dense_eligible`)."""
+        if not _dense.dense_eligible(spec, self.save_problem):
+            return None
+        previous = getattr(self, "_warm_weights", None)
+        start = None if previous is None else _dense.warm_state(spec, previous)
+        dense = _dense.solve_dense(spec, X, start)
+        if isinstance(dense, str):
+            return dense
+        w, gap, handles, exchanges, warm = dense
+        path = "factor" if spec.risk.is_factor else "dense"
+        self.solve_ = _dense.SolveReport(path, gap, exchanges, warm_start=warm)
+        return w, _measures(spec, w, handles, handles.t.value), handles
+
+    def _solve_single(self, spec: _Spec, X: np.ndarray | None, target: float | None,
+                      note: str = ""):
+        """``(w, problem_values, handles)`` of one solve on the CVXPY paths, the screened solve
+        or the full program (after :meth:`_solve_dense`, whose ``note`` says why it gave no
+        answer). Sets ``solve_`` (which path, why the dense one did not answer)."""
         screened = self._solve_screened(spec, X, target) if _screenable(spec) else None
         if screened is not None:
             self.solve_ = _dense.SolveReport("screened", note=note)

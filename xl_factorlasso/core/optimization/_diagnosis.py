@@ -151,8 +151,7 @@ def _precheck(spec: _Spec) -> float:
             "relaxing any one of them makes the rest feasible.",
             conflicts=tuple(conflict),
         )
-    margin = 1e-9 * float(np.max(spec.mu))
-    if status == "optimal" and top - spec.risk_free_rate <= margin:
+    if status == "optimal" and top - spec.risk_free_rate <= _margin(spec):
         raise InfeasibleProblemError(
             f"Infeasible: risk_free_rate={spec.risk_free_rate:g} is not below the largest net "
             f"weighted volatility the constraints allow ({top:.6g}), so the diversification "
@@ -160,6 +159,19 @@ def _precheck(spec: _Spec) -> float:
             conflicts=("risk_free_rate",),
         )
     return top
+
+
+def _margin(spec: _Spec) -> float:
+    """How far the net weighted volatility must exceed ``risk_free_rate`` for a positive
+    ratio that round-off cannot flip."""
+    return 1e-9 * float(np.max(spec.mu))
+
+
+def _precheck_holds_at(spec: _Spec, w: np.ndarray) -> bool:
+    """Whether ``w``, a feasible portfolio (an answer that passed :func:`_violations`),
+    settles what :func:`_precheck` establishes: the constraints admit a portfolio, and its net
+    weighted volatility exceeds ``risk_free_rate`` (so the largest one does)."""
+    return _net_numerator(spec, w) - spec.risk_free_rate > _margin(spec)
 
 
 def _check_min_return(spec: _Spec, target: float | None, top: float):
