@@ -211,3 +211,21 @@ def test_rows_tied_through_the_budget():
     w = solved[0] / solved[0].sum()
     assert w[odd].sum() == pytest.approx(s - 0.1, abs=1e-12)
     assert _dense.relative_gap(cov, a, solved[0], box, None, rows) <= _dense.GAP_TOLERANCE
+
+
+def test_a_dense_answer_settles_the_precheck(monkeypatch):
+    """The pre-check's LP (is there a portfolio, and one with a positive net ratio?) is not
+    run when the dense path answers: its answer is such a portfolio. Without an answer it runs
+    and names the conflict as before."""
+    from xl_factorlasso.core.optimization import InfeasibleProblemError, _base
+
+    calls = []
+    original = _base._precheck
+    monkeypatch.setattr(_base, "_precheck", lambda spec: calls.append(1) or original(spec))
+    X, cov, params = problem("groups", 60, 10, factor=True)
+    model = MaximumDiversification(**params).fit(X)
+    assert model.solve_.path == "factor" and calls == []
+    params["linear_constraints"] = ["g0 >= 0.6", "g1 >= 0.6"]
+    with pytest.raises(InfeasibleProblemError, match="g0 >= 0.6.*g1 >= 0.6|g1 >= 0.6.*g0 >= 0.6"):
+        MaximumDiversification(**params).fit(X)
+    assert calls == [1]
