@@ -8,7 +8,8 @@ random problems (``bench_maxdiv.make_data``, seeded per problem; n in {20, 60, 2
 T = 2n + 200, sparse and dense optima, the sample covariance or a ``FactorCovariance`` by OLS
 on the true factors) with 2-6 random groups and, on some of them, an upper or lower bound on
 their weight (around the group's equal-weight share, so that most bind) and sometimes an
-equality, plus random caps, short positions and turnover. Draws whose constraints admit no
+equality, plus random caps, short positions, turnover and transaction costs (30% of the
+problems; the ratio is then net of them). Draws whose constraints admit no
 portfolio are redrawn (the pre-check's LP says so before either path).
 
 For each problem: ``MaximumDiversification(...).fit`` as shipped and with ``save_problem=True``
@@ -70,13 +71,18 @@ def draw(k: int, rng: np.random.Generator) -> dict:
         params.setdefault("max_weights", 0.2)
     if rng.random() < 0.2:
         params.update(previous_weights=1.0 / n, max_turnover=float(rng.choice([0.5 / n, 2 / n])))
+    if rng.random() < 0.3:
+        params.setdefault("previous_weights", rng.dirichlet(np.ones(n)))
+        params["transaction_costs"] = float(rng.choice([1e-4, 5e-4, 1e-3]))
     if k % 4 >= 2:
         params["covariance"] = FactorCovariance.from_ols(X, F)
     return dict(n=n, X=X, labels=labels, rules=rules, params=params)
 
 
-def _ratio(w: np.ndarray, cov: np.ndarray) -> float:
-    return float(np.sqrt(np.diag(cov)) @ w / np.sqrt(w @ cov @ w))
+def _ratio(w: np.ndarray, cov: np.ndarray, params: dict) -> float:
+    """The diversification ratio, net of transaction costs when the problem has them."""
+    cost = params.get("transaction_costs", 0.0) * np.abs(w - params.get("previous_weights", 0.0))
+    return float((np.sqrt(np.diag(cov)) @ w - cost.sum()) / np.sqrt(w @ cov @ w))
 
 
 def _excess(w: np.ndarray, p: dict) -> float:
@@ -128,7 +134,7 @@ def main(argv=None) -> int:
         if ours.solve_.note:
             notes.append(ours.solve_.note)
         binding += _excess(free.weights_.to_numpy(), p) > 1e-6
-        diffs.append(_ratio(w, cov) / _ratio(w_ref, cov) - 1.0)
+        diffs.append(_ratio(w, cov, params) / _ratio(w_ref, cov, params) - 1.0)
         excess_ours.append(_excess(w, p))
         excess_ref.append(_excess(w_ref, p))
         ours_cpu.append(t1 - t0)

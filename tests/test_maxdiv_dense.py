@@ -256,14 +256,13 @@ def test_binding_caps_at_n200(old_path, dense):
 
 
 @pytest.mark.parametrize("params", [
-    {"linear_constraints": ["A0000 + A0001 >= 0.05"], "transaction_costs": 1e-3,
-     "previous_weights": 1 / 60},
+    {"linear_constraints": ["A0000 + A0001 >= 0.05"], "max_long": 1.0},
     {"l1_coef": 1e-3},
     {"min_return": 0.01},
     {"budget": None, "min_budget": 1.0},
     {"max_long": 1.0},
     {"save_problem": True},
-], ids=["linear with costs", "l1", "min_return", "min_budget", "max_long", "save_problem"])
+], ids=["linear with max_long", "l1", "min_return", "min_budget", "max_long", "save_problem"])
 def test_other_families_keep_the_old_path(monkeypatch, params):
     X = make_returns(60, 400, 3)
     tried = []

@@ -37,6 +37,11 @@ FAMILIES = {
                  "previous_weights": "equal", "max_turnover": 0.03},
     "fees, rf, budget 2": {"linear_constraints": ["g0 <= 0.3", "s1 >= 0.8"], "budget": 2.0,
                            "management_fees": 2e-4, "risk_free_rate": 1e-4},
+    "costs": {"linear_constraints": ["g0 <= 0.15", "g1 >= 0.3", "s2 <= 0.2"],
+              "max_weights": 0.2, "transaction_costs": 5e-4, "previous_weights": "equal"},
+    "costs, long-short": {"linear_constraints": ["g0 <= 0.1", "g2 + g3 >= 0.6"],
+                          "min_weights": -0.05, "max_weights": 0.1, "transaction_costs": 1e-3,
+                          "previous_weights": "equal"},
 }
 
 
@@ -51,7 +56,10 @@ def problem(family: str, n: int, seed: int, factor: bool):
 
 
 def _extra(params: dict) -> dict:
-    return {"rf": params.get("risk_free_rate", 0.0), "fees": params.get("management_fees", 0.0)}
+    """``ratio``'s net-of-fees-and-costs arguments for ``params``."""
+    return {"rf": params.get("risk_free_rate", 0.0), "fees": params.get("management_fees", 0.0),
+            "costs": params.get("transaction_costs", 0.0),
+            "previous": params.get("previous_weights", 0.0)}
 
 
 @pytest.mark.parametrize("factor", [False, True], ids=["dense", "factor"])
@@ -68,8 +76,10 @@ def test_linear_constraints_equal_cvxpy(old_path, family, n, seed, factor):
     value, value_ref = ratio(w, cov, **_extra(params)), ratio(w_ref, cov, **_extra(params))
     assert value == pytest.approx(value_ref, rel=1e-6)
     assert value >= value_ref * (1 - _dense.GAP_TOLERANCE)  # certified: never below CVXPY
-    budget = params.get("budget", 1.0)
-    np.testing.assert_allclose(w, w_ref, atol=1e-5 * budget, rtol=0)
+    # (weights scale with the budget; at a cost's kink ours sits on the previous weight and
+    # Clarabel's stops up to ~1e-5 off it: 1.07e-5 on one case here, its ratio lower)
+    tol = 1e-5 * params.get("budget", 1.0) * (2.0 if "transaction_costs" in params else 1.0)
+    np.testing.assert_allclose(w, w_ref, atol=tol, rtol=0)
     # the rows bind: without them the optimum breaks at least one
     free = MaximumDiversification(**{k: v for k, v in params.items()
                                      if k not in ("linear_constraints", "groups")}).fit(X)
@@ -162,13 +172,6 @@ def test_warm_start_with_rows_equals_a_cold_fit():
     cold = MaximumDiversification(**params).fit(X.iloc[50:])
     assert model.solve_.path == "factor" and model.solve_.warm_start
     np.testing.assert_allclose(model.weights_, cold.weights_, atol=1e-9, rtol=0)
-
-
-def test_rows_with_transaction_costs_keep_cvxpy():
-    X, cov, params = problem("groups", 40, 6, factor=False)
-    model = MaximumDiversification(**params, transaction_costs=1e-3,
-                                   previous_weights=1 / 40).fit(X)
-    assert model.solve_.path == "cvxpy" and model.solve_.note == ""
 
 
 def test_rows_the_free_assets_cannot_meet_fall_back():

@@ -54,6 +54,9 @@ GAP_TOLERANCE = 1e-9
 # Block exchanges allowed without fewer sign violations before single exchanges (Kim-Park's p).
 _BLOCK_TRIES = 3
 _MAX_EXCHANGES = 200
+# With linear constraints, the violators tried (largest index first) for a single exchange
+# that leaves a solution.
+_SINGLE_TRIES = 10
 # Ridges (times the mean variance on F) for the factorisation of Sigma_FF. The first is always
 # on: it moves the answer by ~1e-10 (relative) where Sigma_FF is well conditioned, and where it is
 # singular (duplicate assets) it picks the least-norm optimum (duplicates share equally, as the
@@ -157,8 +160,8 @@ def dense_eligible(spec: _Spec, save_problem: bool = False) -> bool:
     ``None`` or ``inf`` for none), ``budget > 0``, and no other constraint family (no
     min/max_budget, max_long/short, tracking error, min_return or add_constraints). Linear
     constraints (groups, ``linear_constraints``, ``left_inequality``) are rows the pivoting
-    holds active or not (:class:`_Rows`), without transaction costs; transaction costs are
-    a kink per asset (:class:`_Costs`).
+    holds active or not (:class:`_Rows`); transaction costs are a kink per asset
+    (:class:`_Costs`).
     ``max_turnover`` is a box around ``previous_weights`` and folds into the bounds
     (:func:`_box`); fees and the risk-free rate are allowed (they only change ``a``). A
     request addressed to CVXPY keeps today's path: ``save_problem=True`` (the program) or a
@@ -177,8 +180,6 @@ def dense_eligible(spec: _Spec, save_problem: bool = False) -> bool:
         return False
     others = (spec.min_budget, spec.max_budget, spec.max_long, spec.max_short,
               spec.tracking_error, spec.min_returns, spec.add_constraints, spec.add_objective)
-    if (spec.A_eq.size or spec.A_ineq.size) and spec.costs is not None:
-        return False
     return all(v is None for v in others)
 
 
@@ -674,6 +675,27 @@ def _row_multipliers(a, g, lam, gamma, c, free, bound, b, rows: _Rows, active):
     return pi, gamma + float(d @ fitted) / c
 
 
+def _row_violators(rows: _Rows, active: np.ndarray, y: np.ndarray, t: float, pi: np.ndarray,
+                   m_tol: float, n: int) -> np.ndarray:
+    """The rows to exchange, indexed from ``n``: an inactive inequality ``y`` breaks, an active
+    one whose multiplier is negative."""
+    slack, scale = rows.slack(y, t)
+    broken = ~active & (slack > 1e-12 * scale)
+    loose = active & ~rows.equality & (pi < -m_tol)
+    return n + np.flatnonzero(broken | loose)
+
+
+def _keep_entered(rows: _Rows, active: np.ndarray, entered: np.ndarray) -> bool:
+    """After an exchange that leaves no solution: only the equalities and the rows that
+    exchange made active stay active (in place); False when that changes nothing."""
+    keep = rows.equality.copy()
+    keep[entered] = True
+    if not np.any(active & ~keep):
+        return False
+    active[:] = keep
+    return True
+
+
 def _safeguard(violators: np.ndarray, best: int, tries: int) -> tuple[np.ndarray, int, int]:
     """Kim and Park's safeguard of block pivoting: ``(violators to exchange, best, tries)``.
     Every violator while their number falls (or within ``_BLOCK_TRIES`` exchanges that do
@@ -716,8 +738,10 @@ def _block_pivoting(a: np.ndarray, system, state: np.ndarray, box: _Box,
     best, tries = n + (0 if rows is None else rows.rhs.size) + 1, _BLOCK_TRIES
     undo = None  # the last block exchange: (indices, their states before it)
     entered = np.zeros(0, dtype=int)  # rows the last exchange made active
+    ahead = None  # the state's solution when the last exchange already computed it
     for exchange in range(max_exchanges):
-        solved = _free_solution(a, system, box, state, rows=rows, active=active)
+        solved = ahead or _free_solution(a, system, box, state, rows=rows, active=active)
+        ahead = None
         if solved is None and undo is not None:
             # A block exchange can overshoot into a degenerate state (e.g. caps bound for the
             # whole budget): take it back and make only its backup-rule exchange, the
@@ -727,12 +751,8 @@ def _block_pivoting(a: np.ndarray, system, state: np.ndarray, box: _Box,
             entered = entered[entered == moved[-1] - n]
             undo, tries = None, 0
             solved = _free_solution(a, system, box, state, rows=rows, active=active)
-        if solved is None and rows is not None:
-            keep = rows.equality.copy()
-            keep[entered] = True
-            if np.any(active & ~keep):  # the rows that entered, without the others
-                active[:] = keep
-                solved = _free_solution(a, system, box, state, rows=rows, active=active)
+        if solved is None and rows is not None and _keep_entered(rows, active, entered):
+            solved = _free_solution(a, system, box, state, rows=rows, active=active)
         if solved is None:
             return None
         y, t, lam, alpha, c, bound, b = solved
@@ -753,25 +773,49 @@ def _block_pivoting(a: np.ndarray, system, state: np.ndarray, box: _Box,
         wrong = ((state == LOW) & (r < -m_tol)) | ((state == UP) & (r > m_tol))
         violators = np.flatnonzero(below | above | wrong)
         if rows is not None:
-            slack, scale = rows.slack(y, t)
-            broken = ~active & (slack > 1e-12 * scale)
-            loose = active & ~rows.equality & (pi < -m_tol)
-            violators = np.concatenate([violators, n + np.flatnonzero(broken | loose)])
+            violators = np.concatenate([violators,
+                                        _row_violators(rows, active, y, t, pi, m_tol, n)])
         if violators.size == 0:
             return y, exchange
+        candidates = violators
         violators, best, tries = _safeguard(violators, best, tries)
-        on_asset = violators < n
-        target = np.full(violators.size, FREE, dtype=state.dtype)
-        assets = violators[on_asset]
-        target[on_asset] = np.select([below[assets], above[assets]], [LOW, UP], FREE)
-        if rows is not None:
-            target[~on_asset] = ~active[violators[~on_asset] - n]  # a row changes activity
+        if rows is not None and violators.size == 1 < candidates.size:
+            # A single exchange with rows can leave no solution (see above): the largest index
+            # whose exchange leaves one, among the last few.
+            for j in candidates[::-1][:_SINGLE_TRIES]:
+                index = np.array([j])
+                before = _get_states(state, active, index)
+                target = _targets(index, below, above, active)
+                _set_states(state, active, index, target)
+                ahead = _free_solution(a, system, box, state, rows=rows, active=active)
+                if ahead is not None:
+                    break
+                _set_states(state, active, index, before)
+            if ahead is not None:
+                undo = None
+                entered = index[(index >= n) & (target == 1)] - n
+                continue
+        target = _targets(violators, below, above, active)
         undo = (violators, _get_states(state, active, violators)) if violators.size > 1 \
             else None
         if rows is not None:
-            entered = violators[~on_asset][target[~on_asset] == 1] - n
+            entered = violators[violators >= n][target[violators >= n] == 1] - n
         _set_states(state, active, violators, target)
     return None
+
+
+def _targets(index: np.ndarray, below: np.ndarray, above: np.ndarray,
+             active: np.ndarray | None) -> np.ndarray:
+    """The states the exchange of ``index`` gives (see :func:`_get_states`): a free asset
+    below or above its bounds to that bound, a bound one free; a row's activity flipped."""
+    n = below.size
+    on_asset = index < n
+    target = np.full(index.size, FREE, dtype=np.int8)
+    assets = index[on_asset]
+    target[on_asset] = np.select([below[assets], above[assets]], [LOW, UP], FREE)
+    if active is not None:
+        target[~on_asset] = ~active[index[~on_asset] - n]
+    return target
 
 
 def _get_states(state: np.ndarray, active: np.ndarray | None, index: np.ndarray) -> np.ndarray:
@@ -808,7 +852,8 @@ def _cost_coefficients(a: np.ndarray, state: np.ndarray, side: np.ndarray, box: 
 
 
 def _pivoting_with_costs(a: np.ndarray, system, state: np.ndarray, side: np.ndarray,
-                         box: _Box, costs: _Costs, max_exchanges: int = _MAX_EXCHANGES
+                         box: _Box, costs: _Costs, max_exchanges: int = _MAX_EXCHANGES,
+                         rows: _Rows | None = None, active: np.ndarray | None = None
                          ) -> tuple[np.ndarray, int] | None:
     """:func:`_block_pivoting` with transaction costs: each weight is free on one side of its
     previous weight, on a bound, or held at the previous weight (the kink). On each piece the
@@ -817,21 +862,32 @@ def _pivoting_with_costs(a: np.ndarray, system, state: np.ndarray, side: np.ndar
     free weight has ``r = -lam c s``, and the exchanges are: a free weight past its bounds to
     the bound, past its previous weight to ``HOLD``; a held or bound weight whose move lowers
     the Lagrangian (``r + lam c s' < 0`` upwards, ``> 0`` downwards, ``s'`` the side it moves
-    into) to free on that side. ``state`` and ``side`` change in place."""
+    into) to free on that side. ``state`` and ``side`` change in place; linear constraints
+    (``rows``, ``active``) are exchanged as in :func:`_block_pivoting`."""
     n = a.size
     c, w0 = costs.rate, costs.previous
     up_side = np.where(box.lower >= w0, 1.0, -1.0)  # leaving the lower bound upwards
     down_side = np.where(box.upper <= w0, -1.0, 1.0)  # leaving the upper bound downwards
-    best, tries = n + 1, _BLOCK_TRIES
+    if rows is not None:
+        active |= rows.equality
+    best, tries = n + (0 if rows is None else rows.rhs.size) + 1, _BLOCK_TRIES
+    entered = np.zeros(0, dtype=int)  # rows the last exchange made active
     for exchange in range(max_exchanges):
         a_hat, shift = _cost_coefficients(a, state, side, box, costs)
-        solved = _free_solution(a_hat, system, box, state, w0)
+        solved = _free_solution(a_hat, system, box, state, w0, rows=rows, active=active)
+        if solved is None and rows is not None and _keep_entered(rows, active, entered):
+            solved = _free_solution(a_hat, system, box, state, w0, rows=rows, active=active)
         if solved is None:
             return None
         y, t, lam, alpha, cc, bound, b = solved
         g = 2.0 * system.product(y)
         gamma = (lam * alpha - float(b @ g[bound])) / cc
+        if rows is not None:
+            pi, gamma = _row_multipliers(a_hat, g, lam, gamma, cc, np.flatnonzero(state == FREE),
+                                         bound, b, rows, active)
         r = g - lam * a - (gamma + lam * shift)
+        if rows is not None:
+            r = r + rows.matrix.T @ pi
         y_tol = 1e-12 * float(np.max(np.abs(y)))
         m_tol = 1e-11 * float(np.max(np.abs(g)) + abs(lam) * np.max(np.abs(a_hat)) + abs(gamma))
         is_free = state == FREE
@@ -844,14 +900,22 @@ def _pivoting_with_costs(a: np.ndarray, system, state: np.ndarray, side: np.ndar
         sell = (state == HOLD) & (r - lam * c > m_tol)
         moves = below | above | crossed | leave_low | leave_up | buy | sell
         violators = np.flatnonzero(moves)
+        if rows is not None:
+            violators = np.concatenate([violators,
+                                        _row_violators(rows, active, y, t, pi, m_tol, n)])
         if violators.size == 0:
             return y, exchange
         violators, best, tries = _safeguard(violators, best, tries)
-        new_state = np.select([below, above, crossed], [LOW, UP, HOLD], FREE)[violators]
+        assets = violators[violators < n]
+        new_state = np.select([below, above, crossed], [LOW, UP, HOLD], FREE)[assets]
         new_side = np.select([leave_low, leave_up, buy, sell],
-                             [up_side, down_side, 1.0, -1.0], side)[violators]
-        state[violators] = new_state
-        side[violators] = new_side
+                             [up_side, down_side, 1.0, -1.0], side)[assets]
+        state[assets] = new_state
+        side[assets] = new_side
+        if rows is not None:
+            moved = violators[violators >= n] - n
+            entered = moved[~active[moved]]
+            active[moved] = ~active[moved]
     return None
 
 
@@ -861,21 +925,27 @@ def _exact_system(cov: np.ndarray | LowRankCovariance, a: np.ndarray):
     return cov.system(a) if isinstance(cov, LowRankCovariance) else _FreeSetSolver(cov, a)
 
 
-def _pivot_costs(cov: np.ndarray | LowRankCovariance, a: np.ndarray, box: _Box, costs: _Costs
-                 ) -> tuple[np.ndarray, int] | None:
-    """``(y, exchanges)`` with transaction costs: from the cost-free optimum's bounds and
-    sides (:func:`_pivot_dense`), :func:`_pivoting_with_costs` on the exact covariance."""
-    start = _pivot_dense(cov, a, box)
+def _pivot_costs(cov: np.ndarray | LowRankCovariance, a: np.ndarray, box: _Box, costs: _Costs,
+                 rows: _Rows | None = None) -> tuple[np.ndarray, int] | None:
+    """``(y, exchanges)`` with transaction costs: from the cost-free optimum's bounds, sides
+    and tight linear constraints (:func:`_pivot_dense`), :func:`_pivoting_with_costs` on the
+    exact covariance."""
+    start = _pivot_dense(cov, a, box, rows)
     n = a.size
     state = np.full(n, FREE, dtype=np.int8)
     side = np.ones(n)
+    active = None if rows is None else rows.equality.copy()
     if start is not None:
         y0 = start[0]
         t0 = float(y0.sum()) / box.budget
         state = _bound_state(y0, box, t0, 1e-12 * float(np.max(np.abs(y0))))
         side = np.where(y0 >= costs.previous * t0, 1.0, -1.0)
+        if rows is not None:
+            slack, scale = rows.slack(y0, t0)
+            active |= np.abs(slack) <= 1e-12 * scale
     system = _exact_system(cov, a)
-    solved = _pivoting_with_costs(a, system, state.copy(), side.copy(), box, costs)
+    solved = _pivoting_with_costs(a, system, state.copy(), side.copy(), box, costs, rows=rows,
+                                  active=None if active is None else active.copy())
     if solved is not None:
         return solved
     # The pivoting can cycle with costs (the kinks make the problem no P-matrix one): reach
@@ -883,7 +953,8 @@ def _pivot_costs(cov: np.ndarray | LowRankCovariance, a: np.ndarray, box: _Box, 
     total = 0
     for fraction in _COST_STEPS:
         scaled = _Costs(fraction * costs.rate, costs.previous)
-        solved = _pivoting_with_costs(a, system, state, side, box, scaled)
+        solved = _pivoting_with_costs(a, system, state, side, box, scaled, rows=rows,
+                                      active=active)
         if solved is None:
             return None
         total += solved[1]
@@ -1044,7 +1115,7 @@ def solve_dense(spec: _Spec, X: np.ndarray | None = None, start: np.ndarray | No
         warm = solved is not None
         if not warm:
             solved = (_pivot_dense(cov, a, box, rows) if costs is None
-                      else _pivot_costs(cov, a, box, costs))
+                      else _pivot_costs(cov, a, box, costs, rows))
         if solved is None:
             return ("the active-set solver found no factorable free set or did not "
                     "converge")
