@@ -10,6 +10,9 @@ checked against the true loss at feasible points away from the optimum.
 
 from __future__ import annotations
 
+import sys
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -17,6 +20,8 @@ import pytest
 from tests.test_maxdiv_dense import factor_returns, ratio
 from xl_factorlasso.core.covariance import FactorCovariance
 from xl_factorlasso.core.optimization import MaximumDiversification, _dense
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))  # bench_maxdiv
 
 
 def groups_of(columns: pd.Index) -> pd.DataFrame:
@@ -232,3 +237,31 @@ def test_a_dense_answer_settles_the_precheck(monkeypatch):
     with pytest.raises(InfeasibleProblemError, match="g0 >= 0.6.*g1 >= 0.6|g1 >= 0.6.*g0 >= 0.6"):
         MaximumDiversification(**params).fit(X)
     assert calls == [1]
+
+
+@pytest.mark.parametrize("case", ["factor, equality", "dense, one row"])
+def test_single_exchanges_that_leave_a_solution(old_path, case):
+    """Two problems of ``benchmarks/bench_maxdiv_rows.py`` (its draws 154 and 412, 20 assets)
+    on which the single exchange of the largest violator left no solution and the fit fell
+    back to CVXPY; the pivoting now takes the largest violator whose exchange leaves one."""
+    from bench_maxdiv import make_data
+
+    if case == "factor, equality":
+        X, F = make_data(20, 240, seed=154)
+        labels = "G3 G2 G2 G2 G2 G2 G0 G2 G4 G2 G5 G5 G5 G3 G2 G4 G4 G5 G2 G3".split()
+        params = dict(covariance=FactorCovariance.from_ols(X, F), max_weights=0.2,
+                      linear_constraints=["G0 <= 0.0285", "G3 == 0.15", "G2 <= 0.3525",
+                                          "G5 <= 0.1116"])
+        cov = params["covariance"].covariance.to_numpy()
+    else:
+        X, _ = make_data(20, 240, seed=412)
+        labels = "G3 G0 G3 G2 G1 G2 G1 G2 G1 G2 G3 G1 G0 G0 G1 G2 G3 G0 G2 G2".split()
+        params = dict(max_weights=0.15, linear_constraints=["G1 <= 0.0813"])
+        cov = X.cov().to_numpy()
+    params["groups"] = [labels]
+    ours = MaximumDiversification(**params).fit(X)
+    assert ours.solve_.path in ("dense", "factor") and ours.solve_.note == ""
+    reference = old_path(X, **params)
+    w, w_ref = ours.weights_.to_numpy(), reference.weights_.to_numpy()
+    assert ratio(w, cov) == pytest.approx(ratio(w_ref, cov), rel=1e-6)
+    assert ratio(w, cov) >= ratio(w_ref, cov) * (1 - _dense.GAP_TOLERANCE)
