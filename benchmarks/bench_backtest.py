@@ -11,8 +11,11 @@ lambda_max``, ``warmup_period=None``); the rebalancing dates are the last ``--da
 Parts, all in this process and serial (BLAS at one thread, as every fit):
 
 1. ``factor``: :class:`MaxDiversificationBacktest` with no benchmarks, expanding window, over
-   all dates (issue 11's target: <= 20 s). ``--repeats`` runs, medians: total, the rolling fits,
-   the optimisations (``timings_``) and the rest (holdings, diversification, statistics).
+   all dates (issue 11's target: <= 20 s); with ``--constraints groups`` the portfolio has
+   ``bench_maxdiv.py``'s two group levels and five linear constraints, a 5% cap and
+   transaction costs of 5 bp (the default: long-only, fully invested). ``--repeats`` runs,
+   medians: total, the rolling fits, the optimisations (``timings_``) and the rest (holdings,
+   diversification, statistics).
 2. ``benchmarks``: the backtest with the sample, EWMA and equal-weight benchmarks and a fixed
    window of ``--window`` rows (more rows than assets, else the sample covariance is singular)
    on the last ``--bench-dates`` month-ends: seconds per date of each strategy
@@ -34,6 +37,7 @@ Usage::
     python benchmarks/bench_backtest.py                      # N=500, M=30, 240 dates
     python benchmarks/bench_backtest.py --n-assets 50 --n-factors 10 --dates 24 --window 104
     python benchmarks/bench_backtest.py --parts factor --repeats 3
+    python benchmarks/bench_backtest.py --parts factor --constraints groups --repeats 3
 """
 
 from __future__ import annotations
@@ -49,6 +53,7 @@ import numpy as np
 import pandas as pd
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))  # bench_maxdiv
 
 from xl_factorlasso import (  # noqa: E402
     LassoModel,
@@ -76,9 +81,22 @@ def _dr(w: np.ndarray, cov: np.ndarray) -> float:
     return float(w @ np.sqrt(np.diag(cov)) / np.sqrt(w @ cov @ w))
 
 
-def _factor(x, y, model, dates, repeats: int) -> None:
+def _portfolio(constraints: str, n: int):
+    """The factor strategy's optimiser: the default one, or (``"groups"``) bench_maxdiv's two
+    group levels and five linear constraints with a 5% cap and transaction costs of 5 bp."""
+    if constraints == "none":
+        return None
+    from bench_maxdiv import group_params
+
+    from xl_factorlasso import MaximumDiversification
+
+    return MaximumDiversification(max_weights=0.05, transaction_costs=5e-4, **group_params(n))
+
+
+def _factor(x, y, model, dates, repeats: int, constraints: str = "none") -> None:
+    portfolio = _portfolio(constraints, y.shape[1])
     make = lambda: MaxDiversificationBacktest(  # noqa: E731
-        RollingLassoModel(model, rebalance=dates), benchmarks=())
+        RollingLassoModel(model, rebalance=dates), portfolio=portfolio, benchmarks=())
     make().fit(x.iloc[:300], y.iloc[:300])  # imports, caches: not timed
     runs = []
     for r in range(repeats):
@@ -92,7 +110,8 @@ def _factor(x, y, model, dates, repeats: int) -> None:
     med = np.median(np.array(runs), axis=0)
     print(f"{'factor strategy':24s} {'total s':>8s} {'fits s':>8s} {'optim s':>8s} "
           f"{'rest s':>7s} {'ms/date':>8s} {'runs':>4s} {'failures':>8s}")
-    print(f"{'MaxDiv on B Sf B^T + D':24s} {med[0]:8.2f} {med[1]:8.2f} {med[2]:8.2f} "
+    label = "MaxDiv on B Sf B^T + D" if constraints == "none" else "MaxDiv, groups + costs"
+    print(f"{label:24s} {med[0]:8.2f} {med[1]:8.2f} {med[2]:8.2f} "
           f"{med[3]:7.2f} {1e3 * med[2] / len(dates):8.1f} {repeats:4d} "
           f"{len(bt.failures_):8d}")
     ex = bt.diversification_["factor"]
@@ -175,6 +194,8 @@ def main(argv=None) -> int:
     parser.add_argument("--test-size", type=int, default=4, help="rows per peer fold")
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--parts", default="all", help=f"comma list of {list(PARTS)}")
+    parser.add_argument("--constraints", choices=("none", "groups"), default="none",
+                        help="the factor strategy's portfolio constraints")
     args = parser.parse_args(argv)
     parts = list(PARTS) if args.parts == "all" else args.parts.split(",")
     x, y, model, dates = _panel(args.n_assets, args.n_factors, args.dates)
@@ -182,7 +203,7 @@ def main(argv=None) -> int:
           f"{len(dates)} monthly dates ({dates[0].date()} .. {dates[-1].date()}); python "
           f"{platform.python_version()}, {os.cpu_count()} cores")
     if "factor" in parts:
-        _factor(x, y, model, dates, args.repeats)
+        _factor(x, y, model, dates, args.repeats, args.constraints)
     if "benchmarks" in parts:
         _benchmarks(x, y, model, dates, args.window, args.bench_dates, args.dates)
     if "peer" in parts:

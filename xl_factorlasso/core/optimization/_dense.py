@@ -1,8 +1,8 @@
 """The dense and factor paths: maximum diversification without CVXPY.
 
-For per-asset bounds and a budget (:func:`dense_eligible`: a dense covariance, the risk alone
-in the denominator, no other constraint family) the homogenised program of
-:func:`._formulation._formulate` is the small QP::
+For per-asset bounds, a budget and linear constraints (:func:`dense_eligible`: a dense
+covariance, the risk alone in the denominator, no other constraint family) the homogenised
+program of :func:`._formulation._formulate` is the small QP (rows below)::
 
     minimise  y' Sigma y   subject to   a'y = 1,  lower t <= y <= upper t,  t = 1'y / budget
 
@@ -17,7 +17,9 @@ of sign violations, then single exchanges of the largest index), started from th
 a low-rank surrogate, with one dense Cholesky of ``Sigma_FF`` re-used through Schur
 complements while the free set moves little (:class:`_FreeSetSolver`). Transaction costs
 (``a'y - c'|y - w_prev t| = 1``) add a kink per asset, a third state (held at the previous
-weight) for :func:`_pivoting_with_costs`.
+weight) for :func:`_pivoting_with_costs`. Linear constraints (groups, ``linear_constraints``:
+:class:`_Rows`) are rows ``E y <= e t`` that both pivotings hold active (with equality) or
+not, exchanged beside the assets.
 
 A factor covariance ``Sigma = F F' + diag(d**2)`` (``FactorCovariance``, every ``d > 0``) takes
 the same pivoting with Woodbury solves (:class:`LowRankCovariance`): ``|F| k^2`` an exchange,
