@@ -12,7 +12,12 @@ import pandas as pd
 import pytest
 
 from xl_factorlasso.core.covariance import FactorCovariance
-from xl_factorlasso.core.optimization import InfeasibleProblemError, MaximumDiversification, _dense
+from xl_factorlasso.core.optimization import (
+    InfeasibleProblemError,
+    MaximumDiversification,
+    _dense,
+    _free_set,
+)
 
 D_REL = 1e-6  # ratio, relative (Clarabel's answer is within ~3e-8 of the certified one)
 W_ABS = 1e-5  # weights, absolute
@@ -512,7 +517,7 @@ def test_conjugate_gradient_solver_and_stage(monkeypatch):
     monkeypatch.setattr(_dense, "_ITERATIVE_FROM", 10**9)
     y_direct, _ = _dense._pivot_dense(cov, a)
     np.testing.assert_allclose(y, y_direct, rtol=0, atol=1e-10 * np.max(y))
-    monkeypatch.setattr(_dense, "_CG_STEPS", 1)  # CG gives up: the exact stage still answers
+    monkeypatch.setattr(_free_set, "_CG_STEPS", 1)  # CG gives up: the exact stage still answers
     monkeypatch.setattr(_dense, "_ITERATIVE_FROM", 400)
     y_failed, _ = _dense._pivot_dense(cov, a)
     np.testing.assert_allclose(y_failed, y_direct, rtol=0, atol=1e-10 * np.max(y))

@@ -25,10 +25,11 @@ A factor covariance ``Sigma = F F' + diag(d**2)`` (``FactorCovariance``, every `
 the same pivoting with Woodbury solves (:class:`LowRankCovariance`): ``|F| k^2`` an exchange,
 never an n x n matrix, one stage since the surrogate is then exact (the ``"factor"`` path).
 
-The answer is certified by :func:`relative_gap`, which reads only ``Sigma``, ``a``, the bounds
-and the point: the Frank-Wolfe (linearised) lower bound of the convex QP for long-only bounds,
-the Lagrangian dual bound with short positions (:func:`_dual_bound`), turned into a bound on
-the relative loss of diversification ratio. A point whose bound exceeds ``GAP_TOLERANCE``, or
+The solves with ``Sigma_FF`` are :mod:`._free_set`'s. The answer is certified by
+:func:`._certificate.relative_gap`, which reads only ``Sigma``, ``a``, the constraints and the
+point: the Frank-Wolfe (linearised) lower bound of the convex QP for long-only bounds, the
+Lagrangian dual bound with short positions, costs or linear constraints, turned into a bound
+on the relative loss of diversification ratio. A point whose bound exceeds ``GAP_TOLERANCE``, or
 any numerical trouble, gives no answer and the fit takes today's path (screening or the full
 CVXPY program) with the same constraint families, messages and diagnosis. ``solve_`` (a
 :class:`SolveReport`) says which path answered.
@@ -40,45 +41,46 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
-import scipy.linalg as sla
 
 from .._threads import blas_threads
+from ._certificate import (  # noqa: F401 (_dual_bound ... _fractional_minimum: tests read them here)
+    GAP_TOLERANCE,
+    _closed_form_minimum,
+    _Costs,
+    _dual_bound,
+    _fractional_minimum,
+    _knapsack,
+    _numerator,
+    _Rows,
+    _rows,
+    relative_gap,
+)
 from ._diagnosis import _violations
-from ._feasibility import _Box, _box, _fill
+from ._feasibility import _Box, _box
+from ._free_set import (
+    LowRankCovariance,
+    _exact_system,
+    _FreeSetSolver,
+    _IterativeSolver,
+    _LowRankSolver,
+)
 from ._screening import _SURROGATE_RANK, _low_rank_plus_diagonal
 from ._spec import _CLARABEL_DEFAULTS, _Handles, _Spec
 
 __all__ = ["GAP_TOLERANCE", "SolveReport", "dense_eligible", "relative_gap"]
 
-# The certified relative loss of diversification ratio the dense answer may have; Clarabel's
-# 1e-9 gap tolerances give today's path about this accuracy.
-GAP_TOLERANCE = 1e-9
 # Block exchanges allowed without fewer sign violations before single exchanges (Kim-Park's p).
 _BLOCK_TRIES = 3
 _MAX_EXCHANGES = 200
 # With linear constraints, the violators tried (largest index first) for a single exchange
 # that leaves a solution.
 _SINGLE_TRIES = 10
-# Ridges (times the mean variance on F) for the factorisation of Sigma_FF. The first is always
-# on: it moves the answer by ~1e-10 (relative) where Sigma_FF is well conditioned, and where it is
-# singular (duplicate assets) it picks the least-norm optimum (duplicates share equally, as the
-# interior-point path's analytic centre does) instead of a split made by round-off. Larger ones
-# are tried when the factorisation still fails; the certificate is always on the true Sigma.
-_RIDGES = (1e-10, 1e-8, 1e-6)
-# Iterative-refinement steps at most (each: one product with Sigma and one solve).
-_REFINEMENTS = 4
-# ... stopped once the residual of Sigma_FF x = a_F is this small relative to a_F.
-_RESIDUAL = 1e-14
-# Dinkelbach steps of the bounded certificate (each a sort; it ends in a few).
-_DINKELBACH_STEPS = 50
 # The conjugate-gradient stage of _pivot_dense: from this many free assets, at most this many
-# exchanges, this relative residual (enough for the signs), this many steps per solve. Measured
-# (one BLAS thread, CPU, dense optima at T = 4000): n = 2000 pivoting 0.31 s -> 0.23 s, one
-# factorisation of 1688 assets instead of 2000 and 1660; n = 1000 0.052 s -> 0.044 s.
+# exchanges (its solves: _free_set._IterativeSolver). Measured (one BLAS thread, CPU, dense
+# optima at T = 4000): n = 2000 pivoting 0.31 s -> 0.23 s, one factorisation of 1688 assets
+# instead of 2000 and 1660; n = 1000 0.052 s -> 0.044 s.
 _ITERATIVE_FROM = 400
 _ITERATIVE_EXCHANGES = 2
-_CG_TOLERANCE = 1e-6
-_CG_STEPS = 300
 # With transaction costs, when the pivoting from the cost-free optimum does not converge: the
 # costs are reached in these fractions, each pivoting from the state of the last.
 _COST_STEPS = tuple(k / 10 for k in range(1, 11))
@@ -119,42 +121,6 @@ FREE, LOW, UP, HOLD = 0, 1, 2, 3  # an asset's state: free, on its lower/upper b
 # transaction costs) held at its previous weight, the kink of its cost
 
 
-@dataclass(frozen=True)
-class _Costs:
-    """Transaction costs ``c >= 0`` per unit traded away from ``previous`` (``w_prev``): the
-    numerator loses ``c'|w - w_prev|``, in the homogenised program ``c'|y - w_prev t|``."""
-
-    rate: np.ndarray
-    previous: np.ndarray
-
-
-@dataclass(frozen=True)
-class _Rows:
-    """The linear constraints (``linear_constraints``, groups, ``left_inequality``) in the
-    homogenised program: ``E y <= e t``, or ``E y = e t`` where ``equality`` (rows of
-    ``A_eq w = b_eq`` first, then ``A_ineq w <= b_ineq``)."""
-
-    matrix: np.ndarray  # (k, n)
-    rhs: np.ndarray  # (k,)
-    equality: np.ndarray  # (k,) bool
-
-    def slack(self, y: np.ndarray, t: float) -> tuple[np.ndarray, np.ndarray]:
-        """``E y - e t`` (<= 0 where an inequality holds) and its round-off scale."""
-        return (self.matrix @ y - self.rhs * t,
-                np.abs(self.matrix) @ np.abs(y) + np.abs(self.rhs) * t)
-
-
-def _rows(spec: _Spec) -> _Rows | None:
-    """The spec's linear constraints as :class:`_Rows`, or None when it has none."""
-    if not spec.A_eq.size and not spec.A_ineq.size:
-        return None
-    n = spec.n
-    matrix = np.vstack([spec.A_eq.reshape(-1, n), spec.A_ineq.reshape(-1, n)]).astype(float)
-    rhs = np.concatenate([spec.b_eq, spec.b_ineq]).astype(float)
-    equality = np.arange(len(rhs)) < spec.A_eq.reshape(-1, n).shape[0]
-    return _Rows(matrix, rhs, equality)
-
-
 def dense_eligible(spec: _Spec, save_problem: bool = False) -> bool:
     """Whether the dense path is tried: one solve of the QP form (a dense covariance, or a
     factor covariance for the factor path; no l1, l2 or add_objective), bounds (a finite
@@ -189,374 +155,6 @@ def _coefficients(spec: _Spec) -> np.ndarray:
     """``a`` of the normalisation ``a'y = 1`` in this family."""
     a = spec.mu - (spec.fees if spec.fees is not None else 0.0)
     return a - spec.risk_free_rate / spec.budget
-
-
-def _numerator(a: np.ndarray, y: np.ndarray, box: _Box | None, costs: _Costs | None) -> float:
-    """``a'y``, less ``c'|y - w_prev t|`` (``t = 1'y / budget``) with transaction costs."""
-    value = float(a @ y)
-    if costs is not None:
-        t = float(y.sum()) / box.budget
-        value -= float(costs.rate @ np.abs(y - costs.previous * t))
-    return value
-
-
-def relative_gap(cov: np.ndarray | LowRankCovariance, a: np.ndarray, y: np.ndarray,
-                 box: _Box | None = None, costs: _Costs | None = None,
-                 rows: _Rows | None = None) -> float:
-    """A certified bound on the relative loss of diversification ratio of ``y``.
-
-    ``y`` is scaled to ``a'y = 1`` (long-only: negative entries set to 0 first). For the convex
-    ``p* = min y'Sigma y`` over the feasible cone ``K`` (``a'y = 1``, ``y = t w`` with ``w`` in
-    the box-and-budget polytope ``P``; ``box=None``: long-only, no upper bound) and ``g = 2
-    Sigma y``, convexity gives ``p* >= f(y) - g'y + m`` with ``m = min {g'z : z in K}``, and
-    ``g'y = 2 f``. The diversification ratio is ``D = 1 / sqrt(f)``, so ``D*/D(y) - 1 <=
-    sqrt(f / (m - f)) - 1``, returned (``inf`` when no positive lower bound holds).
-
-    Long-only without upper bounds ``m`` has a closed form by LP duality: ``m = min_{a_j > 0}
-    g_j / a_j`` when that is at least ``max_{a_j < 0} g_j / a_j`` and ``g_j >= 0`` wherever
-    ``a_j = 0`` (otherwise ``-inf``). With bounds see :func:`_fractional_minimum`. With short
-    positions (a negative lower bound) the cone holds points with ``a'w`` near 0 and that
-    linear bound is ``-inf``, and transaction costs (``costs``: the normalisation is then
-    ``a'y - c'|y - w_prev t| = 1``) are not linear: the Lagrangian dual bound of
-    :func:`_dual_bound` is used for both, and for linear constraints (``rows``), whose
-    polytope the knapsacks do not describe. The bound assumes ``y`` feasible: the caller checks
-    the weights against every constraint (:func:`._diagnosis._violations`)."""
-    y = np.asarray(y, dtype=float)
-    default = costs is None and rows is None and (
-        box is None or (np.all(box.lower == 0) and np.all(np.isinf(box.upper))))
-    if default:
-        y = np.clip(y, 0.0, None)
-    scale = _numerator(a, y, box, costs)
-    if not np.isfinite(scale) or scale <= 0:
-        return np.inf
-    y = y / scale
-    g = 2.0 * (cov @ y)
-    f = 0.5 * float(g @ y)
-    if default:
-        lower = _closed_form_minimum(a, g) - f  # f - g'y + m
-    elif costs is not None or rows is not None or np.any(box.lower < 0):
-        lower = _dual_bound(cov, a, y, g, box, costs, rows)
-    else:
-        lower = _fractional_minimum(a, g, box, theta=2.0 * f) - f
-    if not (np.isfinite(lower) and lower > 0 and f > 0):
-        return np.inf
-    return max(float(np.sqrt(f / lower)) - 1.0, 0.0)
-
-
-def _dual_bound(cov: np.ndarray | LowRankCovariance, a: np.ndarray, y: np.ndarray, g: np.ndarray,
-                box: _Box, costs: _Costs | None = None, rows: _Rows | None = None) -> float:
-    """A lower bound on ``p*`` from the Lagrangian dual of the homogenised QP (any box, short
-    positions and transaction costs included), at multipliers read off ``y`` (numerator 1,
-    ``g = 2 Sigma y``); ``-inf`` when ``Sigma`` does not factor.
-
-    Costs are written ``a'y - c'z >= 1``, ``z >= +-(y - w_prev t)``. With ``nu >= 0`` for the
-    numerator, ``pi+-`` for ``z``'s rows (stationarity in ``z``: ``pi+ + pi- = nu c``, so
-    ``pi+ - pi- = nu c xi`` with ``|xi| <= 1``), ``mu`` for ``1'y = budget t``, ``l, u >= 0``
-    for ``y >= lower t`` and ``y <= upper t`` and ``k >= 0`` for ``t >= 0``, stationarity in
-    ``t`` reads ``k = -nu (c xi)'w_prev + l'lower - u'upper + mu budget``, and the dual
-    function is ``nu - v'Sigma^-1 v / 4`` with ``v = nu (a - c xi) + l - u + mu 1``: a lower
-    bound for every such choice. ``nu, mu`` are fitted on the free assets (``g = nu (a - c s)
-    + mu`` there, ``s`` the side of the previous weight), ``xi`` is that side, or for a weight
-    at its previous one the clipped ``-r / (nu c)`` (``r = g - nu a - mu``), ``l, u`` are the
-    positive parts of ``r + nu c xi`` on the weights at a bound, and ``mu`` is raised where
-    needed so that ``k >= 0``; a wrong guess only loosens the bound. At the optimum it equals
-    ``f`` up to round-off (one Cholesky of ``Sigma``).
-
-    Linear constraints ``E y <= e t`` (``rows``) add ``pi >= 0`` (free for equalities): ``v``
-    gains ``- E'pi`` and ``k`` gains ``- pi'e``. ``pi`` is fitted with ``nu, mu`` on the rows
-    that hold with equality at ``y`` (0 elsewhere), then clipped to its sign."""
-    n = y.size
-    t = float(y.sum()) / box.budget
-    tol = 1e-9 * float(np.max(np.abs(y)))
-    finite = np.isfinite(box.upper)
-    at_low = y <= box.lower * t + tol
-    at_up = finite & (y >= np.where(finite, box.upper, 0.0) * t - tol) & ~at_low
-    c = np.zeros(n) if costs is None else costs.rate
-    w0 = np.zeros(n) if costs is None else costs.previous
-    moved = y - w0 * t
-    at_prev = (c > 0) & (np.abs(moved) <= tol) & ~(at_low | at_up)
-    side = np.where(np.abs(moved) <= tol, 0.0, np.sign(moved))
-    free = ~(at_low | at_up | at_prev)
-    if np.count_nonzero(free) < 2:
-        return -np.inf
-    columns = [(a - c * side)[free], np.ones(np.count_nonzero(free))]
-    pi, tight = np.zeros(0), np.zeros(0, dtype=bool)
-    if rows is not None:
-        slack, scale = rows.slack(y, t)
-        tight = rows.equality | (np.abs(slack) <= 1e-9 * scale)
-        columns += list(-rows.matrix[tight][:, free])
-    fitted, *_ = np.linalg.lstsq(np.column_stack(columns), g[free], rcond=None)
-    nu, mu = fitted[:2]
-    if costs is not None and not nu > 0:  # the numerator's row is an inequality
-        return -np.inf
-    r = g - nu * a - mu
-    if rows is not None:
-        pi = np.zeros(tight.size)
-        pi[tight] = fitted[2:]
-        pi = np.where(rows.equality, pi, np.maximum(pi, 0.0))
-        r = r + rows.matrix.T @ pi
-    with np.errstate(divide="ignore", invalid="ignore"):
-        kink = np.clip(np.where(c > 0, -r / (nu * c), 0.0), -1.0, 1.0)
-    xi = np.where(side != 0, side, kink)
-    r = r + nu * c * xi  # a lower bound's multiplier; minus an upper bound's
-    low = np.where(at_low, np.maximum(r, 0.0), 0.0)
-    up = np.where(at_up, np.maximum(-r, 0.0), 0.0)
-    k = (-nu * float((c * xi) @ w0) + float(low @ box.lower)
-         - float(up[finite] @ box.upper[finite]) + mu * box.budget)
-    if rows is not None:
-        k -= float(pi @ rows.rhs)
-    if k < 0:
-        mu -= k / box.budget
-    v = nu * (a - c * xi) + low - up + mu
-    if rows is not None:
-        v = v - rows.matrix.T @ pi
-    if isinstance(cov, LowRankCovariance):
-        u = cov.inverse_times(v)
-    else:
-        try:
-            u = sla.cho_solve(sla.cho_factor(cov, check_finite=False), v, check_finite=False)
-        except (np.linalg.LinAlgError, ValueError):
-            u = None
-    if u is None:
-        return -np.inf
-    return float(nu - 0.25 * (v @ u))
-
-
-def _closed_form_minimum(a: np.ndarray, g: np.ndarray) -> float:
-    """``min {g'z : a'z = 1, z >= 0}`` (see :func:`relative_gap`)."""
-    pos, neg, zero = a > 0, a < 0, a == 0
-    if not pos.any() or np.any(g[zero] < 0):
-        return -np.inf
-    lam = float(np.min(g[pos] / a[pos]))
-    if neg.any() and lam < float(np.max(g[neg] / a[neg])):
-        return -np.inf
-    return lam
-
-
-def _knapsack(c: np.ndarray, box: _Box) -> tuple[float, np.ndarray] | None:
-    """``min c'w`` over ``lower <= w <= upper, 1'w = budget`` and its minimiser (the cheapest
-    coefficients filled first), or None when that set is empty."""
-    rest = box.budget - float(box.lower.sum())
-    filled = None if rest < 0 else _fill(c, box.upper - box.lower, rest)
-    if filled is None:
-        return None
-    order, take = filled
-    w = box.lower.copy()
-    w[order] += take
-    w = np.minimum(w, box.upper)  # lower + (upper - lower) may round one ulp above upper
-    return float(c @ w), w
-
-
-def _fractional_minimum(a: np.ndarray, g: np.ndarray, box: _Box, theta: float) -> float:
-    """A lower bound on ``m = min {g'z : a'z = 1, z in cone(P)} = min_{w in P} g'w / a'w``
-    (see :func:`relative_gap`), which needs ``A = min_P a'w > 0``.
-
-    For any ``theta`` and ``phi = min_P (g - theta a)'w`` (a fractional knapsack), every
-    ``w`` in ``P`` has ``g'w / a'w >= theta + min(phi, 0) / A``. Dinkelbach's iteration from
-    ``theta`` (the value at a point of the cone, so ``>= m``) takes ``theta`` down to ``m``,
-    where ``phi`` is 0 up to round-off. ``A > 0`` holds for long-only bounds when every
-    ``a_j > 0``; with short positions the optimal face of the knapsack holds portfolios with
-    ``a'w <= 0`` and round-off leaves no certified bound: :func:`_dual_bound` is used there."""
-    low = _knapsack(a, box)
-    if low is None or not low[0] > 0:
-        return -np.inf
-    for _ in range(_DINKELBACH_STEPS):
-        phi, w = _knapsack(g - theta * a, box)
-        if phi >= 0:
-            break
-        step = float(g @ w) / float(a @ w)  # a'w >= A > 0
-        if not step < theta:  # round-off at the root
-            break
-        theta = step
-    phi, _ = _knapsack(g - theta * a, box)
-    return theta + min(phi, 0.0) / low[0]
-
-
-def _factor(cov: np.ndarray, free: np.ndarray) -> tuple[tuple, float] | None:
-    """A Cholesky factor of ``Sigma_FF + delta I`` and ``delta``, with the first ridge of
-    ``_RIDGES`` (times the mean variance on ``F``) that makes it factorable, or None."""
-    block = cov[np.ix_(free, free)]
-    level = float(np.mean(np.diag(block))) if free.size else 0.0
-    if not level > 0:
-        return None
-    diagonal = np.diag_indices(free.size)
-    for ridge in _RIDGES:
-        matrix = block.copy()
-        matrix[diagonal] += ridge * level
-        try:
-            return sla.cho_factor(matrix, overwrite_a=True, check_finite=False), ridge * level
-        except np.linalg.LinAlgError:
-            continue
-    return None
-
-
-class _FreeSetSolver:
-    """Solutions ``x`` of ``Sigma_FF x = a_F`` for a sequence of free sets ``F``.
-
-    A Cholesky factor of ``Sigma_BB + delta I`` for a base set ``B`` is kept (``delta``: the
-    ridge of :func:`_factor`); a nearby ``F`` (``A`` added, ``R`` removed) is solved by the
-    Schur complement of the bordered system ``[[S_BB, S_BA, E_R], [S_AB, S_AA, 0], [E_R', 0,
-    0]] [x_B; x_A; nu] = [r_B; r_A; 0]`` (``x_R = 0`` imposed by the multiplier ``nu``), which
-    costs ``|B|^2 k`` for ``k = |A| + |R|`` instead of a new factorisation's ``|F|^3 / 3``;
-    ``B`` is re-factored when that is cheaper. Iterative refinement against the unridged
-    ``Sigma_FF`` then removes the ridge's bias (where ``Sigma_FF`` is singular, e.g. duplicate
-    assets, it leaves the least-norm solution). ``factorisations`` counts the Cholesky
-    factorisations."""
-
-    def __init__(self, cov: np.ndarray, a: np.ndarray):
-        self.cov, self.a = cov, a
-        self.base = None
-        self.factorisations = 0
-
-    def _refactor(self, free: np.ndarray) -> bool:
-        self.factorisations += 1
-        factored = _factor(self.cov, free)
-        if factored is None:
-            self.base = None
-            return False
-        self.base, (self.chol, self.delta) = free, factored
-        self.border = None
-        return True
-
-    def _prepare(self, free: np.ndarray) -> bool:
-        """Set up :meth:`_apply` for ``F``; False when no ridge makes it factorable."""
-        if self.base is None:
-            return self._refactor(free)
-        base = self.base
-        removed = np.setdiff1d(base, free, assume_unique=True)
-        added = np.setdiff1d(free, base, assume_unique=True)
-        k = removed.size + added.size
-        if k == 0:
-            self.border = None
-            return True
-        if 2.0 * base.size**2 * k + k**3 / 3.0 >= free.size**3 / 3.0:
-            return self._refactor(free)
-        border = np.zeros((base.size, k))
-        border[:, :added.size] = self.cov[np.ix_(base, added)]
-        border[np.searchsorted(base, removed), added.size + np.arange(removed.size)] = 1.0
-        z = sla.cho_solve(self.chol, border, check_finite=False)
-        schur = -border.T @ z
-        schur[:added.size, :added.size] += self.cov[np.ix_(added, added)]
-        schur[np.arange(added.size), np.arange(added.size)] += self.delta
-        try:
-            lu = sla.lu_factor(schur, check_finite=False)
-        except (np.linalg.LinAlgError, ValueError):
-            return self._refactor(free)
-        if not np.all(np.isfinite(lu[0])) or np.min(np.abs(np.diag(lu[0]))) == 0:
-            return self._refactor(free)
-        keep = np.isin(base, free, assume_unique=True)
-        self.border = (border, z, lu, np.searchsorted(free, added), keep,
-                       np.searchsorted(free, base[keep]))
-        return True
-
-    def _apply(self, free: np.ndarray, rhs: np.ndarray) -> np.ndarray:
-        """``(Sigma_FF + delta I)^{-1} rhs`` for the prepared ``F`` (``rhs``: (|F|, m))."""
-        if self.border is None:
-            return sla.cho_solve(self.chol, rhs, check_finite=False)
-        border, z, lu, at_added, keep, at_kept = self.border
-        n_added = at_added.size
-        rhs_base = np.zeros((self.base.size, rhs.shape[1]))
-        rhs_base[keep] = rhs[at_kept]
-        x_base = sla.cho_solve(self.chol, rhs_base, check_finite=False)
-        small = -border.T @ x_base
-        small[:n_added] += rhs[at_added]
-        sol = sla.lu_solve(lu, small, check_finite=False)
-        x_base -= z @ sol
-        x = np.empty(rhs.shape)
-        x[at_added] = sol[:n_added]
-        x[at_kept] = x_base[keep]
-        return x
-
-    def solve(self, free: np.ndarray, rhs: np.ndarray | None = None) -> np.ndarray | None:
-        """``Sigma_FF^{-1} rhs`` (default ``rhs = a_F``; shape (|F|,) or (|F|, m), aligned with
-        the sorted ``free``), or None when ``Sigma_FF`` is not factorable even with a ridge."""
-        if not self._prepare(free):
-            return None
-        rhs = self.a[free] if rhs is None else rhs
-        matrix = rhs.reshape(free.size, -1)
-        x = self._apply(free, matrix)
-        full = np.zeros((self.a.size, matrix.shape[1]))
-        best = np.inf
-        for _ in range(_REFINEMENTS):
-            full[free] = x
-            residual = matrix - (self.cov @ full)[free]
-            size = float(np.max(np.abs(residual)))
-            if not size < best or size <= _RESIDUAL * np.max(np.abs(matrix)):
-                break
-            best = size
-            x = x + self._apply(free, residual)
-        return x.reshape(rhs.shape) if np.all(np.isfinite(x)) else None
-
-    def product(self, y: np.ndarray) -> np.ndarray:
-        return self.cov @ y
-
-
-def _low_rank_times(root: np.ndarray, d2: np.ndarray, y: np.ndarray) -> np.ndarray:
-    """``(R R' + diag(d2)) y`` by two thin products (``d2`` broadcast against ``y``)."""
-    return root @ (root.T @ y) + d2 * y
-
-
-class _LowRankSolver:
-    """``Sigma_FF x = a_F`` and ``Sigma y`` for ``Sigma = R R' + diag(d**2)``, by Woodbury:
-    ``|F| r^2`` per solve, no factorisation of an ``|F| x |F|`` matrix.
-
-    ``refine``: iterative refinement against ``Sigma_FF`` itself (products ``R_F (R_F' x)``),
-    for the exact pivoting on a factor covariance; the surrogate's start needs none."""
-
-    def __init__(self, root: np.ndarray, residual: np.ndarray, a: np.ndarray,
-                 refine: bool = False):
-        self.root, self.d2, self.a, self.refine = root, residual**2, a, refine
-
-    def solve(self, free: np.ndarray, rhs: np.ndarray | None = None) -> np.ndarray | None:
-        root, d2 = self.root[free], self.d2[free]
-        rhs = self.a[free] if rhs is None else rhs
-        scaled = root / d2[:, None]
-        small = np.eye(root.shape[1]) + root.T @ scaled
-        d = d2 if rhs.ndim == 1 else d2[:, None]
-
-        def apply(b):
-            return b / d - scaled @ np.linalg.solve(small, scaled.T @ b)
-
-        try:
-            x = apply(rhs)
-        except np.linalg.LinAlgError:
-            return None
-        best = np.inf
-        for _ in range(_REFINEMENTS if self.refine else 0):
-            residual = rhs - _low_rank_times(root, d, x)
-            size = float(np.max(np.abs(residual)))
-            if not size < best or size <= _RESIDUAL * np.max(np.abs(rhs)):
-                break
-            best = size
-            x = x + apply(residual)
-        return x if np.all(np.isfinite(x)) else None
-
-    def product(self, y: np.ndarray) -> np.ndarray:
-        return _low_rank_times(self.root, self.d2, y)
-
-
-@dataclass(frozen=True)
-class LowRankCovariance:
-    """A factor covariance ``Sigma = R R' + diag(d**2)`` (``R``: n x k, every ``d > 0``) as the
-    dense path's covariance: products and solves by Woodbury, never the n x n matrix.
-
-    The exact pivoting then costs ``|F| k^2`` per exchange (:class:`_LowRankSolver`, which is
-    exact here, not a surrogate) and the certificate reads ``Sigma y`` and ``Sigma^-1 v``
-    through the same two factors."""
-
-    root: np.ndarray
-    residual: np.ndarray
-
-    def __matmul__(self, y: np.ndarray) -> np.ndarray:
-        return _low_rank_times(self.root, self.residual**2, y)
-
-    def inverse_times(self, v: np.ndarray) -> np.ndarray | None:
-        """``Sigma^-1 v``, or None when it is not finite."""
-        return _LowRankSolver(self.root, self.residual, v, refine=True).solve(
-            np.arange(v.size))
-
-    def system(self, a: np.ndarray) -> _LowRankSolver:
-        return _LowRankSolver(self.root, self.residual, a, refine=True)
 
 
 def _free_solution(a: np.ndarray, system, box: _Box, state: np.ndarray,
@@ -921,12 +519,6 @@ def _pivoting_with_costs(a: np.ndarray, system, state: np.ndarray, side: np.ndar
     return None
 
 
-def _exact_system(cov: np.ndarray | LowRankCovariance, a: np.ndarray):
-    """The pivoting's ``Sigma_FF`` solves on the exact covariance: Cholesky factors and Schur
-    updates of a dense matrix, Woodbury for a :class:`LowRankCovariance`."""
-    return cov.system(a) if isinstance(cov, LowRankCovariance) else _FreeSetSolver(cov, a)
-
-
 def _pivot_costs(cov: np.ndarray | LowRankCovariance, a: np.ndarray, box: _Box, costs: _Costs,
                  rows: _Rows | None = None) -> tuple[np.ndarray, int] | None:
     """``(y, exchanges)`` with transaction costs: from the cost-free optimum's bounds, sides
@@ -961,56 +553,6 @@ def _pivot_costs(cov: np.ndarray | LowRankCovariance, a: np.ndarray, box: _Box, 
             return None
         total += solved[1]
     return solved[0], total
-
-
-class _IterativeSolver:
-    """``Sigma_FF^{-1} rhs`` by conjugate gradients preconditioned with the low-rank surrogate
-    (``(R_F R_F' + D_F)^{-1}`` by Woodbury), to relative residual ``_CG_TOLERANCE``; None when
-    it does not get there in ``_CG_STEPS``. A few dozen products with ``Sigma_FF`` instead of
-    a factorisation: used to find the free set of a dense optimum before the one
-    factorisation at its final size."""
-
-    def __init__(self, cov: np.ndarray, a: np.ndarray, root: np.ndarray,
-                 residual: np.ndarray):
-        self.cov, self.a, self.root, self.d2 = cov, a, root, residual**2
-
-    def solve(self, free: np.ndarray, rhs: np.ndarray | None = None) -> np.ndarray | None:
-        rhs = self.a[free] if rhs is None else rhs
-        root, d2 = self.root[free], self.d2[free]
-        scaled = root / d2[:, None]
-        try:
-            small = sla.cho_factor(np.eye(root.shape[1]) + root.T @ scaled, check_finite=False)
-        except np.linalg.LinAlgError:
-            return None
-
-        def precondition(v):
-            return v / d2 - scaled @ sla.cho_solve(small, scaled.T @ v, check_finite=False)
-
-        block = self.cov[np.ix_(free, free)]
-        columns = rhs.reshape(free.size, -1)
-        out = np.empty(columns.shape)
-        for j in range(columns.shape[1]):
-            b = columns[:, j]
-            x, r = np.zeros(free.size), b.copy()
-            z = precondition(r)
-            p, rz, target = z.copy(), float(r @ z), _CG_TOLERANCE * float(np.linalg.norm(b))
-            for _ in range(_CG_STEPS):
-                q = block @ p
-                alpha = rz / float(p @ q)
-                x += alpha * p
-                r -= alpha * q
-                if np.linalg.norm(r) <= target:
-                    break
-                z = precondition(r)
-                rz, previous = float(r @ z), rz
-                p = z + (rz / previous) * p
-            else:
-                return None
-            out[:, j] = x
-        return out.reshape(rhs.shape)
-
-    def product(self, y: np.ndarray) -> np.ndarray:
-        return self.cov @ y
 
 
 def warm_state(spec: _Spec, weights) -> np.ndarray | None:
