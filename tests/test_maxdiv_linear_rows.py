@@ -265,3 +265,27 @@ def test_single_exchanges_that_leave_a_solution(old_path, case):
     w, w_ref = ours.weights_.to_numpy(), reference.weights_.to_numpy()
     assert ratio(w, cov) == pytest.approx(ratio(w_ref, cov), rel=1e-6)
     assert ratio(w, cov) >= ratio(w_ref, cov) * (1 - _dense.GAP_TOLERANCE)
+
+
+@pytest.mark.parametrize("factor", [False, True], ids=["dense", "factor"])
+@pytest.mark.parametrize("family", ["groups", "equality, caps", "long-short"])
+def test_rows_one_at_a_time_where_the_joint_pivoting_gives_no_answer(monkeypatch, old_path,
+                                                                     family, factor):
+    """When the pivoting of assets and rows together gives no answer (here forced), the rows
+    are exchanged one at a time around the assets' pivoting: the same optimum as CVXPY."""
+    original = _dense._block_pivoting
+
+    def joint_fails(*args, **kwargs):
+        if kwargs.get("rows") is not None and kwargs.get("exchange_rows", True):
+            return None
+        return original(*args, **kwargs)
+
+    X, cov, params = problem(family, 60, 11, factor)
+    reference = old_path(X, **params)
+    monkeypatch.setattr(_dense, "_block_pivoting", joint_fails)
+    ours = MaximumDiversification(**params).fit(X)
+    assert ours.solve_.path == ("factor" if factor else "dense")
+    w, w_ref = ours.weights_.to_numpy(), reference.weights_.to_numpy()
+    assert ratio(w, cov) == pytest.approx(ratio(w_ref, cov), rel=1e-6)
+    assert ratio(w, cov) >= ratio(w_ref, cov) * (1 - _dense.GAP_TOLERANCE)
+    np.testing.assert_allclose(w, w_ref, atol=1e-5, rtol=0)

@@ -309,7 +309,8 @@ def _safeguard(violators: np.ndarray, best: int, tries: int) -> tuple[np.ndarray
 
 def _block_pivoting(a: np.ndarray, system, state: np.ndarray, box: _Box,
                     max_exchanges: int = _MAX_EXCHANGES, rows: _Rows | None = None,
-                    active: np.ndarray | None = None) -> tuple[np.ndarray, int] | None:
+                    active: np.ndarray | None = None, exchange_rows: bool = True
+                    ) -> tuple[np.ndarray, int] | None:
     """``(y, exchanges)`` solving the optimality conditions of the module docstring from
     ``state`` (changed in place), or None (no factorable free set, a degenerate one, or no
     convergence within ``max_exchanges``). ``system`` gives ``solve(F, rhs)`` (``Sigma_FF^{-1}
@@ -335,6 +336,7 @@ def _block_pivoting(a: np.ndarray, system, state: np.ndarray, box: _Box,
     n = a.size
     if rows is not None:
         active |= rows.equality
+    exchange_rows = rows is not None and exchange_rows  # else the active rows stay as given
     best, tries = n + (0 if rows is None else rows.rhs.size) + 1, _BLOCK_TRIES
     undo = None  # the last block exchange: (indices, their states before it)
     entered = np.zeros(0, dtype=int)  # rows the last exchange made active
@@ -351,35 +353,25 @@ def _block_pivoting(a: np.ndarray, system, state: np.ndarray, box: _Box,
             entered = entered[entered == moved[-1] - n]
             undo, tries = None, 0
             solved = _free_solution(a, system, box, state, rows=rows, active=active)
-        if solved is None and rows is not None and _keep_entered(rows, active, entered):
+        if solved is None and exchange_rows and _keep_entered(rows, active, entered):
             solved = _free_solution(a, system, box, state, rows=rows, active=active)
         if solved is None:
             return None
-        y, t, lam, alpha, c, bound, b = solved
-        g = 2.0 * system.product(y)
-        gamma = (lam * alpha - float(b @ g[bound])) / c
-        if rows is not None:
-            pi, gamma = _row_multipliers(a, g, lam, gamma, c, np.flatnonzero(state == FREE),
-                                         bound, b, rows, active)
-        r = g - lam * a - gamma  # the multiplier of a lower bound; minus that of an upper one
-        if rows is not None:
-            r = r + rows.matrix.T @ pi
-        # Round-off thresholds: relative to the sizes of the compared quantities.
-        y_tol = 1e-12 * float(np.max(np.abs(y)))
-        m_tol = 1e-11 * float(np.max(np.abs(g)) + abs(lam) * np.max(np.abs(a)) + abs(gamma))
+        y, t = solved[:2]
+        r, pi, y_tol, m_tol = _conditions(a, system, solved, state, rows, active)
         is_free = state == FREE
         below = is_free & (y < box.lower * t - y_tol)
         above = is_free & (y > box.upper * t + y_tol)
         wrong = ((state == LOW) & (r < -m_tol)) | ((state == UP) & (r > m_tol))
         violators = np.flatnonzero(below | above | wrong)
-        if rows is not None:
+        if exchange_rows:
             violators = np.concatenate([violators,
                                         _row_violators(rows, active, y, t, pi, m_tol, n)])
         if violators.size == 0:
             return y, exchange
         candidates = violators
         violators, best, tries = _safeguard(violators, best, tries)
-        if rows is not None and violators.size == 1 < candidates.size:
+        if exchange_rows and violators.size == 1 < candidates.size:
             # A single exchange with rows can leave no solution (see above): the largest index
             # whose exchange leaves one, among the last few.
             for j in candidates[::-1][:_SINGLE_TRIES]:
@@ -398,9 +390,70 @@ def _block_pivoting(a: np.ndarray, system, state: np.ndarray, box: _Box,
         target = _targets(violators, below, above, active)
         undo = (violators, _get_states(state, active, violators)) if violators.size > 1 \
             else None
-        if rows is not None:
+        if exchange_rows:
             entered = violators[violators >= n][target[violators >= n] == 1] - n
         _set_states(state, active, violators, target)
+    return None
+
+
+def _conditions(a, system, solved, state, rows: _Rows | None, active):
+    """The optimality conditions at a state's solution ``solved`` (:func:`_free_solution`):
+    ``(r, pi, y_tol, m_tol)``, ``r`` the multiplier of a lower bound (minus that of an upper
+    one) on every asset, ``pi`` the active rows' multipliers (None without rows), and the
+    round-off thresholds of the weights and the multipliers, relative to the sizes of the
+    compared quantities."""
+    y, t, lam, alpha, c, bound, b = solved
+    g = 2.0 * system.product(y)
+    gamma = (lam * alpha - float(b @ g[bound])) / c
+    pi = None
+    if rows is not None:
+        pi, gamma = _row_multipliers(a, g, lam, gamma, c, np.flatnonzero(state == FREE), bound,
+                                     b, rows, active)
+    r = g - lam * a - gamma
+    if rows is not None:
+        r = r + rows.matrix.T @ pi
+    y_tol = 1e-12 * float(np.max(np.abs(y)))
+    m_tol = 1e-11 * float(np.max(np.abs(g)) + abs(lam) * np.max(np.abs(a)) + abs(gamma))
+    return r, pi, y_tol, m_tol
+
+
+def _rows_one_at_a_time(a: np.ndarray, system, state: np.ndarray, box: _Box, rows: _Rows,
+                        active: np.ndarray) -> tuple[np.ndarray, int] | None:
+    """``(y, exchanges)`` where the joint pivoting of assets and rows gives no answer (it
+    cycled, or reached a state with no solution): the assets' pivoting with the active rows
+    held, then one row exchanged (the inactive inequality broken the most made active, or else
+    the active one with the most negative multiplier inactive), until none is to be; None when
+    an inner pivoting gives no answer or the rounds run out. ``state`` and ``active`` change
+    in place."""
+    total = 0
+    begin = state.copy()
+    for _ in range(4 * rows.rhs.size + 10):
+        before = state.copy()
+        solved = _block_pivoting(a, system, state, box, rows=rows, active=active,
+                                 exchange_rows=False)
+        if solved is None and not np.array_equal(before, begin):
+            # the assets' last state may admit no solution with the new row: from the start
+            state[:] = begin
+            solved = _block_pivoting(a, system, state, box, rows=rows, active=active,
+                                     exchange_rows=False)
+        if solved is None:
+            return None
+        y, exchanges = solved
+        total += exchanges + 1
+        t = float(y.sum()) / box.budget
+        point = _free_solution(a, system, box, state, rows=rows, active=active)
+        if point is None:
+            return None
+        _, pi, _, m_tol = _conditions(a, system, point, state, rows, active)
+        slack, scale = rows.slack(y, t)
+        broken = ~active & (slack > 1e-12 * scale)
+        loose = active & ~rows.equality & (pi < -m_tol)
+        if broken.any():
+            active[np.argmax(np.where(broken, slack / scale, -np.inf))] = True
+        elif loose.any():
+            active[np.argmin(np.where(loose, pi, np.inf))] = False
+        else:
+            return y, total
     return None
 
 
@@ -600,7 +653,7 @@ def _pivot_dense(cov: np.ndarray | LowRankCovariance, a: np.ndarray, box: _Box |
     start = np.where((a <= 0) & (box.lower == 0), LOW, FREE).astype(np.int8)
     active = None if rows is None else rows.equality.copy()
     if isinstance(cov, LowRankCovariance):  # the surrogate is the covariance: one stage
-        return _block_pivoting(a, cov.system(a), start, box, rows=rows, active=active)
+        return _exact_pivoting(a, cov.system(a), start, box, rows, active)
     root, residual = _low_rank_plus_diagonal(cov, _SURROGATE_RANK)
     guess = start.copy()
     tried = None if active is None else active.copy()
@@ -611,7 +664,20 @@ def _pivot_dense(cov: np.ndarray | LowRankCovariance, a: np.ndarray, box: _Box |
         # Its exchanges move the state on even when it stops short (any state is a start).
         _block_pivoting(a, _IterativeSolver(cov, a, root, residual), start, box,
                         _ITERATIVE_EXCHANGES, rows=rows, active=active)
-    return _block_pivoting(a, _FreeSetSolver(cov, a), start, box, rows=rows, active=active)
+    return _exact_pivoting(a, _FreeSetSolver(cov, a), start, box, rows, active)
+
+
+def _exact_pivoting(a, system, state, box, rows, active) -> tuple[np.ndarray, int] | None:
+    """The last stage of :func:`_pivot_dense`: :func:`_block_pivoting` from ``state``; with
+    linear constraints, when it gives no answer, :func:`_rows_one_at_a_time` from the same
+    start."""
+    if rows is None:
+        return _block_pivoting(a, system, state, box)
+    begin, begin_active = state.copy(), active.copy()
+    solved = _block_pivoting(a, system, state, box, rows=rows, active=active)
+    if solved is None:
+        solved = _rows_one_at_a_time(a, system, begin, box, rows, begin_active)
+    return solved
 
 
 class _Value:
