@@ -91,7 +91,8 @@ class ConvexRatioOptimization(BaseEstimator):
             dense = self._solve_dense(spec, X)
             if not (isinstance(dense, tuple) and _precheck_holds_at(spec, dense[0])):
                 # (a dense answer is a feasible point with a positive net ratio: what the
-                # pre-check's LP would establish, an LP of 2-20 ms with linear constraints)
+                # pre-check's LP would establish; with linear constraints that LP can take
+                # longer than the solve)
                 _check_min_return(spec, target, _precheck(spec))
             w, values, handles = dense if isinstance(dense, tuple) else self._solve_single(
                 spec, X, target, dense or "")

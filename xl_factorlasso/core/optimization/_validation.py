@@ -144,8 +144,8 @@ def _is_blank(label: Any) -> bool:
 
 class _Names(Mapping):
     """Labels and their vectors, an asset name's unit vector made when it is read (one for
-    each asset would be an n x n array: 32 MB and 14 ms at n = 2000, for the few names a set
-    of constraints uses)."""
+    each asset would be an n x n array, 32 MB at n = 2000, for the few names a set of
+    constraints uses)."""
 
     def __init__(self, n: int, entries: dict[str, np.ndarray | int]):
         self._n, self._entries = n, entries
