@@ -179,10 +179,10 @@ def test_warm_start_with_rows_equals_a_cold_fit():
     np.testing.assert_allclose(model.weights_, cold.weights_, atol=1e-9, rtol=0)
 
 
-def test_rows_the_free_assets_cannot_meet_fall_back():
-    """An active row on bound assets only has no free solution (``_free_solution`` gives
-    None), and the pivoting that cannot leave such a state gives no answer: the fit then
-    takes the CVXPY program, with the same answer."""
+def test_an_equality_on_bound_assets_only_has_no_free_solution():
+    """An active row whose assets are all bound (here at 0, against ``w0 + w1 = 0.5``) leaves
+    no solution on that state (``_free_solution`` gives None); from the usual start the
+    pivoting frees them, and its answer holds the row and is certified."""
     rows = _dense._Rows(np.array([[1.0, 1.0, 0.0, 0.0]]), np.array([0.5]), np.array([True]))
     cov = np.diag([1.0, 2.0, 3.0, 4.0])
     a = np.sqrt(np.diag(cov))
