@@ -275,13 +275,20 @@ def _row_multipliers(a, g, lam, gamma, c, free, bound, b, rows: _Rows, active):
     return pi, gamma + float(d @ fitted) / c
 
 
-def _row_violators(rows: _Rows, active: np.ndarray, y: np.ndarray, t: float, pi: np.ndarray,
-                   m_tol: float, n: int) -> np.ndarray:
-    """The rows to exchange, indexed from ``n``: an inactive inequality ``y`` breaks, an active
-    one whose multiplier is negative."""
+def _row_breaches(rows: _Rows, active: np.ndarray, y: np.ndarray, t: float, pi: np.ndarray,
+                  m_tol: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``(broken, loose, excess)``: the inactive inequalities ``y`` breaks, the active ones
+    whose multiplier is negative, and each row's slack relative to its round-off scale."""
     slack, scale = rows.slack(y, t)
     broken = ~active & (slack > 1e-12 * scale)
     loose = active & ~rows.equality & (pi < -m_tol)
+    return broken, loose, np.divide(slack, scale, out=np.zeros_like(slack), where=scale > 0)
+
+
+def _row_violators(rows: _Rows, active: np.ndarray, y: np.ndarray, t: float, pi: np.ndarray,
+                   m_tol: float, n: int) -> np.ndarray:
+    """The rows to exchange (:func:`_row_breaches`), indexed from ``n``."""
+    broken, loose, _ = _row_breaches(rows, active, y, t, pi, m_tol)
     return n + np.flatnonzero(broken | loose)
 
 
@@ -445,11 +452,9 @@ def _rows_one_at_a_time(a: np.ndarray, system, state: np.ndarray, box: _Box, row
         if point is None:
             return None
         _, pi, _, m_tol = _conditions(a, system, point, state, rows, active)
-        slack, scale = rows.slack(y, t)
-        broken = ~active & (slack > 1e-12 * scale)
-        loose = active & ~rows.equality & (pi < -m_tol)
+        broken, loose, excess = _row_breaches(rows, active, y, t, pi, m_tol)
         if broken.any():
-            active[np.argmax(np.where(broken, slack / scale, -np.inf))] = True
+            active[np.argmax(np.where(broken, excess, -np.inf))] = True
         elif loose.any():
             active[np.argmin(np.where(loose, pi, np.inf))] = False
         else:
