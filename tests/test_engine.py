@@ -272,8 +272,9 @@ def test_many_factors_skip_the_eigendecomposition_and_keep_the_certificate(
     monkeypatch.setattr(_engine, "_SPECTRAL_MAX", 2)
     lanczos = FastEngine(setup.stats, setup.spec)
     assert spectral.spectral and not lanczos.spectral and lanczos._vecs is None
-    np.testing.assert_allclose(lanczos.step, spectral.step, rtol=1e-5)
-    assert (lanczos.step <= spectral.step * (1 + 1e-12)).all()  # never a longer step
+    # never a longer step, and at most 1% shorter (Lanczos to 1e-3, rounded up by 1e-2)
+    assert (lanczos.step <= spectral.step * (1 + 1e-12)).all()
+    assert (lanczos.step >= spectral.step / 1.0101).all()
     best = spectral.solve(0.03)
     fast = lanczos.solve(0.03)
     assert fast.certified and best.certified
@@ -296,11 +297,18 @@ def test_top_eigenvalue_by_lanczos_bounds_the_spectrum_from_above():
     a = rng.standard_normal((300, 40))
     g = a.T @ a
     exact = np.linalg.eigvalsh(g)[-1]
-    assert exact <= _top_eigenvalue(g) <= exact * (1 + 2e-6)
+    assert exact <= _top_eigenvalue(g) <= exact * 1.0101
     assert _top_eigenvalue(np.zeros((5, 5))) == 0.0
     scale = np.random.default_rng(1).uniform(0.1, 3.0, len(g))
     exact = np.linalg.eigvalsh(g * np.outer(scale, scale))[-1]
-    assert exact <= _top_eigenvalue(g, scale=scale) <= exact * (1 + 2e-6)
+    assert exact <= _top_eigenvalue(g, scale=scale) <= exact * 1.0101
+    # many factors, more than rows: a Marchenko-Pastur bulk with no gap at its top edge, where
+    # Lanczos converges slowest; and a long-short spectrum orthogonal-ish to the ones start
+    wide = rng.standard_normal((400, 900))
+    for mat in (wide.T @ wide, (wide - wide.mean(axis=1, keepdims=True)).T
+                @ (wide - wide.mean(axis=1, keepdims=True))):
+        exact = np.linalg.eigvalsh(mat)[-1]
+        assert exact <= _top_eigenvalue(mat) <= exact * 1.0101
 
 
 def test_cell_newton_solves_every_support_size_exactly():
