@@ -130,14 +130,16 @@ class Case:
         return CONFIGS[self.config][4]
 
 
-def make_case(config: str, shape: tuple[int, int, int], seed: int) -> Case:
-    """The panel, ``reg_lambda = 0.05 lambda_max`` (bench_fit's rule) and our arguments."""
+def make_case(config: str, shape: tuple[int, int, int], seed: int,
+              fraction: float = LAMBDA_FRACTION) -> Case:
+    """The panel, ``reg_lambda = fraction * lambda_max`` (default 0.05, bench_fit's rule) and
+    our arguments."""
     from xl_factorlasso import LassoModelType
     from xl_factorlasso.core.datasets import make_factor_panel
 
     _, type_name, l1_weight, signed, nonneg, _ = CONFIGS[config]
     panel = make_factor_panel(*shape, seed=seed)
-    lam = LAMBDA_FRACTION * lambda_max(panel.x.to_numpy(), panel.y.to_numpy())
+    lam = fraction * lambda_max(panel.x.to_numpy(), panel.y.to_numpy())
     kw: dict = dict(model_type=getattr(LassoModelType, type_name), reg_lambda=lam,
                     warmup_period=None, engine="fast")
     if l1_weight:
@@ -454,11 +456,11 @@ def calibrate(case: Case, v: Variant, x: np.ndarray, y: np.ndarray) -> None:
 
 
 def run_case(config: str, shape, seed: int, repeats: int, available,
-             kinds: tuple[str, ...] = KINDS) -> dict:
+             kinds: tuple[str, ...] = KINDS, fraction: float = LAMBDA_FRACTION) -> dict:
     """Warm-up, calibration, then ``repeats`` interleaved rounds of every timed piece."""
     from xl_factorlasso import LassoModel
 
-    case = make_case(config, shape, seed)
+    case = make_case(config, shape, seed, fraction)
     model = LassoModel(**case.kwargs).fit(case.x, case.y)  # warm-up, and the clusters
     complete_case(case, model)
     x, y = case.x.to_numpy(), case.y.to_numpy()
@@ -597,6 +599,9 @@ def main(argv: list[str] | None = None) -> int:
                         "design) and ref (the CVXPY reference); e.g. gram,red,ref at large sizes, "
                         "where the raw design is never the fastest")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--lambda-fraction", type=float, default=LAMBDA_FRACTION,
+                        help="reg_lambda as a fraction of lambda_max (default %(default)s); "
+                        "larger: sparser answers")
     parser.add_argument("--quick", action="store_true", help="tiny sizes, one repeat (tests)")
     args = parser.parse_args(argv)
     sizes = QUICK_SIZES if args.quick else _parse_sizes(args.sizes)
@@ -622,7 +627,8 @@ def main(argv: list[str] | None = None) -> int:
         for shape in sizes:
             for config in configs:
                 t0 = time.perf_counter()
-                row = run_case(config, shape, args.seed, repeats, available, kinds)
+                row = run_case(config, shape, args.seed, repeats, available, kinds,
+                               args.lambda_fraction)
                 rows.append(row)
                 best = _best(row)
                 print(f"[{shape}] {CONFIGS[config][0]}: engine {row['engine']:.4f}s, best peer "
@@ -631,7 +637,8 @@ def main(argv: list[str] | None = None) -> int:
                       file=sys.stderr, flush=True)
     print(table(rows))
     print(
-        f"\nCPU seconds (time.process_time), median of {repeats} interleaved round(s) after a "
+        f"\nreg_lambda = {args.lambda_fraction:g} lambda_max. "
+        f"CPU seconds (time.process_time), median of {repeats} interleaved round(s) after a "
         "warm-up and the tolerance calibration; engine = LassoModel(engine='fast').fit on "
         "DataFrames, everything included; peers from NumPy arrays, centring and their Gram or "
         "reduction included. best peer = fastest variant with an independent relative gap "

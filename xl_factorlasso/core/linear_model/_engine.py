@@ -49,6 +49,11 @@ without an L1 share have, on a row whose every cell is free, a minimiser in clos
 one scalar (a secular equation in the eigenbasis of ``G``, :meth:`FastEngine._newton_row_secular`):
 it is tried at a cold start before any iteration, and in every later try.
 
+With many factors (no spectra, beyond ``_SPECTRAL_MAX``) a LASSO is first solved on working sets
+of factor columns (:mod:`._working_set`): the same engine on the Gram's block of a few hundred
+columns, grown by the columns whose cells break the optimality conditions, so that the cost of
+a sparse answer follows its support rather than ``M^2``.
+
 FCGL blocks without an L1 share get the same finish per cluster: once the active blocks
 settle, Newton's method on one multiplier per active block gives the exact minimiser
 (:mod:`._block_newton`; clusters with as many active blocks are solved together; it runs where
@@ -474,9 +479,13 @@ class FastEngine:
     ----------
     stats : SufficientStats
     spec : PenaltySpec
+    spectral : bool, optional
+        Whether to eigendecompose the (Jacobi-scaled) Grams, which gives the translated dual
+        point and the exact steps. Default: up to ``_SPECTRAL_MAX`` factors.
     """
 
-    def __init__(self, stats: SufficientStats, spec: PenaltySpec):
+    def __init__(self, stats: SufficientStats, spec: PenaltySpec, *,
+                 spectral: bool | None = None):
         self.stats = stats
         self.spec = spec
         n, m = spec.prior.shape
@@ -498,7 +507,9 @@ class FastEngine:
         # Many patterns (ragged panels): one batched product beats a Python loop, memory allowing.
         stack = len(gram) > 8 and n * m * m * 8 <= 256 * 2**20
         self._stacked = gram[self.pattern] if stack else None
-        self.spectral = m <= _SPECTRAL_MAX
+        # (spectral=False: the working set's restricted problems, which Newton usually
+        # finishes before any iteration, need neither the spectra nor the steps)
+        self.spectral = m <= _SPECTRAL_MAX if spectral is None else bool(spectral)
         if self.spectral:
             vals, vecs = np.linalg.eigh(gram * jac[:, :, None] * jac[:, None, :])
             self._vecs = vecs
@@ -516,12 +527,11 @@ class FastEngine:
             self._czz = np.einsum("nk,nk->n", proj * inv_vals[self.pattern], proj)  # c'G^+c
         else:
             # Many factors: an M x M eigendecomposition costs more than the solve (1.2 s at
-            # M = 2000). The steps take the largest eigenvalue from Lanczos iterations; the
-            # scaling certificate bounds c'G^+c (the explained part of y'Wy) by y'Wy itself,
-            # which keeps it an upper bound and costs nothing as s -> 1 at the optimum; the
-            # translation point, which needs G^-1, is not used.
-            top_hat = np.array([_top_eigenvalue(g, scale=j)
-                                for g, j in zip(gram, jac, strict=True)])
+            # M = 2000). The steps take the largest eigenvalue from Lanczos iterations (on
+            # first use, see step); the scaling certificate bounds c'G^+c (the explained part
+            # of y'Wy) by y'Wy itself, which keeps it an upper bound and costs nothing as
+            # s -> 1 at the optimum; the translation point, which needs G^-1, is not used.
+            top_hat = None
             self._vecs = self._inv_vals = self._stacked_vecs = None
             self._invertible = np.zeros(len(gram), dtype=bool)
             self._czz = np.array(stats.yty, dtype=float)
@@ -565,7 +575,7 @@ class FastEngine:
         self._table = (None if geometry == "cell" else _row_member_table(n, m)
                        if geometry == "row" else _block_member_table(self.unit, self.n_units, m))
 
-        self.step = self._steps(diag, top_hat)
+        self._diag, self._top_hat = diag, top_hat  # the steps' pieces (step)
         self._twin = None  # the cell engine that solves lambda = 0 (see solve)
         # Formed on first use by the Newton finishes: C - B0 G (_prior_residual), the plain
         # Grams' eigendecompositions (_newton_row_secular), FCGL's parts (_block_newton).
@@ -576,7 +586,14 @@ class FastEngine:
             # first member of every cluster (codes 0..G-1 all occur)
             self._unit_first = np.unique(self.unit, return_index=True)[1]
 
-    def _steps(self, diag: np.ndarray, top_hat: np.ndarray) -> np.ndarray:
+    @functools.cached_property
+    def step(self) -> np.ndarray:
+        """The steps (:meth:`_steps`), formed on first use: a solve that Newton finishes before
+        any iteration never needs them, nor the Lanczos iterations they take with many
+        factors."""
+        return self._steps(self._diag, self._top_hat)
+
+    def _steps(self, diag: np.ndarray, top_hat: np.ndarray | None) -> np.ndarray:
         """Step sizes ``(N, M)``: a diagonal metric in which ``f`` is 1-smooth per unit.
 
         Row groups couple a response's factors in one norm, so their step is one number per
@@ -595,6 +612,9 @@ class FastEngine:
                 top = np.array([_top_eigenvalue(g) for g in self.gram])
             lip = two_t * np.broadcast_to(top[self.pattern][:, None], (self.n, self.m))
         else:
+            if top_hat is None:  # many factors: Lanczos on the Jacobi-scaled Grams
+                top_hat = np.array([_top_eigenvalue(g, scale=j)
+                                    for g, j in zip(self.gram, self._jac, strict=True)])
             d, curv = diag[self.pattern], top_hat[self.pattern]
             if self.geometry == "block" and len(self.gram) > 1:
                 # (one Gram: every response's d and curvature are its cluster's maxima)
@@ -925,8 +945,20 @@ class FastEngine:
                 self._twin = FastEngine(self.stats, replace(self.spec, geometry="cell"))
             return self._twin.solve(0.0, tol=tol, max_iter=max_iter, coef_init=coef_init)
         x = self.prior.copy() if coef_init is None else np.clip(coef_init, self.lo, self.hi)
-        coef, gaps, objs, it = self._solve_units(x, lam, tol, max(int(max_iter), 1),
-                                                 warm=coef_init is not None)
+        max_iter = max(int(max_iter), 1)
+        warm, done, spent = coef_init is not None, None, 0
+        if self.geometry == "cell" and not self.spectral and lam > 0.0:
+            from ._working_set import solve_working_set  # (it builds engines: no cycle)
+
+            start = x
+            x, done, spent = solve_working_set(self, x, lam, tol, max_iter, warm)
+            warm = warm or x is not start
+        if done is None:
+            coef, gaps, objs, it = self._solve_units(x, lam, tol, max(max_iter - spent, 1),
+                                                     warm=warm)
+            it += spent
+        else:
+            coef, gaps, objs, it = done
         rel = _relative(gaps.sum(), objs.sum())
         return EngineResult(coef, bool(rel <= tol), rel, it)
 
