@@ -74,16 +74,47 @@ def test_warm_start_needs_the_same_assets_in_the_same_order():
     assert model.solve_.warm_start
 
 
-def test_warm_start_is_off_by_default_and_with_transaction_costs():
+def test_warm_start_is_off_by_default():
     X = make_returns(40, 200, 2, dense=True)
     model = MaximumDiversification().fit(X)
     model.fit(X.iloc[5:])
     assert not model.solve_.warm_start
-    previous = pd.Series(1.0 / 40, index=X.columns)
-    costly = MaximumDiversification(transaction_costs=0.001, previous_weights=previous,
-                                    warm_start=True).fit(X)
-    costly.fit(X.iloc[5:])  # costs have their own start (the cost-free optimum)
-    assert costly.solve_.path == "dense" and not costly.solve_.warm_start
+
+
+@pytest.mark.parametrize("groups", [False, True], ids=["box", "groups"])
+def test_warm_fits_with_transaction_costs_equal_cold_fits(groups, monkeypatch):
+    """Ten rebalances of a backtest's shape: each date's previous holdings are the last
+    weights drifted by five rows of returns. The warm fit starts the costs' pivoting from the
+    last weights (holding what they held) instead of the cost-free optimum; its weights equal
+    the cold fit's and CVXPY's, and many of them sit at the kink (held), which the costs make."""
+    X = make_returns(100, 210, 3, dense=True)
+    n = X.shape[1]
+    params = dict(transaction_costs=0.002, max_weights=0.05)
+    if groups:
+        sectors = [f"s{j % 4}" for j in range(n)]
+        params.update(groups=pd.DataFrame([sectors], columns=X.columns, index=["sector"]),
+                      linear_constraints=["s0 <= 0.2", "s1 >= 0.3"])
+    previous = pd.Series(1.0 / n, index=X.columns)
+    warm = MaximumDiversification(warm_start=True, **params)
+    started = held = 0
+    for k in range(10):
+        block = X.iloc[5 * k:5 * k + 150]
+        warm.set_params(previous_weights=previous)
+        warm.fit(block)
+        cold = MaximumDiversification(previous_weights=previous, **params).fit(block)
+        w = warm.weights_.to_numpy()
+        assert warm.solve_.path == "dense" and cold.solve_.path == "dense"
+        assert warm.solve_.relative_gap <= _dense.GAP_TOLERANCE
+        started += warm.solve_.warm_start
+        np.testing.assert_allclose(w, cold.weights_.to_numpy(), atol=1e-9, rtol=0)
+        held += int(np.sum(np.abs(w - previous.to_numpy()) <= 1e-12))
+        if k in (1, 9):
+            reference = cold_dense_off(block, monkeypatch, previous_weights=previous, **params)
+            np.testing.assert_allclose(w, reference.weights_.to_numpy(), atol=2e-5, rtol=0)
+        growth = np.prod(1.0 + X.iloc[5 * k + 150:5 * k + 155].to_numpy(), axis=0)
+        drifted = w * growth
+        previous = pd.Series(drifted / drifted.sum(), index=X.columns)
+    assert started == 9 and held >= 100
 
 
 def test_warm_start_must_be_a_bool():
@@ -96,9 +127,14 @@ def test_warm_state_puts_weights_at_their_bounds_on_them():
     X = make_returns(6, 100, 4, dense=True)
     model = MaximumDiversification(min_weights=0.0, max_weights=0.3).fit(X)
     weights = pd.Series([0.0, 0.3, 0.2, 0.35, -0.01, 0.16], index=X.columns)
-    state = _dense.warm_state(model._spec, weights)
+    start = _dense.warm_state(model._spec, weights)
     np.testing.assert_array_equal(
-        state, [_dense.LOW, _dense.UP, _dense.FREE, _dense.UP, _dense.LOW, _dense.FREE])
+        start.state, [_dense.LOW, _dense.UP, _dense.FREE, _dense.UP, _dense.LOW, _dense.FREE])
+    np.testing.assert_array_equal(start.weights, weights.to_numpy())
+    assert not start.held.any()  # no costs: nothing held
+    holdings = np.array([0.1, 0.3, 0.2, 0.2, 0.1, 0.16])
+    np.testing.assert_array_equal(_dense.warm_state(model._spec, weights, holdings).held,
+                                  [False, True, True, False, False, True])
     assert _dense.warm_state(model._spec, weights.iloc[::-1]) is None  # another order
     assert _dense.warm_state(model._spec, weights.iloc[:5]) is None
     assert _dense.warm_state(model._spec, weights.where(weights > 0)) is None  # NaN

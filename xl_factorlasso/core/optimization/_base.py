@@ -141,7 +141,8 @@ class ConvexRatioOptimization(BaseEstimator):
         if not _dense.dense_eligible(spec, self.save_problem):
             return None
         previous = getattr(self, "_warm_weights", None)
-        start = None if previous is None else _dense.warm_state(spec, previous)
+        start = None if previous is None else _dense.warm_state(
+            spec, previous, getattr(self, "_warm_holdings", None))
         dense = _dense.solve_dense(spec, X, start)
         if isinstance(dense, str):
             return dense
@@ -245,6 +246,9 @@ class ConvexRatioOptimization(BaseEstimator):
         """
         # warm_start: the previous fit's weights, read before the reset (see _solve_single)
         previous = getattr(self, "weights_", None) if getattr(self, "warm_start", False) else None
+        # ... and its previous holdings where it had costs (the weights it held, see warm_state)
+        last = getattr(self, "_spec", None) if previous is not None else None
+        holdings = None if last is None or last.costs is None else last.previous
         self._reset()
         spec, values = self._validate(X, y)
         fallbacks = self._fallbacks()
@@ -256,14 +260,14 @@ class ConvexRatioOptimization(BaseEstimator):
                                              name="volatility")
         self.fallback_, self.fallback_chain_, self.error_ = None, None, None
         self.polish_ = self.solve_ = None
-        self._warm_weights = previous
+        self._warm_weights, self._warm_holdings = previous, holdings
         try:
             weights, problem_values, errors = self._optimize(spec, values)
         except OptimizationError as err:
             self._recover(err, X, y, spec, fallbacks)
             return self
         finally:
-            del self._warm_weights  # only this fit's start
+            del self._warm_weights, self._warm_holdings  # only this fit's start
         self.weights_, self.problem_values_, self.error_ = weights, problem_values, errors
         return self
 

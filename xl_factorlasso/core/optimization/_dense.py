@@ -38,6 +38,7 @@ CVXPY program) with the same constraint families, messages and diagnosis. ``solv
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import numpy as np
 import pandas as pd
@@ -613,10 +614,39 @@ def _pivot_costs(cov: np.ndarray | LowRankCovariance, a: np.ndarray, box: _Box, 
     return solved[0], total
 
 
-def warm_state(spec: _Spec, weights) -> np.ndarray | None:
-    """The pivoting state of ``weights`` (a previous fit's ``weights_``) under ``spec``'s box:
-    on a bound where a weight is at or beyond it, free elsewhere; None when the weights are not
-    one finite vector of the same assets in the same order (a warm start then starts cold)."""
+def _warm_costs(a: np.ndarray, system, start: WarmStart, box: _Box, costs: _Costs,
+                rows: _Rows | None) -> tuple[np.ndarray, int] | None:
+    """:func:`_pivoting_with_costs` from the previous fit's weights (``t = 1``): their bounds,
+    held at the holdings where that fit held its own (in a backtest the holdings are the last
+    rebalance's weights drifted by a period's returns: a weight not traded then is usually not
+    traded now), each other free weight on the side of the holdings it lies on, and the linear
+    constraints tight there active. None when the pivoting gives no answer from there (the
+    cold start then runs)."""
+    weights, w0 = start.weights, costs.previous
+    state = start.state.copy()
+    state[(state == FREE) & start.held] = HOLD
+    side = np.where(weights >= w0, 1.0, -1.0)
+    active = None
+    if rows is not None:
+        slack, size = rows.slack(weights, 1.0)
+        active = rows.equality | (np.abs(slack) <= 1e-9 * size)
+    return _pivoting_with_costs(a, system, state, side, box, costs, rows=rows, active=active)
+
+
+class WarmStart(NamedTuple):
+    """Where a warm-started fit's pivoting starts (:func:`warm_state`)."""
+
+    state: np.ndarray  # the previous weights' bounds under this fit's box (FREE, LOW, UP)
+    weights: np.ndarray  # the previous fit's weights
+    held: np.ndarray  # bool: those weights were at that fit's previous holdings (costs' kinks)
+
+
+def warm_state(spec: _Spec, weights, holdings=None) -> WarmStart | None:
+    """The start of a fit from ``weights`` (a previous fit's ``weights_``) under ``spec``'s box:
+    on a bound where a weight is at or beyond it, free elsewhere; ``holdings``, that fit's
+    previous holdings when it had transaction costs, mark the weights it held. None when the
+    weights are not one finite vector of the same assets in the same order (a warm start then
+    starts cold)."""
     if not isinstance(weights, pd.Series) or len(weights) != spec.n:
         return None
     if spec.assets is not None and not weights.index.equals(pd.Index(spec.assets)):
@@ -624,7 +654,10 @@ def warm_state(spec: _Spec, weights) -> np.ndarray | None:
     w = weights.to_numpy(dtype=float)
     if not np.all(np.isfinite(w)):
         return None
-    return _bound_state(w, _box(spec), 1.0, 0.0)
+    held = np.zeros(w.size, dtype=bool)
+    if holdings is not None and len(holdings) == w.size:
+        held = np.abs(w - holdings) <= 1e-12 * max(float(np.max(np.abs(w))), 1e-300)
+    return WarmStart(_bound_state(w, _box(spec), 1.0, 0.0), w, held)
 
 
 def _bound_state(y: np.ndarray, box: _Box, t: float, tol: float) -> np.ndarray:
@@ -692,7 +725,7 @@ class _Value:
         self.value = value
 
 
-def solve_dense(spec: _Spec, X: np.ndarray | None = None, start: np.ndarray | None = None
+def solve_dense(spec: _Spec, X: np.ndarray | None = None, start: WarmStart | None = None
                 ) -> tuple[np.ndarray, float, _Handles, int, bool] | str:
     """The certified weights of the dense path: ``(w, gap, handles, exchanges, warm)``, or a
     string saying why there is none (the caller then takes today's path).
@@ -700,12 +733,13 @@ def solve_dense(spec: _Spec, X: np.ndarray | None = None, start: np.ndarray | No
     ``handles`` carries ``y`` and ``t`` as CVXPY's would after a solve (``a'y = h``, ``t =
     1'y / budget``), so :func:`._solve._measures` and :func:`._solve._polish` apply unchanged.
 
-    ``start`` (:func:`warm_state` of the previous fit's weights; not with transaction costs,
-    whose pivoting has its own start): the exact pivoting runs from there first, and ``warm``
-    says it answered. Between neighbouring dates of a backtest few assets change state: on 12
-    month-ends of an EWMA covariance at N = 500 (condition number ~2e11, the cold start's
-    stages needing 44-199 exchanges or not answering within 200 on 5 dates), 6-18 exchanges
-    (once 128) from the previous date's weights. The answer is certified as any other.
+    ``start`` (:func:`warm_state` of the previous fit's weights): the exact pivoting runs from
+    there first, and ``warm`` says it answered. Between neighbouring dates of
+    a backtest few assets change state: on 12 month-ends of an EWMA covariance at N = 500
+    (condition number ~2e11, the cold start's stages needing 44-199 exchanges or not answering
+    within 200 on 5 dates), 6-18 exchanges (once 128) from the previous date's weights. With
+    transaction costs the costs' pivoting starts there (:func:`_warm_costs`) instead of at the
+    cost-free optimum, which the cold start solves first. The answer is certified as any other.
     """
     risk = spec.risk
     if risk.is_factor:
@@ -725,8 +759,11 @@ def solve_dense(spec: _Spec, X: np.ndarray | None = None, start: np.ndarray | No
     with blas_threads():
         solved = None
         if start is not None and costs is None:
-            solved = _block_pivoting(a, _exact_system(cov, a), start.copy(), box, rows=rows,
+            solved = _block_pivoting(a, _exact_system(cov, a), start.state.copy(), box,
+                                     rows=rows,
                                      active=None if rows is None else rows.equality.copy())
+        elif start is not None:
+            solved = _warm_costs(a, _exact_system(cov, a), start, box, costs, rows)
         warm = solved is not None
         if not warm:
             solved = (_pivot_dense(cov, a, box, rows) if costs is None
