@@ -178,6 +178,24 @@ def test_invalid_inputs_raise_value_error_naming_the_problem(X, params, fit_kwar
         MaximumDiversification(**params).fit(X, **fit_kwargs)
 
 
+def test_labelled_series_inputs_in_any_order(X):
+    """A per-asset Series in the assets' order is read as an array, one in another order by its
+    labels (as a dict); both give the same weights, and a bad value names its asset."""
+    caps = pd.Series(np.linspace(0.08, 0.2, X.shape[1]), index=X.columns)
+    aligned = MaximumDiversification(max_weights=caps).fit(X).weights_
+    shuffled = MaximumDiversification(max_weights=caps.iloc[::-1]).fit(X).weights_
+    by_array = MaximumDiversification(max_weights=caps.to_numpy()).fit(X).weights_
+    np.testing.assert_array_equal(aligned.to_numpy(), by_array.to_numpy())
+    np.testing.assert_array_equal(aligned.to_numpy(), shuffled.to_numpy())
+    assert (aligned.to_numpy() <= caps.to_numpy() + TOL).all()
+    with pytest.raises(ValueError, match="max_weights is NaN for asset 'BAC'"):
+        MaximumDiversification(max_weights=caps.where(caps.index != "BAC")).fit(X)
+    text = caps.astype(object)
+    text["BAC"] = "ten"
+    with pytest.raises(ValueError, match=r"max_weights\['BAC'\] must be a number, got 'ten'"):
+        MaximumDiversification(max_weights=text).fit(X)
+
+
 def test_dict_inputs_need_asset_names(X):
     with pytest.raises(ValueError, match="min_weights is a dict, so X .* must be a DataFrame"):
         MaximumDiversification(min_weights={"AAPL": 0.1}).fit(X.to_numpy())

@@ -254,7 +254,7 @@ class ConvexRatioOptimization(BaseEstimator):
         fallbacks = self._fallbacks()
         self._spec = spec
         self.n_features_in_ = spec.n
-        if spec.assets is not None and all(isinstance(a, str) for a in spec.assets):
+        if spec.assets is not None and all(isinstance(a, str) for a in spec.assets.tolist()):
             self.feature_names_in_ = np.asarray(spec.assets, dtype=object)
         self.asset_volatilities_ = pd.Series(spec.risk.sigma, index=self._columns(spec),
                                              name="volatility")

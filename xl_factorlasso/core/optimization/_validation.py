@@ -90,7 +90,12 @@ def asset_vector(
             return None
         raise ValueError(f"{name} must not be None")
     labelled = isinstance(value, pd.Series) and not isinstance(value.index, pd.RangeIndex)
-    if labelled and assets is not None:
+    if (labelled and assets is not None and value.index.equals(assets)
+            and pd.api.types.is_numeric_dtype(value.dtype)
+            and not pd.api.types.is_bool_dtype(value.dtype)):
+        # the assets in their order (previous holdings, a backtest's vectors): as an array
+        value = value.to_numpy(dtype=float)
+    elif labelled and assets is not None:
         value = value.to_dict()
     if isinstance(value, Mapping):
         if assets is None:
@@ -102,7 +107,7 @@ def asset_vector(
             raise ValueError(f"{name} refers to unknown assets {unknown[:10]}")
         out = np.full(n, float(fill))
         positions = assets.get_indexer(list(value.keys()))
-        out[positions] = [_number(v, f"{name}[{k!r}]") for k, v in value.items()]
+        out[positions] = [_number(v, name, k) for k, v in value.items()]
     elif np.isscalar(value):
         if isinstance(value, bool) or isinstance(value, str):
             raise ValueError(f"{name} must be a number, a dict or an array, got {value!r}")
@@ -123,11 +128,11 @@ def asset_vector(
     return out
 
 
-def _number(value: Any, name: str) -> float:
+def _number(value: Any, name: str, key: Any) -> float:
     try:
         return float(value)
-    except (TypeError, ValueError) as err:
-        raise ValueError(f"{name} must be a number, got {value!r}") from err
+    except (TypeError, ValueError) as err:  # (the message is formed here, not once per asset)
+        raise ValueError(f"{name}[{key!r}] must be a number, got {value!r}") from err
 
 
 def _label(assets: pd.Index | None, i: int) -> str:
@@ -193,10 +198,10 @@ def constraint_names(
         names[label] = vector
         origin[label] = kind
 
-    if assets is not None:
-        for i, asset in enumerate(assets):
-            if isinstance(asset, str):
-                add(asset, i, "an asset name")  # (its unit vector when read: _Names)
+    if assets is not None:  # (unique: checked with X; each unit vector made when read)
+        names.update((asset, i) for i, asset in enumerate(assets.tolist())
+                     if isinstance(asset, str))
+        origin.update(dict.fromkeys(names, "an asset name"))
 
     if groups is not None:
         memberships: dict[str, np.ndarray] = {}
@@ -232,12 +237,13 @@ def constraint_names(
             add(label, vector, "a group label")
 
     if loadings is not None:
+        columns = loadings.to_numpy(dtype=float)  # (one array, not an .iloc per column)
         for j, factor in enumerate(loadings.columns):
-            add(str(factor), loadings.iloc[:, j].to_numpy(dtype=float), "a factor name")
+            add(str(factor), columns[:, j].copy(), "a factor name")
         families: dict[str, np.ndarray] = {}
         for j, family in enumerate(loadings.attrs.get("factor_families") or ()):
             if family is not None:
-                column = loadings.iloc[:, j].to_numpy(dtype=float)
+                column = columns[:, j]
                 families[family] = families.get(family, np.zeros(n)) + column
         for family, vector in families.items():
             add(family, vector, "a factor family")
