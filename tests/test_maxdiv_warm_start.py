@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from tests.test_maxdiv_dense import make_returns
+from tests.test_maxdiv_dense import factor_returns, make_returns
 from xl_factorlasso import (
     LassoModel,
     MaxDiversificationBacktest,
@@ -16,6 +16,7 @@ from xl_factorlasso import (
     RollingLassoModel,
     make_factor_panel,
 )
+from xl_factorlasso.core.covariance import FactorCovariance
 from xl_factorlasso.core.optimization import _dense
 
 
@@ -81,13 +82,17 @@ def test_warm_start_is_off_by_default():
     assert not model.solve_.warm_start
 
 
-@pytest.mark.parametrize("groups", [False, True], ids=["box", "groups"])
-def test_warm_fits_with_transaction_costs_equal_cold_fits(groups, monkeypatch):
+@pytest.mark.parametrize("groups, path", [(False, "dense"), (True, "dense"), (True, "factor")])
+def test_warm_fits_with_transaction_costs_equal_cold_fits(groups, path, monkeypatch):
     """Ten rebalances of a backtest's shape: each date's previous holdings are the last
     weights drifted by five rows of returns. The warm fit starts the costs' pivoting from the
     last weights (holding what they held) instead of the cost-free optimum; its weights equal
-    the cold fit's and CVXPY's, and many of them sit at the kink (held), which the costs make."""
-    X = make_returns(100, 210, 3, dense=True)
+    the cold fit's and CVXPY's, and many of them sit at the kink (held), which the costs make.
+    The factor path gets each window's OLS factor covariance."""
+    if path == "dense":
+        X = make_returns(100, 210, 3, dense=True)
+    else:
+        X, factors = factor_returns(100, 210, 3)
     n = X.shape[1]
     params = dict(transaction_costs=0.002, max_weights=0.05)
     if groups:
@@ -99,11 +104,15 @@ def test_warm_fits_with_transaction_costs_equal_cold_fits(groups, monkeypatch):
     started = held = 0
     for k in range(10):
         block = X.iloc[5 * k:5 * k + 150]
+        if path == "factor":
+            params["covariance"] = FactorCovariance.from_ols(block,
+                                                             factors.iloc[5 * k:5 * k + 150])
+            warm.set_params(covariance=params["covariance"])
         warm.set_params(previous_weights=previous)
         warm.fit(block)
         cold = MaximumDiversification(previous_weights=previous, **params).fit(block)
         w = warm.weights_.to_numpy()
-        assert warm.solve_.path == "dense" and cold.solve_.path == "dense"
+        assert warm.solve_.path == path and cold.solve_.path == path
         assert warm.solve_.relative_gap <= _dense.GAP_TOLERANCE
         started += warm.solve_.warm_start
         np.testing.assert_allclose(w, cold.weights_.to_numpy(), atol=1e-9, rtol=0)

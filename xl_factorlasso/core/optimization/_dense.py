@@ -624,7 +624,9 @@ def _warm_costs(a: np.ndarray, system, start: WarmStart, box: _Box, costs: _Cost
     cold start then runs)."""
     weights, w0 = start.weights, costs.previous
     state = start.state.copy()
-    state[(state == FREE) & start.held] = HOLD
+    # (held only where the holdings are inside the box: a drift can carry one past its cap)
+    inside = (w0 >= box.lower) & (w0 <= box.upper)
+    state[(state == FREE) & start.held & inside] = HOLD
     side = np.where(weights >= w0, 1.0, -1.0)
     active = None
     if rows is not None:
