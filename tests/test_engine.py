@@ -303,7 +303,8 @@ def test_top_eigenvalue_by_lanczos_bounds_the_spectrum_from_above():
     exact = np.linalg.eigvalsh(g * np.outer(scale, scale))[-1]
     assert exact <= _top_eigenvalue(g, scale=scale) <= exact * 1.0101
     # many factors, more than rows: a Marchenko-Pastur bulk with no gap at its top edge, where
-    # Lanczos converges slowest; and a long-short spectrum orthogonal-ish to the ones start
+    # Lanczos converges slowest; and the same with every row demeaned, which puts the ones
+    # start in the null space
     wide = rng.standard_normal((400, 900))
     for mat in (wide.T @ wide, (wide - wide.mean(axis=1, keepdims=True)).T
                 @ (wide - wide.mean(axis=1, keepdims=True))):

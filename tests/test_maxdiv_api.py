@@ -190,6 +190,9 @@ def test_labelled_series_inputs_in_any_order(X):
     assert (aligned.to_numpy() <= caps.to_numpy() + TOL).all()
     with pytest.raises(ValueError, match="max_weights is NaN for asset 'BAC'"):
         MaximumDiversification(max_weights=caps.where(caps.index != "BAC")).fit(X)
+    with pytest.raises(ValueError, match="max_weights is NaN for asset 'BAC'"):
+        MaximumDiversification(max_weights=caps.astype("Float64").where(
+            caps.index != "BAC", pd.NA)).fit(X)
     text = caps.astype(object)
     text["BAC"] = "ten"
     with pytest.raises(ValueError, match=r"max_weights\['BAC'\] must be a number, got 'ten'"):

@@ -120,4 +120,3 @@ def _columns_engine(engine, cols: np.ndarray):
                        pinned=pick(spec.pinned), cell_weight=pick(spec.cell_weight),
                        lower_bound=pick(spec.lower_bound), upper_bound=pick(spec.upper_bound))
     return type(engine)(sub_stats, sub_spec, spectral=False)
-

@@ -736,12 +736,12 @@ def solve_dense(spec: _Spec, X: np.ndarray | None = None, start: WarmStart | Non
     1'y / budget``), so :func:`._solve._measures` and :func:`._solve._polish` apply unchanged.
 
     ``start`` (:func:`warm_state` of the previous fit's weights): the exact pivoting runs from
-    there first, and ``warm`` says it answered. Between neighbouring dates of
-    a backtest few assets change state: on 12 month-ends of an EWMA covariance at N = 500
-    (condition number ~2e11, the cold start's stages needing 44-199 exchanges or not answering
-    within 200 on 5 dates), 6-18 exchanges (once 128) from the previous date's weights. With
-    transaction costs the costs' pivoting starts there (:func:`_warm_costs`) instead of at the
-    cost-free optimum, which the cold start solves first. The answer is certified as any other.
+    there first, and ``warm`` says it answered. Between neighbouring dates of a backtest few
+    assets change state: on 12 month-ends of an EWMA covariance at N = 500 (condition number
+    ~2e11, the cold start's stages needing 44-199 exchanges or not answering within 200 on 5
+    dates), 6-18 exchanges (once 128) from the previous date's weights. With transaction costs
+    the costs' pivoting starts there (:func:`_warm_costs`) instead of at the cost-free optimum,
+    which the cold start solves first. The answer is certified as any other.
     """
     risk = spec.risk
     if risk.is_factor:

@@ -94,7 +94,7 @@ def asset_vector(
             and pd.api.types.is_numeric_dtype(value.dtype)
             and not pd.api.types.is_bool_dtype(value.dtype)):
         # the assets in their order (previous holdings, a backtest's vectors): as an array
-        value = value.to_numpy(dtype=float)
+        value = value.to_numpy(dtype=float, na_value=np.nan)  # (pd.NA: the NaN message)
     elif labelled and assets is not None:
         value = value.to_dict()
     if isinstance(value, Mapping):
