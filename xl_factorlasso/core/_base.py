@@ -17,6 +17,8 @@ import numpy as np
 
 __all__ = ["BaseEstimator", "clone"]
 
+_PARAM_NAMES: dict[type, list[str]] = {}  # BaseEstimator._get_param_names, per class
+
 
 def _is_estimator(obj: Any) -> bool:
     return hasattr(obj, "get_params") and not isinstance(obj, type)
@@ -64,12 +66,17 @@ class BaseEstimator:
 
     @classmethod
     def _get_param_names(cls) -> list[str]:
-        signature = inspect.signature(cls.__init__)
-        return sorted(
-            name
-            for name, p in signature.parameters.items()
-            if name != "self" and p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)
-        )
+        # (read once per class: inspect.signature is slow, and a rolling fit clones its model
+        # at every date)
+        names = _PARAM_NAMES.get(cls)
+        if names is None:
+            signature = inspect.signature(cls.__init__)
+            names = _PARAM_NAMES[cls] = sorted(
+                name
+                for name, p in signature.parameters.items()
+                if name != "self" and p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)
+            )
+        return list(names)
 
     def get_params(self, deep: bool = True) -> dict[str, Any]:
         """Parameters of this estimator.
