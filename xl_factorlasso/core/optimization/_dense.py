@@ -592,10 +592,7 @@ def _pivot_costs(cov: np.ndarray | LowRankCovariance, a: np.ndarray, box: _Box, 
         y0 = start[0]
         t0 = float(y0.sum()) / box.budget
         state = _bound_state(y0, box, t0, 1e-12 * float(np.max(np.abs(y0))))
-        side = np.where(y0 >= costs.previous * t0, 1.0, -1.0)
-        if rows is not None:
-            slack, scale = rows.slack(y0, t0)
-            active |= np.abs(slack) <= 1e-12 * scale
+        side, active = _sides_and_tight_rows(y0, t0, costs, rows, 1e-12)
     system = _exact_system(cov, a)
     solved = _pivoting_with_costs(a, system, state.copy(), side.copy(), box, costs, rows=rows,
                                   active=None if active is None else active.copy())
@@ -627,12 +624,20 @@ def _warm_costs(a: np.ndarray, system, start: WarmStart, box: _Box, costs: _Cost
     # (held only where the holdings are inside the box: a drift can carry one past its cap)
     inside = (w0 >= box.lower) & (w0 <= box.upper)
     state[(state == FREE) & start.held & inside] = HOLD
-    side = np.where(weights >= w0, 1.0, -1.0)
-    active = None
-    if rows is not None:
-        slack, size = rows.slack(weights, 1.0)
-        active = rows.equality | (np.abs(slack) <= 1e-9 * size)
+    side, active = _sides_and_tight_rows(weights, 1.0, costs, rows, 1e-9)
     return _pivoting_with_costs(a, system, state, side, box, costs, rows=rows, active=active)
+
+
+def _sides_and_tight_rows(y: np.ndarray, t: float, costs: _Costs, rows: _Rows | None,
+                          tol: float) -> tuple[np.ndarray, np.ndarray | None]:
+    """Where the costs' pivoting starts at a point ``y`` (``t = 1'y / budget``): each weight
+    on the side of its previous weight it lies on (+1 at or above), and the rows active that
+    are equalities or tight there (slack within ``tol`` of its round-off scale)."""
+    side = np.where(y >= costs.previous * t, 1.0, -1.0)
+    if rows is None:
+        return side, None
+    slack, scale = rows.slack(y, t)
+    return side, rows.equality | (np.abs(slack) <= tol * scale)
 
 
 class WarmStart(NamedTuple):

@@ -102,7 +102,8 @@ class _Handles:
 
 @functools.cache
 def _installed_solvers() -> tuple[str, ...]:
-    """CVXPY's installed solvers, asked once per process (about 1 ms a call: every fit)."""
+    """CVXPY's installed solvers, asked once per process (the call probes every solver, and
+    every fit checks its solver)."""
     return tuple(cp.installed_solvers())
 
 
