@@ -1100,7 +1100,7 @@ class FastEngine:
 
     def _kkt_rows(self, x, lam, support, idx):
         sub = slice(None) if idx is None else idx
-        up_bad, down_bad, grad, thr, zero_row = self._descents(x, lam, idx)
+        up_bad, down_bad, grad, thr, zero_row = self._descents(x, lam, idx)[:5]
         ok = (~(up_bad | down_bad) | (support[sub] != 0)).all(axis=1)
         x = x[sub]
         can_up = x < self.hi[sub]
@@ -1119,8 +1119,9 @@ class FastEngine:
 
     def _descents(self, x: np.ndarray, lam: float, idx: np.ndarray | None = None):
         """Cells where moving up / down lowers the objective at ``x`` (beyond 1e-9 of the
-        threshold), with the pieces :meth:`_kkt_holds` reuses:
-        ``(up_bad, down_bad, grad, thr, zero_row)``, for the responses ``idx`` (default all)."""
+        threshold), with the pieces :meth:`_kkt_holds` and the working set reuse:
+        ``(up_bad, down_bad, grad, thr, zero_row, up, down)``, ``up`` and ``down`` the
+        objective's slopes upwards and downwards, for the responses ``idx`` (default all)."""
         sub = slice(None) if idx is None else idx
         x = x[sub]
         d = x - self.prior[sub]
@@ -1139,7 +1140,7 @@ class FastEngine:
         up = grad + np.where(d < 0, -thr, thr)
         down = -grad + np.where(d > 0, -thr, thr)
         return ((x < self.hi[sub]) & (up < -slack), (x > self.lo[sub]) & (down < -slack), grad,
-                thr, zero_row)
+                thr, zero_row, up, down)
 
     def _support_guess(self, x: np.ndarray, lam: float, idx: np.ndarray) -> np.ndarray:
         """LASSO, cold start: signs of a first guess of the support of the responses ``idx``

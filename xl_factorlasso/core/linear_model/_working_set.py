@@ -97,11 +97,8 @@ def solve_working_set(engine, x: np.ndarray, lam: float, tol: float, max_iter: i
 def _violations(engine, x: np.ndarray, lam: float) -> np.ndarray:
     """Per column (M,), the largest violation of the optimality conditions over the responses,
     in Jacobi units; 0 where every cell of the column satisfies them."""
-    up_bad, down_bad, grad, thr, _ = engine._descents(x, lam)
-    d = x - engine.prior
-    up = -(grad + np.where(d < 0, -thr, thr))
-    down = grad + np.where(d > 0, -thr, thr)
-    excess = np.maximum(np.where(up_bad, up, 0.0), np.where(down_bad, down, 0.0))
+    up_bad, down_bad, _, _, _, up, down = engine._descents(x, lam)
+    excess = np.maximum(np.where(up_bad, -up, 0.0), np.where(down_bad, -down, 0.0))
     return (excess * engine._jac[engine.pattern]).max(axis=0)
 
 
