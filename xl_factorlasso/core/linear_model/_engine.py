@@ -54,6 +54,10 @@ of factor columns (:mod:`._working_set`): the same engine on the Gram's block of
 columns, grown by the columns whose cells break the optimality conditions, so that the cost of
 a sparse answer follows its support rather than ``M^2``.
 
+On a singular Gram (more factors than rows) at a penalty below 1% of a response's
+``lambda_max``, a LASSO response starts from the exact path in lambda (:mod:`._homotopy`),
+where the iterations would crawl along the Gram's flat directions.
+
 FCGL blocks without an L1 share get the same finish per cluster: once the active blocks
 settle, Newton's method on one multiplier per active block gives the exact minimiser
 (:mod:`._block_newton`; clusters with as many active blocks are solved together; it runs where
@@ -161,6 +165,7 @@ import numpy as np
 from scipy.linalg import LinAlgError, cho_factor, cho_solve
 
 from ._block_newton import block_activity, block_kkt, block_newton
+from ._homotopy import homotopy_rows, homotopy_start
 from ._newton_finish import _NewtonFinish
 from ._penalty import PenaltySpec, penalty_value
 from ._preparation import SufficientStats
@@ -946,21 +951,48 @@ class FastEngine:
             return self._twin.solve(0.0, tol=tol, max_iter=max_iter, coef_init=coef_init)
         x = self.prior.copy() if coef_init is None else np.clip(coef_init, self.lo, self.hi)
         max_iter = max(int(max_iter), 1)
-        warm, done, spent = coef_init is not None, None, 0
+        warm = coef_init is not None
+        path = homotopy_rows(self, lam)
+        if path.any():
+            # a singular Gram at a small penalty: the exact path gives the start (_homotopy),
+            # unless a warm start's own support gives Newton's point at the minimiser
+            if warm:
+                finish = _NewtonFinish(self, self._newton_cell, lam)
+                finish.last = finish.support(x)
+                x = finish.accept(x, finish.last, path, start=True)
+                path &= ~finish.exact
+            x, path = homotopy_start(self, x, lam, path)
+        if path.all():
+            coef, gaps, objs, it = self._solve_units(x, lam, tol, max_iter, warm=True)
+        elif path.any():
+            # responses are independent: the two parts' unit gaps add up to the whole's
+            coef, gaps, objs = x.copy(), np.empty(self.n), np.empty(self.n)
+            coef[path], gaps[path], objs[path], it = self._rows_view(path)._solve_units(
+                x[path], lam, tol, max_iter, warm=True)
+            rest = ~path
+            coef[rest], gaps[rest], objs[rest], it_rest = self._rows_view(rest)._solve_all(
+                x[rest], lam, tol, max_iter, warm)
+            it += it_rest
+        else:
+            coef, gaps, objs, it = self._solve_all(x, lam, tol, max_iter, warm)
+        rel = _relative(gaps.sum(), objs.sum())
+        return EngineResult(coef, bool(rel <= tol), rel, it)
+
+    def _solve_all(self, x, lam, tol, max_iter, warm):
+        """The solve from a feasible ``x``, on working sets of columns first where they run:
+        ``(coef, unit gaps, unit objectives, iterations)``."""
         if self.geometry == "cell" and not self.spectral and lam > 0.0:
             from ._working_set import solve_working_set  # (it builds engines: no cycle)
 
             start = x
             x, done, spent = solve_working_set(self, x, lam, tol, max_iter, warm)
+            if done is not None:
+                return done
             warm = warm or x is not start
-        if done is None:
             coef, gaps, objs, it = self._solve_units(x, lam, tol, max(max_iter - spent, 1),
                                                      warm=warm)
-            it += spent
-        else:
-            coef, gaps, objs, it = done
-        rel = _relative(gaps.sum(), objs.sum())
-        return EngineResult(coef, bool(rel <= tol), rel, it)
+            return coef, gaps, objs, it + spent
+        return self._solve_units(x, lam, tol, max_iter, warm=warm)
 
     def _solve_units(self, x, lam, tol, max_iter, *, warm, seeded=False):
         """The solve from a feasible ``x``: ``(coef, unit gaps, unit objectives, iterations)``.
