@@ -11,10 +11,11 @@ from __future__ import annotations
 from dataclasses import replace
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from xl_factorlasso import LassoModel, make_factor_panel
-from xl_factorlasso.core.linear_model import FastEngine, _homotopy
+from xl_factorlasso.core.linear_model import FastEngine, _engine, _homotopy
 
 
 def _setup(x, y, **kw):
@@ -210,3 +211,43 @@ def test_rolling_fits_with_more_factors_than_rows():
         np.testing.assert_allclose(fits[0].results_[date].y_betas.to_numpy(),
                                    fits[1].results_[date].y_betas.to_numpy(), rtol=0,
                                    atol=1e-7)
+
+
+def test_sparse_group_rows_at_the_default_penalty_are_certified_by_the_engine():
+    """HCGL with l1_weight on 60 rows and 100 factors at the default reg_lambda: the direct
+    solve does not finish in its probe, the continuation from lambda_max / 2 does, and the
+    answer equals CVXPY's (Clarabel, then the engine's polish, as before this start)."""
+    panel = make_factor_panel(60, 100, 8, seed=10)
+    kw = dict(warmup_period=None, model_type="HIERARCHICAL_CLUSTER_GROUP_LASSO", l1_weight=0.1)
+    fit = LassoModel(**kw).fit(panel.x, panel.y)
+    assert fit.solver_ == "fast" and fit.duality_gap_ <= 1e-8
+    ref = LassoModel(engine="cvxpy", **kw).fit(panel.x, panel.y)
+    assert fit.objective_value_ <= ref.objective_value_ * (1 + 1e-10)
+    np.testing.assert_allclose(fit.coef_.to_numpy(), ref.coef_.to_numpy(), atol=1e-6)
+
+
+@pytest.mark.parametrize("case", ["plain", "signs_prior", "group_data"])
+def test_continuation_equals_the_direct_solve(case, monkeypatch):
+    """At 3e-3 of lambda_max, where the direct solve finishes too: the continuation's answer
+    (forced: a one-iteration probe) equals it on every cell."""
+    panel = make_factor_panel(50, 80, 6, seed=11)
+    kw = dict(model_type="HIERARCHICAL_CLUSTER_GROUP_LASSO", l1_weight=0.2)
+    if case == "signs_prior":
+        kw.update(factors_beta_loading_signs=panel.signs.astype(float),
+                  factors_beta_prior=panel.prior)
+    if case == "group_data":
+        kw = dict(model_type="GROUP_LASSO", l1_weight=0.3, group_data=pd.Series(
+            [f"g{i % 2}" for i in range(6)], index=panel.y.columns))
+    setup = _setup(panel.x, panel.y, **kw)
+    lam = 3e-3 * setup.lambda_max
+    plain = FastEngine(setup.stats, setup.spec)
+    monkeypatch.setattr(_homotopy, "_PROBE", 1)
+    start, spent = _homotopy.continuation_start(FastEngine(setup.stats, setup.spec), lam, 1e-8,
+                                                20_000)
+    assert start is not None and spent > 1
+    fast = FastEngine(setup.stats, setup.spec).solve(lam)
+    monkeypatch.setattr(_engine, "continuation_start", lambda *a, **k: (None, 0))
+    direct = plain.solve(lam)
+    assert fast.certified and direct.certified
+    np.testing.assert_allclose(fast.coef, direct.coef, rtol=0, atol=1e-8)
+    assert ((fast.coef == 0) == (direct.coef == 0)).all()

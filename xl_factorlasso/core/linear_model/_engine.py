@@ -165,7 +165,7 @@ import numpy as np
 from scipy.linalg import LinAlgError, cho_factor, cho_solve
 
 from ._block_newton import block_activity, block_kkt, block_newton
-from ._homotopy import homotopy_rows, homotopy_start
+from ._homotopy import continuation_start, homotopy_rows, homotopy_start
 from ._newton_finish import _NewtonFinish
 from ._penalty import PenaltySpec, penalty_value
 from ._preparation import SufficientStats
@@ -962,6 +962,11 @@ class FastEngine:
                 x = finish.accept(x, finish.last, path, start=True)
                 path &= ~finish.exact
             x, path = homotopy_start(self, x, lam, path)
+        elif not warm:
+            start, spent = continuation_start(self, lam, tol, max_iter)
+            if start is not None:
+                x, warm = start, True
+                max_iter = max(max_iter - spent, 1)
         if path.all():
             coef, gaps, objs, it = self._solve_units(x, lam, tol, max_iter, warm=True)
         elif path.any():
