@@ -22,6 +22,9 @@ is ``alpha = lambda w T / (2 n)``. Models and how each peer expresses them:
 
 * LASSO: scikit-learn ``Lasso`` (multi-output at once), celer and skglm ``Lasso`` per response.
 * LASSO nonneg: the special case of sign constraints a peer supports (``positive=True``).
+* LASSO on a wide design (M >= T, a singular Gram): also scikit-learn ``LassoLars`` per
+  response on the raw design (kind ``lars``), the exact path in lambda, which our engine
+  follows there at small penalties (docs/formulation.md); it has no tolerance to tune.
 * FCGL (one cluster: ``MultiTaskLasso`` at ``alpha = lambda sqrt(N) T/(2n)``; found clusters: one
   ``MultiTaskLasso`` per cluster g with its weight ``sqrt(|g|/G)``), every peer.
 * GROUP_LASSO rows / HCGL: a row norm is one group of all M loadings of a response, so each
@@ -53,6 +56,8 @@ Usage::
     python benchmarks/bench_peers.py --sizes 2000,30,500 --repeats 3
     python benchmarks/bench_peers.py --sizes large --kinds gram,red,ref
     python benchmarks/bench_peers.py --sizes hd1 hd20 --configs lasso,lasso_nonneg
+    python benchmarks/bench_peers.py --sizes 60,100,20 250,500,5 --configs lasso,lasso_nonneg \
+        --kinds lars --lambda-fraction 1e-6              # wide designs, the default's scale
     python benchmarks/bench_peers.py --quick                  # tiny sizes, one repeat (tests)
 """
 
@@ -88,7 +93,7 @@ QUICK_SIZES = [(120, 5, 8)]
 DEFAULT_SIZES = ["small", "mid"]
 TARGET_GAP = 1e-8
 TOLS = tuple(10.0 ** -k for k in range(5, 15))
-KINDS = ("raw", "gram", "red", "ref")
+KINDS = ("raw", "gram", "red", "ref", "lars")
 N_USER_GROUPS = 5  # GROUP_LASSO: contiguous blocks of responses
 
 # name -> (label, our model type, l1_weight, signs+prior, nonneg, peer family)
@@ -221,6 +226,22 @@ def _sklearn_lasso(kind: str):
                           max_iter=200_000, positive=case.nonneg)
             model.fit(xd, yd)
         return np.asarray(model.coef_).reshape(y.shape[1], x.shape[1])
+    return run
+
+
+def _sklearn_lars():
+    """scikit-learn's ``LassoLars`` on the raw design: the exact path in lambda (LARS with the
+    LASSO modification), no tolerance to tune; a peer where the design is wide (M >= T)."""
+    def run(case: Case, x, y, tol):
+        from sklearn.linear_model import LassoLars
+
+        xd, yd, rows = _design(x, y, "raw")
+        out = np.empty((y.shape[1], x.shape[1]))
+        for i in range(y.shape[1]):
+            model = LassoLars(alpha=_alpha(case, rows), fit_intercept=False,
+                              max_iter=20 * x.shape[1], positive=case.nonneg)
+            out[i] = model.fit(xd, yd[:, i]).coef_
+        return out
     return run
 
 
@@ -400,6 +421,8 @@ def variants(case: Case, available: dict[str, bool],
         out += [Variant("sklearn", k, _sklearn_lasso(k)) for k in ["gram", *kinds]]
         out += [Variant("celer", k, _celer_lasso(k)) for k in kinds]
         out += [Variant("skglm", k, _skglm_lasso(k)) for k in kinds]
+        if m >= t:  # a wide design: the exact path is the method for it (ours too)
+            out.append(Variant("sklearn", "lars", _sklearn_lars(), tunes_tol=False))
     elif family == "mtl":
         out += [Variant(lib, k, _mtl(lib, k)) for lib in ("sklearn", "celer", "skglm")
                 for k in kinds]
@@ -596,8 +619,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--repeats", type=int, default=5, help="timed rounds (odd: a median)")
     parser.add_argument("--kinds", default=",".join(KINDS),
                         help="comma list of peer variants to time: raw, gram, red (a peer's "
-                        "design) and ref (the CVXPY reference); e.g. gram,red,ref at large sizes, "
-                        "where the raw design is never the fastest")
+                        "design), ref (the CVXPY reference) and lars (scikit-learn's LassoLars, "
+                        "wide designs); e.g. gram,red,ref at large sizes, where the raw design "
+                        "is never the fastest")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--lambda-fraction", type=float, default=LAMBDA_FRACTION,
                         help="reg_lambda as a fraction of lambda_max (default %(default)s); "

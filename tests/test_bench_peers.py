@@ -231,3 +231,26 @@ def test_gap_of_separable_responses_is_the_sum_of_their_gaps(geometry):
     assert f == pytest.approx(sum(pf for _, pf in parts), rel=1e-13)
     assert gap == pytest.approx(sum(pg for pg, _ in parts), rel=1e-12)
     assert min(pg for pg, _ in parts) > 0
+
+
+def test_wide_benchmark_prints_the_table():
+    """benchmarks/bench_wide.py end to end on a tiny wide panel: our LASSO at the default
+    penalty answered by the fast engine and certified by the independent gap, next to
+    LassoLars's time and ratio."""
+    pytest.importorskip("sklearn")
+    env = {**os.environ, "MPLBACKEND": "Agg"}
+    run = subprocess.run(
+        [sys.executable, str(BENCH / "bench_wide.py"), "--sizes", "30,50,3", "--configs",
+         "lasso,lasso_sign_prior", "--repeats", "1"],
+        capture_output=True, text=True, env=env, timeout=600, cwd=str(BENCH.parent))
+    assert run.returncode == 0, run.stderr[-2000:]
+    rows = [line for line in run.stdout.splitlines() if line.startswith("| LASSO")]
+    assert len(rows) == 2
+    for line in rows:
+        cells = [c.strip() for c in line.strip("|").split("|")]
+        assert float(cells[1]) < 1e-4  # the default penalty, far below lambda_max
+        assert float(cells[2]) > 0 and cells[3] == "fast" and float(cells[4]) <= 1e-8
+    lasso = [c.strip() for c in rows[0].strip("|").split("|")]
+    lars_s, ours_s = float(lasso[6]), float(lasso[2])
+    assert float(lasso[7]) <= 1e-8 and float(lasso[9]) <= 1e-6  # LassoLars: the same answer
+    assert float(lasso[8].rstrip("x")) == pytest.approx(lars_s / ours_s, abs=0.01 + 1e-4 / ours_s)
