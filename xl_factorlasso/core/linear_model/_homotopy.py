@@ -88,11 +88,15 @@ def continuation_start(engine, lam: float, tol: float, max_iter: int):
     steps, where from the prior the proximal iterations crawl along the Gram's flat directions
     (HCGL with ``l1_weight`` at the default penalty on 60 rows and 100 factors: 20,000
     iterations, then CVXPY). Rows without an L1 share have the closed-form start instead
-    (``FastEngine._newton_row_secular``), which needs no continuation.
+    (``FastEngine._newton_row_secular``), which needs no continuation. It runs only where the
+    row Newton finish does (``FastEngine._row_newton_runs``): without it each stage crawls too
+    (HCGL with ``l1_weight``, signs and a prior at (120, 200, 10): the stages took 60, 180, ...,
+    4580 iterations and ran out of the budget before the target).
     """
     from ._lambda_max import lambda_max_from_stats  # (it imports the engine: no cycle)
 
-    if engine.geometry != "row" or engine.a == 0.0 or lam <= 0.0 or not _singular(engine).any():
+    if (engine.geometry != "row" or engine.a == 0.0 or lam <= 0.0
+            or not engine._row_newton_runs() or not _singular(engine).any()):
         return None, 0
     top = lambda_max_from_stats(engine.stats, engine.spec)
     if not lam < _RATIO * top:
