@@ -56,7 +56,8 @@ a sparse answer follows its support rather than ``M^2``.
 
 On a singular Gram (more factors than rows) at a penalty below 1% of a response's
 ``lambda_max``, a LASSO response starts from the exact path in lambda (:mod:`._homotopy`),
-where the iterations would crawl along the Gram's flat directions.
+where the iterations would crawl along the Gram's flat directions; sparse-group rows there
+start from a continuation in lambda (:func:`._homotopy.continuation_start`).
 
 FCGL blocks without an L1 share get the same finish per cluster: once the active blocks
 settle, Newton's method on one multiplier per active block gives the exact minimiser
@@ -951,7 +952,7 @@ class FastEngine:
             return self._twin.solve(0.0, tol=tol, max_iter=max_iter, coef_init=coef_init)
         x = self.prior.copy() if coef_init is None else np.clip(coef_init, self.lo, self.hi)
         max_iter = max(int(max_iter), 1)
-        warm = coef_init is not None
+        warm, spent = coef_init is not None, 0
         path = homotopy_rows(self, lam)
         if path.any():
             # a singular Gram at a small penalty: the exact path gives the start (_homotopy),
@@ -966,7 +967,7 @@ class FastEngine:
             start, spent = continuation_start(self, lam, tol, max_iter)
             if start is not None:
                 x, warm = start, True
-                max_iter = max(max_iter - spent, 1)
+        max_iter = max(max_iter - spent, 1)
         if path.all():
             coef, gaps, objs, it = self._solve_units(x, lam, tol, max_iter, warm=True)
         elif path.any():
@@ -981,7 +982,7 @@ class FastEngine:
         else:
             coef, gaps, objs, it = self._solve_all(x, lam, tol, max_iter, warm)
         rel = _relative(gaps.sum(), objs.sum())
-        return EngineResult(coef, bool(rel <= tol), rel, it)
+        return EngineResult(coef, bool(rel <= tol), rel, it + spent)
 
     def _solve_all(self, x, lam, tol, max_iter, warm):
         """The solve from a feasible ``x``, on working sets of columns first where they run:

@@ -32,6 +32,9 @@ start: its Newton step on the point's support and its certificate decide, as for
 
 A path that meets a singular ``G_FF`` (ties: duplicate factors) or runs past ``_MAX_EVENTS``
 events per factor gives up, and that response is solved as before.
+
+Sparse-group rows have no such path (a row norm is not piecewise linear in lambda); they get a
+continuation instead (:func:`continuation_start`).
 """
 
 from __future__ import annotations
@@ -44,9 +47,9 @@ from scipy.linalg.lapack import dpotrs, dtrtrs
 
 __all__ = ["continuation_start", "homotopy_rows", "homotopy_start"]
 
-# Below this fraction of a response's own lambda_max, on a singular Gram, the path is taken: at
-# 1e-2 the iterations still finish in about as long (0.1-0.2 s at (60,100,20) and (250,500,5)),
-# below it they slow down by 10x per decade and then fail.
+# Below this fraction of a response's own lambda_max, on a singular Gram, the path is taken:
+# above it the iterations finish about as fast as the path; below it they slow down by about
+# 10x per decade, then run out of iterations (measured on wide panels of 60-250 rows).
 _RATIO = 1e-2
 _MAX_EVENTS = 20  # per factor
 _STAGES_PER_DECADE = 2  # continuation (row groups): penalties per decade of lambda
