@@ -62,8 +62,8 @@ def test_default_penalty_with_more_factors_than_rows_is_fast_and_equals_cvxpy():
     np.testing.assert_allclose(ours.coef_.to_numpy(), ref.coef_.to_numpy(), atol=1e-5)
 
 
-@pytest.mark.parametrize("case", ["plain", "nonneg", "signs_prior", "bounds_weights_pinned",
-                                  "ragged", "span"])
+@pytest.mark.parametrize("case", ["plain", "signs_prior", "bounds_weights_pinned", "ragged",
+                                  "span"])
 def test_path_equals_the_engine_without_it(case, monkeypatch):
     """At 3e-3 of lambda_max (below the path's threshold, where the iterations still finish)
     the path's answer equals the engine's own on every cell: signs, a prior, floors and caps,
@@ -71,8 +71,6 @@ def test_path_equals_the_engine_without_it(case, monkeypatch):
     panel = make_factor_panel(50, 80, 4, seed=3)
     x, y = panel.x, panel.y.copy()
     kw = {}
-    if case == "nonneg":
-        kw["nonneg"] = True
     if case == "signs_prior":
         signs = panel.signs.astype(float).copy()
         prior = panel.prior.copy()
@@ -119,7 +117,10 @@ def test_the_path_point_meets_the_optimality_conditions(seed):
     t_rows, n = int(rng.integers(20, 60)), int(rng.integers(1, 4))
     m = t_rows + int(rng.integers(5, 60))
     panel = make_factor_panel(t_rows, m, n, seed=seed)
-    kw = {"nonneg": True} if seed % 3 == 1 else {}
+    kw = {}
+    if seed % 3 == 1:  # signs on some cells only (every cell signed: no path, see below)
+        signs = panel.signs.astype(float).where(rng.random(panel.signs.shape) < 0.5)
+        kw.update(factors_beta_loading_signs=signs)
     if seed % 3 == 2:
         kw.update(factors_beta_loading_signs=panel.signs.astype(float),
                   factors_beta_prior=panel.prior)
@@ -135,6 +136,25 @@ def test_the_path_point_meets_the_optimality_conditions(seed):
     result = engine.solve(lam)
     assert result.certified
     np.testing.assert_allclose(result.coef, start, rtol=0, atol=1e-9)
+
+
+def test_every_cell_signed_is_left_to_the_iterations():
+    """nonneg on a wide panel at the default penalty: the one-sided box keeps the answer sparse
+    and the iterations converge from the prior in tens of steps, so no response takes the path,
+    and the answer equals CVXPY's."""
+    from tests.test_engine import TIGHT
+
+    panel = make_factor_panel(60, 100, 6, seed=12)
+    setup = _setup(panel.x, panel.y, nonneg=True)
+    lam = 1e-5
+    engine = FastEngine(setup.stats, setup.spec)
+    assert lam < 1e-5 * setup.lambda_max and not engine._invertible.any()
+    assert not _homotopy.homotopy_rows(engine, lam).any()
+    result = engine.solve(lam)
+    assert result.certified and result.iterations < 500
+    ref = LassoModel(warmup_period=None, nonneg=True, engine="cvxpy", solver_params=TIGHT).fit(
+        panel.x, panel.y)
+    np.testing.assert_allclose(result.coef, ref.coef_.to_numpy(), atol=1e-6)
 
 
 def test_duplicate_factors_give_up_and_the_engine_still_certifies():

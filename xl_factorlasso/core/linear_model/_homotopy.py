@@ -59,10 +59,16 @@ _SINGULAR = 1e-10  # an entering cell whose column is within this of the free on
 
 def homotopy_rows(engine, lam: float) -> np.ndarray:
     """(N,) bool: the responses whose path is taken at ``lam`` (cell geometry): a singular
-    Gram, a penalty below ``_RATIO`` of their own ``lambda_max``, positive finite weights."""
+    Gram, a penalty below ``_RATIO`` of their own ``lambda_max``, positive finite weights, and
+    some cell free to move both ways.
+
+    A response whose every cell has a sign (``nonneg``, or a full sign matrix) is left to the
+    iterations: a one-sided box alone keeps at most ``rank(G)`` loadings (as non-negative least
+    squares does), the iterations converge from the prior in tens of steps, and the path would
+    cost more."""
     if engine.geometry != "cell" or lam <= 0.0:
         return np.zeros(engine.n, dtype=bool)
-    singular = _singular(engine)
+    singular = _singular(engine) & ((engine.dl < 0.0) & (engine.du > 0.0)).any(axis=1)
     if not singular.any():
         return singular
     weights_ok = ((engine.omega > 0.0) & np.isfinite(engine.omega)).all(axis=1)
