@@ -1,9 +1,9 @@
-"""More factors than rows at a small penalty: the LASSO's exact path in lambda (``_homotopy.py``).
+"""More factors than rows at a small penalty (``_homotopy.py``): the LASSO's exact path in
+lambda, and the continuation for sparse-group rows.
 
-The references are independent of the path: the engine without it (``_RATIO = 0``) at penalties
-where its iterations still finish, CVXPY at the default penalty (where they did not: 20,000
-iterations, then CVXPY, 6 s at (60, 100, 20)), and the optimality conditions checked on the
-Gram directly.
+The references are independent of them: the engine without them at penalties where its
+iterations still finish, CVXPY at the default penalty (where the iterations did not: 20,000 of
+them, then CVXPY), and the optimality conditions checked on the Gram directly.
 """
 
 from __future__ import annotations
@@ -56,7 +56,7 @@ def test_default_penalty_with_more_factors_than_rows_is_fast_and_equals_cvxpy():
     # at most rank(G) = 59 loadings per response
     assert ((coef != 0).sum(axis=1) <= 59).all() and (coef != 0).sum() > 1000
     ref = LassoModel(warmup_period=None, engine="cvxpy", solver_params=TIGHT).fit(
-        panel.x.iloc[:, :], panel.y.iloc[:, :5])
+        panel.x, panel.y.iloc[:, :5])
     ours = LassoModel(warmup_period=None).fit(panel.x, panel.y.iloc[:, :5])
     assert ours.objective_value_ <= ref.objective_value_ * (1 + 1e-10)
     np.testing.assert_allclose(ours.coef_.to_numpy(), ref.coef_.to_numpy(), atol=1e-5)
