@@ -243,7 +243,8 @@ def _path(gram, r0, omega, dl, du, fixed, mu_target):
             rhs[:k, 0] = base[cells]
             rhs[:k, 1] = omega[cells] * sign[cells]
             a_f, b_f = free.solve(rhs[:k]).T  # D_F = a_f - mu b_f
-            a, b = np.stack([a_f, b_f]) @ free.rows  # q = (base - a) + mu b
+            # q = base - G_:F D_F = a + mu b, both products in one pass over the rows
+            a, b = np.stack([a_f, b_f]) @ free.rows
             a = base - a
             step, j, kind = _next_event(mu, mu_target, cells, a_f, b_f, a, b, sign, omega, dl,
                                         du, may, last)
