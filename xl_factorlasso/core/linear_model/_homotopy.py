@@ -45,6 +45,8 @@ import numpy as np
 from scipy.linalg import LinAlgError, qr_delete
 from scipy.linalg.lapack import dpotrs, dtrtrs
 
+from ._penalty import excess_at_zero
+
 __all__ = ["continuation_start", "homotopy_rows", "homotopy_start"]
 
 # Below this fraction of a response's own lambda_max, on a singular Gram, the path is taken:
@@ -128,13 +130,11 @@ def continuation_start(engine, lam: float, tol: float, max_iter: int):
 
 def _mu_max(engine) -> np.ndarray:
     """Per response, the ``mu`` below which some cell leaves zero (``lambda_max`` times
-    ``T'/2``)."""
-    r0 = engine._prior_residual()
-    up = np.where(engine.du > 0.0, r0, 0.0)
-    down = np.where(engine.dl < 0.0, -r0, 0.0)
+    ``T'/2``): the rule of :func:`._lambda_max.lambda_max_from_stats`, with the gradient
+    ``-(2/T') r0`` scaled by ``T'/2``."""
+    excess = excess_at_zero(-engine._prior_residual(), engine.dl, engine.du)
     with np.errstate(divide="ignore", invalid="ignore"):
-        excess = np.maximum(up, down) / engine.omega
-    return np.where(engine.fixed, 0.0, excess).max(axis=1, initial=0.0)
+        return (excess / engine.omega).max(axis=1, initial=0.0)
 
 
 def homotopy_start(engine, x: np.ndarray, lam: float, rows: np.ndarray):
@@ -146,7 +146,7 @@ def homotopy_start(engine, x: np.ndarray, lam: float, rows: np.ndarray):
     mu = 0.5 * engine.t_rows * lam
     for i in np.flatnonzero(rows):
         d = _path(engine.gram[engine.pattern[i]], r0[i], engine.omega[i], engine.dl[i],
-                  engine.du[i], engine.fixed[i], mu)
+                  engine.du[i], mu)
         if d is not None:
             out[i] = np.clip(engine.prior[i] + d, engine.lo[i], engine.hi[i])
             done[i] = True
@@ -213,11 +213,11 @@ class _Free:
         return out
 
 
-def _path(gram, r0, omega, dl, du, fixed, mu_target):
+def _path(gram, r0, omega, dl, du, mu_target):
     """``D`` (M,) minimising one response's objective at ``mu_target`` by following the path
     from ``mu_max``; None when the path gives up (see the module docstring)."""
     m = len(r0)
-    up_ok, down_ok = (du > 0.0) & ~fixed, (dl < 0.0) & ~fixed
+    up_ok, down_ok = du > 0.0, dl < 0.0  # (a fixed cell has dl = du = 0)
     d = np.zeros(m)
     sign = np.zeros(m)  # of the free cells
     # the cells that may become free, by the side they would move to: at zero, or at a bound
@@ -225,7 +225,7 @@ def _path(gram, r0, omega, dl, du, fixed, mu_target):
     may = _Moves(up_ok.copy(), down_ok.copy(), np.zeros(m, dtype=bool),
                  np.zeros(m, dtype=bool))
     base = r0.copy()  # r0 - G_:U D_U
-    excess = np.maximum(np.where(up_ok, r0, -np.inf), np.where(down_ok, -r0, -np.inf)) / omega
+    excess = excess_at_zero(-r0, dl, du) / omega
     j = int(np.argmax(excess))
     mu = float(excess[j])
     if not mu > mu_target:

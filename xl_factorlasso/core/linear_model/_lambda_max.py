@@ -26,22 +26,15 @@ from __future__ import annotations
 import numpy as np
 
 from ._engine import _block_member_table, sparse_group_roots
-from ._penalty import PenaltySpec
+from ._penalty import PenaltySpec, excess_at_zero
 from ._preparation import SufficientStats
 
 __all__ = ["lambda_max_from_stats"]
 
 
 def _excess(stats: SufficientStats, spec: PenaltySpec) -> np.ndarray:
-    g = stats.gradient(spec.prior)
-    r = np.abs(g)
     lower, upper = spec.lower_upper()
-    at_lower = np.isfinite(lower) & (spec.prior <= lower)
-    at_upper = np.isfinite(upper) & (spec.prior >= upper)
-    r = np.where(at_lower & ~at_upper, np.maximum(-g, 0.0), r)
-    r = np.where(at_upper & ~at_lower, np.maximum(g, 0.0), r)
-    r = np.where(at_lower & at_upper, 0.0, r)
-    return r
+    return excess_at_zero(stats.gradient(spec.prior), lower - spec.prior, upper - spec.prior)
 
 
 def lambda_max_from_stats(stats: SufficientStats, spec: PenaltySpec) -> float:

@@ -117,6 +117,21 @@ class PenaltySpec:
         return lower, upper
 
 
+def excess_at_zero(g: np.ndarray, d_lower: np.ndarray, d_upper: np.ndarray) -> np.ndarray:
+    """Per cell at ``D = B - B0 = 0``, the part of the loss gradient ``g`` that a zero
+    subgradient of the L1 term cannot absorb, in the box ``[d_lower, d_upper]`` of ``D`` (which
+    contains 0): ``|g|`` where the cell may move both ways, the part pushing it into the box
+    where it sits at a bound (``max(-g, 0)`` at its lower one, ``max(g, 0)`` at its upper one),
+    0 for a fixed cell. A cell leaves zero once ``lambda`` times its L1 weight is below it
+    (``lambda_max``, and the start of the exact path)."""
+    at_lower = d_lower >= 0.0
+    at_upper = d_upper <= 0.0
+    r = np.abs(g)
+    r = np.where(at_lower & ~at_upper, np.maximum(-g, 0.0), r)
+    r = np.where(at_upper & ~at_lower, np.maximum(g, 0.0), r)
+    return np.where(at_lower & at_upper, 0.0, r)
+
+
 def penalty_value(coef: np.ndarray, spec: PenaltySpec, reg_lambda: float) -> float:
     """``lambda * P(B - B0)`` in NumPy: the same penalty as the CVXPY model."""
     d = np.asarray(coef, dtype=float) - spec.prior
