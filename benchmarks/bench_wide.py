@@ -33,7 +33,6 @@ import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from _gap import relative_gap  # noqa: E402
-from bench_fit import lambda_max  # noqa: E402
 from bench_peers import (  # noqa: E402
     CONFIGS,
     TARGET_GAP,
@@ -57,9 +56,9 @@ DEFAULT_LAMBDA = 1e-5  # LassoModel's default reg_lambda
 def run_case(config: str, shape, seed: int, repeats: int) -> dict:
     from xl_factorlasso import LassoModel
 
-    probe = make_case(config, shape, seed, 1.0)
-    top = lambda_max(probe.x.to_numpy(), probe.y.to_numpy())
-    case = make_case(config, shape, seed, DEFAULT_LAMBDA / top)
+    case = make_case(config, shape, seed, 1.0)  # reg_lambda = lambda_max, replaced below
+    top = case.reg_lambda
+    case.reg_lambda = case.kwargs["reg_lambda"] = DEFAULT_LAMBDA
     case.kwargs["engine"] = "auto"  # what a user gets
     row = dict(config=config, shape=shape, ratio=case.reg_lambda / top, error="")
     try:
