@@ -34,6 +34,9 @@ import numpy as np
 
 _MAX_STEPS = 30
 _RTOL = 1e-13  # |phi_j| relative to kappa_j: Newton's quadratic convergence gets there
+_STALL = 1e-9  # ... or stops improving below this (round-off in an ill-conditioned K)
+# block_polish: a block is guessed active above this fraction of its cluster's largest norm
+_GUESSES = (1e-2, 1e-3, 1e-4, 1e-5, 1e-6)
 
 
 def block_activity(engine, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -44,14 +47,19 @@ def block_activity(engine, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return norms > 0.0, norms
 
 
-def block_newton(engine, x: np.ndarray, lam: float,
-                 rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def block_newton(engine, x: np.ndarray, lam: float, rows: np.ndarray,
+                 accurate: bool = False) -> tuple[np.ndarray, np.ndarray]:
     """Newton's point of every cluster whose members are all in ``rows``.
 
     Returns ``(candidate, solved)``: the candidate (``x`` elsewhere) and, per response, whether
     its cluster was solved (converged, finite, every active cell strictly inside the box; a
     cluster without an active block is its own candidate). Clusters with the same number of
     active blocks are solved together; a cluster spanning several Grams (a ragged panel) alone.
+
+    ``accurate``: the norms from ``K^-1 W'`` by a solve, ``W`` a square root of ``Q`` (the
+    residual rows, or their QR factor), instead of ``K^-1 Q K^-1``, which squares ``K``'s
+    condition: needed where ``K`` is as ill-conditioned as a singular Gram at a small penalty
+    makes it (there the cheap form stalls near 1e-4 of ``kappa``).
     """
     e = engine
     cand = x.copy()
@@ -82,22 +90,57 @@ def block_newton(engine, x: np.ndarray, lam: float,
             kappa = 0.5 * e.t_rows * lam * (1.0 - e.a) * np.take_along_axis(
                 weights[batch], cols, axis=1)
             nu0 = kappa / np.take_along_axis(norms[batch], cols, axis=1)
-            inverse, done = _solve_batch(gram, parts.q[sel], kappa, nu0)
+            roots = _roots(parts, ids, cols, k) if accurate else None
+            _, nu, done = _solve_batch(gram, parts.q[sel], kappa, nu0, roots)
             for b in np.flatnonzero(done):
                 members = np.flatnonzero(e.unit == batch[b])
                 for j, part in enumerate(ids[b]):
                     if part < 0:
                         continue
-                    idx = members[e.pattern[members] == parts.pattern[part]]
-                    d = parts.residual[np.ix_(idx, cols[b])] @ inverse[b, j]
+                    idx = parts.members[part]
+                    # D by a solve, not by K^-1: where K is ill-conditioned (a singular Gram
+                    # at a small penalty) R K^-1 loses the digits the certificate needs
+                    d = _solve_rows(gram[b, j] + np.diag(nu[b]),
+                                    parts.residual[np.ix_(idx, cols[b])])
                     cand[np.ix_(idx, cols[b])] = e.prior[np.ix_(idx, cols[b])] + d
                 solved[members] = np.isfinite(cand[members]).all()
     return cand, solved
 
 
+def block_polish(engine, x: np.ndarray, lam: float) -> tuple[np.ndarray, np.ndarray]:
+    """Newton's point from an interior-point answer, where the iterations would crawl.
+
+    An interior-point solver (CVXPY's) leaves every block nonzero, those that belong at zero
+    some orders of magnitude below the cluster's largest. Per cluster, the active blocks are
+    guessed as those above a fraction of its largest norm (``_GUESSES``, coarse first: a set
+    too small fails the zero blocks' conditions, one too large sends a ``nu`` to infinity),
+    and the first guess whose Newton point stays in the box and passes :func:`block_kkt` is
+    taken. Returns ``(x with those clusters' points, per response: its cluster was taken)``;
+    the certificate judges the result as any other point.
+    """
+    e = engine
+    out = x.copy()
+    todo = np.ones(e.n, dtype=bool)
+    _, norms = block_activity(e, x)
+    top = norms.max(axis=1, keepdims=True)
+    for fraction in _GUESSES:
+        start = np.where((norms > fraction * top)[e.unit], x, e.prior)
+        cand, solved = block_newton(e, start, lam, todo, accurate=True)
+        ok = solved & todo & ((cand >= e.lo) & (cand <= e.hi)).all(axis=1)
+        ok = np.bincount(e.unit, weights=~ok, minlength=e.n_units)[e.unit] == 0
+        if ok.any():
+            ok &= block_kkt(e, cand, lam)
+        out[ok] = cand[ok]
+        todo &= ~ok
+        if not todo.any():
+            break
+    return out, ~todo
+
+
 class _Parts:
-    """A cluster's pieces by Gram (one for a complete panel): their ``R = C - B0 G`` and its
-    Gram ``Q = R'R`` per part (``D'D = K^-1 Q K^-1``: the iterations never touch the rows)."""
+    """A cluster's pieces by Gram (one for a complete panel): their responses, ``R = C - B0 G``
+    and its Gram ``Q = R'R`` per part (``D'D = K^-1 Q K^-1``: the iterations never touch the
+    rows, unless :func:`block_newton` is asked to be accurate)."""
 
     def __init__(self, engine):
         e = engine
@@ -116,8 +159,10 @@ class _Parts:
         self.q = np.zeros((len(uniq) + 1, m, m))  # + a zero part for the padding id -1
         order = np.argsort(part_of, kind="stable")
         bounds = np.r_[0, np.cumsum(np.bincount(part_of, minlength=len(uniq)))]
-        for part in range(len(uniq)):  # few parts: the finish runs on large clusters only
-            r = self.residual[order[bounds[part]:bounds[part + 1]]]
+        # each part's responses, in order
+        self.members = [order[bounds[part]:bounds[part + 1]] for part in range(len(uniq))]
+        for part, rows in enumerate(self.members):  # few parts: large clusters, or a polish
+            r = self.residual[rows]
             self.q[part] = r.T @ r
         self.pattern = np.append(self.pattern, 0)
 
@@ -129,24 +174,49 @@ def _parts(engine) -> _Parts:
     return engine._block_parts
 
 
-def _solve_batch(gram, q, kappa, nu):
+def _solve_rows(k_matrix: np.ndarray, residual: np.ndarray) -> np.ndarray:
+    """``residual K^-1`` (K symmetric positive definite) by a solve; NaN where K is singular
+    (the candidate is then refused)."""
+    try:
+        return np.linalg.solve(k_matrix, residual.T).T
+    except np.linalg.LinAlgError:
+        return np.full_like(residual, np.nan)
+
+
+def _roots(parts, ids, cols, k) -> np.ndarray:
+    """(B, P, k, k): per cluster and part a ``W`` with ``W'W = Q_AA``, the part's residual rows
+    on the active columns or, beyond ``k`` rows, their triangular QR factor."""
+    roots = np.zeros((len(cols), ids.shape[1], k, k))
+    for b, part_ids in enumerate(ids):
+        for j, part in enumerate(part_ids):
+            if part < 0:
+                continue
+            r = parts.residual[np.ix_(parts.members[part], cols[b])]
+            w = np.linalg.qr(r, mode="r") if len(r) > k else r
+            roots[b, j, :len(w)] = w
+    return roots
+
+
+def _solve_batch(gram, q, kappa, nu, roots=None):
     """Newton on ``phi(nu) = nu ||D(nu)|| - kappa`` for a batch of clusters at once.
 
     ``gram``, ``q``: (B, P, k, k) per cluster and part, ``G_AA`` and ``Q_AA`` (a padding part
-    has ``Q = 0``); ``kappa``, ``nu``: (B, k). Returns ``(K^-1 per cluster and part, converged)``
-    at the final ``nu``.
+    has ``Q = 0``); ``kappa``, ``nu``: (B, k); ``roots``: optional (B, P, k, k) square roots of
+    ``q`` (see :func:`block_newton`'s ``accurate``). Returns ``(K^-1 per cluster and part, nu,
+    converged)`` at the final ``nu``.
     """
     with np.errstate(all="ignore"):  # a block heading to zero (nu -> inf) fails, no warning
-        return _newton_nu(gram, q, kappa, np.array(nu, dtype=float))
+        return _newton_nu(gram, q, kappa, np.array(nu, dtype=float), roots)
 
 
-def _newton_nu(gram, q, kappa, nu):
+def _newton_nu(gram, q, kappa, nu, roots=None):
     n_batch, _, k, _ = gram.shape
     eye = np.eye(k)
     inverse = np.zeros_like(gram)
     done = np.zeros(n_batch, dtype=bool)
     failed = np.zeros(n_batch, dtype=bool)
     todo = np.arange(n_batch)
+    last = np.full(n_batch, np.inf)  # each cluster's max |phi_j| / kappa_j at the last step
     for _ in range(_MAX_STEPS):
         try:
             inv = np.linalg.inv(gram[todo] + nu[todo][:, None, :, None] * eye)
@@ -154,14 +224,23 @@ def _newton_nu(gram, q, kappa, nu):
             failed[todo] = True
             break
         inverse[todo] = inv
-        s_parts = inv @ q[todo] @ inv
+        if roots is None:
+            s_parts = inv @ q[todo] @ inv
+        else:  # D'D = (K^-1 W')(K^-1 W')', K^-1 W' by a solve
+            kw = np.linalg.solve(gram[todo] + nu[todo][:, None, :, None] * eye,
+                                 np.swapaxes(roots[todo], 2, 3))
+            s_parts = kw @ np.swapaxes(kw, 2, 3)
         s = s_parts.sum(axis=1)
         norms = np.sqrt(np.diagonal(s, axis1=1, axis2=2))
         v = nu[todo]
         phi = v * norms - kappa[todo]
         bad = ~np.isfinite(norms).all(axis=1) | (norms <= 0.0).any(axis=1)
         failed[todo[bad]] = True
-        conv = ~bad & (np.abs(phi) <= _RTOL * kappa[todo]).all(axis=1)
+        worst = (np.abs(phi) / kappa[todo]).max(axis=1)
+        # converged, or stalled at round-off: a K as ill-conditioned as a singular Gram makes
+        # at a small penalty stops phi near 1e-10 (the certificate judges the point)
+        conv = ~bad & ((worst <= _RTOL) | ((worst <= _STALL) & (worst > 0.5 * last[todo])))
+        last[todo] = worst
         done[todo[conv]] = True
         go = ~bad & ~conv
         if not go.any():
@@ -178,7 +257,7 @@ def _newton_nu(gram, q, kappa, nu):
         # nu > 0 (a nonzero block has a finite norm at the minimiser): no step across zero
         nu[todo[go]] = np.where(new > 0.0, new, 0.5 * v[go])
         todo = todo[go]
-    return inverse, done & ~failed
+    return inverse, nu, done & ~failed
 
 
 def block_kkt(engine, x: np.ndarray, lam: float) -> np.ndarray:

@@ -165,7 +165,7 @@ from typing import NamedTuple
 import numpy as np
 from scipy.linalg import LinAlgError, cho_factor, cho_solve
 
-from ._block_newton import block_activity, block_kkt, block_newton
+from ._block_newton import block_activity, block_kkt, block_newton, block_polish
 from ._homotopy import continuation_start, homotopy_rows, homotopy_start
 from ._newton_finish import _NewtonFinish
 from ._penalty import PenaltySpec, penalty_value
@@ -903,6 +903,16 @@ class FastEngine:
         du = np.where(np.isfinite(self.du), self.du, 0.0)
         sigma_cells = np.where(v3 < 0, v3 * dl, v3 * du)
         return v - v3, self._unit_sum(sigma_cells.sum(axis=1))
+
+    def polish_start(self, coef: np.ndarray, reg_lambda: float) -> np.ndarray:
+        """Where a polish of another solver's point (CVXPY's) starts: for FCGL blocks without
+        an L1 share, Newton's point on the blocks that point holds active
+        (:func:`~._block_newton.block_polish`), cluster by cluster where it is found; else the
+        point itself, in the box."""
+        x = np.clip(coef, self.lo, self.hi)
+        if self.geometry == "block" and self.a == 0.0 and not self.coop:
+            x = block_polish(self, x, float(reg_lambda))[0]
+        return x
 
     def relative_gap(self, coef: np.ndarray, reg_lambda: float) -> float:
         """The certificate of a feasible ``coef``, whoever computed it: the duality gap over
