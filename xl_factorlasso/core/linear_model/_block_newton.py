@@ -35,8 +35,9 @@ import numpy as np
 _MAX_STEPS = 30
 _RTOL = 1e-13  # |phi_j| relative to kappa_j: Newton's quadratic convergence gets there
 _STALL = 1e-9  # ... or stops improving below this (round-off in an ill-conditioned K)
-# block_polish: a block is guessed active above this fraction of its cluster's largest norm
-_GUESSES = (1e-2, 1e-3, 1e-4, 1e-5, 1e-6)
+# A polish of an interior-point answer guesses a block (a cell, for rows) active above these
+# fractions of its cluster's (row's) largest, coarse first
+POLISH_GUESSES = (1e-2, 3e-3, 1e-3, 3e-4, 1e-4, 3e-5, 1e-5, 1e-6)
 
 
 def block_activity(engine, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -112,7 +113,7 @@ def block_polish(engine, x: np.ndarray, lam: float) -> tuple[np.ndarray, np.ndar
 
     An interior-point solver (CVXPY's) leaves every block nonzero, those that belong at zero
     some orders of magnitude below the cluster's largest. Per cluster, the active blocks are
-    guessed as those above a fraction of its largest norm (``_GUESSES``, coarse first: a set
+    guessed as those above a fraction of its largest norm (``POLISH_GUESSES``, coarse first: a set
     too small fails the zero blocks' conditions, one too large sends a ``nu`` to infinity),
     and the first guess whose Newton point stays in the box and passes :func:`block_kkt` is
     taken. Returns ``(x with those clusters' points, per response: its cluster was taken)``;
@@ -123,7 +124,7 @@ def block_polish(engine, x: np.ndarray, lam: float) -> tuple[np.ndarray, np.ndar
     todo = np.ones(e.n, dtype=bool)
     _, norms = block_activity(e, x)
     top = norms.max(axis=1, keepdims=True)
-    for fraction in _GUESSES:
+    for fraction in POLISH_GUESSES:
         start = np.where((norms > fraction * top)[e.unit], x, e.prior)
         cand, solved = block_newton(e, start, lam, todo, accurate=True)
         ok = solved & todo & ((cand >= e.lo) & (cand <= e.hi)).all(axis=1)

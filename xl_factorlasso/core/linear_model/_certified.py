@@ -9,15 +9,17 @@ solver that produced it believes), is at most ``tol``. In order:
    still computed. ``solver_ = "closed form"``.
 2. The fast engine (engines "fast" and "auto"): ``solver_ = "fast"``. Engine "fast" raises
    :class:`SolveError` when it cannot certify within its budget. Engine "auto" skips it where
-   its iterations are known to crawl (:func:`~._homotopy.blocks_crawl`: FCGL on a singular
-   Gram at a small penalty) and goes to 3.
+   its iterations are known to crawl (:func:`~._homotopy.iterations_crawl`: FCGL, and
+   sparse-group rows beyond the row Newton finish, on a wide panel at a small penalty) and
+   goes to 3.
 3. CVXPY (engine "cvxpy", or "auto" after an uncertified fast solve): each solver of the chain
    in turn; an "optimal" or "optimal_inaccurate" point is certified like any other, and the
    first one that passes is returned (``solver_ = "CLARABEL"``, or e.g.
    ``"CLARABEL (optimal_inaccurate, certified)"``).
 4. No CVXPY point passed: the best one is polished by the fast engine warm-started from it
-   (``solver_ = "CLARABEL + fast polish"``); FCGL blocks start from Newton's point on the
-   blocks CVXPY's point holds active (:meth:`FastEngine.polish_start`).
+   (``solver_ = "CLARABEL + fast polish"``); FCGL blocks and sparse-group rows start from
+   Newton's point on what CVXPY's point holds active, where that point is near
+   (:meth:`FastEngine.polish_start`).
 5. Otherwise :class:`SolveError` naming the best gap and every attempt.
 
 ``solver_status_`` is therefore always "optimal": it means *certified*, never a solver's
@@ -33,7 +35,7 @@ import numpy as np
 
 from ..exceptions import SolveError
 from ._engine import DEFAULT_MAX_ITER, DEFAULT_TOL, FastEngine
-from ._homotopy import blocks_crawl
+from ._homotopy import iterations_crawl
 from ._penalty import PenaltySpec
 from ._preparation import SufficientStats
 
@@ -41,6 +43,9 @@ __all__ = ["CertifiedSolver", "Solution"]
 
 # Snapping distances (scaled units) tried on an interior-point answer, finest first.
 _SNAP = (1e-10, 1e-8, 1e-6)
+# A CVXPY point this close (relative gap) gets Newton's guesses on its active set before the
+# polishing iterations (FastEngine.polish_start); a farther one only the iterations.
+_NEAR = 1e-4
 
 
 @dataclass(frozen=True)
@@ -147,8 +152,8 @@ class CertifiedSolver:
                                             f"{gap:.1e} > tol {tol:g}"))
             best_gap = min(best_gap, gap)
         note = ""
-        if self.use_fast and self.kind == "auto" and blocks_crawl(self.engine, lam,
-                                                                  self.lambda_max):
+        if self.use_fast and self.kind == "auto" and iterations_crawl(self.engine, lam,
+                                                                      self.lambda_max):
             note = " (fast engine skipped: singular Gram, small penalty)"
         elif self.use_fast:
             result = self.engine.solve(lam, coef_init=coef_init, tol=tol, max_iter=self.max_iter)
@@ -182,9 +187,10 @@ class CertifiedSolver:
                 best = (gap, name, coef)
             best_gap = min(best_gap, gap)
         if best is not None:
-            _, name, coef = best
-            result = self.engine.solve(lam, coef_init=self.engine.polish_start(coef, lam),
-                                       tol=tol, max_iter=self.max_iter)
+            gap, name, coef = best
+            if gap <= _NEAR:  # Newton's guesses need the point near the minimiser's faces
+                coef = self.engine.polish_start(coef, lam)
+            result = self.engine.solve(lam, coef_init=coef, tol=tol, max_iter=self.max_iter)
             if result.certified:
                 return Solution(result.coef, f"{name} + fast polish{note}", result.gap,
                                 result.iterations)

@@ -47,7 +47,7 @@ from scipy.linalg.lapack import dpotrs, dtrtrs
 
 from ._penalty import excess_at_zero
 
-__all__ = ["blocks_crawl", "continuation_start", "homotopy_rows", "homotopy_start"]
+__all__ = ["continuation_start", "homotopy_rows", "homotopy_start", "iterations_crawl"]
 
 # Below this fraction of a response's own lambda_max, on a singular Gram, the path is taken:
 # above it the iterations finish about as fast as the path; below it they slow down by about
@@ -78,16 +78,24 @@ def homotopy_rows(engine, lam: float) -> np.ndarray:
     return singular & weights_ok & (lam < _RATIO * top)
 
 
-def blocks_crawl(engine, lam: float, lambda_max: float) -> bool:
-    """FCGL blocks without an L1 share, every response's Gram singular (a wide panel), below
-    ``_RATIO`` of ``lambda_max``: most blocks are active, the proximal iterations crawl along
-    the Gram's flat directions (and stop certifying about a decade lower), and no exact path
-    exists (the block norms are not piecewise linear in lambda).
-    :class:`~._certified.CertifiedSolver` then starts from CVXPY's point, which
-    :func:`~._block_newton.block_polish` turns into Newton's. (A ragged panel where only some
-    responses' Grams are singular, short histories, is left to the iterations.)"""
-    return (engine.geometry == "block" and engine.a == 0.0 and not engine.coop
-            and 0.0 < lam < _RATIO * lambda_max and bool(_singular(engine).all()))
+def iterations_crawl(engine, lam: float, lambda_max: float) -> bool:
+    """Where, on a wide panel (every response's Gram singular) below ``_RATIO`` of
+    ``lambda_max``, the proximal iterations are known to crawl along the Gram's flat
+    directions and no start of this module applies:
+
+    * FCGL blocks without an L1 share (not cooperative): most blocks are active, and the block
+      norms are not piecewise linear in lambda (no exact path);
+    * row groups with an L1 share beyond the row Newton finish's size, where
+      :func:`continuation_start` does not run.
+
+    :class:`~._certified.CertifiedSolver` then starts from CVXPY's point (engine "auto"). A
+    ragged panel where only some responses' Grams are singular (short histories) is left to
+    the iterations."""
+    if not (0.0 < lam < _RATIO * lambda_max) or not bool(_singular(engine).all()):
+        return False
+    if engine.geometry == "block":
+        return engine.a == 0.0 and not engine.coop
+    return engine.geometry == "row" and engine.a > 0.0 and not engine._row_newton_runs()
 
 
 def _singular(engine) -> np.ndarray:
