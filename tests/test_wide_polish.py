@@ -12,7 +12,8 @@ import pytest
 from tests.test_engine import TIGHT
 from xl_factorlasso import LassoModel, LassoModelType, make_factor_panel
 from xl_factorlasso.core.exceptions import SolveError
-from xl_factorlasso.core.linear_model import FastEngine
+from xl_factorlasso.core.linear_model import FastEngine, _block_newton
+from xl_factorlasso.core.linear_model._certified import CertifiedSolver
 from xl_factorlasso.core.linear_model._block_newton import (
     block_activity,
     block_kkt,
@@ -107,6 +108,52 @@ def test_accurate_norms_are_what_lets_newton_land():
     accurate, accurate_solved = block_newton(engine, polished, lam, rows, accurate=True)
     assert accurate_solved.all() and not cheap_solved.all()
     assert engine.relative_gap(accurate, lam) <= 1e-9
+
+
+def test_a_warm_start_lands_on_newton_without_cvxpy(monkeypatch):
+    """From the minimiser at a neighbouring penalty (a CV grid's or a path's previous lambda),
+    engine "auto" tries Newton on that point's active blocks first: certified with no CVXPY
+    call and no iteration, equal to the cold fit (objective within the gaps, same fitted
+    values)."""
+    panel = _wide()
+    model = LassoModel(model_type=FCGL, warmup_period=None)
+    setup = model._setup(panel.x, panel.y)
+    lam = model.reg_lambda
+    cold = model._solver(setup, lam).solve(lam)
+    assert cold.solver.startswith("CLARABEL")
+    near = model._solver(setup, 2.0 * lam).solve(2.0 * lam)
+    solver = model._solver(setup, lam)
+    monkeypatch.setattr(CertifiedSolver, "problem",
+                        lambda *args: pytest.fail("CVXPY was called"))
+    warm = solver.solve(lam, coef_init=near.coef)
+    assert warm.solver == "fast" and warm.n_iter == 0 and warm.gap <= 1e-8
+    e = solver.engine
+    assert e.objective(warm.coef, lam) <= e.objective(cold.coef, lam) * (1 + 1e-8)
+    x = panel.x.to_numpy() - panel.x.to_numpy().mean(axis=0)
+    np.testing.assert_allclose(x @ warm.coef.T, x @ cold.coef.T, atol=1e-5)
+
+
+def test_a_warm_start_joins_the_blocks_whose_conditions_fail(monkeypatch):
+    """From the minimiser at a larger penalty with fewer active blocks, Newton on its own set
+    is refused (a zero block's pull exceeds its radius); the blocks that fail join, and the
+    next Newton point is taken when it is the minimiser."""
+    panel = _wide()
+    model = LassoModel(model_type=FCGL, warmup_period=None)
+    setup = model._setup(panel.x, panel.y)
+    solver = model._solver(setup, model.reg_lambda)
+    e = solver.engine
+    joins = []
+    real = _block_newton._joined
+    monkeypatch.setattr(_block_newton, "_joined",
+                        lambda *args: joins.append(1) or real(*args))
+    lam = 1e-3 * setup.lambda_max
+    near = model._solver(setup, 1.3 * lam).solve(1.3 * lam).coef
+    near, _ = block_polish(e, near, 1.3 * lam)  # exact zeros, as a warm start has
+    out, taken = block_polish(e, near, lam, warm=True)
+    active_near = block_activity(e, near)[0]
+    active_out = block_activity(e, out)[0]
+    assert joins and taken.all() and (active_out & ~active_near).any()
+    assert e.relative_gap(out, lam) <= 1e-9
 
 
 def _wide_rows(seed=1):

@@ -38,6 +38,7 @@ _STALL = 1e-9  # ... or stops improving below this (round-off in an ill-conditio
 # A polish of an interior-point answer guesses a block (a cell, for rows) active above these
 # fractions of its cluster's (row's) largest, coarse first
 POLISH_GUESSES = (1e-2, 3e-3, 1e-3, 3e-4, 1e-4, 3e-5, 1e-5, 1e-6)
+_WARM_ROUNDS = 3  # block_polish from a warm start: zero blocks joined at most this often
 
 
 def block_activity(engine, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -108,34 +109,77 @@ def block_newton(engine, x: np.ndarray, lam: float, rows: np.ndarray,
     return cand, solved
 
 
-def block_polish(engine, x: np.ndarray, lam: float) -> tuple[np.ndarray, np.ndarray]:
-    """Newton's point from an interior-point answer, where the iterations would crawl.
+def block_polish(engine, x: np.ndarray, lam: float,
+                 warm: bool = False) -> tuple[np.ndarray, np.ndarray]:
+    """Newton's point from another point, where the iterations would crawl.
 
     An interior-point solver (CVXPY's) leaves every block nonzero, those that belong at zero
     some orders of magnitude below the cluster's largest. Per cluster, the active blocks are
     guessed as those above a fraction of its largest norm (``POLISH_GUESSES``, coarse first: a set
     too small fails the zero blocks' conditions, one too large sends a ``nu`` to infinity),
     and the first guess whose Newton point stays in the box and passes :func:`block_kkt` is
-    taken. Returns ``(x with those clusters' points, per response: its cluster was taken)``;
-    the certificate judges the result as any other point.
+    taken. ``warm`` (the minimiser at a neighbouring lambda or date, with exact zeros): first
+    its own active blocks, joined by the zero blocks whose conditions fail, up to
+    ``_WARM_ROUNDS`` times. Returns ``(x with those clusters' points, per response: its cluster
+    was taken)``; the certificate judges the result as any other point.
     """
     e = engine
     out = x.copy()
     todo = np.ones(e.n, dtype=bool)
-    _, norms = block_activity(e, x)
-    top = norms.max(axis=1, keepdims=True)
-    for fraction in POLISH_GUESSES:
-        start = np.where((norms > fraction * top)[e.unit], x, e.prior)
-        cand, solved = block_newton(e, start, lam, todo, accurate=True)
+
+    def take(cand, solved):
         ok = solved & todo & ((cand >= e.lo) & (cand <= e.hi)).all(axis=1)
         ok = np.bincount(e.unit, weights=~ok, minlength=e.n_units)[e.unit] == 0
         if ok.any():
             ok &= block_kkt(e, cand, lam)
         out[ok] = cand[ok]
-        todo &= ~ok
+        todo[ok] = False
+        return solved & ~ok
+
+    if warm:
+        start = x
+        for _ in range(_WARM_ROUNDS):
+            cand, solved = block_newton(e, start, lam, todo, accurate=True)
+            retry = take(cand, solved)  # solved but refused: some zero block must join
+            if not retry.any():
+                break
+            start = np.where(retry[:, None], _joined(e, cand, lam), x)
+        if not todo.any():
+            return out, ~todo
+    _, norms = block_activity(e, x)
+    top = norms.max(axis=1, keepdims=True)
+    for fraction in POLISH_GUESSES:
+        start = np.where((norms > fraction * top)[e.unit], x, e.prior)
+        take(*block_newton(e, start, lam, todo, accurate=True))
         if not todo.any():
             break
     return out, ~todo
+
+
+def _joined(engine, x: np.ndarray, lam: float) -> np.ndarray:
+    """``x`` with every zero block whose pull exceeds its radius moved off zero: each cell by
+    the pull's excess over the radius, scaled by its factor's curvature (one block step), so
+    that Newton starts with that block active and a norm to take ``nu`` from."""
+    e = engine
+    _, pull, size, radius = _block_pull(e, x, lam)
+    active, _ = block_activity(e, x)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        shrink = np.where(~active.ravel() & (size > radius), 1.0 - radius / size, 0.0)
+    curvature = (2.0 / e.t_rows) * np.diagonal(e.gram, axis1=1, axis2=2)[e.pattern]
+    step = shrink[e.gid].reshape(x.shape) * pull / np.where(curvature > 0, curvature, np.inf)
+    return np.clip(x + step, e.lo, e.hi)
+
+
+def _block_pull(engine, x: np.ndarray, lam: float):
+    """``(grad, pull (N, M), the pull's norm per block, the block's radius
+    lambda (1-a) w_gj)``: the pull is ``-grad`` less the directions the box forbids."""
+    e = engine
+    grad = (2.0 / e.t_rows) * (e._gram_times(x) - e.xty)
+    pull = -grad
+    pull = np.where((pull > 0) & ~(x < e.hi), 0.0, pull)
+    pull = np.where((pull < 0) & ~(x > e.lo), 0.0, pull)
+    size = np.sqrt(np.bincount(e.gid, weights=(pull * pull).ravel(), minlength=e.n_groups))
+    return grad, pull, size, lam * (1.0 - e.a) * e.group_w
 
 
 class _Parts:
@@ -267,14 +311,9 @@ def block_kkt(engine, x: np.ndarray, lam: float) -> np.ndarray:
     group's ball of radius ``lambda w_gj`` (to 1e-9, as the cell and row tests). The active
     blocks are Newton's stationary points by construction."""
     e = engine
-    grad = (2.0 / e.t_rows) * (e._gram_times(x) - e.xty)
-    pull = -grad
-    pull = np.where((pull > 0) & ~(x < e.hi), 0.0, pull)
-    pull = np.where((pull < 0) & ~(x > e.lo), 0.0, pull)
-    size = np.sqrt(np.bincount(e.gid, weights=(pull * pull).ravel(), minlength=e.n_groups))
+    grad, _, size, radius = _block_pull(e, x, lam)
     scale = np.zeros(e.n_groups)
     np.maximum.at(scale, e.gid, np.abs(grad).ravel())
-    radius = lam * (1.0 - e.a) * e.group_w
     active, _ = block_activity(e, x)
     ok_group = active.ravel() | (size <= radius * (1.0 + 1e-9) + 1e-9 * scale)
     ok_unit = np.bincount(e.group_unit, weights=~ok_group, minlength=e.n_units) == 0

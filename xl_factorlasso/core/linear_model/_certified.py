@@ -155,6 +155,13 @@ class CertifiedSolver:
         if self.use_fast and self.kind == "auto" and iterations_crawl(self.engine, lam,
                                                                       self.lambda_max):
             note = " (fast engine skipped: singular Gram, small penalty)"
+            if coef_init is not None:
+                # a neighbouring minimiser (a path's or a rolling fit's previous one): Newton
+                # on its own active set, joined by the blocks whose conditions fail
+                start = self.engine.polish_start(coef_init, lam, warm=True)
+                gap = self.engine.relative_gap(start, lam)
+                if gap <= tol:
+                    return Solution(start, "fast", gap, 0)
         elif self.use_fast:
             result = self.engine.solve(lam, coef_init=coef_init, tol=tol, max_iter=self.max_iter)
             if result.certified:

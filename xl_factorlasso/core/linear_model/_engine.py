@@ -910,14 +910,15 @@ class FastEngine:
         sigma_cells = np.where(v3 < 0, v3 * dl, v3 * du)
         return v - v3, self._unit_sum(sigma_cells.sum(axis=1))
 
-    def polish_start(self, coef: np.ndarray, reg_lambda: float) -> np.ndarray:
+    def polish_start(self, coef: np.ndarray, reg_lambda: float, warm: bool = False) -> np.ndarray:
         """Where a polish of another solver's point (CVXPY's) starts: Newton's point on what
         that point holds active, unit by unit where it is found (FCGL blocks without an L1
         share: :func:`~._block_newton.block_polish`; sparse-group rows: :meth:`_row_polish`);
-        else the point itself, in the box."""
+        else the point itself, in the box. ``warm``: ``coef`` is a neighbouring minimiser
+        (FCGL: its own active blocks are tried first)."""
         x = np.clip(coef, self.lo, self.hi)
         if self.geometry == "block" and self.a == 0.0 and not self.coop:
-            x = block_polish(self, x, float(reg_lambda))[0]
+            x = block_polish(self, x, float(reg_lambda), warm=warm)[0]
         elif self.geometry == "row" and self.a > 0.0:
             x = self._row_polish(x, float(reg_lambda))
         return x
