@@ -19,6 +19,11 @@ Usage::
 
     python benchmarks/bench_wide.py                                   # three sizes, every model
     python benchmarks/bench_wide.py --sizes 1000,2000,1 --configs lasso --repeats 1
+    python benchmarks/bench_wide.py --sizes 60,100,20 --configs fcgl --repeats 1 --cv
+
+``--cv`` also times ``LassoModelCV`` (default grid of 20 lambdas on [1e-6, 1e-1], 5 splits, no
+refit) once per size and config, and counts the (lambda, fold) scores left missing by a fit
+that raised.
 """
 
 from __future__ import annotations
@@ -91,6 +96,22 @@ def run_case(config: str, shape, seed: int, repeats: int) -> dict:
     return row
 
 
+def run_cv(config: str, shape, seed: int) -> dict:
+    """``LassoModelCV`` as a user calls it (default grid, 5 splits, no refit) on the case's
+    panel: CPU seconds once, and how many (lambda, fold) scores are missing (a fit that
+    raised)."""
+    from xl_factorlasso import LassoModel, LassoModelCV
+
+    case = make_case(config, shape, seed, 1.0)
+    kwargs = {k: v for k, v in case.kwargs.items() if k != "reg_lambda"}
+    kwargs["engine"] = "auto"
+    cv = LassoModelCV(base_model=LassoModel(**kwargs), refit=False)
+    seconds, _ = _cpu(lambda: cv.fit(case.x, case.y))
+    scores = cv.cv_scores_
+    return dict(config=config, shape=shape, seconds=seconds, missing=int(scores.isna().sum().sum()),
+                cells=int(scores.size), best=float(cv.best_lambda_))
+
+
 def table(rows: list[dict]) -> str:
     out = ["| model (T,M,N) | lambda / LASSO's lambda_max | ours s | answered by | our gap | "
            "loadings | LassoLars s | its gap | LassoLars / ours | max abs dB |",
@@ -118,6 +139,8 @@ def main(argv=None) -> int:
                         help=f"comma list of {list(CONFIGS)}")
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--cv", action="store_true",
+                        help="also LassoModelCV (default grid) per size and config, once")
     args = parser.parse_args(argv)
     configs = args.configs.split(",")
     unknown = [c for c in configs if c not in CONFIGS]
@@ -126,14 +149,22 @@ def main(argv=None) -> int:
     from threadpoolctl import threadpool_limits
 
     warnings.filterwarnings("ignore")
-    rows = []
+    rows, cv_rows = [], []
     with threadpool_limits(limits=1):
         ctx = context(installed_peers())
         for shape in _parse_sizes(args.sizes):
             for config in configs:
                 rows.append(run_case(config, shape, args.seed, args.repeats))
+                if args.cv:
+                    cv_rows.append(run_cv(config, shape, args.seed))
                 print(f"[{shape}] {config} done", file=sys.stderr, flush=True)
     print(table(rows))
+    if cv_rows:
+        print("\n| LassoModelCV, model (T,M,N) | CPU s (once) | missing scores | best lambda |")
+        print("|---|---:|---:|---:|")
+        for r in cv_rows:
+            print(f"| {CONFIGS[r['config']][0]} {r['shape']} | {r['seconds']:.1f} | "
+                  f"{r['missing']} of {r['cells']} | {r['best']:.2e} |")
     print(f"\nreg_lambda = {DEFAULT_LAMBDA:g} (LassoModel's default). CPU seconds, median of "
           f"{args.repeats} interleaved round(s) after a warm-up; ours = LassoModel(...).fit on "
           "DataFrames with the default engine, everything included; LassoLars per response on "

@@ -254,3 +254,23 @@ def test_wide_benchmark_prints_the_table():
     lars_s, ours_s = float(lasso[6]), float(lasso[2])
     assert float(lasso[7]) <= 1e-8 and float(lasso[9]) <= 1e-6  # LassoLars: the same answer
     assert float(lasso[8].rstrip("x")) == pytest.approx(lars_s / ours_s, abs=0.01 + 1e-4 / ours_s)
+
+
+def test_wide_benchmark_fcgl_and_cross_validation():
+    """bench_wide.py on a tiny wide panel with FCGL: answered by CVXPY and the Newton polish
+    (the fast engine skipped), certified by the independent gap; ``--cv`` prints
+    LassoModelCV's time and that no (lambda, fold) score is missing."""
+    env = {**os.environ, "MPLBACKEND": "Agg"}
+    run = subprocess.run(
+        [sys.executable, str(BENCH / "bench_wide.py"), "--sizes", "30,50,6", "--configs",
+         "fcgl", "--repeats", "1", "--cv"],
+        capture_output=True, text=True, env=env, timeout=600, cwd=str(BENCH.parent))
+    assert run.returncode == 0, run.stderr[-2000:]
+    lines = [line for line in run.stdout.splitlines() if line.startswith("| FCGL")]
+    assert len(lines) == 2
+    fit = [c.strip() for c in lines[0].strip("|").split("|")]
+    assert fit[3] == "CLARABEL + fast polish (fast engine skipped: singular Gram, small " \
+                     "penalty)"
+    assert float(fit[4]) <= 1e-8
+    cv = [c.strip() for c in lines[1].strip("|").split("|")]
+    assert float(cv[1]) > 0 and cv[2] == "0 of 100"
