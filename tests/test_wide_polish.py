@@ -13,13 +13,13 @@ from tests.test_engine import TIGHT
 from xl_factorlasso import LassoModel, LassoModelType, make_factor_panel
 from xl_factorlasso.core.exceptions import SolveError
 from xl_factorlasso.core.linear_model import FastEngine, _block_newton
-from xl_factorlasso.core.linear_model._certified import CertifiedSolver
 from xl_factorlasso.core.linear_model._block_newton import (
     block_activity,
     block_kkt,
     block_newton,
     block_polish,
 )
+from xl_factorlasso.core.linear_model._certified import CertifiedSolver
 from xl_factorlasso.core.linear_model._homotopy import iterations_crawl
 
 FCGL = LassoModelType.FACTOR_CLUSTER_GROUP_LASSO
@@ -75,6 +75,18 @@ def test_default_penalty_on_a_wide_panel_is_certified(seed):
     zero = ours_norms == 0.0
     assert zero.any() and (~zero).sum() > engine.n_units * 20  # most blocks active
     assert (ref_norms[zero] < 1e-4 * ref_norms.max()).all()
+
+
+@pytest.mark.parametrize("seed", [1, 2])
+def test_a_tenth_of_the_default_penalty_lands_too(seed):
+    """At 1e-7 of lambda_max (the bottom of LassoModelCV's default grid on such a panel) the
+    block Newton stalls at round-off a little higher (phi between 1e-9 and 1e-8 of kappa); it is
+    taken there, and the certificate passes."""
+    panel = _wide(seed)
+    top = LassoModel(model_type=FCGL, warmup_period=None).lambda_max(panel.x, panel.y)
+    fit = LassoModel(model_type=FCGL, warmup_period=None, reg_lambda=1e-7 * top).fit(
+        panel.x, panel.y)
+    assert fit.solver_ == SKIPPED and fit.duality_gap_ <= 1e-8
 
 
 def test_the_fast_engine_alone_still_runs_out_of_iterations():

@@ -34,7 +34,7 @@ import numpy as np
 
 _MAX_STEPS = 30
 _RTOL = 1e-13  # |phi_j| relative to kappa_j: Newton's quadratic convergence gets there
-_STALL = 1e-9  # ... or stops improving below this (round-off in an ill-conditioned K)
+_STALL = 1e-8  # ... or stops improving below this (round-off in an ill-conditioned K)
 # A polish of an interior-point answer guesses a block (a cell, for rows) active above these
 # fractions of its cluster's (row's) largest, coarse first
 POLISH_GUESSES = (1e-2, 3e-3, 1e-3, 3e-4, 1e-4, 3e-5, 1e-5, 1e-6)
@@ -283,7 +283,8 @@ def _newton_nu(gram, q, kappa, nu, roots=None):
         failed[todo[bad]] = True
         worst = (np.abs(phi) / kappa[todo]).max(axis=1)
         # converged, or stalled at round-off: a K as ill-conditioned as a singular Gram makes
-        # at a small penalty stops phi near 1e-10 (the certificate judges the point)
+        # at a small penalty stops phi between 1e-10 and 1e-8, the smaller the penalty the
+        # higher (the certificate judges the point)
         conv = ~bad & ((worst <= _RTOL) | ((worst <= _STALL) & (worst > 0.5 * last[todo])))
         last[todo] = worst
         done[todo[conv]] = True
