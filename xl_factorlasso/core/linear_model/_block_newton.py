@@ -26,6 +26,10 @@ A cluster whose responses do not share one Gram (a ragged panel) sums the same t
 patterns. The engine accepts the candidate only if it stays in the box and the blocks left at
 zero satisfy their optimality condition (:func:`block_kkt`); the duality gap certifies it as
 any other point.
+
+On a wide panel at a small penalty the iterations never settle the active blocks; there
+:func:`block_polish` guesses them from CVXPY's point (or a warm start's) and runs the same
+Newton with the accurate norms (``accurate=True``).
 """
 
 from __future__ import annotations
