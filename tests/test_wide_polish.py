@@ -198,6 +198,30 @@ def test_sparse_group_rows_on_a_wide_panel_are_polished_by_newton(seed):
     assert (np.abs(clarabel[zero]) < 1e-4 * np.abs(clarabel).max()).all()
 
 
+@pytest.mark.parametrize("seed", [1, 2])
+def test_sparse_group_rows_from_a_warm_start_land_without_cvxpy(monkeypatch, seed):
+    """From the minimiser at twice the penalty, Newton on the supports taken from it (its own
+    nonzero cells first) lands on the minimiser at the default penalty: certified with no
+    CVXPY call and no iteration, equal to the cold fit (objective within the gaps, same fitted
+    values)."""
+    panel = _wide_rows(seed)
+    model = LassoModel(model_type=HCGL, l1_weight=0.1, warmup_period=None)
+    setup = model._setup(panel.x, panel.y)
+    lam = model.reg_lambda
+    cold = model._solver(setup, lam).solve(lam)
+    near = model._solver(setup, 2.0 * lam).solve(2.0 * lam)
+    assert cold.solver.startswith("CLARABEL") and near.solver.startswith("CLARABEL")
+    solver = model._solver(setup, lam)
+    monkeypatch.setattr(CertifiedSolver, "problem",
+                        lambda *args: pytest.fail("CVXPY was called"))
+    warm = solver.solve(lam, coef_init=near.coef)
+    assert warm.solver == "fast" and warm.n_iter == 0 and warm.gap <= 1e-8
+    e = solver.engine
+    assert e.objective(warm.coef, lam) <= e.objective(cold.coef, lam) * (1 + 1e-8)
+    x = panel.x.to_numpy() - panel.x.to_numpy().mean(axis=0)
+    np.testing.assert_allclose(x @ warm.coef.T, x @ cold.coef.T, atol=1e-5)
+
+
 def test_where_auto_skips_the_fast_engine():
     """FCGL without an L1 share, and sparse-group rows where the row Newton finish (and so the
     continuation) does not run, every Gram singular, below 1% of lambda_max."""
