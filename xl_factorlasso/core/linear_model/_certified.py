@@ -152,16 +152,20 @@ class CertifiedSolver:
                                             f"{gap:.1e} > tol {tol:g}"))
             best_gap = min(best_gap, gap)
         note = ""
-        if self.use_fast and self.kind == "auto" and iterations_crawl(self.engine, lam,
-                                                                      self.lambda_max):
-            note = " (fast engine skipped: singular Gram, small penalty)"
-            if coef_init is not None:
-                # a neighbouring minimiser (a path's or a rolling fit's previous one): Newton
-                # on its own active set, joined by the blocks whose conditions fail
+        crawl = self.use_fast and self.kind == "auto" and iterations_crawl(
+            self.engine, lam, self.lambda_max)
+        if crawl and coef_init is not None:
+            # A neighbouring minimiser (a CV grid's, a path's or a rolling fit's previous one):
+            # sparse-group rows' iterations settle from it (they crawl from the prior only);
+            # FCGL's crawl from it too, so Newton on its active blocks is tried, then CVXPY.
+            crawl = self.engine.geometry == "block"
+            if crawl:
                 start = self.engine.polish_start(coef_init, lam, warm=True)
                 gap = self.engine.relative_gap(start, lam)
                 if gap <= tol:
                     return Solution(start, "fast", gap, 0)
+        if crawl:
+            note = " (fast engine skipped: singular Gram, small penalty)"
         elif self.use_fast:
             result = self.engine.solve(lam, coef_init=coef_init, tol=tol, max_iter=self.max_iter)
             if result.certified:

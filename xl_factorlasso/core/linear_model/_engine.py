@@ -914,27 +914,26 @@ class FastEngine:
         """Where a polish of another solver's point (CVXPY's) starts: Newton's point on what
         that point holds active, unit by unit where it is found (FCGL blocks without an L1
         share: :func:`~._block_newton.block_polish`; sparse-group rows: :meth:`_row_polish`);
-        else the point itself, in the box. ``warm``: ``coef`` is a neighbouring minimiser (its
-        own active blocks or cells are tried first)."""
+        else the point itself, in the box. ``warm``: ``coef`` is a neighbouring minimiser
+        (FCGL: its own active blocks are tried first)."""
         x = np.clip(coef, self.lo, self.hi)
         if self.geometry == "block" and self.a == 0.0 and not self.coop:
             x = block_polish(self, x, float(reg_lambda), warm=warm)[0]
         elif self.geometry == "row" and self.a > 0.0:
-            x = self._row_polish(x, float(reg_lambda), warm=warm)
+            x = self._row_polish(x, float(reg_lambda))
         return x
 
-    def _row_polish(self, x: np.ndarray, lam: float, warm: bool = False) -> np.ndarray:
+    def _row_polish(self, x: np.ndarray, lam: float) -> np.ndarray:
         """Sparse-group rows from an interior-point answer: per response, the free cells are
         guessed as those above a fraction of the row's largest ``|D|`` (``POLISH_GUESSES``,
-        coarse first; from a ``warm`` start its own nonzero cells first), the others put at
-        the prior (cells at a bound stay there), and the row Newton step on that support
-        (:meth:`_newton_row`, whatever the size) is taken where it keeps the signs and the box
-        and the cells off the support meet their conditions."""
+        coarse first), the others put at the prior (cells at a bound stay there), and the row
+        Newton step on that support (:meth:`_newton_row`, whatever the size) is taken where it
+        keeps the signs and the box and the cells off the support meet their conditions."""
         out, todo = x.copy(), np.ones(self.n, dtype=bool)
         d = x - self.prior
         top = np.abs(d).max(axis=1, keepdims=True)
         inside = (x > self.lo) & (x < self.hi)
-        for fraction in ((0.0,) if warm else ()) + POLISH_GUESSES:
+        for fraction in POLISH_GUESSES:
             small = np.abs(d) <= fraction * top
             support = np.sign(d) * (~small & inside)
             start = np.where(small, np.clip(self.prior, self.lo, self.hi), x)
