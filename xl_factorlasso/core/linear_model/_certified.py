@@ -10,8 +10,9 @@ solver that produced it believes), is at most ``tol``. In order:
 2. The fast engine (engines "fast" and "auto"): ``solver_ = "fast"``. Engine "fast" raises
    :class:`SolveError` when it cannot certify within its budget. Engine "auto" skips it where
    its iterations are known to crawl (:func:`~._homotopy.iterations_crawl`: FCGL, and
-   sparse-group rows beyond the row Newton finish, on a wide panel at a small penalty) and
-   goes to 3.
+   sparse-group rows beyond the row Newton finish started from the prior, on a wide panel at
+   a small penalty) and goes to 3; FCGL from a warm start first tries Newton's point on the
+   start's active blocks (:meth:`FastEngine.polish_start`).
 3. CVXPY (engine "cvxpy", or "auto" after an uncertified fast solve): each solver of the chain
    in turn; an "optimal" or "optimal_inaccurate" point is certified like any other, and the
    first one that passes is returned (``solver_ = "CLARABEL"``, or e.g.

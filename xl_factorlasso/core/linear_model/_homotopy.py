@@ -88,9 +88,10 @@ def iterations_crawl(engine, lam: float, lambda_max: float) -> bool:
     * row groups with an L1 share beyond the row Newton finish's size, where
       :func:`continuation_start` does not run.
 
-    :class:`~._certified.CertifiedSolver` then starts from CVXPY's point (engine "auto"). A
-    ragged panel where only some responses' Grams are singular (short histories) is left to
-    the iterations."""
+    :class:`~._certified.CertifiedSolver` then starts from CVXPY's point (engine "auto"; a
+    warm start of sparse-group rows keeps the iterations, which settle from a neighbouring
+    minimiser). A ragged panel where only some responses' Grams are singular (short
+    histories) is left to the iterations."""
     if not (0.0 < lam < _RATIO * lambda_max) or not bool(_singular(engine).all()):
         return False
     if engine.geometry == "block":
