@@ -53,6 +53,10 @@ __all__ = ["continuation_start", "homotopy_rows", "homotopy_start", "iterations_
 # above it the iterations finish about as fast as the path; below it they slow down by about
 # 10x per decade, then run out of iterations (measured on wide panels of 60-250 rows).
 _RATIO = 1e-2
+# iterations_crawl, sparse-group rows without the continuation: below this fraction of
+# lambda_max on a wide panel their iterations are slower than CVXPY, then stop certifying;
+# above it they are as fast or faster (FCGL's are slower than CVXPY below _RATIO already)
+_ROWS_CRAWL_RATIO = 1e-4
 _MAX_EVENTS = 20  # per factor
 _STAGES_PER_DECADE = 2  # continuation (row groups): penalties per decade of lambda
 _PROBE = 300  # continuation: iterations of the direct solve tried first
@@ -79,24 +83,26 @@ def homotopy_rows(engine, lam: float) -> np.ndarray:
 
 
 def iterations_crawl(engine, lam: float, lambda_max: float) -> bool:
-    """Where, on a wide panel (every response's Gram singular) below ``_RATIO`` of
-    ``lambda_max``, the proximal iterations are known to crawl along the Gram's flat
-    directions and no start of this module applies:
+    """Where, on a wide panel (every response's Gram singular) at a small penalty, the
+    proximal iterations are known to crawl along the Gram's flat directions and no start of
+    this module applies:
 
-    * FCGL blocks without an L1 share (not cooperative): most blocks are active, and the block
-      norms are not piecewise linear in lambda (no exact path);
+    * FCGL blocks without an L1 share (not cooperative), below ``_RATIO`` of ``lambda_max``:
+      most blocks are active, and the block norms are not piecewise linear in lambda (no
+      exact path);
     * row groups with an L1 share beyond the row Newton finish's size, where
-      :func:`continuation_start` does not run.
+      :func:`continuation_start` does not run, below ``_ROWS_CRAWL_RATIO``.
 
     :class:`~._certified.CertifiedSolver` then starts from CVXPY's point (engine "auto"; a
     warm start of sparse-group rows keeps the iterations, which settle from a neighbouring
     minimiser). A ragged panel where only some responses' Grams are singular (short
     histories) is left to the iterations."""
-    if not (0.0 < lam < _RATIO * lambda_max) or not bool(_singular(engine).all()):
-        return False
     if engine.geometry == "block":
-        return engine.a == 0.0 and not engine.coop
-    return engine.geometry == "row" and engine.a > 0.0 and not engine._row_newton_runs()
+        kind, ratio = engine.a == 0.0 and not engine.coop, _RATIO
+    else:
+        kind = engine.geometry == "row" and engine.a > 0.0 and not engine._row_newton_runs()
+        ratio = _ROWS_CRAWL_RATIO
+    return kind and 0.0 < lam < ratio * lambda_max and bool(_singular(engine).all())
 
 
 def _singular(engine) -> np.ndarray:
