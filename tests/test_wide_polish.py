@@ -43,6 +43,10 @@ def _engine_and_clarabel(panel, params=None, **kw):
     polish), at its default tolerances (those of the fit) or ``params``."""
     kw.setdefault("model_type", FCGL)
     model = LassoModel(warmup_period=None, engine="cvxpy", **kw)
+    return _clarabel_of(model, panel, params)
+
+
+def _clarabel_of(model, panel, params=None):
     setup = model._setup(panel.x, panel.y)
     solver = model._solver(setup, model.reg_lambda)
     _, coef = solver.problem(model.reg_lambda).solve(model.reg_lambda, "CLARABEL",
@@ -75,6 +79,26 @@ def test_default_penalty_on_a_wide_panel_is_certified(seed):
     zero = ours_norms == 0.0
     assert zero.any() and (~zero).sum() > engine.n_units * 20  # most blocks active
     assert (ref_norms[zero] < 1e-4 * ref_norms.max()).all()
+
+
+@pytest.mark.parametrize(("seed", "fraction"), [(1, 1e-3), (2, 2e-3)])
+def test_a_certified_cvxpy_answer_gets_the_engines_exact_zeros(seed, fraction):
+    """Where "auto" skips the engine and Clarabel's point certifies as it is, the blocks that
+    belong at zero sit near 1e-10, not at 0; the answer is Newton's point on its active blocks,
+    with the exact zeros and loadings of ``engine="fast"`` (which still certifies at this
+    penalty, slower)."""
+    panel = _wide(seed)
+    top = LassoModel(model_type=FCGL, warmup_period=None).lambda_max(panel.x, panel.y)
+    kw = dict(model_type=FCGL, warmup_period=None, reg_lambda=fraction * top)
+    engine, lam, _, raw = _clarabel_of(LassoModel(engine="cvxpy", **kw), panel)
+    assert engine.relative_gap(raw, lam) <= 1e-8 and not (raw == 0.0).any()
+    auto = LassoModel(**kw).fit(panel.x, panel.y)
+    fast = LassoModel(engine="fast", **kw).fit(panel.x, panel.y)
+    assert auto.solver_ == SKIPPED and auto.n_iter_ == 0 and fast.solver_ == "fast"
+    ours, theirs = auto.coef_.to_numpy(), fast.coef_.to_numpy()
+    assert (ours == 0.0).sum() > 100
+    np.testing.assert_array_equal(ours == 0.0, theirs == 0.0)
+    np.testing.assert_allclose(ours, theirs, rtol=0, atol=1e-8)
 
 
 @pytest.mark.parametrize("seed", [1, 2])

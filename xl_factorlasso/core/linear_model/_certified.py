@@ -20,7 +20,8 @@ solver that produced it believes), is at most ``tol``. In order:
 4. No CVXPY point passed: the best one is polished by the fast engine warm-started from it
    (``solver_ = "CLARABEL + fast polish"``); FCGL blocks and sparse-group rows start from
    Newton's point on what CVXPY's point holds active, where that point is near
-   (:meth:`FastEngine.polish_start`).
+   (:meth:`FastEngine.polish_start`). Where "auto" skipped the engine, a certified CVXPY
+   point gets that Newton point too, for its exact zeros (the same label, no iteration).
 5. Otherwise :class:`SolveError` naming the best gap and every attempt.
 
 ``solver_status_`` is therefore always "optimal": it means *certified*, never a solver's
@@ -193,6 +194,15 @@ class CertifiedSolver:
             gap, coef = self._certify_point(coef, lam)
             attempts.append((name, f"{status}, relative duality gap {gap:.1e}"))
             if gap <= tol:
+                if crawl:
+                    # CVXPY answered in the engine's place: its interior point keeps every
+                    # block or cell that belongs at zero at ~1e-10, where the engine's answers
+                    # have exact zeros; Newton's point on what it holds active has them
+                    polished = self.engine.polish_start(coef, lam)
+                    polished_gap = self.engine.relative_gap(polished, lam)
+                    if polished_gap <= tol:
+                        return Solution(polished, f"{name} + fast polish{note}", polished_gap,
+                                        0)
                 label = name if status == "optimal" else f"{name} ({status}, certified)"
                 return Solution(coef, label + note, gap, None)
             if best is None or gap < best[0]:
