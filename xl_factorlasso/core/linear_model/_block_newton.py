@@ -132,10 +132,7 @@ def block_polish(engine, x: np.ndarray, lam: float,
     todo = np.ones(e.n, dtype=bool)
 
     def take(cand, solved):
-        ok = solved & todo & ((cand >= e.lo) & (cand <= e.hi)).all(axis=1)
-        ok = np.bincount(e.unit, weights=~ok, minlength=e.n_units)[e.unit] == 0
-        if ok.any():
-            ok &= block_kkt(e, cand, lam)
+        ok = block_accepted(e, cand, solved & todo, lam)
         out[ok] = cand[ok]
         todo[ok] = False
         return solved & ~ok
@@ -308,6 +305,18 @@ def _newton_nu(gram, q, kappa, nu, roots=None):
         nu[todo[go]] = np.where(new > 0.0, new, 0.5 * v[go])
         todo = todo[go]
     return inverse, nu, done & ~failed
+
+
+def block_accepted(engine, cand: np.ndarray, solved: np.ndarray, lam: float) -> np.ndarray:
+    """Per response: its cluster's Newton point (``solved``, :func:`block_newton`) is the
+    cluster's minimiser: every member solved and inside the box, and the zero blocks'
+    conditions hold (:func:`block_kkt`)."""
+    e = engine
+    ok = solved & ((cand >= e.lo) & (cand <= e.hi)).all(axis=1)
+    ok = np.bincount(e.unit, weights=~ok, minlength=e.n_units)[e.unit] == 0
+    if ok.any():
+        ok &= block_kkt(e, cand, lam)
+    return ok
 
 
 def block_kkt(engine, x: np.ndarray, lam: float) -> np.ndarray:

@@ -173,7 +173,7 @@ from ._block_newton import (
     block_polish,
 )
 from ._homotopy import continuation_start, homotopy_rows, homotopy_start
-from ._newton_finish import _NewtonFinish
+from ._newton_finish import _NewtonFinish, newton_accepted
 from ._penalty import PenaltySpec, penalty_value
 from ._preparation import SufficientStats
 
@@ -941,11 +941,7 @@ class FastEngine:
                                     force=True)
             if cand is None:
                 break
-            kept = ((np.sign(cand - self.prior) == support) | (support == 0)) & \
-                (cand >= self.lo) & (cand <= self.hi) & np.isfinite(cand)
-            ok = todo & kept.all(axis=1)
-            if ok.any():
-                ok = self._kkt_holds(cand, lam, support, rows=ok)
+            ok, _ = newton_accepted(self, cand, support, todo, lam)
             out[ok] = cand[ok]
             todo &= ~ok
             if not todo.any():

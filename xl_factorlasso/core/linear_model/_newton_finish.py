@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from ._block_newton import block_activity, block_kkt
+from ._block_newton import block_accepted, block_activity
 
 if TYPE_CHECKING:
     from ._engine import FastEngine
@@ -25,6 +25,20 @@ _SUPPORT_ROUNDS = 3  # LASSO: corrected supports tried after a refused Newton po
 # loses more cells than between neighbouring lambdas: 4-6 tries settled it at (500,10,50) to
 # (5000,50,2000).
 _START_ROUNDS = 6
+
+
+def newton_accepted(engine: FastEngine, cand: np.ndarray, support: np.ndarray,
+                    rows: np.ndarray, lam: float) -> tuple[np.ndarray, np.ndarray]:
+    """Cell and row geometries: ``(responses of rows where cand is the minimiser, cells
+    kept)``: a response's Newton point on ``support`` is its minimiser when it keeps the
+    support's signs and the box and the conditions off the support hold."""
+    e = engine
+    kept = ((np.sign(cand - e.prior) == support) | (support == 0)) & \
+        (cand >= e.lo) & (cand <= e.hi) & np.isfinite(cand)
+    accepted = rows & kept.all(axis=1)
+    if accepted.any():
+        accepted = e._kkt_holds(cand, lam, support, rows=accepted)
+    return accepted, kept
 
 
 class _NewtonFinish:
@@ -168,12 +182,7 @@ class _NewtonFinish:
         """Put ``cand`` into ``out`` (in place) on the responses ``rows`` where it is their
         minimiser (marked in :attr:`exact`): it keeps the support's signs and the box, and the
         conditions off the support hold. Returns ``(accepted rows, cells kept)``."""
-        e = self.engine
-        kept = ((np.sign(cand - e.prior) == support) | (support == 0)) & \
-            (cand >= e.lo) & (cand <= e.hi) & np.isfinite(cand)
-        accepted = rows & kept.all(axis=1)
-        if accepted.any():
-            accepted = e._kkt_holds(cand, self.lam, support, rows=accepted)
+        accepted, kept = newton_accepted(self.engine, cand, support, rows, self.lam)
         self.exact |= accepted
         out[accepted] = cand[accepted]
         return accepted, kept
@@ -218,10 +227,7 @@ class _NewtonFinish:
             # a cluster with a bound in its active cells, or not converged: the solve may end
             # on a small gap without it (as without the finish)
             self.unavailable = True
-        ok = solved & ((cand >= e.lo) & (cand <= e.hi)).all(axis=1)
-        ok = np.bincount(e.unit, weights=~ok, minlength=e.n_units)[e.unit] == 0
-        if ok.any():
-            ok &= block_kkt(e, cand, self.lam)
+        ok = block_accepted(e, cand, solved, self.lam)
         self.exact |= ok
         out = x.copy()
         out[ok] = cand[ok]
