@@ -45,11 +45,11 @@ def test_one_active_factor_is_the_closed_form():
     rng = np.random.default_rng(0)
     r = rng.standard_normal((6, 1))
     g, kappa = 2.5, np.array([[0.4 * np.linalg.norm(r)]])
-    inverse, _, done = _solve_batch(np.full((1, 1, 1, 1), g), (r.T @ r)[None, None], kappa,
-                                 np.ones((1, 1)))
+    found, done = _solve_batch(np.full((1, 1, 1, 1), g), (r.T @ r)[None, None], kappa,
+                               np.ones((1, 1)))
     assert done.all()
     nu = kappa[0, 0] * g / (np.linalg.norm(r) - kappa[0, 0])
-    np.testing.assert_allclose(r @ inverse[0, 0], r / (g + nu), rtol=1e-13)
+    np.testing.assert_allclose(r / (g + found[0, 0]), r / (g + nu), rtol=1e-13)
 
 
 def test_secular_equations_hold_for_a_batch_and_several_patterns():
@@ -66,10 +66,11 @@ def test_secular_equations_hold_for_a_batch_and_several_patterns():
             grams[b, p] = a.T @ a
     q = np.array([[r.T @ r for r in parts] for parts in residuals])
     kappa = rng.uniform(0.3, 1.0, (n_batch, k))
-    inverse, _, done = _solve_batch(grams, q, kappa, np.ones((n_batch, k)))
+    found, done = _solve_batch(grams, q, kappa, np.ones((n_batch, k)))
     assert done.all()
     for b in range(n_batch):
-        ds = [residuals[b][p] @ inverse[b, p] for p in range(2)]
+        ds = [np.linalg.solve(grams[b, p] + np.diag(found[b]), residuals[b][p].T).T
+              for p in range(2)]
         nu = kappa[b] / np.sqrt(sum((d * d).sum(axis=0) for d in ds))
         for p in range(2):
             np.testing.assert_allclose(ds[p] @ (grams[b, p] + np.diag(nu)), residuals[b][p],

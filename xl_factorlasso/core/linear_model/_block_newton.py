@@ -97,7 +97,7 @@ def block_newton(engine, x: np.ndarray, lam: float, rows: np.ndarray,
                 weights[batch], cols, axis=1)
             nu0 = kappa / np.take_along_axis(norms[batch], cols, axis=1)
             roots = _roots(parts, ids, cols, k) if accurate else None
-            _, nu, done = _solve_batch(gram, parts.q[sel], kappa, nu0, roots)
+            nu, done = _solve_batch(gram, parts.q[sel], kappa, nu0, roots)
             for b in np.flatnonzero(done):
                 members = np.flatnonzero(e.unit == batch[b])
                 for j, part in enumerate(ids[b]):
@@ -248,8 +248,8 @@ def _solve_batch(gram, q, kappa, nu, roots=None):
 
     ``gram``, ``q``: (B, P, k, k) per cluster and part, ``G_AA`` and ``Q_AA`` (a padding part
     has ``Q = 0``); ``kappa``, ``nu``: (B, k); ``roots``: optional (B, P, k, k) square roots of
-    ``q`` (see :func:`block_newton`'s ``accurate``). Returns ``(K^-1 per cluster and part, nu,
-    converged)`` at the final ``nu``.
+    ``q`` (see :func:`block_newton`'s ``accurate``). Returns ``(nu, converged)``; the loadings
+    at ``nu`` are for the caller to solve (by a solve with ``K``, not ``K^-1``).
     """
     with np.errstate(all="ignore"):  # a block heading to zero (nu -> inf) fails, no warning
         return _newton_nu(gram, q, kappa, np.array(nu, dtype=float), roots)
@@ -258,7 +258,6 @@ def _solve_batch(gram, q, kappa, nu, roots=None):
 def _newton_nu(gram, q, kappa, nu, roots=None):
     n_batch, _, k, _ = gram.shape
     eye = np.eye(k)
-    inverse = np.zeros_like(gram)
     done = np.zeros(n_batch, dtype=bool)
     failed = np.zeros(n_batch, dtype=bool)
     todo = np.arange(n_batch)
@@ -269,7 +268,6 @@ def _newton_nu(gram, q, kappa, nu, roots=None):
         except np.linalg.LinAlgError:
             failed[todo] = True
             break
-        inverse[todo] = inv
         if roots is None:
             s_parts = inv @ q[todo] @ inv
         else:  # D'D = (K^-1 W')(K^-1 W')', K^-1 W' by a solve
@@ -304,7 +302,7 @@ def _newton_nu(gram, q, kappa, nu, roots=None):
         # nu > 0 (a nonzero block has a finite norm at the minimiser): no step across zero
         nu[todo[go]] = np.where(new > 0.0, new, 0.5 * v[go])
         todo = todo[go]
-    return inverse, nu, done & ~failed
+    return nu, done & ~failed
 
 
 def block_accepted(engine, cand: np.ndarray, solved: np.ndarray, lam: float) -> np.ndarray:
