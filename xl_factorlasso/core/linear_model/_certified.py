@@ -134,6 +134,12 @@ class CertifiedSolver:
                 best = (gap, candidate)
         return best
 
+    def _newton_point(self, coef: np.ndarray, lam: float, warm: bool = False):
+        """``(point, its relative gap)``: Newton's point on what ``coef`` holds active
+        (:meth:`FastEngine.polish_start`), certified like any other."""
+        point = self.engine.polish_start(coef, lam, warm=warm)
+        return point, self.engine.relative_gap(point, lam)
+
     def solve(self, reg_lambda: float, coef_init: np.ndarray | None = None) -> Solution:
         """A certified solution at ``reg_lambda`` (``coef_init`` warm-starts the fast engine).
 
@@ -162,8 +168,7 @@ class CertifiedSolver:
             # FCGL's crawl from it too, so Newton on its active blocks is tried, then CVXPY.
             crawl = self.engine.geometry == "block"
             if crawl:
-                start = self.engine.polish_start(coef_init, lam, warm=True)
-                gap = self.engine.relative_gap(start, lam)
+                start, gap = self._newton_point(coef_init, lam, warm=True)
                 if gap <= tol:
                     return Solution(start, "fast", gap, 0)
         if crawl:
@@ -198,8 +203,7 @@ class CertifiedSolver:
                     # CVXPY answered in the engine's place: its interior point keeps every
                     # block or cell that belongs at zero at ~1e-10, where the engine's answers
                     # have exact zeros; Newton's point on what it holds active has them
-                    polished = self.engine.polish_start(coef, lam)
-                    polished_gap = self.engine.relative_gap(polished, lam)
+                    polished, polished_gap = self._newton_point(coef, lam)
                     if polished_gap <= tol:
                         return Solution(polished, f"{name} + fast polish{note}", polished_gap,
                                         0)
