@@ -65,7 +65,7 @@ def block_newton(engine, x: np.ndarray, lam: float, rows: np.ndarray,
     ``accurate``: the norms from ``K^-1 W'`` by a solve, ``W`` a square root of ``Q`` (the
     residual rows, or their QR factor), instead of ``K^-1 Q K^-1``, which squares ``K``'s
     condition: needed where ``K`` is as ill-conditioned as a singular Gram at a small penalty
-    makes it (there the cheap form stalls near 1e-4 of ``kappa``).
+    makes it (there the cheap form stalls far from the root).
     """
     e = engine
     cand = x.copy()
@@ -282,8 +282,8 @@ def _newton_nu(gram, q, kappa, nu, roots=None):
         failed[todo[bad]] = True
         worst = (np.abs(phi) / kappa[todo]).max(axis=1)
         # converged, or stalled at round-off: a K as ill-conditioned as a singular Gram makes
-        # at a small penalty stops phi between 1e-10 and 1e-8, the smaller the penalty the
-        # higher (the certificate judges the point)
+        # at a small penalty stops phi short of _RTOL, the smaller the penalty the farther
+        # (the certificate judges the point)
         conv = ~bad & ((worst <= _RTOL) | ((worst <= _STALL) & (worst > 0.5 * last[todo])))
         last[todo] = worst
         done[todo[conv]] = True

@@ -201,8 +201,8 @@ class CertifiedSolver:
             if gap <= tol:
                 if crawl:
                     # CVXPY answered in the engine's place: its interior point keeps every
-                    # block or cell that belongs at zero at ~1e-10, where the engine's answers
-                    # have exact zeros; Newton's point on what it holds active has them
+                    # block or cell that belongs at zero small but nonzero, where the engine's
+                    # answers have exact zeros; Newton's point on what it holds active has them
                     polished, polished_gap = self._newton_point(coef, lam)
                     if polished_gap <= tol:
                         return Solution(polished, f"{name} + fast polish{note}", polished_gap,
