@@ -22,7 +22,9 @@ Memory, after the timed runs, of one more ``fit`` on a fresh model: ``tracemallo
 allocation numpy and pandas make during the fit, over what was held before it) and the
 resident-set growth (``VmHWM`` after the fit, reset through ``/proc/self/clear_refs``, minus
 ``VmRSS`` before it); ``held`` is what the fitted model still holds afterwards (tracemalloc's
-current). All three are given as multiples of ``Y``'s bytes (``8 T N``).
+current). All three are given as multiples of ``Y``'s bytes (``8 T N``); the tracemalloc peak
+also in MB beside the data's own (``X`` and ``Y``: with many factors and one response ``Y`` is
+a few kB, and what a fit adds is better read against the design).
 
 ``--compare-ref REV`` runs the same cells on the code of git revision ``REV`` (a temporary
 ``git worktree``), interleaved with the current code, and prints both. ``--profile`` prints a
@@ -159,7 +161,7 @@ def run_cell(root: str, config: str, shape: tuple[int, int, int], repeats: int,
         gc.collect()
     out = {p: (statistics.median(v[0] for v in vals), statistics.median(v[1] for v in vals))
            for p, vals in times.items()}
-    out.update(info, y_mb=y.to_numpy().nbytes / 2**20)
+    out.update(info, y_mb=y.to_numpy().nbytes / 2**20, x_mb=x.to_numpy().nbytes / 2**20)
     if memory:
         gc.collect()
         model = LassoModel(**kw)
@@ -208,14 +210,15 @@ def _checkout(rev: str) -> str:
 
 def _row(label: str, size: str, code: str, r: dict[str, Any]) -> str:
     if "error" in r:
-        return f"| {label} | {size} | {code} | error: {r['error']} |" + " |" * 9
+        return f"| {label} | {size} | {code} | error: {r['error']} |" + " |" * 11
     floor = r["floor"][1]
     mem = ""
     if "trace_mb" in r:
         mem = (f"{r['trace_mb'] / r['y_mb']:.2f} | {r['rss_mb'] / r['y_mb']:.2f} | "
-               f"{r['held_mb'] / r['y_mb']:.2f}")
+               f"{r['held_mb'] / r['y_mb']:.2f} | {r['trace_mb']:.1f} | "
+               f"{r['x_mb'] + r['y_mb']:.1f}")
     else:
-        mem = " | | "
+        mem = " | | | | "
     ms = {p: 1e3 * r[p][1] for p in PHASES}
     return (f"| {label} | {size} | {code} | {ms['floor']:.1f} | {ms['setup']:.1f} | "
             f"{r['setup'][1] / floor:.1f} | {ms['solve']:.1f} | {ms['install']:.1f} | "
@@ -247,8 +250,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"# bench_setup: repeats={args.repeats}, nan_fraction={args.nan_fraction}, "
               f"span={args.span}; times are CPU ms (process_time), medians; fit also wall")
         print("| config | size (T,M,N) | code | floor | set-up | set-up/floor | solve | install "
-              "| fit CPU (wall) | peak/Y tracemalloc | peak/Y RSS | held/Y | clusters |")
-        print("|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+              "| fit CPU (wall) | peak/Y tracemalloc | peak/Y RSS | held/Y | peak MB "
+              "tracemalloc | X+Y MB | clusters |")
+        print("|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
         for config in args.configs.split(","):
             for shape in sizes.values():
                 for code, root in codes.items():

@@ -503,26 +503,35 @@ class FastEngine:
         n, m = spec.prior.shape
         self.n, self.m = n, m
         self.t_rows = float(stats.n_rows)
-        gram = 0.5 * (stats.gram + np.transpose(stats.gram, (0, 2, 1)))
-        self.gram = gram
+        self.n_patterns = len(stats.xw)
+        # A deferred Gram (many factors on fewer rows, SufficientStats): products go through
+        # its root, and the Gram itself (the `gram` property) is formed only if a Newton
+        # system on most factors, or the exact path, asks for it.
+        self._root = stats.root if stats.deferred else None
+        if self._root is None:
+            gram = 0.5 * (stats.gram + np.transpose(stats.gram, (0, 2, 1)))
+            self.gram = gram
+            diag = np.diagonal(gram, axis1=1, axis2=2)
+        else:
+            diag = stats.gram_diagonal()
         self.pattern = np.asarray(stats.pattern)
         self.xty = stats.xty
         # Jacobi scaling J = diag(G)^(-1/2): the spectral pieces of the certificate are taken
         # from J G J (unit diagonal), so factors of very different scales (1e8 next to 1e-8,
         # a near-constant factor) do not push real directions below the eigenvalue cut-off.
         # A zero factor (zero diagonal) gets J = 0: it is outside the Gram's range.
-        diag = np.diagonal(gram, axis1=1, axis2=2)
         nonzero = diag > 0.0
         jac = np.where(nonzero, 1.0 / np.sqrt(np.where(nonzero, diag, 1.0)), 0.0)
         self._jac = jac
-        self._patterns = [np.flatnonzero(self.pattern == p) for p in range(len(gram))]
+        self._patterns = [np.flatnonzero(self.pattern == p) for p in range(self.n_patterns)]
         # Many patterns (ragged panels): one batched product beats a Python loop, memory allowing.
-        stack = len(gram) > 8 and n * m * m * 8 <= 256 * 2**20
-        self._stacked = gram[self.pattern] if stack else None
+        stack = self.n_patterns > 8 and n * m * m * 8 <= 256 * 2**20
+        self._stacked = self.gram[self.pattern] if stack else None
         # (spectral=False: the working set's restricted problems, which Newton usually
         # finishes before any iteration, need neither the spectra nor the steps)
         self.spectral = m <= _SPECTRAL_MAX if spectral is None else bool(spectral)
         if self.spectral:
+            gram = self.gram
             vals, vecs = np.linalg.eigh(gram * jac[:, :, None] * jac[:, None, :])
             self._vecs = vecs
             top_hat = np.maximum(vals[:, -1], 0.0)
@@ -545,7 +554,7 @@ class FastEngine:
             # s -> 1 at the optimum; the translation point, which needs G^-1, is not used.
             top_hat = None
             self._vecs = self._inv_vals = self._stacked_vecs = None
-            self._invertible = np.zeros(len(gram), dtype=bool)
+            self._invertible = np.zeros(self.n_patterns, dtype=bool)
             self._czz = np.array(stats.yty, dtype=float)
 
         self.prior = np.asarray(spec.prior, dtype=float)
@@ -599,6 +608,12 @@ class FastEngine:
             self._unit_first = np.unique(self.unit, return_index=True)[1]
 
     @functools.cached_property
+    def gram(self) -> np.ndarray:
+        """(P, M, M): the Grams; a deferred one (``_root``) formed on first use (assigned at
+        construction otherwise)."""
+        return self.stats.gram
+
+    @functools.cached_property
     def step(self) -> np.ndarray:
         """The steps (:meth:`_steps`), formed on first use: a solve that Newton finishes before
         any iteration never needs them, nor the Lanczos iterations they take with many
@@ -625,10 +640,11 @@ class FastEngine:
             lip = two_t * np.broadcast_to(top[self.pattern][:, None], (self.n, self.m))
         else:
             if top_hat is None:  # many factors: Lanczos on the Jacobi-scaled Grams
+                grams = [self._root_operator()] if self._root is not None else self.gram
                 top_hat = np.array([_top_eigenvalue(g, scale=j)
-                                    for g, j in zip(self.gram, self._jac, strict=True)])
+                                    for g, j in zip(grams, self._jac, strict=True)])
             d, curv = diag[self.pattern], top_hat[self.pattern]
-            if self.geometry == "block" and len(self.gram) > 1:
+            if self.geometry == "block" and self.n_patterns > 1:
                 # (one Gram: every response's d and curvature are its cluster's maxima)
                 d_unit = np.zeros((self.n_units, self.m))
                 np.maximum.at(d_unit, self.unit, d)
@@ -641,15 +657,25 @@ class FastEngine:
         return 1.0 / np.where(lip > 0.0, lip, max(float(lip.max(initial=0.0)), 1e-300))
 
     # ------------------------------------------------------------------ pieces
+    def _root_operator(self):
+        """A deferred Gram as a linear operator: ``v -> R'(R v)``, ``2 T' M`` per product."""
+        from scipy.sparse.linalg import LinearOperator
+
+        root = self._root
+        return LinearOperator((self.m, self.m), matvec=lambda v: root.T @ (root @ np.ravel(v)),
+                              dtype=float)
+
     def _gram_times(self, coef: np.ndarray, idx: np.ndarray | None = None) -> np.ndarray:
         """Rows ``G_p(i) b_i`` (``coef`` holds the responses ``idx``, default all)."""
-        if len(self.gram) == 1:
+        if self._root is not None:  # one pattern, deferred: through the root
+            return (coef @ self._root.T) @ self._root
+        if self.n_patterns == 1:
             return coef @ self.gram[0]
         if self._stacked is not None:
             stacked = self._stacked if idx is None else self._stacked[idx]
             return np.matmul(stacked, coef[:, :, None])[:, :, 0]
         patterns = self._patterns if idx is None else [
-            np.flatnonzero(self.pattern[idx] == p) for p in range(len(self.gram))]
+            np.flatnonzero(self.pattern[idx] == p) for p in range(self.n_patterns)]
         out = np.empty_like(coef)
         for p, rows in enumerate(patterns):
             out[rows] = coef[rows] @ self.gram[p]
@@ -659,7 +685,7 @@ class FastEngine:
         """Rows ``Q_p(i)' J_p r_i`` in the eigenbasis of each response's scaled Gram ``J G J``,
         so that ``r' G^+ r = sum_k coord_k^2 / eig_k`` (for ``r`` in the range of ``G``)."""
         rows = rows * self._jac[self.pattern]
-        if len(self.gram) == 1:
+        if self.n_patterns == 1:
             return rows @ self._vecs[0]
         if self._stacked_vecs is not None:
             return np.einsum("nmk,nm->nk", self._stacked_vecs, rows)
@@ -1233,7 +1259,7 @@ class FastEngine:
         systems at (2000,30,500)."""
         up_bad, down_bad, grad = self._descents(x, lam, idx)[:3]
         guess = np.where(up_bad, 1.0, np.where(down_bad, -1.0, 0.0))
-        if len(self.gram) > 1 or not self._unboxed:
+        if self.n_patterns > 1 or not self._unboxed:
             return guess
         pull = -np.sign(grad)
         rhs = self.xty[idx] - 0.5 * self.t_rows * lam * self.omega[idx] * pull
@@ -1264,7 +1290,7 @@ class FastEngine:
         sub.unit = sub.group_unit = np.arange(k)
         sub.gid = np.repeat(np.arange(k), self.m)
         sub._table = _row_member_table(k, self.m) if self.geometry != "cell" else None
-        sub._patterns = [np.flatnonzero(sub.pattern == p) for p in range(len(self.gram))]
+        sub._patterns = [np.flatnonzero(sub.pattern == p) for p in range(self.n_patterns)]
         if self._stacked is not None:
             sub._stacked = self._stacked[idx]
         if self._stacked_vecs is not None:
@@ -1328,7 +1354,7 @@ class FastEngine:
 
     def _row_secular_runs(self) -> bool:
         """Row groups: the closed-form finish applies (no L1 share, few Gram patterns)."""
-        return self.a == 0.0 and len(self.gram) <= _SECULAR_PATTERNS
+        return self.a == 0.0 and self.n_patterns <= _SECULAR_PATTERNS
 
     def _row_newton_runs(self) -> bool:
         """Row groups: some Newton finish may run (:meth:`_newton_row`)."""
@@ -1482,10 +1508,11 @@ class FastEngine:
         return (rel <= _POLISH * tol and not pending) or it >= 2 * first + 2 * _CHECK_EVERY
 
 
-def _top_eigenvalue(matrix: np.ndarray, scale: np.ndarray | None = None) -> float:
+def _top_eigenvalue(matrix, scale: np.ndarray | None = None) -> float:
     """The largest eigenvalue of a symmetric PSD matrix (of ``S A S``, ``S = diag(scale)``,
     applied as products: no second M x M array) by Lanczos iterations, rounded up so that
-    ``1 / value`` is a safe step.
+    ``1 / value`` is a safe step. ``matrix``: an array, or a linear operator (a deferred
+    Gram, :meth:`FastEngine._root_operator`).
 
     ARPACK's Ritz value converges from below; it stops once its residual is within
     ``_LANCZOS_TOL`` of the value, so an eigenvalue lies within that fraction of it, and the
@@ -1493,9 +1520,10 @@ def _top_eigenvalue(matrix: np.ndarray, scale: np.ndarray | None = None) -> floa
     where a tolerance near round-off takes about twice the products."""
     from scipy.sparse.linalg import LinearOperator, eigsh
 
-    if not np.any(matrix) or (scale is not None and not np.any(scale)):
+    dense = isinstance(matrix, np.ndarray)
+    if (dense and not np.any(matrix)) or (scale is not None and not np.any(scale)):
         return 0.0
-    n = len(matrix)
+    n = matrix.shape[0]
     op = matrix if scale is None else LinearOperator(
         (n, n), matvec=lambda v: scale * (matrix @ (scale * np.ravel(v))), dtype=float)
     v0 = np.ones(n)  # deterministic start
@@ -1510,8 +1538,7 @@ def _row_subset(stats: SufficientStats, spec: PenaltySpec, rows: np.ndarray):
     def pick(a):
         return None if a is None else np.asarray(a)[rows]
 
-    sub_stats = replace(stats, pattern=stats.pattern[rows], xty=stats.xty[rows],
-                        yty=stats.yty[rows], yw=stats.yw[rows], mass=stats.mass[rows])
+    sub_stats = stats.responses(rows)
     sub_spec = replace(spec, prior=spec.prior[rows], signs=pick(spec.signs),
                        pinned=pick(spec.pinned), cell_weight=pick(spec.cell_weight),
                        row_weight=pick(spec.row_weight), lower_bound=pick(spec.lower_bound),

@@ -118,6 +118,10 @@ def coerce_panel(x, y) -> tuple[pd.DataFrame, pd.DataFrame]:
     return xf, yf
 
 
+# Beyond this many factors, and more factors than rows, a single-pattern Gram is deferred
+# (SufficientStats): the fast engine then takes no spectra either (its _SPECTRAL_MAX).
+DEFER_GRAM_MIN = 600
+
 # From this many factors the Gram is formed by SYRK (half the work; other round-off). Below it
 # the Gram costs little beside X'Y and keeps the bits of the general product, which some
 # Clarabel solves on flat problems are sensitive to.
@@ -468,6 +472,18 @@ def _mask_patterns(mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return mask[:, first].T, np.asarray(inverse).reshape(-1)
 
 
+def _zero_exact_root(root: np.ndarray, xty: np.ndarray, yty: np.ndarray) -> np.ndarray:
+    """:func:`zero_exact` for a deferred Gram (one pattern): a factor whose sum of squares is
+    0 gets an exactly zero root column (a copy then: ``root`` may be the prepared ``x``)."""
+    zero = np.einsum("tm,tm->m", root, root) == 0.0
+    if zero.any() and np.any(root[:, zero]):  # (underflow: tiny values, squares of zero)
+        root = root.copy()
+        root[:, zero] = 0.0
+    xty[:, zero] = 0.0
+    xty[yty == 0.0] = 0.0
+    return root
+
+
 def zero_exact(grams: np.ndarray, xty: np.ndarray, yty: np.ndarray, pattern: np.ndarray) -> None:
     """In place: a factor whose weighted sum of squares is 0 (identically zero on the mask, or
     underflow) is zero, so its cross products are too, exactly; likewise a zero response.
@@ -492,16 +508,25 @@ class SufficientStats:
     * ``xw[p(i)]   = X' w_i``, ``yw[i] = y_i' w_i``, ``mass[i] = sum w_i``
 
     so that ``sum_t w_ti (y_ti - x_t b)^2 = yty_i - 2 b'xty_i + b' gram_p b``.
+
+    Many factors on fewer rows (one mask pattern, more than ``DEFER_GRAM_MIN`` factors and
+    more factors than rows): the M x M Gram is larger than the design and costs ``T' M^2`` to
+    form, more than a sparse answer needs. It is *deferred*: ``root`` holds ``W^(1/2) X``
+    (T' x M, ``root'root = gram[0]``), products with the Gram go through it
+    (:meth:`gram_times`, ``2 T' M`` per response), the diagonal is its column sums of
+    squares, and ``gram`` is formed on first use by whatever needs it whole (a Newton system
+    on most factors, the exact path, the CVXPY formulation). Built with ``gram=None``.
     """
 
     n_rows: int
-    gram: np.ndarray  # (P, M, M)
+    gram: np.ndarray | None  # (P, M, M); None: deferred, formed from root on first use
     pattern: np.ndarray  # (N,) index into gram
     xty: np.ndarray  # (N, M)
     yty: np.ndarray  # (N,)
     xw: np.ndarray  # (P, M)
     yw: np.ndarray  # (N,)
     mass: np.ndarray  # (N,)
+    root: np.ndarray | None = None  # (T', M), with a deferred gram
 
     @classmethod
     def from_panel(cls, panel: PreparedPanel,
@@ -515,19 +540,21 @@ class SufficientStats:
 
     def _per_mass(self) -> SufficientStats:
         """Statistics scaled by ``T'/S_i`` per response (1 where ``S_i = 0``: all zero)."""
-        mass_p = np.zeros(len(self.gram))
+        mass_p = np.zeros(len(self.xw))
         mass_p[self.pattern] = self.mass  # one mass per pattern
         k_p = np.where(mass_p > 0, self.n_rows / np.where(mass_p > 0, mass_p, 1.0), 1.0)
         k = k_p[self.pattern]
+        deferred = self.deferred
         return SufficientStats(
             n_rows=self.n_rows,
-            gram=self.gram * k_p[:, None, None],
+            gram=None if deferred else self.gram * k_p[:, None, None],
             pattern=self.pattern,
             xty=self.xty * k[:, None],
             yty=self.yty * k,
             xw=self.xw * k_p[:, None],
             yw=self.yw * k,
             mass=self.mass * k,
+            root=self.root * np.sqrt(k_p[0]) if deferred else None,
         )
 
     @classmethod
@@ -544,7 +571,10 @@ class SufficientStats:
         w_ok = panel.row_weight if row_ok.all() else panel.row_weight * row_ok
         patterns, inverse = panel.mask_patterns()
         m = x.shape[1]
-        grams = np.empty((len(patterns), m, m))
+        # many factors on fewer rows: the Gram is deferred (class docstring), its root kept
+        defer = len(patterns) == 1 and m > DEFER_GRAM_MIN and m > x.shape[0]
+        root = None
+        grams = None if defer else np.empty((len(patterns), m, m))
         xw = np.empty((len(patterns), m))
         mass_p = np.empty(len(patterns))
         xty = np.empty((y.shape[1], m))
@@ -557,7 +587,10 @@ class SufficientStats:
             wp = panel.row_weight * pat
             # W X: for the general Gram product and the patterns' own X'Y only
             xwp = x * wp[:, None] if m < _SYRK_MIN or len(patterns) > 1 else None
-            if m >= _SYRK_MIN:
+            if defer:
+                # (the prepared x is the fit's own array: no copy without weights)
+                root = x if np.all(wp == 1.0) else x * np.sqrt(wp)[:, None]
+            elif m >= _SYRK_MIN:
                 # X'WX as (W^1/2 X)'(W^1/2 X): NumPy hands A.T @ A to BLAS's SYRK, half the
                 # multiply-adds (at (1000,2000,1) the set-up went from 0.19 to 0.13 s)
                 half = x * np.sqrt(wp)[:, None]
@@ -582,7 +615,10 @@ class SufficientStats:
         else:
             yw = y.sum(axis=0) if np.all(w_ok == 1.0) else w_ok @ y
         yty = panel.yty().copy()
-        zero_exact(grams, xty, yty, inverse)
+        if defer:
+            root = _zero_exact_root(root, xty, yty)
+        else:
+            zero_exact(grams, xty, yty, inverse)
         return cls(
             n_rows=panel.n_rows,
             gram=grams,
@@ -592,12 +628,35 @@ class SufficientStats:
             xw=xw,
             yw=yw,
             mass=mass_p[inverse],
+            root=root,
         )
+
+    @property
+    def deferred(self) -> bool:
+        """The Gram is deferred and not formed yet (class docstring)."""
+        return self.__dict__["_gram"] is None
+
+    def gram_diagonal(self) -> np.ndarray:
+        """(P, M): the diagonal of every pattern's Gram, without forming a deferred one."""
+        if self.root is not None:
+            return np.einsum("tm,tm->m", self.root, self.root)[None, :]
+        return np.diagonal(self.gram, axis1=1, axis2=2)
+
+    def responses(self, rows: np.ndarray) -> SufficientStats:
+        """The statistics of the responses ``rows`` (an index array or mask); the per-pattern
+        Grams (or the root) are shared, a deferred Gram stays deferred."""
+        sub = SufficientStats(
+            n_rows=self.n_rows, gram=self.__dict__["_gram"], pattern=self.pattern[rows],
+            xty=self.xty[rows], yty=self.yty[rows], xw=self.xw, yw=self.yw[rows],
+            mass=self.mass[rows], root=self.root)
+        if sub.deferred:  # formed once, for both, by whichever reads it first
+            sub.__dict__["_source"] = self
+        return sub
 
     def zero_cells(self) -> np.ndarray:
         """(N, M) bool: cells whose factor is identically zero on the response's observations,
         so the loss does not depend on them."""
-        return (np.diagonal(self.gram, axis1=1, axis2=2) == 0.0)[self.pattern]
+        return (self.gram_diagonal() == 0.0)[self.pattern]
 
     def rescaled(self, factor_scale: np.ndarray, response_scale: float) -> SufficientStats:
         """The statistics of ``x_j / s_j`` and ``y / c`` (``s = factor_scale``,
@@ -620,6 +679,8 @@ class SufficientStats:
         response's Gram (as large as Y when M^2 ~ T): one product per pattern, or batches of
         at most 256 responses when the patterns are many."""
         coef = np.asarray(coef, dtype=float)
+        if self.root is not None:  # (one pattern) G b = X'W X b, without forming G
+            return (coef @ self.root.T) @ self.root
         n_patterns = len(self.gram)
         if n_patterns == 1:
             return coef @ self.gram[0].T  # G b per row (G is symmetric up to round-off)
@@ -667,3 +728,23 @@ class SufficientStats:
         targets = [inv_roots[p].T @ self.xty[i] for i, p in enumerate(self.pattern)]
         offset = self.yty - np.array([t @ t for t in targets])
         return roots, targets, np.maximum(offset, 0.0)
+
+
+def _gram_get(stats: SufficientStats) -> np.ndarray:
+    held = stats.__dict__["_gram"]
+    if held is None:  # deferred: formed once, by SYRK, on first use
+        source = stats.__dict__.get("_source")  # the statistics these are a subset of
+        held = source.gram if source is not None else (stats.root.T @ stats.root)[None]
+        stats.__dict__["_gram"] = held
+    return held
+
+
+def _gram_set(stats: SufficientStats, value) -> None:
+    # (the frozen dataclass's __init__ assigns its fields through object.__setattr__, which
+    # reaches this setter; any later assignment is refused by the frozen __setattr__)
+    stats.__dict__["_gram"] = value
+
+
+# ``gram`` is a dataclass field read through a property: a deferred Gram (None at
+# construction) is formed from ``root`` the first time anything reads it.
+SufficientStats.gram = property(_gram_get, _gram_set, doc="(P, M, M) Grams (class docstring).")

@@ -1,0 +1,198 @@
+"""Many factors on fewer rows: the deferred Gram (``SufficientStats``, ``_working_set``).
+
+With one mask pattern, more than ``DEFER_GRAM_MIN`` factors and more factors than rows, the
+statistics keep the root ``W^(1/2) X`` instead of the M x M Gram; products go through it and the
+working set forms only the blocks of its columns. The references: the same statistics with the
+Gram formed (``DEFER_GRAM_MIN`` raised past the panel's width, so nothing is deferred),
+scikit-learn's ``Lasso`` on the raw centred design, and CVXPY.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+from sklearn.linear_model import Lasso
+
+from xl_factorlasso import LassoModel, LassoModelCV
+from xl_factorlasso.core.linear_model import FastEngine, SufficientStats, _preparation
+from xl_factorlasso.core.linear_model._preparation import prepare_panel
+
+
+def _panel(t_rows=120, m=650, n=3, active=6, seed=0):
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal((t_rows, m)) + 0.3 * rng.standard_normal((t_rows, 1))
+    coef = np.zeros((n, m))
+    for i in range(n):
+        coef[i, rng.choice(m, active, replace=False)] = rng.uniform(0.5, 1.5, active) * \
+            rng.choice([-1.0, 1.0], active)
+    y = x @ coef.T + 0.5 * rng.standard_normal((t_rows, n))
+    idx = pd.date_range("2012-01-06", periods=t_rows, freq="W-FRI")
+    return (pd.DataFrame(x, index=idx, columns=[f"f{j}" for j in range(m)]),
+            pd.DataFrame(y, index=idx, columns=[f"y{i}" for i in range(n)]))
+
+
+def _stats(x, y, span=None, normalization="sample"):
+    return SufficientStats.from_panel(prepare_panel(x, y, span=span), normalization)
+
+
+@pytest.fixture
+def formed(monkeypatch):
+    """Switch the deferral off (the statistics as they were before it)."""
+
+    def switch():
+        monkeypatch.setattr(_preparation, "DEFER_GRAM_MIN", 10**9)
+
+    return switch
+
+
+@pytest.mark.parametrize("span, normalization", [(None, "sample"), (26, "sample"),
+                                                 (None, "weight_sum")])
+def test_deferred_statistics_equal_the_formed_ones(span, normalization, formed):
+    x, y = _panel()
+    x.iloc[:, 5] = 0.0  # a zero factor: exact zeros in both
+    lazy = _stats(x, y, span, normalization)
+    assert lazy.deferred and lazy.root.shape == (len(x) - (span is not None), 650)
+    formed()
+    full = _stats(x, y, span, normalization)
+    assert not full.deferred and full.root is None
+    g = full.gram[0]
+    scale = np.abs(g).max()
+    np.testing.assert_allclose(lazy.gram_diagonal()[0], np.diagonal(g), rtol=1e-12)
+    coef = np.random.default_rng(1).standard_normal((3, 650))
+    np.testing.assert_allclose(lazy.gram_times(coef), full.gram_times(coef), rtol=0,
+                               atol=1e-10 * scale * np.abs(coef).sum(axis=1).max())
+    np.testing.assert_allclose(lazy.loss_terms(coef), full.loss_terms(coef), rtol=1e-10)
+    for name in ("xty", "yty", "xw", "yw", "mass"):
+        np.testing.assert_array_equal(getattr(lazy, name), getattr(full, name))
+    assert np.array_equal(lazy.zero_cells(), full.zero_cells()) and lazy.zero_cells()[:, 5].all()
+    sub = lazy.responses(np.array([2, 0]))
+    assert sub.deferred and np.array_equal(sub.xty, lazy.xty[[2, 0]])
+    assert sub.gram is lazy.__dict__["_gram"]  # a subset's reading forms the source's Gram
+    # read whole, the deferred Gram is formed once, from the root, and then kept
+    np.testing.assert_allclose(lazy.gram[0], g, rtol=0, atol=1e-12 * scale)
+    assert not lazy.deferred and lazy.gram is lazy.gram
+    assert not lazy.gram[0][5].any() and not lazy.gram[0][:, 5].any()
+
+
+@pytest.mark.parametrize("shape, ragged", [((700, 650, 2), False), ((120, 400, 2), False),
+                                           ((120, 650, 3), True)])
+def test_not_deferred(shape, ragged):
+    """Tall panels (the Gram is the smaller), up to 600 factors (the spectral engine), and
+    ragged panels (a Gram per mask pattern) form their Grams as before."""
+    t_rows, m, n = shape
+    x, y = _panel(t_rows, m, n)
+    if ragged:
+        y.iloc[:10, 1] = np.nan
+    stats = _stats(x, y)
+    assert not stats.deferred and stats.root is None
+
+
+@pytest.mark.parametrize("fraction", [0.3, 0.15])
+def test_sparse_fit_equals_scikit_learn_and_never_forms_the_gram(fraction):
+    """A sparse answer: the working set certifies it from blocks of the root (the 650 x 650
+    Gram is never formed, its products go through X), and it is scikit-learn's minimiser on
+    the raw centred design (``alpha = lambda / 2``)."""
+    x, y = _panel(seed=3)
+    kw = dict(model_type="LASSO", warmup_period=None)
+    model = LassoModel(**kw)
+    lam = fraction * model.lambda_max(x, y)
+    model.set_params(reg_lambda=lam)
+    setup = model._setup(x, y)
+    solution = model._solver(setup, lam).solve(lam)
+    model._install(setup, solution, lam)
+    assert setup.stats.deferred  # after the solve, its certificate and the diagnostics
+    assert solution.solver == "fast" and solution.gap <= 1e-8
+    xc = x.to_numpy() - x.to_numpy().mean(axis=0)
+    for name in y.columns:
+        yc = y[name].to_numpy() - y[name].mean()
+        peer = Lasso(alpha=lam / 2, fit_intercept=False, tol=1e-12, max_iter=200_000).fit(xc, yc)
+        np.testing.assert_allclose(model.coef_.loc[name].to_numpy(), peer.coef_, rtol=0,
+                                   atol=1e-7)
+    fitted = model.predict(x)
+    resid = y.to_numpy() - fitted.to_numpy()
+    np.testing.assert_allclose(model.residual_variance_.to_numpy(), resid.var(axis=0),
+                               rtol=1e-8)
+
+
+@pytest.mark.parametrize("kwargs", [
+    dict(model_type="LASSO"),
+    dict(model_type="LASSO", nonneg=True),
+    dict(model_type="LASSO", span=26),
+    dict(model_type="LASSO", loss_normalization="weight_sum"),
+    dict(model_type="GROUP_LASSO"),
+    dict(model_type="FACTOR_CLUSTER_GROUP_LASSO"),
+    dict(model_type="HIERARCHICAL_CLUSTER_GROUP_LASSO", l1_weight=0.1),
+])
+@pytest.mark.parametrize("fraction", [0.2, 0.02])
+def test_fits_equal_the_formed_gram(kwargs, fraction, formed):
+    """Every model type on a wide single-pattern panel, sparse and dense answers (where the
+    working set hands over to the whole problem, or the geometry has none, the Gram is formed
+    on first use): the same minimiser as with the Gram formed up front."""
+    x, y = _panel(t_rows=90, m=620, n=4, seed=5)
+    kw = dict(warmup_period=None, **kwargs)
+    if kw["model_type"] == "GROUP_LASSO":
+        kw["group_data"] = pd.Series(["a", "a", "b", "b"], index=y.columns)
+    lam = fraction * LassoModel(**kw).lambda_max(x, y)
+    lazy = LassoModel(reg_lambda=lam, **kw).fit(x, y)
+    formed()
+    full = LassoModel(reg_lambda=lam, **kw).fit(x, y)
+    assert lazy.duality_gap_ <= 1e-8 and full.duality_gap_ <= 1e-8
+    scale = np.abs(full.coef_.to_numpy()).max()
+    np.testing.assert_allclose(lazy.coef_.to_numpy(), full.coef_.to_numpy(), rtol=0,
+                               atol=1e-6 * scale)
+    np.testing.assert_allclose(lazy.objective_value_, full.objective_value_, rtol=1e-9)
+    np.testing.assert_allclose(lazy.r2_.to_numpy(), full.r2_.to_numpy(), rtol=0, atol=1e-9)
+
+
+def test_default_penalty_and_cvxpy(formed):
+    """The default penalty (the exact path, which forms the Gram) and the CVXPY engine (its
+    formulation forms it too) on a deferred panel: the formed-Gram answers."""
+    x, y = _panel(t_rows=40, m=610, n=2, seed=7)
+    answers = {}
+    for label in ("lazy", "full"):
+        if label == "full":
+            formed()
+        default = LassoModel(warmup_period=None).fit(x, y)
+        lam = 0.2 * LassoModel().lambda_max(x, y)
+        ref = LassoModel(warmup_period=None, reg_lambda=lam, engine="cvxpy").fit(x, y)
+        answers[label] = (default, ref)
+        assert default.duality_gap_ <= 1e-8 and ref.duality_gap_ <= 1e-8
+    for a, b in zip(answers["lazy"], answers["full"], strict=True):
+        np.testing.assert_allclose(a.objective_value_, b.objective_value_, rtol=1e-8)
+        np.testing.assert_allclose(a.coef_.to_numpy(), b.coef_.to_numpy(), rtol=0,
+                                   atol=1e-5 * np.abs(b.coef_.to_numpy()).max())
+
+
+def test_cross_validation_on_a_deferred_panel(formed):
+    """LassoModelCV prepares each training window (each deferred): the same scores."""
+    x, y = _panel(t_rows=150, m=640, n=2, seed=9)
+    grid = np.array([0.3, 0.1, 0.03]) * LassoModel().lambda_max(x, y)
+    lazy = LassoModelCV(grid, n_splits=3, base_model=LassoModel(warmup_period=None),
+                        refit=False).fit(x, y)
+    formed()
+    full = LassoModelCV(grid, n_splits=3, base_model=LassoModel(warmup_period=None),
+                        refit=False).fit(x, y)
+    assert not lazy.fold_errors_ and lazy.cv_scores_.notna().all().all()
+    np.testing.assert_allclose(lazy.cv_scores_.to_numpy(), full.cv_scores_.to_numpy(),
+                               rtol=1e-8)
+
+
+def test_engine_products_through_the_root():
+    """The engine of deferred statistics: its products, diagonal and step bound are those of
+    the Gram (formed here for the check, after the engine's own products)."""
+    x, y = _panel(t_rows=60, m=700, n=2, seed=2)
+    stats = _stats(x, y)
+    setup = LassoModel(warmup_period=None)._setup(x, y)
+    engine = FastEngine(stats, setup.spec)
+    coef = np.random.default_rng(4).standard_normal((2, 700))
+    products = engine._gram_times(coef)
+    step = engine.step
+    assert stats.deferred and "gram" not in vars(engine)
+    g = stats.gram[0]
+    np.testing.assert_allclose(products, coef @ g, rtol=0, atol=1e-10 * np.abs(coef @ g).max())
+    jac = 1.0 / np.sqrt(np.diagonal(g))
+    top = np.linalg.eigvalsh(g * jac[:, None] * jac[None, :])[-1]
+    # a safe step: the bound (Lanczos, rounded up) is at least the top eigenvalue
+    bound = 1.0 / (step[0] * (2.0 / engine.t_rows) * np.diagonal(g))
+    assert np.all(bound >= top * (1 - 1e-9)) and np.all(bound <= top * 1.05)
