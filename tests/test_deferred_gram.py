@@ -115,6 +115,43 @@ def test_sparse_fit_equals_scikit_learn_and_never_forms_the_gram(fraction):
                                rtol=1e-8)
 
 
+@pytest.mark.parametrize("fraction", [0.05, 0.02])
+def test_whole_problem_newton_from_blocks(fraction, formed):
+    """A denser answer on 100 rows (87-94 loadings): the working set hands over to the whole
+    problem, whose Newton systems come from the root's blocks (supports of more cells than
+    rows are singular and never formed): still no 700 x 700 Gram, and the formed-Gram fit's
+    minimiser."""
+    x, y = _panel(t_rows=100, m=700, n=1, active=30, seed=4)
+    model = LassoModel(warmup_period=None)
+    lam = fraction * model.lambda_max(x, y)
+    setup = model._setup(x, y)
+    solution = model._solver(setup, lam).solve(lam)
+    assert setup.stats.deferred and solution.solver == "fast" and solution.gap <= 1e-8
+    assert 80 <= (solution.coef != 0).sum() <= 100
+    formed()
+    full = LassoModel(warmup_period=None, reg_lambda=lam).fit(x, y)
+    assert full.solver_ == "fast"
+    np.testing.assert_allclose(solution.coef[0], full.coef_.to_numpy()[0], rtol=0, atol=1e-7)
+
+
+def test_gram_blocks_grow_and_restart():
+    """GramBlocks: a block is the Gram's submatrix in the order asked for; new columns add
+    their products to the kept block; past the limit it restarts from the request, and a
+    request larger than the limit returns None."""
+    root = np.random.default_rng(0).standard_normal((30, 50))
+    g = root.T @ root
+    blocks = _preparation.GramBlocks(root, limit=20)
+    first = blocks(np.array([3, 1, 7]))
+    np.testing.assert_allclose(first, g[np.ix_([3, 1, 7], [3, 1, 7])], rtol=1e-12)
+    rows = np.array([[1, 9, 3], [7, 12, 2]])  # (2, 3): one block per row
+    np.testing.assert_allclose(blocks(rows), g[rows[:, :, None], rows[:, None, :]], rtol=1e-12)
+    assert list(blocks.cols) == [1, 3, 7, 2, 9, 12]  # kept, grown by the new ones
+    wide = np.arange(30, 48)  # 18 new: past the limit with the 6 kept, restart from them
+    np.testing.assert_allclose(blocks(wide), g[np.ix_(wide, wide)], rtol=1e-12)
+    assert sorted(blocks.cols) == list(wide)
+    assert blocks(np.arange(21)) is None
+
+
 @pytest.mark.parametrize("kwargs", [
     dict(model_type="LASSO"),
     dict(model_type="LASSO", nonneg=True),

@@ -44,9 +44,9 @@ def _working_sets(monkeypatch) -> list[int]:
     sizes: list[int] = []
     build = _working_set._columns_engine
 
-    def recording(engine, cols, blocks=None):
+    def recording(engine, cols):
         sizes.append(len(cols))
-        return build(engine, cols, blocks)
+        return build(engine, cols)
 
     monkeypatch.setattr(_working_set, "_columns_engine", recording)
     return sizes
@@ -179,8 +179,7 @@ def test_many_factors_without_patches():
     seen: list[int] = []
     build = _working_set._columns_engine
     try:
-        _working_set._columns_engine = lambda e, cols, blocks: (
-            seen.append(len(cols)) or build(e, cols, blocks))
+        _working_set._columns_engine = lambda e, cols: seen.append(len(cols)) or build(e, cols)
         fast = engine.solve(kw["reg_lambda"])
     finally:
         _working_set._columns_engine = build

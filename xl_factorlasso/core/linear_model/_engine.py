@@ -175,7 +175,7 @@ from ._block_newton import (
 from ._homotopy import continuation_start, homotopy_rows, homotopy_start
 from ._newton_finish import _NewtonFinish, newton_accepted
 from ._penalty import PenaltySpec, penalty_value
-from ._preparation import SufficientStats
+from ._preparation import GramBlocks, SufficientStats
 
 __all__ = ["EngineResult", "FastEngine", "prox_cooperative", "prox_l1_box", "prox_sparse_group",
            "solve_fast"]
@@ -508,6 +508,7 @@ class FastEngine:
         # its root, and the Gram itself (the `gram` property) is formed only if a Newton
         # system on most factors, or the exact path, asks for it.
         self._root = stats.root if stats.deferred else None
+        self._blocks = None  # its blocks, grown on demand (_gram_blocks)
         if self._root is None:
             gram = 0.5 * (stats.gram + np.transpose(stats.gram, (0, 2, 1)))
             self.gram = gram
@@ -664,6 +665,20 @@ class FastEngine:
         root = self._root
         return LinearOperator((self.m, self.m), matvec=lambda v: root.T @ (root @ np.ravel(v)),
                               dtype=float)
+
+    def _gram_blocks(self, cols: np.ndarray) -> np.ndarray | None:
+        """``G[cols][:, cols]`` of a deferred Gram (``cols`` of shape (k,) or (n, k): blocks
+        (k, k) or (n, k, k)) without forming it: from :class:`GramBlocks` while the columns
+        asked for so far are at most half the factors, else (and when not deferred) None, and
+        the caller reads ``gram``, formed once."""
+        if self._root is None:
+            return None
+        if not self.stats.deferred:  # formed meanwhile (a whole system asked for it)
+            pos = np.asarray(cols)
+            return self.stats.gram[0][pos[..., :, None], pos[..., None, :]]
+        if self._blocks is None:
+            self._blocks = GramBlocks(self._root, self.m // 2)
+        return self._blocks(np.asarray(cols))
 
     def _gram_times(self, coef: np.ndarray, idx: np.ndarray | None = None) -> np.ndarray:
         """Rows ``G_p(i) b_i`` (``coef`` holds the responses ``idx``, default all)."""
@@ -1309,9 +1324,17 @@ class FastEngine:
         ``G_FF b_F = c_F - G_F,~F b_~F - (T'/2) lambda s``. Only the ``|F| x |F|`` systems
         are formed, batched by size (supports are sparse: ~5 of 30 factors in a typical
         fit). Returns the candidate rows for ``rows`` (others are ``x``); responses whose
-        system is singular keep ``x``.
+        system is singular get NaN on their free cells (refused), as do those with more free
+        cells than rows, whose system is singular and is not formed (nor a deferred Gram for
+        it: the iterations' supports pass through such sizes on a wide panel).
         """
+        many = rows & ((support != 0).sum(axis=1) > self.t_rows)
+        if many.any():
+            x = np.where(many[:, None] & (support != 0), np.nan, x)
+            rows = rows & ~many
         idx = np.flatnonzero(rows)
+        if not len(idx):
+            return x.copy()
         free = support[idx] != 0
         fixed_part = self._gram_times(np.where(free, 0.0, x[idx]), idx)
         rhs = self.xty[idx] - fixed_part - 0.5 * self.t_rows * lam * self.omega[idx] * \
@@ -1338,7 +1361,9 @@ class FastEngine:
             idx_rows = idx[sel]
             cols = order[sel, :k]
             pat = self.pattern[idx_rows]
-            a = self.gram[pat[:, None, None], cols[:, :, None], cols[:, None, :]]
+            a = self._gram_blocks(cols)
+            if a is None:
+                a = self.gram[pat[:, None, None], cols[:, :, None], cols[:, None, :]]
             b = np.take_along_axis(rhs[sel], cols, axis=1)
             try:
                 sol = np.linalg.solve(a, b[:, :, None])[:, :, 0]

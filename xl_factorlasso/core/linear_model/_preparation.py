@@ -730,6 +730,43 @@ class SufficientStats:
         return roots, targets, np.maximum(offset, 0.0)
 
 
+class GramBlocks:
+    """Blocks ``G_CC`` of a deferred Gram ``G = R'R`` for growing column sets ``C``: the block
+    of the columns seen so far is kept, and a request with new columns costs only their
+    products with the others (``T' |new| |C|``), not the whole block again. Past ``limit``
+    columns the block starts again from the request's own columns (those seen before may no
+    longer be asked for: a working set's early rounds); a request of more than ``limit``
+    columns returns None (the whole Gram, one SYRK, is then the cheaper way)."""
+
+    def __init__(self, root: np.ndarray, limit: int):
+        self.root, self.limit = root, limit
+        self.cols = np.empty(0, dtype=np.intp)
+        self.block = np.empty((0, 0))
+        self.where = np.full(root.shape[1], -1, dtype=np.intp)  # column -> row of block
+
+    def __call__(self, cols: np.ndarray) -> np.ndarray | None:
+        """``G[cols][:, cols]`` (any order, repeats allowed), or None past the limit."""
+        new = np.unique(cols[self.where[cols] < 0])
+        if len(new) and len(self.cols) + len(new) > self.limit:
+            wanted = np.unique(cols)
+            if len(wanted) > self.limit:
+                return None
+            self.where[self.cols] = -1
+            self.cols, self.block, new = self.cols[:0], self.block[:0, :0], wanted
+        if len(new):
+            k = len(self.cols)
+            every = np.concatenate([self.cols, new])
+            cross = self.root[:, new].T @ self.root[:, every]  # (new, every)
+            block = np.empty((len(every), len(every)))
+            block[:k, :k] = self.block
+            block[k:, :] = cross
+            block[:k, k:] = cross[:, :k].T
+            self.cols, self.block = every, block
+            self.where[new] = np.arange(k, len(every))
+        pos = self.where[cols]
+        return self.block[pos[..., :, None], pos[..., None, :]]
+
+
 def _gram_get(stats: SufficientStats) -> np.ndarray:
     held = stats.__dict__["_gram"]
     if held is None:  # deferred: formed once, by SYRK, on first use

@@ -31,8 +31,9 @@ its own.
 
 On a deferred Gram (more factors than rows, :class:`~._preparation.SufficientStats`) the
 whole problem's products go through the design's root, and the ``W x W`` blocks are formed from
-it as ``W`` grows, each round adding only the products of its new columns (:class:`_RootBlocks`):
-while the working set certifies, no M x M array is formed, and the cost follows ``|W|``.
+it as ``W`` grows, each round adding only the products of its new columns
+(:meth:`FastEngine._gram_blocks`): while the working set certifies, no M x M array is formed,
+and the cost follows ``|W|``.
 """
 
 from __future__ import annotations
@@ -67,7 +68,6 @@ def solve_working_set(engine, x: np.ndarray, lam: float, tol: float, max_iter: i
     inside = must.copy()
     most = min(_SHARE * engine.m, _ROWS_SHARE * engine.t_rows)
     spent = 0
-    blocks = _RootBlocks(engine._root) if engine._root is not None else None
     scores = _violations(engine, x, lam)
     for round_ in range(_ROUNDS):
         new = (scores > 0.0) & ~inside
@@ -89,7 +89,7 @@ def solve_working_set(engine, x: np.ndarray, lam: float, tol: float, max_iter: i
         if inside.sum() > most:
             return start, None, spent
         cols = np.flatnonzero(inside)
-        coef, gaps, objs, it = _columns_engine(engine, cols, blocks)._solve_units(
+        coef, gaps, objs, it = _columns_engine(engine, cols)._solve_units(
             x[:, cols], lam, tol, max(max_iter - spent, 1), warm=warm or round_ > 0)
         spent += it
         x = engine.prior.copy()
@@ -108,44 +108,18 @@ def _violations(engine, x: np.ndarray, lam: float) -> np.ndarray:
     return (excess * engine._jac[engine.pattern]).max(axis=0)
 
 
-class _RootBlocks:
-    """Blocks ``G_WW`` of a deferred Gram ``G = R'R`` for growing sets ``W``: the block of the
-    columns seen so far is kept, and a larger set costs only its new columns' products with
-    the others (``T' |new| |W|``), not the whole block again."""
-
-    def __init__(self, root: np.ndarray):
-        self.root = root
-        self.cols = np.empty(0, dtype=np.intp)
-        self.block = np.empty((0, 0))
-        self.where = np.full(root.shape[1], -1, dtype=np.intp)  # column -> row of block
-
-    def __call__(self, cols: np.ndarray) -> np.ndarray:
-        new = cols[self.where[cols] < 0]
-        if len(new):
-            k = len(self.cols)
-            every = np.concatenate([self.cols, new])
-            cross = self.root[:, new].T @ self.root[:, every]  # (new, every)
-            block = np.empty((len(every), len(every)))
-            block[:k, :k] = self.block
-            block[k:, :] = cross
-            block[:k, k:] = cross[:, :k].T
-            self.cols, self.block = every, block
-            self.where[new] = np.arange(k, len(every))
-        pos = self.where[cols]
-        return self.block[np.ix_(pos, pos)]
-
-
-def _columns_engine(engine, cols: np.ndarray, blocks: _RootBlocks | None = None):
+def _columns_engine(engine, cols: np.ndarray):
     """The engine of the problem restricted to the factor columns ``cols``, the other cells
     held at the prior, which is zero there (``solve_working_set`` keeps every column with a
     non-zero prior inside), so the restricted loss is the whole one on those cells. Its Gram
-    is formed (``|W| x |W|``): from ``blocks`` when the whole one is deferred."""
+    is formed (``|W| x |W|``), from the engine's blocks when the whole one is deferred."""
     stats, spec = engine.stats, engine.spec
 
     def pick(a):
         return None if a is None else np.asarray(a)[:, cols]
 
-    gram = blocks(cols)[None] if blocks is not None else stats.gram[:, cols][:, :, cols]
+    gram = engine._gram_blocks(cols)  # (a deferred Gram's)
+    gram = stats.gram[:, cols][:, :, cols] if gram is None else gram[None]
     sub_stats = replace(stats, gram=gram, xty=stats.xty[:, cols], xw=stats.xw[:, cols],
                         root=None)
     sub_spec = replace(spec, prior=spec.prior[:, cols], signs=pick(spec.signs),
