@@ -180,6 +180,9 @@ def test_fits_equal_the_formed_gram(kwargs, fraction, formed):
                                atol=1e-6 * scale)
     np.testing.assert_allclose(lazy.objective_value_, full.objective_value_, rtol=1e-9)
     np.testing.assert_allclose(lazy.r2_.to_numpy(), full.r2_.to_numpy(), rtol=0, atol=1e-9)
+    # the fitted model keeps the root, not a Gram formed during the fit, and still evaluates
+    assert lazy._fit_setup_.stats.deferred
+    np.testing.assert_allclose(lazy.objective(lazy.coef_), lazy.objective_value_, rtol=1e-12)
 
 
 def test_default_penalty_and_cvxpy(formed):

@@ -1132,6 +1132,7 @@ Window`): the statistics of ``x``, ``y`` (already coerced) carried from the prev
         if setup.first_pass is not None and setup.first_pass[2] != lam:
             setup = self._setup(setup.x, setup.y)
         self._install(setup, self._solver(setup, lam).solve(lam, coef_init=coef_init), lam)
+        setup.stats.release_gram()  # (the model keeps the setup; a deferred Gram's root suffices)
         return self
 
     def _solver(self, setup: _FitSetup, reg_lambda=None) -> CertifiedSolver | UniLassoSolver:

@@ -636,6 +636,13 @@ class SufficientStats:
         """The Gram is deferred and not formed yet (class docstring)."""
         return self.__dict__["_gram"] is None
 
+    def release_gram(self) -> None:
+        """Drop a formed Gram that the root can form again: what a fitted model keeps for its
+        ``objective`` is then the root (the design's size), not both."""
+        if self.root is not None:
+            self.__dict__["_gram"] = None
+            self.__dict__.pop("_source", None)
+
     def gram_diagonal(self) -> np.ndarray:
         """(P, M): the diagonal of every pattern's Gram, without forming a deferred one."""
         if self.root is not None:
