@@ -150,6 +150,12 @@ def test_gram_blocks_grow_and_restart():
     np.testing.assert_allclose(blocks(wide), g[np.ix_(wide, wide)], rtol=1e-12)
     assert sorted(blocks.cols) == list(wide)
     assert blocks(np.arange(21)) is None
+    # past a quarter of T M^2 multiply-adds in blocks (half a SYRK), the whole Gram instead
+    blocks = _preparation.GramBlocks(root, limit=25)  # budget 30 * 50^2 / 4 = 18750
+    assert blocks(np.arange(20)) is not None  # 30 * 20 * 20 = 12000
+    assert blocks(np.arange(25)) is not None  # + 30 * 5 * 25 = 3750: 15750, within
+    assert blocks(np.arange(20, 45)) is None  # a restart on 25: + 18750, past the budget
+    assert blocks(np.arange(3)) is None  # (exhausted: every later request)
 
 
 @pytest.mark.parametrize("kwargs", [

@@ -742,17 +742,25 @@ class GramBlocks:
     of the columns seen so far is kept, and a request with new columns costs only their
     products with the others (``T' |new| |C|``), not the whole block again. Past ``limit``
     columns the block starts again from the request's own columns (those seen before may no
-    longer be asked for: a working set's early rounds); a request of more than ``limit``
-    columns returns None (the whole Gram, one SYRK, is then the cheaper way)."""
+    longer be asked for: a working set's early rounds). A request of more than ``limit``
+    columns, or one that would bring the products spent past half those of forming the whole
+    Gram (``T' M^2 / 4``: several responses whose supports together cover most columns),
+    returns None, and so does every later one: the whole Gram, one SYRK, is then the cheaper
+    way."""
 
     def __init__(self, root: np.ndarray, limit: int):
         self.root, self.limit = root, limit
         self.cols = np.empty(0, dtype=np.intp)
         self.block = np.empty((0, 0))
         self.where = np.full(root.shape[1], -1, dtype=np.intp)  # column -> row of block
+        t_rows, m = root.shape
+        self.budget = 0.25 * t_rows * m * m  # multiply-adds left for blocks
+        self.spent = 0.0
 
     def __call__(self, cols: np.ndarray) -> np.ndarray | None:
-        """``G[cols][:, cols]`` (any order, repeats allowed), or None past the limit."""
+        """``G[cols][:, cols]`` (any order, repeats allowed), or None (class docstring)."""
+        if self.spent > self.budget:
+            return None
         new = np.unique(cols[self.where[cols] < 0])
         if len(new) and len(self.cols) + len(new) > self.limit:
             wanted = np.unique(cols)
@@ -762,6 +770,9 @@ class GramBlocks:
             self.cols, self.block, new = self.cols[:0], self.block[:0, :0], wanted
         if len(new):
             k = len(self.cols)
+            self.spent += self.root.shape[0] * len(new) * (k + len(new))
+            if self.spent > self.budget:
+                return None
             every = np.concatenate([self.cols, new])
             cross = self.root[:, new].T @ self.root[:, every]  # (new, every)
             block = np.empty((len(every), len(every)))
