@@ -1366,7 +1366,7 @@ class FastEngine:
                 a = self.gram[pat[:, None, None], cols[:, :, None], cols[:, None, :]]
             b = np.take_along_axis(rhs[sel], cols, axis=1)
             try:
-                sol = np.linalg.solve(a, b[:, :, None])[:, :, 0]
+                sol = _solve_spd(a, b)
             except np.linalg.LinAlgError:
                 sol = np.full_like(b, np.nan)  # a singular system: those rows keep x
                 for r in range(len(idx_rows)):
@@ -1531,6 +1531,20 @@ class FastEngine:
         if first is None:
             return False
         return (rel <= _POLISH * tol and not pending) or it >= 2 * first + 2 * _CHECK_EVERY
+
+
+def _solve_spd(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Solutions (n, k) of the systems ``a`` (n, k, k), Grams' blocks, at right-hand sides
+    ``b`` (n, k). One system alone (a single response, many factors: k in the hundreds) by
+    Cholesky, half the work of LU; a batch by NumPy's batched LU (no batched triangular solve).
+    LinAlgError where a system is singular (or, alone, not positive definite)."""
+    if len(a) == 1:
+        try:
+            factor = cho_factor(a[0], lower=True, check_finite=False)
+            return cho_solve(factor, b[0], check_finite=False)[None]
+        except LinAlgError:
+            pass  # (round-off on a nearly singular block: LU decides)
+    return np.linalg.solve(a, b[:, :, None])[:, :, 0]
 
 
 def _top_eigenvalue(matrix, scale: np.ndarray | None = None) -> float:
