@@ -21,7 +21,7 @@ from tests.test_lasso_reference_cvxpy import GROUPS, make_ragged_panel
 from tests.test_parity_factorlasso import panel
 from xl_factorlasso import LassoModel, LassoModelType
 from xl_factorlasso.core.linear_model import FastEngine
-from xl_factorlasso.core.linear_model._engine import prox_cooperative, prox_sparse_group
+from xl_factorlasso.core.linear_model._prox import prox_cooperative, prox_sparse_group
 
 pytestmark = [
     pytest.mark.filterwarnings("ignore:solver CLARABEL returned an inaccurate solution"),

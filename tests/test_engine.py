@@ -25,8 +25,8 @@ from tests.test_lasso_reference_cvxpy import GROUPS, make_ragged_panel, make_sig
 from xl_factorlasso import LassoModel, LassoModelCV, expanding_window_splits
 from xl_factorlasso.core.exceptions import SolveError
 from xl_factorlasso.core.linear_model import FastEngine
-from xl_factorlasso.core.linear_model._engine import prox_l1_box, prox_sparse_group
 from xl_factorlasso.core.linear_model._formulation import LassoProblem
+from xl_factorlasso.core.linear_model._prox import prox_l1_box, prox_sparse_group
 
 # At 1e-12 Clarabel's last KKT solves are ill-conditioned; a smaller static regularisation and
 # more iterative refinement let it get there (measured on 256 reference problems: coefficients
@@ -671,7 +671,7 @@ def test_lambda_at_or_above_lambda_max_gives_exactly_the_prior(problem, factor):
 def test_member_tables_of_rows_and_blocks_equal_the_generic_one(n, m, clusters):
     """The engine's group tables built from the rows' layout (no sort of the N M cells) are the
     generic table of the same groups."""
-    from xl_factorlasso.core.linear_model._engine import (
+    from xl_factorlasso.core.linear_model._prox import (
         _block_member_table,
         _member_table,
         _row_member_table,

@@ -25,9 +25,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from ._engine import _block_member_table, sparse_group_roots
 from ._penalty import PenaltySpec, excess_at_zero
 from ._preparation import SufficientStats
+from ._prox import _block_member_table, sparse_group_roots
 
 __all__ = ["lambda_max_from_stats"]
 
@@ -88,7 +88,7 @@ def _group_roots(values: np.ndarray, cell_w: np.ndarray, weight: np.ndarray,
 def _closed_form_roots(values: np.ndarray, cell_w: np.ndarray, weight: np.ndarray,
                        a: float) -> np.ndarray:
     """The roots of :func:`_group_roots` in closed form (``0 < a < 1``,
-    :func:`~._engine.sparse_group_roots`), to round-off; NaN where round-off hides the piece
+    :func:`~._prox.sparse_group_roots`), to round-off; NaN where round-off hides the piece
     that holds a root, 0 for an all-zero row."""
     rho, found = sparse_group_roots(values, cell_w, (1.0 - a) * weight, a,
                                     weighted=not (cell_w == 1.0).all())
