@@ -14,22 +14,10 @@ import pandas as pd
 import pytest
 from sklearn.linear_model import Lasso
 
+from tests.test_working_set import _panel  # factors with a common component, sparse truth
 from xl_factorlasso import LassoModel, LassoModelCV
 from xl_factorlasso.core.linear_model import FastEngine, SufficientStats, _preparation
 from xl_factorlasso.core.linear_model._preparation import prepare_panel
-
-
-def _panel(t_rows=120, m=650, n=3, active=6, seed=0):
-    rng = np.random.default_rng(seed)
-    x = rng.standard_normal((t_rows, m)) + 0.3 * rng.standard_normal((t_rows, 1))
-    coef = np.zeros((n, m))
-    for i in range(n):
-        coef[i, rng.choice(m, active, replace=False)] = rng.uniform(0.5, 1.5, active) * \
-            rng.choice([-1.0, 1.0], active)
-    y = x @ coef.T + 0.5 * rng.standard_normal((t_rows, n))
-    idx = pd.date_range("2012-01-06", periods=t_rows, freq="W-FRI")
-    return (pd.DataFrame(x, index=idx, columns=[f"f{j}" for j in range(m)]),
-            pd.DataFrame(y, index=idx, columns=[f"y{i}" for i in range(n)]))
 
 
 def _stats(x, y, span=None, normalization="sample"):
@@ -49,7 +37,7 @@ def formed(monkeypatch):
 @pytest.mark.parametrize("span, normalization", [(None, "sample"), (26, "sample"),
                                                  (None, "weight_sum")])
 def test_deferred_statistics_equal_the_formed_ones(span, normalization, formed):
-    x, y = _panel()
+    x, y = _panel(t_rows=120, m=650, n=3)
     x.iloc[:, 5] = 0.0  # a zero factor: exact zeros in both
     lazy = _stats(x, y, span, normalization)
     assert lazy.deferred and lazy.root.shape == (len(x) - (span is not None), 650)
@@ -93,7 +81,7 @@ def test_sparse_fit_equals_scikit_learn_and_never_forms_the_gram(fraction):
     """A sparse answer: the working set certifies it from blocks of the root (the 650 x 650
     Gram is never formed, its products go through X), and it is scikit-learn's minimiser on
     the raw centred design (``alpha = lambda / 2``)."""
-    x, y = _panel(seed=3)
+    x, y = _panel(t_rows=120, m=650, n=3, seed=3)
     kw = dict(model_type="LASSO", warmup_period=None)
     model = LassoModel(**kw)
     lam = fraction * model.lambda_max(x, y)
