@@ -182,20 +182,8 @@ def prox_cooperative(v, alpha, beta, groups, lower, upper) -> np.ndarray:
     Solves, for every group ``g`` of cells,
     ``argmin_{lower <= d <= upper} 1/2 ||d - v||^2 + sum_j alpha_j |d_j|
     + beta_g (||(d_g)+||_2 + ||(d_g)-||_2)``: the sparse-group prox on each sign half of every
-    group (see the module docstring for the proof).
-
-    Parameters
-    ----------
-    v, alpha, lower, upper : array_like of the same shape (or broadcastable to ``v``)
-        ``alpha >= 0``; the box must contain 0: ``lower <= 0 <= upper``.
-    beta : array_like, shape (n_groups,)
-        Group thresholds ``>= 0``.
-    groups : array_like of int, shape of ``v``
-        Group code ``0 .. n_groups-1`` of every cell.
-
-    Returns
-    -------
-    numpy.ndarray, shape of ``v``
+    group (see the module docstring for the proof). Parameters and result as
+    :func:`prox_sparse_group`'s.
     """
     v = np.asarray(v, dtype=float)
     shape = v.shape
