@@ -208,8 +208,8 @@ class FastEngine:
         self.t_rows = float(stats.n_rows)
         self.n_patterns = len(stats.xw)
         # A deferred Gram (many factors on fewer rows, SufficientStats): products go through
-        # its root, and the Gram itself (the `gram` property) is formed only if a Newton
-        # system on most factors, or the exact path, asks for it.
+        # its root, Newton systems take blocks of it (_gram_blocks), and the Gram itself (the
+        # `gram` property) is formed only for what needs it whole.
         self._root = stats.root if stats.deferred else None
         self._blocks = None  # its blocks, grown on demand (_gram_blocks)
         if self._root is None:
@@ -371,8 +371,8 @@ class FastEngine:
 
     def _gram_blocks(self, cols: np.ndarray) -> np.ndarray | None:
         """``G[cols][:, cols]`` of a deferred Gram (``cols`` of shape (k,) or (n, k): blocks
-        (k, k) or (n, k, k)) without forming it: from :class:`GramBlocks` while the columns
-        asked for so far are at most half the factors, else (and when not deferred) None, and
+        (k, k) or (n, k, k)) without forming it: from :class:`GramBlocks` within its limits
+        (half the factors, half a SYRK of products), else (and when not deferred) None, and
         the caller reads ``gram``, formed once."""
         if self._root is None:
             return None

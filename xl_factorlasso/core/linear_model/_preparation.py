@@ -525,8 +525,9 @@ class SufficientStats:
     form, more than a sparse answer needs. It is *deferred*: ``root`` holds ``W^(1/2) X``
     (T' x M, ``root'root = gram[0]``), products with the Gram go through it
     (:meth:`gram_times`, ``2 T' M`` per response), the diagonal is its column sums of
-    squares, and ``gram`` is formed on first use by whatever needs it whole (a Newton system
-    on most factors, the exact path, the CVXPY formulation). Built with ``gram=None``.
+    squares, blocks of it come from :class:`GramBlocks`, and ``gram`` is formed on first use
+    by whatever needs it whole (Newton systems past the blocks' limits, the exact path, the
+    CVXPY formulation, the row and block geometries). Built with ``gram=None``.
     """
 
     n_rows: int
