@@ -483,16 +483,18 @@ def _mask_patterns(mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return mask[:, first].T, np.asarray(inverse).reshape(-1)
 
 
-def _zero_exact_root(root: np.ndarray, xty: np.ndarray, yty: np.ndarray) -> np.ndarray:
+def _zero_exact_root(root: np.ndarray, xty: np.ndarray, yty: np.ndarray):
     """:func:`zero_exact` for a deferred Gram (one pattern): a factor whose sum of squares is
-    0 gets an exactly zero root column (a copy then: ``root`` may be the prepared ``x``)."""
-    zero = np.einsum("tm,tm->m", root, root) == 0.0
+    0 gets an exactly zero root column (a copy then: ``root`` may be the prepared ``x``).
+    Returns ``(root, the Gram's diagonal)``."""
+    diag = np.einsum("tm,tm->m", root, root)
+    zero = diag == 0.0
     if zero.any() and np.any(root[:, zero]):  # (underflow: tiny values, squares of zero)
         root = root.copy()
         root[:, zero] = 0.0
     xty[:, zero] = 0.0
     xty[yty == 0.0] = 0.0
-    return root
+    return root, diag
 
 
 def zero_exact(grams: np.ndarray, xty: np.ndarray, yty: np.ndarray, pattern: np.ndarray) -> None:
@@ -627,11 +629,12 @@ class SufficientStats:
         else:
             yw = y.sum(axis=0) if np.all(w_ok == 1.0) else w_ok @ y
         yty = panel.yty().copy()
+        diag = None
         if defer:
-            root = _zero_exact_root(root, xty, yty)
+            root, diag = _zero_exact_root(root, xty, yty)
         else:
             zero_exact(grams, xty, yty, inverse)
-        return cls(
+        stats = cls(
             n_rows=panel.n_rows,
             gram=grams,
             pattern=inverse,
@@ -642,6 +645,9 @@ class SufficientStats:
             mass=mass_p[inverse],
             root=root,
         )
+        if diag is not None:  # (gram_diagonal's, kept: the set-up and the engine read it)
+            stats.__dict__["_diagonal"] = diag[None, :]
+        return stats
 
     @property
     def deferred(self) -> bool:
@@ -656,10 +662,13 @@ class SufficientStats:
             self.__dict__.pop("_source", None)
 
     def gram_diagonal(self) -> np.ndarray:
-        """(P, M): the diagonal of every pattern's Gram, without forming a deferred one."""
-        if self.root is not None:
-            return np.einsum("tm,tm->m", self.root, self.root)[None, :]
-        return np.diagonal(self.gram, axis1=1, axis2=2)
+        """(P, M): the diagonal of every pattern's Gram, without forming a deferred one (its
+        root's column sums of squares, computed once)."""
+        if self.root is None:
+            return np.diagonal(self.gram, axis1=1, axis2=2)
+        if "_diagonal" not in self.__dict__:
+            self.__dict__["_diagonal"] = np.einsum("tm,tm->m", self.root, self.root)[None, :]
+        return self.__dict__["_diagonal"]
 
     def responses(self, rows: np.ndarray) -> SufficientStats:
         """The statistics of the responses ``rows`` (an index array or mask); the per-pattern
@@ -670,6 +679,8 @@ class SufficientStats:
             mass=self.mass[rows], root=self.root)
         if sub.deferred:  # formed once, for both, by whichever reads it first
             sub.__dict__["_source"] = self
+        if "_diagonal" in self.__dict__:  # (the same root)
+            sub.__dict__["_diagonal"] = self.__dict__["_diagonal"]
         return sub
 
     def zero_cells(self) -> np.ndarray:
