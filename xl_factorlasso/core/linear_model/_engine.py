@@ -386,7 +386,7 @@ class FastEngine:
     def _gram_times(self, coef: np.ndarray, idx: np.ndarray | None = None) -> np.ndarray:
         """Rows ``G_p(i) b_i`` (``coef`` holds the responses ``idx``, default all)."""
         if self._root is not None:  # one pattern, deferred: through the root
-            return (coef @ self._root.T) @ self._root
+            return self.stats.gram_times(coef)
         if self.n_patterns == 1:
             return coef @ self.gram[0]
         if self._stacked is not None:
