@@ -190,10 +190,13 @@ class _NewtonFinish:
     def _corrected(self, x, cand, support, rows, kept):
         """LASSO: the support of the next try where Newton's point was refused (an active-set
         step). A free cell that crossed zero leaves the support at the prior, one beyond its
-        box at that bound; a row without such a cell adds the cells whose conditions fail at
-        the candidate. Between month-ends of a rolling fit or neighbouring lambdas a support
-        typically gains or loses one or two cells: a few tries find it, where the proximal
-        iterations would spend tens of iterations. Returns ``(x, support, rows still to try)``.
+        box at that bound; at the point so corrected (the candidate elsewhere) the row adds
+        the cells whose conditions fail there, in the same step (a dropped cell only with the
+        other sign: no cycle), instead of adding only at the next try, which left some cold
+        starts to the iterations. Between month-ends of a rolling fit or neighbouring lambdas
+        a support typically gains or loses one or two cells: a few tries find it, where the
+        proximal iterations would spend tens of iterations. Returns ``(x, support, rows still
+        to try)``.
         """
         e = self.engine
         x, support = x.copy(), support.copy()
@@ -202,19 +205,18 @@ class _NewtonFinish:
         x = np.where(crossed & flip, e.prior, x)
         x = np.where(crossed & ~flip & (cand > e.hi), e.hi, x)
         x = np.where(crossed & ~flip & (cand < e.lo), e.lo, x)
+        old = support.copy()
         support[crossed] = 0.0
         dropped = crossed.any(axis=1)
-        adding = rows & ~dropped
         added = np.zeros_like(crossed)
-        if adding.any():
-            idx = np.flatnonzero(adding)
-            up_bad, down_bad = e._descents(cand, self.lam, idx)[:2]
-            new = (support[idx] == 0) & (up_bad | down_bad)
-            d = cand[idx] - e.prior[idx]
-            sign = np.where(d != 0, np.sign(d), np.where(up_bad, 1.0, -1.0))
-            support[idx] = np.where(new, sign, support[idx])
-            added[idx] = new
-            x[idx] = cand[idx]
+        idx = np.flatnonzero(rows)
+        x[idx] = np.where(crossed[idx], x[idx], cand[idx])
+        up_bad, down_bad = e._descents(x, self.lam, idx)[:2]
+        d = x[idx] - e.prior[idx]  # (a cell at a bound away from the prior keeps D's sign)
+        sign = np.where(d != 0, np.sign(d), np.where(up_bad, 1.0, -1.0))
+        new = (support[idx] == 0) & (up_bad | down_bad) & (sign != old[idx])
+        support[idx] = np.where(new, sign, support[idx])
+        added[idx] = new
         retry = (rows & dropped) | added.any(axis=1)
         return x, support, retry
 
