@@ -159,6 +159,7 @@ class _NewtonFinish:
         rows = rows & ~empty
         out = x.copy()
         rounds = 0 if e.geometry != "cell" else _START_ROUNDS if start else _SUPPORT_ROUNDS
+        both = True  # corrections drop and add in one step until a try finishes no row
         for attempt in range(rounds + 1):
             if not rows.any():
                 break
@@ -173,9 +174,10 @@ class _NewtonFinish:
             accepted, kept = self.take(out, cand, support, rows)
             if attempt and self.last is not None:  # a corrected support: the rows' own now
                 self.last[accepted] = self.support(cand)[accepted]
+            both = both and (not attempt or bool(accepted[rows].any()))
             rows = rows & ~accepted
             if attempt < rounds and rows.any():
-                x, support, rows = self._corrected(x, cand, support, rows, kept)
+                x, support, rows = self._corrected(x, cand, support, rows, kept, both)
         return out
 
     def take(self, out, cand, support, rows):
@@ -187,16 +189,19 @@ class _NewtonFinish:
         out[accepted] = cand[accepted]
         return accepted, kept
 
-    def _corrected(self, x, cand, support, rows, kept):
+    def _corrected(self, x, cand, support, rows, kept, both=True):
         """LASSO: the support of the next try where Newton's point was refused (an active-set
         step). A free cell that crossed zero leaves the support at the prior, one beyond its
         box at that bound; at the point so corrected (the candidate elsewhere) the row adds
         the cells whose conditions fail there, in the same step (a dropped cell only with the
-        other sign: no cycle), instead of adding only at the next try, which left some cold
-        starts to the iterations. Between month-ends of a rolling fit or neighbouring lambdas
-        a support typically gains or loses one or two cells: a few tries find it, where the
-        proximal iterations would spend tens of iterations. Returns ``(x, support, rows still
-        to try)``.
+        other sign), instead of adding only at the next try, which left many cold starts at
+        small penalties to the iterations. That point is not stationary, though: on strongly
+        correlated factors (five factor ETFs) the supports so corrected can wander without
+        settling, so once a try finishes none of its rows (``both`` False) a row that drops
+        cells only drops them, and adds at the next candidate, which is stationary. Between
+        month-ends of a rolling fit or neighbouring lambdas a support typically gains or loses
+        one or two cells: a few tries find it, where the proximal iterations would spend tens
+        of iterations. Returns ``(x, support, rows still to try)``.
         """
         e = self.engine
         x, support = x.copy(), support.copy()
@@ -215,6 +220,8 @@ class _NewtonFinish:
         d = x[idx] - e.prior[idx]  # (a cell at a bound away from the prior keeps D's sign)
         sign = np.where(d != 0, np.sign(d), np.where(up_bad, 1.0, -1.0))
         new = (support[idx] == 0) & (up_bad | down_bad) & (sign != old[idx])
+        if not both:
+            new &= ~dropped[idx][:, None]
         support[idx] = np.where(new, sign, support[idx])
         added[idx] = new
         retry = (rows & dropped) | added.any(axis=1)
