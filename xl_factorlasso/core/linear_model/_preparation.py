@@ -226,6 +226,19 @@ def _demean(a: np.ndarray, span: float | None, complete: bool = False) -> np.nda
     return a - ewm_mean(a, span)
 
 
+def _demean_complete(xa: np.ndarray, col_sum: np.ndarray):
+    """``(x - mean, max |x - mean|, max |x|)`` per column of a complete ``xa`` without weights,
+    from its column sums (``mean`` is ``xa.mean(axis=0)``, the same bits) and its column
+    ranges: ``v -> fl(v - mean)`` is monotone, so the demeaned column's extremes are
+    ``fl(hi - mean)`` and ``fl(lo - mean)`` exactly, and an overflow shows there. Two reads
+    and the one write, instead of passes for the maxima before and after and for ``isinf``."""
+    hi, lo = _column_range(xa)
+    with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+        mean = col_sum / xa.shape[0]
+        centred = xa - mean
+        return centred, np.maximum(hi - mean, mean - lo), np.maximum(hi, -lo)
+
+
 def _weighted_squares(y: np.ndarray, row_weight: np.ndarray, row_ok: np.ndarray) -> np.ndarray:
     """``sum_t w_t y_t^2`` per column of a zero-filled ``y`` on the rows ``row_ok``, without a
     (T, N) temporary (``einsum`` multiplies and adds in one loop)."""
@@ -300,12 +313,20 @@ def prepare_panel(
     xa = x.to_numpy(dtype=float)
     yv = y.to_numpy(dtype=float)  # a view of the caller's data when it is one float block
     t_all = xa.shape[0]
-    x_nan = np.isnan(xa)
-    x_row_ok = ~x_nan.all(axis=1)
     # no missing factor cell (the usual case): the passes below over x skip their NaN masks
-    # (with many factors x is the larger input: at 1000 x 2000 they were most of the set-up)
-    x_complete = not x_nan.any()
-    del x_nan
+    # (with many factors x is the larger input: at 1000 x 2000 they were most of the set-up).
+    # A column's sum is NaN when it has a missing cell (infinite values were refused by
+    # coerce_panel), and the demeaning reuses it: one pass instead of a NaN mask's three.
+    with np.errstate(over="ignore", invalid="ignore"):  # (overflow: named later)
+        x_sum = xa.sum(axis=0)
+    x_complete = not np.isnan(x_sum).any()
+    if x_complete:
+        x_row_ok = np.ones(t_all, dtype=bool)
+    else:
+        x_nan = np.isnan(xa)
+        x_row_ok = ~x_nan.all(axis=1)
+        x_complete = not x_nan.any()  # (finite values whose sum overflowed)
+        del x_nan
     # Infinite values were refused by coerce_panel: NaN = missing, and a NaN makes its column's
     # sum NaN. The sums, needed anyway, tell a complete panel apart without a T x N pass of
     # isfinite, and a complete panel's mask is a read-only view of True (no T x N array).
@@ -335,14 +356,20 @@ def prepare_panel(
     cache: dict = {}
     shift = None
     if demean:
-        raw_x = _max_abs(xa, x_complete)
-        xa = _demean(xa, span, x_complete)
-        _check_finite(xa, x, "x", "when demeaned")
+        if x_complete and span is None:
+            xa, x_max, raw_x = _demean_complete(xa, x_sum)
+        else:
+            raw_x = _max_abs(xa, x_complete)
+            xa = _demean(xa, span, x_complete)
+            x_max = None
+        _check_finite(xa if x_max is None else x_max, x, "x", "when demeaned")
         ya, shift, y_max, raw_y = _demean_responses(yv, ya, finite, complete, n_obs, span,
                                                     y_sum if plain else None, cache)
         if span is not None:
             xa, ya, mask = xa[1:], ya[1:], mask[1:]
-        xa[:, _max_abs(xa, x_complete) <= ROUNDOFF * raw_x] = 0.0
+        if x_max is None:
+            x_max = _max_abs(xa, x_complete)
+        xa[:, x_max <= ROUNDOFF * raw_x] = 0.0
         if shift is None:  # (deferred: finite sums of squares, constant columns found there)
             _check_finite(y_max, y, "y", "when demeaned")
             ya[:, y_max <= ROUNDOFF * raw_y] = 0.0
@@ -354,7 +381,8 @@ def prepare_panel(
     row_weight = w_all[head:]
     cache["row_ok"] = row_ok = x_row_ok[head:]
     with np.errstate(over="ignore", invalid="ignore"):
-        _check_finite(row_weight @ (xa * xa), x, "x", "in the weighted sum of squares X'WX")
+        _check_finite(_weighted_squares(xa, row_weight, row_ok), x, "x",
+                      "in the weighted sum of squares X'WX")
         if "yty" not in cache:
             cache["yty"] = _weighted_squares(ya, row_weight, row_ok)
         _check_finite(cache["yty"], y, "y", "in the weighted sum of squares y'Wy")
@@ -601,13 +629,14 @@ class SufficientStats:
             wp = panel.row_weight * pat
             # W X: for the general Gram product and the patterns' own X'Y only
             xwp = x * wp[:, None] if m < _SYRK_MIN or len(patterns) > 1 else None
+            unit = np.all(wp == 1.0)  # (no weights: x itself, no copy; x * 1 has its bits)
             if defer:
                 # (the prepared x is the fit's own array: no copy without weights)
-                root = x if np.all(wp == 1.0) else x * np.sqrt(wp)[:, None]
+                root = x if unit else x * np.sqrt(wp)[:, None]
             elif m >= _SYRK_MIN:
                 # X'WX as (W^1/2 X)'(W^1/2 X): NumPy hands A.T @ A to BLAS's SYRK, half the
                 # multiply-adds (at (1000,2000,1) the set-up went from 0.19 to 0.13 s)
-                half = x * np.sqrt(wp)[:, None]
+                half = x if unit else x * np.sqrt(wp)[:, None]
                 grams[p] = half.T @ half
             else:  # a few factors: negligible beside X'Y, and the bits as always
                 grams[p] = xwp.T @ x
@@ -620,7 +649,8 @@ class SufficientStats:
                     xty[part] = (xwp.T @ y[:, part]).T
         if len(patterns) == 1:
             # X'Y as an (M, N) product: ~20% faster than Y'X whatever Y's memory order
-            xty = np.ascontiguousarray(((x * w_ok[:, None]).T @ y).T)
+            xw_ok = x if np.all(w_ok == 1.0) else x * w_ok[:, None]
+            xty = np.ascontiguousarray((xw_ok.T @ y).T)
         if shift is not None:
             xty -= np.outer(shift, w_ok @ x)
             xty[panel._cache["zero_columns"]] = 0.0
