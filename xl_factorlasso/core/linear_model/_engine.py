@@ -129,7 +129,7 @@ from ._block_newton import (
 from ._homotopy import continuation_start, homotopy_rows, homotopy_start
 from ._newton_finish import _NewtonFinish, newton_accepted
 from ._penalty import PenaltySpec, penalty_value
-from ._preparation import GramBlocks, SufficientStats
+from ._preparation import GramBlocks, SufficientStats, sub_block
 from ._prox import _block_member_table, _prox_groups, _row_member_table, _soft, sparse_group_roots
 
 __all__ = ["EngineResult", "FastEngine", "solve_fast"]
@@ -377,8 +377,7 @@ class FastEngine:
         if self._root is None:
             return None
         if not self.stats.deferred:  # formed meanwhile (a whole system asked for it)
-            pos = np.asarray(cols)
-            return self.stats.gram[0][pos[..., :, None], pos[..., None, :]]
+            return sub_block(self.stats.gram[0], np.asarray(cols))
         if self._blocks is None:
             self._blocks = GramBlocks(self._root, self.m // 2)
         return self._blocks(np.asarray(cols))
@@ -1070,7 +1069,9 @@ class FastEngine:
             cols = order[sel, :k]
             pat = self.pattern[idx_rows]
             a = self._gram_blocks(cols)
-            if a is None:
+            if a is None and (self.n_patterns == 1 or len(sel) == 1):
+                a = sub_block(self.gram[pat[0]], cols)
+            elif a is None:
                 a = self.gram[pat[:, None, None], cols[:, :, None], cols[:, None, :]]
             b = np.take_along_axis(rhs[sel], cols, axis=1)
             try:

@@ -757,7 +757,11 @@ class SufficientStats:
 
     def loss_terms(self, coef: np.ndarray) -> np.ndarray:
         """``sum_t w_ti (y_ti - x_t b_i)^2`` per response for a coefficient matrix (N x M)."""
-        quad = np.einsum("nm,nm->n", coef, self.gram_times(coef))
+        if self.root is not None:  # b'Gb = |R b|^2: half the products of G b
+            fitted = np.asarray(coef, dtype=float) @ self.root.T
+            quad = np.einsum("nt,nt->n", fitted, fitted)
+        else:
+            quad = np.einsum("nm,nm->n", coef, self.gram_times(coef))
         return self.yty - 2.0 * np.einsum("nm,nm->n", coef, self.xty) + quad
 
     def loss(self, coef: np.ndarray) -> float:
@@ -788,6 +792,17 @@ class SufficientStats:
         targets = [inv_roots[p].T @ self.xty[i] for i, p in enumerate(self.pattern)]
         offset = self.yty - np.array([t @ t for t in targets])
         return roots, targets, np.maximum(offset, 0.0)
+
+
+def sub_block(matrix: np.ndarray, pos: np.ndarray) -> np.ndarray:
+    """``matrix[pos][:, pos]`` of a square ``matrix`` for ``pos`` of shape (k,) or (n, k):
+    (k, k) or (n, k, k). One block (one response, many factors) by two takes, 4x faster than
+    the general gather at 550 columns."""
+    if pos.ndim == 1 or len(pos) == 1:
+        one = pos.reshape(-1)
+        block = matrix.take(one, axis=0).take(one, axis=1)
+        return block if pos.ndim == 1 else block[None]
+    return matrix[pos[..., :, None], pos[..., None, :]]
 
 
 class GramBlocks:
@@ -834,8 +849,7 @@ class GramBlocks:
             block[:k, k:] = cross[:, :k].T
             self.cols, self.block = every, block
             self.where[new] = np.arange(k, len(every))
-        pos = self.where[cols]
-        return self.block[pos[..., :, None], pos[..., None, :]]
+        return sub_block(self.block, self.where[cols])
 
 
 def _gram_get(stats: SufficientStats) -> np.ndarray:
