@@ -185,6 +185,38 @@ def test_guess_never_empties_a_response_the_descents_would_move(seed, fraction):
     assert engine.solve(lam).certified
 
 
+@pytest.mark.parametrize("nonneg", [False, True])
+def test_warm_start_tries_the_cells_its_start_violates(monkeypatch, nonneg):
+    """A warm start (here a larger lambda's answer) tries Newton on its own support plus the
+    cells whose conditions fail at the start, with the sign of their descent: a try without
+    them would be refused for them. It lands with no iteration, on the cold answer."""
+    p = make_factor_panel(400, 12, 30, seed=3)
+    kw = {"nonneg": True} if nonneg else {}
+    lam_max = LassoModel(warmup_period=None, **kw).lambda_max(p.x, p.y)
+    engine = _engine_of(p.x, p.y, reg_lambda=lam_max, **kw)
+    start = engine.solve(0.2 * lam_max).coef
+    lam = 0.1 * lam_max
+    up, down = engine._descents(start, lam)[:2]
+    violated = (start == 0.0) & (up | down)
+    assert violated.any()
+    first = []
+    take = _newton_finish._NewtonFinish.take
+
+    def recorded(self, out, cand, support, rows):
+        if not first:
+            first.append(support.copy())
+        return take(self, out, cand, support, rows)
+
+    monkeypatch.setattr(_newton_finish._NewtonFinish, "take", recorded)
+    warm = engine.solve(lam, coef_init=start)
+    np.testing.assert_array_equal(first[0][violated], np.where(up, 1.0, -1.0)[violated])
+    np.testing.assert_array_equal(first[0][start != 0], np.sign(start)[start != 0])
+    assert warm.certified and warm.iterations == 0
+    monkeypatch.undo()
+    cold = _engine_of(p.x, p.y, reg_lambda=lam, **kw).solve(lam)
+    np.testing.assert_allclose(warm.coef, cold.coef, rtol=0, atol=1e-10)
+
+
 def test_padded_and_sized_newton_systems_agree(monkeypatch):
     """The padded M x M systems (small problems) and the support-sized ones give the same
     candidate, fixed cells kept."""

@@ -806,8 +806,18 @@ class FastEngine:
             finish.last = finish.support(x)
             if warm and not finish.idle:
                 # A warm start (the previous lambda or date) usually sits on the new solution's
-                # support: one Newton step there is exact, before any iteration.
-                x = finish.accept(x, finish.last, np.ones(self.n, dtype=bool), start=True)
+                # support: one Newton step there is exact, before any iteration. LASSO: with
+                # the cells whose conditions fail at the start, which a try on the start's
+                # own support would refuse for them (a working set's new columns, the cells a
+                # smaller lambda frees): -14% on a 50-lambda path at (2000,30,500).
+                support = finish.last
+                if self.geometry == "cell":
+                    up_bad, down_bad = self._descents(x, lam)[:2]
+                    d = x - self.prior
+                    sign = np.where(d != 0, np.sign(d), np.where(up_bad, 1.0, -1.0))
+                    support = np.where((support == 0) & (up_bad | down_bad), sign, support)
+                x = finish.accept(x, support, np.ones(self.n, dtype=bool), start=True)
+                finish.last = finish.support(x)  # (an accepted row's support is its own now)
             elif self.geometry == "block":  # a cluster at zero: its conditions decide
                 empty = ~block_activity(self, x)[0].any(axis=1)[self.unit]
                 finish.exact |= empty & block_kkt(self, x, lam)
