@@ -221,3 +221,42 @@ def test_one_cluster_skips_the_clustering_and_changes_no_answer(model_type, monk
                          reg_lambda=lam, l1_weight=0.2).fit(x, y)
         np.testing.assert_allclose(one.coef_, ref.coef_, rtol=0, atol=1e-9)
         np.testing.assert_allclose(one.objective_value_, ref.objective_value_, rtol=1e-9)
+
+
+@pytest.mark.parametrize("level", [0.0, 1e6])
+def test_a_complete_factor_panel_is_demeaned_bit_for_bit(level):
+    """A complete factor panel (no span) is demeaned from its column sums, and its maxima before
+    and after come from its column ranges: the prepared factors equal ``x - x.mean(axis=0)``
+    bit for bit, a constant factor is exactly zero (it is round-off once demeaned), and one
+    that overflows when demeaned is named."""
+    rng = np.random.default_rng(3)
+    x = level + rng.standard_normal((120, 6)) * np.array([1.0, 1e-3, 1e3, 1.0, 1.0, 1.0])
+    x[:, 4] = level + 0.1  # a constant factor, whose mean is not exactly 0.1
+    x = np.asfortranarray(x)
+    y = rng.standard_normal((120, 3))
+    xf, yf = coerce_panel(x, y)
+    panel = prepare_panel(xf, yf)
+    expected = x - x.mean(axis=0)
+    assert expected[:, 4].any()  # round-off, which the preparation sets to zero
+    expected[:, 4] = 0.0
+    np.testing.assert_array_equal(panel.x, expected)
+    assert (panel.x[:, 4] == 0.0).all()
+    huge = x.copy()
+    huge[:60, 1] = 1e308
+    huge[60:, 1] = -1e308
+    with pytest.raises(ValueError, match="column 'x1' has values up to 1e\\+308"):
+        prepare_panel(*coerce_panel(huge, y))
+
+
+def test_sub_block_equals_the_general_gather():
+    """``sub_block``'s two takes (one block) give what the general gather gives."""
+    from xl_factorlasso.core.linear_model._preparation import sub_block
+
+    rng = np.random.default_rng(0)
+    g = rng.standard_normal((9, 9))
+    one = rng.permutation(9)[:5]
+    np.testing.assert_array_equal(sub_block(g, one), g[np.ix_(one, one)])
+    np.testing.assert_array_equal(sub_block(g, one[None]), g[np.ix_(one, one)][None])
+    many = np.array([rng.permutation(9)[:4] for _ in range(3)])
+    np.testing.assert_array_equal(sub_block(g, many),
+                                  np.stack([g[np.ix_(r, r)] for r in many]))
