@@ -217,6 +217,39 @@ def test_warm_start_tries_the_cells_its_start_violates(monkeypatch, nonneg):
     np.testing.assert_allclose(warm.coef, cold.coef, rtol=0, atol=1e-10)
 
 
+def test_more_factors_than_rows_keep_one_sided_steps(monkeypatch):
+    """With more factors than rows (a singular Gram) the added cells would overfill supports
+    near the rows' count, whose systems are refused: a warm start tries its bare support, and
+    a correction that drops cells adds none in the same step. The answer is certified."""
+    p = make_factor_panel(60, 100, 20, seed=1)
+    kw = {"nonneg": True}
+    lam_max = LassoModel(warmup_period=None, **kw).lambda_max(p.x, p.y)
+    engine = _engine_of(p.x, p.y, reg_lambda=lam_max, **kw)
+    assert engine.m > engine.t_rows
+    start = engine.solve(0.05 * lam_max).coef
+    lam = 0.02 * lam_max
+    up, down = engine._descents(start, lam)[:2]
+    assert ((start == 0.0) & (up | down)).any()  # cells the warm add would have taken
+    tries, corrections = [], []
+    take = _newton_finish._NewtonFinish.take
+    corrected = _newton_finish._NewtonFinish._corrected
+
+    def recorded(self, out, cand, support, rows):
+        tries.append(support.copy())
+        return take(self, out, cand, support, rows)
+
+    def one_sided(self, x, cand, support, rows, kept, both=True):
+        corrections.append(both)
+        return corrected(self, x, cand, support, rows, kept, both)
+
+    monkeypatch.setattr(_newton_finish._NewtonFinish, "take", recorded)
+    monkeypatch.setattr(_newton_finish._NewtonFinish, "_corrected", one_sided)
+    warm = engine.solve(lam, coef_init=start)
+    np.testing.assert_array_equal(tries[0], np.sign(start))
+    assert corrections and not any(corrections)
+    assert warm.certified
+
+
 def test_padded_and_sized_newton_systems_agree(monkeypatch):
     """The padded M x M systems (small problems) and the support-sized ones give the same
     candidate, fixed cells kept."""
