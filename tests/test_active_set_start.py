@@ -217,19 +217,24 @@ def test_warm_start_tries_the_cells_its_start_violates(monkeypatch, nonneg):
     np.testing.assert_allclose(warm.coef, cold.coef, rtol=0, atol=1e-10)
 
 
-def test_more_factors_than_rows_keep_one_sided_steps(monkeypatch):
-    """With more factors than rows (a singular Gram) the added cells would overfill supports
-    near the rows' count, whose systems are refused: a warm start tries its bare support, and
-    a correction that drops cells adds none in the same step. The answer is certified."""
+@pytest.mark.parametrize("nonneg", [False, True])
+def test_more_factors_than_rows_add_only_within_room(monkeypatch, nonneg):
+    """With more factors than rows (a singular Gram) a warm start adds a response's violated
+    cells only while its support stays within 90% of the rows (beyond, the support overfills
+    and its system is refused), and the corrections stay one-sided (no cell added in the step
+    that drops one). Unconstrained at a small penalty every support is near the rows' count
+    (bare supports); non-negative ones are smaller (cells added). Certified either way."""
     p = make_factor_panel(60, 100, 20, seed=1)
-    kw = {"nonneg": True}
+    kw = {"nonneg": True} if nonneg else {}
     lam_max = LassoModel(warmup_period=None, **kw).lambda_max(p.x, p.y)
     engine = _engine_of(p.x, p.y, reg_lambda=lam_max, **kw)
     assert engine.m > engine.t_rows
-    start = engine.solve(0.05 * lam_max).coef
-    lam = 0.02 * lam_max
+    start = engine.solve(1e-3 * lam_max).coef
+    lam = 3e-4 * lam_max
     up, down = engine._descents(start, lam)[:2]
-    assert ((start == 0.0) & (up | down)).any()  # cells the warm add would have taken
+    violated = (start == 0.0) & (up | down)
+    room = (start != 0).sum(axis=1) + violated.sum(axis=1) <= 0.9 * engine.t_rows
+    assert violated.any() and room.all() == nonneg and (room.any() or not nonneg)
     tries, corrections = [], []
     take = _newton_finish._NewtonFinish.take
     corrected = _newton_finish._NewtonFinish._corrected
@@ -238,15 +243,16 @@ def test_more_factors_than_rows_keep_one_sided_steps(monkeypatch):
         tries.append(support.copy())
         return take(self, out, cand, support, rows)
 
-    def one_sided(self, x, cand, support, rows, kept, both=True):
+    def sided(self, x, cand, support, rows, kept, both=True):
         corrections.append(both)
         return corrected(self, x, cand, support, rows, kept, both)
 
     monkeypatch.setattr(_newton_finish._NewtonFinish, "take", recorded)
-    monkeypatch.setattr(_newton_finish._NewtonFinish, "_corrected", one_sided)
+    monkeypatch.setattr(_newton_finish._NewtonFinish, "_corrected", sided)
     warm = engine.solve(lam, coef_init=start)
-    np.testing.assert_array_equal(tries[0], np.sign(start))
-    assert corrections and not any(corrections)
+    expected = np.where(violated & room[:, None], np.where(up, 1.0, -1.0), np.sign(start))
+    np.testing.assert_array_equal(tries[0], expected)
+    assert not any(corrections)
     assert warm.certified
 
 

@@ -25,6 +25,9 @@ _SUPPORT_ROUNDS = 3  # LASSO: corrected supports tried after a refused Newton po
 # loses more cells than between neighbouring lambdas: 4-6 tries settled it at (500,10,50) to
 # (5000,50,2000).
 _START_ROUNDS = 6
+# LASSO warm starts with more factors than rows: a response's violated cells join its first
+# try only while its support stays within this share of the rows (FastEngine._solve_units)
+_WARM_ROOM = 0.9
 
 
 def newton_accepted(engine: FastEngine, cand: np.ndarray, support: np.ndarray,
@@ -159,9 +162,9 @@ class _NewtonFinish:
         rows = rows & ~empty
         out = x.copy()
         rounds = 0 if e.geometry != "cell" else _START_ROUNDS if start else _SUPPORT_ROUNDS
-        # corrections drop and add in one step until a try finishes no row; never with more
-        # factors than rows (a singular Gram), where the added cells overfill supports near the
-        # rows' count and their systems are refused (wide LassoModelCV fits took 10-20% longer)
+        # corrections drop and add in one step until a try finishes no row; with more factors
+        # than rows (a singular Gram) never: added cells overfill supports near the rows' count
+        # and their systems are refused (wide nonneg LassoModelCV fits took 10-20% longer)
         both = e.m <= e.t_rows
         for attempt in range(rounds + 1):
             if not rows.any():
