@@ -214,11 +214,10 @@ class PreparedPanel:
         return self._cache["yty"]
 
 
-def _demean(a: np.ndarray, span: float | None, complete: bool = False) -> np.ndarray:
+def _demean(a: np.ndarray, span: float | None) -> np.ndarray:
+    """``a`` less its column means (NaN-aware) or its causal EWMA mean; a complete panel
+    without a span takes :func:`_demean_complete` instead."""
     if span is None:
-        if complete:  # (np.nanmean's sum and division without its copy: the same bits)
-            with np.errstate(over="ignore", invalid="ignore"):  # (overflow: named later)
-                return a - a.mean(axis=0)
         # An all-missing column has no mean; it stays NaN and is zero-filled below.
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", category=RuntimeWarning)
@@ -360,7 +359,7 @@ def prepare_panel(
             xa, x_max, raw_x = _demean_complete(xa, x_sum)
         else:
             raw_x = _max_abs(xa, x_complete)
-            xa = _demean(xa, span, x_complete)
+            xa = _demean(xa, span)
             x_max = None
         _check_finite(xa if x_max is None else x_max, x, "x", "when demeaned")
         ya, shift, y_max, raw_y = _demean_responses(yv, ya, finite, complete, n_obs, span,
