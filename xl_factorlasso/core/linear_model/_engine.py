@@ -127,7 +127,7 @@ from ._block_newton import (
     block_polish,
 )
 from ._homotopy import continuation_start, homotopy_rows, homotopy_start
-from ._newton_finish import _WARM_ROOM, _NewtonFinish, newton_accepted
+from ._newton_finish import _NewtonFinish, newton_accepted
 from ._penalty import PenaltySpec, penalty_value
 from ._preparation import GramBlocks, SufficientStats, sub_block
 from ._prox import _block_member_table, _prox_groups, _row_member_table, _soft, sparse_group_roots
@@ -805,27 +805,7 @@ class FastEngine:
         if finish is not None:
             finish.last = finish.support(x)
             if warm and not finish.idle:
-                # A warm start (the previous lambda or date) usually sits on the new solution's
-                # support: one Newton step there is exact, before any iteration. LASSO: with
-                # the cells whose conditions fail at the start, which a try on the start's
-                # own support would refuse for them (a working set's new columns, the cells a
-                # smaller lambda frees): bench_path's 50-lambda path at (2000,30,500) took 14%
-                # less. With more factors than rows (a singular Gram) only while the support
-                # stays within _WARM_ROOM of the rows' count: beyond, the added cells overfill
-                # it and its system is refused (a nonneg LassoModelCV at (60,100,20) took 2.4x
-                # as long with every row's cells added).
-                support = finish.last
-                if self.geometry == "cell":
-                    up_bad, down_bad = self._descents(x, lam)[:2]
-                    d = x - self.prior
-                    sign = np.where(d != 0, np.sign(d), np.where(up_bad, 1.0, -1.0))
-                    new = (support == 0) & (up_bad | down_bad)
-                    if self.m > self.t_rows:
-                        size = (support != 0).sum(axis=1) + new.sum(axis=1)
-                        new &= (size <= _WARM_ROOM * self.t_rows)[:, None]
-                    support = np.where(new, sign, support)
-                x = finish.accept(x, support, np.ones(self.n, dtype=bool), start=True)
-                finish.last = finish.support(x)  # (an accepted row's support is its own now)
+                x = finish.warm_start(x)
             elif self.geometry == "block":  # a cluster at zero: its conditions decide
                 empty = ~block_activity(self, x)[0].any(axis=1)[self.unit]
                 finish.exact |= empty & block_kkt(self, x, lam)

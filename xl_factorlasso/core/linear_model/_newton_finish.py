@@ -26,7 +26,7 @@ _SUPPORT_ROUNDS = 3  # LASSO: corrected supports tried after a refused Newton po
 # (5000,50,2000).
 _START_ROUNDS = 6
 # LASSO warm starts with more factors than rows: a response's violated cells join its first
-# try only while its support stays within this share of the rows (FastEngine._solve_units)
+# try only while its support stays within this share of the rows (_NewtonFinish.warm_start)
 _WARM_ROOM = 0.9
 
 
@@ -132,6 +132,31 @@ class _NewtonFinish:
         support[rows] = self.engine._support_guess(x, self.lam, np.flatnonzero(rows))
         out = self.accept(x, support, rows, start=True)
         self.last = self.support(out)
+        return out
+
+    def warm_start(self, x: np.ndarray) -> np.ndarray:
+        """From a warm start ``x`` (the previous lambda or date), before any iteration: it
+        usually sits on the new solution's support, and one Newton step there is exact. LASSO
+        tries the support with the cells whose conditions fail at ``x``, which a try on the
+        bare support would refuse for them (a working set's new columns, the cells a smaller
+        lambda frees): bench_path's 50-lambda path at (2000,30,500) took 14% less. With more
+        factors than rows (a singular Gram) only while the support stays within
+        ``_WARM_ROOM`` of the rows' count: beyond, the added cells overfill it and its system
+        is refused (a nonneg LassoModelCV at (60,100,20) took 2.4x as long with every
+        response's cells added)."""
+        e = self.engine
+        support = self.last
+        if e.geometry == "cell":
+            up_bad, down_bad = e._descents(x, self.lam)[:2]
+            d = x - e.prior
+            sign = np.where(d != 0, np.sign(d), np.where(up_bad, 1.0, -1.0))
+            new = (support == 0) & (up_bad | down_bad)
+            if e.m > e.t_rows:
+                size = (support != 0).sum(axis=1) + new.sum(axis=1)
+                new &= (size <= _WARM_ROOM * e.t_rows)[:, None]
+            support = np.where(new, sign, support)
+        out = self.accept(x, support, np.ones(e.n, dtype=bool), start=True)
+        self.last = self.support(out)  # (an accepted row's support is its own now)
         return out
 
     def _early(self, x, support):
