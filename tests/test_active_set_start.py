@@ -26,6 +26,20 @@ def _engine_of(x, y, **kw):
     return FastEngine(setup.stats, setup.spec)
 
 
+def _record_tries(monkeypatch) -> list:
+    """Every Newton try from now on, as ``(support, rows tried, rows accepted)``."""
+    tries = []
+    take = _newton_finish._NewtonFinish.take
+
+    def recorded(self, out, cand, support, rows):
+        accepted, kept = take(self, out, cand, support, rows)
+        tries.append((support.copy(), rows.copy(), accepted.copy()))
+        return accepted, kept
+
+    monkeypatch.setattr(_newton_finish._NewtonFinish, "take", recorded)
+    return tries
+
+
 @pytest.mark.parametrize("constraint", ["none", "nonneg", "signs_prior"])
 @pytest.mark.parametrize("fraction", [0.01, 0.1, 0.5])
 def test_cold_start_reaches_the_minimiser_before_any_iteration(monkeypatch, constraint,
@@ -149,18 +163,11 @@ def test_guess_with_a_box_keeps_the_cells_the_free_solve_keeps(monkeypatch):
     guess = engine._support_guess(engine.prior, lam, idx)
     assert (guess != 0).sum() < (up | down).sum()
     assert ((guess == 0) | (guess == np.where(up, 1.0, -1.0))).all()  # a subset, same signs
-    tries = []
-    take = _newton_finish._NewtonFinish.take
-
-    def counted(self, out, cand, support, rows):
-        accepted, kept = take(self, out, cand, support, rows)
-        tries.append((int(rows.sum()), int(accepted.sum())))
-        return accepted, kept
-
-    monkeypatch.setattr(_newton_finish._NewtonFinish, "take", counted)
+    tries = _record_tries(monkeypatch)
     fast = engine.solve(lam)
     assert fast.certified and fast.iterations == 0
-    assert tries[0][1] > tries[0][0] // 2
+    _, rows, accepted = tries[0]
+    assert accepted.sum() > rows.sum() // 2
     assert (fast.coef >= 0.0).all()
 
 
@@ -199,18 +206,11 @@ def test_warm_start_tries_the_cells_its_start_violates(monkeypatch, nonneg):
     up, down = engine._descents(start, lam)[:2]
     violated = (start == 0.0) & (up | down)
     assert violated.any()
-    first = []
-    take = _newton_finish._NewtonFinish.take
-
-    def recorded(self, out, cand, support, rows):
-        if not first:
-            first.append(support.copy())
-        return take(self, out, cand, support, rows)
-
-    monkeypatch.setattr(_newton_finish._NewtonFinish, "take", recorded)
+    tries = _record_tries(monkeypatch)
     warm = engine.solve(lam, coef_init=start)
-    np.testing.assert_array_equal(first[0][violated], np.where(up, 1.0, -1.0)[violated])
-    np.testing.assert_array_equal(first[0][start != 0], np.sign(start)[start != 0])
+    first = tries[0][0]
+    np.testing.assert_array_equal(first[violated], np.where(up, 1.0, -1.0)[violated])
+    np.testing.assert_array_equal(first[start != 0], np.sign(start)[start != 0])
     assert warm.certified and warm.iterations == 0
     monkeypatch.undo()
     cold = _engine_of(p.x, p.y, reg_lambda=lam, **kw).solve(lam)
@@ -235,23 +235,18 @@ def test_more_factors_than_rows_add_only_within_room(monkeypatch, nonneg):
     violated = (start == 0.0) & (up | down)
     room = (start != 0).sum(axis=1) + violated.sum(axis=1) <= 0.9 * engine.t_rows
     assert violated.any() and room.all() == nonneg and (room.any() or not nonneg)
-    tries, corrections = [], []
-    take = _newton_finish._NewtonFinish.take
+    corrections = []
     corrected = _newton_finish._NewtonFinish._corrected
-
-    def recorded(self, out, cand, support, rows):
-        tries.append(support.copy())
-        return take(self, out, cand, support, rows)
 
     def sided(self, x, cand, support, rows, kept, both=True):
         corrections.append(both)
         return corrected(self, x, cand, support, rows, kept, both)
 
-    monkeypatch.setattr(_newton_finish._NewtonFinish, "take", recorded)
+    tries = _record_tries(monkeypatch)
     monkeypatch.setattr(_newton_finish._NewtonFinish, "_corrected", sided)
     warm = engine.solve(lam, coef_init=start)
     expected = np.where(violated & room[:, None], np.where(up, 1.0, -1.0), np.sign(start))
-    np.testing.assert_array_equal(tries[0], expected)
+    np.testing.assert_array_equal(tries[0][0], expected)
     assert not any(corrections)
     assert warm.certified
 
