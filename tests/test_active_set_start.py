@@ -223,14 +223,15 @@ def test_more_factors_than_rows_add_only_within_room(monkeypatch, nonneg):
     cells only while its support stays within 90% of the rows (beyond, the support overfills
     and its system is refused), and the corrections stay one-sided (no cell added in the step
     that drops one). Unconstrained at a small penalty every support is near the rows' count
-    (bare supports); non-negative ones are smaller (cells added). Certified either way."""
+    (bare supports); non-negative ones are smaller (cells added; at 2e-2 of lambda_max, above
+    the exact path's threshold, which non-negative ones now take too). Certified either way."""
     p = make_factor_panel(60, 100, 20, seed=1)
     kw = {"nonneg": True} if nonneg else {}
     lam_max = LassoModel(warmup_period=None, **kw).lambda_max(p.x, p.y)
     engine = _engine_of(p.x, p.y, reg_lambda=lam_max, **kw)
     assert engine.m > engine.t_rows
-    start = engine.solve(1e-3 * lam_max).coef
-    lam = 3e-4 * lam_max
+    start = engine.solve((3e-2 if nonneg else 1e-3) * lam_max).coef
+    lam = (2e-2 if nonneg else 3e-4) * lam_max
     up, down = engine._descents(start, lam)[:2]
     violated = (start == 0.0) & (up | down)
     room = (start != 0).sum(axis=1) + violated.sum(axis=1) <= 0.9 * engine.t_rows

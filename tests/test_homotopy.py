@@ -138,10 +138,10 @@ def test_the_path_point_meets_the_optimality_conditions(seed):
     np.testing.assert_allclose(result.coef, start, rtol=0, atol=1e-9)
 
 
-def test_every_cell_signed_is_left_to_the_iterations():
+def test_every_cell_signed_tries_the_iterations_first():
     """nonneg on a wide panel at the default penalty: the one-sided box keeps the answer sparse
-    and the iterations converge from the prior in tens of steps, so no response takes the path,
-    and the answer equals CVXPY's."""
+    and the iterations converge from the prior in tens of steps, so the probe certifies every
+    response and none takes the path; the answer equals CVXPY's."""
     from tests.test_engine import TIGHT
 
     panel = make_factor_panel(60, 100, 6, seed=12)
@@ -149,12 +149,49 @@ def test_every_cell_signed_is_left_to_the_iterations():
     lam = 1e-5
     engine = FastEngine(setup.stats, setup.spec)
     assert lam < 1e-5 * setup.lambda_max and not engine._invertible.any()
-    assert not _homotopy.homotopy_rows(engine, lam).any()
+    rows = _homotopy.homotopy_rows(engine, lam)
+    assert rows.all()
+    _, certified, _, spent = _homotopy.probe_signed(engine, engine.prior.copy(), lam, 1e-8, rows)
+    assert certified.all() and spent < _homotopy._PROBE
     result = engine.solve(lam)
-    assert result.certified and result.iterations < 500
+    assert result.certified and result.iterations < _homotopy._PROBE
     ref = LassoModel(warmup_period=None, nonneg=True, engine="cvxpy", solver_params=TIGHT).fit(
         panel.x, panel.y)
     np.testing.assert_allclose(result.coef, ref.coef_.to_numpy(), atol=1e-6)
+
+
+def _fold(nonneg=True):
+    """The fourth training window of ``LassoModelCV``'s default splits of a (60, 100, 20)
+    panel: 40 rows, where a nonneg fit at a tiny penalty holds 39 loadings per response."""
+    panel = make_factor_panel(60, 100, 20, seed=0)
+    return panel.x.iloc[:40], panel.y.iloc[:40]
+
+
+@pytest.mark.parametrize("lam", [1e-6, 1e-4])
+def test_every_cell_signed_takes_the_path_where_the_iterations_crawl(lam, monkeypatch):
+    """The same at penalties where the nonneg answer fills the rank (39 loadings per response
+    on 40 rows): the probe's iterations do not finish (before the probe, the engine spent
+    20,000 iterations, then CVXPY, and failed at 1e-6), the path does. The answer meets the
+    optimality conditions on the Gram, and scikit-learn's ``LassoLars(positive=True)``, the
+    exact path of another code, gives the same loadings."""
+    from sklearn.linear_model import LassoLars
+
+    x, y = _fold()
+    setup = _setup(x, y, nonneg=True)
+    engine = FastEngine(setup.stats, setup.spec)
+    rows = _homotopy.homotopy_rows(engine, lam)
+    _, certified, _, spent = _homotopy.probe_signed(engine, engine.prior.copy(), lam, 1e-8, rows)
+    assert rows.all() and not certified.any() and spent == _homotopy._PROBE
+    fit = LassoModel(warmup_period=None, nonneg=True, reg_lambda=lam).fit(x, y)
+    assert fit.solver_ == "fast" and fit.n_iter_ == _homotopy._PROBE
+    coef = fit.coef_.to_numpy()
+    assert ((coef != 0).sum(axis=1) == 39).all()
+    assert _kkt_violation(engine, coef, lam) <= 1e-6
+    xc = x.to_numpy() - x.to_numpy().mean(axis=0)
+    yc = y.to_numpy() - y.to_numpy().mean(axis=0)
+    for i in range(0, 20, 5):
+        lars = LassoLars(alpha=lam / 2, fit_intercept=False, positive=True, max_iter=2000)
+        np.testing.assert_allclose(coef[i], lars.fit(xc, yc[:, i]).coef_, rtol=0, atol=1e-6)
 
 
 def test_duplicate_factors_give_up_and_the_engine_still_certifies():

@@ -121,24 +121,29 @@ class CertifiedSolver:
             self._problems[penalised] = LassoProblem(self.stats, self.spec, max_ratio=ratio)
         return self._problems[penalised]
 
-    def _certify_point(self, coef: np.ndarray, lam: float) -> tuple[float, np.ndarray]:
-        """``(gap, point)``: the best certified of CVXPY's point and its snapped versions
+    def _gap(self, coef: np.ndarray, lam: float) -> tuple[float, bool]:
+        """``(relative gap, certified)`` of ``coef``: within ``tol``, or within the gap's own
+        rounding floor beyond it (:meth:`FastEngine.certificate`)."""
+        return self.engine.certificate(coef, lam, self.tol)
+
+    def _certify_point(self, coef: np.ndarray, lam: float) -> tuple[float, bool, np.ndarray]:
+        """``(gap, certified, point)``: the best of CVXPY's point and its snapped versions
         (:meth:`LassoProblem.snapped`, from the finest tolerance up; the first that passes)."""
-        best = (self.engine.relative_gap(coef, lam), coef)
+        best = (*self._gap(coef, lam), coef)
         for eps in _SNAP:
-            if best[0] <= self.tol:
+            if best[1]:
                 break
             candidate = self.problem(lam).snapped(coef, eps)
-            gap = self.engine.relative_gap(candidate, lam)
-            if gap < best[0]:
-                best = (gap, candidate)
+            gap, ok = self._gap(candidate, lam)
+            if ok or gap < best[0]:
+                best = (gap, ok, candidate)
         return best
 
     def _newton_point(self, coef: np.ndarray, lam: float, warm: bool = False):
-        """``(point, its relative gap)``: Newton's point on what ``coef`` holds active
-        (:meth:`FastEngine.polish_start`), certified like any other."""
+        """``(point, its relative gap, certified)``: Newton's point on what ``coef`` holds
+        active (:meth:`FastEngine.polish_start`), certified like any other."""
         point = self.engine.polish_start(coef, lam, warm=warm)
-        return point, self.engine.relative_gap(point, lam)
+        return (point, *self._gap(point, lam))
 
     def solve(self, reg_lambda: float, coef_init: np.ndarray | None = None) -> Solution:
         """A certified solution at ``reg_lambda`` (``coef_init`` warm-starts the fast engine).
@@ -153,8 +158,8 @@ class CertifiedSolver:
         best_gap = np.inf
         if lam >= self.lambda_max:
             prior = self.engine.prior.copy()
-            gap = self.engine.relative_gap(prior, lam)
-            if gap <= tol:
+            gap, ok = self._gap(prior, lam)
+            if ok:
                 return Solution(prior, "closed form", gap, 0)
             attempts.append(("closed form", f"prior not certified: relative duality gap "
                                             f"{gap:.1e} > tol {tol:g}"))
@@ -168,8 +173,8 @@ class CertifiedSolver:
             # FCGL's crawl from it too, so Newton on its active blocks is tried, then CVXPY.
             crawl = self.engine.geometry == "block"
             if crawl:
-                start, gap = self._newton_point(coef_init, lam, warm=True)
-                if gap <= tol:
+                start, gap, ok = self._newton_point(coef_init, lam, warm=True)
+                if ok:
                     return Solution(start, "fast", gap, 0)
         if crawl:
             note = " (fast engine skipped: singular Gram, small penalty)"
@@ -196,15 +201,15 @@ class CertifiedSolver:
             if coef is None:
                 attempts.append((name, status))
                 continue
-            gap, coef = self._certify_point(coef, lam)
+            gap, ok, coef = self._certify_point(coef, lam)
             attempts.append((name, f"{status}, relative duality gap {gap:.1e}"))
-            if gap <= tol:
+            if ok:
                 if crawl:
                     # CVXPY answered in the engine's place: its interior point keeps every
                     # block or cell that belongs at zero small but nonzero, where the engine's
                     # answers have exact zeros; Newton's point on what it holds active has them
-                    polished, polished_gap = self._newton_point(coef, lam)
-                    if polished_gap <= tol:
+                    polished, polished_gap, polished_ok = self._newton_point(coef, lam)
+                    if polished_ok:
                         return Solution(polished, f"{name} + fast polish{note}", polished_gap,
                                         0)
                 label = name if status == "optimal" else f"{name} ({status}, certified)"

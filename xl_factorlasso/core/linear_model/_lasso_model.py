@@ -339,7 +339,8 @@ _ols_prior`, as factorlasso 1.0.6): per response, the univariate weighted OLS sl
         The same diagnostics as arrays (factorlasso compatible).
     solver_status_ : str
         Always ``"optimal"``: a fit is installed only when certified (``duality_gap_ <=
-        tol``); nothing else is ever reported as a result.
+        tol``, or for a LASSO within the gap's rounding floor at a point stationary to
+        rounding: docs/formulation.md); nothing else is ever reported as a result.
     solver_ : str
         What produced the answer: ``"closed form"`` (``reg_lambda >= reg_lambda_max_``: the
         prior), ``"fast"``, a CVXPY solver name (e.g. ``"CLARABEL"``, or
@@ -1054,7 +1055,7 @@ Window`): the statistics of ``x``, ``y`` (already coerced) carried from the prev
 
         Each returned model is what ``clone(self).set_params(reg_lambda=lam).fit(x, y, verbose,
         span, cluster_correlation_span=cluster_correlation_span)`` would be (same attributes,
-        certified like any fit: ``duality_gap_ <= tol``), so its coefficients agree with a
+        certified like any fit, see ``solver_status_``), so its coefficients agree with a
         fresh fit to the certification tolerance, not bit for bit. factorlasso 1.0.6's method
         of the same name and semantics.
 

@@ -76,8 +76,9 @@ def solve_working_set(engine, x: np.ndarray, lam: float, tol: float, max_iter: i
             # W's minimiser (or the start) breaks no condition outside W: it is the whole
             # problem's minimiser, which the whole certificate confirms
             gaps, objs = engine.unit_gaps(x, lam)
-            done = (x, gaps, objs, spent) if _relative(gaps.sum(), objs.sum()) <= tol else None
-            return x, done, spent
+            certified = engine._meets(_relative(gaps.sum(), objs.sum()), x, lam, gaps, objs,
+                                      tol)
+            return x, (x, gaps, objs, spent) if certified else None, spent
         if round_ and inside.sum() + n_new > most:
             # the columns that break the conditions at W's minimiser would fill the set: they
             # are spread over most columns (several responses, or a dense answer)
@@ -89,12 +90,14 @@ def solve_working_set(engine, x: np.ndarray, lam: float, tol: float, max_iter: i
         if inside.sum() > most:
             return start, None, spent
         cols = np.flatnonzero(inside)
-        coef, gaps, objs, it = _columns_engine(engine, cols)._solve_units(
+        restricted = _columns_engine(engine, cols)
+        coef, gaps, objs, it = restricted._solve_units(
             x[:, cols], lam, tol, max(max_iter - spent, 1), warm=warm or round_ > 0)
         spent += it
         x = engine.prior.copy()
         x[:, cols] = coef
-        if _relative(gaps.sum(), objs.sum()) > tol or spent >= max_iter:
+        if (not restricted._meets(_relative(gaps.sum(), objs.sum()), coef, lam, gaps, objs, tol)
+                or spent >= max_iter):
             return x, None, spent
         scores = _violations(engine, x, lam)
     return x, None, spent

@@ -1,0 +1,117 @@
+"""The duality gap's rounding floor (``FastEngine.gap_floors``, ``_within_rounding``).
+
+A nonneg LASSO at a tiny penalty on a wide fold (40 rows, 100 factors, 20 responses: the fourth
+training window of ``LassoModelCV``'s default splits of a (60, 100, 20) panel) interpolates with
+39 loadings per response: the objective is ~1e-4 while the gradient's parts are ~1, so no
+double-precision point need show a relative gap of 1e-8. Before the floor, that fit failed on
+every engine and ``LassoModelCV`` lost its score. The references here are independent of the
+engine's certificate: the gap recomputed from the residuals of the data, and the optimality
+conditions.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from xl_factorlasso import LassoModel, LassoModelCV, make_factor_panel
+from xl_factorlasso.core.linear_model import FastEngine
+
+LAM = 1e-6
+
+
+def _fold():
+    panel = make_factor_panel(60, 100, 20, seed=0)
+    return panel.x.iloc[:40], panel.y.iloc[:40]
+
+
+def _engine(x, y, **kw):
+    setup = LassoModel(warmup_period=None, **kw)._setup(x, y)
+    return FastEngine(setup.stats, setup.spec)
+
+
+def _residual_gap(x, y, coef, lam):
+    """The nonneg LASSO's duality gap from the centred data's residuals, per response:
+    ``F(b) - D(theta)`` at the scaled dual point ``theta = (2/T) r s`` with the largest
+    ``s <= 1`` that keeps ``X'theta <= lambda`` (the nonneg dual constraint)."""
+    xc = x - x.mean(axis=0)
+    yc = y - y.mean(axis=0)
+    t = len(xc)
+    r = yc - xc @ coef.T
+    v = (2.0 / t) * (xc.T @ r).T  # -gradient, (N, M)
+    s = np.minimum(1.0, lam / np.maximum(v.max(axis=1), 1e-300))
+    primal = (r * r).sum(axis=0) / t + lam * np.abs(coef).sum(axis=1)
+    # D(theta) = (1/T)(|y|^2 - |y - (T/2) theta|^2) for f(z) = (1/T)|y - z|^2
+    dual = ((yc * yc).sum(axis=0) - ((yc - r * s) ** 2).sum(axis=0)) / t
+    return primal - dual, primal
+
+
+def test_newton_point_of_an_interpolating_fold_is_certified_within_rounding():
+    x, y = _fold()
+    fit = LassoModel(warmup_period=None, nonneg=True, reg_lambda=LAM).fit(x, y)
+    assert fit.solver_ == "fast"
+    assert 1e-8 < fit.duality_gap_ < 1e-7  # within tol only with the floor
+    coef = fit.coef_.to_numpy()
+    assert ((coef != 0).sum(axis=1) == 39).all() and (coef >= 0).all()
+    engine = _engine(x, y, nonneg=True)
+    gaps, objs = engine.unit_gaps(coef, LAM)
+    floors = engine.gap_floors(coef)
+    assert (gaps <= floors).all() and (gaps > 0.01 * floors).any()
+    assert engine._within_rounding(coef, LAM, gaps, objs, 1e-8).all()
+    # the gap from the data's residuals, written here, says the same
+    gap, primal = _residual_gap(x.to_numpy(), y.to_numpy(), coef, LAM)
+    assert gap.sum() / primal.sum() < 1e-7
+    np.testing.assert_allclose(primal, objs, rtol=1e-7)  # (the Gram's loss: ~1e-11 rounding)
+
+
+def test_a_point_off_the_minimiser_is_not_passed_by_the_floor():
+    """The floor excuses rounding, not distance: the fold's answer with one loading moved by
+    3e-13 has a gap within tol plus its floor, response by response, but that cell's gradient
+    is off by more than its rounding, and the point is refused; moved by 1e-13 (about 200
+    units in the last place of that loading), it is rounding and passes."""
+    x, y = _fold()
+    engine = _engine(x, y, nonneg=True)
+    coef = LassoModel(warmup_period=None, nonneg=True, reg_lambda=LAM).fit(x, y).coef_.to_numpy()
+    assert engine.certificate(coef, LAM)[1]
+    cell = np.flatnonzero(coef[0])[0]
+    for step, passes in ((3e-13, False), (1e-13, True)):
+        moved = coef.copy()
+        moved[0, cell] += step
+        gaps, objs = engine.unit_gaps(moved, LAM)
+        assert (gaps <= 1e-8 * objs + engine.gap_floors(moved)).all()
+        rel, certified = engine.certificate(moved, LAM)
+        assert rel > 1e-8 and certified == passes
+
+
+def test_cross_validation_on_the_wide_nonneg_panel_keeps_every_score():
+    panel = make_factor_panel(60, 100, 20, seed=0)
+    cv = LassoModelCV(base_model=LassoModel(warmup_period=None, nonneg=True), refit=False)
+    cv.fit(panel.x, panel.y)
+    assert cv.fold_errors_ == {} and np.isfinite(cv.cv_scores_.to_numpy()).all()
+    assert cv.lambdas_.min() == pytest.approx(LAM)
+
+
+@pytest.mark.parametrize("kw", [{}, {"nonneg": True}])
+def test_the_floor_is_negligible_on_ordinary_fits(kw):
+    """On a full-rank panel at 0.05 of lambda_max the floor is below 1e-13 of the objective:
+    the certificate is the plain gap there."""
+    panel = make_factor_panel(500, 10, 50, seed=2)
+    model = LassoModel(warmup_period=None, **kw)
+    lam = 0.05 * model.lambda_max(panel.x, panel.y)
+    engine = _engine(panel.x, panel.y, **kw)
+    result = engine.solve(lam)
+    gaps, objs = engine.unit_gaps(result.coef, lam)
+    assert result.certified and result.gap <= 1e-8
+    assert engine.gap_floors(result.coef).sum() < 1e-13 * objs.sum()
+
+
+def test_group_geometries_have_no_floor():
+    """Row groups keep the plain gap (their iterations reach it on wide panels: a floor there
+    would pass CVXPY's interior points)."""
+    panel = make_factor_panel(60, 100, 8, seed=10)
+    engine = _engine(panel.x, panel.y, model_type="HIERARCHICAL_CLUSTER_GROUP_LASSO",
+                     l1_weight=0.1)
+    assert engine.geometry == "row"
+    coef = engine.prior + 0.01
+    gaps, objs = engine.unit_gaps(coef, 1e-5)
+    assert not engine._within_rounding(coef, 1e-5, gaps, objs, 1e-8).any()
