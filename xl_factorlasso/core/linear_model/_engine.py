@@ -715,7 +715,7 @@ class FastEngine:
         return rel, self._meets(rel, coef, float(reg_lambda), gaps, objs, tol)
 
     def gap_floors(self, coef: np.ndarray) -> np.ndarray:
-        """Per response, the rounding floor of the duality gap at ``coef`` (LASSO): about what
+        """(N,): per response, the rounding floor of the duality gap at ``coef`` (LASSO): about what
         rounding leaves in it at a double-precision point, the minimiser's included.
 
         The gap's support term ``sum_j d_j (lambda omega_j s_j - v_j)`` vanishes at the
@@ -756,8 +756,8 @@ class FastEngine:
             return np.zeros(len(gaps), dtype=bool)
         e = self._rounding(coef)
         floor = np.einsum("nm,nm->n", np.abs(coef - self.prior), e)
-        up_bad, down_bad, grad, thr, _, up, down = self._descents(coef, lam)
-        slack = 1e-9 * (thr + np.abs(grad)) + e
+        _, _, grad, thr, _, up, down = self._descents(coef, lam)
+        slack = 1e-9 * (thr + np.abs(grad)) + e  # (_descents' own tolerance, plus rounding)
         moves = ((coef < self.hi) & (up < -slack)) | ((coef > self.lo) & (down < -slack))
         return (gaps <= tol * objs + floor) & ~moves.any(axis=1)
 
