@@ -86,13 +86,14 @@ def probe_signed(engine, x: np.ndarray, lam: float, tol: float, rows: np.ndarray
     A one-sided box keeps at most ``rank(G)`` loadings, as non-negative least squares does, and
     from the prior the iterations usually finish in tens of steps, faster than the path
     (`bench_wide.py`, nonneg at the default penalty on 60-250 rows: 17-66 ms against 61-177
-    ms with every signed response on the path); but where the answer fills the rank, they crawl like the two-sided ones (nonneg at
-    lambda 1e-6 on 40 rows, 100 factors, 20 responses: 39 loadings per response, a relative
-    gap of 7e-2 after 20,000 iterations). Returns ``(x', certified, (gaps, objectives),
-    iterations)``: the probe's point on the signed responses, the (N,) mask of those it
-    certified (unit by unit, within rounding included:
-    :meth:`~._engine.FastEngine._within_rounding`) and their unit
-    gaps and objectives.
+    ms with every signed response on the path); but where the answer fills the rank, they
+    crawl like the two-sided ones (nonneg at lambda 1e-6 on 40 rows, 100 factors, 20
+    responses: 39 loadings per response, a relative gap of 7e-2 after 20,000 iterations).
+
+    Returns ``(x', certified, (gaps, objectives), iterations)``: the probe's point on the
+    signed responses, the (N,) mask of those it certified (unit by unit, within rounding
+    included: :meth:`~._engine.FastEngine._within_rounding`) and their unit gaps and
+    objectives.
     """
     certified = np.zeros(engine.n, dtype=bool)
     signed = rows & ~((engine.dl < 0.0) & (engine.du > 0.0)).any(axis=1)
