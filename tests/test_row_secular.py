@@ -81,3 +81,35 @@ def test_cold_start_with_and_without_the_secular_finish_agree(monkeypatch, signe
         assert with_finish.iterations == 0 < without.iterations
         engine = FastEngine(setup.stats, setup.spec)
         assert _row_stationarity(engine, with_finish.coef, lam) <= 1e-12
+
+
+def test_sparse_group_rows_on_a_wide_panel_get_the_newton_finish(monkeypatch):
+    """More factors than rows (N M^2 beyond the narrow cap, N M^3 within the wide one): the row
+    Newton finish runs, and a warm-started descent of a sparse-group grid needs a fraction of
+    the iterations the finish-less engine spends, to the same minimisers."""
+    panel = make_factor_panel(100, 200, 10, seed=4)
+    model = LassoModel(model_type="HIERARCHICAL_CLUSTER_GROUP_LASSO", l1_weight=0.1,
+                       warmup_period=None, factors_beta_loading_signs=panel.signs,
+                       factors_beta_prior=panel.prior)
+    setup = model._setup(panel.x, panel.y)
+    lams = setup.lambda_max * np.array([0.3, 0.1, 0.03, 0.01])
+
+    def descent():
+        engine = FastEngine(setup.stats, setup.spec)
+        coef, out, spent = None, [], 0
+        for lam in lams:
+            result = engine.solve(float(lam), coef_init=coef)
+            assert result.certified
+            coef, spent = result.coef, spent + result.iterations
+            out.append(coef)
+        return engine, out, spent
+
+    engine, with_finish, fewer = descent()
+    assert engine.geometry == "row" and engine.n * engine.m ** 2 > _engine._ROW_NEWTON_MAX
+    assert engine._row_newton_sized() and not engine._row_newton_runs()
+    monkeypatch.setattr(_engine, "_ROW_NEWTON_WIDE_MAX", 0.0)
+    engine, without, more = descent()
+    assert not engine._row_newton_sized()
+    assert fewer < 0.5 * more
+    for a, b in zip(with_finish, without, strict=True):
+        np.testing.assert_allclose(a, b, rtol=0, atol=1e-6)

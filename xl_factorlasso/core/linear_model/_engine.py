@@ -143,6 +143,12 @@ _NEWTON_STEPS = 12  # row groups: Newton steps at most (quadratic convergence: ~
 # Measured: 2x faster solves at N M^2 ~ 1e3-1e4 (demo, small panels), even at 8e4, slower at
 # 4.5e5 (N=500, M=30), where FISTA's own iterations are the cheaper way to the last digits.
 _ROW_NEWTON_MAX = 200_000
+# ... and on a wide panel (more factors than rows), where the iterations crawl along the
+# singular Gram's flat directions (thousands per lambda), up to this N M^3 (about a Newton
+# step's dense systems): a sparse-group HCGL LassoModelCV at (120,200,10) (N M^3 = 8e7) spent
+# 89 s in up to 20,000 iterations per lambda, 29 s with the finish; at (250,500,5) (6e8)
+# its 500 x 500 systems made the plain sparse-group rows' one 42% slower (bench_wide.py).
+_ROW_NEWTON_WIDE_MAX = 1e8
 _SECULAR_PATTERNS = 8  # row groups: the closed-form finish needs an M x M eigh per pattern
 _POLISH = 1e-4  # after certification, aim for this fraction of tol (see FastEngine._done)
 _SPLIT_MIN = 16  # below this many responses a sub-problem saves nothing
@@ -879,7 +885,8 @@ class FastEngine:
                 and self.n_units * self.m <= _BLOCK_NEWTON_SIZE * self.n):
             newton = functools.partial(block_newton, self)  # (x, lam, rows): per cluster
         finish = _NewtonFinish(self, newton, lam) if newton is not None else None
-        if finish is not None and self.geometry == "row" and not self._row_newton_runs():
+        if finish is not None and self.geometry == "row" and not (
+                self._row_secular_runs() or self._row_newton_sized()):
             # the finish only marks the rows that sit at zero (below); no try will run, so
             # tracking supports every iteration cost ~15% of the solves at (500 x 30)
             finish.idle = finish.unavailable = True
@@ -1181,8 +1188,22 @@ class FastEngine:
         return self.a == 0.0 and self.n_patterns <= _SECULAR_PATTERNS
 
     def _row_newton_runs(self) -> bool:
-        """Row groups: some Newton finish may run (:meth:`_newton_row`)."""
+        """Row groups: a Newton finish runs wherever the iterations run (the closed form, or
+        ``N M^2 <= _ROW_NEWTON_MAX``); the starts and the crawl rule of :mod:`._homotopy`
+        count on it."""
         return self._row_secular_runs() or self.n * self.m * self.m <= _ROW_NEWTON_MAX
+
+    def _row_newton_sized(self) -> bool:
+        """Row groups: the dense Newton systems cost less than the iterations they save:
+        ``N M^2 <= _ROW_NEWTON_MAX``, or more factors than rows and ``N M^3`` within
+        ``_ROW_NEWTON_WIDE_MAX``, where the iterations crawl. Only the finish itself widens
+        its reach so: above the crawl rule's penalty (:func:`._homotopy.iterations_crawl`),
+        which still sends a cold fit below it to CVXPY first (at the default penalty on
+        (120,200,10) and (250,500,5) the continuation with the finish took 2-45 s per fit
+        against 0.5-6 s for CVXPY and the polish)."""
+        n, m = self.n, self.m
+        return n * m * m <= _ROW_NEWTON_MAX or (
+            m >= self.t_rows and n * float(m) ** 3 <= _ROW_NEWTON_WIDE_MAX)
 
     def _newton_row(self, x: np.ndarray, lam: float, support: np.ndarray,
                     rows: np.ndarray, force: bool = False) -> np.ndarray | None:
@@ -1197,7 +1218,7 @@ class FastEngine:
         smooth while the row is nonzero, with the positive definite Jacobian
         ``(2/T') G_FF + kappa (I - u u') / ||D_i||`` (``u = D_F / ||D_i||``). Returns the
         candidate rows for ``rows`` (others are ``x``), or ``None`` when the dense systems
-        would cost more than the iterations they save (``N M^2 > _ROW_NEWTON_MAX``), unless
+        would cost more than the iterations they save (:meth:`_row_newton_sized`), unless
         ``force`` (a polish, where the iterations would crawl).
         """
         n, m = x.shape
@@ -1211,7 +1232,7 @@ class FastEngine:
         idx = np.flatnonzero(free.any(axis=1))
         # the engine's size, not the rows tried: a few tries on a large panel cost more than
         # the iterations they save (measured at N = 500, M = 30: 30-39 ms against 21-26 ms)
-        if (n * m * m > _ROW_NEWTON_MAX and not force) or len(idx) == 0:
+        if (not self._row_newton_sized() and not force) or len(idx) == 0:
             if base is None:
                 return None
             base[rows] = np.nan  # no candidate for these rows (refused by accept)
