@@ -14,15 +14,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from tests.test_homotopy import _fold
 from xl_factorlasso import LassoModel, LassoModelCV, make_factor_panel
 from xl_factorlasso.core.linear_model import FastEngine
 
 LAM = 1e-6
-
-
-def _fold():
-    panel = make_factor_panel(60, 100, 20, seed=0)
-    return panel.x.iloc[:40], panel.y.iloc[:40]
 
 
 def _engine(x, y, **kw):

@@ -160,7 +160,7 @@ def test_every_cell_signed_tries_the_iterations_first():
     np.testing.assert_allclose(result.coef, ref.coef_.to_numpy(), atol=1e-6)
 
 
-def _fold(nonneg=True):
+def _fold():
     """The fourth training window of ``LassoModelCV``'s default splits of a (60, 100, 20)
     panel: 40 rows, where a nonneg fit at a tiny penalty holds 39 loadings per response."""
     panel = make_factor_panel(60, 100, 20, seed=0)
@@ -168,7 +168,7 @@ def _fold(nonneg=True):
 
 
 @pytest.mark.parametrize("lam", [1e-6, 1e-4])
-def test_every_cell_signed_takes_the_path_where_the_iterations_crawl(lam, monkeypatch):
+def test_every_cell_signed_takes_the_path_where_the_iterations_crawl(lam):
     """The same at penalties where the nonneg answer fills the rank (39 loadings per response
     on 40 rows): the probe's iterations do not finish (before the probe, the engine spent
     20,000 iterations, then CVXPY, and failed at 1e-6), the path does. The answer meets the

@@ -1188,9 +1188,9 @@ class FastEngine:
         return self.a == 0.0 and self.n_patterns <= _SECULAR_PATTERNS
 
     def _row_newton_runs(self) -> bool:
-        """Row groups: a Newton finish runs wherever the iterations run (the closed form, or
-        ``N M^2 <= _ROW_NEWTON_MAX``); the starts and the crawl rule of :mod:`._homotopy`
-        count on it."""
+        """Row groups: the Newton finish runs on any panel (the closed form, or
+        ``N M^2 <= _ROW_NEWTON_MAX``). The starts and the crawl rule of :mod:`._homotopy` go by
+        this; the finish itself also runs on wide panels (:meth:`_row_newton_sized`)."""
         return self._row_secular_runs() or self.n * self.m * self.m <= _ROW_NEWTON_MAX
 
     def _row_newton_sized(self) -> bool:
