@@ -717,10 +717,10 @@ class FastEngine:
         """
         coef = np.clip(coef, self.lo, self.hi)
         gaps, objs = self.unit_gaps(coef, reg_lambda)
-        rel = _relative(gaps.sum(), objs.sum())
-        return rel, self._meets(rel, coef, float(reg_lambda), gaps, objs, tol)
+        return (_relative(gaps.sum(), objs.sum()),
+                self._meets(coef, float(reg_lambda), gaps, objs, tol))
 
-    def gap_floors(self, coef: np.ndarray) -> np.ndarray:
+    def gap_floors(self, coef: np.ndarray, rounding: np.ndarray | None = None) -> np.ndarray:
         """(N,): per response, the rounding floor of the duality gap at ``coef`` (LASSO): about what
         rounding leaves in it at a double-precision point, the minimiser's included.
 
@@ -732,9 +732,11 @@ class FastEngine:
         interpolates with 39 cells per response, its loadings reach ~100 in L1 norm while the
         objective is ~1e-4, and no double-precision point need show a relative gap of 1e-8
         (Newton's point: 2.2e-8, each response's gap a tenth of its floor;
-        tests/test_gap_floor.py). Elsewhere it is ~1e-15 of the objective.
+        tests/test_gap_floor.py). Elsewhere it is ~1e-15 of the objective. ``rounding``: the
+        :meth:`_rounding` of ``coef`` when already at hand.
         """
-        return np.einsum("nm,nm->n", np.abs(coef - self.prior), self._rounding(coef))
+        e = self._rounding(coef) if rounding is None else rounding
+        return np.einsum("nm,nm->n", np.abs(coef - self.prior), e)
 
     def _rounding(self, coef: np.ndarray) -> np.ndarray:
         """(N, M): the rounding of the gradient's entries at ``coef``,
@@ -761,23 +763,29 @@ class FastEngine:
         if self.geometry != "cell":
             return np.zeros(len(gaps), dtype=bool)
         e = self._rounding(coef)
-        floor = np.einsum("nm,nm->n", np.abs(coef - self.prior), e)
+        floor = self.gap_floors(coef, e)
         _, _, grad, thr, _, up, down = self._descents(coef, lam)
         slack = 1e-9 * (thr + np.abs(grad)) + e  # (_descents' own tolerance, plus rounding)
         moves = ((coef < self.hi) & (up < -slack)) | ((coef > self.lo) & (down < -slack))
         return (gaps <= tol * objs + floor) & ~moves.any(axis=1)
 
-    def _meets(self, rel: float, coef: np.ndarray, lam: float, gaps: np.ndarray,
-               objs: np.ndarray, tol: float) -> bool:
-        """Whether the relative gap ``rel`` (of the unit ``gaps`` and ``objs``) at ``coef``
-        certifies it: ``rel <= tol``; or, LASSO, every response within ``tol`` or within its
-        rounding (:meth:`_within_rounding`, evaluated only then)."""
+    def _meets(self, coef: np.ndarray, lam: float, gaps: np.ndarray, objs: np.ndarray,
+               tol: float) -> bool:
+        """Whether the unit ``gaps`` and ``objs`` at ``coef`` certify it: a relative gap within
+        ``tol``; or, LASSO, every response certified (:meth:`_certified_units`, evaluated only
+        then)."""
+        rel = _relative(gaps.sum(), objs.sum())
         if rel <= tol:
             return True
         if self.geometry != "cell" or not np.isfinite(rel):
             return False
-        ok = gaps <= tol * objs
-        return bool((ok | self._within_rounding(coef, lam, gaps, objs, tol)).all())
+        return bool(self._certified_units(coef, lam, gaps, objs, tol).all())
+
+    def _certified_units(self, coef: np.ndarray, lam: float, gaps: np.ndarray,
+                         objs: np.ndarray, tol: float) -> np.ndarray:
+        """(N,) bool, LASSO: the responses whose gap is within ``tol`` of their objective, or
+        within their rounding (:meth:`_within_rounding`)."""
+        return (gaps <= tol * objs) | self._within_rounding(coef, lam, gaps, objs, tol)
 
     # ------------------------------------------------------------------ solve
     def solve(
@@ -833,8 +841,9 @@ class FastEngine:
                 x = finish.accept(x, finish.last, path, start=True)
                 path &= ~finish.exact
             x, path = homotopy_start(self, x, lam, path)
-        elif not warm and not probed.any():
-            start, spent = continuation_start(self, lam, tol, max_iter)
+        elif not warm:
+            start, used = continuation_start(self, lam, tol, max_iter)
+            spent += used
             if start is not None:
                 x, warm = start, True
         max_iter = max(max_iter - spent, 1)
@@ -856,7 +865,7 @@ class FastEngine:
                     rest)._solve_all(x[rest], lam, tol, max_iter, warm)
                 it += it_rest
         rel = _relative(gaps.sum(), objs.sum())
-        return EngineResult(coef, self._meets(rel, coef, lam, gaps, objs, tol), rel, it + spent)
+        return EngineResult(coef, self._meets(coef, lam, gaps, objs, tol), rel, it + spent)
 
     def _solve_all(self, x, lam, tol, max_iter, warm):
         """The solve from a feasible ``x``, on working sets of columns first where they run:
@@ -954,23 +963,15 @@ class FastEngine:
             momentum = nxt
             y = x_new + beta[self.unit][:, None] * diff
             x = x_new
-            if finish is not None:
-                moved = finish.step(x, it)
-                if moved is not None:
-                    x, accepted = moved
-                    done = self._split(x, finish.exact, lam, tol, max_iter - it, it)
-                    if done is not None:
-                        return done
-                    y[accepted] = x[accepted]
-                    momentum[self.unit[accepted]] = 1.0
-                    gaps, objs = self.unit_gaps(x, lam)
-                    rel = _relative(gaps.sum(), objs.sum())
-                    if rel <= tol and first is None:
-                        first = it
-                    if rel <= tol and (best is None or rel < best[3]):
-                        best = (x.copy(), gaps, objs, rel)
-                    continue
-            if it % _CHECK_EVERY == 0 or it == max_iter:
+            moved = None if finish is None else finish.step(x, it)
+            if moved is not None:
+                x, accepted = moved
+                done = self._split(x, finish.exact, lam, tol, max_iter - it, it)
+                if done is not None:
+                    return done
+                y[accepted] = x[accepted]
+                momentum[self.unit[accepted]] = 1.0
+            if moved is not None or it % _CHECK_EVERY == 0 or it == max_iter:
                 gaps, objs = self.unit_gaps(x, lam)
                 rel = _relative(gaps.sum(), objs.sum())
                 if rel <= tol and first is None:

@@ -92,7 +92,7 @@ def probe_signed(engine, x: np.ndarray, lam: float, tol: float, rows: np.ndarray
 
     Returns ``(x', certified, (gaps, objectives), iterations)``: the probe's point on the
     signed responses, the (N,) mask of those it certified (unit by unit, within rounding
-    included: :meth:`~._engine.FastEngine._within_rounding`) and their unit gaps and
+    included: :meth:`~._engine.FastEngine._certified_units`) and their unit gaps and
     objectives.
     """
     certified = np.zeros(engine.n, dtype=bool)
@@ -103,7 +103,7 @@ def probe_signed(engine, x: np.ndarray, lam: float, tol: float, rows: np.ndarray
     coef, gaps, objs, spent = sub._solve_all(x[signed], lam, tol, _PROBE, warm=False)
     x = x.copy()
     x[signed] = coef
-    ok = (gaps <= tol * objs) | sub._within_rounding(coef, lam, gaps, objs, tol)
+    ok = sub._certified_units(coef, lam, gaps, objs, tol)
     certified[np.flatnonzero(signed)[ok]] = True
     return x, certified, (gaps[ok], objs[ok]), spent
 

@@ -42,8 +42,6 @@ from dataclasses import replace
 
 import numpy as np
 
-from ._engine import _relative
-
 __all__ = ["solve_working_set"]
 
 _START = 64  # columns of the first working set beyond the ones it must hold
@@ -76,8 +74,7 @@ def solve_working_set(engine, x: np.ndarray, lam: float, tol: float, max_iter: i
             # W's minimiser (or the start) breaks no condition outside W: it is the whole
             # problem's minimiser, which the whole certificate confirms
             gaps, objs = engine.unit_gaps(x, lam)
-            certified = engine._meets(_relative(gaps.sum(), objs.sum()), x, lam, gaps, objs,
-                                      tol)
+            certified = engine._meets(x, lam, gaps, objs, tol)
             return x, (x, gaps, objs, spent) if certified else None, spent
         if round_ and inside.sum() + n_new > most:
             # the columns that break the conditions at W's minimiser would fill the set: they
@@ -96,8 +93,7 @@ def solve_working_set(engine, x: np.ndarray, lam: float, tol: float, max_iter: i
         spent += it
         x = engine.prior.copy()
         x[:, cols] = coef
-        if (not restricted._meets(_relative(gaps.sum(), objs.sum()), coef, lam, gaps, objs, tol)
-                or spent >= max_iter):
+        if not restricted._meets(coef, lam, gaps, objs, tol) or spent >= max_iter:
             return x, None, spent
         scores = _violations(engine, x, lam)
     return x, None, spent
