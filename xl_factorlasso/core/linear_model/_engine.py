@@ -146,7 +146,7 @@ _ROW_NEWTON_MAX = 200_000
 # ... and on a wide panel (more factors than rows), where the iterations crawl along the
 # singular Gram's flat directions (thousands per lambda), up to this N M^3 (about a Newton
 # step's dense systems): a sparse-group HCGL LassoModelCV at (120,200,10) (N M^3 = 8e7) spent
-# 89 s in up to 20,000 iterations per lambda, 29 s with the finish; at (250,500,5) (6e8)
+# 89 s in up to 20,000 iterations per lambda, 30 s with the finish; at (250,500,5) (6e8)
 # its 500 x 500 systems made the plain sparse-group rows' one 42% slower (bench_wide.py).
 _ROW_NEWTON_WIDE_MAX = 1e8
 _SECULAR_PATTERNS = 8  # row groups: the closed-form finish needs an M x M eigh per pattern
