@@ -1,6 +1,6 @@
 """FCGL's single-response clusters solved as LASSO responses where the block iterations crawl
-(``_cluster_split``, ``CertifiedSolver._solve_parts``), and Clarabel's tighter tolerances for
-the clusters of several responses there.
+(``_cluster_split``, ``CertifiedSolver._solve_parts``), Clarabel again at tighter tolerances
+where its first point does not certify, and sparse-group FCGL on wide panels.
 
 The folds are those of ``LassoModelCV`` (expanding windows, 5 splits) on the (250, 500, 5)
 panel of ``make_factor_panel(seed=0)``: more factors than rows, where every fit below about
@@ -71,9 +71,16 @@ def test_the_parts_objectives_sum_to_the_whole():
         coef = rng.standard_normal((5, 6)) * (rng.random((5, 6)) < 0.6)
         total = sum(e.objective(coef[rows], 0.01) for rows, e in parts)
         assert total == pytest.approx(whole.objective(coef, 0.01), rel=1e-13)
-    # an L1 share or cooperative blocks: the single clusters are not plain LASSO responses
-    assert single_clusters(replace(spec, l1_weight=0.1)) is None
-    assert single_clusters(replace(spec, cooperative=True)) is None
+    # with an L1 share (adaptive L1 weights too) a single cluster's cell pays
+    # lambda (a omega + (1 - a) W) |D|, and the pair keeps its sparse-group blocks
+    spec = replace(spec, l1_weight=0.3, cell_weight=rng.uniform(0.5, 2.0, (5, 6)))
+    whole = FastEngine(setup.stats, spec)
+    parts = [(rows, FastEngine(*split_problem(setup.stats, spec, rows)))
+             for rows in (alone, ~alone)]
+    assert parts[1][1].a == 0.3
+    coef = rng.standard_normal((5, 6))
+    total = sum(e.objective(coef[rows], 0.01) for rows, e in parts)
+    assert total == pytest.approx(whole.objective(coef, 0.01), rel=1e-13)
     assert single_clusters(replace(spec, groups=np.array([0, 0, 1, 1, 1]))) is None
 
 
@@ -97,31 +104,8 @@ def test_a_fold_of_single_clusters_is_the_lasso_path(wide_panel, lam):
         assert (fit.coef_.to_numpy()[i] != 0).sum() <= len(x) - 1  # at most the rank
 
 
-def test_a_pair_cluster_is_polished_from_a_tighter_clarabel(wide_panel):
-    """Fold 4 (164 rows): clusters of 2, 1, 1 and 1 responses at 1.8e-6, where the fit raised
-    SolveError. The single clusters are the LASSO's; the pair goes to Clarabel at 1e-12
-    tolerances and Newton's polish, certified, at an objective no higher than Clarabel's on
-    the whole problem at tight tolerances."""
-    x, y = _fold(wide_panel, 3)
-    lam = 1.8e-6
-    model, setup, solver = _prepared(x, y, lam)
-    solution = solver.solve(lam)
-    assert sorted(np.bincount(setup.spec.groups)) == [1, 1, 1, 2]
-    assert solution.solver == (
-        "single-response clusters: fast; clusters of several responses: CLARABEL + fast "
-        "polish (fast engine skipped: singular Gram, small penalty)")
-    engine = solver.engine
-    assert solution.gap == engine.relative_gap(solution.coef, lam) <= 1e-8
-    _, reference = LassoProblem(setup.stats, setup.spec).solve(lam, "CLARABEL", TIGHT)
-    assert engine.objective(solution.coef, lam) <= engine.objective(reference, lam) * (1 + 1e-8)
-
-
-def test_the_pairs_clarabel_gets_tight_tolerances_unless_the_user_sets_them(wide_panel,
-                                                                          monkeypatch):
-    """What Clarabel is asked where the engine is skipped for blocks: 1e-12 tolerances, for
-    the pair alone (the single clusters never reach CVXPY). A user's own ``solver_params``
-    ask for CVXPY on the whole problem (as before), with exactly those settings."""
-    x, y = _fold(wide_panel, 3)
+def _spy_on_clarabel(monkeypatch):
+    """A list that records (the problem's shape, the solver settings) of every CVXPY solve."""
     seen = []
     original = LassoProblem.solve
 
@@ -130,12 +114,46 @@ def test_the_pairs_clarabel_gets_tight_tolerances_unless_the_user_sets_them(wide
         return original(problem, lam, solver, solver_params, verbose)
 
     monkeypatch.setattr(LassoProblem, "solve", spy)
-    _, _, solver = _prepared(x, y, 1e-5)
-    solver.solve(1e-5)
-    assert seen == [((2, 500), {"tol_gap_abs": 1e-12, "tol_gap_rel": 1e-12, "tol_feas": 1e-12,
-                                "tol_ktratio": 1e-10})]
-    seen.clear()
-    _, _, solver = _prepared(x, y, 1e-5, solver_params={"tol_gap_rel": 1e-9})
+    return seen
+
+
+@pytest.mark.parametrize(("lam", "solves"), [(1.8e-6, 1), (1e-6, 2)])
+def test_a_pair_cluster_is_polished_from_clarabel_tighter_if_needed(wide_panel, monkeypatch,
+                                                                   lam, solves):
+    """Fold 4 (164 rows): clusters of 2, 1, 1 and 1 responses, where the fit raised SolveError.
+    The single clusters are the LASSO's and never reach CVXPY; the pair alone goes to Clarabel
+    and Newton's polish, and where no guess from Clarabel's default point passes (at 1e-6),
+    to Clarabel again at 1e-12 tolerances. Certified, at an objective no higher than
+    Clarabel's on the whole problem at tight tolerances."""
+    x, y = _fold(wide_panel, 3)
+    model, setup, solver = _prepared(x, y, lam)
+    seen = _spy_on_clarabel(monkeypatch)
+    solution = solver.solve(lam)
+    assert sorted(np.bincount(setup.spec.groups)) == [1, 1, 1, 2]
+    tight = {"tol_gap_abs": 1e-12, "tol_gap_rel": 1e-12, "tol_feas": 1e-12, "tol_ktratio": 1e-10}
+    assert seen == [((2, 500), {}), ((2, 500), tight)][:solves]
+    assert solution.solver == (
+        "single-response clusters: fast; clusters of several responses: CLARABEL + fast "
+        "polish (fast engine skipped: singular Gram, small penalty)")
+    assert solution.n_iter <= 100  # Newton's point, or a few iterations from it
+    engine = solver.engine
+    # each part certified by its own certificate (the single clusters' may use the LASSO's
+    # rounding floor); the gap reported is the whole problem's, as computed
+    assert solution.gap == engine.relative_gap(solution.coef, lam) < 2e-8
+    for rows, part in solver._parts():
+        assert part.engine.certificate(solution.coef[rows], lam, 1e-8)[1]
+    monkeypatch.undo()
+    _, reference = LassoProblem(setup.stats, setup.spec).solve(lam, "CLARABEL", TIGHT)
+    assert engine.objective(solution.coef, lam) <= engine.objective(reference, lam) * (1 + 1e-8)
+
+
+def test_a_users_solver_params_ask_for_cvxpy_on_the_whole_problem(wide_panel, monkeypatch):
+    """With ``solver_params`` the user asks for CVXPY (as before this split): the whole
+    problem, with exactly those settings."""
+    x, y = _fold(wide_panel, 3)
+    seen = _spy_on_clarabel(monkeypatch)
+    _, _, solver = _prepared(x, y, 1e-5, solver_params={"tol_gap_rel": 1e-9},
+                             engine_params={"max_iter": 50})  # (a short polish)
     with contextlib.suppress(SolveError):  # (the user's looser Clarabel need not certify)
         solver.solve(1e-5)
     assert seen[0] == ((5, 500), {"tol_gap_rel": 1e-9})
@@ -165,3 +183,51 @@ def test_without_single_clusters_nothing_is_split():
     _, _, solver = _prepared(panel.x, panel.y, 1e-5, n_clusters=1)
     assert solver._parts() == []
     assert single_clusters(solver.spec) is None
+
+
+def _sparse_group_case(t, m, n, seed, fraction, **kw):
+    """A wide panel with FCGL ``l1_weight=0.5`` at ``fraction`` of lambda_max (random fits
+    that raised SolveError: 20,000 iterations did not certify, nor Clarabel, nor the polish)."""
+    panel = make_factor_panel(t, m, n, seed=seed)
+    kw = dict(model_type=FCGL, warmup_period=None, l1_weight=0.5, **kw)
+    lam = fraction * LassoModel(**kw).lambda_max(panel.x, panel.y)
+    return panel, kw, lam
+
+
+@pytest.mark.parametrize(("shape", "seed", "fraction", "kw", "label"), [
+    ((24, 40, 4), 9055, 1.73e-6, {"n_clusters": 1},
+     "CLARABEL (fast engine skipped: singular Gram, small penalty)"),
+    ((29, 46, 11), 7034, 2.01e-6, {}, "single-response clusters: fast; clusters of several "
+     "responses: CLARABEL (fast engine skipped: singular Gram, small penalty)"),
+])
+def test_sparse_group_fcgl_on_a_wide_panel_is_certified(shape, seed, fraction, kw, label):
+    """The engine is skipped below 1e-4 of lambda_max (as for sparse-group rows), Clarabel's
+    default point is not certified and its second point, at 1e-12 tolerances, is; the single
+    clusters are the LASSO's. The answer's objective is no higher than Clarabel's on the whole
+    problem at tight tolerances."""
+    panel, kw, lam = _sparse_group_case(*shape, seed, fraction, **kw)
+    fit = LassoModel(reg_lambda=lam, **kw).fit(panel.x, panel.y)
+    assert fit.solver_ == label and fit.duality_gap_ <= 1e-8
+    model = LassoModel(reg_lambda=lam, **kw)
+    setup = model._setup(panel.x, panel.y)
+    engine = model._solver(setup, lam).engine
+    _, reference = LassoProblem(setup.stats, setup.spec).solve(lam, "CLARABEL", TIGHT)
+    ours = fit.coef_.to_numpy()
+    assert engine.objective(ours, lam) <= engine.objective(reference, lam) * (1 + 1e-8)
+
+
+def test_clarabel_is_asked_again_at_tight_tolerances(monkeypatch):
+    """Engine "cvxpy" (no fast engine, no polish needed): Clarabel's default point has a
+    relative gap of ~2e-7, the second one certifies; a user's ``solver_params`` get exactly one
+    solve with their settings."""
+    panel, kw, lam = _sparse_group_case(24, 40, 4, 9055, 1.73e-6, n_clusters=1)
+    seen = _spy_on_clarabel(monkeypatch)
+    fit = LassoModel(reg_lambda=lam, engine="cvxpy", **kw).fit(panel.x, panel.y)
+    assert fit.solver_ == "CLARABEL" and fit.n_iter_ is None and fit.duality_gap_ <= 1e-8
+    assert [params for _, params in seen] == [{}, {"tol_gap_abs": 1e-12, "tol_gap_rel": 1e-12,
+                                                    "tol_feas": 1e-12, "tol_ktratio": 1e-10}]
+    seen.clear()
+    with contextlib.suppress(SolveError):
+        LassoModel(reg_lambda=lam, engine="cvxpy", solver_params={"max_iter": 100},
+                   engine_params={"max_iter": 50}, **kw).fit(panel.x, panel.y)
+    assert [params for _, params in seen] == [{"max_iter": 100}]

@@ -254,8 +254,9 @@ def test_sparse_group_rows_from_a_warm_start_go_to_the_fast_engine(monkeypatch, 
 
 
 def test_where_auto_skips_the_fast_engine():
-    """FCGL without an L1 share below 1e-2 of lambda_max, and sparse-group rows where the row
-    Newton finish (and so the continuation) does not run below 1e-4, every Gram singular."""
+    """FCGL without an L1 share below 1e-2 of lambda_max, with one below 1e-4, and sparse-group
+    rows where the row Newton finish (and so the continuation) does not run below 1e-4, every
+    Gram singular."""
     def engine_of(x, y, model_type=FCGL, **kw):
         setup = LassoModel(model_type=model_type, warmup_period=None, **kw)._setup(x, y)
         return FastEngine(setup.stats, setup.spec), setup.lambda_max
@@ -275,8 +276,9 @@ def test_where_auto_skips_the_fast_engine():
     assert iterations_crawl(engine, 5e-3 * top, top)
     assert not iterations_crawl(engine, 2e-2 * top, top)
     assert not iterations_crawl(engine, 0.0, top)
-    sparse_group, top = engine_of(wide.x, wide.y, l1_weight=0.1)
-    assert not iterations_crawl(sparse_group, 1e-5 * top, top)
+    sparse_group, top = engine_of(wide.x, wide.y, l1_weight=0.1)  # as the rows (stop 32)
+    assert iterations_crawl(sparse_group, 1e-5 * top, top)
+    assert not iterations_crawl(sparse_group, 2e-4 * top, top)
     tall = make_factor_panel(200, 10, 10, seed=0)
     engine, top = engine_of(tall.x, tall.y)
     assert not iterations_crawl(engine, 1e-5 * top, top)

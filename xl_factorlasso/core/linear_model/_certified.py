@@ -16,12 +16,17 @@ solver that produced it believes), is at most ``tol``. In order:
 3. CVXPY (engine "cvxpy", or "auto" after an uncertified fast solve): each solver of the chain
    in turn; an "optimal" or "optimal_inaccurate" point is certified like any other, and the
    first one that passes is returned (``solver_ = "CLARABEL"``, or e.g.
-   ``"CLARABEL (optimal_inaccurate, certified)"``).
+   ``"CLARABEL (optimal_inaccurate, certified)"``). A chain that starts with CLARABEL at its
+   defaults, whose point does not certify, ends with CLARABEL again at tight tolerances
+   (``_TIGHT_CLARABEL``); Newton's guesses (FCGL blocks, sparse-group rows) are tried on a
+   point before the next solve.
 4. No CVXPY point passed: the best one is polished by the fast engine warm-started from it
    (``solver_ = "CLARABEL + fast polish"``); FCGL blocks and sparse-group rows start from
    Newton's point on what CVXPY's point holds active, where that point is near
    (:meth:`FastEngine.polish_start`). Where "auto" skipped the engine, a certified CVXPY
    point gets that Newton point too, for its exact zeros (the same label, no iteration).
+   There FCGL's single-response clusters are solved as LASSO responses and the other clusters
+   on their own (:mod:`._cluster_split`, :meth:`CertifiedSolver._solve_parts`).
 5. Otherwise :class:`SolveError` naming the best gap and every attempt.
 
 ``solver_status_`` is therefore always "optimal": it means *certified*, never a solver's
@@ -50,13 +55,16 @@ _SNAP = (1e-10, 1e-8, 1e-6)
 # A CVXPY point this close (relative gap) gets Newton's guesses on its active set before the
 # polishing iterations (FastEngine.polish_start); a farther one only the iterations.
 _NEAR = 1e-4
-# Clarabel where the fast engine is skipped for FCGL blocks (iterations_crawl): Newton's polish
-# guesses the active blocks from its point, which at the default tolerances (relative gaps
-# ~1e-6) hid them on the folds of a wide panel (a cluster of 2 responses, 164 rows, 500
-# factors: no guess passed, 20,000 polishing iterations failed); at these every guess from
-# 3e-5 of the largest norm down passed, for 10-15% more interior-point time. A user's own
-# settings win.
-_CRAWL_CLARABEL = {"tol_gap_abs": 1e-12, "tol_gap_rel": 1e-12, "tol_feas": 1e-12,
+# Clarabel again, at these tolerances, where its point at the defaults (the first of the chain,
+# without the user's settings) does not certify, before the polishing iterations: its default
+# points stop at relative gaps of ~1e-7 to 1e-6, and on wide panels at small penalties the
+# iterations from there crawl (FCGL with an L1 share: 20,000 iterations, 2-25 s, then
+# SolveError on 6 of 6 random fits; without one, a pair cluster on 164 rows and 500 factors hid
+# its active blocks from every guess of Newton's polish), while at these Clarabel certified
+# those fits as they were, or every guess from 3e-5 of the largest norm down passed. Not from
+# the start: they cost 30-60% more interior-point time on the FCGL fits with one cluster that
+# the first point serves.
+_TIGHT_CLARABEL = {"tol_gap_abs": 1e-12, "tol_gap_rel": 1e-12, "tol_feas": 1e-12,
                    "tol_ktratio": 1e-10}
 
 
@@ -185,9 +193,10 @@ class CertifiedSolver:
             return self._solve_parts(lam, coef_init)
         if crawl and coef_init is not None:
             # A neighbouring minimiser (a CV grid's, a path's or a rolling fit's previous one):
-            # sparse-group rows' iterations settle from it (they crawl from the prior only);
-            # FCGL's crawl from it too, so Newton on its active blocks is tried, then CVXPY.
-            crawl = self.engine.geometry == "block"
+            # sparse-group rows' and blocks' iterations settle from it (they crawl from the
+            # prior only); FCGL's without an L1 share crawl from it too, so Newton on its
+            # active blocks is tried, then CVXPY.
+            crawl = self.engine.geometry == "block" and self.engine.a == 0.0
             if crawl:
                 start, gap, ok = self._newton_point(coef_init, lam, warm=True)
                 if ok:
@@ -209,9 +218,13 @@ class CertifiedSolver:
             note = f" (fast engine not certified: gap {result.gap:.0e})"
 
         best = None  # (gap, solver, coef) of the best uncertified CVXPY point
-        for name, params in self.chain:
-            if crawl and self.engine.geometry == "block" and str(name).upper() == "CLARABEL":
-                params = {**_CRAWL_CLARABEL, **params}
+        chain = self.chain
+        if str(chain[0][0]).upper() == "CLARABEL" and not chain[0][1]:
+            chain = chain + [("CLARABEL", _TIGHT_CLARABEL)]
+        first_point = False  # the chain's first solver returned a point (uncertified)
+        for k, (name, params) in enumerate(chain):
+            if k == len(self.chain) and not first_point:
+                break  # (tighter tolerances for a point, not after an outright failure)
             with warnings.catch_warnings():
                 # CVXPY's "Solution may be inaccurate": the certificate below decides.
                 warnings.simplefilter("ignore", UserWarning)
@@ -219,10 +232,11 @@ class CertifiedSolver:
             if coef is None:
                 attempts.append((name, status))
                 continue
+            first_point = first_point or k == 0
             gap, ok, coef = self._certify_point(coef, lam)
             attempts.append((name, f"{status}, relative duality gap {gap:.1e}"))
             if ok:
-                if crawl:
+                if crawl and self.engine.polishes_by_newton:
                     # CVXPY answered in the engine's place: its interior point keeps every
                     # block or cell that belongs at zero small but nonzero, where the engine's
                     # answers have exact zeros; Newton's point on what it holds active has them
@@ -232,6 +246,11 @@ class CertifiedSolver:
                                         0)
                 label = name if status == "optimal" else f"{name} ({status}, certified)"
                 return Solution(coef, label + note, gap, None)
+            if k < len(chain) - 1 and gap <= _NEAR and self.engine.polishes_by_newton:
+                # Newton's guesses before another solve (the last point's get them below)
+                polished, polished_gap, polished_ok = self._newton_point(coef, lam)
+                if polished_ok:
+                    return Solution(polished, f"{name} + fast polish{note}", polished_gap, 0)
             if best is None or gap < best[0]:
                 best = (gap, name, coef)
             best_gap = min(best_gap, gap)

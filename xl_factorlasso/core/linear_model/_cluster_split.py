@@ -2,13 +2,14 @@
 
 The FCGL objective is a sum over clusters, each with its own responses and blocks: the clusters
 are independent problems. A cluster of one response ``i`` has blocks of one cell, and
-``w_gj ||D_ij||_2 = w_gj |D_ij|``: it is a LASSO response with the L1 weights ``w_g(i), j``
-(the whole weight of each block, with its adaptive factor). Where the block iterations crawl (a
-wide panel at a small penalty, :func:`~._homotopy.iterations_crawl`) those responses have the
-LASSO's exact start and path on a singular Gram (:mod:`._homotopy`) and its certificate, and the
-other clusters a CVXPY problem of their own size; on the (250, 500, 5) panel with found clusters,
-the folds of ``LassoModelCV`` whose clusters were all single lost 5 of 20 scores, each after
-Clarabel's point (relative gap ~1e-6) and 20,000 polishing iterations.
+``W_gj ||D_ij||_2 = W_gj |D_ij|``: it is a LASSO response with the L1 weights
+``a omega_ij + (1 - a) W_g(i),j`` (``W`` the whole weight of each block, with its adaptive
+factor; ``a`` the L1 share, ``omega`` its adaptive weights). Where the block iterations crawl
+(a wide panel at a small penalty, :func:`~._homotopy.iterations_crawl`) those responses have
+the LASSO's exact start and path on a singular Gram (:mod:`._homotopy`) and its certificate,
+and the other clusters a CVXPY problem of their own size. On the (250, 500, 5) panel with
+found clusters, the folds of ``LassoModelCV`` whose clusters were all single lost 5 of 20
+scores, each after Clarabel's point (relative gap ~1e-6) and 20,000 polishing iterations.
 
 :class:`~._certified.CertifiedSolver` splits a problem here only where it would otherwise skip
 the fast engine for every cluster; each part is certified by its own solver and the answer's
@@ -26,10 +27,9 @@ __all__ = ["single_clusters", "split_problem"]
 
 
 def single_clusters(spec: PenaltySpec) -> np.ndarray | None:
-    """(N,) bool: the responses alone in their cluster, for a FCGL penalty whose single
-    clusters are plain LASSO responses (no L1 share, not cooperative: then a cell's penalty
-    is its block's); None otherwise or when no cluster is single."""
-    if spec.geometry != "block" or spec.l1_weight != 0.0 or spec.cooperative:
+    """(N,) bool: the responses alone in their cluster, for a FCGL penalty (block geometry);
+    None for any other penalty or when no cluster is single."""
+    if spec.geometry != "block":
         return None
     groups = np.asarray(spec.groups)
     alone = np.bincount(groups)[groups] == 1
@@ -50,15 +50,19 @@ def split_problem(stats: SufficientStats, spec: PenaltySpec,
     common = dict(prior=spec.prior[idx], signs=pick(spec.signs), pinned=pick(spec.pinned),
                   lower_bound=pick(spec.lower_bound), upper_bound=pick(spec.upper_bound))
     if (np.bincount(groups)[groups] == 1).all():
+        # a cell's penalty: lambda (a omega_ij + (1 - a) W_gj) |D_ij| (a cooperative block's
+        # two halves of one cell are |D_ij| too)
+        a = float(spec.l1_weight)
+        weight = a * spec.l1_weights()[idx] + (1.0 - a) * spec.block_weights()[groups]
         sub = PenaltySpec(geometry="cell", groups=None, group_weight=None, l1_weight=1.0,
-                          nonneg=spec.nonneg, cell_weight=spec.block_weights()[groups],
-                          **common)
+                          nonneg=spec.nonneg, cell_weight=weight, **common)
     else:
         kept, codes = np.unique(groups, return_inverse=True)
         block_weight = None if spec.block_weight is None else \
             np.asarray(spec.block_weight)[kept]
         sub = PenaltySpec(geometry="block", groups=codes,
                           group_weight=np.asarray(spec.group_weight, dtype=float)[kept],
-                          l1_weight=0.0, nonneg=spec.nonneg, cell_weight=pick(spec.cell_weight),
-                          block_weight=block_weight, **common)
+                          l1_weight=spec.l1_weight, nonneg=spec.nonneg,
+                          cell_weight=pick(spec.cell_weight), block_weight=block_weight,
+                          cooperative=spec.cooperative, **common)
     return stats.responses(idx), sub

@@ -667,11 +667,19 @@ class FastEngine:
         else the point itself, in the box. ``warm``: ``coef`` is a neighbouring minimiser
         (FCGL: its own active blocks are tried first)."""
         x = np.clip(coef, self.lo, self.hi)
-        if self.geometry == "block" and self.a == 0.0 and not self.coop:
+        if self.polishes_by_newton and self.geometry == "block":
             x = block_polish(self, x, float(reg_lambda), warm=warm)[0]
-        elif self.geometry == "row" and self.a > 0.0:
+        elif self.polishes_by_newton:
             x = self._row_polish(x, float(reg_lambda))
         return x
+
+    @property
+    def polishes_by_newton(self) -> bool:
+        """Whether :meth:`polish_start` guesses Newton's point (FCGL blocks without an L1
+        share, not cooperative; sparse-group rows) rather than returning the point itself."""
+        if self.geometry == "block":
+            return self.a == 0.0 and not self.coop
+        return self.geometry == "row" and self.a > 0.0
 
     def _row_polish(self, x: np.ndarray, lam: float) -> np.ndarray:
         """Sparse-group rows from an interior-point answer: per response, the free cells are
