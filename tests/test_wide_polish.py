@@ -40,6 +40,14 @@ pytestmark = [
 ]
 
 
+def assert_same_fit(engine, x, ours, theirs, lam, atol):
+    """``ours`` (a warm start's answer) is the minimiser ``theirs`` is: an objective no higher
+    (within the gaps) and the same fitted values on the centred factors ``x``."""
+    assert engine.objective(ours, lam) <= engine.objective(theirs, lam) * (1 + 1e-8)
+    xc = x.to_numpy() - x.to_numpy().mean(axis=0)
+    np.testing.assert_allclose(xc @ ours.T, xc @ theirs.T, atol=atol)
+
+
 def _wide(seed=1):
     """40 rows, 60 factors, 10 assets: every Gram singular; the default reg_lambda is about
     1e-6 of lambda_max."""
@@ -172,9 +180,7 @@ def test_a_warm_start_lands_on_newton_without_cvxpy(monkeypatch):
     warm = solver.solve(lam, coef_init=near.coef)
     assert warm.solver == "fast" and warm.n_iter == 0 and warm.gap <= 1e-8
     e = solver.engine
-    assert e.objective(warm.coef, lam) <= e.objective(cold.coef, lam) * (1 + 1e-8)
-    x = panel.x.to_numpy() - panel.x.to_numpy().mean(axis=0)
-    np.testing.assert_allclose(x @ warm.coef.T, x @ cold.coef.T, atol=1e-5)
+    assert_same_fit(e, panel.x, warm.coef, cold.coef, lam, atol=1e-5)
 
 
 def test_a_warm_start_joins_the_blocks_whose_conditions_fail(monkeypatch):
@@ -248,13 +254,11 @@ def test_sparse_group_rows_from_a_warm_start_go_to_the_fast_engine(monkeypatch, 
     warm = solver.solve(lam, coef_init=near.coef)
     assert warm.solver == "fast" and warm.gap <= 1e-8
     e = solver.engine
-    assert e.objective(warm.coef, lam) <= e.objective(cold.coef, lam) * (1 + 1e-8)
-    x = panel.x.to_numpy() - panel.x.to_numpy().mean(axis=0)
-    np.testing.assert_allclose(x @ warm.coef.T, x @ cold.coef.T, atol=1e-5)
+    assert_same_fit(e, panel.x, warm.coef, cold.coef, lam, atol=1e-5)
 
 
 def test_where_auto_skips_the_fast_engine():
-    """FCGL without an L1 share below 1e-2 of lambda_max, with one below 1e-4, and sparse-group
+    """FCGL without an L1 share below 1e-2 of lambda_max, with one below 1e-3, and sparse-group
     rows where the row Newton finish (and so the continuation) does not run below 1e-4, every
     Gram singular."""
     def engine_of(x, y, model_type=FCGL, **kw):
@@ -276,9 +280,9 @@ def test_where_auto_skips_the_fast_engine():
     assert iterations_crawl(engine, 5e-3 * top, top)
     assert not iterations_crawl(engine, 2e-2 * top, top)
     assert not iterations_crawl(engine, 0.0, top)
-    sparse_group, top = engine_of(wide.x, wide.y, l1_weight=0.1)  # as the rows (stop 32)
-    assert iterations_crawl(sparse_group, 1e-5 * top, top)
-    assert not iterations_crawl(sparse_group, 2e-4 * top, top)
+    sparse_group, top = engine_of(wide.x, wide.y, l1_weight=0.1)  # (stop 32)
+    assert iterations_crawl(sparse_group, 5e-4 * top, top)
+    assert not iterations_crawl(sparse_group, 2e-3 * top, top)
     tall = make_factor_panel(200, 10, 10, seed=0)
     engine, top = engine_of(tall.x, tall.y)
     assert not iterations_crawl(engine, 1e-5 * top, top)

@@ -193,11 +193,11 @@ class CertifiedSolver:
             return self._solve_parts(lam, coef_init)
         if crawl and coef_init is not None:
             # A neighbouring minimiser (a CV grid's, a path's or a rolling fit's previous one):
-            # sparse-group rows' and blocks' iterations settle from it (they crawl from the
-            # prior only); FCGL's without an L1 share crawl from it too, so Newton on its
-            # active blocks is tried, then CVXPY.
-            crawl = self.engine.geometry == "block" and self.engine.a == 0.0
-            if crawl:
+            # sparse-group rows' iterations settle from it (they crawl from the prior only);
+            # FCGL's crawl from it too, so Newton on its active blocks is tried (without an L1
+            # share), then CVXPY.
+            crawl = self.engine.geometry == "block"
+            if crawl and self.engine.polishes_by_newton:
                 start, gap, ok = self._newton_point(coef_init, lam, warm=True)
                 if ok:
                     return Solution(start, "fast", gap, 0)
