@@ -39,7 +39,7 @@ def single_clusters(spec: PenaltySpec) -> np.ndarray | None:
 def split_problem(stats: SufficientStats, spec: PenaltySpec,
                   rows: np.ndarray) -> tuple[SufficientStats, PenaltySpec]:
     """The statistics and penalty of the responses ``rows`` (a mask that takes whole
-    clusters): a LASSO (cell geometry, L1 weights the blocks' weights) when every cluster
+    clusters): a LASSO (cell geometry, L1 weights ``a omega + (1 - a) W``) when every cluster
     of ``rows`` is single, else FCGL on those clusters, renumbered, with their weights."""
     idx = np.flatnonzero(rows)
 
