@@ -43,6 +43,11 @@ _STALL = 1e-8  # ... or stops improving below this (round-off in an ill-conditio
 # fractions of its cluster's (row's) largest, coarse first
 POLISH_GUESSES = (1e-2, 3e-3, 1e-3, 3e-4, 1e-4, 3e-5, 1e-5, 1e-6)
 _WARM_ROUNDS = 3  # block_polish from a warm start: zero blocks joined at most this often
+# interpolant_start: tries per cluster, the growth of nu that marks a block heading to zero
+# (the growths seen were 1e+69 to 1e+175 where a block had to leave), and the factors allowed
+_ACTIVE_ROUNDS = 12
+_DROP_GROWTH = 30.0
+_INTERPOLANT_MAX_M = 1000
 
 
 def block_activity(engine, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -155,6 +160,76 @@ def block_polish(engine, x: np.ndarray, lam: float,
         if not todo.any():
             break
     return out, ~todo
+
+
+def interpolant_start(engine, lam: float) -> tuple[np.ndarray, np.ndarray] | None:
+    """FCGL from the prior where the iterations crawl (a wide panel at a small penalty): an
+    active-set method on the blocks, from the minimum-norm solution of the loss alone.
+
+    There the minimiser nearly interpolates and keeps most blocks, and the minimum-norm
+    solution ``D0 = G^+ (C - B0 G)`` (every block nonzero) is close to it. Per cluster, Newton
+    runs on its active blocks with ``nu`` from ``D0``'s norms; where it fails, the blocks whose
+    ``nu`` grew more than ``_DROP_GROWTH``-fold (their norms heading to zero) leave the set (the
+    fastest-growing one if none did), and where its point is refused, the zero blocks whose
+    conditions fail join it (their norms from ``D0``), up to ``_ACTIVE_ROUNDS`` tries. One
+    cluster only (:class:`~._certified.CertifiedSolver`): on pairs of responses the set cycled
+    around its size until the tries ran out. On the
+    (60,100,20) panel with one cluster at ``lambda = 1e-5`` one block leaves and the second try
+    is the minimiser; at (250,500,5) 47 of 500 blocks are zero and it takes 8 tries.
+
+    Only a complete panel (one Gram), without a box, and up to ``_INTERPOLANT_MAX_M`` factors
+    (``G^+`` costs ``M^3``). Returns ``(x, taken per response)`` like :func:`block_polish`, or
+    None where it does not apply; the certificate judges the result as any other point.
+    """
+    e = engine
+    if e.n_patterns != 1 or not e._unboxed or e.m > _INTERPOLANT_MAX_M:
+        return None
+    gram = e.gram[0]
+    d0 = np.linalg.lstsq(gram, e._prior_residual().T, rcond=None)[0].T
+    parts = _parts(e)
+    weights = e.group_w.reshape(e.n_units, e.m)
+    out = e.prior.copy()
+    taken = np.zeros(e.n, dtype=bool)
+    for unit in range(e.n_units):
+        members = np.flatnonzero(e.unit == unit)
+        (part,) = parts.ids[unit][parts.ids[unit] >= 0]  # one Gram: one part per cluster
+        norms0 = np.linalg.norm(d0[members], axis=0)
+        active = norms0 > 0.0
+        for _ in range(_ACTIVE_ROUNDS):
+            cols = np.flatnonzero(active)
+            k = len(cols)
+            if k == 0:
+                break
+            sub = gram[np.ix_(cols, cols)]
+            kappa = 0.5 * e.t_rows * lam * (1.0 - e.a) * weights[unit, cols]
+            nu0 = kappa / norms0[cols]
+            roots = _roots(parts, np.array([[part]]), cols[None], k)
+            nu, done = _solve_batch(sub[None, None], parts.q[part][np.ix_(cols, cols)][None, None],
+                                    kappa[None], nu0[None], roots)
+            if not done[0]:
+                with np.errstate(invalid="ignore"):
+                    growth = nu[0] / nu0
+                drop = growth > _DROP_GROWTH
+                if not drop.any():
+                    drop = growth >= np.nanmax(growth)
+                active[cols[drop]] = False
+                continue
+            cand = out.copy()
+            cand[np.ix_(members, cols)] += _solve_rows(sub + np.diag(nu[0]),
+                                                       parts.residual[np.ix_(members, cols)])
+            if not np.isfinite(cand[members]).all():
+                break
+            _, _, size, radius = _block_pull(e, cand, lam)
+            blocks = unit * e.m + np.arange(e.m)
+            join = ~active & (size[blocks] > radius[blocks] * (1.0 + 1e-9))
+            if not join.any():
+                if block_kkt(e, cand, lam)[members].all():
+                    out[members] = cand[members]
+                    taken[members] = True
+                break
+            active |= join
+            norms0 = np.where(join, np.maximum(norms0, 1e-3 * norms0.max()), norms0)
+    return out, taken
 
 
 def _joined(engine, x: np.ndarray, lam: float) -> np.ndarray:
