@@ -1,6 +1,7 @@
-"""FCGL's single-response clusters solved as LASSO responses where the block iterations crawl
-(``_cluster_split``, ``CertifiedSolver._solve_parts``), Clarabel again at tighter tolerances
-where its first point does not certify, and sparse-group FCGL on wide panels.
+"""FCGL on wide panels at small penalties: single-response clusters solved as LASSO responses
+where the block iterations crawl (``_cluster_split``, ``CertifiedSolver._solve_parts``),
+Clarabel again at tighter tolerances where its first point does not certify, sparse-group
+FCGL, and one cluster from the minimum-norm solution (``interpolant_start``).
 
 The folds are those of ``LassoModelCV`` (expanding windows, 5 splits) on the (250, 500, 5)
 panel of ``make_factor_panel(seed=0)``: more factors than rows, where every fit below about
