@@ -189,49 +189,44 @@ def interpolant_start(engine, lam: float) -> tuple[np.ndarray, np.ndarray] | Non
     gram = e.gram[0]
     d0 = np.linalg.lstsq(gram, e._prior_residual().T, rcond=None)[0].T
     parts = _parts(e)
-    weights = e.group_w.reshape(e.n_units, e.m)
+    (part,) = parts.ids[0][parts.ids[0] >= 0]  # one cluster, one Gram: one part
+    weights = e.group_w  # (block j of the cluster: j)
     out = e.prior.copy()
-    taken = np.zeros(e.n, dtype=bool)
-    for unit in range(e.n_units):
-        members = np.flatnonzero(e.unit == unit)
-        (part,) = parts.ids[unit][parts.ids[unit] >= 0]  # one Gram: one part per cluster
-        norms0 = np.linalg.norm(d0[members], axis=0)
-        active = norms0 > 0.0
-        for _ in range(_ACTIVE_ROUNDS):
-            cols = np.flatnonzero(active)
-            k = len(cols)
-            if k == 0:
+    norms0 = np.linalg.norm(d0, axis=0)
+    active = norms0 > 0.0
+    for _ in range(_ACTIVE_ROUNDS):
+        cols = np.flatnonzero(active)
+        k = len(cols)
+        if k == 0:
+            break
+        sub = gram[np.ix_(cols, cols)]
+        kappa = 0.5 * e.t_rows * lam * (1.0 - e.a) * weights[cols]
+        nu0 = kappa / norms0[cols]
+        roots = _roots(parts, np.array([[part]]), cols[None], k)
+        nu, done = _solve_batch(sub[None, None], parts.q[part][np.ix_(cols, cols)][None, None],
+                                kappa[None], nu0[None], roots)
+        if not done[0]:
+            with np.errstate(invalid="ignore"):
+                growth = nu[0] / nu0
+            if not np.isfinite(growth).any():
                 break
-            sub = gram[np.ix_(cols, cols)]
-            kappa = 0.5 * e.t_rows * lam * (1.0 - e.a) * weights[unit, cols]
-            nu0 = kappa / norms0[cols]
-            roots = _roots(parts, np.array([[part]]), cols[None], k)
-            nu, done = _solve_batch(sub[None, None], parts.q[part][np.ix_(cols, cols)][None, None],
-                                    kappa[None], nu0[None], roots)
-            if not done[0]:
-                with np.errstate(invalid="ignore"):
-                    growth = nu[0] / nu0
-                drop = growth > _DROP_GROWTH
-                if not drop.any():
-                    drop = growth >= np.nanmax(growth)
-                active[cols[drop]] = False
-                continue
-            cand = out.copy()
-            cand[np.ix_(members, cols)] += _solve_rows(sub + np.diag(nu[0]),
-                                                       parts.residual[np.ix_(members, cols)])
-            if not np.isfinite(cand[members]).all():
-                break
-            _, _, size, radius = _block_pull(e, cand, lam)
-            blocks = unit * e.m + np.arange(e.m)
-            join = ~active & (size[blocks] > radius[blocks] * (1.0 + 1e-9))
-            if not join.any():
-                if block_kkt(e, cand, lam)[members].all():
-                    out[members] = cand[members]
-                    taken[members] = True
-                break
-            active |= join
-            norms0 = np.where(join, np.maximum(norms0, 1e-3 * norms0.max()), norms0)
-    return out, taken
+            drop = growth > _DROP_GROWTH
+            if not drop.any():
+                drop = growth >= np.nanmax(growth)
+            active[cols[drop]] = False
+            continue
+        cand = out.copy()
+        cand[:, cols] += _solve_rows(sub + np.diag(nu[0]), parts.residual[:, cols])
+        if not np.isfinite(cand).all():
+            break
+        _, _, size, radius = _block_pull(e, cand, lam)
+        join = ~active & (size > radius * (1.0 + 1e-9))
+        if not join.any():
+            ok = bool(block_kkt(e, cand, lam).all())
+            return (cand if ok else out), np.full(e.n, ok)
+        active |= join
+        norms0 = np.where(join, np.maximum(norms0, 1e-3 * norms0.max()), norms0)
+    return out, np.zeros(e.n, dtype=bool)
 
 
 def _joined(engine, x: np.ndarray, lam: float) -> np.ndarray:
