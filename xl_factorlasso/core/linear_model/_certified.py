@@ -303,7 +303,7 @@ class CertifiedSolver:
         own objective, so of the sum), labelled by what answered each part (one label where
         they agree); the gap reported is the whole problem's."""
         coef = self.engine.prior.copy()
-        labels, iterations = [], []
+        answered = []  # (which part, its solution)
         for rows, part in self._split:
             init = None if coef_init is None else coef_init[rows]
             what = "single-response clusters" if part.spec.geometry == "cell" else \
@@ -313,9 +313,10 @@ class CertifiedSolver:
             except SolveError as err:
                 raise SolveError(f"FCGL, {what}: {err}", err.attempts, gap=err.gap) from err
             coef[rows] = solution.coef
-            labels.append(f"{what}: {solution.solver}")
-            iterations.append(solution.n_iter)
-        known = [n for n in iterations if n is not None]
-        same = {label.split(": ", 1)[1] for label in labels}
-        return Solution(coef, same.pop() if len(same) == 1 else "; ".join(labels),
-                        self.engine.relative_gap(coef, lam), sum(known) if known else None)
+            answered.append((what, solution))
+        solvers = {solution.solver for _, solution in answered}
+        label = solvers.pop() if len(solvers) == 1 else "; ".join(
+            f"{what}: {solution.solver}" for what, solution in answered)
+        known = [solution.n_iter for _, solution in answered if solution.n_iter is not None]
+        return Solution(coef, label, self.engine.relative_gap(coef, lam),
+                        sum(known) if known else None)

@@ -18,8 +18,11 @@ the fast engine for every cluster; each part is certified by its own solver and 
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 
+from ._engine import _row_subset
 from ._penalty import PenaltySpec
 from ._preparation import SufficientStats
 
@@ -42,27 +45,20 @@ def split_problem(stats: SufficientStats, spec: PenaltySpec,
     clusters): a LASSO (cell geometry, L1 weights ``a omega + (1 - a) W``) when every cluster
     of ``rows`` is single, else FCGL on those clusters, renumbered, with their weights."""
     idx = np.flatnonzero(rows)
-
-    def pick(a):
-        return None if a is None else np.asarray(a)[idx]
-
-    groups = np.asarray(spec.groups)[idx]
-    common = dict(prior=spec.prior[idx], signs=pick(spec.signs), pinned=pick(spec.pinned),
-                  lower_bound=pick(spec.lower_bound), upper_bound=pick(spec.upper_bound))
+    sub_stats, sub = _row_subset(stats, spec, idx)  # (the rows' cells, groups and statistics)
+    groups = sub.groups
     if (np.bincount(groups)[groups] == 1).all():
         # a cell's penalty: lambda (a omega_ij + (1 - a) W_gj) |D_ij| (a cooperative block's
         # two halves of one cell are |D_ij| too)
         a = float(spec.l1_weight)
         weight = a * spec.l1_weights()[idx] + (1.0 - a) * spec.block_weights()[groups]
-        sub = PenaltySpec(geometry="cell", groups=None, group_weight=None, l1_weight=1.0,
-                          nonneg=spec.nonneg, cell_weight=weight, **common)
+        sub = replace(sub, geometry="cell", groups=None, group_weight=None, l1_weight=1.0,
+                      cell_weight=weight, block_weight=None, cooperative=False)
     else:
         kept, codes = np.unique(groups, return_inverse=True)
         block_weight = None if spec.block_weight is None else \
             np.asarray(spec.block_weight)[kept]
-        sub = PenaltySpec(geometry="block", groups=codes,
-                          group_weight=np.asarray(spec.group_weight, dtype=float)[kept],
-                          l1_weight=spec.l1_weight, nonneg=spec.nonneg,
-                          cell_weight=pick(spec.cell_weight), block_weight=block_weight,
-                          cooperative=spec.cooperative, **common)
-    return stats.responses(idx), sub
+        sub = replace(sub, groups=codes,
+                      group_weight=np.asarray(spec.group_weight, dtype=float)[kept],
+                      block_weight=block_weight)
+    return sub_stats, sub

@@ -1401,7 +1401,8 @@ def _top_eigenvalue(matrix, scale: np.ndarray | None = None) -> float:
 
 def _row_subset(stats: SufficientStats, spec: PenaltySpec, rows: np.ndarray):
     """The statistics and penalty of the responses ``rows`` (cell and row geometries: the
-    responses are independent problems); the per-pattern Grams are shared."""
+    responses are independent problems; whole FCGL clusters: :mod:`._cluster_split`); the
+    per-pattern Grams are shared."""
 
     def pick(a):
         return None if a is None else np.asarray(a)[rows]
