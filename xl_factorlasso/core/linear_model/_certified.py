@@ -12,7 +12,9 @@ solver that produced it believes), is at most ``tol``. In order:
    its iterations are known to crawl (:func:`~._homotopy.iterations_crawl`: FCGL, and
    sparse-group rows beyond the row Newton finish started from the prior, on a wide panel at
    a small penalty) and goes to 3; FCGL from a warm start first tries Newton's point on the
-   start's active blocks (:meth:`FastEngine.polish_start`).
+   start's active blocks (:meth:`FastEngine.polish_start`), and FCGL with a box (signs,
+   ``nonneg``) first gets ``_BOXED_BLOCKS_PROBE`` iterations and Newton's point on what they
+   hold active and at a bound (:mod:`._boxed_blocks`).
 3. CVXPY (engine "cvxpy", or "auto" after an uncertified fast solve): each solver of the chain
    in turn; an "optimal" or "optimal_inaccurate" point is certified like any other, and the
    first one that passes is returned (``solver_ = "CLARABEL"``, or e.g.
@@ -22,9 +24,10 @@ solver that produced it believes), is at most ``tol``. In order:
    point before the next solve.
 4. No CVXPY point passed: the best one is polished by the fast engine warm-started from it
    (``solver_ = "CLARABEL + fast polish"``); FCGL blocks and sparse-group rows start from
-   Newton's point on what CVXPY's point holds active, where that point is near
-   (:meth:`FastEngine.polish_start`). Where "auto" skipped the engine, a certified CVXPY
-   point gets that Newton point too, for its exact zeros (the same label, no iteration).
+   Newton's point on what CVXPY's point holds active, where that point is near, or whatever
+   its gap with a box (:meth:`FastEngine.polish_start`). Where "auto" skipped the engine, a
+   certified CVXPY point gets that Newton point too, for its exact zeros (the same label, no
+   iteration).
    There FCGL's single-response clusters are solved as LASSO responses and the other clusters
    on their own (:mod:`._cluster_split`, :meth:`CertifiedSolver._solve_parts`).
 5. Otherwise :class:`SolveError` naming the best gap and every attempt.
@@ -65,6 +68,13 @@ _NEAR = 1e-4
 # those fits as they were, or every guess from 3e-5 of the largest norm down passed. Not from
 # the start: they cost 30-60% more interior-point time on the FCGL fits with one cluster that
 # the first point serves.
+# Boxed FCGL blocks (signs, nonneg) where "auto" skips the engine (a wide panel at a small
+# penalty): these iterations, then Newton's guesses from their point, before CVXPY. On random
+# wide panels (22-119 rows, 60-347 factors, 1e-3 to 1e-7 of lambda_max) the iterations alone
+# certified the sparse non-negative answers (one cluster at (119,291,10): 0.2-0.4 s against
+# 82 s for Clarabel and its polish), and their point's guesses most others (one cluster with
+# signs and a prior at (113,269,10): 0.5-3.6 s against 44-66 s); 1,000 iterations did no better
+_BOXED_BLOCKS_PROBE = 300
 _TIGHT_CLARABEL = {"tol_gap_abs": 1e-12, "tol_gap_rel": 1e-12, "tol_feas": 1e-12,
                    "tol_ktratio": 1e-10}
 
@@ -162,6 +172,15 @@ class CertifiedSolver:
                 best = (gap, ok, candidate)
         return best
 
+    def _newton_worth(self, gap: float) -> bool:
+        """Whether Newton's guesses (:meth:`FastEngine.polish_start`) are tried on a CVXPY point
+        of relative gap ``gap``: near the minimiser's faces (``_NEAR``), or whatever its gap
+        with boxed FCGL blocks, whose interior points are far from certified (0.8 and 4e-4 at
+        Clarabel's default and tight tolerances on a wide panel at 1e-7 of ``lambda_max``)
+        while the cells their guesses hold at a bound are already near it."""
+        e = self.engine
+        return gap <= _NEAR or (e.geometry == "block" and not e._unboxed)
+
     def _newton_point(self, coef: np.ndarray, lam: float, warm: bool = False):
         """``(point, its relative gap, certified)``: Newton's point on what ``coef`` holds
         active (:meth:`FastEngine.polish_start`), certified like any other."""
@@ -211,6 +230,19 @@ class CertifiedSolver:
                 start, gap, ok = self._newton_point(coef_init, lam, warm=True)
                 if ok:
                     return Solution(start, "fast", gap, 0)
+        if crawl and self.engine.geometry == "block" and not self.engine._unboxed:
+            # the interior point's factorisation couples every member of a cluster on every
+            # factor (dense in N M for one cluster: 20 s per solve at (113,269,10)), while the
+            # iterations hold cells on their bounds exactly: a short probe of them, then
+            # Newton's guesses on what their point holds active and at a bound
+            result = self.engine.solve(lam, coef_init=coef_init, tol=tol,
+                                       max_iter=min(self.max_iter, _BOXED_BLOCKS_PROBE))
+            if result.certified:
+                return Solution(result.coef, "fast", result.gap, result.iterations)
+            if self.engine.polishes_by_newton:
+                start, gap, ok = self._newton_point(result.coef, lam)
+                if ok:
+                    return Solution(start, "fast", gap, result.iterations)
         if crawl:
             note = " (fast engine skipped: singular Gram, small penalty)"
         elif self.use_fast:
@@ -256,7 +288,7 @@ class CertifiedSolver:
                                         0)
                 label = name if status == "optimal" else f"{name} ({status}, certified)"
                 return Solution(coef, label + note, gap, None)
-            if k < len(chain) - 1 and gap <= _NEAR and self.engine.polishes_by_newton:
+            if k < len(chain) - 1 and self._newton_worth(gap) and self.engine.polishes_by_newton:
                 # Newton's guesses before another solve (the last point's get them below)
                 polished, polished_gap, polished_ok = self._newton_point(coef, lam)
                 if polished_ok:
@@ -266,7 +298,7 @@ class CertifiedSolver:
             best_gap = min(best_gap, gap)
         if best is not None:
             gap, name, coef = best
-            if gap <= _NEAR:  # Newton's guesses need the point near the minimiser's faces
+            if self._newton_worth(gap):
                 coef = self.engine.polish_start(coef, lam)
             result = self.engine.solve(lam, coef_init=coef, tol=tol, max_iter=self.max_iter)
             if result.certified:

@@ -126,6 +126,7 @@ from ._block_newton import (
     block_newton,
     block_polish,
 )
+from ._boxed_blocks import boxed_block_polish
 from ._homotopy import continuation_start, homotopy_rows, homotopy_start, probe_signed
 from ._newton_finish import _NewtonFinish, newton_accepted
 from ._penalty import PenaltySpec, penalty_value
@@ -663,12 +664,15 @@ class FastEngine:
     def polish_start(self, coef: np.ndarray, reg_lambda: float, warm: bool = False) -> np.ndarray:
         """Where a polish of another solver's point (CVXPY's) starts: Newton's point on what
         that point holds active, unit by unit where it is found (FCGL blocks without an L1
-        share: :func:`~._block_newton.block_polish`; sparse-group rows: :meth:`_row_polish`);
+        share: :func:`~._block_newton.block_polish`, then for clusters holding cells at a bound
+        :func:`~._boxed_blocks.boxed_block_polish`; sparse-group rows: :meth:`_row_polish`);
         else the point itself, in the box. ``warm``: ``coef`` is a neighbouring minimiser
         (FCGL: its own active blocks are tried first)."""
         x = np.clip(coef, self.lo, self.hi)
         if self.polishes_by_newton and self.geometry == "block":
-            x = block_polish(self, x, float(reg_lambda), warm=warm)[0]
+            x, taken = block_polish(self, x, float(reg_lambda), warm=warm)
+            if not self._unboxed and not taken.all():
+                x = boxed_block_polish(self, x, float(reg_lambda), ~taken)[0]
         elif self.polishes_by_newton:
             x = self._row_polish(x, float(reg_lambda))
         return x

@@ -1,0 +1,130 @@
+"""FCGL with a box (signs, signs and a prior, ``nonneg``) on wide panels at small penalties:
+Newton's point on what another point holds active and at a bound (``_boxed_blocks``), and
+the short probe of the iterations before CVXPY (``_certified._BOXED_BLOCKS_PROBE``).
+
+Before them, these fits raised ``SolveError`` (Clarabel's points at relative gaps of 0.8 and
+4e-4 by the certificate, and 20,000 polishing iterations from there did not close it) or took
+Clarabel's dense factorisations (82 s for one non-negative cluster at (119,291,10))."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from tests.test_engine import TIGHT
+from xl_factorlasso import LassoModel, LassoModelType, make_factor_panel
+from xl_factorlasso.core.linear_model import _certified
+from xl_factorlasso.core.linear_model._boxed_blocks import boxed_block_polish
+from xl_factorlasso.core.linear_model._formulation import LassoProblem
+
+FCGL = LassoModelType.FACTOR_CLUSTER_GROUP_LASSO
+
+pytestmark = [
+    pytest.mark.filterwarnings("ignore:solver CLARABEL returned an inaccurate solution"),
+    pytest.mark.filterwarnings("ignore:Solution may be inaccurate"),
+]
+
+
+def _model(shape, seed, fraction, **kw):
+    """A wide panel, FCGL with ``kw`` at ``fraction`` of its ``lambda_max``."""
+    panel = make_factor_panel(*shape, seed=seed)
+    kw = dict(model_type=FCGL, **kw)
+    if kw.pop("signs", False):
+        kw["factors_beta_loading_signs"] = panel.signs
+    if kw.pop("prior", False):
+        kw["factors_beta_prior"] = panel.prior
+    lam = fraction * LassoModel(**kw).lambda_max(panel.x, panel.y)
+    return panel, LassoModel(reg_lambda=lam, **kw)
+
+
+def _reference(model, panel):
+    """The objective of Clarabel's point at tight tolerances, in the box (an upper bound of
+    the minimum, independent of the engine's Newton and iterations)."""
+    setup = model._setup(panel.x, panel.y)
+    status, coef = LassoProblem(setup.stats, setup.spec).solve(model.reg_lambda, "CLARABEL",
+                                                                TIGHT)
+    assert coef is not None, status
+    return setup.objective(coef, model.reg_lambda)
+
+
+def _assert_in_signs(fit, panel):
+    signs = panel.signs.to_numpy()
+    coef = fit.coef_.to_numpy()
+    assert np.all(coef[signs == 0] == 0.0)
+    assert np.all(coef[signs > 0] >= 0.0) and np.all(coef[signs < 0] <= 0.0)
+
+
+def test_newton_certifies_clarabels_default_point_with_signs():
+    """Found clusters with signs on (22, 60, 4) at 1e-7 of lambda_max: Clarabel's default point
+    is far from certified (the interior point keeps the cells that belong on a bound, and the
+    blocks that belong at zero, off them), while Newton's point on what it holds active and
+    at a bound is certified at once."""
+    panel, model = _model((22, 60, 4), 2001, 1e-7, signs=True)
+    lam = model.reg_lambda
+    setup = model._setup(panel.x, panel.y)
+    solver = model._solver(setup, lam)
+    status, point = solver.problem(lam).solve(lam)
+    assert point is not None, status
+    gap, ok = solver._gap(point, lam)
+    assert not ok and gap > 1e-2
+    engine = solver.engine
+    boxed = engine.geometry == "block" and not engine._unboxed
+    assert boxed
+    polished, found = boxed_block_polish(engine, point, lam, np.ones(engine.n, dtype=bool))
+    assert found.any()
+    gap, ok = solver._gap(polished, lam)
+    assert ok and gap <= 1e-8
+    assert np.all(polished >= engine.lo) and np.all(polished <= engine.hi)
+
+
+def test_signs_at_a_tiny_penalty_are_certified_no_higher_than_clarabel():
+    """The same fit through ``LassoModel``: certified (the starting code raised SolveError),
+    in the signs, and no higher than Clarabel's tight point."""
+    panel, model = _model((22, 60, 4), 2001, 1e-7, signs=True)
+    fit = model.fit(panel.x, panel.y)
+    assert fit.duality_gap_ <= 1e-8
+    _assert_in_signs(fit, panel)
+    assert fit.objective_value_ <= _reference(model, panel) * (1 + 1e-8)
+
+
+def test_one_cluster_with_signs_and_prior_needs_no_cvxpy(monkeypatch):
+    """One cluster with signs and a prior on (36, 134, 8) at 1e-7 of lambda_max (the starting
+    code: SolveError after 13 s): the probe's iterations, then Newton's point on what they hold
+    active and at a bound; CVXPY is never called."""
+    calls = []
+    original = LassoProblem.solve
+    monkeypatch.setattr(LassoProblem, "solve",
+                        lambda self, *a, **k: calls.append(a) or original(self, *a, **k))
+    panel, model = _model((36, 134, 8), 2006, 1e-7, signs=True, prior=True, n_clusters=1)
+    fit = model.fit(panel.x, panel.y)
+    assert fit.solver_ == "fast" and not calls
+    assert fit.n_iter_ == _certified._BOXED_BLOCKS_PROBE
+    assert fit.duality_gap_ <= 1e-8
+    _assert_in_signs(fit, panel)
+    monkeypatch.undo()
+    assert fit.objective_value_ <= _reference(model, panel) * (1 + 1e-8)
+
+
+def test_sparse_non_negative_cluster_is_certified_by_the_probe():
+    """One non-negative cluster on (119, 291, 10) at 1e-7 of lambda_max: the iterations
+    certify within the probe (the starting code skipped them for Clarabel and its polish)."""
+    panel, model = _model((119, 291, 10), 1001, 1e-7, nonneg=True, n_clusters=1)
+    fit = model.fit(panel.x, panel.y)
+    assert fit.solver_ == "fast"
+    assert fit.n_iter_ <= _certified._BOXED_BLOCKS_PROBE
+    assert fit.duality_gap_ <= 1e-8
+    assert (fit.coef_.to_numpy() >= 0).all()
+
+
+def test_unboxed_blocks_keep_their_path(monkeypatch):
+    """Without a box the probe does not run: a wide unboxed FCGL fit at a small penalty still
+    skips the iterations (CVXPY's point, then Newton's, as before)."""
+    ran = []
+    original = _certified.FastEngine.solve
+    monkeypatch.setattr(_certified.FastEngine, "solve",
+                        lambda self, *a, **k: ran.append(k.get("max_iter")) or
+                        original(self, *a, **k))
+    panel, model = _model((36, 134, 8), 2006, 1e-5, n_clusters=2)
+    fit = model.fit(panel.x, panel.y)
+    assert fit.duality_gap_ <= 1e-8
+    assert _certified._BOXED_BLOCKS_PROBE not in ran
