@@ -279,7 +279,9 @@ def test_sparse_group_rows_at_the_default_penalty_are_certified_by_the_engine():
     fit = LassoModel(**kw).fit(panel.x, panel.y)
     assert fit.solver_ == "fast" and fit.duality_gap_ <= 1e-8
     ref = LassoModel(engine="cvxpy", **kw).fit(panel.x, panel.y)
-    assert fit.objective_value_ <= ref.objective_value_ * (1 + 1e-10)
+    # (on an AMD EPYC ours lay 1.3e-10 above Clarabel's polished point: both objectives are
+    # sums with cancellation, evaluated to about that; the gaps certify 1e-8)
+    assert fit.objective_value_ <= ref.objective_value_ * (1 + 1e-9)
     np.testing.assert_allclose(fit.coef_.to_numpy(), ref.coef_.to_numpy(), atol=1e-6)
 
 

@@ -54,6 +54,10 @@ def ran(built, tmp_path_factory):
     calls = []
     result = run_job(XlsxFileIO(path), "backtest", progress=lambda *a: calls.append(a))
     d = load_demo_panel()
+    # the returns and factors as the workbook holds them (the cells' values, which differ from
+    # the panel's by an ulp here and there): the same inputs as the job's, so every table can
+    # be compared to 1e-12 (from the panel itself, betas moved by up to 4e-10 on an AMD EPYC)
+    x, y = _frame(_table(built, "FL_FACTORS")), _frame(_table(built, "FL_RETURNS"))
     model = LassoModel(model_type="HCGL", span=52, n_clusters=4, reg_lambda=1e-5,
                        factors_beta_loading_signs=d.signs, factors_beta_prior=d.prior)
     groups = {a: [TAGS[c]] for a, c in d.clusters.items()}
@@ -61,7 +65,7 @@ def ran(built, tmp_path_factory):
                                        linear_constraints=["EQ <= 0.40"])
     bt = MaxDiversificationBacktest(
         RollingLassoModel(model, rebalance="QE", min_history=104, annualization_factor=52),
-        portfolio, annualization_factor=52, compounded=True).fit(d.x, d.y)
+        portfolio, annualization_factor=52, compounded=True).fit(x, y)
     return path, result, calls, bt
 
 
