@@ -195,18 +195,22 @@ def _sparse_group_case(t, m, n, seed, fraction, **kw):
 
 @pytest.mark.parametrize(("shape", "seed", "fraction", "kw", "label"), [
     ((24, 40, 4), 9055, 1.73e-6, {"n_clusters": 1},
-     "CLARABEL (fast engine skipped: singular Gram, small penalty)"),
+     "CLARABEL + fast polish (fast engine skipped: singular Gram, small penalty)"),
     ((29, 46, 11), 7034, 2.01e-6, {}, "single-response clusters: fast; clusters of several "
-     "responses: CLARABEL (fast engine skipped: singular Gram, small penalty)"),
+     "responses: CLARABEL + fast polish (fast engine skipped: singular Gram, small penalty)"),
 ])
-def test_sparse_group_fcgl_on_a_wide_panel_is_certified(shape, seed, fraction, kw, label):
-    """The engine is skipped below 1e-4 of lambda_max (as for sparse-group rows), Clarabel's
-    default point is not certified and its second point, at 1e-12 tolerances, is; the single
-    clusters are the LASSO's. The answer's objective is no higher than Clarabel's on the whole
-    problem at tight tolerances."""
+def test_sparse_group_fcgl_on_a_wide_panel_is_certified(shape, seed, fraction, kw, label,
+                                                        monkeypatch):
+    """The engine is skipped below 1e-3 of lambda_max, Clarabel's default point is not
+    certified, and Newton's point on what it holds active, with cells held at zero (the L1
+    kink, ``_boxed_blocks``), is, with no second solve (stop 32 asked Clarabel again at 1e-12);
+    the single clusters are the LASSO's. The answer's objective is no higher than Clarabel's on
+    the whole problem at tight tolerances."""
     panel, kw, lam = _sparse_group_case(*shape, seed, fraction, **kw)
+    seen = _spy_on_clarabel(monkeypatch)
     fit = LassoModel(reg_lambda=lam, **kw).fit(panel.x, panel.y)
     assert fit.solver_ == label and fit.duality_gap_ <= 1e-8
+    assert [params for _, params in seen] == [{}]
     model = LassoModel(reg_lambda=lam, **kw)
     setup = model._setup(panel.x, panel.y)
     engine = model._solver(setup, lam).engine
@@ -216,11 +220,12 @@ def test_sparse_group_fcgl_on_a_wide_panel_is_certified(shape, seed, fraction, k
 
 
 def test_clarabel_is_asked_again_at_tight_tolerances(monkeypatch):
-    """Engine "cvxpy" (no fast engine, no polish needed): Clarabel's default point has a
-    relative gap of ~2e-7, the second one certifies; a user's ``solver_params`` get exactly one
-    solve with their settings."""
+    """Engine "cvxpy", Newton's guesses withheld (``polish_start`` returns the point): Clarabel's
+    default point has a relative gap of ~2e-7, the second one, at 1e-12 tolerances, certifies;
+    a user's ``solver_params`` get exactly one solve with their settings."""
     panel, kw, lam = _sparse_group_case(24, 40, 4, 9055, 1.73e-6, n_clusters=1)
     seen = _spy_on_clarabel(monkeypatch)
+    monkeypatch.setattr(FastEngine, "polish_start", lambda self, coef, *a, **k: coef)
     fit = LassoModel(reg_lambda=lam, engine="cvxpy", **kw).fit(panel.x, panel.y)
     assert fit.solver_ == "CLARABEL" and fit.n_iter_ is None and fit.duality_gap_ <= 1e-8
     assert [params for _, params in seen] == [{}, {"tol_gap_abs": 1e-12, "tol_gap_rel": 1e-12,
@@ -232,18 +237,21 @@ def test_clarabel_is_asked_again_at_tight_tolerances(monkeypatch):
     assert [params for _, params in seen] == [{"max_iter": 100}]
 
 
-def test_a_sparse_group_warm_start_goes_to_cvxpy_too(monkeypatch):
+def test_a_sparse_group_warm_start_needs_neither_iterations_nor_cvxpy(monkeypatch):
     """Down a CV grid, FCGL with an L1 share crawls from the previous answer as from the prior
-    (a fold of 96 rows: 1.3-1.7 s of iterations per lambda against 0.4 s for Clarabel), so a
-    warm start below 1e-3 of lambda_max goes to CVXPY without an iteration."""
+    (a fold of 96 rows: 1.3-1.7 s of iterations per lambda against 0.4 s for Clarabel); below
+    1e-3 of lambda_max a warm start gets Newton's point on the previous answer's active blocks
+    and cells (``_boxed_blocks``), which certifies here: no iteration, no CVXPY call (stop 32
+    went to Clarabel)."""
     panel, kw, lam = _sparse_group_case(24, 40, 4, 9055, 1.73e-6, n_clusters=1)
     model = LassoModel(reg_lambda=lam, **kw)
     setup = model._setup(panel.x, panel.y)
     solver = model._solver(setup, lam)
     near = solver.solve(2.0 * lam)
     monkeypatch.setattr(FastEngine, "solve", lambda *a, **k: pytest.fail("the engine iterated"))
+    seen = _spy_on_clarabel(monkeypatch)
     warm = solver.solve(lam, coef_init=near.coef)
-    assert warm.solver == "CLARABEL (fast engine skipped: singular Gram, small penalty)"
+    assert warm.solver == "fast" and warm.n_iter == 0 and not seen
     assert warm.gap <= 1e-8
 
 

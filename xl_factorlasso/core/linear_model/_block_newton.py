@@ -183,8 +183,8 @@ def interpolant_start(engine, lam: float) -> tuple[np.ndarray, np.ndarray] | Non
     the certificate judges the result as any other point.
     """
     e = engine
-    if e.n_units != 1 or e.n_patterns != 1 or not e._unboxed or e.m > _INTERPOLANT_MAX_M or \
-            e.n * (e.t_rows - 1.0) < e.m:
+    if e.n_units != 1 or e.n_patterns != 1 or not e._unboxed or e.a != 0.0 or e.coop or \
+            e.m > _INTERPOLANT_MAX_M or e.n * (e.t_rows - 1.0) < e.m:
         return None
     gram = e.gram[0]
     d0 = np.linalg.lstsq(gram, e._prior_residual().T, rcond=None)[0].T

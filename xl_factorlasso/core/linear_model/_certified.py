@@ -12,9 +12,10 @@ solver that produced it believes), is at most ``tol``. In order:
    its iterations are known to crawl (:func:`~._homotopy.iterations_crawl`: FCGL, and
    sparse-group rows beyond the row Newton finish started from the prior, on a wide panel at
    a small penalty) and goes to 3; FCGL from a warm start first tries Newton's point on the
-   start's active blocks (:meth:`FastEngine.polish_start`), and FCGL with a box (signs,
+   start's active blocks (:meth:`FastEngine.polish_start`; with a box or an L1 share, with
+   cells held at a bound or at zero: :mod:`._boxed_blocks`), and FCGL with a box (signs,
    ``nonneg``) first gets ``_BOXED_BLOCKS_PROBE`` iterations and Newton's point on what they
-   hold active and at a bound (:mod:`._boxed_blocks`).
+   hold active and at a bound.
 3. CVXPY (engine "cvxpy", or "auto" after an uncertified fast solve): each solver of the chain
    in turn; an "optimal" or "optimal_inaccurate" point is certified like any other, and the
    first one that passes is returned (``solver_ = "CLARABEL"``, or e.g.
@@ -25,7 +26,8 @@ solver that produced it believes), is at most ``tol``. In order:
 4. No CVXPY point passed: the best one is polished by the fast engine warm-started from it
    (``solver_ = "CLARABEL + fast polish"``); FCGL blocks and sparse-group rows start from
    Newton's point on what CVXPY's point holds active, where that point is near, or whatever
-   its gap with a box (:meth:`FastEngine.polish_start`). Where "auto" skipped the engine, a
+   its gap for FCGL with a box or an L1 share on a wide panel
+   (:meth:`FastEngine.polish_start`). Where "auto" skipped the engine, a
    certified CVXPY point gets that Newton point too, for its exact zeros (the same label, no
    iteration).
    There FCGL's single-response clusters are solved as LASSO responses and the other clusters
@@ -68,7 +70,7 @@ _NEAR = 1e-4
 # those fits as they were, or every guess from 3e-5 of the largest norm down passed. Not from
 # the start: they cost 30-60% more interior-point time on the FCGL fits with one cluster that
 # the first point serves.
-# Boxed FCGL blocks (signs, nonneg) where "auto" skips the engine (a wide panel at a small
+# FCGL blocks with a box (signs, nonneg) where "auto" skips the engine (a wide panel at a small
 # penalty): these iterations, then Newton's guesses from their point, before CVXPY. On random
 # wide panels (22-119 rows, 60-347 factors, 1e-3 to 1e-7 of lambda_max) the iterations alone
 # certified the sparse non-negative answers (one cluster at (119,291,10): 0.2-0.4 s against
@@ -175,11 +177,11 @@ class CertifiedSolver:
     def _newton_worth(self, gap: float) -> bool:
         """Whether Newton's guesses (:meth:`FastEngine.polish_start`) are tried on a CVXPY point
         of relative gap ``gap``: near the minimiser's faces (``_NEAR``), or whatever its gap
-        with boxed FCGL blocks, whose interior points are far from certified (0.8 and 4e-4 at
-        Clarabel's default and tight tolerances on a wide panel at 1e-7 of ``lambda_max``)
-        while the cells their guesses hold at a bound are already near it."""
-        e = self.engine
-        return gap <= _NEAR or (e.geometry == "block" and not e._unboxed)
+        with FCGL blocks holding cells at a bound or at zero on a wide panel, whose interior
+        points are far from certified (0.8 and 4e-4 at Clarabel's default and tight tolerances,
+        signs at 1e-7 of ``lambda_max``) while the cells their guesses hold are already near
+        their bound."""
+        return gap <= _NEAR or self.engine.polishes_held_blocks
 
     def _newton_point(self, coef: np.ndarray, lam: float, warm: bool = False):
         """``(point, its relative gap, certified)``: Newton's point on what ``coef`` holds
@@ -223,26 +225,27 @@ class CertifiedSolver:
         if crawl and coef_init is not None:
             # A neighbouring minimiser (a CV grid's, a path's or a rolling fit's previous one):
             # sparse-group rows' iterations settle from it (they crawl from the prior only);
-            # FCGL's crawl from it too, so Newton on its active blocks is tried (without an L1
-            # share), then CVXPY.
+            # FCGL's crawl from it too, so Newton on its active blocks is tried (with cells held
+            # at a bound or at zero where it has a box or an L1 share), then CVXPY.
             crawl = self.engine.geometry == "block"
             if crawl and self.engine.polishes_by_newton:
                 start, gap, ok = self._newton_point(coef_init, lam, warm=True)
                 if ok:
                     return Solution(start, "fast", gap, 0)
-        if crawl and self.engine.geometry == "block" and not self.engine._unboxed:
+        if crawl and self.engine.polishes_held_blocks and not self.engine._unboxed:
             # the interior point's factorisation couples every member of a cluster on every
             # factor (dense in N M for one cluster: 20 s per solve at (113,269,10)), while the
             # iterations hold cells on their bounds exactly: a short probe of them, then
-            # Newton's guesses on what their point holds active and at a bound
+            # Newton's guesses on what their point holds active and at a bound (not without a
+            # box: sparse-group FCGL's small wide fits took 0.07-0.13 s through Clarabel and
+            # 0.25-0.65 s with the probe first)
             result = self.engine.solve(lam, coef_init=coef_init, tol=tol,
                                        max_iter=min(self.max_iter, _BOXED_BLOCKS_PROBE))
             if result.certified:
                 return Solution(result.coef, "fast", result.gap, result.iterations)
-            if self.engine.polishes_by_newton:
-                start, gap, ok = self._newton_point(result.coef, lam)
-                if ok:
-                    return Solution(start, "fast", gap, result.iterations)
+            start, gap, ok = self._newton_point(result.coef, lam)
+            if ok:
+                return Solution(start, "fast", gap, result.iterations)
         if crawl:
             note = " (fast engine skipped: singular Gram, small penalty)"
         elif self.use_fast:

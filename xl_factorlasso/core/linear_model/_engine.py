@@ -127,7 +127,7 @@ from ._block_newton import (
     block_polish,
 )
 from ._boxed_blocks import boxed_block_polish
-from ._homotopy import continuation_start, homotopy_rows, homotopy_start, probe_signed
+from ._homotopy import _singular, continuation_start, homotopy_rows, homotopy_start, probe_signed
 from ._newton_finish import _NewtonFinish, newton_accepted
 from ._penalty import PenaltySpec, penalty_value
 from ._preparation import GramBlocks, SufficientStats, sub_block
@@ -664,26 +664,41 @@ class FastEngine:
     def polish_start(self, coef: np.ndarray, reg_lambda: float, warm: bool = False) -> np.ndarray:
         """Where a polish of another solver's point (CVXPY's) starts: Newton's point on what
         that point holds active, unit by unit where it is found (FCGL blocks without an L1
-        share: :func:`~._block_newton.block_polish`, then for clusters holding cells at a bound
-        :func:`~._boxed_blocks.boxed_block_polish`; sparse-group rows: :meth:`_row_polish`);
+        share: :func:`~._block_newton.block_polish`, then, for the clusters it leaves, with cells
+        held at a bound or at zero: :func:`~._boxed_blocks.boxed_block_polish`; sparse-group
+        rows: :meth:`_row_polish`);
         else the point itself, in the box. ``warm``: ``coef`` is a neighbouring minimiser
         (FCGL: its own active blocks are tried first)."""
-        x = np.clip(coef, self.lo, self.hi)
-        if self.polishes_by_newton and self.geometry == "block":
-            x, taken = block_polish(self, x, float(reg_lambda), warm=warm)
-            if not self._unboxed and not taken.all():
-                x = boxed_block_polish(self, x, float(reg_lambda), ~taken)[0]
+        x, lam = np.clip(coef, self.lo, self.hi), float(reg_lambda)
+        if self.geometry == "block":
+            taken = np.zeros(self.n, dtype=bool)
+            if self.a == 0.0 and not self.coop:
+                x, taken = block_polish(self, x, lam, warm=warm)
+            if self.polishes_held_blocks and not taken.all():
+                x = boxed_block_polish(self, x, lam, ~taken)[0]
         elif self.polishes_by_newton:
-            x = self._row_polish(x, float(reg_lambda))
+            x = self._row_polish(x, lam)
         return x
 
     @property
     def polishes_by_newton(self) -> bool:
         """Whether :meth:`polish_start` guesses Newton's point (FCGL blocks without an L1
-        share, not cooperative; sparse-group rows) rather than returning the point itself."""
+        share, not cooperative; FCGL blocks holding cells at a bound or at zero on a wide
+        panel, :attr:`polishes_held_blocks`; sparse-group rows) rather than returning the point
+        itself."""
         if self.geometry == "block":
-            return self.a == 0.0 and not self.coop
+            return (self.a == 0.0 and not self.coop) or self.polishes_held_blocks
         return self.geometry == "row" and self.a > 0.0
+
+    @property
+    def polishes_held_blocks(self) -> bool:
+        """Whether :meth:`polish_start` also tries Newton with cells held at a bound or at
+        zero (:mod:`._boxed_blocks`): FCGL blocks, not cooperative, with a box (signs,
+        ``nonneg``) or an L1 share, on a wide panel (every Gram singular), where the
+        iterations crawl at small penalties; its loops are per response, which the few
+        responses of such panels afford."""
+        return (self.geometry == "block" and not self.coop
+                and (not self._unboxed or self.a > 0.0) and bool(_singular(self).all()))
 
     def _row_polish(self, x: np.ndarray, lam: float) -> np.ndarray:
         """Sparse-group rows from an interior-point answer: per response, the free cells are
