@@ -31,10 +31,11 @@ is ``alpha = lambda w T / (2 n)``. Models and how each peer expresses them:
   response is a group lasso with one group: celer and skglm ``GroupLasso`` per response
   (scikit-learn has none). Sparse-group (``l1_weight``): skglm's ``WeightedL1GroupL2``.
 * HCGL nonneg: the special case of signs for groups, skglm ``GroupLasso(positive=True)``.
-* Signs with both signs and a prior centre (LASSO+sign+prior, HCGL l1w=0.1+sign+prior), and
-  sparse-group FCGL (``fcgl_l1``, found clusters, ``l1_weight=0.1``): no peer expresses them;
-  the CVXPY reference (``engine="cvxpy"``) is the comparison, and the LASSO nonneg row the
-  peers' special case.
+* Signs with both signs and a prior centre (LASSO+sign+prior, HCGL l1w=0.1+sign+prior, FCGL
+  one cluster+sign+prior), FCGL with one non-negative cluster (``MultiTaskLasso`` has no
+  ``positive``), and sparse-group FCGL (``fcgl_l1``, found clusters, ``l1_weight=0.1``): no
+  peer expresses them; the CVXPY reference (``engine="cvxpy"``) is the comparison, and the
+  LASSO nonneg row the peers' special case.
 
 Clusters (FCGL, HCGL) are those our fit finds (Ward, cutoff 0.5); the peers are given them, so
 their times exclude the clustering that ours includes. The last column puts both on an equal
@@ -105,6 +106,10 @@ CONFIGS: dict[str, tuple[str, str, float, bool, bool, str]] = {
     "fcgl_one": ("FCGL one cluster = MultiTaskLasso", "FACTOR_CLUSTER_GROUP_LASSO", 0.0, False,
                  False, "mtl"),
     "fcgl": ("FCGL found clusters", "FACTOR_CLUSTER_GROUP_LASSO", 0.0, False, False, "mtl"),
+    "fcgl_one_nonneg": ("FCGL one cluster nonneg (ref: CVXPY)", "FACTOR_CLUSTER_GROUP_LASSO",
+                        0.0, False, True, "cvxpy"),
+    "fcgl_one_sign_prior": ("FCGL one cluster+sign+prior (ref: CVXPY)",
+                            "FACTOR_CLUSTER_GROUP_LASSO", 0.0, True, False, "cvxpy"),
     "fcgl_l1": ("FCGL found clusters l1w=0.1 (ref: CVXPY)", "FACTOR_CLUSTER_GROUP_LASSO", 0.1,
                 False, False, "cvxpy"),
     "group_rows": ("GROUP_LASSO rows", "GROUP_LASSO", 0.0, False, False, "rows"),
@@ -157,7 +162,7 @@ def make_case(config: str, shape: tuple[int, int, int], seed: int,
         kw["factors_beta_prior"] = panel.prior
     if nonneg:
         kw["nonneg"] = True
-    if config == "fcgl_one":
+    if config.startswith("fcgl_one"):
         kw["n_clusters"] = 1
     if type_name == "GROUP_LASSO":
         n = panel.y.shape[1]

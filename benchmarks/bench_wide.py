@@ -54,7 +54,8 @@ from bench_peers import (  # noqa: E402
 
 DEFAULT_SIZES = ["60,100,20", "120,200,10", "250,500,5"]
 DEFAULT_CONFIGS = ["lasso", "lasso_nonneg", "lasso_sign_prior", "group_rows_l1",
-                   "hcgl_l1_sign_prior", "fcgl", "fcgl_l1", "fcgl_one"]
+                   "hcgl_l1_sign_prior", "fcgl", "fcgl_l1", "fcgl_one", "fcgl_one_nonneg",
+                   "fcgl_one_sign_prior"]
 DEFAULT_LAMBDA = 1e-5  # LassoModel's default reg_lambda
 
 
