@@ -139,3 +139,29 @@ def test_unboxed_blocks_keep_their_path(monkeypatch):
     fit = model.fit(panel.x, panel.y)
     assert fit.duality_gap_ <= 1e-8
     assert _certified._BOXED_BLOCKS_PROBE not in ran
+
+
+def test_clarabel_factors_a_dense_cluster_with_faer():
+    """One FCGL cluster on a wide panel makes Clarabel's KKT factor dense in ``N M``: there
+    faer's dense kernels (3x faster at (60,100,20) and (250,500,5)); QDLDL elsewhere, and a
+    user's ``direct_solve_method`` wins."""
+    from xl_factorlasso.core.linear_model._formulation import _kkt_method
+
+    def method(shape, **kw):
+        panel, model = _model(shape, 0, 1e-5, **kw)
+        setup = model._setup(panel.x, panel.y)
+        return _kkt_method(setup.stats, setup.spec), model, panel
+
+    assert method((60, 100, 20), nonneg=True, n_clusters=1)[0] == "faer"
+    assert method((500, 30, 50), nonneg=True, n_clusters=1)[0] == "qdldl"  # narrow
+    assert method((24, 40, 4), n_clusters=1)[0] == "qdldl"  # 160 cells
+    _, model, panel = method((60, 100, 20), nonneg=True, n_clusters=1)
+    setup = model._setup(panel.x, panel.y)
+    problem = LassoProblem(setup.stats, setup.spec)
+    seen = []
+    original = problem.problem.solve
+    problem.problem.solve = lambda **k: seen.append(k.get("direct_solve_method")) or \
+        original(**{**k, "max_iter": 1})
+    problem.solve(model.reg_lambda)
+    problem.solve(model.reg_lambda, solver_params={"direct_solve_method": "qdldl"})
+    assert seen == ["faer", "qdldl"]
