@@ -99,19 +99,20 @@ def problem_scales(
     return s, c
 
 
-# FCGL clusters of at least this many cells per factor column times factors, on a wide panel:
-# faer factors the KKT system (see _kkt_method)
+# An FCGL cluster of at least this many cells (members times factors) on a wide panel: faer
+# factors the KKT system (see _kkt_method)
 _DENSE_CLUSTER_CELLS = 1500
 
 
 def _kkt_method(stats: SufficientStats, spec: PenaltySpec) -> str:
-    """Clarabel's factorisation for this programme: QDLDL (1.2-3x faster than Clarabel's
-    default, faer, on most structures, FCGL blocks above all), except for an FCGL cluster of
+    """Clarabel's factorisation for this programme: QDLDL (chosen when Clarabel's default,
+    faer, was 3x slower on FCGL blocks), except for an FCGL cluster of
     ``|g| M >= _DENSE_CLUSTER_CELLS`` cells on a wide panel (more factors than rows), whose
     cones couple every member on every factor and make the factor dense in ``|g| M``: there
     faer's dense kernels took 3.9 and 7.8 CPU s per solve against 11.8 and 20.8 (one cluster at
-    (60,100,20) and (250,500,5)), while on narrow panels and smaller wide clusters QDLDL was
-    as fast or up to 4.5x faster (one cluster at (500,30,50): 0.37 against 1.65 s)."""
+    (60,100,20) and (250,500,5)). Elsewhere the measurements were mixed: QDLDL 4.5x faster on
+    one cluster at (500,30,50) (0.37 against 1.65 s) and 1.3x at (120,200,10) with found
+    clusters, faer 1.7x faster on found clusters at (2000,30,500) (1.53 against 2.60 s)."""
     if spec.geometry != "block" or spec.groups is None or spec.prior.shape[1] < stats.n_rows:
         return "qdldl"
     largest = int(np.bincount(spec.groups).max()) if len(spec.groups) else 0
