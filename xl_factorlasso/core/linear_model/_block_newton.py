@@ -206,13 +206,9 @@ def interpolant_start(engine, lam: float) -> tuple[np.ndarray, np.ndarray] | Non
         nu, done = _solve_batch(sub[None, None], parts.q[part][np.ix_(cols, cols)][None, None],
                                 kappa[None], nu0[None], roots)
         if not done[0]:
-            with np.errstate(invalid="ignore"):
-                growth = nu[0] / nu0
-            if not np.isfinite(growth).any():
+            drop = leaving_blocks(nu[0], nu0)
+            if drop is None:
                 break
-            drop = growth > _DROP_GROWTH
-            if not drop.any():
-                drop = growth >= np.nanmax(growth)
             active[cols[drop]] = False
             continue
         cand = out.copy()
@@ -227,6 +223,18 @@ def interpolant_start(engine, lam: float) -> tuple[np.ndarray, np.ndarray] | Non
         active |= join
         norms0 = np.where(join, np.maximum(norms0, 1e-3 * norms0.max()), norms0)
     return out, np.zeros(e.n, dtype=bool)
+
+
+def leaving_blocks(nu: np.ndarray, nu0: np.ndarray) -> np.ndarray | None:
+    """Where Newton on ``nu`` failed from ``nu0``: the active blocks to drop, those whose
+    ``nu`` grew more than ``_DROP_GROWTH``-fold (their norms heading to zero), else the
+    fastest-growing one(s); None when no growth is defined (nothing to go by)."""
+    with np.errstate(divide="ignore", invalid="ignore"):
+        growth = nu / nu0
+    if not np.isfinite(growth).any():
+        return None
+    drop = growth > _DROP_GROWTH
+    return drop if drop.any() else growth >= np.nanmax(growth)
 
 
 def _joined(engine, x: np.ndarray, lam: float) -> np.ndarray:

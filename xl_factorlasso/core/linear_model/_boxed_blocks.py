@@ -38,7 +38,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ._block_newton import _DROP_GROWTH, _MAX_STEPS, _RTOL, _STALL, POLISH_GUESSES
+from ._block_newton import _MAX_STEPS, _RTOL, _STALL, POLISH_GUESSES, leaving_blocks
 
 __all__ = ["boxed_block_polish"]
 
@@ -122,13 +122,9 @@ class _Cluster:
             nu0 = self.kappa[cols] / np.where(norms[cols] > 0.0, norms[cols], 1e-300)
             d, nu, ok = self._newton(fixed_d, free, np.where(free, k1 * sign, 0.0), nu0, cols)
             if not ok:
-                with np.errstate(divide="ignore", invalid="ignore"):
-                    growth = nu / nu0
-                if not np.isfinite(growth).any():
+                drop = leaving_blocks(nu, nu0)
+                if drop is None:
                     return None
-                drop = growth > _DROP_GROWTH
-                if not drop.any():
-                    drop = growth >= np.nanmax(growth)
                 active[cols[drop]] = False
                 continue
             # the conditions of the held cells and of the zero blocks at this point
