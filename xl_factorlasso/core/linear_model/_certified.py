@@ -15,7 +15,10 @@ solver that produced it believes), is at most ``tol``. In order:
    start's active blocks (:meth:`FastEngine.polish_start`; with a box or an L1 share, with
    cells held at a bound or at zero: :mod:`._boxed_blocks`), and FCGL with a box (signs,
    ``nonneg``) first gets ``_BOXED_BLOCKS_PROBE`` iterations and Newton's point on what they
-   hold active and at a bound.
+   hold active and at a bound. Row groups with a box or an L1 share on a wide panel (engines
+   "fast" and "auto") start from each response's held cells found by the dual of its
+   box-constrained ridge problem and the row Newton step (:mod:`._box_ridge`), from a warm
+   start after ``_WARM_PROBE`` iterations.
 3. CVXPY (engine "cvxpy", or "auto" after an uncertified fast solve): each solver of the chain
    in turn; an "optimal" or "optimal_inaccurate" point is certified like any other, and the
    first one that passes is returned (``solver_ = "CLARABEL"``, or e.g.
@@ -47,6 +50,7 @@ import numpy as np
 
 from ..exceptions import SolveError
 from ._block_newton import interpolant_start
+from ._box_ridge import dual_start_applies, held_row_point
 from ._cluster_split import single_clusters, split_problem
 from ._engine import DEFAULT_MAX_ITER, DEFAULT_TOL, FastEngine
 from ._homotopy import iterations_crawl
@@ -77,6 +81,9 @@ _NEAR = 1e-4
 # 82 s for Clarabel and its polish), and their point's guesses most others (one cluster with
 # signs and a prior at (113,269,10): 0.5-3.6 s against 44-66 s); 1,000 iterations did no better
 _BOXED_BLOCKS_PROBE = 300
+# Row groups where the dual start applies (_box_ridge), from a warm start: these iterations
+# first (Newton's step on the start's support is tried before any)
+_WARM_PROBE = 30
 _TIGHT_CLARABEL = {"tol_gap_abs": 1e-12, "tol_gap_rel": 1e-12, "tol_feas": 1e-12,
                    "tol_ktratio": 1e-10}
 
@@ -209,6 +216,21 @@ class CertifiedSolver:
                                             f"{gap:.1e} > tol {tol:g}"))
             best_gap = min(best_gap, gap)
         note = ""
+        if self.use_fast and dual_start_applies(self.engine, lam, self.lambda_max):
+            # row groups with a box or an L1 share on a wide panel: the held cells from the
+            # dual, then the row Newton step, before the iterations (they crawl there); from a
+            # neighbouring minimiser (a CV grid's, a path's) a few iterations with Newton's
+            # step on its support first, which usually settle it at once
+            if coef_init is not None:
+                result = self.engine.solve(lam, coef_init=coef_init, tol=tol,
+                                           max_iter=min(self.max_iter, _WARM_PROBE))
+                if result.certified:
+                    return Solution(result.coef, "fast", result.gap, result.iterations)
+            point, accepted = held_row_point(self.engine, lam, coef_init)
+            if accepted.all():
+                gap, ok = self._gap(point, lam)
+                if ok:
+                    return Solution(point, "fast", gap, 0)
         crawl = self.use_fast and self.kind == "auto" and iterations_crawl(
             self.engine, lam, self.lambda_max)
         if crawl and self._parts():
