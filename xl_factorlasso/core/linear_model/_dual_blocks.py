@@ -1,0 +1,270 @@
+"""FCGL blocks with a box or an L1 share on wide panels: the active blocks and held cells from
+the duals of the responses' ridge problems, where the guesses of :mod:`._boxed_blocks` fail.
+
+One cluster's problem (responses ``i``, blocks ``j``: factor ``j`` over the cluster's members),
+in the units of :mod:`._boxed_blocks`: ``sum_i (1/2 d_i'G_i d_i - r_i'd_i + sum_j k1_ij |d_ij|)
++ sum_j kappa_j ||D_j||`` over the box. At the minimiser an active block's norm has the gradient
+``nu_j D_j``, ``nu_j = kappa_j / ||D_j||``, so with ``nu`` fixed the problem separates into one
+box-constrained ridge problem per response with the ridge ``nu_j`` on cell ``j`` (the cells of
+zero blocks pinned at zero), each solved by its dual (:func:`~._box_ridge.box_ridge`), which
+converges whatever the free cells, where :mod:`._boxed_blocks`' corrections oscillate once a
+response has more free cells than rows (its systems ``G_FF + diag(nu_F)`` then nearly
+singular: a non-negative cluster on the fold of 40 rows of a (60,100,20) cross-validation, 41-87
+free cells per response). What is left is ``log(nu_j ||D_j(nu)||) = log kappa_j`` over the
+active blocks: Newton steps in ``log nu`` with the Jacobian
+``delta_jk - (nu_k / ||D_j||^2) sum_i d_ij (K_i^-1)_jk d_ik`` (``K_i = G_FF + diag(nu_F)`` on
+response ``i``'s free cells, its inverse by Woodbury in the rows), each coordinate at most a
+decade, from the Gram's largest eigenvalue (cold) or from a start's block norms. A block leaves
+once every cell is held at zero or its ``nu`` climbs (a decade twice in a row: its norm heading
+to zero); once ``nu`` settles, every zero block whose pull (soft-thresholded, kept in the box)
+exceeds ``kappa_j`` joins and the steps go on.
+
+What this settles is which blocks are active and which cells are held at a bound or at zero;
+:mod:`._boxed_blocks`' Newton on those sets (and its corrections, should one be off) gives the
+point to rounding, and the certificate judges it.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from scipy.linalg import LinAlgError, cho_factor, cho_solve
+
+from ._box_ridge import box_ridge, range_root
+from ._boxed_blocks import _Cluster
+
+__all__ = ["dual_block_polish", "dual_blocks_apply", "overfull"]
+
+_OUTER = 100  # evaluations of the responses' duals per cluster
+# (250,500,5) is 1.6e8: 4 s with one cluster, signs and a prior at the default penalty
+_DUAL_MAX = 2e9
+_RESUMES = 3  # a response's dual resumed this often at the same nu where a far start needs it
+_DECADE = float(np.log(10.0))
+_TOL = 1e-10  # max |log(nu ||D|| / kappa)| at which nu is taken
+_SETTLED = 1e-3  # ... or this, with every response's free cells as at the previous evaluation
+_LEAVE_DECADES = 3
+_CLIMBS = 2  # ... or once pushed up a whole decade this many times in a row
+_SHORTEST = 0.25  # the shortest fraction of a Newton step tried before the MM step
+
+
+def dual_blocks_apply(engine) -> bool:
+    """Where :func:`dual_block_polish` is tried: FCGL blocks with a box (signs, ``nonneg``) on
+    a wide panel (:attr:`FastEngine.polishes_held_blocks`: where the probe runs; sparse-group
+    blocks without a box go to Clarabel, whose small problems cost less) within
+    ``_DUAL_MAX`` (``N M min(M, T')^2``: the duals' systems are at most ``T'`` square, their
+    Jacobian terms ``|F|^2 T'`` per response)."""
+    e = engine
+    size = e.n * e.m * float(min(e.m, e.t_rows)) ** 2
+    return e.polishes_held_blocks and not e._unboxed and size <= _DUAL_MAX
+
+
+def overfull(engine, x: np.ndarray) -> bool:
+    """Some response of ``x`` has more free cells (in a nonzero block, strictly inside the
+    box, off zero where an L1 term puts a kink there) than rows."""
+    from ._block_newton import block_activity
+
+    e = engine
+    active = block_activity(e, x)[0][e.unit]
+    free = active & (x > e.lo) & (x < e.hi) & ((x != e.prior) | (e.omega == 0.0) | (e.a == 0.0))
+    return bool((free.sum(axis=1) > e.t_rows).any())
+
+
+def dual_block_polish(engine, lam: float, rows: np.ndarray,
+                      start: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Newton's point of every cluster of ``rows`` (whole clusters) on the sets the duals find
+    (see the module docstring), from the prior or from ``start`` (its active blocks and norms).
+
+    Returns ``(x with those clusters' points, per response: a point was found)``; elsewhere
+    ``x`` is ``start`` in the box (or the prior).
+    """
+    e = engine
+    out = e.prior.copy() if start is None else np.clip(start, e.lo, e.hi)
+    found = np.zeros(e.n, dtype=bool)
+    half = 0.5 * e.t_rows * lam
+    kappa = half * (1.0 - e.a) * e.group_w.reshape(e.n_units, e.m)
+    k1 = half * e.a * e.omega
+    resid = e._prior_residual()
+    roots: dict[int, tuple[np.ndarray, float]] = {}
+    for p in np.unique(e.pattern[rows]):
+        root = range_root(e.gram[p] if e._root is None else None, e._root)
+        roots[int(p)] = (root, max(float(np.linalg.norm(root, 2)) ** 2, np.finfo(float).tiny))
+    for g in np.unique(e.unit[rows]):
+        idx = np.flatnonzero(e.unit == g)
+        near = None if start is None else out[idx] - e.prior[idx]
+        sets = _sets([roots[int(p)] for p in e.pattern[idx]], resid[idx], e.dl[idx],
+                     e.du[idx], kappa[g], k1[idx], near)
+        if sets is None:
+            continue
+        problem = _Cluster([e.gram[p] for p in e.pattern[idx]], resid[idx], e.dl[idx],
+                           e.du[idx], kappa[g], k1[idx])
+        d = problem._corrected(*sets)
+        if d is not None:
+            out[idx] = e.prior[idx] + d
+            found[idx] = True
+    return out, found
+
+
+def _pull_sizes(grad, dl, du, k1) -> np.ndarray:
+    """Per block: the norm of the pull ``-grad`` soft-thresholded by ``k1`` without the
+    directions the box forbids at zero (a zero block's condition is ``size <= kappa``)."""
+    pull = -grad
+    pull = np.where(((pull > 0.0) & (du <= 0.0)) | ((pull < 0.0) & (dl >= 0.0)), 0.0, pull)
+    pull = np.sign(pull) * np.maximum(np.abs(pull) - k1, 0.0)
+    return np.sqrt((pull * pull).sum(axis=0))
+
+
+def _inverse(a, free, nu) -> np.ndarray:
+    """``(A_F'A_F + diag(nu_F))^-1`` on the free cells ``F``, by Woodbury in ``r``:
+    ``N^-1 - N^-1 A_F' S^-1 A_F N^-1``, ``S = I + A_F N^-1 A_F'`` (``N = diag(nu_F)``)."""
+    af, nu_f = a[:, free], nu[free]
+    scaled = af / nu_f
+    big = scaled @ af.T
+    big[np.diag_indices(len(big))] += 1.0
+    out = -scaled.T @ cho_solve(cho_factor(big, check_finite=False), scaled, check_finite=False)
+    out[np.diag_indices(len(nu_f))] += 1.0 / nu_f
+    return out
+
+
+def _sets(roots, resid, dl, du, kappa, k1, near):
+    """The sets :meth:`_Cluster._corrected` starts from: ``(active, at_lo, at_hi, at_zero,
+    sign, norms)``, or None where the duals did not settle."""
+    n, m = resid.shape
+    top = max(t for _, t in roots)
+    ws = [np.zeros(a.shape[0]) for a, _ in roots]
+    if near is not None and np.any(near):
+        norms0 = np.sqrt((near * near).sum(axis=0))
+        active = norms0 > 0.0
+        log_nu = np.where(active, np.log(kappa / np.where(active, norms0, 1.0)), np.log(top))
+        ws = [a @ d for (a, _), d in zip(roots, near, strict=True)]
+    else:
+        active = _pull_sizes(-resid, dl, du, k1) > kappa
+        log_nu = np.full(m, np.log(top))
+    last = None  # the free cells of the previous evaluation
+    back = None  # (log nu, H, phi, step, its fraction) of the last Newton step
+    climbing = np.zeros(m, dtype=int)
+    for _ in range(_OUTER):
+        if not active.any():
+            return None
+        nu = np.exp(log_nu)
+        solved = _duals(roots, resid, nu, np.where(active, dl, 0.0), np.where(active, du, 0.0),
+                        k1, ws)
+        if solved is None:
+            return None
+        d, free = solved
+        norms = np.sqrt((d * d).sum(axis=0))
+        # a block leaves once every cell is held at zero, or once its nu climbs (a decade
+        # twice in a row, or _LEAVE_DECADES above the start: its norm heading to zero) and
+        # zero meets its condition (a block whose pull barely exceeds kappa has a tiny norm
+        # and a large nu: it stays)
+        climbed = active & ((climbing >= _CLIMBS)
+                            | (log_nu > np.log(top) + _LEAVE_DECADES * _DECADE))
+        vanished = active & (norms == 0.0)
+        if climbed.any():
+            grad = _gradient(roots, resid, d)
+            alone = grad - _diagonals(roots) * d  # the pull with the block's own cells at zero
+            vanished |= climbed & (_pull_sizes(alone, dl, du, k1) <= kappa * (1.0 + 1e-9))
+        if vanished.any():
+            active &= ~vanished
+            climbing[:] = 0
+            last = back = None
+            continue
+        phi = np.where(active, np.log(nu * np.where(active, norms, 1.0) / kappa), 0.0)
+        worst = float(np.abs(phi).max())
+        value = _objective(roots, resid, d, k1) + float(
+            np.sum(np.where(active, 0.5 * nu * norms ** 2 + 0.5 * kappa ** 2 / nu, 0.0)))
+        settled = last is not None and bool((free == last).all())
+        last = free
+        if worst <= _TOL or (settled and worst <= _SETTLED):
+            grad = _gradient(roots, resid, d)
+            pull = _pull_sizes(grad, dl, du, k1)
+            join = ~active & (pull > kappa * (1.0 + 1e-9) + 1e-9 * np.abs(grad).max(axis=0))
+            if not join.any():
+                at_lo = ~free & (d <= dl)
+                at_hi = ~free & ~at_lo & (d >= du)
+                at_zero = ~free & ~at_lo & ~at_hi
+                return active, at_lo, at_hi, at_zero, np.sign(d), norms
+            log_nu = np.where(join, np.median(log_nu[active]), log_nu)  # (the others' scale)
+            active |= join
+            last = back = None
+            continue
+        if back is not None and value > back[1] and np.linalg.norm(phi) >= np.linalg.norm(back[2]):
+            # Newton's step raised H and did not bring the equations closer (the free cells
+            # changed under it; a 2-cycle otherwise, one non-negative cluster on (20,50,8)): half
+            # of it, down to _SHORTEST, then the majorise-minimise step from where it started,
+            # nu_j = kappa_j / ||D_j||, which never raises H (H alone is no guide near the end:
+            # at 1e-6 of lambda_max the norms' terms are 1e-10 of it, the duals' rounding more)
+            base, before, phi0, step, fraction = back
+            if fraction > _SHORTEST:
+                back = (base, before, phi0, step, 0.5 * fraction)
+                log_nu = base + 0.5 * fraction * step
+            else:
+                log_nu, back = base - phi0, None
+            continue
+        step = _newton_step(roots, free, d, nu, norms, active, phi)
+        if step is None:
+            return None
+        cols = np.flatnonzero(active)
+        # a block pushed up a whole decade twice in a row is heading to zero norm
+        climbing[cols] = np.where(step[cols] >= _DECADE, climbing[cols] + 1, 0)
+        step = np.clip(step, -_DECADE, _DECADE)
+        back = (log_nu.copy(), value, phi, step, 1.0)
+        log_nu = log_nu + step
+    return None
+
+
+def _objective(roots, resid, d, k1) -> float:
+    """``sum_i 1/2 ||A_i d_i||^2 - r_i'd_i + sum_j k1_ij |d_ij|``: the loss and L1 part."""
+    loss = sum(0.5 * float(np.sum((a @ di) ** 2)) for (a, _), di in zip(roots, d, strict=True))
+    return loss - float(np.sum(resid * d)) + float(np.sum(k1 * np.abs(d)))
+
+
+def _gradient(roots, resid, d) -> np.ndarray:
+    """``G_i d_i - r_i`` for every response (``G_i = A_i'A_i``)."""
+    return np.stack([a.T @ (a @ di) for (a, _), di in zip(roots, d, strict=True)]) - resid
+
+
+def _diagonals(roots) -> np.ndarray:
+    """Every response's ``diag(G_i)``."""
+    return np.stack([np.einsum("rm,rm->m", a, a) for a, _ in roots])
+
+
+def _duals(roots, resid, nu, lo, hi, k1, ws):
+    """Every response's dual at ``nu`` (``ws`` updated in place): ``(d, free)``, or None where
+    one did not converge."""
+    n, m = resid.shape
+    d = np.zeros((n, m))
+    free = np.zeros((n, m), dtype=bool)
+    for i, (a, _) in enumerate(roots):
+        for _attempt in range(_RESUMES + 1):
+            d[i], ws[i], free[i], ok = box_ridge(a, resid[i], nu, lo[i], hi[i], k1[i], ws[i])
+            if ok:
+                break
+        if not ok:
+            return None
+    return d, free
+
+
+def _newton_step(roots, free, d, nu, norms, active, phi):
+    """Newton's step in ``log nu`` on the active blocks (zero elsewhere), with the Jacobian
+    ``delta_jk - nu_k sum_i d_ij (K_i^-1)_jk d_ik / ||D_j||^2``; None where it is singular."""
+    cols = np.flatnonzero(active)
+    where = np.full(len(nu), -1)
+    where[cols] = np.arange(len(cols))
+    coupling = np.zeros((len(cols), len(cols)))
+    for i, (a, _) in enumerate(roots):
+        f = np.flatnonzero(free[i])
+        if not len(f):
+            continue
+        try:
+            inv = _inverse(a, free[i], nu)
+        except (LinAlgError, ValueError):
+            return None
+        pos = where[f]
+        coupling[np.ix_(pos, pos)] += inv * np.outer(d[i, f], d[i, f])
+    jac = np.eye(len(cols)) - coupling * nu[cols][None, :] / (norms[cols] ** 2)[:, None]
+    try:
+        step = np.linalg.solve(jac, -phi[cols])
+    except np.linalg.LinAlgError:
+        return None
+    out = np.zeros(len(nu))
+    out[cols] = step
+    return out
