@@ -78,7 +78,6 @@ CASES = [
 def test_duals_certify_where_the_guesses_fail(shape, seed, fraction, box, rows):
     x, y, model, setup, solver = _problem(shape, seed, fraction, box, rows)
     engine, lam = solver.engine, model.reg_lambda
-    assert dual_blocks_apply(engine)
     probe = engine.solve(lam, tol=solver.tol, max_iter=300)
     assert not probe.certified and overfull(engine, probe.coef)
     guessed, found = boxed_block_polish(engine, probe.coef, lam, np.ones(engine.n, dtype=bool))
@@ -93,13 +92,13 @@ def test_duals_certify_where_the_guesses_fail(shape, seed, fraction, box, rows):
 
 
 def test_signs_and_a_prior_fit_is_fast_and_certified():
-    """One cluster with signs and a prior on (25,70,10) at 1e-6: ``fit`` answers "fast" after
-    the probe, in the sign box."""
-    panel = make_factor_panel(25, 70, 10, seed=5)
+    """One cluster with signs and a prior on (120,200,10) at the default penalty (6.5 s through
+    Clarabel's dense factorisation before): ``fit`` answers "fast" after the probe, in the
+    sign box."""
+    panel = make_factor_panel(120, 200, 10, seed=0)
     kw = dict(model_type=FCGL, n_clusters=1, factors_beta_loading_signs=panel.signs,
               factors_beta_prior=panel.prior)
-    lam = 1e-6 * LassoModel(**kw).lambda_max(panel.x, panel.y)
-    fit = LassoModel(reg_lambda=lam, **kw).fit(panel.x, panel.y)
+    fit = LassoModel(**kw).fit(panel.x, panel.y)
     assert fit.solver_ == "fast" and fit.duality_gap_ <= 1e-8
     signs = panel.signs.loc[fit.coef_.index, fit.coef_.columns].to_numpy()
     coef = fit.coef_.to_numpy()
@@ -120,7 +119,7 @@ def test_the_fold_of_forty_rows_fits_fast():
 
 def test_a_warm_start_from_a_neighbouring_minimiser():
     """From the minimiser at 3 lambda (a CV grid's previous point): the same answer as cold."""
-    x, y, model, setup, solver = _problem((24, 60, 10), 2, 1e-5, "nonneg")
+    x, y, model, setup, solver = _problem((60, 100, 20), 0, 1e-5, "nonneg", rows=40)
     lam = model.reg_lambda
     previous = solver.solve(3.0 * lam)
     warm = solver.solve(lam, coef_init=previous.coef)
@@ -129,6 +128,16 @@ def test_a_warm_start_from_a_neighbouring_minimiser():
         assert answer.gap <= 1e-8
     a, b = setup.objective(warm.coef, lam), setup.objective(cold.coef, lam)
     assert abs(a - b) <= 1e-8 * abs(b)
+
+
+@pytest.mark.parametrize("shape,box,rows,applies", [
+    ((60, 100, 20), "nonneg", 40, True),  # one cluster of 2000 cells
+    ((20, 50, 8), "nonneg", None, False),  # 400 cells: Clarabel's factorisation is cheap
+    ((200, 50, 8), "nonneg", None, False),  # not wide
+])
+def test_where_the_duals_apply(shape, box, rows, applies):
+    x, y, model, setup, solver = _problem(shape, 0, 1e-5, box, rows)
+    assert dual_blocks_apply(solver.engine) is applies
 
 
 def test_overfull():

@@ -37,6 +37,9 @@ __all__ = ["dual_block_polish", "dual_blocks_apply", "overfull"]
 _OUTER = 100  # evaluations of the responses' duals per cluster
 # (250,500,5) is 1.6e8: 4 s with one cluster, signs and a prior at the default penalty
 _DUAL_MAX = 2e9
+# members times factors of the largest cluster (the threshold where Clarabel's factorisation
+# of a cluster turns dense: _formulation._DENSE_CLUSTER_CELLS)
+_CLUSTER_CELLS = 1500
 _RESUMES = 3  # a response's dual resumed this often at the same nu where a far start needs it
 _DECADE = float(np.log(10.0))
 _TOL = 1e-10  # max |log(nu ||D|| / kappa)| at which nu is taken
@@ -44,17 +47,23 @@ _SETTLED = 1e-3  # ... or this, with every response's free cells as at the previ
 _LEAVE_DECADES = 3
 _CLIMBS = 2  # ... or once pushed up a whole decade this many times in a row
 _SHORTEST = 0.25  # the shortest fraction of a Newton step tried before the MM step
+# evaluations without max |phi| halving (the sets unchanged) after which a cluster is given up
+_STALL = 30
 
 
 def dual_blocks_apply(engine) -> bool:
     """Where :func:`dual_block_polish` is tried: FCGL blocks with a box (signs, ``nonneg``) on
     a wide panel (:attr:`FastEngine.polishes_held_blocks`: where the probe runs; sparse-group
-    blocks without a box go to Clarabel, whose small problems cost less) within
-    ``_DUAL_MAX`` (``N M min(M, T')^2``: the duals' systems are at most ``T'`` square, their
-    Jacobian terms ``|F|^2 T'`` per response)."""
+    blocks without a box go to Clarabel, whose small problems cost less), with a cluster of at
+    least ``_CLUSTER_CELLS`` cells (smaller ones: Clarabel's factorisation is cheap, and on
+    found clusters of 2-3 responses the duals did not always settle), within ``_DUAL_MAX``
+    (``N M min(M, T')^2``: the duals' systems are at most ``T'`` square, their Jacobian terms
+    ``|F|^2 T'`` per response)."""
     e = engine
     size = e.n * e.m * float(min(e.m, e.t_rows)) ** 2
-    return e.polishes_held_blocks and not e._unboxed and size <= _DUAL_MAX
+    largest = int(np.bincount(e.unit).max()) * e.m
+    return (e.polishes_held_blocks and not e._unboxed and largest >= _CLUSTER_CELLS
+            and size <= _DUAL_MAX)
 
 
 def overfull(engine, x: np.ndarray) -> bool:
@@ -141,6 +150,7 @@ def _sets(roots, resid, dl, du, kappa, k1, near):
     last = None  # the free cells of the previous evaluation
     back = None  # (log nu, H, phi, step, its fraction) of the last Newton step
     climbing = np.zeros(m, dtype=int)
+    best, since = np.inf, 0  # the least max |phi| since the sets changed; evaluations since
     for _ in range(_OUTER):
         if not active.any():
             return None
@@ -166,6 +176,7 @@ def _sets(roots, resid, dl, du, kappa, k1, near):
             active &= ~vanished
             climbing[:] = 0
             last = back = None
+            best, since = np.inf, 0
             continue
         phi = np.where(active, np.log(nu * np.where(active, norms, 1.0) / kappa), 0.0)
         worst = float(np.abs(phi).max())
@@ -173,6 +184,12 @@ def _sets(roots, resid, dl, du, kappa, k1, near):
             np.sum(np.where(active, 0.5 * nu * norms ** 2 + 0.5 * kappa ** 2 / nu, 0.0)))
         settled = last is not None and bool((free == last).all())
         last = free
+        if worst < 0.5 * best:
+            best, since = worst, 0
+        else:
+            since += 1
+            if since > _STALL:  # not converging (a pair cluster on (41,125,8) with signs)
+                return None
         if worst <= _TOL or (settled and worst <= _SETTLED):
             grad = _gradient(roots, resid, d)
             pull = _pull_sizes(grad, dl, du, k1)
@@ -185,6 +202,7 @@ def _sets(roots, resid, dl, du, kappa, k1, near):
             log_nu = np.where(join, np.median(log_nu[active]), log_nu)  # (the others' scale)
             active |= join
             last = back = None
+            best, since = np.inf, 0
             continue
         if back is not None and value > back[1] and np.linalg.norm(phi) >= np.linalg.norm(back[2]):
             # Newton's step raised H and did not bring the equations closer (the free cells
