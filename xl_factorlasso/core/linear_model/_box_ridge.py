@@ -42,7 +42,7 @@ from scipy.linalg import LinAlgError, cho_factor, cho_solve
 
 from ._homotopy import _singular
 
-__all__ = ["dual_start_applies", "held_row_point", "row_dual_start"]
+__all__ = ["box_pull", "dual_start_applies", "held_row_point", "row_dual_start"]
 
 _STEPS = 40  # semismooth Newton steps per ridge problem (one or two once F is right)
 _RESUMES = 3  # ... resumed this often where a far start needs more
@@ -83,6 +83,15 @@ def range_root(gram: np.ndarray, root: np.ndarray | None = None) -> np.ndarray:
     vals, vecs = np.linalg.eigh(gram)
     keep = vals > vals[-1] * len(vals) * np.finfo(float).eps
     return np.sqrt(vals[keep])[:, None] * vecs[:, keep].T
+
+
+def box_pull(pull: np.ndarray, dl, du, k1) -> np.ndarray:
+    """``pull`` (``-gradient`` at zero) soft-thresholded by the L1 weights ``k1``, without the
+    directions the box ``[dl, du]`` forbids at zero: a zero row or block stays at zero iff its
+    norm is within ``kappa``."""
+    shrunk = np.sign(pull) * np.maximum(np.abs(pull) - k1, 0.0)
+    return np.where(((shrunk > 0.0) & (du <= 0.0)) | ((shrunk < 0.0) & (dl >= 0.0)), 0.0,
+                    shrunk)
 
 
 def _cell_minimiser(s, nu, dl, du, k1):
@@ -230,10 +239,8 @@ def row_dual_start(engine, lam: float, start: np.ndarray | None = None
     roots = {}
     for i in range(e.n):
         s = resid[i]
-        pull = np.sign(s) * np.maximum(np.abs(s) - k1[i], 0.0)
-        pull = np.where(((pull > 0.0) & (e.du[i] <= 0.0)) | ((pull < 0.0) & (e.dl[i] >= 0.0)),
-                        0.0, pull)  # (the directions the box forbids at the prior)
-        if np.linalg.norm(pull) <= kappa[i]:  # the zero row's condition: it stays
+        if np.linalg.norm(box_pull(s, e.dl[i], e.du[i], k1[i])) <= kappa[i]:
+            # the zero row's condition: it stays
             found[i] = True
             continue
         p = int(e.pattern[i])

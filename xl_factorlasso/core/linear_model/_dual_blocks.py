@@ -29,7 +29,7 @@ from __future__ import annotations
 import numpy as np
 from scipy.linalg import LinAlgError, cho_factor, cho_solve
 
-from ._box_ridge import box_ridge, range_root
+from ._box_ridge import box_pull, box_ridge, range_root
 from ._boxed_blocks import _Cluster
 
 __all__ = ["dual_block_polish", "dual_blocks_apply", "overfull"]
@@ -44,8 +44,10 @@ _RESUMES = 3  # a response's dual resumed this often at the same nu where a far 
 _DECADE = float(np.log(10.0))
 _TOL = 1e-10  # max |log(nu ||D|| / kappa)| at which nu is taken
 _SETTLED = 1e-3  # ... or this, with every response's free cells as at the previous evaluation
+# a block whose nu climbs this many decades above the start, or a whole decade this many
+# times in a row, leaves where zero meets its condition
 _LEAVE_DECADES = 3
-_CLIMBS = 2  # ... or once pushed up a whole decade this many times in a row
+_CLIMBS = 2
 _SHORTEST = 0.25  # the shortest fraction of a Newton step tried before the MM step
 # evaluations without max |phi| halving (the sets unchanged) after which a cluster is given up
 _STALL = 30
@@ -113,11 +115,9 @@ def dual_block_polish(engine, lam: float, rows: np.ndarray,
 
 
 def _pull_sizes(grad, dl, du, k1) -> np.ndarray:
-    """Per block: the norm of the pull ``-grad`` soft-thresholded by ``k1`` without the
-    directions the box forbids at zero (a zero block's condition is ``size <= kappa``)."""
-    pull = -grad
-    pull = np.where(((pull > 0.0) & (du <= 0.0)) | ((pull < 0.0) & (dl >= 0.0)), 0.0, pull)
-    pull = np.sign(pull) * np.maximum(np.abs(pull) - k1, 0.0)
+    """Per block: the norm of its cells' :func:`~._box_ridge.box_pull` at ``-grad`` (a zero
+    block's condition is ``size <= kappa``)."""
+    pull = box_pull(-grad, dl, du, k1)
     return np.sqrt((pull * pull).sum(axis=0))
 
 
