@@ -223,3 +223,21 @@ def test_a_warm_start_gives_the_cold_answer():
     np.testing.assert_allclose(warm.coef, cold.coef, atol=1e-6 * scale)
     assert setup.objective(warm.coef, lam) <= setup.objective(cold.coef, lam) * (1 + 1e-8)
     assert setup.objective(cold.coef, lam) <= setup.objective(warm.coef, lam) * (1 + 1e-8)
+
+
+def test_many_responses_probe_the_iterations_first():
+    """More than 32 responses: the iterations from the prior first, for about the duals' own
+    work (40 min(M, T')^2 / M of them), which at a moderate penalty certify the fit; with few
+    responses the duals start at once."""
+    from xl_factorlasso.core.linear_model._box_ridge import rows_probe
+
+    panel, model = _model((60, 100, 40), 4, 1e-2, nonneg=True)
+    setup, solver = _solver(panel, model)
+    assert rows_probe(solver.engine) == int(40 * 60.0 ** 2 / 100)
+    answer = solver.solve(model.reg_lambda)
+    assert answer.solver == "fast" and answer.n_iter > 0 and answer.gap <= 1e-8
+    panel, model = _model((60, 100, 8), 4, 1e-2, nonneg=True)
+    setup, solver = _solver(panel, model)
+    assert rows_probe(solver.engine) == 0
+    answer = solver.solve(model.reg_lambda)
+    assert answer.solver == "fast" and answer.n_iter == 0 and answer.gap <= 1e-8

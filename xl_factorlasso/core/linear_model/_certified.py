@@ -51,7 +51,7 @@ import numpy as np
 
 from ..exceptions import SolveError
 from ._block_newton import interpolant_start
-from ._box_ridge import dual_start_applies, held_row_point
+from ._box_ridge import dual_start_applies, held_row_point, rows_probe
 from ._cluster_split import single_clusters, split_problem
 from ._dual_blocks import dual_block_polish, dual_blocks_apply, overfull
 from ._engine import DEFAULT_MAX_ITER, DEFAULT_TOL, FastEngine
@@ -84,7 +84,8 @@ _NEAR = 1e-4
 # signs and a prior at (113,269,10): 0.5-3.6 s against 44-66 s); 1,000 iterations did no better
 _BOXED_BLOCKS_PROBE = 300
 # Row groups where the dual start applies (_box_ridge), from a warm start: these iterations
-# first (Newton's step on the start's support is tried before any)
+# first (Newton's step on the start's support is tried before any); from the prior,
+# _box_ridge.rows_probe's
 _WARM_PROBE = 30
 _TIGHT_CLARABEL = {"tol_gap_abs": 1e-12, "tol_gap_rel": 1e-12, "tol_feas": 1e-12,
                    "tol_ktratio": 1e-10}
@@ -241,12 +242,14 @@ class CertifiedSolver:
         note = ""
         if self.use_fast and dual_start_applies(self.engine, lam, self.lambda_max):
             # row groups with a box or an L1 share on a wide panel: the held cells from the
-            # dual, then the row Newton step, before the iterations (they crawl there); from a
-            # neighbouring minimiser (a CV grid's, a path's) a few iterations with Newton's
-            # step on its support first, which usually settle it at once
-            if coef_init is not None:
+            # dual, then the row Newton step, before the iterations (they crawl there), after
+            # a probe of them with many responses (rows_probe); from a neighbouring minimiser
+            # (a CV grid's, a path's) a few iterations with Newton's step on its support
+            # first, which usually settle it at once
+            probe = rows_probe(self.engine) if coef_init is None else _WARM_PROBE
+            if probe:
                 result = self.engine.solve(lam, coef_init=coef_init, tol=tol,
-                                           max_iter=min(self.max_iter, _WARM_PROBE))
+                                           max_iter=min(self.max_iter, probe))
                 if result.certified:
                     return Solution(result.coef, "fast", result.gap, result.iterations)
             point, accepted = held_row_point(self.engine, lam, coef_init)
