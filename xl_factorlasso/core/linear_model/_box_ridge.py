@@ -1,5 +1,6 @@
-"""Row groups with a box on wide panels: each response's held cells from the dual of its
-box-constrained ridge problem.
+"""Row groups with a box or an L1 share on wide panels: each response's held cells from the
+dual of its box-constrained ridge problem (whose solver, :func:`box_ridge`, also serves FCGL's
+blocks: :mod:`._dual_blocks`).
 
 A row group (GROUP_LASSO, HCGL) is one problem per response ``i``: in ``d = b - b0``,
 
@@ -61,7 +62,7 @@ _ARMIJO = 1e-4
 _DUAL_START_MAX = 2e9
 _DUAL_EVALS = 40  # rows_probe: the duals' evaluations (solves) per response, about
 _PROBE_MIN, _PROBE_MAX = 30, 2000
-_FEW_ROWS = 32
+_FEW_ROWS = 32  # rows_probe: up to this many responses, no probe
 _CHUNK_CELLS = 4_000_000  # the row Newton step's (k, M, M) arrays: 32 MB at a time
 
 
@@ -286,7 +287,7 @@ def held_row_point(engine, lam: float, start: np.ndarray | None = None
     from ._newton_finish import newton_accepted
 
     e = engine
-    start, support, found = row_dual_start(e, lam, start)
+    point, support, found = row_dual_start(e, lam, start)
     out = e.prior.copy()
     accepted = np.zeros(e.n, dtype=bool)
     empty = found & ~(support != 0).any(axis=1)
@@ -298,7 +299,7 @@ def held_row_point(engine, lam: float, start: np.ndarray | None = None
     for lo in range(0, len(todo), chunk):
         rows = np.zeros(e.n, dtype=bool)
         rows[todo[lo:lo + chunk]] = True
-        cand = e._newton_row(start, lam, support, rows, force=True)
+        cand = e._newton_row(point, lam, support, rows, force=True)
         if cand is None:
             continue
         kept_support = support
