@@ -241,3 +241,19 @@ def test_many_responses_probe_the_iterations_first():
     assert rows_probe(solver.engine) == 0
     answer = solver.solve(model.reg_lambda)
     assert answer.solver == "fast" and answer.n_iter == 0 and answer.gap <= 1e-8
+
+
+def test_a_dual_that_does_not_converge_halves_the_step_of_nu():
+    """HCGL with signs, a prior and an L1 share on (120,200,10) at the default penalty: one
+    response's dual did not converge after Newton moved ``nu`` six-fold (160 steps short),
+    which left the fit to Clarabel; halving the step back from the last converged ``nu``
+    settles it, and the fit is answered by the dual start."""
+    panel = make_factor_panel(120, 200, 10, seed=0)
+    model = LassoModel(model_type=HCGL, l1_weight=0.1, warmup_period=None,
+                       factors_beta_loading_signs=panel.signs, factors_beta_prior=panel.prior)
+    fit = model.fit(panel.x, panel.y)
+    assert fit.solver_ == "fast" and fit.n_iter_ == 0 and fit.duality_gap_ <= 1e-8
+    setup = model._setup(panel.x, panel.y)
+    x, support, found = row_dual_start(model._solver(setup, model.reg_lambda).engine,
+                                       model.reg_lambda)
+    assert found.all()

@@ -48,6 +48,7 @@ __all__ = ["box_pull", "dual_start_applies", "held_row_point", "row_dual_start",
 _STEPS = 40  # semismooth Newton steps per ridge problem (one or two once F is right)
 _RESUMES = 3  # ... resumed this often where a far start needs more
 _DECADE = float(np.log(10.0))  # the largest step of log nu
+_SHORTEST_LOG = 1e-3  # ... and the shortest, halved back from an unconverged dual
 _NU_STEPS = 60  # evaluations of psi per response
 _PSI_TOL = 1e-10  # |psi| / kappa at which nu is taken
 # |psi| / kappa accepted once two evaluations in a row have the same free cells: what the
@@ -204,7 +205,7 @@ def _row(a, r, kappa, dl, du, k1, top, near=None):
     if near is not None and np.any(near):
         w, log_nu = a @ near, float(np.log(kappa / np.linalg.norm(near)))
     low, high = -np.inf, np.inf
-    last = None
+    last = good = None  # good: (log nu, w) of the last converged dual
     for _ in range(_NU_STEPS):
         nu = float(np.exp(log_nu))
         d, w, free, ok = box_ridge(a, r, nu, dl, du, k1, w)
@@ -212,8 +213,15 @@ def _row(a, r, kappa, dl, du, k1, top, near=None):
             if ok:
                 break
             d, w, free, ok = box_ridge(a, r, nu, dl, du, k1, w)
-        if not ok:  # no bracket from an unconverged d
-            return d, free, False
+        if not ok:
+            # no bracket from an unconverged d: half the step from the last converged nu and
+            # its w (a step of nu by 6x left a sparse-group row with signs on (120,200,10)
+            # 160 dual steps short)
+            if good is None or abs(log_nu - good[0]) < _SHORTEST_LOG:
+                return d, free, False
+            log_nu, w = 0.5 * (log_nu + good[0]), good[1].copy()
+            continue
+        good = (log_nu, w.copy())
         size = nu * float(np.linalg.norm(d))
         psi = size - kappa
         settled = last is not None and bool((free == last).all())

@@ -42,6 +42,7 @@ _DUAL_MAX = 2e9
 _CLUSTER_CELLS = 1500
 _RESUMES = 3  # a response's dual resumed this often at the same nu where a far start needs it
 _DECADE = float(np.log(10.0))
+_SHORTEST_LOG = 1e-3  # the shortest step of log nu, halved back from an unconverged dual
 _TOL = 1e-10  # max |log(nu ||D|| / kappa)| at which nu is taken
 _SETTLED = 1e-3  # ... or this, with every response's free cells as at the previous evaluation
 # a block whose nu climbs this many decades above the start, or a whole decade this many
@@ -151,6 +152,7 @@ def _sets(roots, resid, dl, du, kappa, k1, near):
     back = None  # (log nu, H, phi, step, its fraction) of the last Newton step
     climbing = np.zeros(m, dtype=int)
     best, since = np.inf, 0  # the least max |phi| since the sets changed; evaluations since
+    good = None  # (log nu, ws) of the last evaluation whose duals all converged
     for _ in range(_OUTER):
         if not active.any():
             return None
@@ -158,7 +160,14 @@ def _sets(roots, resid, dl, du, kappa, k1, near):
         solved = _duals(roots, resid, nu, np.where(active, dl, 0.0), np.where(active, du, 0.0),
                         k1, ws)
         if solved is None:
-            return None
+            # a dual did not converge: half the step from the last converged nu and its ws, as
+            # for rows (_box_ridge._row)
+            if good is None or np.abs(log_nu - good[0]).max() < _SHORTEST_LOG:
+                return None
+            log_nu, ws = 0.5 * (log_nu + good[0]), [w.copy() for w in good[1]]
+            back = None
+            continue
+        good = (log_nu.copy(), [w.copy() for w in ws])
         d, free = solved
         norms = np.sqrt((d * d).sum(axis=0))
         # a block leaves once every cell is held at zero, or once its nu climbs (a decade
