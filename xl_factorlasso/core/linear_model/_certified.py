@@ -247,16 +247,18 @@ class CertifiedSolver:
             # (a CV grid's, a path's) a few iterations with Newton's step on its support
             # first, which usually settle it at once
             probe = rows_probe(self.engine) if coef_init is None else _WARM_PROBE
+            spent = 0  # the probe's iterations, reported with the dual start's answer
             if probe:
                 result = self.engine.solve(lam, coef_init=coef_init, tol=tol,
                                            max_iter=min(self.max_iter, probe))
                 if result.certified:
                     return Solution(result.coef, "fast", result.gap, result.iterations)
+                spent = result.iterations
             point, accepted = held_row_point(self.engine, lam, coef_init)
             if accepted.all():
                 gap, ok = self._gap(point, lam)
                 if ok:
-                    return Solution(point, "fast", gap, 0)
+                    return Solution(point, "fast", gap, spent)
         crawl = self.use_fast and self.kind == "auto" and iterations_crawl(
             self.engine, lam, self.lambda_max)
         if crawl and self._parts():
