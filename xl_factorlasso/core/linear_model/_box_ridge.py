@@ -42,6 +42,7 @@ import numpy as np
 from scipy.linalg import LinAlgError, cho_factor, cho_solve
 
 from ._homotopy import _singular
+from ._prox import _soft
 
 __all__ = ["box_pull", "dual_start_applies", "held_row_point", "row_dual_start", "rows_probe"]
 
@@ -106,11 +107,21 @@ def range_root(gram: np.ndarray, root: np.ndarray | None = None) -> np.ndarray:
     return np.sqrt(vals[keep])[:, None] * vecs[:, keep].T
 
 
+def pattern_roots(engine, patterns) -> dict[int, tuple[np.ndarray, float]]:
+    """Per Gram pattern ``p``: ``(A, top)``, its :func:`range_root` and ``top = ||A||_2^2``, the
+    Gram's largest eigenvalue, where the duals' ``nu`` starts."""
+    out = {}
+    for p in patterns:
+        root = range_root(engine.gram[p] if engine._root is None else None, engine._root)
+        out[int(p)] = (root, max(float(np.linalg.norm(root, 2)) ** 2, np.finfo(float).tiny))
+    return out
+
+
 def box_pull(pull: np.ndarray, dl, du, k1) -> np.ndarray:
     """``pull`` (``-gradient`` at zero) soft-thresholded by the L1 weights ``k1``, without the
     directions the box ``[dl, du]`` forbids at zero: a zero row or block stays at zero iff its
     norm is within ``kappa``."""
-    shrunk = np.sign(pull) * np.maximum(np.abs(pull) - k1, 0.0)
+    shrunk = _soft(pull, k1)
     return np.where(((shrunk > 0.0) & (du <= 0.0)) | ((shrunk < 0.0) & (dl >= 0.0)), 0.0,
                     shrunk)
 
@@ -118,8 +129,7 @@ def box_pull(pull: np.ndarray, dl, du, k1) -> np.ndarray:
 def _cell_minimiser(s, nu, dl, du, k1):
     """``d(w)`` from ``s = r - A'w``: each cell's minimiser of ``1/2 nu d^2 - s d + k1 |d|`` in
     its box, and the free cells (strictly inside it and, with an L1 share, off zero)."""
-    shrunk = np.sign(s) * np.maximum(np.abs(s) - k1, 0.0)
-    raw = shrunk / nu
+    raw = _soft(s, k1) / nu
     free = (raw > dl) & (raw < du) & ((np.abs(s) > k1) | (k1 == 0.0))
     return np.clip(raw, dl, du), free
 
@@ -264,7 +274,7 @@ def row_dual_start(engine, lam: float, start: np.ndarray | None = None
     resid = e._prior_residual()
     x, support = e.prior.copy(), np.zeros_like(e.prior)
     found = np.zeros(e.n, dtype=bool)
-    roots = {}
+    roots: dict[int, tuple[np.ndarray, float]] = {}  # (only the active rows' patterns)
     for i in range(e.n):
         s = resid[i]
         if np.linalg.norm(box_pull(s, e.dl[i], e.du[i], k1[i])) <= kappa[i]:
@@ -273,8 +283,7 @@ def row_dual_start(engine, lam: float, start: np.ndarray | None = None
             continue
         p = int(e.pattern[i])
         if p not in roots:
-            root = range_root(e.gram[p] if e._root is None else None, e._root)
-            roots[p] = (root, max(float(np.linalg.norm(root, 2)) ** 2, np.finfo(float).tiny))
+            roots.update(pattern_roots(e, [p]))
         root, top = roots[p]
         near = None if start is None else np.clip(start[i], e.lo[i], e.hi[i]) - e.prior[i]
         d, free, ok = _row(root, s, kappa[i], e.dl[i], e.du[i], k1[i], top, near)

@@ -39,6 +39,7 @@ from __future__ import annotations
 import numpy as np
 
 from ._block_newton import _MAX_STEPS, _RTOL, _STALL, POLISH_GUESSES, leaving_blocks
+from ._box_ridge import box_pull
 
 __all__ = ["boxed_block_polish"]
 
@@ -140,10 +141,7 @@ class _Cluster:
             free_lo = held & at_lo & ~self.pinned & (up < 0.0)
             free_hi = held & at_hi & ~self.pinned & (down < 0.0)
             free_zero = held & at_zero & ((up < 0.0) | (down < 0.0))
-            pull = -grad
-            pull = np.where(((pull > 0.0) & (du <= 0.0)) | ((pull < 0.0) & (dl >= 0.0)), 0.0,
-                            pull)
-            pull = np.sign(pull) * np.maximum(np.abs(pull) - k1, 0.0)  # the L1 term's share
+            pull = box_pull(-grad, dl, du, k1)  # (the L1 term's share and the box taken off)
             size = np.sqrt((pull * pull).sum(axis=0))
             scale = np.abs(grad).max(axis=0)
             join = ~active & (size > self.kappa * (1.0 + 1e-9) + 1e-9 * scale)

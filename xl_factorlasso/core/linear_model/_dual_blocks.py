@@ -29,17 +29,15 @@ from __future__ import annotations
 import numpy as np
 from scipy.linalg import LinAlgError, cho_factor, cho_solve
 
-from ._box_ridge import box_pull, box_ridge, range_root
+from ._box_ridge import box_pull, box_ridge, pattern_roots
 from ._boxed_blocks import _Cluster
+from ._penalty import DENSE_CLUSTER_CELLS
 
 __all__ = ["dual_block_polish", "dual_blocks_apply", "overfull"]
 
 _OUTER = 100  # evaluations of the responses' duals per cluster
 # (250,500,5) is 1.6e8: 4 s with one cluster, signs and a prior at the default penalty
 _DUAL_MAX = 2e9
-# members times factors of the largest cluster (the threshold where Clarabel's factorisation
-# of a cluster turns dense: _formulation._DENSE_CLUSTER_CELLS)
-_CLUSTER_CELLS = 1500
 _RESUMES = 3  # a response's dual resumed this often at the same nu where a far start needs it
 _DECADE = float(np.log(10.0))
 _SHORTEST_LOG = 1e-3  # the shortest step of log nu, halved back from an unconverged dual
@@ -58,15 +56,14 @@ def dual_blocks_apply(engine) -> bool:
     """Where :func:`dual_block_polish` is tried: FCGL blocks with a box (signs, ``nonneg``) on
     a wide panel (:attr:`FastEngine.polishes_held_blocks`: where the probe runs; sparse-group
     blocks without a box go to Clarabel, whose small problems cost less), with a cluster of at
-    least ``_CLUSTER_CELLS`` cells (smaller ones: Clarabel's factorisation is cheap, and on
-    found clusters of 2-3 responses the duals did not always settle), within ``_DUAL_MAX``
-    (``N M min(M, T')^2``: the duals' systems are at most ``T'`` square, their Jacobian terms
-    ``|F|^2 T'`` per response)."""
+    least :data:`~._penalty.DENSE_CLUSTER_CELLS` cells (smaller ones: Clarabel's factorisation
+    is cheap, and on found clusters of 2-3 responses the duals did not always settle), within
+    ``_DUAL_MAX`` (``N M min(M, T')^2``: the duals' systems are at most ``T'`` square, their
+    Jacobian terms ``|F|^2 T'`` per response)."""
     e = engine
     size = e.n * e.m * float(min(e.m, e.t_rows)) ** 2
-    largest = int(np.bincount(e.unit).max()) * e.m
-    return (e.polishes_held_blocks and not e._unboxed and largest >= _CLUSTER_CELLS
-            and size <= _DUAL_MAX)
+    return (e.polishes_held_blocks and not e._unboxed
+            and e.spec.largest_cluster_cells() >= DENSE_CLUSTER_CELLS and size <= _DUAL_MAX)
 
 
 def overfull(engine, x: np.ndarray) -> bool:
@@ -95,10 +92,7 @@ def dual_block_polish(engine, lam: float, rows: np.ndarray,
     kappa = half * (1.0 - e.a) * e.group_w.reshape(e.n_units, e.m)
     k1 = half * e.a * e.omega
     resid = e._prior_residual()
-    roots: dict[int, tuple[np.ndarray, float]] = {}
-    for p in np.unique(e.pattern[rows]):
-        root = range_root(e.gram[p] if e._root is None else None, e._root)
-        roots[int(p)] = (root, max(float(np.linalg.norm(root, 2)) ** 2, np.finfo(float).tiny))
+    roots = pattern_roots(e, np.unique(e.pattern[rows]))
     for g in np.unique(e.unit[rows]):
         idx = np.flatnonzero(e.unit == g)
         near = None if start is None else out[idx] - e.prior[idx]

@@ -59,7 +59,7 @@ import cvxpy as cp
 import numpy as np
 import scipy.sparse as sp
 
-from ._penalty import PenaltySpec
+from ._penalty import DENSE_CLUSTER_CELLS, PenaltySpec
 from ._preparation import SufficientStats
 
 __all__ = ["PENALTY_SCALE_RATIO", "LassoProblem", "problem_scales"]
@@ -99,15 +99,10 @@ def problem_scales(
     return s, c
 
 
-# An FCGL cluster of at least this many cells (members times factors) on a wide panel: faer
-# factors the KKT system (see _kkt_method)
-_DENSE_CLUSTER_CELLS = 1500
-
-
 def _kkt_method(stats: SufficientStats, spec: PenaltySpec) -> str:
     """Clarabel's factorisation for this programme: QDLDL (chosen when Clarabel's default,
     faer, was 3x slower on FCGL blocks), except for an FCGL cluster of
-    ``|g| M >= _DENSE_CLUSTER_CELLS`` cells on a wide panel (more factors than rows), whose
+    ``|g| M >= DENSE_CLUSTER_CELLS`` cells on a wide panel (more factors than rows), whose
     cones couple every member on every factor and make the factor dense in ``|g| M``: there
     faer's dense kernels took 3.9 and 7.8 CPU s per solve against 11.8 and 20.8 (one cluster at
     (60,100,20) and (250,500,5)). Elsewhere the measurements were mixed: QDLDL 4.5x faster on
@@ -115,8 +110,7 @@ def _kkt_method(stats: SufficientStats, spec: PenaltySpec) -> str:
     clusters, faer 1.7x faster on found clusters at (2000,30,500) (1.53 against 2.60 s)."""
     if spec.geometry != "block" or spec.groups is None or spec.prior.shape[1] < stats.n_rows:
         return "qdldl"
-    largest = int(np.bincount(spec.groups).max()) if len(spec.groups) else 0
-    return "faer" if largest * spec.prior.shape[1] >= _DENSE_CLUSTER_CELLS else "qdldl"
+    return "faer" if spec.largest_cluster_cells() >= DENSE_CLUSTER_CELLS else "qdldl"
 
 
 class LassoProblem:

@@ -11,7 +11,12 @@ from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["PenaltySpec", "penalty_value"]
+__all__ = ["DENSE_CLUSTER_CELLS", "PenaltySpec", "penalty_value"]
+
+# An FCGL cluster of at least this many cells (members times factors) on a wide panel couples
+# every member on every factor in Clarabel's KKT system (_formulation._kkt_method: faer's
+# dense kernels there), and is where the duals of _dual_blocks are tried
+DENSE_CLUSTER_CELLS = 1500
 
 
 @dataclass(frozen=True)
@@ -86,6 +91,13 @@ class PenaltySpec:
         w = np.repeat(np.asarray(self.group_weight, dtype=float)[:, None],
                       self.prior.shape[1], axis=1)
         return w if self.block_weight is None else w * self.block_weight
+
+    def largest_cluster_cells(self) -> int:
+        """Members times factors of the largest group (0 without groups): where an FCGL
+        cluster's interior-point factorisation turns dense (:data:`DENSE_CLUSTER_CELLS`)."""
+        if self.groups is None or not len(self.groups):
+            return 0
+        return int(np.bincount(self.groups).max()) * self.prior.shape[1]
 
     def order(self) -> np.ndarray:
         """A response order that makes every group contiguous (stable)."""
