@@ -13,7 +13,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from tests.test_engine import TIGHT
+from tests.test_box_ridge import _clarabel_objective
 from xl_factorlasso import LassoModel, LassoModelType, make_factor_panel
 from xl_factorlasso.core.linear_model._boxed_blocks import boxed_block_polish
 from xl_factorlasso.core.linear_model._dual_blocks import (
@@ -22,7 +22,6 @@ from xl_factorlasso.core.linear_model._dual_blocks import (
     dual_blocks_apply,
     overfull,
 )
-from xl_factorlasso.core.linear_model._formulation import LassoProblem
 
 FCGL = LassoModelType.FACTOR_CLUSTER_GROUP_LASSO
 
@@ -47,12 +46,6 @@ def _problem(shape, seed, fraction, box, rows=None):
     model = LassoModel(reg_lambda=lam, **kw)
     setup = model._setup(x, y)
     return x, y, model, setup, model._solver(setup, lam)
-
-
-def _clarabel_objective(setup, lam):
-    status, coef = LassoProblem(setup.stats, setup.spec).solve(lam, "CLARABEL", TIGHT)
-    assert coef is not None, status
-    return setup.objective(coef, lam)
 
 
 def test_woodbury_inverse():
