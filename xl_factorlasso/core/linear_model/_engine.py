@@ -276,6 +276,12 @@ class FastEngine:
         self._unboxed = bool(np.isinf(lo).all() and np.isinf(hi).all())
         self.dl = lo - self.prior  # box of D = B - B0; contains 0
         self.du = hi - self.prior
+        # the certificate's box term (_box_part): cells that can sit at a bound, and the box
+        # of D with its infinite sides at 0, formed once instead of at every gap
+        self._lo_side = np.isfinite(lo) & ~self.fixed
+        self._hi_side = np.isfinite(hi) & ~self.fixed
+        self._dl0 = np.where(np.isfinite(self.dl), self.dl, 0.0)
+        self._du0 = np.where(np.isfinite(self.du), self.du, 0.0)
 
         geometry = spec.geometry
         # Adaptive L1 weights omega (N x M, ones without them); row / block weights are folded
@@ -650,15 +656,13 @@ class FastEngine:
             gw = self.group_w[self.gid].reshape(d.shape) if self.geometry == "block" else \
                 self.group_w[:, None]
             gpen = lam * (self.a * self.omega * np.sign(d) + (1.0 - self.a) * gw * radial)
-        at_lo = np.isfinite(self.lo) & (coef <= self.lo) & ~self.fixed
-        at_hi = np.isfinite(self.hi) & (coef >= self.hi) & ~self.fixed
+        at_lo = self._lo_side & (coef <= self.lo)
+        at_hi = self._hi_side & (coef >= self.hi)
         v3 = np.zeros_like(v)
         v3 = np.where(at_lo, np.minimum(v - gpen, 0.0), v3)
         v3 = np.where(at_hi, np.maximum(v - gpen, 0.0), v3)
         v3 = np.where(self.fixed, v, v3)
-        dl = np.where(np.isfinite(self.dl), self.dl, 0.0)
-        du = np.where(np.isfinite(self.du), self.du, 0.0)
-        sigma_cells = np.where(v3 < 0, v3 * dl, v3 * du)
+        sigma_cells = np.where(v3 < 0, v3 * self._dl0, v3 * self._du0)
         return v - v3, self._unit_sum(sigma_cells.sum(axis=1))
 
     def polish_start(self, coef: np.ndarray, reg_lambda: float, warm: bool = False) -> np.ndarray:
@@ -1132,7 +1136,7 @@ class FastEngine:
         k = len(idx)
         sub.n, sub.n_units, sub.n_groups = k, k, k
         for name in ("pattern", "xty", "_czz", "prior", "lo", "hi", "fixed", "dl", "du",
-                     "omega", "group_w", "step"):
+                     "_lo_side", "_hi_side", "_dl0", "_du0", "omega", "group_w", "step"):
             setattr(sub, name, getattr(self, name)[idx])
         sub.unit = sub.group_unit = np.arange(k)
         sub.gid = np.repeat(np.arange(k), self.m)
