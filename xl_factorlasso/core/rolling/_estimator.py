@@ -60,17 +60,18 @@ class _DateFit:
     error: Exception | None = None
 
 
-def _fit_date(base: LassoModel, x: pd.DataFrame, y: pd.DataFrame, coef_init, date,
+def _fit_date(model: LassoModel, x: pd.DataFrame, y: pd.DataFrame, coef_init, date,
               annualization_factor: float, window: Window | None = None
               ) -> tuple[_DateFit, np.ndarray | None]:
-    """Fit a clone of ``base`` on one window; a pure function of its arguments.
+    """Fit ``model`` (the block's own clone of the base model, fitted again at every date:
+    each fit replaces every fitted attribute, and the date's result keeps none of them that
+    a later fit could change) on one window.
 
     Returns the date's result and its loadings (N x M, the next warm start) or None on error.
     ``window``: the window's statistics carried from the previous date
     (:mod:`~xl_factorlasso.core.rolling._incremental`); None prepares ``x``, ``y`` from
     scratch (``LassoModel._setup``).
     """
-    model = clone(base)
     try:
         model._fit_prepared(model._setup(x, y, window=window), coef_init=coef_init)
         del model._fit_setup_  # the window's prepared panel: not kept for every date
@@ -124,11 +125,13 @@ def _fit_block(base: LassoModel, x: pd.DataFrame, y: pd.DataFrame, offset: int,
     # Many dates: SciPy's compiled linkage (same matrix) is worth its one-off import.
     with blas_threads(), compiled_linkage() if len(jobs) > 1 else nullcontext():
         block = BlockStatistics(base, x, y, [job.start - offset for job in jobs], offset)
-        base = _aligned_cells(base, block)
+        # one clone for the block (cloning copies the sign and prior matrices: 0.3 ms a date
+        # at N = 500, M = 30)
+        model = clone(_aligned_cells(base, block))
         for job in jobs:
             rows = slice(job.start - offset, job.stop - offset + 1)
             window = block.window(rows.start, rows.stop - 1)
-            result, coef = _fit_date(base, x.iloc[rows], y.iloc[rows],
+            result, coef = _fit_date(model, x.iloc[rows], y.iloc[rows],
                                      prev_coef if warm_start else None, job.date,
                                      annualization_factor, window)
             out.append(result)
