@@ -1,9 +1,9 @@
-"""Random wide panels at small penalties: how long our fits take and whether they answer.
+"""Random panels: how long our fits take and whether they answer.
 
-``LassoModelCV``'s default grid reaches 1e-6 of ``lambda_max`` and below, and on a panel with
-more factors than rows that is where the proximal iterations crawl. ``bench_wide.py`` measures
-three fixed panels at the default penalty; this draws ``--count`` random problems from
-``--seed`` on, each:
+Wide panels at small penalties (the default, ``--panels wide``): ``LassoModelCV``'s default grid
+reaches 1e-6 of ``lambda_max`` and below, and on a panel with more factors than rows that is
+where the proximal iterations crawl. ``bench_wide.py`` measures three fixed panels at the
+default penalty; this draws ``--count`` random problems from ``--seed`` on, each:
 
 * a panel from :func:`~xl_factorlasso.core.datasets.make_factor_panel` with ``T`` rows (20 to
   129), ``M`` factors (``T + 5`` to ``3 T + 39``: every Gram singular) and ``N`` responses (2 to
@@ -12,6 +12,13 @@ three fixed panels at the default penalty; this draws ``--count`` random problem
 * one box: the panel's sign matrix, the sign matrix and its prior, ``nonneg``, or none (each a
   quarter); ``l1_weight = 0.1`` with probability 0.4;
 * ``reg_lambda`` a fraction ``10^U(-7.5, -4)`` of the model's ``lambda_max``.
+
+Ordinary panels (``--panels ordinary``, more rows than factors, every penalty): ``T``
+log-uniform in 30 to 800 rows, ``M`` from 2 to ``min(60, T - 5)``, ``N`` from 1 to 80 (one
+response is a LASSO whatever the model); models LASSO, GROUP_LASSO (2 to 4 user groups,
+alternating), HCGL and FCGL (one cluster with probability 0.25); the same four boxes;
+``l1_weight`` 0.1 or 0.5 with probability 0.3 for the group models; ``reg_lambda`` a fraction
+``10^U(-7, 0)`` of ``lambda_max``.
 
 Each is fitted once as a user calls it (``LassoModel(...).fit`` on DataFrames, engine "auto"),
 timed in CPU seconds with BLAS at one thread, and its answer judged by ``benchmarks/_gap.py``
@@ -24,6 +31,7 @@ Usage::
 
     python benchmarks/bench_wide_random.py                        # 40 HCGL / GROUP_LASSO fits
     python benchmarks/bench_wide_random.py --count 20 --seed 7000 --models hcgl --list
+    python benchmarks/bench_wide_random.py --panels ordinary --count 400 --seed 1
 """
 
 from __future__ import annotations
@@ -42,19 +50,26 @@ from _gap import GapProblem, bounds_from_signs, relative_gap  # noqa: E402
 from bench_peers import _cpu, context, installed_peers  # noqa: E402
 
 MODELS = {"hcgl": "HIERARCHICAL_CLUSTER_GROUP_LASSO", "group_rows": "GROUP_LASSO",
-          "fcgl": "FACTOR_CLUSTER_GROUP_LASSO"}
+          "fcgl": "FACTOR_CLUSTER_GROUP_LASSO", "lasso": "LASSO"}
+DEFAULT_MODELS = {"wide": "hcgl,group_rows", "ordinary": "lasso,group_rows,hcgl,fcgl"}
 BOXES = ("signs", "signs+prior", "nonneg", "none")
 TARGET_GAP = 1e-8
 
 
-def draw(number: int, models: list[str]):
+def draw(number: int, models: list[str], panels: str = "wide"):
     """Problem ``number``: ``(panel, LassoModel arguments, description)``."""
     from xl_factorlasso import LassoModel, LassoModelType, make_factor_panel
 
     rng = np.random.default_rng(number)
-    t = int(rng.integers(20, 130))
-    m = int(rng.integers(t + 5, 3 * t + 40))
-    n = int(rng.integers(2, 12))
+    wide = panels == "wide"
+    if wide:
+        t = int(rng.integers(20, 130))
+        m = int(rng.integers(t + 5, 3 * t + 40))
+        n = int(rng.integers(2, 12))
+    else:
+        t = int(round(np.exp(rng.uniform(np.log(30), np.log(800)))))
+        m = int(rng.integers(2, min(60, t - 5) + 1))
+        n = int(rng.integers(1, 81))
     panel = make_factor_panel(t, m, n, seed=number)
     model = models[int(rng.integers(len(models)))]
     kw: dict = dict(model_type=getattr(LassoModelType, MODELS[model]), engine="auto")
@@ -65,26 +80,37 @@ def draw(number: int, models: list[str]):
         kw["factors_beta_prior"] = panel.prior
     if box == "nonneg":
         kw["nonneg"] = True
-    if rng.random() < 0.4:
+    if wide and rng.random() < 0.4:
         kw["l1_weight"] = 0.1
+    elif not wide and model != "lasso" and rng.random() < 0.3:
+        kw["l1_weight"] = (0.1, 0.5)[int(rng.integers(2))]
+    if model == "fcgl" and not wide and rng.random() < 0.25:
+        kw["n_clusters"] = 1
     if model == "group_rows":
-        kw["group_data"] = pd.Series([f"g{k % 2}" for k in range(n)], index=panel.y.columns)
-    fraction = float(10 ** rng.uniform(-7.5, -4))
+        groups = 2 if wide else int(rng.integers(2, 5))
+        kw["group_data"] = pd.Series([f"g{k % groups}" for k in range(n)],
+                                     index=panel.y.columns)
+    fraction = float(10 ** (rng.uniform(-7.5, -4) if wide else rng.uniform(-7, 0)))
     kw["reg_lambda"] = fraction * LassoModel(**kw).lambda_max(panel.x, panel.y)
-    what = f"{model} {box}{' l1w=0.1' if 'l1_weight' in kw else ''}"
+    share = f" l1w={kw['l1_weight']:g}" if "l1_weight" in kw else ""
+    what = f"{model}{' one cluster' if 'n_clusters' in kw else ''} {box}{share}"
     return panel, kw, dict(number=number, shape=(t, m, n), what=what, fraction=fraction)
 
 
 def gap_problem(panel, kw, model) -> GapProblem:
     """The independent problem of a fitted ``model`` (its clusters, the rows' weights
-    ``sqrt(|g| / G)``, group_penalty "normalized")."""
+    ``sqrt(|g| / G)``, group_penalty "normalized"; a LASSO, or one response: cells)."""
     x, y = panel.x.to_numpy(), panel.y.to_numpy()
     xc, yc = x - x.mean(axis=0), y - y.mean(axis=0)
     n, m = y.shape[1], x.shape[1]
-    geometry = "block" if "FACTOR" in kw["model_type"].name else "row"
-    labels = model.clusters_.loc[panel.y.columns].to_numpy()
-    codes, uniques = pd.factorize(labels)
-    weight = np.sqrt(np.bincount(codes).astype(float) / len(uniques))
+    name = kw["model_type"].name
+    geometry = "cell" if name == "LASSO" or n == 1 else \
+        "block" if "FACTOR" in name else "row"
+    codes = weight = None
+    if geometry != "cell":
+        labels = model.clusters_.loc[panel.y.columns].to_numpy()
+        codes, uniques = pd.factorize(labels)
+        weight = np.sqrt(np.bincount(codes).astype(float) / len(uniques))
     prior = lower = upper = None
     if "factors_beta_loading_signs" in kw:
         signs = kw["factors_beta_loading_signs"].loc[panel.y.columns, panel.x.columns]
@@ -95,13 +121,14 @@ def gap_problem(panel, kw, model) -> GapProblem:
         prior = kw["factors_beta_prior"].loc[panel.y.columns, panel.x.columns]
         prior = np.nan_to_num(prior.to_numpy(dtype=float))
     return GapProblem(xc, yc, kw["reg_lambda"], geometry, codes, weight,
-                      kw.get("l1_weight", 0.0), prior, lower, upper)
+                      kw.get("l1_weight", 0.0) if geometry != "cell" else 0.0,
+                      prior, lower, upper)
 
 
-def run(number: int, models: list[str]) -> dict:
+def run(number: int, models: list[str], panels: str = "wide") -> dict:
     from xl_factorlasso import LassoModel
 
-    panel, kw, row = draw(number, models)
+    panel, kw, row = draw(number, models, panels)
     fitted = LassoModel(**kw)
     try:
         with warnings.catch_warnings():
@@ -121,17 +148,19 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--count", type=int, default=40)
     parser.add_argument("--seed", type=int, default=5000, help="the first problem's number")
-    parser.add_argument("--models", default="hcgl,group_rows", help=f"comma list of {list(MODELS)}")
+    parser.add_argument("--panels", choices=("wide", "ordinary"), default="wide")
+    parser.add_argument("--models", default=None,
+                        help=f"comma list of {list(MODELS)} (default: {DEFAULT_MODELS})")
     parser.add_argument("--list", action="store_true", help="print every problem's row")
     args = parser.parse_args(argv)
-    models = args.models.split(",")
+    models = (args.models or DEFAULT_MODELS[args.panels]).split(",")
     from threadpoolctl import threadpool_limits
 
     rows = []
     with threadpool_limits(limits=1):
         machine = context(installed_peers())
         for number in range(args.seed, args.seed + args.count):
-            rows.append(run(number, models))
+            rows.append(run(number, models, args.panels))
             print(f"[{number}] done", file=sys.stderr, flush=True)
     if args.list:
         print("| problem | (T,M,N) | model | lambda / lambda_max | CPU s | answered by | gap |")
@@ -151,7 +180,8 @@ def main(argv=None) -> int:
         print(f"| {len(rows)} | {len(rows) - len(ok)} | {above} | {statistics.median(times):.3f} "
               f"| {p90:.3f} | {times[-1]:.3f} | {sum(times):.1f} | "
               f"{sum(t > 1.0 for t in times)} |")
-    print(f"\nproblems {args.seed}..{args.seed + args.count - 1}, models {models}; CPU seconds "
+    print(f"\nproblems {args.seed}..{args.seed + args.count - 1}, {args.panels} panels, models "
+          f"{models}; CPU seconds "
           f"of one fit each (engine 'auto'); gap: benchmarks/_gap.py.\n{machine}")
     return 0
 
