@@ -308,7 +308,10 @@ class CertifiedSolver:
         if crawl:
             note = " (fast engine skipped: singular Gram, small penalty)"
         elif self.use_fast:
-            result = self.engine.solve(lam, coef_init=coef_init, tol=tol, max_iter=self.max_iter)
+            # "auto": the iterations give up once they show they will not certify in the
+            # budget (FastEngine.solve), since CVXPY follows
+            result = self.engine.solve(lam, coef_init=coef_init, tol=tol, max_iter=self.max_iter,
+                                       give_up=self.kind == "auto")
             if result.certified:
                 return Solution(result.coef, "fast", result.gap, result.iterations)
             message = (
