@@ -7,7 +7,11 @@ the iterations spent, carried on at the same rate, would not reach the tolerance
 budget (``_stalled``). The panels below are two of the sweep's: late listings, holes, a missing
 factor row, an EWMA span and an OLS prior (cooperative clusters, one cluster), and late
 listings with ``loss_normalization="weight_sum"`` (cooperative groups, an L1 share), whose
-iterations certify after ~12,500 iterations and must keep doing so."""
+iterations certify after ~12,500 iterations and must keep doing so.
+
+The same sweep found Newton tries that stall: on a wide sparse-group panel the rows' supports
+looked settled every few iterations without being so, and 364 tries finished nothing; after a
+try that finishes nothing the next waits twice as long (``_NewtonFinish.step``)."""
 
 from __future__ import annotations
 
@@ -16,7 +20,7 @@ import pandas as pd
 import pytest
 
 from xl_factorlasso import LassoModel, LassoModelType, make_factor_panel
-from xl_factorlasso.core.linear_model._engine import _STALL_START, _stalled
+from xl_factorlasso.core.linear_model._engine import _STALL_START, FastEngine, _stalled
 
 pytestmark = [
     pytest.mark.filterwarnings("ignore:solver CLARABEL returned an inaccurate solution"),
@@ -114,3 +118,26 @@ def test_iterations_that_certify_late_are_not_given_up():
     model = LassoModel(**kw).fit(x, y)
     assert model.solver_ == "fast" and model.n_iter_ > 4 * _STALL_START
     assert model.duality_gap_ <= 1e-8 * abs(model.objective_value_)
+
+
+def test_newton_tries_that_finish_nothing_back_off(monkeypatch):
+    # the sweep's problem 493: GROUP_LASSO rows with an L1 share of 0.9 on (57,73,67), a span,
+    # no demeaning, weight_sum, at 1.9e-5 of lambda_max: 1780 iterations with or without it
+    panel = make_factor_panel(57, 73, 67, seed=493)
+    labels = np.random.default_rng(493).permutation(np.arange(67) % 5)
+    kw = dict(model_type=LassoModelType.GROUP_LASSO, span=64.1, demean=False,
+              warmup_period=37, loss_normalization="weight_sum", l1_weight=0.9,
+              group_data=pd.Series([f"g{v}" for v in labels], index=panel.y.columns))
+    kw["reg_lambda"] = 1.8542189489413052e-05 * LassoModel(**kw).lambda_max(panel.x, panel.y)
+    tries = []
+    newton_row = FastEngine._newton_row
+
+    def counted(self, *args, **kwargs):
+        tries.append(1)
+        return newton_row(self, *args, **kwargs)
+
+    monkeypatch.setattr(FastEngine, "_newton_row", counted)
+    model = LassoModel(**kw).fit(panel.x, panel.y)
+    assert model.solver_ == "fast" and model.n_iter_ > 1000
+    assert model.duality_gap_ <= 1e-8 * abs(model.objective_value_)
+    assert len(tries) <= 30  # 364 before the back-off

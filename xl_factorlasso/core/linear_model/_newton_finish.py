@@ -52,7 +52,11 @@ class _NewtonFinish:
     have not been tried yet, is *eligible*. A try solves the smooth piece of the eligible
     responses at once; it runs when at least half of the responses still waiting are eligible
     (so a few late movers do not trigger a try each), at most every ``_NEWTON_AFTER``
-    iterations. A response takes its candidate only when it is the response's minimiser: the
+    iterations, and after a try that finished no response only once twice the wait has passed
+    (at most a quarter of the iterations spent): supports that look settled but are not (a
+    wide sparse-group panel's rows, problem 493 of a random sweep) had a try every five
+    iterations, 363 tries that finished nothing in 1,780 iterations, 3.8 of the fit's 5.6 s.
+    A response takes its candidate only when it is the response's minimiser: the
     candidate keeps the support's signs and the box (its support cells are then stationary)
     and the optimality conditions hold off the support (:meth:`FastEngine._kkt_holds`).
     Responses are independent, so one response's bad candidate never costs another its good
@@ -69,6 +73,7 @@ class _NewtonFinish:
         self.idle = False  # no system will ever be tried: skip the per-iteration bookkeeping
         self.early = False  # FCGL, cold: try every cluster after the first iteration
         self.last_try = -_NEWTON_AFTER
+        self.wait = _NEWTON_AFTER  # iterations between tries (step)
 
     @property
     def pending(self) -> bool:
@@ -106,7 +111,7 @@ class _NewtonFinish:
             return self._early(x, support)
         eligible = (self.stable >= _NEWTON_AFTER) & ~self.tried
         n_eligible = int(eligible.sum())
-        if n_eligible == 0 or it - self.last_try < _NEWTON_AFTER:
+        if n_eligible == 0 or it - self.last_try < self.wait:
             return None
         if 2 * n_eligible < int((~self.tried).sum()):
             return None
@@ -114,6 +119,8 @@ class _NewtonFinish:
         before = self.exact.copy()
         out = self.accept(x, support, eligible)
         accepted = self.exact & ~before
+        self.wait = _NEWTON_AFTER if accepted.any() else \
+            min(2 * self.wait, max(_NEWTON_AFTER, it // 4))
         return (out, accepted) if accepted.any() else None
 
     def cold_start(self, x: np.ndarray) -> np.ndarray:
