@@ -1,7 +1,7 @@
 """Engine "auto" gives stalled iterations up early: CVXPY follows anyway.
 
 A random sweep of cooperative and FCGL fits on ragged panels found the proximal iterations on
-plateaus, spending their 20,000 iterations (2.6-21 s) before Clarabel answered in 0.06-12 s.
+plateaus, spending their 20,000 iterations before Clarabel answered (``bench_sweep.py``).
 ``FastEngine.solve(give_up=True)`` now stops once the gap's progress over the second half of
 the iterations spent, carried on at the same rate, would not reach the tolerance within the
 budget (``_stalled``). The panels below are two of the sweep's: late listings, holes, a missing
@@ -15,6 +15,9 @@ try that finishes nothing the next waits twice as long (``_NewtonFinish.step``).
 
 from __future__ import annotations
 
+import sys
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -22,41 +25,20 @@ import pytest
 from xl_factorlasso import LassoModel, LassoModelType, make_factor_panel
 from xl_factorlasso.core.linear_model._engine import _STALL_START, FastEngine, _stalled
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+from bench_sweep import ragged_panel  # noqa: E402  (the sweep's panels)
+
 pytestmark = [
     pytest.mark.filterwarnings("ignore:solver CLARABEL returned an inaccurate solution"),
     pytest.mark.filterwarnings("ignore:Solution may be inaccurate"),
 ]
 
 
-def _ragged(t, m, n, seed, ragged_seed, x_rows_missing=0):
-    """``make_factor_panel`` with late listings (leading NaN, at least 24 rows kept), up to 3
-    holes per response and whole factor rows missing, drawn from ``ragged_seed``."""
-    panel = make_factor_panel(t, m, n, seed=seed)
-    rng = np.random.default_rng(ragged_seed)
-    ya = panel.y.to_numpy().copy()
-    late = rng.random(n) < rng.uniform(0.1, 0.6)
-    for i in np.flatnonzero(late):
-        top = t - 24
-        start = int(rng.integers(0, top + 1)) if rng.random() < 0.7 else \
-            max(0, top - int(rng.integers(0, 15)))
-        ya[:start, i] = np.nan
-    for i in range(n):
-        valid = np.flatnonzero(~np.isnan(ya[:, i]))
-        k = int(rng.integers(0, 4))
-        if k and len(valid) > 24:
-            ya[rng.choice(valid, size=k, replace=False), i] = np.nan
-    xa = panel.x.to_numpy().copy()
-    if x_rows_missing:
-        xa[rng.choice(t, size=x_rows_missing, replace=False), :] = np.nan
-    return (panel, pd.DataFrame(xa, index=panel.x.index, columns=panel.x.columns),
-            pd.DataFrame(ya, index=panel.y.index, columns=panel.y.columns))
-
-
 def _plateau_case():
     """The sweep's problem 95: one cooperative cluster, span 44.7, OLS prior, (487,40,9) with
     late listings, holes and a missing factor row, at 2e-6 of ``lambda_max``: the iterations
     sat at a gap of 2.4e-5 from iteration 1000 to 2000 and ended at 1.8e-7."""
-    _, x, y = _ragged(487, 40, 9, seed=95, ragged_seed=924385463, x_rows_missing=1)
+    _, x, y = ragged_panel(487, 40, 9, seed=95, ragged_seed=924385463, x_rows_missing=1)
     kw = dict(model_type=LassoModelType.COOPERATIVE_CLUSTER_GROUP_LASSO, span=44.7,
               apply_ols_prior=True, n_clusters=1)
     lam = 2.0110315353093488e-06 * LassoModel(**kw).lambda_max(x, y)
@@ -66,7 +48,7 @@ def _plateau_case():
 def _slow_but_certifying_case():
     """The sweep's problem 376: cooperative groups with an L1 share of 0.5 and
     ``weight_sum``, (301,30,24) with late listings and holes, at 6e-6 of ``lambda_max``."""
-    _, x, y = _ragged(301, 30, 24, seed=376, ragged_seed=778785594)
+    _, x, y = ragged_panel(301, 30, 24, seed=376, ragged_seed=778785594)
     labels = np.random.default_rng(376).permutation(np.arange(24) % 5)
     kw = dict(model_type=LassoModelType.COOPERATIVE_GROUP_LASSO, warmup_period=None,
               loss_normalization="weight_sum", l1_weight=0.5,
