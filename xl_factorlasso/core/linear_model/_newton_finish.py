@@ -55,7 +55,7 @@ class _NewtonFinish:
     iterations, and after a try that finished no response only once twice the wait has passed
     (at most a quarter of the iterations spent): supports that look settled but are not (a
     wide sparse-group panel's rows, problem 493 of a random sweep) had a try every five
-    iterations, 363 tries that finished nothing in 1,780 iterations, 3.8 of the fit's 5.6 s.
+    iterations, 364 tries that finished nothing in 1,780 iterations, 3.8 of the fit's 5.6 s.
     A response takes its candidate only when it is the response's minimiser: the
     candidate keeps the support's signs and the box (its support cells are then stationary)
     and the optimality conditions hold off the support (:meth:`FastEngine._kkt_holds`).
