@@ -274,7 +274,7 @@ def test_raw_point_is_kept_when_the_ratio_would_drop(X, monkeypatch):
     model = MaximumDiversification().fit(X)
     raw = MaximumDiversification(polish=False).fit(X)
     assert not model.polish_.applied
-    assert "the ratio would drop by" in model.polish_.note
+    assert "the polished point breaks the ratio, which would drop by" in model.polish_.note
     np.testing.assert_array_equal(model.weights_.to_numpy(), raw.weights_.to_numpy())
     assert model.problem_values_ == raw.problem_values_
 

@@ -130,8 +130,8 @@ def _polish(spec: _Spec, w: np.ndarray, values: dict, handles: _Handles,
     if gradient is not None:
         allowed += repair_cost(spec, w, min_return, gradient) / abs(raw_ratio)
     if not np.isfinite(change) or change < -allowed:
-        problems.append(f"the ratio would drop by {-change:.1e} (relative; {allowed:.1e} "
-                        "allowed)")
+        problems.append(f"the ratio, which would drop by {-change:.1e} (relative; "
+                        f"{allowed:.1e} allowed)")
     if problems:
         handles.y.value = raw_y
         note = ("kept the solver's weights: the polished point breaks "
