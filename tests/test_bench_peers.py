@@ -275,3 +275,21 @@ def test_wide_benchmark_fcgl_and_cross_validation():
     assert float(fit[4]) <= 1e-8
     cv = [c.strip() for c in lines[1].strip("|").split("|")]
     assert float(cv[1]) > 0 and cv[2] == "0 of 100"
+
+
+def test_random_batteries_judge_every_fit():
+    # bench_wide_random's ordinary panels against _gap.py, bench_sweep's problems against the
+    # CVXPY reference: two of the sweep's problems where the iterations stalled (95) and the
+    # Newton tries backed off (493)
+    env = {**os.environ, "MPLBACKEND": "Agg"}
+    for script, args, summary in (
+            ("bench_wide_random.py", ["--panels", "ordinary", "--count", "4", "--seed", "1"],
+             ["4", "0", "0"]),
+            ("bench_sweep.py", ["--numbers", "95,493"], ["2", "0", "0", "0 of 2"])):
+        run = subprocess.run([sys.executable, str(BENCH / script), *args], capture_output=True,
+                             text=True, env=env, timeout=600, cwd=str(BENCH.parent))
+        assert run.returncode == 0, run.stderr[-2000:]
+        rows = [line for line in run.stdout.splitlines() if line.startswith(f"| {summary[0]} |")]
+        assert len(rows) == 1, run.stdout
+        cells = [c.strip() for c in rows[0].strip("|").split("|")]
+        assert cells[:len(summary)] == summary, rows[0]
