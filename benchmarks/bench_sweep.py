@@ -37,7 +37,6 @@ from __future__ import annotations
 import argparse
 import math
 import os
-import statistics
 import sys
 import warnings
 
@@ -46,6 +45,7 @@ import pandas as pd
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from bench_peers import _cpu, context, installed_peers  # noqa: E402
+from bench_wide_random import spread  # noqa: E402
 
 MODELS = ("LASSO", "GROUP_LASSO", "HIERARCHICAL_CLUSTER_GROUP_LASSO",
           "FACTOR_CLUSTER_GROUP_LASSO", "COOPERATIVE_GROUP_LASSO",
@@ -227,13 +227,6 @@ def run(number: int, reference: bool) -> dict:
     return row
 
 
-def _spread(times: list[float]) -> str:
-    times = sorted(times)
-    p90 = times[min(len(times) - 1, int(round(0.9 * (len(times) - 1))))]
-    return (f"{statistics.median(times):.3f} | {p90:.3f} | {times[-1]:.3f} | "
-            f"{sum(times):.1f}")
-
-
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--count", type=int, default=250)
@@ -274,11 +267,11 @@ def main(argv=None) -> int:
     print("|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     if fitted:
         print(f"| {len(rows)} | {refused} | {len(failed)} | {len(above)} of {len(judged)} | "
-              f"{_spread([r['seconds'] for r in fitted])} | "
+              f"{spread([r['seconds'] for r in fitted])} | "
               f"{sum(r['seconds'] > args.slow for r in fitted)} |")
     if judged:
         ref = [r["ref_seconds"] for r in judged]
-        print(f"| CVXPY reference | | | | {_spread(ref)} | "
+        print(f"| CVXPY reference | | | | {spread(ref)} | "
               f"{sum(s > args.slow for s in ref)} |")
     worst = max((r["excess"] for r in judged), default=float("nan"))
     which = args.numbers if args.numbers else f"{numbers[0]}..{numbers[-1]}"

@@ -144,6 +144,15 @@ def run(number: int, models: list[str], panels: str = "wide") -> dict:
     return row
 
 
+def spread(times: list[float]) -> str:
+    """``median | 90th percentile | max | total`` of CPU seconds, as the summary rows print
+    them (also ``bench_sweep.py``'s)."""
+    times = sorted(times)
+    p90 = times[min(len(times) - 1, int(round(0.9 * (len(times) - 1))))]
+    return (f"{statistics.median(times):.3f} | {p90:.3f} | {times[-1]:.3f} | "
+            f"{sum(times):.1f}")
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--count", type=int, default=40)
@@ -170,15 +179,13 @@ def main(argv=None) -> int:
                   f"{r['seconds']:.3f} | {r['solver']} | {r['gap']:.0e} |")
         print()
     ok = [r for r in rows if not r["failed"]]
-    times = sorted(r["seconds"] for r in ok)
+    times = [r["seconds"] for r in ok]
     above = sum(r["gap"] > TARGET_GAP for r in ok)
     print("| problems | failed | gap > 1e-8 | median s | 90th percentile s | max s | total s "
           "| over 1 s |")
     print("|---:|---:|---:|---:|---:|---:|---:|---:|")
     if times:
-        p90 = times[min(len(times) - 1, int(round(0.9 * (len(times) - 1))))]
-        print(f"| {len(rows)} | {len(rows) - len(ok)} | {above} | {statistics.median(times):.3f} "
-              f"| {p90:.3f} | {times[-1]:.3f} | {sum(times):.1f} | "
+        print(f"| {len(rows)} | {len(rows) - len(ok)} | {above} | {spread(times)} | "
               f"{sum(t > 1.0 for t in times)} |")
     print(f"\nproblems {args.seed}..{args.seed + args.count - 1}, {args.panels} panels, models "
           f"{models}; CPU seconds "

@@ -29,7 +29,7 @@ from __future__ import annotations
 import numpy as np
 from scipy.linalg import LinAlgError, cho_factor, cho_solve
 
-from ._box_ridge import box_pull, box_ridge, pattern_roots
+from ._box_ridge import _DECADE, _SHORTEST_LOG, box_pull, box_ridge, pattern_roots
 from ._boxed_blocks import _Cluster
 from ._penalty import DENSE_CLUSTER_CELLS
 
@@ -39,8 +39,6 @@ _OUTER = 100  # evaluations of the responses' duals per cluster
 # (250,500,5) is 1.6e8: 4 s with one cluster, signs and a prior at the default penalty
 _DUAL_MAX = 2e9
 _RESUMES = 3  # a response's dual resumed this often at the same nu where a far start needs it
-_DECADE = float(np.log(10.0))
-_SHORTEST_LOG = 1e-3  # the shortest step of log nu, halved back from an unconverged dual
 _TOL = 1e-10  # max |log(nu ||D|| / kappa)| at which nu is taken
 _SETTLED = 1e-3  # ... or this, with every response's free cells as at the previous evaluation
 # a block whose nu climbs this many decades above the start, or a whole decade this many
