@@ -20,7 +20,7 @@ from xl_factorlasso.core.optimization import (
 )
 
 D_REL = 1e-6  # ratio, relative (Clarabel's answer is within ~3e-8 of the certified one)
-W_ABS = 1e-5  # weights, absolute
+W_ABS = 2e-5  # weights, absolute (a flat optimum: CVXPY's weights move more than its ratio)
 
 
 def make_returns(n, T, seed, dense=False):

@@ -135,7 +135,7 @@ def test_factor_exposure_rows_on_the_factor_path(old_path):
     w, w_ref = ours.weights_.to_numpy(), reference.weights_.to_numpy()
     assert ratio(w, cov) == pytest.approx(ratio(w_ref, cov), rel=1e-6)
     assert ratio(w, cov) >= ratio(w_ref, cov) * (1 - _dense.GAP_TOLERANCE)
-    np.testing.assert_allclose(w, w_ref, atol=1e-5, rtol=0)
+    np.testing.assert_allclose(w, w_ref, atol=2e-5, rtol=0)  # CVXPY's weights on a flat optimum
     exposure = fc.loadings.to_numpy().T @ w
     assert exposure[0] == pytest.approx(0.7, abs=1e-9)  # binds
     assert exposure[2] - exposure[3] == pytest.approx(0.1, abs=1e-9)
@@ -288,4 +288,4 @@ def test_rows_one_at_a_time_where_the_joint_pivoting_gives_no_answer(monkeypatch
     w, w_ref = ours.weights_.to_numpy(), reference.weights_.to_numpy()
     assert ratio(w, cov) == pytest.approx(ratio(w_ref, cov), rel=1e-6)
     assert ratio(w, cov) >= ratio(w_ref, cov) * (1 - _dense.GAP_TOLERANCE)
-    np.testing.assert_allclose(w, w_ref, atol=1e-5, rtol=0)
+    np.testing.assert_allclose(w, w_ref, atol=2e-5, rtol=0)  # CVXPY's weights on a flat optimum

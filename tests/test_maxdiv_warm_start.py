@@ -56,7 +56,11 @@ def test_warm_fits_equal_cold_fits_on_moving_windows(span, monkeypatch):
         if cold.solve_.path == "dense":
             np.testing.assert_allclose(w, cold.weights_.to_numpy(), atol=1e-9, rtol=0)
         reference = cold_dense_off(block, monkeypatch, span=span)
-        assert dr(w, cov) == pytest.approx(dr(reference.weights_.to_numpy(), cov), rel=1e-6)
+        # certified, so never below CVXPY; on this covariance (condition number ~2e11) CVXPY's
+        # answers sit up to 1.4e-6 below the certified ones
+        value, value_ref = dr(w, cov), dr(reference.weights_.to_numpy(), cov)
+        assert value >= value_ref * (1 - _dense.GAP_TOLERANCE)
+        assert value == pytest.approx(value_ref, rel=5e-6)
         # (a flat optimum: CVXPY's weights move more than its ratio)
         np.testing.assert_allclose(w, reference.weights_.to_numpy(), atol=1e-4, rtol=0)
     assert started == 7

@@ -32,22 +32,28 @@ def _coefficients(spec: _Spec, working_set: np.ndarray | None) -> tuple[dict, di
     # resolved only to about 1e-6 relative.
     rc = sc / spec.h
     active = np.arange(n) if working_set is None else working_set
-    values: dict[str, Any] = {"rc": rc, "so": so}
-    nonneg = {"rc", "so", "costs", "l1", "l2", "te"}
+    # The variable is x = rel * y, each asset in units of its volatility relative to the mean
+    # (rel = sigma / h): the risk becomes a correlation form and a'y = 1'x for max
+    # diversification. Clarabel equilibrates columns only within [1e-4, 1e4], and with
+    # volatilities 1e5 apart it returned points up to 15% below the optimum as "optimal".
+    # The risk, numerator, penalties and tracking rows take their coefficients divided by rel
+    # here (one coefficient each, so the parametric program stays DPP); the weight constraints
+    # keep their rows in y = x / rel, where the solver's feasibility tolerance is in weights.
+    rel = spec.risk.sigma / spec.h
+    values: dict[str, Any] = {"rc": rc, "so": so, "unscale": 1.0 / rel}
+    nonneg = {"rc", "so", "costs", "l1", "l2", "te", "unscale"}
     if spec.risk_form == "soc-factor":
-        values["root"] = rc * spec.risk.factor_root.T
-        values["residual"] = rc * spec.risk.residual_sd
+        values["root"] = rc * spec.risk.factor_root.T / rel
+        values["residual"] = rc * spec.risk.residual_sd / rel
     elif spec.risk_form == "soc-dense":
-        cov = spec.risk.covariance
-        if working_set is not None:
-            cov = cov[np.ix_(active, active)]
-        values["root"] = rc * dense_root(cov).T
+        values["root"] = rc * dense_root(_scaled_covariance(spec, rel, active)).T
     # The numerator's coefficients net of fees, under the name they have in max diversification.
     net_mu = spec.mu - spec.fees if spec.fees is not None else spec.mu
-    values["sigma"] = rc * net_mu
+    values["sigma"] = rc * net_mu / rel
     values["rf"] = rc * spec.risk_free_rate
     if spec.costs is not None:
-        values["costs"] = rc * spec.costs
+        values["costs"] = rc * spec.costs / rel
+        values["previous_x"] = spec.previous * rel
     if spec.costs is not None or spec.turnover is not None:
         values["previous"] = spec.previous
     for bound, name in ((spec.lower, "lower"), (spec.upper, "upper")):
@@ -55,24 +61,34 @@ def _coefficients(spec: _Spec, working_set: np.ndarray | None) -> tuple[dict, di
             idx = active[np.isfinite(bound[active])]
             if idx.size:
                 values[name] = sc * bound[idx]
-    for name in ("budget", "min_budget", "max_budget", "max_long", "max_short", "turnover"):
+    for name in ("budget", "min_budget", "max_budget", "max_long", "max_short"):
         if getattr(spec, name) is not None:
             values[name] = sc * getattr(spec, name)
+    if spec.turnover is not None:
+        values["turnover"] = sc * spec.turnover
     if spec.A_eq.shape[0]:
         values["b_eq"] = sc * spec.b_eq
     if spec.A_ineq.shape[0]:
         values["b_ineq"] = sc * spec.b_ineq
     if spec.tracking_error is not None:
-        values["tracking"] = rc * spec.tracking_root[:, :n]
+        values["tracking"] = rc * spec.tracking_root[:, :n] / rel
         values["benchmark"] = rc * spec.tracking_root[:, n]
         values["te"] = rc * spec.tracking_error * spec.tracking_scale
     if spec.min_returns is not None:
         values["min_return"] = rc * spec.min_returns[0]
-    if spec.l1:
-        values["l1"] = so * spec.l1
-    if spec.l2:
-        values["l2"] = so * spec.l2
+    if spec.l1:  # l1 |y|_1 = |l1 x / rel|_1
+        values["l1"] = so * spec.l1 / rel[active]
+    if spec.l2:  # l2 |y|^2 = |sqrt(l2) x / rel|^2
+        values["l2"] = np.sqrt(so * spec.l2) / rel[active]
     return values, {name: name in nonneg for name in values}
+
+
+def _scaled_covariance(spec: _Spec, rel: np.ndarray, active: np.ndarray) -> np.ndarray:
+    """``Sigma[W, W] / (rel rel')`` on the assets ``active``: the covariance of ``x``."""
+    cov = spec.risk.covariance
+    if active.size < spec.n:
+        cov = cov[np.ix_(active, active)]
+    return cov / np.outer(rel[active], rel[active])
 
 
 def _signature(spec: _Spec, role: str, values: dict) -> tuple:
@@ -129,13 +145,16 @@ def _formulate(spec: _Spec, working_set: np.ndarray | None, parametric: bool,
                    every weight constraint, multiplied through by t
                    t >= 0
 
+    The solver's variable is ``x = rel * y`` (``rel = sigma / h``, see :func:`_coefficients`);
+    ``y`` is the expression ``x / rel`` that the weight constraints and the callables use.
+
     All terms are positively homogeneous in ``(y, t)``, so the optimum is the same for any
-    ``h > 0``; ``h`` (the mean asset volatility) and ``so = 1 / mean volatility`` only keep the
-    numbers near 1. ``G`` is a square root of Sigma: the factor model's ``[B chol(Sigma_f), diag(
-    sqrt(D))]``, or a dense Cholesky factor. When the objective is the risk alone and Sigma is
-    dense, ``(so ||G' y||)^2 = so^2 y' Sigma y`` is minimised instead (same minimiser, a QP that
-    Clarabel factors faster than an n x n triangular cone). Transaction costs use
-    ``z >= |y - w_prev t|`` (tight at the optimum, costs >= 0).
+    ``h > 0``; ``h`` (the mean asset volatility) and ``so = sqrt(n) / mean volatility`` only keep
+    the numbers near 1. ``G`` is a square root of Sigma: the factor model's
+    ``[B chol(Sigma_f), diag(sqrt(D))]``, or a dense Cholesky factor. When the objective is the
+    risk alone and Sigma is dense, ``(so ||G' y||)^2 = so^2 y' Sigma y`` is minimised instead
+    (same minimiser, a QP that Clarabel factors faster than an n x n triangular cone).
+    Transaction costs use ``z >= |y - w_prev t|`` (tight at the optimum, costs >= 0).
 
     Every datum is one coefficient from :func:`_coefficients`; with ``parametric`` each is a
     ``cp.Parameter`` and the program is DPP (parameter times variable only), so CVXPY compiles it
@@ -157,39 +176,39 @@ def _formulate(spec: _Spec, working_set: np.ndarray | None, parametric: bool,
         P = params.__getitem__
     else:
         P = values.__getitem__
-    y = cp.Variable(n, name="y")  # homogenised weights, y = t * w
+    x = cp.Variable(n, name="x")  # y in volatility units: x = rel * y
+    y = cp.multiply(P("unscale"), x)  # homogenised weights, y = t * w
     t = cp.Variable(nonneg=True, name="t")  # Charnes–Cooper scale (skfolio leaves it free)
     sc = spec.scale_constraints
     constraints: list[cp.Constraint] = []
 
     # Assets in play: all, or a screened solve's working set (the others are fixed at 0).
-    active, y_active, fixing = np.arange(n), y, None
+    active, x_active, fixing = np.arange(n), x, None
     if working_set is not None:
-        active, y_active = working_set, y[working_set]
+        active, x_active = working_set, x[working_set]
         fixing = y[np.setdiff1d(np.arange(n), working_set)] == 0
         constraints.append(fixing)
 
-    # Risk t * sigma_p(w) = ||G' y||.
+    # Risk t * sigma_p(w) = ||G' y||, with G's rows divided by rel.
     if spec.risk_form == "soc-factor":
         s = cp.Variable(nonneg=True, name="s")
-        root_y = cp.hstack([P("root") @ y, cp.multiply(P("residual"), y)])
+        root_y = cp.hstack([P("root") @ x, cp.multiply(P("residual"), x)])
         constraints.append(cp.SOC(P("rc") * s, root_y))
         risk_term = P("so") * s
     elif spec.risk_form == "qp":
-        cov = spec.risk.covariance
-        if working_set is not None:
-            cov = cov[np.ix_(active, active)]
-        risk_term = spec.scale_objective**2 * cp.quad_form(y_active, cp.psd_wrap(cov))
+        cov = _scaled_covariance(spec, spec.risk.sigma / spec.h, active)
+        risk_term = spec.scale_objective**2 * cp.quad_form(x_active, cp.psd_wrap(cov))
     else:
         s = cp.Variable(nonneg=True, name="s")
-        constraints.append(cp.SOC(P("rc") * s, P("root") @ y_active))
+        constraints.append(cp.SOC(P("rc") * s, P("root") @ x_active))
         risk_term = P("so") * s
 
     # Numerator rc * t * N(w): weighted volatilities net of fees and transaction costs.
-    numerator = P("sigma") @ y
+    numerator = P("sigma") @ x
     if spec.costs is not None:
-        z = cp.Variable(n, nonneg=True, name="z")  # z >= |y - w_prev t|
-        moved = y - P("previous") * t
+        # z >= |x - rel w_prev t| = rel |y - w_prev t| (traded amounts in x's units)
+        z = cp.Variable(n, nonneg=True, name="z")
+        moved = x - cp.multiply(P("previous_x"), t)
         constraints += [z >= moved, z >= -moved]
         numerator = numerator - P("costs") @ z
         constraints.append(numerator - P("rf") * t >= sc)  # rc * h == sc
@@ -211,17 +230,18 @@ def _formulate(spec: _Spec, working_set: np.ndarray | None, parametric: bool,
     if spec.max_budget is not None:
         constraints.append(sc * cp.sum(y) <= P("max_budget") * t)
     if spec.max_long is not None:
-        constraints.append(sc * cp.sum(cp.pos(y)) <= P("max_long") * t)
+        constraints.append(sc * (P("unscale") @ cp.pos(x)) <= P("max_long") * t)
     if spec.max_short is not None:
-        constraints.append(sc * cp.sum(cp.neg(y)) <= P("max_short") * t)
+        constraints.append(sc * (P("unscale") @ cp.neg(x)) <= P("max_short") * t)
     if spec.A_eq.shape[0]:
         constraints.append((sc * spec.A_eq) @ y == P("b_eq") * t)
     if spec.A_ineq.shape[0]:
         constraints.append((sc * spec.A_ineq) @ y <= P("b_ineq") * t)
     if spec.turnover is not None:  # per asset, as skfolio: |w_i - w_prev_i| <= max_turnover
-        constraints.append(sc * cp.abs(y - P("previous") * t) <= P("turnover") * t)
+        moved = sc * (y - P("previous") * t)  # two rows, no auxiliary |.| variable
+        constraints += [moved <= P("turnover") * t, moved >= -P("turnover") * t]
     if spec.tracking_error is not None:  # ||X w - b|| / sqrt(T-1) <= TE
-        constraints.append(cp.SOC(P("te") * t, P("tracking") @ y + P("benchmark") * t))
+        constraints.append(cp.SOC(P("te") * t, P("tracking") @ x + P("benchmark") * t))
     min_return = None
     if spec.min_returns is not None:  # N(w) >= min_return
         if spec.min_return_is_array and not parametric:
@@ -245,9 +265,9 @@ def _formulate(spec: _Spec, working_set: np.ndarray | None, parametric: bool,
 
     objective = risk_term
     if spec.l1:
-        objective = objective + P("l1") * cp.norm1(y_active)
+        objective = objective + cp.norm1(cp.multiply(P("l1"), x_active))
     if spec.l2:  # l2 |w|^2 * t = l2 |y|^2 / t: the penalty joins the ratio's denominator
-        objective = objective + P("l2") * cp.quad_over_lin(y_active, t)
+        objective = objective + cp.quad_over_lin(cp.multiply(P("l2"), x_active), t)
     custom_objective = None
     if spec.add_objective is not None:
         custom_objective = _call_custom(spec.add_objective, "add_objective", y, t)
@@ -259,4 +279,4 @@ def _formulate(spec: _Spec, working_set: np.ndarray | None, parametric: bool,
 
     problem = cp.Problem(cp.Minimize(objective), constraints)
     return _Handles(problem, y, t, min_return, custom_objective, custom_constraints, fixing,
-                    params, values["rc"])
+                    params, values["rc"], x, values["unscale"])

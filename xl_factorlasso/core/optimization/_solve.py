@@ -116,7 +116,7 @@ def _polish(spec: _Spec, w: np.ndarray, values: dict, handles: _Handles,
     raw_y = None if handles.y.value is None else np.array(handles.y.value, copy=True)
     raw_custom = [_custom_excess(c, t) for c in handles.custom_constraints]
     polished, n_snapped = snap_and_restore(spec, w, min_return)
-    handles.y.value = t * polished  # custom objective/constraints are read at y = t w
+    handles.set_y(t * polished)  # custom objective/constraints are read at y = t w
     new_values = _measures(spec, polished, handles, t)
     problems = strict_violations(spec, polished, min_return)
     problems += _violations(spec, polished, handles, min_return, X)
@@ -133,7 +133,7 @@ def _polish(spec: _Spec, w: np.ndarray, values: dict, handles: _Handles,
         problems.append(f"the ratio, which would drop by {-change:.1e} (relative; "
                         f"{allowed:.1e} allowed)")
     if problems:
-        handles.y.value = raw_y
+        handles.set_y(raw_y)
         note = ("kept the solver's weights: the polished point breaks "
                 + "; ".join(problems))
         return w, values, PolishReport(False, 0, 0.0, 0.0, note)

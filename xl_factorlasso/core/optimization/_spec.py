@@ -80,7 +80,7 @@ class _Spec:
 @dataclass
 class _Handles:
     problem: cp.Problem
-    y: cp.Variable
+    y: cp.Expression  # y = t * w, an expression of the variable x (or a stand-in's value)
     t: cp.Variable
     min_return: cp.Parameter | None
     custom_objective: cp.Expression | None
@@ -88,6 +88,15 @@ class _Handles:
     fixing: cp.Constraint | None = None  # y[excluded] == 0 in a screened solve
     params: dict = field(default_factory=dict)  # name -> cp.Parameter (a re-usable problem)
     min_return_scale: float = 1.0  # the min_return coefficient is min_return * rc
+    x: cp.Variable | None = None  # the solver's variable, y in volatility units
+    unscale: np.ndarray | None = None  # y = unscale * x
+
+    def set_y(self, y: np.ndarray | None):
+        """Put the variables at ``y`` (the custom objective and constraints are read there)."""
+        if self.x is None:
+            self.y.value = y
+        else:
+            self.x.value = None if y is None else np.asarray(y) / self.unscale
 
     def set_min_return(self, target: float):
         self.min_return.value = self.min_return_scale * target
@@ -98,6 +107,7 @@ class _Handles:
         for name, param in self.params.items():
             param.value = values[name]
         self.min_return_scale = values["rc"]
+        self.unscale = values["unscale"]
 
 
 @functools.cache
