@@ -101,8 +101,9 @@ class MaximumDiversification(ConvexRatioOptimization):
         ``{"tol_gap_abs": 1e-9, "tol_gap_rel": 1e-9, "tol_feas": 1e-9}`` (skfolio uses the two
         gap tolerances and replaces them with a user dict).
     scale_objective : float, optional
-        Multiplies every objective term. Default ``1 / mean(sigma)`` so the objective is about
-        ``1 / D``.
+        Multiplies every objective term. Default ``sqrt(n_assets) / mean(sigma)``, so the
+        objective is about ``sqrt(n_assets) / D``, near 1 (Clarabel's gap tolerances are
+        absolute on objectives below 1).
     scale_constraints : float, optional
         Multiplies both sides of every built-in constraint. Default 1. (Constraints in return
         units are additionally divided by the mean volatility.)
@@ -110,8 +111,8 @@ class MaximumDiversification(ConvexRatioOptimization):
         Keep the CVXPY problem in ``problem_`` (also when the solve fails).
     add_objective : callable, optional
         ``f(y)`` or ``f(y, t)`` returning a convex scalar CVXPY expression added to the
-        minimised objective. It receives the *homogenised* variables: ``y = t * w``, a
-        ``cp.Variable(n_assets)``, and ``t > 0``, a scalar ``cp.Variable``. Make it
+        minimised objective. It receives the *homogenised* variables: ``y = t * w``, an
+        affine expression of length n_assets, and ``t > 0``, a scalar ``cp.Variable``. Make it
         1-homogeneous in ``(y, t)``, i.e. ``t * g(w)``; ``g(w)`` then joins the denominator.
         Example: ``lambda y, t: 0.01 * cp.quad_over_lin(y, t)`` adds ``0.01 |w|^2``.
     add_constraints : callable, optional

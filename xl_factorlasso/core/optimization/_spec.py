@@ -263,7 +263,10 @@ def specify(est, risk: RiskModel, assets: pd.Index | None, values: np.ndarray | 
         min_returns=min_returns, min_return_is_array=is_array, risk_free_rate=r_f,
         l1=l1, l2=l2, add_objective=est.add_objective, add_constraints=est.add_constraints,
         solver=solver, solver_params=solver_params,
-        scale_objective=scale_objective if scale_objective is not None else 1.0 / sigma_bar,
+        # sqrt(n) / D is near 1 for a diversified portfolio; below 1 Clarabel's gap tolerances
+        # act as absolute ones, so 1 / D (the former default) left 1e-9 D^2 of the objective
+        scale_objective=(scale_objective if scale_objective is not None
+                         else np.sqrt(n) / sigma_bar),
         scale_constraints=scale_constraints if scale_constraints is not None else 1.0,
         h=sigma_bar, risk_form=risk_form,
     )
