@@ -11,11 +11,18 @@ with bounds and a budget range, its Charnes–Cooper form in ``x``.
 
 from __future__ import annotations
 
+import sys
+import warnings
+from pathlib import Path
+
 import cvxpy as cp
 import numpy as np
 import pytest
 
 from xl_factorlasso.core.optimization import MaximumDiversification, _dense
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+from bench_maxdiv_random import net_ratio, problem, reference  # noqa: E402
 
 _TOL = {"tol_gap_abs": 1e-11, "tol_gap_rel": 1e-11, "tol_feas": 1e-11}
 
@@ -113,3 +120,42 @@ def test_four_assets_on_a_rank_two_covariance_are_answered():
     # at a ratio of 283 the objective is about n / D^2 = 5e-5, on which Clarabel's gap
     # tolerance (1e-9) acts absolutely: about 1e-5 of the ratio is left, on both programs
     assert ratio(X, w) == pytest.approx(best, rel=3e-5)
+
+
+def test_an_uncertified_active_set_point_beats_a_lower_cvxpy_answer():
+    """bench_maxdiv_random's problem 359 (caps, volatilities 4.7e-8 to 0.026): the active-set
+    point is certified only to 1.3e-7 and CVXPY's answer is 3.4e-7 lower; the point is kept,
+    with its gap and a note."""
+    X, family, params = problem(359)
+    assert family == "caps"
+    with warnings.catch_warnings():  # CVXPY's "inaccurate" warnings go with its answer
+        warnings.simplefilter("error")
+        model = MaximumDiversification(**params).fit(X)
+    assert model.solve_.path == "dense"
+    assert _dense.GAP_TOLERANCE < model.solve_.relative_gap < 1e-6
+    assert "not certified" in model.solve_.note and "kept: CVXPY's answer was lower by" in \
+        model.solve_.note
+    best = reference(X, params)
+    assert net_ratio(X, model.weights_.to_numpy(), params) == pytest.approx(best, rel=1e-10)
+
+
+@pytest.mark.filterwarnings("ignore:Solution may be inaccurate")
+def test_a_lower_uncertified_point_gives_way_to_cvxpy(monkeypatch):
+    """An uncertified point below CVXPY's answer (here equal weights, forced) is dropped: the
+    CVXPY path answers, its note says why the active-set one did not."""
+    X, _, params = problem(359)
+    original = _dense.solve_dense
+
+    def equal_weights(spec, X=None, start=None):
+        w, gap, handles, exchanges, warm = original(spec, X, start).answer
+        t = handles.t.value
+        handles.set_y(np.full(spec.n, 1.0 / spec.n) * t)
+        return _dense.Uncertified("forced", (np.full(spec.n, 1.0 / spec.n), 0.5, handles,
+                                             exchanges, warm))
+
+    monkeypatch.setattr(_dense, "solve_dense", equal_weights)
+    with pytest.warns(UserWarning, match="reports an inaccurate solution"):
+        model = MaximumDiversification(**params).fit(X)
+    assert model.solve_.path == "cvxpy" and model.solve_.note == "forced"
+    equal = net_ratio(X, np.full(X.shape[1], 1.0 / X.shape[1]), params)
+    assert net_ratio(X, model.weights_.to_numpy(), params) > equal

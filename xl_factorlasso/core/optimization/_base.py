@@ -94,8 +94,12 @@ class ConvexRatioOptimization(BaseEstimator):
                 # pre-check's LP would establish; with linear constraints that LP can take
                 # longer than the solve)
                 _check_min_return(spec, target, _precheck(spec))
-            w, values, handles = dense if isinstance(dense, tuple) else self._solve_single(
-                spec, X, target, dense or "")
+            if isinstance(dense, tuple):
+                w, values, handles = dense
+            elif isinstance(dense, _dense.Uncertified):
+                w, values, handles = self._better_of(spec, X, target, dense)
+            else:
+                w, values, handles = self._solve_single(spec, X, target, dense or "")
             if self.save_problem:
                 self.problem_ = handles.problem
             w, values, self.polish_ = _polish(spec, w, values, handles, target, X, self.polish)
@@ -136,7 +140,8 @@ class ConvexRatioOptimization(BaseEstimator):
 
     def _solve_dense(self, spec: _Spec, X: np.ndarray | None):
         """The dense active-set solver's ``(w, problem_values, handles)`` (setting ``solve_``),
-        or why it gave none (a note), or None when the family is not its
+        or why it gave none (a note), or a point it could not certify
+        (:class:`._dense.Uncertified`), or None when the family is not its
         (:func:`._dense.dense_eligible`)."""
         if not _dense.dense_eligible(spec, self.save_problem):
             return None
@@ -144,12 +149,33 @@ class ConvexRatioOptimization(BaseEstimator):
         start = None if previous is None else _dense.warm_state(
             spec, previous, getattr(self, "_warm_holdings", None))
         dense = _dense.solve_dense(spec, X, start)
-        if isinstance(dense, str):
+        if isinstance(dense, (str, _dense.Uncertified)):
             return dense
         w, gap, handles, exchanges, warm = dense
         path = "factor" if spec.risk.is_factor else "dense"
         self.solve_ = _dense.SolveReport(path, gap, exchanges, warm_start=warm)
         return w, _measures(spec, w, handles, handles.t.value), handles
+
+    def _better_of(self, spec: _Spec, X: np.ndarray | None, target: float | None,
+                   point: _dense.Uncertified):
+        """CVXPY's answer, or the active-set ``point`` when its ratio is higher (its gap, above
+        the tolerance, is still a certified bound; CVXPY's answer has none). The ratio is
+        scale-invariant, so comparing them needs no tolerance."""
+        w, gap, handles, exchanges, warm = point.answer
+        values = _measures(spec, w, handles, handles.t.value)
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            answer = self._solve_single(spec, X, target, point.note)
+        if answer[1]["ratio"] >= values["ratio"]:
+            for item in caught:  # CVXPY's warnings (an inaccurate solution) concern its answer
+                warnings.warn_explicit(item.message, item.category, item.filename, item.lineno)
+            return answer
+        path = "factor" if spec.risk.is_factor else "dense"
+        self.solve_ = _dense.SolveReport(
+            path, gap, exchanges, warm_start=warm,
+            note=f"{point.note}; kept: CVXPY's answer was lower by "
+                 f"{(values['ratio'] - answer[1]['ratio']) / values['ratio']:.1e} (relative)")
+        return w, values, handles
 
     def _solve_single(self, spec: _Spec, X: np.ndarray | None, target: float | None,
                       note: str = ""):

@@ -100,8 +100,10 @@ class SolveReport:
         ``"cvxpy"``: the full CVXPY program.
     relative_gap : float or None
         Dense and factor paths: a certified bound on ``(D* - D(w)) / D(w)``, the relative loss of
-        diversification ratio against the optimum (before polishing). None on the CVXPY
-        paths, certified by the solver's own gap tolerances.
+        diversification ratio against the optimum (before polishing); above
+        :data:`GAP_TOLERANCE` only when the point was kept because CVXPY's answer was lower
+        (``note`` says by how much). None on the CVXPY paths, certified by the solver's own
+        gap tolerances.
     exchanges : int
         Pivoting exchanges of the dense solver (0 on the other paths).
     note : str
@@ -735,7 +737,8 @@ class _Value:
 def solve_dense(spec: _Spec, X: np.ndarray | None = None, start: WarmStart | None = None
                 ) -> tuple[np.ndarray, float, _Handles, int, bool] | str:
     """The certified weights of the dense path: ``(w, gap, handles, exchanges, warm)``, or a
-    string saying why there is none (the caller then takes today's path).
+    string saying why there is none (the caller then takes today's path), or an
+    :class:`Uncertified` feasible point with a finite gap above the tolerance.
 
     ``handles`` carries ``y`` and ``t`` as CVXPY's would after a solve (``a'y = h``, ``t =
     1'y / budget``), so :func:`._solve._measures` and :func:`._solve._polish` apply unchanged.
@@ -781,7 +784,7 @@ def solve_dense(spec: _Spec, X: np.ndarray | None = None, start: WarmStart | Non
         y, exchanges = solved
         # (Sigma^-1 with shorts or costs: a Cholesky, or Woodbury on a factor covariance)
         gap = relative_gap(cov, a, y, box, costs, rows)
-    if not gap <= GAP_TOLERANCE:
+    if not gap <= GAP_TOLERANCE and not np.isfinite(gap):
         return f"the active-set solution was not certified (relative gap {gap:.1e})"
     if np.all(box.lower == 0):
         y = np.clip(y, 0.0, None)
@@ -799,4 +802,17 @@ def solve_dense(spec: _Spec, X: np.ndarray | None = None, start: WarmStart | Non
     broken = _violations(spec, w, handles, None, X)  # the check every CVXPY answer passes
     if broken:
         return f"the active-set solution violates {', '.join(broken)}"
+    if not gap <= GAP_TOLERANCE:
+        return Uncertified(f"the active-set solution was not certified (relative gap {gap:.1e})",
+                           (w, gap, handles, exchanges, warm))
     return w, gap, handles, exchanges, warm
+
+
+@dataclass(frozen=True)
+class Uncertified:
+    """A feasible active-set point whose certified gap is above :data:`GAP_TOLERANCE`: the
+    caller solves the CVXPY program and keeps this point (``answer``, as
+    :func:`solve_dense`'s) when CVXPY's ratio is lower."""
+
+    note: str
+    answer: tuple
