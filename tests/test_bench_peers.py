@@ -293,3 +293,19 @@ def test_random_batteries_judge_every_fit():
         assert len(rows) == 1, run.stdout
         cells = [c.strip() for c in rows[0].strip("|").split("|")]
         assert cells[:len(summary)] == summary, rows[0]
+
+
+def test_random_maxdiv_problems_reach_the_reference():
+    # bench_maxdiv_random's problems 12-16; on problem 15 (long-short, volatilities over six
+    # decades) the program in y (before e27734e) stopped 2.2% below the reference
+    run = subprocess.run([sys.executable, str(BENCH / "bench_maxdiv_random.py"), "--seed", "12",
+                          "--count", "5"], capture_output=True, text=True,
+                         env={**os.environ, "MPLBACKEND": "Agg"}, timeout=600,
+                         cwd=str(BENCH.parent))
+    assert run.returncode == 0, run.stderr[-2000:]
+    rows = [[c.strip() for c in line.strip("|").split("|")] for line in run.stdout.splitlines()
+            if line.startswith("| ") and not line.startswith("| family")]
+    assert sorted(row[0] for row in rows) == ["costs", "l1", "ls", "range"], run.stdout
+    for family, _, failed, below_reference, below_skfolio, *_ in rows:
+        assert failed == "0" and below_skfolio == "0", run.stdout
+        assert below_reference == ("0" if family in ("ls", "range") else "n/a"), run.stdout
