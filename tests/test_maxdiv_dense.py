@@ -264,10 +264,12 @@ def test_binding_caps_at_n200(old_path, dense):
     {"linear_constraints": ["A0000 + A0001 >= 0.05"], "max_long": 1.0},
     {"l1_coef": 1e-3},
     {"min_return": 0.01},
-    {"budget": None, "min_budget": 1.0},
+    {"budget": None, "max_budget": 1.0},
+    {"budget": None, "min_budget": 0.5, "min_weights": 0.001},
     {"max_long": 1.0},
     {"save_problem": True},
-], ids=["linear with max_long", "l1", "min_return", "min_budget", "max_long", "save_problem"])
+], ids=["linear with max_long", "l1", "min_return", "max_budget", "min_budget, floors",
+        "max_long", "save_problem"])
 def test_other_families_keep_the_old_path(monkeypatch, params):
     X = make_returns(60, 400, 3)
     tried = []
@@ -567,3 +569,61 @@ def test_an_overshooting_block_exchange_is_taken_back():
     assert _dense.relative_gap(cov, a, solved[0], box) <= _dense.GAP_TOLERANCE
     w = solved[0] / solved[0].sum()
     assert np.count_nonzero(np.isclose(w, 0.01, rtol=1e-9)) > 20  # the caps bind
+
+
+@pytest.mark.parametrize("params", [
+    {"min_weights": -0.1, "max_weights": 0.2, "min_budget": 0.6, "max_budget": 1.2},
+    {"max_weights": 0.1, "min_budget": 0.8, "max_budget": 1.5,
+     "linear_constraints": ["A0000 + A0001 <= 0.05", "A0002 - A0003 == 0"]},
+    {"min_weights": -0.2, "min_budget": 0.5, "transaction_costs": 0.002},
+], ids=["long-short", "caps and rows", "costs from cash"])
+def test_a_budget_range_is_solved_at_min_budget(old_path, params):
+    """Where shrinking the weights keeps every constraint and the ratio (0 in the box, rows with
+    b >= 0, equalities with b = 0, costs from zero previous weights, no r_f), the optimum of
+    the range is that of budget = min_budget: the dense path answers it, certified, with the
+    CVXPY program's ratio on the range."""
+    X = make_returns(60, 400, 3)
+    cov = X.cov().to_numpy()
+    model = MaximumDiversification(budget=None, **params).fit(X)
+    reference = old_path(X, budget=None, **params)
+    assert model.solve_.path == "dense" and model.solve_.relative_gap <= _dense.GAP_TOLERANCE
+    assert "solved at min_budget" in model.solve_.note
+    w = model.weights_.to_numpy()
+    assert w.sum() == pytest.approx(params["min_budget"], abs=1e-12)
+    costs = params.get("transaction_costs", 0.0)
+    assert ratio(w, cov, costs=costs) >= ratio(reference.weights_.to_numpy(), cov, costs=costs) * (
+        1 - _dense.GAP_TOLERANCE)
+    assert ratio(w, cov, costs=costs) == pytest.approx(
+        ratio(reference.weights_.to_numpy(), cov, costs=costs), rel=D_REL)
+
+
+@pytest.mark.parametrize("params", [
+    {"risk_free_rate": 1e-4}, {"min_weights": 0.001}, {"max_weights": -0.01, "min_weights": -1},
+    {"l2_coef": 0.1}, {"linear_constraints": ["A0000 >= 0.01"]},
+    {"linear_constraints": ["A0000 == 0.01"]},
+    {"previous_weights": 0.01, "transaction_costs": 0.001}, {"min_budget": None},
+], ids=["r_f", "floors", "all short", "l2", "row with b < 0", "equality b != 0",
+        "costs from holdings", "no min_budget"])
+def test_a_budget_range_stays_whole_where_shrinking_changes_it(params):
+    X = make_returns(20, 200, 3)
+    base = {"budget": None, "min_budget": 0.5, "max_budget": 1.0, "min_weights": -0.5}
+    spec, _ = MaximumDiversification(**{**base, **params})._validate(X, None)
+    assert _dense.at_min_budget(spec) is None
+    reduced = _dense.at_min_budget(MaximumDiversification(**base)._validate(X, None)[0])
+    assert (reduced.budget, reduced.min_budget, reduced.max_budget) == (0.5, None, None)
+
+
+@pytest.mark.parametrize("budget", [0.8, 1.0])
+def test_an_equality_row_on_assets_at_zero_is_certified(old_path, budget):
+    """``A0002 - A0003 == 0`` with both weights at 0: the row's multiplier is not fitted on free
+    assets, and set to 0 the certificate leaked the residual of the asset that would rise
+    (relative gap 1.4e-2 and 2.0e-2 on the optimum, and the fit went to CVXPY)."""
+    X = make_returns(60, 400, 3)
+    params = {"budget": budget, "max_weights": 0.1, "linear_constraints": ["A0002 - A0003 == 0"]}
+    model = MaximumDiversification(**params).fit(X)
+    assert model.solve_.path == "dense" and model.solve_.relative_gap <= _dense.GAP_TOLERANCE
+    w = model.weights_.to_numpy()
+    assert w[2] == w[3] == 0
+    cov = X.cov().to_numpy()
+    assert ratio(w, cov) == pytest.approx(ratio(old_path(X, **params).weights_.to_numpy(), cov),
+                                          rel=D_REL)

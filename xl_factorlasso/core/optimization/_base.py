@@ -13,6 +13,7 @@ bounds and a budget (:mod:`._dense`) and the screened solve for large dense prob
 from __future__ import annotations
 
 import copy
+import dataclasses
 import warnings
 from collections.abc import Mapping
 from typing import Any, Self
@@ -88,7 +89,8 @@ class ConvexRatioOptimization(BaseEstimator):
     def _optimize(self, spec: _Spec, X: np.ndarray | None):
         if not spec.min_return_is_array:
             target = spec.min_returns[0] if spec.min_returns else None
-            dense = self._solve_dense(spec, X)
+            reduced = _dense.at_min_budget(spec)
+            dense = self._solve_dense(reduced or spec, X)
             if not (isinstance(dense, tuple) and _precheck_holds_at(spec, dense[0])):
                 # (a dense answer is a feasible point with a positive net ratio: what the
                 # pre-check's LP would establish; with linear constraints that LP can take
@@ -100,6 +102,10 @@ class ConvexRatioOptimization(BaseEstimator):
                 w, values, handles = self._better_of(spec, X, target, dense)
             else:
                 w, values, handles = self._solve_single(spec, X, target, dense or "")
+            if reduced is not None and self.solve_.path in ("dense", "factor"):
+                said = f"{self.solve_.note}; " if self.solve_.note else ""
+                self.solve_ = dataclasses.replace(self.solve_, note=(
+                    f"{said}the budget range was solved at min_budget (the same optimal ratio)"))
             if self.save_problem:
                 self.problem_ = handles.problem
             w, values, self.polish_ = _polish(spec, w, values, handles, target, X, self.polish)
@@ -158,15 +164,15 @@ class ConvexRatioOptimization(BaseEstimator):
 
     def _better_of(self, spec: _Spec, X: np.ndarray | None, target: float | None,
                    point: _dense.Uncertified):
-        """CVXPY's answer, or the active-set ``point`` when its ratio is higher (its gap, above
-        the tolerance, is still a certified bound; CVXPY's answer has none). The ratio is
-        scale-invariant, so comparing them needs no tolerance."""
+        """CVXPY's answer, or the active-set ``point`` when its ratio is higher by more than
+        the gap tolerance (its gap, above the tolerance, is still a certified bound; CVXPY's
+        answer has none)."""
         w, gap, handles, exchanges, warm = point.answer
         values = _measures(spec, w, handles, handles.t.value)
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
             answer = self._solve_single(spec, X, target, point.note)
-        if answer[1]["ratio"] >= values["ratio"]:
+        if answer[1]["ratio"] >= values["ratio"] * (1.0 - _dense.GAP_TOLERANCE):
             for item in caught:  # CVXPY's warnings (an inaccurate solution) concern its answer
                 warnings.warn_explicit(item.message, item.category, item.filename, item.lineno)
             return answer

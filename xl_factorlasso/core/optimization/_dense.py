@@ -37,7 +37,7 @@ CVXPY program) with the same constraint families, messages and diagnosis. ``solv
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import NamedTuple
 
 import numpy as np
@@ -152,6 +152,33 @@ def dense_eligible(spec: _Spec, save_problem: bool = False) -> bool:
     others = (spec.min_budget, spec.max_budget, spec.max_long, spec.max_short,
               spec.tracking_error, spec.min_returns, spec.add_constraints, spec.add_objective)
     return all(v is None for v in others)
+
+
+def at_min_budget(spec: _Spec) -> _Spec | None:
+    """The same problem with ``budget = min_budget`` when a budget range can be solved there,
+    else None.
+
+    The ratio is unchanged when the weights are scaled by a positive factor if the numerator
+    and the denominator are both 1-homogeneous (no ``r_f``, no ``l2``, transaction costs only
+    around zero previous weights). If moreover every constraint still holds when the weights
+    shrink (0 inside every bound and turnover box, ``A_ineq w <= b`` with ``b >= 0``, equality
+    rows with ``b = 0``), any point of the range ``min_budget > 0 <= sum(w) <= max_budget``
+    shrinks to ``sum(w) = min_budget`` with the same ratio, and every point there is in the
+    range: the two problems have the same optimal ratio, and the dense path can answer the
+    fixed budget one."""
+    if spec.budget is not None or spec.min_budget is None or not spec.min_budget > 0:
+        return None
+    if spec.risk_free_rate != 0 or spec.l2 or spec.min_returns is not None:
+        return None
+    if (spec.costs is not None or spec.turnover is not None) and np.any(spec.previous != 0):
+        return None
+    if spec.lower is None or np.any(spec.lower > 0):
+        return None
+    if spec.upper is not None and np.any(spec.upper < 0):
+        return None
+    if np.any(spec.b_ineq < 0) or np.any(spec.b_eq != 0):
+        return None
+    return replace(spec, budget=spec.min_budget, min_budget=None, max_budget=None)
 
 
 def _coefficients(spec: _Spec) -> np.ndarray:
