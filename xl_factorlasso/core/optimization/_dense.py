@@ -129,7 +129,8 @@ def dense_eligible(spec: _Spec, save_problem: bool = False) -> bool:
     factor covariance for the factor path; no l1, l2 or add_objective), bounds (a finite
     ``min_weights`` for every asset, negative for short positions, ``max_weights`` any,
     ``None`` or ``inf`` for none), ``budget > 0``, and no other constraint family (no
-    min/max_budget, max_long/short, tracking error, min_return or add_constraints). Linear
+    min/max_budget, max_long/short, tracking error, min_return or add_constraints; a budget
+    range comes here through :func:`at_min_budget`). Linear
     constraints (groups, ``linear_constraints``, ``left_inequality``) are rows the pivoting
     holds active or not (:class:`_Rows`); transaction costs are a kink per asset
     (:class:`_Costs`).
