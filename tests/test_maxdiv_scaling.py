@@ -59,16 +59,21 @@ def reference_long_only(X):
 
 
 def reference_range(X, low, high, min_budget, max_budget):
-    """The box and budget range in ``x = sigma * w * t``, ``1'x = 1``: rows in weights."""
+    """The box and budget range in ``x = sigma * w * t``, ``1'x = 1``: rows in weights. The
+    objective ``x'Cx = 1 / D^2`` is solved again scaled by ``1 / value`` (Clarabel's gap
+    tolerances act absolutely below 1)."""
     C, sd = correlation(X)
     x, t = cp.Variable(C.shape[0]), cp.Variable(nonneg=True)
     w_t = x / sd  # w * t
     constraints = [cp.sum(x) == 1, w_t >= low * t, w_t <= high * t,
                    cp.sum(w_t) >= min_budget * t, cp.sum(w_t) <= max_budget * t]
-    problem = cp.Problem(cp.Minimize(cp.quad_form(x, cp.psd_wrap(C))), constraints)
-    problem.solve(solver="CLARABEL", **_TOL)
+    scale = 1.0
+    for _ in range(2):
+        problem = cp.Problem(cp.Minimize(cp.quad_form(x, cp.psd_wrap(scale * C))), constraints)
+        problem.solve(solver="CLARABEL", **_TOL)
+        scale /= problem.value
     w = x.value / sd / t.value
-    return 1.0 / np.sqrt(problem.value), w
+    return float(np.sqrt(scale)), w
 
 
 @pytest.mark.parametrize("route", ["default", "cvxpy"])
@@ -96,6 +101,8 @@ def test_budget_range_reaches_the_correlation_optimum(returns):
     assert ratio(returns, w_ref) == pytest.approx(best, rel=1e-7)
 
 
+@pytest.mark.filterwarnings("ignore:Solution may be inaccurate",
+                            "ignore:Solver CLARABEL reports an inaccurate")
 def test_four_assets_on_a_rank_two_covariance_are_answered():
     """Volatilities 1e-4 and 0.07, one asset a multiple of another and one a difference of two
     (rank 2), a long-short box and a budget range: Clarabel stopped at its iteration limit
@@ -118,8 +125,11 @@ def test_four_assets_on_a_rank_two_covariance_are_answered():
     assert min_budget - 1e-12 <= w.sum() <= max_budget + 1e-12
     best, _ = reference_range(X, low, high, min_budget, max_budget)
     # at a ratio of 283 the objective is about n / D^2 = 5e-5, on which Clarabel's gap
-    # tolerance (1e-9) acts absolutely: about 1e-5 of the ratio is left, on both programs
-    assert ratio(X, w) == pytest.approx(best, rel=3e-5)
+    # tolerance (1e-9) acts absolutely: the fit solves again with the objective scaled near 1
+    # (before: 6.8e-6 below the reference; now 3e-6 above it, whose own accuracy on this
+    # nearly singular problem is about that)
+    assert ratio(X, w) >= best * (1 - 1e-7)
+    assert ratio(X, w) == pytest.approx(best, rel=1e-5)
 
 
 def test_an_uncertified_active_set_point_beats_a_lower_cvxpy_answer():

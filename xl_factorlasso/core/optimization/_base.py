@@ -35,6 +35,9 @@ from ._validation import asset_vector, check_returns, real_float
 
 __all__ = ["ConvexRatioOptimization", "NotFittedError"]
 
+# An objective below this is solved again with scale_objective raised to bring it near 1.
+_SMALL_OBJECTIVE = 1e-2
+
 
 class NotFittedError(ValueError, AttributeError):
     """``predict``/``score`` called before ``fit``."""
@@ -169,12 +172,9 @@ class ConvexRatioOptimization(BaseEstimator):
         answer has none)."""
         w, gap, handles, exchanges, warm = point.answer
         values = _measures(spec, w, handles, handles.t.value)
-        with warnings.catch_warnings(record=True) as caught:
-            warnings.simplefilter("always")
-            answer = self._solve_single(spec, X, target, point.note)
+        answer, caught = _recording(self._solve_single, spec, X, target, point.note)
         if answer[1]["ratio"] >= values["ratio"] * (1.0 - _dense.GAP_TOLERANCE):
-            for item in caught:  # CVXPY's warnings (an inaccurate solution) concern its answer
-                warnings.warn_explicit(item.message, item.category, item.filename, item.lineno)
+            _reemit(caught)  # CVXPY's warnings (an inaccurate solution) concern its answer
             return answer
         path = "factor" if spec.risk.is_factor else "dense"
         self.solve_ = _dense.SolveReport(
@@ -196,7 +196,23 @@ class ConvexRatioOptimization(BaseEstimator):
         handles = self._problem(spec, "full")
         if self.save_problem:
             self.problem_ = handles.problem
-        w, values = _solve_once(spec, handles, target, X)
+        (w, values), caught = _recording(_solve_once, spec, handles, target, X)
+        value = handles.problem.value
+        if self.scale_objective is None and value is not None and 0 < value < _SMALL_OBJECTIVE:
+            # the gap tolerances act absolutely below 1: solve again with the objective near 1
+            degree = 2 if spec.risk_form == "qp" else 1
+            again = dataclasses.replace(spec, scale_objective=spec.scale_objective
+                                        * float(value) ** (-1.0 / degree))
+            retry = _build_problem(again)
+            try:
+                (w2, values2), caught2 = _recording(_solve_once, again, retry, target, X)
+            except OptimizationError:
+                w2 = None
+            if w2 is not None and values2["ratio"] > values["ratio"]:
+                w, values, handles, caught = w2, values2, retry, caught2
+                if self.save_problem:
+                    self.problem_ = retry.problem
+        _reemit(caught)
         return w, values, handles
 
     def _problem(self, spec: _Spec, role: str) -> _Handles:
@@ -451,3 +467,23 @@ class ConvexRatioOptimization(BaseEstimator):
         if isinstance(prediction, Population):
             return float(np.nanmean([p.sharpe_ratio for p in prediction]))
         return float(prediction.sharpe_ratio)
+
+
+def _recording(solve, *args):
+    """``solve(*args)`` and the warnings it raised, held back: the caller re-emits them only
+    for the answer it returns (an "inaccurate" warning concerns one solver answer). When
+    ``solve`` raises, they are re-emitted at once."""
+    caught: list = []
+    try:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            result = solve(*args)
+    except Exception:
+        _reemit(caught)
+        raise
+    return result, caught
+
+
+def _reemit(caught: list) -> None:
+    for item in caught:
+        warnings.warn_explicit(item.message, item.category, item.filename, item.lineno)
