@@ -122,16 +122,23 @@ def reference(X: np.ndarray, params: dict) -> float:
         rows += [cp.sum(wt) >= params["min_budget"] * t, cp.sum(wt) <= params["max_budget"] * t]
     else:
         rows.append(cp.sum(wt) == t)
-    # n x'Cx is about n / D^2, near 1: Clarabel's gap tolerances act absolutely below 1
-    corr = sd.size * cov / np.outer(sd, sd)
-    program = cp.Problem(cp.Minimize(cp.quad_form(x, cp.psd_wrap(corr))), rows)
-    try:
-        program.solve(solver="CLARABEL", tol_gap_abs=1e-11, tol_gap_rel=1e-11, tol_feas=1e-11)
-    except cp.error.SolverError:
-        return float("nan")
-    if program.status != cp.OPTIMAL:
-        return float("nan")
-    return float(np.sqrt(sd.size / program.value))
+    # Clarabel's gap tolerances act absolutely on objectives below 1: x'Cx (about 1 / D^2) is
+    # scaled by n, and by 1 / (its value) once more when that is still below 0.01
+    corr = cov / np.outer(sd, sd)
+    scale = float(sd.size)
+    for _ in range(2):
+        program = cp.Problem(cp.Minimize(cp.quad_form(x, cp.psd_wrap(scale * corr))), rows)
+        try:
+            program.solve(solver="CLARABEL", tol_gap_abs=1e-11, tol_gap_rel=1e-11,
+                          tol_feas=1e-11)
+        except cp.error.SolverError:
+            return float("nan")
+        if program.status != cp.OPTIMAL:
+            return float("nan")
+        if program.value >= 1e-2:
+            break
+        scale /= program.value
+    return float(np.sqrt(scale / program.value))
 
 
 def fit(estimator, X, y) -> tuple[np.ndarray | None, float, str]:
