@@ -789,6 +789,11 @@ def solve_dense(spec: _Spec, X: np.ndarray | None = None, start: WarmStart | Non
     a = _coefficients(spec)
     box = _box(spec)
     rows = _rows(spec)
+    unreachable = None if rows is None else _unreachable_row(rows, box)
+    if unreachable is not None:
+        labels = list(spec.eq_labels) + list(spec.ineq_labels)
+        label = labels[unreachable] if unreachable < len(labels) else f"row {unreachable}"
+        return f"the linear constraint {label!r} cannot hold within the bounds and the budget"
     costs = None if spec.costs is None else _Costs(spec.costs.astype(float),
                                                    spec.previous.astype(float))
     # One BLAS thread (the package's policy, core/_threads.py): NumPy's products and SciPy's
@@ -834,6 +839,23 @@ def solve_dense(spec: _Spec, X: np.ndarray | None = None, start: WarmStart | Non
         return Uncertified(f"the active-set solution was not certified (relative gap {gap:.1e})",
                            (w, gap, handles, exchanges, warm))
     return w, gap, handles, exchanges, warm
+
+
+def _unreachable_row(rows: _Rows, box: _Box) -> int | None:
+    """The first row that no point of the box with the budget satisfies, from its range over
+    that set (two fractional knapsacks each), or None. An infeasible problem otherwise costs
+    the pivoting its whole effort before the LP names the conflict (2.7 s at n = 1000 with
+    ``'US >= 0.40'`` against ``max_turnover=1e-4``); conflicts between rows still take it."""
+    for j in range(rows.rhs.size):
+        low = _knapsack(rows.matrix[j], box)
+        if low is None:  # the box and budget alone are empty: the LP says so
+            return None
+        scale = 1e-9 * (1.0 + abs(rows.rhs[j]))
+        if low[0] > rows.rhs[j] + scale:
+            return j
+        if rows.equality[j] and -_knapsack(-rows.matrix[j], box)[0] < rows.rhs[j] - scale:
+            return j
+    return None
 
 
 @dataclass(frozen=True)
