@@ -149,10 +149,12 @@ def test_an_uncertified_active_set_point_beats_a_lower_cvxpy_answer():
     assert net_ratio(X, model.weights_.to_numpy(), params) == pytest.approx(best, rel=1e-10)
 
 
-@pytest.mark.filterwarnings("ignore:Solution may be inaccurate")
 def test_a_lower_uncertified_point_gives_way_to_cvxpy(monkeypatch):
     """An uncertified point below CVXPY's answer (here equal weights, forced) is dropped: the
-    CVXPY path answers, its note says why the active-set one did not."""
+    CVXPY path answers, its note says why the active-set one did not, and the warnings of
+    CVXPY's solve (here a probe) reach the caller."""
+    from xl_factorlasso.core.optimization import _base
+
     X, _, params = problem(359)
     original = _dense.solve_dense
 
@@ -163,9 +165,51 @@ def test_a_lower_uncertified_point_gives_way_to_cvxpy(monkeypatch):
         return _dense.Uncertified("forced", (np.full(spec.n, 1.0 / spec.n), 0.5, handles,
                                              exchanges, warm))
 
+    solve_once = _base._solve_once
+
+    def probed(*args):
+        warnings.warn("probe from the CVXPY solve", UserWarning, stacklevel=2)
+        return solve_once(*args)
+
     monkeypatch.setattr(_dense, "solve_dense", equal_weights)
-    with pytest.warns(UserWarning, match="reports an inaccurate solution"):
+    monkeypatch.setattr(_base, "_solve_once", probed)
+    with pytest.warns(UserWarning, match="probe from the CVXPY solve"):
         model = MaximumDiversification(**params).fit(X)
     assert model.solve_.path == "cvxpy" and model.solve_.note == "forced"
     equal = net_ratio(X, np.full(X.shape[1], 1.0 / X.shape[1]), params)
     assert net_ratio(X, model.weights_.to_numpy(), params) > equal
+
+
+
+def test_volatilities_of_1e_15_and_1e_5_with_costs_and_a_budget_range():
+    """Five assets with volatilities 3.6e-15, 2.4e-9, 2.2e-6, 8.3e-6 and 1.2e-5 (a random
+    sweep's problem, rebuilt), costs, a long-short box and a budget range. Scaled by its
+    relative volatility without a floor, the variable put 1e9 and more into the weight rows and
+    Clarabel failed ('Solver failed'); below the floor (1e-3) an asset is not scaled further.
+    The reference is the program in y, written here with its objective scaled near 1."""
+    rng = np.random.default_rng(9)
+    X = rng.standard_normal((18, 5)) @ rng.standard_normal((5, 5))
+    X = X / X.std(0, ddof=1) * np.array([3.6e-15, 8.3e-6, 1.2e-5, 2.4e-9, 2.2e-6])
+    previous = np.array([0.386, 0.019, 0.263, 0.286, 0.046])
+    model = MaximumDiversification(min_weights=-0.113, max_weights=0.369, budget=None,
+                                   min_budget=0.742, max_budget=0.984, transaction_costs=3e-7,
+                                   previous_weights=previous, risk_free_rate=1.27e-6).fit(X)
+    w = model.weights_.to_numpy()
+    cov = np.cov(X, rowvar=False)
+    sd = np.sqrt(np.diag(cov))
+
+    def net(v):
+        return (sd @ v - 3e-7 * np.abs(v - previous).sum() - 1.27e-6) / np.sqrt(v @ cov @ v)
+
+    y, t = cp.Variable(5), cp.Variable(nonneg=True)
+    h = sd.mean()
+    rows = [(sd @ y - 3e-7 * cp.norm1(y - previous * t) - 1.27e-6 * t) / h >= 1,
+            y >= -0.113 * t, y <= 0.369 * t, cp.sum(y) >= 0.742 * t, cp.sum(y) <= 0.984 * t]
+    scale = 1.0
+    for _ in range(2):
+        program = cp.Problem(cp.Minimize(scale * cp.quad_form(y, cp.psd_wrap(cov / h**2))), rows)
+        program.solve(solver="CLARABEL", **_TOL)
+        scale /= program.value
+    w_ref = y.value / t.value
+    assert np.all(w >= -0.113) and np.all(w <= 0.369) and 0.742 <= w.sum() <= 0.984
+    assert net(w) >= net(w_ref) * (1 - 1e-7)

@@ -788,6 +788,10 @@ def solve_dense(spec: _Spec, X: np.ndarray | None = None, start: WarmStart | Non
         cov = risk.covariance
     a = _coefficients(spec)
     box = _box(spec)
+    if _knapsack(np.zeros(spec.n), box) is None or np.any(box.lower > box.upper):
+        # (max_turnover around the previous weights can cross a bound: an empty box, which the
+        # pivoting does not detect and the certificate's knapsacks cannot price)
+        return "the bounds, max_turnover and the budget leave no portfolio"
     rows = _rows(spec)
     unreachable = None if rows is None else _unreachable_row(rows, box)
     if unreachable is not None:

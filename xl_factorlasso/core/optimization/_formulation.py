@@ -20,6 +20,13 @@ from ._spec import _call_custom, _Handles, _Spec
 
 __all__: list[str] = []
 
+# The floor of the relative volatility that scales the variable. An asset 1e-9 below the mean
+# (a nearly constant price) would put 1e9 in its weight rows, and Clarabel failed on such
+# problems that the program in y answers; below the floor its near-zero risk and numerator
+# coefficients do no harm. (A random sweep: 1e-4 left one row violated by 1e-7, 1e-2 one
+# answer below; 1e-3 neither.)
+_REL_FLOOR = 1e-3
+
 
 def _coefficients(spec: _Spec, working_set: np.ndarray | None) -> tuple[dict, dict]:
     """The data of the program: ``values`` (name -> number or array, every scale factor already
@@ -37,9 +44,10 @@ def _coefficients(spec: _Spec, working_set: np.ndarray | None) -> tuple[dict, di
     # diversification. Clarabel equilibrates columns only within [1e-4, 1e4], and with
     # volatilities 1e5 apart it returned points up to 15% below the optimum as "optimal".
     # The risk, numerator, penalties and tracking rows take their coefficients divided by rel
-    # here (one coefficient each, so the parametric program stays DPP); the weight constraints
-    # keep their rows in y = x / rel, where the solver's feasibility tolerance is in weights.
-    rel = spec.risk.sigma / spec.h
+    # here (one coefficient each, so the parametric program stays DPP); the weight constraints,
+    # traded amounts and long/short sums keep their rows and auxiliary variables in
+    # y = x / rel, where the solver's feasibility tolerance is in weights.
+    rel = _relative_volatility(spec)
     values: dict[str, Any] = {"rc": rc, "so": so, "unscale": 1.0 / rel}
     nonneg = {"rc", "so", "costs", "l1", "l2", "te", "unscale"}
     if spec.risk_form == "soc-factor":
@@ -52,8 +60,7 @@ def _coefficients(spec: _Spec, working_set: np.ndarray | None) -> tuple[dict, di
     values["sigma"] = rc * net_mu / rel
     values["rf"] = rc * spec.risk_free_rate
     if spec.costs is not None:
-        values["costs"] = rc * spec.costs / rel
-        values["previous_x"] = spec.previous * rel
+        values["costs"] = rc * spec.costs
     if spec.costs is not None or spec.turnover is not None:
         values["previous"] = spec.previous
     for bound, name in ((spec.lower, "lower"), (spec.upper, "upper")):
@@ -81,6 +88,11 @@ def _coefficients(spec: _Spec, working_set: np.ndarray | None) -> tuple[dict, di
     if spec.l2:  # l2 |y|^2 = |sqrt(l2) x / rel|^2
         values["l2"] = np.sqrt(so * spec.l2) / rel[active]
     return values, {name: name in nonneg for name in values}
+
+
+def _relative_volatility(spec: _Spec) -> np.ndarray:
+    """``rel``: each asset's volatility over the mean, floored at ``_REL_FLOOR``."""
+    return np.maximum(spec.risk.sigma / spec.h, _REL_FLOOR)
 
 
 def _scaled_covariance(spec: _Spec, rel: np.ndarray, active: np.ndarray) -> np.ndarray:
@@ -196,7 +208,7 @@ def _formulate(spec: _Spec, working_set: np.ndarray | None, parametric: bool,
         constraints.append(cp.SOC(P("rc") * s, root_y))
         risk_term = P("so") * s
     elif spec.risk_form == "qp":
-        cov = _scaled_covariance(spec, spec.risk.sigma / spec.h, active)
+        cov = _scaled_covariance(spec, _relative_volatility(spec), active)
         risk_term = spec.scale_objective**2 * cp.quad_form(x_active, cp.psd_wrap(cov))
     else:
         s = cp.Variable(nonneg=True, name="s")
@@ -206,9 +218,11 @@ def _formulate(spec: _Spec, working_set: np.ndarray | None, parametric: bool,
     # Numerator rc * t * N(w): weighted volatilities net of fees and transaction costs.
     numerator = P("sigma") @ x
     if spec.costs is not None:
-        # z >= |x - rel w_prev t| = rel |y - w_prev t| (traded amounts in x's units)
+        # z >= |y - w_prev t|: traded weights, in y's units like the weight constraints (in
+        # x's units a cheap asset's trades were numbers near 1e-7 with costs 1e6 times larger
+        # in the numerator, and answers fell up to 1% below the optimum)
         z = cp.Variable(n, nonneg=True, name="z")
-        moved = x - cp.multiply(P("previous_x"), t)
+        moved = y - P("previous") * t
         constraints += [z >= moved, z >= -moved]
         numerator = numerator - P("costs") @ z
         constraints.append(numerator - P("rf") * t >= sc)  # rc * h == sc
@@ -230,9 +244,9 @@ def _formulate(spec: _Spec, working_set: np.ndarray | None, parametric: bool,
     if spec.max_budget is not None:
         constraints.append(sc * cp.sum(y) <= P("max_budget") * t)
     if spec.max_long is not None:
-        constraints.append(sc * (P("unscale") @ cp.pos(x)) <= P("max_long") * t)
+        constraints.append(sc * cp.sum(cp.pos(y)) <= P("max_long") * t)
     if spec.max_short is not None:
-        constraints.append(sc * (P("unscale") @ cp.neg(x)) <= P("max_short") * t)
+        constraints.append(sc * cp.sum(cp.neg(y)) <= P("max_short") * t)
     if spec.A_eq.shape[0]:
         constraints.append((sc * spec.A_eq) @ y == P("b_eq") * t)
     if spec.A_ineq.shape[0]:
