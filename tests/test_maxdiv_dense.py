@@ -627,3 +627,20 @@ def test_an_equality_row_on_assets_at_zero_is_certified(old_path, budget):
     cov = X.cov().to_numpy()
     assert ratio(w, cov) == pytest.approx(ratio(old_path(X, **params).weights_.to_numpy(), cov),
                                           rel=D_REL)
+
+
+@pytest.mark.parametrize("seed", [0, 5, 6])
+def test_turnover_that_crosses_a_cap_is_named_not_a_type_error(seed):
+    """Previous weights above ``max_weights + max_turnover`` leave the box (turnover folded in)
+    empty: the pivoting still returned a point and the certificate's knapsack, finding no
+    portfolio, raised ``TypeError: cannot unpack non-iterable NoneType`` (a random sweep).
+    The empty box now goes to the LP, which names the two constraints."""
+    from xl_factorlasso.core.optimization import InfeasibleProblemError
+
+    rng = np.random.default_rng(seed)
+    X = rng.normal(0, 0.01, size=(40, 10))
+    previous = rng.dirichlet(np.ones(10))
+    assert np.any(previous > 0.13 + 0.094)
+    with pytest.raises(InfeasibleProblemError, match="max_weights, max_turnover=0.094"):
+        MaximumDiversification(max_weights=0.13, max_turnover=0.094,
+                               previous_weights=previous).fit(X)

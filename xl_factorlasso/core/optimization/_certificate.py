@@ -264,7 +264,7 @@ def _fractional_minimum(a: np.ndarray, g: np.ndarray, box: _Box, theta: float) -
     if low is None or not low[0] > 0:
         return -np.inf
     for _ in range(_DINKELBACH_STEPS):
-        phi, w = _knapsack(g - theta * a, box)
+        phi, w = _knapsack(g - theta * a, box)  # not None: the box held A's minimiser
         if phi >= 0:
             break
         step = float(g @ w) / float(a @ w)  # a'w >= A > 0
