@@ -40,9 +40,10 @@ def _coefficients(spec: _Spec, working_set: np.ndarray | None) -> tuple[dict, di
     rc = sc / spec.h
     active = np.arange(n) if working_set is None else working_set
     # The variable is x = rel * y, each asset in units of its volatility relative to the mean
-    # (rel = sigma / h): the risk becomes a correlation form and a'y = 1'x for max
-    # diversification. Clarabel equilibrates columns only within [1e-4, 1e4], and with
-    # volatilities 1e5 apart it returned points up to 15% below the optimum as "optimal".
+    # (rel = sigma / h, floored at _REL_FLOOR): the risk becomes a correlation form and, above
+    # the floor, the numerator's coefficients are all h. Clarabel equilibrates columns only
+    # within [1e-4, 1e4], and with volatilities 1e5 apart it returned points up to 15% below
+    # the optimum as "optimal".
     # The risk, numerator, penalties and tracking rows take their coefficients divided by rel
     # here (one coefficient each, so the parametric program stays DPP); the weight constraints,
     # traded amounts and long/short sums keep their rows and auxiliary variables in
@@ -157,7 +158,8 @@ def _formulate(spec: _Spec, working_set: np.ndarray | None, parametric: bool,
                    every weight constraint, multiplied through by t
                    t >= 0
 
-    The solver's variable is ``x = rel * y`` (``rel = sigma / h``, see :func:`_coefficients`);
+    The solver's variable is ``x = rel * y`` (``rel = max(sigma / h, 1e-3)``, see
+    :func:`_coefficients`);
     ``y`` is the expression ``x / rel`` that the weight constraints and the callables use.
 
     All terms are positively homogeneous in ``(y, t)``, so the optimum is the same for any
