@@ -90,6 +90,9 @@ class ConvexRatioOptimization(BaseEstimator):
     # ------------------------------------------------------------------ solve
 
     def _optimize(self, spec: _Spec, X: np.ndarray | None):
+        reason = _dense.unattained(spec)
+        if reason is not None:
+            raise ValueError(reason)
         if not spec.min_return_is_array:
             target = spec.min_returns[0] if spec.min_returns else None
             reduced = _dense.at_min_budget(spec)

@@ -169,17 +169,43 @@ def at_min_budget(spec: _Spec) -> _Spec | None:
     fixed budget one."""
     if spec.budget is not None or spec.min_budget is None or not spec.min_budget > 0:
         return None
-    if spec.risk_free_rate != 0 or spec.l2 or spec.min_returns is not None:
-        return None
-    if (spec.costs is not None or spec.turnover is not None) and np.any(spec.previous != 0):
-        return None
-    if spec.lower is None or np.any(spec.lower > 0):
-        return None
-    if spec.upper is not None and np.any(spec.upper < 0):
-        return None
-    if np.any(spec.b_ineq < 0) or np.any(spec.b_eq != 0):
+    if spec.l2 or not _shrinks(spec):
         return None
     return replace(spec, budget=spec.min_budget, min_budget=None, max_budget=None)
+
+
+def _shrinks(spec: _Spec) -> bool:
+    """Whether shrinking the weights toward 0 keeps every constraint but the budget's and the
+    net numerator's homogeneity: no ``r_f`` or ``min_return``, costs and turnover only around
+    zero previous weights, 0 inside every bound, rows ``A w <= b`` with ``b >= 0`` and
+    equalities with ``b = 0``, no tracking error or ``add_constraints``."""
+    if spec.risk_free_rate != 0 or spec.min_returns is not None:
+        return False
+    if spec.tracking_error is not None or spec.add_constraints is not None:
+        return False
+    if (spec.costs is not None or spec.turnover is not None) and np.any(spec.previous != 0):
+        return False
+    if spec.lower is None or np.any(spec.lower > 0):
+        return False
+    if spec.upper is not None and np.any(spec.upper < 0):
+        return False
+    return not (np.any(spec.b_ineq < 0) or np.any(spec.b_eq != 0))
+
+
+def unattained(spec: _Spec) -> str | None:
+    """Why no portfolio attains the maximum, or None: with ``l2_coef`` and nothing that keeps
+    the weights from shrinking toward 0 (no ``budget``, no ``min_budget > 0``, :func:`_shrinks`),
+    ``(N(c w)) / (c sigma_p(w) + c l1 |w|_1 + c^2 l2 |w|^2)`` rises as ``c`` falls to 0, so
+    the solver stops at an arbitrary point along the way."""
+    if not spec.l2 or spec.budget is not None or spec.add_objective is not None:
+        return None
+    if spec.min_budget is not None and spec.min_budget > 0:
+        return None
+    if not _shrinks(spec):
+        return None
+    return ("l2_coef with budget=None and no min_budget > 0: every constraint still holds as "
+            "the weights shrink toward 0, and the penalised ratio rises as they do, so no "
+            "portfolio attains the maximum. Set budget or min_budget > 0, or l2_coef=0")
 
 
 def _coefficients(spec: _Spec) -> np.ndarray:
