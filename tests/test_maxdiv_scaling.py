@@ -213,3 +213,35 @@ def test_volatilities_of_1e_15_and_1e_5_with_costs_and_a_budget_range():
     w_ref = y.value / t.value
     assert np.all(w >= -0.113) and np.all(w <= 0.369) and 0.742 <= w.sum() <= 0.984
     assert net(w) >= net(w_ref) * (1 - 1e-7)
+
+
+@pytest.mark.parametrize("gap", [1.3e-7, 1e-3])
+def test_a_certified_point_answers_when_cvxpy_fails(monkeypatch, gap):
+    """Problem 359's point, certified to 1.3e-7, is returned with a warning when CVXPY fails
+    (forced); a point certified only to 1e-3 is not, and the failure stands."""
+    from xl_factorlasso.core.optimization import SolverFailedError, _base
+
+    X, _, params = problem(359)
+    original = _dense.solve_dense
+
+    def loosened(spec, X=None, start=None):
+        found = original(spec, X, start)
+        w, _, handles, exchanges, warm = found.answer
+        return _dense.Uncertified(found.note, (w, gap, handles, exchanges, warm))
+
+    def failed(*args, **kwargs):
+        raise SolverFailedError("Numerical failure: forced", status="user_limit")
+
+    monkeypatch.setattr(_dense, "solve_dense", loosened)
+    monkeypatch.setattr(_base, "_solve_once", failed)
+    if gap > 1e-6:
+        with pytest.raises(SolverFailedError, match="forced"):
+            MaximumDiversification(**params).fit(X)
+        return
+    with pytest.warns(UserWarning, match="The solver failed .*forced.*within 1.3e-07 of the "
+                                         "optimal ratio"):
+        model = MaximumDiversification(**params).fit(X)
+    assert model.solve_.path == "dense" and model.solve_.relative_gap == gap
+    assert model.solve_.note.endswith("kept: CVXPY failed")
+    assert net_ratio(X, model.weights_.to_numpy(), params) == pytest.approx(reference(X, params),
+                                                                           rel=1e-9)

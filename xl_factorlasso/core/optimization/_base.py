@@ -37,6 +37,9 @@ __all__ = ["ConvexRatioOptimization", "NotFittedError"]
 
 # An objective below this is solved again with scale_objective raised to bring it near 1.
 _SMALL_OBJECTIVE = 1e-2
+# When CVXPY fails, an active-set point certified within this (relative ratio) is returned,
+# with a warning, instead of the failure.
+_KEPT_GAP = 1e-6
 
 
 class NotFittedError(ValueError, AttributeError):
@@ -172,14 +175,25 @@ class ConvexRatioOptimization(BaseEstimator):
                    point: _dense.Uncertified):
         """CVXPY's answer, or the active-set ``point`` when its ratio is higher by more than
         the gap tolerance (its gap, above the tolerance, is still a certified bound; CVXPY's
-        answer has none)."""
+        answer has none), or when CVXPY fails and the point is certified within
+        ``_KEPT_GAP`` (with a warning)."""
         w, gap, handles, exchanges, warm = point.answer
         values = _measures(spec, w, handles, handles.t.value)
-        answer, caught = _recording(self._solve_single, spec, X, target, point.note)
+        path = "factor" if spec.risk.is_factor else "dense"
+        try:
+            answer, caught = _recording(self._solve_single, spec, X, target, point.note)
+        except OptimizationError as err:
+            if not gap <= _KEPT_GAP:
+                raise
+            warnings.warn(f"The solver failed ({err}); the weights are the active-set solver's, "
+                          f"within {gap:.1e} of the optimal ratio (certified)", UserWarning,
+                          stacklevel=4)
+            self.solve_ = _dense.SolveReport(path, gap, exchanges, warm_start=warm,
+                                             note=f"{point.note}; kept: CVXPY failed")
+            return w, values, handles
         if answer[1]["ratio"] >= values["ratio"] * (1.0 - _dense.GAP_TOLERANCE):
             _reemit(caught)  # CVXPY's warnings (an inaccurate solution) concern its answer
             return answer
-        path = "factor" if spec.risk.is_factor else "dense"
         self.solve_ = _dense.SolveReport(
             path, gap, exchanges, warm_start=warm,
             note=f"{point.note}; kept: CVXPY's answer was lower by "
