@@ -789,7 +789,7 @@ class _Value:
 
 
 def solve_dense(spec: _Spec, X: np.ndarray | None = None, start: WarmStart | None = None
-                ) -> tuple[np.ndarray, float, _Handles, int, bool] | str:
+                ) -> tuple[np.ndarray, float, _Handles, int, bool] | Uncertified | str:
     """The certified weights of the dense path: ``(w, gap, handles, exchanges, warm)``, or a
     string saying why there is none (the caller then takes today's path), or an
     :class:`Uncertified` feasible point with a finite gap above the tolerance.
@@ -847,7 +847,7 @@ def solve_dense(spec: _Spec, X: np.ndarray | None = None, start: WarmStart | Non
         y, exchanges = solved
         # (Sigma^-1 with shorts or costs: a Cholesky, or Woodbury on a factor covariance)
         gap = relative_gap(cov, a, y, box, costs, rows)
-    if not gap <= GAP_TOLERANCE and not np.isfinite(gap):
+    if not np.isfinite(gap):  # a finite gap above the tolerance is Uncertified, below
         return f"the active-set solution was not certified (relative gap {gap:.1e})"
     if np.all(box.lower == 0):
         y = np.clip(y, 0.0, None)
@@ -873,15 +873,13 @@ def solve_dense(spec: _Spec, X: np.ndarray | None = None, start: WarmStart | Non
 
 def _unreachable_row(rows: _Rows, box: _Box) -> int | None:
     """The first row that no point of the box with the budget satisfies, from its range over
-    that set (two fractional knapsacks each), or None. An infeasible problem otherwise costs
-    the pivoting its whole effort before the LP names the conflict (2.7 s at n = 1000 with
-    ``'US >= 0.40'`` against ``max_turnover=1e-4``); conflicts between rows still take it."""
+    that set (two fractional knapsacks each), or None; the box holds the budget (the caller
+    checked). An infeasible problem otherwise costs the pivoting its whole effort before the
+    LP names the conflict (2.7 s at n = 1000 with ``'US >= 0.40'`` against
+    ``max_turnover=1e-4``); conflicts between rows still take it."""
     for j in range(rows.rhs.size):
-        low = _knapsack(rows.matrix[j], box)
-        if low is None:  # the box and budget alone are empty: the LP says so
-            return None
         scale = 1e-9 * (1.0 + abs(rows.rhs[j]))
-        if low[0] > rows.rhs[j] + scale:
+        if _knapsack(rows.matrix[j], box)[0] > rows.rhs[j] + scale:
             return j
         if rows.equality[j] and -_knapsack(-rows.matrix[j], box)[0] < rows.rhs[j] - scale:
             return j
