@@ -58,20 +58,27 @@ def reference_long_only(X):
     return 1.0 / np.sqrt(problem.value)
 
 
+def minimise_near_one(x, matrix, rows):
+    """``min x' matrix x`` over ``rows``, solved once more with the objective scaled by ``1 /
+    value`` (Clarabel's gap tolerances act absolutely below 1); returns that scale, so the
+    minimum is ``1 / scale``."""
+    scale = 1.0
+    for _ in range(2):
+        problem = cp.Problem(cp.Minimize(cp.quad_form(x, cp.psd_wrap(scale * matrix))), rows)
+        problem.solve(solver="CLARABEL", **_TOL)
+        scale /= problem.value
+    return scale
+
+
 def reference_range(X, low, high, min_budget, max_budget):
-    """The box and budget range in ``x = sigma * w * t``, ``1'x = 1``: rows in weights. The
-    objective ``x'Cx = 1 / D^2`` is solved again scaled by ``1 / value`` (Clarabel's gap
-    tolerances act absolutely below 1)."""
+    """The box and budget range in ``x = sigma * w * t``, ``1'x = 1``: rows in weights; the
+    optimum ``x'Cx = 1 / D^2``."""
     C, sd = correlation(X)
     x, t = cp.Variable(C.shape[0]), cp.Variable(nonneg=True)
     w_t = x / sd  # w * t
     constraints = [cp.sum(x) == 1, w_t >= low * t, w_t <= high * t,
                    cp.sum(w_t) >= min_budget * t, cp.sum(w_t) <= max_budget * t]
-    scale = 1.0
-    for _ in range(2):
-        problem = cp.Problem(cp.Minimize(cp.quad_form(x, cp.psd_wrap(scale * C))), constraints)
-        problem.solve(solver="CLARABEL", **_TOL)
-        scale /= problem.value
+    scale = minimise_near_one(x, C, constraints)
     w = x.value / sd / t.value
     return float(np.sqrt(scale)), w
 
@@ -205,11 +212,7 @@ def test_volatilities_of_1e_15_and_1e_5_with_costs_and_a_budget_range():
     h = sd.mean()
     rows = [(sd @ y - 3e-7 * cp.norm1(y - previous * t) - 1.27e-6 * t) / h >= 1,
             y >= -0.113 * t, y <= 0.369 * t, cp.sum(y) >= 0.742 * t, cp.sum(y) <= 0.984 * t]
-    scale = 1.0
-    for _ in range(2):
-        program = cp.Problem(cp.Minimize(scale * cp.quad_form(y, cp.psd_wrap(cov / h**2))), rows)
-        program.solve(solver="CLARABEL", **_TOL)
-        scale /= program.value
+    minimise_near_one(y, cov / h**2, rows)
     w_ref = y.value / t.value
     assert np.all(w >= -0.113) and np.all(w <= 0.369) and 0.742 <= w.sum() <= 0.984
     assert net(w) >= net(w_ref) * (1 - 1e-7)
