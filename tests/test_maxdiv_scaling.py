@@ -141,8 +141,8 @@ def test_four_assets_on_a_rank_two_covariance_are_answered():
 
 def test_an_uncertified_active_set_point_beats_a_lower_cvxpy_answer():
     """bench_maxdiv_random's problem 359 (caps, volatilities 4.7e-8 to 0.026): the active-set
-    point is certified only to 1.3e-7 and CVXPY's answer is 3.4e-7 lower; the point is kept,
-    with its gap and a note."""
+    point is certified only to 1.3e-7 and CVXPY's answer is lower (3.4e-7 before the variable's
+    floor, 1.5e-8 with it); the point is kept, with its gap and a note."""
     X, family, params = problem(359)
     assert family == "caps"
     with warnings.catch_warnings():  # CVXPY's "inaccurate" warnings go with its answer
