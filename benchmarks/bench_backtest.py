@@ -18,6 +18,9 @@ Parts, all in this process and serial (BLAS at one thread, as every fit):
    diversification, statistics).
 2. ``benchmarks``: the backtest with the sample, EWMA and equal-weight benchmarks and a fixed
    window of ``--window`` rows (more rows than assets, else the sample covariance is singular)
+   and an EWMA span of ``--ewma-span`` (default ``10 N``: the EWMA weights must count as more
+   rows than assets, their effective sample size, or every EWMA date is refused; with 520
+   rows and N = 500 that takes a span of about 5000, close to equal weights)
    on the last ``--bench-dates`` month-ends: seconds per date of each strategy
    (``timings_``), multiplied by ``--dates`` — an extrapolation, printed as such.
 3. ``peer``: skfolio's ``WalkForward(test_size, train_size=window)`` + ``cross_val_predict``
@@ -120,11 +123,17 @@ def _factor(x, y, model, dates, repeats: int, constraints: str = "none") -> None
           f"{bt.stats_.loc[('factor', 'net'), 'average_turnover']:.3f}")
 
 
-def _benchmarks(x, y, model, dates, window: int, n_bench: int, n_dates: int) -> None:
+def _benchmarks(x, y, model, dates, window: int, n_bench: int, n_dates: int,
+                span: float) -> None:
+    from xl_factorlasso.core.optimization import ewma_effective_sample
+
     picks = dates[-n_bench:]
-    bt = MaxDiversificationBacktest(RollingLassoModel(model, rebalance=picks, window=window))
+    bt = MaxDiversificationBacktest(RollingLassoModel(model, rebalance=picks, window=window),
+                                    ewma_span=span)
     print(f"[benchmarks] {len(picks)} dates, window {window} ...", file=sys.stderr, flush=True)
     bt.fit(x, y)
+    print(f"ewma_span {span:g}: the window's {window} rows weigh like "
+          f"{ewma_effective_sample(window, span):.1f} equal ones, for {y.shape[1]} assets")
     print(f"{'strategy':14s} {'s/date':>8s} {'x dates*':>9s}  failures")
     for s in bt.strategies_:
         per = bt.timings_[s] / len(picks)
@@ -188,6 +197,8 @@ def main(argv=None) -> int:
     parser.add_argument("--dates", type=int, default=240, help="monthly rebalancing dates")
     parser.add_argument("--window", type=int, default=520,
                         help="rows of the benchmarks' and the peer's fixed window")
+    parser.add_argument("--ewma-span", type=float, default=None,
+                        help="span of the EWMA benchmark (default: 10 x the assets)")
     parser.add_argument("--bench-dates", type=int, default=12,
                         help="month-ends the benchmarks are timed on (extrapolated)")
     parser.add_argument("--peer-folds", type=int, default=8)
@@ -205,7 +216,8 @@ def main(argv=None) -> int:
     if "factor" in parts:
         _factor(x, y, model, dates, args.repeats, args.constraints)
     if "benchmarks" in parts:
-        _benchmarks(x, y, model, dates, args.window, args.bench_dates, args.dates)
+        span = args.ewma_span if args.ewma_span is not None else 10.0 * args.n_assets
+        _benchmarks(x, y, model, dates, args.window, args.bench_dates, args.dates, span)
     if "peer" in parts:
         _peer(x, y, model, args.window, args.test_size, args.peer_folds, args.repeats,
               args.dates)

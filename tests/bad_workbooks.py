@@ -394,6 +394,9 @@ CASES: list[Case] = [
     Case("min above max weights", both(setting("min_weights", 0.5, "Portfolio")), "FL_PORTFOLIO_SETTINGS!B", P),
     Case("negative transaction costs", setting("transaction_costs", -0.01, "Portfolio"), "FL_PORTFOLIO_SETTINGS!B", P),
     Case("span with factor covariance", setting("span", 26, "Portfolio"), "FL_PORTFOLIO_SETTINGS!A4", P),
+    Case("ewma span shorter than the assets", both(setting("covariance", "ewma", "Portfolio"),
+                                                   setting("span", 12, "Portfolio")),
+         "FL_PORTFOLIO_SETTINGS!B4: span=12 gives the", P),
     # ---- the file and its folder
     Case("open in Excel", excel_open, "open in Excel"),
     Case("open in LibreOffice", libreoffice_open, "LibreOffice"),
@@ -429,6 +432,8 @@ CASES: list[Case] = [
            "FL_ROLLING_SETTINGS!B2: benchmarks: 'magic' is not one of sample, ewma"),
           ("ewma_span of one", rolling("ewma_span", 1),
            "FL_ROLLING_SETTINGS!B2: ewma_span must be >= 2"),
+          ("ewma_span not above the assets", rolling("ewma_span", 24),
+           "FL_ROLLING_SETTINGS!B2: ewma_span 24 is not above the 24 assets"),
           ("negative cost", rolling("transaction_cost_bps", -5),
            "FL_ROLLING_SETTINGS!B2: transaction_cost_bps must be >= 0, got -5"),
           ("two cost sources", both(rolling("transaction_cost_bps", 10),

@@ -418,6 +418,64 @@ def test_missing_returns_refuse_sample_and_ewma_naming_the_asset(panel):
     np.testing.assert_allclose(ew.iloc[-1], 1 / n)
 
 
+def test_an_ewma_span_not_above_the_assets_is_refused_before_any_fit(panel, monkeypatch):
+    x, y = panel  # 8 assets
+    fits = []
+    monkeypatch.setattr(RollingLassoModel, "fit", lambda self, *a, **k: fits.append(1))
+    with pytest.raises(ValueError, match=r"^ewma_span: 8 is not above the 8 assets: .* give "
+                                         r"ewma_span above 8 or leave 'ewma' out of benchmarks"):
+        MaxDiversificationBacktest(rolling=_rolling(window=60), ewma_span=8).fit(x, y)
+    spanned = _rolling(window=60, estimator=LassoModel(reg_lambda=1e-6, span=6))
+    with pytest.raises(ValueError, match=r"^ewma_span: 6 \(the default: the factor model's "
+                                         r"span\) is not above the 8 assets"):
+        MaxDiversificationBacktest(rolling=spanned).fit(x, y)
+    with pytest.raises(ValueError, match=r"^ewma_span: 4 \(the default: annualization_factor\)"):
+        MaxDiversificationBacktest(rolling=_rolling(window=60),
+                                   annualization_factor=4).fit(x, y)
+    assert not fits
+
+
+def test_ewma_dates_with_too_few_effective_rows_fail_like_a_short_sample_window(panel):
+    """Span 9 for 8 assets, expanding window: a window of T rows weighs like
+    ``9 (1 - 0.8^T) / (1 + 0.8^T)`` equal rows, not above 8 up to T = 12. Those dates are EWMA
+    failures saying so (the sample benchmark has them from T = 9 on); the later ones equal
+    MaximumDiversification(span=9) on the window."""
+    x, y = panel
+    rows = [6, 8, 10, 11, 12, 13, 30]  # the windows have rows + 1 rows
+    bt = MaxDiversificationBacktest(
+        rolling=_rolling(rebalance=list(y.index[rows]), min_history=7), ewma_span=9,
+        benchmarks=("sample", "ewma")).fit(x, y)
+    f = bt.failures_.set_index(["date", "strategy"])
+    for r in rows:
+        date, T = y.index[r], r + 1
+        v = 0.8 ** np.arange(T - 1, -1, -1, dtype=float)
+        effective = v.sum() ** 2 / (v ** 2).sum()
+        if T <= 8:  # both: fewer rows than assets
+            assert (date, "ewma") in f.index and (date, "sample") in f.index
+            assert f.loc[(date, "ewma"), "reason"].startswith(f"the window has {T} rows")
+        elif effective <= 8:
+            assert (date, "sample") not in f.index
+            assert f.loc[(date, "ewma"), "reason"] == (
+                f"ewma_span: span=9 gives the {T} observations the weight of {effective:.1f} "
+                "equal ones (the effective sample size), not more than the 8 assets: the EWMA "
+                "covariance is then as ill-determined as a sample covariance of that many rows, "
+                "and the portfolio would follow the noise of its smallest eigenvalues; give a "
+                "span above 8 (and more than 8 observations), a FactorCovariance, or a "
+                "covariance matrix or estimator (covariance=...)")
+        else:
+            assert T >= 13 and (date, "ewma") not in f.index
+            ref = MaximumDiversification(span=9).fit(y.iloc[:T])
+            cov = ref.covariance_
+            assert _dr(bt.weights_["ewma"].loc[date].to_numpy(), cov) == pytest.approx(
+                _dr(ref.weights_.to_numpy(), cov), rel=1e-6)
+    with pytest.raises(ValueError, match=r"rebalancing date .*strategy 'ewma': ewma_span: "
+                                         r"span=9 gives the 10 observations"):
+        MaxDiversificationBacktest(
+            rolling=_rolling(rebalance=list(y.index[[9, 30]]),
+                             estimator=LassoModel(reg_lambda=1e-6, warmup_period=None)),
+            ewma_span=9, benchmarks=("ewma",), on_failure="raise").fit(x, y)
+
+
 def test_a_held_asset_without_a_return_is_an_error(panel):
     x, y = panel
     y = y.copy()

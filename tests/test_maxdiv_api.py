@@ -20,6 +20,7 @@ from xl_factorlasso.core.optimization import (
     Portfolio,
     SolverFailedError,
     _dense,
+    ewma_effective_sample,
 )
 
 skd = pytest.importorskip("skfolio.datasets")
@@ -208,6 +209,36 @@ def test_dict_inputs_need_asset_names(X):
     w = MaximumDiversification(groups=GROUPS, linear_constraints=["Bond >= 0.8"]).fit(
         X.to_numpy()).weights_.to_numpy()
     assert w[8:].sum() >= 0.8 - TOL
+
+
+@pytest.mark.parametrize("T, span", [(1, 7.0), (3, 1.5), (10, 3.0), (60, 52.0), (1000, 52.0),
+                                     (5, 1e9), (2000, 30.0)])
+def test_ewma_effective_sample_is_kish_of_the_weights(T, span):
+    """``(sum v)^2 / sum v^2`` of ewma_covariance's weights, summed here one by one: T for
+    equal weights (a huge span), the span on a long window."""
+    lam = 1.0 - 2.0 / (span + 1.0)
+    v = lam ** np.arange(T - 1, -1, -1, dtype=float)
+    assert ewma_effective_sample(T, span) == pytest.approx(v.sum() ** 2 / (v ** 2).sum(),
+                                                            rel=1e-13)
+    assert ewma_effective_sample(T, span) <= min(T, span)
+
+
+def test_an_ewma_covariance_with_no_more_effective_rows_than_assets_is_refused():
+    """Span 10 on 400 rows of 10 assets weighs like 10 equal rows: refused, as a sample
+    covariance of 10 rows is; span 10.5 (10.5 rows) is fitted."""
+    rng = np.random.default_rng(3)
+    X = pd.DataFrame(rng.normal(0, 0.01, (400, 10)), columns=[f"A{i}" for i in range(10)])
+    with pytest.raises(ValueError, match=r"^span=10 gives the 400 observations the weight of "
+                                         r"10\.0 equal ones \(the effective sample size\), "
+                                         r"not more than the 10 assets: .*give a span above 10 "):
+        MaximumDiversification(span=10).fit(X)
+    # a short window counts for fewer rows than the span: 11 rows (a sample covariance
+    # would be allowed) with span 15 weigh like 9.4
+    with pytest.raises(ValueError, match=r"span=15 gives the 11 observations the weight of 9\.4"):
+        MaximumDiversification(span=15).fit(X.iloc[-11:])
+    model = MaximumDiversification(span=10.5).fit(X)
+    assert ewma_effective_sample(400, 10.5) == pytest.approx(10.5)
+    assert model.weights_.sum() == pytest.approx(1.0)
 
 
 def test_bad_returns_and_covariances(X):

@@ -16,6 +16,7 @@ import pandas as pd
 
 from ..core import LassoModel, LassoModelType, SolveError
 from ..core.backtest import MaxDiversificationBacktest
+from ..core.backtest._backtest import benchmark_span
 from ..core.rolling import RollingLassoModel, rebalance_positions
 from ..core.rolling._dates import window_start
 from ._compute import FIT_INPUTS, _core_error, asset_groups, workbook_fit_inputs
@@ -211,6 +212,11 @@ def compute_backtest(blocks: dict[str, Block], *, pictures: bool = True, progres
     params, annualization, notes = _portfolio(blocks, assets, rs)
     n_dates = _planned_dates(x.index, rs)
     _check_sizes(rs, n_dates, assets, factors, defined)
+    if "ewma" in rs.benchmarks:
+        try:
+            benchmark_span(rs.ewma_span, inputs.params.get("span"), annualization, len(assets))
+        except ValueError as err:
+            raise rs.error("ewma_span", str(err).removeprefix("ewma_span:").lstrip()) from None
     if check_only:
         return True
 

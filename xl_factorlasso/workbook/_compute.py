@@ -438,6 +438,7 @@ def compute_portfolio(blocks: dict[str, Block], fitted: JobResult | None = None,
         OptimizationError,
         parse_equation,
     )
+    from ..core.optimization._risk import ewma_singular_reason
 
     result = JobResult("optimise_portfolio")
     returns = parse_panel(blocks["FL_RETURNS"], "asset")
@@ -487,6 +488,11 @@ def compute_portfolio(blocks: dict[str, Block], fitted: JobResult | None = None,
     else:
         _check_constraints(constraints, set(assets) | group_labels, parse_equation, EquationError)
         x = complete_rows(returns, "FL_RETURNS", "(fill the gap or use covariance = factor)")
+        if ps.covariance == "ewma":  # named on its cell, before the solve
+            reason = ewma_singular_reason(len(x), x.shape[1], float(params["span"]))
+            if reason is not None:
+                at = ps.cells["span"]
+                raise at.block.error(reason, at.i, at.j)
     if constraints:
         params["linear_constraints"] = [t for t, _ in constraints]
 

@@ -18,6 +18,7 @@ import numpy as np
 import pandas as pd
 
 from .._base import BaseEstimator, clone
+from ..optimization._risk import ewma_singular_reason
 from ..rolling import RollingLassoModel
 from ..rolling._dates import check_index, rebalance_positions, window_start
 from ._holdings import Book
@@ -59,7 +60,9 @@ class MaxDiversificationBacktest(BaseEstimator):
       missing return in it), traded back at the same dates with the same cost accounting.
 
     The sample and EWMA benchmarks refuse a date whose window has a missing return (the reason
-    names the assets) or has no more rows than assets (a singular covariance). A held asset
+    names the assets) or has no more rows than assets (a singular covariance); the EWMA
+    benchmark also one whose weights' effective sample size (about ``ewma_span`` rows on a
+    long window) is not above the number of assets. A held asset
     must have a return on every row it is held (else a ValueError names it and the date).
 
     Parameters
@@ -81,7 +84,10 @@ class MaxDiversificationBacktest(BaseEstimator):
     ewma_span : float, optional
         Span (> 1) of the ``"ewma"`` benchmark. Default: the factor model's ``span`` when it
         has one (the same weighting of the window), else ``annualization_factor`` (about a
-        year of data).
+        year of data). It must exceed the number of assets, else ``fit`` raises before any
+        fit: the weights would count as fewer equal rows than assets on every window (their
+        effective sample size, below the span). A date whose window is too short for the
+        span to count as more rows than assets is a failure saying so.
     on_failure : {"previous", "raise"}, default "previous"
         What a strategy gets at a date it cannot rebalance (an infeasible or failed
         optimisation, a failed factor-model fit, a window with missing returns):
@@ -211,17 +217,6 @@ class MaxDiversificationBacktest(BaseEstimator):
             return float(a)
         return infer_annualization_factor(index)
 
-    def _span(self, rolling, annualization: float) -> float:
-        if self.ewma_span is not None:
-            return float(self.ewma_span)
-        span = getattr(rolling.estimator, "span", None)
-        if span is not None and span > 1:
-            return float(span)
-        if annualization <= 1:
-            raise ValueError("ewma_span: the default (annualization_factor, here "
-                             f"{annualization:g}) is not > 1; give ewma_span")
-        return annualization
-
     # ------------------------------------------------------------------ fitting
     def fit(self, x, y, *, progress=None) -> MaxDiversificationBacktest:
         """Run the backtest.
@@ -256,7 +251,9 @@ class MaxDiversificationBacktest(BaseEstimator):
                              f"got {type(y).__name__}")
         index = check_index(y.index, "y")
         annualization = self._annualization(rolling, index)
-        span = self._span(rolling, annualization) if "ewma" in benchmarks else None
+        span = (benchmark_span(self.ewma_span, getattr(rolling.estimator, "span", None),
+                               annualization, y.shape[1])
+                if "ewma" in benchmarks else None)
         window, min_history = self._window(rolling)
 
         # total = the rolling model's fits + the rebalancing rows, known before any work.
@@ -422,6 +419,10 @@ class MaxDiversificationBacktest(BaseEstimator):
             if len(block) <= len(assets):
                 return None, (f"the window has {len(block)} rows for {len(assets)} assets: "
                               f"the {strategy} covariance is singular"), None
+            if strategy == "ewma":
+                reason = ewma_singular_reason(len(block), len(assets), span)
+                if reason is not None:
+                    return None, f"ewma_span: {reason}", None
             optimiser.set_params(covariance="sample",
                                  span=span if strategy == "ewma" else None)
             data = block
@@ -494,6 +495,37 @@ class MaxDiversificationBacktest(BaseEstimator):
                 labels.append((s, kind))
         self.stats_ = pd.DataFrame(rows, index=pd.MultiIndex.from_tuples(
             labels, names=["strategy", "returns"]), columns=STATS_COLUMNS)
+
+
+def benchmark_span(ewma_span, model_span, annualization: float, n_assets: int) -> float:
+    """The ``"ewma"`` benchmark's span: ``ewma_span``, else the factor model's span when > 1,
+    else ``annualization``; checked against the number of assets.
+
+    Raises
+    ------
+    ValueError
+        Starting ``"ewma_span: "``: the default is not > 1, or the span is not above
+        ``n_assets``. The weights' effective sample size is below the span on any window
+        (:func:`~xl_factorlasso.core.optimization.ewma_effective_sample`), so every date's
+        EWMA covariance would be refused (``ewma_singular_reason``): said once, before any fit.
+    """
+    if ewma_span is not None:
+        span, source = float(ewma_span), ""
+    elif model_span is not None and model_span > 1:
+        span, source = float(model_span), " (the default: the factor model's span)"
+    elif annualization > 1:
+        span, source = float(annualization), " (the default: annualization_factor)"
+    else:
+        raise ValueError("ewma_span: the default (annualization_factor, here "
+                         f"{annualization:g}) is not > 1; give ewma_span")
+    if span <= n_assets:
+        raise ValueError(
+            f"ewma_span: {span:g}{source} is not above the {n_assets} assets: the EWMA weights "
+            "count as fewer equal rows than the span (their effective sample size), so every "
+            "window's EWMA covariance would be as ill-determined as a sample covariance of "
+            f"fewer rows than assets; give ewma_span above {n_assets} or leave 'ewma' out of "
+            "benchmarks")
+    return span
 
 
 def _warm(optimiser):

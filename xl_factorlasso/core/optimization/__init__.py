@@ -18,7 +18,7 @@ from ._exceptions import (
 from ._maximum_diversification import MaximumDiversification
 from ._polish import PolishReport
 from ._portfolio import Population, Portfolio
-from ._risk import ewma_covariance
+from ._risk import ewma_covariance, ewma_effective_sample
 
 __all__ = [
     "Equation",
@@ -35,6 +35,7 @@ __all__ = [
     "SolverFailedError",
     "equations_to_matrix",
     "ewma_covariance",
+    "ewma_effective_sample",
     "format_equation",
     "parse_equation",
 ]

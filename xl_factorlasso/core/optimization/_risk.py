@@ -15,6 +15,7 @@ __all__ = [
     "RiskModel",
     "dense_root",
     "ewma_covariance",
+    "ewma_effective_sample",
     "is_factor_covariance",
     "resolve_risk_model",
 ]
@@ -91,6 +92,41 @@ def ewma_covariance(X: np.ndarray, span: float) -> np.ndarray:
     centred = X - mean
     cov = (centred * v[:, None]).T @ centred / v1
     return cov * (v1**2 / (v1**2 - v2))
+
+
+def ewma_effective_sample(n_obs: int, span: float) -> float:
+    """Kish's effective sample size ``V1**2 / V2`` of the EWMA weights of ``n_obs`` rows.
+
+    The weights are :func:`ewma_covariance`'s ``v_t = lambda**(T-1-t)``; summing the two
+    geometric series gives ``span * (1 - lambda**T) / (1 + lambda**T)``: equal weights on
+    ``T`` rows give ``T``, a long window ``span``.
+    """
+    # lambda**T - 1 through log1p / expm1: exact to rounding also for very long spans
+    tail_m1 = np.expm1(int(n_obs) * np.log1p(-2.0 / (float(span) + 1.0)))
+    return float(span) * float(-tail_m1 / (2.0 + tail_m1))
+
+
+def ewma_singular_reason(n_obs: int, n_assets: int, span: float) -> str | None:
+    """Why the EWMA covariance of ``n_obs`` rows with ``span`` cannot be optimised on for
+    ``n_assets`` assets, or None when it can.
+
+    The rule is the sample covariance's (refused when ``T <= n``, singular) applied to the
+    weights' effective sample: with no more effective rows than assets, the directions the
+    recent rows leave out are measured only by rows weighted down toward ``lambda**T``, and
+    the maximum-diversification portfolio loads on that noise. (Span 20 on 150 rows of 100
+    assets: condition number 2e6, against 3e2 for the sample covariance. Spans 4-30 on
+    130-276 assets with long windows: up to 1e19, where the ratios of three solvers
+    disagreed by orders of magnitude.)
+    """
+    effective = ewma_effective_sample(n_obs, span)
+    if effective > n_assets:
+        return None
+    return (f"span={span:g} gives the {n_obs} observations the weight of {effective:.1f} "
+            f"equal ones (the effective sample size), not more than the {n_assets} assets: "
+            "the EWMA covariance is then as ill-determined as a sample covariance of that "
+            "many rows, and the portfolio would follow the noise of its smallest eigenvalues; "
+            f"give a span above {n_assets} (and more than {n_assets} observations), a "
+            "FactorCovariance, or a covariance matrix or estimator (covariance=...)")
 
 
 def _nearest_positive_definite(cov: np.ndarray) -> np.ndarray:
@@ -194,6 +230,9 @@ def resolve_risk_model(
                 "estimator (covariance=...) or more observations"
             )
         if span is not None:
+            reason = ewma_singular_reason(T, n, float(span))
+            if reason is not None:
+                raise ValueError(reason)
             cov = ewma_covariance(X, float(span))
         else:
             cov = np.atleast_2d(np.cov(X, rowvar=False, ddof=1))
