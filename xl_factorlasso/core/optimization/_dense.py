@@ -76,6 +76,9 @@ _MAX_EXCHANGES = 200
 # With linear constraints, the violators tried (largest index first) for a single exchange
 # that leaves a solution.
 _SINGLE_TRIES = 10
+# The exchange of a pivoting with two or more rows at which their feasibility LP runs
+# (_check_rows); bench_maxdiv_rows's feasible fits: see docs/performance.md.
+_ROWS_CHECK_AFTER = 30
 # The conjugate-gradient stage of _pivot_dense: from this many free assets, at most this many
 # exchanges (its solves: _free_set._IterativeSolver). Measured (one BLAS thread, CPU, dense
 # optima at T = 4000): n = 2000 pivoting 0.31 s -> 0.23 s, one factorisation of 1688 assets
@@ -406,6 +409,7 @@ def _block_pivoting(a: np.ndarray, system, state: np.ndarray, box: _Box,
     entered = np.zeros(0, dtype=int)  # rows the last exchange made active
     ahead = None  # the state's solution when the last exchange already computed it
     for exchange in range(max_exchanges):
+        _check_rows(rows, box, exchange)
         solved = ahead or _free_solution(a, system, box, state, rows=rows, active=active)
         ahead = None
         if solved is None and undo is not None:
@@ -588,6 +592,7 @@ def _pivoting_with_costs(a: np.ndarray, system, state: np.ndarray, side: np.ndar
     best, tries = n + (0 if rows is None else rows.rhs.size) + 1, _BLOCK_TRIES
     entered = np.zeros(0, dtype=int)  # rows the last exchange made active
     for exchange in range(max_exchanges):
+        _check_rows(rows, box, exchange)
         a_hat, shift = _cost_coefficients(a, state, side, box, costs)
         solved = _free_solution(a_hat, system, box, state, w0, rows=rows, active=active)
         if solved is None and rows is not None and _keep_entered(rows, active, entered):
@@ -830,17 +835,11 @@ def solve_dense(spec: _Spec, X: np.ndarray | None = None, start: WarmStart | Non
     # factorisations use two OpenBLAS builds here, and each one's spinning workers slowed the
     # other's calls up to 1000x (a 200 x 200 Cholesky: 0.5 s instead of 0.4 ms).
     with blas_threads():
-        solved = None
-        if start is not None and costs is None:
-            solved = _block_pivoting(a, _exact_system(cov, a), start.state.copy(), box,
-                                     rows=rows,
-                                     active=None if rows is None else rows.equality.copy())
-        elif start is not None:
-            solved = _warm_costs(a, _exact_system(cov, a), start, box, costs, rows)
-        warm = solved is not None
-        if not warm:
-            solved = (_pivot_dense(cov, a, box, rows) if costs is None
-                      else _pivot_costs(cov, a, box, costs, rows))
+        try:
+            solved, warm = _pivot(cov, a, box, rows, costs, start)
+        except _RowsConflict:
+            return ("the linear constraints cannot hold together within the bounds and the "
+                    "budget")
         if solved is None:
             return ("the active-set solver found no factorable free set or did not "
                     "converge")
@@ -871,12 +870,28 @@ def solve_dense(spec: _Spec, X: np.ndarray | None = None, start: WarmStart | Non
     return w, gap, handles, exchanges, warm
 
 
+def _pivot(cov, a: np.ndarray, box: _Box, rows: _Rows | None, costs: _Costs | None,
+           start: WarmStart | None) -> tuple[tuple[np.ndarray, int] | None, bool]:
+    """:func:`solve_dense`'s pivoting: from ``start`` first when given, else (or when that
+    gives no answer) cold; ``(solved, warm)``. May raise :class:`_RowsConflict`."""
+    solved = None
+    if start is not None and costs is None:
+        solved = _block_pivoting(a, _exact_system(cov, a), start.state.copy(), box, rows=rows,
+                                 active=None if rows is None else rows.equality.copy())
+    elif start is not None:
+        solved = _warm_costs(a, _exact_system(cov, a), start, box, costs, rows)
+    if solved is not None:
+        return solved, True
+    return (_pivot_dense(cov, a, box, rows) if costs is None
+            else _pivot_costs(cov, a, box, costs, rows)), False
+
+
 def _unreachable_row(rows: _Rows, box: _Box) -> int | None:
     """The first row that no point of the box with the budget satisfies, from its range over
     that set (two fractional knapsacks each), or None; the box holds the budget (the caller
     checked). An infeasible problem otherwise costs the pivoting its whole effort before the
     LP names the conflict (2.7 s at n = 1000 with ``'US >= 0.40'`` against
-    ``max_turnover=1e-4``); conflicts between rows still take it."""
+    ``max_turnover=1e-4``); conflicts between rows: :func:`_rows_conflict`."""
     for j in range(rows.rhs.size):
         scale = 1e-9 * (1.0 + abs(rows.rhs[j]))
         if _knapsack(rows.matrix[j], box)[0] > rows.rhs[j] + scale:
@@ -884,6 +899,43 @@ def _unreachable_row(rows: _Rows, box: _Box) -> int | None:
         if rows.equality[j] and -_knapsack(-rows.matrix[j], box)[0] < rows.rhs[j] - scale:
             return j
     return None
+
+
+class _RowsConflict(Exception):
+    """Raised in a pivoting by :func:`_check_rows`; :func:`solve_dense` turns it into its
+    answer "no point" (the caller's LP pre-check then names the conflict)."""
+
+
+def _check_rows(rows: _Rows | None, box: _Box, exchange: int) -> None:
+    """At the ``_ROWS_CHECK_AFTER``-th exchange of a pivoting with two or more rows, the
+    feasibility LP of the rows, box and budget (:func:`_rows_conflict`); raises
+    :class:`_RowsConflict` when they admit no point.
+
+    A single row is decided exactly before any pivoting (:func:`_unreachable_row`); rows that
+    conflict only together made every stage of the pivoting run to its limit, about 800
+    exchanges, before the LP of the CVXPY path named the conflict: 0.5-0.7 s at n = 30 to 100,
+    3-6 s at n = 1000 (``'US >= 0.6'`` with ``'EU >= 0.6'``, informal timings). Feasible fits
+    rarely pivot that long, so they do not pay for the LP (1-4 ms): run before every pivoting
+    it added 11% to bench_maxdiv_rows's feasible fits."""
+    if (exchange == _ROWS_CHECK_AFTER and rows is not None and rows.rhs.size >= 2
+            and _rows_conflict(rows, box)):
+        raise _RowsConflict
+
+
+def _rows_conflict(rows: _Rows, box: _Box) -> bool:
+    """Whether the rows admit no point of the box with the budget: the feasibility LP
+    (HiGHS); False when it cannot decide."""
+    from scipy.optimize import linprog
+
+    eq, ineq = rows.equality, ~rows.equality
+    n = box.lower.size
+    result = linprog(
+        np.zeros(n), A_ub=rows.matrix[ineq] if ineq.any() else None,
+        b_ub=rows.rhs[ineq] if ineq.any() else None,
+        A_eq=np.vstack([np.ones((1, n)), rows.matrix[eq]]),
+        b_eq=np.concatenate([[box.budget], rows.rhs[eq]]),
+        bounds=np.column_stack([box.lower, box.upper]), method="highs")
+    return result.status == 2
 
 
 @dataclass(frozen=True)
