@@ -29,7 +29,7 @@ from xl_factorlasso.core import (
 from xl_factorlasso.core.cluster._hierarchical import _LINKAGE_METHODS
 from xl_factorlasso.core.datasets import load_demo_panel
 from xl_factorlasso.core.model_selection import expanding_window_splits
-from xl_factorlasso.core.optimization import MaximumDiversification
+from xl_factorlasso.core.optimization import MaximumDiversification, ewma_effective_sample
 from xl_factorlasso.workbook import WorkbookInputError, refit
 from xl_factorlasso.workbook._portfolio import MAXDIV_KEYS, read_portfolio_settings
 from xl_factorlasso.workbook._settings import (
@@ -454,6 +454,13 @@ def test_what_the_portfolio_reader_accepts_the_optimiser_accepts(pairs):
         return
     rng = np.random.default_rng(0)
     x = pd.DataFrame(rng.normal(0, 0.01, (40, 5)), columns=list("abcde"))
+    span = ps.params.get("span")
+    if span is not None and ewma_effective_sample(40, span) <= 5:
+        # the one check on the data, not the settings: the span's weights must count the 40
+        # rows as more equal rows than the 5 assets (the job names the span's cell for it)
+        with pytest.raises(ValueError, match=f"^span={span:g} gives the 40 observations"):
+            MaximumDiversification(**ps.params)._validate(x, None)
+        return
     MaximumDiversification(**ps.params)._validate(x, None)  # the optimiser's own checks
 
 

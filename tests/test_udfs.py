@@ -816,6 +816,11 @@ def maxdiv_cases(R, F):
          ["'ledoit' is not one of sample, ewma, factor"]),
         ("ewma without span", lambda: md(R, [["covariance", "ewma"]]), "settings",
          ["needs a span"]),
+        ("ewma span not above the assets", lambda: md(R, [["covariance", "ewma"],
+                                                          ["span", 20]]), "settings",
+         ["row 2, column 2: span=20 gives the", "20.0 equal ones", "not more than the 24 assets",
+          "give a span above 24 (with more than 24 dates of returns) or use covariance = "
+          "factor"]),
         ("span with sample", lambda: md(R, [["span", 52]]), "settings",
          ["row 1, column 1: span is the EWMA span"]),
         ("model key without factor covariance", lambda: md(R, [["reg_lambda", 1e-3]]),

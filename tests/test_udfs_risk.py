@@ -295,3 +295,16 @@ def test_signs_and_prior_reach_the_factor_model(demo, R, F):
                                       w, 52.0)
     np.testing.assert_allclose([r[1] for r in with_signs[1:-2]], x, rtol=1e-12, atol=1e-15)
     assert with_signs[-1][2] == pytest.approx(total, rel=1e-12)
+
+
+def test_an_ewma_span_not_above_the_assets_is_named_on_its_cell(R):
+    """The attribution estimates the optimiser's covariance: a span whose weights count as
+    no more rows than the 24 assets is the same error on the span's cell (docs/maxdiv.md)."""
+    settings = [["covariance", "ewma"], ["span", 24]]
+    for function in (udfs.FLASSO_RISK, udfs.FLASSO_RISK_ASSETS, udfs.FLASSO_MAXDIV):
+        out = function(R, settings)
+        assert isinstance(out, str) and out.startswith(
+            "#FLASSO! settings: row 2, column 2: span=24 gives the "), out
+        assert out.endswith("give a span above 24 (with more than 24 dates of returns) or use "
+                            "covariance = factor"), out
+    assert isinstance(udfs.FLASSO_RISK(R, [["covariance", "ewma"], ["span", 26]]), list)

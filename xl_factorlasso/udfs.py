@@ -78,7 +78,7 @@ from .workbook._plausibility import check_plausible
 from .workbook._portfolio import (
     MAXDIV_KEYS,
     PortfolioSettings,
-    complete_rows,
+    covariance_rows,
     read_portfolio_settings,
     statistics_table,
     with_annualization,
@@ -955,8 +955,8 @@ def _optimise(returns, settings, constraints, groups, factors, signs, prior, mod
                                                   model_settings, model_groups)
         fit_x = None
     else:  # the factor model's inputs are not used, as in the job (the stats say which)
-        fit_x = complete_rows(y, "returns", "(trim the range or use covariance = factor in "
-                                             "settings)")
+        fit_x = covariance_rows(y, ps, "returns", "(trim the range or use covariance = "
+                                                  "factor in settings)")
     estimator = MaximumDiversification(**params)
     try:
         estimator.fit(fit_x)
@@ -1029,8 +1029,8 @@ def _risk_model(returns, settings, factors, signs, prior, model_settings,
         cov = _factor_covariance(y, y_block, factors, ps, signs, prior, model_settings,
                                  model_groups)
     else:
-        x = complete_rows(y, "returns", "(trim the range or use covariance = factor in "
-                                        "settings)")
+        x = covariance_rows(y, ps, "returns", "(trim the range or use covariance = factor "
+                                              "in settings)")
         try:  # the optimiser's own estimate (MaximumDiversification._validate)
             _risk, _assets, cov = resolve_risk_model(None, ps.params.get("span"),
                                                      x.to_numpy(dtype=float), x.columns)

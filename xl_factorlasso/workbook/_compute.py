@@ -29,7 +29,7 @@ from ._job_pictures import portfolio_pictures, refit_pictures
 from ._layout import name_problem
 from ._plausibility import check_plausible
 from ._portfolio import (
-    complete_rows,
+    covariance_rows,
     read_portfolio_settings,
     statistics_table,
     with_annualization,
@@ -438,7 +438,6 @@ def compute_portfolio(blocks: dict[str, Block], fitted: JobResult | None = None,
         OptimizationError,
         parse_equation,
     )
-    from ..core.optimization._risk import ewma_singular_reason
 
     result = JobResult("optimise_portfolio")
     returns = parse_panel(blocks["FL_RETURNS"], "asset")
@@ -487,12 +486,7 @@ def compute_portfolio(blocks: dict[str, Block], fitted: JobResult | None = None,
             result.status["inputs"] = fingerprint
     else:
         _check_constraints(constraints, set(assets) | group_labels, parse_equation, EquationError)
-        x = complete_rows(returns, "FL_RETURNS", "(fill the gap or use covariance = factor)")
-        if ps.covariance == "ewma":  # named on its cell, before the solve
-            reason = ewma_singular_reason(len(x), x.shape[1], float(params["span"]))
-            if reason is not None:
-                at = ps.cells["span"]
-                raise at.block.error(reason, at.i, at.j)
+        x = covariance_rows(returns, ps, "FL_RETURNS", "(fill the gap or use covariance = factor)")
     if constraints:
         params["linear_constraints"] = [t for t, _ in constraints]
 

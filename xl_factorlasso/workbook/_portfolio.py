@@ -18,6 +18,7 @@ __all__ = [
     "MAXDIV_KEYS",
     "PortfolioSettings",
     "complete_rows",
+    "covariance_rows",
     "portfolio_statistics",
     "read_portfolio_settings",
     "statistics_table",
@@ -183,6 +184,25 @@ def complete_rows(returns: pd.DataFrame, name: str, remedy: str) -> pd.DataFrame
             f"only {len(returns)} date: a covariance of the returns needs at least 2", name=name
         )
     return returns
+
+
+def covariance_rows(returns: pd.DataFrame, ps: PortfolioSettings, name: str,
+                    remedy: str) -> pd.DataFrame:
+    """:func:`complete_rows`, and with ``covariance = ewma`` a span whose weights count the
+    rows as more equal rows than assets (their effective sample size, docs/maxdiv.md), else
+    an error on the span's cell: checked here, before the solve, in the sheet's terms."""
+    from ..core.optimization._risk import ewma_singular_reason
+
+    x = complete_rows(returns, name, remedy)
+    if ps.covariance == "ewma":
+        n = x.shape[1]
+        reason = ewma_singular_reason(
+            len(x), n, float(ps.params["span"]),
+            remedy=f"give a span above {n} (with more than {n} dates of returns) or use "
+                   "covariance = factor")
+        if reason is not None:
+            raise ps.cells["span"].block.error(reason, ps.cells["span"].i, ps.cells["span"].j)
+    return x
 
 
 def _number(v):

@@ -106,9 +106,11 @@ def ewma_effective_sample(n_obs: int, span: float) -> float:
     return float(span) * float(-tail_m1 / (2.0 + tail_m1))
 
 
-def ewma_singular_reason(n_obs: int, n_assets: int, span: float) -> str | None:
+def ewma_singular_reason(n_obs: int, n_assets: int, span: float,
+                         remedy: str | None = None) -> str | None:
     """Why the EWMA covariance of ``n_obs`` rows with ``span`` cannot be optimised on for
-    ``n_assets`` assets, or None when it can.
+    ``n_assets`` assets, or None when it can; ``remedy`` ends the message (default: what to
+    pass to MaximumDiversification instead; a worksheet says it in its own terms).
 
     The rule is the sample covariance's (refused when ``T <= n``, singular) applied to the
     weights' effective sample: with no more effective rows than assets, the directions the
@@ -121,12 +123,14 @@ def ewma_singular_reason(n_obs: int, n_assets: int, span: float) -> str | None:
     effective = ewma_effective_sample(n_obs, span)
     if effective > n_assets:
         return None
+    if remedy is None:
+        remedy = (f"give a span above {n_assets} (and more than {n_assets} observations), a "
+                  "FactorCovariance, or a covariance matrix or estimator (covariance=...)")
     return (f"span={span:g} gives the {n_obs} observations the weight of {effective:.1f} "
             f"equal ones (the effective sample size), not more than the {n_assets} assets: "
             "the EWMA covariance is then as ill-determined as a sample covariance of that "
             "many rows, and the portfolio would follow the noise of its smallest eigenvalues; "
-            f"give a span above {n_assets} (and more than {n_assets} observations), a "
-            "FactorCovariance, or a covariance matrix or estimator (covariance=...)")
+            f"{remedy}")
 
 
 def _nearest_positive_definite(cov: np.ndarray) -> np.ndarray:
