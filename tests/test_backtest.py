@@ -459,9 +459,9 @@ def test_ewma_dates_with_too_few_effective_rows_fail_like_a_short_sample_window(
                 f"ewma_span: span=9 gives the {T} observations the weight of {effective:.1f} "
                 "equal ones (the effective sample size), not more than the 8 assets: the EWMA "
                 "covariance is then as ill-determined as a sample covariance of that many rows, "
-                "and the portfolio would follow the noise of its smallest eigenvalues; give a "
-                "span above 8 (and more than 8 observations), a FactorCovariance, or a "
-                "covariance matrix or estimator (covariance=...)")
+                "and the portfolio would follow the noise of its smallest eigenvalues; the "
+                "window is too short for the span here: a longer window or a later "
+                "min_history leaves such dates out")
         else:
             assert T >= 13 and (date, "ewma") not in f.index
             ref = MaximumDiversification(span=9).fit(y.iloc[:T])

@@ -420,7 +420,10 @@ class MaxDiversificationBacktest(BaseEstimator):
                 return None, (f"the window has {len(block)} rows for {len(assets)} assets: "
                               f"the {strategy} covariance is singular"), None
             if strategy == "ewma":
-                reason = ewma_singular_reason(len(block), len(assets), span)
+                reason = ewma_singular_reason(
+                    len(block), len(assets), span,
+                    remedy="the window is too short for the span here: a longer window or a "
+                           "later min_history leaves such dates out")
                 if reason is not None:
                     return None, f"ewma_span: {reason}", None
             optimiser.set_params(covariance="sample",
