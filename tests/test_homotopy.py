@@ -138,6 +138,35 @@ def test_the_path_point_meets_the_optimality_conditions(seed):
     np.testing.assert_allclose(result.coef, start, rtol=0, atol=1e-9)
 
 
+def _conditions_hold(gram, r0, omega, dl, du, mu, d, tol=1e-12):
+    """The optimality conditions of the module docstring at ``d`` (``q = r0 - G d``)."""
+    q = r0 - gram @ d
+    free = (d != 0) & (d > dl) & (d < du)
+    at_zero = d == 0
+    return (np.all(np.abs(q[free] - mu * omega[free] * np.sign(d[free])) <= tol)
+            and np.all(q[at_zero & (du > 0)] <= mu * omega[at_zero & (du > 0)] + tol)
+            and np.all(q[at_zero & (dl < 0)] >= -mu * omega[at_zero & (dl < 0)] - tol)
+            and np.all(q[(d == du) & (d > 0)] >= mu * omega[(d == du) & (d > 0)] - tol)
+            and np.all(q[(d == dl) & (d < 0)] <= -mu * omega[(d == dl) & (d < 0)] + tol))
+
+
+def test_a_path_whose_free_set_empties_goes_on():
+    """The only free cell reaches its bound, leaving no free cell: the path goes on from there
+    (it indexed its right-hand side with an empty float array, an IndexError raised through
+    a rolling backtest by random search). One factor: ``min 0.5 D^2 - D + mu |D|`` with
+    ``D <= 0.5`` at ``mu = 0.1`` is the bound (the free minimiser 0.9 is beyond it)."""
+    one = (np.array([[1.0]]), np.array([1.0]), np.array([1.0]), np.array([-np.inf]),
+           np.array([0.5]))
+    np.testing.assert_array_equal(_homotopy._path(*one, 0.1), [0.5])
+    # a second cell enters after the first is held at its bound
+    gram = np.array([[1.0, 0.3], [0.3, 1.0]])
+    r0, omega = np.array([1.0, 0.6]), np.ones(2)
+    dl, du = np.array([-np.inf, -np.inf]), np.array([0.5, np.inf])
+    d = _homotopy._path(gram, r0, omega, dl, du, 0.05)
+    assert d[0] == 0.5 and d[1] > 0
+    assert _conditions_hold(gram, r0, omega, dl, du, 0.05, d)
+
+
 def test_every_cell_signed_tries_the_iterations_first():
     """nonneg on a wide panel at the default penalty: the one-sided box keeps the answer sparse
     and the iterations converge from the prior in tens of steps, so the probe certifies every

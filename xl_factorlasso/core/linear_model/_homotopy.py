@@ -298,11 +298,12 @@ def _path(gram, r0, omega, dl, du, mu_target):
     rhs = np.empty((m, 2))
     try:
         for _ in range(_MAX_EVENTS * m):
-            cells = np.array(free.cells)
+            # (int: a free set emptied by its last cell reaching zero or a bound indexes too)
+            cells = np.array(free.cells, dtype=int)
             k = len(cells)
             rhs[:k, 0] = base[cells]
             rhs[:k, 1] = omega[cells] * sign[cells]
-            a_f, b_f = free.solve(rhs[:k]).T  # D_F = a_f - mu b_f
+            a_f, b_f = free.solve(rhs[:k]).T if k else (np.zeros(0), np.zeros(0))
             # q = base - G_:F D_F = a + mu b, both products in one pass over the rows
             a, b = np.stack([a_f, b_f]) @ free.rows
             a = base - a
@@ -367,8 +368,8 @@ def _next_event(mu, mu_target, cells, a_f, b_f, a, b, sign, omega, dl, du, may, 
         up[last] = -np.inf
     if down[last] > again:
         down[last] = -np.inf
-    k = int(np.argmax(hit))
-    if hit[k] > best:
+    k = int(np.argmax(hit)) if cells.size else -1
+    if k >= 0 and hit[k] > best:
         best, cell, kind = float(hit[k]), int(cells[k]), "zero" if toward_zero[k] else "bound"
     ju, jd = int(np.argmax(up)), int(np.argmax(down))
     if up[ju] > best and up[ju] >= down[jd]:
