@@ -18,7 +18,6 @@ import numpy as np
 import pandas as pd
 
 from .._base import BaseEstimator, clone
-from ..optimization._risk import ewma_singular_reason
 from ..rolling import RollingLassoModel
 from ..rolling._dates import check_index, rebalance_positions, window_start
 from ._holdings import Book
@@ -420,6 +419,8 @@ class MaxDiversificationBacktest(BaseEstimator):
                 return None, (f"the window has {len(block)} rows for {len(assets)} assets: "
                               f"the {strategy} covariance is singular"), None
             if strategy == "ewma":
+                from ..optimization._risk import ewma_singular_reason  # (no CVXPY at import)
+
                 reason = ewma_singular_reason(
                     len(block), len(assets), span,
                     remedy="the window is too short for the span here: a longer window or a "
