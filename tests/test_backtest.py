@@ -4,6 +4,8 @@ and WalkForward + cross_val_predict on the same weights and windows."""
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -474,6 +476,36 @@ def test_ewma_dates_with_too_few_effective_rows_fail_like_a_short_sample_window(
             rolling=_rolling(rebalance=list(y.index[[9, 30]]),
                              estimator=LassoModel(reg_lambda=1e-6, warmup_period=None)),
             ewma_span=9, benchmarks=("ewma",), on_failure="raise").fit(x, y)
+
+
+@pytest.mark.parametrize("value, message", [
+    (np.inf, "is infinite: the holdings cannot compound it"),
+    (-np.inf, "is infinite: the holdings cannot compound it"),
+    (-1.5, "is -1.5, below -1: more than everything held would be lost; give simple returns, "
+           "not percentages or log returns"),
+    ("1,5%", "is not a number: '1,5%'"),
+])
+def test_returns_the_holdings_cannot_compound_are_refused_before_any_fit(panel, monkeypatch,
+                                                                         value, message):
+    """An infinite return passed the rolling model (its windows are failures) and the books
+    drifted through it: returns, turnover, costs and statistics became inf or NaN with no
+    error (random search). Such a cell, one below -1 or text is named before any fit; a total
+    loss (-1) is a return."""
+    x, y = panel
+    y = y.astype(object) if isinstance(value, str) else y.copy()
+    y.iloc[40, 1] = value
+    fits = []
+    monkeypatch.setattr(RollingLassoModel, "fit", lambda self, *a, **k: fits.append(1))
+    with pytest.raises(ValueError, match=f"^y: the return of 'y1' on {y.index[40].date()} "
+                                         f"{re.escape(message)}$"):
+        MaxDiversificationBacktest(rolling=_rolling(window=60)).fit(x, y)
+    assert not fits
+    monkeypatch.undo()
+    y = panel[1].copy()
+    y.iloc[100, 1] = -1.0
+    bt = MaxDiversificationBacktest(rolling=_rolling(rebalance="QE", window=60),
+                                    benchmarks=("equal_weight",)).fit(x, y)
+    assert np.isfinite(bt.returns_.to_numpy()).all()
 
 
 def test_a_held_asset_without_a_return_is_an_error(panel):

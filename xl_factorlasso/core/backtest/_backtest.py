@@ -225,7 +225,8 @@ class MaxDiversificationBacktest(BaseEstimator):
         x : pandas.DataFrame, shape (T, M)
             Factor returns, indexed by strictly increasing dates.
         y : pandas.DataFrame, shape (T, N)
-            Asset returns on the same dates (NaN: missing; a held asset must have a return).
+            Simple asset returns on the same dates: finite numbers >= -1, NaN for a missing
+            one (a held asset must have a return).
         progress : callable, optional
             ``progress(done, total)``, called in this process as the work completes: the
             rolling fits (as the rolling model reports them, else once when they are done),
@@ -249,6 +250,7 @@ class MaxDiversificationBacktest(BaseEstimator):
             raise ValueError(f"y must be a pandas DataFrame indexed by date, "
                              f"got {type(y).__name__}")
         index = check_index(y.index, "y")
+        _check_returns(y)
         annualization = self._annualization(rolling, index)
         span = (benchmark_span(self.ewma_span, getattr(rolling.estimator, "span", None),
                                annualization, y.shape[1])
@@ -499,6 +501,33 @@ class MaxDiversificationBacktest(BaseEstimator):
                 labels.append((s, kind))
         self.stats_ = pd.DataFrame(rows, index=pd.MultiIndex.from_tuples(
             labels, names=["strategy", "returns"]), columns=STATS_COLUMNS)
+
+
+def _check_returns(y: pd.DataFrame) -> None:
+    """Refuse, before any fit, asset returns the holdings cannot compound: a cell that is not
+    a number, an infinite one, or one below -1 (more than everything held lost: not a simple
+    return). Without this an infinite return passed the rolling model (its windows are
+    failures) and the books drifted through it: returns, turnover, costs and statistics
+    became inf or NaN with no error (found by random search)."""
+    try:
+        values = y.to_numpy(dtype=float)
+    except (TypeError, ValueError):
+        for column in y.columns:
+            numbers = pd.to_numeric(y[column], errors="coerce")
+            bad = numbers.isna() & y[column].notna()
+            if bad.any():
+                date = y.index[int(np.argmax(bad.to_numpy()))]
+                raise ValueError(f"y: the return of {column!r} on {pd.Timestamp(date).date()} "
+                                 f"is not a number: {y.at[date, column]!r}") from None
+        raise
+    for bad, what in ((np.isinf(values), "infinite: the holdings cannot compound it"),
+                      (values < -1.0, "below -1: more than everything held would be lost; "
+                                      "give simple returns, not percentages or log returns")):
+        if bad.any():
+            i, j = np.argwhere(bad)[0]
+            shown = "" if np.isinf(values[i, j]) else f"{values[i, j]:g}, "
+            raise ValueError(f"y: the return of {y.columns[j]!r} on {y.index[i].date()} is "
+                             f"{shown}{what}")
 
 
 def benchmark_span(ewma_span, model_span, annualization: float, n_assets: int) -> float:
