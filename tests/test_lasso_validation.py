@@ -63,6 +63,19 @@ def test_too_few_rows():
     assert "too few rows" in msg
 
 
+@pytest.mark.parametrize("gap", [False, True], ids=["complete", "a missing return"])
+def test_one_row_with_a_span_is_too_few_rows(gap):
+    """A span drops the first row: one row leaves none. With a missing return on it the mask's
+    patterns were computed from no rows at all and NumPy's broadcast error escaped
+    (random search, through a rolling backtest's first date)."""
+    x, y, _ = make_panel(T=5, M=2, N=3)
+    if gap:
+        y = y.copy()
+        y.iloc[0, 1] = np.nan
+    msg = fit_error(LassoModel(span=10), x.iloc[:1], y.iloc[:1])
+    assert msg == "too few rows: 0 usable row(s) after preparation, at least 5 are needed"
+
+
 def test_all_missing_responses(xy):
     x, y = xy
     assert "no valid observation" in fit_error(LassoModel(), x, y * np.nan)

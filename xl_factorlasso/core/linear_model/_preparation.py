@@ -502,8 +502,11 @@ def _mask_patterns(mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Distinct mask columns (P, T) and the pattern index of every column (N,).
 
     Columns are compared as packed bytes: ``np.unique(mask.T, axis=0)`` sorts T-long boolean
-    rows and costs ~20x more on a 2000 x 500 panel.
+    rows and costs ~20x more on a 2000 x 500 panel. No rows (one row, whose span drops it):
+    one empty pattern (as bytes, the empty keys gave no inverse at all).
     """
+    if mask.shape[0] == 0:
+        return np.zeros((1, 0), dtype=bool), np.zeros(mask.shape[1], dtype=np.intp)
     packed = np.ascontiguousarray(np.packbits(mask, axis=0).T)
     keys = packed.view(np.dtype((np.void, packed.shape[1]))).ravel()
     _, first, inverse = np.unique(keys, return_index=True, return_inverse=True)
