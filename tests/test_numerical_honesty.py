@@ -348,6 +348,29 @@ def test_every_response_below_warmup_is_an_error():
         LassoModel().fit(x, y)
 
 
+def test_every_response_below_warmup_is_refused_before_any_solve(monkeypatch):
+    """The count is known from the preparation: a rolling fit of 5-row FCGL windows under
+    warmup_period=12 solved each window first (60-90 s for 204 dates, random search)."""
+    from xl_factorlasso.core.linear_model import _certified
+
+    solves = []
+    original = _certified.CertifiedSolver.solve
+    monkeypatch.setattr(_certified.CertifiedSolver, "solve",
+                        lambda *a, **k: solves.append(1) or original(*a, **k))
+    x, y, _ = make_panel(T=40)
+    y = y.copy()
+    y.iloc[:32] = np.nan
+    for model in (LassoModel(), LassoModel(model_type="FACTOR_CLUSTER_GROUP_LASSO")):
+        with pytest.raises(ValueError, match=r"^y: every response has fewer than "
+                                             r"warmup_period=12 observations \(at most 8\)"):
+            model.fit(x, y)
+        with pytest.raises(ValueError, match=r"^y: every response has fewer than"):
+            model.fit_reg_lambda_path(x, y, [1e-3, 1e-4])
+    assert solves == []
+    LassoModel(warmup_period=8).fit(x, y)  # at the limit: fitted
+    assert solves == [1]
+
+
 def test_score_never_returns_an_infinite_r2():
     x, y, _ = make_panel()
     y = 10.0 * y  # loadings well above 1
