@@ -192,7 +192,7 @@ def assert_unchanged(model, before, coef_before):
         np.testing.assert_array_equal(model.coef_.to_numpy(), coef_before)
 
 
-def test_self_unchanged_on_success_and_on_error():
+def test_self_unchanged_on_success_and_on_error(monkeypatch):
     x, y = panel()
     model = LassoModel(model_type="HCGL", reg_lambda=0.02).fit(x, y)
     before, coef = snapshot(model), model.coef_.to_numpy().copy()
@@ -206,14 +206,26 @@ def test_self_unchanged_on_success_and_on_error():
         with pytest.raises(ValueError, match="reg_lambda"):
             model.fit_reg_lambda_path(x, y, lambdas)
         assert_unchanged(model, before, coef)
-    # a solve that cannot be certified mid-path
+    # a solve that cannot be certified mid-path (forced: with max_iter=1 the warm solve from
+    # the first lambda's point fails, but its cold retry from the prior certifies)
+    from xl_factorlasso.core.linear_model import _certified
+
+    original = _certified.CertifiedSolver.solve
+
+    def second_fails(self, reg_lambda, coef_init=None):
+        if coef_init is not None:
+            raise SolveError("not certified (forced)", [("fast", "forced")], gap=1.0)
+        return original(self, reg_lambda, coef_init=coef_init)
+
+    monkeypatch.setattr(_certified.CertifiedSolver, "solve", second_fails)
     strict = LassoModel(model_type="HCGL", engine="fast", engine_params={"max_iter": 1})
     strict_before = snapshot(strict)
     lam_max = strict.lambda_max(x, y)
-    with pytest.raises(SolveError):
-        strict.fit_reg_lambda_path(x, y, [2 * lam_max, 1e-3 * lam_max])
+    with pytest.raises(SolveError, match="forced"):
+        strict.fit_reg_lambda_path(x, y, [0.5 * lam_max, 1e-3 * lam_max])
     assert_unchanged(strict, strict_before, None)
     assert not hasattr(strict, "coef_")
+    monkeypatch.undo()
     with pytest.raises(ValueError, match="y0"):  # bad data: fit's message
         model.fit_reg_lambda_path(x, y.assign(y0=np.inf), [0.1])
     assert_unchanged(model, before, coef)
