@@ -76,6 +76,34 @@ def test_one_row_with_a_span_is_too_few_rows(gap):
     assert msg == "too few rows: 0 usable row(s) after preparation, at least 5 are needed"
 
 
+def test_identical_factor_columns_are_warned_about_once_named(recwarn):
+    """Two factors with the same values on every row leave their loadings' split free (random
+    search: serial and n_jobs=2 rolling loadings 3e2 apart, both certified): named, once per
+    fit; constant columns (all zero, say) and merely correlated ones are not."""
+    from xl_factorlasso import RollingLassoModel
+
+    x, y, _ = make_panel(T=60, M=4, N=3)
+    x = x.copy()
+    x[x.columns[3]] = x[x.columns[1]]
+    expected = (f"x: factors {x.columns[1]!r} and {x.columns[3]!r} have the same values on "
+                "every row: their loadings are not unique (any split between them has the same "
+                "objective) and fits can split them differently; drop one of them")
+    for fit in (lambda: LassoModel().fit(x, y),
+                lambda: RollingLassoModel(LassoModel(), rebalance=[x.index[40],
+                                                                   x.index[59]]).fit(x, y)):
+        recwarn.clear()
+        fit()
+        caught = [w for w in recwarn if "same values" in str(w.message)]
+        assert [str(w.message) for w in caught] == [expected]
+        assert caught[0].filename == __file__  # points at the caller
+    x[x.columns[3]] = x[x.columns[1]] * (1 + 1e-12)  # not identical
+    x[x.columns[0]] = 0.0
+    x[x.columns[2]] = 0.0  # two constant columns
+    recwarn.clear()
+    LassoModel().fit(x, y)
+    assert not [w for w in recwarn if "same values" in str(w.message)]
+
+
 def test_all_missing_responses(xy):
     x, y = xy
     assert "no valid observation" in fit_error(LassoModel(), x, y * np.nan)

@@ -783,6 +783,7 @@ Window`): the statistics of ``x``, ``y`` (already coerced) carried from the prev
         model_type = params["model_type"]
         if window is None:
             x, y = coerce_panel(x, y)
+            warn_identical_factors(x)
             panel = prepare_panel(x, y, span=self.span, demean=bool(self.demean))
             n_rows, any_valid = panel.n_rows, bool(panel.mask.any())
         else:
@@ -1398,6 +1399,31 @@ def lambda_max(x, y, **params) -> float:
     For plain LASSO without prior this is ``max |(2/T) X'WY|`` on the prepared data.
     """
     return LassoModel(**params).lambda_max(x, y)
+
+
+def warn_identical_factors(x: pd.DataFrame, stacklevel: int = 5) -> None:
+    """A UserWarning naming two factor columns with the same values on every row (missing
+    cells alike), unless constant: any split of a loading between them has the same objective,
+    so the loadings are not unique, and two solves (warm and cold starts, a rolling fit in
+    one block and in several) can split them differently, all certified. Random search found
+    a rolling fit whose serial and ``n_jobs=2`` loadings differed by 3e2 that way. Equal
+    columns have equal sums bit for bit: only those are compared."""
+    values = x.to_numpy(dtype=float)
+    if values.shape[1] < 2:
+        return
+    sums = np.nansum(values, axis=0)
+    order = np.argsort(sums, kind="stable")
+    same = np.flatnonzero(sums[order][1:] == sums[order][:-1])
+    for k in same:
+        i, j = sorted((int(order[k]), int(order[k + 1])))
+        a = values[:, i]
+        if np.array_equal(a, values[:, j], equal_nan=True) and np.nanmax(a) > np.nanmin(a):
+            warnings.warn(
+                f"x: factors {x.columns[i]!r} and {x.columns[j]!r} have the same values on "
+                "every row: their loadings are not unique (any split between them has the same "
+                "objective) and fits can split them differently; drop one of them",
+                UserWarning, stacklevel=stacklevel)
+            return
 
 
 def _check_solution(coef: np.ndarray, factors: pd.Index, responses: pd.Index) -> None:
