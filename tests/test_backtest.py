@@ -508,6 +508,40 @@ def test_returns_the_holdings_cannot_compound_are_refused_before_any_fit(panel, 
     assert np.isfinite(bt.returns_.to_numpy()).all()
 
 
+def test_a_suspended_asset_fails_the_dates_whose_window_it_is_flat_in(panel):
+    """Returns of 0 for 40 weeks (a suspended or stale price): a 30-row window inside them has
+    an asset of zero volatility, which the optimiser refuses as bad data. That ValueError
+    stopped the whole backtest whatever on_failure said (random search); now each such date
+    of each optimised strategy is a failure with its reason, and the others rebalance."""
+    x, y = panel
+    y = y.copy()
+    y.iloc[60:100, 2] = 0.0
+    rolling = _rolling(rebalance="ME", window=30)
+    bt = MaxDiversificationBacktest(rolling=rolling).fit(x, y)
+    f = bt.failures_[~bt.failures_.action.str.contains("warm-up")]
+    flat = [d for d in bt.rebalance_dates_
+            if y.index.get_loc(d) - 29 >= 60 and y.index.get_loc(d) < 100]
+    assert flat
+    for strategy, reason in (
+            ("factor", "factor model: zero volatility for ['y2'] (no variation in the window: "
+                       "a suspended or stale price?)"),
+            ("sample", "no variation in the window for ['y2'] (a suspended or stale price?): "
+                       "the sample covariance has a zero variance"),
+            ("ewma", "no variation in the window for ['y2'] (a suspended or stale price?): the "
+                     "ewma covariance has a zero variance")):
+        rows = f[f.strategy == strategy]
+        assert list(rows.date) == flat and (rows.reason == reason).all(), strategy
+        held = bt.weights_[strategy]
+        for d in flat:  # kept the holdings (drifting), traded nothing
+            assert bt.turnover_.loc[d, strategy] == 0.0
+        assert (held.loc[bt.rebalance_dates_[-1]] > 0).any()
+    assert "equal_weight" not in set(f.strategy)
+    assert np.isfinite(bt.returns_.to_numpy()).all()
+    with pytest.raises(ValueError, match=f"rebalancing date {flat[0].date()}, strategy "
+                                         "'factor': factor model: zero volatility for"):
+        MaxDiversificationBacktest(rolling=rolling, on_failure="raise").fit(x, y)
+
+
 def test_a_held_asset_without_a_return_is_an_error(panel):
     x, y = panel
     y = y.copy()

@@ -410,6 +410,10 @@ class MaxDiversificationBacktest(BaseEstimator):
             if bad:
                 return None, (f"factor model: no finite loadings or residual variance for "
                               f"{bad[:10]}"), None
+            flat = _zero_volatility_assets(fc)
+            if flat:
+                return None, (f"factor model: zero volatility for {flat[:10]} (no variation "
+                              "in the window: a suspended or stale price?)"), None
             optimiser.set_params(covariance=fc, span=None)
             data = None
         else:
@@ -420,6 +424,12 @@ class MaxDiversificationBacktest(BaseEstimator):
             if len(block) <= len(assets):
                 return None, (f"the window has {len(block)} rows for {len(assets)} assets: "
                               f"the {strategy} covariance is singular"), None
+            values = block.to_numpy(dtype=float)
+            flat = block.columns[values.max(axis=0) == values.min(axis=0)]
+            if len(flat):
+                return None, (f"no variation in the window for {list(flat)[:10]} (a suspended "
+                              f"or stale price?): the {strategy} covariance has a zero "
+                              "variance"), None
             if strategy == "ewma":
                 from ..optimization._risk import ewma_singular_reason  # (no CVXPY at import)
 
@@ -573,6 +583,17 @@ def _nonfinite_assets(fc) -> list:
     b = np.isfinite(fc.loadings.to_numpy()).all(axis=1)
     d = np.isfinite(fc.residual_variance.to_numpy()) & (fc.residual_variance.to_numpy() >= 0)
     return list(fc.assets[~(b & d)])
+
+
+def _zero_volatility_assets(fc) -> list:
+    """The assets whose factor-model volatility ``sqrt(b Sigma_f b' + d)`` is zero (loadings
+    and residual variance all zero: an asset with no variation in the window), which the
+    optimiser refuses as bad data. Before this a suspended asset stopped the whole backtest
+    with that ValueError whatever ``on_failure`` said (found by random search)."""
+    root, residual_sd = fc.sqrt_components()
+    sigma = np.sqrt(np.sum(np.asarray(root, dtype=float) ** 2, axis=1)
+                    + np.asarray(residual_sd, dtype=float) ** 2)
+    return list(fc.assets[~(sigma > 0)])
 
 
 def _sample_cov(block: pd.DataFrame, columns: np.ndarray):
