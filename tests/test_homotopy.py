@@ -230,12 +230,15 @@ def test_duplicate_factors_give_up_and_the_engine_still_certifies():
     panel = make_factor_panel(30, 40, 3, seed=5)
     x = panel.x.copy()
     x["dup"] = x.iloc[:, 0]
-    setup = _setup(x, panel.y)
+    same = "x: factors 'f0' and 'dup' have the same values on every row"
+    with pytest.warns(UserWarning, match=same):
+        setup = _setup(x, panel.y)
     lam = 1e-4 * setup.lambda_max
     engine = FastEngine(setup.stats, setup.spec)
     rows = _homotopy.homotopy_rows(engine, lam)
     _, done = _homotopy.homotopy_start(engine, engine.prior.copy(), lam, rows)
-    fit = LassoModel(warmup_period=None, reg_lambda=lam).fit(x, panel.y)
+    with pytest.warns(UserWarning, match=same):
+        fit = LassoModel(warmup_period=None, reg_lambda=lam).fit(x, panel.y)
     assert fit.duality_gap_ <= 1e-8
     assert rows.all() and not done.all()  # the tie is met
 

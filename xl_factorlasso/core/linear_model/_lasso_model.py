@@ -1411,10 +1411,11 @@ def warn_identical_factors(x: pd.DataFrame, stacklevel: int = 5) -> None:
     values = x.to_numpy(dtype=float)
     if values.shape[1] < 2:
         return
-    sums = values.sum(axis=0)  # (nansum copies the panel: only where a column has a gap)
-    gaps = np.isnan(sums)
-    if gaps.any():
-        sums[gaps] = np.nansum(values[:, gaps], axis=0)
+    with np.errstate(over="ignore", invalid="ignore"):  # (huge values: preparation says)
+        sums = values.sum(axis=0)  # (nansum copies the panel: only where a column has a gap)
+        gaps = np.isnan(sums)
+        if gaps.any():
+            sums[gaps] = np.nansum(values[:, gaps], axis=0)
     order = np.argsort(sums, kind="stable")
     same = np.flatnonzero(sums[order][1:] == sums[order][:-1])
     for k in same:
