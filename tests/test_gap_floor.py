@@ -12,6 +12,7 @@ conditions.
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from tests.test_homotopy import _fold
@@ -111,3 +112,25 @@ def test_group_geometries_have_no_floor():
     coef = engine.prior + 0.01
     gaps, objs = engine.unit_gaps(coef, 1e-5)
     assert not engine._within_rounding(coef, 1e-5, gaps, objs, 1e-8).any()
+
+
+@pytest.mark.parametrize("seed, fraction", [(5, 0.1), (12, 0.1), (7, 0.01)])
+def test_the_floor_never_excuses_a_diverged_point(seed, fraction):
+    """A constant factor and a response with 7 rows for 10 factors: the fast iterations run
+    off along a null direction (loadings 1e16) where the floor, which grows with the loadings,
+    is as large as the objective. Their relative gap of 1 passed as "within rounding" and the
+    fit installed it, certified (random search). The floor now excuses at most 100 tol of the
+    objective: the fit is the CVXPY reference's, certified."""
+    rng = np.random.default_rng(seed)
+    index = pd.date_range("2015-01-02", periods=33, freq="W-FRI")
+    x = pd.DataFrame(rng.standard_normal((33, 10)), index=index,
+                     columns=[f"f{j}" for j in range(10)])
+    x["f9"] = 0.0
+    y = pd.DataFrame({"y0": x.iloc[:, :3].sum(axis=1) + rng.standard_normal(33)})
+    y.iloc[:26, 0] = np.nan
+    lam = fraction * LassoModel(warmup_period=None).lambda_max(x, y)
+    fit = LassoModel(warmup_period=None, reg_lambda=lam).fit(x, y)
+    reference = LassoModel(warmup_period=None, reg_lambda=lam, engine="cvxpy").fit(x, y)
+    assert fit.duality_gap_ <= 1e-8
+    assert fit.objective_value_ == pytest.approx(reference.objective_value_, rel=1e-8)
+    assert np.abs(fit.coef_.to_numpy()).max() < 10.0

@@ -371,6 +371,21 @@ def test_every_response_below_warmup_is_refused_before_any_solve(monkeypatch):
     assert solves == [1]
 
 
+def test_a_response_with_no_observation_is_said_without_a_warmup_period():
+    """warmup_period=None fits every response; one with no observation gets the prior and NaN
+    diagnostics, which passed silently (random search). Now said, as the warmup's are."""
+    x, y, _ = make_panel(T=40)
+    y = y.copy()
+    y[y.columns[1]] = np.nan
+    with pytest.warns(UserWarning, match=rf"^1 of {y.shape[1]} responses have no observation; "
+                                         r"their loadings are the prior and their intercept, "
+                                         rf"R\^2 and residual variance are NaN: \['{y.columns[1]}'\]"):
+        model = LassoModel(warmup_period=None).fit(x, y)
+    assert (model.coef_.iloc[1] == 0).all() and np.isnan(model.intercept_.iloc[1])
+    assert np.isnan(model.r2_.iloc[1]) and model.n_obs_.iloc[1] == 0
+    assert np.isfinite(model.r2_.drop(y.columns[1])).all()
+
+
 def test_score_never_returns_an_infinite_r2():
     x, y, _ = make_panel()
     y = 10.0 * y  # loadings well above 1

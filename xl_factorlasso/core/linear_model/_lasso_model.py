@@ -1209,6 +1209,16 @@ Window`): the statistics of ``x``, ``y`` (already coerced) carried from the prev
                     clusters = clusters.drop(y.columns[short])
         else:
             short = np.zeros(y.shape[1], dtype=bool)
+            empty = (n_obs == 0).to_numpy()
+            if empty.any():  # (with a warmup_period these are among the short ones, said above)
+                names = list(y.columns[empty])
+                warnings.warn(
+                    f"{empty.sum()} of {len(empty)} responses have no observation; their "
+                    "loadings are the prior and their intercept, R^2 and residual variance are "
+                    f"NaN: {names[:10]}{' ...' if len(names) > 10 else ''}",
+                    UserWarning,
+                    stacklevel=3,
+                )
         with np.errstate(over="ignore", invalid="ignore"):
             x_means, y_means = _intercept_means(setup, self.span)
             alpha = y_means - np.einsum("nm,nm->n", coef, x_means)
