@@ -1176,8 +1176,9 @@ Window`): the statistics of ``x``, ``y`` (already coerced) carried from the prev
     def _install(self, setup: _FitSetup, solution: Solution, lam: float) -> None:
         """Derive every fitted attribute from a certified solution and set them together.
 
-        Raises (changing nothing) when a number that should be finite is not, or when no
-        response is left to report on.
+        Raises (changing nothing) when a number that should be finite is not. Its callers
+        (``_fit_prepared``, ``fit_reg_lambda_path``) refuse a panel with no response left to
+        report on before the solve (:meth:`_check_warmup`).
         """
         x, y, stats = setup.x, setup.y, setup.stats
         coef = solution.coef.copy()
@@ -1191,7 +1192,6 @@ Window`): the statistics of ``x``, ``y`` (already coerced) carried from the prev
         n_obs = pd.Series(_observation_counts(setup), index=y.columns)
         clusters = setup.clusters
         if self.warmup_period is not None:
-            self._check_warmup(setup)
             short = (n_obs < self.warmup_period).to_numpy()
             if short.any():
                 names = list(y.columns[short])
