@@ -260,3 +260,27 @@ def test_sub_block_equals_the_general_gather():
     many = np.array([rng.permutation(9)[:4] for _ in range(3)])
     np.testing.assert_array_equal(sub_block(g, many),
                                   np.stack([g[np.ix_(r, r)] for r in many]))
+
+
+def test_coerce_panel_frames_of_every_layout():
+    """``coerce_panel`` hands a frame of one float64 block back as it is (no Series of dtypes,
+    no copy) and converts every other layout: floats in several blocks, ints beside floats,
+    float32, a nullable Float64 column; each comes back float64 with the same values, and an
+    infinite value is named whichever path found it."""
+    base = pd.DataFrame(np.arange(12.0).reshape(4, 3) / 7.0, columns=["a", "b", "c"])
+    y = pd.DataFrame({"y0": np.linspace(-1.0, 1.0, 4)})
+    split = base[["a"]].copy()
+    split["b"], split["c"] = base["b"], base["c"]  # three float64 blocks
+    ints = base.copy()
+    ints["c"] = np.arange(4)
+    nullable = base.copy()
+    nullable["b"] = nullable["b"].astype("Float64")
+    for frame in (base, split, ints, base.astype(np.float32), nullable):
+        xf, _ = coerce_panel(frame, y)
+        assert set(xf.dtypes) == {np.dtype(float)}
+        np.testing.assert_array_equal(xf.to_numpy(), frame.to_numpy(dtype=float))
+    assert coerce_panel(base, y)[0] is base
+    for frame in (base.copy(), ints.copy()):
+        frame.iloc[2, 1] = np.inf
+        with pytest.raises(ValueError, match=r"x: column 'b', row 2 is infinite"):
+            coerce_panel(frame, y)
