@@ -1189,10 +1189,10 @@ Window`): the statistics of ``x``, ``y`` (already coerced) carried from the prev
         if not np.isfinite(objective):
             raise SolveError(f"the objective at the solution is {objective} (overflow): the "
                              "data or the prior are too large in magnitude", gap=solution.gap)
-        n_obs = pd.Series(_observation_counts(setup), index=y.columns)
+        counts = _observation_counts(setup)  # (NumPy: a Series' comparisons cost 0.1 ms)
         clusters = setup.clusters
         if self.warmup_period is not None:
-            short = (n_obs < self.warmup_period).to_numpy()
+            short = counts < self.warmup_period
             if short.any():
                 names = list(y.columns[short])
                 warnings.warn(
@@ -1209,7 +1209,7 @@ Window`): the statistics of ``x``, ``y`` (already coerced) carried from the prev
                     clusters = clusters.drop(y.columns[short])
         else:
             short = np.zeros(y.shape[1], dtype=bool)
-            empty = (n_obs == 0).to_numpy()
+            empty = counts == 0
             if empty.any():  # (with a warmup_period these are among the short ones, said above)
                 names = list(y.columns[empty])
                 warnings.warn(
@@ -1244,7 +1244,7 @@ Window`): the statistics of ``x``, ``y`` (already coerced) carried from the prev
             estimated_beta=coef, alpha=diag["alpha"], ss_total=diag["ss_total"],
             ss_res=diag["ss_res"], r2=diag["r2"],
         )
-        self.n_obs_ = n_obs.rename("n_obs")
+        self.n_obs_ = pd.Series(counts, index=idx, name="n_obs")
         self.clusters_ = clusters
         self.linkage_ = setup.linkage
         self.cutoff_ = setup.cutoff
