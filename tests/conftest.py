@@ -46,7 +46,7 @@ def switch_off_active_set(patch) -> None:
 
     patch.setattr(_newton_finish, "_SUPPORT_ROUNDS", 0)
     patch.setattr(_newton_finish, "_START_ROUNDS", 0)
-    patch.setattr(_newton_finish._NewtonFinish, "cold_start", lambda self, x: x)
+    patch.setattr(_newton_finish._NewtonFinish, "cold_start", lambda self, x, slopes=None: x)
 
 
 @pytest.fixture

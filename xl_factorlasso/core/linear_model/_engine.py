@@ -969,9 +969,17 @@ class FastEngine:
                 finish.early = True
             else:
                 empty = ~(finish.last != 0).any(axis=1)
-                finish.exact |= self._kkt_holds(x, lam, finish.last, rows=empty)
-                if self.geometry == "cell" and self.m <= _SPECTRAL_MAX and not seeded:
-                    x = finish.cold_start(x)
+                cold = self.geometry == "cell" and self.m <= _SPECTRAL_MAX and not seeded
+                if cold and empty.all():
+                    # every response at zero (the prior): one pass of the slopes gives the
+                    # conditions (no cell may move) and the cold start's guess
+                    slopes = self._descents(x, lam)[:3]
+                    finish.exact |= ~(slopes[0] | slopes[1]).any(axis=1)
+                    x = finish.cold_start(x, slopes)
+                else:
+                    finish.exact |= self._kkt_holds(x, lam, finish.last, rows=empty)
+                    if cold:
+                        x = finish.cold_start(x)
                 if self.geometry == "row" and self._row_secular_runs():
                     # Row groups without an L1 share: a row whose group is active has every
                     # cell free unless its box binds, and its minimiser is then closed-form
@@ -1079,7 +1087,7 @@ class FastEngine:
         below any loading that matters (a violation ``v`` moves a loading by about ``v / G_jj``).
         Only the responses ``rows`` are tested when given (False elsewhere).
         """
-        if rows is not None:
+        if rows is not None and not rows.all():
             idx = np.flatnonzero(rows)
             out = np.zeros(self.n, dtype=bool)
             out[idx] = self._kkt_rows(x, lam, support, idx)
@@ -1130,7 +1138,8 @@ class FastEngine:
         return ((x < self.hi[sub]) & (up < -slack), (x > self.lo[sub]) & (down < -slack), grad,
                 thr, zero_row, up, down)
 
-    def _support_guess(self, x: np.ndarray, lam: float, idx: np.ndarray) -> np.ndarray:
+    def _support_guess(self, x: np.ndarray, lam: float, idx: np.ndarray,
+                       slopes=None) -> np.ndarray:
         """LASSO, cold start: signs of a first guess of the support of the responses ``idx``
         (``x`` is the prior). The cells where moving lowers the objective, each with the sign
         of that move; with one Gram, only those whose sign survives the solve with every cell
@@ -1138,8 +1147,9 @@ class FastEngine:
         zero there are mostly the weak ones, and leaving them out halves the first Newton
         systems at (2000,30,500); with signs or a box too (on a nonneg test panel the first
         try then finishes most responses, where the plain guess finished 6 of 56). A response
-        left with no cell keeps the plain guess (an empty support is not tried)."""
-        up_bad, down_bad, grad = self._descents(x, lam, idx)[:3]
+        left with no cell keeps the plain guess (an empty support is not tried).
+        ``slopes``: ``_descents(x, lam, idx)[:3]``, when the caller has them."""
+        up_bad, down_bad, grad = self._descents(x, lam, idx)[:3] if slopes is None else slopes
         guess = np.where(up_bad, 1.0, np.where(down_bad, -1.0, 0.0))
         if self.n_patterns > 1:
             return guess

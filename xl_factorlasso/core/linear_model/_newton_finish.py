@@ -123,20 +123,23 @@ class _NewtonFinish:
             min(2 * self.wait, max(_NEWTON_AFTER, it // 4))
         return (out, accepted) if accepted.any() else None
 
-    def cold_start(self, x: np.ndarray) -> np.ndarray:
+    def cold_start(self, x: np.ndarray, slopes=None) -> np.ndarray:
         """LASSO from the prior ``x``: an active-set method before any iteration. Newton's
         point on a guessed support (:meth:`FastEngine._support_guess`), corrected up to
         ``_START_ROUNDS`` times; the responses it does not finish iterate from ``x``.
 
         It replaces the proximal iterations that would settle the support (10-20 from the
         prior) by a few systems on the supports: solves with signs or boxes ended with no
-        iteration at (2000,30,500) and (5000,50,2000).
+        iteration at (2000,30,500) and (5000,50,2000). ``slopes``: the engine's
+        ``_descents(x, lam)[:3]`` for every response, when the caller has them.
         """
         rows = ~self.exact
         if not rows.any():
             return x
         support = self.last.copy()
-        support[rows] = self.engine._support_guess(x, self.lam, np.flatnonzero(rows))
+        if slopes is not None:
+            slopes = tuple(part[rows] for part in slopes)
+        support[rows] = self.engine._support_guess(x, self.lam, np.flatnonzero(rows), slopes)
         out = self.accept(x, support, rows, start=True)
         self.last = self.support(out)
         return out
