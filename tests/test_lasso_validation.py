@@ -76,32 +76,79 @@ def test_one_row_with_a_span_is_too_few_rows(gap):
     assert msg == "too few rows: 0 usable row(s) after preparation, at least 5 are needed"
 
 
+def _dependence_warnings(recwarn):
+    return [w for w in recwarn if "leaves the objective unchanged" in str(w.message)]
+
+
 def test_identical_factor_columns_are_warned_about_once_named(recwarn):
     """Two factors with the same values on every row leave their loadings' split free (random
     search: serial and n_jobs=2 rolling loadings 3e2 apart, both certified): named, once per
-    fit; constant columns (all zero, say) and merely correlated ones are not."""
+    fit, from the fit and from the rolling fit, pointing at the caller; constant columns (all
+    zero, say) and merely correlated ones are not."""
     from xl_factorlasso import RollingLassoModel
 
     x, y, _ = make_panel(T=60, M=4, N=3)
     x = x.copy()
     x[x.columns[3]] = x[x.columns[1]]
-    expected = (f"x: factors {x.columns[1]!r} and {x.columns[3]!r} have the same values on "
-                "every row: their loadings are not unique (any split between them has the same "
-                "objective) and fits can split them differently; drop one of them")
+    expected = (f"x: factors {x.columns[1]!r} and {x.columns[3]!r} are proportional on the "
+                "rows of the fit, once demeaned: their loadings are not unique (moving them "
+                "along that combination leaves the objective unchanged) and fits can split "
+                "them differently; drop one of them")
     for fit in (lambda: LassoModel().fit(x, y),
                 lambda: RollingLassoModel(LassoModel(), rebalance=[x.index[40],
                                                                    x.index[59]]).fit(x, y)):
         recwarn.clear()
         fit()
-        caught = [w for w in recwarn if "same values" in str(w.message)]
+        caught = _dependence_warnings(recwarn)
         assert [str(w.message) for w in caught] == [expected]
         assert caught[0].filename == __file__  # points at the caller
-    x[x.columns[3]] = x[x.columns[1]] * (1 + 1e-12)  # not identical
+    rng = np.random.default_rng(3)
+    x[x.columns[3]] = x[x.columns[1]] + 1e-3 * x[x.columns[1]].std() * rng.standard_normal(60)
     x[x.columns[0]] = 0.0
     x[x.columns[2]] = 0.0  # two constant columns
     recwarn.clear()
-    LassoModel().fit(x, y)
-    assert not [w for w in recwarn if "same values" in str(w.message)]
+    LassoModel().fit(x, y)  # 1 - R^2 of 1e-6: correlated, not dependent
+    assert not _dependence_warnings(recwarn)
+
+
+@pytest.mark.parametrize("missing", [False, True])
+def test_dependent_factor_columns_are_named(recwarn, missing):
+    """A factor that is a combination of others (``MKT = MKT-RF + RF``, a level shift, a
+    scale: all one once demeaned) is named with the factors of its combination, and only
+    those; on a ragged panel (a late-starting response: several mask patterns) too."""
+    x, y, _ = make_panel(T=80, M=5, N=4)
+    x = x.copy()
+    x["combo"] = 2.0 * x[x.columns[0]] - 0.5 * x[x.columns[3]] + 0.01
+    if missing:
+        y = y.copy()
+        y.iloc[:20, 1] = np.nan
+    recwarn.clear()
+    fit = LassoModel(warmup_period=None).fit(x, y)
+    if missing:
+        assert len(fit._fit_setup_.stats.xw) > 1
+    caught = _dependence_warnings(recwarn)
+    assert len(caught) == 1
+    names = [x.columns[0], x.columns[3], "combo"]  # in the columns' order
+    message = str(caught[0].message)
+    assert message.startswith(f"x: factors {names[0]!r}, {names[1]!r} and {names[2]!r} are "
+                              "linearly dependent (one is a combination of the others)")
+    for other in (x.columns[1], x.columns[2], x.columns[4]):
+        assert repr(other) not in message
+    # the loadings along the combination are free: the objective is the same after a move
+    coef = fit.coef_.to_numpy().copy()
+    move = np.zeros(x.shape[1])
+    move[[0, 3, x.columns.get_loc("combo")]] = [2.0, -0.5, -1.0]
+    moved = coef + 0.1 * move
+    loss = fit._fit_setup_.stats.loss_terms
+    np.testing.assert_allclose(loss(moved), loss(coef), rtol=1e-9)
+
+
+def test_wide_panels_are_not_warned_about_dependence(recwarn):
+    """More factors than rows are dependent by count, not by a user's mistake: no warning."""
+    x, y, _ = make_panel(T=20, M=30, N=2)
+    recwarn.clear()
+    LassoModel(warmup_period=None).fit(x, y)
+    assert not _dependence_warnings(recwarn)
 
 
 def test_all_missing_responses(xy):

@@ -32,6 +32,7 @@ from ._auto_signs import (
     resolve_signs,
 )
 from ._certified import CertifiedSolver, Solution
+from ._collinearity import DEPENDENT_MAX_FACTORS, dependent_columns
 from ._compat import FactorlassoCompatMixin, overridden
 from ._engine import DEFAULT_MAX_ITER, DEFAULT_TOL
 from ._expert_bounds import (
@@ -783,7 +784,6 @@ Window`): the statistics of ``x``, ``y`` (already coerced) carried from the prev
         model_type = params["model_type"]
         if window is None:
             x, y = coerce_panel(x, y)
-            warn_identical_factors(x)
             panel = prepare_panel(x, y, span=self.span, demean=bool(self.demean))
             n_rows, any_valid = panel.n_rows, bool(panel.mask.any())
         else:
@@ -816,6 +816,10 @@ Window`): the statistics of ``x``, ``y`` (already coerced) carried from the prev
         if not np.any(stats.yty > 0.0):
             what = "every column is constant" if self.demean else "every value is 0"
             raise ValueError(f"y: no response varies ({what}): there is nothing to fit")
+        if window is None:
+            gram = _factor_gram(stats, panel)
+            if gram is not None:
+                warn_dependent_factors(x, gram, panel.n_rows)
 
         if model_type is LassoModelType.UNILASSO:
             design = unilasso_design(panel, bool(self.unilasso_loo))
@@ -1411,33 +1415,53 @@ def lambda_max(x, y, **params) -> float:
     return LassoModel(**params).lambda_max(x, y)
 
 
-def warn_identical_factors(x: pd.DataFrame, stacklevel: int = 5) -> None:
-    """A UserWarning naming two factor columns with the same values on every row (missing
-    cells alike), unless constant: any split of a loading between them has the same objective,
-    so the loadings are not unique, and two solves (warm and cold starts, a rolling fit in
-    one block and in several) can split them differently, all certified. Random search found
-    a rolling fit whose serial and ``n_jobs=2`` loadings differed by 3e2 that way. Equal
-    columns have equal sums bit for bit: only those are compared."""
-    values = x.to_numpy(dtype=float)
-    if values.shape[1] < 2:
+def warn_dependent_factors(x: pd.DataFrame, gram: np.ndarray | None = None,
+                           n_rows: int | None = None, stacklevel: int = 5) -> None:
+    """A UserWarning naming factor columns that are linear combinations of one another on
+    the rows of the fit, once demeaned (:mod:`._collinearity`): two equal columns, one
+    proportional to another, ``MKT = MKT-RF + RF``. Any move of the loadings along the
+    combination leaves the objective unchanged, so the loadings are not unique and two solves
+    (warm and cold starts, a rolling fit in one block and in several) can differ along it,
+    both certified: random search found serial and ``n_jobs=2`` rolling loadings 3e2 apart on
+    two equal columns. ``gram``: the factors' ``X'WX`` on ``n_rows`` prepared rows when the
+    caller has it; else formed from ``x`` (NaN-demeaned, missing cells at 0, as prepared).
+    Not tested: more than ``DEPENDENT_MAX_FACTORS`` factors, or as many as the rows (then
+    dependent by count)."""
+    if x.shape[1] < 2 or x.shape[1] > DEPENDENT_MAX_FACTORS:
         return
-    with np.errstate(over="ignore", invalid="ignore"):  # (huge values: preparation says)
-        sums = values.sum(axis=0)  # (nansum copies the panel: only where a column has a gap)
-        gaps = np.isnan(sums)
-        if gaps.any():
-            sums[gaps] = np.nansum(values[:, gaps], axis=0)
-    order = np.argsort(sums, kind="stable")
-    same = np.flatnonzero(sums[order][1:] == sums[order][:-1])
-    for k in same:
-        i, j = sorted((int(order[k]), int(order[k + 1])))
-        a = values[:, i]
-        if np.array_equal(a, values[:, j], equal_nan=True) and np.nanmax(a) > np.nanmin(a):
-            warnings.warn(
-                f"x: factors {x.columns[i]!r} and {x.columns[j]!r} have the same values on "
-                "every row: their loadings are not unique (any split between them has the same "
-                "objective) and fits can split them differently; drop one of them",
-                UserWarning, stacklevel=stacklevel)
-            return
+    if gram is None:
+        values = x.to_numpy(dtype=float)
+        with np.errstate(over="ignore", invalid="ignore"), warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)  # an all-missing column
+            values = np.nan_to_num(values - np.nanmean(values, axis=0), nan=0.0)
+            gram = values.T @ values
+        n_rows = len(values)
+        if not np.all(np.isfinite(gram)):
+            return  # (overflowing values: the preparation names them)
+    found = dependent_columns(gram, int(n_rows))
+    if found is None:
+        return
+    names = [repr(x.columns[k]) for k in found]
+    listed = f"{', '.join(names[:-1])} and {names[-1]}"
+    what = ("are proportional" if len(found) == 2
+            else "are linearly dependent (one is a combination of the others)")
+    warnings.warn(
+        f"x: factors {listed} {what} on the rows of the fit, once demeaned: their loadings "
+        "are not unique (moving them along that combination leaves the objective unchanged) "
+        "and fits can split them differently; drop one of them",
+        UserWarning, stacklevel=stacklevel)
+
+
+def _factor_gram(stats: SufficientStats, panel) -> np.ndarray | None:
+    """The prepared factors' Gram on every row, for :func:`warn_dependent_factors`: the
+    statistics' own with one mask pattern, one product of the prepared ``x`` with several
+    (each pattern's Gram covers only its rows), None where the Gram is deferred (more factors
+    than rows: dependent by count) or the factors too many to test."""
+    if stats.deferred or panel.x.shape[1] > DEPENDENT_MAX_FACTORS:
+        return None
+    if len(stats.xw) == 1:
+        return stats.gram[0]
+    return panel.x.T @ panel.x
 
 
 def _check_solution(coef: np.ndarray, factors: pd.Index, responses: pd.Index) -> None:

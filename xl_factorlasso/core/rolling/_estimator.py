@@ -15,7 +15,7 @@ from .._threads import blas_threads, limit_blas_threads
 from ..cluster._hierarchical import compiled_linkage
 from ..exceptions import SolveError
 from ..linear_model import LassoModel
-from ..linear_model._lasso_model import warn_identical_factors
+from ..linear_model._lasso_model import warn_dependent_factors
 from ._containers import CLUSTER, CurrentFactorCovarData, RollingFactorCovarData
 from ._dates import check_index, rebalance_positions, window_start
 from ._incremental import BlockStatistics, Window
@@ -381,7 +381,7 @@ class RollingLassoModel(BaseEstimator):
             raise ValueError(f"progress must be a function progress(done, total) or None, "
                              f"got {type(progress).__name__}")
         index = self._checked_data(x, y)
-        warn_identical_factors(x, stacklevel=4)  # once (the windows' fits do not prepare x)
+        warn_dependent_factors(x, stacklevel=4)  # once (the windows' fits do not prepare x)
         # Plan in date order: each date is a failure known before any fit, or a job.
         plan: list[dict | _Job] = []
         dates: list[pd.Timestamp] = []

@@ -1,0 +1,62 @@
+"""Factors that are linear combinations of one another on the rows of a fit.
+
+Where a factor column is a combination of others (two equal columns, one proportional to
+another, ``MKT = MKT-RF + RF``), moving the loadings along that combination leaves every
+fitted value, hence the objective's loss, unchanged: the loadings are not unique, and two
+certified solves (a warm and a cold start, a rolling fit in one block and in several) can
+differ by any amount along it. The fit goes on (the objective is still minimised); the user is
+told which factors to look at.
+
+The test is a pivoted Cholesky factorisation (LAPACK ``dpstrf``) of the Jacobi-scaled Gram: it
+stops where the largest remaining diagonal, the share of a column's variance that the columns
+already chosen do not explain (``1 - R^2``), falls below ``DEPENDENT_TOL``. Exact dependences
+leave round-off there (1e-16 to 1e-13); real factors, however correlated, leave far more.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from scipy.linalg import lapack
+
+# 1 - R^2 below which a factor counts as a combination of the others (round-off is ~1e-14)
+DEPENDENT_TOL = 1e-10
+# Above this many factors the test is skipped: its M^3 / 3 would cost more than it tells
+DEPENDENT_MAX_FACTORS = 600
+
+
+def dependent_columns(gram: np.ndarray, n_rows: int) -> list[int] | None:
+    """Indices of a smallest-found set of columns that are linearly dependent, or None.
+
+    Parameters
+    ----------
+    gram : numpy.ndarray, shape (M, M)
+        ``X'WX`` of the demeaned (or raw) factors on the fit's rows, positive weights.
+    n_rows : int
+        The rows it sums. With as many live columns as rows less one, dependence is a matter
+        of counting (a demeaned panel of ``T`` rows has rank ``T - 1`` at most): None.
+
+    Returns
+    -------
+    list of int or None
+        Sorted indices: the first column the factorisation found dependent and the columns
+        that matter in its combination (coefficients above 1e-3 of the largest). Columns
+        that are zero (a constant factor, once demeaned) are never named: their loadings are
+        pinned.
+    """
+    m = gram.shape[0]
+    diag = np.diagonal(gram)
+    live = np.flatnonzero(diag > 0.0)
+    if len(live) < 2 or m > DEPENDENT_MAX_FACTORS or len(live) >= n_rows - 1:
+        return None
+    if len(live) < m:
+        gram, diag = gram[np.ix_(live, live)], diag[live]
+    scale = 1.0 / np.sqrt(diag)
+    a = scale[:, None] * gram * scale  # (symmetric: its C order is LAPACK's column order)
+    _, piv, rank, info = lapack.dpstrf(a, lower=1, tol=DEPENDENT_TOL)
+    if info == 0 or not 0 < rank < len(live):
+        return None
+    piv = piv - 1  # LAPACK's pivots count from 1
+    basis, j = piv[:rank], piv[rank]
+    coef = np.linalg.lstsq(a[np.ix_(basis, basis)], a[basis, j], rcond=None)[0]
+    big = np.abs(coef) > 1e-3 * max(np.abs(coef).max(), np.finfo(float).tiny)
+    return sorted(int(live[k]) for k in (j, *basis[big]))
