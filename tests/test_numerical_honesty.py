@@ -310,34 +310,40 @@ def test_prior_dwarfing_the_responses_is_solved_by_cvxpy(model_type, rel):
 
 
 def test_response_scale_covers_the_prior_fitted_values():
-    """``problem_scales``' response scale ``c`` is at least the root mean square of the
-    responses and of their residuals at the prior (up to its rounding to a power of two), so
-    the prior's fitted values are at most ``2 sqrt(2) c``; a zero prior leaves ``c`` at the
-    responses' own scale."""
-    from xl_factorlasso.core.linear_model._formulation import LassoProblem, problem_scales
+    """``problem_scales``' response scale ``c`` is the responses' root mean square or, when
+    larger, that of their residuals at the prior over ``PRIOR_SCALE_RATIO`` (up to its
+    rounding to a power of two), so the prior's fitted values are at most ``10001 sqrt(2) c``; a
+    zero prior leaves ``c`` at the responses' own scale."""
+    from xl_factorlasso.core.linear_model._formulation import (
+        PRIOR_SCALE_RATIO,
+        LassoProblem,
+        problem_scales,
+    )
 
     x, y, kw = prior_units_case("LASSO")
     setup = LassoModel(**kw)._setup(x, y * 1e-8)
     stats, spec = setup.stats, setup.spec
+    cells = stats.n_rows * len(stats.yty)
     s, c_alone = problem_scales(stats)
     assert problem_scales(stats, prior=np.zeros_like(spec.prior))[1] == c_alone
-    rms_y = np.sqrt(np.sum(stats.yty) / (stats.n_rows * len(stats.yty)))
-    assert c_alone == pytest.approx(rms_y, rel=0.5)  # ~1e-8: y's units
+    rms_y = np.sqrt(np.sum(stats.yty) / cells)
+    assert rms_y / np.sqrt(2) <= c_alone <= rms_y * np.sqrt(2)  # ~1.5e-8: y's units
     _, c = problem_scales(stats, prior=spec.prior)
-    rms_residual = np.sqrt(np.sum(stats.loss_terms(spec.prior)) / (stats.n_rows * len(stats.yty)))
-    assert rms_residual > 1e6 * rms_y  # the prior's fitted values dwarf y
-    assert rms_residual / np.sqrt(2) <= c <= rms_residual * np.sqrt(2)
-    # in the programme's units: the prior's fitted values of order one, not ~5e7
+    rms_residual = np.sqrt(np.sum(stats.loss_terms(spec.prior)) / cells)
+    assert rms_residual > 1e7 * rms_y  # the prior's fitted values dwarf y
+    target = rms_residual / PRIOR_SCALE_RATIO
+    assert target / np.sqrt(2) <= c <= target * np.sqrt(2)
+    # in the programme's units: the prior's fitted values ~1e4 (PRIOR_SCALE_RATIO), not ~1e8
     problem = LassoProblem(stats, spec)
     assert problem.response_scale == c
     scaled_prior = spec.prior * s / c
     fitted = np.einsum("nm,nm->n", scaled_prior,
                        stats.rescaled(s, c).gram_times(scaled_prior))  # |X~ B0~|^2 each
-    rms_fitted = np.sqrt(np.sum(fitted) / (stats.n_rows * len(stats.yty)))
-    assert 0.1 <= rms_fitted <= 2 * np.sqrt(2)
-    # (the same with c from y alone: ~1e7)
-    assert rms_fitted * c / c_alone > 1e6
-
+    rms_fitted = np.sqrt(np.sum(fitted) / cells)
+    assert 1e3 <= rms_fitted <= (PRIOR_SCALE_RATIO + 1.0) * np.sqrt(2)
+    assert rms_fitted * c / c_alone > 1e7  # (with c from y alone)
+    # a prior whose residuals are within PRIOR_SCALE_RATIO of y's: c as from y alone
+    assert problem_scales(stats, prior=spec.prior * 1e-5)[1] == c_alone
 
 # ---------------------------------------------------------------- uncertifiable solves
 def test_fast_engine_that_cannot_certify_raises_with_its_gap(iterations_only):
