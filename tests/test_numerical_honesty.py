@@ -253,6 +253,98 @@ def test_constant_factor_is_pinned_at_the_prior_even_without_penalty(engine):
         assert model.solver_status_ == "optimal" and model.duality_gap_ <= TOL
 
 
+
+# ---------------------------------------------------------------- a prior in other units
+PRIOR_UNITS = {"LASSO": True, "GROUP_LASSO": False, "FACTOR_CLUSTER_GROUP_LASSO": True}
+
+
+def prior_units_case(model_type):
+    """``(x, y, kwargs)``: a synthetic panel whose prior is of order one (non-negative with
+    ``nonneg``) and whose responses are of order one, before any scaling."""
+    from xl_factorlasso.core.datasets import make_factor_panel
+
+    panel = make_factor_panel(40, 6, 4, seed=0)
+    nonneg = PRIOR_UNITS[model_type]
+    kw = dict(model_type=model_type, nonneg=nonneg, warmup_period=None,
+              factors_beta_prior=panel.prior.clip(lower=0.0) if nonneg else panel.prior)
+    if model_type == "GROUP_LASSO":
+        kw["group_data"] = pd.Series(["a", "a", "b", "b"], index=panel.y.columns)
+    return panel.x, panel.y, kw
+
+
+@pytest.mark.parametrize("rel", [0.1, 1e-3])
+@pytest.mark.parametrize("model_type", list(PRIOR_UNITS))
+def test_prior_dwarfing_the_responses_is_solved_by_cvxpy(model_type, rel):
+    """Responses x 1e-8 with a prior of order one (LASSO: ``nonneg`` and a non-negative
+    prior, random search seed 90). The CVXPY programme's response scale came from y alone:
+    the scaled prior was ~5e7 and Clarabel called the programme, feasible (the prior is),
+    "infeasible". Now certified, equal to the fast engine's answer, and equivariant: with
+    ``y -> k y``, ``B0 -> k B0``, ``lambda -> k lambda`` the minimiser is ``k B``, so the fit on
+    y itself with the prior and lambda x 1e8 is this fit x 1e8."""
+    x, y, kw = prior_units_case(model_type)
+    small = y * 1e-8
+    reg_lambda = rel * LassoModel(**kw).lambda_max(x, small)
+    fits = {engine: LassoModel(engine=engine, reg_lambda=reg_lambda, **kw).fit(x, small)
+            for engine in ("cvxpy", "fast")}
+    model = fits["cvxpy"]
+    assert model.solver_.startswith("CLARABEL") and model.solver_status_ == "optimal"
+    assert model.duality_gap_ <= TOL
+    coef = model.coef_.to_numpy()
+    assert (coef >= 0.0).all() or not kw["nonneg"]
+    # not the prior (the penalty does not hold it there) and not zero
+    prior = kw["factors_beta_prior"].to_numpy()
+    assert np.abs(coef - prior).max() > 0.5 and np.abs(coef).max() > 1e-3
+    fast = fits["fast"]
+    assert model.objective_value_ == pytest.approx(fast.objective_value_, rel=2 * TOL)
+    # the coefficients: 4.7e-8 apart for LASSO, 1.2e-5 for GROUP_LASSO (a flatter optimum)
+    np.testing.assert_allclose(coef, fast.coef_.to_numpy(), rtol=0,
+                               atol=1e-6 if model_type == "LASSO" else 1e-4)
+    unscaled = LassoModel(engine="cvxpy", reg_lambda=reg_lambda * 1e8,
+                          **{**kw, "factors_beta_prior": kw["factors_beta_prior"] * 1e8}
+                          ).fit(x, y)
+    assert unscaled.solver_.startswith("CLARABEL") and unscaled.duality_gap_ <= TOL
+    assert unscaled.objective_value_ == pytest.approx(model.objective_value_ * 1e16,
+                                                      rel=2 * TOL)
+    np.testing.assert_allclose(unscaled.coef_.to_numpy() / 1e8, coef, rtol=0,
+                               atol=1e-6 if model_type == "LASSO" else 1e-4)
+
+
+def test_response_scale_covers_the_prior_fitted_values():
+    """``problem_scales``' response scale ``c`` is the responses' root mean square or, when
+    larger, that of their residuals at the prior over ``PRIOR_SCALE_RATIO`` (up to its
+    rounding to a power of two), so the prior's fitted values are at most ``10001 sqrt(2) c``; a
+    zero prior leaves ``c`` at the responses' own scale."""
+    from xl_factorlasso.core.linear_model._formulation import (
+        PRIOR_SCALE_RATIO,
+        LassoProblem,
+        problem_scales,
+    )
+
+    x, y, kw = prior_units_case("LASSO")
+    setup = LassoModel(**kw)._setup(x, y * 1e-8)
+    stats, spec = setup.stats, setup.spec
+    cells = stats.n_rows * len(stats.yty)
+    s, c_alone = problem_scales(stats)
+    assert problem_scales(stats, prior=np.zeros_like(spec.prior))[1] == c_alone
+    rms_y = np.sqrt(np.sum(stats.yty) / cells)
+    assert rms_y / np.sqrt(2) <= c_alone <= rms_y * np.sqrt(2)  # ~1.5e-8: y's units
+    _, c = problem_scales(stats, prior=spec.prior)
+    rms_residual = np.sqrt(np.sum(stats.loss_terms(spec.prior)) / cells)
+    assert rms_residual > 1e7 * rms_y  # the prior's fitted values dwarf y
+    target = rms_residual / PRIOR_SCALE_RATIO
+    assert target / np.sqrt(2) <= c <= target * np.sqrt(2)
+    # in the programme's units: the prior's fitted values ~1e4 (PRIOR_SCALE_RATIO), not ~1e8
+    problem = LassoProblem(stats, spec)
+    assert problem.response_scale == c
+    scaled_prior = spec.prior * s / c
+    fitted = np.einsum("nm,nm->n", scaled_prior,
+                       stats.rescaled(s, c).gram_times(scaled_prior))  # |X~ B0~|^2 each
+    rms_fitted = np.sqrt(np.sum(fitted) / cells)
+    assert 1e3 <= rms_fitted <= (PRIOR_SCALE_RATIO + 1.0) * np.sqrt(2)
+    assert rms_fitted * c / c_alone > 1e7  # (with c from y alone)
+    # a prior whose residuals are within PRIOR_SCALE_RATIO of y's: c as from y alone
+    assert problem_scales(stats, prior=spec.prior * 1e-5)[1] == c_alone
+
 # ---------------------------------------------------------------- uncertifiable solves
 def test_fast_engine_that_cannot_certify_raises_with_its_gap(iterations_only):
     x, y, _ = make_panel(seed=2)
