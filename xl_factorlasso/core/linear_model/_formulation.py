@@ -39,19 +39,11 @@ the programme is posed in units where they are of order one: factor ``j`` divide
 ``s_j`` (its weighted root mean square), responses by ``c``, their root mean square or, when
 larger, that of their residuals at the prior, ``y - X B0``, over ``PRIOR_SCALE_RATIO`` (1e4),
 both rounded to powers of two so that the change of units is exact. (The residuals matter
-where the prior's fitted values dwarf the responses, a prior in other units than ``y``: with
-``c`` from ``y`` alone, ``y x 1e-8`` and a prior of order one put ``B~0`` at ~5e7 and
-Clarabel's objective at ~5e14, and Clarabel called the programme, always feasible,
-"infeasible" at its first iteration; prior fitted values 1e6 to 1e12 times ``y`` did that for
-every model type, 1e4 times did not. Now ``|X B0| <= |y| + |y - X B0| <= 10001 c``. The ratio
-is not smaller, because a larger ``c`` costs small penalties accuracy: their minimiser fits
-``y`` far better than the prior, its objective shrinks by ``c^2`` in Clarabel's units and
-Clarabel's absolute gap tolerance stops it short. On a wide collinear panel at
-``1e-8 lambda_max`` whose prior dwarfed ``y`` 7,000-fold the certified gap was 9e-11 with ``c``
-of ``y``, 8e-9 at 64 times that, and 1.4e-8 (no certificate) at 128 times and more, after
-Clarabel at tight tolerances and the polish. A zero prior, or one whose residuals are at most
-1e4 times the responses, leaves ``c`` as it was.) With ``B~ = B s / c`` (column-wise) the
-objective is ``c^2`` times
+where the prior's fitted values dwarf the responses: with ``c`` from ``y`` alone, ``y x 1e-8``
+and a prior of order one put Clarabel's objective at ~5e14, and it called the programme
+"infeasible". The ratio is not smaller because a larger ``c`` shrinks a small penalty's
+objective below Clarabel's absolute tolerance; docs/formulation.md has the figures.) With
+``B~ = B s / c`` (column-wise) the objective is ``c^2`` times
 
     L~(B~) + (lambda / c) * P((B~ - B~0) / s),
 
