@@ -230,7 +230,7 @@ def test_duplicate_factors_give_up_and_the_engine_still_certifies():
     panel = make_factor_panel(30, 40, 3, seed=5)
     x = panel.x.copy()
     x["dup"] = x.iloc[:, 0]
-    same = "x: factors 'f0' and 'dup' have the same values on every row"
+    same = "x: factors 'f0' and 'dup' are proportional on the rows of the fit"
     with pytest.warns(UserWarning, match=same):
         setup = _setup(x, panel.y)
     lam = 1e-4 * setup.lambda_max

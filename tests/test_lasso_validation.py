@@ -252,3 +252,40 @@ def test_fallback_solver_is_used_after_failure(xy):
     assert model.solver_ == "CLARABEL" and model.solver_status_ == "optimal"
     ref = LassoModel(reg_lambda=0.01, engine="cvxpy").fit(x, y)
     np.testing.assert_allclose(model.coef_, ref.coef_, atol=1e-9)
+
+
+def test_equal_columns_are_named_on_wide_panels_too(recwarn):
+    """With more factors than rows, dependence is a matter of counting and is not reported,
+    but two equal columns still are: LASSO's answer is unique only for columns in general
+    position, and equal ones leave the split of their loading free."""
+    x, y, _ = make_panel(T=20, M=30, N=2)
+    x = x.copy()
+    x[x.columns[7]] = x[x.columns[2]]
+    recwarn.clear()
+    LassoModel(warmup_period=None).fit(x, y)
+    caught = _dependence_warnings(recwarn)
+    assert len(caught) == 1
+    assert str(caught[0].message).startswith(
+        f"x: factors {x.columns[2]!r} and {x.columns[7]!r} are proportional")
+
+
+def test_dependent_columns_whatever_the_factors_scales():
+    """The test runs on the Jacobi-scaled Gram: a dependence between a factor in units of 1e8
+    and one in units of 1e-8 is found, and a factor of 1e-8 beside factors of 1e8 is not
+    mistaken for one; a near-dependence (1 - R^2 = 1e-8) is not one."""
+    from xl_factorlasso.core.linear_model._collinearity import dependent_columns
+
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((200, 6))
+    x -= x.mean(axis=0)
+    x[:, 0] *= 1e8
+    x[:, 1] *= 1e-8
+    assert dependent_columns(x.T @ x, 200) == []
+    tied = x.copy()
+    tied[:, 4] = 1e-8 * tied[:, 0] - 2e8 * tied[:, 1]  # two terms of order one
+    assert dependent_columns(tied.T @ tied, 200) == [0, 1, 4]
+    near = x.copy()
+    near[:, 5] = x[:, 2] + 1e-4 * rng.standard_normal(200)
+    near -= near.mean(axis=0)
+    assert dependent_columns(near.T @ near, 200) == []
+    assert dependent_columns(x[:6].T @ x[:6], 6) is None  # as many factors as rows

@@ -25,7 +25,8 @@ DEPENDENT_MAX_FACTORS = 600
 
 
 def dependent_columns(gram: np.ndarray, n_rows: int) -> list[int] | None:
-    """Indices of a smallest-found set of columns that are linearly dependent, or None.
+    """Indices of a set of columns that are linearly dependent, ``[]`` when there is none,
+    None when the test does not apply.
 
     Parameters
     ----------
@@ -33,7 +34,8 @@ def dependent_columns(gram: np.ndarray, n_rows: int) -> list[int] | None:
         ``X'WX`` of the demeaned (or raw) factors on the fit's rows, positive weights.
     n_rows : int
         The rows it sums. With as many live columns as rows less one, dependence is a matter
-        of counting (a demeaned panel of ``T`` rows has rank ``T - 1`` at most): None.
+        of counting (a demeaned panel of ``T`` rows has rank ``T - 1`` at most): None, as with
+        more than ``DEPENDENT_MAX_FACTORS`` columns.
 
     Returns
     -------
@@ -46,17 +48,40 @@ def dependent_columns(gram: np.ndarray, n_rows: int) -> list[int] | None:
     m = gram.shape[0]
     diag = np.diagonal(gram)
     live = np.flatnonzero(diag > 0.0)
-    if len(live) < 2 or m > DEPENDENT_MAX_FACTORS or len(live) >= n_rows - 1:
+    if m > DEPENDENT_MAX_FACTORS or len(live) >= n_rows - 1:
         return None
+    if len(live) < 2:
+        return []
     if len(live) < m:
         gram, diag = gram[np.ix_(live, live)], diag[live]
     scale = 1.0 / np.sqrt(diag)
     a = scale[:, None] * gram * scale  # (symmetric: its C order is LAPACK's column order)
     _, piv, rank, info = lapack.dpstrf(a, lower=1, tol=DEPENDENT_TOL)
     if info == 0 or not 0 < rank < len(live):
-        return None
+        return []
     piv = piv - 1  # LAPACK's pivots count from 1
     basis, j = piv[:rank], piv[rank]
     coef = np.linalg.lstsq(a[np.ix_(basis, basis)], a[basis, j], rcond=None)[0]
     big = np.abs(coef) > 1e-3 * max(np.abs(coef).max(), np.finfo(float).tiny)
     return sorted(int(live[k]) for k in (j, *basis[big]))
+
+
+def equal_columns(values: np.ndarray) -> list[int]:
+    """Two columns of ``values`` (T x M) equal on every row, missing cells alike, and not
+    constant; ``[]`` if none: the test where :func:`dependent_columns` does not apply (more
+    factors than rows, where LASSO's answer is unique only for columns in general position).
+    Equal columns have equal sums bit for bit: only those are compared."""
+    if values.shape[1] < 2:
+        return []
+    with np.errstate(over="ignore", invalid="ignore"):  # (huge values: preparation says)
+        sums = values.sum(axis=0)  # (nansum copies the panel: only where a column has a gap)
+        gaps = np.isnan(sums)
+        if gaps.any():
+            sums[gaps] = np.nansum(values[:, gaps], axis=0)
+    order = np.argsort(sums, kind="stable")
+    for k in np.flatnonzero(sums[order][1:] == sums[order][:-1]):
+        i, j = sorted((int(order[k]), int(order[k + 1])))
+        a = values[:, i]
+        if np.array_equal(a, values[:, j], equal_nan=True) and np.nanmax(a) > np.nanmin(a):
+            return [i, j]
+    return []

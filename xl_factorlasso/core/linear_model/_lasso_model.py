@@ -32,7 +32,7 @@ from ._auto_signs import (
     resolve_signs,
 )
 from ._certified import CertifiedSolver, Solution
-from ._collinearity import DEPENDENT_MAX_FACTORS, dependent_columns
+from ._collinearity import DEPENDENT_MAX_FACTORS, dependent_columns, equal_columns
 from ._compat import FactorlassoCompatMixin, overridden
 from ._engine import DEFAULT_MAX_ITER, DEFAULT_TOL
 from ._expert_bounds import (
@@ -817,9 +817,7 @@ Window`): the statistics of ``x``, ``y`` (already coerced) carried from the prev
             what = "every column is constant" if self.demean else "every value is 0"
             raise ValueError(f"y: no response varies ({what}): there is nothing to fit")
         if window is None:
-            gram = _factor_gram(stats, panel)
-            if gram is not None:
-                warn_dependent_factors(x, gram, panel.n_rows)
+            warn_dependent_factors(x, _factor_gram(stats, panel), panel.n_rows)
 
         if model_type is LassoModelType.UNILASSO:
             design = unilasso_design(panel, bool(self.unilasso_loo))
@@ -1425,21 +1423,24 @@ def warn_dependent_factors(x: pd.DataFrame, gram: np.ndarray | None = None,
     both certified: random search found serial and ``n_jobs=2`` rolling loadings 3e2 apart on
     two equal columns. ``gram``: the factors' ``X'WX`` on ``n_rows`` prepared rows when the
     caller has it; else formed from ``x`` (NaN-demeaned, missing cells at 0, as prepared).
-    Not tested: more than ``DEPENDENT_MAX_FACTORS`` factors, or as many as the rows (then
-    dependent by count)."""
-    if x.shape[1] < 2 or x.shape[1] > DEPENDENT_MAX_FACTORS:
+    With more than ``DEPENDENT_MAX_FACTORS`` factors or as many as the rows (dependent by
+    count) only equal columns are looked for."""
+    m = x.shape[1]
+    if m < 2:
         return
-    if gram is None:
-        values = x.to_numpy(dtype=float)
-        with np.errstate(over="ignore", invalid="ignore"), warnings.catch_warnings():
-            warnings.simplefilter("ignore", RuntimeWarning)  # an all-missing column
-            values = np.nan_to_num(values - np.nanmean(values, axis=0), nan=0.0)
-            gram = values.T @ values
-        n_rows = len(values)
-        if not np.all(np.isfinite(gram)):
-            return  # (overflowing values: the preparation names them)
-    found = dependent_columns(gram, int(n_rows))
+    found = None
+    if m <= DEPENDENT_MAX_FACTORS and len(x) > m + 1:
+        if gram is None:
+            values = x.to_numpy(dtype=float)
+            with np.errstate(over="ignore", invalid="ignore"), warnings.catch_warnings():
+                warnings.simplefilter("ignore", RuntimeWarning)  # an all-missing column
+                centred = np.nan_to_num(values - np.nanmean(values, axis=0), nan=0.0)
+                gram, n_rows = centred.T @ centred, len(values)
+        if np.all(np.isfinite(gram)):  # (overflowing values: the preparation names them)
+            found = dependent_columns(gram, int(n_rows))
     if found is None:
+        found = equal_columns(x.to_numpy(dtype=float))
+    if not found:
         return
     names = [repr(x.columns[k]) for k in found]
     listed = f"{', '.join(names[:-1])} and {names[-1]}"
@@ -1455,9 +1456,10 @@ def warn_dependent_factors(x: pd.DataFrame, gram: np.ndarray | None = None,
 def _factor_gram(stats: SufficientStats, panel) -> np.ndarray | None:
     """The prepared factors' Gram on every row, for :func:`warn_dependent_factors`: the
     statistics' own with one mask pattern, one product of the prepared ``x`` with several
-    (each pattern's Gram covers only its rows), None where the Gram is deferred (more factors
-    than rows: dependent by count) or the factors too many to test."""
-    if stats.deferred or panel.x.shape[1] > DEPENDENT_MAX_FACTORS:
+    (each pattern's Gram covers only its rows), None where that test does not apply (a
+    deferred Gram: more factors than rows; too many factors)."""
+    m = panel.x.shape[1]
+    if stats.deferred or m > DEPENDENT_MAX_FACTORS or panel.n_rows <= m + 1:
         return None
     if len(stats.xw) == 1:
         return stats.gram[0]
