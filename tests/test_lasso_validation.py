@@ -144,10 +144,19 @@ def test_dependent_factor_columns_are_named(recwarn, missing):
 
 
 def test_wide_panels_are_not_warned_about_dependence(recwarn):
-    """More factors than rows are dependent by count, not by a user's mistake: no warning."""
+    """More factors than rows are dependent by count, not by a user's mistake: no warning;
+    nor for a lone response observed on fewer rows than there are factors (its one mask
+    pattern's Gram is singular, the factors on every row are not)."""
     x, y, _ = make_panel(T=20, M=30, N=2)
     recwarn.clear()
     LassoModel(warmup_period=None).fit(x, y)
+    assert not _dependence_warnings(recwarn)
+    x, y, _ = make_panel(T=33, M=10, N=1)
+    y = y.copy()
+    y.iloc[:26, 0] = np.nan
+    recwarn.clear()
+    fit = LassoModel(warmup_period=None).fit(x, y)
+    assert len(fit._fit_setup_.stats.xw) == 1
     assert not _dependence_warnings(recwarn)
 
 

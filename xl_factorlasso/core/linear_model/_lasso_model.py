@@ -1455,13 +1455,15 @@ def warn_dependent_factors(x: pd.DataFrame, gram: np.ndarray | None = None,
 
 def _factor_gram(stats: SufficientStats, panel) -> np.ndarray | None:
     """The prepared factors' Gram on every row, for :func:`warn_dependent_factors`: the
-    statistics' own with one mask pattern, one product of the prepared ``x`` with several
-    (each pattern's Gram covers only its rows), None where that test does not apply (a
-    deferred Gram: more factors than rows; too many factors)."""
+    statistics' own where one mask pattern covers every row, else one product of the prepared
+    ``x`` (a pattern's Gram covers only its rows: a single response observed on 7 of 33 rows
+    is dependent by count), None where that test does not apply (a deferred Gram: more
+    factors than rows; too many factors)."""
     m = panel.x.shape[1]
     if stats.deferred or m > DEPENDENT_MAX_FACTORS or panel.n_rows <= m + 1:
         return None
-    if len(stats.xw) == 1:
+    patterns = panel.mask_patterns()[0]
+    if len(patterns) == 1 and patterns[0].all():
         return stats.gram[0]
     return panel.x.T @ panel.x
 
