@@ -40,6 +40,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+# this checkout's package, not an editable install of another checkout (a git worktree)
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+
 SIZES: dict[str, tuple[int, int, int]] = {
     "small": (500, 10, 50),
     "mid": (1000, 20, 200),

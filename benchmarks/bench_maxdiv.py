@@ -66,13 +66,18 @@ group constraints, as for ``--dense``. Turnover is not checked there.
 from __future__ import annotations
 
 import argparse
+import os
 import platform
 import statistics
+import sys
 import time
 import warnings
 
 import numpy as np
 import pandas as pd
+
+# this checkout's package, not an editable install of another checkout (a git worktree)
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 
 from xl_factorlasso.core.covariance import FactorCovariance
 from xl_factorlasso.core.optimization import MaximumDiversification

@@ -80,6 +80,9 @@ import numpy as np
 import pandas as pd
 from scipy.linalg import cho_factor, solve_triangular
 
+# this checkout's package, not an editable install of another checkout (a git worktree)
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from _gap import GapProblem, bounds_from_signs, relative_gap  # noqa: E402
 from bench_fit import LAMBDA_FRACTION, lambda_max  # noqa: E402

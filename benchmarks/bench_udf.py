@@ -21,12 +21,17 @@ Usage::
 from __future__ import annotations
 
 import argparse
+import os
 import platform
 import statistics
+import sys
 import time
 
 import numpy as np
 import pandas as pd
+
+# this checkout's package, not an editable install of another checkout (a git worktree)
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 
 from xl_factorlasso import __version__, udfs
 from xl_factorlasso._udf_cache import content_key

@@ -56,6 +56,9 @@ import tempfile
 import textwrap
 from pathlib import Path
 
+# this checkout's package, not an editable install of another checkout (a git worktree)
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_REPO = "/work/.mirror/skfolio+skfolio/repo"
 DEFAULT_REF = "feature/characteristics-factor-model"
