@@ -92,7 +92,7 @@ def test_auto_hands_a_plateau_to_clarabel_early_with_the_same_answer():
     # the face of the first rounds' iterates (_coop_newton), which certifies it
     auto = LassoModel(**kw).fit(x, y)
     reference = LassoModel(**kw, engine="cvxpy").fit(x, y)
-    assert auto.solver_ == "fast" and auto.n_iter_ < _STALL_START
+    assert auto.solver_ == "fast" and auto.n_iter_ < 3 * _STALL_START
     assert auto.duality_gap_ <= 1e-8 * abs(auto.objective_value_)
     np.testing.assert_allclose(auto.objective_value_, reference.objective_value_, rtol=1e-9)
 

@@ -92,6 +92,7 @@ _WARM_PROBE = 30
 # _COOP_STAGES penalties from lambda_max / 2 down first (CertifiedSolver._iterate)
 _COOP_CONTINUATION = 1e-2
 _COOP_STAGES = 6
+_COOP_STAGE_ITER = 600  # each stage's budget (three rounds, coop_solve)
 _TIGHT_CLARABEL = {"tol_gap_abs": 1e-12, "tol_gap_rel": 1e-12, "tol_feas": 1e-12,
                    "tol_ktratio": 1e-10}
 
@@ -406,10 +407,15 @@ class CertifiedSolver:
             if coef_init is None and 0.0 < lam < _COOP_CONTINUATION * self.lambda_max:
                 # from the prior a small penalty's iterates keep faces far from the
                 # minimiser's; from a larger penalty's minimiser (as along a CV grid) Newton's
-                # step settles each stage in a round or two
+                # step settles each stage in a round or two. One round at lam first: it
+                # raises where the gap's rounding makes lam uncertifiable (no stage then)
+                probe = coop_solve(self.engine, lam, self.tol, _COOP_STAGE_ITER, None, give_up)
+                if probe.certified:
+                    return probe
+                spent = probe.iterations
                 for mid in np.geomspace(0.5 * self.lambda_max, lam, _COOP_STAGES + 1)[:-1]:
-                    stage = coop_solve(self.engine, float(mid), self.tol,
-                                       max(self.max_iter - spent, 1) // 4, coef_init, give_up)
+                    stage = coop_solve(self.engine, float(mid), self.tol, _COOP_STAGE_ITER,
+                                       coef_init, give_up)
                     spent += stage.iterations
                     coef_init = stage.coef
             result = coop_solve(self.engine, lam, self.tol, max(self.max_iter - spent, 1),
