@@ -53,6 +53,7 @@ from ..exceptions import SolveError
 from ._block_newton import interpolant_start
 from ._box_ridge import dual_start_applies, held_row_point, rows_probe
 from ._cluster_split import single_clusters, split_problem
+from ._coop_newton import coop_solve
 from ._dual_blocks import dual_block_polish, dual_blocks_apply, overfull
 from ._engine import DEFAULT_MAX_ITER, DEFAULT_TOL, FastEngine
 from ._homotopy import iterations_crawl
@@ -87,6 +88,11 @@ _BOXED_BLOCKS_PROBE = 300
 # first (Newton's step on the start's support is tried before any); from the prior,
 # _box_ridge.rows_probe's
 _WARM_PROBE = 30
+# Cooperative blocks from the prior below this fraction of lambda_max: a continuation of
+# _COOP_STAGES penalties from lambda_max / 2 down first (CertifiedSolver._iterate)
+_COOP_CONTINUATION = 1e-2
+_COOP_STAGES = 6
+_COOP_STAGE_ITER = 600  # each stage's budget (three rounds, coop_solve)
 _TIGHT_CLARABEL = {"tol_gap_abs": 1e-12, "tol_gap_rel": 1e-12, "tol_feas": 1e-12,
                    "tol_ktratio": 1e-10}
 
@@ -310,8 +316,7 @@ class CertifiedSolver:
         elif self.use_fast:
             # "auto": the iterations give up once they show they will not certify in the
             # budget (FastEngine.solve), since CVXPY follows
-            result = self.engine.solve(lam, coef_init=coef_init, tol=tol, max_iter=self.max_iter,
-                                       give_up=self.kind == "auto")
+            result = self._iterate(lam, coef_init, give_up=self.kind == "auto")
             if result.certified:
                 return Solution(result.coef, "fast", result.gap, result.iterations)
             if coef_init is not None:
@@ -320,8 +325,7 @@ class CertifiedSolver:
                 # gap 2e-2 and went to Clarabel (gap 2e-9, loadings 3.3e-6 from the optimum
                 # that the cold fit, and the parallel run's cold block start, certified to
                 # 6e-17): serial and n_jobs=2 differed (random search).
-                cold = self.engine.solve(lam, tol=tol, max_iter=self.max_iter,
-                                         give_up=self.kind == "auto")
+                cold = self._iterate(lam, None, give_up=self.kind == "auto")
                 if cold.certified:
                     return Solution(cold.coef, "fast", cold.gap,
                                     result.iterations + cold.iterations)
@@ -378,7 +382,7 @@ class CertifiedSolver:
             gap, name, coef = best
             if self._newton_worth(gap):
                 coef = self.engine.polish_start(coef, lam)
-            result = self.engine.solve(lam, coef_init=coef, tol=tol, max_iter=self.max_iter)
+            result = self._iterate(lam, coef)
             if result.certified:
                 return Solution(result.coef, f"{name} + fast polish{note}", result.gap,
                                 result.iterations)
@@ -393,6 +397,32 @@ class CertifiedSolver:
             f"gap <= {tol:g}; best reached {best_gap:.1e}): {detail}",
             attempts, gap=best_gap,
         )
+
+    def _iterate(self, lam: float, coef_init: np.ndarray | None, give_up: bool = False):
+        """The engine's iterations within the budget (:meth:`FastEngine.solve`); cooperative
+        blocks alternate rounds of them with Newton's step on their iterate's face
+        (:func:`~._coop_newton.coop_solve`), where the iterations alone crawl."""
+        if self.engine.coop:
+            spent = 0
+            if coef_init is None and 0.0 < lam < _COOP_CONTINUATION * self.lambda_max:
+                # from the prior a small penalty's iterates keep faces far from the
+                # minimiser's; from a larger penalty's minimiser (as along a CV grid) Newton's
+                # step settles each stage in a round or two. One round at lam first: it
+                # raises where the gap's rounding makes lam uncertifiable (no stage then)
+                probe = coop_solve(self.engine, lam, self.tol, _COOP_STAGE_ITER, None, give_up)
+                if probe.certified:
+                    return probe
+                spent = probe.iterations
+                for mid in np.geomspace(0.5 * self.lambda_max, lam, _COOP_STAGES + 1)[:-1]:
+                    stage = coop_solve(self.engine, float(mid), self.tol, _COOP_STAGE_ITER,
+                                       coef_init, give_up)
+                    spent += stage.iterations
+                    coef_init = stage.coef
+            result = coop_solve(self.engine, lam, self.tol, max(self.max_iter - spent, 1),
+                                coef_init, give_up)
+            return result._replace(iterations=result.iterations + spent)
+        return self.engine.solve(lam, coef_init=coef_init, tol=self.tol, max_iter=self.max_iter,
+                                 give_up=give_up)
 
     def _parts(self) -> list[tuple[np.ndarray, CertifiedSolver]]:
         """FCGL with single-response clusters: ``[(rows, solver)]``, the single clusters as
