@@ -88,24 +88,17 @@ def test_auto_hands_a_plateau_to_clarabel_early_with_the_same_answer():
     assert not gave_up.certified and _STALL_START <= gave_up.iterations < 6000
     assert not engine._give_up  # (the flag holds for one solve)
 
-    # the fit itself no longer reaches the plateau: cooperative blocks take Newton's step on
-    # the face of the first rounds' iterates (_coop_newton), which certifies it
     auto = LassoModel(**kw).fit(x, y)
     reference = LassoModel(**kw, engine="cvxpy").fit(x, y)
-    assert auto.solver_ == "fast" and auto.n_iter_ < 3 * _STALL_START
+    assert auto.solver_.startswith("CLARABEL") and "fast engine not certified" in auto.solver_
     assert auto.duality_gap_ <= 1e-8 * abs(auto.objective_value_)
     np.testing.assert_allclose(auto.objective_value_, reference.objective_value_, rtol=1e-9)
 
 
 def test_iterations_that_certify_late_are_not_given_up():
     x, y, kw = _slow_but_certifying_case()
-    model = LassoModel(**kw)
-    engine = model._solver(model._setup(x, y)).engine
-    late = engine.solve(kw["reg_lambda"], give_up=True)
-    assert late.certified and late.iterations > 4 * _STALL_START
-    # the fit takes Newton's step on the face of an early round's iterate (_coop_newton)
-    model.fit(x, y)
-    assert model.solver_ == "fast" and model.n_iter_ < _STALL_START
+    model = LassoModel(**kw).fit(x, y)
+    assert model.solver_ == "fast" and model.n_iter_ > 4 * _STALL_START
     assert model.duality_gap_ <= 1e-8 * abs(model.objective_value_)
 
 

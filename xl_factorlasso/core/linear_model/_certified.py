@@ -401,8 +401,11 @@ class CertifiedSolver:
     def _iterate(self, lam: float, coef_init: np.ndarray | None, give_up: bool = False):
         """The engine's iterations within the budget (:meth:`FastEngine.solve`); cooperative
         blocks alternate rounds of them with Newton's step on their iterate's face
-        (:func:`~._coop_newton.coop_solve`), where the iterations alone crawl."""
-        if self.engine.coop:
+        (:func:`~._coop_newton.coop_solve`), where the iterations alone crawl: from a warm
+        start (a CV grid's previous value, a polish), or from the prior on engine "fast". From
+        the prior on "auto" the iterations give up early and CVXPY follows, which answered in
+        0.2-0.4 s where the continuation took 1.9-6.9 s (benchmarks/bench_coop_wide.py)."""
+        if self.engine.coop and (coef_init is not None or self.kind == "fast"):
             spent = 0
             if coef_init is None and 0.0 < lam < _COOP_CONTINUATION * self.lambda_max:
                 # from the prior a small penalty's iterates keep faces far from the
