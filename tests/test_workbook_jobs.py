@@ -220,3 +220,19 @@ def test_prior_contradicting_a_sign_names_both_cells():
     with pytest.raises(WorkbookInputError) as info:
         refit(io)
     assert "FL_PRIOR!B2" in str(info.value) and "FL_SIGNS!B2" in str(info.value)
+
+
+def test_a_note_repeated_by_the_folds_is_said_once():
+    """A factor that is twice another warns in every fit of a cross-validation (each fold, the
+    refit): FL_STATUS's message says it once."""
+    from tests.workbook_helpers import frame_rows
+
+    io = demo_memory_book(settings={"model_type": "LASSO", "cv_lambdas": "auto",
+                                    "cv_n_lambdas": 4, "cv_splits": 3},
+                          signs=False, prior=False)
+    x = load_demo_panel().x.copy()
+    x["double"] = 2.0 * x[x.columns[0]]
+    io.put("FL_FACTORS", "Factors", 1, 1, frame_rows(x, "date"))
+    refit_cv(io)
+    message = dict(map(tuple, read_table(io, "FL_STATUS")))["message"]
+    assert message.count(f"x: factors {x.columns[0]!r} and 'double' are proportional") == 1

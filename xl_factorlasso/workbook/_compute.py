@@ -213,7 +213,9 @@ def _fit(inputs: FitInputs, cv: bool, verbose: bool):
             model = cvm.best_model_
         else:
             model = base.fit(x, y)
-    notes = [str(w.message) for w in caught if issubclass(w.category, UserWarning)]
+    # once each: a cross-validation's folds and refit repeat the same warnings
+    notes = list(dict.fromkeys(str(w.message) for w in caught
+                               if issubclass(w.category, UserWarning)))
     return model, cvm, notes
 
 
