@@ -253,7 +253,6 @@ def test_constant_factor_is_pinned_at_the_prior_even_without_penalty(engine):
         assert model.solver_status_ == "optimal" and model.duality_gap_ <= TOL
 
 
-
 # ---------------------------------------------------------------- a prior in other units
 PRIOR_UNITS = {"LASSO": True, "GROUP_LASSO": False, "FACTOR_CLUSTER_GROUP_LASSO": True}
 
@@ -344,6 +343,7 @@ def test_response_scale_covers_the_prior_fitted_values():
     assert rms_fitted * c / c_alone > 1e7  # (with c from y alone)
     # a prior whose residuals are within PRIOR_SCALE_RATIO of y's: c as from y alone
     assert problem_scales(stats, prior=spec.prior * 1e-5)[1] == c_alone
+
 
 # ---------------------------------------------------------------- uncertifiable solves
 def test_fast_engine_that_cannot_certify_raises_with_its_gap(iterations_only):
