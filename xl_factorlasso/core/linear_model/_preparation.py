@@ -63,8 +63,9 @@ def _to_frame(data, name: str, prefix: str) -> pd.DataFrame:
     if not frame.index.is_unique:
         duplicated = frame.index[frame.index.duplicated()].unique()
         raise ValueError(f"{name}: duplicate row label(s) {list(duplicated[:5])!r}")
-    if _all_float(frame):  # the common case, without a Series of dtypes (0.05 ms per side)
-        return _refuse_infinite(frame, frame.to_numpy(), name)
+    values = _float_values(frame)  # the common case, without a Series of dtypes (0.05 ms)
+    if values is not None:
+        return _refuse_infinite(frame, values, name)
     dtypes = set(frame.dtypes)  # a few distinct types, however many columns
     numeric = all(
         pd.api.types.is_numeric_dtype(dt) and not pd.api.types.is_bool_dtype(dt)
@@ -92,11 +93,13 @@ def _to_frame(data, name: str, prefix: str) -> pd.DataFrame:
     return _refuse_infinite(out, out.to_numpy(), name)
 
 
-def _all_float(frame: pd.DataFrame) -> bool:
-    """Every column is float64: the frame's values come out as float64 without a copy (one
-    block; a mix of numeric types is copied into a new array, other types are not float64)."""
+def _float_values(frame: pd.DataFrame) -> np.ndarray | None:
+    """The frame's values when every column is float64, else None: they come out as float64
+    without a copy (one block; a mix of numeric types is copied into a new array, other
+    types are not float64)."""
     arr = frame.to_numpy()
-    return arr.dtype == np.float64 and np.may_share_memory(arr, frame.to_numpy())
+    return arr if arr.dtype == np.float64 and np.may_share_memory(arr, frame.to_numpy()) \
+        else None
 
 
 def _refuse_infinite(frame: pd.DataFrame, arr: np.ndarray, name: str) -> pd.DataFrame:
