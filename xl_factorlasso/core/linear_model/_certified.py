@@ -404,7 +404,7 @@ class CertifiedSolver:
         (:func:`~._coop_newton.coop_solve`), where the iterations alone crawl: from a warm
         start (a CV grid's previous value, a polish), or from the prior on engine "fast". From
         the prior on "auto" the iterations give up early and CVXPY follows, which answered in
-        0.2-0.4 s where the continuation took 1.9-6.9 s (benchmarks/bench_coop_wide.py)."""
+        0.2-0.4 s where the continuation took 1.1-6.9 s (benchmarks/bench_coop_wide.py)."""
         if self.engine.coop and (coef_init is not None or self.kind == "fast"):
             spent = 0
             if coef_init is None and 0.0 < lam < _COOP_CONTINUATION * self.lambda_max:
