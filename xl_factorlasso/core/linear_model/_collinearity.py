@@ -24,6 +24,14 @@ DEPENDENT_TOL = 1e-10
 DEPENDENT_MAX_FACTORS = 600
 
 
+def dependence_testable(n_columns: int, n_rows: int) -> bool:
+    """Whether :func:`dependent_columns` applies to ``n_columns`` live factors on ``n_rows``
+    rows: at most ``DEPENDENT_MAX_FACTORS`` of them, and fewer than the rows less one (a
+    demeaned panel of ``T`` rows has rank ``T - 1`` at most: beyond, dependence is a matter of
+    counting). Callers ask first, to skip forming a Gram the test would ignore."""
+    return n_columns <= DEPENDENT_MAX_FACTORS and n_columns < n_rows - 1
+
+
 def dependent_columns(gram: np.ndarray, n_rows: int) -> list[int] | None:
     """Indices of a set of columns that are linearly dependent, ``[]`` when there is none,
     None when the test does not apply.
@@ -33,9 +41,8 @@ def dependent_columns(gram: np.ndarray, n_rows: int) -> list[int] | None:
     gram : numpy.ndarray, shape (M, M)
         ``X'WX`` of the demeaned (or raw) factors on the fit's rows, positive weights.
     n_rows : int
-        The rows it sums. With as many live columns as rows less one, dependence is a matter
-        of counting (a demeaned panel of ``T`` rows has rank ``T - 1`` at most): None, as with
-        more than ``DEPENDENT_MAX_FACTORS`` columns.
+        The rows it sums. None where :func:`dependence_testable` says no for the live columns
+        (or more than ``DEPENDENT_MAX_FACTORS`` columns in all).
 
     Returns
     -------
@@ -48,7 +55,7 @@ def dependent_columns(gram: np.ndarray, n_rows: int) -> list[int] | None:
     m = gram.shape[0]
     diag = np.diagonal(gram)
     live = np.flatnonzero(diag > 0.0)
-    if m > DEPENDENT_MAX_FACTORS or len(live) >= n_rows - 1:
+    if m > DEPENDENT_MAX_FACTORS or not dependence_testable(len(live), n_rows):
         return None
     if len(live) < 2:
         return []

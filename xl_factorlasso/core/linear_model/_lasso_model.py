@@ -32,7 +32,7 @@ from ._auto_signs import (
     resolve_signs,
 )
 from ._certified import CertifiedSolver, Solution
-from ._collinearity import DEPENDENT_MAX_FACTORS, dependent_columns, equal_columns
+from ._collinearity import dependence_testable, dependent_columns, equal_columns
 from ._compat import FactorlassoCompatMixin, overridden
 from ._engine import DEFAULT_MAX_ITER, DEFAULT_TOL
 from ._expert_bounds import (
@@ -1423,13 +1423,13 @@ def warn_dependent_factors(x: pd.DataFrame, gram: np.ndarray | None = None,
     both certified: random search found serial and ``n_jobs=2`` rolling loadings 3e2 apart on
     two equal columns. ``gram``: the factors' ``X'WX`` on ``n_rows`` prepared rows when the
     caller has it; else formed from ``x`` (NaN-demeaned, missing cells at 0, as prepared).
-    With more than ``DEPENDENT_MAX_FACTORS`` factors or as many as the rows (dependent by
-    count) only equal columns are looked for."""
+    Where :func:`~._collinearity.dependence_testable` says no (too many factors, or dependent
+    by count) only equal columns are looked for."""
     m = x.shape[1]
     if m < 2:
         return
     found = None
-    if m <= DEPENDENT_MAX_FACTORS and len(x) > m + 1:
+    if dependence_testable(m, len(x)):
         if gram is None:
             values = x.to_numpy(dtype=float)
             with np.errstate(over="ignore", invalid="ignore"), warnings.catch_warnings():
@@ -1459,8 +1459,7 @@ def _factor_gram(stats: SufficientStats, panel) -> np.ndarray | None:
     ``x`` (a pattern's Gram covers only its rows: a single response observed on 7 of 33 rows
     is dependent by count), None where that test does not apply (a deferred Gram: more
     factors than rows; too many factors)."""
-    m = panel.x.shape[1]
-    if stats.deferred or m > DEPENDENT_MAX_FACTORS or panel.n_rows <= m + 1:
+    if stats.deferred or not dependence_testable(panel.x.shape[1], panel.n_rows):
         return None
     patterns = panel.mask_patterns()[0]
     if len(patterns) == 1 and patterns[0].all():
