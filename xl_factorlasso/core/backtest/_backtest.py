@@ -590,10 +590,9 @@ def _zero_volatility_assets(fc) -> list:
     and residual variance all zero: an asset with no variation in the window), which the
     optimiser refuses as bad data. Before this a suspended asset stopped the whole backtest
     with that ValueError whatever ``on_failure`` said (found by random search)."""
-    root, residual_sd = fc.sqrt_components()
-    sigma = np.sqrt(np.sum(np.asarray(root, dtype=float) ** 2, axis=1)
-                    + np.asarray(residual_sd, dtype=float) ** 2)
-    return list(fc.assets[~(sigma > 0)])
+    from ..optimization._risk import component_volatilities  # (no CVXPY at import)
+
+    return list(fc.assets[~(component_volatilities(*fc.sqrt_components()) > 0)])
 
 
 def _sample_cov(block: pd.DataFrame, columns: np.ndarray):
@@ -611,8 +610,10 @@ def _ex_ante(w: np.ndarray, cov) -> float:
     if cov is None or not w.any():
         return np.nan
     if hasattr(cov, "sqrt_components"):
+        from ..optimization._risk import component_volatilities
+
         f, d = cov.sqrt_components()
-        sigma = np.sqrt((f ** 2).sum(axis=1) + d ** 2)
+        sigma = component_volatilities(f, d)
         risk = np.sqrt(float(np.sum((f.T @ w) ** 2) + np.sum((d * w) ** 2)))
     else:
         c = np.asarray(cov, dtype=float)

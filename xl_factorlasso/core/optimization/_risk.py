@@ -324,12 +324,21 @@ def _factor_model(model: Any, X: np.ndarray | None, assets: pd.Index | None):
     if assets is None:
         assets = loadings.index
     loadings = _with_families(loadings, getattr(model, "factor_families", None))
-    sigma = np.sqrt(np.sum(F**2, axis=1) + d**2)
+    sigma = component_volatilities(F, d)
     if np.any(sigma <= 0):
         i = int(np.argmin(sigma))
         raise ValueError(f"FactorCovariance gives zero volatility for asset {assets[i]!r}")
     risk = RiskModel(sigma, "factor", factor_root=F, residual_sd=d, loadings=loadings)
     return risk, assets, model
+
+
+def component_volatilities(root, residual_sd) -> np.ndarray:
+    """Each asset's volatility ``sqrt(sum_k F_ik^2 + d_i^2)`` from a factor model's
+    ``sqrt_components()`` ``(F, d)``: what the optimiser prices, and refuses where it is zero.
+    The backtest asks the same before it optimises, so that a date fails exactly where the
+    optimiser would."""
+    root = np.asarray(root, dtype=float)
+    return np.sqrt(np.sum(root ** 2, axis=1) + np.asarray(residual_sd, dtype=float) ** 2)
 
 
 def _with_families(loadings: pd.DataFrame, families: Any) -> pd.DataFrame:
