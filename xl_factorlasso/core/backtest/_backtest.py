@@ -18,6 +18,7 @@ import numpy as np
 import pandas as pd
 
 from .._base import BaseEstimator, clone
+from .._cells import numbers_in
 from ..rolling import RollingLassoModel
 from ..rolling._dates import check_index, rebalance_positions, window_start
 from ._holdings import Book
@@ -523,10 +524,9 @@ def _check_returns(y: pd.DataFrame) -> None:
         values = y.to_numpy(dtype=float)
     except (TypeError, ValueError):
         for column in y.columns:
-            numbers = pd.to_numeric(y[column], errors="coerce")
-            bad = numbers.isna() & y[column].notna()
+            bad = numbers_in(y[column])[1]
             if bad.any():
-                date = y.index[int(np.argmax(bad.to_numpy()))]
+                date = y.index[int(np.argmax(bad))]
                 raise ValueError(f"y: the return of {column!r} on {pd.Timestamp(date).date()} "
                                  f"is not a number: {y.at[date, column]!r}") from None
         raise

@@ -28,6 +28,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
+from .._cells import numbers_in
 from ..cluster import ewm_lambda, ewm_mean
 
 __all__ = ["LOSS_NORMALIZATIONS", "PreparedPanel", "SufficientStats", "check_loss_normalization",
@@ -80,10 +81,9 @@ def _to_frame(data, name: str, prefix: str) -> pd.DataFrame:
             if not pd.api.types.is_numeric_dtype(series.dtype) or pd.api.types.is_bool_dtype(
                 series.dtype
             ):
-                converted = pd.to_numeric(series, errors="coerce")
-                bad = series.notna() & converted.isna()
+                converted, bad = numbers_in(series)
                 if bad.any():
-                    row = series.index[bad.to_numpy()][0]
+                    row = series.index[bad][0]
                     raise ValueError(
                         f"{name}: column {col!r}, row {row!r}: {series[row]!r} is not a number"
                     )

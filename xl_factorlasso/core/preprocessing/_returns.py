@@ -25,6 +25,8 @@ import datetime
 import numpy as np
 import pandas as pd
 
+from .._cells import numbers_in
+
 __all__ = ["PricesError", "prices_to_returns"]
 
 _METHODS = ("simple", "log")
@@ -85,8 +87,7 @@ def _numeric(prices: pd.DataFrame) -> np.ndarray:
         if pd.api.types.is_bool_dtype(raw):
             raise PricesError(f"prices: column {column!r} holds TRUE/FALSE, not prices",
                               column=column, row=0)
-        numbers = pd.to_numeric(raw, errors="coerce")
-        bad = numbers.isna().to_numpy() & raw.notna().to_numpy()
+        numbers, bad = numbers_in(raw)
         if raw.dtype == object:
             bad |= raw.map(lambda v: isinstance(v, (bool, np.bool_))).to_numpy(dtype=bool)
         if bad.any():
