@@ -56,6 +56,7 @@ from ._cluster_split import single_clusters, split_problem
 from ._coop_newton import coop_solve
 from ._dual_blocks import dual_block_polish, dual_blocks_apply, overfull
 from ._engine import DEFAULT_MAX_ITER, DEFAULT_TOL, FastEngine
+from ._gap_floor import check_floor
 from ._homotopy import iterations_crawl
 from ._lambda_max import lambda_max_from_stats
 from ._penalty import PenaltySpec
@@ -256,7 +257,7 @@ class CertifiedSolver:
             spent = 0  # the probe's iterations, reported with the dual start's answer
             if probe:
                 result = self.engine.solve(lam, coef_init=coef_init, tol=tol,
-                                           max_iter=min(self.max_iter, probe))
+                                           max_iter=min(self.max_iter, probe), floor_stop=True)
                 if result.certified:
                     return Solution(result.coef, "fast", result.gap, result.iterations)
                 spent = result.iterations
@@ -296,9 +297,12 @@ class CertifiedSolver:
             # box: sparse-group FCGL's small wide fits took 0.07-0.13 s through Clarabel and
             # 0.25-0.65 s with the probe first)
             result = self.engine.solve(lam, coef_init=coef_init, tol=tol,
-                                       max_iter=min(self.max_iter, _BOXED_BLOCKS_PROBE))
+                                       max_iter=min(self.max_iter, _BOXED_BLOCKS_PROBE),
+                                       floor_stop=True)
             if result.certified:
                 return Solution(result.coef, "fast", result.gap, result.iterations)
+            check_floor(self.engine, result.coef, lam, tol, result.iterations, result.gap,
+                        attempts)
             # Newton's guesses on the probe's sets, and the sets from the responses' duals
             # (_dual_blocks, from the prior or the warm start): the duals first where a
             # response has more free cells than rows, where the guesses' corrections oscillate
@@ -319,6 +323,9 @@ class CertifiedSolver:
             result = self._iterate(lam, coef_init, give_up=self.kind == "auto")
             if result.certified:
                 return Solution(result.coef, "fast", result.gap, result.iterations)
+            # (no start, nor CVXPY, can certify what the gap's rounding hides)
+            check_floor(self.engine, result.coef, lam, tol, result.iterations, result.gap,
+                        attempts)
             if coef_init is not None:
                 # A warm start the iterations did not certify from: from the prior, as a cold
                 # fit. A rolling date warm-started from the previous date's loadings ended at
@@ -386,6 +393,8 @@ class CertifiedSolver:
             if result.certified:
                 return Solution(result.coef, f"{name} + fast polish{note}", result.gap,
                                 result.iterations)
+            check_floor(self.engine, result.coef, lam, tol, result.iterations, result.gap,
+                        attempts)
             attempts.append(("fast polish", (
                 f"relative duality gap {result.gap:.1e} > tol {tol:g} after "
                 f"{result.iterations} iterations from the {name} point"
@@ -425,7 +434,7 @@ class CertifiedSolver:
                                 coef_init, give_up)
             return result._replace(iterations=result.iterations + spent)
         return self.engine.solve(lam, coef_init=coef_init, tol=self.tol, max_iter=self.max_iter,
-                                 give_up=give_up)
+                                 give_up=give_up, floor_stop=True)
 
     def _parts(self) -> list[tuple[np.ndarray, CertifiedSolver]]:
         """FCGL with single-response clusters: ``[(rows, solver)]``, the single clusters as
