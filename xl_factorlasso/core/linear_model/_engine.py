@@ -128,7 +128,7 @@ from ._block_newton import (
 )
 from ._boxed_blocks import boxed_block_polish
 from ._gap_floor import FLOOR_CAP as _FLOOR_CAP
-from ._gap_floor import FLOOR_EVERY, floor_share
+from ._gap_floor import FLOOR_EVERY, floor_applies, floor_share
 from ._homotopy import _singular, continuation_start, homotopy_rows, homotopy_start, probe_signed
 from ._newton_finish import _NewtonFinish, newton_accepted
 from ._penalty import PenaltySpec, penalty_value
@@ -878,7 +878,8 @@ class FastEngine:
             ``(coef, certified, relative gap, iterations)``.
         """
         self._give_up = bool(give_up)
-        self._floor_lam = float(reg_lambda) if floor_stop and reg_lambda > 0 else None
+        stop = floor_stop and reg_lambda > 0 and floor_applies(self)
+        self._floor_lam = float(reg_lambda) if stop else None
         try:
             return self._solve(float(reg_lambda), tol, max_iter, coef_init)
         finally:

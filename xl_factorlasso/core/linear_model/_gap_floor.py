@@ -33,7 +33,7 @@ import numpy as np
 
 from ..exceptions import SolveError
 
-__all__ = ["FLOOR_CAP", "FLOOR_EVERY", "check_floor", "floor_share"]
+__all__ = ["FLOOR_CAP", "FLOOR_EVERY", "check_floor", "floor_applies", "floor_share"]
 
 # The largest relative gap the rounding floor may excuse, in units of tol (LASSO's
 # _within_rounding); beyond it, here, the point where the floor makes tol out of reach.
@@ -43,11 +43,20 @@ FLOOR_CAP = 100.0
 FLOOR_EVERY = 200
 
 
+def floor_applies(engine) -> bool:
+    """Whether the floor bounds what the gap can show: blocks (FCGL, cooperative), not cells
+    or rows (see the module docstring)."""
+    return engine.geometry == "block"
+
+
 def floor_share(engine, x: np.ndarray, lam: float) -> tuple[float, float]:
     """``(floor / objective, objective)`` at the feasible ``x``: the gap's rounding floor
-    where it bounds what the gap can show (see the module docstring; 0 but for blocks)."""
+    where it bounds what the gap can show (see the module docstring; 0 but for blocks, whose
+    objective is then not evaluated: NaN)."""
+    if not floor_applies(engine):
+        return 0.0, np.nan
     objective = engine.objective(x, lam)
-    if engine.geometry != "block" or not objective > 0.0:
+    if not objective > 0.0:
         return 0.0, objective
     singular = ~engine._invertible[engine.pattern]
     singular = np.bincount(engine.unit, weights=singular,
