@@ -17,7 +17,9 @@ import pytest
 
 from tests.test_homotopy import _fold
 from xl_factorlasso import LassoModel, LassoModelCV, make_factor_panel
+from xl_factorlasso.core.exceptions import SolveError
 from xl_factorlasso.core.linear_model import FastEngine
+from xl_factorlasso.core.linear_model._gap_floor import FLOOR_CAP, FLOOR_EVERY, floor_share
 
 LAM = 1e-6
 
@@ -161,3 +163,90 @@ def test_the_floor_never_excuses_a_diverged_point(seed):
     gaps, objs = engine.unit_gaps(far, lam)
     assert engine.gap_floors(far).sum() > 1e-3 * abs(objs.sum())  # what the floor would excuse
     assert not engine._within_rounding(far, lam, gaps, objs, 1e-8).any()
+
+
+def _wide_fold(scale):
+    """7 rows, 20 factors, 10 responses; the factors multiplied by ``scale``, the prior not:
+    at ``scale=1e4`` the prior's loadings are 1e4 times too large for the factors, the Gram's
+    products with them ~1e9 against an objective of ~1 (the random search's seed 1139)."""
+    panel = make_factor_panel(22, 20, 10, seed=1139)
+    y = panel.y.iloc[:7]
+    return panel.x.iloc[:7] * scale, y, panel.prior
+
+
+def _group_kw(model_type, y):
+    kw = {"GROUP_LASSO": {"group_data": pd.Series(["a"] * 5 + ["b"] * 5, index=y.columns)},
+          "FACTOR_CLUSTER_GROUP_LASSO": {"n_clusters": 2},
+          "HIERARCHICAL_CLUSTER_GROUP_LASSO": {"n_clusters": 2, "l1_weight": 0.3}}[model_type]
+    return dict(model_type=model_type, warmup_period=None, **kw)
+
+
+def _spent(error):
+    """The iterations a floor SolveError reports ("... after N iterations)")."""
+    return int(str(error).rsplit("after ", 1)[1].split()[0])
+
+
+@pytest.mark.parametrize("engine, kw", [("fast", {}), ("auto", {"nonneg": True})])
+def test_an_uncertifiable_gap_stops_fcgl_blocks_at_once(engine, kw):
+    """The floor's early stop, first written for cooperative blocks, holds for FCGL blocks:
+    the fit says within one check of the floor that no point can be certified, where it spent
+    20,000 iterations (engine "fast"), or two CLARABEL solves and a 20,000-iteration polish
+    (engine "auto"), before a SolveError all the same. With a box, "auto" probes the
+    iterations before CVXPY: the probe stops it."""
+    x, y, prior = _wide_fold(1e4)
+    if kw:
+        prior = prior.clip(lower=0.0)
+    model = LassoModel(**_group_kw("FACTOR_CLUSTER_GROUP_LASSO", y), **kw, engine=engine,
+                       factors_beta_prior=prior, reg_lambda=0.1)
+    with pytest.raises(SolveError, match="cannot be certified to tol 1e-08") as caught:
+        model.fit(x, y)
+    assert [name for name, _ in caught.value.attempts] == ["fast"]  # no CVXPY solve
+    assert _spent(caught.value) <= FLOOR_EVERY
+    assert not hasattr(model, "coef_")
+
+
+def test_fcgl_on_auto_stops_the_polish_of_an_uncertifiable_point():
+    # without a box the blocks' crawl sends "auto" to CLARABEL first; its polish then stops
+    x, y, prior = _wide_fold(1e4)
+    model = LassoModel(**_group_kw("FACTOR_CLUSTER_GROUP_LASSO", y), factors_beta_prior=prior,
+                       reg_lambda=0.1)
+    with pytest.raises(SolveError, match="cannot be certified") as caught:
+        model.fit(x, y)
+    assert caught.value.attempts[-1][0] == "fast"
+    assert _spent(caught.value) <= FLOOR_EVERY
+
+
+def test_row_groups_are_not_stopped_by_their_floor():
+    """A row group is one constraint of the scaling dual point, which cancels the rounding of
+    its gradient to first order: the random search's HCGL fit at 1e-8 (12 rows, 24 factors,
+    integer responses, seed 440) is certified by CLARABEL at a gap 1e5 times below its floor
+    (an early stop there turned the fit into a SolveError)."""
+    panel = make_factor_panel(12, 24, 12, seed=65042, freq="W-FRI", start="2015-01-02")
+    y = (panel.y * 10).round()
+    fit = LassoModel(model_type="HIERARCHICAL_CLUSTER_GROUP_LASSO", span=26.0, n_clusters=10,
+                     factors_beta_prior=panel.prior, reg_lambda=1e-8).fit(panel.x, y)
+    assert fit.duality_gap_ <= 1e-8
+    engine = fit._solver(fit._fit_setup_).engine
+    coef = fit.coef_.to_numpy()
+    assert engine.geometry == "row"
+    floor = engine.gap_floors(coef).sum()
+    assert floor > FLOOR_CAP * 1e-8 * fit.objective_value_  # beyond what a block's stop allows
+    assert fit.duality_gap_ * fit.objective_value_ < 1e-4 * floor
+    assert floor_share(engine, coef, 1e-8)[0] == 0.0
+
+
+@pytest.mark.parametrize("model_type", ["FACTOR_CLUSTER_GROUP_LASSO", "GROUP_LASSO",
+                                        "HIERARCHICAL_CLUSTER_GROUP_LASSO"])
+def test_small_penalties_on_scaled_factors_are_not_stopped(model_type):
+    """The same fold with the prior in the factors' units: at 1e-7 of lambda_max the floor is
+    ~2e-8 of the objective, within what the stop allows, and the fits are certified (their
+    gaps a tenth of it: the floor is a bound of the rounding, not its size)."""
+    x, y, prior = _wide_fold(1e4)
+    model = LassoModel(**_group_kw(model_type, y), factors_beta_prior=prior / 1e4)
+    lam = 1e-7 * model.lambda_max(x, y)
+    fit = model.set_params(reg_lambda=lam).fit(x, y)
+    assert fit.duality_gap_ <= 1e-8
+    engine = fit._solver(fit._fit_setup_).engine
+    coef = fit.coef_.to_numpy()
+    assert engine.gap_floors(coef).sum() < FLOOR_CAP * 1e-8 * fit.objective_value_
+    assert floor_share(engine, coef, lam)[0] < FLOOR_CAP * 1e-8  # (rows: 0, see below)

@@ -5,10 +5,17 @@ from __future__ import annotations
 import contextlib
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from tests.conftest import TIGHT, make_panel
-from xl_factorlasso import LassoModel, LassoModelCV, default_lambda_grid, expanding_window_splits
+from xl_factorlasso import (
+    LassoModel,
+    LassoModelCV,
+    default_lambda_grid,
+    expanding_window_splits,
+    make_factor_panel,
+)
 from xl_factorlasso.core.linear_model._certified import Solution
 
 
@@ -125,3 +132,40 @@ def test_fold_scorer_equals_the_installed_models_score(demean, span, warmup):
         assert score(coef, x_te.to_numpy(), y_te.to_numpy()) == pytest.approx(
             ref.score(x_te, y_te), rel=1e-12, abs=1e-14
         )
+
+
+def _signed_wide_panel():
+    """26 weekly rows, 18 factors, 6 responses; a random sign matrix (its zeros pin loadings)
+    and the panel's prior made to respect it: FCGL's training windows of 5 and 10 rows are
+    wide (the random search's seed 1590)."""
+    panel = make_factor_panel(26, 18, 6, seed=134660, freq="W-FRI", start="2015-01-02")
+    rng = np.random.default_rng(0)
+    signs = rng.choice([-1.0, 0.0, 1.0, np.nan], size=(6, 18), p=[0.2, 0.2, 0.2, 0.4])
+    prior = panel.prior.to_numpy().copy()
+    prior[(signs == 0) | (signs * prior < 0)] = 0.0
+    frame = lambda a: pd.DataFrame(a, index=panel.y.columns, columns=panel.x.columns)  # noqa: E731
+    kw = dict(model_type="FACTOR_CLUSTER_GROUP_LASSO", warmup_period=2, n_clusters=5,
+              factors_beta_loading_signs=frame(signs), factors_beta_prior=frame(prior))
+    return panel.x, panel.y, kw
+
+
+def test_fast_engine_cv_on_a_wide_signed_fcgl_panel_takes_newtons_points():
+    """Engine "fast" takes the guesses "auto" takes where the iterations crawl (single
+    clusters as LASSO, Newton on the warm start's active blocks and held cells), each certified
+    like any other point: the grid's small values on the wide windows had run 20,000
+    iterations each, a few ending uncertified, and the CV took ~50 s; now every grid value is
+    scored, as on "auto", with at most the few iterations of the grid's top values."""
+    x, y, kw = _signed_wide_panel()
+    fast = LassoModelCV(base_model=LassoModel(**kw, engine="fast"), n_splits=4, refit=False)
+    fast.fit(x, y)
+    auto = LassoModelCV(base_model=LassoModel(**kw), n_splits=4, refit=False).fit(x, y)
+    assert fast.fold_errors_ == {} == auto.fold_errors_
+    np.testing.assert_allclose(fast.cv_scores_, auto.cv_scores_, rtol=1e-6, atol=1e-9)
+    # the first window's path, warm-started along the grid as the CV does
+    model = LassoModel(**kw, engine="fast")
+    rows = expanding_window_splits(len(x), 4)[0][0]
+    lam_max = model.lambda_max(x.iloc[rows], y.iloc[rows])
+    fits = model.fit_reg_lambda_path(x.iloc[rows], y.iloc[rows],
+                                     lam_max * np.geomspace(1e-2, 1e-7, 12))
+    assert all(fit.solver_ == "fast" and fit.duality_gap_ <= 1e-8 for fit in fits)
+    assert sum(fit.n_iter_ for fit in fits) < 5000

@@ -8,12 +8,17 @@ solver that produced it believes), is at most ``tol``. In order:
    optimality conditions at ``B = B0`` are what ``lambda_max`` measures). No solve; the gap is
    still computed. ``solver_ = "closed form"``.
 2. The fast engine (engines "fast" and "auto"): ``solver_ = "fast"``. Engine "fast" raises
-   :class:`SolveError` when it cannot certify within its budget. Engine "auto" skips it where
-   its iterations are known to crawl (:func:`~._homotopy.iterations_crawl`: FCGL, and
-   sparse-group rows beyond the row Newton finish started from the prior, on a wide panel at
-   a small penalty) and goes to 3; FCGL from a warm start first tries Newton's point on the
-   start's active blocks (:meth:`FastEngine.polish_start`; with a box or an L1 share, with
-   cells held at a bound or at zero: :mod:`._boxed_blocks`), and FCGL with a box (signs,
+   :class:`SolveError` when it cannot certify within its budget. Where its iterations are
+   known to crawl (:func:`~._homotopy.iterations_crawl`: FCGL, and sparse-group rows beyond
+   the row Newton finish started from the prior, on a wide panel at a small penalty) both
+   engines first take the guesses below; then "auto" goes to 3, and "fast" to its iterations
+   (a FCGL cross-validation with signs on a wide panel spent 45-50 s in 20,000-iteration
+   solves, a few uncertified, that the guesses answer in 2 s). FCGL with single-response
+   clusters is solved in parts (4, below; on "fast" a part's uncertified point is kept, and
+   the whole's certificate judges the assembly, before the whole's iterations); FCGL from a
+   warm start first tries Newton's point on the start's active blocks
+   (:meth:`FastEngine.polish_start`; with a box or an L1 share, with cells held at a bound
+   or at zero: :mod:`._boxed_blocks`), and FCGL with a box (signs,
    ``nonneg``) first gets ``_BOXED_BLOCKS_PROBE`` iterations and Newton's point on what they
    hold active and at a bound, then (where those guesses fail) the sets found by the duals
    of the responses' ridge problems (:mod:`._dual_blocks`). Row groups with a box or an L1
@@ -34,9 +39,12 @@ solver that produced it believes), is at most ``tol``. In order:
    (:meth:`FastEngine.polish_start`). Where "auto" skipped the engine, a
    certified CVXPY point gets that Newton point too, for its exact zeros (the same label, no
    iteration).
-   There FCGL's single-response clusters are solved as LASSO responses and the other clusters
-   on their own (:mod:`._cluster_split`, :meth:`CertifiedSolver._solve_parts`).
-5. Otherwise :class:`SolveError` naming the best gap and every attempt.
+   Where the iterations crawl, FCGL's single-response clusters are solved as LASSO responses
+   and the other clusters on their own (:mod:`._cluster_split`,
+   :meth:`CertifiedSolver._solve_parts`).
+5. Otherwise :class:`SolveError` naming the best gap and every attempt; at once, with no
+   further stage, where the gap's rounding floor puts ``tol`` out of reach of any point
+   (FCGL and cooperative blocks, :mod:`._gap_floor`).
 
 ``solver_status_`` is therefore always "optimal": it means *certified*, never a solver's
 unverified claim.
@@ -56,6 +64,7 @@ from ._cluster_split import single_clusters, split_problem
 from ._coop_newton import coop_solve
 from ._dual_blocks import dual_block_polish, dual_blocks_apply, overfull
 from ._engine import DEFAULT_MAX_ITER, DEFAULT_TOL, FastEngine
+from ._gap_floor import check_floor
 from ._homotopy import iterations_crawl
 from ._lambda_max import lambda_max_from_stats
 from ._penalty import PenaltySpec
@@ -155,6 +164,10 @@ class CertifiedSolver:
                              solver=solver, solver_params=solver_params,
                              solver_fallbacks=solver_fallbacks, verbose=verbose)
         self._split: list[tuple[np.ndarray, CertifiedSolver]] | None = None
+        # a part of engine "fast" (_parts): no retry from the prior (the whole's iterations
+        # follow where a part fails), and its last point kept for the whole's certificate
+        self._part = False
+        self._unsettled: tuple[np.ndarray, int] | None = None
         # The engine is also the certificate of every answer: always built (cheap: one
         # eigendecomposition per response mask). The CVXPY programme only when needed.
         self.engine = FastEngine(stats, spec)
@@ -235,6 +248,7 @@ class CertifiedSolver:
             No certified answer; ``attempts`` lists every try, ``gap`` the best gap reached.
         """
         lam, tol = float(reg_lambda), self.tol
+        self._unsettled = None
         attempts: list[tuple[str, str]] = []
         best_gap = np.inf
         if lam >= self.lambda_max:
@@ -256,7 +270,7 @@ class CertifiedSolver:
             spent = 0  # the probe's iterations, reported with the dual start's answer
             if probe:
                 result = self.engine.solve(lam, coef_init=coef_init, tol=tol,
-                                           max_iter=min(self.max_iter, probe))
+                                           max_iter=min(self.max_iter, probe), floor_stop=True)
                 if result.certified:
                     return Solution(result.coef, "fast", result.gap, result.iterations)
                 spent = result.iterations
@@ -265,10 +279,17 @@ class CertifiedSolver:
                 gap, ok = self._gap(point, lam)
                 if ok:
                     return Solution(point, "fast", gap, spent)
-        crawl = self.use_fast and self.kind == "auto" and iterations_crawl(
-            self.engine, lam, self.lambda_max)
+        # where the iterations crawl, "auto" skips them for CVXPY after Newton's guesses below;
+        # "fast" takes the same guesses (each certified like any other point), then iterates
+        crawl = self.use_fast and iterations_crawl(self.engine, lam, self.lambda_max)
         if crawl and self._parts():
-            return self._solve_parts(lam, coef_init)
+            try:
+                return self._solve_parts(lam, coef_init)
+            except SolveError:
+                if self.kind != "fast":
+                    raise
+                # (a part relative to its own objective is stricter than the whole)
+                crawl = False
         if crawl and coef_init is None and self.engine.geometry == "block" and \
                 self.engine.polishes_by_newton:
             # from the prior, one cluster: the active-set Newton from the minimum-norm
@@ -296,9 +317,12 @@ class CertifiedSolver:
             # box: sparse-group FCGL's small wide fits took 0.07-0.13 s through Clarabel and
             # 0.25-0.65 s with the probe first)
             result = self.engine.solve(lam, coef_init=coef_init, tol=tol,
-                                       max_iter=min(self.max_iter, _BOXED_BLOCKS_PROBE))
+                                       max_iter=min(self.max_iter, _BOXED_BLOCKS_PROBE),
+                                       floor_stop=True)
             if result.certified:
                 return Solution(result.coef, "fast", result.gap, result.iterations)
+            check_floor(self.engine, result.coef, lam, tol, result.iterations, result.gap,
+                        attempts)
             # Newton's guesses on the probe's sets, and the sets from the responses' duals
             # (_dual_blocks, from the prior or the warm start): the duals first where a
             # response has more free cells than rows, where the guesses' corrections oscillate
@@ -311,15 +335,19 @@ class CertifiedSolver:
                 point, gap, ok = attempt(result.coef, coef_init, lam)
                 if ok:
                     return Solution(point, "fast", gap, result.iterations)
-        if crawl:
+        if crawl and self.kind == "auto":
             note = " (fast engine skipped: singular Gram, small penalty)"
         elif self.use_fast:
+            crawl = False
             # "auto": the iterations give up once they show they will not certify in the
             # budget (FastEngine.solve), since CVXPY follows
             result = self._iterate(lam, coef_init, give_up=self.kind == "auto")
             if result.certified:
                 return Solution(result.coef, "fast", result.gap, result.iterations)
-            if coef_init is not None:
+            # (no start, nor CVXPY, can certify what the gap's rounding hides)
+            check_floor(self.engine, result.coef, lam, tol, result.iterations, result.gap,
+                        attempts)
+            if coef_init is not None and not self._part:
                 # A warm start the iterations did not certify from: from the prior, as a cold
                 # fit. A rolling date warm-started from the previous date's loadings ended at
                 # gap 2e-2 and went to Clarabel (gap 2e-9, loadings 3.3e-6 from the optimum
@@ -338,6 +366,7 @@ class CertifiedSolver:
             attempts.append(("fast", message))
             best_gap = min(best_gap, result.gap)
             if self.kind == "fast":
+                self._unsettled = (result.coef, result.iterations)
                 raise SolveError(message, attempts, gap=best_gap)
             note = f" (fast engine not certified: gap {result.gap:.0e})"
 
@@ -386,6 +415,8 @@ class CertifiedSolver:
             if result.certified:
                 return Solution(result.coef, f"{name} + fast polish{note}", result.gap,
                                 result.iterations)
+            check_floor(self.engine, result.coef, lam, tol, result.iterations, result.gap,
+                        attempts)
             attempts.append(("fast polish", (
                 f"relative duality gap {result.gap:.1e} > tol {tol:g} after "
                 f"{result.iterations} iterations from the {name} point"
@@ -425,7 +456,7 @@ class CertifiedSolver:
                                 coef_init, give_up)
             return result._replace(iterations=result.iterations + spent)
         return self.engine.solve(lam, coef_init=coef_init, tol=self.tol, max_iter=self.max_iter,
-                                 give_up=give_up)
+                                 give_up=give_up, floor_stop=True)
 
     def _parts(self) -> list[tuple[np.ndarray, CertifiedSolver]]:
         """FCGL with single-response clusters: ``[(rows, solver)]``, the single clusters as
@@ -437,16 +468,21 @@ class CertifiedSolver:
             for rows in () if alone is None else (alone, ~alone):
                 if rows.any():
                     stats, spec = split_problem(self.stats, self.spec, rows)
-                    self._split.append((rows, CertifiedSolver(
-                        stats, spec, lambda_max_from_stats(stats, spec), **self._options)))
+                    part = CertifiedSolver(stats, spec, lambda_max_from_stats(stats, spec),
+                                           **self._options)
+                    part._part = self.kind == "fast"
+                    self._split.append((rows, part))
         return self._split
 
     def _solve_parts(self, lam: float, coef_init: np.ndarray | None) -> Solution:
         """The answer assembled from the parts' certified answers (each within ``tol`` of its
         own objective, so of the sum), labelled by what answered each part (one label where
-        they agree); the gap reported is the whole problem's."""
+        they agree); the gap reported is the whole problem's. Engine "fast": a part's
+        uncertified last point is kept, and the whole's certificate judges the assembly (a
+        part's own relative gap is stricter than the whole's)."""
         coef = self.engine.prior.copy()
         answered = []  # (which part, its solution)
+        failed = None  # engine "fast": the first part's error, where its point was kept
         for rows, part in self._split:
             init = None if coef_init is None else coef_init[rows]
             what = "single-response clusters" if part.spec.geometry == "cell" else \
@@ -454,9 +490,18 @@ class CertifiedSolver:
             try:
                 solution = part.solve(lam, coef_init=init)
             except SolveError as err:
-                raise SolveError(f"FCGL, {what}: {err}", err.attempts, gap=err.gap) from err
+                error = SolveError(f"FCGL, {what}: {err}", err.attempts, gap=err.gap)
+                if part._unsettled is None:
+                    raise error from err
+                point, spent = part._unsettled
+                solution = Solution(point, "fast", err.gap, spent)
+                failed = failed or error
             coef[rows] = solution.coef
             answered.append((what, solution))
+        if failed is not None:
+            gap, ok = self._gap(coef, lam)
+            if not ok:
+                raise failed
         solvers = {solution.solver for _, solution in answered}
         label = solvers.pop() if len(solvers) == 1 else "; ".join(
             f"{what}: {solution.solver}" for what, solution in answered)

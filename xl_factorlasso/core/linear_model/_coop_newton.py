@@ -21,8 +21,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..exceptions import SolveError
-from ._engine import _FLOOR_CAP, EngineResult
+from ._engine import EngineResult
+from ._gap_floor import check_floor
 
 __all__ = ["coop_solve", "face_newton"]
 
@@ -97,30 +97,6 @@ def face_newton(engine, x: np.ndarray, lam: float) -> np.ndarray | None:
     return x
 
 
-def _check_floor(engine, x: np.ndarray, lam: float, tol: float, spent: int,
-                 gap: float) -> None:
-    """SolveError where the duality gap's rounding floor at ``x`` (:meth:`FastEngine.gap_floors`:
-    what rounding leaves in the gap's support term at any double-precision point, the
-    minimiser's included) exceeds ``_FLOOR_CAP`` tol of the objective: no point can show a
-    relative gap of ``tol`` there, and every further iteration or solver only spends time.
-
-    The random search's COOPERATIVE_CLUSTER_GROUP_LASSO cross-validation (factors scaled by 1e4,
-    Gram entries ~1e9, 6-13 training rows, 20 factors) asked for penalties of 1e-17 to 1e-10 of
-    ``lambda_max``: the objective (~1.5 at most) sat below the gaps' rounding (floors of 1e-6
-    to 0.9 of it, CLARABEL's points at 4e-7 to 0.97), and each grid value spent 3 s in 2,000
-    iterations, two CLARABEL solves and a 20,000-iteration polish before its SolveError."""
-    objective = _objective(engine, x, lam)
-    floor = float(engine.gap_floors(x).sum())
-    if objective > 0.0 and floor > _FLOOR_CAP * tol * objective:
-        message = (
-            f"the relative duality gap cannot be certified to tol {tol:g} at reg_lambda="
-            f"{lam:.3g}: the rounding of the gap's terms alone is {floor / objective:.1e} of the "
-            f"objective ({objective:.3g}), which is tiny against the data's scale (a penalty far "
-            f"below lambda_max on a wide panel, or badly scaled factors); raise reg_lambda, "
-            f"rescale the factors or loosen tol (gap {gap:.1e} after {spent} iterations)")
-        raise SolveError(message, [("fast", message)], gap=gap)
-
-
 def coop_solve(engine, lam: float, tol: float, max_iter: int, coef_init=None,
                give_up: bool = False) -> EngineResult:
     """:meth:`FastEngine.solve` for cooperative blocks: rounds of iterations (``_FIRST_ROUND``,
@@ -137,7 +113,7 @@ def coop_solve(engine, lam: float, tol: float, max_iter: int, coef_init=None,
         if result.certified or not result.iterations:
             return result._replace(iterations=spent)
         x = result.coef
-        _check_floor(engine, x, lam, tol, spent, result.gap)
+        check_floor(engine, x, lam, tol, spent, result.gap)
         point = face_newton(engine, x, lam)
         if point is not None:
             gap, ok = engine.certificate(point, lam, tol)

@@ -127,6 +127,8 @@ from ._block_newton import (
     block_polish,
 )
 from ._boxed_blocks import boxed_block_polish
+from ._gap_floor import FLOOR_CAP as _FLOOR_CAP
+from ._gap_floor import FLOOR_EVERY, floor_applies, floor_share
 from ._homotopy import _singular, continuation_start, homotopy_rows, homotopy_start, probe_signed
 from ._newton_finish import _NewtonFinish, newton_accepted
 from ._penalty import PenaltySpec, penalty_value
@@ -136,8 +138,6 @@ from ._prox import _block_member_table, _prox_groups, _row_member_table, _soft, 
 __all__ = ["EngineResult", "FastEngine", "solve_fast"]
 
 DEFAULT_TOL = 1e-8
-# The largest relative gap the rounding floor may excuse, in units of tol (_within_rounding).
-_FLOOR_CAP = 100.0
 DEFAULT_MAX_ITER = 20_000
 _CHECK_EVERY = 10
 _NEWTON_STEPS = 12  # row groups: Newton steps at most (quadratic convergence: ~3-5)
@@ -333,6 +333,9 @@ class FastEngine:
         # Grams' eigendecompositions (_newton_row_secular), FCGL's parts (_block_newton).
         self._r0 = self._plain_eig = self._block_parts = None
         self._give_up = False  # stop stalled iterations (solve's give_up; views inherit it)
+        # the lambda whose iterations stop where the gap's rounding floor puts tol out of
+        # reach (solve's floor_stop); not in views, whose objective is a part of the whole's
+        self._floor_lam = None
         # (lambda, alpha, -alpha, beta): the prox's thresholds at the engine's own steps
         self._thresholds = None
         if geometry == "block":
@@ -846,6 +849,7 @@ class FastEngine:
         max_iter: int = DEFAULT_MAX_ITER,
         coef_init: np.ndarray | None = None,
         give_up: bool = False,
+        floor_stop: bool = False,
     ) -> EngineResult:
         """Minimise the objective at ``reg_lambda``.
 
@@ -863,6 +867,10 @@ class FastEngine:
         give_up : bool, default False
             Stop the iterations, uncertified, once their progress shows that the budget will
             not reach ``tol`` (where another solver follows: engine "auto"; ``_STALL_START``).
+        floor_stop : bool, default False
+            Stop the iterations, uncertified, once the gap's rounding floor at the iterate
+            puts ``tol`` out of reach (:func:`~._gap_floor.floor_share`, checked every
+            ``FLOOR_EVERY``); the caller says so (:func:`~._gap_floor.check_floor`).
 
         Returns
         -------
@@ -870,10 +878,13 @@ class FastEngine:
             ``(coef, certified, relative gap, iterations)``.
         """
         self._give_up = bool(give_up)
+        stop = floor_stop and reg_lambda > 0 and floor_applies(self)
+        self._floor_lam = float(reg_lambda) if stop else None
         try:
             return self._solve(float(reg_lambda), tol, max_iter, coef_init)
         finally:
             self._give_up = False
+            self._floor_lam = None
 
     def _solve(self, lam: float, tol: float, max_iter: int, coef_init) -> EngineResult:
         if lam == 0.0 and self.geometry != "cell":
@@ -1019,6 +1030,9 @@ class FastEngine:
                 rel, tol, it, first, finish is not None and finish.pending):
             if (self._give_up and first is None and it >= _STALL_START
                     and it % _STALL_EVERY == 0 and _stalled(trail, it, tol, max_iter)):
+                break
+            if (self._floor_lam == lam and first is None and it and it % FLOOR_EVERY == 0
+                    and floor_share(self, x, lam)[0] > _FLOOR_CAP * tol):
                 break
             it += 1
             z = y - scale * (self._gram_times(y) - self.xty)
@@ -1193,6 +1207,7 @@ class FastEngine:
         sub._twin = None
         sub._r0 = None if self._r0 is None else self._r0[idx]
         sub._thresholds = None
+        sub._floor_lam = None
         return sub
 
     def _newton_cell(self, x: np.ndarray, lam: float, support: np.ndarray,
