@@ -20,6 +20,9 @@ doubling in length, with that step; a point is returned only when the independen
 from __future__ import annotations
 
 import numpy as np
+import scipy.linalg as sla
+from scipy import sparse
+from scipy.sparse.csgraph import connected_components
 
 from ..exceptions import SolveError
 from ._engine import _FLOOR_CAP, EngineResult
@@ -41,11 +44,17 @@ def _objective(engine, x: np.ndarray, lam: float) -> float:
 def face_newton(engine, x: np.ndarray, lam: float) -> np.ndarray | None:
     """The minimiser, by damped Newton steps, of the cooperative objective on the face of
     ``x`` (its nonzero cells of ``D = B - B0`` and their signs), started at ``x``; cells that
-    cross zero leave the face. None where the face is empty or beyond ``_MAX_FREE`` cells."""
+    cross zero leave the face. None where the face is empty or beyond ``_MAX_FREE`` cells.
+
+    Each step is the minimum-norm Newton step (eigenvalues of the Hessian at or below
+    ``1e-12`` of its largest count as zero: on a wide panel the Grams are singular), taken
+    per coupled part of the face (:func:`_face_system`, :func:`_newton_step`), then halved
+    until the Armijo rule holds."""
     x = np.array(x, dtype=float)
     prior, t2 = engine.prior, 2.0 / engine.t_rows
     c_half = lam * (1.0 - engine.a) * np.repeat(engine.group_w, 2)  # per half key
     l1 = lam * engine.a * engine.omega
+    gid = engine.gid.reshape(x.shape)
     value = _objective(engine, x, lam)
     for _ in range(_NEWTON_STEPS):
         d = x - prior
@@ -54,26 +63,13 @@ def face_newton(engine, x: np.ndarray, lam: float) -> np.ndarray | None:
         if k == 0 or k > _MAX_FREE:
             return None if k > _MAX_FREE else x
         rows, cols = np.nonzero(free)
-        sign = np.sign(d[rows, cols])
-        grad = (t2 * (engine._gram_times(x) - engine.xty))[rows, cols] + l1[rows, cols] * sign
-        hess = np.zeros((k, k))
-        for i in np.unique(rows):
-            idx = np.flatnonzero(rows == i)
-            gram = engine.gram[engine.pattern[i]]
-            hess[np.ix_(idx, idx)] = t2 * gram[np.ix_(cols[idx], cols[idx])]
-        keys = 2 * engine.gid.reshape(d.shape)[rows, cols] + (sign < 0)
         vals = d[rows, cols]
-        for key in np.unique(keys):
-            idx = np.flatnonzero(keys == key)
-            norm = float(np.linalg.norm(vals[idx]))
-            u = vals[idx] / norm
-            grad[idx] += c_half[key] * u
-            if len(idx) > 1:
-                hess[np.ix_(idx, idx)] += (c_half[key] / norm) * (np.eye(len(idx))
-                                                                  - np.outer(u, u))
-        evals, evecs = np.linalg.eigh(hess)
-        keep = evals > 1e-12 * max(float(evals[-1]), 1e-300)
-        step = -evecs[:, keep] @ ((evecs[:, keep].T @ grad) / evals[keep])
+        sign = np.sign(vals)
+        grad = (t2 * (engine._gram_times(x) - engine.xty))[rows, cols] + l1[rows, cols] * sign
+        keys = 2 * gid[rows, cols] + (sign < 0)
+        half_grad, parts, blocks = _face_system(engine, rows, cols, vals, keys, c_half, t2)
+        grad += half_grad
+        step = _newton_step(parts, blocks, grad)
         slope = float(grad @ step)
         if not slope < 0.0:
             break
@@ -95,6 +91,106 @@ def face_newton(engine, x: np.ndarray, lam: float) -> np.ndarray | None:
         if decrease <= 1e-15 * max(abs(value), 1e-300) and t == 1.0:
             break
     return x
+
+
+def _half_terms(vals: np.ndarray, keys: np.ndarray, c_half: np.ndarray):
+    """The sign halves' terms ``c_h ||v_h||_2`` on the face's cells (values ``vals``, half
+    ``keys``): their gradient ``c_h u_h`` (``u_h = v_h / ||v_h||``) per cell, and their Hessians
+    ``(c_h / ||v_h||)(I - u_h u_h')`` as entries ``(a, b, value)`` over the halves of two cells
+    or more (one cell's half is linear on the face)."""
+    order = np.argsort(keys, kind="stable")
+    sorted_keys, v = keys[order], vals[order]
+    starts = np.flatnonzero(np.r_[True, sorted_keys[1:] != sorted_keys[:-1]])
+    sizes = np.diff(np.r_[starts, len(v)])
+    run = np.repeat(np.arange(len(starts)), sizes)  # the half of each sorted cell
+    norms = np.sqrt(np.add.reduceat(v * v, starts))
+    c = c_half[sorted_keys[starts]]
+    u = v / norms[run]
+    grad = np.empty_like(vals)
+    grad[order] = c[run] * u
+    # every ordered pair (a, b) of cells in one half: a repeated once per member of its half
+    pos = np.flatnonzero(sizes[run] > 1)
+    reps = sizes[run[pos]]
+    a = np.repeat(pos, reps)
+    b = starts[run[a]] + (np.arange(len(a)) - np.repeat(np.cumsum(reps) - reps, reps))
+    h = (c / norms)[run[a]] * ((a == b) - u[a] * u[b])
+    return grad, order[a], order[b], h
+
+
+def _face_system(engine, rows, cols, vals, keys, c_half, t2):
+    """The penalty's gradient on the face's cells ``(rows, cols)`` and the Hessian of the
+    objective there, split into its coupled parts: the loss couples the cells of one response,
+    a sign half the cells of its block (several responses of a cluster), and nothing else.
+
+    Returns ``(half_grad, parts, blocks)``: ``parts`` the cells (ascending) of each connected
+    part, ``blocks`` its Hessian (the entries of the whole k x k one, which is zero between
+    parts)."""
+    half_grad, a, b, h = _half_terms(vals, keys, c_half)
+    # responses joined by a sign half lie in one part
+    n = engine.n
+    link = sparse.coo_matrix((np.ones(len(a)), (rows[a], rows[b])), shape=(n, n))
+    _, label = connected_components(link, directed=False)
+    part_of = np.unique(label[rows], return_inverse=True)[1].ravel()
+    order = np.argsort(part_of, kind="stable")
+    sizes = np.bincount(part_of)
+    starts = np.r_[0, np.cumsum(sizes)[:-1]]
+    local = np.empty(len(rows), dtype=np.intp)
+    local[order] = np.arange(len(rows)) - np.repeat(starts, sizes)
+    # the halves' entries of every block at once, in one flat buffer of the blocks
+    offsets = np.r_[0, np.cumsum(sizes * sizes)[:-1]]
+    flat = offsets[part_of[a]] + local[a] * sizes[part_of[a]] + local[b]
+    halves = np.bincount(flat, weights=h, minlength=int((sizes * sizes).sum()))
+    gram, pattern = engine.gram, engine.pattern
+    parts, blocks = [], []
+    for p, (start, size) in enumerate(zip(starts, sizes, strict=True)):
+        idx = order[start:start + size]  # ascending, so by response
+        r, c = rows[idx], cols[idx]
+        loss = t2 * gram[pattern[r][:, None], c[:, None], c[None, :]]
+        loss[r[:, None] != r[None, :]] = 0.0  # different responses
+        blocks.append(loss + halves[offsets[p]:offsets[p] + size * size].reshape(size, size))
+        parts.append(idx)
+    return half_grad, parts, blocks
+
+
+def _newton_step(parts, blocks, grad: np.ndarray) -> np.ndarray:
+    """``-H^+ grad`` for the block-diagonal Hessian ``H`` (``blocks`` on the cells ``parts``),
+    eigenvalues at or below ``1e-12`` of ``H``'s largest dropped: what a pseudo-inverse of the
+    whole ``H`` gives, block by block.
+
+    A block whose Cholesky factor exists after a shift of ``1e-10`` of a bound on ``H``'s
+    largest eigenvalue (its largest absolute row sum) has every eigenvalue above the cut-off:
+    its step is solved from the factor of the block itself. The others (singular or nearly)
+    take the eigendecomposition, with the cut-off from ``H``'s largest eigenvalue."""
+    step = np.empty_like(grad)
+    bounds = [float(np.abs(block).sum(axis=1).max()) for block in blocks]
+    shift = 1e-10 * max(bounds)
+    spectral, factored = [], []
+    for i, (idx, block) in enumerate(zip(parts, blocks, strict=True)):
+        if shift > 0.0:
+            try:
+                sla.cholesky(block - shift * np.eye(len(idx)), check_finite=False)
+            except np.linalg.LinAlgError:
+                pass
+            else:
+                factor = sla.cho_factor(block, check_finite=False)
+                step[idx] = -sla.cho_solve(factor, grad[idx], check_finite=False)
+                factored.append(i)
+                continue
+        evals, evecs = np.linalg.eigh(block)
+        spectral.append((idx, evals, evecs))
+    if not spectral:
+        return step
+    top = max(float(evals[-1]) for _, evals, _ in spectral)
+    for i in factored:  # the largest eigenvalue may lie in a factored block
+        if bounds[i] > top:
+            size = len(blocks[i])
+            top = max(top, float(sla.eigh(blocks[i], eigvals_only=True, check_finite=False,
+                                          subset_by_index=[size - 1, size - 1])[0]))
+    cut = 1e-12 * max(top, 1e-300)
+    for idx, evals, evecs in spectral:
+        keep = evals > cut
+        step[idx] = -evecs[:, keep] @ ((evecs[:, keep].T @ grad[idx]) / evals[keep])
+    return step
 
 
 def _check_floor(engine, x: np.ndarray, lam: float, tol: float, spent: int,
