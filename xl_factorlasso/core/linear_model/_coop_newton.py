@@ -36,6 +36,10 @@ _NEWTON_STEPS = 50
 # The first round of iterations; each later one doubles, Newton's step between them.
 _FIRST_ROUND = 200
 
+# LAPACK's Cholesky factor and solve without scipy's checks: the face's blocks are small and
+# many, so those checks cost as much as the factors.
+_potrf, _potrs = sla.get_lapack_funcs(("potrf", "potrs"), (np.empty(1),))
+
 
 def _objective(engine, x: np.ndarray, lam: float) -> float:
     return engine.stats.loss(x) + lam * float(engine.penalty_parts(x - engine.prior).sum())
@@ -65,32 +69,51 @@ def face_newton(engine, x: np.ndarray, lam: float) -> np.ndarray | None:
         rows, cols = np.nonzero(free)
         vals = d[rows, cols]
         sign = np.sign(vals)
-        grad = (t2 * (engine._gram_times(x) - engine.xty))[rows, cols] + l1[rows, cols] * sign
+        loss_grad = (t2 * (engine._gram_times(x) - engine.xty))[rows, cols]
+        grad = loss_grad + l1[rows, cols] * sign
         keys = 2 * gid[rows, cols] + (sign < 0)
-        half_grad, parts, blocks = _face_system(engine, rows, cols, vals, keys, c_half, t2)
+        half_grad, parts, loss_blocks, blocks = _face_system(
+            engine, rows, cols, vals, keys, c_half, t2)
         grad += half_grad
         step = _newton_step(parts, blocks, grad)
         slope = float(grad @ step)
         if not slope < 0.0:
             break
+        # The objective moves only on the face's cells: the loss by its (exact) quadratic
+        # expansion in the change, the penalty by its terms there; both far below the
+        # cost of the whole objective, and free of its cancellation against the loss's size.
+        halves, half = np.unique(keys, return_inverse=True)
+        weights = (c_half[halves], l1[rows, cols])
+        penalty = _face_penalty(vals, half, *weights)
         t, moved = 1.0, False
         for _ in range(30):
             new_d = vals + t * step
             new_d[np.sign(new_d) != sign] = 0.0  # crossed zero: off the face
-            cand = x.copy()
-            cand[rows, cols] = prior[rows, cols] + new_d
-            new_value = _objective(engine, cand, lam)
-            if new_value <= value + 1e-4 * t * slope:
+            change = new_d - vals
+            quad = sum(float(change[idx] @ (block @ change[idx]))
+                       for idx, block in zip(parts, loss_blocks, strict=True))
+            delta = (float(loss_grad @ change) + 0.5 * quad
+                     + (_face_penalty(new_d, half, *weights) - penalty))
+            if delta <= 1e-4 * t * slope:
                 moved = True
                 break
             t *= 0.5
         if not moved:
             break
-        decrease = value - new_value
-        x, value = cand, new_value
-        if decrease <= 1e-15 * max(abs(value), 1e-300) and t == 1.0:
+        x[rows, cols] = prior[rows, cols] + new_d  # (x is this function's copy)
+        value += delta
+        if -delta <= 1e-15 * max(abs(value), 1e-300) and t == 1.0:
             break
     return x
+
+
+def _face_penalty(vals: np.ndarray, half: np.ndarray, c: np.ndarray,
+                  l1_cells: np.ndarray) -> float:
+    """``lambda P`` of the face's cells at values ``vals`` (``half``: their sign halves,
+    numbered ``0..``, of weights ``c``; ``l1_cells`` the cells' L1 weights, all with
+    ``lambda``); a value at zero (a cell that left the face) adds nothing."""
+    sums = np.bincount(half, weights=vals * vals, minlength=len(c))
+    return float(c @ np.sqrt(sums) + l1_cells @ np.abs(vals))
 
 
 def _half_terms(vals: np.ndarray, keys: np.ndarray, c_half: np.ndarray):
@@ -122,9 +145,9 @@ def _face_system(engine, rows, cols, vals, keys, c_half, t2):
     objective there, split into its coupled parts: the loss couples the cells of one response,
     a sign half the cells of its block (several responses of a cluster), and nothing else.
 
-    Returns ``(half_grad, parts, blocks)``: ``parts`` the cells (ascending) of each connected
-    part, ``blocks`` its Hessian (the entries of the whole k x k one, which is zero between
-    parts)."""
+    Returns ``(half_grad, parts, loss_blocks, blocks)``: ``parts`` the cells (ascending) of
+    each connected part, ``blocks`` its Hessian (the entries of the whole k x k one, which is
+    zero between parts), ``loss_blocks`` the loss's share of it."""
     half_grad, a, b, h = _half_terms(vals, keys, c_half)
     # responses joined by a sign half lie in one part
     n = engine.n
@@ -141,15 +164,16 @@ def _face_system(engine, rows, cols, vals, keys, c_half, t2):
     flat = offsets[part_of[a]] + local[a] * sizes[part_of[a]] + local[b]
     halves = np.bincount(flat, weights=h, minlength=int((sizes * sizes).sum()))
     gram, pattern = engine.gram, engine.pattern
-    parts, blocks = [], []
+    parts, loss_blocks, blocks = [], [], []
     for p, (start, size) in enumerate(zip(starts, sizes, strict=True)):
         idx = order[start:start + size]  # ascending, so by response
         r, c = rows[idx], cols[idx]
         loss = t2 * gram[pattern[r][:, None], c[:, None], c[None, :]]
         loss[r[:, None] != r[None, :]] = 0.0  # different responses
+        loss_blocks.append(loss)
         blocks.append(loss + halves[offsets[p]:offsets[p] + size * size].reshape(size, size))
         parts.append(idx)
-    return half_grad, parts, blocks
+    return half_grad, parts, loss_blocks, blocks
 
 
 def _newton_step(parts, blocks, grad: np.ndarray) -> np.ndarray:
@@ -166,14 +190,10 @@ def _newton_step(parts, blocks, grad: np.ndarray) -> np.ndarray:
     shift = 1e-10 * max(bounds)
     spectral, factored = [], []
     for i, (idx, block) in enumerate(zip(parts, blocks, strict=True)):
-        if shift > 0.0:
-            try:
-                sla.cholesky(block - shift * np.eye(len(idx)), check_finite=False)
-            except np.linalg.LinAlgError:
-                pass
-            else:
-                factor = sla.cho_factor(block, check_finite=False)
-                step[idx] = -sla.cho_solve(factor, grad[idx], check_finite=False)
+        if shift > 0.0 and _potrf(block - shift * np.eye(len(idx)))[1] == 0:
+            factor, info = _potrf(block)
+            if info == 0:  # (it is: the shifted one is)
+                step[idx] = -_potrs(factor, grad[idx])[0]
                 factored.append(i)
                 continue
         evals, evecs = np.linalg.eigh(block)
