@@ -21,8 +21,6 @@ from __future__ import annotations
 
 import numpy as np
 import scipy.linalg as sla
-from scipy import sparse
-from scipy.sparse.csgraph import connected_components
 
 from ..exceptions import SolveError
 from ._engine import _FLOOR_CAP, EngineResult
@@ -146,14 +144,12 @@ def _face_system(engine, rows, cols, vals, keys, c_half, t2):
     a sign half the cells of its block (several responses of a cluster), and nothing else.
 
     Returns ``(half_grad, parts, loss_blocks, blocks)``: ``parts`` the cells (ascending) of
-    each connected part, ``blocks`` its Hessian (the entries of the whole k x k one, which is
+    each cluster's part, ``blocks`` its Hessian (the entries of the whole k x k one, which is
     zero between parts), ``loss_blocks`` the loss's share of it."""
     half_grad, a, b, h = _half_terms(vals, keys, c_half)
-    # responses joined by a sign half lie in one part
-    n = engine.n
-    link = sparse.coo_matrix((np.ones(len(a)), (rows[a], rows[b])), shape=(n, n))
-    _, label = connected_components(link, directed=False)
-    part_of = np.unique(label[rows], return_inverse=True)[1].ravel()
+    # a block (g, j) holds cells of cluster g's responses only, so the clusters with free
+    # cells are the parts (a cluster's Hessian may split further; solving it whole is exact)
+    part_of = np.unique(engine.unit[rows], return_inverse=True)[1].ravel()
     order = np.argsort(part_of, kind="stable")
     sizes = np.bincount(part_of)
     starts = np.r_[0, np.cumsum(sizes)[:-1]]
