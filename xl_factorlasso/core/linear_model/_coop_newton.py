@@ -49,9 +49,9 @@ def face_newton(engine, x: np.ndarray, lam: float) -> np.ndarray | None:
     cross zero leave the face. None where the face is empty or beyond ``_MAX_FREE`` cells.
 
     Each step is the minimum-norm Newton step (eigenvalues of the Hessian at or below
-    ``1e-12`` of its largest count as zero: on a wide panel the Grams are singular), taken
-    per coupled part of the face (:func:`_face_system`, :func:`_newton_step`), then halved
-    until the Armijo rule holds."""
+    ``1e-12`` of its largest count as zero: on a wide panel the Grams are singular), solved
+    cluster by cluster (:func:`_face_system`, :func:`_newton_step`), then halved until the
+    Armijo rule holds."""
     x = np.array(x, dtype=float)
     prior, t2 = engine.prior, 2.0 / engine.t_rows
     c_half = lam * (1.0 - engine.a) * np.repeat(engine.group_w, 2)  # per half key
