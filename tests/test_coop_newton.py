@@ -18,7 +18,17 @@ import pytest
 
 from xl_factorlasso import LassoModel, LassoModelCV, LassoModelType, make_factor_panel
 from xl_factorlasso.core.exceptions import SolveError
-from xl_factorlasso.core.linear_model._coop_newton import _FIRST_ROUND
+from xl_factorlasso.core.linear_model._coop_newton import (
+    _FIRST_ROUND,
+    _NEWTON_STEPS,
+    _face_system,
+    _newton_step,
+    _objective,
+    face_newton,
+)
+from xl_factorlasso.core.linear_model._engine import FastEngine
+from xl_factorlasso.core.linear_model._penalty import PenaltySpec
+from xl_factorlasso.core.linear_model._preparation import SufficientStats, prepare_panel
 
 pytestmark = [
     pytest.mark.filterwarnings("ignore:solver CLARABEL returned an inaccurate solution"),
@@ -97,3 +107,135 @@ def test_uncertifiable_cv_grid_values_are_fold_errors():
                       refit=False)
     with pytest.raises(ValueError, match="failed on every fold.*cannot be certified"):
         cv.fit(x, y)
+
+
+# ------------------------------------------------------------------ face_newton's linear algebra
+def _coop_engine(seed):
+    """8 rows, 12 factors (every Gram singular), 9 responses in clusters of 3, 4, 1 and 1: the
+    blocks span several responses, and the lone responses' parts of a face are singular."""
+    rng = np.random.default_rng(seed)
+    x = pd.DataFrame(rng.normal(size=(8, 12)))
+    y = pd.DataFrame(x.to_numpy() @ rng.normal(size=(12, 9)) * 0.3 + rng.normal(size=(8, 9)))
+    groups = np.array([0, 0, 0, 1, 1, 1, 1, 2, 3])
+    spec = PenaltySpec(geometry="block", groups=groups,
+                       group_weight=np.sqrt(np.bincount(groups)), l1_weight=0.2,
+                       prior=0.1 * rng.normal(size=(9, 12)), signs=None, nonneg=False,
+                       cooperative=True)
+    return FastEngine(SufficientStats.from_panel(prepare_panel(x, y)), spec)
+
+
+def _dense_newton_system(engine, x, lam):
+    """The face's gradient, Hessian and minimum-norm Newton step, written plainly: one dense
+    k x k Hessian of all free cells, its pseudo-inverse from a full eigendecomposition."""
+    prior, t2 = engine.prior, 2.0 / engine.t_rows
+    c_half = lam * (1.0 - engine.a) * np.repeat(engine.group_w, 2)
+    d = x - prior
+    rows, cols = np.nonzero(d)
+    vals = d[rows, cols]
+    sign = np.sign(vals)
+    grad = ((t2 * (engine.gram[0] @ x.T).T - t2 * engine.xty)[rows, cols]
+            + lam * engine.a * engine.omega[rows, cols] * sign)
+    hess = np.zeros((len(rows), len(rows)))
+    for a in range(len(rows)):
+        for b in range(len(rows)):
+            if rows[a] == rows[b]:
+                hess[a, b] = t2 * engine.gram[0][cols[a], cols[b]]
+    keys = 2 * engine.gid.reshape(d.shape)[rows, cols] + (sign < 0)
+    for key in np.unique(keys):
+        idx = np.flatnonzero(keys == key)
+        norm = np.linalg.norm(vals[idx])
+        u = vals[idx] / norm
+        grad[idx] += c_half[key] * u
+        hess[np.ix_(idx, idx)] += c_half[key] / norm * (np.eye(len(idx)) - np.outer(u, u))
+    evals, evecs = np.linalg.eigh(hess)
+    keep = evals > 1e-12 * evals[-1]
+    step = -evecs[:, keep] @ ((evecs[:, keep].T @ grad) / evals[keep])
+    return rows, cols, vals, keys, grad, hess, step
+
+
+def _dense_face_newton(engine, x, lam):
+    """face_newton written plainly: the dense step above, the whole objective at every trial."""
+    value = _objective(engine, x, lam)
+    for _ in range(_NEWTON_STEPS):
+        rows, cols, vals, _, grad, _, step = _dense_newton_system(engine, x, lam)
+        slope = grad @ step
+        if not slope < 0.0:
+            break
+        t = 1.0
+        for _ in range(30):
+            new_d = vals + t * step
+            new_d[np.sign(new_d) != np.sign(vals)] = 0.0
+            cand = x.copy()
+            cand[rows, cols] = engine.prior[rows, cols] + new_d
+            new_value = _objective(engine, cand, lam)
+            if new_value <= value + 1e-4 * t * slope:
+                break
+            t *= 0.5
+        else:
+            break
+        decrease, x, value = value - new_value, cand, new_value
+        if decrease <= 1e-15 * abs(value) and t == 1.0:
+            break
+    return x
+
+
+@pytest.mark.parametrize("seed", [0, 2])
+@pytest.mark.parametrize("lam", [1e-2, 1e-3])
+def test_face_newton_step_is_the_dense_pseudo_inverse_step(seed, lam):
+    engine = _coop_engine(seed)
+    x = engine.solve(lam, max_iter=300).coef  # uncertified: a face of ~80 cells
+    rows, cols, vals, keys, grad, hess, step = _dense_newton_system(engine, x, lam)
+    c_half = lam * (1.0 - engine.a) * np.repeat(engine.group_w, 2)
+    half_grad, parts, _, blocks = _face_system(engine, rows, cols, vals, keys, c_half,
+                                               2.0 / engine.t_rows)
+    assembled = np.zeros_like(hess)
+    for idx, block in zip(parts, blocks, strict=True):
+        assembled[np.ix_(idx, idx)] = block
+    assert len(parts) > 1 and any(len(np.unique(rows[idx])) > 1 for idx in parts)
+    np.testing.assert_allclose(assembled, hess, rtol=0, atol=1e-14 * np.abs(hess).max())
+    sign = np.sign(vals)
+    fast_grad = ((2.0 / engine.t_rows) * (engine._gram_times(x) - engine.xty)[rows, cols]
+                 + lam * engine.a * engine.omega[rows, cols] * sign + half_grad)
+    # (near the face's minimum the gradient cancels: its rounding is that of G b and X'y)
+    scale = 2.0 / engine.t_rows * np.abs(engine.xty).max()
+    np.testing.assert_allclose(fast_grad, grad, rtol=0, atol=1e-14 * scale)
+    got = _newton_step(parts, blocks, grad)
+    # either step is as accurate as eps times the condition number of the kept spectrum (2e6
+    # at seed 0, 1e-3): no closer than that to the other
+    evals = np.linalg.eigvalsh(hess)
+    cond = evals[-1] / evals[evals > 1e-12 * evals[-1]][0]
+    np.testing.assert_allclose(got, step, rtol=0,
+                               atol=max(1e-10, 1e-15 * cond) * np.abs(step).max())
+    # at 1e-3 a lone response's part is singular: its step came from the eigendecomposition
+    smallest = [np.linalg.eigvalsh(block)[0] / evals[-1] for block in blocks]
+    assert (min(smallest) < 1e-12) == (lam == 1e-3)
+
+
+def test_a_positive_definite_block_below_the_whole_hessians_cut_off_is_pseudo_inverted():
+    # blocks of eigenvalues (1e3, 1) and (1e-10, 2e-9): the second is positive definite, but
+    # 1e-10 lies below 1e-12 of the whole Hessian's largest eigenvalue, so the pseudo-inverse
+    # drops it (the Cholesky test's shift refuses the block; the cut-off is the first's 1e3)
+    rng = np.random.default_rng(5)
+    rotate = [np.linalg.qr(rng.normal(size=(2, 2)))[0] for _ in range(2)]
+    blocks = [q @ np.diag(e) @ q.T for q, e in zip(rotate, ([1e3, 1.0], [1e-10, 2e-9]),
+                                                    strict=True)]
+    parts = [np.array([0, 2]), np.array([1, 3])]
+    grad = rng.normal(size=4)
+    # the pseudo-inverse from the blocks' own eigenvectors (an eigendecomposition of the
+    # whole would resolve 1e-10 only to ~1e-13 absolute)
+    want = np.empty(4)
+    want[parts[0]] = -rotate[0] @ ((rotate[0].T @ grad[parts[0]]) / [1e3, 1.0])
+    want[parts[1]] = -rotate[1][:, 1] * (rotate[1][:, 1] @ grad[parts[1]]) / 2e-9
+    np.testing.assert_allclose(_newton_step(parts, blocks, grad), want, rtol=1e-6)
+
+
+@pytest.mark.parametrize("seed", [0, 2])
+@pytest.mark.parametrize("lam", [1e-2, 1e-3])
+def test_face_newton_reaches_the_dense_references_point(seed, lam):
+    engine = _coop_engine(seed)
+    x = engine.solve(lam, max_iter=300).coef
+    want, got = _dense_face_newton(engine, x, lam), face_newton(engine, x, lam)
+    scale = np.abs(want - engine.prior).max()
+    np.testing.assert_allclose(got, want, rtol=0, atol=1e-10 * scale)
+    np.testing.assert_allclose(_objective(engine, got, lam), _objective(engine, want, lam),
+                               rtol=1e-12)

@@ -20,6 +20,7 @@ doubling in length, with that step; a point is returned only when the independen
 from __future__ import annotations
 
 import numpy as np
+import scipy.linalg as sla
 
 from ._engine import EngineResult
 from ._gap_floor import check_floor
@@ -33,6 +34,10 @@ _NEWTON_STEPS = 50
 # The first round of iterations; each later one doubles, Newton's step between them.
 _FIRST_ROUND = 200
 
+# LAPACK's Cholesky factor and solve without scipy's checks: the face's blocks are small and
+# many, so those checks cost as much as the factors.
+_potrf, _potrs = sla.get_lapack_funcs(("potrf", "potrs"), (np.empty(1),))
+
 
 def _objective(engine, x: np.ndarray, lam: float) -> float:
     return engine.stats.loss(x) + lam * float(engine.penalty_parts(x - engine.prior).sum())
@@ -41,11 +46,17 @@ def _objective(engine, x: np.ndarray, lam: float) -> float:
 def face_newton(engine, x: np.ndarray, lam: float) -> np.ndarray | None:
     """The minimiser, by damped Newton steps, of the cooperative objective on the face of
     ``x`` (its nonzero cells of ``D = B - B0`` and their signs), started at ``x``; cells that
-    cross zero leave the face. None where the face is empty or beyond ``_MAX_FREE`` cells."""
+    cross zero leave the face. None where the face is empty or beyond ``_MAX_FREE`` cells.
+
+    Each step is the minimum-norm Newton step (eigenvalues of the Hessian at or below
+    ``1e-12`` of its largest count as zero: on a wide panel the Grams are singular), solved
+    cluster by cluster (:func:`_face_system`, :func:`_newton_step`), then halved until the
+    Armijo rule holds."""
     x = np.array(x, dtype=float)
     prior, t2 = engine.prior, 2.0 / engine.t_rows
     c_half = lam * (1.0 - engine.a) * np.repeat(engine.group_w, 2)  # per half key
     l1 = lam * engine.a * engine.omega
+    gid = engine.gid.reshape(x.shape)
     value = _objective(engine, x, lam)
     for _ in range(_NEWTON_STEPS):
         d = x - prior
@@ -54,47 +65,148 @@ def face_newton(engine, x: np.ndarray, lam: float) -> np.ndarray | None:
         if k == 0 or k > _MAX_FREE:
             return None if k > _MAX_FREE else x
         rows, cols = np.nonzero(free)
-        sign = np.sign(d[rows, cols])
-        grad = (t2 * (engine._gram_times(x) - engine.xty))[rows, cols] + l1[rows, cols] * sign
-        hess = np.zeros((k, k))
-        for i in np.unique(rows):
-            idx = np.flatnonzero(rows == i)
-            gram = engine.gram[engine.pattern[i]]
-            hess[np.ix_(idx, idx)] = t2 * gram[np.ix_(cols[idx], cols[idx])]
-        keys = 2 * engine.gid.reshape(d.shape)[rows, cols] + (sign < 0)
         vals = d[rows, cols]
-        for key in np.unique(keys):
-            idx = np.flatnonzero(keys == key)
-            norm = float(np.linalg.norm(vals[idx]))
-            u = vals[idx] / norm
-            grad[idx] += c_half[key] * u
-            if len(idx) > 1:
-                hess[np.ix_(idx, idx)] += (c_half[key] / norm) * (np.eye(len(idx))
-                                                                  - np.outer(u, u))
-        evals, evecs = np.linalg.eigh(hess)
-        keep = evals > 1e-12 * max(float(evals[-1]), 1e-300)
-        step = -evecs[:, keep] @ ((evecs[:, keep].T @ grad) / evals[keep])
+        sign = np.sign(vals)
+        loss_grad = (t2 * (engine._gram_times(x) - engine.xty))[rows, cols]
+        grad = loss_grad + l1[rows, cols] * sign
+        keys = 2 * gid[rows, cols] + (sign < 0)
+        half_grad, parts, loss_blocks, blocks = _face_system(
+            engine, rows, cols, vals, keys, c_half, t2)
+        grad += half_grad
+        step = _newton_step(parts, blocks, grad)
         slope = float(grad @ step)
         if not slope < 0.0:
             break
+        # The objective moves only on the face's cells: the loss by its (exact) quadratic
+        # expansion in the change, the penalty by its terms there; both far below the
+        # cost of the whole objective, and free of its cancellation against the loss's size.
+        halves, half = np.unique(keys, return_inverse=True)
+        weights = (c_half[halves], l1[rows, cols])
+        penalty = _face_penalty(vals, half, *weights)
         t, moved = 1.0, False
         for _ in range(30):
             new_d = vals + t * step
             new_d[np.sign(new_d) != sign] = 0.0  # crossed zero: off the face
-            cand = x.copy()
-            cand[rows, cols] = prior[rows, cols] + new_d
-            new_value = _objective(engine, cand, lam)
-            if new_value <= value + 1e-4 * t * slope:
+            change = new_d - vals
+            quad = sum(float(change[idx] @ (block @ change[idx]))
+                       for idx, block in zip(parts, loss_blocks, strict=True))
+            delta = (float(loss_grad @ change) + 0.5 * quad
+                     + (_face_penalty(new_d, half, *weights) - penalty))
+            if delta <= 1e-4 * t * slope:
                 moved = True
                 break
             t *= 0.5
         if not moved:
             break
-        decrease = value - new_value
-        x, value = cand, new_value
-        if decrease <= 1e-15 * max(abs(value), 1e-300) and t == 1.0:
+        x[rows, cols] = prior[rows, cols] + new_d  # (x is this function's copy)
+        value += delta
+        if -delta <= 1e-15 * max(abs(value), 1e-300) and t == 1.0:
             break
     return x
+
+
+def _face_penalty(vals: np.ndarray, half: np.ndarray, c: np.ndarray,
+                  l1_cells: np.ndarray) -> float:
+    """``lambda P`` of the face's cells at values ``vals`` (``half``: their sign halves,
+    numbered ``0..``, of weights ``c``; ``l1_cells`` the cells' L1 weights, all with
+    ``lambda``); a value at zero (a cell that left the face) adds nothing."""
+    sums = np.bincount(half, weights=vals * vals, minlength=len(c))
+    return float(c @ np.sqrt(sums) + l1_cells @ np.abs(vals))
+
+
+def _half_terms(vals: np.ndarray, keys: np.ndarray, c_half: np.ndarray):
+    """The sign halves' terms ``c_h ||v_h||_2`` on the face's cells (values ``vals``, half
+    ``keys``): their gradient ``c_h u_h`` (``u_h = v_h / ||v_h||``) per cell, and their Hessians
+    ``(c_h / ||v_h||)(I - u_h u_h')`` as entries ``(a, b, value)`` over the halves of two cells
+    or more (one cell's half is linear on the face)."""
+    order = np.argsort(keys, kind="stable")
+    sorted_keys, v = keys[order], vals[order]
+    starts = np.flatnonzero(np.r_[True, sorted_keys[1:] != sorted_keys[:-1]])
+    sizes = np.diff(np.r_[starts, len(v)])
+    run = np.repeat(np.arange(len(starts)), sizes)  # the half of each sorted cell
+    norms = np.sqrt(np.add.reduceat(v * v, starts))
+    c = c_half[sorted_keys[starts]]
+    u = v / norms[run]
+    grad = np.empty_like(vals)
+    grad[order] = c[run] * u
+    # every ordered pair (a, b) of cells in one half: a repeated once per member of its half
+    pos = np.flatnonzero(sizes[run] > 1)
+    reps = sizes[run[pos]]
+    a = np.repeat(pos, reps)
+    b = starts[run[a]] + (np.arange(len(a)) - np.repeat(np.cumsum(reps) - reps, reps))
+    h = (c / norms)[run[a]] * ((a == b) - u[a] * u[b])
+    return grad, order[a], order[b], h
+
+
+def _face_system(engine, rows, cols, vals, keys, c_half, t2):
+    """The penalty's gradient on the face's cells ``(rows, cols)`` and the Hessian of the
+    objective there, split into its coupled parts: the loss couples the cells of one response,
+    a sign half the cells of its block (several responses of a cluster), and nothing else.
+
+    Returns ``(half_grad, parts, loss_blocks, blocks)``: ``parts`` the cells (ascending) of
+    each cluster's part, ``blocks`` its Hessian (the entries of the whole k x k one, which is
+    zero between parts), ``loss_blocks`` the loss's share of it."""
+    half_grad, a, b, h = _half_terms(vals, keys, c_half)
+    # a block (g, j) holds cells of cluster g's responses only, so the clusters with free
+    # cells are the parts (a cluster's Hessian may split further; solving it whole is exact)
+    part_of = np.unique(engine.unit[rows], return_inverse=True)[1].ravel()
+    order = np.argsort(part_of, kind="stable")
+    sizes = np.bincount(part_of)
+    starts = np.r_[0, np.cumsum(sizes)[:-1]]
+    local = np.empty(len(rows), dtype=np.intp)
+    local[order] = np.arange(len(rows)) - np.repeat(starts, sizes)
+    # the halves' entries of every block at once, in one flat buffer of the blocks
+    offsets = np.r_[0, np.cumsum(sizes * sizes)[:-1]]
+    flat = offsets[part_of[a]] + local[a] * sizes[part_of[a]] + local[b]
+    halves = np.bincount(flat, weights=h, minlength=int((sizes * sizes).sum()))
+    gram, pattern = engine.gram, engine.pattern
+    parts, loss_blocks, blocks = [], [], []
+    for p, (start, size) in enumerate(zip(starts, sizes, strict=True)):
+        idx = order[start:start + size]  # ascending, so by response
+        r, c = rows[idx], cols[idx]
+        loss = t2 * gram[pattern[r][:, None], c[:, None], c[None, :]]
+        loss[r[:, None] != r[None, :]] = 0.0  # different responses
+        loss_blocks.append(loss)
+        blocks.append(loss + halves[offsets[p]:offsets[p] + size * size].reshape(size, size))
+        parts.append(idx)
+    return half_grad, parts, loss_blocks, blocks
+
+
+def _newton_step(parts, blocks, grad: np.ndarray) -> np.ndarray:
+    """``-H^+ grad`` for the block-diagonal Hessian ``H`` (``blocks`` on the cells ``parts``),
+    eigenvalues at or below ``1e-12`` of ``H``'s largest dropped: what a pseudo-inverse of the
+    whole ``H`` gives, block by block.
+
+    A block whose Cholesky factor exists after a shift of ``1e-10`` of a bound on ``H``'s
+    largest eigenvalue (its largest absolute row sum) has every eigenvalue above the cut-off:
+    its step is solved from the factor of the block itself. The others (singular or nearly)
+    take the eigendecomposition, with the cut-off from ``H``'s largest eigenvalue."""
+    step = np.empty_like(grad)
+    bounds = [float(np.abs(block).sum(axis=1).max()) for block in blocks]
+    shift = 1e-10 * max(bounds)
+    spectral, factored = [], []
+    for i, (idx, block) in enumerate(zip(parts, blocks, strict=True)):
+        if shift > 0.0 and _potrf(block - shift * np.eye(len(idx)))[1] == 0:
+            factor, info = _potrf(block)
+            if info == 0:  # (it is: the shifted one is)
+                step[idx] = -_potrs(factor, grad[idx])[0]
+                factored.append(i)
+                continue
+        evals, evecs = np.linalg.eigh(block)
+        spectral.append((idx, evals, evecs))
+    if not spectral:
+        return step
+    top = max(float(evals[-1]) for _, evals, _ in spectral)
+    for i in factored:  # the largest eigenvalue may lie in a factored block
+        if bounds[i] > top:
+            size = len(blocks[i])
+            top = max(top, float(sla.eigh(blocks[i], eigvals_only=True, check_finite=False,
+                                          subset_by_index=[size - 1, size - 1])[0]))
+    cut = 1e-12 * max(top, 1e-300)
+    for idx, evals, evecs in spectral:
+        keep = evals > cut
+        step[idx] = -evecs[:, keep] @ ((evecs[:, keep].T @ grad[idx]) / evals[keep])
+    return step
 
 
 def coop_solve(engine, lam: float, tol: float, max_iter: int, coef_init=None,
