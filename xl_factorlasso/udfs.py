@@ -97,6 +97,7 @@ from .workbook._tables import (
     Block,
     cell_date,
     cell_problem,
+    frame_cell,
     is_blank,
     panel_fast,
     parse_keyvalue,
@@ -1159,6 +1160,9 @@ def FLASSO_RISK_ASSETS(returns, settings=None, constraints=None, groups=None, fa
 # 1 March 1900 on): a panel read with numbers for dates is put on those calendar dates for the
 # rolling fit (which needs dates to find months and quarters) and answered with its own numbers.
 _EXCEL_EPOCH = pd.Timestamp("1899-12-30")
+# The serial numbers of 0001-01-01 and 9999-12-31: a number outside is no calendar date (and
+# pandas cannot put 1e9 days after the epoch)
+_SERIAL_BOUNDS = (-693593.0, 2958465.0)
 
 
 def _calendar(index: pd.Index) -> pd.DatetimeIndex:
@@ -1166,6 +1170,27 @@ def _calendar(index: pd.Index) -> pd.DatetimeIndex:
         return index
     return pd.DatetimeIndex(_EXCEL_EPOCH + pd.to_timedelta(np.asarray(index, float), unit="D"),
                             name="date")
+
+
+def _serial_problem(v: float) -> str | None:
+    """Why a number cannot stand for a calendar date, or None."""
+    if _SERIAL_BOUNDS[0] <= v <= _SERIAL_BOUNDS[1]:
+        return None
+    return (f"{v:g} is not an Excel date serial number (days since 1899-12-30, at most "
+            f"{_SERIAL_BOUNDS[1]:.0f} for 9999-12-31): the rolling fit needs calendar dates")
+
+
+def _check_serials(name: str, values, index: pd.Index) -> None:
+    """A panel dated by numbers: each must be a serial number of a calendar date (the rolling
+    fit puts them on the calendar); the first that is not is named on its cell of ``name``."""
+    if isinstance(index, pd.DatetimeIndex):
+        return
+    serials = np.asarray(index, dtype=float)
+    bad = np.flatnonzero(~((serials >= _SERIAL_BOUNDS[0]) & (serials <= _SERIAL_BOUNDS[1])))
+    if bad.size:
+        block = Block.of(name, _clean_cells(values)).trimmed()
+        i, _j = frame_cell(block, int(bad[0]), -1)
+        raise block.error(_serial_problem(float(serials[bad[0]])), i, 0)
 
 
 def _rebalance_value(values):
@@ -1190,6 +1215,8 @@ def _rebalance_value(values):
         except ValueError as err:
             raise block.error(f"{err}; expected a pandas frequency (ME, W-FRI, QE) in one "
                               "cell or a range of rebalancing dates", i, j) from None
+        if kind != "date" and _serial_problem(label) is not None:
+            raise block.error(_serial_problem(label), i, j)
         dates.append(label if kind == "date" else _calendar(pd.Index([label]))[0])
     return dates
 
@@ -1208,7 +1235,9 @@ def _history_failure(rolling, window, min_history) -> WorkbookInputError:
     first = rolling.failures_.iloc[0] if len(rolling.failures_) else None
     if first is None:
         return _arg_error("rebalance", "no rebalancing date falls within the dates of returns")
-    reason = f"{pd.Timestamp(first['date']).date()}: {first['reason']}"
+    # the core records "ValueError: y: ..."; the sheet needs the reason, not the class
+    reason = re.sub(r"^[A-Za-z]*Error: ", "", str(first["reason"]))
+    reason = f"{pd.Timestamp(first['date']).date()}: {reason}"
     name = "returns"
     if str(first["reason"]).startswith("too little history"):
         name = "min_history" if not _omitted(min_history) else (
@@ -1233,6 +1262,7 @@ def _beta_history(returns, factors, rebalance, window, min_history, reg_lambda, 
     inputs = _fit_inputs(returns, factors, reg_lambda, model_type, signs, prior, settings,
                          groups)
     y, x = inputs.returns, inputs.factors
+    _check_serials("returns", returns, y.index)  # the same dates as factors (fit_inputs)
     corner = x.index.name or "date"
     dates = _calendar(x.index)
     labels = dict(zip(dates, x.index, strict=True))
