@@ -74,7 +74,7 @@ from .workbook._inputs import (
     fit_inputs,
     tag_cell,
 )
-from .workbook._plausibility import check_plausible
+from .workbook._plausibility import OVERFLOW_LIMIT, check_plausible
 from .workbook._portfolio import (
     MAXDIV_KEYS,
     PortfolioSettings,
@@ -855,7 +855,9 @@ def _maxdiv_error(err: Exception, ps: PortfolioSettings,
         return _arg_error("returns", "the range " + msg[2:])
     sources = dict.fromkeys(MAXDIV_KEYS, "settings")
     sources.update({"groups": "groups", "linear_constraints": "constraints"})
-    located = _core_error(err, sources, "settings", (("'", "groups"),))
+    # a variance <= 0 is the returns' (a column constant or so small that its square underflows)
+    located = _core_error(err, sources, "settings", (
+        ("'", "groups"), ("the sample covariance", "returns"), ("the EWMA covariance", "returns")))
     if located.name == "settings" and ps.block is not None:
         key = next((k for k in MAXDIV_KEYS if _starts_with_name(located.detail, k)), None)
         cell = _settings_cell(ps.block, key) if key else None
@@ -1057,6 +1059,9 @@ def _weight_cell(block: Block, i: int, j: int) -> float:
     w = parse_number(block, i, j, what="a weight")
     if math.isnan(w):
         raise block.error("the weight is blank; type 0 for an asset without a holding", i, j)
+    if abs(w) > OVERFLOW_LIMIT:  # the variance w' S w would overflow to inf or NaN
+        raise block.error(f"{w:g} is too large to compute with: the portfolio's variance "
+                          "overflows", i, j)
     return w
 
 
