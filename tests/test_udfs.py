@@ -860,3 +860,34 @@ def test_bad_input_corpus(R, F, fresh_cache):
 def test_error_messages_are_one_readable_cell(R, F):
     out = udfs.FLASSO_FIT(R, F, None, None, [SIGN_HEADER, ["SPX", 1, "x", None]])
     assert out == ("#FLASSO! signs: row 2, column 3: 'x' is not one of blank, 0, 1, -1, +, -")
+
+
+# --------------------------------------------------------------------------- found by fuzzing
+def test_a_repeated_lambda_is_named(R, F):
+    """A repeated value gave the scores two rows with one label: FLASSO_CV spilled pandas
+    Series objects into its 'mean' column."""
+    is_error(udfs.FLASSO_CV(R, F, [[1e-4], [1e-3], [1e-4]], 2), "lambdas",
+             "row 3, column 1: 0.0001 is given twice (also at row 1, column 1)")
+    is_error(udfs.FLASSO_BEST_LAMBDA(R, F, [[0, 0]], 2), "lambdas",
+             "row 1, column 2: 0 is given twice (also at row 1, column 1)")
+    is_error(udfs.FLASSO_CV(R, F, "0.001; 0.01; 0.001", 2), "lambdas", "0.001 is given twice")
+    is_error(udfs.FLASSO_CV(R, F, None, 2, [["cv_lambdas", "0.01, 0.01"]]), "settings",
+             "row 1, column 2: cv_lambdas: 0.01 is given twice")
+
+
+def test_model_type_argument_is_read_as_the_setting(R, F):
+    """TRUE and dates were shown as Python writes them ('True is not a LassoModelType',
+    'datetime.datetime(2020, 1, 1, 0, 0) is not one of ...')."""
+    names = "is not one of LASSO, UNILASSO, GROUP_LASSO, HCGL, FCGL"
+    assert udfs.FLASSO_FIT(R, F, None, True).startswith(f"#FLASSO! model_type: True {names}")
+    assert udfs.FLASSO_FIT(R, F, None, dt.datetime(2020, 1, 1)).startswith(
+        f"#FLASSO! model_type: 2020-01-01 {names}")
+    assert udfs.FLASSO_FIT(R, F, None, "hcgl") == udfs.FLASSO_FIT(R, F, None, "HCGL")
+
+
+def test_a_message_that_starts_with_the_argument_keeps_no_equals_sign(demo, R):
+    """The core's "lambdas='auto': ..." became "lambdas: ='auto': ..."."""
+    flat = cells(demo.x * 0.0)
+    out = udfs.FLASSO_CV(R, flat, "auto", 2)
+    is_error(out, "lambdas", "'auto': lambda_max is 0")
+    assert ": =" not in out

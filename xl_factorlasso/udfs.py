@@ -274,7 +274,7 @@ def _arg_error(name: str, message: str) -> WorkbookInputError:
     """``name: message`` (without repeating the name when the message already starts with it)."""
     message = str(message)
     if _starts_with_name(message, name):
-        message = message[len(name):].lstrip(" :")
+        message = message[len(name):].lstrip(" :=")  # "lambdas='auto': ..." too
     return WorkbookInputError(message, name=name)
 
 
@@ -441,11 +441,8 @@ def _panel(name: str, values, what: str) -> pd.DataFrame:
 
 # --------------------------------------------------------------------------- fit inputs
 def _model_type_value(name: str, value) -> str:
-    v = _scalar(name, value)
-    try:
-        return LassoModelType.parse(v).name
-    except ValueError as err:
-        raise _arg_error(name, str(err)) from None
+    """The model_type setting's parser (its message shows a date or TRUE as a cell does)."""
+    return _setting_argument(name, value, MODEL_KEYS, "model_type")
 
 
 def _settings_cell(block: Block | None, key: str) -> str | None:
@@ -744,6 +741,12 @@ def _lambdas_value(values):
     if bad:
         i, j, g = bad[0]
         raise block.error(f"{g:g} is not a number >= 0", i, j)
+    seen = {}
+    for (i, j, _v), g in zip(cells, grid, strict=True):
+        if g in seen:  # the scores have one row per value: a repeat would have none
+            raise block.error(f"{g:g} is given twice (also at {seen[g]}); list each value once",
+                              i, j)
+        seen[g] = block.cell(i, j)
     return grid
 
 
