@@ -875,6 +875,20 @@ def test_a_repeated_lambda_is_named(R, F):
              "row 1, column 2: cv_lambdas: 0.01 is given twice")
 
 
+def test_a_prior_too_large_to_compute_with_is_named(R, F, recwarn):
+    """A prior of 1e300 overflowed inside the solver: numpy warnings, then 'settings: the
+    solver failed' or 'returns: Eigenvalues did not converge' (or minutes of refits)."""
+    for value in (1e300, -1e160):
+        prior = [["asset", "Equity", "Rates"], ["SPX", None, None], ["NDX", 0.5, value]]
+        for fn in (udfs.FLASSO_FIT, udfs.FLASSO_CLUSTERS):
+            is_error(fn(R, F, None, "HCGL", None, prior), "prior",
+                     f"row 3, column 3: the prior {value:g} for (NDX, Rates) is too large to "
+                     "compute with")
+    assert not [w for w in recwarn if issubclass(w.category, RuntimeWarning)]
+    big = [["asset", "Equity"], ["SPX", 1e10]]  # absurd, but computable
+    assert isinstance(udfs.FLASSO_FIT(R, F, None, None, None, big), list)
+
+
 def test_model_type_argument_is_read_as_the_setting(R, F):
     """TRUE and dates were shown as Python writes them ('True is not a LassoModelType',
     'datetime.datetime(2020, 1, 1, 0, 0) is not one of ...')."""
