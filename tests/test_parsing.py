@@ -398,3 +398,18 @@ def test_file_with_a_decimal_comma_in_a_setting(demo_file, tmp_path):
     message = _refit_refuses(path)
     assert message.startswith("FL_SETTINGS!B") and message.endswith(f"l1_weight: '0,1' is not "
                                                                      f"a number: {COMMAS}")
+
+
+def test_check_labels_finds_a_stranger_on_the_first_row_of_label_rows():
+    """parse_series reads the first row as data when it is no header: a stranger there is
+    named on its cell (it was named without one), with 'an asset' (not 'a asset')."""
+    from xl_factorlasso.workbook._inputs import check_labels
+    from xl_factorlasso.workbook._tables import parse_series
+
+    block = Block.of("FL_GROUPS", [[7, "G1"], ["SPX", "G2"]], 3, 2)
+    labels = parse_series(block, value=text_cell).index
+    with pytest.raises(WorkbookInputError) as info:
+        check_labels(block, labels, ["SPX"], axis=0, what="asset", source="FL_RETURNS")
+    assert str(info.value) == (
+        "FL_GROUPS!B3: asset '7' is not in FL_RETURNS (a number as an asset name: is the first "
+        "column of asset names missing?)")

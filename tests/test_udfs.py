@@ -905,3 +905,14 @@ def test_a_message_that_starts_with_the_argument_keeps_no_equals_sign(demo, R):
     out = udfs.FLASSO_CV(R, flat, "auto", 2)
     is_error(out, "lambdas", "'auto': lambda_max is 0")
     assert ": =" not in out
+
+
+def test_an_unknown_asset_on_the_first_row_of_asset_rows_is_located(R, F):
+    """asset | group rows without a header row: the first row is data, and its stranger was
+    named without its cell."""
+    groups = [["Tech", "G1"], ["SPX", "G2"]]
+    is_error(udfs.FLASSO_FIT(R, F, None, None, None, None, None, groups), "groups",
+             "row 1, column 1: asset 'Tech' is not in returns")
+    is_error(udfs.FLASSO_MAXDIV(R, None, None, None, None, None, None, None, None,
+                                [[1, 0.5]]), "previous_weights",
+             "row 1, column 1: asset '1' is not in returns (a number as an asset name")

@@ -61,8 +61,11 @@ def find_label(block: Block, label: str, axis: int) -> tuple[int, int] | None:
     """Position of ``label`` in a labelled block: first column (axis 0) or header row (1)."""
     b = block.trimmed()
     if axis == 0:
-        for i, row in enumerate(b.values):
-            if i and row and not is_blank(row[0]) and _label_text(row[0]) == label:
+        # the first row last: a header, unless its first cell is no header word (asset |
+        # value rows without one: parse_series reads it as the first label)
+        for i in [*range(1, len(b.values)), 0]:
+            row = b.values[i]
+            if row and not is_blank(row[0]) and _label_text(row[0]) == label:
                 return i, 0
     elif b.values:
         for j, v in enumerate(b.values[0]):
@@ -88,7 +91,9 @@ def check_labels(block: Block, labels, known, *, axis: int, what: str, source: s
         try:
             float(label)
             missing = "header row" if axis == 1 else "first column"
-            hint = f" (a number as a {what} name: is the {missing} of {what} names missing?)"
+            article = "an" if what[:1] in "aeiou" else "a"
+            hint = (f" (a number as {article} {what} name: is the {missing} of {what} names "
+                    "missing?)")
         except ValueError:
             pass
         pos = find_label(block, label, axis)
