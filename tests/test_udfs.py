@@ -916,3 +916,14 @@ def test_an_unknown_asset_on_the_first_row_of_asset_rows_is_located(R, F):
     is_error(udfs.FLASSO_MAXDIV(R, None, None, None, None, None, None, None, None,
                                 [[1, 0.5]]), "previous_weights",
              "row 1, column 1: asset '1' is not in returns (a number as an asset name")
+
+
+def test_an_office_js_data_type_without_a_basic_value_is_not_a_blank(R, F):
+    """A linked data type (an Entity: a stock, a geography) arrives as a dict without
+    basicValue; it was read as a blank cell, i.e. a missing return, and the fit went on."""
+    entity = {"type": "Entity", "text": "MSFT", "properties": {}}
+    is_error(udfs.FLASSO_FIT(_set(R, 5, 2, entity), F), "returns",
+             "row 6, column 3: #VALUE! is an Excel error value")
+    is_error(udfs.FLASSO_RETURNS([["date", "A"], [dt.datetime(2020, 1, 1), 100.0],
+                                  [dt.datetime(2020, 1, 2), entity]]), "prices",
+             "row 3, column 2: #VALUE! is an Excel error value")

@@ -305,13 +305,15 @@ def _clean_value(v):
     """One Office.js cell value as the classic conversion delivers it.
 
     Error cells arrive as ``{"type": "Error", "basicValue": "#N/A", ...}`` (-> ``"#N/A"``), other
-    data types as ``{"type": ..., "basicValue": v}`` (-> ``v``) and, in Pyodide, empty cells as
-    ``JsNull`` (-> ``None``).
+    data types as ``{"type": ..., "basicValue": v}`` (-> ``v``; without one, ``"#VALUE!"``) and,
+    in Pyodide, empty cells as ``JsNull`` (-> ``None``).
     """
     if isinstance(v, dict):
         if v.get("type") == "Error":
             return v.get("basicValue") or _OFFICE_JS_ERRORS.get(v.get("errorType"), "#VALUE!")
-        return v.get("basicValue")
+        # a linked data type (Entity, ...) without a basic value: what Range.values shows for
+        # it, never a blank (it would pass for a missing return)
+        return v.get("basicValue", "#VALUE!")
     if type(v).__name__ == "JsNull":
         return None
     return v
