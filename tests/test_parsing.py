@@ -413,3 +413,20 @@ def test_check_labels_finds_a_stranger_on_the_first_row_of_label_rows():
     assert str(info.value) == (
         "FL_GROUPS!B3: asset '7' is not in FL_RETURNS (a number as an asset name: is the first "
         "column of asset names missing?)")
+
+
+@pytest.mark.parametrize("first, message", [
+    (43466.0, "row 2, column 1: 43466 is a number but the rows below hold dates; use one kind "
+              "of date"),
+    (dt.datetime(2019, 1, 4), "row 3, column 1: 43473 mixes numbers with the dates above"),
+])
+def test_a_first_date_of_another_kind_is_the_one_named(first, message):
+    """Found by fuzzing: a number typed over the first date was reported on the second row
+    ('2019-01-11 mixes dates with the numbers above'), a cell that is fine."""
+    rows = [["date", "A"], [first, 0.1], [dt.datetime(2019, 1, 11), 0.2],
+            [dt.datetime(2019, 1, 18), 0.3]]
+    if isinstance(first, dt.datetime):
+        rows[2][0] = 43473.0  # only the second row differs: it is the one named
+    with pytest.raises(WorkbookInputError) as info:
+        parse_panel(Block.of("returns", rows))
+    assert str(info.value) == f"returns: {message}"
