@@ -398,3 +398,35 @@ def test_file_with_a_decimal_comma_in_a_setting(demo_file, tmp_path):
     message = _refit_refuses(path)
     assert message.startswith("FL_SETTINGS!B") and message.endswith(f"l1_weight: '0,1' is not "
                                                                      f"a number: {COMMAS}")
+
+
+def test_check_labels_finds_a_stranger_on_the_first_row_of_label_rows():
+    """parse_series reads the first row as data when it is no header: a stranger there is
+    named on its cell (it was named without one), with 'an asset' (not 'a asset')."""
+    from xl_factorlasso.workbook._inputs import check_labels
+    from xl_factorlasso.workbook._tables import parse_series
+
+    block = Block.of("FL_GROUPS", [[7, "G1"], ["SPX", "G2"]], 3, 2)
+    labels = parse_series(block, value=text_cell).index
+    with pytest.raises(WorkbookInputError) as info:
+        check_labels(block, labels, ["SPX"], axis=0, what="asset", source="FL_RETURNS")
+    assert str(info.value) == (
+        "FL_GROUPS!B3: asset '7' is not in FL_RETURNS (a number as an asset name: is the first "
+        "column of asset names missing?)")
+
+
+@pytest.mark.parametrize("first, message", [
+    (43466.0, "row 2, column 1: 43466 is a number but the rows below hold dates; use one kind "
+              "of date"),
+    (dt.datetime(2019, 1, 4), "row 3, column 1: 43473 mixes numbers with the dates above"),
+])
+def test_a_first_date_of_another_kind_is_the_one_named(first, message):
+    """Found by fuzzing: a number typed over the first date was reported on the second row
+    ('2019-01-11 mixes dates with the numbers above'), a cell that is fine."""
+    rows = [["date", "A"], [first, 0.1], [dt.datetime(2019, 1, 11), 0.2],
+            [dt.datetime(2019, 1, 18), 0.3]]
+    if isinstance(first, dt.datetime):
+        rows[2][0] = 43473.0  # only the second row differs: it is the one named
+    with pytest.raises(WorkbookInputError) as info:
+        parse_panel(Block.of("returns", rows))
+    assert str(info.value) == f"returns: {message}"

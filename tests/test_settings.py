@@ -120,7 +120,8 @@ VALID_FIT = {
     "cv_splits": whole(2, 40),
     "cv_lambdas": st.one_of(
         st.sampled_from(["auto", "AUTO", "default"]), number(0, 10),
-        st.lists(st.floats(0, 10), min_size=1, max_size=5).flatmap(
+        # distinct values: a repeated one is refused (the scores have one row per value)
+        st.lists(st.floats(0, 10), min_size=1, max_size=5, unique=True).flatmap(
             lambda g: st.sampled_from(["; ", ", ", ";"]).map(lambda sep: sep.join(map(repr, g))))),
     "cv_n_lambdas": whole(1, 1000),
     "cv_lambda_min_ratio": number(0, 1, exclude_min=True, exclude_max=True),
@@ -168,7 +169,7 @@ INVALID_FIT = {
     "expert_prior_budget_rule": ["cluster", "mean", "nstd", 0, True, *BAD_ANY],
     "prior_selection_type": ["highest_t", "r2", "lowest_r2", 1, True, *BAD_ANY],
     "cv_splits": [1, 0, -3, 2.5, "none", *BAD_ANY],
-    "cv_lambdas": ["-1", -0.5, "0.1; -2", "0,1", "0,1; 0,2", "1;;2", "abc", "nan", True,
+    "cv_lambdas": ["-1", -0.5, "0.1; -2", "0,1", "0,1; 0,2", "1;;2", "abc", "nan", True, "1; 1",
                    FormulaNoValue("B1"), ExcelError("#N/A")],
     "cv_n_lambdas": [0, 1001, 2.5, *BAD_ANY],
     "cv_lambda_min_ratio": [0, 1, -0.5, 2, *BAD_ANY],

@@ -860,3 +860,70 @@ def test_bad_input_corpus(R, F, fresh_cache):
 def test_error_messages_are_one_readable_cell(R, F):
     out = udfs.FLASSO_FIT(R, F, None, None, [SIGN_HEADER, ["SPX", 1, "x", None]])
     assert out == ("#FLASSO! signs: row 2, column 3: 'x' is not one of blank, 0, 1, -1, +, -")
+
+
+# --------------------------------------------------------------------------- found by fuzzing
+def test_a_repeated_lambda_is_named(R, F):
+    """A repeated value gave the scores two rows with one label: FLASSO_CV spilled pandas
+    Series objects into its 'mean' column."""
+    is_error(udfs.FLASSO_CV(R, F, [[1e-4], [1e-3], [1e-4]], 2), "lambdas",
+             "row 3, column 1: 0.0001 is given twice (also at row 1, column 1)")
+    is_error(udfs.FLASSO_BEST_LAMBDA(R, F, [[0, 0]], 2), "lambdas",
+             "row 1, column 2: 0 is given twice (also at row 1, column 1)")
+    is_error(udfs.FLASSO_CV(R, F, "0.001; 0.01; 0.001", 2), "lambdas", "0.001 is given twice")
+    is_error(udfs.FLASSO_CV(R, F, None, 2, [["cv_lambdas", "0.01, 0.01"]]), "settings",
+             "row 1, column 2: cv_lambdas: 0.01 is given twice")
+
+
+def test_a_prior_too_large_to_compute_with_is_named(R, F, recwarn):
+    """A prior of 1e300 overflowed inside the solver: numpy warnings, then 'settings: the
+    solver failed' or 'returns: Eigenvalues did not converge' (or minutes of refits)."""
+    for value in (1e300, -1e160):
+        prior = [["asset", "Equity", "Rates"], ["SPX", None, None], ["NDX", 0.5, value]]
+        for fn in (udfs.FLASSO_FIT, udfs.FLASSO_CLUSTERS):
+            is_error(fn(R, F, None, "HCGL", None, prior), "prior",
+                     f"row 3, column 3: the prior {value:g} for (NDX, Rates) is too large to "
+                     "compute with")
+    assert not [w for w in recwarn if issubclass(w.category, RuntimeWarning)]
+    big = [["asset", "Equity"], ["SPX", 1e10]]  # absurd, but computable
+    assert isinstance(udfs.FLASSO_FIT(R, F, None, None, None, big), list)
+
+
+def test_model_type_argument_is_read_as_the_setting(R, F):
+    """TRUE and dates were shown as Python writes them ('True is not a LassoModelType',
+    'datetime.datetime(2020, 1, 1, 0, 0) is not one of ...')."""
+    names = "is not one of LASSO, UNILASSO, GROUP_LASSO, HCGL, FCGL"
+    assert udfs.FLASSO_FIT(R, F, None, True).startswith(f"#FLASSO! model_type: True {names}")
+    assert udfs.FLASSO_FIT(R, F, None, dt.datetime(2020, 1, 1)).startswith(
+        f"#FLASSO! model_type: 2020-01-01 {names}")
+    assert udfs.FLASSO_FIT(R, F, None, "hcgl") == udfs.FLASSO_FIT(R, F, None, "HCGL")
+
+
+def test_a_message_that_starts_with_the_argument_keeps_no_equals_sign(demo, R):
+    """The core's "lambdas='auto': ..." became "lambdas: ='auto': ..."."""
+    flat = cells(demo.x * 0.0)
+    out = udfs.FLASSO_CV(R, flat, "auto", 2)
+    is_error(out, "lambdas", "'auto': lambda_max is 0")
+    assert ": =" not in out
+
+
+def test_an_unknown_asset_on_the_first_row_of_asset_rows_is_located(R, F):
+    """asset | group rows without a header row: the first row is data, and its stranger was
+    named without its cell."""
+    groups = [["Tech", "G1"], ["SPX", "G2"]]
+    is_error(udfs.FLASSO_FIT(R, F, None, None, None, None, None, groups), "groups",
+             "row 1, column 1: asset 'Tech' is not in returns")
+    is_error(udfs.FLASSO_MAXDIV(R, None, None, None, None, None, None, None, None,
+                                [[1, 0.5]]), "previous_weights",
+             "row 1, column 1: asset '1' is not in returns (a number as an asset name")
+
+
+def test_an_office_js_data_type_without_a_basic_value_is_not_a_blank(R, F):
+    """A linked data type (an Entity: a stock, a geography) arrives as a dict without
+    basicValue; it was read as a blank cell, i.e. a missing return, and the fit went on."""
+    entity = {"type": "Entity", "text": "MSFT", "properties": {}}
+    is_error(udfs.FLASSO_FIT(_set(R, 5, 2, entity), F), "returns",
+             "row 6, column 3: #VALUE! is an Excel error value")
+    is_error(udfs.FLASSO_RETURNS([["date", "A"], [dt.datetime(2020, 1, 1), 100.0],
+                                  [dt.datetime(2020, 1, 2), entity]]), "prices",
+             "row 3, column 2: #VALUE! is an Excel error value")

@@ -193,3 +193,36 @@ def test_formulas_sheet_entry_equals_the_backtest_job(tmp_path):
     assert factor == "Equity" and len(frame) > 30
     assert [pd.Timestamp(d) for d in frame.index] == [pd.Timestamp(d) for d in wide.index]
     np.testing.assert_array_equal(frame.to_numpy(), wide[frame.columns].to_numpy(float))
+
+
+# --------------------------------------------------------------------------- found by fuzzing
+def _serial(table, start):
+    """``table`` dated by the numbers start, start + 7, ... instead of its dates."""
+    return [table[0], *[[start + 7.0 * k, *row[1:]] for k, row in enumerate(table[1:])]]
+
+
+@pytest.mark.parametrize("value", [1e300, 1e9, -1e9, 3e6])
+def test_a_rebalancing_number_that_is_no_date_is_named(R, F, value):
+    """A number beyond the calendar (pandas cannot put 1e9 days after 1899-12-30) was an
+    internal error (OutOfBoundsTimedelta)."""
+    out = udfs.FLASSO_BETA_HISTORY(R, F, "Equity", [["2021-06-30"], [value]])
+    assert out.startswith(f"#FLASSO! rebalance: row 2, column 1: {value:g} is not an Excel "
+                          "date serial number"), out
+
+
+def test_a_panel_dated_by_numbers_beyond_the_calendar_is_named(demo):
+    y, x = demo.y.iloc[:60, :6], demo.x.iloc[:60]
+    out = udfs.FLASSO_BETA_HISTORY(_serial(cells(y), 1e9), _serial(cells(x), 1e9), "Equity")
+    assert out.startswith("#FLASSO! returns: row 2, column 1: 1e+09 is not an Excel date "
+                          "serial number"), out
+    # serial numbers of real dates still work (Office.js sends dates so)
+    ok = udfs.FLASSO_BETA_HISTORY(_serial(cells(y), 43469.0), _serial(cells(x), 43469.0),
+                                  "Equity", "QE")
+    assert isinstance(ok, list) and ok[0][0] == "period", ok
+
+
+def test_a_failed_date_gives_its_reason_without_the_exception_class(demo):
+    zero = demo.y.iloc[:60, :4] * 0.0
+    out = udfs.FLASSO_BETA_HISTORY(cells(zero), cells(demo.x.iloc[:60]), "Equity", "QE")
+    assert out.startswith("#FLASSO! returns: no rebalancing date could be fitted (first: "), out
+    assert "Error:" not in out, out

@@ -17,6 +17,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from tests.conftest import cells
 from xl_factorlasso import udfs
 from xl_factorlasso.core import LassoModel, assemble_factor_covariance
 from xl_factorlasso.core.optimization import MaximumDiversification
@@ -308,3 +309,35 @@ def test_an_ewma_span_not_above_the_assets_is_named_on_its_cell(R):
         assert out.endswith("give a span above 24 (with more than 24 dates of returns) or use "
                             "covariance = factor"), out
     assert isinstance(udfs.FLASSO_RISK(R, [["covariance", "ewma"], ["span", 26]]), list)
+
+
+def test_weights_too_large_to_compute_with_are_named(R, F, recwarn):
+    """1e300 per asset overflowed the variance: an inf in the table, or 'the portfolio's
+    variance is nan', after numpy's overflow warnings."""
+    n = len(R[0]) - 1
+    for weights, cell in (([[1e300]] * n, "row 1, column 1"),
+                          ([["asset", "weight"], ["SPX", 0.5], ["NDX", -1e200]],
+                           "row 3, column 2")):
+        for fn in (udfs.FLASSO_RISK, udfs.FLASSO_RISK_ASSETS):
+            is_error(fn(R, None, *[None] * 8, weights), "weights",
+                     f"{cell}: ", "is too large to compute with")
+    assert not [w for w in recwarn if issubclass(w.category, RuntimeWarning)]
+    # weights in currency units (large, but computable) are attributed
+    assert isinstance(udfs.FLASSO_RISK(R, None, *[None] * 8, [[1e6]] * n), list)
+
+
+def test_a_constant_return_column_is_named_on_returns(demo, R):
+    """A column with the same return on every date has volatility 0: the sample estimate's
+    rounding noise let the optimiser give it an arbitrary weight (0.22 in a fuzzed case), an
+    exact 0 was refused as 'settings: the ... covariance has a non-positive variance'."""
+    flat = [row[:3] + [0.01] + row[4:] if i else row for i, row in enumerate(R)]
+    asset, n = R[0][3], len(R[0]) - 1
+    for settings in (None, [["covariance", "ewma"], ["span", 60]]):
+        for out in (udfs.FLASSO_MAXDIV(flat, settings), udfs.FLASSO_RISK(flat, settings),
+                    udfs.FLASSO_RISK(flat, settings, *[None] * 8, [[1 / n]] * n)):
+            is_error(out, "returns",
+                     f"{asset!r} has the same return (0.01) on each of the {len(R) - 1} dates",
+                     "drop the column")
+    # the factor covariance's residual variance has its own message (no residual variance)
+    assert "same return" not in udfs.FLASSO_MAXDIV(flat, [["covariance", "factor"]], None,
+                                                   None, cells(demo.x))

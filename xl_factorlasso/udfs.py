@@ -74,7 +74,7 @@ from .workbook._inputs import (
     fit_inputs,
     tag_cell,
 )
-from .workbook._plausibility import check_plausible
+from .workbook._plausibility import OVERFLOW_LIMIT, check_plausible
 from .workbook._portfolio import (
     MAXDIV_KEYS,
     PortfolioSettings,
@@ -97,6 +97,7 @@ from .workbook._tables import (
     Block,
     cell_date,
     cell_problem,
+    frame_cell,
     is_blank,
     panel_fast,
     parse_keyvalue,
@@ -273,7 +274,7 @@ def _arg_error(name: str, message: str) -> WorkbookInputError:
     """``name: message`` (without repeating the name when the message already starts with it)."""
     message = str(message)
     if _starts_with_name(message, name):
-        message = message[len(name):].lstrip(" :")
+        message = message[len(name):].lstrip(" :=")  # "lambdas='auto': ..." too
     return WorkbookInputError(message, name=name)
 
 
@@ -304,13 +305,15 @@ def _clean_value(v):
     """One Office.js cell value as the classic conversion delivers it.
 
     Error cells arrive as ``{"type": "Error", "basicValue": "#N/A", ...}`` (-> ``"#N/A"``), other
-    data types as ``{"type": ..., "basicValue": v}`` (-> ``v``) and, in Pyodide, empty cells as
-    ``JsNull`` (-> ``None``).
+    data types as ``{"type": ..., "basicValue": v}`` (-> ``v``; without one, ``"#VALUE!"``) and,
+    in Pyodide, empty cells as ``JsNull`` (-> ``None``).
     """
     if isinstance(v, dict):
         if v.get("type") == "Error":
             return v.get("basicValue") or _OFFICE_JS_ERRORS.get(v.get("errorType"), "#VALUE!")
-        return v.get("basicValue")
+        # a linked data type (Entity, ...) without a basic value: what Range.values shows for
+        # it, never a blank (it would pass for a missing return)
+        return v.get("basicValue", "#VALUE!")
     if type(v).__name__ == "JsNull":
         return None
     return v
@@ -440,11 +443,8 @@ def _panel(name: str, values, what: str) -> pd.DataFrame:
 
 # --------------------------------------------------------------------------- fit inputs
 def _model_type_value(name: str, value) -> str:
-    v = _scalar(name, value)
-    try:
-        return LassoModelType.parse(v).name
-    except ValueError as err:
-        raise _arg_error(name, str(err)) from None
+    """The model_type setting's parser (its message shows a date or TRUE as a cell does)."""
+    return _setting_argument(name, value, MODEL_KEYS, "model_type")
 
 
 def _settings_cell(block: Block | None, key: str) -> str | None:
@@ -743,6 +743,12 @@ def _lambdas_value(values):
     if bad:
         i, j, g = bad[0]
         raise block.error(f"{g:g} is not a number >= 0", i, j)
+    seen = {}
+    for (i, j, _v), g in zip(cells, grid, strict=True):
+        if g in seen:  # the scores have one row per value: a repeat would have none
+            raise block.error(f"{g:g} is given twice (also at {seen[g]}); list each value once",
+                              i, j)
+        seen[g] = block.cell(i, j)
     return grid
 
 
@@ -854,7 +860,9 @@ def _maxdiv_error(err: Exception, ps: PortfolioSettings,
         return _arg_error("returns", "the range " + msg[2:])
     sources = dict.fromkeys(MAXDIV_KEYS, "settings")
     sources.update({"groups": "groups", "linear_constraints": "constraints"})
-    located = _core_error(err, sources, "settings", (("'", "groups"),))
+    # a variance <= 0 is the returns' (a column constant or so small that its square underflows)
+    located = _core_error(err, sources, "settings", (
+        ("'", "groups"), ("the sample covariance", "returns"), ("the EWMA covariance", "returns")))
     if located.name == "settings" and ps.block is not None:
         key = next((k for k in MAXDIV_KEYS if _starts_with_name(located.detail, k)), None)
         cell = _settings_cell(ps.block, key) if key else None
@@ -1056,6 +1064,9 @@ def _weight_cell(block: Block, i: int, j: int) -> float:
     w = parse_number(block, i, j, what="a weight")
     if math.isnan(w):
         raise block.error("the weight is blank; type 0 for an asset without a holding", i, j)
+    if abs(w) > OVERFLOW_LIMIT:  # the variance w' S w would overflow to inf or NaN
+        raise block.error(f"{w:g} is too large to compute with: the portfolio's variance "
+                          "overflows", i, j)
     return w
 
 
@@ -1159,6 +1170,9 @@ def FLASSO_RISK_ASSETS(returns, settings=None, constraints=None, groups=None, fa
 # 1 March 1900 on): a panel read with numbers for dates is put on those calendar dates for the
 # rolling fit (which needs dates to find months and quarters) and answered with its own numbers.
 _EXCEL_EPOCH = pd.Timestamp("1899-12-30")
+# The serial numbers of 0001-01-01 and 9999-12-31: a number outside is no calendar date (and
+# pandas cannot put 1e9 days after the epoch)
+_SERIAL_BOUNDS = (-693593.0, 2958465.0)
 
 
 def _calendar(index: pd.Index) -> pd.DatetimeIndex:
@@ -1166,6 +1180,27 @@ def _calendar(index: pd.Index) -> pd.DatetimeIndex:
         return index
     return pd.DatetimeIndex(_EXCEL_EPOCH + pd.to_timedelta(np.asarray(index, float), unit="D"),
                             name="date")
+
+
+def _serial_problem(v: float) -> str | None:
+    """Why a number cannot stand for a calendar date, or None."""
+    if _SERIAL_BOUNDS[0] <= v <= _SERIAL_BOUNDS[1]:
+        return None
+    return (f"{v:g} is not an Excel date serial number (days since 1899-12-30, at most "
+            f"{_SERIAL_BOUNDS[1]:.0f} for 9999-12-31): the rolling fit needs calendar dates")
+
+
+def _check_serials(name: str, values, index: pd.Index) -> None:
+    """A panel dated by numbers: each must be a serial number of a calendar date (the rolling
+    fit puts them on the calendar); the first that is not is named on its cell of ``name``."""
+    if isinstance(index, pd.DatetimeIndex):
+        return
+    serials = np.asarray(index, dtype=float)
+    bad = np.flatnonzero(~((serials >= _SERIAL_BOUNDS[0]) & (serials <= _SERIAL_BOUNDS[1])))
+    if bad.size:
+        block = Block.of(name, _clean_cells(values)).trimmed()
+        i, _j = frame_cell(block, int(bad[0]), -1)
+        raise block.error(_serial_problem(float(serials[bad[0]])), i, 0)
 
 
 def _rebalance_value(values):
@@ -1190,6 +1225,8 @@ def _rebalance_value(values):
         except ValueError as err:
             raise block.error(f"{err}; expected a pandas frequency (ME, W-FRI, QE) in one "
                               "cell or a range of rebalancing dates", i, j) from None
+        if kind != "date" and _serial_problem(label) is not None:
+            raise block.error(_serial_problem(label), i, j)
         dates.append(label if kind == "date" else _calendar(pd.Index([label]))[0])
     return dates
 
@@ -1208,7 +1245,9 @@ def _history_failure(rolling, window, min_history) -> WorkbookInputError:
     first = rolling.failures_.iloc[0] if len(rolling.failures_) else None
     if first is None:
         return _arg_error("rebalance", "no rebalancing date falls within the dates of returns")
-    reason = f"{pd.Timestamp(first['date']).date()}: {first['reason']}"
+    # the core records "ValueError: y: ..."; the sheet needs the reason, not the class
+    reason = re.sub(r"^[A-Za-z]*Error: ", "", str(first["reason"]))
+    reason = f"{pd.Timestamp(first['date']).date()}: {reason}"
     name = "returns"
     if str(first["reason"]).startswith("too little history"):
         name = "min_history" if not _omitted(min_history) else (
@@ -1233,6 +1272,7 @@ def _beta_history(returns, factors, rebalance, window, min_history, reg_lambda, 
     inputs = _fit_inputs(returns, factors, reg_lambda, model_type, signs, prior, settings,
                          groups)
     y, x = inputs.returns, inputs.factors
+    _check_serials("returns", returns, y.index)  # the same dates as factors (fit_inputs)
     corner = x.index.name or "date"
     dates = _calendar(x.index)
     labels = dict(zip(dates, x.index, strict=True))

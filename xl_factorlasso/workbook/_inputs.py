@@ -14,7 +14,7 @@ import pandas as pd
 from ..core import LassoModelType
 from ..core.linear_model._lasso_model import MIN_ROWS
 from ._errors import WorkbookInputError
-from ._plausibility import MAX_ABS_RETURN, check_plausible
+from ._plausibility import MAX_ABS_RETURN, OVERFLOW_LIMIT, check_plausible
 from ._settings import read_fit_settings, resolve_sign_span
 from ._tables import (
     Block,
@@ -61,8 +61,11 @@ def find_label(block: Block, label: str, axis: int) -> tuple[int, int] | None:
     """Position of ``label`` in a labelled block: first column (axis 0) or header row (1)."""
     b = block.trimmed()
     if axis == 0:
-        for i, row in enumerate(b.values):
-            if i and row and not is_blank(row[0]) and _label_text(row[0]) == label:
+        # the first row last: a header, unless its first cell is no header word (asset |
+        # value rows without one: parse_series reads it as the first label)
+        for i in [*range(1, len(b.values)), 0]:
+            row = b.values[i]
+            if row and not is_blank(row[0]) and _label_text(row[0]) == label:
                 return i, 0
     elif b.values:
         for j, v in enumerate(b.values[0]):
@@ -88,7 +91,9 @@ def check_labels(block: Block, labels, known, *, axis: int, what: str, source: s
         try:
             float(label)
             missing = "header row" if axis == 1 else "first column"
-            hint = f" (a number as a {what} name: is the {missing} of {what} names missing?)"
+            article = "an" if what[:1] in "aeiou" else "a"
+            hint = (f" (a number as {article} {what} name: is the {missing} of {what} names "
+                    "missing?)")
         except ValueError:
             pass
         pos = find_label(block, label, axis)
@@ -384,6 +389,7 @@ def fit_inputs(
         prior_frame = parse_matrix(prior)
         check_labels(prior, prior_frame.index, assets, axis=0, what="asset", source=r_name)
         check_labels(prior, prior_frame.columns, facs, axis=1, what="factor", source=f_name)
+        _check_prior_size(prior, prior_frame)
         prior_frame = prior_frame.reindex(index=assets, columns=facs)
         if sign_frame is not None:
             s, p = sign_frame.to_numpy(), np.nan_to_num(prior_frame.to_numpy())
@@ -464,6 +470,20 @@ def fit_inputs(
     if cv:
         check_cv(inputs)
     return inputs
+
+
+def _check_prior_size(block: Block, prior: pd.DataFrame) -> None:
+    """A prior loading whose square overflows cannot be computed with (the fit would fail
+    after overflow warnings, or take minutes doing so): refused on its cell."""
+    big = np.abs(prior.to_numpy(dtype=float)) > OVERFLOW_LIMIT  # NaN (blank) compares False
+    if not big.any():
+        return
+    r, c = (int(k) for k in np.argwhere(big)[0])
+    a, f = prior.index[r], prior.columns[c]
+    i, j = find_label(block, a, 0)[0], find_label(block, f, 1)[1]
+    raise block.trimmed().error(
+        f"the prior {prior.iat[r, c]:g} for ({a}, {f}) is too large to compute with: its "
+        "square overflows; a loading is the return per unit of factor return", i, j)
 
 
 def _check_cooperative(inputs: FitInputs, signs: Block | None, sign_frame) -> None:

@@ -194,6 +194,18 @@ def covariance_rows(returns: pd.DataFrame, ps: PortfolioSettings, name: str,
     from ..core.optimization._risk import ewma_singular_reason
 
     x = complete_rows(returns, name, remedy)
+    values = x.to_numpy(dtype=float)
+    flat = np.flatnonzero(values.max(axis=0) == values.min(axis=0))
+    if flat.size:
+        # a volatility of 0, which the core refuses, unless the sample estimate leaves rounding
+        # noise: the optimiser then gives it an arbitrary weight (the ratio ignores it)
+        j = int(flat[0])
+        raise WorkbookInputError(
+            f"{x.columns[j]!r} has the same return ({values[0, j]:g}) on each of the {len(x)} "
+            "dates: its volatility is 0 (a maximum-diversification weight for it would be "
+            "arbitrary); drop the column or check its data",
+            name=name,
+        )
     if ps.covariance == "ewma":
         n = x.shape[1]
         reason = ewma_singular_reason(

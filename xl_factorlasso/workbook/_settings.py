@@ -173,6 +173,9 @@ def _lambdas(v, key: str):
     bad = [g for g in grid if g < 0]
     if bad:
         raise ValueError(f"{key} must be auto, default or numbers >= 0, got {shown(bad[0])}")
+    twice = next((g for k, g in enumerate(grid) if g in grid[:k]), None)
+    if twice is not None:  # one row per value in the scores: a repeat has no row of its own
+        raise ValueError(f"{key}: {shown(twice)} is given twice; list each value once")
     return grid
 
 

@@ -482,6 +482,11 @@ def parse_panel(block: Block, what: str = "asset", *, fast: bool = True) -> pd.D
         if kind is None:
             kind = this
         elif this != kind:
+            if len(index) == 1 and _next_kind(b, i + 1) == this:
+                # only the first row differs: it is the odd one, not the second
+                first = index[0][1]
+                raise b.error(f"{shown(b.values[first][0])} is a {kind} but the rows below hold "
+                              f"{this}s; use one kind of date", first, 0)
             raise b.error(f"{shown(raw)} mixes {this}s with the {kind}s above", i, 0)
         if index and label <= index[-1][0]:
             word = "repeats" if label == index[-1][0] else "is earlier than"
@@ -511,6 +516,19 @@ def parse_panel(block: Block, what: str = "asset", *, fast: bool = True) -> pd.D
         else pd.Index([d for d, _ in index], name="period")
     )
     return pd.DataFrame(data, index=idx, columns=columns)
+
+
+def _next_kind(b: Block, start: int) -> str | None:
+    """The kind (date or number) of the first readable date cell from row ``start`` on."""
+    for i in range(start, b.shape[0]):
+        raw = b.values[i][0]
+        if is_blank(raw):
+            continue
+        try:
+            return cell_date(raw)[1]
+        except ValueError:
+            return None
+    return None
 
 
 def frame_cell(block: Block, row: int, col: int) -> tuple[int, int]:
