@@ -259,6 +259,18 @@ def test_bad_returns_and_covariances(X):
         MaximumDiversification(covariance=asym).fit(X)
 
 
+@pytest.mark.parametrize("span", [None, 500.0])
+def test_a_constant_return_column_is_refused_naming_the_asset(X, span):
+    """Its sample variance is the mean's rounding (1.8e-33 for 0.1 on 50 rows), not 0: the
+    positive-variance test let it through and the optimiser weighted it arbitrarily."""
+    flat = X.copy()
+    flat["BAC"] = 0.1
+    assert 0.0 < flat["BAC"].var() < 1e-30  # (why the variance test alone missed it)
+    with pytest.raises(ValueError, match=r"X has the same return \(0.1\) on each of its "
+                                         rf"{len(X)} rows for asset 'BAC'"):
+        MaximumDiversification(span=span).fit(flat)
+
+
 def test_indefinite_covariance_is_clipped_with_warning(X):
     cov = X.cov().to_numpy()
     vals, vecs = np.linalg.eigh(cov)

@@ -335,9 +335,8 @@ def test_a_constant_return_column_is_named_on_returns(demo, R):
     for settings in (None, [["covariance", "ewma"], ["span", 60]]):
         for out in (udfs.FLASSO_MAXDIV(flat, settings), udfs.FLASSO_RISK(flat, settings),
                     udfs.FLASSO_RISK(flat, settings, *[None] * 8, [[1 / n]] * n)):
-            is_error(out, "returns",
-                     f"{asset!r} has the same return (0.01) on each of the {len(R) - 1} dates",
-                     "drop the column")
+            is_error(out, "returns", "the range has the same return (0.01) on each of its "
+                     f"{len(R) - 1} rows for asset {asset!r}", "drop the column")
     # the factor covariance's residual variance has its own message (no residual variance)
     assert "same return" not in udfs.FLASSO_MAXDIV(flat, [["covariance", "factor"]], None,
                                                    None, cells(demo.x))

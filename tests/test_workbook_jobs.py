@@ -9,7 +9,14 @@ import pytest
 from tests.workbook_helpers import demo_memory_book
 from xl_factorlasso import LassoModel, LassoModelCV, assemble_factor_covariance
 from xl_factorlasso.core.datasets import load_demo_panel
-from xl_factorlasso.workbook import Area, WorkbookInputError, clear_outputs, refit, refit_cv
+from xl_factorlasso.workbook import (
+    Area,
+    WorkbookInputError,
+    clear_outputs,
+    optimise_portfolio,
+    refit,
+    refit_cv,
+)
 
 
 def read_table(io, name) -> list[list]:
@@ -210,6 +217,26 @@ def test_bad_input_names_the_cell_and_writes_nothing(mutate, message):
     with pytest.raises(WorkbookInputError) as info:
         refit(io)
     assert message in str(info.value)
+    assert io.snapshot() == before and io.log == [] and io.saved == 0
+
+
+def test_a_constant_return_column_is_named_on_fl_returns():
+    """The optimiser refuses it (its volatility is 0): the job names FL_RETURNS, where it
+    named FL_PORTFOLIO_SETTINGS for every optimiser ValueError, and writes nothing."""
+    io = demo_memory_book()
+    io.put("FL_PORTFOLIO_SETTINGS", "Portfolio", 1, 1,
+           [["key", "value"], ["covariance", "sample"]], reserve=(10, 2))
+    io.defined["FL_WEIGHTS"] = io.defined["FL_R2"].__class__("Portfolio", 1, 8, 25, 9)
+    io.defined["FL_PORTFOLIO_STATS"] = io.defined["FL_R2"].__class__("Portfolio", 1, 11, 20, 12)
+    asset = io.cells[("Returns", 1, 3)]
+    for row in range(2, 2 + len(load_demo_panel().y)):  # (row 1: the asset names)
+        io.cells[("Returns", row, 3)] = 0.001
+    before = io.snapshot()
+    with pytest.raises(WorkbookInputError) as info:
+        optimise_portfolio(io)
+    assert str(info.value).startswith("FL_RETURNS: the range has the same return (0.001) on "), \
+        str(info.value)
+    assert f"for asset {asset!r}: its volatility is 0" in str(info.value)
     assert io.snapshot() == before and io.log == [] and io.saved == 0
 
 

@@ -80,6 +80,7 @@ from .workbook._portfolio import (
     PortfolioSettings,
     covariance_rows,
     read_portfolio_settings,
+    returns_problem,
     statistics_table,
     with_annualization,
 )
@@ -856,13 +857,12 @@ def _maxdiv_error(err: Exception, ps: PortfolioSettings,
         return WorkbookInputError(msg, name="settings")
     if isinstance(err, OptimizationError):
         return WorkbookInputError(f"the optimisation failed: {msg}", name="settings")
-    if msg.startswith("X "):  # the optimiser's name for the returns
-        return _arg_error("returns", "the range " + msg[2:])
+    about_returns = returns_problem(msg)
+    if about_returns is not None:
+        return _arg_error("returns", about_returns)
     sources = dict.fromkeys(MAXDIV_KEYS, "settings")
     sources.update({"groups": "groups", "linear_constraints": "constraints"})
-    # a variance <= 0 is the returns' (a column constant or so small that its square underflows)
-    located = _core_error(err, sources, "settings", (
-        ("'", "groups"), ("the sample covariance", "returns"), ("the EWMA covariance", "returns")))
+    located = _core_error(err, sources, "settings", (("'", "groups"),))
     if located.name == "settings" and ps.block is not None:
         key = next((k for k in MAXDIV_KEYS if _starts_with_name(located.detail, k)), None)
         cell = _settings_cell(ps.block, key) if key else None

@@ -31,6 +31,7 @@ from ._plausibility import check_plausible
 from ._portfolio import (
     covariance_rows,
     read_portfolio_settings,
+    returns_problem,
     statistics_table,
     with_annualization,
 )
@@ -506,6 +507,9 @@ def compute_portfolio(blocks: dict[str, Block], fitted: JobResult | None = None,
     except OptimizationError as err:
         raise WorkbookInputError(f"the optimiser failed: {err}", "FL_PORTFOLIO_SETTINGS") from None
     except (ValueError, TypeError) as err:
+        about_returns = returns_problem(str(err))
+        if about_returns is not None:
+            raise WorkbookInputError(about_returns, "FL_RETURNS") from None
         raise WorkbookInputError(str(err), "FL_PORTFOLIO_SETTINGS") from None
     weights = opt.weights_.reindex(assets)
     if not np.isfinite(weights.to_numpy(dtype=float)).all():

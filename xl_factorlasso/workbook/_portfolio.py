@@ -21,6 +21,7 @@ __all__ = [
     "covariance_rows",
     "portfolio_statistics",
     "read_portfolio_settings",
+    "returns_problem",
     "statistics_table",
     "with_annualization",
 ]
@@ -186,6 +187,18 @@ def complete_rows(returns: pd.DataFrame, name: str, remedy: str) -> pd.DataFrame
     return returns
 
 
+def returns_problem(message: str) -> str | None:
+    """The optimiser's ValueError ``message`` in the returns range's words when it is about
+    them (the core's ``X``; a variance the returns gave, e.g. a column with the same return on
+    every date), else None: the job and the worksheet functions name the returns for it, not
+    the portfolio settings."""
+    if message.startswith("X "):  # the optimiser's name for the returns
+        return "the range " + message[2:]
+    if message.startswith(("the sample covariance", "the EWMA covariance")):
+        return message
+    return None
+
+
 def covariance_rows(returns: pd.DataFrame, ps: PortfolioSettings, name: str,
                     remedy: str) -> pd.DataFrame:
     """:func:`complete_rows`, and with ``covariance = ewma`` a span whose weights count the
@@ -194,18 +207,6 @@ def covariance_rows(returns: pd.DataFrame, ps: PortfolioSettings, name: str,
     from ..core.optimization._risk import ewma_singular_reason
 
     x = complete_rows(returns, name, remedy)
-    values = x.to_numpy(dtype=float)
-    flat = np.flatnonzero(values.max(axis=0) == values.min(axis=0))
-    if flat.size:
-        # a volatility of 0, which the core refuses, unless the sample estimate leaves rounding
-        # noise: the optimiser then gives it an arbitrary weight (the ratio ignores it)
-        j = int(flat[0])
-        raise WorkbookInputError(
-            f"{x.columns[j]!r} has the same return ({values[0, j]:g}) on each of the {len(x)} "
-            "dates: its volatility is 0 (a maximum-diversification weight for it would be "
-            "arbitrary); drop the column or check its data",
-            name=name,
-        )
     if ps.covariance == "ewma":
         n = x.shape[1]
         reason = ewma_singular_reason(

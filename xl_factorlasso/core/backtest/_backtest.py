@@ -425,15 +425,14 @@ class MaxDiversificationBacktest(BaseEstimator):
             if len(block) <= len(assets):
                 return None, (f"the window has {len(block)} rows for {len(assets)} assets: "
                               f"the {strategy} covariance is singular"), None
-            values = block.to_numpy(dtype=float)
-            flat = block.columns[values.max(axis=0) == values.min(axis=0)]
+            from ..optimization._risk import constant_columns, ewma_singular_reason  # (no CVXPY)
+
+            flat = block.columns[constant_columns(block.to_numpy(dtype=float))]
             if len(flat):
                 return None, (f"no variation in the window for {list(flat)[:10]} (a suspended "
                               f"or stale price?): the {strategy} covariance has a zero "
                               "variance"), None
             if strategy == "ewma":
-                from ..optimization._risk import ewma_singular_reason  # (no CVXPY at import)
-
                 reason = ewma_singular_reason(
                     len(block), len(assets), span,
                     remedy="the window is too short for the span here: a longer window or a "

@@ -233,6 +233,16 @@ def resolve_risk_model(
                 "diversification ratio is unbounded; pass a FactorCovariance, a shrinkage "
                 "estimator (covariance=...) or more observations"
             )
+        flat = constant_columns(X)
+        if flat.size:
+            # its variance is 0 up to the mean's rounding (0.1 on 50 rows: 1.8e-33), which the
+            # positive-variance test below lets through, and its weight comes out arbitrary
+            j = int(flat[0])
+            asset = repr(assets[j]) if assets is not None else f"#{j}"
+            raise ValueError(
+                f"X has the same return ({X[0, j]:g}) on each of its {T} rows for asset "
+                f"{asset}: its volatility is 0, so its maximum-diversification weight would be "
+                "arbitrary; drop the column or check its data")
         if span is not None:
             reason = ewma_singular_reason(T, n, float(span))
             if reason is not None:
@@ -330,6 +340,14 @@ def _factor_model(model: Any, X: np.ndarray | None, assets: pd.Index | None):
         raise ValueError(f"FactorCovariance gives zero volatility for asset {assets[i]!r}")
     risk = RiskModel(sigma, "factor", factor_root=F, residual_sd=d, loadings=loadings)
     return risk, assets, model
+
+
+def constant_columns(X: np.ndarray) -> np.ndarray:
+    """Indices of the columns of ``X`` with the same value on every row: their variance is 0
+    but for the mean's rounding (0.1 on 50 rows: 1.8e-33), which a positive-variance test lets
+    through, and the optimiser would weight them arbitrarily. The backtest asks the same of
+    each window, so that a date fails exactly where the optimiser would refuse."""
+    return np.flatnonzero(np.ptp(X, axis=0) == 0.0)
 
 
 def component_volatilities(root, residual_sd) -> np.ndarray:
