@@ -111,6 +111,36 @@ def test_identical_factor_columns_are_warned_about_once_named(recwarn):
     assert not _dependence_warnings(recwarn)
 
 
+def test_factors_with_one_value_are_named_and_all_of_them_refused(xy, recwarn):
+    """A factor with the same value on every row explains nothing (0 once demeaned): its
+    loadings stay at the prior, said in a warning; with every factor so, the fit returned the
+    prior in silence and a cross-validation chose the smallest lambda of equal scores."""
+    from xl_factorlasso import LassoModelCV
+
+    x, y = xy
+    flat = x.copy()
+    flat[:] = 0.01
+    for model in (LassoModel(), LassoModelCV(base_model=LassoModel())):
+        assert fit_error(model, flat, y) == ("x: every factor is constant on the rows of the "
+                                             "fit: there is nothing to fit")
+    zero = x * 0.0
+    assert fit_error(LassoModel(demean=False), zero, y).startswith("x: every factor is 0 on ")
+    one = x.copy()
+    one[x.columns[1]] = 0.02
+    recwarn.clear()
+    prior = pd.DataFrame(0.5, index=y.columns, columns=x.columns)
+    model = LassoModel(reg_lambda=1e-4, factors_beta_prior=prior).fit(one, y)
+    caught = [w for w in recwarn if "every row of the fit" in str(w.message)]
+    assert [str(w.message) for w in caught] == [
+        f"x: factor {x.columns[1]!r} is constant on every row of the fit: its loadings stay at "
+        "the prior (0 without one)"]
+    assert caught[0].filename == __file__  # points at the caller
+    np.testing.assert_array_equal(model.coef_[x.columns[1]].to_numpy(), 0.5)
+    recwarn.clear()
+    LassoModel(demean=False).fit(one, y)  # not demeaned: a constant is a factor like any
+    assert not [w for w in recwarn if "every row of the fit" in str(w.message)]
+
+
 @pytest.mark.parametrize("missing", [False, True])
 def test_dependent_factor_columns_are_named(recwarn, missing):
     """A factor that is a combination of others (``MKT = MKT-RF + RF``, a level shift, a

@@ -816,6 +816,7 @@ Window`): the statistics of ``x``, ``y`` (already coerced) carried from the prev
         if not np.any(stats.yty > 0.0):
             what = "every column is constant" if self.demean else "every value is 0"
             raise ValueError(f"y: no response varies ({what}): there is nothing to fit")
+        _check_flat_factors(stats, x.columns, bool(self.demean), warn=window is None)
         if window is None:
             warn_dependent_factors(x, _factor_gram(stats, panel), panel.n_rows)
 
@@ -1451,6 +1452,28 @@ def warn_dependent_factors(x: pd.DataFrame, gram: np.ndarray | None = None,
         "are not unique (moving them along that combination leaves the objective unchanged) "
         "and fits can split them differently; drop one of them",
         UserWarning, stacklevel=stacklevel)
+
+
+def _check_flat_factors(stats: SufficientStats, factors: pd.Index, demean: bool,
+                        warn: bool = True) -> None:
+    """Factors with the same value on every row of the fit (0 once demeaned; or 0 itself
+    without ``demean``) explain nothing: their loadings stay at the prior. Every factor so: a
+    ValueError (the fit returned the prior in silence, and a cross-validation chose the
+    smallest lambda of a grid of equal scores); some: a UserWarning naming them (``warn``)."""
+    flat = ~(stats.gram_diagonal() > 0.0).any(axis=0)
+    if not flat.any():
+        return
+    what = "constant" if demean else "0"
+    if flat.all():
+        raise ValueError(f"x: every factor is {what} on the rows of the fit: there is nothing "
+                         "to fit")
+    if warn:
+        names = list(factors[flat])
+        shown = ", ".join(map(repr, names[:10])) + (" ..." if len(names) > 10 else "")
+        one = len(names) == 1
+        warnings.warn(f"x: factor{'' if one else 's'} {shown} {'is' if one else 'are'} {what} "
+                      f"on every row of the fit: {'its' if one else 'their'} loadings stay at "
+                      "the prior (0 without one)", UserWarning, stacklevel=5)
 
 
 def _factor_gram(stats: SufficientStats, panel) -> np.ndarray | None:
