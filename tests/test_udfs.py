@@ -103,6 +103,7 @@ SIGNATURES = {
     "FLASSO_CV": CV,
     "FLASSO_BEST_LAMBDA": CV,
     "FLASSO_COV": FIT,
+    "FLASSO_NOTES": FIT,
     # new arguments go at the end: existing formulas keep their meaning
     "FLASSO_MAXDIV": ["returns", "settings", "constraints", "groups", "factors", "signs", "prior",
                       "model_settings", "model_groups", "previous_weights"],
@@ -587,6 +588,34 @@ def test_functions_on_the_same_inputs_share_one_fit(R, F, fresh_cache, fit_count
     assert (info.misses, info.hits, info.currsize) == (1, 6, 1)
 
 
+def test_notes_give_the_fits_warnings_from_the_same_fit(demo, R, F, fresh_cache, fit_counter):
+    """A spilled table has no room for the fit's warnings (a factor that is a combination of
+    others, one with a single value...): FLASSO_NOTES shows them, from the cached fit, once
+    each; "ok" without any; FLASSO_FIT's message on bad input."""
+    assert udfs.FLASSO_NOTES(R, F, 1e-4) == [["notes"], ["ok"]]
+    x = demo.x.copy()
+    first = x.columns[0]
+    x["double"] = 2.0 * x[first]
+    x["flat"] = 0.01
+    G = cells(x)
+    fit = udfs.FLASSO_FIT(R, G, 1e-4)
+    assert isinstance(fit, list) and len(fit) == len(R[0])  # the table, as before
+    count = len(fit_counter)
+    notes = udfs.FLASSO_NOTES(R, G, 1e-4)
+    assert len(fit_counter) == count  # the same fit
+    assert notes == [["notes"],
+                     ["x: factor 'flat' is constant on every row of the fit: its loadings stay "
+                      "at the prior (0 without one)"],
+                     [f"x: factors {first!r} and 'double' are proportional on the rows of the "
+                      "fit, once demeaned: their loadings are not unique (moving them along "
+                      "that combination leaves the objective unchanged) and fits can split them "
+                      "differently; drop one of them"]]
+    bad = copy.deepcopy(R)
+    bad[3][2] = "abc"
+    assert udfs.FLASSO_NOTES(bad, F) == udfs.FLASSO_FIT(bad, F)
+    assert udfs.FLASSO_NOTES(bad, F).startswith("#FLASSO! returns: row 4, column 3")
+
+
 def test_different_content_misses(R, F, fresh_cache, fit_counter):
     udfs.FLASSO_FIT(R, F)
     changed = copy.deepcopy(R)
@@ -899,10 +928,10 @@ def test_model_type_argument_is_read_as_the_setting(R, F):
     assert udfs.FLASSO_FIT(R, F, None, "hcgl") == udfs.FLASSO_FIT(R, F, None, "HCGL")
 
 
-def test_a_message_that_starts_with_the_argument_keeps_no_equals_sign(demo, R):
+def test_a_message_that_starts_with_the_argument_keeps_no_equals_sign(demo, R, F):
     """The core's "lambdas='auto': ..." became "lambdas: ='auto': ..."."""
-    flat = cells(demo.x * 0.0)
-    out = udfs.FLASSO_CV(R, flat, "auto", 2)
+    zero = [["asset", *demo.x.columns], *([a, *[0] * demo.x.shape[1]] for a in demo.y.columns)]
+    out = udfs.FLASSO_CV(R, F, "auto", 2, None, zero)  # every loading held at 0
     is_error(out, "lambdas", "'auto': lambda_max is 0")
     assert ": =" not in out
 

@@ -32,7 +32,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 FUNCTIONS = ["FLASSO_BEST_LAMBDA", "FLASSO_BETA_HISTORY", "FLASSO_CLUSTERS", "FLASSO_COV", "FLASSO_CV", "FLASSO_FIT", "FLASSO_INTERCEPT",
-             "FLASSO_MAXDIV", "FLASSO_PREDICT", "FLASSO_R2", "FLASSO_RESID_VOL",
+             "FLASSO_MAXDIV", "FLASSO_NOTES", "FLASSO_PREDICT", "FLASSO_R2", "FLASSO_RESID_VOL",
              "FLASSO_RETURNS", "FLASSO_RISK", "FLASSO_RISK_ASSETS", "FLASSO_VERSION"]
 
 # Shared by both child processes: the demo panel as 2-D lists.

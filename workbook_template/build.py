@@ -271,6 +271,9 @@ FORMULAS = [
      f"FLASSO_RISK_ASSETS({_PORTFOLIO_ARGS})", COLUMN_FORMATS["FL_RISK_ASSETS"]),
     ("FLASSO_COV", "factor-model covariance of the assets, B S B' + D",
      f"FLASSO_COV({_FIT_ARGS})", "0.000000"),
+    ("FLASSO_NOTES", "what the fit of FLASSO_FIT above warned about, once each (factors that "
+     "are combinations of others, a factor with one value...); ok when nothing: the notes "
+     "Refit writes in FL_STATUS", f"FLASSO_NOTES({_FIT_ARGS})", None),
     ("FLASSO_RETURNS", "simple returns p_t / p_prev - 1 of the price panel above (add \"log\" "
      "for log returns): the last rows of FL_RETURNS again", "FLASSO_RETURNS({prices})",
      "0.00%"),

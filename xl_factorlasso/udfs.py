@@ -35,6 +35,7 @@ from __future__ import annotations
 import math
 import re
 import threading
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -119,6 +120,7 @@ __all__ = [
     "FLASSO_FIT",
     "FLASSO_INTERCEPT",
     "FLASSO_MAXDIV",
+    "FLASSO_NOTES",
     "FLASSO_PREDICT",
     "FLASSO_R2",
     "FLASSO_RESID_VOL",
@@ -538,6 +540,7 @@ class _Fitted:
 
     inputs: FitInputs
     model: LassoModel
+    notes: tuple[str, ...] = ()  # the fit's warnings, once each (FLASSO_NOTES)
     _cov: tuple | None = None
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -570,14 +573,20 @@ def _fitted(returns, factors, reg_lambda, model_type, signs, prior, settings,
         inputs = _fit_inputs(returns, factors, reg_lambda, model_type, signs, prior, settings,
                              groups)
         try:
-            model = LassoModel(**inputs.params).fit(inputs.factors, inputs.returns)
+            # a spilled table has no room for them: FLASSO_NOTES shows them (as FL_STATUS
+            # does for the ribbon's fit)
+            with warnings.catch_warnings(record=True) as caught:
+                warnings.simplefilter("always", UserWarning)
+                model = LassoModel(**inputs.params).fit(inputs.factors, inputs.returns)
         except SolveError as err:
             raise _solve_error(err) from None
         except ValueError as err:
             raise _settings_located(
                 _core_error(err, _fit_sources(inputs), "returns", _FIT_HINTS), inputs
             ) from None
-        return _Fitted(inputs, model)
+        notes = dict.fromkeys(str(w.message) for w in caught
+                              if issubclass(w.category, UserWarning))
+        return _Fitted(inputs, model, tuple(notes))
 
     return _CACHE.get_or_compute(key, compute)
 
@@ -690,6 +699,18 @@ def FLASSO_COV(returns, factors, reg_lambda=None, model_type=None, signs=None, p
         fitted = _fitted(returns, factors, reg_lambda, model_type, signs, prior, settings,
                          groups)
         return _frame_table("asset", fitted.covariance().covariance)
+
+    return _guard(compute)
+
+
+@_fit_decorators
+def FLASSO_NOTES(returns, factors, reg_lambda=None, model_type=None, signs=None, prior=None,
+                 settings=None, groups=None):
+    """What the fit of FLASSO_FIT on the same arguments warned about (dependent factors...)."""
+    def compute():
+        notes = _fitted(returns, factors, reg_lambda, model_type, signs, prior, settings,
+                        groups).notes
+        return [["notes"], *([note] for note in notes or ("ok",))]
 
     return _guard(compute)
 

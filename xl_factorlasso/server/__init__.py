@@ -76,8 +76,9 @@ PROJECT_DIR = Path(__file__).resolve().parent
 #: The worksheet functions the add-in registers (``xl_factorlasso.udfs.__all__``).
 FUNCTIONS = (
     "FLASSO_BEST_LAMBDA", "FLASSO_BETA_HISTORY", "FLASSO_CLUSTERS", "FLASSO_COV", "FLASSO_CV",
-    "FLASSO_FIT", "FLASSO_INTERCEPT", "FLASSO_MAXDIV", "FLASSO_PREDICT", "FLASSO_R2",
-    "FLASSO_RESID_VOL", "FLASSO_RETURNS", "FLASSO_RISK", "FLASSO_RISK_ASSETS", "FLASSO_VERSION",
+    "FLASSO_FIT", "FLASSO_INTERCEPT", "FLASSO_MAXDIV", "FLASSO_NOTES", "FLASSO_PREDICT",
+    "FLASSO_R2", "FLASSO_RESID_VOL", "FLASSO_RETURNS", "FLASSO_RISK", "FLASSO_RISK_ASSETS",
+    "FLASSO_VERSION",
 )
 #: The namespace of the functions in prod (``functions_namespace`` of ``pyproject.toml``).
 FUNCTIONS_NAMESPACE = "FACTORLASSO"
