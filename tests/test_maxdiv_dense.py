@@ -328,10 +328,13 @@ def test_duplicate_assets_share_equally(old_path):
 def test_zero_variance_asset_is_rejected_on_both_paths(old_path):
     X = make_returns(30, 300, 0)
     X["A0004"] = 0.0
-    with pytest.raises(ValueError, match="non-positive variance 0 for asset 'A0004'"):
+    message = r"X has the same return \(0\) on each of its 300 rows for asset 'A0004'"
+    with pytest.raises(ValueError, match=message):
         MaximumDiversification().fit(X)
-    with pytest.raises(ValueError, match="non-positive variance 0 for asset 'A0004'"):
+    with pytest.raises(ValueError, match=message):
         old_path(X)
+    with pytest.raises(ValueError, match="non-positive variance 0 for asset 'A0004'"):
+        MaximumDiversification(covariance=X.cov()).fit(X)  # a given matrix: its diagonal
 
 
 def test_solver_keeps_a_zero_variance_asset_out():

@@ -233,7 +233,8 @@ def test_near_zero_variance_factor_is_held_by_the_penalty():
     # the same fit with f1 exactly constant (pinned at its prior: it leaves the loss)
     flat = x.copy()
     flat["f1"] = 0.3
-    pinned = LassoModel(reg_lambda=lam, **kw).fit(flat, y)
+    with pytest.warns(UserWarning, match="factor 'f1' is constant on every row of the fit"):
+        pinned = LassoModel(reg_lambda=lam, **kw).fit(flat, y)
     np.testing.assert_array_equal(pinned.coef_["f1"].to_numpy(), prior["f1"].to_numpy())
     np.testing.assert_allclose(model.coef_, pinned.coef_, atol=1e-6)
 
@@ -247,8 +248,9 @@ def test_constant_factor_is_pinned_at_the_prior_even_without_penalty(engine):
     for values in (np.full(len(x), 0.7), 0.7 + 1e-15 * np.arange(len(x)) % 3):
         x2 = x.copy()
         x2["f3"] = values
-        model = LassoModel(engine=engine, reg_lambda=0.0,
-                           **model_kwargs("LASSO", signs, prior)).fit(x2, y)
+        with pytest.warns(UserWarning, match="factor 'f3' is constant on every row of the fit"):
+            model = LassoModel(engine=engine, reg_lambda=0.0,
+                               **model_kwargs("LASSO", signs, prior)).fit(x2, y)
         np.testing.assert_array_equal(model.coef_["f3"].to_numpy(), prior["f3"].to_numpy())
         assert model.solver_status_ == "optimal" and model.duality_gap_ <= TOL
 
