@@ -139,6 +139,11 @@ def test_factors_with_one_value_are_named_and_all_of_them_refused(xy, recwarn):
     recwarn.clear()
     LassoModel(demean=False).fit(one, y)  # not demeaned: a constant is a factor like any
     assert not [w for w in recwarn if "every row of the fit" in str(w.message)]
+    gone = x.copy()
+    gone[x.columns[0]] = np.nan
+    with pytest.warns(UserWarning, match=f"x: factor {x.columns[0]!r} is missing on every row of "
+                                         r"the fit: its loadings stay at the prior \(0 without"):
+        LassoModel(reg_lambda=1e-4).fit(gone, y)
 
 
 @pytest.mark.parametrize("missing", [False, True])

@@ -816,7 +816,7 @@ Window`): the statistics of ``x``, ``y`` (already coerced) carried from the prev
         if not np.any(stats.yty > 0.0):
             what = "every column is constant" if self.demean else "every value is 0"
             raise ValueError(f"y: no response varies ({what}): there is nothing to fit")
-        _check_flat_factors(stats, x.columns, bool(self.demean), warn=window is None)
+        _check_flat_factors(stats, x, bool(self.demean), warn=window is None)
         if window is None:
             warn_dependent_factors(x, _factor_gram(stats, panel), panel.n_rows)
 
@@ -1454,12 +1454,13 @@ def warn_dependent_factors(x: pd.DataFrame, gram: np.ndarray | None = None,
         UserWarning, stacklevel=stacklevel)
 
 
-def _check_flat_factors(stats: SufficientStats, factors: pd.Index, demean: bool,
+def _check_flat_factors(stats: SufficientStats, x: pd.DataFrame, demean: bool,
                         warn: bool = True) -> None:
     """Factors with the same value on every row of the fit (0 once demeaned; or 0 itself
-    without ``demean``) explain nothing: their loadings stay at the prior. Every factor so: a
-    ValueError (the fit returned the prior in silence, and a cross-validation chose the
-    smallest lambda of a grid of equal scores); some: a UserWarning naming them (``warn``)."""
+    without ``demean``), or with none, explain nothing: their loadings stay at the prior.
+    Every factor so: a ValueError (the fit returned the prior in silence, and a
+    cross-validation chose the smallest lambda of a grid of equal scores); some: a UserWarning
+    naming them (``warn``; ``x`` the fit's factors)."""
     flat = ~(stats.gram_diagonal() > 0.0).any(axis=0)
     if not flat.any():
         return
@@ -1467,13 +1468,17 @@ def _check_flat_factors(stats: SufficientStats, factors: pd.Index, demean: bool,
     if flat.all():
         raise ValueError(f"x: every factor is {what} on the rows of the fit: there is nothing "
                          "to fit")
-    if warn:
-        names = list(factors[flat])
-        shown = ", ".join(map(repr, names[:10])) + (" ..." if len(names) > 10 else "")
-        one = len(names) == 1
-        warnings.warn(f"x: factor{'' if one else 's'} {shown} {'is' if one else 'are'} {what} "
-                      f"on every row of the fit: {'its' if one else 'their'} loadings stay at "
-                      "the prior (0 without one)", UserWarning, stacklevel=5)
+    if not warn:
+        return
+    empty = x.isna().all(axis=0).to_numpy()
+    for names, state in ((x.columns[flat & ~empty], f"{what} on every row of the fit"),
+                         (x.columns[flat & empty], "missing on every row of the fit")):
+        if len(names):
+            shown = ", ".join(map(repr, names[:10])) + (" ..." if len(names) > 10 else "")
+            one = len(names) == 1
+            warnings.warn(f"x: factor{'' if one else 's'} {shown} {'is' if one else 'are'} "
+                          f"{state}: {'its' if one else 'their'} loadings stay at the prior "
+                          "(0 without one)", UserWarning, stacklevel=5)
 
 
 def _factor_gram(stats: SufficientStats, panel) -> np.ndarray | None:
