@@ -287,6 +287,10 @@ FORMULAS = [
 ]
 
 
+# rows kept free below a formula whose answer on the template is shorter than on a user's data
+SPILL_ROOM = {"FLASSO_NOTES": 8}
+
+
 def formulas_for(namespace: str | None = None) -> list[tuple[str, str, str, str | None]]:
     """The Formulas sheet's entries ``(function, what, formula, number format)`` for an add-in.
 
@@ -869,7 +873,9 @@ def _formulas_sheet(wb, inputs: dict, namespace: str | None = None) -> None:
                     cell.number_format = "yyyy-mm-dd"
                 if j > 0 or i > 0:  # column A also holds the long titles: sized apart
                     shown.setdefault(1 + j, []).append(display_text(v, cell.number_format))
-        r += 2 + len(result) + 1  # the spill area, then a blank row
+        # the spill area, then a blank row; FLASSO_NOTES's answer grows with the user's data
+        # (the template's own is "ok"): room for a few notes before the next title
+        r += 2 + max(len(result), SPILL_ROOM.get(name, 0)) + 1
     for col, texts in shown.items():  # every spilled value readable: no ###, no cut label
         letter = openpyxl.utils.get_column_letter(col)
         if col > 1:
