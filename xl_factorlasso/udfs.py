@@ -35,7 +35,6 @@ from __future__ import annotations
 import math
 import re
 import threading
-import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -86,6 +85,7 @@ from .workbook._portfolio import (
     with_annualization,
 )
 from .workbook._prices import read_method, returns_from_prices
+from .workbook._results import user_notes
 from .workbook._rolling_settings import ROLLING_KEYS
 from .workbook._settings import (
     CV_KEYS,
@@ -575,8 +575,7 @@ def _fitted(returns, factors, reg_lambda, model_type, signs, prior, settings,
         try:
             # a spilled table has no room for them: FLASSO_NOTES shows them (as FL_STATUS
             # does for the ribbon's fit)
-            with warnings.catch_warnings(record=True) as caught:
-                warnings.simplefilter("always", UserWarning)
+            with user_notes() as notes:
                 model = LassoModel(**inputs.params).fit(inputs.factors, inputs.returns)
         except SolveError as err:
             raise _solve_error(err) from None
@@ -584,8 +583,6 @@ def _fitted(returns, factors, reg_lambda, model_type, signs, prior, settings,
             raise _settings_located(
                 _core_error(err, _fit_sources(inputs), "returns", _FIT_HINTS), inputs
             ) from None
-        notes = dict.fromkeys(str(w.message) for w in caught
-                              if issubclass(w.category, UserWarning))
         return _Fitted(inputs, model, tuple(notes))
 
     return _CACHE.get_or_compute(key, compute)

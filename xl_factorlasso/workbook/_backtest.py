@@ -9,8 +9,6 @@ read and checked, and the size of every table known, before the first fit.
 
 from __future__ import annotations
 
-import warnings
-
 import numpy as np
 import pandas as pd
 
@@ -24,7 +22,14 @@ from ._errors import WorkbookInputError
 from ._inputs import show_label
 from ._job_pictures import backtest_pictures
 from ._portfolio import read_portfolio_settings, with_annualization
-from ._results import JobResult, OutputTable, cell_value, now_text, status_table
+from ._results import (
+    JobResult,
+    OutputTable,
+    cell_value,
+    now_text,
+    status_table,
+    user_notes,
+)
 from ._rolling_settings import ROLLING_KEYS, RollingSettings, read_rolling_settings
 from ._settings import check_setting, read_fit_settings
 from ._tables import Block, parse_list
@@ -227,8 +232,7 @@ def compute_backtest(blocks: dict[str, Block], *, pictures: bool = True, progres
 
     result = JobResult("backtest")
     try:
-        with warnings.catch_warnings(record=True) as caught:
-            warnings.simplefilter("always", UserWarning)
+        with user_notes() as caught:
             # The portfolio keeps its holdings at a date it cannot rebalance unless the sheet
             # says stop; FL_BACKTEST's cumulative returns and drawdowns compound, so the
             # statistics' drawdowns do too (one answer in both tables).
@@ -248,7 +252,7 @@ def compute_backtest(blocks: dict[str, Block], *, pictures: bool = True, progres
             raise rs.error("on_failure", f"= stop: {text}; with previous or skip the other "
                                          "dates carry on") from None
         raise _core_error(err, inputs) from None
-    notes += sorted({str(w.message) for w in caught if issubclass(w.category, UserWarning)})
+    notes += sorted(caught)
     results = rolling.results_
     if len(results) == 0:
         reasons = "; ".join(f"{show_label(r.date)}: {r.reason}"

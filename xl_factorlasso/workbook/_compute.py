@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import hashlib
 import math
-import warnings
 
 import numpy as np
 import pandas as pd
@@ -42,6 +41,7 @@ from ._results import (
     now_text,
     series_table,
     status_table,
+    user_notes,
 )
 from ._settings import read_fit_settings
 from ._tables import Block, parse_list, parse_matrix, parse_panel, parse_series
@@ -198,8 +198,7 @@ def _check_finite(model, assets: list[str], notes: list[str]) -> None:
 
 def _fit(inputs: FitInputs, cv: bool, verbose: bool):
     x, y = inputs.factors, inputs.returns
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always", UserWarning)
+    with user_notes() as notes:
         base = LassoModel(**inputs.params)
         cvm = None
         if cv:
@@ -214,9 +213,6 @@ def _fit(inputs: FitInputs, cv: bool, verbose: bool):
             model = cvm.best_model_
         else:
             model = base.fit(x, y)
-    # once each: a cross-validation's folds and refit repeat the same warnings
-    notes = list(dict.fromkeys(str(w.message) for w in caught
-                               if issubclass(w.category, UserWarning)))
     return model, cvm, notes
 
 

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import datetime as dt
 import math
+import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -18,6 +21,7 @@ __all__ = [
     "merge_results",
     "series_table",
     "status_table",
+    "user_notes",
 ]
 
 
@@ -99,6 +103,23 @@ def series_table(label: str, series_map: dict[str, pd.Series], rows) -> list:
 
 def now_text() -> str:
     return dt.datetime.now().replace(microsecond=0).isoformat(sep=" ")
+
+
+@contextmanager
+def user_notes() -> Iterator[list[str]]:
+    """The UserWarnings raised inside the block, each message once in order of first
+    appearance (a cross-validation's folds and refit repeat the same warnings), in the list it
+    yields, filled when the block ends: the notes a job shows in FL_STATUS and FLASSO_NOTES in
+    its cells (neither has a console). ``warnings.catch_warnings`` is process-wide: two blocks
+    running at once in threads can lose or swap notes."""
+    notes: list[str] = []
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", UserWarning)
+        try:
+            yield notes
+        finally:
+            notes.extend(dict.fromkeys(str(w.message) for w in caught
+                                       if issubclass(w.category, UserWarning)))
 
 
 def add_warning(result: JobResult, text: str) -> None:
