@@ -12,6 +12,7 @@ def assert_same_rolling(a, b, atol: float = 0.0) -> None:
     assert list(a.results_.dates) == list(b.results_.dates)
     pd.testing.assert_index_equal(a.dates_, b.dates_)
     pd.testing.assert_frame_equal(a.failures_, b.failures_)
+    pd.testing.assert_frame_equal(a.notes_, b.notes_)  # dated notes, wherever the dates ran
     for d in a.results_.dates:
         sa, sb = a.results_[d], b.results_[d]
         assert sa.estimation_date == sb.estimation_date

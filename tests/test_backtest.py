@@ -5,6 +5,7 @@ and WalkForward + cross_val_predict on the same weights and windows."""
 from __future__ import annotations
 
 import re
+import warnings
 
 import numpy as np
 import pandas as pd
@@ -337,13 +338,24 @@ def test_an_optimiser_that_does_not_raise_is_a_failure_too():
     bt, x, y = _regime_backtest("previous")
     bt.set_params(portfolio=MaximumDiversification(linear_constraints=["f >= 0.8"],
                                                    raise_on_failure=False))
-    with pytest.warns(UserWarning, match="raise_on_failure=False"):
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
         bt.fit(x, y)
     reference, _, _ = _regime_backtest("previous")
     reference.fit(x, y)
     assert list(bt.failures_.date) == list(reference.failures_.date)
     assert bt.failures_.reason.str.startswith("optimisation failed: ").all()
     pd.testing.assert_frame_equal(bt.weights_["factor"], reference.weights_["factor"])
+    # the optimiser's warning at each failed date, named with its date; by date in notes_
+    failed = list(bt.failures_.date)
+    assert list(bt.notes_.date) == failed and set(bt.notes_.strategy) == {"factor"}
+    said = [str(w.message) for w in caught if "raise_on_failure=False" in str(w.message)]
+    first, later = bt.notes_.note.iloc[0], bt.notes_.note.iloc[1]
+    assert "min_weights, budget=1" in first and "max_weights, budget=1" in later
+    assert (bt.notes_.note.iloc[1:] == later).all() and len(failed) == 4
+    d = [t.date() for t in failed]
+    assert said == [f"rebalancing date {d[0]}: strategy 'factor': {first}",
+                    f"rebalancing dates {d[1]}, {d[2]} and {d[3]}: strategy 'factor': {later}"]
 
 
 @pytest.mark.parametrize("on_failure", ["previous", "raise"])
@@ -395,7 +407,7 @@ def test_a_factor_model_failure_follows_the_policy(panel, on_failure):
     assert not bt.failures_.strategy.eq("sample").any()
 
 
-@pytest.mark.filterwarnings("ignore:1 of 8 responses have fewer than warmup_period")
+@pytest.mark.filterwarnings("ignore:rebalancing dates .*: 1 of 8 responses have fewer than warmup")
 def test_missing_returns_refuse_sample_and_ewma_naming_the_asset(panel):
     x, y = panel
     y = y.copy()

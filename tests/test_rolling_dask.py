@@ -13,6 +13,7 @@ import socket
 import subprocess
 import sys
 import time
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -103,6 +104,28 @@ def test_n_jobs_sets_the_number_of_blocks(panel, client):
     for n_jobs, cold_starts in ((1, 1), (3, 3), (-1, 2)):
         info = RollingLassoModel(base, n_jobs=n_jobs, **kw).fit(panel.x, panel.y).fit_info_
         assert (~info["warm"].astype(bool)).sum() == cold_starts
+
+
+def test_the_workers_notes_reach_the_caller_with_their_dates(panel, client):
+    """A factor constant in the first windows: each worker records its dates' notes, the
+    caller warns each once with the dates (a worker's own warning would stay in its log)."""
+    x = panel.x.copy()
+    x.iloc[:100, 1] = 0.02
+    kw = dict(rebalance="QE", window=52)
+    caught = {}
+    for name, extra in (("serial", {}), ("dask", {"scheduler": client})):
+        with warnings.catch_warnings(record=True) as got:
+            warnings.simplefilter("always")
+            caught[name] = RollingLassoModel(_model(panel), **kw, **extra).fit(x, panel.y)
+        caught[name + " warnings"] = [str(w.message) for w in got if "'f1'" in str(w.message)]
+    serial, dask = caught["serial"], caught["dask"]
+    assert_same_rolling(serial, dask, atol=WARM_ATOL)
+    dates = list(dask.notes_["date"])
+    assert len(dates) >= 3 and dates[-1] < x.index[100]
+    assert caught["dask warnings"] == caught["serial warnings"]
+    assert len(caught["dask warnings"]) == 1
+    assert caught["dask warnings"][0].startswith(f"{len(dates)} of {len(dask.fit_info_)} "
+                                                 f"rebalancing dates, from {dates[0].date()}")
 
 
 def _broken(panel):

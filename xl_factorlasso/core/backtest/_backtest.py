@@ -13,12 +13,14 @@ from __future__ import annotations
 import inspect
 import numbers
 import time
+import warnings
 
 import numpy as np
 import pandas as pd
 
 from .._base import BaseEstimator, clone
 from .._cells import numbers_in
+from .._notes import dated_notes
 from ..rolling import RollingLassoModel
 from ..rolling._dates import check_index, rebalance_positions, window_start
 from ._holdings import Book
@@ -144,7 +146,12 @@ class MaxDiversificationBacktest(BaseEstimator):
     failures_ : pandas.DataFrame
         Columns ``date``, ``strategy``, ``reason``, ``action``.
     rolling_ : RollingLassoModel
-        The fitted rolling model (``results_``, ``failures_``, ``fit_info_``).
+        The fitted rolling model (``results_``, ``failures_``, ``fit_info_``, ``notes_``:
+        what its fits warned about).
+    notes_ : pandas.DataFrame
+        What the optimisations warned about (a covariance made positive definite, a rescued
+        or failed fit...): columns ``date``, ``strategy``, ``note``. ``fit`` also warns each
+        distinct note once, prefixed with its dates and strategy.
     annualization_factor_ : float
         The factor used.
     ewma_span_ : float or None
@@ -271,11 +278,13 @@ class MaxDiversificationBacktest(BaseEstimator):
         self.rolling_ = rolling
         self.annualization_factor_ = annualization
         self.ewma_span_ = span
-        self._run(rolling, portfolio, y, index, window, min_history, span, progress,
-                  n_fits, total)
+        noted = self._run(rolling, portfolio, y, index, window, min_history, span, progress,
+                          n_fits, total)
         self._statistics(portfolio)
         self.timings_ = pd.Series(self._seconds, name="seconds")
         del self._seconds
+        for category, text in noted:  # each once, with its dates
+            warnings.warn(text, category, stacklevel=2)
         return self
 
     @staticmethod
@@ -305,7 +314,7 @@ class MaxDiversificationBacktest(BaseEstimator):
                          "action": action})
 
     def _run(self, rolling, portfolio, y, index, window, min_history, span, progress,
-             done: int, total: int) -> None:
+             done: int, total: int) -> list[tuple[type[Warning], str]]:
         assets = y.columns
         n = len(assets)
         from ..optimization._validation import asset_vector
@@ -325,6 +334,7 @@ class MaxDiversificationBacktest(BaseEstimator):
                           zip(rolling.failures_["date"], rolling.failures_["reason"],
                               strict=True)}
         failures: list[dict] = []
+        noted: list[tuple] = []  # (date, strategy, category, message)
         dates, weights, turnover, cost, ex_ante = [], [], [], [], []
         for date in rolling.dates_:
             warm_up = None
@@ -356,10 +366,13 @@ class MaxDiversificationBacktest(BaseEstimator):
                 book.advance(row)
                 held = book.holdings.copy()
                 clock = time.perf_counter()
-                target, reason, cov = self._target(
-                    s, date, rolling, rolling_failed, optimisers.get(s), block, held, span,
-                    min_history, assets)
+                with warnings.catch_warnings(record=True) as caught:
+                    warnings.simplefilter("always")
+                    target, reason, cov = self._target(
+                        s, date, rolling, rolling_failed, optimisers.get(s), block, held,
+                        span, min_history, assets)
                 self._seconds[s] = self._seconds.get(s, 0.0) + time.perf_counter() - clock
+                noted.extend(_user_notes(caught, date, s))
                 if target is None:
                     self._fail(failures, date, s, reason,
                                "kept previous holdings" if held.any()
@@ -387,6 +400,10 @@ class MaxDiversificationBacktest(BaseEstimator):
             book.advance(len(index) - 1)
         self._collect(index, assets, dates, weights, turnover, cost, ex_ante, books,
                       failures, y)
+        self.notes_ = pd.DataFrame([(d, s, m) for d, s, _, m in noted],
+                                   columns=["date", "strategy", "note"])
+        return dated_notes([(d, c, f"strategy {s!r}: {m}") for d, s, c, m in noted],
+                           len(dates))
 
     def _target(self, strategy, date, rolling, rolling_failed, optimiser, block, held, span,
                 min_history, assets):
@@ -511,6 +528,19 @@ class MaxDiversificationBacktest(BaseEstimator):
                 labels.append((s, kind))
         self.stats_ = pd.DataFrame(rows, index=pd.MultiIndex.from_tuples(
             labels, names=["strategy", "returns"]), columns=STATS_COLUMNS)
+
+
+def _user_notes(caught: list, date, strategy: str) -> list[tuple]:
+    """The UserWarnings of one date's optimisation as ``(date, strategy, category,
+    message)``, each once (the backtest warns them with their dates); any other warning is
+    warned again at once, under the filters in force."""
+    out: dict[tuple, None] = {}
+    for item in caught:
+        if issubclass(item.category, UserWarning):
+            out[(date, strategy, item.category, str(item.message))] = None
+        else:
+            warnings.warn_explicit(item.message, item.category, item.filename, item.lineno)
+    return list(out)
 
 
 def _check_returns(y: pd.DataFrame) -> None:

@@ -29,12 +29,12 @@ screening rule, not a significance test. Every member of a pool shares its pool'
 from __future__ import annotations
 
 import numbers
-import warnings
 from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
 
+from .._notes import note
 from ..cluster import ewm_lambda
 
 __all__ = ["derive_sign_constraints", "validate_cluster_signs"]
@@ -339,7 +339,7 @@ def validate_cluster_signs(x, y, clusters, warn=True, ewma_span=None) -> np.ndar
             where = f"factors {[x.columns[j] for j in found]} (positions {found.tolist()})"
         else:
             where = f"positions {found.tolist()}"
-        warnings.warn(f"{found.size} factor(s) have a univariate sign opposite to their "
+        note(f"{found.size} factor(s) have a univariate sign opposite to their "
                       f"cluster's pooled sign (possible cluster misspecification): {where}",
                       UserWarning, stacklevel=2)
     return found

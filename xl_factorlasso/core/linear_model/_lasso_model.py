@@ -10,6 +10,7 @@ import numpy as np
 import pandas as pd
 
 from .._base import BaseEstimator, clone
+from .._notes import note
 from .._threads import limit_blas_threads
 from ..cluster import (
     ClusterCorrelationTransform,
@@ -816,7 +817,7 @@ Window`): the statistics of ``x``, ``y`` (already coerced) carried from the prev
         if not np.any(stats.yty > 0.0):
             what = "every column is constant" if self.demean else "every value is 0"
             raise ValueError(f"y: no response varies ({what}): there is nothing to fit")
-        _check_flat_factors(stats, x, bool(self.demean), warn=window is None)
+        _check_flat_factors(stats, x, bool(self.demean))
         if window is None:
             warn_dependent_factors(x, _factor_gram(stats, panel), panel.n_rows)
 
@@ -1198,7 +1199,7 @@ Window`): the statistics of ``x``, ``y`` (already coerced) carried from the prev
             short = counts < self.warmup_period
             if short.any():
                 names = list(y.columns[short])
-                warnings.warn(
+                note(
                     f"{short.sum()} of {len(short)} responses have fewer than "
                     f"warmup_period={self.warmup_period} observations; their loadings are set "
                     f"to zero: {names[:10]}{' ...' if len(names) > 10 else ''}",
@@ -1215,7 +1216,7 @@ Window`): the statistics of ``x``, ``y`` (already coerced) carried from the prev
             empty = counts == 0
             if empty.any():  # (with a warmup_period these are among the short ones, said above)
                 names = list(y.columns[empty])
-                warnings.warn(
+                note(
                     f"{empty.sum()} of {len(empty)} responses have no observation; their "
                     "loadings are the prior and their intercept, R^2 and residual variance are "
                     f"NaN: {names[:10]}{' ...' if len(names) > 10 else ''}",
@@ -1447,20 +1448,19 @@ def warn_dependent_factors(x: pd.DataFrame, gram: np.ndarray | None = None,
     listed = f"{', '.join(names[:-1])} and {names[-1]}"
     what = ("are proportional" if len(found) == 2
             else "are linearly dependent (one is a combination of the others)")
-    warnings.warn(
+    note(
         f"x: factors {listed} {what} on the rows of the fit, once demeaned: their loadings "
         "are not unique (moving them along that combination leaves the objective unchanged) "
         "and fits can split them differently; drop one of them",
         UserWarning, stacklevel=stacklevel)
 
 
-def _check_flat_factors(stats: SufficientStats, x: pd.DataFrame, demean: bool,
-                        warn: bool = True) -> None:
+def _check_flat_factors(stats: SufficientStats, x: pd.DataFrame, demean: bool) -> None:
     """Factors with the same value on every row of the fit (0 once demeaned; or 0 itself
     without ``demean``), or with none, explain nothing: their loadings stay at the prior.
     Every factor so: a ValueError (the fit returned the prior in silence, and a
     cross-validation chose the smallest lambda of a grid of equal scores); some: a UserWarning
-    naming them (``warn``; ``x`` the fit's factors)."""
+    naming them (``x`` the fit's factors)."""
     flat = ~(stats.gram_diagonal() > 0.0).any(axis=0)
     if not flat.any():
         return
@@ -1468,15 +1468,13 @@ def _check_flat_factors(stats: SufficientStats, x: pd.DataFrame, demean: bool,
     if flat.all():
         raise ValueError(f"x: every factor is {what} on the rows of the fit: there is nothing "
                          "to fit")
-    if not warn:
-        return
     empty = x.isna().all(axis=0).to_numpy()
     for names, state in ((x.columns[flat & ~empty], f"{what} on every row of the fit"),
                          (x.columns[flat & empty], "missing on every row of the fit")):
         if len(names):
             shown = ", ".join(map(repr, names[:10])) + (" ..." if len(names) > 10 else "")
             one = len(names) == 1
-            warnings.warn(f"x: factor{'' if one else 's'} {shown} {'is' if one else 'are'} "
+            note(f"x: factor{'' if one else 's'} {shown} {'is' if one else 'are'} "
                           f"{state}: {'its' if one else 'their'} loadings stay at the prior "
                           "(0 without one)", UserWarning, stacklevel=5)
 

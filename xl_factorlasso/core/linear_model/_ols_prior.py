@@ -19,13 +19,13 @@ warning), as factorlasso. Factors of ``excluded_factors`` never win the automati
 
 from __future__ import annotations
 
-import warnings
 from collections.abc import Mapping
 from numbers import Real
 
 import numpy as np
 import pandas as pd
 
+from .._notes import note
 from ..cluster import ewm_lambda
 
 __all__ = ["MAX_NAMED_FACTORS", "NAMED_SET_MAX_VIF", "PRIOR_SELECTION_TYPES", "OlsPrior",
@@ -250,7 +250,7 @@ def ols_prior(x: pd.DataFrame, y: pd.DataFrame, span, warmup_period,
         else:
             prior[i, cols] = _joint(xa[:, cols], ya[:, i], w, min_rows)
     if demoted:
-        warnings.warn(f"factor_for_prior: the two factors of {demoted!r} are collinear "
+        note(f"factor_for_prior: the two factors of {demoted!r} are collinear "
                       f"(weighted VIF > named_set_max_vif={max_vif}); only the first factor's "
                       "slope is used", UserWarning, stacklevel=3)
     rows = [records.get(r, ((), (), "automatic", 1.0)) for r in y.columns]

@@ -11,6 +11,7 @@ import numpy as np
 import pandas as pd
 
 from .._base import BaseEstimator, clone
+from .._notes import dated_notes, recorded
 from .._threads import blas_threads, limit_blas_threads
 from ..cluster._hierarchical import compiled_linkage
 from ..exceptions import SolveError
@@ -59,6 +60,7 @@ class _DateFit:
     solver: str | None = None
     warm: bool = False
     error: Exception | None = None
+    notes: tuple[tuple[type[Warning], str], ...] = ()
 
 
 def _fit_date(model: LassoModel, x: pd.DataFrame, y: pd.DataFrame, coef_init, date,
@@ -71,20 +73,23 @@ def _fit_date(model: LassoModel, x: pd.DataFrame, y: pd.DataFrame, coef_init, da
     Returns the date's result and its loadings (N x M, the next warm start) or None on error.
     ``window``: the window's statistics carried from the previous date
     (:mod:`~xl_factorlasso.core.rolling._incremental`); None prepares ``x``, ``y`` from
-    scratch (``LassoModel._setup``).
+    scratch (``LassoModel._setup``). The fit's notes (:mod:`~xl_factorlasso.core._notes`) are
+    recorded in the result: in a worker they would never reach the user, and the parent
+    gives each once with its dates.
     """
-    try:
-        model._fit_prepared(model._setup(x, y, window=window), coef_init=coef_init)
-        del model._fit_setup_  # the window's prepared panel: not kept for every date
-        snapshot = CurrentFactorCovarData.from_model(
-            model, x, estimation_date=date, annualization_factor=annualization_factor,
-            x_covar=None if window is None else window.factor_covariance())
-    except _FIT_ERRORS as err:
-        return _DateFit(error=err), None
+    with recorded() as notes:
+        try:
+            model._fit_prepared(model._setup(x, y, window=window), coef_init=coef_init)
+            del model._fit_setup_  # the window's prepared panel: not kept for every date
+            snapshot = CurrentFactorCovarData.from_model(
+                model, x, estimation_date=date, annualization_factor=annualization_factor,
+                x_covar=None if window is None else window.factor_covariance())
+        except _FIT_ERRORS as err:
+            return _DateFit(error=err, notes=tuple(notes)), None
     return _DateFit(snapshot=snapshot, clusters=model.clusters_,
                     n_iter=np.nan if model.n_iter_ is None else model.n_iter_,
                     duality_gap=model.duality_gap_, solver=model.solver_,
-                    warm=coef_init is not None), model.coef_.to_numpy()
+                    warm=coef_init is not None, notes=tuple(notes)), model.coef_.to_numpy()
 
 
 def _aligned_cells(base: LassoModel, block: BlockStatistics) -> LassoModel:
@@ -273,6 +278,11 @@ class RollingLassoModel(BaseEstimator):
         ``duality_gap``, ``solver``, ``warm`` (whether a warm start was used).
     dates_ : pandas.DatetimeIndex
         Every rebalancing date, fitted or failed.
+    notes_ : pandas.DataFrame
+        What the dates' fits warned about (a constant factor in a window, responses below
+        ``warmup_period``...): one row per date and note, columns ``date``, ``note``. ``fit``
+        also warns each distinct note once, prefixed with its dates; the same serially, in
+        processes or on a Dask cluster (where a worker's warnings would not reach you).
     """
 
     _estimator_type = None
@@ -404,8 +414,10 @@ class RollingLassoModel(BaseEstimator):
             plan.append(_Job(date, start, stop))
         fits = iter(self._fit_jobs(base, x, y, [p for p in plan if isinstance(p, _Job)],
                                    progress))
-        self._assemble(plan, fits, index)
+        noted = self._assemble(plan, fits, index)
         self.dates_ = pd.DatetimeIndex(dates, name="date")
+        for category, text in noted:  # each once, with its dates
+            warnings.warn(text, category, stacklevel=3)
         return self
 
     def _fit_jobs(self, base, x, y, jobs: list[_Job], progress=None) -> list[_DateFit]:
@@ -452,12 +464,15 @@ class RollingLassoModel(BaseEstimator):
                             return_as="generator_unordered")(tasks)
         return collect(arrivals, len(tasks))
 
-    def _assemble(self, plan, fits, index: pd.DatetimeIndex) -> None:
-        """Labels, the failure policy, ``results_``, ``failures_`` and ``fit_info_``, in date
-        order (the same whether the fits ran serially or in blocks)."""
+    def _assemble(self, plan, fits, index: pd.DatetimeIndex
+                  ) -> list[tuple[type[Warning], str]]:
+        """Labels, the failure policy, ``results_``, ``failures_``, ``fit_info_`` and
+        ``notes_``, in date order (the same whether the fits ran serially or in blocks).
+        Returns the notes to warn, dated (:func:`dated_notes`)."""
         results = RollingFactorCovarData()
         failures: list[dict] = []
         info: list[dict] = []
+        notes: list[tuple[pd.Timestamp, type[Warning], str]] = []
         last_snapshot = prev_labels = None
         next_label = 1
         for item in plan:
@@ -465,6 +480,7 @@ class RollingLassoModel(BaseEstimator):
                 failures.append(item)
                 continue
             date, fit = item.date, next(fits)
+            notes.extend((date, category, message) for category, message in fit.notes)
             if fit.error is not None:
                 err = fit.error
                 if self.on_failure == "raise":
@@ -495,6 +511,8 @@ class RollingLassoModel(BaseEstimator):
         self.fit_info_ = pd.DataFrame(
             info, columns=["date", "first_row", "n_rows", "n_iter", "duality_gap", "solver",
                            "warm"]).set_index("date")
+        self.notes_ = pd.DataFrame([(d, m) for d, _, m in notes], columns=["date", "note"])
+        return dated_notes(notes, sum(isinstance(p, _Job) for p in plan))
 
     # ------------------------------------------------------------------ shortcuts
     def to_long(self) -> pd.DataFrame:
