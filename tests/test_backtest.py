@@ -407,7 +407,7 @@ def test_a_factor_model_failure_follows_the_policy(panel, on_failure):
     assert not bt.failures_.strategy.eq("sample").any()
 
 
-@pytest.mark.filterwarnings("ignore:rebalancing dates .*: 1 of 8 responses have fewer than warmup")
+@pytest.mark.filterwarnings("ignore:rebalancing dates .* 1 of 8 responses have fewer than warmup")
 def test_missing_returns_refuse_sample_and_ewma_naming_the_asset(panel):
     x, y = panel
     y = y.copy()

@@ -447,3 +447,31 @@ def test_each_failed_date_is_a_status_row_with_its_strategy_and_reason(built, tm
     assert status[1:] == [f"{d.date().isoformat()} {s}: {why} ({action})"
                           for d, s, why, action in late.itertuples(index=False)]
     assert all("SPX" in why for why in late["reason"])  # the reason names the asset
+
+
+def test_the_fits_notes_reach_the_status_with_their_dates_from_worker_processes(tmp_path):
+    """A factor with one value on the first 200 rows: the dates whose 104-row window lies
+    inside them warn (its loadings stay at the prior); fitted in two processes, the note
+    still reaches FL_STATUS, once, with those dates."""
+    d = load_demo_panel()
+    x = d.x.copy()
+    x.iloc[:200, 0] = 0.001
+    path = tmp_path / "book.xlsx"
+    build_workbook(path, returns=d.y, factors=x, signs=d.signs, prior=d.prior,
+                   settings=SETTINGS, portfolio_settings={"max_weights": 0.15},
+                   constraints=["EQ <= 0.40"],
+                   asset_groups=pd.DataFrame({"asset_class": d.clusters.map(TAGS)}),
+                   rolling_settings={**ROLLING, "window": 104}, readable=True)
+    result = run_job(XlsxFileIO(path), "backtest", pictures=False, n_jobs=2)
+    notes = result.model.rolling_.notes_
+    flat = [t for t in result.model.rolling_.fit_info_.index if x.index.get_loc(t) < 200]
+    assert len(flat) >= 2 and list(notes["date"]) == flat
+    status = dict((r[0], r[1]) for r in _table(path, "FL_STATUS")[1:] if r[0] is not None)
+    said = (f"rebalancing dates {', '.join(str(t.date()) for t in flat[:-1])} and "
+            f"{flat[-1].date()}" if len(flat) <= 3 else
+            f"{len(flat)} of {len(result.model.rolling_.fit_info_)} rebalancing dates, from "
+            f"{flat[0].date()} to {flat[-1].date()}")
+    assert status["message"] == (f"{said}: x: factor {x.columns[0]!r} is constant on every "
+                                 "row of the fit: its loadings stay at the prior (0 without "
+                                 "one)")
+
