@@ -340,6 +340,6 @@ def validate_cluster_signs(x, y, clusters, warn=True, ewma_span=None) -> np.ndar
         else:
             where = f"positions {found.tolist()}"
         note(f"{found.size} factor(s) have a univariate sign opposite to their "
-                      f"cluster's pooled sign (possible cluster misspecification): {where}",
-                      UserWarning, stacklevel=2)
+             f"cluster's pooled sign (possible cluster misspecification): {where}",
+             UserWarning, stacklevel=2)
     return found

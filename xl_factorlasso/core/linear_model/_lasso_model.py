@@ -1475,8 +1475,8 @@ def _check_flat_factors(stats: SufficientStats, x: pd.DataFrame, demean: bool) -
             shown = ", ".join(map(repr, names[:10])) + (" ..." if len(names) > 10 else "")
             one = len(names) == 1
             note(f"x: factor{'' if one else 's'} {shown} {'is' if one else 'are'} "
-                          f"{state}: {'its' if one else 'their'} loadings stay at the prior "
-                          "(0 without one)", UserWarning, stacklevel=5)
+                 f"{state}: {'its' if one else 'their'} loadings stay at the prior "
+                 "(0 without one)", UserWarning, stacklevel=5)
 
 
 def _factor_gram(stats: SufficientStats, panel) -> np.ndarray | None:

@@ -251,8 +251,8 @@ def ols_prior(x: pd.DataFrame, y: pd.DataFrame, span, warmup_period,
             prior[i, cols] = _joint(xa[:, cols], ya[:, i], w, min_rows)
     if demoted:
         note(f"factor_for_prior: the two factors of {demoted!r} are collinear "
-                      f"(weighted VIF > named_set_max_vif={max_vif}); only the first factor's "
-                      "slope is used", UserWarning, stacklevel=3)
+             f"(weighted VIF > named_set_max_vif={max_vif}); only the first factor's "
+             "slope is used", UserWarning, stacklevel=3)
     rows = [records.get(r, ((), (), "automatic", 1.0)) for r in y.columns]
     diagnostics = pd.DataFrame(
         rows, index=pd.Index(y.columns, name="response"),
