@@ -321,6 +321,20 @@ def test_each_rule_names_its_cell(key, value, message):
     assert str(info.value) == f"FL_SETTINGS!B4: {message}"
 
 
+@pytest.mark.parametrize("key", [None, "", "   "])
+def test_a_value_without_a_setting_name_is_refused_on_its_cell(key):
+    """A name cleared by mistake would have left its setting at the default without a word;
+    a row blank in both cells is still skipped."""
+    with pytest.raises(WorkbookInputError) as info:
+        fit_block([("span", 26), (None, None), (key, 0.3), ("nonneg", False)])
+    assert str(info.value) == ("FL_SETTINGS!B4: 0.3 has no setting name beside it (in A4): "
+                               "type the setting's name there, or clear the value")
+    with pytest.raises(WorkbookInputError) as info:
+        portfolio([("max_weights", 0.2), (key, "long")])
+    assert str(info.value).startswith("FL_PORTFOLIO_SETTINGS!B2: 'long' has no setting name")
+    assert fit_block([("span", 26), (key, None), ("nonneg", False)]).model["span"] == 26
+
+
 def test_unknown_solver_lists_the_installed_ones():
     import cvxpy
 

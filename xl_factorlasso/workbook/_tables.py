@@ -597,8 +597,9 @@ def parse_keyvalue(block: Block) -> dict[str, tuple[object, str, tuple[int, int]
     """``key | value`` rows -> ``{key: (value, cell of the value, (i, j))}``.
 
     An optional header row (``key``, ``setting``, ``parameter``, ``name``) is skipped, as are
-    rows whose key is blank. Keys are case-insensitive; a repeated key is an error. Values are
-    returned as found (blank -> ``None``); the settings readers check them.
+    blank rows. Keys are case-insensitive; a repeated key is an error, and so is a value
+    without a key (a name cleared by mistake would leave its setting at the default, unsaid).
+    Values are returned as found (blank -> ``None``); the settings readers check them.
     """
     b = block.trimmed()
     if b.shape[0] == 0:
@@ -610,6 +611,10 @@ def parse_keyvalue(block: Block) -> dict[str, tuple[object, str, tuple[int, int]
     for i in range(_header_skipped(b, ("key", "setting", "parameter", "name")), b.shape[0]):
         key = b.values[i][0]
         if is_blank(key):
+            if not is_blank(b.values[i][1]):
+                raise b.error(f"{shown(b.values[i][1])} has no setting name beside it (in "
+                              f"{b.cell(i, 0)}): type the setting's name there, or clear "
+                              "the value", i, 1)
             continue
         problem = cell_problem(key)
         if problem is not None:
