@@ -264,7 +264,8 @@ class FastEngine:
             n_zero = (~nonzero).sum(axis=1)
             smallest = np.take_along_axis(vals, np.minimum(n_zero, m - 1)[:, None], axis=1)[:, 0]
             self._invertible = (n_zero < m) & (smallest > 1e-10 * np.maximum(top_hat, 1e-300))
-            # smallest over largest eigenvalue of J G J, per pattern (0 where singular): the
+            # smallest over largest eigenvalue of J G J (past the zero factors), per pattern,
+            # about 0 where singular and 0 where every factor is zero: the
             # iterations' rate is set by it (_box_ridge.dual_start_applies)
             self._conditioning = np.where(
                 n_zero < m, np.maximum(smallest, 0.0) / np.maximum(top_hat, 1e-300), 0.0)
