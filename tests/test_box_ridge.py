@@ -257,3 +257,50 @@ def test_a_dual_that_does_not_converge_halves_the_step_of_nu():
     x, support, found = row_dual_start(model._solver(setup, model.reg_lambda).engine,
                                        model.reg_lambda)
     assert found.all()
+
+
+# ------------------------------------------------------------------ a narrow panel, a short span
+def _short_span_model(fraction):
+    """GROUP_LASSO with signs and an L1 share on 30 rows and 28 factors (narrow), at span 3:
+    the oldest row weighs 2e-9 of the newest, so the (invertible) Grams are conditioned about
+    like singular ones (harness seed 906's fold had the same shape)."""
+    panel = make_factor_panel(30, 28, 6, seed=3, freq="W-FRI", start="2015-01-02")
+    rng = np.random.default_rng(0)
+    signs = pd.DataFrame(rng.choice([-1.0, 0.0, 1.0, np.nan], size=(6, 28),
+                                    p=[0.2, 0.2, 0.2, 0.4]),
+                         index=panel.y.columns, columns=panel.x.columns)
+    kw = dict(model_type=LassoModelType.GROUP_LASSO, group_data=_groups(panel), l1_weight=0.3,
+              span=3.0, demean=False, factors_beta_loading_signs=signs, engine="fast")
+    lam = fraction * LassoModel(**kw).lambda_max(panel.x, panel.y)
+    return panel, signs, LassoModel(reg_lambda=lam, **kw)
+
+
+@pytest.mark.parametrize("fraction", [1e-5, 1e-7])
+def test_an_ill_conditioned_narrow_panel_takes_the_dual_start(fraction):
+    """Before, the iterations crawled there: 7,318 at 1e-5 of ``lambda_max`` (gap 7e-13), and
+    at 1e-7 20,000 of them ended at gap 2.5e-3 (``SolveError``). The dual start answers both
+    with no iteration, certified, within the signs, and no higher than Clarabel's tight
+    point."""
+    panel, signs, model = _short_span_model(fraction)
+    setup, solver = _solver(panel, model)
+    engine = solver.engine
+    assert not (~engine._invertible[engine.pattern]).all()  # not singular: ill-conditioned
+    assert dual_start_applies(engine, model.reg_lambda, solver.lambda_max)
+    fit = model.fit(panel.x, panel.y)
+    assert fit.solver_ == "fast" and fit.n_iter_ == 0 and fit.duality_gap_ <= 1e-8
+    coef = fit.coef_.to_numpy()
+    s = signs.loc[fit.coef_.index, fit.coef_.columns].to_numpy()
+    assert np.all(coef[s == 0] == 0.0)
+    assert np.all(coef[s > 0] >= 0.0) and np.all(coef[s < 0] <= 0.0)
+    objective = fit.objective_value_
+    reference = _clarabel_objective(setup, model.reg_lambda)
+    assert objective <= reference + 1e-9 * abs(reference)
+
+
+def test_a_well_conditioned_narrow_panel_keeps_the_iterations():
+    """The same panel without the short span: its Grams are well conditioned, the iterations
+    settle, and the dual start does not run."""
+    panel, _, model = _short_span_model(1e-5)
+    model.set_params(span=None)
+    setup, solver = _solver(panel, model)
+    assert not dual_start_applies(solver.engine, model.reg_lambda, solver.lambda_max)

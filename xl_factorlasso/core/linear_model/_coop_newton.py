@@ -215,9 +215,23 @@ def coop_solve(engine, lam: float, tol: float, max_iter: int, coef_init=None,
     doubling) within ``max_iter`` in all, each uncertified round followed by Newton's point on
     its iterate's face (:func:`face_newton`), taken when certified; the next round starts from
     the better of the two. ``give_up``: a round that gave up (:meth:`FastEngine.solve`) ends
-    the solve."""
+    the solve.
+
+    A warm start (a neighbouring minimiser: the previous value of a CV grid, a path's) first
+    takes Newton's step on its own face: between neighbouring penalties the face usually holds,
+    and the step is then the answer with no iteration, where the first round's iterates (with
+    momentum, along the flat directions of a wide panel) wander off it (seed 2025's CV, 5 folds
+    of up to 25 rows and 29 factors: 200-1,400 iterations per grid value before)."""
     x, spent, size = coef_init, 0, _FIRST_ROUND
     result = None
+    if x is not None:
+        point = face_newton(engine, x, lam)
+        if point is not None:
+            gap, ok = engine.certificate(point, lam, tol)
+            if ok:
+                return EngineResult(point, True, gap, 0)
+            if _objective(engine, point, lam) < _objective(engine, x, lam):
+                x = point
     while spent < max_iter:
         budget = min(size, max_iter - spent)
         result = engine.solve(lam, tol=tol, max_iter=budget, coef_init=x, give_up=give_up)

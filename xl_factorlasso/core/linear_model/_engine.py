@@ -264,6 +264,11 @@ class FastEngine:
             n_zero = (~nonzero).sum(axis=1)
             smallest = np.take_along_axis(vals, np.minimum(n_zero, m - 1)[:, None], axis=1)[:, 0]
             self._invertible = (n_zero < m) & (smallest > 1e-10 * np.maximum(top_hat, 1e-300))
+            # smallest over largest eigenvalue of J G J (past the zero factors), per pattern,
+            # about 0 where singular and 0 where every factor is zero: the
+            # iterations' rate is set by it (_box_ridge.dual_start_applies)
+            self._conditioning = np.where(
+                n_zero < m, np.maximum(smallest, 0.0) / np.maximum(top_hat, 1e-300), 0.0)
             # the largest support a Newton system can hold (_newton_cell): a response observed
             # on fewer rows than the panel has a Gram of that lower rank
             self._rank = keep.sum(axis=1)
@@ -279,6 +284,7 @@ class FastEngine:
             top_hat = None
             self._vecs = self._inv_vals = self._stacked_vecs = None
             self._invertible = np.zeros(self.n_patterns, dtype=bool)
+            self._conditioning = np.zeros(self.n_patterns)
             self._rank = np.full(self.n_patterns, min(m, int(stats.n_rows)))
             self._czz = np.array(stats.yty, dtype=float)
 
