@@ -1252,19 +1252,24 @@ class FastEngine:
             except np.linalg.LinAlgError:
                 pass  # a singular system: by support size below, row by row where singular
         sizes = free.sum(axis=1)
-        # free columns first, in order, for every row
-        order = np.argsort(~free, axis=1, kind="stable")
-        for k in np.unique(sizes[sizes > 0]):
-            sel = np.flatnonzero(sizes == k)
+        # rows by support size (stable: each size's rows in order), cut where the size changes
+        # (one sort instead of a scan of every row per size)
+        by_size = np.argsort(sizes, kind="stable")
+        sorted_sizes = sizes[by_size]
+        cuts = np.flatnonzero(np.diff(sorted_sizes)) + 1
+        for sel in np.split(by_size, cuts):
+            k = int(sizes[sel[0]])
+            if k == 0:
+                continue
             idx_rows = idx[sel]
-            cols = order[sel, :k]
+            cols = np.nonzero(free[sel])[1].reshape(len(sel), k)  # free columns, in order
             pat = self.pattern[idx_rows]
             a = self._gram_blocks(cols)
             if a is None and (self.n_patterns == 1 or len(sel) == 1):
                 a = sub_block(self.gram[pat[0]], cols)
             elif a is None:
                 a = self.gram[pat[:, None, None], cols[:, :, None], cols[:, None, :]]
-            b = np.take_along_axis(rhs[sel], cols, axis=1)
+            b = rhs[sel[:, None], cols]
             try:
                 sol = _solve_spd(a, b)
             except np.linalg.LinAlgError:
