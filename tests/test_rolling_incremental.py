@@ -353,6 +353,49 @@ def test_block_level_sign_and_prior_matrices_read_the_same_numbers(panel):
     assert roll.failures_["reason"].str.contains("'high' is not a number").sum() >= 3
 
 
+
+def test_block_reads_signs_and_prior_once_each_date_its_own_arrays(panel, monkeypatch):
+    """The block checks the sign and prior matrices once (BlockStatistics.once); every date's
+    setup has the arrays a fresh setup reads, in arrays of its own, and a refused matrix is
+    refused at every date."""
+    lam = 0.05 * LassoModel().lambda_max(panel.x, panel.y)
+    base = LassoModel(reg_lambda=lam, factors_beta_loading_signs=panel.signs,
+                      factors_beta_prior=panel.prior)
+    block = BlockStatistics(base, panel.x, panel.y, [0])
+    model = _estimator._aligned_cells(base, block)
+    calls = []
+    original = LassoModel._signs_and_prior
+
+    def counted(self, *args):
+        calls.append(self)
+        return original(self, *args)
+
+    monkeypatch.setattr(LassoModel, "_signs_and_prior", counted)
+    setups = []
+    for stop in (79, 99, 119, 139):
+        xw, yw = panel.x.iloc[:stop + 1], panel.y.iloc[:stop + 1]
+        got = model._setup(xw, yw, window=block.window(0, stop))
+        want = LassoModel(**base.get_params())._setup(xw, yw)
+        np.testing.assert_array_equal(got.spec.signs, want.spec.signs)
+        np.testing.assert_array_equal(got.spec.prior, want.spec.prior)
+        assert got.lambda_max == pytest.approx(want.lambda_max, rel=RTOL)  # (carried stats)
+        setups.append(got)
+    assert sum(c is model for c in calls) == 1  # once for the block's four dates
+    for a, b in zip(setups[:-1], setups[1:], strict=True):
+        assert not np.shares_memory(a.spec.signs, b.spec.signs)
+        assert not np.shares_memory(a.spec.prior, b.spec.prior)
+    # a prior that contradicts its signs: every date reports it
+    prior = panel.prior.copy()
+    signs = panel.signs.copy()
+    signs.iloc[0, 0], prior.iloc[0, 0] = 1.0, -0.5
+    bad = LassoModel(reg_lambda=lam, factors_beta_loading_signs=signs, factors_beta_prior=prior)
+    roll = RollingLassoModel(bad, rebalance="QE", min_history=60, on_failure="skip").fit(
+        panel.x, panel.y)
+    fitted = ~roll.failures_["reason"].str.startswith("too little history")
+    assert len(roll.results_) == 0 and fitted.sum() >= 3
+    assert roll.failures_["reason"][fitted].str.contains("contradicts its sign constraint").all()
+
+
 def _bisection_100_rounds(values, cell_w, weight, a):
     """The smallest lambda with ||max(v - a lambda c, 0)|| <= (1 - a) lambda w, by 100 rounds
     of bisection (the reference the early stop must reproduce bit for bit)."""

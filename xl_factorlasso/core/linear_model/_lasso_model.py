@@ -795,15 +795,32 @@ Window`): the statistics of ``x``, ``y`` (already coerced) carried from the prev
             )
         if not any_valid:
             raise ValueError("y: no valid observation (every response cell is missing)")
-        explicit_prior = None if self.factors_beta_prior is None else self._cell_matrix(
-            self.factors_beta_prior, "factors_beta_prior", y.columns, x.columns)
+        # A rolling window's block reads and checks the matrices once for all its dates (the
+        # same parameters and labels give the same arrays; without an OLS prior, the signs and
+        # the prior centre too); copies, so no date's arrays are another's.
+        cells = (self, self.factors_beta_loading_signs, self.factors_beta_prior, y.columns,
+                 x.columns)
+        explicit_prior = None
+        if self.factors_beta_prior is not None:
+            def read_prior():
+                return self._cell_matrix(self.factors_beta_prior, "factors_beta_prior",
+                                         y.columns, x.columns)
+            explicit_prior = (read_prior() if window is None else
+                              window.block.once("explicit_prior", cells, read_prior).copy())
         exclusions = exclusion_mask(self.excluded_factors, x, y, params["prior_selections"],
                                   explicit_prior)
         ols = None
         if self.apply_ols_prior:
             ols = ols_prior(x, y, self.span, self.warmup_period, params["prior_selections"],
                             max_vif=self.named_set_max_vif, excluded=exclusions)
-        signs, prior = self._signs_and_prior(x, y, ols, explicit_prior)
+        if window is None or ols is not None:
+            signs, prior = self._signs_and_prior(x, y, ols, explicit_prior)
+        else:
+            signs, prior = window.block.once(
+                "signs_and_prior", cells + (self.nonneg, self.auto_sign_constraints),
+                lambda: self._signs_and_prior(x, y, None, explicit_prior))
+            signs = None if signs is None else signs.copy()
+            prior = prior.copy()
         if exclusions is not None and exclusions.any():
             # a hard zero over every other sign layer, as factorlasso; nonneg still holds on
             # the other cells (factorlasso's sign matrix would silently drop it)
