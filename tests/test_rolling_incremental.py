@@ -380,10 +380,21 @@ def test_block_reads_signs_and_prior_once_each_date_its_own_arrays(panel, monkey
         np.testing.assert_array_equal(got.spec.prior, want.spec.prior)
         assert got.lambda_max == pytest.approx(want.lambda_max, rel=RTOL)  # (carried stats)
         setups.append(got)
+        for got_bound, want_bound in zip(got.spec.lower_upper(), want.spec.lower_upper(),
+                                         strict=True):
+            np.testing.assert_array_equal(got_bound, want_bound)
     assert sum(c is model for c in calls) == 1  # once for the block's four dates
-    for a, b in zip(setups[:-1], setups[1:], strict=True):
-        assert not np.shares_memory(a.spec.signs, b.spec.signs)
-        assert not np.shares_memory(a.spec.prior, b.spec.prior)
+    # one spec for the block's dates (read-only: shared), each fitted model its own signs
+    assert all(s.spec is setups[0].spec for s in setups)
+    assert not setups[0].spec.signs.flags.writeable
+    roll = RollingLassoModel(base, rebalance="QE", min_history=60).fit(panel.x, panel.y)
+    snaps = [roll.results_[d] for d in roll.results_.dates]
+    assert len(snaps) >= 3
+    for a, b in zip(snaps[:-1], snaps[1:], strict=True):
+        assert not np.shares_memory(a.derived_signs.to_numpy(), b.derived_signs.to_numpy())
+        np.testing.assert_array_equal(a.derived_signs, panel.signs)
+    snaps[0].derived_signs.iloc[0, 0] = 7.0  # its own, writable
+    assert snaps[1].derived_signs.iloc[0, 0] != 7.0
     # a prior that contradicts its signs: every date reports it
     prior = panel.prior.copy()
     signs = panel.signs.copy()

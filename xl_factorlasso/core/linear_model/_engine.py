@@ -283,18 +283,15 @@ class FastEngine:
             self._czz = np.array(stats.yty, dtype=float)
 
         self.prior = np.asarray(spec.prior, dtype=float)
-        lo, hi = spec.lower_upper()
-        self.lo, self.hi = lo, hi
-        self.fixed = lo == hi
-        self._unboxed = bool(np.isinf(lo).all() and np.isinf(hi).all())
-        self.dl = lo - self.prior  # box of D = B - B0; contains 0
-        self.du = hi - self.prior
-        # the certificate's box term (_box_part): cells that can sit at a bound, and the box
-        # of D with its infinite sides at 0, formed once instead of at every gap
-        self._lo_side = np.isfinite(lo) & ~self.fixed
-        self._hi_side = np.isfinite(hi) & ~self.fixed
-        self._dl0 = np.where(np.isfinite(self.dl), self.dl, 0.0)
-        self._du0 = np.where(np.isfinite(self.du), self.du, 0.0)
+        # the box of B and of D = B - B0 (contains 0), and the certificate's box term's pieces
+        # (_box_part: cells that can sit at a bound, the box of D with its infinite sides at
+        # 0): once per spec, not at every gap (nor at every engine of the same spec)
+        box = spec.box()
+        self.lo, self.hi = box["lo"], box["hi"]
+        self.fixed, self._unboxed = box["fixed"], box["unboxed"]
+        self.dl, self.du = box["dl"], box["du"]
+        self._lo_side, self._hi_side = box["lo_side"], box["hi_side"]
+        self._dl0, self._du0 = box["dl0"], box["du0"]
 
         geometry = spec.geometry
         # Adaptive L1 weights omega (N x M, ones without them); row / block weights are folded

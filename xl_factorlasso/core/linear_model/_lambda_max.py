@@ -33,8 +33,8 @@ __all__ = ["lambda_max_from_stats"]
 
 
 def _excess(stats: SufficientStats, spec: PenaltySpec) -> np.ndarray:
-    lower, upper = spec.lower_upper()
-    return excess_at_zero(stats.gradient(spec.prior), lower - spec.prior, upper - spec.prior)
+    box = spec.box()  # (its dl, du: lower - prior, upper - prior)
+    return excess_at_zero(stats.gradient(spec.prior), box["dl"], box["du"])
 
 
 def lambda_max_from_stats(stats: SufficientStats, spec: PenaltySpec) -> float:

@@ -117,10 +117,12 @@ class _FitSetup:
     n_obs: np.ndarray | None = None
     means: tuple | None = None
 
-    def objective(self, coef: np.ndarray, reg_lambda: float) -> float:
-        """The objective at ``coef`` (N x M); for UniLasso stage two's, at ``theta = B / b``."""
+    def objective(self, coef: np.ndarray, reg_lambda: float,
+                  terms: np.ndarray | None = None) -> float:
+        """The objective at ``coef`` (N x M); for UniLasso stage two's, at ``theta = B / b``.
+        ``terms``: ``stats.loss_terms(coef)`` when the caller has them (not for UniLasso)."""
         if self.unilasso is None:
-            return self.stats.loss(coef) + penalty_value(coef, self.spec, reg_lambda)
+            return self.stats.loss(coef, terms) + penalty_value(coef, self.spec, reg_lambda)
         theta = self.unilasso.theta(coef)
         return self.unilasso.stats.loss(theta) + penalty_value(theta, self.spec, reg_lambda)
 
@@ -918,24 +920,35 @@ Window`): the statistics of ``x``, ``y`` (already coerced) carried from the prev
         if (self.auto_sign_constraints and self.auto_sign_adaptive_weights
                 and not model_type.is_cooperative):  # factorlasso's cooperative solve has none
             adaptive = self._adaptive_weights(detected, geometry, groups)
-        spec = PenaltySpec(
-            geometry=geometry,
-            groups=groups,
-            group_weight=group_weight,
-            l1_weight=params["l1_weight"],
-            prior=prior,
-            signs=signs,
-            nonneg=bool(self.nonneg),
-            # a factor that is identically zero on a response's observations (constant, or
-            # missing there) leaves the loss: the penalty alone holds that cell at the prior
-            pinned=stats.zero_cells(),
-            cell_weight=None if adaptive is None else adaptive.cell,
-            row_weight=None if adaptive is None else adaptive.row,
-            block_weight=None if adaptive is None else adaptive.block,
-            cooperative=model_type.is_cooperative and geometry == "block",
-            lower_bound=None if expert is None else expert.lower,
-            upper_bound=None if expert is None else expert.upper,
-        )
+        pinned = stats.zero_cells()
+
+        def penalty_spec():
+            return PenaltySpec(
+                geometry=geometry,
+                groups=groups,
+                group_weight=group_weight,
+                l1_weight=params["l1_weight"],
+                prior=prior,
+                signs=signs,
+                nonneg=bool(self.nonneg),
+                # a factor that is identically zero on a response's observations (constant, or
+                # missing there) leaves the loss: the penalty alone holds that cell at the prior
+                pinned=pinned,
+                cell_weight=None if adaptive is None else adaptive.cell,
+                row_weight=None if adaptive is None else adaptive.row,
+                block_weight=None if adaptive is None else adaptive.block,
+                cooperative=model_type.is_cooperative and geometry == "block",
+                lower_bound=None if expert is None else expert.lower,
+                upper_bound=None if expert is None else expert.upper,
+            )
+
+        if (window is not None and groups is None and adaptive is None and expert is None
+                and ols is None and not pinned.any()):
+            # a rolling block's dates then share one spec, read-only (with its box, formed once:
+            # PenaltySpec.box); they differ only by their statistics
+            spec = window.block.once("spec", cells, lambda: _read_only(penalty_spec()))
+        else:
+            spec = penalty_spec()
         lam_max = lambda_max_from_stats(stats, spec)
         # the prepared panel (a float copy of y) is not kept: everything after this point reads
         # the statistics, so it is freed before the solve
@@ -1204,8 +1217,9 @@ Window`): the statistics of ``x``, ``y`` (already coerced) carried from the prev
         coef = solution.coef.copy()
         _check_solution(coef, x.columns, y.columns)
         with np.errstate(over="ignore", invalid="ignore"):
-            objective = setup.objective(coef, lam)
-            diag = _diagnostics(stats, coef)
+            terms = stats.loss_terms(coef)  # (the objective and the diagnostics both read them)
+            objective = setup.objective(coef, lam, terms if setup.unilasso is None else None)
+            diag = _diagnostics(stats, coef, terms)
         if not np.isfinite(objective):
             raise SolveError(f"the objective at the solution is {objective} (overflow): the "
                              "data or the prior are too large in magnitude", gap=solution.gap)
@@ -1279,8 +1293,9 @@ Window`): the statistics of ``x``, ``y`` (already coerced) carried from the prev
         self.n_features_in_ = x.shape[1]
         self.feature_names_in_ = np.asarray(x.columns, dtype=object)
         signs = setup.spec.signs
-        self.derived_signs_ = (None if signs is None
-                               else pd.DataFrame(signs, index=idx, columns=x.columns))
+        # (a copy: the spec's signs may be shared by a rolling block's dates)
+        self.derived_signs_ = (None if signs is None else pd.DataFrame(
+            signs.copy(), index=idx, columns=x.columns, copy=False))
         found = setup.detected
         for name, field in (("detected_signs_", "signs"), ("sign_slopes_", "slopes"),
                             ("sign_t_stats_", "t_stats"), ("sign_effective_n_", "effective_n"),
@@ -1512,6 +1527,14 @@ def _factor_gram(stats: SufficientStats, panel) -> np.ndarray | None:
     return panel.x.T @ panel.x
 
 
+def _read_only(spec: PenaltySpec) -> PenaltySpec:
+    """``spec`` with its arrays read-only (shared by the dates of a rolling block)."""
+    for value in vars(spec).values():
+        if isinstance(value, np.ndarray):
+            value.flags.writeable = False
+    return spec
+
+
 def _check_solution(coef: np.ndarray, factors: pd.Index, responses: pd.Index) -> None:
     """SolveError naming the first non-finite coefficient (never install NaN or inf)."""
     bad = ~np.isfinite(coef)
@@ -1523,13 +1546,17 @@ def _check_solution(coef: np.ndarray, factors: pd.Index, responses: pd.Index) ->
         )
 
 
-def _diagnostics(stats: SufficientStats, coef: np.ndarray) -> dict[str, np.ndarray]:
-    """factorlasso's in-sample diagnostics from the sufficient statistics (no T x N residuals)."""
+def _diagnostics(stats: SufficientStats, coef: np.ndarray,
+                 terms: np.ndarray | None = None) -> dict[str, np.ndarray]:
+    """factorlasso's in-sample diagnostics from the sufficient statistics (no T x N residuals);
+    ``terms``: ``stats.loss_terms(coef)`` when the caller has them."""
+    if terms is None:
+        terms = stats.loss_terms(coef)
     with np.errstate(invalid="ignore", divide="ignore"):
         mass = np.where(stats.mass > 0, stats.mass, np.nan)
         xw = stats.xw[stats.pattern]
         alpha = (stats.yw - np.einsum("nm,nm->n", coef, xw)) / mass
-        ss_res = np.maximum(stats.loss_terms(coef), 0.0) / mass
+        ss_res = np.maximum(terms, 0.0) / mass
         ymean = stats.yw / mass
         ss_total = np.maximum(stats.yty / mass - ymean**2, 0.0)
         r2 = np.where(ss_total > 0, 1.0 - ss_res / ss_total, np.nan)

@@ -76,10 +76,42 @@ class PenaltySpec:
                     and self.block_weight is None)
 
     def l1_weights(self) -> np.ndarray:
-        """``omega`` (N, M): the L1 weight of every cell (ones without adaptive weights)."""
+        """``omega`` (N, M): the L1 weight of every cell (ones without adaptive weights; formed
+        once per spec, read-only)."""
         if self.cell_weight is None:
-            return np.ones(self.prior.shape)
+            ones = self.__dict__.get("_ones")
+            if ones is None:
+                ones = np.ones(self.prior.shape)
+                ones.flags.writeable = False
+                self.__dict__["_ones"] = ones
+            return ones
         return np.asarray(self.cell_weight, dtype=float)
+
+    def box(self) -> dict[str, np.ndarray | bool]:
+        """The box as the fast engine and ``lambda_max`` read it, formed once per spec (a
+        rolling fit's dates share one spec where nothing of it changes: 15 passes over N x M
+        cells saved a date), arrays read-only: ``lo``, ``hi`` (:meth:`lower_upper`), ``fixed``
+        (``lo == hi``), ``unboxed`` (no finite bound anywhere), ``dl``, ``du`` (the box of
+        ``D = B - B0``, which contains 0), ``lo_side``, ``hi_side`` (cells that can sit at a
+        finite bound, not fixed), ``dl0``, ``du0`` (``dl``, ``du`` with their infinite sides
+        at 0)."""
+        held = self.__dict__.get("_box")
+        if held is None:
+            lo, hi = self.lower_upper()
+            prior = np.asarray(self.prior, dtype=float)
+            fixed = lo == hi
+            dl, du = lo - prior, hi - prior
+            held = {"lo": lo, "hi": hi, "fixed": fixed,
+                    "unboxed": bool(np.isinf(lo).all() and np.isinf(hi).all()),
+                    "dl": dl, "du": du,
+                    "lo_side": np.isfinite(lo) & ~fixed, "hi_side": np.isfinite(hi) & ~fixed,
+                    "dl0": np.where(np.isfinite(dl), dl, 0.0),
+                    "du0": np.where(np.isfinite(du), du, 0.0)}
+            for value in held.values():
+                if isinstance(value, np.ndarray):
+                    value.flags.writeable = False
+            self.__dict__["_box"] = held
+        return held
 
     def row_weights(self) -> np.ndarray:
         """Row geometry: ``w_g(i) rho_i`` (N,), the whole weight of response ``i``'s norm."""

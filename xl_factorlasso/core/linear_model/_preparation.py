@@ -782,9 +782,10 @@ class SufficientStats:
             quad = np.einsum("nm,nm->n", coef, self.gram_times(coef))
         return self.yty - 2.0 * np.einsum("nm,nm->n", coef, self.xty) + quad
 
-    def loss(self, coef: np.ndarray) -> float:
-        """The data term ``(1/T') sum_i sum_t w_ti (y_ti - x_t b_i)^2``."""
-        return float(np.sum(self.loss_terms(coef)) / self.n_rows)
+    def loss(self, coef: np.ndarray, terms: np.ndarray | None = None) -> float:
+        """The data term ``(1/T') sum_i sum_t w_ti (y_ti - x_t b_i)^2`` (``terms``: the
+        :meth:`loss_terms` of ``coef``, when the caller has them)."""
+        return float(np.sum(self.loss_terms(coef) if terms is None else terms) / self.n_rows)
 
     def gradient(self, coef: np.ndarray) -> np.ndarray:
         """Gradient of :meth:`loss` with respect to ``coef`` (N x M)."""
