@@ -1249,17 +1249,22 @@ class FastEngine:
             except np.linalg.LinAlgError:
                 pass  # a singular system: by support size below, row by row where singular
         sizes = free.sum(axis=1)
-        # rows by support size (stable: each size's rows in order), cut where the size changes
-        # (one sort instead of a scan of every row per size)
+        # rows by support size (stable: each size's rows in order), cut where the size changes,
+        # and every row's free columns in that order at once: one sort and one scan instead of
+        # a scan of every row per size
         by_size = np.argsort(sizes, kind="stable")
         sorted_sizes = sizes[by_size]
         cuts = np.flatnonzero(np.diff(sorted_sizes)) + 1
-        for sel in np.split(by_size, cuts):
-            k = int(sizes[sel[0]])
+        free_cols = np.nonzero(free[by_size])[1]
+        ends = np.cumsum(sorted_sizes)  # free_cols[ends[r] - k: ends[r]]: row by_size[r]'s
+        for first, sel in zip(np.concatenate(([0], cuts)), np.split(by_size, cuts),
+                              strict=True):
+            k = int(sorted_sizes[first])
             if k == 0:
                 continue
             idx_rows = idx[sel]
-            cols = np.nonzero(free[sel])[1].reshape(len(sel), k)  # free columns, in order
+            start = ends[first] - k
+            cols = free_cols[start:start + k * len(sel)].reshape(len(sel), k)
             pat = self.pattern[idx_rows]
             a = self._gram_blocks(cols)
             if a is None and (self.n_patterns == 1 or len(sel) == 1):
