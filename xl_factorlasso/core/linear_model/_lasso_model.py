@@ -782,7 +782,9 @@ Window`): the statistics of ``x``, ``y`` (already coerced) carried from the prev
         used instead of preparing the panel; it is only given for models that read nothing
         else of the prepared panel (no UNILASSO, no derived signs).
         """
-        params = self._checked_params()
+        # (a rolling block's model: its parameters, checked once for all the dates)
+        params = (self._checked_params() if window is None else
+                  window.block.once("params", (self,), self._checked_params))
         model_type = params["model_type"]
         if window is None:
             x, y = coerce_panel(x, y)

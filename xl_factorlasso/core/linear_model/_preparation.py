@@ -548,10 +548,13 @@ def zero_exact(grams: np.ndarray, xty: np.ndarray, yty: np.ndarray, pattern: np.
     underflow) is zero, so its cross products are too, exactly; likewise a zero response.
     (Shared with the rolling fit's carried statistics, which must apply the same rule.)"""
     zero = np.diagonal(grams, axis1=1, axis2=2) == 0.0  # (P, M)
-    grams[np.broadcast_to(zero[:, :, None], grams.shape)] = 0.0
-    grams[np.broadcast_to(zero[:, None, :], grams.shape)] = 0.0
-    xty[zero[pattern]] = 0.0
-    xty[yty == 0.0] = 0.0
+    if zero.any():  # (usually none: no N x M mask to build, at every date of a rolling fit)
+        grams[np.broadcast_to(zero[:, :, None], grams.shape)] = 0.0
+        grams[np.broadcast_to(zero[:, None, :], grams.shape)] = 0.0
+        xty[zero[pattern]] = 0.0
+    flat = yty == 0.0
+    if flat.any():
+        xty[flat] = 0.0
 
 
 @dataclass(frozen=True)

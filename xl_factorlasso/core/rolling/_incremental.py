@@ -104,13 +104,15 @@ class _Sums:
         """Sums of the rows ``[lo, hi)`` with weights ``lam ** (ref - 1 - t)``."""
         z, u, vf = self.z[lo:hi], self.u[lo:hi], self.vf[lo:hi]
         w = self.lam ** np.arange(ref - 1 - lo, ref - 1 - hi, -1, dtype=float)
-        zw = z * w[:, None]
-        wv = vf * w[:, None]
+        if self.lam == 1.0:  # equal weights (no span): w == 1 exactly, the same numbers
+            zw, wv, uw = z, vf, u
+        else:
+            zw, wv, uw = z * w[:, None], vf * w[:, None], u * w[:, None] if self.cross else None
         wvu = wv * u
         return {"w_sum": w.sum(), "a": zw.sum(axis=0), "A": zw.T @ z, "n": wv.sum(axis=0),
                 "s": wv.T @ z, "c": wvu.T @ z, "u_sum": wvu.sum(axis=0),
                 "q": np.einsum("tn,tn->n", wvu, u),
-                "uu": (u * w[:, None]).T @ u if self.cross else None}
+                "uu": uw.T @ u if self.cross else None}
 
     def _chunk(self, k: int) -> dict:
         """Sums of absolute chunk ``k``, weights relative to its end (computed once)."""
@@ -377,7 +379,6 @@ class Window:
                               0.0)
         self.y_mean = y_mean if self._center else np.zeros(n_resp)
         xm, ym, n = self.x_mean, self.y_mean, prep.n
-        self.xw = prep.s - n[:, None] * xm  # per response
         self.xty = (prep.c - prep.s * ym[:, None] - np.outer(prep.u_sum, xm)
                     + (n * ym)[:, None] * xm)
         self.yty = prep.q - prep.u_sum * ym
@@ -403,7 +404,7 @@ class Window:
         grams, xw = [], []
         if full.any():
             grams.append(self.gram_all)
-            xw.append(self.xw[int(np.flatnonzero(full)[0])])
+            xw.append(self._xw(int(np.flatnonzero(full)[0])))
         if len(partial):
             mask = prep.v[prep.lo:prep.hi][:, partial]
             patterns, inverse = _mask_patterns(mask)
@@ -413,7 +414,7 @@ class Window:
             for p, pat in enumerate(patterns):
                 zp = z[pat] - self.x_mean
                 grams.append((zp * w[pat][:, None]).T @ zp)
-                xw.append(self.xw[partial[int(np.flatnonzero(inverse == p)[0])]])
+                xw.append(self._xw(partial[int(np.flatnonzero(inverse == p)[0])]))
         grams = np.array(grams)
         xty, yty = self.xty.copy(), np.maximum(self.yty, 0.0)
         zero_exact(grams, xty, yty, pattern)
@@ -421,6 +422,11 @@ class Window:
                                 yty=yty, xw=np.array(xw), yw=self.yw.copy(),
                                 mass=prep.n.copy())
         return stats if loss_normalization == "sample" else stats._per_mass()
+
+    def _xw(self, i: int) -> np.ndarray:
+        """Response ``i``'s ``sum w (x - xbar)`` (only one response per mask is read: not
+        formed for all N)."""
+        return self._prep.s[i] - self._prep.n[i] * self.x_mean
 
     def dependence(self, params: dict) -> np.ndarray | None:
         """The Pearson correlation of the prepared responses (what the clustering computes
