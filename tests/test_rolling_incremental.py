@@ -8,6 +8,8 @@ on the dates fitted before; the snapshots and each date's fit equal a fresh fit'
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -433,3 +435,21 @@ def test_lambda_max_bisection_stops_early_with_the_same_bits():
         a = float(rng.choice([0.01, 0.1, 0.5, 0.9, 0.999]))
         np.testing.assert_array_equal(_group_roots(values, cell_w, weight, a),
                                       _bisection_100_rounds(values, cell_w, weight, a))
+
+
+def test_sums_finite_is_the_cellwise_test():
+    """_Sums.finite's shortcut (a finite total) gives the cell-wise answer, also where the
+    total of finite cells overflows."""
+    from xl_factorlasso.core.rolling._incremental import _Sums
+
+    sums = _Sums(np.zeros((3, 2)), np.zeros((3, 2)), np.ones((3, 2), dtype=bool), 1.0, False)
+    sums.move_to(0, 3)
+    assert sums.finite()
+    big = np.full((4, 2), 1e308)  # finite cells whose total overflows
+    for value, want in ((big, True), (np.array([[1.0, np.inf]]), False),
+                        (np.array([[np.nan, 1.0]]), False),
+                        (np.array([[np.inf, -np.inf]]), False)):
+        sums.c = value
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")  # (no overflow warning either)
+            assert sums.finite() is want

@@ -172,7 +172,10 @@ class _Sums:
         parts = [self.A, self.s, self.c, self.q, self.u_sum]
         if self.cross:
             parts.append(self.uu)
-        return all(np.isfinite(p).all() for p in parts)
+        # a finite sum means every term is finite (NaN and inf propagate); only a sum that is
+        # not (an overflow of finite terms, or a non-finite one) needs the cell-wise test
+        with np.errstate(over="ignore", invalid="ignore"):
+            return all(np.isfinite(p.sum()) or np.isfinite(p).all() for p in parts)
 
 
 class BlockStatistics:
