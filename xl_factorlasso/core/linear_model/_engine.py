@@ -662,7 +662,8 @@ class FastEngine:
         ``v`` that the active bounds (and fixed cells) absorb, ``sigma`` its support function
         per unit."""
         if self.geometry == "cell":
-            gpen = lam * self.omega * np.sign(d)
+            # (unit weights: lam * 1.0 is lam, no pass over the cells for it)
+            gpen = (lam if self.spec.cell_weight is None else lam * self.omega) * np.sign(d)
         else:
             norms = self._group_norms(d)
             with np.errstate(divide="ignore", invalid="ignore"):
@@ -672,9 +673,9 @@ class FastEngine:
             gpen = lam * (self.a * self.omega * np.sign(d) + (1.0 - self.a) * gw * radial)
         at_lo = self._lo_side & (coef <= self.lo)
         at_hi = self._hi_side & (coef >= self.hi)
-        v3 = np.zeros_like(v)
-        v3 = np.where(at_lo, np.minimum(v - gpen, 0.0), v3)
-        v3 = np.where(at_hi, np.maximum(v - gpen, 0.0), v3)
+        pull = v - gpen
+        v3 = np.where(at_lo, np.minimum(pull, 0.0), 0.0)
+        v3 = np.where(at_hi, np.maximum(pull, 0.0), v3)
         v3 = np.where(self.fixed, v, v3)
         sigma_cells = np.where(v3 < 0, v3 * self._dl0, v3 * self._du0)
         return v - v3, self._unit_sum(sigma_cells.sum(axis=1))

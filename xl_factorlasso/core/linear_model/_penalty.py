@@ -94,7 +94,7 @@ class PenaltySpec:
         (``lo == hi``), ``unboxed`` (no finite bound anywhere), ``dl``, ``du`` (the box of
         ``D = B - B0``, which contains 0), ``lo_side``, ``hi_side`` (cells that can sit at a
         finite bound, not fixed), ``dl0``, ``du0`` (``dl``, ``du`` with their infinite sides
-        at 0)."""
+        at 0), ``excess_sides`` (:func:`excess_sides` of ``dl``, ``du``)."""
         held = self.__dict__.get("_box")
         if held is None:
             lo, hi = self.lower_upper()
@@ -106,8 +106,9 @@ class PenaltySpec:
                     "dl": dl, "du": du,
                     "lo_side": np.isfinite(lo) & ~fixed, "hi_side": np.isfinite(hi) & ~fixed,
                     "dl0": np.where(np.isfinite(dl), dl, 0.0),
-                    "du0": np.where(np.isfinite(du), du, 0.0)}
-            for value in held.values():
+                    "du0": np.where(np.isfinite(du), du, 0.0),
+                    "excess_sides": excess_sides(dl, du)}
+            for value in (*held.values(), *held["excess_sides"]):
                 if isinstance(value, np.ndarray):
                     value.flags.writeable = False
             self.__dict__["_box"] = held
@@ -179,12 +180,22 @@ def excess_at_zero(g: np.ndarray, d_lower: np.ndarray, d_upper: np.ndarray) -> n
     where it sits at a bound (``max(-g, 0)`` at its lower one, ``max(g, 0)`` at its upper one),
     0 for a fixed cell. A cell leaves zero once ``lambda`` times its L1 weight is below it
     (``lambda_max``, and the start of the exact path)."""
+    return _excess_on(g, *excess_sides(d_lower, d_upper))
+
+
+def excess_sides(d_lower: np.ndarray, d_upper: np.ndarray) -> tuple[np.ndarray, ...]:
+    """The cells of :func:`excess_at_zero` at their lower bound only, at their upper bound
+    only, and fixed (a box's: :meth:`PenaltySpec.box` keeps them)."""
     at_lower = d_lower >= 0.0
     at_upper = d_upper <= 0.0
+    return at_lower & ~at_upper, at_upper & ~at_lower, at_lower & at_upper
+
+
+def _excess_on(g: np.ndarray, lower_only, upper_only, fixed) -> np.ndarray:
     r = np.abs(g)
-    r = np.where(at_lower & ~at_upper, np.maximum(-g, 0.0), r)
-    r = np.where(at_upper & ~at_lower, np.maximum(g, 0.0), r)
-    return np.where(at_lower & at_upper, 0.0, r)
+    r = np.where(lower_only, np.maximum(-g, 0.0), r)
+    r = np.where(upper_only, np.maximum(g, 0.0), r)
+    return np.where(fixed, 0.0, r)
 
 
 def penalty_value(coef: np.ndarray, spec: PenaltySpec, reg_lambda: float) -> float:
