@@ -344,6 +344,20 @@ def test_permuted_identical_partition_keeps_its_labels():
     assert nxt == 8  # nothing new handed out
 
 
+
+def test_labels_on_the_same_assets_as_through_the_label_lookups():
+    """Same assets in the same order (the shortcut) or in another order (the lookups): the
+    same stable labels."""
+    rng = np.random.default_rng(3)
+    assets = [f"a{i}" for i in range(40)]
+    prev = pd.Series(rng.integers(1, 6, 40), index=assets)
+    current = pd.Series(rng.integers(0, 7, 40), index=assets)
+    same, nxt_same = stable_cluster_labels(current, prev, next_label=6)
+    shuffled = prev.iloc[rng.permutation(40)]
+    other, nxt_other = stable_cluster_labels(current, shuffled, next_label=6)
+    pd.testing.assert_series_equal(same, other)
+    assert nxt_same == nxt_other
+
 def test_split_and_new_clusters_get_fresh_labels():
     assets = [f"a{i}" for i in range(7)]
     prev = pd.Series([1, 1, 1, 1, 2, 2, 2], index=assets)

@@ -8,6 +8,8 @@ on the dates fitted before; the snapshots and each date's fit equal a fresh fit'
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -353,6 +355,60 @@ def test_block_level_sign_and_prior_matrices_read_the_same_numbers(panel):
     assert roll.failures_["reason"].str.contains("'high' is not a number").sum() >= 3
 
 
+
+def test_block_reads_signs_and_prior_once_each_date_its_own_arrays(panel, monkeypatch):
+    """The block checks the sign and prior matrices once (BlockStatistics.once); every date's
+    setup has the arrays a fresh setup reads, in arrays of its own, and a refused matrix is
+    refused at every date."""
+    lam = 0.05 * LassoModel().lambda_max(panel.x, panel.y)
+    base = LassoModel(reg_lambda=lam, factors_beta_loading_signs=panel.signs,
+                      factors_beta_prior=panel.prior)
+    block = BlockStatistics(base, panel.x, panel.y, [0])
+    model = _estimator._aligned_cells(base, block)
+    calls = []
+    original = LassoModel._signs_and_prior
+
+    def counted(self, *args):
+        calls.append(self)
+        return original(self, *args)
+
+    monkeypatch.setattr(LassoModel, "_signs_and_prior", counted)
+    setups = []
+    for stop in (79, 99, 119, 139):
+        xw, yw = panel.x.iloc[:stop + 1], panel.y.iloc[:stop + 1]
+        got = model._setup(xw, yw, window=block.window(0, stop))
+        want = LassoModel(**base.get_params())._setup(xw, yw)
+        np.testing.assert_array_equal(got.spec.signs, want.spec.signs)
+        np.testing.assert_array_equal(got.spec.prior, want.spec.prior)
+        assert got.lambda_max == pytest.approx(want.lambda_max, rel=RTOL)  # (carried stats)
+        setups.append(got)
+        for got_bound, want_bound in zip(got.spec.lower_upper(), want.spec.lower_upper(),
+                                         strict=True):
+            np.testing.assert_array_equal(got_bound, want_bound)
+    assert sum(c is model for c in calls) == 1  # once for the block's four dates
+    # one spec for the block's dates (read-only: shared), each fitted model its own signs
+    assert all(s.spec is setups[0].spec for s in setups)
+    assert not setups[0].spec.signs.flags.writeable
+    roll = RollingLassoModel(base, rebalance="QE", min_history=60).fit(panel.x, panel.y)
+    snaps = [roll.results_[d] for d in roll.results_.dates]
+    assert len(snaps) >= 3
+    for a, b in zip(snaps[:-1], snaps[1:], strict=True):
+        assert not np.shares_memory(a.derived_signs.to_numpy(), b.derived_signs.to_numpy())
+        np.testing.assert_array_equal(a.derived_signs, panel.signs)
+    snaps[0].derived_signs.iloc[0, 0] = 7.0  # its own, writable
+    assert snaps[1].derived_signs.iloc[0, 0] != 7.0
+    # a prior that contradicts its signs: every date reports it
+    prior = panel.prior.copy()
+    signs = panel.signs.copy()
+    signs.iloc[0, 0], prior.iloc[0, 0] = 1.0, -0.5
+    bad = LassoModel(reg_lambda=lam, factors_beta_loading_signs=signs, factors_beta_prior=prior)
+    roll = RollingLassoModel(bad, rebalance="QE", min_history=60, on_failure="skip").fit(
+        panel.x, panel.y)
+    fitted = ~roll.failures_["reason"].str.startswith("too little history")
+    assert len(roll.results_) == 0 and fitted.sum() >= 3
+    assert roll.failures_["reason"][fitted].str.contains("contradicts its sign constraint").all()
+
+
 def _bisection_100_rounds(values, cell_w, weight, a):
     """The smallest lambda with ||max(v - a lambda c, 0)|| <= (1 - a) lambda w, by 100 rounds
     of bisection (the reference the early stop must reproduce bit for bit)."""
@@ -379,3 +435,21 @@ def test_lambda_max_bisection_stops_early_with_the_same_bits():
         a = float(rng.choice([0.01, 0.1, 0.5, 0.9, 0.999]))
         np.testing.assert_array_equal(_group_roots(values, cell_w, weight, a),
                                       _bisection_100_rounds(values, cell_w, weight, a))
+
+
+def test_sums_finite_is_the_cellwise_test():
+    """_Sums.finite's shortcut (a finite total) gives the cell-wise answer, also where the
+    total of finite cells overflows."""
+    from xl_factorlasso.core.rolling._incremental import _Sums
+
+    sums = _Sums(np.zeros((3, 2)), np.zeros((3, 2)), np.ones((3, 2), dtype=bool), 1.0, False)
+    sums.move_to(0, 3)
+    assert sums.finite()
+    big = np.full((4, 2), 1e308)  # finite cells whose total overflows
+    for value, want in ((big, True), (np.array([[1.0, np.inf]]), False),
+                        (np.array([[np.nan, 1.0]]), False),
+                        (np.array([[np.inf, -np.inf]]), False)):
+        sums.c = value
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")  # (no overflow warning either)
+            assert sums.finite() is want

@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ._penalty import PenaltySpec, excess_at_zero
+from ._penalty import PenaltySpec, _excess_on
 from ._preparation import SufficientStats
 from ._prox import _block_member_table, sparse_group_roots
 
@@ -33,8 +33,9 @@ __all__ = ["lambda_max_from_stats"]
 
 
 def _excess(stats: SufficientStats, spec: PenaltySpec) -> np.ndarray:
-    lower, upper = spec.lower_upper()
-    return excess_at_zero(stats.gradient(spec.prior), lower - spec.prior, upper - spec.prior)
+    # excess_at_zero with the box's sides, formed once per spec (dl, du: lower - prior,
+    # upper - prior)
+    return _excess_on(stats.gradient(spec.prior), *spec.box()["excess_sides"])
 
 
 def lambda_max_from_stats(stats: SufficientStats, spec: PenaltySpec) -> float:
@@ -42,7 +43,8 @@ def lambda_max_from_stats(stats: SufficientStats, spec: PenaltySpec) -> float:
     r = _excess(stats, spec)
     omega = spec.l1_weights()
     if spec.geometry == "cell" or r.size == 0:
-        return float((r / omega).max(initial=0.0))
+        # (unit weights: r / 1.0 is r, no pass over the cells)
+        return float((r if spec.cell_weight is None else r / omega).max(initial=0.0))
     a = spec.l1_weight
     if spec.geometry == "row":
         values, cell_w, weight = r, omega, spec.row_weights()

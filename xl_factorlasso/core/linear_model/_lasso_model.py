@@ -118,10 +118,12 @@ class _FitSetup:
     n_obs: np.ndarray | None = None
     means: tuple | None = None
 
-    def objective(self, coef: np.ndarray, reg_lambda: float) -> float:
-        """The objective at ``coef`` (N x M); for UniLasso stage two's, at ``theta = B / b``."""
+    def objective(self, coef: np.ndarray, reg_lambda: float,
+                  terms: np.ndarray | None = None) -> float:
+        """The objective at ``coef`` (N x M); for UniLasso stage two's, at ``theta = B / b``.
+        ``terms``: ``stats.loss_terms(coef)`` when the caller has them (not for UniLasso)."""
         if self.unilasso is None:
-            return self.stats.loss(coef) + penalty_value(coef, self.spec, reg_lambda)
+            return self.stats.loss(coef, terms) + penalty_value(coef, self.spec, reg_lambda)
         theta = self.unilasso.theta(coef)
         return self.unilasso.stats.loss(theta) + penalty_value(theta, self.spec, reg_lambda)
 
@@ -781,7 +783,9 @@ Window`): the statistics of ``x``, ``y`` (already coerced) carried from the prev
         used instead of preparing the panel; it is only given for models that read nothing
         else of the prepared panel (no UNILASSO, no derived signs).
         """
-        params = self._checked_params()
+        # (a rolling block's model: its parameters, checked once for all the dates)
+        params = (self._checked_params() if window is None else
+                  window.block.once("params", (self,), self._checked_params))
         model_type = params["model_type"]
         if window is None:
             x, y = coerce_panel(x, y)
@@ -796,15 +800,32 @@ Window`): the statistics of ``x``, ``y`` (already coerced) carried from the prev
             )
         if not any_valid:
             raise ValueError("y: no valid observation (every response cell is missing)")
-        explicit_prior = None if self.factors_beta_prior is None else self._cell_matrix(
-            self.factors_beta_prior, "factors_beta_prior", y.columns, x.columns)
+        # A rolling window's block reads and checks the matrices once for all its dates (the
+        # same parameters and labels give the same arrays; without an OLS prior, the signs and
+        # the prior centre too); copies, so no date's arrays are another's.
+        cells = (self, self.factors_beta_loading_signs, self.factors_beta_prior, y.columns,
+                 x.columns)
+        explicit_prior = None
+        if self.factors_beta_prior is not None:
+            def read_prior():
+                return self._cell_matrix(self.factors_beta_prior, "factors_beta_prior",
+                                         y.columns, x.columns)
+            explicit_prior = (read_prior() if window is None else
+                              window.block.once("explicit_prior", cells, read_prior).copy())
         exclusions = exclusion_mask(self.excluded_factors, x, y, params["prior_selections"],
                                   explicit_prior)
         ols = None
         if self.apply_ols_prior:
             ols = ols_prior(x, y, self.span, self.warmup_period, params["prior_selections"],
                             max_vif=self.named_set_max_vif, excluded=exclusions)
-        signs, prior = self._signs_and_prior(x, y, ols, explicit_prior)
+        if window is None or ols is not None:
+            signs, prior = self._signs_and_prior(x, y, ols, explicit_prior)
+        else:
+            signs, prior = window.block.once(
+                "signs_and_prior", cells + (self.nonneg, self.auto_sign_constraints),
+                lambda: self._signs_and_prior(x, y, None, explicit_prior))
+            signs = None if signs is None else signs.copy()
+            prior = prior.copy()
         if exclusions is not None and exclusions.any():
             # a hard zero over every other sign layer, as factorlasso; nonneg still holds on
             # the other cells (factorlasso's sign matrix would silently drop it)
@@ -902,24 +923,35 @@ Window`): the statistics of ``x``, ``y`` (already coerced) carried from the prev
         if (self.auto_sign_constraints and self.auto_sign_adaptive_weights
                 and not model_type.is_cooperative):  # factorlasso's cooperative solve has none
             adaptive = self._adaptive_weights(detected, geometry, groups)
-        spec = PenaltySpec(
-            geometry=geometry,
-            groups=groups,
-            group_weight=group_weight,
-            l1_weight=params["l1_weight"],
-            prior=prior,
-            signs=signs,
-            nonneg=bool(self.nonneg),
-            # a factor that is identically zero on a response's observations (constant, or
-            # missing there) leaves the loss: the penalty alone holds that cell at the prior
-            pinned=stats.zero_cells(),
-            cell_weight=None if adaptive is None else adaptive.cell,
-            row_weight=None if adaptive is None else adaptive.row,
-            block_weight=None if adaptive is None else adaptive.block,
-            cooperative=model_type.is_cooperative and geometry == "block",
-            lower_bound=None if expert is None else expert.lower,
-            upper_bound=None if expert is None else expert.upper,
-        )
+        pinned = stats.zero_cells()
+
+        def penalty_spec():
+            return PenaltySpec(
+                geometry=geometry,
+                groups=groups,
+                group_weight=group_weight,
+                l1_weight=params["l1_weight"],
+                prior=prior,
+                signs=signs,
+                nonneg=bool(self.nonneg),
+                # a factor that is identically zero on a response's observations (constant, or
+                # missing there) leaves the loss: the penalty alone holds that cell at the prior
+                pinned=pinned,
+                cell_weight=None if adaptive is None else adaptive.cell,
+                row_weight=None if adaptive is None else adaptive.row,
+                block_weight=None if adaptive is None else adaptive.block,
+                cooperative=model_type.is_cooperative and geometry == "block",
+                lower_bound=None if expert is None else expert.lower,
+                upper_bound=None if expert is None else expert.upper,
+            )
+
+        if (window is not None and groups is None and adaptive is None and expert is None
+                and ols is None and not pinned.any()):
+            # a rolling block's dates then share one spec, read-only (with its box, formed once:
+            # PenaltySpec.box); they differ only by their statistics
+            spec = window.block.once("spec", cells, lambda: _read_only(penalty_spec()))
+        else:
+            spec = penalty_spec()
         lam_max = lambda_max_from_stats(stats, spec)
         # the prepared panel (a float copy of y) is not kept: everything after this point reads
         # the statistics, so it is freed before the solve
@@ -1188,8 +1220,9 @@ Window`): the statistics of ``x``, ``y`` (already coerced) carried from the prev
         coef = solution.coef.copy()
         _check_solution(coef, x.columns, y.columns)
         with np.errstate(over="ignore", invalid="ignore"):
-            objective = setup.objective(coef, lam)
-            diag = _diagnostics(stats, coef)
+            terms = stats.loss_terms(coef)  # (the objective and the diagnostics both read them)
+            objective = setup.objective(coef, lam, terms if setup.unilasso is None else None)
+            diag = _diagnostics(stats, coef, terms)
         if not np.isfinite(objective):
             raise SolveError(f"the objective at the solution is {objective} (overflow): the "
                              "data or the prior are too large in magnitude", gap=solution.gap)
@@ -1263,8 +1296,9 @@ Window`): the statistics of ``x``, ``y`` (already coerced) carried from the prev
         self.n_features_in_ = x.shape[1]
         self.feature_names_in_ = np.asarray(x.columns, dtype=object)
         signs = setup.spec.signs
-        self.derived_signs_ = (None if signs is None
-                               else pd.DataFrame(signs, index=idx, columns=x.columns))
+        # (a copy: the spec's signs may be shared by a rolling block's dates)
+        self.derived_signs_ = (None if signs is None else pd.DataFrame(
+            signs.copy(), index=idx, columns=x.columns, copy=False))
         found = setup.detected
         for name, field in (("detected_signs_", "signs"), ("sign_slopes_", "slopes"),
                             ("sign_t_stats_", "t_stats"), ("sign_effective_n_", "effective_n"),
@@ -1493,6 +1527,14 @@ def _factor_gram(stats: SufficientStats, panel) -> np.ndarray | None:
     return panel.x.T @ panel.x
 
 
+def _read_only(spec: PenaltySpec) -> PenaltySpec:
+    """``spec`` with its arrays read-only (shared by the dates of a rolling block)."""
+    for value in vars(spec).values():
+        if isinstance(value, np.ndarray):
+            value.flags.writeable = False
+    return spec
+
+
 def _check_solution(coef: np.ndarray, factors: pd.Index, responses: pd.Index) -> None:
     """SolveError naming the first non-finite coefficient (never install NaN or inf)."""
     bad = ~np.isfinite(coef)
@@ -1504,13 +1546,17 @@ def _check_solution(coef: np.ndarray, factors: pd.Index, responses: pd.Index) ->
         )
 
 
-def _diagnostics(stats: SufficientStats, coef: np.ndarray) -> dict[str, np.ndarray]:
-    """factorlasso's in-sample diagnostics from the sufficient statistics (no T x N residuals)."""
+def _diagnostics(stats: SufficientStats, coef: np.ndarray,
+                 terms: np.ndarray | None = None) -> dict[str, np.ndarray]:
+    """factorlasso's in-sample diagnostics from the sufficient statistics (no T x N residuals);
+    ``terms``: ``stats.loss_terms(coef)`` when the caller has them."""
+    if terms is None:
+        terms = stats.loss_terms(coef)
     with np.errstate(invalid="ignore", divide="ignore"):
         mass = np.where(stats.mass > 0, stats.mass, np.nan)
         xw = stats.xw[stats.pattern]
         alpha = (stats.yw - np.einsum("nm,nm->n", coef, xw)) / mass
-        ss_res = np.maximum(stats.loss_terms(coef), 0.0) / mass
+        ss_res = np.maximum(terms, 0.0) / mass
         ymean = stats.yw / mass
         ss_total = np.maximum(stats.yty / mass - ymean**2, 0.0)
         r2 = np.where(ss_total > 0, 1.0 - ss_res / ss_total, np.nan)

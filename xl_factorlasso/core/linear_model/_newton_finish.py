@@ -36,8 +36,15 @@ def newton_accepted(engine: FastEngine, cand: np.ndarray, support: np.ndarray,
     kept)``: a response's Newton point on ``support`` is its minimiser when it keeps the
     support's signs and the box and the conditions off the support hold."""
     e = engine
-    kept = ((np.sign(cand - e.prior) == support) | (support == 0)) & \
-        (cand >= e.lo) & (cand <= e.hi) & np.isfinite(cand)
+    if rows.all():
+        kept = ((np.sign(cand - e.prior) == support) | (support == 0)) & \
+            (cand >= e.lo) & (cand <= e.hi) & np.isfinite(cand)
+    else:  # only the rows tried (a correction's few): True elsewhere
+        idx = np.flatnonzero(rows)
+        c, s = cand[idx], support[idx]
+        kept = np.ones(cand.shape, dtype=bool)
+        kept[idx] = ((np.sign(c - e.prior[idx]) == s) | (s == 0)) & \
+            (c >= e.lo[idx]) & (c <= e.hi[idx]) & np.isfinite(c)
     accepted = rows & kept.all(axis=1)
     if accepted.any():
         accepted = e._kkt_holds(cand, lam, support, rows=accepted)
@@ -246,26 +253,28 @@ class _NewtonFinish:
         """
         e = self.engine
         x, support = x.copy(), support.copy()
-        crossed = rows[:, None] & (support != 0) & ~kept
-        flip = np.sign(cand - e.prior) != support
-        x = np.where(crossed & flip, e.prior, x)
-        x = np.where(crossed & ~flip & (cand > e.hi), e.hi, x)
-        x = np.where(crossed & ~flip & (cand < e.lo), e.lo, x)
-        old = support.copy()
-        support[crossed] = 0.0
-        dropped = crossed.any(axis=1)
-        added = np.zeros_like(crossed)
+        # (on the rows tried only: the others keep x and their support)
         idx = np.flatnonzero(rows)
-        x[idx] = np.where(crossed[idx], x[idx], cand[idx])
+        sup, c, prior = support[idx], cand[idx], e.prior[idx]
+        crossed = (sup != 0) & ~kept[idx]
+        flip = np.sign(c - prior) != sup
+        xr = np.where(crossed & flip, prior, x[idx])
+        xr = np.where(crossed & ~flip & (c > e.hi[idx]), e.hi[idx], xr)
+        xr = np.where(crossed & ~flip & (c < e.lo[idx]), e.lo[idx], xr)
+        old = sup.copy()
+        sup[crossed] = 0.0
+        dropped = crossed.any(axis=1)
+        xr = np.where(crossed, xr, c)
+        x[idx] = xr
         up_bad, down_bad = e._descents(x, self.lam, idx)[:2]
-        d = x[idx] - e.prior[idx]  # (a cell at a bound away from the prior keeps D's sign)
+        d = xr - prior  # (a cell at a bound away from the prior keeps D's sign)
         sign = np.where(d != 0, np.sign(d), np.where(up_bad, 1.0, -1.0))
-        new = (support[idx] == 0) & (up_bad | down_bad) & (sign != old[idx])
+        new = (sup == 0) & (up_bad | down_bad) & (sign != old)
         if not both:
-            new &= ~dropped[idx][:, None]
-        support[idx] = np.where(new, sign, support[idx])
-        added[idx] = new
-        retry = (rows & dropped) | added.any(axis=1)
+            new &= ~dropped[:, None]
+        support[idx] = np.where(new, sign, sup)
+        retry = np.zeros(len(rows), dtype=bool)
+        retry[idx] = dropped | new.any(axis=1)
         return x, support, retry
 
     def _accept_blocks(self, x, rows) -> np.ndarray:

@@ -548,10 +548,13 @@ def zero_exact(grams: np.ndarray, xty: np.ndarray, yty: np.ndarray, pattern: np.
     underflow) is zero, so its cross products are too, exactly; likewise a zero response.
     (Shared with the rolling fit's carried statistics, which must apply the same rule.)"""
     zero = np.diagonal(grams, axis1=1, axis2=2) == 0.0  # (P, M)
-    grams[np.broadcast_to(zero[:, :, None], grams.shape)] = 0.0
-    grams[np.broadcast_to(zero[:, None, :], grams.shape)] = 0.0
-    xty[zero[pattern]] = 0.0
-    xty[yty == 0.0] = 0.0
+    if zero.any():  # (usually none: no N x M mask to build, at every date of a rolling fit)
+        grams[np.broadcast_to(zero[:, :, None], grams.shape)] = 0.0
+        grams[np.broadcast_to(zero[:, None, :], grams.shape)] = 0.0
+        xty[zero[pattern]] = 0.0
+    flat = yty == 0.0
+    if flat.any():
+        xty[flat] = 0.0
 
 
 @dataclass(frozen=True)
@@ -782,9 +785,10 @@ class SufficientStats:
             quad = np.einsum("nm,nm->n", coef, self.gram_times(coef))
         return self.yty - 2.0 * np.einsum("nm,nm->n", coef, self.xty) + quad
 
-    def loss(self, coef: np.ndarray) -> float:
-        """The data term ``(1/T') sum_i sum_t w_ti (y_ti - x_t b_i)^2``."""
-        return float(np.sum(self.loss_terms(coef)) / self.n_rows)
+    def loss(self, coef: np.ndarray, terms: np.ndarray | None = None) -> float:
+        """The data term ``(1/T') sum_i sum_t w_ti (y_ti - x_t b_i)^2`` (``terms``: the
+        :meth:`loss_terms` of ``coef``, when the caller has them)."""
+        return float(np.sum(self.loss_terms(coef) if terms is None else terms) / self.n_rows)
 
     def gradient(self, coef: np.ndarray) -> np.ndarray:
         """Gradient of :meth:`loss` with respect to ``coef`` (N x M)."""

@@ -24,6 +24,7 @@ __all__ = ["CurrentFactorCovarData", "RollingFactorCovarData"]
 # factorlasso's VarianceColumns values
 EWMA_VAR, RESIDUAL_VAR, INSAMPLE_ALPHA, R2, CLUSTER = (
     "ewma_var", "residual_var", "insample_alpha", "r2", "cluster")
+_VARIANCE_COLUMNS = (EWMA_VAR, RESIDUAL_VAR, INSAMPLE_ALPHA, R2)
 
 
 def _check_residual_type(residual_type) -> None:
@@ -110,12 +111,13 @@ class CurrentFactorCovarData:
             x_covar = fit_factor_covariance(x.loc[:, coef.columns], model.span,
                                             bool(model.demean))
         sigma_x = a * x_covar
-        y_variances = pd.DataFrame({
-            EWMA_VAR: a * model.total_variance_,
-            RESIDUAL_VAR: a * model.residual_variance_,
-            INSAMPLE_ALPHA: a * model.alpha_const_,
-            R2: model.r2_,
-        })
+        # one float block built from the arrays (a frame of four scaled Series cost 0.3 ms,
+        # at every date of a rolling fit); the same numbers, index and columns
+        responses = model.total_variance_.index
+        columns = np.stack([a * model.total_variance_.to_numpy(),
+                            a * model.residual_variance_.to_numpy(),
+                            a * model.alpha_const_.to_numpy(), model.r2_.to_numpy()])
+        y_variances = pd.DataFrame(columns.T, index=responses, columns=list(_VARIANCE_COLUMNS))
         return cls(
             x_covar=pd.DataFrame(sigma_x, index=coef.columns, columns=coef.columns),
             y_betas=coef.copy(),

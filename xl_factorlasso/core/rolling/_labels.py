@@ -47,10 +47,15 @@ def stable_cluster_labels(
     codes, uniques = pd.factorize(current, sort=False)  # order of first appearance
     mapping = np.full(len(uniques), -1, dtype=np.int64)
     if previous is not None and len(previous):
-        common = current.index.intersection(previous.index)
-        prev_codes, prev_uniques = pd.factorize(previous.loc[common], sort=False)
+        if current.index.equals(previous.index):  # (the usual case: no label lookups)
+            prev_codes, prev_uniques = pd.factorize(previous, sort=False)
+            mine = codes
+        else:
+            common = current.index.intersection(previous.index)
+            prev_codes, prev_uniques = pd.factorize(previous.loc[common], sort=False)
+            mine = codes[current.index.get_indexer(common)]
         table = np.zeros((len(uniques), len(prev_uniques)), dtype=np.int64)
-        np.add.at(table, (codes[current.index.get_indexer(common)], prev_codes), 1)
+        np.add.at(table, (mine, prev_codes), 1)
         rows, cols = linear_sum_assignment(table, maximize=True)
         for r, c in zip(rows, cols, strict=True):
             if table[r, c] > 0:
