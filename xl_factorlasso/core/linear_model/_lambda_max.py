@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ._penalty import PenaltySpec, _excess_on
+from ._penalty import PenaltySpec, excess_on_sides
 from ._preparation import SufficientStats
 from ._prox import _block_member_table, sparse_group_roots
 
@@ -35,7 +35,7 @@ __all__ = ["lambda_max_from_stats"]
 def _excess(stats: SufficientStats, spec: PenaltySpec) -> np.ndarray:
     # excess_at_zero with the box's sides, formed once per spec (dl, du: lower - prior,
     # upper - prior)
-    return _excess_on(stats.gradient(spec.prior), *spec.box()["excess_sides"])
+    return excess_on_sides(stats.gradient(spec.prior), *spec.box()["excess_sides"])
 
 
 def lambda_max_from_stats(stats: SufficientStats, spec: PenaltySpec) -> float:

@@ -180,7 +180,7 @@ def excess_at_zero(g: np.ndarray, d_lower: np.ndarray, d_upper: np.ndarray) -> n
     where it sits at a bound (``max(-g, 0)`` at its lower one, ``max(g, 0)`` at its upper one),
     0 for a fixed cell. A cell leaves zero once ``lambda`` times its L1 weight is below it
     (``lambda_max``, and the start of the exact path)."""
-    return _excess_on(g, *excess_sides(d_lower, d_upper))
+    return excess_on_sides(g, *excess_sides(d_lower, d_upper))
 
 
 def excess_sides(d_lower: np.ndarray, d_upper: np.ndarray) -> tuple[np.ndarray, ...]:
@@ -191,7 +191,9 @@ def excess_sides(d_lower: np.ndarray, d_upper: np.ndarray) -> tuple[np.ndarray, 
     return at_lower & ~at_upper, at_upper & ~at_lower, at_lower & at_upper
 
 
-def _excess_on(g: np.ndarray, lower_only, upper_only, fixed) -> np.ndarray:
+def excess_on_sides(g: np.ndarray, lower_only, upper_only, fixed) -> np.ndarray:
+    """:func:`excess_at_zero` on the sides :func:`excess_sides` gave (a spec's box keeps
+    them: ``lambda_max`` at every date of a rolling fit reuses them)."""
     r = np.abs(g)
     r = np.where(lower_only, np.maximum(-g, 0.0), r)
     r = np.where(upper_only, np.maximum(g, 0.0), r)
