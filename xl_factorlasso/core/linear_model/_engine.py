@@ -1233,23 +1233,26 @@ class FastEngine:
         with 9 free cells had a system singular but for round-off, whose solution of norm
         1e16 was stationary to round-off and taken (random search, stop 37).
         """
-        many = rows & ((support != 0).sum(axis=1) > self._rank[self.pattern])
+        nonzero = support != 0  # (once: the rows' sizes, their free cells)
+        many = rows & (nonzero.sum(axis=1) > self._rank[self.pattern])
         if many.any():
-            x = np.where(many[:, None] & (support != 0), np.nan, x)
+            x = np.where(many[:, None] & nonzero, np.nan, x)
             rows = rows & ~many
         idx = np.flatnonzero(rows)
         if not len(idx):
             return x.copy()
-        free = support[idx] != 0
+        free = nonzero[idx]
         fixed_part = self._gram_times(np.where(free, 0.0, x[idx]), idx)
         rhs = self.xty[idx] - fixed_part - 0.5 * self.t_rows * lam * self.omega[idx] * \
             support[idx]
         cand = x.copy()
         if len(idx) * self.m * self.m <= _PADDED_MAX:
             # few small systems: one batched solve of the padded M x M systems (identity off
-            # the support) costs less than a call per support size
+            # the support) costs less than a call per support size; one Gram is broadcast,
+            # not gathered per row
             mask = free[:, :, None] & free[:, None, :]
-            a = np.ascontiguousarray(np.where(mask, self.gram[self.pattern[idx]], 0.0))
+            grams = self.gram[0] if self.n_patterns == 1 else self.gram[self.pattern[idx]]
+            a = np.ascontiguousarray(np.where(mask, grams, 0.0))
             # the diagonals as a strided view of the C-ordered stack (a reshape is a view
             # then): the same sums as a fancy-indexed add, without its gather and scatter
             a.reshape(len(idx), -1)[:, ::self.m + 1] += ~free
