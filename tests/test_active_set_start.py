@@ -309,3 +309,25 @@ def test_padded_newton_systems_are_the_written_out_ones():
         expected = np.linalg.solve(a[None], np.where(free, rhs, x0[i])[None, :, None])[0, :, 0]
         np.testing.assert_allclose(cand[i], expected, rtol=1e-12, atol=1e-14)
         np.testing.assert_array_equal(cand[i][~free], x0[i][~free])
+
+
+def test_without_a_box_inside_is_finite():
+    """No box (lo = -inf, hi = inf): the support and the cells a candidate keeps, taken as
+    "finite", are those of the box comparisons written out, NaN and infinite cells included."""
+    p = make_factor_panel(200, 6, 12, seed=5)
+    lam = 0.1 * LassoModel(warmup_period=None).lambda_max(p.x, p.y)
+    engine = _engine_of(p.x, p.y, reg_lambda=lam)
+    assert engine._unboxed
+    rng = np.random.default_rng(3)
+    x = engine.prior + rng.standard_normal(engine.prior.shape)
+    x[0, 0], x[1, 1], x[2, 2], x[3, :] = np.nan, np.inf, -np.inf, 0.0
+    finish = _newton_finish._NewtonFinish(engine, engine._newton_cell, lam)
+    inside = (x > engine.lo) & (x < engine.hi)
+    np.testing.assert_array_equal(finish.support(x), np.sign(x - engine.prior) * inside)
+    support = np.sign(rng.standard_normal(x.shape)) * (rng.random(x.shape) < 0.6)
+    expected = ((np.sign(x - engine.prior) == support) | (support == 0)) & \
+        (x >= engine.lo) & (x <= engine.hi) & np.isfinite(x)
+    for rows in (np.ones(engine.n, dtype=bool), np.arange(engine.n) % 3 == 0):
+        _, kept = _newton_finish.newton_accepted(engine, x, support, rows, lam)
+        np.testing.assert_array_equal(kept[rows], expected[rows])
+        assert kept[~rows].all()

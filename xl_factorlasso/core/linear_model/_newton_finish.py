@@ -36,15 +36,18 @@ def newton_accepted(engine: FastEngine, cand: np.ndarray, support: np.ndarray,
     kept)``: a response's Newton point on ``support`` is its minimiser when it keeps the
     support's signs and the box and the conditions off the support hold."""
     e = engine
+    # (without a box, lo = -inf and hi = inf everywhere: within them is finite, one pass)
     if rows.all():
-        kept = ((np.sign(cand - e.prior) == support) | (support == 0)) & \
+        inside = np.isfinite(cand) if e._unboxed else \
             (cand >= e.lo) & (cand <= e.hi) & np.isfinite(cand)
+        kept = ((np.sign(cand - e.prior) == support) | (support == 0)) & inside
     else:  # only the rows tried (a correction's few): True elsewhere
         idx = np.flatnonzero(rows)
         c, s = cand[idx], support[idx]
         kept = np.ones(cand.shape, dtype=bool)
-        kept[idx] = ((np.sign(c - e.prior[idx]) == s) | (s == 0)) & \
+        inside = np.isfinite(c) if e._unboxed else \
             (c >= e.lo[idx]) & (c <= e.hi[idx]) & np.isfinite(c)
+        kept[idx] = ((np.sign(c - e.prior[idx]) == s) | (s == 0)) & inside
     accepted = rows & kept.all(axis=1)
     if accepted.any():
         accepted = e._kkt_holds(cand, lam, support, rows=accepted)
@@ -95,7 +98,8 @@ class _NewtonFinish:
 
     def support(self, x: np.ndarray) -> np.ndarray:
         e = self.engine
-        inside = (x > e.lo) & (x < e.hi)
+        # (no box: strictly inside (-inf, inf) is finite, one pass)
+        inside = np.isfinite(x) if e._unboxed else (x > e.lo) & (x < e.hi)
         if e.geometry == "block":
             # a nonzero block is smooth whatever its cells' signs: only activity and the box
             # define its piece (a cell crossing zero inside it changes nothing)
