@@ -331,3 +331,14 @@ def test_without_a_box_inside_is_finite():
         _, kept = _newton_finish.newton_accepted(engine, x, support, rows, lam)
         np.testing.assert_array_equal(kept[rows], expected[rows])
         assert kept[~rows].all()
+
+
+def test_any_and_all_helpers_are_numpys():
+    """The bookkeeping's ``_any`` / ``_all`` agree with ``ndarray.any`` / ``all`` on boolean
+    arrays, empty ones included."""
+    rng = np.random.default_rng(0)
+    for shape in ((0,), (1,), (7,), (5, 4), (0, 3)):
+        for share in (0.0, 0.2, 1.0):
+            flags = rng.random(shape) < share
+            assert _newton_finish._any(flags) == bool(flags.any())
+            assert _newton_finish._all(flags) == bool(flags.all())

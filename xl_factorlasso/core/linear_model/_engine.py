@@ -130,7 +130,7 @@ from ._boxed_blocks import boxed_block_polish
 from ._gap_floor import FLOOR_CAP as _FLOOR_CAP
 from ._gap_floor import FLOOR_EVERY, floor_applies, floor_share
 from ._homotopy import _singular, continuation_start, homotopy_rows, homotopy_start, probe_signed
-from ._newton_finish import _NewtonFinish, newton_accepted
+from ._newton_finish import _all, _any, _NewtonFinish, newton_accepted
 from ._penalty import PenaltySpec, penalty_value
 from ._preparation import GramBlocks, SufficientStats, sub_block
 from ._prox import _block_member_table, _prox_groups, _row_member_table, _soft, sparse_group_roots
@@ -904,11 +904,11 @@ class FastEngine:
         warm, spent = coef_init is not None, 0
         path = homotopy_rows(self, lam)
         probed = np.zeros(self.n, dtype=bool)  # responses the iterations certified first
-        if path.any() and not warm:
+        if _any(path) and not warm:
             # every cell signed: the iterations first, which usually finish (_homotopy)
             x, probed, probe_parts, spent = probe_signed(self, x, lam, tol, path)
             path &= ~probed
-        if path.any():
+        if _any(path):
             # a singular Gram at a small penalty: the exact path gives the start (_homotopy),
             # unless a warm start's own support gives Newton's point at the minimiser
             if warm:
@@ -923,20 +923,20 @@ class FastEngine:
             if start is not None:
                 x, warm = start, True
         max_iter = max(max_iter - spent, 1)
-        if path.all():
+        if _all(path):
             coef, gaps, objs, it = self._solve_units(x, lam, tol, max_iter, warm=True)
-        elif not (path.any() or probed.any()):
+        elif not (_any(path) or _any(probed)):
             coef, gaps, objs, it = self._solve_all(x, lam, tol, max_iter, warm)
         else:
             # responses are independent: the parts' unit gaps add up to the whole's
             coef, gaps, objs, it = x.copy(), np.empty(self.n), np.empty(self.n), 0
-            if probed.any():
+            if _any(probed):
                 gaps[probed], objs[probed] = probe_parts
-            if path.any():
+            if _any(path):
                 coef[path], gaps[path], objs[path], it = self._rows_view(path)._solve_units(
                     x[path], lam, tol, max_iter, warm=True)
             rest = ~(path | probed)
-            if rest.any():
+            if _any(rest):
                 coef[rest], gaps[rest], objs[rest], it_rest = self._rows_view(
                     rest)._solve_all(x[rest], lam, tol, max_iter, warm)
                 it += it_rest
@@ -986,7 +986,7 @@ class FastEngine:
             else:
                 empty = ~(finish.last != 0).any(axis=1)
                 cold = self.geometry == "cell" and self.m <= _SPECTRAL_MAX and not seeded
-                if cold and empty.all():
+                if cold and _all(empty):
                     # every response at zero (the prior): one pass of the slopes gives the
                     # conditions (no cell may move) and the cold start's guess
                     slopes = self._descents(x, lam)[:3]
@@ -1106,7 +1106,7 @@ class FastEngine:
         below any loading that matters (a violation ``v`` moves a loading by about ``v / G_jj``).
         Only the responses ``rows`` are tested when given (False elsewhere).
         """
-        if rows is not None and not rows.all():
+        if rows is not None and not _all(rows):
             idx = np.flatnonzero(rows)
             out = np.zeros(self.n, dtype=bool)
             out[idx] = self._kkt_rows(x, lam, support, idx)
@@ -1120,7 +1120,7 @@ class FastEngine:
         x = x[sub]
         can_up = x < self.hi[sub]
         can_down = x > self.lo[sub]
-        if zero_row.any():
+        if _any(zero_row):
             # A zero row's group term has the whole ball as subgradient: the row stays at 0 iff
             # the soft-thresholded pull, without the directions the box forbids, is inside it
             # (the prox's zero test, module docstring).
@@ -1235,7 +1235,7 @@ class FastEngine:
         """
         nonzero = support != 0  # (once: the rows' sizes, their free cells)
         many = rows & (nonzero.sum(axis=1) > self._rank[self.pattern])
-        if many.any():
+        if _any(many):
             x = np.where(many[:, None] & nonzero, np.nan, x)
             rows = rows & ~many
         idx = np.flatnonzero(rows)
