@@ -269,3 +269,76 @@ def test_padded_and_sized_newton_systems_agree(monkeypatch):
     sized = engine._newton_cell(x0, lam, support, rows)
     np.testing.assert_allclose(padded, sized, rtol=0, atol=1e-12)
     np.testing.assert_array_equal(padded[support == 0], x0[support == 0])
+
+
+def test_cholesky_solve_is_scipys_own():
+    """The support guess's free solve (LAPACK's potrf and potrs called directly) gives SciPy's
+    ``cho_solve(cho_factor(a, lower=True), b)`` bit for bit, and None wherever those raise
+    (not positive definite, non-finite input)."""
+    from scipy.linalg import cho_factor, cho_solve
+
+    rng = np.random.default_rng(7)
+    for m, n in ((10, 50), (1, 3), (30, 200)):
+        z = rng.standard_normal((4 * m, m))
+        a, rhs = z.T @ z, rng.standard_normal((n, m))
+        out = _engine._cho_solve_lower(a, rhs.T)
+        assert out.tobytes() == cho_solve(cho_factor(a, lower=True), rhs.T).tobytes()
+    indefinite = np.array([[1.0, 2.0], [2.0, 1.0]])
+    assert _engine._cho_solve_lower(indefinite, np.ones((2, 1))) is None
+    assert _engine._cho_solve_lower(np.eye(2), np.array([[np.nan], [1.0]])) is None
+    assert _engine._cho_solve_lower(np.diag([1.0, np.inf]), np.ones((2, 1))) is None
+
+
+def test_padded_newton_systems_are_the_written_out_ones():
+    """The padded systems: the Gram on the free cells, the identity on the others' diagonal
+    (their value kept), solved together; the candidate equals that solve written out."""
+    p = make_factor_panel(200, 6, 12, seed=5)
+    lam = 0.1 * LassoModel(warmup_period=None).lambda_max(p.x, p.y)
+    engine = _engine_of(p.x, p.y, reg_lambda=lam)
+    rng = np.random.default_rng(1)
+    support = rng.choice([-1.0, 0.0, 1.0], size=engine.prior.shape)
+    rows = np.ones(engine.n, dtype=bool)
+    x0 = engine.prior + 0.01
+    cand = engine._newton_cell(x0, lam, support, rows)
+    g = engine.gram[0]
+    for i in range(engine.n):
+        free = support[i] != 0
+        a = np.where(np.outer(free, free), g, 0.0) + np.diag((~free).astype(float))
+        rhs = (engine.xty[i] - np.where(free, 0.0, x0[i]) @ g
+               - 0.5 * engine.t_rows * lam * support[i])
+        expected = np.linalg.solve(a[None], np.where(free, rhs, x0[i])[None, :, None])[0, :, 0]
+        np.testing.assert_allclose(cand[i], expected, rtol=1e-12, atol=1e-14)
+        np.testing.assert_array_equal(cand[i][~free], x0[i][~free])
+
+
+def test_without_a_box_inside_is_finite():
+    """No box (lo = -inf, hi = inf): the support and the cells a candidate keeps, taken as
+    "finite", are those of the box comparisons written out, NaN and infinite cells included."""
+    p = make_factor_panel(200, 6, 12, seed=5)
+    lam = 0.1 * LassoModel(warmup_period=None).lambda_max(p.x, p.y)
+    engine = _engine_of(p.x, p.y, reg_lambda=lam)
+    assert engine._unboxed
+    rng = np.random.default_rng(3)
+    x = engine.prior + rng.standard_normal(engine.prior.shape)
+    x[0, 0], x[1, 1], x[2, 2], x[3, :] = np.nan, np.inf, -np.inf, 0.0
+    finish = _newton_finish._NewtonFinish(engine, engine._newton_cell, lam)
+    inside = (x > engine.lo) & (x < engine.hi)
+    np.testing.assert_array_equal(finish.support(x), np.sign(x - engine.prior) * inside)
+    support = np.sign(rng.standard_normal(x.shape)) * (rng.random(x.shape) < 0.6)
+    expected = ((np.sign(x - engine.prior) == support) | (support == 0)) & \
+        (x >= engine.lo) & (x <= engine.hi) & np.isfinite(x)
+    for rows in (np.ones(engine.n, dtype=bool), np.arange(engine.n) % 3 == 0):
+        _, kept = _newton_finish.newton_accepted(engine, x, support, rows, lam)
+        np.testing.assert_array_equal(kept[rows], expected[rows])
+        assert kept[~rows].all()
+
+
+def test_any_and_all_helpers_are_numpys():
+    """The bookkeeping's ``_any`` / ``_all`` agree with ``ndarray.any`` / ``all`` on boolean
+    arrays, empty ones included."""
+    rng = np.random.default_rng(0)
+    for shape in ((0,), (1,), (7,), (5, 4), (0, 3)):
+        for share in (0.0, 0.2, 1.0):
+            flags = rng.random(shape) < share
+            assert _newton_finish._any(flags) == bool(flags.any())
+            assert _newton_finish._all(flags) == bool(flags.all())

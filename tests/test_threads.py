@@ -91,3 +91,31 @@ def test_same_answer_with_one_or_two_threads(monkeypatch):
     monkeypatch.setenv(_threads.ENV, "default")
     two = LassoModel(reg_lambda=1e-4).fit(x, y).coef_.to_numpy()
     np.testing.assert_allclose(one, two, atol=1e-10)
+
+
+def test_a_limit_already_in_force_is_left_alone(seen, monkeypatch):
+    """Every BLAS library already at the limit (an outer limit, OPENBLAS_NUM_THREADS=1): the
+    fit neither sets nor restores it, and runs with the same threads; otherwise it does."""
+    from threadpoolctl import ThreadpoolController
+
+    monkeypatch.delenv(_threads.ENV, raising=False)
+    x, y = _panel()
+    limits = []
+    original = ThreadpoolController.limit
+
+    def spy(self, **kwargs):
+        limits.append(kwargs)
+        return original(self, **kwargs)
+
+    monkeypatch.setattr(ThreadpoolController, "limit", spy)
+    with threadpool_limits(limits=1, user_api="blas"):
+        before = _blas_threads()
+        LassoModel(reg_lambda=1e-4).fit(x, y)
+        assert _blas_threads() == before
+    assert limits == []
+    with threadpool_limits(limits=2, user_api="blas"):
+        before = _blas_threads()
+        LassoModel(reg_lambda=1e-4).fit(x, y)
+        assert _blas_threads() == before
+    assert limits == [{"limits": 1, "user_api": "blas"}]
+    assert [set(s.values()) for s in seen] == [{1}, {1}]

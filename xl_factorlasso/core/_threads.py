@@ -62,6 +62,13 @@ def blas_threads():
     except ImportError:  # threadpoolctl is a dependency; a broken install only loses speed
         yield
         return
+    if all(lib.num_threads == limit for lib in controller.lib_controllers
+           if lib.user_api == "blas"):
+        # already in force (an outer limit, OPENBLAS_NUM_THREADS=1, a nested fit): setting
+        # and restoring it would change no library's threads, and cost ~35 us a fit
+        # (threadpoolctl's info on every library, then a set and a restore of each)
+        yield
+        return
     with controller.limit(limits=limit, user_api="blas"):
         yield
 

@@ -30,23 +30,37 @@ _START_ROUNDS = 6
 _WARM_ROOM = 0.9
 
 
+def _any(flags: np.ndarray) -> bool:
+    """``flags.any()`` of a boolean array without ndarray.any's Python wrapper: 0.8 us
+    instead of 2.4 (the Newton start's bookkeeping asks ~30 times a fit)."""
+    return np.count_nonzero(flags) > 0
+
+
+def _all(flags: np.ndarray) -> bool:
+    """``flags.all()`` of a boolean array (as :func:`_any`)."""
+    return np.count_nonzero(flags) == flags.size
+
+
 def newton_accepted(engine: FastEngine, cand: np.ndarray, support: np.ndarray,
                     rows: np.ndarray, lam: float) -> tuple[np.ndarray, np.ndarray]:
     """Cell and row geometries: ``(responses of rows where cand is the minimiser, cells
     kept)``: a response's Newton point on ``support`` is its minimiser when it keeps the
     support's signs and the box and the conditions off the support hold."""
     e = engine
-    if rows.all():
-        kept = ((np.sign(cand - e.prior) == support) | (support == 0)) & \
+    # (without a box, lo = -inf and hi = inf everywhere: within them is finite, one pass)
+    if _all(rows):
+        inside = np.isfinite(cand) if e._unboxed else \
             (cand >= e.lo) & (cand <= e.hi) & np.isfinite(cand)
+        kept = ((np.sign(cand - e.prior) == support) | (support == 0)) & inside
     else:  # only the rows tried (a correction's few): True elsewhere
         idx = np.flatnonzero(rows)
         c, s = cand[idx], support[idx]
         kept = np.ones(cand.shape, dtype=bool)
-        kept[idx] = ((np.sign(c - e.prior[idx]) == s) | (s == 0)) & \
+        inside = np.isfinite(c) if e._unboxed else \
             (c >= e.lo[idx]) & (c <= e.hi[idx]) & np.isfinite(c)
+        kept[idx] = ((np.sign(c - e.prior[idx]) == s) | (s == 0)) & inside
     accepted = rows & kept.all(axis=1)
-    if accepted.any():
+    if _any(accepted):
         accepted = e._kkt_holds(cand, lam, support, rows=accepted)
     return accepted, kept
 
@@ -95,7 +109,8 @@ class _NewtonFinish:
 
     def support(self, x: np.ndarray) -> np.ndarray:
         e = self.engine
-        inside = (x > e.lo) & (x < e.hi)
+        # (no box: strictly inside (-inf, inf) is finite, one pass)
+        inside = np.isfinite(x) if e._unboxed else (x > e.lo) & (x < e.hi)
         if e.geometry == "block":
             # a nonzero block is smooth whatever its cells' signs: only activity and the box
             # define its piece (a cell crossing zero inside it changes nothing)
@@ -141,7 +156,7 @@ class _NewtonFinish:
         ``_descents(x, lam)[:3]`` for every response, when the caller has them.
         """
         rows = ~self.exact
-        if not rows.any():
+        if not _any(rows):
             return x
         support = self.last.copy()
         if slopes is not None:
@@ -199,7 +214,7 @@ class _NewtonFinish:
             return self._accept_blocks(x, rows)
         free = support != 0
         empty = rows & ~free.any(axis=1)
-        if empty.any():  # nothing to solve: at D = 0 the conditions decide
+        if _any(empty):  # nothing to solve: at D = 0 the conditions decide
             self.exact |= e._kkt_holds(x, self.lam, support, rows=empty)
         rows = rows & ~empty
         out = x.copy()
@@ -209,7 +224,7 @@ class _NewtonFinish:
         # and their systems are refused (wide nonneg LassoModelCV fits took 10-20% longer)
         both = e.m <= e.t_rows
         for attempt in range(rounds + 1):
-            if not rows.any():
+            if not _any(rows):
                 break
             cand = self.newton(x, self.lam, support, rows)
             if cand is None:
@@ -222,9 +237,9 @@ class _NewtonFinish:
             accepted, kept = self.take(out, cand, support, rows)
             if attempt and self.last is not None:  # a corrected support: the rows' own now
                 self.last[accepted] = self.support(cand)[accepted]
-            both = both and (not attempt or bool(accepted[rows].any()))
+            both = both and (not attempt or _any(accepted[rows]))
             rows = rows & ~accepted
-            if attempt < rounds and rows.any():
+            if attempt < rounds and _any(rows):
                 x, support, rows = self._corrected(x, cand, support, rows, kept, both)
         return out
 
