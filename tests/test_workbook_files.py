@@ -266,3 +266,33 @@ def test_cli_reports_bad_input_without_traceback(book, capsys):
     assert _digest(book) == before
     assert main(["inspect", str(book)]) == 1
     assert "FL_SIGNS!B3" in capsys.readouterr().out
+
+
+def test_an_asset_groups_table_with_its_header_alone_means_no_groups(book, tmp_path):
+    """FL_ASSET_GROUPS emptied of its assets (its header row kept, as the builder writes it
+    without groups) is no groups: the portfolio equals the one with the groups given but
+    unused (it was refused: "expected a header row ... found 1 row(s)")."""
+    kept = tmp_path / "kept.xlsx"
+    shutil.copy(book, kept)
+    for path, clear_groups in ((book, True), (kept, False)):
+        wb = openpyxl.load_workbook(path)
+        for row in wb["Portfolio"].iter_rows(min_row=2, min_col=4, max_col=4):
+            row[0].value = None  # no constraint names a group
+        if clear_groups:
+            for row in wb["AssetGroups"].iter_rows(min_row=2):
+                for cell in row:
+                    cell.value = None
+        wb.save(path)
+        optimise_portfolio(XlsxFileIO(path), pictures=False)
+
+    def weights(path):
+        wb = openpyxl.load_workbook(path)
+        area = XlsxFileIO(path).names()["FL_WEIGHTS"]
+        ws = wb[area.sheet]
+        return [[c.value for c in r] for r in ws.iter_rows(
+            min_row=area.min_row, max_row=area.max_row, min_col=area.min_col,
+            max_col=area.max_col)]
+
+    got, expected = weights(book), weights(kept)
+    assert len(got) > 10 and got == expected
+    assert abs(sum(r[1] for r in got[1:] if isinstance(r[1], float)) - 1.0) < 1e-9

@@ -332,6 +332,7 @@ def compute_refit(
         result.outputs.append(OutputTable("FL_CV", table))
     if pictures:
         refit_pictures(result, model, cvm, vol, assets)
+    result.notes = list(notes)
     notes += result.warnings
     mt = LassoModelType.parse(model.model_type).name
     result.status = {
@@ -413,9 +414,10 @@ def _factor_model(blocks: dict[str, Block], ps, fitted):
 
 def asset_groups(blocks: dict[str, Block], assets: list[str]) -> dict[str, list[str]] | None:
     """FL_ASSET_GROUPS as ``{asset: [tag, ...]}`` for every asset (checked against
-    FL_RETURNS' assets, cells named), or None when the table is absent or empty."""
+    FL_RETURNS' assets, cells named), or None when the table is absent or empty: blank, or
+    its header row alone (a table emptied of its assets, or written without groups)."""
     tag_block = blocks.get("FL_ASSET_GROUPS")
-    if tag_block is None or tag_block.is_empty():
+    if tag_block is None or tag_block.trimmed().shape[0] <= 1:
         return None
     tags = parse_matrix(tag_block, cols_what="grouping", cell=tag_cell)
     check_labels(tag_block, tags.index, assets, axis=0, what="asset", source="FL_RETURNS")
@@ -520,6 +522,7 @@ def compute_portfolio(blocks: dict[str, Block], fitted: JobResult | None = None,
     attribution = _attribution(opt, weights, ps.annualization_factor, notes)
     if attribution is not None:
         result.outputs += _risk_tables(attribution, assets)
+    result.notes = list(notes)
     if pictures:
         portfolio_pictures(result, weights, params.get("min_weights", 0.0),
                            params.get("max_weights", 1.0), attribution)
