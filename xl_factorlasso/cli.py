@@ -153,7 +153,10 @@ def run_demo(args: argparse.Namespace) -> int:
 
 
 def _print_outcome(result, started: float, out: str) -> None:
-    """What every writing job ends with: its warnings, the names not written, time and file."""
+    """What every writing job ends with: its notes (FL_STATUS's message) and warnings, the
+    names not written, time and file."""
+    for note in dict.fromkeys(n for part in (result.parts or [result]) for n in part.notes):
+        print(f"note: {note}")
     for warning in result.warnings:
         print(f"warning: {warning}")
     if result.skipped:

@@ -280,6 +280,7 @@ def compute_backtest(blocks: dict[str, Block], *, pictures: bool = True, progres
     if pictures:
         betas = results.get_beta(history_factor)
         backtest_pictures(result, betas, history_factor, backtest)
+    result.notes = list(notes)
     notes += result.warnings
     model = LassoModelType.parse(inputs.params.get("model_type", "LASSO")).name
     result.status = {

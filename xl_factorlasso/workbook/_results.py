@@ -59,6 +59,10 @@ class JobResult:
         Output names written, and names the workbook does not define (not written).
     warnings : list of str
         What went wrong without stopping the job (a picture that could not be drawn).
+    notes : list of str
+        What the step says about its inputs and results (the fit's warnings, dependent or
+        constant factors, a rolling fit's dated notes...): FL_STATUS's message without the
+        warnings, one item each (the message joins them with "; ", which they can contain).
     summary : str
     model : object
         The fitted estimator (of the last step for a combined run).
@@ -74,6 +78,7 @@ class JobResult:
     written: list[str] = field(default_factory=list)
     skipped: list[str] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
     summary: str = ""
     model: object = None
     parts: list[JobResult] = field(default_factory=list)
