@@ -296,3 +296,26 @@ def test_an_asset_groups_table_with_its_header_alone_means_no_groups(book, tmp_p
     got, expected = weights(book), weights(kept)
     assert len(got) > 10 and got == expected
     assert abs(sum(r[1] for r in got[1:] if isinstance(r[1], float)) - 1.0) < 1e-9
+
+
+@pytest.mark.parametrize("settings", [{"reg_lambda": 1e-5},
+                                      {"reg_lambda": 1e-5, "model_type": "LASSO"}])
+def test_the_model_type_dropdown_only_where_there_is_a_model_type_row(tmp_path, settings):
+    """Without a model_type row the builder wrote an empty <dataValidations count="0"/>,
+    which the Open XML schema refuses (Excel may offer to repair the file)."""
+    from xl_factorlasso.workbook._builder import build_workbook
+
+    d = load_demo_panel()
+    path = tmp_path / "book.xlsx"
+    build_workbook(path, returns=d.y, factors=d.x, settings=settings)
+    wb = openpyxl.load_workbook(path)
+    sheet = f"xl/worksheets/sheet{wb.sheetnames.index('Settings') + 1}.xml"
+    with zipfile.ZipFile(path) as z:
+        xml = z.read(sheet).decode()
+    assert 'count="0"' not in xml
+    validations = wb["Settings"].data_validations.dataValidation
+    if "model_type" in settings:
+        row = next(c.row for c in wb["Settings"]["A"] if c.value == "model_type")
+        assert [str(v.sqref) for v in validations] == [f"B{row}"]
+    else:
+        assert validations == [] and "<dataValidations" not in xml

@@ -270,10 +270,13 @@ def build_workbook(
         wb.defined_names[name] = DefinedName(name, attr_text=f"'{sheet_name}'!{ref}")
 
     settings_ws = wb["Settings"]
-    dv = DataValidation(type="list", formula1=f'"{_MODEL_TYPES}"', allow_blank=True)
-    settings_ws.add_data_validation(dv)
-    for i, row in enumerate(cells["FL_SETTINGS"]):
-        if row[0] == "model_type":
+    # the model_type dropdown, only where there is a model_type row: a validation without
+    # cells is written as an empty <dataValidations>, which the Open XML schema refuses
+    rows = [i for i, row in enumerate(cells["FL_SETTINGS"]) if row[0] == "model_type"]
+    if rows:
+        dv = DataValidation(type="list", formula1=f'"{_MODEL_TYPES}"', allow_blank=True)
+        settings_ws.add_data_validation(dv)
+        for i in rows:
             dv.add(settings_ws.cell(row=1 + i, column=2))
     if readable:
         _make_readable(wb, cells)
