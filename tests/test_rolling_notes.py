@@ -13,7 +13,7 @@ import pytest
 from rolling_helpers import assert_same_rolling
 
 from xl_factorlasso import LassoModel, RollingLassoModel, make_factor_panel
-from xl_factorlasso.core._notes import dated_notes, note, recorded
+from xl_factorlasso.core._notes import dated_notes, note, recorded, user_warnings
 
 WINDOW = 60
 FLAT_ROWS = 120  # factor f2 is 0.01 on the first rows: constant in the windows inside them
@@ -102,6 +102,34 @@ def test_notes_outside_a_recording_are_warnings():
         warnings.simplefilter("error")  # a warning here would fail the test
         note("kept", RuntimeWarning)
     assert got == [(RuntimeWarning, "kept")]
+
+
+class _Mine(UserWarning):
+    pass
+
+
+def test_user_warnings_each_once_in_order_and_the_others_passed_on():
+    with pytest.warns(RuntimeWarning, match="^overflow here$") as outside:
+        with user_warnings() as got:
+            warnings.warn("b", UserWarning, stacklevel=1)
+            warnings.warn("overflow here", RuntimeWarning, stacklevel=1)
+            note("a", _Mine)
+            warnings.warn("b", UserWarning, stacklevel=1)  # a repeat (another fold, another date)
+            assert got == []  # filled when the block ends
+    assert got == [(UserWarning, "b"), (_Mine, "a")]
+    assert [str(w.message) for w in outside] == ["overflow here"]
+
+
+def test_user_warnings_can_drop_the_others():
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # a warning passed on would fail the test
+        with user_warnings(others="drop") as got:
+            warnings.warn("overflow here", RuntimeWarning, stacklevel=1)
+            warnings.warn("kept", UserWarning, stacklevel=1)
+    assert got == [(UserWarning, "kept")]
+    with pytest.raises(ValueError, match="others must be 'pass' or 'drop'"):
+        with user_warnings(others="print"):
+            pass
 
 
 def test_two_threads_record_their_own_notes():

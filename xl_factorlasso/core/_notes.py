@@ -7,6 +7,8 @@ Inside :func:`recorded` the fit's own notes go to a list held by a context varia
 thread, and per asyncio task), which the caller returns with its results; elsewhere they are
 ordinary ``warnings.warn`` calls, as before. :func:`dated_notes` words the notes of many
 dates (a rolling fit's, a backtest's optimisations') as one warning each, with their dates.
+:func:`user_warnings` collects the UserWarnings of any code run in a block (a backtest's
+optimisations, a workbook job's fit): the notes of steps that run in this process.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from contextvars import ContextVar
 
 import pandas as pd
 
-__all__ = ["dated_notes", "note", "recorded"]
+__all__ = ["dated_notes", "note", "recorded", "user_warnings"]
 
 _SINK: ContextVar[list[tuple[type[Warning], str]] | None] = ContextVar(
     "xl_factorlasso_notes", default=None)
@@ -44,6 +46,38 @@ def recorded() -> Iterator[list[tuple[type[Warning], str]]]:
         yield sink
     finally:
         _SINK.reset(token)
+
+
+@contextmanager
+def user_warnings(others: str = "pass") -> Iterator[list[tuple[type[Warning], str]]]:
+    """The UserWarnings raised inside the block, by any code, each ``(category, message)``
+    once in order of first appearance (folds and dates repeat them), in the list it yields,
+    filled when the block ends.
+
+    Parameters
+    ----------
+    others : {"pass", "drop"}
+        What becomes of the other warnings (NumPy's RuntimeWarnings, deprecations): warned
+        again when the block ends, under the filters in force, or dropped (a workbook job,
+        which has no console to show them).
+
+    ``warnings.catch_warnings`` is process-wide: two such blocks running at once in threads can
+    lose or swap warnings (:func:`recorded` keeps a fit's own notes per thread).
+    """
+    if others not in ("pass", "drop"):
+        raise ValueError(f"others must be 'pass' or 'drop', got {others!r}")
+    out: list[tuple[type[Warning], str]] = []
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        try:
+            yield out
+        finally:
+            kept = [w for w in caught if issubclass(w.category, UserWarning)]
+            out.extend(dict.fromkeys((w.category, str(w.message)) for w in kept))
+    if others == "pass":  # (outside the block: under the caller's filters again)
+        for w in caught:
+            if not issubclass(w.category, UserWarning):
+                warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
 
 
 def dated_notes(notes: list[tuple[pd.Timestamp, type[Warning], str]], n_dates: int

@@ -27,6 +27,7 @@ from ._results import (
     OutputTable,
     cell_value,
     now_text,
+    status_message,
     status_table,
     user_notes,
 )
@@ -281,7 +282,6 @@ def compute_backtest(blocks: dict[str, Block], *, pictures: bool = True, progres
         betas = results.get_beta(history_factor)
         backtest_pictures(result, betas, history_factor, backtest)
     result.notes = list(notes)
-    notes += result.warnings
     model = LassoModelType.parse(inputs.params.get("model_type", "LASSO")).name
     result.status = {
         "time": now_text(),
@@ -297,7 +297,7 @@ def compute_backtest(blocks: dict[str, Block], *, pictures: bool = True, progres
     result.status["failures"] = len(failures)
     for k, text in enumerate(failures, start=1):
         result.status[f"failure {k}"] = text
-    result.status["message"] = "; ".join(notes) if notes else "ok"
+    result.status["message"] = status_message(result)
     result.outputs.append(status_table([result]))
     result.model = bt
     warm_up = int(rolling.failures_["reason"].str.startswith("too little history").sum())

@@ -40,6 +40,7 @@ from ._results import (
     cell_value,
     now_text,
     series_table,
+    status_message,
     status_table,
     user_notes,
 )
@@ -333,7 +334,6 @@ def compute_refit(
     if pictures:
         refit_pictures(result, model, cvm, vol, assets)
     result.notes = list(notes)
-    notes += result.warnings
     mt = LassoModelType.parse(model.model_type).name
     result.status = {
         "time": now_text(),
@@ -348,7 +348,7 @@ def compute_refit(
         "solver": f"{model.solver_} {model.solver_status_}",
         "assets x factors x dates": f"{len(assets)} x {coef.shape[1]} x {len(y)}",
         "inputs": fit_fingerprint(inputs),
-        "message": "; ".join(notes) if notes else "ok",
+        "message": status_message(result),
     })
     result.outputs.append(status_table([result]))
     result.model = model
@@ -526,10 +526,9 @@ def compute_portfolio(blocks: dict[str, Block], fitted: JobResult | None = None,
     if pictures:
         portfolio_pictures(result, weights, params.get("min_weights", 0.0),
                            params.get("max_weights", 1.0), attribution)
-        notes += result.warnings
     result.status.update({
         "assets x dates": f"{len(assets)} x {len(returns)}",
-        "message": "; ".join(notes) if notes else "ok",
+        "message": status_message(result),
     })
     result.outputs.append(status_table([result]))
     result.model = opt

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import datetime as dt
 import math
-import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
+
+from ..core._notes import user_warnings
 
 __all__ = [
     "JobResult",
@@ -20,6 +21,7 @@ __all__ = [
     "cell_value",
     "merge_results",
     "series_table",
+    "status_message",
     "status_table",
     "user_notes",
 ]
@@ -112,27 +114,28 @@ def now_text() -> str:
 
 @contextmanager
 def user_notes() -> Iterator[list[str]]:
-    """The UserWarnings raised inside the block, each message once in order of first
-    appearance (a cross-validation's folds and refit repeat the same warnings), in the list it
-    yields, filled when the block ends: the notes a job shows in FL_STATUS and FLASSO_NOTES in
-    its cells (neither has a console). ``warnings.catch_warnings`` is process-wide: two blocks
-    running at once in threads can lose or swap notes."""
+    """The messages of :func:`~xl_factorlasso.core._notes.user_warnings` (each UserWarning
+    once, other warnings dropped) in the list it yields, filled when the block ends: the notes a
+    job shows in FL_STATUS and FLASSO_NOTES in its cells (neither has a console)."""
     notes: list[str] = []
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always", UserWarning)
-        try:
+    try:
+        with user_warnings(others="drop") as caught:
             yield notes
-        finally:
-            notes.extend(dict.fromkeys(str(w.message) for w in caught
-                                       if issubclass(w.category, UserWarning)))
+    finally:
+        notes.extend(message for _, message in caught)
+
+
+def status_message(result: JobResult) -> str:
+    """FL_STATUS's message for a step: its notes, then its warnings, joined by "; " ("ok"
+    when it has neither)."""
+    return "; ".join([*result.notes, *result.warnings]) or "ok"
 
 
 def add_warning(result: JobResult, text: str) -> None:
     """A problem that does not stop the step: in its warnings, its FL_STATUS message and its
     FL_STATUS table (rebuilt)."""
     result.warnings.append(text)
-    message = result.status.get("message")
-    result.status["message"] = text if message in (None, "", "ok") else f"{message}; {text}"
+    result.status["message"] = status_message(result)
     result.outputs = [t for t in result.outputs if t.name != "FL_STATUS"]
     result.outputs.append(status_table([result]))
 

@@ -20,7 +20,7 @@ import pandas as pd
 
 from .._base import BaseEstimator, clone
 from .._cells import numbers_in
-from .._notes import dated_notes
+from .._notes import dated_notes, user_warnings
 from ..rolling import RollingLassoModel
 from ..rolling._dates import check_index, rebalance_positions, window_start
 from ._holdings import Book
@@ -366,13 +366,12 @@ class MaxDiversificationBacktest(BaseEstimator):
                 book.advance(row)
                 held = book.holdings.copy()
                 clock = time.perf_counter()
-                with warnings.catch_warnings(record=True) as caught:
-                    warnings.simplefilter("always")
+                with user_warnings() as caught:
                     target, reason, cov = self._target(
                         s, date, rolling, rolling_failed, optimisers.get(s), block, held,
                         span, min_history, assets)
                 self._seconds[s] = self._seconds.get(s, 0.0) + time.perf_counter() - clock
-                noted.extend(_user_notes(caught, date, s))
+                noted.extend((date, s, category, message) for category, message in caught)
                 if target is None:
                     self._fail(failures, date, s, reason,
                                "kept previous holdings" if held.any()
@@ -528,19 +527,6 @@ class MaxDiversificationBacktest(BaseEstimator):
                 labels.append((s, kind))
         self.stats_ = pd.DataFrame(rows, index=pd.MultiIndex.from_tuples(
             labels, names=["strategy", "returns"]), columns=STATS_COLUMNS)
-
-
-def _user_notes(caught: list, date, strategy: str) -> list[tuple]:
-    """The UserWarnings of one date's optimisation as ``(date, strategy, category,
-    message)``, each once (the backtest warns them with their dates); any other warning is
-    warned again at once, under the filters in force."""
-    out: dict[tuple, None] = {}
-    for item in caught:
-        if issubclass(item.category, UserWarning):
-            out[(date, strategy, item.category, str(item.message))] = None
-        else:
-            warnings.warn_explicit(item.message, item.category, item.filename, item.lineno)
-    return list(out)
 
 
 def _check_returns(y: pd.DataFrame) -> None:
