@@ -111,6 +111,21 @@ def test_identical_factor_columns_are_warned_about_once_named(recwarn):
     assert not _dependence_warnings(recwarn)
 
 
+def test_values_too_small_to_square_are_not_called_constant(xy):
+    """Returns or factors of 1e-200 vary, but their squares underflow to 0: the fit said "no
+    response varies (every column is constant)"; now it says why, and 1e-140 still fits."""
+    x, y = xy
+    top = float(np.abs(y.to_numpy()).max() * 1e-200)
+    assert fit_error(LassoModel(), x, y * 1e-200) == (
+        f"y: every value is at most {top:.3g} in magnitude: their squares lose their digits to "
+        "underflow, so nothing varies for the fit; scale them up (returns are decimals: 0.05 "
+        "for 5 %)")
+    assert fit_error(LassoModel(), x * 1e-200, y).startswith("x: every value is at most ")
+    small = LassoModel(reg_lambda=1e-4 * 1e-140).fit(x, y * 1e-140)  # B and lambda scale
+    np.testing.assert_allclose(small.coef_ * 1e140, LassoModel(reg_lambda=1e-4).fit(x, y).coef_,
+                               rtol=1e-6, atol=1e-12)
+
+
 def test_factors_with_one_value_are_named_and_all_of_them_refused(xy, recwarn):
     """A factor with the same value on every row explains nothing (0 once demeaned): its
     loadings stay at the prior, said in a warning; with every factor so, the fit returned the

@@ -337,6 +337,21 @@ def test_zero_variance_asset_is_rejected_on_both_paths(old_path):
         MaximumDiversification(covariance=X.cov()).fit(X)  # a given matrix: its diagonal
 
 
+def test_subnormal_variances_are_refused_and_small_units_are_not():
+    """Maximum diversification does not depend on the returns' unit: 1e-150 of them give the
+    same weights. At 1e-160 the variances (~1e-320) are subnormal, their digits lost: refused
+    (the weights moved by 0.04, with NumPy's divide warnings only)."""
+    X = make_returns(8, 300, 2)
+    w = MaximumDiversification().fit(X).weights_
+    assert np.abs(MaximumDiversification().fit(X * 1e-150).weights_ - w).max() < 1e-12
+    message = (r"has a variance of \S+ for asset 'A000\d', below the smallest normal double "
+               r"\(2.23e-308\)")
+    with pytest.raises(ValueError, match="the sample covariance " + message):
+        MaximumDiversification().fit(X * 1e-160)
+    with pytest.raises(ValueError, match="covariance " + message):  # a given matrix too
+        MaximumDiversification(covariance=(X * 1e-160).cov()).fit(X)
+
+
 def test_solver_keeps_a_zero_variance_asset_out():
     # The core solver on a covariance with a zero row (a_j = 0): the asset stays at 0 and the
     # rest is the optimum without it.

@@ -62,6 +62,9 @@ def test_plausible_returns_pass(demo):
               f"date column among the returns? ({DECIMALS})"),
     (1e200, f"1e+200 is too large to compute with: its square overflows; {DECIMALS}"),
     (float("inf"), "inf is not a finite number"),
+    (-3e-160, "-3e-160 is too small to compute with: a value other than 0 must be at least "
+              f"1e-150 in magnitude (the squares of smaller ones lose their digits to "
+              f"underflow); {DECIMALS}"),
 ])
 def test_the_first_implausible_value_is_named_by_its_cell(demo, value, message):
     frame = demo.y.copy()
@@ -99,6 +102,15 @@ def test_bound_none_keeps_only_the_overflow_check(demo):
     assert refused(frame, "FL_RETURNS", bound=None) == (
         f"FL_RETURNS: 'SPX' on 2019-01-04: 1e+151 is too large to compute with: its square "
         f"overflows; {DECIMALS}")
+
+
+def test_zero_and_the_underflow_limit_pass_and_bound_none_keeps_the_underflow_check(demo):
+    frame = demo.y.copy()
+    frame.iloc[0, 0], frame.iloc[1, 0], frame.iloc[2, 0] = 0.0, -1e-150, 1e-150
+    check_plausible(frame, "FL_RETURNS")
+    frame.iloc[3, 0] = 5e-324  # the smallest subnormal double
+    assert refused(frame, "FL_RETURNS", bound=None).startswith(
+        "FL_RETURNS: 'SPX' on 2019-01-25: 4.94066e-324 is too small to compute with")
 
 
 def test_the_bound_is_inclusive_and_a_missing_value_is_fine(demo):

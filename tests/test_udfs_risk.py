@@ -340,3 +340,23 @@ def test_a_constant_return_column_is_named_on_returns(demo, R):
     # the factor covariance's residual variance has its own message (no residual variance)
     assert "same return" not in udfs.FLASSO_MAXDIV(flat, [["covariance", "factor"]], None,
                                                    None, cells(demo.x))
+
+
+def test_returns_too_small_to_square_are_named_on_their_cell(R):
+    """Returns of 1e-160: their variances (~1e-320) are subnormal, most of their digits lost;
+    the optimiser gave weights 0.04 away from the same returns unscaled, with only NumPy's
+    divide warnings (and 1e-200 was "no response varies" to the fit). Refused on the first
+    cell, as a return that is not plausible; 1e-140 keeps the answer."""
+    def scaled(s):
+        return [row if i == 0 else [row[0], *(v * s for v in row[1:])]
+                for i, row in enumerate(R)]
+
+    def weights(out):
+        return np.array([r[1] for r in out if r and r[0] in R[0][1:]], dtype=float)
+
+    base, small = weights(udfs.FLASSO_MAXDIV(R)), weights(udfs.FLASSO_MAXDIV(scaled(1e-140)))
+    assert len(base) == len(R[0]) - 1 and base.sum() == pytest.approx(1.0)
+    assert np.abs(small - base).max() < 1e-9  # the weights do not depend on the returns' unit
+    first = f"{R[1][1] * 1e-160:g} is too small to compute with"
+    for out in (udfs.FLASSO_MAXDIV(scaled(1e-160)), udfs.FLASSO_FIT(scaled(1e-160), R)):
+        is_error(out, "returns", "row 2, column 2: " + first, "at least 1e-150 in magnitude")

@@ -4,7 +4,10 @@ A panel can hold numbers that parse and still are not returns: prices, percentag
 5 %), a date column pasted among the returns (``43831``), or values so large that the squares
 the fit computes overflow. The fit would run on them and return wrong loadings without a word,
 so the workbook layer refuses them first. The bound is the ``max_abs_return`` setting (default
-5, i.e. 500 % per period; ``none`` switches the bound off, never the overflow check).
+5, i.e. 500 % per period; ``none`` switches the bound off, never the overflow check). A value
+so close to 0 that its square underflows is refused too: no return is that small, and a
+column of them has variances of 0 or subnormal ones, whose digits are lost (the fit saw "no
+response varies"; the optimiser's weights moved by 0.04).
 """
 
 from __future__ import annotations
@@ -18,12 +21,14 @@ from ._errors import WorkbookInputError
 from ._tables import Block, frame_cell, shown
 from ._xlsx_values import from_serial
 
-__all__ = ["MAX_ABS_RETURN", "OVERFLOW_LIMIT", "check_plausible"]
+__all__ = ["MAX_ABS_RETURN", "OVERFLOW_LIMIT", "UNDERFLOW_LIMIT", "check_plausible"]
 
 #: Default bound on ``|return|`` per period (500 %).
 MAX_ABS_RETURN = 5.0
 #: Beyond this a value's square, summed over thousands of rows, overflows a float (~1.8e308).
 OVERFLOW_LIMIT = 1e150
+#: Below this (and not 0) a value's square underflows toward the subnormal range (~2e-308).
+UNDERFLOW_LIMIT = 1.0 / OVERFLOW_LIMIT
 # Excel serial numbers of 1950-01-01 and 2099-12-31: a whole number in this range among
 # returns is far more likely a date than a return of several thousand times the investment.
 _SERIAL_RANGE = (18264.0, 73050.0)
@@ -37,6 +42,10 @@ def _problem(v: float, *, bound: float | None, what: str, source: str, others: s
         return f"{shown(v)} is not a finite number{others}"
     if abs(v) > OVERFLOW_LIMIT:
         return f"{v:g} is too large to compute with{others}: its square overflows; {_DECIMALS}"
+    if abs(v) < UNDERFLOW_LIMIT:
+        return (f"{v:g} is too small to compute with{others}: a value other than 0 must be "
+                f"at least {UNDERFLOW_LIMIT:g} in magnitude (the squares of smaller ones lose "
+                f"their digits to underflow); {_DECIMALS}")
     if v.is_integer() and _SERIAL_RANGE[0] <= v <= _SERIAL_RANGE[1]:
         date = from_serial(v).date().isoformat()
         return (
@@ -71,7 +80,8 @@ def check_plausible(
         message then names the column and the date).
     bound : float or None
         Largest ``|value|`` accepted (``max_abs_return``); ``None``: no bound, but infinite
-        values and values beyond :data:`OVERFLOW_LIMIT` are still refused.
+        values, values beyond :data:`OVERFLOW_LIMIT` and values other than 0 below
+        :data:`UNDERFLOW_LIMIT` in magnitude are still refused.
     what : str
         What a value is, for the message (``"return"``, ``"factor return"``).
     source : str
@@ -81,13 +91,15 @@ def check_plausible(
     ------
     WorkbookInputError
         Naming the first offending cell (row by row): an infinite value, a value beyond the
-        overflow limit, a whole number that is an Excel date serial of 1950-2099, or a value
-        beyond ``bound``.
+        overflow limit or below the underflow limit (not 0), a whole number that is an Excel
+        date serial of 1950-2099, or a value beyond ``bound``.
     """
     values = frame.to_numpy(dtype=float)
     limit = OVERFLOW_LIMIT if bound is None else min(float(bound), OVERFLOW_LIMIT)
     with np.errstate(invalid="ignore"):
-        bad = np.abs(values) > limit  # NaN (a missing value) compares False; inf True
+        size = np.abs(values)
+        # NaN (a missing value) compares False; inf True
+        bad = (size > limit) | ((size < UNDERFLOW_LIMIT) & (size > 0.0))
     if not bad.any():
         return
     r, c = (int(k) for k in np.argwhere(bad)[0])

@@ -837,7 +837,8 @@ Window`): the statistics of ``x``, ``y`` (already coerced) carried from the prev
                  else window.stats(self.loss_normalization))
         if not np.any(stats.yty > 0.0):
             what = "every column is constant" if self.demean else "every value is 0"
-            raise ValueError(f"y: no response varies ({what}): there is nothing to fit")
+            raise ValueError(_too_small("y", y) or
+                             f"y: no response varies ({what}): there is nothing to fit")
         _check_flat_factors(stats, x, bool(self.demean))
         if window is None:
             warn_dependent_factors(x, _factor_gram(stats, panel), panel.n_rows)
@@ -1500,8 +1501,8 @@ def _check_flat_factors(stats: SufficientStats, x: pd.DataFrame, demean: bool) -
         return
     what = "constant" if demean else "0"
     if flat.all():
-        raise ValueError(f"x: every factor is {what} on the rows of the fit: there is nothing "
-                         "to fit")
+        raise ValueError(_too_small("x", x) or f"x: every factor is {what} on the rows of the "
+                         "fit: there is nothing to fit")
     empty = x.isna().all(axis=0).to_numpy()
     for names, state in ((x.columns[flat & ~empty], f"{what} on every row of the fit"),
                          (x.columns[flat & empty], "missing on every row of the fit")):
@@ -1511,6 +1512,19 @@ def _check_flat_factors(stats: SufficientStats, x: pd.DataFrame, demean: bool) -
             note(f"x: factor{'' if one else 's'} {shown} {'is' if one else 'are'} "
                  f"{state}: {'its' if one else 'their'} loadings stay at the prior "
                  "(0 without one)", UserWarning, stacklevel=5)
+
+
+def _too_small(name: str, frame: pd.DataFrame) -> str | None:
+    """Why nothing in ``frame`` varies for the fit when its values are not 0 but too small to
+    square (all below 1e-150 in magnitude: their squares lose their digits to underflow, 0
+    below ~1e-162), else None: returns of 1e-200 were said to be "constant"."""
+    with np.errstate(invalid="ignore"):
+        top = np.fmax.reduce(np.abs(frame.to_numpy(dtype=float)), axis=None, initial=0.0)
+    if not 0.0 < top < 1e-150:
+        return None
+    return (f"{name}: every value is at most {top:.3g} in magnitude: their squares lose their "
+            "digits to underflow, so nothing varies for the fit; scale them up (returns are "
+            "decimals: 0.05 for 5 %)")
 
 
 def _factor_gram(stats: SufficientStats, panel) -> np.ndarray | None:
