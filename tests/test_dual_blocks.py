@@ -62,7 +62,6 @@ def test_woodbury_inverse():
 CASES = [
     ((20, 50, 8), 1, 1e-4, "nonneg", None),
     ((20, 50, 8), 1, 1e-6, "nonneg", None),
-    ((24, 60, 10), 2, 1e-6, "nonneg", None),
     ((60, 100, 20), 0, 1e-4, "nonneg", 40),  # the cross-validation's fold of 40 rows
 ]
 
@@ -99,15 +98,27 @@ def test_signs_and_a_prior_fit_is_fast_and_certified():
     assert np.all(coef[signs > 0] >= 0.0) and np.all(coef[signs < 0] <= 0.0)
 
 
-def test_the_fold_of_forty_rows_fits_fast():
-    """The non-negative cluster on the fold of 40 rows, at the bottom of ``LassoModelCV``'s
-    grid: "fast" (the probe, then the duals first: its responses are overfull) and certified
-    (the same fold against Clarabel's point: the test above)."""
-    panel = make_factor_panel(60, 100, 20, seed=0)
-    x, y = panel.x.iloc[:40], panel.y.iloc[:40]
-    fit = LassoModel(model_type=FCGL, n_clusters=1, nonneg=True, reg_lambda=1e-6).fit(x, y)
-    assert fit.solver_ == "fast" and fit.duality_gap_ <= 1e-8
-    assert np.all(fit.coef_.to_numpy() >= 0.0)
+@pytest.mark.parametrize("shape,seed,fraction,rows", [
+    ((60, 100, 20), 0, None, 40),  # the fold of 40 rows at the bottom of LassoModelCV's grid
+    ((24, 60, 10), 2, 1e-6, None),
+])
+def test_where_the_duals_do_not_settle_from_the_prior_the_fit_is_certified(
+        shape, seed, fraction, rows):
+    """Non-negative clusters whose responses are overfull. From the prior the duals' steps
+    settle on some machines' rounding (the fit then answers "fast", from the probe and the
+    duals) and cycle on others' (the fit then went through Clarabel, whose polish stalled at
+    3e-8: a SolveError, on this project's AVX-512 machine with stop 40's code); the duals from
+    the polished point certify it. Either way: certified, in the box, at Clarabel's tight
+    objective."""
+    x, y, model, setup, solver = _problem(shape, seed, fraction or 1e-6, "nonneg", rows)
+    lam = 1e-6 if fraction is None else model.reg_lambda  # the fold's: an absolute lambda
+    fit = LassoModel(model_type=FCGL, n_clusters=1, nonneg=True, reg_lambda=lam).fit(x, y)
+    assert fit.solver_ == "fast" or fit.solver_.startswith("CLARABEL + fast polish")
+    assert fit.duality_gap_ <= 1e-8 and np.all(fit.coef_.to_numpy() >= 0.0)
+    coef = fit.coef_.to_numpy()
+    assert solver.engine.relative_gap(coef, lam) <= 1e-8  # recomputed
+    reference = _clarabel_objective(setup, lam)
+    assert abs(setup.objective(coef, lam) - reference) <= 1e-8 * abs(reference)
 
 
 def test_a_warm_start_from_a_neighbouring_minimiser():

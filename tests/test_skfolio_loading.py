@@ -310,6 +310,9 @@ def test_mean_risk_minimum_variance_matches_cvxpy(sp500):
     assert np.count_nonzero(w.value > 1e-6) >= 2  # a real portfolio, not a corner
 
 
+# skfolio's solve at these tight tolerances ends "inaccurate" on some machines' rounding (an
+# AVX-512 one here); the risk contributions are checked independently below, to 1e-7
+@pytest.mark.filterwarnings("ignore:Solution may be inaccurate")
 def test_risk_budgeting_is_equal_risk_contribution(sp500):
     X, F = sp500
     model = RiskBudgeting(prior_estimator=_prior(), solver_params=TIGHT).fit(X, factors=F)

@@ -415,6 +415,14 @@ class CertifiedSolver:
             if result.certified:
                 return Solution(result.coef, f"{name} + fast polish{note}", result.gap,
                                 result.iterations)
+            # FCGL blocks on a wide panel: the duals' sets from the polished point, near the
+            # minimiser. From the prior or the probe their steps can cycle on rounding alone
+            # (the fold of 40 rows of a (60,100,20) panel, nonneg at lambda 1e-6: settled on
+            # one machine, not on another), and the polish stalls (3.1e-8); from its point
+            # they certified it (6.7e-9).
+            point, gap, ok = self._dual(result.coef, result.coef, lam)
+            if ok:
+                return Solution(point, f"{name} + fast polish{note}", gap, result.iterations)
             check_floor(self.engine, result.coef, lam, tol, result.iterations, result.gap,
                         attempts)
             attempts.append(("fast polish", (
