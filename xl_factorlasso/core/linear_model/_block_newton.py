@@ -271,10 +271,14 @@ class _Parts:
     def __init__(self, engine):
         e = engine
         self.residual = e._prior_residual()
-        key = e.unit * len(e.gram) + e.pattern
-        uniq, part_of = np.unique(key, return_inverse=True)
-        self.pattern = uniq % len(e.gram)
-        unit_of_part = uniq // len(e.gram)
+        n_grams = len(e.gram)
+        if n_grams == 1 and len(e._unit_first) == e.n_units:
+            # one Gram and every code present: a part is a cluster (np.unique's answer)
+            uniq, part_of = np.arange(e.n_units), e.unit
+        else:
+            uniq, part_of = np.unique(e.unit * n_grams + e.pattern, return_inverse=True)
+        self.pattern = uniq % n_grams
+        unit_of_part = uniq // n_grams
         self.count = np.bincount(unit_of_part, minlength=e.n_units)
         pmax = int(self.count.max())
         self.ids = np.full((e.n_units, pmax), -1)
@@ -284,7 +288,7 @@ class _Parts:
         m = e.m
         self.q = np.zeros((len(uniq) + 1, m, m))  # + a zero part for the padding id -1
         order = np.argsort(part_of, kind="stable")
-        bounds = np.r_[0, np.cumsum(np.bincount(part_of, minlength=len(uniq)))]
+        bounds = np.concatenate(([0], np.cumsum(np.bincount(part_of, minlength=len(uniq)))))
         # each part's responses, in order
         self.members = [order[bounds[part]:bounds[part + 1]] for part in range(len(uniq))]
         for part, rows in enumerate(self.members):  # few parts: large clusters, or a polish

@@ -11,6 +11,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ._prox import _block_member_table
+
 __all__ = ["DENSE_CLUSTER_CELLS", "PenaltySpec", "penalty_value"]
 
 # An FCGL cluster of at least this many cells (members times factors) on a wide panel couples
@@ -124,6 +126,18 @@ class PenaltySpec:
         w = np.repeat(np.asarray(self.group_weight, dtype=float)[:, None],
                       self.prior.shape[1], axis=1)
         return w if self.block_weight is None else w * self.block_weight
+
+    def block_table(self) -> np.ndarray:
+        """Block geometry: the member table of the (cluster, factor) blocks
+        (:func:`~._prox._block_member_table`), formed once per spec and read-only:
+        ``lambda_max`` and the engine both read it."""
+        held = self.__dict__.get("_block_table")  # (a frozen dataclass: cached beside its fields)
+        if held is None:
+            held = _block_member_table(np.asarray(self.groups), len(self.group_weight),
+                                       self.prior.shape[1])
+            held.flags.writeable = False
+            self.__dict__["_block_table"] = held
+        return held
 
     def largest_cluster_cells(self) -> int:
         """Members times factors of the largest group (0 without groups): where an FCGL
