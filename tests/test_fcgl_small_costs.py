@@ -92,3 +92,106 @@ def test_one_gram_parts_are_the_general_construction(n_clusters):
     for got, want, q_got, q_want in zip(parts.members, members, parts.q, q, strict=False):
         np.testing.assert_array_equal(got, want)
         np.testing.assert_array_equal(q_got, q_want)
+
+
+def _newton_nu_reference(gram, q, kappa, nu, roots=None):
+    """The block Newton on ``nu`` as first written: every array gathered by the clusters
+    still going at every step, sums over parts."""
+    from xl_factorlasso.core.linear_model._block_newton import _MAX_STEPS, _RTOL, _STALL
+
+    n_batch, _, k, _ = gram.shape
+    eye = np.eye(k)
+    done = np.zeros(n_batch, dtype=bool)
+    failed = np.zeros(n_batch, dtype=bool)
+    todo = np.arange(n_batch)
+    last = np.full(n_batch, np.inf)
+    for _ in range(_MAX_STEPS):
+        try:
+            inv = np.linalg.inv(gram[todo] + nu[todo][:, None, :, None] * eye)
+        except np.linalg.LinAlgError:
+            failed[todo] = True
+            break
+        if roots is None:
+            s_parts = inv @ q[todo] @ inv
+        else:
+            kw = np.linalg.solve(gram[todo] + nu[todo][:, None, :, None] * eye,
+                                 np.swapaxes(roots[todo], 2, 3))
+            s_parts = kw @ np.swapaxes(kw, 2, 3)
+        s = s_parts.sum(axis=1)
+        norms = np.sqrt(np.diagonal(s, axis1=1, axis2=2))
+        v = nu[todo]
+        phi = v * norms - kappa[todo]
+        bad = ~np.isfinite(norms).all(axis=1) | (norms <= 0.0).any(axis=1)
+        failed[todo[bad]] = True
+        worst = (np.abs(phi) / kappa[todo]).max(axis=1)
+        conv = ~bad & ((worst <= _RTOL) | ((worst <= _STALL) & (worst > 0.5 * last[todo])))
+        last[todo] = worst
+        done[todo[conv]] = True
+        go = ~bad & ~conv
+        if not go.any():
+            break
+        coupling = (s_parts[go] * inv[go]).sum(axis=1)
+        jac = eye * norms[go][:, :, None] - (v[go] / norms[go])[:, :, None] * coupling
+        try:
+            step = np.linalg.solve(jac, phi[go][:, :, None])[:, :, 0]
+        except np.linalg.LinAlgError:
+            failed[todo[go]] = True
+            break
+        new = v[go] - step
+        nu[todo[go]] = np.where(new > 0.0, new, 0.5 * v[go])
+        todo = todo[go]
+    return nu, done & ~failed
+
+
+def _nu_batch(n_batch, n_parts, k, seed, with_roots=False, fail_last=True):
+    """A batch of secular systems: Grams, the residuals' Grams (a padding part has Q = 0),
+    kappa from a point with every norm positive, and a start off the root; ``fail_last``: the
+    last cluster's kappa makes a block head to zero (it fails). The batch shrinks as the
+    clusters finish, at different steps."""
+    rng = np.random.default_rng(seed)
+    gram = np.empty((n_batch, n_parts, k, k))
+    q = np.zeros((n_batch, n_parts, k, k))
+    roots = np.zeros((n_batch, n_parts, k, k))
+    for b in range(n_batch):
+        for p in range(n_parts):
+            a = rng.normal(size=(3 * k, k))
+            gram[b, p] = a.T @ a / (3 * k)
+            if p == n_parts - 1 and p and b % 2:
+                continue  # a padding part
+            r = rng.normal(size=(k, k))
+            q[b, p] = r.T @ r
+            roots[b, p] = r
+    kappa = rng.uniform(0.2, 1.0, size=(n_batch, k))
+    if fail_last:
+        kappa[-1, 0] *= 1e3  # a block whose norm must vanish: nu grows without end
+    nu0 = kappa * rng.uniform(0.5, 2.0, size=(n_batch, k))
+    return gram, q, kappa, nu0, roots if with_roots else None
+
+
+@pytest.mark.parametrize("n_batch,n_parts,k,seed,with_roots,fail_last", [
+    (1, 1, 10, 0, False, True), (1, 1, 10, 0, False, False), (1, 1, 4, 1, True, False),
+    (1, 2, 6, 6, False, False), (5, 1, 6, 2, False, True), (4, 2, 5, 3, False, True),
+    (3, 3, 7, 4, True, True), (6, 1, 3, 5, True, True), (3, 1, 8, 7, False, False),
+])
+def test_newton_nu_is_the_reference_bit_for_bit(n_batch, n_parts, k, seed, with_roots,
+                                                 fail_last):
+    from xl_factorlasso.core.linear_model._block_newton import _solve_batch
+
+    gram, q, kappa, nu0, roots = _nu_batch(n_batch, n_parts, k, seed, with_roots, fail_last)
+    got_nu, got_done = _solve_batch(gram, q, kappa, nu0.copy(), roots)
+    with np.errstate(all="ignore"):
+        want_nu, want_done = _newton_nu_reference(gram, q, kappa, nu0.copy(), roots)
+    np.testing.assert_array_equal(got_done, want_done)
+    np.testing.assert_array_equal(got_nu, want_nu)
+
+
+def test_newton_nu_batches_finish_at_different_steps():
+    """The test batches above exercise what they mean to: some clusters converge, at different
+    steps, and one fails."""
+    gram, q, kappa, nu0, _ = _nu_batch(5, 1, 6, 2)
+    from xl_factorlasso.core.linear_model._block_newton import _solve_batch
+
+    _, done = _solve_batch(gram, q, kappa, nu0.copy())
+    assert done[:-1].all() and not done[-1]
+    gram, q, kappa, nu0, _ = _nu_batch(1, 1, 10, 0, fail_last=False)
+    assert _solve_batch(gram, q, kappa, nu0.copy())[1].all()

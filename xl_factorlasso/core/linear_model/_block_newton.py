@@ -340,52 +340,63 @@ def _solve_batch(gram, q, kappa, nu, roots=None):
 
 
 def _newton_nu(gram, q, kappa, nu, roots=None):
-    n_batch, _, k, _ = gram.shape
+    n_batch, n_parts, k, _ = gram.shape
     eye = np.eye(k)
     done = np.zeros(n_batch, dtype=bool)
     failed = np.zeros(n_batch, dtype=bool)
     todo = np.arange(n_batch)
     last = np.full(n_batch, np.inf)  # each cluster's max |phi_j| / kappa_j at the last step
+    # While every cluster is still going (one cluster: always) the arrays are read as they
+    # are, not gathered by ``todo`` at every step: a step is ~25 calls on k x k arrays, whose
+    # fixed costs are the step's (same operations, same bits).
+    g, qt, kap = gram, q, kappa
     for _ in range(_MAX_STEPS):
+        if len(todo) < n_batch:
+            g, qt, kap = gram[todo], q[todo], kappa[todo]
+        v = nu[todo]
         try:
-            inv = np.linalg.inv(gram[todo] + nu[todo][:, None, :, None] * eye)
+            inv = np.linalg.inv(g + v[:, None, :, None] * eye)
         except np.linalg.LinAlgError:
             failed[todo] = True
             break
         if roots is None:
-            s_parts = inv @ q[todo] @ inv
+            s_parts = inv @ qt @ inv
         else:  # D'D = (K^-1 W')(K^-1 W')', K^-1 W' by a solve
-            kw = np.linalg.solve(gram[todo] + nu[todo][:, None, :, None] * eye,
-                                 np.swapaxes(roots[todo], 2, 3))
+            kw = np.linalg.solve(g + v[:, None, :, None] * eye, np.swapaxes(roots[todo], 2, 3))
             s_parts = kw @ np.swapaxes(kw, 2, 3)
-        s = s_parts.sum(axis=1)
+        # (one part: the sum over parts is the part itself)
+        s = s_parts[:, 0] if n_parts == 1 else s_parts.sum(axis=1)
         norms = np.sqrt(np.diagonal(s, axis1=1, axis2=2))
-        v = nu[todo]
-        phi = v * norms - kappa[todo]
-        bad = ~np.isfinite(norms).all(axis=1) | (norms <= 0.0).any(axis=1)
-        failed[todo[bad]] = True
-        worst = (np.abs(phi) / kappa[todo]).max(axis=1)
+        phi = v * norms - kap
+        # a norm that is not finite and positive (NaN fails both comparisons)
+        bad = ~((norms > 0.0) & (norms < np.inf)).all(axis=1)
+        worst = (np.abs(phi) / kap).max(axis=1)
         # converged, or stalled at round-off: a K as ill-conditioned as a singular Gram makes
         # at a small penalty stops phi short of _RTOL, the smaller the penalty the farther
         # (the certificate judges the point)
         conv = ~bad & ((worst <= _RTOL) | ((worst <= _STALL) & (worst > 0.5 * last[todo])))
         last[todo] = worst
+        failed[todo[bad]] = True
         done[todo[conv]] = True
         go = ~bad & ~conv
-        if not go.any():
+        n_go = np.count_nonzero(go)
+        if not n_go:
             break
+        if n_go < len(go):
+            s_parts, inv, norms, v, phi = s_parts[go], inv[go], norms[go], v[go], phi[go]
         # J_jk = delta_jk ||D_j|| - (nu_j / ||D_j||) sum_parts (D'D)_jk (K^-1)_kj
-        coupling = (s_parts[go] * inv[go]).sum(axis=1)
-        jac = eye * norms[go][:, :, None] - (v[go] / norms[go])[:, :, None] * coupling
+        coupling = s_parts * inv
+        coupling = coupling[:, 0] if n_parts == 1 else coupling.sum(axis=1)
+        jac = eye * norms[:, :, None] - (v / norms)[:, :, None] * coupling
         try:
-            step = np.linalg.solve(jac, phi[go][:, :, None])[:, :, 0]
+            step = np.linalg.solve(jac, phi[:, :, None])[:, :, 0]
         except np.linalg.LinAlgError:
             failed[todo[go]] = True
             break
-        new = v[go] - step
+        new = v - step
         # nu > 0 (a nonzero block has a finite norm at the minimiser): no step across zero
-        nu[todo[go]] = np.where(new > 0.0, new, 0.5 * v[go])
         todo = todo[go]
+        nu[todo] = np.where(new > 0.0, new, 0.5 * v)
     return nu, done & ~failed
 
 
