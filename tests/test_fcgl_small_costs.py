@@ -195,3 +195,38 @@ def test_newton_nu_batches_finish_at_different_steps():
     assert done[:-1].all() and not done[-1]
     gram, q, kappa, nu0, _ = _nu_batch(1, 1, 10, 0, fail_last=False)
     assert _solve_batch(gram, q, kappa, nu0.copy())[1].all()
+
+
+def _block_norms_loop(d, groups, w):
+    """The FCGL penalty's group term as first written: a loop over the clusters."""
+    group = 0.0
+    for g, weight in enumerate(w):
+        group += weight * np.linalg.norm(d[groups == g], axis=0).sum()
+    return float(group)
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_block_norms_in_one_pass_are_the_loop_over_clusters(seed):
+    from xl_factorlasso.core.linear_model._penalty import _weighted_block_norms
+
+    rng = np.random.default_rng(seed)
+    for n, m, n_groups in ((50, 10, 10), (500, 30, 133), (40, 1, 7), (300, 2, 1), (9, 5, 9),
+                           (200, 3, 4)):
+        groups = np.concatenate([np.arange(n_groups), rng.integers(0, n_groups, n - n_groups)])
+        rng.shuffle(groups)
+        d = rng.normal(size=(n, m)) * (rng.random((n, m)) < 0.6) * 10.0 ** rng.integers(-6, 6)
+        w = rng.random(n_groups)
+        assert _weighted_block_norms(d, groups, w) == _block_norms_loop(d, groups, w)
+
+
+def test_fcgl_penalty_value_is_the_loop_over_clusters():
+    from xl_factorlasso.core.linear_model._penalty import penalty_value
+
+    model, setup, panel = _setup(None, l1_weight=0.3)
+    coef = model.fit(panel.x, panel.y).coef_.to_numpy()
+    spec = setup.spec
+    assert len(spec.group_weight) > 1
+    d = coef - spec.prior
+    group = _block_norms_loop(d, np.asarray(spec.groups), spec.group_weight)
+    want = float(0.02 * (0.7 * group + 0.3 * np.abs(d).sum()))
+    assert penalty_value(coef, spec, 0.02) == want
