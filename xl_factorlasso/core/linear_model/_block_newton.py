@@ -88,19 +88,22 @@ def block_newton(engine, x: np.ndarray, lam: float, rows: np.ndarray,
     parts = _parts(e)
     weights = e.group_w.reshape(e.n_units, e.m)
     multi = parts.count > 1
+    any_multi = np.count_nonzero(multi) > 0  # (a complete panel: none)
     for k in np.unique(sizes[ok_unit & (sizes > 0)]):
-        units = np.flatnonzero(ok_unit & (sizes == k) & ~multi)
+        at_k = ok_unit & (sizes == k)
+        units = np.flatnonzero(at_k & ~multi if any_multi else at_k)
         batches = [units] if len(units) else []
-        batches += [np.array([u]) for u in np.flatnonzero(ok_unit & (sizes == k) & multi)]
+        if any_multi:
+            batches += [np.array([u]) for u in np.flatnonzero(at_k & multi)]
         for batch in batches:
             cols = np.nonzero(active[batch])[1].reshape(len(batch), k)  # sorted per row
             ids = parts.ids[batch]  # (B, P): the clusters' parts
             sel = (ids[:, :, None, None], cols[:, None, :, None], cols[:, None, None, :])
             gram = e.gram[parts.pattern[ids][:, :, None, None], cols[:, None, :, None],
                           cols[:, None, None, :]]
-            kappa = 0.5 * e.t_rows * lam * (1.0 - e.a) * np.take_along_axis(
-                weights[batch], cols, axis=1)
-            nu0 = kappa / np.take_along_axis(norms[batch], cols, axis=1)
+            rows_k = batch[:, None]  # (the active blocks' weights and norms: plain indexing)
+            kappa = 0.5 * e.t_rows * lam * (1.0 - e.a) * weights[rows_k, cols]
+            nu0 = kappa / norms[rows_k, cols]
             roots = _roots(parts, ids, cols, k) if accurate else None
             nu, done = _solve_batch(gram, parts.q[sel], kappa, nu0, roots)
             for b in np.flatnonzero(done):
@@ -108,12 +111,11 @@ def block_newton(engine, x: np.ndarray, lam: float, rows: np.ndarray,
                 for j, part in enumerate(ids[b]):
                     if part < 0:
                         continue
-                    idx = parts.members[part]
+                    cells = np.ix_(parts.members[part], cols[b])
                     # D by a solve, not by K^-1: where K is ill-conditioned (a singular Gram
                     # at a small penalty) R K^-1 loses the digits the certificate needs
-                    d = _solve_rows(gram[b, j] + np.diag(nu[b]),
-                                    parts.residual[np.ix_(idx, cols[b])])
-                    cand[np.ix_(idx, cols[b])] = e.prior[np.ix_(idx, cols[b])] + d
+                    d = _solve_rows(gram[b, j] + np.diag(nu[b]), parts.residual[cells])
+                    cand[cells] = e.prior[cells] + d
                 solved[members] = np.isfinite(cand[members]).all()
     return cand, solved
 
