@@ -230,3 +230,32 @@ def test_fcgl_penalty_value_is_the_loop_over_clusters():
     group = _block_norms_loop(d, np.asarray(spec.groups), spec.group_weight)
     want = float(0.02 * (0.7 * group + 0.3 * np.abs(d).sum()))
     assert penalty_value(coef, spec, 0.02) == want
+
+
+@pytest.mark.parametrize("n_batch,n_parts,k,seed,with_roots,fail_last", [
+    (1, 1, 10, 0, False, True), (1, 1, 10, 0, False, False), (5, 1, 6, 2, False, True),
+    (4, 2, 5, 3, False, True), (3, 3, 7, 4, True, True), (6, 1, 3, 5, True, True),
+])
+def test_runaway_clusters_fail_early_and_change_no_converged_cluster(n_batch, n_parts, k, seed,
+                                                                     with_roots, fail_last,
+                                                                     monkeypatch):
+    """block_newton's runaway rule: a cluster whose nu has grown 1e8-fold fails at once; the
+    clusters that converge do so with the same nu, bit for bit, and the same ones fail."""
+    from xl_factorlasso.core.linear_model._block_newton import _RUNAWAY, _solve_batch
+
+    inv, steps = np.linalg.inv, []
+
+    def counted(a):
+        steps.append(len(a))
+        return inv(a)
+
+    monkeypatch.setattr(np.linalg, "inv", counted)
+    gram, q, kappa, nu0, roots = _nu_batch(n_batch, n_parts, k, seed, with_roots, fail_last)
+    nu, done = _solve_batch(gram, q, kappa, nu0.copy(), roots)
+    n_steps = len(steps)
+    nu_r, done_r = _solve_batch(gram, q, kappa, nu0.copy(), roots, runaway=True)
+    np.testing.assert_array_equal(done_r, done)
+    np.testing.assert_array_equal(nu_r[done], nu[done])
+    if fail_last:  # it stopped earlier, past the limit
+        assert len(steps) - n_steps < n_steps
+        assert (nu_r[-1] / nu0[-1]).max() > _RUNAWAY

@@ -37,6 +37,14 @@ from __future__ import annotations
 import numpy as np
 
 _MAX_STEPS = 30
+# block_newton (the engine's finish): a cluster one of whose nu has grown this many times its
+# start (the block's norm 1e-8 of the iterate's) has a block heading to zero, so its active set
+# is not the minimiser's and Newton fails -- after 30 steps, or once the norm underflows (an
+# early FCGL try at (500,10,50): 19 steps, 0.6 ms, for the same refusal). Looked at from
+# _RUNAWAY_STEP on, past where the converging tries seen settle (4-6 steps, nu within 2x of
+# its start). Not in the tries that read nu at a failure (interpolant_start's leaving blocks).
+_RUNAWAY = 1e8
+_RUNAWAY_STEP = 5
 _RTOL = 1e-13  # |phi_j| relative to kappa_j: Newton's quadratic convergence gets there
 _STALL = 1e-8  # ... or stops improving below this (round-off in an ill-conditioned K)
 # A polish of an interior-point answer guesses a block (a cell, for rows) active above these
@@ -105,7 +113,7 @@ def block_newton(engine, x: np.ndarray, lam: float, rows: np.ndarray,
             kappa = 0.5 * e.t_rows * lam * (1.0 - e.a) * weights[rows_k, cols]
             nu0 = kappa / norms[rows_k, cols]
             roots = _roots(parts, ids, cols, k) if accurate else None
-            nu, done = _solve_batch(gram, parts.q[sel], kappa, nu0, roots)
+            nu, done = _solve_batch(gram, parts.q[sel], kappa, nu0, roots, runaway=True)
             for b in np.flatnonzero(done):
                 members = np.flatnonzero(e.unit == batch[b])
                 for j, part in enumerate(ids[b]):
@@ -329,20 +337,23 @@ def _roots(parts, ids, cols, k) -> np.ndarray:
     return roots
 
 
-def _solve_batch(gram, q, kappa, nu, roots=None):
+def _solve_batch(gram, q, kappa, nu, roots=None, runaway: bool = False):
     """Newton on ``phi(nu) = nu ||D(nu)|| - kappa`` for a batch of clusters at once.
 
     ``gram``, ``q``: (B, P, k, k) per cluster and part, ``G_AA`` and ``Q_AA`` (a padding part
     has ``Q = 0``); ``kappa``, ``nu``: (B, k); ``roots``: optional (B, P, k, k) square roots of
-    ``q`` (see :func:`block_newton`'s ``accurate``). Returns ``(nu, converged)``; the loadings
-    at ``nu`` are for the caller to solve (by a solve with ``K``, not ``K^-1``).
+    ``q`` (see :func:`block_newton`'s ``accurate``). ``runaway``: a cluster whose ``nu`` grows
+    beyond ``_RUNAWAY`` times its start fails at once (a block heading to zero). Returns
+    ``(nu, converged)``; the loadings at ``nu`` are for the caller to solve (by a solve with
+    ``K``, not ``K^-1``).
     """
     with np.errstate(all="ignore"):  # a block heading to zero (nu -> inf) fails, no warning
-        return _newton_nu(gram, q, kappa, np.array(nu, dtype=float), roots)
+        return _newton_nu(gram, q, kappa, np.array(nu, dtype=float), roots, runaway)
 
 
-def _newton_nu(gram, q, kappa, nu, roots=None):
+def _newton_nu(gram, q, kappa, nu, roots=None, runaway=False):
     n_batch, n_parts, k, _ = gram.shape
+    limit = _RUNAWAY * nu if runaway else None
     eye = np.eye(k)
     done = np.zeros(n_batch, dtype=bool)
     failed = np.zeros(n_batch, dtype=bool)
@@ -352,7 +363,14 @@ def _newton_nu(gram, q, kappa, nu, roots=None):
     # are, not gathered by ``todo`` at every step: a step is ~25 calls on k x k arrays, whose
     # fixed costs are the step's (same operations, same bits).
     g, qt, kap = gram, q, kappa
-    for _ in range(_MAX_STEPS):
+    for step_index in range(_MAX_STEPS):
+        if limit is not None and step_index >= _RUNAWAY_STEP:
+            away = (nu[todo] > limit[todo]).any(axis=1)
+            if np.count_nonzero(away):
+                failed[todo[away]] = True
+                todo = todo[~away]
+                if not len(todo):
+                    break
         if len(todo) < n_batch:
             g, qt, kap = gram[todo], q[todo], kappa[todo]
         v = nu[todo]
