@@ -259,3 +259,27 @@ def test_runaway_clusters_fail_early_and_change_no_converged_cluster(n_batch, n_
     if fail_last:  # it stopped earlier, past the limit
         assert len(steps) - n_steps < n_steps
         assert (nu_r[-1] / nu0[-1]).max() > _RUNAWAY
+
+
+@pytest.mark.parametrize("kw", [{}, {"nonneg": True}, {"model_type": "HCGL"},
+                                {"model_type": "GROUP_LASSO"}])
+def test_group_prox_without_l1_share_skips_a_zero_threshold(kw):
+    """The engine's own prox of a group geometry without an L1 share (no soft threshold) is the
+    prox through the thresholds formed from its steps, bit for bit (given steps take the
+    general path)."""
+    panel = make_factor_panel(300, 6, 24, seed=3)
+    kw = {"model_type": "FCGL", **kw}
+    if kw["model_type"] == "GROUP_LASSO":
+        kw["group_data"] = pd.Series([f"g{i % 4}" for i in range(24)], index=panel.y.columns)
+    model = LassoModel(reg_lambda=0.02, warmup_period=None, **kw)
+    setup = model._setup(panel.x, panel.y)
+    engine = FastEngine(setup.stats, setup.spec)
+    assert engine.a == 0.0 and engine.geometry != "cell"
+    rng = np.random.default_rng(0)
+    for lam in (0.02, 0.005):
+        z = engine.prior + rng.normal(scale=0.3, size=engine.prior.shape)
+        z[0, 0] = -0.0
+        want = engine.prox(z, lam, step=engine.step)  # (thresholds formed, not cached)
+        got = engine.prox(z, lam)
+        np.testing.assert_array_equal(got, want)
+        assert np.array_equal(np.signbit(got), np.signbit(want))

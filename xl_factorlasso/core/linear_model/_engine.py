@@ -485,8 +485,12 @@ class FastEngine:
             if own:
                 self._thresholds = (reg_lambda, alpha, neg_alpha, beta)
         v = z - self.prior
-        # soft thresholding as v - clip(v, -alpha, alpha): the same numbers in three passes
-        w = v - np.minimum(np.maximum(v, neg_alpha), alpha)
+        if own and self.a == 0.0 and self.geometry != "cell":
+            # no L1 share: the engine's own thresholds are 0 and v - clip(v, -0, 0) is v
+            w = v
+        else:
+            # soft thresholding as v - clip(v, -alpha, alpha): the same numbers in three passes
+            w = v - np.minimum(np.maximum(v, neg_alpha), alpha)
         if self.geometry == "cell":
             d = w if self._unboxed else np.clip(w, self.dl, self.du)
         else:
