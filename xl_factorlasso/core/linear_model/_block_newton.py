@@ -37,6 +37,14 @@ from __future__ import annotations
 import numpy as np
 
 _MAX_STEPS = 30
+# block_newton (the engine's finish): a cluster one of whose nu has grown this many times its
+# start (the block's norm 1e-8 of the iterate's) has a block heading to zero, so its active set
+# is not the minimiser's and Newton fails -- after 30 steps, or once the norm underflows (an
+# early FCGL try at (500,10,50): 19 steps, 0.6 ms, for the same refusal). Looked at from
+# _RUNAWAY_STEP on, past where the converging tries seen settle (4-6 steps, nu within 2x of
+# its start). Not in the tries that read nu at a failure (interpolant_start's leaving blocks).
+_RUNAWAY = 1e8
+_RUNAWAY_STEP = 5
 _RTOL = 1e-13  # |phi_j| relative to kappa_j: Newton's quadratic convergence gets there
 _STALL = 1e-8  # ... or stops improving below this (round-off in an ill-conditioned K)
 # A polish of an interior-point answer guesses a block (a cell, for rows) active above these
@@ -88,32 +96,34 @@ def block_newton(engine, x: np.ndarray, lam: float, rows: np.ndarray,
     parts = _parts(e)
     weights = e.group_w.reshape(e.n_units, e.m)
     multi = parts.count > 1
+    any_multi = np.count_nonzero(multi) > 0  # (a complete panel: none)
     for k in np.unique(sizes[ok_unit & (sizes > 0)]):
-        units = np.flatnonzero(ok_unit & (sizes == k) & ~multi)
+        at_k = ok_unit & (sizes == k)
+        units = np.flatnonzero(at_k & ~multi if any_multi else at_k)
         batches = [units] if len(units) else []
-        batches += [np.array([u]) for u in np.flatnonzero(ok_unit & (sizes == k) & multi)]
+        if any_multi:
+            batches += [np.array([u]) for u in np.flatnonzero(at_k & multi)]
         for batch in batches:
             cols = np.nonzero(active[batch])[1].reshape(len(batch), k)  # sorted per row
             ids = parts.ids[batch]  # (B, P): the clusters' parts
             sel = (ids[:, :, None, None], cols[:, None, :, None], cols[:, None, None, :])
             gram = e.gram[parts.pattern[ids][:, :, None, None], cols[:, None, :, None],
                           cols[:, None, None, :]]
-            kappa = 0.5 * e.t_rows * lam * (1.0 - e.a) * np.take_along_axis(
-                weights[batch], cols, axis=1)
-            nu0 = kappa / np.take_along_axis(norms[batch], cols, axis=1)
+            rows_k = batch[:, None]  # (the active blocks' weights and norms: plain indexing)
+            kappa = 0.5 * e.t_rows * lam * (1.0 - e.a) * weights[rows_k, cols]
+            nu0 = kappa / norms[rows_k, cols]
             roots = _roots(parts, ids, cols, k) if accurate else None
-            nu, done = _solve_batch(gram, parts.q[sel], kappa, nu0, roots)
+            nu, done = _solve_batch(gram, parts.q[sel], kappa, nu0, roots, runaway=True)
             for b in np.flatnonzero(done):
                 members = np.flatnonzero(e.unit == batch[b])
                 for j, part in enumerate(ids[b]):
                     if part < 0:
                         continue
-                    idx = parts.members[part]
+                    cells = np.ix_(parts.members[part], cols[b])
                     # D by a solve, not by K^-1: where K is ill-conditioned (a singular Gram
                     # at a small penalty) R K^-1 loses the digits the certificate needs
-                    d = _solve_rows(gram[b, j] + np.diag(nu[b]),
-                                    parts.residual[np.ix_(idx, cols[b])])
-                    cand[np.ix_(idx, cols[b])] = e.prior[np.ix_(idx, cols[b])] + d
+                    d = _solve_rows(gram[b, j] + np.diag(nu[b]), parts.residual[cells])
+                    cand[cells] = e.prior[cells] + d
                 solved[members] = np.isfinite(cand[members]).all()
     return cand, solved
 
@@ -271,10 +281,14 @@ class _Parts:
     def __init__(self, engine):
         e = engine
         self.residual = e._prior_residual()
-        key = e.unit * len(e.gram) + e.pattern
-        uniq, part_of = np.unique(key, return_inverse=True)
-        self.pattern = uniq % len(e.gram)
-        unit_of_part = uniq // len(e.gram)
+        n_grams = len(e.gram)
+        if n_grams == 1 and len(e._unit_first) == e.n_units:
+            # one Gram and every code present: a part is a cluster (np.unique's answer)
+            uniq, part_of = np.arange(e.n_units), e.unit
+        else:
+            uniq, part_of = np.unique(e.unit * n_grams + e.pattern, return_inverse=True)
+        self.pattern = uniq % n_grams
+        unit_of_part = uniq // n_grams
         self.count = np.bincount(unit_of_part, minlength=e.n_units)
         pmax = int(self.count.max())
         self.ids = np.full((e.n_units, pmax), -1)
@@ -284,7 +298,7 @@ class _Parts:
         m = e.m
         self.q = np.zeros((len(uniq) + 1, m, m))  # + a zero part for the padding id -1
         order = np.argsort(part_of, kind="stable")
-        bounds = np.r_[0, np.cumsum(np.bincount(part_of, minlength=len(uniq)))]
+        bounds = np.concatenate(([0], np.cumsum(np.bincount(part_of, minlength=len(uniq)))))
         # each part's responses, in order
         self.members = [order[bounds[part]:bounds[part + 1]] for part in range(len(uniq))]
         for part, rows in enumerate(self.members):  # few parts: large clusters, or a polish
@@ -323,65 +337,86 @@ def _roots(parts, ids, cols, k) -> np.ndarray:
     return roots
 
 
-def _solve_batch(gram, q, kappa, nu, roots=None):
+def _solve_batch(gram, q, kappa, nu, roots=None, runaway: bool = False):
     """Newton on ``phi(nu) = nu ||D(nu)|| - kappa`` for a batch of clusters at once.
 
     ``gram``, ``q``: (B, P, k, k) per cluster and part, ``G_AA`` and ``Q_AA`` (a padding part
     has ``Q = 0``); ``kappa``, ``nu``: (B, k); ``roots``: optional (B, P, k, k) square roots of
-    ``q`` (see :func:`block_newton`'s ``accurate``). Returns ``(nu, converged)``; the loadings
-    at ``nu`` are for the caller to solve (by a solve with ``K``, not ``K^-1``).
+    ``q`` (see :func:`block_newton`'s ``accurate``). ``runaway``: a cluster whose ``nu`` grows
+    beyond ``_RUNAWAY`` times its start fails at once (a block heading to zero). Returns
+    ``(nu, converged)``; the loadings at ``nu`` are for the caller to solve (by a solve with
+    ``K``, not ``K^-1``).
     """
     with np.errstate(all="ignore"):  # a block heading to zero (nu -> inf) fails, no warning
-        return _newton_nu(gram, q, kappa, np.array(nu, dtype=float), roots)
+        return _newton_nu(gram, q, kappa, np.array(nu, dtype=float), roots, runaway)
 
 
-def _newton_nu(gram, q, kappa, nu, roots=None):
-    n_batch, _, k, _ = gram.shape
+def _newton_nu(gram, q, kappa, nu, roots=None, runaway=False):
+    n_batch, n_parts, k, _ = gram.shape
+    limit = _RUNAWAY * nu if runaway else None
     eye = np.eye(k)
     done = np.zeros(n_batch, dtype=bool)
     failed = np.zeros(n_batch, dtype=bool)
     todo = np.arange(n_batch)
     last = np.full(n_batch, np.inf)  # each cluster's max |phi_j| / kappa_j at the last step
-    for _ in range(_MAX_STEPS):
+    # While every cluster is still going (one cluster: always) the arrays are read as they
+    # are, not gathered by ``todo`` at every step: a step is ~25 calls on k x k arrays, whose
+    # fixed costs are the step's (same operations, same bits).
+    g, qt, kap = gram, q, kappa
+    for step_index in range(_MAX_STEPS):
+        if limit is not None and step_index >= _RUNAWAY_STEP:
+            away = (nu[todo] > limit[todo]).any(axis=1)
+            if np.count_nonzero(away):
+                failed[todo[away]] = True
+                todo = todo[~away]
+                if not len(todo):
+                    break
+        if len(todo) < n_batch:
+            g, qt, kap = gram[todo], q[todo], kappa[todo]
+        v = nu[todo]
         try:
-            inv = np.linalg.inv(gram[todo] + nu[todo][:, None, :, None] * eye)
+            inv = np.linalg.inv(g + v[:, None, :, None] * eye)
         except np.linalg.LinAlgError:
             failed[todo] = True
             break
         if roots is None:
-            s_parts = inv @ q[todo] @ inv
+            s_parts = inv @ qt @ inv
         else:  # D'D = (K^-1 W')(K^-1 W')', K^-1 W' by a solve
-            kw = np.linalg.solve(gram[todo] + nu[todo][:, None, :, None] * eye,
-                                 np.swapaxes(roots[todo], 2, 3))
+            kw = np.linalg.solve(g + v[:, None, :, None] * eye, np.swapaxes(roots[todo], 2, 3))
             s_parts = kw @ np.swapaxes(kw, 2, 3)
-        s = s_parts.sum(axis=1)
+        # (one part: the sum over parts is the part itself)
+        s = s_parts[:, 0] if n_parts == 1 else s_parts.sum(axis=1)
         norms = np.sqrt(np.diagonal(s, axis1=1, axis2=2))
-        v = nu[todo]
-        phi = v * norms - kappa[todo]
-        bad = ~np.isfinite(norms).all(axis=1) | (norms <= 0.0).any(axis=1)
-        failed[todo[bad]] = True
-        worst = (np.abs(phi) / kappa[todo]).max(axis=1)
+        phi = v * norms - kap
+        # a norm that is not finite and positive (NaN fails both comparisons)
+        bad = ~((norms > 0.0) & (norms < np.inf)).all(axis=1)
+        worst = (np.abs(phi) / kap).max(axis=1)
         # converged, or stalled at round-off: a K as ill-conditioned as a singular Gram makes
         # at a small penalty stops phi short of _RTOL, the smaller the penalty the farther
         # (the certificate judges the point)
         conv = ~bad & ((worst <= _RTOL) | ((worst <= _STALL) & (worst > 0.5 * last[todo])))
         last[todo] = worst
+        failed[todo[bad]] = True
         done[todo[conv]] = True
         go = ~bad & ~conv
-        if not go.any():
+        n_go = np.count_nonzero(go)
+        if not n_go:
             break
+        if n_go < len(go):
+            s_parts, inv, norms, v, phi = s_parts[go], inv[go], norms[go], v[go], phi[go]
         # J_jk = delta_jk ||D_j|| - (nu_j / ||D_j||) sum_parts (D'D)_jk (K^-1)_kj
-        coupling = (s_parts[go] * inv[go]).sum(axis=1)
-        jac = eye * norms[go][:, :, None] - (v[go] / norms[go])[:, :, None] * coupling
+        coupling = s_parts * inv
+        coupling = coupling[:, 0] if n_parts == 1 else coupling.sum(axis=1)
+        jac = eye * norms[:, :, None] - (v / norms)[:, :, None] * coupling
         try:
-            step = np.linalg.solve(jac, phi[go][:, :, None])[:, :, 0]
+            step = np.linalg.solve(jac, phi[:, :, None])[:, :, 0]
         except np.linalg.LinAlgError:
             failed[todo[go]] = True
             break
-        new = v[go] - step
+        new = v - step
         # nu > 0 (a nonzero block has a finite norm at the minimiser): no step across zero
-        nu[todo[go]] = np.where(new > 0.0, new, 0.5 * v[go])
         todo = todo[go]
+        nu[todo] = np.where(new > 0.0, new, 0.5 * v)
     return nu, done & ~failed
 
 

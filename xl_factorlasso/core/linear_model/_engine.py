@@ -328,8 +328,12 @@ class FastEngine:
             else:
                 self.group_w = np.ones(n)
         self.n_groups = len(self.group_w)
-        self._table = (None if geometry == "cell" else _row_member_table(n, m)
-                       if geometry == "row" else _block_member_table(self.unit, self.n_units, m))
+        if geometry == "block" and len(spec.group_weight) == self.n_units:
+            self._table = spec.block_table()  # (the spec's, which lambda_max formed)
+        else:
+            self._table = (None if geometry == "cell" else _row_member_table(n, m)
+                           if geometry == "row" else _block_member_table(self.unit, self.n_units,
+                                                                         m))
 
         self._diag, self._top_hat = diag, top_hat  # the steps' pieces (step)
         self._twin = None  # the cell engine that solves lambda = 0 (see solve)
@@ -343,8 +347,11 @@ class FastEngine:
         # (lambda, alpha, -alpha, beta): the prox's thresholds at the engine's own steps
         self._thresholds = None
         if geometry == "block":
-            # first member of every cluster (codes 0..G-1 all occur)
-            self._unit_first = np.unique(self.unit, return_index=True)[1]
+            # first member of every cluster (codes 0..G-1 all occur): the first cell of its
+            # first block in the member table (members in order), not a sort of the responses
+            first = self._table[::m, 0] // m
+            self._unit_first = (first if _all(first < n) else
+                                np.unique(self.unit, return_index=True)[1])
 
     @functools.cached_property
     def gram(self) -> np.ndarray:
@@ -478,8 +485,12 @@ class FastEngine:
             if own:
                 self._thresholds = (reg_lambda, alpha, neg_alpha, beta)
         v = z - self.prior
-        # soft thresholding as v - clip(v, -alpha, alpha): the same numbers in three passes
-        w = v - np.minimum(np.maximum(v, neg_alpha), alpha)
+        if own and self.a == 0.0 and self.geometry != "cell":
+            # no L1 share: the engine's own thresholds are 0 and v - clip(v, -0, 0) is v
+            w = v
+        else:
+            # soft thresholding as v - clip(v, -alpha, alpha): the same numbers in three passes
+            w = v - np.minimum(np.maximum(v, neg_alpha), alpha)
         if self.geometry == "cell":
             d = w if self._unboxed else np.clip(w, self.dl, self.du)
         else:

@@ -27,7 +27,7 @@ import numpy as np
 
 from ._penalty import PenaltySpec, excess_on_sides
 from ._preparation import SufficientStats
-from ._prox import _block_member_table, sparse_group_roots
+from ._prox import sparse_group_roots
 
 __all__ = ["lambda_max_from_stats"]
 
@@ -60,7 +60,7 @@ def lambda_max_from_stats(stats: SufficientStats, spec: PenaltySpec) -> float:
 def _block_lambda(r: np.ndarray, omega: np.ndarray, spec: PenaltySpec) -> float:
     """The largest root over the (cluster, factor) blocks of the excess ``r``."""
     # One block per (cluster, factor), padded with zeros, which never exceed the threshold.
-    table = _block_member_table(np.asarray(spec.groups), len(spec.group_weight), r.shape[1])
+    table = spec.block_table()
     values = np.append(r.ravel(), 0.0)[table]
     cell_w = np.append(omega.ravel(), 1.0)[table]
     weight = spec.block_weights().ravel()  # block (g, j) is row g * M + j

@@ -876,11 +876,10 @@ Window`): the statistics of ``x``, ``y`` (already coerced) carried from the prev
             found = self._discover_clusters(x, y, panel, params, dependence)
             clusters, linkage, cutoff = found.labels, found.linkage, found.cutoff
         if clusters is not None:
-            codes, uniques = pd.factorize(clusters, sort=True)
-            groups = np.asarray(codes)
-            sizes = np.bincount(groups, minlength=len(uniques)).astype(float)
+            groups, n_groups = _group_codes(clusters)
+            sizes = np.bincount(groups, minlength=n_groups).astype(float)
             if self.group_penalty == "normalized":
-                group_weight = np.sqrt(sizes / len(uniques))
+                group_weight = np.sqrt(sizes / n_groups)
             else:
                 group_weight = np.sqrt(sizes)
         detected = sign_span = None
@@ -1539,6 +1538,22 @@ def _factor_gram(stats: SufficientStats, panel) -> np.ndarray | None:
     if len(patterns) == 1 and patterns[0].all():
         return stats.gram[0]
     return panel.x.T @ panel.x
+
+
+def _group_codes(labels: pd.Series) -> tuple[np.ndarray, int]:
+    """``(codes, number of groups)``: the codes of ``pd.factorize(labels, sort=True)``.
+
+    Integer labels (discovered clusters, the one cluster of ``n_clusters=1``) are coded by
+    ``np.unique``, which sorts them as pandas does (and they hold no missing value): 5 us
+    instead of pandas' 40 us a fit. Other labels (``group_data``'s strings, mixed types) go
+    through pandas.
+    """
+    values = labels.to_numpy()
+    if values.dtype.kind in "iu":
+        uniques, codes = np.unique(values, return_inverse=True)
+        return codes.astype(np.intp, copy=False), len(uniques)
+    codes, uniques = pd.factorize(labels, sort=True)
+    return np.asarray(codes), len(uniques)
 
 
 def _read_only(spec: PenaltySpec) -> PenaltySpec:
