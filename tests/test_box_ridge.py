@@ -59,11 +59,12 @@ def _solver(panel, model):
 
 
 def _clarabel_objective(setup, lam):
-    """The objective of Clarabel's point at tight tolerances, in the box: an upper bound of
-    the minimum that owes nothing to the engine."""
+    """The objective of Clarabel's point at tight tolerances, clipped into the box (its
+    constraints hold to ~1e-9 only, which can put it below the minimum): an upper bound of the
+    minimum that owes nothing to the engine."""
     status, coef = LassoProblem(setup.stats, setup.spec).solve(lam, "CLARABEL", TIGHT)
     assert coef is not None, status
-    return setup.objective(coef, lam)
+    return setup.objective(np.clip(coef, *setup.spec.lower_upper()), lam)
 
 
 # ------------------------------------------------------------------ the dual of one ridge problem
@@ -130,7 +131,10 @@ CASES = [
 @pytest.mark.parametrize("shape,seed,fraction,kw", CASES)
 def test_held_rows_are_certified_no_higher_than_clarabel(shape, seed, fraction, kw):
     """Every response's point accepted (in the box, the conditions off its free cells met), the
-    whole certified, and its objective no higher than Clarabel's tight point's."""
+    whole certified, and its objective above Clarabel's tight point's by no more than its
+    certificate allows (the relative gap bounds ``(F - F*) / F``, and Clarabel's point in the
+    box is no lower than ``F*``). A fixed 1e-9 failed in one run with OpenBLAS's Haswell
+    kernels: 3e-9 above an unclipped Clarabel point."""
     panel, model = _model(shape, seed, fraction, **kw)
     setup, solver = _solver(panel, model)
     lam = model.reg_lambda
@@ -143,7 +147,7 @@ def test_held_rows_are_certified_no_higher_than_clarabel(shape, seed, fraction, 
     assert np.all(point >= engine.lo) and np.all(point <= engine.hi)
     objective = setup.objective(point, lam)
     reference = _clarabel_objective(setup, lam)
-    assert objective <= reference + 1e-9 * abs(reference)
+    assert objective - reference <= gap * objective + 1e-12 * abs(reference)
 
 
 @pytest.mark.parametrize("shape,seed,fraction,kw", CASES[:3])
