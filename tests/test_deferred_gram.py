@@ -230,3 +230,50 @@ def test_engine_products_through_the_root():
     # a safe step: the bound (Lanczos, rounded up) is at least the top eigenvalue
     bound = 1.0 / (step[0] * (2.0 / engine.t_rows) * np.diagonal(g))
     assert np.all(bound >= top * (1 - 1e-9)) and np.all(bound <= top * 1.05)
+
+
+@pytest.mark.parametrize("order", ["F", "C"])
+def test_root_products_skip_zero_columns(order):
+    """``root_times``: ``R'(R b)`` through the nonzero columns of ``b`` only (a sparse ``b`` on
+    a column-major root), none at all for ``b = 0``; the same numbers as the whole product."""
+    rng = np.random.default_rng(7)
+    root = np.asarray(rng.standard_normal((80, 400)), order=order)
+    full = root.T @ root
+    dense = rng.standard_normal((2, 400))
+    sparse = np.zeros((2, 400))
+    sparse[0, [3, 50, 399]] = [1.0, -2.0, 0.5]
+    sparse[1, 7] = 3.0  # (the columns of either row: 4 of 400)
+    one_row = np.zeros((1, 400))
+    one_row[0, :90] = rng.standard_normal(90)  # 90 of 400 columns: still gathered
+    for coef in (dense, sparse, one_row):
+        got = _preparation.root_times(root, coef)
+        np.testing.assert_allclose(got, coef @ full, rtol=0,
+                                   atol=1e-12 * np.abs(coef).sum() * np.abs(full).max())
+    zero = _preparation.root_times(root, np.zeros((3, 400)))
+    assert zero.shape == (3, 400) and not zero.any()
+    nan = sparse.copy()
+    nan[1, 9] = np.nan  # a NaN reaches the product (a refused Newton system's cells)
+    assert np.isnan(_preparation.root_times(root, nan)).all(axis=1).tolist() == [False, True]
+
+
+def test_engine_keeps_its_last_product():
+    """The engine's product at the point it was last asked about is the kept one, for the
+    engine and its views, a copy each time (a caller may change it), and a new point is
+    computed: every answer equals ``coef @ G`` with the Gram formed."""
+    x, y = _panel(t_rows=60, m=700, n=2, seed=2)
+    stats = _stats(x, y)
+    setup = LassoModel(warmup_period=None)._setup(x, y)
+    engine = FastEngine(stats, setup.spec)
+    rng = np.random.default_rng(5)
+    a, b = rng.standard_normal((2, 700)), np.zeros((2, 700))
+    b[:, :20] = rng.standard_normal((2, 20))
+    first = engine._gram_times(a)
+    first[:] = 0.0  # the caller's copy
+    again = engine._gram_times(a.copy())
+    view = engine._rows_view(np.array([False, True]))
+    row = view._gram_times(a[1:])
+    other = engine._gram_times(b)
+    g = stats.gram[0]
+    for coef, got in ((a, again), (a[1:], row), (b, other)):
+        np.testing.assert_allclose(got, coef @ g, rtol=0, atol=1e-10 * np.abs(coef @ g).max())
+    assert engine._last_product[0] is not b and np.array_equal(engine._last_product[0], b)

@@ -229,6 +229,7 @@ class FastEngine:
         # `gram` property) is formed only for what needs it whole.
         self._root = stats.root if stats.deferred else None
         self._blocks = None  # its blocks, grown on demand (_gram_blocks)
+        self._last_product = None  # (b, G b) of its last product (_gram_times)
         if self._root is None:
             gram = 0.5 * (stats.gram + np.transpose(stats.gram, (0, 2, 1)))
             self.gram = gram
@@ -420,7 +421,17 @@ class FastEngine:
     def _gram_times(self, coef: np.ndarray, idx: np.ndarray | None = None) -> np.ndarray:
         """Rows ``G_p(i) b_i`` (``coef`` holds the responses ``idx``, default all)."""
         if self._root is not None:  # one pattern, deferred: through the root
-            return self.stats.gram_times(coef)
+            # Each product is two passes over the design; the solve often asks twice at the
+            # same point (the working set's last violations, then the whole gap there), so
+            # the last one is kept. One Gram for every response: any view's rows equal to
+            # the kept ones have the same product.
+            last = self._last_product
+            if last is not None and last[0].shape == coef.shape and \
+                    np.array_equal(last[0], coef):
+                return last[1].copy()
+            out = self.stats.gram_times(coef)
+            self._last_product = (np.array(coef, dtype=float), out.copy())
+            return out
         if self.n_patterns == 1:
             return coef @ self.gram[0]
         if self._stacked is not None:

@@ -761,7 +761,7 @@ class SufficientStats:
         at most 256 responses when the patterns are many."""
         coef = np.asarray(coef, dtype=float)
         if self.root is not None:  # (one pattern) G b = X'W X b, without forming G
-            return (coef @ self.root.T) @ self.root
+            return root_times(self.root, coef)
         n_patterns = len(self.gram)
         if n_patterns == 1:
             return coef @ self.gram[0].T  # G b per row (G is symmetric up to round-off)
@@ -814,6 +814,32 @@ class SufficientStats:
         targets = [inv_roots[p].T @ self.xty[i] for i, p in enumerate(self.pattern)]
         offset = self.yty - np.array([t @ t for t in targets])
         return roots, targets, np.maximum(offset, 0.0)
+
+
+# A product R b through the columns where ``b`` is nonzero only while they are at most this
+# share of them: gathering them (a copy of ``T' k`` values) and the smaller product cost about
+# as much as the whole product at half the columns (1000 x 2000: 0.33 ms at 400 columns
+# against 0.53 ms).
+_SPARSE_PRODUCT_SHARE = 0.25
+
+
+def root_times(root: np.ndarray, coef: np.ndarray) -> np.ndarray:
+    """``R'(R b)`` for every row ``b`` of ``coef`` (N x M), ``R = root`` (T' x M).
+
+    The products are memory-bound passes over ``R``: where ``coef`` is zero (the prior, a fixed
+    part without cells, ``lambda_max``'s gradient at zero) no pass is needed, and where a few of
+    its columns are nonzero (a sparse answer on many factors) ``R b`` reads only those columns
+    of a column-major root (the prepared factors of a DataFrame)."""
+    used = coef.any(axis=0)  # (NaN counts as nonzero: it reaches the product)
+    k = int(np.count_nonzero(used))
+    if k == 0:
+        return np.zeros(coef.shape)
+    if k <= _SPARSE_PRODUCT_SHARE * coef.shape[1] and root.flags.f_contiguous:
+        cols = np.flatnonzero(used)
+        fitted = coef[:, cols] @ root[:, cols].T
+    else:
+        fitted = coef @ root.T
+    return fitted @ root
 
 
 def sub_block(matrix: np.ndarray, pos: np.ndarray) -> np.ndarray:
