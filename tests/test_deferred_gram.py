@@ -277,3 +277,29 @@ def test_engine_keeps_its_last_product():
     for coef, got in ((a, again), (a[1:], row), (b, other)):
         np.testing.assert_allclose(got, coef @ g, rtol=0, atol=1e-10 * np.abs(coef @ g).max())
     assert engine._last_product[0] is not b and np.array_equal(engine._last_product[0], b)
+
+
+def test_gram_blocks_symmetric_as_they_grow_and_loss_through_few_columns():
+    """A grown block (the new columns' cross products, their own block by SYRK) is the Gram's
+    submatrix and exactly symmetric; the loss of a sparse coefficient matrix (its fit through
+    the few nonzero columns) and of zero equal the formed Gram's."""
+    rng = np.random.default_rng(11)
+    root = np.asfortranarray(rng.standard_normal((40, 300)))
+    g = root.T @ root
+    blocks = _preparation.GramBlocks(root, limit=150)
+    for cols in (np.array([5, 80, 2]), np.array([5, 80, 2, 17, 299, 150, 42]),
+                 np.arange(0, 300, 3)):
+        block = blocks(cols)
+        np.testing.assert_allclose(block, g[np.ix_(cols, cols)], rtol=0,
+                                   atol=1e-12 * np.abs(g).max())
+        assert np.array_equal(block, block.T)
+    x, y = _panel(t_rows=120, m=650, n=3)
+    lazy = _stats(x, y)
+    full = lazy.gram[0]
+    coef = np.zeros((3, 650))
+    coef[0, [1, 100]] = [0.3, -0.2]
+    coef[2, 7] = 1.5
+    quad = np.einsum("nm,mk,nk->n", coef, full, coef)
+    expected = lazy.yty - 2.0 * np.einsum("nm,nm->n", coef, lazy.xty) + quad
+    np.testing.assert_allclose(lazy.loss_terms(coef), expected, rtol=1e-12)
+    np.testing.assert_array_equal(lazy.loss_terms(np.zeros((3, 650))), lazy.yty)

@@ -338,3 +338,24 @@ def test_infinite_cells_are_refused_from_the_sums(cells):
     assert f"column {x.columns[c]!r}, row {r!r} is infinite" in str(err.value)
     big = pd.DataFrame(np.full((8, 2), 1e308))
     assert coerce_panel(big, np.ones(8))[0] is big
+
+
+def test_complete_panel_means_are_the_demeaning_means():
+    """Every cell valid and no span: the intercept's means are the column sums over the rows,
+    the demeaning's own means bit for bit (no other pass), and equal NumPy's means; with a gap
+    or a span the weighted sums of the general rule, the same values to round-off."""
+    x, y, _ = make_panel(T=150, M=5, N=3, seed=4)
+    panel = prepare_panel(x, y)
+    xbar, ybar = panel.means
+    sums = x.to_numpy().sum(axis=0)
+    np.testing.assert_array_equal(xbar, np.repeat((sums / len(x))[None], 3, axis=0))
+    np.testing.assert_array_equal(panel.x, x.to_numpy() - sums / len(x))
+    np.testing.assert_allclose(xbar, np.tile(x.to_numpy().mean(axis=0), (3, 1)), rtol=1e-14)
+    np.testing.assert_allclose(ybar, y.to_numpy().mean(axis=0), rtol=1e-14)
+    assert xbar.flags.writeable
+    gap = y.copy()
+    gap.iloc[3, 1] = np.nan
+    xg, yg = prepare_panel(x, gap).means
+    np.testing.assert_allclose(xg[0], xbar[0], rtol=1e-14)
+    np.testing.assert_allclose(xg[1], x.drop(index=x.index[3]).mean().to_numpy(), rtol=0,
+                               atol=1e-14 * np.abs(x.to_numpy()).max())
