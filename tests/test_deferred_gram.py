@@ -303,3 +303,31 @@ def test_gram_blocks_symmetric_as_they_grow_and_loss_through_few_columns():
     expected = lazy.yty - 2.0 * np.einsum("nm,nm->n", coef, lazy.xty) + quad
     np.testing.assert_allclose(lazy.loss_terms(coef), expected, rtol=1e-12)
     np.testing.assert_array_equal(lazy.loss_terms(np.zeros((3, 650))), lazy.yty)
+
+
+def test_working_set_takes_the_kept_block_in_its_own_order():
+    """``GramBlocks.own_order``: where the kept block holds exactly the columns asked for (a
+    working set's growing columns) it is handed over itself, in its own column order, and is
+    the Gram's submatrix there; a restricted engine on it (``symmetric=True``) has the Gram
+    the averaging would give, bit for bit. Otherwise a block of the asked columns."""
+    from xl_factorlasso.core.linear_model._working_set import _columns_engine
+
+    x, y = _panel(t_rows=60, m=700, n=1, seed=6)
+    stats = _stats(x, y)
+    setup = LassoModel(warmup_period=None)._setup(x, y)
+    engine = FastEngine(stats, setup.spec)
+    first = np.array([3, 40, 41, 600])
+    engine._gram_columns(first)
+    grown = np.sort(np.concatenate([first, [7, 650, 2]]))
+    restricted, order = _columns_engine(engine, grown)
+    assert sorted(order) == list(grown) and list(order[:4]) == list(first)
+    assert np.shares_memory(restricted.gram, engine._blocks.block)  # (no copy)
+    g = np.asarray(stats.root).T @ np.asarray(stats.root)
+    np.testing.assert_allclose(restricted.gram[0], g[np.ix_(order, order)], rtol=0,
+                               atol=1e-12 * np.abs(g).max())
+    block = restricted.gram[0]
+    assert np.array_equal(0.5 * (block + block.T), block)
+    some = np.array([2, 40])  # fewer than the kept block: its sub-block, in the asked order
+    cols, sub = engine._blocks.own_order(some)
+    assert list(cols) == [2, 40] and not np.shares_memory(sub, engine._blocks.block)
+    np.testing.assert_allclose(sub, g[np.ix_(some, some)], rtol=0, atol=1e-12 * np.abs(g).max())

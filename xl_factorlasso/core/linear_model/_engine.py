@@ -215,10 +215,14 @@ class FastEngine:
     spectral : bool, optional
         Whether to eigendecompose the (Jacobi-scaled) Grams, which gives the translated dual
         point and the exact steps. Default: up to ``_SPECTRAL_MAX`` factors.
+    symmetric : bool, default False
+        The Grams are exactly symmetric (the working set's blocks of a deferred Gram): used
+        as they are, not averaged with their transposes into a copy (which changes no entry
+        of a symmetric matrix).
     """
 
     def __init__(self, stats: SufficientStats, spec: PenaltySpec, *,
-                 spectral: bool | None = None):
+                 spectral: bool | None = None, symmetric: bool = False):
         self.stats = stats
         self.spec = spec
         n, m = spec.prior.shape
@@ -232,7 +236,8 @@ class FastEngine:
         self._blocks = None  # its blocks, grown on demand (_gram_blocks)
         self._last_product = None  # (b, G b) of its last product (_gram_times)
         if self._root is None:
-            gram = 0.5 * (stats.gram + np.transpose(stats.gram, (0, 2, 1)))
+            gram = stats.gram if symmetric else \
+                0.5 * (stats.gram + np.transpose(stats.gram, (0, 2, 1)))
             self.gram = gram
             diag = np.diagonal(gram, axis1=1, axis2=2)
         else:
@@ -418,6 +423,19 @@ class FastEngine:
         if self._blocks is None:
             self._blocks = GramBlocks(self._root, self.m // 2)
         return self._blocks(np.asarray(cols))
+
+    def _gram_columns(self, cols: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
+        """For a working set's distinct columns ``cols``: ``(cols', G[cols'][:, cols'])`` of a
+        deferred Gram, ``cols'`` the same columns in the order of the kept block, which is
+        then handed over as it is (:meth:`GramBlocks.own_order`); None as
+        :meth:`_gram_blocks`."""
+        if self._root is None:
+            return None
+        if not self.stats.deferred:
+            return cols, sub_block(self.stats.gram[0], np.asarray(cols))
+        if self._blocks is None:
+            self._blocks = GramBlocks(self._root, self.m // 2)
+        return self._blocks.own_order(np.asarray(cols))
 
     def _gram_times(self, coef: np.ndarray, idx: np.ndarray | None = None) -> np.ndarray:
         """Rows ``G_p(i) b_i`` (``coef`` holds the responses ``idx``, default all)."""

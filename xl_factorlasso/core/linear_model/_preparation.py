@@ -918,20 +918,37 @@ class GramBlocks:
 
     def __call__(self, cols: np.ndarray) -> np.ndarray | None:
         """``G[cols][:, cols]`` (any order, repeats allowed), or None (class docstring)."""
-        if self.spent > self.budget:
+        if not self.grow(cols):
             return None
+        return sub_block(self.block, self.where[cols])
+
+    def own_order(self, cols: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
+        """``(cols', G[cols'][:, cols'])`` for the distinct columns ``cols``, ``cols'`` their
+        order in the kept block: the kept block itself (no copy, exactly symmetric) where it
+        holds no other column, as a working set's growing columns do; None where refused."""
+        if not self.grow(cols):
+            return None
+        if len(self.cols) == len(cols):
+            return self.cols, self.block
+        return cols, sub_block(self.block, self.where[cols])
+
+    def grow(self, cols: np.ndarray) -> bool:
+        """Bring ``cols`` into the kept block (class docstring); False where refused. The kept
+        block is exactly symmetric and never changed in place (a grown one is a new array)."""
+        if self.spent > self.budget:
+            return False
         new = np.unique(cols[self.where[cols] < 0])
         if len(new) and len(self.cols) + len(new) > self.limit:
             wanted = np.unique(cols)
             if len(wanted) > self.limit:
-                return None
+                return False
             self.where[self.cols] = -1
             self.cols, self.block, new = self.cols[:0], self.block[:0, :0], wanted
         if len(new):
             k = len(self.cols)
             self.spent += self.root.shape[0] * len(new) * (k + len(new))
             if self.spent > self.budget:
-                return None
+                return False
             every = np.concatenate([self.cols, new])
             fresh = self.root[:, new]
             # the new columns' products with the old ones, and with themselves by SYRK (NumPy
@@ -944,7 +961,7 @@ class GramBlocks:
             block[k:, k:] = fresh.T @ fresh
             self.cols, self.block = every, block
             self.where[new] = np.arange(k, len(every))
-        return sub_block(self.block, self.where[cols])
+        return True
 
 
 def _gram_get(stats: SufficientStats) -> np.ndarray:

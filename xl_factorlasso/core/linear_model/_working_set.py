@@ -86,8 +86,7 @@ def solve_working_set(engine, x: np.ndarray, lam: float, tol: float, max_iter: i
             inside[order[:min(n_new, cap)]] = True
         if inside.sum() > most:
             return start, None, spent
-        cols = np.flatnonzero(inside)
-        restricted = _columns_engine(engine, cols)
+        restricted, cols = _columns_engine(engine, np.flatnonzero(inside))
         coef, gaps, objs, it = restricted._solve_units(
             x[:, cols], lam, tol, max(max_iter - spent, 1), warm=warm or round_ > 0)
         spent += it
@@ -108,20 +107,26 @@ def _violations(engine, x: np.ndarray, lam: float) -> np.ndarray:
 
 
 def _columns_engine(engine, cols: np.ndarray):
-    """The engine of the problem restricted to the factor columns ``cols``, the other cells
-    held at the prior, which is zero there (``solve_working_set`` keeps every column with a
-    non-zero prior inside), so the restricted loss is the whole one on those cells. Its Gram
-    is formed (``|W| x |W|``), from the engine's blocks when the whole one is deferred."""
+    """``(engine, cols')``: the engine of the problem restricted to the factor columns
+    ``cols``, in the order ``cols'``, the other cells held at the prior, which is zero there
+    (``solve_working_set`` keeps every column with a non-zero prior inside), so the restricted
+    loss is the whole one on those cells. Its Gram is formed (``|W| x |W|``), from the
+    engine's blocks when the whole one is deferred: their own block, in its own column order
+    (the order a restricted problem is posed in changes nothing), without a copy."""
     stats, spec = engine.stats, engine.spec
+    held = engine._gram_columns(cols)  # (a deferred Gram's)
+    if held is None:
+        gram, symmetric = stats.gram[:, cols][:, :, cols], False
+    else:
+        (cols, gram), symmetric = held, True
+        gram = gram[None]
 
     def pick(a):
         return None if a is None else np.asarray(a)[:, cols]
 
-    gram = engine._gram_blocks(cols)  # (a deferred Gram's)
-    gram = stats.gram[:, cols][:, :, cols] if gram is None else gram[None]
     sub_stats = replace(stats, gram=gram, xty=stats.xty[:, cols], xw=stats.xw[:, cols],
                         root=None)
     sub_spec = replace(spec, prior=spec.prior[:, cols], signs=pick(spec.signs),
                        pinned=pick(spec.pinned), cell_weight=pick(spec.cell_weight),
                        lower_bound=pick(spec.lower_bound), upper_bound=pick(spec.upper_bound))
-    return type(engine)(sub_stats, sub_spec, spectral=False)
+    return type(engine)(sub_stats, sub_spec, spectral=False, symmetric=symmetric), cols
