@@ -331,3 +331,36 @@ def test_working_set_takes_the_kept_block_in_its_own_order():
     cols, sub = engine._blocks.own_order(some)
     assert list(cols) == [2, 40] and not np.shares_memory(sub, engine._blocks.block)
     np.testing.assert_allclose(sub, g[np.ix_(some, some)], rtol=0, atol=1e-12 * np.abs(g).max())
+
+
+def test_working_set_near_columns_from_scratch():
+    """``_violations``' second part: the columns where a zero cell's pull is within a tenth of
+    the threshold of breaking its condition (``|grad_j| > 0.9 lambda`` for a LASSO without a
+    box), from the formed Gram; the strict scores are positive only where ``|grad_j| >
+    lambda``. The working set's answer with them stays scikit-learn's (nonneg: ``positive``)."""
+    from xl_factorlasso.core.linear_model._working_set import _NEAR, _violations
+
+    x, y = _panel(t_rows=120, m=650, n=1, seed=8)
+    model = LassoModel(warmup_period=None)
+    lam = 0.3 * model.lambda_max(x, y)
+    setup = model._setup(x, y)
+    engine = FastEngine(setup.stats, setup.spec)
+    coef = np.zeros((1, 650))
+    scores, near = _violations(engine, coef, lam)
+    g = setup.stats.gram[0]
+    grad = (2.0 / engine.t_rows) * (coef @ g - setup.stats.xty)[0]
+    pull = np.abs(grad)
+    clear = np.abs(pull - (1 - _NEAR) * lam) > 1e-9 * lam  # (away from the margin's edge)
+    assert np.array_equal(near[clear], (pull > (1 - _NEAR) * lam)[clear])
+    edge = np.abs(pull - lam) <= 1e-8 * lam
+    assert np.array_equal((scores > 0)[~edge], (pull > lam)[~edge])
+    assert near.sum() > (scores > 0).sum() > 0
+    xc = x.to_numpy() - x.to_numpy().mean(axis=0)
+    yc = y.iloc[:, 0].to_numpy() - y.iloc[:, 0].mean()
+    for nonneg in (False, True):
+        kw = dict(warmup_period=None, reg_lambda=0.1 * lam / 0.3, nonneg=nonneg)
+        fit = LassoModel(**kw).fit(x, y)
+        assert fit.solver_ == "fast" and fit.duality_gap_ <= 1e-8
+        peer = Lasso(alpha=kw["reg_lambda"] / 2, fit_intercept=False, tol=1e-12,
+                     max_iter=200_000, positive=nonneg).fit(xc, yc)
+        np.testing.assert_allclose(fit.coef_.to_numpy()[0], peer.coef_, rtol=0, atol=1e-7)

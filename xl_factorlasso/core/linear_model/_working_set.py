@@ -7,7 +7,8 @@ columns, the cells outside held at the prior (``D = 0``): the same engine on the
 ``W x W`` block, whose products cost ``N |W|^2``. One product with the whole Gram then gives the
 gradient of every cell outside ``W``; the columns where a cell breaks the optimality conditions
 (moving it off the prior lowers the objective) join ``W``, the most violated first and at most
-doubling it, and the restricted problem is solved again from its answer. When no cell outside
+doubling it (when they are few, as many columns close to breaking them join too: ``_NEAR``), and
+the restricted problem is solved again from its answer. When no cell outside
 ``W`` breaks them, the restricted minimiser is the whole problem's minimiser, and the whole
 engine's certificate (the same duality gap as any answer's) decides.
 
@@ -48,6 +49,7 @@ _START = 64  # columns of the first working set beyond the ones it must hold
 _ROUNDS = 12
 _SHARE = 0.5  # of the columns
 _ROWS_SHARE = 0.9  # of the rows
+_NEAR = 0.1  # of the threshold
 
 
 def solve_working_set(engine, x: np.ndarray, lam: float, tol: float, max_iter: int,
@@ -66,7 +68,7 @@ def solve_working_set(engine, x: np.ndarray, lam: float, tol: float, max_iter: i
     inside = must.copy()
     most = min(_SHARE * engine.m, _ROWS_SHARE * engine.t_rows)
     spent = 0
-    scores = _violations(engine, x, lam)
+    scores, near = _violations(engine, x, lam)
     for round_ in range(_ROUNDS):
         new = (scores > 0.0) & ~inside
         n_new = int(new.sum())
@@ -84,6 +86,9 @@ def solve_working_set(engine, x: np.ndarray, lam: float, tol: float, max_iter: i
             cap = max(_START, int(inside.sum())) if round_ == 0 else int(inside.sum())
             order = np.argsort(-np.where(new, scores, -np.inf), kind="stable")
             inside[order[:min(n_new, cap)]] = True
+            if round_ and 8 * n_new <= cap:
+                # few violators: as many columns close to breaking their conditions join too
+                inside |= near & (np.cumsum(near & ~inside) <= n_new)
         if inside.sum() > most:
             return start, None, spent
         restricted, cols = _columns_engine(engine, np.flatnonzero(inside))
@@ -94,16 +99,18 @@ def solve_working_set(engine, x: np.ndarray, lam: float, tol: float, max_iter: i
         x[:, cols] = coef
         if not restricted._meets(coef, lam, gaps, objs, tol) or spent >= max_iter:
             return x, None, spent
-        scores = _violations(engine, x, lam)
+        scores, near = _violations(engine, x, lam)
     return x, None, spent
 
 
 def _violations(engine, x: np.ndarray, lam: float) -> np.ndarray:
     """Per column (M,), the largest violation of the optimality conditions over the responses,
     in Jacobi units; 0 where every cell of the column satisfies them."""
-    up_bad, down_bad, _, _, _, up, down = engine._descents(x, lam)
+    up_bad, down_bad, _, thr, _, up, down = engine._descents(x, lam)
     excess = np.maximum(np.where(up_bad, -up, 0.0), np.where(down_bad, -down, 0.0))
-    return (excess * engine._jac[engine.pattern]).max(axis=0)
+    margin = _NEAR * thr
+    near = (((x < engine.hi) & (up < margin)) | ((x > engine.lo) & (down < margin))).any(axis=0)
+    return (excess * engine._jac[engine.pattern]).max(axis=0), near
 
 
 def _columns_engine(engine, cols: np.ndarray):
