@@ -230,3 +230,137 @@ def test_engine_products_through_the_root():
     # a safe step: the bound (Lanczos, rounded up) is at least the top eigenvalue
     bound = 1.0 / (step[0] * (2.0 / engine.t_rows) * np.diagonal(g))
     assert np.all(bound >= top * (1 - 1e-9)) and np.all(bound <= top * 1.05)
+
+
+@pytest.mark.parametrize("order", ["F", "C"])
+def test_root_products_skip_zero_columns(order):
+    """``root_times``: ``R'(R b)`` through the nonzero columns of ``b`` only (a sparse ``b`` on
+    a column-major root), none at all for ``b = 0``; the same numbers as the whole product."""
+    rng = np.random.default_rng(7)
+    root = np.asarray(rng.standard_normal((80, 400)), order=order)
+    full = root.T @ root
+    dense = rng.standard_normal((2, 400))
+    sparse = np.zeros((2, 400))
+    sparse[0, [3, 50, 399]] = [1.0, -2.0, 0.5]
+    sparse[1, 7] = 3.0  # (the columns of either row: 4 of 400)
+    one_row = np.zeros((1, 400))
+    one_row[0, :90] = rng.standard_normal(90)  # 90 of 400 columns: still gathered
+    for coef in (dense, sparse, one_row):
+        got = _preparation.root_times(root, coef)
+        np.testing.assert_allclose(got, coef @ full, rtol=0,
+                                   atol=1e-12 * np.abs(coef).sum() * np.abs(full).max())
+    zero = _preparation.root_times(root, np.zeros((3, 400)))
+    assert zero.shape == (3, 400) and not zero.any()
+    nan = sparse.copy()
+    nan[1, 9] = np.nan  # a NaN reaches the product (a refused Newton system's cells)
+    assert np.isnan(_preparation.root_times(root, nan)).all(axis=1).tolist() == [False, True]
+
+
+def test_engine_keeps_its_last_product():
+    """The engine's product at the point it was last asked about is the kept one, for the
+    engine and its views, a copy each time (a caller may change it), and a new point is
+    computed: every answer equals ``coef @ G`` with the Gram formed."""
+    x, y = _panel(t_rows=60, m=700, n=2, seed=2)
+    stats = _stats(x, y)
+    setup = LassoModel(warmup_period=None)._setup(x, y)
+    engine = FastEngine(stats, setup.spec)
+    rng = np.random.default_rng(5)
+    a, b = rng.standard_normal((2, 700)), np.zeros((2, 700))
+    b[:, :20] = rng.standard_normal((2, 20))
+    first = engine._gram_times(a)
+    first[:] = 0.0  # the caller's copy
+    again = engine._gram_times(a.copy())
+    view = engine._rows_view(np.array([False, True]))
+    row = view._gram_times(a[1:])
+    other = engine._gram_times(b)
+    g = stats.gram[0]
+    for coef, got in ((a, again), (a[1:], row), (b, other)):
+        np.testing.assert_allclose(got, coef @ g, rtol=0, atol=1e-10 * np.abs(coef @ g).max())
+    assert engine._last_product[0] is not b and np.array_equal(engine._last_product[0], b)
+
+
+def test_gram_blocks_symmetric_as_they_grow_and_loss_through_few_columns():
+    """A grown block (the new columns' cross products, their own block by SYRK) is the Gram's
+    submatrix and exactly symmetric; the loss of a sparse coefficient matrix (its fit through
+    the few nonzero columns) and of zero equal the formed Gram's."""
+    rng = np.random.default_rng(11)
+    root = np.asfortranarray(rng.standard_normal((40, 300)))
+    g = root.T @ root
+    blocks = _preparation.GramBlocks(root, limit=150)
+    for cols in (np.array([5, 80, 2]), np.array([5, 80, 2, 17, 299, 150, 42]),
+                 np.arange(0, 300, 3)):
+        block = blocks(cols)
+        np.testing.assert_allclose(block, g[np.ix_(cols, cols)], rtol=0,
+                                   atol=1e-12 * np.abs(g).max())
+        assert np.array_equal(block, block.T)
+    x, y = _panel(t_rows=120, m=650, n=3)
+    lazy = _stats(x, y)
+    full = lazy.gram[0]
+    coef = np.zeros((3, 650))
+    coef[0, [1, 100]] = [0.3, -0.2]
+    coef[2, 7] = 1.5
+    quad = np.einsum("nm,mk,nk->n", coef, full, coef)
+    expected = lazy.yty - 2.0 * np.einsum("nm,nm->n", coef, lazy.xty) + quad
+    np.testing.assert_allclose(lazy.loss_terms(coef), expected, rtol=1e-12)
+    np.testing.assert_array_equal(lazy.loss_terms(np.zeros((3, 650))), lazy.yty)
+
+
+def test_working_set_takes_the_kept_block_in_its_own_order():
+    """``GramBlocks.own_order``: where the kept block holds exactly the columns asked for (a
+    working set's growing columns) it is handed over itself, in its own column order, and is
+    the Gram's submatrix there; a restricted engine on it (``symmetric=True``) has the Gram
+    the averaging would give, bit for bit. Otherwise a block of the asked columns."""
+    from xl_factorlasso.core.linear_model._working_set import _columns_engine
+
+    x, y = _panel(t_rows=60, m=700, n=1, seed=6)
+    stats = _stats(x, y)
+    setup = LassoModel(warmup_period=None)._setup(x, y)
+    engine = FastEngine(stats, setup.spec)
+    first = np.array([3, 40, 41, 600])
+    engine._gram_columns(first)
+    grown = np.sort(np.concatenate([first, [7, 650, 2]]))
+    restricted, order = _columns_engine(engine, grown)
+    assert sorted(order) == list(grown) and list(order[:4]) == list(first)
+    assert np.shares_memory(restricted.gram, engine._blocks.block)  # (no copy)
+    g = np.asarray(stats.root).T @ np.asarray(stats.root)
+    np.testing.assert_allclose(restricted.gram[0], g[np.ix_(order, order)], rtol=0,
+                               atol=1e-12 * np.abs(g).max())
+    block = restricted.gram[0]
+    assert np.array_equal(0.5 * (block + block.T), block)
+    some = np.array([2, 40])  # fewer than the kept block: its sub-block, in the asked order
+    cols, sub = engine._blocks.own_order(some)
+    assert list(cols) == [2, 40] and not np.shares_memory(sub, engine._blocks.block)
+    np.testing.assert_allclose(sub, g[np.ix_(some, some)], rtol=0, atol=1e-12 * np.abs(g).max())
+
+
+def test_working_set_near_columns_from_scratch():
+    """``_violations``' second part: the columns where a zero cell's pull is within a tenth of
+    the threshold of breaking its condition (``|grad_j| > 0.9 lambda`` for a LASSO without a
+    box), from the formed Gram; the strict scores are positive only where ``|grad_j| >
+    lambda``. The working set's answer with them stays scikit-learn's (nonneg: ``positive``)."""
+    from xl_factorlasso.core.linear_model._working_set import _NEAR, _violations
+
+    x, y = _panel(t_rows=120, m=650, n=1, seed=8)
+    model = LassoModel(warmup_period=None)
+    lam = 0.3 * model.lambda_max(x, y)
+    setup = model._setup(x, y)
+    engine = FastEngine(setup.stats, setup.spec)
+    coef = np.zeros((1, 650))
+    scores, near = _violations(engine, coef, lam)
+    g = setup.stats.gram[0]
+    grad = (2.0 / engine.t_rows) * (coef @ g - setup.stats.xty)[0]
+    pull = np.abs(grad)
+    clear = np.abs(pull - (1 - _NEAR) * lam) > 1e-9 * lam  # (away from the margin's edge)
+    assert np.array_equal(near[clear], (pull > (1 - _NEAR) * lam)[clear])
+    edge = np.abs(pull - lam) <= 1e-8 * lam
+    assert np.array_equal((scores > 0)[~edge], (pull > lam)[~edge])
+    assert near.sum() > (scores > 0).sum() > 0
+    xc = x.to_numpy() - x.to_numpy().mean(axis=0)
+    yc = y.iloc[:, 0].to_numpy() - y.iloc[:, 0].mean()
+    for nonneg in (False, True):
+        kw = dict(warmup_period=None, reg_lambda=0.1 * lam / 0.3, nonneg=nonneg)
+        fit = LassoModel(**kw).fit(x, y)
+        assert fit.solver_ == "fast" and fit.duality_gap_ <= 1e-8
+        peer = Lasso(alpha=kw["reg_lambda"] / 2, fit_intercept=False, tol=1e-12,
+                     max_iter=200_000, positive=nonneg).fit(xc, yc)
+        np.testing.assert_allclose(fit.coef_.to_numpy()[0], peer.coef_, rtol=0, atol=1e-7)

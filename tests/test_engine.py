@@ -715,3 +715,41 @@ def test_polish_keeps_the_lowest_certified_iterate():
         warm = solution.coef
     assert grid[3] == pytest.approx(1.62e-2, rel=1e-2)
     assert solver.engine.relative_gap(warm, grid[3]) <= 1e-8
+
+
+def test_lanczos_tests_its_residual_at_every_step():
+    """``_lanczos_top``: the top Ritz value, from below, within the residual test of the top
+    eigenvalue, in fewer products than ARPACK's restarted iterations (which test only at the
+    end of each cycle of ncv = 20 steps) on a Marchenko-Pastur bulk of many factors; a start
+    whose Krylov space is invariant (the ones vector in the null space, exactly) gives None,
+    and ``_top_eigenvalue`` then ARPACK's safe bound."""
+    from scipy.sparse.linalg import LinearOperator, eigsh
+
+    from xl_factorlasso.core.linear_model._engine import (
+        _LANCZOS_TOL,
+        _lanczos_top,
+        _top_eigenvalue,
+    )
+
+    a = np.random.default_rng(3).standard_normal((300, 600))
+    a -= a.mean(axis=0)
+    g = a.T @ a
+    exact = np.linalg.eigvalsh(g)[-1]
+    counts = []
+
+    def counted():
+        counts.append(0)
+
+        def matvec(v):
+            counts[-1] += 1
+            return g @ np.ravel(v)
+        return LinearOperator(g.shape, matvec=matvec, dtype=float)
+
+    theta = _lanczos_top(counted(), 600)
+    eigsh(counted(), k=1, which="LA", tol=_LANCZOS_TOL, v0=np.ones(600),
+          return_eigenvectors=False)
+    assert exact * (1 - _LANCZOS_TOL) <= theta <= exact * (1 + 1e-12)
+    assert counts[0] < counts[1]
+    null = np.kron(np.eye(5), [[1.0, -1.0], [-1.0, 1.0]])  # null @ ones == 0 exactly
+    assert _lanczos_top(null, 10) is None
+    assert 2.0 <= _top_eigenvalue(null) <= 2.0 * 1.0101

@@ -284,3 +284,78 @@ def test_coerce_panel_frames_of_every_layout():
         frame.iloc[2, 1] = np.inf
         with pytest.raises(ValueError, match=r"x: column 'b', row 2 is infinite"):
             coerce_panel(frame, y)
+
+
+def test_coerce_sums_are_the_preparations_first_pass():
+    """``coerce_panel_sums``: the factors' column sums of the infinite-value check (NaN in a
+    column with a gap), which the preparation then takes instead of its own pass: the same
+    arrays bit for bit, a deferred Gram's diagonal included (the preparation's sums of
+    squares), and the equal-columns test finds the same pair from them."""
+    from xl_factorlasso.core.linear_model._collinearity import equal_columns
+    from xl_factorlasso.core.linear_model._preparation import coerce_panel_sums
+
+    rng = np.random.default_rng(3)
+    x = pd.DataFrame(rng.standard_normal((40, 700)) * 0.01)
+    x[5] = x[9]  # two equal columns
+    y = pd.DataFrame(rng.standard_normal((40, 2)))
+    for gap in (False, True):
+        xg = x.copy()
+        if gap:
+            xg.iloc[3, 7] = np.nan
+        xf, yf, sums = coerce_panel_sums(xg, y)
+        assert xf is xg
+        np.testing.assert_array_equal(sums, xg.to_numpy().sum(axis=0))
+        given = prepare_panel(xf, yf, x_sum=sums)
+        own = prepare_panel(xf, yf)
+        for name in ("x", "values", "mask", "row_weight"):
+            np.testing.assert_array_equal(getattr(given, name), getattr(own, name))
+        for a, b in zip(given.means, own.means, strict=True):
+            np.testing.assert_array_equal(a, b)
+        lazy, direct = SufficientStats.from_panel(given), SufficientStats.from_panel(own)
+        for name in ("xty", "yty", "xw", "yw", "mass"):
+            np.testing.assert_array_equal(getattr(lazy, name), getattr(direct, name))
+        if not gap:  # one pattern on every row: the Gram deferred, its diagonal the squares'
+            assert lazy.deferred
+            np.testing.assert_array_equal(
+                lazy.gram_diagonal()[0], np.einsum("tm,tm->m", given.x, given.x))
+        before = sums.copy()
+        assert equal_columns(xg.to_numpy(), sums) == equal_columns(xg.to_numpy()) == [5, 9]
+        np.testing.assert_array_equal(sums, before)  # (the caller's sums are not changed)
+
+
+@pytest.mark.parametrize("cells", [[(4, 2)], [(4, 2), (6, 2)], [(1, 0), (4, 2)]])
+def test_infinite_cells_are_refused_from_the_sums(cells):
+    """An infinite cell is named (the first in row order) whether its column's sum is infinite
+    or NaN (+inf and -inf, a missing cell beside it); finite values whose sum overflows are
+    not refused here (the preparation names them)."""
+    x = pd.DataFrame(np.ones((8, 4)), columns=list("abcd"))
+    x.iloc[0, 1] = np.nan
+    for r, c in cells:
+        x.iloc[r, c] = np.inf if r != 6 else -np.inf
+    with pytest.raises(ValueError, match="infinite") as err:
+        coerce_panel(x, np.ones(8))
+    r, c = min(cells)
+    assert f"column {x.columns[c]!r}, row {r!r} is infinite" in str(err.value)
+    big = pd.DataFrame(np.full((8, 2), 1e308))
+    assert coerce_panel(big, np.ones(8))[0] is big
+
+
+def test_complete_panel_means_are_the_demeaning_means():
+    """Every cell valid and no span: the intercept's means are the column sums over the rows,
+    the demeaning's own means bit for bit (no other pass), and equal NumPy's means; with a gap
+    or a span the weighted sums of the general rule, the same values to round-off."""
+    x, y, _ = make_panel(T=150, M=5, N=3, seed=4)
+    panel = prepare_panel(x, y)
+    xbar, ybar = panel.means
+    sums = x.to_numpy().sum(axis=0)
+    np.testing.assert_array_equal(xbar, np.repeat((sums / len(x))[None], 3, axis=0))
+    np.testing.assert_array_equal(panel.x, x.to_numpy() - sums / len(x))
+    np.testing.assert_allclose(xbar, np.tile(x.to_numpy().mean(axis=0), (3, 1)), rtol=1e-14)
+    np.testing.assert_allclose(ybar, y.to_numpy().mean(axis=0), rtol=1e-14)
+    assert xbar.flags.writeable
+    gap = y.copy()
+    gap.iloc[3, 1] = np.nan
+    xg, yg = prepare_panel(x, gap).means
+    np.testing.assert_allclose(xg[0], xbar[0], rtol=1e-14)
+    np.testing.assert_allclose(xg[1], x.drop(index=x.index[3]).mean().to_numpy(), rtol=0,
+                               atol=1e-14 * np.abs(x.to_numpy()).max())

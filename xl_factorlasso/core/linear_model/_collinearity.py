@@ -73,15 +73,17 @@ def dependent_columns(gram: np.ndarray, n_rows: int) -> list[int] | None:
     return sorted(int(live[k]) for k in (j, *basis[big]))
 
 
-def equal_columns(values: np.ndarray) -> list[int]:
+def equal_columns(values: np.ndarray, sums: np.ndarray | None = None) -> list[int]:
     """Two columns of ``values`` (T x M) equal on every row, missing cells alike, and not
     constant; ``[]`` if none: the test where :func:`dependent_columns` does not apply (more
     factors than rows, where LASSO's answer is unique only for columns in general position).
-    Equal columns have equal sums bit for bit: only those are compared."""
+    Equal columns have equal sums bit for bit: only those are compared. ``sums``:
+    ``values.sum(axis=0)`` when the caller has them (the preparation's), not changed."""
     if values.shape[1] < 2:
         return []
     with np.errstate(over="ignore", invalid="ignore"):  # (huge values: preparation says)
-        sums = values.sum(axis=0)  # (nansum copies the panel: only where a column has a gap)
+        # (nansum copies the panel: only where a column has a gap)
+        sums = values.sum(axis=0) if sums is None else np.array(sums, dtype=float)
         gaps = np.isnan(sums)
         if gaps.any():
             sums[gaps] = np.nansum(values[:, gaps], axis=0)

@@ -173,6 +173,7 @@ _BLOCK_NEWTON_SIZE = 1
 # costs ~0.1 s, at M = 2000 1.2 s, more than the solve it serves.
 _SPECTRAL_MAX = 600
 _LANCZOS_TOL = 1e-3  # many factors: the steps' eigenvalue (_top_eigenvalue)
+_LANCZOS_STEPS = 120  # its own Lanczos steps at most (_lanczos_top), then ARPACK's
 # LASSO Newton systems: below this many padded entries (responses x M x M) one batched solve of
 # M x M systems; above, the support-sized systems batched by size (fewer flops).
 _PADDED_MAX = 20_000
@@ -214,10 +215,14 @@ class FastEngine:
     spectral : bool, optional
         Whether to eigendecompose the (Jacobi-scaled) Grams, which gives the translated dual
         point and the exact steps. Default: up to ``_SPECTRAL_MAX`` factors.
+    symmetric : bool, default False
+        The Grams are exactly symmetric (the working set's blocks of a deferred Gram): used
+        as they are, not averaged with their transposes into a copy (which changes no entry
+        of a symmetric matrix).
     """
 
     def __init__(self, stats: SufficientStats, spec: PenaltySpec, *,
-                 spectral: bool | None = None):
+                 spectral: bool | None = None, symmetric: bool = False):
         self.stats = stats
         self.spec = spec
         n, m = spec.prior.shape
@@ -229,8 +234,10 @@ class FastEngine:
         # `gram` property) is formed only for what needs it whole.
         self._root = stats.root if stats.deferred else None
         self._blocks = None  # its blocks, grown on demand (_gram_blocks)
+        self._last_product = None  # (b, G b) of its last product (_gram_times)
         if self._root is None:
-            gram = 0.5 * (stats.gram + np.transpose(stats.gram, (0, 2, 1)))
+            gram = stats.gram if symmetric else \
+                0.5 * (stats.gram + np.transpose(stats.gram, (0, 2, 1)))
             self.gram = gram
             diag = np.diagonal(gram, axis1=1, axis2=2)
         else:
@@ -424,10 +431,33 @@ class FastEngine:
             self._blocks = GramBlocks(self._root, self.m // 2)
         return self._blocks(np.asarray(cols))
 
+    def _gram_columns(self, cols: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
+        """For a working set's distinct columns ``cols``: ``(cols', G[cols'][:, cols'])`` of a
+        deferred Gram, ``cols'`` the same columns in the order of the kept block, which is
+        then handed over as it is (:meth:`GramBlocks.own_order`); None as
+        :meth:`_gram_blocks`."""
+        if self._root is None:
+            return None
+        if not self.stats.deferred:
+            return cols, sub_block(self.stats.gram[0], np.asarray(cols))
+        if self._blocks is None:
+            self._blocks = GramBlocks(self._root, self.m // 2)
+        return self._blocks.own_order(np.asarray(cols))
+
     def _gram_times(self, coef: np.ndarray, idx: np.ndarray | None = None) -> np.ndarray:
         """Rows ``G_p(i) b_i`` (``coef`` holds the responses ``idx``, default all)."""
         if self._root is not None:  # one pattern, deferred: through the root
-            return self.stats.gram_times(coef)
+            # Each product is two passes over the design; the solve often asks twice at the
+            # same point (the working set's last violations, then the whole gap there), so
+            # the last one is kept. One Gram for every response: any view's rows equal to
+            # the kept ones have the same product.
+            last = self._last_product
+            if last is not None and last[0].shape == coef.shape and \
+                    np.array_equal(last[0], coef):
+                return last[1].copy()
+            out = self.stats.gram_times(coef)
+            self._last_product = (np.array(coef, dtype=float), out.copy())
+            return out
         if self.n_patterns == 1:
             return coef @ self.gram[0]
         if self._stacked is not None:
@@ -1536,10 +1566,11 @@ def _top_eigenvalue(matrix, scale: np.ndarray | None = None) -> float:
     ``1 / value`` is a safe step. ``matrix``: an array, or a linear operator (a deferred
     Gram, :meth:`FastEngine._root_operator`).
 
-    ARPACK's Ritz value converges from below; it stops once its residual is within
+    The Ritz value converges from below; the iterations stop once its residual is within
     ``_LANCZOS_TOL`` of the value, so an eigenvalue lies within that fraction of it, and the
     value is rounded up by ten times that. A step 1% short costs about 1% more iterations,
-    where a tolerance near round-off takes about twice the products."""
+    where a tolerance near round-off takes about twice the products. :func:`_lanczos_top`
+    tests the residual at every step; where it gives up, ARPACK's restarted iterations."""
     from scipy.sparse.linalg import LinearOperator, eigsh
 
     dense = isinstance(matrix, np.ndarray)
@@ -1548,9 +1579,46 @@ def _top_eigenvalue(matrix, scale: np.ndarray | None = None) -> float:
     n = matrix.shape[0]
     op = matrix if scale is None else LinearOperator(
         (n, n), matvec=lambda v: scale * (matrix @ (scale * np.ravel(v))), dtype=float)
-    v0 = np.ones(n)  # deterministic start
-    value = eigsh(op, k=1, which="LA", tol=_LANCZOS_TOL, v0=v0, return_eigenvectors=False)[0]
+    value = _lanczos_top(op, n)
+    if value is None:
+        # (not the ones start that failed: a fixed pseudo-random one, deterministic)
+        v0 = np.random.default_rng(0).standard_normal(n)
+        value = eigsh(op, k=1, which="LA", tol=_LANCZOS_TOL, v0=v0,
+                      return_eigenvectors=False)[0]
     return float(max(value, 0.0) * (1.0 + 10.0 * _LANCZOS_TOL))
+
+
+def _lanczos_top(op, n: int) -> float | None:
+    """The largest Ritz value of Lanczos iterations from the ones vector (full
+    reorthogonalisation), once its residual ``beta_k |s_k|`` is within ``_LANCZOS_TOL`` of it:
+    ARPACK's own test, which ARPACK (``ncv = 20``) makes only at the end of each restart
+    cycle. At (1000, 2000) its 41 products (each two passes over the design, 1 ms) became 32.
+    None when the Krylov space turns invariant first (a start in a null space: its Ritz values
+    need not hold the top) or after ``min(n, _LANCZOS_STEPS)`` steps."""
+    from scipy.linalg import eigh_tridiagonal
+
+    steps = min(n, _LANCZOS_STEPS)
+    basis = np.empty((steps, n))
+    alphas, betas = np.empty(steps), np.empty(steps)
+    q = np.full(n, 1.0 / np.sqrt(n))
+    for k in range(steps):
+        basis[k] = q
+        w = np.asarray(op @ q, dtype=float).reshape(-1)
+        alphas[k] = q @ w
+        # against every earlier vector, twice (the three-term recurrence alone loses them)
+        for _ in range(2):
+            w -= basis[:k + 1].T @ (basis[:k + 1] @ w)
+        beta = float(np.linalg.norm(w))
+        vals, vecs = eigh_tridiagonal(alphas[:k + 1], betas[:k], select="i",
+                                      select_range=(k, k))
+        theta = float(vals[0])
+        if theta > 0.0 and beta * abs(vecs[-1, 0]) <= _LANCZOS_TOL * theta:
+            return theta
+        if beta <= 1e-12 * max(theta, float(np.abs(alphas[:k + 1]).max())):
+            return None  # invariant (or zero) Krylov space, top not seen
+        betas[k] = beta
+        q = w / beta
+    return None
 
 
 def _row_subset(stats: SufficientStats, spec: PenaltySpec, rows: np.ndarray):

@@ -59,7 +59,7 @@ from ._preparation import (
     PreparedPanel,
     SufficientStats,
     check_loss_normalization,
-    coerce_panel,
+    coerce_panel_sums,
     prepare_panel,
 )
 from ._unilasso import UniLassoDesign, UniLassoSolver, unilasso_design, unilasso_spec
@@ -788,8 +788,8 @@ Window`): the statistics of ``x``, ``y`` (already coerced) carried from the prev
                   window.block.once("params", (self,), self._checked_params))
         model_type = params["model_type"]
         if window is None:
-            x, y = coerce_panel(x, y)
-            panel = prepare_panel(x, y, span=self.span, demean=bool(self.demean))
+            x, y, x_sum = coerce_panel_sums(x, y)  # (the sums: preparation's first pass)
+            panel = prepare_panel(x, y, span=self.span, demean=bool(self.demean), x_sum=x_sum)
             n_rows, any_valid = panel.n_rows, bool(panel.mask.any())
         else:
             panel, n_rows, any_valid = None, window.n_rows, window.any_valid
@@ -841,7 +841,8 @@ Window`): the statistics of ``x``, ``y`` (already coerced) carried from the prev
                              f"y: no response varies ({what}): there is nothing to fit")
         _check_flat_factors(stats, x, bool(self.demean))
         if window is None:
-            warn_dependent_factors(x, _factor_gram(stats, panel), panel.n_rows)
+            warn_dependent_factors(x, _factor_gram(stats, panel), panel.n_rows,
+                                   column_sums=panel._cache.get("x_sum"))
 
         if model_type is LassoModelType.UNILASSO:
             design = unilasso_design(panel, bool(self.unilasso_loo))
@@ -1450,7 +1451,8 @@ def lambda_max(x, y, **params) -> float:
 
 
 def warn_dependent_factors(x: pd.DataFrame, gram: np.ndarray | None = None,
-                           n_rows: int | None = None, stacklevel: int = 5) -> None:
+                           n_rows: int | None = None, stacklevel: int = 5,
+                           column_sums: np.ndarray | None = None) -> None:
     """A UserWarning naming factor columns that are linear combinations of one another on
     the rows of the fit, once demeaned (:mod:`._collinearity`): two equal columns, one
     proportional to another, ``MKT = MKT-RF + RF``. Any move of the loadings along the
@@ -1460,7 +1462,8 @@ def warn_dependent_factors(x: pd.DataFrame, gram: np.ndarray | None = None,
     two equal columns. ``gram``: the factors' ``X'WX`` on ``n_rows`` prepared rows when the
     caller has it; else formed from ``x`` (NaN-demeaned, missing cells at 0, as prepared).
     Where :func:`~._collinearity.dependence_testable` says no (too many factors, or dependent
-    by count) only equal columns are looked for."""
+    by count) only equal columns are looked for (``column_sums``: the sums of ``x``'s columns,
+    when the caller has them)."""
     m = x.shape[1]
     if m < 2:
         return
@@ -1475,7 +1478,7 @@ def warn_dependent_factors(x: pd.DataFrame, gram: np.ndarray | None = None,
         if np.all(np.isfinite(gram)):  # (overflowing values: the preparation names them)
             found = dependent_columns(gram, int(n_rows))
     if found is None:
-        found = equal_columns(x.to_numpy(dtype=float))
+        found = equal_columns(x.to_numpy(dtype=float), column_sums)
     if not found:
         return
     names = [repr(x.columns[k]) for k in found]

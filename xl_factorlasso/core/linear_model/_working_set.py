@@ -7,7 +7,8 @@ columns, the cells outside held at the prior (``D = 0``): the same engine on the
 ``W x W`` block, whose products cost ``N |W|^2``. One product with the whole Gram then gives the
 gradient of every cell outside ``W``; the columns where a cell breaks the optimality conditions
 (moving it off the prior lowers the objective) join ``W``, the most violated first and at most
-doubling it, and the restricted problem is solved again from its answer. When no cell outside
+doubling it (when they are few, as many columns close to breaking them join too: ``_NEAR``), and
+the restricted problem is solved again from its answer. When no cell outside
 ``W`` breaks them, the restricted minimiser is the whole problem's minimiser, and the whole
 engine's certificate (the same duality gap as any answer's) decides.
 
@@ -48,6 +49,7 @@ _START = 64  # columns of the first working set beyond the ones it must hold
 _ROUNDS = 12
 _SHARE = 0.5  # of the columns
 _ROWS_SHARE = 0.9  # of the rows
+_NEAR = 0.1  # of the threshold
 
 
 def solve_working_set(engine, x: np.ndarray, lam: float, tol: float, max_iter: int,
@@ -66,7 +68,7 @@ def solve_working_set(engine, x: np.ndarray, lam: float, tol: float, max_iter: i
     inside = must.copy()
     most = min(_SHARE * engine.m, _ROWS_SHARE * engine.t_rows)
     spent = 0
-    scores = _violations(engine, x, lam)
+    scores, near = _violations(engine, x, lam)
     for round_ in range(_ROUNDS):
         new = (scores > 0.0) & ~inside
         n_new = int(new.sum())
@@ -84,10 +86,12 @@ def solve_working_set(engine, x: np.ndarray, lam: float, tol: float, max_iter: i
             cap = max(_START, int(inside.sum())) if round_ == 0 else int(inside.sum())
             order = np.argsort(-np.where(new, scores, -np.inf), kind="stable")
             inside[order[:min(n_new, cap)]] = True
+            if round_ and 8 * n_new <= cap:
+                # few violators: as many columns close to breaking their conditions join too
+                inside |= near & (np.cumsum(near & ~inside) <= n_new)
         if inside.sum() > most:
             return start, None, spent
-        cols = np.flatnonzero(inside)
-        restricted = _columns_engine(engine, cols)
+        restricted, cols = _columns_engine(engine, np.flatnonzero(inside))
         coef, gaps, objs, it = restricted._solve_units(
             x[:, cols], lam, tol, max(max_iter - spent, 1), warm=warm or round_ > 0)
         spent += it
@@ -95,33 +99,41 @@ def solve_working_set(engine, x: np.ndarray, lam: float, tol: float, max_iter: i
         x[:, cols] = coef
         if not restricted._meets(coef, lam, gaps, objs, tol) or spent >= max_iter:
             return x, None, spent
-        scores = _violations(engine, x, lam)
+        scores, near = _violations(engine, x, lam)
     return x, None, spent
 
 
 def _violations(engine, x: np.ndarray, lam: float) -> np.ndarray:
     """Per column (M,), the largest violation of the optimality conditions over the responses,
     in Jacobi units; 0 where every cell of the column satisfies them."""
-    up_bad, down_bad, _, _, _, up, down = engine._descents(x, lam)
+    up_bad, down_bad, _, thr, _, up, down = engine._descents(x, lam)
     excess = np.maximum(np.where(up_bad, -up, 0.0), np.where(down_bad, -down, 0.0))
-    return (excess * engine._jac[engine.pattern]).max(axis=0)
+    margin = _NEAR * thr
+    near = (((x < engine.hi) & (up < margin)) | ((x > engine.lo) & (down < margin))).any(axis=0)
+    return (excess * engine._jac[engine.pattern]).max(axis=0), near
 
 
 def _columns_engine(engine, cols: np.ndarray):
-    """The engine of the problem restricted to the factor columns ``cols``, the other cells
-    held at the prior, which is zero there (``solve_working_set`` keeps every column with a
-    non-zero prior inside), so the restricted loss is the whole one on those cells. Its Gram
-    is formed (``|W| x |W|``), from the engine's blocks when the whole one is deferred."""
+    """``(engine, cols')``: the engine of the problem restricted to the factor columns
+    ``cols``, in the order ``cols'``, the other cells held at the prior, which is zero there
+    (``solve_working_set`` keeps every column with a non-zero prior inside), so the restricted
+    loss is the whole one on those cells. Its Gram is formed (``|W| x |W|``), from the
+    engine's blocks when the whole one is deferred: their own block, in its own column order
+    (the order a restricted problem is posed in changes nothing), without a copy."""
     stats, spec = engine.stats, engine.spec
+    held = engine._gram_columns(cols)  # (a deferred Gram's)
+    if held is None:
+        gram, symmetric = stats.gram[:, cols][:, :, cols], False
+    else:
+        (cols, gram), symmetric = held, True
+        gram = gram[None]
 
     def pick(a):
         return None if a is None else np.asarray(a)[:, cols]
 
-    gram = engine._gram_blocks(cols)  # (a deferred Gram's)
-    gram = stats.gram[:, cols][:, :, cols] if gram is None else gram[None]
     sub_stats = replace(stats, gram=gram, xty=stats.xty[:, cols], xw=stats.xw[:, cols],
                         root=None)
     sub_spec = replace(spec, prior=spec.prior[:, cols], signs=pick(spec.signs),
                        pinned=pick(spec.pinned), cell_weight=pick(spec.cell_weight),
                        lower_bound=pick(spec.lower_bound), upper_bound=pick(spec.upper_bound))
-    return type(engine)(sub_stats, sub_spec, spectral=False)
+    return type(engine)(sub_stats, sub_spec, spectral=False, symmetric=symmetric), cols
