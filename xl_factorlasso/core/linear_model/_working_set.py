@@ -103,9 +103,10 @@ def solve_working_set(engine, x: np.ndarray, lam: float, tol: float, max_iter: i
     return x, None, spent
 
 
-def _violations(engine, x: np.ndarray, lam: float) -> np.ndarray:
-    """Per column (M,), the largest violation of the optimality conditions over the responses,
-    in Jacobi units; 0 where every cell of the column satisfies them."""
+def _violations(engine, x: np.ndarray, lam: float) -> tuple[np.ndarray, np.ndarray]:
+    """``(scores, near)``, per column (M,): the largest violation of the optimality
+    conditions over the responses, in Jacobi units (0 where every cell of the column satisfies
+    them), and whether some cell that can move is within ``_NEAR`` of its threshold."""
     up_bad, down_bad, _, thr, _, up, down = engine._descents(x, lam)
     excess = np.maximum(np.where(up_bad, -up, 0.0), np.where(down_bad, -down, 0.0))
     margin = _NEAR * thr
