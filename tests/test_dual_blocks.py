@@ -109,8 +109,8 @@ def _certified_at_clarabels_objective(fit, setup, solver, lam):
 
 def test_where_the_duals_do_not_settle_from_the_prior_the_fit_is_certified():
     """A non-negative cluster whose responses are overfull, where the duals from the prior
-    settled on stop 40's CI machine and cycle on this project's AVX-512 one (BLAS at one or two
-    threads, or with OpenBLAS's Haswell kernels): Clarabel and the polish certify it."""
+    settled on stop 40's CI machine and cycle on this project's AVX-512 one (however OpenBLAS
+    was started, or with its Haswell kernels): Clarabel and the polish certify it."""
     x, y, model, setup, solver = _problem((24, 60, 10), 2, 1e-6, "nonneg")
     fit = model.fit(x, y)
     _certified_at_clarabels_objective(fit, setup, solver, model.reg_lambda)
@@ -121,8 +121,10 @@ def test_the_fold_of_forty_rows_is_certified_or_refused_with_its_gap():
     grid (lambda 1e-6), is on a knife's edge of rounding. With OpenBLAS's Haswell kernels the
     probe and the duals answer "fast" in 0.5 s. With this machine's AVX-512 kernels the duals'
     steps from the prior cycle, and Clarabel's polish stalls at a gap of 3e-8. From the
-    polished point the duals then certify it with BLAS at two threads (10 s), and not at one:
-    a SolveError giving the gap reached. Either way no answer is uncertified."""
+    polished point the duals then certify it where OpenBLAS started with its default threads
+    (10 s; a fit limits it to one at run time), not where it started with
+    OPENBLAS_NUM_THREADS=1: a SolveError giving the gap reached. Either way no answer is
+    uncertified."""
     x, y, model, setup, solver = _problem((60, 100, 20), 0, 1e-6, "nonneg", 40)
     lam = 1e-6  # (absolute, as the grid's)
     try:
