@@ -35,7 +35,12 @@ from ._penalty import DENSE_CLUSTER_CELLS
 
 __all__ = ["dual_block_polish", "dual_blocks_apply", "overfull"]
 
-_OUTER = 100  # evaluations of the responses' duals per cluster
+# evaluations of the responses' duals per cluster. Blocks whose nu must climb decades to their
+# root (tiny norms, the others carrying their part along an overfull response's null
+# directions) get there by majorise-minimise steps of ~15 % each, where Newton's are refused:
+# the fold of 40 rows (below) needed more than 100 on one machine's rounding, settling within
+# 200 on three (AVX-512 BLAS started at its default threads or at one, Haswell kernels)
+_OUTER = 200
 # (250,500,5) is 1.6e8: 4 s with one cluster, signs and a prior at the default penalty
 _DUAL_MAX = 2e9
 _RESUMES = 3  # a response's dual resumed this often at the same nu where a far start needs it
@@ -46,8 +51,10 @@ _SETTLED = 1e-3  # ... or this, with every response's free cells as at the previ
 _LEAVE_DECADES = 3
 _CLIMBS = 2
 _SHORTEST = 0.25  # the shortest fraction of a Newton step tried before the MM step
-# evaluations without max |phi| halving (the sets unchanged) after which a cluster is given up
-_STALL = 30
+# evaluations without max |phi| halving (the sets unchanged) after which a cluster is given up:
+# the whole budget, as those slow climbs halve it only every 30-60 evaluations (at 30 the fold
+# of 40 rows was given up on its way)
+_STALL = 200
 
 
 def dual_blocks_apply(engine) -> bool:
