@@ -134,12 +134,12 @@ def test_held_rows_are_certified_no_higher_than_clarabel(shape, seed, fraction, 
     whole certified, and its objective above Clarabel's tight point's (clipped into the box, no
     lower than the minimum) by less than the tolerance the certificate promises (1e-8).
 
-    Not by less than the reported gap. With OpenBLAS's Haswell kernels, started with
-    OPENBLAS_NUM_THREADS=1, the second case's point reports a relative gap of 1.6e-15 (8.5e-20
-    absolute), yet Clarabel's point, inside the box, is 1.56e-13 lower (3e-9 relative): at this
-    penalty (3.2e-8 of lambda_max on 101 rows and 236 factors) the fit nearly interpolates
-    (loss 1.7e-11, equal to 2e-17 at both points in long double) and the objective is the
-    penalty's. The reported gap understates there; an open question (stop 41's note)."""
+    Not by less than the reported gap: the objectives compared here come from the sufficient
+    statistics (y'y - 2 b'X'y + b'X'Xb), whose rounding at a fit that nearly interpolates is far
+    above that gap. In the second case (3.2e-8 of lambda_max on 101 rows and 236 factors: loss
+    1.7e-11, objective 5.2e-5, nearly all penalty), with OpenBLAS's Haswell kernels started with
+    OPENBLAS_NUM_THREADS=1, they put the point (reported gap 1.6e-15) 1.56e-13 above Clarabel's.
+    From the residuals in long double it lies 8.7e-14 below it."""
     panel, model = _model(shape, seed, fraction, **kw)
     setup, solver = _solver(panel, model)
     lam = model.reg_lambda
