@@ -288,10 +288,12 @@ def test_sigint_in_a_real_run_leaves_the_file_unchanged(tmp_path, demo):
     """A real Ctrl-C (SIGINT) while the dates are being fitted: exit 130, the message, and
     the workbook byte for byte as it was."""
     path = tmp_path / "interrupted.xlsx"
-    # HCGL at every month end of an expanding window: several seconds of fits to interrupt
+    # HCGL at every Friday of an expanding window: seconds of fits to interrupt. (At every
+    # month end the fits took 1.2 s on a fast machine, and the signal, 3 s after the start,
+    # once arrived as the interpreter was shutting down after the save: killed, -2.)
     build_workbook(path, returns=demo.y, factors=demo.x,
                    settings={"model_type": "HCGL", "n_clusters": 4, "span": 52},
-                   asset_groups=_classes(demo), rolling_settings={"rebalance": "ME"})
+                   asset_groups=_classes(demo), rolling_settings={"rebalance": "W-FRI"})
     before = _digest(path)
     proc = subprocess.Popen(
         [sys.executable, "-m", "xl_factorlasso", "backtest", str(path), "--no-pictures"],
@@ -305,7 +307,8 @@ def test_sigint_in_a_real_run_leaves_the_file_unchanged(tmp_path, demo):
     finally:
         if proc.poll() is None:
             proc.kill()
-    if proc.returncode == 0:  # pragma: no cover - the job finished before the signal
+    if proc.returncode == 0 or (proc.returncode == -signal.SIGINT and "done" in err):
+        # pragma: no cover - the job finished before the signal (or as the process exited)
         pytest.skip("the job ended before the signal arrived")
     assert proc.returncode == 130, err
     assert err.splitlines()[-1] == "xl-factorlasso backtest: interrupted; nothing was written"
