@@ -51,10 +51,8 @@ _SETTLED = 1e-3  # ... or this, with every response's free cells as at the previ
 _LEAVE_DECADES = 3
 _CLIMBS = 2
 _SHORTEST = 0.25  # the shortest fraction of a Newton step tried before the MM step
-# evaluations without max |phi| halving (the sets unchanged) after which a cluster is given up:
-# the whole budget, as those slow climbs halve it only every 30-60 evaluations (at 30 the fold
-# of 40 rows was given up on its way)
-_STALL = 200
+# (No stall limit within _OUTER: those slow climbs halve max |phi| only every 30-60
+# evaluations, and at 30 without halving the fold of 40 rows was given up on its way.)
 
 
 def dual_blocks_apply(engine) -> bool:
@@ -150,7 +148,6 @@ def _sets(roots, resid, dl, du, kappa, k1, near):
     last = None  # the free cells of the previous evaluation
     back = None  # (log nu, H, phi, step, its fraction) of the last Newton step
     climbing = np.zeros(m, dtype=int)
-    best, since = np.inf, 0  # the least max |phi| since the sets changed; evaluations since
     good = None  # (log nu, ws) of the last evaluation whose duals all converged
     for _ in range(_OUTER):
         if not active.any():
@@ -184,7 +181,6 @@ def _sets(roots, resid, dl, du, kappa, k1, near):
             active &= ~vanished
             climbing[:] = 0
             last = back = None
-            best, since = np.inf, 0
             continue
         phi = np.where(active, np.log(nu * np.where(active, norms, 1.0) / kappa), 0.0)
         worst = float(np.abs(phi).max())
@@ -192,12 +188,6 @@ def _sets(roots, resid, dl, du, kappa, k1, near):
             np.sum(np.where(active, 0.5 * nu * norms ** 2 + 0.5 * kappa ** 2 / nu, 0.0)))
         settled = last is not None and bool((free == last).all())
         last = free
-        if worst < 0.5 * best:
-            best, since = worst, 0
-        else:
-            since += 1
-            if since > _STALL:  # not converging (a pair cluster on (41,125,8) with signs)
-                return None
         if worst <= _TOL or (settled and worst <= _SETTLED):
             grad = _gradient(roots, resid, d)
             pull = _pull_sizes(grad, dl, du, k1)
@@ -210,7 +200,6 @@ def _sets(roots, resid, dl, du, kappa, k1, near):
             log_nu = np.where(join, np.median(log_nu[active]), log_nu)  # (the others' scale)
             active |= join
             last = back = None
-            best, since = np.inf, 0
             continue
         if back is not None and value > back[1] and np.linalg.norm(phi) >= np.linalg.norm(back[2]):
             # Newton's step raised H and did not bring the equations closer (the free cells
