@@ -17,6 +17,7 @@ import math
 import numpy as np
 import pandas as pd
 
+from ..core.linear_model._lasso_model import UNDERFLOW_LIMIT  # (the fit's, named there too)
 from ._errors import WorkbookInputError
 from ._tables import Block, frame_cell, shown
 from ._xlsx_values import from_serial
@@ -27,8 +28,6 @@ __all__ = ["MAX_ABS_RETURN", "OVERFLOW_LIMIT", "UNDERFLOW_LIMIT", "check_plausib
 MAX_ABS_RETURN = 5.0
 #: Beyond this a value's square, summed over thousands of rows, overflows a float (~1.8e308).
 OVERFLOW_LIMIT = 1e150
-#: Below this (and not 0) a value's square underflows toward the subnormal range (~2e-308).
-UNDERFLOW_LIMIT = 1.0 / OVERFLOW_LIMIT
 # Excel serial numbers of 1950-01-01 and 2099-12-31: a whole number in this range among
 # returns is far more likely a date than a return of several thousand times the investment.
 _SERIAL_RANGE = (18264.0, 73050.0)

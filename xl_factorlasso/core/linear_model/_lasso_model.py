@@ -1516,13 +1516,18 @@ def _check_flat_factors(stats: SufficientStats, x: pd.DataFrame, demean: bool) -
                  "(0 without one)", UserWarning, stacklevel=5)
 
 
+#: Below this in magnitude (and not 0) a value's square nears the subnormal range (~2e-308),
+#: where its digits are lost: the fit names such data, the workbook refuses such a cell.
+UNDERFLOW_LIMIT = 1e-150
+
+
 def _too_small(name: str, frame: pd.DataFrame) -> str | None:
     """Why nothing in ``frame`` varies for the fit when its values are not 0 but too small to
-    square (all below 1e-150 in magnitude: their squares lose their digits to underflow, 0
-    below ~1e-162), else None: returns of 1e-200 were said to be "constant"."""
+    square (all below :data:`UNDERFLOW_LIMIT` in magnitude: their squares lose their digits to
+    underflow, 0 below ~1e-162), else None: returns of 1e-200 were said to be "constant"."""
     with np.errstate(invalid="ignore"):
         top = np.fmax.reduce(np.abs(frame.to_numpy(dtype=float)), axis=None, initial=0.0)
-    if not 0.0 < top < 1e-150:
+    if not 0.0 < top < UNDERFLOW_LIMIT:
         return None
     return (f"{name}: every value is at most {top:.3g} in magnitude: their squares lose their "
             "digits to underflow, so nothing varies for the fit; scale them up (returns are "
