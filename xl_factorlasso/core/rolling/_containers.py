@@ -172,7 +172,8 @@ class CurrentFactorCovarData:
 
     def filter_on_tickers(self, assets) -> CurrentFactorCovarData:
         """The snapshot restricted to ``assets`` (factors unchanged)."""
-        assets = pd.Index(assets)
+        # (named as the loadings' index: pandas 2 names a selection after its key)
+        assets = pd.Index(assets, name=self.y_betas.index.name)
         return replace(
             self, y_betas=self.y_betas.loc[assets], y_variances=self.y_variances.loc[assets],
             clusters=None if self.clusters is None else self.clusters.reindex(assets),
