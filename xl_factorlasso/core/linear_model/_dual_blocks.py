@@ -46,13 +46,7 @@ _DUAL_MAX = 2e9
 _RESUMES = 3  # a response's dual resumed this often at the same nu where a far start needs it
 _TOL = 1e-10  # max |log(nu ||D|| / kappa)| at which nu is taken
 _SETTLED = 1e-3  # ... or this, with every response's free cells as at the previous evaluation
-# a block whose nu climbs this many decades above the start, or a whole decade this many
-# times in a row, leaves where zero meets its condition
-_LEAVE_DECADES = 3
-_CLIMBS = 2
-_SHORTEST = 0.25  # the shortest fraction of a Newton step tried before the MM step
-# (No stall limit within _OUTER: those slow climbs halve max |phi| only every 30-60
-# evaluations, and at 30 without halving the fold of 40 rows was given up on its way.)
+_SHORTEST_T = 1e-6  # the shortest fraction of a projected Newton step
 
 
 def dual_blocks_apply(engine) -> bool:
@@ -138,58 +132,54 @@ def _sets(roots, resid, dl, du, kappa, k1, near):
     top = max(t for _, t in roots)
     ws = [np.zeros(a.shape[0]) for a, _ in roots]
     if near is not None and np.any(near):
-        norms0 = np.sqrt((near * near).sum(axis=0))
-        active = norms0 > 0.0
-        log_nu = np.where(active, np.log(kappa / np.where(active, norms0, 1.0)), np.log(top))
+        eta = np.sqrt((near * near).sum(axis=0))  # (eta_j = ||D_j|| at the minimiser)
         ws = [a @ d for (a, _), d in zip(roots, near, strict=True)]
     else:
-        active = _pull_sizes(-resid, dl, du, k1) > kappa
-        log_nu = np.full(m, np.log(top))
-    last = None  # the free cells of the previous evaluation
-    back = None  # (log nu, H, phi, step, its fraction) of the last Newton step
-    climbing = np.zeros(m, dtype=int)
-    good = None  # (log nu, ws) of the last evaluation whose duals all converged
+        # from nu = the Gram's largest eigenvalue, where the duals are well conditioned
+        eta = np.where(_pull_sizes(-resid, dl, du, k1) > kappa, kappa / top, 0.0)
+    last = None  # the free cells of the previous accepted evaluation
+    base = None  # the line search: (eta, gradient, direction, t, ws) where it started
     for _ in range(_OUTER):
+        active = eta > 0.0
         if not active.any():
             return None
-        nu = np.exp(log_nu)
+        nu = np.where(active, kappa / np.where(active, eta, 1.0), 1.0)
+        trial_ws = [w.copy() for w in ws]
         solved = _duals(roots, resid, nu, np.where(active, dl, 0.0), np.where(active, du, 0.0),
-                        k1, ws)
-        if solved is None:
-            # a dual did not converge: half the step from the last converged nu and its ws, as
-            # for rows (_box_ridge._row)
-            if good is None or np.abs(log_nu - good[0]).max() < _SHORTEST_LOG:
-                return None
-            log_nu, ws = 0.5 * (log_nu + good[0]), [w.copy() for w in good[1]]
-            back = None
-            continue
-        good = (log_nu.copy(), [w.copy() for w in ws])
-        d, free = solved
-        norms = np.sqrt((d * d).sum(axis=0))
-        # a block leaves once every cell is held at zero, or once its nu climbs (a decade
-        # twice in a row, or _LEAVE_DECADES above the start: its norm heading to zero) and
-        # zero meets its condition (a block whose pull barely exceeds kappa has a tiny norm
-        # and a large nu: it stays)
-        climbed = active & ((climbing >= _CLIMBS)
-                            | (log_nu > np.log(top) + _LEAVE_DECADES * _DECADE))
-        vanished = active & (norms == 0.0)
-        if climbed.any():
+                        k1, trial_ws)
+        if solved is not None:
+            d, free = solved
+            norms = np.sqrt((d * d).sum(axis=0))
             grad = _gradient(roots, resid, d)
-            alone = grad - _diagonals(roots) * d  # the pull with the block's own cells at zero
-            vanished |= climbed & (_pull_sizes(alone, dl, du, k1) <= kappa * (1.0 + 1e-9))
+            slope = _eta_gradient(grad, d, norms, eta, dl, du, k1, kappa)
+        if base is not None:
+            # accepted where h's slope along the step, at its end, is not positive: by
+            # convexity h(eta) <= h(start) + slope'(eta - start) <= h(start). Gradients, not
+            # values of h: at 1e-6 of lambda_max the norms' terms are 1e-10 of h, below the
+            # duals' rounding, while the slope is relative to kappa
+            start, g0, step, t, ws0 = base
+            if solved is None or float(slope @ (eta - start)) > 0.0:
+                if t <= _SHORTEST_T:
+                    return None
+                t *= 0.5
+                base = (start, g0, step, t, ws0)
+                eta = np.maximum(start + t * step, 0.0)
+                ws = [w.copy() for w in ws0]
+                continue
+        elif solved is None:
+            return None
+        ws = trial_ws
+        vanished = active & (norms == 0.0)  # every cell held at zero
         if vanished.any():
-            active &= ~vanished
-            climbing[:] = 0
-            last = back = None
+            eta = np.where(vanished, 0.0, eta)
+            last = base = None
             continue
-        phi = np.where(active, np.log(nu * np.where(active, norms, 1.0) / kappa), 0.0)
+        phi = np.where(active, np.log(np.where(active, norms, 1.0) / np.where(active, eta, 1.0)),
+                       0.0)
         worst = float(np.abs(phi).max())
-        value = _objective(roots, resid, d, k1) + float(
-            np.sum(np.where(active, 0.5 * nu * norms ** 2 + 0.5 * kappa ** 2 / nu, 0.0)))
         settled = last is not None and bool((free == last).all())
         last = free
         if worst <= _TOL or (settled and worst <= _SETTLED):
-            grad = _gradient(roots, resid, d)
             pull = _pull_sizes(grad, dl, du, k1)
             join = ~active & (pull > kappa * (1.0 + 1e-9) + 1e-9 * np.abs(grad).max(axis=0))
             if not join.any():
@@ -197,33 +187,97 @@ def _sets(roots, resid, dl, du, kappa, k1, near):
                 at_hi = ~free & ~at_lo & (d >= du)
                 at_zero = ~free & ~at_lo & ~at_hi
                 return active, at_lo, at_hi, at_zero, np.sign(d), norms
-            log_nu = np.where(join, np.median(log_nu[active]), log_nu)  # (the others' scale)
-            active |= join
-            last = back = None
+            # a joining block's norm, as for one cell: its excess pull over its curvature
+            curvature = np.maximum(_diagonals(roots).mean(axis=0), np.finfo(float).tiny)
+            eta = np.where(join, (pull - kappa) / curvature, eta)
+            last = base = None
             continue
-        if back is not None and value > back[1] and np.linalg.norm(phi) >= np.linalg.norm(back[2]):
-            # Newton's step raised H and did not bring the equations closer (the free cells
-            # changed under it; a 2-cycle otherwise, one non-negative cluster on (20,50,8)): half
-            # of it, down to _SHORTEST, then the majorise-minimise step from where it started,
-            # nu_j = kappa_j / ||D_j||, which never raises H (H alone is no guide near the end:
-            # at 1e-6 of lambda_max the norms' terms are 1e-10 of it, the duals' rounding more)
-            base, before, phi0, step, fraction = back
-            if fraction > _SHORTEST:
-                back = (base, before, phi0, step, 0.5 * fraction)
-                log_nu = base + 0.5 * fraction * step
-            else:
-                log_nu, back = base - phi0, None
-            continue
-        step = _newton_step(roots, free, d, nu, norms, active, phi)
+        step = _projected_newton(roots, free, d, nu, eta, slope, active)
         if step is None:
             return None
-        cols = np.flatnonzero(active)
-        # a block pushed up a whole decade twice in a row is heading to zero norm
-        climbing[cols] = np.where(step[cols] >= _DECADE, climbing[cols] + 1, 0)
-        step = np.clip(step, -_DECADE, _DECADE)
-        back = (log_nu.copy(), value, phi, step, 1.0)
-        log_nu = log_nu + step
+        # at most a decade up per step: each nu's ws start the next one's duals near their
+        # answer
+        up = step > 0.0
+        t = min(1.0, float(np.min(9.0 * eta[up] / step[up]))) if up.any() else 1.0
+        base = (eta.copy(), slope, step, t, [w.copy() for w in ws])
+        eta = np.maximum(eta + t * step, 0.0)
     return None
+
+
+def _eta_gradient(grad, d, norms, eta, dl, du, k1, kappa) -> np.ndarray:
+    """``dh / deta_j = (kappa_j / 2)(1 - ||D_j||^2 / eta_j^2)``; at ``eta_j = 0`` (the block
+    pinned at zero) its limit, with the block's pull (soft-thresholded, in the box) for
+    ``||D_j|| / eta_j``."""
+    active = eta > 0.0
+    ratio = np.where(active, norms / np.where(active, eta, 1.0),
+                     _pull_sizes(grad, dl, du, k1) / kappa)
+    return 0.5 * kappa * (1.0 - ratio * ratio)
+
+
+def _projected_newton(roots, free, d, nu, eta, slope, active):
+    """The step of a projected Newton method on ``h`` over ``eta >= 0`` (zero outside the
+    active blocks): blocks whose Newton step would cross zero with ``h`` rising from zero's
+    side (positive slope) go to zero in one step (the step ``-eta_j``), the others take
+    Newton's step on their own Hessian; None where that is singular."""
+    cols = np.flatnonzero(active)
+    hess = _eta_hessian(roots, free, d, nu, eta, cols)
+    if hess is None:
+        return None
+    g = slope[cols]
+    binding = np.zeros(len(cols), dtype=bool)
+    step = np.zeros(len(cols))
+    for _ in range(len(cols) + 1):
+        rest = ~binding
+        step[binding] = -eta[cols][binding]
+        if rest.any():
+            sub = hess[np.ix_(rest, rest)]
+            # the binding blocks' steps are fixed: their coupling moves the others' rhs
+            rhs = -g[rest] - hess[np.ix_(rest, binding)] @ step[binding]
+            try:
+                step[rest] = np.linalg.solve(sub, rhs)
+            except np.linalg.LinAlgError:
+                return None
+        crossing = rest & (eta[cols] + step <= 0.0) & (g > 0.0)
+        if not crossing.any():
+            break
+        binding |= crossing
+    out = np.zeros(len(eta))
+    out[cols] = step
+    if not np.all(np.isfinite(out)) or float(slope @ out) >= 0.0:
+        return None
+    return out
+
+
+def _eta_hessian(roots, free, d, nu, eta, cols):
+    """``h``'s Hessian in ``eta`` on the blocks ``cols``: ``(1 / (eta_j eta_k)) sum_i
+    d_ij (P_i)_jk d_ik`` over response ``i``'s free cells, ``P_i = A_F'(I + A_F N^-1
+    A_F')^-1 A_F`` (``= N - N K_i^-1 N``, without its cancellation as ``nu`` grows), plus
+    ``nu_j d_ij^2 / eta_j^2`` on the diagonal for cells held off zero; None where a system is
+    singular."""
+    m = len(eta)
+    where = np.full(m, -1)
+    where[cols] = np.arange(len(cols))
+    hess = np.zeros((len(cols), len(cols)))
+    held = np.zeros(m)
+    for i, (a, _) in enumerate(roots):
+        f = np.flatnonzero(free[i])
+        held += np.where(free[i], 0.0, nu * d[i] * d[i])
+        if not len(f):
+            continue
+        af = a[:, f]
+        big = (af / nu[f]) @ af.T
+        big[np.diag_indices(len(big))] += 1.0
+        try:
+            p = af.T @ cho_solve(cho_factor(big, check_finite=False), af, check_finite=False)
+        except (LinAlgError, ValueError):
+            return None
+        pos = where[f]
+        keep = pos >= 0
+        pos, df = pos[keep], d[i, f][keep]
+        hess[np.ix_(pos, pos)] += p[np.ix_(keep, keep)] * np.outer(df, df)
+    hess[np.diag_indices(len(cols))] += held[cols]
+    scale = 1.0 / eta[cols]
+    return hess * np.outer(scale, scale)
 
 
 def _objective(roots, resid, d, k1) -> float:
