@@ -29,7 +29,7 @@ from __future__ import annotations
 import numpy as np
 from scipy.linalg import LinAlgError, cho_factor, cho_solve
 
-from ._box_ridge import _DECADE, _SHORTEST_LOG, box_pull, box_ridge, pattern_roots
+from ._box_ridge import box_pull, box_ridge, pattern_roots
 from ._boxed_blocks import _Cluster
 from ._penalty import DENSE_CLUSTER_CELLS
 
