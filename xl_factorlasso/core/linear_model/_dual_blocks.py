@@ -46,6 +46,8 @@ _DUAL_MAX = 2e9
 _RESUMES = 3  # a response's dual resumed this often at the same nu where a far start needs it
 _TOL = 1e-10  # max |log(nu ||D|| / kappa)| at which nu is taken
 _SETTLED = 1e-3  # ... or this, with every response's free cells as at the previous evaluation
+import os
+_TRACE = bool(os.environ.get("ETA_TRACE"))
 _SHORTEST_T = 1e-6  # the shortest fraction of a projected Newton step
 
 
@@ -152,19 +154,34 @@ def _sets(roots, resid, dl, du, kappa, k1, near):
             norms = np.sqrt((d * d).sum(axis=0))
             grad = _gradient(roots, resid, d)
             slope = _eta_gradient(grad, d, norms, eta, dl, du, k1, kappa)
+        if _TRACE:
+            print("eval", "t", None if base is None else base[3], "ok", solved is not None,
+                  "active", int(active.sum()),
+                  "dir", None if (base is None or solved is None) else float(slope @ (eta - base[0])),
+                  "worst", None if solved is None else float(np.abs(np.where(active, np.log(np.maximum(norms, 1e-300) / np.where(active, eta, 1.0)), 0.0)).max()))
         if base is not None:
             # accepted where h's slope along the step, at its end, is not positive: by
             # convexity h(eta) <= h(start) + slope'(eta - start) <= h(start). Gradients, not
             # values of h: at 1e-6 of lambda_max the norms' terms are 1e-10 of h, below the
             # duals' rounding, while the slope is relative to kappa
-            start, g0, step, t, ws0 = base
+            start, g0, step, t, ws0, norms0 = base
             if solved is None or float(slope @ (eta - start)) > 0.0:
-                if t <= _SHORTEST_T:
-                    return None
-                t *= 0.5
-                base = (start, g0, step, t, ws0)
-                eta = np.maximum(start + t * step, 0.0)
+                if _TRACE and t == 1.0:
+                    act0 = start > 0
+                    nu0 = np.where(act0, kappa / np.where(act0, start, 1.0), 1.0)
+                    for label, wss in (("cold", [np.zeros(a.shape[0]) for a, _ in roots]), ("warm", [w.copy() for w in ws0])):
+                        dd, ff = _duals(roots, resid, nu0, np.where(act0, dl, 0.0), np.where(act0, du, 0.0), k1, wss)
+                        nn = np.sqrt((dd * dd).sum(axis=0))
+                        gg = _eta_gradient(_gradient(roots, resid, dd), dd, nn, start, dl, du, k1, kappa)
+                        print("   recheck", label, float(gg @ step), "g0.p", float(g0 @ step), "maxdiff norms", float(np.abs(nn - norms0).max()), float(norms0.max()))
                 ws = [w.copy() for w in ws0]
+                if t <= _SHORTEST_T:
+                    # (rounding in the slopes): the majorise-minimise step from the start
+                    eta, base = _mm_step(start, norms0), None
+                    continue
+                t *= 0.5
+                base = (start, g0, step, t, ws0, norms0)
+                eta = np.maximum(start + t * step, 0.0)
                 continue
         elif solved is None:
             return None
@@ -193,15 +210,39 @@ def _sets(roots, resid, dl, du, kappa, k1, near):
             last = base = None
             continue
         step = _projected_newton(roots, free, d, nu, eta, slope, active)
+        if _TRACE and step is not None:
+            cols = np.flatnonzero(active)
+            hh = _eta_hessian(roots, free, d, nu, eta, cols)
+            print("   g.p", float(slope @ step), "pHp", float(step[cols] @ hh @ step[cols]),
+                  "|g|", float(np.abs(slope[cols]).max()), "zeroed", int(((eta + step <= 0) & active).sum()))
         if step is None:
             return None
-        # at most a decade up per step: each nu's ws start the next one's duals near their
-        # answer
-        up = step > 0.0
-        t = min(1.0, float(np.min(9.0 * eta[up] / step[up]))) if up.any() else 1.0
-        base = (eta.copy(), slope, step, t, [w.copy() for w in ws])
+        if (phi > 1.0).any():
+            # a block's norm far above its eta (h nearly linear along it, where Newton's
+            # quadratic model asks for too little: from nu = the Gram's top): the
+            # majorise-minimise step eta = ||D|| for all, which never raises h
+            eta, base = _mm_step(eta, norms), None
+            continue
+        # each block at most a decade up per step: each nu's ws start the next one's duals
+        # near their answer; the whole step scaled down instead where clipping would lose
+        # half its descent (a block just joined, its eta far below its norm's: the clipped
+        # step nearly orthogonal to the gradient, and no fraction of it passed the test)
+        clipped = np.minimum(step, 9.0 * eta)
+        t = 1.0
+        if float(slope @ clipped) <= 0.5 * float(slope @ step):
+            step = clipped
+        else:
+            up = step > 0.0
+            t = min(1.0, float(np.min(9.0 * eta[up] / step[up])))
+        base = (eta.copy(), slope, step, t, [w.copy() for w in ws], norms)
         eta = np.maximum(eta + t * step, 0.0)
     return None
+
+
+def _mm_step(eta, norms) -> np.ndarray:
+    """The majorise-minimise step ``eta_j = ||D_j||`` (the minimiser in ``eta`` of the
+    variational form at ``D``, so ``h`` does not rise), at most a decade up."""
+    return np.where(eta > 0.0, np.minimum(norms, 10.0 * eta), 0.0)
 
 
 def _eta_gradient(grad, d, norms, eta, dl, du, k1, kappa) -> np.ndarray:
