@@ -46,8 +46,6 @@ _DUAL_MAX = 2e9
 _RESUMES = 3  # a response's dual resumed this often at the same nu where a far start needs it
 _TOL = 1e-10  # max |log(nu ||D|| / kappa)| at which nu is taken
 _SETTLED = 1e-3  # ... or this, with every response's free cells as at the previous evaluation
-import os
-_TRACE = bool(os.environ.get("ETA_TRACE"))
 _SHORTEST_T = 1e-6  # the shortest fraction of a projected Newton step
 
 
@@ -152,28 +150,24 @@ def _sets(roots, resid, dl, du, kappa, k1, near):
         if solved is not None:
             d, free = solved
             norms = np.sqrt((d * d).sum(axis=0))
-            grad = _gradient(roots, resid, d)
-            slope = _eta_gradient(grad, d, norms, eta, dl, du, k1, kappa)
-        if _TRACE:
-            print("eval", "t", None if base is None else base[3], "ok", solved is not None,
-                  "active", int(active.sum()),
-                  "dir", None if (base is None or solved is None) else float(slope @ (eta - base[0])),
-                  "worst", None if solved is None else float(np.abs(np.where(active, np.log(np.maximum(norms, 1e-300) / np.where(active, eta, 1.0)), 0.0)).max()))
+            grad = _gradient(roots, resid, trial_ws)
+            slope = _eta_gradient(grad, norms, eta, dl, du, k1, kappa)
         if base is not None:
             # accepted where h's slope along the step, at its end, is not positive: by
             # convexity h(eta) <= h(start) + slope'(eta - start) <= h(start). Gradients, not
             # values of h: at 1e-6 of lambda_max the norms' terms are 1e-10 of h, below the
             # duals' rounding, while the slope is relative to kappa
             start, g0, step, t, ws0, norms0 = base
+            bad = (start > 0.0) & (eta == 0.0) & (slope < 0.0)
+            if solved is not None and bad.any():
+                # a block the step took to zero whose pull there exceeds kappa (h falls as it
+                # leaves zero: its minimiser is positive): a decade down instead
+                step = np.where(bad, -0.9 * start / t, step)
+                base = (start, g0, step, t, ws0, norms0)
+                eta = np.maximum(start + t * step, 0.0)
+                ws = [w.copy() for w in ws0]
+                continue
             if solved is None or float(slope @ (eta - start)) > 0.0:
-                if _TRACE and t == 1.0:
-                    act0 = start > 0
-                    nu0 = np.where(act0, kappa / np.where(act0, start, 1.0), 1.0)
-                    for label, wss in (("cold", [np.zeros(a.shape[0]) for a, _ in roots]), ("warm", [w.copy() for w in ws0])):
-                        dd, ff = _duals(roots, resid, nu0, np.where(act0, dl, 0.0), np.where(act0, du, 0.0), k1, wss)
-                        nn = np.sqrt((dd * dd).sum(axis=0))
-                        gg = _eta_gradient(_gradient(roots, resid, dd), dd, nn, start, dl, du, k1, kappa)
-                        print("   recheck", label, float(gg @ step), "g0.p", float(g0 @ step), "maxdiff norms", float(np.abs(nn - norms0).max()), float(norms0.max()))
                 ws = [w.copy() for w in ws0]
                 if t <= _SHORTEST_T:
                     # (rounding in the slopes): the majorise-minimise step from the start
@@ -204,36 +198,38 @@ def _sets(roots, resid, dl, du, kappa, k1, near):
                 at_hi = ~free & ~at_lo & (d >= du)
                 at_zero = ~free & ~at_lo & ~at_hi
                 return active, at_lo, at_hi, at_zero, np.sign(d), norms
-            # a joining block's norm, as for one cell: its excess pull over its curvature
+            # the joining blocks from zero, where h falls along them (their slopes there
+            # negative), by a step tested as Newton's: without it a block joined at too large
+            # an eta, the others' steps took it back to zero, and it joined again (on an
+            # overfull response the others absorb its part)
             curvature = np.maximum(_diagonals(roots).mean(axis=0), np.finfo(float).tiny)
-            eta = np.where(join, (pull - kappa) / curvature, eta)
-            last = base = None
+            step = np.where(join, (pull - kappa) / curvature, 0.0)  # (its norm, for one cell)
+            base = (eta.copy(), slope, step, 1.0, [w.copy() for w in ws], norms)
+            eta = eta + step
+            last = None
             continue
-        step = _projected_newton(roots, free, d, nu, eta, slope, active)
-        if _TRACE and step is not None:
-            cols = np.flatnonzero(active)
-            hh = _eta_hessian(roots, free, d, nu, eta, cols)
-            print("   g.p", float(slope @ step), "pHp", float(step[cols] @ hh @ step[cols]),
-                  "|g|", float(np.abs(slope[cols]).max()), "zeroed", int(((eta + step <= 0) & active).sum()))
-        if step is None:
-            return None
         if (phi > 1.0).any():
             # a block's norm far above its eta (h nearly linear along it, where Newton's
             # quadratic model asks for too little: from nu = the Gram's top): the
             # majorise-minimise step eta = ||D|| for all, which never raises h
             eta, base = _mm_step(eta, norms), None
             continue
+        step = _projected_newton(roots, free, d, nu, eta, slope, active)
+        if step is None:
+            return None
         # each block at most a decade up per step: each nu's ws start the next one's duals
         # near their answer; the whole step scaled down instead where clipping would lose
         # half its descent (a block just joined, its eta far below its norm's: the clipped
         # step nearly orthogonal to the gradient, and no fraction of it passed the test)
-        clipped = np.minimum(step, 9.0 * eta)
+        # and, unless it goes to zero (above), at most a decade down
+        going = step == -eta
+        clipped = np.where(going, step, np.clip(step, -0.9 * eta, 9.0 * eta))
         t = 1.0
         if float(slope @ clipped) <= 0.5 * float(slope @ step):
             step = clipped
         else:
-            up = step > 0.0
-            t = min(1.0, float(np.min(9.0 * eta[up] / step[up])))
+            ratio = np.where(step > 0.0, 9.0 * eta, np.where(going, np.inf, 0.9 * eta))
+            t = min(1.0, float(np.min(ratio[step != 0.0] / np.abs(step[step != 0.0]))))
         base = (eta.copy(), slope, step, t, [w.copy() for w in ws], norms)
         eta = np.maximum(eta + t * step, 0.0)
     return None
@@ -245,7 +241,7 @@ def _mm_step(eta, norms) -> np.ndarray:
     return np.where(eta > 0.0, np.minimum(norms, 10.0 * eta), 0.0)
 
 
-def _eta_gradient(grad, d, norms, eta, dl, du, k1, kappa) -> np.ndarray:
+def _eta_gradient(grad, norms, eta, dl, du, k1, kappa) -> np.ndarray:
     """``dh / deta_j = (kappa_j / 2)(1 - ||D_j||^2 / eta_j^2)``; at ``eta_j = 0`` (the block
     pinned at zero) its limit, with the block's pull (soft-thresholded, in the box) for
     ``||D_j|| / eta_j``."""
@@ -321,15 +317,14 @@ def _eta_hessian(roots, free, d, nu, eta, cols):
     return hess * np.outer(scale, scale)
 
 
-def _objective(roots, resid, d, k1) -> float:
-    """``sum_i 1/2 ||A_i d_i||^2 - r_i'd_i + sum_j k1_ij |d_ij|``: the loss and L1 part."""
-    loss = sum(0.5 * float(np.sum((a @ di) ** 2)) for (a, _), di in zip(roots, d, strict=True))
-    return loss - float(np.sum(resid * d)) + float(np.sum(k1 * np.abs(d)))
-
-
-def _gradient(roots, resid, d) -> np.ndarray:
-    """``G_i d_i - r_i`` for every response (``G_i = A_i'A_i``)."""
-    return np.stack([a.T @ (a @ di) for (a, _), di in zip(roots, d, strict=True)]) - resid
+def _gradient(roots, resid, ws) -> np.ndarray:
+    """``A_i'w_i - r_i`` for every response: the smooth part's gradient ``G_i d_i - r_i`` at
+    the duals' answer (``w_i = A_i d_i`` there), from their ``w``. Not from ``d``: with a tiny
+    ``nu`` the duals' ``d`` is only as accurate as ``(r - A'w) / nu``, and on (20,50,8) at 1e-6
+    of ``lambda_max`` ``G d - r`` showed a zero block's pull at 3.1 ``kappa`` where the duals'
+    own limit (``||D_j|| / eta_j`` as ``eta_j`` goes to zero) was 0.79: it joined, and left,
+    without end."""
+    return np.stack([a.T @ w for (a, _), w in zip(roots, ws, strict=True)]) - resid
 
 
 def _diagonals(roots) -> np.ndarray:
@@ -351,30 +346,3 @@ def _duals(roots, resid, nu, lo, hi, k1, ws):
         if not ok:
             return None
     return d, free
-
-
-def _newton_step(roots, free, d, nu, norms, active, phi):
-    """Newton's step in ``log nu`` on the active blocks (zero elsewhere), with the Jacobian
-    ``delta_jk - nu_k sum_i d_ij (K_i^-1)_jk d_ik / ||D_j||^2``; None where it is singular."""
-    cols = np.flatnonzero(active)
-    where = np.full(len(nu), -1)
-    where[cols] = np.arange(len(cols))
-    coupling = np.zeros((len(cols), len(cols)))
-    for i, (a, _) in enumerate(roots):
-        f = np.flatnonzero(free[i])
-        if not len(f):
-            continue
-        try:
-            inv = _inverse(a, free[i], nu)
-        except (LinAlgError, ValueError):
-            return None
-        pos = where[f]
-        coupling[np.ix_(pos, pos)] += inv * np.outer(d[i, f], d[i, f])
-    jac = np.eye(len(cols)) - coupling * nu[cols][None, :] / (norms[cols] ** 2)[:, None]
-    try:
-        step = np.linalg.solve(jac, -phi[cols])
-    except np.linalg.LinAlgError:
-        return None
-    out = np.zeros(len(nu))
-    out[cols] = step
-    return out
