@@ -113,18 +113,6 @@ def _pull_sizes(grad, dl, du, k1) -> np.ndarray:
     return np.sqrt((pull * pull).sum(axis=0))
 
 
-def _inverse(a, free, nu) -> np.ndarray:
-    """``(A_F'A_F + diag(nu_F))^-1`` on the free cells ``F``, by Woodbury in ``r``:
-    ``N^-1 - N^-1 A_F' S^-1 A_F N^-1``, ``S = I + A_F N^-1 A_F'`` (``N = diag(nu_F)``)."""
-    af, nu_f = a[:, free], nu[free]
-    scaled = af / nu_f
-    big = scaled @ af.T
-    big[np.diag_indices(len(big))] += 1.0
-    out = -scaled.T @ cho_solve(cho_factor(big, check_finite=False), scaled, check_finite=False)
-    out[np.diag_indices(len(nu_f))] += 1.0 / nu_f
-    return out
-
-
 def _sets(roots, resid, dl, du, kappa, k1, near):
     """The sets :meth:`_Cluster._corrected` starts from: ``(active, at_lo, at_hi, at_zero,
     sign, norms)``, or None where the duals did not settle."""
