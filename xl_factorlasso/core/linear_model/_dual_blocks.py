@@ -10,14 +10,28 @@ zero blocks pinned at zero), each solved by its dual (:func:`~._box_ridge.box_ri
 converges whatever the free cells, where :mod:`._boxed_blocks`' corrections oscillate once a
 response has more free cells than rows (its systems ``G_FF + diag(nu_F)`` then nearly
 singular: a non-negative cluster on the fold of 40 rows of a (60,100,20) cross-validation, 41-87
-free cells per response). What is left is ``log(nu_j ||D_j(nu)||) = log kappa_j`` over the
-active blocks: Newton steps in ``log nu`` with the Jacobian
-``delta_jk - (nu_k / ||D_j||^2) sum_i d_ij (K_i^-1)_jk d_ik`` (``K_i = G_FF + diag(nu_F)`` on
-response ``i``'s free cells, its inverse by Woodbury in the rows), each coordinate at most a
-decade, from the Gram's largest eigenvalue (cold) or from a start's block norms. A block leaves
-once every cell is held at zero or its ``nu`` climbs (a decade twice in a row: its norm heading
-to zero); once ``nu`` settles, every zero block whose pull (soft-thresholded, kept in the box)
-exceeds ``kappa_j`` joins and the steps go on.
+free cells per response).
+
+What is left is the blocks' ``nu``, found in ``eta_j = kappa_j / nu_j``. By the variational
+form ``kappa_j ||D_j|| = min_{eta_j >= 0} kappa_j (||D_j||^2 / eta_j + eta_j) / 2`` the
+problem is the minimum over ``eta >= 0`` of ``h(eta)``, the minimum over ``D`` with the ridges
+fixed, which is convex, with ``dh / deta_j = (kappa_j / 2)(1 - ||D_j||^2 / eta_j^2)``; a block
+with ``eta_j = 0`` is pinned at zero, and its slope there is the limit with its pull
+(soft-thresholded, kept in the box) for ``||D_j|| / eta_j``: negative iff zero fails its
+condition. Its Hessian is ``(1 / (eta_j eta_k)) sum_i d_ij (P_i)_jk d_ik`` over response
+``i``'s free cells, ``P_i = A_F'(I + A_F N^-1 A_F')^-1 A_F`` (Woodbury in the rows), plus
+``nu_j d_ij^2 / eta_j^2`` for cells held off zero. The steps: from the Gram's largest eigenvalue
+(cold) or a start's block norms, majorise-minimise steps ``eta_j = ||D_j||`` (which never raise
+``h``) while some block's norm is ``e`` times its ``eta`` or more (there ``h`` is nearly linear
+and Newton's model asks for too little); then projected Newton steps, a block whose step
+crosses zero with a positive slope taken to zero at once (where the steps in ``log nu`` climbed
+by ~15 % a step for decades), each other block at most a decade up or down. A step is kept
+where ``h``'s slope along it, at its end, is not positive (by convexity ``h`` fell; slopes,
+not values of ``h``, which at 1e-6 of ``lambda_max`` differ below the duals' rounding), else
+halved; a block it took to zero whose slope there is negative goes a decade down instead. Once
+the ``eta`` settle, the zero blocks whose pull exceeds ``kappa_j`` join by a step tested the
+same way. The slopes take the smooth gradient from the duals' ``w`` (``A'w - r``): their ``d``
+is only as accurate as ``(r - A'w) / nu``.
 
 What this settles is which blocks are active and which cells are held at a bound or at zero;
 :mod:`._boxed_blocks`' Newton on those sets (and its corrections, should one be off) gives the
@@ -35,16 +49,15 @@ from ._penalty import DENSE_CLUSTER_CELLS
 
 __all__ = ["dual_block_polish", "dual_blocks_apply", "overfull"]
 
-# evaluations of the responses' duals per cluster. Blocks whose nu must climb decades to their
-# root (tiny norms, the others carrying their part along an overfull response's null
-# directions) get there by majorise-minimise steps of ~15 % each, where Newton's are refused:
-# the fold of 40 rows (below) needed more than 100 on one machine's rounding, settling within
-# 200 on three (AVX-512 BLAS started at its default threads or at one, Haswell kernels)
+# evaluations of the responses' duals per cluster, a budget the projected steps have not
+# approached: 8-89 on a sweep of 30 one-cluster fits (T 20-60, M 50-120, N 5-20, 1e-6 to 1e-3
+# of lambda_max), 25-38 on tests/test_dual_blocks.py's cases, under three BLAS set-ups (the
+# steps in log nu before them needed up to 200, and ran out on two of the sweep's fits)
 _OUTER = 200
 # (250,500,5) is 1.6e8: 4 s with one cluster, signs and a prior at the default penalty
 _DUAL_MAX = 2e9
 _RESUMES = 3  # a response's dual resumed this often at the same nu where a far start needs it
-_TOL = 1e-10  # max |log(nu ||D|| / kappa)| at which nu is taken
+_TOL = 1e-10  # max |log(||D|| / eta)| (= log(nu ||D|| / kappa)) at which eta is taken
 _SETTLED = 1e-3  # ... or this, with every response's free cells as at the previous evaluation
 _SHORTEST_T = 1e-6  # the shortest fraction of a projected Newton step
 
@@ -56,7 +69,7 @@ def dual_blocks_apply(engine) -> bool:
     least :data:`~._penalty.DENSE_CLUSTER_CELLS` cells (smaller ones: Clarabel's factorisation
     is cheap, and on found clusters of 2-3 responses the duals did not always settle), within
     ``_DUAL_MAX`` (``N M min(M, T')^2``: the duals' systems are at most ``T'`` square, their
-    Jacobian terms ``|F|^2 T'`` per response)."""
+    Hessian terms ``|F|^2 T'`` per response)."""
     e = engine
     size = e.n * e.m * float(min(e.m, e.t_rows)) ** 2
     return (e.polishes_held_blocks and not e._unboxed
@@ -126,7 +139,7 @@ def _sets(roots, resid, dl, du, kappa, k1, near):
         # from nu = the Gram's largest eigenvalue, where the duals are well conditioned
         eta = np.where(_pull_sizes(-resid, dl, du, k1) > kappa, kappa / top, 0.0)
     last = None  # the free cells of the previous accepted evaluation
-    base = None  # the line search: (eta, gradient, direction, t, ws) where it started
+    base = None  # the line search: (eta, slope, step, t, ws, norms) where it started
     for _ in range(_OUTER):
         active = eta > 0.0
         if not active.any():
