@@ -92,6 +92,19 @@ CASES = [
 ]
 
 
+def _assert_duals_certify(setup, solver, lam):
+    """The duals from the prior give a point in the box, certified to 1e-8, no higher than
+    Clarabel's objective."""
+    engine = solver.engine
+    point, found = dual_block_polish(engine, lam, np.ones(engine.n, dtype=bool))
+    assert found.all()
+    gap, ok = solver._gap(point, lam)
+    assert ok and gap <= 1e-8
+    assert np.all(point >= engine.lo) and np.all(point <= engine.hi)
+    reference = _clarabel_objective(setup, lam)
+    assert setup.objective(point, lam) <= reference + 1e-9 * abs(reference)
+
+
 @pytest.mark.parametrize("shape,seed,fraction,box,rows", CASES)
 def test_duals_certify_where_the_guesses_fail(shape, seed, fraction, box, rows):
     x, y, model, setup, solver = _problem(shape, seed, fraction, box, rows)
@@ -100,13 +113,7 @@ def test_duals_certify_where_the_guesses_fail(shape, seed, fraction, box, rows):
     assert not probe.certified and overfull(engine, probe.coef)
     guessed, found = boxed_block_polish(engine, probe.coef, lam, np.ones(engine.n, dtype=bool))
     assert not (found.all() and solver._gap(guessed, lam)[1])
-    point, found = dual_block_polish(engine, lam, np.ones(engine.n, dtype=bool))
-    assert found.all()
-    gap, ok = solver._gap(point, lam)
-    assert ok and gap <= 1e-8
-    assert np.all(point >= engine.lo) and np.all(point <= engine.hi)
-    reference = _clarabel_objective(setup, lam)
-    assert setup.objective(point, lam) <= reference + 1e-9 * abs(reference)
+    _assert_duals_certify(setup, solver, lam)
 
 
 # one-cluster fits of a random sweep (T 20-60, M 50-120, N 5-20, 1e-6 to 1e-3 of lambda_max)
@@ -121,15 +128,8 @@ SWEPT = [
 
 @pytest.mark.parametrize("shape,seed,fraction,box", SWEPT)
 def test_duals_from_the_prior_settle_where_the_log_nu_steps_ran_out(shape, seed, fraction, box):
-    x, y, model, setup, solver = _problem(shape, seed, fraction, box)
-    engine, lam = solver.engine, model.reg_lambda
-    point, found = dual_block_polish(engine, lam, np.ones(engine.n, dtype=bool))
-    assert found.all()
-    gap, ok = solver._gap(point, lam)
-    assert ok and gap <= 1e-8
-    assert np.all(point >= engine.lo) and np.all(point <= engine.hi)
-    reference = _clarabel_objective(setup, lam)
-    assert setup.objective(point, lam) <= reference + 1e-9 * abs(reference)
+    _x, _y, model, setup, solver = _problem(shape, seed, fraction, box)
+    _assert_duals_certify(setup, solver, model.reg_lambda)
 
 
 def test_signs_and_a_prior_fit_is_fast_and_certified():
