@@ -37,7 +37,8 @@ test: $(TEST_STAMP)
 # The tests again on the lowest versions pyproject.toml admits (.ci/floors.txt), in a venv of
 # their own. Deselected: the two checks that the committed templates equal a rebuild, whose
 # pictures and licence text depend on matplotlib's and skfolio's versions; old releases'
-# deprecation warnings are not ours to act on.
+# deprecation warnings are not ours to act on. tests_server is not run: the server extra asks
+# for its own xlwings-server release (and the xlwings that needs).
 FLOORS_VENV  := .venv-floors
 FLOORS_STAMP := $(FLOORS_VENV)/.installed
 $(FLOORS_STAMP): pyproject.toml setup.py .ci/floors.txt
