@@ -344,7 +344,9 @@ def test_rows_that_conflict_together_stop_the_pivoting_early(monkeypatch, rows, 
     with pytest.raises(InfeasibleProblemError, match="no portfolio satisfies these "
                                                      "constraints together"):
         MaximumDiversification(**params).fit(X)
-    assert checks == [1] and len(solves) <= 2 * _dense._ROWS_CHECK_AFTER + 10
+    # (a solve or two an exchange; up to ~3 where one leaves no solution and the pivoting
+    # tries others, single or paired: 56-86 solves here)
+    assert checks == [1] and len(solves) <= 3 * _dense._ROWS_CHECK_AFTER
     assert _dense.solve_dense(spec, X) == (
         "the linear constraints cannot hold together within the bounds and the budget")
     # without the check the same pivoting runs on
