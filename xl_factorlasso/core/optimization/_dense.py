@@ -529,10 +529,10 @@ def _exchange_leaving_solution(a, system, box: _Box, state: np.ndarray, rows: _R
     """``(index, target, solved)``: the exchange of a pivoting with rows that leaves a solution
     in a state not ``seen`` before (states changed in place), or None (states unchanged).
 
-    A single exchange with rows can leave no solution (:func:`_block_pivoting`): the largest
-    index among ``candidates`` (the violators, sorted) whose exchange alone leaves one, among
-    the last ``_SINGLE_TRIES``. When none does, an exchange of order two (``_SINGLE_TRIES``
-    of them at most), as in the pivoting of a complementarity problem whose diagonal pivot is
+    A single exchange with rows can leave no solution (:func:`_block_pivoting`): among the
+    last ``_SINGLE_TRIES`` of ``candidates`` (the violators, sorted), largest index first, the
+    first whose exchange alone leaves one, or else with a partner (``_SINGLE_TRIES`` such
+    pairs at most), as in the pivoting of a complementarity problem whose diagonal pivot is
     zero, for the two ways a single one leaves the active rows unable to hold:
 
     * a row made active with another active inequality made inactive, the one with the
@@ -546,35 +546,44 @@ def _exchange_leaving_solution(a, system, box: _Box, state: np.ndarray, rows: _R
     A state ``seen`` before is never returned to by these exchanges (the rows' exchanges
     can cycle)."""
     n = state.size
-    order = candidates[::-1][:_SINGLE_TRIES]
-    for j in order:
+    loose = np.flatnonzero(active & ~rows.equality)
+    matrix = rows.matrix[active]
+    direction = np.where(state == LOW, 1.0, np.where(state == UP, -1.0, 0.0))
+    pairs = 0
+    for j in candidates[::-1][:_SINGLE_TRIES]:
         found = _try_exchange(a, system, box, state, rows, active, np.array([j]), below, above,
                               seen)
         if found is not None:
             return found
-    pairs = []
-    loose = np.flatnonzero(active & ~rows.equality)
-    for j in order:
-        if j >= n and not active[j - n]:  # a row to make active, with another released
-            pairs += [(j, n + i) for i in loose[np.argsort(pi[loose], kind="stable")]]
-    matrix = rows.matrix[active]
-    direction = np.where(state == LOW, 1.0, np.where(state == UP, -1.0, 0.0))
-    for j in order:
-        if j >= n or not (below[j] or above[j]):
-            continue
-        # the change of each active row as y_j goes to its bound, and the bound assets whose
-        # move off their bound (up from the lower, down from the upper) offsets it in a row
-        step = (box.lower[j] if below[j] else box.upper[j]) * t - y[j]
-        change = matrix[:, j] * step
-        offsets = np.any(np.sign(matrix * direction) * np.sign(change)[:, None] < 0, axis=0)
-        partners = np.flatnonzero(offsets & (state != FREE))
-        pairs += [(j, k) for k in partners[np.argsort(np.abs(r[partners]), kind="stable")]]
-    for pair in pairs[:_SINGLE_TRIES]:
-        found = _try_exchange(a, system, box, state, rows, active, np.array(pair), below,
-                              above, seen)
-        if found is not None:
-            return found
+        for k in _partners(j, n, state, box, active, loose, matrix, direction, below, above,
+                           r, pi, y, t):
+            if pairs == _SINGLE_TRIES:
+                break
+            pairs += 1
+            found = _try_exchange(a, system, box, state, rows, active, np.array([j, k]), below,
+                                  above, seen)
+            if found is not None:
+                return found
     return None
+
+
+def _partners(j, n, state, box, active, loose, matrix, direction, below, above, r, pi, y, t
+              ) -> np.ndarray:
+    """The indices to exchange with ``j`` when ``j`` alone leaves no solution (see
+    :func:`_exchange_leaving_solution`), in the order tried."""
+    if j >= n:
+        if active[j - n]:
+            return np.zeros(0, dtype=int)
+        return n + loose[np.argsort(pi[loose], kind="stable")]
+    if not (below[j] or above[j]):
+        return np.zeros(0, dtype=int)
+    # the change of each active row as y_j goes to its bound, and the bound assets whose
+    # move off their bound (up from the lower, down from the upper) offsets it in a row
+    step = (box.lower[j] if below[j] else box.upper[j]) * t - y[j]
+    change = matrix[:, j] * step
+    offsets = np.any(np.sign(matrix * direction) * np.sign(change)[:, None] < 0, axis=0)
+    partners = np.flatnonzero(offsets & (state != FREE))
+    return partners[np.argsort(np.abs(r[partners]), kind="stable")]
 
 
 def _try_exchange(a, system, box, state, rows, active, index, below, above, seen):
