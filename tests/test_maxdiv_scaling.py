@@ -139,6 +139,26 @@ def test_four_assets_on_a_rank_two_covariance_are_answered():
     assert ratio(X, w) == pytest.approx(best, rel=1e-5)
 
 
+def test_free_weights_summing_below_zero_are_a_state_like_any_other():
+    """bench_maxdiv_random's problem 157 (long-only, 8 assets, volatilities 2.1e-5 to 0.012):
+    ``1'Sigma^-1 a < 0``, so the first state (every asset free) has ``t < 0``. Long-only
+    without caps no condition of the pivoting depends on ``t`` (the complementarity problem
+    ``Sigma x - a >= 0, x >= 0``); that state was rejected and the fit fell back to CVXPY with
+    both NumPy builds. Its negative weights now go to their bound: the dense path answers, at
+    the reference's ratio."""
+    X, family, params = problem(157)
+    assert family == "long" and params == {}
+    model = MaximumDiversification(**params).fit(X)
+    assert model.solve_.path == "dense" and model.solve_.note == ""
+    assert model.solve_.relative_gap <= _dense.GAP_TOLERANCE
+    spec = model._validate(X, None)[0]
+    x = np.linalg.solve(spec.risk.covariance, _dense._coefficients(spec))
+    assert x.sum() < 0  # the first state's t
+    best = reference(X, params)
+    assert net_ratio(X, model.weights_.to_numpy(), params) == pytest.approx(best, rel=1e-6)
+    assert net_ratio(X, model.weights_.to_numpy(), params) >= best * (1 - _dense.GAP_TOLERANCE)
+
+
 def test_an_uncertified_active_set_point_beats_a_lower_cvxpy_answer():
     """bench_maxdiv_random's problem 359 (caps, volatilities 4.7e-8 to 0.026): the active-set
     point is certified only to 1.3e-7 and CVXPY's answer is lower (3.4e-7 before the variable's

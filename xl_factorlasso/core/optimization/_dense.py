@@ -265,12 +265,25 @@ def _free_solution(a: np.ndarray, system, box: _Box, state: np.ndarray,
         return None
     y_free = x / denominator
     t = float(y_free.sum()) / c
-    if not t > 0:
+    if not (t > 0 or _free_of_t(box, previous, rows)):
         return None
     y = np.zeros(n)
     y[free] = y_free
     y[bound] = b * t
     return y, t, 2.0 / denominator, alpha, c, bound, b
+
+
+def _free_of_t(box: _Box, previous: np.ndarray | None, rows: _Rows | None) -> bool:
+    """Whether no condition of the pivoting depends on ``t``: bounds 0 and ``inf``, no rows
+    and no costs (the default family). There ``y`` is the same whatever ``t``, the pivoting is
+    Judice and Pires's for the complementarity problem ``Sigma x - a >= 0, x >= 0``, and a
+    state with ``t <= 0`` (free weights that sum below 0) is a state like any other, whose
+    negative weights go to their bound: finite with a positive definite ``Sigma`` only if
+    every state is solvable. Rejecting it left a long-only problem of 8 assets with
+    volatilities over 2.8 decades (bench_maxdiv_random's 157: ``1'Sigma^-1 a < 0``) without
+    an answer from the first state on."""
+    return (previous is None and rows is None and not np.any(box.lower)
+            and bool(np.all(np.isinf(box.upper))))
 
 
 def _q_solve(system, free: np.ndarray, bound: np.ndarray, b: np.ndarray, c: float,
@@ -308,8 +321,11 @@ def _held_rows(rows: _Rows, active, free, bound, b, c) -> tuple[np.ndarray, np.n
 
 def _constrained_direction(system, free, bound, b, c, a_tilde, rows: _Rows,
                            active: np.ndarray) -> np.ndarray | None:
-    """``x`` of :func:`_free_solution` with the active rows held (``H x = 0``), or None."""
+    """``x`` of :func:`_free_solution` with the active rows held (``H x = 0``), or None
+    (also when the rows force ``t = 0``: :func:`_forces_zero_budget`)."""
     h = _held_rows(rows, active, free, bound, b, c)[1]
+    if _forces_zero_budget(h, rows, active, free.size):
+        return None
     z = _q_solve(system, free, bound, b, c, np.column_stack([a_tilde, h.T]))
     if z is None or not np.all(np.isfinite(z)):
         return None
@@ -320,6 +336,39 @@ def _constrained_direction(system, free, bound, b, c, a_tilde, rows: _Rows,
     if np.max(np.abs(h @ x), initial=0.0) > 1e-9 * float(np.abs(h).max() * np.abs(x).max()):
         return None
     return x
+
+
+# An active row whose entries on the free set (relative to its data) are all below this is
+# zero there up to round-off (the scale of _constrained_direction's check of H x = 0) ...
+_ROW_ZERO = 1e-9
+# ... and 1 lies in the active rows' span on F when its part outside is below this (relative).
+_IN_SPAN = 1e-8
+
+
+def _forces_zero_budget(h: np.ndarray, rows: _Rows, active: np.ndarray, n_free: int) -> bool:
+    """Whether the held rows ``H x = 0`` of a state imply ``1'x = 0``, i.e. ``t = 0``: ``1``
+    lies in the row space of ``H``. E.g. an equality ``G3 == 0.15`` whose assets are all bound
+    (two at 0, one at its cap 0.2) reads ``0.2 t = 0.15 t``; two groups that cover every
+    asset with right-hand sides that do not add up to the budget likewise.
+
+    Such a state has no solution, but the solve does not say so: the ``t`` it computes is
+    round-off, ~1e-15 of ``1'|y|``, whose sign differs between BLAS builds (on draw 154 of
+    bench_maxdiv_rows, 20 assets: ``t = -5.1e-13`` with NumPy 2.4's OpenBLAS, ``+5.9e-13``
+    with NumPy 2.0's, which the pivoting took as a point, ``w = y / t`` ~1e13, and lost its
+    way). The test reads the rows and bound values only: each row of ``H`` divided by the
+    scale of its data, singular values below ``_ROW_ZERO`` (per entry) dropped as round-off."""
+    if n_free == 0:
+        return False
+    matrix = rows.matrix[active]
+    scale = np.maximum(np.abs(matrix).max(axis=1, initial=0.0), np.abs(rows.rhs[active]))
+    scaled = h[scale > 0] / scale[scale > 0, None]
+    if scaled.shape[0] == 0:
+        return False
+    _, singular, basis = np.linalg.svd(scaled, full_matrices=False)
+    basis = basis[singular > _ROW_ZERO * np.sqrt(n_free)]
+    ones = np.ones(n_free)
+    outside = ones - basis.T @ (basis @ ones)
+    return bool(np.linalg.norm(outside) <= _IN_SPAN * np.sqrt(n_free))
 
 
 def _row_multipliers(a, g, lam, gamma, c, free, bound, b, rows: _Rows, active):
@@ -405,31 +454,46 @@ def _block_pivoting(a: np.ndarray, system, state: np.ndarray, box: _Box,
         active |= rows.equality
     exchange_rows = rows is not None and exchange_rows  # else the active rows stay as given
     best, tries = n + (0 if rows is None else rows.rhs.size) + 1, _BLOCK_TRIES
-    undo = None  # the last block exchange: (indices, their states before it)
+    undo = None  # the last exchange (a block, or any with rows): what it moved and why
     entered = np.zeros(0, dtype=int)  # rows the last exchange made active
     ahead = None  # the state's solution when the last exchange already computed it
+    seen = set()  # with rows: the states solved so far, which a fallback exchange avoids
     for exchange in range(max_exchanges):
         _check_rows(rows, box, exchange)
         solved = ahead or _free_solution(a, system, box, state, rows=rows, active=active)
         ahead = None
         if solved is None and undo is not None:
-            # A block exchange can overshoot into a degenerate state (e.g. caps bound for the
-            # whole budget): take it back and make only its backup-rule exchange, the
-            # largest index, then go on with single exchanges.
-            moved, before = undo
-            _set_states(state, active, moved[:-1], before[:-1])
-            entered = entered[entered == moved[-1] - n]
+            # An exchange can overshoot into a degenerate state (e.g. caps bound for the whole
+            # budget): take it back and make only its backup-rule exchange, the largest index
+            # (with rows: the largest whose exchange, alone or paired, leaves a solution), then
+            # go on with single exchanges.
+            moved, before, after, candidates, below, above, r, pi, y, t = undo
             undo, tries = None, 0
-            solved = _free_solution(a, system, box, state, rows=rows, active=active)
+            found = None
+            if exchange_rows:
+                _set_states(state, active, moved, before)
+                found = _exchange_leaving_solution(a, system, box, state, rows, active,
+                                                   candidates, below, above, r, pi, y, t, seen)
+            if found is not None:
+                index, target, solved = found
+                entered = index[(index >= n) & (target == 1)] - n
+            else:  # the backup rule's exchange as it is (the rows' fallback below may save it)
+                _set_states(state, active, moved, before)
+                _set_states(state, active, moved[-1:], after[-1:])
+                entered = entered[entered == moved[-1] - n]
+                solved = _free_solution(a, system, box, state, rows=rows, active=active)
         if solved is None and exchange_rows and _keep_entered(rows, active, entered):
             solved = _free_solution(a, system, box, state, rows=rows, active=active)
         if solved is None:
             return None
         y, t = solved[:2]
+        if exchange_rows:
+            seen.add(_key(state, active))
         r, pi, y_tol, m_tol = _conditions(a, system, solved, state, rows, active)
         is_free = state == FREE
         below = is_free & (y < box.lower * t - y_tol)
-        above = is_free & (y > box.upper * t + y_tol)
+        # (no cap: none to break, also where t <= 0 makes inf * t = -inf; _free_of_t)
+        above = is_free & np.isfinite(box.upper) & (y > box.upper * t + y_tol)
         wrong = ((state == LOW) & (r < -m_tol)) | ((state == UP) & (r > m_tol))
         violators = np.flatnonzero(below | above | wrong)
         if exchange_rows:
@@ -440,28 +504,107 @@ def _block_pivoting(a: np.ndarray, system, state: np.ndarray, box: _Box,
         candidates = violators
         violators, best, tries = _safeguard(violators, best, tries)
         if exchange_rows and violators.size == 1 < candidates.size:
-            # A single exchange with rows can leave no solution (see above): the largest index
-            # whose exchange leaves one, among the last few.
-            for j in candidates[::-1][:_SINGLE_TRIES]:
-                index = np.array([j])
-                before = _get_states(state, active, index)
-                target = _targets(index, below, above, active)
-                _set_states(state, active, index, target)
-                ahead = _free_solution(a, system, box, state, rows=rows, active=active)
-                if ahead is not None:
-                    break
-                _set_states(state, active, index, before)
-            if ahead is not None:
+            found = _exchange_leaving_solution(a, system, box, state, rows, active, candidates,
+                                               below, above, r, pi, y, t, seen)
+            if found is not None:
+                index, target, ahead = found
                 undo = None
                 entered = index[(index >= n) & (target == 1)] - n
                 continue
         target = _targets(violators, below, above, active)
-        undo = (violators, _get_states(state, active, violators)) if violators.size > 1 \
-            else None
+        undo = None
+        if violators.size > 1 or exchange_rows:
+            undo = (violators, _get_states(state, active, violators), target, candidates, below,
+                    above, r, pi, y, t)
         if exchange_rows:
             entered = violators[violators >= n][target[violators >= n] == 1] - n
         _set_states(state, active, violators, target)
     return None
+
+
+def _exchange_leaving_solution(a, system, box: _Box, state: np.ndarray, rows: _Rows,
+                               active: np.ndarray, candidates: np.ndarray, below: np.ndarray,
+                               above: np.ndarray, r: np.ndarray, pi: np.ndarray, y: np.ndarray,
+                               t: float, seen: set):
+    """``(index, target, solved)``: the exchange of a pivoting with rows that leaves a solution
+    in a state not ``seen`` before (states changed in place), or None (states unchanged).
+
+    A single exchange with rows can leave no solution (:func:`_block_pivoting`): among the
+    last ``_SINGLE_TRIES`` of ``candidates`` (the violators, sorted), largest index first, the
+    first whose exchange alone leaves one, or else with a partner (``_SINGLE_TRIES`` such
+    pairs at most), as in the pivoting of a complementarity problem whose diagonal pivot is
+    zero, for the two ways a single one leaves the active rows unable to hold:
+
+    * a row made active with another active inequality made inactive, the one with the
+      smallest multiplier first: rows tied through the budget (three groups that cover every
+      asset, ``G1 >= 0.59``, ``G3 >= 0.39``, ``G2 <= 0.13``, cannot all hold with equality);
+    * an asset sent to a bound (from ``y``, ``t``) with a bound asset freed whose move off its
+      bound offsets the change of an active row they share, the one whose sign condition
+      holds by the least margin (``|r|``) first: an equality whose last free asset goes to its
+      bound (``G3 == 0.15`` with its other assets at 0 and at the cap 0.2).
+
+    A state ``seen`` before is never returned to by these exchanges (the rows' exchanges
+    can cycle)."""
+    n = state.size
+    loose = np.flatnonzero(active & ~rows.equality)
+    matrix = rows.matrix[active]
+    direction = np.where(state == LOW, 1.0, np.where(state == UP, -1.0, 0.0))
+    pairs = 0
+    for j in candidates[::-1][:_SINGLE_TRIES]:
+        found = _try_exchange(a, system, box, state, rows, active, np.array([j]), below, above,
+                              seen)
+        if found is not None:
+            return found
+        for k in _partners(j, n, state, box, active, loose, matrix, direction, below, above,
+                           r, pi, y, t):
+            if pairs == _SINGLE_TRIES:
+                break
+            pairs += 1
+            found = _try_exchange(a, system, box, state, rows, active, np.array([j, k]), below,
+                                  above, seen)
+            if found is not None:
+                return found
+    return None
+
+
+def _partners(j, n, state, box, active, loose, matrix, direction, below, above, r, pi, y, t
+              ) -> np.ndarray:
+    """The indices to exchange with ``j`` when ``j`` alone leaves no solution (see
+    :func:`_exchange_leaving_solution`), in the order tried."""
+    if j >= n:
+        if active[j - n]:
+            return np.zeros(0, dtype=int)
+        return n + loose[np.argsort(pi[loose], kind="stable")]
+    if not (below[j] or above[j]):
+        return np.zeros(0, dtype=int)
+    # the change of each active row as y_j goes to its bound, and the bound assets whose
+    # move off their bound (up from the lower, down from the upper) offsets it in a row
+    step = (box.lower[j] if below[j] else box.upper[j]) * t - y[j]
+    change = matrix[:, j] * step
+    offsets = np.any(np.sign(matrix * direction) * np.sign(change)[:, None] < 0, axis=0)
+    partners = np.flatnonzero(offsets & (state != FREE))
+    return partners[np.argsort(np.abs(r[partners]), kind="stable")]
+
+
+def _try_exchange(a, system, box, state, rows, active, index, below, above, seen):
+    """``(index, target, solved)`` after exchanging ``index`` (:func:`_targets`) when the new
+    state is not in ``seen`` and has a solution; else the states are put back and None."""
+    before = _get_states(state, active, index)
+    target = _targets(index, below, above, active)
+    _set_states(state, active, index, target)
+    if _key(state, active) in seen:
+        _set_states(state, active, index, before)
+        return None
+    solved = _free_solution(a, system, box, state, rows=rows, active=active)
+    if solved is None:
+        _set_states(state, active, index, before)
+        return None
+    return index, target, solved
+
+
+def _key(state: np.ndarray, active: np.ndarray | None) -> bytes:
+    """A pivoting's state (assets and rows) as a set key."""
+    return state.tobytes() + (b"" if active is None else active.tobytes())
 
 
 def _conditions(a, system, solved, state, rows: _Rows | None, active):
