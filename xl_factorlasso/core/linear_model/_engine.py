@@ -128,7 +128,7 @@ from ._block_newton import (
 )
 from ._boxed_blocks import boxed_block_polish
 from ._gap_floor import FLOOR_CAP as _FLOOR_CAP
-from ._gap_floor import FLOOR_EVERY, floor_applies, floor_share
+from ._gap_floor import FLOOR_EVERY, floor_applies, floor_share, within_floor
 from ._homotopy import _singular, continuation_start, homotopy_rows, homotopy_start, probe_signed
 from ._newton_finish import _all, _any, _NewtonFinish, newton_accepted
 from ._penalty import PenaltySpec, penalty_value
@@ -861,12 +861,7 @@ class FastEngine:
         _, _, grad, thr, _, up, down = self._descents(coef, lam)
         slack = 1e-9 * (thr + np.abs(grad)) + e  # (_descents' own tolerance, plus rounding)
         moves = ((coef < self.hi) & (up < -slack)) | ((coef > self.lo) & (down < -slack))
-        # Rounding excuses a gap up to _FLOOR_CAP tol of the objective, never more: iterates
-        # that diverged along a null direction (loadings 1e16, a constant factor and a response
-        # with 7 rows for 10 factors) have a floor as large as their objective, and their gap
-        # of 1.0 relative passed as "within rounding" (random search).
-        return ((gaps <= tol * objs + floor) & (gaps <= _FLOOR_CAP * tol * objs)
-                & ~moves.any(axis=1))
+        return within_floor(gaps, objs, floor, tol) & ~moves.any(axis=1)
 
     def _meets(self, coef: np.ndarray, lam: float, gaps: np.ndarray, objs: np.ndarray,
                tol: float) -> bool:

@@ -33,7 +33,8 @@ import numpy as np
 
 from ..exceptions import SolveError
 
-__all__ = ["FLOOR_CAP", "FLOOR_EVERY", "check_floor", "floor_applies", "floor_share"]
+__all__ = ["FLOOR_CAP", "FLOOR_EVERY", "check_floor", "floor_applies", "floor_share",
+           "within_floor"]
 
 # The largest relative gap the rounding floor may excuse, in units of tol (LASSO's
 # _within_rounding); beyond it, here, the point where the floor makes tol out of reach.
@@ -41,6 +42,18 @@ FLOOR_CAP = 100.0
 # FastEngine.solve's floor_stop looks at the floor every this many iterations (about an
 # iteration's work each time)
 FLOOR_EVERY = 200
+
+
+def within_floor(gaps, objs, floors, tol: float):
+    """Where a gap exceeds ``tol`` of its objective only by its rounding floor, and stays
+    below ``FLOOR_CAP`` tol (elementwise): the rule by which rounding excuses a gap, for a
+    point shown or known to be stationary to rounding (LASSO's responses,
+    ``FastEngine._within_rounding``; the duals' Newton points, ``CertifiedSolver._dual``).
+    Beyond the cap rounding excuses nothing: iterates that diverged along a null direction
+    (loadings 1e16, a constant factor and a response with 7 rows for 10 factors) have a floor
+    as large as their objective, and their gap of 1.0 relative passed before it (random
+    search)."""
+    return (gaps <= tol * objs + floors) & (gaps <= FLOOR_CAP * tol * objs)
 
 
 def floor_applies(engine) -> bool:
