@@ -573,7 +573,7 @@ def test_write_value_types_and_styles(xlsx, tmp_path):
     with pytest.raises(ValueError, match=r"Other!D5: cannot write a value of type dict"):
         pkg.write_values("Other", "D5", [[{}]])
     with pytest.raises(ValueError, match=r"Other!D5: time-zone aware"):
-        pkg.write_values("Other", "D5", [[dt.datetime(2024, 1, 1, tzinfo=dt.timezone.utc)]])
+        pkg.write_values("Other", "D5", [[dt.datetime(2024, 1, 1, tzinfo=dt.UTC)]])
     with pytest.raises(ValueError, match=r"Other!D5: '#BOGUS' is not an Excel error"):
         pkg.write_values("Other", "D5", [[ExcelError("#BOGUS")]])
     with pytest.raises(ValueError, match="rows have different lengths"):

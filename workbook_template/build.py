@@ -553,7 +553,7 @@ def _start_sheet(wb, inputs: dict, namespace: str | None = None) -> None:
     r += 1
     ws.cell(row=r, column=1, value="Set up once").font = HEADING
     setup = [
-        (["Python", "", "Python 3.10 or newer on this computer (python.org)"], None),
+        (["Python", "", "Python 3.11 or newer on this computer (python.org)"], None),
         (["xl-factorlasso", "package", f"pip install {WHEEL}   (the wheel file you were given, "
           "built by make dist in the source repository; not published on PyPI)"], None),
     ]

@@ -537,7 +537,7 @@ def serve(host: str = "127.0.0.1", port: int = 8000, *, reload: bool = False,
 
     if importlib.util.find_spec("xlwings_server") is None:
         raise ServerSetupError(
-            "the server add-in needs the optional extra 'server' (Python 3.11 or later): "
+            "the server add-in needs the optional extra 'server': "
             "pip install \"path/to/xl_factorlasso-<version>-py3-none-any.whl[server]\" (the "
             "wheel built by make dist), or pip install \".[server]\" in a source checkout"
         )
