@@ -127,8 +127,7 @@ from ._block_newton import (
     block_polish,
 )
 from ._boxed_blocks import boxed_block_polish
-from ._gap_floor import FLOOR_CAP as _FLOOR_CAP
-from ._gap_floor import FLOOR_EVERY, floor_applies, floor_share, within_floor
+from ._gap_floor import FLOOR_CAP, FLOOR_EVERY, floor_applies, floor_share, within_floor
 from ._homotopy import _singular, continuation_start, homotopy_rows, homotopy_start, probe_signed
 from ._newton_finish import _all, _any, _NewtonFinish, newton_accepted
 from ._penalty import PenaltySpec, penalty_value
@@ -1073,7 +1072,7 @@ class FastEngine:
                     and it % _STALL_EVERY == 0 and _stalled(trail, it, tol, max_iter)):
                 break
             if (self._floor_lam == lam and first is None and it and it % FLOOR_EVERY == 0
-                    and floor_share(self, x, lam)[0] > _FLOOR_CAP * tol):
+                    and floor_share(self, x, lam)[0] > FLOOR_CAP * tol):
                 break
             it += 1
             z = y - scale * (self._gram_times(y) - self.xty)
