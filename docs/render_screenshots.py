@@ -18,7 +18,7 @@ What it does, in a temporary folder:
    and the names removed, a print area, one landscape A3 page, grid lines and row/column
    headings printed, a font name where a cell's font has none: LibreOffice would draw it in a
    serif fallback). Nothing else is touched: the column widths, number formats and pictures
-   are the workbook's, so the picture shows what a user sees. On the Formulas sheet the
+   are the workbook's, so the picture shows what a user sees. On the Formulas sheets the
    ``=FLASSO_*`` formulas are replaced by the values the same Python functions return
    (``workbook_template/build.py`` evaluates them the way the add-in passes the named ranges):
    LibreOffice does not know the functions and would show ``#NAME?``;
@@ -88,7 +88,7 @@ SHOTS = [
     Shot("cv.png", "refit", "CV", "A1:S24"),
     Shot("portfolio.png", "portfolio", "Portfolio", "A1:N44"),
     Shot("risk.png", "portfolio", "Risk", "A1:L26"),
-    Shot("formulas.png", "template", "Formulas", "A1:N43"),
+    Shot("formulas.png", "template", "Formulas", "A1:W64"),
     Shot("xlwings_conf.png", "template", "xlwings.conf", "A1:O5"),
     Shot("sp500_results.png", "sp500", "Results", "A1:R44"),
 ]
@@ -132,8 +132,9 @@ def _load_build_module():
     return module
 
 
-def formula_values(book: Path) -> dict[str, list[list]]:
-    """Anchor cell -> the value table its ``=FLASSO_*`` formula returns (computed in Python)."""
+def formula_values(book: Path, sheet: str = "Formulas") -> dict[str, list[list]]:
+    """Anchor cell of ``sheet`` -> the value table its ``=FLASSO_*`` formula returns (computed
+    in Python)."""
     import openpyxl
     from openpyxl.worksheet.formula import ArrayFormula
 
@@ -142,7 +143,7 @@ def formula_values(book: Path) -> dict[str, list[list]]:
     build = _load_build_module()
     wb = openpyxl.load_workbook(book)
     values = build._name_values(wb)
-    ws = wb["Formulas"]
+    ws = wb[sheet]
     out = {}
     for row in ws.iter_rows():
         for c in row:
@@ -333,7 +334,8 @@ def render(out_dir: Path, work: Path, dpi: int, timeout: float) -> list[Path]:
     sheets_dir.mkdir()
     copies = []
     for shot in SHOTS:
-        formulas = formula_values(books[shot.book]) if shot.sheet == "Formulas" else None
+        formulas = (formula_values(books[shot.book], shot.sheet)
+                    if shot.sheet.startswith("Formulas") else None)
         stem = Path(shot.png).stem
         copies.append(one_sheet_copy(books[shot.book], shot, sheets_dir / f"{stem}.xlsx",
                                      formulas))
@@ -380,7 +382,7 @@ def review(out_dir: Path, dpi: int, timeout: float) -> list[Path]:
                     if ws.max_row > 2 * REVIEW_ROWS else None)
             shot = Shot(f"{stem}.png", book, ws.title, area)
             sheet = ws.title
-            formulas = formula_values(path) if sheet == "Formulas" else None
+            formulas = formula_values(path, sheet) if sheet.startswith("Formulas") else None
             copies.append(one_sheet_copy(path, shot, work / f"{stem}.xlsx", formulas))
     to_pdf(copies, out_dir, work, timeout)
     written = []

@@ -258,7 +258,7 @@ def test_wide_benchmark_prints_the_table():
 
 def test_wide_benchmark_fcgl_and_cross_validation():
     """bench_wide.py on a tiny wide panel with FCGL: answered by CVXPY and the Newton polish
-    (the fast engine skipped) and, for the single-response clusters, by the LASSO's, certified by the independent gap; ``--cv`` prints
+    (the fast iterations skipped) and, for the single-response clusters, by the LASSO's, certified by the independent gap; ``--cv`` prints
     LassoModelCV's time and that no (lambda, fold) score is missing."""
     env = {**os.environ, "MPLBACKEND": "Agg"}
     run = subprocess.run(
@@ -271,7 +271,7 @@ def test_wide_benchmark_fcgl_and_cross_validation():
     fit = [c.strip() for c in lines[0].strip("|").split("|")]
     # (this panel's found clusters include single ones: the LASSO's fast engine answers them)
     assert fit[3] == "single-response clusters: fast; clusters of several responses: " \
-                     "CLARABEL + fast polish (fast engine skipped: singular Gram, small penalty)"
+                     "CLARABEL + fast polish (fast iterations skipped: singular Gram, small penalty)"
     assert float(fit[4]) <= 1e-8
     cv = [c.strip() for c in lines[1].strip("|").split("|")]
     assert float(cv[1]) > 0 and cv[2] == "0 of 100"

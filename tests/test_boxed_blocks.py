@@ -165,3 +165,39 @@ def test_clarabel_factors_a_dense_cluster_with_faer():
     problem.solve(model.reg_lambda)
     problem.solve(model.reg_lambda, solver_params={"direct_solve_method": "qdldl"})
     assert seen == ["faer", "qdldl"]
+
+
+# the solver label's note where "auto" went to CVXPY because the iterations crawl
+SKIPPED_NOTE = " (fast iterations skipped: singular Gram, small penalty)"
+TRIED_NOTE = (" (fast probe and Newton guesses not certified, full iterations skipped: "
+              "singular Gram, small penalty)")
+
+
+@pytest.mark.parametrize(("shape", "seed", "fraction", "kw", "note"), [
+    # a box: the probe's iterations and Newton's guesses (and the duals') ran, did not certify
+    ((22, 60, 4), 2001, 1e-7, {"signs": True}, TRIED_NOTE),
+    # no box: nothing of the engine ran before CVXPY
+    ((36, 134, 8), 2006, 1e-5, {"n_clusters": 2}, SKIPPED_NOTE),
+], ids=["probe-and-guesses", "skipped"])
+def test_the_label_says_what_of_the_fast_engine_ran(shape, seed, fraction, kw, note,
+                                                    monkeypatch):
+    """FL_STATUS shows ``solver_``: where the probe and Newton's guesses ran before CVXPY it
+    must not say the fast engine was skipped (it said "fast engine skipped" on both paths)."""
+    probes = []
+    original = _certified.FastEngine.solve
+    monkeypatch.setattr(_certified.FastEngine, "solve",
+                        lambda self, *a, **k: probes.append(k.get("max_iter")) or
+                        original(self, *a, **k))
+    panel, model = _model(shape, seed, fraction, **kw)
+    fit = model.fit(panel.x, panel.y)
+    assert fit.duality_gap_ <= 1e-8
+    assert fit.solver_ == "CLARABEL + fast polish" + note
+    assert (_certified._BOXED_BLOCKS_PROBE in probes) == (note == TRIED_NOTE)
+
+
+def test_crawl_notes():
+    assert _certified._crawl_note(set()) == SKIPPED_NOTE
+    assert _certified._crawl_note({"probe", "guesses"}) == TRIED_NOTE
+    assert _certified._crawl_note({"guesses"}) == (
+        " (fast Newton guesses not certified, full iterations skipped: singular Gram, small "
+        "penalty)")

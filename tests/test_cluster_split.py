@@ -136,7 +136,7 @@ def test_a_pair_cluster_is_polished_from_clarabel(wide_panel, monkeypatch, lam):
     assert seen in ([((2, 500), {})], [((2, 500), {}), ((2, 500), tight)])
     assert solution.solver == (
         "single-response clusters: fast; clusters of several responses: CLARABEL + fast "
-        "polish (fast engine skipped: singular Gram, small penalty)")
+        "polish (fast iterations skipped: singular Gram, small penalty)")
     assert solution.n_iter <= 100  # Newton's point, or a few iterations from it
     engine = solver.engine
     # each part certified by its own certificate (the single clusters' may use the LASSO's
@@ -195,9 +195,9 @@ def _sparse_group_case(t, m, n, seed, fraction, **kw):
 
 @pytest.mark.parametrize(("shape", "seed", "fraction", "kw", "label"), [
     ((24, 40, 4), 9055, 1.73e-6, {"n_clusters": 1},
-     "CLARABEL + fast polish (fast engine skipped: singular Gram, small penalty)"),
+     "CLARABEL + fast polish (fast iterations skipped: singular Gram, small penalty)"),
     ((29, 46, 11), 7034, 2.01e-6, {}, "single-response clusters: fast; clusters of several "
-     "responses: CLARABEL + fast polish (fast engine skipped: singular Gram, small penalty)"),
+     "responses: CLARABEL + fast polish (fast iterations skipped: singular Gram, small penalty)"),
 ])
 def test_sparse_group_fcgl_on_a_wide_panel_is_certified(shape, seed, fraction, kw, label,
                                                         monkeypatch):

@@ -1,9 +1,9 @@
-"""One answer everywhere: the template's Formulas sheet equals what the ribbon's jobs write.
+"""One answer everywhere: the template's Formulas sheets equal what the ribbon's jobs write.
 
 The committed template (``xl_factorlasso/templates/factorlasso_template.xlsx``) is copied; on each copy
 one job runs as the ribbon button would (:func:`xl_factorlasso.workbook.run_jobs` through
 :class:`XlsxFileIO`) and its outputs are read back from the saved file. Every ``=FLASSO_*``
-formula of the Formulas sheet is then evaluated in Python on the same workbook's cells, as Excel
+formula of the Formulas sheets is then evaluated in Python on the same workbook's cells, as Excel
 would call the function (``build.evaluate_formula``: names as 2-D lists of the cell values,
 numbers as floats, omitted arguments as ``None``), and compared with those outputs:
 
@@ -90,19 +90,20 @@ def _names(io: XlsxFileIO) -> dict[str, list[list]]:
 
 
 def _formulas(path: Path) -> tuple[list[str], dict[str, list[list]]]:
-    """The Formulas sheet's formulas (without '=') and the values of the ranges they use."""
+    """The Formulas sheets' formulas (without '=') and the values of the ranges they use."""
     wb = openpyxl.load_workbook(path)
-    ws = wb["Formulas"]
-    formulas = [c.value.text.lstrip("=") for row in ws.iter_rows() for c in row
-                if isinstance(c.value, ArrayFormula)]
+    found = [(ws.title, c.value.text.lstrip("=")) for ws in wb.worksheets
+             if ws.title in build.FORMULA_SHEET_NAMES for row in ws.iter_rows() for c in row
+             if isinstance(c.value, ArrayFormula)]
     ranges = {}
     io = XlsxFileIO(path)
-    for formula in formulas:
+    for sheet, formula in found:
         for a in build.split_formula(formula)[1]:
             if ":" in a:
                 min_col, min_row, max_col, max_row = range_boundaries(a)
-                ranges[a] = io.read(Area("Formulas", min_row, min_col, max_row, max_col))
-    return formulas, ranges
+                assert a not in ranges, a  # (one panel per address)
+                ranges[a] = io.read(Area(sheet, min_row, min_col, max_row, max_col))
+    return [formula for _sheet, formula in found], ranges
 
 
 class Case:

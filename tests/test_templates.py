@@ -84,8 +84,9 @@ XLSX_MAIN = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet.m
 RIBBON_PARTS = ("xl/vbaProject.bin", "customUI/customUI14.xml", "_rels/.rels")
 BUTTONS = ["Refit", "Cross-validate", "Optimise portfolio", "Backtest", "Clear outputs",
            "Help"]
+FORMULA_SHEETS = ["Formulas", "Formulas CV", "Formulas Portfolio", "Formulas History"]
 SHEETS = ["Start", "Returns", "Factors", "Signs", "Prior", "Settings", "Results", "Portfolio",
-          "Formulas", "xlwings.conf"]
+          *FORMULA_SHEETS, "xlwings.conf"]
 BOTH = pytest.mark.parametrize("template", [XLSX, XLSM], ids=["xlsx", "xlsm"])
 ALL = pytest.mark.parametrize("template", ALL_TEMPLATES, ids=[p.stem.replace(
     "factorlasso_template", "t") + p.suffix for p in ALL_TEMPLATES])
@@ -593,49 +594,158 @@ def udfs():
     udfs.cache_clear()  # leave the shared function cache as the other tests expect it
 
 
-@ALL
-def test_formulas_are_dynamic_arrays_that_compute_and_have_room(template, committed, udfs):
+def _formula_cells(members) -> dict[tuple[str, str], str]:
+    """(sheet, anchor) -> formula of every formula cell of the Formulas sheets, each checked to
+    be a dynamic array (an array formula on its own cell, with the dynamic-array metadata)."""
+    parts = _sheet_parts(members)
+    found = {}
+    for sheet in [s for s in parts if s.startswith("Formulas")]:
+        for c in _xml(members[parts[sheet]]).iter(f"{{{MAIN}}}c"):
+            f = c.find(f"{{{MAIN}}}f")
+            if f is None:
+                continue
+            assert f.get("t") == "array" and f.get("ref") == c.get("r") and c.get("cm") == "1"
+            found[sheet, c.get("r")] = f.text
+    return found
+
+
+def _template_results(template, members, udfs):
+    """(sheet, anchor) -> (function, its arguments, its answer on the template) of every
+    example; the arguments checked to be FL_* names, blanks or ranges of its own sheet."""
     from xl_factorlasso.server import functions_namespace
 
     ns = functions_namespace() if template in SERVER_TEMPLATES else None
-    members = committed[template]
-    part = _sheet_parts(members)["Formulas"]
-    root = _xml(members[part])
     assert "xl/metadata.xml" in members
     assert ("http://schemas.openxmlformats.org/officeDocument/2006/relationships/sheetMetadata",
             "metadata.xml") in _rels(members, "xl/_rels/workbook.xml.rels")
     pkg = XlsxPackage.open(template)
     values = {n: pkg.read_values(d.sheet, d.ref) for n, d in pkg.defined_names().items()}
-    found = {}
-    for c in root.iter(f"{{{MAIN}}}c"):
-        f = c.find(f"{{{MAIN}}}f")
-        if f is None:
-            continue
-        assert f.get("t") == "array" and f.get("ref") == c.get("r") and c.get("cm") == "1"
-        found[c.get("r")] = f.text
-    fn_names = {build.split_formula(f)[0] for f in found.values()}
+    found = _formula_cells(members)
+    fn_names = [build.split_formula(f)[0] for f in found.values()]
     if ns is not None:  # as Excel stores an Office.js custom function of the add-in
         assert all(n.startswith(f"_xldudf_{ns}_FLASSO_") for n in fn_names), fn_names
-    assert {build.flasso_name(n, ns) for n in fn_names} == set(udfs.__all__)
-    for anchor, formula in found.items():
+    names = [build.flasso_name(n, ns) for n in fn_names]
+    assert sorted(names) == sorted(udfs.__all__)  # each function once
+    out = {}
+    for ((sheet, anchor), formula), name in zip(found.items(), names, strict=True):
         _name, args = build.split_formula(formula)
         for a in args:
             if re.fullmatch(r"[A-Z]+\d+:[A-Z]+\d+", a):
-                values[a] = pkg.read_values("Formulas", a)
+                values[a] = pkg.read_values(sheet, a)
             else:  # only FL_* names and blanks, or Excel's INDEX/MATCH picking a value
                 # out of them (FLASSO_BETA_HISTORY's factor and FL_ROLLING_SETTINGS' keys)
-                names = re.findall(r"\bFL_\w+", a) if a.startswith("INDEX(") else [a]
-                assert a == "" or (names and all(n in values for n in names)), (formula, a)
+                fl = re.findall(r"\bFL_\w+", a) if a.startswith("INDEX(") else [a]
+                assert a == "" or (fl and all(n in values for n in fl)), (formula, a)
         result = build.evaluate_formula(formula, values, udfs, ns)
         result = result if isinstance(result, list) else [[result]]
         assert not str(result[0][0]).startswith("#"), (formula, result[0][0])
+        out[sheet, anchor] = (name, args, result)
+    return out, pkg
+
+
+@ALL
+def test_formulas_are_dynamic_arrays_that_compute_and_have_room(template, committed, udfs):
+    results, pkg = _template_results(template, committed[template], udfs)
+    for (sheet, anchor), (name, _args, result) in results.items():
         # the spill area is free, apart from the formula's own cell
         row, col = int(re.sub(r"\D", "", anchor)), re.sub(r"\d", "", anchor)
         width = max(len(r) for r in result)
         last = _col(_col_index(col) + width - 1)
-        area = pkg.read_values("Formulas", f"{col}{row}:{last}{row + len(result) - 1}")
+        area = pkg.read_values(sheet, f"{col}{row}:{last}{row + len(result) - 1}")
         cells = [v for i, r in enumerate(area) for j, v in enumerate(r) if (i, j) != (0, 0)]
-        assert all(v is None for v in cells), formula
+        assert all(v is None for v in cells), (sheet, name)
+
+
+# The largest answer of each function, (rows, columns), from the sizes of the user's data: n
+# assets (columns of returns), m factors (columns of factors), and counts that only the data or
+# the settings bound (rebalancing dates, lambdas, folds, notes); ``panel`` is the (rows,
+# columns) of the function's range argument on its own sheet (the scenario or price panel).
+# None stands for "as many as the data make": the inputs are tables that grow, so up to the
+# sheet's edge. Independent of build.py's GROWS; checked against the answers on the template.
+MANY = None
+EXCEL_ROWS, EXCEL_COLS = 1_048_576, 16_384
+STATISTICS = 20  # at most the rows of FLASSO_MAXDIV's statistics (16 on the templates)
+
+
+def _plus(k, extra):
+    return None if k is None else k + extra
+
+
+def _largest(name: str, n, m, panel) -> tuple:
+    plus = _plus
+    return {
+        "FLASSO_VERSION": (1, 1),
+        "FLASSO_BEST_LAMBDA": (1, 1),
+        "FLASSO_FIT": (plus(n, 1), plus(m, 1)),  # header + assets; corner + factors
+        "FLASSO_R2": (plus(n, 1), 2),
+        "FLASSO_INTERCEPT": (plus(n, 1), 2),
+        "FLASSO_CLUSTERS": (plus(n, 1), 2),
+        "FLASSO_RESID_VOL": (plus(n, 1), 4),
+        "FLASSO_COV": (plus(n, 1), plus(n, 1)),
+        "FLASSO_NOTES": (MANY, 1),  # one row per note
+        "FLASSO_PREDICT": (panel and panel[0], plus(n, 1)),  # the scenario rows
+        "FLASSO_CV": (MANY, MANY),  # lambdas down, folds + mean + best across
+        "FLASSO_MAXDIV": (plus(n, 3 + STATISTICS), 2),
+        "FLASSO_RISK": (plus(m, 3), 4),  # header, factors, specific, total
+        "FLASSO_RISK_ASSETS": (plus(n, 1), 6),  # weight ... specific under a factor model
+        "FLASSO_RETURNS": panel,  # at most the price panel
+        "FLASSO_BETA_HISTORY": (MANY, plus(n, 1)),  # a row per rebalancing date
+    }[name]
+
+
+def _panel_shape(args) -> tuple[int, int] | None:
+    ranges = [a for a in args if re.fullmatch(r"[A-Z]+\d+:[A-Z]+\d+", a)]
+    if not ranges:
+        return None
+    (a,) = ranges
+    min_col, min_row, max_col, max_row = range_boundaries(a)
+    return max_row - min_row + 1, max_col - min_col + 1
+
+
+@ALL
+def test_no_answer_can_spill_into_another_however_large_the_data(template, committed, udfs):
+    """The answers grow with the user's data (a row per asset, a column per asset or factor,
+    a row per rebalancing date...), and Excel shows #SPILL! where an answer would cover a
+    non-empty cell or another answer. For each example the rectangle its largest answer may
+    fill -- to the sheet's edge where the data set its size -- holds no other cell of the sheet
+    and meets no other example's rectangle. (The layout of one column of examples under each
+    other failed: FLASSO_FIT's loadings ran into the next title as soon as there were more
+    assets than on the template.)"""
+    import openpyxl
+
+    results, pkg = _template_results(template, committed[template], udfs)
+    wb = openpyxl.load_workbook(template, read_only=True)
+    names = pkg.defined_names()
+    # the assets and factors of the template: the headers of its tables, less the date column
+    n, m = (len([v for v in pkg.read_values(names[k].sheet, names[k].ref)[0] if v]) - 1
+            for k in ("FL_RETURNS", "FL_FACTORS"))
+    rects = {}
+    for (sheet, anchor), (name, args, result) in results.items():
+        panel = _panel_shape(args)
+        # the rule at the template's own sizes gives the answer's size there: it is the rule
+        rows_t, cols_t = len(result), max(map(len, result))
+        rule_rows, rule_cols = _largest(name, n, m, panel)
+        assert rows_t <= (rule_rows or EXCEL_ROWS) and cols_t <= (rule_cols or EXCEL_COLS), \
+            (name, (rows_t, cols_t), (rule_rows, rule_cols))
+        big_rows, big_cols = _largest(name, MANY, MANY, panel)
+        min_col, row, _c, _r = range_boundaries(anchor)
+        last_row = EXCEL_ROWS if big_rows is None else row + big_rows - 1
+        last_col = EXCEL_COLS if big_cols is None else min_col + big_cols - 1
+        rects[sheet, anchor] = (name, row, min_col, last_row, last_col)
+    for sheet in [s for s in wb.sheetnames if s.startswith("Formulas")]:
+        ws = wb[sheet]
+        filled = [(c.row, c.column) for r in ws.iter_rows() for c in r
+                  if getattr(c, "value", None) is not None]
+        mine = [(k[1], v) for k, v in rects.items() if k[0] == sheet]
+        assert mine, sheet
+        for anchor, (name, top, left, bottom, right) in mine:
+            inside = [(r, c) for r, c in filled if top <= r <= bottom and left <= c <= right
+                      and (r, c) != (top, left)]
+            assert not inside, (sheet, name, anchor, [f"{_col(c)}{r}" for r, c in inside[:5]])
+            for other, (name2, t2, l2, b2, r2) in mine:
+                if other != anchor:
+                    overlap = top <= b2 and t2 <= bottom and left <= r2 and l2 <= right
+                    assert not overlap, (sheet, name, name2)
 
 
 def _col_index(letters: str) -> int:

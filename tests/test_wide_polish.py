@@ -24,7 +24,7 @@ from xl_factorlasso.core.linear_model._homotopy import iterations_crawl
 
 FCGL = LassoModelType.FACTOR_CLUSTER_GROUP_LASSO
 HCGL = LassoModelType.HIERARCHICAL_CLUSTER_GROUP_LASSO
-SKIPPED = "CLARABEL + fast polish (fast engine skipped: singular Gram, small penalty)"
+SKIPPED = "CLARABEL + fast polish (fast iterations skipped: singular Gram, small penalty)"
 
 
 def _polished(label: str) -> bool:

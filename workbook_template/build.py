@@ -271,7 +271,7 @@ FORMULAS = [
      f"FLASSO_RISK_ASSETS({_PORTFOLIO_ARGS})", COLUMN_FORMATS["FL_RISK_ASSETS"]),
     ("FLASSO_COV", "factor-model covariance of the assets, B S B' + D",
      f"FLASSO_COV({_FIT_ARGS})", "0.000000"),
-    ("FLASSO_NOTES", "what the fit of FLASSO_FIT above warned about, once each (factors that "
+    ("FLASSO_NOTES", "what the fit of FLASSO_FIT warned about, once each (factors that "
      "are combinations of others, a factor with one value...); ok when nothing: the notes "
      "Refit writes in FL_STATUS", f"FLASSO_NOTES({_FIT_ARGS})", None),
     ("FLASSO_RETURNS", "simple returns p_t / p_prev - 1 of the price panel above (add \"log\" "
@@ -287,8 +287,43 @@ FORMULAS = [
 ]
 
 
-# rows kept free below a formula whose answer on the template is shorter than on a user's data
-SPILL_ROOM = {"FLASSO_NOTES": 8}
+# How each example's answer grows with the user's data: "down" (a row per asset, factor or
+# note; fixed columns), "right" (a column per asset; its rows set by a panel of its own sheet),
+# "both", or None (its size set by its arguments: one value, or the price panel's rows and
+# columns). An answer spills only into empty cells (Excel shows #SPILL! otherwise), and the
+# inputs are tables that grow to any size, so every example keeps what it may fill to itself up
+# to the sheet's edge: "down" ones side by side, each in columns of its widest answer
+# (DOWN_WIDTH) with nothing below; "right" ones and fixed ones one under the other above them,
+# nothing to their right; and one answer that grows both ways per sheet, at the right end of
+# the row of "down" ones (its corner: nothing below it nor to its right).
+GROWS = {
+    "FLASSO_VERSION": None, "FLASSO_BEST_LAMBDA": None, "FLASSO_RETURNS": None,
+    "FLASSO_PREDICT": "right",
+    "FLASSO_R2": "down", "FLASSO_INTERCEPT": "down", "FLASSO_CLUSTERS": "down",
+    "FLASSO_RESID_VOL": "down", "FLASSO_NOTES": "down", "FLASSO_MAXDIV": "down",
+    "FLASSO_RISK": "down", "FLASSO_RISK_ASSETS": "down",
+    "FLASSO_FIT": "both", "FLASSO_COV": "both", "FLASSO_CV": "both",
+    "FLASSO_BETA_HISTORY": "both",
+}
+# the columns of a "down" answer at its widest (FLASSO_RISK_ASSETS: weight, contribution,
+# share, systematic and specific under a factor model; fewer under a sample covariance)
+DOWN_WIDTH = {"FLASSO_R2": 2, "FLASSO_INTERCEPT": 2, "FLASSO_CLUSTERS": 2,
+              "FLASSO_RESID_VOL": 4, "FLASSO_NOTES": 1, "FLASSO_MAXDIV": 2, "FLASSO_RISK": 4,
+              "FLASSO_RISK_ASSETS": 6}
+# The sheets of the examples (one corner each for FLASSO_FIT, _CV, _COV and _BETA_HISTORY), in
+# the order of their sheets: title, then the examples, in the order they are laid out
+FORMULA_SHEETS = [
+    ("Formulas", "Worksheet functions =FLASSO_* on the FL_* names of this workbook",
+     ["FLASSO_VERSION", "FLASSO_PREDICT", "FLASSO_RETURNS", "FLASSO_R2", "FLASSO_INTERCEPT",
+      "FLASSO_RESID_VOL", "FLASSO_CLUSTERS", "FLASSO_NOTES", "FLASSO_FIT"]),
+    ("Formulas CV", "Worksheet functions: cross-validation of reg_lambda",
+     ["FLASSO_BEST_LAMBDA", "FLASSO_CV"]),
+    ("Formulas Portfolio", "Worksheet functions: the portfolio, its risk and the covariance",
+     ["FLASSO_MAXDIV", "FLASSO_RISK", "FLASSO_RISK_ASSETS", "FLASSO_COV"]),
+    ("Formulas History", "Worksheet functions: loadings refitted over time",
+     ["FLASSO_BETA_HISTORY"]),
+]
+FORMULA_SHEET_NAMES = [name for name, _title, _examples in FORMULA_SHEETS]
 
 
 def formulas_for(namespace: str | None = None) -> list[tuple[str, str, str, str | None]]:
@@ -486,7 +521,7 @@ def build_openpyxl_workbook(inputs: dict | None = None,
     _settings_help(wb["Settings"], MODEL_SETTINGS, help_column=3)
     _settings_help(wb["Portfolio"], PORTFOLIO_SETTINGS, help_column=None)
     _settings_help(wb["Rolling"], ROLLING_SETTINGS, help_column=3)
-    _formulas_sheet(wb, inputs, namespace)
+    _formulas_sheets(wb, inputs, namespace)
     _xlwings_conf_sheet(wb)
     wb.active = 0
     for ws in wb.worksheets:
@@ -497,7 +532,7 @@ def build_openpyxl_workbook(inputs: dict | None = None,
     for ws in wb.worksheets:  # text that starts with '=' would have become a formula
         for row in ws.iter_rows():
             for c in row:
-                if c.data_type == "f" and not (ws.title == "Formulas"
+                if c.data_type == "f" and not (ws.title in FORMULA_SHEET_NAMES
                                                and isinstance(c.value, ArrayFormula)):
                     raise RuntimeError(f"{ws.title}!{c.coordinate} is a formula: {c.value}")
     props = wb.properties
@@ -658,7 +693,12 @@ def _start_sheet(wb, inputs: dict, namespace: str | None = None) -> None:
         ("ClusterHistory", "output", "FL_CLUSTER_HISTORY: each asset's cluster at each date "
          "(cluster models)"),
         ("Formulas", "examples", "working =FLASSO_* formulas on the FL_* names"
-         + (f", written for the server add-in ({shown})" if server else "")),
+         + (f", written for the server add-in ({shown})" if server else "")
+         + ": the fit; each answer has room to spill however large the data"),
+        ("Formulas CV", "examples", "FLASSO_CV and FLASSO_BEST_LAMBDA"),
+        ("Formulas Portfolio", "examples", "FLASSO_MAXDIV, FLASSO_RISK, FLASSO_RISK_ASSETS "
+         "and FLASSO_COV"),
+        ("Formulas History", "examples", "FLASSO_BETA_HISTORY"),
         ("xlwings.conf", "settings", "read by the xlwings add-in: UDF Modules = "
          "xl_factorlasso.udfs (add Interpreter_Win / Interpreter_Mac rows to pick a Python)"),
     ]
@@ -794,15 +834,10 @@ def _settings_help(ws, rows, help_column: int | None) -> None:
         _wrap_rows(ws, {help_column: HELP_WIDTH}, rows=[keys[key] for key, *_ in rows])
 
 
-def _formulas_sheet(wb, inputs: dict, namespace: str | None = None) -> None:
-    """The Formulas sheet, its formulas written for the desktop add-in (``namespace`` None) or
-    for the server add-in with that namespace (see :func:`formulas_for`)."""
-    from xl_factorlasso import udfs
-
-    ws = wb.create_sheet("Formulas")
-    ws.column_dimensions["A"].width = 16
-    ws["A1"] = "Worksheet functions =FLASSO_* on the FL_* names of this workbook"
-    ws["A1"].font = Font(name="Calibri", bold=True, size=14)
+def _formulas_sheets(wb, inputs: dict, namespace: str | None = None) -> None:
+    """The Formulas sheets (:data:`FORMULA_SHEETS`), their formulas written for the desktop
+    add-in (``namespace`` None) or for the server add-in with that namespace (see
+    :func:`formulas_for`), laid out so that no answer can spill into another (:data:`GROWS`)."""
     if namespace is None:
         addin = ("These formulas are written for the desktop add-in: xlwings add-in, UDF "
                  "Modules = xl_factorlasso.udfs (sheet xlwings.conf), xlwings tab > Import "
@@ -818,41 +853,84 @@ def _formulas_sheet(wb, inputs: dict, namespace: str | None = None) -> None:
         other = ("Until the add-in is loaded the cells show #NAME?. The desktop add-in (xlwings) "
                  f"names them FLASSO_FIT(...), not {shown}(...): use the desktop template there "
                  "(xl-factorlasso template --macro BOOK.xlsm).")
-    notes = [
-        "Each formula spills its result (Excel 365 / 2021). " + addin,
-        other,
-        "Formulas on the same inputs share one fit (the results are cached on the cell values). "
-        "Each one equals what the ribbon's Refit, Cross-validate or Optimise portfolio writes "
-        "for the same inputs. Reference: the user guide's functions page "
-        "(xl-factorlasso --help shows where it is installed).",
-    ]
-    for i, text in enumerate(notes, start=2):
-        ws.cell(row=i, column=1, value=text).font = NOTE_FONT
-    r = len(notes) + 3
-    # the input panels: the last weeks of the factor returns for FLASSO_PREDICT, and prices
-    # that compound the last weeks of the returns for FLASSO_RETURNS (which gives them back)
-    factors = inputs["factors"]
-    scenarios, rows, r = _input_panel(ws, r, "Scenario factor values for FLASSO_PREDICT (input)",
-                                      factors.iloc[-SCENARIO_ROWS:], "0.0000")
-    values_at = {scenarios: rows}
-    prices, rows, r = _input_panel(ws, r, "Prices for FLASSO_RETURNS (input: 100 compounded "
-                                   "with the last weeks of FL_RETURNS)",
-                                   price_panel(inputs["returns"]), "0.00")
-    values_at[prices] = rows
+    others = ", ".join(name for name in FORMULA_SHEET_NAMES[1:])
+    room = ("Each answer has the cells it can fill to itself, however many assets, factors or "
+            "dates the inputs hold: nothing below an answer with a row per asset, nothing to "
+            "the right of one with a column per asset. So the examples stand side by side, and "
+            "each answer that grows both ways has its own sheet's corner: FLASSO_FIT here, the "
+            f"others on the sheets {others}.")
+    notes = {
+        "Formulas": [
+            "Each formula spills its result (Excel 365 / 2021). " + addin,
+            other,
+            "Formulas on the same inputs share one fit (the results are cached on the cell "
+            "values). Each one equals what the ribbon's Refit, Cross-validate or Optimise "
+            "portfolio writes for the same inputs. Reference: the user guide's functions page "
+            "(xl-factorlasso --help shows where it is installed).",
+            room,
+        ],
+    }
+    by_name = {f[0]: f for f in formulas_for(namespace)}
+    assert sorted(by_name) == sorted(GROWS)
+    assert sorted(n for *_, names in FORMULA_SHEETS for n in names) == sorted(GROWS)
+    values = _name_values(wb)  # the names -> 2-D lists, as the classic add-in passes them
+    for title, heading, names in FORMULA_SHEETS:
+        ws = wb.create_sheet(title)
+        ws.column_dimensions["A"].width = 16
+        ws["A1"] = heading
+        ws["A1"].font = Font(name="Calibri", bold=True, size=14)
+        texts = notes.get(title, [
+            "Written as those of the Formulas sheet (its notes say for which add-in). Each "
+            "answer has the cells below it and to its right to itself, so that it spills "
+            "whatever the size of the data."])
+        for i, text in enumerate(texts, start=2):
+            ws.cell(row=i, column=1, value=text).font = NOTE_FONT
+        _formulas_on(ws, len(texts) + 3, [by_name[n] for n in names], inputs, values,
+                     namespace)
 
-    # the values the functions will see: names -> 2-D lists, as the classic add-in passes them
-    values = {**_name_values(wb), **values_at}
+
+def _formulas_on(ws, r: int, entries, inputs: dict, values: dict,
+                 namespace: str | None) -> None:
+    """Lay ``entries`` out on ``ws`` from row ``r`` (see :data:`GROWS`): first the fixed and
+    the "right" ones one under the other, each under its title and formula (FLASSO_PREDICT and
+    FLASSO_RETURNS under their input panels); then, where there are "down" ones, a list of the
+    rest (title, formula and cell) and a row of their answers side by side, the one that grows
+    both ways last; without "down" ones that one is written as the others, last."""
+    from xl_factorlasso import udfs
+
     shown: dict[int, list[str]] = {}  # column -> what its cells display, to size it
-    for name, what, formula, number_format in formulas_for(namespace):
-        formula = formula.format(scenarios=scenarios, prices=prices)
+
+    def answer(name, formula):
+        panel = None
+        if "{scenarios}" in formula:  # the last weeks of the factor returns
+            code = "0.0000"
+            panel, rows, at = _input_panel(
+                ws, r, "Scenario factor values for FLASSO_PREDICT (input)",
+                inputs["factors"].iloc[-SCENARIO_ROWS:], code)
+        elif "{prices}" in formula:  # prices that compound the last weeks of the returns
+            code = "0.00"
+            panel, rows, at = _input_panel(
+                ws, r, "Prices for FLASSO_RETURNS (input: 100 compounded with the last "
+                "weeks of FL_RETURNS)", price_panel(inputs["returns"]), code)
+        if panel is None:
+            at = r
+        else:
+            values[panel] = rows
+            for i, row in enumerate(rows):  # its names and numbers readable too
+                for j, v in enumerate(row[1:], start=2):
+                    shown.setdefault(j, []).append(display_text(v, code if i else "General"))
+        formula = formula.format(scenarios=panel, prices=panel)
         result = evaluate_formula(formula, values, udfs, namespace)
         if not isinstance(result, list):
             result = [[result]]
         if str(result[0][0]).startswith("#"):
             raise RuntimeError(f"{formula} does not work on the template: {result}")
-        ws.cell(row=r, column=1, value=f"{name}: {what}").font = BOLD
-        ws.cell(row=r + 1, column=1, value=f"formula in A{r + 2}:  ={formula}").font = NOTE_FONT
-        anchor = f"A{r + 2}"
+        if GROWS[name] == "down" and max(map(len, result)) > DOWN_WIDTH[name]:
+            raise RuntimeError(f"{name}: {max(map(len, result))} columns > DOWN_WIDTH")
+        return formula, result, at
+
+    def write(anchor_row, col, formula, result, number_format):
+        anchor = f"{openpyxl.utils.get_column_letter(col)}{anchor_row}"
         stored = formula
         if namespace is not None:  # as Excel saves an Office.js custom function
             from xl_factorlasso.server import namespaced_formula
@@ -865,22 +943,52 @@ def _formulas_sheet(wb, inputs: dict, namespace: str | None = None) -> None:
                 (i, j) for i in range(1, len(result)) for j in range(1, len(result[i]))]
             for i, j in body:
                 code = codes[min(max(j - 1, 0), len(codes) - 1)]
-                ws.cell(row=r + 2 + i, column=1 + j).number_format = code
+                ws.cell(row=anchor_row + i, column=col + j).number_format = code
         for i, row in enumerate(result):
             for j, v in enumerate(row):
-                cell = ws.cell(row=r + 2 + i, column=1 + j)
+                cell = ws.cell(row=anchor_row + i, column=col + j)
                 if hasattr(v, "year"):  # a date spilled by FLASSO_PREDICT / FLASSO_RETURNS
                     cell.number_format = "yyyy-mm-dd"
-                if j > 0 or i > 0:  # column A also holds the long titles: sized apart
-                    shown.setdefault(1 + j, []).append(display_text(v, cell.number_format))
-        # the spill area, then a blank row; FLASSO_NOTES's answer grows with the user's data
-        # (the template's own is "ok"): room for a few notes before the next title
-        r += 2 + max(len(result), SPILL_ROOM.get(name, 0)) + 1
+                if col + j > 1:  # column A also holds the long titles: sized apart
+                    shown.setdefault(col + j, []).append(display_text(v, cell.number_format))
+        return anchor
+
+    down = [e for e in entries if GROWS[e[0]] == "down"]
+    corner = [e for e in entries if GROWS[e[0]] == "both"]
+    if len(corner) > 1 or (corner and entries[-1] is not corner[0]):
+        raise RuntimeError(f"{ws.title}: one answer that grows both ways, last: {corner}")
+    stacked = [e for e in entries if GROWS[e[0]] in (None, "right")]
+    if not down:
+        stacked += corner
+    for name, what, formula, number_format in stacked:
+        formula, result, r = answer(name, formula)
+        ws.cell(row=r, column=1, value=f"{name}: {what}").font = BOLD
+        ws.cell(row=r + 1, column=1, value=f"formula in A{r + 2}:  ={formula}").font = NOTE_FONT
+        write(r + 2, 1, formula, result, number_format)
+        r += 2 + len(result) + 1  # its answer, then a blank row
+    if down:
+        side = down + corner
+        answers = [answer(name, formula)[:2] for name, _w, formula, _f in side]
+        cols, col = [], 1
+        for name, *_ in side:
+            cols.append(col)
+            col += DOWN_WIDTH.get(name, 0) + 1  # its widest answer, then an empty column
+        ws.cell(row=r, column=1, value="Side by side below, each spilling down from its cell "
+                "(the last also to the right):").font = BOLD
+        r += 1
+        top = r + 2 * len(side) + 1  # the row of the function names, their formulas under it
+        for (name, what, *_), (formula, _result), c in zip(side, answers, cols, strict=True):
+            at = f"{openpyxl.utils.get_column_letter(c)}{top + 1}"
+            ws.cell(row=r, column=1, value=f"{name}: {what}").font = BOLD
+            ws.cell(row=r + 1, column=1, value=f"formula in {at}:  ={formula}").font = NOTE_FONT
+            r += 2
+        for (name, _w, _f, number_format), (formula, result), c in zip(side, answers, cols,
+                                                                       strict=True):
+            ws.cell(row=top, column=c, value=name).font = BOLD
+            write(top + 1, c, formula, result, number_format)
     for col, texts in shown.items():  # every spilled value readable: no ###, no cut label
         letter = openpyxl.utils.get_column_letter(col)
-        if col > 1:
-            ws.column_dimensions[letter].width = stored_width(fitted_width(texts,
-                                                                          max_width=30.0))
+        ws.column_dimensions[letter].width = stored_width(fitted_width(texts, max_width=30.0))
 
 
 PRICE_ROWS = 4  # returns of the last weeks given back by FLASSO_RETURNS on the Formulas sheet

@@ -118,6 +118,20 @@ class Solution:
     status: str = "optimal"
 
 
+def _crawl_note(tried: set[str]) -> str:
+    """The label's note where "auto" left the fast engine's iterations for CVXPY
+    (:func:`iterations_crawl`: singular Gram, small penalty): what of the engine ran before
+    (``tried``: its short probe, Newton's guesses on the sets it or the duals hold) and did not
+    certify, so that the label does not say the engine was skipped when only its full
+    iterations were."""
+    reason = "singular Gram, small penalty"
+    if not tried:
+        return f" (fast iterations skipped: {reason})"
+    what = " and ".join(w for w, k in (("probe", "probe"), ("Newton guesses", "guesses"))
+                        if k in tried)
+    return f" (fast {what} not certified, full iterations skipped: {reason})"
+
+
 class CertifiedSolver:
     """Solve one prepared problem at any ``lambda``; see the module docstring.
 
@@ -280,6 +294,7 @@ class CertifiedSolver:
                                             f"{gap:.1e} > tol {tol:g}"))
             best_gap = min(best_gap, gap)
         note = ""
+        tried = set()  # what of the fast engine ran before CVXPY: "probe", "guesses"
         if self.use_fast and dual_start_applies(self.engine, lam, self.lambda_max):
             # row groups with a box or an L1 share on a wide panel: the held cells from the
             # dual, then the row Newton step, before the iterations (they crawl there), after
@@ -294,7 +309,9 @@ class CertifiedSolver:
                 if result.certified:
                     return Solution(result.coef, "fast", result.gap, result.iterations)
                 spent = result.iterations
+                tried.add("probe")
             point, accepted = held_row_point(self.engine, lam, coef_init)
+            tried.add("guesses")
             if accepted.all():
                 gap, ok = self._gap(point, lam)
                 if ok:
@@ -315,6 +332,8 @@ class CertifiedSolver:
             # from the prior, one cluster: the active-set Newton from the minimum-norm
             # solution first (interpolant_start says where it applies)
             found = interpolant_start(self.engine, lam)
+            if found is not None:
+                tried.add("guesses")
             if found is not None and found[1].all():
                 gap, ok = self._gap(found[0], lam)
                 if ok:
@@ -329,6 +348,7 @@ class CertifiedSolver:
                 start, gap, ok = self._newton_point(coef_init, lam, warm=True)
                 if ok:
                     return Solution(start, "fast", gap, 0)
+                tried.add("guesses")
         if crawl and self.engine.polishes_held_blocks and not self.engine._unboxed:
             # the interior point's factorisation couples every member of a cluster on every
             # factor (dense in N M for one cluster: 20 s per solve at (113,269,10)), while the
@@ -343,6 +363,7 @@ class CertifiedSolver:
                 return Solution(result.coef, "fast", result.gap, result.iterations)
             check_floor(self.engine, result.coef, lam, tol, result.iterations, result.gap,
                         attempts)
+            tried.update(("probe", "guesses"))
             # Newton's guesses on the probe's sets, and the sets from the responses' duals
             # (_dual_blocks, from the prior or the warm start): the duals first where a
             # response has more free cells than rows, where the guesses' corrections oscillate
@@ -356,7 +377,7 @@ class CertifiedSolver:
                 if ok:
                     return Solution(point, "fast", gap, result.iterations)
         if crawl and self.kind == "auto":
-            note = " (fast engine skipped: singular Gram, small penalty)"
+            note = _crawl_note(tried)
         elif self.use_fast:
             crawl = False
             # "auto": the iterations give up once they show they will not certify in the
