@@ -262,15 +262,17 @@ class _Stationarity:
         if not bounded:
             return fitted
         p = self.core.shape[1]
-        limits = self._limits(max(nu, 0.0))
+        lower, upper = self._limits(max(nu, 0.0))
+
+        def broken(x):
+            return (x[p:] < lower[p:]) | (x[p:] > upper[p:])
         for _ in range(_WORKING_SET_ROUNDS):
             if fitted is None:
                 return None
-            broken = (fitted[p:] < limits[0][p:]) | (fitted[p:] > limits[1][p:])
-            if held.any() and not np.any(broken & ~held):
+            held |= broken(fitted)
+            fitted = self._reduced(held, (lower, upper))
+            if fitted is not None and not np.any(broken(fitted) & ~held):
                 break
-            held |= broken
-            fitted = self._reduced(held, limits)
         return fitted
 
     def _reduced(self, held: np.ndarray, limits: tuple[np.ndarray, np.ndarray] | None = None
