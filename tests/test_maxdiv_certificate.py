@@ -3,10 +3,10 @@ multipliers are fitted to the point's stationarity with every active row and bou
 optimum certifies when rows hold assets at their bounds, and any multipliers it evaluates are
 checked dual feasible, so a point away from the optimum is still refused.
 
-The problems are small draws of ``/tmp/pivot/search.py``'s kind (caps, a group equality and a
-group inequality, or rows of one asset) on which the pivoting's point was optimal (its ratio
-equal to CVXPY's, or above it, to round-off) and the certificate read it as 0.093 (a group
-row through capped assets) or gave no bound at all (one free asset).
+The problems are small random draws (:func:`sweep_problem`: caps, a group equality and a group
+inequality, or rows of one asset) on which the pivoting's point was optimal (its ratio equal
+to CVXPY's, or above it, to round-off) and the earlier fit's certificate read it as 0.093 (a
+group row through capped assets) or gave no bound at all (rows of one asset).
 """
 
 from __future__ import annotations
@@ -149,8 +149,9 @@ def test_dual_points_are_checked_feasible():
 
 
 def sweep_problem(seed: int):
-    """``/tmp/pivot/search.py``'s draw ``seed``: n in 5..11, one-factor or diagonal covariance,
-    caps 0.2-0.3, one or two group rows (the first an equality)."""
+    """Draw ``seed`` of a random search over small problems with rows on bound assets: n in
+    5..11, one-factor or diagonal covariance, caps 0.2-0.3, one or two group rows (the first an
+    equality). The problems above are its draws 1772 and 47 written out."""
     rng = np.random.default_rng(seed)
     n = int(rng.integers(5, 12))
     sd = 10 ** rng.uniform(-2.3, -1.3, n)
