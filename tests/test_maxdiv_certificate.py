@@ -201,3 +201,42 @@ def test_the_sweeps_refused_optima_are_certified_and_their_neighbours_bounded():
             assert loss <= _dense.GAP_TOLERANCE or gap > _dense.GAP_TOLERANCE, seed
             refused += gap > _dense.GAP_TOLERANCE
     assert refused >= 24
+
+
+@pytest.mark.parametrize("seed", [1772, 827])
+@pytest.mark.parametrize("step", [0.0, 1e-3], ids=["optimum", "moved"])
+def test_the_working_set_solves_the_whole_bounded_least_squares(seed, step):
+    """The bounded fit keeps only the sign-breaking multipliers as variables; its residual is
+    the whole system's bounded least squares' (``lsq_linear`` on every multiplier), as the
+    eliminated ones are a relaxation that ends within their signs: at the optimum (round-off)
+    and at a point moved off it within the rows (the same bounds active, a residual left)."""
+    from scipy.optimize import lsq_linear
+
+    cov, a, box, rows = sweep_problem(seed)
+    y, _ = _dense._pivot_dense(cov, a, box, rows)
+    w = y / y.sum()
+    free = np.flatnonzero((w > 1e-9) & (w < box.upper - 1e-9))
+    pair = [j for j in free if rows.matrix[:, j] @ rows.matrix[:, free[0]] == rows.matrix[:, free[0]] @ rows.matrix[:, free[0]] and np.all(rows.matrix[:, j] == rows.matrix[:, free[0]])][:2]
+    w[pair[0]] += step
+    w[pair[1]] -= step
+    y = w / (a @ w)
+    g = 2.0 * cov @ y
+    system = _certificate._stationarity(a, y, g, box, None, rows)
+    assert not system.within_signs(system.fit())  # the case the bounded fit is for
+    held = system.fit(bounded=True)
+    assert system.within_signs(held)
+    bound = system.bound
+    n = system.core.shape[0]
+    unit = np.zeros((n + 1, int(bound.sum())))
+    unit[np.flatnonzero(bound), np.arange(int(bound.sum()))] = 1.0
+    unit[n] = system.weight[bound]
+    whole = np.hstack([np.vstack([system.core, system.h]), unit])
+    rhs = np.append(g, 0.0)
+    reference = lsq_linear(whole, rhs, bounds=system._limits(0.0), method="bvls", tol=1e-15)
+    residual = np.linalg.norm(whole @ held - rhs)
+    least = np.linalg.norm(whole @ reference.x - rhs)
+    assert residual <= least * (1 + 1e-9) + 1e-14 * np.abs(g).max()
+    if step == 0:
+        assert residual <= 1e-14 * np.abs(g).max()  # stationary to round-off
+    else:
+        assert least > 1e-6 * np.abs(g).max()  # a residual that the fits compare on

@@ -248,15 +248,16 @@ class _Stationarity:
 
     def fit(self, bounded: bool = False, nu: float = 0.0) -> np.ndarray | None:
         """``(nu, mu, pi_tight, b)`` of least stationarity residual, or None when the least
-        squares fail: the bound assets' ``b`` are their residuals and ``(nu, mu, pi_tight)``
-        fit the free assets and ``k = 0``; or, ``bounded``, the whole system with the signs as
-        bounds (``|s| <= nu c`` at the given ``nu``).
+        squares fail: the whole system with ``b`` unbounded (the bound assets' ``b`` then
+        absorb their equations and ``(nu, mu, pi_tight)`` fit the free assets and ``k = 0``);
+        or, ``bounded``, with the signs as bounds (``|s| <= nu c`` at the given ``nu``).
 
         The bounded fit keeps as variables only the ``b`` that broke their sign (a working
-        set), the others eliminated as above: a relaxation, so once no eliminated ``b`` breaks
-        its sign it is the whole system's bounded least squares. Each round adds the breakers
-        (at most ``_WORKING_SET_ROUNDS``, then the last fit, clipped by the caller). On 500
-        assets with 497 at a bound, 54 broke their sign: the whole system took 2 s."""
+        set), the others unbounded and eliminated (:meth:`_reduced`): a relaxation, so once no
+        eliminated ``b`` breaks its sign it is the whole system's bounded least squares. Each
+        round adds the breakers (at most ``_WORKING_SET_ROUNDS``, then the last fit, clipped
+        by the caller). On 500 assets with 497 at a bound, 54 broke their sign: the whole
+        system took 2 s."""
         held = np.zeros(int(np.count_nonzero(self.bound)), dtype=bool)
         fitted = self._reduced(held)
         if not bounded:
@@ -278,8 +279,11 @@ class _Stationarity:
     def _reduced(self, held: np.ndarray, limits: tuple[np.ndarray, np.ndarray] | None = None
                  ) -> np.ndarray | None:
         """The least squares of :meth:`fit` with the bound assets' ``b`` where ``held`` as
-        variables (bounded by ``limits`` when given) and the others eliminated (each its
-        equation's residual, which then drops; it enters ``k`` through ``y / t``)."""
+        variables (bounded by ``limits`` when given) and the others (``E``) unbounded,
+        eliminated: given the rest, they leave their equations the residuals ``d_E = s w_E``
+        and ``k`` the residual ``K - w_E'd_E``, with ``s = K / (1 + |w_E|^2)`` and ``K`` the
+        residual of ``k`` at ``b_E`` = their equations' residuals; the sum of squares is then
+        ``K^2 / (1 + |w_E|^2)``, so ``k``'s row is scaled by ``1 / sqrt(1 + |w_E|^2)``."""
         index = np.flatnonzero(self.bound)
         kept, gone = index[held], index[~held]
         core, g, weight = self.core, self.g, self.weight
@@ -291,6 +295,9 @@ class _Stationarity:
         matrix[-1, :p] = self.h - weight[gone] @ core[gone]  # k, the eliminated b's in it
         matrix[-1, p:] = weight[kept]
         rhs = np.concatenate([g[free], g[kept], [-float(weight[gone] @ g[gone])]])
+        spread = 1.0 + float(weight[gone] @ weight[gone])
+        matrix[-1] /= np.sqrt(spread)
+        rhs[-1] /= np.sqrt(spread)
         try:
             if limits is None:
                 x, *_ = np.linalg.lstsq(matrix, rhs, rcond=None)
@@ -308,7 +315,8 @@ class _Stationarity:
             return None
         b = np.empty(index.size)
         b[held] = x[p:]
-        b[~held] = g[gone] - core[gone] @ x[:p]
+        k = float(matrix[-1] @ x - rhs[-1]) * np.sqrt(spread)  # K, at b_E = the residuals
+        b[~held] = g[gone] - core[gone] @ x[:p] - (k / spread) * weight[gone]
         return np.concatenate([x[:p], b])
 
     def _limits(self, nu: float) -> tuple[np.ndarray, np.ndarray]:
