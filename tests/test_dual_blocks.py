@@ -34,12 +34,12 @@ pytestmark = [
 ]
 
 
-def _problem(shape, seed, fraction, box, rows=None):
-    """One cluster, ``box`` ("nonneg" or "signs": the panel's signs and prior), at
-    ``fraction`` of ``lambda_max``, on the first ``rows`` rows."""
+def _problem(shape, seed, fraction, box, rows=None, n_clusters=1):
+    """``n_clusters`` clusters (one by default), ``box`` ("nonneg" or "signs": the panel's
+    signs and prior), at ``fraction`` of ``lambda_max``, on the first ``rows`` rows."""
     panel = make_factor_panel(*shape, seed=seed)
     x, y = (panel.x, panel.y) if rows is None else (panel.x.iloc[:rows], panel.y.iloc[:rows])
-    kw = dict(model_type=FCGL, n_clusters=1)
+    kw = dict(model_type=FCGL, n_clusters=n_clusters)
     if box == "nonneg":
         kw["nonneg"] = True
     else:
@@ -132,6 +132,20 @@ def test_duals_from_the_prior_settle_where_the_log_nu_steps_ran_out(shape, seed,
     _assert_duals_certify(setup, solver, model.reg_lambda)
 
 
+# a block held just above zero (its eta 1e-25 to 1e-9 of the largest, its pull within 1e-4 of
+# its threshold) whose Newton step went far below zero while its own slope asked for more: the
+# step's length was bounded by that block's decade (t 1e-23), and the duals ran out of their
+# 200 evaluations; the fit went through Clarabel in 6.6 s (a sweep of wide fits, problem 190)
+CLIPPED = [((54, 151, 16), 190, 1.3394973906625461e-06, "nonneg")]
+
+
+@pytest.mark.parametrize("shape,seed,fraction,box", CLIPPED)
+def test_a_block_the_step_moves_up_its_slope_does_not_bound_the_step(shape, seed, fraction,
+                                                                    box):
+    _x, _y, model, setup, solver = _problem(shape, seed, fraction, box)
+    _assert_duals_certify(setup, solver, model.reg_lambda)
+
+
 def test_signs_and_a_prior_fit_is_fast_and_certified():
     """One cluster with signs and a prior on (120,200,10) at the default penalty (6.5 s through
     Clarabel's dense factorisation before): ``fit`` answers "fast" after the probe, in the
@@ -201,14 +215,27 @@ def test_a_warm_start_from_a_neighbouring_minimiser():
     assert abs(a - b) <= 1e-8 * abs(b)
 
 
-@pytest.mark.parametrize("shape,box,rows,applies", [
-    ((60, 100, 20), "nonneg", 40, True),  # one cluster of 2000 cells
-    ((20, 50, 8), "nonneg", None, False),  # 400 cells: Clarabel's factorisation is cheap
-    ((200, 50, 8), "nonneg", None, False),  # not wide
+@pytest.mark.parametrize("shape,box,rows,n_clusters,applies", [
+    ((60, 100, 20), "nonneg", 40, 1, True),  # one cluster of 2000 cells
+    ((20, 50, 8), "nonneg", None, 1, True),  # one cluster, 400 cells
+    ((20, 50, 8), "nonneg", None, 2, False),  # found clusters of 400 cells at most: Clarabel
+    ((200, 50, 8), "nonneg", None, 1, False),  # not wide
 ])
-def test_where_the_duals_apply(shape, box, rows, applies):
-    x, y, model, setup, solver = _problem(shape, 0, 1e-5, box, rows)
+def test_where_the_duals_apply(shape, box, rows, n_clusters, applies):
+    x, y, model, setup, solver = _problem(shape, 0, 1e-5, box, rows, n_clusters)
     assert dual_blocks_apply(solver.engine) is applies
+
+
+# one non-negative cluster of 1,173 cells (a sweep of wide fits, problem 226): below the size
+# where found clusters are left to Clarabel, which took 4.8 s (the duals: 0.14 s)
+def test_one_small_cluster_is_solved_by_the_duals():
+    panel = make_factor_panel(29, 69, 17, seed=226)
+    kw = dict(model_type=FCGL, n_clusters=1, nonneg=True, warmup_period=None)
+    lam = 3.2083846622601836e-05 * LassoModel(**kw).lambda_max(panel.x, panel.y)
+    model = LassoModel(reg_lambda=lam, **kw).fit(panel.x, panel.y)
+    assert model.solver_ == "fast"
+    reference = LassoModel(reg_lambda=lam, engine="cvxpy", **kw).fit(panel.x, panel.y)
+    assert model.objective_value_ <= reference.objective_value_ * (1 + 1e-9)
 
 
 def test_overfull():
