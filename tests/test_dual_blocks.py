@@ -35,13 +35,16 @@ pytestmark = [
 
 
 def _problem(shape, seed, fraction, box, rows=None, n_clusters=1):
-    """``n_clusters`` clusters (one by default), ``box`` ("nonneg" or "signs": the panel's
-    signs and prior), at ``fraction`` of ``lambda_max``, on the first ``rows`` rows."""
+    """``n_clusters`` clusters (one by default), ``box`` ("nonneg", "signs": the panel's signs
+    and prior, or "l1": no box, an L1 share of 0.1), at ``fraction`` of ``lambda_max``, on the
+    first ``rows`` rows."""
     panel = make_factor_panel(*shape, seed=seed)
     x, y = (panel.x, panel.y) if rows is None else (panel.x.iloc[:rows], panel.y.iloc[:rows])
     kw = dict(model_type=FCGL, n_clusters=n_clusters)
     if box == "nonneg":
         kw["nonneg"] = True
+    elif box == "l1":  # no box, an L1 share
+        kw["l1_weight"] = 0.1
     else:
         kw["factors_beta_loading_signs"] = panel.signs
         kw["factors_beta_prior"] = panel.prior
@@ -220,18 +223,25 @@ def test_a_warm_start_from_a_neighbouring_minimiser():
     ((20, 50, 8), "nonneg", None, 1, True),  # one cluster, 400 cells
     ((20, 50, 8), "nonneg", None, 2, False),  # found clusters of 400 cells at most: Clarabel
     ((200, 50, 8), "nonneg", None, 1, False),  # not wide
+    ((20, 50, 8), "l1", None, 1, True),  # one cluster, an L1 share and no box
+    ((60, 100, 20), "l1", 40, 2, False),  # found clusters without a box: Clarabel
 ])
 def test_where_the_duals_apply(shape, box, rows, n_clusters, applies):
     x, y, model, setup, solver = _problem(shape, 0, 1e-5, box, rows, n_clusters)
     assert dual_blocks_apply(solver.engine) is applies
 
 
-# one non-negative cluster of 1,173 cells (a sweep of wide fits, problem 226): below the size
-# where found clusters are left to Clarabel, which took 4.8 s (the duals: 0.14 s)
-def test_one_small_cluster_is_solved_by_the_duals():
-    panel = make_factor_panel(29, 69, 17, seed=226)
-    kw = dict(model_type=FCGL, n_clusters=1, nonneg=True, warmup_period=None)
-    lam = 3.2083846622601836e-05 * LassoModel(**kw).lambda_max(panel.x, panel.y)
+# one cluster from a sweep of wide fits, each left to Clarabel before: non-negative, 1,173
+# cells (problem 226: below the size where found clusters go to Clarabel; 4.8 s, the duals
+# 0.14 s), and sparse-group without a box (problem 70: 1.5 s, the duals 0.12 s)
+@pytest.mark.parametrize("shape,seed,fraction,extra", [
+    ((29, 69, 17), 226, 3.2083846622601836e-05, dict(nonneg=True)),
+    ((34, 58, 20), 70, 5.006351156317461e-06, dict(l1_weight=0.1)),
+])
+def test_one_small_cluster_is_solved_by_the_duals(shape, seed, fraction, extra):
+    panel = make_factor_panel(*shape, seed=seed)
+    kw = dict(model_type=FCGL, n_clusters=1, warmup_period=None, **extra)
+    lam = fraction * LassoModel(**kw).lambda_max(panel.x, panel.y)
     model = LassoModel(reg_lambda=lam, **kw).fit(panel.x, panel.y)
     assert model.solver_ == "fast"
     reference = LassoModel(reg_lambda=lam, engine="cvxpy", **kw).fit(panel.x, panel.y)

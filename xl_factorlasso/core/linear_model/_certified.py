@@ -269,9 +269,11 @@ class CertifiedSolver:
                                                float(e.gap_floors(point).sum()), self.tol))
 
     def _dual_first(self, x: np.ndarray) -> bool:
-        """FCGL blocks where the duals apply and some response of ``x`` has more free cells
-        than rows (:func:`~._dual_blocks.overfull`)."""
-        return dual_blocks_apply(self.engine) and overfull(self.engine, x)
+        """FCGL blocks with a box where the duals apply and some response of ``x`` has more
+        free cells than rows (:func:`~._dual_blocks.overfull`); without a box (one cluster, an
+        L1 share) Newton's guesses come first, and a warm start's certify at once."""
+        e = self.engine
+        return dual_blocks_apply(e) and not e._unboxed and overfull(e, x)
 
     def solve(self, reg_lambda: float, coef_init: np.ndarray | None = None) -> Solution:
         """A certified solution at ``reg_lambda`` (``coef_init`` warm-starts the fast engine).
@@ -349,13 +351,16 @@ class CertifiedSolver:
                 if ok:
                     return Solution(start, "fast", gap, 0)
                 tried.add("guesses")
-        if crawl and self.engine.polishes_held_blocks and not self.engine._unboxed:
+        if crawl and self.engine.polishes_held_blocks and (not self.engine._unboxed
+                                                           or self.engine.n_units == 1):
             # the interior point's factorisation couples every member of a cluster on every
             # factor (dense in N M for one cluster: 20 s per solve at (113,269,10)), while the
             # iterations hold cells on their bounds exactly: a short probe of them, then
-            # Newton's guesses on what their point holds active and at a bound (not without a
-            # box: sparse-group FCGL's small wide fits took 0.07-0.13 s through Clarabel and
-            # 0.25-0.65 s with the probe first)
+            # Newton's guesses on what their point holds active and at a bound. Without a box
+            # (an L1 share) only for one cluster: found clusters' small wide fits took
+            # 0.07-0.13 s through Clarabel and 0.25-0.65 s with the probe first, while one
+            # cluster of 190-2,300 cells took 0.03-5.1 s through Clarabel and 0.04-0.26 s here
+            # (the duals), on a sweep of wide fits
             result = self.engine.solve(lam, coef_init=coef_init, tol=tol,
                                        max_iter=min(self.max_iter, _BOXED_BLOCKS_PROBE),
                                        floor_stop=True)

@@ -63,19 +63,22 @@ _SHORTEST_T = 1e-6  # the shortest fraction of a projected Newton step
 
 
 def dual_blocks_apply(engine) -> bool:
-    """Where :func:`dual_block_polish` is tried: FCGL blocks with a box (signs, ``nonneg``) on
-    a wide panel (:attr:`FastEngine.polishes_held_blocks`: where the probe runs; sparse-group
-    blocks without a box go to Clarabel, whose small problems cost less), with one cluster or a
-    cluster of at least :data:`~._penalty.DENSE_CLUSTER_CELLS` cells, within ``_DUAL_MAX`` (``N
-    M min(M, T')^2``: the duals' systems are at most ``T'`` square, their Hessian terms ``|F|^2
-    T'`` per response). Found clusters below that size go to Clarabel: on a sweep of 300 wide
-    FCGL fits the duals settled 10 and spared 6.5 s, and ran out of evaluations on 9 others
-    (join-and-leave cycles) and cost 7.3 s; with one cluster they settled all 6 such fits, 1,000
-    to 1,500 cells each (Clarabel: 0.2-4.8 s, the duals 0.08-0.14 s)."""
+    """Where :func:`dual_block_polish` is tried: FCGL blocks on a wide panel with a box (signs,
+    ``nonneg``) or, as one cluster, an L1 share (:attr:`FastEngine.polishes_held_blocks`: where
+    the probe runs), with one cluster or a cluster of at least
+    :data:`~._penalty.DENSE_CLUSTER_CELLS` cells, within ``_DUAL_MAX`` (``N M min(M, T')^2``:
+    the duals' systems are at most ``T'`` square, their Hessian terms ``|F|^2 T'`` per
+    response). Found clusters below that size, or without a box, go to Clarabel: on a sweep of
+    300 wide FCGL fits the duals settled 10 such boxed fits and spared 6.5 s, and ran out of
+    evaluations on 9 others (join-and-leave cycles) and cost 7.3 s; sparse-group found clusters
+    without a box cost up to 3.6 s more each. With one cluster they settled every such fit of
+    the sweep: boxed, 1,000-1,500 cells (Clarabel 0.2-4.8 s, the duals 0.08-0.14 s); without a
+    box, 190-2,300 cells (Clarabel 0.03-5.1 s, the duals 0.04-0.26 s)."""
     e = engine
     size = e.n * e.m * float(min(e.m, e.t_rows)) ** 2
-    return (e.polishes_held_blocks and not e._unboxed
-            and (e.n_units == 1 or e.spec.largest_cluster_cells() >= DENSE_CLUSTER_CELLS)
+    one = e.n_units == 1
+    return (e.polishes_held_blocks and (one or not e._unboxed)
+            and (one or e.spec.largest_cluster_cells() >= DENSE_CLUSTER_CELLS)
             and size <= _DUAL_MAX)
 
 
