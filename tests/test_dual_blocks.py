@@ -228,7 +228,7 @@ def test_a_warm_start_from_a_neighbouring_minimiser():
 ])
 def test_where_the_duals_apply(shape, box, rows, n_clusters, applies):
     x, y, model, setup, solver = _problem(shape, 0, 1e-5, box, rows, n_clusters)
-    assert dual_blocks_apply(solver.engine) is applies
+    assert dual_blocks_apply(solver.engine, solver._one_cluster) is applies
 
 
 # one cluster from a sweep of wide fits, each left to Clarabel before: non-negative, 1,173

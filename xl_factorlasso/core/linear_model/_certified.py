@@ -181,6 +181,7 @@ class CertifiedSolver:
         # a part of engine "fast" (_parts): no retry from the prior (the whole's iterations
         # follow where a part fails), and its last point kept for the whole's certificate
         self._part = False
+        self._whole = True  # not one of _parts (any engine): its clusters are the fit's
         self._unsettled: tuple[np.ndarray, int] | None = None
         # The engine is also the certificate of every answer: always built (cheap: one
         # eigendecomposition per response mask). The CVXPY programme only when needed.
@@ -240,7 +241,7 @@ class CertifiedSolver:
         """``(point, gap, certified)`` from the duals' sets (:mod:`._dual_blocks`), started
         from the prior or the warm start ``coef_init``; not certified where it does not apply
         or a cluster did not settle."""
-        if not dual_blocks_apply(self.engine):
+        if not dual_blocks_apply(self.engine, self._one_cluster):
             return probe, np.inf, False
         point, found = dual_block_polish(self.engine, lam, np.ones(self.engine.n, dtype=bool),
                                          coef_init)
@@ -269,11 +270,17 @@ class CertifiedSolver:
                                                float(e.gap_floors(point).sum()), self.tol))
 
     def _dual_first(self, x: np.ndarray) -> bool:
-        """FCGL blocks with a box where the duals apply and some response of ``x`` has more
-        free cells than rows (:func:`~._dual_blocks.overfull`); without a box (one cluster, an
-        L1 share) Newton's guesses come first, and a warm start's certify at once."""
+        """FCGL blocks where the duals apply and some response of ``x`` has more free cells
+        than rows (:func:`~._dual_blocks.overfull`)."""
         e = self.engine
-        return dual_blocks_apply(e) and not e._unboxed and overfull(e, x)
+        return dual_blocks_apply(e, self._one_cluster) and overfull(e, x)
+
+    @property
+    def _one_cluster(self) -> bool:
+        """Every response of the fit in one cluster (``n_clusters=1``), not a part whose one
+        cluster was found among others (:meth:`_parts`): the duals and, without a box, the
+        probe are tried there whatever its size (found clusters' small problems: Clarabel)."""
+        return self._whole and self.engine.n_units == 1
 
     def solve(self, reg_lambda: float, coef_init: np.ndarray | None = None) -> Solution:
         """A certified solution at ``reg_lambda`` (``coef_init`` warm-starts the fast engine).
@@ -346,13 +353,16 @@ class CertifiedSolver:
             # FCGL's crawl from it too, so Newton on its active blocks is tried (with cells held
             # at a bound or at zero where it has a box or an L1 share), then CVXPY.
             crawl = self.engine.geometry == "block"
-            if crawl and self.engine.polishes_by_newton and not self._dual_first(coef_init):
+            # (without a box, one cluster with an L1 share, Newton's point on a warm start
+            # certifies at once where the duals would follow a probe's iterations)
+            if crawl and self.engine.polishes_by_newton and (
+                    self.engine._unboxed or not self._dual_first(coef_init)):
                 start, gap, ok = self._newton_point(coef_init, lam, warm=True)
                 if ok:
                     return Solution(start, "fast", gap, 0)
                 tried.add("guesses")
         if crawl and self.engine.polishes_held_blocks and (not self.engine._unboxed
-                                                           or self.engine.n_units == 1):
+                                                           or self._one_cluster):
             # the interior point's factorisation couples every member of a cluster on every
             # factor (dense in N M for one cluster: 20 s per solve at (113,269,10)), while the
             # iterations hold cells on their bounds exactly: a short probe of them, then
@@ -525,6 +535,7 @@ class CertifiedSolver:
                     part = CertifiedSolver(stats, spec, lambda_max_from_stats(stats, spec),
                                            **self._options)
                     part._part = self.kind == "fast"
+                    part._whole = False
                     self._split.append((rows, part))
         return self._split
 

@@ -62,10 +62,11 @@ _SETTLED = 1e-3  # ... or this, with every response's free cells as at the previ
 _SHORTEST_T = 1e-6  # the shortest fraction of a projected Newton step
 
 
-def dual_blocks_apply(engine) -> bool:
+def dual_blocks_apply(engine, one_cluster: bool = False) -> bool:
     """Where :func:`dual_block_polish` is tried: FCGL blocks on a wide panel with a box (signs,
     ``nonneg``) or, as one cluster, an L1 share (:attr:`FastEngine.polishes_held_blocks`: where
-    the probe runs), with one cluster or a cluster of at least
+    the probe runs), with one cluster (``one_cluster``: every response of the fit in it, not a
+    cluster found among others) or a cluster of at least
     :data:`~._penalty.DENSE_CLUSTER_CELLS` cells, within ``_DUAL_MAX`` (``N M min(M, T')^2``:
     the duals' systems are at most ``T'`` square, their Hessian terms ``|F|^2 T'`` per
     response). Found clusters below that size, or without a box, go to Clarabel: on a sweep of
@@ -76,7 +77,7 @@ def dual_blocks_apply(engine) -> bool:
     box, 190-2,300 cells (Clarabel 0.03-5.1 s, the duals 0.04-0.26 s)."""
     e = engine
     size = e.n * e.m * float(min(e.m, e.t_rows)) ** 2
-    one = e.n_units == 1
+    one = one_cluster and e.n_units == 1
     return (e.polishes_held_blocks and (one or not e._unboxed)
             and (one or e.spec.largest_cluster_cells() >= DENSE_CLUSTER_CELLS)
             and size <= _DUAL_MAX)
