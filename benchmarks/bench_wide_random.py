@@ -8,7 +8,8 @@ default penalty; this draws ``--count`` random problems from ``--seed`` on, each
 * a panel from :func:`~xl_factorlasso.core.datasets.make_factor_panel` with ``T`` rows (20 to
   129), ``M`` factors (``T + 5`` to ``3 T + 39``: every Gram singular) and ``N`` responses (2 to
   11), seeded by the problem's number;
-* one of ``--models`` (GROUP_LASSO gets two user groups of responses, alternating);
+* one of ``--models`` (GROUP_LASSO gets two user groups of responses, alternating;
+  ``fcgl_one`` is FCGL with ``n_clusters=1``, MultiTaskLasso's geometry with a box);
 * one box: the panel's sign matrix, the sign matrix and its prior, ``nonneg``, or none (each a
   quarter); ``l1_weight = 0.1`` with probability 0.4;
 * ``reg_lambda`` a fraction ``10^U(-7.5, -4)`` of the model's ``lambda_max``.
@@ -19,6 +20,11 @@ response is a LASSO whatever the model); models LASSO, GROUP_LASSO (2 to 4 user 
 alternating), HCGL and FCGL (one cluster with probability 0.25); the same four boxes;
 ``l1_weight`` 0.1 or 0.5 with probability 0.3 for the group models; ``reg_lambda`` a fraction
 ``10^U(-7, 0)`` of ``lambda_max``.
+
+Panels around the square (``--panels mixed``, a sweep of stop 43): ``T`` 20 to 79 rows, ``M``
+from ``T / 2`` to ``3 T`` (wide or not), ``N`` 3 to 25 responses; models FCGL (found clusters
+or one), HCGL; the wide panels' boxes and L1 share; ``reg_lambda`` a fraction
+``10^U(-6.5, -2)`` of ``lambda_max``.
 
 Each is fitted once as a user calls it (``LassoModel(...).fit`` on DataFrames, engine "auto"),
 timed in CPU seconds with BLAS at one thread, and its answer judged by ``benchmarks/_gap.py``
@@ -32,6 +38,7 @@ Usage::
     python benchmarks/bench_wide_random.py                        # 40 HCGL / GROUP_LASSO fits
     python benchmarks/bench_wide_random.py --count 20 --seed 7000 --models hcgl --list
     python benchmarks/bench_wide_random.py --panels ordinary --count 400 --seed 1
+    python benchmarks/bench_wide_random.py --panels mixed --count 300 --seed 1
 """
 
 from __future__ import annotations
@@ -50,10 +57,14 @@ from _gap import GapProblem, bounds_from_signs, relative_gap  # noqa: E402
 from bench_peers import _cpu, context, installed_peers  # noqa: E402
 
 MODELS = {"hcgl": "HIERARCHICAL_CLUSTER_GROUP_LASSO", "group_rows": "GROUP_LASSO",
-          "fcgl": "FACTOR_CLUSTER_GROUP_LASSO", "lasso": "LASSO"}
-DEFAULT_MODELS = {"wide": "hcgl,group_rows", "ordinary": "lasso,group_rows,hcgl,fcgl"}
+          "fcgl": "FACTOR_CLUSTER_GROUP_LASSO", "fcgl_one": "FACTOR_CLUSTER_GROUP_LASSO",
+          "lasso": "LASSO"}
+DEFAULT_MODELS = {"wide": "hcgl,group_rows", "ordinary": "lasso,group_rows,hcgl,fcgl",
+                  "mixed": "fcgl,fcgl_one,hcgl"}
 BOXES = ("signs", "signs+prior", "nonneg", "none")
 TARGET_GAP = 1e-8
+# reg_lambda's fraction of lambda_max: 10^U(lo, hi)
+FRACTIONS = {"wide": (-7.5, -4), "ordinary": (-7, 0), "mixed": (-6.5, -2)}
 
 
 def draw(number: int, models: list[str], panels: str = "wide"):
@@ -61,11 +72,15 @@ def draw(number: int, models: list[str], panels: str = "wide"):
     from xl_factorlasso import LassoModel, LassoModelType, make_factor_panel
 
     rng = np.random.default_rng(number)
-    wide = panels == "wide"
-    if wide:
+    wide = panels in ("wide", "mixed")  # (mixed: the wide panels' boxes, shares and clusters)
+    if panels == "wide":
         t = int(rng.integers(20, 130))
         m = int(rng.integers(t + 5, 3 * t + 40))
         n = int(rng.integers(2, 12))
+    elif panels == "mixed":
+        t = int(rng.integers(20, 80))
+        m = int(rng.integers(t // 2, 3 * t))
+        n = int(rng.integers(3, 26))
     else:
         t = int(round(np.exp(rng.uniform(np.log(30), np.log(800)))))
         m = int(rng.integers(2, min(60, t - 5) + 1))
@@ -84,13 +99,13 @@ def draw(number: int, models: list[str], panels: str = "wide"):
         kw["l1_weight"] = 0.1
     elif not wide and model != "lasso" and rng.random() < 0.3:
         kw["l1_weight"] = (0.1, 0.5)[int(rng.integers(2))]
-    if model == "fcgl" and not wide and rng.random() < 0.25:
+    if (model == "fcgl" and not wide and rng.random() < 0.25) or model == "fcgl_one":
         kw["n_clusters"] = 1
     if model == "group_rows":
         groups = 2 if wide else int(rng.integers(2, 5))
         kw["group_data"] = pd.Series([f"g{k % groups}" for k in range(n)],
                                      index=panel.y.columns)
-    fraction = float(10 ** (rng.uniform(-7.5, -4) if wide else rng.uniform(-7, 0)))
+    fraction = float(10 ** rng.uniform(*FRACTIONS[panels]))
     kw["reg_lambda"] = fraction * LassoModel(**kw).lambda_max(panel.x, panel.y)
     share = f" l1w={kw['l1_weight']:g}" if "l1_weight" in kw else ""
     what = f"{model}{' one cluster' if 'n_clusters' in kw else ''} {box}{share}"
@@ -157,7 +172,7 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--count", type=int, default=40)
     parser.add_argument("--seed", type=int, default=5000, help="the first problem's number")
-    parser.add_argument("--panels", choices=("wide", "ordinary"), default="wide")
+    parser.add_argument("--panels", choices=("wide", "ordinary", "mixed"), default="wide")
     parser.add_argument("--models", default=None,
                         help=f"comma list of {list(MODELS)} (default: {DEFAULT_MODELS})")
     parser.add_argument("--list", action="store_true", help="print every problem's row")
