@@ -44,8 +44,8 @@ def test_message_when_the_extra_is_not_installed(monkeypatch, capsys):
     monkeypatch.setitem(sys.modules, "xlwings_server", None)  # what find_spec sees uninstalled
     assert main(["serve"]) == 2
     err = capsys.readouterr().err
-    assert err == ("xl-factorlasso serve: the server add-in needs the optional extra 'server' "
-                   '(Python 3.11 or later): pip install "path/to/xl_factorlasso-<version>-py3-'
+    assert err == ("xl-factorlasso serve: the server add-in needs the optional extra 'server': "
+                   'pip install "path/to/xl_factorlasso-<version>-py3-'
                    'none-any.whl[server]" (the wheel built by make dist), or pip install '
                    '".[server]" in a source checkout\n')
 
