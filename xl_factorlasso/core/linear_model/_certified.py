@@ -353,24 +353,28 @@ class CertifiedSolver:
             # FCGL's crawl from it too, so Newton on its active blocks is tried (with cells held
             # at a bound or at zero where it has a box or an L1 share), then CVXPY.
             crawl = self.engine.geometry == "block"
-            # (without a box, one cluster with an L1 share, Newton's point on a warm start
-            # certifies at once where the duals would follow a probe's iterations)
+            # (without a box, an L1 share: Newton's point first, then CVXPY; the probe and the
+            # duals below run from the prior only)
             if crawl and self.engine.polishes_by_newton and (
                     self.engine._unboxed or not self._dual_first(coef_init)):
                 start, gap, ok = self._newton_point(coef_init, lam, warm=True)
                 if ok:
                     return Solution(start, "fast", gap, 0)
                 tried.add("guesses")
+        unboxed_one = self._one_cluster and coef_init is None
         if crawl and self.engine.polishes_held_blocks and (not self.engine._unboxed
-                                                           or self._one_cluster):
+                                                           or unboxed_one):
             # the interior point's factorisation couples every member of a cluster on every
             # factor (dense in N M for one cluster: 20 s per solve at (113,269,10)), while the
             # iterations hold cells on their bounds exactly: a short probe of them, then
             # Newton's guesses on what their point holds active and at a bound. Without a box
-            # (an L1 share) only for one cluster: found clusters' small wide fits took
-            # 0.07-0.13 s through Clarabel and 0.25-0.65 s with the probe first, while one
-            # cluster of 190-2,300 cells took 0.03-5.1 s through Clarabel and 0.04-0.26 s here
-            # (the duals), on a sweep of wide fits
+            # (an L1 share) only for one cluster from the prior: found clusters' small wide
+            # fits took 0.07-0.13 s through Clarabel and 0.25-0.65 s with the probe first,
+            # and a one-cluster CV grid with its warm starts (Newton's point on the previous
+            # answer first, above) 8.7 s instead of 7.6 (LassoModelCV down to 1e-6 of
+            # lambda_max at (40,100,10)); one cluster of 190-2,300 cells from the prior took
+            # 0.03-5.1 s through Clarabel and 0.04-0.26 s here (the duals), on a sweep of
+            # wide fits
             result = self.engine.solve(lam, coef_init=coef_init, tol=tol,
                                        max_iter=min(self.max_iter, _BOXED_BLOCKS_PROBE),
                                        floor_stop=True)
