@@ -64,7 +64,7 @@ from ._cluster_split import single_clusters, split_problem
 from ._coop_newton import coop_solve
 from ._dual_blocks import dual_block_polish, dual_blocks_apply, overfull
 from ._engine import DEFAULT_MAX_ITER, DEFAULT_TOL, FastEngine
-from ._gap_floor import check_floor, within_floor
+from ._gap_floor import check_floor
 from ._homotopy import iterations_crawl
 from ._lambda_max import lambda_max_from_stats
 from ._penalty import PenaltySpec
@@ -200,10 +200,11 @@ class CertifiedSolver:
             self._problems[penalised] = LassoProblem(self.stats, self.spec, max_ratio=ratio)
         return self._problems[penalised]
 
-    def _gap(self, coef: np.ndarray, lam: float) -> tuple[float, bool]:
+    def _gap(self, coef: np.ndarray, lam: float,
+             stationary: bool = False) -> tuple[float, bool]:
         """``(relative gap, certified)`` of ``coef``: within ``tol``, or within the gap's own
-        rounding floor beyond it (:meth:`FastEngine.certificate`)."""
-        return self.engine.certificate(coef, lam, self.tol)
+        rounding floor beyond it (:meth:`FastEngine.certificate`, ``stationary`` as there)."""
+        return self.engine.certificate(coef, lam, self.tol, stationary)
 
     def _certify_point(self, coef: np.ndarray, lam: float) -> tuple[float, bool, np.ndarray]:
         """``(gap, certified, point)``: the best of CVXPY's point and its snapped versions
@@ -247,27 +248,8 @@ class CertifiedSolver:
                                          coef_init)
         if not found.all():
             return point, np.inf, False
-        gap, ok = self._gap(point, lam)
-        return point, gap, ok or self._within_floor(point, lam)
-
-    def _within_floor(self, point: np.ndarray, lam: float) -> bool:
-        """Whether the duals' Newton point ``point`` is certified by its gap's rounding floor:
-        its gap exceeds ``tol`` of the objective by no more than the floor
-        (:meth:`FastEngine.gap_floors`) and stays below the cap
-        (:func:`~._gap_floor.within_floor`). Such a point is stationary to rounding by
-        construction, as LASSO's responses must be shown to be for the same rule
-        (:meth:`FastEngine._within_rounding`): Newton solved its active blocks' equations, and
-        its held cells and zero blocks met their conditions
-        (``_boxed_blocks._Cluster._corrected``). On the fold of 40 rows of a non-negative
-        (60,100,20) cross-validation at lambda 1e-6 the floor is 2.2e-7 of the objective, and
-        the same sets' Newton point showed 8.2e-9 to 1.3e-8 by the BLAS and its threads: with
-        two threads a SolveError (3.1e-8 after Clarabel's polish)."""
-        e = self.engine
-        point = np.clip(point, e.lo, e.hi)  # (as the certificate reads it)
-        gaps, objs = e.unit_gaps(point, lam)
-        obj = float(objs.sum())
-        return bool(obj > 0.0 and within_floor(float(gaps.sum()), obj,
-                                               float(e.gap_floors(point).sum()), self.tol))
+        # (stationary to rounding by construction: its gap's rounding floor may excuse it)
+        return (point, *self._gap(point, lam, stationary=True))
 
     def _dual_first(self, x: np.ndarray) -> bool:
         """FCGL blocks where the duals apply and some response of ``x`` has more free cells
