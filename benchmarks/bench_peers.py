@@ -2,10 +2,17 @@
 
 For each model and size (T, M, N): our ``LassoModel(engine="fast").fit(x, y)`` as a user calls
 it (DataFrames in, everything included) and every peer that can express the same objective, on
-the same data, timed interleaved (engine, peer 1, peer 2, ..., engine, ...), medians of
-``--repeats`` CPU times (``time.process_time``; BLAS at one thread for everyone via
-threadpoolctl, and the peers are single-threaded, so CPU time is the work done, and it is less
-disturbed by other jobs on a shared machine than wall time).
+the same data, timed interleaved (every contestant once a round, in a new random order each
+round, drawn from ``--seed``), medians of ``--repeats`` CPU times (``time.process_time``; BLAS
+at one thread for everyone via threadpoolctl, and the peers are single-threaded, so CPU time is
+the work done, and it is less disturbed by other jobs on a shared machine than wall time).
+
+Why the order is drawn. Until stop 44 each round ran the engine, then the peers' variants in a
+fixed order, so every variant after the first of its library ran with that library's code and
+buffers in the caches, and the engine always ran after skglm. At (500,10,50), LASSO, timed each
+after all the others had run: ours 2.54 ms, scikit-learn's reduced variant 1.94 ms; each run
+twice in a row: 1.57 and 1.43 ms (a scratch measurement, stop 44). A drawn order gives every
+contestant the same chance of a warm or a cold start.
 
 Equal objectives. Ours, with ``span=None``, is ``(1/T)||Y - X B' - 1 a'||^2 + lambda P(B - B0)``
 and its intercept is the same as centring (docs/formulation.md). Every peer gets the centred
@@ -502,19 +509,30 @@ def run_case(config: str, shape, seed: int, repeats: int, available,
     for v in vs:
         calibrate(case, v, x, y)
     engine_times, setup_times, floor_times, cluster_times = [], [], [], []
-    for _ in range(repeats):
+    model = None
+
+    def engine_round():
+        nonlocal model
         fitted = LassoModel(**case.kwargs)
         spent: list[float] = []
         with _cluster_clock(spent):
-            dt, _ = _cpu(lambda f=fitted: f.fit(case.x, case.y))
+            dt, _ = _cpu(lambda: fitted.fit(case.x, case.y))
         engine_times.append(dt)
         cluster_times.append(sum(spent))
         model = fitted
+
+    contestants = [engine_round] + [
+        (lambda v=v: v.times.append(_cpu(lambda: v.run(case, x, y, v.tol))[0]))
+        for v in vs if not v.error]
+    # A new order each round: in a fixed one every peer variant ran right after a sibling of
+    # its own library (its code and data still in the caches) and the engine after another
+    # library's run, which cost it up to 1 ms more at the small size (see the module's note).
+    order = np.random.default_rng(seed)
+    for _ in range(repeats):
+        for k in order.permutation(len(contestants)):
+            contestants[k]()
         setup_times.append(_cpu(lambda: LassoModel(**case.kwargs)._setup(case.x, case.y))[0])
         floor_times.append(_cpu(lambda: _floor(x, y))[0])
-        for v in vs:
-            if not v.error:
-                v.times.append(_cpu(lambda v=v: v.run(case, x, y, v.tol))[0])
     ours = model.coef_.loc[case.y.columns, case.x.columns].to_numpy()
     return dict(
         config=config, shape=shape, engine=statistics.median(engine_times),
@@ -673,7 +691,8 @@ def main(argv: list[str] | None = None) -> int:
     print(table(rows))
     print(
         f"\nreg_lambda = {args.lambda_fraction:g} lambda_max. "
-        f"CPU seconds (time.process_time), median of {repeats} interleaved round(s) after a "
+        f"CPU seconds (time.process_time), median of {repeats} round(s) (each in a new random "
+        "order of the contestants) after a "
         "warm-up and the tolerance calibration; engine = LassoModel(engine='fast').fit on "
         "DataFrames, everything included; peers from NumPy arrays, centring and their Gram or "
         "reduction included. best peer = fastest variant with an independent relative gap "
