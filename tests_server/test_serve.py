@@ -14,6 +14,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from tests_server._live import clean_env, first_answer, free_port, stop
@@ -148,3 +149,104 @@ def test_live_server_on_loopback(tmp_path, xlwings_version):
     output = (tmp_path / "server.log").read_text()
     assert ("no certificates" in output) == (not https)
     assert "Uvicorn running on" in output
+
+
+# --------------------------------------------------------------------------- workers
+def test_workers_option_is_checked_before_anything_starts(capsys):
+    assert main(["serve", "--workers", "0"]) == 2
+    assert capsys.readouterr().err == ("xl-factorlasso serve: --workers must be a whole number "
+                                       ">= 1, got 0\n")
+    assert main(["serve", "--reload", "--workers", "2"]) == 2
+    assert capsys.readouterr().err == ("xl-factorlasso serve: --reload runs one worker: leave "
+                                       "out --workers, or --reload\n")
+
+
+def _cv_panel():
+    """A cross-validation that takes seconds: FLASSO_CV on 300 rows, 40 factors, 300 assets."""
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+    t, m, n = 300, 40, 300
+    returns = [["date", *[f"A{j}" for j in range(n)]]] + [
+        [45000 + i, *rng.normal(0.0, 0.01, n).tolist()] for i in range(t)]
+    factors = [["date", *[f"F{j}" for j in range(m)]]] + [
+        [45000 + i, *rng.normal(0.0, 0.01, m).tolist()] for i in range(t)]
+    return returns, factors
+
+
+def _while_computing(server, body: dict) -> tuple[list[str], dict]:
+    """POST ``body`` (a long worksheet function) and, once the server's log shows it started,
+    GET the functions' metadata on a new connection: ``(the two requests in the order the
+    server answered them, by its access log, the long answer)``."""
+    import threading
+    import time
+
+    import httpx
+
+    done: dict = {}
+
+    def long_call():
+        with httpx.Client(timeout=300) as http:
+            done["response"] = http.post(f"{server.base}/xlwings/custom-functions-call",
+                                         json=body)
+
+    thread = threading.Thread(target=long_call)
+    thread.start()
+    try:
+        deadline = time.monotonic() + 120
+        while f'Function "{body["func_name"]}" called' not in server.log.read_text():
+            assert time.monotonic() < deadline and thread.is_alive(), server.log.read_text()
+            time.sleep(0.02)
+        with httpx.Client(timeout=300) as http:  # (a new connection: any worker may take it)
+            meta = http.get(f"{server.base}/xlwings/custom-functions-meta")
+        assert meta.status_code == 200 and len(meta.json()["functions"]) == len(FUNCTIONS)
+    finally:
+        thread.join(timeout=300)
+    assert done["response"].status_code == 200, done["response"].text
+    answered = [("long" if "POST /xlwings/custom-functions-call" in line else "metadata")
+                for line in server.log.read_text().splitlines()
+                if "POST /xlwings/custom-functions-call" in line
+                or "GET /xlwings/custom-functions-meta" in line]
+    return answered, done["response"].json()
+
+
+def test_a_computation_holds_its_worker_only(tmp_path, xlwings_version):
+    """xlwings-server runs a worksheet function on its worker's event loop: with one worker a
+    request sent while a cross-validation runs is answered after it; with ``--workers 2`` the
+    other worker answers it at once. The cross-validation's answer is the add-in's own."""
+    from tests_server._live import serve_argv, start
+    from xl_factorlasso.udfs import FLASSO_CV
+
+    returns, factors = _cv_panel()
+    body = {"client": "Office.js", "version": xlwings_version, "runtime": "1.4",
+            "func_name": "FLASSO_CV", "args": [returns, factors],
+            "caller_address": "[Book1.xlsx]Sheet1!A1"}
+    env = _env(tmp_path, XLWINGS_LICENSE_KEY=os.environ["XLWINGS_LICENSE_KEY"],
+               XLWINGS_ENVIRONMENT="dev", OPENBLAS_NUM_THREADS="1")
+    answers = {}
+    for workers in (1, 2):
+        folder = tmp_path / f"w{workers}"
+        folder.mkdir()
+        port = free_port()
+        server = start([*serve_argv(port), "--workers", str(workers)], folder, env, port)
+        try:
+            answered, answers[workers] = _while_computing(server, body)
+        finally:
+            stop(server.proc)
+        assert f"  {workers} worker" in server.log.read_text()
+        # one worker: the metadata waits for the computation; two: the other one answers it
+        assert answered == (["long", "metadata"] if workers == 1 else ["metadata", "long"])
+    expected = FLASSO_CV(returns, factors)
+
+    def cells(rows):  # (a blank cell is "" over HTTP and None in Python)
+        return [[None if v == "" else v for v in row] for row in rows]
+
+    for result in (answers[1]["result"], answers[2]["result"]):
+        assert len(result) == len(expected) > 2 and result[0] == expected[0]
+        for got, want in zip(cells(result[1:]), cells(expected[1:]), strict=True):
+            numeric = [isinstance(w, float) for w in want]
+            assert [g for g, n in zip(got, numeric, strict=True) if not n] == \
+                [w for w, n in zip(want, numeric, strict=True) if not n]  # labels, marks
+            assert np.allclose([g for g, n in zip(got, numeric, strict=True) if n],
+                               [w for w, n in zip(want, numeric, strict=True) if n],
+                               rtol=1e-10, atol=0.0)

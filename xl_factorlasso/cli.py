@@ -269,7 +269,7 @@ def run_serve(args: argparse.Namespace) -> int:
         return 0
     try:
         return server.serve(args.host, args.port, reload=args.reload, certs=args.certs,
-                            env_file=args.env_file)
+                            env_file=args.env_file, workers=args.workers)
     except server.ServerSetupError as err:
         print(f"xl-factorlasso serve: {err}", file=sys.stderr)
         return 2
@@ -465,6 +465,9 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--host", default="127.0.0.1", help="interface (default 127.0.0.1)")
     serve.add_argument("--port", type=int, default=8000, help="port (default 8000)")
     serve.add_argument("--reload", action="store_true", help="restart when the code changes")
+    serve.add_argument("--workers", type=int, default=1, metavar="N",
+                       help="server processes (default 1); each computes one request at a time "
+                            "and answers nothing else meanwhile, so N users can fit at once")
     serve.add_argument("--certs", metavar="DIR",
                        help="folder with localhost+2.pem and localhost+2-key.pem for HTTPS "
                             "(default: ./certs if present)")

@@ -525,14 +525,22 @@ def _import_xlwings_for_server():
 
 def serve(host: str = "127.0.0.1", port: int = 8000, *, reload: bool = False,
           certs: str | os.PathLike | None = None, env_file: str | os.PathLike | None = None,
-          out: Callable[[str], None] = print) -> int:
+          workers: int = 1, out: Callable[[str], None] = print) -> int:
     """Run xlwings-server (uvicorn) with this project directory; blocks until stopped.
 
     ``env_file``: the .env to read (default: ``./.env`` if it exists, else none). ``certs``: a
     directory with ``localhost+2.pem`` and ``localhost+2-key.pem`` (default: ``./certs``, then
     ``certs/`` in the project directory); HTTPS when found, plain HTTP otherwise (fine behind a
-    TLS-terminating proxy; Office.js itself only loads add-ins over HTTPS).
+    TLS-terminating proxy; Office.js itself only loads add-ins over HTTPS). ``workers``: server
+    processes. xlwings-server runs a script or a worksheet function on its worker's event loop,
+    so a worker that computes (a fit, a cross-validation, a backtest) answers no other request
+    until it is done, not even the task pane's files: ``workers`` computations run at once, and
+    the others wait for one to end.
     """
+    if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
+        raise ServerSetupError(f"--workers must be a whole number >= 1, got {workers!r}")
+    if reload and workers > 1:
+        raise ServerSetupError("--reload runs one worker: leave out --workers, or --reload")
     import importlib.util
 
     if importlib.util.find_spec("xlwings_server") is None:
@@ -581,6 +589,9 @@ def serve(host: str = "127.0.0.1", port: int = 8000, *, reload: bool = False,
             "HTTP; Office.js add-ins need HTTPS (a TLS proxy in front, or mkcert certificates)")
     out(f"  request bodies up to {max_body_bytes() / 2**20:g} MB ({MAX_BODY_ENV}); "
         f"cross-origin calls from: {', '.join(origins) or 'no other origin'}")
+    out(f"  {workers} worker{'s' if workers > 1 else ''}: each computes one request at a time "
+        "(a fit, a cross-validation, a backtest) and answers nothing else meanwhile"
+        + ("; --workers N for more at once" if workers == 1 else ""))
     if settings.environment == DEV and not settings.auth_providers and not _is_loopback(host):
         out(f"  WARNING: dev environment without authentication, reachable on {host}")
     if origins == ["*"]:
@@ -592,6 +603,7 @@ def serve(host: str = "127.0.0.1", port: int = 8000, *, reload: bool = False,
         lifespan="on",  # the startup checks and the request guard live in the lifespan
         reload=reload,
         reload_dirs=[str(PROJECT_DIR.parent)] if reload else None,  # the whole package
+        workers=workers,
         ssl_certfile=str(found[0]) if found else None,
         ssl_keyfile=str(found[1]) if found else None,
     )
