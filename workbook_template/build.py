@@ -362,7 +362,7 @@ def formulas_for(namespace: str | None = None) -> list[tuple[str, str, str, str 
 START_TEXT_WIDTH = 100  # characters of the Start sheet's text column (C); longer text wraps
 HELP_WIDTH = 80  # the "what it does" column beside FL_SETTINGS
 
-EXCEL_ROWS = 1_048_576  # the sheet's edge
+EXCEL_ROWS, EXCEL_COLUMNS = 1_048_576, 16_384  # the sheet's edge
 SCENARIO_ROWS = 3  # the last weeks of the factor panel, for FLASSO_PREDICT
 
 XLWINGS_CONF = [("UDF Modules", "xl_factorlasso.udfs")]
@@ -914,6 +914,7 @@ def _formulas_on(ws, r: int, entries, inputs: dict, values: dict,
     from xl_factorlasso import udfs
 
     shown: dict[int, list[str]] = {}  # column -> what its cells display, to size it
+    written = []  # (name, anchor row, column, answer, number format) of each example
 
     def answer(name, formula):
         panel = None
@@ -962,6 +963,7 @@ def _formulas_on(ws, r: int, entries, inputs: dict, values: dict,
         if name in FIRST_COLUMN_FORMATS:
             for i in range(1, len(result)):
                 ws.cell(row=anchor_row + i, column=col).number_format = FIRST_COLUMN_FORMATS[name]
+        written.append((name, anchor_row, col, result, number_format))
         by_label = LABELLED_ROW_FORMATS.get(name, {})
         if by_label:
             _labelled_row_formats(ws, anchor_row + 1, col, len(result[0]), by_label)
@@ -1012,6 +1014,88 @@ def _formulas_on(ws, r: int, entries, inputs: dict, values: dict,
     for col, texts in shown.items():  # every spilled value readable: no ###, no cut label
         letter = openpyxl.utils.get_column_letter(col)
         ws.column_dimensions[letter].width = stored_width(fitted_width(texts, max_width=30.0))
+    for name, anchor_row, col, result, number_format in written:  # after the widths: they
+        _spill_formats(ws, name, anchor_row, col, result, number_format)  # size new columns
+
+
+def _spill_formats(ws, name: str, top: int, col: int, result: list, number_format) -> None:
+    """Give the cells an answer may spill into beyond its size on the template the formats of
+    its cells of the same kind, so that more assets, factors or dates read as the template's.
+
+    Its room (:data:`GROWS`) is formatted, not cell by cell: a "down" answer's columns
+    (:data:`DOWN_WIDTH`) and a corner answer's columns to the sheet's right edge get column
+    styles, a "right" answer's rows row styles. Excel and LibreOffice show a cell that is not
+    stored (as a spilled value's) in its row's style, else its column's; the cells stored above
+    or beside the room (titles, the other examples) keep their own. New columns of a corner take
+    the width of its widest column on the template.
+
+    Parameters
+    ----------
+    ws : openpyxl.worksheet.worksheet.Worksheet
+        A Formulas sheet, its column widths already set.
+    name : str
+        The function (a key of :data:`GROWS`).
+    top, col : int
+        The answer's anchor cell (1-based row and column).
+    result : list of lists
+        The answer on the template's data.
+    number_format : str, list or None
+        Its format, as in :data:`FORMULAS`.
+    """
+    grows, first = GROWS[name], FIRST_COLUMN_FORMATS.get(name)
+    if grows is None or not (number_format or first):
+        return
+    codes = ([number_format] if isinstance(number_format, str) else list(number_format)
+             if number_format else [])
+    template_cols = max(map(len, result))
+    if grows == "right":  # its rows, to the sheet's edge: nothing is to their right
+        for i in range(1, len(result)):
+            if codes:
+                ws.row_dimensions[top + i].number_format = codes[-1]
+            for j in range(template_cols, len(codes)):  # a list longer than the template's
+                ws.cell(row=top + i, column=col + j).number_format = codes[j - 1]
+        return
+    letter = openpyxl.utils.get_column_letter
+    widths = [ws.column_dimensions[letter(c)].width for c in range(col + 1, col + template_cols)
+              if letter(c) in ws.column_dimensions]
+    width = max(widths, default=None)
+    if first:
+        _column_style(ws, col, col, first, width)
+    if codes:
+        last = col + DOWN_WIDTH[name] - 1 if grows == "down" else EXCEL_COLUMNS
+        # a code per column, the last one repeating to the answer's last column
+        for j in range(1, min(len(codes), last - col + 1)):
+            _column_style(ws, col + j, col + j, codes[j - 1], width)
+        _column_style(ws, col + len(codes), last, codes[-1], width)
+
+
+def _column_style(ws, first: int, last: int, code: str, width: float | None) -> None:
+    """Number format ``code`` as the style of columns ``first`` to ``last``: on the columns that
+    have a width already, one by one, and as ranges (``<col min max>``) between them, ``width``
+    wide. openpyxl writes every column dimension it holds, so none is created that is not
+    wanted; Excel wants the ranges apart, hence one dimension per gap."""
+    letter = openpyxl.utils.get_column_letter
+    index = openpyxl.utils.column_index_from_string
+    held = []
+    for key, dim in ws.column_dimensions.items():
+        lo = dim.min or index(key)
+        hi = dim.max or lo
+        if not (hi < first or last < lo):
+            if hi > lo:
+                raise RuntimeError(f"{ws.title}: columns {lo}-{hi} are styled already")
+            held.append(lo)
+    held.sort()
+    start = first
+    for c in [*held, last + 1]:
+        if start < c:  # the gap start .. c - 1
+            dim = ws.column_dimensions[letter(start)]
+            dim.min, dim.max = start, c - 1
+            dim.number_format = code
+            if width:
+                dim.width = width
+        if c <= last:
+            ws.column_dimensions[letter(c)].number_format = code
+        start = c + 1
 
 
 def _labelled_row_formats(ws, top: int, col: int, width: int, formats: dict[str, str]) -> None:
