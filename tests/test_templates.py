@@ -14,7 +14,8 @@ with the synthetic and the S&P 500 sample; shipped in the wheel and written by
   ``xl-factorlasso refit --cv --portfolio`` writes the outputs and keeps VBA and ribbon bytes;
 * the Formulas sheet: each ``=FLASSO_*`` example is a dynamic-array formula on the FL_* names,
   written for its add-in (``FACTORLASSO.FLASSO_FIT`` in the server template), computes without
-  error in Python and has room to spill;
+  error in Python and has room to spill, formatted beyond its answer on the template as the
+  answer is (FLASSO_MAXDIV's weights as percentages, its statistics as FL_PORTFOLIO_STATS);
 * the S&P 500 sample: the weekly returns of skfolio's prices, computed here independently, and
   the source and skfolio's licence text on the Start sheet;
 * LibreOffice headless (when installed) opens both templates, the names resolve in the converted
@@ -761,6 +762,127 @@ def _col(n: int) -> str:
         n, r = divmod(n - 1, 26)
         s = chr(65 + r) + s
     return s
+
+
+# The number formats of the spill areas: an answer that grows with the data shows its new cells
+# as it shows those of the template's answer. Read from the package's XML as Excel resolves a
+# cell's format: its own style when the cell is stored, else its row's (customFormat), else its
+# column's; a conditional format's number format on top.
+def _styles(members) -> list[str]:
+    """cellXfs index -> number format code."""
+    from openpyxl.styles.numbers import BUILTIN_FORMATS
+
+    root = _xml(members["xl/styles.xml"])
+    custom = {int(n.get("numFmtId")): n.get("formatCode")
+              for n in root.iter(f"{{{MAIN}}}numFmt") if n.getparent().tag == f"{{{MAIN}}}numFmts"}
+    xfs = root.find(f"{{{MAIN}}}cellXfs")
+    ids = [int(xf.get("numFmtId", 0)) for xf in xfs.iter(f"{{{MAIN}}}xf")]
+    return [custom.get(i, BUILTIN_FORMATS.get(i, "General")) for i in ids]
+
+
+def _shown_format(members, sheet):
+    """(row, column) -> the number format the sheet gives that cell (no conditional format)."""
+    codes = _styles(members)
+    root = _xml(members[_sheet_parts(members)[sheet]])
+    cells, rows, cols = {}, {}, []
+    for row in root.iter(f"{{{MAIN}}}row"):
+        r = int(row.get("r"))
+        if row.get("customFormat") in ("1", "true"):
+            rows[r] = codes[int(row.get("s", 0))]
+        for c in row.iter(f"{{{MAIN}}}c"):
+            min_col, row_, _c, _r = range_boundaries(c.get("r"))
+            cells[row_, min_col] = codes[int(c.get("s", 0))]
+    for col in root.iter(f"{{{MAIN}}}col"):
+        cols.append((int(col.get("min")), int(col.get("max")), codes[int(col.get("style", 0))]))
+
+    def shown(r: int, c: int) -> str:
+        if (r, c) in cells:
+            return cells[r, c]
+        if r in rows:
+            return rows[r]
+        return next((code for lo, hi, code in cols if lo <= c <= hi), "General")
+
+    return shown
+
+
+@ALL
+def test_a_grown_answer_has_its_answers_number_formats(template, committed, udfs):
+    """Each example that grows with the data (a row per asset, a column per asset...) gives the
+    cells beyond its answer on the template -- 50 rows below it, 10 columns to its right, as far
+    as it may grow -- the format of the answer's cells of the same column (or row): no raw
+    0.123456789 when the user adds assets or factors. Checked for the examples with a number
+    format; those of a fixed size (one value, the price panel's returns) have no such cells."""
+    members = committed[template]
+    results, _pkg = _template_results(template, members, udfs)
+    checked = set()
+    for (sheet, anchor), (name, args, result) in results.items():
+        big_rows, big_cols = _largest(name, MANY, MANY, _panel_shape(args))
+        down, right = big_rows is None, big_cols is None
+        if not (down or right):
+            continue
+        shown = _shown_format(members, sheet)
+        left, top, _c, _r = range_boundaries(anchor)
+        bottom, last = top + len(result) - 1, left + max(map(len, result)) - 1
+        if all(shown(r, c) == "General" for r in range(top + 1, bottom + 1)
+               for c in range(left, last + 1)):
+            continue  # names, cluster numbers, notes: General throughout
+        checked.add(name)
+        beyond = []  # (cell beyond the answer, the answer's cell whose format it should have)
+        if down:
+            beyond += [((bottom + 50, c), (bottom, c)) for c in range(left, last + 1)]
+        if right:
+            beyond += [((r, last + 10), (r, last)) for r in range(top + 1, bottom + 1)]
+        if down and right:
+            beyond.append(((bottom + 50, last + 10), (bottom, last)))
+        for (r, c), (r0, c0) in beyond:
+            assert shown(r, c) == shown(r0, c0), (sheet, name, f"{_col(c)}{r}", shown(r, c),
+                                                   f"{_col(c0)}{r0}", shown(r0, c0))
+    assert {"FLASSO_FIT", "FLASSO_R2", "FLASSO_MAXDIV", "FLASSO_COV", "FLASSO_CV",
+            "FLASSO_PREDICT", "FLASSO_BETA_HISTORY"} <= checked, checked
+
+
+def _conditional_formats(members, sheet) -> list[tuple[str, str, str]]:
+    """(sqref, formula, number format) of each conditional format rule of the sheet."""
+    dxfs = _xml(members["xl/styles.xml"]).find(f"{{{MAIN}}}dxfs")
+    dxf_codes = [None if (n := d.find(f"{{{MAIN}}}numFmt")) is None else n.get("formatCode")
+                 for d in (dxfs if dxfs is not None else [])]
+    root = _xml(members[_sheet_parts(members)[sheet]])
+    return [(cf.get("sqref"), rule.findtext(f"{{{MAIN}}}formula"),
+             dxf_codes[int(rule.get("dxfId"))])
+            for cf in root.iter(f"{{{MAIN}}}conditionalFormatting")
+            for rule in cf.iter(f"{{{MAIN}}}cfRule") if rule.get("dxfId") is not None]
+
+
+@ALL
+def test_maxdiv_weights_read_as_percentages_and_its_statistics_as_fl_portfolio_stats(
+        template, committed, udfs):
+    """FLASSO_MAXDIV answers the weights, then its statistics under them: the weights as
+    percentages (as FL_WEIGHTS), each statistic as Optimise portfolio formats it in
+    FL_PORTFOLIO_STATS -- by a conditional format on its label, since more assets push the
+    statistics down into rows that held weights on the template."""
+    from xl_factorlasso.workbook._output_formats import COLUMN_FORMATS, ROW_FORMATS
+
+    members = committed[template]
+    results, _pkg = _template_results(template, members, udfs)
+    ((sheet, anchor), (_n, _a, result)), = [(k, v) for k, v in results.items()
+                                            if v[0] == "FLASSO_MAXDIV"]
+    shown = _shown_format(members, sheet)
+    left, top, _c, _r = range_boundaries(anchor)
+    blank = [r[0] for r in result].index(None)
+    weights = range(top + 1, top + blank)
+    assert len(weights) > 5 and all(isinstance(result[r - top][1], float) for r in weights)
+    for r in [*weights, top + len(result) + 50]:  # and where more assets' weights land
+        assert shown(r, left + 1) == COLUMN_FORMATS["FL_WEIGHTS"], (sheet, r, shown(r, left + 1))
+    rules = _conditional_formats(members, sheet)
+    label = _col(left)
+    for statistic, value in result[blank + 2:]:
+        if not isinstance(value, (int, float)):
+            continue  # the covariance's name
+        want = ROW_FORMATS["FL_PORTFOLIO_STATS"][statistic]
+        got = [code for sqref, formula, code in rules
+               if f'"{statistic}"' in formula and f"${label}{top + 1}" in formula
+               and range_boundaries(sqref) == (left + 1, top + 1, left + 1, EXCEL_ROWS)]
+        assert got == [want], (statistic, got)
 
 
 def test_settings_dropdowns_and_styles(committed):

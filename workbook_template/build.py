@@ -228,7 +228,11 @@ ROLLING_SETTINGS = [
 # those of Cross-validate, FLASSO_MAXDIV, FLASSO_RISK and FLASSO_RISK_ASSETS those of Optimise
 # portfolio (its factor model is Refit's, with the factor_* keys of FL_PORTFOLIO_SETTINGS on top).
 from xl_factorlasso.workbook._formats import display_text, fitted_width, stored_width  # noqa: E402
-from xl_factorlasso.workbook._output_formats import COLUMN_FORMATS  # noqa: E402
+from xl_factorlasso.workbook._output_formats import (  # noqa: E402
+    COLUMN_FORMATS,
+    LABEL_FORMATS,
+    ROW_FORMATS,
+)
 
 _FIT_ARGS = "FL_RETURNS,FL_FACTORS,,,FL_SIGNS,FL_PRIOR,FL_SETTINGS,FL_GROUPS"
 _CV_ARGS = "FL_RETURNS,FL_FACTORS,,,FL_SETTINGS,FL_SIGNS,FL_PRIOR,FL_GROUPS"
@@ -260,7 +264,7 @@ FORMULAS = [
     ("FLASSO_MAXDIV", "maximum-diversification weights and statistics (portfolio settings, "
      "constraints, asset groups and previous weights; the factor model of the workbook: the "
      "numbers Optimise portfolio writes)",
-     f"FLASSO_MAXDIV({_PORTFOLIO_ARGS})", None),
+     f"FLASSO_MAXDIV({_PORTFOLIO_ARGS})", COLUMN_FORMATS["FL_WEIGHTS"]),
     ("FLASSO_RISK", "risk attribution of that portfolio under the covariance it was optimised "
      "with: per factor the exposure B'w, its contribution to the volatility and its share, then "
      "the specific part and the total (annualised; the table Optimise portfolio writes to "
@@ -285,6 +289,16 @@ FORMULAS = [
                 for key in ("rebalance", "window", "min_history"))
      + ",,,FL_SIGNS,FL_PRIOR,FL_SETTINGS,FL_GROUPS)", _NUM),
 ]
+
+# Formats the column codes above cannot give. The first column's, where it holds numbers rather
+# than names: FLASSO_CV's penalties and FLASSO_BETA_HISTORY's dates, as FL_CV and
+# FL_BETA_HISTORY show theirs. And formats chosen by the label in the first column, whichever
+# row it is on: FLASSO_MAXDIV's statistics come under its weights, so more assets push them down
+# into rows that held weights on the template; conditional formats on their labels show them as
+# FL_PORTFOLIO_STATS does, the weights keeping the column's percentages.
+FIRST_COLUMN_FORMATS = {"FLASSO_CV": LABEL_FORMATS["FL_CV"],
+                        "FLASSO_BETA_HISTORY": LABEL_FORMATS["FL_BETA_HISTORY"]}
+LABELLED_ROW_FORMATS = {"FLASSO_MAXDIV": ROW_FORMATS["FL_PORTFOLIO_STATS"]}
 
 
 # How each example's answer grows with the user's data: "down" (a row per asset, factor or
@@ -348,6 +362,7 @@ def formulas_for(namespace: str | None = None) -> list[tuple[str, str, str, str 
 START_TEXT_WIDTH = 100  # characters of the Start sheet's text column (C); longer text wraps
 HELP_WIDTH = 80  # the "what it does" column beside FL_SETTINGS
 
+EXCEL_ROWS, EXCEL_COLUMNS = 1_048_576, 16_384  # the sheet's edge
 SCENARIO_ROWS = 3  # the last weeks of the factor panel, for FLASSO_PREDICT
 
 XLWINGS_CONF = [("UDF Modules", "xl_factorlasso.udfs")]
@@ -899,6 +914,7 @@ def _formulas_on(ws, r: int, entries, inputs: dict, values: dict,
     from xl_factorlasso import udfs
 
     shown: dict[int, list[str]] = {}  # column -> what its cells display, to size it
+    written = []  # (name, anchor row, column, answer, number format) of each example
 
     def answer(name, formula):
         panel = None
@@ -929,7 +945,7 @@ def _formulas_on(ws, r: int, entries, inputs: dict, values: dict,
             raise RuntimeError(f"{name}: {max(map(len, result))} columns > DOWN_WIDTH")
         return formula, result, at
 
-    def write(anchor_row, col, formula, result, number_format):
+    def write(name, anchor_row, col, formula, result, number_format):
         anchor = f"{openpyxl.utils.get_column_letter(col)}{anchor_row}"
         stored = formula
         if namespace is not None:  # as Excel saves an Office.js custom function
@@ -944,13 +960,22 @@ def _formulas_on(ws, r: int, entries, inputs: dict, values: dict,
             for i, j in body:
                 code = codes[min(max(j - 1, 0), len(codes) - 1)]
                 ws.cell(row=anchor_row + i, column=col + j).number_format = code
+        if name in FIRST_COLUMN_FORMATS:
+            for i in range(1, len(result)):
+                ws.cell(row=anchor_row + i, column=col).number_format = FIRST_COLUMN_FORMATS[name]
+        written.append((name, anchor_row, col, result, number_format))
+        by_label = LABELLED_ROW_FORMATS.get(name, {})
+        if by_label:
+            _labelled_row_formats(ws, anchor_row + 1, col, len(result[0]), by_label)
         for i, row in enumerate(result):
             for j, v in enumerate(row):
                 cell = ws.cell(row=anchor_row + i, column=col + j)
                 if hasattr(v, "year"):  # a date spilled by FLASSO_PREDICT / FLASSO_RETURNS
                     cell.number_format = "yyyy-mm-dd"
+                # a labelled row shows its conditional format's
+                code = by_label.get(row[0], cell.number_format) if j else cell.number_format
                 if col + j > 1:  # column A also holds the long titles: sized apart
-                    shown.setdefault(col + j, []).append(display_text(v, cell.number_format))
+                    shown.setdefault(col + j, []).append(display_text(v, code))
         return anchor
 
     down = [e for e in entries if GROWS[e[0]] == "down"]
@@ -964,7 +989,7 @@ def _formulas_on(ws, r: int, entries, inputs: dict, values: dict,
         formula, result, r = answer(name, formula)
         ws.cell(row=r, column=1, value=f"{name}: {what}").font = BOLD
         ws.cell(row=r + 1, column=1, value=f"formula in A{r + 2}:  ={formula}").font = NOTE_FONT
-        write(r + 2, 1, formula, result, number_format)
+        write(name, r + 2, 1, formula, result, number_format)
         r += 2 + len(result) + 1  # its answer, then a blank row
     if down:
         side = down + corner
@@ -985,10 +1010,122 @@ def _formulas_on(ws, r: int, entries, inputs: dict, values: dict,
         for (name, _w, _f, number_format), (formula, result), c in zip(side, answers, cols,
                                                                        strict=True):
             ws.cell(row=top, column=c, value=name).font = BOLD
-            write(top + 1, c, formula, result, number_format)
+            write(name, top + 1, c, formula, result, number_format)
     for col, texts in shown.items():  # every spilled value readable: no ###, no cut label
         letter = openpyxl.utils.get_column_letter(col)
         ws.column_dimensions[letter].width = stored_width(fitted_width(texts, max_width=30.0))
+    for name, anchor_row, col, result, number_format in written:  # after the widths: they
+        _spill_formats(ws, name, anchor_row, col, result, number_format)  # size new columns
+
+
+def _spill_formats(ws, name: str, top: int, col: int, result: list, number_format) -> None:
+    """Give the cells an answer may spill into beyond its size on the template the formats of
+    its cells of the same kind, so that more assets, factors or dates read as the template's.
+
+    Its room (:data:`GROWS`) is formatted, not cell by cell: a "down" answer's columns
+    (:data:`DOWN_WIDTH`) and a corner answer's columns to the sheet's right edge get column
+    styles, a "right" answer's rows row styles. Excel and LibreOffice show a cell that is not
+    stored (as a spilled value's) in its row's style, else its column's; the cells stored above
+    or beside the room (titles, the other examples) keep their own. New columns of a corner take
+    the width of its widest column on the template.
+
+    Parameters
+    ----------
+    ws : openpyxl.worksheet.worksheet.Worksheet
+        A Formulas sheet, its column widths already set.
+    name : str
+        The function (a key of :data:`GROWS`).
+    top, col : int
+        The answer's anchor cell (1-based row and column).
+    result : list of lists
+        The answer on the template's data.
+    number_format : str, list or None
+        Its format, as in :data:`FORMULAS`.
+    """
+    grows, first = GROWS[name], FIRST_COLUMN_FORMATS.get(name)
+    if grows is None or not (number_format or first):
+        return
+    codes = ([number_format] if isinstance(number_format, str) else list(number_format)
+             if number_format else [])
+    template_cols = max(map(len, result))
+    if grows == "right":  # its rows, to the sheet's edge: nothing is to their right
+        for i in range(1, len(result)):
+            if codes:
+                ws.row_dimensions[top + i].number_format = codes[-1]
+            for j in range(template_cols, len(codes)):  # a list longer than the template's
+                ws.cell(row=top + i, column=col + j).number_format = codes[j - 1]
+        return
+    letter = openpyxl.utils.get_column_letter
+    widths = [ws.column_dimensions[letter(c)].width for c in range(col + 1, col + template_cols)
+              if letter(c) in ws.column_dimensions]
+    width = max(widths, default=None)
+    if first:
+        _column_style(ws, col, col, first, width)
+    if codes:
+        last = col + DOWN_WIDTH[name] - 1 if grows == "down" else EXCEL_COLUMNS
+        # a code per column, the last one repeating to the answer's last column
+        for j in range(1, min(len(codes), last - col + 1)):
+            _column_style(ws, col + j, col + j, codes[j - 1], width)
+        _column_style(ws, col + len(codes), last, codes[-1], width)
+
+
+def _column_style(ws, first: int, last: int, code: str, width: float | None) -> None:
+    """Number format ``code`` as the style of columns ``first`` to ``last``: on the columns that
+    have a width already, one by one, and as ranges (``<col min max>``) between them, ``width``
+    wide. openpyxl writes every column dimension it holds, so none is created that is not
+    wanted; Excel wants the ranges apart, hence one dimension per gap."""
+    letter = openpyxl.utils.get_column_letter
+    index = openpyxl.utils.column_index_from_string
+    held = []
+    for key, dim in ws.column_dimensions.items():
+        lo = dim.min or index(key)
+        hi = dim.max or lo
+        if not (hi < first or last < lo):
+            if hi > lo:
+                raise RuntimeError(f"{ws.title}: columns {lo}-{hi} are styled already")
+            held.append(lo)
+    held.sort()
+    start = first
+    for c in [*held, last + 1]:
+        if start < c:  # the gap start .. c - 1
+            dim = ws.column_dimensions[letter(start)]
+            dim.min, dim.max = start, c - 1
+            dim.number_format = code
+            if width:
+                dim.width = width
+        if c <= last:
+            ws.column_dimensions[letter(c)].number_format = code
+        start = c + 1
+
+
+def _labelled_row_formats(ws, top: int, col: int, width: int, formats: dict[str, str]) -> None:
+    """Conditional number formats on the value columns of an answer anchored in column ``col``,
+    from row ``top`` to the sheet's edge: a row whose label (column ``col``) is a key of
+    ``formats`` shows that format, wherever the answer's size puts it. Labels that share a
+    format share one rule."""
+    from openpyxl.formatting.rule import Rule
+    from openpyxl.styles.differential import DifferentialStyle
+    from openpyxl.styles.numbers import (
+        BUILTIN_FORMATS_MAX_SIZE,
+        BUILTIN_FORMATS_REVERSE,
+        NumberFormat,
+    )
+
+    letter = openpyxl.utils.get_column_letter
+    area = f"{letter(col + 1)}{top}:{letter(col + width - 1)}{EXCEL_ROWS}"
+    by_code: dict[str, list[str]] = {}
+    for label, code in formats.items():
+        by_code.setdefault(code, []).append(label)
+    for code, labels in by_code.items():
+        # the id the workbook's own table gives the code, so that Excel reads one meaning for it
+        # (openpyxl numbers custom formats 164 + their index in wb._number_formats)
+        fmt_id = BUILTIN_FORMATS_REVERSE.get(code)
+        if fmt_id is None:
+            fmt_id = BUILTIN_FORMATS_MAX_SIZE + ws.parent._number_formats.add(code)
+        test = ",".join(f'${letter(col)}{top}="{label}"' for label in labels)
+        formula = f"OR({test})" if len(labels) > 1 else test
+        dxf = DifferentialStyle(numFmt=NumberFormat(numFmtId=fmt_id, formatCode=code))
+        ws.conditional_formatting.add(area, Rule(type="expression", dxf=dxf, formula=[formula]))
 
 
 PRICE_ROWS = 4  # returns of the last weeks given back by FLASSO_RETURNS on the Formulas sheet
