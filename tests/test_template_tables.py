@@ -104,7 +104,13 @@ def test_a_template_gives_the_answers_of_the_same_data_in_plain_ranges(template,
     got, expected = _run(tables), _run(plain)
     assert got == expected
     status = dict((r[0], r[1]) for r in got["FL_STATUS"])
-    assert status["message"] == "ok"
+    # the synthetic data's block-average prior holds JGB10 where its R^2 is -0.71: said
+    assert status["message"] == ("ok" if template == SP500 else
+                                 "1 of 24 responses have an in-sample R^2 below 0: the "
+                                 "penalty holds their loadings near a prior centre that "
+                                 "explains less of their returns than no loadings would (a "
+                                 "smaller reg_lambda lets the data move them, or revise their "
+                                 "prior): JGB10")
 
 
 def test_weeks_pasted_inside_the_tables_are_read_by_the_next_run(tmp_path, capsys):

@@ -176,7 +176,12 @@ def test_status_lists_the_run_and_its_failures(ran):
     assert status["failures"] == 1
     assert status["failure 1"] == ("7 dates with too little history (before min_history) "
                                    "skipped: 2019-03-29 .. 2020-09-25")
-    assert status["message"] == "ok"
+    # (the demo's block-average prior holds JGB10 where its R^2 is below 0, at every date)
+    assert status["message"] == (
+        "every rebalancing date (13, 2020-12-25 to 2023-12-22): 1 of 24 responses have an "
+        "in-sample R^2 below 0: the penalty holds their loadings near a prior centre that "
+        "explains less of their returns than no loadings would (a smaller reg_lambda lets the "
+        "data move them, or revise their prior): JGB10")
     assert result.summary == ("backtest: HIERARCHICAL_CLUSTER_GROUP_LASSO, 13 of 20 rebalancing "
                               "dates fitted (7 before min_history: warm-up), 0 failures; "
                               "strategies factor, sample, ewma, equal_weight")
@@ -464,14 +469,15 @@ def test_the_fits_notes_reach_the_status_with_their_dates_from_worker_processes(
                    rolling_settings={**ROLLING, "window": 104}, readable=True)
     result = run_job(XlsxFileIO(path), "backtest", pictures=False, n_jobs=2)
     notes = result.model.rolling_.notes_
+    # (the demo's block-average prior holds JGB10 below an R^2 of 0 at other dates: said apart)
+    constant = notes[notes["note"].str.contains("is constant")]
     flat = [t for t in result.model.rolling_.fit_info_.index if x.index.get_loc(t) < 200]
-    assert len(flat) >= 2 and list(notes["date"]) == flat
+    assert len(flat) >= 2 and list(constant["date"]) == flat
     status = dict((r[0], r[1]) for r in _table(path, "FL_STATUS")[1:] if r[0] is not None)
     said = (f"rebalancing dates {', '.join(str(t.date()) for t in flat[:-1])} and "
             f"{flat[-1].date()}" if len(flat) <= 3 else
             f"{len(flat)} of {len(result.model.rolling_.fit_info_)} rebalancing dates, from "
             f"{flat[0].date()} to {flat[-1].date()}")
-    assert status["message"] == (f"{said}: x: factor {x.columns[0]!r} is constant on every "
-                                 "row of the fit: its loadings stay at the prior (0 without "
-                                 "one)")
+    assert f"{said}: x: factor {x.columns[0]!r} is constant on every row of the fit: its " \
+           "loadings stay at the prior (0 without one)" in status["message"].split("; ")
 
