@@ -914,6 +914,7 @@ def _formulas_on(ws, r: int, entries, inputs: dict, values: dict,
     from xl_factorlasso import udfs
 
     shown: dict[int, list[str]] = {}  # column -> what its cells display, to size it
+    labels: list[str] = []  # what answers show in column A (its titles may run over: not sized)
     written = []  # (name, anchor row, column, answer, number format) of each example
 
     def answer(name, formula):
@@ -976,6 +977,8 @@ def _formulas_on(ws, r: int, entries, inputs: dict, values: dict,
                 code = by_label.get(row[0], cell.number_format) if j else cell.number_format
                 if col + j > 1:  # column A also holds the long titles: sized apart
                     shown.setdefault(col + j, []).append(display_text(v, code))
+                else:
+                    labels.append(display_text(v, code))
         return anchor
 
     down = [e for e in entries if GROWS[e[0]] == "down"]
@@ -1014,6 +1017,9 @@ def _formulas_on(ws, r: int, entries, inputs: dict, values: dict,
     for col, texts in shown.items():  # every spilled value readable: no ###, no cut label
         letter = openpyxl.utils.get_column_letter(col)
         ws.column_dimensions[letter].width = stored_width(fitted_width(texts, max_width=30.0))
+    if labels:  # (FLASSO_MAXDIV's "effective_number_assets" was cut at 16)
+        ws.column_dimensions["A"].width = max(ws.column_dimensions["A"].width,
+                                              stored_width(fitted_width(labels, max_width=30.0)))
     for name, anchor_row, col, result, number_format in written:  # after the widths: they
         _spill_formats(ws, name, anchor_row, col, result, number_format)  # size new columns
 
