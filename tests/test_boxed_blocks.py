@@ -201,3 +201,24 @@ def test_crawl_notes():
     assert _certified._crawl_note({"guesses"}) == (
         " (fast Newton guesses not certified, full iterations skipped: singular Gram, small "
         "penalty)")
+
+
+def test_one_cholesky_factor_gives_the_solution_and_the_inverse():
+    """The boxed Newton's per-response step (``_spd_solve_inverse``): from one Cholesky factor,
+    the solution and the whole inverse of ``G_FF + diag(nu)``, as LU gives them; where the
+    factor fails (not positive definite) LU's answer, and None where the system is singular."""
+    from xl_factorlasso.core.linear_model._boxed_blocks import _spd_solve_inverse
+
+    rng = np.random.default_rng(3)
+    a = rng.standard_normal((40, 90))
+    system = a @ a.T / 90 + np.diag(rng.uniform(1e-6, 1e-2, 40))
+    rhs = rng.standard_normal(40)
+    sol, inv = _spd_solve_inverse(system, rhs)
+    np.testing.assert_allclose(inv, np.linalg.inv(system), rtol=1e-9, atol=1e-12 * abs(inv).max())
+    np.testing.assert_allclose(inv, inv.T, rtol=0, atol=0)  # (both triangles written)
+    np.testing.assert_allclose(system @ sol, rhs, rtol=0, atol=1e-10 * abs(rhs).max())
+    indefinite = np.array([[1.0, 2.0], [2.0, 1.0]])  # no Cholesky factor; LU solves it
+    sol, inv = _spd_solve_inverse(indefinite, np.array([3.0, 3.0]))
+    np.testing.assert_allclose(sol, [1.0, 1.0], rtol=1e-14)
+    np.testing.assert_allclose(inv, np.array([[-1.0, 2.0], [2.0, -1.0]]) / 3.0, rtol=1e-14)
+    assert _spd_solve_inverse(np.ones((2, 2)), np.ones(2)) is None

@@ -37,6 +37,7 @@ such panels afford.
 from __future__ import annotations
 
 import numpy as np
+from scipy.linalg import lapack
 
 from ._block_newton import _MAX_STEPS, _RTOL, _STALL, POLISH_GUESSES, leaving_blocks
 from ._box_ridge import box_pull
@@ -175,25 +176,28 @@ class _Cluster:
         n, k = len(grams), len(cols)
         nu = np.array(nu, dtype=float)
         pos = [np.flatnonzero(free[i, cols]) for i in range(n)]
-        base = [self.resid[i] - grams[i] @ fixed_d[i] - shift[i] for i in range(n)]
+        # each response's system but for nu, gathered once for all the steps
+        parts = []
+        for i, f in enumerate(pos):
+            if len(f):
+                cells = cols[f]
+                base = self.resid[i] - grams[i] @ fixed_d[i] - shift[i]
+                parts.append((i, f, cells, grams[i][np.ix_(cells, cells)], base[cells],
+                              np.ix_(f, f), np.arange(len(f))))
         last = np.inf
         with np.errstate(all="ignore"):
             for _ in range(_MAX_STEPS):
                 d = fixed_d.copy()
                 coupling = np.zeros((k, k))
-                for i in range(n):
-                    f = pos[i]
-                    if not len(f):
-                        continue
-                    cells = cols[f]
-                    system = grams[i][np.ix_(cells, cells)] + np.diag(nu[f])
-                    try:
-                        inv = np.linalg.inv(system)
-                        sol = np.linalg.solve(system, base[i][cells])
-                    except np.linalg.LinAlgError:
+                for i, f, cells, sub, rhs, where, diagonal in parts:
+                    system = sub.copy()
+                    system[diagonal, diagonal] += nu[f]
+                    solved = _spd_solve_inverse(system, rhs)
+                    if solved is None:
                         return d, nu, False
+                    sol, inv = solved
                     d[i, cells] = sol
-                    coupling[np.ix_(f, f)] += np.outer(sol, sol) * inv
+                    coupling[where] += np.outer(sol, sol) * inv
                 norms = np.sqrt((d[:, cols] ** 2).sum(axis=0))
                 if not (np.isfinite(norms).all() and (norms > 0.0).all()):
                     return d, nu, False
@@ -210,3 +214,22 @@ class _Cluster:
                 new = nu - step
                 nu = np.where(new > 0.0, new, 0.5 * nu)
         return d, nu, False
+
+
+def _spd_solve_inverse(system: np.ndarray, rhs: np.ndarray):
+    """``(system^-1 rhs, system^-1)`` of ``G_FF + diag(nu)`` (positive definite for ``nu > 0``)
+    from one Cholesky factor: a third of the work of an LU inverse and an LU solve, which were
+    half of the boxed Newton's time on wide found-cluster fits (100-130 free cells a
+    response). Where the factor fails (a tiny ``nu`` against a singular ``G_FF``), the LU
+    path's answer, or None where that is singular too."""
+    factor, info = lapack.dpotrf(system, lower=False, clean=False)
+    if info == 0:
+        sol, info = lapack.dpotrs(factor, rhs)
+        inv, info_inv = lapack.dpotri(factor)
+        if info == 0 and info_inv == 0:
+            upper = np.triu(inv)
+            return sol, upper + np.triu(inv, 1).T
+    try:
+        return np.linalg.solve(system, rhs), np.linalg.inv(system)
+    except np.linalg.LinAlgError:
+        return None
