@@ -36,6 +36,8 @@ such panels afford.
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 from scipy.linalg import lapack
 
@@ -226,10 +228,17 @@ def _spd_solve_inverse(system: np.ndarray, rhs: np.ndarray):
     if info == 0:
         sol, info = lapack.dpotrs(factor, rhs)
         inv, info_inv = lapack.dpotri(factor)
-        if info == 0 and info_inv == 0:
-            upper = np.triu(inv)
-            return sol, upper + np.triu(inv, 1).T
+        if info == 0 and info_inv == 0:  # (dpotri writes the upper triangle only)
+            return sol, np.where(_upper(len(inv)), inv, inv.T)
     try:
         return np.linalg.solve(system, rhs), np.linalg.inv(system)
     except np.linalg.LinAlgError:
         return None
+
+
+@functools.lru_cache(maxsize=64)
+def _upper(size: int) -> np.ndarray:
+    """The upper triangle's mask (diagonal included) of a ``size`` square, made once."""
+    mask = np.triu(np.ones((size, size), dtype=bool))
+    mask.setflags(write=False)  # (shared by every call of that size)
+    return mask
