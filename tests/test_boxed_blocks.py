@@ -222,3 +222,29 @@ def test_one_cholesky_factor_gives_the_solution_and_the_inverse():
     np.testing.assert_allclose(sol, [1.0, 1.0], rtol=1e-14)
     np.testing.assert_allclose(inv, np.array([[-1.0, 2.0], [2.0, -1.0]]) / 3.0, rtol=1e-14)
     assert _spd_solve_inverse(np.ones((2, 2)), np.ones(2)) is None
+
+
+def test_guesses_that_must_certify_as_a_whole_stop_at_the_first_cluster_without_a_point(
+        monkeypatch):
+    """Before Clarabel the guesses certify the whole fit or nothing, so after a cluster without
+    a point the others are not tried (``every=True``); after Clarabel each cluster's point
+    still counts and every cluster is tried."""
+    from xl_factorlasso.core.linear_model import _boxed_blocks
+
+    panel, model = _model((40, 90, 12), 7, 1e-5, nonneg=True)
+    engine = model._solver(model._setup(panel.x, panel.y)).engine
+    assert engine.polishes_held_blocks and engine.n_units >= 3
+    tried = []
+
+    def first_fails(self, d):
+        tried.append(len(self.grams))
+        return None if len(tried) == 1 else np.zeros_like(d)
+
+    monkeypatch.setattr(_boxed_blocks._Cluster, "solve", first_fails)
+    rows = np.ones(engine.n, dtype=bool)
+    lam = model.reg_lambda
+    _, found = boxed_block_polish(engine, engine.prior, lam, rows, every=True)
+    assert len(tried) == 1 and not found.any()
+    tried.clear()
+    _, found = boxed_block_polish(engine, engine.prior, lam, rows)
+    assert len(tried) == engine.n_units and found.sum() == engine.n - tried[0]

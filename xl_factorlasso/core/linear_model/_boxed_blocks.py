@@ -52,11 +52,13 @@ _ROUNDS = 8  # corrections of one guess's sets
 _BUDGET = 16
 
 
-def boxed_block_polish(engine, x: np.ndarray, lam: float,
-                       rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def boxed_block_polish(engine, x: np.ndarray, lam: float, rows: np.ndarray,
+                       every: bool = False) -> tuple[np.ndarray, np.ndarray]:
     """Newton's point of every cluster of ``rows`` (whole clusters) from ``x``.
 
-    Returns ``(x with those clusters' points, per response: a point was found)``.
+    Returns ``(x with those clusters' points, per response: a point was found)``. ``every``:
+    only a point for every cluster is of use (a start that must certify as a whole), so the
+    clusters after one without a point are not tried.
     """
     e = engine
     out = np.clip(x, e.lo, e.hi)
@@ -74,6 +76,8 @@ def boxed_block_polish(engine, x: np.ndarray, lam: float,
         if d is not None:
             out[idx] = e.prior[idx] + d
             found[idx] = True
+        elif every:
+            break
     return out, found
 
 

@@ -727,21 +727,23 @@ class FastEngine:
         sigma_cells = np.where(v3 < 0, v3 * self._dl0, v3 * self._du0)
         return v - v3, self._unit_sum(sigma_cells.sum(axis=1))
 
-    def polish_start(self, coef: np.ndarray, reg_lambda: float, warm: bool = False) -> np.ndarray:
+    def polish_start(self, coef: np.ndarray, reg_lambda: float, warm: bool = False,
+                     every: bool = False) -> np.ndarray:
         """Where a polish of another solver's point (CVXPY's) starts: Newton's point on what
         that point holds active, unit by unit where it is found (FCGL blocks without an L1
         share: :func:`~._block_newton.block_polish`, then, for the clusters it leaves, with cells
         held at a bound or at zero: :func:`~._boxed_blocks.boxed_block_polish`; sparse-group
         rows: :meth:`_row_polish`);
         else the point itself, in the box. ``warm``: ``coef`` is a neighbouring minimiser
-        (FCGL: its own active blocks are tried first)."""
+        (FCGL: its own active blocks are tried first). ``every``: only a point found for every
+        unit is of use (FCGL's held blocks stop at the first cluster without one)."""
         x, lam = np.clip(coef, self.lo, self.hi), float(reg_lambda)
         if self.geometry == "block":
             taken = np.zeros(self.n, dtype=bool)
             if self.a == 0.0 and not self.coop:
                 x, taken = block_polish(self, x, lam, warm=warm)
             if self.polishes_held_blocks and not taken.all():
-                x = boxed_block_polish(self, x, lam, ~taken)[0]
+                x = boxed_block_polish(self, x, lam, ~taken, every=every)[0]
         elif self.polishes_by_newton:
             x = self._row_polish(x, lam)
         return x
