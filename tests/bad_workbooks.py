@@ -387,6 +387,8 @@ CASES: list[Case] = [
     Case("constraint typo", constraint("EQ <== 0.1"), "FL_CONSTRAINTS!D4", P),
     Case("infeasible constraints", constraint("EQ >= 0.9"), "no portfolio satisfies the constraints", P),
     Case("text in previous weights", cells("Portfolio", F2="SPX", G2="abc"), "FL_PREV_WEIGHTS!G2", P),
+    Case("huge previous weight", cells("Portfolio", F2="SPX", G2=1e300),
+         "FL_PREV_WEIGHTS!G2: the weight 1e+300 is too large to compute with", P),
     Case("unknown asset in previous weights", cells("Portfolio", F2="XYZ", G2=0.1),
          "FL_PREV_WEIGHTS!F2: asset 'XYZ' is not in FL_RETURNS", P),
     Case("covariance magic", cells("Portfolio", B2="magic"), "covariance: 'magic' is not one of", P),
