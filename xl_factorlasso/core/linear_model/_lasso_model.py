@@ -1236,7 +1236,8 @@ Window`): the statistics of ``x``, ``y`` (already coerced) carried from the prev
                 note(
                     f"{short.sum()} of {len(short)} responses have fewer than "
                     f"warmup_period={self.warmup_period} observations; their loadings are set "
-                    f"to zero: {names[:10]}{' ...' if len(names) > 10 else ''}",
+                    f"to zero: {', '.join(map(str, names[:10]))}"
+                    f"{' ...' if len(names) > 10 else ''}",
                     UserWarning,
                     stacklevel=3,
                 )
