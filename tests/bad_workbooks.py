@@ -250,6 +250,14 @@ def long_history(path: Path) -> None:
     name("FL_FACTORS", "'Factors'!$A$1:$G$5")(path)
 
 
+def never_varies(wb) -> None:
+    """NDX's returns all 0 and its prior row cleared: no loading, no residual, no volatility."""
+    for r in range(2, 262):
+        wb["Returns"].cell(r, 3).value = 0.0
+    for c in range(2, 8):
+        wb["Prior"].cell(3, c).value = None
+
+
 def constraint(text: str) -> Callable[[Path], None]:
     return cells("Portfolio", D4=text)
 
@@ -391,6 +399,9 @@ CASES: list[Case] = [
          "FL_PREV_WEIGHTS!G2: the weight 1e+300 is too large to compute with", P),
     Case("unknown asset in previous weights", cells("Portfolio", F2="XYZ", G2=0.1),
          "FL_PREV_WEIGHTS!F2: asset 'XYZ' is not in FL_RETURNS", P),
+    Case("an asset that never varies, factor covariance", _book(never_varies),
+         "FL_RETURNS: the factor model gives zero volatility for asset 'NDX': its returns do "
+         "not vary", P),
     Case("covariance magic", cells("Portfolio", B2="magic"), "covariance: 'magic' is not one of", P),
     Case("bounds below the budget", cells("Portfolio", B3=0.01), "no portfolio satisfies", P),
     Case("min above max weights", both(setting("min_weights", 0.5, "Portfolio")), "FL_PORTFOLIO_SETTINGS!B", P),
