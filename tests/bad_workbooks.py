@@ -403,7 +403,16 @@ CASES: list[Case] = [
          "FL_RETURNS: the factor model gives zero volatility for asset 'NDX': its returns do "
          "not vary", P),
     Case("covariance magic", cells("Portfolio", B2="magic"), "covariance: 'magic' is not one of", P),
-    Case("bounds below the budget", cells("Portfolio", B3=0.01), "no portfolio satisfies", P),
+    Case("bounds below the budget", cells("Portfolio", B3=0.01),
+         "no portfolio satisfies the constraints: Infeasible: no portfolio satisfies these "
+         "constraints together: max_weights, 'GOV >= 0.20'. Dropping or relaxing any one of them "
+         "makes the rest feasible. (FL_CONSTRAINTS cells D3; FL_PORTFOLIO_SETTINGS cells B3)", P),
+    Case("budget beyond the bounds", setting("budget", 10, "Portfolio"),
+         "FL_PORTFOLIO_SETTINGS!B3: no portfolio satisfies the portfolio settings: Infeasible: "
+         "no portfolio satisfies these constraints together: max_weights, budget=10", P),
+    Case("risk-free rate above every portfolio", setting("risk_free_rate", 5, "Portfolio"),
+         "FL_PORTFOLIO_SETTINGS!B4: no portfolio satisfies the portfolio settings: Infeasible: "
+         "risk_free_rate=5 is not below", P),
     Case("min above max weights", both(setting("min_weights", 0.5, "Portfolio")), "FL_PORTFOLIO_SETTINGS!B", P),
     Case("negative transaction costs", setting("transaction_costs", -0.01, "Portfolio"), "FL_PORTFOLIO_SETTINGS!B", P),
     Case("span with factor covariance", setting("span", 26, "Portfolio"), "FL_PORTFOLIO_SETTINGS!A4", P),

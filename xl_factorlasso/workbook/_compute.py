@@ -509,7 +509,18 @@ def compute_portfolio(blocks: dict[str, Block], fitted: JobResult | None = None,
     except InfeasibleProblemError as err:
         cells = {repr(t): c for t, c in constraints}
         named = [cells[c] for c in err.conflicts if c in cells]
-        where = f" (FL_CONSTRAINTS cells {', '.join(named)})" if named else ""
+        # the settings in conflict ("max_weights", "budget=10 (...)"), by the cells they are in
+        keys = [ps.cells[k] for k in dict.fromkeys(c.split("=")[0] for c in err.conflicts)
+                if k in ps.cells]
+        settings = f"FL_PORTFOLIO_SETTINGS cells {', '.join(k.block.cell(k.i, k.j) for k in keys)}"
+        if keys and not named:  # no row of FL_CONSTRAINTS in it: it was named all the same
+            first = keys[0]
+            raise first.block.error(f"no portfolio satisfies the portfolio settings: {err}"
+                                    + (f" ({settings})" if len(keys) > 1 else ""),
+                                    first.i, first.j) from None
+        where = "; ".join([*([f"FL_CONSTRAINTS cells {', '.join(named)}"] if named else []),
+                           *([settings] if keys else [])])
+        where = f" ({where})" if where else ""
         raise WorkbookInputError(
             f"no portfolio satisfies the constraints: {err}{where}", "FL_CONSTRAINTS"
         ) from None
