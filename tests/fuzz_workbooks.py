@@ -324,8 +324,8 @@ def _draw(rng: random.Random, wb, areas: dict[str, Area]):
             return _draw(rng, wb, areas)
         r = rng.randint(a.min_row + 1, a.max_row)
         label, value, refused = rng.choice(VALUES)
-        if label in ("1e-300", "TRUE"):
-            refused = False  # a flag, or a tiny positive number: the key decides
+        if label in ("1e-300", "1e300", "TRUE"):
+            refused = False  # a flag, or a positive number: the key's rule decides
         return kind, Damage(f"{nm} value {_cell_ref(a, r, a.min_col + 1)} "
                       f"({wb[a.sheet].cell(r, a.min_col).value}) = {label}",
                       _put(a.sheet, r, a.min_col + 1, value), (nm,) if refused else ())
