@@ -250,6 +250,14 @@ def long_history(path: Path) -> None:
     name("FL_FACTORS", "'Factors'!$A$1:$G$5")(path)
 
 
+def never_varies(wb) -> None:
+    """NDX's returns all 0 and its prior row cleared: no loading, no residual, no volatility."""
+    for r in range(2, 262):
+        wb["Returns"].cell(r, 3).value = 0.0
+    for c in range(2, 8):
+        wb["Prior"].cell(3, c).value = None
+
+
 def constraint(text: str) -> Callable[[Path], None]:
     return cells("Portfolio", D4=text)
 
@@ -387,10 +395,24 @@ CASES: list[Case] = [
     Case("constraint typo", constraint("EQ <== 0.1"), "FL_CONSTRAINTS!D4", P),
     Case("infeasible constraints", constraint("EQ >= 0.9"), "no portfolio satisfies the constraints", P),
     Case("text in previous weights", cells("Portfolio", F2="SPX", G2="abc"), "FL_PREV_WEIGHTS!G2", P),
+    Case("huge previous weight", cells("Portfolio", F2="SPX", G2=1e300),
+         "FL_PREV_WEIGHTS!G2: the weight 1e+300 is too large to compute with", P),
     Case("unknown asset in previous weights", cells("Portfolio", F2="XYZ", G2=0.1),
          "FL_PREV_WEIGHTS!F2: asset 'XYZ' is not in FL_RETURNS", P),
+    Case("an asset that never varies, factor covariance", _book(never_varies),
+         "FL_RETURNS: the factor model gives zero volatility for asset 'NDX': its returns do "
+         "not vary", P),
     Case("covariance magic", cells("Portfolio", B2="magic"), "covariance: 'magic' is not one of", P),
-    Case("bounds below the budget", cells("Portfolio", B3=0.01), "no portfolio satisfies", P),
+    Case("bounds below the budget", cells("Portfolio", B3=0.01),
+         "no portfolio satisfies the constraints: Infeasible: no portfolio satisfies these "
+         "constraints together: max_weights, 'GOV >= 0.20'. Dropping or relaxing any one of them "
+         "makes the rest feasible. (FL_CONSTRAINTS cells D3; FL_PORTFOLIO_SETTINGS cells B3)", P),
+    Case("budget beyond the bounds", setting("budget", 10, "Portfolio"),
+         "FL_PORTFOLIO_SETTINGS!B3: no portfolio satisfies the portfolio settings: Infeasible: "
+         "no portfolio satisfies these constraints together: max_weights, budget=10", P),
+    Case("risk-free rate above every portfolio", setting("risk_free_rate", 5, "Portfolio"),
+         "FL_PORTFOLIO_SETTINGS!B4: no portfolio satisfies the portfolio settings: Infeasible: "
+         "risk_free_rate=5 is not below", P),
     Case("min above max weights", both(setting("min_weights", 0.5, "Portfolio")), "FL_PORTFOLIO_SETTINGS!B", P),
     Case("negative transaction costs", setting("transaction_costs", -0.01, "Portfolio"), "FL_PORTFOLIO_SETTINGS!B", P),
     Case("span with factor covariance", setting("span", 26, "Portfolio"), "FL_PORTFOLIO_SETTINGS!A4", P),

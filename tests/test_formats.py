@@ -431,6 +431,8 @@ def test_libreoffice_reads_the_formats(refitted, tmp_path):
     (-1234.5, "\\$#,##0_);[Red](\\$#,##0)", "($1,235)"),
     (True, "General", "TRUE"),
     ("reg_lambda", "0.000", "reg_lambda"),
+    (1e30, "0.000", f"{10**30}.000"),  # beyond Decimal's default 28 digits
+    (-1e300, "#,##0.00", f"-{10**300:,}.00"),  # the shortest repr, as Excel
 ])
 def test_display_text(value, code, text):
     assert display_text(value, code) == text

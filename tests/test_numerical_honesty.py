@@ -473,7 +473,7 @@ def test_a_response_with_no_observation_is_said_without_a_warmup_period():
     y[y.columns[1]] = np.nan
     with pytest.warns(UserWarning, match=rf"^1 of {y.shape[1]} responses have no observation; "
                                          r"their loadings are the prior and their intercept, "
-                                         rf"R\^2 and residual variance are NaN: \['{y.columns[1]}'\]"):
+                                         rf"R\^2 and residual variance are NaN: {y.columns[1]}$"):
         model = LassoModel(warmup_period=None).fit(x, y)
     assert (model.coef_.iloc[1] == 0).all() and np.isnan(model.intercept_.iloc[1])
     assert np.isnan(model.r2_.iloc[1]) and model.n_obs_.iloc[1] == 0

@@ -799,7 +799,7 @@ def bad_cases(R, F):
          ["LASSO does not group the assets"]),
         ("resid vol without residuals", lambda: udfs.FLASSO_RESID_VOL(
             [[*r[:2], None if 0 < i < 255 else r[2], *r[3:]] for i, r in enumerate(R)], F),
-         "returns", ["no residual variance for ['NDX']"]),
+         "returns", ["no residual variance for NDX (fewer"]),
         ("predict: unknown factor", lambda: udfs.FLASSO_PREDICT(
             R, F, [[*F[0], "Momentum"], [*F[1], 0.1]]), "new_factors",
          ["row 1, column 8: factor 'Momentum' is not in factors"]),

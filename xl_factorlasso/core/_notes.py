@@ -20,10 +20,17 @@ from contextvars import ContextVar
 
 import pandas as pd
 
-__all__ = ["dated_notes", "note", "recorded", "user_warnings"]
+__all__ = ["dated_notes", "names_text", "note", "recorded", "user_warnings"]
 
 _SINK: ContextVar[list[tuple[type[Warning], str]] | None] = ContextVar(
     "xl_factorlasso_notes", default=None)
+
+
+def names_text(names, limit: int = 10) -> str:
+    """``a, b, c ...``: the first ``limit`` names of a note as a reader writes them (a
+    workbook shows the notes in FL_STATUS, where ``['a', 'b']`` would be a Python repr)."""
+    names = list(names)
+    return ", ".join(map(str, names[:limit])) + (" ..." if len(names) > limit else "")
 
 
 def note(message: str, category: type[Warning] = UserWarning, stacklevel: int = 1) -> None:

@@ -26,7 +26,7 @@ from ._inputs import FitInputs, check_labels, fit_inputs, tag_cell
 from ._io import WorkbookIO
 from ._job_pictures import portfolio_pictures, refit_pictures
 from ._layout import name_problem
-from ._plausibility import check_plausible
+from ._plausibility import OVERFLOW_LIMIT, check_plausible
 from ._portfolio import (
     covariance_rows,
     read_portfolio_settings,
@@ -45,7 +45,7 @@ from ._results import (
     user_notes,
 )
 from ._settings import read_fit_settings
-from ._tables import Block, parse_list, parse_matrix, parse_panel, parse_series
+from ._tables import Block, parse_list, parse_matrix, parse_number, parse_panel, parse_series
 
 __all__ = [
     "FIT_INPUTS",
@@ -424,6 +424,17 @@ def asset_groups(blocks: dict[str, Block], assets: list[str]) -> dict[str, list[
     return {a: [t for t in tags.loc[a] if t] if a in tags.index else [] for a in assets}
 
 
+def _previous_weight(block: Block, i: int, j: int) -> float:
+    """A weight of FL_PREV_WEIGHTS: a number whose square does not overflow (1e300 was taken,
+    and a turnover of 1e300 written without a word)."""
+    w = parse_number(block, i, j)
+    if abs(w) > OVERFLOW_LIMIT:  # NaN (blank) compares False
+        raise block.error(f"the weight {w:g} is too large to compute with: its square "
+                          "overflows; a weight is a fraction of the portfolio (0.05 for 5 %)",
+                          i, j)
+    return w
+
+
 def compute_portfolio(blocks: dict[str, Block], fitted: JobResult | None = None, *,
                       pictures: bool = True) -> JobResult:
     """Maximum-diversification weights from the FL_* portfolio inputs, their statistics and
@@ -459,7 +470,7 @@ def compute_portfolio(blocks: dict[str, Block], fitted: JobResult | None = None,
     constraints = parse_list(blocks["FL_CONSTRAINTS"]) if "FL_CONSTRAINTS" in blocks else []
     prev_block = blocks.get("FL_PREV_WEIGHTS")
     if prev_block is not None and not prev_block.is_empty():
-        prev = parse_series(prev_block)
+        prev = parse_series(prev_block, value=_previous_weight)
         check_labels(prev_block, prev.index, assets, axis=0, what="asset", source="FL_RETURNS")
         params["previous_weights"] = prev.reindex(assets).fillna(0.0).to_numpy()
 
@@ -498,7 +509,18 @@ def compute_portfolio(blocks: dict[str, Block], fitted: JobResult | None = None,
     except InfeasibleProblemError as err:
         cells = {repr(t): c for t, c in constraints}
         named = [cells[c] for c in err.conflicts if c in cells]
-        where = f" (FL_CONSTRAINTS cells {', '.join(named)})" if named else ""
+        # the settings in conflict ("max_weights", "budget=10 (...)"), by the cells they are in
+        keys = [ps.cells[k] for k in dict.fromkeys(c.split("=")[0] for c in err.conflicts)
+                if k in ps.cells]
+        settings = f"FL_PORTFOLIO_SETTINGS cells {', '.join(k.block.cell(k.i, k.j) for k in keys)}"
+        if keys and not named:  # no row of FL_CONSTRAINTS in it: it was named all the same
+            first = keys[0]
+            raise first.block.error(f"no portfolio satisfies the portfolio settings: {err}"
+                                    + (f" ({settings})" if len(keys) > 1 else ""),
+                                    first.i, first.j) from None
+        where = "; ".join([*([f"FL_CONSTRAINTS cells {', '.join(named)}"] if named else []),
+                           *([settings] if keys else [])])
+        where = f" ({where})" if where else ""
         raise WorkbookInputError(
             f"no portfolio satisfies the constraints: {err}{where}", "FL_CONSTRAINTS"
         ) from None

@@ -16,7 +16,7 @@ from __future__ import annotations
 import datetime as _dt
 import math
 import re
-from decimal import ROUND_HALF_UP, Decimal
+from decimal import ROUND_HALF_UP, Context, Decimal
 
 from ._xlsx_refs import MAX_COL, MAX_ROW
 
@@ -234,6 +234,10 @@ def _general(v: float) -> str:
     return f"{v:.0E}"
 
 
+#: Digits before the point of the largest float (1.8e308).
+_FLOAT_DIGITS = 310
+
+
 def _number_text(v: float, section: str, sign: str) -> str:
     tokens = _TOKEN.findall(section)
     digits = [i for i, t in enumerate(tokens) if t in ("0", "#", "?")]
@@ -253,8 +257,11 @@ def _number_text(v: float, section: str, sign: str) -> str:
     else:
         thousands = "," in mantissa[: mantissa.index(".")] if "." in mantissa else (
             "," in mantissa)
-        # Excel rounds halves away from zero (Python's format rounds them to even)
-        rounded = Decimal(repr(v)).quantize(Decimal(1).scaleb(-decimals), ROUND_HALF_UP)
+        # Excel rounds halves away from zero (Python's format rounds them to even); the
+        # precision holds every digit of the largest float (the default 28 digits raised
+        # InvalidOperation on 1e30 and stopped the job after its outputs were computed)
+        rounded = Decimal(repr(v)).quantize(Decimal(1).scaleb(-decimals), ROUND_HALF_UP,
+                                            Context(prec=_FLOAT_DIGITS + decimals))
         number = f"{rounded:{',' if thousands else ''}.{decimals}f}"
     prefix = "".join(_literal(t) for t in tokens[:first])
     suffix = "".join(_literal(t) for t in tokens[last + 1:])

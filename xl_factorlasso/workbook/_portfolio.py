@@ -196,6 +196,11 @@ def returns_problem(message: str) -> str | None:
         return "the range " + message[2:]
     if message.startswith(("the sample covariance", "the EWMA covariance")):
         return message
+    if message.startswith("FactorCovariance gives zero volatility"):  # (covariance = factor)
+        # no loading and no residual: the asset's returns do not vary (it was blamed on
+        # FL_PORTFOLIO_SETTINGS, by the core's class name)
+        return ("the factor model " + message[len("FactorCovariance "):] + ": its returns "
+                "do not vary on the rows of the fit (a suspended or stale price?)")
     return None
 
 

@@ -20,7 +20,7 @@ import pandas as pd
 
 from .._base import BaseEstimator, clone
 from .._cells import numbers_in
-from .._notes import dated_notes, user_warnings
+from .._notes import dated_notes, names_text, user_warnings
 from ..rolling import RollingLassoModel
 from ..rolling._dates import check_index, rebalance_positions, window_start
 from ._holdings import Book
@@ -426,17 +426,17 @@ class MaxDiversificationBacktest(BaseEstimator):
             bad = _nonfinite_assets(fc)
             if bad:
                 return None, (f"factor model: no finite loadings or residual variance for "
-                              f"{bad[:10]}"), None
+                              f"{names_text(bad)}"), None
             flat = _zero_volatility_assets(fc)
             if flat:
-                return None, (f"factor model: zero volatility for {flat[:10]} (no variation "
+                return None, (f"factor model: zero volatility for {names_text(flat)} (no variation "
                               "in the window: a suspended or stale price?)"), None
             optimiser.set_params(covariance=fc, span=None)
             data = None
         else:
             missing = block.columns[block.isna().any().to_numpy()]
             if len(missing):
-                return None, (f"missing returns in the window for {list(missing)[:10]} "
+                return None, (f"missing returns in the window for {names_text(missing)} "
                               f"(first row {block.index[0].date()})"), None
             if len(block) <= len(assets):
                 return None, (f"the window has {len(block)} rows for {len(assets)} assets: "
@@ -445,7 +445,7 @@ class MaxDiversificationBacktest(BaseEstimator):
 
             flat = block.columns[constant_columns(block.to_numpy(dtype=float))]
             if len(flat):
-                return None, (f"no variation in the window for {list(flat)[:10]} (a suspended "
+                return None, (f"no variation in the window for {names_text(flat)} (a suspended "
                               f"or stale price?): the {strategy} covariance has a zero "
                               "variance"), None
             if strategy == "ewma":

@@ -7,6 +7,8 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from .._notes import names_text
+
 __all__ = ["FactorCovariance", "assemble_factor_covariance"]
 
 
@@ -163,7 +165,7 @@ def assemble_factor_covariance(model, x, *, annualization_factor: float = 1.0) -
     short = resid.index[~np.isfinite(resid.to_numpy())]
     if len(short):
         raise ValueError(
-            f"no residual variance for {list(short)[:10]} (fewer than warmup_period "
+            f"no residual variance for {names_text(short)} (fewer than warmup_period "
             "observations); drop them or lower warmup_period"
         )
     sigma_x = fit_factor_covariance(x.loc[:, coef.columns], model.span, bool(model.demean))

@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 
 from .._base import BaseEstimator, clone
-from .._notes import note
+from .._notes import names_text, note
 from .._threads import limit_blas_threads
 from ..cluster import (
     ClusterCorrelationTransform,
@@ -1236,7 +1236,7 @@ Window`): the statistics of ``x``, ``y`` (already coerced) carried from the prev
                 note(
                     f"{short.sum()} of {len(short)} responses have fewer than "
                     f"warmup_period={self.warmup_period} observations; their loadings are set "
-                    f"to zero: {names[:10]}{' ...' if len(names) > 10 else ''}",
+                    f"to zero: {names_text(names)}",
                     UserWarning,
                     stacklevel=3,
                 )
@@ -1253,7 +1253,7 @@ Window`): the statistics of ``x``, ``y`` (already coerced) carried from the prev
                 note(
                     f"{empty.sum()} of {len(empty)} responses have no observation; their "
                     "loadings are the prior and their intercept, R^2 and residual variance are "
-                    f"NaN: {names[:10]}{' ...' if len(names) > 10 else ''}",
+                    f"NaN: {names_text(names)}",
                     UserWarning,
                     stacklevel=3,
                 )
