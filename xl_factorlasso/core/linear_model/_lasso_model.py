@@ -1617,13 +1617,11 @@ def _note_prior_below_mean(setup: _FitSetup, r2: np.ndarray, reported: np.ndarra
     with np.errstate(invalid="ignore"):
         below = reported & centred & (r2 < -1e-9)  # (not rounding's)
     if below.any():
-        names = list(setup.y.columns[below])
         note(
             f"{below.sum()} of {len(below)} responses have an in-sample R^2 below 0: the "
             "penalty holds their loadings near a prior centre that explains less of their "
             "returns than no loadings would (a smaller reg_lambda lets the data move them, or "
-            f"revise their prior): {', '.join(map(str, names[:10]))}"
-            f"{' ...' if len(names) > 10 else ''}",
+            f"revise their prior): {names_text(setup.y.columns[below])}",
             UserWarning,
             stacklevel=4,
         )
