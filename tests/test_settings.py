@@ -381,7 +381,14 @@ def test_span_of_one_no_longer_fits_silently():
      "B1: min_weights 1.5 is above max_weights 1 (the default); set max_weights too"),
     ([("budget", "nan")], "B1: budget: 'nan' is not a number; leave the cell blank for the "
                           "default"),
-    ([("transaction_costs", -0.01)], "B1: transaction_costs must be >= 0, got -0.01"),
+    ([("transaction_costs", -0.01)], "B1: transaction_costs must be between 0 and 1, got "
+                                     "-0.01; it is a fraction of the amount traded (0.001 for "
+                                     "10 bps; transaction_cost_bps in FL_ROLLING_SETTINGS takes "
+                                     "basis points)"),
+    ([("transaction_costs", 10)], "B1: transaction_costs must be between 0 and 1, got 10; it is "
+                                  "a fraction of the amount traded (0.001 for 10 bps; "
+                                  "transaction_cost_bps in FL_ROLLING_SETTINGS takes basis "
+                                  "points)"),
     ([("max_turnover", -1)], "B1: max_turnover must be >= 0 (or none), got -1"),
     ([("l1_coef", -1)], "B1: l1_coef must be >= 0, got -1"),
     ([("l2_coef", "-1")], "B1: l2_coef must be >= 0, got -1"),

@@ -402,7 +402,12 @@ PORTFOLIO_KEYS: dict[str, Callable] = {
     "max_budget": _finite(optional=True),
     "max_short": _ranged("> 0", lambda f: f > 0, optional=True),
     "max_long": _ranged("> 0", lambda f: f > 0, optional=True),
-    "transaction_costs": _ranged(">= 0", lambda f: f >= 0),
+    # a fraction of the amount traded: 10 typed for 10 bps (1000 %) or 1e300 reached the
+    # solver, whose failure named no cell (random workbook sweep)
+    "transaction_costs": _ranged(
+        "between 0 and 1", lambda f: 0 <= f <= 1,
+        hint="; it is a fraction of the amount traded (0.001 for 10 bps; "
+             "transaction_cost_bps in FL_ROLLING_SETTINGS takes basis points)"),
     "management_fees": _finite(),
     "l1_coef": _ranged(">= 0", lambda f: f >= 0),
     "l2_coef": _ranged(">= 0", lambda f: f >= 0),
