@@ -518,9 +518,9 @@ def compute_portfolio(blocks: dict[str, Block], fitted: JobResult | None = None,
             raise first.block.error(f"no portfolio satisfies the portfolio settings: {err}"
                                     + (f" ({settings})" if len(keys) > 1 else ""),
                                     first.i, first.j) from None
-        where = "; ".join([*([f"FL_CONSTRAINTS cells {', '.join(named)}"] if named else []),
-                           *([settings] if keys else [])])
-        where = f" ({where})" if where else ""
+        parts = ([f"FL_CONSTRAINTS cells {', '.join(named)}"] if named else []) + \
+            ([settings] if keys else [])
+        where = f" ({'; '.join(parts)})" if parts else ""
         raise WorkbookInputError(
             f"no portfolio satisfies the constraints: {err}{where}", "FL_CONSTRAINTS"
         ) from None
