@@ -1613,9 +1613,11 @@ def _note_prior_below_mean(setup: _FitSetup, r2: np.ndarray, reported: np.ndarra
     UniLasso's R^2 is of its own design: no note.)"""
     if not demean or setup.unilasso is not None:
         return
-    centred = np.any(setup.spec.prior != 0.0, axis=1)
     with np.errstate(invalid="ignore"):
-        below = reported & centred & (r2 < -1e-9)  # (not rounding's)
+        below = reported & (r2 < -1e-9)  # (not rounding's)
+    if not below.any():  # (every fit and rolling date comes here: the prior read only below)
+        return
+    below[below] = np.any(setup.spec.prior[below] != 0.0, axis=1)
     if below.any():
         note(
             f"{below.sum()} of {len(below)} responses have an in-sample R^2 below 0: the "
